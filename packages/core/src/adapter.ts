@@ -1,0 +1,30 @@
+import type { PluginBase } from './registry.js';
+
+/** One text-generation request to a model adapter. Defaults: temperature 0 (greedy), n 1. */
+export interface GenerationRequest {
+  prompt: string;
+  maxNewTokens: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Strings that end a completion (not included in it). */
+  stop?: string[];
+  seed?: number;
+  /** Number of completions to sample. */
+  n?: number;
+}
+
+/** A model behind a uniform interface, so evaluators never depend on where it runs. */
+export interface ModelAdapter {
+  readonly name: string;
+  /** Returns `n` completions of the prompt (the new text only). */
+  generate(request: GenerationRequest): Promise<string[]>;
+  /** Sum of log-probabilities of `continuation` given `context`, where the model exposes them. */
+  logLikelihood?(context: string, continuation: string): Promise<number>;
+  close?(): Promise<void>;
+}
+
+/** A kind of model adapter (a local checkpoint, an OpenAI-compatible endpoint, ...). */
+export interface ModelAdapterPlugin<Options = Record<string, unknown>> extends PluginBase<'model-adapter', Options> {
+  open(options: Options): Promise<ModelAdapter>;
+}

@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from './config.js';
+import { applySet } from './merge.js';
+import { getPreset, PRESETS } from './presets.js';
+
+describe('config', () => {
+  it('merges preset, file and --set in precedence order', () => {
+    let set = applySet({}, 'attention.name=mha');
+    set = applySet(set, 'model.numLayers=2');
+    const cfg = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 3 } }, set);
+    expect(cfg.attention.name).toBe('mha');
+    expect(cfg.model.numLayers).toBe(2);
+    expect(cfg.model.hiddenSize).toBe(128);
+    expect(cfg.preset).toBe('tiny-lfa');
+  });
+
+  it('names the field, the value and the expectation on bad values', () => {
+    expect(() => resolveConfig(applySet({}, 'model.hiddenSize=abc'))).toThrow(
+      'invalid config: model.hiddenSize = "abc"; expected an integer >= 2',
+    );
+    expect(() => resolveConfig({ model: { numHeads: 0 } })).toThrow(/model.numHeads = 0/);
+    expect(() => resolveConfig({ model: { hiddnSize: 3 } })).toThrow(/unknown field model.hiddnSize; known fields: vocabSize/);
+    expect(() => resolveConfig({ model: { hiddenSize: 100, numHeads: 3 } })).toThrow(/not divisible/);
+    expect(() => resolveConfig({ model: { hiddenSize: 12, numHeads: 4 } })).toThrow(/expected an even number/);
+  });
+
+  it('parses --set values as JSON where they look like JSON', () => {
+    expect(applySet({}, 'a.b=1e-3')).toEqual({ a: { b: 0.001 } });
+    expect(applySet({}, 'a=true')).toEqual({ a: true });
+    expect(applySet({}, 'a=hello')).toEqual({ a: 'hello' });
+    expect(applySet({}, 'a.k=[1,2]')).toEqual({ a: { k: [1, 2] } });
+    expect(() => applySet({}, 'novalue')).toThrow(/expected key.path=value/);
+  });
+
+  it('has the real YUAN 2.0 shapes and unknown presets list the known ones', () => {
+    const b102 = resolveConfig(getPreset('yuan2-102b').config).model;
+    expect([b102.numLayers, b102.hiddenSize, b102.numHeads, b102.ffnSize, b102.vocabSize]).toEqual([84, 8192, 64, 32768, 135040]);
+    expect(PRESETS.map((p) => p.name)).toEqual(['yuan2-2b', 'yuan2-51b', 'yuan2-102b', 'tiny-mha', 'tiny-lfa']);
+    expect(() => getPreset('huge')).toThrow('unknown preset "huge" (presets: yuan2-2b, yuan2-51b, yuan2-102b, tiny-mha, tiny-lfa)');
+  });
+});

@@ -1,0 +1,110 @@
+import { ConfigError } from './errors.js';
+import { deepMerge, type JsonObject } from './merge.js';
+import { num, obj, optional, record, str, arrayOf, type Schema } from './schema.js';
+
+/** The shape of a YUAN-style decoder. Defaults are YUAN 2.0's: RMSNorm eps 1e-6, RoPE base 10000, init std 0.02. */
+export interface ModelShape {
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  /** The SwiGLU inner size F (YUAN 2.0: 4 × hidden); the fused up/gate projection has 2F outputs. */
+  ffnSize: number;
+  maxPositions: number;
+  rmsNormEps: number;
+  ropeBase: number;
+  initStd: number;
+}
+
+/** A reference to a plugin by name with its JSON options. */
+export interface PluginRef {
+  name: string;
+  options: Record<string, unknown>;
+}
+
+/** The tokenizer: `bytes` (built in, for tiny presets) or `sentencepiece` with a `.model` path. */
+export interface TokenizerRef {
+  name: string;
+  path?: string;
+}
+
+/** A whole run's configuration: model shape, attention plugin, tokenizer, extra plugin packages and sections owned by other packages. */
+export interface YuanConfig {
+  /** The preset this config started from, or `custom`. */
+  preset: string;
+  model: ModelShape;
+  attention: PluginRef;
+  tokenizer: TokenizerRef;
+  /** Third-party plugin packages or paths to load before the registry is frozen. */
+  plugins: string[];
+  /** Sections owned by other packages (e.g. `train`), validated by them. */
+  [section: string]: unknown;
+}
+
+const modelSchema = obj({
+  vocabSize: num({ int: true, min: 2 }),
+  hiddenSize: num({ int: true, min: 2 }),
+  numLayers: num({ int: true, min: 1 }),
+  numHeads: num({ int: true, min: 1 }),
+  ffnSize: num({ int: true, min: 1 }),
+  maxPositions: num({ int: true, min: 1 }),
+  rmsNormEps: num({ gt: 0 }),
+  ropeBase: num({ gt: 1 }),
+  initStd: num({ gt: 0 }),
+});
+
+const pluginRefSchema = obj({ name: str(), options: record() });
+
+/** Built-in defaults that every preset and config file is merged over. */
+export const DEFAULT_CONFIG: YuanConfig = {
+  preset: 'custom',
+  model: {
+    vocabSize: 264,
+    hiddenSize: 128,
+    numLayers: 4,
+    numHeads: 4,
+    ffnSize: 512,
+    maxPositions: 512,
+    rmsNormEps: 1e-6,
+    ropeBase: 10000,
+    initStd: 0.02,
+  },
+  attention: { name: 'lfa', options: {} },
+  tokenizer: { name: 'bytes' },
+  plugins: [],
+};
+
+const knownSections: Record<string, Schema<unknown>> = {
+  preset: str(),
+  model: modelSchema,
+  attention: pluginRefSchema,
+  tokenizer: obj({ name: str(), path: optional(str()) }),
+  plugins: arrayOf(str()),
+};
+
+/**
+ * Validates a whole config: the core sections strictly (a bad field is named with its value and what was expected)
+ * and that the hidden size splits into heads of even size (RoPE rotates halves). Other sections pass through.
+ */
+export function validateConfig(raw: JsonObject): YuanConfig {
+  const out: JsonObject = { ...raw };
+  for (const [key, schema] of Object.entries(knownSections)) out[key] = schema.parse(raw[key], key);
+  const cfg = out as YuanConfig;
+  const { hiddenSize, numHeads } = cfg.model;
+  if (hiddenSize % numHeads !== 0) {
+    throw new ConfigError(
+      `invalid config: model.hiddenSize = ${hiddenSize} is not divisible by model.numHeads = ${numHeads}`,
+    );
+  }
+  if ((hiddenSize / numHeads) % 2 !== 0) {
+    throw new ConfigError(
+      `invalid config: head size model.hiddenSize / model.numHeads = ${hiddenSize / numHeads}; expected an even number (RoPE rotates halves)`,
+    );
+  }
+  return cfg;
+}
+
+/** Merges layers in precedence order (defaults < preset < file < --set) and validates the result. */
+export function resolveConfig(...layers: JsonObject[]): YuanConfig {
+  return validateConfig(layers.reduce<JsonObject>((acc, l) => deepMerge(acc, l), DEFAULT_CONFIG as unknown as JsonObject));
+}

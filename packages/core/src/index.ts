@@ -1,0 +1,26 @@
+/** @yuan/core: the plugin registry, plugin interfaces, config schemas and presets. */
+import './kinds.js';
+
+export { YuanError, ConfigError, NotFoundError } from './errors.js';
+export { PluginRegistry, type PluginBase, type PluginKinds } from './registry.js';
+export { num, str, bool, optional, arrayOf, record, obj, type Schema } from './schema.js';
+export { deepMerge, applySet, parseSetValue, type JsonObject } from './merge.js';
+export {
+  DEFAULT_CONFIG,
+  validateConfig,
+  resolveConfig,
+  type YuanConfig,
+  type ModelShape,
+  type PluginRef,
+  type TokenizerRef,
+} from './config.js';
+export { PRESETS, getPreset, type Preset } from './presets.js';
+export {
+  countParameters,
+  type AttentionPlugin,
+  type AttentionSpec,
+  type ParameterSpec,
+  type ParameterInit,
+} from './attention.js';
+export type { Tokenizer, TokenizerPlugin, TokenizerOptions, SpecialIds } from './tokenizer.js';
+export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';

@@ -1,0 +1,87 @@
+import { NotFoundError, YuanError } from './errors.js';
+
+/** Everything a plugin of any kind has: its kind, its name, a description and JSON-serialisable default options. */
+export interface PluginBase<Kind extends string = string, Options = Record<string, unknown>> {
+  readonly kind: Kind;
+  readonly name: string;
+  readonly description: string;
+  /** Default options; a config's `options` object is merged over these. */
+  readonly defaults: Options;
+  /** Checks merged options and returns them typed; throws a ConfigError naming the bad field. */
+  validate?(options: Record<string, unknown>): Options;
+}
+
+/**
+ * Plugin kinds by name. Packages that define a kind add it here by declaration merging:
+ * `declare module '@yuan/core' { interface PluginKinds { filter: FilterPlugin } }`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface PluginKinds {}
+
+type KindName = keyof PluginKinds & string;
+type PluginOf<K extends string> = K extends KindName ? PluginKinds[K] : PluginBase<K, unknown>;
+
+/** A registry of plugins keyed by kind and name; frozen before a run so the run's plan cannot change. */
+export class PluginRegistry {
+  private readonly plugins = new Map<string, Map<string, PluginBase<string, unknown>>>();
+  private frozen = false;
+
+  /** Adds a plugin; a duplicate kind:name or a registration after `freeze()` is an error. */
+  register<K extends string>(plugin: PluginOf<K> & PluginBase<K, unknown>): this {
+    if (this.frozen) {
+      throw new YuanError('registry', `cannot register ${plugin.kind}:${plugin.name}: the plugin registry is frozen`);
+    }
+    let byName = this.plugins.get(plugin.kind);
+    if (!byName) {
+      byName = new Map();
+      this.plugins.set(plugin.kind, byName);
+    }
+    if (byName.has(plugin.name)) {
+      throw new YuanError(
+        'registry',
+        `plugin ${plugin.kind}:${plugin.name} is already registered (registered ${plugin.kind} plugins: ${[...byName.keys()].join(', ')})`,
+      );
+    }
+    byName.set(plugin.name, plugin);
+    return this;
+  }
+
+  /** True when a plugin of that kind and name is registered. */
+  has(kind: string, name: string): boolean {
+    return this.plugins.get(kind)?.has(name) ?? false;
+  }
+
+  /** The plugin of that kind and name; an unknown one is an error that lists the registered names. */
+  get<K extends string>(kind: K, name: string): PluginOf<K> {
+    const plugin = this.plugins.get(kind)?.get(name);
+    if (!plugin) {
+      const known = this.names(kind);
+      throw new NotFoundError(
+        `unknown ${kind} plugin "${name}" (registered: ${known.length ? known.join(', ') : 'none'})`,
+      );
+    }
+    return plugin as PluginOf<K>;
+  }
+
+  /** Names of the registered plugins of a kind, sorted. */
+  names(kind: string): string[] {
+    return [...(this.plugins.get(kind)?.keys() ?? [])].sort();
+  }
+
+  /** All plugins, or those of one kind, sorted by kind then name. */
+  list(kind?: string): PluginBase<string, unknown>[] {
+    const kinds = kind ? [kind] : [...this.plugins.keys()].sort();
+    return kinds.flatMap((k) => this.names(k).map((n) => this.plugins.get(k)!.get(n)!));
+  }
+
+  /** Forbids further registration. */
+  freeze(): this {
+    this.frozen = true;
+    return this;
+  }
+
+  /** Whether `freeze()` was called. */
+  get isFrozen(): boolean {
+    return this.frozen;
+  }
+}
