@@ -24,6 +24,11 @@ export interface ParameterSpec {
   name: string;
   shape: number[];
   init: ParameterInit;
+  /**
+   * Set when this parameter is stored fused but exchanged (Hugging Face layout) as equal row blocks under these names,
+   * e.g. `qk_proj.weight` ⇄ [`q_proj.weight`, `k_proj.weight`].
+   */
+  parts?: string[];
 }
 
 /**

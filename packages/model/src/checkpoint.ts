@@ -1,0 +1,178 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError, resolveConfig, YuanError, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin } from '@yuan/tensor';
+import { YuanModel } from './model.js';
+import { modelParameters } from './parameters.js';
+
+/** Resolves an attention plugin by name (the registry's `get('attention', name)`). */
+export type AttentionLookup = (name: string) => TensorAttentionPlugin<unknown>;
+
+function need(hf: JsonObject, key: string, file: string): number {
+  const v = hf[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+    throw new ConfigError(`${file}: ${key} = ${JSON.stringify(v)}; expected a positive integer`);
+  }
+  return v;
+}
+
+/** Maps a Hugging Face YUAN `config.json` (plus our `yuan` section, if any) to a yuan config. */
+export function configFromHf(hf: JsonObject, file: string, weightNames: readonly string[]): YuanConfig {
+  const yuan = (hf.yuan ?? {}) as JsonObject;
+  const attention = (yuan.attention as JsonObject | undefined) ?? {
+    name: weightNames.some((n) => n.includes('.lf_gate.')) ? 'lfa' : 'mha',
+    options: {},
+  };
+  return resolveConfig({
+    preset: (yuan.preset as string) ?? 'custom',
+    model: {
+      vocabSize: need(hf, 'vocab_size', file),
+      hiddenSize: need(hf, 'hidden_size', file),
+      numLayers: need(hf, 'num_hidden_layers', file),
+      numHeads: need(hf, 'num_attention_heads', file),
+      ffnSize: need(hf, 'intermediate_size', file),
+      maxPositions: hf.max_position_embeddings ?? hf.model_max_length ?? 8192,
+      rmsNormEps: hf.rms_norm_eps ?? 1e-6,
+      ropeBase: hf.rope_theta ?? 10000,
+      initStd: hf.initializer_range ?? 0.02,
+    },
+    attention,
+    tokenizer: (yuan.tokenizer as JsonObject | undefined) ?? { name: 'sentencepiece' },
+  });
+}
+
+/** The HF config.json for a yuan config (the official keys, plus a `yuan` section that records the plugins). */
+export function configToHf(config: YuanConfig): JsonObject {
+  const m = config.model;
+  return {
+    model_type: 'yuan',
+    architectures: ['YuanForCausalLM'],
+    vocab_size: m.vocabSize,
+    hidden_size: m.hiddenSize,
+    intermediate_size: m.ffnSize,
+    num_hidden_layers: m.numLayers,
+    num_attention_heads: m.numHeads,
+    rms_norm_eps: m.rmsNormEps,
+    max_position_embeddings: m.maxPositions,
+    model_max_length: m.maxPositions,
+    rope_theta: m.ropeBase,
+    initializer_range: m.initStd,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
+    use_flash_attention: false,
+    torch_dtype: 'float32',
+    yuan: { preset: config.preset, attention: config.attention, tokenizer: config.tokenizer },
+  };
+}
+
+async function openWeightFiles(dir: string): Promise<SafetensorsFile[]> {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  let files: string[];
+  if (existsSync(index)) {
+    let map: Record<string, string>;
+    try {
+      map = JSON.parse(await readFile(index, 'utf8')).weight_map;
+    } catch (e) {
+      throw new YuanError('checkpoint', `${index}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!map || typeof map !== 'object') throw new YuanError('checkpoint', `${index}: has no weight_map`);
+    files = [...new Set(Object.values(map))].sort();
+  } else if (existsSync(path.join(dir, 'model.safetensors'))) {
+    files = ['model.safetensors'];
+  } else {
+    files = (await readdir(dir)).filter((f) => /^model-.*\.safetensors$/.test(f)).sort();
+    if (files.length === 0) throw new YuanError('checkpoint', `${dir}: no model.safetensors, model-*.safetensors or index found`);
+  }
+  const opened: SafetensorsFile[] = [];
+  try {
+    for (const f of files) opened.push(await openSafetensors(path.join(dir, f)));
+  } catch (e) {
+    await Promise.all(opened.map((o) => o.close()));
+    throw e;
+  }
+  return opened;
+}
+
+function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Reads every parameter of `specs` from HF-named tensors, fusing parts (q_proj+k_proj, up_proj+gate_proj) where a spec says so. */
+async function readWeights(files: SafetensorsFile[], specs: ParameterSpec[], dir: string): Promise<Map<string, Float32Array>> {
+  const where = new Map<string, SafetensorsFile>();
+  for (const f of files) for (const name of f.entries.keys()) where.set(name, f);
+  const expected = new Set<string>();
+  const out = new Map<string, Float32Array>();
+  for (const spec of specs) {
+    const parts = spec.parts ?? [spec.name];
+    const partShape = [spec.shape[0] / parts.length, ...spec.shape.slice(1)];
+    const data = new Float32Array(sizeOf(spec.shape));
+    for (const [i, name] of parts.entries()) {
+      expected.add(name);
+      const file = where.get(name);
+      if (!file) throw new YuanError('checkpoint', `config does not match the weights: ${dir} has no tensor ${name} (expected shape [${partShape}])`);
+      const shape = file.entries.get(name)!.shape;
+      if (shape.join(',') !== partShape.join(',')) {
+        throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${shape}] but the config implies [${partShape}]`);
+      }
+      data.set(await file.read(name), i * sizeOf(partShape));
+    }
+    out.set(spec.name, data);
+  }
+  const extra = [...where.keys()].filter((n) => !expected.has(n) && n !== 'lm_head.weight');
+  if (extra.length) {
+    throw new YuanError('checkpoint', `config does not match the weights: unexpected tensors ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` (+${extra.length - 3} more)` : ''}`);
+  }
+  return out;
+}
+
+/** Loads a Hugging Face YUAN 2.0 checkpoint folder (config.json + model.safetensors, or shards with an index). */
+export async function loadCheckpoint(dir: string, lookup: AttentionLookup, overrides: JsonObject = {}): Promise<YuanModel> {
+  const cfgPath = path.join(dir, 'config.json');
+  if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
+  if (!existsSync(cfgPath)) throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
+  let hf: JsonObject;
+  try {
+    hf = JSON.parse(await readFile(cfgPath, 'utf8'));
+  } catch (e) {
+    throw new YuanError('checkpoint', `${cfgPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const files = await openWeightFiles(dir);
+  try {
+    const names = files.flatMap((f) => [...f.entries.keys()]);
+    let config = configFromHf(hf, cfgPath, names);
+    if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
+    const attention = lookup(config.attention.name);
+    const weights = await readWeights(files, modelParameters(config, attention), dir);
+    return YuanModel.fromWeights(config, attention, weights);
+  } finally {
+    await Promise.all(files.map((f) => f.close()));
+  }
+}
+
+/**
+ * Writes a model as a Hugging Face YUAN 2.0 checkpoint (official key names and shapes: q_proj/k_proj and
+ * up_proj/gate_proj split back out, no lm_head since embeddings are tied). The folder is written under a temporary
+ * name and renamed into place, so an existing checkpoint is replaced whole or not at all.
+ */
+export async function saveCheckpoint(dir: string, model: YuanModel, options: { dtype?: FloatDType; extraFiles?: Record<string, string> } = {}): Promise<void> {
+  const weights = await model.weights();
+  const tensors = model.specs.flatMap((spec) => {
+    const data = weights.get(spec.name)!;
+    const parts = spec.parts ?? [spec.name];
+    const partShape = [spec.shape[0] / parts.length, ...spec.shape.slice(1)];
+    const n = sizeOf(partShape);
+    return parts.map((name, i) => ({ name, shape: partShape, data: data.subarray(i * n, (i + 1) * n) }));
+  });
+  const tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  await writeFile(path.join(tmp, 'config.json'), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
+  await writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype: options.dtype, metadata: { format: 'pt' } });
+  for (const [name, text] of Object.entries(options.extraFiles ?? {})) await writeFile(path.join(tmp, name), text);
+  const old = `${dir.replace(/\/+$/, '')}.old-${process.pid}`;
+  if (existsSync(dir)) await rename(dir, old);
+  await rename(tmp, dir);
+  await rm(old, { recursive: true, force: true });
+}

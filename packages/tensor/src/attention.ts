@@ -1,0 +1,48 @@
+import type { AttentionPlugin } from '@yuan/core';
+import { applyRope, causalAttention } from './nn.js';
+import { tf } from './tf.js';
+
+/** Tensors an attention layer keeps between generation steps (K/V and whatever else the variant needs). */
+export type AttentionCache = Record<string, tf.Tensor>;
+
+/** Per-call inputs of an attention layer: rotary tables for the new positions and the cache of earlier steps. */
+export interface AttentionContext {
+  /** [B, T, 1, headDim] tables for the positions of the T new tokens. */
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** The cache returned by the previous call, or undefined on the first call. */
+  cache?: AttentionCache;
+  /** Whether to return a cache for the next call (generation) or not (training, full recompute). */
+  useCache: boolean;
+}
+
+/** One attention layer: x [B, T, H] (the input-normed hidden states) → [B, T, H], plus the cache for the next call. */
+export interface AttentionLayer {
+  forward(x: tf.Tensor3D, ctx: AttentionContext): { out: tf.Tensor3D; cache?: AttentionCache };
+}
+
+/** An attention plugin whose layers run on TensorFlow.js tensors. */
+export type TensorAttentionPlugin<Options = Record<string, unknown>> = AttentionPlugin<Options, AttentionLayer, tf.Tensor>;
+
+/**
+ * The attention core shared by the variants: RoPE on q and k ([B, T, heads, d]), append k and v to the cache,
+ * causal softmax attention, heads merged back to [B, T, H]. Returns the output and, if asked, the grown K/V cache.
+ */
+export function ropeAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  ctx: AttentionContext,
+): { out: tf.Tensor3D; cache?: AttentionCache } {
+  const [b, t, heads, d] = q.shape;
+  const toHeads = (x: tf.Tensor4D) => tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D; // [B, heads, T, d]
+  let kh = toHeads(applyRope(k, ctx.cos, ctx.sin));
+  let vh = toHeads(v);
+  if (ctx.cache?.k) {
+    kh = tf.concat([ctx.cache.k as tf.Tensor4D, kh], 2);
+    vh = tf.concat([ctx.cache.v as tf.Tensor4D, vh], 2);
+  }
+  const o = causalAttention(toHeads(applyRope(q, ctx.cos, ctx.sin)), kh, vh);
+  const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, t, heads * d]) as tf.Tensor3D;
+  return ctx.useCache ? { out, cache: { k: kh, v: vh } } : { out };
+}

@@ -1,0 +1,116 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
+import path from 'node:path';
+import { YuanError } from '@yuan/core';
+import { tf } from './tf.js';
+import { patchWasmBackend } from './wasm-fixes.js';
+
+/** Backend names yuan knows, best first. */
+export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+
+/** A backend name accepted by `--backend` / `YUAN_BACKEND`. */
+export type BackendName = (typeof BACKEND_ORDER)[number];
+
+/** What happened when one backend was tried. */
+export interface BackendAttempt {
+  name: BackendName;
+  ok: boolean;
+  detail: string;
+}
+
+/** The backend in use and why: what was tried, in order, with the reason each was or was not taken. */
+export interface BackendReport {
+  name: BackendName;
+  reason: string;
+  attempts: BackendAttempt[];
+  tfjsVersion: string;
+  /** Threads the backend computes with. */
+  threads: number;
+}
+
+const require = createRequire(import.meta.url);
+let current: BackendReport | undefined;
+
+function nativeAddonPresent(pkg: string): string | undefined {
+  let root: string;
+  try {
+    root = path.dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return `${pkg} is not installed (optional dependency)`;
+  }
+  const lib = path.join(root, 'lib');
+  const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(path.join(lib, d, 'tfjs_binding.node')));
+  return found ? undefined : `${pkg} is installed but its native addon is missing (libtensorflow could not be downloaded at install)`;
+}
+
+async function tryNode(pkg: string): Promise<string | undefined> {
+  const missing = nativeAddonPresent(pkg);
+  if (missing) return missing;
+  try {
+    require(pkg);
+  } catch (e) {
+    return `${pkg} failed to load: ${(e as Error).message.split('\n')[0]}`;
+  }
+  return (await tf.setBackend('tensorflow')) ? undefined : `${pkg} loaded but its backend did not initialise`;
+}
+
+async function tryBackend(name: BackendName): Promise<string | undefined> {
+  switch (name) {
+    case 'tensorflow-gpu':
+      return tryNode('@tensorflow/tfjs-node-gpu');
+    case 'tensorflow':
+      return tryNode('@tensorflow/tfjs-node');
+    case 'wasm':
+      try {
+        await import('@tensorflow/tfjs-backend-wasm');
+        if (!(await tf.setBackend('wasm'))) return 'wasm backend did not initialise';
+        patchWasmBackend();
+        return undefined;
+      } catch (e) {
+        return `wasm failed: ${(e as Error).message.split('\n')[0]}`;
+      }
+    case 'cpu':
+      return (await tf.setBackend('cpu')) ? undefined : 'cpu backend did not initialise';
+  }
+}
+
+const WHY: Record<BackendName, string> = {
+  'tensorflow-gpu': 'libtensorflow with CUDA (fastest)',
+  tensorflow: 'native libtensorflow on the CPU',
+  wasm: 'WebAssembly with SIMD, one thread in Node (about 14x the cpu backend)',
+  cpu: 'pure JavaScript (slowest, always available)',
+};
+
+/**
+ * Selects the best TensorFlow.js backend that loads (tensorflow-gpu, tensorflow, wasm, cpu), or the one named by
+ * `prefer` / the `YUAN_BACKEND` environment variable (an error if that one does not load). Idempotent per name.
+ */
+export async function initBackend(prefer: string | undefined = process.env.YUAN_BACKEND): Promise<BackendReport> {
+  const wanted = prefer?.trim() || undefined;
+  if (wanted && !(BACKEND_ORDER as readonly string[]).includes(wanted)) {
+    throw new YuanError('backend', `unknown backend "${wanted}" (backends: ${BACKEND_ORDER.join(', ')})`);
+  }
+  if (current && (!wanted || current.name === wanted)) return current;
+  const attempts: BackendAttempt[] = [];
+  for (const name of wanted ? [wanted as BackendName] : BACKEND_ORDER) {
+    const failure = await tryBackend(name);
+    attempts.push({ name, ok: !failure, detail: failure ?? WHY[name] });
+    if (!failure) {
+      current = {
+        name,
+        reason: wanted ? `requested (${WHY[name]})` : `best that loads: ${WHY[name]}`,
+        attempts,
+        tfjsVersion: tf.version.tfjs,
+        threads: name === 'wasm' || name === 'cpu' ? 1 : cpus().length,
+      };
+      return current;
+    }
+  }
+  throw new YuanError('backend', `backend "${wanted}" is not available: ${attempts[attempts.length - 1].detail}`);
+}
+
+/** The report of the selected backend, or undefined before `initBackend`. */
+export function backendReport(): BackendReport | undefined {
+  return current;
+}

@@ -1,0 +1,22 @@
+/** @yuan/tensor: TensorFlow.js backend selection, missing kernels and gradients, nn blocks, init and safetensors. */
+export { tf } from './tf.js';
+export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
+export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
+export { Rng } from './rng.js';
+export { initValues } from './init.js';
+export {
+  openSafetensors,
+  writeSafetensors,
+  type SafetensorsFile,
+  type SafetensorsEntry,
+  type TensorToWrite,
+  type FloatDType,
+} from './safetensors.js';
+export { liveTensorCount } from './memory.js';
+export {
+  ropeAttention,
+  type AttentionLayer,
+  type AttentionContext,
+  type AttentionCache,
+  type TensorAttentionPlugin,
+} from './attention.js';

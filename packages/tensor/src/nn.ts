@@ -1,0 +1,101 @@
+import { tf } from './tf.js';
+
+/** x · Wᵀ for x [..., in] and a PyTorch-layout weight W [out, in] (no bias). */
+export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  const inner = x.shape[x.shape.length - 1];
+  const lead = x.shape.slice(0, -1);
+  const y = tf.matMul(x.reshape([-1, inner]), weight as tf.Tensor2D, false, true);
+  return y.reshape([...lead, weight.shape[0]]);
+}
+
+/** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps). */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const meanSquare = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
+  });
+}
+
+/** SwiGLU MLP with YUAN's fused layout: W_upGate [2F, H] whose first half gets the SiLU; W_down [H, F]. */
+export function swiglu(x: tf.Tensor, upGate: tf.Tensor, down: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const y = linear(x, upGate);
+    const [a, g] = tf.split(y, 2, -1);
+    return linear(tf.mul(tf.mul(a, tf.sigmoid(a)), g), down);
+  });
+}
+
+/** Cosine and sine tables of rotary embeddings for positions [B, T], each [B, T, 1, headDim] (rotate-half layout). */
+export function ropeTables(positions: tf.Tensor2D, headDim: number, base: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  return tf.tidy(() => {
+    const half = headDim / 2;
+    const inv = new Float32Array(half);
+    for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(base, (2 * i) / headDim);
+    const angles = tf.mul(tf.expandDims(tf.cast(positions, 'float32'), -1), tf.tensor1d(inv)); // [B, T, half]
+    const full = tf.concat([angles, angles], -1).expandDims(2) as tf.Tensor4D; // [B, T, 1, d]
+    return { cos: tf.cos(full), sin: tf.sin(full) };
+  });
+}
+
+/** Applies rotary embeddings to x [B, T, heads, d]: x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁]. */
+export function applyRope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [x1, x2] = tf.split(x, 2, -1);
+    const rotated = tf.concat([tf.neg(x2), x1], -1);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+  });
+}
+
+const maskCache = new Map<string, tf.Tensor2D>();
+
+function causalMask(queries: number, keys: number, offset: number): tf.Tensor2D {
+  const key = `${queries}:${keys}:${offset}`;
+  let mask = maskCache.get(key);
+  if (!mask) {
+    const data = new Float32Array(queries * keys);
+    for (let i = 0; i < queries; i++) for (let j = i + offset + 1; j < keys; j++) data[i * keys + j] = -1e9;
+    mask = tf.keep(tf.tensor2d(data, [queries, keys]));
+    if (maskCache.size > 64) {
+      const [oldest] = maskCache.keys();
+      maskCache.get(oldest)!.dispose();
+      maskCache.delete(oldest);
+    }
+    maskCache.set(key, mask);
+  }
+  return mask;
+}
+
+/**
+ * Causal scaled dot-product attention. q [B, heads, Tq, d]; k, v [B, heads, Tk, d]; query i sits at absolute position
+ * `Tk − Tq + i` and sees keys 0..that position. Returns [B, heads, Tq, d].
+ */
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, , tq, d] = q.shape;
+    const tk = k.shape[2];
+    const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
+    const weights = tf.softmax(tf.add(scores, causalMask(tq, tk, tk - tq)));
+    return tf.matMul(weights, v) as tf.Tensor4D;
+  });
+}
+
+/**
+ * Causal 1-D convolution over time with a PyTorch Conv2d weight [out, in, K, 1] and bias [out]: y_t = b + Σ_k W_k·x_{t−K+1+k}.
+ * x is [B, T, in]; `history` [B, K−1, in] holds the states before x (zeros when absent, as in training).
+ */
+export function causalConv1d(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | undefined, history?: tf.Tensor3D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, t, cin] = x.shape;
+    const [cout, , kernel] = weight.shape;
+    const past = history ?? (kernel > 1 ? tf.zeros([b, kernel - 1, cin]) : undefined);
+    const padded = past ? tf.concat([past, x], 1) : x;
+    let y: tf.Tensor | undefined;
+    for (let k = 0; k < kernel; k++) {
+      const xk = tf.slice(padded, [0, k, 0], [b, t, cin]);
+      const wk = tf.reshape(tf.slice(weight, [0, 0, k, 0], [cout, cin, 1, 1]), [cout, cin]);
+      const term = linear(xk, wk);
+      y = y ? tf.add(y, term) : term;
+    }
+    return (bias ? tf.add(y!, bias) : y!) as tf.Tensor3D;
+  });
+}

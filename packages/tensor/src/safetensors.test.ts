@@ -1,0 +1,37 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openSafetensors, writeSafetensors } from './safetensors.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'yuan-st-'));
+const data = Float32Array.from([0, 1, -2.5, 3.140625, 65504, 1e-3, -0.0001, 7]);
+
+describe('safetensors', () => {
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    it(`round-trips ${dtype}`, async () => {
+      const file = path.join(dir, `${dtype}.safetensors`);
+      await writeSafetensors(file, [{ name: 'w', shape: [2, 4], data }], { dtype, metadata: { format: 'pt' } });
+      const st = await openSafetensors(file);
+      expect(st.entries.get('w')).toMatchObject({ dtype, shape: [2, 4] });
+      expect(st.metadata.format).toBe('pt');
+      const back = await st.read('w');
+      await st.close();
+      const tol = dtype === 'F32' ? 0 : dtype === 'F16' ? 1e-3 : 8e-3;
+      back.forEach((v, i) => expect(Math.abs(v - data[i])).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(data[i]))));
+    });
+  }
+
+  it('leaves no temporary files behind', () => {
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('names the problem for truncated, missing and foreign files', async () => {
+    const good = readFileSync(path.join(dir, 'F32.safetensors'));
+    writeFileSync(path.join(dir, 'cut.safetensors'), good.subarray(0, good.length - 5));
+    await expect(openSafetensors(path.join(dir, 'cut.safetensors'))).rejects.toThrow(/truncated: tensor w ends at byte/);
+    await expect(openSafetensors(path.join(dir, 'none.safetensors'))).rejects.toThrow(/safetensors file not found/);
+    writeFileSync(path.join(dir, 'text.safetensors'), 'hello world, not a tensor file at all');
+    await expect(openSafetensors(path.join(dir, 'text.safetensors'))).rejects.toThrow(/not a safetensors file or truncated/);
+  });
+});
