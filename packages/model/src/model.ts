@@ -53,7 +53,7 @@ export class YuanModel {
     values: (spec: ParameterSpec) => Float32Array,
   ) {
     this.specs = modelParameters(config, attention);
-    this.params = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true, s.name)]));
+    this.params = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
     const options = attentionOptions(config, attention);
     this.layers = Array.from({ length: config.model.numLayers }, (_, l) => {
       const p = (n: string) => this.param(`model.layers.${l}.${n}`);
