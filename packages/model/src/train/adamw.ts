@@ -1,0 +1,92 @@
+import { tf } from '@yuan/tensor';
+import type { GradMap } from './grads.js';
+
+/** AdamW hyper-parameters (YUAN 2.0 / Megatron: β 0.9/0.95, eps 1e-8, weight decay 0.1 on all but 1-D parameters). */
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/** One parameter's moment estimates. */
+interface Moments {
+  m: tf.Variable;
+  v: tf.Variable;
+}
+
+/**
+ * AdamW with decoupled weight decay (p ← p − lr·(m̂/(√v̂+eps) + wd·p)), skipped for 1-D parameters (norms, biases)
+ * as Megatron groups them. State is kept per parameter name, so a caller may update any subset of parameters
+ * (a pipeline stage, a ZeRO shard) with the same optimizer object.
+ */
+export class AdamW {
+  /** Number of completed updates (the bias-correction step). */
+  step = 0;
+  private readonly state = new Map<string, Moments>();
+
+  constructor(readonly options: AdamWOptions) {}
+
+  private moments(name: string, p: tf.Variable): Moments {
+    let s = this.state.get(name);
+    if (!s) {
+      s = { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) };
+      this.state.set(name, s);
+    }
+    return s;
+  }
+
+  /** Applies one update with learning rate `lr` to the parameters in `params` that have a gradient in `grads`. */
+  update(params: Map<string, tf.Variable>, grads: GradMap, lr: number): void {
+    this.step += 1;
+    const { beta1, beta2, eps, weightDecay } = this.options;
+    const c1 = 1 - beta1 ** this.step;
+    const c2 = 1 - beta2 ** this.step;
+    for (const [name, g] of grads) {
+      const p = params.get(name);
+      if (!p) continue;
+      const s = this.moments(name, p);
+      const wd = p.shape.length > 1 ? weightDecay : 0;
+      tf.tidy(() => {
+        const m = tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.square(g), 1 - beta2));
+        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
+        const decayed = wd > 0 ? tf.add(update, tf.mul(p, wd)) : update;
+        s.m.assign(m);
+        s.v.assign(v);
+        p.assign(tf.sub(p, tf.mul(decayed, lr)));
+      });
+    }
+  }
+
+  /** The moment tensors by name (`m.<param>` and `v.<param>`) as float32 arrays, for a checkpoint. */
+  async stateArrays(): Promise<{ name: string; shape: number[]; data: Float32Array }[]> {
+    const out: { name: string; shape: number[]; data: Float32Array }[] = [];
+    for (const [name, s] of this.state) {
+      out.push({ name: `m.${name}`, shape: s.m.shape, data: (await s.m.data()) as Float32Array });
+      out.push({ name: `v.${name}`, shape: s.v.shape, data: (await s.v.data()) as Float32Array });
+    }
+    return out;
+  }
+
+  /** Restores moments saved by `stateArrays` for the parameters in `params` (replacing any current state). */
+  loadState(params: Map<string, tf.Variable>, step: number, read: (name: string) => Float32Array | undefined): void {
+    this.dispose();
+    this.step = step;
+    for (const [name, p] of params) {
+      const m = read(`m.${name}`);
+      const v = read(`v.${name}`);
+      if (!m || !v) continue;
+      this.state.set(name, { m: tf.variable(tf.tensor(m, p.shape), false), v: tf.variable(tf.tensor(v, p.shape), false) });
+    }
+  }
+
+  /** Frees the optimizer state. */
+  dispose(): void {
+    for (const s of this.state.values()) {
+      s.m.dispose();
+      s.v.dispose();
+    }
+    this.state.clear();
+  }
+}
