@@ -6,3 +6,4 @@ export { crossEntropy, nextTokenLoss } from './loss.js';
 export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, saveCheckpoint, configFromHf, configToHf, type AttentionLookup } from './checkpoint.js';
+export * from './train/index.js';
