@@ -43,6 +43,7 @@ export const PRESETS: readonly Preset[] = [
   yuan('yuan2-102b', 'YUAN 2.0-102B: 84 layers, hidden 8192, 64 heads, LFA, seq 4096', 84, 8192, 64, 4096),
   tiny('tiny-mha', 'mha', 'tiny byte-level model with basic multi-head attention (4 layers, hidden 128)'),
   tiny('tiny-lfa', 'lfa', 'tiny byte-level model with YUAN 2.0 LFA (4 layers, hidden 128)'),
+  tiny('tiny-lpa', 'lpa', 'tiny byte-level model with Low-dimensional Projected Attention, rank hidden/4 (4 layers, hidden 128)'),
 ];
 
 /** The preset of that name; an unknown name is an error that lists the presets. */

@@ -1,0 +1,3 @@
+/** @yuan/attention-lpa: Low-dimensional Projected Attention (low-rank Q/K/V/O projections) as an attention plugin. */
+export { lpaAttention } from './lpa.js';
+export { LPA_DEFAULTS, type LpaOptions } from './options.js';
