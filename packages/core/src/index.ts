@@ -1,5 +1,4 @@
 /** @yuan/core: the plugin registry, plugin interfaces, config schemas and presets. */
-import './kinds.js';
 
 export { YuanError, ConfigError, NotFoundError } from './errors.js';
 export { PluginRegistry, type PluginBase, type PluginKinds } from './registry.js';
@@ -24,3 +23,4 @@ export {
 } from './attention.js';
 export type { Tokenizer, TokenizerPlugin, TokenizerOptions, SpecialIds } from './tokenizer.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
+export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';

@@ -1,4 +1,8 @@
+import type { ModelAdapterPlugin } from './adapter.js';
+import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
+import type { FilterPlugin } from './filter.js';
+import type { TokenizerPlugin } from './tokenizer.js';
 
 /** Everything a plugin of any kind has: its kind, its name, a description and JSON-serialisable default options. */
 export interface PluginBase<Kind extends string = string, Options = Record<string, unknown>> {
@@ -12,11 +16,17 @@ export interface PluginBase<Kind extends string = string, Options = Record<strin
 }
 
 /**
- * Plugin kinds by name. Packages that define a kind add it here by declaration merging:
- * `declare module '@yuan/core' { interface PluginKinds { filter: FilterPlugin } }`.
+ * The plugin kinds core defines, by name; `get(kind, name)` returns the kind's interface. A third-party package can
+ * add a kind by declaration merging: `declare module '@yuan/core' { interface PluginKinds { myKind: MyPlugin } }`.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface PluginKinds {}
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export interface PluginKinds {
+  attention: AttentionPlugin<any, any, any>;
+  tokenizer: TokenizerPlugin;
+  'model-adapter': ModelAdapterPlugin<any>;
+  filter: FilterPlugin<any>;
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
 
 type KindName = keyof PluginKinds & string;
 type PluginOf<K extends string> = K extends KindName ? PluginKinds[K] : PluginBase<K, unknown>;

@@ -7,3 +7,4 @@ export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, saveCheckpoint, configFromHf, configToHf, type AttentionLookup } from './checkpoint.js';
 export * from './train/index.js';
+export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';

@@ -1,0 +1,121 @@
+import { writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { deepMerge, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { numberOption, requireString, type Command } from '../command.js';
+import { BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { lineChartSvg, smooth, type Series } from '../training/plot.js';
+import { runTraining, type RunResult } from '../training/run.js';
+
+/** Named attention variants of the ablation: the paper's basic attention and LFA family, and LPA. */
+function variantAttention(name: string): { name: string; options: JsonObject } {
+  if (name === 'mha') return { name: 'mha', options: {} };
+  if (name === 'lfa') return { name: 'lfa', options: {} };
+  if (name === 'lfa-nonorm') return { name: 'lfa', options: { convs: 2, kernel: 2, norm: false } };
+  const k = /^lfa-k(\d+)$/.exec(name);
+  if (k) return { name: 'lfa', options: { convs: 1, kernel: Number(k[1]), norm: false } };
+  if (name === 'lpa') return { name: 'lpa', options: {} };
+  const r = /^lpa-r(\d+)$/.exec(name);
+  if (r) return { name: 'lpa', options: { rank: Number(r[1]) } };
+  throw new YuanError('usage', `unknown variant "${name}" (variants: mha, lfa, lfa-nonorm, lfa-kN (one conv of kernel N, no norm), lpa, lpa-rN (rank N))`);
+}
+
+interface Row {
+  variant: string;
+  attention: string;
+  parameters: number;
+  msPerStep: number;
+  tokensPerSecond: number;
+  validLoss: number;
+  testLoss: number;
+}
+
+function pct(x: number, base: number): string {
+  const d = ((x - base) / base) * 100;
+  return `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)}%`;
+}
+
+/** The ablation table in Markdown, with changes relative to the first variant (as the paper's Table 1 against basic attention). */
+export function ablationTable(rows: Row[]): string {
+  const base = rows[0];
+  const lines = [
+    '| variant | attention | params | Δ params | ms/step | Δ time | test loss | Δ loss |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.variant} | ${r.attention} | ${r.parameters.toLocaleString('en-US')} | ${r === base ? '—' : pct(r.parameters, base.parameters)} | ${r.msPerStep.toFixed(0)} | ${r === base ? '—' : pct(r.msPerStep, base.msPerStep)} | ${r.testLoss.toFixed(4)} | ${r === base ? '—' : pct(r.testLoss, base.testLoss)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** `yuan experiment ablation`: trains each attention variant with the same seed, data order and schedule and tabulates them. */
+export const experimentAblation: Command = {
+  path: ['experiment', 'ablation'],
+  summary: 'train attention variants (mha, lfa, lfa-kN, lpa, ...) with equal seed, tokens and schedule; print params, time/step, test loss',
+  usage:
+    'yuan experiment ablation --data DIR --steps N [--variants mha,lfa,lfa-k7,lpa] [--test DIR] [--test-batches 16] [--preset NAME] [--config F] [--set k=v ...] [--out DIR] [--seed S] [--backend NAME]',
+  options: {
+    ...CONFIG_OPTIONS,
+    ...BACKEND_OPTION,
+    data: { type: 'string' },
+    steps: { type: 'string' },
+    variants: { type: 'string' },
+    test: { type: 'string' },
+    'test-batches': { type: 'string' },
+    out: { type: 'string' },
+    seed: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(values, _pos, io) {
+    const data = requireString(values, 'data', experimentAblation);
+    if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${experimentAblation.usage}`);
+    const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
+    const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
+    const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
+    const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
+    const variants = names.map((n) => ({ name: n, attention: variantAttention(n) }));
+    const base = loadConfig(values, 'tiny-mha');
+    const out = (values.out as string | undefined) ?? 'ablation';
+    await mkdir(out, { recursive: true });
+    const registry = buildRegistry();
+    const configs: YuanConfig[] = variants.map((v) => resolveConfig(deepMerge(base as unknown as JsonObject, { attention: { name: v.attention.name, options: {} } }), { attention: v.attention }));
+    for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
+    const rows: Row[] = [];
+    const curves: Series[] = [];
+    for (const [i, v] of variants.entries()) {
+      io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
+      const r: RunResult = await runTraining({
+        config: configs[i],
+        registry,
+        data,
+        steps,
+        out: path.join(out, v.name),
+        seed,
+        test: (values.test as string | undefined) ?? undefined,
+        testBatches,
+        backend: values.backend as string | undefined,
+        io,
+        label: `${v.name} `,
+      });
+      const testLoss = r.testLoss ?? r.validLoss;
+      rows.push({
+        variant: v.name,
+        attention: `${v.attention.name}${Object.keys(v.attention.options).length ? ` ${JSON.stringify(v.attention.options)}` : ''}`,
+        parameters: r.parameters,
+        msPerStep: r.secondsPerStep * 1000,
+        tokensPerSecond: r.tokensPerSecond,
+        validLoss: r.validLoss,
+        testLoss,
+      });
+      curves.push({ label: v.name, points: smooth(r.history.map((m) => [m.step, m.loss] as [number, number])) });
+    }
+    const table = ablationTable(rows);
+    const testNote = values.test ? `test loss on ${testBatches} batches of ${values.test}` : `test loss = valid split of ${data}`;
+    await writeFile(path.join(out, 'ablation.md'), `${table}\n\n${testNote}; ${steps} steps, seed ${seed}, preset ${base.preset}\n`);
+    await writeFile(path.join(out, 'ablation.json'), `${JSON.stringify({ steps, seed, preset: base.preset, data, test: values.test ?? null, rows }, null, 2)}\n`);
+    await writeFile(path.join(out, 'ablation.svg'), lineChartSvg(`ablation: training loss (smoothed), ${steps} steps`, 'step', 'train loss', curves));
+    io.out(values.json ? JSON.stringify(rows) : `${table}\n\n${testNote}; tables and curves in ${out}`);
+  },
+};
