@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { envCommand } from './env.js';
+import { filterCommand } from './filter.js';
 import { forwardCommand } from './forward.js';
 import { generateCommand } from './generate.js';
 import { presetsList, presetsShow } from './presets.js';
@@ -9,4 +10,4 @@ import { dataPrepare } from './data.js';
 import { experimentAblation } from './experiment.js';
 
 /** Every `yuan` subcommand; a package's command is one file in this folder and one entry here. */
-export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation];
+export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand];

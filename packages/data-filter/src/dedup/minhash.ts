@@ -1,0 +1,78 @@
+import { fmix32, hashString, hashWords } from '../hash/murmur.js';
+import { splitWords } from '../text/analysis.js';
+
+/** MinHash parameters: shingle size in tokens, number of permutations, LSH bands × rows, seed. */
+export interface MinHashParams {
+  ngram: number;
+  numPerm: number;
+  bands: number;
+  rows: number;
+  seed: number;
+}
+
+const NON_ALNUM = /[^\p{L}\p{N}]+/gu;
+
+/** Tokens compared by near-dup detection: lower-cased words and CJK characters with punctuation removed. */
+export function dedupTokens(text: string): string[] {
+  const out: string[] = [];
+  for (const w of splitWords(text.toLowerCase()).words) {
+    const t = w.replace(NON_ALNUM, '');
+    if (t) out.push(t);
+  }
+  return out;
+}
+
+/** 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n). */
+export function shingleHashes(text: string, ngram: number, seed: number): Uint32Array {
+  const tokens = dedupTokens(text);
+  const ids = new Uint32Array(tokens.length);
+  for (let i = 0; i < tokens.length; i++) ids[i] = hashString(tokens[i], seed);
+  const count = Math.max(1, tokens.length - ngram + 1);
+  const out = new Uint32Array(count);
+  for (let i = 0; i < count; i++) out[i] = hashWords(ids, seed, i, Math.min(tokens.length, i + ngram));
+  return out;
+}
+
+/** Computes MinHash signatures and their LSH band keys. */
+export class MinHasher {
+  private readonly permSeeds: Uint32Array;
+
+  constructor(readonly params: MinHashParams) {
+    this.permSeeds = new Uint32Array(params.numPerm);
+    for (let i = 0; i < params.numPerm; i++) this.permSeeds[i] = fmix32((params.seed + 0x9e3779b9 * (i + 1)) >>> 0);
+  }
+
+  /** The signature: for each permutation (a seeded bijective mix of the shingle hash), the minimum over shingles. */
+  signature(text: string): Uint32Array {
+    const shingles = shingleHashes(text, this.params.ngram, this.params.seed);
+    const n = this.params.numPerm;
+    const sig = new Uint32Array(n).fill(0xffffffff);
+    const seeds = this.permSeeds;
+    for (let s = 0; s < shingles.length; s++) {
+      const x = shingles[s];
+      for (let p = 0; p < n; p++) {
+        const v = fmix32(x ^ seeds[p]);
+        if (v < sig[p]) sig[p] = v;
+      }
+    }
+    return sig;
+  }
+
+  /** One 64-bit key (two words) per band, each hashing the band's rows and its index. */
+  bandKeys(sig: Uint32Array): Uint32Array {
+    const { bands, rows, seed } = this.params;
+    const keys = new Uint32Array(bands * 2);
+    for (let b = 0; b < bands; b++) {
+      keys[2 * b] = hashWords(sig, seed ^ (0x51ed27 + b), b * rows, (b + 1) * rows);
+      keys[2 * b + 1] = hashWords(sig, seed ^ (0x7f4a7c15 + b * 0x9e37), b * rows, (b + 1) * rows);
+    }
+    return keys;
+  }
+}
+
+/** Fraction of equal positions of two signatures: an estimate of the Jaccard similarity of their shingle sets. */
+export function estimateJaccard(a: Uint32Array, b: Uint32Array): number {
+  let same = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++;
+  return same / a.length;
+}

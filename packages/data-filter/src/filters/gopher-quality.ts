@@ -1,0 +1,123 @@
+import { arrayOf, num, obj, str } from '@yuan/core';
+import { analyze } from '../text/analysis.js';
+import { isLetter } from '../text/chars.js';
+import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
+import { defineFilter } from './define.js';
+
+/** Options of `gopher-quality` (defaults from Rae et al. 2021, "Scaling Language Models", appendix A). */
+export interface GopherQualityOptions {
+  /** Word count bounds; for CJK text each Han or kana character is a word. Default 50 and 100,000. */
+  minWords: number;
+  maxWords: number;
+  /** Mean word length bounds (characters, punctuation stripped); not applied to CJK text. Default 3 and 10. */
+  minMeanWordLength: number;
+  maxMeanWordLength: number;
+  /** Maximum ratio of `#` and ellipsis occurrences to words. Default 0.1. */
+  maxSymbolWordRatio: number;
+  /** Maximum share of lines starting with a bullet. Default 0.9. */
+  maxBulletLines: number;
+  /** Maximum share of lines ending with an ellipsis. Default 0.3. */
+  maxEllipsisLines: number;
+  /** Minimum share of words containing a letter. Default 0.8. */
+  minAlphaWords: number;
+  /** At least this many stop-word occurrences, from `stopWords` (English text) or `cjkStopWords` (CJK). Default 2. */
+  minStopWords: number;
+  /** English stop words of the Gopher rule. Default the, be, to, of, and, that, have, with. */
+  stopWords: string[];
+  /** Chinese function characters used instead for CJK text. Default 的 了 是 在 和 有 不 这 也 就 与 而 之 我 他 们 中 为 以. */
+  cjkStopWords: string[];
+}
+
+const TRAILING_PUNCT = /[^\p{L}]+$/u;
+
+/** Gopher document-quality rules, CJK-aware: counts characters for Chinese, uses Chinese function words, skips code. */
+export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
+  name: 'gopher-quality',
+  description: 'Gopher quality rules: word count, mean word length, symbol ratio, bullets, ellipses, alphabetic words, stop words',
+  defaults: {
+    minWords: 50,
+    maxWords: 100_000,
+    minMeanWordLength: 3,
+    maxMeanWordLength: 10,
+    maxSymbolWordRatio: 0.1,
+    maxBulletLines: 0.9,
+    maxEllipsisLines: 0.3,
+    minAlphaWords: 0.8,
+    minStopWords: 2,
+    stopWords: ['the', 'be', 'to', 'of', 'and', 'that', 'have', 'with'],
+    cjkStopWords: ['的', '了', '是', '在', '和', '有', '不', '这', '也', '就', '与', '而', '之', '我', '他', '们', '中', '为', '以'],
+  },
+  schema: obj({
+    minWords: num({ int: true, min: 0 }),
+    maxWords: num({ int: true, min: 1 }),
+    minMeanWordLength: num({ min: 0 }),
+    maxMeanWordLength: num({ gt: 0 }),
+    maxSymbolWordRatio: num({ min: 0 }),
+    maxBulletLines: num({ min: 0, max: 1 }),
+    maxEllipsisLines: num({ min: 0, max: 1 }),
+    minAlphaWords: num({ min: 0, max: 1 }),
+    minStopWords: num({ int: true, min: 0 }),
+    stopWords: arrayOf(str()),
+    cjkStopWords: arrayOf(str()),
+  }),
+  create(o) {
+    const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
+    const cjkStop = new Set(o.cjkStopWords);
+    return {
+      apply(doc) {
+        if (doc.lang === 'code') return { keep: true };
+        const a = analyze(doc);
+        const n = a.words.length;
+        if (n < o.minWords) return { keep: false, reason: 'too-few-words', detail: `${n} < ${o.minWords}` };
+        if (n > o.maxWords) return { keep: false, reason: 'too-many-words', detail: `${n} > ${o.maxWords}` };
+        if (!a.cjk) {
+          let letters = 0;
+          let counted = 0;
+          for (const w of a.words) {
+            const core = w.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
+            if (core) {
+              letters += core.length;
+              counted++;
+            }
+          }
+          const mean = counted ? letters / counted : 0;
+          if (mean < o.minMeanWordLength || mean > o.maxMeanWordLength) {
+            return { keep: false, reason: 'mean-word-length', detail: `${mean.toFixed(2)} outside [${o.minMeanWordLength}, ${o.maxMeanWordLength}]` };
+          }
+        }
+        const hashes = a.text.split('#').length - 1;
+        const ellipses = a.text.split('...').length - 1 + a.text.split('…').length - 1;
+        const symbolRatio = (hashes + ellipses) / n;
+        if (symbolRatio > o.maxSymbolWordRatio) return { keep: false, reason: 'symbol-ratio', detail: `${symbolRatio.toFixed(3)} > ${o.maxSymbolWordRatio}` };
+        const lines = a.lines.filter((l) => l.trim() !== '');
+        if (lines.length > 0) {
+          const bullets = lines.filter(startsWithBullet).length / lines.length;
+          if (bullets > o.maxBulletLines) return { keep: false, reason: 'bullet-lines', detail: `${bullets.toFixed(3)} > ${o.maxBulletLines}` };
+          const ellipsisLines = lines.filter(endsWithEllipsis).length / lines.length;
+          if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
+        }
+        let alpha = 0;
+        for (const w of a.words) {
+          for (const ch of w) {
+            if (isLetter(ch)) {
+              alpha++;
+              break;
+            }
+          }
+        }
+        const alphaShare = alpha / n;
+        if (alphaShare < o.minAlphaWords) return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
+        if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
+          let hits = 0;
+          for (const w of a.words) {
+            if (a.cjk ? cjkStop.has(w) : stop.has(w.toLowerCase().replace(TRAILING_PUNCT, ''))) {
+              if (++hits >= o.minStopWords) break;
+            }
+          }
+          if (hits < o.minStopWords) return { keep: false, reason: 'stop-words', detail: `${hits} < ${o.minStopWords} ${a.cjk ? 'CJK ' : ''}stop words` };
+        }
+        return { keep: true };
+      },
+    };
+  },
+});

@@ -1,0 +1,63 @@
+import { bool, num, obj, str } from '@yuan/core';
+import { defineFilter } from './define.js';
+
+/** Options of `normalize`. */
+export interface NormalizeOptions {
+  /** Unicode normal form applied first. Default NFKC (full-width Latin and digits become ASCII; 。、“” are unchanged). */
+  form: 'NFKC' | 'NFC' | 'none';
+  /** Remove C0/C1 control characters other than tab and newline, and zero-width / BOM / soft-hyphen marks. Default true. */
+  removeControl: boolean;
+  /** Collapse runs of spaces inside a line to one space and strip trailing spaces; leading indentation is kept. Default true. */
+  collapseSpaces: boolean;
+  /** At most this many consecutive blank lines are kept. Default 1. */
+  maxBlankLines: number;
+}
+
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u00ad\ufeff]/g;
+const NEEDS_COLLAPSE = /\S {2}|\t| \n| $/;
+const ASCII_PRINTABLE = /^[\n\x20-\x7e]*$/;
+
+function collapseLine(line: string): string {
+  let i = 0;
+  while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
+  const indent = line.slice(0, i);
+  const body = line.slice(i).replace(/[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/g, ' ').trimEnd();
+  return body === '' ? '' : indent + body;
+}
+
+/** Unicode normalisation, control-character removal and whitespace clean-up; drops documents left empty. */
+export const normalizeFilter = defineFilter<NormalizeOptions>({
+  name: 'normalize',
+  description: 'Unicode NFKC, line endings, control characters and whitespace; drops documents that end up empty',
+  defaults: { form: 'NFKC', removeControl: true, collapseSpaces: true, maxBlankLines: 1 },
+  schema: obj({
+    form: str(['NFKC', 'NFC', 'none'] as const),
+    removeControl: bool(),
+    collapseSpaces: bool(),
+    maxBlankLines: num({ int: true, min: 0 }),
+  }),
+  create(o) {
+    const blankRun = new RegExp(`\\n{${o.maxBlankLines + 2},}`, 'g');
+    const blankJoin = '\n'.repeat(o.maxBlankLines + 1);
+    return {
+      apply(doc) {
+        const before = doc.text;
+        let t = before;
+        if (t.includes('\r')) t = t.replace(/\r\n?/g, '\n');
+        const ascii = ASCII_PRINTABLE.test(t);
+        if (!ascii) {
+          t = (t as string & { toWellFormed(): string }).toWellFormed();
+          if (o.form !== 'none') t = t.normalize(o.form);
+          if (o.removeControl) t = t.replace(CONTROL, '');
+        }
+        if (o.collapseSpaces && (!ascii || NEEDS_COLLAPSE.test(t))) {
+          t = t.split('\n').map(collapseLine).join('\n');
+        }
+        t = t.replace(blankRun, blankJoin).replace(/^\n+|\n+$/g, '');
+        if (t.trim() === '') return { keep: false, reason: 'empty', detail: 'nothing left after normalisation' };
+        doc.text = t;
+        return t === before ? { keep: true } : { keep: true, edits: { changed: 1 } };
+      },
+    };
+  },
+});

@@ -1,0 +1,12 @@
+/** @yuan/data-filter: a streaming pretraining-data filter for Chinese and English text and code. */
+export { runFilter, type RunFilterOptions, type FilterProgress } from './run.js';
+export { FilterPipeline, type PipelineResult } from './pipeline.js';
+export { buildFilterRegistry } from './plugins.js';
+export { BUILTIN_FILTERS } from './filters/index.js';
+export { FILTER_PRESETS, type FilterPreset, type FilterStep } from './presets.js';
+export { resolveFilterConfig, getFilterPreset, CONFIG_DEFAULTS, type FilterConfig } from './config.js';
+export { detectLanguage, type LanguageGuess } from './lang/detect.js';
+export { MinHasher, type MinHashParams } from './dedup/minhash.js';
+export { chooseBands, candidateProbability } from './dedup/bands.js';
+export { parseShard, type Shard } from './shard.js';
+export type { FilterReport, FilterStats, ReasonStats, ReasonExample } from './report.js';
