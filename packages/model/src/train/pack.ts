@@ -45,8 +45,10 @@ class SplitWriter {
     const okMask = this.mask.write(mask);
     this.tokens += ids.length;
     this.documents += 1;
-    if (!okIds) await new Promise<void>((r) => this.ids.once('drain', () => r()));
-    if (!okMask) await new Promise<void>((r) => this.mask.once('drain', () => r()));
+    const waits: Promise<void>[] = [];
+    if (!okIds) waits.push(new Promise<void>((r) => this.ids.once('drain', () => r())));
+    if (!okMask) waits.push(new Promise<void>((r) => this.mask.once('drain', () => r())));
+    await Promise.all(waits);
   }
 
   async close(): Promise<SplitInfo> {

@@ -85,7 +85,8 @@ export class Trainer {
     try {
       const norm = await gradNorm(grads);
       if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-        throw new YuanError('nan', `loss is ${loss} (gradient norm ${norm}) at step ${step}: training stopped; parameters were not updated`);
+        const what = Number.isFinite(loss) ? `gradient norm is ${norm} (loss ${loss.toFixed(4)})` : `loss is ${loss}`;
+        throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
       }
       clipGrads(grads, norm, this.config.gradClip);
       const lr = this.nextLr();
