@@ -23,11 +23,10 @@ const shapes: (RefConfig & { prompt: number[] })[] = [
   { hidden: 24, heads: 2, layers: 2, vocab: 30, ffn: 96, eps: 1e-6, prompt: [1, 2, 3, 4, 5, 6, 7, 8, 9] },
 ];
 
-beforeAll(async () => {
-  await initBackend('cpu');
-});
-
-describe('parity with an independent reference on random HF-layout checkpoints', () => {
+describe.each(['cpu', 'wasm'])('parity with an independent reference on random HF-layout checkpoints (%s backend)', (backend) => {
+  beforeAll(async () => {
+    await initBackend(backend);
+  });
   shapes.forEach((c, n) => {
     it(`hidden ${c.hidden}, ${c.heads} heads, ${c.layers} layers, prompt of ${c.prompt.length}`, async () => {
       const dir = path.join(tmp, `ckpt-${n}`);

@@ -81,7 +81,8 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D):
 
 /**
  * Causal 1-D convolution over time with a PyTorch Conv2d weight [out, in, K, 1] and bias [out]: y_t = b + Σ_k W_k·x_{t−K+1+k}.
- * x is [B, T, in]; `history` [B, K−1, in] holds the states before x (zeros when absent, as in training).
+ * x is [B, T, in]; `history` [B, K−1, in] holds the states before x (zeros when absent, as in training). Computed as one
+ * matMul of the K shifted inputs interleaved per channel ([B, T, in·K]) with the weight viewed as [out, in·K].
  */
 export function causalConv1d(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | undefined, history?: tf.Tensor3D): tf.Tensor3D {
   return tf.tidy(() => {
@@ -89,13 +90,9 @@ export function causalConv1d(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor 
     const [cout, , kernel] = weight.shape;
     const past = history ?? (kernel > 1 ? tf.zeros([b, kernel - 1, cin]) : undefined);
     const padded = past ? tf.concat([past, x], 1) : x;
-    let y: tf.Tensor | undefined;
-    for (let k = 0; k < kernel; k++) {
-      const xk = tf.slice(padded, [0, k, 0], [b, t, cin]);
-      const wk = tf.reshape(tf.slice(weight, [0, 0, k, 0], [cout, cin, 1, 1]), [cout, cin]);
-      const term = linear(xk, wk);
-      y = y ? tf.add(y, term) : term;
-    }
-    return (bias ? tf.add(y!, bias) : y!) as tf.Tensor3D;
+    const shifted = Array.from({ length: kernel }, (_, k) => tf.slice(padded, [0, k, 0], [b, t, cin]));
+    const stacked = kernel === 1 ? shifted[0] : tf.reshape(tf.stack(shifted, 3), [b, t, cin * kernel]);
+    const y = linear(stacked, tf.reshape(weight, [cout, cin * kernel]));
+    return (bias ? tf.add(y, bias) : y) as tf.Tensor3D;
   });
 }

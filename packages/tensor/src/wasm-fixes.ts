@@ -26,7 +26,28 @@ function swapLastTwo(rank: number): number[] {
   return perm;
 }
 
-/** BatchMatMul with transposes done by an explicit Transpose first: same result, an order of magnitude faster on wasm. */
+interface WasmStorage {
+  dataIdMap: { has(dataId: tf.DataId): boolean };
+}
+
+/**
+ * Transposed copies of matrices that are used transposed more than once (weights in x·Wᵀ during generation), keyed
+ * by the source data (tensor data is immutable, so a copy stays valid while its source lives) and shape. Entries whose
+ * source was disposed are freed on the next call; the table holds at most MAX_CACHED copies.
+ */
+const MAX_CACHED = 512;
+const transposed = new Map<tf.DataId, Map<string, tf.TensorInfo>>();
+const seen = new WeakSet<object>();
+
+function evictDead(backend: WasmBackendLike & WasmStorage): void {
+  for (const [source, byShape] of transposed) {
+    if (backend.dataIdMap.has(source)) continue;
+    for (const t of byShape.values()) backend.disposeData(t.dataId);
+    transposed.delete(source);
+  }
+}
+
+/** BatchMatMul with transposes done by an explicit (and, for repeated operands, cached) Transpose: an order of magnitude faster on wasm. */
 function patchBatchMatMul(): void {
   const original = tf.getKernel('BatchMatMul', 'wasm');
   const transpose = tf.getKernel('Transpose', 'wasm');
@@ -39,21 +60,33 @@ function patchBatchMatMul(): void {
     backendName: 'wasm',
     setupFunc: original.setupFunc,
     kernelFunc: ((args: KernelArgs) => {
+      const backend = args.backend as WasmBackendLike & WasmStorage;
       const { a, b } = args.inputs;
       const attrs = args.attrs ?? {};
       const temps: tf.TensorInfo[] = [];
+      if (transposed.size) evictDead(backend);
       const flip = (t: tf.TensorInfo, yes: unknown): tf.TensorInfo => {
         if (!yes) return t;
-        const out = runTranspose({ inputs: { x: t }, backend: args.backend, attrs: { perm: swapLastTwo(t.shape.length) } }) as tf.TensorInfo;
-        temps.push(out);
+        const shapeKey = t.shape.join(',');
+        const hit = transposed.get(t.dataId)?.get(shapeKey);
+        if (hit) return hit;
+        const out = runTranspose({ inputs: { x: t }, backend, attrs: { perm: swapLastTwo(t.shape.length) } }) as tf.TensorInfo;
+        const key = t.dataId as object;
+        if (seen.has(key) && transposed.size < MAX_CACHED) {
+          if (!transposed.has(t.dataId)) transposed.set(t.dataId, new Map());
+          transposed.get(t.dataId)!.set(shapeKey, out);
+        } else {
+          seen.add(key);
+          temps.push(out);
+        }
         return out;
       };
       const result = run({
         inputs: { a: flip(a, attrs.transposeA), b: flip(b, attrs.transposeB) },
-        backend: args.backend,
+        backend,
         attrs: { ...attrs, transposeA: false, transposeB: false },
       });
-      for (const t of temps) args.backend.disposeData(t.dataId);
+      for (const t of temps) backend.disposeData(t.dataId);
       return result;
     }) as unknown as tf.KernelFunc,
   });
