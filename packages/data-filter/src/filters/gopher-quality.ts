@@ -1,6 +1,6 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
-import { isLetter } from '../text/chars.js';
+import { coreLength, coreLower, isLetter } from '../text/chars.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -27,8 +27,6 @@ export interface GopherQualityOptions {
   /** Chinese function characters used instead for CJK text. Default 的 了 是 在 和 有 不 这 也 就 与 而 之 我 他 们 中 为 以. */
   cjkStopWords: string[];
 }
-
-const TRAILING_PUNCT = /[^\p{L}]+$/u;
 
 /** Gopher document-quality rules, CJK-aware: counts characters for Chinese, uses Chinese function words, skips code. */
 export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
@@ -74,9 +72,9 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
           let letters = 0;
           let counted = 0;
           for (const w of a.words) {
-            const core = w.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
-            if (core) {
-              letters += core.length;
+            const len = coreLength(w);
+            if (len) {
+              letters += len;
               counted++;
             }
           }
@@ -110,7 +108,7 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
           for (const w of a.words) {
-            if (a.cjk ? cjkStop.has(w) : stop.has(w.toLowerCase().replace(TRAILING_PUNCT, ''))) {
+            if (a.cjk ? cjkStop.has(w) : stop.has(coreLower(w))) {
               if (++hits >= o.minStopWords) break;
             }
           }

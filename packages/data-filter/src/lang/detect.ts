@@ -1,4 +1,4 @@
-import { isHan, isKana } from '../text/chars.js';
+import { coreLower, isHan, isKana } from '../text/chars.js';
 import { splitWords } from '../text/analysis.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
@@ -46,8 +46,7 @@ function latinLanguage(words: string[], share: number): LanguageGuess {
   const hits: Record<string, number> = {};
   let total = 0;
   for (const w of words) {
-    const lower = w.toLowerCase().replace(/^[^\p{L}]+|[^\p{L}]+$/gu, '');
-    const lang = STOP_INDEX.get(lower);
+    const lang = STOP_INDEX.get(coreLower(w));
     if (lang) hits[lang] = (hits[lang] ?? 0) + 1;
     total++;
   }

@@ -46,3 +46,21 @@ export function isAlnum(ch: string): boolean {
   if (c < 128) return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
   return ALNUM.test(ch);
 }
+
+/** Length of a word without the non-alphanumeric characters at its two ends. */
+export function coreLength(w: string): number {
+  let a = 0;
+  let b = w.length;
+  while (a < b && !isAlnum(w[a])) a++;
+  while (b > a && !isAlnum(w[b - 1])) b--;
+  return b - a;
+}
+
+/** A word lower-cased, without the non-letter characters at its two ends. */
+export function coreLower(w: string): string {
+  let a = 0;
+  let b = w.length;
+  while (a < b && !isLetter(w[a])) a++;
+  while (b > a && !isLetter(w[b - 1])) b--;
+  return (a === 0 && b === w.length ? w : w.slice(a, b)).toLowerCase();
+}

@@ -45,13 +45,14 @@ const M2 = 0x85ebca77;
 
 /**
  * Keys of all n-grams for n = 1, 2, ... computed incrementally (one mixing step per position and n): `advance()`
- * moves to the next n; `key(i)` is a 53-bit key of the n-gram starting at i (two 32-bit lanes; collisions are
+ * moves to the next n; `h1[i]`, `h2[i]` are two 32-bit hashes of the n-gram starting at i (collisions are
  * negligible for these statistics).
  */
 export class NgramKeys {
   n = 0;
-  private readonly h1: Uint32Array;
-  private readonly h2: Uint32Array;
+  /** The two hash lanes of the n-gram at each position. */
+  readonly h1: Uint32Array;
+  readonly h2: Uint32Array;
 
   constructor(private readonly w: WordIds) {
     this.h1 = new Uint32Array(w.ids.length);
@@ -78,24 +79,62 @@ export class NgramKeys {
     }
     this.n++;
   }
+}
 
-  /** Key of the n-gram at position i. */
-  key(i: number): number {
-    return (this.h1[i] >>> 0) * 0x200000 + (this.h2[i] & 0x1fffff);
+/** A reusable open-addressing table counting (h1, h2) key pairs; `reset` empties it in O(1) via generation stamps. */
+class PairCounter {
+  private k1 = new Uint32Array(0);
+  private k2 = new Uint32Array(0);
+  private counts = new Uint32Array(0);
+  private stamps = new Uint32Array(0);
+  private gen = 0;
+  private mask = 0;
+
+  reset(n: number): void {
+    let size = 1024;
+    while (size < 2 * n) size *= 2;
+    if (size > this.stamps.length) {
+      this.k1 = new Uint32Array(size);
+      this.k2 = new Uint32Array(size);
+      this.counts = new Uint32Array(size);
+      this.stamps = new Uint32Array(size);
+      this.mask = size - 1;
+      this.gen = 0;
+    }
+    if (++this.gen === 0xffffffff) {
+      this.stamps.fill(0);
+      this.gen = 1;
+    }
+  }
+
+  /** Adds one occurrence of the key and returns its count so far. */
+  inc(a: number, b: number): number {
+    let slot = (a ^ Math.imul(b, 0x9e3779b1)) & this.mask;
+    for (;;) {
+      if (this.stamps[slot] !== this.gen) {
+        this.stamps[slot] = this.gen;
+        this.k1[slot] = a;
+        this.k2[slot] = b;
+        this.counts[slot] = 1;
+        return 1;
+      }
+      if (this.k1[slot] === a && this.k2[slot] === b) return ++this.counts[slot];
+      slot = (slot + 1) & this.mask;
+    }
   }
 }
+
+const table = new PairCounter();
 
 /** Share of word characters covered by the most frequent current n-gram (its count × its characters over all characters). */
 export function topNgramShare(w: WordIds, k: NgramKeys): number {
   const count = k.count;
   if (count === 0 || w.chars === 0) return 0;
-  const counts = new Map<number, number>();
+  table.reset(count);
   let best = 0;
   let bestAt = 0;
   for (let i = 0; i < count; i++) {
-    const key = k.key(i);
-    const c = (counts.get(key) ?? 0) + 1;
-    counts.set(key, c);
+    const c = table.inc(k.h1[i], k.h2[i]);
     if (c > best) {
       best = c;
       bestAt = i;
@@ -111,14 +150,14 @@ export function topNgramShare(w: WordIds, k: NgramKeys): number {
 export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
   const count = k.count;
   if (count === 0 || w.chars === 0) return 0;
-  const seen = new Set<number>();
-  const covered = new Uint8Array(w.ids.length);
-  for (let i = 0; i < count; i++) {
-    const key = k.key(i);
-    if (seen.has(key)) covered.fill(1, i, i + k.n);
-    else seen.add(key);
-  }
+  table.reset(count);
   let dup = 0;
-  for (let i = 0; i < covered.length; i++) if (covered[i]) dup += w.lengths[i];
+  let coveredTo = 0; // words before this index are already counted
+  for (let i = 0; i < count; i++) {
+    if (table.inc(k.h1[i], k.h2[i]) > 1) {
+      for (let j = Math.max(i, coveredTo); j < i + k.n; j++) dup += w.lengths[j];
+      coveredTo = i + k.n;
+    }
+  }
   return dup / w.chars;
 }
