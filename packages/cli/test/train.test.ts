@@ -53,7 +53,10 @@ describe('yuan train: kill and resume', () => {
     const fullOut = path.join(tmp, 'full');
     const full = await child([...common, '--out', fullOut]);
     expect([full.code, full.err.split("\n").filter((l) => l.startsWith("error"))]).toEqual([0, []]);
-    expect(existsSync(path.join(fullOut, 'loss.svg'))).toBe(true);
+    const svg = readFileSync(path.join(fullOut, 'loss.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg [^>]*>/);
+    expect(svg).toContain('train (smoothed)</text>');
+    expect(svg.match(/<circle /g)?.length).toBeGreaterThanOrEqual(4 + 1); // 4 valid points + legend marker
 
     const out = path.join(tmp, 'killed');
     // kill as soon as the second checkpoint starts being written (its staging folder appears)
@@ -78,6 +81,17 @@ describe('yuan train: kill and resume', () => {
     const vb = readMetrics(path.join(out, 'metrics.jsonl')).filter((m) => m.validLoss !== undefined);
     expect(vb.map((m) => m.step)).toEqual(va.map((m) => m.step));
     expect(readdirSync(out).filter((n) => /^checkpoint-\d+$/.test(n))).toEqual(['checkpoint-00000012', 'checkpoint-00000016']);
+  });
+});
+
+describe('yuan data prepare', () => {
+  it('packs JSONL documents and prompt/answer pairs', async () => {
+    const file = path.join(tmp, 'mixed.jsonl');
+    writeFileSync(file, `${JSON.stringify({ text: 'plain text' })}\n\n${JSON.stringify({ prompt: 'Q: 2+2?', answer: '4' })}\n`);
+    const r = await yuan('data', 'prepare', '--input', file, '--tokenizer', 'bytes', '--output', path.join(tmp, 'mixed'), '--valid-fraction', '0');
+    expect(r.out).toMatch(/^packed 2 documents \(1 prompt\/answer pairs\), 21 tokens into .*: train 2 documents \/ 21 tokens, valid 0 documents \/ 0 tokens$/);
+    const mask = readFileSync(path.join(tmp, 'mixed', 'train.mask'));
+    expect([...mask.subarray(11)]).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 1, 1]); // 'Q: 2+2?' masked; <sep>, '4', <eod> count
   });
 });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
-import { initBackend, liveTensorCount, tf } from '@yuan/tensor';
+import { initBackend, liveTensorCount, openSafetensors, tf } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdamW,
@@ -195,6 +195,10 @@ describe('trainer', () => {
     const rest = await losses(full, 4);
     full.dispose();
     model.dispose();
+    const st = await openSafetensors(path.join(resolveResumeDir(run), 'model.safetensors'));
+    expect(st.entries.get('model.layers.0.self_attn.q_proj.weight')?.shape).toEqual([32, 32]);
+    expect(st.entries.get('model.layers.1.mlp.gate_proj.weight')?.shape).toEqual([64, 32]);
+    await st.close();
     const { trainer } = await loadTrainCheckpoint(resolveResumeDir(run), config, lookup, (m) => makeTrainer(config, m, 8, 999));
     expect(trainer.step).toBe(4);
     expect(await losses(trainer, 4)).toEqual(rest);
