@@ -95,6 +95,23 @@ describe('yuan data prepare', () => {
   });
 });
 
+describe('yuan experiment ablation', () => {
+  it('trains each variant on the same data and prints params, time per step and test loss relative to the first', async () => {
+    const out = path.join(tmp, 'ablation');
+    const r = await yuan('experiment', 'ablation', ...tiny, '--data', data, '--test', data, '--test-batches', '2', '--steps', '3', '--variants', 'mha,lfa-k3,lpa-r4', '--out', out, '--json');
+    expect(r.code).toBe(0);
+    const rows = JSON.parse(r.out) as { variant: string; attention: string; parameters: number; testLoss: number }[];
+    expect(rows.map((x) => x.variant)).toEqual(['mha', 'lfa-k3', 'lpa-r4']);
+    // 2 layers, hidden 32: mha 4·32² per layer; lfa-k3 adds a [32,32,3,1] conv + bias; lpa-r4 has 8·32·4
+    expect(rows[1].parameters - rows[0].parameters).toBe(2 * (32 * 32 * 3 + 32));
+    expect(rows[0].parameters - rows[2].parameters).toBe(2 * (4 * 32 * 32 - 8 * 32 * 4));
+    expect(rows.every((x) => Number.isFinite(x.testLoss) && x.testLoss > 0)).toBe(true);
+    expect(readFileSync(path.join(out, 'ablation.md'), 'utf8')).toMatch(/^\| variant \| attention \| params \|.*\n.*\n\| mha \| mha \| [\d,]+ \| — \|/);
+    const bad = await yuan('experiment', 'ablation', '--data', data, '--steps', '1', '--variants', 'mha,flash');
+    expect(bad.err).toMatch(/^error: unknown variant "flash" \(variants: mha, lfa, /);
+  });
+});
+
 describe('yuan train: bad input', () => {
   it('names empty or unreadable data, a sequence longer than the data, a bad lr and a foreign resume folder', async () => {
     writeFileSync(path.join(tmp, 'empty.txt'), '\n\n  \n');

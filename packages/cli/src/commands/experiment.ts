@@ -1,7 +1,6 @@
-import { writeFile } from 'node:fs/promises';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { deepMerge, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
 import { lineChartSvg, smooth, type Series } from '../training/plot.js';
@@ -80,7 +79,7 @@ export const experimentAblation: Command = {
     const out = (values.out as string | undefined) ?? 'ablation';
     await mkdir(out, { recursive: true });
     const registry = buildRegistry();
-    const configs: YuanConfig[] = variants.map((v) => resolveConfig(deepMerge(base as unknown as JsonObject, { attention: { name: v.attention.name, options: {} } }), { attention: v.attention }));
+    const configs: YuanConfig[] = variants.map((v) => resolveConfig({ ...(base as unknown as JsonObject), attention: v.attention }));
     for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
     const rows: Row[] = [];
     const curves: Series[] = [];
