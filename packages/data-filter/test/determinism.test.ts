@@ -1,0 +1,58 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FILTER_PRESETS, runFilter } from '../src/index.js';
+import { gaokaoPassages, gsm8k, haveDatasets, jsonl, rng, shakespeare, skipReason, wikiArticles, junk } from './corpus.js';
+
+if (!haveDatasets) console.warn(`skipping determinism tests: ${skipReason}`);
+
+describe.skipIf(!haveDatasets)('determinism and sharding', () => {
+  let dir: string;
+  let input: string;
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'yuan-filter-det-'));
+    input = path.join(dir, 'in.jsonl');
+    const shak = shakespeare(40);
+    const docs = [...wikiArticles(20), ...shak, ...gsm8k(60), ...gaokaoPassages(['chinese']).slice(0, 40), ...junk(shak.map((d) => d.text), rng(3))];
+    // Duplicates, to show dedup at work in the single run.
+    writeFileSync(input, jsonl([...docs, ...docs.slice(0, 15).map((d) => ({ ...d, id: `${d.id}-dup` }))]));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives byte-identical output, rejects and gzip output for the same input and config', async () => {
+    for (const ext of ['jsonl', 'jsonl.gz']) {
+      const a = path.join(dir, `a.${ext}`);
+      const b = path.join(dir, `b.${ext}`);
+      await runFilter({ inputs: [input], output: a, rejects: path.join(dir, `ra.${ext}`) });
+      await runFilter({ inputs: [input], output: b, rejects: path.join(dir, `rb.${ext}`) });
+      expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+      expect(readFileSync(path.join(dir, `ra.${ext}`)).equals(readFileSync(path.join(dir, `rb.${ext}`)))).toBe(true);
+      expect(readFileSync(a).length).toBeGreaterThan(1000);
+    }
+  });
+
+  it('--shard i/n runs together give the documents of one run (pipeline without dedup)', async () => {
+    const filters = FILTER_PRESETS[0].filters.filter((f) => f.name !== 'exact-dedup' && f.name !== 'minhash');
+    const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').filter(Boolean);
+    await runFilter({ inputs: [input], output: path.join(dir, 'one.jsonl'), configObject: { filters } });
+    const shards: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const out = path.join(dir, `shard-${i}.jsonl`);
+      const report = await runFilter({ inputs: [input], output: out, shard: `${i}/3`, configObject: { filters } });
+      expect(report.shard).toEqual({ index: i, count: 3 });
+      shards.push(...lines(out));
+    }
+    const one = lines(path.join(dir, 'one.jsonl'));
+    expect(one.length).toBeGreaterThan(50);
+    expect([...shards].sort()).toEqual([...one].sort());
+  });
+
+  it('with dedup, each shard deduplicates only within itself', async () => {
+    const one = await runFilter({ inputs: [input], output: path.join(dir, 'd1.jsonl') });
+    let kept = 0;
+    for (let i = 0; i < 3; i++) kept += (await runFilter({ inputs: [input], output: path.join(dir, `d-${i}.jsonl`), shard: `${i}/3` })).result.kept;
+    // Copies whose original fell in another shard survive there: more documents are kept in all than by one run.
+    expect(kept).toBeGreaterThan(one.result.kept);
+  });
+});
