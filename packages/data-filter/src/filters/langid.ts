@@ -1,5 +1,6 @@
 import { arrayOf, num, obj, optional, record, str } from '@yuan/core';
 import { detectLanguage } from '../lang/detect.js';
+import { analyze } from '../text/analysis.js';
 import { defineFilter } from './define.js';
 
 /** Options of `langid`. */
@@ -40,7 +41,7 @@ export const langidFilter = defineFilter<LangIdOptions>({
     const keep = new Set(o.languages);
     return {
       apply(doc) {
-        const guess = detectLanguage(doc.text, o);
+        const guess = detectLanguage(doc.text, o, doc.text.length <= o.sampleChars ? analyze(doc).words : undefined);
         doc.lang = guess.lang;
         doc.langScore = Math.round(guess.score * 1e4) / 1e4;
         const detail = `${guess.lang} ${doc.langScore.toFixed(3)}`;

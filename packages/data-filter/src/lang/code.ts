@@ -4,11 +4,17 @@ const CODE_END = /(?:[;{}]|\)\s*:|=>|\*\/|"""|''')$/;
 const ASSIGNMENT = /^[A-Za-z_$][\w$.[\]]*\s*(?:[-+*/%|&^]|<<|>>)?=\s*[^=\s]/;
 const CALL = /^[A-Za-z_$][\w$.]*\([^()]*\)[;,]?$/;
 const CLOSERS = /^[}\])]+[;,)]*$/;
+const CODE_LAST = new Set([...';{}()[]:,>/\'"'].map((c) => c.charCodeAt(0)));
 const CONTROL = /^(if|for|while)\b.*[:{)]$/;
 
 /** How much one non-blank line looks like source code: 1 for a code construct, 0.5 for indented text, else 0. */
 function lineEvidence(line: string): number {
   const t = line.trim();
+  const last = t.charCodeAt(t.length - 1);
+  // Fast path for prose: no '=', no code-like last character, not indented: only a leading keyword can make it code.
+  if (!t.includes('=') && !CODE_LAST.has(last) && line.charCodeAt(0) !== 32 && line.charCodeAt(0) !== 9 && !t.startsWith('/')) {
+    return KEYWORD_START.test(t) ? 1 : 0;
+  }
   if (t.startsWith('>>> ') || t.startsWith('//') || t.startsWith('/*')) return 1;
   if (KEYWORD_START.test(t) || CONTROL.test(t) || CODE_END.test(t) || ASSIGNMENT.test(t) || CALL.test(t) || CLOSERS.test(t)) return 1;
   if (/^(\t| {2,})\S/.test(line)) return 0.5;

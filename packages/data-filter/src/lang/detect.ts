@@ -64,13 +64,14 @@ function latinLanguage(words: string[], share: number): LanguageGuess {
  * Guesses the language of a text: `code` when most lines look like source code; otherwise the dominant script
  * (Han → `zh`, kana → `ja`, Hangul → `ko`, ...), and for Latin script the language whose function words are most
  * frequent (`en`, `fr`, `de`, `es`, `it`, `pt`, `nl`, or `other`). The score combines the dominant script's share of
- * the words with, for Latin script, how clear and how plentiful the function-word evidence is.
+ * the words with, for Latin script, how clear and how plentiful the function-word evidence is. `wordsOfText`, when
+ * given, must be `splitWords(text).words` (it saves splitting again).
  */
-export function detectLanguage(text: string, options: DetectOptions = {}): LanguageGuess {
+export function detectLanguage(text: string, options: DetectOptions = {}, wordsOfText?: string[]): LanguageGuess {
   const sample = text.length > (options.sampleChars ?? 20000) ? text.slice(0, options.sampleChars ?? 20000) : text;
   const code = codeScore(sample);
   if (code >= (options.codeThreshold ?? 0.5)) return { lang: 'code', score: code };
-  const { words } = splitWords(sample);
+  const words = wordsOfText && sample === text ? wordsOfText : splitWords(sample).words;
   let han = 0;
   let kana = 0;
   const byScript = new Map<Script, string[]>();
