@@ -13,13 +13,14 @@ import { wellFormed } from './utf8.js';
  * The strings YUAN's HF tokenizer (LlamaTokenizer with eos `<eod>` and `add_tokens(..., special_tokens=True)`)
  * matches as single tokens before SentencePiece runs. Those in the vocabulary keep their piece id; the others
  * (`<mask>`, `<predict>`, `<FIM_SUFFIX>`, `<FIM_PREFIX>`, `<FIM_MIDDLE>`) get ids after the last piece in this order.
+ * `<filename>`, `<gh_stars>`, `<issue_*>` and `<reponame>` are vocabulary pieces the reference does not add, so text
+ * spelling them is split by SentencePiece as the reference does.
  */
 export const YUAN_ADDED_TOKENS: readonly string[] = [
   '<eod>', '<sep>', '<pad>',
   '<mask>', '<predict>', '<FIM_SUFFIX>', '<FIM_PREFIX>', '<FIM_MIDDLE>',
   '<commit_before>', '<commit_msg>', '<commit_after>',
   '<jupyter_start>', '<jupyter_text>', '<jupyter_code>', '<jupyter_output>', '<empty_output>',
-  '<filename>', '<gh_stars>', '<issue_start>', '<issue_comment>', '<issue_closed>', '<reponame>',
   '<s>', '<unk>',
 ];
 
