@@ -21,6 +21,11 @@ export interface ModelAdapter {
   generate(request: GenerationRequest): Promise<string[]>;
   /** Sum of log-probabilities of `continuation` given `context`, where the model exposes them. */
   logLikelihood?(context: string, continuation: string): Promise<number>;
+  /**
+   * Summed negative log-likelihood (nats) of `text` under the model and the number of tokens it was summed over (every
+   * token after the first), for perplexity. Texts longer than the context are scored in windows by the adapter.
+   */
+  tokenLosses?(text: string): Promise<{ nll: number; tokens: number }>;
   close?(): Promise<void>;
 }
 

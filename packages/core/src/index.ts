@@ -24,3 +24,4 @@ export {
 export type { Tokenizer, TokenizerPlugin, TokenizerOptions, SpecialIds } from './tokenizer.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
+export type { EvaluatorPlugin, EvalContext, EvalResult, EvalSettings } from './evaluator.js';

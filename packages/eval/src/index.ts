@@ -1,0 +1,24 @@
+/** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter and server, result tables. */
+export { Sandbox, type SandboxOptions, type SandboxResult, type Isolation } from './sandbox/sandbox.js';
+export { DEFAULT_LIMITS, type SandboxLimits } from './sandbox/limits.js';
+export { passAtK } from './metrics/pass-at-k.js';
+export { majorityVote, majorityAtK } from './metrics/majority.js';
+export { extractNumericAnswer, gsm8kGold, normalizeNumber, sameNumber } from './extract/number.js';
+export { extractChoice } from './extract/choice.js';
+export { extractCloze, clozeMatches } from './extract/cloze.js';
+export { humanEvalEvaluator, loadHumanEval, type HumanEvalOptions } from './tasks/humaneval.js';
+export { humanEvalProgram, type HumanEvalProblem } from './tasks/humaneval-program.js';
+export { gsm8kEvaluator, svampEvaluator, loadGsm8k, loadSvamp } from './tasks/gsm8k.js';
+export { mathPrompt, type MathProblem, type MathOptions } from './tasks/math-word.js';
+export { agiEvalEvaluator, loadAgiEval, AGIEVAL_SUBSETS, type AgiOptions, type AgiQuestion } from './tasks/agieval.js';
+export { perplexityEvaluator, chunkText, type PerplexityOptions } from './tasks/perplexity.js';
+export { evaluatorPlugins } from './tasks/registry.js';
+export { runEvaluation, getEvaluator, type RunEvaluationOptions, type RunEvaluationResult } from './run/run-evaluation.js';
+export { readSamplesFile } from './run/samples-file.js';
+export { formatResultTable } from './run/table.js';
+export { defaultDataDir } from './data/default-dir.js';
+export { OpenAIEndpointAdapter, openAIEndpointPlugin, type EndpointOptions } from './adapters/openai-endpoint.js';
+export { createOpenAIServer, type OpenAIServerOptions } from './server/openai-server.js';
+export { servedFromAdapter } from './server/adapter-served.js';
+export { defaultChatPrompt, type ServedModel, type ServedCompletion, type ChatMessage } from './server/served-model.js';
+export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './server/validate.js';

@@ -1,0 +1,81 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { NotFoundError, type EvalResult, type EvalSettings, type EvaluatorPlugin, type ModelAdapter } from '@yuan/core';
+import { defaultDataDir } from '../data/default-dir.js';
+import { evaluatorPlugins } from '../tasks/registry.js';
+import { AtomicJsonLines, writeFileAtomic } from './atomic.js';
+
+/** One evaluation run. Settings default to n 1, k [1], temperature 0, workers 2 and the shared data folder. */
+export interface RunEvaluationOptions {
+  /** An evaluator name (`humaneval`, `gsm8k`, ...) or a plugin. */
+  evaluator: string | EvaluatorPlugin;
+  /** Evaluator options merged over its defaults. */
+  options?: Record<string, unknown>;
+  settings?: Partial<EvalSettings>;
+  model?: ModelAdapter;
+  completions?: Map<string, string[]>;
+  /** Folder for `<task>-samples.jsonl` and `<task>-summary.json`; nothing is written when absent. */
+  outputDir?: string;
+  progress?: (done: number, total: number) => void;
+}
+
+/** What a run produced: the result, and the files it wrote. */
+export interface RunEvaluationResult {
+  result: EvalResult;
+  samplesFile?: string;
+  summaryFile?: string;
+  records: number;
+}
+
+/** The built-in evaluator of a name; an unknown name lists the known ones. */
+export function getEvaluator(name: string): EvaluatorPlugin {
+  const found = evaluatorPlugins.find((e) => e.name === name);
+  if (!found) throw new NotFoundError(`unknown evaluation "${name}" (known: ${evaluatorPlugins.map((e) => e.name).join(', ')})`);
+  return found;
+}
+
+/** Runs an evaluator, writing the per-sample log and the summary atomically when `outputDir` is given. */
+export async function runEvaluation(opts: RunEvaluationOptions): Promise<RunEvaluationResult> {
+  const plugin = typeof opts.evaluator === 'string' ? getEvaluator(opts.evaluator) : opts.evaluator;
+  const merged = { ...(plugin.defaults as Record<string, unknown>), ...(opts.options ?? {}) };
+  const options = plugin.validate ? plugin.validate(merged) : merged;
+  const settings: EvalSettings = { n: 1, k: [1], temperature: 0, workers: 2, dataDir: defaultDataDir(), ...opts.settings };
+  let log: AtomicJsonLines | undefined;
+  let samplesFile: string | undefined;
+  let summaryFile: string | undefined;
+  if (opts.outputDir) {
+    await mkdir(opts.outputDir, { recursive: true });
+    samplesFile = path.join(opts.outputDir, `${plugin.name}-samples.jsonl`);
+    summaryFile = path.join(opts.outputDir, `${plugin.name}-summary.json`);
+    log = new AtomicJsonLines(samplesFile);
+  }
+  let records = 0;
+  const started = Date.now();
+  const result = await plugin.evaluate(
+    {
+      settings,
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.completions ? { completions: opts.completions } : {}),
+      log: (record) => {
+        records++;
+        log?.write(record);
+      },
+      ...(opts.progress ? { progress: opts.progress } : {}),
+    },
+    options,
+  );
+  if (log) await log.commit();
+  if (summaryFile) {
+    const summary = {
+      ...result,
+      model: opts.model?.name ?? (opts.completions ? 'supplied samples' : null),
+      options,
+      settings,
+      records,
+      seconds: (Date.now() - started) / 1000,
+      samplesFile,
+    };
+    await writeFileAtomic(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
+  }
+  return { result, records, ...(samplesFile ? { samplesFile } : {}), ...(summaryFile ? { summaryFile } : {}) };
+}
