@@ -18,7 +18,7 @@ export interface SandboxOptions {
   /** Install the in-process Python audit-hook layer (default true). Tests turn it off to check the kernel layer alone. */
   guard?: boolean;
   python?: string;
-  /** Where throwaway work directories are made (default: the OS temp dir). */
+  /** Where throwaway work directories are made (default: the OS temp dir); it must be traversable by `nobody` when running as root. */
   tmpRoot?: string;
 }
 
@@ -36,7 +36,7 @@ export interface SandboxResult {
 
 const SETUP_FAILED = 121;
 const NOBODY = 65534;
-const probes = new Map<string, Promise<boolean>>();
+const probes = new Map<string, Promise<string | null>>();
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
@@ -67,16 +67,18 @@ export class Sandbox {
     if (wanted !== 'plain') {
       let probe = probes.get(python);
       if (!probe) {
-        probe = new Sandbox('namespaces', limits, false, python, tmpRoot)
+        // null when namespaces work, else why not
+        probe = new Sandbox('namespaces', limits, false, python, os.tmpdir())
           .run('print("sandbox-probe-ok")')
-          .then((r) => r.status === 'ok' && r.stdout.trim() === 'sandbox-probe-ok');
+          .then((r) => (r.status === 'ok' && r.stdout.trim() === 'sandbox-probe-ok' ? null : `${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}`))
+          .catch((e: Error) => e.message);
         probes.set(python, probe);
       }
-      const works = await probe;
-      if (!works && wanted === 'namespaces') {
-        throw new YuanError('sandbox', 'namespace isolation is unavailable here (`unshare --user --net --pid --mount` failed)');
+      const failure = await probe;
+      if (failure !== null && wanted === 'namespaces') {
+        throw new YuanError('sandbox', `namespace isolation is unavailable here (unshare --user --net --pid --mount: ${failure})`);
       }
-      if (works) isolation = 'namespaces';
+      if (failure === null) isolation = 'namespaces';
     }
     return new Sandbox(isolation, limits, options.guard ?? true, python, tmpRoot);
   }

@@ -46,8 +46,10 @@ export function loadAgiEval(dataDir: string, subset: string): AgiQuestion[] {
   const zh = subset.startsWith('gaokao');
   return parseJsonLines(readDataFile(dataDir, file), file).map((row, i) => {
     const options = Array.isArray(row.options) && row.options.length > 0 ? (row.options as string[]) : null;
-    const labels = options ? (Array.isArray(row.label) ? (row.label as string[]) : [String(row.label)]).map((l) => l.trim()).sort() : [];
-    if (options && labels.some((l) => !/^[A-J]$/.test(l))) throw new YuanError('input', `${file} row ${i}: label ${JSON.stringify(row.label)} is not an option letter`);
+    // a label is a letter, a list of letters or a string of several letters ("AD", "A B D")
+    const raw = Array.isArray(row.label) ? (row.label as unknown[]).map(String) : String(row.label ?? '').split(/[\s,]*/);
+    const labels = options ? [...new Set(raw.map((l) => l.trim()).filter((l) => l !== ''))].sort() : [];
+    if (options && (labels.length === 0 || labels.some((l) => !/^[A-J]$/.test(l)))) throw new YuanError('input', `${file} row ${i}: label ${JSON.stringify(row.label)} is not an option letter`);
     if (!options && (row.answer === null || row.answer === undefined)) throw new YuanError('input', `${file} row ${i}: neither options nor an answer`);
     return { id: `${subset}/${i}`, subset, prompt: buildPrompt(row, zh), options, labels, answer: options ? null : String(row.answer) };
   });

@@ -1,0 +1,105 @@
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Sandbox, type SandboxOptions } from '../src/index.js';
+
+// Every hostile program is written so that it would exit 0 only if the attack worked, except the background daemon:
+// its main program may well exit 0 (the kernel layer lets it fork), and what is checked is that no process survives.
+const canaryDir = mkdtempSync(path.join(os.tmpdir(), 'yuan-canary-'));
+const escapeFile = path.join(canaryDir, 'escaped.txt');
+const victimFile = path.join(canaryDir, 'victim.txt');
+const secret = `s3cret-${process.pid}-${Date.now()}`;
+let server: net.Server;
+let port = 0;
+let connections = 0;
+
+beforeAll(async () => {
+  writeFileSync(victimFile, 'keep me');
+  process.env.YUAN_SANDBOX_TEST_SECRET = secret;
+  server = net.createServer((s) => {
+    connections++;
+    s.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as net.AddressInfo).port;
+});
+afterAll(() => {
+  server.close();
+  rmSync(canaryDir, { recursive: true, force: true });
+});
+
+const hostile: Record<string, () => string> = {
+  'infinite loop': () => 'while True:\n    pass\n',
+  'fork bomb': () => 'import os\nwhile True:\n    os.fork()\n',
+  'background daemon': () =>
+    'import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\ntime.sleep(0.3)\n',
+  'allocate 10 GB': () => 'x = bytearray(10 * 1024 ** 3)\nx[-1] = 1\n',
+  'write outside the work dir': () =>
+    `open(${JSON.stringify(escapeFile)}, "w").write("escaped")\nopen("/tmp/yuan-sandbox-escape-${process.pid}", "w").write("x")\n`,
+  'delete files': () => `import os\nos.remove(${JSON.stringify(victimFile)})\n`,
+  'open a network socket': () =>
+    `import socket\ns = socket.create_connection(("127.0.0.1", ${port}), timeout=1)\ns.sendall(b"hello")\n`,
+  "read the parent's environment": () =>
+    [
+      'import os, glob',
+      'found = repr(dict(os.environ))',
+      `for p in ["/proc/${process.pid}/environ"] + glob.glob("/proc/*/environ"):`,
+      '    try:',
+      '        found += open(p, "rb").read().decode("latin-1")',
+      '    except Exception:',
+      '        pass',
+      `assert ${JSON.stringify(secret.slice(0, 6))} + ${JSON.stringify(secret.slice(6))} in found`,
+      'print(found)',
+    ].join('\n'),
+  'kill the parent': () => `import os, signal\nos.kill(${process.pid}, signal.SIGKILL)\nos.kill(os.getppid(), signal.SIGKILL)\n`,
+  'flood the output': () => 'import sys\nwhile True:\n    sys.stdout.write("x" * 65536)\n',
+};
+
+function strayProcesses(marker: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes(marker)) found.push(`${pid}: ${cmd.replace(/\0/g, ' ')}`);
+    } catch {
+      /* exited */
+    }
+  }
+  return found;
+}
+
+async function suite(label: string, options: SandboxOptions, required?: 'namespaces') {
+  const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'yuan-hostile-'));
+  chmodSync(tmpRoot, 0o755); // the sandbox drops to nobody when the tests run as root
+  const sandbox = await Sandbox.create({ ...options, tmpRoot, limits: { timeoutMs: 2000 } });
+  const skip = required === 'namespaces' && sandbox.isolation !== 'namespaces';
+  describe.skipIf(skip)(`${label} (isolation ${sandbox.isolation})`, () => {
+    afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+    it.each(Object.keys(hostile))('%s fails cleanly and leaves nothing behind', async (name) => {
+      const result = await sandbox.run(hostile[name]!());
+      if (name !== 'background daemon') expect(result.status, `${name}: ${result.stderr.slice(-300)}`).not.toBe('ok');
+      expect(result.status).not.toBe('setup-failed');
+      expect(result.stdout).not.toContain(secret);
+      expect(existsSync(escapeFile)).toBe(false);
+      expect(existsSync(`/tmp/yuan-sandbox-escape-${process.pid}`)).toBe(false);
+      expect(readFileSync(victimFile, 'utf8')).toBe('keep me');
+      expect(connections).toBe(0);
+      expect(readdirSync(tmpRoot)).toEqual([]); // the work directory is gone
+      await new Promise((r) => setTimeout(r, 100));
+      expect(strayProcesses(tmpRoot)).toEqual([]);
+      if (name === 'infinite loop' || name === 'flood the output') expect(result.status).toBe('timeout');
+      if (name === 'flood the output') expect(result.truncated).toBe(true);
+    });
+    it('runs a good program after all of them', async () => {
+      const result = await sandbox.run('print(sum(range(10)))');
+      expect(result.status).toBe('ok');
+      expect(result.stdout.trim()).toBe('45');
+    });
+  });
+}
+
+await suite('kernel layer alone: namespaces and limits, no Python guard', { isolation: 'namespaces', guard: false }, 'namespaces');
+await suite('Python guard and limits, no namespaces', { isolation: 'plain', guard: true });
+await suite('default sandbox', {});
