@@ -5,16 +5,16 @@ import { tf } from './tf.js';
 describe('initBackend', () => {
   it('picks the best backend that loads and says why each better one was skipped', async () => {
     const report = await initBackend('');
-    expect(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).toContain(report.name);
+    expect(['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']).toContain(report.name);
     expect(report.attempts.at(-1)).toMatchObject({ name: report.name, ok: true });
-    for (const a of report.attempts.slice(0, -1)) expect(a.detail).toMatch(/tfjs-node|wasm/);
+    for (const a of report.attempts.slice(0, -1)) expect(a.detail).toMatch(/tfjs-node|native|wasm/);
     expect(tf.getBackend()).toBe(report.name === 'tensorflow-gpu' ? 'tensorflow' : report.name);
   });
 
   it('honours an explicit backend and rejects unknown names with the list', async () => {
     expect((await initBackend('cpu')).name).toBe('cpu');
     expect(tf.getBackend()).toBe('cpu');
-    await expect(initBackend('tpu')).rejects.toThrow('unknown backend "tpu" (backends: tensorflow-gpu, tensorflow, wasm, cpu)');
+    await expect(initBackend('tpu')).rejects.toThrow('unknown backend "tpu" (backends: tensorflow-gpu, tensorflow, native, wasm, cpu)');
   });
 });
 

@@ -7,7 +7,7 @@ import { tf } from './tf.js';
 import { patchWasmBackend } from './wasm-fixes.js';
 
 /** Backend names yuan knows, best first. */
-export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu'] as const;
 
 /** A backend name accepted by `--backend` / `YUAN_BACKEND`. */
 export type BackendName = (typeof BACKEND_ORDER)[number];
@@ -55,12 +55,25 @@ async function tryNode(pkg: string): Promise<string | undefined> {
   return (await tf.setBackend('tensorflow')) ? undefined : `${pkg} loaded but its backend did not initialise`;
 }
 
+// The optional native package, imported by a computed name so that neither tsc nor the bundler needs it present.
+const NATIVE_PACKAGE: string = '@yuan/tensor-native';
+let nativeThreads = 1;
+
 async function tryBackend(name: BackendName): Promise<string | undefined> {
   switch (name) {
     case 'tensorflow-gpu':
       return tryNode('@tensorflow/tfjs-node-gpu');
     case 'tensorflow':
       return tryNode('@tensorflow/tfjs-node');
+    case 'native':
+      try {
+        // Optional package: an OpenBLAS addon built at install time (skipped when OpenBLAS is missing).
+        const native = (await import(NATIVE_PACKAGE)) as { registerNativeBackend(): { threads: number } };
+        nativeThreads = native.registerNativeBackend().threads;
+        return (await tf.setBackend('native')) ? undefined : 'native backend did not initialise';
+      } catch (e) {
+        return `native failed: ${(e as Error).message.split('\n')[0]}`;
+      }
     case 'wasm':
       try {
         await import('@tensorflow/tfjs-backend-wasm');
@@ -78,12 +91,13 @@ async function tryBackend(name: BackendName): Promise<string | undefined> {
 const WHY: Record<BackendName, string> = {
   'tensorflow-gpu': 'libtensorflow with CUDA (fastest)',
   tensorflow: 'native libtensorflow on the CPU',
+  native: 'OpenBLAS addon (@yuan/tensor-native): multi-threaded BLAS matMul and native kernels',
   wasm: 'WebAssembly with SIMD, one thread in Node (about 14x the cpu backend)',
   cpu: 'pure JavaScript (slowest, always available)',
 };
 
 /**
- * Selects the best TensorFlow.js backend that loads (tensorflow-gpu, tensorflow, wasm, cpu), or the one named by
+ * Selects the best TensorFlow.js backend that loads (tensorflow-gpu, tensorflow, native, wasm, cpu), or the one named by
  * `prefer` / the `YUAN_BACKEND` environment variable (an error if that one does not load). Idempotent per name.
  */
 export async function initBackend(prefer: string | undefined = process.env.YUAN_BACKEND): Promise<BackendReport> {
@@ -102,7 +116,7 @@ export async function initBackend(prefer: string | undefined = process.env.YUAN_
         reason: wanted ? `requested (${WHY[name]})` : `best that loads: ${WHY[name]}`,
         attempts,
         tfjsVersion: tf.version.tfjs,
-        threads: name === 'wasm' || name === 'cpu' ? 1 : cpus().length,
+        threads: name === 'wasm' || name === 'cpu' ? 1 : name === 'native' ? nativeThreads : cpus().length,
       };
       return current;
     }

@@ -1,0 +1,240 @@
+// N-API bindings: each function takes the Float32Array/Int32Array views of tensors that live in JS and writes its
+// result into a caller-allocated output array, so no tensor data is copied on the way in or out.
+#include <node_api.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <vector>
+
+#include "kernels.h"
+
+namespace {
+
+#define NAPI_OK(call)                                           \
+  do {                                                          \
+    if ((call) != napi_ok) {                                    \
+      napi_throw_error(env, nullptr, "tensor-native: " #call);  \
+      return nullptr;                                           \
+    }                                                           \
+  } while (0)
+
+struct Args {
+  napi_env env;
+  size_t argc = 12;
+  napi_value argv[12];
+  bool ok = true;
+
+  Args(napi_env e, napi_callback_info info) : env(e) {
+    if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) ok = false;
+  }
+  template <typename T>
+  T* array(size_t i, napi_typedarray_type want, size_t* length = nullptr) {
+    napi_typedarray_type type;
+    size_t len = 0;
+    void* data = nullptr;
+    if (!ok || i >= argc || napi_get_typedarray_info(env, argv[i], &type, &len, &data, nullptr, nullptr) != napi_ok ||
+        type != want) {
+      fail(want == napi_float32_array ? "expected a Float32Array argument" : "expected an Int32Array argument");
+      return nullptr;
+    }
+    if (length) *length = len;
+    return static_cast<T*>(data);
+  }
+  float* f32(size_t i, size_t* length = nullptr) { return array<float>(i, napi_float32_array, length); }
+  int32_t* i32(size_t i, size_t* length = nullptr) { return array<int32_t>(i, napi_int32_array, length); }
+  int64_t num(size_t i) {
+    int64_t v = 0;
+    if (!ok || i >= argc || napi_get_value_int64(env, argv[i], &v) != napi_ok) fail("expected a number argument");
+    return v;
+  }
+  bool flag(size_t i) {
+    bool v = false;
+    if (!ok || i >= argc || napi_get_value_bool(env, argv[i], &v) != napi_ok) fail("expected a boolean argument");
+    return v;
+  }
+  void fail(const char* message) {
+    if (ok) napi_throw_type_error(env, nullptr, message);
+    ok = false;
+  }
+};
+
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  const float* y = a.f32(1);
+  float* out = a.f32(2);
+  size_t batch = 0, batchB = 0;
+  const int32_t* ai = a.i32(3, &batch);
+  const int32_t* bi = a.i32(4, &batchB);
+  const int64_t m = a.num(5), n = a.num(6), k = a.num(7);
+  const bool ta = a.flag(8), tb = a.flag(9);
+  if (!a.ok) return nullptr;
+  if (batch != batchB) {
+    a.fail("gemm: batch index arrays differ in length");
+    return nullptr;
+  }
+  ynk::batchedGemm(x, y, out, ai, bi, int(batch), int(m), int(n), int(k), ta, tb);
+  return nullptr;
+}
+
+napi_value Binary(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = int(a.num(0));
+  const float* x = a.f32(1);
+  const float* y = a.f32(2);
+  float* out = a.f32(3);
+  size_t rank = 0;
+  const int32_t* shape = a.i32(4, &rank);
+  const int32_t* xs = a.i32(5);
+  const int32_t* ys = a.i32(6);
+  if (!a.ok) return nullptr;
+  ynk::binary(op, x, y, out, int(rank), shape, xs, ys);
+  return nullptr;
+}
+
+napi_value Unary(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = int(a.num(0));
+  size_t n = 0;
+  const float* x = a.f32(1, &n);
+  float* out = a.f32(2);
+  if (!a.ok) return nullptr;
+  ynk::unary(op, x, out, int64_t(n));
+  return nullptr;
+}
+
+napi_value Reduce(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = int(a.num(0));
+  const float* x = a.f32(1);
+  float* out = a.f32(2);
+  const int64_t outer = a.num(3), inner = a.num(4);
+  if (!a.ok) return nullptr;
+  ynk::reduceInner(op, x, out, outer, inner);
+  return nullptr;
+}
+
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  float* out = a.f32(1);
+  const int64_t rows = a.num(2), cols = a.num(3);
+  if (!a.ok) return nullptr;
+  ynk::softmax(x, out, rows, cols);
+  return nullptr;
+}
+
+napi_value Transpose(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  float* out = a.f32(1);
+  size_t rank = 0;
+  const int32_t* shape = a.i32(2, &rank);
+  const int32_t* perm = a.i32(3);
+  if (!a.ok) return nullptr;
+  ynk::transpose(x, out, int(rank), shape, perm);
+  return nullptr;
+}
+
+napi_value Slice(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  float* out = a.f32(1);
+  size_t rank = 0;
+  const int32_t* shape = a.i32(2, &rank);
+  const int32_t* begin = a.i32(3);
+  const int32_t* size = a.i32(4);
+  if (!a.ok) return nullptr;
+  ynk::slice(x, out, int(rank), shape, begin, size);
+  return nullptr;
+}
+
+napi_value Gather(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  size_t m = 0;
+  const int32_t* idx = a.i32(1, &m);
+  float* out = a.f32(2);
+  const int64_t outer = a.num(3), n = a.num(4), inner = a.num(5);
+  if (!a.ok) return nullptr;
+  napi_value result;
+  NAPI_OK(napi_get_boolean(env, ynk::gather(x, idx, out, outer, n, int64_t(m), inner), &result));
+  return result;
+}
+
+napi_value SegmentSum(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const float* x = a.f32(0);
+  size_t n = 0;
+  const int32_t* seg = a.i32(1, &n);
+  float* out = a.f32(2);
+  const int64_t segments = a.num(3), inner = a.num(4);
+  if (!a.ok) return nullptr;
+  ynk::segmentSum(x, seg, out, int64_t(n), segments, inner);
+  return nullptr;
+}
+
+napi_value AddN(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  uint32_t count = 0;
+  NAPI_OK(napi_get_array_length(env, argv[0], &count));
+  std::vector<const float*> xs(count);
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_typedarray_type type;
+    size_t len;
+    void* data;
+    NAPI_OK(napi_get_element(env, argv[0], i, &item));
+    NAPI_OK(napi_get_typedarray_info(env, item, &type, &len, &data, nullptr, nullptr));
+    xs[i] = static_cast<const float*>(data);
+  }
+  napi_typedarray_type type;
+  size_t n;
+  void* out;
+  NAPI_OK(napi_get_typedarray_info(env, argv[1], &type, &n, &out, nullptr, nullptr));
+  ynk::addN(xs.data(), int(count), static_cast<float*>(out), int64_t(n));
+  return nullptr;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int64_t n = a.num(0);
+  if (!a.ok) return nullptr;
+  ynk::setThreads(int(n));
+#ifdef _OPENMP
+  omp_set_num_threads(int(n));
+#endif
+  return nullptr;
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value result;
+  NAPI_OK(napi_create_int32(env, ynk::threads(), &result));
+  return result;
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"transpose", nullptr, Transpose, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"slice", nullptr, Slice, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gather", nullptr, Gather, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"segmentSum", nullptr, SegmentSum, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"addN", nullptr, AddN, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

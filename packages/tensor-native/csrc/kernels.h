@@ -1,0 +1,36 @@
+// Float32 CPU kernels of @yuan/tensor-native. All arrays are caller-owned; nothing here allocates tensors.
+#pragma once
+#include <cstdint>
+
+namespace ynk {
+
+enum BinaryOp { ADD = 0, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFF };
+enum UnaryOp { NEG = 0, EXP, LOG, SQRT, RSQRT, SQUARE, SIGMOID, TANH, RELU, RECIPROCAL, ABS };
+enum ReduceOp { R_SUM = 0, R_MAX, R_MIN, R_MEAN };
+
+// c[i] = op(a[aIdx[i]], b[bIdx[i]]) for each of `batch` matrices; row-major, transposes by BLAS flags.
+void batchedGemm(const float* a, const float* b, float* c, const int32_t* aIdx, const int32_t* bIdx, int batch, int m,
+                 int n, int k, bool transA, bool transB);
+// out = op(a, b) with numpy broadcasting expressed as per-dimension element strides (0 on broadcast axes).
+void binary(int op, const float* a, const float* b, float* out, int rank, const int32_t* shape, const int32_t* aStrides,
+            const int32_t* bStrides);
+void unary(int op, const float* x, float* out, int64_t n);
+// Reduces the contiguous inner axis: x [outer, inner] -> out [outer].
+void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inner);
+// Softmax over the last axis of x [rows, cols].
+void softmax(const float* x, float* out, int64_t rows, int64_t cols);
+// out = transpose(x, perm) for x of `shape`.
+void transpose(const float* x, float* out, int rank, const int32_t* shape, const int32_t* perm);
+// Copies the box begin..begin+size of x (rank <= 8) into out.
+void slice(const float* x, float* out, int rank, const int32_t* shape, const int32_t* begin, const int32_t* size);
+// x [outer, n, inner] gathered on axis 1 by idx [m] -> out [outer, m, inner]; false if an index is out of range.
+bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t m, int64_t inner);
+// out [segments, inner] = sum of rows of x [n, inner] by segment id (ids outside 0..segments-1 are dropped).
+void segmentSum(const float* x, const int32_t* seg, float* out, int64_t n, int64_t segments, int64_t inner);
+// out = sum of `count` arrays of length n.
+void addN(const float* const* xs, int count, float* out, int64_t n);
+
+void setThreads(int n);
+int threads();
+
+}  // namespace ynk

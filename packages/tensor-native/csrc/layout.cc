@@ -1,0 +1,93 @@
+// Data movement: transpose, slice, gather and segment sums.
+#include <cstring>
+
+#include "kernels.h"
+
+namespace ynk {
+
+namespace {
+constexpr int64_t kParallelMin = 1 << 15;
+}
+
+void transpose(const float* x, float* out, int rank, const int32_t* shape, const int32_t* perm) {
+  int64_t inStrides[8], outShape[8], srcStride[8];
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    inStrides[d] = s;
+    s *= shape[d];
+  }
+  const int64_t total = s;
+  for (int d = 0; d < rank; d++) {
+    outShape[d] = shape[perm[d]];
+    srcStride[d] = inStrides[perm[d]];
+  }
+  const int64_t inner = rank ? outShape[rank - 1] : 1;
+  const int64_t innerStride = rank ? srcStride[rank - 1] : 1;
+  const int64_t outer = inner ? total / inner : 0;
+#pragma omp parallel for schedule(static) if (total >= kParallelMin)
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t rest = o, src = 0;
+    for (int d = rank - 2; d >= 0; d--) {
+      src += (rest % outShape[d]) * srcStride[d];
+      rest /= outShape[d];
+    }
+    float* q = out + o * inner;
+    if (innerStride == 1) {
+      std::memcpy(q, x + src, sizeof(float) * inner);
+    } else {
+      for (int64_t i = 0; i < inner; i++) q[i] = x[src + i * innerStride];
+    }
+  }
+}
+
+void slice(const float* x, float* out, int rank, const int32_t* shape, const int32_t* begin, const int32_t* size) {
+  int64_t strides[8];
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    strides[d] = s;
+    s *= shape[d];
+  }
+  const int64_t inner = rank ? size[rank - 1] : 1;
+  int64_t outer = 1;
+  for (int d = 0; d + 1 < rank; d++) outer *= size[d];
+  const int64_t base = rank ? begin[rank - 1] : 0;
+#pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
+  for (int64_t o = 0; o < outer; o++) {
+    int64_t rest = o, src = base;
+    for (int d = rank - 2; d >= 0; d--) {
+      src += (begin[d] + rest % size[d]) * strides[d];
+      rest /= size[d];
+    }
+    std::memcpy(out + o * inner, x + src, sizeof(float) * inner);
+  }
+}
+
+bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t m, int64_t inner) {
+  for (int64_t j = 0; j < m; j++)
+    if (idx[j] < 0 || idx[j] >= n) return false;
+#pragma omp parallel for schedule(static) if (outer * m * inner >= kParallelMin)
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t j = 0; j < m; j++) {
+      std::memcpy(out + (o * m + j) * inner, x + (o * n + idx[j]) * inner, sizeof(float) * inner);
+    }
+  }
+  return true;
+}
+
+void segmentSum(const float* x, const int32_t* seg, float* out, int64_t n, int64_t segments, int64_t inner) {
+  std::memset(out, 0, sizeof(float) * segments * inner);
+  // Threads split the inner axis so that no two write the same output element.
+#pragma omp parallel for schedule(static) if (n * inner >= kParallelMin && inner >= 64)
+  for (int64_t c0 = 0; c0 < inner; c0 += 32) {
+    const int64_t c1 = c0 + 32 < inner ? c0 + 32 : inner;
+    for (int64_t r = 0; r < n; r++) {
+      const int64_t s = seg[r];
+      if (s < 0 || s >= segments) continue;
+      const float* p = x + r * inner;
+      float* q = out + s * inner;
+      for (int64_t c = c0; c < c1; c++) q[c] += p[c];
+    }
+  }
+}
+
+}  // namespace ynk

@@ -1,0 +1,55 @@
+// Install step of @yuan/tensor-native: builds the OpenBLAS addon with node-gyp when the BLAS headers and library are
+// present, and otherwise prints one line and exits 0, so that `pnpm install` never fails because of it.
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const skip = (why) => {
+  rmSync(path.join(root, 'build'), { recursive: true, force: true });
+  console.log(`@yuan/tensor-native: native addon skipped (${why}); yuan will use the next backend (wasm or cpu)`);
+  process.exit(0);
+};
+
+if (process.env.YUAN_NATIVE_SKIP) skip('YUAN_NATIVE_SKIP is set');
+if (process.platform !== 'linux') skip(`only Linux is supported, not ${process.platform}`);
+
+const includeDirs = [
+  process.env.YUAN_CBLAS_INCLUDE,
+  '/usr/include/x86_64-linux-gnu',
+  '/usr/include/aarch64-linux-gnu',
+  '/usr/include/openblas',
+  '/usr/include',
+].filter(Boolean);
+const include = includeDirs.find((d) => existsSync(path.join(d, 'cblas.h')));
+if (!include) skip('cblas.h not found: install OpenBLAS with `apt-get install -y libopenblas-dev`');
+
+const libDirs = ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/usr/local/lib'];
+if (!libDirs.some((d) => existsSync(path.join(d, 'libopenblas.so')))) {
+  skip('libopenblas.so not found: install OpenBLAS with `apt-get install -y libopenblas-dev`');
+}
+
+let gyp;
+try {
+  gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+} catch {
+  skip('node-gyp is not installed');
+}
+// Use the headers of the running Node when they are installed (Debian/NodeSource put them in <prefix>/include/node),
+// so that node-gyp does not try to download them.
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const args = [gyp, 'rebuild', '--release'];
+if (existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+const run = spawnSync(process.execPath, args, {
+  cwd: root,
+  env: { ...process.env, YUAN_CBLAS_INCLUDE: include },
+  stdio: ['ignore', 'pipe', 'pipe'],
+  encoding: 'utf8',
+});
+if (run.status !== 0) {
+  const lines = `${run.stdout}\n${run.stderr}`.split('\n').filter((l) => /error/i.test(l));
+  skip(`node-gyp failed: ${(lines[0] ?? `exit ${run.status}`).trim()}`);
+}
+console.log(`@yuan/tensor-native: built the OpenBLAS addon (cblas.h from ${include})`);

@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** The functions of the compiled addon (csrc/addon.cc); every output array is allocated by the caller. */
+export interface NativeAddon {
+  gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIdx: Int32Array, bIdx: Int32Array, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
+  slice(x: Float32Array, out: Float32Array, shape: Int32Array, begin: Int32Array, size: Int32Array): void;
+  gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): boolean;
+  segmentSum(x: Float32Array, seg: Int32Array, out: Float32Array, segments: number, inner: number): void;
+  addN(xs: Float32Array[], out: Float32Array): void;
+  setThreads(n: number): void;
+  threads(): number;
+}
+
+// src/addon.ts and the bundled dist/index.js both sit one level below the package root.
+const addonPath = fileURLToPath(new URL('../build/Release/yuan_native.node', import.meta.url));
+let loaded: NativeAddon | undefined;
+let failure: string | undefined;
+
+/** Loads the addon once; throws a one-line error saying why it is unavailable. */
+export function loadAddon(): NativeAddon {
+  if (loaded) return loaded;
+  if (!failure) {
+    if (!existsSync(addonPath)) {
+      failure = `native addon not built: ${addonPath} is missing (install OpenBLAS with \`apt-get install -y libopenblas-dev\`, then \`pnpm install\` or \`pnpm --filter @yuan/tensor-native run install\`)`;
+    } else {
+      try {
+        loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
+        return loaded;
+      } catch (e) {
+        failure = `native addon failed to load: ${(e as Error).message.split('\n')[0]}`;
+      }
+    }
+  }
+  throw new Error(failure);
+}

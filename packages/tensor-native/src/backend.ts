@@ -1,0 +1,49 @@
+import { tf } from './tf.js';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NativeAddon } from './addon.js';
+import { elementwiseKernels } from './kernels/elementwise.js';
+import { layoutKernels } from './kernels/layout.js';
+import { batchMatMul } from './kernels/matmul.js';
+import { reduceKernels } from './kernels/reduce.js';
+import type { KernelArgs, NativeKernel } from './kernels/types.js';
+
+/** The tfjs backend name. */
+export const NATIVE_BACKEND = 'native';
+
+/** The cpu backend's storage (tensors stay in JS typed arrays), with the hot kernels registered natively on top. */
+class NativeBackend extends MathBackendCPU {
+  constructor() {
+    super();
+    // MathBackendCPU prints a "use tfjs-node" hint on first use; this backend is the native one.
+    Object.assign(this, { firstUse: false });
+  }
+}
+
+const NATIVE_KERNELS: Record<string, NativeKernel> = {
+  BatchMatMul: batchMatMul,
+  ...elementwiseKernels,
+  ...reduceKernels,
+  ...layoutKernels,
+};
+
+/** Names of the kernels that run natively (the rest are the cpu backend's). */
+export function nativeKernelNames(): string[] {
+  return Object.keys(NATIVE_KERNELS);
+}
+
+/**
+ * Registers the backend under `native` with the given priority: every kernel of the cpu backend, with the native ones
+ * replacing their cpu versions (each falls back to the cpu kernel for dtypes or cases it does not handle).
+ */
+export function registerBackend(addon: NativeAddon, priority: number): void {
+  if (tf.findBackendFactory(NATIVE_BACKEND)) return;
+  for (const config of tf.getKernelsForBackend('cpu')) {
+    const native = NATIVE_KERNELS[config.kernelName];
+    const cpu = config.kernelFunc;
+    const kernelFunc: tf.KernelFunc = native
+      ? (args) => native(args as unknown as KernelArgs, addon) ?? cpu(args)
+      : cpu;
+    tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
+  }
+  tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), priority);
+}

@@ -1,0 +1,34 @@
+import type { TensorInfo } from '@tensorflow/tfjs';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+
+/** The Float32Array a float32 tensor lives in on a cpu-style backend, or undefined (other dtypes, complex, strings). */
+export function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array | undefined {
+  if (t.dtype !== 'float32') return undefined;
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Float32Array ? v : undefined;
+}
+
+/** The Int32Array an int32 tensor lives in, or undefined. */
+export function i32(backend: MathBackendCPU, t: TensorInfo): Int32Array | undefined {
+  if (t.dtype !== 'int32') return undefined;
+  const v = backend.data.get(t.dataId).values;
+  return v instanceof Int32Array ? v : undefined;
+}
+
+/** Number of elements of a shape. */
+export function sizeOf(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Row-major element strides of a shape. */
+export function stridesOf(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+}
