@@ -8,7 +8,7 @@ import type { ServedCompletion, ServedModel } from '../src/index.js';
  */
 export class ToyServedModel implements ServedModel {
   readonly modelName = 'toy-test-double';
-  readonly maxNewTokens = 256;
+  readonly maxNewTokens = 1024;
   calls = 0;
   failNext = 0;
 

@@ -8,6 +8,7 @@ import { tokenizeCommand } from './tokenize.js';
 import { trainCommand } from './train.js';
 import { dataPrepare } from './data.js';
 import { experimentAblation } from './experiment.js';
+import { evalCommand } from './eval.js';
 
 /** Every `yuan` subcommand; a package's command is one file in this folder and one entry here. */
-export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand];
+export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand];

@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createOpenAIServer, OpenAIEndpointAdapter, runEvaluation } from '../src/index.js';
+import { dataDir, hasData, noData } from './shared.js';
+import { ToyServedModel } from './toy-model.js';
+
+// The served model is a test double (see toy-model.ts): these tests check the plumbing server → HTTP → adapter →
+// evaluator → files, not a score. The same path with the real model is `yuan serve --model DIR`.
+const have = hasData('gsm8k/test.jsonl');
+const cli = path.resolve(__dirname, '../../cli/dist/bin.js');
+const cliHasEval = existsSync(cli) && readFileSync(cli, 'utf8').length > 0 && existsSync(path.resolve(__dirname, '../../cli/node_modules/@yuan/eval'));
+const toy = new ToyServedModel();
+const server = createOpenAIServer(toy);
+const out = mkdtempSync(path.join(os.tmpdir(), 'yuan-e2e-'));
+let base = '';
+
+beforeAll(async () => {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((r) => server.close(() => r()));
+  rmSync(out, { recursive: true, force: true });
+});
+
+describe.skipIf(!have)(have ? 'gsm8k through an OpenAI-compatible endpoint' : noData('gsm8k/test.jsonl'), () => {
+  it('runs 20 questions with self-consistency through the API and writes the log and summary', async () => {
+    const model = new OpenAIEndpointAdapter({ endpoint: base, model: toy.modelName });
+    const run = await runEvaluation({ evaluator: 'gsm8k', model, settings: { dataDir, limit: 20, n: 3, k: [1, 3], temperature: 0.7, workers: 4 }, outputDir: path.join(out, 'api') });
+    expect(run.result.count).toBe(20);
+    const lines = readFileSync(run.samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.sample !== undefined)).toHaveLength(60);
+    // the double's answer is the prompt length mod 97 (+ sample index when sampling): the extraction must find exactly it
+    const first = lines.find((l) => l.question_id === '0' && l.sample === 1)!;
+    expect(first.completion).toMatch(/^ The answer is \d+\.$/);
+    expect(first.extracted).toBe(first.completion.match(/\d+/)[0]);
+    const summary = JSON.parse(readFileSync(run.summaryFile!, 'utf8'));
+    expect(summary.model).toBe(`toy-test-double@${base}/v1`);
+    expect(Object.keys(summary.metrics).sort()).toEqual(['accuracy', 'maj@3', 'mean_accuracy']);
+  });
+
+  it.skipIf(!cliHasEval)('runs `yuan eval gsm8k --endpoint URL --limit 20` end to end', async () => {
+    const dir = path.join(out, 'cli');
+    const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [cli, 'eval', 'gsm8k', '--endpoint', base, '--api-model', toy.modelName, '--limit', '20', '--output', dir, '--data-dir', dataDir, '--json'],
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout);
+    expect(result.task).toBe('gsm8k');
+    expect(result.count).toBe(20);
+    expect(result.metrics.accuracy).toBeGreaterThanOrEqual(0);
+    expect(readFileSync(path.join(dir, 'gsm8k-samples.jsonl'), 'utf8').trim().split('\n')).toHaveLength(20);
+    expect(JSON.parse(readFileSync(path.join(dir, 'gsm8k-summary.json'), 'utf8')).count).toBe(20);
+  });
+});
