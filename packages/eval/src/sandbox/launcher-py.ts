@@ -6,10 +6,11 @@
  * over the work directory, writes the files back, then forks the program with the resource limits and waits for it;
  * when the launcher exits the kernel kills everything left in the PID namespace.
  * MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
+ * In both modes an alarm ends the run `wallSeconds` after the start even if the Node process is gone.
  * Exit code 121 means the sandbox itself could not be set up (never a program result).
  */
 export const LAUNCHER_PY = String.raw`
-import ctypes, json, os, resource, sys
+import ctypes, json, os, resource, signal, sys
 
 SETUP_FAILED = 121
 mode, workdir, limits = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
@@ -68,13 +69,18 @@ def program_argv():
 
 env = {'PATH': '/usr/bin:/bin', 'HOME': workdir, 'TMPDIR': workdir, 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
 
+# A watchdog of its own, in case the Node process that would enforce the wall-clock limit dies first.
 if mode == 'plain':
     try:
         os.chdir(workdir)
         set_limits()
+        signal.alarm(limits['wallSeconds'])  # survives exec; SIGALRM's default action ends the program
     except Exception as e:
         fail(repr(e))
     os.execve(sys.executable, program_argv(), env)
+
+signal.signal(signal.SIGALRM, lambda *_: os._exit(124))
+signal.alarm(limits['wallSeconds'])
 
 try:
     files = {}
@@ -99,6 +105,8 @@ except Exception as e:
 child = os.fork()
 if child == 0:
     try:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
         set_limits()
         os.execve(sys.executable, program_argv(), env)
     except Exception as e:

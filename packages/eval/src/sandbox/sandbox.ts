@@ -97,6 +97,7 @@ export class Sandbox {
       const pyLimits = JSON.stringify({
         memoryBytes: limits.memoryBytes,
         cpuSeconds: Math.ceil(limits.timeoutMs / 1000) + 1,
+        wallSeconds: Math.ceil(limits.timeoutMs / 1000) + 2,
         processes: limits.processes,
         fileBytes: limits.fileBytes,
         openFiles: limits.openFiles,
