@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -12,7 +12,8 @@ import { ToyServedModel } from './toy-model.js';
 // evaluator → files, not a score. The same path with the real model is `yuan serve --model DIR`.
 const have = hasData('gsm8k/test.jsonl');
 const cli = path.resolve(__dirname, '../../cli/dist/bin.js');
-const cliHasEval = existsSync(cli) && readFileSync(cli, 'utf8').length > 0 && existsSync(path.resolve(__dirname, '../../cli/node_modules/@yuan/eval'));
+// the built CLI, when it is there and has the eval command (a stale or missing build skips that one test)
+const cliHasEval = existsSync(cli) && spawnSync(process.execPath, [cli, 'eval', '--help'], { encoding: 'utf8' }).stdout?.includes('--endpoint');
 const toy = new ToyServedModel();
 const server = createOpenAIServer(toy);
 const out = mkdtempSync(path.join(os.tmpdir(), 'yuan-e2e-'));
