@@ -22,6 +22,14 @@ function continuationIds(tokenizer: Tokenizer, context: string, continuation: st
   return { context: ctx, continuation: cont };
 }
 
+/** How a completion ended and how many tokens it took. */
+export interface CompletionInfo {
+  /** `stop`: `<eod>` or a stop string ended it; `length`: max tokens (or the context) ran out. */
+  finishReason: 'stop' | 'length';
+  promptTokens: number;
+  completionTokens: number;
+}
+
 /** A local model behind the `ModelAdapter` interface: text in, text out, with stop strings and log-likelihoods. */
 export class LocalModelAdapter implements ModelAdapter {
   constructor(
@@ -30,8 +38,11 @@ export class LocalModelAdapter implements ModelAdapter {
     readonly name = `local:${model.config.preset}`,
   ) {}
 
-  /** Streams the new text of one completion piece by piece; stops at `<eod>`, a stop string or max tokens. */
-  async *stream(request: GenerationRequest, index = 0): AsyncGenerator<string> {
+  /**
+   * Streams the new text of one completion piece by piece (completion `index` samples with seed + index); stops at
+   * `<eod>`, a stop string, max tokens or when `signal` aborts, and returns how it ended.
+   */
+  async *stream(request: GenerationRequest, index = 0, signal?: AbortSignal): AsyncGenerator<string, CompletionInfo> {
     const prompt = this.tokenizer.encode(request.prompt);
     const room = this.model.config.model.maxPositions - prompt.length;
     if (room <= 0) throw new YuanError('input', `prompt of ${prompt.length} tokens leaves no room below maxPositions ${this.model.config.model.maxPositions}`);
@@ -39,6 +50,7 @@ export class LocalModelAdapter implements ModelAdapter {
     let sent = 0;
     const stops = request.stop ?? [];
     const eod = this.tokenizer.special.eod;
+    const info = (finishReason: 'stop' | 'length'): CompletionInfo => ({ finishReason, promptTokens: prompt.length, completionTokens: ids.length });
     for (const id of generateTokens(this.model, prompt, {
       maxNewTokens: Math.min(request.maxNewTokens, room),
       temperature: request.temperature ?? 0,
@@ -47,7 +59,7 @@ export class LocalModelAdapter implements ModelAdapter {
       seed: (request.seed ?? 0) + index,
       stopIds: [eod],
     })) {
-      if (id === eod) break;
+      if (id === eod) return info('stop');
       ids.push(id);
       const text = this.tokenizer.decode(ids);
       const stop = firstStop(text, stops);
@@ -56,11 +68,13 @@ export class LocalModelAdapter implements ModelAdapter {
         yield text.slice(sent, end);
         sent = end;
       }
-      if (stop >= 0) return;
+      if (stop >= 0) return info('stop');
       await new Promise((r) => setImmediate(r)); // let a server answer other requests between tokens
+      if (signal?.aborted) return info('stop');
     }
     const text = this.tokenizer.decode(ids);
-    if (text.length > sent && firstStop(text, stops) < 0) yield text.slice(sent);
+    if (text.length > sent) yield text.slice(sent);
+    return info('length');
   }
 
   /** `n` completions of the prompt (seeds seed, seed+1, ...). */
@@ -91,8 +105,8 @@ export class LocalModelAdapter implements ModelAdapter {
     });
   }
 
-  /** Mean next-token loss (nats) and token count of a text, in windows of maxPositions tokens. */
-  async textLoss(text: string): Promise<{ nll: number; tokens: number }> {
+  /** Summed next-token negative log-likelihood (nats) of a text and the tokens it covers, in windows of maxPositions tokens. */
+  async tokenLosses(text: string): Promise<{ nll: number; tokens: number }> {
     const ids = this.tokenizer.encode(text);
     const window = this.model.config.model.maxPositions;
     let nll = 0;
@@ -107,7 +121,7 @@ export class LocalModelAdapter implements ModelAdapter {
       });
       tokens += input.length;
     }
-    return { nll: tokens ? nll / tokens : 0, tokens };
+    return { nll, tokens };
   }
 
   /** Frees the model. */

@@ -8,4 +8,4 @@ export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, saveCheckpoint, configFromHf, configToHf, type AttentionLookup } from './checkpoint.js';
 export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
-export { LocalModelAdapter } from './adapter.js';
+export { LocalModelAdapter, type CompletionInfo } from './adapter.js';

@@ -35,8 +35,8 @@ describe('LocalModelAdapter', () => {
     });
     expect(ll).toBeCloseTo(expected, 4);
     expect(ll).toBeLessThan(0);
-    const { nll, tokens } = await adapter.textLoss('hello world');
+    const { nll, tokens } = await adapter.tokenLosses('hello world');
     expect(tokens).toBe(10);
-    expect(nll).toBeGreaterThan(0);
+    expect(nll).toBeCloseTo(-(await adapter.logLikelihood('h', 'ello world')), 3);
   });
 });

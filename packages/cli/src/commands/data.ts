@@ -9,7 +9,7 @@ import { buildRegistry, openTokenizer } from '../context.js';
 
 type Sink = { doc(text: string): Promise<void>; pair(prompt: string, answer: string): Promise<void> };
 
-/** Plain text: documents are blocks of lines separated by blank lines. */
+/** Plain text (any file that is not .jsonl: .txt, .md, sources): documents are blocks of lines separated by blank lines. */
 async function readText(file: string, sink: Sink): Promise<void> {
   let block: string[] = [];
   const flush = async () => {
@@ -49,14 +49,13 @@ async function checkReadable(files: string[]): Promise<void> {
     } catch (e) {
       throw new YuanError('input', `cannot read input ${f} (${(e as NodeJS.ErrnoException).code})`);
     }
-    if (!/\.(txt|jsonl)$/i.test(f)) throw new YuanError('input', `input ${f}: expected a .txt or .jsonl file`);
   }
 }
 
 /** `yuan data prepare`: tokenizes text or JSONL files into a packed data folder with a train/valid split. */
 export const dataPrepare: Command = {
   path: ['data', 'prepare'],
-  summary: 'tokenize .txt / .jsonl (text or prompt/answer) files into a packed token folder with a train/valid split',
+  summary: 'tokenize text files (.txt, .md, sources) and .jsonl (text or prompt/answer) into a packed token folder with a train/valid split',
   usage: 'yuan data prepare --input FILE [--input FILE ...] --tokenizer FILE.model|bytes --output DIR [--valid-fraction 0.05] [--text-field text]',
   options: {
     input: { type: 'string', multiple: true },

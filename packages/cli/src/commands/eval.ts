@@ -8,14 +8,16 @@ import {
   readSamplesFile,
   runEvaluation,
 } from '@yuan/eval';
+import { LocalModelAdapter } from '@yuan/model';
 import { numberOption, type Command } from '../command.js';
+import { BACKEND_OPTION, buildRegistry, openModel, openTokenizer } from '../context.js';
 
-/**
- * Opens `--model DIR` as a ModelAdapter (generate; logLikelihood for AGIEval multiple choice; tokenLosses for
- * perplexity). This is the wiring point for local checkpoints: until the model package provides the adapter it says so.
- */
-async function openLocalModel(dir: string, _values: Record<string, unknown>): Promise<ModelAdapter> {
-  throw new YuanError('usage', `local models: not wired yet (cannot open ${dir}); evaluate through --endpoint URL (e.g. a running \`yuan serve\`) or --samples FILE.jsonl`);
+/** Opens `--model DIR` (with `--tokenizer` where the checkpoint names none) as a ModelAdapter: generate, logLikelihood, tokenLosses. */
+async function openLocalModel(dir: string, values: Record<string, unknown>): Promise<ModelAdapter> {
+  const registry = buildRegistry();
+  const model = await openModel({ ...values, model: dir }, registry);
+  const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
+  return new LocalModelAdapter(model, tokenizer, path.basename(dir));
 }
 
 /** Flags that set an evaluator option, by evaluator: flag → [option, parse]. */
@@ -54,13 +56,15 @@ export const evalCommand: Command = {
   path: ['eval'],
   summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, perplexity): local --model, --endpoint, or --samples',
   usage:
-    'yuan eval TASK (--model DIR | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
+    'yuan eval TASK (--model DIR [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
     '[--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
     '[humaneval: --timeout SECONDS --memory-mb MB --isolation auto|namespaces|plain --completion raw|code-block] ' +
     '[gsm8k/svamp: --prompt-style qa|yuan] [agieval: --subsets a,b --method auto|loglik|extract] [perplexity: --file TEXT --chunk-chars C] ' +
     '[endpoint: --concurrency C --retries R --request-timeout SECONDS]',
   options: {
     model: { type: 'string' },
+    tokenizer: { type: 'string' },
+    ...BACKEND_OPTION,
     endpoint: { type: 'string' },
     'api-model': { type: 'string' },
     'api-key-env': { type: 'string' },
