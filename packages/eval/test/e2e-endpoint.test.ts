@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,23 @@ describe.skipIf(!have)(have ? 'gsm8k through an OpenAI-compatible endpoint' : no
     const summary = JSON.parse(readFileSync(run.summaryFile!, 'utf8'));
     expect(summary.model).toBe(`toy-test-double@${base}/v1`);
     expect(Object.keys(summary.metrics).sort()).toEqual(['accuracy', 'maj@3', 'mean_accuracy']);
+  });
+
+  it('leaves the previous result files whole when a run fails half-way', async () => {
+    const dir = path.join(out, 'api');
+    const before = readFileSync(path.join(dir, 'gsm8k-summary.json'), 'utf8');
+    const samplesBefore = readFileSync(path.join(dir, 'gsm8k-samples.jsonl'), 'utf8');
+    const model = new OpenAIEndpointAdapter({ endpoint: base, model: toy.modelName, retries: 0 });
+    let calls = 0;
+    const flaky = { name: 'flaky', generate: async (req: Parameters<typeof model.generate>[0]) => {
+      if (++calls > 5) toy.failNext = 1000;
+      return model.generate(req);
+    } };
+    await expect(runEvaluation({ evaluator: 'gsm8k', model: flaky, settings: { dataDir, limit: 20, workers: 1 }, outputDir: dir })).rejects.toThrow(/HTTP 500/);
+    toy.failNext = 0;
+    expect(readFileSync(path.join(dir, 'gsm8k-summary.json'), 'utf8')).toBe(before);
+    expect(readFileSync(path.join(dir, 'gsm8k-samples.jsonl'), 'utf8')).toBe(samplesBefore);
+    expect(readdirSync(dir).sort()).toEqual(['gsm8k-samples.jsonl', 'gsm8k-summary.json']);
   });
 
   it.skipIf(!cliHasEval)('runs `yuan eval gsm8k --endpoint URL --limit 20` end to end', async () => {

@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { NotFoundError, type EvalResult, type EvalSettings, type EvaluatorPlugin, type ModelAdapter } from '@yuan/core';
 import { defaultDataDir } from '../data/default-dir.js';
@@ -44,26 +43,31 @@ export async function runEvaluation(opts: RunEvaluationOptions): Promise<RunEval
   let samplesFile: string | undefined;
   let summaryFile: string | undefined;
   if (opts.outputDir) {
-    await mkdir(opts.outputDir, { recursive: true });
     samplesFile = path.join(opts.outputDir, `${plugin.name}-samples.jsonl`);
     summaryFile = path.join(opts.outputDir, `${plugin.name}-summary.json`);
     log = new AtomicJsonLines(samplesFile);
   }
   let records = 0;
   const started = Date.now();
-  const result = await plugin.evaluate(
-    {
-      settings,
-      ...(opts.model ? { model: opts.model } : {}),
-      ...(opts.completions ? { completions: opts.completions } : {}),
-      log: (record) => {
-        records++;
-        log?.write(record);
+  let result: EvalResult;
+  try {
+    result = await plugin.evaluate(
+      {
+        settings,
+        ...(opts.model ? { model: opts.model } : {}),
+        ...(opts.completions ? { completions: opts.completions } : {}),
+        log: (record) => {
+          records++;
+          log?.write(record);
+        },
+        ...(opts.progress ? { progress: opts.progress } : {}),
       },
-      ...(opts.progress ? { progress: opts.progress } : {}),
-    },
-    options,
-  );
+      options,
+    );
+  } catch (e) {
+    log?.abort();
+    throw e;
+  }
   if (log) await log.commit();
   if (summaryFile) {
     const summary = {
