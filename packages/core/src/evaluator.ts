@@ -50,9 +50,3 @@ export interface EvaluatorPlugin<Options = Record<string, unknown>> extends Plug
   evaluate(ctx: EvalContext, options: Options): Promise<EvalResult>;
 }
 
-declare module './registry.js' {
-  interface PluginKinds {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    evaluator: EvaluatorPlugin<any>;
-  }
-}

@@ -1,6 +1,7 @@
 import type { ModelAdapterPlugin } from './adapter.js';
 import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
+import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin } from './filter.js';
 import type { TokenizerPlugin } from './tokenizer.js';
 
@@ -25,6 +26,7 @@ export interface PluginKinds {
   tokenizer: TokenizerPlugin;
   'model-adapter': ModelAdapterPlugin<any>;
   filter: FilterPlugin<any>;
+  evaluator: EvaluatorPlugin<any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
