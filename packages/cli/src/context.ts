@@ -6,7 +6,7 @@ import { applySet, getPreset, PluginRegistry, resolveConfig, YuanError, type Jso
 import { loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { parse as parseYaml } from 'yaml';
-import type { OptionSpec } from './command.js';
+import { numberOption, type OptionSpec } from './command.js';
 
 /** The registry with every built-in plugin: attention `mha`, `lfa` and `lpa`, tokenizers `bytes` and `sentencepiece`. */
 export function buildRegistry(): PluginRegistry {
@@ -71,7 +71,7 @@ export async function openModel(values: Record<string, unknown>, registry: Plugi
   if (dir) return loadCheckpoint(dir, (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, setLayer(values));
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
-  return YuanModel.init(config, attentionOf(registry, config), Number(values.seed ?? 0));
+  return YuanModel.init(config, attentionOf(registry, config), numberOption(values, 'seed', 0, { int: true }));
 }
 
 /** The tokenizer of `--tokenizer FILE.model|bytes`, else the one the model's config names. */

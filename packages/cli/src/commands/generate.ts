@@ -40,7 +40,6 @@ export const generateCommand: Command = {
       seed: numberOption(values, 'sample-seed', 0, { int: true }),
       useCache: !values['no-cache'],
     };
-    numberOption(values, 'seed', 0, { int: true });
     const registry = buildRegistry();
     const model = await openModel(values, registry);
     const tokenizer = values.prompt !== undefined ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
