@@ -35,7 +35,9 @@ struct Args {
     void* data = nullptr;
     if (!ok || i >= argc || napi_get_typedarray_info(env, argv[i], &type, &len, &data, nullptr, nullptr) != napi_ok ||
         type != want) {
-      fail(want == napi_float32_array ? "expected a Float32Array argument" : "expected an Int32Array argument");
+      fail(want == napi_float32_array ? "expected a Float32Array argument"
+            : want == napi_int32_array ? "expected an Int32Array argument"
+                                       : "expected a Uint8Array argument");
       return nullptr;
     }
     if (length) *length = len;
@@ -93,6 +95,21 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Compare(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  const int op = int(a.num(0));
+  const float* x = a.f32(1);
+  const float* y = a.f32(2);
+  uint8_t* out = a.array<uint8_t>(3, napi_uint8_array);
+  size_t rank = 0;
+  const int32_t* shape = a.i32(4, &rank);
+  const int32_t* xs = a.i32(5);
+  const int32_t* ys = a.i32(6);
+  if (!a.ok) return nullptr;
+  ynk::compare(op, x, y, out, int(rank), shape, xs, ys);
+  return nullptr;
+}
+
 napi_value Unary(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int op = int(a.num(0));
@@ -137,16 +154,32 @@ napi_value Transpose(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value Slice(napi_env env, napi_callback_info info) {
+napi_value CopyBox(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  const float* x = a.f32(0);
-  float* out = a.f32(1);
+  const float* src = a.f32(0);
   size_t rank = 0;
-  const int32_t* shape = a.i32(2, &rank);
-  const int32_t* begin = a.i32(3);
-  const int32_t* size = a.i32(4);
+  const int32_t* srcShape = a.i32(1, &rank);
+  const int32_t* srcBegin = a.i32(2);
+  float* dst = a.f32(3);
+  const int32_t* dstShape = a.i32(4);
+  const int32_t* dstBegin = a.i32(5);
+  const int32_t* size = a.i32(6);
   if (!a.ok) return nullptr;
-  ynk::slice(x, out, int(rank), shape, begin, size);
+  ynk::copyBox(src, srcShape, srcBegin, dst, dstShape, dstBegin, size, int(rank));
+  return nullptr;
+}
+
+napi_value Fill(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0;
+  float* out = a.f32(0, &n);
+  napi_value v = a.argc > 1 ? a.argv[1] : nullptr;
+  double value = 0;
+  if (!a.ok || !v || napi_get_value_double(env, v, &value) != napi_ok) {
+    a.fail("fill: expected (Float32Array, number)");
+    return nullptr;
+  }
+  ynk::fill(out, int64_t(n), float(value));
   return nullptr;
 }
 
@@ -220,11 +253,13 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"compare", nullptr, Compare, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduce", nullptr, Reduce, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"transpose", nullptr, Transpose, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"slice", nullptr, Slice, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"copyBox", nullptr, CopyBox, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"fill", nullptr, Fill, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gather", nullptr, Gather, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"segmentSum", nullptr, SegmentSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addN", nullptr, AddN, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -8,10 +8,10 @@ namespace ynk {
 
 namespace {
 
-constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kParallelMin = 1 << 16;
 
-template <typename F>
-void binaryLoop(F f, const float* a, const float* b, float* out, int rank, const int32_t* shape, const int32_t* as,
+template <typename T, typename F>
+void binaryLoop(F f, const float* a, const float* b, T* out, int rank, const int32_t* shape, const int32_t* as,
                 const int32_t* bs) {
   const int64_t inner = rank ? shape[rank - 1] : 1;
   const int64_t sa = rank ? as[rank - 1] : 0, sb = rank ? bs[rank - 1] : 0;
@@ -28,7 +28,7 @@ void binaryLoop(F f, const float* a, const float* b, float* out, int rank, const
     }
     const float* pa = a + ia;
     const float* pb = b + ib;
-    float* po = out + o * inner;
+    T* po = out + o * inner;
     if (sa == 1 && sb == 1) {
       for (int64_t i = 0; i < inner; i++) po[i] = f(pa[i], pb[i]);
     } else if (sa == 1) {
@@ -64,6 +64,19 @@ void binary(int op, const float* a, const float* b, float* out, int rank, const 
       return binaryLoop([](float x, float y) { return (std::isnan(x) || x < y) ? x : y; }, a, b, out, rank, shape, as, bs);
     case SQUARED_DIFF:
       return binaryLoop([](float x, float y) { return (x - y) * (x - y); }, a, b, out, rank, shape, as, bs);
+  }
+}
+
+void compare(int op, const float* a, const float* b, uint8_t* out, int rank, const int32_t* shape, const int32_t* as,
+             const int32_t* bs) {
+  switch (op) {
+    case EQUAL: return binaryLoop([](float x, float y) -> uint8_t { return x == y; }, a, b, out, rank, shape, as, bs);
+    case NOT_EQUAL: return binaryLoop([](float x, float y) -> uint8_t { return x != y; }, a, b, out, rank, shape, as, bs);
+    case LESS: return binaryLoop([](float x, float y) -> uint8_t { return x < y; }, a, b, out, rank, shape, as, bs);
+    case LESS_EQUAL: return binaryLoop([](float x, float y) -> uint8_t { return x <= y; }, a, b, out, rank, shape, as, bs);
+    case GREATER: return binaryLoop([](float x, float y) -> uint8_t { return x > y; }, a, b, out, rank, shape, as, bs);
+    case GREATER_EQUAL:
+      return binaryLoop([](float x, float y) -> uint8_t { return x >= y; }, a, b, out, rank, shape, as, bs);
   }
 }
 

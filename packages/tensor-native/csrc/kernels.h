@@ -6,6 +6,7 @@ namespace ynk {
 
 enum BinaryOp { ADD = 0, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFF };
 enum UnaryOp { NEG = 0, EXP, LOG, SQRT, RSQRT, SQUARE, SIGMOID, TANH, RELU, RECIPROCAL, ABS };
+enum CompareOp { EQUAL = 0, NOT_EQUAL, LESS, LESS_EQUAL, GREATER, GREATER_EQUAL };
 enum ReduceOp { R_SUM = 0, R_MAX, R_MIN, R_MEAN };
 
 // c[i] = op(a[aIdx[i]], b[bIdx[i]]) for each of `batch` matrices; row-major, transposes by BLAS flags.
@@ -14,6 +15,9 @@ void batchedGemm(const float* a, const float* b, float* c, const int32_t* aIdx, 
 // out = op(a, b) with numpy broadcasting expressed as per-dimension element strides (0 on broadcast axes).
 void binary(int op, const float* a, const float* b, float* out, int rank, const int32_t* shape, const int32_t* aStrides,
             const int32_t* bStrides);
+// out = op(a, b) as 0/1 bytes, broadcasting as `binary`.
+void compare(int op, const float* a, const float* b, uint8_t* out, int rank, const int32_t* shape, const int32_t* aStrides,
+             const int32_t* bStrides);
 void unary(int op, const float* x, float* out, int64_t n);
 // Reduces the contiguous inner axis: x [outer, inner] -> out [outer].
 void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inner);
@@ -21,8 +25,10 @@ void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inne
 void softmax(const float* x, float* out, int64_t rows, int64_t cols);
 // out = transpose(x, perm) for x of `shape`.
 void transpose(const float* x, float* out, int rank, const int32_t* shape, const int32_t* perm);
-// Copies the box begin..begin+size of x (rank <= 8) into out.
-void slice(const float* x, float* out, int rank, const int32_t* shape, const int32_t* begin, const int32_t* size);
+// Copies the box of extent `size` at srcBegin in src into dst at dstBegin (both row-major, rank <= 8).
+void copyBox(const float* src, const int32_t* srcShape, const int32_t* srcBegin, float* dst, const int32_t* dstShape,
+             const int32_t* dstBegin, const int32_t* size, int rank);
+void fill(float* out, int64_t n, float value);
 // x [outer, n, inner] gathered on axis 1 by idx [m] -> out [outer, m, inner]; false if an index is out of range.
 bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t m, int64_t inner);
 // out [segments, inner] = sum of rows of x [n, inner] by segment id (ids outside 0..segments-1 are dropped).

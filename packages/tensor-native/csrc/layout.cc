@@ -6,7 +6,7 @@
 namespace ynk {
 
 namespace {
-constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kParallelMin = 1 << 16;
 }
 
 void transpose(const float* x, float* out, int rank, const int32_t* shape, const int32_t* perm) {
@@ -40,26 +40,40 @@ void transpose(const float* x, float* out, int rank, const int32_t* shape, const
   }
 }
 
-void slice(const float* x, float* out, int rank, const int32_t* shape, const int32_t* begin, const int32_t* size) {
-  int64_t strides[8];
-  int64_t s = 1;
+void copyBox(const float* src, const int32_t* srcShape, const int32_t* srcBegin, float* dst, const int32_t* dstShape,
+             const int32_t* dstBegin, const int32_t* size, int rank) {
+  int64_t ss[8], ds[8];
+  int64_t a = 1, b = 1;
   for (int d = rank - 1; d >= 0; d--) {
-    strides[d] = s;
-    s *= shape[d];
+    ss[d] = a;
+    ds[d] = b;
+    a *= srcShape[d];
+    b *= dstShape[d];
   }
   const int64_t inner = rank ? size[rank - 1] : 1;
   int64_t outer = 1;
   for (int d = 0; d + 1 < rank; d++) outer *= size[d];
-  const int64_t base = rank ? begin[rank - 1] : 0;
+  if (inner == 0) return;
+  int64_t s0 = 0, d0 = 0;
+  for (int d = 0; d < rank; d++) {
+    s0 += srcBegin[d] * ss[d];
+    d0 += dstBegin[d] * ds[d];
+  }
 #pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
-    int64_t rest = o, src = base;
+    int64_t rest = o, si = s0, di = d0;
     for (int d = rank - 2; d >= 0; d--) {
-      src += (begin[d] + rest % size[d]) * strides[d];
+      const int64_t i = rest % size[d];
       rest /= size[d];
+      si += i * ss[d];
+      di += i * ds[d];
     }
-    std::memcpy(out + o * inner, x + src, sizeof(float) * inner);
+    std::memcpy(dst + di, src + si, sizeof(float) * inner);
   }
+}
+
+void fill(float* out, int64_t n, float value) {
+  for (int64_t i = 0; i < n; i++) out[i] = value;
 }
 
 bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t m, int64_t inner) {

@@ -6,7 +6,7 @@
 namespace ynk {
 
 namespace {
-constexpr int64_t kParallelMin = 1 << 15;
+constexpr int64_t kParallelMin = 1 << 16;
 }
 
 void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inner) {

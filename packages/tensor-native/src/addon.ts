@@ -6,11 +6,13 @@ import { fileURLToPath } from 'node:url';
 export interface NativeAddon {
   gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIdx: Int32Array, bIdx: Int32Array, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  compare(op: number, a: Float32Array, b: Float32Array, out: Uint8Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
-  slice(x: Float32Array, out: Float32Array, shape: Int32Array, begin: Int32Array, size: Int32Array): void;
+  copyBox(src: Float32Array, srcShape: Int32Array, srcBegin: Int32Array, dst: Float32Array, dstShape: Int32Array, dstBegin: Int32Array, size: Int32Array): void;
+  fill(out: Float32Array, value: number): void;
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): boolean;
   segmentSum(x: Float32Array, seg: Int32Array, out: Float32Array, segments: number, inner: number): void;
   addN(xs: Float32Array[], out: Float32Array): void;
@@ -31,6 +33,9 @@ export function loadAddon(): NativeAddon {
       failure = `native addon not built: ${addonPath} is missing (install OpenBLAS with \`apt-get install -y libopenblas-dev\`, then \`pnpm install\` or \`pnpm --filter @yuan/tensor-native run install\`)`;
     } else {
       try {
+        // Idle OpenMP threads sleep instead of spinning: on a machine shared with other work, spinning threads
+        // steal the cores the other thread needs (libgomp reads this when the addon loads it).
+        process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
         loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
         return loaded;
       } catch (e) {

@@ -1,23 +1,15 @@
 import { tf } from './tf.js';
-import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { layoutKernels } from './kernels/layout.js';
 import { batchMatMul } from './kernels/matmul.js';
 import { reduceKernels } from './kernels/reduce.js';
 import type { KernelArgs, NativeKernel } from './kernels/types.js';
+import { PooledCpuBackend } from './pool.js';
 
 /** The tfjs backend name. */
 export const NATIVE_BACKEND = 'native';
 
-/** The cpu backend's storage (tensors stay in JS typed arrays), with the hot kernels registered natively on top. */
-class NativeBackend extends MathBackendCPU {
-  constructor() {
-    super();
-    // MathBackendCPU prints a "use tfjs-node" hint on first use; this backend is the native one.
-    Object.assign(this, { firstUse: false });
-  }
-}
 
 const NATIVE_KERNELS: Record<string, NativeKernel> = {
   BatchMatMul: batchMatMul,
@@ -45,5 +37,6 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
       : cpu;
     tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
   }
-  tf.registerBackend(NATIVE_BACKEND, () => new NativeBackend(), priority);
+  // The storage is the cpu backend's (tensors stay in JS typed arrays), with reuse of native outputs.
+  tf.registerBackend(NATIVE_BACKEND, () => new PooledCpuBackend(), priority);
 }

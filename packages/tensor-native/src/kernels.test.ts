@@ -8,7 +8,7 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     for (const name of native.info!.kernels) {
       expect(tf.getKernel(name, 'native')!.kernelFunc).not.toBe(tf.getKernel(name, 'cpu')!.kernelFunc);
     }
-    expect(tf.getKernel('Concat', 'native')!.kernelFunc).toBe(tf.getKernel('Concat', 'cpu')!.kernelFunc);
+    expect(tf.getKernel('OneHot', 'native')!.kernelFunc).toBe(tf.getKernel('OneHot', 'cpu')!.kernelFunc);
     expect(tf.getKernelsForBackend('native').length).toBe(tf.getKernelsForBackend('cpu').length);
   });
 
@@ -123,6 +123,27 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     expectClose(r);
   });
 
+  it('stack, unstack, pad and concat on every axis and their gradients', async () => {
+    const r = await onBoth(() => {
+      const a = rand([3, 4, 2], 22);
+      const b = rand([3, 4, 2], 23);
+      const out: tf.Tensor[] = [];
+      for (const axis of [0, 1, 2, 3]) {
+        const f = (x: tf.Tensor, y: tf.Tensor) => tf.stack([x, y, x], axis);
+        out.push(f(a, b), ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), rand(f(a, b).shape, 24))))([a, b]));
+      }
+      for (const axis of [0, 1, 2]) {
+        out.push(tf.concat([a, tf.slice(b, [0, 0, 0], [axis === 0 ? 1 : 3, axis === 1 ? 1 : 4, axis === 2 ? 1 : 2]), a], axis));
+        const parts = tf.unstack(a, axis);
+        out.push(...parts, tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.unstack(x, axis)[1], parts[0])))(a));
+      }
+      const p = (x: tf.Tensor) => tf.pad(x, [[1, 0], [0, 2], [3, 1]], 0.5);
+      out.push(p(a), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(p(x), rand([4, 6, 6], 25))))(a));
+      return out;
+    });
+    expectClose(r);
+  });
+
   it('gather (an embedding lookup, repeated ids) and its gradient through UnsortedSegmentSum', async () => {
     const r = await onBoth(() => {
       const table = rand([11, 6], 16);
@@ -132,6 +153,15 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
       return [tf.gather(table, ids), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, ids), w)))(table), onAxis1];
     });
     expectClose(r);
+  });
+
+  it('comparisons (with broadcasting and ties) give the cpu booleans', async () => {
+    const r = await onBoth(() => {
+      const a = tf.round(tf.mul(rand([4, 1, 6], 26), 2));
+      const b = tf.round(tf.mul(rand([3, 1], 27), 2));
+      return [tf.equal(a, b), tf.notEqual(a, b), tf.less(a, b), tf.lessEqual(a, b), tf.greater(a, b), tf.greaterEqual(a, b)];
+    });
+    expectClose(r, 0, 0);
   });
 
   it('addN, and int32 ops that fall back to the cpu kernels', async () => {

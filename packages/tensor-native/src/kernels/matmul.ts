@@ -37,7 +37,7 @@ export const batchMatMul: NativeKernel = ({ inputs, backend, attrs }, addon) => 
   const batchA = a.shape.slice(0, -2);
   const batchB = b.shape.slice(0, -2);
   const outBatch = backend_util.assertAndGetBroadcastShape(batchA, batchB);
-  const out = new Float32Array(sizeOf(outBatch) * m * n);
+  const out = backend.alloc(sizeOf(outBatch) * m * n, k === 0);
   if (out.length > 0 && k > 0) addon.gemm(av, bv, out, batchIndices(batchA, outBatch), batchIndices(batchB, outBatch), m, n, k, transposeA, transposeB);
   return backend.makeTensorInfo([...outBatch, m, n], 'float32', out);
 };

@@ -23,7 +23,7 @@ function reduceKernel(op: number): NativeKernel {
     const axes = util.parseAxisParam((attrs.axis ?? attrs.reductionIndices) as number | number[], x.shape);
     const [outShape, reduceShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
     const inner = sizeOf(reduceShape);
-    const out = new Float32Array(sizeOf(outShape));
+    const out = backend.alloc(sizeOf(outShape));
     addon.reduce(op, axesLast(addon, xv, x.shape, axes), out, out.length, inner);
     const shape = attrs.keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
     return backend.makeTensorInfo(shape, 'float32', out);
@@ -37,7 +37,7 @@ const softmax: NativeKernel = ({ inputs, backend, attrs }, addon) => {
   const dim = attrs.dim as number;
   if (!xv || xv.length === 0 || rank === 0 || (dim !== -1 && dim !== rank - 1)) return undefined;
   const cols = logits.shape[rank - 1];
-  const out = new Float32Array(xv.length);
+  const out = backend.alloc(xv.length);
   addon.softmax(xv, out, xv.length / cols, cols);
   return backend.makeTensorInfo(logits.shape, 'float32', out);
 };

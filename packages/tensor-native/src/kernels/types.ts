@@ -1,11 +1,12 @@
-import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
-import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NamedAttrMap, TensorInfo } from '@tensorflow/tfjs';
+import type { PooledCpuBackend } from '../pool.js';
 import type { NativeAddon } from '../addon.js';
 
 /** The arguments tfjs passes to a kernel, with the backend typed as the cpu-style backend it is. */
 export interface KernelArgs {
-  inputs: NamedTensorInfoMap;
-  backend: MathBackendCPU;
+  /** Inputs by name (tfjs passes every input a kernel declares). */
+  inputs: Record<string, TensorInfo>;
+  backend: PooledCpuBackend;
   attrs: NamedAttrMap;
 }
 

@@ -1,0 +1,157 @@
+// Train-step speed of yuan on each TensorFlow.js backend against PyTorch, measured in the same run.
+// One step = forward + backward + Adam of a tiny preset (default tiny-lfa) on batch × seq random tokens, exactly as
+// bench/train_step_torch.py does it in PyTorch (Debian's python3-torch on OpenBLAS, one torch thread). Rounds are
+// interleaved (torch, native, wasm, ...) so that load from other work on the machine slows every engine alike; the
+// median step time of each is reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and
+// of torch against the machine's nominal peak.
+// Usage: node bench/train-step.mjs [--backends native,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
+//        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3]
+// cpu takes about 17 s a step: it runs one round unless --cpu-rounds says otherwise.
+import { spawn } from 'node:child_process';
+import { cpus } from 'node:os';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { lfaAttention } from '@yuan/attention-lfa';
+import { getPreset, resolveConfig } from '@yuan/core';
+import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { initBackend, tf } from '@yuan/tensor';
+
+const { values } = parseArgs({
+  options: {
+    backends: { type: 'string', default: 'native,wasm,cpu' },
+    preset: { type: 'string', default: 'tiny-lfa' },
+    rounds: { type: 'string', default: '5' },
+    steps: { type: 'string', default: '2' },
+    'cpu-rounds': { type: 'string', default: '1' },
+    batch: { type: 'string', default: '8' },
+    seq: { type: 'string', default: '128' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+    'blas-threads': { type: 'string', default: '2' },
+    'peak-gflops': { type: 'string' },
+  },
+});
+const batch = Number(values.batch);
+const seq = Number(values.seq);
+const rounds = Number(values.rounds);
+const steps = Number(values.steps);
+const config = resolveConfig(getPreset(values.preset).config, {});
+if (config.attention.name !== 'lfa' && config.attention.name !== 'mha') throw new Error(`bench/train-step: preset ${values.preset} uses ${config.attention.name}; only lfa and mha presets have a torch twin`);
+const m = config.model;
+
+// Deterministic tokens (the speed does not depend on them).
+let seed = 12345;
+const token = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % 256);
+const idsData = Int32Array.from({ length: batch * seq }, token);
+const targetData = Int32Array.from({ length: batch * seq }, token);
+
+function torchProcess() {
+  const script = fileURLToPath(new URL('./train_step_torch.py', import.meta.url));
+  const args = [script, '--vocab', m.vocabSize, '--hidden', m.hiddenSize, '--layers', m.numLayers, '--heads', m.numHeads, '--ffn', m.ffnSize, '--batch', batch, '--seq', seq].map(String);
+  if (config.attention.name !== 'lfa') throw new Error('bench/train-step: the torch twin implements tiny-lfa only');
+  const child = spawn(values.python, args, { env: { ...process.env, OPENBLAS_NUM_THREADS: values['blas-threads'] }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async () => {
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`bench/train-step: ${values.python} ${script} exited (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread)`);
+    return JSON.parse(value);
+  };
+  return {
+    hello: next(),
+    async run(n) {
+      child.stdin.write(`steps ${n}\n`);
+      return next();
+    },
+    close: () => child.stdin.end(),
+  };
+}
+
+async function yuanEngine(name) {
+  const report = await initBackend(name);
+  const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+  const opt = tf.train.adam(3e-4);
+  const ids = tf.tensor2d(idsData, [batch, seq], 'int32');
+  const targets = tf.tensor2d(targetData, [batch, seq], 'int32');
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets));
+    opt.applyGradients(grads);
+    const loss = value.dataSync()[0];
+    tf.dispose([value, grads]);
+    return loss;
+  };
+  return {
+    name,
+    params: model.parameterCount,
+    threads: report.threads,
+    async run(n) {
+      await initBackend(name);
+      const seconds = [];
+      const losses = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        losses.push(step());
+        seconds.push((performance.now() - t0) / 1000);
+      }
+      return { seconds, losses };
+    },
+  };
+}
+
+async function nativeMatMul() {
+  await initBackend('native');
+  const out = {};
+  for (const [mm, k, n] of [[1024, 128, 512], [512, 512, 512], [1024, 1024, 1024]]) {
+    const a = tf.randomNormal([mm, k]);
+    const b = tf.randomNormal([k, n]);
+    tf.matMul(a, b).dispose();
+    const reps = 20;
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) tf.matMul(a, b).dispose();
+    out[`${mm}x${k}x${n}`] = (2 * mm * k * n * reps) / ((performance.now() - t0) / 1000) / 1e9;
+    tf.dispose([a, b]);
+  }
+  return out;
+}
+
+const torch = torchProcess();
+const hello = await torch.hello;
+const engines = [];
+for (const name of values.backends.split(',').filter(Boolean)) {
+  const e = await yuanEngine(name);
+  const warm = await e.run(1); // kernels, optimizer slots
+  e.times = [];
+  e.losses = warm.losses;
+  engines.push(e);
+}
+const torchRun = { name: 'torch', times: [], losses: [] };
+for (let r = 0; r < rounds; r++) {
+  const t = await torch.run(steps);
+  torchRun.times.push(...t.seconds);
+  if (r === 0) torchRun.losses = t.losses;
+  for (const e of engines) {
+    if (e.name === 'cpu' && r >= Number(values['cpu-rounds'])) continue;
+    const y = await e.run(e.name === 'cpu' ? 1 : steps);
+    e.times.push(...y.seconds);
+  }
+}
+torch.close();
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const base = median(torchRun.times);
+console.log(`${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`);
+console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
+console.log(`${'engine'.padEnd(8)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss`);
+console.log(`${'torch'.padEnd(8)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
+for (const e of engines) {
+  const s = median(e.times);
+  console.log(`${e.name.padEnd(8)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${`${(s / base).toFixed(2)}x`.padStart(9)}  ${e.losses[0].toFixed(4)}`);
+}
+if (engines.some((e) => e.name === 'native')) {
+  const ghz = Number(cpus()[0]?.model.match(/@\s*([\d.]+)GHz/)?.[1] ?? 0);
+  // Nominal peak: cores x GHz x 2 AVX-512 FMA units x 16 float lanes x 2 flops (override with --peak-gflops).
+  const peak = Number(values['peak-gflops']) || cpus().length * ghz * 2 * 16 * 2;
+  const mm = await nativeMatMul();
+  console.log(`matMul GFLOP/s (peak ${peak.toFixed(0)} = ${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512):`);
+  for (const key of Object.keys(mm)) {
+    console.log(`  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${((100 * mm[key]) / peak).toFixed(0)}% of peak)   torch ${hello.matmul[key].toFixed(1).padStart(6)}`);
+  }
+}
