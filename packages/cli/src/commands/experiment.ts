@@ -83,6 +83,7 @@ export const experimentAblation: Command = {
     for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
     const rows: Row[] = [];
     const curves: Series[] = [];
+    let backend = '';
     for (const [i, v] of variants.entries()) {
       io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
       const r: RunResult = await runTraining({
@@ -98,6 +99,7 @@ export const experimentAblation: Command = {
         io,
         label: `${v.name} `,
       });
+      backend = r.backend;
       const testLoss = r.testLoss ?? r.validLoss;
       rows.push({
         variant: v.name,
@@ -112,9 +114,9 @@ export const experimentAblation: Command = {
     }
     const table = ablationTable(rows);
     const testNote = values.test ? `test loss on ${testBatches} batches of ${values.test}` : `test loss = valid split of ${data}`;
-    await writeFile(path.join(out, 'ablation.md'), `${table}\n\n${testNote}; ${steps} steps, seed ${seed}, preset ${base.preset}\n`);
-    await writeFile(path.join(out, 'ablation.json'), `${JSON.stringify({ steps, seed, preset: base.preset, data, test: values.test ?? null, rows }, null, 2)}\n`);
+    await writeFile(path.join(out, 'ablation.md'), `${table}\n\n${testNote}; ${steps} steps, seed ${seed}, preset ${base.preset}, backend ${backend}\n`);
+    await writeFile(path.join(out, 'ablation.json'), `${JSON.stringify({ steps, seed, preset: base.preset, backend, data, test: values.test ?? null, rows }, null, 2)}\n`);
     await writeFile(path.join(out, 'ablation.svg'), lineChartSvg(`ablation: training loss (smoothed), ${steps} steps`, 'step', 'train loss', curves));
-    io.out(values.json ? JSON.stringify(rows) : `${table}\n\n${testNote}; tables and curves in ${out}`);
+    io.out(values.json ? JSON.stringify(rows) : `${table}\n\n${testNote}; backend ${backend}; tables and curves in ${out}`);
   },
 };

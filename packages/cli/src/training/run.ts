@@ -45,6 +45,8 @@ export interface RunOptions {
 
 /** What a finished run reports. */
 export interface RunResult {
+  /** The tensor backend the run used. */
+  backend: string;
   parameters: number;
   steps: number;
   finalLoss: number;
@@ -125,7 +127,7 @@ function testBatchesOf(dir: string, config: YuanConfig, seqLength: number, rows:
  * `resume` continues from the newest complete checkpoint in that folder with the same losses as an uninterrupted run.
  */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
-  await initBackend(o.backend);
+  const backend = await initBackend(o.backend);
   const tc = trainConfig(o.config);
   const lookup = (name: string) => o.registry.get('attention', name) as TensorAttentionPlugin<unknown>;
   const attention = lookup(o.config.attention.name);
@@ -185,6 +187,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const plot = await writeLossPlot(metricsFile, o.out, `${o.config.preset} · ${o.config.attention.name} · ${trainer.model.parameterCount.toLocaleString('en-US')} params`);
     progress.note(`${o.label ?? ''}wrote ${plot}, metrics ${metricsFile}, checkpoint in ${o.out}`);
     return {
+      backend: backend.name,
       parameters: trainer.model.parameterCount,
       steps: trainer.step,
       finalLoss: history[history.length - 1].loss,
