@@ -3,7 +3,7 @@ import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { applySet, getPreset, PluginRegistry, resolveConfig, YuanError, type JsonObject, type Tokenizer, type YuanConfig } from '@yuan/core';
-import { loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel } from '@yuan/model';
+import { listCheckpoints, loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { parse as parseYaml } from 'yaml';
 import { numberOption, type OptionSpec } from './command.js';
@@ -61,14 +61,21 @@ export function attentionOf(registry: PluginRegistry, config: YuanConfig): Tenso
   return registry.get('attention', config.attention.name) as TensorAttentionPlugin<unknown>;
 }
 
+/** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
+export function resolveModelDir(dir: string): string {
+  if (existsSync(path.join(dir, 'config.json'))) return dir;
+  const checkpoints = listCheckpoints(dir);
+  return checkpoints.length ? checkpoints[checkpoints.length - 1] : dir;
+}
+
 /**
- * The model a command runs: a checkpoint folder (`--model DIR`, with --set overrides of e.g. attention options) or
+ * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention options) or
  * a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
  */
 export async function openModel(values: Record<string, unknown>, registry: PluginRegistry): Promise<YuanModel> {
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
-  if (dir) return loadCheckpoint(dir, (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, setLayer(values));
+  if (dir) return loadCheckpoint(resolveModelDir(dir), (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, setLayer(values));
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
   return YuanModel.init(config, attentionOf(registry, config), numberOption(values, 'seed', 0, { int: true }));

@@ -81,6 +81,11 @@ describe('yuan train: kill and resume', () => {
     const vb = readMetrics(path.join(out, 'metrics.jsonl')).filter((m) => m.validLoss !== undefined);
     expect(vb.map((m) => m.step)).toEqual(va.map((m) => m.step));
     expect(readdirSync(out).filter((n) => /^checkpoint-\d+$/.test(n))).toEqual(['checkpoint-00000012', 'checkpoint-00000016']);
+    // a run folder works as --model: it means its newest complete checkpoint
+    const fromRun = await yuan('generate', '--model', fullOut, '--prompt-ids', '1,2', '--max-new-tokens', '3', '--json');
+    const fromCkpt = await yuan('generate', '--model', path.join(fullOut, 'checkpoint-00000016'), '--prompt-ids', '1,2', '--max-new-tokens', '3', '--json');
+    expect(fromRun.code).toBe(0);
+    expect(JSON.parse(fromRun.out)).toEqual(JSON.parse(fromCkpt.out));
   });
 });
 
