@@ -234,11 +234,11 @@ napi_value AddN(napi_env env, napi_callback_info info) {
 
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
-  const int64_t n = a.num(0);
+  const int64_t blas = a.num(0), kernels = a.num(1);
   if (!a.ok) return nullptr;
-  ynk::setThreads(int(n));
+  ynk::setThreads(int(blas));
 #ifdef _OPENMP
-  omp_set_num_threads(int(n));
+  omp_set_num_threads(int(kernels));
 #endif
   return nullptr;
 }

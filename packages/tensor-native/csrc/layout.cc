@@ -43,32 +43,53 @@ void transpose(const float* x, float* out, int rank, const int32_t* shape, const
 void copyBox(const float* src, const int32_t* srcShape, const int32_t* srcBegin, float* dst, const int32_t* dstShape,
              const int32_t* dstBegin, const int32_t* size, int rank) {
   int64_t ss[8], ds[8];
-  int64_t a = 1, b = 1;
+  int64_t a = 1, b = 1, s0 = 0, d0 = 0;
   for (int d = rank - 1; d >= 0; d--) {
     ss[d] = a;
     ds[d] = b;
     a *= srcShape[d];
     b *= dstShape[d];
   }
-  const int64_t inner = rank ? size[rank - 1] : 1;
-  int64_t outer = 1;
-  for (int d = 0; d + 1 < rank; d++) outer *= size[d];
-  if (inner == 0) return;
-  int64_t s0 = 0, d0 = 0;
   for (int d = 0; d < rank; d++) {
+    if (size[d] == 0) return;
     s0 += srcBegin[d] * ss[d];
     d0 += dstBegin[d] * ds[d];
   }
+  // Drop unit dims of the box and merge neighbours that are contiguous in both src and dst, so that the innermost
+  // loop is as long as possible (a box [.., n, 1] of a stack/unstack copies n strided elements, not n single ones).
+  int64_t n[8], sst[8], dst_[8];
+  int r = 0;
+  for (int d = 0; d < rank; d++) {
+    if (size[d] == 1) continue;
+    if (r > 0 && sst[r - 1] == ss[d] * size[d] && dst_[r - 1] == ds[d] * size[d]) {
+      n[r - 1] *= size[d];
+      sst[r - 1] = ss[d];
+      dst_[r - 1] = ds[d];
+    } else {
+      n[r] = size[d];
+      sst[r] = ss[d];
+      dst_[r] = ds[d];
+      r++;
+    }
+  }
+  const int64_t inner = r ? n[r - 1] : 1;
+  const int64_t si1 = r ? sst[r - 1] : 1, di1 = r ? dst_[r - 1] : 1;
+  int64_t outer = 1;
+  for (int d = 0; d + 1 < r; d++) outer *= n[d];
 #pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     int64_t rest = o, si = s0, di = d0;
-    for (int d = rank - 2; d >= 0; d--) {
-      const int64_t i = rest % size[d];
-      rest /= size[d];
-      si += i * ss[d];
-      di += i * ds[d];
+    for (int d = r - 2; d >= 0; d--) {
+      const int64_t i = rest % n[d];
+      rest /= n[d];
+      si += i * sst[d];
+      di += i * dst_[d];
     }
-    std::memcpy(dst + di, src + si, sizeof(float) * inner);
+    if (si1 == 1 && di1 == 1) {
+      std::memcpy(dst + di, src + si, sizeof(float) * inner);
+    } else {
+      for (int64_t i = 0; i < inner; i++) dst[di + i * di1] = src[si + i * si1];
+    }
   }
 }
 

@@ -35,11 +35,10 @@ void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
     float* q = out + r * cols;
     float m = p[0];
     for (int64_t i = 1; i < cols; i++) m = p[i] > m ? p[i] : m;
+#pragma omp simd
+    for (int64_t i = 0; i < cols; i++) q[i] = std::exp(p[i] - m);
     double s = 0;
-    for (int64_t i = 0; i < cols; i++) {
-      q[i] = std::exp(p[i] - m);
-      s += q[i];
-    }
+    for (int64_t i = 0; i < cols; i++) s += q[i];
     const float inv = float(s);
     for (int64_t i = 0; i < cols; i++) q[i] = q[i] / inv;
   }

@@ -16,7 +16,8 @@ export interface NativeAddon {
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): boolean;
   segmentSum(x: Float32Array, seg: Int32Array, out: Float32Array, segments: number, inner: number): void;
   addN(xs: Float32Array[], out: Float32Array): void;
-  setThreads(n: number): void;
+  /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
+  setThreads(blas: number, kernels: number): void;
   threads(): number;
 }
 
@@ -36,6 +37,9 @@ export function loadAddon(): NativeAddon {
         // Idle OpenMP threads sleep instead of spinning: on a machine shared with other work, spinning threads
         // steal the cores the other thread needs (libgomp reads this when the addon loads it).
         process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+        // Likewise OpenBLAS's workers: spin only 2^4 cycles after a product instead of about 0.1 s, which would take
+        // the second core from the kernels that run between products.
+        process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
         loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
         return loaded;
       } catch (e) {

@@ -63,7 +63,7 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     });
   }
 
-  const unaryOps = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'sigmoid', 'tanh', 'relu', 'reciprocal', 'abs'] as const;
+  const unaryOps = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'sigmoid', 'tanh', 'relu', 'reciprocal', 'abs', 'cos', 'sin'] as const;
   it.each(unaryOps)('%s and its gradient', async (op) => {
     const positive = ['log', 'sqrt', 'rsqrt', 'reciprocal'].includes(op);
     const r = await onBoth(() => {

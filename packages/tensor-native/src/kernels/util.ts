@@ -1,11 +1,15 @@
 import type { TensorInfo } from '@tensorflow/tfjs';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 
-/** The Float32Array a float32 tensor lives in on a cpu-style backend, or undefined (other dtypes, complex, strings). */
+/**
+ * The Float32Array a float32 tensor lives in on a cpu-style backend (a float32 copy when the cpu backend kept another
+ * array type, as its bool-to-float32 Cast does), or undefined (other dtypes, complex, strings).
+ */
 export function f32(backend: MathBackendCPU, t: TensorInfo): Float32Array | undefined {
   if (t.dtype !== 'float32') return undefined;
   const v = backend.data.get(t.dataId).values;
-  return v instanceof Float32Array ? v : undefined;
+  if (v instanceof Float32Array) return v;
+  return ArrayBuffer.isView(v) && !(v instanceof DataView) ? Float32Array.from(v as Uint8Array) : undefined;
 }
 
 /** The Int32Array an int32 tensor lives in, or undefined. */

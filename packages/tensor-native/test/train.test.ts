@@ -1,0 +1,61 @@
+import { lfaAttention } from '@yuan/attention-lfa';
+import { getPreset, resolveConfig } from '@yuan/core';
+import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { describe, expect, it } from 'vitest';
+import { native, values } from '../src/test-util.js';
+import { tf } from '../src/tf.js';
+
+/** Losses of `steps` Adam steps of a freshly initialised preset model on fixed random tokens, on one backend. */
+async function train(backend: string, preset: string, steps: number, batch: number, seq: number): Promise<number[]> {
+  await tf.setBackend(backend);
+  const config = resolveConfig(getPreset(preset).config, {});
+  const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 7);
+  const tokens = (seed: number) => Int32Array.from(values(batch * seq, seed), (v) => Math.floor((v + 1) * 128));
+  const ids = tf.tensor2d(tokens(1), [batch, seq], 'int32');
+  const targets = tf.tensor2d(tokens(2), [batch, seq], 'int32');
+  const opt = tf.train.adam(1e-3); // the trainer's default peak learning rate
+  const losses: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets));
+    opt.applyGradients(grads);
+    losses.push(value.dataSync()[0]);
+    tf.dispose([value, grads]);
+  }
+  opt.dispose();
+  model.dispose();
+  tf.dispose([ids, targets]);
+  return losses;
+}
+
+describe.skipIf(!native.info)('training on the native backend', () => {
+  it.each(['tiny-lfa', 'tiny-mha'])('%s: 20 Adam steps give the cpu backend losses within 1e-4 relative', async (preset) => {
+    const cpu = await train('cpu', preset, 20, 2, 16);
+    const nat = await train('native', preset, 20, 2, 16);
+    expect(cpu[19]).toBeLessThan(cpu[0] - 0.2); // it does learn the fixed batch
+    nat.forEach((l, i) => expect(Math.abs(l - cpu[i]) / Math.abs(cpu[i]), `step ${i}: native ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(1e-4));
+  }, 300_000); // the cpu backend takes about a minute for the 20 steps
+
+  it('keeps the tensor count, tensor bytes and RSS flat over 500 steps', async () => {
+    await tf.setBackend('native');
+    const config = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 1 } });
+    const model = YuanModel.init(config, lfaAttention, 3);
+    const ids = tf.tensor2d(Int32Array.from(values(16, 3), (v) => Math.floor((v + 1) * 100)), [2, 8], 'int32');
+    const opt = tf.train.adam(1e-3);
+    const step = () => {
+      const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, ids));
+      opt.applyGradients(grads);
+      tf.dispose([value, grads]);
+    };
+    for (let i = 0; i < 20; i++) step(); // optimizer slots, pool, JIT
+    const before = { ...tf.memory(), rss: process.memoryUsage().rss };
+    for (let i = 0; i < 480; i++) step();
+    const after = { ...tf.memory(), rss: process.memoryUsage().rss };
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numBytes).toBe(before.numBytes);
+    // A leak of one activation per step would add about 480 x 60 KiB = 28 MiB here; allow GC noise below that.
+    expect(after.rss - before.rss).toBeLessThan(24 * 2 ** 20);
+    opt.dispose();
+    model.dispose();
+    ids.dispose();
+  });
+});
