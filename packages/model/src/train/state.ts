@@ -44,6 +44,12 @@ export function listCheckpoints(runDir: string): string[] {
 export async function saveTrainCheckpoint(runDir: string, trainer: Trainer, seed: number, keep: number): Promise<string> {
   const final = path.join(runDir, checkpointName(trainer.step));
   const stage = path.join(runDir, `.${checkpointName(trainer.step)}.partial-${process.pid}`);
+  // staging folders left by a process that was killed while writing (this one's are named with its pid)
+  if (existsSync(runDir)) {
+    for (const d of readdirSync(runDir)) {
+      if (/^\.checkpoint-\d+\.partial-\d+/.test(d) && !d.includes(`.partial-${process.pid}`)) await rm(path.join(runDir, d), { recursive: true, force: true });
+    }
+  }
   await rm(stage, { recursive: true, force: true });
   await saveCheckpoint(stage, trainer.model);
   await writeSafetensors(path.join(stage, 'optimizer.safetensors'), await trainer.optimizer.stateArrays(), { metadata: { format: 'yuan-adamw' } });
