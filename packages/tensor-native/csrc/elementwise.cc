@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "vexp.h"
 
 namespace ynk {
 
@@ -85,12 +86,12 @@ void compare(int op, const float* a, const float* b, uint8_t* out, int rank, con
 void unary(int op, const float* x, float* out, int64_t n) {
   switch (op) {
     case NEG: return unaryLoop([](float v) { return -v; }, x, out, n);
-    case EXP: return unaryLoop([](float v) { return std::exp(v); }, x, out, n);
+    case EXP: return unaryLoop([](float v) { return vexp(v); }, x, out, n);
     case LOG: return unaryLoop([](float v) { return std::log(v); }, x, out, n);
     case SQRT: return unaryLoop([](float v) { return std::sqrt(v); }, x, out, n);
     case RSQRT: return unaryLoop([](float v) { return 1.0f / std::sqrt(v); }, x, out, n);
     case SQUARE: return unaryLoop([](float v) { return v * v; }, x, out, n);
-    case SIGMOID: return unaryLoop([](float v) { return 1.0f / (1.0f + std::exp(-v)); }, x, out, n);
+    case SIGMOID: return unaryLoop([](float v) { return 1.0f / (1.0f + vexp(-v)); }, x, out, n);
     case TANH: return unaryLoop([](float v) { return std::tanh(v); }, x, out, n);
     case RELU: return unaryLoop([](float v) { return v < 0 ? 0.0f : v; }, x, out, n);
     case RECIPROCAL: return unaryLoop([](float v) { return 1.0f / v; }, x, out, n);

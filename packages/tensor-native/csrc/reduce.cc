@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels.h"
+#include "vexp.h"
 
 namespace ynk {
 
@@ -36,7 +37,7 @@ void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
     float m = p[0];
     for (int64_t i = 1; i < cols; i++) m = p[i] > m ? p[i] : m;
 #pragma omp simd
-    for (int64_t i = 0; i < cols; i++) q[i] = std::exp(p[i] - m);
+    for (int64_t i = 0; i < cols; i++) q[i] = vexp(p[i] - m);
     double s = 0;
     for (int64_t i = 0; i < cols; i++) s += q[i];
     const float inv = float(s);
