@@ -232,6 +232,42 @@ napi_value AddN(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0, d = 0, rows = 0;
+  const float* x = a.f32(0, &n);
+  const float* w = a.f32(1, &d);
+  double eps = 0;
+  if (a.ok && (a.argc < 3 || napi_get_value_double(env, a.argv[2], &eps) != napi_ok)) a.fail("rmsNorm: expected eps");
+  float* out = a.f32(3);
+  float* inv = a.f32(4, &rows);
+  if (!a.ok) return nullptr;
+  if (d == 0 || n != rows * d) {
+    a.fail("rmsNorm: x must be [rows, d] with weight [d] and inv [rows]");
+    return nullptr;
+  }
+  ynk::rmsNormForward(x, w, float(eps), out, inv, int64_t(rows), int64_t(d));
+  return nullptr;
+}
+
+napi_value RmsNormGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0, d = 0, rows = 0;
+  const float* x = a.f32(0, &n);
+  const float* w = a.f32(1, &d);
+  const float* inv = a.f32(2, &rows);
+  const float* dy = a.f32(3);
+  float* dx = a.f32(4);
+  float* dw = a.f32(5);
+  if (!a.ok) return nullptr;
+  if (d == 0 || n != rows * d) {
+    a.fail("rmsNormGrad: x must be [rows, d] with weight [d] and inv [rows]");
+    return nullptr;
+  }
+  ynk::rmsNormBackward(x, w, inv, dy, dx, dw, int64_t(rows), int64_t(d));
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int64_t blas = a.num(0), kernels = a.num(1);
@@ -263,6 +299,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gather", nullptr, Gather, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"segmentSum", nullptr, SegmentSum, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"addN", nullptr, AddN, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"rmsNormGrad", nullptr, RmsNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -36,6 +36,12 @@ void segmentSum(const float* x, const int32_t* seg, float* out, int64_t n, int64
 // out = sum of `count` arrays of length n.
 void addN(const float* const* xs, int count, float* out, int64_t n);
 
+// RMSNorm over the last axis of x [rows, d] with weight w [d]: out = x·inv·w, inv [rows] = 1/sqrt(mean(x²) + eps).
+void rmsNormForward(const float* x, const float* w, float eps, float* out, float* inv, int64_t rows, int64_t d);
+// Its gradients from the saved inv: dx [rows, d] and dw [d].
+void rmsNormBackward(const float* x, const float* w, const float* inv, const float* dy, float* dx, float* dw,
+                     int64_t rows, int64_t d);
+
 void setThreads(int n);
 int threads();
 

@@ -16,6 +16,8 @@ export interface NativeAddon {
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): boolean;
   segmentSum(x: Float32Array, seg: Int32Array, out: Float32Array, segments: number, inner: number): void;
   addN(xs: Float32Array[], out: Float32Array): void;
+  rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
+  rmsNormGrad(x: Float32Array, w: Float32Array, inv: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array): void;
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;

@@ -1,5 +1,6 @@
 import { tf } from './tf.js';
 import type { NativeAddon } from './addon.js';
+import { rmsNormKernels } from './fused/rmsnorm.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { layoutKernels } from './kernels/layout.js';
 import { batchMatMul } from './kernels/matmul.js';
@@ -36,6 +37,10 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
       ? (args) => native(args as unknown as KernelArgs, addon) ?? cpu(args)
       : cpu;
     tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
+  }
+  // Fused kernels have no cpu version: they exist on this backend only, called by the fused ops.
+  for (const [kernelName, kernel] of Object.entries(rmsNormKernels)) {
+    tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc: (args) => kernel(args as unknown as KernelArgs, addon)! });
   }
   // The storage is the cpu backend's (tensors stay in JS typed arrays), with reuse of native outputs.
   tf.registerBackend(NATIVE_BACKEND, () => new PooledCpuBackend(), priority);

@@ -2,6 +2,8 @@ import { cpus } from 'node:os';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
 
+export { rmsNorm } from './fused/rmsnorm.js';
+
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {
   /** The tfjs backend name ("native"). */

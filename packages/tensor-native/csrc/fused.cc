@@ -1,0 +1,42 @@
+// Fused kernels with their own backward passes: one pass over memory where tfjs would run 6-20 small ops.
+#include <cmath>
+#include <vector>
+
+#include "kernels.h"
+
+namespace ynk {
+
+void rmsNormForward(const float* x, const float* w, float eps, float* out, float* inv, int64_t rows, int64_t d) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* p = x + r * d;
+    float* q = out + r * d;
+    double s = 0;
+    for (int64_t i = 0; i < d; i++) s += double(p[i]) * p[i];
+    const float iv = 1.0f / std::sqrt(float(s / double(d)) + eps);
+    inv[r] = iv;
+    for (int64_t i = 0; i < d; i++) q[i] = p[i] * iv * w[i];
+  }
+}
+
+void rmsNormBackward(const float* x, const float* w, const float* inv, const float* dy, float* dx, float* dw,
+                     int64_t rows, int64_t d) {
+  std::vector<double> acc(d, 0.0);
+  for (int64_t r = 0; r < rows; r++) {
+    const float* p = x + r * d;
+    const float* g = dy + r * d;
+    float* q = dx + r * d;
+    const float iv = inv[r];
+    // n = x·inv, dn = dy·w: dx = inv·(dn − n·mean(dn·n)), dw = Σ_rows dy·n.
+    double dot = 0;
+    for (int64_t i = 0; i < d; i++) {
+      const float n = p[i] * iv;
+      dot += double(g[i]) * w[i] * n;
+      acc[i] += double(g[i]) * n;
+    }
+    const float m = float(dot / double(d));
+    for (int64_t i = 0; i < d; i++) q[i] = iv * (g[i] * w[i] - p[i] * iv * m);
+  }
+  for (int64_t i = 0; i < d; i++) dw[i] = float(acc[i]);
+}
+
+}  // namespace ynk

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { rmsNorm } from './index.js';
+import { expectClose, native, onBoth, rand } from './test-util.js';
+import { tf } from './tf.js';
+
+// The fused ops on native against the same math composed of tfjs ops on the cpu backend.
+describe.skipIf(!native.info)('fused ops', () => {
+  it.each([[[2, 5, 7]], [[33, 128]], [[1, 1, 4]]])('rmsNorm %j forward and gradients match the composite on cpu', async (shape) => {
+    const r = await onBoth(() => {
+      const d = shape[shape.length - 1];
+      const x = tf.mul(rand(shape, 30), 2);
+      const w = tf.add(rand([d], 31), 1);
+      const dy = rand(shape, 32);
+      const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy));
+      return [rmsNorm(x, w, 1e-6), ...tf.grads(f)([x, w])];
+    });
+    expectClose(r);
+  });
+
+  it('rmsNorm runs as one kernel forward and one backward on native', async () => {
+    await tf.setBackend('native');
+    const x = rand([4, 8], 33);
+    const w = rand([8], 34);
+    const names: string[] = [];
+    const profile = await tf.profile(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(rmsNorm(a, b, 1e-5)))([x, w]));
+    for (const k of profile.kernels) names.push(k.name);
+    expect(names.filter((n) => n.startsWith('YuanRmsNorm'))).toEqual(['YuanRmsNorm', 'YuanRmsNormGrad']);
+    expect(names).not.toContain('Rsqrt');
+    tf.dispose([x, w]);
+  });
+});
