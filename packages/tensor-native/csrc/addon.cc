@@ -268,6 +268,41 @@ napi_value RmsNormGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0, m = 0;
+  const float* u = a.f32(0, &n);
+  float* out = a.f32(1, &m);
+  if (!a.ok) return nullptr;
+  if (m == 0 || n != 2 * m || a.argc < 3) {
+    a.fail("swiglu: u [rows, 2f] and out [rows, f]");
+    return nullptr;
+  }
+  const int64_t f = a.num(2);
+  if (!a.ok || f <= 0 || int64_t(m) % f != 0) {
+    a.fail("swiglu: f must divide the output size");
+    return nullptr;
+  }
+  ynk::swigluForward(u, out, int64_t(m) / f, f);
+  return nullptr;
+}
+
+napi_value SwigluGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0, m = 0, k = 0;
+  const float* u = a.f32(0, &n);
+  const float* dy = a.f32(1, &m);
+  float* du = a.f32(2, &k);
+  const int64_t f = a.num(3);
+  if (!a.ok) return nullptr;
+  if (m == 0 || n != 2 * m || k != n || f <= 0 || int64_t(m) % f != 0) {
+    a.fail("swigluGrad: u [rows, 2f], dy [rows, f], du [rows, 2f]");
+    return nullptr;
+  }
+  ynk::swigluBackward(u, dy, du, int64_t(m) / f, f);
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int64_t blas = a.num(0), kernels = a.num(1);
@@ -301,6 +336,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"addN", nullptr, AddN, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rmsNormGrad", nullptr, RmsNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"swigluGrad", nullptr, SwigluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "vexp.h"
 
 namespace ynk {
 
@@ -37,6 +38,32 @@ void rmsNormBackward(const float* x, const float* w, const float* inv, const flo
     for (int64_t i = 0; i < d; i++) q[i] = iv * (g[i] * w[i] - p[i] * iv * m);
   }
   for (int64_t i = 0; i < d; i++) dw[i] = float(acc[i]);
+}
+
+void swigluForward(const float* u, float* out, int64_t rows, int64_t f) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* a = u + r * 2 * f;
+    const float* g = a + f;
+    float* q = out + r * f;
+#pragma omp simd
+    for (int64_t i = 0; i < f; i++) q[i] = a[i] / (1.0f + vexp(-a[i])) * g[i];
+  }
+}
+
+void swigluBackward(const float* u, const float* dy, float* du, int64_t rows, int64_t f) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float* a = u + r * 2 * f;
+    const float* g = a + f;
+    const float* d = dy + r * f;
+    float* da = du + r * 2 * f;
+    float* dg = da + f;
+#pragma omp simd
+    for (int64_t i = 0; i < f; i++) {
+      const float s = 1.0f / (1.0f + vexp(-a[i]));
+      dg[i] = d[i] * a[i] * s;
+      da[i] = d[i] * g[i] * s * (1.0f + a[i] * (1.0f - s));
+    }
+  }
 }
 
 }  // namespace ynk

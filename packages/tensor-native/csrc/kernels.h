@@ -42,6 +42,10 @@ void rmsNormForward(const float* x, const float* w, float eps, float* out, float
 void rmsNormBackward(const float* x, const float* w, const float* inv, const float* dy, float* dx, float* dw,
                      int64_t rows, int64_t d);
 
+// SwiGLU activation of u [rows, 2f] = [a | g]: out [rows, f] = silu(a)·g; and du [rows, 2f] from dy [rows, f].
+void swigluForward(const float* u, float* out, int64_t rows, int64_t f);
+void swigluBackward(const float* u, const float* dy, float* du, int64_t rows, int64_t f);
+
 void setThreads(int n);
 int threads();
 

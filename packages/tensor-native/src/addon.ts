@@ -18,6 +18,8 @@ export interface NativeAddon {
   addN(xs: Float32Array[], out: Float32Array): void;
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
   rmsNormGrad(x: Float32Array, w: Float32Array, inv: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array): void;
+  swiglu(u: Float32Array, out: Float32Array, f: number): void;
+  swigluGrad(u: Float32Array, dy: Float32Array, du: Float32Array, f: number): void;
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;

@@ -1,6 +1,7 @@
 import { tf } from './tf.js';
 import type { NativeAddon } from './addon.js';
 import { rmsNormKernels } from './fused/rmsnorm.js';
+import { swigluKernels } from './fused/swiglu.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { layoutKernels } from './kernels/layout.js';
 import { batchMatMul } from './kernels/matmul.js';
@@ -39,7 +40,7 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
     tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
   }
   // Fused kernels have no cpu version: they exist on this backend only, called by the fused ops.
-  for (const [kernelName, kernel] of Object.entries(rmsNormKernels)) {
+  for (const [kernelName, kernel] of Object.entries({ ...rmsNormKernels, ...swigluKernels })) {
     tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc: (args) => kernel(args as unknown as KernelArgs, addon)! });
   }
   // The storage is the cpu backend's (tensors stay in JS typed arrays), with reuse of native outputs.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rmsNorm } from './index.js';
+import { rmsNorm, swigluActivation } from './index.js';
 import { expectClose, native, onBoth, rand } from './test-util.js';
 import { tf } from './tf.js';
 
@@ -13,6 +13,15 @@ describe.skipIf(!native.info)('fused ops', () => {
       const dy = rand(shape, 32);
       const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy));
       return [rmsNorm(x, w, 1e-6), ...tf.grads(f)([x, w])];
+    });
+    expectClose(r);
+  });
+
+  it.each([[[2, 3, 10]], [[64, 1024]]])('swigluActivation %j forward and gradient match the composite on cpu', async (shape) => {
+    const r = await onBoth(() => {
+      const u = tf.mul(rand(shape, 35), 4);
+      const dy = rand([...shape.slice(0, -1), shape[shape.length - 1] / 2], 36);
+      return [swigluActivation(u), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(swigluActivation(a), dy)))(u)];
     });
     expectClose(r);
   });

@@ -3,6 +3,7 @@ import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
 
 export { rmsNorm } from './fused/rmsnorm.js';
+export { swigluActivation } from './fused/swiglu.js';
 
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {
