@@ -6,7 +6,8 @@
 // of torch against the machine's nominal peak.
 // Usage: node bench/train-step.mjs [--backends native,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
 //        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3]
-// cpu takes about 17 s a step: it runs one round unless --cpu-rounds says otherwise.
+// cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
+// --leak-steps N then runs N more steps on the first backend, printing tensor count, tensor bytes and RSS.
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     python: { type: 'string', default: '/usr/bin/python3' },
     'blas-threads': { type: 'string', default: '2' },
     'peak-gflops': { type: 'string' },
+    'leak-steps': { type: 'string', default: '0' },
   },
 });
 const batch = Number(values.batch);
@@ -41,7 +43,8 @@ const m = config.model;
 
 // Deterministic tokens (the speed does not depend on them).
 let seed = 12345;
-const token = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) % 256);
+// The high bits of the LCG: its low 8 bits repeat every 256 draws, which would make targets equal ids.
+const token = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24);
 const idsData = Int32Array.from({ length: batch * seq }, token);
 const targetData = Int32Array.from({ length: batch * seq }, token);
 
@@ -139,7 +142,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = median(torchRun.times);
 console.log(`${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`);
 console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
-console.log(`${'engine'.padEnd(8)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss`);
+console.log(`${'engine'.padEnd(8)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`);
 console.log(`${'torch'.padEnd(8)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
 for (const e of engines) {
   const s = median(e.times);
@@ -153,5 +156,22 @@ if (engines.some((e) => e.name === 'native')) {
   console.log(`matMul GFLOP/s (peak ${peak.toFixed(0)} = ${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512):`);
   for (const key of Object.keys(mm)) {
     console.log(`  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${((100 * mm[key]) / peak).toFixed(0)}% of peak)   torch ${hello.matmul[key].toFixed(1).padStart(6)}`);
+  }
+}
+const leakSteps = Number(values['leak-steps']);
+if (leakSteps > 0 && engines.length > 0) {
+  const e = engines[0];
+  const mem = (step) => {
+    const m = tf.memory();
+    console.log(`  step ${String(step).padStart(5)}: ${m.numTensors} tensors, ${(m.numBytes / 2 ** 20).toFixed(1)} MiB in tensors, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  };
+  console.log(`${e.name}: memory over ${leakSteps} more steps`);
+  await initBackend(e.name);
+  mem(0);
+  for (let done = 0; done < leakSteps; ) {
+    const n = Math.min(leakSteps - done, done < 20 ? 20 : 100);
+    await e.run(n);
+    done += n;
+    mem(done);
   }
 }
