@@ -1,11 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
-import { applySet, getPreset, PluginRegistry, resolveConfig, YuanError, type JsonObject, type Tokenizer, type YuanConfig } from '@yuan/core';
+import { applySet, getPreset, PluginRegistry, readConfigFile, resolveConfig, YuanError, type JsonObject, type Tokenizer, type YuanConfig } from '@yuan/core';
 import { listCheckpoints, loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { parse as parseYaml } from 'yaml';
 import { numberOption, type OptionSpec } from './command.js';
 
 /** The registry with every built-in plugin: attention `mha`, `lfa` and `lpa`, tokenizers `bytes` and `sentencepiece`. */
@@ -25,21 +24,6 @@ export const CONFIG_OPTIONS: OptionSpec = {
 
 /** The `--backend` option. */
 export const BACKEND_OPTION: OptionSpec = { backend: { type: 'string' } };
-
-function readConfigFile(file: string): JsonObject {
-  if (!existsSync(file)) throw new YuanError('config', `config file not found: ${file}`);
-  const text = readFileSync(file, 'utf8');
-  let parsed: unknown;
-  try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new YuanError('config', `${file}: cannot parse (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new YuanError('config', `${file}: expected a mapping of config sections at the top level`);
-  }
-  return parsed as JsonObject;
-}
 
 /** The --set assignments of parsed options as one config layer. */
 export function setLayer(values: Record<string, unknown>): JsonObject {

@@ -4,6 +4,7 @@ export { YuanError, ConfigError, NotFoundError } from './errors.js';
 export { PluginRegistry, type PluginBase, type PluginKinds } from './registry.js';
 export { num, str, bool, optional, arrayOf, record, obj, type Schema } from './schema.js';
 export { deepMerge, applySet, parseSetValue, type JsonObject } from './merge.js';
+export { readConfigFile } from './config-file.js';
 export {
   DEFAULT_CONFIG,
   validateConfig,

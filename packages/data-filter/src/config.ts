@@ -1,7 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, NotFoundError, YuanError, arrayOf, bool, num, obj, optional, record, str, type JsonObject } from '@yuan/core';
-import { parse as parseYaml } from 'yaml';
+import { ConfigError, NotFoundError, arrayOf, bool, num, obj, optional, readConfigFile as readCoreConfigFile, record, str, type JsonObject } from '@yuan/core';
 import { FILTER_PRESETS, type FilterPreset, type FilterStep } from './presets.js';
 
 /** A resolved filter run configuration. */
@@ -45,19 +43,9 @@ const fileSchema = obj({
   options: optional(record()),
 });
 
-/** The raw config layer read from a file: YAML or JSON (by extension), with `plugins` resolved against its folder. */
+/** The raw config layer read from a file (YAML or JSON), with relative `plugins` paths resolved against its folder. */
 export function readConfigFile(file: string): JsonObject {
-  if (!existsSync(file)) throw new YuanError('config', `config file not found: ${file}`);
-  const text = readFileSync(file, 'utf8');
-  let parsed: unknown;
-  try {
-    parsed = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new YuanError('config', `${file}: cannot parse (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (parsed === null || parsed === undefined) return {};
-  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new YuanError('config', `${file}: expected a mapping at the top level`);
-  const layer = parsed as JsonObject;
+  const layer = readCoreConfigFile(file);
   if (Array.isArray(layer.plugins)) {
     layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && (p.startsWith('.') || p.startsWith('/')) ? path.resolve(path.dirname(file), p) : p));
   }
