@@ -21,8 +21,8 @@ namespace {
 
 struct Args {
   napi_env env;
-  size_t argc = 12;
-  napi_value argv[12];
+  size_t argc = 16;
+  napi_value argv[16];
   bool ok = true;
 
   Args(napi_env e, napi_callback_info info) : env(e) {
@@ -303,6 +303,31 @@ napi_value SwigluGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t n = 0, n1 = 0, n2 = 0, n3 = 0, n4 = 0, n5 = 0, n6 = 0;
+  const float* p = a.f32(0, &n);
+  const float* g = a.f32(1, &n1);
+  const float* m = a.f32(2, &n2);
+  const float* v = a.f32(3, &n3);
+  float* po = a.f32(4, &n4);
+  float* mo = a.f32(5, &n5);
+  float* vo = a.f32(6, &n6);
+  float h[7];
+  for (int i = 0; i < 7; i++) {
+    double x = 0;
+    if (a.ok && (size_t(7 + i) >= a.argc || napi_get_value_double(env, a.argv[7 + i], &x) != napi_ok)) a.fail("adamw: expected 7 numbers");
+    h[i] = float(x);
+  }
+  if (!a.ok) return nullptr;
+  if (n1 != n || n2 != n || n3 != n || n4 != n || n5 != n || n6 != n) {
+    a.fail("adamw: all arrays must have the parameter's length");
+    return nullptr;
+  }
+  ynk::adamw(p, g, m, v, po, mo, vo, int64_t(n), ynk::AdamWParams{h[0], h[1], h[2], h[3], h[4], h[5], h[6]});
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int64_t blas = a.num(0), kernels = a.num(1);
@@ -338,6 +363,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rmsNormGrad", nullptr, RmsNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluGrad", nullptr, SwigluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

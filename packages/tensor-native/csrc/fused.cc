@@ -66,4 +66,17 @@ void swigluBackward(const float* u, const float* dy, float* du, int64_t rows, in
   }
 }
 
+void adamw(const float* p, const float* g, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n,
+           const AdamWParams& h) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; i++) {
+    const float mi = m[i] * h.beta1 + g[i] * (1.0f - h.beta1);
+    const float vi = v[i] * h.beta2 + g[i] * g[i] * (1.0f - h.beta2);
+    const float update = (mi / h.c1) / (std::sqrt(vi / h.c2) + h.eps) + h.weightDecay * p[i];
+    mo[i] = mi;
+    vo[i] = vi;
+    po[i] = p[i] - update * h.lr;
+  }
+}
+
 }  // namespace ynk

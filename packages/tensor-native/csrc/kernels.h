@@ -46,6 +46,14 @@ void rmsNormBackward(const float* x, const float* w, const float* inv, const flo
 void swigluForward(const float* u, float* out, int64_t rows, int64_t f);
 void swigluBackward(const float* u, const float* dy, float* du, int64_t rows, int64_t f);
 
+// One AdamW step (decoupled weight decay) of parameter p with gradient g and moments m, v, into po, mo, vo:
+// m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g², p' = p − lr·((m'/c1)/(√(v'/c2) + eps) + wd·p), c = bias corrections.
+struct AdamWParams {
+  float lr, beta1, beta2, eps, weightDecay, c1, c2;
+};
+void adamw(const float* p, const float* g, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n,
+           const AdamWParams& h);
+
 void setThreads(int n);
 int threads();
 

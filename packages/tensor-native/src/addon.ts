@@ -20,6 +20,7 @@ export interface NativeAddon {
   rmsNormGrad(x: Float32Array, w: Float32Array, inv: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array): void;
   swiglu(u: Float32Array, out: Float32Array, f: number): void;
   swigluGrad(u: Float32Array, dy: Float32Array, du: Float32Array, f: number): void;
+  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, po: Float32Array, mo: Float32Array, vo: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number): void;
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { rmsNorm, swigluActivation } from './index.js';
+import { adamwUpdate, rmsNorm, swigluActivation } from './index.js';
 import { expectClose, native, onBoth, rand } from './test-util.js';
 import { tf } from './tf.js';
 
@@ -24,6 +24,18 @@ describe.skipIf(!native.info)('fused ops', () => {
       return [swigluActivation(u), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(swigluActivation(a), dy)))(u)];
     });
     expectClose(r);
+  });
+
+  it.each([0, 0.1])('adamwUpdate (weight decay %s) over 3 steps matches the composite on cpu', async (weightDecay) => {
+    const r = await onBoth(() => {
+      let [p, m, v] = [rand([5, 7], 37), tf.zerosLike(rand([5, 7], 0)), tf.zerosLike(rand([5, 7], 0))];
+      for (let step = 1; step <= 3; step++) {
+        const g = tf.mul(rand([5, 7], 38 + step), step === 2 ? 1e-4 : 1);
+        [p, m, v] = adamwUpdate(p, g, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay, step });
+      }
+      return [p, m, v];
+    });
+    expectClose(r, 1e-5, 1e-7);
   });
 
   it('rmsNorm runs as one kernel forward and one backward on native', async () => {

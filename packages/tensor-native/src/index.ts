@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
 
+export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
 
