@@ -4,7 +4,9 @@
 // interleaved (torch, native, wasm, ...) so that load from other work on the machine slows every engine alike; the
 // median step time of each is reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and
 // of torch against the machine's nominal peak.
-// Usage: node bench/train-step.mjs [--backends native,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
+// Engine "native-fused" is the native backend with the fused AdamW kernel of @yuan/tensor-native (adamwUpdate, weight
+// decay 0, the same betas and eps as tf.train.adam) instead of tf.train.adam's 12 ops per parameter.
+// Usage: node bench/train-step.mjs [--backends native,native-fused,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
 //        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3]
 // cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
 // --leak-steps N then runs N more steps on the first backend, printing tensor count, tensor bytes and RSS.
@@ -69,15 +71,38 @@ function torchProcess() {
   };
 }
 
+// The fused optimizer step, from the package inside this repository (bench does not depend on it by name).
+async function fusedAdam(model) {
+  const { adamwUpdate } = await import('../packages/tensor-native/dist/index.js');
+  // tf.variableGrads keys gradients by the variables' own (generated) names.
+  const params = new Map([...model.params.values()].map((p) => [p.name, p]));
+  const moments = new Map([...params].map(([n, p]) => [n, { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) }]));
+  let step = 0;
+  return (grads) => {
+    step += 1;
+    for (const [name, g] of Object.entries(grads)) {
+      const p = params.get(name);
+      const s = moments.get(name);
+      const [p2, m2, v2] = adamwUpdate(p, g, s.m, s.v, { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, weightDecay: 0, step });
+      p.assign(p2);
+      s.m.assign(m2);
+      s.v.assign(v2);
+      tf.dispose([p2, m2, v2]);
+    }
+  };
+}
+
 async function yuanEngine(name) {
-  const report = await initBackend(name);
+  const backend = name === 'native-fused' ? 'native' : name;
+  const report = await initBackend(backend);
   const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
   const opt = tf.train.adam(3e-4);
+  const apply = name === 'native-fused' ? await fusedAdam(model) : (grads) => opt.applyGradients(grads);
   const ids = tf.tensor2d(idsData, [batch, seq], 'int32');
   const targets = tf.tensor2d(targetData, [batch, seq], 'int32');
   const step = () => {
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets));
-    opt.applyGradients(grads);
+    apply(grads);
     const loss = value.dataSync()[0];
     tf.dispose([value, grads]);
     return loss;
@@ -87,7 +112,7 @@ async function yuanEngine(name) {
     params: model.parameterCount,
     threads: report.threads,
     async run(n) {
-      await initBackend(name);
+      await initBackend(backend);
       const seconds = [];
       const losses = [];
       for (let i = 0; i < n; i++) {
@@ -142,13 +167,13 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = median(torchRun.times);
 console.log(`${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`);
 console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
-console.log(`${'engine'.padEnd(8)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`);
-console.log(`${'torch'.padEnd(8)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
+console.log(`${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`);
+console.log(`${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
 for (const e of engines) {
   const s = median(e.times);
-  console.log(`${e.name.padEnd(8)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${`${(s / base).toFixed(2)}x`.padStart(9)}  ${e.losses[0].toFixed(4)}`);
+  console.log(`${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${`${(s / base).toFixed(2)}x`.padStart(9)}  ${e.losses[0].toFixed(4)}`);
 }
-if (engines.some((e) => e.name === 'native')) {
+if (engines.some((e) => e.name.startsWith('native'))) {
   const ghz = Number(cpus()[0]?.model.match(/@\s*([\d.]+)GHz/)?.[1] ?? 0);
   // Nominal peak: cores x GHz x 2 AVX-512 FMA units x 16 float lanes x 2 flops (override with --peak-gflops).
   const peak = Number(values['peak-gflops']) || cpus().length * ghz * 2 * 16 * 2;
@@ -166,7 +191,6 @@ if (leakSteps > 0 && engines.length > 0) {
     console.log(`  step ${String(step).padStart(5)}: ${m.numTensors} tensors, ${(m.numBytes / 2 ** 20).toFixed(1)} MiB in tensors, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
   };
   console.log(`${e.name}: memory over ${leakSteps} more steps`);
-  await initBackend(e.name);
   mem(0);
   for (let done = 0; done < leakSteps; ) {
     const n = Math.min(leakSteps - done, done < 20 ? 20 : 100);
