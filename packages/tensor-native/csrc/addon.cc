@@ -127,8 +127,10 @@ napi_value Reduce(napi_env env, napi_callback_info info) {
   const float* x = a.f32(1);
   float* out = a.f32(2);
   const int64_t outer = a.num(3), inner = a.num(4);
+  const bool leading = a.argc > 5 && a.flag(5);
   if (!a.ok) return nullptr;
-  ynk::reduceInner(op, x, out, outer, inner);
+  if (leading) ynk::reduceOuter(op, x, out, outer, inner);
+  else ynk::reduceInner(op, x, out, outer, inner);
   return nullptr;
 }
 

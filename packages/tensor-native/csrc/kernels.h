@@ -21,6 +21,8 @@ void compare(int op, const float* a, const float* b, uint8_t* out, int rank, con
 void unary(int op, const float* x, float* out, int64_t n);
 // Reduces the contiguous inner axis: x [outer, inner] -> out [outer].
 void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inner);
+// Reduces the leading axis: x [outer, inner] -> out [inner].
+void reduceOuter(int op, const float* x, float* out, int64_t outer, int64_t inner);
 // Softmax over the last axis of x [rows, cols].
 void softmax(const float* x, float* out, int64_t rows, int64_t cols);
 // out = transpose(x, perm) for x of `shape`.

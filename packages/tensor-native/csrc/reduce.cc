@@ -1,5 +1,6 @@
 // Reductions over the contiguous inner axis and a row softmax (sums accumulate in double, as tfjs's cpu backend does).
 #include <cmath>
+#include <vector>
 
 #include "kernels.h"
 #include "vexp.h"
@@ -25,6 +26,27 @@ void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inne
         if (std::isnan(v) || (op == R_MAX ? v > m : v < m)) m = v;
       }
       out[o] = m;
+    }
+  }
+}
+
+void reduceOuter(int op, const float* x, float* out, int64_t outer, int64_t inner) {
+  if (op == R_SUM || op == R_MEAN) {
+    std::vector<double> acc(inner, 0.0);
+    for (int64_t o = 0; o < outer; o++) {
+      const float* p = x + o * inner;
+#pragma omp simd
+      for (int64_t i = 0; i < inner; i++) acc[i] += p[i];
+    }
+    for (int64_t i = 0; i < inner; i++) out[i] = float(op == R_MEAN ? acc[i] / double(outer) : acc[i]);
+    return;
+  }
+  for (int64_t i = 0; i < inner; i++) out[i] = x[i];
+  for (int64_t o = 1; o < outer; o++) {
+    const float* p = x + o * inner;
+    for (int64_t i = 0; i < inner; i++) {
+      const float v = p[i];
+      if (std::isnan(v) || (op == R_MAX ? v > out[i] : v < out[i])) out[i] = v;
     }
   }
 }

@@ -8,7 +8,8 @@ export interface NativeAddon {
   binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   compare(op: number, a: Float32Array, b: Float32Array, out: Uint8Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
-  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number): void;
+  /** Reduces x [outer, inner] over inner (out [outer]), or over outer when `leading` (out [inner]). */
+  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number, leading?: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   copyBox(src: Float32Array, srcShape: Int32Array, srcBegin: Int32Array, dst: Float32Array, dstShape: Int32Array, dstBegin: Int32Array, size: Int32Array): void;

@@ -24,7 +24,10 @@ function reduceKernel(op: number): NativeKernel {
     const [outShape, reduceShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
     const inner = sizeOf(reduceShape);
     const out = backend.alloc(sizeOf(outShape));
-    addon.reduce(op, axesLast(addon, xv, x.shape, axes), out, out.length, inner);
+    // Reducing the leading axes (the gradient of a broadcast, e.g. a [d] weight over [B, T, d]) needs no transpose.
+    const leading = axes.length > 0 && [...axes].sort((p, q) => p - q).every((axis, i) => axis === i);
+    if (leading && inner !== xv.length) addon.reduce(op, xv, out, inner, out.length, true);
+    else addon.reduce(op, axesLast(addon, xv, x.shape, axes), out, out.length, inner);
     const shape = attrs.keepDims ? backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
     return backend.makeTensorInfo(shape, 'float32', out);
   };
