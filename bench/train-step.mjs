@@ -73,7 +73,7 @@ function torchProcess() {
 
 // The fused optimizer step, from the package inside this repository (bench does not depend on it by name).
 async function fusedAdam(model) {
-  const { adamwUpdate } = await import('../packages/tensor-native/dist/index.js');
+  const { adamwUpdate } = await import('@yuan/tensor-native');
   // tf.variableGrads keys gradients by the variables' own (generated) names.
   const params = new Map([...model.params.values()].map((p) => [p.name, p]));
   const moments = new Map([...params].map(([n, p]) => [n, { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) }]));

@@ -23,7 +23,13 @@ const shapes: (RefConfig & { prompt: number[] })[] = [
   { hidden: 24, heads: 2, layers: 2, vocab: 30, ffn: 96, eps: 1e-6, prompt: [1, 2, 3, 4, 5, 6, 7, 8, 9] },
 ];
 
-describe.each(['cpu', 'wasm'])('parity with an independent reference on random HF-layout checkpoints (%s backend)', (backend) => {
+// the native backend (OpenBLAS addon) is optional: it is checked where it was built
+const nativeBuilt = await initBackend('native').then(
+  () => true,
+  () => false,
+);
+
+describe.each(nativeBuilt ? ['cpu', 'wasm', 'native'] : ['cpu', 'wasm'])('parity with an independent reference on random HF-layout checkpoints (%s backend)', (backend) => {
   beforeAll(async () => {
     await initBackend(backend);
   });

@@ -8,8 +8,28 @@ export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   return y.reshape([...lead, weight.shape[0]]);
 }
 
+/** Single-kernel versions of nn blocks (with their own gradients) that a backend supplies, used while it is active. */
+interface FusedOps {
+  backend: string;
+  rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor;
+  swigluActivation(u: tf.Tensor): tf.Tensor;
+}
+
+let fused: FusedOps | undefined;
+
+/** Installs a backend's fused ops (called by backend selection, e.g. for `native`). */
+export function useFusedOps(ops: FusedOps): void {
+  fused = ops;
+}
+
+function fusedFor(x: tf.Tensor): FusedOps | undefined {
+  return fused && x.dtype === 'float32' && tf.getBackend() === fused.backend ? fused : undefined;
+}
+
 /** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps). */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
+  const f = fusedFor(x);
+  if (f) return f.rmsNorm(x, weight, eps);
   return tf.tidy(() => {
     const meanSquare = tf.mean(tf.square(x), -1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), weight);
@@ -20,6 +40,8 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor
 export function swiglu(x: tf.Tensor, upGate: tf.Tensor, down: tf.Tensor): tf.Tensor {
   return tf.tidy(() => {
     const y = linear(x, upGate);
+    const f = fusedFor(y);
+    if (f) return linear(f.swigluActivation(y), down);
     const [a, g] = tf.split(y, 2, -1);
     return linear(tf.mul(tf.mul(a, tf.sigmoid(a)), g), down);
   });
