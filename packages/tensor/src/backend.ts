@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import path from 'node:path';
 import { YuanError } from '@yuan/core';
 import { tf } from './tf.js';
-import { useFusedOps } from './nn.js';
+import { useFusedOps, type FusedOps } from './fused.js';
 import { patchWasmBackend } from './wasm-fixes.js';
 
 /** Backend names yuan knows, best first. */
@@ -69,13 +69,9 @@ async function tryBackend(name: BackendName): Promise<string | undefined> {
     case 'native':
       try {
         // Optional package: an OpenBLAS addon built at install time (skipped when OpenBLAS is missing).
-        const native = (await import(NATIVE_PACKAGE)) as {
-          registerNativeBackend(): { threads: number };
-          rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor;
-          swigluActivation(u: tf.Tensor): tf.Tensor;
-        };
+        const native = (await import(NATIVE_PACKAGE)) as Omit<FusedOps, 'backend'> & { registerNativeBackend(): { threads: number } };
         nativeThreads = native.registerNativeBackend().threads;
-        useFusedOps({ backend: 'native', rmsNorm: native.rmsNorm, swigluActivation: native.swigluActivation });
+        useFusedOps({ backend: 'native', rmsNorm: native.rmsNorm, swigluActivation: native.swigluActivation, adamwUpdate: native.adamwUpdate });
         return (await tf.setBackend('native')) ? undefined : 'native backend did not initialise';
       } catch (e) {
         return `native failed: ${(e as Error).message.split('\n')[0]}`;

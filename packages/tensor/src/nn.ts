@@ -1,3 +1,4 @@
+import { fusedFor } from './fused.js';
 import { tf } from './tf.js';
 
 /** x · Wᵀ for x [..., in] and a PyTorch-layout weight W [out, in] (no bias). */
@@ -6,24 +7,6 @@ export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   const lead = x.shape.slice(0, -1);
   const y = tf.matMul(x.reshape([-1, inner]), weight as tf.Tensor2D, false, true);
   return y.reshape([...lead, weight.shape[0]]);
-}
-
-/** Single-kernel versions of nn blocks (with their own gradients) that a backend supplies, used while it is active. */
-interface FusedOps {
-  backend: string;
-  rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor;
-  swigluActivation(u: tf.Tensor): tf.Tensor;
-}
-
-let fused: FusedOps | undefined;
-
-/** Installs a backend's fused ops (called by backend selection, e.g. for `native`). */
-export function useFusedOps(ops: FusedOps): void {
-  fused = ops;
-}
-
-function fusedFor(x: tf.Tensor): FusedOps | undefined {
-  return fused && x.dtype === 'float32' && tf.getBackend() === fused.backend ? fused : undefined;
 }
 
 /** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps). */

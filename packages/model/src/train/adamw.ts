@@ -1,4 +1,4 @@
-import { tf } from '@yuan/tensor';
+import { adamwStep, tf } from '@yuan/tensor';
 import type { GradMap } from './grads.js';
 
 /** AdamW hyper-parameters (YUAN 2.0 / Megatron: β 0.9/0.95, eps 1e-8, weight decay 0.1 on all but 1-D parameters). */
@@ -40,22 +40,16 @@ export class AdamW {
   update(params: Map<string, tf.Variable>, grads: GradMap, lr: number): void {
     this.step += 1;
     const { beta1, beta2, eps, weightDecay } = this.options;
-    const c1 = 1 - beta1 ** this.step;
-    const c2 = 1 - beta2 ** this.step;
     for (const [name, g] of grads) {
       const p = params.get(name);
       if (!p) continue;
       const s = this.moments(name, p);
       const wd = p.shape.length > 1 ? weightDecay : 0;
-      tf.tidy(() => {
-        const m = tf.add(tf.mul(s.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(s.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps));
-        const decayed = wd > 0 ? tf.add(update, tf.mul(p, wd)) : update;
-        s.m.assign(m);
-        s.v.assign(v);
-        p.assign(tf.sub(p, tf.mul(decayed, lr)));
-      });
+      const [p2, m2, v2] = adamwStep(p, g, s.m, s.v, { lr, beta1, beta2, eps, weightDecay: wd, step: this.step });
+      s.m.assign(m2);
+      s.v.assign(v2);
+      p.assign(p2);
+      tf.dispose([p2, m2, v2]);
     }
   }
 
