@@ -4,8 +4,9 @@
 // interleaved (torch, native, wasm, ...) so that load from other work on the machine slows every engine alike; the
 // median step time of each is reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and
 // of torch against the machine's nominal peak.
-// Engine "native-fused" is the native backend with the fused AdamW kernel of @yuan/tensor-native (adamwUpdate, weight
-// decay 0, the same betas and eps as tf.train.adam) instead of tf.train.adam's 12 ops per parameter.
+// On the native backend the model's RMSNorm and SwiGLU run as fused kernels. Engine "native-fused" also replaces
+// tf.train.adam's 12 ops per parameter with the trainer's adamwStep (one fused kernel on native; weight decay 0 and the
+// same betas and eps as tf.train.adam).
 // Usage: node bench/train-step.mjs [--backends native,native-fused,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
 //        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3]
 // cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
-import { initBackend, tf } from '@yuan/tensor';
+import { adamwStep, initBackend, tf } from '@yuan/tensor';
 
 const { values } = parseArgs({
   options: {
@@ -71,9 +72,8 @@ function torchProcess() {
   };
 }
 
-// The fused optimizer step, from the package inside this repository (bench does not depend on it by name).
+// The trainer's optimizer step (@yuan/tensor adamwStep: one fused kernel on the native backend).
 async function fusedAdam(model) {
-  const { adamwUpdate } = await import('@yuan/tensor-native');
   // tf.variableGrads keys gradients by the variables' own (generated) names.
   const params = new Map([...model.params.values()].map((p) => [p.name, p]));
   const moments = new Map([...params].map(([n, p]) => [n, { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) }]));
@@ -83,7 +83,7 @@ async function fusedAdam(model) {
     for (const [name, g] of Object.entries(grads)) {
       const p = params.get(name);
       const s = moments.get(name);
-      const [p2, m2, v2] = adamwUpdate(p, g, s.m, s.v, { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, weightDecay: 0, step });
+      const [p2, m2, v2] = adamwStep(p, g, s.m, s.v, { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, weightDecay: 0, step });
       p.assign(p2);
       s.m.assign(m2);
       s.v.assign(v2);
