@@ -3,7 +3,7 @@ import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { applySet, getPreset, PluginRegistry, readConfigFile, resolveConfig, YuanError, type JsonObject, type Tokenizer, type YuanConfig } from '@yuan/core';
-import { listCheckpoints, loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel } from '@yuan/model';
+import { listCheckpoints, loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel, type AttentionLookup } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { numberOption, type OptionSpec } from './command.js';
 
@@ -40,9 +40,14 @@ export function loadConfig(values: Record<string, unknown>, fallbackPreset?: str
   return resolveConfig(...layers);
 }
 
-/** The attention plugin a config names, from the registry (an unknown name lists the registered ones). */
+/** Looks attention plugins up by name in the registry (an unknown name lists the registered ones). */
+export function attentionLookup(registry: PluginRegistry): AttentionLookup {
+  return (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+}
+
+/** The attention plugin a config names. */
 export function attentionOf(registry: PluginRegistry, config: YuanConfig): TensorAttentionPlugin<unknown> {
-  return registry.get('attention', config.attention.name) as TensorAttentionPlugin<unknown>;
+  return attentionLookup(registry)(config.attention.name);
 }
 
 /** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
@@ -59,7 +64,7 @@ export function resolveModelDir(dir: string): string {
 export async function openModel(values: Record<string, unknown>, registry: PluginRegistry): Promise<YuanModel> {
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
-  if (dir) return loadCheckpoint(resolveModelDir(dir), (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, setLayer(values));
+  if (dir) return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values));
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
   return YuanModel.init(config, attentionOf(registry, config), numberOption(values, 'seed', 0, { int: true }));

@@ -18,8 +18,9 @@ import {
   type PackedIndex,
   type StepMetrics,
 } from '@yuan/model';
-import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { initBackend } from '@yuan/tensor';
 import type { CommandIO } from '../command.js';
+import { attentionLookup } from '../context.js';
 import { lineChartSvg, smooth } from './plot.js';
 import { Progress } from './progress.js';
 
@@ -129,7 +130,7 @@ function testBatchesOf(dir: string, config: YuanConfig, seqLength: number, rows:
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const backend = await initBackend(o.backend);
   const tc = trainConfig(o.config);
-  const lookup = (name: string) => o.registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+  const lookup = attentionLookup(o.registry);
   const attention = lookup(o.config.attention.name);
   const index = readPackedIndex(o.data);
   checkData(index, o.config, o.data);
