@@ -79,7 +79,8 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D):
     const [, , tq, d] = q.shape;
     const tk = k.shape[2];
     const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
-    const weights = tf.softmax(tf.add(scores, causalMask(tq, tk, tk - tq)));
+    // a single query (a generation step) is the newest position and sees every key: no mask to build
+    const weights = tf.softmax(tq === 1 ? scores : tf.add(scores, causalMask(tq, tk, tk - tq)));
     return tf.matMul(weights, v) as tf.Tensor4D;
   });
 }
