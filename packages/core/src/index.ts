@@ -26,3 +26,4 @@ export type { Tokenizer, TokenizerPlugin, TokenizerOptions, SpecialIds } from '.
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
 export type { EvaluatorPlugin, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
+export { writeAtomic, writeFileAtomic, fsyncPath, stagingPath, isStaleStagingName, removeStaleStaging } from './atomic.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, resolveConfig, YuanError, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import { ConfigError, resolveConfig, writeAtomic, YuanError, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin } from '@yuan/tensor';
 import { YuanModel } from './model.js';
 import { modelParameters } from './parameters.js';
@@ -127,8 +127,15 @@ async function readWeights(files: SafetensorsFile[], specs: ParameterSpec[], dir
   return out;
 }
 
-/** Loads a Hugging Face YUAN 2.0 checkpoint folder (config.json + model.safetensors, or shards with an index). */
-export async function loadCheckpoint(dir: string, lookup: AttentionLookup, overrides: JsonObject = {}): Promise<YuanModel> {
+/**
+ * Reads a Hugging Face YUAN 2.0 checkpoint folder (config.json + model.safetensors, or shards with an index) without
+ * building a model: its config (with `overrides` merged), attention plugin and weights by fused name.
+ */
+export async function readCheckpoint(
+  dir: string,
+  lookup: AttentionLookup,
+  overrides: JsonObject = {},
+): Promise<{ config: YuanConfig; attention: TensorAttentionPlugin<unknown>; weights: Map<string, Float32Array> }> {
   const cfgPath = path.join(dir, 'config.json');
   if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
   if (!existsSync(cfgPath)) throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
@@ -145,34 +152,52 @@ export async function loadCheckpoint(dir: string, lookup: AttentionLookup, overr
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);
     const weights = await readWeights(files, modelParameters(config, attention), dir);
-    return YuanModel.fromWeights(config, attention, weights);
+    return { config, attention, weights };
   } finally {
     await Promise.all(files.map((f) => f.close()));
   }
 }
 
+/** Loads a Hugging Face YUAN 2.0 checkpoint folder as a whole model (see `readCheckpoint`). */
+export async function loadCheckpoint(dir: string, lookup: AttentionLookup, overrides: JsonObject = {}): Promise<YuanModel> {
+  const { config, attention, weights } = await readCheckpoint(dir, lookup, overrides);
+  return YuanModel.fromWeights(config, attention, weights);
+}
+
 /**
- * Writes a model as a Hugging Face YUAN 2.0 checkpoint (official key names and shapes: q_proj/k_proj and
- * up_proj/gate_proj split back out, no lm_head since embeddings are tied). The folder is written under a temporary
- * name and renamed into place, so an existing checkpoint is replaced whole or not at all.
+ * Writes the Hugging Face YUAN files of a model (config.json, model.safetensors with official key names and shapes:
+ * q_proj/k_proj and up_proj/gate_proj split back out, no lm_head since embeddings are tied) into an existing folder.
+ * `weights` are by fused name, for every spec of `modelParameters(config, attention)`.
  */
-export async function saveCheckpoint(dir: string, model: YuanModel, options: { dtype?: FloatDType; extraFiles?: Record<string, string> } = {}): Promise<void> {
-  const weights = await model.weights();
-  const tensors = model.specs.flatMap((spec) => {
-    const data = weights.get(spec.name)!;
+export async function writeModelFiles(
+  folder: string,
+  config: YuanConfig,
+  specs: readonly ParameterSpec[],
+  weights: Map<string, Float32Array>,
+  dtype?: FloatDType,
+): Promise<void> {
+  const tensors = specs.flatMap((spec) => {
+    const data = weights.get(spec.name);
+    if (!data) throw new YuanError('checkpoint', `cannot write the model: no weights for ${spec.name}`);
     const parts = spec.parts ?? [spec.name];
     const partShape = [spec.shape[0] / parts.length, ...spec.shape.slice(1)];
     const n = sizeOf(partShape);
     return parts.map((name, i) => ({ name, shape: partShape, data: data.subarray(i * n, (i + 1) * n) }));
   });
-  const tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
-  await writeFile(path.join(tmp, 'config.json'), `${JSON.stringify(configToHf(model.config), null, 2)}\n`);
-  await writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { dtype: options.dtype, metadata: { format: 'pt' } });
-  for (const [name, text] of Object.entries(options.extraFiles ?? {})) await writeFile(path.join(tmp, name), text);
-  const old = `${dir.replace(/\/+$/, '')}.old-${process.pid}`;
-  if (existsSync(dir)) await rename(dir, old);
-  await rename(tmp, dir);
-  await rm(old, { recursive: true, force: true });
+  await writeFile(path.join(folder, 'config.json'), `${JSON.stringify(configToHf(config), null, 2)}\n`);
+  await writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
+}
+
+/**
+ * Writes a whole model as a Hugging Face YUAN 2.0 checkpoint folder (see `writeModelFiles`), atomically and durably:
+ * an existing checkpoint is replaced whole or not at all.
+ */
+export async function saveCheckpoint(dir: string, model: YuanModel, options: { dtype?: FloatDType; extraFiles?: Record<string, string> } = {}): Promise<void> {
+  if (!model.isWhole) throw new YuanError('checkpoint', 'saveCheckpoint needs the whole model, not a part');
+  const weights = await model.weights();
+  await writeAtomic(dir.replace(/\/+$/, ''), async (tmp) => {
+    await mkdir(tmp, { recursive: true });
+    await writeModelFiles(tmp, model.config, model.specs, weights, options.dtype);
+    for (const [name, text] of Object.entries(options.extraFiles ?? {})) await writeFile(path.join(tmp, name), text);
+  });
 }

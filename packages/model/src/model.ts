@@ -39,61 +39,139 @@ interface Layer {
   down: tf.Tensor;
 }
 
-/** A YUAN-style decoder: tied embeddings, pre-norm layers of (attention plugin, SwiGLU), final RMSNorm. */
+/**
+ * Which part of the model an instance holds: the embedding, layers `[firstLayer, endLayer)` and the head (final
+ * RMSNorm + the tied output projection). A part that has the head holds its own copy of `model.embed_tokens.weight`
+ * (Megatron's word embeddings on the last pipeline stage); per-parameter initialisation makes both copies equal.
+ */
+export interface ModelPart {
+  embedding: boolean;
+  firstLayer: number;
+  /** One past the last layer held. */
+  endLayer: number;
+  head: boolean;
+}
+
+/** The part that is the whole model. */
+export function wholeModel(config: YuanConfig): ModelPart {
+  return { embedding: true, firstLayer: 0, endLayer: config.model.numLayers, head: true };
+}
+
+/** The parameter specs a part holds, in model order (the embedding first when the part has the embedding or the head). */
+export function partParameters(all: readonly ParameterSpec[], part: ModelPart): ParameterSpec[] {
+  return all.filter((s) => {
+    if (s.name === 'model.embed_tokens.weight') return part.embedding || part.head;
+    if (s.name === 'model.norm.weight') return part.head;
+    const m = /^model\.layers\.(\d+)\./.exec(s.name);
+    if (!m) throw new YuanError('model', `parameter ${s.name} belongs to no model part`);
+    const l = Number(m[1]);
+    return l >= part.firstLayer && l < part.endLayer;
+  });
+}
+
+/**
+ * The seed of one parameter's initial values: a hash of the run seed and the parameter's name, so a parameter gets
+ * the same values whichever other parameters (pipeline stages, model parts) exist. FNV-1a over the UTF-16 name.
+ */
+export function parameterSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ (seed >>> 0)) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) >>> 0;
+}
+
+/** Options of one pass through a part. */
+export interface PartForwardOptions {
+  /** Position ids [B, T]; default: cache length + 0..T−1. */
+  positions?: tf.Tensor2D;
+}
+
+/**
+ * A YUAN-style decoder: tied embeddings, pre-norm layers of (attention plugin, SwiGLU), final RMSNorm. An instance
+ * holds the whole model (`init`/`fromWeights` without a part) or one part of it (a pipeline stage): the embedding
+ * `embed(ids) → [B, T, H]`, its layers `layers(h) → [B, T, H]` and the head `head(h) → [B, T, V]` are callable
+ * separately, and together they are exactly `forward`.
+ */
 export class YuanModel {
-  /** Trainable parameters by full name, in definition order. */
+  /** Trainable parameters by full name, in definition order (only this part's). */
   readonly params: Map<string, tf.Variable>;
-  /** The parameter specs (names, shapes, inits, fused parts). */
+  /** The parameter specs this part holds (names, shapes, inits, fused parts). */
   readonly specs: ParameterSpec[];
-  private readonly layers: Layer[];
+  /** The part of the model this instance holds. */
+  readonly part: ModelPart;
+  private readonly blocks: Layer[];
 
   private constructor(
     readonly config: YuanConfig,
     readonly attention: TensorAttentionPlugin<unknown>,
     values: (spec: ParameterSpec) => Float32Array,
+    part: ModelPart | undefined,
   ) {
-    this.specs = modelParameters(config, attention);
+    this.part = part ?? wholeModel(config);
+    const { firstLayer, endLayer } = this.part;
+    if (!(Number.isInteger(firstLayer) && Number.isInteger(endLayer) && firstLayer >= 0 && endLayer >= firstLayer && endLayer <= config.model.numLayers)) {
+      throw new YuanError('model', `model part layers [${firstLayer}, ${endLayer}) are not a range of the model's ${config.model.numLayers} layers`);
+    }
+    this.specs = partParameters(modelParameters(config, attention), this.part);
     this.params = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
     const options = attentionOptions(config, attention);
-    this.layers = Array.from({ length: config.model.numLayers }, (_, l) => {
+    this.blocks = [];
+    for (let l = firstLayer; l < endLayer; l++) {
       const p = (n: string) => this.param(`model.layers.${l}.${n}`);
-      return {
+      this.blocks.push({
         attention: attention.create(attentionSpec(config, l), options, (n) => p(`self_attn.${n}`)),
         inputNorm: p('input_layernorm.weight'),
         postNorm: p('post_attention_layernorm.weight'),
         upGate: p('mlp.up_gate_proj.weight'),
         down: p('mlp.down_proj.weight'),
-      };
-    });
+      });
+    }
   }
 
-  /** A freshly initialised model (seeded: the same seed gives the same weights on every backend). */
-  static init(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed = 0): YuanModel {
-    const rng = new Rng(seed);
-    return new YuanModel(config, attention, (s) => initValues(s.shape.reduce((a, b) => a * b, 1), s.init, rng));
+  /**
+   * A freshly initialised model or part (seeded per parameter: the same seed gives the same weights on every backend
+   * and in every part that holds the parameter).
+   */
+  static init(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed = 0, part?: ModelPart): YuanModel {
+    return new YuanModel(
+      config,
+      attention,
+      (s) => initValues(s.shape.reduce((a, b) => a * b, 1), s.init, new Rng(parameterSeed(seed, s.name))),
+      part,
+    );
   }
 
-  /** A model over given weights (fused names, PyTorch layout); a missing or misshapen weight is an error. */
-  static fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>): YuanModel {
-    return new YuanModel(config, attention, (s) => {
-      const w = weights.get(s.name);
-      const size = s.shape.reduce((a, b) => a * b, 1);
-      if (!w) throw new YuanError('checkpoint', `weights have no ${s.name}`);
-      if (w.length !== size) throw new YuanError('checkpoint', `${s.name} has ${w.length} values; the config implies [${s.shape}] = ${size}`);
-      return w;
-    });
+  /** A model (or part) over given weights (fused names, PyTorch layout); a missing or misshapen weight is an error. */
+  static fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>, part?: ModelPart): YuanModel {
+    return new YuanModel(
+      config,
+      attention,
+      (s) => {
+        const w = weights.get(s.name);
+        const size = s.shape.reduce((a, b) => a * b, 1);
+        if (!w) throw new YuanError('checkpoint', `weights have no ${s.name}`);
+        if (w.length !== size) throw new YuanError('checkpoint', `${s.name} has ${w.length} values; the config implies [${s.shape}] = ${size}`);
+        return w;
+      },
+      part,
+    );
   }
 
   /** The parameter of that full name. */
   param(name: string): tf.Variable {
     const v = this.params.get(name);
-    if (!v) throw new YuanError('model', `no parameter ${name}`);
+    if (!v) throw new YuanError('model', `no parameter ${name} in this model part`);
     return v;
   }
 
-  /** Number of scalar parameters. */
+  /** Number of scalar parameters this part holds. */
   get parameterCount(): number {
     return countParameters(this.specs);
+  }
+
+  /** True when this instance is the whole model. */
+  get isWhole(): boolean {
+    const p = this.part;
+    return p.embedding && p.head && p.firstLayer === 0 && p.endLayer === this.config.model.numLayers;
   }
 
   /** Throws a clear error if any id is outside the vocabulary. */
@@ -103,39 +181,65 @@ export class YuanModel {
     if (bad !== undefined) throw new YuanError('input', `token id ${bad} is outside the vocabulary (0..${v - 1})`);
   }
 
-  /** Logits [B, T (or 1 with lastOnly), vocab] for int32 ids [B, T], and the cache for the next call if asked. */
-  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): { logits: tf.Tensor3D; cache?: ModelCache } {
-    const [b, t] = ids.shape;
+  /** Hidden states [B, T, H] of int32 ids [B, T] (the token embedding). Needs the embedding. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D {
+    if (!this.part.embedding) throw new YuanError('model', 'this model part has no embedding');
+    return tf.gather(this.param('model.embed_tokens.weight'), ids) as tf.Tensor3D;
+  }
+
+  /**
+   * This part's layers over hidden states [B, T, H] → [B, T, H]. `positions` [B, T] default to 0..T−1 (or follow the
+   * cache); `cache` holds one entry per layer of this part.
+   */
+  layers(h: tf.Tensor3D, options: PartForwardOptions & { cache?: ModelCache; useCache?: boolean } = {}): { hidden: tf.Tensor3D; cache?: ModelCache } {
+    const [b, t] = h.shape;
     const past = options.cache?.length ?? 0;
-    if (past + t > this.config.model.maxPositions) {
-      throw new YuanError('input', `sequence of ${past + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
-    }
     const { rmsNormEps: eps, numHeads, hiddenSize, ropeBase } = this.config.model;
     return tf.tidy(() => {
-      const positions =
-        options.positions ?? (tf.tile(tf.range(past, past + t, 1, 'int32').expandDims(0), [b, 1]) as tf.Tensor2D);
+      const positions = options.positions ?? (tf.tile(tf.range(past, past + t, 1, 'int32').expandDims(0), [b, 1]) as tf.Tensor2D);
       const { cos, sin } = ropeTables(positions, hiddenSize / numHeads, ropeBase);
-      const embed = this.param('model.embed_tokens.weight');
-      let h = tf.gather(embed, ids) as tf.Tensor3D;
       const caches: AttentionCache[] = [];
-      this.layers.forEach((layer, l) => {
-        const r = layer.attention.forward(rmsNorm(h, layer.inputNorm, eps) as tf.Tensor3D, {
+      let x = h;
+      this.blocks.forEach((layer, l) => {
+        const r = layer.attention.forward(rmsNorm(x, layer.inputNorm, eps) as tf.Tensor3D, {
           cos,
           sin,
           cache: options.cache?.layers[l],
           useCache: options.useCache ?? false,
         });
         if (r.cache) caches.push(r.cache);
-        h = tf.add(h, r.out);
-        h = tf.add(h, swiglu(rmsNorm(h, layer.postNorm, eps), layer.upGate, layer.down));
+        x = tf.add(x, r.out);
+        x = tf.add(x, swiglu(rmsNorm(x, layer.postNorm, eps), layer.upGate, layer.down));
       });
-      if (options.lastOnly) h = tf.slice(h, [0, t - 1, 0], [b, 1, hiddenSize]);
-      const logits = linear(rmsNorm(h, this.param('model.norm.weight'), eps), embed) as tf.Tensor3D;
-      return options.useCache ? { logits, cache: { length: past + t, layers: caches } } : { logits };
-    });
+      return (options.useCache ? { hidden: x, cache: { length: past + t, layers: caches } } : { hidden: x }) as unknown as tf.TensorContainer;
+    }) as unknown as { hidden: tf.Tensor3D; cache?: ModelCache };
   }
 
-  /** Current weights as float32 arrays by fused name. */
+  /** Logits [B, T, V] of hidden states [B, T, H]: final RMSNorm and the tied output projection. Needs the head. */
+  head(h: tf.Tensor3D): tf.Tensor3D {
+    if (!this.part.head) throw new YuanError('model', 'this model part has no head');
+    return tf.tidy(() => linear(rmsNorm(h, this.param('model.norm.weight'), this.config.model.rmsNormEps), this.param('model.embed_tokens.weight')) as tf.Tensor3D);
+  }
+
+  /** Logits [B, T (or 1 with lastOnly), vocab] for int32 ids [B, T], and the cache for the next call if asked. Needs the whole model. */
+  forward(ids: tf.Tensor2D, options: ForwardOptions = {}): { logits: tf.Tensor3D; cache?: ModelCache } {
+    if (!this.isWhole) throw new YuanError('model', 'forward needs the whole model; a part runs embed/layers/head');
+    const [b, t] = ids.shape;
+    const past = options.cache?.length ?? 0;
+    if (past + t > this.config.model.maxPositions) {
+      throw new YuanError('input', `sequence of ${past + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
+    }
+    type Out = { logits: tf.Tensor3D; cache?: ModelCache };
+    return tf.tidy(() => {
+      const r = this.layers(this.embed(ids), { positions: options.positions, cache: options.cache, useCache: options.useCache });
+      let h = r.hidden;
+      if (options.lastOnly) h = tf.slice(h, [0, t - 1, 0], [b, 1, this.config.model.hiddenSize]);
+      const logits = this.head(h);
+      return (r.cache ? { logits, cache: r.cache } : { logits }) as unknown as tf.TensorContainer;
+    }) as unknown as Out;
+  }
+
+  /** Current weights of this part as float32 arrays by fused name. */
   async weights(): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);

@@ -12,6 +12,7 @@ import {
   listCheckpoints,
   loadTrainCheckpoint,
   mhaAttention,
+  modelParameters,
   PackedSplit,
   PackWriter,
   readPackedIndex,
@@ -191,25 +192,28 @@ describe('trainer', () => {
     const full = makeTrainer(config, model, 8);
     const first = await losses(full, 4);
     const run = path.join(tmp, 'run');
-    await saveTrainCheckpoint(run, full, 1, 2);
+    const meta = (keep: number) => ({ config, specs: modelParameters(config, lfaAttention as never), seed: 1, totalSteps: 8, keep });
+    await saveTrainCheckpoint(run, await full.checkpoint(), meta(2));
     const rest = await losses(full, 4);
-    full.dispose();
+    await full.dispose();
     model.dispose();
     const st = await openSafetensors(path.join(resolveResumeDir(run), 'model.safetensors'));
     expect(st.entries.get('model.layers.0.self_attn.q_proj.weight')?.shape).toEqual([32, 32]);
     expect(st.entries.get('model.layers.1.mlp.gate_proj.weight')?.shape).toEqual([64, 32]);
     await st.close();
-    const { trainer } = await loadTrainCheckpoint(resolveResumeDir(run), config, lookup, (m) => makeTrainer(config, m, 8, 999));
+    const { contents } = await loadTrainCheckpoint(resolveResumeDir(run), config, lookup);
+    const trainer = makeTrainer(config, YuanModel.fromWeights(config, lfaAttention as never, contents.weights), 8, 999);
+    trainer.restore(contents);
     expect(trainer.step).toBe(4);
     expect(await losses(trainer, 4)).toEqual(rest);
     expect(first.length).toBe(4);
-    await saveTrainCheckpoint(run, trainer, 1, 1);
+    await saveTrainCheckpoint(run, await trainer.checkpoint(), meta(1));
     expect(listCheckpoints(run).map((d) => path.basename(d))).toEqual(['checkpoint-00000008']);
     expect(readdirSync(run).filter((d) => d.includes('partial'))).toEqual([]);
-    trainer.dispose();
+    await trainer.dispose();
     trainer.model.dispose();
     const other = tinyConfig('mha');
-    await expect(loadTrainCheckpoint(resolveResumeDir(run), other, lookup, (m) => makeTrainer(other, m, 8))).rejects.toThrow(/holds another model .*attention lfa.* than this run's config .*attention mha/);
+    await expect(loadTrainCheckpoint(resolveResumeDir(run), other, lookup)).rejects.toThrow(/holds another model .*attention lfa.* than this run's config .*attention mha/);
   });
 
   it('stops on a NaN loss naming the step, without changing the parameters', async () => {

@@ -1,5 +1,5 @@
-import { open, rename, rm, stat } from 'node:fs/promises';
-import { YuanError } from '@yuan/core';
+import { open, stat } from 'node:fs/promises';
+import { writeAtomic, YuanError } from '@yuan/core';
 import { bf16ToFloat, floatToBf16, floatToHalf, halfToFloat } from './half.js';
 
 /** Float dtypes yuan reads and writes. */
@@ -147,18 +147,14 @@ export async function writeSafetensors(
   const headerBuf = Buffer.from(json, 'utf8');
   const lenBuf = Buffer.alloc(8);
   lenBuf.writeBigUInt64LE(BigInt(headerBuf.length));
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, 'w');
-  try {
-    await fh.write(lenBuf);
-    await fh.write(headerBuf);
-    for (const t of tensors) await fh.write(encode(t.data, dtype));
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await writeAtomic(path, async (tmp) => {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.write(lenBuf);
+      await fh.write(headerBuf);
+      for (const t of tensors) await fh.write(encode(t.data, dtype));
+    } finally {
+      await fh.close();
+    }
+  });
 }

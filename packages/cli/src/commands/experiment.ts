@@ -2,9 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
-import { lineChartSvg, smooth, type Series } from '../training/plot.js';
-import { runTraining, type RunResult } from '../training/run.js';
+import { attentionLookup, BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
+import { trainWithProgress } from '../training/run.js';
 
 /** Named attention variants of the ablation: the paper's basic attention and LFA family, and LPA. */
 function variantAttention(name: string): { name: string; options: JsonObject } {
@@ -86,9 +86,9 @@ export const experimentAblation: Command = {
     let backend = '';
     for (const [i, v] of variants.entries()) {
       io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
-      const r: RunResult = await runTraining({
+      const r: RunResult & { backend: string } = await trainWithProgress(io, {
         config: configs[i],
-        registry,
+        lookup: attentionLookup(registry),
         data,
         steps,
         out: path.join(out, v.name),
@@ -96,7 +96,6 @@ export const experimentAblation: Command = {
         test: (values.test as string | undefined) ?? undefined,
         testBatches,
         backend: values.backend as string | undefined,
-        io,
         label: `${v.name} `,
       });
       backend = r.backend;

@@ -1,7 +1,7 @@
 import { YuanError } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
-import { runTraining } from '../training/run.js';
+import { attentionLookup, BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { trainWithProgress } from '../training/run.js';
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
 export const trainCommand: Command = {
@@ -29,9 +29,9 @@ export const trainCommand: Command = {
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const config = loadConfig(values, 'tiny-lfa');
-    const r = await runTraining({
+    const r = await trainWithProgress(io, {
       config,
-      registry: buildRegistry(),
+      lookup: attentionLookup(buildRegistry()),
       data,
       steps,
       out,
@@ -39,7 +39,6 @@ export const trainCommand: Command = {
       metrics: values.metrics as string | undefined,
       resume: values.resume as string | undefined,
       backend: values.backend as string | undefined,
-      io,
     });
     const summary = { steps: r.steps, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
     io.out(values.json ? JSON.stringify(summary) : `trained ${r.steps} steps of ${r.parameters.toLocaleString('en-US')} parameters: loss ${r.finalLoss.toFixed(4)}, valid ${Number.isFinite(r.validLoss) ? r.validLoss.toFixed(4) : 'n/a'}, ${r.tokensPerSecond.toFixed(0)} tokens/s; output in ${out}`);

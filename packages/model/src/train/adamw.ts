@@ -1,4 +1,6 @@
+import { YuanError } from '@yuan/core';
 import { adamwStep, tf } from '@yuan/tensor';
+import type { OptimizerState } from './state.js';
 import type { GradMap } from './grads.js';
 
 /** AdamW hyper-parameters (YUAN 2.0 / Megatron: β 0.9/0.95, eps 1e-8, weight decay 0.1 on all but 1-D parameters). */
@@ -53,24 +55,28 @@ export class AdamW {
     }
   }
 
-  /** The moment tensors by name (`m.<param>` and `v.<param>`) as float32 arrays, for a checkpoint. */
-  async stateArrays(): Promise<{ name: string; shape: number[]; data: Float32Array }[]> {
-    const out: { name: string; shape: number[]; data: Float32Array }[] = [];
+  /** The moments by name (`m.<param>` and `v.<param>`, flat float32) and the bias-correction step, for a checkpoint. */
+  async exportState(): Promise<OptimizerState> {
+    const moments = new Map<string, Float32Array>();
     for (const [name, s] of this.state) {
-      out.push({ name: `m.${name}`, shape: s.m.shape, data: (await s.m.data()) as Float32Array });
-      out.push({ name: `v.${name}`, shape: s.v.shape, data: (await s.v.data()) as Float32Array });
+      moments.set(`m.${name}`, (await s.m.data()) as Float32Array);
+      moments.set(`v.${name}`, (await s.v.data()) as Float32Array);
     }
-    return out;
+    return { step: this.step, moments };
   }
 
-  /** Restores moments saved by `stateArrays` for the parameters in `params` (replacing any current state). */
-  loadState(params: Map<string, tf.Variable>, step: number, read: (name: string) => Float32Array | undefined): void {
+  /**
+   * Restores the moments of every parameter in `params` from `state` (replacing any current state). A parameter
+   * without both moments, or with the wrong size, is an error: a resumed run never starts from zeroed moments.
+   */
+  importState(params: Map<string, tf.Variable>, state: OptimizerState): void {
     this.dispose();
-    this.step = step;
+    this.step = state.step;
     for (const [name, p] of params) {
-      const m = read(`m.${name}`);
-      const v = read(`v.${name}`);
-      if (!m || !v) continue;
+      const m = state.moments.get(`m.${name}`);
+      const v = state.moments.get(`v.${name}`);
+      if (!m || !v) throw new YuanError('checkpoint', `the optimizer state has no moments for ${name}`);
+      if (m.length !== p.size || v.length !== p.size) throw new YuanError('checkpoint', `the optimizer moments of ${name} have ${m.length} values; the parameter has ${p.size}`);
       this.state.set(name, { m: tf.variable(tf.tensor(m, p.shape), false), v: tf.variable(tf.tensor(v, p.shape), false) });
     }
   }

@@ -1,17 +1,24 @@
-/** The single-process trainer: config, schedule, AdamW, gradient steps, packed data, training checkpoints. */
+/** The training engine library: config, schedule, AdamW, gradient steps, packed data, checkpoints and the loop. */
 export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
 export { learningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, disposeGrads, type GradMap } from './grads.js';
 export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
 export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, type Batch, type DataPosition } from './data.js';
-export { Trainer, batchLoss, type StepMetrics } from './trainer.js';
+export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
+export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
+export { runTraining, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
+export { lineChartSvg, smooth, type Series } from './plot.js';
 export {
   saveTrainCheckpoint,
   loadTrainCheckpoint,
   listCheckpoints,
+  checkpointProblem,
   resolveResumeDir,
   readTrainState,
   checkSameModel,
   type TrainState,
+  type OptimizerState,
+  type CheckpointContents,
+  type CheckpointMeta,
 } from './state.js';

@@ -1,24 +1,15 @@
 import { YuanError } from '@yuan/core';
 import { tf } from '@yuan/tensor';
 import { crossEntropy } from '../loss.js';
-import type { YuanModel } from '../model.js';
+import { YuanModel } from '../model.js';
 import { AdamW } from './adamw.js';
 import type { TrainConfig } from './config.js';
-import type { Batch, BatchLoader } from './data.js';
+import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from './data.js';
+import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
+import type { CheckpointContents } from './state.js';
 import { accumulateGrads, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';
 import { learningRate } from './schedule.js';
 
-/** What one optimizer step reports. */
-export interface StepMetrics {
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  /** Tokens processed in this step (all micro-batches). */
-  tokens: number;
-  tokensPerSecond: number;
-  seconds: number;
-}
 
 /** The masked next-token loss of a batch (a scalar; the caller disposes it). */
 export function batchLoss(model: YuanModel, batch: Batch, resetPositions: boolean): tf.Scalar {
@@ -36,10 +27,12 @@ export function batchLoss(model: YuanModel, batch: Batch, resetPositions: boolea
  * A step is built from separable parts (micro-batch gradients, accumulation, clipping, optimizer update), so a
  * parallel trainer can recombine them.
  */
-export class Trainer {
+export class Trainer implements TrainingEngine {
   /** Completed optimizer steps. */
   step = 0;
   readonly optimizer: AdamW;
+  /** Called by `dispose` after the optimizer is freed (the engine factory frees the model and data here). */
+  onDispose?: () => void;
 
   constructor(
     readonly model: YuanModel,
@@ -111,8 +104,54 @@ export class Trainer {
     return sum / batches.length;
   }
 
-  /** Frees the optimizer state (not the model). */
-  dispose(): void {
+  /** Scalar parameters of the model. */
+  get parameterCount(): number {
+    return this.model.parameterCount;
+  }
+
+  /** The model's weights, the AdamW state and the data position. */
+  async checkpoint(): Promise<CheckpointContents> {
+    return { step: this.step, weights: await this.model.weights(), optimizer: await this.optimizer.exportState(), data: this.loader.position() };
+  }
+
+  /** Restores weights-independent state from a checkpoint: optimizer moments (strict), step and data position. */
+  restore(contents: CheckpointContents): void {
+    this.optimizer.importState(this.model.params, contents.optimizer);
+    this.step = contents.step;
+    this.loader.seek(contents.data);
+  }
+
+  /** Frees the optimizer state, then whatever `onDispose` frees (the engine factory's model and data). */
+  async dispose(): Promise<void> {
     this.optimizer.dispose();
+    this.onDispose?.();
   }
 }
+
+/**
+ * The single-process engine: the whole model on this thread, `train.gradAccumulation` micro-batches per step from one
+ * loader over the packed train split. With P = D = 1 every parallel engine must give its losses.
+ */
+export const singleProcessEngine: EngineFactory = async (setup) => {
+  const index = readPackedIndex(setup.data);
+  const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
+  const split = PackedSplit.open(setup.data, index, 'train');
+  let model: YuanModel | undefined;
+  try {
+    model = setup.resume
+      ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
+      : YuanModel.init(setup.config, setup.attention, setup.seed);
+    const trainer = new Trainer(model, setup.train, setup.totalSteps, new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, eod));
+    const owned = model;
+    trainer.onDispose = () => {
+      owned.dispose();
+      split.close();
+    };
+    if (setup.resume) trainer.restore(setup.resume);
+    return trainer;
+  } catch (e) {
+    model?.dispose();
+    split.close();
+    throw e;
+  }
+};
