@@ -18,13 +18,18 @@ export interface Command {
   summary: string;
   usage: string;
   options: OptionSpec;
+  /**
+   * Options that depend on the arguments (e.g. the flags a plugin declares), resolved before parsing; default
+   * `options`. May load plugins.
+   */
+  resolveOptions?(argv: string[]): Promise<OptionSpec>;
   run(values: Record<string, unknown>, positionals: string[], io: CommandIO): Promise<number | void>;
 }
 
 /** Parses argv for a command; an unknown or malformed option is a usage error naming it. */
-export function parseCommandArgs(cmd: Command, argv: string[]) {
+export function parseCommandArgs(cmd: Command, argv: string[], options: OptionSpec = cmd.options) {
   try {
-    return parseArgs({ args: argv, options: cmd.options, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
     throw new YuanError('usage', `${(e as Error).message.split('\n')[0]}\nusage: ${cmd.usage}`);
   }

@@ -1,26 +1,40 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { lfaAttention } from '@yuan/attention-lfa';
-import { lpaAttention } from '@yuan/attention-lpa';
-import { applySet, getPreset, PluginRegistry, readConfigFile, resolveConfig, YuanError, type JsonObject, type Tokenizer, type YuanConfig } from '@yuan/core';
-import { listCheckpoints, loadCheckpoint, mhaAttention, tokenizerPlugins, YuanModel, type AttentionLookup } from '@yuan/model';
-import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { fileURLToPath } from 'node:url';
+import {
+  applySet,
+  getPreset,
+  openTokenizer as openRegisteredTokenizer,
+  PluginRegistry,
+  readConfigFile,
+  registerPluginModules,
+  resolveConfig,
+  YuanError,
+  type JsonObject,
+  type Tokenizer,
+  type YuanConfig,
+} from '@yuan/core';
+import type { YuanModel } from '@yuan/model';
 import { numberOption, type OptionSpec } from './command.js';
 
-/** The registry with every built-in plugin: attention `mha`, `lfa` and `lpa`, tokenizers `bytes` and `sentencepiece`. */
-export function buildRegistry(): PluginRegistry {
-  const registry = new PluginRegistry();
-  registry.register(mhaAttention).register(lfaAttention).register(lpaAttention);
-  for (const t of tokenizerPlugins) registry.register(t);
-  return registry;
-}
+/**
+ * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
+ * plugin objects registered under the package's name), resolved from the CLI's own installation.
+ */
+const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/parallel-pipeline', '@yuan/parallel-zero'];
 
-/** Options shared by commands that build a config: --preset, --config, --set (repeatable). */
+const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+/** Options shared by commands that build a config: --preset, --config, --set (repeatable), --plugin (repeatable). */
 export const CONFIG_OPTIONS: OptionSpec = {
   preset: { type: 'string' },
   config: { type: 'string' },
   set: { type: 'string', multiple: true },
+  plugin: { type: 'string', multiple: true },
 };
+
+/** The `--plugin PKG|PATH` option (repeatable) for commands that take no config. */
+export const PLUGIN_OPTION: OptionSpec = { plugin: { type: 'string', multiple: true } };
 
 /** The `--backend` option. */
 export const BACKEND_OPTION: OptionSpec = { backend: { type: 'string' } };
@@ -30,51 +44,97 @@ export function setLayer(values: Record<string, unknown>): JsonObject {
   return ((values.set as string[] | undefined) ?? []).reduce<JsonObject>((acc, s) => applySet(acc, s), {});
 }
 
+/** A config file layer with relative `plugins:` paths resolved against the file's folder. */
+function configFileLayer(file: string): JsonObject {
+  const layer = readConfigFile(file);
+  if (Array.isArray(layer.plugins)) {
+    layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p));
+  }
+  return layer;
+}
+
 /** Resolves defaults < --preset < --config < --set into a validated config. */
 export function loadConfig(values: Record<string, unknown>, fallbackPreset?: string): YuanConfig {
   const presetName = (values.preset as string | undefined) ?? fallbackPreset;
   const layers: JsonObject[] = [];
   if (presetName) layers.push(getPreset(presetName).config);
-  if (values.config) layers.push(readConfigFile(values.config as string));
+  if (values.config) layers.push(configFileLayer(values.config as string));
   layers.push(setLayer(values));
   return resolveConfig(...layers);
 }
 
-/** Looks attention plugins up by name in the registry (an unknown name lists the registered ones). */
-export function attentionLookup(registry: PluginRegistry): AttentionLookup {
-  return (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+/** The plugin modules a checkpoint's config.json records (`yuan.plugins`), so a model trained with a plugin reloads with it. */
+function checkpointPlugins(configFile: string): string[] {
+  if (!existsSync(configFile)) return [];
+  try {
+    const plugins = (JSON.parse(readFileSync(configFile, 'utf8')) as { yuan?: { plugins?: unknown } }).yuan?.plugins;
+    return Array.isArray(plugins) ? plugins.filter((p): p is string => typeof p === 'string') : [];
+  } catch {
+    return [];
+  }
 }
 
-/** The attention plugin a config names. */
-export function attentionOf(registry: PluginRegistry, config: YuanConfig): TensorAttentionPlugin<unknown> {
-  return attentionLookup(registry)(config.attention.name);
-}
-
-/** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
-export function resolveModelDir(dir: string): string {
-  if (existsSync(path.join(dir, 'config.json'))) return dir;
-  const checkpoints = listCheckpoints(dir);
-  return checkpoints.length ? checkpoints[checkpoints.length - 1] : dir;
+function isMissingOptional(spec: string, e: unknown): boolean {
+  return spec.startsWith('@yuan/parallel-') && /is not installed/.test((e as Error).message);
 }
 
 /**
- * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention options) or
- * a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
+ * The plugin registry of a run: the built-in packages, then the plugin modules named by the config's `plugins:`, by a
+ * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen (unless `freeze: false`, for a
+ * caller that adds its own config's plugins and freezes it), so the run's plan cannot change.
+ * Errors: a module that cannot be found or loaded, exports no plugin, or registers a name twice (one line each).
+ */
+export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig, options: { freeze?: boolean } = {}): Promise<PluginRegistry> {
+  const registry = new PluginRegistry();
+  for (const spec of BUILTIN_PLUGIN_PACKAGES) {
+    try {
+      await registerPluginModules(registry, [spec], CLI_DIR);
+    } catch (e) {
+      if (!isMissingOptional(spec, e)) throw e; // the parallel packages are optional beside the CLI
+    }
+  }
+  const modelDir = values.model as string | undefined;
+  const recorded = modelDir ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json')) : [];
+  const specs = [...(config?.plugins ?? []), ...recorded, ...((values.plugin as string[] | undefined) ?? [])];
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    const key = spec.startsWith('.') ? path.resolve(spec) : spec;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    await registerPluginModules(registry, [spec], process.cwd());
+  }
+  return options.freeze === false ? registry : registry.freeze();
+}
+
+/**
+ * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
+ * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
  */
 export async function openModel(values: Record<string, unknown>, registry: PluginRegistry): Promise<YuanModel> {
+  const { attentionLookup, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
+  const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
   if (dir) return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values));
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
-  return YuanModel.init(config, attentionOf(registry, config), numberOption(values, 'seed', 0, { int: true }));
+  return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
 }
 
-/** The tokenizer of `--tokenizer FILE.model|bytes`, else the one the model's config names. */
+/**
+ * The tokenizer of `--tokenizer SPEC` (a registered name such as `bytes`, `NAME:PATH`, or a file a tokenizer plugin
+ * reads, such as `tokenizer.model`), else the one the model's config names.
+ */
 export async function openTokenizer(registry: PluginRegistry, flag: string | undefined, config?: YuanConfig): Promise<Tokenizer> {
-  if (flag === 'bytes') return registry.get('tokenizer', 'bytes').load({});
-  if (flag) return registry.get('tokenizer', 'sentencepiece').load({ path: path.resolve(flag) });
-  if (config?.tokenizer.name === 'bytes') return registry.get('tokenizer', 'bytes').load({});
-  if (config?.tokenizer.path) return registry.get('tokenizer', config.tokenizer.name).load({ path: config.tokenizer.path });
+  if (flag) return openRegisteredTokenizer(registry, flag);
+  if (config && (config.tokenizer.path || !registry.list('tokenizer').some((p) => p.name === config.tokenizer.name && (p as { fileExtensions?: unknown }).fileExtensions))) {
+    return openRegisteredTokenizer(registry, config.tokenizer);
+  }
   throw new YuanError('usage', 'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)');
+}
+
+/** The config with `--plugin` modules added to its `plugins:` (absolute paths), so a checkpoint records every plugin it needs. */
+export function withPluginFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
+  const extra = ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p));
+  return extra.length ? { ...config, plugins: [...new Set([...config.plugins, ...extra])] } : config;
 }

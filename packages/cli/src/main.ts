@@ -41,7 +41,8 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
     return 0;
   }
   try {
-    const { values, positionals } = parseCommandArgs(cmd, rest);
+    const options = cmd.resolveOptions ? await cmd.resolveOptions(rest) : cmd.options;
+    const { values, positionals } = parseCommandArgs(cmd, rest, options);
     return (await cmd.run(values as Record<string, unknown>, positionals, io)) ?? 0;
   } catch (e) {
     if (e instanceof YuanError) {

@@ -1,4 +1,4 @@
-import type { PluginBase } from './registry.js';
+import type { PluginBase, PluginRegistry } from './registry.js';
 
 /** One text-generation request to a model adapter. Defaults: temperature 0 (greedy), n 1. */
 export interface GenerationRequest {
@@ -31,5 +31,6 @@ export interface ModelAdapter {
 
 /** A kind of model adapter (a local checkpoint, an OpenAI-compatible endpoint, ...). */
 export interface ModelAdapterPlugin<Options = Record<string, unknown>> extends PluginBase<'model-adapter', Options> {
-  open(options: Options): Promise<ModelAdapter>;
+  /** Opens the model; `context.registry` resolves the plugins it needs (attention, tokenizer). */
+  open(options: Options, context?: { registry?: PluginRegistry }): Promise<ModelAdapter>;
 }

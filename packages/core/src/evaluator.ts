@@ -46,7 +46,20 @@ export interface EvalResult {
  * An evaluator (`humaneval`, `gsm8k`, `agieval`, `perplexity`, ...). It loads its tasks, builds prompts, generates
  * through `ctx.model` (or takes `ctx.completions`), extracts and scores each sample (logging it) and aggregates.
  */
+/**
+ * A command-line flag an evaluator declares for one of its options (`--timeout 10` → `timeoutMs: 10000`), so `yuan
+ * eval` offers it without knowing the evaluator. `seconds` values become milliseconds.
+ */
+export interface EvaluatorFlag {
+  option: string;
+  type: 'string' | 'int' | 'number' | 'seconds' | 'boolean';
+  /** One line for `yuan eval TASK --help`. */
+  help?: string;
+}
+
 export interface EvaluatorPlugin<Options = Record<string, unknown>> extends PluginBase<'evaluator', Options> {
+  /** Flags `yuan eval` accepts for this evaluator, by flag name (without `--`). */
+  readonly flags?: Readonly<Record<string, EvaluatorFlag>>;
   evaluate(ctx: EvalContext, options: Options): Promise<EvalResult>;
 }
 

@@ -22,8 +22,9 @@ export {
   type ParameterSpec,
   type ParameterInit,
 } from './attention.js';
-export type { Tokenizer, TokenizerPlugin, TokenizerOptions, SpecialIds } from './tokenizer.js';
+export { openTokenizer, type Tokenizer, type TokenizerPlugin, type TokenizerOptions, type SpecialIds } from './tokenizer.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
-export type { EvaluatorPlugin, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
+export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
 export { writeAtomic, writeFileAtomic, fsyncPath, stagingPath, isStaleStagingName, removeStaleStaging } from './atomic.js';
+export { loadPluginModule, registerPluginModules, resolvePluginModule } from './plugin-loader.js';

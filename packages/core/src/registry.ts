@@ -36,10 +36,17 @@ type PluginOf<K extends string> = K extends KindName ? PluginKinds[K] : PluginBa
 /** A registry of plugins keyed by kind and name; frozen before a run so the run's plan cannot change. */
 export class PluginRegistry {
   private readonly plugins = new Map<string, Map<string, PluginBase<string, unknown>>>();
+  private readonly sources = new Map<string, string>();
   private frozen = false;
 
-  /** Adds a plugin; a duplicate kind:name or a registration after `freeze()` is an error. */
-  register<K extends string>(plugin: PluginOf<K> & PluginBase<K, unknown>): this {
+  /**
+   * Adds a plugin; `source` names where it came from (a package name or a file path; shown by `yuan plugins list`).
+   * A duplicate kind:name (naming both sources) or a registration after `freeze()` is an error.
+   */
+  register<K extends string>(plugin: PluginOf<K> & PluginBase<K, unknown>, source = 'unknown'): this {
+    if (typeof plugin?.kind !== 'string' || typeof plugin.name !== 'string' || !plugin.name) {
+      throw new YuanError('registry', `cannot register a plugin without a string kind and name (from ${source})`);
+    }
     if (this.frozen) {
       throw new YuanError('registry', `cannot register ${plugin.kind}:${plugin.name}: the plugin registry is frozen`);
     }
@@ -51,10 +58,11 @@ export class PluginRegistry {
     if (byName.has(plugin.name)) {
       throw new YuanError(
         'registry',
-        `plugin ${plugin.kind}:${plugin.name} is already registered (registered ${plugin.kind} plugins: ${[...byName.keys()].join(', ')})`,
+        `plugin ${plugin.kind}:${plugin.name} from ${source} is already registered from ${this.sourceOf(plugin.kind, plugin.name)} (registered ${plugin.kind} plugins: ${[...byName.keys()].join(', ')})`,
       );
     }
     byName.set(plugin.name, plugin);
+    this.sources.set(`${plugin.kind}:${plugin.name}`, source);
     return this;
   }
 
@@ -84,6 +92,16 @@ export class PluginRegistry {
   list(kind?: string): PluginBase<string, unknown>[] {
     const kinds = kind ? [kind] : [...this.plugins.keys()].sort();
     return kinds.flatMap((k) => this.names(k).map((n) => this.plugins.get(k)!.get(n)!));
+  }
+
+  /** Where a registered plugin came from (the `source` given to `register`). */
+  sourceOf(kind: string, name: string): string {
+    return this.sources.get(`${kind}:${name}`) ?? 'unknown';
+  }
+
+  /** Registered plugin kinds, sorted. */
+  kinds(): string[] {
+    return [...this.plugins.keys()].sort();
   }
 
   /** Forbids further registration. */

@@ -1,4 +1,6 @@
-import type { PluginBase } from './registry.js';
+import path from 'node:path';
+import { YuanError } from './errors.js';
+import type { PluginBase, PluginRegistry } from './registry.js';
 
 /** Ids of the special tokens a tokenizer knows; `eod` ends a document. */
 export interface SpecialIds {
@@ -27,5 +29,28 @@ export interface TokenizerOptions {
 
 /** A tokenizer kind (`bytes`, `sentencepiece`, ...). */
 export interface TokenizerPlugin extends PluginBase<'tokenizer', TokenizerOptions> {
+  /** File extensions this tokenizer reads (e.g. `['.model']`), so `--tokenizer FILE` can pick it. */
+  readonly fileExtensions?: readonly string[];
   load(options: TokenizerOptions): Promise<Tokenizer>;
+}
+
+/**
+ * Opens the tokenizer `spec` names through the registry: a registered tokenizer name (`bytes`), `NAME:PATH`, a file
+ * whose extension a tokenizer plugin claims (`tokenizer.model` → `sentencepiece`), or a config's `{name, path}`.
+ * Errors: an unknown name or an unclaimed file extension, naming what is registered.
+ */
+export async function openTokenizer(registry: PluginRegistry, spec: string | { name: string; path?: string }): Promise<Tokenizer> {
+  if (typeof spec !== 'string') {
+    const plugin = registry.get('tokenizer', spec.name);
+    return plugin.load(spec.path ? { path: path.resolve(spec.path) } : {});
+  }
+  if (registry.has('tokenizer', spec)) return registry.get('tokenizer', spec).load({});
+  const colon = /^([A-Za-z][\w-]*):(.+)$/.exec(spec);
+  if (colon && registry.has('tokenizer', colon[1])) return registry.get('tokenizer', colon[1]).load({ path: path.resolve(colon[2]) });
+  const ext = path.extname(spec).toLowerCase();
+  const claim = registry.list('tokenizer').find((p) => (p as TokenizerPlugin).fileExtensions?.includes(ext)) as TokenizerPlugin | undefined;
+  if (!claim) {
+    throw new YuanError('usage', `--tokenizer ${JSON.stringify(spec)} is neither a registered tokenizer (${registry.names('tokenizer').join(', ')}) nor a file type one reads`);
+  }
+  return claim.load({ path: path.resolve(spec) });
 }

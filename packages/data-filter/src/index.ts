@@ -10,3 +10,6 @@ export { MinHasher, type MinHashParams } from './dedup/minhash.js';
 export { chooseBands, candidateProbability } from './dedup/bands.js';
 export { parseShard, type Shard } from './shard.js';
 export type { FilterReport, FilterStats, ReasonStats, ReasonExample } from './report.js';
+import { BUILTIN_FILTERS as builtins } from './filters/index.js';
+/** The plugins this package provides (what `yuan` registers from it): the built-in filters. */
+export const plugins = [...builtins];

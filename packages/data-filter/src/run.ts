@@ -1,7 +1,7 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { applySet, deepMerge, YuanError, type FilterPlugin, type JsonObject } from '@yuan/core';
+import { applySet, deepMerge, YuanError, type FilterPlugin, type JsonObject, type PluginRegistry } from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { parseRecord, withField } from './io/records.js';
@@ -35,6 +35,8 @@ export interface RunFilterOptions {
   badwords?: string[];
   /** Extra filter plugins to register. */
   plugins?: readonly FilterPlugin<any>[];
+  /** A registry to use (not yet frozen; the CLI's, with built-ins and `--plugin` modules); default: the built-in filters. */
+  registry?: PluginRegistry;
   /** Called about every `progressIntervalMs` (default 1000) and once at the end. */
   onProgress?: (progress: FilterProgress) => void;
   progressIntervalMs?: number;
@@ -104,7 +106,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   checkPaths(options);
   const shard = parseShard(options.shard);
   const config = resolveConfig(options);
-  const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins);
+  const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins, options.registry);
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
 

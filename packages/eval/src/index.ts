@@ -22,3 +22,7 @@ export { createOpenAIServer, type OpenAIServerOptions } from './server/openai-se
 export { servedFromAdapter } from './server/adapter-served.js';
 export { defaultChatPrompt, type ServedModel, type ServedCompletion, type ChatMessage } from './server/served-model.js';
 export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './server/validate.js';
+import { openAIEndpointPlugin as endpoint } from './adapters/openai-endpoint.js';
+import { evaluatorPlugins as evaluators } from './tasks/registry.js';
+/** The plugins this package provides (what `yuan` registers from it): the evaluators and the `openai` model adapter. */
+export const plugins = [...evaluators, endpoint];

@@ -39,6 +39,7 @@ export function configFromHf(hf: JsonObject, file: string, weightNames: readonly
     },
     attention,
     tokenizer: (yuan.tokenizer as JsonObject | undefined) ?? { name: 'sentencepiece' },
+    ...(Array.isArray(yuan.plugins) ? { plugins: yuan.plugins } : {}),
   });
 }
 
@@ -62,7 +63,7 @@ export function configToHf(config: YuanConfig): JsonObject {
     hidden_act: 'silu',
     use_flash_attention: false,
     torch_dtype: 'float32',
-    yuan: { preset: config.preset, attention: config.attention, tokenizer: config.tokenizer },
+    yuan: { preset: config.preset, attention: config.attention, tokenizer: config.tokenizer, ...(config.plugins.length ? { plugins: config.plugins } : {}) },
   };
 }
 

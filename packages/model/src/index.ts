@@ -9,3 +9,4 @@ export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, config
 export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
+export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';

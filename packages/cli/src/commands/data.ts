@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { YuanError, type Tokenizer } from '@yuan/core';
 import { PackWriter } from '@yuan/model';
 import { numberOption, type Command } from '../command.js';
-import { buildRegistry, openTokenizer } from '../context.js';
+import { loadRegistry, openTokenizer, PLUGIN_OPTION } from '../context.js';
 
 type Sink = { doc(text: string): Promise<void>; pair(prompt: string, answer: string): Promise<void> };
 
@@ -63,6 +63,7 @@ export const dataPrepare: Command = {
     output: { type: 'string' },
     'valid-fraction': { type: 'string' },
     'text-field': { type: 'string' },
+    ...PLUGIN_OPTION,
   },
   async run(values, positionals, io) {
     const inputs = [...((values.input as string[] | undefined) ?? []), ...positionals];
@@ -72,8 +73,10 @@ export const dataPrepare: Command = {
     const validFraction = numberOption(values, 'valid-fraction', 0.05, { min: 0 });
     if (validFraction >= 1) throw new YuanError('usage', `--valid-fraction ${validFraction} must be below 1`);
     await checkReadable(inputs);
-    const tokenizer: Tokenizer = await openTokenizer(buildRegistry(), values.tokenizer as string);
-    const tokName = values.tokenizer === 'bytes' ? { name: 'bytes' } : { name: 'sentencepiece', path: path.resolve(values.tokenizer as string) };
+    const registry = await loadRegistry(values);
+    const spec = values.tokenizer as string;
+    const tokenizer: Tokenizer = await openTokenizer(registry, spec);
+    const tokName = registry.has('tokenizer', spec) ? { name: spec } : { name: tokenizer.name, path: path.resolve(spec.replace(/^[A-Za-z][\w-]*:/, '')) };
     const writer = await PackWriter.create(output, { tokenizer: tokName, vocabSize: tokenizer.vocabSize, special: tokenizer.special, validFraction });
     let docs = 0;
     const tick = () => {

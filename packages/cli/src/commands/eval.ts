@@ -1,47 +1,50 @@
 import path from 'node:path';
-import { YuanError, type ModelAdapter } from '@yuan/core';
-import {
-  defaultDataDir,
-  formatResultTable,
-  getEvaluator,
-  OpenAIEndpointAdapter,
-  readSamplesFile,
-  runEvaluation,
-} from '@yuan/eval';
-import { LocalModelAdapter } from '@yuan/model';
-import { numberOption, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, openModel, openTokenizer } from '../context.js';
+import { parseArgs } from 'node:util';
+import { parseSetValue, YuanError, type EvaluatorPlugin, type ModelAdapter, type ModelAdapterPlugin, type PluginRegistry } from '@yuan/core';
+import { defaultDataDir, formatResultTable, readSamplesFile, runEvaluation } from '@yuan/eval';
+import { numberOption, type Command, type OptionSpec } from '../command.js';
+import { BACKEND_OPTION, loadConfig, loadRegistry, setLayer } from '../context.js';
 
-/** Opens `--model DIR` (with `--tokenizer` where the checkpoint names none) as a ModelAdapter: generate, logLikelihood, tokenLosses. */
-async function openLocalModel(dir: string, values: Record<string, unknown>): Promise<ModelAdapter> {
-  const registry = buildRegistry();
-  const model = await openModel({ ...values, model: dir }, registry);
-  const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
-  return new LocalModelAdapter(model, tokenizer, path.basename(dir));
+/** The registry for an eval run: built-ins, `--config` plugins, a checkpoint's recorded plugins, `--plugin` modules. */
+function registryFor(values: Record<string, unknown>): Promise<PluginRegistry> {
+  return loadRegistry(values, values.config ? loadConfig(values) : undefined);
 }
 
-/** Flags that set an evaluator option, by evaluator: flag → [option, parse]. */
-const TASK_FLAGS: Record<string, Record<string, [string, 'string' | 'ms' | 'int']>> = {
-  humaneval: { timeout: ['timeoutMs', 'ms'], 'memory-mb': ['memoryMb', 'int'], isolation: ['isolation', 'string'], completion: ['completion', 'string'] },
-  gsm8k: { 'prompt-style': ['prompt', 'string'] },
-  svamp: { 'prompt-style': ['prompt', 'string'] },
-  agieval: { subsets: ['subsets', 'string'], method: ['method', 'string'] },
-  perplexity: { file: ['file', 'string'], 'chunk-chars': ['chunkChars', 'int'] },
-};
+/** The evaluator TASK names, with the registered ones listed when it is unknown. */
+function evaluatorOf(registry: PluginRegistry, task: string): EvaluatorPlugin {
+  return registry.get('evaluator', task) as EvaluatorPlugin;
+}
 
-function taskOptions(task: string, values: Record<string, unknown>): Record<string, unknown> {
-  const own = TASK_FLAGS[task] ?? {};
+/** parseArgs options for the flags an evaluator declares. */
+function flagOptions(evaluator: EvaluatorPlugin): OptionSpec {
+  const out: OptionSpec = {};
+  for (const [flag, f] of Object.entries(evaluator.flags ?? {})) out[flag] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
+  return out;
+}
+
+/** The evaluator's options from its declared flags and from `--option key=value` (any option, any evaluator). */
+function evaluatorOptions(evaluator: EvaluatorPlugin, values: Record<string, unknown>): Record<string, unknown> {
   const options: Record<string, unknown> = {};
-  for (const flag of new Set(Object.values(TASK_FLAGS).flatMap((f) => Object.keys(f)))) {
+  for (const [flag, f] of Object.entries(evaluator.flags ?? {})) {
     if (values[flag] === undefined) continue;
-    const spec = own[flag];
-    if (!spec) throw new YuanError('usage', `--${flag} does not apply to ${task}`);
-    const [name, kind] = spec;
-    if (kind === 'string') options[name] = values[flag];
-    else if (kind === 'ms') options[name] = Math.round(numberOption(values, flag, 0, { min: 0.001 }) * 1000);
-    else options[name] = numberOption(values, flag, 0, { int: true, min: 1 });
+    if (f.type === 'string' || f.type === 'boolean') options[f.option] = values[flag];
+    else if (f.type === 'seconds') options[f.option] = Math.round(numberOption(values, flag, 0, { min: 0.001 }) * 1000);
+    else options[f.option] = numberOption(values, flag, 0, { int: f.type === 'int', min: f.type === 'int' ? 1 : undefined });
+  }
+  for (const kv of (values.option as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new YuanError('usage', `--option ${JSON.stringify(kv)} must be KEY=VALUE`);
+    const key = kv.slice(0, eq);
+    if (['__proto__', 'constructor', 'prototype'].includes(key)) throw new YuanError('usage', `--option ${key} is not an option name`);
+    options[key] = parseSetValue(kv.slice(eq + 1));
   }
   return options;
+}
+
+/** Scans raw arguments for the options that decide the plugins (before the evaluator's own flags are known). */
+function prescan(argv: string[]): Record<string, unknown> {
+  const { values } = parseArgs({ args: argv, options: { plugin: { type: 'string', multiple: true }, config: { type: 'string' }, model: { type: 'string' } }, allowPositionals: true, strict: false });
+  return values;
 }
 
 function kList(raw: string | undefined): number[] {
@@ -57,10 +60,10 @@ export const evalCommand: Command = {
   summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, perplexity): local --model, --endpoint, or --samples',
   usage:
     'yuan eval TASK (--model DIR [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
-    '[--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
-    '[humaneval: --timeout SECONDS --memory-mb MB --isolation auto|namespaces|plain --completion raw|code-block] ' +
-    '[gsm8k/svamp: --prompt-style qa|yuan] [agieval: --subsets a,b --method auto|loglik|extract] [perplexity: --file TEXT --chunk-chars C] ' +
-    '[endpoint: --concurrency C --retries R --request-timeout SECONDS]',
+    '[--adapter NAME] [--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
+    '[--option KEY=VALUE ...] [--plugin PKG|PATH ...] [--config F] [the flags TASK declares, e.g. humaneval: --timeout SECONDS --memory-mb MB ' +
+    '--isolation auto|namespaces|plain --completion raw|code-block; gsm8k/svamp: --prompt-style qa|yuan; agieval: --subsets a,b --method auto|loglik|extract; ' +
+    'perplexity: --file TEXT --chunk-chars C] [endpoint: --concurrency C --retries R --request-timeout SECONDS]; `yuan plugins list --kind evaluator` lists the tasks',
   options: {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
@@ -84,20 +87,23 @@ export const evalCommand: Command = {
     output: { type: 'string' },
     'data-dir': { type: 'string' },
     json: { type: 'boolean' },
-    timeout: { type: 'string' },
-    'memory-mb': { type: 'string' },
-    isolation: { type: 'string' },
-    completion: { type: 'string' },
-    'prompt-style': { type: 'string' },
-    subsets: { type: 'string' },
-    method: { type: 'string' },
-    file: { type: 'string' },
-    'chunk-chars': { type: 'string' },
+    option: { type: 'string', multiple: true },
+    plugin: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    adapter: { type: 'string' },
+  },
+  async resolveOptions(argv) {
+    const task = argv[0];
+    if (!task || task.startsWith('-')) return evalCommand.options;
+    const evaluator = evaluatorOf(await registryFor(prescan(argv)), task);
+    return { ...evalCommand.options, ...flagOptions(evaluator) };
   },
   async run(values, positionals, io) {
-    if (positionals.length !== 1) throw new YuanError('usage', `give exactly one TASK (humaneval, gsm8k, svamp, agieval, perplexity)\nusage: ${evalCommand.usage}`);
+    if (positionals.length !== 1) throw new YuanError('usage', `give exactly one TASK (yuan plugins list --kind evaluator lists them)\nusage: ${evalCommand.usage}`);
     const task = positionals[0]!;
-    const evaluator = getEvaluator(task);
+    const registry = await registryFor(values);
+    const evaluator = evaluatorOf(registry, task);
     const sources = ['model', 'endpoint', 'samples'].filter((s) => values[s] !== undefined);
     if (sources.length !== 1) throw new YuanError('usage', `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`);
     const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout'].filter((f) => values[f] !== undefined);
@@ -115,7 +121,17 @@ export const evalCommand: Command = {
       ...(values.seed !== undefined ? { seed: numberOption(values, 'seed', 0, { int: true }) } : {}),
       ...(values.limit !== undefined ? { limit: numberOption(values, 'limit', 0, { int: true, min: 1 }) } : {}),
     };
-    const options = taskOptions(task, values);
+    const options = evaluatorOptions(evaluator, values);
+    const adapter = (name: string) => {
+      const plugin = registry.get('model-adapter', name) as ModelAdapterPlugin<Record<string, unknown>>;
+      return {
+        open(given: Record<string, unknown>, context: { registry: PluginRegistry }) {
+          const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+          const merged = { ...(plugin.defaults as Record<string, unknown>), ...defined };
+          return plugin.open(plugin.validate ? plugin.validate(merged) : merged, context);
+        },
+      };
+    };
     let model: ModelAdapter | undefined;
     let completions: Map<string, string[]> | undefined;
     if (values.samples !== undefined) {
@@ -124,7 +140,7 @@ export const evalCommand: Command = {
       if (values.n === undefined && counts.size === 1) settings.n = [...counts][0]!;
     } else if (values.endpoint !== undefined) {
       if (values['api-model'] === undefined) throw new YuanError('usage', `--endpoint needs --api-model NAME (the model name the server expects)`);
-      model = new OpenAIEndpointAdapter({
+      model = await adapter((values.adapter as string | undefined) ?? 'openai').open({
         endpoint: values.endpoint as string,
         model: values['api-model'] as string,
         chat: Boolean(values.chat),
@@ -132,9 +148,13 @@ export const evalCommand: Command = {
         concurrency: numberOption(values, 'concurrency', settings.workers, { int: true, min: 1 }),
         retries: numberOption(values, 'retries', 3, { int: true, min: 0 }),
         timeoutMs: Math.round(numberOption(values, 'request-timeout', 120, { min: 0.001 }) * 1000),
-      });
+      }, { registry });
     } else {
-      model = await openLocalModel(path.resolve(values.model as string), values);
+      const dir = path.resolve(values.model as string);
+      model = await adapter((values.adapter as string | undefined) ?? 'local').open(
+        { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir) },
+        { registry },
+      );
     }
     const outputDir = path.resolve((values.output as string | undefined) ?? path.join('eval-results', evaluator.name));
     let lastShown = -1;

@@ -1,22 +1,29 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup, BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { attentionLookup } from '@yuan/model';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
 import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
 import { trainWithProgress } from '../training/run.js';
 
-/** Named attention variants of the ablation: the paper's basic attention and LFA family, and LPA. */
-function variantAttention(name: string): { name: string; options: JsonObject } {
-  if (name === 'mha') return { name: 'mha', options: {} };
-  if (name === 'lfa') return { name: 'lfa', options: {} };
+/**
+ * An ablation variant: any registered attention plugin by name (`mha`, `lfa`, a third-party one), optionally with
+ * options as `NAME:key=value,key=value`, or the paper's Table 1 shorthands `lfa-nonorm`, `lfa-kN` (one conv of kernel
+ * N, no norm) and `lpa-rN` (rank N).
+ */
+function variantAttention(name: string, registry: PluginRegistry): { name: string; options: JsonObject } {
   if (name === 'lfa-nonorm') return { name: 'lfa', options: { convs: 2, kernel: 2, norm: false } };
   const k = /^lfa-k(\d+)$/.exec(name);
   if (k) return { name: 'lfa', options: { convs: 1, kernel: Number(k[1]), norm: false } };
-  if (name === 'lpa') return { name: 'lpa', options: {} };
   const r = /^lpa-r(\d+)$/.exec(name);
   if (r) return { name: 'lpa', options: { rank: Number(r[1]) } };
-  throw new YuanError('usage', `unknown variant "${name}" (variants: mha, lfa, lfa-nonorm, lfa-kN (one conv of kernel N, no norm), lpa, lpa-rN (rank N))`);
+  const [plugin, rest] = name.split(':', 2) as [string, string | undefined];
+  if (!registry.has('attention', plugin)) {
+    throw new YuanError('usage', `unknown variant "${name}" (registered attention plugins: ${registry.names('attention').join(', ')}; shorthands lfa-nonorm, lfa-kN, lpa-rN; options as NAME:key=value,...)`);
+  }
+  const options = (rest ?? '').split(',').filter(Boolean).reduce<JsonObject>((acc, kv) => applySet(acc, kv), {});
+  return { name: plugin, options };
 }
 
 interface Row {
@@ -74,11 +81,11 @@ export const experimentAblation: Command = {
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
     const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
-    const variants = names.map((n) => ({ name: n, attention: variantAttention(n) }));
-    const base = loadConfig(values, 'tiny-mha');
+    const base = withPluginFlags(loadConfig(values, 'tiny-mha'), values);
+    const registry = await loadRegistry({}, base);
+    const variants = names.map((n) => ({ name: n, attention: variantAttention(n, registry) }));
     const out = (values.out as string | undefined) ?? 'ablation';
     await mkdir(out, { recursive: true });
-    const registry = buildRegistry();
     const configs: YuanConfig[] = variants.map((v) => resolveConfig({ ...(base as unknown as JsonObject), attention: v.attention }));
     for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
     const rows: Row[] = [];

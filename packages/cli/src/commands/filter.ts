@@ -1,6 +1,7 @@
 import { YuanError } from '@yuan/core';
 import { runFilter, type FilterProgress, type FilterReport } from '@yuan/data-filter';
 import { requireString, type Command, type CommandIO } from '../command.js';
+import { loadRegistry } from '../context.js';
 
 function bar(p: FilterProgress): string {
   const frac = p.bytesTotal > 0 ? Math.min(1, p.bytesRead / p.bytesTotal) : 0;
@@ -57,6 +58,7 @@ export const filterCommand: Command = {
     badwords: { type: 'string', multiple: true },
     shard: { type: 'string' },
     json: { type: 'boolean' },
+    plugin: { type: 'string', multiple: true },
   },
   async run(values, positionals, io) {
     const inputs = [...((values.input as string[] | undefined) ?? []), ...positionals];
@@ -71,6 +73,7 @@ export const filterCommand: Command = {
       set: values.set as string[] | undefined,
       badwords: values.badwords as string[] | undefined,
       shard: values.shard as string | undefined,
+      registry: await loadRegistry(values, undefined, { freeze: false }),
       onProgress: progressPrinter(io),
     });
     if (values.json) io.out(JSON.stringify(report, null, 2));

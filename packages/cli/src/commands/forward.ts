@@ -2,7 +2,7 @@ import { YuanError } from '@yuan/core';
 import { nextTokenLoss } from '@yuan/model';
 import { tf } from '@yuan/tensor';
 import { requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, openModel } from '../context.js';
+import { BACKEND_OPTION, loadRegistry, PLUGIN_OPTION, openModel } from '../context.js';
 import { readJsonFile, writeFileAtomic } from '../io.js';
 
 function parseInput(raw: unknown, file: string): number[][] {
@@ -20,12 +20,12 @@ export const forwardCommand: Command = {
   path: ['forward'],
   summary: 'run a checkpoint on {"input_ids": [[...]]} and write {"logits", "loss"}',
   usage: 'yuan forward --model DIR --input IN.json [--output OUT.json] [--backend NAME]',
-  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, set: { type: 'string', multiple: true }, ...BACKEND_OPTION },
+  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, set: { type: 'string', multiple: true }, ...PLUGIN_OPTION, ...BACKEND_OPTION },
   async run(values, _pos, io) {
     requireString(values, 'model', forwardCommand);
     const inputFile = requireString(values, 'input', forwardCommand);
     const ids = parseInput(readJsonFile(inputFile), inputFile);
-    const model = await openModel(values, buildRegistry());
+    const model = await openModel(values, await loadRegistry(values));
     model.checkIds(ids.flat());
     const x = tf.tensor2d(ids, undefined, 'int32');
     const { logits } = model.forward(x);

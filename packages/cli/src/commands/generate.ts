@@ -1,7 +1,7 @@
 import { YuanError } from '@yuan/core';
 import { generateTokens } from '@yuan/model';
 import { idListOption, numberOption, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, openModel, openTokenizer } from '../context.js';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
 
 /** `yuan generate`: continue a prompt with a checkpoint or a freshly initialised preset, using the KV + LF caches. */
 export const generateCommand: Command = {
@@ -40,7 +40,7 @@ export const generateCommand: Command = {
       seed: numberOption(values, 'sample-seed', 0, { int: true }),
       useCache: !values['no-cache'],
     };
-    const registry = buildRegistry();
+    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? loadConfig(values) : values.config ? loadConfig(values) : undefined);
     const model = await openModel(values, registry);
     const tokenizer = values.prompt !== undefined ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
     const prompt = tokenizer ? tokenizer.encode(values.prompt as string) : idListOption(values['prompt-ids'] as string, 'prompt-ids');

@@ -1,12 +1,11 @@
-import { countParameters, getPreset, PRESETS, resolveConfig, YuanError } from '@yuan/core';
-import { modelParameters } from '@yuan/model';
+import { countParameters, getPreset, PRESETS, resolveConfig, YuanError, type PluginRegistry } from '@yuan/core';
+import { attentionLookup, modelParameters } from '@yuan/model';
 import type { Command } from '../command.js';
-import { attentionOf, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 
-function describe(name: string) {
-  const registry = buildRegistry();
+function describe(registry: PluginRegistry, name: string) {
   const config = resolveConfig(getPreset(name).config);
-  return { config, parameters: countParameters(modelParameters(config, attentionOf(registry, config))) };
+  return { config, parameters: countParameters(modelParameters(config, attentionLookup(registry)(config.attention.name))) };
 }
 
 /** `yuan presets list`: every preset with its shape and parameter count. */
@@ -14,9 +13,10 @@ export const presetsList: Command = {
   path: ['presets', 'list'],
   summary: 'list the presets with their shapes and parameter counts',
   usage: 'yuan presets list [--json]',
-  options: { json: { type: 'boolean' } },
+  options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } },
   async run(values, _pos, io) {
-    const rows = PRESETS.map((p) => ({ name: p.name, description: p.description, ...describe(p.name) }));
+    const registry = await loadRegistry(values);
+    const rows = PRESETS.map((p) => ({ name: p.name, description: p.description, ...describe(registry, p.name) }));
     if (values.json) {
       io.out(JSON.stringify(rows.map((r) => ({ name: r.name, parameters: r.parameters, model: r.config.model, attention: r.config.attention })), null, 2));
       return;
@@ -41,7 +41,7 @@ export const presetsShow: Command = {
     const name = positionals[0] ?? (values.preset as string | undefined);
     if (!name) throw new YuanError('usage', `missing preset NAME\nusage: ${presetsShow.usage}`);
     const config = loadConfig({ ...values, preset: name });
-    const parameters = countParameters(modelParameters(config, attentionOf(buildRegistry(), config)));
+    const parameters = countParameters(modelParameters(config, attentionLookup(await loadRegistry(values, config))(config.attention.name)));
     if (values.json) {
       io.out(JSON.stringify({ config, parameters }, null, 2));
       return;

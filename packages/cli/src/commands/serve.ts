@@ -3,7 +3,7 @@ import { createOpenAIServer, type ChatMessage, type ServedCompletion, type Serve
 import { LocalModelAdapter } from '@yuan/model';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, buildRegistry, openModel, openTokenizer } from '../context.js';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
 
 /** YUAN's chat format: the turns' text joined by newlines, then `<sep>` (the model answers and ends with `<eod>`). */
 function yuanChat(messages: ChatMessage[]): string {
@@ -42,8 +42,7 @@ export const serveCommand: Command = {
   usage: 'yuan serve (--model DIR | --preset NAME) [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--backend B]',
   options: {
     model: { type: 'string' },
-    preset: { type: 'string' },
-    set: { type: 'string', multiple: true },
+    ...CONFIG_OPTIONS,
     tokenizer: { type: 'string' },
     port: { type: 'string' },
     host: { type: 'string' },
@@ -54,7 +53,7 @@ export const serveCommand: Command = {
     if (!values.model) requireString(values, 'preset', serveCommand);
     const port = numberOption(values, 'port', 8000, { int: true, min: 0 });
     const host = (values.host as string | undefined) ?? '127.0.0.1';
-    const registry = buildRegistry();
+    const registry = await loadRegistry(values, values.preset || values.config ? loadConfig(values) : undefined);
     const model = await openModel(values, registry);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
     const name = (values.name as string | undefined) ?? (values.model ? path.basename(path.resolve(values.model as string)) : (values.preset as string));

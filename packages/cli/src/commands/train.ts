@@ -1,6 +1,7 @@
 import { YuanError } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup, BACKEND_OPTION, buildRegistry, CONFIG_OPTIONS, loadConfig } from '../context.js';
+import { attentionLookup } from '@yuan/model';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
 import { trainWithProgress } from '../training/run.js';
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
@@ -28,10 +29,11 @@ export const trainCommand: Command = {
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
-    const config = loadConfig(values, 'tiny-lfa');
+    const config = withPluginFlags(loadConfig(values, 'tiny-lfa'), values);
+    const registry = await loadRegistry({}, config);
     const r = await trainWithProgress(io, {
       config,
-      lookup: attentionLookup(buildRegistry()),
+      lookup: attentionLookup(registry),
       data,
       steps,
       out,

@@ -136,6 +136,10 @@ export const agiEvalEvaluator: EvaluatorPlugin<AgiOptions> = {
   name: 'agieval',
   description: 'AGIEval bilingual subsets: multiple choice and cloze accuracy',
   defaults: DEFAULTS,
+  flags: {
+    subsets: { option: 'subsets', type: 'string', help: 'comma-separated subset names' },
+    method: { option: 'method', type: 'string', help: 'auto|loglik|extract' },
+  },
   validate,
   evaluate,
 };

@@ -99,6 +99,12 @@ export const humanEvalEvaluator: EvaluatorPlugin<HumanEvalOptions> = {
   name: 'humaneval',
   description: 'HumanEval pass@k, completions executed against the tests in a sandbox',
   defaults: DEFAULTS,
+  flags: {
+    timeout: { option: 'timeoutMs', type: 'seconds', help: 'seconds per program' },
+    'memory-mb': { option: 'memoryMb', type: 'int', help: 'address-space limit per program (MB)' },
+    isolation: { option: 'isolation', type: 'string', help: 'auto|namespaces|plain' },
+    completion: { option: 'completion', type: 'string', help: 'raw|code-block' },
+  },
   validate,
   evaluate,
 };

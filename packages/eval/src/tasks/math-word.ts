@@ -88,6 +88,7 @@ export function mathEvaluator(
     name,
     description,
     defaults: DEFAULTS,
+    flags: { 'prompt-style': { option: 'prompt', type: 'string', help: 'qa|yuan' } },
     validate: validate(name),
     evaluate: (ctx, options) => scoreMath(name, ctx, validate(name)(options as unknown as Record<string, unknown>), load(ctx.settings.dataDir)),
   };

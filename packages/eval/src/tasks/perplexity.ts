@@ -78,6 +78,10 @@ export const perplexityEvaluator: EvaluatorPlugin<PerplexityOptions> = {
   name: 'perplexity',
   description: 'loss, perplexity and bits per byte of a model on a text file',
   defaults: DEFAULTS,
+  flags: {
+    file: { option: 'file', type: 'string', help: 'the text file to score' },
+    'chunk-chars': { option: 'chunkChars', type: 'int', help: 'characters per scored chunk' },
+  },
   validate,
   evaluate,
 };

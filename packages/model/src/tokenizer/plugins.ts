@@ -29,6 +29,7 @@ export const tokenizerPlugins: TokenizerPlugin[] = [
     name: 'sentencepiece',
     description: 'A SentencePiece BPE .model file (e.g. YUAN 2.0 tokenizer.model) with the YUAN added tokens',
     defaults: {},
+    fileExtensions: ['.model'],
     validate: (options) => validatePath('sentencepiece', options),
     async load(options) {
       if (!options.path) {

@@ -1,0 +1,52 @@
+// Multi-query attention (Shazeer 2019, "Fast Transformer Decoding: One Write-Head is All You Need"): every query head
+// attends over ONE shared key/value head, so K and V projections are [headDim, hidden] instead of [hidden, hidden] and
+// the generation cache is numHeads times smaller. A yuan attention plugin written outside the yuan repository: it uses
+// only the public entries of @yuan/core (types) and @yuan/tensor (tf, linear, ropeAttention), as peer dependencies.
+import { linear, ropeAttention, tf } from '@yuan/tensor';
+
+/** Options: `kvHeads` shared key/value heads (1 = multi-query; numHeads would be plain multi-head). Default 1. */
+const DEFAULTS = { kvHeads: 1 };
+
+/** @type {import('@yuan/tensor').TensorAttentionPlugin<{ kvHeads: number }>} */
+export const mqaAttention = {
+  kind: 'attention',
+  name: 'mqa',
+  description: 'multi-query attention: query heads share kvHeads key/value heads (example third-party plugin)',
+  defaults: DEFAULTS,
+  validate(options) {
+    const extra = Object.keys(options).filter((k) => !(k in DEFAULTS));
+    if (extra.length) throw new Error(`attention mqa: unknown option ${extra.join(', ')} (options: kvHeads)`);
+    const kvHeads = options.kvHeads ?? DEFAULTS.kvHeads;
+    if (!Number.isInteger(kvHeads) || kvHeads < 1) throw new Error(`attention mqa: options.kvHeads = ${JSON.stringify(kvHeads)}; expected a positive integer`);
+    return { kvHeads };
+  },
+  parameters(spec, options) {
+    if (spec.numHeads % options.kvHeads !== 0) throw new Error(`attention mqa: numHeads ${spec.numHeads} is not a multiple of kvHeads ${options.kvHeads}`);
+    const h = spec.hiddenSize;
+    const kv = options.kvHeads * spec.headDim;
+    const init = { kind: 'normal', std: spec.initStd };
+    return [
+      { name: 'q_proj.weight', shape: [h, h], init },
+      { name: 'k_proj.weight', shape: [kv, h], init },
+      { name: 'v_proj.weight', shape: [kv, h], init },
+      { name: 'o_proj.weight', shape: [h, h], init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } },
+    ];
+  },
+  create(spec, options, param) {
+    const [wq, wk, wv, wo] = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
+    const group = spec.numHeads / options.kvHeads;
+    const split = (x, heads) => tf.reshape(x, [x.shape[0], x.shape[1], heads, spec.headDim]);
+    // [B, T, kvHeads, D] → [B, T, numHeads, D]: query head h reads key/value head floor(h / group)
+    const owner = Array.from({ length: spec.numHeads }, (_, h) => Math.floor(h / group));
+    const share = (x) => (group === 1 ? x : tf.gather(x, owner, 2));
+    return {
+      forward(x, ctx) {
+        const r = ropeAttention(split(linear(x, wq), spec.numHeads), share(split(linear(x, wk), options.kvHeads)), share(split(linear(x, wv), options.kvHeads)), ctx);
+        return { out: linear(r.out, wo), cache: r.cache };
+      },
+    };
+  },
+};
+
+/** The plugins this package provides. */
+export const plugins = [mqaAttention];

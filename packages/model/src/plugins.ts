@@ -1,0 +1,66 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { ConfigError, openTokenizer, PluginRegistry, YuanError, type JsonObject, type ModelAdapterPlugin, type PluginBase } from '@yuan/core';
+import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { LocalModelAdapter } from './adapter.js';
+import { loadCheckpoint, type AttentionLookup } from './checkpoint.js';
+import { mhaAttention } from './mha.js';
+import { tokenizerPlugins } from './tokenizer/index.js';
+import { listCheckpoints } from './train/index.js';
+
+/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones). */
+export function attentionLookup(registry: PluginRegistry): AttentionLookup {
+  return (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+}
+
+/** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
+export function resolveModelDir(dir: string): string {
+  if (existsSync(path.join(dir, 'config.json'))) return dir;
+  const checkpoints = listCheckpoints(dir);
+  return checkpoints.length ? checkpoints[checkpoints.length - 1] : dir;
+}
+
+/** Options of the `local` model adapter. */
+export interface LocalAdapterOptions {
+  /** A Hugging Face YUAN checkpoint folder or a training run folder (its newest complete checkpoint). */
+  path: string;
+  /** A tokenizer spec (`bytes`, `FILE.model`, `NAME:PATH`); default: the one the checkpoint's config names. */
+  tokenizer?: string;
+  /** The tensor backend (default: the best that loads). */
+  backend?: string;
+  /** Config overrides merged over the checkpoint's (e.g. attention options). */
+  overrides?: JsonObject;
+  /** Display name; default the folder's name. */
+  name?: string;
+}
+
+/** The `local` model adapter: a checkpoint on this machine, generation with the KV and LFA caches. */
+export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
+  kind: 'model-adapter',
+  name: 'local',
+  description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend)',
+  defaults: { path: '' },
+  validate(options) {
+    if (typeof options.path !== 'string' || !options.path) throw new ConfigError('model-adapter local: options.path must name a checkpoint folder');
+    return options as unknown as LocalAdapterOptions;
+  },
+  async open(options, context) {
+    const registry = context?.registry;
+    if (!registry) throw new YuanError('usage', 'the local model adapter needs the plugin registry (attention and tokenizer plugins)');
+    await initBackend(options.backend);
+    const model = await loadCheckpoint(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {});
+    try {
+      const ref = model.config.tokenizer;
+      const spec = options.tokenizer ?? (ref.name === 'bytes' || ref.path ? ref : undefined);
+      if (!spec) throw new YuanError('usage', `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`);
+      const tokenizer = await openTokenizer(registry, spec);
+      return new LocalModelAdapter(model, tokenizer, options.name ?? path.basename(path.resolve(options.path)));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  },
+};
+
+/** Every plugin @yuan/model provides: attention `mha`, tokenizers `bytes` and `sentencepiece`, model adapter `local`. */
+export const plugins: PluginBase<string, unknown>[] = [mhaAttention, ...tokenizerPlugins, localModelAdapter] as PluginBase<string, unknown>[];
