@@ -13,8 +13,9 @@ describe('PluginRegistry', () => {
   });
 
   it('rejects duplicate names, naming the plugin and what exists', () => {
-    const r = new PluginRegistry().register(plugin('a'));
-    expect(() => r.register(plugin('a'))).toThrow(/thing:a is already registered.*a/);
+    const r = new PluginRegistry().register(plugin('a'), 'pkg-one');
+    expect(() => r.register(plugin('a'), 'pkg-two')).toThrow(/^plugin thing:a from pkg-two is already registered from pkg-one \(registered thing plugins: a\)$/);
+    expect(r.sourceOf('thing', 'a')).toBe('pkg-one');
   });
 
   it('unknown names list the registered ones', () => {

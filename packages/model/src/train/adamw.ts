@@ -1,15 +1,14 @@
 import { YuanError } from '@yuan/core';
-import { adamwStep, tf } from '@yuan/tensor';
+import { adamwStep, tf, type AdamWHyper } from '@yuan/tensor';
 import type { OptimizerState } from './state.js';
 import type { GradMap } from './grads.js';
 
-/** AdamW hyper-parameters (YUAN 2.0 / Megatron: β 0.9/0.95, eps 1e-8, weight decay 0.1 on all but 1-D parameters). */
-export interface AdamWOptions {
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-}
+/**
+ * AdamW hyper-parameters besides the learning rate and step (YUAN 2.0 / Megatron: β 0.9/0.95, eps 1e-8, weight decay
+ * 0.1 on all but 1-D parameters; the defaults live in `TRAIN_DEFAULTS`). The update itself is `adamwStep` of
+ * @yuan/tensor.
+ */
+export type AdamWOptions = Omit<AdamWHyper, 'lr' | 'step'>;
 
 /** One parameter's moment estimates. */
 interface Moments {
