@@ -93,6 +93,12 @@ function floatsOf(data: Uint8Array): Float32Array {
   return new Float32Array(data.slice().buffer);
 }
 
+/** Marks a promise as observed (it is awaited later, but may reject while another await is pending). */
+function quiet<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
 function reduceInto(dst: Float32Array, offset: number, src: Float32Array, op: ReduceOp): void {
   const n = src.length;
   if (op === 'sum') for (let i = 0; i < n; i++) dst[offset + i] += src[i]!;
@@ -180,7 +186,7 @@ export class RingGroup implements ProcessGroup {
       const [so, sl] = chunk(mod(me - s - 1, d));
       const [ro, rl] = chunk(mod(me - s - 2, d));
       const stepTag = `${tag}#${s}`;
-      const sent = this.t.send(next, stepTag, bytesOf(buf, so, sl));
+      const sent = quiet(this.t.send(next, stepTag, bytesOf(buf, so, sl)));
       const data = await this.t.recv(prev, stepTag);
       this.checkLength(data, rl, prev, tag);
       reduceInto(buf, ro, floatsOf(data), op);
@@ -197,7 +203,7 @@ export class RingGroup implements ProcessGroup {
       const [so, sl] = chunk(mod(me - s, d));
       const [ro, rl] = chunk(mod(me - s - 1, d));
       const stepTag = `${tag}#${s}`;
-      const sent = this.t.send(next, stepTag, bytesOf(buf, so, sl));
+      const sent = quiet(this.t.send(next, stepTag, bytesOf(buf, so, sl)));
       const data = await this.t.recv(prev, stepTag);
       this.checkLength(data, rl, prev, tag);
       buf.set(floatsOf(data), ro);
@@ -268,7 +274,7 @@ export class RingGroup implements ProcessGroup {
           buf.set(floatsOf(data), lo);
         }
         if (pos !== d - 1) {
-          const s = this.t.send(next, `${tag}#${b}`, bytesOf(buf, lo, len));
+          const s = quiet(this.t.send(next, `${tag}#${b}`, bytesOf(buf, lo, len)));
           if (pos === 0) await s;
           else sends.push(s);
         }
@@ -295,7 +301,7 @@ export class RingGroup implements ProcessGroup {
     if (!(data instanceof Uint8Array)) throw new TypeError('allGatherBytes needs a Uint8Array');
     const tag = `allGatherBytes#${this.key}#${this.nextSeq()}`;
     const others = this.ranks.map((g, i) => [g, i] as const).filter(([, i]) => i !== this.rank);
-    const sent = Promise.all(others.map(([g]) => this.t.send(g, tag, data)));
+    const sent = quiet(Promise.all(others.map(([g]) => this.t.send(g, tag, data))));
     const out: Uint8Array[] = new Array(this.size);
     out[this.rank] = data;
     await Promise.all(others.map(async ([g, i]) => void (out[i] = await this.t.recv(g, tag))));

@@ -6,3 +6,4 @@ export { tcpTransport } from './tcp.js';
 export { threadsTransport, spawnThreadRanks, threadRank, isThreadRank, type ThreadRank, type SpawnThreadOptions } from './threads.js';
 export { rankFromEnvironment, expandNodelist, DEFAULT_MASTER_PORT, type RankInfo, type RankSource } from './env.js';
 export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } from './errors.js';
+export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';
