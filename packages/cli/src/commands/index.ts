@@ -11,6 +11,7 @@ import { experimentAblation } from './experiment.js';
 import { evalCommand } from './eval.js';
 import { serveCommand } from './serve.js';
 import { pluginsList } from './plugins.js';
+import { launchCommand } from './launch.js';
 
 /** Every `yuan` subcommand; a package's command is one file in this folder and one entry here. */
-export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand, pluginsList];
+export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand, pluginsList, launchCommand];
