@@ -10,6 +10,7 @@ import { dataPrepare } from './data.js';
 import { experimentAblation } from './experiment.js';
 import { evalCommand } from './eval.js';
 import { serveCommand } from './serve.js';
+import { planCommand } from './plan.js';
 
 /** Every `yuan` subcommand; a package's command is one file in this folder and one entry here. */
-export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand];
+export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand, planCommand];
