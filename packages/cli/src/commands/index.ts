@@ -12,6 +12,7 @@ import { evalCommand } from './eval.js';
 import { serveCommand } from './serve.js';
 import { pluginsList } from './plugins.js';
 import { launchCommand } from './launch.js';
+import { planCommand } from './plan.js';
 
 /** Every `yuan` subcommand; a package's command is one file in this folder and one entry here. */
-export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand, pluginsList, launchCommand];
+export const COMMANDS: Command[] = [envCommand, presetsList, presetsShow, forwardCommand, generateCommand, tokenizeCommand, dataPrepare, trainCommand, experimentAblation, filterCommand, evalCommand, serveCommand, pluginsList, launchCommand, planCommand];

@@ -1,0 +1,165 @@
+import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { attentionLookup, modelParameters } from '@yuan/model';
+import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
+import { numberOption, type Command } from '../command.js';
+import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
+
+const GiB = 2 ** 30;
+
+const SHAPE_FLAGS: Record<string, string> = { layers: 'numLayers', hidden: 'hiddenSize', ffn: 'ffnSize', heads: 'numHeads', vocab: 'vocabSize' };
+
+/** The config of --preset/--config/--set with --layers/--hidden/--ffn/--heads/--vocab/--attention over it. */
+function planConfig(values: Record<string, unknown>): YuanConfig {
+  const base = loadConfig(values);
+  const model: JsonObject = {};
+  for (const [flag, field] of Object.entries(SHAPE_FLAGS)) {
+    if (values[flag] !== undefined) model[field] = numberOption(values, flag, 0, { int: true, min: 1 });
+  }
+  const layer: JsonObject = { model };
+  if (values.attention !== undefined) layer.attention = { name: values.attention as string, options: {} };
+  return resolveConfig(base as unknown as JsonObject, layer);
+}
+
+const gib = (b: number) => (b / GiB).toFixed(2);
+
+function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
+  const rows = plan.stages.map((s) => [
+    String(s.stage),
+    String(s.layers),
+    `${s.firstLayer}-${s.firstLayer + s.layers - 1}`,
+    s.parameters.toLocaleString('en-US'),
+    gib(s.weightBytes + s.gradientBytes + s.optimizerBytes),
+    String(s.inFlight),
+    gib(s.checkpointBytes),
+    gib(s.workingBytes),
+    gib(s.activationBytes),
+    gib(s.peakBytes),
+    s.binding ? '<- binds' : '',
+  ]);
+  const head = ['stage', 'layers', 'range', 'parameters', 'w+g+opt GiB', 'in-flight', 'kept GiB', 'working GiB', 'activ. GiB', 'peak GiB', ''];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padStart(widths[i]))).join('  ').trimEnd();
+  const m = config.model;
+  const out = [
+    `plan: ${config.preset}, ${m.numLayers} layers, hidden ${m.hiddenSize}, heads ${m.numHeads}, ffn ${m.ffnSize}, vocab ${m.vocabSize}, attention ${config.attention.name}; ${plan.modelParameters.toLocaleString('en-US')} parameters`,
+    `pipeline: P = ${plan.stages.length}, D = ${plan.dataParallel}, M = ${plan.microbatches} (${plan.microbatchesPerRank} per pipeline), B = ${plan.microBatchSize}, S = ${plan.seqLength}, schedule ${plan.schedule}, recompute ${plan.recompute}, ${plan.precision}, ZeRO-${plan.zero}`,
+    `partition ${plan.partition}: ${plan.blocks.join(',')}`,
+    fmt(head),
+    ...rows.map(fmt),
+    `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (P - 1)/(M/D + P - 1) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
+  ];
+  if (plan.memoryBytes !== undefined) {
+    out.push(plan.fits ? `fits in ${gib(plan.memoryBytes)} GiB per device` : `does NOT fit in ${gib(plan.memoryBytes)} GiB: stage ${plan.bindingStage} needs ${gib(plan.peakBytes)} GiB`);
+  }
+  out.push(...plan.notes.map((n) => `note: ${n}`));
+  return out;
+}
+
+function timeTable(t: TimePlan): string[] {
+  const out: string[] = [];
+  for (const m of [t.method1, t.yuan]) {
+    out.push(`${m.method} (TP ${m.tensorParallel}, PP ${m.pipeline}, DP ${m.dataParallel}, A = ${m.accumulation}): ${m.total.toFixed(2)} s per step`);
+    for (const term of m.terms) out.push(`  ${term.name} ${term.what.padEnd(44)} ${term.seconds.toFixed(3).padStart(10)} s  ${(100 * term.share).toFixed(2).padStart(6)}%`);
+  }
+  out.push(...t.notes.map((n) => `note: ${n}`));
+  return out;
+}
+
+/** `yuan plan`: the per-stage memory plan of a pipeline (and with --time the paper's step-time model). */
+export const planCommand: Command = {
+  path: ['plan'],
+  summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model',
+  usage:
+    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention lfa|mha]) [--config F] [--set k=v ...]\n' +
+    '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
+    '  [--schedule 1f1b|gpipe] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
+    '  yuan plan --time --preset NAME --chips N --pp P [--tp T] --microbatches M [--micro-batch-size B] [--seq S]\n' +
+    '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]',
+  options: {
+    ...CONFIG_OPTIONS,
+    layers: { type: 'string' },
+    hidden: { type: 'string' },
+    ffn: { type: 'string' },
+    heads: { type: 'string' },
+    vocab: { type: 'string' },
+    attention: { type: 'string' },
+    pp: { type: 'string' },
+    dp: { type: 'string' },
+    microbatches: { type: 'string' },
+    'micro-batch-size': { type: 'string' },
+    seq: { type: 'string' },
+    partition: { type: 'string' },
+    schedule: { type: 'string' },
+    recompute: { type: 'string' },
+    precision: { type: 'string' },
+    zero: { type: 'string' },
+    kernels: { type: 'string' },
+    memory: { type: 'string' },
+    json: { type: 'boolean' },
+    time: { type: 'boolean' },
+    chips: { type: 'string' },
+    tp: { type: 'string' },
+    'p2p-bw': { type: 'string' },
+    'net-bw': { type: 'string' },
+    nics: { type: 'string' },
+    flops: { type: 'string' },
+  },
+  async run(values, _pos, io) {
+    const config = planConfig(values);
+    const m = config.model;
+    const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
+    // --microbatches below 1 must be its own one-line error, not a generic number error
+    if (values.microbatches !== undefined && Number(values.microbatches) < 1) {
+      throw new YuanError('usage', `--microbatches ${values.microbatches}: need at least 1 micro-batch per step`);
+    }
+    const microbatches = numberOption(values, 'microbatches', pp, { int: true, min: 1 });
+    const train = (config.train ?? {}) as { microBatchSize?: number; seqLength?: number };
+    const microBatchSize = numberOption(values, 'micro-batch-size', train.microBatchSize ?? 1, { int: true, min: 1 });
+    const seqLength = numberOption(values, 'seq', train.seqLength ?? m.maxPositions, { int: true, min: 1 });
+    if (values.time) {
+      const t = planTime({
+        layers: m.numLayers,
+        hidden: m.hiddenSize,
+        seqLength,
+        vocab: m.vocabSize,
+        microBatchSize,
+        microbatches,
+        chips: numberOption(values, 'chips', pp, { int: true, min: 1 }),
+        pipeline: pp,
+        tensorParallel: numberOption(values, 'tp', 8, { int: true, min: 1 }),
+        flops: numberOption(values, 'flops', 172.8, { min: 0 }) * 1e12,
+        p2pBandwidth: numberOption(values, 'p2p-bw', 400, { min: 0 }) * 1e9,
+        netBandwidth: numberOption(values, 'net-bw', 24.375, { min: 0 }) * 1e9,
+        nics: numberOption(values, 'nics', 2, { min: 0 }),
+        formula: config.attention.name === 'lfa' ? 'lfa' : 'gpt',
+      });
+      io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
+      return;
+    }
+    const registry = await loadRegistry(values, config);
+    const attention = attentionLookup(registry)(config.attention.name);
+    const kernels = (values.kernels as string | undefined) ?? 'fused';
+    if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
+    const memory = values.memory === undefined ? undefined : numberOption(values, 'memory', 0, { min: 0 }) * GiB;
+    const plan = planPipeline({
+      model: m,
+      parameters: modelParameters(config, attention),
+      attention: { name: config.attention.name, options: { ...(attention.defaults as Record<string, unknown>), ...config.attention.options } },
+      stages: pp,
+      dataParallel: numberOption(values, 'dp', 1, { int: true, min: 1 }),
+      microbatches,
+      microBatchSize,
+      seqLength,
+      partition: (values.partition as string | undefined) ?? 'uniform',
+      schedule: (values.schedule as string | undefined) ?? '1f1b',
+      recompute: values.recompute as string | undefined,
+      precision: values.precision as string | undefined,
+      zero: numberOption(values, 'zero', 0, { int: true, min: 0 }),
+      memoryBytes: memory,
+      fusedKernels: kernels === 'fused',
+      registry,
+    });
+    for (const w of plan.warnings) io.err(`warning: ${w}`);
+    io.out(values.json ? JSON.stringify(plan, null, 2) : planTable(plan, config).join('\n'));
+  },
+};

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { yuan } from './run.js';
+
+describe('yuan plan', () => {
+  it('prints the per-stage table, marks the binding stage and says whether it fits', async () => {
+    const r = await yuan('plan', '--preset', 'yuan2-102b', '--pp', '32', '--dp', '3', '--microbatches', '1152', '--micro-batch-size', '1', '--seq', '4096', '--partition', '2x10,3x20,2x2', '--precision', 'bf16', '--zero', '1', '--memory', '80');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/partition 2x10,3x20,2x2: 2,2,2,2,2,2,2,2,2,2,3,3/);
+    expect(r.out.split('\n').filter((l) => l.endsWith('<- binds'))).toHaveLength(1);
+    expect(r.out).toMatch(/fits in 80\.00 GiB|does NOT fit in 80\.00 GiB/);
+    expect(r.out).toMatch(/recompute none\/block .* not available: TensorFlow.js keeps no autodiff tape across calls/);
+    expect(r.out).toMatch(/102,577,954,816 parameters/);
+  });
+
+  it('--json gives stages with layers, parameters and peakBytes; shape flags work without a preset', async () => {
+    const r = await yuan('plan', '--layers', '8', '--hidden', '256', '--ffn', '1024', '--heads', '4', '--vocab', '1000', '--pp', '4', '--microbatches', '8', '--seq', '64', '--partition', 'memory', '--json');
+    expect(r.code).toBe(0);
+    const plan = JSON.parse(r.out);
+    expect(plan.stages).toHaveLength(4);
+    expect(plan.stages.reduce((n: number, s: { layers: number }) => n + s.layers, 0)).toBe(8);
+    for (const s of plan.stages) expect(s).toMatchObject({ layers: expect.any(Number), parameters: expect.any(Number), peakBytes: expect.any(Number) });
+    expect(plan.bubbleFraction).toBeCloseTo(3 / 11, 12);
+  });
+
+  it('M < P warns but works', async () => {
+    const r = await yuan('plan', '--preset', 'tiny-lfa', '--pp', '4', '--microbatches', '2');
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('warning: M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)');
+  });
+
+  it('bad input is a one-line error', async () => {
+    const cases: [string[], RegExp][] = [
+      [['--pp', '3', '--partition', '1,1,1'], /^error: partition blocks 1,1,1 sum to 3 layers; the model has 4$/],
+      [['--pp', '5'], /^error: more pipeline stages \(5\) than layers \(4\): every stage needs at least one layer$/],
+      [['--pp', '2', '--microbatches', '0'], /^error: --microbatches 0: need at least 1 micro-batch per step$/],
+      [['--pp', '2', '--partition', 'balanced'], /^error: unknown partition "balanced" \(registered: memory, parameters, uniform; or give blocks such as 2,2,3,3\)$/],
+      [['--pp', '2', '--schedule', 'interleaved'], /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe\)$/],
+      [['--pp', '2', '--recompute', 'block'], /^error: recompute "block" is not available: TensorFlow.js keeps no autodiff tape across calls \(use full or stage\)$/],
+    ];
+    for (const [args, want] of cases) {
+      const r = await yuan('plan', '--preset', 'tiny-lfa', ...args);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.err, args.join(' ')).toMatch(want);
+    }
+  });
+
+  it('--time prints both methods with each term and share', async () => {
+    const r = await yuan('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096', '--p2p-bw', '100', '--json');
+    expect(r.code).toBe(0);
+    const t = JSON.parse(r.out);
+    expect(t.method1.total).toBeGreaterThan(2 * t.yuan.total);
+    expect(t.yuan.terms.map((x: { name: string }) => x.name)).toEqual(['T0', 'T1', 'T2', 'T3', 'T4']);
+    const text = await yuan('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096');
+    expect(text.out).toMatch(/T3 tensor-parallel all-reduce/);
+  });
+
+  it('is listed in the help', async () => {
+    expect((await yuan('--help')).out).toMatch(/^ {2}plan\s+plan a pipeline/m);
+  });
+});
