@@ -1,9 +1,10 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/bin.ts'],
+  // the rank worker is its own entry: `yuan train --dp D` starts it on worker threads
+  entry: { index: 'src/index.ts', bin: 'src/bin.ts', 'training/rank-worker': 'src/training/rank-worker.ts' },
   format: ['esm'],
-  dts: { entry: 'src/index.ts' },
+  dts: { entry: { index: 'src/index.ts' } },
   clean: true,
   sourcemap: true,
   target: 'node20',

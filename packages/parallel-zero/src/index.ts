@@ -7,3 +7,4 @@ export { threadsTransport, spawnThreadRanks, threadRank, isThreadRank, type Thre
 export { rankFromEnvironment, expandNodelist, DEFAULT_MASTER_PORT, type RankInfo, type RankSource } from './env.js';
 export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } from './errors.js';
 export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';
+export { dataParallelEngine, type DataParallelOptions, type DataParallelMemory, type ZeroStage } from './engine.js';

@@ -1,15 +1,42 @@
-import { YuanError } from '@yuan/core';
+import { YuanError, type YuanConfig } from '@yuan/core';
+import { attentionLookup, type RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup } from '@yuan/model';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
+import type { RankPayload } from '../training/data-parallel.js';
 import { trainWithProgress } from '../training/run.js';
+
+/** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
+interface TrainSummary {
+  steps: number;
+  parameters: number;
+  loss: number;
+  validLoss: number | null;
+  secondsPerStep: number;
+  tokensPerSecond: number;
+  out: string;
+}
+
+function summaryOf(r: RunResult, out: string): TrainSummary {
+  return { steps: r.steps, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
+}
+
+/** `--microbatches M` (micro-batches per optimizer step for the whole job) as `train.gradAccumulation`. */
+function withMicrobatches(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
+  if (values.microbatches === undefined) return config;
+  const m = numberOption(values, 'microbatches', 1, { int: true, min: 1 });
+  return { ...config, train: { ...((config.train as object | undefined) ?? {}), gradAccumulation: m } };
+}
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
 export const trainCommand: Command = {
   path: ['train'],
-  summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run)',
+  summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR --steps N --out DIR [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
+    '  [--microbatches M] [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
+    '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
+    '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
+    '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too.\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
@@ -22,6 +49,11 @@ export const trainCommand: Command = {
     resume: { type: 'string' },
     seed: { type: 'string' },
     json: { type: 'boolean' },
+    microbatches: { type: 'string' },
+    dp: { type: 'string' },
+    zero: { type: 'string' },
+    transport: { type: 'string' },
+    timeout: { type: 'string' },
   },
   async run(values, _pos, io) {
     const data = requireString(values, 'data', trainCommand);
@@ -29,20 +61,54 @@ export const trainCommand: Command = {
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
-    const config = withPluginFlags(loadConfig(values, 'tiny-lfa'), values);
-    const registry = await loadRegistry({}, config);
-    const r = await trainWithProgress(io, {
-      config,
-      lookup: attentionLookup(registry),
-      data,
-      steps,
-      out,
-      seed,
-      metrics: values.metrics as string | undefined,
-      resume: values.resume as string | undefined,
-      backend: values.backend as string | undefined,
-    });
-    const summary = { steps: r.steps, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
-    io.out(values.json ? JSON.stringify(summary) : `trained ${r.steps} steps of ${r.parameters.toLocaleString('en-US')} parameters: loss ${r.finalLoss.toFixed(4)}, valid ${Number.isFinite(r.validLoss) ? r.validLoss.toFixed(4) : 'n/a'}, ${r.tokensPerSecond.toFixed(0)} tokens/s; output in ${out}`);
+    const config = withMicrobatches(withPluginFlags(loadConfig(values, 'tiny-lfa'), values), values);
+    const parallel = ['dp', 'zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
+    const { launchedAsRank, trainDataParallel } = await import('../training/data-parallel.js');
+    let summary: TrainSummary;
+    if (parallel.length || launchedAsRank()) {
+      const { rankFromEnvironment } = await import('@yuan/parallel-zero');
+      const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
+      const dp = numberOption(values, 'dp', world ?? 1, { int: true, min: 1 });
+      const zero = numberOption(values, 'zero', 0, { int: true, min: 0 });
+      if (zero > 2) throw new YuanError('usage', `--zero ${zero} must be 0, 1 or 2`);
+      const transport = (values.transport as string | undefined) ?? 'threads';
+      if (transport !== 'threads' && transport !== 'tcp') throw new YuanError('usage', `--transport "${transport}" must be threads or tcp`);
+      const payload: RankPayload = {
+        config,
+        data,
+        steps,
+        out,
+        seed,
+        zero: zero as 0 | 1 | 2,
+        dp,
+        metrics: values.metrics as string | undefined,
+        resume: values.resume as string | undefined,
+        backend: values.backend as string | undefined,
+        timeoutSeconds: numberOption(values, 'timeout', 60, { min: 0.1 }),
+      };
+      const argv = process.argv.slice(2);
+      const r = await trainDataParallel(io, payload, transport, argv);
+      summary = 'loss' in r ? (r as unknown as TrainSummary) : summaryOf(r, out);
+      if (launchedAsRank() && Number(process.env.RANK ?? process.env.SLURM_PROCID ?? process.env.JOB_COMPLETION_INDEX ?? 0) !== 0) return;
+    } else {
+      const registry = await loadRegistry({}, config);
+      const r = await trainWithProgress(io, {
+        config,
+        lookup: attentionLookup(registry),
+        data,
+        steps,
+        out,
+        seed,
+        metrics: values.metrics as string | undefined,
+        resume: values.resume as string | undefined,
+        backend: values.backend as string | undefined,
+      });
+      summary = summaryOf(r, out);
+    }
+    io.out(
+      values.json
+        ? JSON.stringify(summary)
+        : `trained ${summary.steps} steps of ${summary.parameters.toLocaleString('en-US')} parameters: loss ${summary.loss.toFixed(4)}, valid ${summary.validLoss === null ? 'n/a' : summary.validLoss.toFixed(4)}, ${summary.tokensPerSecond.toFixed(0)} tokens/s; output in ${out}`,
+    );
   },
 };

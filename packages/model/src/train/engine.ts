@@ -28,6 +28,11 @@ export interface TrainingEngine {
   readonly step: number;
   /** Scalar parameters of the whole model. */
   readonly parameterCount: number;
+  /**
+   * Whether this process writes metrics, checkpoints and progress (default true). In a multi-rank run only rank 0
+   * does; the others still take part in `checkpoint()`, which may be collective.
+   */
+  readonly writer?: boolean;
   /** One optimizer step over the global batch; a non-finite loss or gradient norm is an error naming the step. */
   trainStep(): Promise<StepMetrics>;
   /** Mean loss over fixed evaluation batches (NaN when there are none). */

@@ -141,20 +141,33 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   await mkdir(o.out, { recursive: true });
   const metricsFile = o.metrics ?? path.join(o.out, 'metrics.jsonl');
   let resume;
+  let resumeDir: string | undefined;
   if (o.resume) {
-    const dir = resolveResumeDir(o.resume);
-    resume = (await loadTrainCheckpoint(dir, o.config, o.lookup)).contents;
-    if (resume.step >= o.steps) throw new YuanError('usage', `${dir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`);
-    await truncateMetrics(metricsFile, resume.step);
-    o.onNote?.(`${o.label ?? ''}resumed from ${dir} at step ${resume.step}`);
-  } else {
-    await writeFile(metricsFile, '');
+    resumeDir = resolveResumeDir(o.resume);
+    resume = (await loadTrainCheckpoint(resumeDir, o.config, o.lookup)).contents;
+    if (resume.step >= o.steps) throw new YuanError('usage', `${resumeDir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`);
   }
   const factory = o.engine ?? singleProcessEngine;
   const engine: TrainingEngine = await factory({ config: o.config, train: tc, attention, data: o.data, seed: o.seed, totalSteps: o.steps, resume, backend: o.backend });
+  const writer = engine.writer !== false;
+  try {
+    if (!writer) {
+      // another rank writes; this one only takes part in the steps, validation and (collective) checkpoints
+    } else if (resume) {
+      await truncateMetrics(metricsFile, resume.step);
+      o.onNote?.(`${o.label ?? ''}resumed from ${resumeDir} at step ${resume.step}`);
+    } else {
+      await writeFile(metricsFile, '');
+    }
+  } catch (e) {
+    await engine.dispose();
+    throw e;
+  }
   resume = undefined;
   const specs = modelParameters(o.config, attention);
-  const log = (rec: Record<string, unknown>) => appendFile(metricsFile, `${JSON.stringify(rec)}\n`);
+  const log = async (rec: Record<string, unknown>) => {
+    if (writer) await appendFile(metricsFile, `${JSON.stringify(rec)}\n`);
+  };
   const history: StepMetrics[] = [];
   const valid: [number, number][] = [];
   let validLoss = Number.NaN;
@@ -172,17 +185,20 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         }
       }
       const vl = Number.isFinite(validLoss) ? ` valid ${validLoss.toFixed(4)}` : '';
-      o.onStep?.(m.step, o.steps, `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`);
+      if (writer) o.onStep?.(m.step, o.steps, `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`);
       if ((tc.checkpointEvery > 0 && m.step % tc.checkpointEvery === 0) || last) {
-        await saveTrainCheckpoint(o.out, await engine.checkpoint(), { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints });
+        const contents = await engine.checkpoint();
+        if (writer) await saveTrainCheckpoint(o.out, contents, { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints });
       }
     }
     const measured = history.length > 1 ? history.slice(1) : history;
     const seconds = measured.reduce((a, m) => a + m.seconds, 0);
     const testLoss = testBatches ? await engine.evaluate(testBatches) : undefined;
     if (testLoss !== undefined) await log({ step: engine.step, testLoss });
-    const plot = await writeLossPlot(metricsFile, o.out, `${o.config.preset} · ${o.config.attention.name} · ${engine.parameterCount.toLocaleString('en-US')} params`);
-    o.onNote?.(`${o.label ?? ''}wrote ${plot}, metrics ${metricsFile}, checkpoint in ${o.out}`);
+    if (writer) {
+      const plot = await writeLossPlot(metricsFile, o.out, `${o.config.preset} · ${o.config.attention.name} · ${engine.parameterCount.toLocaleString('en-US')} params`);
+      o.onNote?.(`${o.label ?? ''}wrote ${plot}, metrics ${metricsFile}, checkpoint in ${o.out}`);
+    }
     return {
       parameters: engine.parameterCount,
       steps: engine.step,
