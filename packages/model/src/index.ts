@@ -9,3 +9,16 @@ export { loadCheckpoint, saveCheckpoint, configFromHf, configToHf, type Attentio
 export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
+export { CompletionText, firstStop, type TextStep } from './serve/completion-text.js';
+export {
+  ServingEngine,
+  ServeInputError,
+  tokenString,
+  type ServeRequest,
+  type PreparedRequest,
+  type ServeResult,
+  type ServeChoice,
+  type TokenLogprob,
+  type ServeListener,
+  type ServingEngineOptions,
+} from './serve/engine.js';

@@ -29,6 +29,10 @@ export interface ForwardOptions {
   useCache?: boolean;
   /** Compute logits for the last position only (generation). Default false. */
   lastOnly?: boolean;
+  /** Additive bias on attention scores over cache ++ new keys, [B, 1, 1, S] (padding masks of batched generation). */
+  keyBias?: tf.Tensor4D;
+  /** The cache length to check against maxPositions when rows are padded (default: the cache's length). */
+  seen?: number;
 }
 
 interface Layer {
@@ -107,8 +111,9 @@ export class YuanModel {
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): { logits: tf.Tensor3D; cache?: ModelCache } {
     const [b, t] = ids.shape;
     const past = options.cache?.length ?? 0;
-    if (past + t > this.config.model.maxPositions) {
-      throw new YuanError('input', `sequence of ${past + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
+    const seen = options.seen ?? past;
+    if (seen + t > this.config.model.maxPositions) {
+      throw new YuanError('input', `sequence of ${seen + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
     }
     const { rmsNormEps: eps, numHeads, hiddenSize, ropeBase } = this.config.model;
     return tf.tidy(() => {
@@ -124,6 +129,7 @@ export class YuanModel {
           sin,
           cache: options.cache?.layers[l],
           useCache: options.useCache ?? false,
+          ...(options.keyBias ? { keyBias: options.keyBias } : {}),
         });
         if (r.cache) caches.push(r.cache);
         h = tf.add(h, r.out);

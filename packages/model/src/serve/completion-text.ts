@@ -79,6 +79,16 @@ export class CompletionText {
     return this.cut >= 0 ? t.slice(0, this.cut) : t;
   }
 
+  /** The prompt's text as it stands before the completion (for echo). */
+  get promptPart(): string {
+    return this.promptText.slice(0, this.base);
+  }
+
+  /** Characters of completion text emitted so far. */
+  get sentLength(): number {
+    return this.sent;
+  }
+
   /** Whether a stop string ended the text. */
   get stopped(): boolean {
     return this.cut >= 0;
