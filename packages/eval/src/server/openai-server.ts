@@ -103,7 +103,8 @@ function chatLogprobs(entries: ServedLogprob[]): Record<string, unknown> {
  * (`logprobs`/`top_logprobs`), both with `stream: true` (server-sent events ending in `data: [DONE]`, with
  * `stream_options.include_usage`). Every prompt is checked by the model before the answer starts, so a request the
  * model cannot serve is a 4xx JSON error naming the parameter, streaming or not; a failing model gets a 500 (or, once
- * a stream has started, an error event); nothing a client sends stops the server. Requests run concurrently (a
+ * a stream has started, an error event); nothing a client sends stops the server. With `model.tokenizer`, also
+ * vLLM's `POST /tokenize`, `POST /detokenize` and `GET /tokenizer_info` (what lm-eval's remote tokenizer uses). Requests run concurrently (a
  * batching model generates them together); beyond `maxQueue` in flight the server answers 503.
  * Returns the unstarted server: call `listen(port, host)`.
  */
@@ -137,6 +138,28 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
       if (req.method !== 'GET') throw new RequestError(405, `${req.method} is not allowed on ${route}; use GET`);
       const entry = { id: model.modelName, object: 'model', created, owned_by: 'yuan' };
       sendJson(res, 200, route === '/v1/models' ? { object: 'list', data: [entry] } : entry);
+      return 200;
+    }
+    const tok = model.tokenizer;
+    if (tok && (route === '/tokenizer_info' || route === '/tokenize' || route === '/detokenize')) {
+      if (route === '/tokenizer_info') {
+        if (req.method !== 'GET') throw new RequestError(405, `${req.method} is not allowed on ${route}; use GET`);
+        sendJson(res, 200, { eos_token: tok.eosToken, bos_token: null, pad_token: null, model_max_length: tok.contextLength, vocab_size: tok.vocabSize });
+        return 200;
+      }
+      if (req.method !== 'POST') throw new RequestError(405, `${req.method} is not allowed on ${route}; use POST`);
+      const body = await readBody(req, limits.maxBodyBytes);
+      if (route === '/tokenize') {
+        if (typeof body.prompt !== 'string') throw new RequestError(400, 'prompt must be a string', 'prompt');
+        const tokens = tok.encode(body.prompt);
+        sendJson(res, 200, { tokens, count: tokens.length, max_model_len: tok.contextLength });
+        return 200;
+      }
+      const ids = body.tokens;
+      if (!Array.isArray(ids) || !ids.every((i) => Number.isInteger(i) && i >= 0 && i < tok.vocabSize)) {
+        throw new RequestError(400, `tokens must be an array of token ids below ${tok.vocabSize}`, 'tokens');
+      }
+      sendJson(res, 200, { prompt: tok.decode(ids as number[]) });
       return 200;
     }
     const chat = route === '/v1/chat/completions';

@@ -18,6 +18,8 @@ export interface ServedRequest {
   logprobs?: number;
   /** Return the prompt (and, with logprobs, its tokens' log-probabilities) before the completion. */
   echo?: boolean;
+  /** Keep generating after the end-of-document token (vLLM's `ignore_eos`; for benchmarks). */
+  ignoreEod?: boolean;
 }
 
 /** The log-probability of one token: its text, its logprob (null for the first prompt token) and the top tokens. */
@@ -64,6 +66,15 @@ export interface ServedModel<Prepared = unknown> {
   generate(prepared: Prepared, onText: ServedListener | undefined, signal: AbortSignal): Promise<ServedCompletion[]>;
   /** The prompt for a chat; default: `role: content` lines then `assistant:`. */
   formatChat?(messages: ChatMessage[]): string;
+  /** The model's tokenizer, for vLLM-style `/tokenize`, `/detokenize` and `/tokenizer_info` (lm-eval's remote tokenizer). */
+  tokenizer?: {
+    encode(text: string): number[];
+    decode(ids: readonly number[]): string;
+    readonly vocabSize: number;
+    /** The end-of-document token's text (e.g. `<eod>`). */
+    readonly eosToken: string;
+    readonly contextLength: number;
+  };
 }
 
 /** The default chat prompt: one `role: content` line per message, then `assistant:`. */

@@ -103,6 +103,7 @@ function common(body: Record<string, unknown>, limits: RequestLimits, chat: bool
   } else if (given(body.logprobs) && body.logprobs !== false) {
     logprobs = num(body, 'logprobs', 0, 0, 20, true);
   }
+  if (given(body.ignore_eos) && typeof body.ignore_eos !== 'boolean') throw new RequestError(400, 'ignore_eos must be a boolean', 'ignore_eos');
   if (given(body.echo) && typeof body.echo !== 'boolean') throw new RequestError(400, 'echo must be a boolean', 'echo');
   if (body.echo === true && body.stream === true) throw new RequestError(400, 'echo cannot be combined with stream on this server', 'echo');
   return {
@@ -115,6 +116,7 @@ function common(body: Record<string, unknown>, limits: RequestLimits, chat: bool
     ...(typeof seedRaw === 'number' ? { seed: seedRaw } : {}),
     ...(logprobs !== undefined ? { logprobs } : {}),
     ...(body.echo === true ? { echo: true } : {}),
+    ...(body.ignore_eos === true ? { ignoreEod: true } : {}),
     stream: body.stream === true,
     includeUsage: includeUsage === true,
   };

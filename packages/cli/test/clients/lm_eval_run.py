@@ -1,0 +1,38 @@
+"""Runs lm-eval's `local-completions` (default settings: remote tokenizer, tokenized requests) against `yuan serve`
+on two small local tasks, one log-likelihood (multiple choice) and one generate_until; prints the results as JSON.
+
+Usage: python lm_eval_run.py BASE_URL MODEL_NAME WORK_DIR [BATCH_SIZE]
+"""
+import json
+import os
+import sys
+
+import lm_eval
+from lm_eval.tasks import TaskManager
+
+base, name, work = sys.argv[1], sys.argv[2], sys.argv[3]
+batch = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+os.makedirs(work, exist_ok=True)
+data = os.path.join(work, "data.jsonl")
+with open(data, "w") as f:
+    for q, a, wrong in [("2+2=", "4", "5"), ("The sky is", " blue", " green"), ("ab", "c", "z"), ("Hi", "!", "?")]:
+        f.write(json.dumps({"question": q, "choices": [a, wrong], "label": 0}) + "\n")
+common = f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\ntest_split: test\n"
+with open(os.path.join(work, "yuan_mc.yaml"), "w") as f:
+    f.write("task: yuan_mc\n" + common + "output_type: multiple_choice\ndoc_to_text: '{{question}}'\n"
+            "doc_to_choice: '{{choices}}'\ndoc_to_target: label\nmetric_list:\n  - metric: acc\n")
+with open(os.path.join(work, "yuan_gen.yaml"), "w") as f:
+    f.write("task: yuan_gen\n" + common + "output_type: generate_until\ndoc_to_text: '{{question}}'\n"
+            "doc_to_target: '{{choices[0]}}'\ngeneration_kwargs:\n  until: ['\\n']\n  max_gen_toks: 8\n"
+            "metric_list:\n  - metric: exact_match\n")
+out = lm_eval.simple_evaluate(
+    model="local-completions",
+    model_args=f"base_url={base}/v1/completions,model={name}",
+    tasks=["yuan_mc", "yuan_gen"],
+    task_manager=TaskManager(include_path=work),
+    batch_size=batch,
+    log_samples=True,
+)
+res = out["results"]
+lls = [s["resps"] for s in out["samples"]["yuan_mc"]]
+print(json.dumps({"mc_acc": res["yuan_mc"]["acc,none"], "gen_em": res["yuan_gen"]["exact_match,none"], "loglikelihoods": lls}))
