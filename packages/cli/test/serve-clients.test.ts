@@ -167,19 +167,23 @@ describe('real clients against yuan serve', () => {
     expect(r.stdout).toMatch(/openai client: ok/);
   });
 
-  it.skipIf(!hasLmEval)(`lm-eval local-completions with default settings (${hasLmEval ? python : 'skipped: lm-eval cannot be imported; .ci/run tries to install it into .venv-clients'})`, () => {
-    for (const batch of ['1', '2']) {
-      const r = spawnSync(python, [path.join(__dirname, 'clients/lm_eval_run.py'), url, 'tiny', path.join(tmp, `lm-eval-${batch}`), batch], {
-        encoding: 'utf8',
-        timeout: 300_000,
-        env: { ...process.env, HF_DATASETS_OFFLINE: '1', HF_HUB_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' },
-      });
-      expect(r.status, `${r.stdout}\n${r.stderr.slice(-3000)}`).toBe(0);
-      const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-      expect(out.mc_acc).toBeGreaterThanOrEqual(0);
-      expect(out.gen_em).toBeGreaterThanOrEqual(0);
-      // every log-likelihood is a finite negative sum of token logprobs
-      for (const resp of out.loglikelihoods.flat(2)) if (typeof resp === 'number') expect(resp).toBeLessThanOrEqual(0);
-    }
+  it.skipIf(!hasLmEval)(`lm-eval local-completions (default settings, batch 1 and 2) and local-chat-completions (${hasLmEval ? python : 'skipped: lm-eval cannot be imported; .ci/run tries to install it into .venv-clients'})`, () => {
+    const r = spawnSync(python, [path.join(__dirname, 'clients/lm_eval_run.py'), url, 'tiny', path.join(tmp, 'lm-eval')], {
+      encoding: 'utf8',
+      timeout: 300_000,
+      env: { ...process.env, HF_DATASETS_OFFLINE: '1', HF_HUB_OFFLINE: '1', TOKENIZERS_PARALLELISM: 'false' },
+    });
+    expect(r.status, `${r.stdout}\n${r.stderr.slice(-3000)}`).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+    expect(out.mc_acc).toBeGreaterThanOrEqual(0);
+    expect(out.gen_em).toBeGreaterThanOrEqual(0);
+    expect(out.chat_em).toBeGreaterThanOrEqual(0);
+    expect(out.chat_resps).toHaveLength(4);
+    // every log-likelihood is a negative sum of token logprobs, the same with 1 or 2 prompts per request
+    const lls = (out.loglikelihoods as unknown[]).flat(3).filter((x): x is number => typeof x === 'number');
+    const lls2 = (out.loglikelihoods_batch2 as unknown[]).flat(3).filter((x): x is number => typeof x === 'number');
+    expect(lls.length).toBe(8);
+    for (const ll of lls) expect(ll).toBeLessThan(0);
+    lls.forEach((ll, i) => expect(lls2[i]).toBeCloseTo(ll, 4));
   });
 });

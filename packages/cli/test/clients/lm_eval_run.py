@@ -1,7 +1,8 @@
 """Runs lm-eval's `local-completions` (default settings: remote tokenizer, tokenized requests) against `yuan serve`
-on two small local tasks, one log-likelihood (multiple choice) and one generate_until; prints the results as JSON.
+on two small local tasks, one log-likelihood (multiple choice) and one generate_until, then `local-chat-completions`
+on the generate_until one, and the log-likelihood task again with `--batch_size 2`; prints the results as JSON.
 
-Usage: python lm_eval_run.py BASE_URL MODEL_NAME WORK_DIR [BATCH_SIZE]
+Usage: python lm_eval_run.py BASE_URL MODEL_NAME WORK_DIR
 """
 import json
 import os
@@ -11,7 +12,6 @@ import lm_eval
 from lm_eval.tasks import TaskManager
 
 base, name, work = sys.argv[1], sys.argv[2], sys.argv[3]
-batch = int(sys.argv[4]) if len(sys.argv) > 4 else 1
 os.makedirs(work, exist_ok=True)
 data = os.path.join(work, "data.jsonl")
 with open(data, "w") as f:
@@ -29,10 +29,31 @@ out = lm_eval.simple_evaluate(
     model="local-completions",
     model_args=f"base_url={base}/v1/completions,model={name}",
     tasks=["yuan_mc", "yuan_gen"],
-    task_manager=TaskManager(include_path=work),
-    batch_size=batch,
+    task_manager=TaskManager(include_path=work, include_defaults=False),
     log_samples=True,
 )
 res = out["results"]
 lls = [s["resps"] for s in out["samples"]["yuan_mc"]]
-print(json.dumps({"mc_acc": res["yuan_mc"]["acc,none"], "gen_em": res["yuan_gen"]["exact_match,none"], "loglikelihoods": lls}))
+# --batch_size 2: several prompts (arrays of token ids) per request must score the same
+two = lm_eval.simple_evaluate(
+    model="local-completions",
+    model_args=f"base_url={base}/v1/completions,model={name}",
+    tasks=["yuan_mc"],
+    task_manager=TaskManager(include_path=work, include_defaults=False),
+    batch_size=2,
+    log_samples=True,
+)
+lls2 = [s["resps"] for s in two["samples"]["yuan_mc"]]
+# local-chat-completions: generate_until through /v1/chat/completions (chat requests are sent one at a time)
+chat = lm_eval.simple_evaluate(
+    model="local-chat-completions",
+    model_args=f"base_url={base}/v1/chat/completions,model={name}",
+    tasks=["yuan_gen"],
+    task_manager=TaskManager(include_path=work, include_defaults=False),
+    apply_chat_template=True,
+    log_samples=True,
+)
+chat_resps = [s["resps"] for s in chat["samples"]["yuan_gen"]]
+print(json.dumps({"mc_acc": res["yuan_mc"]["acc,none"], "gen_em": res["yuan_gen"]["exact_match,none"],
+                  "chat_em": chat["results"]["yuan_gen"]["exact_match,none"], "chat_resps": chat_resps, "loglikelihoods": lls,
+                  "loglikelihoods_batch2": lls2}))
