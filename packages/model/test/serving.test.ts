@@ -2,6 +2,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { SentencePieceTokenizer } from '../src/tokenizer/sentencepiece.js';
+import { makeModel } from '../src/tokenizer/testing.js';
 import { ByteTokenizer, generate, mhaAttention, ServeInputError, ServingEngine, YuanModel, type ServeRequest, type ServeResult } from '../src/index.js';
 
 const tok = new ByteTokenizer();
@@ -66,6 +68,29 @@ describe('ServingEngine: continuous batching', () => {
       m.dispose();
     });
   }
+
+  it('SentencePiece: the text is the new ids decoded in context (a first ▁piece keeps its space), streamed and not', async () => {
+    const sp = new SentencePieceTokenizer(makeModel([['\u2581', 5], ['\u2581is', 4], ['\u2581the', 3], ['is', 2], ['e', 1]], { byteFallback: false }), { addedTokens: ['<eod>'] });
+    const config = resolveConfig(
+      { model: { vocabSize: sp.vocabSize, hiddenSize: 32, numLayers: 1, numHeads: 4, ffnSize: 64, maxPositions: 64, initStd: 0.5 } },
+      { attention: { name: 'mha', options: {} } },
+    );
+    const m = YuanModel.init(config, mhaAttention as never, 11);
+    const engine = new ServingEngine(m, sp);
+    let spaced = 0;
+    for (const prompt of ['the answer is', 'is', 'e e', 'the', 'is the e', 'e']) {
+      const p = sp.encode(prompt);
+      const ids = generate(m, p, { maxNewTokens: 12, stopIds: [sp.special.eod] }).filter((id) => id !== sp.special.eod);
+      if (sp.pieces(ids.slice(0, 1))[0]?.startsWith('\u2581')) spaced++;
+      const want = sp.decode([...p, ...ids]).slice(sp.decode(p).length);
+      let streamed = '';
+      const r = await engine.generate(engine.prepare({ prompt, maxNewTokens: 12 }), (_i, d) => (streamed += d));
+      expect(r.choices[0].text).toBe(want);
+      expect(streamed).toBe(want);
+    }
+    expect(spaced).toBeGreaterThan(0); // some completion starts with a ▁ piece, whose space must survive
+    m.dispose();
+  });
 
   it('echo with logprobs scores the prompt tokens (first null) then the new ones', async () => {
     const m = model('lfa');
