@@ -20,7 +20,15 @@ export { defaultDataDir } from './data/default-dir.js';
 export { OpenAIEndpointAdapter, openAIEndpointPlugin, type EndpointOptions } from './adapters/openai-endpoint.js';
 export { createOpenAIServer, type OpenAIServerOptions } from './server/openai-server.js';
 export { servedFromAdapter } from './server/adapter-served.js';
-export { defaultChatPrompt, type ServedModel, type ServedCompletion, type ChatMessage } from './server/served-model.js';
+export {
+  defaultChatPrompt,
+  type ServedModel,
+  type ServedCompletion,
+  type ServedRequest,
+  type ServedLogprob,
+  type ServedListener,
+  type ChatMessage,
+} from './server/served-model.js';
 export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './server/validate.js';
 import { openAIEndpointPlugin as endpoint } from './adapters/openai-endpoint.js';
 import { evaluatorPlugins as evaluators } from './tasks/registry.js';

@@ -61,6 +61,11 @@ describe('OpenAI-compatible server', () => {
     ['an array body', '[1,2]', 400, /JSON object/],
     ['a missing prompt', { max_tokens: 3 }, 400, /prompt must be a string/],
     ['a numeric prompt', { prompt: 5 }, 400, /prompt must be a string/],
+    ['a mixed prompt array', { prompt: ['a', 1] }, 400, /prompt must be a string/],
+    ['negative token ids', { prompt: [1, -2] }, 400, /non-negative integers/],
+    ['a prompt past the context', { prompt: 'x'.repeat(1001) }, 400, /the context is 1000/],
+    ['a penalty it would ignore', { prompt: 'a', presence_penalty: 0.5 }, 400, /presence_penalty/],
+    ['stream_options without stream', { prompt: 'a', stream_options: { include_usage: true } }, 400, /stream_options/],
     ['too many tokens', { prompt: 'a', max_tokens: 100000 }, 400, /max_tokens must be an integer between 0 and 1024/],
     ['fractional tokens', { prompt: 'a', max_tokens: 1.5 }, 400, /max_tokens/],
     ['a string temperature', { prompt: 'a', temperature: 'hot' }, 400, /temperature/],
@@ -69,13 +74,44 @@ describe('OpenAI-compatible server', () => {
     ['a huge prompt', { prompt: 'x'.repeat(200_000) }, 400, /the prompt has 200000 characters/],
     ['a body over 1 MiB', { prompt: 'x'.repeat(1_100_000) }, 413, /larger than/],
     ['another model', { prompt: 'a', model: 'gpt-17' }, 404, /does not exist here/],
-    ['echo', { prompt: 'a', echo: true }, 400, /echo/],
+    ['logprobs the model lacks', { prompt: 'a', echo: true, logprobs: 1 }, 400, /logprobs/],
+    ['logprobs out of range', { prompt: 'a', logprobs: 50 }, 400, /logprobs must be an integer between 0 and 20/],
     ['a stream flag of the wrong type', { prompt: 'a', stream: 'yes' }, 400, /stream must be a boolean/],
   ])('refuses %s with a JSON error and keeps serving', async (_name, body, status, message) => {
     const r = await post('/v1/completions', body, typeof body === 'string');
     expect(r.status).toBe(status);
     expect(r.json.error.message).toMatch(message);
     expect((await post('/v1/completions', { prompt: 'ok', max_tokens: 1 })).status).toBe(200);
+  });
+
+  it('takes prompts as strings, token ids and arrays of either, one choice block per prompt', async () => {
+    const r = await post('/v1/completions', { prompt: ['ab', 'abcd'], max_tokens: 50, n: 2, temperature: 0.5 });
+    expect(r.json.choices.map((c: { index: number; text: string }) => [c.index, c.text])).toEqual([
+      [0, ' The answer is 2.'], [1, ' The answer is 3.'], [2, ' The answer is 4.'], [3, ' The answer is 5.'],
+    ]);
+    expect(r.json.usage.prompt_tokens).toBe(6);
+    const ids = await post('/v1/completions', { prompt: [1, 2, 3], max_tokens: 50 });
+    expect(ids.json.choices[0].text).toBe(' The answer is 3.');
+    const lists = await post('/v1/completions', { prompt: [[1], [1, 2, 3, 4, 5]], max_tokens: 50 });
+    expect(lists.json.choices.map((c: { text: string }) => c.text)).toEqual([' The answer is 1.', ' The answer is 5.']);
+  });
+
+  it('chat without max_tokens is not cut at 16 tokens; stream_options.include_usage ends with a usage chunk', async () => {
+    const toyLong = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
+    expect(toyLong.json.choices[0].finish_reason).toBe('stop');
+    const s = await post('/v1/completions', { prompt: 'xyz', max_tokens: 20, stream: true, stream_options: { include_usage: true } });
+    const chunks = events(s.text) as { choices: unknown[]; usage: unknown }[];
+    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } });
+    expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
+  });
+
+  it('refuses a request it cannot serve with 400 before streaming starts', async () => {
+    const r = await post('/v1/completions', { prompt: 'x'.repeat(1001), stream: true });
+    expect(r.status).toBe(400);
+    expect(r.json.error).toMatchObject({ param: 'prompt', type: 'invalid_request_error' });
+    const c = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x'.repeat(1001) }], stream: true });
+    expect(c.status).toBe(400);
+    expect(c.json.error.param).toBe('messages');
   });
 
   it('refuses bad chat messages, unknown routes and wrong methods', async () => {

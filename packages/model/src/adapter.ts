@@ -2,16 +2,7 @@ import { YuanError, type GenerationRequest, type ModelAdapter, type Tokenizer } 
 import { tf } from '@yuan/tensor';
 import { generateTokens } from './generate.js';
 import type { YuanModel } from './model.js';
-
-/** The earliest occurrence of any stop string in `text`, or -1. */
-function firstStop(text: string, stops: readonly string[]): number {
-  let at = -1;
-  for (const s of stops) {
-    const i = s ? text.indexOf(s) : -1;
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at;
-}
+import { CompletionText } from './serve/completion-text.js';
 
 /** Token ids of `continuation` after `context`, tokenized together so the boundary is what the model would see. */
 function continuationIds(tokenizer: Tokenizer, context: string, continuation: string): { context: number[]; continuation: number[] } {
@@ -40,17 +31,17 @@ export class LocalModelAdapter implements ModelAdapter {
 
   /**
    * Streams the new text of one completion piece by piece (completion `index` samples with seed + index); stops at
-   * `<eod>`, a stop string, max tokens or when `signal` aborts, and returns how it ended.
+   * `<eod>`, a stop string, max tokens or when `signal` aborts, and returns how it ended. The text is exactly the new
+   * tokens decoded in context and cut before the first stop string (see CompletionText).
    */
   async *stream(request: GenerationRequest, index = 0, signal?: AbortSignal): AsyncGenerator<string, CompletionInfo> {
     const prompt = this.tokenizer.encode(request.prompt);
     const room = this.model.config.model.maxPositions - prompt.length;
     if (room <= 0) throw new YuanError('input', `prompt of ${prompt.length} tokens leaves no room below maxPositions ${this.model.config.model.maxPositions}`);
-    const ids: number[] = [];
-    let sent = 0;
-    const stops = request.stop ?? [];
+    const text = new CompletionText(this.tokenizer, prompt, request.stop ?? []);
     const eod = this.tokenizer.special.eod;
-    const info = (finishReason: 'stop' | 'length'): CompletionInfo => ({ finishReason, promptTokens: prompt.length, completionTokens: ids.length });
+    const info = (finishReason: 'stop' | 'length'): CompletionInfo => ({ finishReason, promptTokens: prompt.length, completionTokens: text.tokens });
+    let ended: 'stop' | 'length' = 'length';
     for (const id of generateTokens(this.model, prompt, {
       maxNewTokens: Math.min(request.maxNewTokens, room),
       temperature: request.temperature ?? 0,
@@ -59,22 +50,19 @@ export class LocalModelAdapter implements ModelAdapter {
       seed: (request.seed ?? 0) + index,
       stopIds: [eod],
     })) {
-      if (id === eod) return info('stop');
-      ids.push(id);
-      const text = this.tokenizer.decode(ids);
-      const stop = firstStop(text, stops);
-      const end = stop >= 0 ? stop : text.length - (text.endsWith('\ufffd') ? 1 : 0);
-      if (end > sent) {
-        yield text.slice(sent, end);
-        sent = end;
+      if (id === eod) {
+        ended = 'stop';
+        break;
       }
-      if (stop >= 0) return info('stop');
+      const step = text.push(id);
+      if (step.delta) yield step.delta;
+      if (step.stopped) return info('stop');
       await new Promise((r) => setImmediate(r)); // let a server answer other requests between tokens
       if (signal?.aborted) return info('stop');
     }
-    const text = this.tokenizer.decode(ids);
-    if (text.length > sent) yield text.slice(sent);
-    return info('length');
+    const last = text.finish();
+    if (last.delta) yield last.delta;
+    return info(last.stopped ? 'stop' : ended);
   }
 
   /** `n` completions of the prompt (seeds seed, seed+1, ...). */

@@ -10,3 +10,16 @@ export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';
+export { CompletionText, firstStop, type TextStep } from './serve/completion-text.js';
+export {
+  ServingEngine,
+  ServeInputError,
+  tokenString,
+  type ServeRequest,
+  type PreparedRequest,
+  type ServeResult,
+  type ServeChoice,
+  type TokenLogprob,
+  type ServeListener,
+  type ServingEngineOptions,
+} from './serve/engine.js';

@@ -29,6 +29,10 @@ export interface ForwardOptions {
   useCache?: boolean;
   /** Compute logits for the last position only (generation). Default false. */
   lastOnly?: boolean;
+  /** Additive bias on attention scores over cache ++ new keys, [B, 1, 1, S] (padding masks of batched generation). */
+  keyBias?: tf.Tensor4D;
+  /** The cache length to check against maxPositions when rows are padded (default: the cache's length). */
+  seen?: number;
 }
 
 interface Layer {
@@ -191,7 +195,7 @@ export class YuanModel {
    * This part's layers over hidden states [B, T, H] → [B, T, H]. `positions` [B, T] default to 0..T−1 (or follow the
    * cache); `cache` holds one entry per layer of this part.
    */
-  layers(h: tf.Tensor3D, options: PartForwardOptions & { cache?: ModelCache; useCache?: boolean } = {}): { hidden: tf.Tensor3D; cache?: ModelCache } {
+  layers(h: tf.Tensor3D, options: PartForwardOptions & { cache?: ModelCache; useCache?: boolean; keyBias?: tf.Tensor4D } = {}): { hidden: tf.Tensor3D; cache?: ModelCache } {
     const [b, t] = h.shape;
     const past = options.cache?.length ?? 0;
     const { rmsNormEps: eps, numHeads, hiddenSize, ropeBase } = this.config.model;
@@ -206,6 +210,7 @@ export class YuanModel {
           sin,
           cache: options.cache?.layers[l],
           useCache: options.useCache ?? false,
+          ...(options.keyBias ? { keyBias: options.keyBias } : {}),
         });
         if (r.cache) caches.push(r.cache);
         x = tf.add(x, r.out);
@@ -225,13 +230,13 @@ export class YuanModel {
   forward(ids: tf.Tensor2D, options: ForwardOptions = {}): { logits: tf.Tensor3D; cache?: ModelCache } {
     if (!this.isWhole) throw new YuanError('model', 'forward needs the whole model; a part runs embed/layers/head');
     const [b, t] = ids.shape;
-    const past = options.cache?.length ?? 0;
-    if (past + t > this.config.model.maxPositions) {
-      throw new YuanError('input', `sequence of ${past + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
+    const seen = options.seen ?? options.cache?.length ?? 0;
+    if (seen + t > this.config.model.maxPositions) {
+      throw new YuanError('input', `sequence of ${seen + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
     }
     type Out = { logits: tf.Tensor3D; cache?: ModelCache };
     return tf.tidy(() => {
-      const r = this.layers(this.embed(ids), { positions: options.positions, cache: options.cache, useCache: options.useCache });
+      const r = this.layers(this.embed(ids), { positions: options.positions, cache: options.cache, useCache: options.useCache, keyBias: options.keyBias });
       let h = r.hidden;
       if (options.lastOnly) h = tf.slice(h, [0, t - 1, 0], [b, 1, this.config.model.hiddenSize]);
       const logits = this.head(h);

@@ -14,6 +14,11 @@ export interface AttentionContext {
   cache?: AttentionCache;
   /** Whether to return a cache for the next call (generation) or not (training, full recompute). */
   useCache: boolean;
+  /**
+   * Optional additive bias on the attention scores over all keys (cache ++ new), [B, 1, 1, S]: 0 for a key a row may
+   * see, a large negative number for padding (batched generation of sequences with different cache lengths).
+   */
+  keyBias?: tf.Tensor4D;
 }
 
 /** One attention layer: x [B, T, H] (the input-normed hidden states) → [B, T, H], plus the cache for the next call. */
@@ -42,7 +47,7 @@ export function ropeAttention(
     kh = tf.concat([ctx.cache.k as tf.Tensor4D, kh], 2);
     vh = tf.concat([ctx.cache.v as tf.Tensor4D, vh], 2);
   }
-  const o = causalAttention(toHeads(applyRope(q, ctx.cos, ctx.sin)), kh, vh);
+  const o = causalAttention(toHeads(applyRope(q, ctx.cos, ctx.sin)), kh, vh, ctx.keyBias);
   const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, t, heads * d]) as tf.Tensor3D;
   return ctx.useCache ? { out, cache: { k: kh, v: vh } } : { out };
 }

@@ -72,13 +72,14 @@ function causalMask(queries: number, keys: number, offset: number): tf.Tensor2D 
 
 /**
  * Causal scaled dot-product attention. q [B, heads, Tq, d]; k, v [B, heads, Tk, d]; query i sits at absolute position
- * `Tk − Tq + i` and sees keys 0..that position. Returns [B, heads, Tq, d].
+ * `Tk − Tq + i` and sees keys 0..that position. `keyBias` [B, 1, 1, Tk] (optional) is added to the scores (padding masks). Returns [B, heads, Tq, d].
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyBias?: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     const [, , tq, d] = q.shape;
     const tk = k.shape[2];
-    const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
+    const raw = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
+    const scores = keyBias ? tf.add(raw, keyBias) : raw;
     // a single query (a generation step) is the newest position and sees every key: no mask to build
     const weights = tf.softmax(tq === 1 ? scores : tf.add(scores, causalMask(tq, tk, tk - tq)));
     return tf.matMul(weights, v) as tf.Tensor4D;

@@ -1,5 +1,5 @@
 import { YuanError } from '@yuan/core';
-import { generateTokens } from '@yuan/model';
+import { CompletionText, generateTokens } from '@yuan/model';
 import { idListOption, numberOption, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
 
@@ -9,7 +9,7 @@ export const generateCommand: Command = {
   summary: 'generate text or ids from a checkpoint (--model) or a fresh preset (--preset)',
   usage:
     'yuan generate (--model DIR | --preset NAME [--seed S]) (--prompt TEXT [--tokenizer FILE.model|bytes] | --prompt-ids 1,2,3) ' +
-    '--max-new-tokens N [--temperature T --top-k K --top-p P --sample-seed S] [--stop-ids 1,2] [--no-cache] [--json]',
+    '--max-new-tokens N [--temperature T --top-k K --top-p P --sample-seed S] [--stop TEXT ...] [--stop-ids 1,2] [--no-cache] [--json]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
@@ -22,6 +22,7 @@ export const generateCommand: Command = {
     'top-k': { type: 'string' },
     'top-p': { type: 'string' },
     'sample-seed': { type: 'string' },
+    stop: { type: 'string', multiple: true },
     'stop-ids': { type: 'string' },
     'no-cache': { type: 'boolean' },
     json: { type: 'boolean' },
@@ -42,25 +43,29 @@ export const generateCommand: Command = {
     };
     const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? loadConfig(values) : values.config ? loadConfig(values) : undefined);
     const model = await openModel(values, registry);
-    const tokenizer = values.prompt !== undefined ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
-    const prompt = tokenizer ? tokenizer.encode(values.prompt as string) : idListOption(values['prompt-ids'] as string, 'prompt-ids');
+    const stops = (values.stop as string[] | undefined) ?? [];
+    const tokenizer = values.prompt !== undefined || stops.length > 0 ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
+    const prompt = values.prompt !== undefined ? tokenizer!.encode(values.prompt as string) : idListOption(values['prompt-ids'] as string, 'prompt-ids');
     const stopIds = values['stop-ids'] ? idListOption(values['stop-ids'] as string, 'stop-ids') : tokenizer ? [tokenizer.special.eod] : [];
     const ids: number[] = [];
     const started = performance.now();
-    let printed = 0;
+    // the text is the new ids decoded in context (decode(prompt + new) − decode(prompt)), cut before the first --stop
+    const completion = tokenizer ? new CompletionText(tokenizer, prompt, stops) : undefined;
+    const live = !values.json && completion !== undefined && io.isTTY;
     for (const id of generateTokens(model, prompt, { ...options, stopIds })) {
       ids.push(id);
-      if (!values.json && tokenizer && io.isTTY) {
-        const text = tokenizer.decode(ids);
-        process.stdout.write(text.slice(printed));
-        printed = text.length;
-      }
+      if (!completion) continue;
+      if (stopIds.includes(id) && id === tokenizer!.special.eod) break;
+      const step = completion.push(id);
+      if (live) process.stdout.write(step.delta);
+      if (step.stopped) break;
     }
     const seconds = (performance.now() - started) / 1000;
     model.dispose();
-    const text = tokenizer?.decode(ids);
-    if (values.json) io.out(JSON.stringify(text === undefined ? { ids } : { ids, text }));
-    else if (tokenizer && io.isTTY) io.out(text!.slice(printed));
+    const tail = completion?.finish();
+    const text = completion?.text;
+    if (values.json) io.out(JSON.stringify(text === undefined ? { ids } : { ids, text, ...(completion!.stopped ? { stopped: true } : {}) }));
+    else if (live) io.out(tail!.delta);
     else io.out(text ?? ids.join(','));
     io.err(`${ids.length} tokens in ${seconds.toFixed(2)} s (${(ids.length / seconds).toFixed(1)} tokens/s, cache ${options.useCache ? 'on' : 'off'})`);
   },

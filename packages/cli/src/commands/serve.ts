@@ -1,6 +1,5 @@
-import type { GenerationRequest } from '@yuan/core';
-import { createOpenAIServer, type ChatMessage, type ServedCompletion, type ServedModel } from '@yuan/eval';
-import { LocalModelAdapter } from '@yuan/model';
+import { createOpenAIServer, type ChatMessage, type ServedModel } from '@yuan/eval';
+import { ServingEngine, type PreparedRequest } from '@yuan/model';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
@@ -10,28 +9,30 @@ function yuanChat(messages: ChatMessage[]): string {
   return `${messages.map((m) => m.content).join('\n')}<sep>`;
 }
 
-/** A local model as the OpenAI-compatible server's `ServedModel`, streaming token by token. */
-function servedLocal(adapter: LocalModelAdapter, modelName: string): ServedModel {
-  const run = async (req: GenerationRequest, index: number, signal: AbortSignal, onText?: (t: string) => void): Promise<ServedCompletion> => {
-    const it = adapter.stream(req, index, signal);
-    let text = '';
-    for (;;) {
-      const step = await it.next();
-      if (step.done) return { text, finishReason: step.value.finishReason, promptTokens: step.value.promptTokens, completionTokens: step.value.completionTokens };
-      text += step.value;
-      onText?.(step.value);
-    }
-  };
+/** A local model as the OpenAI-compatible server's `ServedModel`: a continuous-batching engine, streaming token by token. */
+export function servedLocal(engine: ServingEngine, modelName: string): ServedModel<PreparedRequest> {
   return {
     modelName,
-    maxNewTokens: adapter.model.config.model.maxPositions,
+    maxNewTokens: engine.model.config.model.maxPositions,
     formatChat: yuanChat,
-    async generate(req, signal) {
-      const out: ServedCompletion[] = [];
-      for (let i = 0; i < (req.n ?? 1); i++) out.push(await run(req, i, signal));
-      return out;
+    tokenizer: {
+      encode: (text) => engine.tokenizer.encode(text),
+      decode: (ids) => engine.tokenizer.decode(ids),
+      vocabSize: Math.min(engine.tokenizer.vocabSize, engine.model.config.model.vocabSize),
+      eosToken: engine.tokenizer.decode([engine.tokenizer.special.eod]),
+      contextLength: engine.model.config.model.maxPositions,
     },
-    generateStream: (req, onText, signal) => run(req, 0, signal, onText),
+    prepare: (req, param) => engine.prepare(req, param),
+    async generate(prepared, onText, signal) {
+      const r = await engine.generate(prepared, onText, signal);
+      return r.choices.map((c) => ({
+        text: c.text,
+        finishReason: c.finishReason,
+        promptTokens: r.promptTokens,
+        completionTokens: c.completionTokens,
+        ...(c.logprobs ? { logprobs: c.logprobs } : {}),
+      }));
+    },
   };
 }
 
@@ -39,7 +40,7 @@ function servedLocal(adapter: LocalModelAdapter, modelName: string): ServedModel
 export const serveCommand: Command = {
   path: ['serve'],
   summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API',
-  usage: 'yuan serve (--model DIR | --preset NAME) [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--backend B]',
+  usage: 'yuan serve (--model DIR | --preset NAME) [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
@@ -47,24 +48,26 @@ export const serveCommand: Command = {
     port: { type: 'string' },
     host: { type: 'string' },
     name: { type: 'string' },
+    'max-batch': { type: 'string' },
     ...BACKEND_OPTION,
   },
   async run(values, _pos, io) {
     if (!values.model) requireString(values, 'preset', serveCommand);
     const port = numberOption(values, 'port', 8000, { int: true, min: 0 });
+    const maxBatch = numberOption(values, 'max-batch', 8, { int: true, min: 1 });
     const host = (values.host as string | undefined) ?? '127.0.0.1';
     const registry = await loadRegistry(values, values.preset || values.config ? loadConfig(values) : undefined);
     const model = await openModel(values, registry);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
     const name = (values.name as string | undefined) ?? (values.model ? path.basename(path.resolve(values.model as string)) : (values.preset as string));
-    const server = createOpenAIServer(servedLocal(new LocalModelAdapter(model, tokenizer, name), name));
+    const server = createOpenAIServer(servedLocal(new ServingEngine(model, tokenizer, { maxBatch }), name));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
     });
     const address = server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
-    io.out(`serving "${name}" on http://${host}:${actual}/v1 (completions, chat/completions, models); Ctrl-C to stop`);
+    io.out(`serving "${name}" on http://${host}:${actual}/v1 (completions, chat/completions, models; batches up to ${maxBatch}); Ctrl-C to stop`);
     await new Promise<void>((resolve) => {
       const stop = () => server.close(() => resolve());
       process.once('SIGINT', stop);

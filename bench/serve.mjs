@@ -1,0 +1,60 @@
+// Serving throughput with continuous batching: completion tokens/s and time to first text with 1, 4 and 16 concurrent
+// clients, against serving the same requests one at a time (the engine with a batch of 1), same model and requests.
+// Usage: node bench/serve.mjs [--preset tiny-lfa] [--tokens 32] [--requests 2] [--backend native]
+import { parseArgs } from 'node:util';
+import { lfaAttention } from '@yuan/attention-lfa';
+import { getPreset, resolveConfig } from '@yuan/core';
+import { ByteTokenizer, mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { initBackend } from '@yuan/tensor';
+
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'tiny-lfa' },
+    tokens: { type: 'string', default: '32' },
+    requests: { type: 'string', default: '2' },
+    backend: { type: 'string' },
+  },
+});
+const backend = await initBackend(values.backend);
+const config = resolveConfig(getPreset(values.preset).config);
+const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+const tokenizer = new ByteTokenizer();
+const tokens = Number(values.tokens);
+const perClient = Number(values.requests);
+
+/** Each client sends its requests one after another; prompts of different lengths. */
+async function run(engine, clients) {
+  const firsts = [];
+  let generated = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, c) => {
+      for (let r = 0; r < perClient; r++) {
+        const prompt = 'x'.repeat(8 + ((c * 7 + r * 13) % 33));
+        const sent = performance.now();
+        let first = -1;
+        const res = await engine.generate(engine.prepare({ prompt, maxNewTokens: tokens, ignoreEod: true, temperature: 0 }), () => {
+          if (first < 0) first = performance.now() - sent;
+        });
+        firsts.push(first);
+        generated += res.choices[0].completionTokens;
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  firsts.sort((a, b) => a - b);
+  return { tokensPerSecond: generated / seconds, ttftMs: firsts[Math.floor(firsts.length / 2)] };
+}
+
+await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), 1); // warm-up
+console.log(`preset ${values.preset}, backend ${backend.name}, ${tokens} new tokens per request, ${perClient} requests per client`);
+console.log('clients  one-at-a-time tok/s  batched tok/s  ratio  median time to first text (one-at-a-time / batched)');
+for (const clients of [1, 4, 16]) {
+  const serial = await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), clients);
+  const batched = await run(new ServingEngine(model, tokenizer, { maxBatch: 16 }), clients);
+  console.log(
+    `${String(clients).padStart(7)}  ${serial.tokensPerSecond.toFixed(1).padStart(19)}  ${batched.tokensPerSecond.toFixed(1).padStart(13)}  ` +
+      `${(batched.tokensPerSecond / serial.tokensPerSecond).toFixed(2).padStart(4)}x  ${serial.ttftMs.toFixed(0)} ms / ${batched.ttftMs.toFixed(0)} ms`,
+  );
+}
+model.dispose();
