@@ -1,0 +1,11 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  // the stage worker is its own entry: the coordinator starts it as `new Worker(new URL('./stage-worker.js', import.meta.url))`
+  entry: { index: 'src/index.ts', 'stage-worker': 'src/runtime/worker.ts' },
+  format: ['esm'],
+  dts: { entry: { index: 'src/index.ts' } },
+  clean: true,
+  sourcemap: true,
+  target: 'node20',
+});
