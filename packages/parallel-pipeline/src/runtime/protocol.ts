@@ -49,6 +49,8 @@ export interface StageStepReport {
   staticBytes: number;
   /** Bytes of the stage's gradient accumulators (4 B/param). */
   gradientBytes: number;
+  /** Live tensors of the stage's engine at the start of the step (must not grow across steps). */
+  tensors: number;
   /** Most micro-batches whose saved activations the stage held at once. */
   maxInFlight: number;
   /** Milliseconds from the step's start to its optimizer step, and of that, waiting on a neighbour. */

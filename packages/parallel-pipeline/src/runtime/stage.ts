@@ -277,7 +277,7 @@ export class Stage {
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
     this.lossSum = 0;
-    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, gradientBytes: this.parameterCount * 4, maxInFlight: 0, stepMs: 0, waitMs: 0 };
+    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, maxInFlight: 0, stepMs: 0, waitMs: 0 };
     const program: Instruction[] = runtimeSchedule(this.init.schedule, { stages: this.init.stages, microbatches: this.init.microbatches, stage: this.init.stage });
     const received = new Map<number, tf.Tensor3D>();
     const outputs = new Map<number, tf.Tensor>();
