@@ -41,7 +41,7 @@ export interface PipelineOptions {
   threadsPerStage?: number;
   /** Measure activation peaks with tf.profile (kernel-level high-water mark; slower). Default false: sampled per layer. */
   profileMemory?: boolean;
-  /** Test hook: make one stage fail at one step. */
+  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom if set. */
   fault?: InjectedFault;
 }
 
@@ -51,6 +51,11 @@ export interface PipelineEngine extends TrainingEngine {
   readonly stageReports: StageStepReport[];
   /** Layers per stage. */
   readonly partition: number[];
+}
+
+function faultFromEnv(): InjectedFault | undefined {
+  const m = /^(\d+):(\d+):(throw|exit|oom)$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
+  return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'] } : undefined;
 }
 
 /** Where the built worker entry is (dist/stage-worker.js beside dist/index.js; from source, the package's dist). */
@@ -261,6 +266,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
     }
     const url = workerUrl();
+    const fault = options.fault ?? faultFromEnv();
     const index = readPackedIndex(setup.data);
     const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
     const split = PackedSplit.open(setup.data, index, 'train');
@@ -287,13 +293,13 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         recompute: options.recompute ?? 'full',
         microbatches: m,
         profileMemory: options.profileMemory ?? false,
-        fault: options.fault,
+        fault,
       };
       first += partition[s];
       const worker = new Worker(url, {
         workerData: init,
         env: { ...process.env, YUAN_NATIVE_THREADS: String(options.threadsPerStage ?? 1) },
-        resourceLimits: options.fault?.kind === 'oom' && options.fault.stage === s ? { maxOldGenerationSizeMb: 64 } : undefined,
+        resourceLimits: fault?.kind === 'oom' && fault.stage === s ? { maxOldGenerationSizeMb: 64 } : undefined,
       });
       handles.push(new StageHandle(s, worker, (st, r) => onFailure(st, r)));
     }
