@@ -1,9 +1,10 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // the stage worker is its own entry: the coordinator starts it as `new Worker(new URL('./stage-worker.js', import.meta.url))`
+  entry: { index: 'src/index.ts', 'stage-worker': 'src/runtime/worker.ts' },
   format: ['esm'],
-  dts: true,
+  dts: { entry: { index: 'src/index.ts' } },
   clean: true,
   sourcemap: true,
   target: 'node20',

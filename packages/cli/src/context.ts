@@ -8,6 +8,7 @@ import {
   PluginRegistry,
   readConfigFile,
   registerPluginModules,
+  resolvePluginModule,
   resolveConfig,
   YuanError,
   type JsonObject,
@@ -137,4 +138,10 @@ export async function openTokenizer(registry: PluginRegistry, flag: string | und
 export function withPluginFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
   const extra = ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p));
   return extra.length ? { ...config, plugins: [...new Set([...config.plugins, ...extra])] } : config;
+}
+
+/** The file of the module a registered plugin came from (for workers that must import it themselves). */
+export function pluginModuleFile(registry: PluginRegistry, kind: string, name: string): string {
+  const source = registry.sourceOf(kind, name);
+  return resolvePluginModule(source, source.startsWith('@yuan/') ? CLI_DIR : process.cwd());
 }

@@ -1,4 +1,7 @@
-/** @yuan/parallel-pipeline: partitioners, GPipe/1F1B schedules as instruction lists, the pipeline memory planner and the paper's time model. */
+/**
+ * @yuan/parallel-pipeline: non-uniform pipeline parallelism — partitioners, GPipe/1F1B schedules as instruction lists,
+ * the stage runtime on worker threads with activation checkpointing, the memory planner and the paper's time model.
+ */
 import type { PluginRegistry } from '@yuan/core';
 import { PARTITION_PLUGINS } from './partition.js';
 import { SCHEDULE_PLUGINS } from './schedule.js';
@@ -44,7 +47,9 @@ export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type Tim
 
 /** Registers the built-in partitioners (`uniform`, `parameters`, `memory`) and schedules (`gpipe`, `1f1b`) in `registry`. */
 export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistry {
-  for (const p of PARTITION_PLUGINS) registry.register(p);
-  for (const s of SCHEDULE_PLUGINS) registry.register(s);
+  for (const p of PARTITION_PLUGINS) registry.register(p, '@yuan/parallel-pipeline');
+  for (const s of SCHEDULE_PLUGINS) registry.register(s, '@yuan/parallel-pipeline');
   return registry;
 }
+export { pipelineEngine, type PipelineOptions, type PipelineEngine } from './runtime/engine.js';
+export type { StageStepReport, InjectedFault } from './runtime/protocol.js';

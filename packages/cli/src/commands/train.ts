@@ -1,7 +1,8 @@
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { attentionLookup, type RunResult } from '@yuan/model';
+import { attentionLookup, modelParameters, singleProcessEngine, type EngineFactory, type RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
+import type { PluginRegistry } from '@yuan/core';
 import type { RankPayload } from '../training/data-parallel.js';
 import { trainWithProgress } from '../training/run.js';
 
@@ -27,13 +28,54 @@ function withMicrobatches(config: YuanConfig, values: Record<string, unknown>): 
   return { ...config, train: { ...((config.train as object | undefined) ?? {}), gradAccumulation: m } };
 }
 
+/**
+ * The engine the pipeline flags ask for: without `--pp` (or with `--pp 1`) the single-process trainer; with `--pp P`
+ * the pipeline engine, its layers per stage from the registry's partitioner (`uniform`, `parameters`, `memory`) or
+ * explicit blocks (`2,2,3,3`, `2x10,3x20`), its schedule from the registry (`1f1b`, `gpipe`). One-line usage errors;
+ * a note when M < P (the pipeline never fills).
+ */
+async function engineFromFlags(values: Record<string, unknown>, config: YuanConfig, registry: PluginRegistry, note: (text: string) => void): Promise<EngineFactory> {
+  const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
+  const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
+  const schedule = (values.schedule as string | undefined) ?? '1f1b';
+  if (!registry.has('schedule', schedule)) throw new YuanError('usage', `unknown schedule "${schedule}" (schedules: ${registry.names('schedule').join(', ')})`);
+  const recompute = (values.recompute as string | undefined) ?? 'full';
+  if (recompute !== 'full' && recompute !== 'stage') {
+    throw new YuanError('usage', `--recompute "${recompute}" is not full or stage (TensorFlow.js keeps no autodiff tape across calls, so Megatron's none/block recompute cannot be built)`);
+  }
+  if (pp === 1) return singleProcessEngine;
+  if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
+  if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
+  const { pipelineEngine, planPipeline } = await import('@yuan/parallel-pipeline');
+  const attention = attentionLookup(registry)(config.attention.name);
+  const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
+  const spec = (values.partition as string | undefined) ?? 'uniform';
+  const plan = planPipeline({
+    model: config.model,
+    parameters: modelParameters(config, attention),
+    attention: config.attention,
+    stages: pp,
+    microbatches: m,
+    microBatchSize: train?.microBatchSize ?? 8,
+    seqLength: train?.seqLength ?? 128,
+    partition: /^[\dx,\s]+$/.test(spec) ? spec.trim() : spec,
+    schedule,
+    recompute,
+    registry,
+  });
+  // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
+  const plugins = [pluginModuleFile(registry, 'attention', config.attention.name)];
+  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins });
+}
+
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
 export const trainCommand: Command = {
   path: ['train'],
   summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR --steps N --out DIR [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
-    '  [--microbatches M] [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
+    '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
+    '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
     '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
     '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too.\n' +
@@ -50,6 +92,10 @@ export const trainCommand: Command = {
     seed: { type: 'string' },
     json: { type: 'boolean' },
     microbatches: { type: 'string' },
+    pp: { type: 'string' },
+    schedule: { type: 'string' },
+    partition: { type: 'string' },
+    recompute: { type: 'string' },
     dp: { type: 'string' },
     zero: { type: 'string' },
     transport: { type: 'string' },
@@ -65,6 +111,9 @@ export const trainCommand: Command = {
     const parallel = ['dp', 'zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
     const { launchedAsRank, trainDataParallel } = await import('../training/data-parallel.js');
     let summary: TrainSummary;
+    if (parallel.length && numberOption(values, 'pp', 1, { int: true, min: 1 }) > 1) {
+      throw new YuanError('usage', '--pp with --dp is not supported yet: run the pipeline (--pp) or data parallelism (--dp) alone');
+    }
     if (parallel.length || launchedAsRank()) {
       const { rankFromEnvironment } = await import('@yuan/parallel-zero');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
@@ -92,8 +141,10 @@ export const trainCommand: Command = {
       if (launchedAsRank() && Number(process.env.RANK ?? process.env.SLURM_PROCID ?? process.env.JOB_COMPLETION_INDEX ?? 0) !== 0) return;
     } else {
       const registry = await loadRegistry({}, config);
+      const engine = await engineFromFlags(values, config, registry, (t) => io.err(t));
       const r = await trainWithProgress(io, {
         config,
+        engine,
         lookup: attentionLookup(registry),
         data,
         steps,

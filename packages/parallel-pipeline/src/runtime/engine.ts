@@ -1,0 +1,351 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { countParameters, YuanError } from '@yuan/core';
+import {
+  BatchLoader,
+  learningRate,
+  modelParameters,
+  PackedSplit,
+  partParameters,
+  readPackedIndex,
+  type Batch,
+  type CheckpointContents,
+  type EngineFactory,
+  type EngineSetup,
+  type StepMetrics,
+  type TrainingEngine,
+} from '@yuan/model';
+import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
+import { stagePrograms } from './schedule.js';
+import type { PluginRegistry } from '@yuan/core';
+
+/** Options of the pipeline engine. */
+export interface PipelineOptions {
+  /** Pipeline stages P (one worker thread each). */
+  stages: number;
+  /** Micro-batches per optimizer step M (the global batch is M × train.microBatchSize sequences). */
+  microbatches: number;
+  /** `1f1b` (default) or `gpipe`. */
+  schedule?: string;
+  /** Where to look the schedule up (kind `schedule`); default the built-ins `1f1b` and `gpipe`. */
+  registry?: PluginRegistry;
+  /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
+  partition: number[];
+  /** Activation checkpointing: `full` (default, one layer per checkpoint) or `stage`. */
+  recompute?: Recompute;
+  /**
+   * Module URLs or absolute paths whose exported attention plugins the stage workers can use (a worker cannot receive
+   * the plugin object itself); `mha` is always available. Resolve them where the package is a dependency, e.g.
+   * `import.meta.resolve('@yuan/attention-lfa')`.
+   */
+  plugins?: string[];
+  /** OpenBLAS threads per stage on the `native` backend (YUAN_NATIVE_THREADS in the worker). Default 1. */
+  threadsPerStage?: number;
+  /** Measure activation peaks with tf.profile (kernel-level high-water mark; slower). Default false: sampled per layer. */
+  profileMemory?: boolean;
+  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom if set. */
+  fault?: InjectedFault;
+}
+
+/** The pipeline engine: a `TrainingEngine` plus each stage's memory and time of the last step. */
+export interface PipelineEngine extends TrainingEngine {
+  /** Per stage (index = stage) report of the last completed step. */
+  readonly stageReports: StageStepReport[];
+  /** Layers per stage. */
+  readonly partition: number[];
+}
+
+function faultFromEnv(): InjectedFault | undefined {
+  const m = /^(\d+):(\d+):(throw|exit|oom)$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
+  return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'] } : undefined;
+}
+
+/** Where the built worker entry is (dist/stage-worker.js beside dist/index.js; from source, the package's dist). */
+function workerUrl(): URL {
+  for (const rel of ['./stage-worker.js', '../../dist/stage-worker.js']) {
+    const u = new URL(rel, import.meta.url);
+    if (existsSync(fileURLToPath(u))) return u;
+  }
+  throw new YuanError('pipeline', 'the stage worker (dist/stage-worker.js) is missing: build @yuan/parallel-pipeline first');
+}
+
+/** One stage worker and its message queues; every wait also rejects when the worker fails or exits. */
+class StageHandle {
+  private readonly queues = new Map<string, FromStage[]>();
+  private readonly waiters = new Map<string, { resolve: (m: FromStage) => void; reject: (e: Error) => void }>();
+  failure?: Error;
+  exited = false;
+
+  constructor(
+    readonly index: number,
+    readonly worker: Worker,
+    private readonly onFailure: (stage: number, reason: string) => void,
+  ) {
+    worker.on('message', (m: FromStage) => {
+      if (m.type === 'failed') return this.onFailure(index, m.message);
+      const w = this.waiters.get(m.type);
+      if (w) {
+        this.waiters.delete(m.type);
+        w.resolve(m);
+      } else {
+        const q = this.queues.get(m.type) ?? [];
+        q.push(m);
+        this.queues.set(m.type, q);
+      }
+    });
+    worker.on('error', (e: Error & { code?: string }) => {
+      this.onFailure(index, e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'ran out of memory' : e.message.split('\n')[0]);
+    });
+    worker.on('exit', (code) => {
+      this.exited = true;
+      this.onFailure(index, `its worker exited with code ${code}`);
+    });
+  }
+
+  post(m: ToStage, transfer: ArrayBuffer[] = []): void {
+    if (!this.failure) this.worker.postMessage(m, transfer);
+  }
+
+  expect<T extends FromStage['type']>(type: T): Promise<Extract<FromStage, { type: T }>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const q = this.queues.get(type);
+    if (q?.length) return Promise.resolve(q.shift() as Extract<FromStage, { type: T }>);
+    return new Promise((resolve, reject) => this.waiters.set(type, { resolve: resolve as (m: FromStage) => void, reject }));
+  }
+
+  fail(e: Error): void {
+    this.failure ??= e;
+    for (const w of this.waiters.values()) w.reject(e);
+    this.waiters.clear();
+  }
+}
+
+function microInput(b: Batch, stage: number, stages: number): MicroInput {
+  const first = stage === 0;
+  const last = stage === stages - 1;
+  return {
+    rows: b.rows,
+    seqLength: b.seqLength,
+    positions: b.positions.slice(),
+    ids: first ? b.ids.slice() : undefined,
+    targets: last ? b.targets.slice() : undefined,
+    mask: last ? b.mask.slice() : undefined,
+  };
+}
+
+function transfers(inputs: MicroInput[]): ArrayBuffer[] {
+  return inputs.flatMap((i) => [i.positions, i.ids, i.targets, i.mask].filter((a) => a !== undefined).map((a) => a!.buffer as ArrayBuffer));
+}
+
+class Pipeline implements PipelineEngine {
+  step = 0;
+  stageReports: StageStepReport[] = [];
+  private failure?: Error;
+  private phase = 'startup';
+  private evalId = 0;
+  private disposed = false;
+
+  constructor(
+    readonly handles: StageHandle[],
+    readonly parameterCount: number,
+    readonly partition: number[],
+    private readonly setup: EngineSetup,
+    private readonly options: Required<Pick<PipelineOptions, 'microbatches' | 'stages'>>,
+    private readonly loader: BatchLoader,
+    private readonly closeData: () => void,
+  ) {}
+
+  /** Stops the whole pipeline after a stage failed: one message naming the stage and the step; all workers end. */
+  fail(stage: number, reason: string): void {
+    if (this.failure || this.disposed) return;
+    this.failure = new YuanError('pipeline', `pipeline stage ${stage} failed ${this.phase}: ${reason}`);
+    for (const h of this.handles) h.fail(this.failure);
+    for (const h of this.handles) void h.worker.terminate();
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  private all<T extends FromStage['type']>(type: T): Promise<Extract<FromStage, { type: T }>[]> {
+    return Promise.all(this.handles.map((h) => h.expect(type)));
+  }
+
+  async trainStep(): Promise<StepMetrics> {
+    this.check();
+    const t0 = performance.now();
+    const step = this.step + 1;
+    this.phase = `at step ${step}`;
+    const { microbatches: m, stages: p } = this.options;
+    const batches = Array.from({ length: m }, () => this.loader.next());
+    const tokens = batches.reduce((a, b) => a + b.rows * b.seqLength, 0);
+    for (const [s, h] of this.handles.entries()) {
+      const inputs = batches.map((b) => microInput(b, s, p));
+      h.post({ type: 'step', step, inputs }, transfers(inputs));
+    }
+    const norms = await this.all('norm');
+    const loss = norms[p - 1].loss!;
+    const norm = Math.sqrt(norms.reduce((a, n) => a + n.squaredNorm, 0));
+    if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+      for (const h of this.handles) h.post({ type: 'discard' });
+      await this.all('stepDone');
+      const what = Number.isFinite(loss) ? `gradient norm is ${norm} (loss ${loss.toFixed(4)})` : `loss is ${loss}`;
+      throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
+    }
+    const c = this.setup.train;
+    const lr = learningRate(step, { lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: c.decaySteps ?? this.setup.totalSteps });
+    for (const h of this.handles) h.post({ type: 'update', lr, norm, clip: c.gradClip });
+    this.stageReports = (await this.all('stepDone')).map((d) => d.report);
+    this.step = step;
+    const seconds = (performance.now() - t0) / 1000;
+    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+  }
+
+  async evaluate(batches: readonly Batch[]): Promise<number> {
+    this.check();
+    if (batches.length === 0) return Number.NaN;
+    this.phase = `in evaluation after step ${this.step}`;
+    const id = ++this.evalId;
+    const p = this.options.stages;
+    for (const [s, h] of this.handles.entries()) {
+      const inputs = batches.map((b) => microInput(b, s, p));
+      h.post({ type: 'eval', id, inputs }, transfers(inputs));
+    }
+    const done = await this.all('evalDone');
+    const losses = done[p - 1].losses!;
+    return losses.reduce((a, b) => a + b, 0) / losses.length;
+  }
+
+  async checkpoint(): Promise<CheckpointContents> {
+    this.check();
+    this.phase = `while gathering the checkpoint of step ${this.step}`;
+    for (const h of this.handles) h.post({ type: 'state' });
+    const states = await this.all('state');
+    // whole-model order; the tied embedding (weights and moments) from the first stage
+    const specs = modelParameters(this.setup.config, this.setup.attention);
+    const weights = new Map<string, Float32Array>();
+    const moments = new Map<string, Float32Array>();
+    for (const s of [...states].reverse()) {
+      for (const [n, a] of s.weights) weights.set(n, a);
+      for (const [n, a] of s.moments) moments.set(n, a);
+    }
+    const ordered = new Map(specs.map((s) => [s.name, weights.get(s.name)!]));
+    const orderedMoments = new Map<string, Float32Array>();
+    for (const s of specs) for (const k of ['m', 'v']) if (moments.has(`${k}.${s.name}`)) orderedMoments.set(`${k}.${s.name}`, moments.get(`${k}.${s.name}`)!);
+    return { step: this.step, weights: ordered, optimizer: { step: states[0].optimizerStep, moments: orderedMoments }, data: this.loader.position() };
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all(this.handles.map((h) => h.worker.terminate()));
+    this.closeData();
+  }
+}
+
+/**
+ * The pipeline-parallel engine (Megatron's pipeline without interleaving, DeepSpeed's `PipelineEngine` as an
+ * instruction interpreter): P stages on `worker_threads` workers, each with its own TensorFlow.js engine and backend
+ * (`setup.backend`; `native` with `threadsPerStage` BLAS threads) and only its model part (first: embedding + its
+ * layers; last: its layers + final norm + tied output projection + loss). Activations [B, T, H] and their gradients go
+ * between neighbours over direct MessageChannel ports as transferred ArrayBuffers. The coordinator (this thread) owns
+ * the BatchLoader (the single-process data order, M micro-batches per step), sums the stages' squared gradient norms
+ * (the tied embedding once), checks them for non-finite values before any update, and sends the lr; the first and
+ * last stage sum their embedding gradients before the update. With one stage it computes the single-process trainer's
+ * step. Errors: a bad partition or option (YuanError 'usage'); a stage that throws, exits or runs out of memory
+ * stops the run with YuanError 'pipeline' naming the stage and the step, after terminating every worker.
+ */
+export function pipelineEngine(options: PipelineOptions): EngineFactory {
+  return async (setup) => {
+    const { stages: p, microbatches: m, partition } = options;
+    const schedule = options.schedule ?? '1f1b';
+    const layers = setup.config.model.numLayers;
+    if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
+    if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
+    if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
+    const programs = stagePrograms(schedule, p, m, options.registry);
+    if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
+      throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
+    }
+    const url = workerUrl();
+    const fault = options.fault ?? faultFromEnv();
+    const index = readPackedIndex(setup.data);
+    const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
+    const split = PackedSplit.open(setup.data, index, 'train');
+    const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, eod);
+    if (setup.resume) loader.seek(setup.resume.data);
+    const specs = modelParameters(setup.config, setup.attention);
+    const handles: StageHandle[] = [];
+    let engine: Pipeline | undefined;
+    let early: { stage: number; reason: string } | undefined;
+    const onFailure = (stage: number, reason: string) => (engine ? engine.fail(stage, reason) : ((early ??= { stage, reason }), handles.forEach((h) => h.fail(new YuanError('pipeline', `pipeline stage ${stage} failed at startup: ${reason}`)))));
+    let first = 0;
+    for (let s = 0; s < p; s++) {
+      const init: StageInit = {
+        stage: s,
+        stages: p,
+        firstLayer: first,
+        endLayer: first + partition[s],
+        config: setup.config,
+        train: setup.train,
+        seed: setup.seed,
+        backend: setup.backend,
+        plugins: options.plugins ?? [],
+        program: programs[s],
+        recompute: options.recompute ?? 'full',
+        microbatches: m,
+        profileMemory: options.profileMemory ?? false,
+        fault,
+      };
+      first += partition[s];
+      const worker = new Worker(url, {
+        workerData: init,
+        env: { ...process.env, YUAN_NATIVE_THREADS: String(options.threadsPerStage ?? 1) },
+        resourceLimits: fault?.kind === 'oom' && fault.stage === s ? { maxOldGenerationSizeMb: 64 } : undefined,
+      });
+      handles.push(new StageHandle(s, worker, (st, r) => onFailure(st, r)));
+    }
+    // neighbour channels, and one between the first and last stage for the tied embedding
+    const ports: { prev?: unknown; next?: unknown; tied?: unknown }[] = handles.map(() => ({}));
+    for (let s = 0; s + 1 < p; s++) {
+      const c = new MessageChannel();
+      ports[s].next = c.port1;
+      ports[s + 1].prev = c.port2;
+    }
+    if (p > 1) {
+      const c = new MessageChannel();
+      ports[0].tied = c.port1;
+      ports[p - 1].tied = c.port2;
+    }
+    let first2 = 0;
+    for (const [s, h] of handles.entries()) {
+      const list = Object.values(ports[s]) as never[];
+      h.worker.postMessage({ type: 'ports', ...ports[s] }, list);
+      const part = { embedding: s === 0, head: s === p - 1, firstLayer: first2, endLayer: first2 + partition[s] };
+      first2 += partition[s];
+      if (setup.resume) {
+        const names = partParameters(specs, part).map((x) => x.name);
+        const weights = names.map((n) => {
+          const w = setup.resume!.weights.get(n);
+          if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${n}`);
+          return [n, w.slice()] as [string, Float32Array];
+        });
+        const moments = names.flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`)).filter((k) => setup.resume!.optimizer.moments.has(k)).map((k) => [k, setup.resume!.optimizer.moments.get(k)!.slice()] as [string, Float32Array]);
+        h.post({ type: 'init', weights, moments, optimizerStep: setup.resume.optimizer.step }, [...weights, ...moments].map(([, a]) => a.buffer as ArrayBuffer));
+      } else h.post({ type: 'init' });
+    }
+    try {
+      await Promise.all(handles.map((h) => h.expect('ready')));
+    } catch (e) {
+      await Promise.all(handles.map((h) => h.worker.terminate()));
+      split.close();
+      throw e;
+    }
+    engine = new Pipeline(handles, countParameters(specs), partition, setup, { microbatches: m, stages: p }, loader, () => split.close());
+    if (setup.resume) engine.step = setup.resume.step;
+    engine.step = setup.resume?.step ?? 0;
+    void early;
+    return engine;
+  };
+}

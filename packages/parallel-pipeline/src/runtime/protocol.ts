@@ -1,0 +1,87 @@
+import type { Instruction } from './schedule.js';
+import type { YuanConfig } from '@yuan/core';
+import type { TrainConfig } from '@yuan/model';
+
+/** Activation checkpointing of a stage: `full` keeps each layer's input, `stage` keeps only the stage input. */
+export type Recompute = 'full' | 'stage';
+
+/** A fault a test asks a stage to raise (after the forwards of that step have started). */
+export interface InjectedFault {
+  stage: number;
+  step: number;
+  kind: 'throw' | 'exit' | 'oom';
+}
+
+/** What a stage worker starts from (`workerData`). */
+export interface StageInit {
+  stage: number;
+  stages: number;
+  firstLayer: number;
+  endLayer: number;
+  config: YuanConfig;
+  train: TrainConfig;
+  seed: number;
+  backend?: string;
+  /** Module URLs / paths whose exported attention plugins the worker may use (mha is always there). */
+  plugins: string[];
+  /** This stage's instruction list for one optimizer step (from the schedule plugin, built by the coordinator). */
+  program: Instruction[];
+  recompute: Recompute;
+  microbatches: number;
+  profileMemory: boolean;
+  fault?: InjectedFault;
+}
+
+/** One micro-batch's inputs for one stage (flat row-major [rows, seqLength]). */
+export interface MicroInput {
+  rows: number;
+  seqLength: number;
+  positions: Int32Array;
+  ids?: Int32Array;
+  targets?: Int32Array;
+  mask?: Float32Array;
+}
+
+/** A stage's memory and time of one step. */
+export interface StageStepReport {
+  stage: number;
+  /** Peak activation bytes of the step (see README: peak tf.memory().numBytes − parameters, moments and gradient accumulators). */
+  activationPeakBytes: number;
+  /** Parameter + AdamW moment bytes held by the stage at the start of the step. */
+  staticBytes: number;
+  /** Bytes of the stage's gradient accumulators (4 B/param). */
+  gradientBytes: number;
+  /** Live tensors of the stage's engine at the start of the step (must not grow across steps). */
+  tensors: number;
+  /** Most micro-batches whose saved activations the stage held at once. */
+  maxInFlight: number;
+  /** Milliseconds from the step's start to its optimizer step, and of that, waiting on a neighbour. */
+  stepMs: number;
+  waitMs: number;
+}
+
+/** Coordinator → stage. */
+export type ToStage =
+  | { type: 'init'; weights?: [string, Float32Array][]; moments?: [string, Float32Array][]; optimizerStep?: number }
+  | { type: 'step'; step: number; inputs: MicroInput[] }
+  | { type: 'update'; lr: number; norm: number; clip: number }
+  | { type: 'discard' }
+  | { type: 'eval'; id: number; inputs: MicroInput[] }
+  | { type: 'state' };
+
+/** Stage → coordinator. */
+export type FromStage =
+  | { type: 'ready'; parameters: number; backend: string }
+  | { type: 'norm'; step: number; squaredNorm: number; loss?: number }
+  | { type: 'stepDone'; step: number; report: StageStepReport }
+  | { type: 'discarded' }
+  | { type: 'evalDone'; id: number; losses?: number[] }
+  | { type: 'state'; weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }
+  | { type: 'failed'; message: string };
+
+/** Neighbour → neighbour (activation, gradient, tied-embedding gradient), data transferred. */
+export interface PeerMessage {
+  tag: string;
+  shape: number[];
+  data: Float32Array;
+}

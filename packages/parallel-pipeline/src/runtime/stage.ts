@@ -1,0 +1,413 @@
+import type { MessagePort } from 'node:worker_threads';
+import { accumulateGrads, AdamW, clipGrads, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
+import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import type { FromStage, MicroInput, PeerMessage, StageInit, StageStepReport } from './protocol.js';
+import type { Instruction } from './schedule.js';
+
+const TIED = 'model.embed_tokens.weight';
+
+/** Messages from one neighbour, by tag; `recv` waits for a tag that has not arrived yet. */
+class Mailbox {
+  private readonly arrived = new Map<string, PeerMessage>();
+  private readonly waiting = new Map<string, (m: PeerMessage) => void>();
+  constructor(readonly port: MessagePort) {
+    port.on('message', (m: PeerMessage) => {
+      const w = this.waiting.get(m.tag);
+      if (w) {
+        this.waiting.delete(m.tag);
+        w(m);
+      } else this.arrived.set(m.tag, m);
+    });
+  }
+  recv(tag: string): Promise<PeerMessage> {
+    const m = this.arrived.get(tag);
+    if (m) {
+      this.arrived.delete(tag);
+      return Promise.resolve(m);
+    }
+    return new Promise((resolve) => this.waiting.set(tag, resolve));
+  }
+  /** Sends a copy of the tensor's values (the backend owns its storage); the copy is transferred, not cloned. */
+  send(tag: string, t: tf.Tensor): void {
+    const data = new Float32Array(t.dataSync() as Float32Array);
+    this.port.postMessage({ tag, shape: t.shape, data } satisfies PeerMessage, [data.buffer]);
+  }
+  close(): void {
+    this.port.close();
+  }
+}
+
+/** A sub-model and its parameters in a fixed order (names and variables). */
+interface Piece {
+  model: YuanModel;
+  names: string[];
+  vars: tf.Variable[];
+}
+
+function piece(model: YuanModel): Piece {
+  return { model, names: [...model.params.keys()], vars: [...model.params.values()] };
+}
+
+/** Per-micro-batch tensors of the step in flight. */
+interface Micro {
+  input: MicroInput;
+  positions: tf.Tensor2D;
+  ids?: tf.Tensor2D;
+  targets?: tf.Tensor2D;
+  mask?: tf.Tensor2D;
+  /** `full`: each layer's input (and the head's); `stage`: the stage input (none on the first stage). */
+  saved: tf.Tensor3D[];
+  dy?: tf.Tensor3D;
+}
+
+/**
+ * One pipeline stage on its worker: its model part split into one piece per layer (so a layer can be recomputed
+ * alone), plus the embedding and/or head piece; AdamW over its own parameters; an interpreter of the schedule's
+ * instruction list.
+ */
+export class Stage {
+  readonly ends?: Piece;
+  readonly layers: Piece[] = [];
+  readonly params = new Map<string, tf.Variable>();
+  readonly optimizer: AdamW;
+  private readonly first: boolean;
+  private readonly last: boolean;
+  private readonly micro = new Map<number, Micro>();
+  private grads?: GradMap;
+  private lossSum = 0;
+  private report!: StageStepReport;
+  private step = 0;
+  private currentStep = 0;
+
+  constructor(
+    readonly init: StageInit,
+    attention: TensorAttentionPlugin<unknown>,
+    private readonly post: (m: FromStage, transfer?: ArrayBuffer[]) => void,
+    private readonly prev?: Mailbox,
+    private readonly next?: Mailbox,
+    private readonly tied?: Mailbox,
+    weights?: Map<string, Float32Array>,
+  ) {
+    const { config, seed, stage, stages, firstLayer, endLayer } = init;
+    this.first = stage === 0;
+    this.last = stage === stages - 1;
+    const make = (part: { embedding: boolean; firstLayer: number; endLayer: number; head: boolean }) =>
+      weights ? YuanModel.fromWeights(config, attention, weights, part) : YuanModel.init(config, attention, seed, part);
+    if (this.first || this.last) this.ends = piece(make({ embedding: this.first, head: this.last, firstLayer: 0, endLayer: 0 }));
+    for (let l = firstLayer; l < endLayer; l++) this.layers.push(piece(make({ embedding: false, head: false, firstLayer: l, endLayer: l + 1 })));
+    for (const p of [...(this.ends ? [this.ends] : []), ...this.layers]) for (const [i, n] of p.names.entries()) this.params.set(n, p.vars[i]);
+    const t = init.train;
+    this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
+  }
+
+  static async mailboxes(ports: { prev?: MessagePort; next?: MessagePort; tied?: MessagePort }) {
+    return { prev: ports.prev && new Mailbox(ports.prev), next: ports.next && new Mailbox(ports.next), tied: ports.tied && new Mailbox(ports.tied) };
+  }
+
+  get parameterCount(): number {
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  private bytesOf(tensors: Iterable<tf.Tensor>): number {
+    let n = 0;
+    for (const t of tensors) n += t.size * 4;
+    return n;
+  }
+
+  private staticBytes = 0;
+  private peak = 0;
+  private accumulatorBytes(): number {
+    return this.grads ? this.bytesOf(this.grads.values()) : 0;
+  }
+
+  /**
+   * Runs `f` and raises the step's activation high-water mark: tf.memory().numBytes (with `profileMemory`: tf.profile's
+   * kernel-level peakBytes inside `f`) minus the parameter + moment bytes at the step's start, minus `exclude`
+   * (gradient bytes alive then: accumulators and the micro-batch's parameter gradients).
+   */
+  private async track<T>(f: () => T, exclude: () => number): Promise<T> {
+    let out!: T;
+    let peak: number;
+    if (this.init.profileMemory) {
+      const info = await tf.profile(() => {
+        out = f();
+        return undefined as never;
+      });
+      peak = info.kernels.length ? info.peakBytes : tf.memory().numBytes;
+    } else {
+      out = f();
+      peak = tf.memory().numBytes;
+    }
+    this.peak = Math.max(this.peak, peak - this.staticBytes - exclude());
+    return out;
+  }
+
+  private tensors(input: MicroInput): Micro {
+    const shape: [number, number] = [input.rows, input.seqLength];
+    return {
+      input,
+      positions: tf.tensor2d(input.positions, shape, 'int32'),
+      ids: input.ids && tf.tensor2d(input.ids, shape, 'int32'),
+      targets: input.targets && tf.tensor2d(input.targets, shape, 'int32'),
+      mask: input.mask && tf.tensor2d(input.mask, shape, 'float32'),
+      saved: [],
+    };
+  }
+
+  private freeMicro(m: Micro): void {
+    tf.dispose([m.positions, m.ids, m.targets, m.mask, m.dy, ...m.saved].filter((t) => t !== undefined) as tf.Tensor[]);
+  }
+
+  private layerOut(p: Piece, x: tf.Tensor3D, positions: tf.Tensor2D): tf.Tensor3D {
+    return p.model.layers(x, { positions }).hidden;
+  }
+
+  private lossOf(h: tf.Tensor3D, m: Micro): tf.Scalar {
+    return crossEntropy(this.ends!.model.head(h), m.targets!, m.mask);
+  }
+
+  /** The whole stage's forward from its input (ids on the first stage): the output [B, T, H] or the loss. */
+  private stageForward(m: Micro, input: tf.Tensor3D | undefined): tf.Tensor {
+    return tf.tidy(() => {
+      let x = this.first ? this.ends!.model.embed(m.ids!) : input!;
+      for (const p of this.layers) x = this.layerOut(p, x, m.positions);
+      return this.last ? this.lossOf(x, m) : x;
+    });
+  }
+
+  private forward(mb: number, received: tf.Tensor3D | undefined): tf.Tensor {
+    const m = this.micro.get(mb)!;
+    if (this.init.recompute === 'stage') {
+      if (received) m.saved.push(received);
+      return this.stageForward(m, received);
+    }
+    let x = this.first ? this.ends!.model.embed(m.ids!) : received!;
+    for (const p of this.layers) {
+      m.saved.push(x);
+      x = this.layerOut(p, x, m.positions);
+    }
+    if (!this.last) return x;
+    m.saved.push(x);
+    return tf.tidy(() => this.lossOf(x, m));
+  }
+
+  /** Gradients of `f` (a tensor, or the loss when `dy` is undefined) for `xs` and a piece's variables. */
+  private grad(f: () => tf.Tensor, x: tf.Tensor | undefined, pieces: Piece[], dy: tf.Tensor | undefined, into: GradMap): tf.Tensor3D | undefined {
+    const vars = pieces.flatMap((p) => p.vars);
+    const names = pieces.flatMap((p) => p.names);
+    const xs = x ? [x, ...vars] : vars;
+    const { value, grads } = tf.engine().gradients(f, xs, dy as never, true);
+    value.dispose();
+    const off = x ? 1 : 0;
+    for (const [i, n] of names.entries()) {
+      const g = grads[i + off] ?? tf.zerosLike(vars[i]);
+      const prev = into.get(n);
+      if (prev) {
+        into.set(n, tf.add(prev, g));
+        prev.dispose();
+        g.dispose();
+      } else into.set(n, g);
+    }
+    return x ? (grads[0] as tf.Tensor3D) : undefined;
+  }
+
+  /** Backward of one micro-batch: its parameter gradients (accumulated × 1/M) and dL/d(input) unless first. */
+  private async backward(mb: number): Promise<tf.Tensor3D | undefined> {
+    const m = this.micro.get(mb)!;
+    const g: GradMap = new Map();
+    const gradBytes = () => this.accumulatorBytes() + this.bytesOf(g.values());
+    let dx: tf.Tensor3D | undefined;
+    if (this.init.recompute === 'stage') {
+      const input = this.first ? undefined : m.saved[0];
+      const pieces = [...(this.ends ? [this.ends] : []), ...this.layers];
+      dx = await this.track(() => this.grad(() => this.stageForward(m, input), input, pieces, this.last ? undefined : m.dy, g), gradBytes);
+    } else {
+      let dy = m.dy;
+      let k = m.saved.length;
+      if (this.last) {
+        const h = m.saved[--k];
+        dy = await this.track(() => this.grad(() => this.lossOf(h, m), h, [this.ends!], undefined, g), gradBytes);
+      }
+      for (let l = this.layers.length - 1; l >= 0; l--) {
+        const x = m.saved[--k];
+        const p = this.layers[l];
+        const upstream = dy;
+        const next = await this.track(() => this.grad(() => this.layerOut(p, x, m.positions), x, [p], upstream, g), gradBytes);
+        if (dy !== m.dy) dy?.dispose();
+        dy = next;
+      }
+      if (this.first) {
+        const upstream = dy;
+        await this.track(() => this.grad(() => this.ends!.model.embed(m.ids!), undefined, [this.ends!], upstream, g), gradBytes);
+        if (dy !== m.dy) dy?.dispose();
+      } else dx = dy;
+    }
+    // the same accumulation as the single-process trainer: running sum of g × 1/M in micro-batch order
+    const ordered: GradMap = new Map([...this.params.keys()].map((n) => [n, g.get(n)!]));
+    this.grads = accumulateGrads(this.grads, ordered, 1 / this.init.microbatches);
+    return dx;
+  }
+
+  private tag(kind: string, mb: number): string {
+    return `${this.currentStep}:${kind}:${mb}`;
+  }
+
+  private async recv(box: Mailbox, tag: string): Promise<tf.Tensor3D> {
+    const t0 = performance.now();
+    const msg = await box.recv(tag);
+    this.report.waitMs += performance.now() - t0;
+    return tf.tensor(msg.data, msg.shape as [number, number, number], "float32") as tf.Tensor3D;
+  }
+
+  private maybeFault(): void {
+    const f = this.init.fault;
+    if (!f || f.stage !== this.init.stage || f.step !== this.currentStep) return;
+    if (f.kind === 'throw') throw new Error(`injected fault in stage ${f.stage}`);
+    if (f.kind === 'exit') process.exit(3);
+    const hog: number[][] = [];
+    for (;;) hog.push(new Array(1 << 20).fill(hog.length));
+  }
+
+  /** Runs one optimizer step's instruction list; reports the squared norm and waits for the coordinator's decision. */
+  async trainStep(step: number, inputs: MicroInput[], decision: () => Promise<{ type: 'update'; lr: number; norm: number; clip: number } | { type: 'discard' }>): Promise<void> {
+    this.currentStep = step;
+    const t0 = performance.now();
+    this.staticBytes = tf.memory().numBytes;
+    this.peak = 0;
+    this.lossSum = 0;
+    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, maxInFlight: 0, stepMs: 0, waitMs: 0 };
+    const program: Instruction[] = this.init.program;
+    const received = new Map<number, tf.Tensor3D>();
+    const outputs = new Map<number, tf.Tensor>();
+    const dxs = new Map<number, tf.Tensor3D>();
+    try {
+      for (const ins of program) {
+        switch (ins.kind) {
+          case 'loadMicroBatch':
+            if (!this.micro.has(ins.mb)) this.micro.set(ins.mb, this.tensors(inputs[ins.mb]));
+            break;
+          case 'recvActivation':
+            received.set(ins.mb, await this.recv(this.prev!, this.tag('act', ins.mb)));
+            break;
+          case 'forward': {
+            if (!this.micro.has(ins.mb)) this.micro.set(ins.mb, this.tensors(inputs[ins.mb]));
+            this.maybeFault();
+            const r = received.get(ins.mb);
+            received.delete(ins.mb);
+            outputs.set(ins.mb, await this.track(() => this.forward(ins.mb, r), () => this.accumulatorBytes()));
+            this.report.maxInFlight = Math.max(this.report.maxInFlight, this.micro.size);
+            if (this.last) {
+              const loss = outputs.get(ins.mb)!;
+              this.lossSum += loss.dataSync()[0] / this.init.microbatches;
+              loss.dispose();
+              outputs.delete(ins.mb);
+            }
+            break;
+          }
+          case 'sendActivation': {
+            const y = outputs.get(ins.mb)!;
+            this.next!.send(this.tag('act', ins.mb), y);
+            y.dispose();
+            outputs.delete(ins.mb);
+            break;
+          }
+          case 'recvGradient':
+            this.micro.get(ins.mb)!.dy = await this.recv(this.next!, this.tag('grad', ins.mb));
+            break;
+          case 'backward': {
+            const dx = await this.backward(ins.mb);
+            if (dx) dxs.set(ins.mb, dx);
+            this.freeMicro(this.micro.get(ins.mb)!);
+            this.micro.delete(ins.mb);
+            break;
+          }
+          case 'sendGradient': {
+            const dx = dxs.get(ins.mb)!;
+            this.prev!.send(this.tag('grad', ins.mb), dx);
+            dx.dispose();
+            dxs.delete(ins.mb);
+            break;
+          }
+          case 'reduceTiedGradients': {
+            // Megatron `_allreduce_word_embedding_grads`: the first and last stage add each other's embedding
+            // gradient, so both copies get the same update (a + b = b + a exactly in IEEE arithmetic).
+            const mine = this.grads!.get(TIED)!;
+            this.tied!.send(this.tag('tied', 0), mine);
+            const other = await this.recv(this.tied!, this.tag('tied', 0));
+            this.grads!.set(TIED, tf.add(mine, other));
+            tf.dispose([mine, other]);
+            break;
+          }
+          case 'optimizerStep': {
+            this.report.stepMs = performance.now() - t0;
+            // the tied embedding counts once in the global norm: on the first stage only
+            const counted = [...this.grads!].filter(([n]) => !(n === TIED && this.last && !this.first)).map(([, g]) => g);
+            const sq = counted.length ? tf.tidy(() => tf.addN(counted.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0);
+            const squaredNorm = sq.dataSync()[0];
+            sq.dispose();
+            this.post({ type: 'norm', step, squaredNorm, loss: this.last ? this.lossSum : undefined });
+            const d = await decision();
+            if (d.type === 'update') {
+              clipGrads(this.grads!, d.norm, d.clip);
+              this.optimizer.update(this.params, this.grads!, d.lr);
+              this.step = step;
+            }
+            disposeGrads(this.grads);
+            this.grads = undefined;
+            break;
+          }
+        }
+      }
+    } finally {
+      for (const m of this.micro.values()) this.freeMicro(m);
+      this.micro.clear();
+      tf.dispose([...received.values(), ...outputs.values(), ...dxs.values()]);
+      disposeGrads(this.grads);
+      this.grads = undefined;
+    }
+    this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
+  }
+
+  /** The report of the last step. */
+  get lastReport(): StageStepReport {
+    return this.report;
+  }
+
+  /** Forward-only losses of evaluation batches (the last stage returns them). */
+  async evaluate(id: number, inputs: MicroInput[]): Promise<number[] | undefined> {
+    const losses: number[] = [];
+    for (const [i, input] of inputs.entries()) {
+      const m = this.tensors(input);
+      const tag = `eval${id}:act:${i}`;
+      const h = this.first ? undefined : await this.prev!.recv(tag).then((msg) => tf.tensor(msg.data, msg.shape as [number, number, number], "float32") as tf.Tensor3D);
+      const out = this.stageForward(m, h);
+      if (this.last) losses.push(out.dataSync()[0]);
+      else this.next!.send(tag, out);
+      tf.dispose([out, ...(h ? [h] : [])]);
+      this.freeMicro(m);
+    }
+    return this.last ? losses : undefined;
+  }
+
+  /** Weights and AdamW moments by name, for a checkpoint. */
+  async state(): Promise<{ weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }> {
+    const weights: [string, Float32Array][] = [];
+    for (const [n, v] of this.params) weights.push([n, new Float32Array((await v.data()) as Float32Array)]);
+    const s = await this.optimizer.exportState();
+    return { weights, moments: [...s.moments].map(([n, a]) => [n, new Float32Array(a)]), optimizerStep: s.step };
+  }
+
+  /** Restores AdamW moments (strict: every parameter of the stage needs both). */
+  restore(moments: Map<string, Float32Array>, optimizerStep: number): void {
+    this.optimizer.importState(this.params, { step: optimizerStep, moments });
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+    for (const v of this.params.values()) v.dispose();
+    for (const b of [this.prev, this.next, this.tied]) b?.close();
+  }
+}
+

@@ -1,0 +1,76 @@
+// The entry of one pipeline stage's worker thread (built as dist/stage-worker.js): its own TensorFlow.js engine and
+// backend, its model part, and the instruction interpreter in `stage.ts`. Any failure is reported to the coordinator
+// as a one-line `failed` message; the thread then exits non-zero.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { mhaAttention } from '@yuan/model';
+import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import type { FromStage, StageInit, ToStage } from './protocol.js';
+import { Stage } from './stage.js';
+
+const init = workerData as StageInit;
+const port = parentPort!;
+const post = (m: FromStage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+async function attentionPlugin(): Promise<TensorAttentionPlugin<unknown>> {
+  const found: TensorAttentionPlugin<unknown>[] = [mhaAttention as TensorAttentionPlugin<unknown>];
+  for (const spec of init.plugins) {
+    const mod = (await import(spec)) as Record<string, unknown>;
+    for (const v of Object.values(mod)) {
+      if (v && typeof v === 'object' && (v as { kind?: unknown }).kind === 'attention') found.push(v as TensorAttentionPlugin<unknown>);
+    }
+  }
+  const p = found.find((f) => f.name === init.config.attention.name);
+  if (!p) throw new Error(`attention plugin "${init.config.attention.name}" is not in the stage's plugin modules (${found.map((f) => f.name).join(', ')})`);
+  return p;
+}
+
+// Messages from the coordinator, consumed in order by the main loop below.
+const inbox: ToStage[] = [];
+let wake: (() => void) | undefined;
+let ports: { prev?: MessagePort; next?: MessagePort; tied?: MessagePort } | undefined;
+port.on('message', (m: ToStage | { type: 'ports'; prev?: MessagePort; next?: MessagePort; tied?: MessagePort }) => {
+  if (m.type === 'ports') ports = m;
+  else inbox.push(m);
+  wake?.();
+});
+async function nextMessage(): Promise<ToStage> {
+  while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
+  wake = undefined;
+  return inbox.shift()!;
+}
+
+async function main(): Promise<void> {
+  const backend = await initBackend(init.backend);
+  const attention = await attentionPlugin();
+  const first = await nextMessage();
+  if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
+  while (!ports) await new Promise<void>((r) => setTimeout(r, 1));
+  const boxes = await Stage.mailboxes(ports);
+  const stage = new Stage(init, attention, post, boxes.prev, boxes.next, boxes.tied, first.weights && new Map(first.weights));
+  if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
+  post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
+  for (;;) {
+    const m = await nextMessage();
+    if (m.type === 'step') {
+      await stage.trainStep(m.step, m.inputs, async () => {
+        const d = await nextMessage();
+        if (d.type !== 'update' && d.type !== 'discard') throw new Error(`expected update or discard, got ${d.type}`);
+        return d;
+      });
+      post({ type: 'stepDone', step: m.step, report: stage.lastReport });
+    } else if (m.type === 'eval') {
+      post({ type: 'evalDone', id: m.id, losses: await stage.evaluate(m.id, m.inputs) });
+    } else if (m.type === 'state') {
+      const s = await stage.state();
+      post({ type: 'state', ...s }, [...s.weights, ...s.moments].map(([, a]) => a.buffer as ArrayBuffer));
+    } else {
+      throw new Error(`unexpected message ${m.type}`);
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  post({ type: 'failed', message: msg });
+  setTimeout(() => process.exit(1), 50);
+});
