@@ -237,7 +237,7 @@ class DataParallelEngine implements TrainingEngine {
     else await this.updateShard(gradShard!, scale, lr);
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    return { step, loss: globalLoss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+    return { step, loss: globalLoss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory: { ...this.memory() } };
   }
 
   private updateReplicated(full: Float32Array, scale: number, lr: number): void {

@@ -16,6 +16,8 @@ export interface StepMetrics {
   tokens: number;
   tokensPerSecond: number;
   seconds: number;
+  /** Bytes this rank holds by kind (e.g. `optimizerBytes`, `gradientBytes`), where the engine measures them; logged to the metrics. */
+  memory?: Record<string, number>;
 }
 
 /**

@@ -175,7 +175,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     while (engine.step < o.steps) {
       const m = await engine.trainStep();
       history.push(m);
-      await log({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSecond: Math.round(m.tokensPerSecond), seconds: m.seconds, tokens: m.tokens });
+      await log({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSecond: Math.round(m.tokensPerSecond), seconds: m.seconds, tokens: m.tokens, ...(m.memory ?? {}) });
       const last = m.step === o.steps;
       if ((tc.validEvery > 0 && m.step % tc.validEvery === 0) || last) {
         validLoss = await engine.evaluate(validBatches);
