@@ -21,9 +21,21 @@ async function openLocalModel(dir: string, values: Record<string, unknown>): Pro
 }
 
 /** Flags that set an evaluator option, by evaluator: flag → [option, parse]. */
-const TASK_FLAGS: Record<string, Record<string, [string, 'string' | 'ms' | 'int']>> = {
-  humaneval: { timeout: ['timeoutMs', 'ms'], 'memory-mb': ['memoryMb', 'int'], isolation: ['isolation', 'string'], completion: ['completion', 'string'] },
-  gsm8k: { 'prompt-style': ['prompt', 'string'] },
+const YUAN: Record<string, [string, 'string']> = { protocol: ['protocol', 'string'], lang: ['lang', 'string'] };
+const TASK_FLAGS: Record<string, Record<string, [string, 'string' | 'ms' | 'int' | 'seed']>> = {
+  humaneval: {
+    timeout: ['timeoutMs', 'ms'],
+    'memory-mb': ['memoryMb', 'int'],
+    isolation: ['isolation', 'string'],
+    completion: ['completion', 'string'],
+    protocol: ['protocol', 'string'],
+    select: ['select', 'string'],
+    'test-samples': ['testSamples', 'int'],
+  },
+  gsm8k: { 'prompt-style': ['prompt', 'string'], ...YUAN },
+  mathqa: YUAN,
+  mathcloze: YUAN,
+  truthfulqa: { ...YUAN, 'shuffle-seed': ['shuffleSeed', 'seed'] },
   svamp: { 'prompt-style': ['prompt', 'string'] },
   agieval: { subsets: ['subsets', 'string'], method: ['method', 'string'] },
   perplexity: { file: ['file', 'string'], 'chunk-chars': ['chunkChars', 'int'] },
@@ -39,6 +51,7 @@ function taskOptions(task: string, values: Record<string, unknown>): Record<stri
     const [name, kind] = spec;
     if (kind === 'string') options[name] = values[flag];
     else if (kind === 'ms') options[name] = Math.round(numberOption(values, flag, 0, { min: 0.001 }) * 1000);
+    else if (kind === 'seed') options[name] = numberOption(values, flag, 0, { int: true, min: -1 });
     else options[name] = numberOption(values, flag, 0, { int: true, min: 1 });
   }
   return options;
@@ -54,13 +67,14 @@ function kList(raw: string | undefined): number[] {
 /** `yuan eval TASK`: runs an evaluation on a local model, an OpenAI-compatible endpoint or supplied samples. */
 export const evalCommand: Command = {
   path: ['eval'],
-  summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, perplexity): local --model, --endpoint, or --samples',
+  summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples',
   usage:
     'yuan eval TASK (--model DIR [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
     '[--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
-    '[humaneval: --timeout SECONDS --memory-mb MB --isolation auto|namespaces|plain --completion raw|code-block] ' +
-    '[gsm8k/svamp: --prompt-style qa|yuan] [agieval: --subsets a,b --method auto|loglik|extract] [perplexity: --file TEXT --chunk-chars C] ' +
-    '[endpoint: --concurrency C --retries R --request-timeout SECONDS]',
+    '[humaneval: --timeout SECONDS --memory-mb MB --isolation auto|namespaces|plain --completion raw|code-block --protocol yuan|default --select none|tests --test-samples N] ' +
+    '[gsm8k/svamp: --prompt-style qa|yuan] [gsm8k, mathqa, mathcloze, truthfulqa: --protocol yuan|default --lang zh|en] [truthfulqa: --shuffle-seed S|-1] ' +
+    '[agieval: --subsets a,b --method auto|loglik|extract] [perplexity: --file TEXT --chunk-chars C] ' +
+    '[endpoint: --concurrency C --retries R --request-timeout SECONDS --logprobs]',
   options: {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
@@ -72,6 +86,7 @@ export const evalCommand: Command = {
     concurrency: { type: 'string' },
     retries: { type: 'string' },
     'request-timeout': { type: 'string' },
+    logprobs: { type: 'boolean' },
     samples: { type: 'string' },
     n: { type: 'string' },
     k: { type: 'string' },
@@ -93,14 +108,19 @@ export const evalCommand: Command = {
     method: { type: 'string' },
     file: { type: 'string' },
     'chunk-chars': { type: 'string' },
+    protocol: { type: 'string' },
+    lang: { type: 'string' },
+    select: { type: 'string' },
+    'test-samples': { type: 'string' },
+    'shuffle-seed': { type: 'string' },
   },
   async run(values, positionals, io) {
-    if (positionals.length !== 1) throw new YuanError('usage', `give exactly one TASK (humaneval, gsm8k, svamp, agieval, perplexity)\nusage: ${evalCommand.usage}`);
+    if (positionals.length !== 1) throw new YuanError('usage', `give exactly one TASK (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity)\nusage: ${evalCommand.usage}`);
     const task = positionals[0]!;
     const evaluator = getEvaluator(task);
     const sources = ['model', 'endpoint', 'samples'].filter((s) => values[s] !== undefined);
     if (sources.length !== 1) throw new YuanError('usage', `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`);
-    const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout'].filter((f) => values[f] !== undefined);
+    const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout', 'logprobs'].filter((f) => values[f] !== undefined);
     if (values.endpoint === undefined && endpointFlags.length) throw new YuanError('usage', `--${endpointFlags[0]} only applies with --endpoint`);
     const n = numberOption(values, 'n', 1, { int: true, min: 1 });
     const k = kList(values.k as string | undefined);
@@ -128,6 +148,7 @@ export const evalCommand: Command = {
         endpoint: values.endpoint as string,
         model: values['api-model'] as string,
         chat: Boolean(values.chat),
+        logprobs: Boolean(values.logprobs),
         ...(values['api-key-env'] ? { apiKeyEnv: values['api-key-env'] as string } : {}),
         concurrency: numberOption(values, 'concurrency', settings.workers, { int: true, min: 1 }),
         retries: numberOption(values, 'retries', 3, { int: true, min: 0 }),

@@ -132,7 +132,7 @@ async function truthfulEn(ctx: EvalContext): Promise<EvalResult> {
   for (const b of bad) ctx.log({ question_id: String(b.index), skipped: b.reason });
   const items = ctx.settings.limit === undefined ? all : all.slice(0, ctx.settings.limit);
   let done = 0;
-  const scored = await mapLimit(items, ctx.settings.workers, async (q) => {
+  const scoring = mapLimit(items, ctx.settings.workers, async (q) => {
     const context = truthfulEnContext(q.question);
     const ll = new Map<string, number>();
     for (const t of [...q.mc1, ...q.mc2]) if (!ll.has(t.text)) ll.set(t.text, await model.logLikelihood!(context, ` ${t.text}`));
@@ -144,6 +144,9 @@ async function truthfulEn(ctx: EvalContext): Promise<EvalResult> {
     ctx.log({ question_id: q.id, mc1_scores: mc1Scores, mc1_pick: q.mc1[best]!.text, mc1_correct: mc1 === 1, mc2 });
     ctx.progress?.(++done, items.length);
     return { mc1, mc2 };
+  });
+  const scored = await scoring.catch((e: Error) => {
+    throw new YuanError('usage', `truthfulqa --lang en needs option log-likelihoods, and ${model.name} gave none: ${e.message.replace(/\s+/g, ' ')}`);
   });
   return {
     task: 'truthfulqa',
