@@ -12,9 +12,10 @@ function paperBlock(paper: Record<string, unknown>): string[] {
   const cols = Object.keys(reported);
   const oursText = Object.entries(ours).map(([k, v]) => `${k} ${Number.isFinite(v) ? (v * 100).toFixed(1) : '-'}`).join(', ');
   return [
-    `protocol ${String(paper.protocol)}: ours beside the YUAN 2.0 paper (${String(paper.metric)}, %; ${String(paper.paper_data)})`,
-    `  ${'ours'.padEnd(12)}  ${cols.map((c) => c.padStart(8)).join('  ')}`,
-    `  ${oursText.padEnd(12)}  ${cols.map((c) => reported[c]!.toFixed(1).padStart(8)).join('  ')}`,
+    `protocol ${String(paper.protocol)}; the YUAN 2.0 paper's ${String(paper.metric)} in % (${String(paper.paper_data)}):`,
+    `  ${''.padEnd(6)}${cols.map((c) => c.padStart(9)).join('')}`,
+    `  ${'paper'.padEnd(6)}${cols.map((c) => reported[c]!.toFixed(1).padStart(9)).join('')}`,
+    `  ours (this run): ${oursText}`,
     ...(paper.note ? [`  ${String(paper.note)}`] : []),
   ];
 }
