@@ -24,7 +24,8 @@ describe('YUAN GSM8K scorer (score_gsm8k.py rules)', () => {
   });
   it('matches any of the last three numbers, but not the gold inside a bigger number', () => {
     expect(scoreYuanGsm8k('共 12 个，每个 5 元，总计 60 元，找零 40', '60').correct).toBe(true);
-    expect(scoreYuanGsm8k('1 2 3 4 60 7 8 9', '60').correct).toBe(false);
+    expect(scoreYuanGsm8k('得 60.0 元', '60').correct).toBe(true); // 60.0 is not the whole number 60, but equal as a float
+    expect(scoreYuanGsm8k('结果是 60.0，加 1 是 61，加 1 是 62，加 1 是 63', '60').correct).toBe(false); // not among the last three
     expect(scoreYuanGsm8k('答案是185', '85').correct).toBe(false);
     expect(scoreYuanGsm8k('答案是85.5', '85').correct).toBe(false);
     expect(scoreYuanGsm8k('没有数字', '85')).toMatchObject({ correct: false, answer: null });

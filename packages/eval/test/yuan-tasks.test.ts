@@ -65,6 +65,10 @@ describe.skipIf(!have)(have ? 'YUAN-protocol evaluators' : noData('yuan-eval'), 
     const { result } = await runEvaluation({ evaluator: 'truthfulqa', options: { lang: 'en' }, settings: { ...settings, limit: 5 }, model });
     expect(result.metrics.mc1).toBe(1);
     expect(result.metrics.mc2).toBeGreaterThan(0.99);
+    const liar: ModelAdapter = { name: 'liar', generate: async () => [''], logLikelihood: async (_c, x) => (truths.has(x) ? -20 : -1) };
+    const lies = await runEvaluation({ evaluator: 'truthfulqa', options: { lang: 'en' }, settings: { ...settings, limit: 5 }, model: liar });
+    expect(lies.result.metrics.mc1).toBe(0);
+    expect(lies.result.metrics.mc2).toBeLessThan(0.01);
     const noLl: ModelAdapter = { name: 'plain-endpoint', generate: async () => [''] };
     await expect(runEvaluation({ evaluator: 'truthfulqa', settings, model: noLl })).rejects.toThrow(/^truthfulqa --lang en needs option log-likelihoods[^\n]*$/);
     const refusing: ModelAdapter = { ...noLl, logLikelihood: async () => Promise.reject(new Error('HTTP 400: echo is not supported')) };
