@@ -6,7 +6,10 @@
  * over the work directory, writes the files back, then forks the program with the resource limits and waits for it;
  * when the launcher exits the kernel kills everything left in the PID namespace.
  * MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
- * In both modes an alarm ends the run `wallSeconds` after the start even if the Node process is gone.
+ * In both modes the program arrives on stdin after the setup (a `P` byte, then its source, then end of file), so a
+ * sandbox can be prepared before its program is known (the warm pool of `Sandbox`); anything else on stdin (the Node
+ * process gone) ends the launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the
+ * run `wallSeconds` after the program arrived, even if the Node process is gone.
  * Exit code 121 means the sandbox itself could not be set up (never a program result).
  */
 export const LAUNCHER_PY = String.raw`
@@ -70,9 +73,23 @@ def program_argv():
 env = {'PATH': '/usr/bin:/bin', 'HOME': workdir, 'TMPDIR': workdir, 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
 
 # A watchdog of its own, in case the Node process that would enforce the wall-clock limit dies first.
+def receive_program():
+    chunks = []
+    while True:
+        b = os.read(0, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    data = b''.join(chunks)
+    if not data.startswith(b'P'):
+        os._exit(122)  # no program came: the sandbox was prepared and never used
+    with open(os.path.join(workdir, 'program.py'), 'wb') as f:
+        f.write(data[1:])
+
 if mode == 'plain':
     try:
         os.chdir(workdir)
+        receive_program()
         set_limits()
         signal.alarm(limits['wallSeconds'])  # survives exec; SIGALRM's default action ends the program
     except Exception as e:
@@ -97,11 +114,17 @@ try:
         with open(os.path.join(workdir, name), 'wb') as f:
             f.write(data)
     os.chdir(workdir)
+    signal.alarm(0)  # prepared: wait for the program as long as it takes
 except SystemExit:
     raise
 except Exception as e:
     fail(repr(e))
 
+try:
+    receive_program()
+except Exception as e:
+    fail(repr(e))
+signal.alarm(limits['wallSeconds'])
 child = os.fork()
 if child == 0:
     try:

@@ -91,6 +91,16 @@ async function evaluate(rawCtx: EvalContext, raw: HumanEvalOptions): Promise<Eva
     isolation: options.isolation,
     limits: { timeoutMs: options.timeoutMs, memoryBytes: options.memoryMb * 1024 * 1024 },
   });
+  sandbox.warm(ctx.settings.workers);
+  try {
+    return await scoreHumanEval(ctx, options, sandbox);
+  } finally {
+    await sandbox.close();
+  }
+}
+
+async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandbox: Sandbox): Promise<EvalResult> {
+  const yuan = options.protocol === 'yuan';
   const english = loadHumanEval(ctx.settings.dataDir, options.file);
   const problems = yuan ? withYuanPrompts(ctx.settings.dataDir, english) : english;
   // YUAN's model answers after the prompt's opened ```python block; the closing fence ends the code
