@@ -7,7 +7,9 @@
  * when the launcher exits the kernel kills everything left in the PID namespace.
  * MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
  * In both modes the program arrives on stdin after the setup (a `P` byte, then its source, then end of file), so a
- * sandbox can be prepared before its program is known (the warm pool of `Sandbox`); anything else on stdin (the Node
+ * sandbox can be prepared before its program is known (the warm pool of `Sandbox`). In `ns` mode the program's own
+ * Python (guard.py, already under the limits) is started before the program arrives and waits on a pipe for the word
+ * to run it. Anything else on stdin (the Node
  * process gone) ends the launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the
  * run `wallSeconds` after the program arrived, even if the Node process is gone.
  * Exit code 121 means the sandbox itself could not be set up (never a program result).
@@ -120,20 +122,32 @@ except SystemExit:
 except Exception as e:
     fail(repr(e))
 
-try:
-    receive_program()
-except Exception as e:
-    fail(repr(e))
-signal.alarm(limits['wallSeconds'])
+# The program's Python (guard.py) starts now, under the limits, and waits on a pipe for the word to go.
+go_read, go_write = os.pipe()
 child = os.fork()
 if child == 0:
     try:
+        os.dup2(go_read, 0)
+        os.close(go_read)
+        os.close(go_write)
         signal.alarm(0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         set_limits()
-        os.execve(sys.executable, program_argv(), env)
+        os.execve(sys.executable, program_argv() + ['wait'], env)
     except Exception as e:
         fail(repr(e))
+os.close(go_read)
+try:
+    receive_program()
+except Exception as e:
+    os.kill(child, signal.SIGKILL)
+    fail(repr(e))
+signal.alarm(limits['wallSeconds'])
+try:
+    os.write(go_write, b'G')
+except OSError:
+    pass  # the program's Python died while waiting: its status is reported below
+os.close(go_write)
 while True:
     pid, status = os.wait()
     if pid == child:

@@ -117,7 +117,11 @@ export class Sandbox {
       p.then(
         (slot) => {
           this.preparing.delete(p);
-          if (this.poolSize > 0 && !slot.exited) this.ready.push(slot);
+          if (this.poolSize > 0 && !slot.exited) {
+            // an idle prepared sandbox must not keep the Node process alive; its launcher exits when stdin closes
+            slot.setRef(false);
+            this.ready.push(slot);
+          }
           else void slot.discard();
         },
         () => this.preparing.delete(p),
@@ -200,8 +204,6 @@ class Slot {
       child.stdout!.on('data', collect('stdout'));
       child.stderr!.on('data', collect('stderr'));
       child.stdin!.on('error', () => undefined); // a launcher that died before reading its program
-      // an idle prepared sandbox must not keep the Node process alive; its launcher exits when stdin closes
-      slot.setRef(false);
       child.on('exit', () => {
         slot.exited = true;
         slot.killGroup();
@@ -213,7 +215,7 @@ class Slot {
     });
   }
 
-  private setRef(on: boolean): void {
+  setRef(on: boolean): void {
     const method = on ? 'ref' : 'unref';
     this.child[method]();
     for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) {
@@ -239,6 +241,7 @@ class Slot {
 
   /** Ends an unused sandbox and removes its work directory. */
   async discard(): Promise<void> {
+    this.setRef(true); // wait for its end
     this.child.stdin?.destroy();
     this.killGroup();
     await this.closed.catch(() => undefined);
