@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { chown, mkdtemp, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,18 @@ export interface SandboxResult {
 const SETUP_FAILED = 121;
 const NOBODY = 65534;
 const probes = new Map<string, Promise<string | null>>();
+/** Work directories of prepared sandboxes not yet used: removed if the process exits without `close()`. */
+const idleDirs = new Set<string>();
+let exitHook = false;
+function trackIdle(dir: string): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const d of idleDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  idleDirs.add(dir);
+}
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
@@ -120,6 +133,7 @@ export class Sandbox {
           if (this.poolSize > 0 && !slot.exited) {
             // an idle prepared sandbox must not keep the Node process alive; its launcher exits when stdin closes
             slot.setRef(false);
+            trackIdle(slot.workdir);
             this.ready.push(slot);
           }
           else void slot.discard();
@@ -178,7 +192,7 @@ class Slot {
 
   private constructor(
     private readonly child: ChildProcess,
-    private readonly workdir: string,
+    readonly workdir: string,
     private readonly limits: SandboxLimits,
   ) {}
 
@@ -241,6 +255,7 @@ class Slot {
 
   /** Ends an unused sandbox and removes its work directory. */
   async discard(): Promise<void> {
+    idleDirs.delete(this.workdir);
     this.setRef(true); // wait for its end
     this.child.stdin?.destroy();
     this.killGroup();
@@ -250,6 +265,7 @@ class Slot {
 
   /** Delivers the program, waits for the end or the wall-clock limit, and removes the work directory. */
   async start(program: string): Promise<SandboxResult> {
+    idleDirs.delete(this.workdir);
     this.setRef(true);
     const started = performance.now();
     const timer = setTimeout(() => {
