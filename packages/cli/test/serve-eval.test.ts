@@ -67,6 +67,35 @@ describe('yuan serve', () => {
   });
 });
 
+const yuanData = existsSync(path.join(shared, 'datasets/yuan-eval/mathcloze.txt'));
+
+describe.skipIf(!yuanData)(yuanData ? 'yuan eval --protocol yuan' : 'skipped: ../shared/datasets/yuan-eval is absent (CI has it)', () => {
+  const data = path.join(shared, 'datasets');
+  const common = ['--limit', '1', '--max-new-tokens', '4', '--data-dir', data, '--json'];
+
+  it('runs every protocol task over HTTP (yuan serve) and on the local checkpoint', async () => {
+    for (const task of ['gsm8k', 'mathqa', 'mathcloze', 'truthfulqa', 'humaneval']) {
+      const extra = task === 'humaneval' ? ['--select', 'tests', '--n', '2', '--temperature', '0.5'] : ['--n', '2', '--k', '1,2', '--temperature', '0.5'];
+      for (const source of [['--endpoint', url, '--api-model', 'tiny'], ['--model', modelDir]]) {
+        const r = await yuan('eval', task, '--protocol', 'yuan', ...source, ...extra, ...common, '--output', path.join(tmp, `y-${task}-${source[0]}`));
+        expect(r.code, `${task} ${source[0]}: ${r.err}`).toBe(0);
+        const result = JSON.parse(r.out);
+        expect(result.details.protocol).toBe('yuan');
+        expect(result.details.paper.reported).toBeTypeOf('object');
+      }
+    }
+  });
+
+  it('truthfulqa --lang en: log-likelihoods of a local model; an endpoint without logprobs is refused in one line', async () => {
+    const local = await yuan('eval', 'truthfulqa', '--lang', 'en', '--model', modelDir, ...common, '--output', path.join(tmp, 'tqa-en'));
+    expect(local.code, local.err).toBe(0);
+    expect(Object.keys(JSON.parse(local.out).metrics)).toEqual(['mc1', 'mc2']);
+    const http = await yuan('eval', 'truthfulqa', '--lang', 'en', '--endpoint', url, '--api-model', 'tiny', '--logprobs', ...common, '--output', path.join(tmp, 'tqa-http'));
+    expect(http.code).not.toBe(0);
+    expect(http.err.trim()).toMatch(/^error: truthfulqa --lang en needs option log-likelihoods[^\n]*echo/);
+  });
+});
+
 describe('yuan eval on a local checkpoint', () => {
   it('perplexity of a text file through --model', async () => {
     const file = path.join(tmp, 'text.txt');

@@ -52,7 +52,8 @@ export interface EvalResult {
  */
 export interface EvaluatorFlag {
   option: string;
-  type: 'string' | 'int' | 'number' | 'seconds' | 'boolean';
+  /** `int`: an integer ≥ 1; `integer`: any integer; `seconds` values become milliseconds. */
+  type: 'string' | 'int' | 'integer' | 'number' | 'seconds' | 'boolean';
   /** One line for `yuan eval TASK --help`. */
   help?: string;
 }

@@ -29,6 +29,7 @@ function evaluatorOptions(evaluator: EvaluatorPlugin, values: Record<string, unk
     if (values[flag] === undefined) continue;
     if (f.type === 'string' || f.type === 'boolean') options[f.option] = values[flag];
     else if (f.type === 'seconds') options[f.option] = Math.round(numberOption(values, flag, 0, { min: 0.001 }) * 1000);
+    else if (f.type === 'integer') options[f.option] = numberOption(values, flag, 0, { int: true });
     else options[f.option] = numberOption(values, flag, 0, { int: f.type === 'int', min: f.type === 'int' ? 1 : undefined });
   }
   for (const kv of (values.option as string[] | undefined) ?? []) {
@@ -57,13 +58,15 @@ function kList(raw: string | undefined): number[] {
 /** `yuan eval TASK`: runs an evaluation on a local model, an OpenAI-compatible endpoint or supplied samples. */
 export const evalCommand: Command = {
   path: ['eval'],
-  summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, perplexity): local --model, --endpoint, or --samples',
+  summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples',
   usage:
     'yuan eval TASK (--model DIR [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
     '[--adapter NAME] [--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
     '[--option KEY=VALUE ...] [--plugin PKG|PATH ...] [--config F] [the flags TASK declares, e.g. humaneval: --timeout SECONDS --memory-mb MB ' +
     '--isolation auto|namespaces|plain --completion raw|code-block; gsm8k/svamp: --prompt-style qa|yuan; agieval: --subsets a,b --method auto|loglik|extract; ' +
-    'perplexity: --file TEXT --chunk-chars C] [endpoint: --concurrency C --retries R --request-timeout SECONDS]; `yuan plugins list --kind evaluator` lists the tasks',
+    'perplexity: --file TEXT --chunk-chars C; gsm8k/mathqa/mathcloze/truthfulqa: --protocol default|yuan --lang zh|en; truthfulqa: --shuffle-seed N; ' +
+    'humaneval: --protocol yuan --select tests --test-samples N] [endpoint: --concurrency C --retries R --request-timeout SECONDS --logprobs]; ' +
+    '`yuan plugins list --kind evaluator --json` lists the tasks and their flags',
   options: {
     model: { type: 'string' },
     tokenizer: { type: 'string' },
@@ -75,6 +78,7 @@ export const evalCommand: Command = {
     concurrency: { type: 'string' },
     retries: { type: 'string' },
     'request-timeout': { type: 'string' },
+    logprobs: { type: 'boolean' },
     samples: { type: 'string' },
     n: { type: 'string' },
     k: { type: 'string' },
@@ -106,7 +110,7 @@ export const evalCommand: Command = {
     const evaluator = evaluatorOf(registry, task);
     const sources = ['model', 'endpoint', 'samples'].filter((s) => values[s] !== undefined);
     if (sources.length !== 1) throw new YuanError('usage', `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`);
-    const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout'].filter((f) => values[f] !== undefined);
+    const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout', 'logprobs'].filter((f) => values[f] !== undefined);
     if (values.endpoint === undefined && endpointFlags.length) throw new YuanError('usage', `--${endpointFlags[0]} only applies with --endpoint`);
     const n = numberOption(values, 'n', 1, { int: true, min: 1 });
     const k = kList(values.k as string | undefined);
@@ -144,6 +148,7 @@ export const evalCommand: Command = {
         endpoint: values.endpoint as string,
         model: values['api-model'] as string,
         chat: Boolean(values.chat),
+        logprobs: Boolean(values.logprobs),
         ...(values['api-key-env'] ? { apiKeyEnv: values['api-key-env'] as string } : {}),
         concurrency: numberOption(values, 'concurrency', settings.workers, { int: true, min: 1 }),
         retries: numberOption(values, 'retries', 3, { int: true, min: 0 }),

@@ -1,4 +1,5 @@
 import { ConfigError, YuanError, type GenerationRequest, type ModelAdapter, type ModelAdapterPlugin } from '@yuan/core';
+import { echoLogLikelihood } from './logprobs.js';
 import { Semaphore } from './semaphore.js';
 
 /**
@@ -17,6 +18,8 @@ export interface EndpointOptions {
   retries: number;
   backoffMs: number;
   timeoutMs: number;
+  /** Offer `logLikelihood` through echo + logprobs requests (the server must support them); default false. */
+  logprobs: boolean;
 }
 
 const DEFAULTS: EndpointOptions = {
@@ -28,6 +31,7 @@ const DEFAULTS: EndpointOptions = {
   retries: 3,
   backoffMs: 500,
   timeoutMs: 120_000,
+  logprobs: false,
 };
 
 /** Whether an HTTP status is worth retrying (rate limit, timeout, server error). */
@@ -72,7 +76,21 @@ export class OpenAIEndpointAdapter implements ModelAdapter {
     this.url = baseUrl(this.options.endpoint);
     this.name = `${this.options.model}@${this.url}`;
     this.semaphore = new Semaphore(this.options.concurrency);
+    if (this.options.logprobs && !this.options.chat) {
+      const key = process.env[this.options.apiKeyEnv];
+      const target = {
+        url: this.url,
+        model: this.options.model,
+        headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+        timeoutMs: this.options.timeoutMs,
+        retries: this.options.retries,
+      };
+      this.logLikelihood = (context, continuation) => this.semaphore.use(() => echoLogLikelihood(target, context, continuation));
+    }
   }
+
+  /** Present only with `logprobs: true` (completions API): sum of the continuation's token log-probabilities. */
+  logLikelihood?: (context: string, continuation: string) => Promise<number>;
 
   /** Sends one completion request per needed batch (servers may return fewer than `n` choices) and returns the texts. */
   async generate(req: GenerationRequest): Promise<string[]> {

@@ -52,6 +52,10 @@ if ${enabled ? 'True' : 'False'}:
                     raise PermissionError('sandbox: ' + event + ' outside the work directory is not allowed')
     sys.addaudithook(_hook)
     del _hook
+if sys.argv[1:] == ['wait']:
+    # started ahead of its program (namespace mode): run once the launcher has written program.py and says go
+    if os.read(0, 1) != b'G':
+        os._exit(122)
 sys.argv = [os.path.join(WORKDIR, 'program.py')]
 with open(sys.argv[0], 'rb') as _f:
     _code = compile(_f.read(), sys.argv[0], 'exec')

@@ -6,7 +6,12 @@
  * over the work directory, writes the files back, then forks the program with the resource limits and waits for it;
  * when the launcher exits the kernel kills everything left in the PID namespace.
  * MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
- * In both modes an alarm ends the run `wallSeconds` after the start even if the Node process is gone.
+ * In both modes the program arrives on stdin after the setup (a `P` byte, then its source, then end of file), so a
+ * sandbox can be prepared before its program is known (the warm pool of `Sandbox`). In `ns` mode the program's own
+ * Python (guard.py, already under the limits) is started before the program arrives and waits on a pipe for the word
+ * to run it. Anything else on stdin (the Node
+ * process gone) ends the launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the
+ * run `wallSeconds` after the program arrived, even if the Node process is gone.
  * Exit code 121 means the sandbox itself could not be set up (never a program result).
  */
 export const LAUNCHER_PY = String.raw`
@@ -70,9 +75,23 @@ def program_argv():
 env = {'PATH': '/usr/bin:/bin', 'HOME': workdir, 'TMPDIR': workdir, 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
 
 # A watchdog of its own, in case the Node process that would enforce the wall-clock limit dies first.
+def receive_program():
+    chunks = []
+    while True:
+        b = os.read(0, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+    data = b''.join(chunks)
+    if not data.startswith(b'P'):
+        os._exit(122)  # no program came: the sandbox was prepared and never used
+    with open(os.path.join(workdir, 'program.py'), 'wb') as f:
+        f.write(data[1:])
+
 if mode == 'plain':
     try:
         os.chdir(workdir)
+        receive_program()
         set_limits()
         signal.alarm(limits['wallSeconds'])  # survives exec; SIGALRM's default action ends the program
     except Exception as e:
@@ -97,20 +116,38 @@ try:
         with open(os.path.join(workdir, name), 'wb') as f:
             f.write(data)
     os.chdir(workdir)
+    signal.alarm(0)  # prepared: wait for the program as long as it takes
 except SystemExit:
     raise
 except Exception as e:
     fail(repr(e))
 
+# The program's Python (guard.py) starts now, under the limits, and waits on a pipe for the word to go.
+go_read, go_write = os.pipe()
 child = os.fork()
 if child == 0:
     try:
+        os.dup2(go_read, 0)
+        os.close(go_read)
+        os.close(go_write)
         signal.alarm(0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         set_limits()
-        os.execve(sys.executable, program_argv(), env)
+        os.execve(sys.executable, program_argv() + ['wait'], env)
     except Exception as e:
         fail(repr(e))
+os.close(go_read)
+try:
+    receive_program()
+except Exception as e:
+    os.kill(child, signal.SIGKILL)
+    fail(repr(e))
+signal.alarm(limits['wallSeconds'])
+try:
+    os.write(go_write, b'G')
+except OSError:
+    pass  # the program's Python died while waiting: its status is reported below
+os.close(go_write)
 while True:
     pid, status = os.wait()
     if pid == child:

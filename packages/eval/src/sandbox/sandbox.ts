@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { chown, mkdtemp, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +38,18 @@ export interface SandboxResult {
 const SETUP_FAILED = 121;
 const NOBODY = 65534;
 const probes = new Map<string, Promise<string | null>>();
+/** Work directories of prepared sandboxes not yet used: removed if the process exits without `close()`. */
+const idleDirs = new Set<string>();
+let exitHook = false;
+function trackIdle(dir: string): void {
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const d of idleDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  idleDirs.add(dir);
+}
 
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
@@ -83,16 +96,70 @@ export class Sandbox {
     return new Sandbox(isolation, limits, options.guard ?? true, python, tmpRoot);
   }
 
+  /**
+   * Keeps `count` sandboxes prepared ahead (namespaces made, mounts read-only, tmpfs mounted, launcher waiting for its
+   * program), so a run only delivers its program; each prepared sandbox still serves exactly one program. 0 (the
+   * default) prepares each sandbox when its run starts. Prepared sandboxes do not keep Node alive; `close()` ends them.
+   */
+  warm(count: number): this {
+    if (!Number.isInteger(count) || count < 0) throw new ConfigError(`sandbox warm pool size ${count}: expected an integer >= 0`);
+    this.poolSize = count;
+    this.refill();
+    return this;
+  }
+
+  /** Ends the prepared sandboxes and removes their work directories. */
+  async close(): Promise<void> {
+    this.poolSize = 0;
+    const idle = this.ready.splice(0);
+    const pending = [...this.preparing];
+    await Promise.all([...idle, ...pending.map((p) => p.catch(() => undefined))].map(async (slot) => {
+      const s = await slot;
+      if (s) await s.discard();
+    }));
+  }
+
+  private poolSize = 0;
+  private readonly ready: Slot[] = [];
+  private readonly preparing = new Set<Promise<Slot>>();
+
+  private refill(): void {
+    while (this.ready.length + this.preparing.size < this.poolSize) {
+      const p = this.prepare();
+      this.preparing.add(p);
+      p.then(
+        (slot) => {
+          this.preparing.delete(p);
+          if (this.poolSize > 0 && !slot.exited) {
+            // an idle prepared sandbox must not keep the Node process alive; its launcher exits when stdin closes
+            slot.setRef(false);
+            trackIdle(slot.workdir);
+            this.ready.push(slot);
+          }
+          else void slot.discard();
+        },
+        () => this.preparing.delete(p),
+      );
+    }
+  }
+
   /** Runs one Python program to completion or to its limits; never throws for anything the program does. */
   async run(program: string): Promise<SandboxResult> {
+    let slot: Slot | undefined;
+    while ((slot = this.ready.shift()) && slot.exited) await slot.discard(); // a prepared one that died is not used
+    this.refill();
+    return (slot ?? (await this.prepare())).start(program);
+  }
+
+  /** Makes a work directory and starts a launcher in it that sets the sandbox up and then waits for its program. */
+  private async prepare(): Promise<Slot> {
     const limits = this.limits;
     const workdir = await realpath(await mkdtemp(path.join(this.tmpRoot, 'yuan-sbx-')));
     try {
-      await writeFile(path.join(workdir, 'program.py'), program);
       await writeFile(path.join(workdir, 'guard.py'), guardPy(workdir, this.guard));
       const root = isRoot();
       if (root) {
-        for (const f of ['', 'program.py', 'guard.py']) await chown(path.join(workdir, f), NOBODY, NOBODY);
+        for (const f of ['', 'guard.py']) await chown(path.join(workdir, f), NOBODY, NOBODY);
       }
       const pyLimits = JSON.stringify({
         memoryBytes: limits.memoryBytes,
@@ -108,77 +175,122 @@ export class Sandbox {
         this.isolation === 'namespaces'
           ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
           : launcher;
-      return await this.spawnLimited(command!, args, workdir, root);
-    } finally {
+      return await Slot.spawn(command!, args, workdir, root, this.limits);
+    } catch (e) {
       await removeTree(workdir);
+      throw e;
     }
   }
+}
 
-  private spawnLimited(command: string, args: string[], cwd: string, root: boolean): Promise<SandboxResult> {
-    const { outputBytes, timeoutMs } = this.limits;
-    const started = performance.now();
+/** One prepared sandbox: a launcher process waiting on stdin for the one program it will run. */
+class Slot {
+  exited = false;
+  private readonly out = { stdout: [] as Buffer[], stderr: [] as Buffer[], kept: { stdout: 0, stderr: 0 }, truncated: false };
+  private closed!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private timedOut = false;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly workdir: string,
+    private readonly limits: SandboxLimits,
+  ) {}
+
+  static spawn(command: string, args: string[], cwd: string, root: boolean, limits: SandboxLimits): Promise<Slot> {
     return new Promise((resolve, reject) => {
       const child = spawn(command, args, {
         cwd,
         env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
         detached: true, // its own session and process group, killed as a whole
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe'],
         ...(root ? { uid: NOBODY, gid: NOBODY } : {}),
       });
-      const out = { stdout: [] as Buffer[], stderr: [] as Buffer[], kept: { stdout: 0, stderr: 0 }, truncated: false };
+      const slot = new Slot(child, cwd, limits);
       const collect = (which: 'stdout' | 'stderr') => (chunk: Buffer) => {
-        const room = outputBytes - out.kept[which];
-        if (chunk.length > room) out.truncated = true;
+        const room = limits.outputBytes - slot.out.kept[which];
+        if (chunk.length > room) slot.out.truncated = true;
         if (room > 0) {
           const part = chunk.subarray(0, room);
-          out[which].push(part);
-          out.kept[which] += part.length;
+          slot.out[which].push(part);
+          slot.out.kept[which] += part.length;
         }
       };
-      child.stdout.on('data', collect('stdout'));
-      child.stderr.on('data', collect('stderr'));
-      let timedOut = false;
-      const killGroup = () => {
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
-      };
-      // a process that left the group can hold the pipes open: stop reading them shortly after the end
-      const releasePipes = () =>
-        setTimeout(() => {
-          child.stdout.destroy();
-          child.stderr.destroy();
-        }, 500).unref();
-      const timer = setTimeout(() => {
-        timedOut = true;
-        killGroup();
-        releasePipes();
-      }, timeoutMs);
+      child.stdout!.on('data', collect('stdout'));
+      child.stderr!.on('data', collect('stderr'));
+      child.stdin!.on('error', () => undefined); // a launcher that died before reading its program
       child.on('exit', () => {
-        killGroup();
-        releasePipes();
+        slot.exited = true;
+        slot.killGroup();
+        slot.releasePipes();
       });
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new YuanError('sandbox', `cannot start ${command}: ${e.message}`));
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        killGroup(); // stragglers that kept the group (plain mode; namespaces kill them with the PID namespace)
-        const stderr = Buffer.concat(out.stderr).toString('utf8');
-        const setupFailed = code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
-        resolve({
-          status: timedOut ? 'timeout' : setupFailed ? 'setup-failed' : code === 0 ? 'ok' : 'failed',
-          exitCode: code,
-          signal,
-          stdout: Buffer.concat(out.stdout).toString('utf8'),
-          stderr,
-          truncated: out.truncated,
-          durationMs: performance.now() - started,
-        });
-      });
+      slot.closed = new Promise((done) => child.on('close', (code, signal) => done({ code, signal })));
+      child.once('error', (e) => reject(new YuanError('sandbox', `cannot start ${command}: ${e.message}`)));
+      child.once('spawn', () => resolve(slot));
     });
+  }
+
+  setRef(on: boolean): void {
+    const method = on ? 'ref' : 'unref';
+    this.child[method]();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+      (stream as unknown as { [k: string]: (() => void) | undefined } | null)?.[method]?.();
+    }
+  }
+
+  killGroup(): void {
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+
+  // a process that left the group can hold the pipes open: stop reading them shortly after the end
+  releasePipes(): void {
+    setTimeout(() => {
+      this.child.stdout?.destroy();
+      this.child.stderr?.destroy();
+    }, 500).unref();
+  }
+
+  /** Ends an unused sandbox and removes its work directory. */
+  async discard(): Promise<void> {
+    idleDirs.delete(this.workdir);
+    this.setRef(true); // wait for its end
+    this.child.stdin?.destroy();
+    this.killGroup();
+    await this.closed.catch(() => undefined);
+    await removeTree(this.workdir);
+  }
+
+  /** Delivers the program, waits for the end or the wall-clock limit, and removes the work directory. */
+  async start(program: string): Promise<SandboxResult> {
+    idleDirs.delete(this.workdir);
+    this.setRef(true);
+    const started = performance.now();
+    const timer = setTimeout(() => {
+      this.timedOut = true;
+      this.killGroup();
+      this.releasePipes();
+    }, this.limits.timeoutMs);
+    try {
+      this.child.stdin!.end(Buffer.concat([Buffer.from('P'), Buffer.from(program, 'utf8')]));
+      const { code, signal } = await this.closed;
+      this.killGroup(); // stragglers that kept the group (plain mode; namespaces kill them with the PID namespace)
+      const stderr = Buffer.concat(this.out.stderr).toString('utf8');
+      const setupFailed = code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
+      return {
+        status: this.timedOut ? 'timeout' : setupFailed ? 'setup-failed' : code === 0 ? 'ok' : 'failed',
+        exitCode: code,
+        signal,
+        stdout: Buffer.concat(this.out.stdout).toString('utf8'),
+        stderr,
+        truncated: this.out.truncated,
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      clearTimeout(timer);
+      await removeTree(this.workdir);
+    }
   }
 }

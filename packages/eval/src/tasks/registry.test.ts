@@ -7,7 +7,7 @@ describe('evaluator plugins', () => {
     const registry = new PluginRegistry();
     for (const e of evaluatorPlugins) registry.register(e);
     registry.freeze();
-    expect(registry.names('evaluator')).toEqual(['agieval', 'gsm8k', 'humaneval', 'perplexity', 'svamp']);
+    expect(registry.names('evaluator')).toEqual(['agieval', 'gsm8k', 'humaneval', 'mathcloze', 'mathqa', 'perplexity', 'svamp', 'truthfulqa']);
     expect(typeof registry.get('evaluator', 'gsm8k').evaluate).toBe('function');
     expect(() => registry.get('evaluator', 'mmlu')).toThrow(/unknown evaluator plugin "mmlu"/);
   });
