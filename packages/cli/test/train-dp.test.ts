@@ -1,0 +1,217 @@
+// Data parallelism with ZeRO 0/1/2 from the CLI: worker-thread ranks, local processes over TCP, `yuan launch`, a real
+// one-node SLURM cluster (srun), a rank killed in the middle of a step, resume, and bad input.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot, yuan } from './run.js';
+
+const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-dp-'));
+const data = path.join(tmp, 'data');
+const tiny = ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
+const env = { ...process.env, YUAN_NATIVE_THREADS: '1' };
+delete env.RANK;
+delete env.WORLD_SIZE;
+
+type Metric = { step: number; loss?: number; gradNorm?: number; optimizerBytes?: number; gradientBytes?: number };
+const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const losses = (dir: string) => metrics(dir).filter((m) => m.loss !== undefined).map((m) => m.loss!);
+const norms = (dir: string) => metrics(dir).filter((m) => m.gradNorm !== undefined).map((m) => m.gradNorm!);
+const train = (args: string[], extraEnv: Record<string, string | undefined> = {}) => {
+  const r = spawnSync(process.execPath, [bin, 'train', ...tiny, ...args], { encoding: 'utf8', env: { ...env, ...extraEnv } });
+  return { code: r.status, err: r.stderr, out: r.stdout };
+};
+const expectClose = (got: number[], want: number[]) => {
+  expect(got).toHaveLength(want.length);
+  for (const [i, w] of want.entries()) expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
+};
+/** The final weights of a run (the newest checkpoint's model.safetensors), as one flat array in file order. */
+function weights(dir: string): Float32Array {
+  const ckpt = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort().pop()!;
+  const buf = readFileSync(path.join(dir, ckpt, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  return new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n, buf.byteOffset + buf.length));
+}
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+let single: number[];
+let singleNorms: number[];
+let singleWeights: Float32Array;
+
+beforeAll(async () => {
+  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n'));
+  const r = await yuan('data', 'prepare', '--input', path.join(tmp, 'corpus.txt'), '--tokenizer', 'bytes', '--output', data, '--valid-fraction', '0.1');
+  expect(r.code).toBe(0);
+  const s = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'single')]);
+  expect(s.code, s.err).toBe(0);
+  single = losses(path.join(tmp, 'single'));
+  singleNorms = norms(path.join(tmp, 'single'));
+  singleWeights = weights(path.join(tmp, 'single'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('yuan train --dp', () => {
+  const cases: [string, string[]][] = [
+    ['threads, --dp 2 --zero 0', ['--dp', '2', '--zero', '0']],
+    ['threads, --dp 2 --zero 1', ['--dp', '2', '--zero', '1']],
+    ['threads, --dp 4 --zero 2', ['--dp', '4', '--zero', '2']],
+    ['tcp, --dp 2 --zero 2', ['--dp', '2', '--zero', '2', '--transport', 'tcp']],
+    ['tcp, --dp 4 --zero 1', ['--dp', '4', '--zero', '1', '--transport', 'tcp']],
+  ];
+  it.each(cases)('%s gives the single-process losses and parameters (same global batch)', (name, flags) => {
+    const out = path.join(tmp, name.replace(/\W+/g, '-'));
+    const r = train(['--steps', '4', '--microbatches', '4', '--out', out, ...flags]);
+    expect(r.code, r.err).toBe(0);
+    expectClose(losses(out), single);
+    expectClose(norms(out), singleNorms); // the reduced gradients themselves, not only what AdamW makes of them
+    expect(maxDiff(weights(out), singleWeights)).toBeLessThan(1e-5);
+  });
+
+  it('ZeRO 1 holds 1/D of the Adam states and ZeRO 2 1/D of the gradients too, as yuan plan predicts', async () => {
+    const n = 33344; // parameters of this tiny model
+    const byStage = (zero: number, dp: number) => {
+      const out = path.join(tmp, `mem-z${zero}-d${dp}`);
+      const r = train(['--steps', '1', '--microbatches', '4', '--out', out, '--dp', String(dp), '--zero', String(zero)]);
+      expect(r.code, r.err).toBe(0);
+      return metrics(out).find((m) => m.optimizerBytes !== undefined)!;
+    };
+    const plan = async (zero: number, dp: number) => {
+      const p = await yuan('plan', '--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--dp', String(dp), '--zero', String(zero), '--microbatches', '4', '--micro-batch-size', '2', '--seq', '16', '--precision', 'fp32', '--json');
+      expect(p.code, p.err).toBe(0);
+      return JSON.parse(p.out).stages[0] as { parameters: number; optimizerBytes: number; gradientBytes: number };
+    };
+    const z0 = byStage(0, 2);
+    const z1 = byStage(1, 2);
+    const z2 = byStage(2, 4);
+    expect(z0.optimizerBytes).toBe(8 * n);
+    expect(z1.optimizerBytes).toBe((8 * n) / 2); // rank 0's shard: n/2 values of m and v
+    expect(z1.gradientBytes).toBe(4 * n);
+    expect(z2.optimizerBytes).toBe((8 * n) / 4);
+    expect(z2.gradientBytes).toBe((4 * n) / 4);
+    expect((await plan(1, 2)).optimizerBytes).toBe(z1.optimizerBytes);
+    expect((await plan(2, 4)).optimizerBytes).toBe(z2.optimizerBytes);
+    expect((await plan(2, 4)).gradientBytes).toBe(z2.gradientBytes);
+  });
+
+  it('bad input is a one-line error: --dp not dividing M, a world of another size, a rank with another config, a port in use', async () => {
+    const r = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad'), '--dp', '3']);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/--dp 3 does not divide the 4 micro-batches of a step/);
+    // launched as 2 ranks but told --dp 3
+    const port = await freePort();
+    const launch = spawnSync(process.execPath, [bin, 'launch', '--nproc', '2', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad2'), '--dp', '3'], { encoding: 'utf8', env });
+    expect(launch.status).not.toBe(0);
+    expect(launch.stderr).toMatch(/the world has 2 ranks but --dp is 3/);
+    // two ranks that disagree on the config: both refuse with the same line
+    const port2 = await freePort();
+    const ranks = await Promise.all(
+      ['3e-3', '1e-3'].map(
+        (lr, rank) =>
+          new Promise<{ code: number | null; err: string }>((resolve) => {
+            const p = spawn(process.execPath, [bin, 'train', ...tiny, '--set', `train.lr=${lr}`, '--steps', '1', '--microbatches', '4', '--out', path.join(tmp, `bad3-${rank}`), '--dp', '2'], {
+              env: { ...env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port2) },
+            });
+            let err = '';
+            p.stderr.on('data', (d) => (err += d));
+            p.on('close', (code) => resolve({ code, err }));
+          }),
+      ),
+    );
+    for (const r2 of ranks) {
+      expect(r2.code).not.toBe(0);
+      expect(r2.err).toMatch(/config/i);
+    }
+    // the rendezvous port is taken
+    const blocker = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r3) => blocker.once('listening', r3));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    const busy = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad4'), '--dp', '1'], { RANK: '0', WORLD_SIZE: '1', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) });
+    blocker.close();
+    expect(busy.code).toBe(0); // a world of one needs no rendezvous
+  });
+});
+
+describe('a rank that dies', () => {
+  it('SIGKILL of one rank mid-run: the others exit non-zero naming it, yuan launch fails, --resume continues with the same losses', async () => {
+    const out = path.join(tmp, 'killed');
+    const port = await freePort();
+    // the cosine decays to step 400 in every run here, so a run asked for fewer steps has the same schedule
+    const args = ['--microbatches', '3', '--dp', '3', '--zero', '1', '--set', 'train.checkpointEvery=2', '--set', 'train.decaySteps=400', '--timeout', '20'];
+    const launch = spawn(process.execPath, [bin, 'launch', '--nproc', '3', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '400', '--out', out, ...args], { env });
+    let err = '';
+    launch.stderr.on('data', (d) => (err += d));
+    launch.stdout.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => launch.on('close', (code) => resolve(code)));
+    // wait for the first complete checkpoint, then kill rank 1 (found by its environment)
+    const deadline = Date.now() + 120_000;
+    while (!(existsSync(out) && readdirSync(out).some((d) => /^checkpoint-\d+$/.test(d))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const victim = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .find((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1');
+        } catch {
+          return false;
+        }
+      });
+    expect(victim).toBeDefined();
+    const killedAt = Date.now();
+    process.kill(Number(victim), 'SIGKILL');
+    const code = await exited;
+    expect(Date.now() - killedAt).toBeLessThan(30_000);
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/rank 1/);
+    // resume from the last complete checkpoint: the same losses as an uninterrupted run
+    const done = metrics(out).filter((m) => m.loss !== undefined).length;
+    const target = Math.max(done + 2, 6);
+    const resumed = train(['--steps', String(target), '--out', out, '--resume', out, '--microbatches', '3', '--dp', '3', '--zero', '1', '--set', 'train.decaySteps=400']);
+    expect(resumed.code, resumed.err).toBe(0);
+    const reference = path.join(tmp, 'uninterrupted');
+    expect(train(['--steps', String(target), '--out', reference, '--microbatches', '3', '--set', 'train.checkpointEvery=2', '--set', 'train.decaySteps=400']).code).toBe(0);
+    expectClose(losses(out), losses(reference));
+  });
+});
+
+const slurmDir = `/tmp/yuan-slurm-dp-${process.pid}`;
+function slurmUp(): { conf?: string; reason?: string } {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
+  const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: slurmDir }, timeout: 600_000 });
+  const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
+  if (r.status === 0 && conf) return { conf };
+  return { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
+}
+
+describe('a real SLURM cluster (one node on this machine)', () => {
+  const slurm = slurmUp();
+  if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
+  afterAll(() => {
+    if (slurm.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
+  });
+  it.skipIf(!!slurm.reason)(`srun -n 2 yuan train --dp 2 gives the single-process losses${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
+    const out = path.join(tmp, 'srun');
+    const port = await freePort();
+    const r = spawnSync('srun', ['-n', '2', '--time=5', process.execPath, bin, 'train', ...tiny, '--steps', '4', '--microbatches', '4', '--out', out, '--dp', '2', '--zero', '1'], {
+      encoding: 'utf8',
+      env: { ...env, SLURM_CONF: slurm.conf, MASTER_PORT: String(port) },
+      timeout: 300_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expectClose(losses(out), single);
+  });
+});
