@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { YuanError } from './errors.js';
-import type { JsonObject } from './merge.js';
+import { assertSafeConfigKeys, type JsonObject } from './merge.js';
 
 /** Reads a config layer from a YAML or JSON file (by extension); an empty file is an empty layer. Errors name the file. */
 export function readConfigFile(file: string): JsonObject {
@@ -17,5 +17,6 @@ export function readConfigFile(file: string): JsonObject {
   if (typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new YuanError('config', `${file}: expected a mapping of config sections at the top level`);
   }
+  assertSafeConfigKeys(parsed, file);
   return parsed as JsonObject;
 }

@@ -1,9 +1,33 @@
+// The native backend (@yuan/tensor-native) trains the model (@yuan/model) as the cpu backend does: a cross-package
+// scenario, so it lives here rather than in tensor-native (whose dev-dependency on the model made a workspace cycle).
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { tf } from '@yuan/tensor';
+import { registerNativeBackend, type NativeBackendInfo } from '@yuan/tensor-native';
 import { describe, expect, it } from 'vitest';
-import { native, values } from '../src/test-util.js';
-import { tf } from '../src/tf.js';
+
+/** The native backend if its addon is built, else why not (the tests skip with that one line). */
+const native: { info?: NativeBackendInfo; skip?: string } = (() => {
+  try {
+    return { info: registerNativeBackend() };
+  } catch (e) {
+    const skip = `native training tests skipped: ${(e as Error).message}`;
+    console.warn(skip);
+    return { skip };
+  }
+})();
+
+/** Deterministic pseudo-random values in [-1, 1) (an LCG, so both backends see identical inputs). */
+function values(n: number, seed: number): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
 
 /** Losses of `steps` Adam steps of a freshly initialised preset model on fixed random tokens, on one backend. */
 async function train(backend: string, preset: string, steps: number, batch: number, seq: number): Promise<number[]> {
