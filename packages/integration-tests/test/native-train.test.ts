@@ -41,7 +41,7 @@ async function train(backend: string, preset: string, steps: number, batch: numb
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets));
-    opt.applyGradients(grads);
+    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]); // Adam declares NamedVariableMap; the grads are a NamedTensorMap
     losses.push(value.dataSync()[0]);
     tf.dispose([value, grads]);
   }
@@ -67,7 +67,7 @@ describe.skipIf(!native.info)('training on the native backend', () => {
     const opt = tf.train.adam(1e-3);
     const step = () => {
       const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, ids));
-      opt.applyGradients(grads);
+      opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]); // Adam declares NamedVariableMap; the grads are a NamedTensorMap
       tf.dispose([value, grads]);
     };
     for (let i = 0; i < 100; i++) step(); // optimizer slots, the output-array pool, JIT and the heap reach steady state
