@@ -26,6 +26,16 @@ export interface Command {
   run(values: Record<string, unknown>, positionals: string[], io: CommandIO): Promise<number | void>;
 }
 
+/**
+ * A command as listed in `yuan --help`: its words and summary, and `load`, which imports the command's module only when
+ * it is chosen (command modules import TensorFlow.js and the model, which take most of a second to load).
+ */
+export interface CommandEntry {
+  path: string[];
+  summary: string;
+  load(): Promise<Command>;
+}
+
 /** Parses argv for a command; an unknown or malformed option is a usage error naming it. */
 export function parseCommandArgs(cmd: Command, argv: string[], options: OptionSpec = cmd.options) {
   try {

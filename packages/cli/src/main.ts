@@ -1,5 +1,5 @@
 import { YuanError } from '@yuan/core';
-import { parseCommandArgs, type Command, type CommandIO } from './command.js';
+import { parseCommandArgs, type CommandEntry, type CommandIO } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 function help(): string {
@@ -14,11 +14,11 @@ function help(): string {
   ].join('\n');
 }
 
-function findCommand(argv: string[]): { cmd: Command; rest: string[] } | undefined {
-  let best: { cmd: Command; rest: string[] } | undefined;
+function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  let best: { entry: CommandEntry; rest: string[] } | undefined;
   for (const cmd of COMMANDS) {
-    if (cmd.path.every((w, i) => argv[i] === w) && (!best || cmd.path.length > best.cmd.path.length)) {
-      best = { cmd, rest: argv.slice(cmd.path.length) };
+    if (cmd.path.every((w, i) => argv[i] === w) && (!best || cmd.path.length > best.entry.path.length)) {
+      best = { entry: cmd, rest: argv.slice(cmd.path.length) };
     }
   }
   return best;
@@ -35,12 +35,14 @@ export async function main(argv: string[], io: CommandIO): Promise<number> {
     io.err(`error: unknown command "${argv.join(' ')}"\n\n${help()}`);
     return 2;
   }
-  const { cmd, rest } = found;
-  if (rest.includes('--help') || rest.includes('-h')) {
-    io.out(`${cmd.summary}\n\nusage: ${cmd.usage}`);
-    return 0;
-  }
+  const { entry, rest } = found;
   try {
+    // only the chosen command's module is imported (it may import TensorFlow.js); the others stay unloaded
+    const cmd = await entry.load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.out(`${cmd.summary}\n\nusage: ${cmd.usage}`);
+      return 0;
+    }
     const options = cmd.resolveOptions ? await cmd.resolveOptions(rest) : cmd.options;
     const { values, positionals } = parseCommandArgs(cmd, rest, options);
     return (await cmd.run(values as Record<string, unknown>, positionals, io)) ?? 0;

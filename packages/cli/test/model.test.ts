@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -56,14 +56,36 @@ describe.skipIf(!existsSync(fixture))('forward and generate on the PyTorch fixtu
 });
 
 describe('fresh presets from the CLI', () => {
-  it('swaps attention plugins with --set and no code change', async () => {
+  it('swaps attention plugins with --set and no code change: the trained checkpoint has that plugin\'s config, weights and logits', async () => {
+    const dir = path.join(tmp, 'swap');
+    writeFileSync(path.join(tmp, 'swap.txt'), Array.from({ length: 20 }, (_, i) => `Line ${i} of a tiny corpus.`).join('\n'));
+    const prep = await yuan('data', 'prepare', path.join(tmp, 'swap.txt'), '--tokenizer', 'bytes', '--output', path.join(dir, 'data'));
+    expect(prep.code, prep.err).toBe(0);
+    const input = path.join(dir, 'in.json');
+    writeFileSync(input, JSON.stringify({ input_ids: [[76, 105, 110, 101, 32, 49]] }));
+    const saved: Record<string, { names: string[]; logits: number[] }> = {};
     for (const name of ['mha', 'lfa']) {
-      const r = await yuan('generate', '--preset', 'tiny-lfa', '--set', `attention.name=${name}`, '--set', 'model.numLayers=1', '--prompt', 'YUAN', '--max-new-tokens', '4', '--json');
-      expect(r.code).toBe(0);
-      const out = JSON.parse(r.out);
-      expect(out.ids).toHaveLength(4);
-      expect(typeof out.text).toBe('string');
+      const set = [`attention.name=${name}`, 'model.numLayers=1', 'model.hiddenSize=32', 'model.ffnSize=64', 'train.seqLength=16', 'train.microBatchSize=2'].flatMap((s) => ['--set', s]);
+      const out = path.join(dir, name);
+      const r = await yuan('train', '--preset', 'tiny-lfa', ...set, '--data', path.join(dir, 'data'), '--steps', '1', '--out', out, '--json');
+      expect(r.code, r.err).toBe(0);
+      const ckpt = path.join(out, readdirSync(out).filter((f) => f.startsWith('checkpoint-')).sort().pop()!);
+      expect(JSON.parse(readFileSync(path.join(ckpt, 'config.json'), 'utf8')).yuan.attention.name).toBe(name);
+      const st = readFileSync(path.join(ckpt, 'model.safetensors'));
+      const header = JSON.parse(st.subarray(8, 8 + Number(st.readBigUInt64LE(0))).toString('utf8'));
+      const f = await yuan('forward', '--model', out, '--input', input, '--output', path.join(dir, `${name}.json`));
+      expect(f.code, f.err).toBe(0);
+      saved[name] = { names: Object.keys(header).filter((k) => k !== '__metadata__'), logits: JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8')).logits.flat(2) };
     }
+    // LFA's localized filter (two causal convolutions + RMSNorm) is in the lfa checkpoint only
+    expect(saved.lfa.names.filter((n) => n.includes('lf_gate')).length).toBeGreaterThanOrEqual(5);
+    expect(saved.mha.names.filter((n) => n.includes('lf_gate'))).toEqual([]);
+    expect(saved.mha.names.every((n) => saved.lfa.names.includes(n))).toBe(true);
+    expect(saved.mha.logits).toHaveLength(saved.lfa.logits.length);
+    expect(Math.max(...saved.mha.logits.map((v, i) => Math.abs(v - saved.lfa.logits[i])))).toBeGreaterThan(1e-3);
+    const g = await yuan('generate', '--preset', 'tiny-lfa', '--set', 'attention.name=mha', '--set', 'model.numLayers=1', '--prompt', 'YUAN', '--max-new-tokens', '4', '--json');
+    expect(g.code, g.err).toBe(0);
+    expect(typeof JSON.parse(g.out).text).toBe('string');
   });
 
   it('the built binary exits non-zero with a one-line error on bad input', () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { saveCheckpoint, YuanModel } from '@yuan/model';
-import { initBackend } from '@yuan/tensor';
+import { initBackend, tf } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot, shared, yuan } from './run.js';
 
@@ -13,12 +13,31 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-serve-'));
 const modelDir = path.join(tmp, 'tiny');
 let server: ChildProcess | undefined;
 let url = '';
+// The perplexity text (ASCII, so its byte-tokenizer ids are its UTF-8 bytes) and its summed next-token loss computed
+// here in float64 from the model's logits, independently of the evaluator, the adapter and the tokenizer.
+const pplText = 'The quick brown fox jumps over the lazy dog. '.repeat(4);
+let reference = { nll: 0, tokens: 0 };
+
+/** Summed next-token negative log-likelihood of `ids` under `logits` [T, V] (log-softmax in float64). */
+function referenceNll(logits: number[][], ids: number[]): number {
+  let nll = 0;
+  for (let t = 0; t + 1 < ids.length; t++) {
+    const row = logits[t];
+    const max = Math.max(...row);
+    const logZ = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+    nll += logZ - row[ids[t + 1]];
+  }
+  return nll;
+}
 
 beforeAll(async () => {
   await initBackend();
   const config = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 1, hiddenSize: 32, ffnSize: 64, maxPositions: 4096 } });
   const model = YuanModel.init(config, lfaAttention as never, 1);
   await saveCheckpoint(modelDir, model);
+  const ids = [...Buffer.from(pplText, 'utf8')];
+  const logits = tf.tidy(() => model.forward(tf.tensor2d([ids.slice(0, -1)], [1, ids.length - 1], 'int32')).logits.squeeze([0]).arraySync() as number[][]);
+  reference = { nll: referenceNll(logits, ids), tokens: ids.length - 1 };
   model.dispose();
   server = spawn(process.execPath, [path.join(repoRoot, 'packages/cli/dist/bin.js'), 'serve', '--model', modelDir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   url = await new Promise<string>((resolve, reject) => {
@@ -97,12 +116,21 @@ describe.skipIf(!yuanData)(yuanData ? 'yuan eval --protocol yuan' : 'skipped: ..
 });
 
 describe('yuan eval on a local checkpoint', () => {
-  it('perplexity of a text file through --model', async () => {
+  it('perplexity of a text file through --model is exp(mean next-token loss) of the saved model', async () => {
     const file = path.join(tmp, 'text.txt');
-    writeFileSync(file, 'The quick brown fox jumps over the lazy dog. '.repeat(4));
+    writeFileSync(file, pplText);
     const r = await yuan('eval', 'perplexity', '--model', modelDir, '--file', file, '--output', path.join(tmp, 'ppl'), '--json');
     expect(r.code, r.err).toBe(0);
     const result = JSON.parse(r.out);
-    expect(JSON.stringify(result)).toMatch(/perplexity/);
+    const loss = reference.nll / reference.tokens;
+    expect(result.task).toBe('perplexity');
+    expect(result.count).toBe(1);
+    expect(result.details.tokens).toBe(reference.tokens);
+    expect(result.details.bytes).toBe(Buffer.byteLength(pplText));
+    // a fresh model is near-uniform over its 264 ids: the loss is about ln 264 = 5.58, so these are real numbers
+    expect(loss).toBeGreaterThan(5);
+    expect(result.metrics.loss).toBeCloseTo(loss, 4);
+    expect(Math.abs(result.metrics.perplexity / Math.exp(loss) - 1)).toBeLessThan(1e-4);
+    expect(result.metrics.bits_per_byte).toBeCloseTo(reference.nll / Math.LN2 / Buffer.byteLength(pplText), 4);
   });
 });

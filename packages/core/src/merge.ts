@@ -7,8 +7,33 @@ function isObject(v: unknown): v is JsonObject {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** Keys a config may not use: assigning them would reach an object's prototype (prototype pollution). */
+const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The dotted path of the first forbidden key in a JSON value (own keys, at any depth), or undefined. */
+function forbiddenKeyPath(value: unknown, at: string[] = []): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const here = Array.isArray(value) ? [...at.slice(0, -1), `${at[at.length - 1] ?? ''}[${k}]`] : [...at, k];
+    if (!Array.isArray(value) && FORBIDDEN_KEYS.has(k)) return here.join('.');
+    const deeper = forbiddenKeyPath(v, here);
+    if (deeper) return deeper;
+  }
+  return undefined;
+}
+
+/**
+ * Throws a one-line ConfigError if a config layer uses `__proto__`, `constructor` or `prototype` as a key at any depth;
+ * `where` names the source in the message (e.g. the file).
+ */
+export function assertSafeConfigKeys(layer: unknown, where: string): void {
+  const bad = forbiddenKeyPath(layer);
+  if (bad) throw new ConfigError(`${where}: "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`);
+}
+
 /** Deep-merges `over` onto `base` (objects merge, everything else replaces); neither input is modified. */
 export function deepMerge<T extends JsonObject>(base: T, over: JsonObject): T {
+  assertSafeConfigKeys(over, 'invalid config');
   const out: JsonObject = { ...base };
   for (const [k, v] of Object.entries(over)) {
     out[k] = isObject(v) && isObject(out[k]) ? deepMerge(out[k] as JsonObject, v) : structuredClone(v);
@@ -36,11 +61,14 @@ export function applySet(config: JsonObject, assignment: string): JsonObject {
   if (eq <= 0) throw new ConfigError(`invalid --set "${assignment}": expected key.path=value`);
   const path = assignment.slice(0, eq).trim().split('.');
   if (path.some((p) => p === '')) throw new ConfigError(`invalid --set "${assignment}": empty segment in key path`);
+  const bad = path.find((p) => FORBIDDEN_KEYS.has(p));
+  if (bad) throw new ConfigError(`invalid --set "${assignment}": "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`);
   const value = parseSetValue(assignment.slice(eq + 1));
+  assertSafeConfigKeys(value, `invalid --set "${assignment}"`);
   const out = structuredClone(config);
   let node: JsonObject = out;
   for (const key of path.slice(0, -1)) {
-    if (node[key] === undefined) node[key] = {};
+    if (!Object.hasOwn(node, key)) node[key] = {};
     if (!isObject(node[key])) {
       throw new ConfigError(`invalid --set "${assignment}": ${key} is ${JSON.stringify(node[key])}, not an object`);
     }

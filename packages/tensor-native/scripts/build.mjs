@@ -1,4 +1,4 @@
-// Install step of @yuan/tensor-native: builds the OpenBLAS addon with node-gyp when the BLAS headers and library are
+// Install step of @yuan/tensor-native: builds the OpenBLAS addon with node-gyp (the package manager's own) when the BLAS headers and library are
 // present, and otherwise prints one line and exits 0, so that `pnpm install` never fails because of it.
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
@@ -31,11 +31,15 @@ if (!libDirs.some((d) => existsSync(path.join(d, 'libopenblas.so')))) {
   skip('libopenblas.so not found: install OpenBLAS with `apt-get install -y libopenblas-dev`');
 }
 
-let gyp;
-try {
-  gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
-} catch {
-  skip('node-gyp is not installed');
+// node-gyp is not a dependency of this package: npm and pnpm both ship one and name it in npm_config_node_gyp for install
+// scripts. Outside an install (`node scripts/build.mjs` by hand), one installed anywhere Node can resolve it is used.
+let gyp = process.env.npm_config_node_gyp;
+if (!gyp || !existsSync(gyp)) {
+  try {
+    gyp = createRequire(import.meta.url).resolve('node-gyp/bin/node-gyp.js');
+  } catch {
+    skip('node-gyp not found: run this script through `npm install`/`pnpm install`, or install node-gyp');
+  }
 }
 // Use the headers of the running Node when they are installed (Debian/NodeSource put them in <prefix>/include/node),
 // so that node-gyp does not try to download them.

@@ -38,7 +38,7 @@ function nativeAddonPresent(pkg: string): string | undefined {
   try {
     root = path.dirname(require.resolve(`${pkg}/package.json`));
   } catch {
-    return `${pkg} is not installed (optional dependency)`;
+    return `${pkg} is not installed (an optional peer dependency: \`npm install ${pkg}@4.22.0\` to use it)`;
   }
   const lib = path.join(root, 'lib');
   const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(path.join(lib, d, 'tfjs_binding.node')));

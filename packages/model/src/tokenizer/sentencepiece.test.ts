@@ -103,20 +103,13 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
     expect(tok.decode(tok.encode(text))).toBe(text);
   });
 
-  it.skipIf(!existsSync(shakespeare))('encodes tinyshakespeare quickly and decodes it back', () => {
+  // Speed is a benchmark (`node bench/tokenizer.mjs`), not a test.
+  it.skipIf(!existsSync(shakespeare))('encodes tinyshakespeare the same with a cold and a warm memo and decodes it back', () => {
     const text = readFileSync(shakespeare, 'utf8');
-    const mb = Buffer.byteLength(text) / 1e6;
-    let t0 = performance.now();
     const ids = tok.encode(text);
-    const cold = mb / ((performance.now() - t0) / 1000);
-    t0 = performance.now();
-    tok.encode(text);
-    const warm = mb / ((performance.now() - t0) / 1000);
-    t0 = performance.now();
+    expect(ids.length).toBeGreaterThan(0);
+    expect(tok.encode(text)).toEqual(ids);
     expect(tok.decode(ids)).toBe(text);
-    const dec = mb / ((performance.now() - t0) / 1000);
-    console.log(`tinyshakespeare ${mb.toFixed(2)} MB → ${ids.length} tokens; encode ${cold.toFixed(1)} MB/s (cold memo), ${warm.toFixed(1)} MB/s (warm); decode ${dec.toFixed(1)} MB/s`);
-    expect(cold).toBeGreaterThan(0.5);
   });
 
   it('says a truncated model file is not a SentencePiece model', async () => {

@@ -1,16 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { repoRoot } from './corpus.js';
+import { builtCli } from './helpers.js';
 
-const bin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js');
-const built = existsSync(bin);
-if (!built) console.warn(`skipping CLI tests: ${bin} is not built (cd packages/cli && npx tsup)`);
-
-describe.skipIf(!built)('yuan filter (CLI)', () => {
+describe('yuan filter (CLI)', () => {
   it('filters with the preset, writes output, rejects and report, and prints a summary', () => {
+    const bin = builtCli();
     const dir = mkdtempSync(path.join(tmpdir(), 'yuan-filter-cli-'));
     try {
       const prose = 'The committee met on Tuesday to discuss the new library, and the members agreed that the reading room should stay open later. ';

@@ -1,9 +1,33 @@
+// The native backend (@yuan/tensor-native) trains the model (@yuan/model) as the cpu backend does: a cross-package
+// scenario, so it lives here rather than in tensor-native (whose dev-dependency on the model made a workspace cycle).
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { tf } from '@yuan/tensor';
+import { registerNativeBackend, type NativeBackendInfo } from '@yuan/tensor-native';
 import { describe, expect, it } from 'vitest';
-import { native, values } from '../src/test-util.js';
-import { tf } from '../src/tf.js';
+
+/** The native backend if its addon is built, else why not (the tests skip with that one line). */
+const native: { info?: NativeBackendInfo; skip?: string } = (() => {
+  try {
+    return { info: registerNativeBackend() };
+  } catch (e) {
+    const skip = `native training tests skipped: ${(e as Error).message}`;
+    console.warn(skip);
+    return { skip };
+  }
+})();
+
+/** Deterministic pseudo-random values in [-1, 1) (an LCG, so both backends see identical inputs). */
+function values(n: number, seed: number): Float32Array {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
 
 /** Losses of `steps` Adam steps of a freshly initialised preset model on fixed random tokens, on one backend. */
 async function train(backend: string, preset: string, steps: number, batch: number, seq: number): Promise<number[]> {
@@ -17,7 +41,7 @@ async function train(backend: string, preset: string, steps: number, batch: numb
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets));
-    opt.applyGradients(grads);
+    opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]); // Adam declares NamedVariableMap; the grads are a NamedTensorMap
     losses.push(value.dataSync()[0]);
     tf.dispose([value, grads]);
   }
@@ -43,7 +67,7 @@ describe.skipIf(!native.info)('training on the native backend', () => {
     const opt = tf.train.adam(1e-3);
     const step = () => {
       const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, ids));
-      opt.applyGradients(grads);
+      opt.applyGradients(grads as Parameters<typeof opt.applyGradients>[0]); // Adam declares NamedVariableMap; the grads are a NamedTensorMap
       tf.dispose([value, grads]);
     };
     for (let i = 0; i < 100; i++) step(); // optimizer slots, the output-array pool, JIT and the heap reach steady state
