@@ -1,6 +1,6 @@
 import { resolveConfig } from '@yuan/core';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { nextTokenLoss, YuanModel } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { headActivation, layerActivation, sumTerms, type ActivationShape } from './index.js';
@@ -19,9 +19,10 @@ function peakBuffers(numLayers: number, [B, S, H, A, F, V]: number[]): number {
   const config = resolveConfig({ model: { vocabSize: V, hiddenSize: H, numLayers, numHeads: A, ffnSize: F, maxPositions: 512 } });
   const model = YuanModel.init(config, lfaAttention, 1);
   const ids = tf.randomUniform([B, S], 0, V, 'int32') as tf.Tensor2D;
+  const targets = tf.randomUniform([B, S], 0, V, 'int32') as tf.Tensor2D;
   const vars = [...model.params.values()];
   const step = () => {
-    const { value, grads } = tf.variableGrads(() => nextTokenLoss(model.forward(ids).logits, ids), vars);
+    const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, targets), vars); // the training loss (batchLoss)
     value.dispose();
     Object.values(grads).forEach((g) => g.dispose());
   };
@@ -49,6 +50,7 @@ function peakBuffers(numLayers: number, [B, S, H, A, F, V]: number[]): number {
   }
   model.dispose();
   ids.dispose();
+  targets.dispose();
   return peak;
 }
 

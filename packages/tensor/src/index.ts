@@ -14,7 +14,7 @@ export {
   type TensorToWrite,
   type FloatDType,
 } from './safetensors.js';
-export { liveTensorCount } from './memory.js';
+export { liveTensorCount, BufferMeter } from './memory.js';
 export {
   ropeAttention,
   type AttentionLayer,

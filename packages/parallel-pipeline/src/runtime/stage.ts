@@ -1,6 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import { accumulateGrads, AdamW, clipGrads, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
-import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { FromStage, MicroInput, PeerMessage, StageInit, StageStepReport } from './protocol.js';
 import type { Instruction } from './schedule.js';
 
@@ -118,29 +118,37 @@ export class Stage {
 
   private staticBytes = 0;
   private peak = 0;
+  private readonly meter = new BufferMeter();
   private accumulatorBytes(): number {
     return this.grads ? this.bytesOf(this.grads.values()) : 0;
   }
 
   /**
-   * Runs `f` and raises the step's activation high-water mark: tf.memory().numBytes (with `profileMemory`: tf.profile's
-   * kernel-level peakBytes inside `f`) minus the parameter + moment bytes at the step's start, minus `exclude`
-   * (gradient bytes alive then: accumulators and the micro-batch's parameter gradients).
+   * Runs `f` and raises the step's activation high-water mark: the distinct buffer bytes allocated since the step
+   * started (`BufferMeter`: a buffer shared by views or saved copies counts once, as the planner counts it) while `f`
+   * runs, minus `exclude` (gradient bytes alive then: accumulators and the micro-batch's parameter gradients, which
+   * Megatron's per-parameter bytes count as static). With `profileMemory` the high-water mark inside `f` comes from
+   * tf.profile's kernel-level peakBytes relative to the step start instead.
    */
   private async track<T>(f: () => T, exclude: () => number): Promise<T> {
     let out!: T;
-    let peak: number;
     if (this.init.profileMemory) {
       const info = await tf.profile(() => {
         out = f();
         return undefined as never;
       });
-      peak = info.kernels.length ? info.peakBytes : tf.memory().numBytes;
-    } else {
-      out = f();
-      peak = tf.memory().numBytes;
+      const peak = info.kernels.length ? info.peakBytes : tf.memory().numBytes;
+      this.peak = Math.max(this.peak, peak - this.staticBytes - exclude());
+      return out;
     }
-    this.peak = Math.max(this.peak, peak - this.staticBytes - exclude());
+    this.meter.peak = 0;
+    this.meter.sampling = true;
+    try {
+      out = f();
+    } finally {
+      this.meter.sampling = false;
+    }
+    this.peak = Math.max(this.peak, this.meter.peak - exclude());
     return out;
   }
 
@@ -276,6 +284,7 @@ export class Stage {
     const t0 = performance.now();
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
+    this.meter.start();
     this.lossSum = 0;
     this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, maxInFlight: 0, stepMs: 0, waitMs: 0 };
     const program: Instruction[] = this.init.program;
@@ -367,6 +376,7 @@ export class Stage {
       disposeGrads(this.grads);
       this.grads = undefined;
     }
+    this.meter.stop();
     this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
   }
 
