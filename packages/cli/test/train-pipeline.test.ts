@@ -49,9 +49,9 @@ describe('yuan train --pp', () => {
 
   it('bad pipeline flags are one-line errors', () => {
     const out = ['--steps', '1', '--out', path.join(tmp, 'bad')];
-    expect(cli([...out, '--pp', '2', '--partition', '2,2']).err).toMatch(/^error: --partition 2,2 sums to 4 layers; the model has 3\n?$/);
+    expect(cli([...out, '--pp', '2', '--partition', '2,2']).err).toMatch(/^error: partition blocks 2,2 sum to 4 layers; the model has 3\n?$/);
     expect(cli([...out, '--pp', '4']).err).toMatch(/^error: --pp 4 has more stages than the model's 3 layers\n?$/);
-    expect(cli([...out, '--pp', '2', '--microbatches', '0']).err).toMatch(/^error: --microbatches must be at least 1, got "0"\n?$/);
-    expect(cli([...out, '--pp', '2', '--schedule', 'zigzag']).err).toMatch(/^error: unknown schedule "zigzag" \(schedules: gpipe, 1f1b\)\n?$/);
+    expect(cli([...out, '--pp', '2', '--microbatches', '0']).err).toMatch(/^error: --microbatches "0" is not an integer >= 1\n?$/);
+    expect(cli([...out, '--pp', '2', '--schedule', 'zigzag']).err).toMatch(/^error: unknown schedule "zigzag" \(schedules: 1f1b, gpipe\)\n?$/);
   });
 });

@@ -43,7 +43,7 @@ describe('packed packages installed with npm outside the workspace', () => {
 
   it('every publishable package packs with real versions for its workspace dependencies', () => {
     expect(publishable.map((p) => p.json.name).sort()).toEqual(
-      ['@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/cli', '@yuan/core', '@yuan/data-filter', '@yuan/eval', '@yuan/model', '@yuan/tensor', '@yuan/tensor-native'],
+      ['@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/cli', '@yuan/core', '@yuan/data-filter', '@yuan/eval', '@yuan/model', '@yuan/parallel-pipeline', '@yuan/parallel-zero', '@yuan/tensor', '@yuan/tensor-native'],
     );
     const dest = path.join(tmp, 'tarballs');
     for (const p of publishable) {

@@ -45,7 +45,6 @@ async function engineFromFlags(values: Record<string, unknown>, config: YuanConf
   }
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
-  if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
   const { pipelineEngine, planPipeline } = await import('@yuan/parallel-pipeline');
   const attention = attentionLookup(registry)(config.attention.name);
   const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
@@ -63,6 +62,7 @@ async function engineFromFlags(values: Record<string, unknown>, config: YuanConf
     recompute,
     registry,
   });
+  if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
   // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
   const plugins = [pluginModuleFile(registry, 'attention', config.attention.name)];
   return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins });
