@@ -10,3 +10,6 @@ export { MinHasher, type MinHashParams } from './dedup/minhash.js';
 export { chooseBands, candidateProbability } from './dedup/bands.js';
 export { parseShard, type Shard } from './shard.js';
 export type { FilterReport, FilterStats, ReasonStats, ReasonExample } from './report.js';
+export { resolveConfig, type ConfigLayers } from './run.js';
+export { createPlan, readPlan, selectTasks, printPlan, splitDedup, STAGES, STAGE_DOC, type FilterPlan, type StageName, type StageTask, type CreatePlanOptions, type PrintOptions } from './stages/plan.js';
+export { runStage, planStatus, type StageResult } from './stages/run.js';

@@ -81,7 +81,11 @@ function addBadwords(config: FilterConfig, specs: string[]): void {
   config.filters.splice(at, 0, { name: 'badwords', options: { files } });
 }
 
-function resolveConfig(options: RunFilterOptions): FilterConfig {
+/** The config layers of a run: preset < config file < config object < `set` (< `badwords`). */
+export type ConfigLayers = Pick<RunFilterOptions, 'preset' | 'config' | 'configObject' | 'set' | 'badwords'>;
+
+/** Resolves the config layers of a run into one validated config. */
+export function resolveConfig(options: ConfigLayers): FilterConfig {
   let layer: JsonObject = options.preset ? { preset: options.preset } : {};
   if (options.config) layer = deepMerge(layer, readConfigFile(options.config));
   if (options.configObject) layer = deepMerge(layer, options.configObject);
