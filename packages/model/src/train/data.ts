@@ -160,7 +160,7 @@ function megatronIndex(prefix: string): PackedIndex {
 export function readPackedIndex(dir: string): PackedIndex {
   const file = path.join(dir, 'index.json');
   if (!existsSync(dir) && existsSync(`${dir}.idx`)) return megatronIndex(dir);
-  if (!existsSync(dir)) throw new YuanError('input', `data folder not found: ${dir} (nor a Megatron dataset ${dir}.bin + ${dir}.idx)`);
+  if (!existsSync(dir)) throw new YuanError('input', `data folder not found: ${dir}`);
   if (!existsSync(file)) throw new YuanError('input', `${dir}: no index.json (prepare it with \`yuan data prepare\`)`);
   let index: PackedIndex;
   try {

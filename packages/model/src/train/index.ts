@@ -16,3 +16,5 @@ export {
   checkSameModel,
   type TrainState,
 } from './state.js';
+export { prepareData, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
+export { yuanLine, type Sample } from './prepare-items.js';
