@@ -100,17 +100,14 @@ export class IndexedDatasetWriter {
 
   /** Appends one sequence (one document). An id that does not fit the dtype is an error. */
   add(ids: ArrayLike<number>): void {
-    const b = Buffer.allocUnsafe(ids.length * this.itemBytes);
     const max = this.dtype === 8 ? 0xffff : this.dtype === 1 ? 0xff : this.dtype === 3 ? 0x7fff : this.dtype === 2 ? 0x7f : 0x7fffffff;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (!(id >= 0 && id <= max)) throw new YuanError('input', `token id ${id} does not fit the Megatron dtype ${MEGATRON_DTYPES[this.dtype].name}`);
-      if (this.itemBytes === 2) b.writeUInt16LE(id, i * 2);
-      else if (this.itemBytes === 4) b.writeInt32LE(id, i * 4);
-      else if (this.itemBytes === 1) b.writeUInt8(id, i);
-      else b.writeBigInt64LE(BigInt(id), i * 8);
     }
-    this.bin.write(b);
+    // Little-endian typed arrays (Node runs on little-endian platforms only), as numpy writes them on x86/ARM.
+    const arr = this.dtype === 8 ? Uint16Array.from(ids) : this.dtype === 4 ? Int32Array.from(ids) : this.dtype === 3 ? Int16Array.from(ids) : this.dtype === 1 ? Uint8Array.from(ids) : this.dtype === 2 ? Int8Array.from(ids) : BigInt64Array.from(Array.from(ids, (x) => BigInt(x)));
+    this.bin.write(Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength));
     const s = Buffer.allocUnsafe(4);
     s.writeInt32LE(ids.length, 0);
     this.sizes.write(s);

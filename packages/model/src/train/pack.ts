@@ -49,10 +49,10 @@ class SplitWriter {
     this.mask = createWriteStream(path.join(dir, info.mask));
   }
 
-  async write(ids: readonly number[], mask: Uint8Array): Promise<void> {
+  async write(ids: Uint32Array, mask: Uint8Array): Promise<void> {
     this.megatron?.add(ids);
-    const buf = Buffer.alloc(ids.length * 4);
-    for (let i = 0; i < ids.length; i++) buf.writeUInt32LE(ids[i], i * 4);
+    // uint32 little-endian (every platform Node runs on is little-endian; the bytes are checked by the tests)
+    const buf = Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
     const okIds = this.ids.write(buf);
     const okMask = this.mask.write(mask);
     this.tokens += ids.length;
@@ -117,17 +117,23 @@ export class PackWriter {
   }
 
   /** Adds a pretraining document (ids without `<eod>`; it is appended). Empty documents are skipped. */
-  async addDocument(ids: readonly number[]): Promise<void> {
+  async addDocument(ids: ArrayLike<number>): Promise<void> {
     if (ids.length === 0) return;
-    const all = [...ids, this.meta.special.eod];
+    const all = new Uint32Array(ids.length + 1);
+    all.set(ids);
+    all[ids.length] = this.meta.special.eod;
     await this.writers![this.split()].write(all, new Uint8Array(all.length).fill(1));
   }
 
   /** Adds an SFT pair as `prompt<sep>answer<eod>`; predicting prompt tokens is masked, `<sep>`, the answer and `<eod>` count. */
-  async addPair(prompt: readonly number[], answer: readonly number[]): Promise<void> {
+  async addPair(prompt: ArrayLike<number>, answer: ArrayLike<number>): Promise<void> {
     const sep = this.meta.special.sep;
     if (sep === undefined) throw new YuanError('input', 'this tokenizer has no <sep> token; it cannot pack prompt/answer pairs');
-    const all = [...prompt, sep, ...answer, this.meta.special.eod];
+    const all = new Uint32Array(prompt.length + answer.length + 2);
+    all.set(prompt);
+    all[prompt.length] = sep;
+    all.set(answer, prompt.length + 1);
+    all[all.length - 1] = this.meta.special.eod;
     const mask = new Uint8Array(all.length).fill(1);
     mask.fill(0, 0, prompt.length);
     this.sft += 1;

@@ -191,8 +191,8 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
     for (let i = 0; i < r.ends.length; i++) {
       const end = r.ends[i];
       const split = r.splits[i];
-      if (split < 0) await writer.addDocument(Array.from(r.ids.subarray(start, end)));
-      else await writer.addPair(Array.from(r.ids.subarray(start, start + split)), Array.from(r.ids.subarray(start + split + r.skips[i], end)));
+      if (split < 0) await writer.addDocument(r.ids.subarray(start, end));
+      else await writer.addPair(r.ids.subarray(start, start + split), r.ids.subarray(start + split + r.skips[i], end));
       c.samples++;
       start = end;
     }
