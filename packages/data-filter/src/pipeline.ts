@@ -150,6 +150,11 @@ export class FilterPipeline {
     return undefined;
   }
 
+  /** Adds time spent for stage `stage` outside `applyRange` (its keys, computed on a worker thread). */
+  addSeconds(stage: number, seconds: number): void {
+    this.stages[stage].stats.seconds += seconds;
+  }
+
   /** Counts a drop of stage `stage` under its reason (examples: the first `maxExamples` in call order). */
   countDrop(stage: number, reason: string, bytes: number, example: () => ReasonExample): void {
     countReason(this.stages[stage].stats.reasons, reason, bytes, this.maxExamples, example);

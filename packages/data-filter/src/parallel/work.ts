@@ -130,7 +130,11 @@ export class BatchProcessor {
       }
       if (this.tail.keyed && this.tail.keyWidth > 0) {
         const keys = new Uint32Array(this.tail.keyWidth);
-        for (let s = this.tail.head; s < this.pipeline.length; s++) keys.set((this.pipeline.filter(s) as KeyedFilter).keys(r), this.tail.offsets[s]);
+        for (let s = this.tail.head; s < this.pipeline.length; s++) {
+          const t0 = performance.now();
+          keys.set((this.pipeline.filter(s) as KeyedFilter).keys(r), this.tail.offsets[s]);
+          this.pipeline.addSeconds(s, (performance.now() - t0) / 1000);
+        }
         keyParts.push(keys);
       }
       const res: LineResult = { k: 3, id: r.id, text: r.text, out: keptLine(r, config) };
