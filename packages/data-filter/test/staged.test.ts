@@ -1,11 +1,14 @@
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPlan, printPlan, runFilter, runStage, selectTasks, STAGES } from '../src/index.js';
-import { gaokaoPassages, gsm8k, haveDatasets, jsonl, mutate, mutateChars, rng, skipReason, wikiArticles, type Doc } from './corpus.js';
+import { gaokaoPassages, gsm8k, haveDatasets, repoRoot, jsonl, mutate, mutateChars, rng, skipReason, wikiArticles, type Doc } from './corpus.js';
 
 if (!haveDatasets) console.warn(`skipping staged dedup tests: ${skipReason}`);
+const bin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js');
+if (!existsSync(bin)) console.warn(`skipping the SIGKILL stage test: ${bin} is not built (cd packages/cli && npx tsup)`);
 
 describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → buckets → removals → apply)', () => {
   let dir: string;
@@ -62,6 +65,40 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
     expect(ids.filter((id) => id.endsWith('-copy') || id.endsWith('-near')).length).toBeGreaterThan(3);
     expect(ids.length).toBeGreaterThan(30);
     expect(staged.equals(single)).toBe(true);
+  });
+
+  it.skipIf(!existsSync(bin))('a stage task killed with SIGKILL mid-write is rerun and the stage finishes with the same output', async () => {
+    const work = path.join(dir, 'work-kill');
+    const out = path.join(dir, 'out-kill');
+    // Bigger shards, so that the task is still writing when it is killed.
+    const big = shards.map((f, j) => {
+      const g = path.join(dir, `big-${j}.jsonl`);
+      writeFileSync(g, readFileSync(f, 'utf8').repeat(4));
+      return g;
+    });
+    createPlan({ inputs: big, work, output: out, tasks: 1 });
+    const fdir = path.join(work, 'filter');
+    const killed = await new Promise<string | null>((resolve) => {
+      const child = spawn(process.execPath, [bin, 'filter', 'stage', 'filter', '--work', work, '--task', '0/1'], { stdio: 'ignore' });
+      const poll = setInterval(() => {
+        // killed while writing a later shard: the first is complete, the later one only a temporary file
+        if (existsSync(fdir) && readdirSync(fdir).some((f) => /^\.part-0000[1-3]\.jsonl\.tmp-/.test(f))) child.kill('SIGKILL');
+      }, 5);
+      child.on('exit', (_code, signal) => {
+        clearInterval(poll);
+        resolve(signal);
+      });
+    });
+    expect(killed).toBe('SIGKILL');
+    expect(existsSync(path.join(fdir, 'task-0-of-1.done'))).toBe(false);
+    for (const s of STAGES) {
+      const r = spawnSync(process.execPath, [bin, 'filter', 'stage', s, '--work', work], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    expect(readdirSync(fdir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    await runFilter({ inputs: big, output: path.join(dir, 'single-big.jsonl') });
+    const staged = Buffer.concat(big.map((_, j) => readFileSync(path.join(out, `part-${String(j).padStart(5, '0')}.jsonl`))));
+    expect(staged.equals(readFileSync(path.join(dir, 'single-big.jsonl')))).toBe(true);
   });
 
   it('one-line errors: mismatched task counts, a missing plan; the plan prints as SLURM and Kubernetes jobs', async () => {
