@@ -49,7 +49,12 @@ try {
   let tok = await loadSentencePiece(model);
   let t0 = performance.now();
   let tokens = 0;
-  for (const l of lines) tokens += tok.encodeSentencePiece(l).length;
+  let check = 0; // an order-sensitive checksum of every id, compared with Python's
+  for (const l of lines) {
+    const ids = tok.encodeSentencePiece(l);
+    tokens += ids.length;
+    for (const id of ids) check = (Math.imul(check, 31) + id) >>> 0;
+  }
   const ours = (performance.now() - t0) / 1000;
   console.log(`@yuan/model SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
 
@@ -59,14 +64,18 @@ try {
     'sp = spm.SentencePieceProcessor(model_file=sys.argv[1])',
     "lines = open(sys.argv[2], encoding='utf-8', newline='').read().split('\\n')[:-1]",
     'sp.encode(lines[:200])',
-    't = time.perf_counter(); n = sum(len(sp.encode(l)) for l in lines); s = time.perf_counter() - t',
-    'print(n, s, spm.__version__)',
+    't = time.perf_counter(); out = [sp.encode(l) for l in lines]; s = time.perf_counter() - t',
+    'n = 0; c = 0',
+    'for ids in out:',
+    '    n += len(ids)',
+    '    for i in ids: c = (c * 31 + i) & 0xffffffff',
+    'print(n, s, spm.__version__, c)',
   ].join('\n');
   const py = spawnSync(python, ['-c', script, model, file], { encoding: 'utf8' });
   if (py.status === 0) {
-    const [n, s, version] = py.stdout.trim().split(' ');
+    const [n, s, version, pyCheck] = py.stdout.trim().split(' ');
     const pyRate = Number(n) / Number(s);
-    console.log(`Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(n) === tokens ? ', same count' : `, COUNT DIFFERS from ${tokens}`})`);
+    console.log(`Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(pyCheck) === check ? ', the same ids' : `, IDS DIFFER (count ${tokens})`})`);
     console.log(`ratio @yuan/model / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
   } else {
     console.log(`Python sentencepiece: skipped (${python}: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()})`);

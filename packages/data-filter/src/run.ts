@@ -231,6 +231,8 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
         if (tail.keyed) {
           drop = pipeline.applyRange(doc, tail.head, pipeline.length, r.keys.subarray(keyAt, keyAt + tail.keyWidth), tail.offsets);
           keyAt += tail.keyWidth;
+          // A document whose later keys were skipped repeats an earlier one: the first dedup stage must have dropped it.
+          if (l.partial && drop?.stage !== tail.head) throw new YuanError('internal', `${file}:${lineNo}: a repeated document was not dropped by its first dedup stage`);
         } else {
           drop = pipeline.applyRange(doc, tail.head, pipeline.length);
           if (!drop && doc.text !== l.text) out = keptLine(doc, config);

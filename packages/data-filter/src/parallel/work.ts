@@ -3,6 +3,7 @@ import type { FilterConfig } from '../config.js';
 import { parseRecord, withField } from '../io/records.js';
 import { isKeyed, type FilterPipeline, type KeyedFilter, type StageCounters } from '../pipeline.js';
 import { snippet } from '../report.js';
+import { KeySet } from '../hash/keyset.js';
 
 /** What a worker needs to build the same pipeline as the main thread. */
 export interface WorkInit {
@@ -27,7 +28,7 @@ export type LineResult =
   | { k: 0 }
   | { k: 1; reason: string; detail: string; bytes: number; raw: string; reject?: string }
   | { k: 2; stage: number; reason: string; detail?: string; bytes: number; id: string; snippet: string; reject?: string }
-  | { k: 3; id: string; text: string; lang?: string; langScore?: number; out: string; recordJson?: string };
+  | { k: 3; id: string; text: string; lang?: string; langScore?: number; out: string; recordJson?: string; partial?: true };
 
 /** The per-document outcome of a batch, plus the keys of the survivors for the keyed (dedup) stages. */
 export interface BatchResult {
@@ -41,6 +42,8 @@ export interface BatchResult {
 export type WorkerMessage = { type: 'result'; result: BatchResult } | { type: 'counters'; counters: StageCounters[] } | { type: 'error'; message: string; code?: string };
 
 const J = JSON.stringify;
+/** Keys kept by a processor's cache of the first dedup stage before it starts over (≤ 16 B each for exact dedup). */
+const SEEN_LIMIT = 1 << 20;
 
 /** A rejected document, exactly as `JSON.stringify({reason, detail, file, line, id, record})` writes it. */
 export function rejectLine(reason: string, detail: string | undefined, file: string, line: number, id: string, recordJson: string): string {
@@ -86,12 +89,18 @@ export function planTail(p: FilterPipeline): TailPlan {
 /** Runs the per-document stages of a pipeline over line batches (on a worker thread or in-process). */
 export class BatchProcessor {
   readonly tail: TailPlan;
+  /**
+   * Keys of the first dedup stage seen by this processor (a bounded cache). A document whose keys are in it repeats
+   * an earlier document exactly, so that stage will drop it: the later stages' keys (MinHash) are not computed.
+   */
+  private seen?: KeySet;
 
   constructor(
     readonly pipeline: FilterPipeline,
     private readonly init: WorkInit,
   ) {
     this.tail = planTail(pipeline);
+    if (this.tail.keyed && this.tail.head < pipeline.length) this.seen = new KeySet((pipeline.filter(this.tail.head) as KeyedFilter).keyWidth, 1 << 12);
   }
 
   /** Processes one batch. */
@@ -128,16 +137,25 @@ export class BatchProcessor {
         lines.push({ k: 2, stage: drop.stage, reason: drop.reason, detail, bytes: drop.bytes, id: r.id, snippet: snippet(drop.textIn), reject });
         continue;
       }
+      let partial = false;
       if (this.tail.keyed && this.tail.keyWidth > 0) {
         const keys = new Uint32Array(this.tail.keyWidth);
         for (let s = this.tail.head; s < this.pipeline.length; s++) {
           const t0 = performance.now();
           keys.set((this.pipeline.filter(s) as KeyedFilter).keys(r), this.tail.offsets[s]);
           this.pipeline.addSeconds(s, (performance.now() - t0) / 1000);
+          if (s === this.tail.head && this.seen) {
+            if (this.seen.size >= SEEN_LIMIT) this.seen = new KeySet(this.seen.width, 1 << 12);
+            if (!this.seen.add(keys, 0)) {
+              partial = true;
+              break;
+            }
+          }
         }
         keyParts.push(keys);
       }
       const res: LineResult = { k: 3, id: r.id, text: r.text, out: keptLine(r, config) };
+      if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;
       if (r.langScore !== undefined) res.langScore = r.langScore;
       if (withRejects || !this.tail.keyed) res.recordJson = J(r.record);
