@@ -117,12 +117,12 @@ export class FilterPipeline {
    * reason (the caller counts it with `countDrop`, in input order, so that report examples do not depend on threads).
    * `keys` (with `keyOffsets` per stage) carries precomputed keys of keyed stages.
    */
-  applyRange(doc: FilterDocument, from: number, to: number, keys?: Uint32Array, keyOffsets?: number[]): StageDrop | undefined {
-    let bytesText = '';
-    let bytes = 0;
+  applyRange(doc: FilterDocument, from: number, to: number, keys?: Uint32Array, keyOffsets?: number[], textBytes?: number): StageDrop | undefined {
+    let bytesText = textBytes === undefined ? '' : doc.text;
+    let bytes = textBytes ?? 0;
     for (let i = from; i < to; i++) {
       const stage = this.stages[i];
-      if (doc.text !== bytesText || bytes === 0) {
+      if (doc.text !== bytesText || (bytes === 0 && textBytes === undefined)) {
         bytesText = doc.text;
         bytes = Buffer.byteLength(bytesText);
       }

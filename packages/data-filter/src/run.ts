@@ -223,13 +223,13 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
         return;
       }
       let out = l.out;
-      const doc: FilterDocument = { id: l.id, text: l.text, lang: l.lang, langScore: l.langScore, record: tail.keyed ? {} : JSON.parse(l.recordJson!) };
+      const doc: FilterDocument = { id: l.id, text: l.text ?? '', lang: l.lang, langScore: l.langScore, record: tail.keyed ? {} : JSON.parse(l.recordJson!) };
       if (l.lang === undefined) delete doc.lang;
       if (l.langScore === undefined) delete doc.langScore;
       let drop: StageDrop | undefined;
       if (tail.head < pipeline.length) {
         if (tail.keyed) {
-          drop = pipeline.applyRange(doc, tail.head, pipeline.length, r.keys.subarray(keyAt, keyAt + tail.keyWidth), tail.offsets);
+          drop = pipeline.applyRange(doc, tail.head, pipeline.length, r.keys.subarray(keyAt, keyAt + tail.keyWidth), tail.offsets, l.bytes);
           keyAt += tail.keyWidth;
           // A document whose later keys were skipped repeats an earlier one: the first dedup stage must have dropped it.
           if (l.partial && drop?.stage !== tail.head) throw new YuanError('internal', `${file}:${lineNo}: a repeated document was not dropped by its first dedup stage`);
@@ -245,7 +245,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(d.textIn) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: tail.keyed ? l.snippet : snippet(d.textIn) }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };

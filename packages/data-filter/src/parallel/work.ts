@@ -28,7 +28,19 @@ export type LineResult =
   | { k: 0 }
   | { k: 1; reason: string; detail: string; bytes: number; raw: string; reject?: string }
   | { k: 2; stage: number; reason: string; detail?: string; bytes: number; id: string; snippet: string; reject?: string }
-  | { k: 3; id: string; text: string; lang?: string; langScore?: number; out: string; recordJson?: string; partial?: true };
+  | {
+      k: 3;
+      id: string;
+      /** The text (only when the tail is not keyed: keyed stages need just its byte count and snippet). */
+      text?: string;
+      bytes: number;
+      snippet: string;
+      lang?: string;
+      langScore?: number;
+      out: string;
+      recordJson?: string;
+      partial?: true;
+    };
 
 /** The per-document outcome of a batch, plus the keys of the survivors for the keyed (dedup) stages. */
 export interface BatchResult {
@@ -154,7 +166,8 @@ export class BatchProcessor {
         }
         keyParts.push(keys);
       }
-      const res: LineResult = { k: 3, id: r.id, text: r.text, out: keptLine(r, config) };
+      const res: LineResult = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text), snippet: snippet(r.text), out: keptLine(r, config) };
+      if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;
       if (r.langScore !== undefined) res.langScore = r.langScore;
