@@ -1,5 +1,5 @@
 // Throughput of the yuan-zh-en filter preset against the floor (plain JSONL read + parse + write of the same
-// file), and MinHash signatures per second. Run: `node bench/filter.mjs [MB]` after building packages/data-filter.
+// file), with 1 and WORKERS (default 2) worker threads, and MinHash signatures per second. Run: `node bench/filter.mjs [MB]` after building packages/data-filter.
 // Ratios are against the floor measured in this run; absolute numbers depend on the machine.
 import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,11 +72,15 @@ try {
 
   const f = await time(() => floor(input, path.join(dir, 'floor.jsonl')));
   const e = await time(() => runFilter({ inputs: [input], output: path.join(dir, 'empty.jsonl'), configObject: { filters: [] } }));
-  const p = await time(() => runFilter({ inputs: [input], output: path.join(dir, 'preset.jsonl'), preset: 'yuan-zh-en' }));
+  const p = await time(() => runFilter({ inputs: [input], output: path.join(dir, 'preset.jsonl'), preset: 'yuan-zh-en', workers: 1 }));
+  const workers = Number(process.env.WORKERS ?? 2);
+  const pw = await time(() => runFilter({ inputs: [input], output: path.join(dir, 'preset-w.jsonl'), preset: 'yuan-zh-en', workers }));
+  if (!readFileSync(path.join(dir, 'preset.jsonl')).equals(readFileSync(path.join(dir, 'preset-w.jsonl')))) throw new Error(`--workers ${workers} output differs from --workers 1`);
   const rate = (s) => mb / s;
   console.log(`floor (readline + JSON.parse + JSON.stringify + write): ${rate(f.seconds).toFixed(1)} MB/s`);
   console.log(`runFilter, empty pipeline:                           ${rate(e.seconds).toFixed(1)} MB/s  (${(rate(e.seconds) / rate(f.seconds)).toFixed(2)}x floor)`);
   console.log(`runFilter, preset yuan-zh-en:                        ${rate(p.seconds).toFixed(1)} MB/s  (${(rate(p.seconds) / rate(f.seconds)).toFixed(3)}x floor), ${Math.round(p.result.input.documents / p.seconds)} docs/s, kept ${p.result.result.kept}/${p.result.input.documents}`);
+  console.log(`runFilter, preset yuan-zh-en, ${workers} workers:             ${rate(pw.seconds).toFixed(1)} MB/s  (${(rate(pw.seconds) / rate(f.seconds)).toFixed(3)}x floor; ${(p.seconds / pw.seconds).toFixed(2)}x --workers 1, limit ${workers}x), byte-identical output`);
   console.log('time per filter (s):', p.result.filters.map((s) => `${s.label} ${s.seconds.toFixed(2)}`).join(', '));
 
   const { bands, rows } = chooseBands(0.75, 128);

@@ -1,5 +1,5 @@
 /** @yuan/data-filter: a streaming pretraining-data filter for Chinese and English text and code. */
-export { runFilter, type RunFilterOptions, type FilterProgress } from './run.js';
+export { runFilter, DEFAULT_WORKERS, type RunFilterOptions, type FilterProgress } from './run.js';
 export { FilterPipeline, type PipelineResult } from './pipeline.js';
 export { buildFilterRegistry } from './plugins.js';
 export { BUILTIN_FILTERS } from './filters/index.js';
@@ -10,6 +10,9 @@ export { MinHasher, type MinHashParams } from './dedup/minhash.js';
 export { chooseBands, candidateProbability } from './dedup/bands.js';
 export { parseShard, type Shard } from './shard.js';
 export type { FilterReport, FilterStats, ReasonStats, ReasonExample } from './report.js';
+export { resolveConfig, type ConfigLayers } from './run.js';
+export { createPlan, readPlan, selectTasks, printPlan, splitDedup, STAGES, STAGE_DOC, type FilterPlan, type StageName, type StageTask, type CreatePlanOptions, type PrintOptions } from './stages/plan.js';
+export { runStage, planStatus, type StageResult } from './stages/run.js';
 import { BUILTIN_FILTERS as builtins } from './filters/index.js';
 /** The plugins this package provides (what `yuan` registers from it): the built-in filters. */
 export const plugins = [...builtins];

@@ -1,12 +1,13 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { applySet, deepMerge, YuanError, type FilterPlugin, type JsonObject, type PluginRegistry } from '@yuan/core';
+import { applySet, deepMerge, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
-import { parseRecord, withField } from './io/records.js';
+import { WorkerPool } from './parallel/pool.js';
+import { BatchProcessor, keptLine, planTail, rejectLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
 import { AtomicWriter } from './io/writer.js';
-import { FilterPipeline } from './pipeline.js';
+import { FilterPipeline, type StageDrop } from './pipeline.js';
 import { buildFilterRegistry } from './plugins.js';
 import { countReason, snippet, type FilterReport, type ReasonStats } from './report.js';
 import { parseShard, type Shard } from './shard.js';
@@ -35,8 +36,10 @@ export interface RunFilterOptions {
   badwords?: string[];
   /** Extra filter plugins to register. */
   plugins?: readonly FilterPlugin<any>[];
-  /** A registry to use (not yet frozen; the CLI's, with built-ins and `--plugin` modules); default: the built-in filters. */
-  registry?: PluginRegistry;
+  /** Worker threads for the per-document stages (1: all on this thread). Output is identical for any count. Default 1. */
+  workers?: number;
+  /** Extra plugin modules (package names or absolute paths; the CLI's `--plugin`), loaded after the config's `plugins:`. */
+  pluginModules?: string[];
   /** Called about every `progressIntervalMs` (default 1000) and once at the end. */
   onProgress?: (progress: FilterProgress) => void;
   progressIntervalMs?: number;
@@ -52,8 +55,14 @@ export interface FilterProgress {
   /** Bytes read from disk so far and in all, for a completion fraction. */
   bytesRead: number;
   bytesTotal: number;
+  /** Uncompressed input bytes (lines) read so far. */
+  bytesIn: number;
   seconds: number;
   documentsPerSecond: number;
+  /** Uncompressed input megabytes (10^6 bytes) per second. */
+  megabytesPerSecond: number;
+  /** Kept documents / documents so far. */
+  keptFraction: number;
   done: boolean;
 }
 
@@ -74,7 +83,11 @@ function addBadwords(config: FilterConfig, specs: string[]): void {
   config.filters.splice(at, 0, { name: 'badwords', options: { files } });
 }
 
-function resolveConfig(options: RunFilterOptions): FilterConfig {
+/** The config layers of a run: preset < config file < config object < `set` (< `badwords`). */
+export type ConfigLayers = Pick<RunFilterOptions, 'preset' | 'config' | 'configObject' | 'set' | 'badwords'>;
+
+/** Resolves the config layers of a run into one validated config. */
+export function resolveConfig(options: ConfigLayers): FilterConfig {
   let layer: JsonObject = options.preset ? { preset: options.preset } : {};
   if (options.config) layer = deepMerge(layer, readConfigFile(options.config));
   if (options.configObject) layer = deepMerge(layer, options.configObject);
@@ -97,21 +110,40 @@ function checkPaths(options: RunFilterOptions): void {
 
 const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
 
+/** Default thread count of `runFilter` from code: 1 (the CLI defaults to the machine's cores). */
+export const DEFAULT_WORKERS = 1;
+
+const BATCH_BYTES = 1 << 20;
+const BATCH_LINES = 2000;
+
 /**
  * Streams the inputs through the configured pipeline: kept records (text replaced by the filtered text) go to the
  * output, malformed lines and dropped documents (with reasons) to the rejects; returns the report (also written to
- * `report`). Memory is bounded by `maxLineBytes` plus output buffers, except dedup state (per document).
+ * `report`). With `workers` > 1 the per-document stages run on worker threads over batches of lines and the stateful
+ * stages (dedup) in input order on this thread: output, rejects and report counts are byte-identical to one thread.
+ * Memory is bounded by `maxLineBytes` plus output buffers plus ≤ 2 batches (1 MiB each) per worker, except dedup state.
  */
 export async function runFilter(options: RunFilterOptions): Promise<FilterReport> {
   checkPaths(options);
   const shard = parseShard(options.shard);
-  const config = resolveConfig(options);
-  const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins, options.registry);
+  const resolved = resolveConfig(options);
+  // `--plugin` modules join the config's, so worker threads load them too
+  const config = options.pluginModules?.length ? { ...resolved, plugins: [...resolved.plugins, ...options.pluginModules] } : resolved;
+  const workers = options.workers ?? DEFAULT_WORKERS;
+  if (!Number.isInteger(workers) || workers < 1) throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
+  if (workers > 1 && options.plugins?.length) {
+    throw new YuanError('usage', 'filter plugins given as objects cannot run on worker threads: list their modules under `plugins:` in the config, or use workers: 1');
+  }
+  const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins);
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
+  const init: WorkInit = { config, inputs: options.inputs, withRejects: !!options.rejects };
+  const local = workers === 1 ? new BatchProcessor(pipeline, init) : undefined;
+  const tail = planTail(pipeline);
 
   const output = new AtomicWriter(options.output);
   const rejects = options.rejects ? new AtomicWriter(options.rejects) : undefined;
+  const pool = workers > 1 ? new WorkerPool(workers, init) : undefined;
   const inputReasons: Record<string, ReasonStats> = {};
   const c = { lines: 0, blank: 0, documents: 0, malformed: 0, bytes: 0, kept: 0, dropped: 0 };
   const started = performance.now();
@@ -120,12 +152,120 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   let bytesRead = 0;
   const progress = (done: boolean): void => {
     const seconds = (performance.now() - started) / 1000;
-    options.onProgress?.({ lines: c.lines, documents: c.documents, kept: c.kept, dropped: c.dropped, malformed: c.malformed, bytesRead, bytesTotal, seconds, documentsPerSecond: seconds > 0 ? c.documents / seconds : 0, done });
+    options.onProgress?.({
+      lines: c.lines,
+      documents: c.documents,
+      kept: c.kept,
+      dropped: c.dropped,
+      malformed: c.malformed,
+      bytesRead,
+      bytesTotal,
+      bytesIn: c.bytes,
+      seconds,
+      documentsPerSecond: seconds > 0 ? c.documents / seconds : 0,
+      megabytesPerSecond: seconds > 0 ? c.bytes / 1e6 / seconds : 0,
+      keptFraction: c.documents > 0 ? c.kept / c.documents : 0,
+      done,
+    });
   };
   const malformed = (reason: string, detail: string, file: string, lineNo: number, bytes: number, raw: string) => {
     c.malformed++;
     countReason(inputReasons, reason, bytes, config.examples, () => ({ id: `${path.basename(file)}:${lineNo}`, source: `${file}:${lineNo}`, detail, snippet: snippet(raw) }));
   };
+
+  // Batches of lines in flight, handled strictly in the order they were read.
+  type Pending = { batch: { files: Int32Array; lineNos: Int32Array }; result: Promise<BatchResult> };
+  const queue: Pending[] = [];
+  const limit = 2 * workers;
+  let seq = 0;
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  let files: number[] = [];
+  let lineNos: number[] = [];
+  const fileIndex = new Map(options.inputs.map((f, i) => [f, i]));
+
+  const seal = (): void => {
+    if (parts.length === 0) return;
+    const data = new Uint8Array(new ArrayBuffer(partBytes));
+    const ends = new Int32Array(parts.length);
+    let at = 0;
+    parts.forEach((p, i) => {
+      data.set(p, at);
+      at += p.length;
+      ends[i] = at;
+    });
+    const batch: LineBatch = { seq: seq++, data, ends, files: Int32Array.from(files), lineNos: Int32Array.from(lineNos) };
+    parts = [];
+    partBytes = 0;
+    files = [];
+    lineNos = [];
+    const meta = { files: batch.files, lineNos: batch.lineNos };
+    const result = pool ? pool.submit(batch) : Promise.resolve(local!.process(batch));
+    result.catch(() => undefined);
+    queue.push({ batch: meta, result });
+  };
+
+  const handle = (meta: Pending['batch'], r: BatchResult): void => {
+    let keyAt = 0;
+    r.lines.forEach((l, i) => {
+      if (l.k === 0) {
+        c.blank++;
+        return;
+      }
+      const file = options.inputs[meta.files[i]];
+      const lineNo = meta.lineNos[i];
+      if (l.k === 1) {
+        malformed(l.reason, l.detail, file, lineNo, l.bytes, l.raw);
+        if (l.reject) rejects?.write(l.reject);
+        return;
+      }
+      c.documents++;
+      if (l.k === 2) {
+        c.dropped++;
+        pipeline.countDrop(l.stage, l.reason, l.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet }));
+        if (l.reject) rejects?.write(l.reject);
+        return;
+      }
+      let out = l.out;
+      const doc: FilterDocument = { id: l.id, text: l.text ?? '', lang: l.lang, langScore: l.langScore, record: tail.keyed ? {} : JSON.parse(l.recordJson!) };
+      if (l.lang === undefined) delete doc.lang;
+      if (l.langScore === undefined) delete doc.langScore;
+      let drop: StageDrop | undefined;
+      if (tail.head < pipeline.length) {
+        if (tail.keyed) {
+          drop = pipeline.applyRange(doc, tail.head, pipeline.length, r.keys.subarray(keyAt, keyAt + tail.keyWidth), tail.offsets, l.bytes);
+          keyAt += tail.keyWidth;
+          // A document whose later keys were skipped repeats an earlier one: the first dedup stage must have dropped it.
+          if (l.partial && drop?.stage !== tail.head) throw new YuanError('internal', `${file}:${lineNo}: a repeated document was not dropped by its first dedup stage`);
+        } else {
+          drop = pipeline.applyRange(doc, tail.head, pipeline.length);
+          if (!drop && doc.text !== l.text) out = keptLine(doc, config);
+        }
+      }
+      if (!drop) {
+        c.kept++;
+        output.write(out);
+        return;
+      }
+      c.dropped++;
+      const d = drop;
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: tail.keyed ? l.snippet : snippet(d.textIn) }));
+      if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
+    });
+  };
+
+  /** Handles finished batches in order until at most `keep` remain in flight. */
+  const settle = async (keep: number): Promise<void> => {
+    while (queue.length > keep) {
+      const next = queue[0];
+      const r = await next.result;
+      queue.shift();
+      handle(next.batch, r);
+      await output.drain();
+      await rejects?.drain();
+    }
+  };
+
   let long: { file: string; lineNo: number; head: string; decoder: StringDecoder } | undefined;
 
   try {
@@ -135,32 +275,16 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
         line(bytes, file, lineNo) {
           c.lines++;
           c.bytes += bytes.length + 1;
-          const r = parseRecord(bytes, file, lineNo, config);
-          if (r === 'blank') {
-            c.blank++;
-            return;
-          }
-          if (!('text' in r)) {
-            const raw = bytes.toString('utf8');
-            malformed(r.reason, r.detail, file, lineNo, bytes.length, raw);
-            const extra = r.reason === 'invalid-utf8' ? { rawBase64: bytes.toString('base64') } : {};
-            rejects?.write(`${JSON.stringify({ reason: `input:${r.reason}`, detail: r.detail, file, line: lineNo, raw, ...extra })}\n`);
-            return;
-          }
-          c.documents++;
-          const res = pipeline.apply(r, `${file}:${lineNo}`);
-          if (res.keep) {
-            c.kept++;
-            let out = withField(r.record, config.textField, r.text);
-            if (config.annotate) out = { ...out, lang: r.lang ?? null, lang_score: r.langScore ?? null };
-            output.write(`${JSON.stringify(out)}\n`);
-          } else {
-            c.dropped++;
-            rejects?.write(`${JSON.stringify({ reason: `${res.filter}:${res.reason}`, detail: res.detail, file, line: lineNo, id: r.id, record: r.record })}\n`);
-          }
+          parts.push(bytes);
+          partBytes += bytes.length;
+          files.push(fileIndex.get(file)!);
+          lineNos.push(lineNo);
+          if (partBytes >= BATCH_BYTES || parts.length >= BATCH_LINES) seal();
         },
-        longStart(head, file, lineNo) {
+        async longStart(head, file, lineNo) {
           c.lines++;
+          seal();
+          await settle(0);
           const decoder = new StringDecoder('utf8');
           long = { file, lineNo, head: new StringDecoder('utf8').write(head.subarray(0, 1024)), decoder };
           rejects?.write(`{"reason":"input:line-too-long","detail":"longer than maxLineBytes (${config.maxLineBytes})","file":${JSON.stringify(file)},"line":${lineNo},"raw":"`);
@@ -177,6 +301,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
         },
         async pause(raw) {
           bytesRead = raw;
+          await settle(limit);
           await output.drain();
           await rejects?.drain();
           const now = performance.now();
@@ -188,9 +313,13 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       },
       { maxLineBytes: config.maxLineBytes, shard },
     );
+    seal();
+    await settle(0);
+    if (pool) for (const w of await pool.finish()) pipeline.addCounters(w);
     await output.commit();
     await rejects?.commit();
   } catch (e) {
+    await pool?.terminate();
     await output.abort();
     await rejects?.abort();
     const err = e as NodeJS.ErrnoException;

@@ -164,3 +164,78 @@ export function junk(prose: string[], rand: () => number): (Doc & { expect: RegE
   }
   return out;
 }
+
+/** Undoes WikiText's tokenisation (` @-@ `, ` , `, ` 's`, spaced quotes and brackets); `<unk>` stays. */
+export function detokenize(s: string): string {
+  return s
+    .replace(/ @(.)@ /g, '$1')
+    .replace(/ ([.,;:!?)\]}%]|n't|'s|'re|'ve|'d|'ll|'m)(?=\s|$)/g, '$1')
+    .replace(/([([{$]) /g, '$1')
+    .replace(/" ([^"]*?) "/g, '"$1"')
+    .replace(/ +/g, ' ')
+    .trim();
+}
+
+/** Well-formed English Wikipedia paragraphs: WikiText-2 valid + test lines of at least `minWords` words, detokenised. */
+export function wikiParagraphs(minWords = 120): Doc[] {
+  const out: Doc[] = [];
+  for (const f of ['valid.txt', 'test.txt']) {
+    for (const l of readFileSync(path.join(datasets, 'wikitext-2', f), 'utf8').split('\n')) {
+      const t = l.trim();
+      if (!t || t.startsWith('=') || t.split(/\s+/).length < minWords) continue;
+      out.push({ id: `wp-${out.length}`, src: 'wiki-paragraph', text: detokenize(t) });
+    }
+  }
+  return out;
+}
+
+const CYRILLIC: Record<string, string> = { a: 'а', b: 'б', c: 'ц', d: 'д', e: 'е', f: 'ф', g: 'г', h: 'х', i: 'и', j: 'й', k: 'к', l: 'л', m: 'м', n: 'н', o: 'о', p: 'п', q: 'к', r: 'р', s: 'с', t: 'т', u: 'у', v: 'в', w: 'ш', x: 'кс', y: 'ы', z: 'з' };
+const GREEK: Record<string, string> = { a: 'α', b: 'β', c: 'κ', d: 'δ', e: 'ε', f: 'φ', g: 'γ', h: 'η', i: 'ι', j: 'ξ', k: 'κ', l: 'λ', m: 'μ', n: 'ν', o: 'ο', p: 'π', q: 'θ', r: 'ρ', s: 'σ', t: 'τ', u: 'υ', v: 'β', w: 'ω', x: 'χ', y: 'ψ', z: 'ζ' };
+const FUNCTION_WORDS: Record<string, Record<string, string>> = {
+  fr: { the: 'le', of: 'de', and: 'et', to: 'à', in: 'dans', a: 'un', is: 'est', was: 'était', that: 'que', for: 'pour', on: 'sur', with: 'avec', as: 'comme', by: 'par', his: 'son', he: 'il', it: 'il', at: 'à', from: 'de', which: 'qui', were: 'étaient', an: 'une', are: 'sont', not: 'pas', this: 'ce', had: 'avait', their: 'leur', they: 'ils', be: 'être' },
+  de: { the: 'der', of: 'von', and: 'und', to: 'zu', in: 'im', a: 'ein', is: 'ist', was: 'war', that: 'dass', for: 'für', on: 'auf', with: 'mit', as: 'als', by: 'durch', his: 'sein', he: 'er', it: 'es', at: 'bei', from: 'aus', which: 'die', were: 'waren', an: 'eine', are: 'sind', not: 'nicht', this: 'dies', had: 'hatte', their: 'ihre', they: 'sie', be: 'sein' },
+  es: { the: 'el', of: 'de', and: 'y', to: 'a', in: 'en', a: 'un', is: 'es', was: 'fue', that: 'que', for: 'para', on: 'sobre', with: 'con', as: 'como', by: 'por', his: 'su', he: 'él', it: 'lo', at: 'en', from: 'desde', which: 'cual', were: 'eran', an: 'una', are: 'son', not: 'no', this: 'este', had: 'había', their: 'sus', they: 'ellos', be: 'ser' },
+};
+
+/**
+ * Text in other languages, generated from real prose because ../shared/datasets holds none: Russian-script and
+ * Greek-script transliterations, and French/German/Spanish with the English function words swapped.
+ */
+export function otherLanguages(prose: Doc[]): (Doc & { lang: string })[] {
+  const out: (Doc & { lang: string })[] = [];
+  prose.forEach((d, i) => {
+    const kind = ['ru', 'el', 'fr', 'de', 'es'][i % 5];
+    let text: string;
+    if (kind === 'ru' || kind === 'el') {
+      const map = kind === 'ru' ? CYRILLIC : GREEK;
+      text = d.text.replace(/[a-z]/gi, (c) => {
+        const m = map[c.toLowerCase()];
+        return c === c.toLowerCase() ? m : m.toUpperCase();
+      });
+    } else {
+      const words = FUNCTION_WORDS[kind];
+      text = d.text.replace(/[A-Za-z]+/g, (w) => {
+        const m = words[w.toLowerCase()];
+        if (!m) return w;
+        return w[0] === w[0].toUpperCase() ? m[0].toUpperCase() + m.slice(1) : m;
+      });
+    }
+    out.push({ id: `other-${kind}-${i}`, src: `other-${kind}`, lang: kind, text });
+  });
+  return out;
+}
+
+/** Web boilerplate pages in English and Chinese: navigation, cookie and legal notices, link lists, ads. */
+export function boilerplate(n: number, rand: () => number): Doc[] {
+  const en = ['Home', 'About us', 'Contact', 'Blog', 'Careers', 'Press', 'Sign in', 'Register', 'Cart (0)', 'Search', 'FAQ', 'Help center', 'Shipping & returns', 'Gift cards', 'Store locator'];
+  const zh = ['首页', '关于我们', '联系我们', '新闻中心', '产品中心', '加入我们', '登录', '注册', '购物车', '网站地图', '帮助中心', '在线客服'];
+  const out: Doc[] = [];
+  for (let i = 0; i < n; i++) {
+    const pick = (xs: string[], k: number) => Array.from({ length: k }, () => xs[Math.floor(rand() * xs.length)]);
+    const lines = i % 2 === 0
+      ? [pick(en, 6).join(' | '), ...pick(en, 12), 'This site uses cookies to give you the best experience. By continuing to browse you agree to our use of cookies.', `© ${2001 + i} Example Media Group. All rights reserved. Privacy Policy | Terms of Use`, 'Follow us on Facebook Twitter Instagram', 'Subscribe', 'Back to top']
+      : [pick(zh, 6).join(' | '), ...pick(zh, 12), '本网站使用cookie以提升您的浏览体验，继续浏览即表示您同意我们的隐私政策。', `版权所有 © ${2001 + i} 某某科技有限公司 保留所有权利 隐私政策 | 使用条款`, `京ICP备${10000000 + i}号`, '返回顶部'];
+    out.push({ id: `boiler-${i}`, src: 'boilerplate', text: lines.join('\n') });
+  }
+  return out;
+}

@@ -32,6 +32,28 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
     }
   });
 
+  it('--workers 1 and --workers 3 give byte-identical output, rejects and report counts', async () => {
+    // Malformed lines, a blank line and an over-long line among the documents, and small batches of many lines.
+    const mixed = path.join(dir, 'mixed.jsonl');
+    const body = readFileSync(input, 'utf8').trim().split('\n');
+    body.splice(7, 0, 'not json', '', JSON.stringify({ text: 'x'.repeat(5000) }), '[1,2]');
+    writeFileSync(mixed, `${body.join('\n')}\n`);
+    const run = async (workers: number) => {
+      const tag = `w${workers}`;
+      const report = await runFilter({ inputs: [mixed, input], output: path.join(dir, `${tag}.jsonl`), rejects: path.join(dir, `${tag}-rej.jsonl`), workers, configObject: { maxLineBytes: 4096, annotate: true } });
+      const strip = (r: typeof report) => JSON.stringify({ ...r, output: '', rejects: '', seconds: 0, documentsPerSecond: 0, megabytesPerSecond: 0, filters: r.filters.map((f) => ({ ...f, seconds: 0 })) });
+      return { out: readFileSync(path.join(dir, `${tag}.jsonl`)), rej: readFileSync(path.join(dir, `${tag}-rej.jsonl`)), report: strip(report), kept: report.result.kept };
+    };
+    const one = await run(1);
+    const three = await run(3);
+    expect(one.kept).toBeGreaterThan(50);
+    expect(three.out.equals(one.out)).toBe(true);
+    expect(three.rej.equals(one.rej)).toBe(true);
+    expect(three.report).toEqual(one.report);
+    expect(one.report).toMatch(/line-too-long/);
+    expect(one.report).toMatch(/near-duplicate|duplicate/);
+  });
+
   it('--shard i/n runs together give the documents of one run (pipeline without dedup)', async () => {
     const filters = FILTER_PRESETS[0].filters.filter((f) => f.name !== 'exact-dedup' && f.name !== 'minhash');
     const lines = (f: string) => readFileSync(f, 'utf8').trim().split('\n').filter(Boolean);

@@ -1,45 +1,10 @@
-import { createReadStream } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { YuanError, type Tokenizer } from '@yuan/core';
-import { PackWriter } from '@yuan/model';
-import { numberOption, type Command } from '../command.js';
+import { prepareData, type PrepareProgress } from '@yuan/model';
+import { numberOption, type Command, type CommandIO } from '../command.js';
 import { loadRegistry, openTokenizer, PLUGIN_OPTION } from '../context.js';
-
-type Sink = { doc(text: string): Promise<void>; pair(prompt: string, answer: string): Promise<void> };
-
-/** Plain text (any file that is not .jsonl: .txt, .md, sources): documents are blocks of lines separated by blank lines. */
-async function readText(file: string, sink: Sink): Promise<void> {
-  let block: string[] = [];
-  const flush = async () => {
-    if (block.some((l) => l.trim() !== '')) await sink.doc(block.join('\n'));
-    block = [];
-  };
-  for await (const line of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
-    if (line.trim() === '') await flush();
-    else block.push(line);
-  }
-  await flush();
-}
-
-/** JSON lines: `{"<field>": "..."}` is a document, `{"prompt": "...", "answer": "..."}` an SFT pair. */
-async function readJsonl(file: string, field: string, sink: Sink): Promise<void> {
-  let n = 0;
-  for await (const line of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
-    n++;
-    if (line.trim() === '') continue;
-    let rec: Record<string, unknown>;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new YuanError('input', `${file}:${n}: not valid JSON (${(e as Error).message})`);
-    }
-    if (typeof rec?.[field] === 'string') await sink.doc(rec[field] as string);
-    else if (typeof rec?.prompt === 'string' && typeof rec?.answer === 'string') await sink.pair(rec.prompt, rec.answer);
-    else throw new YuanError('input', `${file}:${n}: expected a string field "${field}" or string fields "prompt" and "answer"`);
-  }
-}
 
 async function checkReadable(files: string[]): Promise<void> {
   if (files.length === 0) throw new YuanError('usage', `missing --input FILE\nusage: ${dataPrepare.usage}`);
@@ -52,17 +17,40 @@ async function checkReadable(files: string[]): Promise<void> {
   }
 }
 
-/** `yuan data prepare`: tokenizes text or JSONL files into a packed data folder with a train/valid split. */
+function progressLine(p: PrepareProgress): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const frac = p.bytesTotal > 0 ? Math.min(1, p.bytesRead / p.bytesTotal) : 0;
+  return `${(100 * frac).toFixed(0).padStart(3)}% ${n(p.samples)} samples, ${n(p.tokens)} tokens, ${n(p.tokensPerSecond)} tokens/s, ${p.megabytesPerSecond.toFixed(1)} MB/s, ${p.seconds.toFixed(1)} s`;
+}
+
+function progressPrinter(io: CommandIO): (p: PrepareProgress) => void {
+  let drawn = false;
+  return (p) => {
+    if (io.isTTY) {
+      const frac = p.bytesTotal > 0 ? Math.min(1, p.bytesRead / p.bytesTotal) : 0;
+      const filled = Math.round(frac * 24);
+      io.err(`${drawn ? '\x1b[1A\x1b[2K' : ''}[${'#'.repeat(filled)}${'-'.repeat(24 - filled)}] ${progressLine(p)}`);
+      drawn = true;
+    } else if (!p.done) io.err(`data prepare: ${progressLine(p)}`);
+  };
+}
+
+/** `yuan data prepare`: tokenizes text, JSONL or YUAN-format files into a packed data folder (+ Megatron .bin/.idx). */
 export const dataPrepare: Command = {
   path: ['data', 'prepare'],
-  summary: 'tokenize text files (.txt, .md, sources) and .jsonl (text or prompt/answer) into a packed token folder with a train/valid split',
-  usage: 'yuan data prepare --input FILE [--input FILE ...] --tokenizer FILE.model|bytes --output DIR [--valid-fraction 0.05] [--text-field text]',
+  summary: 'tokenize text, .jsonl (text or prompt/answer) or YUAN-format lines into a packed folder with a train/valid split and Megatron .bin/.idx',
+  usage:
+    'yuan data prepare --input FILE [--input FILE ...] --tokenizer FILE.model|bytes --output DIR [--format auto|text|jsonl|yuan] [--valid-fraction 0.05] ' +
+    '[--text-field text] [--workers N] [--no-megatron]',
   options: {
     input: { type: 'string', multiple: true },
     tokenizer: { type: 'string' },
     output: { type: 'string' },
+    format: { type: 'string' },
     'valid-fraction': { type: 'string' },
     'text-field': { type: 'string' },
+    workers: { type: 'string' },
+    'no-megatron': { type: 'boolean' },
     ...PLUGIN_OPTION,
   },
   async run(values, positionals, io) {
@@ -72,40 +60,32 @@ export const dataPrepare: Command = {
     if (!values.tokenizer) throw new YuanError('usage', `missing --tokenizer (FILE.model or bytes)\nusage: ${dataPrepare.usage}`);
     const validFraction = numberOption(values, 'valid-fraction', 0.05, { min: 0 });
     if (validFraction >= 1) throw new YuanError('usage', `--valid-fraction ${validFraction} must be below 1`);
+    const format = (values.format as string | undefined) ?? 'auto';
+    if (!['auto', 'text', 'jsonl', 'yuan'].includes(format)) throw new YuanError('usage', `--format "${format}" must be auto, text, jsonl or yuan`);
+    const workers = values.workers === undefined ? availableParallelism() : numberOption(values, 'workers', 1, { int: true, min: 1 });
     await checkReadable(inputs);
     const registry = await loadRegistry(values);
     const spec = values.tokenizer as string;
     const tokenizer: Tokenizer = await openTokenizer(registry, spec);
-    const tokName = registry.has('tokenizer', spec) ? { name: spec } : { name: tokenizer.name, path: path.resolve(spec.replace(/^[A-Za-z][\w-]*:/, '')) };
-    const writer = await PackWriter.create(output, { tokenizer: tokName, vocabSize: tokenizer.vocabSize, special: tokenizer.special, validFraction });
-    let docs = 0;
-    const tick = () => {
-      if (++docs % 10000 === 0) io.err(`${docs} documents...`);
-    };
-    const sink: Sink = {
-      doc: async (text) => {
-        await writer.addDocument(tokenizer.encode(text));
-        tick();
-      },
-      pair: async (prompt, answer) => {
-        await writer.addPair(tokenizer.encode(prompt), tokenizer.encode(answer));
-        tick();
-      },
-    };
-    try {
-      for (const f of inputs) {
-        if (/\.jsonl$/i.test(f)) await readJsonl(f, (values['text-field'] as string | undefined) ?? 'text', sink);
-        else await readText(f, sink);
-      }
-    } catch (e) {
-      await writer.abort();
-      throw e;
-    }
-    const index = await writer.finish();
+    const tokenizerSpec = registry.has('tokenizer', spec) ? { name: spec } : { name: tokenizer.name, path: path.resolve(spec.replace(/^[A-Za-z][\w-]*:/, '')) };
+    const r = await prepareData({
+      inputs,
+      output,
+      format: format as 'auto',
+      textField: (values['text-field'] as string | undefined) ?? 'text',
+      tokenizer,
+      tokenizerSpec,
+      validFraction,
+      workers,
+      megatron: !values['no-megatron'],
+      onProgress: progressPrinter(io),
+    });
+    const { index } = r;
     const { train, valid } = index.splits;
     io.out(
       `packed ${train.documents + valid.documents} documents (${index.sftPairs} prompt/answer pairs), ${train.tokens + valid.tokens} tokens into ${output}: ` +
         `train ${train.documents} documents / ${train.tokens} tokens, valid ${valid.documents} documents / ${valid.tokens} tokens`,
     );
+    if (index.megatron) io.err(`Megatron indexed datasets: ${Object.values(index.megatron.prefixes).map((p) => path.join(output, p!)).join(', ')} (train with --data PREFIX)`);
   },
 };

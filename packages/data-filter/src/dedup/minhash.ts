@@ -46,14 +46,25 @@ export class MinHasher {
   signature(text: string): Uint32Array {
     const shingles = shingleHashes(text, this.params.ngram, this.params.seed);
     const n = this.params.numPerm;
-    const sig = new Uint32Array(n).fill(0xffffffff);
+    const sig = new Uint32Array(n);
     const seeds = this.permSeeds;
-    for (let s = 0; s < shingles.length; s++) {
-      const x = shingles[s];
-      for (let p = 0; p < n; p++) {
-        const v = fmix32(x ^ seeds[p]);
-        if (v < sig[p]) sig[p] = v;
+    const count = shingles.length;
+    // Permutations outside, shingles inside: the running minimum stays in a register. fmix32 is inlined by hand;
+    // values are compared as signed after flipping the top bit, which orders them as unsigned.
+    for (let p = 0; p < n; p++) {
+      const seed = seeds[p] | 0;
+      let min = 0x7fffffff;
+      for (let i = 0; i < count; i++) {
+        let h = shingles[i] ^ seed;
+        h ^= h >>> 16;
+        h = Math.imul(h, 0x85ebca6b);
+        h ^= h >>> 13;
+        h = Math.imul(h, 0xc2b2ae35);
+        h ^= h >>> 16;
+        h ^= 0x80000000;
+        if (h < min) min = h;
       }
+      sig[p] = (min ^ 0x80000000) >>> 0;
     }
     return sig;
   }

@@ -25,6 +25,13 @@ export interface C4Options {
   minSentences: number;
   /** Minimum sentences for CJK text. Default 3. */
   cjkMinSentences: number;
+  /**
+   * The sentence minimums are page rules: they apply to documents with at least this many non-empty lines. A shorter
+   * document (one paragraph, or a title and a paragraph) needs `paragraphMinSentences`. Default 3.
+   */
+  pageMinLines: number;
+  /** Minimum sentences of a document with fewer than `pageMinLines` lines (any language). Default 1. */
+  paragraphMinSentences: number;
 }
 
 /** C4 rules: line-level removal of boilerplate, then lorem-ipsum, curly-bracket and sentence-count checks; skips code. */
@@ -42,6 +49,8 @@ export const c4Filter = defineFilter<C4Options>({
     dropCurlyBracket: false,
     minSentences: 5,
     cjkMinSentences: 3,
+    pageMinLines: 3,
+    paragraphMinSentences: 1,
   },
   schema: obj({
     removeJavascriptLines: bool(),
@@ -54,6 +63,8 @@ export const c4Filter = defineFilter<C4Options>({
     dropCurlyBracket: bool(),
     minSentences: num({ int: true, min: 0 }),
     cjkMinSentences: num({ int: true, min: 0 }),
+    pageMinLines: num({ int: true, min: 1 }),
+    paragraphMinSentences: num({ int: true, min: 0 }),
   }),
   create(o) {
     const phrases = o.policyPhrases.map((p) => p.toLowerCase());
@@ -92,7 +103,8 @@ export const c4Filter = defineFilter<C4Options>({
         const text = kept.join('\n').replace(/\n{3,}/g, '\n\n').trim();
         if (text === '') return { keep: false, reason: 'no-lines-left' };
         const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
-        const min = cjk ? o.cjkMinSentences : o.minSentences;
+        const lines = kept.reduce((n, l) => (l.trim() === '' ? n : n + 1), 0);
+        const min = lines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
         const sentences = countSentences(text);
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };
         if (Object.keys(edits).length === 0) return { keep: true };

@@ -1,7 +1,26 @@
 import { createHash } from 'node:crypto';
 import { bool, obj } from '@yuan/core';
 import { KeySet } from '../hash/keyset.js';
+import type { KeyedFilter } from '../pipeline.js';
 import { defineFilter } from './define.js';
+
+/** The exact-dedup key of a text: its 128-bit MD5 (after the options' normalisation) as four little-endian words. */
+export function exactKey(text: string, o: ExactDedupOptions): Uint32Array {
+  let t = text;
+  if (o.lowercase) t = t.toLowerCase();
+  if (o.collapseWhitespace) t = t.replace(/\s+/g, ' ').trim();
+  const digest = createHash('md5').update(t).digest();
+  const key = new Uint32Array(4);
+  for (let i = 0; i < 4; i++) key[i] = digest.readUInt32LE(i * 4);
+  return key;
+}
+
+/** The MD5 hex digest a key was made from. */
+export function keyHex(keys: Uint32Array, offset: number): string {
+  const b = Buffer.alloc(16);
+  for (let i = 0; i < 4; i++) b.writeUInt32LE(keys[offset + i], i * 4);
+  return b.toString('hex');
+}
 
 /** Options of `exact-dedup`. */
 export interface ExactDedupOptions {
@@ -19,20 +38,20 @@ export const exactDedupFilter = defineFilter<ExactDedupOptions>({
   schema: obj({ lowercase: bool(), collapseWhitespace: bool() }),
   create(o) {
     const seen = new KeySet(4, 1 << 16);
-    const key = new Uint32Array(4);
     let dropped = 0;
-    return {
-      apply(doc) {
-        let t = doc.text;
-        if (o.lowercase) t = t.toLowerCase();
-        if (o.collapseWhitespace) t = t.replace(/\s+/g, ' ').trim();
-        const digest = createHash('md5').update(t).digest();
-        for (let i = 0; i < 4; i++) key[i] = digest.readUInt32LE(i * 4);
-        if (seen.add(key)) return { keep: true };
+    const f: KeyedFilter = {
+      keyWidth: 4,
+      keys: (doc) => exactKey(doc.text, o),
+      applyKeys(keys, offset) {
+        if (seen.add(keys, offset)) return { keep: true };
         dropped++;
-        return { keep: false, reason: 'duplicate', detail: digest.toString('hex') };
+        return { keep: false, reason: 'duplicate', detail: keyHex(keys, offset) };
+      },
+      apply(doc) {
+        return f.applyKeys(f.keys(doc), 0);
       },
       stateInfo: () => ({ distinct: seen.size, duplicates: dropped, bytes: seen.bytes }),
     };
+    return f;
   },
 });

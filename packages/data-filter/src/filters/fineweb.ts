@@ -18,13 +18,18 @@ export interface FineWebOptions {
   maxDupLineChars: number;
   /** Maximum ratio of newlines to words. Default 0.3. */
   maxNewlinesPerWord: number;
+  /**
+   * The share-of-lines rules (terminal punctuation, short lines) need at least this many non-empty lines: for one
+   * paragraph a share is 0 or 1 and says nothing about the page. Default 3.
+   */
+  minLinesForLineRules: number;
 }
 
 /** FineWeb rules: terminal-punctuation lines, short lines, duplicated-line characters, newlines per word; skips code. */
 export const finewebFilter = defineFilter<FineWebOptions>({
   name: 'fineweb',
   description: 'FineWeb rules: share of lines with terminal punctuation, short lines, duplicated-line characters, newlines per word',
-  defaults: { minTerminalPunctLines: 0.12, maxShortLines: 0.67, shortLineChars: 30, cjkShortLineChars: 15, maxDupLineChars: 0.01, maxNewlinesPerWord: 0.3 },
+  defaults: { minTerminalPunctLines: 0.12, maxShortLines: 0.67, shortLineChars: 30, cjkShortLineChars: 15, maxDupLineChars: 0.01, maxNewlinesPerWord: 0.3, minLinesForLineRules: 3 },
   schema: obj({
     minTerminalPunctLines: num({ min: 0, max: 1 }),
     maxShortLines: num({ min: 0, max: 1 }),
@@ -32,6 +37,7 @@ export const finewebFilter = defineFilter<FineWebOptions>({
     cjkShortLineChars: num({ int: true, min: 0 }),
     maxDupLineChars: num({ min: 0, max: 1 }),
     maxNewlinesPerWord: num({ gt: 0 }),
+    minLinesForLineRules: num({ int: true, min: 1 }),
   }),
   create(o) {
     return {
@@ -40,11 +46,13 @@ export const finewebFilter = defineFilter<FineWebOptions>({
         const a = analyze(doc);
         const lines = a.lines.map((l) => l.trim()).filter((l) => l !== '');
         if (lines.length === 0) return { keep: true };
-        const punct = lines.filter(endsWithTerminal).length / lines.length;
-        if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
-        const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
-        const short = lines.filter((l) => [...l].length <= shortLen).length / lines.length;
-        if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
+        if (lines.length >= o.minLinesForLineRules) {
+          const punct = lines.filter(endsWithTerminal).length / lines.length;
+          if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
+          const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
+          const short = lines.filter((l) => [...l].length <= shortLen).length / lines.length;
+          if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
+        }
         const dup = duplicateShares(lines).chars;
         if (dup > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${dup.toFixed(3)} > ${o.maxDupLineChars}` };
         const newlines = a.lines.length - 1;

@@ -2,6 +2,7 @@ import { num, obj, optional } from '@yuan/core';
 import { chooseBands } from '../dedup/bands.js';
 import { MinHasher } from '../dedup/minhash.js';
 import { KeySet } from '../hash/keyset.js';
+import type { KeyedFilter } from '../pipeline.js';
 import { check, defineFilter } from './define.js';
 
 /** Options of `minhash`. */
@@ -50,17 +51,22 @@ export const minhashFilter = defineFilter<MinHashOptions>({
     const buckets = new KeySet(2, 1 << 16);
     let docs = 0;
     let dropped = 0;
-    return {
-      apply(doc) {
-        const keys = hasher.bandKeys(hasher.signature(doc.text));
+    const f: KeyedFilter = {
+      keyWidth: 2 * bands,
+      keys: (doc) => hasher.bandKeys(hasher.signature(doc.text)),
+      applyKeys(keys, offset) {
         let hitBand = -1;
-        for (let b = 0; b < bands; b++) if (!buckets.add(keys, 2 * b) && hitBand < 0) hitBand = b;
+        for (let b = 0; b < bands; b++) if (!buckets.add(keys, offset + 2 * b) && hitBand < 0) hitBand = b;
         docs++;
         if (hitBand < 0) return { keep: true };
         dropped++;
         return { keep: false, reason: 'near-duplicate', detail: `shares band ${hitBand} of ${bands} (rows ${rows})` };
       },
+      apply(doc) {
+        return f.applyKeys(f.keys(doc), 0);
+      },
       stateInfo: () => ({ documents: docs, nearDuplicates: dropped, bands, rows, buckets: buckets.size, bytes: buckets.bytes }),
     };
+    return f;
   },
 });

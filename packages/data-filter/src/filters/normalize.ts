@@ -5,6 +5,11 @@ import { defineFilter } from './define.js';
 export interface NormalizeOptions {
   /** Unicode normal form applied first. Default NFKC (full-width Latin and digits become ASCII; 。、“” are unchanged). */
   form: 'NFKC' | 'NFC' | 'none';
+  /**
+   * Keep full-width punctuation (，！？：；（）．… U+FF01–FF0F, FF1A–FF20, FF3B–FF40, FF5B–FF65) as it is under NFKC,
+   * which would turn it into ASCII: Chinese text keeps its own punctuation. Default true.
+   */
+  keepFullWidthPunct: boolean;
   /** Remove C0/C1 control characters other than tab and newline, and zero-width / BOM / soft-hyphen marks. Default true. */
   removeControl: boolean;
   /** Collapse runs of spaces inside a line to one space and strip trailing spaces; leading indentation is kept. Default true. */
@@ -13,6 +18,8 @@ export interface NormalizeOptions {
   maxBlankLines: number;
 }
 
+const FULLWIDTH_PUNCT = /[\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]/;
+const NOT_FULLWIDTH_PUNCT = /[^\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]+/g;
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u00ad\ufeff]/g;
 const NEEDS_COLLAPSE = /\S {2}|\t| \n| $/;
 const ASCII_PRINTABLE = /^[\n\x20-\x7e]*$/;
@@ -29,9 +36,10 @@ function collapseLine(line: string): string {
 export const normalizeFilter = defineFilter<NormalizeOptions>({
   name: 'normalize',
   description: 'Unicode NFKC, line endings, control characters and whitespace; drops documents that end up empty',
-  defaults: { form: 'NFKC', removeControl: true, collapseSpaces: true, maxBlankLines: 1 },
+  defaults: { form: 'NFKC', keepFullWidthPunct: true, removeControl: true, collapseSpaces: true, maxBlankLines: 1 },
   schema: obj({
     form: str(['NFKC', 'NFC', 'none'] as const),
+    keepFullWidthPunct: bool(),
     removeControl: bool(),
     collapseSpaces: bool(),
     maxBlankLines: num({ int: true, min: 0 }),
@@ -47,7 +55,8 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
         const ascii = ASCII_PRINTABLE.test(t);
         if (!ascii) {
           t = (t as string & { toWellFormed(): string }).toWellFormed();
-          if (o.form !== 'none') t = t.normalize(o.form);
+          if (o.form === 'NFKC' && o.keepFullWidthPunct && FULLWIDTH_PUNCT.test(t)) t = t.replace(NOT_FULLWIDTH_PUNCT, (run) => run.normalize('NFKC'));
+          else if (o.form !== 'none') t = t.normalize(o.form);
           if (o.removeControl) t = t.replace(CONTROL, '');
         }
         if (o.collapseSpaces && (!ascii || NEEDS_COLLAPSE.test(t))) {

@@ -7,7 +7,7 @@ export interface LineSink {
   /** A complete line (without `\n`) that belongs to this shard. */
   line(bytes: Buffer, file: string, lineNo: number): void;
   /** A line longer than the cap begins: `head` holds its first bytes (already capped). */
-  longStart(head: Buffer, file: string, lineNo: number): void;
+  longStart(head: Buffer, file: string, lineNo: number): Promise<void> | void;
   /** More bytes of the current long line. */
   longChunk(bytes: Buffer): void;
   /** The long line ended after `totalBytes` bytes. */
@@ -75,7 +75,7 @@ export async function readLines(files: string[], sink: LineSink, options: ReadOp
         } else if (pendingBytes + piece.length > options.maxLineBytes) {
           const head = Buffer.concat([...pending, piece]);
           longBytes = head.length;
-          if (mine) sink.longStart(head, file, lineNo);
+          if (mine) await sink.longStart(head, file, lineNo);
           pending = [];
           pendingBytes = 0;
         } else if (piece.length > 0) {

@@ -35,6 +35,8 @@ export class AtomicWriter {
     } else {
       this.sink = this.file;
     }
+    // A persistent listener: the stream may drain while the caller awaits something else (worker results).
+    this.sink.on('drain', () => (this.blocked = false));
   }
 
   /** Appends text (buffered). */
@@ -69,7 +71,6 @@ export class AtomicWriter {
       this.sink.once('drain', onDrain);
       this.sink.once('error', onError);
     });
-    this.blocked = false;
   }
 
   /** Flushes, closes and renames the temporary file to the target name. */

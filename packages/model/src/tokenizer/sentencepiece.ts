@@ -24,12 +24,33 @@ export const YUAN_ADDED_TOKENS: readonly string[] = [
   '<s>', '<unk>',
 ];
 
+/**
+ * The added tokens around which transformers 4.30 did NOT strip whitespace in YUAN's setup: `LlamaTokenizer.__init__`
+ * wraps bos/eos/unk (`<s>`, `<eod>` given as eos, `<unk>`) in `AddedToken(lstrip=False, rstrip=False)`, and
+ * `tokenize()` honours those flags; the tokens of `add_tokens([...], special_tokens=True)` are plain strings, for
+ * which it strips both sides by default.
+ */
+export const YUAN_UNSTRIPPED_TOKENS: readonly string[] = ['<eod>', '<s>', '<unk>'];
+
+/** Python's `str.isspace` characters: what transformers' `str.strip()` removes around an added token. */
+const PY_SPACE = '\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const LEADING_SPACE = new RegExp(`^[${PY_SPACE}]+`);
+const TRAILING_SPACE = new RegExp(`[${PY_SPACE}]+$`);
+
 /** Options of a SentencePiece tokenizer. */
 export interface SentencePieceOptions {
   /** Strings matched as single tokens in text (default YUAN_ADDED_TOKENS); pass [] for plain SentencePiece. */
   addedTokens?: readonly string[];
   /** Where the model came from, for error messages. */
   source?: string;
+  /**
+   * Strip the whitespace on both sides of an added token before encoding the text around it, as transformers 4.30's
+   * slow tokenizer did for tokens without their own lstrip/rstrip flags (what YUAN's `preprocess_data_yuan.py` ran):
+   * `<sep> is` encodes as `<sep>`, `▁is`, never `<sep>`, `▁`, `▁is`. Default true.
+   */
+  stripAroundAddedTokens?: boolean;
+  /** Added tokens whose neighbours keep their whitespace (AddedToken with lstrip/rstrip false). Default YUAN_UNSTRIPPED_TOKENS. */
+  unstrippedTokens?: readonly string[];
 }
 
 const MODEL_TYPE_NAMES: Record<number, string> = { 1: 'UNIGRAM', 2: 'BPE', 3: 'WORD', 4: 'CHAR' };
@@ -73,8 +94,11 @@ export class SentencePieceTokenizer implements Tokenizer {
   private readonly addedIds = new Map<string, number>();
   private readonly addedText = new Map<number, string>();
   private readonly matcher: SpecialMatcher;
+  private readonly strip: boolean;
+  private readonly unstripped = new Set<number>();
 
   constructor(model: SpModel, options: SentencePieceOptions = {}) {
+    this.strip = options.stripAroundAddedTokens ?? true;
     checkSupported(model, options.source ?? 'the model');
     this.model = model;
     this.bpe = new BpeEncoder(model);
@@ -90,6 +114,10 @@ export class SentencePieceTokenizer implements Tokenizer {
       if (!this.addedText.has(id)) this.addedText.set(id, text);
     }
     this.vocabSize = nextId;
+    for (const t of options.unstrippedTokens ?? YUAN_UNSTRIPPED_TOKENS) {
+      const id = this.addedIds.get(t);
+      if (id !== undefined) this.unstripped.add(id);
+    }
     this.matcher = new SpecialMatcher(this.addedIds);
     const eosPiece = model.pieces[model.trainer.eosId]?.piece;
     const eod = this.addedIds.get('<eod>') ?? (eosPiece !== undefined ? model.trainer.eosId : 0);
@@ -98,14 +126,29 @@ export class SentencePieceTokenizer implements Tokenizer {
     this.special = { eod, ...(sep !== undefined && { sep }), ...(pad !== undefined && { pad }) };
   }
 
-  /** Text → ids: added tokens as single ids, the text between them through SentencePiece. */
+  /**
+   * Text → ids: added tokens as single ids, the text between them through SentencePiece (each stretch with its own
+   * dummy prefix), the whitespace next to an added token stripped (see `stripAroundAddedTokens`).
+   */
   encode(text: string): number[] {
     const out: number[] = [];
-    this.matcher.split(
-      wellFormed(text),
-      (part) => this.bpe.encode(normalizeSp(part, this.norm, false), out, this.norm.escapeWhitespaces),
-      (id) => out.push(id),
-    );
+    const parts: (string | number)[] = [];
+    this.matcher.split(wellFormed(text), (part) => parts.push(part), (id) => parts.push(id));
+    for (let i = 0; i < parts.length; i++) {
+      let p = parts[i];
+      if (typeof p === 'number') {
+        out.push(p);
+        continue;
+      }
+      if (this.strip) {
+        const before = parts[i - 1];
+        const after = parts[i + 1];
+        if (typeof before === 'number' && !this.unstripped.has(before)) p = p.replace(LEADING_SPACE, '');
+        if (typeof after === 'number' && !this.unstripped.has(after)) p = p.replace(TRAILING_SPACE, '');
+        if (p === '') continue;
+      }
+      this.bpe.encode(normalizeSp(p, this.norm, false), out, this.norm.escapeWhitespaces);
+    }
     return out;
   }
 

@@ -2,6 +2,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } fr
 import path from 'node:path';
 import { YuanError } from '@yuan/core';
 import { Rng } from '@yuan/tensor';
+import { IndexedDataset } from './megatron.js';
 import type { PackedIndex, SplitName } from './pack.js';
 
 /** A batch of packed windows, flat row-major [rows, seqLength]. */
@@ -23,18 +24,61 @@ export interface DataPosition {
   epochRng: number[];
 }
 
-/** One split of a packed data folder, read window by window. */
-export class PackedSplit {
-  private constructor(
-    readonly name: SplitName,
+/** Where a split's tokens come from: our folder's uint32 ids + mask, or a Megatron `.bin` (no mask: every token counts). */
+interface TokenSource {
+  readonly tokens: number;
+  /** Reads `count` ids from token `start` into `ids` and, when the source has one, the loss mask into `mask`. */
+  read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void;
+  close(): void;
+}
+
+class FolderSource implements TokenSource {
+  constructor(
     readonly tokens: number,
     private readonly fdIds: number,
     private readonly fdMask: number,
   ) {}
+  read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void {
+    const b = Buffer.alloc(count * 4);
+    readSync(this.fdIds, b, 0, b.length, start * 4);
+    for (let i = 0; i < count; i++) ids[i] = b.readUInt32LE(i * 4);
+    readSync(this.fdMask, mask, 0, count, start);
+  }
+  close(): void {
+    closeSync(this.fdIds);
+    closeSync(this.fdMask);
+  }
+}
 
-  /** Opens a split of the folder; a missing or inconsistent file is an error naming it. */
+class MegatronSource implements TokenSource {
+  constructor(private readonly ds: IndexedDataset) {}
+  get tokens(): number {
+    return this.ds.tokens;
+  }
+  read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void {
+    this.ds.read(start, count, ids);
+    mask.fill(1, 0, count);
+  }
+  close(): void {
+    this.ds.close();
+  }
+}
+
+/** One split of a packed data folder (or of a Megatron indexed dataset), read window by window. */
+export class PackedSplit {
+  private constructor(
+    readonly name: SplitName,
+    readonly tokens: number,
+    private readonly source: TokenSource,
+  ) {}
+
+  /** Opens a split of the folder (or the Megatron dataset); a missing or inconsistent file is an error naming it. */
   static open(dir: string, index: PackedIndex, name: SplitName): PackedSplit {
     const info = index.splits[name];
+    if (index.format === 'megatron-mmidx') {
+      const ds = IndexedDataset.open(info.file.replace(/\.bin$/, ''));
+      return new PackedSplit(name, ds.tokens, new MegatronSource(ds));
+    }
     const ids = path.join(dir, info.file);
     const mask = path.join(dir, info.mask);
     for (const f of [ids, mask]) if (!existsSync(f)) throw new YuanError('input', `${dir}: missing ${path.basename(f)} (not a complete packed data folder)`);
@@ -46,7 +90,7 @@ export class PackedSplit {
       closeSync(fdMask);
       throw new YuanError('input', `${dir}: ${name} files hold ${tokens} tokens but index.json says ${info.tokens} (truncated or foreign data)`);
     }
-    return new PackedSplit(name, tokens, fdIds, fdMask);
+    return new PackedSplit(name, tokens, new FolderSource(tokens, fdIds, fdMask));
   }
 
   /** Number of windows of `seqLength + 1` tokens (consecutive windows share one token). */
@@ -57,15 +101,14 @@ export class PackedSplit {
   /** Reads window `w` into row `row` of `batch`, with positions restarting after `eod` if `resetAfter` is given. */
   readWindow(w: number, batch: Batch, row: number, resetAfter?: number): void {
     const t = batch.seqLength;
-    const ids = Buffer.alloc((t + 1) * 4);
-    const mask = Buffer.alloc(t + 1);
-    readSync(this.fdIds, ids, 0, ids.length, w * t * 4);
-    readSync(this.fdMask, mask, 0, mask.length, w * t);
+    const ids = new Int32Array(t + 1);
+    const mask = new Uint8Array(t + 1);
+    this.source.read(w * t, t + 1, ids, mask);
     let pos = 0;
     for (let i = 0; i < t; i++) {
-      const id = ids.readUInt32LE(i * 4);
+      const id = ids[i];
       batch.ids[row * t + i] = id;
-      batch.targets[row * t + i] = ids.readUInt32LE((i + 1) * 4);
+      batch.targets[row * t + i] = ids[i + 1];
       batch.mask[row * t + i] = mask[i + 1];
       if (i > 0 && resetAfter !== undefined && batch.ids[row * t + i - 1] === resetAfter) pos = 0;
       batch.positions[row * t + i] = pos++;
@@ -74,14 +117,49 @@ export class PackedSplit {
 
   /** Closes the files. */
   close(): void {
-    closeSync(this.fdIds);
-    closeSync(this.fdMask);
+    this.source.close();
   }
 }
 
-/** Reads and checks `index.json` of a packed data folder (written by `yuan data prepare`). */
+/** YUAN 2.0's special ids (`<eod>` 77185, `<sep>` 77187, `<pad>` 77188), assumed for a Megatron dataset with no index.json beside it. */
+export const YUAN_SPECIAL_IDS = { eod: 77185, sep: 77187, pad: 77188 } as const;
+
+/**
+ * Describes a Megatron indexed dataset `PREFIX.bin` + `PREFIX.idx` as a packed index whose train split is the whole
+ * dataset (no valid split, every token in the loss). Tokenizer, vocabulary and special ids come from an `index.json`
+ * of `yuan data prepare` in the same folder, else YUAN 2.0's (vocabulary unchecked).
+ */
+function megatronIndex(prefix: string): PackedIndex {
+  const ds = IndexedDataset.open(prefix);
+  const tokens = ds.tokens;
+  const documents = ds.header.sequences;
+  ds.close();
+  let meta: Pick<PackedIndex, 'tokenizer' | 'vocabSize' | 'special'> = { tokenizer: { name: 'unknown (Megatron dataset)' }, vocabSize: 0, special: { ...YUAN_SPECIAL_IDS } };
+  const beside = path.join(path.dirname(prefix), 'index.json');
+  if (existsSync(beside)) {
+    try {
+      const idx = JSON.parse(readFileSync(beside, 'utf8')) as PackedIndex;
+      if (idx.format === 'yuan-packed-1') meta = { tokenizer: idx.tokenizer, vocabSize: idx.vocabSize, special: idx.special };
+    } catch {
+      // not ours: keep the defaults
+    }
+  }
+  if (!(tokens > 0)) throw new YuanError('input', `${prefix}: the Megatron dataset holds no tokens`);
+  return {
+    format: 'megatron-mmidx',
+    ...meta,
+    splits: { train: { tokens, documents, file: `${prefix}.bin`, mask: '' }, valid: { tokens: 0, documents: 0, file: '', mask: '' } },
+    sftPairs: 0,
+  };
+}
+
+/**
+ * Reads and checks `index.json` of a packed data folder (written by `yuan data prepare`); a path `PREFIX` with
+ * `PREFIX.bin` + `PREFIX.idx` beside it is a Megatron indexed dataset (Megatron's `--data-path` convention).
+ */
 export function readPackedIndex(dir: string): PackedIndex {
   const file = path.join(dir, 'index.json');
+  if (!existsSync(dir) && existsSync(`${dir}.idx`)) return megatronIndex(dir);
   if (!existsSync(dir)) throw new YuanError('input', `data folder not found: ${dir}`);
   if (!existsSync(file)) throw new YuanError('input', `${dir}: no index.json (prepare it with \`yuan data prepare\`)`);
   let index: PackedIndex;

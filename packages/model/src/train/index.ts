@@ -4,7 +4,8 @@ export { learningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, disposeGrads, type GradMap } from './grads.js';
 export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
-export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, type Batch, type DataPosition } from './data.js';
+export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
+export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
 export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
 export { runTraining, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
@@ -22,3 +23,5 @@ export {
   type CheckpointContents,
   type CheckpointMeta,
 } from './state.js';
+export { prepareData, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
+export { yuanLine, type Sample } from './prepare-items.js';

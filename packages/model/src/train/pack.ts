@@ -2,6 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { YuanError, type SpecialIds } from '@yuan/core';
+import { bestFittingDtype, IndexedDatasetWriter } from './megatron.js';
 
 /** Which split a packed file belongs to. */
 export type SplitName = 'train' | 'valid';
@@ -16,15 +17,21 @@ export interface SplitInfo {
   mask: string;
 }
 
-/** `index.json` of a packed data folder. */
+/** `index.json` of a packed data folder (or, with format `megatron-mmidx`, a Megatron dataset described as one). */
 export interface PackedIndex {
-  format: 'yuan-packed-1';
+  format: 'yuan-packed-1' | 'megatron-mmidx';
   tokenizer: { name: string; path?: string };
   vocabSize: number;
   special: SpecialIds;
   splits: Record<SplitName, SplitInfo>;
   /** SFT pairs that were packed (their prompt is loss-masked). */
   sftPairs: number;
+  /**
+   * The same tokens as Megatron indexed datasets in the folder (`train_text_document.bin/.idx`, ...): train with
+   * `--data DIR/train_text_document` here or `--data-path` in Megatron/YUAN. No loss mask (YUAN masks SFT prompts
+   * from `<sep>` at training time). Absent in folders written before this field.
+   */
+  megatron?: { dtype: number; prefixes: Partial<Record<SplitName, string>> };
 }
 
 class SplitWriter {
@@ -33,14 +40,19 @@ class SplitWriter {
   private readonly ids: WriteStream;
   private readonly mask: WriteStream;
 
-  constructor(dir: string, readonly info: Pick<SplitInfo, 'file' | 'mask'>) {
+  constructor(
+    dir: string,
+    readonly info: Pick<SplitInfo, 'file' | 'mask'>,
+    readonly megatron?: IndexedDatasetWriter,
+  ) {
     this.ids = createWriteStream(path.join(dir, info.file));
     this.mask = createWriteStream(path.join(dir, info.mask));
   }
 
-  async write(ids: readonly number[], mask: Uint8Array): Promise<void> {
-    const buf = Buffer.alloc(ids.length * 4);
-    for (let i = 0; i < ids.length; i++) buf.writeUInt32LE(ids[i], i * 4);
+  async write(ids: Uint32Array, mask: Uint8Array): Promise<void> {
+    this.megatron?.add(ids);
+    // uint32 little-endian (every platform Node runs on is little-endian; the bytes are checked by the tests)
+    const buf = Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength);
     const okIds = this.ids.write(buf);
     const okMask = this.mask.write(mask);
     this.tokens += ids.length;
@@ -70,7 +82,14 @@ export class PackWriter {
 
   private constructor(
     readonly dir: string,
-    private readonly meta: { tokenizer: { name: string; path?: string }; vocabSize: number; special: SpecialIds; validFraction: number },
+    private readonly meta: {
+      tokenizer: { name: string; path?: string };
+      vocabSize: number;
+      special: SpecialIds;
+      validFraction: number;
+      /** Also write Megatron indexed datasets (`SPLIT_text_document.bin/.idx`). Default true. */
+      megatron?: boolean;
+    },
   ) {
     this.tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}`;
   }
@@ -83,9 +102,10 @@ export class PackWriter {
     const w = new PackWriter(dir, meta);
     await rm(w.tmp, { recursive: true, force: true });
     await mkdir(w.tmp, { recursive: true });
+    const mm = (split: SplitName) => (meta.megatron === false ? undefined : new IndexedDatasetWriter(path.join(w.tmp, `${split}_text_document`), bestFittingDtype(meta.vocabSize)));
     w.writers = {
-      train: new SplitWriter(w.tmp, { file: 'train.bin', mask: 'train.mask' }),
-      valid: new SplitWriter(w.tmp, { file: 'valid.bin', mask: 'valid.mask' }),
+      train: new SplitWriter(w.tmp, { file: 'train.bin', mask: 'train.mask' }, mm('train')),
+      valid: new SplitWriter(w.tmp, { file: 'valid.bin', mask: 'valid.mask' }, mm('valid')),
     };
     return w;
   }
@@ -97,17 +117,23 @@ export class PackWriter {
   }
 
   /** Adds a pretraining document (ids without `<eod>`; it is appended). Empty documents are skipped. */
-  async addDocument(ids: readonly number[]): Promise<void> {
+  async addDocument(ids: ArrayLike<number>): Promise<void> {
     if (ids.length === 0) return;
-    const all = [...ids, this.meta.special.eod];
+    const all = new Uint32Array(ids.length + 1);
+    all.set(ids);
+    all[ids.length] = this.meta.special.eod;
     await this.writers![this.split()].write(all, new Uint8Array(all.length).fill(1));
   }
 
   /** Adds an SFT pair as `prompt<sep>answer<eod>`; predicting prompt tokens is masked, `<sep>`, the answer and `<eod>` count. */
-  async addPair(prompt: readonly number[], answer: readonly number[]): Promise<void> {
+  async addPair(prompt: ArrayLike<number>, answer: ArrayLike<number>): Promise<void> {
     const sep = this.meta.special.sep;
     if (sep === undefined) throw new YuanError('input', 'this tokenizer has no <sep> token; it cannot pack prompt/answer pairs');
-    const all = [...prompt, sep, ...answer, this.meta.special.eod];
+    const all = new Uint32Array(prompt.length + answer.length + 2);
+    all.set(prompt);
+    all[prompt.length] = sep;
+    all.set(answer, prompt.length + 1);
+    all[all.length - 1] = this.meta.special.eod;
     const mask = new Uint8Array(all.length).fill(1);
     mask.fill(0, 0, prompt.length);
     this.sft += 1;
@@ -119,6 +145,7 @@ export class PackWriter {
     const train = await this.writers!.train.close();
     const valid = await this.writers!.valid.close();
     if (train.tokens === 0) {
+      for (const w of Object.values(this.writers!)) w.megatron?.abort();
       await rm(this.tmp, { recursive: true, force: true });
       throw new YuanError('input', 'the input has no documents with text: nothing to train on');
     }
@@ -130,6 +157,17 @@ export class PackWriter {
       splits: { train, valid },
       sftPairs: this.sft,
     };
+    if (this.meta.megatron !== false) {
+      const prefixes: Partial<Record<SplitName, string>> = {};
+      for (const name of ['train', 'valid'] as const) {
+        const m = this.writers![name].megatron!;
+        if (this.writers![name].documents > 0) {
+          m.finish();
+          prefixes[name] = `${name}_text_document`;
+        } else m.abort();
+      }
+      index.megatron = { dtype: bestFittingDtype(this.meta.vocabSize), prefixes };
+    }
     await writeFile(path.join(this.tmp, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
     await rm(this.dir, { recursive: true, force: true });
     await rename(this.tmp, this.dir);
@@ -139,6 +177,7 @@ export class PackWriter {
   /** Removes the partial folder (after an error). */
   async abort(): Promise<void> {
     await Promise.all(Object.values(this.writers ?? {}).map((w) => w.close().catch(() => undefined)));
+    for (const w of Object.values(this.writers ?? {})) w.megatron?.abort();
     await rm(this.tmp, { recursive: true, force: true });
   }
 }
