@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -106,4 +106,36 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
       await fh.close();
     }
   });
+}
+
+/** `writeFileAtomic` for synchronous callers: staging file beside `file`, fsynced, renamed, folder fsynced. */
+export function writeFileAtomicSync(file: string, data: string | Uint8Array): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const tmp = stagingPath(file);
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      const buf = typeof data === 'string' ? Buffer.from(data) : data;
+      let at = 0;
+      while (at < buf.length) at += writeSync(fd, buf, at, buf.length - at);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  try {
+    const fd = openSync(dir, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // a folder fsync the platform refuses
+  }
 }

@@ -44,7 +44,7 @@ describe('planPipeline', () => {
     const composed = layerActivation({ ...x, fusedKernels: false });
     expect(sumTerms(composed.saved) - sumTerms(layer.saved)).toBe(3 * 2 * B * S * H + 3 * 2 * B * S + 4 * B * S * F);
     const head = headActivation(x);
-    expect(sumTerms(head.saved) + sumTerms(head.gradients)).toBe(14 * B * S * V + 3 * B * S * H + B * S);
+    expect(sumTerms(head.saved) + sumTerms(head.gradients)).toBe(8 * B * S * V + 3 * B * S * H + B * S);
   });
 
   it('full recompute keeps each layer input per in-flight micro-batch; stage keeps only the stage input', () => {

@@ -1,9 +1,31 @@
 import { describe, expect, it } from 'vitest';
-import { adamwUpdate, rmsNorm, swigluActivation } from './index.js';
+import { adamwUpdate as fusedAdamw, rmsNorm as fusedRmsNorm, swigluActivation as fusedSwiglu } from './index.js';
 import { expectClose, native, onBoth, rand } from './test-util.js';
 import { tf } from './tf.js';
 
-// The fused ops on native against the same math composed of tfjs ops on the cpu backend.
+// The fused ops on native against the same math composed of tfjs ops on the cpu backend (the references below are
+// the formulas @yuan/tensor composes; tensor-native itself only runs the native kernels).
+const onNative = () => tf.getBackend() === 'native';
+const rmsNorm = (x: tf.Tensor, w: tf.Tensor, eps: number) =>
+  onNative() ? fusedRmsNorm(x, w, eps) : tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w));
+const swigluActivation = (u: tf.Tensor) =>
+  onNative()
+    ? fusedSwiglu(u)
+    : tf.tidy(() => {
+        const [a, g] = tf.split(u, 2, -1);
+        return tf.mul(tf.mul(a, tf.sigmoid(a)), g);
+      });
+type Hyper = Parameters<typeof fusedAdamw>[4];
+const adamwUpdate = (p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: Hyper): [tf.Tensor, tf.Tensor, tf.Tensor] =>
+  onNative()
+    ? fusedAdamw(p, g, m, v, h)
+    : tf.tidy(() => {
+        const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1));
+        const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
+        const update = tf.div(tf.div(m2, 1 - h.beta1 ** h.step), tf.add(tf.sqrt(tf.div(v2, 1 - h.beta2 ** h.step)), h.eps));
+        const decayed = h.weightDecay > 0 ? tf.add(update, tf.mul(p, h.weightDecay)) : update;
+        return [tf.sub(p, tf.mul(decayed, h.lr)), m2, v2] as [tf.Tensor, tf.Tensor, tf.Tensor];
+      });
 describe.skipIf(!native.info)('fused ops', () => {
   it.each([[[2, 5, 7]], [[33, 128]], [[1, 1, 4]]])('rmsNorm %j forward and gradients match the composite on cpu', async (shape) => {
     const r = await onBoth(() => {

@@ -3,7 +3,8 @@ import { nextTokenLoss } from '@yuan/model';
 import { tf } from '@yuan/tensor';
 import { requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, loadRegistry, PLUGIN_OPTION, openModel } from '../context.js';
-import { readJsonFile, writeFileAtomic } from '../io.js';
+import { writeFileAtomic } from '@yuan/core';
+import { readJsonFile } from '../io.js';
 
 function parseInput(raw: unknown, file: string): number[][] {
   const ids = (raw as { input_ids?: unknown })?.input_ids;

@@ -1,27 +1,15 @@
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { writeFileAtomicSync } from '@yuan/core';
 import path from 'node:path';
 
-/** Writes `data` to `file` through a temporary file in the same folder, fsynced and renamed: never a partial file. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  const fd = openSync(tmp, 'w');
-  try {
-    const buf = typeof data === 'string' ? Buffer.from(data) : data;
-    let at = 0;
-    while (at < buf.length) at += writeSync(fd, buf, at, buf.length - at);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-}
+/** Writes `data` to `file` durably and atomically (a staging file fsynced and renamed): never a partial file. */
+export const writeFileAtomic = writeFileAtomicSync;
 
-/** Removes temporary files left in `dir` by killed writers (`.NAME.tmp-PID`) whose NAME satisfies `mine`. */
+/** Removes staging files left in `dir` by killed writers (`.NAME.partial-HOST-PID-RAND`) whose NAME satisfies `mine`. */
 export function removeStaleTemps(dir: string, mine: (name: string) => boolean): void {
   if (!existsSync(dir)) return;
   for (const f of readdirSync(dir)) {
-    const m = /^\.(.+)\.tmp-\d+$/.exec(f);
+    const m = /^\.(.+)\.partial-[A-Za-z0-9_]+-\d+-[0-9a-f]+$/.exec(f);
     if (m && mine(m[1])) rmSync(path.join(dir, f), { force: true });
   }
 }

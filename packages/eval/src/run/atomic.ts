@@ -1,14 +1,10 @@
 import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { rename } from 'node:fs/promises';
+import { fsyncPath } from '@yuan/core';
 import path from 'node:path';
 
-/** Writes a file under a temporary name, then renames it, so a crash never leaves a partial result. */
-export async function writeFileAtomic(file: string, text: string): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, text);
-  await rename(tmp, file);
-}
+/** Writes a whole file durably and atomically (@yuan/core's helper). */
+export { writeFileAtomic } from '@yuan/core';
 
 /**
  * A JSON Lines file written line by line to a temporary name (its folder and file made at the first line) and renamed
@@ -42,7 +38,9 @@ export class AtomicJsonLines {
     const stream = this.open();
     await new Promise<void>((resolve, reject) => stream.end((e?: Error | null) => (e ? reject(e) : resolve())));
     if (this.failure) throw this.failure;
+    await fsyncPath(this.tmp);
     await rename(this.tmp, this.file);
+    await fsyncPath(path.dirname(this.file));
   }
 
   /** Drops what was written. */

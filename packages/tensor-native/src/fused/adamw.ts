@@ -31,20 +31,13 @@ export const adamwKernels: Record<string, NativeKernel> = { [KERNEL]: kernel };
 /**
  * One AdamW step with decoupled weight decay, as @yuan/model's trainer computes it: m' = β1·m + (1−β1)·g,
  * v' = β2·v + (1−β2)·g², p' = p − lr·((m'/(1−β1^step)) / (√(v'/(1−β2^step)) + eps) + wd·p). Returns the new p, m and
- * v (the caller assigns them): one native kernel on the native backend instead of 12 tfjs ops, the same ops elsewhere.
+ * v (the caller assigns them): one native kernel instead of 12 tfjs ops. The composite lives once, in @yuan/tensor's
+ * `adamwStep`, which calls this only while the native backend is active. Throws on another backend or dtype.
  */
 export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const c1 = 1 - h.beta1 ** h.step;
   const c2 = 1 - h.beta2 ** h.step;
-  if (tf.getBackend() === 'native' && [p, g, m, v].every((t) => t.dtype === 'float32')) {
-    const attrs = { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, c1, c2 };
-    return tf.engine().runKernel(KERNEL, { p, g, m, v }, attrs) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
-  }
-  return tf.tidy(() => {
-    const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1));
-    const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
-    const update = tf.div(tf.div(m2, c1), tf.add(tf.sqrt(tf.div(v2, c2)), h.eps));
-    const decayed = h.weightDecay > 0 ? tf.add(update, tf.mul(p, h.weightDecay)) : update;
-    return [tf.sub(p, tf.mul(decayed, h.lr)), m2, v2] as [tf.Tensor, tf.Tensor, tf.Tensor];
-  });
+  if (tf.getBackend() !== 'native' || ![p, g, m, v].every((t) => t.dtype === 'float32')) throw new Error('adamwUpdate needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
+  const attrs = { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, c1, c2 };
+  return tf.engine().runKernel(KERNEL, { p, g, m, v }, attrs) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }

@@ -31,17 +31,13 @@ const backward: NativeKernel = ({ inputs, backend }, addon: NativeAddon) => {
 /** The fused RMSNorm kernels by name (registered for the native backend only). */
 export const rmsNormKernels: Record<string, NativeKernel> = { [FORWARD]: forward, [BACKWARD]: backward };
 
-/** The composite RMSNorm, as @yuan/tensor's nn block computes it. */
-function composite(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), weight));
-}
-
 /**
  * RMSNorm over the last axis, w ⊙ x / sqrt(mean(x²) + eps), for x [..., d] and weight [d]: one native kernel forward
- * and one backward on the native backend (instead of about 6 + 15 tfjs ops), the composite elsewhere.
+ * and one backward on the native backend (instead of about 6 + 15 tfjs ops). The composite lives once, in @yuan/tensor,
+ * which calls this only while the native backend is active. Throws on another backend or dtype.
  */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  if (tf.getBackend() !== 'native' || x.dtype !== 'float32') return composite(x, weight, eps);
+  if (tf.getBackend() !== 'native' || x.dtype !== 'float32') throw new Error('rmsNorm needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xs, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [y, inv] = tf.engine().runKernel(FORWARD, { x: xs, weight: w }, { eps }) as tf.Tensor[];

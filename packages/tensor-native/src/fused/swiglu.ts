@@ -32,15 +32,11 @@ export const swigluKernels: Record<string, NativeKernel> = { [FORWARD]: forward,
 /**
  * The SwiGLU activation of YUAN's fused up-gate output u [..., 2F] = [a | g]: silu(a) ⊙ g, [..., F]. One native
  * kernel forward and one backward on the native backend (instead of split, sigmoid, two multiplies and their
- * gradients), the composite elsewhere.
+ * gradients). The composite lives once, in @yuan/tensor, which calls this only while the native backend is active.
+ * Throws on another backend or dtype.
  */
 export function swigluActivation(u: tf.Tensor): tf.Tensor {
-  if (tf.getBackend() !== 'native' || u.dtype !== 'float32') {
-    return tf.tidy(() => {
-      const [a, g] = tf.split(u, 2, -1);
-      return tf.mul(tf.mul(a, tf.sigmoid(a)), g);
-    });
-  }
+  if (tf.getBackend() !== 'native' || u.dtype !== 'float32') throw new Error('swigluActivation needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([x]);
