@@ -60,7 +60,8 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     mkdirSync(path.join(nm, '@yuan'), { recursive: true });
     symlinkSync(path.join(repoRoot, 'packages/core'), path.join(nm, '@yuan/core'));
     symlinkSync(path.join(repoRoot, 'packages/tensor'), path.join(nm, '@yuan/tensor'));
-    cpSync(path.join(repoRoot, 'examples/attention-mqa'), path.join(nm, 'yuan-attention-mqa'), { recursive: true });
+    // the package as published: its files, not the workspace's links to its peers
+    cpSync(path.join(repoRoot, 'examples/attention-mqa'), path.join(nm, 'yuan-attention-mqa'), { recursive: true, filter: (src) => !src.includes('node_modules') });
     mkdirSync(path.join(project, 'plugins'));
     writeFileSync(path.join(project, 'plugins/evaluator.js'), EVALUATOR);
     writeFileSync(path.join(project, 'plugins/filter.js'), FILTER);
