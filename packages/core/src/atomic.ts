@@ -74,11 +74,25 @@ async function fsyncTree(p: string): Promise<void> {
  * a mix; an error in `write` removes the staging path and rethrows.
  */
 export async function writeAtomic(target: string, write: (tmp: string) => Promise<void>): Promise<void> {
-  const parent = path.dirname(target);
-  await mkdir(parent, { recursive: true });
+  await mkdir(path.dirname(target), { recursive: true });
   const tmp = stagingPath(target);
   try {
     await write(tmp);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  await commitStaged(tmp, target);
+}
+
+/**
+ * Makes a staged file or folder (written by a streaming writer under `stagingPath(target)`) durable and puts it in
+ * place: every file and folder under it fsynced, renamed over `target` (an existing folder moved aside first and
+ * removed after), the parent folder fsynced. On an error the staging path is removed and the error rethrown.
+ */
+export async function commitStaged(tmp: string, target: string): Promise<void> {
+  const parent = path.dirname(target);
+  try {
     await fsyncTree(tmp);
     if (existsSync(target) && (await stat(target)).isDirectory()) {
       const old = stagingPath(`${target}.old`);

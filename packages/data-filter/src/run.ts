@@ -1,7 +1,7 @@
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { applySet, deepMerge, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
+import { applySet, deepMerge, writeFileAtomic, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { WorkerPool } from './parallel/pool.js';
@@ -349,9 +349,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     megabytesPerSecond: Math.round((seconds > 0 ? c.bytes / 1e6 / seconds : 0) * 100) / 100,
   };
   if (options.report) {
-    const tmp = path.join(path.dirname(path.resolve(options.report)), `.${path.basename(options.report)}.tmp-${process.pid}`);
-    writeFileSync(tmp, `${JSON.stringify(report, null, 2)}\n`);
-    renameSync(tmp, options.report);
+    await writeFileAtomic(options.report, `${JSON.stringify(report, null, 2)}\n`);
   }
   return report;
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,11 +48,11 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
     const bdir = path.join(work, 'buckets');
     rmSync(path.join(bdir, 'task-1-of-3.done'));
     truncateSync(path.join(bdir, 'bucket-00001.bin'), 5);
-    writeFileSync(path.join(bdir, '.bucket-00001.bin.tmp-99999'), 'partial');
+    writeFileSync(path.join(bdir, `.bucket-00001.bin.partial-${hostname().replace(/[^A-Za-z0-9_]/g, '_')}-99999-abcd1234`), 'partial');
     const rerun = await runStage(work, 'buckets');
     expect(rerun.ran).toEqual([1]);
     expect(rerun.skipped).toEqual([0, 2]);
-    expect(readdirSync(bdir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(bdir).filter((f) => f.includes('.tmp-') || f.includes('.partial-'))).toEqual([]);
     await runStage(work, 'removals');
     await runStage(work, 'apply');
     const staged = Buffer.concat(shards.map((_, j) => readFileSync(path.join(out, `part-${String(j).padStart(5, '0')}.jsonl`))));
@@ -82,7 +83,7 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
       const child = spawn(process.execPath, [bin, 'filter', 'stage', 'filter', '--work', work, '--task', '0/1'], { stdio: 'ignore' });
       const poll = setInterval(() => {
         // killed while writing a later shard: the first is complete, the later one only a temporary file
-        if (existsSync(fdir) && readdirSync(fdir).some((f) => /^\.part-0000[1-3]\.jsonl\.tmp-/.test(f))) child.kill('SIGKILL');
+        if (existsSync(fdir) && readdirSync(fdir).some((f) => /^\.part-0000[1-3]\.jsonl\.partial-/.test(f))) child.kill('SIGKILL');
       }, 5);
       child.on('exit', (_code, signal) => {
         clearInterval(poll);
@@ -95,7 +96,7 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
       const r = spawnSync(process.execPath, [bin, 'filter', 'stage', s, '--work', work], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
     }
-    expect(readdirSync(fdir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(fdir).filter((f) => f.includes('.tmp-') || f.includes('.partial-'))).toEqual([]);
     await runFilter({ inputs: big, output: path.join(dir, 'single-big.jsonl') });
     const staged = Buffer.concat(big.map((_, j) => readFileSync(path.join(out, `part-${String(j).padStart(5, '0')}.jsonl`))));
     expect(staged.equals(readFileSync(path.join(dir, 'single-big.jsonl')))).toBe(true);

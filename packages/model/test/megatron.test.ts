@@ -84,7 +84,7 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
     }
     // the tokenizer and special ids come from index.json beside the prefix
     expect(readPackedIndex(path.join(dir, 'train_text_document'))).toMatchObject({ vocabSize: 259, special, tokenizer: { name: 'bytes' } });
-    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.includes('.partial-'))).toEqual([]);
   });
 
   it('one-line errors for a malformed .idx, a truncated .bin, a bad dtype; nothing half-written', async () => {

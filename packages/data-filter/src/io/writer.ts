@@ -1,4 +1,5 @@
-import { createWriteStream, renameSync, rmSync, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, rmSync, mkdirSync, type WriteStream } from 'node:fs';
+import { commitStaged, stagingPath } from '@yuan/core';
 import path from 'node:path';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { Writable } from 'node:stream';
@@ -24,7 +25,7 @@ export class AtomicWriter {
 
   constructor(readonly target: string) {
     mkdirSync(path.dirname(path.resolve(target)), { recursive: true });
-    this.temp = path.join(path.dirname(path.resolve(target)), `.${path.basename(target)}.tmp-${process.pid}`);
+    this.temp = stagingPath(path.resolve(target));
     this.file = createWriteStream(this.temp);
     this.file.on('error', (e) => (this.failure ??= e));
     if (/\.gz$/i.test(target)) {
@@ -73,7 +74,7 @@ export class AtomicWriter {
     });
   }
 
-  /** Flushes, closes and renames the temporary file to the target name. */
+  /** Flushes, closes, fsyncs and renames the temporary file to the target name (`commitStaged` of @yuan/core). */
   async commit(): Promise<void> {
     this.flush();
     await new Promise<void>((resolve, reject) => {
@@ -81,7 +82,7 @@ export class AtomicWriter {
       this.file.once('error', reject);
       this.sink.end();
     });
-    renameSync(this.temp, this.target);
+    await commitStaged(this.temp, this.target);
   }
 
   /** Closes and deletes the temporary file (after a failure). */

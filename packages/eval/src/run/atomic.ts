@@ -1,6 +1,5 @@
 import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
-import { rename } from 'node:fs/promises';
-import { fsyncPath } from '@yuan/core';
+import { commitStaged, stagingPath } from '@yuan/core';
 import path from 'node:path';
 
 /** Writes a whole file durably and atomically (@yuan/core's helper). */
@@ -16,7 +15,7 @@ export class AtomicJsonLines {
   private failure: Error | undefined;
 
   constructor(private readonly file: string) {
-    this.tmp = `${file}.tmp-${process.pid}`;
+    this.tmp = stagingPath(file);
   }
 
   private open(): WriteStream {
@@ -38,9 +37,7 @@ export class AtomicJsonLines {
     const stream = this.open();
     await new Promise<void>((resolve, reject) => stream.end((e?: Error | null) => (e ? reject(e) : resolve())));
     if (this.failure) throw this.failure;
-    await fsyncPath(this.tmp);
-    await rename(this.tmp, this.file);
-    await fsyncPath(path.dirname(this.file));
+    await commitStaged(this.tmp, this.file);
   }
 
   /** Drops what was written. */

@@ -1,7 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { YuanError, type SpecialIds } from '@yuan/core';
+import { YuanError, type SpecialIds, commitStaged, stagingPath } from '@yuan/core';
 import { bestFittingDtype, IndexedDatasetWriter } from './megatron.js';
 
 /** Which split a packed file belongs to. */
@@ -91,7 +91,7 @@ export class PackWriter {
       megatron?: boolean;
     },
   ) {
-    this.tmp = `${dir.replace(/\/+$/, '')}.tmp-${process.pid}`;
+    this.tmp = stagingPath(dir.replace(/\/+$/, ''));
   }
 
   /** Starts writing a packed folder at `dir`. */
@@ -169,8 +169,7 @@ export class PackWriter {
       index.megatron = { dtype: bestFittingDtype(this.meta.vocabSize), prefixes };
     }
     await writeFile(path.join(this.tmp, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
-    await rm(this.dir, { recursive: true, force: true });
-    await rename(this.tmp, this.dir);
+    await commitStaged(this.tmp, this.dir);
     return index;
   }
 
