@@ -1,4 +1,4 @@
-import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { applySet, deepMerge, writeFileAtomic, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
