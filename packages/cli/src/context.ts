@@ -116,7 +116,9 @@ export async function openModel(values: Record<string, unknown>, registry: Plugi
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
-  if (dir) return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values));
+  if (dir) {
+    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (note) => process.stderr.write(`${note}\n`) });
+  }
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
   return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
