@@ -158,7 +158,7 @@ export const evalCommand: Command = {
       const dir = path.resolve(values.model as string);
       model = await adapter((values.adapter as string | undefined) ?? 'local').open(
         { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir) },
-        { registry, note: (line) => process.stderr.write(`${line}\n`) },
+        { registry, note: io.err },
       );
     }
     const outputDir = path.resolve((values.output as string | undefined) ?? path.join('eval-results', evaluator.name));
