@@ -110,13 +110,16 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
 /**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
+ * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr).
  */
-export async function openModel(values: Record<string, unknown>, registry: PluginRegistry): Promise<YuanModel> {
+export async function openModel(values: Record<string, unknown>, registry: PluginRegistry, note: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<YuanModel> {
   const { attentionLookup, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
-  if (dir) return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values));
+  if (dir) {
+    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+  }
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
   return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));

@@ -31,6 +31,9 @@ export interface ModelAdapter {
 
 /** A kind of model adapter (a local checkpoint, an OpenAI-compatible endpoint, ...). */
 export interface ModelAdapterPlugin<Options = Record<string, unknown>> extends PluginBase<'model-adapter', Options> {
-  /** Opens the model; `context.registry` resolves the plugins it needs (attention, tokenizer). */
-  open(options: Options, context?: { registry?: PluginRegistry }): Promise<ModelAdapter>;
+  /**
+   * Opens the model; `context.registry` resolves the plugins it needs (attention, tokenizer); `context.note` receives
+   * one-line notes for the user (e.g. the checkpoint tensors that were ignored), which a CLI prints to stderr.
+   */
+  open(options: Options, context?: { registry?: PluginRegistry; note?: (line: string) => void }): Promise<ModelAdapter>;
 }

@@ -99,8 +99,17 @@ function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Reads every parameter of `specs` from HF-named tensors, fusing parts (q_proj+k_proj, up_proj+gate_proj) where a spec says so. */
-async function readWeights(files: SafetensorsFile[], specs: ParameterSpec[], dir: string): Promise<Map<string, Float32Array>> {
+/**
+ * Reads every parameter of `specs` from HF-named tensors, fusing parts (q_proj+k_proj, up_proj+gate_proj) where a spec
+ * says so. As Hugging Face does, tensors the model does not use (`lm_head.weight` with tied embeddings,
+ * `rotary_emb.inv_freq` buffers, I64 position ids, any dtype) are skipped and returned in `ignored`; a missing needed
+ * tensor, a wrong shape or a needed tensor of a dtype yuan cannot read is an error.
+ */
+async function readWeights(
+  files: SafetensorsFile[],
+  specs: ParameterSpec[],
+  dir: string,
+): Promise<{ weights: Map<string, Float32Array>; ignored: string[] }> {
   const where = new Map<string, SafetensorsFile>();
   for (const f of files) for (const name of f.entries.keys()) where.set(name, f);
   const expected = new Set<string>();
@@ -113,30 +122,36 @@ async function readWeights(files: SafetensorsFile[], specs: ParameterSpec[], dir
       expected.add(name);
       const file = where.get(name);
       if (!file) throw new YuanError('checkpoint', `config does not match the weights: ${dir} has no tensor ${name} (expected shape [${partShape}])`);
-      const shape = file.entries.get(name)!.shape;
-      if (shape.join(',') !== partShape.join(',')) {
-        throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${shape}] but the config implies [${partShape}]`);
+      const entry = file.entries.get(name)!;
+      if (entry.shape.join(',') !== partShape.join(',')) {
+        throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${partShape}]`);
       }
+      if (!entry.readable) throw new YuanError('checkpoint', `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
       data.set(await file.read(name), i * sizeOf(partShape));
     }
     out.set(spec.name, data);
   }
-  const extra = [...where.keys()].filter((n) => !expected.has(n) && n !== 'lm_head.weight');
-  if (extra.length) {
-    throw new YuanError('checkpoint', `config does not match the weights: unexpected tensors ${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` (+${extra.length - 3} more)` : ''}`);
-  }
-  return out;
+  const ignored = [...where.keys()].filter((n) => !expected.has(n)).sort();
+  return { weights: out, ignored };
+}
+
+/** The one-line note naming the tensors a checkpoint holds that the model does not use (empty when there are none). */
+export function ignoredTensorsNote(dir: string, ignored: readonly string[]): string {
+  if (ignored.length === 0) return '';
+  const shown = ignored.slice(0, 5).join(', ');
+  return `${dir}: ignored ${ignored.length} tensor${ignored.length === 1 ? '' : 's'} the model does not use: ${shown}${ignored.length > 5 ? ` (+${ignored.length - 5} more)` : ''}`;
 }
 
 /**
  * Reads a Hugging Face YUAN 2.0 checkpoint folder (config.json + model.safetensors, or shards with an index) without
- * building a model: its config (with `overrides` merged), attention plugin and weights by fused name.
+ * building a model: its config (with `overrides` merged), attention plugin, weights by fused name, and the names of
+ * the tensors it holds that the model does not use (`ignored`, see `ignoredTensorsNote`).
  */
 export async function readCheckpoint(
   dir: string,
   lookup: AttentionLookup,
   overrides: JsonObject = {},
-): Promise<{ config: YuanConfig; attention: TensorAttentionPlugin<unknown>; weights: Map<string, Float32Array> }> {
+): Promise<{ config: YuanConfig; attention: TensorAttentionPlugin<unknown>; weights: Map<string, Float32Array>; ignored: string[] }> {
   const cfgPath = path.join(dir, 'config.json');
   if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
   if (!existsSync(cfgPath)) throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
@@ -152,16 +167,28 @@ export async function readCheckpoint(
     let config = configFromHf(hf, cfgPath, names);
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);
-    const weights = await readWeights(files, modelParameters(config, attention), dir);
-    return { config, attention, weights };
+    const { weights, ignored } = await readWeights(files, modelParameters(config, attention), dir);
+    return { config, attention, weights, ignored };
   } finally {
     await Promise.all(files.map((f) => f.close()));
   }
 }
 
+/** Options of `loadCheckpoint`. */
+export interface LoadCheckpointOptions {
+  /** Called with the one-line note (see `ignoredTensorsNote`) when the checkpoint holds tensors the model does not use. */
+  onIgnored?: (note: string, ignored: readonly string[]) => void;
+}
+
 /** Loads a Hugging Face YUAN 2.0 checkpoint folder as a whole model (see `readCheckpoint`). */
-export async function loadCheckpoint(dir: string, lookup: AttentionLookup, overrides: JsonObject = {}): Promise<YuanModel> {
-  const { config, attention, weights } = await readCheckpoint(dir, lookup, overrides);
+export async function loadCheckpoint(
+  dir: string,
+  lookup: AttentionLookup,
+  overrides: JsonObject = {},
+  options: LoadCheckpointOptions = {},
+): Promise<YuanModel> {
+  const { config, attention, weights, ignored } = await readCheckpoint(dir, lookup, overrides);
+  if (ignored.length) options.onIgnored?.(ignoredTensorsNote(dir, ignored), ignored);
   return YuanModel.fromWeights(config, attention, weights);
 }
 

@@ -5,7 +5,7 @@ export { modelParameters, attentionSpec, attentionOptions } from './parameters.j
 export { crossEntropy, nextTokenLoss } from './loss.js';
 export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
-export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, type AttentionLookup } from './checkpoint.js';
+export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
 export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';

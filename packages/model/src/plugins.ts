@@ -48,7 +48,9 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
     const registry = context?.registry;
     if (!registry) throw new YuanError('usage', 'the local model adapter needs the plugin registry (attention and tokenizer plugins)');
     await initBackend(options.backend);
-    const model = await loadCheckpoint(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {});
+    const model = await loadCheckpoint(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {}, {
+      onIgnored: (note) => context.note?.(note),
+    });
     try {
       const ref = model.config.tokenizer;
       const spec = options.tokenizer ?? (ref.name === 'bytes' || ref.path ? ref : undefined);

@@ -65,8 +65,7 @@ describe('HF checkpoints', () => {
     await expect(loadCheckpoint(wrong, lookup)).rejects.toThrow(
       'config does not match the weights: model.layers.0.mlp.up_proj.weight has shape [32,16] but the config implies [64,16]',
     );
-    writeFileSync(path.join(wrong, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 1 }));
-    await expect(loadCheckpoint(wrong, lookup)).rejects.toThrow(/unexpected tensors model.layers.1/);
+    // fewer layers than the weights hold: the extra layers are ignored and named (checkpoint-extras.test.ts)
   });
 
   it('loads sharded checkpoints through model.safetensors.index.json', async () => {

@@ -7,20 +7,32 @@ export type FloatDType = 'F32' | 'F16' | 'BF16';
 
 const BYTES: Record<FloatDType, number> = { F32: 4, F16: 2, BF16: 2 };
 
+/** Bytes per element of every dtype the safetensors format defines (yuan reads only the float ones as weights). */
+const FORMAT_BYTES: Record<string, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
+  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+};
+
 /** One tensor's header entry. */
 export interface SafetensorsEntry {
-  dtype: FloatDType;
+  /** The dtype as the header names it: F32, F16 or BF16 for tensors yuan can read, any other string otherwise. */
+  dtype: FloatDType | (string & {});
   shape: number[];
   /** Byte offsets [begin, end) inside the data section. */
   offsets: [number, number];
+  /** Whether `read` can convert this tensor (its dtype is F32, F16 or BF16). */
+  readable: boolean;
 }
 
-/** An open safetensors file: its header, and tensors read on demand as float32. */
+/**
+ * An open safetensors file: its header, and tensors read on demand as float32. Every entry's offsets were checked;
+ * tensors of other dtypes (I64 buffers, F64, an unknown dtype) are listed but only a float one can be `read`.
+ */
 export interface SafetensorsFile {
   path: string;
   entries: Map<string, SafetensorsEntry>;
   metadata: Record<string, string>;
-  /** Reads one tensor, converted to float32. */
+  /** Reads one tensor, converted to float32; a tensor that is not F32, F16 or BF16 is a one-line error. */
   read(name: string): Promise<Float32Array>;
   close(): Promise<void>;
 }
@@ -29,7 +41,42 @@ function bad(path: string, what: string): never {
   throw new YuanError('checkpoint', `${path}: ${what}`);
 }
 
-/** Opens a safetensors file and validates its header (sizes, offsets, dtypes); a truncated or foreign file is a clear error. */
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** Checks one header entry's structure (a malformed one is a one-line error naming the file and the tensor). */
+function parseEntry(path: string, name: string, raw: unknown, dataStart: number, fileSize: number): SafetensorsEntry {
+  const what = `header entry for tensor ${JSON.stringify(name)}`;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad(path, `${what} is ${JSON.stringify(raw)}, not an object with dtype, shape and data_offsets`);
+  const e = raw as Record<string, unknown>;
+  if (typeof e.dtype !== 'string') bad(path, `${what} has ${e.dtype === undefined ? 'no dtype' : `dtype ${JSON.stringify(e.dtype)}, not a string`}`);
+  if (!Array.isArray(e.shape) || !e.shape.every(isCount)) {
+    bad(path, `${what} has ${e.shape === undefined ? 'no shape' : `shape ${JSON.stringify(e.shape)}, not a list of non-negative integers`}`);
+  }
+  const off = e.data_offsets;
+  if (off === undefined) bad(path, `${what} has no data_offsets`);
+  if (!Array.isArray(off) || off.length !== 2 || !off.every(isCount)) {
+    bad(path, `${what} has data_offsets ${JSON.stringify(off)}, not [begin, end] byte offsets`);
+  }
+  const [begin, end] = off as [number, number];
+  if (end < begin) bad(path, `${what} has data_offsets [${begin}, ${end}]: the end is before the begin`);
+  if (dataStart + end > fileSize) bad(path, `truncated: tensor ${name} ends at byte ${dataStart + end} but the file has ${fileSize}`);
+  const shape = e.shape as number[];
+  const width = FORMAT_BYTES[e.dtype];
+  if (width !== undefined) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (end - begin !== count * width) {
+      bad(path, `tensor ${name}: shape [${shape}] ${e.dtype} needs ${count * width} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    }
+  }
+  return { dtype: e.dtype, shape, offsets: [begin, end], readable: e.dtype in BYTES };
+}
+
+/**
+ * Opens a safetensors file and validates its header: the JSON, each entry's dtype, shape and data_offsets, offsets
+ * inside the file and not overlapping, and sizes that match the shapes. A malformed, truncated or foreign file is a
+ * one-line error naming the file (and the tensor). Tensors of dtypes yuan does not read are kept in `entries`, so a
+ * caller can skip the ones it does not need.
+ */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   let size: number;
   try {
@@ -48,31 +95,33 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     }
     const headerBuf = Buffer.alloc(headerLen);
     await fh.read(headerBuf, 0, headerLen, 8);
-    let header: Record<string, unknown>;
+    let header: unknown;
     try {
       header = JSON.parse(headerBuf.toString('utf8'));
-    } catch {
-      bad(path, 'header is not valid JSON (not a safetensors file, or corrupted)');
+    } catch (e) {
+      bad(path, `header is not valid JSON (not a safetensors file, or corrupted): ${(e as Error).message}`);
     }
+    if (!header || typeof header !== 'object' || Array.isArray(header)) bad(path, 'header is not a JSON object of tensors (not a safetensors file)');
     const dataStart = 8 + headerLen;
-    const dataLen = size - dataStart;
     const entries = new Map<string, SafetensorsEntry>();
     let metadata: Record<string, string> = {};
     for (const [name, raw] of Object.entries(header)) {
       if (name === '__metadata__') {
+        if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
+          bad(path, `__metadata__ is ${JSON.stringify(raw)}; expected an object of strings`);
+        }
         metadata = raw as Record<string, string>;
         continue;
       }
-      const e = raw as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      if (!(e.dtype in BYTES)) bad(path, `tensor ${name} has dtype ${e.dtype}; supported: F32, F16, BF16`);
-      const dtype = e.dtype as FloatDType;
-      const count = e.shape.reduce((a, b) => a * b, 1);
-      const [begin, end] = e.data_offsets;
-      if (end - begin !== count * BYTES[dtype]) {
-        bad(path, `tensor ${name}: shape [${e.shape}] ${dtype} needs ${count * BYTES[dtype]} bytes but offsets span ${end - begin}`);
+      entries.set(name, parseEntry(path, name, raw, dataStart, size));
+    }
+    const byStart = [...entries].filter(([, e]) => e.offsets[1] > e.offsets[0]).sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
+    for (let i = 1; i < byStart.length; i++) {
+      const [prevName, prev] = byStart[i - 1];
+      const [name, e] = byStart[i];
+      if (e.offsets[0] < prev.offsets[1]) {
+        bad(path, `tensors ${prevName} [${prev.offsets}] and ${name} [${e.offsets}] overlap in the data section`);
       }
-      if (end > dataLen) bad(path, `truncated: tensor ${name} ends at byte ${dataStart + end} but the file has ${size}`);
-      entries.set(name, { dtype, shape: e.shape, offsets: [begin, end] });
     }
     return {
       path,
@@ -81,10 +130,11 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
       async read(name) {
         const entry = entries.get(name);
         if (!entry) bad(path, `no tensor named ${name}`);
+        if (!entry.readable) bad(path, `tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
         const [begin, end] = entry.offsets;
         const buf = Buffer.alloc(end - begin);
         await fh.read(buf, 0, end - begin, dataStart + begin);
-        return decode(buf, entry.dtype);
+        return decode(buf, entry.dtype as FloatDType);
       },
       close: () => fh.close(),
     };

@@ -129,7 +129,7 @@ export const evalCommand: Command = {
     const adapter = (name: string) => {
       const plugin = registry.get('model-adapter', name) as ModelAdapterPlugin<Record<string, unknown>>;
       return {
-        open(given: Record<string, unknown>, context: { registry: PluginRegistry }) {
+        open(given: Record<string, unknown>, context: { registry: PluginRegistry; note?: (line: string) => void }) {
           const defined = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
           const merged = { ...(plugin.defaults as Record<string, unknown>), ...defined };
           return plugin.open(plugin.validate ? plugin.validate(merged) : merged, context);
@@ -158,7 +158,7 @@ export const evalCommand: Command = {
       const dir = path.resolve(values.model as string);
       model = await adapter((values.adapter as string | undefined) ?? 'local').open(
         { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir) },
-        { registry },
+        { registry, note: io.err },
       );
     }
     const outputDir = path.resolve((values.output as string | undefined) ?? path.join('eval-results', evaluator.name));

@@ -26,7 +26,7 @@ export const forwardCommand: Command = {
     requireString(values, 'model', forwardCommand);
     const inputFile = requireString(values, 'input', forwardCommand);
     const ids = parseInput(readJsonFile(inputFile), inputFile);
-    const model = await openModel(values, await loadRegistry(values));
+    const model = await openModel(values, await loadRegistry(values), io.err);
     model.checkIds(ids.flat());
     const x = tf.tensor2d(ids, undefined, 'int32');
     const { logits } = model.forward(x);

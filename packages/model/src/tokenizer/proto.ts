@@ -1,3 +1,5 @@
+import { decodeUtf8Lossless } from './utf8.js';
+
 /** The protobuf wire types this reader understands (groups, 3 and 4, are rejected). */
 export const WIRE = { VARINT: 0, FIXED64: 1, LEN: 2, FIXED32: 5 } as const;
 
@@ -9,7 +11,6 @@ export class ProtoFormatError extends Error {
   }
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** A forward-only reader over one protobuf message: call `next()`, then read or `skip()` the field. */
 export class ProtoReader {
@@ -73,14 +74,13 @@ export class ProtoReader {
     return out;
   }
 
-  /** The current length-delimited field as a UTF-8 string (invalid UTF-8 is an error). */
+  /**
+   * The current length-delimited field as a string, byte-exact: protobuf strings are raw bytes, so a leading U+FEFF
+   * is kept (a plain TextDecoder would drop it as a byte-order mark) and invalid UTF-8 bytes are kept as lone
+   * surrogates (see `decodeUtf8Lossless`; `encodeUtf8Lossless` gives the same bytes back).
+   */
   string(): string {
-    const b = this.bytes();
-    try {
-      return utf8.decode(b);
-    } catch {
-      throw new ProtoFormatError(`field ${this.field} is not valid UTF-8`);
-    }
+    return decodeUtf8Lossless(this.bytes());
   }
 
   /** A reader over the current length-delimited field as an embedded message. */

@@ -1,6 +1,6 @@
 import { SPACE_SYMBOL } from './normalize.js';
 import { PieceType, type SpModel } from './sp-model.js';
-import { decodeUtf8PerByte } from './utf8.js';
+import { decodeUtf8PerByte, wellFormed } from './utf8.js';
 
 /**
  * SentencePiece's id → text decoding: runs of `<0xNN>` byte pieces become UTF-8 (each invalid byte one U+FFFD),
@@ -29,7 +29,7 @@ export class SpDecoder {
       if (p.type === PieceType.CONTROL) this.surface[id] = '';
       else if (p.type === PieceType.UNKNOWN) this.surface[id] = model.trainer.unkSurface;
       else {
-        this.surface[id] = p.piece.replaceAll(SPACE_SYMBOL, ' ');
+        this.surface[id] = wellFormed(p.piece.replaceAll(SPACE_SYMBOL, ' ')); // a raw invalid byte shows as U+FFFD
         this.leadingSpace[id] = strip && p.piece.startsWith(SPACE_SYMBOL) ? 1 : 0;
       }
     });

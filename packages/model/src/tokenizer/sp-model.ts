@@ -8,6 +8,7 @@ export const ModelType = { UNIGRAM: 1, BPE: 2, WORD: 3, CHAR: 4 } as const;
 
 /** One vocabulary entry of a SentencePiece model. */
 export interface SpPiece {
+  /** The piece's bytes as read, exactly (see `ProtoReader.string`: a bad UTF-8 byte is a lone surrogate U+DC80–U+DCFF). */
   piece: string;
   score: number;
   type: number;

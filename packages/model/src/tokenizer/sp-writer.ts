@@ -1,4 +1,5 @@
 import type { SpModel } from './sp-model.js';
+import { encodeUtf8Lossless } from './utf8.js';
 
 /** Appends protobuf fields to a growing byte list. */
 class ProtoWriter {
@@ -32,7 +33,7 @@ class ProtoWriter {
   }
 
   stringField(field: number, s: string): void {
-    this.bytesField(field, new TextEncoder().encode(s));
+    this.bytesField(field, encodeUtf8Lossless(s));
   }
 
   private varint(v: number): void {

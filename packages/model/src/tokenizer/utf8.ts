@@ -50,3 +50,38 @@ export function decodeUtf8PerByte(bytes: ArrayLike<number>): string {
   if (i > run) out += lenient.decode(b.subarray(run, i));
   return out;
 }
+
+/**
+ * Decodes bytes read from a file exactly and losslessly: every valid UTF-8 sequence becomes its character (a leading
+ * byte-order mark U+FEFF included, never stripped), and every byte that does not start a valid sequence becomes the
+ * lone surrogate U+DC80 + (byte − 0x80), which no valid UTF-8 can produce, so `encodeUtf8Lossless` gives the bytes back.
+ */
+export function decodeUtf8Lossless(bytes: Uint8Array): string {
+  let out = '';
+  let run = 0;
+  let i = 0;
+  while (i < bytes.length) {
+    const n = sequenceLength(bytes, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    if (i > run) out += lenient.decode(bytes.subarray(run, i));
+    out += String.fromCharCode(0xdc00 + bytes[i]);
+    run = ++i;
+  }
+  if (i > run) out += lenient.decode(bytes.subarray(run, i));
+  return out;
+}
+
+/** The bytes `decodeUtf8Lossless` read `text` from: UTF-8, with each lone surrogate U+DC80–U+DCFF back as its raw byte. */
+export function encodeUtf8Lossless(text: string): Uint8Array {
+  if (!/[\uD800-\uDFFF]/.test(text)) return encoder.encode(text);
+  const out: number[] = [];
+  for (const ch of text) {
+    const c = ch.charCodeAt(0);
+    if (ch.length === 1 && c >= 0xdc80 && c <= 0xdcff) out.push(c - 0xdc00);
+    else for (const b of encoder.encode(ch)) out.push(b);
+  }
+  return Uint8Array.from(out);
+}
