@@ -31,6 +31,24 @@ afterAll(() => {
   rmSync(canaryDir, { recursive: true, force: true });
 });
 
+/** A program that first runs `prelude`, then tries to write outside the work dir and to connect out; exits 0 if either worked. */
+function attackAfter(prelude: string): string {
+  return [
+    prelude,
+    'done = 0',
+    'try:',
+    `    open("/tmp/yuan-sandbox-escape-${process.pid}", "w").write("x"); done += 1`,
+    'except Exception as e:',
+    '    print(e)',
+    'try:',
+    '    import socket',
+    `    socket.create_connection(("127.0.0.1", ${port}), timeout=1); done += 1`,
+    'except Exception as e:',
+    '    print(e)',
+    'assert done > 0',
+  ].join('\n');
+}
+
 const hostile: Record<string, () => string> = {
   'infinite loop': () => 'while True:\n    pass\n',
   'fork bomb': () => 'import os\nwhile True:\n    os.fork()\n',
@@ -56,28 +74,10 @@ const hostile: Record<string, () => string> = {
     ].join('\n'),
   'kill the parent': () => `import os, signal\nos.kill(${process.pid}, signal.SIGKILL)\nos.kill(os.getppid(), signal.SIGKILL)\n`,
   'flood the output': () => 'import sys\nwhile True:\n    sys.stdout.write("x" * 65536)\n',
-  // rebinding the guard's state (module globals, os functions, builtins), then writing outside and connecting out
-  'rebind the audit hook state, then write and connect': () =>
-    [
-      'import __main__, builtins, os, os.path, sys',
-      'for m in (__main__, sys.modules.get("__main__")):',
-      '    for name in ("_DENY", "_PATH_ARGS", "_BLOCKED_MODULES"):',
-      '        setattr(m, name, frozenset() if name != "_PATH_ARGS" else {})',
-      '    m.WORKDIR = "/"',
-      'os.path.realpath = lambda p: os.getcwd() + "/x"',
-      'builtins.isinstance = lambda *a: True',
-      'done = 0',
-      'try:',
-      `    open(${JSON.stringify(escapeFile)}, "w").write("escaped"); done += 1`,
-      'except Exception as e:',
-      '    print(e)',
-      'try:',
-      '    import socket',
-      `    socket.create_connection(("127.0.0.1", ${port}), timeout=1); done += 1`,
-      'except Exception as e:',
-      '    print(e)',
-      'assert done > 0',
-    ].join('\n'),
+  // rebinding the guard's state (its module globals; os.path and builtins it calls), then writing outside and connecting
+  'rebind the audit hook globals, then write and connect': () => attackAfter('import __main__\n__main__._DENY = frozenset()\n__main__.WORKDIR = "/"\n'),
+  'replace os.path.realpath under the audit hook, then write': () => attackAfter('import os.path\nos.path.realpath = lambda p: os.getcwd() + "/x"\n'),
+  'replace builtins under the audit hook, then write': () => attackAfter('import builtins\nbuiltins.isinstance = lambda *a: True\n'),
   'find the audit hook through gc': () =>
     [
       'import gc',
