@@ -12,6 +12,16 @@ import { removeTree } from './remove.js';
 /** How a sandbox isolates programs: kernel namespaces plus limits, or limits alone where namespaces are unavailable. */
 export type Isolation = 'namespaces' | 'plain';
 
+/**
+ * What an isolation mode protects, in one line (shown in HumanEval results and `yuan eval`'s output). `plain` is not a
+ * security boundary: only resource limits and a Python audit hook stand between the program and the user's files.
+ */
+export function isolationNote(isolation: Isolation): string {
+  return isolation === 'plain'
+    ? 'plain: NOT a security boundary (resource limits and a Python audit hook only; the program can read every file this user can, and code that defeats the hook can write them and use the network); use namespaces for untrusted code'
+    : 'namespaces: private read-only root with only the interpreter and its standard library, tmpfs work dir, no network, own PID namespace, no capabilities, resource limits';
+}
+
 /** Options of a sandbox. Defaults: isolation `auto` (namespaces when the probe succeeds), guard on, `python3`. */
 export interface SandboxOptions {
   limits?: Partial<SandboxLimits>;
@@ -26,6 +36,8 @@ export interface SandboxOptions {
 /** The outcome of one sandboxed program: `ok` is exit status 0 within the limits. */
 export interface SandboxResult {
   status: 'ok' | 'failed' | 'timeout' | 'setup-failed';
+  /** The isolation the program ran under (`plain` is not a security boundary: see `isolationNote`). */
+  isolation: Isolation;
   exitCode: number | null;
   signal: string | null;
   stdout: string;
@@ -65,7 +77,12 @@ export class Sandbox {
     private readonly guard: boolean,
     private readonly python: string,
     private readonly tmpRoot: string,
-  ) {}
+  ) {
+    this.note = isolationNote(isolation);
+  }
+
+  /** One line on what the isolation in force protects (`plain`: that it is not a security boundary). */
+  readonly note: string;
 
   /** Resolves options, probing once per Python whether namespaces work here; `namespaces` that do not work is an error. */
   static async create(options: SandboxOptions = {}): Promise<Sandbox> {
@@ -175,7 +192,7 @@ export class Sandbox {
         this.isolation === 'namespaces'
           ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
           : launcher;
-      return await Slot.spawn(command!, args, workdir, root, this.limits);
+      return await Slot.spawn(command!, args, workdir, root, this.limits, this.isolation);
     } catch (e) {
       await removeTree(workdir);
       throw e;
@@ -194,9 +211,10 @@ class Slot {
     private readonly child: ChildProcess,
     readonly workdir: string,
     private readonly limits: SandboxLimits,
+    private readonly isolation: Isolation,
   ) {}
 
-  static spawn(command: string, args: string[], cwd: string, root: boolean, limits: SandboxLimits): Promise<Slot> {
+  static spawn(command: string, args: string[], cwd: string, root: boolean, limits: SandboxLimits, isolation: Isolation): Promise<Slot> {
     return new Promise((resolve, reject) => {
       const child = spawn(command, args, {
         cwd,
@@ -205,7 +223,7 @@ class Slot {
         stdio: ['pipe', 'pipe', 'pipe'],
         ...(root ? { uid: NOBODY, gid: NOBODY } : {}),
       });
-      const slot = new Slot(child, cwd, limits);
+      const slot = new Slot(child, cwd, limits, isolation);
       const collect = (which: 'stdout' | 'stderr') => (chunk: Buffer) => {
         const room = limits.outputBytes - slot.out.kept[which];
         if (chunk.length > room) slot.out.truncated = true;
@@ -281,6 +299,7 @@ class Slot {
       const setupFailed = code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
       return {
         status: this.timedOut ? 'timeout' : setupFailed ? 'setup-failed' : code === 0 ? 'ok' : 'failed',
+        isolation: this.isolation,
         exitCode: code,
         signal,
         stdout: Buffer.concat(this.out.stdout).toString('utf8'),

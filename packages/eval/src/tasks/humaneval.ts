@@ -159,6 +159,7 @@ async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandb
       ...(options.select === 'tests' ? { select: `generated tests (${options.testSamples} generation(s) per task); pass@1_selected is the pass rate of the chosen candidate` } : {}),
       samples: jobs.length,
       isolation: sandbox.isolation,
+      isolation_note: sandbox.note,
       timeoutMs: options.timeoutMs,
       memoryMb: options.memoryMb,
       ...(paper ? { paper } : {}),

@@ -36,7 +36,8 @@ export interface YuanGsm8kVerdict {
 
 /**
  * Scores a GSM8K completion the way `tasks/GSM8K/score_gsm8k.py` of YUAN 2.0 does (YUAN2-SPEC §7): newlines are read
- * as `<n>`; `\boxed{N}`, `$`, spaces and `\!`, `\;`, `\,` are stripped, `≈` becomes `=`; the answer line is the last
+ * as `<n>`; `\boxed{N}`, `$`, spaces and `\!`, `\;`, `\,` are stripped (and, beyond the script, thin and no-break spaces; `{,}`
+ * between digits reads as a comma), `≈` becomes `=`; the answer line is the last
  * `<n>`-separated line (the one before it, or the one before that, when it has no digit) and the segment is its text
  * after the last `=`, with `\frac{a}{b}` → `a/b`. Correct when the gold appears there as a whole number, or (when the
  * last line has no `=`) in the previous line's tail while the segment holds no number, or when any of the last three
@@ -48,9 +49,10 @@ export function scoreYuanGsm8k(completion: string, gold: string): YuanGsm8kVerdi
   const all = text
     .replace(/<br>/g, '<n>')
     .replace(/\\[!;,]/g, '')
+    .replace(/(?<=\d)\{,\}(?=\d)/g, ',')
     .replace(/\$\$/g, ' ')
     .replace(/\$/g, '')
-    .replace(/ /g, '')
+    .replace(/[ \u00a0\u2007\u2009\u200a\u202f]/g, '')
     .replace(/≈/g, '=');
   const lines = all.split('<n>');
   let end: string;

@@ -5,10 +5,11 @@ import { fromYuanText } from './files.js';
 let engine: ComputeEngine | undefined;
 const ce = () => (engine ??= new ComputeEngine());
 
-/** A cloze answer part without `$`, spaces, `\left`/`\right`, thin spaces, `\dfrac`, a final period or `\text{}` wrapping. */
+/** A cloze answer part without `$`, spaces, `\left`/`\right`, thin spaces, `{,}` thousands separators, `\dfrac`, a final period or `\text{}` wrapping. */
 export function normalizeLatex(part: string): string {
   return part
     .replace(/\\left|\\right|\\[!,;:]|\\displaystyle|\$|\s/g, '')
+    .replace(/(?<=\d)\{,\}(?=\d)/g, '')
     .replace(/\\[dt]frac/g, '\\frac')
     .replace(/\\mathrm\{e\}/g, 'e')
     .replace(/\\mathrm\{i\}/g, 'i')
