@@ -67,7 +67,7 @@ export interface PipelineOptions {
   profileMemory?: boolean;
   /** Data parallelism across D copies of the pipeline (see PipelineDataParallel); default none (D = 1). */
   dataParallel?: PipelineDataParallel;
-  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom if set. */
+  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
   fault?: InjectedFault;
 }
 
@@ -80,8 +80,8 @@ export interface PipelineEngine extends TrainingEngine {
 }
 
 function faultFromEnv(): InjectedFault | undefined {
-  const m = /^(\d+):(\d+):(throw|exit|oom)$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
-  return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'] } : undefined;
+  const m = /^(\d+):(\d+):(throw|exit|oom)(?::(\d+))?$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
+  return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'], dataRank: m[4] === undefined ? undefined : Number(m[4]) } : undefined;
 }
 
 /** Where the built worker entry is (dist/stage-worker.js beside dist/index.js; from source, the package's dist). */
@@ -331,7 +331,9 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
     }
     const url = workerUrl();
-    const fault = options.fault ?? faultFromEnv();
+    const wanted = options.fault ?? faultFromEnv();
+    // a fault for one data-parallel rank only (the 4th field of YUAN_PIPELINE_FAULT)
+    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === (dp?.group.rank ?? 0)) ? wanted : undefined;
     const index = readPackedIndex(setup.data);
     const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
     const split = PackedSplit.open(setup.data, index, 'train');

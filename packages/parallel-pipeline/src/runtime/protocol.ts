@@ -10,6 +10,8 @@ export interface InjectedFault {
   stage: number;
   step: number;
   kind: 'throw' | 'exit' | 'oom';
+  /** Only on this data-parallel rank (default: every rank). */
+  dataRank?: number;
 }
 
 /** What a stage worker starts from (`workerData`). */
