@@ -80,7 +80,8 @@ export const trainCommand: Command = {
     '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
     '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
-    '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too.\n' +
+    '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too;\n' +
+    '  with --pp P each data-parallel rank runs a P-stage pipeline (Megatron layout: data-parallel groups inside each stage).\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
