@@ -19,8 +19,9 @@ import {
   type TrainConfig,
   type TrainingEngine,
 } from '@yuan/model';
-import { adamwStep, tf } from '@yuan/tensor';
+import { tf } from '@yuan/tensor';
 import type { ProcessGroup } from './group.js';
+import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot } from './sharded.js';
 
 /** ZeRO stage: 0 replicated optimizer (gradient all-reduce); 1 optimizer states sharded; 2 gradients sharded too. */
 export type ZeroStage = 0 | 1 | 2;
@@ -30,28 +31,6 @@ export interface DataParallelOptions {
   /** The data-parallel group (D ranks); this process is `group.rank`. */
   group: ProcessGroup;
   zero: ZeroStage;
-}
-
-/** One parameter's place in the flat parameter space [0, N) (model order). */
-interface Slot {
-  name: string;
-  shape: number[];
-  offset: number;
-  size: number;
-  /** Decoupled weight decay applies (parameters with more than one dimension, decided per parameter, as Megatron). */
-  decay: boolean;
-}
-
-/** The part of one parameter that falls in this rank's shard, with its AdamW moments. */
-interface Segment {
-  slot: Slot;
-  /** Offset inside the parameter. */
-  from: number;
-  length: number;
-  /** Offset inside the shard. */
-  at: number;
-  m: tf.Variable;
-  v: tf.Variable;
 }
 
 /** Bytes held by the engine's optimizer and gradient buffers, per rank (for the memory accounting tests and `yuan plan`). */
@@ -87,10 +66,10 @@ class DataParallelEngine implements TrainingEngine {
   private split!: PackedSplit;
   private loader!: BatchLoader;
   private resetPositions = true;
-  private slots: Slot[] = [];
+  private slots: FlatSlot[] = [];
   private total = 0;
   private shard: [number, number] = [0, 0];
-  private segments: Segment[] = [];
+  private sharded?: ShardedAdamW;
   private replicated?: AdamW;
   private optimizerStep = 0;
   private peakGradientBytes = 0;
@@ -123,25 +102,13 @@ class DataParallelEngine implements TrainingEngine {
     this.split = PackedSplit.open(setup.data, index, 'train');
     this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, setup.train.resetPositionIds ? index.special.eod : undefined);
     this.model = setup.resume ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : YuanModel.init(setup.config, setup.attention, setup.seed);
-    let offset = 0;
-    for (const s of this.model.specs) {
-      const size = s.shape.reduce((a, b) => a * b, 1);
-      this.slots.push({ name: s.name, shape: [...s.shape], offset, size, decay: s.shape.length > 1 });
-      offset += size;
-    }
-    this.total = offset;
+    ({ slots: this.slots, total: this.total } = flatLayout(this.model.specs));
     this.shard = this.group.shardRange(this.total);
     const adam = { beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: this.train.weightDecay };
     if (this.options.zero === 0) {
       this.replicated = new AdamW(adam);
     } else {
-      const [start, length] = this.shard;
-      for (const slot of this.slots) {
-        const from = Math.max(start, slot.offset);
-        const to = Math.min(start + length, slot.offset + slot.size);
-        if (to <= from) continue;
-        this.segments.push({ slot, from: from - slot.offset, length: to - from, at: from - start, m: tf.variable(tf.zeros([to - from]), false), v: tf.variable(tf.zeros([to - from]), false) });
-      }
+      this.sharded = new ShardedAdamW(this.slots, this.total, this.shard, adam);
     }
     if (setup.resume) this.restore(setup.resume);
   }
@@ -154,25 +121,17 @@ class DataParallelEngine implements TrainingEngine {
       this.replicated.importState(this.model.params, c.optimizer);
       return;
     }
-    for (const seg of this.segments) {
-      for (const [which, target] of [['m', seg.m], ['v', seg.v]] as const) {
-        const full = c.optimizer.moments.get(`${which}.${seg.slot.name}`);
-        if (!full || full.length !== seg.slot.size) throw new YuanError('checkpoint', `the optimizer state has no ${which} moment of ${seg.slot.name} with ${seg.slot.size} values`);
-        target.assign(tf.tensor1d(full.subarray(seg.from, seg.from + seg.length)));
-      }
-    }
+    this.sharded!.restore(c.optimizer.moments, c.optimizer.step);
   }
 
   /** Bytes of optimizer moments and of the gradient buffer this rank holds. */
   memory(): DataParallelMemory {
-    const optimizerBytes = this.replicated ? 8 * this.total : this.segments.reduce((a, s) => a + 8 * s.length, 0);
+    const optimizerBytes = this.replicated ? 8 * this.total : this.sharded!.optimizerBytes;
     return { optimizerBytes, gradientBytes: this.peakGradientBytes };
   }
 
   private flatten(grads: GradMap): Float32Array {
-    const flat = new Float32Array(this.total);
-    for (const slot of this.slots) flat.set(grads.get(slot.name)!.dataSync() as Float32Array, slot.offset);
-    return flat;
+    return flattenGrads(grads, this.slots, this.total);
   }
 
   private nextLr(): number {
@@ -255,28 +214,10 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   private async updateShard(gradShard: Float32Array, scale: number, lr: number): Promise<void> {
-    this.optimizerStep += 1;
-    const [start] = this.shard;
     const all = new Float32Array(this.total);
-    const paramShard = all.subarray(start, start + this.shard[1]);
-    for (const seg of this.segments) {
-      const variable = this.model.params.get(seg.slot.name)!;
-      const [p2, m2, v2] = tf.tidy(() => {
-        const p = tf.slice(tf.reshape(variable, [-1]), [seg.from], [seg.length]);
-        let g: tf.Tensor = tf.tensor1d(gradShard.subarray(seg.at, seg.at + seg.length));
-        if (scale !== 1) g = tf.mul(g, scale);
-        const wd = seg.slot.decay ? this.train.weightDecay : 0;
-        return adamwStep(p, g, seg.m, seg.v, { lr, beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: wd, step: this.optimizerStep });
-      });
-      seg.m.assign(m2);
-      seg.v.assign(v2);
-      paramShard.set((await p2.data()) as Float32Array, seg.at);
-      tf.dispose([p2, m2, v2]);
-    }
-    await this.group.allGather(all);
-    for (const slot of this.slots) {
-      this.model.params.get(slot.name)!.assign(tf.tensor(all.subarray(slot.offset, slot.offset + slot.size), slot.shape));
-    }
+    await this.sharded!.update(this.model.params, gradShard, scale, lr, all);
+    this.optimizerStep = this.sharded!.step;
+    await allGatherParameters(this.group, all, this.slots, this.model.params);
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -298,31 +239,14 @@ class DataParallelEngine implements TrainingEngine {
       optimizer = await this.replicated.exportState();
     } else {
       // gather the moment shards (every rank takes part; each ends with the whole state)
-      const [start] = this.shard;
-      const mAll = new Float32Array(this.total);
-      const vAll = new Float32Array(this.total);
-      for (const seg of this.segments) {
-        mAll.set((await seg.m.data()) as Float32Array, start + seg.at);
-        vAll.set((await seg.v.data()) as Float32Array, start + seg.at);
-      }
-      await this.group.allGather(mAll);
-      await this.group.allGather(vAll);
-      const moments = new Map<string, Float32Array>();
-      for (const slot of this.slots) {
-        moments.set(`m.${slot.name}`, mAll.slice(slot.offset, slot.offset + slot.size));
-        moments.set(`v.${slot.name}`, vAll.slice(slot.offset, slot.offset + slot.size));
-      }
-      optimizer = { step: this.optimizerStep, moments };
+      optimizer = { step: this.optimizerStep, moments: await this.sharded!.gatherMoments(this.group) };
     }
     return { step: this.step, weights, optimizer, data: this.loader.position() };
   }
 
   async dispose(): Promise<void> {
     this.replicated?.dispose();
-    for (const s of this.segments) {
-      s.m.dispose();
-      s.v.dispose();
-    }
+    this.sharded?.dispose();
     this.model?.dispose();
     this.split?.close();
   }

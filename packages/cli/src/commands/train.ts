@@ -3,6 +3,7 @@ import { attentionLookup, modelParameters, singleProcessEngine, type EngineFacto
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
+import type { PipelineDataParallel } from '@yuan/parallel-pipeline';
 import type { RankPayload } from '../training/data-parallel.js';
 import { trainWithProgress } from '../training/run.js';
 
@@ -32,9 +33,10 @@ function withMicrobatches(config: YuanConfig, values: Record<string, unknown>): 
  * The engine the pipeline flags ask for: without `--pp` (or with `--pp 1`) the single-process trainer; with `--pp P`
  * the pipeline engine, its layers per stage from the registry's partitioner (`uniform`, `parameters`, `memory`) or
  * explicit blocks (`2,2,3,3`, `2x10,3x20`), its schedule from the registry (`1f1b`, `gpipe`). One-line usage errors;
- * a note when M < P (the pipeline never fills).
+ * a note when M < P (the pipeline never fills). With `dataParallel` the pipeline is one data-parallel rank of a P × D grid
+ * (`yuan train --pp P --dp D`).
  */
-async function engineFromFlags(values: Record<string, unknown>, config: YuanConfig, registry: PluginRegistry, note: (text: string) => void): Promise<EngineFactory> {
+export async function engineFromFlags(values: Record<string, unknown>, config: YuanConfig, registry: PluginRegistry, note: (text: string) => void, dataParallel?: PipelineDataParallel): Promise<EngineFactory> {
   const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
   const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
   const schedule = (values.schedule as string | undefined) ?? '1f1b';
@@ -65,7 +67,7 @@ async function engineFromFlags(values: Record<string, unknown>, config: YuanConf
   if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
   // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
   const plugins = [pluginModuleFile(registry, 'attention', config.attention.name)];
-  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins });
+  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins, dataParallel });
 }
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
@@ -78,7 +80,8 @@ export const trainCommand: Command = {
     '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
     '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
-    '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too.\n' +
+    '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too;\n' +
+    '  with --pp P each data-parallel rank runs a P-stage pipeline (Megatron layout: data-parallel groups inside each stage).\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
@@ -111,9 +114,6 @@ export const trainCommand: Command = {
     const parallel = ['dp', 'zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
     const { launchedAsRank, trainDataParallel } = await import('../training/data-parallel.js');
     let summary: TrainSummary;
-    if (parallel.length && numberOption(values, 'pp', 1, { int: true, min: 1 }) > 1) {
-      throw new YuanError('usage', '--pp with --dp is not supported yet: run the pipeline (--pp) or data parallelism (--dp) alone');
-    }
     if (parallel.length || launchedAsRank()) {
       const { rankFromEnvironment } = await import('@yuan/parallel-zero');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
@@ -135,6 +135,11 @@ export const trainCommand: Command = {
         backend: values.backend as string | undefined,
         timeoutSeconds: numberOption(values, 'timeout', 60, { min: 0.1 }),
       };
+      if (numberOption(values, 'pp', 1, { int: true, min: 1 }) > 1) {
+        // --pp P --dp D: every data-parallel rank runs a P-stage pipeline (Megatron's layout)
+        const pick = (k: string) => values[k] as string | undefined;
+        payload.pipeline = { pp: pick('pp'), schedule: pick('schedule'), partition: pick('partition'), recompute: pick('recompute') };
+      }
       const argv = process.argv.slice(2);
       const r = await trainDataParallel(io, payload, transport, argv);
       summary = 'loss' in r ? (r as unknown as TrainSummary) : summaryOf(r, out);

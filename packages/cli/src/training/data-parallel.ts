@@ -19,12 +19,16 @@ export interface RankPayload {
   backend?: string;
   /** Seconds a rank waits for a silent peer before failing (names the rank). */
   timeoutSeconds: number;
+  /** The pipeline flags (`--pp P` > 1 with `--schedule`, `--partition`, `--recompute`): each rank runs a P-stage pipeline. */
+  pipeline?: Record<string, string | undefined>;
+  /** Worker-thread ranks: the first of P consecutive loopback ports of the stages' data-parallel groups (tcp ranks use MASTER_PORT + 1 …). */
+  stagePort?: number;
 }
 
 /** A hash of everything the ranks must agree on; exchanged at start-up so a rank with another config is refused. */
 export function configHash(p: RankPayload): string {
-  const { config, data, steps, seed, zero, dp } = p;
-  return createHash('sha256').update(JSON.stringify({ config, data: path.resolve(data), steps, seed, zero, dp })).digest('hex').slice(0, 16);
+  const { config, data, steps, seed, zero, dp, pipeline } = p;
+  return createHash('sha256').update(JSON.stringify({ config, data: path.resolve(data), steps, seed, zero, dp, pipeline })).digest('hex').slice(0, 16);
 }
 
 /**
@@ -33,7 +37,7 @@ export function configHash(p: RankPayload): string {
  * writes metrics and checkpoints and prints progress. Returns the run's result (on every rank).
  */
 export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp', io?: CommandIO): Promise<RunResult> {
-  const [{ createProcessGroup, dataParallelEngine }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+  const [{ createProcessGroup, dataParallelEngine, rankFromEnvironment }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
     import('@yuan/parallel-zero'),
     import('@yuan/model'),
     import('@yuan/tensor'),
@@ -47,6 +51,23 @@ export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp'
       throw new YuanError('usage', `the world has ${group.size} ranks but --dp is ${payload.dp}: start as many ranks as --dp (or leave --dp out)`);
     }
     const write = (text: string) => (io ? io.err(text) : process.stderr.write(`${text}\n`));
+    let engine = dataParallelEngine({ group, zero: payload.zero });
+    if (payload.pipeline && Number(payload.pipeline.pp ?? 1) > 1) {
+      // P × D: this rank runs a P-stage pipeline; stage s of every rank reduces its gradients in a group of its own
+      const { engineFromFlags } = await import('../commands/train.js');
+      const env = transport === 'tcp' ? rankFromEnvironment() : undefined;
+      const basePort = payload.stagePort ?? (env ? env.masterPort + 1 : undefined);
+      if (basePort === undefined) throw new YuanError('usage', 'no port for the stages\' data-parallel groups (set MASTER_PORT)');
+      const note = group.rank === 0 ? write : () => {};
+      engine = await engineFromFlags(payload.pipeline, payload.config, registry, note, {
+        group,
+        zero: payload.zero,
+        basePort,
+        masterAddr: env?.masterAddr ?? '127.0.0.1',
+        timeoutMs: payload.timeoutSeconds * 1000,
+        configHash: configHash(payload),
+      });
+    }
     const every = Math.max(1, Math.round(payload.steps / 20));
     return await runTraining({
       config: payload.config,
@@ -58,7 +79,7 @@ export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp'
       metrics: payload.metrics,
       resume: payload.resume,
       backend: payload.backend,
-      engine: dataParallelEngine({ group, zero: payload.zero }),
+      engine,
       onStep: (step, total, status) => {
         if (step % every === 0 || step === total) write(`${step}/${total} ${status}`);
       },
@@ -86,6 +107,7 @@ export async function trainDataParallel(io: CommandIO, payload: RankPayload, tra
   if (launchedAsRank()) return runRank(payload, 'tcp', io);
   const { spawnThreadRanks, launchLocal } = await import('@yuan/parallel-zero');
   if (transport === 'threads') {
+    if (payload.pipeline) payload = { ...payload, stagePort: 20000 + Math.floor(Math.random() * 20000) };
     const worker = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'training', 'rank-worker.js'));
     const results = await spawnThreadRanks(worker, payload.dp, payload, {
       timeoutMs: payload.timeoutSeconds * 1000,
@@ -93,6 +115,7 @@ export async function trainDataParallel(io: CommandIO, payload: RankPayload, tra
     });
     return results[0] as RunResult;
   }
+  // with --pp P the stages' data-parallel groups use the P ports after MASTER_PORT
   const port = 20000 + Math.floor(Math.random() * 20000);
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bin.js');
   const lines: string[] = [];

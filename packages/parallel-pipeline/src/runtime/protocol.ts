@@ -10,6 +10,8 @@ export interface InjectedFault {
   stage: number;
   step: number;
   kind: 'throw' | 'exit' | 'oom';
+  /** Only on this data-parallel rank (default: every rank). */
+  dataRank?: number;
 }
 
 /** What a stage worker starts from (`workerData`). */
@@ -27,9 +29,30 @@ export interface StageInit {
   /** This stage's instruction list for one optimizer step (from the schedule plugin, built by the coordinator). */
   program: Instruction[];
   recompute: Recompute;
+  /** Micro-batches this stage runs per step (M/D of the step's M under data parallelism). */
   microbatches: number;
+  /** Micro-batches of the whole step M (across the data-parallel ranks): losses and gradients are weighted 1/M. */
+  globalMicrobatches: number;
+  /** This stage's data-parallel group (the same stage of every data-parallel rank), if D > 1. */
+  dataParallel?: StageDataParallel;
   profileMemory: boolean;
   fault?: InjectedFault;
+}
+
+/** How a stage worker joins the data-parallel group of its stage (tcp; rank 0 listens on masterAddr:port). */
+export interface StageDataParallel {
+  /** Data-parallel rank r (0 … D − 1) and size D. */
+  rank: number;
+  size: number;
+  /** ZeRO stage: 0 gradient all-reduce; 1 reduce-scatter + sharded AdamW + all-gather; 2 reduce-scatter per micro-batch. */
+  zero: 0 | 1 | 2;
+  masterAddr: string;
+  /** The port of this stage's group. */
+  port: number;
+  /** Milliseconds a collective waits for a silent peer. */
+  timeoutMs: number;
+  /** Exchanged at start-up: ranks with another config are refused. */
+  configHash: string;
 }
 
 /** One micro-batch's inputs for one stage (flat row-major [rows, seqLength]). */
@@ -67,7 +90,9 @@ export type ToStage =
   | { type: 'update'; lr: number; norm: number; clip: number }
   | { type: 'discard' }
   | { type: 'eval'; id: number; inputs: MicroInput[] }
-  | { type: 'state' };
+  | { type: 'state' }
+  /** Close the data-parallel group (the end of a run, after every rank's last collective). */
+  | { type: 'close' };
 
 /** Stage → coordinator. */
 export type FromStage =
@@ -77,6 +102,7 @@ export type FromStage =
   | { type: 'discarded' }
   | { type: 'evalDone'; id: number; losses?: number[] }
   | { type: 'state'; weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }
+  | { type: 'closed' }
   | { type: 'failed'; message: string };
 
 /** Neighbour → neighbour (activation, gradient, tied-embedding gradient), data transferred. */

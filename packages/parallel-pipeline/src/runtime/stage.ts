@@ -1,6 +1,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { accumulateGrads, AdamW, clipGrads, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
 import type { FromStage, MicroInput, PeerMessage, StageInit, StageStepReport } from './protocol.js';
 import type { Instruction } from './schedule.js';
 
@@ -48,6 +49,26 @@ function piece(model: YuanModel): Piece {
   return { model, names: [...model.params.keys()], vars: [...model.params.values()] };
 }
 
+/**
+ * A flat gradient space reduced across the data-parallel group: the stage's parameters except the tied embedding, and
+ * (when P > 1) the tied embedding alone, so its shards are laid out alike on the first and last stage and both copies
+ * get bit-identical updates.
+ */
+interface Space {
+  slots: FlatSlot[];
+  total: number;
+  /** This rank's shard of the space (`group.shardRange(total)`). */
+  shard: [number, number];
+  /** Counted in the global gradient norm (the tied embedding only on the first stage). */
+  counted: boolean;
+  /** ZeRO 2: reduce-scattered after every micro-batch (not the tied embedding, which is summed with the other end first). */
+  perMicro: boolean;
+  /** ZeRO 1/2: the AdamW moments of the shard. */
+  sharded?: ShardedAdamW;
+  /** ZeRO 1/2: the reduced gradient shard of the step; ZeRO 0: the all-reduced whole space. */
+  reduced?: Float32Array;
+}
+
 /** Per-micro-batch tensors of the step in flight. */
 interface Micro {
   input: MicroInput;
@@ -78,6 +99,7 @@ export class Stage {
   private report!: StageStepReport;
   private step = 0;
   private currentStep = 0;
+  private readonly spaces: Space[] = [];
 
   constructor(
     readonly init: StageInit,
@@ -87,6 +109,7 @@ export class Stage {
     private readonly next?: Mailbox,
     private readonly tied?: Mailbox,
     weights?: Map<string, Float32Array>,
+    private readonly group?: ProcessGroup,
   ) {
     const { config, seed, stage, stages, firstLayer, endLayer } = init;
     this.first = stage === 0;
@@ -98,6 +121,25 @@ export class Stage {
     for (const p of [...(this.ends ? [this.ends] : []), ...this.layers]) for (const [i, n] of p.names.entries()) this.params.set(n, p.vars[i]);
     const t = init.train;
     this.optimizer = new AdamW({ beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay });
+    const dp = init.dataParallel;
+    if (group && dp) {
+      const separate = stages > 1 && this.params.has(TIED);
+      const entries = [...this.params].map(([name, v]) => ({ name, shape: v.shape }));
+      const make = (list: typeof entries, counted: boolean, perMicro: boolean) => {
+        const { slots, total } = flatLayout(list);
+        const shard = group.shardRange(total);
+        const sharded = dp.zero > 0 ? new ShardedAdamW(slots, total, shard, { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }) : undefined;
+        this.spaces.push({ slots, total, shard, counted, perMicro, sharded });
+      };
+      const rest = entries.filter((e) => !(separate && e.name === TIED));
+      if (rest.length) make(rest, true, dp.zero === 2);
+      if (separate) make(entries.filter((e) => e.name === TIED), this.first, false);
+    }
+  }
+
+  /** Under data parallelism: the names accumulated as whole tensors between micro-batches (ZeRO 2 keeps only shards of the rest). */
+  private accumulated(name: string): boolean {
+    return !this.spaces.some((sp) => sp.perMicro && sp.slots.some((s) => s.name === name));
   }
 
   static async mailboxes(ports: { prev?: MessagePort; next?: MessagePort; tied?: MessagePort }) {
@@ -252,9 +294,22 @@ export class Stage {
         if (dy !== m.dy) dy?.dispose();
       } else dx = dy;
     }
+    const scale = 1 / this.init.globalMicrobatches;
+    for (const sp of this.spaces.filter((x) => x.perMicro)) {
+      // ZeRO 2: this micro-batch's gradients reduce-scattered now; between micro-batches only the 1/D shard is kept
+      const flat = flattenGrads(g, sp.slots, sp.total);
+      for (const sl of sp.slots) {
+        g.get(sl.name)!.dispose();
+        g.delete(sl.name);
+      }
+      for (let k = 0; k < flat.length; k++) flat[k] *= scale;
+      const part = await this.group!.reduceScatter(flat);
+      sp.reduced ??= new Float32Array(sp.shard[1]);
+      for (let k = 0; k < part.length; k++) sp.reduced[k] += part[k];
+    }
     // the same accumulation as the single-process trainer: running sum of g × 1/M in micro-batch order
-    const ordered: GradMap = new Map([...this.params.keys()].map((n) => [n, g.get(n)!]));
-    this.grads = accumulateGrads(this.grads, ordered, 1 / this.init.microbatches);
+    const ordered: GradMap = new Map([...this.params.keys()].filter((n) => this.accumulated(n)).map((n) => [n, g.get(n)!]));
+    if (ordered.size) this.grads = accumulateGrads(this.grads, ordered, scale);
     return dx;
   }
 
@@ -309,7 +364,7 @@ export class Stage {
             this.report.maxInFlight = Math.max(this.report.maxInFlight, this.micro.size);
             if (this.last) {
               const loss = outputs.get(ins.mb)!;
-              this.lossSum += loss.dataSync()[0] / this.init.microbatches;
+              this.lossSum += loss.dataSync()[0] / this.init.globalMicrobatches;
               loss.dispose();
               outputs.delete(ins.mb);
             }
@@ -350,6 +405,11 @@ export class Stage {
             break;
           }
           case 'optimizerStep': {
+            if (this.group) {
+              await this.dataParallelStep(step, decision);
+              this.report.stepMs = performance.now() - t0;
+              break;
+            }
             this.report.stepMs = performance.now() - t0;
             // the tied embedding counts once in the global norm: on the first stage only
             const counted = [...this.grads!].filter(([n]) => !(n === TIED && this.last && !this.first)).map(([, g]) => g);
@@ -370,6 +430,7 @@ export class Stage {
         }
       }
     } finally {
+      for (const sp of this.spaces) sp.reduced = undefined;
       for (const m of this.micro.values()) this.freeMicro(m);
       this.micro.clear();
       tf.dispose([...received.values(), ...outputs.values(), ...dxs.values()]);
@@ -378,6 +439,55 @@ export class Stage {
     }
     this.meter.stop();
     this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
+  }
+
+  /**
+   * The optimizer step under data parallelism: each space's gradients reduced across the stage's data-parallel group
+   * (ZeRO 0 all-reduce; 1 reduce-scatter; 2 the per-micro-batch shards, the tied embedding reduce-scattered now); the
+   * squared norm of this rank's shard goes to the coordinator, which sums it over stages and ranks; on `update` every
+   * rank clips with the same global norm and updates (ZeRO 0: replicated AdamW; 1/2: its shard, then all-gather).
+   */
+  private async dataParallelStep(step: number, decision: () => Promise<{ type: 'update'; lr: number; norm: number; clip: number } | { type: 'discard' }>): Promise<void> {
+    const zero = this.init.dataParallel!.zero;
+    let squaredNorm = 0;
+    for (const sp of this.spaces) {
+      if (!sp.perMicro) {
+        const flat = flattenGrads(this.grads!, sp.slots, sp.total);
+        sp.reduced = zero === 0 ? await this.group!.allReduce(flat) : (await this.group!.reduceScatter(flat)).slice();
+      }
+      if (!sp.counted) continue;
+      const [start, length] = sp.shard;
+      const own = zero === 0 ? sp.reduced!.subarray(start, start + length) : sp.reduced!;
+      for (let k = 0; k < own.length; k++) squaredNorm += own[k] * own[k];
+    }
+    this.report.gradientBytes = 4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.shard[1] : sp.total), 0);
+    disposeGrads(this.grads);
+    this.grads = undefined;
+    this.post({ type: 'norm', step, squaredNorm, loss: this.last ? this.lossSum : undefined });
+    const d = await decision();
+    if (d.type !== 'update') return;
+    const scale = d.clip > 0 && d.norm > d.clip ? d.clip / (d.norm + 1e-6) : 1;
+    if (zero === 0) {
+      const grads: GradMap = new Map();
+      for (const sp of this.spaces) {
+        for (const sl of sp.slots) {
+          const g = sp.reduced!.subarray(sl.offset, sl.offset + sl.size);
+          grads.set(sl.name, tf.tidy(() => (scale === 1 ? tf.tensor(g, sl.shape) : tf.mul(tf.tensor(g, sl.shape), scale))));
+        }
+      }
+      try {
+        this.optimizer.update(this.params, grads, d.lr);
+      } finally {
+        disposeGrads(grads);
+      }
+    } else {
+      for (const sp of this.spaces) {
+        const all = new Float32Array(sp.total);
+        await sp.sharded!.update(this.params, sp.reduced!, scale, d.lr, all);
+        await allGatherParameters(this.group!, all, sp.slots, this.params);
+      }
+    }
+    this.step = step;
   }
 
   /** The report of the last step. */
@@ -405,17 +515,26 @@ export class Stage {
   async state(): Promise<{ weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }> {
     const weights: [string, Float32Array][] = [];
     for (const [n, v] of this.params) weights.push([n, new Float32Array((await v.data()) as Float32Array)]);
+    if (this.spaces[0]?.sharded) {
+      // ZeRO 1/2: the moments gathered from the data-parallel group's shards (a collective)
+      const moments: [string, Float32Array][] = [];
+      for (const sp of this.spaces) moments.push(...(await sp.sharded!.gatherMoments(this.group!)));
+      return { weights, moments, optimizerStep: this.spaces[0].sharded.step };
+    }
     const s = await this.optimizer.exportState();
     return { weights, moments: [...s.moments].map(([n, a]) => [n, new Float32Array(a)]), optimizerStep: s.step };
   }
 
   /** Restores AdamW moments (strict: every parameter of the stage needs both). */
   restore(moments: Map<string, Float32Array>, optimizerStep: number): void {
-    this.optimizer.importState(this.params, { step: optimizerStep, moments });
+    if (this.spaces[0]?.sharded) {
+      for (const sp of this.spaces) sp.sharded!.restore(moments, optimizerStep);
+    } else this.optimizer.importState(this.params, { step: optimizerStep, moments });
   }
 
   dispose(): void {
     this.optimizer.dispose();
+    for (const sp of this.spaces) sp.sharded?.dispose();
     for (const v of this.params.values()) v.dispose();
     for (const b of [this.prev, this.next, this.tied]) b?.close();
   }

@@ -4,6 +4,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { mhaAttention } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { createProcessGroup, type ProcessGroup } from '@yuan/parallel-zero';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';
 
@@ -39,6 +40,8 @@ async function nextMessage(): Promise<ToStage> {
   return inbox.shift()!;
 }
 
+let group: ProcessGroup | undefined;
+
 async function main(): Promise<void> {
   const backend = await initBackend(init.backend);
   const attention = await attentionPlugin();
@@ -46,7 +49,14 @@ async function main(): Promise<void> {
   if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
   while (!ports) await new Promise<void>((r) => setTimeout(r, 1));
   const boxes = await Stage.mailboxes(ports);
-  const stage = new Stage(init, attention, post, boxes.prev, boxes.next, boxes.tied, first.weights && new Map(first.weights));
+  const dp = init.dataParallel;
+  if (dp) {
+    // this stage's data-parallel group: the same stage of every data-parallel rank (Megatron's layout)
+    group = await createProcessGroup({ transport: 'tcp', rank: dp.rank, worldSize: dp.size, masterAddr: dp.masterAddr, masterPort: dp.port, timeoutMs: dp.timeoutMs, configHash: dp.configHash }).catch((e: unknown) => {
+      throw new Error(`the data-parallel group of stage ${init.stage} (port ${dp.port}): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    });
+  }
+  const stage = new Stage(init, attention, post, boxes.prev, boxes.next, boxes.tied, first.weights && new Map(first.weights), group);
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {
@@ -60,6 +70,10 @@ async function main(): Promise<void> {
       post({ type: 'stepDone', step: m.step, report: stage.lastReport });
     } else if (m.type === 'eval') {
       post({ type: 'evalDone', id: m.id, losses: await stage.evaluate(m.id, m.inputs) });
+    } else if (m.type === 'close') {
+      await group?.close();
+      group = undefined;
+      post({ type: 'closed' });
     } else if (m.type === 'state') {
       const s = await stage.state();
       post({ type: 'state', ...s }, [...s.weights, ...s.moments].map(([, a]) => a.buffer as ArrayBuffer));

@@ -1,0 +1,104 @@
+// Pipeline × data parallelism from the CLI (`yuan train --pp 2 --dp 2 --zero 0|1|2`, Megatron's layout: data-parallel
+// groups inside each stage): the single-process losses, gradient norms and parameters; a P × D checkpoint resumes as
+// P = 1 and `yuan generate` reads it; a dead stage of one rank is a one-line error naming it, never a hang.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot, yuan } from './run.js';
+
+const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-ppdp-'));
+const data = path.join(tmp, 'data');
+const tiny = ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
+const env = { ...process.env, YUAN_NATIVE_THREADS: '1' };
+delete env.RANK;
+delete env.WORLD_SIZE;
+delete env.YUAN_PIPELINE_FAULT;
+
+type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number };
+const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const losses = (dir: string) => metrics(dir).filter((m) => m.loss !== undefined).map((m) => m.loss!);
+const norms = (dir: string) => metrics(dir).filter((m) => m.gradNorm !== undefined).map((m) => m.gradNorm!);
+const validLosses = (dir: string) => metrics(dir).filter((m) => m.validLoss !== undefined).map((m) => m.validLoss!);
+const train = (args: string[], extraEnv: Record<string, string | undefined> = {}) => {
+  const r = spawnSync(process.execPath, [bin, 'train', ...tiny, ...args], { encoding: 'utf8', env: { ...env, ...extraEnv }, timeout: 90_000 });
+  return { code: r.status, err: r.stderr, out: r.stdout };
+};
+const expectClose = (got: number[], want: number[]) => {
+  expect(got).toHaveLength(want.length);
+  for (const [i, w] of want.entries()) expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
+};
+/** The final weights of a run (the newest checkpoint's model.safetensors), as one flat array in file order. */
+function weights(dir: string): Float32Array {
+  const ckpt = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort().pop()!;
+  const buf = readFileSync(path.join(dir, ckpt, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  return new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n, buf.byteOffset + buf.length));
+}
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+let single: string;
+
+beforeAll(async () => {
+  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n'));
+  const r = await yuan('data', 'prepare', '--input', path.join(tmp, 'corpus.txt'), '--tokenizer', 'bytes', '--output', data, '--valid-fraction', '0.1');
+  expect(r.code).toBe(0);
+  single = path.join(tmp, 'single');
+  const s = train(['--steps', '4', '--microbatches', '4', '--out', single]);
+  expect(s.code, s.err).toBe(0);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('yuan train --pp 2 --dp 2', () => {
+  const cases: [string, string[]][] = [
+    ['threads, ZeRO 0', ['--zero', '0']],
+    ['tcp processes, ZeRO 1', ['--zero', '1', '--transport', 'tcp']],
+    ['threads, ZeRO 2', ['--zero', '2']],
+  ];
+  it.each(cases)('%s gives the single-process losses, gradient norms, validation losses and parameters', (name, flags) => {
+    const out = path.join(tmp, name.replace(/\W+/g, '-'));
+    const r = train(['--steps', '4', '--microbatches', '4', '--out', out, '--pp', '2', '--dp', '2', ...flags]);
+    expect(r.code, r.err).toBe(0);
+    expectClose(losses(out), losses(single));
+    expectClose(norms(out), norms(single));
+    expectClose(validLosses(out), validLosses(single));
+    expect(maxDiff(weights(out), weights(single))).toBeLessThan(1e-5);
+  });
+
+  it('a --pp 2 --dp 2 --zero 1 checkpoint resumes as --pp 1 with the uninterrupted losses, and yuan generate reads it', async () => {
+    const out = path.join(tmp, 'resume');
+    const a = train(['--steps', '2', '--microbatches', '4', '--out', out, '--pp', '2', '--dp', '2', '--zero', '1']);
+    expect(a.code, a.err).toBe(0);
+    const b = train(['--steps', '4', '--microbatches', '4', '--out', out, '--resume', out]);
+    expect(b.code, b.err).toBe(0);
+    expect(b.err).toMatch(/resumed from .*checkpoint-00000002 at step 2/);
+    expectClose(losses(out), losses(single));
+    expect(maxDiff(weights(out), weights(single))).toBeLessThan(1e-5);
+    const g = await yuan('generate', '--model', out, '--prompt-ids', '1,2,3', '--max-new-tokens', '2', '--backend', 'wasm');
+    expect(g.code, g.err).toBe(0);
+  });
+
+  it('a stage that dies on one rank is a one-line error naming the stage and the rank (threads and tcp), never a hang', () => {
+    const threads = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-threads'), '--pp', '2', '--dp', '2', '--zero', '1', '--timeout', '20'], { YUAN_PIPELINE_FAULT: '1:2:exit:1' });
+    expect(threads.code).not.toBe(0);
+    expect(threads.err).toMatch(/pipeline stage 1 of data-parallel rank 1 failed at step 2: its worker exited with code 3/);
+    const tcp = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-tcp'), '--pp', '2', '--dp', '2', '--zero', '0', '--transport', 'tcp', '--timeout', '20'], { YUAN_PIPELINE_FAULT: '0:3:exit:0' });
+    expect(tcp.code).not.toBe(0);
+    expect(tcp.err).toMatch(/pipeline stage 0 of data-parallel rank 0 failed at step 3: its worker exited with code 3/);
+    // the other rank's stage 0 lost its data-parallel peer: it names it too
+    expect(tcp.err).toMatch(/rank 1\] .*pipeline stage 0 of data-parallel rank 1 failed .*rank 0/);
+  });
+
+  it('--dp that does not divide M is a one-line usage error', () => {
+    const r = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad'), '--pp', '2', '--dp', '3']);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/--dp 3 does not divide the 4 micro-batches of a step/);
+  });
+});
