@@ -81,11 +81,10 @@ function isMissingOptional(spec: string, e: unknown): boolean {
 
 /**
  * The plugin registry of a run: the built-in packages, then the plugin modules named by the config's `plugins:`, by a
- * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen (unless `freeze: false`, for a
- * caller that adds its own config's plugins and freezes it), so the run's plan cannot change.
+ * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen, so the run's plan cannot change.
  * Errors: a module that cannot be found or loaded, exports no plugin, or registers a name twice (one line each).
  */
-export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig, options: { freeze?: boolean } = {}): Promise<PluginRegistry> {
+export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig): Promise<PluginRegistry> {
   const registry = new PluginRegistry();
   for (const spec of BUILTIN_PLUGIN_PACKAGES) {
     try {
@@ -104,7 +103,7 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
     seen.add(key);
     await registerPluginModules(registry, [spec], process.cwd());
   }
-  return options.freeze === false ? registry : registry.freeze();
+  return registry.freeze();
 }
 
 /**
