@@ -1,5 +1,7 @@
 import { fmix32, hashString, hashWords } from '../hash/murmur.js';
-import { splitWords } from '../text/analysis.js';
+import type { FilterDocument } from '@yuan/core';
+import { analyze, splitWords } from '../text/analysis.js';
+import { scanWords, WordNumbers } from '../text/words.js';
 
 /** MinHash parameters: shingle size in tokens, number of permutations, LSH bands × rows, seed. */
 export interface MinHashParams {
@@ -22,15 +24,50 @@ export function dedupTokens(text: string): string[] {
   return out;
 }
 
-/** 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n). */
-export function shingleHashes(text: string, ngram: number, seed: number): Uint32Array {
-  const tokens = dedupTokens(text);
-  const ids = new Uint32Array(tokens.length);
-  for (let i = 0; i < tokens.length; i++) ids[i] = hashString(tokens[i], seed);
-  const count = Math.max(1, tokens.length - ngram + 1);
-  const out = new Uint32Array(count);
-  for (let i = 0; i < count; i++) out[i] = hashWords(ids, seed, i, Math.min(tokens.length, i + ngram));
+/** The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). */
+function dedupToken(word: string): string {
+  return word.toLowerCase().replace(NON_ALNUM, '');
+}
+
+const emptyToken = new WordNumbers((w) => (dedupToken(w) === '' ? 1 : 0));
+const tokenHashes = new Map<number, WordNumbers>();
+
+/** Per distinct word, `hashString(dedupToken(word), seed)`. */
+function tokenHash(seed: number): WordNumbers {
+  let h = tokenHashes.get(seed);
+  if (!h) tokenHashes.set(seed, (h = new WordNumbers((w) => hashString(dedupToken(w), seed))));
+  return h;
+}
+
+function shingles(ids: Uint32Array, count: number, ngram: number, seed: number): Uint32Array {
+  const n = Math.max(1, count - ngram + 1);
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = hashWords(ids, seed, i, Math.min(count, i + ngram));
   return out;
+}
+
+/**
+ * 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n).
+ * `scan`, when given, must be `scanWords(text)` of the current word-table generation.
+ */
+export function shingleHashes(text: string, ngram: number, seed: number, scan?: { ids: Int32Array }): Uint32Array {
+  // Lower-casing the text and then splitting it gives the words of the text lower-cased, except where a Σ becomes a
+  // final ς depending on what follows it across a word boundary: such texts take the slow way.
+  if (text.includes('\u03a3')) {
+    const tokens = dedupTokens(text);
+    const ids = new Uint32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) ids[i] = hashString(tokens[i], seed);
+    return shingles(ids, ids.length, ngram, seed);
+  }
+  const words = (scan ?? scanWords(text)).ids;
+  const hash = tokenHash(seed);
+  const ids = new Uint32Array(words.length);
+  let count = 0;
+  for (let i = 0; i < words.length; i++) {
+    const id = words[i];
+    if (emptyToken.get(id) === 0) ids[count++] = hash.get(id);
+  }
+  return shingles(ids, count, ngram, seed);
 }
 
 /** Computes MinHash signatures and their LSH band keys. */
@@ -44,7 +81,17 @@ export class MinHasher {
 
   /** The signature: for each permutation (a seeded bijective mix of the shingle hash), the minimum over shingles. */
   signature(text: string): Uint32Array {
-    const shingles = shingleHashes(text, this.params.ngram, this.params.seed);
+    return this.signatureOf(shingleHashes(text, this.params.ngram, this.params.seed));
+  }
+
+  /** `signature(doc.text)`, from the document's shared analysis. */
+  signatureOfDoc(doc: FilterDocument): Uint32Array {
+    const a = analyze(doc);
+    return this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a));
+  }
+
+  /** The signature of a list of shingle hashes. */
+  signatureOf(shingles: Uint32Array): Uint32Array {
     const n = this.params.numPerm;
     const sig = new Uint32Array(n);
     const seeds = this.permSeeds;

@@ -1,5 +1,5 @@
 import { coreLower, isHan, isKana } from '../text/chars.js';
-import { splitWords } from '../text/analysis.js';
+import { scanWords, WordCache, WordNumbers, type WordScan } from '../text/words.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
 
@@ -42,11 +42,27 @@ function scriptOf(word: string): Script | undefined {
 const STOP_INDEX = new Map<string, string>();
 for (const [lang, words] of Object.entries(LATIN_STOPWORDS)) for (const w of words) STOP_INDEX.set(w, lang);
 
-function latinLanguage(words: string[], share: number): LanguageGuess {
+const SCRIPTS: readonly Script[] = ['latin', 'cyrillic', 'greek', 'arabic', 'hebrew', 'hangul', 'devanagari', 'thai', 'other'];
+const HAN = -1;
+const KANA = -2;
+const NONE = -3;
+/** Per distinct word: HAN or KANA (a CJK character), NONE (no script), else the index of its script in SCRIPTS. */
+const wordClass = new WordNumbers((w) => {
+  const cp = w.codePointAt(0)!;
+  if (w.length <= 2 && isHan(cp)) return HAN;
+  if (w.length <= 2 && isKana(cp)) return KANA;
+  const script = scriptOf(w);
+  return script ? SCRIPTS.indexOf(script) : NONE;
+});
+/** Per distinct word: the Latin language whose function word it is ('' for none). */
+const stopLanguage = new WordCache((w) => STOP_INDEX.get(coreLower(w)) ?? '');
+
+function latinLanguage(ids: Int32Array, share: number): LanguageGuess {
   const hits: Record<string, number> = {};
   let total = 0;
-  for (const w of words) {
-    const lang = STOP_INDEX.get(coreLower(w));
+  for (let i = 0; i < ids.length; i++) {
+    if (wordClass.get(ids[i]) !== 0) continue;
+    const lang = stopLanguage.get(ids[i]);
     if (lang) hits[lang] = (hits[lang] ?? 0) + 1;
     total++;
   }
@@ -64,42 +80,38 @@ function latinLanguage(words: string[], share: number): LanguageGuess {
  * Guesses the language of a text: `code` when most lines look like source code; otherwise the dominant script
  * (Han → `zh`, kana → `ja`, Hangul → `ko`, ...), and for Latin script the language whose function words are most
  * frequent (`en`, `fr`, `de`, `es`, `it`, `pt`, `nl`, or `other`). The score combines the dominant script's share of
- * the words with, for Latin script, how clear and how plentiful the function-word evidence is. `wordsOfText`, when
- * given, must be `splitWords(text).words` (it saves splitting again).
+ * the words with, for Latin script, how clear and how plentiful the function-word evidence is. `scanOfText`, when
+ * given, must be `scanWords(text)` of the current word-table generation (it saves scanning again).
  */
-export function detectLanguage(text: string, options: DetectOptions = {}, wordsOfText?: string[]): LanguageGuess {
+export function detectLanguage(text: string, options: DetectOptions = {}, scanOfText?: WordScan): LanguageGuess {
   const sample = text.length > (options.sampleChars ?? 20000) ? text.slice(0, options.sampleChars ?? 20000) : text;
   const code = codeScore(sample);
   if (code >= (options.codeThreshold ?? 0.5)) return { lang: 'code', score: code };
-  const words = wordsOfText && sample === text ? wordsOfText : splitWords(sample).words;
+  const ids = (scanOfText && sample === text ? scanOfText : scanWords(sample)).ids;
   let han = 0;
   let kana = 0;
-  const byScript = new Map<Script, string[]>();
-  for (const w of words) {
-    const cp = w.codePointAt(0)!;
-    if (w.length <= 2 && isHan(cp)) han++;
-    else if (w.length <= 2 && isKana(cp)) kana++;
-    else {
-      const script = scriptOf(w);
-      if (!script) continue;
-      let list = byScript.get(script);
-      if (!list) byScript.set(script, (list = []));
-      list.push(w);
-    }
+  const perScript = new Int32Array(SCRIPTS.length);
+  for (let i = 0; i < ids.length; i++) {
+    const c = wordClass.get(ids[i]);
+    if (c === HAN) han++;
+    else if (c === KANA) kana++;
+    else if (c >= 0) perScript[c]++;
   }
   let units = han + kana;
-  for (const list of byScript.values()) units += list.length;
+  for (const n of perScript) units += n;
   if (units === 0) return { lang: 'other', score: 0 };
   let bestScript: Script | 'cjk' = 'cjk';
   let bestCount = han + kana;
-  for (const [script, list] of [...byScript.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    if (list.length > bestCount) {
-      bestScript = script;
-      bestCount = list.length;
+  // Scripts in name order (ties go to the first), as found in the text.
+  const order = SCRIPTS.map((s, i) => i).filter((i) => perScript[i] > 0).sort((a, b) => (SCRIPTS[a] < SCRIPTS[b] ? -1 : 1));
+  for (const i of order) {
+    if (perScript[i] > bestCount) {
+      bestScript = SCRIPTS[i];
+      bestCount = perScript[i];
     }
   }
   const share = bestCount / units;
   if (bestScript === 'cjk') return { lang: kana > 0.2 * (han + kana) ? 'ja' : 'zh', score: share };
-  if (bestScript === 'latin') return latinLanguage(byScript.get('latin')!, share);
+  if (bestScript === 'latin') return latinLanguage(ids, share);
   return { lang: SCRIPT_LANG[bestScript], score: share };
 }
