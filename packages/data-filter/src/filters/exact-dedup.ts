@@ -1,15 +1,18 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { bool, obj } from '@yuan/core';
 import { KeySet } from '../hash/keyset.js';
 import type { KeyedFilter } from '../pipeline.js';
 import { defineFilter } from './define.js';
+
+const oneShot = typeof hash === 'function';
 
 /** The exact-dedup key of a text: its 128-bit MD5 (after the options' normalisation) as four little-endian words. */
 export function exactKey(text: string, o: ExactDedupOptions): Uint32Array {
   let t = text;
   if (o.lowercase) t = t.toLowerCase();
   if (o.collapseWhitespace) t = t.replace(/\s+/g, ' ').trim();
-  const digest = createHash('md5').update(t).digest();
+  // One-shot `crypto.hash` (Node >= 20.12) avoids a Hash object per document.
+  const digest = oneShot ? (hash('md5', t, 'buffer') as unknown as Buffer) : createHash('md5').update(t).digest();
   const key = new Uint32Array(4);
   for (let i = 0; i < 4; i++) key[i] = digest.readUInt32LE(i * 4);
   return key;
