@@ -2,6 +2,7 @@ import { fmix32, hashString, hashWords } from '../hash/murmur.js';
 import type { FilterDocument } from '@yuan/core';
 import { analyze, splitWords } from '../text/analysis.js';
 import { scanWords, WordNumbers } from '../text/words.js';
+import { simdMinHash, type SignatureKernel } from './minhash-simd.js';
 
 /** MinHash parameters: shingle size in tokens, number of permutations, LSH bands × rows, seed. */
 export interface MinHashParams {
@@ -73,10 +74,18 @@ export function shingleHashes(text: string, ngram: number, seed: number, scan?: 
 /** Computes MinHash signatures and their LSH band keys. */
 export class MinHasher {
   private readonly permSeeds: Uint32Array;
+  private readonly kernel?: SignatureKernel;
 
-  constructor(readonly params: MinHashParams) {
+  /** `simd: false` always uses the scalar loop (the SIMD kernel, when available, gives the same signatures). */
+  constructor(readonly params: MinHashParams, options: { simd?: boolean } = {}) {
     this.permSeeds = new Uint32Array(params.numPerm);
     for (let i = 0; i < params.numPerm; i++) this.permSeeds[i] = fmix32((params.seed + 0x9e3779b9 * (i + 1)) >>> 0);
+    if (options.simd !== false) this.kernel = simdMinHash(this.permSeeds);
+  }
+
+  /** Whether signatures are computed with the WebAssembly SIMD kernel. */
+  get simd(): boolean {
+    return this.kernel !== undefined;
   }
 
   /** The signature: for each permutation (a seeded bijective mix of the shingle hash), the minimum over shingles. */
@@ -94,6 +103,10 @@ export class MinHasher {
   signatureOf(shingles: Uint32Array): Uint32Array {
     const n = this.params.numPerm;
     const sig = new Uint32Array(n);
+    if (this.kernel) {
+      this.kernel(shingles, shingles.length, sig);
+      return sig;
+    }
     const seeds = this.permSeeds;
     const count = shingles.length;
     // Permutations outside, shingles inside: the running minimum stays in a register. fmix32 is inlined by hand;
