@@ -1,5 +1,5 @@
 import { coreLower, isHan, isKana } from '../text/chars.js';
-import { scanWords, WordCache, WordNumbers, type WordScan } from '../text/words.js';
+import { scanWords, WordNumbers, type WordScan } from '../text/words.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
 
@@ -43,30 +43,34 @@ const STOP_INDEX = new Map<string, string>();
 for (const [lang, words] of Object.entries(LATIN_STOPWORDS)) for (const w of words) STOP_INDEX.set(w, lang);
 
 const SCRIPTS: readonly Script[] = ['latin', 'cyrillic', 'greek', 'arabic', 'hebrew', 'hangul', 'devanagari', 'thai', 'other'];
+/** Scripts in name order: ties in the count of words go to the first. */
+const SCRIPTS_BY_NAME = SCRIPTS.map((_, i) => i).sort((a, b) => (SCRIPTS[a] < SCRIPTS[b] ? -1 : 1));
 const HAN = -1;
 const KANA = -2;
 const NONE = -3;
-/** Per distinct word: HAN or KANA (a CJK character), NONE (no script), else the index of its script in SCRIPTS. */
-const wordClass = new WordNumbers((w) => {
+const STOP_LANGS = [...new Set(STOP_INDEX.values())];
+/**
+ * Per distinct word, packed: bits 0-7 its class + 3 (HAN or KANA for a CJK character, NONE for no script, else the
+ * index of its script in SCRIPTS); bits 8-15, for a Latin word, 1 + the index in STOP_LANGS of the language it is a
+ * function word of (0: none).
+ */
+const wordFacts = new WordNumbers((w) => {
   const cp = w.codePointAt(0)!;
-  if (w.length <= 2 && isHan(cp)) return HAN;
-  if (w.length <= 2 && isKana(cp)) return KANA;
-  const script = scriptOf(w);
-  return script ? SCRIPTS.indexOf(script) : NONE;
-});
-/** Per distinct word: the Latin language whose function word it is ('' for none). */
-const stopLanguage = new WordCache((w) => STOP_INDEX.get(coreLower(w)) ?? '');
-
-function latinLanguage(ids: Int32Array, share: number): LanguageGuess {
-  const hits: Record<string, number> = {};
-  let total = 0;
-  for (let i = 0; i < ids.length; i++) {
-    if (wordClass.get(ids[i]) !== 0) continue;
-    const lang = stopLanguage.get(ids[i]);
-    if (lang) hits[lang] = (hits[lang] ?? 0) + 1;
-    total++;
+  let c: number;
+  if (w.length <= 2 && isHan(cp)) c = HAN;
+  else if (w.length <= 2 && isKana(cp)) c = KANA;
+  else {
+    const script = scriptOf(w);
+    c = script ? SCRIPTS.indexOf(script) : NONE;
   }
-  const ranked = Object.entries(hits).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const stop = c === 0 ? STOP_INDEX.get(coreLower(w)) : undefined;
+  return (c + 3) | ((stop === undefined ? 0 : STOP_LANGS.indexOf(stop) + 1) << 8);
+});
+
+function latinLanguage(hitsByLang: Int32Array, total: number, share: number): LanguageGuess {
+  const ranked: [string, number][] = [];
+  for (let l = 0; l < STOP_LANGS.length; l++) if (hitsByLang[l] > 0) ranked.push([STOP_LANGS[l], hitsByLang[l]]);
+  ranked.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   if (ranked.length === 0 || total === 0) return { lang: 'other', score: share };
   const best = ranked[0][1] / total;
   const second = ranked.length > 1 ? ranked[1][1] / total : 0;
@@ -91,20 +95,23 @@ export function detectLanguage(text: string, options: DetectOptions = {}, scanOf
   let han = 0;
   let kana = 0;
   const perScript = new Int32Array(SCRIPTS.length);
+  const hitsByLang = new Int32Array(STOP_LANGS.length);
   for (let i = 0; i < ids.length; i++) {
-    const c = wordClass.get(ids[i]);
+    const f = wordFacts.get(ids[i]);
+    const c = (f & 0xff) - 3;
     if (c === HAN) han++;
     else if (c === KANA) kana++;
-    else if (c >= 0) perScript[c]++;
+    else if (c >= 0) {
+      perScript[c]++;
+      if (f >> 8) hitsByLang[(f >> 8) - 1]++;
+    }
   }
   let units = han + kana;
   for (const n of perScript) units += n;
   if (units === 0) return { lang: 'other', score: 0 };
   let bestScript: Script | 'cjk' = 'cjk';
   let bestCount = han + kana;
-  // Scripts in name order (ties go to the first), as found in the text.
-  const order = SCRIPTS.map((s, i) => i).filter((i) => perScript[i] > 0).sort((a, b) => (SCRIPTS[a] < SCRIPTS[b] ? -1 : 1));
-  for (const i of order) {
+  for (const i of SCRIPTS_BY_NAME) {
     if (perScript[i] > bestCount) {
       bestScript = SCRIPTS[i];
       bestCount = perScript[i];
@@ -112,6 +119,6 @@ export function detectLanguage(text: string, options: DetectOptions = {}, scanOf
   }
   const share = bestCount / units;
   if (bestScript === 'cjk') return { lang: kana > 0.2 * (han + kana) ? 'ja' : 'zh', score: share };
-  if (bestScript === 'latin') return latinLanguage(ids, share);
+  if (bestScript === 'latin') return latinLanguage(hitsByLang, perScript[0], share);
   return { lang: SCRIPT_LANG[bestScript], score: share };
 }

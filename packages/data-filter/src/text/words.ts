@@ -25,10 +25,19 @@ let words: string[] = [];
 let hashes = new Int32Array(1024);
 /** Bit 0: the token counts as a word (see hasAlnum); bit 1: it is one Han or kana character. */
 let flags = new Uint8Array(1024);
-/** Open addressing: slot s holds a word's hash at 2s and its id + 1 at 2s + 1 (0: empty). */
-let slots = new Int32Array(2 * 2048);
+/**
+ * Open addressing, four int32 per slot: the word's hash, its id + 1 (0: empty slot), the offset of its characters in
+ * `pool` and its length | flags << 28. A lookup touches the slot and the pooled characters, not the word's string.
+ */
+let slots = new Int32Array(4 * 2048);
 let slotMask = 2048 - 1;
+/** The characters of all words, back to back. */
+let pool = new Uint16Array(1 << 16);
+let poolUsed = 0;
 let generation = 0;
+/** Flags of the word last returned by `lookup`. */
+let lastFlags = 0;
+const LENGTH = (1 << 28) - 1;
 
 /** The word table's generation: ids of an older generation are no longer valid. */
 export function wordGeneration(): number {
@@ -53,6 +62,7 @@ export function wordCount(): number {
 function reset(): void {
   words = [];
   slots.fill(0);
+  poolUsed = 0;
   generation++;
 }
 
@@ -64,30 +74,35 @@ function grow(): void {
   const f = new Uint8Array(n);
   f.set(flags);
   flags = f;
-  slots = new Int32Array(n * 4);
+  const old = slots;
+  slots = new Int32Array(n * 8);
   slotMask = n * 2 - 1;
-  for (let id = 0; id < words.length; id++) {
-    let s = hashes[id] & slotMask;
-    while (slots[2 * s + 1] !== 0) s = (s + 1) & slotMask;
-    slots[2 * s] = hashes[id];
-    slots[2 * s + 1] = id + 1;
+  for (let o = 0; o < old.length; o += 4) {
+    if (old[o + 1] === 0) continue;
+    let s = old[o] & slotMask;
+    while (slots[4 * s + 1] !== 0) s = (s + 1) & slotMask;
+    slots.set(old.subarray(o, o + 4), 4 * s);
   }
 }
 
-/** The id of `text[start, end)` (hash `h` of its code units), adding it to the table when new. */
+/** The id of `text[start, end)` (hash `h` of its code units), adding it to the table when new; sets `lastFlags`. */
 function lookup(text: string, start: number, end: number, h: number): number {
   const len = end - start;
   let s = h & slotMask;
   for (;;) {
-    const e = slots[2 * s + 1];
+    const at = 4 * s;
+    const e = slots[at + 1];
     if (e === 0) break;
-    if (slots[2 * s] === h) {
-      const id = e - 1;
-      const w = words[id];
-      if (w.length === len) {
+    if (slots[at] === h) {
+      const lf = slots[at + 3];
+      if ((lf & LENGTH) === len) {
+        const off = slots[at + 2];
         let k = 0;
-        while (k < len && w.charCodeAt(k) === text.charCodeAt(start + k)) k++;
-        if (k === len) return id;
+        while (k < len && pool[off + k] === text.charCodeAt(start + k)) k++;
+        if (k === len) {
+          lastFlags = lf >>> 28;
+          return e - 1;
+        }
       }
     }
     s = (s + 1) & slotMask;
@@ -100,10 +115,24 @@ function lookup(text: string, start: number, end: number, h: number): number {
   const w = text.slice(start, end);
   words.push(w);
   hashes[id] = h;
-  slots[2 * s] = h;
   const cp = w.codePointAt(0) ?? 0;
-  flags[id] = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
-  slots[2 * s + 1] = id + 1;
+  const f = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
+  flags[id] = f;
+  if (poolUsed + len > pool.length) {
+    let size = pool.length * 2;
+    while (size < poolUsed + len) size *= 2;
+    const p = new Uint16Array(size);
+    p.set(pool.subarray(0, poolUsed));
+    pool = p;
+  }
+  for (let k = 0; k < len; k++) pool[poolUsed + k] = text.charCodeAt(start + k);
+  const at = 4 * s;
+  slots[at] = h;
+  slots[at + 2] = poolUsed;
+  slots[at + 3] = len | (f << 28);
+  slots[at + 1] = id + 1;
+  poolUsed += len;
+  lastFlags = f;
   return id;
 }
 
@@ -148,7 +177,7 @@ export function scanWords(text: string): WordScan {
       if (cp === 32 || (cp >= 9 && cp <= 13)) {
         if (start >= 0) {
           const id = lookup(text, start, i, h);
-          if (flags[id] & 1) {
+          if (lastFlags & 1) {
             ids[count] = id;
             starts[count] = start;
             ends[count++] = i;
@@ -176,7 +205,7 @@ export function scanWords(text: string): WordScan {
     if (isSpace(cp) || isCjkPunct(cp)) {
       if (start >= 0) {
         const id = lookup(text, start, i, h);
-        if (flags[id] & 1) {
+        if (lastFlags & 1) {
           ids[count] = id;
           starts[count] = start;
           ends[count++] = i;
@@ -186,7 +215,7 @@ export function scanWords(text: string): WordScan {
     } else if (cp >= 0x3040 && isCjkWordChar(cp)) {
       if (start >= 0) {
         const id = lookup(text, start, i, h);
-        if (flags[id] & 1) {
+        if (lastFlags & 1) {
           ids[count] = id;
           starts[count] = start;
           ends[count++] = i;
@@ -211,7 +240,7 @@ export function scanWords(text: string): WordScan {
   }
   if (start >= 0) {
     const id = lookup(text, start, n, h);
-    if (flags[id] & 1) {
+    if (lastFlags & 1) {
       ids[count] = id;
       starts[count] = start;
       ends[count++] = n;
