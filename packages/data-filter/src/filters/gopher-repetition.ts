@@ -79,7 +79,8 @@ export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
         if (ld.items > o.maxDupLines) return { keep: false, reason: 'dup-lines', detail: `${ld.items.toFixed(3)} > ${o.maxDupLines}` };
         if (ld.chars > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${ld.chars.toFixed(3)} > ${o.maxDupLineChars}` };
         const scale = a.cjk ? o.cjkNgramScale : 1;
-        const keys = new NgramCandidates(wordIdsOfScan(a.ids, a.starts, a.ends));
+        const w = wordIdsOfScan(a.ids, a.starts, a.ends);
+        const keys = new NgramCandidates(w, w.distinct);
         for (const [n, max, kind] of checks) {
           while (keys.n < n * scale) keys.advance();
           // No position left whose n-gram repeats: every later share is 0.

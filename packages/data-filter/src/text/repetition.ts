@@ -171,12 +171,15 @@ export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
 let localOf = new Int32Array(1024);
 let localStamp = new Uint32Array(1024);
 let localGen = 0;
+let idScratch = new Uint32Array(1024);
+let lengthScratch = new Uint32Array(1024);
 
 /**
  * `wordIds` from scanned global word ids (see scanWords) and their offsets: the same ids (in order of first
- * occurrence), lengths and character count as `wordIds` of the word strings, without a map of strings.
+ * occurrence), lengths and character count as `wordIds` of the word strings, without a map of strings. The arrays
+ * are views of buffers reused by the next call.
  */
-export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Array): WordIds {
+export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Array): WordIds & { distinct: number } {
   const n = ids.length;
   let max = 0;
   for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
@@ -191,8 +194,14 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
     localStamp.fill(0);
     localGen = 1;
   }
-  const out = new Uint32Array(n);
-  const lengths = new Uint32Array(n);
+  if (idScratch.length < n) {
+    let size = idScratch.length;
+    while (size < n) size *= 2;
+    idScratch = new Uint32Array(size);
+    lengthScratch = new Uint32Array(size);
+  }
+  const out = idScratch;
+  const lengths = lengthScratch;
   let next = 0;
   let chars = 0;
   for (let i = 0; i < n; i++) {
@@ -206,8 +215,14 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
     lengths[i] = len;
     chars += len;
   }
-  return { ids: out, lengths, chars };
+  return { ids: out.subarray(0, n), lengths: lengths.subarray(0, n), chars, distinct: next };
 }
+
+let posScratch = new Int32Array(1024);
+let h1Scratch = new Uint32Array(1024);
+let h2Scratch = new Uint32Array(1024);
+let slotScratch = new Int32Array(1024);
+let countScratch = new Uint32Array(1024);
 
 /**
  * The n-gram statistics of `topNgramShare` and `duplicateNgramShare` for n = 1, 2, ... over only the positions that
@@ -225,14 +240,30 @@ export class NgramCandidates {
   /** Whether the positions were counted at the current n (their slots are valid). */
   private counted = false;
 
-  constructor(private readonly w: WordIds) {
+  /** `w.ids` must be dense (0 .. distinct - 1, as `wordIds` gives them). Uses buffers shared by all instances: one at a time. */
+  constructor(
+    private readonly w: WordIds,
+    private readonly distinct: number,
+  ) {
     const len = w.ids.length;
     this.size = len;
-    this.pos = new Int32Array(len);
-    for (let i = 0; i < len; i++) this.pos[i] = i;
-    this.h1 = new Uint32Array(len);
-    this.h2 = new Uint32Array(len);
-    this.slots = new Int32Array(len);
+    if (posScratch.length < len) {
+      let size = posScratch.length;
+      while (size < len) size *= 2;
+      posScratch = new Int32Array(size);
+      h1Scratch = new Uint32Array(size);
+      h2Scratch = new Uint32Array(size);
+      slotScratch = new Int32Array(size);
+    }
+    this.pos = posScratch;
+    this.h1 = h1Scratch;
+    this.h2 = h2Scratch;
+    this.slots = slotScratch;
+    for (let i = 0; i < len; i++) {
+      this.pos[i] = i;
+      this.h1[i] = 0;
+      this.h2[i] = 0;
+    }
   }
 
   /** Number of n-grams in the text at the current n. */
@@ -256,7 +287,23 @@ export class NgramCandidates {
 
   /** Moves to n + 1, first dropping the positions whose n-gram occurs once. */
   advance(): void {
-    if (this.n > 0) {
+    if (this.n === 1 && !this.counted) {
+      // Words: count by id, no hash table (all positions are still candidates at n = 1).
+      if (countScratch.length < this.distinct) countScratch = new Uint32Array(Math.max(this.distinct, 2 * countScratch.length));
+      const counts = countScratch;
+      const ids = this.w.ids;
+      counts.fill(0, 0, this.distinct);
+      for (let j = 0; j < this.size; j++) counts[ids[this.pos[j]]]++;
+      let k = 0;
+      for (let j = 0; j < this.size; j++) {
+        if (counts[ids[this.pos[j]]] < 2) continue;
+        this.pos[k] = this.pos[j];
+        this.h1[k] = this.h1[j];
+        this.h2[k] = this.h2[j];
+        k++;
+      }
+      this.size = k;
+    } else if (this.n > 0) {
       if (!this.counted) this.countAll();
       const counts = table.counts;
       let k = 0;
