@@ -62,10 +62,14 @@ export const finewebFilter = defineFilter<FineWebOptions>({
         const lines = a.trimmedLines;
         if (lines.length === 0) return { keep: true };
         if (lines.length >= o.minLinesForLineRules) {
-          const punct = lines.filter(endsWithTerminal).length / lines.length;
+          let terminal = 0;
+          for (const l of lines) if (endsWithTerminal(l)) terminal++;
+          const punct = terminal / lines.length;
           if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
           const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
-          const short = lines.filter((l) => codePoints(l) <= shortLen).length / lines.length;
+          let shortLines = 0;
+          for (const l of lines) if (codePoints(l) <= shortLen) shortLines++;
+          const short = shortLines / lines.length;
           if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
         }
         const dup = a.lineDuplicates.chars;

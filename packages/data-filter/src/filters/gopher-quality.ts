@@ -111,11 +111,18 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
         const ellipses = occurrences(a.text, '...') + occurrences(a.text, '…');
         const symbolRatio = (hashes + ellipses) / n;
         if (symbolRatio > o.maxSymbolWordRatio) return { keep: false, reason: 'symbol-ratio', detail: `${symbolRatio.toFixed(3)} > ${o.maxSymbolWordRatio}` };
-        const lines = a.lines.filter((l) => l.trim() !== '');
+        // The non-blank lines, trimmed (a bullet may follow leading space, an ellipsis trailing space: same tests).
+        const lines = a.trimmedLines;
         if (lines.length > 0) {
-          const bullets = lines.filter(startsWithBullet).length / lines.length;
+          let bulletLines = 0;
+          let ellipsisEnds = 0;
+          for (const l of lines) {
+            if (startsWithBullet(l)) bulletLines++;
+            if (endsWithEllipsis(l)) ellipsisEnds++;
+          }
+          const bullets = bulletLines / lines.length;
           if (bullets > o.maxBulletLines) return { keep: false, reason: 'bullet-lines', detail: `${bullets.toFixed(3)} > ${o.maxBulletLines}` };
-          const ellipsisLines = lines.filter(endsWithEllipsis).length / lines.length;
+          const ellipsisLines = ellipsisEnds / lines.length;
           if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
         }
         let alpha = 0;

@@ -246,14 +246,14 @@ export function scanWords(text: string): WordScan {
       ends[count++] = n;
     }
   }
-  const outIds = new Int32Array(count);
-  const outStarts = new Int32Array(count);
-  const outEnds = new Int32Array(count);
-  for (let i = 0; i < count; i++) {
-    outIds[i] = ids[i];
-    outStarts[i] = starts[i];
-    outEnds[i] = ends[i];
-  }
+  // One buffer for the three arrays.
+  const out = new Int32Array(3 * count);
+  out.set(ids.subarray(0, count), 0);
+  out.set(starts.subarray(0, count), count);
+  out.set(ends.subarray(0, count), 2 * count);
+  const outIds = out.subarray(0, count);
+  const outStarts = out.subarray(count, 2 * count);
+  const outEnds = out.subarray(2 * count);
   return { ids: outIds, starts: outStarts, ends: outEnds, cjkChars, generation };
 }
 
