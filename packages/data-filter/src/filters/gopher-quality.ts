@@ -1,7 +1,7 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
 import { coreLength, coreLower, isLetter } from '../text/chars.js';
-import { WordCache, WordNumbers, wordOf } from '../text/words.js';
+import { WordNumbers } from '../text/words.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -41,8 +41,6 @@ const wordFacts = new WordNumbers((w) => {
   return coreLength(w) | (letter << 30);
 });
 const CORE_LENGTH = (1 << 30) - 1;
-/** Per distinct word: `coreLower`. */
-const wordCoreLower = new WordCache(coreLower);
 
 /** Number of non-overlapping occurrences of `sep` in `text` (what `text.split(sep).length - 1` counts). */
 function occurrences(text: string, sep: string): number {
@@ -84,6 +82,9 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
   create(o) {
     const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
     const cjkStop = new Set(o.cjkStopWords);
+    // Per distinct word: 1 if it is a stop word (its lower-cased core for English, the word itself for CJK), else 0.
+    const isStop = new WordNumbers((w) => (stop.has(coreLower(w)) ? 1 : 0));
+    const isCjkStop = new WordNumbers((w) => (cjkStop.has(w) ? 1 : 0));
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
@@ -132,7 +133,7 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
           for (let i = 0; i < n; i++) {
-            if (a.cjk ? cjkStop.has(wordOf(ids[i])) : stop.has(wordCoreLower.get(ids[i]))) {
+            if ((a.cjk ? isCjkStop : isStop).get(ids[i])) {
               if (++hits >= o.minStopWords) break;
             }
           }
