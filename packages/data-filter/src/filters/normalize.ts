@@ -32,6 +32,11 @@ const NOT_NORMAL_SAFE = /[^\n\x20-\x7e\u4e00-\u9fff\u3001\u3002\u300a-\u3011\u20
 /** What `collapseLine` may change in a line with non-ASCII text: a tab or Unicode space, two spaces, white space at a line end. */
 const NEEDS_COLLAPSE_UNICODE = /[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]| {2}|[^\S\n]\n|[^\S\n]$/;
 
+/** `NEEDS_COLLAPSE.test(t)`, with string searches first (a regex of four alternatives tried at every position is slow). */
+function needsCollapseAscii(t: string): boolean {
+  return t.includes('\t') || t.includes(' \n') || t.endsWith(' ') || (t.includes('  ') && NEEDS_COLLAPSE.test(t));
+}
+
 function collapseLine(line: string): string {
   let i = 0;
   while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
@@ -70,7 +75,7 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
           else if (o.form !== 'none') t = t.normalize(o.form);
           if (o.removeControl) t = t.replace(CONTROL, '');
         }
-        if (o.collapseSpaces && (ascii ? NEEDS_COLLAPSE : NEEDS_COLLAPSE_UNICODE).test(t)) {
+        if (o.collapseSpaces && (ascii ? needsCollapseAscii(t) : NEEDS_COLLAPSE_UNICODE.test(t))) {
           t = t.split('\n').map(collapseLine).join('\n');
         }
         if (t.includes(blankRunText)) t = t.replace(blankRun, blankJoin);
