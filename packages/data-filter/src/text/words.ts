@@ -81,7 +81,11 @@ function grow(): void {
     if (old[o + 1] === 0) continue;
     let s = old[o] & slotMask;
     while (slots[4 * s + 1] !== 0) s = (s + 1) & slotMask;
-    slots.set(old.subarray(o, o + 4), 4 * s);
+    const at = 4 * s;
+    slots[at] = old[o];
+    slots[at + 1] = old[o + 1];
+    slots[at + 2] = old[o + 2];
+    slots[at + 3] = old[o + 3];
   }
 }
 
