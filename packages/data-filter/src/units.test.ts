@@ -27,6 +27,17 @@ describe('LSH bands', () => {
     const est = estimateJaccard(h.signature(a.join(' ')), h.signature(b.join(' ')));
     expect(Math.abs(est - 150 / 250)).toBeLessThan(0.08);
   });
+
+  it('gives the same signatures with the SIMD kernel as with the scalar loop (any permutation count, long texts)', () => {
+    const words = Array.from({ length: 30000 }, (_, i) => `w${(i * 7919) % 5003}`);
+    const texts = [words.join(' '), words.slice(0, 3).join(' '), '', 'Σίσυφος ΣΑΣ 中文文本 mixed', words.slice(0, 400).join(' ')];
+    for (const numPerm of [1, 7, 8, 121, 200]) {
+      const simd = new MinHasher({ ngram: 5, numPerm, bands: 1, rows: 1, seed: 9 });
+      const scalar = new MinHasher({ ngram: 5, numPerm, bands: 1, rows: 1, seed: 9 }, { simd: false });
+      expect(scalar.simd).toBe(false);
+      for (const t of texts) expect(Array.from(simd.signature(t))).toEqual(Array.from(scalar.signature(t)));
+    }
+  });
 });
 
 describe('KeySet', () => {

@@ -1,5 +1,8 @@
 import { fmix32, hashString, hashWords } from '../hash/murmur.js';
-import { splitWords } from '../text/analysis.js';
+import type { FilterDocument } from '@yuan/core';
+import { analyze, splitWords } from '../text/analysis.js';
+import { scanWords, WordNumbers } from '../text/words.js';
+import { simdMinHash, type SignatureKernel } from './minhash-simd.js';
 
 /** MinHash parameters: shingle size in tokens, number of permutations, LSH bands × rows, seed. */
 export interface MinHashParams {
@@ -22,31 +25,88 @@ export function dedupTokens(text: string): string[] {
   return out;
 }
 
-/** 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n). */
-export function shingleHashes(text: string, ngram: number, seed: number): Uint32Array {
-  const tokens = dedupTokens(text);
-  const ids = new Uint32Array(tokens.length);
-  for (let i = 0; i < tokens.length; i++) ids[i] = hashString(tokens[i], seed);
-  const count = Math.max(1, tokens.length - ngram + 1);
-  const out = new Uint32Array(count);
-  for (let i = 0; i < count; i++) out[i] = hashWords(ids, seed, i, Math.min(tokens.length, i + ngram));
+/** The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). */
+function dedupToken(word: string): string {
+  return word.toLowerCase().replace(NON_ALNUM, '');
+}
+
+const emptyToken = new WordNumbers((w) => (dedupToken(w) === '' ? 1 : 0));
+const tokenHashes = new Map<number, WordNumbers>();
+
+/** Per distinct word, `hashString(dedupToken(word), seed)`. */
+function tokenHash(seed: number): WordNumbers {
+  let h = tokenHashes.get(seed);
+  if (!h) tokenHashes.set(seed, (h = new WordNumbers((w) => hashString(dedupToken(w), seed))));
+  return h;
+}
+
+function shingles(ids: Uint32Array, count: number, ngram: number, seed: number): Uint32Array {
+  const n = Math.max(1, count - ngram + 1);
+  const out = new Uint32Array(n);
+  for (let i = 0; i < n; i++) out[i] = hashWords(ids, seed, i, Math.min(count, i + ngram));
   return out;
+}
+
+/**
+ * 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n).
+ * `scan`, when given, must be `scanWords(text)` of the current word-table generation.
+ */
+export function shingleHashes(text: string, ngram: number, seed: number, scan?: { ids: Int32Array }): Uint32Array {
+  // Lower-casing the text and then splitting it gives the words of the text lower-cased, except where a Σ becomes a
+  // final ς depending on what follows it across a word boundary: such texts take the slow way.
+  if (text.includes('\u03a3')) {
+    const tokens = dedupTokens(text);
+    const ids = new Uint32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) ids[i] = hashString(tokens[i], seed);
+    return shingles(ids, ids.length, ngram, seed);
+  }
+  const words = (scan ?? scanWords(text)).ids;
+  const hash = tokenHash(seed);
+  const ids = new Uint32Array(words.length);
+  let count = 0;
+  for (let i = 0; i < words.length; i++) {
+    const id = words[i];
+    if (emptyToken.get(id) === 0) ids[count++] = hash.get(id);
+  }
+  return shingles(ids, count, ngram, seed);
 }
 
 /** Computes MinHash signatures and their LSH band keys. */
 export class MinHasher {
   private readonly permSeeds: Uint32Array;
+  private readonly kernel?: SignatureKernel;
 
-  constructor(readonly params: MinHashParams) {
+  /** `simd: false` always uses the scalar loop (the SIMD kernel, when available, gives the same signatures). */
+  constructor(readonly params: MinHashParams, options: { simd?: boolean } = {}) {
     this.permSeeds = new Uint32Array(params.numPerm);
     for (let i = 0; i < params.numPerm; i++) this.permSeeds[i] = fmix32((params.seed + 0x9e3779b9 * (i + 1)) >>> 0);
+    if (options.simd !== false) this.kernel = simdMinHash(this.permSeeds);
+  }
+
+  /** Whether signatures are computed with the WebAssembly SIMD kernel. */
+  get simd(): boolean {
+    return this.kernel !== undefined;
   }
 
   /** The signature: for each permutation (a seeded bijective mix of the shingle hash), the minimum over shingles. */
   signature(text: string): Uint32Array {
-    const shingles = shingleHashes(text, this.params.ngram, this.params.seed);
+    return this.signatureOf(shingleHashes(text, this.params.ngram, this.params.seed));
+  }
+
+  /** `signature(doc.text)`, from the document's shared analysis. */
+  signatureOfDoc(doc: FilterDocument): Uint32Array {
+    const a = analyze(doc);
+    return this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a));
+  }
+
+  /** The signature of a list of shingle hashes. */
+  signatureOf(shingles: Uint32Array): Uint32Array {
     const n = this.params.numPerm;
     const sig = new Uint32Array(n);
+    if (this.kernel) {
+      this.kernel(shingles, shingles.length, sig);
+      return sig;
+    }
     const seeds = this.permSeeds;
     const count = shingles.length;
     // Permutations outside, shingles inside: the running minimum stays in a register. fmix32 is inlined by hand;

@@ -1,5 +1,6 @@
 import { arrayOf, bool, num, obj, str } from '@yuan/core';
-import { splitWords } from '../text/analysis.js';
+import { analyze } from '../text/analysis.js';
+import { isCjkWordId } from '../text/words.js';
 import { countSentences, endsWithTerminal } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -78,33 +79,55 @@ export const c4Filter = defineFilter<C4Options>({
         const kept: string[] = [];
         let cjkChars = 0;
         let words = 0;
-        for (const line of doc.text.split('\n')) {
+        let keptLines = 0;
+        // A line's lower-case form is its part of the text's (lower-casing does not look across a newline), so when the
+        // whole text has no JavaScript or policy phrase, no line has one.
+        const lineChecks = (o.removeJavascriptLines && lower.includes('javascript')) || (o.removePolicyLines && phrases.some((p) => lower.includes(p)));
+        // Word tokens never cross a newline: each line's words are the text's tokens inside it.
+        const a = analyze(doc);
+        const { ids, starts, ends } = a;
+        let t = 0;
+        let lineStart = 0;
+        const lines = a.lines;
+        for (const line of lines) {
+          const lineEnd = lineStart + line.length;
+          lineStart = lineEnd + 1;
           if (line.trim() === '') {
             kept.push(line);
             continue;
           }
-          const l = line.toLowerCase();
+          while (t < ids.length && starts[t] < lineEnd - line.length) t++;
           let why: string | undefined;
-          if (o.removeJavascriptLines && l.includes('javascript')) why = 'javascript-line';
-          else if (o.removePolicyLines && phrases.some((p) => l.includes(p))) why = 'policy-line';
+          const l = lineChecks ? line.toLowerCase() : '';
+          if (lineChecks && o.removeJavascriptLines && l.includes('javascript')) why = 'javascript-line';
+          else if (lineChecks && o.removePolicyLines && phrases.some((p) => l.includes(p))) why = 'policy-line';
           else if (o.removeNoTerminalPunctLines && !endsWithTerminal(line)) why = 'no-terminal-punct-line';
           else {
-            const w = splitWords(line);
-            if (w.words.length < o.minWordsPerLine) why = 'short-line';
-            else if (w.words.some((x) => x.length > o.maxWordLength)) why = 'long-word-line';
+            let n = 0;
+            let cjk = 0;
+            let long = false;
+            for (let u = t; u < ids.length && ends[u] <= lineEnd; u++) {
+              n++;
+              if (isCjkWordId(ids[u])) cjk++;
+              if (ends[u] - starts[u] > o.maxWordLength) long = true;
+            }
+            if (n < o.minWordsPerLine) why = 'short-line';
+            else if (long) why = 'long-word-line';
             else {
-              cjkChars += w.cjkChars;
-              words += w.words.length;
+              cjkChars += cjk;
+              words += n;
             }
           }
           if (why) edits[why] = (edits[why] ?? 0) + 1;
-          else kept.push(line);
+          else {
+            kept.push(line);
+            keptLines++;
+          }
         }
-        const text = kept.join('\n').replace(/\n{3,}/g, '\n\n').trim();
+        const text = (kept.length === lines.length ? doc.text : kept.join('\n')).replace(/\n{3,}/g, '\n\n').trim();
         if (text === '') return { keep: false, reason: 'no-lines-left' };
         const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
-        const lines = kept.reduce((n, l) => (l.trim() === '' ? n : n + 1), 0);
-        const min = lines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
+        const min = keptLines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
         const sentences = countSentences(text);
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };
         if (Object.keys(edits).length === 0) return { keep: true };

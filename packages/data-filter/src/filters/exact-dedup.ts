@@ -1,15 +1,23 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { bool, obj } from '@yuan/core';
 import { KeySet } from '../hash/keyset.js';
 import type { KeyedFilter } from '../pipeline.js';
 import { defineFilter } from './define.js';
 
+const oneShot = typeof hash === 'function';
+/** Two adjacent white-space characters, or one (in the sense of `\s`) other than a space or a newline. */
+const SPACE_RUN_OR_OTHER_SPACE = /\s\s|[\t\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]/;
+
 /** The exact-dedup key of a text: its 128-bit MD5 (after the options' normalisation) as four little-endian words. */
 export function exactKey(text: string, o: ExactDedupOptions): Uint32Array {
   let t = text;
   if (o.lowercase) t = t.toLowerCase();
-  if (o.collapseWhitespace) t = t.replace(/\s+/g, ' ').trim();
-  const digest = createHash('md5').update(t).digest();
+  if (o.collapseWhitespace) {
+    // With no white space but single spaces and newlines, each run is one character: only newlines change.
+    t = SPACE_RUN_OR_OTHER_SPACE.test(t) ? t.replace(/\s+/g, ' ').trim() : t.replaceAll('\n', ' ').trim();
+  }
+  // One-shot `crypto.hash` (Node >= 20.12) avoids a Hash object per document.
+  const digest = oneShot ? (hash('md5', t, 'buffer') as unknown as Buffer) : createHash('md5').update(t).digest();
   const key = new Uint32Array(4);
   for (let i = 0; i < 4; i++) key[i] = digest.readUInt32LE(i * 4);
   return key;

@@ -1,7 +1,6 @@
 import { num, obj } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
 import { endsWithTerminal } from '../text/punct.js';
-import { duplicateShares } from '../text/repetition.js';
 import { defineFilter } from './define.js';
 
 /** Options of `fineweb` (the FineWeb custom filters, Penedo et al. 2024). */
@@ -25,6 +24,22 @@ export interface FineWebOptions {
   minLinesForLineRules: number;
 }
 
+/** Number of code points of a string (what `[...s].length` counts). */
+function codePoints(s: string): number {
+  let n = s.length;
+  for (let i = 0; i + 1 < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
 /** FineWeb rules: terminal-punctuation lines, short lines, duplicated-line characters, newlines per word; skips code. */
 export const finewebFilter = defineFilter<FineWebOptions>({
   name: 'fineweb',
@@ -44,19 +59,23 @@ export const finewebFilter = defineFilter<FineWebOptions>({
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
         const a = analyze(doc);
-        const lines = a.lines.map((l) => l.trim()).filter((l) => l !== '');
+        const lines = a.trimmedLines;
         if (lines.length === 0) return { keep: true };
         if (lines.length >= o.minLinesForLineRules) {
-          const punct = lines.filter(endsWithTerminal).length / lines.length;
+          let terminal = 0;
+          for (const l of lines) if (endsWithTerminal(l)) terminal++;
+          const punct = terminal / lines.length;
           if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
           const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
-          const short = lines.filter((l) => [...l].length <= shortLen).length / lines.length;
+          let shortLines = 0;
+          for (const l of lines) if (codePoints(l) <= shortLen) shortLines++;
+          const short = shortLines / lines.length;
           if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
         }
-        const dup = duplicateShares(lines).chars;
+        const dup = a.lineDuplicates.chars;
         if (dup > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${dup.toFixed(3)} > ${o.maxDupLineChars}` };
         const newlines = a.lines.length - 1;
-        const ratio = a.words.length ? newlines / a.words.length : 0;
+        const ratio = a.ids.length ? newlines / a.ids.length : 0;
         if (ratio > o.maxNewlinesPerWord) return { keep: false, reason: 'newlines-per-word', detail: `${ratio.toFixed(3)} > ${o.maxNewlinesPerWord}` };
         return { keep: true };
       },

@@ -1,6 +1,7 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
 import { coreLength, coreLower, isLetter } from '../text/chars.js';
+import { WordNumbers } from '../text/words.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -26,6 +27,26 @@ export interface GopherQualityOptions {
   stopWords: string[];
   /** Chinese function characters used instead for CJK text. Default 的 了 是 在 和 有 不 这 也 就 与 而 之 我 他 们 中 为 以. */
   cjkStopWords: string[];
+}
+
+/** Per distinct word: its core length (bits 0-29), whether it has a letter (bit 30). */
+const wordFacts = new WordNumbers((w) => {
+  let letter = 0;
+  for (const ch of w) {
+    if (isLetter(ch)) {
+      letter = 1;
+      break;
+    }
+  }
+  return coreLength(w) | (letter << 30);
+});
+const CORE_LENGTH = (1 << 30) - 1;
+
+/** Number of non-overlapping occurrences of `sep` in `text` (what `text.split(sep).length - 1` counts). */
+function occurrences(text: string, sep: string): number {
+  let n = 0;
+  for (let at = text.indexOf(sep); at >= 0; at = text.indexOf(sep, at + sep.length)) n++;
+  return n;
 }
 
 /** Gopher document-quality rules, CJK-aware: counts characters for Chinese, uses Chinese function words, skips code. */
@@ -61,18 +82,22 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
   create(o) {
     const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
     const cjkStop = new Set(o.cjkStopWords);
+    // Per distinct word: 1 if it is a stop word (its lower-cased core for English, the word itself for CJK), else 0.
+    const isStop = new WordNumbers((w) => (stop.has(coreLower(w)) ? 1 : 0));
+    const isCjkStop = new WordNumbers((w) => (cjkStop.has(w) ? 1 : 0));
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
         const a = analyze(doc);
-        const n = a.words.length;
+        const ids = a.ids;
+        const n = ids.length;
         if (n < o.minWords) return { keep: false, reason: 'too-few-words', detail: `${n} < ${o.minWords}` };
         if (n > o.maxWords) return { keep: false, reason: 'too-many-words', detail: `${n} > ${o.maxWords}` };
         if (!a.cjk) {
           let letters = 0;
           let counted = 0;
-          for (const w of a.words) {
-            const len = coreLength(w);
+          for (let i = 0; i < n; i++) {
+            const len = wordFacts.get(ids[i]) & CORE_LENGTH;
             if (len) {
               letters += len;
               counted++;
@@ -83,32 +108,32 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
             return { keep: false, reason: 'mean-word-length', detail: `${mean.toFixed(2)} outside [${o.minMeanWordLength}, ${o.maxMeanWordLength}]` };
           }
         }
-        const hashes = a.text.split('#').length - 1;
-        const ellipses = a.text.split('...').length - 1 + a.text.split('…').length - 1;
+        const hashes = occurrences(a.text, '#');
+        const ellipses = occurrences(a.text, '...') + occurrences(a.text, '…');
         const symbolRatio = (hashes + ellipses) / n;
         if (symbolRatio > o.maxSymbolWordRatio) return { keep: false, reason: 'symbol-ratio', detail: `${symbolRatio.toFixed(3)} > ${o.maxSymbolWordRatio}` };
-        const lines = a.lines.filter((l) => l.trim() !== '');
+        // The non-blank lines, trimmed (a bullet may follow leading space, an ellipsis trailing space: same tests).
+        const lines = a.trimmedLines;
         if (lines.length > 0) {
-          const bullets = lines.filter(startsWithBullet).length / lines.length;
+          let bulletLines = 0;
+          let ellipsisEnds = 0;
+          for (const l of lines) {
+            if (startsWithBullet(l)) bulletLines++;
+            if (endsWithEllipsis(l)) ellipsisEnds++;
+          }
+          const bullets = bulletLines / lines.length;
           if (bullets > o.maxBulletLines) return { keep: false, reason: 'bullet-lines', detail: `${bullets.toFixed(3)} > ${o.maxBulletLines}` };
-          const ellipsisLines = lines.filter(endsWithEllipsis).length / lines.length;
+          const ellipsisLines = ellipsisEnds / lines.length;
           if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
         }
         let alpha = 0;
-        for (const w of a.words) {
-          for (const ch of w) {
-            if (isLetter(ch)) {
-              alpha++;
-              break;
-            }
-          }
-        }
+        for (let i = 0; i < n; i++) if (wordFacts.get(ids[i]) >> 30) alpha++;
         const alphaShare = alpha / n;
         if (alphaShare < o.minAlphaWords) return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
-          for (const w of a.words) {
-            if (a.cjk ? cjkStop.has(w) : stop.has(coreLower(w))) {
+          for (let i = 0; i < n; i++) {
+            if ((a.cjk ? isCjkStop : isStop).get(ids[i])) {
               if (++hits >= o.minStopWords) break;
             }
           }

@@ -1,6 +1,6 @@
 import { num, obj, record } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
-import { duplicateNgramShare, duplicateShares, NgramKeys, topNgramShare, wordIds } from '../text/repetition.js';
+import { duplicateShares, NgramCandidates, wordIdsOfScan } from '../text/repetition.js';
 import { defineFilter } from './define.js';
 
 /** Options of `gopher-repetition` (defaults from Rae et al. 2021, table A1). */
@@ -30,6 +30,8 @@ function ngramTable(value: unknown, path: string): Record<string, number> {
   }
   return out;
 }
+
+const NO_REPEATS = { items: 0, chars: 0 };
 
 /** Gopher repetition rules over lines, paragraphs and word n-grams (character n-grams for CJK text); skips code. */
 export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
@@ -68,21 +70,22 @@ export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
         const a = analyze(doc);
-        const paragraphs = a.text.split(/\n\s*\n/).map((p) => p.trim()).filter((p) => p !== '');
-        const pd = duplicateShares(paragraphs);
+        // A paragraph break needs two newlines: with fewer there is at most one paragraph and no repeat.
+        const nl = a.text.indexOf('\n');
+        const pd = nl < 0 || a.text.indexOf('\n', nl + 1) < 0 ? NO_REPEATS : duplicateShares(a.text.split(/\n\s*\n/).map((p) => p.trim()).filter((p) => p !== ''));
         if (pd.items > o.maxDupParagraphs) return { keep: false, reason: 'dup-paragraphs', detail: `${pd.items.toFixed(3)} > ${o.maxDupParagraphs}` };
         if (pd.chars > o.maxDupParagraphChars) return { keep: false, reason: 'dup-paragraph-chars', detail: `${pd.chars.toFixed(3)} > ${o.maxDupParagraphChars}` };
-        const lines = a.lines.map((l) => l.trim()).filter((l) => l !== '');
-        const ld = duplicateShares(lines);
+        const ld = a.lineDuplicates;
         if (ld.items > o.maxDupLines) return { keep: false, reason: 'dup-lines', detail: `${ld.items.toFixed(3)} > ${o.maxDupLines}` };
         if (ld.chars > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${ld.chars.toFixed(3)} > ${o.maxDupLineChars}` };
         const scale = a.cjk ? o.cjkNgramScale : 1;
-        const ids = wordIds(a.words);
-        const keys = new NgramKeys(ids);
+        const w = wordIdsOfScan(a.ids, a.starts, a.ends);
+        const keys = new NgramCandidates(w, w.distinct);
         for (const [n, max, kind] of checks) {
           while (keys.n < n * scale) keys.advance();
-          if (keys.count === 0) break;
-          const share = kind === 'top' ? topNgramShare(ids, keys) : duplicateNgramShare(ids, keys);
+          // No position left whose n-gram repeats: every later share is 0.
+          if (keys.count === 0 || keys.candidates === 0) break;
+          const share = kind === 'top' ? keys.topShare() : keys.duplicateShare();
           if (share > max) return { keep: false, reason: `${kind}-${n}gram`, detail: `${share.toFixed(3)} > ${max}` };
         }
         return { keep: true };

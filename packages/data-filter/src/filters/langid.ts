@@ -41,7 +41,7 @@ export const langidFilter = defineFilter<LangIdOptions>({
     const keep = new Set(o.languages);
     return {
       apply(doc) {
-        const guess = detectLanguage(doc.text, o, doc.text.length <= o.sampleChars ? analyze(doc).words : undefined);
+        const guess = detectLanguage(doc.text, o, doc.text.length <= o.sampleChars ? analyze(doc) : undefined);
         doc.lang = guess.lang;
         doc.langScore = Math.round(guess.score * 1e4) / 1e4;
         const detail = `${guess.lang} ${doc.langScore.toFixed(3)}`;

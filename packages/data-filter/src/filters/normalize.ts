@@ -23,6 +23,19 @@ const NOT_FULLWIDTH_PUNCT = /[^\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uf
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u200b\u00ad\ufeff]/g;
 const NEEDS_COLLAPSE = /\S {2}|\t| \n| $/;
 const ASCII_PRINTABLE = /^[\n\x20-\x7e]*$/;
+/**
+ * A character other than newline, printable ASCII, CJK unified ideographs, 、。《》〈〉「」『』【】‘’“” and the
+ * full-width punctuation. A text without one is unchanged by NFC, and by NFKC keeping the full-width punctuation: each
+ * of those characters is its own normal form and none combines with another.
+ */
+const NOT_NORMAL_SAFE = /[^\n\x20-\x7e\u4e00-\u9fff\u3001\u3002\u300a-\u3011\u2018\u2019\u201c\u201d\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]/;
+/** What `collapseLine` may change in a line with non-ASCII text: a tab or Unicode space, two spaces, white space at a line end. */
+const NEEDS_COLLAPSE_UNICODE = /[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]| {2}|[^\S\n]\n|[^\S\n]$/;
+
+/** `NEEDS_COLLAPSE.test(t)`, with string searches first (a regex of four alternatives tried at every position is slow). */
+function needsCollapseAscii(t: string): boolean {
+  return t.includes('\t') || t.includes(' \n') || t.endsWith(' ') || (t.includes('  ') && NEEDS_COLLAPSE.test(t));
+}
 
 function collapseLine(line: string): string {
   let i = 0;
@@ -47,6 +60,7 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
   create(o) {
     const blankRun = new RegExp(`\\n{${o.maxBlankLines + 2},}`, 'g');
     const blankJoin = '\n'.repeat(o.maxBlankLines + 1);
+    const blankRunText = '\n'.repeat(o.maxBlankLines + 2);
     return {
       apply(doc) {
         const before = doc.text;
@@ -55,14 +69,17 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
         const ascii = ASCII_PRINTABLE.test(t);
         if (!ascii) {
           t = (t as string & { toWellFormed(): string }).toWellFormed();
-          if (o.form === 'NFKC' && o.keepFullWidthPunct && FULLWIDTH_PUNCT.test(t)) t = t.replace(NOT_FULLWIDTH_PUNCT, (run) => run.normalize('NFKC'));
+          if (o.form !== 'none' && (o.form === 'NFC' || o.keepFullWidthPunct) && !NOT_NORMAL_SAFE.test(t)) {
+            // already in normal form
+          } else if (o.form === 'NFKC' && o.keepFullWidthPunct && FULLWIDTH_PUNCT.test(t)) t = t.replace(NOT_FULLWIDTH_PUNCT, (run) => run.normalize('NFKC'));
           else if (o.form !== 'none') t = t.normalize(o.form);
           if (o.removeControl) t = t.replace(CONTROL, '');
         }
-        if (o.collapseSpaces && (!ascii || NEEDS_COLLAPSE.test(t))) {
+        if (o.collapseSpaces && (ascii ? needsCollapseAscii(t) : NEEDS_COLLAPSE_UNICODE.test(t))) {
           t = t.split('\n').map(collapseLine).join('\n');
         }
-        t = t.replace(blankRun, blankJoin).replace(/^\n+|\n+$/g, '');
+        if (t.includes(blankRunText)) t = t.replace(blankRun, blankJoin);
+        if (t.charCodeAt(0) === 10 || t.charCodeAt(t.length - 1) === 10) t = t.replace(/^\n+|\n+$/g, '');
         if (t.trim() === '') return { keep: false, reason: 'empty', detail: 'nothing left after normalisation' };
         doc.text = t;
         return t === before ? { keep: true } : { keep: true, edits: { changed: 1 } };

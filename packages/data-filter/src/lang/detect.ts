@@ -1,5 +1,5 @@
 import { coreLower, isHan, isKana } from '../text/chars.js';
-import { splitWords } from '../text/analysis.js';
+import { scanWords, WordNumbers, type WordScan } from '../text/words.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
 
@@ -42,15 +42,35 @@ function scriptOf(word: string): Script | undefined {
 const STOP_INDEX = new Map<string, string>();
 for (const [lang, words] of Object.entries(LATIN_STOPWORDS)) for (const w of words) STOP_INDEX.set(w, lang);
 
-function latinLanguage(words: string[], share: number): LanguageGuess {
-  const hits: Record<string, number> = {};
-  let total = 0;
-  for (const w of words) {
-    const lang = STOP_INDEX.get(coreLower(w));
-    if (lang) hits[lang] = (hits[lang] ?? 0) + 1;
-    total++;
+const SCRIPTS: readonly Script[] = ['latin', 'cyrillic', 'greek', 'arabic', 'hebrew', 'hangul', 'devanagari', 'thai', 'other'];
+/** Scripts in name order: ties in the count of words go to the first. */
+const SCRIPTS_BY_NAME = SCRIPTS.map((_, i) => i).sort((a, b) => (SCRIPTS[a] < SCRIPTS[b] ? -1 : 1));
+const HAN = -1;
+const KANA = -2;
+const NONE = -3;
+const STOP_LANGS = [...new Set(STOP_INDEX.values())];
+/**
+ * Per distinct word, packed: bits 0-7 its class + 3 (HAN or KANA for a CJK character, NONE for no script, else the
+ * index of its script in SCRIPTS); bits 8-15, for a Latin word, 1 + the index in STOP_LANGS of the language it is a
+ * function word of (0: none).
+ */
+const wordFacts = new WordNumbers((w) => {
+  const cp = w.codePointAt(0)!;
+  let c: number;
+  if (w.length <= 2 && isHan(cp)) c = HAN;
+  else if (w.length <= 2 && isKana(cp)) c = KANA;
+  else {
+    const script = scriptOf(w);
+    c = script ? SCRIPTS.indexOf(script) : NONE;
   }
-  const ranked = Object.entries(hits).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const stop = c === 0 ? STOP_INDEX.get(coreLower(w)) : undefined;
+  return (c + 3) | ((stop === undefined ? 0 : STOP_LANGS.indexOf(stop) + 1) << 8);
+});
+
+function latinLanguage(hitsByLang: Int32Array, total: number, share: number): LanguageGuess {
+  const ranked: [string, number][] = [];
+  for (let l = 0; l < STOP_LANGS.length; l++) if (hitsByLang[l] > 0) ranked.push([STOP_LANGS[l], hitsByLang[l]]);
+  ranked.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   if (ranked.length === 0 || total === 0) return { lang: 'other', score: share };
   const best = ranked[0][1] / total;
   const second = ranked.length > 1 ? ranked[1][1] / total : 0;
@@ -64,42 +84,41 @@ function latinLanguage(words: string[], share: number): LanguageGuess {
  * Guesses the language of a text: `code` when most lines look like source code; otherwise the dominant script
  * (Han → `zh`, kana → `ja`, Hangul → `ko`, ...), and for Latin script the language whose function words are most
  * frequent (`en`, `fr`, `de`, `es`, `it`, `pt`, `nl`, or `other`). The score combines the dominant script's share of
- * the words with, for Latin script, how clear and how plentiful the function-word evidence is. `wordsOfText`, when
- * given, must be `splitWords(text).words` (it saves splitting again).
+ * the words with, for Latin script, how clear and how plentiful the function-word evidence is. `scanOfText`, when
+ * given, must be `scanWords(text)` of the current word-table generation (it saves scanning again).
  */
-export function detectLanguage(text: string, options: DetectOptions = {}, wordsOfText?: string[]): LanguageGuess {
+export function detectLanguage(text: string, options: DetectOptions = {}, scanOfText?: WordScan): LanguageGuess {
   const sample = text.length > (options.sampleChars ?? 20000) ? text.slice(0, options.sampleChars ?? 20000) : text;
   const code = codeScore(sample);
   if (code >= (options.codeThreshold ?? 0.5)) return { lang: 'code', score: code };
-  const words = wordsOfText && sample === text ? wordsOfText : splitWords(sample).words;
+  const ids = (scanOfText && sample === text ? scanOfText : scanWords(sample)).ids;
   let han = 0;
   let kana = 0;
-  const byScript = new Map<Script, string[]>();
-  for (const w of words) {
-    const cp = w.codePointAt(0)!;
-    if (w.length <= 2 && isHan(cp)) han++;
-    else if (w.length <= 2 && isKana(cp)) kana++;
-    else {
-      const script = scriptOf(w);
-      if (!script) continue;
-      let list = byScript.get(script);
-      if (!list) byScript.set(script, (list = []));
-      list.push(w);
+  const perScript = new Int32Array(SCRIPTS.length);
+  const hitsByLang = new Int32Array(STOP_LANGS.length);
+  for (let i = 0; i < ids.length; i++) {
+    const f = wordFacts.get(ids[i]);
+    const c = (f & 0xff) - 3;
+    if (c === HAN) han++;
+    else if (c === KANA) kana++;
+    else if (c >= 0) {
+      perScript[c]++;
+      if (f >> 8) hitsByLang[(f >> 8) - 1]++;
     }
   }
   let units = han + kana;
-  for (const list of byScript.values()) units += list.length;
+  for (const n of perScript) units += n;
   if (units === 0) return { lang: 'other', score: 0 };
   let bestScript: Script | 'cjk' = 'cjk';
   let bestCount = han + kana;
-  for (const [script, list] of [...byScript.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    if (list.length > bestCount) {
-      bestScript = script;
-      bestCount = list.length;
+  for (const i of SCRIPTS_BY_NAME) {
+    if (perScript[i] > bestCount) {
+      bestScript = SCRIPTS[i];
+      bestCount = perScript[i];
     }
   }
   const share = bestCount / units;
   if (bestScript === 'cjk') return { lang: kana > 0.2 * (han + kana) ? 'ja' : 'zh', score: share };
-  if (bestScript === 'latin') return latinLanguage(byScript.get('latin')!, share);
+  if (bestScript === 'latin') return latinLanguage(hitsByLang, perScript[0], share);
   return { lang: SCRIPT_LANG[bestScript], score: share };
 }

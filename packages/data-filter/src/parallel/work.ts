@@ -98,6 +98,16 @@ export function planTail(p: FilterPipeline): TailPlan {
   return { head, offsets, keyWidth: keyed ? width : 0, keyed };
 }
 
+/**
+ * Makes `snippet` an enumerable getter computing `snippet(text)` on first read: in-process it is only computed for the
+ * few report examples; a structured clone to another thread reads it (and so copies the value).
+ */
+function lazySnippet<T extends { snippet: string }>(r: T, text: string): T {
+  let value: string | undefined;
+  Object.defineProperty(r, 'snippet', { enumerable: true, configurable: true, get: () => (value ??= snippet(text)) });
+  return r;
+}
+
 /** Runs the per-document stages of a pipeline over line batches (on a worker thread or in-process). */
 export class BatchProcessor {
   readonly tail: TailPlan;
@@ -146,7 +156,7 @@ export class BatchProcessor {
       if (drop) {
         const detail = drop.detail;
         const reject = withRejects ? rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record)) : undefined;
-        lines.push({ k: 2, stage: drop.stage, reason: drop.reason, detail, bytes: drop.bytes, id: r.id, snippet: snippet(drop.textIn), reject });
+        lines.push(lazySnippet({ k: 2 as const, stage: drop.stage, reason: drop.reason, detail, bytes: drop.bytes, id: r.id, snippet: '', reject }, drop.textIn));
         continue;
       }
       let partial = false;
@@ -166,7 +176,7 @@ export class BatchProcessor {
         }
         keyParts.push(keys);
       }
-      const res: LineResult = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text), snippet: snippet(r.text), out: keptLine(r, config) };
+      const res = lazySnippet<Extract<LineResult, { k: 3 }>>({ k: 3, id: r.id, bytes: Buffer.byteLength(r.text), snippet: '', out: keptLine(r, config) }, r.text);
       if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;

@@ -85,10 +85,12 @@ export class NgramKeys {
 class PairCounter {
   private k1 = new Uint32Array(0);
   private k2 = new Uint32Array(0);
-  private counts = new Uint32Array(0);
+  counts = new Uint32Array(0);
   private stamps = new Uint32Array(0);
   private gen = 0;
   private mask = 0;
+  /** The slot of the key last passed to `inc`. */
+  slot = 0;
 
   reset(n: number): void {
     let size = 1024;
@@ -98,9 +100,9 @@ class PairCounter {
       this.k2 = new Uint32Array(size);
       this.counts = new Uint32Array(size);
       this.stamps = new Uint32Array(size);
-      this.mask = size - 1;
       this.gen = 0;
     }
+    this.mask = Math.min(size, this.stamps.length) - 1;
     if (++this.gen === 0xffffffff) {
       this.stamps.fill(0);
       this.gen = 1;
@@ -116,9 +118,13 @@ class PairCounter {
         this.k1[slot] = a;
         this.k2[slot] = b;
         this.counts[slot] = 1;
+        this.slot = slot;
         return 1;
       }
-      if (this.k1[slot] === a && this.k2[slot] === b) return ++this.counts[slot];
+      if (this.k1[slot] === a && this.k2[slot] === b) {
+        this.slot = slot;
+        return ++this.counts[slot];
+      }
       slot = (slot + 1) & this.mask;
     }
   }
@@ -160,4 +166,217 @@ export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
     }
   }
   return dup / w.chars;
+}
+
+let localOf = new Int32Array(1024);
+let localStamp = new Uint32Array(1024);
+let localGen = 0;
+let idScratch = new Uint32Array(1024);
+let lengthScratch = new Uint32Array(1024);
+
+/**
+ * `wordIds` from scanned global word ids (see scanWords) and their offsets: the same ids (in order of first
+ * occurrence), lengths and character count as `wordIds` of the word strings, without a map of strings. The arrays
+ * are views of buffers reused by the next call.
+ */
+export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Array): WordIds & { distinct: number } {
+  const n = ids.length;
+  let max = 0;
+  for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
+  if (max >= localOf.length) {
+    let size = localOf.length;
+    while (size <= max) size *= 2;
+    localOf = new Int32Array(size);
+    localStamp = new Uint32Array(size);
+    localGen = 0;
+  }
+  if (++localGen === 0xffffffff) {
+    localStamp.fill(0);
+    localGen = 1;
+  }
+  if (idScratch.length < n) {
+    let size = idScratch.length;
+    while (size < n) size *= 2;
+    idScratch = new Uint32Array(size);
+    lengthScratch = new Uint32Array(size);
+  }
+  const out = idScratch;
+  const lengths = lengthScratch;
+  let next = 0;
+  let chars = 0;
+  for (let i = 0; i < n; i++) {
+    const g = ids[i];
+    if (localStamp[g] !== localGen) {
+      localStamp[g] = localGen;
+      localOf[g] = next++;
+    }
+    out[i] = localOf[g];
+    const len = ends[i] - starts[i];
+    lengths[i] = len;
+    chars += len;
+  }
+  return { ids: out.subarray(0, n), lengths: lengths.subarray(0, n), chars, distinct: next };
+}
+
+let posScratch = new Int32Array(1024);
+let h1Scratch = new Uint32Array(1024);
+let h2Scratch = new Uint32Array(1024);
+let slotScratch = new Int32Array(1024);
+let countScratch = new Uint32Array(1024);
+
+/**
+ * The n-gram statistics of `topNgramShare` and `duplicateNgramShare` for n = 1, 2, ... over only the positions that
+ * can matter: an n-gram that occurs twice has an (n-1)-gram prefix that occurs twice, so after each n the positions
+ * whose n-gram occurs once in the text are dropped (`prune`). The keys of the remaining positions are the same as
+ * `NgramKeys` computes, and so are both shares.
+ */
+export class NgramCandidates {
+  n = 0;
+  private size: number;
+  private readonly pos: Int32Array;
+  private readonly h1: Uint32Array;
+  private readonly h2: Uint32Array;
+  private readonly slots: Int32Array;
+  /** Whether the positions were counted at the current n (their slots are valid). */
+  private counted = false;
+
+  /** `w.ids` must be dense (0 .. distinct - 1, as `wordIds` gives them). Uses buffers shared by all instances: one at a time. */
+  constructor(
+    private readonly w: WordIds,
+    private readonly distinct: number,
+  ) {
+    const len = w.ids.length;
+    this.size = len;
+    if (posScratch.length < len) {
+      let size = posScratch.length;
+      while (size < len) size *= 2;
+      posScratch = new Int32Array(size);
+      h1Scratch = new Uint32Array(size);
+      h2Scratch = new Uint32Array(size);
+      slotScratch = new Int32Array(size);
+    }
+    this.pos = posScratch;
+    this.h1 = h1Scratch;
+    this.h2 = h2Scratch;
+    this.slots = slotScratch;
+    for (let i = 0; i < len; i++) {
+      this.pos[i] = i;
+      this.h1[i] = 0;
+      this.h2[i] = 0;
+    }
+  }
+
+  /** Number of n-grams in the text at the current n. */
+  get count(): number {
+    return Math.max(0, this.w.ids.length - this.n + 1);
+  }
+
+  /** Number of positions still considered. */
+  get candidates(): number {
+    return this.size;
+  }
+
+  private countAll(): void {
+    table.reset(this.size);
+    for (let j = 0; j < this.size; j++) {
+      table.inc(this.h1[j], this.h2[j]);
+      this.slots[j] = table.slot;
+    }
+    this.counted = true;
+  }
+
+  /** Moves to n + 1, first dropping the positions whose n-gram occurs once. */
+  advance(): void {
+    if (this.n === 1 && !this.counted) {
+      // Words: count by id, no hash table (all positions are still candidates at n = 1).
+      if (countScratch.length < this.distinct) countScratch = new Uint32Array(Math.max(this.distinct, 2 * countScratch.length));
+      const counts = countScratch;
+      const ids = this.w.ids;
+      counts.fill(0, 0, this.distinct);
+      for (let j = 0; j < this.size; j++) counts[ids[this.pos[j]]]++;
+      let k = 0;
+      for (let j = 0; j < this.size; j++) {
+        if (counts[ids[this.pos[j]]] < 2) continue;
+        this.pos[k] = this.pos[j];
+        this.h1[k] = this.h1[j];
+        this.h2[k] = this.h2[j];
+        k++;
+      }
+      this.size = k;
+    } else if (this.n > 0) {
+      if (!this.counted) this.countAll();
+      const counts = table.counts;
+      let k = 0;
+      for (let j = 0; j < this.size; j++) {
+        if (counts[this.slots[j]] < 2) continue;
+        this.pos[k] = this.pos[j];
+        this.h1[k] = this.h1[j];
+        this.h2[k] = this.h2[j];
+        k++;
+      }
+      this.size = k;
+    }
+    const ids = this.w.ids;
+    const add = this.n;
+    let k = 0;
+    for (let j = 0; j < this.size; j++) {
+      const i = this.pos[j];
+      if (i + add >= ids.length) break;
+      const x = ids[i + add];
+      let a = Math.imul(this.h1[j] ^ x, M1);
+      a ^= a >>> 15;
+      let b = Math.imul(this.h2[j] + x + 0x6a09e667, M2);
+      b ^= b >>> 13;
+      this.pos[k] = i;
+      this.h1[k] = Math.imul(a, 0x2c1b3c6d) ^ (a >>> 12);
+      this.h2[k] = Math.imul(b, 0x297a2d39) ^ (b >>> 11);
+      k++;
+    }
+    this.size = k;
+    this.n++;
+    this.counted = false;
+  }
+
+  /** `topNgramShare` at the current n. */
+  topShare(): number {
+    const w = this.w;
+    if (this.count === 0 || w.chars === 0) return 0;
+    table.reset(this.size);
+    let best = 0;
+    let bestAt = 0;
+    for (let j = 0; j < this.size; j++) {
+      const c = table.inc(this.h1[j], this.h2[j]);
+      this.slots[j] = table.slot;
+      if (c > best) {
+        best = c;
+        bestAt = this.pos[j];
+      }
+    }
+    this.counted = true;
+    if (best < 2) return 0;
+    let gramChars = 0;
+    for (let j = 0; j < this.n; j++) gramChars += w.lengths[bestAt + j];
+    return (best * gramChars) / w.chars;
+  }
+
+  /** `duplicateNgramShare` at the current n. */
+  duplicateShare(): number {
+    const w = this.w;
+    if (this.count === 0 || w.chars === 0) return 0;
+    table.reset(this.size);
+    let dup = 0;
+    let coveredTo = 0; // words before this index are already counted
+    const n = this.n;
+    for (let j = 0; j < this.size; j++) {
+      const c = table.inc(this.h1[j], this.h2[j]);
+      this.slots[j] = table.slot;
+      if (c > 1) {
+        const i = this.pos[j];
+        for (let q = Math.max(i, coveredTo); q < i + n; q++) dup += w.lengths[q];
+        coveredTo = i + n;
+      }
+    }
+    this.counted = true;
+    return dup / w.chars;
+  }
 }

@@ -1,0 +1,319 @@
+/**
+ * A per-thread table of the distinct word tokens seen so far (each with an integer id), and a scanner that turns a
+ * text into the ids of its word tokens without allocating a string per token: a token is looked up by a hash of its
+ * UTF-16 code units and compared in place against the text. Properties of a word (its script, its lower-cased core,
+ * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
+ * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
+ */
+import { isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
+
+const MAX_WORDS = 1 << 20;
+const ALNUM = /[\p{L}\p{N}]/u;
+
+/** Whether a token counts as a word: it has a letter or digit (a high surrogate counts, as the first half of one). */
+export function hasAlnum(w: string): boolean {
+  for (let i = 0; i < w.length; i++) {
+    const c = w.charCodeAt(i);
+    if (c < 128) {
+      if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)) return true;
+    } else if (ALNUM.test(w[i]) || (c >= 0xd800 && c <= 0xdbff)) return true;
+  }
+  return false;
+}
+
+let words: string[] = [];
+let hashes = new Int32Array(1024);
+/** Bit 0: the token counts as a word (see hasAlnum); bit 1: it is one Han or kana character. */
+let flags = new Uint8Array(1024);
+/**
+ * Open addressing, four int32 per slot: the word's hash, its id + 1 (0: empty slot), the offset of its characters in
+ * `pool` and its length | flags << 28. A lookup touches the slot and the pooled characters, not the word's string.
+ */
+let slots = new Int32Array(4 * 2048);
+let slotMask = 2048 - 1;
+/** The characters of all words, back to back. */
+let pool = new Uint16Array(1 << 16);
+let poolUsed = 0;
+let generation = 0;
+/** Flags of the word last returned by `lookup`. */
+let lastFlags = 0;
+const LENGTH = (1 << 28) - 1;
+
+/** The word table's generation: ids of an older generation are no longer valid. */
+export function wordGeneration(): number {
+  return generation;
+}
+
+/** The string of word id `id`. */
+export function wordOf(id: number): string {
+  return words[id];
+}
+
+/** Whether word `id` is one Han or kana character. */
+export function isCjkWordId(id: number): boolean {
+  return (flags[id] & 2) !== 0;
+}
+
+/** Number of distinct words in the table. */
+export function wordCount(): number {
+  return words.length;
+}
+
+function reset(): void {
+  words = [];
+  slots.fill(0);
+  poolUsed = 0;
+  generation++;
+}
+
+function grow(): void {
+  const n = hashes.length * 2;
+  const h = new Int32Array(n);
+  h.set(hashes);
+  hashes = h;
+  const f = new Uint8Array(n);
+  f.set(flags);
+  flags = f;
+  const old = slots;
+  slots = new Int32Array(n * 8);
+  slotMask = n * 2 - 1;
+  for (let o = 0; o < old.length; o += 4) {
+    if (old[o + 1] === 0) continue;
+    let s = old[o] & slotMask;
+    while (slots[4 * s + 1] !== 0) s = (s + 1) & slotMask;
+    const at = 4 * s;
+    slots[at] = old[o];
+    slots[at + 1] = old[o + 1];
+    slots[at + 2] = old[o + 2];
+    slots[at + 3] = old[o + 3];
+  }
+}
+
+/** The id of `text[start, end)` (hash `h` of its code units), adding it to the table when new; sets `lastFlags`. */
+function lookup(text: string, start: number, end: number, h: number): number {
+  const len = end - start;
+  let s = h & slotMask;
+  for (;;) {
+    const at = 4 * s;
+    const e = slots[at + 1];
+    if (e === 0) break;
+    if (slots[at] === h) {
+      const lf = slots[at + 3];
+      if ((lf & LENGTH) === len) {
+        const off = slots[at + 2];
+        let k = 0;
+        while (k < len && pool[off + k] === text.charCodeAt(start + k)) k++;
+        if (k === len) {
+          lastFlags = lf >>> 28;
+          return e - 1;
+        }
+      }
+    }
+    s = (s + 1) & slotMask;
+  }
+  const id = words.length;
+  if (id >= hashes.length) {
+    grow();
+    return lookup(text, start, end, h);
+  }
+  const w = text.slice(start, end);
+  words.push(w);
+  hashes[id] = h;
+  const cp = w.codePointAt(0) ?? 0;
+  const f = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
+  flags[id] = f;
+  if (poolUsed + len > pool.length) {
+    let size = pool.length * 2;
+    while (size < poolUsed + len) size *= 2;
+    const p = new Uint16Array(size);
+    p.set(pool.subarray(0, poolUsed));
+    pool = p;
+  }
+  for (let k = 0; k < len; k++) pool[poolUsed + k] = text.charCodeAt(start + k);
+  const at = 4 * s;
+  slots[at] = h;
+  slots[at + 2] = poolUsed;
+  slots[at + 3] = len | (f << 28);
+  slots[at + 1] = id + 1;
+  poolUsed += len;
+  lastFlags = f;
+  return id;
+}
+
+/** A text's word tokens: global ids with their start and end offsets, and the number of Han and kana characters. */
+export interface WordScan {
+  readonly ids: Int32Array;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly cjkChars: number;
+  /** The table generation the ids belong to. */
+  readonly generation: number;
+}
+
+let sIds = new Int32Array(1024);
+let sStarts = new Int32Array(1024);
+let sEnds = new Int32Array(1024);
+
+/**
+ * Splits a text into word tokens: whitespace-separated tokens that contain a letter or digit (punctuation-only
+ * tokens are left out); every Han or kana character is a token of its own; CJK punctuation separates tokens.
+ */
+export function scanWords(text: string): WordScan {
+  if (words.length >= MAX_WORDS) reset();
+  const n = text.length;
+  let count = 0;
+  let cjkChars = 0;
+  let start = -1;
+  let h = 0;
+  if (sIds.length < n + 1) {
+    let size = sIds.length;
+    while (size < n + 1) size *= 2;
+    sIds = new Int32Array(size);
+    sStarts = new Int32Array(size);
+    sEnds = new Int32Array(size);
+  }
+  const ids = sIds;
+  const starts = sStarts;
+  const ends = sEnds;
+  for (let i = 0; i < n; i++) {
+    let cp = text.charCodeAt(i);
+    if (cp < 128) {
+      if (cp === 32 || (cp >= 9 && cp <= 13)) {
+        if (start >= 0) {
+          const id = lookup(text, start, i, h);
+          if (lastFlags & 1) {
+            ids[count] = id;
+            starts[count] = start;
+            ends[count++] = i;
+          }
+          start = -1;
+        }
+      } else {
+        if (start < 0) {
+          start = i;
+          h = 0x811c9dc5;
+        }
+        h = Math.imul(h ^ cp, 0x01000193);
+      }
+      continue;
+    }
+    let width = 1;
+    const unit = cp;
+    if (cp >= 0xd800 && cp <= 0xdbff && i + 1 < n) {
+      const lo = text.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        width = 2;
+      }
+    }
+    if (isSpace(cp) || isCjkPunct(cp)) {
+      if (start >= 0) {
+        const id = lookup(text, start, i, h);
+        if (lastFlags & 1) {
+          ids[count] = id;
+          starts[count] = start;
+          ends[count++] = i;
+        }
+        start = -1;
+      }
+    } else if (cp >= 0x3040 && isCjkWordChar(cp)) {
+      if (start >= 0) {
+        const id = lookup(text, start, i, h);
+        if (lastFlags & 1) {
+          ids[count] = id;
+          starts[count] = start;
+          ends[count++] = i;
+        }
+        start = -1;
+      }
+      let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
+      if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
+      ids[count] = lookup(text, i, i + width, ch);
+      starts[count] = i;
+      ends[count++] = i + width;
+      cjkChars++;
+    } else {
+      if (start < 0) {
+        start = i;
+        h = 0x811c9dc5;
+      }
+      h = Math.imul(h ^ unit, 0x01000193);
+      if (width === 2) h = Math.imul(h ^ text.charCodeAt(i + 1), 0x01000193);
+    }
+    i += width - 1;
+  }
+  if (start >= 0) {
+    const id = lookup(text, start, n, h);
+    if (lastFlags & 1) {
+      ids[count] = id;
+      starts[count] = start;
+      ends[count++] = n;
+    }
+  }
+  // One buffer for the three arrays.
+  const out = new Int32Array(3 * count);
+  out.set(ids.subarray(0, count), 0);
+  out.set(starts.subarray(0, count), count);
+  out.set(ends.subarray(0, count), 2 * count);
+  const outIds = out.subarray(0, count);
+  const outStarts = out.subarray(count, 2 * count);
+  const outEnds = out.subarray(2 * count);
+  return { ids: outIds, starts: outStarts, ends: outEnds, cjkChars, generation };
+}
+
+/** A property of words, computed once per distinct word (by id) and kept until the table starts over. */
+export class WordCache<T> {
+  private values: (T | undefined)[] = [];
+  private gen = -1;
+
+  constructor(private readonly compute: (word: string) => T) {}
+
+  /** The property of word `id` (of the current generation). */
+  get(id: number): T {
+    if (this.gen !== generation) {
+      this.values = [];
+      this.gen = generation;
+    }
+    const values = this.values;
+    let v = id < values.length ? values[id] : undefined;
+    if (v === undefined) {
+      v = this.compute(words[id]);
+      while (values.length <= id) values.push(undefined);
+      values[id] = v;
+    }
+    return v;
+  }
+}
+
+/** A numeric property of words (an int32), computed once per distinct word and kept until the table starts over. */
+export class WordNumbers {
+  private values = new Int32Array(0);
+  private known = new Uint8Array(0);
+  private gen = -1;
+
+  constructor(private readonly compute: (word: string) => number) {}
+
+  /** The property of word `id` (of the current generation). */
+  get(id: number): number {
+    if (this.gen !== generation) {
+      this.known = new Uint8Array(Math.max(1024, words.length));
+      this.values = new Int32Array(this.known.length);
+      this.gen = generation;
+    }
+    if (id >= this.known.length) {
+      let size = this.known.length;
+      while (size <= id) size *= 2;
+      const k = new Uint8Array(size);
+      k.set(this.known);
+      const v = new Int32Array(size);
+      v.set(this.values);
+      this.known = k;
+      this.values = v;
+    }
+    if (this.known[id] === 0) {
+      this.values[id] = this.compute(words[id]);
+      this.known[id] = 1;
+    }
+    return this.values[id];
+  }
+}
