@@ -210,7 +210,7 @@ if mode == 'plain-serve':
         os.chdir(workdir)
     except Exception as e:
         fail(repr(e))
-    serve(None)
+    serve(ctypes.CDLL(None, use_errno=True), False)
 
 if mode == 'plain':
     try:
@@ -242,7 +242,7 @@ except Exception as e:
     fail(repr(e))
 
 if mode == 'ns-serve':
-    serve(libc)
+    serve(libc, True)
 
 # The program's Python (guard.py) starts now, under the limits, and waits on a pipe for the word to go.
 go_read, go_write = os.pipe()

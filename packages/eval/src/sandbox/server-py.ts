@@ -49,14 +49,14 @@ def send(obj):
     while view:
         view = view[os.write(1, view):]
 
-def serve(libc):
+def serve(libc, ns):
     import struct
     for name in PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass
-    if libc is not None and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    if ns and libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
         fail('cannot make the server non-dumpable (errno ' + str(ctypes.get_errno()) + ')')
     os.environ.clear()
     os.environ.update(env)
@@ -71,28 +71,29 @@ def serve(libc):
         if program is None:
             os._exit(0)
         n += 1
-        reply = run_one(libc, program, n, devnull)
+        reply = run_one(libc, ns, program, n, devnull)
         del program
         send(reply)
 
 def remove_tree(path):
+    # what a program left, even folders it made unreadable; a failure here must never end the server
     import shutil
-    def retry(func, p, _):
-        try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o700)
-        except OSError:
-            pass
-        try:
-            func(p)
-        except OSError:
-            pass
-    shutil.rmtree(path, onerror=retry)
+    try:
+        os.chmod(path, 0o700)
+        for top, dirs, _ in os.walk(path):  # top-down: each folder is opened up before it is entered
+            for d in dirs:
+                try:
+                    os.chmod(os.path.join(top, d), 0o700, follow_symlinks=False)
+                except (OSError, NotImplementedError):
+                    pass
+    except OSError:
+        pass
+    shutil.rmtree(path, ignore_errors=True)
 
-def run_one(libc, program, n, devnull):
+def run_one(libc, ns, program, n, devnull):
     import base64, select, time
-    wd = workdir if libc is not None else os.path.join(workdir, 'run-' + str(n))
-    if libc is None:
+    wd = workdir if ns else os.path.join(workdir, 'run-' + str(n))
+    if not ns:
         os.mkdir(wd, 0o700)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -103,10 +104,15 @@ def run_one(libc, program, n, devnull):
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             os.closerange(3, 1 << 16)
-            if libc is not None:
+            if ns:
                 child_ns(libc, wd, program)
             else:
+                # plain: its own session, and it dies with the server
+                server = os.getppid()
                 os.setsid()
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != server:
+                    os._exit(SETUP_FAILED)
                 run_program(wd, program)
         except BaseException as e:
             os.write(2, ('sandbox setup failed: ' + repr(e) + '\n').encode())
@@ -125,7 +131,7 @@ def run_one(libc, program, n, devnull):
     status = None
     grace_end = None
     def kill():
-        for f in ((lambda: os.killpg(pid, signal.SIGKILL)) if libc is None else None, lambda: os.kill(pid, signal.SIGKILL)):
+        for f in ((lambda: os.killpg(pid, signal.SIGKILL)) if not ns else None, lambda: os.kill(pid, signal.SIGKILL)):
             try:
                 f and f()
             except OSError:
@@ -163,7 +169,7 @@ def run_one(libc, program, n, devnull):
     if status is None:
         kill()
         status = os.waitpid(pid, 0)[1]
-    if libc is None:
+    if not ns:
         kill()  # what the program left in its process group
     for fd in (out_r, err_r) + ((pidfd,) if pidfd is not None else ()):
         os.close(fd)
@@ -173,7 +179,7 @@ def run_one(libc, program, n, devnull):
                 break
         except ChildProcessError:
             break
-    if libc is None:
+    if not ns:
         remove_tree(wd)
     code = os.waitstatus_to_exitcode(status)
     return {'code': code if code >= 0 else None, 'signal': signal.Signals(-code).name if code < 0 else None,
