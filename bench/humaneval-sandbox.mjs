@@ -1,6 +1,7 @@
 // HumanEval sandbox throughput: the 164 canonical solutions executed in the sandbox with W workers, as samples per
 // second and as a ratio against W = 1 measured in the same run; the namespace layer's cost against `plain`; the warm
-// pool of prepared sandboxes (what the humaneval evaluator uses) against preparing each sandbox on demand; and, with
+// pool of prepared sandboxes and the fork servers (what the humaneval evaluator uses: one per worker, a fresh forked
+// child per program) against preparing each sandbox on demand; and, with
 // --human-eval DIR (a checkout of github.com/openai/human-eval with its exec line enabled), openai/human-eval's own
 // harness (check_correctness in a thread pool of W workers) on the same programs, as the side-by-side ratio.
 // Usage: node bench/humaneval-sandbox.mjs [--workers 1,2,4] [--limit 164] [--data-dir ../shared/datasets] [--human-eval DIR]
@@ -82,6 +83,14 @@ for (const w of workerCounts) {
   console.log(`workers ${String(w).padStart(2)}  ${rate.toFixed(1).padStart(6)} samples/s  x${(rate / cold.get(w)).toFixed(2)} vs on demand (warm pool of ${w} prepared sandboxes)`);
   cold.set(`warm${w}`, rate);
 }
+for (const w of workerCounts) {
+  const served = (await Sandbox.create()).serve(w);
+  await measure(served, w); // servers started and warm
+  const rate = await measure(served, w);
+  await served.close();
+  console.log(`workers ${String(w).padStart(2)}  ${rate.toFixed(1).padStart(6)} samples/s  x${(rate / cold.get(w)).toFixed(2)} vs on demand (${w} fork server${w > 1 ? 's' : ''}, a fresh child per program)`);
+  cold.set(`server${w}`, rate);
+}
 if (auto.isolation === 'namespaces') {
   const plainRate = await measure(plain, 1);
   console.log(`plain (limits + guard, no namespaces), 1 worker: ${plainRate.toFixed(1)} samples/s; namespaces cost x${(plainRate / base).toFixed(2)} in time`);
@@ -93,6 +102,6 @@ if (values['human-eval']) {
   if (/^\s*#\s*exec\(check_program/m.test(readFileSync(exec, 'utf8'))) throw new Error(`${exec}: its exec line is commented out; enable it as its README says`);
   for (const w of workerCounts) {
     const theirs = humanEvalRate(dir, w);
-    console.log(`workers ${String(w).padStart(2)}  openai/human-eval ${theirs.toFixed(1)} samples/s; ours (warm pool) x${(cold.get(`warm${w}`) / theirs).toFixed(2)} of theirs, on demand x${(cold.get(w) / theirs).toFixed(2)}`);
+    console.log(`workers ${String(w).padStart(2)}  openai/human-eval ${theirs.toFixed(1)} samples/s; ours (fork server) x${(cold.get(`server${w}`) / theirs).toFixed(2)} of theirs, warm pool x${(cold.get(`warm${w}`) / theirs).toFixed(2)}, on demand x${(cold.get(w) / theirs).toFixed(2)}`);
   }
 }

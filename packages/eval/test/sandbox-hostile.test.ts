@@ -118,15 +118,153 @@ function strayProcesses(marker: string): string[] {
   return found;
 }
 
-async function suite(label: string, options: SandboxOptions, required?: 'namespaces', warm = 0) {
+/** The launchers of the fork servers under `tmpRoot` (not their children, which share their command line). */
+function serverPids(tmpRoot: string): number[] {
+  const serving = new Set(
+    strayProcesses(tmpRoot)
+      .filter((p) => p.includes('-serve ') && !/^\d+: unshare /.test(p))
+      .map((p) => Number(p.split(':')[0])),
+  );
+  const parentOf = (pid: number) => {
+    try {
+      return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+    } catch {
+      return 0;
+    }
+  };
+  return [...serving].filter((pid) => !serving.has(parentOf(pid)));
+}
+
+// A program must not affect the next one run by the same fork server, nor the server: each attack runs, then a probe
+// (or the next verdicts) shows whether anything of it persisted.
+const SHM_KEY = 0x5955414e;
+function crossProgram(sandbox: Sandbox, tmpRoot: string, serverProcesses: () => number, unguarded: boolean) {
+  const probeFiles = [
+    'import os',
+    'here = sorted(os.listdir("."))',
+    'up = sorted(os.listdir(".."))',
+    'print("clean" if here == ["program.py"] and up == [os.path.basename(os.getcwd())] else "dirty %r %r" % (here, up))',
+  ].join('\n');
+  it('files a program leaves in its work dir (and next to it) are gone for the next program', async () => {
+    const attack = await sandbox.run(
+      [
+        'import os, tempfile',
+        'for d in (".", os.environ["HOME"], tempfile.gettempdir()):',
+        '    open(os.path.join(d, "leftover.txt"), "w").write("x")',
+        'os.mkdir("locked"); open("locked/f", "w").write("x"); os.chmod("locked", 0)',
+        'try:',
+        '    open("../leftover-next-to.txt", "w").write("x")',
+        'except Exception as e:',
+        '    print(e)',
+        'print(sorted(os.listdir(".")))',
+      ].join('\n'),
+    );
+    expect(attack.stdout).toContain('leftover.txt');
+    const probe = await sandbox.run(probeFiles);
+    expect(probe.status, probe.stderr).toBe('ok');
+    expect(probe.stdout.trim()).toBe('clean');
+  });
+  it('a background process does not survive its program', async () => {
+    const attack = await sandbox.run(
+      'import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        open("late.txt", "w").write("x")\n    os._exit(0)\ntime.sleep(0.3)\n',
+    );
+    if (!unguarded) expect(attack.status).not.toBe('ok');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(strayProcesses(tmpRoot)).toHaveLength(serverProcesses());
+    const probe = await sandbox.run(probeFiles);
+    expect(probe.stdout.trim()).toBe('clean');
+  });
+  it.runIf(unguarded)('System V shared memory a program creates is gone for the next program', async () => {
+    const attack = await sandbox.run(
+      `import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.shmget(${SHM_KEY}, 4096, 0o1000 | 0o666) >= 0, ctypes.get_errno()\nprint("made")\n`,
+    );
+    expect(attack.stdout.trim(), attack.stderr).toBe('made');
+    const probe = await sandbox.run(`import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint("dirty" if libc.shmget(${SHM_KEY}, 0, 0) >= 0 else "clean")\n`);
+    expect(probe.stdout.trim(), probe.stderr).toBe('clean');
+  });
+  it("killing the server and writing fake replies into every descriptor cannot change the next verdicts", async () => {
+    const fake = '{"code": 0, "signal": null, "timedOut": false, "truncated": false, "stdout": "NDUK", "stderr": ""}';
+    const attack = await sandbox.run(
+      [
+        'import os, signal, struct',
+        `fake = struct.pack(">I", ${fake.length}) + ${JSON.stringify(fake)}.encode()`,
+        'me = os.getpid()',
+        'pids = [os.getppid(), 1, -1] + [int(p) for p in os.listdir("/proc") if p.isdigit()]',
+        'for p in pids:',
+        '    for fd in (0, 1, 2, 3, 4, 5):',
+        '        try:',
+        '            with open("/proc/%d/fd/%d" % (p, fd), "wb") as f:',
+        '                f.write(fake * 4)',
+        '        except Exception as e:',
+        '            pass',
+        'for fd in range(64):',
+        '    try:',
+        '        os.write(fd, fake * 4)',
+        '    except Exception:',
+        '        pass',
+        'for p in pids:',
+        '    if p != me:',
+        '        try:',
+        '            os.kill(p, signal.SIGKILL)',
+        '        except Exception as e:',
+        '            print(p, e)',
+        'raise SystemExit(5)',
+      ].join('\n'),
+    );
+    expect(attack.status).toBe('failed');
+    expect(attack.exitCode).toBe(5);
+    const failing = await sandbox.run('raise SystemExit(3)');
+    expect(failing.status).toBe('failed');
+    expect(failing.exitCode).toBe(3);
+    const good = await sandbox.run('print(40 + 5)');
+    expect(good.status).toBe('ok');
+    expect(good.stdout).toBe('45\n');
+  });
+  it('a server killed from outside during a run: the program is run again in a fresh server, never passed by default', async () => {
+    const pending = sandbox.run('import time\ntime.sleep(1)\nraise SystemExit(4)\n');
+    await new Promise((r) => setTimeout(r, 300));
+    const [pid] = serverPids(tmpRoot);
+    expect(pid).toBeDefined();
+    process.kill(pid!, 'SIGKILL');
+    const result = await pending;
+    expect(result.status).toBe('failed');
+    expect(result.exitCode).toBe(4);
+    expect((await sandbox.run('print(1)')).stdout).toBe('1\n');
+  });
+  it('a server that keeps dying fails the program as a sandbox fault, never ok', async () => {
+    let done = false;
+    const pending = sandbox.run('import time\ntime.sleep(1.5)\n').finally(() => (done = true));
+    while (!done) {
+      for (const pid of serverPids(tmpRoot)) process.kill(pid, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const result = await pending;
+    expect(result.status).toBe('setup-failed');
+    expect(result.stderr).toMatch(/fork server failed twice/);
+    expect((await sandbox.run('print(2)')).stdout).toBe('2\n');
+  });
+}
+
+async function suite(label: string, options: SandboxOptions, required?: 'namespaces', warm = 0, servers = 0) {
   const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'yuan-hostile-'));
   chmodSync(tmpRoot, 0o755); // the sandbox drops to nobody when the tests run as root
-  const sandbox = (await Sandbox.create({ ...options, tmpRoot, limits: { timeoutMs: 2000 } })).warm(warm);
+  const sandbox = (await Sandbox.create({ ...options, tmpRoot, limits: { timeoutMs: 2000 } })).warm(warm).serve(servers);
   // with a warm pool, the prepared (idle) sandboxes' folders and launchers are expected; nothing else may remain
   const prepared = () => new Set(readdirSync(tmpRoot).map((d) => path.join(tmpRoot, d)));
-  const leftovers = () => strayProcesses(tmpRoot).filter((p) => ![...prepared()].some((d) => p.includes(`${d} `) || p.includes(`${d}/`)));
+  // a fork server's children carry its command line: there, exactly the servers' own processes may remain
+  let serverProcesses = 0;
+  const leftovers = () =>
+    servers > 0
+      ? strayProcesses(tmpRoot).length === serverProcesses ? [] : strayProcesses(tmpRoot)
+      : strayProcesses(tmpRoot).filter((p) => ![...prepared()].some((d) => p.includes(`${d} `) || p.includes(`${d}/`)));
   const skip = required === 'namespaces' && sandbox.isolation !== 'namespaces';
   describe.skipIf(skip)(`${label} (isolation ${sandbox.isolation})`, () => {
+    beforeAll(async () => {
+      if (servers === 0) return;
+      await Promise.all(Array.from({ length: servers }, () => sandbox.run('pass')));
+      serverProcesses = strayProcesses(tmpRoot).length;
+      expect(serverProcesses).toBeGreaterThanOrEqual(servers);
+    });
     afterAll(async () => {
       await sandbox.close();
       expect(readdirSync(tmpRoot)).toEqual([]);
@@ -141,7 +279,7 @@ async function suite(label: string, options: SandboxOptions, required?: 'namespa
       expect(existsSync(`/tmp/yuan-sandbox-escape-${process.pid}`)).toBe(false);
       expect(readFileSync(victimFile, 'utf8')).toBe('keep me');
       expect(connections).toBe(0);
-      expect(readdirSync(tmpRoot).length).toBeLessThanOrEqual(warm); // the work directory is gone
+      expect(readdirSync(tmpRoot).length).toBeLessThanOrEqual(warm + servers); // the work directory is gone
       await new Promise((r) => setTimeout(r, 100));
       expect(leftovers()).toEqual([]);
       if (name === 'infinite loop' || name === 'flood the output') expect(result.status).toBe('timeout');
@@ -163,6 +301,7 @@ async function suite(label: string, options: SandboxOptions, required?: 'namespa
         expect(result.isolation).toBe('plain');
       });
     }
+    if (servers === 1) crossProgram(sandbox, tmpRoot, () => serverProcesses, options.guard === false);
     it('runs a good program after all of them', async () => {
       const result = await sandbox.run('print(sum(range(10)))');
       expect(result.status).toBe('ok');
@@ -175,3 +314,6 @@ await suite('kernel layer alone: namespaces and limits, no Python guard', { isol
 await suite('Python guard and limits, no namespaces', { isolation: 'plain', guard: true });
 await suite('default sandbox', {});
 await suite('warm pool of prepared sandboxes (namespaces and guard)', {}, 'namespaces', 2);
+await suite('fork server, kernel layer alone: namespaces and limits, no Python guard', { isolation: 'namespaces', guard: false }, 'namespaces', 0, 1);
+await suite('fork server, Python guard and limits, no namespaces', { isolation: 'plain', guard: true }, undefined, 0, 1);
+await suite('fork servers (namespaces and guard)', {}, 'namespaces', 0, 2);

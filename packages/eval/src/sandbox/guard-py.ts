@@ -1,15 +1,8 @@
 /**
- * The program wrapper `guard.py`: optionally installs a Python audit hook (the in-process layer of the sandbox), then
- * runs `program.py` as `__main__`. The hook refuses sockets, signals to other processes, new processes, native code
- * loading (ctypes), writes, deletions and renames outside the work directory, and reads of other processes'
- * `/proc/PID/environ`. It is a second layer under the kernel's (namespaces and resource limits): Python code can
- * sometimes get around an audit hook, a kernel limit it cannot.
+ * The Python function `_install(workdir)` that builds the sandbox's audit hook (see `guardPy`): shared by the one-shot
+ * wrapper `guard.py` and the fork server, whose child installs it just before running its program.
  */
-export function guardPy(workdir: string, enabled: boolean): string {
-  return String.raw`
-import os, sys, types
-WORKDIR = ${JSON.stringify(workdir)}
-
+export const GUARD_INSTALL_PY = String.raw`
 def _install(workdir):
     # Everything the hook reads is captured here, in its closure, as immutable values or builtin functions: the
     # program can rebind module globals, builtins or os functions, and the hook does not see it. The ways to reach
@@ -59,7 +52,7 @@ def _install(workdir):
         'os.kill', 'os.killpg', 'signal.pthread_kill', 'os.fork', 'os.forkpty', 'os.system', 'os.exec', 'os.posix_spawn',
         'os.spawn', 'subprocess.Popen', 'os.startfile', 'ctypes.dlopen', 'ctypes.dlsym', 'os.setuid', 'os.setgid',
         'resource.setrlimit', 'resource.prlimit', 'sys.addaudithook', 'os.putenv', 'gc.get_objects',
-        'gc.get_referrers', 'gc.get_referents', 'sys.settrace', 'sys.setprofile', 'sys._current_frames',
+        'gc.get_referrers', 'gc.get_referents', 'sys.settrace', 'sys.setprofile', 'sys._current_frames', 'ctypes.call_function',
         ])
     path_args = types.MappingProxyType({'os.remove': 1, 'os.rmdir': 1, 'os.rename': 2, 'os.replace': 2, 'os.mkdir': 1,
         'os.chmod': 1, 'os.chown': 1, 'os.link': 2, 'os.symlink': 2, 'os.truncate': 1, 'os.utime': 1, 'shutil.rmtree': 1,
@@ -92,7 +85,21 @@ def _install(workdir):
                 if not inside(p):
                     raise _PermissionError('sandbox: ' + event + ' outside the work directory is not allowed')
     return hook
+`;
 
+/**
+ * The program wrapper `guard.py`: optionally installs a Python audit hook (the in-process layer of the sandbox), then
+ * runs `program.py` as `__main__`. The hook refuses sockets, signals to other processes, new processes, native code
+ * loading (ctypes), writes, deletions and renames outside the work directory, and reads of other processes'
+ * `/proc/PID/environ`. It is a second layer under the kernel's (namespaces and resource limits): Python code can
+ * sometimes get around an audit hook, a kernel limit it cannot.
+ */
+export function guardPy(workdir: string, enabled: boolean): string {
+  return String.raw`
+import os, sys, types
+WORKDIR = ${JSON.stringify(workdir)}
+
+${GUARD_INSTALL_PY}
 if ${enabled ? 'True' : 'False'}:
     sys.addaudithook(_install(WORKDIR))
 del _install

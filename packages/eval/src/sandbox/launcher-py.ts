@@ -15,6 +15,8 @@
  * process gone) ends the launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the
  * run `wallSeconds` after the program arrived, even if the Node process is gone.
  * Exit code 121 means the sandbox itself could not be set up (never a program result).
+ * MODES `ns-serve` and `plain-serve` (with `serverPy()` prepended): the same setup, then a fork server that runs many
+ * programs, each in a fresh child (see `serverPy`).
  */
 export const LAUNCHER_PY = String.raw`
 import ctypes, json, os, resource, signal, sys
@@ -203,6 +205,13 @@ def receive_program():
     with open(os.path.join(workdir, 'program.py'), 'wb') as f:
         f.write(data[1:])
 
+if mode == 'plain-serve':
+    try:
+        os.chdir(workdir)
+    except Exception as e:
+        fail(repr(e))
+    serve(ctypes.CDLL(None, use_errno=True), False)
+
 if mode == 'plain':
     try:
         os.chdir(workdir)
@@ -231,6 +240,9 @@ except SystemExit:
     raise
 except Exception as e:
     fail(repr(e))
+
+if mode == 'ns-serve':
+    serve(libc, True)
 
 # The program's Python (guard.py) starts now, under the limits, and waits on a pipe for the word to go.
 go_read, go_write = os.pipe()

@@ -1,11 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { chownSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, YuanError } from '@yuan/core';
 import { guardPy } from './guard-py.js';
 import { LAUNCHER_PY } from './launcher-py.js';
+import { serverPy } from './server-py.js';
 import { resolveLimits, type SandboxLimits } from './limits.js';
 import { removeTree } from './remove.js';
 
@@ -128,12 +129,93 @@ export class Sandbox {
   /** Ends the prepared sandboxes and removes their work directories. */
   async close(): Promise<void> {
     this.poolSize = 0;
+    this.serverCount = 0;
+    const servers = [...this.servers];
+    this.servers.clear();
+    this.idleServers.length = 0;
+    await Promise.all(servers.map((s) => s.close()));
     const idle = this.ready.splice(0);
     const pending = [...this.preparing];
     await Promise.all([...idle, ...pending.map((p) => p.catch(() => undefined))].map(async (slot) => {
       const s = await slot;
       if (s) await s.discard();
     }));
+  }
+
+  /**
+   * Keeps `count` fork servers (one per worker): each is one sandbox set up once (namespaces, private root, no network),
+   * whose Python forks a fresh child per program with its own mount, PID and IPC namespaces, tmpfs work directory,
+   * limits and guard (see `serverPy`). `run` then waits for an idle server. A server that dies or stops answering is
+   * replaced and the program is run once more in the new one; a second failure is `setup-failed`, never `ok`.
+   * 0 turns the servers off (one fresh sandbox per program). Idle servers do not keep Node alive; `close()` ends them.
+   */
+  serve(count: number): this {
+    if (!Number.isInteger(count) || count < 0) throw new ConfigError(`sandbox fork servers ${count}: expected an integer >= 0`);
+    this.serverCount = count;
+    while (this.servers.size < count) this.idleServers.push(this.startServer());
+    return this;
+  }
+
+  private serverCount = 0;
+  private readonly servers = new Set<ForkServer>();
+  private readonly idleServers: ForkServer[] = [];
+  private readonly serverWaiters: ((s: ForkServer) => void)[] = [];
+
+  private startServer(): ForkServer {
+    const server = new ForkServer(this.limits, this.isolation, this.guard, this.python, this.tmpRoot);
+    this.servers.add(server);
+    return server;
+  }
+
+  private acquireServer(): Promise<ForkServer> {
+    const idle = this.idleServers.shift();
+    if (idle) return Promise.resolve(idle.dead ? this.replaceServer(idle) : idle);
+    if (this.servers.size < this.serverCount) return Promise.resolve(this.startServer());
+    return new Promise((resolve) => this.serverWaiters.push(resolve));
+  }
+
+  private replaceServer(dead: ForkServer): ForkServer {
+    this.servers.delete(dead);
+    void dead.close();
+    return this.startServer();
+  }
+
+  private releaseServer(server: ForkServer): void {
+    if (this.serverCount === 0 || !this.servers.has(server)) {
+      this.servers.delete(server);
+      void server.close();
+      return;
+    }
+    const next = server.dead ? this.replaceServer(server) : server;
+    const waiter = this.serverWaiters.shift();
+    if (waiter) waiter(next);
+    else this.idleServers.push(next);
+  }
+
+  private async runServed(program: string): Promise<SandboxResult> {
+    const started = performance.now();
+    let fault = '';
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const server = await this.acquireServer();
+      try {
+        return await server.run(program);
+      } catch (e) {
+        fault = (e as Error).message;
+        server.dead = true;
+      } finally {
+        this.releaseServer(server);
+      }
+    }
+    return {
+      status: 'setup-failed',
+      isolation: this.isolation,
+      exitCode: null,
+      signal: null,
+      stdout: '',
+      stderr: `sandbox setup failed: the fork server failed twice on this program (${fault})`,
+      truncated: false,
+      durationMs: performance.now() - started,
+    };
   }
 
   private poolSize = 0;
@@ -162,6 +244,7 @@ export class Sandbox {
 
   /** Runs one Python program to completion or to its limits; never throws for anything the program does. */
   async run(program: string): Promise<SandboxResult> {
+    if (this.serverCount > 0) return this.runServed(program);
     let slot: Slot | undefined;
     while ((slot = this.ready.shift()) && slot.exited) await slot.discard(); // a prepared one that died is not used
     this.refill();
@@ -311,5 +394,165 @@ class Slot {
       clearTimeout(timer);
       await removeTree(this.workdir);
     }
+  }
+}
+
+/** What the fork server answers for one program (see `serverPy`). */
+interface ServerReply {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  truncated: boolean;
+  stdout: string;
+  stderr: string;
+}
+
+/** One fork server: a sandbox set up once whose Python runs each program in a fresh forked child (see `serverPy`). */
+class ForkServer {
+  dead = false;
+  private readonly child: ChildProcess;
+  private readonly workdir: string;
+  private buffer: Buffer = Buffer.alloc(0);
+  private waiting: { resolve: (r: ServerReply) => void; reject: (e: Error) => void } | undefined;
+  private errors = '';
+  private readonly ended: Promise<void>;
+
+  constructor(
+    private readonly limits: SandboxLimits,
+    private readonly isolation: Isolation,
+    guard: boolean,
+    python: string,
+    tmpRoot: string,
+  ) {
+    const root = isRoot();
+    this.workdir = realpathSync(mkdtempSync(path.join(tmpRoot, 'yuan-srv-')));
+    if (root) chownSync(this.workdir, NOBODY, NOBODY);
+    trackIdle(this.workdir);
+    const pyLimits = JSON.stringify({
+      memoryBytes: limits.memoryBytes,
+      cpuSeconds: Math.ceil(limits.timeoutMs / 1000) + 1,
+      wallSeconds: Math.ceil(limits.timeoutMs / 1000) + 2,
+      processes: limits.processes,
+      fileBytes: limits.fileBytes,
+      openFiles: limits.openFiles,
+      diskBytes: limits.diskBytes,
+      timeoutMs: limits.timeoutMs,
+      outputBytes: limits.outputBytes,
+      guard,
+    });
+    const ns = isolation === 'namespaces';
+    const launcher = [python, '-I', '-B', '-c', serverPy() + LAUNCHER_PY, ns ? 'ns-serve' : 'plain-serve', this.workdir, pyLimits];
+    const [command, ...args] = ns
+      ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
+      : launcher;
+    this.child = spawn(command!, args, {
+      cwd: this.workdir,
+      env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
+      detached: true, // its own session and process group, killed as a whole
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(root ? { uid: NOBODY, gid: NOBODY } : {}),
+    });
+    this.child.stdout!.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      this.errors = (this.errors + chunk.toString('utf8')).slice(-2000);
+    });
+    this.child.stdin!.on('error', () => undefined); // a server that died: reported by its exit
+    this.ended = new Promise((done) => {
+      const end = (why: string) => {
+        if (this.dead && !this.waiting) return done();
+        this.dead = true;
+        this.killGroup();
+        this.waiting?.reject(new YuanError('sandbox', `fork server ${why}${this.errors ? `: ${this.errors.trim().split('\n').pop()}` : ''}`));
+        this.waiting = undefined;
+        done();
+      };
+      this.child.once('error', (e) => end(`cannot start ${command}: ${e.message}`));
+      this.child.once('exit', (code, signal) => end(`ended (${signal ?? `exit ${code}`})`));
+    });
+    this.setRef(false);
+  }
+
+  /** Sends one program and waits for its reply; rejects when the server dies or stops answering. */
+  async run(program: string): Promise<SandboxResult> {
+    if (this.dead) throw new YuanError('sandbox', 'fork server is not running');
+    const started = performance.now();
+    const source = Buffer.from(program, 'utf8');
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(source.length);
+    this.setRef(true);
+    // the server enforces the wall-clock limit itself; this only catches a server that stopped answering
+    const watchdog = setTimeout(() => this.killGroup(), this.limits.timeoutMs + 10_000);
+    try {
+      const reply = await new Promise<ServerReply>((resolve, reject) => {
+        this.waiting = { resolve, reject };
+        this.child.stdin!.write(Buffer.concat([head, source]));
+      });
+      const stderr = Buffer.from(reply.stderr, 'base64').toString('utf8');
+      const setupFailed = reply.code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
+      return {
+        status: reply.timedOut ? 'timeout' : setupFailed ? 'setup-failed' : reply.code === 0 ? 'ok' : 'failed',
+        isolation: this.isolation,
+        exitCode: reply.code,
+        signal: reply.signal,
+        stdout: Buffer.from(reply.stdout, 'base64').toString('utf8'),
+        stderr,
+        truncated: reply.truncated,
+        durationMs: performance.now() - started,
+      };
+    } finally {
+      clearTimeout(watchdog);
+      if (!this.dead) this.setRef(false);
+    }
+  }
+
+  private receive(chunk: Buffer): void {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    while (this.buffer.length >= 4) {
+      const size = this.buffer.readUInt32BE(0);
+      if (this.buffer.length < 4 + size) return;
+      const frame = this.buffer.subarray(4, 4 + size).toString('utf8');
+      this.buffer = this.buffer.subarray(4 + size);
+      let reply: (ServerReply & { ready?: boolean }) | undefined;
+      try {
+        reply = JSON.parse(frame) as ServerReply & { ready?: boolean };
+      } catch {
+        this.killGroup(); // a garbled frame: the server is not trusted any more
+        return;
+      }
+      if (reply.ready) continue;
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      if (waiting) waiting.resolve(reply);
+      else this.killGroup(); // a reply nobody asked for
+    }
+  }
+
+  private setRef(on: boolean): void {
+    const method = on ? 'ref' : 'unref';
+    this.child[method]();
+    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+      (stream as unknown as { [k: string]: (() => void) | undefined } | null)?.[method]?.();
+    }
+  }
+
+  private killGroup(): void {
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+
+  /** Ends the server and removes its work directory. */
+  async close(): Promise<void> {
+    this.dead = true;
+    this.setRef(true);
+    this.child.stdin?.destroy();
+    this.killGroup();
+    if (this.child.exitCode === null && this.child.signalCode === null && this.child.pid) await this.ended;
+    this.child.stdout?.destroy();
+    this.child.stderr?.destroy();
+    idleDirs.delete(this.workdir);
+    await removeTree(this.workdir);
   }
 }

@@ -91,7 +91,7 @@ async function evaluate(rawCtx: EvalContext, raw: HumanEvalOptions): Promise<Eva
     isolation: options.isolation,
     limits: { timeoutMs: options.timeoutMs, memoryBytes: options.memoryMb * 1024 * 1024 },
   });
-  sandbox.warm(ctx.settings.workers);
+  sandbox.serve(ctx.settings.workers);
   try {
     return await scoreHumanEval(ctx, options, sandbox);
   } finally {
