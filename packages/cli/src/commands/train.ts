@@ -1,11 +1,10 @@
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { attentionLookup, modelParameters, singleProcessEngine, type EngineFactory, type RunResult } from '@yuan/model';
+import type { EngineFactory, RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
 import type { PipelineDataParallel } from '@yuan/parallel-pipeline';
 import type { RankPayload } from '../training/data-parallel.js';
-import { trainWithProgress } from '../training/run.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
 interface TrainSummary {
@@ -45,6 +44,8 @@ export async function engineFromFlags(values: Record<string, unknown>, config: Y
   if (recompute !== 'full' && recompute !== 'stage') {
     throw new YuanError('usage', `--recompute "${recompute}" is not full or stage (TensorFlow.js keeps no autodiff tape across calls, so Megatron's none/block recompute cannot be built)`);
   }
+  // the model (and TensorFlow.js) load only when a run starts, so `yuan train --help` stays fast
+  const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
   const { pipelineEngine, planPipeline } = await import('@yuan/parallel-pipeline');
@@ -147,6 +148,8 @@ export const trainCommand: Command = {
     } else {
       const registry = await loadRegistry({}, config);
       const engine = await engineFromFlags(values, config, registry, (t) => io.err(t));
+      const { trainWithProgress } = await import('../training/run.js');
+      const { attentionLookup } = await import('@yuan/model');
       const r = await trainWithProgress(io, {
         config,
         engine,
