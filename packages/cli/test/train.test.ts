@@ -143,6 +143,24 @@ describe('yuan train: bad input', () => {
     for (const r of [empty, missing, bad, noData, long, lr, shape]) expect(r.err.split('\n')).toHaveLength(1);
   });
 
+  it('a fresh run into a folder holding another run sets that run aside instead of mixing or losing checkpoints', async () => {
+    const out = path.join(tmp, 'reuse');
+    expect((await yuan('train', ...tiny, '--data', data, '--steps', '3', '--out', out)).code).toBe(0);
+    const again = await yuan('train', ...tiny, '--data', data, '--steps', '2', '--out', out);
+    expect(again.code).toBe(0);
+    expect(again.err).toMatch(/held an earlier run: moved its checkpoints and metrics to .*previous-\d{8}T\d{6}/);
+    const previous = readdirSync(out).find((d) => d.startsWith('previous-'))!;
+    expect(readdirSync(path.join(out, previous)).sort()).toEqual(['checkpoint-00000003', 'loss.svg', 'metrics.jsonl']);
+    expect(readdirSync(out).filter((d) => d.startsWith('checkpoint-'))).toEqual(['checkpoint-00000002']);
+  });
+
+  it('flags of a parallel layout that was not asked for are one-line errors', async () => {
+    const o = ['--data', data, '--steps', '1', '--out', path.join(tmp, 'flags')];
+    expect((await yuan('train', ...tiny, ...o, '--partition', '9,9')).err).toBe('error: --partition applies to a pipeline: add --pp P (P > 1)');
+    expect((await yuan('train', ...tiny, ...o, '--zero', '1')).err).toMatch(/^error: --zero applies to data parallelism: add --dp D/);
+    expect(existsSync(path.join(tmp, 'flags'))).toBe(false);
+  });
+
   it('stops on a non-finite loss or gradient naming the step and keeps the last good checkpoint', async () => {
     const out = path.join(tmp, 'nan');
     const r = await yuan('train', ...tiny, '--set', 'train.lr=1e30', '--set', 'train.warmupSteps=0', '--set', 'train.checkpointEvery=1', '--data', data, '--steps', '6', '--out', out);

@@ -114,11 +114,28 @@ export const trainCommand: Command = {
     const config = withMicrobatches(withPluginFlags(loadConfig(values, 'tiny-lfa'), values), values);
     const parallel = ['dp', 'zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
     const { launchedAsRank, trainDataParallel } = await import('../training/data-parallel.js');
+    // flags of a parallel layout that was not asked for are errors, not silently ignored
+    const pipelineFlags = ['partition', 'schedule', 'recompute'].filter((f) => values[f] !== undefined);
+    if (pipelineFlags.length && numberOption(values, 'pp', 1, { int: true, min: 1 }) === 1) {
+      throw new YuanError('usage', `--${pipelineFlags[0]} applies to a pipeline: add --pp P (P > 1)`);
+    }
+    const dataParallelFlags = ['zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
+    if (dataParallelFlags.length && values.dp === undefined && !launchedAsRank()) {
+      throw new YuanError('usage', `--${dataParallelFlags[0]} applies to data parallelism: add --dp D (or start the ranks with yuan launch, srun or an indexed Job)`);
+    }
     let summary: TrainSummary;
     if (parallel.length || launchedAsRank()) {
       const { rankFromEnvironment } = await import('@yuan/parallel-zero');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
       const dp = numberOption(values, 'dp', world ?? 1, { int: true, min: 1 });
+      if (world !== undefined && values.dp !== undefined && world !== dp) {
+        throw new YuanError('usage', `the world has ${world} ranks but --dp is ${dp}: start as many ranks as --dp (or leave --dp out)`);
+      }
+      const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
+      if (m % dp !== 0) {
+        const how = values.dp === undefined ? `the ${dp} ranks started` : `--dp ${dp}`;
+        throw new YuanError('usage', `${how} do${values.dp === undefined ? '' : 'es'} not divide the ${m} micro-batches of a step (--microbatches M): each data-parallel rank takes M/D of them`);
+      }
       const zero = numberOption(values, 'zero', 0, { int: true, min: 0 });
       if (zero > 2) throw new YuanError('usage', `--zero ${zero} must be 0, 1 or 2`);
       const transport = (values.transport as string | undefined) ?? 'threads';

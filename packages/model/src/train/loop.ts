@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic, YuanError, type YuanConfig } from '@yuan/core';
 import type { AttentionLookup } from '../checkpoint.js';
@@ -104,6 +104,23 @@ export async function writeLossPlot(metricsFile: string, out: string, title: str
   return file;
 }
 
+/**
+ * A fresh run into a folder that holds another run's checkpoints would mix the two (and the checkpoint cap could drop
+ * the new run's checkpoints in favour of the old, higher-numbered ones): that run's checkpoints, metrics and plot are
+ * moved into `OUT/previous-<time>` first, so nothing is lost. Returns that folder, or undefined when there was none.
+ */
+async function setAsideEarlierRun(out: string, metricsFile: string): Promise<string | undefined> {
+  const names = readdirSync(out).filter((d) => /^checkpoint-\d+$/.test(d));
+  if (names.length === 0) return undefined;
+  const dest = path.join(out, `previous-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}`);
+  await mkdir(dest, { recursive: true });
+  const files = path.resolve(path.dirname(metricsFile)) === path.resolve(out) ? [path.basename(metricsFile), 'loss.svg'] : ['loss.svg'];
+  for (const name of [...names, ...files]) {
+    if (existsSync(path.join(out, name))) await rename(path.join(out, name), path.join(dest, name));
+  }
+  return dest;
+}
+
 function testBatchesOf(dir: string, config: YuanConfig, seqLength: number, rows: number, count: number, eod: number | undefined): Batch[] {
   const index = readPackedIndex(dir);
   checkData(index, config, dir);
@@ -157,6 +174,8 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       await truncateMetrics(metricsFile, resume.step);
       o.onNote?.(`${o.label ?? ''}resumed from ${resumeDir} at step ${resume.step}`);
     } else {
+      const moved = await setAsideEarlierRun(o.out, metricsFile);
+      if (moved) o.onNote?.(`${o.label ?? ''}${o.out} held an earlier run: moved its checkpoints and metrics to ${moved} (give --resume ${o.out} to continue a run instead)`);
       await writeFile(metricsFile, '');
     }
   } catch (e) {
