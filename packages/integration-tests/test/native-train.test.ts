@@ -59,7 +59,7 @@ describe.skipIf(!native.info)('training on the native backend', () => {
     nat.forEach((l, i) => expect(Math.abs(l - cpu[i]) / Math.abs(cpu[i]), `step ${i}: native ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(1e-4));
   }, 300_000); // the cpu backend takes about a minute for the 20 steps
 
-  it('keeps the tensor count, tensor bytes and RSS flat over 500 steps', async () => {
+  it('keeps the tensor count, tensor bytes and RSS flat over 900 steps', async () => {
     await tf.setBackend('native');
     const config = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 1 } });
     const model = YuanModel.init(config, lfaAttention, 3);
@@ -72,15 +72,21 @@ describe.skipIf(!native.info)('training on the native backend', () => {
     };
     for (let i = 0; i < 100; i++) step(); // optimizer slots, the output-array pool, JIT and the heap reach steady state
     const gc = (globalThis as { gc?: () => void }).gc; // exposed by vitest.config.ts so RSS is measured after a collection
-    gc?.();
-    const before = { ...tf.memory(), rss: process.memoryUsage().rss };
+    const sample = () => {
+      gc?.();
+      return { ...tf.memory(), rss: process.memoryUsage().rss };
+    };
+    const before = sample();
     for (let i = 0; i < 400; i++) step();
-    gc?.();
-    const after = { ...tf.memory(), rss: process.memoryUsage().rss };
+    const middle = sample();
+    for (let i = 0; i < 400; i++) step();
+    const after = sample();
     expect(after.numTensors).toBe(before.numTensors);
     expect(after.numBytes).toBe(before.numBytes);
-    // A leak of one activation per step would add about 400 x 60 KiB = 23 MiB here; allow GC noise below that.
-    expect(after.rss - before.rss, `RSS ${before.rss} -> ${after.rss}`).toBeLessThan(20 * 2 ** 20);
+    // A leak of one activation per step adds about 400 x 60 KiB = 23 MiB in each window of 400 steps. The first window
+    // can still grow by the native backend's buffer pool and the heap settling (seen: 25 MiB under load), so the
+    // leak check is on the second window, where a steady state grows by GC noise only.
+    expect(after.rss - middle.rss, `RSS ${before.rss} -> ${middle.rss} -> ${after.rss}`).toBeLessThan(16 * 2 ** 20);
     opt.dispose();
     model.dispose();
     ids.dispose();
