@@ -42,7 +42,7 @@ function nativeAddonPresent(pkg: string): string | undefined {
   }
   const lib = path.join(root, 'lib');
   const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(path.join(lib, d, 'tfjs_binding.node')));
-  return found ? undefined : `${pkg} is installed but its native addon is missing (libtensorflow could not be downloaded at install)`;
+  return found ? undefined : `${pkg} is installed but its native addon was not built (its install script did not run, as in this repository where pnpm's allowBuilds turns it off, or it could not download libtensorflow)`;
 }
 
 async function tryNode(pkg: string): Promise<string | undefined> {
