@@ -26,8 +26,8 @@ export const pluginsList: Command = {
       io.out(JSON.stringify(rows, null, 2));
       return;
     }
-    const w = (f: (r: (typeof rows)[number]) => string) => Math.max(...rows.map((r) => f(r).length));
-    const [wk, wn, ws] = [w((r) => r.kind), w((r) => r.name), w((r) => r.source)];
+    const w = (header: string, f: (r: (typeof rows)[number]) => string) => Math.max(header.length, ...rows.map((r) => f(r).length));
+    const [wk, wn, ws] = [w('kind', (r) => r.kind), w('name', (r) => r.name), w('source', (r) => r.source)];
     io.out(`${'kind'.padEnd(wk)}  ${'name'.padEnd(wn)}  ${'source'.padEnd(ws)}  description; options (defaults)`);
     for (const r of rows) {
       const opts = JSON.stringify(r.options);
