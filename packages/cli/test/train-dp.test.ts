@@ -6,6 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectClose, freePort, maxDiff, metrics, series, weights } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
@@ -16,39 +17,12 @@ const env = { ...process.env, YUAN_NATIVE_THREADS: '1' };
 delete env.RANK;
 delete env.WORLD_SIZE;
 
-type Metric = { step: number; loss?: number; gradNorm?: number; optimizerBytes?: number; gradientBytes?: number };
-const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const losses = (dir: string) => metrics(dir).filter((m) => m.loss !== undefined).map((m) => m.loss!);
-const norms = (dir: string) => metrics(dir).filter((m) => m.gradNorm !== undefined).map((m) => m.gradNorm!);
+const losses = (dir: string) => series(dir, 'loss');
+const norms = (dir: string) => series(dir, 'gradNorm');
 const train = (args: string[], extraEnv: Record<string, string | undefined> = {}) => {
   const r = spawnSync(process.execPath, [bin, 'train', ...tiny, ...args], { encoding: 'utf8', env: { ...env, ...extraEnv } });
   return { code: r.status, err: r.stderr, out: r.stdout };
 };
-const expectClose = (got: number[], want: number[]) => {
-  expect(got).toHaveLength(want.length);
-  for (const [i, w] of want.entries()) expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
-};
-/** The final weights of a run (the newest checkpoint's model.safetensors), as one flat array in file order. */
-function weights(dir: string): Float32Array {
-  const ckpt = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort().pop()!;
-  const buf = readFileSync(path.join(dir, ckpt, 'model.safetensors'));
-  const n = Number(buf.readBigUInt64LE(0));
-  return new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n, buf.byteOffset + buf.length));
-}
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 let single: number[];
 let singleNorms: number[];

@@ -5,7 +5,9 @@ import {
   BatchLoader,
   batchLoss,
   disposeGrads,
-  learningRate,
+  assertFiniteStep,
+  clipScale,
+  stepLearningRate,
   microBatchGrads,
   PackedSplit,
   readPackedIndex,
@@ -135,8 +137,7 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   private nextLr(): number {
-    const c = this.train;
-    return learningRate(this.step + 1, { lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: c.decaySteps ?? this.totalSteps });
+    return stepLearningRate(this.train, this.step + 1, this.totalSteps);
   }
 
   async trainStep(): Promise<StepMetrics> {
@@ -185,12 +186,8 @@ class DataParallelEngine implements TrainingEngine {
     const globalLoss = reduced[0];
     const norm = Math.sqrt(zero === 0 ? sq : reduced[1]);
     const step = this.step + 1;
-    if (!Number.isFinite(globalLoss) || !Number.isFinite(norm)) {
-      const what = Number.isFinite(globalLoss) ? `gradient norm is ${norm} (loss ${globalLoss.toFixed(4)})` : `loss is ${globalLoss}`;
-      throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
-    }
-    const clip = this.train.gradClip;
-    const scale = clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1;
+    assertFiniteStep(globalLoss, norm, step);
+    const scale = clipScale(norm, this.train.gradClip);
     const lr = this.nextLr();
     if (zero === 0) this.updateReplicated(full!, scale, lr);
     else await this.updateShard(gradShard!, scale, lr);

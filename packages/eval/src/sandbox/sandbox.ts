@@ -64,6 +64,19 @@ function trackIdle(dir: string): void {
   idleDirs.add(dir);
 }
 
+/** The resource limits the Python launcher applies, from the sandbox's limits (CPU and wall time rounded up, plus slack). */
+function launcherLimits(limits: SandboxLimits) {
+  return {
+    memoryBytes: limits.memoryBytes,
+    cpuSeconds: Math.ceil(limits.timeoutMs / 1000) + 1,
+    wallSeconds: Math.ceil(limits.timeoutMs / 1000) + 2,
+    processes: limits.processes,
+    fileBytes: limits.fileBytes,
+    openFiles: limits.openFiles,
+    diskBytes: limits.diskBytes,
+  };
+}
+
 function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
@@ -261,15 +274,7 @@ export class Sandbox {
       if (root) {
         for (const f of ['', 'guard.py']) await chown(path.join(workdir, f), NOBODY, NOBODY);
       }
-      const pyLimits = JSON.stringify({
-        memoryBytes: limits.memoryBytes,
-        cpuSeconds: Math.ceil(limits.timeoutMs / 1000) + 1,
-        wallSeconds: Math.ceil(limits.timeoutMs / 1000) + 2,
-        processes: limits.processes,
-        fileBytes: limits.fileBytes,
-        openFiles: limits.openFiles,
-        diskBytes: limits.diskBytes,
-      });
+      const pyLimits = JSON.stringify(launcherLimits(limits));
       const launcher = [this.python, '-I', '-B', '-c', LAUNCHER_PY, this.isolation === 'namespaces' ? 'ns' : 'plain', workdir, pyLimits];
       const [command, ...args] =
         this.isolation === 'namespaces'
@@ -429,13 +434,7 @@ class ForkServer {
     if (root) chownSync(this.workdir, NOBODY, NOBODY);
     trackIdle(this.workdir);
     const pyLimits = JSON.stringify({
-      memoryBytes: limits.memoryBytes,
-      cpuSeconds: Math.ceil(limits.timeoutMs / 1000) + 1,
-      wallSeconds: Math.ceil(limits.timeoutMs / 1000) + 2,
-      processes: limits.processes,
-      fileBytes: limits.fileBytes,
-      openFiles: limits.openFiles,
-      diskBytes: limits.diskBytes,
+      ...launcherLimits(limits),
       timeoutMs: limits.timeoutMs,
       outputBytes: limits.outputBytes,
       guard,

@@ -1,3 +1,4 @@
+import { YuanError } from '@yuan/core';
 import { tf } from '@yuan/tensor';
 
 /** Gradients by parameter name. */
@@ -40,10 +41,28 @@ export async function gradNorm(grads: GradMap): Promise<number> {
   return Math.sqrt(v);
 }
 
+/**
+ * The factor that brings gradients of global norm `norm` to at most `maxNorm`: maxNorm / (norm + 1e-6) when the norm is
+ * above it (Megatron's clip_grad_norm), else 1; `maxNorm` ≤ 0 disables clipping.
+ */
+export function clipScale(norm: number, maxNorm: number): number {
+  return maxNorm > 0 && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+}
+
+/**
+ * Throws YuanError 'nan' naming step `step` when the step's loss or global gradient norm is not finite — every engine
+ * checks this before any parameter changes.
+ */
+export function assertFiniteStep(loss: number, norm: number, step: number): void {
+  if (Number.isFinite(loss) && Number.isFinite(norm)) return;
+  const what = Number.isFinite(loss) ? `gradient norm is ${norm} (loss ${loss.toFixed(4)})` : `loss is ${loss}`;
+  throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
+}
+
 /** Scales gradients in place so their global norm is at most `maxNorm` (no-op when `maxNorm` ≤ 0 or the norm is below it). */
 export function clipGrads(grads: GradMap, norm: number, maxNorm: number): void {
-  if (!(maxNorm > 0) || !(norm > maxNorm)) return;
-  const scale = maxNorm / (norm + 1e-6);
+  const scale = clipScale(norm, maxNorm);
+  if (scale === 1) return;
   for (const [name, g] of grads) {
     grads.set(name, tf.mul(g, scale));
     g.dispose();

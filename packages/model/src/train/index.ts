@@ -1,8 +1,8 @@
 /** The training engine library: config, schedule, AdamW, gradient steps, packed data, checkpoints and the loop. */
 export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
-export { learningRate, type LrSchedule } from './schedule.js';
+export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
-export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, disposeGrads, type GradMap } from './grads.js';
+export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, clipScale, assertFiniteStep, disposeGrads, type GradMap } from './grads.js';
 export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
 export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
 export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';

@@ -7,8 +7,8 @@ import type { TrainConfig } from './config.js';
 import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from './data.js';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import type { CheckpointContents } from './state.js';
-import { accumulateGrads, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';
-import { learningRate } from './schedule.js';
+import { accumulateGrads, assertFiniteStep, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';
+import { stepLearningRate } from './schedule.js';
 
 
 /** The masked next-token loss of a batch (a scalar; the caller disposes it). */
@@ -46,8 +46,7 @@ export class Trainer implements TrainingEngine {
 
   /** The learning rate of the next step. */
   nextLr(): number {
-    const c = this.config;
-    return learningRate(this.step + 1, { lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: c.decaySteps ?? this.totalSteps });
+    return stepLearningRate(this.config, this.step + 1, this.totalSteps);
   }
 
   /** Loss and accumulated gradients over `gradAccumulation` micro-batches (the mean of their losses). */
@@ -77,10 +76,7 @@ export class Trainer implements TrainingEngine {
     const step = this.step + 1;
     try {
       const norm = await gradNorm(grads);
-      if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-        const what = Number.isFinite(loss) ? `gradient norm is ${norm} (loss ${loss.toFixed(4)})` : `loss is ${loss}`;
-        throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
-      }
+      assertFiniteStep(loss, norm, step);
       clipGrads(grads, norm, this.config.gradClip);
       const lr = this.nextLr();
       this.optimizer.update(this.model.params, grads, lr);

@@ -4,7 +4,8 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
   BatchLoader,
-  learningRate,
+  assertFiniteStep,
+  stepLearningRate,
   modelParameters,
   PackedSplit,
   partParameters,
@@ -230,11 +231,10 @@ class Pipeline implements PipelineEngine {
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       for (const h of this.handles) h.post({ type: 'discard' });
       await this.all('stepDone');
-      const what = Number.isFinite(loss) ? `gradient norm is ${norm} (loss ${loss.toFixed(4)})` : `loss is ${loss}`;
-      throw new YuanError('nan', `${what} at step ${step}: training stopped; parameters were not updated`);
+      assertFiniteStep(loss, norm, step);
     }
     const c = this.setup.train;
-    const lr = learningRate(step, { lr: c.lr, minLr: c.minLr, warmupSteps: c.warmupSteps, decaySteps: c.decaySteps ?? this.setup.totalSteps });
+    const lr = stepLearningRate(c, step, this.setup.totalSteps);
     for (const h of this.handles) h.post({ type: 'update', lr, norm, clip: c.gradClip });
     this.stageReports = (await this.all('stepDone')).map((d) => d.report);
     this.step = step;

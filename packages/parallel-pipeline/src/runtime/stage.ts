@@ -1,5 +1,5 @@
 import type { MessagePort } from 'node:worker_threads';
-import { accumulateGrads, AdamW, clipGrads, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
+import { accumulateGrads, AdamW, clipGrads, clipScale, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
 import type { FromStage, MicroInput, PeerMessage, StageInit, StageStepReport } from './protocol.js';
@@ -466,7 +466,7 @@ export class Stage {
     this.post({ type: 'norm', step, squaredNorm, loss: this.last ? this.lossSum : undefined });
     const d = await decision();
     if (d.type !== 'update') return;
-    const scale = d.clip > 0 && d.norm > d.clip ? d.clip / (d.norm + 1e-6) : 1;
+    const scale = clipScale(d.norm, d.clip);
     if (zero === 0) {
       const grads: GradMap = new Map();
       for (const sp of this.spaces) {

@@ -1,0 +1,46 @@
+// Helpers of the parallel-training CLI tests: read a run's metrics and final weights, compare them with a reference.
+import { readdirSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { expect } from 'vitest';
+
+/** One line of a run's metrics.jsonl. */
+export type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number; optimizerBytes?: number; gradientBytes?: number };
+
+/** Every line of OUT/metrics.jsonl. */
+export const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+/** The values of one metric in step order (the lines that have it). */
+export const series = (dir: string, key: 'loss' | 'gradNorm' | 'validLoss'): number[] => metrics(dir).filter((m) => m[key] !== undefined).map((m) => m[key]!);
+
+/** Asserts `got` equals `want` element by element within 1e-4 relative (the issue's tolerance for parallel runs). */
+export function expectClose(got: number[], want: number[]): void {
+  expect(got).toHaveLength(want.length);
+  for (const [i, w] of want.entries()) expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
+}
+
+/** The final weights of a run (the newest checkpoint's model.safetensors), as one flat array in file order. */
+export function weights(dir: string): Float32Array {
+  const ckpt = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort().pop()!;
+  const buf = readFileSync(path.join(dir, ckpt, 'model.safetensors'));
+  const n = Number(buf.readBigUInt64LE(0));
+  return new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n, buf.byteOffset + buf.length));
+}
+
+/** The largest absolute element difference of two arrays of the same length. */
+export function maxDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
