@@ -52,12 +52,14 @@ export class RankFailedError extends YuanError {
 
 /**
  * Orders failures so that a rank the others report as lost ("rank N is lost", "rank N sent nothing") comes first:
- * when rank 2 is killed, ranks 0 and 1 may report their own errors before rank 2's exit is seen.
+ * when rank 2 is killed, ranks 0 and 1 may report their own errors before rank 2's exit is seen. A report relayed
+ * through another rank blames the rank it names last (the original cause).
  */
 export function rootCauseFirst<F extends { rank: number; message: string }>(failures: F[]): F[] {
   const blamed = new Map<number, number>();
   for (const f of failures) {
-    const m = /rank (\d+) (?:is lost|sent nothing|did not take data|closed)/.exec(f.message);
+    // a relayed report ("rank 2 is lost: … rank 1 is lost: …") blames its innermost rank, the one that failed first
+    const m = [...f.message.matchAll(/rank (\d+) (?:is lost|sent nothing|did not take data|closed)/g)].pop();
     if (m && Number(m[1]) !== f.rank) blamed.set(Number(m[1]), (blamed.get(Number(m[1])) ?? 0) + 1);
   }
   const score = (f: F) => blamed.get(f.rank) ?? 0;
