@@ -171,12 +171,14 @@ function slurmUp(): { conf?: string; reason?: string } {
   return { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
 }
 
+const slurm = slurmUp();
+if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
+// at the top level, so the daemons are stopped whenever this file ran, also when a filter skipped the SLURM test
+afterAll(() => {
+  if (slurm.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
+});
+
 describe('a real SLURM cluster (one node on this machine)', () => {
-  const slurm = slurmUp();
-  if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
-  afterAll(() => {
-    if (slurm.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
-  });
   it.skipIf(!!slurm.reason)(`srun -n 2 yuan train --dp 2 gives the single-process losses${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
     const out = path.join(tmp, 'srun');
     const port = await freePort();

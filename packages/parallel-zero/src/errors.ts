@@ -58,8 +58,10 @@ export class RankFailedError extends YuanError {
 export function rootCauseFirst<F extends { rank: number; message: string }>(failures: F[]): F[] {
   const blamed = new Map<number, number>();
   for (const f of failures) {
-    // a relayed report ("rank 2 is lost: … rank 1 is lost: …") blames its innermost rank, the one that failed first
-    const m = [...f.message.matchAll(/rank (\d+) (?:is lost|sent nothing|did not take data|closed)/g)].pop();
+    // a relayed report ("rank 2 is lost: worker threw: rank 1 is lost: …") blames its innermost lost rank, the one
+    // that failed first; a report without "is lost" blames the rank its first timeout or closed connection names
+    const m =
+      [...f.message.matchAll(/rank (\d+) is lost/g)].pop() ?? /rank (\d+) (?:sent nothing|did not take data|closed)/.exec(f.message) ?? undefined;
     if (m && Number(m[1]) !== f.rank) blamed.set(Number(m[1]), (blamed.get(Number(m[1])) ?? 0) + 1);
   }
   const score = (f: F) => blamed.get(f.rank) ?? 0;

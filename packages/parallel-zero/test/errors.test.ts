@@ -13,3 +13,14 @@ describe('RankFailedError', () => {
     expect(err.message).toMatch(/^rank 1 failed: worker thread exited with code 3 \(2 other rank\(s\) failed after it\)$/);
   });
 });
+
+describe('RankFailedError over tcp', () => {
+  it('a report that names the lost rank and the connection it lost blames the lost rank', () => {
+    const err = new RankFailedError([
+      { rank: 0, message: 'exited with code 1: error: rank 2 is lost: its connection to rank 0 closed without a goodbye' },
+      { rank: 2, message: 'exited with signal SIGKILL' },
+      { rank: 1, message: 'exited with code 1: error: rank 2 is lost: its connection to rank 0 closed without a goodbye (reported by rank 0)' },
+    ]);
+    expect(err.rank).toBe(2);
+  });
+});
