@@ -5,7 +5,7 @@ import path from 'node:path';
 import { expect } from 'vitest';
 
 /** One line of a run's metrics.jsonl. */
-export type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number; optimizerBytes?: number; gradientBytes?: number };
+export type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number; optimizerBytes?: number; gradientBytes?: number; gradientInFlightBytes?: number };
 
 /** Every line of OUT/metrics.jsonl. */
 export const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -1,7 +1,7 @@
 // Data parallelism with ZeRO 0/1/2 from the CLI: worker-thread ranks, local processes over TCP, `yuan launch`, a real
 // one-node SLURM cluster (srun), a rank killed in the middle of a step, resume, and bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -68,7 +68,7 @@ describe('yuan train --dp', () => {
     const plan = async (zero: number, dp: number) => {
       const p = await yuan('plan', '--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--dp', String(dp), '--zero', String(zero), '--microbatches', '4', '--micro-batch-size', '2', '--seq', '16', '--precision', 'fp32', '--json');
       expect(p.code, p.err).toBe(0);
-      return JSON.parse(p.out).stages[0] as { parameters: number; optimizerBytes: number; gradientBytes: number };
+      return JSON.parse(p.out).stages[0] as { parameters: number; optimizerBytes: number; gradientBytes: number; gradientInFlightBytes: number };
     };
     const z0 = byStage(0, 2);
     const z1 = byStage(1, 2);
@@ -81,6 +81,43 @@ describe('yuan train --dp', () => {
     expect((await plan(1, 2)).optimizerBytes).toBe(z1.optimizerBytes);
     expect((await plan(2, 4)).optimizerBytes).toBe(z2.optimizerBytes);
     expect((await plan(2, 4)).gradientBytes).toBe(z2.gradientBytes);
+    // during the backward: ZeRO 1 has every gradient unreduced at once; ZeRO 2 one bucket group at a time (a layer's,
+    // the largest here beside the head's final norm + 264 × 32 tied embedding), reduce-scattered as the backward goes
+    const layer = (n - 32 - 264 * 32) / 2;
+    expect(z1.gradientInFlightBytes).toBe(4 * n);
+    expect(z2.gradientInFlightBytes).toBe(4 * layer);
+    expect(z2.gradientInFlightBytes).toBeLessThan(z1.gradientInFlightBytes! / 2);
+    expect((await plan(2, 4)).gradientInFlightBytes).toBe(z2.gradientInFlightBytes);
+  });
+
+  it('checkpoints hold one optimizer shard per rank, and resume in another layout (and in one process) with the same losses', () => {
+    const out = path.join(tmp, 'sharded');
+    const common = ['--microbatches', '4', '--set', 'train.checkpointEvery=2', '--set', 'train.decaySteps=400'];
+    const r = train(['--steps', '2', '--out', out, '--dp', '2', '--zero', '2', ...common]);
+    expect(r.code, r.err).toBe(0);
+    const ckpt = path.join(out, readdirSync(out).filter((d) => /^checkpoint-\d+$/.test(d)).sort().pop()!);
+    const files = readdirSync(ckpt).sort();
+    expect(files.filter((f) => f.startsWith('optimizer'))).toEqual(['optimizer-00000-of-00002.safetensors', 'optimizer-00001-of-00002.safetensors']);
+    expect(readdirSync(out).filter((d) => d.endsWith('.shards'))).toEqual([]); // moved into the checkpoint, nothing left behind
+    const reference = path.join(tmp, 'sharded-ref');
+    expect(train(['--steps', '4', '--out', reference, ...common]).code).toBe(0);
+    for (const [name, flags] of [
+      ['dp4-z1', ['--dp', '4', '--zero', '1']],
+      ['single', []],
+    ] as const) {
+      const copy = path.join(tmp, `sharded-${name}`);
+      const resumed = train(['--steps', '4', '--out', copy, '--resume', ckpt, ...flags, ...common]);
+      expect(resumed.code, resumed.err).toBe(0);
+      expectClose(losses(copy).slice(-2), losses(reference).slice(2));
+    }
+    // a missing shard is a one-line error naming it
+    const broken = path.join(tmp, 'sharded-broken');
+    cpSync(ckpt, broken, { recursive: true });
+    rmSync(path.join(broken, 'optimizer-00001-of-00002.safetensors'));
+    const bad = train(['--steps', '4', '--out', path.join(tmp, 'sharded-bad'), '--resume', broken, ...common]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err.trim().split('\n')).toHaveLength(1);
+    expect(bad.err).toMatch(/optimizer-00001-of-00002\.safetensors is missing/);
   });
 
   it('bad input is a one-line error: --dp not dividing M, a world of another size, a rank with another config, a port in use', async () => {

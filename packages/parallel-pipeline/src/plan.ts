@@ -72,7 +72,15 @@ export interface StagePlan {
   /** Parameters held (embedding on the first stage; final norm and the tied head copy on the last). */
   parameters: number;
   weightBytes: number;
+  /** Gradient state kept across a step: all the stage's gradients, or their 1/D shard under ZeRO 2. */
   gradientBytes: number;
+  /**
+   * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2
+   * with one stage, where the data-parallel engine reduce-scatters each layer's group (or the head's: final norm + tied
+   * embedding) as its layer-by-layer backward produces it. Held beside `gradientBytes`, not part of `peakBytes`'s sum
+   * (the working set already counts fresh gradients).
+   */
+  gradientInFlightBytes: number;
   optimizerBytes: number;
   /** Micro-batches whose activations the stage holds at once under the schedule. */
   inFlight: number;
@@ -229,11 +237,13 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const gradientBytes = parameters * bpp.gradient;
     const optimizerBytes = parameters * bpp.optimizer;
     const activationBytes = checkpoint + working;
+    const bucketed = zero === 2 && P === 1 ? Math.max(groups.head + groups.embedding, maxLayer(first, count)) : parameters;
     return {
       parameters,
       inFlight,
       weightBytes,
       gradientBytes,
+      gradientInFlightBytes: 4 * bucketed,
       optimizerBytes,
       checkpointBytes: checkpoint,
       workingBytes: working,

@@ -10,6 +10,9 @@ import {
   stepLearningRate,
   microBatchGrads,
   PackedSplit,
+  LayeredModel,
+  layerwiseBackward,
+  writeOptimizerShard,
   readPackedIndex,
   YuanModel,
   type Batch,
@@ -23,7 +26,7 @@ import {
 } from '@yuan/model';
 import { tf } from '@yuan/tensor';
 import type { ProcessGroup } from './group.js';
-import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot } from './sharded.js';
+import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type FlatSlot, type GradientBucket } from './sharded.js';
 
 /** ZeRO stage: 0 replicated optimizer (gradient all-reduce); 1 optimizer states sharded; 2 gradients sharded too. */
 export type ZeroStage = 0 | 1 | 2;
@@ -39,19 +42,29 @@ export interface DataParallelOptions {
 export interface DataParallelMemory {
   /** AdamW moments m and v held by this rank (bytes). */
   optimizerBytes: number;
-  /** The largest gradient buffer held between micro-batches (bytes): N floats under ZeRO 0/1, N/D under ZeRO 2. */
+  /** The gradient state kept across the step (bytes): the N-float accumulator under ZeRO 0/1, the N/D shard under ZeRO 2. */
   gradientBytes: number;
+  /**
+   * The largest set of not yet reduced gradients alive at once during a backward (bytes): all N under ZeRO 0/1 (one
+   * backward over the whole model); under ZeRO 2 one bucket group (a layer's parameters, or the head's: final norm +
+   * the tied embedding), since each is reduce-scattered as the layer-by-layer backward produces it.
+   */
+  gradientInFlightBytes: number;
 }
 
 /**
  * The data-parallel training engine with ZeRO optimizer sharding (Megatron's distributed optimizer; ZeRO, Rajbhandari et
  * al. 2020). Every rank holds the whole model; each step's M micro-batches (`train.gradAccumulation`, the global batch)
  * are split so rank r computes micro-batches r·M/D … (r+1)·M/D − 1, in the order the single process draws them.
- * Gradients (weighted 1/M) are all-reduced (ZeRO 0) or reduce-scattered (ZeRO 1 once per step; ZeRO 2 after every
- * micro-batch, so only a 1/D gradient shard is kept between micro-batches); the loss and the squared gradient norm are
- * all-reduced before any rank updates, so a non-finite value stops every rank at the same step; each rank updates its
- * shard of the parameters with its shard of the AdamW moments (weight decay decided by parameter name), and the
- * parameters are all-gathered. With D = 1 the losses are the single-process trainer's.
+ * Gradients (weighted 1/M) are all-reduced (ZeRO 0) or reduce-scattered (ZeRO 1: once per step over the whole space;
+ * ZeRO 2: bucket by bucket during a layer-by-layer backward with activation recomputation — the head's gradients, then
+ * each layer's from the last, then the embedding's — so at no point does a rank hold more than one bucket group of
+ * unreduced gradients besides its 1/D shard; DeepSpeed ZeRO-2's `reduce_scatter` with `overlap_comm` off). The loss
+ * and the squared gradient norm are all-reduced before any rank updates, so a non-finite value stops every rank at the
+ * same step; each rank updates its shard of the parameters with its shard of the AdamW moments (weight decay decided
+ * by parameter name), and the parameters are all-gathered bucket by bucket. Checkpoints: under ZeRO 1/2 every rank
+ * writes its own optimizer shard file (`writeOptimizerShard`) and rank 0 commits after a barrier. With D = 1 the
+ * losses are the single-process trainer's.
  * Errors: D not dividing M, a lost or silent peer (from the group, naming the rank), a non-finite loss.
  */
 export function dataParallelEngine(options: DataParallelOptions): EngineFactory {
@@ -62,19 +75,67 @@ export function dataParallelEngine(options: DataParallelOptions): EngineFactory 
   };
 }
 
+/** The model as the engine uses it: the whole model (ZeRO 0/1) or one part per layer (ZeRO 2's layer-by-layer backward). */
+interface EngineModel {
+  readonly params: Map<string, tf.Variable>;
+  readonly parameterCount: number;
+  loss(batch: Batch): tf.Scalar;
+  weights(): Promise<Map<string, Float32Array>>;
+  dispose(): void;
+}
+
+const EMBEDDING = 'model.embed_tokens.weight';
+const FINAL_NORM = 'model.norm.weight';
+
+/**
+ * ZeRO 2's flat space and buckets: the final norm, the tied embedding, then each layer's parameters (the order in which
+ * the layer-by-layer backward completes them, head first); one bucket per parameter group, so the head's, each layer's
+ * and the embedding lookup's gradients are each a union of whole buckets.
+ */
+function layeredLayout(model: LayeredModel): { entries: Array<{ name: string; shape: number[] }>; groups: Map<string, GradientBucket[]>; buckets: GradientBucket[] } {
+  const entries: Array<{ name: string; shape: number[] }> = [];
+  const groups = new Map<string, GradientBucket[]>();
+  const buckets: GradientBucket[] = [];
+  let at = 0;
+  const unit = (names: string[]): GradientBucket => {
+    const start = at;
+    for (const name of names) {
+      const shape = model.params.get(name)!.shape;
+      entries.push({ name, shape });
+      at += shape.reduce((a, b) => a * b, 1);
+    }
+    const b = { start, length: at - start };
+    buckets.push(b);
+    return b;
+  };
+  const norm = unit([FINAL_NORM]);
+  const embedding = unit([EMBEDDING]);
+  groups.set('head', [norm, embedding]);
+  groups.set('embedding', [embedding]);
+  model.layers.forEach((layer, l) => groups.set(`layer:${l}`, [unit([...layer.params.keys()])]));
+  return { entries, groups, buckets };
+}
+
 class DataParallelEngine implements TrainingEngine {
   step = 0;
-  private model!: YuanModel;
+  private model!: EngineModel;
+  private layered?: LayeredModel;
   private split!: PackedSplit;
   private loader!: BatchLoader;
   private resetPositions = true;
   private slots: FlatSlot[] = [];
   private total = 0;
-  private shard: [number, number] = [0, 0];
+  /** ZeRO 1: the whole space; ZeRO 2: one per parameter group (see layeredLayout). */
+  private buckets: GradientBucket[] = [];
+  /** ZeRO 2: the buckets of each backward group (`head`, `layer:<l>`, `embedding`). */
+  private groupBuckets = new Map<string, GradientBucket[]>();
+  /** Where each bucket's owned piece sits in the shard buffer (ZeRO 1/2). */
+  private bucketAt = new Map<GradientBucket, number>();
   private sharded?: ShardedAdamW;
   private replicated?: AdamW;
   private optimizerStep = 0;
   private peakGradientBytes = 0;
+  private peakInFlightBytes = 0;
 
   constructor(
     private readonly options: DataParallelOptions,
@@ -103,14 +164,34 @@ class DataParallelEngine implements TrainingEngine {
     this.resetPositions = setup.train.resetPositionIds;
     this.split = PackedSplit.open(setup.data, index, 'train');
     this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, setup.train.resetPositionIds ? index.special.eod : undefined);
-    this.model = setup.resume ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : YuanModel.init(setup.config, setup.attention, setup.seed);
-    ({ slots: this.slots, total: this.total } = flatLayout(this.model.specs));
-    this.shard = this.group.shardRange(this.total);
+    const reset = this.resetPositions;
+    let entries: Iterable<{ name: string; shape: readonly number[] }>;
+    if (this.options.zero === 2) {
+      const layered = setup.resume ? LayeredModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : LayeredModel.init(setup.config, setup.attention, setup.seed);
+      this.layered = layered;
+      this.model = { params: layered.params, parameterCount: layered.parameterCount, loss: (b) => layered.loss(b, reset), weights: () => layered.weights(), dispose: () => layered.dispose() };
+      const layout = layeredLayout(layered);
+      entries = layout.entries;
+      this.buckets = layout.buckets;
+      this.groupBuckets = layout.groups;
+    } else {
+      const whole = setup.resume ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : YuanModel.init(setup.config, setup.attention, setup.seed);
+      this.model = { params: whole.params, parameterCount: whole.parameterCount, loss: (b) => batchLoss(whole, b, reset), weights: () => whole.weights(), dispose: () => whole.dispose() };
+      entries = whole.specs;
+    }
+    ({ slots: this.slots, total: this.total } = flatLayout(entries));
     const adam = { beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: this.train.weightDecay };
     if (this.options.zero === 0) {
       this.replicated = new AdamW(adam);
     } else {
-      this.sharded = new ShardedAdamW(this.slots, this.total, this.shard, adam);
+      if (this.options.zero === 1) this.buckets = [{ start: 0, length: this.total }];
+      const ranges = ownedRanges(this.buckets, d, this.group.rank);
+      let at = 0;
+      for (const [i, b] of this.buckets.entries()) {
+        this.bucketAt.set(b, at);
+        at += ranges[i][1];
+      }
+      this.sharded = new ShardedAdamW(this.slots, this.total, ranges, adam);
     }
     if (setup.resume) this.restore(setup.resume);
   }
@@ -126,18 +207,44 @@ class DataParallelEngine implements TrainingEngine {
     this.sharded!.restore(c.optimizer.moments, c.optimizer.step);
   }
 
-  /** Bytes of optimizer moments and of the gradient buffer this rank holds. */
+  /** Bytes of optimizer moments and of the gradient buffers this rank holds. */
   memory(): DataParallelMemory {
     const optimizerBytes = this.replicated ? 8 * this.total : this.sharded!.optimizerBytes;
-    return { optimizerBytes, gradientBytes: this.peakGradientBytes };
-  }
-
-  private flatten(grads: GradMap): Float32Array {
-    return flattenGrads(grads, this.slots, this.total);
+    return { optimizerBytes, gradientBytes: this.peakGradientBytes, gradientInFlightBytes: this.peakInFlightBytes };
   }
 
   private nextLr(): number {
     return stepLearningRate(this.train, this.step + 1, this.totalSteps);
+  }
+
+  /**
+   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are reduce-scattered bucket by
+   * bucket as soon as they exist and this rank's pieces added to `gradShard`. Returns the micro-batch's loss.
+   */
+  private async bucketedBackward(batch: Batch, gradShard: Float32Array): Promise<number> {
+    const weight = 1 / this.train.gradAccumulation;
+    const slotOf = new Map(this.slots.map((s) => [s.name, s]));
+    return layerwiseBackward(this.layered!, batch, this.resetPositions, async (g, grads) => {
+      const key = g.kind === 'layer' ? `layer:${g.layer}` : g.kind;
+      try {
+        let inFlight = 0;
+        for (const b of this.groupBuckets.get(key)!) {
+          const flat = new Float32Array(b.length);
+          for (const [name, t] of grads) {
+            const slot = slotOf.get(name)!;
+            if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
+          }
+          for (let k = 0; k < flat.length; k++) flat[k] *= weight;
+          inFlight += 4 * b.length;
+          const piece = await this.group.reduceScatter(flat);
+          const at = this.bucketAt.get(b)!;
+          for (let k = 0; k < piece.length; k++) gradShard[at + k] += piece[k];
+        }
+        this.peakInFlightBytes = Math.max(this.peakInFlightBytes, inFlight);
+      } finally {
+        disposeGrads(grads);
+      }
+    });
   }
 
   async trainStep(): Promise<StepMetrics> {
@@ -148,33 +255,29 @@ class DataParallelEngine implements TrainingEngine {
     const first = this.group.rank * mine;
     const zero = this.options.zero;
     let local: GradMap | undefined;
-    let gradShard: Float32Array | undefined = zero === 2 ? new Float32Array(this.shard[1]) : undefined;
+    let gradShard: Float32Array | undefined = zero === 2 ? new Float32Array(this.sharded!.length) : undefined;
     let loss = 0;
     let tokens = 0;
     for (let i = 0; i < mTotal; i++) {
       const batch = this.loader.next();
       tokens += batch.rows * batch.seqLength;
       if (i < first || i >= first + mine) continue;
-      const r = microBatchGrads(this.model.params, () => batchLoss(this.model, batch, this.resetPositions));
+      if (zero === 2) {
+        loss += (await this.bucketedBackward(batch, gradShard!)) / mTotal;
+        this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * gradShard!.length);
+        continue;
+      }
+      const r = microBatchGrads(this.model.params, () => this.model.loss(batch));
       loss += (await r.loss.data())[0] / mTotal;
       r.loss.dispose();
-      if (zero === 2) {
-        // reduce-scatter this micro-batch's gradients now: between micro-batches only the 1/D shard is kept
-        const flat = this.flatten(r.grads);
-        disposeGrads(r.grads);
-        for (let k = 0; k < flat.length; k++) flat[k] /= mTotal;
-        const part = await this.group.reduceScatter(flat);
-        for (let k = 0; k < part.length; k++) gradShard![k] += part[k];
-        this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * gradShard!.length);
-      } else {
-        local = accumulateGrads(local, r.grads, 1 / mTotal);
-      }
+      local = accumulateGrads(local, r.grads, 1 / mTotal);
     }
     let full: Float32Array | undefined;
     if (zero !== 2) {
-      const flat = this.flatten(local!);
+      const flat = flattenGrads(local!, this.slots, this.total);
       disposeGrads(local);
       this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * flat.length);
+      this.peakInFlightBytes = this.peakGradientBytes;
       if (zero === 0) full = await this.group.allReduce(flat);
       else gradShard = new Float32Array(await this.group.reduceScatter(flat));
     }
@@ -214,14 +317,14 @@ class DataParallelEngine implements TrainingEngine {
     const all = new Float32Array(this.total);
     await this.sharded!.update(this.model.params, gradShard, scale, lr, all);
     this.optimizerStep = this.sharded!.step;
-    await allGatherParameters(this.group, all, this.slots, this.model.params);
+    await allGatherParameters(this.group, all, this.slots, this.model.params, this.buckets);
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
     if (batches.length === 0) return Number.NaN;
     let sum = 0;
     for (let i = this.group.rank; i < batches.length; i += this.group.size) {
-      const l = batchLoss(this.model, batches[i], this.resetPositions);
+      const l = this.model.loss(batches[i]);
       sum += (await l.data())[0];
       l.dispose();
     }
@@ -229,14 +332,18 @@ class DataParallelEngine implements TrainingEngine {
     return total[0] / batches.length;
   }
 
-  async checkpoint(): Promise<CheckpointContents> {
-    const weights = await this.model.weights();
+  async checkpoint(shardDir: string): Promise<CheckpointContents> {
+    // the weights are the same on every rank; only the writer needs them
+    const weights = this.writer ? await this.model.weights() : new Map<string, Float32Array>();
     let optimizer: OptimizerState;
     if (this.replicated) {
-      optimizer = await this.replicated.exportState();
+      optimizer = this.writer ? await this.replicated.exportState() : { step: this.optimizerStep, moments: new Map() };
     } else {
-      // gather the moment shards (every rank takes part; each ends with the whole state)
-      optimizer = { step: this.optimizerStep, moments: await this.sharded!.gatherMoments(this.group) };
+      // each rank writes its own shard; the barrier makes them all durable before rank 0 commits
+      const { ranges, m, v } = await this.sharded!.shardState();
+      await writeOptimizerShard(shardDir, { index: this.group.rank, count: this.group.size, slots: this.slots.map((s) => ({ name: s.name, size: s.size })), ranges, m, v });
+      await this.group.barrier();
+      optimizer = { step: this.optimizerStep, moments: new Map(), shards: this.group.size };
     }
     return { step: this.step, weights, optimizer, data: this.loader.position() };
   }
@@ -248,4 +355,3 @@ class DataParallelEngine implements TrainingEngine {
     this.split?.close();
   }
 }
-

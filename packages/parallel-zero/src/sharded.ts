@@ -1,7 +1,7 @@
 import { YuanError } from '@yuan/core';
 import type { GradMap } from '@yuan/model';
 import { adamwStep, tf } from '@yuan/tensor';
-import type { ProcessGroup } from './group.js';
+import { shardRange, type ProcessGroup } from './group.js';
 
 /** One parameter's place in a flat parameter space [0, N) (float32 elements, in the order given). */
 export interface FlatSlot {
@@ -53,37 +53,44 @@ interface Segment {
   /** Offset inside the parameter. */
   from: number;
   length: number;
-  /** Offset inside the shard. */
+  /** Offset inside the shard buffer (the concatenation of the shard's ranges). */
   at: number;
   m: tf.Variable;
   v: tf.Variable;
 }
 
 /**
- * AdamW over one rank's shard `[start, start + length)` of a flat parameter space (Megatron's distributed optimizer,
- * ZeRO stage 1/2): the moments m and v exist only for the shard (8 bytes per shard element), weight decay is decided
- * per parameter by name (`FlatSlot.decay`), never by the shape of the flat shard. `update` writes the updated shard into
- * a whole-space buffer that the caller all-gathers (`allGatherParameters`). Used by the data-parallel engine and by
- * each pipeline stage of a P × D run.
+ * AdamW over one rank's shard of a flat parameter space (Megatron's distributed optimizer, ZeRO stage 1/2): the shard
+ * is one or more ranges `[start, length)` (one per gradient bucket, `ownedRanges`), held as one buffer that
+ * concatenates them in order. The moments m and v exist only for the shard (8 bytes per shard element), weight decay is
+ * decided per parameter by name (`FlatSlot.decay`), never by the shape of the flat shard. `update` writes the updated
+ * shard into a whole-space buffer that the caller all-gathers (`allGatherParameters`). Used by the data-parallel engine
+ * and by each pipeline stage of a P × D run.
  */
 export class ShardedAdamW {
   /** Completed updates (the bias-correction step). */
   step = 0;
   private readonly segments: Segment[] = [];
+  /** Elements of the shard (the sum of the ranges' lengths). */
+  readonly length: number;
 
   constructor(
     readonly slots: readonly FlatSlot[],
     readonly total: number,
-    readonly shard: [start: number, length: number],
+    readonly ranges: ReadonlyArray<readonly [start: number, length: number]>,
     private readonly options: ShardedAdamWOptions,
   ) {
-    const [start, length] = shard;
-    for (const slot of slots) {
-      const from = Math.max(start, slot.offset);
-      const to = Math.min(start + length, slot.offset + slot.size);
-      if (to <= from) continue;
-      this.segments.push({ slot, from: from - slot.offset, length: to - from, at: from - start, m: tf.variable(tf.zeros([to - from]), false), v: tf.variable(tf.zeros([to - from]), false) });
+    let at = 0;
+    for (const [start, length] of ranges) {
+      for (const slot of slots) {
+        const from = Math.max(start, slot.offset);
+        const to = Math.min(start + length, slot.offset + slot.size);
+        if (to <= from) continue;
+        this.segments.push({ slot, from: from - slot.offset, length: to - from, at: at + from - start, m: tf.variable(tf.zeros([to - from]), false), v: tf.variable(tf.zeros([to - from]), false) });
+      }
+      at += length;
     }
+    this.length = at;
   }
 
   /** Bytes of the moments this rank holds (8 per shard element). */
@@ -112,8 +119,6 @@ export class ShardedAdamW {
    */
   async update(params: ReadonlyMap<string, tf.Variable>, gradShard: Float32Array, scale: number, lr: number, out: Float32Array): Promise<void> {
     this.step += 1;
-    const [start, length] = this.shard;
-    const paramShard = out.subarray(start, start + length);
     for (const seg of this.segments) {
       const variable = params.get(seg.slot.name);
       if (!variable) throw new YuanError('internal', `no parameter ${seg.slot.name}`);
@@ -126,23 +131,38 @@ export class ShardedAdamW {
       });
       seg.m.assign(m2);
       seg.v.assign(v2);
-      paramShard.set((await p2.data()) as Float32Array, seg.at);
+      out.set((await p2.data()) as Float32Array, seg.slot.offset + seg.from);
       tf.dispose([p2, m2, v2]);
     }
   }
 
   /**
+   * This rank's part of the state for a checkpoint shard file: the ranges, and m and v over the shard buffer
+   * (concatenated ranges, `length` values each).
+   */
+  async shardState(): Promise<{ ranges: Array<[number, number]>; m: Float32Array; v: Float32Array }> {
+    const m = new Float32Array(this.length);
+    const v = new Float32Array(this.length);
+    for (const seg of this.segments) {
+      m.set((await seg.m.data()) as Float32Array, seg.at);
+      v.set((await seg.v.data()) as Float32Array, seg.at);
+    }
+    return { ranges: this.ranges.map(([s, l]) => [s, l]), m, v };
+  }
+
+  /**
    * The whole moments (`m.<name>`, `v.<name>` for every slot) gathered from every rank's shard: a collective, every
-   * member of `group` (whose `shardRange(total)` gave the shards) must call it. Errors: a lost peer (from the group).
+   * member of `group` must call it, and the shard must be the group's `shardRange(total)` (one range). Errors: a lost
+   * peer (from the group).
    */
   async gatherMoments(group: ProcessGroup): Promise<Map<string, Float32Array>> {
-    const [start] = this.shard;
+    const [start] = this.ranges[0] ?? [0];
+    if (this.ranges.length !== 1 || start !== group.shardRange(this.total)[0]) throw new YuanError('internal', 'gatherMoments needs the one-range shard of group.shardRange');
+    const { m, v } = await this.shardState();
     const mAll = new Float32Array(this.total);
     const vAll = new Float32Array(this.total);
-    for (const seg of this.segments) {
-      mAll.set((await seg.m.data()) as Float32Array, start + seg.at);
-      vAll.set((await seg.v.data()) as Float32Array, start + seg.at);
-    }
+    mAll.set(m, start);
+    vAll.set(v, start);
     await group.allGather(mAll);
     await group.allGather(vAll);
     const moments = new Map<string, Float32Array>();
@@ -163,9 +183,30 @@ export class ShardedAdamW {
   }
 }
 
-/** All-gathers the flat parameters `all` [N] over `group` and assigns every slot's values to its variable in `params`. */
-export async function allGatherParameters(group: ProcessGroup, all: Float32Array, slots: readonly FlatSlot[], params: ReadonlyMap<string, tf.Variable>): Promise<void> {
-  await group.allGather(all);
+/**
+ * A contiguous range of the flat space reduced by one reduce-scatter and gathered by one all-gather; rank j of D owns
+ * `shardRange(length, D, j)` of it (offset by `start`).
+ */
+export interface GradientBucket {
+  start: number;
+  length: number;
+}
+
+/** The ranges `[start, length]` of the flat space that rank `rank` of `d` owns: its piece of every bucket, in bucket order. */
+export function ownedRanges(buckets: readonly GradientBucket[], d: number, rank: number): Array<[number, number]> {
+  return buckets.map((b) => {
+    const [offset, length] = shardRange(b.length, d, rank);
+    return [b.start + offset, length];
+  });
+}
+
+/**
+ * All-gathers the flat parameters `all` [N] over `group` (bucket by bucket when `buckets` are given, else the whole
+ * space as one bucket) and assigns every slot's values to its variable in `params`.
+ */
+export async function allGatherParameters(group: ProcessGroup, all: Float32Array, slots: readonly FlatSlot[], params: ReadonlyMap<string, tf.Variable>, buckets?: readonly GradientBucket[]): Promise<void> {
+  if (buckets) for (const b of buckets) await group.allGather(all.subarray(b.start, b.start + b.length));
+  else await group.allGather(all);
   for (const slot of slots) {
     const v = params.get(slot.name);
     if (!v) throw new YuanError('internal', `no parameter ${slot.name}`);

@@ -39,8 +39,12 @@ export interface TrainingEngine {
   trainStep(): Promise<StepMetrics>;
   /** Mean loss over fixed evaluation batches (NaN when there are none). */
   evaluate(batches: readonly Batch[]): Promise<number>;
-  /** The whole model's weights, optimizer state and data position, gathered from wherever they live. */
-  checkpoint(): Promise<CheckpointContents>;
+  /**
+   * The whole model's weights, the optimizer state and the data position for a checkpoint. An engine whose optimizer
+   * state is sharded across ranks has every rank write its shard into `shardDir` (`writeOptimizerShard`), waits for all
+   * of them (a barrier), and returns `optimizer.shards` instead of whole moments; the writer then commits the checkpoint.
+   */
+  checkpoint(shardDir: string): Promise<CheckpointContents>;
   /** Frees everything the engine holds (tensors, workers, sockets, open data files). */
   dispose(): Promise<void>;
 }

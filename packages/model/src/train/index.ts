@@ -7,11 +7,14 @@ export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './
 export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
 export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
 export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
+export { LayeredModel, layerwiseBackward, type LayerwiseGroup } from './layerwise.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
 export { runTraining, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
 export { lineChartSvg, smooth, type Series } from './plot.js';
 export {
   saveTrainCheckpoint,
+  writeOptimizerShard,
+  optimizerShardDir,
   loadTrainCheckpoint,
   listCheckpoints,
   checkpointProblem,
@@ -20,6 +23,7 @@ export {
   checkSameModel,
   type TrainState,
   type OptimizerState,
+  type OptimizerShard,
   type CheckpointContents,
   type CheckpointMeta,
 } from './state.js';

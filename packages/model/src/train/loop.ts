@@ -9,7 +9,7 @@ import { evalBatches, PackedSplit, readPackedIndex, type Batch } from './data.js
 import type { PackedIndex } from './pack.js';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
-import { listCheckpoints, loadTrainCheckpoint, resolveResumeDir, saveTrainCheckpoint } from './state.js';
+import { listCheckpoints, loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint } from './state.js';
 import { singleProcessEngine } from './trainer.js';
 
 /** What a training run is asked to do. */
@@ -206,7 +206,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       const vl = Number.isFinite(validLoss) ? ` valid ${validLoss.toFixed(4)}` : '';
       if (writer) o.onStep?.(m.step, o.steps, `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`);
       if ((tc.checkpointEvery > 0 && m.step % tc.checkpointEvery === 0) || last) {
-        const contents = await engine.checkpoint();
+        const contents = await engine.checkpoint(optimizerShardDir(o.out, m.step));
         if (writer) await saveTrainCheckpoint(o.out, contents, { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints });
       }
     }

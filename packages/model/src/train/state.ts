@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleStaging, writeAtomic, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors } from '@yuan/tensor';
@@ -19,10 +19,131 @@ export interface TrainState {
   config: YuanConfig;
 }
 
-/** AdamW state of the whole model: the bias-correction step and the moments `m.<param>`, `v.<param>` (fused names). */
+/**
+ * AdamW state: the bias-correction step and the moments `m.<param>`, `v.<param>` (fused names) of the whole model. An
+ * engine whose state is sharded across ranks writes each rank's shard file itself (`writeOptimizerShard`) and sets
+ * `shards` (how many files) with `moments` empty; what a resumed engine receives always has whole moments.
+ */
 export interface OptimizerState {
   step: number;
   moments: Map<string, Float32Array>;
+  /** Number of `optimizer-<k>-of-<n>.safetensors` files the ranks wrote into the checkpoint's shard folder. */
+  shards?: number;
+}
+
+/**
+ * One rank's part of the AdamW moments (Megatron's distributed optimizer writes one such file per data-parallel rank
+ * and pipeline stage): `m` and `v` over `ranges` of a flat space that lists `slots` (fused parameter names with their
+ * element counts, in flat order); the two arrays concatenate the ranges in order. Written as
+ * `optimizer-<index>-of-<count>.safetensors`; the loader reassembles whole moments from any set of such files, so a
+ * run saved with one P × D layout resumes with another.
+ */
+export interface OptimizerShard {
+  index: number;
+  count: number;
+  slots: Array<{ name: string; size: number }>;
+  ranges: Array<[start: number, length: number]>;
+  m: Float32Array;
+  v: Float32Array;
+}
+
+const SHARD_FILE = /^optimizer-(\d+)-of-(\d+)\.safetensors$/;
+
+function shardFileName(index: number, count: number): string {
+  return `optimizer-${String(index).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.safetensors`;
+}
+
+/**
+ * The folder where the ranks of a run write their optimizer shards for the checkpoint of `step` before the writer
+ * commits it (`runDir/checkpoint-<step>.shards`; on a shared filesystem for a multi-host run).
+ */
+export function optimizerShardDir(runDir: string, step: number): string {
+  return path.join(runDir, `${checkpointName(step)}.shards`);
+}
+
+/**
+ * Writes one rank's optimizer shard into `dir` (created if needed) atomically and fsynced, so a rank that dies mid-write
+ * leaves no file under the final name. Errors: ranges that do not fit the slots' space or arrays of another length
+ * (YuanError 'internal').
+ */
+export async function writeOptimizerShard(dir: string, shard: OptimizerShard): Promise<void> {
+  const total = shard.slots.reduce((a, s) => a + s.size, 0);
+  const length = shard.ranges.reduce((a, [, l]) => a + l, 0);
+  if (shard.ranges.some(([s, l]) => s < 0 || l < 0 || s + l > total) || shard.m.length !== length || shard.v.length !== length) {
+    throw new YuanError('internal', `optimizer shard ${shard.index} of ${shard.count}: ranges and moments do not fit a space of ${total} values`);
+  }
+  await mkdir(dir, { recursive: true });
+  const layout = JSON.stringify({ slots: shard.slots.map((s) => [s.name, s.size]), ranges: shard.ranges });
+  await writeAtomic(path.join(dir, shardFileName(shard.index, shard.count)), (tmp) =>
+    writeSafetensors(
+      tmp,
+      [
+        { name: 'm', shape: [length], data: shard.m },
+        { name: 'v', shape: [length], data: shard.v },
+      ],
+      { metadata: { format: 'yuan-adamw-shard', layout } },
+    ),
+  );
+}
+
+/** Whole moments `m.<name>`/`v.<name>` for `weights` from the shard files `files` of checkpoint `dir`; every value must be covered. */
+async function assembleShards(dir: string, files: string[], weights: ReadonlyMap<string, Float32Array>): Promise<Map<string, Float32Array>> {
+  const counts = new Set(files.map((f) => Number(SHARD_FILE.exec(f)![2])));
+  const n = [...counts][0];
+  const indices = new Set(files.map((f) => Number(SHARD_FILE.exec(f)![1])));
+  if (counts.size !== 1 || indices.size !== n || [...indices].some((k) => k >= n)) {
+    throw new YuanError('checkpoint', `${dir}: the optimizer shard files (${files.join(', ')}) are not one complete set of optimizer-<k>-of-<n>`);
+  }
+  const moments = new Map<string, Float32Array>();
+  const covered = new Map<string, Uint8Array>();
+  for (const [name, w] of weights) {
+    moments.set(`m.${name}`, new Float32Array(w.length));
+    moments.set(`v.${name}`, new Float32Array(w.length));
+    covered.set(name, new Uint8Array(w.length));
+  }
+  for (const f of files) {
+    const file = path.join(dir, f);
+    const st = await openSafetensors(file);
+    try {
+      let layout: { slots: Array<[string, number]>; ranges: Array<[number, number]> };
+      try {
+        layout = JSON.parse(st.metadata.layout ?? '');
+      } catch {
+        throw new YuanError('checkpoint', `${file}: no readable layout in its metadata (not a yuan optimizer shard)`);
+      }
+      const m = await st.read('m');
+      const v = await st.read('v');
+      const offsets: number[] = [];
+      let total = 0;
+      for (const [name, size] of layout.slots) {
+        const w = weights.get(name);
+        if (!w || w.length !== size) throw new YuanError('checkpoint', `${file}: ${name} (${size} values) is not a parameter of this model`);
+        offsets.push(total);
+        total += size;
+      }
+      let at = 0;
+      for (const [start, length] of layout.ranges) {
+        if (start < 0 || start + length > total || at + length > m.length || m.length !== v.length) throw new YuanError('checkpoint', `${file}: range [${start}, ${start + length}) does not fit its layout or moments`);
+        for (const [i, [name, size]] of layout.slots.entries()) {
+          const from = Math.max(start, offsets[i]);
+          const to = Math.min(start + length, offsets[i] + size);
+          if (to <= from) continue;
+          const src = at + from - start;
+          moments.get(`m.${name}`)!.set(m.subarray(src, src + to - from), from - offsets[i]);
+          moments.get(`v.${name}`)!.set(v.subarray(src, src + to - from), from - offsets[i]);
+          covered.get(name)!.fill(1, from - offsets[i], to - offsets[i]);
+        }
+        at += length;
+      }
+    } finally {
+      await st.close();
+    }
+  }
+  for (const [name, c] of covered) {
+    const gap = c.indexOf(0);
+    if (gap >= 0) throw new YuanError('checkpoint', `${dir}: the optimizer shards do not cover ${name} (value ${gap} is missing): the optimizer state is incomplete`);
+  }
+  return moments;
 }
 
 /** What a training engine hands the loop for a checkpoint, and what a resumed engine starts from (any P × D layout). */
@@ -103,20 +224,32 @@ export interface CheckpointMeta {
 
 /**
  * Writes a training checkpoint `runDir/checkpoint-<step>`: the model in the Hugging Face YUAN layout (config.json +
- * model.safetensors), the AdamW moments (optimizer.safetensors, F32), trainer.json, and last manifest.json (sizes and
- * SHA-256 of the others). It is assembled in a staging folder owned by this process, every file and the folder are
+ * model.safetensors), the AdamW moments (optimizer.safetensors, F32; or, when `contents.optimizer.shards` is set, the
+ * ranks' `optimizer-<k>-of-<n>.safetensors` files moved in from `optimizerShardDir`), trainer.json, and last
+ * manifest.json (sizes and SHA-256 of the others). It is assembled in a staging folder owned by this process, every file and the folder are
  * fsynced, and it is renamed into place; staging folders of dead writers are removed, a live writer's never. Returns
  * the folder.
  */
 export async function saveTrainCheckpoint(runDir: string, contents: CheckpointContents, meta: CheckpointMeta): Promise<string> {
   const final = path.join(runDir, checkpointName(contents.step));
+  const shardDir = optimizerShardDir(runDir, contents.step);
   await mkdir(runDir, { recursive: true });
   await removeStaleStaging(runDir);
   await writeAtomic(final, async (tmp) => {
     await mkdir(tmp, { recursive: true });
     await writeModelFiles(tmp, meta.config, meta.specs, contents.weights);
-    const moments = [...contents.optimizer.moments].map(([name, data]) => ({ name, shape: [data.length], data }));
-    await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { metadata: { format: 'yuan-adamw' } });
+    const shards = contents.optimizer.shards;
+    if (shards) {
+      // every rank wrote its shard and passed a barrier before this: move them in (the same filesystem)
+      for (let k = 0; k < shards; k++) {
+        const name = shardFileName(k, shards);
+        if (!existsSync(path.join(shardDir, name))) throw new YuanError('checkpoint', `${shardDir}: ${name} is missing (a rank did not write its optimizer shard)`);
+        await rename(path.join(shardDir, name), path.join(tmp, name));
+      }
+    } else {
+      const moments = [...contents.optimizer.moments].map(([name, data]) => ({ name, shape: [data.length], data }));
+      await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments, { metadata: { format: 'yuan-adamw' } });
+    }
     const state: TrainState = {
       format: 'yuan-train-1',
       step: contents.step,
@@ -134,6 +267,7 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
     }
     await writeFile(path.join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   });
+  await rm(shardDir, { recursive: true, force: true });
   const all = listCheckpoints(runDir);
   for (const old of all.slice(0, Math.max(0, all.length - meta.keep))) await rm(old, { recursive: true, force: true });
   return final;
@@ -204,6 +338,11 @@ export async function loadTrainCheckpoint(
   checkSameModel(state.config, config, dir);
   const { weights } = await readCheckpoint(dir, lookup);
   const file = path.join(dir, 'optimizer.safetensors');
+  const shardFiles = Object.keys(manifest.files).filter((f) => SHARD_FILE.test(f)).sort();
+  if (!existsSync(file) && shardFiles.length) {
+    const moments = await assembleShards(dir, shardFiles, weights);
+    return { state, contents: { step: state.step, weights, optimizer: { step: state.optimizerStep, moments }, data: state.data } };
+  }
   const opt = await openSafetensors(file);
   const moments = new Map<string, Float32Array>();
   try {

@@ -128,7 +128,7 @@ export class Stage {
       const make = (list: typeof entries, counted: boolean, perMicro: boolean) => {
         const { slots, total } = flatLayout(list);
         const shard = group.shardRange(total);
-        const sharded = dp.zero > 0 ? new ShardedAdamW(slots, total, shard, { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }) : undefined;
+        const sharded = dp.zero > 0 ? new ShardedAdamW(slots, total, [shard], { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }) : undefined;
         this.spaces.push({ slots, total, shard, counted, perMicro, sharded });
       };
       const rest = entries.filter((e) => !(separate && e.name === TIED));
