@@ -199,6 +199,66 @@ describe('a rank that dies', () => {
   });
 });
 
+describe('ranks as separate processes', () => {
+  it('yuan launch --nproc 4 -- yuan train --dp 4 --zero 2 on loopback gives the single-process losses and parameters', async () => {
+    const out = path.join(tmp, 'launch4');
+    const port = await freePort();
+    const r = spawnSync(process.execPath, [bin, 'launch', '--nproc', '4', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '4', '--microbatches', '4', '--out', out, '--dp', '4', '--zero', '2'], { encoding: 'utf8', env, timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expectClose(losses(out), single);
+    expect(maxDiff(weights(out), singleWeights)).toBeLessThan(1e-5);
+  });
+
+  const netns = netnsReason();
+  if (netns) console.warn(`skipped: ${netns}`);
+  it.skipIf(!!netns)(`two ranks in separate network namespaces, each with its own address, train as one process does${netns ? ` (skipped: ${netns})` : ''}`, async () => {
+    const tag = (process.pid % 10000).toString();
+    const ns = [`yuantr-a${tag}`, `yuantr-b${tag}`];
+    const addr = ['10.231.78.1', '10.231.78.2'];
+    const sh = (cmd: string) => {
+      const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr.trim()}`);
+    };
+    const out = path.join(tmp, 'netns');
+    try {
+      sh(`ip netns add ${ns[0]} && ip netns add ${ns[1]}`);
+      sh(`ip link add ta${tag} netns ${ns[0]} type veth peer name tb${tag} netns ${ns[1]}`);
+      for (let i = 0; i < 2; i++) {
+        const dev = i === 0 ? `ta${tag}` : `tb${tag}`;
+        sh(`ip -n ${ns[i]} addr add ${addr[i]}/24 dev ${dev} && ip -n ${ns[i]} link set ${dev} up && ip -n ${ns[i]} link set lo up`);
+      }
+      const ranks = await Promise.all(
+        [0, 1].map(
+          (rank) =>
+            new Promise<{ code: number | null; err: string }>((resolve) => {
+              const p = spawn('ip', ['netns', 'exec', ns[rank], process.execPath, bin, 'train', ...tiny, '--steps', '4', '--microbatches', '4', '--out', out, '--dp', '2', '--zero', '1', '--timeout', '60'], {
+                env: { ...env, RANK: String(rank), WORLD_SIZE: '2', MASTER_ADDR: addr[0], MASTER_PORT: '29556' },
+              });
+              let err = '';
+              p.stderr.on('data', (d) => (err += d));
+              p.on('close', (code) => resolve({ code, err }));
+            }),
+        ),
+      );
+      for (const r of ranks) expect(r.code, r.err).toBe(0);
+      expectClose(losses(out), single);
+    } finally {
+      spawnSync('sh', ['-c', `ip netns del ${ns[0]}; ip netns del ${ns[1]}`]);
+    }
+  });
+});
+
+function netnsReason(): string | undefined {
+  if (process.platform !== 'linux') return 'network namespaces need Linux';
+  if (process.getuid?.() !== 0) return 'network namespaces need root (ip netns)';
+  const probe = `yuantr-probe-${process.pid}`;
+  const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
+  if (r.error) return `ip (iproute2) is not available: ${r.error.message}`;
+  if (r.status !== 0) return `ip netns add is not allowed here: ${r.stderr.trim()}`;
+  spawnSync('ip', ['netns', 'del', probe]);
+  return undefined;
+}
+
 const slurmDir = `/tmp/yuan-slurm-dp-${process.pid}`;
 function slurmUp(): { conf?: string; reason?: string } {
   if (process.platform !== 'linux' || process.getuid?.() !== 0) return { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
