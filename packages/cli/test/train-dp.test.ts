@@ -152,9 +152,12 @@ describe('yuan train --dp', () => {
     const blocker = net.createServer().listen(0, '127.0.0.1');
     await new Promise((r3) => blocker.once('listening', r3));
     const taken = (blocker.address() as net.AddressInfo).port;
-    const busy = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad4'), '--dp', '1'], { RANK: '0', WORLD_SIZE: '1', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) });
+    const busy = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad4'), '--dp', '2'], { RANK: '0', WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) });
+    const alone = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad5'), '--dp', '1'], { RANK: '0', WORLD_SIZE: '1', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(taken) });
     blocker.close();
-    expect(busy.code).toBe(0); // a world of one needs no rendezvous
+    expect(busy.code).not.toBe(0);
+    expect(busy.err.trim()).toMatch(new RegExp(`^error: MASTER_PORT ${taken} is already in use[^\n]*$`));
+    expect(alone.code, alone.err).toBe(0); // a world of one needs no rendezvous
   });
 });
 
