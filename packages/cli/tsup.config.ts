@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 export default defineConfig({
   // the rank worker is its own entry: `yuan train --dp D` starts it on worker threads
@@ -8,4 +11,6 @@ export default defineConfig({
   clean: true,
   sourcemap: true,
   target: 'node20',
+  // ranks of a multi-process run exchange it at start-up: a rank running another build of yuan is refused
+  define: { __YUAN_VERSION__: JSON.stringify(version) },
 });

@@ -73,3 +73,8 @@ export function idListOption(raw: string, name: string): number[] {
   }
   return ids;
 }
+
+declare const __YUAN_VERSION__: string | undefined;
+
+/** The version of this build of the `yuan` CLI (from its package.json at build time; `dev` when run from source). */
+export const YUAN_VERSION: string = typeof __YUAN_VERSION__ === 'string' ? __YUAN_VERSION__ : 'dev';

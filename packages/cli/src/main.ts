@@ -1,5 +1,5 @@
 import { YuanError } from '@yuan/core';
-import { parseCommandArgs, type CommandEntry, type CommandIO } from './command.js';
+import { parseCommandArgs, YUAN_VERSION, type CommandEntry, type CommandIO } from './command.js';
 import { COMMANDS } from './commands/index.js';
 
 function help(): string {
@@ -10,7 +10,7 @@ function help(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${c.path.join(' ').padEnd(width)}  ${c.summary}`),
     '',
-    'Run `yuan COMMAND --help` for its options.',
+    'Run `yuan COMMAND --help` for its options; `yuan --version` prints the version.',
   ].join('\n');
 }
 
@@ -28,6 +28,10 @@ function findCommand(argv: string[]): { entry: CommandEntry; rest: string[] } | 
 export async function main(argv: string[], io: CommandIO): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     io.out(help());
+    return 0;
+  }
+  if (argv[0] === '--version' || argv[0] === '-V') {
+    io.out(`yuan ${YUAN_VERSION}`);
     return 0;
   }
   const found = findCommand(argv);

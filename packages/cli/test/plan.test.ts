@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { yuan } from './run.js';
+import { repoRoot, yuan, yuanProcess } from './run.js';
 
 describe('yuan plan', () => {
   it('prints the per-stage table, marks the binding stage and says whether it fits', async () => {
@@ -56,5 +58,12 @@ describe('yuan plan', () => {
 
   it('is listed in the help', async () => {
     expect((await yuan('--help')).out).toMatch(/^ {2}plan\s+plan a pipeline/m);
+  });
+
+  it('yuan --version prints the built package version (what ranks compare at start-up)', () => {
+    const { version } = JSON.parse(readFileSync(path.join(repoRoot, 'packages/cli/package.json'), 'utf8'));
+    const r = yuanProcess('--version');
+    expect(r.code).toBe(0);
+    expect(r.out.trim()).toBe(`yuan ${version}`);
   });
 });

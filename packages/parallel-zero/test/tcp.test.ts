@@ -37,6 +37,15 @@ describe('tcp transport (processes on loopback)', () => {
     }
   });
 
+  it('a rank running another code version is the same one-line error on every rank', async () => {
+    const port = await freePort();
+    const exits = await runRanks(2, 'collectives', {}, (r) => ({ MASTER_PORT: String(port), TEST_CODE_VERSION: r === 0 ? 'yuan 0.1.0' : 'yuan 0.2.0' }));
+    for (const e of exits) {
+      expect(e.code).toBe(1);
+      expect(e.err.trim()).toBe('error: code version mismatch: rank 1 runs "yuan 0.2.0", rank 0 runs "yuan 0.1.0"');
+    }
+  });
+
   it('world sizes that differ are a one-line error on every rank', async () => {
     const port = await freePort();
     const exits = await runRanks(2, 'collectives', {}, (r) => ({ MASTER_PORT: String(port), WORLD_SIZE: r === 0 ? '2' : '3' }));

@@ -3,7 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { YuanError, type YuanConfig } from '@yuan/core';
 import type { RunResult } from '@yuan/model';
-import type { CommandIO } from '../command.js';
+import { YUAN_VERSION, type CommandIO } from '../command.js';
 
 /** What every rank of a data-parallel run is given (JSON: it crosses threads and processes). */
 export interface RankPayload {
@@ -45,7 +45,7 @@ export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp'
   ]);
   const registry = await loadRegistry({}, payload.config);
   await initBackend(payload.backend);
-  const group = await createProcessGroup({ transport, registry, configHash: configHash(payload), timeoutMs: payload.timeoutSeconds * 1000 });
+  const group = await createProcessGroup({ transport, registry, configHash: configHash(payload), codeVersion: `yuan ${YUAN_VERSION}`, timeoutMs: payload.timeoutSeconds * 1000 });
   try {
     if (group.size !== payload.dp) {
       throw new YuanError('usage', `the world has ${group.size} ranks but --dp is ${payload.dp}: start as many ranks as --dp (or leave --dp out)`);
