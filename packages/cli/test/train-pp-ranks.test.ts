@@ -65,6 +65,16 @@ describe('yuan launch -- yuan train --pp P [--dp D] --transport tcp: one process
     expect(r.err).not.toMatch(/\[rank [1-9]\] (trained|wrote)/);
   });
 
+  it('a checkpoint gathered to rank 0 of a --pp 2 run resumes as --pp 2 --dp 2 --zero 1 with the uninterrupted losses', async () => {
+    const out = path.join(tmp, 'resume');
+    const a = await launch(2, ['--steps', '2', '--microbatches', '4', '--out', out, '--pp', '2', '--transport', 'tcp']);
+    expect(a.code, a.err).toBe(0);
+    const b = await launch(4, ['--steps', '4', '--microbatches', '4', '--out', out, '--resume', out, '--pp', '2', '--dp', '2', '--zero', '1', '--transport', 'tcp']);
+    expect(b.code, b.err).toBe(0);
+    expect(b.err).toMatch(/resumed from .*checkpoint-00000002 at step 2/);
+    expectSingle(out);
+  });
+
   it('yuan train --pp 2 --transport tcp (not launched) starts its own 2 local rank processes', () => {
     const out = path.join(tmp, 'direct');
     const r = train(['--steps', '4', '--microbatches', '4', '--out', out, '--pp', '2', '--transport', 'tcp']);
