@@ -314,15 +314,17 @@ class Pipeline implements PipelineEngine {
  * The pipeline-parallel engine (Megatron's pipeline without interleaving, DeepSpeed's `PipelineEngine` as an
  * instruction interpreter): P stages on `worker_threads` workers, each with its own TensorFlow.js engine and backend
  * (`setup.backend`; `native` with `threadsPerStage` BLAS threads) and only its model part (first: embedding + its
- * layers; last: its layers + final norm + tied output projection + loss). Activations [B, T, H] and their gradients go
- * between neighbours over direct MessageChannel ports as transferred ArrayBuffers. The coordinator (this thread) owns
+ * layers; last: its layers + final norm + tied output projection + loss). The P workers are the P ranks of one `threads`
+ * transport world: activations [B, T, H] (float32) and their gradients go between
+ * neighbours over its tagged send/recv (`StageLinks`) as transferred ArrayBuffers. The coordinator (this thread) owns
  * the BatchLoader (the single-process data order, M micro-batches per step), sums the stages' squared gradient norms
  * (the tied embedding once), checks them for non-finite values before any update, and sends the lr; the first and
  * last stage sum their embedding gradients before the update. With one stage it computes the single-process trainer's
  * step. With `dataParallel` (D > 1) it is one data-parallel rank of a P × D grid: it runs M/D of the step's
  * micro-batches, each stage reduces its gradients with the same stage of the other ranks (ZeRO 0/1/2, the tied
  * embedding as a space of its own so both copies stay identical), the loss and squared norm are all-reduced across the
- * coordinators before any update, and checkpoints hold the whole model and gathered moments on every rank.
+ * coordinators before any update, and checkpoints hold the whole model and gathered moments on every rank. (Across
+ * processes and hosts, one stage per rank with no coordinator, use `pipelineRankEngine`; the CLI does for --dp/--transport.)
  * Errors: a bad partition or option, D not dividing M (YuanError 'usage'); a stage that throws, exits or runs out of memory
  * stops the run with YuanError 'pipeline' naming the stage and the step, after terminating every worker.
  */
