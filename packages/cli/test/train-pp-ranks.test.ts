@@ -1,7 +1,8 @@
 // Pipeline parallelism across processes: each process is one pipeline rank (`yuan launch --nproc P×D -- yuan train
 // --pp P [--dp D] --transport tcp`, Megatron's order: stage s = ranks s·D … s·D+D−1), activations over the tcp
 // transport. The single-process losses and final weights; `yuan train --pp 2 --transport tcp` starting its own ranks;
-// a SIGKILLed stage process is an error naming it on the others, never a hang; a world that is not P × D is refused.
+// a SIGKILLed stage process is an error naming it on the others, never a hang; a world that is not P × D is refused;
+// `srun -n 2` on a real one-node SLURM cluster.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,35 +93,77 @@ describe('yuan launch -- yuan train --pp P [--dp D] --transport tcp: one process
   });
 });
 
+/** Starts `yuan launch --nproc N -- yuan train …`, SIGKILLs rank `victim` after the first checkpoint, returns exit code and output. */
+async function killMidRun(nproc: number, victim: number, flags: string[], out: string): Promise<{ code: number | null; err: string; ms: number }> {
+  const port = await freePort();
+  const args = ['--steps', '400', '--microbatches', '4', '--transport', 'tcp', '--timeout', '20', '--set', 'train.checkpointEvery=2', '--out', out, ...flags];
+  const child = spawn(process.execPath, [bin, 'launch', '--nproc', String(nproc), '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, ...args], { env });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  child.stdout.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // wait for the first checkpoint (every stage is then mid-run), then SIGKILL the victim, found by its environment
+  const deadline = Date.now() + 60_000;
+  while (!(existsSync(out) && readdirSync(out).some((d) => /^checkpoint-\d+$/.test(d))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const pid = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`RANK=${victim}`);
+      } catch {
+        return false;
+      }
+    });
+  expect(pid, err).toBeDefined();
+  const killedAt = Date.now();
+  process.kill(Number(pid), 'SIGKILL');
+  const code = await exited;
+  return { code, err, ms: Date.now() - killedAt };
+}
+
 describe('a pipeline rank that dies', () => {
-  it('SIGKILL of the last stage mid-run: the other rank exits non-zero naming it, yuan launch fails, no hang', async () => {
-    const out = path.join(tmp, 'killed');
+  it('SIGKILL of the last stage mid-run (--pp 2): the other rank exits non-zero naming it, yuan launch fails, no hang', async () => {
+    const r = await killMidRun(2, 1, ['--pp', '2'], path.join(tmp, 'kill-a'));
+    expect(r.ms).toBeLessThan(20_000); // noticed from the closed socket, well before the 20 s timeout
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/^\[rank 0\] error: pipeline stage 0 \(rank 0\) failed at step \d+: rank 1 is lost/m);
+    expect(r.err).toMatch(/^error: rank 1 exited with signal SIGKILL/m);
+  });
+
+  it('SIGKILL of stage 1 of data rank 0 (--pp 2 --dp 2, rank 2): all three others exit non-zero naming rank 2', async () => {
+    const r = await killMidRun(4, 2, ['--pp', '2', '--dp', '2', '--zero', '1'], path.join(tmp, 'kill-b'));
+    expect(r.ms).toBeLessThan(20_000);
+    expect(r.code).not.toBe(0);
+    for (const k of [0, 1, 3]) expect(r.err).toMatch(new RegExp(`^\\[rank ${k}\\] error: pipeline stage ${k >> 1} of data-parallel rank ${k & 1} \\(rank ${k}\\) failed .*rank 2 is lost`, 'm'));
+    expect(r.err).toMatch(/^error: rank 2 exited with signal SIGKILL/m);
+  });
+});
+
+const slurmDir = `/tmp/yuan-slurm-pp-${process.pid}`;
+function slurmUp(): { conf?: string; reason?: string } {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
+  const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: slurmDir }, timeout: 600_000 });
+  const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
+  if (r.status === 0 && conf) return { conf };
+  return { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
+}
+
+const slurm = slurmUp();
+if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
+afterAll(() => {
+  if (slurm.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
+});
+
+describe('a real SLURM cluster (one node on this machine)', () => {
+  it.skipIf(!!slurm.reason)(`srun -n 2 yuan train --pp 2 runs one stage per task with the single-process losses${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
+    const out = path.join(tmp, 'srun');
     const port = await freePort();
-    const args = ['--steps', '400', '--microbatches', '4', '--pp', '2', '--transport', 'tcp', '--timeout', '20', '--set', 'train.checkpointEvery=2', '--out', out];
-    const child = spawn(process.execPath, [bin, 'launch', '--nproc', '2', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, ...args], { env });
-    let err = '';
-    child.stderr.on('data', (d) => (err += d));
-    child.stdout.on('data', (d) => (err += d));
-    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    // wait for the first checkpoint (both stages are then mid-run), then SIGKILL rank 1 (stage 1), found by its environment
-    const deadline = Date.now() + 60_000;
-    while (!(existsSync(out) && readdirSync(out).some((d) => /^checkpoint-\d+$/.test(d))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const victim = readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .find((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1');
-        } catch {
-          return false;
-        }
-      });
-    expect(victim, err).toBeDefined();
-    const killedAt = Date.now();
-    process.kill(Number(victim), 'SIGKILL');
-    const code = await exited;
-    expect(Date.now() - killedAt).toBeLessThan(20_000); // noticed from the closed socket, well before the 20 s timeout
-    expect(code).not.toBe(0);
-    expect(err).toMatch(/^\[rank 0\] error: pipeline stage 0 \(rank 0\) failed at step \d+: rank 1 is lost/m);
-    expect(err).toMatch(/^error: rank 1 exited with signal SIGKILL/m);
+    const r = spawnSync('srun', ['-n', '2', '--time=5', process.execPath, bin, 'train', ...tiny, '--steps', '4', '--microbatches', '4', '--out', out, '--pp', '2'], {
+      encoding: 'utf8',
+      env: { ...env, SLURM_CONF: slurm.conf, MASTER_PORT: String(port) },
+      timeout: 300_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expectSingle(out);
   });
 });
