@@ -93,10 +93,10 @@ describe('yuan launch -- yuan train --pp P [--dp D] --transport tcp: one process
   });
 });
 
-/** Starts `yuan launch --nproc N -- yuan train …`, SIGKILLs rank `victim` after the first checkpoint, returns exit code and output. */
-async function killMidRun(nproc: number, victim: number, flags: string[], out: string): Promise<{ code: number | null; err: string; ms: number }> {
+/** Starts `yuan launch --nproc N -- yuan train …`, signals rank `victim` after the first checkpoint, returns exit code and output. */
+async function killMidRun(nproc: number, victim: number, flags: string[], out: string, signal: NodeJS.Signals = 'SIGKILL', timeout = 20): Promise<{ code: number | null; err: string; ms: number }> {
   const port = await freePort();
-  const args = ['--steps', '400', '--microbatches', '4', '--transport', 'tcp', '--timeout', '20', '--set', 'train.checkpointEvery=2', '--out', out, ...flags];
+  const args = ['--steps', '400', '--microbatches', '4', '--transport', 'tcp', '--timeout', String(timeout), '--set', 'train.checkpointEvery=2', '--out', out, ...flags];
   const child = spawn(process.execPath, [bin, 'launch', '--nproc', String(nproc), '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, ...args], { env });
   let err = '';
   child.stderr.on('data', (d) => (err += d));
@@ -116,7 +116,7 @@ async function killMidRun(nproc: number, victim: number, flags: string[], out: s
     });
   expect(pid, err).toBeDefined();
   const killedAt = Date.now();
-  process.kill(Number(pid), 'SIGKILL');
+  process.kill(Number(pid), signal);
   const code = await exited;
   return { code, err, ms: Date.now() - killedAt };
 }
@@ -136,6 +136,14 @@ describe('a pipeline rank that dies', () => {
     expect(r.code).not.toBe(0);
     for (const k of [0, 1, 3]) expect(r.err).toMatch(new RegExp(`^\\[rank ${k}\\] error: pipeline stage ${k >> 1} of data-parallel rank ${k & 1} \\(rank ${k}\\) failed .*rank 2 is lost`, 'm'));
     expect(r.err).toMatch(/^error: rank 2 exited with signal SIGKILL/m);
+  });
+
+  it('a stage that hangs (SIGSTOP) is a timeout naming it after --timeout seconds, never a hang of the run', async () => {
+    const r = await killMidRun(2, 1, ['--pp', '2'], path.join(tmp, 'kill-c'), 'SIGSTOP', 3);
+    // 3 s of silence, then launch's 5 s grace, SIGTERM (pending while stopped) and SIGKILL 5 s later
+    expect(r.ms).toBeLessThan(30_000);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/^\[rank 0\] error: pipeline stage 0 \(rank 0\) failed .*rank 1 sent nothing to rank 0 for 3 s/m);
   });
 });
 
