@@ -205,7 +205,9 @@ class PipelineRank implements PipelineEngine {
       }),
     );
     assertFiniteStep(loss, norm, step);
-    this.stageReports = [this.stage.lastReport];
+    // this rank holds only its own stage's report (index = stage; the other entries are empty)
+    this.stageReports = [];
+    this.stageReports[this.pos.stage] = this.stage.lastReport;
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
     return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
