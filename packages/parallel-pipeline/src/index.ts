@@ -52,4 +52,6 @@ export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistr
   return registry;
 }
 export { pipelineEngine, type PipelineOptions, type PipelineEngine, type PipelineDataParallel } from './runtime/engine.js';
+export { pipelineRankEngine, type PipelineRankOptions } from './runtime/rank.js';
+export { assembleCheckpoint, gatherCheckpointToWriter, encodeStageState, decodeStageState, type StageState } from './runtime/checkpoint.js';
 export type { StageStepReport, InjectedFault } from './runtime/protocol.js';

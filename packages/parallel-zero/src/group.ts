@@ -56,14 +56,21 @@ export interface ProcessGroup {
   /** Resolves once every rank of the group has reached it. */
   barrier(): Promise<void>;
   /**
-   * Sends to group rank `peer` under `tag` (default 0; messages with one tag arrive in order). With `transfer` the
-   * threads transport moves `data.buffer` instead of copying. Do not change `data` before the promise resolves.
+   * Point-to-point: sends to group rank `peer` under `tag` (a number or a string without `#`; default 0). Messages
+   * are matched by (sender, tag); messages with one tag arrive in order. With `transfer` the threads transport moves
+   * `data.buffer` instead of copying. Do not change `data` before the promise resolves. Rejects with PeerLostError /
+   * PeerTimeoutError naming the global rank.
    */
-  send(peer: number, data: Float32Array | Uint8Array, tag?: number, opts?: { transfer?: boolean }): Promise<void>;
-  /** The next Float32Array sent by group rank `peer` under `tag`. */
-  recv(peer: number, tag?: number): Promise<Float32Array>;
+  send(peer: number, data: Float32Array | Uint8Array, tag?: number | string, opts?: { transfer?: boolean }): Promise<void>;
+  /** The next Float32Array sent by group rank `peer` under `tag`; rejects after the transport's timeout without data from it. */
+  recv(peer: number, tag?: number | string): Promise<Float32Array>;
   /** The next message from `peer` under `tag`, as bytes. */
-  recvBytes(peer: number, tag?: number): Promise<Uint8Array>;
+  recvBytes(peer: number, tag?: number | string): Promise<Uint8Array>;
+  /**
+   * Fails the whole transport with `error` (every rank's pending and later calls reject): a rank that fails on its
+   * own calls this so that its peers stop at once, naming it, instead of waiting out their timeout.
+   */
+  abort(error: Error): void;
   /** This rank's shard of `n` elements: `[offset, length]` (balanced, the remainder on the first ranks). */
   shardRange(n: number): [offset: number, length: number];
   /** A group of some of this group's ranks (group-local numbers). This rank must be one of them. No communication. */
@@ -313,21 +320,30 @@ export class RingGroup implements ProcessGroup {
     if (this.size > 1) await this.allGatherBytes(new Uint8Array(0));
   }
 
-  async send(peer: number, data: Float32Array | Uint8Array, tag = 0, opts: { transfer?: boolean } = {}): Promise<void> {
+  private p2pTag(tag: number | string): string {
+    if (typeof tag === 'string' && tag.includes('#')) throw new RangeError(`point-to-point tag "${tag}" contains "#"`);
+    return `p2p#${this.key}#${tag}`;
+  }
+
+  abort(error: Error): void {
+    this.t.abort(error);
+  }
+
+  async send(peer: number, data: Float32Array | Uint8Array, tag: number | string = 0, opts: { transfer?: boolean } = {}): Promise<void> {
     this.checkRank(peer, 'send peer');
     if (peer === this.rank) throw new RangeError(`send peer ${peer} is this rank`);
     if (!(data instanceof Float32Array) && !(data instanceof Uint8Array)) throw new TypeError('send needs a Float32Array or Uint8Array');
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    await this.t.send(this.ranks[peer]!, `p2p#${this.key}#${tag}`, bytes, opts);
+    await this.t.send(this.ranks[peer]!, this.p2pTag(tag), bytes, opts);
   }
 
-  async recvBytes(peer: number, tag = 0): Promise<Uint8Array> {
+  async recvBytes(peer: number, tag: number | string = 0): Promise<Uint8Array> {
     this.checkRank(peer, 'recv peer');
     if (peer === this.rank) throw new RangeError(`recv peer ${peer} is this rank`);
-    return this.t.recv(this.ranks[peer]!, `p2p#${this.key}#${tag}`);
+    return this.t.recv(this.ranks[peer]!, this.p2pTag(tag));
   }
 
-  async recv(peer: number, tag = 0): Promise<Float32Array> {
+  async recv(peer: number, tag: number | string = 0): Promise<Float32Array> {
     const data = await this.recvBytes(peer, tag);
     if (data.byteLength % 4 !== 0) throw new RangeError(`rank ${this.ranks[peer]} sent ${data.byteLength} bytes, not a whole number of float32`);
     return floatsOf(data);

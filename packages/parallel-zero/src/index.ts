@@ -3,7 +3,7 @@ export { createProcessGroup, registerTransports, gridPosition, TRANSPORT_PLUGINS
 export { shardRange, COLLECTIVE_DEFAULTS, type ProcessGroup, type ReduceOp, type CollectiveOptions } from './group.js';
 export type { Transport, TransportPlugin, ConnectOptions } from './transport.js';
 export { tcpTransport } from './tcp.js';
-export { threadsTransport, spawnThreadRanks, threadRank, isThreadRank, type ThreadRank, type SpawnThreadOptions } from './threads.js';
+export { threadsTransport, spawnThreadRanks, threadRank, isThreadRank, threadWorld, threadRankLost, isThreadWorldMessage, type ThreadRank, type SpawnThreadOptions, type ThreadWorldMember } from './threads.js';
 export { rankFromEnvironment, expandNodelist, DEFAULT_MASTER_PORT, type RankInfo, type RankSource } from './env.js';
 export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } from './errors.js';
 export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';

@@ -144,6 +144,46 @@ export const threadsTransport: TransportPlugin = {
   },
 };
 
+/** What one worker of a threads world gets: merge `workerData` into the Worker's workerData, pass `transferList`. */
+export interface ThreadWorldMember {
+  /** The rank's connection data under a reserved key (`__yuanThreadRank`); the rest of workerData is the caller's. */
+  workerData: Record<string, unknown>;
+  /** The rank's MessagePorts (one per other rank); they must be transferred with the workerData. */
+  transferList: MessagePort[];
+}
+
+/**
+ * The connection data of a threads world of `worldSize` ranks for workers the caller starts itself (as the pipeline
+ * engine starts its stage workers), the low-level half of `spawnThreadRanks`: one MessageChannel per pair of ranks.
+ * Inside worker `rank`, `createProcessGroup({ transport: 'threads' })` joins. `threadRankLost(rank, reason)` is the
+ * message the starter posts to the other workers when one dies, so their pending calls reject naming it at once.
+ */
+export function threadWorld(worldSize: number, payload?: unknown, timeoutMs = 60_000): ThreadWorldMember[] {
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
+  const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () => new Array(worldSize).fill(null));
+  for (let i = 0; i < worldSize; i++) {
+    for (let j = i + 1; j < worldSize; j++) {
+      const { port1, port2 } = new MessageChannel();
+      ports[i]![j] = port1;
+      ports[j]![i] = port2;
+    }
+  }
+  return ports.map((mine, rank) => ({
+    workerData: { [KEY]: { rank, worldSize, ports: mine, payload, timeoutMs } satisfies ThreadRankData },
+    transferList: mine.filter((p): p is MessagePort => p !== null),
+  }));
+}
+
+/** The message telling a worker of a threads world that `rank` is lost (post it to each surviving worker). */
+export function threadRankLost(rank: number, reason: string): Record<string, unknown> {
+  return { [KEY]: 'lost', rank, reason };
+}
+
+/** True for messages of the threads transport's own (a worker's message handler should skip them). */
+export function isThreadWorldMessage(m: unknown): boolean {
+  return !!m && typeof m === 'object' && KEY in (m as Record<string, unknown>);
+}
+
 /** Options of `spawnThreadRanks`. */
 export interface SpawnThreadOptions {
   /** Collective timeout of each rank, ms (see ConnectOptions.timeoutMs). Default 60 000. */

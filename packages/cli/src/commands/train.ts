@@ -3,7 +3,7 @@ import type { EngineFactory, RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
-import type { PipelineDataParallel } from '@yuan/parallel-pipeline';
+import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
 import type { RankPayload } from '../training/data-parallel.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
@@ -32,10 +32,17 @@ function withMicrobatches(config: YuanConfig, values: Record<string, unknown>): 
  * The engine the pipeline flags ask for: without `--pp` (or with `--pp 1`) the single-process trainer; with `--pp P`
  * the pipeline engine, its layers per stage from the registry's partitioner (`uniform`, `parameters`, `memory`) or
  * explicit blocks (`2,2,3,3`, `2x10,3x20`), its schedule from the registry (`1f1b`, `gpipe`). One-line usage errors;
- * a note when M < P (the pipeline never fills). With `dataParallel` the pipeline is one data-parallel rank of a P × D grid
- * (`yuan train --pp P --dp D`).
+ * a note when M < P (the pipeline never fills). With `rank` this process (or thread) is one rank of a P × D grid over
+ * `rank.world` and runs one stage (`pipelineRankEngine`; `yuan train --pp P [--dp D] --transport tcp`, or under
+ * `yuan launch` / srun); without it one process runs all P stages on worker threads (`pipelineEngine`).
  */
-export async function engineFromFlags(values: Record<string, unknown>, config: YuanConfig, registry: PluginRegistry, note: (text: string) => void, dataParallel?: PipelineDataParallel): Promise<EngineFactory> {
+export async function engineFromFlags(
+  values: Record<string, unknown>,
+  config: YuanConfig,
+  registry: PluginRegistry,
+  note: (text: string) => void,
+  rank?: { world: ProcessGroup; dp: number; zero: ZeroStage },
+): Promise<EngineFactory> {
   const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
   const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
   const schedule = (values.schedule as string | undefined) ?? '1f1b';
@@ -48,7 +55,7 @@ export async function engineFromFlags(values: Record<string, unknown>, config: Y
   const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
-  const { pipelineEngine, planPipeline } = await import('@yuan/parallel-pipeline');
+  const { pipelineEngine, pipelineRankEngine, planPipeline } = await import('@yuan/parallel-pipeline');
   const attention = attentionLookup(registry)(config.attention.name);
   const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
   const spec = (values.partition as string | undefined) ?? 'uniform';
@@ -66,9 +73,10 @@ export async function engineFromFlags(values: Record<string, unknown>, config: Y
     registry,
   });
   if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
+  if (rank) return pipelineRankEngine({ world: rank.world, stages: pp, dataParallel: rank.dp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, zero: rank.zero });
   // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
   const plugins = [pluginModuleFile(registry, 'attention', config.attention.name)];
-  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins, dataParallel });
+  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins });
 }
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
@@ -82,7 +90,8 @@ export const trainCommand: Command = {
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
     '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
     '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too;\n' +
-    '  with --pp P each data-parallel rank runs a P-stage pipeline (Megatron layout: data-parallel groups inside each stage).\n' +
+    '  --pp P alone runs the P stages on worker threads of this process; with --dp, --transport or under yuan launch/srun every\n' +
+    '  rank (process or thread) runs one stage of a P × D grid, WORLD_SIZE = P × D (Megatron layout: stage s = ranks s·D … s·D+D-1).\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
@@ -119,7 +128,8 @@ export const trainCommand: Command = {
     if (pipelineFlags.length && numberOption(values, 'pp', 1, { int: true, min: 1 }) === 1) {
       throw new YuanError('usage', `--${pipelineFlags[0]} applies to a pipeline: add --pp P (P > 1)`);
     }
-    const dataParallelFlags = ['zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
+    const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
+    const dataParallelFlags = ['zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined && !(pp > 1 && f !== 'zero'));
     if (dataParallelFlags.length && values.dp === undefined && !launchedAsRank()) {
       throw new YuanError('usage', `--${dataParallelFlags[0]} applies to data parallelism: add --dp D (or start the ranks with yuan launch, srun or an indexed Job)`);
     }
@@ -127,9 +137,18 @@ export const trainCommand: Command = {
     if (parallel.length || launchedAsRank()) {
       const { rankFromEnvironment } = await import('@yuan/parallel-zero');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
-      const dp = numberOption(values, 'dp', world ?? 1, { int: true, min: 1 });
-      if (world !== undefined && values.dp !== undefined && world !== dp) {
-        throw new YuanError('usage', `the world has ${world} ranks but --dp is ${dp}: start as many ranks as --dp (or leave --dp out)`);
+      // a launched world is P × D ranks (D = WORLD_SIZE / P when --dp is left out); the same one-line error on every rank
+      if (world !== undefined && values.dp === undefined && world % pp !== 0) {
+        throw new YuanError('usage', `the world has ${world} ranks, not a multiple of --pp ${pp}: WORLD_SIZE must be P × D`);
+      }
+      const dp = numberOption(values, 'dp', world === undefined ? 1 : world / pp, { int: true, min: 1 });
+      if (world !== undefined && values.dp !== undefined && world !== pp * dp) {
+        throw new YuanError(
+          'usage',
+          pp > 1
+            ? `the world has ${world} ranks but --pp ${pp} × --dp ${dp} needs ${pp * dp}: WORLD_SIZE must be P × D`
+            : `the world has ${world} ranks but --dp is ${dp}: start as many ranks as --dp (or leave --dp out)`,
+        );
       }
       const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
       if (m % dp !== 0) {
@@ -153,8 +172,8 @@ export const trainCommand: Command = {
         backend: values.backend as string | undefined,
         timeoutSeconds: numberOption(values, 'timeout', 60, { min: 0.1 }),
       };
-      if (numberOption(values, 'pp', 1, { int: true, min: 1 }) > 1) {
-        // --pp P --dp D: every data-parallel rank runs a P-stage pipeline (Megatron's layout)
+      if (pp > 1) {
+        // P × D ranks, each running one stage (Megatron's layout: data-parallel groups inside each stage)
         const pick = (k: string) => values[k] as string | undefined;
         payload.pipeline = { pp: pick('pp'), schedule: pick('schedule'), partition: pick('partition'), recompute: pick('recompute') };
       }

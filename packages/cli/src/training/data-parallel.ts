@@ -19,10 +19,18 @@ export interface RankPayload {
   backend?: string;
   /** Seconds a rank waits for a silent peer before failing (names the rank). */
   timeoutSeconds: number;
-  /** The pipeline flags (`--pp P` > 1 with `--schedule`, `--partition`, `--recompute`): each rank runs a P-stage pipeline. */
+  /** The pipeline flags (`--pp P` > 1 with `--schedule`, `--partition`, `--recompute`): the world is P × D ranks, each one stage. */
   pipeline?: Record<string, string | undefined>;
-  /** Worker-thread ranks: the first of P consecutive loopback ports of the stages' data-parallel groups (tcp ranks use MASTER_PORT + 1 …). */
-  stagePort?: number;
+}
+
+/** Ranks of the run: D, or P × D with a pipeline. */
+export function worldSizeOf(p: RankPayload): number {
+  return p.dp * Number(p.pipeline?.pp ?? 1);
+}
+
+/** `rank 3` of a P × D run, as `rank 3 (stage 1, data-parallel rank 1)`; plain `rank r` without a pipeline. */
+function rankName(p: RankPayload, rank: number | string): string {
+  return p.pipeline && typeof rank === 'number' ? `rank ${rank} (pipeline stage ${Math.floor(rank / p.dp)}, data-parallel rank ${rank % p.dp})` : `rank ${rank}`;
 }
 
 /** A hash of everything the ranks must agree on; exchanged at start-up so a rank with another config is refused. */
@@ -32,12 +40,13 @@ export function configHash(p: RankPayload): string {
 }
 
 /**
- * Runs one data-parallel rank: joins the process group (threads: from the worker's data; tcp: from the environment,
- * as torchrun, SLURM or a Kubernetes indexed Job set it), then the library training loop over the ZeRO engine. Rank 0
+ * Runs one rank: joins the process group (threads: from the worker's data; tcp: from the environment, as torchrun,
+ * SLURM or a Kubernetes indexed Job set it), then the library training loop over the ZeRO engine, or with a pipeline
+ * over one stage of the P × D grid (`pipelineRankEngine`: global rank r is stage ⌊r / D⌋, data rank r mod D). Rank 0
  * writes metrics and checkpoints and prints progress. Returns the run's result (on every rank).
  */
 export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp', io?: CommandIO): Promise<RunResult> {
-  const [{ createProcessGroup, dataParallelEngine, rankFromEnvironment }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+  const [{ createProcessGroup, dataParallelEngine }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
     import('@yuan/parallel-zero'),
     import('@yuan/model'),
     import('@yuan/tensor'),
@@ -47,26 +56,21 @@ export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp'
   await initBackend(payload.backend);
   const group = await createProcessGroup({ transport, registry, configHash: configHash(payload), codeVersion: `yuan ${YUAN_VERSION}`, timeoutMs: payload.timeoutSeconds * 1000 });
   try {
-    if (group.size !== payload.dp) {
-      throw new YuanError('usage', `the world has ${group.size} ranks but --dp is ${payload.dp}: start as many ranks as --dp (or leave --dp out)`);
+    if (group.size !== worldSizeOf(payload)) {
+      throw new YuanError(
+        'usage',
+        payload.pipeline
+          ? `the world has ${group.size} ranks but --pp ${payload.pipeline.pp} × --dp ${payload.dp} needs ${worldSizeOf(payload)}: WORLD_SIZE must be P × D`
+          : `the world has ${group.size} ranks but --dp is ${payload.dp}: start as many ranks as --dp (or leave --dp out)`,
+      );
     }
     const write = (text: string) => (io ? io.err(text) : process.stderr.write(`${text}\n`));
     let engine = dataParallelEngine({ group, zero: payload.zero });
-    if (payload.pipeline && Number(payload.pipeline.pp ?? 1) > 1) {
-      // P × D: this rank runs a P-stage pipeline; stage s of every rank reduces its gradients in a group of its own
+    if (payload.pipeline) {
+      // P × D: this rank runs one stage; activations go over the world's transport, stage s's D ranks reduce gradients
       const { engineFromFlags } = await import('../commands/train.js');
-      const env = transport === 'tcp' ? rankFromEnvironment() : undefined;
-      const basePort = payload.stagePort ?? (env ? env.masterPort + 1 : undefined);
-      if (basePort === undefined) throw new YuanError('usage', 'no port for the stages\' data-parallel groups (set MASTER_PORT)');
       const note = group.rank === 0 ? write : () => {};
-      engine = await engineFromFlags(payload.pipeline, payload.config, registry, note, {
-        group,
-        zero: payload.zero,
-        basePort,
-        masterAddr: env?.masterAddr ?? '127.0.0.1',
-        timeoutMs: payload.timeoutSeconds * 1000,
-        configHash: configHash(payload),
-      });
+      engine = await engineFromFlags(payload.pipeline, payload.config, registry, note, { world: group, dp: payload.dp, zero: payload.zero });
     }
     const every = Math.max(1, Math.round(payload.steps / 20));
     return await runTraining({
@@ -98,29 +102,34 @@ export function launchedAsRank(env: NodeJS.ProcessEnv = process.env): boolean {
 }
 
 /**
- * `yuan train --dp D`: in a launched job this process is one rank (tcp); otherwise it starts the D ranks itself, as
- * worker threads (`--transport threads`, default; one BLAS thread each) or as local processes talking TCP on loopback
- * (`--transport tcp`, re-running this command once per rank with torchrun's variables). Every rank's failure is
- * reported; the first one is the error.
+ * `yuan train --dp D` / `--pp P [--dp D] --transport …`: in a launched job this process is one rank (tcp); otherwise
+ * it starts the D (or P × D) ranks itself, as worker threads (`--transport threads`, default; one BLAS thread each) or
+ * as local processes talking TCP on loopback (`--transport tcp`, re-running this command once per rank with
+ * torchrun's variables). Every rank's failure is reported; the root cause is the error, naming its rank (and stage).
  */
 export async function trainDataParallel(io: CommandIO, payload: RankPayload, transport: 'threads' | 'tcp', argv: string[]): Promise<RunResult> {
   if (launchedAsRank()) return runRank(payload, 'tcp', io);
   const { spawnThreadRanks, launchLocal } = await import('@yuan/parallel-zero');
+  const n = worldSizeOf(payload);
   if (transport === 'threads') {
-    if (payload.pipeline) payload = { ...payload, stagePort: 20000 + Math.floor(Math.random() * 20000) };
     const worker = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'training', 'rank-worker.js'));
-    const results = await spawnThreadRanks(worker, payload.dp, payload, {
-      timeoutMs: payload.timeoutSeconds * 1000,
-      workerOptions: { env: { ...process.env, YUAN_NATIVE_THREADS: process.env.YUAN_NATIVE_THREADS ?? '1' } },
-    });
-    return results[0] as RunResult;
+    try {
+      const results = await spawnThreadRanks(worker, n, payload, {
+        timeoutMs: payload.timeoutSeconds * 1000,
+        workerOptions: { env: { ...process.env, YUAN_NATIVE_THREADS: process.env.YUAN_NATIVE_THREADS ?? '1' } },
+      });
+      return results[0] as RunResult;
+    } catch (e) {
+      const f = (e as { failures?: { rank: number; message: string }[] }).failures?.[0];
+      if (!payload.pipeline || !f) throw e;
+      throw new YuanError('rank', `${rankName(payload, f.rank)} failed: ${f.message}`);
+    }
   }
-  // with --pp P the stages' data-parallel groups use the P ports after MASTER_PORT
   const port = 20000 + Math.floor(Math.random() * 20000);
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bin.js');
   const lines: string[] = [];
   const r = await launchLocal({
-    nproc: payload.dp,
+    nproc: n,
     masterPort: port,
     command: [process.execPath, bin, ...argv, '--json'],
     env: { ...process.env, YUAN_NATIVE_THREADS: process.env.YUAN_NATIVE_THREADS ?? '1' },
@@ -131,7 +140,8 @@ export async function trainDataParallel(io: CommandIO, payload: RankPayload, tra
   });
   if (r.code !== 0) {
     const first = r.failures[0];
-    throw new YuanError('rank', `data-parallel rank ${first?.rank ?? '?'} failed: ${first?.message ?? `exit code ${r.code}`}`);
+    const who = payload.pipeline ? rankName(payload, first?.rank ?? '?') : `data-parallel rank ${first?.rank ?? '?'}`;
+    throw new YuanError('rank', `${who} failed: ${first?.message ?? `exit code ${r.code}`}`);
   }
   const last = lines.filter((l) => l.startsWith('{')).pop();
   if (!last) throw new YuanError('rank', 'rank 0 printed no result');

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
   BatchLoader,
@@ -20,7 +20,8 @@ import {
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
-import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
+import { threadWorld, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import { assembleCheckpoint, type StageState } from './checkpoint.js';
 
 /**
  * Data parallelism around the pipeline (P × D, Megatron's layout: data-parallel groups inside each stage): this
@@ -70,6 +71,11 @@ export interface PipelineOptions {
   dataParallel?: PipelineDataParallel;
   /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
   fault?: InjectedFault;
+  /**
+   * Milliseconds a stage waits for a silent neighbour stage before failing, naming it (a worker that dies is noticed
+   * at once, without this). Default `dataParallel.timeoutMs`, else 600 000.
+   */
+  timeoutMs?: number;
 }
 
 /** The pipeline engine: a `TrainingEngine` plus each stage's memory and time of the last step. */
@@ -80,7 +86,8 @@ export interface PipelineEngine extends TrainingEngine {
   readonly partition: number[];
 }
 
-function faultFromEnv(): InjectedFault | undefined {
+/** The fault YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] asks for, if set. */
+export function faultFromEnv(): InjectedFault | undefined {
   const m = /^(\d+):(\d+):(throw|exit|oom)(?::(\d+))?$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
   return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'], dataRank: m[4] === undefined ? undefined : Number(m[4]) } : undefined;
 }
@@ -145,7 +152,8 @@ class StageHandle {
   }
 }
 
-function microInput(b: Batch, stage: number, stages: number): MicroInput {
+/** Stage `stage`'s fields of micro-batch `b`: positions always, ids on the first stage, targets and mask on the last. */
+export function microInput(b: Batch, stage: number, stages: number): MicroInput {
   const first = stage === 0;
   const last = stage === stages - 1;
   return {
@@ -189,6 +197,21 @@ class Pipeline implements PipelineEngine {
   /** Stops the whole pipeline after a stage failed: one message naming the stage and the step; all workers end. */
   fail(stage: number, reason: string): void {
     if (this.failure || this.disposed) return;
+    // a stage that reports a neighbour lost ("rank N is lost", N = that stage in the pipeline's threads world) may
+    // notice before the coordinator sees the neighbour's own failure: give that one a moment to report the cause
+    const blamed = /rank (\d+) is lost/.exec(reason);
+    if (blamed && Number(blamed[1]) !== stage && Number(blamed[1]) < this.handles.length) {
+      this.deferred ??= setTimeout(() => this.failNow(stage, reason), 1000);
+      return;
+    }
+    this.failNow(stage, reason);
+  }
+
+  private deferred?: NodeJS.Timeout;
+
+  private failNow(stage: number, reason: string): void {
+    if (this.failure || this.disposed) return;
+    clearTimeout(this.deferred);
     const where = this.dp ? ` of data-parallel rank ${this.dp.rank}` : '';
     this.failure = new YuanError('pipeline', `pipeline stage ${stage}${where} failed ${this.phase}: ${reason}`);
     for (const h of this.handles) h.fail(this.failure);
@@ -265,19 +288,8 @@ class Pipeline implements PipelineEngine {
     this.check();
     this.phase = `while gathering the checkpoint of step ${this.step}`;
     for (const h of this.handles) h.post({ type: 'state' });
-    const states = await this.all('state');
-    // whole-model order; the tied embedding (weights and moments) from the first stage
-    const specs = modelParameters(this.setup.config, this.setup.attention);
-    const weights = new Map<string, Float32Array>();
-    const moments = new Map<string, Float32Array>();
-    for (const s of [...states].reverse()) {
-      for (const [n, a] of s.weights) weights.set(n, a);
-      for (const [n, a] of s.moments) moments.set(n, a);
-    }
-    const ordered = new Map(specs.map((s) => [s.name, weights.get(s.name)!]));
-    const orderedMoments = new Map<string, Float32Array>();
-    for (const s of specs) for (const k of ['m', 'v']) if (moments.has(`${k}.${s.name}`)) orderedMoments.set(`${k}.${s.name}`, moments.get(`${k}.${s.name}`)!);
-    return { step: this.step, weights: ordered, optimizer: { step: states[0].optimizerStep, moments: orderedMoments }, data: this.loader.position() };
+    const states: StageState[] = await this.all('state');
+    return assembleCheckpoint(this.setup, states, this.step, this.loader.position());
   }
 
   async dispose(): Promise<void> {
@@ -302,15 +314,17 @@ class Pipeline implements PipelineEngine {
  * The pipeline-parallel engine (Megatron's pipeline without interleaving, DeepSpeed's `PipelineEngine` as an
  * instruction interpreter): P stages on `worker_threads` workers, each with its own TensorFlow.js engine and backend
  * (`setup.backend`; `native` with `threadsPerStage` BLAS threads) and only its model part (first: embedding + its
- * layers; last: its layers + final norm + tied output projection + loss). Activations [B, T, H] and their gradients go
- * between neighbours over direct MessageChannel ports as transferred ArrayBuffers. The coordinator (this thread) owns
+ * layers; last: its layers + final norm + tied output projection + loss). The P workers are the P ranks of one `threads`
+ * transport world: activations [B, T, H] (float32) and their gradients go between
+ * neighbours over its tagged send/recv (`StageLinks`) as transferred ArrayBuffers. The coordinator (this thread) owns
  * the BatchLoader (the single-process data order, M micro-batches per step), sums the stages' squared gradient norms
  * (the tied embedding once), checks them for non-finite values before any update, and sends the lr; the first and
  * last stage sum their embedding gradients before the update. With one stage it computes the single-process trainer's
  * step. With `dataParallel` (D > 1) it is one data-parallel rank of a P × D grid: it runs M/D of the step's
  * micro-batches, each stage reduces its gradients with the same stage of the other ranks (ZeRO 0/1/2, the tied
  * embedding as a space of its own so both copies stay identical), the loss and squared norm are all-reduced across the
- * coordinators before any update, and checkpoints hold the whole model and gathered moments on every rank.
+ * coordinators before any update, and checkpoints hold the whole model and gathered moments on every rank. (Across
+ * processes and hosts, one stage per rank with no coordinator, use `pipelineRankEngine`; the CLI does for --dp/--transport.)
  * Errors: a bad partition or option, D not dividing M (YuanError 'usage'); a stage that throws, exits or runs out of memory
  * stops the run with YuanError 'pipeline' naming the stage and the step, after terminating every worker.
  */
@@ -344,6 +358,8 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     let engine: Pipeline | undefined;
     let early: { stage: number; reason: string } | undefined;
     const onFailure = (stage: number, reason: string) => (engine ? engine.fail(stage, reason) : ((early ??= { stage, reason }), handles.forEach((h) => h.fail(new YuanError('pipeline', `pipeline stage ${stage}${options.dataParallel && options.dataParallel.group.size > 1 ? ` of data-parallel rank ${options.dataParallel.group.rank}` : ''} failed at startup: ${reason}`)))));
+    // the stages are the P ranks of one threads world: activations and gradients go over its tagged send/recv
+    const world = threadWorld(p);
     let first = 0;
     for (let s = 0; s < p; s++) {
       const init: StageInit = {
@@ -371,31 +387,19 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         },
         profileMemory: options.profileMemory ?? false,
         fault,
+        timeoutMs: options.timeoutMs ?? dp?.timeoutMs ?? 600_000,
       };
       first += partition[s];
       const worker = new Worker(url, {
-        workerData: init,
+        workerData: { ...init, ...world[s].workerData },
+        transferList: world[s].transferList,
         env: { ...process.env, YUAN_NATIVE_THREADS: String(options.threadsPerStage ?? 1) },
         resourceLimits: fault?.kind === 'oom' && fault.stage === s ? { maxOldGenerationSizeMb: 64 } : undefined,
       });
       handles.push(new StageHandle(s, worker, (st, r) => onFailure(st, r)));
     }
-    // neighbour channels, and one between the first and last stage for the tied embedding
-    const ports: { prev?: unknown; next?: unknown; tied?: unknown }[] = handles.map(() => ({}));
-    for (let s = 0; s + 1 < p; s++) {
-      const c = new MessageChannel();
-      ports[s].next = c.port1;
-      ports[s + 1].prev = c.port2;
-    }
-    if (p > 1) {
-      const c = new MessageChannel();
-      ports[0].tied = c.port1;
-      ports[p - 1].tied = c.port2;
-    }
     let first2 = 0;
     for (const [s, h] of handles.entries()) {
-      const list = Object.values(ports[s]) as never[];
-      h.worker.postMessage({ type: 'ports', ...ports[s] }, list);
       const part = { embedding: s === 0, head: s === p - 1, firstLayer: first2, endLayer: first2 + partition[s] };
       first2 += partition[s];
       if (setup.resume) {

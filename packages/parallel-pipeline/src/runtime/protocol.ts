@@ -37,6 +37,8 @@ export interface StageInit {
   dataParallel?: StageDataParallel;
   profileMemory: boolean;
   fault?: InjectedFault;
+  /** Milliseconds a stage waits for a silent neighbour before failing, naming it (a dead worker is noticed at once). */
+  timeoutMs: number;
 }
 
 /** How a stage worker joins the data-parallel group of its stage (tcp; rank 0 listens on masterAddr:port). */
@@ -104,10 +106,3 @@ export type FromStage =
   | { type: 'state'; weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }
   | { type: 'closed' }
   | { type: 'failed'; message: string };
-
-/** Neighbour → neighbour (activation, gradient, tied-embedding gradient), data transferred. */
-export interface PeerMessage {
-  tag: string;
-  shape: number[];
-  data: Float32Array;
-}

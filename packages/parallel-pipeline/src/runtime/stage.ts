@@ -1,42 +1,11 @@
-import type { MessagePort } from 'node:worker_threads';
 import { accumulateGrads, AdamW, clipGrads, clipScale, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
-import type { FromStage, MicroInput, PeerMessage, StageInit, StageStepReport } from './protocol.js';
+import type { MicroInput, StageInit, StageStepReport } from './protocol.js';
+import type { Neighbour, StageLinks } from './links.js';
 import type { Instruction } from './schedule.js';
 
 const TIED = 'model.embed_tokens.weight';
-
-/** Messages from one neighbour, by tag; `recv` waits for a tag that has not arrived yet. */
-class Mailbox {
-  private readonly arrived = new Map<string, PeerMessage>();
-  private readonly waiting = new Map<string, (m: PeerMessage) => void>();
-  constructor(readonly port: MessagePort) {
-    port.on('message', (m: PeerMessage) => {
-      const w = this.waiting.get(m.tag);
-      if (w) {
-        this.waiting.delete(m.tag);
-        w(m);
-      } else this.arrived.set(m.tag, m);
-    });
-  }
-  recv(tag: string): Promise<PeerMessage> {
-    const m = this.arrived.get(tag);
-    if (m) {
-      this.arrived.delete(tag);
-      return Promise.resolve(m);
-    }
-    return new Promise((resolve) => this.waiting.set(tag, resolve));
-  }
-  /** Sends a copy of the tensor's values (the backend owns its storage); the copy is transferred, not cloned. */
-  send(tag: string, t: tf.Tensor): void {
-    const data = new Float32Array(t.dataSync() as Float32Array);
-    this.port.postMessage({ tag, shape: t.shape, data } satisfies PeerMessage, [data.buffer]);
-  }
-  close(): void {
-    this.port.close();
-  }
-}
 
 /** A sub-model and its parameters in a fixed order (names and variables). */
 interface Piece {
@@ -81,8 +50,19 @@ interface Micro {
   dy?: tf.Tensor3D;
 }
 
+/** What a stage reports before its optimizer step: its part of the squared gradient norm, and (last stage) its loss. */
+export interface StageNorm {
+  /** Sum of squares of this stage's gradients (its shard under data parallelism; the tied embedding only on the first stage). */
+  squaredNorm: number;
+  /** Last stage: the mean loss of its micro-batches, each weighted 1/M of the global step (nats/token). */
+  loss?: number;
+}
+
+/** The step's decision, made from every stage's (and data-parallel rank's) StageNorm: update with lr, or discard. */
+export type StageDecision = { type: 'update'; lr: number; norm: number; clip: number } | { type: 'discard' };
+
 /**
- * One pipeline stage on its worker: its model part split into one piece per layer (so a layer can be recomputed
+ * One pipeline stage (on a worker thread, or the main thread of a pipeline rank): its model part split into one piece per layer (so a layer can be recomputed
  * alone), plus the embedding and/or head piece; AdamW over its own parameters; an interpreter of the schedule's
  * instruction list.
  */
@@ -104,10 +84,7 @@ export class Stage {
   constructor(
     readonly init: StageInit,
     attention: TensorAttentionPlugin<unknown>,
-    private readonly post: (m: FromStage, transfer?: ArrayBuffer[]) => void,
-    private readonly prev?: Mailbox,
-    private readonly next?: Mailbox,
-    private readonly tied?: Mailbox,
+    private readonly links: StageLinks | undefined,
     weights?: Map<string, Float32Array>,
     private readonly group?: ProcessGroup,
   ) {
@@ -140,10 +117,6 @@ export class Stage {
   /** Under data parallelism: the names accumulated as whole tensors between micro-batches (ZeRO 2 keeps only shards of the rest). */
   private accumulated(name: string): boolean {
     return !this.spaces.some((sp) => sp.perMicro && sp.slots.some((s) => s.name === name));
-  }
-
-  static async mailboxes(ports: { prev?: MessagePort; next?: MessagePort; tied?: MessagePort }) {
-    return { prev: ports.prev && new Mailbox(ports.prev), next: ports.next && new Mailbox(ports.next), tied: ports.tied && new Mailbox(ports.tied) };
   }
 
   get parameterCount(): number {
@@ -317,11 +290,11 @@ export class Stage {
     return `${this.currentStep}:${kind}:${mb}`;
   }
 
-  private async recv(box: Mailbox, tag: string): Promise<tf.Tensor3D> {
+  private async recv(from: Neighbour, tag: string): Promise<tf.Tensor3D> {
     const t0 = performance.now();
-    const msg = await box.recv(tag);
+    const t = await this.links!.recv(from, tag);
     this.report.waitMs += performance.now() - t0;
-    return tf.tensor(msg.data, msg.shape as [number, number, number], "float32") as tf.Tensor3D;
+    return t as tf.Tensor3D;
   }
 
   private maybeFault(): void {
@@ -333,8 +306,12 @@ export class Stage {
     for (;;) hog.push(new Array(1 << 20).fill(hog.length));
   }
 
-  /** Runs one optimizer step's instruction list; reports the squared norm and waits for the coordinator's decision. */
-  async trainStep(step: number, inputs: MicroInput[], decision: () => Promise<{ type: 'update'; lr: number; norm: number; clip: number } | { type: 'discard' }>): Promise<void> {
+  /**
+   * Runs one optimizer step's instruction list over `inputs` (this stage's fields of each micro-batch); before the
+   * optimizer step it hands its StageNorm to `decide` (a coordinator's answer, or an all-reduce across the ranks) and
+   * updates or discards as told.
+   */
+  async trainStep(step: number, inputs: MicroInput[], decide: (norm: StageNorm) => Promise<StageDecision>): Promise<void> {
     this.currentStep = step;
     const t0 = performance.now();
     this.staticBytes = tf.memory().numBytes;
@@ -353,7 +330,7 @@ export class Stage {
             if (!this.micro.has(ins.mb)) this.micro.set(ins.mb, this.tensors(inputs[ins.mb]));
             break;
           case 'recvActivation':
-            received.set(ins.mb, await this.recv(this.prev!, this.tag('act', ins.mb)));
+            received.set(ins.mb, await this.recv('prev', this.tag('act', ins.mb)));
             break;
           case 'forward': {
             if (!this.micro.has(ins.mb)) this.micro.set(ins.mb, this.tensors(inputs[ins.mb]));
@@ -372,13 +349,13 @@ export class Stage {
           }
           case 'sendActivation': {
             const y = outputs.get(ins.mb)!;
-            this.next!.send(this.tag('act', ins.mb), y);
+            await this.links!.send('next', this.tag('act', ins.mb), y);
             y.dispose();
             outputs.delete(ins.mb);
             break;
           }
           case 'recvGradient':
-            this.micro.get(ins.mb)!.dy = await this.recv(this.next!, this.tag('grad', ins.mb));
+            this.micro.get(ins.mb)!.dy = await this.recv('next', this.tag('grad', ins.mb));
             break;
           case 'backward': {
             const dx = await this.backward(ins.mb);
@@ -389,7 +366,7 @@ export class Stage {
           }
           case 'sendGradient': {
             const dx = dxs.get(ins.mb)!;
-            this.prev!.send(this.tag('grad', ins.mb), dx);
+            await this.links!.send('prev', this.tag('grad', ins.mb), dx);
             dx.dispose();
             dxs.delete(ins.mb);
             break;
@@ -398,15 +375,15 @@ export class Stage {
             // Megatron `_allreduce_word_embedding_grads`: the first and last stage add each other's embedding
             // gradient, so both copies get the same update (a + b = b + a exactly in IEEE arithmetic).
             const mine = this.grads!.get(TIED)!;
-            this.tied!.send(this.tag('tied', 0), mine);
-            const other = await this.recv(this.tied!, this.tag('tied', 0));
+            await this.links!.send('tied', this.tag('tied', 0), mine);
+            const other = await this.recv('tied', this.tag('tied', 0));
             this.grads!.set(TIED, tf.add(mine, other));
             tf.dispose([mine, other]);
             break;
           }
           case 'optimizerStep': {
             if (this.group) {
-              await this.dataParallelStep(step, decision);
+              await this.dataParallelStep(step, decide);
               this.report.stepMs = performance.now() - t0;
               break;
             }
@@ -416,8 +393,7 @@ export class Stage {
             const sq = counted.length ? tf.tidy(() => tf.addN(counted.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0);
             const squaredNorm = sq.dataSync()[0];
             sq.dispose();
-            this.post({ type: 'norm', step, squaredNorm, loss: this.last ? this.lossSum : undefined });
-            const d = await decision();
+            const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
             if (d.type === 'update') {
               clipGrads(this.grads!, d.norm, d.clip);
               this.optimizer.update(this.params, this.grads!, d.lr);
@@ -447,7 +423,7 @@ export class Stage {
    * squared norm of this rank's shard goes to the coordinator, which sums it over stages and ranks; on `update` every
    * rank clips with the same global norm and updates (ZeRO 0: replicated AdamW; 1/2: its shard, then all-gather).
    */
-  private async dataParallelStep(step: number, decision: () => Promise<{ type: 'update'; lr: number; norm: number; clip: number } | { type: 'discard' }>): Promise<void> {
+  private async dataParallelStep(step: number, decide: (norm: StageNorm) => Promise<StageDecision>): Promise<void> {
     const zero = this.init.dataParallel!.zero;
     let squaredNorm = 0;
     for (const sp of this.spaces) {
@@ -463,8 +439,7 @@ export class Stage {
     this.report.gradientBytes = 4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.shard[1] : sp.total), 0);
     disposeGrads(this.grads);
     this.grads = undefined;
-    this.post({ type: 'norm', step, squaredNorm, loss: this.last ? this.lossSum : undefined });
-    const d = await decision();
+    const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
     if (d.type !== 'update') return;
     const scale = clipScale(d.norm, d.clip);
     if (zero === 0) {
@@ -501,10 +476,10 @@ export class Stage {
     for (const [i, input] of inputs.entries()) {
       const m = this.tensors(input);
       const tag = `eval${id}:act:${i}`;
-      const h = this.first ? undefined : await this.prev!.recv(tag).then((msg) => tf.tensor(msg.data, msg.shape as [number, number, number], "float32") as tf.Tensor3D);
+      const h = this.first ? undefined : ((await this.links!.recv('prev', tag)) as tf.Tensor3D);
       const out = this.stageForward(m, h);
       if (this.last) losses.push(out.dataSync()[0]);
-      else this.next!.send(tag, out);
+      else await this.links!.send('next', tag, out);
       tf.dispose([out, ...(h ? [h] : [])]);
       this.freeMicro(m);
     }
@@ -536,7 +511,6 @@ export class Stage {
     this.optimizer.dispose();
     for (const sp of this.spaces) sp.sharded?.dispose();
     for (const v of this.params.values()) v.dispose();
-    for (const b of [this.prev, this.next, this.tied]) b?.close();
   }
 }
 

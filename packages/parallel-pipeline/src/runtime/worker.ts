@@ -1,10 +1,13 @@
 // The entry of one pipeline stage's worker thread (built as dist/stage-worker.js): its own TensorFlow.js engine and
-// backend, its model part, and the instruction interpreter in `stage.ts`. Any failure is reported to the coordinator
-// as a one-line `failed` message; the thread then exits non-zero.
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+// backend, its model part, and the instruction interpreter in `stage.ts`. The P stage workers of a pipeline are the P
+// ranks of one `threads` transport world (rank = stage): activations and gradients go over its tagged send/recv.
+// Control (step, update, eval, state) comes from the coordinator on the parent port. Any failure is reported to the
+// coordinator as a one-line `failed` message; the thread then exits non-zero.
+import { parentPort, workerData } from 'node:worker_threads';
 import { mhaAttention } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { createProcessGroup, type ProcessGroup } from '@yuan/parallel-zero';
+import { createProcessGroup, isThreadWorldMessage, type ProcessGroup } from '@yuan/parallel-zero';
+import { StageLinks } from './links.js';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';
 
@@ -28,10 +31,9 @@ async function attentionPlugin(): Promise<TensorAttentionPlugin<unknown>> {
 // Messages from the coordinator, consumed in order by the main loop below.
 const inbox: ToStage[] = [];
 let wake: (() => void) | undefined;
-let ports: { prev?: MessagePort; next?: MessagePort; tied?: MessagePort } | undefined;
-port.on('message', (m: ToStage | { type: 'ports'; prev?: MessagePort; next?: MessagePort; tied?: MessagePort }) => {
-  if (m.type === 'ports') ports = m;
-  else inbox.push(m);
+port.on('message', (m: ToStage) => {
+  if (isThreadWorldMessage(m)) return; // the threads transport's own (a sibling stage is lost)
+  inbox.push(m);
   wake?.();
 });
 async function nextMessage(): Promise<ToStage> {
@@ -47,8 +49,8 @@ async function main(): Promise<void> {
   const attention = await attentionPlugin();
   const first = await nextMessage();
   if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
-  while (!ports) await new Promise<void>((r) => setTimeout(r, 1));
-  const boxes = await Stage.mailboxes(ports);
+  // the pipeline's threads world: one rank per stage
+  const pipe = await createProcessGroup({ transport: 'threads', timeoutMs: init.timeoutMs });
   const dp = init.dataParallel;
   if (dp) {
     // this stage's data-parallel group: the same stage of every data-parallel rank (Megatron's layout)
@@ -56,13 +58,14 @@ async function main(): Promise<void> {
       throw new Error(`the data-parallel group of stage ${init.stage} (port ${dp.port}): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
     });
   }
-  const stage = new Stage(init, attention, post, boxes.prev, boxes.next, boxes.tied, first.weights && new Map(first.weights), group);
+  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights), group);
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {
     const m = await nextMessage();
     if (m.type === 'step') {
-      await stage.trainStep(m.step, m.inputs, async () => {
+      await stage.trainStep(m.step, m.inputs, async (norm) => {
+        post({ type: 'norm', step: m.step, ...norm });
         const d = await nextMessage();
         if (d.type !== 'update' && d.type !== 'discard') throw new Error(`expected update or discard, got ${d.type}`);
         return d;

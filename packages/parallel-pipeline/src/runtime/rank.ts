@@ -1,0 +1,249 @@
+import { countParameters, YuanError } from '@yuan/core';
+import {
+  assertFiniteStep,
+  BatchLoader,
+  modelParameters,
+  PackedSplit,
+  partParameters,
+  readPackedIndex,
+  stepLearningRate,
+  type Batch,
+  type CheckpointContents,
+  type EngineFactory,
+  type StepMetrics,
+} from '@yuan/model';
+import { gridPosition, type GridPosition, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import type { PluginRegistry } from '@yuan/core';
+import type { TensorAttentionPlugin } from '@yuan/tensor';
+import { gatherCheckpointToWriter } from './checkpoint.js';
+import { faultFromEnv, microInput, type PipelineEngine } from './engine.js';
+import { StageLinks } from './links.js';
+import type { InjectedFault, Recompute, StageInit, StageStepReport } from './protocol.js';
+import { stagePrograms } from './schedule.js';
+import { Stage, type StageDecision } from './stage.js';
+
+/** Options of `pipelineRankEngine`. */
+export interface PipelineRankOptions {
+  /** The world: P × D ranks over one transport (`tcp` across processes and hosts, or `threads`). This process is `world.rank`. */
+  world: ProcessGroup;
+  /** Pipeline stages P. */
+  stages: number;
+  /** Data-parallel ranks D per stage (P × D must be the world size). Default world.size / P. */
+  dataParallel?: number;
+  /** Micro-batches of the whole step M (the global batch is M × train.microBatchSize sequences); D must divide it. */
+  microbatches: number;
+  /** Layers per stage (length P, summing to the layer count). */
+  partition: number[];
+  /** `1f1b` (default) or `gpipe` (or one in `registry`, kind `schedule`). */
+  schedule?: string;
+  registry?: PluginRegistry;
+  /** Activation checkpointing: `full` (default) or `stage`. */
+  recompute?: Recompute;
+  /** ZeRO stage inside each stage's data-parallel group (D > 1): 0, 1 or 2. Default 0. */
+  zero?: ZeroStage;
+  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
+  fault?: InjectedFault;
+  /** Measure activation peaks with tf.profile. Default false. */
+  profileMemory?: boolean;
+}
+
+/**
+ * One rank of a P × D pipeline-parallel grid (Megatron's `initialize_model_parallel` with tensor parallel size 1):
+ * global rank r is pipeline stage ⌊r / D⌋ and data-parallel rank r mod D, so stage s holds the D consecutive ranks
+ * s·D … s·D + D − 1 (its data-parallel group) and the pipeline of data rank j is ranks j, D + j, …, (P − 1)·D + j.
+ * This process runs only its stage (in this thread, on the backend already initialised) and there is no coordinator:
+ * - every rank draws the step's M micro-batches from its own BatchLoader (the single-process order, same seed) and
+ *   takes micro-batches j·M/D … (j+1)·M/D − 1; stage 0 feeds them ids, the last stage targets and mask;
+ * - activations [B, T, H] go to the next stage and their gradients back over the world transport's tagged send/recv
+ *   (`StageLinks`); the first and last stage of each pipeline add their tied-embedding gradients;
+ * - each stage reduces its gradients in its data-parallel group (ZeRO 0/1/2, as `Stage`);
+ * - the loss (last stage, weighted 1/M) and the squared gradient norm of every rank are summed by one all-reduce over
+ *   the world, so every rank gets the global loss and norm, checks them for non-finite values, and computes the same lr
+ *   and clipping before any update;
+ * - validation: each data rank takes batches i ≡ j (mod D), the last stages' loss sums are all-reduced over the world;
+ * - checkpoints: rank 0 (stage 0, data rank 0) is the writer; the stages' weights and moments are gathered to it
+ *   (`gatherCheckpointToWriter`); the other ranks return contents without weights (the loop saves only on the writer).
+ * With P × D = 1 it computes the single-process trainer's step. Errors: a world size that is not P × D, D not dividing
+ * M, a bad partition (YuanError 'usage', the same line on every rank); a failure of this rank aborts the transport so
+ * its peers stop at once naming it; a lost or silent peer is YuanError 'pipeline' naming this stage, the step and the
+ * lost rank (from the transport's PeerLostError / PeerTimeoutError).
+ */
+export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory {
+  return async (setup) => {
+    const { world, stages: p, microbatches: m, partition } = options;
+    const layers = setup.config.model.numLayers;
+    if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
+    if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
+    const d = options.dataParallel ?? world.size / p;
+    if (!Number.isInteger(d) || d < 1 || p * d !== world.size) {
+      throw new YuanError('usage', `the world has ${world.size} ranks but --pp ${p} × --dp ${options.dataParallel ?? '?'} needs ${options.dataParallel ? p * options.dataParallel : `a multiple of ${p}`}: WORLD_SIZE must be P × D`);
+    }
+    if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
+    if (m % d !== 0) throw new YuanError('usage', `--dp ${d} does not divide the ${m} micro-batches of a step (--microbatches): each data-parallel rank must take M/D of them`);
+    if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
+      throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
+    }
+    const pos = gridPosition(world.rank, p, d);
+    const local = m / d;
+    const program = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry)[pos.stage];
+    const wanted = options.fault ?? faultFromEnv();
+    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === pos.dataRank) ? wanted : undefined;
+    const zero = options.zero ?? 0;
+    const firstLayer = partition.slice(0, pos.stage).reduce((a, b) => a + b, 0);
+    const init: StageInit = {
+      stage: pos.stage,
+      stages: p,
+      firstLayer,
+      endLayer: firstLayer + partition[pos.stage],
+      config: setup.config,
+      train: setup.train,
+      seed: setup.seed,
+      backend: setup.backend,
+      plugins: [],
+      program,
+      recompute: options.recompute ?? 'full',
+      microbatches: local,
+      globalMicrobatches: m,
+      // the group is given (a subgroup of the world); the tcp fields are the worker path's and unused here
+      dataParallel: d > 1 ? { rank: pos.dataRank, size: d, zero, masterAddr: '', port: 0, timeoutMs: 0, configHash: '' } : undefined,
+      profileMemory: options.profileMemory ?? false,
+      fault,
+      timeoutMs: 0,
+    };
+    const specs = modelParameters(setup.config, setup.attention);
+    const part = { embedding: pos.stage === 0, head: pos.stage === p - 1, firstLayer, endLayer: firstLayer + partition[pos.stage] };
+    let weights: Map<string, Float32Array> | undefined;
+    if (setup.resume) {
+      weights = new Map(
+        partParameters(specs, part).map((x) => {
+          const w = setup.resume!.weights.get(x.name);
+          if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${x.name}`);
+          return [x.name, w];
+        }),
+      );
+    }
+    const pipe = world.subgroup(pos.pipelineRanks);
+    const dataGroup = d > 1 ? world.subgroup(pos.dataParallelRanks) : undefined;
+    const stage = new Stage(init, setup.attention as TensorAttentionPlugin<unknown>, p > 1 ? new StageLinks(pipe, pos.stage, p) : undefined, weights, dataGroup);
+    if (setup.resume) {
+      const moments = new Map([...weights!.keys()].flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`)).filter((k) => setup.resume!.optimizer.moments.has(k)).map((k) => [k, setup.resume!.optimizer.moments.get(k)!]));
+      stage.restore(moments, setup.resume.optimizer.step);
+    }
+    const index = readPackedIndex(setup.data);
+    const split = PackedSplit.open(setup.data, index, 'train');
+    const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, setup.train.resetPositionIds ? index.special.eod : undefined);
+    if (setup.resume) loader.seek(setup.resume.data);
+    const engine = new PipelineRank(world, pos, p, d, m, stage, loader, () => split.close(), setup, partition, countParameters(specs));
+    engine.step = setup.resume?.step ?? 0;
+    return engine;
+  };
+}
+
+class PipelineRank implements PipelineEngine {
+  step = 0;
+  stageReports: StageStepReport[] = [];
+  private phase = 'at startup';
+  private failed = false;
+  private evalId = 0;
+
+  constructor(
+    private readonly world: ProcessGroup,
+    private readonly pos: GridPosition,
+    private readonly p: number,
+    private readonly d: number,
+    private readonly m: number,
+    private readonly stage: Stage,
+    private readonly loader: BatchLoader,
+    private readonly closeData: () => void,
+    private readonly setup: Parameters<EngineFactory>[0],
+    readonly partition: number[],
+    readonly parameterCount: number,
+  ) {}
+
+  /** Global rank 0 (stage 0, data rank 0) writes metrics and checkpoints. */
+  get writer(): boolean {
+    return this.world.rank === 0;
+  }
+
+  /** Runs `f`; a failure names this stage, rank and phase, and aborts the transport so every peer stops at once. */
+  private async guard<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof YuanError && (e.code === 'nan' || e.code === 'usage')) throw e;
+      this.failed = true;
+      const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+      const where = `pipeline stage ${this.pos.stage}${this.d > 1 ? ` of data-parallel rank ${this.pos.dataRank}` : ''} (rank ${this.world.rank})`;
+      const err = new YuanError('pipeline', `${where} failed ${this.phase}: ${msg}`);
+      // peers learn the root cause: a lost rank stays the lost rank (its PeerLostError), else this rank
+      this.world.abort(e instanceof Error && typeof (e as { rank?: unknown }).rank === 'number' ? e : err);
+      throw err;
+    }
+  }
+
+  async trainStep(): Promise<StepMetrics> {
+    const t0 = performance.now();
+    const step = this.step + 1;
+    this.phase = `at step ${step}`;
+    // the single process's data order: the step's M micro-batches, of which this data rank takes j·M/D … (j+1)·M/D − 1
+    const all: Batch[] = Array.from({ length: this.m }, () => this.loader.next());
+    const tokens = all.reduce((a, b) => a + b.rows * b.seqLength, 0);
+    const local = this.m / this.d;
+    const inputs = all.slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local).map((b) => microInput(b, this.pos.stage, this.p));
+    let loss = Number.NaN;
+    let norm = Number.NaN;
+    let lr = 0;
+    await this.guard(() =>
+      this.stage.trainStep(step, inputs, async (mine): Promise<StageDecision> => {
+        // every rank's loss part (last stages) and squared norm part, summed over the world before any update
+        const r = await this.world.allReduce(new Float32Array([mine.loss ?? 0, mine.squaredNorm]));
+        loss = r[0];
+        norm = Math.sqrt(r[1]);
+        if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
+        lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
+        return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
+      }),
+    );
+    assertFiniteStep(loss, norm, step);
+    // this rank holds only its own stage's report (index = stage; the other entries are empty)
+    this.stageReports = [];
+    this.stageReports[this.pos.stage] = this.stage.lastReport;
+    this.step = step;
+    const seconds = (performance.now() - t0) / 1000;
+    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+  }
+
+  async evaluate(batches: readonly Batch[]): Promise<number> {
+    if (batches.length === 0) return Number.NaN;
+    this.phase = `in evaluation after step ${this.step}`;
+    const id = ++this.evalId;
+    const mine = batches.filter((_, i) => i % this.d === this.pos.dataRank).map((b) => microInput(b, this.pos.stage, this.p));
+    return this.guard(async () => {
+      const losses = await this.stage.evaluate(id, mine);
+      const sum = (losses ?? []).reduce((a, b) => a + b, 0);
+      const total = await this.world.allReduce(new Float32Array([sum]));
+      return total[0] / batches.length;
+    });
+  }
+
+  async checkpoint(): Promise<CheckpointContents> {
+    this.phase = `while gathering the checkpoint of step ${this.step}`;
+    return this.guard(async () => {
+      const state = await this.stage.state(); // ZeRO 1/2: a collective in the stage's data-parallel group
+      const stageRanks = Array.from({ length: this.p }, (_, s) => s * this.d);
+      const whole = await gatherCheckpointToWriter(this.world, stageRanks, state, this.setup, this.step, this.loader.position());
+      // not the writer: the loop saves nothing here, so the contents carry no weights
+      return whole ?? { step: this.step, weights: new Map(), optimizer: { step: state.optimizerStep, moments: new Map() }, data: this.loader.position() };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.failed) {
+      // every rank has finished its last exchange before any rank closes the world
+      this.phase = 'at the end of the run';
+      await this.guard(() => this.world.barrier()).catch(() => {});
+    }
+    this.stage.dispose();
+    this.closeData();
+  }
+}
