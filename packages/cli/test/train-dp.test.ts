@@ -27,9 +27,10 @@ const train = (args: string[], extraEnv: Record<string, string | undefined> = {}
 let single: number[];
 let singleNorms: number[];
 let singleWeights: Float32Array;
+let singleValid: number[];
 
 beforeAll(async () => {
-  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n'));
+  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n\n')); // blank lines: 80 documents, so the validation split is not empty
   const r = await yuan('data', 'prepare', '--input', path.join(tmp, 'corpus.txt'), '--tokenizer', 'bytes', '--output', data, '--valid-fraction', '0.1');
   expect(r.code).toBe(0);
   const s = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'single')]);
@@ -37,6 +38,8 @@ beforeAll(async () => {
   single = losses(path.join(tmp, 'single'));
   singleNorms = norms(path.join(tmp, 'single'));
   singleWeights = weights(path.join(tmp, 'single'));
+  singleValid = series(path.join(tmp, 'single'), 'validLoss');
+  expect(singleValid.length).toBeGreaterThan(0);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -54,6 +57,7 @@ describe('yuan train --dp', () => {
     expect(r.code, r.err).toBe(0);
     expectClose(losses(out), single);
     expectClose(norms(out), singleNorms); // the reduced gradients themselves, not only what AdamW makes of them
+    expectClose(series(out, 'validLoss'), singleValid); // each rank evaluates its share of the batches; the sums are reduced
     expect(maxDiff(weights(out), singleWeights)).toBeLessThan(1e-5);
   });
 

@@ -2,7 +2,7 @@
 // processes, each running one stage; Megatron's layout: data-parallel groups inside each stage): the single-process losses, gradient norms and parameters; a P × D checkpoint resumes as
 // P = 1 and `yuan generate` reads it; a dead stage of one rank is a one-line error naming it, never a hang.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,12 +29,13 @@ const train = (args: string[], extraEnv: Record<string, string | undefined> = {}
 let single: string;
 
 beforeAll(async () => {
-  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n'));
+  writeFileSync(path.join(tmp, 'corpus.txt'), Array.from({ length: 80 }, (_, i) => `Paragraph ${i}: data parallel ranks split the micro-batches, line ${i * 7}.`).join('\n\n')); // blank lines: 80 documents, so the validation split is not empty
   const r = await yuan('data', 'prepare', '--input', path.join(tmp, 'corpus.txt'), '--tokenizer', 'bytes', '--output', data, '--valid-fraction', '0.1');
   expect(r.code).toBe(0);
   single = path.join(tmp, 'single');
   const s = train(['--steps', '4', '--microbatches', '4', '--out', single]);
   expect(s.code, s.err).toBe(0);
+  expect(validLosses(single).length).toBeGreaterThan(0);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -54,10 +55,12 @@ describe('yuan train --pp 2 --dp 2', () => {
     expect(maxDiff(weights(out), weights(single))).toBeLessThan(1e-5);
   });
 
-  it('a --pp 2 --dp 2 --zero 1 checkpoint resumes as --pp 1 with the uninterrupted losses, and yuan generate reads it', async () => {
+  it('a --pp 2 --dp 2 --zero 2 checkpoint holds one optimizer shard per rank, resumes as --pp 1 with the uninterrupted losses, and yuan generate reads it', async () => {
     const out = path.join(tmp, 'resume');
-    const a = train(['--steps', '2', '--microbatches', '4', '--out', out, '--pp', '2', '--dp', '2', '--zero', '1']);
+    const a = train(['--steps', '2', '--microbatches', '4', '--out', out, '--pp', '2', '--dp', '2', '--zero', '2']);
     expect(a.code, a.err).toBe(0);
+    const files = readdirSync(path.join(out, 'checkpoint-00000002')).filter((f) => f.startsWith('optimizer'));
+    expect(files.sort()).toEqual([0, 1, 2, 3].map((k) => `optimizer-0000${k}-of-00004.safetensors`));
     const b = train(['--steps', '4', '--microbatches', '4', '--out', out, '--resume', out]);
     expect(b.code, b.err).toBe(0);
     expect(b.err).toMatch(/resumed from .*checkpoint-00000002 at step 2/);

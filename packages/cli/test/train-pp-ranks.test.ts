@@ -140,7 +140,7 @@ describe('a pipeline rank that dies', () => {
 
   it('a stage that hangs (SIGSTOP) is a timeout naming it after --timeout seconds, never a hang of the run', async () => {
     const r = await killMidRun(2, 1, ['--pp', '2'], path.join(tmp, 'kill-c'), 'SIGSTOP', 3);
-    // 3 s of silence, then launch's 5 s grace, SIGTERM (pending while stopped) and SIGKILL 5 s later
+    // 3 s of silence, then launch's 10 s grace, SIGTERM (pending while stopped) and SIGKILL 5 s later
     expect(r.ms).toBeLessThan(30_000);
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/^\[rank 0\] error: pipeline stage 0 \(rank 0\) failed .*rank 1 sent nothing to rank 0 for 3 s/m);

@@ -51,7 +51,7 @@ export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistr
   for (const s of SCHEDULE_PLUGINS) registry.register(s, '@yuan/parallel-pipeline');
   return registry;
 }
-export { pipelineEngine, type PipelineOptions, type PipelineEngine, type PipelineDataParallel } from './runtime/engine.js';
+export { pipelineEngine, type PipelineOptions, type PipelineEngine } from './runtime/engine.js';
 export { pipelineRankEngine, type PipelineRankOptions } from './runtime/rank.js';
 export { assembleCheckpoint, gatherCheckpointToWriter, encodeStageState, decodeStageState, type StageState } from './runtime/checkpoint.js';
 export type { StageStepReport, InjectedFault } from './runtime/protocol.js';

@@ -8,4 +8,4 @@ export { rankFromEnvironment, expandNodelist, DEFAULT_MASTER_PORT, type RankInfo
 export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } from './errors.js';
 export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';
 export { dataParallelEngine, type DataParallelOptions, type DataParallelMemory, type ZeroStage } from './engine.js';
-export { ShardedAdamW, flatLayout, flattenGrads, allGatherParameters, type FlatSlot, type ShardedAdamWOptions } from './sharded.js';
+export { ShardedAdamW, flatLayout, flattenGrads, allGatherParameters, ownedRanges, type FlatSlot, type ShardedAdamWOptions, type GradientBucket } from './sharded.js';

@@ -20,7 +20,7 @@ export interface LaunchOptions {
   command: string[];
   /** Base environment of the ranks. Default `process.env`. */
   env?: Record<string, string | undefined>;
-  /** After the first rank fails, how long the others get to stop by themselves before SIGTERM (then SIGKILL 5 s later), ms. Default 5000. */
+  /** After the first rank fails, how long the others get to stop by themselves before SIGTERM (then SIGKILL 5 s later), ms. Default 10 000. */
   graceMs?: number;
   /** Receives each output line of each rank. Default: written to this process's stdout/stderr as `[rank N] line`. */
   onLine?: (rank: number, stream: 'stdout' | 'stderr', line: string) => void;
@@ -46,7 +46,7 @@ function checkLaunch(o: LaunchOptions): Required<Omit<LaunchOptions, 'env' | 'on
   if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes) throw new YuanError('usage', `--node-rank ${nodeRank} is not in 0..${nnodes - 1}`);
   if (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535) throw new YuanError('usage', `--master-port ${masterPort} is not a port (1..65535)`);
   if (!Array.isArray(o.command) || o.command.length === 0) throw new YuanError('usage', 'no command to launch (give it after --)');
-  return { nproc: o.nproc, nnodes, nodeRank, masterAddr: o.masterAddr ?? '127.0.0.1', masterPort, command: o.command, graceMs: o.graceMs ?? 5000 };
+  return { nproc: o.nproc, nnodes, nodeRank, masterAddr: o.masterAddr ?? '127.0.0.1', masterPort, command: o.command, graceMs: o.graceMs ?? 10_000 };
 }
 
 /**

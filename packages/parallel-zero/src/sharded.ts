@@ -150,29 +150,6 @@ export class ShardedAdamW {
     return { ranges: this.ranges.map(([s, l]) => [s, l]), m, v };
   }
 
-  /**
-   * The whole moments (`m.<name>`, `v.<name>` for every slot) gathered from every rank's shard: a collective, every
-   * member of `group` must call it, and the shard must be the group's `shardRange(total)` (one range). Errors: a lost
-   * peer (from the group).
-   */
-  async gatherMoments(group: ProcessGroup): Promise<Map<string, Float32Array>> {
-    const [start] = this.ranges[0] ?? [0];
-    if (this.ranges.length !== 1 || start !== group.shardRange(this.total)[0]) throw new YuanError('internal', 'gatherMoments needs the one-range shard of group.shardRange');
-    const { m, v } = await this.shardState();
-    const mAll = new Float32Array(this.total);
-    const vAll = new Float32Array(this.total);
-    mAll.set(m, start);
-    vAll.set(v, start);
-    await group.allGather(mAll);
-    await group.allGather(vAll);
-    const moments = new Map<string, Float32Array>();
-    for (const slot of this.slots) {
-      moments.set(`m.${slot.name}`, mAll.slice(slot.offset, slot.offset + slot.size));
-      moments.set(`v.${slot.name}`, vAll.slice(slot.offset, slot.offset + slot.size));
-    }
-    return moments;
-  }
-
   /** Frees the moment variables. */
   dispose(): void {
     for (const s of this.segments) {

@@ -188,7 +188,7 @@ export function isThreadWorldMessage(m: unknown): boolean {
 export interface SpawnThreadOptions {
   /** Collective timeout of each rank, ms (see ConnectOptions.timeoutMs). Default 60 000. */
   timeoutMs?: number;
-  /** After the first failure, how long the other ranks get to stop on their own before they are terminated, ms. Default 5000. */
+  /** After the first failure, how long the other ranks get to stop on their own before they are terminated, ms. Default 10 000. */
   graceMs?: number;
   /** Passed to each Worker (e.g. `resourceLimits`, `env`, `execArgv`). */
   workerOptions?: Omit<ConstructorParameters<typeof Worker>[1] & object, 'workerData' | 'transferList'>;
@@ -205,7 +205,7 @@ export function spawnThreadRanks(moduleUrl: string | URL, worldSize: number, pay
   if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
   const url = moduleUrl instanceof URL ? moduleUrl : isAbsolute(moduleUrl) ? pathToFileURL(moduleUrl) : new URL(moduleUrl);
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const graceMs = opts.graceMs ?? 5000;
+  const graceMs = opts.graceMs ?? 10_000;
   const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () => new Array(worldSize).fill(null));
   for (let i = 0; i < worldSize; i++) {
     for (let j = i + 1; j < worldSize; j++) {

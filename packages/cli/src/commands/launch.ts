@@ -44,7 +44,7 @@ export const launchCommand: Command = {
       nodeRank: numberOption(values, 'node-rank', 0, { int: true, min: 0 }),
       masterAddr: (values['master-addr'] as string | undefined) ?? '127.0.0.1',
       masterPort,
-      graceMs: numberOption(values, 'grace', 5, { min: 0 }) * 1000,
+      graceMs: numberOption(values, 'grace', 10, { min: 0 }) * 1000,
       command: positionals,
       onLine: (rank, stream, line) => (stream === 'stdout' ? io.out : io.err)(`[rank ${rank}] ${line}`),
     });

@@ -20,28 +20,8 @@ import {
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
-import { threadWorld, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import { threadWorld } from '@yuan/parallel-zero';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
-
-/**
- * Data parallelism around the pipeline (P × D, Megatron's layout: data-parallel groups inside each stage): this
- * process runs data-parallel rank `group.rank`'s pipeline over micro-batches r·M/D … (r+1)·M/D − 1 of each step; the
- * workers of stage s of all D ranks form a tcp group at `masterAddr:basePort + s` and reduce their gradients there.
- */
-export interface PipelineDataParallel {
-  /** The coordinators' data-parallel group (D ranks): losses, squared norms and evaluation sums are all-reduced in it. */
-  group: ProcessGroup;
-  /** 0: gradient all-reduce, replicated AdamW; 1: reduce-scatter, sharded AdamW, all-gather; 2: gradients reduce-scattered per micro-batch too. */
-  zero: ZeroStage;
-  /** Address of data-parallel rank 0 (its stage workers listen there). Default 127.0.0.1. */
-  masterAddr?: string;
-  /** Stage s's group uses port basePort + s (P consecutive ports must be free on rank 0's host). */
-  basePort: number;
-  /** Milliseconds a stage waits for a silent peer (collectives and the start-up rendezvous). Default 60000. */
-  timeoutMs?: number;
-  /** Exchanged when the stage groups start: a rank with another config is refused. Default ''. */
-  configHash?: string;
-}
 
 /** Options of the pipeline engine. */
 export interface PipelineOptions {
@@ -67,13 +47,11 @@ export interface PipelineOptions {
   threadsPerStage?: number;
   /** Measure activation peaks with tf.profile (kernel-level high-water mark; slower). Default false: sampled per layer. */
   profileMemory?: boolean;
-  /** Data parallelism across D copies of the pipeline (see PipelineDataParallel); default none (D = 1). */
-  dataParallel?: PipelineDataParallel;
   /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
   fault?: InjectedFault;
   /**
    * Milliseconds a stage waits for a silent neighbour stage before failing, naming it (a worker that dies is noticed
-   * at once, without this). Default `dataParallel.timeoutMs`, else 600 000.
+   * at once, without this). Default 600 000.
    */
   timeoutMs?: number;
 }
@@ -186,13 +164,7 @@ class Pipeline implements PipelineEngine {
     private readonly options: Required<Pick<PipelineOptions, 'microbatches' | 'stages'>>,
     private readonly loader: BatchLoader,
     private readonly closeData: () => void,
-    private readonly dp?: ProcessGroup,
   ) {}
-
-  /** Data-parallel rank 0 writes metrics and checkpoints (always true without data parallelism). */
-  get writer(): boolean {
-    return !this.dp || this.dp.rank === 0;
-  }
 
   /** Stops the whole pipeline after a stage failed: one message naming the stage and the step; all workers end. */
   fail(stage: number, reason: string): void {
@@ -212,8 +184,7 @@ class Pipeline implements PipelineEngine {
   private failNow(stage: number, reason: string): void {
     if (this.failure || this.disposed) return;
     clearTimeout(this.deferred);
-    const where = this.dp ? ` of data-parallel rank ${this.dp.rank}` : '';
-    this.failure = new YuanError('pipeline', `pipeline stage ${stage}${where} failed ${this.phase}: ${reason}`);
+    this.failure = new YuanError('pipeline', `pipeline stage ${stage} failed ${this.phase}: ${reason}`);
     for (const h of this.handles) h.fail(this.failure);
     for (const h of this.handles) void h.worker.terminate();
   }
@@ -232,24 +203,16 @@ class Pipeline implements PipelineEngine {
     const step = this.step + 1;
     this.phase = `at step ${step}`;
     const { microbatches: m, stages: p } = this.options;
-    // the single process's data order: the step's M micro-batches, of which this rank takes r·M/D … (r+1)·M/D − 1
-    const d = this.dp?.size ?? 1;
-    const all = Array.from({ length: m * d }, () => this.loader.next());
-    const tokens = all.reduce((a, b) => a + b.rows * b.seqLength, 0);
-    const batches = all.slice((this.dp?.rank ?? 0) * m, ((this.dp?.rank ?? 0) + 1) * m);
+    // the single process's data order: the step's M micro-batches
+    const batches = Array.from({ length: m }, () => this.loader.next());
+    const tokens = batches.reduce((a, b) => a + b.rows * b.seqLength, 0);
     for (const [s, h] of this.handles.entries()) {
       const inputs = batches.map((b) => microInput(b, s, p));
       h.post({ type: 'step', step, inputs }, transfers(inputs));
     }
     const norms = await this.all('norm');
-    let loss = norms[p - 1].loss!;
-    let squared = norms.reduce((a, n) => a + n.squaredNorm, 0);
-    if (this.dp) {
-      // every rank decides on the same global loss and norm before any update
-      const r = await this.dp.allReduce(new Float32Array([loss, squared]));
-      this.check();
-      [loss, squared] = [r[0], r[1]];
-    }
+    const loss = norms[p - 1].loss!;
+    const squared = norms.reduce((a, n) => a + n.squaredNorm, 0);
     const norm = Math.sqrt(squared);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
       for (const h of this.handles) h.post({ type: 'discard' });
@@ -271,17 +234,13 @@ class Pipeline implements PipelineEngine {
     this.phase = `in evaluation after step ${this.step}`;
     const id = ++this.evalId;
     const p = this.options.stages;
-    const mine = this.dp ? batches.filter((_, i) => i % this.dp!.size === this.dp!.rank) : batches;
     for (const [s, h] of this.handles.entries()) {
-      const inputs = mine.map((b) => microInput(b, s, p));
+      const inputs = batches.map((b) => microInput(b, s, p));
       h.post({ type: 'eval', id, inputs }, transfers(inputs));
     }
     const done = await this.all('evalDone');
     const losses = done[p - 1].losses!;
-    const sum = losses.reduce((a, b) => a + b, 0);
-    if (!this.dp) return sum / losses.length;
-    const total = await this.dp.allReduce(new Float32Array([sum]));
-    return total[0] / batches.length;
+    return losses.reduce((a, b) => a + b, 0) / losses.length;
   }
 
   async checkpoint(): Promise<CheckpointContents> {
@@ -294,16 +253,6 @@ class Pipeline implements PipelineEngine {
 
   async dispose(): Promise<void> {
     if (this.disposed) return;
-    if (this.dp && !this.failure) {
-      // every rank has finished its last collective before any stage group closes
-      try {
-        await this.dp.barrier();
-        for (const h of this.handles) h.post({ type: 'close' });
-        await Promise.all(this.handles.map((h) => h.expect('closed')));
-      } catch {
-        // a failing peer: the workers are terminated below either way
-      }
-    }
     this.disposed = true;
     await Promise.all(this.handles.map((h) => h.worker.terminate()));
     this.closeData();
@@ -320,12 +269,9 @@ class Pipeline implements PipelineEngine {
  * the BatchLoader (the single-process data order, M micro-batches per step), sums the stages' squared gradient norms
  * (the tied embedding once), checks them for non-finite values before any update, and sends the lr; the first and
  * last stage sum their embedding gradients before the update. With one stage it computes the single-process trainer's
- * step. With `dataParallel` (D > 1) it is one data-parallel rank of a P × D grid: it runs M/D of the step's
- * micro-batches, each stage reduces its gradients with the same stage of the other ranks (ZeRO 0/1/2, the tied
- * embedding as a space of its own so both copies stay identical), the loss and squared norm are all-reduced across the
- * coordinators before any update, and checkpoints hold the whole model and gathered moments on every rank. (Across
- * processes and hosts, one stage per rank with no coordinator, use `pipelineRankEngine`; the CLI does for --dp/--transport.)
- * Errors: a bad partition or option, D not dividing M (YuanError 'usage'); a stage that throws, exits or runs out of memory
+ * step. (With data parallelism, or across processes and hosts, one stage per rank with no coordinator, use
+ * `pipelineRankEngine`; the CLI does for --dp/--transport or when launched as ranks.)
+ * Errors: a bad partition or option (YuanError 'usage'); a stage that throws, exits or runs out of memory
  * stops the run with YuanError 'pipeline' naming the stage and the step, after terminating every worker.
  */
 export function pipelineEngine(options: PipelineOptions): EngineFactory {
@@ -336,18 +282,14 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
-    const dp = options.dataParallel && options.dataParallel.group.size > 1 ? options.dataParallel : undefined;
-    const d = dp?.group.size ?? 1;
-    if (m % d !== 0) throw new YuanError('usage', `--dp ${d} does not divide the ${m} micro-batches of a step (--microbatches): each data-parallel rank must take M/D of them`);
-    const local = m / d;
-    const programs = stagePrograms(schedule, p, local, options.registry);
+    const programs = stagePrograms(schedule, p, m, options.registry);
     if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
       throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
     }
     const url = workerUrl();
     const wanted = options.fault ?? faultFromEnv();
-    // a fault for one data-parallel rank only (the 4th field of YUAN_PIPELINE_FAULT)
-    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === (dp?.group.rank ?? 0)) ? wanted : undefined;
+    // a fault for one data-parallel rank only (the 4th field of YUAN_PIPELINE_FAULT) never fires here (D = 1 … rank 0)
+    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === 0) ? wanted : undefined;
     const index = readPackedIndex(setup.data);
     const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
     const split = PackedSplit.open(setup.data, index, 'train');
@@ -357,7 +299,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     const handles: StageHandle[] = [];
     let engine: Pipeline | undefined;
     let early: { stage: number; reason: string } | undefined;
-    const onFailure = (stage: number, reason: string) => (engine ? engine.fail(stage, reason) : ((early ??= { stage, reason }), handles.forEach((h) => h.fail(new YuanError('pipeline', `pipeline stage ${stage}${options.dataParallel && options.dataParallel.group.size > 1 ? ` of data-parallel rank ${options.dataParallel.group.rank}` : ''} failed at startup: ${reason}`)))));
+    const onFailure = (stage: number, reason: string) => (engine ? engine.fail(stage, reason) : ((early ??= { stage, reason }), handles.forEach((h) => h.fail(new YuanError('pipeline', `pipeline stage ${stage} failed at startup: ${reason}`)))));
     // the stages are the P ranks of one threads world: activations and gradients go over its tagged send/recv
     const world = threadWorld(p);
     let first = 0;
@@ -374,20 +316,11 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         plugins: options.plugins ?? [],
         program: programs[s],
         recompute: options.recompute ?? 'full',
-        microbatches: local,
+        microbatches: m,
         globalMicrobatches: m,
-        dataParallel: dp && {
-          rank: dp.group.rank,
-          size: d,
-          zero: dp.zero,
-          masterAddr: dp.masterAddr ?? '127.0.0.1',
-          port: dp.basePort + s,
-          timeoutMs: dp.timeoutMs ?? 60_000,
-          configHash: `${dp.configHash ?? ''}:stage${s}`,
-        },
         profileMemory: options.profileMemory ?? false,
         fault,
-        timeoutMs: options.timeoutMs ?? dp?.timeoutMs ?? 600_000,
+        timeoutMs: options.timeoutMs ?? 600_000,
       };
       first += partition[s];
       const worker = new Worker(url, {
@@ -420,7 +353,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       split.close();
       throw e;
     }
-    engine = new Pipeline(handles, countParameters(specs), partition, setup, { microbatches: local, stages: p }, loader, () => split.close(), dp?.group);
+    engine = new Pipeline(handles, countParameters(specs), partition, setup, { microbatches: m, stages: p }, loader, () => split.close());
     if (setup.resume) engine.step = setup.resume.step;
     engine.step = setup.resume?.step ?? 0;
     void early;

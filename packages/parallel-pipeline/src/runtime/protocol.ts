@@ -41,20 +41,13 @@ export interface StageInit {
   timeoutMs: number;
 }
 
-/** How a stage worker joins the data-parallel group of its stage (tcp; rank 0 listens on masterAddr:port). */
+/** A stage's place in its data-parallel group (the same stage of every data-parallel rank; `pipelineRankEngine`). */
 export interface StageDataParallel {
   /** Data-parallel rank r (0 … D − 1) and size D. */
   rank: number;
   size: number;
   /** ZeRO stage: 0 gradient all-reduce; 1 reduce-scatter + sharded AdamW + all-gather; 2 reduce-scatter per micro-batch. */
   zero: 0 | 1 | 2;
-  masterAddr: string;
-  /** The port of this stage's group. */
-  port: number;
-  /** Milliseconds a collective waits for a silent peer. */
-  timeoutMs: number;
-  /** Exchanged at start-up: ranks with another config are refused. */
-  configHash: string;
 }
 
 /** One micro-batch's inputs for one stage (flat row-major [rows, seqLength]). */
@@ -92,9 +85,7 @@ export type ToStage =
   | { type: 'update'; lr: number; norm: number; clip: number }
   | { type: 'discard' }
   | { type: 'eval'; id: number; inputs: MicroInput[] }
-  | { type: 'state' }
-  /** Close the data-parallel group (the end of a run, after every rank's last collective). */
-  | { type: 'close' };
+  | { type: 'state' };
 
 /** Stage → coordinator. */
 export type FromStage =
@@ -104,5 +95,4 @@ export type FromStage =
   | { type: 'discarded' }
   | { type: 'evalDone'; id: number; losses?: number[] }
   | { type: 'state'; weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }
-  | { type: 'closed' }
   | { type: 'failed'; message: string };

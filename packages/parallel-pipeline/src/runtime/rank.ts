@@ -7,6 +7,7 @@ import {
   partParameters,
   readPackedIndex,
   stepLearningRate,
+  writeOptimizerShard,
   type Batch,
   type CheckpointContents,
   type EngineFactory,
@@ -105,7 +106,7 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       microbatches: local,
       globalMicrobatches: m,
       // the group is given (a subgroup of the world); the tcp fields are the worker path's and unused here
-      dataParallel: d > 1 ? { rank: pos.dataRank, size: d, zero, masterAddr: '', port: 0, timeoutMs: 0, configHash: '' } : undefined,
+      dataParallel: d > 1 ? { rank: pos.dataRank, size: d, zero } : undefined,
       profileMemory: options.profileMemory ?? false,
       fault,
       timeoutMs: 0,
@@ -226,12 +227,20 @@ class PipelineRank implements PipelineEngine {
     });
   }
 
-  async checkpoint(): Promise<CheckpointContents> {
-    this.phase = `while gathering the checkpoint of step ${this.step}`;
+  async checkpoint(shardDir: string): Promise<CheckpointContents> {
+    this.phase = `while writing the checkpoint of step ${this.step}`;
     return this.guard(async () => {
-      const state = await this.stage.state(); // ZeRO 1/2: a collective in the stage's data-parallel group
+      const sharded = this.stage.sharded;
+      if (sharded) {
+        // ZeRO 1/2: every rank writes its own optimizer shard; after the barrier all of them are durable
+        const shard = await this.stage.shardState();
+        await writeOptimizerShard(shardDir, { index: this.world.rank, count: this.world.size, ...shard });
+        await this.world.barrier();
+      }
+      const state = await this.stage.state(); // weights (and, unsharded, the moments)
       const stageRanks = Array.from({ length: this.p }, (_, s) => s * this.d);
       const whole = await gatherCheckpointToWriter(this.world, stageRanks, state, this.setup, this.step, this.loader.position());
+      if (whole && sharded) whole.optimizer.shards = this.world.size;
       // not the writer: the loop saves nothing here, so the contents carry no weights
       return whole ?? { step: this.step, weights: new Map(), optimizer: { step: state.optimizerStep, moments: new Map() }, data: this.loader.position() };
     });

@@ -1,6 +1,6 @@
 import { accumulateGrads, AdamW, clipGrads, clipScale, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
-import { allGatherParameters, flatLayout, flattenGrads, ShardedAdamW, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
+import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type GradientBucket, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
 import type { MicroInput, StageInit, StageStepReport } from './protocol.js';
 import type { Neighbour, StageLinks } from './links.js';
 import type { Instruction } from './schedule.js';
@@ -26,11 +26,25 @@ function piece(model: YuanModel): Piece {
 interface Space {
   slots: FlatSlot[];
   total: number;
-  /** This rank's shard of the space (`group.shardRange(total)`). */
-  shard: [number, number];
+  /**
+   * Ranges reduced by one reduce-scatter / all-gather each: under ZeRO 2 (`perMicro`) one per piece (the head/embedding
+   * piece's and each layer's parameters in the space), else the whole space.
+   */
+  buckets: GradientBucket[];
+  /** The buckets (indices) of each piece, for ZeRO 2's reduce-scatter as the piece's backward finishes. */
+  pieceBuckets: Map<Piece, number[]>;
+  /** This rank's piece of every bucket (`ownedRanges`): its shard of the space, in bucket order. */
+  ranges: Array<[number, number]>;
+  /** Where each bucket's owned piece starts in the shard buffer. */
+  bucketAt: number[];
+  /** Elements of the shard (the sum of the ranges' lengths). */
+  shardLength: number;
   /** Counted in the global gradient norm (the tied embedding only on the first stage). */
   counted: boolean;
-  /** ZeRO 2: reduce-scattered after every micro-batch (not the tied embedding, which is summed with the other end first). */
+  /**
+   * ZeRO 2: reduce-scattered bucket by bucket during every micro-batch's backward (not the tied embedding, which is
+   * summed with the other end first).
+   */
   perMicro: boolean;
   /** ZeRO 1/2: the AdamW moments of the shard. */
   sharded?: ShardedAdamW;
@@ -103,10 +117,27 @@ export class Stage {
       const separate = stages > 1 && this.params.has(TIED);
       const entries = [...this.params].map(([name, v]) => ({ name, shape: v.shape }));
       const make = (list: typeof entries, counted: boolean, perMicro: boolean) => {
+        // the params map lists the ends piece first, then the layers: each piece's parameters are contiguous here
         const { slots, total } = flatLayout(list);
-        const shard = group.shardRange(total);
-        const sharded = dp.zero > 0 ? new ShardedAdamW(slots, total, [shard], { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }) : undefined;
-        this.spaces.push({ slots, total, shard, counted, perMicro, sharded });
+        const buckets: GradientBucket[] = [];
+        const pieceBuckets = new Map<Piece, number[]>();
+        if (perMicro) {
+          for (const p of [...(this.ends ? [this.ends] : []), ...this.layers]) {
+            const mine = slots.filter((sl) => p.names.includes(sl.name));
+            if (mine.length === 0) continue;
+            pieceBuckets.set(p, [buckets.length]);
+            buckets.push({ start: mine[0].offset, length: mine.reduce((a, sl) => a + sl.size, 0) });
+          }
+        } else buckets.push({ start: 0, length: total });
+        const ranges = ownedRanges(buckets, group.size, group.rank);
+        const bucketAt: number[] = [];
+        let shardLength = 0;
+        for (const [, len] of ranges) {
+          bucketAt.push(shardLength);
+          shardLength += len;
+        }
+        const sharded = dp.zero > 0 ? new ShardedAdamW(slots, total, ranges, { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay }) : undefined;
+        this.spaces.push({ slots, total, buckets, pieceBuckets, ranges, bucketAt, shardLength, counted, perMicro, sharded });
       };
       const rest = entries.filter((e) => !(separate && e.name === TIED));
       if (rest.length) make(rest, true, dp.zero === 2);
@@ -246,44 +277,67 @@ export class Stage {
       const input = this.first ? undefined : m.saved[0];
       const pieces = [...(this.ends ? [this.ends] : []), ...this.layers];
       dx = await this.track(() => this.grad(() => this.stageForward(m, input), input, pieces, this.last ? undefined : m.dy, g), gradBytes);
+      await this.reduceBuckets(pieces, g);
     } else {
       let dy = m.dy;
       let k = m.saved.length;
       if (this.last) {
         const h = m.saved[--k];
         dy = await this.track(() => this.grad(() => this.lossOf(h, m), h, [this.ends!], undefined, g), gradBytes);
+        await this.reduceBuckets([this.ends!], g);
       }
       for (let l = this.layers.length - 1; l >= 0; l--) {
         const x = m.saved[--k];
         const p = this.layers[l];
         const upstream = dy;
         const next = await this.track(() => this.grad(() => this.layerOut(p, x, m.positions), x, [p], upstream, g), gradBytes);
+        await this.reduceBuckets([p], g);
         if (dy !== m.dy) dy?.dispose();
         dy = next;
       }
       if (this.first) {
         const upstream = dy;
         await this.track(() => this.grad(() => this.ends!.model.embed(m.ids!), undefined, [this.ends!], upstream, g), gradBytes);
+        await this.reduceBuckets([this.ends!], g);
         if (dy !== m.dy) dy?.dispose();
       } else dx = dy;
     }
     const scale = 1 / this.init.globalMicrobatches;
-    for (const sp of this.spaces.filter((x) => x.perMicro)) {
-      // ZeRO 2: this micro-batch's gradients reduce-scattered now; between micro-batches only the 1/D shard is kept
-      const flat = flattenGrads(g, sp.slots, sp.total);
-      for (const sl of sp.slots) {
-        g.get(sl.name)!.dispose();
-        g.delete(sl.name);
-      }
-      for (let k = 0; k < flat.length; k++) flat[k] *= scale;
-      const part = await this.group!.reduceScatter(flat);
-      sp.reduced ??= new Float32Array(sp.shard[1]);
-      for (let k = 0; k < part.length; k++) sp.reduced[k] += part[k];
-    }
     // the same accumulation as the single-process trainer: running sum of g × 1/M in micro-batch order
     const ordered: GradMap = new Map([...this.params.keys()].filter((n) => this.accumulated(n)).map((n) => [n, g.get(n)!]));
     if (ordered.size) this.grads = accumulateGrads(this.grads, ordered, scale);
     return dx;
+  }
+
+  /**
+   * ZeRO 2: the gradients in `g` of `pieces`' buckets (× 1/M) reduce-scattered now, as their backward has just produced
+   * them, this rank's pieces added to the space's shard, and the tensors freed; so besides the 1/D shard a stage holds
+   * at most one piece's unreduced gradients at a time. A piece whose gradient comes twice (the tied embedding with one
+   * stage: head, then lookup) is reduced twice; the sums add up the same.
+   */
+  private async reduceBuckets(pieces: Piece[], g: GradMap): Promise<void> {
+    const scale = 1 / this.init.globalMicrobatches;
+    for (const sp of this.spaces) {
+      if (!sp.perMicro) continue;
+      for (const p of pieces) {
+        for (const b of sp.pieceBuckets.get(p) ?? []) {
+          const { start, length } = sp.buckets[b];
+          const flat = new Float32Array(length);
+          for (const sl of sp.slots) {
+            if (sl.offset < start || sl.offset >= start + length) continue;
+            const t = g.get(sl.name)!;
+            flat.set(t.dataSync() as Float32Array, sl.offset - start);
+            t.dispose();
+            g.delete(sl.name);
+          }
+          for (let k = 0; k < flat.length; k++) flat[k] *= scale;
+          const part = await this.group!.reduceScatter(flat);
+          sp.reduced ??= new Float32Array(sp.shardLength);
+          const at = sp.bucketAt[b];
+          for (let k = 0; k < part.length; k++) sp.reduced[at + k] += part[k];
+        }
+      }
+    }
   }
 
   private tag(kind: string, mb: number): string {
@@ -419,7 +473,7 @@ export class Stage {
 
   /**
    * The optimizer step under data parallelism: each space's gradients reduced across the stage's data-parallel group
-   * (ZeRO 0 all-reduce; 1 reduce-scatter; 2 the per-micro-batch shards, the tied embedding reduce-scattered now); the
+   * (ZeRO 0 all-reduce; 1 reduce-scatter; 2 the shards reduced during the backwards, the tied embedding reduce-scattered now); the
    * squared norm of this rank's shard goes to the coordinator, which sums it over stages and ranks; on `update` every
    * rank clips with the same global norm and updates (ZeRO 0: replicated AdamW; 1/2: its shard, then all-gather).
    */
@@ -432,11 +486,11 @@ export class Stage {
         sp.reduced = zero === 0 ? await this.group!.allReduce(flat) : (await this.group!.reduceScatter(flat)).slice();
       }
       if (!sp.counted) continue;
-      const [start, length] = sp.shard;
-      const own = zero === 0 ? sp.reduced!.subarray(start, start + length) : sp.reduced!;
-      for (let k = 0; k < own.length; k++) squaredNorm += own[k] * own[k];
+      // each rank counts its own shard (ZeRO 0: its part of the all-reduced space), so the world's sum is the norm
+      const own = zero === 0 ? sp.ranges.map(([start, length]) => sp.reduced!.subarray(start, start + length)) : [sp.reduced!];
+      for (const part of own) for (let k = 0; k < part.length; k++) squaredNorm += part[k] * part[k];
     }
-    this.report.gradientBytes = 4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.shard[1] : sp.total), 0);
+    this.report.gradientBytes = 4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.shardLength : sp.total), 0);
     disposeGrads(this.grads);
     this.grads = undefined;
     const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
@@ -459,7 +513,7 @@ export class Stage {
       for (const sp of this.spaces) {
         const all = new Float32Array(sp.total);
         await sp.sharded!.update(this.params, sp.reduced!, scale, d.lr, all);
-        await allGatherParameters(this.group!, all, sp.slots, this.params);
+        await allGatherParameters(this.group!, all, sp.slots, this.params, sp.buckets);
       }
     }
     this.step = step;
@@ -486,16 +540,46 @@ export class Stage {
     return this.last ? losses : undefined;
   }
 
-  /** Weights and AdamW moments by name, for a checkpoint. */
+  /** Whether the AdamW state is sharded across the stage's data-parallel group (ZeRO 1/2): checkpoints take `shardState`. */
+  get sharded(): boolean {
+    return this.spaces.some((sp) => sp.sharded);
+  }
+
+  /**
+   * This rank's optimizer shard for a checkpoint shard file (ZeRO 1/2): the stage's spaces as one flat space (slots of
+   * each space in turn), its owned ranges there, and m and v over them (concatenated in range order).
+   */
+  async shardState(): Promise<{ slots: Array<{ name: string; size: number }>; ranges: Array<[number, number]>; m: Float32Array; v: Float32Array }> {
+    const slots: Array<{ name: string; size: number }> = [];
+    const ranges: Array<[number, number]> = [];
+    const ms: Float32Array[] = [];
+    const vs: Float32Array[] = [];
+    let base = 0;
+    for (const sp of this.spaces) {
+      const st = await sp.sharded!.shardState();
+      slots.push(...sp.slots.map((sl) => ({ name: sl.name, size: sl.size })));
+      ranges.push(...st.ranges.map(([start, length]): [number, number] => [base + start, length]));
+      ms.push(st.m);
+      vs.push(st.v);
+      base += sp.total;
+    }
+    const join = (parts: Float32Array[]) => {
+      const out = new Float32Array(parts.reduce((a, x) => a + x.length, 0));
+      let at = 0;
+      for (const x of parts) {
+        out.set(x, at);
+        at += x.length;
+      }
+      return out;
+    };
+    return { slots, ranges, m: join(ms), v: join(vs) };
+  }
+
+  /** Weights and (unless sharded: see `shardState`) AdamW moments by name, for a checkpoint. */
   async state(): Promise<{ weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }> {
     const weights: [string, Float32Array][] = [];
     for (const [n, v] of this.params) weights.push([n, new Float32Array((await v.data()) as Float32Array)]);
-    if (this.spaces[0]?.sharded) {
-      // ZeRO 1/2: the moments gathered from the data-parallel group's shards (a collective)
-      const moments: [string, Float32Array][] = [];
-      for (const sp of this.spaces) moments.push(...(await sp.sharded!.gatherMoments(this.group!)));
-      return { weights, moments, optimizerStep: this.spaces[0].sharded.step };
-    }
+    if (this.sharded) return { weights, moments: [], optimizerStep: this.spaces[0].sharded!.step };
     const s = await this.optimizer.exportState();
     return { weights, moments: [...s.moments].map(([n, a]) => [n, new Float32Array(a)]), optimizerStep: s.step };
   }

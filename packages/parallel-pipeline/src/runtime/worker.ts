@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mhaAttention } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { createProcessGroup, isThreadWorldMessage, type ProcessGroup } from '@yuan/parallel-zero';
+import { createProcessGroup, isThreadWorldMessage } from '@yuan/parallel-zero';
 import { StageLinks } from './links.js';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';
@@ -42,8 +42,6 @@ async function nextMessage(): Promise<ToStage> {
   return inbox.shift()!;
 }
 
-let group: ProcessGroup | undefined;
-
 async function main(): Promise<void> {
   const backend = await initBackend(init.backend);
   const attention = await attentionPlugin();
@@ -51,14 +49,7 @@ async function main(): Promise<void> {
   if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
   // the pipeline's threads world: one rank per stage
   const pipe = await createProcessGroup({ transport: 'threads', timeoutMs: init.timeoutMs });
-  const dp = init.dataParallel;
-  if (dp) {
-    // this stage's data-parallel group: the same stage of every data-parallel rank (Megatron's layout)
-    group = await createProcessGroup({ transport: 'tcp', rank: dp.rank, worldSize: dp.size, masterAddr: dp.masterAddr, masterPort: dp.port, timeoutMs: dp.timeoutMs, configHash: dp.configHash }).catch((e: unknown) => {
-      throw new Error(`the data-parallel group of stage ${init.stage} (port ${dp.port}): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
-    });
-  }
-  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights), group);
+  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights));
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {
@@ -73,10 +64,6 @@ async function main(): Promise<void> {
       post({ type: 'stepDone', step: m.step, report: stage.lastReport });
     } else if (m.type === 'eval') {
       post({ type: 'evalDone', id: m.id, losses: await stage.evaluate(m.id, m.inputs) });
-    } else if (m.type === 'close') {
-      await group?.close();
-      group = undefined;
-      post({ type: 'closed' });
     } else if (m.type === 'state') {
       const s = await stage.state();
       post({ type: 'state', ...s }, [...s.weights, ...s.moments].map(([, a]) => a.buffer as ArrayBuffer));
