@@ -2,7 +2,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { afterAll, expect } from 'vitest';
+import { repoRoot } from './run.js';
 
 /** One line of a run's metrics.jsonl. */
 export type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number; optimizerBytes?: number; gradientBytes?: number; gradientInFlightBytes?: number };
@@ -43,4 +45,25 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * A one-node SLURM cluster on this machine for one test file (`.ci/slurm-up.sh`, stopped by `.ci/slurm-down.sh` in an
+ * afterAll registered here at the top level, so the daemons stop also when a filter skips the SLURM tests): the
+ * SLURM_CONF to pass to srun, or the one-line reason it could not start.
+ */
+export function slurmCluster(name: string): { conf?: string; reason?: string } {
+  const dir = `/tmp/yuan-slurm-${name}-${process.pid}`;
+  let up: { conf?: string; reason?: string };
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) up = { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
+  else {
+    const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: dir }, timeout: 600_000 });
+    const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
+    up = r.status === 0 && conf ? { conf } : { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
+  }
+  if (up.reason) console.warn(`skipped: ${up.reason}`);
+  afterAll(() => {
+    if (up.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: dir } });
+  });
+  return up;
 }

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, freePort, maxDiff, metrics, series, weights } from './parallel-run.js';
+import { expectClose, freePort, maxDiff, metrics, series, weights, slurmCluster } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
@@ -266,21 +266,7 @@ function netnsReason(): string | undefined {
   return undefined;
 }
 
-const slurmDir = `/tmp/yuan-slurm-dp-${process.pid}`;
-function slurmUp(): { conf?: string; reason?: string } {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) return { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
-  const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: slurmDir }, timeout: 600_000 });
-  const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
-  if (r.status === 0 && conf) return { conf };
-  return { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
-}
-
-const slurm = slurmUp();
-if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
-// at the top level, so the daemons are stopped whenever this file ran, also when a filter skipped the SLURM test
-afterAll(() => {
-  if (slurm.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
-});
+const slurm = slurmCluster('dp');
 
 describe('a real SLURM cluster (one node on this machine)', () => {
   it.skipIf(!!slurm.reason)(`srun -n 2 yuan train --dp 2 gives the single-process losses${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {

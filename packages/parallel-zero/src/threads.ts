@@ -152,14 +152,8 @@ export interface ThreadWorldMember {
   transferList: MessagePort[];
 }
 
-/**
- * The connection data of a threads world of `worldSize` ranks for workers the caller starts itself (as the pipeline
- * engine starts its stage workers), the low-level half of `spawnThreadRanks`: one MessageChannel per pair of ranks.
- * Inside worker `rank`, `createProcessGroup({ transport: 'threads' })` joins. `threadRankLost(rank, reason)` is the
- * message the starter posts to the other workers when one dies, so their pending calls reject naming it at once.
- */
-export function threadWorld(worldSize: number, payload?: unknown, timeoutMs = 60_000): ThreadWorldMember[] {
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
+/** One MessageChannel per pair of ranks: `ports[i][j]` is rank i's end of its channel to rank j (null on the diagonal). */
+function portMesh(worldSize: number): (MessagePort | null)[][] {
   const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () => new Array(worldSize).fill(null));
   for (let i = 0; i < worldSize; i++) {
     for (let j = i + 1; j < worldSize; j++) {
@@ -168,6 +162,18 @@ export function threadWorld(worldSize: number, payload?: unknown, timeoutMs = 60
       ports[j]![i] = port2;
     }
   }
+  return ports;
+}
+
+/**
+ * The connection data of a threads world of `worldSize` ranks for workers the caller starts itself (as the pipeline
+ * engine starts its stage workers), the low-level half of `spawnThreadRanks`: one MessageChannel per pair of ranks.
+ * Inside worker `rank`, `createProcessGroup({ transport: 'threads' })` joins. `threadRankLost(rank, reason)` is the
+ * message the starter posts to the other workers when one dies, so their pending calls reject naming it at once.
+ */
+export function threadWorld(worldSize: number, payload?: unknown, timeoutMs = 60_000): ThreadWorldMember[] {
+  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
+  const ports = portMesh(worldSize);
   return ports.map((mine, rank) => ({
     workerData: { [KEY]: { rank, worldSize, ports: mine, payload, timeoutMs } satisfies ThreadRankData },
     transferList: mine.filter((p): p is MessagePort => p !== null),
@@ -206,14 +212,7 @@ export function spawnThreadRanks(moduleUrl: string | URL, worldSize: number, pay
   const url = moduleUrl instanceof URL ? moduleUrl : isAbsolute(moduleUrl) ? pathToFileURL(moduleUrl) : new URL(moduleUrl);
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const graceMs = opts.graceMs ?? 10_000;
-  const ports: (MessagePort | null)[][] = Array.from({ length: worldSize }, () => new Array(worldSize).fill(null));
-  for (let i = 0; i < worldSize; i++) {
-    for (let j = i + 1; j < worldSize; j++) {
-      const { port1, port2 } = new MessageChannel();
-      ports[i]![j] = port1;
-      ports[j]![i] = port2;
-    }
-  }
+  const ports = portMesh(worldSize);
   return new Promise((resolve, reject) => {
     const results: unknown[] = new Array(worldSize).fill(undefined);
     const failures: { rank: number; message: string }[] = [];
