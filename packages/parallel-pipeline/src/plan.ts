@@ -77,8 +77,8 @@ export interface StagePlan {
   /**
    * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2
    * with one stage, where the data-parallel engine reduce-scatters each layer's group (or the head's: final norm + tied
-   * embedding) as its layer-by-layer backward produces it. Held beside `gradientBytes`, not part of `peakBytes`'s sum
-   * (the working set already counts fresh gradients).
+   * embedding) as its layer-by-layer backward produces it, two consecutive groups at a time (the larger such pair).
+   * Held beside `gradientBytes`, not part of `peakBytes`'s sum (the working set already counts fresh gradients).
    */
   gradientInFlightBytes: number;
   optimizerBytes: number;
@@ -237,7 +237,9 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const gradientBytes = parameters * bpp.gradient;
     const optimizerBytes = parameters * bpp.optimizer;
     const activationBytes = checkpoint + working;
-    const bucketed = zero === 2 && P === 1 ? Math.max(groups.head + groups.embedding, maxLayer(first, count)) : parameters;
+    // ZeRO 2, one stage: the backward produces head, layer L−1 … 0, embedding; two groups are reduced at once (overlap)
+    const order = [groups.head + groups.embedding, ...groups.layers.slice(first, first + count).reverse(), groups.embedding];
+    const bucketed = zero === 2 && P === 1 ? Math.max(...order.slice(1).map((n, i) => n + order[i])) : parameters;
     return {
       parameters,
       inFlight,

@@ -85,6 +85,12 @@ interface EngineModel {
 }
 
 const EMBEDDING = 'model.embed_tokens.weight';
+
+/**
+ * ZeRO 2: how many parameter groups' reduce-scatters may run while the backward computes the next layer (2: one being
+ * reduced, one just produced — DeepSpeed's double-buffered `overlap_comm`). Bounds the unreduced gradient bytes.
+ */
+const ZERO2_GROUPS_IN_FLIGHT = 2;
 const FINAL_NORM = 'model.norm.weight';
 
 /**
@@ -218,33 +224,55 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   /**
-   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are reduce-scattered bucket by
-   * bucket as soon as they exist and this rank's pieces added to `gradShard`. Returns the micro-batch's loss.
+   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are copied out, freed, and
+   * reduce-scattered bucket by bucket as soon as they exist, while the backward goes on to the next layer (DeepSpeed's
+   * `overlap_comm`): at most `ZERO2_GROUPS_IN_FLIGHT` groups are being reduced at once, and this rank's pieces are added
+   * to `gradShard` in the order the groups were produced (deterministic sums). Returns the micro-batch's loss.
    */
   private async bucketedBackward(batch: Batch, gradShard: Float32Array): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
     const slotOf = new Map(this.slots.map((s) => [s.name, s]));
-    return layerwiseBackward(this.layered!, batch, this.resetPositions, async (g, grads) => {
-      const key = g.kind === 'layer' ? `layer:${g.layer}` : g.kind;
-      try {
-        let inFlight = 0;
-        for (const b of this.groupBuckets.get(key)!) {
-          const flat = new Float32Array(b.length);
-          for (const [name, t] of grads) {
-            const slot = slotOf.get(name)!;
-            if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
+    const inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
+    let added = Promise.resolve();
+    const settle = async () => {
+      const oldest = inFlight.shift()!;
+      await oldest.done;
+    };
+    try {
+      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, async (g, grads) => {
+        const key = g.kind === 'layer' ? `layer:${g.layer}` : g.kind;
+        const flats: Array<[GradientBucket, Float32Array]> = [];
+        try {
+          for (const b of this.groupBuckets.get(key)!) {
+            const flat = new Float32Array(b.length);
+            for (const [name, t] of grads) {
+              const slot = slotOf.get(name)!;
+              if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
+            }
+            for (let k = 0; k < flat.length; k++) flat[k] *= weight;
+            flats.push([b, flat]);
           }
-          for (let k = 0; k < flat.length; k++) flat[k] *= weight;
-          inFlight += 4 * b.length;
-          const piece = await this.group.reduceScatter(flat);
-          const at = this.bucketAt.get(b)!;
-          for (let k = 0; k < piece.length; k++) gradShard[at + k] += piece[k];
+        } finally {
+          disposeGrads(grads);
         }
-        this.peakInFlightBytes = Math.max(this.peakInFlightBytes, inFlight);
-      } finally {
-        disposeGrads(grads);
-      }
-    });
+        // start every bucket's reduce-scatter now; add the pieces in production order
+        const pieces = flats.map(([, flat]) => this.group.reduceScatter(flat));
+        const done = (added = added.then(async () => {
+          for (const [i, piece] of (await Promise.all(pieces)).entries()) {
+            const at = this.bucketAt.get(flats[i][0])!;
+            for (let k = 0; k < piece.length; k++) gradShard[at + k] += piece[k];
+          }
+        }));
+        done.catch(() => {}); // awaited below; a failure surfaces there
+        inFlight.push({ done, bytes: flats.reduce((a, [b]) => a + 4 * b.length, 0) });
+        this.peakInFlightBytes = Math.max(this.peakInFlightBytes, inFlight.reduce((a, f) => a + f.bytes, 0));
+        while (inFlight.length >= ZERO2_GROUPS_IN_FLIGHT) await settle();
+      });
+      while (inFlight.length) await settle();
+      return loss;
+    } finally {
+      await added.catch(() => {});
+    }
   }
 
   async trainStep(): Promise<StepMetrics> {
