@@ -250,15 +250,43 @@ export function scanWords(text: string): WordScan {
       ends[count++] = n;
     }
   }
-  // One buffer for the three arrays.
-  const out = new Int32Array(3 * count);
-  out.set(ids.subarray(0, count), 0);
-  out.set(starts.subarray(0, count), count);
-  out.set(ends.subarray(0, count), 2 * count);
-  const outIds = out.subarray(0, count);
-  const outStarts = out.subarray(count, 2 * count);
-  const outEnds = out.subarray(2 * count);
-  return { ids: outIds, starts: outStarts, ends: outEnds, cjkChars, generation };
+  const at = claim(3 * count);
+  const out = slab;
+  for (let k = 0; k < count; k++) {
+    out[at + k] = ids[k];
+    out[at + count + k] = starts[k];
+    out[at + 2 * count + k] = ends[k];
+  }
+  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
+}
+
+/** Scan results are views of a shared slab (an allocation per document is slow): a new slab when this one is full. */
+const SLAB = 1 << 18;
+let slab = new Int32Array(SLAB);
+let slabUsed = 0;
+
+/** Reserves `n` int32 in the current slab (starting a new one when it is full) and returns their offset. */
+function claim(n: number): number {
+  if (slabUsed + n > slab.length) {
+    slab = new Int32Array(Math.max(SLAB, n));
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  slabUsed += n;
+  return at;
+}
+
+/**
+ * A word scan of tokens given by the caller (ids with offsets, `count` of them): copies into a slab as `scanWords`
+ * returns them. For a text built from another text's lines, whose tokens are known (see `analysisFromLines`).
+ */
+export function scanOf(ids: Int32Array, starts: Int32Array, ends: Int32Array, count: number, cjkChars: number): WordScan {
+  const at = claim(3 * count);
+  const out = slab;
+  out.set(ids.subarray(0, count), at);
+  out.set(starts.subarray(0, count), at + count);
+  out.set(ends.subarray(0, count), at + 2 * count);
+  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
 }
 
 /** A property of words, computed once per distinct word (by id) and kept until the table starts over. */

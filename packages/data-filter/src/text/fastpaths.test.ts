@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import type { FilterDocument } from '@yuan/core';
+import { c4Filter } from '../filters/c4.js';
+import { analyze } from './analysis.js';
+
+/** A small deterministic generator (tests must not depend on Math.random). */
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296;
+}
+
+const PIECES = [
+  'the', 'cat', 'sat', 'on', 'a', 'mat.', 'It', 'was', 'happy!', 'x', '42', '—', '...', '(12)', 'javascript', 'privacy policy',
+  '中', '文', '的', '了', '。', '，', 'カ', 'ナ', '😀', '\ufeff', '\u200b', 'İ', 'Σ', 'w\ufeffx', ' ', '  ', '\t', '\u3000', '\u00a0', '\u2028', '\u0085',
+];
+const LINES = ['', ' ', '\t ', '\ufeff', '\u3000', 'ok', '\ufeff a b c d', 'a b c d \ufeff', 'Please enable JavaScript now.'];
+
+function fuzzText(r: () => number): string {
+  const lines: string[] = [];
+  const nLines = 1 + Math.floor(r() * 12);
+  for (let l = 0; l < nLines; l++) {
+    if (r() < 0.3) {
+      lines.push(LINES[Math.floor(r() * LINES.length)]);
+      continue;
+    }
+    const parts: string[] = [];
+    const n = Math.floor(r() * 14);
+    for (let i = 0; i < n; i++) parts.push(PIECES[Math.floor(r() * PIECES.length)]);
+    lines.push(parts.join(r() < 0.8 ? ' ' : ''));
+  }
+  return (r() < 0.2 ? '\ufeff\n ' : r() < 0.2 ? '\n\n\n' : '') + lines.join('\n') + (r() < 0.2 ? ' \n\ufeff' : r() < 0.2 ? '\n\n\n\n' : '');
+}
+
+describe('c4 hands its line-cut text the analysis of the text it was cut from', () => {
+  it('gives the same word tokens, offsets and CJK count as scanning the new text (fuzzed texts)', () => {
+    const c4 = c4Filter.create({ ...c4Filter.defaults, minSentences: 0, cjkMinSentences: 0, paragraphMinSentences: 0 });
+    const r = rng(7);
+    let modified = 0;
+    for (let i = 0; i < 4000; i++) {
+      const lang = [undefined, 'en', 'zh'][i % 3];
+      const doc: FilterDocument = { id: String(i), text: fuzzText(r), lang, record: {} };
+      const d = c4.apply(doc);
+      if (!d.keep || !d.edits) continue;
+      modified++;
+      const reused = analyze(doc);
+      const fresh = analyze({ id: 'fresh', text: doc.text, lang, record: {} });
+      expect(reused.text).toBe(doc.text);
+      expect({ ids: Array.from(reused.ids), starts: Array.from(reused.starts), ends: Array.from(reused.ends), cjk: reused.cjkChars }).toEqual({
+        ids: Array.from(fresh.ids),
+        starts: Array.from(fresh.starts),
+        ends: Array.from(fresh.ends),
+        cjk: fresh.cjkChars,
+      });
+    }
+    expect(modified).toBeGreaterThan(500);
+  });
+});
