@@ -5,7 +5,7 @@ import { applySet, deepMerge, writeFileAtomic, YuanError, type FilterDocument, t
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { WorkerPool } from './parallel/pool.js';
-import { BatchProcessor, keptLine, planTail, rejectLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
+import { BatchProcessor, keptLine, planTail, rejectLine, textOfKeptLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
 import { AtomicWriter } from './io/writer.js';
 import { FilterPipeline, type StageDrop } from './pipeline.js';
 import { buildFilterRegistry } from './plugins.js';
@@ -222,7 +222,10 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       c.documents++;
       if (l.k === 2) {
         c.dropped++;
-        pipeline.countDrop(l.stage, l.reason, l.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet }));
+        pipeline.countDrop(l.stage, l.reason, l.bytes, () => {
+          if (l.snippet === undefined) throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
+          return { id: l.id!, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet };
+        });
         if (l.reject) rejects?.write(l.reject);
         return;
       }
@@ -249,7 +252,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: tail.keyed ? l.snippet : snippet(d.textIn) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(tail.keyed ? textOfKeptLine(l.out, config) : d.textIn) }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };

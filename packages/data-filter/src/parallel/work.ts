@@ -1,6 +1,6 @@
 import type { FilterDocument } from '@yuan/core';
 import type { FilterConfig } from '../config.js';
-import { parseRecord, withField } from '../io/records.js';
+import { getField, parseRecord, withField } from '../io/records.js';
 import { isKeyed, type FilterPipeline, type KeyedFilter, type StageCounters } from '../pipeline.js';
 import { snippet } from '../report.js';
 import { KeySet } from '../hash/keyset.js';
@@ -27,14 +27,23 @@ export interface LineBatch {
 export type LineResult =
   | { k: 0 }
   | { k: 1; reason: string; detail: string; bytes: number; raw: string; reject?: string }
-  | { k: 2; stage: number; reason: string; detail?: string; bytes: number; id: string; snippet: string; reject?: string }
+  | {
+      k: 2;
+      stage: number;
+      reason: string;
+      bytes: number;
+      /** Id, detail and snippet: only while the reason may still need a report example (see BatchProcessor). */
+      id?: string;
+      detail?: string;
+      snippet?: string;
+      reject?: string;
+    }
   | {
       k: 3;
       id: string;
-      /** The text (only when the tail is not keyed: keyed stages need just its byte count and snippet). */
+      /** The text (only when the tail is not keyed: keyed stages need just its byte count; a snippet comes from `out`). */
       text?: string;
       bytes: number;
-      snippet: string;
       lang?: string;
       langScore?: number;
       out: string;
@@ -98,14 +107,10 @@ export function planTail(p: FilterPipeline): TailPlan {
   return { head, offsets, keyWidth: keyed ? width : 0, keyed };
 }
 
-/**
- * Makes `snippet` an enumerable getter computing `snippet(text)` on first read: in-process it is only computed for the
- * few report examples; a structured clone to another thread reads it (and so copies the value).
- */
-function lazySnippet<T extends { snippet: string }>(r: T, text: string): T {
-  let value: string | undefined;
-  Object.defineProperty(r, 'snippet', { enumerable: true, configurable: true, get: () => (value ??= snippet(text)) });
-  return r;
+/** The text of a kept document's output line (`keptLine`), for a report example of a later (dedup) drop. */
+export function textOfKeptLine(out: string, config: FilterConfig): string {
+  const text = getField(JSON.parse(out) as Record<string, unknown>, config.textField);
+  return typeof text === 'string' ? text : '';
 }
 
 /** Runs the per-document stages of a pipeline over line batches (on a worker thread or in-process). */
@@ -116,6 +121,12 @@ export class BatchProcessor {
    * an earlier document exactly, so that stage will drop it: the later stages' keys (MinHash) are not computed.
    */
   private seen?: KeySet;
+  /**
+   * Drops seen per stage and reason. The report keeps the first `examples` drops of a reason in input order; batches
+   * reach a processor in input order, so a drop that can be one of them is among this processor's first `examples` of
+   * its reason: only those carry the id, detail and snippet an example needs.
+   */
+  private readonly drops = new Map<string, number>();
 
   constructor(
     readonly pipeline: FilterPipeline,
@@ -155,8 +166,17 @@ export class BatchProcessor {
       const drop = this.pipeline.applyRange(r, 0, this.tail.head);
       if (drop) {
         const detail = drop.detail;
-        const reject = withRejects ? rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record)) : undefined;
-        lines.push(lazySnippet({ k: 2 as const, stage: drop.stage, reason: drop.reason, detail, bytes: drop.bytes, id: r.id, snippet: '', reject }, drop.textIn));
+        const res: LineResult = { k: 2, stage: drop.stage, reason: drop.reason, bytes: drop.bytes };
+        const key = `${drop.stage}:${drop.reason}`;
+        const seen = this.drops.get(key) ?? 0;
+        if (seen < config.examples) {
+          this.drops.set(key, seen + 1);
+          res.id = r.id;
+          if (detail !== undefined) res.detail = detail;
+          res.snippet = snippet(drop.textIn);
+        }
+        if (withRejects) res.reject = rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record));
+        lines.push(res);
         continue;
       }
       let partial = false;
@@ -176,7 +196,7 @@ export class BatchProcessor {
         }
         keyParts.push(keys);
       }
-      const res = lazySnippet<Extract<LineResult, { k: 3 }>>({ k: 3, id: r.id, bytes: Buffer.byteLength(r.text), snippet: '', out: keptLine(r, config) }, r.text);
+      const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text), out: keptLine(r, config) };
       if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;
