@@ -21,18 +21,20 @@ export function hasAlnum(w: string): boolean {
   return false;
 }
 
+/** Initial capacity of the word table (a corpus soon has tens of thousands of distinct words: growing costs rehashing). */
+const INITIAL_WORDS = 1 << 15;
 let words: string[] = [];
-let hashes = new Int32Array(1024);
+let hashes = new Int32Array(INITIAL_WORDS);
 /** Bit 0: the token counts as a word (see hasAlnum); bit 1: it is one Han or kana character. */
-let flags = new Uint8Array(1024);
+let flags = new Uint8Array(INITIAL_WORDS);
 /**
  * Open addressing, four int32 per slot: the word's hash, its id + 1 (0: empty slot), the offset of its characters in
  * `pool` and its length | flags << 28. A lookup touches the slot and the pooled characters, not the word's string.
  */
-let slots = new Int32Array(4 * 2048);
-let slotMask = 2048 - 1;
+let slots = new Int32Array(4 * 2 * INITIAL_WORDS);
+let slotMask = 2 * INITIAL_WORDS - 1;
 /** The characters of all words, back to back. */
-let pool = new Uint16Array(1 << 16);
+let pool = new Uint16Array(1 << 18);
 let poolUsed = 0;
 let generation = 0;
 /** Flags of the word last returned by `lookup`. */
