@@ -145,7 +145,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const init: WorkInit = { config, inputs: options.inputs, withRejects: !!options.rejects };
-  const local = new BatchProcessor(pipeline, init);
+  const local = new BatchProcessor(pipeline, init, true);
   const tail = planTail(pipeline);
 
   const output = new AtomicWriter(options.output);
@@ -254,12 +254,12 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       if (!drop) {
         c.kept++;
-        output.write(out);
+        output.write(out ?? keptLine(l.doc!, config));
         return;
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(tail.keyed ? textOfKeptLine(l.out, config) : d.textIn) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(!tail.keyed ? d.textIn : l.doc ? l.doc.text : textOfKeptLine(l.out!, config)) }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };

@@ -46,7 +46,10 @@ export type LineResult =
       bytes: number;
       lang?: string;
       langScore?: number;
-      out: string;
+      /** The output line; absent when `doc` is given (in-process, for a keyed tail: made only if the tail keeps it). */
+      out?: string;
+      /** The document after the per-document stages (in-process only). */
+      doc?: FilterDocument;
       recordJson?: string;
       partial?: true;
     };
@@ -128,9 +131,11 @@ export class BatchProcessor {
    */
   private readonly drops = new Map<string, number>();
 
+  /** `inProcess`: results stay on this thread (kept documents are returned as objects, not yet as output lines). */
   constructor(
     readonly pipeline: FilterPipeline,
     private readonly init: WorkInit,
+    private readonly inProcess = false,
   ) {
     this.tail = planTail(pipeline);
     if (this.tail.keyed && this.tail.head < pipeline.length) this.seen = new KeySet((pipeline.filter(this.tail.head) as KeyedFilter).keyWidth, 1 << 12);
@@ -196,7 +201,10 @@ export class BatchProcessor {
         }
         keyParts.push(keys);
       }
-      const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text), out: keptLine(r, config) };
+      const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text) };
+      // Dedup drops many of these: in-process, the output line is made only for a document the tail keeps.
+      if (this.inProcess && this.tail.keyed) res.doc = r;
+      else res.out = keptLine(r, config);
       if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;

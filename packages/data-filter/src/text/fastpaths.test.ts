@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { FilterDocument } from '@yuan/core';
 import { c4Filter } from '../filters/c4.js';
 import { analyze } from './analysis.js';
+import { countSentences, endsWithEllipsis, endsWithTerminal, startsWithBullet } from './punct.js';
 
 /** A small deterministic generator (tests must not depend on Math.random). */
 function rng(seed: number): () => number {
@@ -53,5 +54,26 @@ describe('c4 hands its line-cut text the analysis of the text it was cut from', 
       });
     }
     expect(modified).toBeGreaterThan(500);
+  });
+});
+
+describe('punctuation tests are the regular expressions they replace', () => {
+  const TERMINAL = /[.!?。！？．…](?:["'”’」』》〉】）)\]]*)$/;
+  const ELLIPSIS = /(?:\.\.\.|…)(?:["'”’」』）)\]]*)$/;
+  const BULLET = /^\s*(?:[•●○◦▪▫■□‣⁃·◆◇▶►✓✔➢→]|[-*–—](?=\s))/;
+  const SENTENCE_END = /[.!?]+["'”’)\]]*(?=\s|$)|[。！？．]+|…+(?=\s|$)/g;
+  const ALPHABET = ['a', 'Z', '中', '.', '.', '!', '?', '。', '！', '？', '．', '…', '"', "'", '”', '’', '」', '』', '》', '〉', '】', '）', ')', ']', '•', '·', '→', '-', '*', '–', '—', ' ', ' ', '\t', '\n', '\u00a0', '\u3000', '\ufeff', '\u2028', '\u0085', '\u200b', '😀'];
+
+  it('agree on fuzzed lines and texts', () => {
+    const r = rng(11);
+    for (let i = 0; i < 200000; i++) {
+      const len = Math.floor(r() * 12);
+      let s = '';
+      for (let k = 0; k < len; k++) s += ALPHABET[Math.floor(r() * ALPHABET.length)];
+      expect(endsWithTerminal(s), JSON.stringify(s)).toBe(TERMINAL.test(s.trimEnd()));
+      expect(endsWithEllipsis(s), JSON.stringify(s)).toBe(ELLIPSIS.test(s.trimEnd()));
+      expect(startsWithBullet(s), JSON.stringify(s)).toBe(BULLET.test(s));
+      expect(countSentences(s), JSON.stringify(s)).toBe(s.match(SENTENCE_END)?.length ?? 0);
+    }
   });
 });

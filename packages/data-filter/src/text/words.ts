@@ -61,8 +61,14 @@ export function wordCount(): number {
   return words.length;
 }
 
+/** First BMP code point of the Han and kana ranges that `cjkIds` covers directly. */
+const CJK_BASE = 0x3040;
+/** Id + 1 of each single-character Han or kana word of the BMP (0: not seen yet): such a token skips the hash table. */
+const cjkIds = new Int32Array(0xa000 - CJK_BASE);
+
 function reset(): void {
   words = [];
+  cjkIds.fill(0);
   slots.fill(0);
   poolUsed = 0;
   generation++;
@@ -228,9 +234,15 @@ export function scanWords(text: string): WordScan {
         }
         start = -1;
       }
-      let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
-      if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
-      ids[count] = lookup(text, i, i + width, ch);
+      if (width === 1 && cp < 0xa000) {
+        let id = cjkIds[cp - CJK_BASE];
+        if (id === 0) cjkIds[cp - CJK_BASE] = id = lookup(text, i, i + 1, Math.imul(0x811c9dc5 ^ unit, 0x01000193)) + 1;
+        ids[count] = id - 1;
+      } else {
+        let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
+        if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
+        ids[count] = lookup(text, i, i + width, ch);
+      }
       starts[count] = i;
       ends[count++] = i + width;
       cjkChars++;
