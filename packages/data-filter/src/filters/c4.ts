@@ -1,7 +1,7 @@
 import { arrayOf, bool, num, obj, str, type FilterDocument } from '@yuan/core';
 import { adoptLinesAnalysis, analyze, type TextAnalysis } from '../text/analysis.js';
 import { isCjkWordId } from '../text/words.js';
-import { countSentences, endsWithTerminal } from '../text/punct.js';
+import { countSentences, endsWithTerminal, isBlank } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
 /** Options of `c4` (rules of Raffel et al. 2020, §2.2, as datatrove and FineWeb apply them). */
@@ -129,7 +129,7 @@ export const c4Filter = defineFilter<C4Options>({
         for (const line of lines) {
           const lineEnd = lineStart + line.length;
           lineStart = lineEnd + 1;
-          if (line.trim() === '') {
+          if (isBlank(line)) {
             info[4 * kept.length] = line.length;
             info[4 * kept.length + 2] = 0;
             info[4 * kept.length + 3] = 0;

@@ -1,10 +1,9 @@
 /**
- * Punctuation sets shared by the line- and sentence-level heuristics (Latin and CJK). The tests are character scans
- * equivalent to these regular expressions (fastpaths.test.ts checks them against the expressions on fuzzed text):
+ * Punctuation sets shared by the line- and sentence-level heuristics (Latin and CJK). The line tests are character
+ * scans equivalent to these regular expressions (fastpaths.test.ts checks them against the expressions on fuzzed text):
  * - endsWithTerminal: `/[.!?。！？．…](?:["'”’」』》〉】）)\]]*)$/` on the line without trailing white space
  * - endsWithEllipsis: `/(?:\.\.\.|…)(?:["'”’」』）)\]]*)$/` on the line without trailing white space
  * - startsWithBullet: `/^\s*(?:[•●○◦▪▫■□‣⁃·◆◇▶►✓✔➢→]|[-*–—](?=\s))/`
- * - countSentences: the number of matches of `/[.!?]+["'”’)\]]*(?=\s|$)|[。！？．]+|…+(?=\s|$)/g`
  */
 
 const SPACE = 1;
@@ -13,12 +12,9 @@ const TERMINAL_CLOSER = 4;
 const ELLIPSIS_CLOSER = 8;
 const BULLET = 16;
 const DASH = 32;
-const LATIN_END = 64;
-const SENTENCE_CLOSER = 128;
-const FULL_END = 256;
 
 /** Classes of the BMP code units (bit flags above); every character named here is in the BMP. */
-const CLASS = new Uint16Array(0x10000);
+const CLASS = new Uint8Array(0x10000);
 const mark = (chars: string, bit: number) => {
   for (const ch of chars) CLASS[ch.charCodeAt(0)] |= bit;
 };
@@ -29,15 +25,18 @@ mark('"\'”’」』》〉】）)]', TERMINAL_CLOSER);
 mark('"\'”’」』）)]', ELLIPSIS_CLOSER);
 mark('•●○◦▪▫■□‣⁃·◆◇▶►✓✔➢→', BULLET);
 mark('-*–—', DASH);
-mark('.!?', LATIN_END);
-mark('"\'”’)]', SENTENCE_CLOSER);
-mark('。！？．', FULL_END);
 
 /** Index of the last character of `line` that is not white space, or -1. */
 function lastNonSpace(line: string): number {
   let i = line.length - 1;
   while (i >= 0 && CLASS[line.charCodeAt(i)] & SPACE) i--;
   return i;
+}
+
+/** Whether the line is empty or only white space (`line.trim() === ''`). */
+export function isBlank(line: string): boolean {
+  for (let i = 0; i < line.length; i++) if ((CLASS[line.charCodeAt(i)] & SPACE) === 0) return false;
+  return true;
 }
 
 /** The line (trimmed of trailing space) ends with terminal punctuation, possibly followed by closing quotes or brackets. */
@@ -66,32 +65,12 @@ export function startsWithBullet(line: string): boolean {
   return (c & DASH) !== 0 && i + 1 < line.length && (CLASS[line.charCodeAt(i + 1)] & SPACE) !== 0;
 }
 
+const SENTENCE_END = /[.!?]+["'”’)\]]*(?=\s|$)|[。！？．]+|…+(?=\s|$)/g;
+
 /** Number of sentence ends in a text (Latin `.!?` followed by space or end, full-width `。！？．` anywhere). */
 export function countSentences(text: string): number {
-  const n = text.length;
-  let count = 0;
-  let i = 0;
-  while (i < n) {
-    const u = text.charCodeAt(i);
-    if (u === 0x2026) {
-      // …+ followed by white space or the end; if not, no match starts anywhere in the run.
-      let j = i + 1;
-      while (j < n && text.charCodeAt(j) === 0x2026) j++;
-      if (j === n || CLASS[text.charCodeAt(j)] & SPACE) count++;
-      i = j;
-    } else if (CLASS[u] & LATIN_END) {
-      // [.!?]+ then closers, followed by white space or the end; if not, no match starts in the run or its closers.
-      let j = i + 1;
-      while (j < n && CLASS[text.charCodeAt(j)] & LATIN_END) j++;
-      while (j < n && CLASS[text.charCodeAt(j)] & SENTENCE_CLOSER) j++;
-      if (j === n || CLASS[text.charCodeAt(j)] & SPACE) count++;
-      i = j;
-    } else if (CLASS[u] & FULL_END) {
-      let j = i + 1;
-      while (j < n && CLASS[text.charCodeAt(j)] & FULL_END) j++;
-      count++;
-      i = j;
-    } else i++;
-  }
-  return count;
+  let n = 0;
+  SENTENCE_END.lastIndex = 0;
+  while (SENTENCE_END.exec(text)) n++;
+  return n;
 }

@@ -168,8 +168,8 @@ export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
   return dup / w.chars;
 }
 
-let localOf = new Int32Array(1024);
-let localStamp = new Uint32Array(1024);
+/** Per global word id: the stamp of the call that last saw it and its local id then (side by side). */
+let local = new Int32Array(2048);
 let localGen = 0;
 let idScratch = new Uint32Array(1024);
 let lengthScratch = new Uint32Array(1024);
@@ -183,15 +183,14 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
   const n = ids.length;
   let max = 0;
   for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
-  if (max >= localOf.length) {
-    let size = localOf.length;
-    while (size <= max) size *= 2;
-    localOf = new Int32Array(size);
-    localStamp = new Uint32Array(size);
+  if (2 * max >= local.length) {
+    let size = local.length;
+    while (size <= 2 * max) size *= 2;
+    local = new Int32Array(size);
     localGen = 0;
   }
-  if (++localGen === 0xffffffff) {
-    localStamp.fill(0);
+  if (++localGen === 0x7fffffff) {
+    local.fill(0);
     localGen = 1;
   }
   if (idScratch.length < n) {
@@ -205,12 +204,12 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
   let next = 0;
   let chars = 0;
   for (let i = 0; i < n; i++) {
-    const g = ids[i];
-    if (localStamp[g] !== localGen) {
-      localStamp[g] = localGen;
-      localOf[g] = next++;
+    const g = 2 * ids[i];
+    if (local[g] !== localGen) {
+      local[g] = localGen;
+      local[g + 1] = next++;
     }
-    out[i] = localOf[g];
+    out[i] = local[g + 1];
     const len = ends[i] - starts[i];
     lengths[i] = len;
     chars += len;

@@ -329,8 +329,8 @@ export class WordCache<T> {
 
 /** A numeric property of words (an int32), computed once per distinct word and kept until the table starts over. */
 export class WordNumbers {
-  private values = new Int32Array(0);
-  private known = new Uint8Array(0);
+  /** Per word id: 1 when known, then the value (side by side: one memory access per lookup). */
+  private slots = new Int32Array(0);
   private gen = -1;
 
   constructor(private readonly compute: (word: string) => number) {}
@@ -338,24 +338,21 @@ export class WordNumbers {
   /** The property of word `id` (of the current generation). */
   get(id: number): number {
     if (this.gen !== generation) {
-      this.known = new Uint8Array(Math.max(1024, words.length));
-      this.values = new Int32Array(this.known.length);
+      this.slots = new Int32Array(2 * Math.max(1024, words.length));
       this.gen = generation;
     }
-    if (id >= this.known.length) {
-      let size = this.known.length;
-      while (size <= id) size *= 2;
-      const k = new Uint8Array(size);
-      k.set(this.known);
-      const v = new Int32Array(size);
-      v.set(this.values);
-      this.known = k;
-      this.values = v;
+    if (2 * id >= this.slots.length) {
+      let size = this.slots.length;
+      while (size <= 2 * id) size *= 2;
+      const k = new Int32Array(size);
+      k.set(this.slots);
+      this.slots = k;
     }
-    if (this.known[id] === 0) {
-      this.values[id] = this.compute(words[id]);
-      this.known[id] = 1;
+    const slots = this.slots;
+    if (slots[2 * id] === 0) {
+      slots[2 * id + 1] = this.compute(words[id]);
+      slots[2 * id] = 1;
     }
-    return this.values[id];
+    return slots[2 * id + 1];
   }
 }
