@@ -130,6 +130,8 @@ export class BatchProcessor {
    * its reason: only those carry the id, detail and snippet an example needs.
    */
   private readonly drops = new Map<string, number>();
+  /** Buffer of the keys of a batch, kept for the next batch. */
+  private keyScratch = new Uint32Array(1 << 14);
 
   /** `inProcess`: results stay on this thread (kept documents are returned as objects, not yet as output lines). */
   constructor(
@@ -146,7 +148,9 @@ export class BatchProcessor {
     const { config, inputs, withRejects } = this.init;
     const buf = Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength);
     const lines: LineResult[] = [];
-    const keyParts: Uint32Array[] = [];
+    // Keys of the surviving documents, back to back (grown as needed, copied out once).
+    let keyBuf = this.keyScratch;
+    let keyDocs = 0;
     let start = 0;
     for (let i = 0; i < batch.ends.length; i++) {
       const bytes = buf.subarray(start, batch.ends[i]);
@@ -186,20 +190,27 @@ export class BatchProcessor {
       }
       let partial = false;
       if (this.tail.keyed && this.tail.keyWidth > 0) {
-        const keys = new Uint32Array(this.tail.keyWidth);
+        const width = this.tail.keyWidth;
+        if (keyBuf.length < (keyDocs + 1) * width) {
+          const grown = new Uint32Array(Math.max((keyDocs + 1) * width, 2 * keyBuf.length));
+          grown.set(keyBuf.subarray(0, keyDocs * width));
+          keyBuf = grown;
+        }
+        const at = keyDocs * width;
+        keyBuf.fill(0, at, at + width);
         for (let s = this.tail.head; s < this.pipeline.length; s++) {
           const t0 = performance.now();
-          keys.set((this.pipeline.filter(s) as KeyedFilter).keys(r), this.tail.offsets[s]);
+          keyBuf.set((this.pipeline.filter(s) as KeyedFilter).keys(r), at + this.tail.offsets[s]);
           this.pipeline.addSeconds(s, (performance.now() - t0) / 1000);
           if (s === this.tail.head && this.seen) {
             if (this.seen.size >= SEEN_LIMIT) this.seen = new KeySet(this.seen.width, 1 << 12);
-            if (!this.seen.add(keys, 0)) {
+            if (!this.seen.add(keyBuf, at)) {
               partial = true;
               break;
             }
           }
         }
-        keyParts.push(keys);
+        keyDocs++;
       }
       const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text) };
       // Dedup drops many of these: in-process, the output line is made only for a document the tail keeps.
@@ -212,8 +223,7 @@ export class BatchProcessor {
       if (withRejects || !this.tail.keyed) res.recordJson = J(r.record);
       lines.push(res);
     }
-    const keys = new Uint32Array(keyParts.length * this.tail.keyWidth);
-    keyParts.forEach((k, i) => keys.set(k, i * this.tail.keyWidth));
-    return { seq: batch.seq, lines, keys };
+    this.keyScratch = keyBuf;
+    return { seq: batch.seq, lines, keys: keyBuf.slice(0, keyDocs * this.tail.keyWidth) };
   }
 }
