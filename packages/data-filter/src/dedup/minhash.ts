@@ -25,9 +25,19 @@ export function dedupTokens(text: string): string[] {
   return out;
 }
 
-/** The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). */
+let lastWord = '';
+let lastToken = '';
+
+/**
+ * The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). The last
+ * result is remembered: both per-word caches below ask for the same new word one after the other.
+ */
 function dedupToken(word: string): string {
-  return word.toLowerCase().replace(NON_ALNUM, '');
+  if (word !== lastWord) {
+    lastToken = word.toLowerCase().replace(NON_ALNUM, '');
+    lastWord = word;
+  }
+  return lastToken;
 }
 
 const emptyToken = new WordNumbers((w) => (dedupToken(w) === '' ? 1 : 0));

@@ -1,7 +1,7 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
-import { coreLength, coreLower, isLetter } from '../text/chars.js';
-import { WordNumbers } from '../text/words.js';
+import { coreLength, isLetter } from '../text/chars.js';
+import { coreLowerOfWord, WordNumbers } from '../text/words.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -83,7 +83,7 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
     const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
     const cjkStop = new Set(o.cjkStopWords);
     // Per distinct word: 1 if it is a stop word (its lower-cased core for English, the word itself for CJK), else 0.
-    const isStop = new WordNumbers((w) => (stop.has(coreLower(w)) ? 1 : 0));
+    const isStop = new WordNumbers((_, id) => (stop.has(coreLowerOfWord.get(id)) ? 1 : 0));
     const isCjkStop = new WordNumbers((w) => (cjkStop.has(w) ? 1 : 0));
     return {
       apply(doc) {

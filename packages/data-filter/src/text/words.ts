@@ -5,7 +5,7 @@
  * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
  * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
  */
-import { isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
+import { coreLower, isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
 
 const MAX_WORDS = 1 << 20;
 const ALNUM = /[\p{L}\p{N}]/u;
@@ -333,7 +333,8 @@ export class WordNumbers {
   private slots = new Int32Array(0);
   private gen = -1;
 
-  constructor(private readonly compute: (word: string) => number) {}
+  /** `compute` gets the word and its id (to read other per-word caches). */
+  constructor(private readonly compute: (word: string, id: number) => number) {}
 
   /** The property of word `id` (of the current generation). */
   get(id: number): number {
@@ -350,9 +351,12 @@ export class WordNumbers {
     }
     const slots = this.slots;
     if (slots[2 * id] === 0) {
-      slots[2 * id + 1] = this.compute(words[id]);
+      slots[2 * id + 1] = this.compute(words[id], id);
       slots[2 * id] = 1;
     }
     return slots[2 * id + 1];
   }
 }
+
+/** Per word: the word lower-cased without the non-letters at its two ends (`coreLower`), shared by the filters. */
+export const coreLowerOfWord = new WordCache(coreLower);
