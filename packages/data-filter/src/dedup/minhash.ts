@@ -34,10 +34,19 @@ let lastToken = '';
  */
 function dedupToken(word: string): string {
   if (word !== lastWord) {
-    lastToken = word.toLowerCase().replace(NON_ALNUM, '');
+    lastToken = isLowerAlnum(word) ? word : word.toLowerCase().replace(NON_ALNUM, '');
     lastWord = word;
   }
   return lastToken;
+}
+
+/** Whether a word is only ASCII lower-case letters and digits (its own dedup token). */
+function isLowerAlnum(word: string): boolean {
+  for (let i = 0; i < word.length; i++) {
+    const c = word.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;
+  }
+  return true;
 }
 
 const emptyToken = new WordNumbers((w) => (dedupToken(w) === '' ? 1 : 0));

@@ -32,10 +32,22 @@ export interface GopherQualityOptions {
 /** Per distinct word: its core length (bits 0-29), whether it has a letter (bit 30). */
 const wordFacts = new WordNumbers((w) => {
   let letter = 0;
-  for (const ch of w) {
-    if (isLetter(ch)) {
+  let ascii = true;
+  for (let i = 0; i < w.length && ascii; i++) {
+    const c = w.charCodeAt(i);
+    if (c >= 128) ascii = false;
+    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
       letter = 1;
       break;
+    }
+  }
+  // Other scripts: by code point (a letter outside the BMP is a surrogate pair).
+  if (!ascii) {
+    for (const ch of w) {
+      if (isLetter(ch)) {
+        letter = 1;
+        break;
+      }
     }
   }
   return coreLength(w) | (letter << 30);
