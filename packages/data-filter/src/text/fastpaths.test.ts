@@ -3,6 +3,7 @@ import type { FilterDocument } from '@yuan/core';
 import { c4Filter } from '../filters/c4.js';
 import { analyze } from './analysis.js';
 import { endsWithEllipsis, endsWithTerminal, isBlank, startsWithBullet } from './punct.js';
+import { duplicateNgramShare, NgramCandidates, NgramKeys, topNgramShare, wordIds } from './repetition.js';
 
 /** A small deterministic generator (tests must not depend on Math.random). */
 function rng(seed: number): () => number {
@@ -73,6 +74,34 @@ describe('punctuation tests are the regular expressions they replace', () => {
       expect(endsWithEllipsis(s), JSON.stringify(s)).toBe(ELLIPSIS.test(s.trimEnd()));
       expect(startsWithBullet(s), JSON.stringify(s)).toBe(BULLET.test(s));
       expect(isBlank(s), JSON.stringify(s)).toBe(s.trim() === '');
+    }
+  });
+});
+
+describe('NgramCandidates gives the shares of the plain n-gram keys', () => {
+  it('agrees with NgramKeys + topNgramShare / duplicateNgramShare for n = 1..12 (fuzzed word sequences)', () => {
+    const r = rng(5);
+    for (let t = 0; t < 1500; t++) {
+      const vocab = 1 + Math.floor(r() * 12);
+      const len = Math.floor(r() * 80);
+      const words: string[] = [];
+      for (let i = 0; i < len; i++) words.push(r() < 0.2 && words.length > 6 ? words[words.length - 6] : `w${Math.floor(r() * vocab)}${'x'.repeat(Math.floor(r() * 3))}`);
+      const w = wordIds(words);
+      const plain = new NgramKeys(w);
+      const fast = new NgramCandidates(w, new Set(words).size);
+      for (let n = 1; n <= 12; n++) {
+        while (plain.n < n) plain.advance();
+        while (fast.n < n) fast.advance();
+        const top = topNgramShare(w, plain);
+        const dup = duplicateNgramShare(w, plain);
+        if (fast.count === 0 || fast.candidates === 0) {
+          expect([top, dup]).toEqual([0, 0]);
+          continue;
+        }
+        // Either share may be asked first at an n (the filter asks one of them).
+        if ((t + n) % 2) expect([fast.topShare(), fast.duplicateShare()]).toEqual([top, dup]);
+        else expect([fast.duplicateShare(), fast.topShare()]).toEqual([dup, top]);
+      }
     }
   });
 });

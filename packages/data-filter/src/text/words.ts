@@ -119,6 +119,12 @@ function lookup(text: string, start: number, end: number, h: number): number {
     }
     s = (s + 1) & slotMask;
   }
+  return insert(text, start, end, h, s);
+}
+
+/** Adds `text[start, end)` (hash `h`, not in the table; `s` its free slot) as a new word; returns its id. */
+function insert(text: string, start: number, end: number, h: number, s: number): number {
+  const len = end - start;
   const id = words.length;
   if (id >= hashes.length) {
     grow();
