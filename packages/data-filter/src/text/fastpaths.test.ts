@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FilterDocument } from '@yuan/core';
 import { c4Filter } from '../filters/c4.js';
+import { collapseAsciiLine, collapseLine } from '../filters/normalize.js';
 import { analyze } from './analysis.js';
 import { endsWithEllipsis, endsWithTerminal, isBlank, startsWithBullet } from './punct.js';
 import { duplicateNgramShare, NgramCandidates, NgramKeys, topNgramShare, wordIds } from './repetition.js';
@@ -102,6 +103,19 @@ describe('NgramCandidates gives the shares of the plain n-gram keys', () => {
         if ((t + n) % 2) expect([fast.topShare(), fast.duplicateShare()]).toEqual([top, dup]);
         else expect([fast.duplicateShare(), fast.topShare()]).toEqual([dup, top]);
       }
+    }
+  });
+});
+
+describe('normalize leaves alone the ASCII lines that collapsing would not change', () => {
+  it('collapseAsciiLine is collapseLine on fuzzed printable ASCII lines', () => {
+    const r = rng(3);
+    const alphabet = [' ', ' ', ' ', 'a', 'b', '.', '~', '!', '  '];
+    for (let i = 0; i < 100000; i++) {
+      let line = '';
+      const len = Math.floor(r() * 10);
+      for (let k = 0; k < len; k++) line += alphabet[Math.floor(r() * alphabet.length)];
+      expect(collapseAsciiLine(line), JSON.stringify(line)).toBe(collapseLine(line));
     }
   });
 });
