@@ -1,5 +1,5 @@
 // Throughput of the yuan-zh-en filter preset against the floor (plain JSONL read + parse + write of the same
-// file), with 1 and WORKERS (default 2) worker threads, and MinHash signatures per second. Run: `node bench/filter.mjs [MB]` after building packages/data-filter.
+// file), with 1 and WORKERS (default 2) threads (`workers`: this thread and WORKERS - 1 worker threads), and MinHash signatures per second. Run: `node bench/filter.mjs [MB]` after building packages/data-filter.
 // Ratios are against the floor measured in this run; absolute numbers depend on the machine.
 import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

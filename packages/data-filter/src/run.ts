@@ -5,7 +5,7 @@ import { applySet, deepMerge, writeFileAtomic, YuanError, type FilterDocument, t
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { WorkerPool } from './parallel/pool.js';
-import { BatchProcessor, keptLine, planTail, rejectLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
+import { BatchProcessor, keptLine, planTail, rejectLine, textOfKeptLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
 import { AtomicWriter } from './io/writer.js';
 import { FilterPipeline, type StageDrop } from './pipeline.js';
 import { buildFilterRegistry } from './plugins.js';
@@ -36,7 +36,10 @@ export interface RunFilterOptions {
   badwords?: string[];
   /** Extra filter plugins to register. */
   plugins?: readonly FilterPlugin<any>[];
-  /** Worker threads for the per-document stages (1: all on this thread). Output is identical for any count. Default 1. */
+  /**
+   * Threads for the per-document stages: this thread and `workers - 1` worker threads (1: all on this thread). A batch
+   * goes to a worker thread while one has room, else this thread filters it. Output is identical for any count. Default 1.
+   */
   workers?: number;
   /** Extra plugin modules (package names or absolute paths; the CLI's `--plugin`), loaded after the config's `plugins:`. */
   pluginModules?: string[];
@@ -113,15 +116,19 @@ const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
 /** Default thread count of `runFilter` from code: 1 (the CLI defaults to the machine's cores). */
 export const DEFAULT_WORKERS = 1;
 
-const BATCH_BYTES = 1 << 20;
-const BATCH_LINES = 2000;
+/** A batch of lines ends after this many bytes or lines (small enough that threads share the work evenly). */
+const BATCH_BYTES = 1 << 18;
+const BATCH_LINES = 1000;
+/** Batches queued per worker thread before this thread filters the next batch itself. */
+const WORKER_BACKLOG = 2;
 
 /**
  * Streams the inputs through the configured pipeline: kept records (text replaced by the filtered text) go to the
  * output, malformed lines and dropped documents (with reasons) to the rejects; returns the report (also written to
- * `report`). With `workers` > 1 the per-document stages run on worker threads over batches of lines and the stateful
- * stages (dedup) in input order on this thread: output, rejects and report counts are byte-identical to one thread.
- * Memory is bounded by `maxLineBytes` plus output buffers plus ≤ 2 batches (1 MiB each) per worker, except dedup state.
+ * `report`). With `workers` > 1 the per-document stages run over batches of lines on `workers - 1` worker threads and
+ * on this thread (when the workers are busy), and the stateful stages (dedup) in input order on this thread: output,
+ * rejects and report counts are byte-identical to one thread. Memory is bounded by `maxLineBytes` plus output buffers
+ * plus ≤ 2 batches (256 KiB each) per thread, except dedup state.
  */
 export async function runFilter(options: RunFilterOptions): Promise<FilterReport> {
   checkPaths(options);
@@ -138,12 +145,12 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const init: WorkInit = { config, inputs: options.inputs, withRejects: !!options.rejects };
-  const local = workers === 1 ? new BatchProcessor(pipeline, init) : undefined;
+  const local = new BatchProcessor(pipeline, init, true);
   const tail = planTail(pipeline);
 
   const output = new AtomicWriter(options.output);
   const rejects = options.rejects ? new AtomicWriter(options.rejects) : undefined;
-  const pool = workers > 1 ? new WorkerPool(workers, init) : undefined;
+  const pool = workers > 1 ? new WorkerPool(workers - 1, init) : undefined;
   const inputReasons: Record<string, ReasonStats> = {};
   const c = { lines: 0, blank: 0, documents: 0, malformed: 0, bytes: 0, kept: 0, dropped: 0 };
   const started = performance.now();
@@ -200,7 +207,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     files = [];
     lineNos = [];
     const meta = { files: batch.files, lineNos: batch.lineNos };
-    const result = pool ? pool.submit(batch) : Promise.resolve(local!.process(batch));
+    const result = pool && pool.backlog < WORKER_BACKLOG ? pool.submit(batch) : Promise.resolve(local.process(batch));
     result.catch(() => undefined);
     queue.push({ batch: meta, result });
   };
@@ -222,7 +229,10 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       c.documents++;
       if (l.k === 2) {
         c.dropped++;
-        pipeline.countDrop(l.stage, l.reason, l.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet }));
+        pipeline.countDrop(l.stage, l.reason, l.bytes, () => {
+          if (l.snippet === undefined) throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
+          return { id: l.id!, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet };
+        });
         if (l.reject) rejects?.write(l.reject);
         return;
       }
@@ -244,12 +254,12 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       if (!drop) {
         c.kept++;
-        output.write(out);
+        output.write(out ?? keptLine(l.doc!, config));
         return;
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: tail.keyed ? l.snippet : snippet(d.textIn) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(!tail.keyed ? d.textIn : l.doc ? l.doc.text : textOfKeptLine(l.out!, config)) }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { FilterDocument } from '@yuan/core';
-import { candidateProbability, chooseBands } from './dedup/bands.js';
+import { candidateProbability, chooseBands, searchBands } from './dedup/bands.js';
 import { MinHasher, estimateJaccard } from './dedup/minhash.js';
 import { detectLanguage } from './lang/detect.js';
 import { badwordsFilter } from './filters/badwords.js';
@@ -16,6 +16,7 @@ describe('LSH bands', () => {
   it('derives 11 x 11 from threshold 0.75 and 128 permutations, meeting the recall and precision targets', () => {
     const { bands, rows } = chooseBands(0.75, 128);
     expect([bands, rows]).toEqual([11, 11]);
+    expect(searchBands(0.75, 128)).toEqual({ bands, rows });
     expect(candidateProbability(0.9, bands, rows)).toBeGreaterThan(0.98);
     expect(candidateProbability(0.5, bands, rows)).toBeLessThan(0.01);
   });

@@ -15,6 +15,20 @@ function integrate(f: (s: number) => number, a: number, b: number, steps = 200):
  * false-negative area above it (equal weights), the usual way of deriving LSH parameters from a Jaccard threshold.
  */
 export function chooseBands(threshold: number, numPerm: number): { bands: number; rows: number } {
+  const key = `${threshold}/${numPerm}`;
+  let known = chosen.get(key);
+  if (!known) chosen.set(key, (known = searchBands(threshold, numPerm)));
+  return { ...known };
+}
+
+/**
+ * Results of `chooseBands` (a search over every bands × rows, tens of milliseconds): per thread, and the default
+ * (0.75, 128 → 11 × 11) from the start, so that a worker thread does not search again (units.test.ts checks it).
+ */
+const chosen = new Map<string, { bands: number; rows: number }>([['0.75/128', { bands: 11, rows: 11 }]]);
+
+/** The search of `chooseBands`. */
+export function searchBands(threshold: number, numPerm: number): { bands: number; rows: number } {
   let best = { bands: 1, rows: numPerm, error: Infinity };
   for (let bands = 1; bands <= numPerm; bands++) {
     for (let rows = 1; bands * rows <= numPerm; rows++) {

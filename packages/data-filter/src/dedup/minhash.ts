@@ -25,9 +25,28 @@ export function dedupTokens(text: string): string[] {
   return out;
 }
 
-/** The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). */
+let lastWord = '';
+let lastToken = '';
+
+/**
+ * The dedup token of a word: lower-cased, without characters other than letters and digits (may be empty). The last
+ * result is remembered: both per-word caches below ask for the same new word one after the other.
+ */
 function dedupToken(word: string): string {
-  return word.toLowerCase().replace(NON_ALNUM, '');
+  if (word !== lastWord) {
+    lastToken = isLowerAlnum(word) ? word : word.toLowerCase().replace(NON_ALNUM, '');
+    lastWord = word;
+  }
+  return lastToken;
+}
+
+/** Whether a word is only ASCII lower-case letters and digits (its own dedup token). */
+function isLowerAlnum(word: string): boolean {
+  for (let i = 0; i < word.length; i++) {
+    const c = word.charCodeAt(i);
+    if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57))) return false;
+  }
+  return true;
 }
 
 const emptyToken = new WordNumbers((w) => (dedupToken(w) === '' ? 1 : 0));
@@ -40,16 +59,22 @@ function tokenHash(seed: number): WordNumbers {
   return h;
 }
 
+/** Scratch buffers of `shingleHashes` (its result is a view of `shingleScratch`, valid until the next call). */
+let idScratch = new Uint32Array(1024);
+let shingleScratch = new Uint32Array(1024);
+
 function shingles(ids: Uint32Array, count: number, ngram: number, seed: number): Uint32Array {
   const n = Math.max(1, count - ngram + 1);
-  const out = new Uint32Array(n);
+  if (shingleScratch.length < n) shingleScratch = new Uint32Array(Math.max(n, 2 * shingleScratch.length));
+  const out = shingleScratch;
   for (let i = 0; i < n; i++) out[i] = hashWords(ids, seed, i, Math.min(count, i + ngram));
-  return out;
+  return out.subarray(0, n);
 }
 
 /**
  * 32-bit hashes of the token n-gram shingles of a text (one shingle of all tokens when there are fewer than n).
- * `scan`, when given, must be `scanWords(text)` of the current word-table generation.
+ * `scan`, when given, must be `scanWords(text)` of the current word-table generation. The result is a view of a
+ * buffer that the next call reuses.
  */
 export function shingleHashes(text: string, ngram: number, seed: number, scan?: { ids: Int32Array }): Uint32Array {
   // Lower-casing the text and then splitting it gives the words of the text lower-cased, except where a Σ becomes a
@@ -62,7 +87,8 @@ export function shingleHashes(text: string, ngram: number, seed: number, scan?: 
   }
   const words = (scan ?? scanWords(text)).ids;
   const hash = tokenHash(seed);
-  const ids = new Uint32Array(words.length);
+  if (idScratch.length < words.length) idScratch = new Uint32Array(Math.max(words.length, 2 * idScratch.length));
+  const ids = idScratch;
   let count = 0;
   for (let i = 0; i < words.length; i++) {
     const id = words[i];
@@ -99,10 +125,19 @@ export class MinHasher {
     return this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a));
   }
 
-  /** The signature of a list of shingle hashes. */
-  signatureOf(shingles: Uint32Array): Uint32Array {
+  /** `bandKeys(signatureOfDoc(doc))`, with the signature in a buffer of this hasher (no allocation but the keys). */
+  bandKeysOfDoc(doc: FilterDocument): Uint32Array {
+    const a = analyze(doc);
+    this.sigScratch ??= new Uint32Array(this.params.numPerm);
+    return this.bandKeys(this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a), this.sigScratch));
+  }
+
+  private sigScratch?: Uint32Array;
+
+  /** The signature of a list of shingle hashes (written to `into` when given, else to a new array). */
+  signatureOf(shingles: Uint32Array, into?: Uint32Array): Uint32Array {
     const n = this.params.numPerm;
-    const sig = new Uint32Array(n);
+    const sig = into ?? new Uint32Array(n);
     if (this.kernel) {
       this.kernel(shingles, shingles.length, sig);
       return sig;

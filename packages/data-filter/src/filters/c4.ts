@@ -1,7 +1,7 @@
-import { arrayOf, bool, num, obj, str } from '@yuan/core';
-import { analyze } from '../text/analysis.js';
+import { arrayOf, bool, num, obj, str, type FilterDocument } from '@yuan/core';
+import { adoptLinesAnalysis, analyze, type TextAnalysis } from '../text/analysis.js';
 import { isCjkWordId } from '../text/words.js';
-import { countSentences, endsWithTerminal } from '../text/punct.js';
+import { countSentences, endsWithTerminal, isBlank } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
 /** Options of `c4` (rules of Raffel et al. 2020, §2.2, as datatrove and FineWeb apply them). */
@@ -33,6 +33,41 @@ export interface C4Options {
   pageMinLines: number;
   /** Minimum sentences of a document with fewer than `pageMinLines` lines (any language). Default 1. */
   paragraphMinSentences: number;
+}
+
+/** Per kept line of the document in `c4`: its length, its offset in the text, its first token and the one after its last. */
+let keptInfo = new Int32Array(1024);
+let parts = new Int32Array(768);
+
+/**
+ * Gives the document the analysis of its new text `text` (= `squashed.trim()`, `squashed` the kept lines joined by
+ * newlines with runs of 3 or more newlines made 2) from the analysis `a` of the text it was cut from, without scanning
+ * it again (see adoptLinesAnalysis). `keptInfo` describes the `count` kept lines.
+ */
+function reuseAnalysis(doc: FilterDocument, a: TextAnalysis, squashed: string, text: string, count: number, cjkChars: number): void {
+  const lead = squashed.length - squashed.trimStart().length;
+  const tail = squashed.length - lead - text.length;
+  // trim() removes U+FEFF, which does not separate word tokens: then the tokens at the two ends may change.
+  if ((lead > 0 && squashed.slice(0, lead).includes('\ufeff')) || (tail > 0 && squashed.slice(squashed.length - tail).includes('\ufeff'))) return;
+  if (parts.length < 3 * count) parts = new Int32Array(Math.max(3 * count, 2 * parts.length));
+  let n = 0;
+  let pos = 0;
+  let run = 0;
+  for (let j = 0; j < count; j++) {
+    if (j > 0) run++;
+    const len = keptInfo[4 * j];
+    if (len === 0) continue;
+    pos += run >= 3 ? 2 : run;
+    run = 0;
+    if (keptInfo[4 * j + 3] > keptInfo[4 * j + 2]) {
+      parts[3 * n] = keptInfo[4 * j + 2];
+      parts[3 * n + 1] = keptInfo[4 * j + 3];
+      parts[3 * n + 2] = pos - lead - keptInfo[4 * j + 1];
+      n++;
+    }
+    pos += len;
+  }
+  adoptLinesAnalysis(doc, a, text, parts, n, cjkChars);
 }
 
 /** C4 rules: line-level removal of boilerplate, then lorem-ipsum, curly-bracket and sentence-count checks; skips code. */
@@ -89,15 +124,21 @@ export const c4Filter = defineFilter<C4Options>({
         let t = 0;
         let lineStart = 0;
         const lines = a.lines;
+        if (keptInfo.length < 4 * lines.length) keptInfo = new Int32Array(Math.max(4 * lines.length, 2 * keptInfo.length));
+        const info = keptInfo;
         for (const line of lines) {
           const lineEnd = lineStart + line.length;
           lineStart = lineEnd + 1;
-          if (line.trim() === '') {
+          if (isBlank(line)) {
+            info[4 * kept.length] = line.length;
+            info[4 * kept.length + 2] = 0;
+            info[4 * kept.length + 3] = 0;
             kept.push(line);
             continue;
           }
           while (t < ids.length && starts[t] < lineEnd - line.length) t++;
           let why: string | undefined;
+          let tokensEnd = t;
           const l = lineChecks ? line.toLowerCase() : '';
           if (lineChecks && o.removeJavascriptLines && l.includes('javascript')) why = 'javascript-line';
           else if (lineChecks && o.removePolicyLines && phrases.some((p) => l.includes(p))) why = 'policy-line';
@@ -106,11 +147,13 @@ export const c4Filter = defineFilter<C4Options>({
             let n = 0;
             let cjk = 0;
             let long = false;
-            for (let u = t; u < ids.length && ends[u] <= lineEnd; u++) {
+            let u = t;
+            for (; u < ids.length && ends[u] <= lineEnd; u++) {
               n++;
               if (isCjkWordId(ids[u])) cjk++;
               if (ends[u] - starts[u] > o.maxWordLength) long = true;
             }
+            tokensEnd = u;
             if (n < o.minWordsPerLine) why = 'short-line';
             else if (long) why = 'long-word-line';
             else {
@@ -120,11 +163,16 @@ export const c4Filter = defineFilter<C4Options>({
           }
           if (why) edits[why] = (edits[why] ?? 0) + 1;
           else {
+            info[4 * kept.length] = line.length;
+            info[4 * kept.length + 1] = lineEnd - line.length;
+            info[4 * kept.length + 2] = t;
+            info[4 * kept.length + 3] = tokensEnd;
             kept.push(line);
             keptLines++;
           }
         }
-        const text = (kept.length === lines.length ? doc.text : kept.join('\n')).replace(/\n{3,}/g, '\n\n').trim();
+        const squashed = (kept.length === lines.length ? doc.text : kept.join('\n')).replace(/\n{3,}/g, '\n\n');
+        const text = squashed.trim();
         if (text === '') return { keep: false, reason: 'no-lines-left' };
         const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
         const min = keptLines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
@@ -132,6 +180,7 @@ export const c4Filter = defineFilter<C4Options>({
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };
         if (Object.keys(edits).length === 0) return { keep: true };
         doc.text = text;
+        reuseAnalysis(doc, a, squashed, text, kept.length, cjkChars);
         return { keep: true, edits };
       },
     };

@@ -1,7 +1,7 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
-import { coreLength, coreLower, isLetter } from '../text/chars.js';
-import { WordNumbers } from '../text/words.js';
+import { coreLength, isLetter } from '../text/chars.js';
+import { coreLowerOfWord, WordNumbers } from '../text/words.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -32,10 +32,22 @@ export interface GopherQualityOptions {
 /** Per distinct word: its core length (bits 0-29), whether it has a letter (bit 30). */
 const wordFacts = new WordNumbers((w) => {
   let letter = 0;
-  for (const ch of w) {
-    if (isLetter(ch)) {
+  let ascii = true;
+  for (let i = 0; i < w.length && ascii; i++) {
+    const c = w.charCodeAt(i);
+    if (c >= 128) ascii = false;
+    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) {
       letter = 1;
       break;
+    }
+  }
+  // Other scripts: by code point (a letter outside the BMP is a surrogate pair).
+  if (!ascii) {
+    for (const ch of w) {
+      if (isLetter(ch)) {
+        letter = 1;
+        break;
+      }
     }
   }
   return coreLength(w) | (letter << 30);
@@ -83,7 +95,7 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
     const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
     const cjkStop = new Set(o.cjkStopWords);
     // Per distinct word: 1 if it is a stop word (its lower-cased core for English, the word itself for CJK), else 0.
-    const isStop = new WordNumbers((w) => (stop.has(coreLower(w)) ? 1 : 0));
+    const isStop = new WordNumbers((_, id) => (stop.has(coreLowerOfWord.get(id)) ? 1 : 0));
     const isCjkStop = new WordNumbers((w) => (cjkStop.has(w) ? 1 : 0));
     return {
       apply(doc) {

@@ -32,6 +32,7 @@ function ngramTable(value: unknown, path: string): Record<string, number> {
 }
 
 const NO_REPEATS = { items: 0, chars: 0 };
+const PARAGRAPH_BREAK = /\n\s*\n/;
 
 /** Gopher repetition rules over lines, paragraphs and word n-grams (character n-grams for CJK text); skips code. */
 export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
@@ -70,9 +71,10 @@ export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
         const a = analyze(doc);
-        // A paragraph break needs two newlines: with fewer there is at most one paragraph and no repeat.
+        // A paragraph break needs two newlines: with fewer, or none with only white space between, there is at most one
+        // paragraph and no repeat.
         const nl = a.text.indexOf('\n');
-        const pd = nl < 0 || a.text.indexOf('\n', nl + 1) < 0 ? NO_REPEATS : duplicateShares(a.text.split(/\n\s*\n/).map((p) => p.trim()).filter((p) => p !== ''));
+        const pd = nl < 0 || a.text.indexOf('\n', nl + 1) < 0 || !PARAGRAPH_BREAK.test(a.text) ? NO_REPEATS : duplicateShares(a.text.split(/\n\s*\n/).map((p) => p.trim()).filter((p) => p !== ''));
         if (pd.items > o.maxDupParagraphs) return { keep: false, reason: 'dup-paragraphs', detail: `${pd.items.toFixed(3)} > ${o.maxDupParagraphs}` };
         if (pd.chars > o.maxDupParagraphChars) return { keep: false, reason: 'dup-paragraph-chars', detail: `${pd.chars.toFixed(3)} > ${o.maxDupParagraphChars}` };
         const ld = a.lineDuplicates;

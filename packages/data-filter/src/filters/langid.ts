@@ -17,6 +17,8 @@ export interface LangIdOptions {
   sampleChars: number;
 }
 
+const KEEP = { keep: true } as const;
+
 /** Labels each document with a language and score, and drops languages not listed or scores under the threshold. */
 export const langidFilter = defineFilter<LangIdOptions>({
   name: 'langid',
@@ -44,11 +46,10 @@ export const langidFilter = defineFilter<LangIdOptions>({
         const guess = detectLanguage(doc.text, o, doc.text.length <= o.sampleChars ? analyze(doc) : undefined);
         doc.lang = guess.lang;
         doc.langScore = Math.round(guess.score * 1e4) / 1e4;
-        const detail = `${guess.lang} ${doc.langScore.toFixed(3)}`;
-        if (!keep.has(guess.lang)) return { keep: false, reason: `language:${guess.lang}`, detail };
+        if (!keep.has(guess.lang)) return { keep: false, reason: `language:${guess.lang}`, detail: `${guess.lang} ${doc.langScore.toFixed(3)}` };
         const min = o.thresholds?.[guess.lang] ?? o.threshold;
-        if (guess.score < min) return { keep: false, reason: `low-score:${guess.lang}`, detail: `${detail} < ${min}` };
-        return { keep: true };
+        if (guess.score < min) return { keep: false, reason: `low-score:${guess.lang}`, detail: `${guess.lang} ${doc.langScore.toFixed(3)} < ${min}` };
+        return KEEP;
       },
     };
   },

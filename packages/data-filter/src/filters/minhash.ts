@@ -53,7 +53,7 @@ export const minhashFilter = defineFilter<MinHashOptions>({
     let dropped = 0;
     const f: KeyedFilter = {
       keyWidth: 2 * bands,
-      keys: (doc) => hasher.bandKeys(hasher.signatureOfDoc(doc)),
+      keys: (doc) => hasher.bandKeysOfDoc(doc),
       applyKeys(keys, offset) {
         let hitBand = -1;
         for (let b = 0; b < bands; b++) if (!buckets.add(keys, offset + 2 * b) && hitBand < 0) hitBand = b;

@@ -37,12 +37,18 @@ function needsCollapseAscii(t: string): boolean {
   return t.includes('\t') || t.includes(' \n') || t.endsWith(' ') || (t.includes('  ') && NEEDS_COLLAPSE.test(t));
 }
 
-function collapseLine(line: string): string {
+/** A line with runs of spaces inside it collapsed to one and trailing spaces stripped (its indentation kept). */
+export function collapseLine(line: string): string {
   let i = 0;
   while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
   const indent = line.slice(0, i);
   const body = line.slice(i).replace(/[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/g, ' ').trimEnd();
   return body === '' ? '' : indent + body;
+}
+
+/** `collapseLine` of a line of printable ASCII characters. */
+export function collapseAsciiLine(line: string): string {
+  return line.includes('  ') || line.endsWith(' ') ? collapseLine(line) : line;
 }
 
 /** Unicode normalisation, control-character removal and whitespace clean-up; drops documents left empty. */
@@ -76,7 +82,8 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
           if (o.removeControl) t = t.replace(CONTROL, '');
         }
         if (o.collapseSpaces && (ascii ? needsCollapseAscii(t) : NEEDS_COLLAPSE_UNICODE.test(t))) {
-          t = t.split('\n').map(collapseLine).join('\n');
+          // A printable ASCII line without two spaces in a row or a trailing space is its own collapsed form.
+          t = t.split('\n').map(ascii ? collapseAsciiLine : collapseLine).join('\n');
         }
         if (t.includes(blankRunText)) t = t.replace(blankRun, blankJoin);
         if (t.charCodeAt(0) === 10 || t.charCodeAt(t.length - 1) === 10) t = t.replace(/^\n+|\n+$/g, '');

@@ -16,6 +16,8 @@ export interface Malformed {
 
 /** Reads a dotted path from a record. */
 export function getField(record: Record<string, unknown>, dotted: string): unknown {
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) return undefined;
+  if (!dotted.includes('.')) return record[dotted];
   let value: unknown = record;
   for (const key of dotted.split('.')) {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;

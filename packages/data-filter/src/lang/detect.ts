@@ -1,5 +1,5 @@
-import { coreLower, isHan, isKana } from '../text/chars.js';
-import { scanWords, WordNumbers, type WordScan } from '../text/words.js';
+import { isHan, isKana } from '../text/chars.js';
+import { coreLowerOfWord, scanWords, WordNumbers, type WordScan } from '../text/words.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
 
@@ -54,7 +54,7 @@ const STOP_LANGS = [...new Set(STOP_INDEX.values())];
  * index of its script in SCRIPTS); bits 8-15, for a Latin word, 1 + the index in STOP_LANGS of the language it is a
  * function word of (0: none).
  */
-const wordFacts = new WordNumbers((w) => {
+const wordFacts = new WordNumbers((w, id) => {
   const cp = w.codePointAt(0)!;
   let c: number;
   if (w.length <= 2 && isHan(cp)) c = HAN;
@@ -63,7 +63,7 @@ const wordFacts = new WordNumbers((w) => {
     const script = scriptOf(w);
     c = script ? SCRIPTS.indexOf(script) : NONE;
   }
-  const stop = c === 0 ? STOP_INDEX.get(coreLower(w)) : undefined;
+  const stop = c === 0 ? STOP_INDEX.get(coreLowerOfWord.get(id)) : undefined;
   return (c + 3) | ((stop === undefined ? 0 : STOP_LANGS.indexOf(stop) + 1) << 8);
 });
 

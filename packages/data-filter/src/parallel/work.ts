@@ -1,6 +1,6 @@
 import type { FilterDocument } from '@yuan/core';
 import type { FilterConfig } from '../config.js';
-import { parseRecord, withField } from '../io/records.js';
+import { getField, parseRecord, withField } from '../io/records.js';
 import { isKeyed, type FilterPipeline, type KeyedFilter, type StageCounters } from '../pipeline.js';
 import { snippet } from '../report.js';
 import { KeySet } from '../hash/keyset.js';
@@ -27,17 +27,29 @@ export interface LineBatch {
 export type LineResult =
   | { k: 0 }
   | { k: 1; reason: string; detail: string; bytes: number; raw: string; reject?: string }
-  | { k: 2; stage: number; reason: string; detail?: string; bytes: number; id: string; snippet: string; reject?: string }
+  | {
+      k: 2;
+      stage: number;
+      reason: string;
+      bytes: number;
+      /** Id, detail and snippet: only while the reason may still need a report example (see BatchProcessor). */
+      id?: string;
+      detail?: string;
+      snippet?: string;
+      reject?: string;
+    }
   | {
       k: 3;
       id: string;
-      /** The text (only when the tail is not keyed: keyed stages need just its byte count and snippet). */
+      /** The text (only when the tail is not keyed: keyed stages need just its byte count; a snippet comes from `out`). */
       text?: string;
       bytes: number;
-      snippet: string;
       lang?: string;
       langScore?: number;
-      out: string;
+      /** The output line; absent when `doc` is given (in-process, for a keyed tail: made only if the tail keeps it). */
+      out?: string;
+      /** The document after the per-document stages (in-process only). */
+      doc?: FilterDocument;
       recordJson?: string;
       partial?: true;
     };
@@ -98,14 +110,10 @@ export function planTail(p: FilterPipeline): TailPlan {
   return { head, offsets, keyWidth: keyed ? width : 0, keyed };
 }
 
-/**
- * Makes `snippet` an enumerable getter computing `snippet(text)` on first read: in-process it is only computed for the
- * few report examples; a structured clone to another thread reads it (and so copies the value).
- */
-function lazySnippet<T extends { snippet: string }>(r: T, text: string): T {
-  let value: string | undefined;
-  Object.defineProperty(r, 'snippet', { enumerable: true, configurable: true, get: () => (value ??= snippet(text)) });
-  return r;
+/** The text of a kept document's output line (`keptLine`), for a report example of a later (dedup) drop. */
+export function textOfKeptLine(out: string, config: FilterConfig): string {
+  const text = getField(JSON.parse(out) as Record<string, unknown>, config.textField);
+  return typeof text === 'string' ? text : '';
 }
 
 /** Runs the per-document stages of a pipeline over line batches (on a worker thread or in-process). */
@@ -116,10 +124,20 @@ export class BatchProcessor {
    * an earlier document exactly, so that stage will drop it: the later stages' keys (MinHash) are not computed.
    */
   private seen?: KeySet;
+  /**
+   * Drops seen per stage and reason. The report keeps the first `examples` drops of a reason in input order; batches
+   * reach a processor in input order, so a drop that can be one of them is among this processor's first `examples` of
+   * its reason: only those carry the id, detail and snippet an example needs.
+   */
+  private readonly drops = new Map<string, number>();
+  /** Buffer of the keys of a batch, kept for the next batch. */
+  private keyScratch = new Uint32Array(1 << 14);
 
+  /** `inProcess`: results stay on this thread (kept documents are returned as objects, not yet as output lines). */
   constructor(
     readonly pipeline: FilterPipeline,
     private readonly init: WorkInit,
+    private readonly inProcess = false,
   ) {
     this.tail = planTail(pipeline);
     if (this.tail.keyed && this.tail.head < pipeline.length) this.seen = new KeySet((pipeline.filter(this.tail.head) as KeyedFilter).keyWidth, 1 << 12);
@@ -130,7 +148,9 @@ export class BatchProcessor {
     const { config, inputs, withRejects } = this.init;
     const buf = Buffer.from(batch.data.buffer, batch.data.byteOffset, batch.data.byteLength);
     const lines: LineResult[] = [];
-    const keyParts: Uint32Array[] = [];
+    // Keys of the surviving documents, back to back (grown as needed, copied out once).
+    let keyBuf = this.keyScratch;
+    let keyDocs = 0;
     let start = 0;
     for (let i = 0; i < batch.ends.length; i++) {
       const bytes = buf.subarray(start, batch.ends[i]);
@@ -155,28 +175,47 @@ export class BatchProcessor {
       const drop = this.pipeline.applyRange(r, 0, this.tail.head);
       if (drop) {
         const detail = drop.detail;
-        const reject = withRejects ? rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record)) : undefined;
-        lines.push(lazySnippet({ k: 2 as const, stage: drop.stage, reason: drop.reason, detail, bytes: drop.bytes, id: r.id, snippet: '', reject }, drop.textIn));
+        const res: LineResult = { k: 2, stage: drop.stage, reason: drop.reason, bytes: drop.bytes };
+        const key = `${drop.stage}:${drop.reason}`;
+        const seen = this.drops.get(key) ?? 0;
+        if (seen < config.examples) {
+          this.drops.set(key, seen + 1);
+          res.id = r.id;
+          if (detail !== undefined) res.detail = detail;
+          res.snippet = snippet(drop.textIn);
+        }
+        if (withRejects) res.reject = rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record));
+        lines.push(res);
         continue;
       }
       let partial = false;
       if (this.tail.keyed && this.tail.keyWidth > 0) {
-        const keys = new Uint32Array(this.tail.keyWidth);
+        const width = this.tail.keyWidth;
+        if (keyBuf.length < (keyDocs + 1) * width) {
+          const grown = new Uint32Array(Math.max((keyDocs + 1) * width, 2 * keyBuf.length));
+          grown.set(keyBuf.subarray(0, keyDocs * width));
+          keyBuf = grown;
+        }
+        const at = keyDocs * width;
+        keyBuf.fill(0, at, at + width);
         for (let s = this.tail.head; s < this.pipeline.length; s++) {
           const t0 = performance.now();
-          keys.set((this.pipeline.filter(s) as KeyedFilter).keys(r), this.tail.offsets[s]);
+          keyBuf.set((this.pipeline.filter(s) as KeyedFilter).keys(r), at + this.tail.offsets[s]);
           this.pipeline.addSeconds(s, (performance.now() - t0) / 1000);
           if (s === this.tail.head && this.seen) {
             if (this.seen.size >= SEEN_LIMIT) this.seen = new KeySet(this.seen.width, 1 << 12);
-            if (!this.seen.add(keys, 0)) {
+            if (!this.seen.add(keyBuf, at)) {
               partial = true;
               break;
             }
           }
         }
-        keyParts.push(keys);
+        keyDocs++;
       }
-      const res = lazySnippet<Extract<LineResult, { k: 3 }>>({ k: 3, id: r.id, bytes: Buffer.byteLength(r.text), snippet: '', out: keptLine(r, config) }, r.text);
+      const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text) };
+      // Dedup drops many of these: in-process, the output line is made only for a document the tail keeps.
+      if (this.inProcess && this.tail.keyed) res.doc = r;
+      else res.out = keptLine(r, config);
       if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;
@@ -184,8 +223,7 @@ export class BatchProcessor {
       if (withRejects || !this.tail.keyed) res.recordJson = J(r.record);
       lines.push(res);
     }
-    const keys = new Uint32Array(keyParts.length * this.tail.keyWidth);
-    keyParts.forEach((k, i) => keys.set(k, i * this.tail.keyWidth));
-    return { seq: batch.seq, lines, keys };
+    this.keyScratch = keyBuf;
+    return { seq: batch.seq, lines, keys: keyBuf.slice(0, keyDocs * this.tail.keyWidth) };
   }
 }

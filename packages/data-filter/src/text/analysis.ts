@@ -1,6 +1,6 @@
 import type { FilterDocument } from '@yuan/core';
 import { duplicateShares } from './repetition.js';
-import { scanWords, wordGeneration, wordOf, type WordScan } from './words.js';
+import { scanOf, scanWords, wordGeneration, wordOf, type WordScan } from './words.js';
 
 /**
  * Word- and line-level view of a text, computed once per document text and shared by the heuristic filters: the
@@ -50,8 +50,11 @@ class Analysis implements TextAnalysis {
   private _trimmed?: string[];
   private _dups?: { items: number; chars: number };
 
-  constructor(readonly text: string) {
-    const s = scanWords(text);
+  constructor(
+    readonly text: string,
+    scan?: WordScan,
+  ) {
+    const s = scan ?? scanWords(text);
     this.ids = s.ids;
     this.starts = s.starts;
     this.ends = s.ends;
@@ -100,4 +103,39 @@ export function analyze(doc: FilterDocument): TextAnalysis {
   }
   a.cjk = isCjkDoc(doc.lang, a.cjkChars, a.ids.length);
   return a;
+}
+
+let tIds = new Int32Array(1024);
+let tStarts = new Int32Array(1024);
+let tEnds = new Int32Array(1024);
+
+/**
+ * Sets the analysis of `text`, a text made of lines of `before` (the analysis of the document's current text), as
+ * the document's analysis, without scanning it: `parts` holds, per kept line, the index of its first token in `before`,
+ * the index after its last token, and the offset of the line in `text` minus its offset in `before.text` (3 numbers
+ * per line, `n` lines). Word tokens never cross a line break, so the tokens of `text` are those of its lines, shifted.
+ * The caller must make sure that `text` is exactly those lines with only white space (other than U+FEFF) between and
+ * around them; `cjkChars` is the number of Han and kana tokens among them.
+ */
+export function adoptLinesAnalysis(doc: FilterDocument, before: TextAnalysis, text: string, parts: Int32Array, n: number, cjkChars: number): void {
+  if (before.generation !== wordGeneration()) return;
+  let count = 0;
+  for (let j = 0; j < n; j++) count += parts[3 * j + 1] - parts[3 * j];
+  if (tIds.length < count) {
+    let size = tIds.length;
+    while (size < count) size *= 2;
+    tIds = new Int32Array(size);
+    tStarts = new Int32Array(size);
+    tEnds = new Int32Array(size);
+  }
+  let k = 0;
+  for (let j = 0; j < n; j++) {
+    const delta = parts[3 * j + 2];
+    for (let t = parts[3 * j], end = parts[3 * j + 1]; t < end; t++) {
+      tIds[k] = before.ids[t];
+      tStarts[k] = before.starts[t] + delta;
+      tEnds[k++] = before.ends[t] + delta;
+    }
+  }
+  cache.set(doc, new Analysis(text, scanOf(tIds, tStarts, tEnds, count, cjkChars)));
 }

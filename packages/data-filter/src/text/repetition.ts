@@ -168,8 +168,8 @@ export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
   return dup / w.chars;
 }
 
-let localOf = new Int32Array(1024);
-let localStamp = new Uint32Array(1024);
+/** Per global word id: the stamp of the call that last saw it and its local id then (side by side). */
+let local = new Int32Array(2048);
 let localGen = 0;
 let idScratch = new Uint32Array(1024);
 let lengthScratch = new Uint32Array(1024);
@@ -183,15 +183,14 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
   const n = ids.length;
   let max = 0;
   for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
-  if (max >= localOf.length) {
-    let size = localOf.length;
-    while (size <= max) size *= 2;
-    localOf = new Int32Array(size);
-    localStamp = new Uint32Array(size);
+  if (2 * max >= local.length) {
+    let size = local.length;
+    while (size <= 2 * max) size *= 2;
+    local = new Int32Array(size);
     localGen = 0;
   }
-  if (++localGen === 0xffffffff) {
-    localStamp.fill(0);
+  if (++localGen === 0x7fffffff) {
+    local.fill(0);
     localGen = 1;
   }
   if (idScratch.length < n) {
@@ -205,12 +204,12 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
   let next = 0;
   let chars = 0;
   for (let i = 0; i < n; i++) {
-    const g = ids[i];
-    if (localStamp[g] !== localGen) {
-      localStamp[g] = localGen;
-      localOf[g] = next++;
+    const g = 2 * ids[i];
+    if (local[g] !== localGen) {
+      local[g] = localGen;
+      local[g + 1] = next++;
     }
-    out[i] = localOf[g];
+    out[i] = local[g + 1];
     const len = ends[i] - starts[i];
     lengths[i] = len;
     chars += len;
@@ -259,11 +258,19 @@ export class NgramCandidates {
     this.h1 = h1Scratch;
     this.h2 = h2Scratch;
     this.slots = slotScratch;
+    // Straight to n = 1: the keys `advance` would compute from zero keys.
+    const ids = w.ids;
     for (let i = 0; i < len; i++) {
+      const x = ids[i];
+      let a = Math.imul(x, M1);
+      a ^= a >>> 15;
+      let b = Math.imul(x + 0x6a09e667, M2);
+      b ^= b >>> 13;
       this.pos[i] = i;
-      this.h1[i] = 0;
-      this.h2[i] = 0;
+      this.h1[i] = Math.imul(a, 0x2c1b3c6d) ^ (a >>> 12);
+      this.h2[i] = Math.imul(b, 0x297a2d39) ^ (b >>> 11);
     }
+    this.n = 1;
   }
 
   /** Number of n-grams in the text at the current n. */
@@ -285,42 +292,29 @@ export class NgramCandidates {
     this.counted = true;
   }
 
-  /** Moves to n + 1, first dropping the positions whose n-gram occurs once. */
+  /**
+   * Moves to n + 1: drops the positions whose n-gram occurs once and extends the others' keys by one word (one pass;
+   * the positions are in increasing order, so the first that has no next word ends it).
+   */
   advance(): void {
+    const ids = this.w.ids;
+    let byWord: Uint32Array | undefined;
+    let byKey: Uint32Array | undefined;
     if (this.n === 1 && !this.counted) {
       // Words: count by id, no hash table (all positions are still candidates at n = 1).
       if (countScratch.length < this.distinct) countScratch = new Uint32Array(Math.max(this.distinct, 2 * countScratch.length));
-      const counts = countScratch;
-      const ids = this.w.ids;
-      counts.fill(0, 0, this.distinct);
-      for (let j = 0; j < this.size; j++) counts[ids[this.pos[j]]]++;
-      let k = 0;
-      for (let j = 0; j < this.size; j++) {
-        if (counts[ids[this.pos[j]]] < 2) continue;
-        this.pos[k] = this.pos[j];
-        this.h1[k] = this.h1[j];
-        this.h2[k] = this.h2[j];
-        k++;
-      }
-      this.size = k;
+      byWord = countScratch;
+      byWord.fill(0, 0, this.distinct);
+      for (let j = 0; j < this.size; j++) byWord[ids[this.pos[j]]]++;
     } else if (this.n > 0) {
       if (!this.counted) this.countAll();
-      const counts = table.counts;
-      let k = 0;
-      for (let j = 0; j < this.size; j++) {
-        if (counts[this.slots[j]] < 2) continue;
-        this.pos[k] = this.pos[j];
-        this.h1[k] = this.h1[j];
-        this.h2[k] = this.h2[j];
-        k++;
-      }
-      this.size = k;
+      byKey = table.counts;
     }
-    const ids = this.w.ids;
     const add = this.n;
     let k = 0;
     for (let j = 0; j < this.size; j++) {
       const i = this.pos[j];
+      if (byWord ? byWord[ids[i]] < 2 : byKey && byKey[this.slots[j]] < 2) continue;
       if (i + add >= ids.length) break;
       const x = ids[i + add];
       let a = Math.imul(this.h1[j] ^ x, M1);

@@ -5,7 +5,7 @@
  * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
  * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
  */
-import { isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
+import { coreLower, isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
 
 const MAX_WORDS = 1 << 20;
 const ALNUM = /[\p{L}\p{N}]/u;
@@ -21,18 +21,20 @@ export function hasAlnum(w: string): boolean {
   return false;
 }
 
+/** Initial capacity of the word table (a corpus soon has tens of thousands of distinct words: growing costs rehashing). */
+const INITIAL_WORDS = 1 << 15;
 let words: string[] = [];
-let hashes = new Int32Array(1024);
+let hashes = new Int32Array(INITIAL_WORDS);
 /** Bit 0: the token counts as a word (see hasAlnum); bit 1: it is one Han or kana character. */
-let flags = new Uint8Array(1024);
+let flags = new Uint8Array(INITIAL_WORDS);
 /**
  * Open addressing, four int32 per slot: the word's hash, its id + 1 (0: empty slot), the offset of its characters in
  * `pool` and its length | flags << 28. A lookup touches the slot and the pooled characters, not the word's string.
  */
-let slots = new Int32Array(4 * 2048);
-let slotMask = 2048 - 1;
+let slots = new Int32Array(4 * 2 * INITIAL_WORDS);
+let slotMask = 2 * INITIAL_WORDS - 1;
 /** The characters of all words, back to back. */
-let pool = new Uint16Array(1 << 16);
+let pool = new Uint16Array(1 << 18);
 let poolUsed = 0;
 let generation = 0;
 /** Flags of the word last returned by `lookup`. */
@@ -59,8 +61,14 @@ export function wordCount(): number {
   return words.length;
 }
 
+/** First BMP code point of the Han and kana ranges that `cjkIds` covers directly. */
+const CJK_BASE = 0x3040;
+/** Id + 1 of each single-character Han or kana word of the BMP (0: not seen yet): such a token skips the hash table. */
+const cjkIds = new Int32Array(0xa000 - CJK_BASE);
+
 function reset(): void {
   words = [];
+  cjkIds.fill(0);
   slots.fill(0);
   poolUsed = 0;
   generation++;
@@ -111,6 +119,12 @@ function lookup(text: string, start: number, end: number, h: number): number {
     }
     s = (s + 1) & slotMask;
   }
+  return insert(text, start, end, h, s);
+}
+
+/** Adds `text[start, end)` (hash `h`, not in the table; `s` its free slot) as a new word; returns its id. */
+function insert(text: string, start: number, end: number, h: number, s: number): number {
+  const len = end - start;
   const id = words.length;
   if (id >= hashes.length) {
     grow();
@@ -226,9 +240,15 @@ export function scanWords(text: string): WordScan {
         }
         start = -1;
       }
-      let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
-      if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
-      ids[count] = lookup(text, i, i + width, ch);
+      if (width === 1 && cp < 0xa000) {
+        let id = cjkIds[cp - CJK_BASE];
+        if (id === 0) cjkIds[cp - CJK_BASE] = id = lookup(text, i, i + 1, Math.imul(0x811c9dc5 ^ unit, 0x01000193)) + 1;
+        ids[count] = id - 1;
+      } else {
+        let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
+        if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
+        ids[count] = lookup(text, i, i + width, ch);
+      }
       starts[count] = i;
       ends[count++] = i + width;
       cjkChars++;
@@ -250,15 +270,43 @@ export function scanWords(text: string): WordScan {
       ends[count++] = n;
     }
   }
-  // One buffer for the three arrays.
-  const out = new Int32Array(3 * count);
-  out.set(ids.subarray(0, count), 0);
-  out.set(starts.subarray(0, count), count);
-  out.set(ends.subarray(0, count), 2 * count);
-  const outIds = out.subarray(0, count);
-  const outStarts = out.subarray(count, 2 * count);
-  const outEnds = out.subarray(2 * count);
-  return { ids: outIds, starts: outStarts, ends: outEnds, cjkChars, generation };
+  const at = claim(3 * count);
+  const out = slab;
+  for (let k = 0; k < count; k++) {
+    out[at + k] = ids[k];
+    out[at + count + k] = starts[k];
+    out[at + 2 * count + k] = ends[k];
+  }
+  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
+}
+
+/** Scan results are views of a shared slab (an allocation per document is slow): a new slab when this one is full. */
+const SLAB = 1 << 18;
+let slab = new Int32Array(SLAB);
+let slabUsed = 0;
+
+/** Reserves `n` int32 in the current slab (starting a new one when it is full) and returns their offset. */
+function claim(n: number): number {
+  if (slabUsed + n > slab.length) {
+    slab = new Int32Array(Math.max(SLAB, n));
+    slabUsed = 0;
+  }
+  const at = slabUsed;
+  slabUsed += n;
+  return at;
+}
+
+/**
+ * A word scan of tokens given by the caller (ids with offsets, `count` of them): copies into a slab as `scanWords`
+ * returns them. For a text built from another text's lines, whose tokens are known (see `analysisFromLines`).
+ */
+export function scanOf(ids: Int32Array, starts: Int32Array, ends: Int32Array, count: number, cjkChars: number): WordScan {
+  const at = claim(3 * count);
+  const out = slab;
+  out.set(ids.subarray(0, count), at);
+  out.set(starts.subarray(0, count), at + count);
+  out.set(ends.subarray(0, count), at + 2 * count);
+  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
 }
 
 /** A property of words, computed once per distinct word (by id) and kept until the table starts over. */
@@ -287,33 +335,34 @@ export class WordCache<T> {
 
 /** A numeric property of words (an int32), computed once per distinct word and kept until the table starts over. */
 export class WordNumbers {
-  private values = new Int32Array(0);
-  private known = new Uint8Array(0);
+  /** Per word id: 1 when known, then the value (side by side: one memory access per lookup). */
+  private slots = new Int32Array(0);
   private gen = -1;
 
-  constructor(private readonly compute: (word: string) => number) {}
+  /** `compute` gets the word and its id (to read other per-word caches). */
+  constructor(private readonly compute: (word: string, id: number) => number) {}
 
   /** The property of word `id` (of the current generation). */
   get(id: number): number {
     if (this.gen !== generation) {
-      this.known = new Uint8Array(Math.max(1024, words.length));
-      this.values = new Int32Array(this.known.length);
+      this.slots = new Int32Array(2 * Math.max(1024, words.length));
       this.gen = generation;
     }
-    if (id >= this.known.length) {
-      let size = this.known.length;
-      while (size <= id) size *= 2;
-      const k = new Uint8Array(size);
-      k.set(this.known);
-      const v = new Int32Array(size);
-      v.set(this.values);
-      this.known = k;
-      this.values = v;
+    if (2 * id >= this.slots.length) {
+      let size = this.slots.length;
+      while (size <= 2 * id) size *= 2;
+      const k = new Int32Array(size);
+      k.set(this.slots);
+      this.slots = k;
     }
-    if (this.known[id] === 0) {
-      this.values[id] = this.compute(words[id]);
-      this.known[id] = 1;
+    const slots = this.slots;
+    if (slots[2 * id] === 0) {
+      slots[2 * id + 1] = this.compute(words[id], id);
+      slots[2 * id] = 1;
     }
-    return this.values[id];
+    return slots[2 * id + 1];
   }
 }
+
+/** Per word: the word lower-cased without the non-letters at its two ends (`coreLower`), shared by the filters. */
+export const coreLowerOfWord = new WordCache(coreLower);
