@@ -44,13 +44,10 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('yuan train --dp', () => {
-  const cases: [string, string[]][] = [
-    ['threads, --dp 2 --zero 0', ['--dp', '2', '--zero', '0']],
-    ['threads, --dp 2 --zero 1', ['--dp', '2', '--zero', '1']],
-    ['threads, --dp 4 --zero 2', ['--dp', '4', '--zero', '2']],
-    ['tcp, --dp 2 --zero 2', ['--dp', '2', '--zero', '2', '--transport', 'tcp']],
-    ['tcp, --dp 4 --zero 1', ['--dp', '4', '--zero', '1', '--transport', 'tcp']],
-  ];
+  // every combination of D, ZeRO stage and transport the issue names
+  const cases: [string, string[]][] = ['threads', 'tcp'].flatMap((transport) =>
+    ['2', '4'].flatMap((dp) => ['0', '1', '2'].map((zero): [string, string[]] => [`${transport}, --dp ${dp} --zero ${zero}`, ['--dp', dp, '--zero', zero, '--transport', transport]])),
+  );
   it.each(cases)('%s gives the single-process losses and parameters (same global batch)', (name, flags) => {
     const out = path.join(tmp, name.replace(/\W+/g, '-'));
     const r = train(['--steps', '4', '--microbatches', '4', '--out', out, ...flags]);
