@@ -46,8 +46,9 @@ export interface DataParallelMemory {
   gradientBytes: number;
   /**
    * The largest set of not yet reduced gradients alive at once during a backward (bytes): all N under ZeRO 0/1 (one
-   * backward over the whole model); under ZeRO 2 one bucket group (a layer's parameters, or the head's: final norm +
-   * the tied embedding), since each is reduce-scattered as the layer-by-layer backward produces it.
+   * backward over the whole model); under ZeRO 2 at most two consecutive bucket groups (a layer's parameters, or the
+   * head's: final norm + the tied embedding), since each is reduce-scattered as the layer-by-layer backward produces it
+   * while the next layer's backward runs.
    */
   gradientInFlightBytes: number;
 }
@@ -58,8 +59,9 @@ export interface DataParallelMemory {
  * are split so rank r computes micro-batches r·M/D … (r+1)·M/D − 1, in the order the single process draws them.
  * Gradients (weighted 1/M) are all-reduced (ZeRO 0) or reduce-scattered (ZeRO 1: once per step over the whole space;
  * ZeRO 2: bucket by bucket during a layer-by-layer backward with activation recomputation — the head's gradients, then
- * each layer's from the last, then the embedding's — so at no point does a rank hold more than one bucket group of
- * unreduced gradients besides its 1/D shard; DeepSpeed ZeRO-2's `reduce_scatter` with `overlap_comm` off). The loss
+ * each layer's from the last, then the embedding's — each group's reduce-scatter overlapping the next layer's backward,
+ * so besides its 1/D shard a rank holds at most two groups of unreduced gradients; DeepSpeed ZeRO-2's `reduce_scatter`
+ * with `overlap_comm`). The loss
  * and the squared gradient norm are all-reduced before any rank updates, so a non-finite value stops every rank at the
  * same step; each rank updates its shard of the parameters with its shard of the AdamW moments (weight decay decided
  * by parameter name), and the parameters are all-gathered bucket by bucket. Checkpoints: under ZeRO 1/2 every rank
@@ -85,13 +87,13 @@ interface EngineModel {
 }
 
 const EMBEDDING = 'model.embed_tokens.weight';
+const FINAL_NORM = 'model.norm.weight';
 
 /**
  * ZeRO 2: how many parameter groups' reduce-scatters may run while the backward computes the next layer (2: one being
  * reduced, one just produced — DeepSpeed's double-buffered `overlap_comm`). Bounds the unreduced gradient bytes.
  */
 const ZERO2_GROUPS_IN_FLIGHT = 2;
-const FINAL_NORM = 'model.norm.weight';
 
 /**
  * ZeRO 2's flat space and buckets: the final norm, the tied embedding, then each layer's parameters (the order in which
