@@ -75,9 +75,10 @@ export interface StagePlan {
   /** Gradient state kept across a step: all the stage's gradients, or their 1/D shard under ZeRO 2. */
   gradientBytes: number;
   /**
-   * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2
-   * with one stage, where the data-parallel engine reduce-scatters each layer's group (or the head's: final norm + tied
-   * embedding) as its layer-by-layer backward produces it, two consecutive groups at a time (the larger such pair).
+   * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2:
+   * with one stage the data-parallel engine reduce-scatters each layer's group (or the head's: final norm + tied
+   * embedding) as its layer-by-layer backward produces it, two consecutive groups at a time (the larger such pair); with
+   * P > 1 a stage reduces one layer's bucket (or the last stage's final norm) at a time.
    * Held beside `gradientBytes`, not part of `peakBytes`'s sum (the working set already counts fresh gradients).
    */
   gradientInFlightBytes: number;
@@ -239,7 +240,10 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const activationBytes = checkpoint + working;
     // ZeRO 2, one stage: the backward produces head, layer L−1 … 0, embedding; two groups are reduced at once (overlap)
     const order = [groups.head + groups.embedding, ...groups.layers.slice(first, first + count).reverse(), groups.embedding];
-    const bucketed = zero === 2 && P === 1 ? Math.max(...order.slice(1).map((n, i) => n + order[i])) : parameters;
+    // ZeRO 2 with P > 1: a stage reduces each layer's bucket (and the last stage's final norm) as its backward
+    // finishes, one at a time; the tied embedding is summed with the other end first and kept whole
+    const perPiece = Math.max(maxLayer(first, count), isLast ? groups.head : 0);
+    const bucketed = zero !== 2 ? parameters : P === 1 ? Math.max(...order.slice(1).map((n, i) => n + order[i])) : perPiece;
     return {
       parameters,
       inFlight,
@@ -289,6 +293,14 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
     RECOMPUTE_NOTE,
   ];
+  if (zero === 2 && D > 1) {
+    const inFlight = Math.max(...stages.map((st) => st.gradientInFlightBytes));
+    notes.push(
+      P === 1
+        ? `ZeRO-2 reduce-scatters gradients bucket by bucket during the layer-by-layer backward: at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced at once (two consecutive layer or head groups, fp32) beside the 1/D shard`
+        : `ZeRO-2 reduce-scatters each layer's gradients as its backward finishes: at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced per stage (fp32) beside the 1/D shard`,
+    );
+  }
   return {
     stages,
     blocks,
