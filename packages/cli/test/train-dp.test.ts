@@ -201,6 +201,32 @@ describe('a rank that dies', () => {
     expect(train(['--steps', String(target), '--out', reference, '--microbatches', '3', '--set', 'train.checkpointEvery=2', '--set', 'train.decaySteps=400']).code).toBe(0);
     expectClose(losses(out), losses(reference));
   });
+
+  it('SIGKILL of a rank under ZeRO 2 (bucket reductions in flight): one error line per rank, no stack trace', async () => {
+    const out = path.join(tmp, 'killed-z2');
+    const port = await freePort();
+    const launch = spawn(process.execPath, [bin, 'launch', '--nproc', '2', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '400', '--out', out, '--microbatches', '4', '--dp', '2', '--zero', '2', '--timeout', '20'], { env });
+    let err = '';
+    launch.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => launch.on('close', (code) => resolve(code)));
+    const deadline = Date.now() + 120_000;
+    const stepsDone = () => (existsSync(path.join(out, 'metrics.jsonl')) ? readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
+    while (stepsDone() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    const victim = readdirSync('/proc').find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1');
+      } catch {
+        return false;
+      }
+    });
+    expect(victim).toBeDefined();
+    process.kill(Number(victim), 'SIGKILL');
+    expect(await exited).not.toBe(0);
+    const rank0 = err.split('\n').filter((l) => l.startsWith('[rank 0]'));
+    expect(rank0.filter((l) => /error/i.test(l))).toEqual([expect.stringMatching(/^\[rank 0\] error: rank 1 is lost/)]);
+    expect(err).not.toMatch(/^\[rank \d\]\s+at /m);
+    expect(err).not.toMatch(/Node\.js v\d/);
+  });
 });
 
 describe('ranks as separate processes', () => {

@@ -258,7 +258,12 @@ class DataParallelEngine implements TrainingEngine {
           disposeGrads(grads);
         }
         // start every bucket's reduce-scatter now; add the pieces in production order
-        const pieces = flats.map(([, flat]) => this.group.reduceScatter(flat));
+        const pieces = flats.map(([, flat]) => {
+          const reduced = this.group.reduceScatter(flat);
+          // consumed by the chain below; when an earlier group already failed the chain never reads it (no unhandled rejection)
+          reduced.catch(() => {});
+          return reduced;
+        });
         const done = (added = added.then(async () => {
           for (const [i, piece] of (await Promise.all(pieces)).entries()) {
             const at = this.bucketAt.get(flats[i][0])!;
