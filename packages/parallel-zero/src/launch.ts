@@ -110,7 +110,10 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
       const lines = (stream: 'stdout' | 'stderr') => {
         const rl = createInterface({ input: child[stream]!, crlfDelay: Infinity });
         rl.on('line', (line) => {
-          if (stream === 'stderr' && line.trim()) lastErr.set(rank, line.trim());
+          // the reason a rank gives: its last `error…` line on stderr, else its last stderr line (progress lines of a
+          // rank that never reported an error are not a reason)
+          const t = line.trim();
+          if (stream === 'stderr' && t && (/^error\b/i.test(t) || !lastErr.get(rank)?.match(/^error\b/i))) lastErr.set(rank, t);
           onLine(rank, stream, line);
         });
         return new Promise<void>((r) => rl.once('close', () => r()));
@@ -123,7 +126,8 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
           children.delete(rank);
           if (code !== 0 || signal) {
             const how = spawnError ?? (signal ? `exited with signal ${signal}` : `exited with code ${code}`);
-            const last = lastErr.get(rank);
+            // a rank killed by a signal had no say: its last output line is not the reason
+            const last = signal ? undefined : lastErr.get(rank);
             failures.push({ rank, message: last && !spawnError ? `${how}: ${last}` : how, code: signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 1) });
             startStopping();
           }

@@ -27,6 +27,14 @@ describe('launchLocal', () => {
     for (const r of [0, 2]) expect(lines.some((l) => l.startsWith(`${r} stderr error: rank 1 is lost`))).toBe(true);
   });
 
+  it("a rank's reason is its last error line, never the progress line a killed rank happened to print last", async () => {
+    const script = (body: string) => [process.execPath, '-e', body];
+    const killed = await launchLocal({ nproc: 1, command: script("console.error('3/40 loss 4.7'); process.kill(process.pid, 'SIGKILL')"), onLine: () => {} });
+    expect(killed.failures[0]).toEqual({ rank: 0, message: 'exited with signal SIGKILL' });
+    const failed = await launchLocal({ nproc: 1, command: script("console.error('error: the data folder is missing'); console.error('  (see yuan data prepare)'); process.exit(1)"), onLine: () => {} });
+    expect(failed.failures[0]!.message).toBe('exited with code 1: error: the data folder is missing');
+  });
+
   it('a command that cannot start is a failure naming the rank', async () => {
     const res = await launchLocal({ nproc: 1, command: ['/nonexistent/yuan-binary'], onLine: () => {} });
     expect(res.code).toBe(1);
