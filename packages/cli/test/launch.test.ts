@@ -33,8 +33,10 @@ describe('yuan launch', () => {
     const s = await yuan('launch', '--print', 'slurm', '--nproc', '2', '--nnodes', '2', '--', 'yuan', 'train');
     expect(s.code).toBe(0);
     expect(s.out).toMatch(/^#!\/bin\/bash\n#SBATCH --job-name=yuan\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2/);
-    const k = await yuan('launch', '--print', 'k8s', '--nproc', '1', '--nnodes', '3', '--name', 'run1', '--', 'yuan', 'train');
+    const k = await yuan('launch', '--print', 'k8s', '--nproc', '1', '--nnodes', '3', '--name', 'run1', '--image', 'registry.example/yuan:1', '--', 'yuan', 'train');
     expect(k.code).toBe(0);
+    expect(k.out).toContain('image: "registry.example/yuan:1"');
+    expect((await yuan('launch', '--print', 'k8s', '--nproc', '1', '--', 'yuan', 'train')).err).toMatch(/^error: --print k8s needs --image IMAGE/);
     expect(k.out).toContain('completionMode: Indexed');
     expect(k.out).toContain('{ name: MASTER_ADDR, value: "run1-0.run1" }');
   });

@@ -124,7 +124,7 @@ describe('yuan train --dp', () => {
   it('bad input is a one-line error: --dp not dividing M, a world of another size, a rank with another config, a port in use', async () => {
     const r = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad'), '--dp', '3']);
     expect(r.code).not.toBe(0);
-    expect(r.err).toMatch(/--dp 3 does not divide the 4 micro-batches of a step/);
+    expect(r.err).toMatch(/--dp 3 does not divide the step's 4 micro-batches \(--microbatches M, or train.gradAccumulation\): each data-parallel rank runs M\/D of them; give --microbatches 3 or a multiple of it/);
     // launched as 2 ranks but told --dp 3
     const port = await freePort();
     const launch = spawnSync(process.execPath, [bin, 'launch', '--nproc', '2', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad2'), '--dp', '3'], { encoding: 'utf8', env });

@@ -86,6 +86,6 @@ describe('yuan train --pp 2 --dp 2', () => {
   it('--dp that does not divide M is a one-line usage error', () => {
     const r = train(['--steps', '1', '--microbatches', '4', '--out', path.join(tmp, 'bad'), '--pp', '2', '--dp', '3']);
     expect(r.code).not.toBe(0);
-    expect(r.err).toMatch(/--dp 3 does not divide the 4 micro-batches of a step/);
+    expect(r.err).toMatch(/--dp 3 does not divide the step's 4 micro-batches \(--microbatches M, or train.gradAccumulation\): each data-parallel rank runs M\/D of them; give --microbatches 3 or a multiple of it/);
   });
 });

@@ -158,6 +158,7 @@ describe('yuan train: bad input', () => {
     const o = ['--data', data, '--steps', '1', '--out', path.join(tmp, 'flags')];
     expect((await yuan('train', ...tiny, ...o, '--partition', '9,9')).err).toBe('error: --partition applies to a pipeline: add --pp P (P > 1)');
     expect((await yuan('train', ...tiny, ...o, '--zero', '1')).err).toMatch(/^error: --zero applies to data parallelism: add --dp D/);
+    expect((await yuan('train', ...tiny, ...o, '--transport', 'tcp')).err).toMatch(/^error: --transport applies to parallel runs: add --dp D or --pp P/);
     expect(existsSync(path.join(tmp, 'flags'))).toBe(false);
   });
 

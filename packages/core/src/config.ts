@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.js';
+import { ConfigError, YuanError } from './errors.js';
 import { deepMerge, type JsonObject } from './merge.js';
 import { num, obj, optional, record, str, arrayOf, type Schema } from './schema.js';
 
@@ -107,4 +107,18 @@ export function validateConfig(raw: JsonObject): YuanConfig {
 /** Merges layers in precedence order (defaults < preset < file < --set) and validates the result. */
 export function resolveConfig(...layers: JsonObject[]): YuanConfig {
   return validateConfig(layers.reduce<JsonObject>((acc, l) => deepMerge(acc, l), DEFAULT_CONFIG as unknown as JsonObject));
+}
+
+/**
+ * M/D: the micro-batches each of `dataParallel` ranks runs of a step's `microbatches` (the global batch is M micro-batches
+ * whatever the layout, as Megatron's global batch = micro-batch × accumulation × D). Throws YuanError 'usage' naming
+ * the flags when D does not divide M; `ranks` words D when it came from the launcher rather than `--dp`.
+ */
+export function microbatchesPerRank(microbatches: number, dataParallel: number, ranks = `--dp ${dataParallel}`): number {
+  if (microbatches % dataParallel === 0) return microbatches / dataParallel;
+  const m = `${microbatches} micro-batch${microbatches === 1 ? '' : 'es'}`;
+  throw new YuanError(
+    'usage',
+    `${ranks} does not divide the step's ${m} (--microbatches M, or train.gradAccumulation): each data-parallel rank runs M/D of them; give --microbatches ${dataParallel} or a multiple of it`,
+  );
 }

@@ -8,6 +8,7 @@ export { readConfigFile } from './config-file.js';
 export {
   DEFAULT_CONFIG,
   validateConfig,
+  microbatchesPerRank,
   resolveConfig,
   type YuanConfig,
   type ModelShape,

@@ -46,8 +46,12 @@ describe('training checkpoints survive a crash at any point', () => {
         const target = path.join(run, 'checkpoint-00000004', file);
         if (damage === 'delete') rmSync(target);
         else truncateSync(target, Math.floor(readFileSync(target).length / 2));
-        const dir = resolveResumeDir(run);
+        const skipped: string[] = [];
+        const dir = resolveResumeDir(run, (d, why) => skipped.push(`${path.basename(d)}: ${why}`));
         expect(path.basename(dir), `${damage} ${file}`).toBe('checkpoint-00000002');
+        // the checkpoint passed over is reported with its problem (the run says so instead of silently going back)
+        expect(skipped).toHaveLength(1);
+        expect(skipped[0]).toMatch(new RegExp(`^checkpoint-00000004: .*(${file.replace('.', '\\.')}|manifest)`));
         const { contents: c } = await loadTrainCheckpoint(dir, config, lookup);
         expect(c.step).toBe(2);
         // with no complete checkpoint left, resuming is a one-line error

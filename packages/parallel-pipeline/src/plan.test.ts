@@ -90,7 +90,7 @@ describe('planPipeline', () => {
     expect(() => planPipeline({ ...base, partition: '1,2' })).toThrow(/^partition blocks 1,2 sum to 3 layers; the model has 4$/);
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(/^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/);
     expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(/^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/);
-    expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(/^--microbatches 4 is not divisible by --dp 3/);
+    expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(/^--dp 3 does not divide the step's 4 micro-batches/);
     expect(() => planPipeline({ ...base, zero: 3 })).toThrow(/^--zero 3 is not 0, 1 or 2$/);
   });
 

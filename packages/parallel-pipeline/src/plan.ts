@@ -1,4 +1,4 @@
-import { YuanError, type ParameterSpec, type PluginRegistry } from '@yuan/core';
+import { microbatchesPerRank, YuanError, type ParameterSpec, type PluginRegistry } from '@yuan/core';
 import {
   embeddingActivation,
   headActivation,
@@ -176,8 +176,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const M = int('micro-batches (--microbatches)', input.microbatches, 1);
   const B = int('micro-batch size', input.microBatchSize, 1);
   const S = int('sequence length', input.seqLength, 1);
-  if (M % D !== 0) throw new YuanError('usage', `--microbatches ${M} is not divisible by --dp ${D} (each data-parallel rank runs M/D micro-batches)`);
-  const Mr = M / D;
+  const Mr = microbatchesPerRank(M, D);
   const recompute = parseRecompute(input.recompute);
   const precision = input.precision ?? 'fp32';
   if (precision !== 'fp32' && precision !== 'bf16') throw new YuanError('usage', `unknown precision "${precision}" (expected fp32 or bf16)`);

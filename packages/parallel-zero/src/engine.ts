@@ -1,4 +1,4 @@
-import { YuanError } from '@yuan/core';
+import { microbatchesPerRank, YuanError } from '@yuan/core';
 import {
   accumulateGrads,
   AdamW,
@@ -167,7 +167,7 @@ class DataParallelEngine implements TrainingEngine {
   async open(setup: Parameters<EngineFactory>[0]): Promise<void> {
     const d = this.group.size;
     const m = this.train.gradAccumulation;
-    if (m % d !== 0) throw new YuanError('usage', `--dp ${d} does not divide the ${m} micro-batches of a step (train.gradAccumulation / --microbatches): each rank must take M/D of them`);
+    microbatchesPerRank(m, d);
     const index = readPackedIndex(setup.data);
     this.resetPositions = setup.train.resetPositionIds;
     this.split = PackedSplit.open(setup.data, index, 'train');

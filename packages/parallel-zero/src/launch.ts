@@ -49,6 +49,9 @@ function checkLaunch(o: LaunchOptions): Required<Omit<LaunchOptions, 'env' | 'on
   return { nproc: o.nproc, nnodes, nodeRank, masterAddr: o.masterAddr ?? '127.0.0.1', masterPort, command: o.command, graceMs: o.graceMs ?? 10_000 };
 }
 
+/** A stderr line that says why a process failed: `error: …`, `TypeError: …`, `ValueError: …`, `fatal …`, `panic: …`. */
+const FAILURE_LINE = /^(\w*(error|exception)\b|fatal\b|panic\b|aborted\b|killed\b)/i;
+
 /**
  * torchrun's role on one node: starts `nproc` child processes of `command` with `RANK`, `WORLD_SIZE`,
  * `LOCAL_RANK`, `LOCAL_WORLD_SIZE`, `GROUP_RANK` (the node rank), `MASTER_ADDR` and `MASTER_PORT` set, forwards
@@ -110,10 +113,10 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
       const lines = (stream: 'stdout' | 'stderr') => {
         const rl = createInterface({ input: child[stream]!, crlfDelay: Infinity });
         rl.on('line', (line) => {
-          // the reason a rank gives: its last `error…` line on stderr, else its last stderr line (progress lines of a
-          // rank that never reported an error are not a reason)
+          // the reason a rank gives: its last `error: …` line on stderr, else its last line that reads like a failure
+          // (an exception, a fatal message); progress lines are never a reason
           const t = line.trim();
-          if (stream === 'stderr' && t && (/^error\b/i.test(t) || !lastErr.get(rank)?.match(/^error\b/i))) lastErr.set(rank, t);
+          if (stream === 'stderr' && (/^error\b/i.test(t) || (FAILURE_LINE.test(t) && !/^error\b/i.test(lastErr.get(rank) ?? '')))) lastErr.set(rank, t);
           onLine(rank, stream, line);
         });
         return new Promise<void>((r) => rl.once('close', () => r()));
@@ -151,7 +154,7 @@ export interface JobFileOptions {
   command: string[];
   /** Job name (SLURM job, Kubernetes Job and Service prefix). Default `yuan`. */
   name?: string;
-  /** Container image (Kubernetes). Default `node:20`. */
+  /** Container image (Kubernetes) with `yuan` on its PATH; required for `kubernetesManifest`. */
   image?: string;
 }
 
@@ -186,6 +189,7 @@ export function slurmScript(o: JobFileOptions): string {
 export function kubernetesManifest(o: JobFileOptions): string {
   checkLaunch({ nproc: o.nproc, nnodes: o.nnodes, masterPort: o.masterPort, command: o.command });
   const name = o.name ?? 'yuan';
+  if (!o.image) throw new YuanError('usage', '--print k8s needs --image IMAGE: a container image with yuan installed (its command runs `yuan …`)');
   if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new YuanError('usage', `--name "${name}" is not a Kubernetes name (lower-case letters, digits, "-")`);
   const port = o.masterPort ?? DEFAULT_MASTER_PORT;
   const master = `${name}-0.${name}`;
@@ -196,6 +200,8 @@ export function kubernetesManifest(o: JobFileOptions): string {
   const y = (s: string) => JSON.stringify(s);
   return [
     '# Written by `yuan launch --print k8s`: a headless Service so pods resolve each other, and an indexed Job.',
+    '# Checkpoints: every rank writes its optimizer shard under the command\'s --out, so mount one volume that all pods',
+    '# share there (a ReadWriteMany PersistentVolumeClaim under volumes: and volumeMounts:) before applying this.',
     'apiVersion: v1',
     'kind: Service',
     'metadata:',
@@ -223,7 +229,7 @@ export function kubernetesManifest(o: JobFileOptions): string {
     '      restartPolicy: Never',
     '      containers:',
     '        - name: rank',
-    `          image: ${y(o.image ?? 'node:20')}`,
+    `          image: ${y(o.image)}`,
     `          command: [${cmd.map(y).join(', ')}]`,
     '          env:',
     `            - { name: WORLD_SIZE, value: ${y(String(o.nnodes * o.nproc))} }`,

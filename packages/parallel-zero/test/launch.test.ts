@@ -33,6 +33,10 @@ describe('launchLocal', () => {
     expect(killed.failures[0]).toEqual({ rank: 0, message: 'exited with signal SIGKILL' });
     const failed = await launchLocal({ nproc: 1, command: script("console.error('error: the data folder is missing'); console.error('  (see yuan data prepare)'); process.exit(1)"), onLine: () => {} });
     expect(failed.failures[0]!.message).toBe('exited with code 1: error: the data folder is missing');
+    const thrown = await launchLocal({ nproc: 1, command: script("console.error('2/4 loss 5.5'); throw new TypeError('x is not a function')"), onLine: () => {} });
+    expect(thrown.failures[0]!.message).toMatch(/^exited with code 1: TypeError: x is not a function/);
+    const quiet = await launchLocal({ nproc: 1, command: script("console.error('2/4 loss 5.5'); process.exit(3)"), onLine: () => {} });
+    expect(quiet.failures[0]!.message).toBe('exited with code 3');
   });
 
   it('a command that cannot start is a failure naming the rank', async () => {
@@ -63,8 +67,8 @@ describe('job files', () => {
     expect(one).toContain('{ name: MASTER_ADDR, value: "job-0.job" }');
     expect(one).toContain('{ name: WORLD_SIZE, value: "4" }');
     expect(one).toContain('command: ["yuan", "train"]');
-    const two = kubernetesManifest({ nproc: 2, nnodes: 2, command: ['yuan', 'train'] });
+    const two = kubernetesManifest({ nproc: 2, nnodes: 2, command: ['yuan', 'train'], image: 'img:1' });
     expect(two).toContain('yuan launch --nproc 2 --nnodes 2 --node-rank \\"$JOB_COMPLETION_INDEX\\" --master-addr yuan-0.yuan');
-    expect(() => kubernetesManifest({ nproc: 1, nnodes: 1, command: ['x'], name: 'Bad_Name' })).toThrow(/not a Kubernetes name/);
+    expect(() => kubernetesManifest({ nproc: 1, nnodes: 1, command: ['x'], name: 'Bad_Name', image: 'img:1' })).toThrow(/not a Kubernetes name/);
   });
 });

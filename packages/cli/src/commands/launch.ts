@@ -9,7 +9,9 @@ export const launchCommand: Command = {
   summary: 'start N local ranks of a command with RANK/WORLD_SIZE/MASTER_* set, or print a SLURM or Kubernetes job for it',
   usage:
     'yuan launch --nproc N [--nnodes K --node-rank R --master-addr A --master-port P] [--grace S] -- COMMAND …\n' +
-    '       yuan launch --print slurm|k8s --nproc N [--nnodes K --master-port P --name NAME --image IMAGE --out FILE] -- COMMAND …',
+    '       yuan launch --print slurm|k8s --nproc N [--nnodes K --master-port P --name NAME --out FILE] [--image IMAGE (k8s: required)] -- COMMAND …\n' +
+    '  --grace S: after one rank fails, how long the others get to fail by themselves (and say why) before SIGTERM, then\n' +
+    '  SIGKILL 5 s later (default 10); yuan launch exits non-zero naming the rank that failed first.',
   options: {
     nproc: { type: 'string' },
     nnodes: { type: 'string' },

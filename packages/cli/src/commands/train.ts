@@ -1,4 +1,4 @@
-import { YuanError, type YuanConfig } from '@yuan/core';
+import { microbatchesPerRank, YuanError, type YuanConfig } from '@yuan/core';
 import type { EngineFactory, RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
@@ -8,7 +8,10 @@ import type { RankPayload } from '../training/data-parallel.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
 interface TrainSummary {
+  /** The step the run ended at. */
   steps: number;
+  /** Steps this invocation trained (fewer than `steps` after --resume). */
+  trainedSteps: number;
   parameters: number;
   loss: number;
   validLoss: number | null;
@@ -18,7 +21,7 @@ interface TrainSummary {
 }
 
 function summaryOf(r: RunResult, out: string): TrainSummary {
-  return { steps: r.steps, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
+  return { steps: r.steps, trainedSteps: r.history.length, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
 }
 
 /** `--microbatches M` (micro-batches per optimizer step for the whole job) as `train.gradAccumulation`. */
@@ -82,16 +85,18 @@ export async function engineFromFlags(
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
 export const trainCommand: Command = {
   path: ['train'],
-  summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --dp D data parallelism with ZeRO)',
+  summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR --steps N --out DIR [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
     '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
     '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
-    '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences);\n' +
+    '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences;\n' +
+    '  sets train.gradAccumulation, and wins over a --set of it);\n' +
     '  --dp D: D data-parallel ranks, each taking M/D of them (worker threads, or local processes over TCP; under yuan launch,\n' +
     '  srun or a Kubernetes indexed Job each process is one rank); --zero 0 all-reduce, 1 sharded optimizer, 2 sharded gradients too;\n' +
     '  --pp P alone runs the P stages on worker threads of this process; with --dp, --transport or under yuan launch/srun every\n' +
-    '  rank (process or thread) runs one stage of a P × D grid, WORLD_SIZE = P × D (Megatron layout: stage s = ranks s·D … s·D+D-1).\n' +
+    '  rank (process or thread) runs one stage of a P × D grid, WORLD_SIZE = P × D (Megatron layout: stage s = ranks s·D … s·D+D-1);\n' +
+    '  --timeout SECONDS: how long a rank waits for a silent peer before failing, naming it (default 60).\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
@@ -131,7 +136,9 @@ export const trainCommand: Command = {
     const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
     const dataParallelFlags = ['zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined && !(pp > 1 && f !== 'zero'));
     if (dataParallelFlags.length && values.dp === undefined && !launchedAsRank()) {
-      throw new YuanError('usage', `--${dataParallelFlags[0]} applies to data parallelism: add --dp D (or start the ranks with yuan launch, srun or an indexed Job)`);
+      const flag = dataParallelFlags[0];
+      const add = flag === 'zero' ? 'add --dp D' : 'add --dp D or --pp P';
+      throw new YuanError('usage', `--${flag} applies to ${flag === 'zero' ? 'data parallelism' : 'parallel runs'}: ${add} (or start the ranks with yuan launch, srun or an indexed Job)`);
     }
     let summary: TrainSummary;
     if (parallel.length || launchedAsRank()) {
@@ -151,10 +158,7 @@ export const trainCommand: Command = {
         );
       }
       const m = (config.train as { gradAccumulation?: number } | undefined)?.gradAccumulation ?? 1;
-      if (m % dp !== 0) {
-        const how = values.dp === undefined ? `the ${dp} ranks started` : `--dp ${dp}`;
-        throw new YuanError('usage', `${how} do${values.dp === undefined ? '' : 'es'} not divide the ${m} micro-batches of a step (--microbatches M): each data-parallel rank takes M/D of them`);
-      }
+      microbatchesPerRank(m, dp, values.dp === undefined ? `the world's ${dp} data-parallel ranks (WORLD_SIZE / --pp)` : `--dp ${dp}`);
       const zero = numberOption(values, 'zero', 0, { int: true, min: 0 });
       if (zero > 2) throw new YuanError('usage', `--zero ${zero} must be 0, 1 or 2`);
       const transport = (values.transport as string | undefined) ?? 'threads';
@@ -203,7 +207,7 @@ export const trainCommand: Command = {
     io.out(
       values.json
         ? JSON.stringify(summary)
-        : `trained ${summary.steps} steps of ${summary.parameters.toLocaleString('en-US')} parameters: loss ${summary.loss.toFixed(4)}, valid ${summary.validLoss === null ? 'n/a' : summary.validLoss.toFixed(4)}, ${summary.tokensPerSecond.toFixed(0)} tokens/s; output in ${out}`,
+        : `trained ${summary.trainedSteps === summary.steps ? `${summary.steps} steps` : `steps ${summary.steps - summary.trainedSteps + 1}–${summary.steps} (${summary.trainedSteps} after the resume)`} of ${summary.parameters.toLocaleString('en-US')} parameters: loss ${summary.loss.toFixed(4)}, valid ${summary.validLoss === null ? 'n/a' : summary.validLoss.toFixed(4)}, ${summary.tokensPerSecond.toFixed(0)} tokens/s; output in ${out}`,
     );
   },
 };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { YuanError, type YuanConfig } from '@yuan/core';
@@ -125,7 +126,14 @@ export async function trainDataParallel(io: CommandIO, payload: RankPayload, tra
       throw new YuanError('rank', `${rankName(payload, f.rank)} failed: ${f.message}`);
     }
   }
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  // a port the kernel just handed out (a random one could be taken, e.g. by another run's rendezvous)
+  const port = await new Promise<number>((resolve, reject) => {
+    const probe = createServer().once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
   const bin = path.join(path.dirname(fileURLToPath(import.meta.url)), 'bin.js');
   const lines: string[] = [];
   const r = await launchLocal({

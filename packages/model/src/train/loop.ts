@@ -159,8 +159,9 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const metricsFile = o.metrics ?? path.join(o.out, 'metrics.jsonl');
   let resume;
   let resumeDir: string | undefined;
+  const passedOver: string[] = [];
   if (o.resume) {
-    resumeDir = resolveResumeDir(o.resume);
+    resumeDir = resolveResumeDir(o.resume, (skipped, problem) => passedOver.push(`${o.label ?? ''}note: passing over ${skipped}: ${problem}`));
     resume = (await loadTrainCheckpoint(resumeDir, o.config, o.lookup)).contents;
     if (resume.step >= o.steps) throw new YuanError('usage', `${resumeDir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`);
   }
@@ -171,6 +172,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     if (!writer) {
       // another rank writes; this one only takes part in the steps, validation and (collective) checkpoints
     } else if (resume) {
+      for (const n of passedOver) o.onNote?.(n);
       await truncateMetrics(metricsFile, resume.step);
       o.onNote?.(`${o.label ?? ''}resumed from ${resumeDir} at step ${resume.step}`);
     } else {

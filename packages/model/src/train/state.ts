@@ -276,8 +276,9 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
 /**
  * The checkpoint folder `dir` names: itself if it is a checkpoint (it must be complete), else the newest complete
  * checkpoint inside it. Incomplete or damaged checkpoints are never chosen; with none complete it is an error.
+ * `onSkip` hears of every newer checkpoint passed over, with why it is incomplete.
  */
-export function resolveResumeDir(dir: string): string {
+export function resolveResumeDir(dir: string, onSkip?: (checkpoint: string, problem: string) => void): string {
   if (!existsSync(dir)) throw new YuanError('checkpoint', `resume folder not found: ${dir}`);
   if (existsSync(path.join(dir, 'trainer.json')) || existsSync(path.join(dir, MANIFEST)) || NAME.test(path.basename(dir))) {
     const problem = checkpointProblem(dir);
@@ -285,6 +286,10 @@ export function resolveResumeDir(dir: string): string {
     return dir;
   }
   const all = listCheckpoints(dir);
+  if (all.length > 0 && onSkip) {
+    const chosen = path.basename(all[all.length - 1]);
+    for (const d of readdirSync(dir).filter((x) => NAME.test(x) && x > chosen).sort()) onSkip(path.join(dir, d), checkpointProblem(path.join(dir, d)) ?? 'incomplete');
+  }
   if (all.length === 0) {
     const broken = existsSync(dir) ? readdirSync(dir).filter((d) => NAME.test(d)) : [];
     const why = broken.length ? ` (incomplete: ${broken.map((d) => checkpointProblem(path.join(dir, d))).join('; ')})` : '';

@@ -1,4 +1,4 @@
-import { countParameters, YuanError } from '@yuan/core';
+import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
 import {
   assertFiniteStep,
   BatchLoader,
@@ -80,7 +80,7 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       throw new YuanError('usage', `the world has ${world.size} ranks but --pp ${p} × --dp ${options.dataParallel ?? '?'} needs ${options.dataParallel ? p * options.dataParallel : `a multiple of ${p}`}: WORLD_SIZE must be P × D`);
     }
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
-    if (m % d !== 0) throw new YuanError('usage', `--dp ${d} does not divide the ${m} micro-batches of a step (--microbatches): each data-parallel rank must take M/D of them`);
+    microbatchesPerRank(m, d);
     if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
       throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
     }
