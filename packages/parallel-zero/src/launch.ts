@@ -71,8 +71,13 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
     const failures: { rank: number; message: string; code: number }[] = [];
     let stopTimer: NodeJS.Timeout | undefined;
     let killTimer: NodeJS.Timeout | undefined;
-    const stopAll = (signal: NodeJS.Signals) => {
-      for (const c of children.values()) c.kill(signal);
+    /** Ranks this launcher signalled after the grace period (their signal is ours, not their failure's cause). */
+    const stoppedByUs = new Set<number>();
+    const stopAll = (signal: NodeJS.Signals, ours = true) => {
+      for (const [rank, c] of children) {
+        if (ours) stoppedByUs.add(rank);
+        c.kill(signal);
+      }
     };
     const startStopping = () => {
       if (stopTimer) return;
@@ -82,7 +87,7 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
       }, o.graceMs);
     };
     const onSignal = (sig: NodeJS.Signals) => {
-      stopAll(sig);
+      stopAll(sig, false);
       startStopping();
     };
     process.on('SIGINT', onSignal);
@@ -128,7 +133,13 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
         void drained.then(() => {
           children.delete(rank);
           if (code !== 0 || signal) {
-            const how = spawnError ?? (signal ? `exited with signal ${signal}` : `exited with code ${code}`);
+            const how =
+              spawnError ??
+              (signal && stoppedByUs.has(rank)
+                ? `was stopped by the launcher (${signal}) ${o.graceMs / 1000} s after another rank failed`
+                : signal
+                  ? `exited with signal ${signal}`
+                  : `exited with code ${code}`);
             // a rank killed by a signal had no say: its last output line is not the reason
             const last = signal ? undefined : lastErr.get(rank);
             failures.push({ rank, message: last && !spawnError ? `${how}: ${last}` : how, code: signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 1) });

@@ -39,6 +39,16 @@ describe('launchLocal', () => {
     expect(quiet.failures[0]!.message).toBe('exited with code 3');
   });
 
+  it('a rank the launcher had to stop after the grace period is said to be stopped by it, not to have died', async () => {
+    const body = "if (process.env.RANK === '0') { console.error('error: bad input'); process.exit(2) } else setInterval(() => {}, 1000)";
+    const res = await launchLocal({ nproc: 2, graceMs: 200, command: [process.execPath, '-e', body], onLine: () => {} });
+    expect(res.code).toBe(2);
+    expect(res.failures).toEqual([
+      { rank: 0, message: 'exited with code 2: error: bad input' },
+      { rank: 1, message: 'was stopped by the launcher (SIGTERM) 0.2 s after another rank failed' },
+    ]);
+  });
+
   it('a command that cannot start is a failure naming the rank', async () => {
     const res = await launchLocal({ nproc: 1, command: ['/nonexistent/yuan-binary'], onLine: () => {} });
     expect(res.code).toBe(1);

@@ -52,7 +52,8 @@ export const launchCommand: Command = {
     });
     if (result.code === 0) return 0;
     const [first, ...rest] = result.failures;
-    io.err(`error: rank ${first!.rank} ${first!.message}${rest.length ? ` (then ${rest.map((f) => `rank ${f.rank}`).join(', ')} failed too)` : ''}`);
+    // the root cause first (the rank the others blame); the rest in the order they ended
+    io.err(`error: rank ${first!.rank} ${first!.message}${rest.length ? ` (${rest.map((f) => `rank ${f.rank}`).join(', ')} failed too)` : ''}`);
     return result.code;
   },
 };
