@@ -148,7 +148,7 @@ class TcpTransport extends BaseTransport {
     this.touch(peer);
     if (type === DATA) this.deliver(peer, tag, body);
     else if (type === BYE) this.peerLeft(peer);
-    else if (type === ABORT) this.failQuietly(abortFromPeer(peer, parseJson(body) ?? {}));
+    else if (type === ABORT) this.failFromPeer(abortFromPeer(peer, parseJson(body) ?? {}));
   }
 
   onBytes(peer: number): void {

@@ -26,7 +26,7 @@ class ThreadsTransport extends BaseTransport {
   private readonly onParent = (m: unknown) => {
     const msg = m as Record<string, unknown> | null;
     if (msg && msg[KEY] === 'lost') {
-      this.failQuietly(new PeerLostError(msg.rank as number, `rank ${msg.rank as number} is lost: ${msg.reason as string}`));
+      this.failFromPeer(new PeerLostError(msg.rank as number, `rank ${msg.rank as number} is lost: ${msg.reason as string}`));
     }
   };
 
@@ -37,7 +37,7 @@ class ThreadsTransport extends BaseTransport {
       port.on('message', (m: PortMessage) => {
         if (m.k === 'd') this.deliver(peer, m.t, new Uint8Array(m.b, m.o, m.n));
         else if (m.k === 'bye') this.peerLeft(peer);
-        else if (m.k === 'abort') this.failQuietly(abortFromPeer(peer, m));
+        else if (m.k === 'abort') this.failFromPeer(abortFromPeer(peer, m));
       });
       port.on('close', () => {
         if (!this.closed && !this.hasLeft(peer)) {

@@ -202,11 +202,13 @@ export abstract class BaseTransport implements Transport {
     this.rejectAll(error);
   }
 
-  /** Fails without telling peers (used when a peer already told us). */
-  protected failQuietly(error: Error): void {
-    if (this.failure) return;
-    this.failure = error;
-    this.rejectAll(error);
+  /**
+   * Fails because a peer (or the supervisor) told us of a failure, and passes the news on to every peer: a rank that
+   * only hears of a lost rank through us must learn that rank, not merely that we went away. Every rank fails once, so
+   * the relay ends.
+   */
+  protected failFromPeer(error: Error): void {
+    this.abort(error);
   }
 
   /** Rejects every pending receive and send with `error`. */
