@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, maxDiff, series, weights } from './parallel-run.js';
+import { expectClose, maxDiff, metrics, series, weights } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
@@ -53,6 +53,18 @@ describe('yuan train --pp 2 --dp 2', () => {
     expectClose(norms(out), norms(single));
     expectClose(validLosses(out), validLosses(single));
     expect(maxDiff(weights(out), weights(single))).toBeLessThan(1e-5);
+  });
+
+  it("rank 0 logs its stage's optimizer, gradient and in-flight gradient bytes, as yuan plan predicts for stage 0", async () => {
+    const out = path.join(tmp, 'threads-ZeRO-2'); // written by the ZeRO 2 case above
+    const m = metrics(out).find((x) => x.gradientInFlightBytes !== undefined)!;
+    expect(m).toBeDefined();
+    const p = await yuan('plan', '--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--pp', '2', '--dp', '2', '--zero', '2', '--microbatches', '4', '--micro-batch-size', '2', '--seq', '16', '--precision', 'fp32', '--json');
+    expect(p.code, p.err).toBe(0);
+    const stage0 = JSON.parse(p.out).stages[0] as { parameters: number; optimizerBytes: number; gradientInFlightBytes: number };
+    // stage 0 holds the embedding and layer 0: the layer is its one ZeRO 2 bucket (the tied embedding stays whole)
+    expect(m.gradientInFlightBytes).toBe(stage0.gradientInFlightBytes);
+    expect(m.optimizerBytes).toBe(stage0.optimizerBytes);
   });
 
   it('a --pp 2 --dp 2 --zero 2 checkpoint holds one optimizer shard per rank, resumes as --pp 1 with the uninterrupted losses, and yuan generate reads it', async () => {

@@ -67,8 +67,12 @@ export interface StageStepReport {
   activationPeakBytes: number;
   /** Parameter + AdamW moment bytes held by the stage at the start of the step. */
   staticBytes: number;
-  /** Bytes of the stage's gradient accumulators (4 B/param). */
+  /** Bytes of the stage's gradient accumulators (4 B/param; under ZeRO 2 the 1/D shards plus the whole tied embedding). */
   gradientBytes: number;
+  /** ZeRO 2: the largest bucket of unreduced gradients the stage held at once during its backwards (bytes); else 0. */
+  gradientInFlightBytes: number;
+  /** AdamW moment bytes the stage holds (8 B/param, 1/D of them under ZeRO 1/2). */
+  optimizerBytes: number;
   /** Live tensors of the stage's engine at the start of the step (must not grow across steps). */
   tensors: number;
   /** Most micro-batches whose saved activations the stage held at once. */

@@ -211,7 +211,10 @@ class PipelineRank implements PipelineEngine {
     this.stageReports[this.pos.stage] = this.stage.lastReport;
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+    const r = this.stage.lastReport;
+    // this rank's own stage (rank 0 writes the metrics: stage 0 of data rank 0)
+    const memory = { optimizerBytes: r.optimizerBytes, gradientBytes: r.gradientBytes, ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}), activationPeakBytes: r.activationPeakBytes };
+    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {

@@ -331,6 +331,7 @@ export class Stage {
             g.delete(sl.name);
           }
           for (let k = 0; k < flat.length; k++) flat[k] *= scale;
+          this.report.gradientInFlightBytes = Math.max(this.report.gradientInFlightBytes, 4 * length);
           const part = await this.group!.reduceScatter(flat);
           sp.reduced ??= new Float32Array(sp.shardLength);
           const at = sp.bucketAt[b];
@@ -372,7 +373,7 @@ export class Stage {
     this.peak = 0;
     this.meter.start();
     this.lossSum = 0;
-    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, maxInFlight: 0, stepMs: 0, waitMs: 0 };
+    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, gradientInFlightBytes: 0, optimizerBytes: this.optimizerBytes, maxInFlight: 0, stepMs: 0, waitMs: 0 };
     const program: Instruction[] = this.init.program;
     const received = new Map<number, tf.Tensor3D>();
     const outputs = new Map<number, tf.Tensor>();
@@ -538,6 +539,11 @@ export class Stage {
       this.freeMicro(m);
     }
     return this.last ? losses : undefined;
+  }
+
+  /** AdamW moment bytes this stage holds: its shards under ZeRO 1/2, else 8 per parameter. */
+  get optimizerBytes(): number {
+    return this.sharded ? this.spaces.reduce((a, sp) => a + sp.sharded!.optimizerBytes, 0) : 8 * this.parameterCount;
   }
 
   /** Whether the AdamW state is sharded across the stage's data-parallel group (ZeRO 1/2): checkpoints take `shardState`. */
