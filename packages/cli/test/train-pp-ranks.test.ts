@@ -4,7 +4,7 @@
 // a SIGKILLed stage process is an error naming it on the others, never a hang; a world that is not P × D is refused;
 // `srun -n 2` on a real one-node SLURM cluster.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,6 +122,19 @@ async function killMidRun(nproc: number, victim: number, flags: string[], out: s
 }
 
 describe('a pipeline rank that dies', () => {
+  it('rank 0 failing outside the engine (its metrics file cannot be written) stops the other stage at once, naming why', async () => {
+    const out = path.join(tmp, 'writer-fails');
+    mkdirSync(path.join(out, 'metrics-is-a-folder'), { recursive: true });
+    const port = await freePort();
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [bin, 'launch', '--nproc', '2', '--master-port', String(port), '--', process.execPath, bin, 'train', ...tiny, '--steps', '6', '--microbatches', '4', '--pp', '2', '--transport', 'tcp', '--timeout', '60', '--out', out, '--metrics', path.join(out, 'metrics-is-a-folder')], { encoding: 'utf8', env });
+    expect(r.status).not.toBe(0);
+    expect(Date.now() - t0).toBeLessThan(40_000); // not the 60 s collective timeout
+    expect(r.stderr).toMatch(/^\[rank 0\] error: EISDIR/m);
+    expect(r.stderr).toMatch(/^\[rank 1\] error: .*rank 0 stopped: EISDIR/m);
+    expect(r.stderr).toMatch(/^error: rank 0 exited with code 1: error: EISDIR/m); // the launcher names the root cause
+  });
+
   it('SIGKILL of the last stage mid-run (--pp 2): the other rank exits non-zero naming it, yuan launch fails, no hang', async () => {
     const r = await killMidRun(2, 1, ['--pp', '2'], path.join(tmp, 'kill-a'));
     expect(r.ms).toBeLessThan(20_000); // noticed from the closed socket, well before the 20 s timeout

@@ -383,7 +383,11 @@ class DataParallelEngine implements TrainingEngine {
     return { step: this.step, weights, optimizer, data: this.loader.position() };
   }
 
-  async dispose(): Promise<void> {
+  async dispose(failure?: Error): Promise<void> {
+    // the run failed outside the engine (e.g. rank 0 could not write a checkpoint): the peers learn it now, not after
+    // waiting out the timeout in the next collective
+    // (a no-op when the transport already failed, e.g. because a peer was lost)
+    if (failure) this.group.abort(new YuanError('rank', `rank ${this.group.rank} stopped: ${failure.message.split('\n')[0]}`));
     this.replicated?.dispose();
     this.sharded?.dispose();
     this.model?.dispose();

@@ -136,12 +136,13 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
             const how =
               spawnError ??
               (signal && stoppedByUs.has(rank)
-                ? `was stopped by the launcher (${signal}) ${o.graceMs / 1000} s after another rank failed`
+                ? `was stopped by the launcher (${signal})${failures.length ? ` ${(o.graceMs + (signal === 'SIGKILL' ? 5000 : 0)) / 1000} s after another rank failed` : ''}`
                 : signal
                   ? `exited with signal ${signal}`
                   : `exited with code ${code}`);
-            // a rank killed by a signal had no say: its last output line is not the reason
-            const last = signal ? undefined : lastErr.get(rank);
+            // a rank this launcher stopped had no say: its last output line is not the reason (a rank that died of its own
+            // signal, SIGABRT or SIGSEGV, may have said why)
+            const last = stoppedByUs.has(rank) ? undefined : lastErr.get(rank);
             failures.push({ rank, message: last && !spawnError ? `${how}: ${last}` : how, code: signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 1) });
             startStopping();
           }

@@ -45,8 +45,12 @@ export interface TrainingEngine {
    * of them (a barrier), and returns `optimizer.shards` instead of whole moments; the writer then commits the checkpoint.
    */
   checkpoint(shardDir: string): Promise<CheckpointContents>;
-  /** Frees everything the engine holds (tensors, workers, sockets, open data files). */
-  dispose(): Promise<void>;
+  /**
+   * Frees everything the engine holds (tensors, workers, sockets, open data files). `failure` is the error that ended
+   * the run outside the engine (a checkpoint that could not be written, say): a multi-rank engine passes it to its peers
+   * at once instead of waiting for them in a collective they will never reach.
+   */
+  dispose(failure?: Error): Promise<void>;
 }
 
 /** What an engine is built from. */

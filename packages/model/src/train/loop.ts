@@ -181,7 +181,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       await writeFile(metricsFile, '');
     }
   } catch (e) {
-    await engine.dispose();
+    await engine.dispose(e instanceof Error ? e : new Error(String(e)));
     throw e;
   }
   resume = undefined;
@@ -192,6 +192,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const history: StepMetrics[] = [];
   const valid: [number, number][] = [];
   let validLoss = Number.NaN;
+  let failure: Error | undefined;
   try {
     while (engine.step < o.steps) {
       const m = await engine.trainStep();
@@ -232,12 +233,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       valid,
     };
   } catch (e) {
+    failure = e instanceof Error ? e : new Error(String(e));
     if (e instanceof YuanError && e.code === 'nan') {
       const kept = listCheckpoints(o.out);
       throw new YuanError('nan', `${e.message}; ${kept.length ? `the last good checkpoint is ${kept[kept.length - 1]}` : 'no checkpoint was written yet'}`);
     }
     throw e;
   } finally {
-    await engine.dispose();
+    await engine.dispose(failure);
   }
 }

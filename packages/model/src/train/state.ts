@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleStaging, writeAtomic, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors } from '@yuan/tensor';
@@ -225,7 +225,7 @@ export interface CheckpointMeta {
 /**
  * Writes a training checkpoint `runDir/checkpoint-<step>`: the model in the Hugging Face YUAN layout (config.json +
  * model.safetensors), the AdamW moments (optimizer.safetensors, F32; or, when `contents.optimizer.shards` is set, the
- * ranks' `optimizer-<k>-of-<n>.safetensors` files moved in from `optimizerShardDir`), trainer.json, and last
+ * ranks' `optimizer-<k>-of-<n>.safetensors` files linked in from `optimizerShardDir`), trainer.json, and last
  * manifest.json (sizes and SHA-256 of the others). It is assembled in a staging folder owned by this process, every file and the folder are
  * fsynced, and it is renamed into place; staging folders of dead writers are removed, a live writer's never. Returns
  * the folder.
@@ -240,11 +240,12 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
     await writeModelFiles(tmp, meta.config, meta.specs, contents.weights);
     const shards = contents.optimizer.shards;
     if (shards) {
-      // every rank wrote its shard and passed a barrier before this: move them in (the same filesystem)
+      // every rank wrote its shard and passed a barrier before this: hard-link them in (the same filesystem), so a
+      // commit that fails later leaves the shards where they were; the shard folder goes only after the commit
       for (let k = 0; k < shards; k++) {
         const name = shardFileName(k, shards);
-        if (!existsSync(path.join(shardDir, name))) throw new YuanError('checkpoint', `${shardDir}: ${name} is missing (a rank did not write its optimizer shard)`);
-        await rename(path.join(shardDir, name), path.join(tmp, name));
+        if (!existsSync(path.join(shardDir, name))) throw new YuanError('checkpoint', `${shardDir}: ${name} is missing (a rank did not write its optimizer shard, or --out is not on a filesystem every rank shares)`);
+        await link(path.join(shardDir, name), path.join(tmp, name));
       }
     } else {
       const moments = [...contents.optimizer.moments].map(([name, data]) => ({ name, shape: [data.length], data }));

@@ -1,4 +1,5 @@
-// Checkpoints of a pipeline: every stage's weights and AdamW moments assembled into the whole model in rank 0's hands.
+// Checkpoints of a pipeline: every stage's weights (and, without a sharded optimizer, its AdamW moments) assembled into
+// the whole model in rank 0's hands; under ZeRO 1/2 each rank writes its own optimizer shard file instead.
 // Kept apart from the engines so that the checkpoint format can change in one place.
 import { YuanError } from '@yuan/core';
 import { modelParameters, type CheckpointContents, type EngineSetup } from '@yuan/model';
@@ -82,8 +83,8 @@ export function decodeStageState(bytes: Uint8Array, from: string): StageState {
 
 /**
  * Gathers a P × D pipeline's checkpoint to global rank 0 (stage 0, data rank 0), the writer: every rank passes its
- * stage's state (already gathered across its data-parallel group, so data rank 0 of each stage holds the stage's whole
- * weights and moments); data rank 0 of stage s > 0 sends it to rank 0 (point-to-point over `world`, tag `ckpt:<step>`),
+ * stage's state (weights, identical on the stage's D ranks; moments only without a sharded optimizer, where they are
+ * replicated too — under ZeRO 1/2 the moments are in the ranks' shard files); data rank 0 of stage s > 0 sends it to rank 0 (point-to-point over `world`, tag `ckpt:<step>`),
  * rank 0 assembles the whole model. Rank 0 gets the checkpoint; every other rank gets undefined. `stageRanks[s]` is
  * the global rank of stage s's data rank 0. Errors: a lost peer (from the transport, naming it).
  */

@@ -62,8 +62,9 @@ export interface PipelineRankOptions {
  *   the world, so every rank gets the global loss and norm, checks them for non-finite values, and computes the same lr
  *   and clipping before any update;
  * - validation: each data rank takes batches i ≡ j (mod D), the last stages' loss sums are all-reduced over the world;
- * - checkpoints: rank 0 (stage 0, data rank 0) is the writer; the stages' weights and moments are gathered to it
- *   (`gatherCheckpointToWriter`); the other ranks return contents without weights (the loop saves only on the writer).
+ * - checkpoints: under ZeRO 1/2 every rank writes its optimizer shard file and a world barrier follows; the stages'
+ *   weights (and, under ZeRO 0, moments) are gathered to rank 0 (stage 0, data rank 0), the writer, which commits the
+ *   checkpoint (`gatherCheckpointToWriter`); the other ranks return contents without weights.
  * With P × D = 1 it computes the single-process trainer's step. Errors: a world size that is not P × D, D not dividing
  * M, a bad partition (YuanError 'usage', the same line on every rank); a failure of this rank aborts the transport so
  * its peers stop at once naming it; a lost or silent peer is YuanError 'pipeline' naming this stage, the step and the
@@ -249,7 +250,12 @@ class PipelineRank implements PipelineEngine {
     });
   }
 
-  async dispose(): Promise<void> {
+  async dispose(failure?: Error): Promise<void> {
+    if (failure && !this.failed) {
+      // the run failed outside the engine (e.g. rank 0 could not write a checkpoint): tell the peers now
+      this.failed = true;
+      this.world.abort(new YuanError('pipeline', `rank ${this.world.rank} stopped: ${failure.message.split('\n')[0]}`));
+    }
     if (!this.failed) {
       // every rank has finished its last exchange before any rank closes the world
       this.phase = 'at the end of the run';

@@ -311,12 +311,17 @@ export class Stage {
 
   /**
    * ZeRO 2: the gradients in `g` of `pieces`' buckets (× 1/M) reduce-scattered now, as their backward has just produced
-   * them, this rank's pieces added to the space's shard, and the tensors freed; so besides the 1/D shard a stage holds
-   * at most one piece's unreduced gradients at a time. A piece whose gradient comes twice (the tied embedding with one
-   * stage: head, then lookup) is reduced twice; the sums add up the same.
+   * them, this rank's pieces added to the space's shard, and the tensors freed; so with `full` recompute a stage holds
+   * besides the 1/D shard one piece's unreduced gradients at a time (with `stage` recompute one backward produces all
+   * pieces' gradients at once). A piece whose gradient comes twice (the tied embedding with one stage: head, then
+   * lookup) is reduced twice; the sums add up the same. `gradientInFlightBytes` records the most held at once.
    */
   private async reduceBuckets(pieces: Piece[], g: GradMap): Promise<void> {
     const scale = 1 / this.init.globalMicrobatches;
+    // every bucket of `pieces` exists now, unreduced
+    let held = 0;
+    for (const sp of this.spaces) if (sp.perMicro) for (const p of pieces) for (const b of sp.pieceBuckets.get(p) ?? []) held += 4 * sp.buckets[b].length;
+    this.report.gradientInFlightBytes = Math.max(this.report.gradientInFlightBytes, held);
     for (const sp of this.spaces) {
       if (!sp.perMicro) continue;
       for (const p of pieces) {
@@ -331,7 +336,6 @@ export class Stage {
             g.delete(sl.name);
           }
           for (let k = 0; k < flat.length; k++) flat[k] *= scale;
-          this.report.gradientInFlightBytes = Math.max(this.report.gradientInFlightBytes, 4 * length);
           const part = await this.group!.reduceScatter(flat);
           sp.reduced ??= new Float32Array(sp.shardLength);
           const at = sp.bucketAt[b];
