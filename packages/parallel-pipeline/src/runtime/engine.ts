@@ -85,6 +85,8 @@ class StageHandle {
   private readonly waiters = new Map<string, { resolve: (m: FromStage) => void; reject: (e: Error) => void }>();
   failure?: Error;
   exited = false;
+  /** The worker sent its own `failed` report. */
+  private reported = false;
 
   constructor(
     readonly index: number,
@@ -92,7 +94,10 @@ class StageHandle {
     private readonly onFailure: (stage: number, reason: string) => void,
   ) {
     worker.on('message', (m: FromStage) => {
-      if (m.type === 'failed') return this.onFailure(index, m.message);
+      if (m.type === 'failed') {
+        this.reported = true;
+        return this.onFailure(index, m.message);
+      }
       const w = this.waiters.get(m.type);
       if (w) {
         this.waiters.delete(m.type);
@@ -108,7 +113,8 @@ class StageHandle {
     });
     worker.on('exit', (code) => {
       this.exited = true;
-      this.onFailure(index, `its worker exited with code ${code}`);
+      // a worker that reported its failure exits right after: its report is the reason, not the exit
+      if (!this.reported) this.onFailure(index, `its worker exited with code ${code}`);
     });
   }
 
