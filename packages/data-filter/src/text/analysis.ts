@@ -1,4 +1,5 @@
 import type { FilterDocument } from '@yuan/core';
+import { grownLength } from './capacity.js';
 import { duplicateShares } from './repetition.js';
 import { scanOf, scanWords, wordGeneration, wordOf, type WordScan } from './words.js';
 
@@ -122,8 +123,7 @@ export function adoptLinesAnalysis(doc: FilterDocument, before: TextAnalysis, te
   let count = 0;
   for (let j = 0; j < n; j++) count += parts[3 * j + 1] - parts[3 * j];
   if (tIds.length < count) {
-    let size = tIds.length;
-    while (size < count) size *= 2;
+    const size = grownLength(tIds.length, count);
     tIds = new Int32Array(size);
     tStarts = new Int32Array(size);
     tEnds = new Int32Array(size);

@@ -1,4 +1,5 @@
 /** Repetition statistics in the style of Gopher (Rae et al. 2021, table A1). */
+import { grownLength } from './capacity.js';
 
 /** Of a list of strings: the share of items that repeat an earlier item, and the share of characters in them. */
 export function duplicateShares(items: string[]): { items: number; chars: number } {
@@ -93,8 +94,7 @@ class PairCounter {
   slot = 0;
 
   reset(n: number): void {
-    let size = 1024;
-    while (size < 2 * n) size *= 2;
+    const size = grownLength(1024, 2 * n);
     if (size > this.stamps.length) {
       this.k1 = new Uint32Array(size);
       this.k2 = new Uint32Array(size);
@@ -184,9 +184,7 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
   let max = 0;
   for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
   if (2 * max >= local.length) {
-    let size = local.length;
-    while (size <= 2 * max) size *= 2;
-    local = new Int32Array(size);
+    local = new Int32Array(grownLength(local.length, 2 * max + 1));
     localGen = 0;
   }
   if (++localGen === 0x7fffffff) {
@@ -194,8 +192,7 @@ export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Ar
     localGen = 1;
   }
   if (idScratch.length < n) {
-    let size = idScratch.length;
-    while (size < n) size *= 2;
+    const size = grownLength(idScratch.length, n);
     idScratch = new Uint32Array(size);
     lengthScratch = new Uint32Array(size);
   }
@@ -247,8 +244,7 @@ export class NgramCandidates {
     const len = w.ids.length;
     this.size = len;
     if (posScratch.length < len) {
-      let size = posScratch.length;
-      while (size < len) size *= 2;
+      const size = grownLength(posScratch.length, len);
       posScratch = new Int32Array(size);
       h1Scratch = new Uint32Array(size);
       h2Scratch = new Uint32Array(size);

@@ -5,6 +5,7 @@
  * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
  * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
  */
+import { grownLength } from './capacity.js';
 import { coreLower, isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
 
 const MAX_WORDS = 1 << 20;
@@ -137,9 +138,7 @@ function insert(text: string, start: number, end: number, h: number, s: number):
   const f = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
   flags[id] = f;
   if (poolUsed + len > pool.length) {
-    let size = pool.length * 2;
-    while (size < poolUsed + len) size *= 2;
-    const p = new Uint16Array(size);
+    const p = new Uint16Array(grownLength(pool.length, poolUsed + len));
     p.set(pool.subarray(0, poolUsed));
     pool = p;
   }
@@ -180,8 +179,7 @@ export function scanWords(text: string): WordScan {
   let start = -1;
   let h = 0;
   if (sIds.length < n + 1) {
-    let size = sIds.length;
-    while (size < n + 1) size *= 2;
+    const size = grownLength(sIds.length, n + 1);
     sIds = new Int32Array(size);
     sStarts = new Int32Array(size);
     sEnds = new Int32Array(size);
@@ -349,9 +347,7 @@ export class WordNumbers {
       this.gen = generation;
     }
     if (2 * id >= this.slots.length) {
-      let size = this.slots.length;
-      while (size <= 2 * id) size *= 2;
-      const k = new Int32Array(size);
+      const k = new Int32Array(grownLength(this.slots.length, 2 * id + 1));
       k.set(this.slots);
       this.slots = k;
     }
