@@ -67,3 +67,29 @@ export function slurmCluster(name: string): { conf?: string; reason?: string } {
   });
   return up;
 }
+
+/** The arguments of the parallel CLI tests' tiny run (2 layers, hidden 32, 16-token sequences) over the data folder `data`. */
+export function tinyRun(data: string): string[] {
+  return ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
+}
+
+/** The pid of the process whose command line mentions `marker` (e.g. its --out folder) and whose environment has RANK=`rank`. */
+export function rankPid(marker: string, rank: number): number | undefined {
+  const pid = readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .find((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`);
+      } catch {
+        return false;
+      }
+    });
+  return pid === undefined ? undefined : Number(pid);
+}
+
+/** This process's environment for a test's ranks: one BLAS thread each, and no rank identity or fault hook of its own. */
+export function rankFreeEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env, YUAN_NATIVE_THREADS: '1' };
+  for (const k of ['RANK', 'WORLD_SIZE', 'YUAN_PIPELINE_FAULT', 'SLURM_PROCID', 'JOB_COMPLETION_INDEX']) delete env[k];
+  return env;
+}

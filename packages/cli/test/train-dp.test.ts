@@ -6,16 +6,14 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, freePort, maxDiff, metrics, series, weights, slurmCluster } from './parallel-run.js';
+import { expectClose, freePort, maxDiff, metrics, series, weights, slurmCluster, tinyRun, rankPid, rankFreeEnv } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-dp-'));
 const data = path.join(tmp, 'data');
-const tiny = ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
-const env = { ...process.env, YUAN_NATIVE_THREADS: '1' };
-delete env.RANK;
-delete env.WORLD_SIZE;
+const tiny = tinyRun(data);
+const env = rankFreeEnv();
 
 const losses = (dir: string) => series(dir, 'loss');
 const norms = (dir: string) => series(dir, 'gradNorm');
@@ -176,18 +174,10 @@ describe('a rank that dies', () => {
     // wait for the first complete checkpoint, then kill rank 1 (found by its environment)
     const deadline = Date.now() + 120_000;
     while (!(existsSync(out) && readdirSync(out).some((d) => /^checkpoint-\d+$/.test(d))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const victim = readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .find((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1');
-        } catch {
-          return false;
-        }
-      });
+    const victim = rankPid(out, 1);
     expect(victim).toBeDefined();
     const killedAt = Date.now();
-    process.kill(Number(victim), 'SIGKILL');
+    process.kill(victim!, 'SIGKILL');
     const code = await exited;
     expect(Date.now() - killedAt).toBeLessThan(30_000);
     expect(code).not.toBe(0);
@@ -212,15 +202,9 @@ describe('a rank that dies', () => {
     const deadline = Date.now() + 120_000;
     const stepsDone = () => (existsSync(path.join(out, 'metrics.jsonl')) ? readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
     while (stepsDone() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const victim = readdirSync('/proc').find((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1');
-      } catch {
-        return false;
-      }
-    });
+    const victim = rankPid(out, 1);
     expect(victim).toBeDefined();
-    process.kill(Number(victim), 'SIGKILL');
+    process.kill(victim!, 'SIGKILL');
     expect(await exited).not.toBe(0);
     const rank0 = err.split('\n').filter((l) => l.startsWith('[rank 0]'));
     expect(rank0.filter((l) => /error/i.test(l))).toEqual([expect.stringMatching(/^\[rank 0\] error: rank 1 is lost/)]);

@@ -6,17 +6,14 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, maxDiff, metrics, series, weights } from './parallel-run.js';
+import { expectClose, maxDiff, metrics, series, weights, tinyRun, rankFreeEnv } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-ppdp-'));
 const data = path.join(tmp, 'data');
-const tiny = ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
-const env = { ...process.env, YUAN_NATIVE_THREADS: '1' };
-delete env.RANK;
-delete env.WORLD_SIZE;
-delete env.YUAN_PIPELINE_FAULT;
+const tiny = tinyRun(data);
+const env = rankFreeEnv();
 
 const losses = (dir: string) => series(dir, 'loss');
 const norms = (dir: string) => series(dir, 'gradNorm');

@@ -4,19 +4,18 @@
 // a SIGKILLed stage process is an error naming it on the others, never a hang; a world that is not P × D is refused;
 // `srun -n 2` on a real one-node SLURM cluster.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, freePort, maxDiff, series, weights, slurmCluster } from './parallel-run.js';
+import { expectClose, freePort, maxDiff, series, weights, slurmCluster, tinyRun, rankPid, rankFreeEnv } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-ppranks-'));
 const data = path.join(tmp, 'data');
-const tiny = ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
-const env: Record<string, string | undefined> = { ...process.env, YUAN_NATIVE_THREADS: '1' };
-for (const k of ['RANK', 'WORLD_SIZE', 'YUAN_PIPELINE_FAULT', 'SLURM_PROCID', 'JOB_COMPLETION_INDEX']) delete env[k];
+const tiny = tinyRun(data);
+const env = rankFreeEnv();
 
 const train = (args: string[]) => {
   const r = spawnSync(process.execPath, [bin, 'train', ...tiny, ...args], { encoding: 'utf8', env, timeout: 90_000 });
@@ -105,18 +104,10 @@ async function killMidRun(nproc: number, victim: number, flags: string[], out: s
   // wait for the first checkpoint (every stage is then mid-run), then SIGKILL the victim, found by its environment
   const deadline = Date.now() + 60_000;
   while (!(existsSync(out) && readdirSync(out).some((d) => /^checkpoint-\d+$/.test(d))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  const pid = readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .find((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(out) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`RANK=${victim}`);
-      } catch {
-        return false;
-      }
-    });
+  const pid = rankPid(out, victim);
   expect(pid, err).toBeDefined();
   const killedAt = Date.now();
-  process.kill(Number(pid), signal);
+  process.kill(pid!, signal);
   const code = await exited;
   return { code, err, ms: Date.now() - killedAt };
 }
