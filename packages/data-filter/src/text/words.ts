@@ -153,6 +153,19 @@ function insert(text: string, start: number, end: number, h: number, s: number):
   return id;
 }
 
+/**
+ * Ends the token `text[start, end)` (hash `h`) of a scan: looks it up and, when it is a word (has a letter or digit),
+ * records it at `count` in the scan arrays. Returns the new count.
+ */
+function endWord(text: string, start: number, end: number, h: number, count: number): number {
+  const id = lookup(text, start, end, h);
+  if (!(lastFlags & 1)) return count;
+  sIds[count] = id;
+  sStarts[count] = start;
+  sEnds[count] = end;
+  return count + 1;
+}
+
 /** A text's word tokens: global ids with their start and end offsets, and the number of Han and kana characters. */
 export interface WordScan {
   readonly ids: Int32Array;
@@ -192,12 +205,7 @@ export function scanWords(text: string): WordScan {
     if (cp < 128) {
       if (cp === 32 || (cp >= 9 && cp <= 13)) {
         if (start >= 0) {
-          const id = lookup(text, start, i, h);
-          if (lastFlags & 1) {
-            ids[count] = id;
-            starts[count] = start;
-            ends[count++] = i;
-          }
+          count = endWord(text, start, i, h, count);
           start = -1;
         }
       } else {
@@ -220,22 +228,12 @@ export function scanWords(text: string): WordScan {
     }
     if (isSpace(cp) || isCjkPunct(cp)) {
       if (start >= 0) {
-        const id = lookup(text, start, i, h);
-        if (lastFlags & 1) {
-          ids[count] = id;
-          starts[count] = start;
-          ends[count++] = i;
-        }
+        count = endWord(text, start, i, h, count);
         start = -1;
       }
     } else if (cp >= 0x3040 && isCjkWordChar(cp)) {
       if (start >= 0) {
-        const id = lookup(text, start, i, h);
-        if (lastFlags & 1) {
-          ids[count] = id;
-          starts[count] = start;
-          ends[count++] = i;
-        }
+        count = endWord(text, start, i, h, count);
         start = -1;
       }
       if (width === 1 && cp < 0xa000) {
@@ -260,14 +258,7 @@ export function scanWords(text: string): WordScan {
     }
     i += width - 1;
   }
-  if (start >= 0) {
-    const id = lookup(text, start, n, h);
-    if (lastFlags & 1) {
-      ids[count] = id;
-      starts[count] = start;
-      ends[count++] = n;
-    }
-  }
+  if (start >= 0) count = endWord(text, start, n, h, count);
   const at = claim(3 * count);
   const out = slab;
   for (let k = 0; k < count; k++) {
