@@ -132,6 +132,8 @@ class DataParallelEngine implements TrainingEngine {
   private loader!: BatchLoader;
   private resetPositions = true;
   private slots: FlatSlot[] = [];
+  /** The slots by parameter name. */
+  private slotOf = new Map<string, FlatSlot>();
   private total = 0;
   /** ZeRO 1: the whole space; ZeRO 2: one per parameter group (see layeredLayout). */
   private buckets: GradientBucket[] = [];
@@ -188,6 +190,7 @@ class DataParallelEngine implements TrainingEngine {
       entries = whole.specs;
     }
     ({ slots: this.slots, total: this.total } = flatLayout(entries));
+    this.slotOf = new Map(this.slots.map((s) => [s.name, s]));
     const adam = { beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: this.train.weightDecay };
     if (this.options.zero === 0) {
       this.replicated = new AdamW(adam);
@@ -233,7 +236,6 @@ class DataParallelEngine implements TrainingEngine {
    */
   private async bucketedBackward(batch: Batch, gradShard: Float32Array): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
-    const slotOf = new Map(this.slots.map((s) => [s.name, s]));
     const inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
     let added = Promise.resolve();
     const settle = async () => {
@@ -248,7 +250,7 @@ class DataParallelEngine implements TrainingEngine {
           for (const b of this.groupBuckets.get(key)!) {
             const flat = new Float32Array(b.length);
             for (const [name, t] of grads) {
-              const slot = slotOf.get(name)!;
+              const slot = this.slotOf.get(name)!;
               if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
             }
             for (let k = 0; k < flat.length; k++) flat[k] *= weight;
