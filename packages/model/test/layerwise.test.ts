@@ -60,4 +60,18 @@ describe('the layer-by-layer backward', () => {
     whole.dispose();
     layered.dispose();
   });
+
+  it('leaves no tensor behind: the count is flat across backwards', async () => {
+    const layered = LayeredModel.init(config, attention, 5);
+    const b = batch();
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      await layerwiseBackward(layered, b, true, async (_, grads) => {
+        for (const t of grads.values()) t.dispose();
+      });
+      counts.push(tf.memory().numTensors);
+    }
+    expect(new Set(counts).size, counts.join(', ')).toBe(1);
+    layered.dispose();
+  });
 });
