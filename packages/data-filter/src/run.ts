@@ -37,8 +37,9 @@ export interface RunFilterOptions {
   /** Extra filter plugins to register. */
   plugins?: readonly FilterPlugin<any>[];
   /**
-   * Threads for the per-document stages: this thread and `workers - 1` worker threads (1: all on this thread). A batch
-   * goes to a worker thread while one has room, else this thread filters it. Output is identical for any count. Default 1.
+   * Threads for the per-document stages: 1 runs everything on this thread; N > 1 runs them on N worker threads while
+   * this thread only reads, orders, dedups and writes (each worker thread compiles the filters anew: about a second of
+   * CPU on this machine's kind, paid back after a few tens of MB). Output is identical for any count. Default 1.
    */
   workers?: number;
   /** Extra plugin modules (package names or absolute paths; the CLI's `--plugin`), loaded after the config's `plugins:`. */
@@ -111,6 +112,12 @@ function checkPaths(options: RunFilterOptions): void {
   for (const o of outs) if (options.inputs.some((i) => path.resolve(i) === o)) throw new YuanError('usage', `output file ${o} is also an input`);
 }
 
+/** The snippet a worker sent with a repeat for a report example (it sends one while a repeat may become one). */
+function exampleSnippet(sent: string | undefined, file: string, lineNo: number): string {
+  if (sent === undefined) throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
+  return sent;
+}
+
 const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
 
 /** Default thread count of `runFilter` from code: 1 (the CLI defaults to the machine's cores). */
@@ -119,16 +126,14 @@ export const DEFAULT_WORKERS = 1;
 /** A batch of lines ends after this many bytes or lines (small enough that threads share the work evenly). */
 const BATCH_BYTES = 1 << 18;
 const BATCH_LINES = 1000;
-/** Batches queued per worker thread before this thread filters the next batch itself. */
-const WORKER_BACKLOG = 2;
 
 /**
  * Streams the inputs through the configured pipeline: kept records (text replaced by the filtered text) go to the
  * output, malformed lines and dropped documents (with reasons) to the rejects; returns the report (also written to
- * `report`). With `workers` > 1 the per-document stages run over batches of lines on `workers - 1` worker threads and
- * on this thread (when the workers are busy), and the stateful stages (dedup) in input order on this thread: output,
- * rejects and report counts are byte-identical to one thread. Memory is bounded by `maxLineBytes` plus output buffers
- * plus ≤ 2 batches (256 KiB each) per thread, except dedup state.
+ * `report`). With `workers` > 1 the per-document stages run over batches of lines on `workers` worker threads, and
+ * the stateful stages (dedup) in input order on this thread: output, rejects and report counts are byte-identical to
+ * one thread. Memory is bounded by `maxLineBytes` plus output buffers plus ≤ 2 batches (256 KiB each) per thread,
+ * except dedup state.
  */
 export async function runFilter(options: RunFilterOptions): Promise<FilterReport> {
   checkPaths(options);
@@ -150,7 +155,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
 
   const output = new AtomicWriter(options.output);
   const rejects = options.rejects ? new AtomicWriter(options.rejects) : undefined;
-  const pool = workers > 1 ? new WorkerPool(workers - 1, init) : undefined;
+  const pool = workers > 1 ? new WorkerPool(workers, init) : undefined;
   const inputReasons: Record<string, ReasonStats> = {};
   const c = { lines: 0, blank: 0, documents: 0, malformed: 0, bytes: 0, kept: 0, dropped: 0 };
   const started = performance.now();
@@ -207,7 +212,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     files = [];
     lineNos = [];
     const meta = { files: batch.files, lineNos: batch.lineNos };
-    const result = pool && pool.backlog < WORKER_BACKLOG ? pool.submit(batch) : Promise.resolve(local.process(batch));
+    const result = pool ? pool.submit(batch) : Promise.resolve(local.process(batch));
     result.catch(() => undefined);
     queue.push({ batch: meta, result });
   };
@@ -230,8 +235,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       if (l.k === 2) {
         c.dropped++;
         pipeline.countDrop(l.stage, l.reason, l.bytes, () => {
-          if (l.snippet === undefined) throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
-          return { id: l.id!, source: `${file}:${lineNo}`, detail: l.detail, snippet: l.snippet };
+          return { id: l.id!, source: `${file}:${lineNo}`, detail: l.detail, snippet: exampleSnippet(l.snippet, file, lineNo) };
         });
         if (l.reject) rejects?.write(l.reject);
         return;
@@ -259,7 +263,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: snippet(!tail.keyed ? d.textIn : l.doc ? l.doc.text : textOfKeptLine(l.out!, config)) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: !tail.keyed ? snippet(d.textIn) : l.doc ? snippet(l.doc.text) : l.out ? snippet(textOfKeptLine(l.out, config)) : exampleSnippet(l.snippet, file, lineNo) }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };

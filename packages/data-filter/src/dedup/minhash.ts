@@ -86,13 +86,14 @@ export function shingleHashes(text: string, ngram: number, seed: number, scan?: 
     return shingles(ids, ids.length, ngram, seed);
   }
   const words = (scan ?? scanWords(text)).ids;
-  const hash = tokenHash(seed);
+  const hash = tokenHash(seed).all();
+  const empty = emptyToken.all();
   if (idScratch.length < words.length) idScratch = new Uint32Array(Math.max(words.length, 2 * idScratch.length));
   const ids = idScratch;
   let count = 0;
   for (let i = 0; i < words.length; i++) {
     const id = words[i];
-    if (emptyToken.get(id) === 0) ids[count++] = hash.get(id);
+    if (empty[id] === 0) ids[count++] = hash[id];
   }
   return shingles(ids, count, ngram, seed);
 }

@@ -105,11 +105,12 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
         const n = ids.length;
         if (n < o.minWords) return { keep: false, reason: 'too-few-words', detail: `${n} < ${o.minWords}` };
         if (n > o.maxWords) return { keep: false, reason: 'too-many-words', detail: `${n} > ${o.maxWords}` };
+        const facts = wordFacts.all();
         if (!a.cjk) {
           let letters = 0;
           let counted = 0;
           for (let i = 0; i < n; i++) {
-            const len = wordFacts.get(ids[i]) & CORE_LENGTH;
+            const len = facts[ids[i]] & CORE_LENGTH;
             if (len) {
               letters += len;
               counted++;
@@ -139,13 +140,14 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
           if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
         }
         let alpha = 0;
-        for (let i = 0; i < n; i++) if (wordFacts.get(ids[i]) >> 30) alpha++;
+        for (let i = 0; i < n; i++) if (facts[ids[i]] >> 30) alpha++;
         const alphaShare = alpha / n;
         if (alphaShare < o.minAlphaWords) return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
+          const stops = (a.cjk ? isCjkStop : isStop).all();
           for (let i = 0; i < n; i++) {
-            if ((a.cjk ? isCjkStop : isStop).get(ids[i])) {
+            if (stops[ids[i]]) {
               if (++hits >= o.minStopWords) break;
             }
           }

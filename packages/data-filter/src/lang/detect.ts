@@ -96,8 +96,9 @@ export function detectLanguage(text: string, options: DetectOptions = {}, scanOf
   let kana = 0;
   const perScript = new Int32Array(SCRIPTS.length);
   const hitsByLang = new Int32Array(STOP_LANGS.length);
+  const facts = wordFacts.all();
   for (let i = 0; i < ids.length; i++) {
-    const f = wordFacts.get(ids[i]);
+    const f = facts[ids[i]];
     const c = (f & 0xff) - 3;
     if (c === HAN) han++;
     else if (c === KANA) kana++;

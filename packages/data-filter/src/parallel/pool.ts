@@ -56,13 +56,6 @@ export class WorkerPool {
     }
   }
 
-  /** Batches held by the least busy worker. */
-  get backlog(): number {
-    let n = Infinity;
-    for (const s of this.slots) n = Math.min(n, s.pending.size);
-    return n;
-  }
-
   /** Sends a batch (its data buffer is transferred) and resolves with its result. */
   submit(batch: LineBatch): Promise<BatchResult> {
     if (this.failure) return Promise.reject(this.failure);

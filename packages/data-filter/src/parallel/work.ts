@@ -52,6 +52,8 @@ export type LineResult =
       doc?: FilterDocument;
       recordJson?: string;
       partial?: true;
+      /** A partial document's snippet, while it may be a report example of its dedup drop (it has no `out`). */
+      snippet?: string;
     };
 
 /** The per-document outcome of a batch, plus the keys of the survivors for the keyed (dedup) stages. */
@@ -130,6 +132,8 @@ export class BatchProcessor {
    * its reason: only those carry the id, detail and snippet an example needs.
    */
   private readonly drops = new Map<string, number>();
+  /** Repeats (`partial` results) sent with a snippet so far. */
+  private partialExamples = 0;
   /** Buffer of the keys of a batch, kept for the next batch. */
   private keyScratch = new Uint32Array(1 << 14);
 
@@ -213,9 +217,15 @@ export class BatchProcessor {
         keyDocs++;
       }
       const res: Extract<LineResult, { k: 3 }> = { k: 3, id: r.id, bytes: Buffer.byteLength(r.text) };
-      // Dedup drops many of these: in-process, the output line is made only for a document the tail keeps.
+      // Dedup drops many of these: in-process, the output line is made only for a document the tail keeps; a repeat
+      // that this processor has seen (`partial`) is certain to be dropped and needs none.
       if (this.inProcess && this.tail.keyed) res.doc = r;
-      else res.out = keptLine(r, config);
+      else if (!partial) res.out = keptLine(r, config);
+      else if (this.partialExamples < config.examples) {
+        // This processor's repeats reach the tail in input order: a report example among them is one of its first.
+        this.partialExamples++;
+        res.snippet = snippet(r.text);
+      }
       if (!this.tail.keyed) res.text = r.text;
       if (partial) res.partial = true;
       if (r.lang !== undefined) res.lang = r.lang;

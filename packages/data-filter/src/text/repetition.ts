@@ -94,7 +94,7 @@ class PairCounter {
   slot = 0;
 
   reset(n: number): void {
-    const size = grownLength(1024, 2 * n);
+    const size = grownLength(256, 2 * n);
     if (size > this.stamps.length) {
       this.k1 = new Uint32Array(size);
       this.k2 = new Uint32Array(size);
@@ -168,9 +168,12 @@ export function duplicateNgramShare(w: WordIds, k: NgramKeys): number {
   return dup / w.chars;
 }
 
-/** Per global word id: the stamp of the call that last saw it and its local id then (side by side). */
-let local = new Int32Array(2048);
-let localGen = 0;
+/**
+ * Open-addressing table from global word id to local id, sized to one text (a few KiB for a page: it stays in the
+ * L1 cache, where an array indexed by global id would miss on every rare word). Slots hold global id + 1 (0: empty).
+ */
+let localKeys = new Int32Array(1024);
+let localValues = new Int32Array(1024);
 let idScratch = new Uint32Array(1024);
 let lengthScratch = new Uint32Array(1024);
 
@@ -181,32 +184,34 @@ let lengthScratch = new Uint32Array(1024);
  */
 export function wordIdsOfScan(ids: Int32Array, starts: Int32Array, ends: Int32Array): WordIds & { distinct: number } {
   const n = ids.length;
-  let max = 0;
-  for (let i = 0; i < n; i++) if (ids[i] > max) max = ids[i];
-  if (2 * max >= local.length) {
-    local = new Int32Array(grownLength(local.length, 2 * max + 1));
-    localGen = 0;
+  const size = grownLength(256, 2 * n);
+  if (localKeys.length < size) {
+    localKeys = new Int32Array(size);
+    localValues = new Int32Array(size);
   }
-  if (++localGen === 0x7fffffff) {
-    local.fill(0);
-    localGen = 1;
-  }
+  const mask = size - 1;
+  const keys = localKeys;
+  const values = localValues;
+  keys.fill(0, 0, size);
   if (idScratch.length < n) {
-    const size = grownLength(idScratch.length, n);
-    idScratch = new Uint32Array(size);
-    lengthScratch = new Uint32Array(size);
+    const grown = grownLength(idScratch.length, n);
+    idScratch = new Uint32Array(grown);
+    lengthScratch = new Uint32Array(grown);
   }
   const out = idScratch;
   const lengths = lengthScratch;
   let next = 0;
   let chars = 0;
   for (let i = 0; i < n; i++) {
-    const g = 2 * ids[i];
-    if (local[g] !== localGen) {
-      local[g] = localGen;
-      local[g + 1] = next++;
+    const key = ids[i] + 1;
+    let slot = Math.imul(key, 0x9e3779b1) >>> 0;
+    slot &= mask;
+    while (keys[slot] !== key && keys[slot] !== 0) slot = (slot + 1) & mask;
+    if (keys[slot] === 0) {
+      keys[slot] = key;
+      values[slot] = next++;
     }
-    out[i] = local[g + 1];
+    out[i] = values[slot];
     const len = ends[i] - starts[i];
     lengths[i] = len;
     chars += len;

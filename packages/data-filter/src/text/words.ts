@@ -155,14 +155,15 @@ function insert(text: string, start: number, end: number, h: number, s: number):
 
 /**
  * Ends the token `text[start, end)` (hash `h`) of a scan: looks it up and, when it is a word (has a letter or digit),
- * records it at `count` in the scan arrays. Returns the new count.
+ * records it at `count` in the scan's slab space (from `scanAt`). Returns the new count.
  */
 function endWord(text: string, start: number, end: number, h: number, count: number): number {
   const id = lookup(text, start, end, h);
   if (!(lastFlags & 1)) return count;
-  sIds[count] = id;
-  sStarts[count] = start;
-  sEnds[count] = end;
+  const at = scanAt + count;
+  slabIds[at] = id;
+  slabStarts[at] = start;
+  slabEnds[at] = end;
   return count + 1;
 }
 
@@ -176,9 +177,36 @@ export interface WordScan {
   readonly generation: number;
 }
 
-let sIds = new Int32Array(1024);
-let sStarts = new Int32Array(1024);
-let sEnds = new Int32Array(1024);
+/**
+ * Scan results are views of three shared slabs (ids, starts, ends; an allocation per document is slow), written in
+ * place: a scan reserves room for every possible token, writes from `scanAt`, and keeps what it used. New slabs
+ * when these are full (the old ones live on in the views that still point at them).
+ */
+const SLAB = 1 << 17;
+let slabIds = new Int32Array(SLAB);
+let slabStarts = new Int32Array(SLAB);
+let slabEnds = new Int32Array(SLAB);
+let slabUsed = 0;
+/** Where the scan in progress writes its first token. */
+let scanAt = 0;
+
+/** Makes room for `n` tokens after `slabUsed` (new slabs when these are full) and returns where they start. */
+function reserve(n: number): number {
+  if (slabUsed + n > slabIds.length) {
+    const size = Math.max(SLAB, n);
+    slabIds = new Int32Array(size);
+    slabStarts = new Int32Array(size);
+    slabEnds = new Int32Array(size);
+    slabUsed = 0;
+  }
+  return slabUsed;
+}
+
+/** Keeps the `count` tokens written at `at` (from `reserve`) and returns them as a scan. */
+function commit(at: number, count: number, cjkChars: number): WordScan {
+  slabUsed = at + count;
+  return { ids: slabIds.subarray(at, at + count), starts: slabStarts.subarray(at, at + count), ends: slabEnds.subarray(at, at + count), cjkChars, generation };
+}
 
 /**
  * Splits a text into word tokens: whitespace-separated tokens that contain a letter or digit (punctuation-only
@@ -191,15 +219,11 @@ export function scanWords(text: string): WordScan {
   let cjkChars = 0;
   let start = -1;
   let h = 0;
-  if (sIds.length < n + 1) {
-    const size = grownLength(sIds.length, n + 1);
-    sIds = new Int32Array(size);
-    sStarts = new Int32Array(size);
-    sEnds = new Int32Array(size);
-  }
-  const ids = sIds;
-  const starts = sStarts;
-  const ends = sEnds;
+  // At most one token per UTF-16 unit.
+  const at = (scanAt = reserve(n));
+  const ids = slabIds;
+  const starts = slabStarts;
+  const ends = slabEnds;
   for (let i = 0; i < n; i++) {
     let cp = text.charCodeAt(i);
     if (cp < 128) {
@@ -239,14 +263,14 @@ export function scanWords(text: string): WordScan {
       if (width === 1 && cp < 0xa000) {
         let id = cjkIds[cp - CJK_BASE];
         if (id === 0) cjkIds[cp - CJK_BASE] = id = lookup(text, i, i + 1, Math.imul(0x811c9dc5 ^ unit, 0x01000193)) + 1;
-        ids[count] = id - 1;
+        ids[at + count] = id - 1;
       } else {
         let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
         if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
-        ids[count] = lookup(text, i, i + width, ch);
+        ids[at + count] = lookup(text, i, i + width, ch);
       }
-      starts[count] = i;
-      ends[count++] = i + width;
+      starts[at + count] = i;
+      ends[at + count++] = i + width;
       cjkChars++;
     } else {
       if (start < 0) {
@@ -259,30 +283,7 @@ export function scanWords(text: string): WordScan {
     i += width - 1;
   }
   if (start >= 0) count = endWord(text, start, n, h, count);
-  const at = claim(3 * count);
-  const out = slab;
-  for (let k = 0; k < count; k++) {
-    out[at + k] = ids[k];
-    out[at + count + k] = starts[k];
-    out[at + 2 * count + k] = ends[k];
-  }
-  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
-}
-
-/** Scan results are views of a shared slab (an allocation per document is slow): a new slab when this one is full. */
-const SLAB = 1 << 18;
-let slab = new Int32Array(SLAB);
-let slabUsed = 0;
-
-/** Reserves `n` int32 in the current slab (starting a new one when it is full) and returns their offset. */
-function claim(n: number): number {
-  if (slabUsed + n > slab.length) {
-    slab = new Int32Array(Math.max(SLAB, n));
-    slabUsed = 0;
-  }
-  const at = slabUsed;
-  slabUsed += n;
-  return at;
+  return commit(at, count, cjkChars);
 }
 
 /**
@@ -290,12 +291,11 @@ function claim(n: number): number {
  * returns them. For a text built from another text's lines, whose tokens are known (see `analysisFromLines`).
  */
 export function scanOf(ids: Int32Array, starts: Int32Array, ends: Int32Array, count: number, cjkChars: number): WordScan {
-  const at = claim(3 * count);
-  const out = slab;
-  out.set(ids.subarray(0, count), at);
-  out.set(starts.subarray(0, count), at + count);
-  out.set(ends.subarray(0, count), at + 2 * count);
-  return { ids: out.subarray(at, at + count), starts: out.subarray(at + count, at + 2 * count), ends: out.subarray(at + 2 * count, at + 3 * count), cjkChars, generation };
+  const at = reserve(count);
+  slabIds.set(ids.subarray(0, count), at);
+  slabStarts.set(starts.subarray(0, count), at);
+  slabEnds.set(ends.subarray(0, count), at);
+  return commit(at, count, cjkChars);
 }
 
 /** A property of words, computed once per distinct word (by id) and kept until the table starts over. */
@@ -322,32 +322,46 @@ export class WordCache<T> {
   }
 }
 
-/** A numeric property of words (an int32), computed once per distinct word and kept until the table starts over. */
+/**
+ * A numeric property of words (an int32), computed once per distinct word and kept until the table starts over.
+ * `all()` gives the values of every word in the table as one array indexed by id, so that a per-token loop is one
+ * array read (`values[ids[i]]`) instead of a call per token.
+ */
 export class WordNumbers {
-  /** Per word id: 1 when known, then the value (side by side: one memory access per lookup). */
-  private slots = new Int32Array(0);
+  private values = new Int32Array(0);
+  /** Ids below this have their value in `values`. */
+  private filled = 0;
   private gen = -1;
 
   /** `compute` gets the word and its id (to read other per-word caches). */
   constructor(private readonly compute: (word: string, id: number) => number) {}
 
-  /** The property of word `id` (of the current generation). */
-  get(id: number): number {
+  /**
+   * The property of every word of the current table, indexed by word id (`[wordCount()]`, the array may be longer).
+   * Words added since the last call are computed now, in id order. Valid until the next scan adds words.
+   */
+  all(): Int32Array {
     if (this.gen !== generation) {
-      this.slots = new Int32Array(2 * Math.max(1024, words.length));
+      this.filled = 0;
       this.gen = generation;
     }
-    if (2 * id >= this.slots.length) {
-      const k = new Int32Array(grownLength(this.slots.length, 2 * id + 1));
-      k.set(this.slots);
-      this.slots = k;
+    const n = words.length;
+    if (this.filled < n) {
+      if (this.values.length < n) {
+        const v = new Int32Array(grownLength(Math.max(1024, this.values.length), n));
+        v.set(this.values.subarray(0, this.filled));
+        this.values = v;
+      }
+      const values = this.values;
+      for (let id = this.filled; id < n; id++) values[id] = this.compute(words[id], id);
+      this.filled = n;
     }
-    const slots = this.slots;
-    if (slots[2 * id] === 0) {
-      slots[2 * id + 1] = this.compute(words[id], id);
-      slots[2 * id] = 1;
-    }
-    return slots[2 * id + 1];
+    return this.values;
+  }
+
+  /** The property of word `id` (of the current generation). */
+  get(id: number): number {
+    return id < this.filled && this.gen === generation ? this.values[id] : this.all()[id];
   }
 }
 
