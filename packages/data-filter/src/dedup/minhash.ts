@@ -1,7 +1,7 @@
 import { fmix32, hashString, hashWords } from '../hash/murmur.js';
 import type { FilterDocument } from '@yuan/core';
 import { analyze, splitWords } from '../text/analysis.js';
-import { scanWords, WordNumbers } from '../text/words.js';
+import { scanWords, WORD_ROW, WordNumbers } from '../text/words.js';
 import { simdMinHash, type SignatureKernel } from './minhash-simd.js';
 
 /** MinHash parameters: shingle size in tokens, number of permutations, LSH bands × rows, seed. */
@@ -86,14 +86,17 @@ export function shingleHashes(text: string, ngram: number, seed: number, scan?: 
     return shingles(ids, ids.length, ngram, seed);
   }
   const words = (scan ?? scanWords(text)).ids;
-  const hash = tokenHash(seed).all();
-  const empty = emptyToken.all();
+  const hashes = tokenHash(seed);
+  const hash = hashes.table();
+  const hashColumn = hashes.column;
+  const empty = emptyToken.table();
+  const emptyColumn = emptyToken.column;
   if (idScratch.length < words.length) idScratch = new Uint32Array(Math.max(words.length, 2 * idScratch.length));
   const ids = idScratch;
   let count = 0;
   for (let i = 0; i < words.length; i++) {
     const id = words[i];
-    if (empty[id] === 0) ids[count++] = hash[id];
+    if (empty[id * WORD_ROW + emptyColumn] === 0) ids[count++] = hash[id * WORD_ROW + hashColumn];
   }
   return shingles(ids, count, ngram, seed);
 }

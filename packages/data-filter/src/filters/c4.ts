@@ -110,7 +110,7 @@ export const c4Filter = defineFilter<C4Options>({
         const lower = doc.text.toLowerCase();
         if (o.dropLoremIpsum && lower.includes('lorem ipsum')) return { keep: false, reason: 'lorem-ipsum' };
         if (o.dropCurlyBracket && doc.text.includes('{')) return { keep: false, reason: 'curly-bracket' };
-        const edits: Record<string, number> = {};
+        let edits: Record<string, number> | undefined;
         const kept: string[] = [];
         let cjkChars = 0;
         let words = 0;
@@ -161,7 +161,10 @@ export const c4Filter = defineFilter<C4Options>({
               words += n;
             }
           }
-          if (why) edits[why] = (edits[why] ?? 0) + 1;
+          if (why) {
+            edits ??= {};
+            edits[why] = (edits[why] ?? 0) + 1;
+          }
           else {
             info[4 * kept.length] = line.length;
             info[4 * kept.length + 1] = lineEnd - line.length;
@@ -171,14 +174,15 @@ export const c4Filter = defineFilter<C4Options>({
             keptLines++;
           }
         }
-        const squashed = (kept.length === lines.length ? doc.text : kept.join('\n')).replace(/\n{3,}/g, '\n\n');
+        const joined = kept.length === lines.length ? doc.text : kept.join('\n');
+        const squashed = joined.includes('\n\n\n') ? joined.replace(/\n{3,}/g, '\n\n') : joined;
         const text = squashed.trim();
         if (text === '') return { keep: false, reason: 'no-lines-left' };
         const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
         const min = keptLines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
         const sentences = countSentences(text);
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };
-        if (Object.keys(edits).length === 0) return { keep: true };
+        if (!edits) return { keep: true };
         doc.text = text;
         reuseAnalysis(doc, a, squashed, text, kept.length, cjkChars);
         return { keep: true, edits };

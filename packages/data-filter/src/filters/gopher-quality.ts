@@ -1,7 +1,7 @@
 import { arrayOf, num, obj, str } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
 import { coreLength, isLetter } from '../text/chars.js';
-import { coreLowerOfWord, WordNumbers } from '../text/words.js';
+import { coreLowerOfWord, WORD_ROW, WordNumbers } from '../text/words.js';
 import { endsWithEllipsis, startsWithBullet } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -54,6 +54,24 @@ const wordFacts = new WordNumbers((w) => {
 });
 const CORE_LENGTH = (1 << 30) - 1;
 
+/** Stop-word membership per distinct word, one per word list and kind (filters built with the same list share it). */
+const stopWordTables = new Map<string, WordNumbers>();
+
+/**
+ * Per distinct word: 1 if it is one of `list`, else 0. `byCore`: compare the word's lower-cased core with the list
+ * lower-cased (English); otherwise the word itself (CJK).
+ */
+function stopWordNumbers(list: string[], byCore: boolean): WordNumbers {
+  const key = `${byCore ? 'core' : 'word'}\u0000${list.join('\u0000')}`;
+  let table = stopWordTables.get(key);
+  if (!table) {
+    const set = new Set(byCore ? list.map((w) => w.toLowerCase()) : list);
+    table = byCore ? new WordNumbers((_, id) => (set.has(coreLowerOfWord.get(id)) ? 1 : 0)) : new WordNumbers((w) => (set.has(w) ? 1 : 0));
+    stopWordTables.set(key, table);
+  }
+  return table;
+}
+
 /** Number of non-overlapping occurrences of `sep` in `text` (what `text.split(sep).length - 1` counts). */
 function occurrences(text: string, sep: string): number {
   let n = 0;
@@ -92,11 +110,8 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
     cjkStopWords: arrayOf(str()),
   }),
   create(o) {
-    const stop = new Set(o.stopWords.map((w) => w.toLowerCase()));
-    const cjkStop = new Set(o.cjkStopWords);
-    // Per distinct word: 1 if it is a stop word (its lower-cased core for English, the word itself for CJK), else 0.
-    const isStop = new WordNumbers((_, id) => (stop.has(coreLowerOfWord.get(id)) ? 1 : 0));
-    const isCjkStop = new WordNumbers((w) => (cjkStop.has(w) ? 1 : 0));
+    const isStop = stopWordNumbers(o.stopWords, true);
+    const isCjkStop = stopWordNumbers(o.cjkStopWords, false);
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
@@ -105,12 +120,13 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
         const n = ids.length;
         if (n < o.minWords) return { keep: false, reason: 'too-few-words', detail: `${n} < ${o.minWords}` };
         if (n > o.maxWords) return { keep: false, reason: 'too-many-words', detail: `${n} > ${o.maxWords}` };
-        const facts = wordFacts.all();
+        const facts = wordFacts.table();
+        const column = wordFacts.column;
         if (!a.cjk) {
           let letters = 0;
           let counted = 0;
           for (let i = 0; i < n; i++) {
-            const len = facts[ids[i]] & CORE_LENGTH;
+            const len = facts[ids[i] * WORD_ROW + column] & CORE_LENGTH;
             if (len) {
               letters += len;
               counted++;
@@ -140,14 +156,16 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
           if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
         }
         let alpha = 0;
-        for (let i = 0; i < n; i++) if (facts[ids[i]] >> 30) alpha++;
+        for (let i = 0; i < n; i++) if (facts[ids[i] * WORD_ROW + column] >> 30) alpha++;
         const alphaShare = alpha / n;
         if (alphaShare < o.minAlphaWords) return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
-          const stops = (a.cjk ? isCjkStop : isStop).all();
+          const stop = a.cjk ? isCjkStop : isStop;
+          const stops = stop.table();
+          const stopColumn = stop.column;
           for (let i = 0; i < n; i++) {
-            if (stops[ids[i]]) {
+            if (stops[ids[i] * WORD_ROW + stopColumn]) {
               if (++hits >= o.minStopWords) break;
             }
           }

@@ -1,5 +1,5 @@
 import { isHan, isKana } from '../text/chars.js';
-import { coreLowerOfWord, scanWords, WordNumbers, type WordScan } from '../text/words.js';
+import { coreLowerOfWord, scanWords, WORD_ROW, WordNumbers, type WordScan } from '../text/words.js';
 import { codeScore } from './code.js';
 import { LATIN_STOPWORDS } from './stopwords.js';
 
@@ -67,17 +67,31 @@ const wordFacts = new WordNumbers((w, id) => {
   return (c + 3) | ((stop === undefined ? 0 : STOP_LANGS.indexOf(stop) + 1) << 8);
 });
 
+/** Per-call counters, reused (a typed array per call is a measurable share of the allocations). */
+const perScriptScratch = new Int32Array(SCRIPTS.length);
+const hitsByLangScratch = new Int32Array(STOP_LANGS.length);
+
 function latinLanguage(hitsByLang: Int32Array, total: number, share: number): LanguageGuess {
-  const ranked: [string, number][] = [];
-  for (let l = 0; l < STOP_LANGS.length; l++) if (hitsByLang[l] > 0) ranked.push([STOP_LANGS[l], hitsByLang[l]]);
-  ranked.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  if (ranked.length === 0 || total === 0) return { lang: 'other', score: share };
-  const best = ranked[0][1] / total;
-  const second = ranked.length > 1 ? ranked[1][1] / total : 0;
+  // The language with the most function-word hits (ties: the first by name) and the runner-up's count.
+  let bestLang = -1;
+  let bestHits = 0;
+  let secondHits = 0;
+  for (let l = 0; l < STOP_LANGS.length; l++) {
+    const hits = hitsByLang[l];
+    if (hits <= 0) continue;
+    if (bestLang < 0 || hits > bestHits || (hits === bestHits && STOP_LANGS[l] < STOP_LANGS[bestLang])) {
+      secondHits = Math.max(secondHits, bestHits);
+      bestLang = l;
+      bestHits = hits;
+    } else secondHits = Math.max(secondHits, hits);
+  }
+  if (bestLang < 0 || total === 0) return { lang: 'other', score: share };
+  const best = bestHits / total;
+  const second = secondHits / total;
   // Purity: how clearly the best language's function words beat the runner-up's; evidence: whether there are enough of them.
   const purity = best / (best + second);
   const evidence = Math.min(1, best / 0.15);
-  return { lang: ranked[0][0], score: share * purity * evidence };
+  return { lang: STOP_LANGS[bestLang], score: share * purity * evidence };
 }
 
 /**
@@ -94,11 +108,12 @@ export function detectLanguage(text: string, options: DetectOptions = {}, scanOf
   const ids = (scanOfText && sample === text ? scanOfText : scanWords(sample)).ids;
   let han = 0;
   let kana = 0;
-  const perScript = new Int32Array(SCRIPTS.length);
-  const hitsByLang = new Int32Array(STOP_LANGS.length);
-  const facts = wordFacts.all();
+  const perScript = perScriptScratch.fill(0);
+  const hitsByLang = hitsByLangScratch.fill(0);
+  const facts = wordFacts.table();
+  const column = wordFacts.column;
   for (let i = 0; i < ids.length; i++) {
-    const f = facts[ids[i]];
+    const f = facts[ids[i] * WORD_ROW + column];
     const c = (f & 0xff) - 3;
     if (c === HAN) han++;
     else if (c === KANA) kana++;

@@ -24,21 +24,30 @@ export function hasAlnum(w: string): boolean {
 
 /** Initial capacity of the word table (a corpus soon has tens of thousands of distinct words: growing costs rehashing). */
 const INITIAL_WORDS = 1 << 15;
-let words: string[] = [];
-let hashes = new Int32Array(INITIAL_WORDS);
-/** Bit 0: the token counts as a word (see hasAlnum); bit 1: it is one Han or kana character. */
-let flags = new Uint8Array(INITIAL_WORDS);
 /**
- * Open addressing, four int32 per slot: the word's hash, its id + 1 (0: empty slot), the offset of its characters in
- * `pool` and its length | flags << 28. A lookup touches the slot and the pooled characters, not the word's string.
+ * Int32 values per word row. Everything known about a word sits in its row (one or two cache lines for consecutive
+ * ids), so that after the scan has touched a word, every later per-token lookup of the same document (its flags, its
+ * script, its stop-word bit, its MinHash token hash, ...) hits the cache: column 0 holds the length | flags << 28,
+ * column 1 the offset of the characters in `pool`, columns 2 .. WORD_ROW - 1 the values of `WordNumbers`.
  */
-let slots = new Int32Array(4 * 2 * INITIAL_WORDS);
+export const WORD_ROW = 8;
+/** First row column given to a `WordNumbers`. */
+const FIRST_NUMBER_COLUMN = 2;
+let words: string[] = [];
+/** Rows of the words by id (see WORD_ROW); capacity `capacity` words. */
+let rows = new Int32Array(WORD_ROW * INITIAL_WORDS);
+let capacity = INITIAL_WORDS;
+/**
+ * Open addressing, two int32 per slot: the word's hash and its id + 1 (0: empty slot), at most half full. A lookup
+ * touches the slot, then the word's row and pooled characters (never the word's string).
+ */
+let slots = new Int32Array(2 * 2 * INITIAL_WORDS);
 let slotMask = 2 * INITIAL_WORDS - 1;
 /** The characters of all words, back to back. */
 let pool = new Uint16Array(1 << 18);
 let poolUsed = 0;
 let generation = 0;
-/** Flags of the word last returned by `lookup`. */
+/** Flags of the word last returned by `lookup`: bit 0, the token counts as a word (see hasAlnum); bit 1, it is one Han or kana character. */
 let lastFlags = 0;
 const LENGTH = (1 << 28) - 1;
 
@@ -54,7 +63,7 @@ export function wordOf(id: number): string {
 
 /** Whether word `id` is one Han or kana character. */
 export function isCjkWordId(id: number): boolean {
-  return (flags[id] & 2) !== 0;
+  return (rows[id * WORD_ROW] & (2 << 28)) !== 0;
 }
 
 /** Number of distinct words in the table. */
@@ -75,26 +84,21 @@ function reset(): void {
   generation++;
 }
 
+/** Doubles the capacity: the rows are copied, the slots rehashed. */
 function grow(): void {
-  const n = hashes.length * 2;
-  const h = new Int32Array(n);
-  h.set(hashes);
-  hashes = h;
-  const f = new Uint8Array(n);
-  f.set(flags);
-  flags = f;
+  capacity *= 2;
+  const r = new Int32Array(WORD_ROW * capacity);
+  r.set(rows);
+  rows = r;
   const old = slots;
-  slots = new Int32Array(n * 8);
-  slotMask = n * 2 - 1;
-  for (let o = 0; o < old.length; o += 4) {
+  slots = new Int32Array(4 * capacity);
+  slotMask = 2 * capacity - 1;
+  for (let o = 0; o < old.length; o += 2) {
     if (old[o + 1] === 0) continue;
     let s = old[o] & slotMask;
-    while (slots[4 * s + 1] !== 0) s = (s + 1) & slotMask;
-    const at = 4 * s;
-    slots[at] = old[o];
-    slots[at + 1] = old[o + 1];
-    slots[at + 2] = old[o + 2];
-    slots[at + 3] = old[o + 3];
+    while (slots[2 * s + 1] !== 0) s = (s + 1) & slotMask;
+    slots[2 * s] = old[o];
+    slots[2 * s + 1] = old[o + 1];
   }
 }
 
@@ -103,13 +107,13 @@ function lookup(text: string, start: number, end: number, h: number): number {
   const len = end - start;
   let s = h & slotMask;
   for (;;) {
-    const at = 4 * s;
-    const e = slots[at + 1];
+    const e = slots[2 * s + 1];
     if (e === 0) break;
-    if (slots[at] === h) {
-      const lf = slots[at + 3];
+    if (slots[2 * s] === h) {
+      const row = (e - 1) * WORD_ROW;
+      const lf = rows[row];
       if ((lf & LENGTH) === len) {
-        const off = slots[at + 2];
+        const off = rows[row + 1];
         let k = 0;
         while (k < len && pool[off + k] === text.charCodeAt(start + k)) k++;
         if (k === len) {
@@ -127,27 +131,25 @@ function lookup(text: string, start: number, end: number, h: number): number {
 function insert(text: string, start: number, end: number, h: number, s: number): number {
   const len = end - start;
   const id = words.length;
-  if (id >= hashes.length) {
+  if (id >= capacity) {
     grow();
     return lookup(text, start, end, h);
   }
   const w = text.slice(start, end);
   words.push(w);
-  hashes[id] = h;
   const cp = w.codePointAt(0) ?? 0;
   const f = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
-  flags[id] = f;
   if (poolUsed + len > pool.length) {
     const p = new Uint16Array(grownLength(pool.length, poolUsed + len));
     p.set(pool.subarray(0, poolUsed));
     pool = p;
   }
   for (let k = 0; k < len; k++) pool[poolUsed + k] = text.charCodeAt(start + k);
-  const at = 4 * s;
-  slots[at] = h;
-  slots[at + 2] = poolUsed;
-  slots[at + 3] = len | (f << 28);
-  slots[at + 1] = id + 1;
+  const row = id * WORD_ROW;
+  rows[row] = len | (f << 28);
+  rows[row + 1] = poolUsed;
+  slots[2 * s] = h;
+  slots[2 * s + 1] = id + 1;
   poolUsed += len;
   lastFlags = f;
   return id;
@@ -322,46 +324,59 @@ export class WordCache<T> {
   }
 }
 
+/** Next free column of the word rows for a `WordNumbers`. */
+let nextColumn = FIRST_NUMBER_COLUMN;
+
 /**
- * A numeric property of words (an int32), computed once per distinct word and kept until the table starts over.
- * `all()` gives the values of every word in the table as one array indexed by id, so that a per-token loop is one
- * array read (`values[ids[i]]`) instead of a call per token.
+ * A numeric property of words (an int32), computed once per distinct word and kept until the table starts over. The
+ * values live in a column of the word rows (see WORD_ROW), next to the word's other facts, so a per-token loop reads
+ * `table[ids[i] * WORD_ROW + column]` from a row the scan just touched. Once the rows' columns are taken, a property
+ * gets a table of its own with the same layout.
  */
 export class WordNumbers {
-  private values = new Int32Array(0);
-  /** Ids below this have their value in `values`. */
+  /** The column of this property: the value of word `id` is `table()[id * WORD_ROW + column]`. */
+  readonly column: number;
+  /** This property's own table, when the word rows had no free column. */
+  private own?: Int32Array;
+  /** Ids below this have their value in the table. */
   private filled = 0;
   private gen = -1;
 
   /** `compute` gets the word and its id (to read other per-word caches). */
-  constructor(private readonly compute: (word: string, id: number) => number) {}
+  constructor(private readonly compute: (word: string, id: number) => number) {
+    if (nextColumn < WORD_ROW) this.column = nextColumn++;
+    else {
+      this.column = 0;
+      this.own = new Int32Array(0);
+    }
+  }
 
   /**
-   * The property of every word of the current table, indexed by word id (`[wordCount()]`, the array may be longer).
-   * Words added since the last call are computed now, in id order. Valid until the next scan adds words.
+   * The table holding this property of every word of the current table (see `column`). Words added since the last
+   * call are computed now, in id order. Valid until the next scan adds words: call it after scanning.
    */
-  all(): Int32Array {
+  table(): Int32Array {
     if (this.gen !== generation) {
       this.filled = 0;
       this.gen = generation;
     }
     const n = words.length;
     if (this.filled < n) {
-      if (this.values.length < n) {
-        const v = new Int32Array(grownLength(Math.max(1024, this.values.length), n));
-        v.set(this.values.subarray(0, this.filled));
-        this.values = v;
+      if (this.own && this.own.length < WORD_ROW * n) {
+        const t = new Int32Array(WORD_ROW * capacity);
+        t.set(this.own.subarray(0, WORD_ROW * this.filled));
+        this.own = t;
       }
-      const values = this.values;
-      for (let id = this.filled; id < n; id++) values[id] = this.compute(words[id], id);
+      const t = this.own ?? rows;
+      for (let id = this.filled; id < n; id++) t[id * WORD_ROW + this.column] = this.compute(words[id], id);
       this.filled = n;
     }
-    return this.values;
+    return this.own ?? rows;
   }
 
   /** The property of word `id` (of the current generation). */
   get(id: number): number {
-    return id < this.filled && this.gen === generation ? this.values[id] : this.all()[id];
+    return this.table()[id * WORD_ROW + this.column];
   }
 }
 
