@@ -1,6 +1,7 @@
 import { arrayOf, bool, num, obj, str, type FilterDocument } from '@yuan/core';
 import { adoptLinesAnalysis, analyze, type TextAnalysis } from '../text/analysis.js';
 import { isCjkWordId } from '../text/words.js';
+import { LowerCasePhrases } from '../text/phrases.js';
 import { countSentences, endsWithTerminal, isBlank } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -104,10 +105,11 @@ export const c4Filter = defineFilter<C4Options>({
   }),
   create(o) {
     const phrases = o.policyPhrases.map((p) => p.toLowerCase());
+    const searched = new LowerCasePhrases([...(o.dropLoremIpsum ? ['lorem ipsum'] : []), ...(o.removeJavascriptLines ? ['javascript'] : []), ...(o.removePolicyLines ? phrases : [])]);
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
-        const lower = doc.text.toLowerCase();
+        const lower = searched.lowerIfAny(doc.text);
         if (o.dropLoremIpsum && lower.includes('lorem ipsum')) return { keep: false, reason: 'lorem-ipsum' };
         if (o.dropCurlyBracket && doc.text.includes('{')) return { keep: false, reason: 'curly-bracket' };
         let edits: Record<string, number> | undefined;
@@ -180,7 +182,7 @@ export const c4Filter = defineFilter<C4Options>({
         if (text === '') return { keep: false, reason: 'no-lines-left' };
         const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
         const min = keptLines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
-        const sentences = countSentences(text);
+        const sentences = countSentences(text, min);
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };
         if (!edits) return { keep: true };
         doc.text = text;

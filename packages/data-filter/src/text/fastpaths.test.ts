@@ -4,6 +4,7 @@ import { c4Filter } from '../filters/c4.js';
 import { collapseAsciiLine, collapseLine } from '../filters/normalize.js';
 import { analyze } from './analysis.js';
 import { endsWithEllipsis, endsWithTerminal, isBlank, startsWithBullet } from './punct.js';
+import { LowerCasePhrases } from './phrases.js';
 import { duplicateNgramShare, NgramCandidates, NgramKeys, topNgramShare, wordIds } from './repetition.js';
 
 /** A small deterministic generator (tests must not depend on Math.random). */
@@ -117,5 +118,27 @@ describe('normalize leaves alone the ASCII lines that collapsing would not chang
       for (let k = 0; k < len; k++) line += alphabet[Math.floor(r() * alphabet.length)];
       expect(collapseAsciiLine(line), JSON.stringify(line)).toBe(collapseLine(line));
     }
+  });
+});
+
+describe('LowerCasePhrases lower-cases only texts that may contain a phrase', () => {
+  it('finds every phrase that text.toLowerCase().includes finds (fuzzed texts with İ, Σ, K, ſ and mixed case)', () => {
+    const phrases = ['javascript', 'privacy policy', 'lorem ipsum', 'hi', 'kelvin', 'σς', 'ss', 'i̇', 'cookie政策'];
+    const search = new LowerCasePhrases(phrases);
+    const pieces = ['JavaScript', 'JAVASCRİPT', 'Privacy Policy', 'LOREM', 'IPSUM', 'lorem', 'H', 'İ', 'I', 'ı', 'K', 'ELVIN', 'ΣΣ', 'Σ', 'ς', 'ſ', 'S', 'ß', 'COOKIE', '政策', ' ', '\n', 'x'];
+    const r = rng(11);
+    let found = 0;
+    for (let i = 0; i < 20000; i++) {
+      const n = 1 + Math.floor(r() * 8);
+      let text = '';
+      for (let k = 0; k < n; k++) text += pieces[Math.floor(r() * pieces.length)];
+      const lower = search.lowerIfAny(text);
+      for (const p of phrases) {
+        const expected = text.toLowerCase().includes(p);
+        if (expected) found++;
+        expect([text, p, lower.includes(p)]).toEqual([text, p, expected]);
+      }
+    }
+    expect(found).toBeGreaterThan(2000);
   });
 });

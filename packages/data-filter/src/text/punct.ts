@@ -67,10 +67,14 @@ export function startsWithBullet(line: string): boolean {
 
 const SENTENCE_END = /[.!?]+["'”’)\]]*(?=\s|$)|[。！？．]+|…+(?=\s|$)/g;
 
-/** Number of sentence ends in a text (Latin `.!?` followed by space or end, full-width `。！？．` anywhere). */
-export function countSentences(text: string): number {
+/**
+ * Number of sentence ends in a text (Latin `.!?` followed by space or end, full-width `。！？．` anywhere), counted up
+ * to `limit` (a caller that only compares with a minimum stops there).
+ */
+export function countSentences(text: string, limit = Infinity): number {
   let n = 0;
   SENTENCE_END.lastIndex = 0;
-  while (SENTENCE_END.exec(text)) n++;
+  // `test` moves `lastIndex` as `exec` does, without building a match array.
+  while (n < limit && SENTENCE_END.test(text)) n++;
   return n;
 }

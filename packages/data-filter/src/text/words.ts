@@ -1,11 +1,12 @@
 /**
  * A per-thread table of the distinct word tokens seen so far (each with an integer id), and a scanner that turns a
- * text into the ids of its word tokens without allocating a string per token: a token is looked up by a hash of its
- * UTF-16 code units and compared in place against the text. Properties of a word (its script, its lower-cased core,
+ * text into the ids of its word tokens without allocating a string per token: a token is identified by its length
+ * and two 32-bit hashes of its UTF-16 code units (FNV-1a, and a multiply-xorshift lane), computed as the scan passes
+ * its characters. Two different words of one table get the same id only if both hashes and the length collide: about
+ * n² / 2^65 for n words, under 3·10^-8 for the largest table (2^20 words). Properties of a word (its script, its lower-cased core,
  * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
  * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
  */
-import { grownLength } from './capacity.js';
 import { coreLower, isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
 
 const MAX_WORDS = 1 << 20;
@@ -28,7 +29,7 @@ const INITIAL_WORDS = 1 << 15;
  * Int32 values per word row. Everything known about a word sits in its row (one or two cache lines for consecutive
  * ids), so that after the scan has touched a word, every later per-token lookup of the same document (its flags, its
  * script, its stop-word bit, its MinHash token hash, ...) hits the cache: column 0 holds the length | flags << 28,
- * column 1 the offset of the characters in `pool`, columns 2 .. WORD_ROW - 1 the values of `WordNumbers`.
+ * column 1 the second hash, columns 2 .. WORD_ROW - 1 the values of `WordNumbers`.
  */
 export const WORD_ROW = 8;
 /** First row column given to a `WordNumbers`. */
@@ -38,14 +39,11 @@ let words: string[] = [];
 let rows = new Int32Array(WORD_ROW * INITIAL_WORDS);
 let capacity = INITIAL_WORDS;
 /**
- * Open addressing, two int32 per slot: the word's hash and its id + 1 (0: empty slot), at most half full. A lookup
- * touches the slot, then the word's row and pooled characters (never the word's string).
+ * Open addressing, two int32 per slot: the word's first hash and its id + 1 (0: empty slot), at most half full. A
+ * lookup touches the slot and the word's row (never the word's string).
  */
 let slots = new Int32Array(2 * 2 * INITIAL_WORDS);
 let slotMask = 2 * INITIAL_WORDS - 1;
-/** The characters of all words, back to back. */
-let pool = new Uint16Array(1 << 18);
-let poolUsed = 0;
 let generation = 0;
 /** Flags of the word last returned by `lookup`: bit 0, the token counts as a word (see hasAlnum); bit 1, it is one Han or kana character. */
 let lastFlags = 0;
@@ -80,7 +78,6 @@ function reset(): void {
   words = [];
   cjkIds.fill(0);
   slots.fill(0);
-  poolUsed = 0;
   generation++;
 }
 
@@ -102,8 +99,27 @@ function grow(): void {
   }
 }
 
-/** The id of `text[start, end)` (hash `h` of its code units), adding it to the table when new; sets `lastFlags`. */
-function lookup(text: string, start: number, end: number, h: number): number {
+/** Offset basis of the first hash lane (FNV-1a, 32 bits). */
+const BASIS1 = 0x811c9dc5;
+/** Offset basis of the second lane. */
+const BASIS2 = 0x2545f491;
+
+/** The first hash lane after one more code unit `c`: FNV-1a. */
+function step1(h: number, c: number): number {
+  return Math.imul(h ^ c, 0x01000193);
+}
+
+/** The second hash lane after one more code unit `c`: multiply, then xorshift (so its low bits are not the first lane's). */
+function step2(g: number, c: number): number {
+  const x = Math.imul(g ^ c, 0x5bd1e995);
+  return x ^ (x >>> 15);
+}
+
+/**
+ * The id of `text[start, end)` (hashes `h` and `g` of its code units, see step1 and step2), adding it to the table
+ * when new; sets `lastFlags`.
+ */
+function lookup(text: string, start: number, end: number, h: number, g: number): number {
   const len = end - start;
   let s = h & slotMask;
   for (;;) {
@@ -112,55 +128,42 @@ function lookup(text: string, start: number, end: number, h: number): number {
     if (slots[2 * s] === h) {
       const row = (e - 1) * WORD_ROW;
       const lf = rows[row];
-      if ((lf & LENGTH) === len) {
-        const off = rows[row + 1];
-        let k = 0;
-        while (k < len && pool[off + k] === text.charCodeAt(start + k)) k++;
-        if (k === len) {
-          lastFlags = lf >>> 28;
-          return e - 1;
-        }
+      if ((lf & LENGTH) === len && rows[row + 1] === g) {
+        lastFlags = lf >>> 28;
+        return e - 1;
       }
     }
     s = (s + 1) & slotMask;
   }
-  return insert(text, start, end, h, s);
+  return insert(text, start, end, h, g, s);
 }
 
-/** Adds `text[start, end)` (hash `h`, not in the table; `s` its free slot) as a new word; returns its id. */
-function insert(text: string, start: number, end: number, h: number, s: number): number {
-  const len = end - start;
+/** Adds `text[start, end)` (hashes `h`, `g`, not in the table; `s` its free slot) as a new word; returns its id. */
+function insert(text: string, start: number, end: number, h: number, g: number, s: number): number {
   const id = words.length;
   if (id >= capacity) {
     grow();
-    return lookup(text, start, end, h);
+    return lookup(text, start, end, h, g);
   }
   const w = text.slice(start, end);
   words.push(w);
   const cp = w.codePointAt(0) ?? 0;
   const f = (hasAlnum(w) ? 1 : 0) | (w.length === (cp > 0xffff ? 2 : 1) && isCjkWordChar(cp) ? 2 : 0);
-  if (poolUsed + len > pool.length) {
-    const p = new Uint16Array(grownLength(pool.length, poolUsed + len));
-    p.set(pool.subarray(0, poolUsed));
-    pool = p;
-  }
-  for (let k = 0; k < len; k++) pool[poolUsed + k] = text.charCodeAt(start + k);
   const row = id * WORD_ROW;
-  rows[row] = len | (f << 28);
-  rows[row + 1] = poolUsed;
+  rows[row] = (end - start) | (f << 28);
+  rows[row + 1] = g;
   slots[2 * s] = h;
   slots[2 * s + 1] = id + 1;
-  poolUsed += len;
   lastFlags = f;
   return id;
 }
 
 /**
- * Ends the token `text[start, end)` (hash `h`) of a scan: looks it up and, when it is a word (has a letter or digit),
+ * Ends the token `text[start, end)` (hashes `h`, `g`) of a scan: looks it up and, when it is a word (has a letter or digit),
  * records it at `count` in the scan's slab space (from `scanAt`). Returns the new count.
  */
-function endWord(text: string, start: number, end: number, h: number, count: number): number {
-  const id = lookup(text, start, end, h);
+function endWord(text: string, start: number, end: number, h: number, g: number, count: number): number {
+  const id = lookup(text, start, end, h, g);
   if (!(lastFlags & 1)) return count;
   const at = scanAt + count;
   slabIds[at] = id;
@@ -221,6 +224,7 @@ export function scanWords(text: string): WordScan {
   let cjkChars = 0;
   let start = -1;
   let h = 0;
+  let g = 0;
   // At most one token per UTF-16 unit.
   const at = (scanAt = reserve(n));
   const ids = slabIds;
@@ -231,15 +235,17 @@ export function scanWords(text: string): WordScan {
     if (cp < 128) {
       if (cp === 32 || (cp >= 9 && cp <= 13)) {
         if (start >= 0) {
-          count = endWord(text, start, i, h, count);
+          count = endWord(text, start, i, h, g, count);
           start = -1;
         }
       } else {
         if (start < 0) {
           start = i;
-          h = 0x811c9dc5;
+          h = BASIS1;
+          g = BASIS2;
         }
-        h = Math.imul(h ^ cp, 0x01000193);
+        h = step1(h, cp);
+        g = step2(g, cp);
       }
       continue;
     }
@@ -254,22 +260,26 @@ export function scanWords(text: string): WordScan {
     }
     if (isSpace(cp) || isCjkPunct(cp)) {
       if (start >= 0) {
-        count = endWord(text, start, i, h, count);
+        count = endWord(text, start, i, h, g, count);
         start = -1;
       }
     } else if (cp >= 0x3040 && isCjkWordChar(cp)) {
       if (start >= 0) {
-        count = endWord(text, start, i, h, count);
+        count = endWord(text, start, i, h, g, count);
         start = -1;
       }
       if (width === 1 && cp < 0xa000) {
         let id = cjkIds[cp - CJK_BASE];
-        if (id === 0) cjkIds[cp - CJK_BASE] = id = lookup(text, i, i + 1, Math.imul(0x811c9dc5 ^ unit, 0x01000193)) + 1;
+        if (id === 0) cjkIds[cp - CJK_BASE] = id = lookup(text, i, i + 1, step1(BASIS1, unit), step2(BASIS2, unit)) + 1;
         ids[at + count] = id - 1;
       } else {
-        let ch = Math.imul(0x811c9dc5 ^ unit, 0x01000193);
-        if (width === 2) ch = Math.imul(ch ^ text.charCodeAt(i + 1), 0x01000193);
-        ids[at + count] = lookup(text, i, i + width, ch);
+        let ch = step1(BASIS1, unit);
+        let cg = step2(BASIS2, unit);
+        if (width === 2) {
+          ch = step1(ch, text.charCodeAt(i + 1));
+          cg = step2(cg, text.charCodeAt(i + 1));
+        }
+        ids[at + count] = lookup(text, i, i + width, ch, cg);
       }
       starts[at + count] = i;
       ends[at + count++] = i + width;
@@ -277,14 +287,19 @@ export function scanWords(text: string): WordScan {
     } else {
       if (start < 0) {
         start = i;
-        h = 0x811c9dc5;
+        h = BASIS1;
+        g = BASIS2;
       }
-      h = Math.imul(h ^ unit, 0x01000193);
-      if (width === 2) h = Math.imul(h ^ text.charCodeAt(i + 1), 0x01000193);
+      h = step1(h, unit);
+      g = step2(g, unit);
+      if (width === 2) {
+        h = step1(h, text.charCodeAt(i + 1));
+        g = step2(g, text.charCodeAt(i + 1));
+      }
     }
     i += width - 1;
   }
-  if (start >= 0) count = endWord(text, start, n, h, count);
+  if (start >= 0) count = endWord(text, start, n, h, g, count);
   return commit(at, count, cjkChars);
 }
 

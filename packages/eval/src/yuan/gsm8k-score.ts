@@ -1,3 +1,4 @@
+import { escapeRegExp } from '@yuan/core';
 import { toYuanText } from './files.js';
 
 // Characters that may not follow a number for it to count as a whole answer (score_gsm8k.py's look-ahead set).
@@ -7,7 +8,6 @@ const CANDIDATE = new RegExp(
   'g',
 );
 
-const escapeRegExp = (s: string) => s.replace(/[\\^$.*+?()[\]{}|\-]/g, '\\$&');
 const hasDigit = (s: string) => /\d/.test(s);
 
 /** `\frac{a}{b}` / `\dfrac{a}{b}` of plain numbers → `a/b` (left alone when three closing braces follow one another). */

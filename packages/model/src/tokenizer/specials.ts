@@ -1,3 +1,5 @@
+import { escapeRegExp } from '@yuan/core';
+
 /** Finds added-token strings in text; at each position the longest token wins, scanning left to right. */
 export class SpecialMatcher {
   private readonly re: RegExp | null;
@@ -23,8 +25,4 @@ export class SpecialMatcher {
     }
     if (last < text.length) onText(text.slice(last));
   }
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
