@@ -1,5 +1,6 @@
 import { num, obj } from '@yuan/core';
 import { analyze } from '../text/analysis.js';
+import { codePointCount } from '../text/chars.js';
 import { endsWithTerminal } from '../text/punct.js';
 import { defineFilter } from './define.js';
 
@@ -24,21 +25,6 @@ export interface FineWebOptions {
   minLinesForLineRules: number;
 }
 
-/** Number of code points of a string (what `[...s].length` counts). */
-function codePoints(s: string): number {
-  let n = s.length;
-  for (let i = 0; i + 1 < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n--;
-        i++;
-      }
-    }
-  }
-  return n;
-}
 
 /** FineWeb rules: terminal-punctuation lines, short lines, duplicated-line characters, newlines per word; skips code. */
 export const finewebFilter = defineFilter<FineWebOptions>({
@@ -68,7 +54,7 @@ export const finewebFilter = defineFilter<FineWebOptions>({
           if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
           const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
           let shortLines = 0;
-          for (const l of lines) if (codePoints(l) <= shortLen) shortLines++;
+          for (const l of lines) if (codePointCount(l) <= shortLen) shortLines++;
           const short = shortLines / lines.length;
           if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
         }

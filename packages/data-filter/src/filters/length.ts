@@ -1,4 +1,5 @@
 import { num, obj } from '@yuan/core';
+import { codePointCount } from '../text/chars.js';
 import { check, defineFilter } from './define.js';
 
 /** Options of `length`: bounds on the number of characters (code points) of the text. */
@@ -7,15 +8,6 @@ export interface LengthOptions {
   minChars: number;
   /** Default 1,000,000. */
   maxChars: number;
-}
-
-function codePoints(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) n--;
-  }
-  return n;
 }
 
 /** Drops documents shorter or longer than the character bounds. */
@@ -34,7 +26,7 @@ export const lengthFilter = defineFilter<LengthOptions>({
   create(o) {
     return {
       apply(doc) {
-        const n = codePoints(doc.text);
+        const n = codePointCount(doc.text);
         if (n < o.minChars) return { keep: false, reason: 'too-short', detail: `${n} < ${o.minChars} chars` };
         if (n > o.maxChars) return { keep: false, reason: 'too-long', detail: `${n} > ${o.maxChars} chars` };
         return { keep: true };

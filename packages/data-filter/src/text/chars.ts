@@ -64,3 +64,24 @@ export function coreLower(w: string): string {
   while (b > a && !isLetter(w[b - 1])) b--;
   return (a === 0 && b === w.length ? w : w.slice(a, b)).toLowerCase();
 }
+
+/** A high surrogate: a text without one has a code point per UTF-16 unit. */
+const HIGH_SURROGATE = /[\ud800-\udbff]/;
+
+/** Number of code points of a string (what `[...s].length` counts: a surrogate pair is one, a lone surrogate one). */
+export function codePointCount(s: string): number {
+  // The regular expression finds no high surrogate in a one-byte string at once, and scans others in native code.
+  if (!HIGH_SURROGATE.test(s)) return s.length;
+  let n = s.length;
+  for (let i = 0; i + 1 < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}

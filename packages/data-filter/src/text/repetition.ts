@@ -3,6 +3,8 @@ import { grownLength } from './capacity.js';
 
 /** Of a list of strings: the share of items that repeat an earlier item, and the share of characters in them. */
 export function duplicateShares(items: string[]): { items: number; chars: number } {
+  // No repeat among fewer than two items, or two different ones (most documents have one or two lines).
+  if (items.length < 2 || (items.length === 2 && items[0] !== items[1])) return { items: 0, chars: 0 };
   const seen = new Set<string>();
   let dupItems = 0;
   let dupChars = 0;
