@@ -1,5 +1,5 @@
 /** @yuan/data-filter: a streaming pretraining-data filter for Chinese and English text and code. */
-export { runFilter, DEFAULT_WORKERS, type RunFilterOptions, type FilterProgress } from './run.js';
+export { runFilter, DEFAULT_WORKERS, workersForInput, type RunFilterOptions, type FilterProgress } from './run.js';
 export { FilterPipeline, type PipelineResult } from './pipeline.js';
 export { buildFilterRegistry } from './plugins.js';
 export { BUILTIN_FILTERS } from './filters/index.js';

@@ -120,8 +120,35 @@ function exampleSnippet(sent: string | undefined, file: string, lineNo: number):
 
 const jsonInner = (s: string) => JSON.stringify(s).slice(1, -1);
 
-/** Default thread count of `runFilter` from code: 1 (the CLI defaults to the machine's cores). */
+/** Default thread count of `runFilter` from code: 1 (the CLI defaults to `workersForInput`). */
 export const DEFAULT_WORKERS = 1;
+
+/**
+ * Input bytes per filter thread below which one more thread costs more than it saves: each worker thread spends about
+ * a second of CPU compiling the filters and filling its word table, the time one core takes to filter about 15 MB
+ * (bench/filter.mjs on a 2-core machine: at 10 MB two worker threads take 1.2x the time of one thread, at 40 MB 0.85x).
+ */
+const BYTES_PER_THREAD = 16e6;
+/** Gzip-compressed input counts as this many times its size (JSONL text compresses about 3-5x). */
+const GZIP_EXPANSION = 4;
+
+/**
+ * The thread count for filtering `inputs` (`--shard I/N`: 1/N of their lines) when none is asked for: `cores`, but
+ * no more than one thread per 16 MB of input (BYTES_PER_THREAD), and 1 (the main thread only) below 32 MB. Inputs
+ * that cannot be read count as empty (`runFilter` reports them).
+ */
+export function workersForInput(inputs: readonly string[], cores: number, shard?: string | Shard): number {
+  let bytes = 0;
+  for (const f of inputs) {
+    try {
+      bytes += statSync(f).size * (f.endsWith('.gz') ? GZIP_EXPANSION : 1);
+    } catch {
+      // runFilter names the missing or unreadable file
+    }
+  }
+  const share = parseShard(shard).count;
+  return Math.max(1, Math.min(cores, Math.floor(bytes / share / BYTES_PER_THREAD)));
+}
 
 /** A batch of lines ends after this many bytes or lines (small enough that threads share the work evenly). */
 const BATCH_BYTES = 1 << 18;

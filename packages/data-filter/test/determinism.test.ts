@@ -1,8 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FILTER_PRESETS, runFilter } from '../src/index.js';
+import { FILTER_PRESETS, runFilter, workersForInput } from '../src/index.js';
 import { gaokaoPassages, gsm8k, haveDatasets, jsonl, rng, shakespeare, skipReason, wikiArticles, junk } from './corpus.js';
 
 if (!haveDatasets) console.warn(`skipping determinism tests: ${skipReason}`);
@@ -76,5 +76,30 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
     for (let i = 0; i < 3; i++) kept += (await runFilter({ inputs: [input], output: path.join(dir, `d-${i}.jsonl`), shard: `${i}/3` })).result.kept;
     // Copies whose original fell in another shard survive there: more documents are kept in all than by one run.
     expect(kept).toBeGreaterThan(one.result.kept);
+  });
+});
+
+describe('default thread count', () => {
+  it('uses one thread per 16 MB of input at most, counting gzip 4x and a shard 1/N', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'yuan-workers-'));
+    try {
+      const file = (name: string, bytes: number) => {
+        const f = path.join(dir, name);
+        writeFileSync(f, '');
+        truncateSync(f, bytes);
+        return f;
+      };
+      const small = file('small.jsonl', 10e6);
+      const big = file('big.jsonl', 40e6);
+      const gz = file('c.jsonl.gz', 10e6);
+      expect(workersForInput([small], 8)).toBe(1);
+      expect(workersForInput([big], 8)).toBe(2);
+      expect(workersForInput([big], 1)).toBe(1);
+      expect(workersForInput([big, small, gz], 8)).toBe(5);
+      expect(workersForInput([big], 8, '0/2')).toBe(1);
+      expect(workersForInput([path.join(dir, 'missing.jsonl')], 8)).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

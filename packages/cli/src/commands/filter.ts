@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { YuanError } from '@yuan/core';
-import { createPlan, printPlan, runFilter, runStage, STAGE_DOC, STAGES, type FilterProgress, type FilterReport, type StageName } from '@yuan/data-filter';
+import { createPlan, printPlan, runFilter, runStage, STAGE_DOC, STAGES, workersForInput, type FilterProgress, type FilterReport, type StageName } from '@yuan/data-filter';
 import { numberOption, requireString, type Command, type CommandIO } from '../command.js';
 import path from 'node:path';
 
@@ -42,10 +42,13 @@ function summary(r: FilterReport): string[] {
   return rows;
 }
 
-/** `--workers N` (default: the machine's cores, `os.availableParallelism()`). */
-export function workersOption(values: Record<string, unknown>): number {
+/**
+ * `--workers N`; without it, the machine's cores (`os.availableParallelism()`), but one thread per 16 MB of `inputs`
+ * at most (`workersForInput`: a worker thread's start-up costs about a second of CPU).
+ */
+export function workersOption(values: Record<string, unknown>, inputs: readonly string[]): number {
   const raw = values.workers as string | undefined;
-  if (raw === undefined) return availableParallelism();
+  if (raw === undefined) return workersForInput(inputs, availableParallelism(), values.shard as string | undefined);
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new YuanError('usage', `--workers "${raw}" must be a whole number >= 1`);
   return n;
@@ -85,7 +88,7 @@ export const filterCommand: Command = {
       set: values.set as string[] | undefined,
       badwords: values.badwords as string[] | undefined,
       shard: values.shard as string | undefined,
-      workers: workersOption(values),
+      workers: workersOption(values, inputs),
       pluginModules: ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p)),
       onProgress: progressPrinter(io),
     });
