@@ -48,7 +48,10 @@ export function collapseLine(line: string): string {
 
 /** `collapseLine` of a line of printable ASCII characters. */
 export function collapseAsciiLine(line: string): string {
-  return line.includes('  ') || line.endsWith(' ') ? collapseLine(line) : line;
+  // Without two spaces in a row (printable ASCII has no tab) the indentation is at most one space and every run is
+  // one space: only trailing space goes.
+  if (!line.includes('  ')) return line.endsWith(' ') ? line.trimEnd() : line;
+  return collapseLine(line);
 }
 
 /** Unicode normalisation, control-character removal and whitespace clean-up; drops documents left empty. */
