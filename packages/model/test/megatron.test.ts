@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchLoader, IndexedDataset, IndexedDatasetWriter, PackedSplit, PackWriter, readPackedIndex } from '../src/index.js';
+import { BatchLoader, IndexedDataset, IndexedDatasetWriter, PackedSplit, PackWriter, prepareWorkersForInput, readPackedIndex } from '../src/index.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-megatron-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -127,5 +127,28 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
     w.abort();
     expect(readdirSync(tmp).filter((f) => f.includes('aborted'))).toEqual([]);
     expect(existsSync(path.join(tmp, 'aborted.bin'))).toBe(false);
+  });
+});
+
+describe('yuan data prepare default thread count', () => {
+  it('uses one worker thread per 8 MB of input at most', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'yuan-prepare-workers-'));
+    try {
+      const file = (name: string, bytes: number) => {
+        const f = path.join(dir, name);
+        writeFileSync(f, '');
+        truncateSync(f, bytes);
+        return f;
+      };
+      const small = file('small.txt', 2e6);
+      const big = file('big.txt', 20e6);
+      expect(prepareWorkersForInput([small], 8)).toBe(1);
+      expect(prepareWorkersForInput([big], 8)).toBe(2);
+      expect(prepareWorkersForInput([big, big, small], 8)).toBe(5);
+      expect(prepareWorkersForInput([big, big, small], 4)).toBe(4);
+      expect(prepareWorkersForInput([path.join(dir, 'missing.txt')], 8)).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

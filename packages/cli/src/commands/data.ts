@@ -2,7 +2,7 @@ import { access, constants } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { YuanError, type Tokenizer } from '@yuan/core';
-import { prepareData, type PrepareProgress } from '@yuan/model';
+import { prepareData, prepareWorkersForInput, type PrepareProgress } from '@yuan/model';
 import { numberOption, type Command, type CommandIO } from '../command.js';
 import { loadRegistry, openTokenizer, PLUGIN_OPTION } from '../context.js';
 
@@ -62,7 +62,9 @@ export const dataPrepare: Command = {
     if (validFraction >= 1) throw new YuanError('usage', `--valid-fraction ${validFraction} must be below 1`);
     const format = (values.format as string | undefined) ?? 'auto';
     if (!['auto', 'text', 'jsonl', 'yuan'].includes(format)) throw new YuanError('usage', `--format "${format}" must be auto, text, jsonl or yuan`);
-    const workers = values.workers === undefined ? availableParallelism() : numberOption(values, 'workers', 1, { int: true, min: 1 });
+    // Without --workers: the cores, but one thread per 8 MB of input at most (a worker thread's start-up costs more
+    // than it gains on small inputs).
+    const workers = values.workers === undefined ? prepareWorkersForInput(inputs, availableParallelism()) : numberOption(values, 'workers', 1, { int: true, min: 1 });
     await checkReadable(inputs);
     const registry = await loadRegistry(values);
     const spec = values.tokenizer as string;

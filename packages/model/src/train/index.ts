@@ -27,5 +27,5 @@ export {
   type CheckpointContents,
   type CheckpointMeta,
 } from './state.js';
-export { prepareData, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
+export { prepareData, prepareWorkersForInput, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
 export { yuanLine, type Sample } from './prepare-items.js';
