@@ -3,9 +3,10 @@
  * text into the ids of its word tokens without allocating a string per token: a token is identified by its length
  * and two 32-bit hashes of its UTF-16 code units (FNV-1a, and a multiply-xorshift lane), computed as the scan passes
  * its characters. Two different words of one table get the same id only if both hashes and the length collide: about
- * n² / 2^65 for n words, under 3·10^-8 for the largest table (2^20 words). Properties of a word (its script, its lower-cased core,
- * its MinHash token, ...) are pure functions of its string, so they are computed once per distinct word and cached
- * by id (`WordCache`). The table starts over (new `generation`, ids reused) when it grows past `MAX_WORDS`.
+ * n² / 2^65 for n words, under 3·10^-8 for the largest table (2^20 words). Properties of a word (its script, its
+ * lower-cased core, its MinHash token, ...) are pure functions of its string, so they are computed once per distinct
+ * word and cached by id (`WordCache`, `WordNumbers`). The table starts over (new `generation`, ids reused) when it
+ * grows past `MAX_WORDS`.
  */
 import { coreLower, isCjkPunct, isCjkWordChar, isSpace } from './chars.js';
 
@@ -26,10 +27,10 @@ export function hasAlnum(w: string): boolean {
 /** Initial capacity of the word table (a corpus soon has tens of thousands of distinct words: growing costs rehashing). */
 const INITIAL_WORDS = 1 << 15;
 /**
- * Int32 values per word row. Everything known about a word sits in its row (one or two cache lines for consecutive
- * ids), so that after the scan has touched a word, every later per-token lookup of the same document (its flags, its
- * script, its stop-word bit, its MinHash token hash, ...) hits the cache: column 0 holds the length | flags << 28,
- * column 1 the second hash, columns 2 .. WORD_ROW - 1 the values of `WordNumbers`.
+ * Int32 values per word row. Everything known about a word sits in its row (32 bytes: two rows per cache line), so
+ * that after the scan has touched a word, every later per-token lookup of the same document (its flags, its script,
+ * its stop-word bit, its MinHash token hash, ...) hits the cache: column 0 holds the length | flags << 28, column 1
+ * the second hash, columns 2 .. WORD_ROW - 1 the values of `WordNumbers`.
  */
 export const WORD_ROW = 8;
 /** First row column given to a `WordNumbers`. */
@@ -45,7 +46,10 @@ let capacity = INITIAL_WORDS;
 let slots = new Int32Array(2 * 2 * INITIAL_WORDS);
 let slotMask = 2 * INITIAL_WORDS - 1;
 let generation = 0;
-/** Flags of the word last returned by `lookup`: bit 0, the token counts as a word (see hasAlnum); bit 1, it is one Han or kana character. */
+/**
+ * Flags of the word last returned by `lookup`: bit 0, the token counts as a word (see hasAlnum); bit 1, it is one Han
+ * or kana character.
+ */
 let lastFlags = 0;
 const LENGTH = (1 << 28) - 1;
 
@@ -109,7 +113,7 @@ function step1(h: number, c: number): number {
   return Math.imul(h ^ c, 0x01000193);
 }
 
-/** The second hash lane after one more code unit `c`: multiply, then xorshift (so its low bits are not the first lane's). */
+/** The second hash lane after one more code unit `c`: multiply, then xorshift (its low bits are not the first lane's). */
 function step2(g: number, c: number): number {
   const x = Math.imul(g ^ c, 0x5bd1e995);
   return x ^ (x >>> 15);
@@ -159,8 +163,8 @@ function insert(text: string, start: number, end: number, h: number, g: number, 
 }
 
 /**
- * Ends the token `text[start, end)` (hashes `h`, `g`) of a scan: looks it up and, when it is a word (has a letter or digit),
- * records it at `count` in the scan's slab space (from `scanAt`). Returns the new count.
+ * Ends the token `text[start, end)` (hashes `h`, `g`) of a scan: looks it up and, when it is a word (has a letter or
+ * digit), records it at `count` in the scan's slab space (from `scanAt`). Returns the new count.
  */
 function endWord(text: string, start: number, end: number, h: number, g: number, count: number): number {
   const id = lookup(text, start, end, h, g);
