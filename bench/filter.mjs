@@ -1,9 +1,9 @@
 // Throughput of the yuan-zh-en filter preset against the floor (plain JSONL read + parse + write of the same file),
-// with 1 thread and with WORKERS (default: this machine's cores, as `yuan filter` defaults) worker threads, and MinHash
+// with 1 thread and with WORKERS (default: this machine's cores) worker threads, and MinHash
 // signatures per second. Every run is a fresh `node` process, as a `yuan filter` run is: a run in a process that has
 // already filtered would start with the filters compiled, which a real run never does. The runs are interleaved
 // (floor, 1 thread, N threads, again) REPEAT times (default 2) and each configuration's best time is compared.
-// Run: `node bench/filter.mjs [MB] [--repeat R]` after building packages/data-filter (default 100 MB: each thread pays
+// Run from the repository root: `node bench/filter.mjs [MB] [--repeat R]` after `pnpm build` (default 100 MB: each thread pays
 // about a second of JIT compilation and word-table warm-up, so a short input measures start-up, not throughput).
 // Ratios are against the floor measured in this run; absolute numbers depend on the machine.
 import { execFileSync } from 'node:child_process';
@@ -66,6 +66,13 @@ async function main() {
   const targetMB = Number(positionals[0] ?? 100);
   const repeat = Number(values.repeat ?? 2);
   const workers = Number(process.env.WORKERS ?? availableParallelism());
+  const usage = (message) => {
+    console.error(`bench/filter.mjs: ${message}`);
+    process.exit(2);
+  };
+  if (!(targetMB > 0)) usage(`size "${positionals[0]}" must be a number of megabytes > 0`);
+  if (!Number.isInteger(repeat) || repeat < 1) usage(`--repeat "${values.repeat}" must be a whole number >= 1`);
+  if (!Number.isInteger(workers) || workers < 1) usage(`WORKERS="${process.env.WORKERS}" must be a whole number >= 1`);
   const { MinHasher, chooseBands } = await import(dist);
   const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-filter-'));
   try {
@@ -74,7 +81,9 @@ async function main() {
     const out = createWriteStream(input);
     let bytes = 0;
     let documents = 0;
-    // Each text appears with a numbered suffix so most documents are distinct; every 20th is an exact copy.
+    // The texts are used in turn (9,413 of them with the datasets: each about 17 times in 100 MB), each time with a
+    // numbered last line, which c4 removes as a short line, so later copies become exact duplicates for exact-dedup,
+    // as repeated pages of a web crawl do; every 20th document is the previous one's text without that line.
     for (let i = 0; bytes < targetMB * 1e6; i++, documents++) {
       const text = i % 20 === 19 ? texts[(i - 1) % texts.length] : `${texts[i % texts.length]}\n(${i})`;
       const line = `${JSON.stringify({ id: i, text })}\n`;

@@ -53,6 +53,8 @@ export interface FilterReport {
   };
   result: { kept: number; bytes: number; dropped: number };
   filters: FilterStats[];
+  /** Threads that ran the per-document filters (1: the main thread; N > 1: N worker threads). */
+  threads: number;
   seconds: number;
   documentsPerSecond: number;
   megabytesPerSecond: number;

@@ -107,9 +107,14 @@ function checkPaths(options: RunFilterOptions): void {
     if (!existsSync(f)) throw new YuanError('not-found', `input file not found: ${f}`);
     if (!statSync(f).isFile()) throw new YuanError('usage', `input is not a file: ${f}`);
   }
-  const outs = [options.output, options.rejects, options.report].filter((p): p is string => !!p).map((p) => path.resolve(p));
-  if (new Set(outs).size !== outs.length) throw new YuanError('usage', 'output, rejects and report must be different files');
-  for (const o of outs) if (options.inputs.some((i) => path.resolve(i) === o)) throw new YuanError('usage', `output file ${o} is also an input`);
+  const named: [string, string | undefined][] = [
+    ['output', options.output],
+    ['rejects', options.rejects],
+    ['report', options.report],
+  ];
+  const outs = named.filter((o): o is [string, string] => !!o[1]);
+  if (new Set(outs.map(([, p]) => path.resolve(p))).size !== outs.length) throw new YuanError('usage', 'output, rejects and report must be different files');
+  for (const [role, p] of outs) if (options.inputs.some((i) => path.resolve(i) === path.resolve(p))) throw new YuanError('usage', `${role} file ${path.resolve(p)} is also an input`);
 }
 
 /** The snippet a worker sent with a repeat for a report example (it sends one while a repeat may become one). */
@@ -385,6 +390,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     input: { lines: c.lines, blank: c.blank, documents: c.documents, malformed: c.malformed, bytes: c.bytes, reasons: inputReasons },
     result: { kept: c.kept, dropped: c.dropped, bytes: output.bytes },
     filters: pipeline.stats(),
+    threads: workers,
     seconds: Math.round(seconds * 1000) / 1000,
     documentsPerSecond: Math.round(seconds > 0 ? c.documents / seconds : 0),
     megabytesPerSecond: Math.round((seconds > 0 ? c.bytes / 1e6 / seconds : 0) * 100) / 100,

@@ -41,7 +41,8 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
     const run = async (workers: number) => {
       const tag = `w${workers}`;
       const report = await runFilter({ inputs: [mixed, input], output: path.join(dir, `${tag}.jsonl`), rejects: path.join(dir, `${tag}-rej.jsonl`), workers, configObject: { maxLineBytes: 4096, annotate: true } });
-      const strip = (r: typeof report) => JSON.stringify({ ...r, output: '', rejects: '', seconds: 0, documentsPerSecond: 0, megabytesPerSecond: 0, filters: r.filters.map((f) => ({ ...f, seconds: 0 })) });
+      expect(report.threads).toBe(workers);
+      const strip = (r: typeof report) => JSON.stringify({ ...r, output: '', rejects: '', threads: 0, seconds: 0, documentsPerSecond: 0, megabytesPerSecond: 0, filters: r.filters.map((f) => ({ ...f, seconds: 0 })) });
       return { out: readFileSync(path.join(dir, `${tag}.jsonl`)), rej: readFileSync(path.join(dir, `${tag}-rej.jsonl`)), report: strip(report), kept: report.result.kept };
     };
     const one = await run(1);

@@ -29,7 +29,8 @@ function progressPrinter(io: CommandIO): (p: FilterProgress) => void {
 }
 
 function summary(r: FilterReport): string[] {
-  const rows = [`${r.input.documents} documents in (${r.input.malformed} malformed lines, ${r.input.blank} blank), ${r.result.kept} kept, ${r.result.dropped} dropped; ${r.megabytesPerSecond} MB/s, ${r.documentsPerSecond} docs/s`];
+  const threads = r.threads === 1 ? 'on the main thread' : `on ${r.threads} worker threads`;
+  const rows = [`${r.input.documents} documents in (${r.input.malformed} malformed lines, ${r.input.blank} blank), ${r.result.kept} kept, ${r.result.dropped} dropped; ${r.megabytesPerSecond} MB/s, ${r.documentsPerSecond} docs/s, ${threads}`];
   const width = Math.max(...r.filters.map((f) => f.label.length), 5);
   rows.push(`${'filter'.padEnd(width)} ${'seen'.padStart(9)} ${'dropped'.padStart(9)}  reasons`);
   if (r.input.malformed) {
@@ -49,7 +50,7 @@ function summary(r: FilterReport): string[] {
 export function workersOption(values: Record<string, unknown>, inputs: readonly string[]): number {
   const raw = values.workers as string | undefined;
   if (raw === undefined) return workersForInput(inputs, availableParallelism(), values.shard as string | undefined);
-  const n = Number(raw);
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isInteger(n) || n < 1) throw new YuanError('usage', `--workers "${raw}" must be a whole number >= 1`);
   return n;
 }
