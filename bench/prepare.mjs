@@ -3,8 +3,8 @@
 // 1 and WORKERS (default 2) worker threads, each in a fresh `node` process as a `yuan data prepare` run is (in this
 // process the tokenizer is already compiled, which would favour one thread). Ratios are against baselines measured
 // in this run.
-// Run after building packages/model: `node bench/prepare.mjs [MB]`. Python: PYTHON=bench/.venv/bin/python
-// (python3 -m venv bench/.venv && bench/.venv/bin/pip install sentencepiece); skipped when it cannot import it.
+// Run after building packages/model: `node bench/prepare.mjs [MB]`. Python: PYTHON, else bench/.venv, which the
+// benchmark creates with `sentencepiece` installed on first use; the comparison is skipped when it cannot import it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,21 @@ if (process.argv[2] === '--child') {
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * The benchmark's own Python: bench/.venv, created with `sentencepiece` installed on first use (pip's configured index
+ * or mirror). When that fails, the system python3 (the comparison is then skipped unless it has sentencepiece).
+ */
+function benchPython() {
+  const venv = path.join(root, 'bench', '.venv');
+  const py = path.join(venv, 'bin', 'python');
+  const has = () => existsSync(py) && spawnSync(py, ['-c', 'import sentencepiece'], { stdio: 'ignore' }).status === 0;
+  if (has()) return py;
+  console.log('installing sentencepiece into bench/.venv for the comparison ...');
+  if (!existsSync(py)) spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
+  if (existsSync(py)) spawnSync(py, ['-m', 'pip', 'install', '-q', 'sentencepiece'], { stdio: 'ignore', timeout: 300_000 });
+  return has() ? py : 'python3';
+}
 const shared = path.resolve(root, '..', 'shared');
 const model = path.join(shared, 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 const targetMB = Number(process.argv[2] ?? 8);
@@ -70,7 +85,7 @@ try {
   const ours = (performance.now() - t0) / 1000;
   console.log(`@yuan/model SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
 
-  const python = process.env.PYTHON ?? (existsSync(path.join(root, 'bench', '.venv', 'bin', 'python')) ? path.join(root, 'bench', '.venv', 'bin', 'python') : 'python3');
+  const python = process.env.PYTHON ?? benchPython();
   const script = [
     'import sys, time, sentencepiece as spm',
     'sp = spm.SentencePieceProcessor(model_file=sys.argv[1])',
