@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { benchTexts, writeBenchCorpus } from './filter-corpus.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const D = path.resolve(root, '..', 'shared', 'datasets');
@@ -22,29 +23,6 @@ const benchMB = Number(process.argv[3] ?? 10);
 if (!process.argv[2]) {
   console.error('usage: node bench/filter-equivalence.mjs OLD_DIST [bench MB]');
   process.exit(2);
-}
-
-/** The corpus of bench/filter.mjs. */
-function benchCorpus(file) {
-  const texts = [];
-  for (const l of readFileSync(path.join(D, 'wikitext-2', 'test.txt'), 'utf8').split('\n')) if (l.length > 200) texts.push(l.trim());
-  for (const l of readFileSync(path.join(D, 'gsm8k', 'train.jsonl'), 'utf8').trim().split('\n')) {
-    const g = JSON.parse(l);
-    texts.push(`${g.question}\n${g.answer}`);
-  }
-  for (const l of readFileSync(path.join(D, 'agieval', 'gaokao-chinese.jsonl'), 'utf8').trim().split('\n')) {
-    const p = JSON.parse(l).passage;
-    if (p) texts.push(p);
-  }
-  const lines = [];
-  let bytes = 0;
-  for (let i = 0; bytes < benchMB * 1e6; i++) {
-    const text = i % 20 === 19 ? texts[(i - 1) % texts.length] : `${texts[i % texts.length]}\n(${i})`;
-    const line = `${JSON.stringify({ id: i, text })}\n`;
-    lines.push(line);
-    bytes += Buffer.byteLength(line);
-  }
-  writeFileSync(file, lines.join(''));
 }
 
 /** The mixed corpus (deterministic). */
@@ -128,7 +106,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'yuan-filter-equivalence-'));
 let bad = 0;
 try {
   const inputs = [path.join(dir, 'bench.jsonl'), path.join(dir, 'mixed.jsonl')];
-  benchCorpus(inputs[0]);
+  await writeBenchCorpus(inputs[0], benchMB, benchTexts(D));
   mixedCorpus(inputs[1]);
   const builds = { old: await import(path.join(oldDist, 'index.js')), new: await import(path.join(newDist, 'index.js')) };
   for (const input of inputs) {

@@ -7,12 +7,13 @@
 // about a second of JIT compilation and word-table warm-up, so a short input measures start-up, not throughput).
 // Ratios are against the floor measured in this run; absolute numbers depend on the machine.
 import { execFileSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchTexts, writeBenchCorpus } from './filter-corpus.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'packages', 'data-filter', 'dist', 'index.js');
@@ -38,28 +39,6 @@ async function child(mode, input, output, workers) {
   console.log(JSON.stringify({ seconds, documents: report.input.documents, kept: report.result.kept, filters: report.filters.map((s) => [s.label, s.seconds]) }));
 }
 
-/** Real text (WikiText paragraphs, GSM8K, gaokao passages) when the datasets are present, else generated sentences. */
-function corpus() {
-  const texts = [];
-  if (existsSync(datasets)) {
-    for (const l of readFileSync(path.join(datasets, 'wikitext-2', 'test.txt'), 'utf8').split('\n')) if (l.length > 200) texts.push(l.trim());
-    for (const l of readFileSync(path.join(datasets, 'gsm8k', 'train.jsonl'), 'utf8').trim().split('\n')) {
-      const g = JSON.parse(l);
-      texts.push(`${g.question}\n${g.answer}`);
-    }
-    for (const l of readFileSync(path.join(datasets, 'agieval', 'gaokao-chinese.jsonl'), 'utf8').trim().split('\n')) {
-      const p = JSON.parse(l).passage;
-      if (p) texts.push(p);
-    }
-  } else {
-    console.log(`datasets not found at ${datasets}: using generated text`);
-    const words = 'the of and to in is was for on that with as by at from his her which were are this be have an it not or their had';
-    const w = words.split(' ');
-    for (let i = 0; i < 5000; i++) texts.push(Array.from({ length: 150 }, (_, j) => w[(i * 31 + j * 17 + (j * j) % 7) % w.length]).join(' ') + '.');
-  }
-  return texts;
-}
-
 async function main() {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string' }, child: { type: 'string' }, workers: { type: 'string' } } });
   if (values.child) return child(values.child, positionals[0], positionals[1], Number(values.workers ?? 1));
@@ -76,21 +55,9 @@ async function main() {
   const { MinHasher, chooseBands } = await import(dist);
   const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-filter-'));
   try {
-    const texts = corpus();
+    const texts = benchTexts(datasets);
     const input = path.join(dir, 'in.jsonl');
-    const out = createWriteStream(input);
-    let bytes = 0;
-    let documents = 0;
-    // The texts are used in turn (9,413 of them with the datasets: each about 17 times in 100 MB), each time with a
-    // numbered last line, which c4 removes as a short line, so later copies become exact duplicates for exact-dedup,
-    // as repeated pages of a web crawl do; every 20th document is the previous one's text without that line.
-    for (let i = 0; bytes < targetMB * 1e6; i++, documents++) {
-      const text = i % 20 === 19 ? texts[(i - 1) % texts.length] : `${texts[i % texts.length]}\n(${i})`;
-      const line = `${JSON.stringify({ id: i, text })}\n`;
-      if (!out.write(line)) await new Promise((r) => out.once('drain', r));
-      bytes += Buffer.byteLength(line);
-    }
-    await new Promise((r) => out.end(r));
+    const documents = await writeBenchCorpus(input, targetMB, texts);
     const mb = statSync(input).size / 1e6;
     console.log(`input: ${documents} documents, ${mb.toFixed(1)} MB; ${availableParallelism()} cores, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; best of ${repeat} interleaved fresh-process runs`);
 
