@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { applySet, deepMerge, writeFileAtomic, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
+import { applySet, deepMerge, threadsForInput, writeFileAtomic, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { WorkerPool } from './parallel/pool.js';
@@ -143,16 +143,8 @@ const GZIP_EXPANSION = 4;
  * that cannot be read count as empty (`runFilter` reports them).
  */
 export function workersForInput(inputs: readonly string[], cores: number, shard?: string | Shard): number {
-  let bytes = 0;
-  for (const f of inputs) {
-    try {
-      bytes += statSync(f).size * (f.endsWith('.gz') ? GZIP_EXPANSION : 1);
-    } catch {
-      // runFilter names the missing or unreadable file
-    }
-  }
-  const share = parseShard(shard).count;
-  return Math.max(1, Math.min(cores, Math.floor(bytes / share / BYTES_PER_THREAD)));
+  // A shard 1/N filters 1/N of the lines: one thread per N × 16 MB of files.
+  return threadsForInput(inputs, cores, parseShard(shard).count * BYTES_PER_THREAD, (f) => (f.endsWith('.gz') ? GZIP_EXPANSION : 1));
 }
 
 /** A batch of lines ends after this many bytes or lines (small enough that threads share the work evenly). */

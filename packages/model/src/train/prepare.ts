@@ -2,7 +2,7 @@ import { createReadStream, existsSync, statSync, type ReadStream } from 'node:fs
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
-import { YuanError, type Tokenizer } from '@yuan/core';
+import { threadsForInput, YuanError, type Tokenizer } from '@yuan/core';
 import { PackWriter, type PackedIndex } from './pack.js';
 import { encodeSamples, yuanLine, type EncodedBatch, type Sample } from './prepare-items.js';
 
@@ -63,15 +63,7 @@ const BYTES_PER_THREAD = 8e6;
  * input (BYTES_PER_THREAD), and 1 (this thread only) below 16 MB. Inputs that cannot be read count as empty.
  */
 export function prepareWorkersForInput(inputs: readonly string[], cores: number): number {
-  let bytes = 0;
-  for (const f of inputs) {
-    try {
-      bytes += statSync(f).size;
-    } catch {
-      // prepareData names the missing or unreadable file
-    }
-  }
-  return Math.max(1, Math.min(cores, Math.floor(bytes / BYTES_PER_THREAD)));
+  return threadsForInput(inputs, cores, BYTES_PER_THREAD);
 }
 
 const BATCH_SAMPLES = 512;
