@@ -174,12 +174,13 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const init: WorkInit = { config, inputs: options.inputs, withRejects: !!options.rejects };
-  const local = new BatchProcessor(pipeline, init, true);
   const tail = planTail(pipeline);
 
   const output = new AtomicWriter(options.output);
   const rejects = options.rejects ? new AtomicWriter(options.rejects) : undefined;
   const pool = workers > 1 ? new WorkerPool(workers, init) : undefined;
+  // One thread: this thread filters every batch itself.
+  const local = pool ? undefined : new BatchProcessor(pipeline, init, true);
   const inputReasons: Record<string, ReasonStats> = {};
   const c = { lines: 0, blank: 0, documents: 0, malformed: 0, bytes: 0, kept: 0, dropped: 0 };
   const started = performance.now();
@@ -236,7 +237,7 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     files = [];
     lineNos = [];
     const meta = { files: batch.files, lineNos: batch.lineNos };
-    const result = pool ? pool.submit(batch) : Promise.resolve(local.process(batch));
+    const result = pool ? pool.submit(batch) : Promise.resolve(local!.process(batch));
     result.catch(() => undefined);
     queue.push({ batch: meta, result });
   };
