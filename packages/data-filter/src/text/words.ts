@@ -393,10 +393,6 @@ export class WordNumbers {
     return this.own ?? rows;
   }
 
-  /** The property of word `id` (of the current generation). */
-  get(id: number): number {
-    return this.table()[id * WORD_ROW + this.column];
-  }
 }
 
 /** Per word: the word lower-cased without the non-letters at its two ends (`coreLower`), shared by the filters. */
