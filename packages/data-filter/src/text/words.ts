@@ -392,7 +392,6 @@ export class WordNumbers {
     }
     return this.own ?? rows;
   }
-
 }
 
 /** Per word: the word lower-cased without the non-letters at its two ends (`coreLower`), shared by the filters. */
