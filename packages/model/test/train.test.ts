@@ -15,6 +15,7 @@ import {
   modelParameters,
   PackedSplit,
   PackWriter,
+  positionResetId,
   readPackedIndex,
   resolveResumeDir,
   saveTrainCheckpoint,
@@ -50,7 +51,7 @@ function makeTrainer(config: YuanConfig, model: YuanModel, steps: number, seed =
   const tc = trainConfig(config);
   const index = readPackedIndex(dataDir);
   const split = PackedSplit.open(dataDir, index, 'train');
-  return new Trainer(model, tc, steps, new BatchLoader(split, tc.seqLength, tc.microBatchSize, seed, index.special.eod));
+  return new Trainer(model, tc, steps, new BatchLoader(split, tc.seqLength, tc.microBatchSize, seed, positionResetId(index, tc, dataDir)));
 }
 
 async function losses(trainer: Trainer, n: number): Promise<number[]> {

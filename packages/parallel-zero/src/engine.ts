@@ -13,6 +13,7 @@ import {
   LayeredModel,
   layerwiseBackward,
   writeOptimizerShard,
+  positionResetId,
   readPackedIndex,
   YuanModel,
   type Batch,
@@ -173,7 +174,7 @@ class DataParallelEngine implements TrainingEngine {
     const index = readPackedIndex(setup.data);
     this.resetPositions = setup.train.resetPositionIds;
     this.split = PackedSplit.open(setup.data, index, 'train');
-    this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, setup.train.resetPositionIds ? index.special.eod : undefined);
+    this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, positionResetId(index, setup.train, setup.data));
     const reset = this.resetPositions;
     let entries: Iterable<{ name: string; shape: readonly number[] }>;
     if (this.options.zero === 2) {

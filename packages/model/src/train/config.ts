@@ -28,6 +28,12 @@ export interface TrainConfig {
   gradClip: number;
   /** Restart RoPE positions after each `<eod>` inside a packed sequence (Megatron's --reset-position-ids). Default true. */
   resetPositionIds: boolean;
+  /**
+   * The id that ends each document (positions restart after it; `--eod-id`). Default: the `<eod>` of the data's
+   * `index.json`; a Megatron dataset without one needs it (there is no safe guess). It must fit the data's dtype and
+   * the model's vocabulary.
+   */
+  eodId?: number;
   /** Evaluate the validation loss every this many steps (0: only at the end). Default 50. */
   validEvery: number;
   /** Validation micro-batches per evaluation. Default 4. */
@@ -72,6 +78,7 @@ const schema = obj({
   weightDecay: num({ min: 0 }),
   gradClip: num({ min: 0 }),
   resetPositionIds: bool(),
+  eodId: optional(num({ int: true, min: 0 })),
   validEvery: num({ int: true, min: 0 }),
   validBatches: num({ int: true, min: 1 }),
   checkpointEvery: num({ int: true, min: 0 }),

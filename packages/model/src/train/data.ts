@@ -2,7 +2,8 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } fr
 import path from 'node:path';
 import { YuanError } from '@yuan/core';
 import { Rng } from '@yuan/tensor';
-import { IndexedDataset } from './megatron.js';
+import type { TrainConfig } from './config.js';
+import { firstOutside, IndexedDataset, MEGATRON_DTYPES, SCAN_BYTES } from './megatron.js';
 import type { PackedIndex, SplitName } from './pack.js';
 
 /** A batch of packed windows, flat row-major [rows, seqLength]. */
@@ -27,22 +28,66 @@ export interface DataPosition {
 /** Where a split's tokens come from: our folder's uint32 ids + mask, or a Megatron `.bin` (no mask: every token counts). */
 interface TokenSource {
   readonly tokens: number;
+  /** The token file. */
+  readonly file: string;
+  /** The integer type ids are stored in and the largest id it holds. */
+  readonly idType: { name: string; max: number };
   /** Reads `count` ids from token `start` into `ids` and, when the source has one, the loss mask into `mask`. */
   read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void;
+  /** The first token whose id is outside [0, limit), or undefined (one pass over the file). */
+  firstIdOutside(limit: number): { token: number; id: number } | undefined;
+  /** Names the document (and sequence, where the format has them) holding token `token`, for an error message. */
+  where(token: number): string;
   close(): void;
 }
 
 class FolderSource implements TokenSource {
+  readonly idType = { name: 'uint32', max: 0xffffffff };
   constructor(
     readonly tokens: number,
+    readonly file: string,
     private readonly fdIds: number,
     private readonly fdMask: number,
+    /** The id that separates documents (every document of a packed folder ends with it). */
+    private readonly eod: number | undefined,
   ) {}
   read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void {
     const b = Buffer.alloc(count * 4);
     readSync(this.fdIds, b, 0, b.length, start * 4);
     for (let i = 0; i < count; i++) ids[i] = b.readUInt32LE(i * 4);
     readSync(this.fdMask, mask, 0, count, start);
+  }
+  /** Calls `each(start, view, n)` for every chunk of ids up to token `end`; stops early when it returns true. */
+  private chunks(end: number, each: (start: number, view: Uint32Array, n: number) => boolean): void {
+    const items = SCAN_BYTES / 4;
+    const view = new Uint32Array(items);
+    const bytes = new Uint8Array(view.buffer);
+    for (let start = 0; start < end; start += items) {
+      const n = Math.min(items, end - start);
+      const got = readSync(this.fdIds, bytes, 0, n * 4, start * 4);
+      if (got !== n * 4) throw new YuanError('input', `${this.file}: short read at token ${start} (file changed while reading?)`);
+      if (each(start, view, n)) return;
+    }
+  }
+  firstIdOutside(limit: number): { token: number; id: number } | undefined {
+    let found: { token: number; id: number } | undefined;
+    this.chunks(this.tokens, (start, view, n) => {
+      const at = firstOutside(view, n, limit, false);
+      if (at >= 0) found = { token: start + at, id: view[at] };
+      return found !== undefined;
+    });
+    return found;
+  }
+  where(token: number): string {
+    if (this.eod === undefined) return `token ${token}`;
+    // documents are separated by <eod>: the document of a token is the number of <eod>s before it
+    let document = 0;
+    const eod = this.eod;
+    this.chunks(token, (_start, view, n) => {
+      for (let i = 0; i < n; i++) if (view[i] === eod) document++;
+      return false;
+    });
+    return `document ${document} (token ${token})`;
   }
   close(): void {
     closeSync(this.fdIds);
@@ -51,13 +96,26 @@ class FolderSource implements TokenSource {
 }
 
 class MegatronSource implements TokenSource {
-  constructor(private readonly ds: IndexedDataset) {}
+  readonly idType: { name: string; max: number };
+  constructor(private readonly ds: IndexedDataset) {
+    this.idType = MEGATRON_DTYPES[ds.header.dtype];
+  }
   get tokens(): number {
     return this.ds.tokens;
+  }
+  get file(): string {
+    return `${this.ds.prefix}.bin`;
   }
   read(start: number, count: number, ids: Int32Array, mask: Uint8Array): void {
     this.ds.read(start, count, ids);
     mask.fill(1, 0, count);
+  }
+  firstIdOutside(limit: number): { token: number; id: number } | undefined {
+    return this.ds.firstIdOutside(limit);
+  }
+  where(token: number): string {
+    const { sequence, document } = this.ds.locate(token);
+    return `document ${document} (sequence ${sequence}, token ${token})`;
   }
   close(): void {
     this.ds.close();
@@ -90,7 +148,32 @@ export class PackedSplit {
       closeSync(fdMask);
       throw new YuanError('input', `${dir}: ${name} files hold ${tokens} tokens but index.json says ${info.tokens} (truncated or foreign data)`);
     }
-    return new PackedSplit(name, tokens, new FolderSource(tokens, fdIds, fdMask));
+    return new PackedSplit(name, tokens, new FolderSource(tokens, ids, fdIds, fdMask, index.special?.eod));
+  }
+
+  /** The token file this split reads (`train.bin`, or a Megatron `PREFIX.bin`). */
+  get file(): string {
+    return this.source.file;
+  }
+
+  /** The integer type the split's ids are stored in (`uint32` for a packed folder, a Megatron dtype) and its largest id. */
+  get idType(): { name: string; max: number } {
+    return this.source.idType;
+  }
+
+  /**
+   * Checks, once before training, that every token id is inside the model's vocabulary [0, vocabSize): one
+   * sequential pass over the token file with a typed-array loop. An id outside is an error ('input') naming the file,
+   * the document (the `.idx` document index of a Megatron dataset, the count of `<eod>` separators before it in a
+   * packed folder), the token and the id, on one line.
+   */
+  checkIds(vocabSize: number): void {
+    const bad = this.source.firstIdOutside(vocabSize);
+    if (!bad) return;
+    throw new YuanError(
+      'input',
+      `${this.source.file}: ${this.source.where(bad.token)} holds token id ${bad.id}, outside the model's vocabulary of ${vocabSize} (ids 0..${vocabSize - 1}): the data was tokenized for another vocabulary or is corrupt`,
+    );
   }
 
   /** Number of windows of `seqLength + 1` tokens (consecutive windows share one token). */
@@ -121,20 +204,21 @@ export class PackedSplit {
   }
 }
 
-/** YUAN 2.0's special ids (`<eod>` 77185, `<sep>` 77187, `<pad>` 77188), assumed for a Megatron dataset with no index.json beside it. */
+/** YUAN 2.0's special ids (`<eod>` 77185, `<sep>` 77187, `<pad>` 77188); never assumed for data (give `--eod-id 77185`). */
 export const YUAN_SPECIAL_IDS = { eod: 77185, sep: 77187, pad: 77188 } as const;
 
 /**
  * Describes a Megatron indexed dataset `PREFIX.bin` + `PREFIX.idx` as a packed index whose train split is the whole
  * dataset (no valid split, every token in the loss). Tokenizer, vocabulary and special ids come from an `index.json`
- * of `yuan data prepare` in the same folder, else YUAN 2.0's (vocabulary unchecked).
+ * of `yuan data prepare` in the same folder; without one they are unknown (`special` absent, vocabulary 0), and the
+ * end-of-document id must be given (`train.eodId`, see `positionResetId`).
  */
 function megatronIndex(prefix: string): PackedIndex {
   const ds = IndexedDataset.open(prefix);
   const tokens = ds.tokens;
   const documents = ds.header.sequences;
   ds.close();
-  let meta: Pick<PackedIndex, 'tokenizer' | 'vocabSize' | 'special'> = { tokenizer: { name: 'unknown (Megatron dataset)' }, vocabSize: 0, special: { ...YUAN_SPECIAL_IDS } };
+  let meta: Pick<PackedIndex, 'tokenizer' | 'vocabSize' | 'special'> = { tokenizer: { name: 'unknown (Megatron dataset)' }, vocabSize: 0 };
   const beside = path.join(path.dirname(prefix), 'index.json');
   if (existsSync(beside)) {
     try {
@@ -151,6 +235,24 @@ function megatronIndex(prefix: string): PackedIndex {
     splits: { train: { tokens, documents, file: `${prefix}.bin`, mask: '' }, valid: { tokens: 0, documents: 0, file: '', mask: '' } },
     sftPairs: 0,
   };
+}
+
+/**
+ * The id after which positions restart when training on `data` (described by `index`): undefined when
+ * `train.resetPositionIds` is off, else `train.eodId` when given (`--eod-id`), else the `<eod>` of the data's
+ * `index.json`. A Megatron dataset with no `index.json` beside it and no `eodId` is a usage error: its end-of-document
+ * id is unknown and guessing one would leave positions unreset at every real document end.
+ */
+export function positionResetId(index: PackedIndex, train: Pick<TrainConfig, 'resetPositionIds' | 'eodId'>, data: string): number | undefined {
+  if (!train.resetPositionIds) return undefined;
+  const eod = train.eodId ?? index.special?.eod;
+  if (eod === undefined) {
+    throw new YuanError(
+      'usage',
+      `${data}: a Megatron dataset with no index.json beside it does not say which id ends a document: pass --eod-id N (--set train.eodId=N; YUAN 2.0's <eod> is ${YUAN_SPECIAL_IDS.eod}), or --set train.resetPositionIds=false`,
+    );
+  }
+  return eod;
 }
 
 /**

@@ -4,12 +4,12 @@ export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, clipScale, assertFiniteStep, disposeGrads, type GradMap } from './grads.js';
 export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
-export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
+export { PackedSplit, BatchLoader, readPackedIndex, positionResetId, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
 export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
 export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
 export { LayeredModel, layerwiseBackward, type LayerwiseGroup } from './layerwise.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
-export { runTraining, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
+export { runTraining, checkTrainingData, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
 export { lineChartSvg, smooth, type Series } from './plot.js';
 export {
   saveTrainCheckpoint,

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { writeFileAtomic, YuanError, type YuanConfig } from '@yuan/core';
 import type { AttentionLookup } from '../checkpoint.js';
 import { modelParameters } from '../parameters.js';
-import { trainConfig } from './config.js';
-import { evalBatches, PackedSplit, readPackedIndex, type Batch } from './data.js';
+import { trainConfig, type TrainConfig } from './config.js';
+import { evalBatches, PackedSplit, positionResetId, readPackedIndex, type Batch } from './data.js';
 import type { PackedIndex } from './pack.js';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
@@ -57,10 +57,46 @@ export interface RunResult {
   valid: [number, number][];
 }
 
-function checkData(index: PackedIndex, config: YuanConfig, dir: string): void {
-  if (index.vocabSize > config.model.vocabSize) {
-    throw new YuanError('input', `${dir} was tokenized with ${index.tokenizer.name} (vocabulary ${index.vocabSize}) but the model's vocabulary is ${config.model.vocabSize}`);
+/**
+ * Checks a data source once, before the first step, so bad data stops the run with one line instead of a kernel's
+ * stack trace mid-training: the tokenizer's vocabulary fits the model; the end-of-document id is known (when positions
+ * reset), fits the files' integer type and the vocabulary; every token id of every non-empty split is inside the
+ * model's vocabulary (one typed-array pass per token file). Returns the id positions restart after.
+ */
+function checkData(index: PackedIndex, config: YuanConfig, tc: TrainConfig, dir: string): number | undefined {
+  const vocab = config.model.vocabSize;
+  if (index.vocabSize > vocab) {
+    throw new YuanError('input', `${dir} was tokenized with ${index.tokenizer.name} (vocabulary ${index.vocabSize}) but the model's vocabulary is ${vocab}`);
   }
+  const eod = positionResetId(index, tc, dir);
+  const checked = tc.eodId ?? eod;
+  const given = tc.eodId !== undefined;
+  const what = given ? `the end-of-document id ${checked} (--eod-id, train.eodId)` : `the <eod> id ${checked} of ${dir}'s index.json`;
+  if (checked !== undefined && checked >= vocab) {
+    throw new YuanError(given ? 'usage' : 'input', `${what} is outside the model's vocabulary of ${vocab} (ids 0..${vocab - 1})`);
+  }
+  for (const name of ['train', 'valid'] as const) {
+    if (index.splits[name].tokens === 0) continue;
+    const split = PackedSplit.open(dir, index, name);
+    try {
+      if (checked !== undefined && checked > split.idType.max) {
+        throw new YuanError(given ? 'usage' : 'input', `${what} cannot occur in ${split.file}: its ${split.idType.name} ids are 0..${split.idType.max}`);
+      }
+      split.checkIds(vocab);
+    } finally {
+      split.close();
+    }
+  }
+  return eod;
+}
+
+/**
+ * Checks the data a run of `config` would train on (a packed folder or a Megatron PREFIX) as `runTraining` does
+ * before its first step: for a launcher that starts ranks, so bad data stops the job once, before any rank starts.
+ * Throws the same one-line YuanErrors ('input' for bad data, 'usage' for an unknown or impossible `train.eodId`).
+ */
+export function checkTrainingData(config: YuanConfig, data: string): void {
+  checkData(readPackedIndex(data), config, trainConfig(config), data);
 }
 
 /** Keeps the metrics lines of steps up to `step` (a resumed run rewrites what came after its checkpoint). */
@@ -121,9 +157,10 @@ async function setAsideEarlierRun(out: string, metricsFile: string): Promise<str
   return dest;
 }
 
-function testBatchesOf(dir: string, config: YuanConfig, seqLength: number, rows: number, count: number, eod: number | undefined): Batch[] {
+function testBatchesOf(dir: string, config: YuanConfig, tc: TrainConfig, count: number): Batch[] {
   const index = readPackedIndex(dir);
-  checkData(index, config, dir);
+  const eod = checkData(index, config, tc, dir);
+  const { seqLength, microBatchSize: rows } = tc;
   const out: Batch[] = [];
   for (const name of ['train', 'valid'] as const) {
     if (index.splits[name].tokens === 0) continue;
@@ -141,19 +178,20 @@ function testBatchesOf(dir: string, config: YuanConfig, seqLength: number, rows:
  * lr, gradNorm, tokensPerSecond; validLoss every `train.validEvery` steps), checkpoints every `train.checkpointEvery`
  * steps and at the end (see `saveTrainCheckpoint`), a loss plot, progress through `onStep`. `resume` continues from
  * the newest complete checkpoint with the same losses as an uninterrupted run, whatever engine wrote it.
- * Errors: bad data or config (YuanError 'input'/'config'), nothing left to train ('usage'), a non-finite loss ('nan',
- * naming the last good checkpoint).
+ * Every data source (train, valid, test) is checked before the first step (token ids inside the vocabulary, a known
+ * end-of-document id that fits the files' dtype and the vocabulary), so every engine and rank starts on checked data.
+ * Errors: bad data or config (YuanError 'input'/'config'), nothing left to train or an unknown/impossible `--eod-id`
+ * ('usage'), a non-finite loss ('nan', naming the last good checkpoint).
  */
 export async function runTraining(o: RunOptions): Promise<RunResult> {
   const tc = trainConfig(o.config);
   const attention = o.lookup(o.config.attention.name);
   const index = readPackedIndex(o.data);
-  checkData(index, o.config, o.data);
-  const eod = tc.resetPositionIds ? index.special.eod : undefined;
+  const eod = checkData(index, o.config, tc, o.data);
   const validSplit = index.splits.valid.tokens > 0 ? PackedSplit.open(o.data, index, 'valid') : undefined;
   const validBatches = validSplit ? evalBatches(validSplit, tc.seqLength, tc.microBatchSize, tc.validBatches, eod) : [];
   validSplit?.close();
-  const testBatches = o.test ? testBatchesOf(o.test, o.config, tc.seqLength, tc.microBatchSize, o.testBatches ?? 16, eod) : undefined;
+  const testBatches = o.test ? testBatchesOf(o.test, o.config, tc, o.testBatches ?? 16) : undefined;
 
   await mkdir(o.out, { recursive: true });
   const metricsFile = o.metrics ?? path.join(o.out, 'metrics.jsonl');

@@ -12,14 +12,17 @@ import { YuanError } from '@yuan/core';
 export const MMIDIDX_MAGIC = Buffer.from('MMIDIDX\x00\x00', 'latin1');
 const HEADER_BYTES = 9 + 8 + 1 + 8 + 8;
 
-/** Megatron's dtype codes (indexed_dataset.py `dtypes`) of the integer types token ids are stored in, with byte sizes. */
-export const MEGATRON_DTYPES: Record<number, { name: string; bytes: number }> = {
-  1: { name: 'uint8', bytes: 1 },
-  2: { name: 'int8', bytes: 1 },
-  3: { name: 'int16', bytes: 2 },
-  4: { name: 'int32', bytes: 4 },
-  5: { name: 'int64', bytes: 8 },
-  8: { name: 'uint16', bytes: 2 },
+/**
+ * Megatron's dtype codes (indexed_dataset.py `dtypes`) of the integer types token ids are stored in, with byte sizes
+ * and the largest id each can hold (int64's is capped at `Number.MAX_SAFE_INTEGER`).
+ */
+export const MEGATRON_DTYPES: Record<number, { name: string; bytes: number; max: number }> = {
+  1: { name: 'uint8', bytes: 1, max: 0xff },
+  2: { name: 'int8', bytes: 1, max: 0x7f },
+  3: { name: 'int16', bytes: 2, max: 0x7fff },
+  4: { name: 'int32', bytes: 4, max: 0x7fffffff },
+  5: { name: 'int64', bytes: 8, max: Number.MAX_SAFE_INTEGER },
+  8: { name: 'uint16', bytes: 2, max: 0xffff },
 };
 
 /** Megatron's `best_fitting_dtype`: uint16 (code 8) below 65,500 ids, else int32 (code 4). */
@@ -266,6 +269,67 @@ export class IndexedDataset {
     return Array.from({ length: d }, (_, i) => Number(buf.readBigInt64LE(i * 8)));
   }
 
+  /**
+   * The first token whose id is outside [0, `limit`), as `{ token, id }` (token: offset in the whole stream), or
+   * undefined when every id is inside. One pass over `.bin` in 16 MiB chunks with a typed-array loop (int64 ids are
+   * checked as two 32-bit halves), so it costs one sequential read of the file.
+   */
+  firstIdOutside(limit: number): { token: number; id: number } | undefined {
+    const b = this.header.itemBytes;
+    const signed = this.header.dtype === 2 || this.header.dtype === 3 || this.header.dtype === 4 || this.header.dtype === 5;
+    const items = Math.floor(SCAN_BYTES / b);
+    const buf = new ArrayBuffer(items * b);
+    const bytes = new Uint8Array(buf);
+    const view = viewOf(buf, this.header.dtype);
+    for (let start = 0; start < this.tokens; start += items) {
+      const n = Math.min(items, this.tokens - start);
+      const got = readSync(this.fdBin, bytes, 0, n * b, start * b);
+      if (got !== n * b) throw new YuanError('input', `${this.prefix}.bin: short read at token ${start} (file changed while reading?)`);
+      const at = this.header.dtype === 5 ? firstInt64Outside(view as Int32Array, n, limit) : firstOutside(view, n, limit, signed);
+      if (at >= 0) {
+        const id = this.header.dtype === 5 ? (view as Int32Array)[2 * at + 1] * 2 ** 32 + ((view as Int32Array)[2 * at] >>> 0) : view[at];
+        return { token: start + at, id };
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Where token `token` of the stream lies: its sequence (from the sizes) and its document (the last entry of the
+   * document index at or before that sequence, Megatron's `document_indices`). Reads the sizes in chunks and
+   * binary-searches the document index, so it is cheap enough for an error message.
+   */
+  locate(token: number): { sequence: number; document: number } {
+    const { sequences: n, documents: d } = this.header;
+    const sz = Buffer.allocUnsafe(CHUNK * 4);
+    let sequence = n - 1;
+    let total = 0;
+    outer: for (let i = 0; i < n; i += CHUNK) {
+      const k = Math.min(CHUNK, n - i);
+      readSync(this.fdIdx, sz, 0, k * 4, HEADER_BYTES + i * 4);
+      for (let j = 0; j < k; j++) {
+        total += sz.readInt32LE(j * 4);
+        if (total > token) {
+          sequence = i + j;
+          break outer;
+        }
+      }
+    }
+    const entry = Buffer.allocUnsafe(8);
+    const docAt = (i: number) => {
+      readSync(this.fdIdx, entry, 0, 8, HEADER_BYTES + n * 12 + i * 8);
+      return Number(entry.readBigInt64LE(0));
+    };
+    let lo = 0;
+    let hi = d - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (docAt(mid) <= sequence) lo = mid;
+      else hi = mid - 1;
+    }
+    return { sequence, document: Math.max(0, lo) };
+  }
+
   /** The tokens of sequence `i`. */
   sequence(i: number): number[] {
     const n = this.header.sequences;
@@ -283,6 +347,45 @@ export class IndexedDataset {
     closeSync(this.fdIdx);
     closeSync(this.fdBin);
   }
+}
+
+/** Bytes read per chunk by the id scans. */
+export const SCAN_BYTES = 16 << 20;
+
+/** A typed-array view of `buf` in the ids' dtype (int64 as Int32Array pairs, little-endian). */
+function viewOf(buf: ArrayBuffer, dtype: number): Uint8Array | Int8Array | Int16Array | Int32Array | Uint16Array {
+  switch (dtype) {
+    case 1:
+      return new Uint8Array(buf);
+    case 2:
+      return new Int8Array(buf);
+    case 3:
+      return new Int16Array(buf);
+    case 4:
+    case 5:
+      return new Int32Array(buf);
+    default:
+      return new Uint16Array(buf);
+  }
+}
+
+/**
+ * The index of the first of `view[0..n)` outside [0, limit), or -1. Signed ids are compared as unsigned 32-bit
+ * values, so a negative id fails the same single comparison.
+ */
+export function firstOutside(view: ArrayLike<number>, n: number, limit: number, signed: boolean): number {
+  if (signed) {
+    for (let i = 0; i < n; i++) if (view[i] >>> 0 >= limit) return i;
+  } else {
+    for (let i = 0; i < n; i++) if (view[i] >= limit) return i;
+  }
+  return -1;
+}
+
+/** As `firstOutside` for int64 ids stored as little-endian Int32Array pairs: the high half must be 0. */
+function firstInt64Outside(view: Int32Array, n: number, limit: number): number {
+  for (let i = 0; i < n; i++) if (view[2 * i + 1] !== 0 || view[2 * i] >>> 0 >= limit) return i;
+  return -1;
 }
 
 function readItem(buf: Buffer, i: number, dtype: number): number {

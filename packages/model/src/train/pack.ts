@@ -22,7 +22,11 @@ export interface PackedIndex {
   format: 'yuan-packed-1' | 'megatron-mmidx';
   tokenizer: { name: string; path?: string };
   vocabSize: number;
-  special: SpecialIds;
+  /**
+   * The special ids the data was packed with (every document ends with `special.eod`). Absent only for a Megatron
+   * dataset with no `index.json` of ours beside it, whose end-of-document id must then be given (`train.eodId`).
+   */
+  special?: SpecialIds;
   splits: Record<SplitName, SplitInfo>;
   /** SFT pairs that were packed (their prompt is loss-masked). */
   sftPairs: number;

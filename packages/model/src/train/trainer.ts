@@ -4,7 +4,7 @@ import { crossEntropy } from '../loss.js';
 import { YuanModel } from '../model.js';
 import { AdamW } from './adamw.js';
 import type { TrainConfig } from './config.js';
-import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from './data.js';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from './data.js';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import type { CheckpointContents } from './state.js';
 import { accumulateGrads, assertFiniteStep, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';
@@ -130,7 +130,7 @@ export class Trainer implements TrainingEngine {
  */
 export const singleProcessEngine: EngineFactory = async (setup) => {
   const index = readPackedIndex(setup.data);
-  const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
+  const eod = positionResetId(index, setup.train, setup.data);
   const split = PackedSplit.open(setup.data, index, 'train');
   let model: YuanModel | undefined;
   try {

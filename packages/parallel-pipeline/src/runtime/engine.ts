@@ -9,6 +9,7 @@ import {
   modelParameters,
   PackedSplit,
   partParameters,
+  positionResetId,
   readPackedIndex,
   type Batch,
   type CheckpointContents,
@@ -297,7 +298,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     // a fault for one data-parallel rank only (the 4th field of YUAN_PIPELINE_FAULT) never fires here (D = 1 … rank 0)
     const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === 0) ? wanted : undefined;
     const index = readPackedIndex(setup.data);
-    const eod = setup.train.resetPositionIds ? index.special.eod : undefined;
+    const eod = positionResetId(index, setup.train, setup.data);
     const split = PackedSplit.open(setup.data, index, 'train');
     const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, eod);
     if (setup.resume) loader.seek(setup.resume.data);

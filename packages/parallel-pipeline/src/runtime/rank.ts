@@ -5,6 +5,7 @@ import {
   modelParameters,
   PackedSplit,
   partParameters,
+  positionResetId,
   readPackedIndex,
   stepLearningRate,
   writeOptimizerShard,
@@ -133,7 +134,7 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     }
     const index = readPackedIndex(setup.data);
     const split = PackedSplit.open(setup.data, index, 'train');
-    const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, setup.train.resetPositionIds ? index.special.eod : undefined);
+    const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, positionResetId(index, setup.train, setup.data));
     if (setup.resume) loader.seek(setup.resume.data);
     const engine = new PipelineRank(world, pos, p, d, m, stage, loader, () => split.close(), setup, partition, countParameters(specs));
     engine.step = setup.resume?.step ?? 0;
