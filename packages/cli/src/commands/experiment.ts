@@ -2,10 +2,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup } from '@yuan/model';
+import { attentionLookup, checkTrainingData } from '@yuan/model';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
 import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
 import { trainWithProgress } from '../training/run.js';
+import { EOD_ID_OPTION, withEodId } from './train.js';
 
 /**
  * An ablation variant: any registered attention plugin by name (`mha`, `lfa`, a third-party one), optionally with
@@ -61,10 +62,11 @@ export const experimentAblation: Command = {
   path: ['experiment', 'ablation'],
   summary: 'train attention variants (mha, lfa, lfa-kN, lpa, ...) with equal seed, tokens and schedule; print params, time/step, test loss',
   usage:
-    'yuan experiment ablation --data DIR --steps N [--variants mha,lfa,lfa-k7,lpa] [--test DIR] [--test-batches 16] [--preset NAME] [--config F] [--set k=v ...] [--out DIR] [--seed S] [--backend NAME]',
+    'yuan experiment ablation --data DIR --steps N [--variants mha,lfa,lfa-k7,lpa] [--test DIR] [--test-batches 16] [--preset NAME] [--config F] [--set k=v ...] [--out DIR] [--seed S] [--backend NAME] [--eod-id N]',
   options: {
     ...CONFIG_OPTIONS,
     ...BACKEND_OPTION,
+    ...EOD_ID_OPTION,
     data: { type: 'string' },
     steps: { type: 'string' },
     variants: { type: 'string' },
@@ -81,13 +83,15 @@ export const experimentAblation: Command = {
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
     const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
-    const base = withPluginFlags(loadConfig(values, 'tiny-mha'), values);
+    const base = withEodId(withPluginFlags(loadConfig(values, 'tiny-mha'), values), values);
     const registry = await loadRegistry({}, base);
     const variants = names.map((n) => ({ name: n, attention: variantAttention(n, registry) }));
     const out = (values.out as string | undefined) ?? 'ablation';
     await mkdir(out, { recursive: true });
     const configs: YuanConfig[] = variants.map((v) => resolveConfig({ ...(base as unknown as JsonObject), attention: v.attention }));
     for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
+    // bad data (ids outside the vocabulary, an unknown or impossible --eod-id) fails once, before the first variant
+    for (const dir of [data, ...(values.test ? [values.test as string] : [])]) checkTrainingData(base, dir);
     const rows: Row[] = [];
     const curves: Series[] = [];
     let backend = '';

@@ -1,6 +1,6 @@
 import { microbatchesPerRank, YuanError, type YuanConfig } from '@yuan/core';
 import type { EngineFactory, RunResult } from '@yuan/model';
-import { numberOption, requireString, type Command } from '../command.js';
+import { numberOption, requireString, type Command, type OptionSpec } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
 import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
@@ -30,6 +30,19 @@ function withMicrobatches(config: YuanConfig, values: Record<string, unknown>): 
   const m = numberOption(values, 'microbatches', 1, { int: true, min: 1 });
   return { ...config, train: { ...((config.train as object | undefined) ?? {}), gradAccumulation: m } };
 }
+
+/**
+ * `--eod-id N` (the id that ends each document; positions restart after it) as `train.eodId`, winning over a `--set`
+ * of it. Needed for a Megatron dataset with no index.json beside it; a non-integer or negative N is a usage error.
+ */
+export function withEodId(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
+  if (values['eod-id'] === undefined) return config;
+  const eodId = numberOption(values, 'eod-id', 0, { int: true, min: 0 });
+  return { ...config, train: { ...((config.train as object | undefined) ?? {}), eodId } };
+}
+
+/** The `--eod-id` option of the commands that train. */
+export const EOD_ID_OPTION: OptionSpec = { 'eod-id': { type: 'string' } };
 
 /**
  * The engine the pipeline flags ask for: without `--pp` (or with `--pp 1`) the single-process trainer; with `--pp P`
@@ -87,7 +100,7 @@ export const trainCommand: Command = {
   path: ['train'],
   summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
   usage:
-    'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR --steps N --out DIR [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
+    'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR|PREFIX --steps N --out DIR [--eod-id N] [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
     '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
     '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences;\n' +
@@ -97,11 +110,14 @@ export const trainCommand: Command = {
     '  --pp P alone runs the P stages on worker threads of this process; with --dp, --transport or under yuan launch/srun every\n' +
     '  rank (process or thread) runs one stage of a P × D grid, WORLD_SIZE = P × D (Megatron layout: stage s = ranks s·D … s·D+D-1);\n' +
     '  --timeout SECONDS: how long a rank waits for a silent peer before failing, naming it (default 60).\n' +
+    '  --eod-id N: the id that ends each document (positions restart after it; sets train.eodId); default the <eod> of the\n' +
+    '  data\'s index.json; a Megatron PREFIX with no index.json beside it needs it. Token ids are checked against the vocabulary first.\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
-    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, validEvery, validBatches, checkpointEvery, keepCheckpoints',
+    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints',
   options: {
     ...CONFIG_OPTIONS,
     ...BACKEND_OPTION,
+    ...EOD_ID_OPTION,
     data: { type: 'string' },
     steps: { type: 'string' },
     out: { type: 'string' },
@@ -125,7 +141,7 @@ export const trainCommand: Command = {
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
-    const config = withMicrobatches(withPluginFlags(loadConfig(values, 'tiny-lfa'), values), values);
+    const config = withEodId(withMicrobatches(withPluginFlags(loadConfig(values, 'tiny-lfa'), values), values), values);
     const parallel = ['dp', 'zero', 'transport', 'timeout'].filter((f) => values[f] !== undefined);
     const { launchedAsRank, trainDataParallel } = await import('../training/data-parallel.js');
     // flags of a parallel layout that was not asked for are errors, not silently ignored

@@ -110,7 +110,9 @@ export function launchedAsRank(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export async function trainDataParallel(io: CommandIO, payload: RankPayload, transport: 'threads' | 'tcp', argv: string[]): Promise<RunResult> {
   if (launchedAsRank()) return runRank(payload, 'tcp', io);
-  const { spawnThreadRanks, launchLocal } = await import('@yuan/parallel-zero');
+  const [{ spawnThreadRanks, launchLocal }, { checkTrainingData }] = await Promise.all([import('@yuan/parallel-zero'), import('@yuan/model')]);
+  // bad data stops the job here, on one line, before any rank starts (every rank checks it again before its first step)
+  checkTrainingData(payload.config, payload.data);
   const n = worldSizeOf(payload);
   if (transport === 'threads') {
     const worker = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'training', 'rank-worker.js'));
