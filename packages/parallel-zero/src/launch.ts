@@ -168,15 +168,41 @@ export interface JobFileOptions {
   name?: string;
   /** Container image (Kubernetes) with `yuan` on its PATH; required for `kubernetesManifest`. */
   image?: string;
+  /**
+   * SLURM: seconds the other ranks get, after the first rank ends, to end by themselves (a survivor notices a lost
+   * peer at its next exchange and prints "rank N is lost: …") before srun kills them (`srun --wait`); rounded up to
+   * whole seconds. 0: srun kills them as soon as one rank fails (`--kill-on-bad-exit=1`; their reasons may be lost).
+   * Default 60, `yuan train`'s default `--timeout`: a healthy rank reaches its next exchange, and rank 0 saves a
+   * checkpoint, within it; raise both together.
+   */
+  graceSeconds?: number;
 }
+
+/** `slurmScript`'s default `graceSeconds`. */
+const SLURM_GRACE_S = 60;
 
 /**
  * An `sbatch` script for `nnodes` × `nproc` ranks: one SLURM task per rank (`srun`), each finding its rank from
- * SLURM's variables (`rankFromEnvironment`), rank 0 on the first host of the allocation.
+ * SLURM's variables (`rankFromEnvironment`), rank 0 on the first host of the allocation. When a rank fails, srun
+ * lets the others end by themselves for `graceSeconds` (so their "rank N is lost: …" line reaches the job's output
+ * file), then kills them; the job fails. Throws a usage error for bad options (see `launchLocal`) or a bad grace.
  */
 export function slurmScript(o: JobFileOptions): string {
   checkLaunch({ nproc: o.nproc, nnodes: o.nnodes, masterPort: o.masterPort, command: o.command });
+  const grace = o.graceSeconds ?? SLURM_GRACE_S;
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) throw new YuanError('usage', `--grace ${grace} is not a number of seconds >= 0`);
   const name = o.name ?? 'yuan';
+  // Why not `srun --kill-on-bad-exit=1`: at the first bad exit srun cancels the step, SIGTERM to every other task at
+  // once (SIGKILL after the cluster's KillWait), and SIGTERM ends a Node.js rank on the spot, silently. A rank that was
+  // SIGKILLed cannot say why, so the only ranks that could (the survivors, which find it lost at their next exchange,
+  // maybe seconds away inside a long kernel) die first and the log says only "task 1: Killed". Handling SIGTERM in
+  // every command would not fix it either: a rank inside a kernel sees neither the signal nor the lost peer until the
+  // kernel returns, and KillWait is the cluster's, not ours. So srun waits (--kill-on-bad-exit=0) and the survivors
+  // fail the ordinary way, their collective naming the lost rank within the collective timeout (a dead peer is an
+  // error, never a hang); --wait bounds the rest: srun SIGKILLs whatever still runs `grace` s after the first task
+  // ended. A finished run's ranks end together, but for rank 0 saving the last checkpoint after the others left: the
+  // default grace gives that save what `yuan train`'s default --timeout gives a save mid-run (the others wait for it).
+  const srun = grace === 0 ? 'srun --kill-on-bad-exit=1' : `srun --kill-on-bad-exit=0 --wait=${Math.ceil(grace)}`;
   return [
     '#!/bin/bash',
     `#SBATCH --job-name=${name}`,
@@ -187,7 +213,10 @@ export function slurmScript(o: JobFileOptions): string {
     'set -euo pipefail',
     'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
     `export MASTER_PORT=${o.masterPort ?? DEFAULT_MASTER_PORT}`,
-    `srun --kill-on-bad-exit=1 ${o.command.map(shq).join(' ')}`,
+    grace === 0
+      ? '# When a rank fails, srun kills the others at once (yuan launch --grace 0); only the failed rank may have said why.'
+      : `# When a rank fails, the others find it lost and print "rank N is lost: ..." before they exit; srun kills any rank\n# still running ${Math.ceil(grace)} s after the first one ended (yuan launch --grace S).`,
+    `${srun} ${o.command.map(shq).join(' ')}`,
     '',
   ].join('\n');
 }

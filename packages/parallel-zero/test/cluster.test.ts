@@ -1,8 +1,11 @@
 // Multi-process runs the way clusters start them: a real one-node SLURM cluster (srun), and ranks in separate
 // network namespaces with their own addresses. Each is skipped with a one-line reason where the machine forbids it.
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { slurmScript } from '../src/index.js';
 import { freePort, result, run, tcpRank } from './helpers.js';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -21,9 +24,39 @@ const slurmDir = `/tmp/yuan-slurm-test-${process.pid}`;
 const slurm = slurmUp();
 if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
 
+const jobDir = mkdtempSync(path.join(tmpdir(), 'yuan-sbatch-'));
 afterAll(() => {
   if (slurm.conf) spawnSync(path.join(repo, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
+  rmSync(jobDir, { recursive: true, force: true });
 });
+
+/** The states of a job that has ended. */
+const ENDED = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)$/;
+
+/**
+ * Submits `script` with sbatch from `jobDir` and waits for the job to end: its final state, its output file and the
+ * seconds from submission to the end. Ranks take no rank variables of this process.
+ */
+async function sbatch(script: string, file: string): Promise<{ state: string; output: string; seconds: number }> {
+  writeFileSync(path.join(jobDir, file), script, { mode: 0o755 });
+  const env = { ...process.env, SLURM_CONF: slurm.conf };
+  for (const k of ['RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT']) delete env[k];
+  const started = Date.now();
+  // --time: SLURM ends the job itself should the test's own guard below fail to
+  const sub = spawnSync('sbatch', ['--parsable', '--time=2', file], { cwd: jobDir, env, encoding: 'utf8' });
+  expect(sub.status, sub.stderr).toBe(0);
+  const id = sub.stdout.trim().split(';')[0]!;
+  let state = '';
+  // a hang guard, not a timing test
+  while (Date.now() - started < 90_000) {
+    state = /JobState=(\S+)/.exec(spawnSync('scontrol', ['show', 'job', '-o', id], { env, encoding: 'utf8' }).stdout)?.[1] ?? '';
+    if (ENDED.test(state)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!ENDED.test(state)) spawnSync('scancel', [id], { env });
+  const name = /^#SBATCH --job-name=(\S+)$/m.exec(script)![1];
+  return { state, output: readFileSync(path.join(jobDir, `${name}-${id}.out`), 'utf8'), seconds: (Date.now() - started) / 1000 };
+}
 
 describe('real SLURM (one-node cluster on this machine)', () => {
   it.skipIf(!!slurm.reason)(`srun -n 2 runs an all-reduce over tcp with ranks from SLURM's variables${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
@@ -41,6 +74,27 @@ describe('real SLURM (one-node cluster on this machine)', () => {
     const results = lines.map((l) => JSON.parse(l.slice(7)));
     expect(results.map((r) => r.rank).sort()).toEqual([0, 1]);
     for (const r of results) expect(r).toMatchObject({ size: 2, errors: [], source: 'slurm' });
+  });
+
+  it.skipIf(!!slurm.reason)(`the sbatch script of slurmScript: a rank SIGKILLed while the other is inside a 3 s computation; the survivor's reason reaches the job's output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
+    // with srun --kill-on-bad-exit=1, SLURM stopped the busy survivor before it could read the news
+    const script = slurmScript({ nproc: 2, nnodes: 1, masterPort: await freePort(), name: 'die', command: [process.execPath, tcpRank, 'die', JSON.stringify({ victim: 1, busyMs: 3000 })] });
+    const job = await sbatch(script, 'die.sh');
+    expect(job.state, job.output).toBe('FAILED');
+    expect(job.output).toMatch(/^error: rank 1 is lost: its connection to rank 0 closed without a goodbye/m);
+    expect(job.output).toMatch(/task 1: Killed/);
+    // the survivor ended by itself: srun did not have to stop it
+    expect(job.output).not.toMatch(/First task exited/);
+    expect(job.seconds).toBeLessThan(60);
+  });
+
+  it.skipIf(!!slurm.reason)(`a rank that never notices the failure is killed --grace seconds after the first rank ended; the failed rank's own error is in the output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
+    const body = "if (process.env.SLURM_PROCID === '0') { console.error('error: rank 0 could not read its data'); process.exit(2) } else setInterval(() => {}, 1000)";
+    const job = await sbatch(slurmScript({ nproc: 2, nnodes: 1, name: 'stuck', graceSeconds: 2, command: [process.execPath, '-e', body] }), 'stuck.sh');
+    expect(job.state, job.output).toBe('FAILED');
+    expect(job.output).toMatch(/^error: rank 0 could not read its data$/m);
+    expect(job.output).toMatch(/First task exited 2s ago/);
+    expect(job.seconds).toBeLessThan(60);
   });
 });
 

@@ -67,7 +67,16 @@ describe('job files', () => {
     const s = slurmScript({ nproc: 2, nnodes: 3, masterPort: 1234, command: ['yuan', 'train', '--dp', '6', "it's"] });
     expect(s).toContain('#SBATCH --nodes=3\n#SBATCH --ntasks-per-node=2');
     expect(s).toContain('export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"');
-    expect(s).toContain("srun --kill-on-bad-exit=1 yuan train --dp 6 'it'\\''s'");
+    // a failed rank does not get the others killed before they say why; srun stops what still runs 60 s after the first exit
+    expect(s).toContain("\nsrun --kill-on-bad-exit=0 --wait=60 yuan train --dp 6 'it'\\''s'\n");
+  });
+
+  it("the sbatch script's grace: whole seconds of srun --wait, 0 kills at once, anything else is a usage error", () => {
+    const job = { nproc: 2, nnodes: 1, command: ['yuan', 'train'] };
+    expect(slurmScript({ ...job, graceSeconds: 2.5 })).toContain('\nsrun --kill-on-bad-exit=0 --wait=3 yuan train\n');
+    expect(slurmScript({ ...job, graceSeconds: 0 })).toContain('\nsrun --kill-on-bad-exit=1 yuan train\n');
+    expect(() => slurmScript({ ...job, graceSeconds: -1 })).toThrow('--grace -1 is not a number of seconds >= 0');
+    expect(() => slurmScript({ ...job, graceSeconds: Number.NaN })).toThrow('--grace NaN is not a number of seconds >= 0');
   });
 
   it('the Kubernetes manifest is a headless Service and an indexed Job whose pod 0 is the master', () => {
