@@ -1,7 +1,8 @@
 // Measured against predicted pipeline memory: a real `--pp P` run's per-stage activation peaks (distinct TensorFlow.js
 // buffers, the stage runtime's report) beside `yuan plan`'s prediction for the same shapes, for the `uniform` and the
 // `memory` partitions. Usage: node bench/pipeline-memory.mjs [--pp 4 --layers 12 --hidden 16 --seq 8 --batch 1 --microbatches 8 --backend cpu]
-// --smoke: 2 stages, 4 layers, 2 micro-batches, 100 documents, to check that the benchmark runs (the test suite does this).
+// --smoke: 2 stages, 4 layers, 2 micro-batches, 100 documents, the `memory` partition only, to check that the benchmark
+// runs (the test suite does this).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -28,7 +29,7 @@ const config = resolveConfig({
   train: { seqLength: S, microBatchSize: B, gradAccumulation: M, warmupSteps: 1 },
 });
 const MiB = (b) => (b / 2 ** 20).toFixed(3);
-for (const partition of ['uniform', 'memory']) {
+for (const partition of smoke ? ['memory'] : ['uniform', 'memory']) {
   const plan = planPipeline({ model: config.model, parameters: modelParameters(config, lfaAttention), attention: config.attention, stages: P, microbatches: M, microBatchSize: B, seqLength: S, partition, recompute: 'full', schedule: '1f1b', fusedKernels: o.backend === 'native' });
   const engine = await pipelineEngine({ stages: P, microbatches: M, schedule: '1f1b', partition: plan.blocks, recompute: 'full', plugins: [import.meta.resolve('@yuan/attention-lfa')] })({ config, train: trainConfig(config), attention: lfaAttention, data: path.join(dir, 'data'), seed: 1, totalSteps: 2, backend: o.backend });
   await engine.trainStep();
