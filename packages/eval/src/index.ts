@@ -1,5 +1,5 @@
 /** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter and server, result tables. */
-export { isolationNote, Sandbox, type SandboxOptions, type SandboxResult, type Isolation } from './sandbox/sandbox.js';
+export { isolationNote, Sandbox, type SandboxOptions, type SandboxResult, type RunOptions, type Isolation } from './sandbox/sandbox.js';
 export { DEFAULT_LIMITS, type SandboxLimits } from './sandbox/limits.js';
 export { passAtK } from './metrics/pass-at-k.js';
 export { majorityVote, majorityAtK } from './metrics/majority.js';
