@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataDir, humanEvalProgram, loadHumanEval, Sandbox } from '../packages/eval/dist/index.js';
+import { defaultDataDir, HUMANEVAL_MODULE, humanEvalProgram, loadHumanEval, Sandbox } from '../packages/eval/dist/index.js';
 
 const { values } = parseArgs({
   options: { workers: { type: 'string', default: '1,2,4' }, limit: { type: 'string', default: '164' }, 'data-dir': { type: 'string' }, 'human-eval': { type: 'string' } },
@@ -27,8 +27,8 @@ async function measure(sandbox, workers) {
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (next < programs.length) {
-        const r = await sandbox.run(programs[next++]);
-        if (r.status === 'ok') passed++;
+        const r = await sandbox.run(programs[next++], { module: HUMANEVAL_MODULE });
+        if (r.completed) passed++;
       }
     }),
   );
