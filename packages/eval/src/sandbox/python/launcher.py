@@ -1,24 +1,25 @@
-/**
- * The Python launcher that runs first inside a sandbox (as `python3 -I -B -c LAUNCHER_PY MODE WORKDIR LIMITS_JSON`).
- *
- * MODE `ns`: it is PID 1 of fresh user, PID, network, IPC, UTS and mount namespaces (made by `unshare`). It reads the
- * work directory's files, builds a private root (a small tmpfs over the work directory holding read-only bind mounts
- * of the interpreter, its loader, its standard library and the system library directory, `/dev/null`-like nodes, the
- * namespace's own `/proc`, and a size-limited tmpfs work directory at the host path, with the files written back),
- * `pivot_root`s into it and detaches the host's root, then forks the program without any capability, under the
- * resource limits, and waits for it; when the launcher exits the kernel kills everything left in the PID namespace.
- * MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
- * In both modes the program arrives on stdin after the setup (a `P` byte, then its source, then end of file), so a
- * sandbox can be prepared before its program is known (the warm pool of `Sandbox`). In `ns` mode the program's own
- * Python (guard.py, already under the limits) is started before the program arrives and waits on a pipe for the word
- * to run it. Anything else on stdin (the Node
- * process gone) ends the launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the
- * run `wallSeconds` after the program arrived, even if the Node process is gone.
- * Exit code 121 means the sandbox itself could not be set up (never a program result).
- * MODES `ns-serve` and `plain-serve` (with `serverPy()` prepended): the same setup, then a fork server that runs many
- * programs, each in a fresh child (see `serverPy`).
- */
-export const LAUNCHER_PY = String.raw`
+# The launcher that runs first inside a sandbox (as `python3 -I -B -c LAUNCHER MODE WORKDIR LIMITS_JSON`, the text of
+# this file, read by python-source.ts).
+#
+# MODE `ns`: it is PID 1 of fresh user, PID, network, IPC, UTS and mount namespaces (made by `unshare`). It reads the
+# work directory's files, builds a private root (a small tmpfs over the work directory holding read-only bind mounts
+# of the interpreter, its loader, its standard library and the system library directory, `/dev/null`-like nodes, the
+# namespace's own `/proc`, and a size-limited tmpfs work directory at the host path, with the files written back),
+# `pivot_root`s into it and detaches the host's root, then forks the program without any capability, under the
+# resource limits, and waits for it; when the launcher exits the kernel kills everything left in the PID namespace.
+# MODE `plain` (no namespaces on this machine): it sets the resource limits and execs the program in place.
+# In both modes the program arrives on stdin after the setup (a `P` byte, then a JSON job: `module`, base64 `program`
+# and `checks`, and `tokens`, one per part; then end of file), so a sandbox can be prepared before its program is known
+# (the warm pool of `Sandbox`). The launcher writes `program.py` and `job.json` into the work directory and hands the
+# tokens to the program's Python on descriptor 4 (see runner.py); descriptor 3, the verdict pipe to Node, is passed
+# through untouched. In `ns` mode the program's Python (guard.py, already under the limits) is started before the
+# program arrives and waits on a pipe for the word to run it. Anything else on stdin (the Node process gone) ends the
+# launcher with 122 before anything runs. An alarm ends the setup after `wallSeconds`, and the run `wallSeconds` after
+# the program arrived, even if the Node process is gone.
+# Exit code 121 means the sandbox itself could not be set up (never a program result).
+# MODES `ns-serve` and `plain-serve` (with guard.py, runner.py and server.py in front): the same setup, then a fork
+# server that runs many programs, each in a fresh child (see server.py).
+
 import ctypes, json, os, resource, signal, sys
 
 SETUP_FAILED = 121
@@ -187,7 +188,8 @@ def drop_capabilities(libc):
         fail('cannot set no_new_privs (errno ' + str(ctypes.get_errno()) + ')')
 
 def program_argv():
-    return [sys.executable, '-I', '-B', os.path.join(workdir, 'guard.py')]
+    config = json.dumps({'workdir': workdir, 'guard': limits['guard']})
+    return [sys.executable, '-I', '-B', os.path.join(workdir, 'guard.py'), config]
 
 env = {'PATH': '/usr/bin:/bin', 'HOME': workdir, 'TMPDIR': workdir, 'LANG': 'C.UTF-8', 'PYTHONHASHSEED': '0'}
 
@@ -202,8 +204,21 @@ def receive_program():
     data = b''.join(chunks)
     if not data.startswith(b'P'):
         os._exit(122)  # no program came: the sandbox was prepared and never used
+    import base64
+    job = json.loads(data[1:])
     with open(os.path.join(workdir, 'program.py'), 'wb') as f:
-        f.write(data[1:])
+        f.write(base64.b64decode(job['program']))
+    checks = [base64.b64decode(c).decode('utf-8') for c in job['checks']]
+    with open(os.path.join(workdir, 'job.json'), 'w') as f:
+        json.dump({'module': job['module'], 'checks': checks}, f)
+    return ('\n'.join(job['tokens']) + '\n').encode()
+
+def take_tokens(r):
+    # in the program's Python-to-be: the read end of the token pipe as descriptor 4, kept across exec (see runner.py)
+    if r != 4:
+        os.dup2(r, 4)
+        os.close(r)
+    os.set_inheritable(4, True)
 
 if mode == 'plain-serve':
     try:
@@ -215,7 +230,11 @@ if mode == 'plain-serve':
 if mode == 'plain':
     try:
         os.chdir(workdir)
-        receive_program()
+        tokens = receive_program()
+        tok_read, tok_write = os.pipe()
+        os.write(tok_write, tokens)
+        os.close(tok_write)
+        take_tokens(tok_read)
         set_limits()
         signal.alarm(limits['wallSeconds'])  # survives exec; SIGALRM's default action ends the program
     except Exception as e:
@@ -246,12 +265,14 @@ if mode == 'ns-serve':
 
 # The program's Python (guard.py) starts now, under the limits, and waits on a pipe for the word to go.
 go_read, go_write = os.pipe()
+tok_read, tok_write = os.pipe()
 child = os.fork()
 if child == 0:
     try:
         os.dup2(go_read, 0)
-        os.close(go_read)
-        os.close(go_write)
+        take_tokens(tok_read)
+        for fd in {go_read, go_write, tok_write} - {0, 3, 4}:
+            os.close(fd)
         signal.alarm(0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         drop_capabilities(libc)
@@ -260,11 +281,18 @@ if child == 0:
     except Exception as e:
         fail(repr(e))
 os.close(go_read)
+os.close(tok_read)
 try:
-    receive_program()
+    tokens = receive_program()
 except Exception as e:
     os.kill(child, signal.SIGKILL)
     fail(repr(e))
+try:
+    os.write(tok_write, tokens)
+except OSError:
+    pass  # the program's Python died while waiting: its status is reported below
+os.close(tok_write)
+del tokens
 signal.alarm(limits['wallSeconds'])
 try:
     os.write(go_write, b'G')
@@ -277,4 +305,3 @@ while True:
         break
 code = os.waitstatus_to_exitcode(status)
 os._exit(code if code >= 0 else 128 - code)
-`;

@@ -1,15 +1,27 @@
-/**
- * The Python function `_install(workdir)` that builds the sandbox's audit hook (see `guardPy`): shared by the one-shot
- * wrapper `guard.py` and the fork server, whose child installs it just before running its program.
- */
-export const GUARD_INSTALL_PY = String.raw`
+# The sandbox's audit hook (its in-process layer), built by `_install(workdir)`. Shared by the one-shot wrapper
+# (oneshot.py, run by a prepared sandbox) and the fork server (server.py), whose program process installs it just before
+# running its program; the TypeScript side concatenates this file in front of theirs (see python-source.ts).
+#
+# The hook refuses sockets, signals to other processes, new processes, native code loading (ctypes), writes, deletions
+# and renames outside the work directory, opening a directory outside it (a directory descriptor would let the `*at`
+# calls' relative paths escape the checks below), reads of other processes' `/proc/PID/environ`, reads of any
+# process's memory (`/proc/PID/mem`: the runner's verdict tokens live there, see runner.py), the ways to reach the hook
+# object (gc's object lists, `sys._current_frames`) and callbacks that run in every thread or on every line without
+# being set in that thread (`sys.monitoring`, the *allthreads trace setters). Trace and profile functions of the
+# program's own thread are allowed: CPython does not trace audit hooks, and doctest (among others) sets them. It is a
+# second layer under the kernel's (namespaces and resource limits): Python code can sometimes get around an audit hook,
+# a kernel limit it cannot.
+
+import os, types
+
 def _install(workdir):
     # Everything the hook reads is captured here, in its closure, as immutable values or builtin functions: the
     # program can rebind module globals, builtins or os functions, and the hook does not see it. The ways to reach
-    # the hook object itself (gc's object lists, trace and profile functions) are refused.
+    # the hook object itself (gc's object lists, other threads' frames) are refused; CPython runs audit hooks untraced.
     import posix, stat
     _isinstance, _str, _bytes, _int, _any, _PermissionError, _ImportError = isinstance, str, bytes, int, any, PermissionError, ImportError
-    _lstat, _readlink, _getcwd, _S_ISLNK, _fsdecode = posix.lstat, posix.readlink, posix.getcwd, stat.S_ISLNK, os.fsdecode
+    _range, _len = range, len
+    _lstat, _stat, _readlink, _getcwd, _S_ISLNK, _S_ISDIR, _fsdecode = posix.lstat, posix.stat, posix.readlink, posix.getcwd, stat.S_ISLNK, stat.S_ISDIR, os.fsdecode
     _normpath, _join, _dirname = os.path.normpath, os.path.join, os.path.dirname
     sep = '/'
     prefix = workdir + sep
@@ -20,7 +32,7 @@ def _install(workdir):
             path = _getcwd() + sep + path
         parts = [p for p in path.split(sep) if p]
         done = ''
-        for i in range(len(parts)):
+        for i in _range(_len(parts)):
             step = parts[i]
             if step == '.':
                 continue
@@ -39,20 +51,25 @@ def _install(workdir):
             done = cand
         return done or sep
 
-    def inside(path):
-        if _isinstance(path, _int):
-            return True
+    def resolved(path):
+        # the real path of a path argument, '' when it cannot be read
         try:
-            p = realpath(_fsdecode(path))
+            return realpath(_fsdecode(path))
         except Exception:
-            return False
+            return ''
+
+    def within(p):
         return p == workdir or p.startswith(prefix)
+
+    def inside(path):
+        return _isinstance(path, _int) or within(resolved(path))
 
     deny = frozenset(['socket.__new__', 'socket.connect', 'socket.bind', 'socket.getaddrinfo', 'socket.sendto',
         'os.kill', 'os.killpg', 'signal.pthread_kill', 'os.fork', 'os.forkpty', 'os.system', 'os.exec', 'os.posix_spawn',
         'os.spawn', 'subprocess.Popen', 'os.startfile', 'ctypes.dlopen', 'ctypes.dlsym', 'os.setuid', 'os.setgid',
         'resource.setrlimit', 'resource.prlimit', 'sys.addaudithook', 'os.putenv', 'gc.get_objects',
-        'gc.get_referrers', 'gc.get_referents', 'sys.settrace', 'sys.setprofile', 'sys._current_frames', 'ctypes.call_function',
+        'gc.get_referrers', 'gc.get_referents', 'sys._current_frames', 'ctypes.call_function',
+        'sys.monitoring.register_callback', 'sys._settraceallthreads', 'sys._setprofileallthreads',
         ])
     path_args = types.MappingProxyType({'os.remove': 1, 'os.rmdir': 1, 'os.rename': 2, 'os.replace': 2, 'os.mkdir': 1,
         'os.chmod': 1, 'os.chown': 1, 'os.link': 2, 'os.symlink': 2, 'os.truncate': 1, 'os.utime': 1, 'shutil.rmtree': 1,
@@ -73,11 +90,21 @@ def _install(workdir):
         if event == 'open' and args and not _isinstance(args[0], _int):
             path, mode, flags = args[0], args[1] or '', args[2] or 0
             writing = _any(c in _str(mode) for c in 'wax+') or (flags & write_flags) != 0
-            if writing and not inside(path):
+            real = resolved(path)
+            if writing and not within(real):
                 raise _PermissionError('sandbox: writing outside the work directory is not allowed: ' + _str(path))
             text = _fsdecode(path) if _isinstance(path, (_str, _bytes)) else ''
             if text.startswith('/proc/') and text.endswith('/environ') and text not in environ_ok:
                 raise _PermissionError('sandbox: reading another process environment is not allowed')
+            if real.startswith('/proc/') and real.endswith('/mem'):
+                raise _PermissionError('sandbox: reading process memory is not allowed')
+            if not within(real):
+                try:
+                    directory = _S_ISDIR(_stat(real).st_mode)
+                except OSError:
+                    directory = False
+                if directory:
+                    raise _PermissionError('sandbox: opening a directory outside the work directory is not allowed: ' + _str(path))
             return
         n = path_args.get(event)
         if n:
@@ -85,38 +112,3 @@ def _install(workdir):
                 if not inside(p):
                     raise _PermissionError('sandbox: ' + event + ' outside the work directory is not allowed')
     return hook
-`;
-
-/**
- * The program wrapper `guard.py`: optionally installs a Python audit hook (the in-process layer of the sandbox), then
- * runs `program.py` as `__main__`. The hook refuses sockets, signals to other processes, new processes, native code
- * loading (ctypes), writes, deletions and renames outside the work directory, and reads of other processes'
- * `/proc/PID/environ`. It is a second layer under the kernel's (namespaces and resource limits): Python code can
- * sometimes get around an audit hook, a kernel limit it cannot.
- */
-export function guardPy(workdir: string, enabled: boolean): string {
-  return String.raw`
-import os, sys, types
-WORKDIR = ${JSON.stringify(workdir)}
-
-${GUARD_INSTALL_PY}
-if ${enabled ? 'True' : 'False'}:
-    sys.addaudithook(_install(WORKDIR))
-del _install
-if sys.argv[1:] == ['wait']:
-    # started ahead of its program (namespace mode): run once the launcher has written program.py and says go
-    if os.read(0, 1) != b'G':
-        os._exit(122)
-sys.argv = [os.path.join(WORKDIR, 'program.py')]
-with open(sys.argv[0], 'rb') as _f:
-    _code = compile(_f.read(), sys.argv[0], 'exec')
-del _f
-# the program runs in a fresh __main__ module: this wrapper's module is not reachable as __main__
-_main = types.ModuleType('__main__')
-_main.__file__ = sys.argv[0]
-_main.__builtins__ = __builtins__
-sys.modules['__main__'] = _main
-del WORKDIR
-exec(_code, _main.__dict__)
-`;
-}
