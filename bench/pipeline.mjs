@@ -7,10 +7,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { resolveConfig } from '@yuan/core';
+import { resolveConfig, Rng } from '@yuan/core';
 import { PackWriter, singleProcessEngine, trainConfig } from '@yuan/model';
 import { parsePartition, pipelineEngine } from '@yuan/parallel-pipeline';
-import { initBackend, Rng } from '@yuan/tensor';
+import { initBackend } from '@yuan/tensor';
 
 const { values } = parseArgs({
   options: {

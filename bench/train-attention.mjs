@@ -8,9 +8,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
-import { getPreset, resolveConfig } from '@yuan/core';
+import { getPreset, resolveConfig, Rng } from '@yuan/core';
 import { BatchLoader, mhaAttention, PackedSplit, PackWriter, readPackedIndex, trainConfig, Trainer, YuanModel } from '@yuan/model';
-import { initBackend, Rng } from '@yuan/tensor';
+import { initBackend } from '@yuan/tensor';
 
 const { values } = parseArgs({
   options: {

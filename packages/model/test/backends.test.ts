@@ -1,6 +1,6 @@
 import { lfaAttention } from '@yuan/attention-lfa';
-import { getPreset, resolveConfig } from '@yuan/core';
-import { initBackend, Rng, tf } from '@yuan/tensor';
+import { getPreset, resolveConfig, Rng } from '@yuan/core';
+import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { AdamW, crossEntropy, mhaAttention, YuanModel } from '../src/index.js';
 

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Tokenizer } from '@yuan/core';
-import { Rng } from '@yuan/tensor';
+import { Rng, type Tokenizer } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
 import { ByteTokenizer } from '../tokenizer/bytes.js';
 import { loadSentencePiece, SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';

@@ -1,5 +1,5 @@
-import { YuanError, type Tokenizer } from '@yuan/core';
-import { Rng, tf, type AttentionCache } from '@yuan/tensor';
+import { Rng, YuanError, type Tokenizer } from '@yuan/core';
+import { tf, type AttentionCache } from '@yuan/tensor';
 import { disposeCache, type ModelCache, type YuanModel } from '../model.js';
 import { sampleToken } from '../sampling.js';
 import { CompletionText } from './completion-text.js';

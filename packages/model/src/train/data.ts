@@ -1,7 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import path from 'node:path';
-import { YuanError } from '@yuan/core';
-import { Rng } from '@yuan/tensor';
+import { Rng, YuanError } from '@yuan/core';
 import { IndexedDataset } from './megatron.js';
 import type { PackedIndex, SplitName } from './pack.js';
 
