@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   createProcessGroup, isThreadRank, launchLocal, spawnThreadRanks, threadRank,
-} from '../packages/parallel-zero/dist/index.js';
+} from '../packages/comm/dist/index.js';
 
 const OPS = ['allReduce', 'reduceScatter', 'allGather'];
 

@@ -25,7 +25,7 @@ import {
   type TrainingEngine,
 } from '@yuan/model';
 import { tf } from '@yuan/tensor';
-import type { ProcessGroup } from './group.js';
+import type { ProcessGroup } from '@yuan/comm';
 import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type FlatSlot, type GradientBucket } from './sharded.js';
 
 /** ZeRO stage: 0 replicated optimizer (gradient all-reduce); 1 optimizer states sharded; 2 gradients sharded too. */

@@ -3,7 +3,8 @@ import type { EngineFactory, RunResult } from '@yuan/model';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
-import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
+import type { ProcessGroup } from '@yuan/comm';
+import type { ZeroStage } from '@yuan/parallel-zero';
 import type { RankPayload } from '../training/data-parallel.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
@@ -142,7 +143,7 @@ export const trainCommand: Command = {
     }
     let summary: TrainSummary;
     if (parallel.length || launchedAsRank()) {
-      const { rankFromEnvironment } = await import('@yuan/parallel-zero');
+      const { rankFromEnvironment } = await import('@yuan/comm');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
       // a launched world is P × D ranks (D = WORLD_SIZE / P when --dp is left out); the same one-line error on every rank
       if (world !== undefined && values.dp === undefined && world % pp !== 0) {

@@ -47,7 +47,8 @@ export function configHash(p: RankPayload): string {
  * writes metrics and checkpoints and prints progress. Returns the run's result (on every rank).
  */
 export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp', io?: CommandIO): Promise<RunResult> {
-  const [{ createProcessGroup, dataParallelEngine }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+  const [{ createProcessGroup }, { dataParallelEngine }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+    import('@yuan/comm'),
     import('@yuan/parallel-zero'),
     import('@yuan/model'),
     import('@yuan/tensor'),
@@ -110,7 +111,7 @@ export function launchedAsRank(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export async function trainDataParallel(io: CommandIO, payload: RankPayload, transport: 'threads' | 'tcp', argv: string[]): Promise<RunResult> {
   if (launchedAsRank()) return runRank(payload, 'tcp', io);
-  const { spawnThreadRanks, launchLocal } = await import('@yuan/parallel-zero');
+  const { spawnThreadRanks, launchLocal } = await import('@yuan/comm');
   const n = worldSizeOf(payload);
   if (transport === 'threads') {
     const worker = pathToFileURL(path.join(path.dirname(fileURLToPath(import.meta.url)), 'training', 'rank-worker.js'));

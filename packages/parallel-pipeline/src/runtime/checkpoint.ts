@@ -3,7 +3,7 @@
 // Kept apart from the engines so that the checkpoint format can change in one place.
 import { YuanError } from '@yuan/core';
 import { modelParameters, type CheckpointContents, type EngineSetup } from '@yuan/model';
-import type { ProcessGroup } from '@yuan/parallel-zero';
+import type { ProcessGroup } from '@yuan/comm';
 
 /** One stage's state: weights and moments (`m.<name>`, `v.<name>`) by parameter name, and AdamW's step. */
 export interface StageState {

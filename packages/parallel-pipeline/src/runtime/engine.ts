@@ -20,7 +20,7 @@ import {
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
-import { threadWorld } from '@yuan/parallel-zero';
+import { threadWorld } from '@yuan/comm';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
 
 /** Options of the pipeline engine. */

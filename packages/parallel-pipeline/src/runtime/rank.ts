@@ -13,7 +13,8 @@ import {
   type EngineFactory,
   type StepMetrics,
 } from '@yuan/model';
-import { gridPosition, type GridPosition, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
+import type { ZeroStage } from '@yuan/parallel-zero';
 import type { PluginRegistry } from '@yuan/core';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { gatherCheckpointToWriter } from './checkpoint.js';
