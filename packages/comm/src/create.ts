@@ -6,7 +6,7 @@ import { threadRank, threadsTransport } from './threads.js';
 import { BaseTransport, type ConnectOptions, type Transport, type TransportPlugin } from './transport.js';
 
 /** This package's version; ranks exchange it at start-up as the default code version. */
-export const PARALLEL_ZERO_VERSION = '0.1.0';
+export const COMM_VERSION = '0.1.0';
 
 /** The built-in transport plugins (`threads`, `tcp`), to register in a plugin registry. */
 export const TRANSPORT_PLUGINS: readonly TransportPlugin[] = [threadsTransport, tcpTransport];
@@ -93,7 +93,7 @@ export async function createProcessGroup(opts: ProcessGroupOptions = {}): Promis
     timeoutMs,
     rendezvousTimeoutMs: opts.rendezvousTimeoutMs ?? timeoutMs,
     configHash: opts.configHash ?? '',
-    codeVersion: opts.codeVersion ?? PARALLEL_ZERO_VERSION,
+    codeVersion: opts.codeVersion ?? COMM_VERSION,
     bindAddr: opts.bindAddr ?? '0.0.0.0',
   };
   const transport: Transport = worldSize === 1 && plugin.name !== 'threads' ? new SoloTransport(0, 1, timeoutMs) : await plugin.connect(connect);
