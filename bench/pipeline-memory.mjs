@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { modelParameters, PackWriter, trainConfig } from '@yuan/model';
-import { pipelineEngine, planPipeline } from '@yuan/parallel-pipeline';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { planPipeline } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 
 const { values: o } = parseArgs({

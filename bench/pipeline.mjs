@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, Rng } from '@yuan/core';
 import { PackWriter, singleProcessEngine, trainConfig } from '@yuan/model';
-import { parsePartition, pipelineEngine } from '@yuan/parallel-pipeline';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { partitionLayers } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 
 const { values } = parseArgs({
@@ -66,7 +67,7 @@ async function measure(factory, m) {
 console.log(`backend ${backend.name}; ${Number(values.layers)} layers, hidden ${H}, ${values.batch} × ${values.seq} tokens per micro-batch; ${steps} measured steps`);
 console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
 for (const m of [1, 4, 16]) {
-  const { reports } = await measure(pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: parsePartition('uniform', P, Number(values.layers)), plugins }), m);
+  const { reports } = await measure(pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: partitionLayers('uniform', { layers: Number(values.layers), stages: P }), plugins }), m);
   const idle = [...Array(P).keys()].map((s) => reports.reduce((a, r) => a + r[s].waitMs, 0) / reports.reduce((a, r) => a + r[s].stepMs, 0));
   const bubble = (P - 1) / (m + P - 1);
   console.log(`  M ${String(m).padStart(2)}: bubble ${(bubble * 100).toFixed(1)}%  measured idle ${idle.map((x, s) => `stage ${s} ${(x * 100).toFixed(1)}%`).join(', ')}`);
@@ -74,6 +75,6 @@ for (const m of [1, 4, 16]) {
 
 const M = 8;
 const base = await measure(singleProcessEngine, M);
-const pipe = await measure(pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: parsePartition('uniform', 2, Number(values.layers)), plugins, threadsPerStage: 1 }), M);
+const pipe = await measure(pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: partitionLayers('uniform', { layers: Number(values.layers), stages: 2 }), plugins, threadsPerStage: 1 }), M);
 console.log(`\ntokens/s, global batch ${M} micro-batches: single process ${pipe && base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`);
 rmSync(tmp, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { attentionLookup, modelParameters } from '@yuan/model';
-import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
+import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 

@@ -59,7 +59,7 @@ export async function engineFromFlags(
   const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
-  const { pipelineEngine, pipelineRankEngine, planPipeline } = await import('@yuan/parallel-pipeline');
+  const [{ pipelineEngine, pipelineRankEngine }, { planPipeline }] = await Promise.all([import('@yuan/parallel-pipeline'), import('@yuan/plan')]);
   const attention = attentionLookup(registry)(config.attention.name);
   const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
   const spec = (values.partition as string | undefined) ?? 'uniform';
