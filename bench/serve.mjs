@@ -4,7 +4,8 @@
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { ByteTokenizer, mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
 
 const { values } = parseArgs({

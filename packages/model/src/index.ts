@@ -7,10 +7,8 @@ export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
 export * from './train/index.js';
-export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';
-export { CompletionText, firstStop, type TextStep } from './serve/completion-text.js';
 export {
   ServingEngine,
   ServeInputError,

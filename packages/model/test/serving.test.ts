@@ -2,9 +2,10 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SentencePieceTokenizer } from '../src/tokenizer/sentencepiece.js';
-import { makeModel } from '../src/tokenizer/testing.js';
-import { ByteTokenizer, generate, mhaAttention, ServeInputError, ServingEngine, YuanModel, type ServeRequest, type ServeResult } from '../src/index.js';
+import { ByteTokenizer, SentencePieceTokenizer } from '@yuan/tokenizer';
+// the tokenizer package's test helper (a tiny SentencePiece model built in memory)
+import { makeModel } from '../../tokenizer/src/testing.js';
+import { generate, mhaAttention, ServeInputError, ServingEngine, YuanModel, type ServeRequest, type ServeResult } from '../src/index.js';
 
 const tok = new ByteTokenizer();
 

@@ -2,7 +2,7 @@ import { Rng, YuanError, type Tokenizer } from '@yuan/core';
 import { tf, type AttentionCache } from '@yuan/tensor';
 import { disposeCache, type ModelCache, type YuanModel } from '../model.js';
 import { sampleToken } from '../sampling.js';
-import { CompletionText } from './completion-text.js';
+import { CompletionText } from '@yuan/tokenizer';
 
 /** A request content error (HTTP 400): `param` names the request field at fault (`prompt`, `max_tokens`, ...). */
 export class ServeInputError extends YuanError {

@@ -1,8 +1,7 @@
 /** Worker-thread entry of `prepareData --workers N`: loads the tokenizer and tokenizes sample batches. */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Tokenizer } from '@yuan/core';
-import { ByteTokenizer } from '../tokenizer/bytes.js';
-import { loadSentencePiece } from '../tokenizer/sentencepiece.js';
+import { ByteTokenizer, loadSentencePiece } from '@yuan/tokenizer';
 import { encodeSamples, type Sample } from './prepare-items.js';
 
 const spec = workerData as { name: string; path?: string };

@@ -8,7 +8,7 @@ import { naiveBpe } from './testing.js';
 import { normalizeSp } from './normalize.js';
 import { loadSentencePiece, SentencePieceTokenizer } from './sentencepiece.js';
 
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const shared = resolve(repoRoot, '..', 'shared');
 const fixtures = join(shared, 'fixtures', 'yuan2-tokenizer');
 const shakespeare = join(shared, 'datasets', 'tinyshakespeare', 'input.txt');

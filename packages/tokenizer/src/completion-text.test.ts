@@ -2,12 +2,12 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Rng, type Tokenizer } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
-import { ByteTokenizer } from '../tokenizer/bytes.js';
-import { loadSentencePiece, SentencePieceTokenizer } from '../tokenizer/sentencepiece.js';
-import { makeModel } from '../tokenizer/testing.js';
+import { ByteTokenizer } from './bytes.js';
+import { loadSentencePiece, SentencePieceTokenizer } from './sentencepiece.js';
+import { makeModel } from './testing.js';
 import { CompletionText } from './completion-text.js';
 
-const fixture = join(resolve(__dirname, '../../../..'), '..', 'shared', 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
+const fixture = join(resolve(__dirname, '../../..'), '..', 'shared', 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 
 /** The definition: decode(prompt ++ generated) minus decode(prompt) (from where the two decodings first differ). */
 function expected(tok: Tokenizer, prompt: number[], gen: number[]): string {

@@ -8,7 +8,7 @@ import { parseSpModel, PieceType } from './sp-model.js';
 import { encodeSpModel } from './sp-writer.js';
 import { makeModel } from './testing.js';
 
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const modelFile = resolve(repoRoot, '..', 'shared', 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 const hasShared = existsSync(modelFile);
 

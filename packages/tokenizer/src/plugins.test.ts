@@ -5,7 +5,7 @@ import { YuanError } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
 import { ByteTokenizer, SentencePieceTokenizer, tokenizerPlugins } from './index.js';
 
-const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const model = join(resolve(repoRoot, '..', 'shared'), 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 
 describe('tokenizerPlugins', () => {
