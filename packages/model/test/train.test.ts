@@ -7,21 +7,18 @@ import { initBackend, liveTensorCount, openSafetensors, tf } from '@yuan/tensor'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdamW,
-  BatchLoader,
   learningRate,
   listCheckpoints,
   loadTrainCheckpoint,
   mhaAttention,
   modelParameters,
-  PackedSplit,
-  PackWriter,
-  readPackedIndex,
   resolveResumeDir,
   saveTrainCheckpoint,
   trainConfig,
   Trainer,
   YuanModel,
 } from '../src/index.js';
+import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-train-'));
 const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;

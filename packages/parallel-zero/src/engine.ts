@@ -2,20 +2,16 @@ import { microbatchesPerRank, YuanError } from '@yuan/core';
 import {
   accumulateGrads,
   AdamW,
-  BatchLoader,
   batchLoss,
   disposeGrads,
   assertFiniteStep,
   clipScale,
   stepLearningRate,
   microBatchGrads,
-  PackedSplit,
   LayeredModel,
   layerwiseBackward,
   writeOptimizerShard,
-  readPackedIndex,
   YuanModel,
-  type Batch,
   type CheckpointContents,
   type EngineFactory,
   type GradMap,
@@ -24,6 +20,7 @@ import {
   type TrainConfig,
   type TrainingEngine,
 } from '@yuan/model';
+import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import { tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type FlatSlot, type GradientBucket } from './sharded.js';

@@ -1,7 +1,7 @@
 import type { YuanConfig } from '@yuan/core';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
 import type { TrainConfig } from './config.js';
-import type { Batch } from './data.js';
+import type { Batch } from '@yuan/data';
 import type { CheckpointContents } from './state.js';
 
 /** What one optimizer step reports. */

@@ -3,9 +3,6 @@ export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
 export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, clipScale, assertFiniteStep, disposeGrads, type GradMap } from './grads.js';
-export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
-export { PackedSplit, BatchLoader, readPackedIndex, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
-export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
 export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
 export { LayeredModel, layerwiseBackward, type LayerwiseGroup } from './layerwise.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
@@ -27,5 +24,3 @@ export {
   type CheckpointContents,
   type CheckpointMeta,
 } from './state.js';
-export { prepareData, prepareWorkersForInput, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
-export { yuanLine, type Sample } from './prepare-items.js';

@@ -2,7 +2,7 @@ import type { YuanConfig } from '@yuan/core';
 import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { crossEntropy } from '../loss.js';
 import { YuanModel } from '../model.js';
-import type { Batch } from './data.js';
+import type { Batch } from '@yuan/data';
 import type { GradMap } from './grads.js';
 
 /**

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { removeStaleStaging, writeAtomic, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors } from '@yuan/tensor';
 import { readCheckpoint, writeModelFiles, type AttentionLookup } from '../checkpoint.js';
-import type { DataPosition } from './data.js';
+import type { DataPosition } from '@yuan/data';
 
 /** `trainer.json` of a training checkpoint: everything besides the tensors that a resumed run needs. */
 export interface TrainState {

@@ -4,7 +4,7 @@ import { crossEntropy } from '../loss.js';
 import { YuanModel } from '../model.js';
 import { AdamW } from './adamw.js';
 import type { TrainConfig } from './config.js';
-import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from './data.js';
+import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import type { CheckpointContents } from './state.js';
 import { accumulateGrads, assertFiniteStep, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';

@@ -3,20 +3,17 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
-  BatchLoader,
   assertFiniteStep,
   stepLearningRate,
   modelParameters,
-  PackedSplit,
   partParameters,
-  readPackedIndex,
-  type Batch,
   type CheckpointContents,
   type EngineFactory,
   type EngineSetup,
   type StepMetrics,
   type TrainingEngine,
 } from '@yuan/model';
+import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';

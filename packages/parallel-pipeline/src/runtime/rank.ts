@@ -1,18 +1,15 @@
 import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
 import {
   assertFiniteStep,
-  BatchLoader,
   modelParameters,
-  PackedSplit,
   partParameters,
-  readPackedIndex,
   stepLearningRate,
   writeOptimizerShard,
-  type Batch,
   type CheckpointContents,
   type EngineFactory,
   type StepMetrics,
 } from '@yuan/model';
+import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
 import type { ZeroStage } from '@yuan/parallel-zero';
 import type { PluginRegistry } from '@yuan/core';

@@ -70,11 +70,11 @@ const BATCH_SAMPLES = 512;
 const BATCH_CHARS = 1 << 20;
 
 function workerScript(): URL {
-  for (const rel of ['./prepare-worker.js', '../prepare-worker.js', '../../dist/prepare-worker.js']) {
+  for (const rel of ['./prepare-worker.js', '../prepare-worker.js', '../dist/prepare-worker.js']) {
     const url = new URL(rel, import.meta.url);
     if (existsSync(fileURLToPath(url))) return url;
   }
-  throw new YuanError('usage', 'tokenizing on worker threads needs the built @yuan/model (dist/prepare-worker.js is missing) or --workers 1');
+  throw new YuanError('usage', 'tokenizing on worker threads needs the built @yuan/data (dist/prepare-worker.js is missing) or --workers 1');
 }
 
 /** Worker threads tokenizing batches; a failing or exiting worker fails its batches (an error, never a hang). */
