@@ -7,6 +7,15 @@ export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
 export * from './train/index.js';
+export {
+  listCheckpoints,
+  checkpointProblem,
+  readCheckpointManifest,
+  checkpointFolderName,
+  isCheckpointFolderName,
+  CHECKPOINT_MANIFEST,
+  type CheckpointManifest,
+} from './run-folder.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';
 export {

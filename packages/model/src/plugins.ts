@@ -5,7 +5,7 @@ import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
 import { loadCheckpoint, type AttentionLookup } from './checkpoint.js';
 import { mhaAttention } from './mha.js';
-import { listCheckpoints } from './train/index.js';
+import { listCheckpoints } from './run-folder.js';
 
 /** Looks attention plugins up by name in a registry (an unknown name lists the registered ones). */
 export function attentionLookup(registry: PluginRegistry): AttentionLookup {

@@ -13,8 +13,6 @@ export {
   writeOptimizerShard,
   optimizerShardDir,
   loadTrainCheckpoint,
-  listCheckpoints,
-  checkpointProblem,
   resolveResumeDir,
   readTrainState,
   checkSameModel,

@@ -8,7 +8,8 @@ import { trainConfig } from './config.js';
 import { evalBatches, PackedSplit, readPackedIndex, type Batch, type PackedIndex } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
-import { listCheckpoints, loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint } from './state.js';
+import { loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint } from './state.js';
+import { listCheckpoints } from '../run-folder.js';
 import { singleProcessEngine } from './trainer.js';
 
 /** What a training run is asked to do. */

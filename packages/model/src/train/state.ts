@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleStaging, writeAtomic, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors } from '@yuan/tensor';
 import { readCheckpoint, writeModelFiles, type AttentionLookup } from '../checkpoint.js';
 import type { DataPosition } from '@yuan/data';
+import {
+  CHECKPOINT_MANIFEST as MANIFEST,
+  checkpointFolderName as checkpointName,
+  checkpointProblem,
+  isCheckpointFolderName,
+  listCheckpoints,
+  readCheckpointManifest as readManifest,
+  type CheckpointManifest as Manifest,
+} from '../run-folder.js';
 
 /** `trainer.json` of a training checkpoint: everything besides the tensors that a resumed run needs. */
 export interface TrainState {
@@ -157,58 +166,10 @@ export interface CheckpointContents {
   data: DataPosition;
 }
 
-/** `manifest.json`, written last into a checkpoint: every other file with its size (bytes) and SHA-256. */
-interface Manifest {
-  format: 'yuan-checkpoint-1';
-  step: number;
-  files: Record<string, { bytes: number; sha256: string }>;
-}
-
-const NAME = /^checkpoint-(\d+)$/;
-const MANIFEST = 'manifest.json';
-
-function checkpointName(step: number): string {
-  return `checkpoint-${String(step).padStart(8, '0')}`;
-}
-
 async function sha256(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-function readManifest(dir: string): Manifest | string {
-  const file = path.join(dir, MANIFEST);
-  if (!existsSync(file)) return `${dir}: no ${MANIFEST} (the checkpoint was not completed)`;
-  let m: Manifest;
-  try {
-    m = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    return `${file}: not valid JSON (${(e as Error).message})`;
-  }
-  if (m?.format !== 'yuan-checkpoint-1' || typeof m.files !== 'object') return `${file}: not a yuan checkpoint manifest`;
-  for (const [name, f] of Object.entries(m.files)) {
-    const p = path.join(dir, name);
-    if (!existsSync(p)) return `${dir}: ${name} is missing`;
-    const bytes = statSync(p).size;
-    if (bytes !== f.bytes) return `${dir}: ${name} has ${bytes} bytes; the manifest says ${f.bytes}`;
-  }
-  return m;
-}
-
-/** Why `dir` is not a complete training checkpoint, or undefined when it is (manifest present, every file its size). */
-export function checkpointProblem(dir: string): string | undefined {
-  const m = readManifest(dir);
-  return typeof m === 'string' ? m : undefined;
-}
-
-/** Complete checkpoint folders in a run folder, oldest first: `checkpoint-N` with a manifest whose files all match it. */
-export function listCheckpoints(runDir: string): string[] {
-  if (!existsSync(runDir)) return [];
-  return readdirSync(runDir)
-    .filter((d) => NAME.test(d) && checkpointProblem(path.join(runDir, d)) === undefined)
-    .sort()
-    .map((d) => path.join(runDir, d));
 }
 
 /** What `saveTrainCheckpoint` records besides the engine's contents. */
@@ -281,7 +242,7 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
  */
 export function resolveResumeDir(dir: string, onSkip?: (checkpoint: string, problem: string) => void): string {
   if (!existsSync(dir)) throw new YuanError('checkpoint', `resume folder not found: ${dir}`);
-  if (existsSync(path.join(dir, 'trainer.json')) || existsSync(path.join(dir, MANIFEST)) || NAME.test(path.basename(dir))) {
+  if (existsSync(path.join(dir, 'trainer.json')) || existsSync(path.join(dir, MANIFEST)) || isCheckpointFolderName(path.basename(dir))) {
     const problem = checkpointProblem(dir);
     if (problem) throw new YuanError('checkpoint', `cannot resume: ${problem}`);
     return dir;
@@ -289,10 +250,10 @@ export function resolveResumeDir(dir: string, onSkip?: (checkpoint: string, prob
   const all = listCheckpoints(dir);
   if (all.length > 0 && onSkip) {
     const chosen = path.basename(all[all.length - 1]);
-    for (const d of readdirSync(dir).filter((x) => NAME.test(x) && x > chosen).sort()) onSkip(path.join(dir, d), checkpointProblem(path.join(dir, d)) ?? 'incomplete');
+    for (const d of readdirSync(dir).filter((x) => isCheckpointFolderName(x) && x > chosen).sort()) onSkip(path.join(dir, d), checkpointProblem(path.join(dir, d)) ?? 'incomplete');
   }
   if (all.length === 0) {
-    const broken = existsSync(dir) ? readdirSync(dir).filter((d) => NAME.test(d)) : [];
+    const broken = existsSync(dir) ? readdirSync(dir).filter((d) => isCheckpointFolderName(d)) : [];
     const why = broken.length ? ` (incomplete: ${broken.map((d) => checkpointProblem(path.join(dir, d))).join('; ')})` : '';
     throw new YuanError('checkpoint', `${dir}: no complete checkpoint to resume from${why}`);
   }
