@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, Rng } from '@yuan/core';
-import { singleProcessEngine, trainConfig } from '@yuan/model';
+import { singleProcessEngine, trainConfig } from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 import { pipelineEngine } from '@yuan/parallel-pipeline';
 import { partitionLayers } from '@yuan/plan';

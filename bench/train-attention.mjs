@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { getPreset, resolveConfig, Rng } from '@yuan/core';
-import { mhaAttention, trainConfig, Trainer, YuanModel } from '@yuan/model';
+import { mhaAttention, YuanModel } from '@yuan/model';
+import { trainConfig, Trainer } from '@yuan/train';
 import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
 import { initBackend } from '@yuan/tensor';
 

@@ -6,7 +6,6 @@ export { crossEntropy, nextTokenLoss } from './loss.js';
 export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
-export * from './train/index.js';
 export {
   listCheckpoints,
   checkpointProblem,

@@ -1,25 +1,8 @@
 import { microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  accumulateGrads,
-  AdamW,
-  batchLoss,
-  disposeGrads,
-  assertFiniteStep,
-  clipScale,
-  stepLearningRate,
-  microBatchGrads,
-  LayeredModel,
-  layerwiseBackward,
-  writeOptimizerShard,
   YuanModel,
-  type CheckpointContents,
-  type EngineFactory,
-  type GradMap,
-  type OptimizerState,
-  type StepMetrics,
-  type TrainConfig,
-  type TrainingEngine,
 } from '@yuan/model';
+import { accumulateGrads, AdamW, batchLoss, disposeGrads, assertFiniteStep, clipScale, stepLearningRate, microBatchGrads, LayeredModel, layerwiseBackward, writeOptimizerShard, type CheckpointContents, type EngineFactory, type GradMap, type OptimizerState, type StepMetrics, type TrainConfig, type TrainingEngine } from '@yuan/train';
 import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import { tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';

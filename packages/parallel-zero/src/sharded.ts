@@ -1,5 +1,5 @@
 import { YuanError } from '@yuan/core';
-import type { GradMap } from '@yuan/model';
+import type { GradMap } from '@yuan/train';
 import { adamwStep, tf } from '@yuan/tensor';
 import { shardRange, type ProcessGroup } from '@yuan/comm';
 

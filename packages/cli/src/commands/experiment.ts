@@ -4,7 +4,7 @@ import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistr
 import { numberOption, requireString, type Command } from '../command.js';
 import { attentionLookup } from '@yuan/model';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
-import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
+import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/train';
 import { trainWithProgress } from '../training/run.js';
 
 /**

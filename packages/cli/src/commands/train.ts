@@ -1,5 +1,5 @@
 import { microbatchesPerRank, YuanError, type YuanConfig } from '@yuan/core';
-import type { EngineFactory, RunResult } from '@yuan/model';
+import type { EngineFactory, RunResult } from '@yuan/train';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
@@ -56,7 +56,7 @@ export async function engineFromFlags(
     throw new YuanError('usage', `--recompute "${recompute}" is not full or stage (TensorFlow.js keeps no autodiff tape across calls, so Megatron's none/block recompute cannot be built)`);
   }
   // the model (and TensorFlow.js) load only when a run starts, so `yuan train --help` stays fast
-  const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
+  const [{ attentionLookup, modelParameters }, { singleProcessEngine }] = await Promise.all([import('@yuan/model'), import('@yuan/train')]);
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
   const [{ pipelineEngine, pipelineRankEngine }, { planPipeline }] = await Promise.all([import('@yuan/parallel-pipeline'), import('@yuan/plan')]);

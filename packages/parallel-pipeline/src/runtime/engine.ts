@@ -3,16 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
-  assertFiniteStep,
-  stepLearningRate,
   modelParameters,
   partParameters,
-  type CheckpointContents,
-  type EngineFactory,
-  type EngineSetup,
-  type StepMetrics,
-  type TrainingEngine,
 } from '@yuan/model';
+import { assertFiniteStep, stepLearningRate, type CheckpointContents, type EngineFactory, type EngineSetup, type StepMetrics, type TrainingEngine } from '@yuan/train';
 import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';

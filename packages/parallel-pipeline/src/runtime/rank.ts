@@ -1,14 +1,9 @@
 import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  assertFiniteStep,
   modelParameters,
   partParameters,
-  stepLearningRate,
-  writeOptimizerShard,
-  type CheckpointContents,
-  type EngineFactory,
-  type StepMetrics,
 } from '@yuan/model';
+import { assertFiniteStep, stepLearningRate, writeOptimizerShard, type CheckpointContents, type EngineFactory, type StepMetrics } from '@yuan/train';
 import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
 import type { ZeroStage } from '@yuan/parallel-zero';

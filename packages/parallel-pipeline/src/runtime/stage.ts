@@ -1,4 +1,5 @@
-import { accumulateGrads, AdamW, clipGrads, clipScale, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
+import { accumulateGrads, AdamW, clipGrads, clipScale, disposeGrads, type GradMap } from '@yuan/train';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type GradientBucket, type FlatSlot } from '@yuan/parallel-zero';

@@ -1,7 +1,6 @@
 import type { YuanConfig } from '@yuan/core';
 import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
-import { crossEntropy } from '../loss.js';
-import { YuanModel } from '../model.js';
+import { crossEntropy, YuanModel } from '@yuan/model';
 import type { Batch } from '@yuan/data';
 import type { GradMap } from './grads.js';
 

@@ -4,17 +4,19 @@ import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { removeStaleStaging, writeAtomic, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors } from '@yuan/tensor';
-import { readCheckpoint, writeModelFiles, type AttentionLookup } from '../checkpoint.js';
-import type { DataPosition } from '@yuan/data';
 import {
+  readCheckpoint,
+  writeModelFiles,
   CHECKPOINT_MANIFEST as MANIFEST,
   checkpointFolderName as checkpointName,
   checkpointProblem,
   isCheckpointFolderName,
   listCheckpoints,
   readCheckpointManifest as readManifest,
+  type AttentionLookup,
   type CheckpointManifest as Manifest,
-} from '../run-folder.js';
+} from '@yuan/model';
+import type { DataPosition } from '@yuan/data';
 
 /** `trainer.json` of a training checkpoint: everything besides the tensors that a resumed run needs. */
 export interface TrainState {

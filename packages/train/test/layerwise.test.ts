@@ -2,7 +2,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { batchLoss, LayeredModel, layerwiseBackward, microBatchGrads, YuanModel, type LayerwiseGroup } from '../src/index.js';
+import { batchLoss, LayeredModel, layerwiseBackward, microBatchGrads, type LayerwiseGroup } from '../src/index.js';
+import { YuanModel } from '@yuan/model';
 import type { Batch } from '@yuan/data';
 
 const config = resolveConfig({

@@ -2,14 +2,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { appendFile, mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic, YuanError, type YuanConfig } from '@yuan/core';
-import type { AttentionLookup } from '../checkpoint.js';
-import { modelParameters } from '../parameters.js';
+import { listCheckpoints, modelParameters, type AttentionLookup } from '@yuan/model';
 import { trainConfig } from './config.js';
 import { evalBatches, PackedSplit, readPackedIndex, type Batch, type PackedIndex } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
 import { loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint } from './state.js';
-import { listCheckpoints } from '../run-folder.js';
 import { singleProcessEngine } from './trainer.js';
 
 /** What a training run is asked to do. */

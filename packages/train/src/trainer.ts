@@ -1,7 +1,6 @@
 import { YuanError } from '@yuan/core';
 import { tf } from '@yuan/tensor';
-import { crossEntropy } from '../loss.js';
-import { YuanModel } from '../model.js';
+import { crossEntropy, YuanModel } from '@yuan/model';
 import { AdamW } from './adamw.js';
 import type { TrainConfig } from './config.js';
 import { BatchLoader, PackedSplit, readPackedIndex, type Batch } from '@yuan/data';

@@ -8,16 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdamW,
   learningRate,
-  listCheckpoints,
   loadTrainCheckpoint,
-  mhaAttention,
-  modelParameters,
   resolveResumeDir,
   saveTrainCheckpoint,
   trainConfig,
   Trainer,
-  YuanModel,
 } from '../src/index.js';
+import { listCheckpoints, mhaAttention, modelParameters, YuanModel } from '@yuan/model';
 import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-train-'));

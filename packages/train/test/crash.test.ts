@@ -4,7 +4,8 @@ import path from 'node:path';
 import { resolveConfig } from '@yuan/core';
 import { initBackend } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { listCheckpoints, loadTrainCheckpoint, mhaAttention, modelParameters, resolveResumeDir, saveTrainCheckpoint, YuanModel, AdamW, type CheckpointContents } from '../src/index.js';
+import { loadTrainCheckpoint, resolveResumeDir, saveTrainCheckpoint, AdamW, type CheckpointContents } from '../src/index.js';
+import { listCheckpoints, mhaAttention, modelParameters, YuanModel } from '@yuan/model';
 
 const config = resolveConfig({
   model: { vocabSize: 40, hiddenSize: 8, numLayers: 1, numHeads: 2, ffnSize: 16, maxPositions: 16 },

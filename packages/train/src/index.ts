@@ -1,4 +1,9 @@
-/** The training engine library: config, schedule, AdamW, gradient steps, packed data, checkpoints and the loop. */
+/**
+ * @yuan/train: the training library — the `train` config section, the learning-rate schedule, AdamW, gradient steps,
+ * the single-process trainer and the layer-by-layer backward, the `TrainingEngine` interface that the pipeline and
+ * ZeRO engines implement, training checkpoints (save, resume, optimizer shards) and `runTraining`, the loop with
+ * validation, metrics and the loss plot. Data comes from `@yuan/data`; the model from `@yuan/model`.
+ */
 export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
 export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';

@@ -2,7 +2,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig, Rng } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { AdamW, crossEntropy, mhaAttention, YuanModel } from '../src/index.js';
+import { AdamW } from '../src/index.js';
+import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
 
 const nativeBuilt = await initBackend('native').then(
   () => true,
