@@ -4,7 +4,8 @@
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { mhaAttention, YuanModel } from '@yuan/model';
+import { ServingEngine } from '@yuan/serve';
 import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
 

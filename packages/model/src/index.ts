@@ -17,15 +17,3 @@ export {
 } from './run-folder.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';
-export {
-  ServingEngine,
-  ServeInputError,
-  tokenString,
-  type ServeRequest,
-  type PreparedRequest,
-  type ServeResult,
-  type ServeChoice,
-  type TokenLogprob,
-  type ServeListener,
-  type ServingEngineOptions,
-} from './serve/engine.js';

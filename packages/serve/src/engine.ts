@@ -1,7 +1,6 @@
 import { Rng, YuanError, type Tokenizer } from '@yuan/core';
 import { tf, type AttentionCache } from '@yuan/tensor';
-import { disposeCache, type ModelCache, type YuanModel } from '../model.js';
-import { sampleToken } from '../sampling.js';
+import { disposeCache, sampleToken, type ModelCache, type YuanModel } from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 
 /** A request content error (HTTP 400): `param` names the request field at fault (`prompt`, `max_tokens`, ...). */

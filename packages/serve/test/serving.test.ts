@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ByteTokenizer, SentencePieceTokenizer } from '@yuan/tokenizer';
 // the tokenizer package's test helper (a tiny SentencePiece model built in memory)
 import { makeModel } from '../../tokenizer/src/testing.js';
-import { generate, mhaAttention, ServeInputError, ServingEngine, YuanModel, type ServeRequest, type ServeResult } from '../src/index.js';
+import { ServeInputError, ServingEngine, type ServeRequest, type ServeResult } from '../src/index.js';
+import { generate, mhaAttention, YuanModel } from '@yuan/model';
 
 const tok = new ByteTokenizer();
 
