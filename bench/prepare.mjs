@@ -3,14 +3,14 @@
 // 1 and WORKERS (default 2) worker threads, each in a fresh `node` process as a `yuan data prepare` run is (in this
 // process the tokenizer is already compiled, which would favour one thread). Ratios are against baselines measured
 // in this run.
-// Run after building packages/model: `node bench/prepare.mjs [MB]`. Python: PYTHON, else bench/.venv, which the
+// Run after building packages/data: `node bench/prepare.mjs [MB]`. Python: PYTHON, else bench/.venv, which the
 // benchmark creates with `sentencepiece` installed on first use; the comparison is skipped when it cannot import it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { prepareData } from '../packages/model/dist/index.js';
+import { prepareData } from '../packages/data/dist/index.js';
 import { loadSentencePiece } from '../packages/tokenizer/dist/index.js';
 
 // `--child WORKERS INPUT OUT`: one timed prepareData run in this fresh process, printed as JSON.
