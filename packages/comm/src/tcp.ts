@@ -64,7 +64,7 @@ class FrameReader {
       const tagLen = this.head.readUInt16BE(2);
       const bodyLen = this.head.readUInt32BE(4);
       if (this.type < HELLO || this.type > ABORT || this.head[1] !== 0 || (!this.identified && (bodyLen > MAX_CONTROL || this.type === DATA))) {
-        this.onBad('received bytes that are not a yuan parallel-zero frame');
+        this.onBad('received bytes that are not a frame of the yuan tcp transport');
         return;
       }
       this.bodyLen = bodyLen;

@@ -1,4 +1,7 @@
-/** @yuan/model: the YUAN-style decoder, the `mha` attention plugin, loss, generation with caches and HF checkpoints. */
+/**
+ * @yuan/model: the YUAN-style decoder (whole or in parts), the `mha` attention plugin, loss, sampling and generation with
+ * caches, Hugging Face checkpoints, the run folder's checkpoint manifest and the `local` model adapter.
+ */
 export { YuanModel, disposeCache, wholeModel, partParameters, parameterSeed, type ModelCache, type ForwardOptions, type ModelPart, type PartForwardOptions } from './model.js';
 export { mhaAttention } from './mha.js';
 export { modelParameters, attentionSpec, attentionOptions } from './parameters.js';
