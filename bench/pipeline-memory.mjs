@@ -9,8 +9,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
-import { modelParameters, PackWriter, trainConfig } from '@yuan/model';
-import { pipelineEngine, planPipeline } from '@yuan/parallel-pipeline';
+import { modelParameters } from '@yuan/model';
+import { trainConfig } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { planPipeline } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');

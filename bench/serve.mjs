@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { ByteTokenizer, mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { mhaAttention, YuanModel } from '@yuan/model';
+import { ServingEngine } from '@yuan/serve';
+import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');

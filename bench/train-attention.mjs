@@ -9,9 +9,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
-import { getPreset, resolveConfig } from '@yuan/core';
-import { BatchLoader, mhaAttention, PackedSplit, PackWriter, readPackedIndex, trainConfig, Trainer, YuanModel } from '@yuan/model';
-import { initBackend, Rng } from '@yuan/tensor';
+import { getPreset, resolveConfig, Rng } from '@yuan/core';
+import { mhaAttention, YuanModel } from '@yuan/model';
+import { trainConfig, Trainer } from '@yuan/train';
+import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
+import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'prepare-worker': 'src/train/prepare-worker.ts' },
+  entry: ['src/index.ts'],
   format: ['esm'],
   dts: true,
   clean: true,

@@ -41,6 +41,23 @@ describe('command modules load lazily', () => {
     expect(urls.filter((u) => /tfjs|@yuan\/(model|tensor)|\/(train|env|eval|generate)-\w+\.js$/.test(u))).toEqual([]);
   });
 
+  it('`yuan launch --help` and `yuan plan --help` load no TensorFlow.js, tensor, model or training package', () => {
+    // launch needs @yuan/comm only, plan @yuan/plan only: both depend on @yuan/core alone
+    const heavy = /@tensorflow|@yuan\/(tensor|model|train|serve|parallel-zero|parallel-pipeline|attention|eval|data-filter)\b/;
+    for (const [word, pkg] of [['launch', 'comm'], ['plan', 'plan']]) {
+      const { out, urls } = loadedBy(word, '--help');
+      expect(out).toContain(`usage: yuan ${word}`);
+      expect(urls.some((u) => new RegExp(`/packages/${pkg}/dist/index\\.js$|@yuan/${pkg}/dist/index\\.js$`).test(u)), `${word} loads @yuan/${pkg}`).toBe(true);
+      expect(urls.filter((u) => heavy.test(u) || /\/packages\/(tensor|model|train|serve|parallel-zero|parallel-pipeline)\//.test(u))).toEqual([]);
+    }
+  });
+
+  it('`yuan plan --time` computes the step-time model without loading TensorFlow.js', () => {
+    const { out, urls } = loadedBy('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096');
+    expect(out).toMatch(/^Method 1: TP \+ PP \+ DP \(TP 8, PP 4, DP 3, A = 384\): 312\.42 s per step$/m);
+    expect(urls.filter((u) => /@tensorflow|\/packages\/(tensor|model)\//.test(u))).toEqual([]);
+  });
+
   it('each entry of the command list has the path and summary of the module it loads', async () => {
     for (const entry of COMMANDS) {
       const cmd = await entry.load();

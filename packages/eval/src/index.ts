@@ -1,4 +1,4 @@
-/** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter and server, result tables. */
+/** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter, result tables. */
 export { isolationNote, Sandbox, type SandboxOptions, type SandboxResult, type RunOptions, type Isolation } from './sandbox/sandbox.js';
 export { DEFAULT_LIMITS, type SandboxLimits } from './sandbox/limits.js';
 export { passAtK } from './metrics/pass-at-k.js';
@@ -29,18 +29,6 @@ export { readSamplesFile } from './run/samples-file.js';
 export { formatResultTable } from './run/table.js';
 export { defaultDataDir } from './data/default-dir.js';
 export { OpenAIEndpointAdapter, openAIEndpointPlugin, type EndpointOptions } from './adapters/openai-endpoint.js';
-export { createOpenAIServer, type OpenAIServerOptions } from './server/openai-server.js';
-export { servedFromAdapter } from './server/adapter-served.js';
-export {
-  defaultChatPrompt,
-  type ServedModel,
-  type ServedCompletion,
-  type ServedRequest,
-  type ServedLogprob,
-  type ServedListener,
-  type ChatMessage,
-} from './server/served-model.js';
-export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './server/validate.js';
 import { openAIEndpointPlugin as endpoint } from './adapters/openai-endpoint.js';
 import { evaluatorPlugins as evaluators } from './tasks/registry.js';
 /** The plugins this package provides (what `yuan` registers from it): the evaluators and the `openai` model adapter. */

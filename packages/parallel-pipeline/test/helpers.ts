@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
-import { mhaAttention, PackWriter, singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/model';
+import { mhaAttention } from '@yuan/model';
+import { singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
 
 /** The built attention-lfa module, for the stage workers. */
 export const LFA_MODULE = new URL('../../attention-lfa/dist/index.js', import.meta.url).href;

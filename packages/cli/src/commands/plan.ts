@@ -1,6 +1,5 @@
 import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
-import { attentionLookup, modelParameters } from '@yuan/model';
-import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
+import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 
@@ -136,7 +135,10 @@ export const planCommand: Command = {
       io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
       return;
     }
+    // the parameter list comes from the attention plugins, which are tensor code: the model (and TensorFlow.js) load
+    // here, so `yuan plan --help` and `--time` load only the planner
     const registry = await loadRegistry(values, config);
+    const { attentionLookup, modelParameters } = await import('@yuan/model');
     const attention = attentionLookup(registry)(config.attention.name);
     const kernels = (values.kernels as string | undefined) ?? 'fused';
     if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);

@@ -1,9 +1,10 @@
 import { microbatchesPerRank, YuanError, type YuanConfig } from '@yuan/core';
-import type { EngineFactory, RunResult } from '@yuan/model';
+import type { EngineFactory, RunResult } from '@yuan/train';
 import { numberOption, requireString, type Command, type OptionSpec } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleFile, withPluginFlags } from '../context.js';
 import type { PluginRegistry } from '@yuan/core';
-import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
+import type { ProcessGroup } from '@yuan/comm';
+import type { ZeroStage } from '@yuan/parallel-zero';
 import type { RankPayload } from '../training/data-parallel.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
@@ -68,10 +69,10 @@ export async function engineFromFlags(
     throw new YuanError('usage', `--recompute "${recompute}" is not full or stage (TensorFlow.js keeps no autodiff tape across calls, so Megatron's none/block recompute cannot be built)`);
   }
   // the model (and TensorFlow.js) load only when a run starts, so `yuan train --help` stays fast
-  const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
+  const [{ attentionLookup, modelParameters }, { singleProcessEngine }] = await Promise.all([import('@yuan/model'), import('@yuan/train')]);
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
-  const { pipelineEngine, pipelineRankEngine, planPipeline } = await import('@yuan/parallel-pipeline');
+  const [{ pipelineEngine, pipelineRankEngine }, { planPipeline }] = await Promise.all([import('@yuan/parallel-pipeline'), import('@yuan/plan')]);
   const attention = attentionLookup(registry)(config.attention.name);
   const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
   const spec = (values.partition as string | undefined) ?? 'uniform';
@@ -158,7 +159,7 @@ export const trainCommand: Command = {
     }
     let summary: TrainSummary;
     if (parallel.length || launchedAsRank()) {
-      const { rankFromEnvironment } = await import('@yuan/parallel-zero');
+      const { rankFromEnvironment } = await import('@yuan/comm');
       const world = launchedAsRank() ? rankFromEnvironment().worldSize : undefined;
       // a launched world is P × D ranks (D = WORLD_SIZE / P when --dp is left out); the same one-line error on every rank
       if (world !== undefined && values.dp === undefined && world % pp !== 0) {

@@ -3,7 +3,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { YuanError, type YuanConfig } from '@yuan/core';
-import type { RunResult } from '@yuan/model';
+import type { RunResult } from '@yuan/train';
 import { YUAN_VERSION, type CommandIO } from '../command.js';
 
 /** What every rank of a data-parallel run is given (JSON: it crosses threads and processes). */
@@ -47,8 +47,10 @@ export function configHash(p: RankPayload): string {
  * writes metrics and checkpoints and prints progress. Returns the run's result (on every rank).
  */
 export async function runRank(payload: RankPayload, transport: 'threads' | 'tcp', io?: CommandIO): Promise<RunResult> {
-  const [{ createProcessGroup, dataParallelEngine }, { runTraining, attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+  const [{ createProcessGroup }, { dataParallelEngine }, { runTraining }, { attentionLookup }, { initBackend }, { loadRegistry }] = await Promise.all([
+    import('@yuan/comm'),
     import('@yuan/parallel-zero'),
+    import('@yuan/train'),
     import('@yuan/model'),
     import('@yuan/tensor'),
     import('../context.js'),
@@ -110,7 +112,7 @@ export function launchedAsRank(env: NodeJS.ProcessEnv = process.env): boolean {
  */
 export async function trainDataParallel(io: CommandIO, payload: RankPayload, transport: 'threads' | 'tcp', argv: string[]): Promise<RunResult> {
   if (launchedAsRank()) return runRank(payload, 'tcp', io);
-  const [{ spawnThreadRanks, launchLocal }, { checkTrainingData }] = await Promise.all([import('@yuan/parallel-zero'), import('@yuan/model')]);
+  const [{ spawnThreadRanks, launchLocal }, { checkTrainingData }] = await Promise.all([import('@yuan/comm'), import('@yuan/train')]);
   // bad data stops the job here, on one line, before any rank starts (every rank checks it again before its first step)
   checkTrainingData(payload.config, payload.data);
   const n = worldSizeOf(payload);

@@ -1,5 +1,5 @@
 // The entry of one data-parallel rank on a worker thread (`yuan train --dp D`, transport threads).
-import { threadRank } from '@yuan/parallel-zero';
+import { threadRank } from '@yuan/comm';
 import { runRank, type RankPayload } from './data-parallel.js';
 
 const me = threadRank();

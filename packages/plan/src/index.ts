@@ -1,0 +1,54 @@
+/**
+ * @yuan/plan: the pipeline planner as plain arithmetic — partitioners and GPipe/1F1B schedules (plugins, schedules as
+ * instruction lists with a simulator), the per-stage memory plan (weights, gradients, optimizer, activations, bubble)
+ * and the paper's step-time model. It depends on `@yuan/core` only: no tensors, no workers, no TensorFlow.js.
+ */
+import type { PluginRegistry } from '@yuan/core';
+import { PARTITION_PLUGINS } from './partition.js';
+import { SCHEDULE_PLUGINS } from './schedule.js';
+
+export type { PartitionContext, PartitionPlugin, SchedulePlugin } from './plugins.js';
+export type { Instruction, ScheduleOptions } from './instructions.js';
+export {
+  partitionLayers,
+  parseBlocks,
+  formatBlocks,
+  checkBlocks,
+  minMaxSplit,
+  uniformPartition,
+  parametersPartition,
+  memoryPartition,
+  PARTITION_PLUGINS,
+} from './partition.js';
+export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, SCHEDULE_PLUGINS, type SimulationResult } from './schedule.js';
+export {
+  layerActivation,
+  headActivation,
+  embeddingActivation,
+  ropeTablesElements,
+  sumTerms,
+  type ActivationShape,
+  type ActivationTerm,
+  type SegmentActivation,
+} from './activation.js';
+export { groupParameters, type ParameterGroups } from './parameters.js';
+export {
+  planPipeline,
+  bytesPerParameter,
+  parseRecompute,
+  RECOMPUTE_NOTE,
+  type PipelinePlanInput,
+  type PipelinePlan,
+  type StagePlan,
+  type BytesPerParameter,
+  type Recompute,
+  type Precision,
+} from './plan.js';
+export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
+
+/** Registers the built-in partitioners (`uniform`, `parameters`, `memory`) and schedules (`gpipe`, `1f1b`) in `registry`. */
+export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistry {
+  for (const p of PARTITION_PLUGINS) registry.register(p, '@yuan/plan');
+  for (const s of SCHEDULE_PLUGINS) registry.register(s, '@yuan/plan');
+  return registry;
+}
