@@ -9,3 +9,4 @@ export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } fro
 export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';
 export { dataParallelEngine, type DataParallelOptions, type DataParallelMemory, type ZeroStage } from './engine.js';
 export { ShardedAdamW, flatLayout, flattenGrads, allGatherParameters, ownedRanges, type FlatSlot, type ShardedAdamWOptions, type GradientBucket } from './sharded.js';
+export { DATA_PARALLEL_FIELDS, DATA_PARALLEL_DEFAULTS } from './layout.js';
