@@ -1,6 +1,7 @@
 /**
  * @yuan/parallel-pipeline: non-uniform pipeline parallelism — partitioners, GPipe/1F1B schedules as instruction lists,
- * the stage runtime on worker threads with activation checkpointing, the memory planner and the paper's time model.
+ * the stage runtime on worker threads with activation checkpointing, the memory planner and the paper's time model;
+ * and the whole parallel layout (the config's `parallel` section, P × D with ZeRO) with `trainParallel`, which runs it.
  */
 import type { PluginRegistry } from '@yuan/core';
 import { PARTITION_PLUGINS } from './partition.js';
@@ -55,3 +56,17 @@ export { pipelineEngine, type PipelineOptions, type PipelineEngine } from './run
 export { pipelineRankEngine, type PipelineRankOptions } from './runtime/rank.js';
 export { assembleCheckpoint, gatherCheckpointToWriter, encodeStageState, decodeStageState, type StageState } from './runtime/checkpoint.js';
 export type { StageStepReport, InjectedFault } from './runtime/protocol.js';
+export {
+  parallelLayout,
+  withParallelLayout,
+  fieldNames,
+  PARALLEL_SCHEMA,
+  PIPELINE_FIELDS,
+  PARALLEL_DEFAULTS,
+  type ParallelLayout,
+  type ParallelField,
+  type LayoutNaming,
+  type LayoutOptions,
+  type FieldNames,
+} from './layout.js';
+export { parallelEngine, trainParallel, pluginModulesOf, type ParallelEngineOptions, type ParallelTrainOptions, type ParallelRunResult, type PluginModuleRef } from './train-parallel.js';
