@@ -44,7 +44,10 @@ export interface ParallelEngineOptions {
   naming?: LayoutNaming;
   /** Receives notes (M < P: the pipeline never fills). */
   onNote?: (text: string) => void;
-  /** Module files whose attention plugins the stage worker threads import (P > 1 without a world). Default: the config's attention plugin's module, resolved from the working directory. */
+  /**
+   * Module files whose attention plugins the stage worker threads import (P > 1 without a world; `mha` is always
+   * there). Default: the module the registry has the config's attention plugin from, resolved from the working directory.
+   */
   plugins?: string[];
   /** Milliseconds a stage or rank waits for a silent peer before failing, naming it. Default: the engine's (600 s for stage threads). */
   timeoutMs?: number;
@@ -89,7 +92,8 @@ export function parallelEngine(layout: ParallelLayout, registry: PluginRegistry,
     const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: plan.blocks, recompute: layout.recompute };
     if (world) return pipelineRankEngine({ ...common, world, dataParallel: dp, zero: layout.zero })(setup);
     // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
-    const plugins = options.plugins ?? [resolvePluginModule(registry.sourceOf('attention', setup.config.attention.name), process.cwd())];
+    const source = registry.sourceOf('attention', setup.config.attention.name);
+    const plugins = options.plugins ?? (source === 'unknown' ? [] : [resolvePluginModule(source, process.cwd())]);
     return pipelineEngine({ ...common, plugins, timeoutMs: options.timeoutMs })(setup);
   };
 }
