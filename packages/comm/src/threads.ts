@@ -196,6 +196,8 @@ export interface SpawnThreadOptions {
   timeoutMs?: number;
   /** After the first failure, how long the other ranks get to stop on their own before they are terminated, ms. Default 10 000. */
   graceMs?: number;
+  /** Receives each message a rank posts to its parent port besides its result (e.g. rank 0's progress), with the rank. */
+  onMessage?: (rank: number, message: unknown) => void;
   /** Passed to each Worker (e.g. `resourceLimits`, `env`, `execArgv`). */
   workerOptions?: Omit<ConstructorParameters<typeof Worker>[1] & object, 'workerData' | 'transferList'>;
 }
@@ -241,6 +243,7 @@ export function spawnThreadRanks(moduleUrl: string | URL, worldSize: number, pay
       };
       w.on('message', (m: Record<string, unknown> | null) => {
         if (m && m[KEY] === 'result') results[rank] = m.value;
+        else opts.onMessage?.(rank, m);
       });
       w.on('error', (e) => fail(`worker threw: ${(e as Error)?.message ?? String(e)}`.split('\n')[0]!));
       w.on('exit', (code) => {

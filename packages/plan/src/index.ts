@@ -44,6 +44,22 @@ export {
   type Recompute,
   type Precision,
 } from './plan.js';
+export {
+  parallelLayout,
+  withParallelLayout,
+  fieldNames,
+  PARALLEL_SCHEMA,
+  PIPELINE_FIELDS,
+  PARALLEL_DEFAULTS,
+  DATA_PARALLEL_FIELDS,
+  DATA_PARALLEL_DEFAULTS,
+  type ZeroStage,
+  type ParallelLayout,
+  type ParallelField,
+  type LayoutNaming,
+  type LayoutOptions,
+  type FieldNames,
+} from './layout.js';
 export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
 
 /** Registers the built-in partitioners (`uniform`, `parameters`, `memory`) and schedules (`gpipe`, `1f1b`) in `registry`. */
