@@ -7,7 +7,8 @@ export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './
 export { PackedSplit, BatchLoader, readPackedIndex, positionResetId, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './data.js';
 export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
 export { Trainer, batchLoss, singleProcessEngine } from './trainer.js';
-export { LayeredModel, layerwiseBackward, type LayerwiseGroup } from './layerwise.js';
+export { LayeredModel, layerwiseBackward } from './layerwise.js';
+export { LayerRange, type LayerwiseGroup, type RangeBatch, type KeptActivations, type GradientSink, type GradientStep, type StepWrapper } from './layer-range.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
 export { runTraining, checkTrainingData, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
 export { lineChartSvg, smooth, type Series } from './plot.js';
