@@ -8,4 +8,5 @@ export { rankFromEnvironment, expandNodelist, DEFAULT_MASTER_PORT, type RankInfo
 export { PeerLostError, PeerTimeoutError, RendezvousError, RankFailedError } from './errors.js';
 export { launchLocal, slurmScript, kubernetesManifest, type LaunchOptions, type LaunchResult, type JobFileOptions } from './launch.js';
 export { dataParallelEngine, type DataParallelOptions, type DataParallelMemory, type ZeroStage } from './engine.js';
+export { GradientSpace, GROUPS_IN_FLIGHT } from './space.js';
 export { ShardedAdamW, flatLayout, flattenGrads, allGatherParameters, ownedRanges, type FlatSlot, type ShardedAdamWOptions, type GradientBucket } from './sharded.js';
