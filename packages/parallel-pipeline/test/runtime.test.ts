@@ -2,6 +2,7 @@ import { rmSync } from 'node:fs';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionLayers, pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
+import { injectStageFault } from '../src/testing.js';
 import { LFA_MODULE, maxWeightDiff, packedData, relDiff, run, setupOf, single, tinyConfig, tmp } from './helpers.js';
 
 let data: string;
@@ -63,7 +64,9 @@ describe('resume across pipeline shapes', () => {
 describe('faults stop the whole pipeline with a message naming the stage and the step', () => {
   for (const kind of ['throw', 'exit', 'oom'] as const) {
     it(`a stage that ${kind === 'oom' ? 'runs out of memory' : kind + 's'}`, async () => {
-      const engine = await pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], fault: { stage: 1, step: 2, kind } })(setupOf(tinyConfig('mha'), data, STEPS));
+      // the test-only entry installs the fault in this thread; pipelineEngine carries it to its stage workers
+      const remove = injectStageFault({ stage: 1, step: 2, kind });
+      const engine = await pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2] })(setupOf(tinyConfig('mha'), data, STEPS)).finally(remove);
       try {
         await engine.trainStep();
         const why = { throw: /injected fault in stage 1/, exit: /its worker exited with code 3/, oom: /ran out of memory/ }[kind];
