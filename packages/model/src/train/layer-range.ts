@@ -116,7 +116,8 @@ export class LayerRange {
   /** The mean masked loss (nats/token) of the head over the last layer's output `h` [B, T, H]. Needs the head. */
   headLoss(h: tf.Tensor3D, batch: RangeBatch): tf.Scalar {
     if (!this.head || !batch.targets) throw new YuanError('internal', 'the loss needs a range with the head and the targets');
-    return crossEntropy(this.ends!.head(h), batch.targets, batch.mask);
+    const { targets, mask } = batch;
+    return tf.tidy(() => crossEntropy(this.ends!.head(h), targets, mask));
   }
 
   /** The range's input: the embedding of the ids, or `input` [B, T, H] (not copied). */
