@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
+import { PluginRegistry } from '@yuan/core';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionLayers, pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
+import { gpipeSchedule, partitionLayers, pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
 import { injectStageFault } from '../src/testing.js';
 import { LFA_MODULE, maxWeightDiff, packedData, relDiff, run, setupOf, single, tinyConfig, tmp } from './helpers.js';
 
@@ -84,5 +85,10 @@ describe('bad input', () => {
     const setup = setupOf(tinyConfig('mha'), data, STEPS);
     await expect(pipelineEngine({ stages: 2, microbatches: 0, partition: [2, 2] })(setup)).rejects.toThrow(/^--microbatches must be at least 1, got 0$/);
     await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup)).rejects.toThrow(/^unknown schedule "zigzag" \(schedules: 1f1b, gpipe\)$/);
+    // the runtime runs the planner's instructions, checked by the schedule simulator first: a third-party schedule
+    // whose stages never send their activations is an error before any worker starts, not a hang
+    const registry = new PluginRegistry();
+    registry.register({ ...gpipeSchedule, name: 'no-sends', instructions: (o) => gpipeSchedule.instructions(o).filter((i) => i.op !== 'sendActivation') }, 'test');
+    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'no-sends', registry })(setup)).rejects.toThrow(/^deadlock: .*stage 1 at recvActivation microbatch=0 from=0$/);
   });
 });
