@@ -76,9 +76,11 @@ export interface StagePlan {
   gradientBytes: number;
   /**
    * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2:
-   * with one stage the data-parallel engine reduce-scatters each layer's group (or the head's: final norm + tied
-   * embedding) as its layer-by-layer backward produces it, two consecutive groups at a time (the larger such pair); with
-   * P > 1 a stage reduces one layer's bucket (or the last stage's final norm) at a time.
+   * the layer-by-layer backward hands each group to the gradient space as it produces it — with one stage each layer's
+   * (or the head's: final norm + tied embedding, or the embedding lookup's), with P > 1 each layer's (or the last
+   * stage's final norm; the tied embedding is summed with the other end first and kept whole) — and two consecutive
+   * groups are reduced at a time (the larger such pair); with `stage` recompute (P > 1) one backward produces the whole
+   * stage's groups at once.
    * Held beside `gradientBytes`, not part of `peakBytes`'s sum (the working set already counts fresh gradients).
    */
   gradientInFlightBytes: number;
@@ -237,12 +239,13 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const gradientBytes = parameters * bpp.gradient;
     const optimizerBytes = parameters * bpp.optimizer;
     const activationBytes = checkpoint + working;
-    // ZeRO 2, one stage: the backward produces head, layer L−1 … 0, embedding; two groups are reduced at once (overlap)
-    const order = [groups.head + groups.embedding, ...groups.layers.slice(first, first + count).reverse(), groups.embedding];
-    // ZeRO 2 with P > 1: a stage reduces each layer's bucket (and the last stage's final norm) as its backward
-    // finishes, one at a time; the tied embedding is summed with the other end first and kept whole
-    const perPiece = Math.max(maxLayer(first, count), isLast ? groups.head : 0);
-    const bucketed = zero !== 2 ? parameters : P === 1 ? Math.max(...order.slice(1).map((n, i) => n + order[i])) : perPiece;
+    // ZeRO 2: the groups in the order the backward produces them, two reduced at once (overlap). One stage: head, layer
+    // L−1 … 0, embedding. P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
+    // summed with the other end first and kept whole); with `stage` recompute all of them at once
+    const layersDown = groups.layers.slice(first, first + count).reverse();
+    const order = P === 1 ? [groups.head + groups.embedding, ...layersDown, groups.embedding] : [...(isLast ? [groups.head] : []), ...layersDown];
+    const twoInFlight = Math.max(...order.map((n, i) => n + (i > 0 ? order[i - 1] : 0)));
+    const bucketed = zero !== 2 ? parameters : P > 1 && recompute === 'stage' ? order.reduce((a, b) => a + b, 0) : twoInFlight;
     return {
       parameters,
       inFlight,
@@ -297,7 +300,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     notes.push(
       P === 1
         ? `ZeRO-2 reduce-scatters gradients bucket by bucket during the layer-by-layer backward: at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced at once (two consecutive layer or head groups, fp32) beside the 1/D shard`
-        : `ZeRO-2 reduce-scatters each layer's gradients as its backward finishes: at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced per stage (fp32) beside the 1/D shard`,
+        : `ZeRO-2 reduce-scatters each layer's gradients as its backward finishes, two layers in flight (${recompute === 'stage' ? 'with stage recompute: the whole stage at once' : 'full recompute'}): at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced per stage (fp32) beside the 1/D shard`,
     );
   }
   return {
