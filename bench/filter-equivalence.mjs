@@ -40,7 +40,7 @@ function mixedCorpus(file, mb) {
   const wt = readFileSync(path.join(D, 'wikitext-2', 'test.txt'), 'utf8') + readFileSync(path.join(D, 'wikitext-2', 'valid.txt'), 'utf8');
   // wikitext: single paragraphs and whole articles (split on ' = ' headings)
   for (const l of wt.split('\n')) if (l.trim().length > 20) texts.push(l.trim());
-  for (const art of wt.split(/\n \= [^=]/)) if (art.length > 100) texts.push(art);
+  for (const art of wt.split(/\n = [^=]/)) if (art.length > 100) texts.push(art);
   for (const f of ['train.jsonl', 'test.jsonl']) for (const l of readFileSync(path.join(D, 'gsm8k', f), 'utf8').trim().split('\n')) { const g = JSON.parse(l); texts.push(`${g.question}\n${g.answer}`); }
   for (const f of readdirSync(path.join(D, 'agieval')).filter((f) => f.endsWith('.jsonl'))) for (const l of readFileSync(path.join(D, 'agieval', f), 'utf8').trim().split('\n')) {
     const g = JSON.parse(l); if (g.passage) texts.push(g.passage); if (g.question) texts.push(g.question + '\n' + (g.options ?? []).join('\n'));
@@ -49,7 +49,6 @@ function mixedCorpus(file, mb) {
   const shakes = readFileSync(path.join(D, 'tinyshakespeare', 'input.txt'), 'utf8').split('\n\n');
   for (let i = 0; i < shakes.length; i += 3) texts.push(shakes.slice(i, i + 3).join('\n\n'));
   for (const f of ['gsm8k_Cn.txt', 'mathqa.txt', 'mathcloze.txt']) for (const l of readFileSync(path.join(D, 'yuan-eval', f), 'utf8').split('\n')) if (l.length > 10) texts.push(l.replaceAll('<n>', '\n'));
-  const base = texts.length;
   const words = texts.slice(0, 2000).join(' ').split(/\s+/);
   const junk = [
     () => Array.from({ length: 50 }, () => 'buy now cheap pills').join(' '),

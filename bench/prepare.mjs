@@ -82,7 +82,7 @@ try {
   console.log(`input: ${lines.length} distinct lines (WikiText-2, GSM8K, AGIEval incl. gaokao Chinese), ${mb.toFixed(smoke ? 2 : 1)} MB`);
 
   const tok = await loadSentencePiece(model);
-  let t0 = performance.now();
+  const t0 = performance.now();
   let tokens = 0;
   let check = 0; // an order-sensitive checksum of every id, compared with Python's
   for (const l of lines) {

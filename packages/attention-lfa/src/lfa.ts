@@ -12,7 +12,7 @@ function convParams(name: string, cout: number, cin: number, kernel: number): Pa
 
 /** The last `keep` time steps of history ++ x ([B, T, C]), zero-padded in front when there are fewer. */
 function lastSteps(history: tf.Tensor3D | undefined, x: tf.Tensor3D, keep: number): tf.Tensor3D {
-  const [b, t, c] = x.shape;
+  const [b, , c] = x.shape;
   const all = tf.concat([history ?? tf.zeros([b, keep, c]), x], 1) as tf.Tensor3D;
   return tf.slice(all, [0, all.shape[1] - keep, 0], [b, keep, c]);
 }

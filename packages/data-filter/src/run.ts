@@ -35,6 +35,7 @@ export interface RunFilterOptions {
   /** `LANG=FILE` word lists for the `badwords` filter (added before dedup when the pipeline has none). */
   badwords?: string[];
   /** Extra filter plugins to register. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each filter has its own options type
   plugins?: readonly FilterPlugin<any>[];
   /**
    * Threads for the per-document stages: 1 runs everything on this thread; N > 1 runs them on N worker threads while

@@ -53,7 +53,7 @@ export function shakespeare(limit: number): Doc[] {
 /** GSM8K test problems with their worked answers. */
 export function gsm8k(limit: number): Doc[] {
   return readFileSync(path.join(datasets, 'gsm8k', 'test.jsonl'), 'utf8').trim().split('\n').slice(0, limit)
-    .map((l, i) => JSON.parse(l) as { question: string; answer: string })
+    .map((l) => JSON.parse(l) as { question: string; answer: string })
     .map((g, i) => ({ id: `gsm-${i}`, src: 'gsm', text: `${g.question}\n${g.answer}` }));
 }
 

@@ -216,7 +216,7 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const settle = async (keep: number) => {
     while (queue.length > keep) {
       const r = await queue[0];
-      queue.shift();
+      void queue.shift(); // the batch just awaited
       await write(r);
     }
     const now = performance.now();

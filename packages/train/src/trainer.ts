@@ -1,4 +1,3 @@
-import { YuanError } from '@yuan/core';
 import { tf } from '@yuan/tensor';
 import { crossEntropy, YuanModel } from '@yuan/model';
 import { AdamW } from './adamw.js';

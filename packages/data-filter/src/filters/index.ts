@@ -12,6 +12,7 @@ import { minhashFilter } from './minhash.js';
 import { normalizeFilter } from './normalize.js';
 
 /** Every built-in filter plugin. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each filter has its own options type
 export const BUILTIN_FILTERS: readonly FilterPlugin<any>[] = [
   normalizeFilter,
   lengthFilter,

@@ -82,7 +82,6 @@ export function withYuanPrompts(dataDir: string, problems: HumanEvalProblem[]): 
 
 async function evaluate(rawCtx: EvalContext, raw: HumanEvalOptions): Promise<EvalResult> {
   const options = validate(raw as unknown as Record<string, unknown>);
-  const yuan = options.protocol === 'yuan';
   const ctx = withIdPrefix(rawCtx, 'HumanEval');
   if (options.select === 'tests' && !ctx.model) {
     throw new YuanError('usage', 'humaneval select tests: the model writes the unit tests, so it needs --model or --endpoint (not --samples)');

@@ -1,5 +1,4 @@
 import { YuanError } from '@yuan/core';
-import { YuanModel } from '@yuan/model';
 import { accumulateGrads, AdamW, clipGrads, clipScale, disposeGrads, LayerRange, type GradMap, type GradientStep, type LayerwiseGroup, type RangeBatch } from '@yuan/train';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
