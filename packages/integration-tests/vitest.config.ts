@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config';
+import { testFiles } from '../../vitest.shared.ts';
 
-export default defineConfig({
+// `vitest run` takes the unit tests, `vitest run --mode system` the *.system.test.ts files (../../vitest.shared.ts)
+export default defineConfig(({ mode }) => ({
   test: {
-    include: ['test/**/*.test.ts'],
+    ...testFiles(mode, import.meta.dirname),
     testTimeout: 300_000,
     hookTimeout: 600_000,
     // --expose-gc lets the native memory test collect garbage before reading RSS
     execArgv: ['--expose-gc'],
   },
-});
+}));

@@ -1,11 +1,13 @@
 import { defineConfig } from 'vitest/config';
+import { testFiles } from '../../vitest.shared.ts';
 
-export default defineConfig({
+// `vitest run` takes the unit tests, `vitest run --mode system` the *.system.test.ts files (../../vitest.shared.ts)
+export default defineConfig(({ mode }) => ({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    ...testFiles(mode, import.meta.dirname),
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // --expose-gc lets the memory test collect garbage before reading RSS
     execArgv: ['--expose-gc'],
   },
-});
+}));

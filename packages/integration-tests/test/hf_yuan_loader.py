@@ -1,6 +1,6 @@
 """Loads a Hugging Face YUAN 2.0 folder the way current transformers does and writes its logits as JSON.
 
-Used by hf-from-pretrained.test.ts to check that the folders yuan exports give `yuan forward`'s logits through
+Used by hf-from-pretrained.system.test.ts to check that the folders yuan exports give `yuan forward`'s logits through
 `from_pretrained`. The model here is our own small PyTorch YUAN 2.0, written from ../shared/fixtures/README.md and
 ../shared/YUAN2-SPEC.md as a transformers `PreTrainedModel`, so transformers' real loading and weight-tying code runs:
 
