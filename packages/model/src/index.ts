@@ -8,6 +8,17 @@ export { generate, generateTokens, type GenerateOptions } from './generate.js';
 export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
 export * from './train/index.js';
 export { SentencePieceTokenizer, loadSentencePiece, ByteTokenizer, tokenizerPlugins } from './tokenizer/index.js';
+export { Decoder, type DecodeSequence, type DecodeItem } from './infer/decoder.js';
+export { loadInferenceModel, initInferenceModel, type InferenceLoadOptions } from './infer/load.js';
+export {
+  readInferenceWeights,
+  randomInferenceWeights,
+  inferenceWeightsFromFloat32,
+  dequantizedValues,
+  weightBytes,
+  type InferenceWeights,
+  type RandomWeightOptions,
+} from './infer/weights.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';
 export { CompletionText, firstStop, type TextStep } from './serve/completion-text.js';

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "vexp.h"
 #include "wformat.h"
 
 namespace {
@@ -284,6 +285,20 @@ napi_value MapFile(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// swigluSplit(a, g, out): out = silu(a)·g elementwise (the SwiGLU activation with its halves in separate arrays).
+napi_value SwigluSplit(napi_env env, napi_callback_info info) {
+  In a(env, info, "swigluSplit");
+  size_t na = 0, ng = 0, no = 0;
+  const float* x = a.arr<float>(0, napi_float32_array, "a", &na);
+  const float* g = a.arr<float>(1, napi_float32_array, "g", &ng);
+  float* out = a.arr<float>(2, napi_float32_array, "out", &no);
+  a.need(na == ng && na == no, "a, g and out differ in length");
+  if (!a.ok) return nullptr;
+#pragma omp simd
+  for (size_t i = 0; i < na; i++) out[i] = x[i] / (1.0f + ynk::vexp(-x[i])) * g[i];
+  return nullptr;
+}
+
 napi_value SetDecodeThreads(napi_env env, napi_callback_info info) {
   In a(env, info, "setDecodeThreads");
   const int64_t n = a.num(0, "threads");
@@ -310,6 +325,7 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"randomTable", nullptr, RandomTable, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"randomWords", nullptr, RandomWords, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapFile", nullptr, MapFile, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"swigluSplit", nullptr, SwigluSplit, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setDecodeThreads", nullptr, SetDecodeThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;

@@ -45,6 +45,10 @@ export interface WeightKernels {
   randomWords(out: Int32Array | Uint32Array, seed: number): void;
   /** The whole file as an ArrayBuffer over a private copy-on-write memory mapping (pages are read on first touch). */
   mapFile(path: string): ArrayBuffer;
+  /** out = silu(a)·g elementwise (SwiGLU with its two halves in separate arrays). */
+  swigluSplit(a: Float32Array, g: Float32Array, out: Float32Array): void;
+  /** RMSNorm of x [rows, d] with weight [d]: out = x·inv·w, inv [rows] = 1/sqrt(mean(x²) + eps). */
+  rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
   /** Threads of these kernels (default: the number of cores); returns the setting. */
   setDecodeThreads(threads: number): number;
 }
