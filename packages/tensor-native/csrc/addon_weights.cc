@@ -299,6 +299,31 @@ napi_value SwigluSplit(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// readAll(x): the sum of x, read with every decode thread (a STREAM-like read of memory, to measure bandwidth).
+napi_value ReadAll(napi_env env, napi_callback_info info) {
+  In a(env, info, "readAll");
+  size_t n = 0;
+  const float* x = a.arr<float>(0, napi_float32_array, "x", &n);
+  if (!a.ok) return nullptr;
+  double total = 0;
+#pragma omp parallel for num_threads(decodeThreads) schedule(static) reduction(+ : total)
+  for (int64_t b = 0; b < int64_t(n / 4096); b++) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    const float* p = x + b * 4096;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int i = 0; i < 1024; i++) {
+      s0 += p[i];
+      s1 += p[i + 1024];
+      s2 += p[i + 2048];
+      s3 += p[i + 3072];
+    }
+    total += double(s0) + s1 + s2 + s3;
+  }
+  napi_value r;
+  napi_create_double(env, total, &r);
+  return r;
+}
+
 napi_value SetDecodeThreads(napi_env env, napi_callback_info info) {
   In a(env, info, "setDecodeThreads");
   const int64_t n = a.num(0, "threads");
@@ -326,6 +351,7 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"randomWords", nullptr, RandomWords, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapFile", nullptr, MapFile, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluSplit", nullptr, SwigluSplit, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"readAll", nullptr, ReadAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setDecodeThreads", nullptr, SetDecodeThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;

@@ -49,6 +49,8 @@ export interface WeightKernels {
   swigluSplit(a: Float32Array, g: Float32Array, out: Float32Array): void;
   /** RMSNorm of x [rows, d] with weight [d]: out = x·inv·w, inv [rows] = 1/sqrt(mean(x²) + eps). */
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
+  /** The sum of x read by every decode thread (whole 4096-float blocks only): times a STREAM-like read of memory. */
+  readAll(x: Float32Array): number;
   /** Threads of these kernels (default: the number of cores); returns the setting. */
   setDecodeThreads(threads: number): number;
 }

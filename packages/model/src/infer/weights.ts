@@ -4,6 +4,7 @@ import {
   fillFromTable,
   fp32Format,
   normalInitTable,
+  toBf16Weight,
   toFp32Weight,
   weightFormatPlugins,
   type StoredWeight,
@@ -126,22 +127,10 @@ export function randomInferenceWeights(config: YuanConfig, attention: TensorAtte
       const values = new Float32Array(out * inF);
       if (init.kind === 'uniform') fillFromTable(values, s, uniformTable(init.bound));
       else if (init.kind === 'ones') values.fill(1);
-      const w = toFp32Weight(values, out, inF);
-      linears.set(p.name, f === fp32Format ? w : f === bf16Format ? bf16Of(values, out, inF) : w);
+      linears.set(p.name, f === bf16Format ? toBf16Weight(values, out, inF) : toFp32Weight(values, out, inF));
     }
   }
   return { linears, vectors };
-}
-
-function bf16Of(values: Float32Array, out: number, inF: number): StoredWeight {
-  const bf16 = new Uint16Array(values.length);
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  for (let i = 0; i < values.length; i++) {
-    f[0] = values[i];
-    bf16[i] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) & 0xffff;
-  }
-  return { format: bf16Format, out, in: inF, bytes: bf16.byteLength, bf16 };
 }
 
 /** Float32 values of every parameter spec (fused parts concatenated), dequantized from stored weights. */

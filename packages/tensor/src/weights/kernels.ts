@@ -15,6 +15,7 @@ export interface DecodeKernels {
   mapFile(path: string): ArrayBuffer;
   swigluSplit(a: Float32Array, g: Float32Array, out: Float32Array): void;
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
+  readAll(x: Float32Array): number;
   setDecodeThreads(threads: number): number;
 }
 
