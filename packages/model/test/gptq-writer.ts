@@ -44,7 +44,11 @@ const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.b
  * group and column (fp16), zero = round(−min/scale), q = clamp(round(w/scale) + zero); stored zeros are zero − 1
  * (AutoGPTQ's "gptq" checkpoint format). Returns the four GPTQ tensors (trivial g_idx).
  */
-export function rtnGptq(w: Float32Array, out: number, inF: number, bits: 4 | 8, group: number): { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array } {
+export function rtnGptq(w: Float32Array, out: number, inF: number, bits: 4 | 8, group: number, actOrder = false): { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array } {
+  // act-order: groups are formed over the inputs in a scrambled order (GPTQ orders them by Hessian diagonal); rows stay
+  // in their original order and g_idx names each row's group
+  const order = Array.from({ length: inF }, (_, k) => (actOrder ? (k * 5 + 3) % inF : k));
+  if (new Set(order).size !== inF) throw new Error('rtnGptq: 5 must be coprime with in for the act-order test');
   const per = 32 / bits;
   const groups = Math.ceil(inF / group);
   const top = 2 ** bits - 1;
@@ -58,22 +62,24 @@ export function rtnGptq(w: Float32Array, out: number, inF: number, bits: 4 | 8, 
       const k1 = Math.min(inF, k0 + group);
       let lo = 0;
       let hi = 0;
-      for (let k = k0; k < k1; k++) {
-        lo = Math.min(lo, w[c * inF + k]);
-        hi = Math.max(hi, w[c * inF + k]);
+      for (let j = k0; j < k1; j++) {
+        lo = Math.min(lo, w[c * inF + order[j]]);
+        hi = Math.max(hi, w[c * inF + order[j]]);
       }
       const s16 = floatToHalf((hi - lo) / top || 1e-8);
       const s = halfToFloat(s16);
       const zero = Math.min(top, Math.max(1, Math.round(-lo / s)));
       scales[g * out + c] = s16;
       qzeros[g * words + Math.floor(c / per)] |= (zero - 1) << (bits * (c % per));
-      for (let k = k0; k < k1; k++) {
+      for (let j = k0; j < k1; j++) {
+        const k = order[j];
         const q = Math.min(top, Math.max(0, Math.round(w[c * inF + k] / s) + zero));
         qweight[Math.floor(k / per) * out + c] |= q << (bits * (k % per));
       }
     }
   }
-  const gIdx = Int32Array.from({ length: inF }, (_, k) => Math.floor(k / group));
+  const gIdx = new Int32Array(inF);
+  order.forEach((k, j) => (gIdx[k] = Math.floor(j / group)));
   return { qweight, qzeros, scales, gIdx };
 }
 
@@ -84,9 +90,9 @@ export const QUANTIZED = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_p
  * Copies an fp32 checkpoint folder (config.json + model.safetensors) into `out` with its decoder layers' linear weights
  * RTN-quantized in the GPTQ layout, `quantization_config` added; embeddings, convolutions and norms stay F32.
  */
-export function quantizeFolder(src: string, out: string, bits: 4 | 8, group: number): void {
+export function quantizeFolder(src: string, out: string, bits: 4 | 8, group: number, actOrder = false): void {
   const config = JSON.parse(readFileSync(path.join(src, 'config.json'), 'utf8'));
-  config.quantization_config = { quant_method: 'gptq', bits, group_size: group, desc_act: false, sym: false };
+  config.quantization_config = { quant_method: 'gptq', bits, group_size: group, desc_act: actOrder, sym: false };
   writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2));
   const tensors: RawTensor[] = [];
   for (const t of readRawSafetensors(path.join(src, 'model.safetensors'))) {
@@ -97,7 +103,7 @@ export function quantizeFolder(src: string, out: string, bits: 4 | 8, group: num
     }
     const [o, i] = t.shape;
     const w = new Float32Array(t.data.slice().buffer);
-    const q = rtnGptq(w, o, i, bits, group === -1 ? i : group);
+    const q = rtnGptq(w, o, i, bits, group === -1 ? i : group, actOrder);
     const groups = Math.ceil(i / (group === -1 ? i : group));
     tensors.push(
       { name: `${base}.qweight`, dtype: 'I32', shape: [(i * bits) / 32, o], data: bytes(q.qweight) },

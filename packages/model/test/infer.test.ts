@@ -123,17 +123,19 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
   // 0.064 for int8 per channel, 1.0 for int4 group 32 on this random 2-layer model): 0.1 and 1.5. Against the same
   // checkpoint dequantized to fp32 (the tfjs path), the formats' own error: prompts (BLAS on dequantized tiles) 1e-4;
   // decode steps, whose activations are quantized (int16 codes for int8, int8 codes for int4; measured 3e-5 and 0.10): 2e-3 and 0.15.
-  const quantized: [string, 4 | 8, number, number, number][] = [
-    ['int8', 8, -1, 0.1, 2e-3],
-    ['int4', 4, 32, 1.5, 0.15],
+  const quantized: [string, 4 | 8, number, number, number, boolean][] = [
+    ['int8', 8, -1, 0.1, 2e-3, false],
+    ['int4', 4, 32, 1.5, 0.15, false],
+    ['int4 act-order', 4, 32, 1.5, 0.15, true],
   ];
-  it.each(quantized)('%s: GPTQ weights stay packed; logits within the stated tolerances', async (name, bits, group, vsFp32, vsDequantized) => {
-    const dir = folder(name);
-    quantizeFolder(fixtures, dir, bits, group);
+  it.each(quantized)('%s: GPTQ weights stay packed; logits within the stated tolerances', async (name, bits, group, vsFp32, vsDequantized, actOrder) => {
+    const dir = folder(name.replace(' ', '-'));
+    quantizeFolder(fixtures, dir, bits, group, actOrder);
     const model = await loadInferenceModel(dir, lookup);
     const w = model.decoder!.weights.linears.get('model.layers.1.mlp.down_proj')!;
     expect(w.format).toBe(bits === 8 ? int8Format : int4Format);
     expect(w.gptq!.qweight).toBeInstanceOf(Int32Array);
+    expect(w.gptq!.perm !== null).toBe(actOrder);
     const logits = logitsOf(model, expected.input_ids);
     expect(maxDiff(logits, refLogits)).toBeLessThan(vsFp32);
     // the same checkpoint on the cpu backend: dequantized to fp32 tfjs parameters
