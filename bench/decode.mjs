@@ -189,6 +189,7 @@ try {
       }
       const prev = results.get(e.name);
       if (!prev || prev.error || (!r.error && r.tokensPerSecond > prev.tokensPerSecond)) results.set(e.name, r);
+      console.log(`  round ${round + 1}: ${e.name}: ${r.error ?? `${r.tokensPerSecond.toFixed(2)} tokens/s`}`);
     }
   }
 } finally {
