@@ -1,5 +1,6 @@
 import type { AttentionSpec, ParameterSpec } from '@yuan/core';
-import { causalConv1d, linear, rmsNorm, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { causalConv1d, linear, rmsNorm, ropeAttention, tf, type DecodingAttentionPlugin } from '@yuan/tensor';
+import { createLfaDecoder } from './decode.js';
 import { LFA_DEFAULTS, parseLfaOptions, type LfaOptions } from './options.js';
 
 function convParams(name: string, cout: number, cin: number, kernel: number): ParameterSpec[] {
@@ -38,13 +39,14 @@ function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
  * grouped per head ([Q_h | K_h]); it is exchanged as HF `q_proj` (rows 0..H) and `k_proj` (rows H..2H). The generation
  * cache holds the last kernel−1 inputs of each convolution besides K and V.
  */
-export const lfaAttention: TensorAttentionPlugin<LfaOptions> = {
+export const lfaAttention: DecodingAttentionPlugin<LfaOptions> = {
   kind: 'attention',
   name: 'lfa',
   description: 'YUAN 2.0 Localized Filtering-based Attention: causal convs + RMSNorm filter the input of Q and K',
   defaults: LFA_DEFAULTS,
   validate: parseLfaOptions,
   parameters: lfaParameters,
+  createDecoder: createLfaDecoder,
   create(spec, o, param) {
     const [wqk, wv, wo] = ['qk_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const w1 = param('lf_gate.conv1.weight');

@@ -1,8 +1,9 @@
 import type { AttentionSpec, ParameterSpec } from '@yuan/core';
-import { linear, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { linear, ropeAttention, tf, type DecodingAttentionPlugin } from '@yuan/tensor';
+import { createMhaDecoder } from './infer/mha-decode.js';
 
 /** The baseline multi-head attention ("Attention (basic)" of the YUAN 2.0 ablation): Q, K, V from the same input, RoPE, causal softmax. */
-export const mhaAttention: TensorAttentionPlugin<Record<string, never>> = {
+export const mhaAttention: DecodingAttentionPlugin<Record<string, never>> = {
   kind: 'attention',
   name: 'mha',
   description: 'basic multi-head attention (LLaMA style): q/k/v/o projections, RoPE, causal softmax',
@@ -23,6 +24,7 @@ export const mhaAttention: TensorAttentionPlugin<Record<string, never>> = {
       { name: 'o_proj.weight', shape: [h, h], init: out },
     ];
   },
+  createDecoder: createMhaDecoder,
   create(spec, _options, param) {
     const [wq, wk, wv, wo] = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const heads = (x: tf.Tensor) => {

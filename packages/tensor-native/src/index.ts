@@ -5,6 +5,7 @@ import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
+export { weightKernels, type WeightKernels } from './weights.js';
 
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {

@@ -21,3 +21,29 @@ export {
   type AttentionCache,
   type TensorAttentionPlugin,
 } from './attention.js';
+export {
+  weightFormatPlugins,
+  fp32Format,
+  bf16Format,
+  int8Format,
+  int4Format,
+  toBf16Weight,
+  toFp32Weight,
+  gptqWeight,
+  normalInitTable,
+  fillFromTable,
+  type StoredWeight,
+  type GptqData,
+  type TensorWeightFormat,
+} from './weights/formats.js';
+export { openWeightSource, type WeightSource, type SourceTensor } from './weights/source.js';
+export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/kernels.js';
+export {
+  DecodeOps,
+  KvCache,
+  canDecode,
+  type DecodeRow,
+  type DecodeWeights,
+  type AttentionDecodeLayer,
+  type DecodingAttentionPlugin,
+} from './weights/decode.js';
