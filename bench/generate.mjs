@@ -1,17 +1,17 @@
 // Generation speed with the KV + LF caches against full recompute (--no-cache), same model, prompt and tokens.
 // Usage: node bench/generate.mjs [--preset tiny-lfa] [--tokens 64] [--prompt 16] [--backend wasm]
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { generate, mhaAttention, YuanModel } from '@yuan/model';
+import { generate, YuanModel } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
+import { attentionNamed } from './attention.mjs';
 
 const { values } = parseArgs({
   options: { preset: { type: 'string', default: 'tiny-lfa' }, tokens: { type: 'string', default: '64' }, prompt: { type: 'string', default: '16' }, backend: { type: 'string' } },
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
-const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
 const prompt = Array.from({ length: Number(values.prompt) }, (_, i) => (i * 31) % config.model.vocabSize);
 const maxNewTokens = Number(values.tokens);
 

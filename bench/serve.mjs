@@ -2,10 +2,10 @@
 // clients, against serving the same requests one at a time (the engine with a batch of 1), same model and requests.
 // Usage: node bench/serve.mjs [--preset tiny-lfa] [--tokens 32] [--requests 2] [--backend native]
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { ByteTokenizer, mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { ByteTokenizer, ServingEngine, YuanModel } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
+import { attentionNamed } from './attention.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -17,7 +17,7 @@ const { values } = parseArgs({
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
-const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
 const tokenizer = new ByteTokenizer();
 const tokens = Number(values.tokens);
 const perClient = Number(values.requests);

@@ -1,5 +1,6 @@
 import type { AttentionSpec, ParameterSpec } from '@yuan/core';
 import { causalConv1d, linear, rmsNorm, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { lfaDescriptors, lfaMiddle } from './describe.js';
 import { LFA_DEFAULTS, parseLfaOptions, type LfaOptions } from './options.js';
 
 function convParams(name: string, cout: number, cin: number, kernel: number): ParameterSpec[] {
@@ -21,7 +22,7 @@ function lastSteps(history: tf.Tensor3D | undefined, x: tf.Tensor3D, keep: numbe
 function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
   const h = spec.hiddenSize;
   const init = { kind: 'normal', std: spec.initStd } as const;
-  const mid = o.convs === 2 ? h / 2 : h;
+  const mid = lfaMiddle(h, o);
   return [
     { name: 'qk_proj.weight', shape: [2 * h, h], init, parts: ['q_proj.weight', 'k_proj.weight'] },
     { name: 'v_proj.weight', shape: [h, h], init },
@@ -36,7 +37,7 @@ function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
  * Localized Filtering-based Attention (YUAN 2.0, arXiv 2311.15786): Q and K come from
  * RMSNorm(conv2(conv1(x)) + x), two causal convolutions over time, V from the unfiltered x. The fused QK weight is
  * grouped per head ([Q_h | K_h]); it is exchanged as HF `q_proj` (rows 0..H) and `k_proj` (rows H..2H). The generation
- * cache holds the last kernel−1 inputs of each convolution besides K and V.
+ * cache holds the last kernel−1 inputs of each convolution besides K and V. Its descriptors are in `describe.ts`.
  */
 export const lfaAttention: TensorAttentionPlugin<LfaOptions> = {
   kind: 'attention',
@@ -45,6 +46,7 @@ export const lfaAttention: TensorAttentionPlugin<LfaOptions> = {
   defaults: LFA_DEFAULTS,
   validate: parseLfaOptions,
   parameters: lfaParameters,
+  ...lfaDescriptors,
   create(spec, o, param) {
     const [wqk, wv, wo] = ['qk_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const w1 = param('lf_gate.conv1.weight');

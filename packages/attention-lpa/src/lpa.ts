@@ -1,5 +1,6 @@
 import type { AttentionSpec, ParameterSpec } from '@yuan/core';
 import { linear, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { lpaDescriptors } from './describe.js';
 import { LPA_DEFAULTS, lpaRank, parseLpaOptions, type LpaOptions } from './options.js';
 
 const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
@@ -33,6 +34,7 @@ export const lpaAttention: TensorAttentionPlugin<LpaOptions> = {
   defaults: LPA_DEFAULTS,
   validate: parseLpaOptions,
   parameters: lpaParameters,
+  ...lpaDescriptors,
   create(spec, _o, param) {
     const project = (x: tf.Tensor, p: (typeof PROJECTIONS)[number]) => linear(linear(x, param(`${p}.down.weight`)), param(`${p}.up.weight`));
     const heads = (x: tf.Tensor) => {

@@ -1,5 +1,6 @@
 import type { AttentionSpec, ParameterSpec } from '@yuan/core';
 import { linear, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { mhaDescriptors } from './mha-describe.js';
 
 /** The baseline multi-head attention ("Attention (basic)" of the YUAN 2.0 ablation): Q, K, V from the same input, RoPE, causal softmax. */
 export const mhaAttention: TensorAttentionPlugin<Record<string, never>> = {
@@ -23,6 +24,7 @@ export const mhaAttention: TensorAttentionPlugin<Record<string, never>> = {
       { name: 'o_proj.weight', shape: [h, h], init: out },
     ];
   },
+  ...mhaDescriptors,
   create(spec, _options, param) {
     const [wq, wk, wv, wo] = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const heads = (x: tf.Tensor) => {

@@ -1,8 +1,8 @@
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { initBackend, Rng, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { AdamW, crossEntropy, mhaAttention, YuanModel } from '../src/index.js';
+import { AdamW, crossEntropy, YuanModel } from '../src/index.js';
+import { attentionNamed } from './attention.js';
 
 const nativeBuilt = await initBackend('native').then(
   () => true,
@@ -13,7 +13,7 @@ const nativeBuilt = await initBackend('native').then(
 async function losses(backend: string, preset: string): Promise<number[]> {
   await initBackend(backend);
   const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, ffnSize: 128 } });
-  const model = YuanModel.init(config, (config.attention.name === 'lfa' ? lfaAttention : mhaAttention) as never, 11);
+  const model = YuanModel.init(config, attentionNamed(config.attention.name), 11);
   const rng = new Rng(5);
   const ids = tf.tensor2d(Int32Array.from({ length: 2 * 17 }, () => rng.int(256)), [2, 17], 'int32');
   const inputs = ids.slice([0, 0], [2, 16]) as tf.Tensor2D;

@@ -23,9 +23,10 @@ import {
   Trainer,
   YuanModel,
 } from '../src/index.js';
+import { attentionNamed } from './attention.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-train-'));
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const special = { eod: 256, sep: 257, pad: 258 };
 const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
 

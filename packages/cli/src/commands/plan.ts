@@ -1,4 +1,4 @@
-import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { countParameters, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { attentionLookup, modelParameters } from '@yuan/model';
 import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
 import { numberOption, type Command } from '../command.js';
@@ -70,7 +70,7 @@ export const planCommand: Command = {
   path: ['plan'],
   summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model',
   usage:
-    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention lfa|mha]) [--config F] [--set k=v ...]\n' +
+    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
     '  [--schedule 1f1b|gpipe] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME --chips N --pp P [--tp T] --microbatches M [--micro-batch-size B] [--seq S]\n' +
@@ -116,12 +116,18 @@ export const planCommand: Command = {
     const train = (config.train ?? {}) as { microBatchSize?: number; seqLength?: number };
     const microBatchSize = numberOption(values, 'micro-batch-size', train.microBatchSize ?? 1, { int: true, min: 1 });
     const seqLength = numberOption(values, 'seq', train.seqLength ?? m.maxPositions, { int: true, min: 1 });
+    const registry = await loadRegistry(values, config);
+    const attention = attentionLookup(registry)(config.attention.name);
+    const planned = { plugin: attention, options: config.attention.options };
     if (values.time) {
       const t = planTime({
         layers: m.numLayers,
         hidden: m.hiddenSize,
+        heads: m.numHeads,
+        ffn: m.ffnSize,
         seqLength,
-        vocab: m.vocabSize,
+        parameters: countParameters(modelParameters(config, attention)),
+        attention: planned,
         microBatchSize,
         microbatches,
         chips: numberOption(values, 'chips', pp, { int: true, min: 1 }),
@@ -131,20 +137,17 @@ export const planCommand: Command = {
         p2pBandwidth: numberOption(values, 'p2p-bw', 400, { min: 0 }) * 1e9,
         netBandwidth: numberOption(values, 'net-bw', 24.375, { min: 0 }) * 1e9,
         nics: numberOption(values, 'nics', 2, { min: 0 }),
-        formula: config.attention.name === 'lfa' ? 'lfa' : 'gpt',
       });
       io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
       return;
     }
-    const registry = await loadRegistry(values, config);
-    const attention = attentionLookup(registry)(config.attention.name);
     const kernels = (values.kernels as string | undefined) ?? 'fused';
     if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
     const memory = values.memory === undefined ? undefined : numberOption(values, 'memory', 0, { min: 0 }) * GiB;
     const plan = planPipeline({
       model: m,
       parameters: modelParameters(config, attention),
-      attention: { name: config.attention.name, options: { ...(attention.defaults as Record<string, unknown>), ...config.attention.options } },
+      attention: planned,
       stages: pp,
       dataParallel: numberOption(values, 'dp', 1, { int: true, min: 1 }),
       microbatches,

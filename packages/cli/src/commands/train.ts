@@ -71,28 +71,39 @@ export async function engineFromFlags(
   const { attentionLookup, modelParameters, singleProcessEngine } = await import('@yuan/model');
   if (pp === 1) return singleProcessEngine;
   if (pp > config.model.numLayers) throw new YuanError('usage', `--pp ${pp} has more stages than the model's ${config.model.numLayers} layers`);
-  const { pipelineEngine, pipelineRankEngine, planPipeline } = await import('@yuan/parallel-pipeline');
+  const { groupParameters, partitionLayers, pipelineEngine, pipelineRankEngine, planPipeline } = await import('@yuan/parallel-pipeline');
   const attention = attentionLookup(registry)(config.attention.name);
   const train = config.train as { microBatchSize?: number; seqLength?: number } | undefined;
   const spec = (values.partition as string | undefined) ?? 'uniform';
-  const plan = planPipeline({
-    model: config.model,
-    parameters: modelParameters(config, attention),
-    attention: config.attention,
-    stages: pp,
-    microbatches: m,
-    microBatchSize: train?.microBatchSize ?? 8,
-    seqLength: train?.seqLength ?? 128,
-    partition: /^[\dx,\s]+$/.test(spec) ? spec.trim() : spec,
-    schedule,
-    recompute,
-    registry,
-  });
+  const partition = /^[\dx,\s]+$/.test(spec) ? spec.trim() : spec;
+  const parameters = modelParameters(config, attention);
+  let blocks: number[];
+  if (attention.activation) {
+    const plan = planPipeline({
+      model: config.model,
+      parameters,
+      attention: { plugin: attention, options: config.attention.options },
+      stages: pp,
+      microbatches: m,
+      microBatchSize: train?.microBatchSize ?? 8,
+      seqLength: train?.seqLength ?? 128,
+      partition,
+      schedule,
+      recompute,
+      registry,
+    });
+    blocks = plan.blocks;
+  } else {
+    // no activation terms: the partitioners that need no memory model still work; `memory` says why it cannot
+    if (partition === 'memory') throw new YuanError('usage', `--partition memory needs the memory model, but attention plugin "${attention.name}" does not describe its activation memory (no activation() descriptor)`);
+    const groups = groupParameters(parameters, config.model.numLayers);
+    blocks = partitionLayers(partition, { layers: config.model.numLayers, stages: pp, layerParameters: groups.layers, firstStageParameters: groups.embedding, lastStageParameters: groups.head + groups.embedding }, registry);
+  }
   if (m < pp) note(`note: --microbatches ${m} < --pp ${pp}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
-  if (rank) return pipelineRankEngine({ world: rank.world, stages: pp, dataParallel: rank.dp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, zero: rank.zero });
+  if (rank) return pipelineRankEngine({ world: rank.world, stages: pp, dataParallel: rank.dp, microbatches: m, schedule, registry, partition: blocks, recompute, zero: rank.zero });
   // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
   const plugins = [pluginModuleFile(registry, 'attention', config.attention.name)];
-  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: plan.blocks, recompute, plugins });
+  return pipelineEngine({ stages: pp, microbatches: m, schedule, registry, partition: blocks, recompute, plugins });
 }
 
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
