@@ -1,14 +1,14 @@
-import { joinActivation, resolveConfig, type AttentionPlugin, type JsonObject } from '@yuan/core';
-import { LFA_DEFAULTS } from '@yuan/attention-lfa';
-import { modelParameters } from '@yuan/model';
+import { joinActivation, resolveConfig, type JsonObject } from '@yuan/core';
+import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
+import { mhaAttention, modelParameters } from '@yuan/model';
+import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { attentionNamed } from '../../model/test/attention.js';
 import { attentionShape, bytesPerParameter, headActivation, layerActivation, planPipeline, sumTerms, type ActivationShape, type PipelinePlanInput } from './index.js';
 
-function model(shape: JsonObject, attention = 'lfa') {
-  const config = resolveConfig({ model: { maxPositions: 8192, ...shape }, attention: { name: attention, options: {} } });
-  const plugin = attentionNamed(attention);
-  return { model: config.model, parameters: modelParameters(config, plugin), attention: { plugin } };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function model(shape: JsonObject, plugin: TensorAttentionPlugin<any> = lfaAttention) {
+  const config = resolveConfig({ model: { maxPositions: 8192, ...shape }, attention: { name: plugin.name, options: {} } });
+  return { model: config.model, parameters: modelParameters(config, plugin as TensorAttentionPlugin<unknown>), attention: { plugin } };
 }
 
 const yuan2b = model({ vocabSize: 135040, hiddenSize: 2048, numLayers: 24, numHeads: 32, ffnSize: 8192 });
@@ -40,12 +40,11 @@ describe('planPipeline', () => {
   it('the layer formula: hand-computed element counts for YUAN LFA with fused kernels', () => {
     const x: ActivationShape = { batch: 2, seq: 16, hidden: 128, heads: 4, ffn: 512, vocab: 264, fusedKernels: true };
     const [B, S, H, A, F, V] = [2, 16, 128, 4, 512, 264];
-    const lfa = attentionNamed('lfa');
-    const layer = layerActivation(x, lfa.activation!(attentionShape(x), LFA_DEFAULTS));
+    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
     expect(sumTerms(layer.saved)).toBe(35.5 * B * S * H + 3 * B * S * F + 3 * B * A * S * S + 3 * B * S + 3 * B * H);
     expect(sumTerms(layer.gradients)).toBe(40.5 * B * S * H + 3 * B * S * F + 4 * B * A * S * S + 1.5 * B * H);
     const y = { ...x, fusedKernels: false };
-    const composed = layerActivation(y, lfa.activation!(attentionShape(y), LFA_DEFAULTS));
+    const composed = layerActivation(y, lfaAttention.activation!(attentionShape(y), LFA_DEFAULTS));
     expect(sumTerms(composed.saved) - sumTerms(layer.saved)).toBe(3 * 2 * B * S * H + 3 * 2 * B * S + 4 * B * S * F);
     const head = headActivation(x);
     expect(sumTerms(head.saved) + sumTerms(head.gradients)).toBe(8 * B * S * V + 3 * B * S * H + B * S);
@@ -107,8 +106,8 @@ describe('planPipeline', () => {
 
 describe('a third-party attention plugin describes its own activation terms', () => {
   // basic attention's parameters and core, plus a scratch buffer [B,S,4H] kept for backward and a [B,S,2H] one of gradients
-  const mha = attentionNamed('mha');
-  const scratch: AttentionPlugin = {
+  const mha = mhaAttention;
+  const scratch: TensorAttentionPlugin<Record<string, never>> = {
     ...mha,
     name: 'scratch',
     description: 'basic attention with extra buffers (test plugin)',
@@ -121,7 +120,7 @@ describe('a third-party attention plugin describes its own activation terms', ()
 
   it('the plan counts its terms: the working set grows by exactly them; the note names the plugin', () => {
     const [B, S, H] = [2, 16, 128];
-    const tinyMha = model({ vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512 }, 'mha');
+    const tinyMha = model({ vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512 }, mhaAttention);
     const base: PipelinePlanInput = { ...tinyMha, stages: 2, microbatches: 4, microBatchSize: B, seqLength: S };
     const withMha = planPipeline({ ...base, attention: { plugin: mha } });
     const withScratch = planPipeline({ ...base, attention: { plugin: scratch } });
@@ -157,8 +156,8 @@ describe('memory partitioning (property over random shapes)', () => {
     for (let i = 0; i < 150; i++) {
       const layers = 2 + rand(23);
       const hidden = [64, 128, 256][rand(3)];
-      const att = rand(2) ? 'lfa' : 'mha';
-      const key = `${layers}:${hidden}:${att}`;
+      const att = rand(2) ? lfaAttention : mhaAttention;
+      const key = `${layers}:${hidden}:${att.name}`;
       const vocab = [100, 1000, 32000][rand(3)];
       if (!cache.has(key + vocab)) cache.set(key + vocab, model({ vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: 4, ffnSize: 4 * hidden }, att));
       const stages = 1 + rand(Math.min(layers, 8));

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { attentionNamed } from '../../model/test/attention.js';
+import { lfaAttention } from '@yuan/attention-lfa';
 import { planTime, type TimeModelInput } from './index.js';
 
 // appendix D: Yuan 2.0-102B (spec §3: 102,577,954,816 parameters, F = 4H), A = 384 at DP 3 (global batch 1152, B = 1),
 // PP 32, 2 × 195 Gb/s network
 const appD = (chips: number, p2p: number): TimeModelInput => ({
-  layers: 84, hidden: 8192, heads: 64, ffn: 32768, seqLength: 4096, parameters: 102_577_954_816, attention: { plugin: attentionNamed('lfa') },
+  layers: 84, hidden: 8192, heads: 64, ffn: 32768, seqLength: 4096, parameters: 102_577_954_816, attention: { plugin: lfaAttention },
   microBatchSize: 1, microbatches: 1152, chips, pipeline: 32, p2pBandwidth: p2p * 1e9,
 });
 
@@ -43,7 +43,7 @@ describe('planTime', () => {
   });
 
   it("counts the attention plugin's own FLOPs (projections twice LFA's here); a plugin without flops() is a one-line error", () => {
-    const lfa = attentionNamed('lfa');
+    const lfa = lfaAttention;
     const heavy = { ...lfa, name: 'heavy', flops: (shape: never, o: never) => ({ ...lfa.flops!(shape, o), projections: 2 * lfa.flops!(shape, o).projections }) };
     const base = planTime(appD(96, 400));
     const t = planTime({ ...appD(96, 400), attention: { plugin: heavy } });
