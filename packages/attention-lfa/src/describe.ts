@@ -8,14 +8,39 @@ import {
   type ActivationTerms,
   type AttentionFlops,
   type AttentionShape,
+  type AttentionDescription,
   type AttentionSpec,
   type CacheEntrySpec,
+  type ParameterSpec,
 } from '@yuan/core';
-import { LFA_DEFAULTS, type LfaOptions } from './options.js';
+import { LFA_DEFAULTS, parseLfaOptions, type LfaOptions } from './options.js';
 
 /** Channels between the two convolutions: H/2 with two convs (YUAN 2.0), H with one. */
-export function lfaMiddle(hidden: number, o: LfaOptions): number {
+function lfaMiddle(hidden: number, o: LfaOptions): number {
   return o.convs === 2 ? hidden / 2 : hidden;
+}
+
+function convParams(name: string, cout: number, cin: number, kernel: number): ParameterSpec[] {
+  const bound = 1 / Math.sqrt(cin * kernel); // PyTorch Conv2d default (kaiming-uniform, a = sqrt(5))
+  return [
+    { name: `lf_gate.${name}.weight`, shape: [cout, cin, kernel, 1], init: { kind: 'uniform', bound } },
+    { name: `lf_gate.${name}.bias`, shape: [cout], init: { kind: 'uniform', bound } },
+  ];
+}
+
+/** The parameter list of LFA with the given options (names relative to `self_attn.`). */
+function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
+  const h = spec.hiddenSize;
+  const init = { kind: 'normal', std: spec.initStd } as const;
+  const mid = lfaMiddle(h, o);
+  return [
+    { name: 'qk_proj.weight', shape: [2 * h, h], init, parts: ['q_proj.weight', 'k_proj.weight'] },
+    { name: 'v_proj.weight', shape: [h, h], init },
+    { name: 'o_proj.weight', shape: [h, h], init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } },
+    ...convParams('conv1', mid, h, o.kernel),
+    ...(o.convs === 2 ? convParams('conv2', h, mid, o.kernel) : []),
+    ...(o.norm ? [{ name: 'lf_gate.output_layernorm.weight', shape: [h], init: { kind: 'ones' } } as ParameterSpec] : []),
+  ];
 }
 
 /**
@@ -46,7 +71,7 @@ function convActivation(name: string, b: number, s: number, cin: number, cout: n
  * (`lf_x` [B,K−1,H], `lf_u` [B,K−1,H/2]), of fixed size. Checkpoints: `lf_gate.conv1.weight` [mid, H, K, 1] marks
  * LFA; `conv2` and `output_layernorm` say `convs` and `norm`.
  */
-export const lfaDescriptors = {
+const lfaDescriptors = {
   activation(shape: AttentionShape, o: LfaOptions): ActivationTerms {
     const { batch: b, seq: s, hidden: h } = shape;
     const bsh = b * s * h;
@@ -90,4 +115,18 @@ export const lfaDescriptors = {
     const k = /^k(\d+)$/.exec(suffix);
     return k ? { convs: 1, kernel: Number(k[1]), norm: false } : undefined;
   },
+};
+
+/**
+ * The `lfa` plugin without its tensor code: name, options (YUAN 2.0's defaults), parameters and descriptors. This
+ * module loads no TensorFlow.js (`@yuan/attention-lfa/describe`); `lfaAttention` adds `create`.
+ */
+export const lfaDescription: AttentionDescription<LfaOptions> = {
+  kind: 'attention',
+  name: 'lfa',
+  description: 'YUAN 2.0 Localized Filtering-based Attention: causal convs + RMSNorm filter the input of Q and K',
+  defaults: LFA_DEFAULTS,
+  validate: parseLfaOptions,
+  parameters: lfaParameters,
+  ...lfaDescriptors,
 };

@@ -7,12 +7,30 @@ import {
   type ActivationTerms,
   type AttentionFlops,
   type AttentionShape,
+  type AttentionDescription,
   type AttentionSpec,
   type CacheEntrySpec,
+  type ParameterSpec,
 } from '@yuan/core';
-import { lpaRank, type LpaOptions } from './options.js';
+import { LPA_DEFAULTS, lpaRank, parseLpaOptions, PROJECTIONS, type LpaOptions } from './options.js';
 
-const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
+/**
+ * Each projection W [h, h] is up·down with down [r, h] and up [h, r]. Both factors are normal with the same std s,
+ * chosen so the product's entries have the dense init's std σ: r·s⁴ = σ², s = √(σ/√r).
+ */
+function lpaParameters(spec: AttentionSpec, o: LpaOptions): ParameterSpec[] {
+  const h = spec.hiddenSize;
+  const r = lpaRank(h, o);
+  return PROJECTIONS.flatMap((p) => {
+    const sigma = p === 'o_proj' ? spec.initStd / Math.sqrt(2 * spec.numLayers) : spec.initStd;
+    const init = { kind: 'normal', std: Math.sqrt(sigma / Math.sqrt(r)) } as const;
+    return [
+      { name: `${p}.down.weight`, shape: [r, h], init },
+      { name: `${p}.up.weight`, shape: [h, r], init },
+    ];
+  });
+}
+
 
 /**
  * What `lpa` tells the planner, the step-time model, serving, checkpoint import and `yuan experiment ablation`
@@ -20,7 +38,7 @@ const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
  * [B,S,r] then up [B,S,H]; the shared RoPE attention core between. FLOPs: 16·H·r per token for the four products.
  * Cache: K and V of `ropeAttention`. Checkpoints: `q_proj.down.weight` [r, H] (and the other factors) mark LPA.
  */
-export const lpaDescriptors = {
+const lpaDescriptors = {
   activation(shape: AttentionShape, o: LpaOptions): ActivationTerms {
     const bs = shape.batch * shape.seq;
     const low = bs * lpaRank(shape.hidden, o);
@@ -48,4 +66,18 @@ export const lpaDescriptors = {
     const r = /^r(\d+)$/.exec(suffix);
     return r ? { rank: Number(r[1]) } : undefined;
   },
+};
+
+/**
+ * The `lpa` plugin without its tensor code: name, options (rank hidden/4), parameters and descriptors. This module
+ * loads no TensorFlow.js (`@yuan/attention-lpa/describe`); `lpaAttention` adds `create`.
+ */
+export const lpaDescription: AttentionDescription<LpaOptions> = {
+  kind: 'attention',
+  name: 'lpa',
+  description: 'Low-dimensional Projected Attention: q/k/v/o as rank-r products (h→r→h), RoPE, causal softmax',
+  defaults: LPA_DEFAULTS,
+  validate: parseLpaOptions,
+  parameters: lpaParameters,
+  ...lpaDescriptors,
 };

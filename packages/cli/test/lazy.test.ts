@@ -41,6 +41,27 @@ describe('command modules load lazily', () => {
     expect(urls.filter((u) => /tfjs|@yuan\/(model|tensor)|\/(train|env|eval|generate)-\w+\.js$/.test(u))).toEqual([]);
   });
 
+  it('`yuan plan --time` takes a built-in attention plugin from its `describe` entry, which loads no TensorFlow.js', () => {
+    const { out, urls } = loadedBy('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096');
+    expect(out).toMatch(/^Method 1: TP \+ PP \+ DP \(TP 8, PP 4, DP 3, A = 384\): 312\.42 s per step$/m);
+    expect(new Set(urls.filter((u) => /\/(attention-lfa|model)\/dist\/describe\.js$/.test(u))).size).toBe(2);
+    expect(urls.filter((u) => /\/attention-l[fp]a\/dist\/index\.js$/.test(u))).toEqual([]);
+    // the describe entries themselves: only @yuan/core besides their own files
+    for (const entry of ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe']) {
+      const log = path.join(dir, `${entry.replace(/\W/g, '')}.log`);
+      writeFileSync(log, '');
+      const r = spawnSync(process.execPath, ['--import', path.join(dir, 'register.mjs'), '--input-type=module', '-e', `await import(${JSON.stringify(entry)})`], {
+        cwd: path.join(repoRoot, 'packages/cli'),
+        encoding: 'utf8',
+        env: { ...process.env, YUAN_LOAD_LOG: log },
+      });
+      expect(r.status, r.stderr).toBe(0);
+      const loaded = readFileSync(log, 'utf8').trim().split('\n');
+      expect(loaded.some((u) => u.endsWith('/dist/describe.js')), entry).toBe(true);
+      expect(loaded.filter((u) => /tfjs|\/packages\/(tensor|tensor-native)\//.test(u) || /dist\/index\.js$/.test(u) && !/\/packages\/core\//.test(u)), entry).toEqual([]);
+    }
+  });
+
   it('each entry of the command list has the path and summary of the module it loads', async () => {
     for (const entry of COMMANDS) {
       const cmd = await entry.load();

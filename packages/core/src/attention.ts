@@ -109,8 +109,11 @@ export interface AttentionPlugin<Options = Record<string, unknown>, Layer = unkn
   extends PluginBase<'attention', Options> {
   parameters(spec: AttentionSpec, options: Options): ParameterSpec[];
   create(spec: AttentionSpec, options: Options, param: (name: string) => Tensor): Layer;
+  /** The attention block's memory terms for one micro-batch, from the normed input [B,S,H] to the output projection. */
   activation?(shape: AttentionShape, options: Options): ActivationTerms;
+  /** The attention block's forward FLOPs for one micro-batch. */
   flops?(shape: AttentionShape, options: Options): AttentionFlops;
+  /** Every entry of the cache a layer returns for the next call (one per key, none missing). */
   cache?(spec: AttentionSpec, options: Options): CacheEntrySpec[];
   /**
    * `weights`: the first layer's tensors under `self_attn.` (Hugging Face names relative to it, e.g. `q_proj.weight`)
@@ -118,8 +121,15 @@ export interface AttentionPlugin<Options = Record<string, unknown>, Layer = unkn
    * undefined when they are not.
    */
   recognize?(weights: ReadonlyMap<string, readonly number[]>, spec: AttentionSpec): Partial<Options> | undefined;
+  /** The options a short name stands for (`yuan experiment ablation --variants NAME-SUFFIX`), or undefined for an unknown one. */
   variant?(suffix: string): Partial<Options> | undefined;
 }
+
+/**
+ * An attention plugin without its tensor code (`create`): its name, options, parameters and descriptors. The attention
+ * packages export theirs from a `describe` entry that loads no TensorFlow.js, for tools that plan without tensors.
+ */
+export type AttentionDescription<Options = Record<string, unknown>> = Omit<AttentionPlugin<Options>, 'create'>;
 
 /** Number of scalars in a list of parameter specs. */
 export function countParameters(specs: readonly ParameterSpec[]): number {

@@ -29,6 +29,7 @@ export {
   ropeAttentionCache,
   recognizeAttention,
   type AttentionPlugin,
+  type AttentionDescription,
   type AttentionSpec,
   type AttentionShape,
   type AttentionFlops,

@@ -1,4 +1,4 @@
-import { microbatchesPerRank, YuanError, type AttentionPlugin, type ParameterSpec, type PluginRegistry } from '@yuan/core';
+import { microbatchesPerRank, YuanError, type AttentionDescription, type ParameterSpec, type PluginRegistry } from '@yuan/core';
 import {
   attentionShape,
   embeddingActivation,
@@ -60,10 +60,13 @@ export interface PipelinePlanInput {
   registry?: PluginRegistry;
 }
 
-/** An attention plugin and the config's options for it (merged over its defaults and validated by the planner). */
+/**
+ * An attention plugin (or its description without tensor code, such as `lfaDescription` of
+ * `@yuan/attention-lfa/describe`) and the config's options for it, merged over its defaults and validated by the planner.
+ */
 export interface PlannedAttention {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  plugin: AttentionPlugin<any, any, any>;
+  plugin: AttentionDescription<any>;
   options?: Record<string, unknown>;
 }
 

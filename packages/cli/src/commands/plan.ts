@@ -1,5 +1,4 @@
-import { countParameters, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
-import { attentionLookup, modelParameters } from '@yuan/model';
+import { countParameters, resolveConfig, YuanError, type AttentionDescription, type JsonObject, type YuanConfig } from '@yuan/core';
 import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
@@ -21,6 +20,22 @@ function planConfig(values: Record<string, unknown>): YuanConfig {
 }
 
 const gib = (b: number) => (b / GiB).toFixed(2);
+
+/** The built-in packages' entries that describe their attention plugins (all but `create`) without TensorFlow.js. */
+const DESCRIBE_ENTRIES = ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe'];
+
+/**
+ * The configured attention plugin's description for `--time`: a built-in one from the `describe` entries, so the
+ * step-time model loads no TensorFlow.js; any other from the run's registry (its plugin module loads tensor code).
+ */
+async function describedAttention(values: Record<string, unknown>, config: YuanConfig): Promise<AttentionDescription<unknown>> {
+  const name = config.attention.name;
+  for (const spec of DESCRIBE_ENTRIES) {
+    const found = Object.values(await import(spec)).find((v) => (v as { kind?: unknown }).kind === 'attention' && (v as { name?: unknown }).name === name);
+    if (found) return found as AttentionDescription<unknown>;
+  }
+  return (await loadRegistry(values, config)).get('attention', name) as AttentionDescription<unknown>;
+}
 
 function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   const rows = plan.stages.map((s) => [
@@ -116,10 +131,9 @@ export const planCommand: Command = {
     const train = (config.train ?? {}) as { microBatchSize?: number; seqLength?: number };
     const microBatchSize = numberOption(values, 'micro-batch-size', train.microBatchSize ?? 1, { int: true, min: 1 });
     const seqLength = numberOption(values, 'seq', train.seqLength ?? m.maxPositions, { int: true, min: 1 });
-    const registry = await loadRegistry(values, config);
-    const attention = attentionLookup(registry)(config.attention.name);
-    const planned = { plugin: attention, options: config.attention.options };
     if (values.time) {
+      const attention = await describedAttention(values, config);
+      const { modelParameters } = await import('@yuan/model/describe');
       const t = planTime({
         layers: m.numLayers,
         hidden: m.hiddenSize,
@@ -127,7 +141,7 @@ export const planCommand: Command = {
         ffn: m.ffnSize,
         seqLength,
         parameters: countParameters(modelParameters(config, attention)),
-        attention: planned,
+        attention: { plugin: attention, options: config.attention.options },
         microBatchSize,
         microbatches,
         chips: numberOption(values, 'chips', pp, { int: true, min: 1 }),
@@ -141,13 +155,17 @@ export const planCommand: Command = {
       io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
       return;
     }
+    // the memory plan counts the model's parameters with the run's attention plugin: the model and TensorFlow.js load here
+    const registry = await loadRegistry(values, config);
+    const { attentionLookup, modelParameters } = await import('@yuan/model');
+    const attention = attentionLookup(registry)(config.attention.name);
     const kernels = (values.kernels as string | undefined) ?? 'fused';
     if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
     const memory = values.memory === undefined ? undefined : numberOption(values, 'memory', 0, { min: 0 }) * GiB;
     const plan = planPipeline({
       model: m,
       parameters: modelParameters(config, attention),
-      attention: planned,
+      attention: { plugin: attention, options: config.attention.options },
       stages: pp,
       dataParallel: numberOption(values, 'dp', 1, { int: true, min: 1 }),
       microbatches,
