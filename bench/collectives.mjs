@@ -1,12 +1,13 @@
 // Collective bandwidth of each transport against a plain copy of the same bytes, measured in the same run.
 //   node bench/collectives.mjs [--ranks 2] [--max-mb 256] [--transports threads,tcp]
+// --smoke: 1 MB only (--max-mb 1), to check that the benchmark runs on both transports (the test suite does this).
 // For each size (1 MB … max, ×4) and op (allReduce, reduceScatter, allGather) it prints the time per call, the data
 // rate (buffer bytes / time) and the ratio of the op's time to one memcpy of the buffer (TypedArray.set) on rank 0.
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   createProcessGroup, isThreadRank, launchLocal, spawnThreadRanks, threadRank,
-} from '../packages/parallel-zero/dist/index.js';
+} from '@yuan/comm';
 
 const OPS = ['allReduce', 'reduceScatter', 'allGather'];
 
@@ -46,7 +47,7 @@ if (isThreadRank()) {
   if (g.rank === 0) console.log(`ROWS ${JSON.stringify(rows)}`);
   await g.close();
 } else {
-  const { values } = parseArgs({ args: argv, options: { ranks: { type: 'string', default: '2' }, 'max-mb': { type: 'string', default: '256' }, transports: { type: 'string', default: 'threads,tcp' } } });
+  const { values } = parseArgs({ args: argv, options: { smoke: { type: 'boolean', default: false }, ranks: { type: 'string', default: '2' }, 'max-mb': { type: 'string', default: argv.includes('--smoke') ? '1' : '256' }, transports: { type: 'string', default: 'threads,tcp' } } });
   const ranks = Number(values.ranks);
   const sizes = [];
   for (let mb = 1; mb <= Number(values['max-mb']); mb *= 4) sizes.push(mb);

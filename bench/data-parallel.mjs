@@ -1,18 +1,21 @@
 // Training tokens/s of `yuan train --dp D` (D ranks, one BLAS thread each) against one process using every core,
 // same model, data and global batch, in one run. On a 2-core machine the limit for D = 2 is 2× (no other overlap).
 // Usage: node bench/data-parallel.mjs [--steps 6 --dp 2 --zero 1 --transport threads --hidden 128 --layers 4 --seq 128]
+// --smoke: 2 steps of a 2-layer model at hidden 32, sequence 32, on 400 lines, to check that the benchmark runs (the
+// test suite does this).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
-  options: { steps: { type: 'string', default: '6' }, dp: { type: 'string', default: '2' }, zero: { type: 'string', default: '1' }, transport: { type: 'string', default: 'threads' }, hidden: { type: 'string', default: '128' }, layers: { type: 'string', default: '4' }, seq: { type: 'string', default: '128' } },
+  options: { smoke: { type: 'boolean', default: false }, steps: { type: 'string', default: smoke ? '2' : '6' }, dp: { type: 'string', default: '2' }, zero: { type: 'string', default: '1' }, transport: { type: 'string', default: 'threads' }, hidden: { type: 'string', default: smoke ? '32' : '128' }, layers: { type: 'string', default: smoke ? '2' : '4' }, seq: { type: 'string', default: smoke ? '32' : '128' } },
 });
 const bin = path.resolve(import.meta.dirname, '../packages/cli/dist/bin.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-bench-dp-'));
-writeFileSync(path.join(tmp, 'text.txt'), Array.from({ length: 4000 }, (_, i) => `Line ${i}: data parallel ranks each take a share of the global batch; ${i * 17} tokens later the gradients meet.`).join('\n'));
+writeFileSync(path.join(tmp, 'text.txt'), Array.from({ length: smoke ? 400 : 4000 }, (_, i) => `Line ${i}: data parallel ranks each take a share of the global batch; ${i * 17} tokens later the gradients meet.`).join('\n'));
 const run = (args, env = {}) => {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`yuan ${args.join(' ')} failed: ${r.stderr}`);
@@ -21,6 +24,7 @@ const run = (args, env = {}) => {
 run(['data', 'prepare', path.join(tmp, 'text.txt'), '--tokenizer', 'bytes', '--output', path.join(tmp, 'data')]);
 const dp = Number(values.dp);
 const common = ['train', '--preset', 'tiny-lfa', '--set', `model.hiddenSize=${values.hidden}`, '--set', `model.numLayers=${values.layers}`, '--set', `train.seqLength=${values.seq}`, '--set', 'train.microBatchSize=4', '--set', 'train.validEvery=0', '--set', 'train.checkpointEvery=0', '--data', path.join(tmp, 'data'), '--steps', values.steps, '--microbatches', String(2 * dp), '--json'];
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const tps = (out) => JSON.parse(out.trim().split('\n').pop()).tokensPerSecond;
 const single = tps(run([...common, '--out', path.join(tmp, 'single')], { YUAN_NATIVE_THREADS: String(cpus().length) }));
 const parallel = tps(run([...common, '--out', path.join(tmp, 'dp'), '--dp', String(dp), '--zero', values.zero, '--transport', values.transport], { YUAN_NATIVE_THREADS: '1' }));

@@ -3,9 +3,11 @@
 // signatures per second. Every run is a fresh `node` process, as a `yuan filter` run is: a run in a process that has
 // already filtered would start with the filters compiled, which a real run never does. The runs are interleaved
 // (floor, 1 thread, N threads, again) REPEAT times (default 2) and each configuration's best time is compared.
-// Run from the repository root: `node bench/filter.mjs [MB] [--repeat R]` after `pnpm build` (default 100 MB: each thread pays
+// Run from the repository root: `node bench/filter.mjs [MB] [--repeat R] [--smoke]` after `pnpm build` (default 100 MB: each thread pays
 // about a second of JIT compilation and word-table warm-up, so a short input measures start-up, not throughput).
 // Ratios are against the floor measured in this run; absolute numbers depend on the machine.
+// --smoke: 0.5 MB, one round, at most 2 threads, MinHash on 200 texts once, to check that the benchmark runs (the test
+// suite does this).
 import { execFileSync } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
@@ -16,7 +18,6 @@ import { parseArgs } from 'node:util';
 import { benchTexts, writeBenchCorpus } from './filter-corpus.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = path.join(root, 'packages', 'data-filter', 'dist', 'index.js');
 const datasets = path.resolve(root, '..', 'shared', 'datasets');
 
 /** One measured run in this (fresh) process; prints its result as JSON. */
@@ -33,18 +34,19 @@ async function child(mode, input, output, workers) {
     console.log(JSON.stringify({ seconds: (performance.now() - t) / 1000 }));
     return;
   }
-  const { runFilter } = await import(dist);
+  const { runFilter } = await import('@yuan/data-filter');
   const report = await runFilter({ inputs: [input], output, preset: 'yuan-zh-en', workers });
   const seconds = (performance.now() - t) / 1000;
   console.log(JSON.stringify({ seconds, documents: report.input.documents, kept: report.result.kept, filters: report.filters.map((s) => [s.label, s.seconds]) }));
 }
 
 async function main() {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string' }, child: { type: 'string' }, workers: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string' }, child: { type: 'string' }, workers: { type: 'string' }, smoke: { type: 'boolean', default: false } } });
   if (values.child) return child(values.child, positionals[0], positionals[1], Number(values.workers ?? 1));
-  const targetMB = Number(positionals[0] ?? 100);
-  const repeat = Number(values.repeat ?? 2);
-  const workers = Number(process.env.WORKERS ?? availableParallelism());
+  const smoke = values.smoke;
+  const targetMB = Number(positionals[0] ?? (smoke ? 0.5 : 100));
+  const repeat = Number(values.repeat ?? (smoke ? 1 : 2));
+  const workers = Number(process.env.WORKERS ?? (smoke ? Math.min(2, availableParallelism()) : availableParallelism()));
   const usage = (message) => {
     console.error(`bench/filter.mjs: ${message}`);
     process.exit(2);
@@ -52,7 +54,7 @@ async function main() {
   if (!(targetMB > 0)) usage(`size "${positionals[0]}" must be a number of megabytes > 0`);
   if (!Number.isInteger(repeat) || repeat < 1) usage(`--repeat "${values.repeat}" must be a whole number >= 1`);
   if (!Number.isInteger(workers) || workers < 1) usage(`WORKERS="${process.env.WORKERS}" must be a whole number >= 1`);
-  const { MinHasher, chooseBands } = await import(dist);
+  const { MinHasher, chooseBands } = await import('@yuan/data-filter');
   const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-filter-'));
   try {
     const texts = benchTexts(datasets);
@@ -80,13 +82,14 @@ async function main() {
 
     const { bands, rows } = chooseBands(0.75, 128);
     const hasher = new MinHasher({ ngram: 5, numPerm: bands * rows, bands, rows, seed: 1 });
-    const sample = texts.slice(0, 2000).map((t) => t.slice(0, 1000));
+    const sample = texts.slice(0, smoke ? 200 : 2000).map((t) => t.slice(0, 1000));
     const sampleMB = sample.reduce((n, t) => n + Buffer.byteLength(t), 0) / 1e6;
+    const reps = smoke ? 1 : 3;
     const t0 = performance.now();
     let x = 0;
-    for (let rep = 0; rep < 3; rep++) for (const t of sample) x ^= hasher.bandKeys(hasher.signature(t))[0];
+    for (let rep = 0; rep < reps; rep++) for (const t of sample) x ^= hasher.bandKeys(hasher.signature(t))[0];
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`MinHash (${bands * rows} permutations, 5-token shingles, texts of <= 1000 chars, mean ${((sampleMB * 1e6) / sample.length).toFixed(0)} bytes): ${Math.round((3 * sample.length) / seconds)} signatures/s (${((3 * sampleMB) / seconds).toFixed(1)} MB/s)`);
+    console.log(`MinHash (${bands * rows} permutations, 5-token shingles, texts of <= 1000 chars, mean ${((sampleMB * 1e6) / sample.length).toFixed(0)} bytes): ${Math.round((reps * sample.length) / seconds)} signatures/s (${((reps * sampleMB) / seconds).toFixed(1)} MB/s)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

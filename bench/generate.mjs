@@ -1,13 +1,15 @@
 // Generation speed with the KV + LF caches against full recompute (--no-cache), same model, prompt and tokens.
 // Usage: node bench/generate.mjs [--preset tiny-lfa] [--tokens 64] [--prompt 16] [--backend wasm]
+// --smoke: 8 new tokens after a 4-token prompt, to check that the benchmark runs (the test suite does this).
 import { parseArgs } from 'node:util';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { generate, YuanModel } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
 import { attentionNamed } from './attention.mjs';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
-  options: { preset: { type: 'string', default: 'tiny-lfa' }, tokens: { type: 'string', default: '64' }, prompt: { type: 'string', default: '16' }, backend: { type: 'string' } },
+  options: { preset: { type: 'string', default: 'tiny-lfa' }, tokens: { type: 'string', default: smoke ? '8' : '64' }, prompt: { type: 'string', default: smoke ? '4' : '16' }, backend: { type: 'string' }, smoke: { type: 'boolean', default: false } },
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);

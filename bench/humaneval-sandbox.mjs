@@ -5,15 +5,17 @@
 // --human-eval DIR (a checkout of github.com/openai/human-eval with its exec line enabled), openai/human-eval's own
 // harness (check_correctness in a thread pool of W workers) on the same programs, as the side-by-side ratio.
 // Usage: node bench/humaneval-sandbox.mjs [--workers 1,2,4] [--limit 164] [--data-dir ../shared/datasets] [--human-eval DIR]
-// Needs packages/eval built (cd packages/eval && npx tsup).
+// Needs @yuan/eval built (pnpm build).
+// --smoke: the first 4 problems with 1 and 2 workers, to check that the benchmark runs (the test suite does this).
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataDir, humanEvalProgram, loadHumanEval, Sandbox } from '../packages/eval/dist/index.js';
+import { defaultDataDir, HUMANEVAL_MODULE, humanEvalProgram, loadHumanEval, Sandbox } from '@yuan/eval';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
-  options: { workers: { type: 'string', default: '1,2,4' }, limit: { type: 'string', default: '164' }, 'data-dir': { type: 'string' }, 'human-eval': { type: 'string' } },
+  options: { smoke: { type: 'boolean', default: false }, workers: { type: 'string', default: smoke ? '1,2' : '1,2,4' }, limit: { type: 'string', default: smoke ? '4' : '164' }, 'data-dir': { type: 'string' }, 'human-eval': { type: 'string' } },
 });
 const dataDir = path.resolve(values['data-dir'] ?? defaultDataDir());
 const limit = Number(values.limit);
@@ -27,8 +29,8 @@ async function measure(sandbox, workers) {
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (next < programs.length) {
-        const r = await sandbox.run(programs[next++]);
-        if (r.status === 'ok') passed++;
+        const r = await sandbox.run(programs[next++], { module: HUMANEVAL_MODULE });
+        if (r.completed) passed++;
       }
     }),
   );
@@ -95,7 +97,9 @@ if (auto.isolation === 'namespaces') {
   const plainRate = await measure(plain, 1);
   console.log(`plain (limits + guard, no namespaces), 1 worker: ${plainRate.toFixed(1)} samples/s; namespaces cost x${(plainRate / base).toFixed(2)} in time`);
 }
-if (values['human-eval']) {
+if (!values['human-eval']) {
+  console.log('openai/human-eval: skipped (give --human-eval DIR, a checkout of github.com/openai/human-eval, to compare with its harness)');
+} else {
   const dir = path.resolve(values['human-eval']);
   const exec = path.join(dir, 'human_eval/execution.py');
   if (!existsSync(exec)) throw new Error(`--human-eval ${dir}: no human_eval/execution.py (give a checkout of github.com/openai/human-eval)`);

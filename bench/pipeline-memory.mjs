@@ -1,24 +1,30 @@
 // Measured against predicted pipeline memory: a real `--pp P` run's per-stage activation peaks (distinct TensorFlow.js
 // buffers, the stage runtime's report) beside `yuan plan`'s prediction for the same shapes, for the `uniform` and the
 // `memory` partitions. Usage: node bench/pipeline-memory.mjs [--pp 4 --layers 12 --hidden 16 --seq 8 --batch 1 --microbatches 8 --backend cpu]
+// --smoke: 2 stages, 4 layers, 2 micro-batches, 100 documents, the `memory` partition only, to check that the benchmark
+// runs (the test suite does this).
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
-import { modelParameters, PackWriter, trainConfig } from '@yuan/model';
-import { pipelineEngine, planPipeline } from '@yuan/parallel-pipeline';
+import { modelParameters } from '@yuan/model';
+import { trainConfig } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { planPipeline } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 
+const smoke = process.argv.includes('--smoke');
 const { values: o } = parseArgs({
-  options: { pp: { type: 'string', default: '4' }, layers: { type: 'string', default: '12' }, hidden: { type: 'string', default: '16' }, seq: { type: 'string', default: '8' }, batch: { type: 'string', default: '1' }, microbatches: { type: 'string', default: '8' }, backend: { type: 'string', default: 'cpu' } },
+  options: { smoke: { type: 'boolean', default: false }, pp: { type: 'string', default: smoke ? '2' : '4' }, layers: { type: 'string', default: smoke ? '4' : '12' }, hidden: { type: 'string', default: '16' }, seq: { type: 'string', default: '8' }, batch: { type: 'string', default: '1' }, microbatches: { type: 'string', default: smoke ? '2' : '8' }, backend: { type: 'string', default: 'cpu' } },
 });
 const [P, L, H, S, B, M] = [o.pp, o.layers, o.hidden, o.seq, o.batch, o.microbatches].map(Number);
 await initBackend(o.backend);
 const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-ppmem-'));
 const w = await PackWriter.create(path.join(dir, 'data'), { tokenizer: { name: 'bytes' }, vocabSize: 264, special: { eod: 256, sep: 257, pad: 258 }, validFraction: 0 });
-for (let i = 0; i < 400; i++) await w.addDocument([...Buffer.from(`document ${i}: some text for a pipeline, ${i * 31}`)]);
+for (let i = 0; i < (smoke ? 100 : 400); i++) await w.addDocument([...Buffer.from(`document ${i}: some text for a pipeline, ${i * 31}`)]);
 await w.finish();
 const config = resolveConfig({
   model: { vocabSize: 264, hiddenSize: H, numLayers: L, numHeads: 2, ffnSize: 2 * H, maxPositions: Math.max(32, S) },
@@ -26,7 +32,7 @@ const config = resolveConfig({
   train: { seqLength: S, microBatchSize: B, gradAccumulation: M, warmupSteps: 1 },
 });
 const MiB = (b) => (b / 2 ** 20).toFixed(3);
-for (const partition of ['uniform', 'memory']) {
+for (const partition of smoke ? ['memory'] : ['uniform', 'memory']) {
   const plan = planPipeline({ model: config.model, parameters: modelParameters(config, lfaAttention), attention: { plugin: lfaAttention, options: config.attention.options }, stages: P, microbatches: M, microBatchSize: B, seqLength: S, partition, recompute: 'full', schedule: '1f1b', fusedKernels: o.backend === 'native' });
   const engine = await pipelineEngine({ stages: P, microbatches: M, schedule: '1f1b', partition: plan.blocks, recompute: 'full', plugins: [import.meta.resolve('@yuan/attention-lfa')] })({ config, train: trainConfig(config), attention: lfaAttention, data: path.join(dir, 'data'), seed: 1, totalSteps: 2, backend: o.backend });
   await engine.trainStep();

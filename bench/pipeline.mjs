@@ -2,25 +2,31 @@
 // optimizer update) against the bubble (P − 1)/(M + P − 1) for M = 1, 4, 16 under 1F1B; (2) training tokens/s of
 // --pp 2 against the single-process trainer with the same global batch, measured in the same run.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
+// --smoke: tiny shapes (2 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
+// for the tokens/s ratio) to check that the benchmark runs (the test suite does this); its numbers mean nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { resolveConfig } from '@yuan/core';
-import { PackWriter, singleProcessEngine, trainConfig } from '@yuan/model';
-import { parsePartition, pipelineEngine } from '@yuan/parallel-pipeline';
-import { initBackend, Rng } from '@yuan/tensor';
+import { resolveConfig, Rng } from '@yuan/core';
+import { singleProcessEngine, trainConfig } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { partitionLayers } from '@yuan/plan';
+import { initBackend } from '@yuan/tensor';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
   options: {
     pp: { type: 'string', default: '2' },
-    steps: { type: 'string', default: '4' },
-    layers: { type: 'string', default: '4' },
-    hidden: { type: 'string', default: '64' },
-    seq: { type: 'string', default: '64' },
-    batch: { type: 'string', default: '4' },
+    steps: { type: 'string', default: smoke ? '1' : '4' },
+    layers: { type: 'string', default: smoke ? '2' : '4' },
+    hidden: { type: 'string', default: smoke ? '16' : '64' },
+    seq: { type: 'string', default: smoke ? '16' : '64' },
+    batch: { type: 'string', default: smoke ? '1' : '4' },
     backend: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
 const backend = await initBackend(values.backend);
@@ -30,7 +36,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-bench-pipe-'));
 const dir = path.join(tmp, 'data');
 const rng = new Rng(1);
 const writer = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 264, special: { eod: 256, sep: 257, pad: 258 }, validFraction: 0 });
-for (let d = 0; d < 200; d++) await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
+for (let d = 0; d < (smoke ? 20 : 200); d++) await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
 await writer.finish();
 
 const H = Number(values.hidden);
@@ -65,15 +71,16 @@ async function measure(factory, m) {
 
 console.log(`backend ${backend.name}; ${Number(values.layers)} layers, hidden ${H}, ${values.batch} × ${values.seq} tokens per micro-batch; ${steps} measured steps`);
 console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
-for (const m of [1, 4, 16]) {
-  const { reports } = await measure(pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: parsePartition('uniform', P, Number(values.layers)), plugins }), m);
+const uniform = (stages) => partitionLayers('uniform', { layers: Number(values.layers), stages });
+for (const m of smoke ? [2] : [1, 4, 16]) {
+  const { reports } = await measure(pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: uniform(P), plugins }), m);
   const idle = [...Array(P).keys()].map((s) => reports.reduce((a, r) => a + r[s].waitMs, 0) / reports.reduce((a, r) => a + r[s].stepMs, 0));
   const bubble = (P - 1) / (m + P - 1);
   console.log(`  M ${String(m).padStart(2)}: bubble ${(bubble * 100).toFixed(1)}%  measured idle ${idle.map((x, s) => `stage ${s} ${(x * 100).toFixed(1)}%`).join(', ')}`);
 }
 
-const M = 8;
+const M = smoke ? 2 : 8;
 const base = await measure(singleProcessEngine, M);
-const pipe = await measure(pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: parsePartition('uniform', 2, Number(values.layers)), plugins, threadsPerStage: 1 }), M);
-console.log(`\ntokens/s, global batch ${M} micro-batches: single process ${pipe && base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`);
+const pipe = await measure(pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: uniform(2), plugins, threadsPerStage: 1 }), M);
+console.log(`\ntokens/s, global batch ${M} micro-batches: single process ${base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`);
 rmSync(tmp, { recursive: true, force: true });

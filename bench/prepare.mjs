@@ -1,16 +1,20 @@
-// Tokenization throughput: YUAN's SentencePiece model in @yuan/model against the Python `sentencepiece` package on
+// Tokenization throughput: YUAN's SentencePiece model in @yuan/tokenizer against the Python `sentencepiece` package on
 // the same lines (both plain SentencePiece EncodeAsIds, one thread), and `prepareData` (yuan data prepare) with
 // 1 and WORKERS (default 2) worker threads, each in a fresh `node` process as a `yuan data prepare` run is (in this
 // process the tokenizer is already compiled, which would favour one thread). Ratios are against baselines measured
 // in this run.
-// Run after building packages/model: `node bench/prepare.mjs [MB]`. Python: PYTHON, else bench/.venv, which the
-// benchmark creates with `sentencepiece` installed on first use; the comparison is skipped when it cannot import it.
+// Run after building packages/data: `node bench/prepare.mjs [MB]`. Python: PYTHON, else the first of .venv-clients
+// (made by .ci/run), bench/.venv and python3 that imports `sentencepiece`, else bench/.venv created with it installed;
+// the comparison is skipped when none can import it.
+// --smoke: 0.05 MB, one run each, and no install of sentencepiece (the comparison is skipped without it), to check that
+// the benchmark runs (the test suite does this).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSentencePiece, prepareData } from '../packages/model/dist/index.js';
+import { prepareData } from '@yuan/data';
+import { loadSentencePiece } from '@yuan/tokenizer';
 
 // `--child WORKERS INPUT OUT`: one timed prepareData run in this fresh process, printed as JSON.
 if (process.argv[2] === '--child') {
@@ -25,22 +29,26 @@ if (process.argv[2] === '--child') {
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /**
- * The benchmark's own Python: bench/.venv, created with `sentencepiece` installed on first use (pip's configured index
- * or mirror). When that fails, the system python3 (the comparison is then skipped unless it has sentencepiece).
+ * A Python that imports `sentencepiece`: .venv-clients (.ci/run installs it there), bench/.venv or python3. With
+ * `install`, when none has it, bench/.venv is created with `sentencepiece` installed (pip's configured index or
+ * mirror). Undefined when there is none.
  */
-function benchPython() {
+function benchPython(install) {
   const venv = path.join(root, 'bench', '.venv');
   const py = path.join(venv, 'bin', 'python');
-  const has = () => existsSync(py) && spawnSync(py, ['-c', 'import sentencepiece'], { stdio: 'ignore' }).status === 0;
-  if (has()) return py;
+  const has = (p) => spawnSync(p, ['-c', 'import sentencepiece'], { stdio: 'ignore' }).status === 0;
+  const found = [path.join(root, '.venv-clients', 'bin', 'python'), py, 'python3'].find(has);
+  if (found || !install) return found;
   console.log('installing sentencepiece into bench/.venv for the comparison ...');
   if (!existsSync(py)) spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
   if (existsSync(py)) spawnSync(py, ['-m', 'pip', 'install', '-q', 'sentencepiece'], { stdio: 'ignore', timeout: 300_000 });
-  return has() ? py : 'python3';
+  return has(py) ? py : undefined;
 }
+const smoke = process.argv.includes('--smoke');
+const positionals = process.argv.slice(2).filter((a) => a !== '--smoke');
 const shared = path.resolve(root, '..', 'shared');
 const model = path.join(shared, 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
-const targetMB = Number(process.argv[2] ?? 8);
+const targetMB = Number(positionals[0] ?? (smoke ? 0.05 : 8));
 if (!existsSync(model)) {
   console.log(`skipped: ${model} not found`);
   process.exit(0);
@@ -71,7 +79,7 @@ try {
   const file = path.join(dir, 'lines.txt');
   writeFileSync(file, `${lines.join('\n')}\n`);
   const mb = bytes / 1e6;
-  console.log(`input: ${lines.length} distinct lines (WikiText-2, GSM8K, AGIEval incl. gaokao Chinese), ${mb.toFixed(1)} MB`);
+  console.log(`input: ${lines.length} distinct lines (WikiText-2, GSM8K, AGIEval incl. gaokao Chinese), ${mb.toFixed(smoke ? 2 : 1)} MB`);
 
   const tok = await loadSentencePiece(model);
   let t0 = performance.now();
@@ -83,9 +91,9 @@ try {
     for (const id of ids) check = (Math.imul(check, 31) + id) >>> 0;
   }
   const ours = (performance.now() - t0) / 1000;
-  console.log(`@yuan/model SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
+  console.log(`@yuan/tokenizer SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
 
-  const python = process.env.PYTHON ?? benchPython();
+  const python = process.env.PYTHON ?? benchPython(!smoke);
   const script = [
     'import sys, time, sentencepiece as spm',
     'sp = spm.SentencePieceProcessor(model_file=sys.argv[1])',
@@ -98,12 +106,14 @@ try {
     '    for i in ids: c = (c * 31 + i) & 0xffffffff',
     'print(n, s, spm.__version__, c)',
   ].join('\n');
-  const py = spawnSync(python, ['-c', script, model, file], { encoding: 'utf8' });
-  if (py.status === 0) {
+  const py = python ? spawnSync(python, ['-c', script, model, file], { encoding: 'utf8' }) : undefined;
+  if (!py) {
+    console.log(`Python sentencepiece: skipped (no Python imports sentencepiece: set PYTHON, or .ci/run installs it into .venv-clients)`);
+  } else if (py.status === 0) {
     const [n, s, version, pyCheck] = py.stdout.trim().split(' ');
     const pyRate = Number(n) / Number(s);
     console.log(`Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(pyCheck) === check ? ', the same ids' : `, IDS DIFFER (count ${tokens})`})`);
-    console.log(`ratio @yuan/model / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
+    console.log(`ratio @yuan/tokenizer / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
   } else {
     console.log(`Python sentencepiece: skipped (${python}: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()})`);
   }
@@ -117,14 +127,16 @@ try {
     rmSync(out, { recursive: true, force: true });
     return { ...JSON.parse(execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(w), big, out, model], { encoding: 'utf8' })), out };
   };
-  // Interleaved, best of two (the machine is shared).
+  // Interleaved, best of two (the machine is shared); one each with --smoke.
   const best = (a, b) => (b.seconds < a.seconds ? b : a);
   let one = run(1);
   let many = run(workers);
-  one = best(one, run(1));
-  many = best(many, run(workers));
+  if (!smoke) {
+    one = best(one, run(1));
+    many = best(many, run(workers));
+  }
   const same = readdirSync(one.out).every((f) => readFileSync(path.join(one.out, f)).equals(readFileSync(path.join(many.out, f))));
-  console.log(`yuan data prepare --format yuan, 1 worker:  ${Math.round(one.tokens / one.seconds).toLocaleString('en-US')} tokens/s, ${((3 * mb) / one.seconds).toFixed(2)} MB/s (${(3 * mb).toFixed(1)} MB; folder + Megatron .bin/.idx)`);
+  console.log(`yuan data prepare --format yuan, 1 worker:  ${Math.round(one.tokens / one.seconds).toLocaleString('en-US')} tokens/s, ${((3 * mb) / one.seconds).toFixed(2)} MB/s (${(3 * mb).toFixed(smoke ? 2 : 1)} MB; folder + Megatron .bin/.idx)`);
   console.log(`yuan data prepare --format yuan, ${workers} workers: ${Math.round(many.tokens / many.seconds).toLocaleString('en-US')} tokens/s (${(one.seconds / many.seconds).toFixed(2)}x 1 worker, limit ${workers}x), ${same ? 'byte-identical' : 'OUTPUT DIFFERS'}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });

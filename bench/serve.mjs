@@ -1,18 +1,23 @@
 // Serving throughput with continuous batching: completion tokens/s and time to first text with 1, 4 and 16 concurrent
 // clients, against serving the same requests one at a time (the engine with a batch of 1), same model and requests.
 // Usage: node bench/serve.mjs [--preset tiny-lfa] [--tokens 32] [--requests 2] [--backend native]
+// --smoke: 4 new tokens, 1 request per client, 1 and 4 clients, to check that the benchmark runs (the test suite does this).
 import { parseArgs } from 'node:util';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { ByteTokenizer, ServingEngine, YuanModel } from '@yuan/model';
+import { YuanModel } from '@yuan/model';
+import { ServingEngine } from '@yuan/serve';
+import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
 import { attentionNamed } from './attention.mjs';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
   options: {
     preset: { type: 'string', default: 'tiny-lfa' },
-    tokens: { type: 'string', default: '32' },
-    requests: { type: 'string', default: '2' },
+    tokens: { type: 'string', default: smoke ? '4' : '32' },
+    requests: { type: 'string', default: smoke ? '1' : '2' },
     backend: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
 const backend = await initBackend(values.backend);
@@ -49,7 +54,7 @@ async function run(engine, clients) {
 await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), 1); // warm-up
 console.log(`preset ${values.preset}, backend ${backend.name}, ${tokens} new tokens per request, ${perClient} requests per client`);
 console.log('clients  one-at-a-time tok/s  batched tok/s  ratio  median time to first text (one-at-a-time / batched)');
-for (const clients of [1, 4, 16]) {
+for (const clients of smoke ? [1, 4] : [1, 4, 16]) {
   const serial = await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), clients);
   const batched = await run(new ServingEngine(model, tokenizer, { maxBatch: 16 }), clients);
   console.log(

@@ -1,7 +1,8 @@
 // Start-up time of `yuan --help` and `yuan filter --help` against plain `node -e ''` (the floor: Node itself).
 // Run: `node bench/startup.mjs [runs]` after `pnpm build`. Runs are interleaved (node, help, filter help, node, ...)
 // so that load from other work on the machine slows each alike; prints the median of each and its ratio to the floor.
-// Add commands to time with --cmd 'train --help' (repeatable).
+// Add commands to time with --cmd 'train --help' (repeatable). --smoke: 1 run each (after the warm-up round), to check
+// that the benchmark runs (the test suite does this).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,7 @@ if (!existsSync(bin)) {
   process.exit(1);
 }
 const args = process.argv.slice(2);
-const runs = Number(args.find((a) => /^\d+$/.test(a)) ?? 21);
+const runs = Number(args.find((a) => /^\d+$/.test(a)) ?? (args.includes('--smoke') ? 1 : 21));
 const extra = args.flatMap((a, i) => (a === '--cmd' && args[i + 1] ? [args[i + 1]] : []));
 
 const cases = [

@@ -2,22 +2,27 @@
 // tiny-lfa and tiny-lpa against tiny-mha, measured in the same run. Steps are interleaved round by round
 // (mha, lfa, lpa, mha, ...) so a machine shared with other work slows every variant alike; medians are reported.
 // Usage: node bench/train-attention.mjs [--presets tiny-mha,tiny-lfa,tiny-lpa] [--rounds 8] [--batch 8] [--seq 128] [--backend wasm]
+// --smoke: 1 round of batch 1 × 16 tokens on 20 documents, to check that the benchmark runs (the test suite does this).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { getPreset, resolveConfig } from '@yuan/core';
-import { BatchLoader, PackedSplit, PackWriter, readPackedIndex, trainConfig, Trainer, YuanModel } from '@yuan/model';
-import { initBackend, Rng } from '@yuan/tensor';
+import { getPreset, resolveConfig, Rng } from '@yuan/core';
+import { YuanModel } from '@yuan/model';
+import { trainConfig, Trainer } from '@yuan/train';
+import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
+import { initBackend } from '@yuan/tensor';
 import { attentionNamed } from './attention.mjs';
 
+const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
   options: {
     presets: { type: 'string', default: 'tiny-mha,tiny-lfa,tiny-lpa' },
-    rounds: { type: 'string', default: '8' },
-    batch: { type: 'string', default: '8' },
-    seq: { type: 'string', default: '128' },
+    rounds: { type: 'string', default: smoke ? '1' : '8' },
+    batch: { type: 'string', default: smoke ? '1' : '8' },
+    seq: { type: 'string', default: smoke ? '16' : '128' },
     backend: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
   },
 });
 const backend = await initBackend(values.backend);
@@ -27,7 +32,7 @@ const rounds = Number(values.rounds);
 const dir = path.join(mkdtempSync(path.join(tmpdir(), 'yuan-bench-')), 'data');
 const rng = new Rng(1);
 const writer = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 264, special: { eod: 256, sep: 257, pad: 258 }, validFraction: 0 });
-for (let d = 0; d < 200; d++) await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
+for (let d = 0; d < (smoke ? 20 : 200); d++) await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
 await writer.finish();
 const index = readPackedIndex(dir);
 

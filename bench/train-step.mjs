@@ -8,10 +8,14 @@
 // tf.train.adam's 12 ops per parameter with the trainer's adamwStep (one fused kernel on native; weight decay 0 and the
 // same betas and eps as tf.train.adam).
 // Usage: node bench/train-step.mjs [--backends native,native-fused,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
-//        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3]
+//        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3 (or TORCH_PYTHON)]
 // cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
 // --leak-steps N then runs N more steps on the first backend, printing tensor count, tensor bytes and RSS.
-import { spawn } from 'node:child_process';
+// Without torch in --python, the torch column says "skipped" and the yuan engines still run; a backend of the default
+// list that does not load (native without its addon) is skipped with a line, a backend named in --backends is an error.
+// --smoke: native and wasm (not cpu), 1 round of 1 step of batch 1 x 16 tokens and one 256x128x256 matMul shape,
+// repeated twice, to check that the benchmark runs (the test suite does this).
+import { spawn, spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -21,16 +25,19 @@ import { crossEntropy, YuanModel } from '@yuan/model';
 import { adamwStep, initBackend, tf } from '@yuan/tensor';
 import { attentionNamed } from './attention.mjs';
 
+const smoke = process.argv.includes('--smoke');
+const DEFAULT_BACKENDS = smoke ? 'native,wasm' : 'native,wasm,cpu';
 const { values } = parseArgs({
   options: {
-    backends: { type: 'string', default: 'native,wasm,cpu' },
+    smoke: { type: 'boolean', default: false },
+    backends: { type: 'string' },
     preset: { type: 'string', default: 'tiny-lfa' },
-    rounds: { type: 'string', default: '5' },
-    steps: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: smoke ? '1' : '5' },
+    steps: { type: 'string', default: smoke ? '1' : '2' },
     'cpu-rounds': { type: 'string', default: '1' },
-    batch: { type: 'string', default: '8' },
-    seq: { type: 'string', default: '128' },
-    python: { type: 'string', default: '/usr/bin/python3' },
+    batch: { type: 'string', default: smoke ? '1' : '8' },
+    seq: { type: 'string', default: smoke ? '16' : '128' },
+    python: { type: 'string', default: process.env.TORCH_PYTHON ?? '/usr/bin/python3' },
     'blas-threads': { type: 'string', default: '2' },
     'peak-gflops': { type: 'string' },
     'leak-steps': { type: 'string', default: '0' },
@@ -43,6 +50,9 @@ const steps = Number(values.steps);
 const config = resolveConfig(getPreset(values.preset).config, {});
 if (config.attention.name !== 'lfa' && config.attention.name !== 'mha') throw new Error(`bench/train-step: preset ${values.preset} uses ${config.attention.name}; only lfa and mha presets have a torch twin`);
 const m = config.model;
+// matMul shapes [M, K, N] timed on native and in torch, and the repeats of each
+const MATMUL = smoke ? [[256, 128, 256]] : [[1024, 128, 512], [512, 512, 512], [1024, 1024, 1024]];
+const MATMUL_REPS = smoke ? 2 : 20;
 
 // Deterministic tokens (the speed does not depend on them).
 let seed = 12345;
@@ -51,9 +61,16 @@ const token = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 
 const idsData = Int32Array.from({ length: batch * seq }, token);
 const targetData = Int32Array.from({ length: batch * seq }, token);
 
+/** The torch twin, or a one-line reason why it cannot run (no torch in `--python`). */
 function torchProcess() {
+  const probe = spawnSync(values.python, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split('\n').pop();
+    return { skipped: `${values.python} cannot import torch (${why}); give --python with torch, e.g. Debian's python3-torch` };
+  }
   const script = fileURLToPath(new URL('./train_step_torch.py', import.meta.url));
-  const args = [script, '--vocab', m.vocabSize, '--hidden', m.hiddenSize, '--layers', m.numLayers, '--heads', m.numHeads, '--ffn', m.ffnSize, '--batch', batch, '--seq', seq].map(String);
+  const matmul = MATMUL.map((s) => s.join('x')).join(',');
+  const args = [script, '--vocab', m.vocabSize, '--hidden', m.hiddenSize, '--layers', m.numLayers, '--heads', m.numHeads, '--ffn', m.ffnSize, '--batch', batch, '--seq', seq, '--matmul', matmul, '--matmul-reps', MATMUL_REPS].map(String);
   if (config.attention.name !== 'lfa') throw new Error('bench/train-step: the torch twin implements tiny-lfa only');
   const child = spawn(values.python, args, { env: { ...process.env, OPENBLAS_NUM_THREADS: values['blas-threads'] }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
@@ -128,11 +145,11 @@ async function yuanEngine(name) {
 async function nativeMatMul() {
   await initBackend('native');
   const out = {};
-  for (const [mm, k, n] of [[1024, 128, 512], [512, 512, 512], [1024, 1024, 1024]]) {
+  for (const [mm, k, n] of MATMUL) {
     const a = tf.randomNormal([mm, k]);
     const b = tf.randomNormal([k, n]);
     tf.matMul(a, b).dispose();
-    const reps = 20;
+    const reps = MATMUL_REPS;
     const t0 = performance.now();
     for (let i = 0; i < reps; i++) tf.matMul(a, b).dispose();
     out[`${mm}x${k}x${n}`] = (2 * mm * k * n * reps) / ((performance.now() - t0) / 1000) / 1e9;
@@ -142,10 +159,17 @@ async function nativeMatMul() {
 }
 
 const torch = torchProcess();
-const hello = await torch.hello;
+const hello = torch.skipped ? undefined : await torch.hello;
 const engines = [];
-for (const name of values.backends.split(',').filter(Boolean)) {
-  const e = await yuanEngine(name);
+for (const name of (values.backends ?? DEFAULT_BACKENDS).split(',').filter(Boolean)) {
+  let e;
+  try {
+    e = await yuanEngine(name);
+  } catch (err) {
+    if (values.backends) throw err;
+    console.log(`${name}: skipped (${err.message})`);
+    continue;
+  }
   const warm = await e.run(1); // kernels, optimizer slots
   e.times = [];
   e.losses = warm.losses;
@@ -153,34 +177,37 @@ for (const name of values.backends.split(',').filter(Boolean)) {
 }
 const torchRun = { name: 'torch', times: [], losses: [] };
 for (let r = 0; r < rounds; r++) {
-  const t = await torch.run(steps);
-  torchRun.times.push(...t.seconds);
-  if (r === 0) torchRun.losses = t.losses;
+  if (hello) {
+    const t = await torch.run(steps);
+    torchRun.times.push(...t.seconds);
+    if (r === 0) torchRun.losses = t.losses;
+  }
   for (const e of engines) {
     if (e.name === 'cpu' && r >= Number(values['cpu-rounds'])) continue;
     const y = await e.run(e.name === 'cpu' ? 1 : steps);
     e.times.push(...y.seconds);
   }
 }
-torch.close();
+if (hello) torch.close();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const base = median(torchRun.times);
+const base = hello ? median(torchRun.times) : undefined;
 console.log(`${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`);
-console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
+if (hello) console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
+else console.log(`torch: skipped (${torch.skipped})`);
 console.log(`${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`);
-console.log(`${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
+if (hello) console.log(`${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
 for (const e of engines) {
   const s = median(e.times);
-  console.log(`${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${`${(s / base).toFixed(2)}x`.padStart(9)}  ${e.losses[0].toFixed(4)}`);
+  console.log(`${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${(base ? `${(s / base).toFixed(2)}x` : 'skipped').padStart(9)}  ${e.losses[0].toFixed(4)}`);
 }
 if (engines.some((e) => e.name.startsWith('native'))) {
   const ghz = Number(cpus()[0]?.model.match(/@\s*([\d.]+)GHz/)?.[1] ?? 0);
   // Nominal peak: cores x GHz x 2 AVX-512 FMA units x 16 float lanes x 2 flops (override with --peak-gflops).
   const peak = Number(values['peak-gflops']) || cpus().length * ghz * 2 * 16 * 2;
   const mm = await nativeMatMul();
-  console.log(`matMul GFLOP/s (peak ${peak.toFixed(0)} = ${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512):`);
+  console.log(`matMul GFLOP/s (${peak ? `peak ${peak.toFixed(0)} = ${values['peak-gflops'] ? '--peak-gflops' : `${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512`}` : 'peak unknown: the CPU model names no GHz, give --peak-gflops'}):`);
   for (const key of Object.keys(mm)) {
-    console.log(`  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${((100 * mm[key]) / peak).toFixed(0)}% of peak)   torch ${hello.matmul[key].toFixed(1).padStart(6)}`);
+    console.log(`  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${peak ? `${((100 * mm[key]) / peak).toFixed(0)}%` : '?%'} of peak)   torch ${hello ? hello.matmul[key].toFixed(1).padStart(6) : 'skipped'}`);
   }
 }
 const leakSteps = Number(values['leak-steps']);

@@ -24,6 +24,8 @@ p.add_argument("--ffn", type=int, default=512)
 p.add_argument("--batch", type=int, default=8)
 p.add_argument("--seq", type=int, default=128)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--matmul", default="1024x128x512,512x512x512,1024x1024x1024", help="matMul shapes MxKxN to time, comma-separated")
+p.add_argument("--matmul-reps", type=int, default=20)
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
@@ -101,7 +103,7 @@ def step():
     return loss.item()
 
 
-def gflops(m, k, n, reps=20):
+def gflops(m, k, n, reps):
     a, b = torch.randn(m, k), torch.randn(k, n)
     a @ b
     t0 = time.perf_counter()
@@ -114,7 +116,7 @@ step()  # warm-up
 print(json.dumps({
     "torch": torch.__version__,
     "params": sum(x.numel() for x in model.parameters()),
-    "matmul": {f"{m}x{k}x{n}": gflops(m, k, n) for (m, k, n) in [(1024, 128, 512), (512, 512, 512), (1024, 1024, 1024)]},
+    "matmul": {s: gflops(*map(int, s.split("x")), args.matmul_reps) for s in args.matmul.split(",")},
 }), flush=True)
 for line in sys.stdin:
     n = int(line.split()[1])

@@ -1,8 +1,9 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // the stage worker is its own entry: the coordinator starts it as `new Worker(new URL('./stage-worker.js', import.meta.url))`
-  entry: { index: 'src/index.ts', 'stage-worker': 'src/runtime/worker.ts' },
+  // the stage worker is its own entry: the coordinator starts it as `new Worker(new URL('./stage-worker.js', import.meta.url))`;
+  // so is the rank entry `trainParallel` starts as worker threads or local processes
+  entry: { index: 'src/index.ts', 'stage-worker': 'src/runtime/worker.ts', 'rank-worker': 'src/rank-worker.ts' },
   format: ['esm'],
   dts: { entry: { index: 'src/index.ts' } },
   clean: true,

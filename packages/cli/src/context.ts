@@ -22,7 +22,7 @@ import { numberOption, type OptionSpec } from './command.js';
  * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
  * plugin objects registered under the package's name), resolved from the CLI's own installation.
  */
-const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/parallel-pipeline', '@yuan/parallel-zero'];
+const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/tokenizer', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/plan', '@yuan/comm'];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -79,6 +79,17 @@ function isMissingOptional(spec: string, e: unknown): boolean {
   return spec.startsWith('@yuan/parallel-') && /is not installed/.test((e as Error).message);
 }
 
+/** The plugin modules each registry `loadRegistry` built was loaded from (spec and file), for ranks that rebuild it. */
+const registryModuleFiles = new WeakMap<PluginRegistry, { spec: string; file: string }[]>();
+
+/**
+ * The plugin modules `loadRegistry` loaded into `registry`, as specifier (the plugins' source) and resolved file: what
+ * thread and process ranks import to rebuild it (`modules` of `trainParallel`).
+ */
+export function registryModules(registry: PluginRegistry): { spec: string; file: string }[] {
+  return registryModuleFiles.get(registry) ?? [];
+}
+
 /**
  * The plugin registry of a run: the built-in packages, then the plugin modules named by the config's `plugins:`, by a
  * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen, so the run's plan cannot change.
@@ -86,9 +97,11 @@ function isMissingOptional(spec: string, e: unknown): boolean {
  */
 export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig): Promise<PluginRegistry> {
   const registry = new PluginRegistry();
+  const modules: { spec: string; file: string }[] = [];
   for (const spec of BUILTIN_PLUGIN_PACKAGES) {
     try {
       await registerPluginModules(registry, [spec], CLI_DIR);
+      modules.push({ spec, file: resolvePluginModule(spec, CLI_DIR) });
     } catch (e) {
       if (!isMissingOptional(spec, e)) throw e; // the parallel packages are optional beside the CLI
     }
@@ -102,7 +115,9 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
     if (seen.has(key)) continue;
     seen.add(key);
     await registerPluginModules(registry, [spec], process.cwd());
+    modules.push({ spec: spec.startsWith('.') || path.isAbsolute(spec) ? path.resolve(spec) : spec, file: resolvePluginModule(spec, process.cwd()) });
   }
+  registryModuleFiles.set(registry, modules);
   return registry.freeze();
 }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, yuan } from './run.js';
 
-const rankScript = path.join(repoRoot, 'packages/parallel-zero/test/fixtures/tcp-rank.mjs');
+const rankScript = path.join(repoRoot, 'packages/comm/test/fixtures/tcp-rank.mjs');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -33,6 +33,11 @@ describe('yuan launch', () => {
     const s = await yuan('launch', '--print', 'slurm', '--nproc', '2', '--nnodes', '2', '--', 'yuan', 'train');
     expect(s.code).toBe(0);
     expect(s.out).toMatch(/^#!\/bin\/bash\n#SBATCH --job-name=yuan\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=2/);
+    // srun lets the other ranks say why a rank failed, and stops what still runs --grace seconds (default 60) later
+    expect(s.out).toMatch(/\nsrun --kill-on-bad-exit=0 --wait=60 yuan train$/);
+    expect((await yuan('launch', '--print', 'slurm', '--nproc', '2', '--grace', '5', '--', 'yuan', 'train')).out).toMatch(/\nsrun --kill-on-bad-exit=0 --wait=5 yuan train$/);
+    expect((await yuan('launch', '--print', 'slurm', '--nproc', '2', '--grace', '0', '--', 'yuan', 'train')).out).toMatch(/\nsrun --kill-on-bad-exit=1 yuan train$/);
+    expect((await yuan('launch', '--print', 'k8s', '--nproc', '1', '--grace', '5', '--image', 'i:1', '--', 'yuan', 'train')).err).toBe('error: --grace applies to local launches and --print slurm, not to --print k8s');
     const k = await yuan('launch', '--print', 'k8s', '--nproc', '1', '--nnodes', '3', '--name', 'run1', '--image', 'registry.example/yuan:1', '--', 'yuan', 'train');
     expect(k.code).toBe(0);
     expect(k.out).toContain('image: "registry.example/yuan:1"');
@@ -46,5 +51,6 @@ describe('yuan launch', () => {
     expect((await yuan('launch', '--nproc', '2')).err).toMatch(/^error: no command to launch/);
     expect((await yuan('launch', '--nproc', '0', '--', 'x')).err).toMatch(/^error: --nproc "0" is not an integer >= 1/);
     expect((await yuan('launch', '--print', 'pbs', '--nproc', '1', '--', 'x')).err).toBe('error: --print "pbs" is not slurm or k8s');
+    expect((await yuan('launch', '--print', 'slurm', '--nproc', '1', '--grace=-1', '--', 'x')).err).toBe('error: --grace "-1" is not a number >= 0');
   });
 });

@@ -73,13 +73,17 @@ export function tinyRun(data: string): string[] {
   return ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
 }
 
-/** The pid of the process whose command line mentions `marker` (e.g. its --out folder) and whose environment has RANK=`rank`. */
-export function rankPid(marker: string, rank: number): number | undefined {
+/**
+ * The pid of the Node.js process (this test's `process.execPath`) whose command line mentions `marker` (e.g. its --out
+ * folder) and whose environment has `variable`=`rank` (RANK; SLURM_PROCID for a SLURM task, whose srun also has it).
+ */
+export function rankPid(marker: string, rank: number, variable = 'RANK'): number | undefined {
   const pid = readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
     .find((p) => {
       try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(marker) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`);
+        const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv[0] === process.execPath && argv.some((a) => a.includes(marker)) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`${variable}=${rank}`);
       } catch {
         return false;
       }

@@ -1,7 +1,7 @@
 // Data parallelism with ZeRO 0/1/2 from the CLI: worker-thread ranks, local processes over TCP, `yuan launch`, a real
 // one-node SLURM cluster (srun), a rank killed in the middle of a step, resume, and bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -286,5 +286,56 @@ describe('a real SLURM cluster (one node on this machine)', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expectClose(losses(out), single);
+  });
+
+  it.skipIf(!!slurm.reason)(`the sbatch script of yuan launch --print slurm: rank 1 SIGKILLed while rank 0 is busy, rank 0's "rank 1 is lost" line reaches the job's output and the job fails${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
+    const out = path.join(tmp, 'sbatch');
+    const jobDir = path.join(tmp, 'sbatch-job');
+    mkdirSync(jobDir);
+    const script = path.join(jobDir, 'train.sh');
+    const printed = await yuan('launch', '--print', 'slurm', '--nproc', '2', '--name', 'train', '--master-port', String(await freePort()), '--out', script, '--', process.execPath, bin, 'train', ...tiny, '--steps', '400', '--microbatches', '4', '--out', out, '--dp', '2', '--zero', '1');
+    expect(printed.code, printed.err).toBe(0);
+    const slurmEnv = { ...env, SLURM_CONF: slurm.conf };
+    // --time: SLURM ends the job itself should this test's own guards fail to
+    const sub = spawnSync('sbatch', ['--parsable', '--time=3', script], { cwd: jobDir, env: slurmEnv, encoding: 'utf8' });
+    expect(sub.status, sub.stderr).toBe(0);
+    const id = sub.stdout.trim().split(';')[0];
+    const state = () => /JobState=(\S+)/.exec(spawnSync('scontrol', ['show', 'job', '-o', id], { env: slurmEnv, encoding: 'utf8' }).stdout)?.[1] ?? '';
+    const ended = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)$/;
+    try {
+      // both ranks are mid-run once two steps are logged
+      const deadline = Date.now() + 120_000;
+      const stepsDone = () => (existsSync(path.join(out, 'metrics.jsonl')) ? readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n').length - 1 : 0);
+      while (stepsDone() < 2 && Date.now() < deadline && !ended.test(state())) await new Promise((r) => setTimeout(r, 100));
+      const survivor = rankPid(out, 0, 'SLURM_PROCID');
+      const victim = rankPid(out, 1, 'SLURM_PROCID');
+      expect(survivor, `job state ${state()}`).toBeDefined();
+      expect(victim).toBeDefined();
+      // rank 0 is inside a long computation when rank 1 dies (stopped for 3 s): under srun --kill-on-bad-exit=1 SLURM
+      // killed it before it could read the news, and the job's output said only "task 1: Killed"
+      process.kill(survivor!, 'SIGSTOP');
+      process.kill(victim!, 'SIGKILL');
+      const killedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 3000));
+      try {
+        process.kill(survivor!, 'SIGCONT');
+      } catch {
+        // SLURM killed it meanwhile; the output below tells
+      }
+      let s = state();
+      // a hang guard, not a timing test
+      while (!ended.test(s) && Date.now() - killedAt < 60_000) {
+        await new Promise((r) => setTimeout(r, 200));
+        s = state();
+      }
+      const log = readFileSync(path.join(jobDir, `train-${id}.out`), 'utf8');
+      expect(s, log).toBe('FAILED');
+      expect(log).toMatch(/^error: rank 1 is lost: its connection to rank 0 closed without a goodbye/m);
+      expect(log).toMatch(/task 1: Killed/);
+      // rank 0 ended by itself: srun did not have to stop it
+      expect(log).not.toMatch(/First task exited/);
+    } finally {
+      if (!ended.test(state())) spawnSync('scancel', [id], { env: slurmEnv });
+    }
   });
 });

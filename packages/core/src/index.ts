@@ -2,6 +2,7 @@
 
 export { YuanError, ConfigError, NotFoundError } from './errors.js';
 export { escapeRegExp } from './text.js';
+export { Rng } from './rng.js';
 export { threadsForInput } from './threads.js';
 export { PluginRegistry, type PluginBase, type PluginKinds } from './registry.js';
 export { num, str, bool, optional, arrayOf, record, obj, type Schema } from './schema.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError, recognizeAttention, resolveConfig, writeAtomic, YuanError, type AttentionSpec, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
-import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin } from '@yuan/tensor';
+import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin, type TensorToWrite } from '@yuan/tensor';
 import { YuanModel } from './model.js';
 import { modelParameters } from './parameters.js';
 
@@ -62,7 +62,10 @@ export function configFromHf(hf: JsonObject, file: string, recognize?: (spec: At
   });
 }
 
-/** The HF config.json for a yuan config (the official keys, plus a `yuan` section that records the plugins). */
+/**
+ * The HF config.json for a yuan config: the official keys (those YUAN's `yuan_hf_model.py` reads included), plus a
+ * `yuan` section that records the plugins.
+ */
 export function configToHf(config: YuanConfig): JsonObject {
   const m = config.model;
   return {
@@ -78,9 +81,18 @@ export function configToHf(config: YuanConfig): JsonObject {
     model_max_length: m.maxPositions,
     rope_theta: m.ropeBase,
     initializer_range: m.initStd,
+    // the head is tied to the embeddings; lm_head.weight is written too, as a copy (see writeModelFiles)
     tie_word_embeddings: true,
     hidden_act: 'silu',
+    // keys the official yuan_hf_model.py reads: a plain causal forward (no reset of positions or attention at <eod>,
+    // no loss mask), so its eod/sep ids are unused
     use_flash_attention: false,
+    causal_mask: true,
+    reset_attention_mask: false,
+    reset_position_ids: false,
+    use_loss_mask: false,
+    eod_token: null,
+    sep_token: null,
     torch_dtype: 'float32',
     yuan: { preset: config.preset, attention: config.attention, tokenizer: config.tokenizer, ...(config.plugins.length ? { plugins: config.plugins } : {}) },
   };
@@ -120,9 +132,9 @@ function sizeOf(shape: readonly number[]): number {
 
 /**
  * Reads every parameter of `specs` from HF-named tensors, fusing parts (q_proj+k_proj, up_proj+gate_proj) where a spec
- * says so. As Hugging Face does, tensors the model does not use (`lm_head.weight` with tied embeddings,
- * `rotary_emb.inv_freq` buffers, I64 position ids, any dtype) are skipped and returned in `ignored`; a missing needed
- * tensor, a wrong shape or a needed tensor of a dtype yuan cannot read is an error.
+ * says so. As Hugging Face does, tensors the model does not use (I64 position ids, extra layers, any dtype) are
+ * skipped and returned in `ignored` (`checkDerivedTensors` then takes out the tied head and the RoPE buffers it
+ * checked); a missing needed tensor, a wrong shape or a needed tensor of a dtype yuan cannot read is an error.
  */
 async function readWeights(
   files: SafetensorsFile[],
@@ -154,6 +166,77 @@ async function readWeights(
   return { weights: out, ignored };
 }
 
+const EMBED = 'model.embed_tokens.weight';
+const LM_HEAD = 'lm_head.weight';
+const invFreqName = (layer: number): string => `model.layers.${layer}.self_attn.rotary_emb.inv_freq`;
+
+/** RoPE's inverse frequencies 1 / base^(2i/d), i = 0..d/2−1, as in `ropeTables` of @yuan/tensor. */
+function ropeInvFreq(headDim: number, base: number): Float32Array {
+  return Float32Array.from({ length: headDim / 2 }, (_, i) => 1 / Math.pow(base, (2 * i) / headDim));
+}
+
+/**
+ * Checks the tensors that are not parameters but that exports write for Hugging Face loaders (see `writeModelFiles`)
+ * and returns `ignored` without those it checked. `lm_head.weight` must equal `model.embed_tokens.weight` exactly
+ * (yuan ties the head to the embeddings, so an untied head is an error rather than silently replaced); each layer's
+ * `rotary_emb.inv_freq` (YUAN's persistent RoPE buffer, which its modeling file uses instead of rope_theta) must be
+ * 1/base^(2i/d) for the config's rope_theta within 1% (an F16 or BF16 copy passes).
+ */
+async function checkDerivedTensors(
+  files: SafetensorsFile[],
+  config: YuanConfig,
+  weights: Map<string, Float32Array>,
+  ignored: string[],
+): Promise<string[]> {
+  const where = new Map<string, SafetensorsFile>();
+  for (const f of files) for (const name of f.entries.keys()) where.set(name, f);
+  const read = async (name: string, shape: number[]): Promise<Float32Array> => {
+    const file = where.get(name)!;
+    const entry = file.entries.get(name)!;
+    if (entry.shape.join(',') !== shape.join(',')) {
+      throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${shape}]`);
+    }
+    if (!entry.readable) throw new YuanError('checkpoint', `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
+    return file.read(name);
+  };
+  const { vocabSize, hiddenSize, numHeads, numLayers, ropeBase } = config.model;
+  const checked = new Set<string>();
+  if (where.has(LM_HEAD)) {
+    const head = await read(LM_HEAD, [vocabSize, hiddenSize]);
+    const embed = weights.get(EMBED)!;
+    let differ = 0;
+    let max = 0;
+    for (let i = 0; i < head.length; i++) {
+      if (head[i] === embed[i]) continue;
+      differ++;
+      max = Math.max(max, Math.abs(head[i] - embed[i]));
+    }
+    if (differ > 0) {
+      throw new YuanError(
+        'checkpoint',
+        `${where.get(LM_HEAD)!.path}: ${LM_HEAD} differs from ${EMBED} in ${differ} values (max |difference| ${max}); yuan ties the output head to the embeddings and cannot load an untied head`,
+      );
+    }
+    checked.add(LM_HEAD);
+  }
+  const headDim = hiddenSize / numHeads;
+  const want = ropeInvFreq(headDim, ropeBase);
+  for (let l = 0; l < numLayers; l++) {
+    const name = invFreqName(l);
+    if (!where.has(name)) continue;
+    const got = await read(name, [headDim / 2]);
+    if (got.some((v, i) => !(Math.abs(v - want[i]) <= 1e-2 * want[i]))) {
+      const implied = got.length > 1 && got[1] > 0 ? ` (it implies a base of ${Number(Math.pow(got[1], -headDim / 2).toPrecision(4))})` : '';
+      throw new YuanError(
+        'checkpoint',
+        `config does not match the weights: ${name} is not RoPE with rope_theta ${ropeBase}${implied}; set rope_theta in config.json to the base the model was trained with`,
+      );
+    }
+    checked.add(name);
+  }
+  return ignored.filter((n) => !checked.has(n));
+}
+
 /** The one-line note naming the tensors a checkpoint holds that the model does not use (empty when there are none). */
 export function ignoredTensorsNote(dir: string, ignored: readonly string[]): string {
   if (ignored.length === 0) return '';
@@ -164,7 +247,9 @@ export function ignoredTensorsNote(dir: string, ignored: readonly string[]): str
 /**
  * Reads a Hugging Face YUAN 2.0 checkpoint folder (config.json + model.safetensors, or shards with an index) without
  * building a model: its config (with `overrides` merged), attention plugin, weights by fused name, and the names of
- * the tensors it holds that the model does not use (`ignored`, see `ignoredTensorsNote`).
+ * the tensors it holds that the model does not use (`ignored`, see `ignoredTensorsNote`). Folders with or without
+ * `lm_head.weight` load; when present it must equal the embeddings, and `rotary_emb.inv_freq` buffers must match
+ * rope_theta (a one-line error otherwise).
  */
 export async function readCheckpoint(
   dir: string,
@@ -197,7 +282,7 @@ export async function readCheckpoint(
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);
     const { weights, ignored } = await readWeights(files, modelParameters(config, attention), dir);
-    return { config, attention, weights, ignored };
+    return { config, attention, weights, ignored: await checkDerivedTensors(files, config, weights, ignored) };
   } finally {
     await Promise.all(files.map((f) => f.close()));
   }
@@ -223,8 +308,12 @@ export async function loadCheckpoint(
 
 /**
  * Writes the Hugging Face YUAN files of a model (config.json, model.safetensors with official key names and shapes:
- * q_proj/k_proj and up_proj/gate_proj split back out, no lm_head since embeddings are tied) into an existing folder.
- * `weights` are by fused name, for every spec of `modelParameters(config, attention)`.
+ * q_proj/k_proj and up_proj/gate_proj split back out) into an existing folder. `weights` are by fused name, for every
+ * spec of `modelParameters(config, attention)`. Besides the parameters it writes what today's loaders need to
+ * reproduce yuan's logits through `from_pretrained`: `lm_head.weight`, a copy of the tied embeddings (transformers 5
+ * ties only for models that declare `_tied_weights_keys`, which YUAN's modeling file does not, and otherwise leaves a
+ * missing head random), and each layer's `self_attn.rotary_emb.inv_freq` in F32 (a persistent buffer of YUAN's
+ * file that transformers 5 would otherwise leave uninitialised; it also carries a rope_theta the file ignores).
  */
 export async function writeModelFiles(
   folder: string,
@@ -239,8 +328,13 @@ export async function writeModelFiles(
     const parts = spec.parts ?? [spec.name];
     const partShape = [spec.shape[0] / parts.length, ...spec.shape.slice(1)];
     const n = sizeOf(partShape);
-    return parts.map((name, i) => ({ name, shape: partShape, data: data.subarray(i * n, (i + 1) * n) }));
+    return parts.map((name, i): TensorToWrite => ({ name, shape: partShape, data: data.subarray(i * n, (i + 1) * n) }));
   });
+  const { vocabSize, hiddenSize, numHeads, numLayers, ropeBase } = config.model;
+  const embed = tensors.find((t) => t.name === EMBED);
+  if (embed) tensors.push({ name: LM_HEAD, shape: [vocabSize, hiddenSize], data: embed.data });
+  const invFreq = ropeInvFreq(hiddenSize / numHeads, ropeBase);
+  for (let l = 0; l < numLayers; l++) tensors.push({ name: invFreqName(l), shape: [invFreq.length], data: invFreq, dtype: 'F32' });
   await writeFile(path.join(folder, 'config.json'), `${JSON.stringify(configToHf(config), null, 2)}\n`);
   await writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
 }

@@ -1,5 +1,5 @@
-import { YuanError } from '@yuan/core';
-import { Rng, tf } from '@yuan/tensor';
+import { Rng, YuanError } from '@yuan/core';
+import { tf } from '@yuan/tensor';
 import { disposeCache, type ModelCache, type YuanModel } from './model.js';
 import { sampleToken } from './sampling.js';
 

@@ -1,10 +1,9 @@
-import { countParameters, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import { countParameters, Rng, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import {
   initValues,
   linear,
   rmsNorm,
   ropeTables,
-  Rng,
   swiglu,
   tf,
   type AttentionCache,

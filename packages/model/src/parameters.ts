@@ -27,7 +27,8 @@ export function attentionOptions(config: YuanConfig, plugin: AttentionDescriptio
 
 /**
  * Every parameter of the model in order, with its full name (Hugging Face YUAN names; fused QK and up/gate are
- * listed with their parts), PyTorch-layout shape and init. Embeddings are tied: there is no `lm_head.weight`.
+ * listed with their parts), PyTorch-layout shape and init. Embeddings are tied: there is no `lm_head.weight` parameter
+ * (exports write a copy of the embeddings under that name, see `writeModelFiles`).
  */
 export function modelParameters(config: YuanConfig, plugin: AttentionDescription<unknown>): ParameterSpec[] {
   const { vocabSize: v, hiddenSize: h, ffnSize: f, numLayers, initStd } = config.model;

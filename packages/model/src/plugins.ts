@@ -5,8 +5,7 @@ import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
 import { loadCheckpoint, type AttentionLookup } from './checkpoint.js';
 import { mhaAttention } from './mha.js';
-import { tokenizerPlugins } from './tokenizer/index.js';
-import { listCheckpoints } from './train/index.js';
+import { listCheckpoints } from './run-folder.js';
 
 /** Looks attention plugins up by name in a registry (an unknown name lists the registered ones); `all` lists them. */
 export function attentionLookup(registry: PluginRegistry): AttentionLookup {
@@ -66,5 +65,5 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   },
 };
 
-/** Every plugin @yuan/model provides: attention `mha`, tokenizers `bytes` and `sentencepiece`, model adapter `local`. */
-export const plugins: PluginBase<string, unknown>[] = [mhaAttention, ...tokenizerPlugins, localModelAdapter] as PluginBase<string, unknown>[];
+/** Every plugin @yuan/model provides: attention `mha` and model adapter `local` (the tokenizers are `@yuan/tokenizer`'s). */
+export const plugins: PluginBase<string, unknown>[] = [mhaAttention, localModelAdapter] as PluginBase<string, unknown>[];

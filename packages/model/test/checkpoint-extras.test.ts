@@ -65,10 +65,8 @@ beforeAll(async () => {
 const f32 = (n: number): Uint8Array => new Uint8Array(new Float32Array(n).fill(0.25).buffer);
 
 describe('checkpoint tensors the model does not use are ignored and named, as Hugging Face does', () => {
-  it('loads past a 0-rank scalar, a 0-size tensor, an I64 buffer, rotary_emb.inv_freq, lm_head.weight and an unknown dtype', async () => {
+  it('loads past a 0-rank scalar, a 0-size tensor, an I64 buffer and an unknown dtype', async () => {
     const dir = variant('extras', [
-      ['model.layers.0.self_attn.rotary_emb.inv_freq', 'F32', [4], f32(4)],
-      ['lm_head.weight', 'F32', [48, 16], f32(48 * 16)],
       ['logit_scale', 'F32', [], f32(1)],
       ['model.empty_buffer', 'F32', [0], new Uint8Array(0)],
       ['model.position_ids', 'I64', [1, 4], new Uint8Array(new BigInt64Array([0n, 1n, 2n, 3n]).buffer)],
@@ -77,12 +75,8 @@ describe('checkpoint tensors the model does not use are ignored and named, as Hu
     const notes: string[] = [];
     let names: readonly string[] = [];
     const back = await loadCheckpoint(dir, lookup, {}, { onIgnored: (note, ignored) => (notes.push(note), (names = ignored)) });
-    expect(names).toEqual([
-      'lm_head.weight', 'logit_scale', 'model.empty_buffer', 'model.layers.0.self_attn.rotary_emb.inv_freq', 'model.position_ids', 'model.quantized_state',
-    ]);
-    expect(notes).toEqual([
-      `${dir}: ignored 6 tensors the model does not use: lm_head.weight, logit_scale, model.empty_buffer, model.layers.0.self_attn.rotary_emb.inv_freq, model.position_ids (+1 more)`,
-    ]);
+    expect(names).toEqual(['logit_scale', 'model.empty_buffer', 'model.position_ids', 'model.quantized_state']);
+    expect(notes).toEqual([`${dir}: ignored 4 tensors the model does not use: logit_scale, model.empty_buffer, model.position_ids, model.quantized_state`]);
     expect(back.forward(ids()).logits.arraySync()).toEqual(model.forward(ids()).logits.arraySync());
     back.dispose();
   });
@@ -98,6 +92,39 @@ describe('checkpoint tensors the model does not use are ignored and named, as Hu
     expect(names.length).toBeGreaterThan(0);
     expect(names.every((n) => n.startsWith('model.layers.1.'))).toBe(true);
     back.dispose();
+  });
+});
+
+describe('the tied head and RoPE buffers an export writes for Hugging Face loaders', () => {
+  const head = 'lm_head.weight';
+  const invFreq = (l: number): string => `model.layers.${l}.self_attn.rotary_emb.inv_freq`;
+
+  it('load without a note, and a folder without them (the PyTorch fixture\'s layout) loads to the same logits', async () => {
+    const { header } = split(path.join(good, 'model.safetensors'));
+    expect(Object.keys(header)).toEqual(expect.arrayContaining([head, invFreq(0), invFreq(1)]));
+    const bare = variant('bare', [], (h) => [head, invFreq(0), invFreq(1)].forEach((n) => delete h[n]));
+    for (const dir of [good, bare]) {
+      const notes: string[] = [];
+      const back = await loadCheckpoint(dir, lookup, {}, { onIgnored: (note) => notes.push(note) });
+      expect(notes).toEqual([]);
+      expect(back.forward(ids()).logits.arraySync()).toEqual(model.forward(ids()).logits.arraySync());
+      back.dispose();
+    }
+  });
+
+  it('an untied head and RoPE buffers of another base are one-line errors, not silently replaced', async () => {
+    const untied = variant('untied', [[head, 'F32', [48, 16], f32(48 * 16)]]);
+    const e1 = await loadCheckpoint(untied, lookup).catch((e: Error) => e);
+    expect((e1 as Error).message).toMatch(
+      new RegExp(`^${path.join(untied, 'model.safetensors')}: lm_head.weight differs from model.embed_tokens.weight in \\d+ values \\(max \\|difference\\| [0-9.e-]+\\); yuan ties the output head to the embeddings and cannot load an untied head$`),
+    );
+    const base = 500000;
+    const other = Float32Array.from({ length: 4 }, (_, i) => 1 / Math.pow(base, (2 * i) / 8));
+    const rope = variant('rope-base', [[invFreq(1), 'F32', [4], new Uint8Array(other.buffer)]]);
+    const e2 = await loadCheckpoint(rope, lookup).catch((e: Error) => e);
+    expect((e2 as Error).message).toBe(
+      `config does not match the weights: ${invFreq(1)} is not RoPE with rope_theta 10000 (it implies a base of 500000); set rope_theta in config.json to the base the model was trained with`,
+    );
   });
 });
 

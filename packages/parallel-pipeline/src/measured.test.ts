@@ -3,7 +3,7 @@ import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
 import { crossEntropy, YuanModel } from '@yuan/model';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { attentionShape, headActivation, layerActivation, sumTerms, type ActivationShape } from './index.js';
+import { attentionShape, headActivation, layerActivation, sumTerms, type ActivationShape } from '@yuan/plan';
 
 /**
  * Peak bytes of distinct data buffers during one value-and-gradients call of the whole model (TF.js keeps every

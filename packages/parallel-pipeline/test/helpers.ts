@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
 import { attentionNamed } from '../../model/test/attention.js';
-import { PackWriter, singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/model';
+import { singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
 
 /** The built attention-lfa module, for the stage workers. */
 export const LFA_MODULE = new URL('../../attention-lfa/dist/index.js', import.meta.url).href;

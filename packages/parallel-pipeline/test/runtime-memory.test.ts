@@ -6,7 +6,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { modelParameters } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipelineEngine, planPipeline, type PipelineEngine } from '../src/index.js';
+import { planPipeline } from '@yuan/plan';
+import { pipelineEngine, type PipelineEngine } from '../src/index.js';
 import { LFA_MODULE, packedData, setupOf, tinyConfig, tmp } from './helpers.js';
 
 let data: string;

@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionLayers, pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
+import { partitionLayers } from '@yuan/plan';
+import { pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
 import { LFA_MODULE, maxWeightDiff, packedData, relDiff, run, setupOf, single, tinyConfig, tmp } from './helpers.js';
 
 let data: string;

@@ -1,32 +1,11 @@
 import { microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  accumulateGrads,
-  AdamW,
-  BatchLoader,
-  batchLoss,
-  disposeGrads,
-  assertFiniteStep,
-  clipScale,
-  stepLearningRate,
-  microBatchGrads,
-  PackedSplit,
-  LayeredModel,
-  layerwiseBackward,
-  writeOptimizerShard,
-  positionResetId,
-  readPackedIndex,
   YuanModel,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type GradMap,
-  type OptimizerState,
-  type StepMetrics,
-  type TrainConfig,
-  type TrainingEngine,
 } from '@yuan/model';
+import { accumulateGrads, AdamW, batchLoss, disposeGrads, assertFiniteStep, clipScale, stepLearningRate, microBatchGrads, LayeredModel, layerwiseBackward, writeOptimizerShard, type CheckpointContents, type EngineFactory, type GradMap, type OptimizerState, type StepMetrics, type TrainConfig, type TrainingEngine } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import { tf } from '@yuan/tensor';
-import type { ProcessGroup } from './group.js';
+import type { ProcessGroup } from '@yuan/comm';
 import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type FlatSlot, type GradientBucket } from './sharded.js';
 
 /** ZeRO stage: 0 replicated optimizer (gradient all-reduce); 1 optimizer states sharded; 2 gradients sharded too. */

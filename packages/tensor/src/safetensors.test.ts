@@ -22,6 +22,17 @@ describe('safetensors', () => {
     });
   }
 
+  it("a tensor's own dtype overrides the file's (an exact F32 buffer in a BF16 file)", async () => {
+    const file = path.join(dir, 'mixed.safetensors');
+    await writeSafetensors(file, [{ name: 'w', shape: [8], data }, { name: 'inv_freq', shape: [8], data, dtype: 'F32' }], { dtype: 'BF16' });
+    const st = await openSafetensors(file);
+    expect(st.entries.get('w')?.dtype).toBe('BF16');
+    expect(st.entries.get('inv_freq')?.dtype).toBe('F32');
+    expect(await st.read('inv_freq')).toEqual(data);
+    expect(await st.read('w')).not.toEqual(data);
+    await st.close();
+  });
+
   it('leaves no temporary files behind', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });

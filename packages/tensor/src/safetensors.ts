@@ -170,6 +170,8 @@ export interface TensorToWrite {
   name: string;
   shape: number[];
   data: Float32Array;
+  /** Stored dtype of this tensor; defaults to the `dtype` option of `writeSafetensors` (e.g. F32 buffers in a BF16 file). */
+  dtype?: FloatDType;
 }
 
 /**
@@ -181,13 +183,14 @@ export async function writeSafetensors(
   tensors: readonly TensorToWrite[],
   options: { dtype?: FloatDType; metadata?: Record<string, string> } = {},
 ): Promise<void> {
-  const dtype = options.dtype ?? 'F32';
+  const dtypeOf = (t: TensorToWrite): FloatDType => t.dtype ?? options.dtype ?? 'F32';
   const header: Record<string, unknown> = {};
   if (options.metadata) header.__metadata__ = options.metadata;
   let offset = 0;
   for (const t of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new YuanError('checkpoint', `tensor ${t.name}: shape [${t.shape}] does not hold ${t.data.length} values`);
+    const dtype = dtypeOf(t);
     const bytes = count * BYTES[dtype];
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
@@ -202,7 +205,7 @@ export async function writeSafetensors(
     try {
       await fh.write(lenBuf);
       await fh.write(headerBuf);
-      for (const t of tensors) await fh.write(encode(t.data, dtype));
+      for (const t of tensors) await fh.write(encode(t.data, dtypeOf(t)));
     } finally {
       await fh.close();
     }

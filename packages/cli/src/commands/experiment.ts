@@ -2,9 +2,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup, checkTrainingData } from '@yuan/model';
+import { attentionLookup } from '@yuan/model';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
-import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
+import { checkTrainingData, lineChartSvg, smooth, type RunResult, type Series } from '@yuan/train';
 import { trainWithProgress } from '../training/run.js';
 import { EOD_ID_OPTION, withEodId } from './train.js';
 

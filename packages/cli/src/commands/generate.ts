@@ -1,5 +1,6 @@
 import { YuanError } from '@yuan/core';
-import { CompletionText, generateTokens } from '@yuan/model';
+import { generateTokens } from '@yuan/model';
+import { CompletionText } from '@yuan/tokenizer';
 import { idListOption, numberOption, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
 

@@ -3,25 +3,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
-  BatchLoader,
-  assertFiniteStep,
-  stepLearningRate,
   modelParameters,
-  PackedSplit,
   partParameters,
-  positionResetId,
-  readPackedIndex,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type EngineSetup,
-  type StepMetrics,
-  type TrainingEngine,
 } from '@yuan/model';
+import { assertFiniteStep, stepLearningRate, type CheckpointContents, type EngineFactory, type EngineSetup, type StepMetrics, type TrainingEngine } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
-import { threadWorld } from '@yuan/parallel-zero';
+import { threadWorld } from '@yuan/comm';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
 
 /** Options of the pipeline engine. */

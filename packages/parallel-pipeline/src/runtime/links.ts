@@ -1,6 +1,6 @@
 import { YuanError } from '@yuan/core';
 import { tf } from '@yuan/tensor';
-import type { ProcessGroup } from '@yuan/parallel-zero';
+import type { ProcessGroup } from '@yuan/comm';
 
 /** Which neighbour: the previous stage, the next stage, or the other end of the tied embedding (first ↔ last). */
 export type Neighbour = 'prev' | 'next' | 'tied';

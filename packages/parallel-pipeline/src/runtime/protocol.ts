@@ -1,6 +1,6 @@
 import type { Instruction } from './schedule.js';
 import type { YuanConfig } from '@yuan/core';
-import type { TrainConfig } from '@yuan/model';
+import type { TrainConfig } from '@yuan/train';
 
 /** Activation checkpointing of a stage: `full` keeps each layer's input, `stage` keeps only the stage input. */
 export type Recompute = 'full' | 'stage';

@@ -1,20 +1,12 @@
 import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  assertFiniteStep,
-  BatchLoader,
   modelParameters,
-  PackedSplit,
   partParameters,
-  positionResetId,
-  readPackedIndex,
-  stepLearningRate,
-  writeOptimizerShard,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type StepMetrics,
 } from '@yuan/model';
-import { gridPosition, type GridPosition, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import { assertFiniteStep, stepLearningRate, writeOptimizerShard, type CheckpointContents, type EngineFactory, type StepMetrics } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
+import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
+import type { ZeroStage } from '@yuan/parallel-zero';
 import type { PluginRegistry } from '@yuan/core';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { gatherCheckpointToWriter } from './checkpoint.js';

@@ -1,6 +1,5 @@
 import { YuanError, type PluginRegistry } from '@yuan/core';
-import type { SchedulePlugin } from '../plugins.js';
-import { SCHEDULE_PLUGINS } from '../schedule.js';
+import { SCHEDULE_PLUGINS, type SchedulePlugin } from '@yuan/plan';
 
 /**
  * One instruction of a stage's per-step program (DeepSpeed's `PipeInstruction` stream; Megatron's

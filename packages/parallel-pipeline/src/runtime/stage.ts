@@ -1,6 +1,8 @@
-import { accumulateGrads, AdamW, clipGrads, clipScale, crossEntropy, disposeGrads, YuanModel, type GradMap } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
+import { accumulateGrads, AdamW, clipGrads, clipScale, disposeGrads, type GradMap } from '@yuan/train';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
-import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type GradientBucket, type FlatSlot, type ProcessGroup } from '@yuan/parallel-zero';
+import type { ProcessGroup } from '@yuan/comm';
+import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type GradientBucket, type FlatSlot } from '@yuan/parallel-zero';
 import type { MicroInput, StageInit, StageStepReport } from './protocol.js';
 import type { Neighbour, StageLinks } from './links.js';
 import type { Instruction } from './schedule.js';

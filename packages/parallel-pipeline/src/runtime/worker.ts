@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mhaAttention } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { createProcessGroup, isThreadWorldMessage } from '@yuan/parallel-zero';
+import { createProcessGroup, isThreadWorldMessage } from '@yuan/comm';
 import { StageLinks } from './links.js';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';

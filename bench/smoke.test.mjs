@@ -1,0 +1,108 @@
+// Smoke runs of every benchmark: each bench/*.mjs runs in a child process with `--smoke` (tiny shapes, one repeat,
+// few steps) and must exit 0 and print its result line. No time is asserted: this only keeps the scripts working
+// against the packages' public entries. A new benchmark needs an entry in BENCHES (see bench/README.md).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const shared = path.resolve(here, '..', '..', 'shared');
+
+/** Modules in bench/ that are not benchmarks, with what they are. */
+const NOT_BENCHES = {
+  'filter-corpus.mjs': 'the corpus that filter.mjs and filter-equivalence.mjs share',
+  'vitest.config.mjs': 'the config of these smoke runs',
+};
+
+const num = String.raw`\d+(?:\.\d+)?`;
+const re = (source) => new RegExp(source.replaceAll('NUM', num), 'm');
+
+/**
+ * Each benchmark's smoke run: extra arguments after `--smoke`, the lines its stdout must hold (its ratio or result
+ * lines), and what it needs from ../shared (paths under it) or the machine (commands); the run is skipped, with the
+ * reason, when one is missing.
+ */
+const BENCHES = {
+  'collectives.mjs': {
+    expect: [re(String.raw`^threads +allReduce +1 +NUM +NUM +NUM +NUM$`), re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`)],
+  },
+  'data-parallel.mjs': { expect: [re(String.raw`^ratio --dp 2 / one process: NUM×`)] },
+  'filter.mjs': {
+    expect: [
+      re(String.raw`^preset yuan-zh-en, --workers 1: +NUM MB/s +NUMx floor`),
+      re(String.raw`^preset yuan-zh-en, --workers \d+: +NUM MB/s +NUMx floor; NUMx --workers 1 .*byte-identical output`),
+      re(String.raw`^MinHash .*: \d+ signatures/s`),
+    ],
+  },
+  'filter-equivalence.mjs': {
+    expect: [re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`), re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`)],
+    shared: ['datasets'],
+  },
+  'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
+  'humaneval-sandbox.mjs': {
+    expect: [
+      re(String.raw`^workers +2 +NUM samples/s +xNUM vs 1 worker`),
+      re(String.raw`^workers +2 +NUM samples/s +xNUM vs on demand \(2 fork servers`),
+      re(String.raw`^openai/human-eval: skipped \(`),
+    ],
+    shared: ['datasets/humaneval'],
+    commands: ['python3'],
+  },
+  'pipeline-memory.mjs': {
+    expect: [re(String.raw`^--partition memory: blocks [\d,]+\n`), re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`)],
+  },
+  'pipeline.mjs': {
+    expect: [re(String.raw`^ +M +2: bubble NUM% +measured idle stage 0 NUM%, stage 1 NUM%$`), re(String.raw`--pp 2 \d+: ratio NUMx$`)],
+  },
+  'prepare.mjs': {
+    expect: [
+      // with Python sentencepiece the ids must be the same; without it, a one-line skip
+      re(String.raw`(\(\d+ tokens, the same ids\)\nratio @yuan/model / Python sentencepiece: NUMx$|^Python sentencepiece: skipped \(.+\)$)`),
+      re(String.raw`^yuan data prepare --format yuan, 2 workers: .*\(NUMx 1 worker, limit 2x\), byte-identical$`),
+    ],
+    shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets'],
+  },
+  'serve.mjs': { expect: [re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms$`)] },
+  'startup.mjs': { expect: [re(String.raw`^yuan --help +NUM +NUMx$`), re(String.raw`^yuan filter --help +NUM +NUMx$`)] },
+  'tokenizer.mjs': {
+    expect: [re(String.raw`^encode, warm memo +NUM MB/s +NUMx the floor's time$`), re(String.raw`^decode +NUM MB/s +NUMx the floor's time$`)],
+    shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets/tinyshakespeare'],
+  },
+  'train-attention.mjs': { expect: [re(String.raw`^tiny-lfa .* time/step NUMx`), re(String.raw`^tiny-lpa .* time/step NUMx`)] },
+  'train-step.mjs': {
+    // torch (TORCH_PYTHON or /usr/bin/python3 with torch) is optional: without it a one-line skip and no ratio
+    expect: [re(String.raw`^(torch +\d+ +NUM +1\.00x +NUM|torch: skipped \(.+\))$`), re(String.raw`^wasm +1 +NUM +(NUMx|skipped) +NUM$`)],
+  },
+};
+
+const hasCommand = (c) => spawnSync(c, ['--version'], { stdio: 'ignore' }).status === 0;
+/** Why a bench's smoke run cannot happen on this machine, or undefined. */
+function missing(spec) {
+  const absent = (spec.shared ?? []).filter((p) => !existsSync(path.join(shared, p)));
+  if (absent.length) return `needs ${absent.map((p) => path.join(shared, p)).join(', ')}`;
+  const commands = (spec.commands ?? []).filter((c) => !hasCommand(c));
+  if (commands.length) return `needs ${commands.join(', ')}`;
+  return undefined;
+}
+
+describe('bench/*.mjs smoke runs', () => {
+  it('every bench/*.mjs has a smoke entry (or is listed as a helper module)', () => {
+    const scripts = readdirSync(here).filter((f) => f.endsWith('.mjs') && !f.endsWith('.test.mjs') && !(f in NOT_BENCHES));
+    expect(scripts.filter((f) => !(f in BENCHES)), 'benchmarks without a smoke entry in bench/smoke.test.mjs').toEqual([]);
+    expect(Object.keys(BENCHES).filter((f) => !scripts.includes(f)), 'smoke entries without a benchmark').toEqual([]);
+  });
+
+  for (const [script, spec] of Object.entries(BENCHES)) {
+    const why = missing(spec);
+    it.skipIf(why)(`${script} --smoke runs and prints its result line${why ? ` (skipped: ${why})` : ''}`, () => {
+      const args = [path.join(here, script), '--smoke', ...(spec.args ?? [])];
+      const r = spawnSync(process.execPath, args, { cwd: path.dirname(here), encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+      const tail = (s) => (s ?? '').trim().split('\n').slice(-15).join('\n');
+      expect(r.error, `node ${args.join(' ')}`).toBeUndefined();
+      expect(r.status, `node bench/${script} --smoke exited ${r.status} (signal ${r.signal})\nstdout:\n${tail(r.stdout)}\nstderr:\n${tail(r.stderr)}`).toBe(0);
+      for (const line of spec.expect) expect(r.stdout, `node bench/${script} --smoke prints no line matching ${line}`).toMatch(line);
+    });
+  }
+});
