@@ -1,7 +1,8 @@
 /**
- * Test helper, the one place tests pick an attention plugin by name (used by the tests of @yuan/model,
- * @yuan/parallel-pipeline and packages/integration-tests): the built-in attention plugins `mha`, `lfa` and `lpa` in a
- * frozen registry, as a run builds it, and a lookup over it (with `all`, so checkpoint import can recognize weights).
+ * Test helper, the one place tests pick an attention plugin by name (imported by path from the tests of @yuan/model,
+ * @yuan/serve, @yuan/train, @yuan/parallel-pipeline and packages/integration-tests): the built-in attention plugins
+ * `mha`, `lfa` and `lpa` in a frozen registry, as a run builds it, and a lookup over it (with `all`, so checkpoint
+ * import can recognize weights).
  */
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
