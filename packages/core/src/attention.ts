@@ -206,7 +206,7 @@ export function ropeAttentionCache(spec: AttentionSpec): CacheEntrySpec[] {
  * Throws a one-line error when none or several do; `where` names the checkpoint in it.
  */
 export function recognizeAttention(
-  plugins: readonly AttentionPlugin<any, any, any>[], // eslint-disable-line @typescript-eslint/no-explicit-any
+  plugins: readonly AttentionDescription<any>[], // eslint-disable-line @typescript-eslint/no-explicit-any
   weights: ReadonlyMap<string, readonly number[]>,
   spec: AttentionSpec,
   where: string,
