@@ -21,8 +21,22 @@ export {
 export { PRESETS, getPreset, type Preset } from './presets.js';
 export {
   countParameters,
+  sumTerms,
+  joinActivation,
+  opActivation,
+  rmsNormActivation,
+  ropeAttentionActivation,
+  ropeAttentionFlops,
+  ropeAttentionCache,
+  recognizeAttention,
   type AttentionPlugin,
+  type AttentionDescription,
   type AttentionSpec,
+  type AttentionShape,
+  type AttentionFlops,
+  type ActivationTerm,
+  type ActivationTerms,
+  type CacheEntrySpec,
   type ParameterSpec,
   type ParameterInit,
 } from './attention.js';

@@ -8,9 +8,11 @@ import { loadInferenceModel } from './infer/load.js';
 import { mhaAttention } from './mha.js';
 import { listCheckpoints } from './run-folder.js';
 
-/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones). */
+/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones); `all` lists them. */
 export function attentionLookup(registry: PluginRegistry): AttentionLookup {
-  return (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+  return Object.assign((name: string) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, {
+    all: () => registry.list('attention') as TensorAttentionPlugin<unknown>[],
+  });
 }
 
 /** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
@@ -34,7 +36,7 @@ export interface LocalAdapterOptions {
   name?: string;
 }
 
-/** The `local` model adapter: a checkpoint on this machine, generation with the KV and LFA caches. */
+/** The `local` model adapter: a checkpoint on this machine, generation with its attention plugin's caches. */
 export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   kind: 'model-adapter',
   name: 'local',

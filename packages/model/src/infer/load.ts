@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { recognizeAttention, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { canDecode, loadDecodeKernels, openWeightSource, tf, type TensorAttentionPlugin, type TensorWeightFormat } from '@yuan/tensor';
 import { configFromHf, ignoredTensorsNote, type AttentionLookup } from '../checkpoint.js';
 import { YuanModel } from '../model.js';
@@ -67,7 +67,17 @@ export async function loadInferenceModel(dir: string, lookup: AttentionLookup, o
   await loadDecodeKernels();
   const source = await openWeightSource(await weightFiles(dir), hf.quantization_config as JsonObject | undefined);
   const names = [...source.tensors.keys()];
-  let config = configFromHf(hf, cfgPath, names);
+  // the first layer's attention tensors (a GPTQ linear's `qweight` stands for its `weight`), for the registered plugins
+  // to recognize when config.json names none
+  const layer0 = new Map<string, readonly number[]>();
+  for (const [name, t] of source.tensors) {
+    const m = /^model\.layers\.0\.self_attn\.(.+)$/.exec(name);
+    if (m) layer0.set(m[1].replace(/\.qweight$/, '.weight'), t.shape);
+  }
+  const named = (overrides.attention as JsonObject | undefined)?.name;
+  let config = configFromHf(hf, cfgPath, (spec) =>
+    typeof named === 'string' ? { name: named, options: {} } : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+  );
   if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
   const attention = lookup(config.attention.name);
   const weights = readInferenceWeights(source, config, attention, options.formats);
