@@ -5,12 +5,12 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { bf16Format, initBackend, int4Format, int8Format, loadDecodeKernels, tf } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attentionNamed } from './attention.js';
 import {
   generate,
   initInferenceModel,
   loadCheckpoint,
   loadInferenceModel,
-  mhaAttention,
   weightBytes,
   writeModelFiles,
   type YuanModel,
@@ -19,7 +19,7 @@ import { quantizeFolder, readRawSafetensors, writeRawSafetensors } from './gptq-
 
 // The native decoder over stored weights (fp32, bf16, GPTQ int8/int4) against the tfjs path on the yuan2-tiny fixture.
 const fixtures = path.resolve(__dirname, '../../../../shared/fixtures/yuan2-tiny');
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const native = await loadDecodeKernels();
 const skip = !native.kernels ? `native kernels unavailable: ${native.reason}` : !existsSync(fixtures) ? `${fixtures} missing` : undefined;
 
