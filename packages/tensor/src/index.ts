@@ -4,7 +4,7 @@ export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type Backe
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
 export { Rng } from './rng.js';
 export { adamwStep } from './optim.js';
-export type { AdamWHyper } from './fused.js';
+export { setFusedAttention, type AdamWHyper } from './fused.js';
 export { initValues } from './init.js';
 export {
   openSafetensors,

@@ -55,7 +55,7 @@ export const attentionKernels: Record<string, NativeKernel> = { [FORWARD]: forwa
 function checkInputs(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, keyBias: tf.Tensor | undefined): string | undefined {
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) return `q, k and v must be [B, heads, S, d] (got [${q.shape}], [${k.shape}], [${v.shape}])`;
   const [b, a, sq, d] = q.shape;
-  const sk = k.shape[2];
+  const sk = k.shape[2] as number;
   if (k.shape[0] !== b || k.shape[1] !== a || k.shape[3] !== d || v.shape.join() !== k.shape.join()) {
     return `k and v must be [${b}, ${a}, Sk, ${d}] like q [${q.shape}] (got [${k.shape}] and [${v.shape}])`;
   }
@@ -86,7 +86,7 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
     const [tq, tk, tv, tb] = args.slice(0, -1) as tf.Tensor[];
-    const inputs = withBias ? { q: tq, k: tk, v: tv, bias: tb } : { q: tq, k: tk, v: tv };
+    const inputs: tf.NamedTensorMap = withBias ? { q: tq, k: tk, v: tv, bias: tb } : { q: tq, k: tk, v: tv };
     const [o, lse] = tf.engine().runKernel(FORWARD, inputs, attrs) as tf.Tensor[];
     save(withBias ? [tq, tk, tv, o, lse, tb] : [tq, tk, tv, o, lse]);
     return {
