@@ -9,6 +9,8 @@
  * gradients of that segment. Views (reshape, identity clones of saved tensors) share buffers and are not counted.
  */
 
+import { attentionCoreTerms } from './attention-core.js';
+
 /** The sizes the formula needs. */
 export interface ActivationShape {
   /** Micro-batch size B (sequences). */
@@ -29,6 +31,8 @@ export interface ActivationShape {
   lfa?: { convs?: number; kernel?: number; norm?: boolean };
   /** Whether RMSNorm and the SwiGLU activation are single fused kernels (the `native` backend) or composed ops. */
   fusedKernels: boolean;
+  /** Whether the attention core is the fused kernel (`attentionCoreTerms`: memory linear in S). Default: `fusedKernels`. */
+  fusedAttention?: boolean;
 }
 
 /** One named contribution, in elements. */
@@ -88,16 +92,15 @@ function same(name: string, elements: number): SegmentActivation {
 
 /**
  * One decoder layer (packages/model `YuanModel.forward`): input RMSNorm → attention (LFA: two causal convs +
- * residual + RMSNorm for the Q/K input; fused QK and V projections; RoPE on Q and K; causal softmax over [B,A,S,S];
- * output projection) → residual → post-attention RMSNorm → SwiGLU with the fused up/gate [.., 2F] → residual.
+ * residual + RMSNorm for the Q/K input; fused QK and V projections; RoPE on Q and K; the causal attention core,
+ * `attentionCoreTerms`; output projection) → residual → post-attention RMSNorm → SwiGLU with the fused up/gate [.., 2F] → residual.
  * The layer's input itself is not included (the caller keeps it as the checkpoint).
  */
 export function layerActivation(x: ActivationShape): SegmentActivation {
-  const { batch: b, seq: s, hidden: h, heads: a, ffn: f } = x;
+  const { batch: b, seq: s, hidden: h, ffn: f } = x;
   const bs = b * s;
   const bsh = bs * h;
   const bsf = bs * f;
-  const scores = b * a * s * s;
   const parts: SegmentActivation[] = [norm('input RMSNorm', bsh, bs, x.fusedKernels)];
   if (x.attention === 'lfa') {
     const convs = x.lfa?.convs ?? 2;
@@ -115,10 +118,7 @@ export function layerActivation(x: ActivationShape): SegmentActivation {
   // RoPE on Q and K: saved = half split, neg, concat, x·cos, rot·sin (4 [B,S,H]); gradients add the other half and the sum
   parts.push({ saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }], gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }] });
   parts.push(same('Q, K, V transposed to [B,A,S,d]', 3 * bsh));
-  parts.push({
-    saved: [{ name: 'attention scores QKᵀ, scaled, softmax probabilities [B,A,S,S]', elements: 3 * scores }],
-    gradients: [{ name: 'd scores, scaled, masked, probabilities [B,A,S,S]', elements: 4 * scores }],
-  });
+  parts.push(attentionCoreTerms(x, x.fusedAttention ?? x.fusedKernels));
   parts.push({ saved: [{ name: 'attention output transposed back', elements: bsh }], gradients: [{ name: 'd probabilities·V and its transpose', elements: 2 * bsh }] });
   parts.push(same('output projection', bsh));
   parts.push(same('residual after attention', bsh));

@@ -30,6 +30,7 @@ export {
   type ActivationTerm,
   type SegmentActivation,
 } from './activation.js';
+export { attentionCoreTerms } from './attention-core.js';
 export { groupParameters, type ParameterGroups } from './parameters.js';
 export {
   planPipeline,
