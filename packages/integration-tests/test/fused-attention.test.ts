@@ -6,7 +6,7 @@
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { AdamW, crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { AdamW, crossEntropy, disposeCache, mhaAttention, YuanModel, type ModelCache } from '@yuan/model';
 import { initBackend, setFusedAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { mqaAttention } from 'yuan-attention-mqa';
@@ -94,6 +94,43 @@ function train(preset: string, plugin: TensorAttentionPlugin<never>, options: Re
   }
 }
 
+/**
+ * Logits of generation with the caches: a prefill of 130 tokens, a chunk of 20 more (20 queries after 130 cached keys)
+ * and 4 decode steps (one query against every cached key) under a padding key bias that masks the first 3 keys of row 0
+ * (as batched serving masks left padding), with the fused kernel on or off.
+ */
+function generate(preset: string, plugin: TensorAttentionPlugin<never>, options: Record<string, unknown>, fused: boolean): Float32Array[] {
+  const previous = setFusedAttention(fused);
+  try {
+    const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 }, attention: { name: plugin.name, options } });
+    const model = YuanModel.init(config, plugin, 23);
+    const { ids } = packedBatch();
+    const out: Float32Array[] = [];
+    let cache: ModelCache | undefined;
+    const call = (x: tf.Tensor2D, keyBias?: tf.Tensor4D) => {
+      const r = model.forward(x, { cache, useCache: true, keyBias });
+      disposeCache(cache, r.cache);
+      cache = r.cache;
+      out.push(r.logits.dataSync().slice());
+      tf.dispose([x, r.logits, ...(keyBias ? [keyBias] : [])]);
+    };
+    call(tf.slice(ids, [0, 0], [BATCH, 130]) as tf.Tensor2D);
+    call(tf.slice(ids, [0, 130], [BATCH, 20]) as tf.Tensor2D);
+    for (let step = 0; step < 4; step++) {
+      const keys = cache!.length + 1;
+      const bias = new Float32Array(BATCH * keys);
+      bias.fill(-1e9, 0, 3);
+      call(tf.slice(ids, [0, 150 + step], [BATCH, 1]) as tf.Tensor2D, tf.tensor4d(bias, [BATCH, 1, 1, keys]));
+    }
+    disposeCache(cache);
+    model.dispose();
+    ids.dispose();
+    return out;
+  } finally {
+    setFusedAttention(previous);
+  }
+}
+
 describe.skipIf(skip !== undefined)('fused attention inside every attention plugin (native backend)', () => {
   it('the batch restarts positions at <eod> inside its rows', () => {
     const b = packedBatch();
@@ -117,5 +154,16 @@ describe.skipIf(skip !== undefined)('fused attention inside every attention plug
     }
     expect(op.losses[5]).toBeLessThan(op.losses[0] - 0.1); // it does learn the batch
     fused.losses.forEach((l, i) => expect(Math.abs(l - op.losses[i]) / op.losses[i], `step ${i}: fused ${l}, op-by-op ${op.losses[i]}`).toBeLessThanOrEqual(1e-5));
+  });
+
+  it.each(PLUGINS)('%s: generation with caches (prefill, a chunk after cached keys, decode steps with a key bias) gives the op-by-op logits', (_, preset, plugin, options) => {
+    const op = generate(preset, plugin, options, false);
+    const fused = generate(preset, plugin, options, true);
+    expect(fused.map((l) => l.length)).toEqual(op.map((l) => l.length));
+    op.forEach((ref, call) => {
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(fused[call][i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
+      expect(worst, `call ${call}: largest logit difference beyond 1e-4 relative`).toBeLessThanOrEqual(1e-4);
+    });
   });
 });

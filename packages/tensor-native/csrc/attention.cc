@@ -101,6 +101,7 @@ void attentionForward(const float* q, const float* k, const float* v, const floa
         for (int64_t r = 0; r < nr; r++) {
           float* row = s.data() + r * nk;
           float mx = kNegInf;
+#pragma omp simd reduction(max : mx)
           for (int64_t c = 0; c < nk; c++) mx = std::max(mx, row[c]);
           const float mNew = std::max(m[r], mx);
           if (mNew == kNegInf) continue;  // every key of this tile masked by the bias: nothing to add yet
