@@ -14,7 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "kernels.h"
@@ -28,21 +28,33 @@ constexpr int64_t kTileQ = 128;  // query rows per tile
 constexpr int64_t kTileK = 128;  // keys per tile
 constexpr float kNegInf = -INFINITY;
 
-// OpenBLAS runs single-threaded inside the workers (each worker is one thread of the attention kernel) and gets
-// its thread count back afterwards.
+// OpenBLAS runs single-threaded inside the workers (each worker is one thread of the attention kernel). Its OpenMP
+// build does that by itself inside a parallel region; its pthreads build is set to one thread while any attention
+// call runs (several Node worker threads may run one at once) and gets its thread count back after the last.
+std::mutex blasMutex;
+int blasUsers = 0;
+int blasSaved = 0;
+
 class SingleThreadedBlas {
  public:
-  explicit SingleThreadedBlas(bool active) : saved_(active ? openblas_get_num_threads() : 0) {
-    if (saved_ > 1) openblas_set_num_threads(1);
+  explicit SingleThreadedBlas(bool active) : active_(active && openblas_get_parallel() == 1) {
+    if (!active_) return;
+    std::lock_guard<std::mutex> lock(blasMutex);
+    if (blasUsers++ == 0) {
+      blasSaved = openblas_get_num_threads();
+      if (blasSaved > 1) openblas_set_num_threads(1);
+    }
   }
   ~SingleThreadedBlas() {
-    if (saved_ > 1) openblas_set_num_threads(saved_);
+    if (!active_) return;
+    std::lock_guard<std::mutex> lock(blasMutex);
+    if (--blasUsers == 0 && blasSaved > 1) openblas_set_num_threads(blasSaved);
   }
   SingleThreadedBlas(const SingleThreadedBlas&) = delete;
   SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
 
  private:
-  int saved_;
+  bool active_;
 };
 
 // The scores of query rows [r0, r0+nr) against keys [c0, c0+nk), scaled, plus the key bias, with the keys a row may
