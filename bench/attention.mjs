@@ -1,32 +1,32 @@
 // One causal attention call, forward + backward, with @yuan/tensor's `causalAttention` on the native backend (the
 // fused FlashAttention-2 kernel of @yuan/tensor-native) against PyTorch's `scaled_dot_product_attention(is_causal=True)`
 // (its CPU flash kernel), in the same run: time and peak memory at each sequence length.
-// Each measurement is a fresh process (`--child`): it makes q, k, v [B, A, S, d] and dy, reads its RSS, runs one warm-up
-// round and ROUNDS timed rounds, and reports the times and its peak RSS. The engines alternate process by process
-// (yuan, torch, yuan, torch, ... REPEAT times each), so that load from other work on the machine slows both alike;
-// the median round is reported. Memory: peak RSS, and the attention's own part, peak − RSS before the first call.
+// For each S, each engine runs in a fresh process (`--child` here, bench/attention_torch.py for torch) that makes
+// q, k, v [B, A, S, d] and dy and reads its RSS. Then both run one warm-up round and ROUNDS timed rounds, alternating
+// round by round (yuan, torch, yuan, torch, ...), so that load from other work on the machine slows both alike; the
+// median round is reported. Memory: each process's peak RSS, and the attention's own part, peak − RSS before the
+// first call (the outputs, the gradients and whatever the engine holds while it runs).
 // Usage: node bench/attention.mjs [--seqs 1024,2048,4096,8192] [--heads 16] [--head-dim 128] [--batch 1]
-//        [--threads 2] [--rounds 2] [--repeat 1] [--engines yuan,torch] [--python PY]
+//        [--threads 2] [--rounds 3] [--engines yuan,torch] [--python PY]
 // Engines: yuan (fused), torch, ops (@yuan/tensor's op-by-op attention on the native backend, which materialises the
 // [B, A, S, S] scores: slow and large, leave it out at long S). Python: --python, else TORCH_PYTHON, else the first of
 // .venv-clients, bench/.venv and python3 that imports torch, else bench/.venv made with torch installed (pip's index
 // or mirror); without one the torch column is a one-line skip.
 // --smoke: S 64 and 200, 2 heads of 16, one round, no torch install, to check that the benchmark runs.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.dirname(here);
 
-/** Resident set of this process now, in MiB. */
-const rssMiB = () => process.memoryUsage.rss() / 2 ** 20;
-
+// `--child ENGINE B A S D`: q, k, v and dy in this fresh process, then the protocol of bench/attention_torch.py.
 if (process.argv[2] === '--child') {
   const [engine, ...dims] = process.argv.slice(3);
-  const [b, a, s, d, rounds] = dims.map(Number);
+  const [b, a, s, d] = dims.map(Number);
   const { causalAttention, initBackend, setFusedAttention, tf } = await import('@yuan/tensor');
   await initBackend('native');
   if (engine === 'ops') setFusedAttention(false);
@@ -41,10 +41,10 @@ if (process.argv[2] === '--child') {
     return tf.tensor(v, shape);
   };
   const [q, k, v, dy] = [0, 1, 2, 3].map(() => random([b, a, s, d]));
-  const before = rssMiB();
-  const fwd = [];
-  const bwd = [];
-  for (let r = 0; r <= rounds; r++) {
+  const say = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
+  say({ rssBefore: process.memoryUsage.rss() / 2 ** 20 });
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line.trim() === 'exit') break;
     let t0 = 0;
     let t1 = 0;
     const grads = tf.grads((x, y, z) => {
@@ -55,12 +55,9 @@ if (process.argv[2] === '--child') {
     })([q, k, v], dy);
     const t2 = performance.now();
     tf.dispose(grads);
-    if (r > 0) {
-      fwd.push((t1 - t0) / 1000);
-      bwd.push((t2 - t1) / 1000);
-    }
+    say({ fwd: (t1 - t0) / 1000, bwd: (t2 - t1) / 1000 });
   }
-  console.log(JSON.stringify({ fwd, bwd, rssBefore: before, peakRss: process.resourceUsage().maxRSS / 1024 }));
+  say({ peakRss: process.resourceUsage().maxRSS / 1024 });
   process.exit(0);
 }
 
@@ -72,14 +69,13 @@ const { values } = parseArgs({
     'head-dim': { type: 'string', default: smoke ? '16' : '128' },
     batch: { type: 'string', default: '1' },
     threads: { type: 'string', default: '2' },
-    rounds: { type: 'string', default: smoke ? '1' : '2' },
-    repeat: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: smoke ? '1' : '3' },
     engines: { type: 'string', default: 'yuan,torch' },
     python: { type: 'string', default: process.env.TORCH_PYTHON },
     smoke: { type: 'boolean', default: false },
   },
 });
-const [batch, heads, headDim, threads, rounds, repeat] = [values.batch, values.heads, values['head-dim'], values.threads, values.rounds, values.repeat].map(Number);
+const [batch, heads, headDim, threads, rounds] = [values.batch, values.heads, values['head-dim'], values.threads, values.rounds].map(Number);
 const seqs = values.seqs.split(',').map(Number);
 const engines = values.engines.split(',');
 for (const e of engines) if (!['yuan', 'torch', 'ops'].includes(e)) throw new Error(`bench/attention: unknown engine "${e}" (engines: yuan, torch, ops)`);
@@ -107,33 +103,47 @@ function torchPython(given, install) {
 }
 
 const torch = engines.includes('torch') ? torchPython(values.python, !smoke) : { skipped: 'not asked for (--engines)' };
-const run = (engine, s) => {
-  const dims = [batch, heads, s, headDim, rounds].map(String);
+/** A fresh process of `engine` at sequence length s: `round()` runs one forward + backward, `exit()` gives its peak RSS. */
+async function start(engine, s) {
+  const dims = [batch, heads, s, headDim].map(String);
   const env = { ...process.env, YUAN_NATIVE_THREADS: String(threads), OMP_NUM_THREADS: String(threads) };
-  const out =
+  const child =
     engine === 'torch'
-      ? execFileSync(torch.python, [torchScript, ...dims, String(threads)], { encoding: 'utf8', env })
-      : execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', engine, ...dims], { encoding: 'utf8', env });
-  return JSON.parse(out.trim().split('\n').pop());
-};
+      ? spawn(torch.python, [torchScript, ...dims, String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] })
+      : spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', engine, ...dims], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const next = async (command) => {
+    if (command) child.stdin.write(`${command}\n`);
+    const { value, done } = await lines.next();
+    if (done) throw new Error(`bench/attention: the ${engine} process at S ${s} exited early (out of memory?)`);
+    return JSON.parse(value);
+  };
+  const hello = await next();
+  return { rssBefore: hello.rssBefore, round: () => next('round'), exit: () => next('exit') };
+}
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const active = engines.filter((e) => e !== 'torch' || torch.python);
 
-console.log(`causal attention forward + backward, B ${batch}, ${heads} heads, head dim ${headDim}, float32, ${threads} threads; ${rounds} timed round(s) after 1 warm-up per process, ${repeat} process(es) per engine, interleaved`);
+console.log(`causal attention forward + backward, B ${batch}, ${heads} heads, head dim ${headDim}, float32, ${threads} threads; ${rounds} timed round(s) each after 1 warm-up, the engines alternating round by round`);
 if (!torch.python) console.log(`torch: skipped (${torch.skipped})`);
 console.log(`${'S'.padStart(5)}  ${'engine'.padEnd(6)} ${'fwd s'.padStart(7)} ${'bwd s'.padStart(7)} ${'total s'.padStart(8)} ${'GFLOP/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'attention MiB'.padStart(14)}`);
 const ratios = [];
 for (const s of seqs) {
-  const results = Object.fromEntries(active.map((e) => [e, { fwd: [], bwd: [], peak: 0, own: 0 }]));
-  for (let i = 0; i < repeat; i++) {
+  const results = Object.fromEntries(active.map((e) => [e, { fwd: [], bwd: [] }]));
+  const procs = {};
+  for (const e of active) procs[e] = await start(e, s);
+  for (let r = 0; r <= rounds; r++) {
     for (const e of active) {
-      const r = run(e, s);
-      const acc = results[e];
-      acc.fwd.push(...r.fwd);
-      acc.bwd.push(...r.bwd);
-      acc.peak = Math.max(acc.peak, r.peakRss);
-      acc.own = Math.max(acc.own, r.peakRss - r.rssBefore);
+      const t = await procs[e].round();
+      if (r === 0) continue; // warm-up
+      results[e].fwd.push(t.fwd);
+      results[e].bwd.push(t.bwd);
     }
+  }
+  for (const e of active) {
+    const { peakRss } = await procs[e].exit();
+    results[e].peak = peakRss;
+    results[e].own = peakRss - procs[e].rssBefore;
   }
   // causal: half of the S x S scores; forward 2 products, backward 5 (FlashAttention-2's count)
   const flops = 3.5 * 2 * batch * heads * s * s * headDim;
