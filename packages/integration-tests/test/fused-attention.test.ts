@@ -138,6 +138,32 @@ describe.skipIf(skip !== undefined)('fused attention inside every attention plug
     tf.dispose([b.ids, b.targets, b.positions]);
   });
 
+  it.each(PLUGINS)('%s: a training step runs the fused kernels (forward and backward), and no softmax; op by op when turned off', async (_, preset, plugin, options) => {
+    const kernels = async (fused: boolean) => {
+      const previous = setFusedAttention(fused);
+      try {
+        const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 }, attention: { name: plugin.name, options } });
+        const model = YuanModel.init(config, plugin, 17);
+        const { ids, targets, positions } = packedBatch();
+        const profile = await tf.profile(() => {
+          const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids, { positions }).logits, targets));
+          tf.dispose([value, grads]);
+        });
+        model.dispose();
+        tf.dispose([ids, targets, positions]);
+        return profile.kernels.map((k) => k.name);
+      } finally {
+        setFusedAttention(previous);
+      }
+    };
+    const fused = await kernels(true);
+    expect(fused.filter((n) => n.startsWith('YuanCausalAttention')).sort()).toEqual(['YuanCausalAttention', 'YuanCausalAttention', 'YuanCausalAttentionGrad', 'YuanCausalAttentionGrad']);
+    expect(fused).not.toContain('Softmax');
+    const ops = await kernels(false);
+    expect(ops.filter((n) => n.startsWith('YuanCausalAttention'))).toEqual([]);
+    expect(ops).toContain('Softmax');
+  });
+
   it.each(PLUGINS)('%s: loss, every parameter gradient and 5 AdamW steps match the op-by-op attention', (_, preset, plugin, options) => {
     const op = train(preset, plugin, options, false, 5);
     const fused = train(preset, plugin, options, true, 5);
