@@ -111,7 +111,7 @@ function generate(preset: string, plugin: TensorAttentionPlugin<never>, options:
       const r = model.forward(x, { cache, useCache: true, keyBias });
       disposeCache(cache, r.cache);
       cache = r.cache;
-      out.push(r.logits.dataSync().slice());
+      out.push((r.logits.dataSync() as Float32Array).slice());
       tf.dispose([x, r.logits, ...(keyBias ? [keyBias] : [])]);
     };
     call(tf.slice(ids, [0, 0], [BATCH, 130]) as tf.Tensor2D);
