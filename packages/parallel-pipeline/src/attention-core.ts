@@ -7,7 +7,7 @@
  *   allocates the output O [B,A,S,d] and the rows' log-sum-exp [B,A,S], both kept for the backward; the backward
  *   allocates only dQ, dK, dV (the gradients of the transposed Q, K, V, counted with them) plus, while it runs, a
  *   workspace per worker thread of two 128 × 128 score tiles and a row vector [S] (and a private dQ [S,d] when the
- *   B·A heads are fewer than the threads). Nothing is of size S × S.
+ *   B·A heads are fewer than the threads; the forward's one 128 × 256 tile is no larger). Nothing is of size S × S.
  */
 export function attentionCoreTerms(
   x: { batch: number; seq: number; hidden: number; heads: number },
