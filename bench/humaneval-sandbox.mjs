@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { defaultDataDir, humanEvalProgram, loadHumanEval, Sandbox } from '@yuan/eval';
+import { defaultDataDir, HUMANEVAL_MODULE, humanEvalProgram, loadHumanEval, Sandbox } from '@yuan/eval';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
@@ -29,8 +29,8 @@ async function measure(sandbox, workers) {
   await Promise.all(
     Array.from({ length: workers }, async () => {
       while (next < programs.length) {
-        const r = await sandbox.run(programs[next++]);
-        if (r.status === 'ok') passed++;
+        const r = await sandbox.run(programs[next++], { module: HUMANEVAL_MODULE });
+        if (r.completed) passed++;
       }
     }),
   );

@@ -12,6 +12,7 @@ const shared = path.resolve(here, '..', '..', 'shared');
 
 /** Modules in bench/ that are not benchmarks, with what they are. */
 const NOT_BENCHES = {
+  'attention-plugins.mjs': 'the built-in attention plugins in a frozen registry, which the benchmarks look up by name',
   'filter-corpus.mjs': 'the corpus that filter.mjs and filter-equivalence.mjs share',
   'vitest.config.mjs': 'the config of these smoke runs',
 };
@@ -44,6 +45,7 @@ const BENCHES = {
     expect: [re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`), re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`)],
     shared: ['datasets'],
   },
+  'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
   'humaneval-sandbox.mjs': {
     expect: [

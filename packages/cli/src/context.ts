@@ -22,7 +22,7 @@ import { numberOption, type OptionSpec } from './command.js';
  * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
  * plugin objects registered under the package's name), resolved from the CLI's own installation.
  */
-const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/parallel-pipeline', '@yuan/parallel-zero'];
+const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/tokenizer', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/plan', '@yuan/comm'];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -79,6 +79,17 @@ function isMissingOptional(spec: string, e: unknown): boolean {
   return spec.startsWith('@yuan/parallel-') && /is not installed/.test((e as Error).message);
 }
 
+/** The plugin modules each registry `loadRegistry` built was loaded from (spec and file), for ranks that rebuild it. */
+const registryModuleFiles = new WeakMap<PluginRegistry, { spec: string; file: string }[]>();
+
+/**
+ * The plugin modules `loadRegistry` loaded into `registry`, as specifier (the plugins' source) and resolved file: what
+ * thread and process ranks import to rebuild it (`modules` of `trainParallel`).
+ */
+export function registryModules(registry: PluginRegistry): { spec: string; file: string }[] {
+  return registryModuleFiles.get(registry) ?? [];
+}
+
 /**
  * The plugin registry of a run: the built-in packages, then the plugin modules named by the config's `plugins:`, by a
  * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen, so the run's plan cannot change.
@@ -86,9 +97,11 @@ function isMissingOptional(spec: string, e: unknown): boolean {
  */
 export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig): Promise<PluginRegistry> {
   const registry = new PluginRegistry();
+  const modules: { spec: string; file: string }[] = [];
   for (const spec of BUILTIN_PLUGIN_PACKAGES) {
     try {
       await registerPluginModules(registry, [spec], CLI_DIR);
+      modules.push({ spec, file: resolvePluginModule(spec, CLI_DIR) });
     } catch (e) {
       if (!isMissingOptional(spec, e)) throw e; // the parallel packages are optional beside the CLI
     }
@@ -102,26 +115,42 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
     if (seen.has(key)) continue;
     seen.add(key);
     await registerPluginModules(registry, [spec], process.cwd());
+    modules.push({ spec: spec.startsWith('.') || path.isAbsolute(spec) ? path.resolve(spec) : spec, file: resolvePluginModule(spec, process.cwd()) });
   }
+  registryModuleFiles.set(registry, modules);
   return registry.freeze();
 }
 
 /**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
- * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr).
+ * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
+ * (generation), weights stay in their stored formats and decode natively where the backend allows (`loadInferenceModel`);
+ * a preset's random weights are then made in `--weights FORMAT` (default fp32).
  */
-export async function openModel(values: Record<string, unknown>, registry: PluginRegistry, note: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<YuanModel> {
-  const { attentionLookup, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
+export async function openModel(
+  values: Record<string, unknown>,
+  registry: PluginRegistry,
+  note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  inference = false,
+): Promise<YuanModel> {
+  const { attentionLookup, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
+  const format = values.weights as string | undefined;
+  if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
   if (dir) {
-    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+    const load = inference ? loadInferenceModel : loadCheckpoint;
+    return load(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
   }
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
-  return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
+  const attention = attentionLookup(registry)(config.attention.name);
+  const seed = numberOption(values, 'seed', 0, { int: true });
+  if (!inference) return YuanModel.init(config, attention, seed);
+  const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+  return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
 }
 
 /**

@@ -35,7 +35,7 @@ describe('config', () => {
   it('has the real YUAN 2.0 shapes and unknown presets list the known ones', () => {
     const b102 = resolveConfig(getPreset('yuan2-102b').config).model;
     expect([b102.numLayers, b102.hiddenSize, b102.numHeads, b102.ffnSize, b102.vocabSize]).toEqual([84, 8192, 64, 32768, 135040]);
-    expect(PRESETS.map((p) => p.name)).toEqual(['yuan2-2b', 'yuan2-51b', 'yuan2-102b', 'tiny-mha', 'tiny-lfa', 'tiny-lpa']);
-    expect(() => getPreset('huge')).toThrow('unknown preset "huge" (presets: yuan2-2b, yuan2-51b, yuan2-102b, tiny-mha, tiny-lfa, tiny-lpa)');
+    expect(PRESETS.map((p) => p.name)).toEqual(['yuan2-2b', 'yuan2-51b', 'yuan2-102b', 'tiny-mha', 'tiny-lfa', 'tiny-lpa', 'tiny-pp2dp2']);
+    expect(() => getPreset('huge')).toThrow('unknown preset "huge" (presets: yuan2-2b, yuan2-51b, yuan2-102b, tiny-mha, tiny-lfa, tiny-lpa, tiny-pp2dp2)');
   });
 });

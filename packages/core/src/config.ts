@@ -37,7 +37,7 @@ export interface YuanConfig {
   tokenizer: TokenizerRef;
   /** Third-party plugin packages or paths to load before the registry is frozen. */
   plugins: string[];
-  /** Sections owned by other packages (e.g. `train`), validated by them. */
+  /** Sections owned by other packages, validated by them: `train` (@yuan/model), `parallel` (the layout: @yuan/parallel-pipeline with @yuan/parallel-zero). */
   [section: string]: unknown;
 }
 

@@ -4,6 +4,7 @@ import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin } from './filter.js';
 import type { TokenizerPlugin } from './tokenizer.js';
+import type { WeightFormatPlugin } from './weight-format.js';
 
 /** Everything a plugin of any kind has: its kind, its name, a description and JSON-serialisable default options. */
 export interface PluginBase<Kind extends string = string, Options = Record<string, unknown>> {
@@ -27,6 +28,7 @@ export interface PluginKinds {
   'model-adapter': ModelAdapterPlugin<any>;
   filter: FilterPlugin<any>;
   evaluator: EvaluatorPlugin<any>;
+  'weight-format': WeightFormatPlugin<any, any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

@@ -61,6 +61,29 @@ describe.skipIf(!have)(have ? 'humaneval' : noData('humaneval/HumanEval.jsonl.gz
     expect(result.metrics['pass@5']).toBe(1);
   });
 
+  it('passes a sample only when check() returned: early exits fail, __main__ blocks and doctest do not matter', async () => {
+    const p = problems[0]!;
+    const samples = [
+      ['    import sys\n    sys.exit(0)\n', 'exited before check() returned'],
+      ['    import os\n    os._exit(0)\n', 'exited before check() returned'],
+      [`${p.canonicalSolution}\nraise SystemExit(0)\n`, 'exited before check() returned'],
+      ['    raise SystemExit(3)\n', 'failed'],
+      ['    exit(0)\n', 'exited before check() returned'],
+      [`${p.canonicalSolution}\n\nif __name__ == "__main__":\n    input()\n    raise RuntimeError()\n`, 'passed'],
+      [`${p.canonicalSolution}\n\nimport doctest\ndoctest.testmod()\n`, 'passed'],
+    ] as const;
+    const { result, samplesFile } = await runEvaluation({
+      evaluator: 'humaneval',
+      settings: { ...settings, k: [1] },
+      completions: new Map([[p.id, samples.map(([c]) => c)]]),
+      outputDir: out,
+    });
+    const records = readFileSync(samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).sort((a, b) => a.sample - b.sample);
+    expect(records.map((r) => r.result)).toEqual(samples.map(([, verdict]) => verdict));
+    expect(records.map((r) => r.passed)).toEqual(samples.map(([, verdict]) => verdict === 'passed'));
+    expect(result.metrics['pass@1']).toBeCloseTo(2 / 7, 12);
+  });
+
   it('reads code out of a fenced chat answer with completion: code-block', async () => {
     const p = problems[2]!;
     const chat = `Here you go:\n\`\`\`python\ndef ${p.entryPoint}(number: float) -> float:\n    return number % 1.0\n\`\`\`\nDone.`;

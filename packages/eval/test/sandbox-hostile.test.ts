@@ -78,6 +78,30 @@ const hostile: Record<string, () => string> = {
   'rebind the audit hook globals, then write and connect': () => attackAfter('import __main__\n__main__._DENY = frozenset()\n__main__.WORKDIR = "/"\n'),
   'replace os.path.realpath under the audit hook, then write': () => attackAfter('import os.path\nos.path.realpath = lambda p: os.getcwd() + "/x"\n'),
   'replace builtins under the audit hook, then write': () => attackAfter('import builtins\nbuiltins.isinstance = lambda *a: True\n'),
+  'write outside through a directory descriptor': () =>
+    `import os\nfd = os.open("/tmp", os.O_RDONLY)\nos.close(os.open("yuan-sandbox-escape-${process.pid}", os.O_WRONLY | os.O_CREAT, dir_fd=fd))\n`,
+  'look for the audit hook with trace and profile functions, then write and connect': () =>
+    attackAfter(
+      [
+        'import sys, threading',
+        'names = set()',
+        'def tracer(frame, event, arg):',
+        '    names.add(frame.f_code.co_name)',
+        '    return tracer',
+        'sys.settrace(tracer)',
+        'sys.setprofile(lambda frame, event, arg: names.add(frame.f_code.co_name))',
+        'for attempt in range(3):',
+        '    try:',
+        `        open("/tmp/yuan-sandbox-escape-${process.pid}", "w")`,
+        '    except Exception:',
+        '        pass',
+        'sys.settrace(None)',
+        'sys.setprofile(None)',
+        'print(sorted(names))',
+        'if names & {"hook", "realpath", "within"}:',
+        '    raise SystemExit(0)  # a trace function saw the audit hook: the attack worked',
+      ].join('\n'),
+    ),
   'find the audit hook through gc': () =>
     [
       'import gc',
@@ -103,6 +127,134 @@ const hostileNamespaces: Record<string, () => string> = {
   'write into /usr': () => 'open("/usr/lib/yuan-escape", "w").write("x")\n',
   'remount the root read-write': () =>
     'import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.mount(None, b"/", None, 32 | 4096, None) == 0\nopen("/escaped", "w").write("x")\n',
+};
+
+// Python that looks for the runner's tokens (32 hex digits) wherever a program can reach from its frames (locals,
+// globals, containers, `__reduce_ex__` of iterators and partials) and writes everything it finds to every descriptor.
+const STEAL = [
+  'import os, re, sys',
+  'HEX = re.compile(rb"[0-9a-f]{32}")',
+  'found = set()',
+  'def search(o, depth=0, seen=None):',
+  '    seen = {} if seen is None else seen',
+  '    if depth > 40 or id(o) in seen:',
+  '        return',
+  '    seen[id(o)] = o  # kept alive, so that no later object reuses its id',
+  '    if isinstance(o, (bytes, bytearray, str)):',
+  '        found.update(HEX.findall(o.encode() if isinstance(o, str) else bytes(o)))',
+  '    elif isinstance(o, (list, tuple, set, frozenset)):',
+  '        for x in list(o):',
+  '            search(x, depth + 1, seen)',
+  '    elif isinstance(o, dict):',
+  '        for x in list(o.values()):',
+  '            search(x, depth + 1, seen)',
+  '    elif type(o).__name__ == "frame":',
+  '        search(o.f_locals, depth + 1, seen)',
+  '        search(o.f_back, depth + 1, seen)',
+  '    elif o is not None and not isinstance(o, (int, float, type(sys))):',
+  '        try:',
+  '            search(o.__reduce_ex__(2), depth + 1, seen)',
+  '        except Exception:',
+  '            pass',
+  'def steal(*_):',
+  '    frame = sys._getframe()',
+  '    while frame is not None:',
+  '        search(frame.f_locals)',
+  '        frame = frame.f_back',
+  '    for token in found:',
+  '        for fd in range(3, 32):',
+  '            try:',
+  '                os.write(fd, token + b"\\n")',
+  '            except OSError:',
+  '                pass',
+].join('\n');
+
+/**
+ * Programs that try to be judged as run to their end without being so, each with the verdict it must get
+ * (`completed` of the program, then `checks`); `guard`: only with the audit hook on (without it a program can read its
+ * own memory: the documented limit of the token's secrecy).
+ */
+const forgers: Record<string, { program: string; checks?: string[]; completed: boolean; passedChecks?: boolean[]; guard?: true }> = {
+  'print a pass and exit 0': { program: 'print("passed")\nprint("__yuan_tests_passed__ 99")\nimport os\nos._exit(0)\n', completed: false },
+  'write junk on every descriptor, then exit 0': {
+    program: 'import os\nfor fd in range(64):\n    try:\n        os.write(fd, b"0" * 32 + b"\\n" + os.urandom(64))\n    except OSError:\n        pass\nraise SystemExit(0)\n',
+    completed: false,
+  },
+  'read the token pipe, then exit 0': {
+    program: 'import os\nfor fd in range(3, 64):\n    try:\n        os.set_blocking(fd, False)\n        data = os.read(fd, 4096)\n        for dst in range(3, 64):\n            os.write(dst, data)\n    except OSError:\n        pass\nos._exit(0)\n',
+    completed: false,
+  },
+  "search the runner's frames for tokens, then exit 0": { program: `${STEAL}\nsteal()\nos._exit(0)\n`, completed: false },
+  "search the runner's frames from checks that exit early": {
+    program: `${STEAL}\n`,
+    checks: ['steal()\nraise SystemExit(0)', 'steal()\nos._exit(0)'],
+    completed: true,
+    passedChecks: [false, false],
+  },
+  'a trace function looks for the next check token': {
+    program: `${STEAL}\ndef tracer(frame, event, arg):\n    steal()\n    return tracer\nsys.settrace(tracer)\nsys.setprofile(lambda *a: steal())\n`,
+    checks: ['assert False', 'assert False', 'raise SystemExit(0)'],
+    completed: true,
+    passedChecks: [false, false, false],
+  },
+  'a signal handler and a thread look for tokens while checks run': {
+    program: [
+      STEAL,
+      'import signal, threading, time',
+      'frames = []',
+      'f = sys._getframe()',
+      'while f is not None:',
+      '    frames.append(f)',
+      '    f = f.f_back',
+      'def watch():',
+      '    while True:',
+      '        for f in frames:',
+      '            search(f.f_locals)',
+      '        steal()',
+      '        time.sleep(0.005)',
+      'threading.Thread(target=watch, daemon=True).start()',
+      'signal.signal(signal.SIGALRM, steal)',
+      'signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)',
+    ].join('\n'),
+    checks: ['time.sleep(0.05)\nassert False', 'assert False', 'time.sleep(0.05)\nassert False'],
+    completed: true,
+    passedChecks: [false, false, false],
+  },
+  'read its own memory for tokens, then exit 0': {
+    program: [
+      'import os, re',
+      'found = set()',
+      'try:',
+      '    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb") as mem:',
+      '        for line in maps:',
+      '            span, perms = line.split()[:2]',
+      '            if "r" in perms and "w" in perms:',
+      '                a, b = (int(x, 16) for x in span.split("-"))',
+      '                try:',
+      '                    mem.seek(a)',
+      '                    found.update(re.findall(rb"[0-9a-f]{32}", mem.read(b - a)))',
+      '                except OSError:',
+      '                    pass',
+      'except OSError as e:',
+      '    print(e)',
+      'for token in found:',
+      '    os.write(3, token + b"\\n")',
+      'os._exit(0)',
+    ].join('\n'),
+    completed: false,
+    guard: true,
+  },
+};
+
+/** Correct programs the guard must leave as they are: each must run to its end (as a module that is not `__main__`). */
+const correct: Record<string, string> = {
+  'doctest.testmod() at module level': 'import doctest\ndoctest.testmod()\nassert doctest.testmod().failed == 0\n',
+  'a trace and a profile function': 'import sys\ncalls = []\nsys.settrace(lambda f, e, a: calls.append(e))\ndef g():\n    return 1\ng()\nsys.settrace(None)\nsys.setprofile(lambda f, e, a: None)\nsys.setprofile(None)\nassert calls\n',
+  'an if __name__ == "__main__" block (not run)': 'def f():\n    return 1\nif __name__ == "__main__":\n    input()\n    raise RuntimeError("run as a script")\nassert __name__ != "__main__"\n',
+  'pickle a class it defines': 'import pickle\nclass Point:\n    def __init__(self, x):\n        self.x = x\nassert pickle.loads(pickle.dumps(Point(3))).x == 3\n',
+  'dataclasses and type hints': 'from __future__ import annotations\nimport dataclasses, typing\n@dataclasses.dataclass\nclass P:\n    x: int\ndef f(p: P) -> int:\n    return p.x\nassert typing.get_type_hints(f)["p"] is P\n',
+  'files and folders in the work dir (fwalk, rmtree, temp files)': 'import os, shutil, tempfile\nos.makedirs("a/b")\nopen("a/b/f", "w").write("x")\nassert [d for d, _, _, _ in os.fwalk("a")] == ["a", "a/b"]\nshutil.rmtree("a")\nwith tempfile.TemporaryFile() as f:\n    f.write(b"x")\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, "f"), "w").write("x")\n',
+  'megabytes of output': 'import sys\nfor _ in range(8):\n    print("x" * (1 << 20))\n    sys.stderr.write("y" * (1 << 20))\n',
 };
 
 function strayProcesses(marker: string): string[] {
@@ -284,6 +436,18 @@ async function suite(label: string, options: SandboxOptions, required?: 'namespa
       expect(leftovers()).toEqual([]);
       if (name === 'infinite loop' || name === 'flood the output') expect(result.status).toBe('timeout');
       if (name === 'flood the output') expect(result.truncated).toBe(true);
+    });
+    it.each(Object.keys(forgers))('%s does not pass as run to its end', async (name) => {
+      const f = forgers[name]!;
+      if (f.guard && options.guard === false) return;
+      const result = await sandbox.run(f.program, { module: 'program', checks: f.checks ?? [] });
+      expect(result.completed, `${name}: ${result.stdout.slice(-300)} ${result.stderr.slice(-300)}`).toBe(f.completed);
+      expect(result.checks).toEqual(f.passedChecks ?? []);
+    });
+    it.each(Object.keys(correct))('%s runs to its end', async (name) => {
+      const result = await sandbox.run(correct[name]!, { module: 'program' });
+      expect(result.completed, `${name}: ${result.stderr.slice(-500)}`).toBe(true);
+      expect(result.status).toBe('ok');
     });
     if (sandbox.isolation === 'namespaces') {
       it.each(Object.keys(hostileNamespaces))('%s is refused (namespaces show nothing of the host)', async (name) => {

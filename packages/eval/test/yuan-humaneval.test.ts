@@ -78,6 +78,31 @@ describe.skipIf(!have)(have ? 'humaneval --protocol yuan' : noData('yuan-eval/Hu
     expect(result.metrics['pass@1_selected']).toBe(1);
   });
 
+  it('selects by generated tests counted by the pass rule: printed counts and early exits score nothing, output does not hide a pass', async () => {
+    const byPrompt = new Map(problems.map((p) => [p.prompt, p]));
+    const model = scriptedModel((prompt) => {
+      const p = byPrompt.get(prompt)!;
+      const body = p.canonicalSolution.replace(/^\s*\n/, '');
+      return [
+        // claims every test passed on stdout, then leaves before the test ends
+        '    print("__yuan_tests_passed__ 99")\n    import os\n    os._exit(0)\n```',
+        // leaves with status 0 inside the first test
+        '    import sys\n    sys.exit(0)\n```',
+        // right, but prints a megabyte per call (more than the sandbox keeps of stdout)
+        `    print("x" * (1 << 20))\n${body}\n\`\`\``,
+      ];
+    });
+    const { result } = await runEvaluation({
+      evaluator: 'humaneval',
+      options: { protocol: 'yuan', select: 'tests' },
+      settings: { ...settings, n: 3, limit: 3 },
+      model,
+    });
+    expect(result.metrics['pass@1']).toBeCloseTo(1 / 3, 12);
+    expect(result.metrics['pass@1_first']).toBe(0);
+    expect(result.metrics['pass@1_selected']).toBe(1);
+  });
+
   it('refuses selection by tests without a model to write them', async () => {
     const completions = new Map([['0', ['    return None']]]);
     await expect(runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan', select: 'tests' }, settings, completions })).rejects.toThrow(/needs --model or --endpoint/);

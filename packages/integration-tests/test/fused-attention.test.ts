@@ -1,12 +1,12 @@
 // Every attention plugin trains the same with the native backend's fused attention kernel as with the op-by-op
 // attention (`setFusedAttention(false)`, the path of the other backends), on the same backend: the loss and every
-// parameter's gradient of one step, and the losses of a few AdamW steps. The sequences are packed documents whose
+// parameter's gradient of one step, and the losses of a few Adam steps. The sequences are packed documents whose
 // RoPE positions restart after each <eod> (YUAN's --reset-position-ids; the attention mask stays plain causal, as in
 // YUAN 2.0's pretraining), and long enough (200) to cross the kernel's 128-query tiles.
 import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { AdamW, crossEntropy, disposeCache, mhaAttention, YuanModel, type ModelCache } from '@yuan/model';
+import { crossEntropy, disposeCache, mhaAttention, YuanModel, type ModelCache } from '@yuan/model';
 import { initBackend, setFusedAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { mqaAttention } from 'yuan-attention-mqa';
@@ -61,7 +61,7 @@ const PLUGINS: [string, string, TensorAttentionPlugin<never>, Record<string, unk
   ['mqa (examples/attention-mqa)', 'tiny-mha', mqaAttention as never, { kvHeads: 2 }],
 ];
 
-/** The loss, every parameter's gradient and then the losses of `steps` AdamW steps, with the fused kernel on or off. */
+/** The loss, every parameter's gradient and then the losses of `steps` Adam steps, with the fused kernel on or off. */
 function train(preset: string, plugin: TensorAttentionPlugin<never>, options: Record<string, unknown>, fused: boolean, steps: number) {
   const previous = setFusedAttention(fused);
   try {
@@ -75,12 +75,12 @@ function train(preset: string, plugin: TensorAttentionPlugin<never>, options: Re
     const grads = new Map(Object.entries(first.grads).map(([k, g]) => [names.get(k)!, g.dataSync().slice()]));
     const losses = [first.value.dataSync()[0]];
     tf.dispose([first.value, first.grads]);
-    const opt = new AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+    const opt = tf.train.adam(3e-3, 0.9, 0.95, 1e-8);
     let live = 0;
     for (let s = 0; s < steps; s++) {
       if (s === 1) live = tf.memory().numTensors; // after the optimizer made its moments
       const { value, grads: g } = tf.variableGrads(loss);
-      opt.update(model.params, new Map(Object.entries(g).map(([k, t]) => [names.get(k)!, t])), 3e-3);
+      opt.applyGradients(g as Parameters<typeof opt.applyGradients>[0]); // Adam declares NamedVariableMap; the grads are a NamedTensorMap
       losses.push(value.dataSync()[0]);
       tf.dispose([value, g]);
     }
@@ -164,7 +164,7 @@ describe.skipIf(skip !== undefined)('fused attention inside every attention plug
     expect(ops).toContain('Softmax');
   });
 
-  it.each(PLUGINS)('%s: loss, every parameter gradient and 5 AdamW steps match the op-by-op attention', (_, preset, plugin, options) => {
+  it.each(PLUGINS)('%s: loss, every parameter gradient and 5 Adam steps match the op-by-op attention', (_, preset, plugin, options) => {
     const op = train(preset, plugin, options, false, 5);
     const fused = train(preset, plugin, options, true, 5);
     expect(fused.leaked, 'tensors left behind by steps 2-5').toBe(0);

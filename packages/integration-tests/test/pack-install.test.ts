@@ -43,7 +43,25 @@ describe('packed packages installed with npm outside the workspace', () => {
 
   it('every publishable package packs with real versions for its workspace dependencies', () => {
     expect(publishable.map((p) => p.json.name).sort()).toEqual(
-      ['@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/cli', '@yuan/core', '@yuan/data-filter', '@yuan/eval', '@yuan/model', '@yuan/parallel-pipeline', '@yuan/parallel-zero', '@yuan/tensor', '@yuan/tensor-native'],
+      [
+        '@yuan/attention-lfa',
+        '@yuan/attention-lpa',
+        '@yuan/cli',
+        '@yuan/comm',
+        '@yuan/core',
+        '@yuan/data',
+        '@yuan/data-filter',
+        '@yuan/eval',
+        '@yuan/model',
+        '@yuan/parallel-pipeline',
+        '@yuan/parallel-zero',
+        '@yuan/plan',
+        '@yuan/serve',
+        '@yuan/tensor',
+        '@yuan/tensor-native',
+        '@yuan/tokenizer',
+        '@yuan/train',
+      ],
     );
     const dest = path.join(tmp, 'tarballs');
     for (const p of publishable) {
@@ -86,6 +104,18 @@ describe('packed packages installed with npm outside the workspace', () => {
     const env = run(yuan, ['env'], dir);
     expect(env.status, env.stderr).toBe(0);
     expect(env.stdout).toMatch(/@tensorflow\/tfjs-node is not installed \(an optional peer dependency/);
+  }, 600_000);
+
+  it('@yuan/tokenizer, @yuan/data, @yuan/comm and @yuan/plan install without TensorFlow.js and work', (ctx) => {
+    const dir = path.join(tmp, 'no-tensors-user');
+    const offline = npmInstall(dir, ['@yuan/core', '@yuan/tokenizer', '@yuan/data', '@yuan/comm', '@yuan/plan'].map((n) => tarballs[n]));
+    if (offline) return ctx.skip(offline);
+    expect(readdirSync(path.join(dir, 'node_modules/@yuan')).sort()).toEqual(['comm', 'core', 'data', 'plan', 'tokenizer']);
+    expect(existsSync(path.join(dir, 'node_modules/@tensorflow')), 'no TensorFlow.js is installed').toBe(false);
+    writeFileSync(path.join(dir, 'no-tensors.mjs'), readFileSync(path.join(__dirname, '../fixtures/no-tensors.mjs')));
+    const r = run(process.execPath, ['no-tensors.mjs'], dir);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ decoded: 'héllo', splits: ['train', 'valid'], allReduce: [3, 30], partition: [3, 3, 2, 2], yuanFaster: true });
   }, 600_000);
 
   it('a script importing only @yuan/core, @yuan/tensor and @yuan/attention-lfa runs one LFA layer forward', (ctx) => {

@@ -6,6 +6,7 @@ export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { causalAttention } from './fused/attention.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
+export { weightKernels, type WeightKernels } from './weights.js';
 
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {

@@ -2,7 +2,6 @@
 export { tf } from './tf.js';
 export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
-export { Rng } from './rng.js';
 export { adamwStep } from './optim.js';
 export { setFusedAttention, type AdamWHyper } from './fused.js';
 export { initValues } from './init.js';
@@ -22,3 +21,29 @@ export {
   type AttentionCache,
   type TensorAttentionPlugin,
 } from './attention.js';
+export {
+  weightFormatPlugins,
+  fp32Format,
+  bf16Format,
+  int8Format,
+  int4Format,
+  toBf16Weight,
+  toFp32Weight,
+  gptqWeight,
+  normalInitTable,
+  fillFromTable,
+  type StoredWeight,
+  type GptqData,
+  type TensorWeightFormat,
+} from './weights/formats.js';
+export { openWeightSource, type WeightSource, type SourceTensor } from './weights/source.js';
+export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/kernels.js';
+export {
+  DecodeOps,
+  KvCache,
+  canDecode,
+  type DecodeRow,
+  type DecodeWeights,
+  type AttentionDecodeLayer,
+  type DecodingAttentionPlugin,
+} from './weights/decode.js';

@@ -2,7 +2,7 @@ import { access, constants } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { YuanError, type Tokenizer } from '@yuan/core';
-import { prepareData, prepareWorkersForInput, type PrepareProgress } from '@yuan/model';
+import { prepareData, prepareWorkersForInput, type PrepareProgress } from '@yuan/data';
 import { numberOption, type Command, type CommandIO } from '../command.js';
 import { loadRegistry, openTokenizer, PLUGIN_OPTION } from '../context.js';
 

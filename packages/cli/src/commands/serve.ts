@@ -1,5 +1,4 @@
-import { createOpenAIServer, type ChatMessage, type ServedModel } from '@yuan/eval';
-import { ServingEngine, type PreparedRequest } from '@yuan/model';
+import { createOpenAIServer, ServingEngine, type ChatMessage, type PreparedRequest, type ServedModel } from '@yuan/serve';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';

@@ -1,4 +1,4 @@
-import { runTraining, type RunOptions, type RunResult } from '@yuan/model';
+import { runTraining, type RunOptions, type RunResult } from '@yuan/train';
 import { initBackend } from '@yuan/tensor';
 import type { CommandIO } from '../command.js';
 import { Progress } from './progress.js';

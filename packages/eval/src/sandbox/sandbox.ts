@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { chownSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { chown, mkdtemp, realpath, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, YuanError } from '@yuan/core';
-import { guardPy } from './guard-py.js';
-import { LAUNCHER_PY } from './launcher-py.js';
-import { serverPy } from './server-py.js';
+import { launcherPy, oneShotPy, serverPy } from './python-source.js';
 import { resolveLimits, type SandboxLimits } from './limits.js';
 import { removeTree } from './remove.js';
 
@@ -34,9 +33,38 @@ export interface SandboxOptions {
   tmpRoot?: string;
 }
 
-/** The outcome of one sandboxed program: `ok` is exit status 0 within the limits. */
+/** How `Sandbox.run` runs a program. Defaults: module `__main__` (a script), no checks. */
+export interface RunOptions {
+  /**
+   * The name of the module the program runs in (its `__name__`): `__main__` runs it as a script; any other Python
+   * identifier runs it as openai/human-eval does (`exec` in a module that is not `__main__`, so an
+   * `if __name__ == "__main__":` block is skipped, and `__main__` is an empty module). A name that is not an
+   * identifier is a `ConfigError`.
+   */
+  module?: string;
+  /**
+   * Python snippets run one by one in the program's namespace once the program ran to its end; each is judged on its
+   * own (`SandboxResult.checks`): one that raises does not stop the next. At most 256.
+   */
+  checks?: string[];
+}
+
+/**
+ * The outcome of one sandboxed program. `status` is how the process ended (`ok`: exit status 0 within the limits);
+ * `completed` is whether the program itself ran to its end, which an exit status cannot tell (`sys.exit(0)` and
+ * `os._exit(0)` are `ok` but not `completed`).
+ */
 export interface SandboxResult {
   status: 'ok' | 'failed' | 'timeout' | 'setup-failed';
+  /**
+   * Whether the program's module code ran to its end without an exception, within the time limit. Positive evidence:
+   * a random token made per run by the judging side (the fork server, or Node) is written back by the program
+   * process's runner over a pipe of its own only after `exec` of the program returned (see src/sandbox/python/runner.py);
+   * an exit of any kind before that (`sys.exit`, `exit()`, `os._exit`, a signal, the limits) leaves it false.
+   */
+  completed: boolean;
+  /** Per check of `RunOptions.checks`, in order: whether it ran to its end without an exception (same evidence). */
+  checks: boolean[];
   /** The isolation the program ran under (`plain` is not a security boundary: see `isolationNote`). */
   isolation: Isolation;
   exitCode: number | null;
@@ -49,6 +77,30 @@ export interface SandboxResult {
 }
 
 const SETUP_FAILED = 121;
+/** Bytes kept of the verdict pipe (tokens are 33 bytes each; a program that floods it only fails itself). */
+const VERDICT_BYTES = 1 << 16;
+const MAX_CHECKS = 256;
+
+/** One run as the Python side reads it: the module name, the base64 program and checks (a prepared sandbox adds the tokens). */
+interface Job {
+  module: string;
+  program: string;
+  checks: string[];
+}
+
+function jobOf(program: string, options: RunOptions): Job {
+  const module = options.module ?? '__main__';
+  if (typeof module !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(module)) {
+    throw new ConfigError(`sandbox run: module ${JSON.stringify(module)}: expected a Python identifier`);
+  }
+  const checks = options.checks ?? [];
+  if (!Array.isArray(checks) || checks.length > MAX_CHECKS || checks.some((c) => typeof c !== 'string')) {
+    throw new ConfigError(`sandbox run: checks: expected at most ${MAX_CHECKS} strings`);
+  }
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  return { module, program: b64(program), checks: checks.map(b64) };
+}
+
 const NOBODY = 65534;
 const probes = new Map<string, Promise<string | null>>();
 /** Work directories of prepared sandboxes not yet used: removed if the process exits without `close()`. */
@@ -158,7 +210,7 @@ export class Sandbox {
   /**
    * Keeps `count` fork servers (one per worker): each is one sandbox set up once (namespaces, private root, no network),
    * whose Python forks a fresh child per program with its own mount, PID and IPC namespaces, tmpfs work directory,
-   * limits and guard (see `serverPy`). `run` then waits for an idle server. A server that dies or stops answering is
+   * limits and guard (see python/server.py). `run` then waits for an idle server. A server that dies or stops answering is
    * replaced and the program is run once more in the new one; a second failure is `setup-failed`, never `ok`.
    * 0 turns the servers off (one fresh sandbox per program). Idle servers do not keep Node alive; `close()` ends them.
    */
@@ -205,13 +257,13 @@ export class Sandbox {
     else this.idleServers.push(next);
   }
 
-  private async runServed(program: string): Promise<SandboxResult> {
+  private async runServed(job: Job): Promise<SandboxResult> {
     const started = performance.now();
     let fault = '';
     for (let attempt = 0; attempt < 2; attempt++) {
       const server = await this.acquireServer();
       try {
-        return await server.run(program);
+        return await server.run(job);
       } catch (e) {
         fault = (e as Error).message;
         server.dead = true;
@@ -221,6 +273,8 @@ export class Sandbox {
     }
     return {
       status: 'setup-failed',
+      completed: false,
+      checks: job.checks.map(() => false),
       isolation: this.isolation,
       exitCode: null,
       signal: null,
@@ -255,13 +309,18 @@ export class Sandbox {
     }
   }
 
-  /** Runs one Python program to completion or to its limits; never throws for anything the program does. */
-  async run(program: string): Promise<SandboxResult> {
-    if (this.serverCount > 0) return this.runServed(program);
+  /**
+   * Runs one Python program (and its checks, see `RunOptions`) to completion or to its limits; never throws for
+   * anything the program does (bad options are a `ConfigError`). Whether the program ran to its end is
+   * `result.completed`, not its exit status.
+   */
+  async run(program: string, options: RunOptions = {}): Promise<SandboxResult> {
+    const job = jobOf(program, options);
+    if (this.serverCount > 0) return this.runServed(job);
     let slot: Slot | undefined;
     while ((slot = this.ready.shift()) && slot.exited) await slot.discard(); // a prepared one that died is not used
     this.refill();
-    return (slot ?? (await this.prepare())).start(program);
+    return (slot ?? (await this.prepare())).start(job);
   }
 
   /** Makes a work directory and starts a launcher in it that sets the sandbox up and then waits for its program. */
@@ -269,13 +328,13 @@ export class Sandbox {
     const limits = this.limits;
     const workdir = await realpath(await mkdtemp(path.join(this.tmpRoot, 'yuan-sbx-')));
     try {
-      await writeFile(path.join(workdir, 'guard.py'), guardPy(workdir, this.guard));
+      await writeFile(path.join(workdir, 'guard.py'), oneShotPy());
       const root = isRoot();
       if (root) {
         for (const f of ['', 'guard.py']) await chown(path.join(workdir, f), NOBODY, NOBODY);
       }
-      const pyLimits = JSON.stringify(launcherLimits(limits));
-      const launcher = [this.python, '-I', '-B', '-c', LAUNCHER_PY, this.isolation === 'namespaces' ? 'ns' : 'plain', workdir, pyLimits];
+      const pyLimits = JSON.stringify({ ...launcherLimits(limits), guard: this.guard });
+      const launcher = [this.python, '-I', '-B', '-c', launcherPy(), this.isolation === 'namespaces' ? 'ns' : 'plain', workdir, pyLimits];
       const [command, ...args] =
         this.isolation === 'namespaces'
           ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
@@ -292,6 +351,9 @@ export class Sandbox {
 class Slot {
   exited = false;
   private readonly out = { stdout: [] as Buffer[], stderr: [] as Buffer[], kept: { stdout: 0, stderr: 0 }, truncated: false };
+  /** What came back on the verdict pipe (descriptor 3 of the launcher and of the program's Python). */
+  private verdict: Buffer[] = [];
+  private verdictBytes = 0;
   private closed!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private timedOut = false;
 
@@ -308,7 +370,7 @@ class Slot {
         cwd,
         env: { PATH: '/usr/bin:/bin', LANG: 'C.UTF-8' },
         detached: true, // its own session and process group, killed as a whole
-        stdio: ['pipe', 'pipe', 'pipe'],
+        stdio: ['pipe', 'pipe', 'pipe', 'pipe'], // 3: the verdict pipe (see runner.py)
         ...(root ? { uid: NOBODY, gid: NOBODY } : {}),
       });
       const slot = new Slot(child, cwd, limits, isolation);
@@ -323,6 +385,13 @@ class Slot {
       };
       child.stdout!.on('data', collect('stdout'));
       child.stderr!.on('data', collect('stderr'));
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (chunk: Buffer) => {
+        const part = chunk.subarray(0, VERDICT_BYTES - slot.verdictBytes);
+        if (part.length > 0) {
+          slot.verdict.push(part);
+          slot.verdictBytes += part.length;
+        }
+      });
       child.stdin!.on('error', () => undefined); // a launcher that died before reading its program
       child.on('exit', () => {
         slot.exited = true;
@@ -338,7 +407,7 @@ class Slot {
   setRef(on: boolean): void {
     const method = on ? 'ref' : 'unref';
     this.child[method]();
-    for (const stream of [this.child.stdin, this.child.stdout, this.child.stderr]) {
+    for (const stream of this.child.stdio) {
       (stream as unknown as { [k: string]: (() => void) | undefined } | null)?.[method]?.();
     }
   }
@@ -356,6 +425,7 @@ class Slot {
     setTimeout(() => {
       this.child.stdout?.destroy();
       this.child.stderr?.destroy();
+      (this.child.stdio[3] as NodeJS.ReadableStream & { destroy(): void } | null)?.destroy();
     }, 500).unref();
   }
 
@@ -369,8 +439,11 @@ class Slot {
     await removeTree(this.workdir);
   }
 
-  /** Delivers the program, waits for the end or the wall-clock limit, and removes the work directory. */
-  async start(program: string): Promise<SandboxResult> {
+  /**
+   * Delivers the program with one fresh token per part, waits for the end or the wall-clock limit, judges which parts
+   * ran to their end by the tokens that came back on the verdict pipe, and removes the work directory.
+   */
+  async start(job: Job): Promise<SandboxResult> {
     idleDirs.delete(this.workdir);
     this.setRef(true);
     const started = performance.now();
@@ -379,14 +452,19 @@ class Slot {
       this.killGroup();
       this.releasePipes();
     }, this.limits.timeoutMs);
+    const tokens = [job.program, ...job.checks].map(() => randomBytes(16).toString('hex'));
     try {
-      this.child.stdin!.end(Buffer.concat([Buffer.from('P'), Buffer.from(program, 'utf8')]));
+      this.child.stdin!.end(Buffer.concat([Buffer.from('P'), Buffer.from(JSON.stringify({ ...job, tokens }), 'utf8')]));
       const { code, signal } = await this.closed;
       this.killGroup(); // stragglers that kept the group (plain mode; namespaces kill them with the PID namespace)
       const stderr = Buffer.concat(this.out.stderr).toString('utf8');
       const setupFailed = code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
+      const verdict = Buffer.concat(this.verdict).toString('latin1');
+      const [first, ...rest] = tokens.map((t) => verdict.includes(t));
       return {
         status: this.timedOut ? 'timeout' : setupFailed ? 'setup-failed' : code === 0 ? 'ok' : 'failed',
+        completed: first!,
+        checks: rest,
         isolation: this.isolation,
         exitCode: code,
         signal,
@@ -402,17 +480,19 @@ class Slot {
   }
 }
 
-/** What the fork server answers for one program (see `serverPy`). */
+/** What the fork server answers for one program (see python/server.py). */
 interface ServerReply {
   code: number | null;
   signal: string | null;
   timedOut: boolean;
   truncated: boolean;
+  completed: boolean;
+  checks: boolean[];
   stdout: string;
   stderr: string;
 }
 
-/** One fork server: a sandbox set up once whose Python runs each program in a fresh forked child (see `serverPy`). */
+/** One fork server: a sandbox set up once whose Python runs each program in a fresh forked child (see python/server.py). */
 class ForkServer {
   dead = false;
   private readonly child: ChildProcess;
@@ -440,7 +520,7 @@ class ForkServer {
       guard,
     });
     const ns = isolation === 'namespaces';
-    const launcher = [python, '-I', '-B', '-c', serverPy() + LAUNCHER_PY, ns ? 'ns-serve' : 'plain-serve', this.workdir, pyLimits];
+    const launcher = [python, '-I', '-B', '-c', serverPy(), ns ? 'ns-serve' : 'plain-serve', this.workdir, pyLimits];
     const [command, ...args] = ns
       ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
       : launcher;
@@ -471,11 +551,11 @@ class ForkServer {
     this.setRef(false);
   }
 
-  /** Sends one program and waits for its reply; rejects when the server dies or stops answering. */
-  async run(program: string): Promise<SandboxResult> {
+  /** Sends one job and waits for its reply; rejects when the server dies or stops answering. */
+  async run(job: Job): Promise<SandboxResult> {
     if (this.dead) throw new YuanError('sandbox', 'fork server is not running');
     const started = performance.now();
-    const source = Buffer.from(program, 'utf8');
+    const source = Buffer.from(JSON.stringify(job), 'utf8');
     const head = Buffer.alloc(4);
     head.writeUInt32BE(source.length);
     this.setRef(true);
@@ -490,6 +570,8 @@ class ForkServer {
       const setupFailed = reply.code === SETUP_FAILED && stderr.startsWith('sandbox setup failed');
       return {
         status: reply.timedOut ? 'timeout' : setupFailed ? 'setup-failed' : reply.code === 0 ? 'ok' : 'failed',
+        completed: reply.completed === true,
+        checks: job.checks.map((_, i) => reply.checks?.[i] === true),
         isolation: this.isolation,
         exitCode: reply.code,
         signal: reply.signal,

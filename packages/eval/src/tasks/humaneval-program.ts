@@ -1,3 +1,5 @@
+import type { SandboxResult } from '../sandbox/sandbox.js';
+
 /** One HumanEval problem as published: prompt (imports, signature, docstring), tests and the function under test. */
 export interface HumanEvalProblem {
   id: string;
@@ -15,6 +17,23 @@ export function completionCode(completion: string, style: CompletionStyle): stri
   if (style === 'raw') return completion;
   const fence = /```[a-zA-Z0-9_+-]*[ \t]*\n([\s\S]*?)(?:```|$)/.exec(completion);
   return fence ? fence[1]! : completion;
+}
+
+/**
+ * The module name HumanEval programs run under: not `__main__`, as under openai/human-eval (which `exec`s the program
+ * in a fresh namespace), so a completion's `if __name__ == "__main__":` block does not run.
+ */
+export const HUMANEVAL_MODULE = 'program';
+
+/**
+ * HumanEval's pass rule on a sandbox result: the program (which ends with `check(entry_point)`) ran to its end without
+ * an exception within the time limit, by the runner's token (`completed`), never by the exit status. Returns `passed`,
+ * or why not: `exited before check() returned` (exit status 0 without the token: `sys.exit(0)`, `os._exit(0)`, …),
+ * `failed`, `timeout`, `setup-failed`.
+ */
+export function humanEvalVerdict(r: Pick<SandboxResult, 'status' | 'completed'>): string {
+  if (r.completed) return 'passed';
+  return r.status === 'ok' ? 'exited before check() returned' : r.status;
 }
 
 /**

@@ -5,11 +5,11 @@ import { passAtK } from '../metrics/pass-at-k.js';
 import { mapLimit } from '../run/pool.js';
 import { collectCompletions } from '../run/completions.js';
 import { Sandbox } from '../sandbox/sandbox.js';
-import { completionCode, humanEvalProgram, type CompletionStyle, type HumanEvalProblem } from './humaneval-program.js';
+import { completionCode, HUMANEVAL_MODULE, humanEvalProgram, humanEvalVerdict, type CompletionStyle, type HumanEvalProblem } from './humaneval-program.js';
 import { yuanCheckProgram, yuanHumanEvalCode } from '../yuan/humaneval-yuan.js';
 import { YUAN_DIR } from '../yuan/files.js';
 import { paperComparison } from '../yuan/paper.js';
-import { parseGeneratedTests, passedCount, testCountProgram, testGenerationPrompt } from '../yuan/testgen.js';
+import { parseGeneratedTests, testGenerationPrompt } from '../yuan/testgen.js';
 import { checkOptions } from './options.js';
 import { resolveProtocol, withIdPrefix } from './protocol.js';
 
@@ -114,14 +114,15 @@ async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandb
   const jobs = sets.flatMap((s) => s.completions.map((completion, sample) => ({ problem: s.task, completion, sample })));
   const passed = await mapLimit(jobs, ctx.settings.workers, async (job) => {
     const code = codeOf(job.problem, job.completion);
-    const r = await sandbox.run(programOf(job.problem, code));
-    const ok = r.status === 'ok';
+    const r = await sandbox.run(programOf(job.problem, code), { module: HUMANEVAL_MODULE });
+    const verdict = humanEvalVerdict(r);
+    const ok = verdict === 'passed';
     ctx.log({
       task_id: job.problem.id,
       sample: job.sample,
       completion: job.completion,
       passed: ok,
-      result: r.status,
+      result: verdict,
       exit_code: r.exitCode,
       duration_ms: Math.round(r.durationMs),
       stderr_tail: r.stderr.slice(-400),
@@ -170,7 +171,9 @@ async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandb
 /**
  * Self-consistency by generated tests (PAPER §4.1, Appendix B): for each task the model writes unit tests from a
  * few-shot prompt (`testSamples` generations, asserts pooled); every candidate runs against them in the sandbox, and
- * the candidate passing most is chosen (ties: the earliest sample). Returns the chosen sample index per task.
+ * the candidate passing most is chosen (ties: the earliest sample). Returns the chosen sample index per task. A test
+ * passes by the same rule as a HumanEval program: the candidate's code ran to its end (as a module, not `__main__`) and
+ * then the assert ran to its end without an exception, proven by the sandbox's per-check token, never by printed output.
  */
 async function selectByGeneratedTests(
   ctx: EvalContext,
@@ -192,7 +195,8 @@ async function selectByGeneratedTests(
     const tests = parseGeneratedTests(generations.join('\n'));
     const counts: number[] = [];
     for (const completion of completions) {
-      counts.push(tests.length ? passedCount((await sandbox.run(testCountProgram(codeOf(task, completion), tests))).stdout) : 0);
+      const r = tests.length ? await sandbox.run(codeOf(task, completion), { module: HUMANEVAL_MODULE, checks: tests }) : undefined;
+      counts.push(r ? r.checks.filter(Boolean).length : 0);
     }
     const chosen = counts.indexOf(Math.max(...counts));
     ctx.log({ task_id: task.id, generated_tests: tests, tests_passed: counts, selected: chosen });

@@ -40,20 +40,3 @@ export function parseGeneratedTests(text: string, max = 20): string[] {
     .filter((l) => /^assert[\s(]/.test(l));
   return [...new Set(tests)].slice(0, max);
 }
-
-/** Marker line of the count of generated tests a candidate passed. */
-export const PASSED_MARK = '__yuan_tests_passed__';
-
-/**
- * The sandbox program that counts how many generated tests a candidate passes: the candidate's code, then each test
- * executed on its own (an exception or failed assert counts as a failure), then `PASSED_MARK n` on stdout.
- */
-export function testCountProgram(code: string, tests: string[]): string {
-  return `${code}\n\n__yuan_passed = 0\nfor __yuan_t in ${JSON.stringify(tests)}:\n    try:\n        exec(__yuan_t, globals())\n        __yuan_passed += 1\n    except BaseException:\n        pass\nprint(${JSON.stringify(PASSED_MARK)}, __yuan_passed)\n`;
-}
-
-/** The count printed by `testCountProgram`, or 0 when the run printed none (it crashed or timed out). */
-export function passedCount(stdout: string): number {
-  const m = new RegExp(`${PASSED_MARK} (\\d+)`).exec(stdout);
-  return m ? Number(m[1]) : 0;
-}

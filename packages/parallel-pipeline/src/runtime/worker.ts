@@ -6,8 +6,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { mhaAttention } from '@yuan/model';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { createProcessGroup, isThreadWorldMessage } from '@yuan/parallel-zero';
+import { createProcessGroup, isThreadWorldMessage } from '@yuan/comm';
 import { StageLinks } from './links.js';
+import { installedStageHooks } from './hooks.js';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';
 
@@ -49,7 +50,9 @@ async function main(): Promise<void> {
   if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
   // the pipeline's threads world: one rank per stage
   const pipe = await createProcessGroup({ transport: 'threads', timeoutMs: init.timeoutMs });
-  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights));
+  // test seam: the hooks the coordinator's test installed (only the test-only `testing` entry sets them)
+  if (init.hooks) ((await import(init.hooks.module)) as { installStageHooks(options: unknown): void }).installStageHooks(init.hooks.options);
+  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights), undefined, installedStageHooks());
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {
