@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { generate, YuanModel } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
-import { attentionNamed } from './attention.mjs';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({

@@ -8,7 +8,7 @@ import { YuanModel } from '@yuan/model';
 import { ServingEngine } from '@yuan/serve';
 import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
-import { attentionNamed } from './attention.mjs';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({

@@ -12,7 +12,7 @@ import { YuanModel } from '@yuan/model';
 import { trainConfig, Trainer } from '@yuan/train';
 import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
 import { initBackend } from '@yuan/tensor';
-import { attentionNamed } from './attention.mjs';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { crossEntropy, YuanModel } from '@yuan/model';
 import { adamwStep, initBackend, tf } from '@yuan/tensor';
-import { attentionNamed } from './attention.mjs';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const DEFAULT_BACKENDS = smoke ? 'native,wasm' : 'native,wasm,cpu';

@@ -46,6 +46,8 @@ export interface AttentionShape {
   headDim: number;
   /** Whether RMSNorm runs as one fused kernel (the `native` backend) or as composed TensorFlow.js ops. */
   fusedKernels: boolean;
+  /** Whether the attention core is the fused kernel (`attentionCoreActivation`). Default: `fusedKernels`. */
+  fusedAttention?: boolean;
 }
 
 /** One named contribution to a memory term, in tensor elements (the caller multiplies by the element size). */
@@ -167,21 +169,45 @@ export function rmsNormActivation(name: string, rows: number, width: number, fus
 }
 
 /**
+ * The attention core (`causalAttention` of @yuan/tensor: scores, softmax, weighted sum, between the transposed Q, K, V
+ * [B, A, S, d] and the output [B, A, S, d]) as it runs:
+ * - op by op (TensorFlow.js ops, every backend but `native`, or `fusedAttention: false`): QKᵀ, its scaled copy and the
+ *   softmax probabilities [B, A, S, S] are kept; the backward makes 4 score-sized gradient buffers.
+ * - fused (the `native` backend's FlashAttention-2 kernel, @yuan/tensor-native `csrc/attention.cc`): the forward
+ *   allocates the output O [B, A, S, d] and the rows' log-sum-exp [B, A, S], both kept for the backward; the backward
+ *   allocates only dQ, dK, dV (the gradients of the transposed Q, K, V, counted with them) plus, while it runs, a
+ *   workspace per worker thread of two 128 × 128 score tiles and a row vector [S] (and a private dQ [S, d] when the
+ *   B·A heads are fewer than the threads; the forward's one 128 × 256 tile is no larger), counted for one thread.
+ *   Nothing is of size S × S.
+ */
+export function attentionCoreActivation(shape: AttentionShape): ActivationTerms {
+  const { batch: b, seq: s, hidden: h, heads: a } = shape;
+  if (!(shape.fusedAttention ?? shape.fusedKernels)) {
+    const scores = b * a * s * s;
+    return {
+      saved: [{ name: 'attention scores QKᵀ, scaled, softmax probabilities [B,A,S,S]', elements: 3 * scores }],
+      gradients: [{ name: 'd scores, scaled, masked, probabilities [B,A,S,S]', elements: 4 * scores }],
+    };
+  }
+  return {
+    saved: [{ name: 'fused attention: output O [B,A,S,d] and log-sum-exp [B,A,S]', elements: b * s * h + b * a * s }],
+    gradients: [{ name: 'fused attention backward workspace (one worker thread: two 128 × 128 tiles and [S])', elements: 2 * 128 * 128 + s }],
+  };
+}
+
+/**
  * The attention core every built-in plugin shares (`ropeAttention` of @yuan/tensor) as TensorFlow.js differentiates
  * it, given Q, K, V [B, S, A, d]: RoPE on Q and K (half split, neg, concat, x·cos, rot·sin kept: 4·[B,S,H] each;
- * gradients add the other half and the sum), Q, K, V transposed to [B, A, S, d], scores QKᵀ, scaled, softmax
- * probabilities [B, A, S, S] (4 gradient buffers with the mask), probabilities·V transposed back to [B, S, H].
+ * gradients add the other half and the sum), Q, K, V transposed to [B, A, S, d], the attention core
+ * (`attentionCoreActivation`: the fused kernel, or scores, softmax probabilities [B, A, S, S] op by op), the output
+ * transposed back to [B, S, H].
  */
 export function ropeAttentionActivation(shape: AttentionShape): ActivationTerms {
   const bsh = shape.batch * shape.seq * shape.hidden;
-  const scores = shape.batch * shape.heads * shape.seq * shape.seq;
   return joinActivation(
     { saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }], gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }] },
     opActivation('Q, K, V transposed to [B,A,S,d]', 3 * bsh),
-    {
-      saved: [{ name: 'attention scores QKᵀ, scaled, softmax probabilities [B,A,S,S]', elements: 3 * scores }],
-      gradients: [{ name: 'd scores, scaled, masked, probabilities [B,A,S,S]', elements: 4 * scores }],
-    },
+    attentionCoreActivation(shape),
     { saved: [{ name: 'attention output transposed back', elements: bsh }], gradients: [{ name: 'd probabilities·V and its transpose', elements: 2 * bsh }] },
   );
 }

@@ -26,6 +26,7 @@ export {
   opActivation,
   rmsNormActivation,
   ropeAttentionActivation,
+  attentionCoreActivation,
   ropeAttentionFlops,
   ropeAttentionCache,
   recognizeAttention,

@@ -35,6 +35,8 @@ export interface ActivationShape {
   vocab: number;
   /** Whether RMSNorm and the SwiGLU activation are single fused kernels (the `native` backend) or composed ops. */
   fusedKernels: boolean;
+  /** Whether the attention core is the fused kernel (`attentionCoreActivation` of @yuan/core). Default: `fusedKernels`. */
+  fusedAttention?: boolean;
 }
 
 /** One named contribution, in elements. */
@@ -48,7 +50,7 @@ export { sumTerms };
 
 /** The shape an attention plugin's `activation` and `flops` descriptors are given for this micro-batch. */
 export function attentionShape(x: ActivationShape): AttentionShape {
-  return { batch: x.batch, seq: x.seq, hidden: x.hidden, heads: x.heads, headDim: x.hidden / x.heads, fusedKernels: x.fusedKernels };
+  return { batch: x.batch, seq: x.seq, hidden: x.hidden, heads: x.heads, headDim: x.hidden / x.heads, fusedKernels: x.fusedKernels, fusedAttention: x.fusedAttention ?? x.fusedKernels };
 }
 
 /**

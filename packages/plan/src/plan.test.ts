@@ -39,12 +39,17 @@ describe('planPipeline', () => {
   it('the layer formula: hand-computed element counts for YUAN LFA with fused kernels', () => {
     const x: ActivationShape = { batch: 2, seq: 16, hidden: 128, heads: 4, ffn: 512, vocab: 264, fusedKernels: true };
     const [B, S, H, A, F, V] = [2, 16, 128, 4, 512, 264];
-    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
-    expect(sumTerms(layer.saved)).toBe(35.5 * B * S * H + 3 * B * S * F + 3 * B * A * S * S + 3 * B * S + 3 * B * H);
-    expect(sumTerms(layer.gradients)).toBe(40.5 * B * S * H + 3 * B * S * F + 4 * B * A * S * S + 1.5 * B * H);
-    const y = { ...x, fusedKernels: false };
-    const composed = layerActivation(y, lfaAttention.activation!(attentionShape(y), LFA_DEFAULTS));
+    const terms = (y: ActivationShape) => layerActivation(y, lfaAttention.activation!(attentionShape(y), LFA_DEFAULTS));
+    const layer = terms(x);
+    // the fused attention core keeps O [B,A,S,d] and the log-sum-exp [B,A,S]; its backward's workspace is two 128² tiles and [S]
+    expect(sumTerms(layer.saved)).toBe(36.5 * B * S * H + 3 * B * S * F + B * A * S + 3 * B * S + 3 * B * H);
+    expect(sumTerms(layer.gradients)).toBe(40.5 * B * S * H + 3 * B * S * F + 2 * 128 * 128 + S + 1.5 * B * H);
+    const composed = terms({ ...x, fusedKernels: false, fusedAttention: true });
     expect(sumTerms(composed.saved) - sumTerms(layer.saved)).toBe(3 * 2 * B * S * H + 3 * 2 * B * S + 4 * B * S * F);
+    // the op-by-op attention core: QKᵀ, scaled, probabilities [B,A,S,S] kept, 4 score-sized gradients
+    const ops = terms({ ...x, fusedAttention: false });
+    expect(sumTerms(ops.saved) - sumTerms(layer.saved)).toBe(3 * B * A * S * S - B * S * H - B * A * S);
+    expect(sumTerms(ops.gradients) - sumTerms(layer.gradients)).toBe(4 * B * A * S * S - 2 * 128 * 128 - S);
     const head = headActivation(x);
     expect(sumTerms(head.saved) + sumTerms(head.gradients)).toBe(8 * B * S * V + 3 * B * S * H + B * S);
   });
@@ -71,9 +76,9 @@ describe('planPipeline', () => {
     expect(full.warnings).toEqual([]);
   });
 
-  it('the paper example: 2,2,3,3,4,4,4,2 relieves the first stage that binds under uniform', () => {
+  it('the paper example: 2,2,3,3,4,4,4,2 relieves the first stage that binds under uniform (op-by-op attention)', () => {
     const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
-    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16' };
+    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16', fusedKernels: false };
     const uniform = planPipeline(input);
     const blocks = planPipeline({ ...input, partition: '2,2,3,3,4,4,4,2' });
     expect(uniform.bindingStage).toBe(0);
@@ -81,6 +86,20 @@ describe('planPipeline', () => {
     expect(blocks.peakBytes).toBeLessThan(uniform.peakBytes);
     const memory = planPipeline({ ...input, partition: 'memory' });
     expect(memory.peakBytes).toBeLessThanOrEqual(blocks.peakBytes);
+  });
+
+  it('the paper example with the fused attention core: lower peaks, and 2,2,3,3,4,4,4,2 saves more against uniform', () => {
+    const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
+    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16' };
+    const saving = (fusedKernels: boolean) => {
+      const uniform = planPipeline({ ...input, fusedKernels });
+      const blocks = planPipeline({ ...input, fusedKernels, partition: '2,2,3,3,4,4,4,2' });
+      return { uniform: uniform.peakBytes, saving: 1 - blocks.peakBytes / uniform.peakBytes };
+    };
+    const fused = saving(true);
+    const ops = saving(false);
+    expect(fused.uniform).toBeLessThan(ops.uniform);
+    expect(fused.saving).toBeGreaterThan(ops.saving);
   });
 
   it('M < P warns (bubble) but plans; bad input is a one-line error', () => {

@@ -52,7 +52,7 @@ export interface PipelinePlanInput {
   zero?: number;
   /** Memory per device in bytes; when given the plan says whether every stage fits. */
   memoryBytes?: number;
-  /** RMSNorm and SwiGLU as fused kernels (the `native` backend). Default true. */
+  /** RMSNorm, SwiGLU and the attention core as fused kernels (the `native` backend). Default true. */
   fusedKernels?: boolean;
   /** Word embedding tied to the output projection (YUAN: yes), so the last stage (P > 1) holds a copy. Default true. */
   tiedEmbeddings?: boolean;
@@ -320,7 +320,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   }
   if (zero > 0 && D === 1) warnings.push(`--zero ${zero} with --dp 1 shards nothing`);
   const notes = [
-    `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU kernels`,
+    `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
     RECOMPUTE_NOTE,
   ];

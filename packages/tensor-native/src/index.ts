@@ -3,6 +3,7 @@ import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
 
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
+export { causalAttention } from './fused/attention.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
 export { weightKernels, type WeightKernels } from './weights.js';

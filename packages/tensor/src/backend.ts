@@ -71,7 +71,7 @@ async function tryBackend(name: BackendName): Promise<string | undefined> {
         // Optional package: an OpenBLAS addon built at install time (skipped when OpenBLAS is missing).
         const native = (await import(NATIVE_PACKAGE)) as Omit<FusedOps, 'backend'> & { registerNativeBackend(): { threads: number } };
         nativeThreads = native.registerNativeBackend().threads;
-        useFusedOps({ backend: 'native', rmsNorm: native.rmsNorm, swigluActivation: native.swigluActivation, adamwUpdate: native.adamwUpdate });
+        useFusedOps({ backend: 'native', rmsNorm: native.rmsNorm, swigluActivation: native.swigluActivation, adamwUpdate: native.adamwUpdate, causalAttention: native.causalAttention });
         return (await tf.setBackend('native')) ? undefined : 'native backend did not initialise';
       } catch (e) {
         return `native failed: ${(e as Error).message.split('\n')[0]}`;

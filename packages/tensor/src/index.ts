@@ -3,7 +3,7 @@ export { tf } from './tf.js';
 export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
 export { adamwStep } from './optim.js';
-export type { AdamWHyper } from './fused.js';
+export { setFusedAttention, type AdamWHyper } from './fused.js';
 export { initValues } from './init.js';
 export {
   openSafetensors,
