@@ -1,4 +1,4 @@
-import type { Instruction } from '../instructions.js';
+import type { Instruction } from '@yuan/plan';
 import type { YuanConfig } from '@yuan/core';
 import type { TrainConfig } from '@yuan/train';
 
