@@ -16,8 +16,8 @@ let registry: PluginRegistry;
 beforeAll(async () => {
   data = await packedData();
   registry = new PluginRegistry();
-  // as a user's project would: packages by name (resolved from here), this package by its built entry
-  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/parallel-zero', path.join(pkg, 'dist/index.js')], pkg);
+  // as a user's project would: the packages whose plugins the run names (attention, schedules, transports, backends)
+  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/plan', '@yuan/comm', '@yuan/tensor'], pkg);
   registry.freeze();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
