@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { PluginRegistry, registerPluginModules, type JsonObject, type YuanConfig } from '@yuan/core';
 import type { EngineSetup } from '@yuan/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parallelEngine, parallelLayout, trainParallel } from '../src/index.js';
+import { parallelLayout } from '@yuan/plan';
+import { parallelEngine, trainParallel } from '../src/index.js';
 import { packedData, relDiff, tinyConfig, tmp } from './helpers.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
