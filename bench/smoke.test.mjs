@@ -40,6 +40,7 @@ const BENCHES = {
     expect: [re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`), re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`)],
     shared: ['datasets'],
   },
+  'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
   'humaneval-sandbox.mjs': {
     expect: [

@@ -152,19 +152,33 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend (a backend
  * plugin of `registry`) first.
- * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr).
+ * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
+ * (generation), weights stay in their stored formats and decode natively where the backend allows (`loadInferenceModel`);
+ * a preset's random weights are then made in `--weights FORMAT` (default fp32).
  */
-export async function openModel(values: Record<string, unknown>, registry: PluginRegistry, note: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<YuanModel> {
-  const { attentionLookup, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
+export async function openModel(
+  values: Record<string, unknown>,
+  registry: PluginRegistry,
+  note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  inference = false,
+): Promise<YuanModel> {
+  const { attentionLookup, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined, registry);
   const dir = values.model as string | undefined;
+  const format = values.weights as string | undefined;
+  if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
   if (dir) {
-    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+    const load = inference ? loadInferenceModel : loadCheckpoint;
+    return load(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
   }
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = await loadConfig(values);
-  return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
+  const attention = attentionLookup(registry)(config.attention.name);
+  const seed = numberOption(values, 'seed', 0, { int: true });
+  if (!inference) return YuanModel.init(config, attention, seed);
+  const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+  return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
 }
 
 /**

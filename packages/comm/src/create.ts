@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { moduleRegistry, YuanError, type PluginRegistry } from '@yuan/core';
 import { COLLECTIVE_DEFAULTS, RingGroup, type CollectiveOptions, type ProcessGroup } from './group.js';
 import { rankFromEnvironment, DEFAULT_MASTER_PORT } from './env.js';
@@ -5,8 +6,11 @@ import { tcpTransport } from './tcp.js';
 import { threadsTransport } from './threads.js';
 import { BaseTransport, type ConnectOptions, type Transport, type TransportPlugin } from './transport.js';
 
-/** This package's version; ranks exchange it at start-up as the default code version. */
-export const COMM_VERSION = '0.1.0';
+/**
+ * This package's version, read from its package.json (one folder above both `src/` and `dist/`), so a release bumps it
+ * with the package; ranks exchange it at start-up as the default code version.
+ */
+export const COMM_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** The plugins @yuan/comm provides (what `yuan` registers from it): the transports `threads` and `tcp`. */
 export const plugins: readonly TransportPlugin[] = [threadsTransport, tcpTransport];

@@ -21,12 +21,27 @@ export {
 export { PRESETS, getPreset, type Preset } from './presets.js';
 export {
   countParameters,
+  sumTerms,
+  joinActivation,
+  opActivation,
+  rmsNormActivation,
+  ropeAttentionActivation,
+  ropeAttentionFlops,
+  ropeAttentionCache,
+  recognizeAttention,
   type AttentionPlugin,
+  type AttentionDescription,
   type AttentionSpec,
+  type AttentionShape,
+  type AttentionFlops,
+  type ActivationTerm,
+  type ActivationTerms,
+  type CacheEntrySpec,
   type ParameterSpec,
   type ParameterInit,
 } from './attention.js';
 export { openTokenizer, tokenizerRef, type Tokenizer, type TokenizerPlugin, type TokenizerOptions, type SpecialIds } from './tokenizer.js';
+export type { WeightFormatPlugin } from './weight-format.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
 export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';

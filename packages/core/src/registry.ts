@@ -5,6 +5,7 @@ import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin } from './filter.js';
 import type { Preset } from './presets.js';
 import type { TokenizerPlugin } from './tokenizer.js';
+import type { WeightFormatPlugin } from './weight-format.js';
 
 /** Everything a plugin of any kind has: its kind, its name, a description and JSON-serialisable default options. */
 export interface PluginBase<Kind extends string = string, Options = Record<string, unknown>> {
@@ -29,6 +30,7 @@ export interface PluginKinds {
   filter: FilterPlugin<any>;
   evaluator: EvaluatorPlugin<any>;
   preset: Preset;
+  'weight-format': WeightFormatPlugin<any, any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

@@ -1,9 +1,9 @@
 import { resolveConfig } from '@yuan/core';
-import { lfaAttention } from '@yuan/attention-lfa';
+import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
 import { crossEntropy, YuanModel } from '@yuan/model';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { headActivation, layerActivation, sumTerms, type ActivationShape } from '@yuan/plan';
+import { attentionShape, headActivation, layerActivation, sumTerms, type ActivationShape } from '@yuan/plan';
 
 /**
  * Peak bytes of distinct data buffers during one value-and-gradients call of the whole model (TF.js keeps every
@@ -59,11 +59,11 @@ describe('the activation formula against TensorFlow.js (cpu backend, composed ke
     await initBackend('cpu');
     const dims = [1, 32, 64, 4, 256, 512];
     const [B, S, H, A, F, V] = dims;
-    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, attention: 'lfa', fusedKernels: false };
+    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, fusedKernels: false };
     const one = peakBuffers(1, dims);
     const two = peakBuffers(2, dims);
     const layerParams = 18 * H * H + 4.5 * H;
-    const layer = layerActivation(x);
+    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
     // a layer inside one gradient call: its saved tensors, its gradient buffers and its fresh parameter gradients
     const predictedLayer = 4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + layerParams);
     expect(Math.abs((two - one) / predictedLayer - 1)).toBeLessThan(0.1);

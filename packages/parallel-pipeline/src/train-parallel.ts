@@ -10,7 +10,16 @@ import { attentionLookup, modelParameters } from '@yuan/model';
 import { checkTrainingData, runTraining, singleProcessEngine, type EngineFactory, type RunOptions, type RunResult } from '@yuan/train';
 import { createProcessGroup, launchLocal, rankFromEnvironment, spawnThreadRanks, type ProcessGroup, type RankInfo, type TransportPlugin } from '@yuan/comm';
 import { dataParallelEngine } from '@yuan/parallel-zero';
-import { fieldNames, parallelLayout, planPipeline, withParallelLayout, type LayoutNaming, type ParallelLayout } from '@yuan/plan';
+import {
+  fieldNames,
+  groupParameters,
+  parallelLayout,
+  partitionLayers,
+  planPipeline,
+  withParallelLayout,
+  type LayoutNaming,
+  type ParallelLayout,
+} from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 import { pipelineEngine } from './runtime/engine.js';
 import { pipelineRankEngine } from './runtime/rank.js';
@@ -73,21 +82,33 @@ export function parallelEngine(layout: ParallelLayout, registry: PluginRegistry,
     if (!registry.has('schedule', layout.schedule)) throw new YuanError('usage', `unknown schedule "${layout.schedule}" (schedules: ${registry.names('schedule').join(', ') || 'none registered'})`);
     const layers = setup.config.model.numLayers;
     if (pp > layers) throw new YuanError('usage', `${names.label('pp', pp)} has more stages than the model's ${layers} layers`);
-    const plan = planPipeline({
-      model: setup.config.model,
-      parameters: modelParameters(setup.config, setup.attention),
-      attention: setup.config.attention,
-      stages: pp,
-      microbatches: m,
-      microBatchSize: setup.train.microBatchSize,
-      seqLength: setup.train.seqLength,
-      partition: layout.partition,
-      schedule: layout.schedule,
-      recompute: layout.recompute,
-      registry,
-    });
+    const parameters = modelParameters(setup.config, setup.attention);
+    let blocks: number[];
+    if (setup.attention.activation) {
+      blocks = planPipeline({
+        model: setup.config.model,
+        parameters,
+        attention: { plugin: setup.attention, options: setup.config.attention.options },
+        stages: pp,
+        microbatches: m,
+        microBatchSize: setup.train.microBatchSize,
+        seqLength: setup.train.seqLength,
+        partition: layout.partition,
+        schedule: layout.schedule,
+        recompute: layout.recompute,
+        registry,
+      }).blocks;
+    } else {
+      // an attention plugin without activation terms: the partitions that need no memory model still work
+      if (layout.partition === 'memory') {
+        throw new YuanError('usage', `partition "memory" needs the memory model, but attention plugin "${setup.attention.name}" does not describe its activation memory (no activation() descriptor)`);
+      }
+      const groups = groupParameters(parameters, layers);
+      const ctx = { layers, stages: pp, layerParameters: groups.layers, firstStageParameters: groups.embedding, lastStageParameters: groups.head + groups.embedding };
+      blocks = partitionLayers(layout.partition, ctx, registry);
+    }
     if (m < pp) options.onNote?.(`note: ${names.label('microbatches', m)} < ${names.label('pp', pp)}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
-    const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: plan.blocks, recompute: layout.recompute };
+    const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: blocks, recompute: layout.recompute };
     if (world) return pipelineRankEngine({ ...common, world, dataParallel: dp, zero: layout.zero })(setup);
     // the stage workers import the modules of the plugins they use themselves (a plugin object cannot cross threads)
     const plugins = options.plugins ?? stageModuleSources(registry, setup.config.attention.name, setup.backend).map((source) => resolvePluginModule(source, process.cwd()));

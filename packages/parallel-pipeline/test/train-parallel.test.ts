@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PluginRegistry, registerPluginModules, type JsonObject, type YuanConfig } from '@yuan/core';
-import type { EngineSetup } from '@yuan/model';
+import type { EngineSetup } from '@yuan/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parallelLayout } from '@yuan/plan';
 import { parallelEngine, trainParallel } from '../src/index.js';

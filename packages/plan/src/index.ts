@@ -19,6 +19,7 @@ export {
 } from './partition.js';
 export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, type SimulationResult } from './schedule.js';
 export {
+  attentionShape,
   layerActivation,
   headActivation,
   embeddingActivation,
@@ -31,10 +32,12 @@ export {
 export { groupParameters, type ParameterGroups } from './parameters.js';
 export {
   planPipeline,
+  plannedOptions,
   bytesPerParameter,
   parseRecompute,
   RECOMPUTE_NOTE,
   type PipelinePlanInput,
+  type PlannedAttention,
   type PipelinePlan,
   type StagePlan,
   type BytesPerParameter,

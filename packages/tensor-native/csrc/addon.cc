@@ -9,6 +9,8 @@
 
 #include "kernels.h"
 
+bool registerWeightFunctions(napi_env env, napi_value exports);
+
 namespace {
 
 #define NAPI_OK(call)                                           \
@@ -370,6 +372,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
+  if (!registerWeightFunctions(env, exports)) return nullptr;
   return exports;
 }
 

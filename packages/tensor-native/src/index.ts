@@ -9,6 +9,7 @@ import { tf } from './tf.js';
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
+export { weightKernels, type WeightKernels } from './weights.js';
 
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {
