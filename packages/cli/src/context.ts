@@ -169,8 +169,11 @@ export async function openModel(
   const format = values.weights as string | undefined;
   if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
   if (dir) {
-    const load = inference ? loadInferenceModel : loadCheckpoint;
-    return load(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+    const onIgnored = (line: string) => note(line);
+    // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
+    const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
+    if (inference) return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored, formats });
+    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
   }
   if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = await loadConfig(values);
