@@ -80,5 +80,22 @@ export const mqaAttention = {
   },
 };
 
-/** The plugins this package provides. */
-export const plugins = [mqaAttention];
+/**
+ * A preset shipped by the plugin package (registry kind `preset`): `yuan train --plugin yuan-attention-mqa --preset
+ * tiny-mqa` finds it once the package is loaded. The laptop-sized shape of yuan's tiny presets, with multi-query attention.
+ */
+export const tinyMqaPreset = {
+  kind: 'preset',
+  name: 'tiny-mqa',
+  description: 'tiny byte-level model with multi-query attention, one shared K/V head (4 layers, hidden 128)',
+  defaults: {},
+  config: {
+    preset: 'tiny-mqa',
+    model: { vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512, maxPositions: 512 },
+    attention: { name: 'mqa', options: { kvHeads: 1 } },
+    tokenizer: { name: 'bytes' },
+  },
+};
+
+/** The plugins this package provides: `yuan` registers exactly this list (its one named export for plugins). */
+export const plugins = [mqaAttention, tinyMqaPreset];

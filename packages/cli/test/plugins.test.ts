@@ -39,6 +39,7 @@ export const nonEmpty = {
     return { task: 'non-empty', metrics: { nonEmpty: hits / options.prompts }, count: options.prompts };
   },
 };
+export const plugins = [nonEmpty];
 `;
 
 const FILTER = `
@@ -52,6 +53,7 @@ export const noMarker = {
     return { apply: (doc) => (doc.text.includes(options.marker) ? { keep: false, reason: 'marker', detail: options.marker } : { keep: true }) };
   },
 };
+export const plugins = [noMarker];
 `;
 
 describe('third-party plugins from outside the workspace, through the yuan CLI', () => {

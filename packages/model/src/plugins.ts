@@ -28,7 +28,7 @@ export interface LocalAdapterOptions {
   path: string;
   /** A tokenizer spec (`bytes`, `FILE.model`, `NAME:PATH`); default: the one the checkpoint's config names. */
   tokenizer?: string;
-  /** The tensor backend (default: the best that loads). */
+  /** The tensor backend, a backend plugin in the registry (default: the highest priority that loads). */
   backend?: string;
   /** Config overrides merged over the checkpoint's (e.g. attention options). */
   overrides?: JsonObject;
@@ -49,13 +49,14 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   async open(options, context) {
     const registry = context?.registry;
     if (!registry) throw new YuanError('usage', 'the local model adapter needs the plugin registry (attention and tokenizer plugins)');
-    await initBackend(options.backend);
+    await initBackend(options.backend, registry);
     const model = await loadInferenceModel(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {}, {
       onIgnored: (note) => context.note?.(note),
     });
     try {
       const ref = model.config.tokenizer;
-      const spec = options.tokenizer ?? (ref.name === 'bytes' || ref.path ? ref : undefined);
+      // the checkpoint's own tokenizer opens without a flag when it has a file, or when its plugin reads none
+      const spec = options.tokenizer ?? (ref.path || !registry.get('tokenizer', ref.name).fileExtensions ? ref : undefined);
       if (!spec) throw new YuanError('usage', `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`);
       const tokenizer = await openTokenizer(registry, spec);
       return new LocalModelAdapter(model, tokenizer, options.name ?? path.basename(path.resolve(options.path)));

@@ -17,8 +17,8 @@ let registry: PluginRegistry;
 beforeAll(async () => {
   data = await packedData();
   registry = new PluginRegistry();
-  // as a user's project would: packages by name (resolved from here)
-  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/comm', '@yuan/plan'], pkg);
+  // as a user's project would: the packages whose plugins the run names (attention, schedules, transports, backends)
+  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/plan', '@yuan/comm', '@yuan/tensor'], pkg);
   registry.freeze();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

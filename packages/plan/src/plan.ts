@@ -56,7 +56,7 @@ export interface PipelinePlanInput {
   fusedKernels?: boolean;
   /** Word embedding tied to the output projection (YUAN: yes), so the last stage (P > 1) holds a copy. Default true. */
   tiedEmbeddings?: boolean;
-  /** Registry to look partitioners and schedules up in (default: the built-ins). */
+  /** Registry to look partitioners and schedules up in. Default: a registry of this package's own (`@yuan/plan`'s `plugins`). */
   registry?: PluginRegistry;
 }
 

@@ -1,6 +1,6 @@
-/** @yuan/tensor: TensorFlow.js backend selection, missing kernels and gradients, nn blocks, init and safetensors. */
+/** @yuan/tensor: TensorFlow.js backends as plugins and their selection, missing kernels and gradients, nn blocks, init and safetensors. */
 export { tf } from './tf.js';
-export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
+export { initBackend, backendReport, type BackendName, type BackendReport, type BackendAttempt, type BackendPlugin, type BackendActivation } from './backend.js';
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
 export { adamwStep } from './optim.js';
 export { setFusedAttention, type AdamWHyper } from './fused.js';
@@ -47,3 +47,11 @@ export {
   type AttentionDecodeLayer,
   type DecodingAttentionPlugin,
 } from './weights/decode.js';
+
+import { backendPlugins } from './backend.js';
+/**
+ * The plugins @yuan/tensor provides (what `yuan` registers from it): the tensor backends `tensorflow-gpu`, `tensorflow`,
+ * `wasm`, `cpu`, and `@yuan/tensor-native`'s `native` where that optional dependency is installed. (Its weight formats
+ * are registered through `@yuan/model`'s `plugins`.)
+ */
+export const plugins = backendPlugins;

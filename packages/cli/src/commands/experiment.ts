@@ -85,7 +85,7 @@ export const experimentAblation: Command = {
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
     const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
-    const base = withEodId(withPluginFlags(loadConfig(values, 'tiny-mha'), values), values);
+    const base = withEodId(withPluginFlags(await loadConfig(values, 'tiny-mha'), values), values);
     const registry = await loadRegistry({}, base);
     const variants = names.map((n) => ({ name: n, attention: variantAttention(n, registry) }));
     const out = (values.out as string | undefined) ?? 'ablation';
@@ -99,7 +99,7 @@ export const experimentAblation: Command = {
     let backend = '';
     for (const [i, v] of variants.entries()) {
       io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
-      const r: RunResult & { backend: string } = await trainWithProgress(io, {
+      const r: RunResult & { backend: string } = await trainWithProgress(io, registry, {
         config: configs[i],
         lookup: attentionLookup(registry),
         data,

@@ -43,7 +43,7 @@ export const generateCommand: Command = {
       seed: numberOption(values, 'sample-seed', 0, { int: true }),
       useCache: !values['no-cache'],
     };
-    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? loadConfig(values) : values.config ? loadConfig(values) : undefined);
+    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? await loadConfig(values) : values.config ? await loadConfig(values) : undefined);
     const model = await openModel(values, registry, io.err, true);
     const stops = (values.stop as string[] | undefined) ?? [];
     const tokenizer = values.prompt !== undefined || stops.length > 0 ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;

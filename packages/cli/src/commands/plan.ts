@@ -9,8 +9,8 @@ const GiB = 2 ** 30;
 const SHAPE_FLAGS: Record<string, string> = { layers: 'numLayers', hidden: 'hiddenSize', ffn: 'ffnSize', heads: 'numHeads', vocab: 'vocabSize' };
 
 /** The config of --preset/--config/--set with --layers/--hidden/--ffn/--heads/--vocab/--attention over it. */
-function planConfig(values: Record<string, unknown>): YuanConfig {
-  const base = loadConfig(values);
+async function planConfig(values: Record<string, unknown>): Promise<YuanConfig> {
+  const base = await loadConfig(values);
   const model: JsonObject = {};
   for (const [flag, field] of Object.entries(SHAPE_FLAGS)) {
     if (values[flag] !== undefined) model[field] = numberOption(values, flag, 0, { int: true, min: 1 });
@@ -121,7 +121,7 @@ export const planCommand: Command = {
     if (values.microbatches !== undefined && Number(values.microbatches) < 1) {
       throw new YuanError('usage', `--microbatches ${values.microbatches}: need at least 1 micro-batch per step`);
     }
-    const flagged = await withParallelFlags(planConfig(values), values);
+    const flagged = await withParallelFlags(await planConfig(values), values);
     // a plan without a step's micro-batches anywhere assumes M = P (the pipeline just fills)
     const section = (flagged.config.parallel ?? {}) as { pp?: unknown; microbatches?: unknown };
     const accumulation = (flagged.config.train as { gradAccumulation?: unknown } | undefined)?.gradAccumulation;
