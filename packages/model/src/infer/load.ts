@@ -82,7 +82,9 @@ export async function loadInferenceModel(dir: string, lookup: AttentionLookup, o
   const attention = lookup(config.attention.name);
   const weights = readInferenceWeights(source, config, attention, options.formats);
   const used = (n: string) => weights.vectors.has(n) || weights.linears.has(n.replace(/\.(weight|qweight|qzeros|scales|g_idx)$/, ''));
-  const ignored = names.filter((n) => !used(n)).sort();
+  // what an export derives from other weights (the tied head's copy, RoPE's inv_freq buffers) is not unused
+  const derived = (n: string) => n === 'lm_head.weight' || /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(n);
+  const ignored = names.filter((n) => !used(n) && !derived(n)).sort();
   if (ignored.length) options.onIgnored?.(ignoredTensorsNote(dir, ignored), ignored);
   const kernels = await nativeDecoding(attention);
   return modelOver(config, attention, weights, kernels ? new Decoder(config, attention, weights, kernels) : undefined);
