@@ -36,11 +36,6 @@ export default defineConfig(
     },
   },
   {
-    // tests read untyped JSON (HTTP replies, logs) as it comes
-    files: ['**/*.test.ts', '**/test/**/*.ts'],
-    rules: { '@typescript-eslint/no-explicit-any': 'off' },
-  },
-  {
     // Promise misuse, with type information: every package's src/ is in its tsconfig.json
     files: ['packages/*/src/**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

@@ -60,6 +60,7 @@ async function post(route: string, body: unknown) {
 }
 
 /** The data payloads of a server-sent event stream (without the final [DONE]). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON as the server sent it
 function events(text: string): Record<string, any>[] {
   const lines = text.split('\n\n').filter((l) => l.startsWith('data: '));
   expect(lines.at(-1)).toBe('data: [DONE]');
@@ -139,6 +140,7 @@ describe('yuan serve: what the model says is exactly what it generated', () => {
     const lists = await post('/v1/completions', { prompt: [tok.encode('Hello'), tok.encode('Hi')], max_tokens: 6, temperature: 0 });
     const strings = await post('/v1/completions', { prompt: ['Hello', 'Hi'], max_tokens: 6, temperature: 0 });
     expect(asIds.json.choices[0].text).toBe(text.json.choices[0].text);
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON as the server sent it
     expect(lists.json.choices.map((c: any) => c.text)).toEqual(strings.json.choices.map((c: any) => c.text));
     expect(lists.json.choices[0].text).toBe(text.json.choices[0].text);
 

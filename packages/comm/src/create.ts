@@ -1,27 +1,32 @@
-import { YuanError, type PluginRegistry } from '@yuan/core';
+import { readFileSync } from 'node:fs';
+import { moduleRegistry, YuanError, type PluginRegistry } from '@yuan/core';
 import { COLLECTIVE_DEFAULTS, RingGroup, type CollectiveOptions, type ProcessGroup } from './group.js';
 import { rankFromEnvironment, DEFAULT_MASTER_PORT } from './env.js';
 import { tcpTransport } from './tcp.js';
-import { threadRank, threadsTransport } from './threads.js';
+import { threadsTransport } from './threads.js';
 import { BaseTransport, type ConnectOptions, type Transport, type TransportPlugin } from './transport.js';
 
-/** This package's version; ranks exchange it at start-up as the default code version. */
-export const COMM_VERSION = '0.1.0';
+/**
+ * This package's version, read from its package.json (one folder above both `src/` and `dist/`), so a release bumps it
+ * with the package; ranks exchange it at start-up as the default code version.
+ */
+export const COMM_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** The built-in transport plugins (`threads`, `tcp`), to register in a plugin registry. */
-export const TRANSPORT_PLUGINS: readonly TransportPlugin[] = [threadsTransport, tcpTransport];
+/** The plugins @yuan/comm provides (what `yuan` registers from it): the transports `threads` and `tcp`. */
+export const plugins: readonly TransportPlugin[] = [threadsTransport, tcpTransport];
 
-/** Registers the built-in transports (kind `transport`) in `registry`; returns it. */
-export function registerTransports(registry: PluginRegistry): PluginRegistry {
-  for (const p of TRANSPORT_PLUGINS) registry.register(p);
-  return registry;
+let ownRegistry: PluginRegistry | undefined;
+
+/** A frozen registry of this package's own plugins: where transport names are looked up when no registry is given. */
+function commRegistry(): PluginRegistry {
+  return (ownRegistry ??= moduleRegistry({ plugins }, '@yuan/comm'));
 }
 
 /** Options of `createProcessGroup`; unset fields come from the environment (`rankFromEnvironment`) or defaults. */
 export interface ProcessGroupOptions extends Partial<ConnectOptions>, Partial<CollectiveOptions> {
-  /** A transport name (looked up in `registry`, else among the built-ins) or a plugin. Default `tcp`. */
+  /** A transport plugin, or its name, looked up in `registry` (kind `transport`). Default `tcp`. */
   transport?: string | TransportPlugin;
-  /** Where to look up a transport by name (kind `transport`). */
+  /** Where a transport name is looked up. Default: a registry of this package's transports (`commRegistry()`). */
   registry?: PluginRegistry;
   /** Environment to read rank identity from. Default `process.env`. */
   env?: Record<string, string | undefined>;
@@ -39,19 +44,18 @@ class SoloTransport extends BaseTransport {
   }
 }
 
-function findTransport(t: string | TransportPlugin | undefined, registry?: PluginRegistry): TransportPlugin {
+function findTransport(t: string | TransportPlugin | undefined, registry: PluginRegistry = commRegistry()): TransportPlugin {
   if (t && typeof t === 'object') return t;
   const name = t ?? 'tcp';
-  if (registry?.has('transport', name)) return registry.get('transport', name);
-  const builtin = TRANSPORT_PLUGINS.find((p) => p.name === name);
-  if (builtin) return builtin;
-  const known = new Set([...TRANSPORT_PLUGINS.map((p) => p.name), ...(registry?.names('transport') ?? [])]);
-  throw new YuanError('config', `unknown transport "${name}" (registered: ${[...known].sort().join(', ')})`);
+  if (!registry.has('transport', name)) {
+    throw new YuanError('config', `unknown transport "${name}" (registered: ${registry.names('transport').join(', ') || 'none'})`);
+  }
+  return registry.get('transport', name);
 }
 
 /**
  * Joins the world and returns its ProcessGroup (all ranks). Rank and world size come from the options, else the
- * thread-rank data (transport `threads`), else the environment (`rankFromEnvironment`: torchrun, SLURM,
+ * transport itself where it knows them (`identity`: the `threads` transport's worker data), else the environment (`rankFromEnvironment`: torchrun, SLURM,
  * Kubernetes). With the tcp transport every rank presents `configHash` and `codeVersion` to rank 0; a world size,
  * config or version that differs is a RendezvousError with the same one-line message on every rank, as is a rank
  * missing after `rendezvousTimeoutMs` (naming it) or a MASTER_PORT in use. A world of one rank needs no transport.
@@ -62,10 +66,10 @@ export async function createProcessGroup(opts: ProcessGroupOptions = {}): Promis
   let worldSize = opts.worldSize;
   let masterAddr = opts.masterAddr;
   let masterPort = opts.masterPort;
-  if (plugin.name === 'threads' && (rank === undefined || worldSize === undefined)) {
-    const tr = threadRank();
-    rank ??= tr.rank;
-    worldSize ??= tr.worldSize;
+  if (plugin.identity && (rank === undefined || worldSize === undefined)) {
+    const me = plugin.identity();
+    rank ??= me.rank;
+    worldSize ??= me.worldSize;
   }
   if (rank === undefined || worldSize === undefined) {
     const info = rankFromEnvironment(opts.env ?? process.env);
@@ -96,7 +100,8 @@ export async function createProcessGroup(opts: ProcessGroupOptions = {}): Promis
     codeVersion: opts.codeVersion ?? COMM_VERSION,
     bindAddr: opts.bindAddr ?? '0.0.0.0',
   };
-  const transport: Transport = worldSize === 1 && plugin.name !== 'threads' ? new SoloTransport(0, 1, timeoutMs) : await plugin.connect(connect);
+  // a thread world of one is still joined (its worker data and port are the transport's); any other world of one needs no peers
+  const transport: Transport = worldSize === 1 && plugin.ranks !== 'threads' ? new SoloTransport(0, 1, timeoutMs) : await plugin.connect(connect);
   return new RingGroup(transport, Array.from({ length: worldSize }, (_, i) => i), collective, true);
 }
 

@@ -3,7 +3,7 @@
  * over pluggable transports (`threads`, `tcp`), rank identity from torchrun/SLURM/Kubernetes variables, the local
  * launcher behind `yuan launch` and the SLURM/Kubernetes job files. It depends on `@yuan/core` only (no tensors).
  */
-export { createProcessGroup, registerTransports, gridPosition, TRANSPORT_PLUGINS, COMM_VERSION, type ProcessGroupOptions, type GridPosition } from './create.js';
+export { createProcessGroup, gridPosition, plugins, COMM_VERSION, type ProcessGroupOptions, type GridPosition } from './create.js';
 export { shardRange, COLLECTIVE_DEFAULTS, type ProcessGroup, type ReduceOp, type CollectiveOptions } from './group.js';
 export type { Transport, TransportPlugin, ConnectOptions } from './transport.js';
 export { tcpTransport } from './tcp.js';

@@ -505,6 +505,7 @@ export const tcpTransport: TransportPlugin = {
   name: 'tcp',
   description: 'TCP sockets (node:net), a full mesh after a rendezvous at MASTER_ADDR:MASTER_PORT; length-prefixed frames, Nagle off',
   defaults: {},
+  ranks: 'processes',
   async connect(o: ConnectOptions): Promise<Transport> {
     return o.rank === 0 ? rendezvousMaster(o) : rendezvousWorker(o);
   },

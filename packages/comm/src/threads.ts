@@ -133,6 +133,11 @@ export const threadsTransport: TransportPlugin = {
   name: 'threads',
   description: 'worker threads of one process; MessagePort per pair of ranks, buffers transferred instead of copied',
   defaults: {},
+  ranks: 'threads',
+  identity() {
+    const d = threadRankData();
+    return { rank: d.rank, worldSize: d.worldSize };
+  },
   async connect(opts: ConnectOptions): Promise<Transport> {
     const d = threadRankData();
     if (opts.rank !== d.rank || opts.worldSize !== d.worldSize) {

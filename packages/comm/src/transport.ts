@@ -51,10 +51,25 @@ export interface ConnectOptions {
   bindAddr: string;
 }
 
-/** A transport plugin (registry kind `transport`): a named factory of connected transports. */
+/**
+ * A transport plugin (registry kind `transport`): a named factory of connected transports. It describes itself, so
+ * nothing that uses a transport branches on its name: whether its ranks are threads of one process (`ranks`) and
+ * whether it knows a rank's identity itself (`identity`).
+ */
 export interface TransportPlugin extends PluginBase<'transport', Record<string, unknown>> {
   /** Joins the world described by `opts` and resolves once this rank can talk to every other rank. */
   connect(opts: ConnectOptions): Promise<Transport>;
+  /**
+   * Where the ranks of a world that one process starts itself run (`trainParallel`): `threads`, worker threads of that
+   * process started by `spawnThreadRanks` (such a transport cannot join a launched job); `processes`, local processes
+   * that join through the rendezvous with torchrun's variables. Default `processes`.
+   */
+  readonly ranks?: 'threads' | 'processes';
+  /**
+   * This rank's place when the transport knows it itself (the `threads` transport: from the worker's data), used when
+   * `createProcessGroup` is given no rank; may throw a one-line error where the transport cannot be joined from here.
+   */
+  identity?(): { rank: number; worldSize: number };
 }
 
 declare module '@yuan/core' {

@@ -1,9 +1,10 @@
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PluginRegistry } from '@yuan/core';
-import { createProcessGroup, gridPosition, RankFailedError, registerTransports, shardRange, spawnThreadRanks } from '../dist/index.js';
-import { fixtures } from './helpers.js';
+import { PluginRegistry, registerModule } from '@yuan/core';
+import * as comm from '../dist/index.js';
+import { createProcessGroup, gridPosition, RankFailedError, shardRange, spawnThreadRanks, tcpTransport, type TransportPlugin } from '../dist/index.js';
+import { fixtures, freePort } from './helpers.js';
 
 const worker = pathToFileURL(path.join(fixtures, 'thread-rank.mjs'));
 
@@ -58,12 +59,33 @@ describe('process groups', () => {
     await g.close();
   });
 
-  it('transports register as plugins of kind transport, and an unknown one is named', async () => {
-    const reg = registerTransports(new PluginRegistry());
+  it('transports are the package\'s `plugins` (kind transport), and a name is looked up in the registry given, only there', async () => {
+    const reg = registerModule(new PluginRegistry(), comm, '@yuan/comm');
     expect(reg.names('transport')).toEqual(['tcp', 'threads']);
     await expect(createProcessGroup({ transport: 'carrier-pigeon', registry: reg, rank: 0, worldSize: 2 })).rejects.toThrow(
       'unknown transport "carrier-pigeon" (registered: tcp, threads)',
     );
+    // a registry without the built-ins does not find them: there is no second list to fall back on
+    const sent: number[] = [];
+    const counting: TransportPlugin = {
+      ...tcpTransport,
+      name: 'counting',
+      async connect(o) {
+        const t = await tcpTransport.connect(o);
+        const send = t.send.bind(t);
+        return Object.assign(t, { send: (peer: number, tag: string, data: Uint8Array, opts?: { transfer?: boolean }) => (sent.push(o.rank), send(peer, tag, data, opts)) });
+      },
+    };
+    const own = new PluginRegistry().register(counting, 'test');
+    await expect(createProcessGroup({ transport: 'tcp', registry: own, rank: 0, worldSize: 2 })).rejects.toThrow('unknown transport "tcp" (registered: counting)');
+    // a third-party transport found by name joins a world of 2 and carries its collectives
+    const port = await freePort();
+    const ranks = await Promise.all([0, 1].map((rank) => createProcessGroup({ transport: 'counting', registry: own, rank, worldSize: 2, masterPort: port, timeoutMs: 5000 })));
+    const sums = ranks.map((_, r) => Float32Array.of(r + 1, 10));
+    await Promise.all(ranks.map((g, r) => g.allReduce(sums[r]!)));
+    expect(sums.map((b) => [...b])).toEqual([[3, 20], [3, 20]]);
+    expect(new Set(sent)).toEqual(new Set([0, 1]));
+    await Promise.all(ranks.map((g) => g.close()));
   });
 
   it('the threads transport outside a thread rank is a usage error', async () => {

@@ -1,19 +1,24 @@
-import { NotFoundError } from './errors.js';
 import type { JsonObject } from './merge.js';
+import { moduleRegistry } from './plugin-loader.js';
+import type { PluginBase, PluginRegistry } from './registry.js';
 
-/** A named starting point for a config: a partial config merged over the defaults. */
-export interface Preset {
-  name: string;
-  description: string;
-  config: JsonObject;
+/**
+ * A preset (registry kind `preset`): a named starting point for a config, a partial config merged over the defaults
+ * (`--preset NAME`). Core registers the built-in ones; a plugin package can ship its own in its `plugins` list.
+ */
+export interface Preset extends PluginBase<'preset', Record<string, never>> {
+  /** The partial config: any sections of a config file (`model`, `attention`, `tokenizer`, `parallel`, `train`, ...). */
+  readonly config: JsonObject;
 }
 
 const YUAN_VOCAB = 135040; // 134,953 SentencePiece pieces padded to a multiple of 128
 
 function yuan(name: string, description: string, numLayers: number, hiddenSize: number, numHeads: number, maxPositions: number, parallel?: JsonObject): Preset {
   return {
+    kind: 'preset',
     name,
     description,
+    defaults: {},
     config: {
       preset: name,
       model: { vocabSize: YUAN_VOCAB, hiddenSize, numLayers, numHeads, ffnSize: 4 * hiddenSize, maxPositions },
@@ -26,8 +31,10 @@ function yuan(name: string, description: string, numLayers: number, hiddenSize: 
 
 function tiny(name: string, attention: string, description: string, parallel?: JsonObject): Preset {
   return {
+    kind: 'preset',
     name,
     description,
+    defaults: {},
     config: {
       preset: name,
       model: { vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512, maxPositions: 512 },
@@ -63,11 +70,12 @@ export const PRESETS: readonly Preset[] = [
   tiny('tiny-pp2dp2', 'lfa', 'tiny-lfa as 2 pipeline stages × 2 data-parallel ranks with ZeRO-1 (4 thread ranks), 4 micro-batches per step', { pp: 2, dp: 2, zero: 1, microbatches: 4 }),
 ];
 
-/** The preset of that name; an unknown name is an error that lists the presets. */
-export function getPreset(name: string, presets: readonly Preset[] = PRESETS): Preset {
-  const found = presets.find((p) => p.name === name);
-  if (!found) {
-    throw new NotFoundError(`unknown preset "${name}" (presets: ${presets.map((p) => p.name).join(', ')})`);
-  }
-  return found;
+let builtins: PluginRegistry | undefined;
+
+/**
+ * The preset of that name in `registry` (kind `preset`; default: a registry of core's built-in presets, as the CLI
+ * registers them). An unknown name is an error that lists the registered presets.
+ */
+export function getPreset(name: string, registry: PluginRegistry = (builtins ??= moduleRegistry({ plugins: PRESETS }, '@yuan/core'))): Preset {
+  return registry.get('preset', name);
 }

@@ -1,14 +1,18 @@
-/** Worker-thread entry of `prepareData --workers N`: loads the tokenizer and tokenizes sample batches. */
+/**
+ * Worker-thread entry of `prepareData --workers N`: builds its own plugin registry from the plugin modules it is given
+ * (a plugin object cannot cross threads), opens the tokenizer by name from it and tokenizes sample batches.
+ */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Tokenizer } from '@yuan/core';
-import { ByteTokenizer, loadSentencePiece } from '@yuan/tokenizer';
+import { openTokenizer, PluginRegistry, registerPluginModules } from '@yuan/core';
 import { encodeSamples, type Sample } from './prepare-items.js';
+import type { TokenizerWorkerData } from './prepare.js';
 
-const spec = workerData as { name: string; path?: string };
+const spec = workerData as TokenizerWorkerData;
 const port = parentPort!;
 
 async function main(): Promise<void> {
-  const tok: Tokenizer = spec.name === 'bytes' ? new ByteTokenizer() : await loadSentencePiece(spec.path!);
+  const registry = await registerPluginModules(new PluginRegistry(), spec.modules);
+  const tok = await openTokenizer(registry.freeze(), spec.tokenizer);
   port.on('message', (m: { seq: number; samples: Sample[] } | 'finish') => {
     if (m === 'finish') {
       port.close();

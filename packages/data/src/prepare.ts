@@ -1,8 +1,9 @@
 import { createReadStream, existsSync, statSync, type ReadStream } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
-import { threadsForInput, YuanError, type Tokenizer } from '@yuan/core';
+import { PluginRegistry, registerPluginModules, resolvePluginModule, threadsForInput, YuanError, type Tokenizer } from '@yuan/core';
 import { PackWriter, type PackedIndex } from './pack.js';
 import { encodeSamples, yuanLine, type EncodedBatch, type Sample } from './prepare-items.js';
 
@@ -32,9 +33,16 @@ export interface PrepareOptions {
   format?: 'auto' | SampleFormat;
   /** JSONL field of a document's text. Default `text`. */
   textField?: string;
-  /** The tokenizer (used on this thread) and how a worker thread loads the same one. */
+  /** The tokenizer (used on this thread). */
   tokenizer: Tokenizer;
+  /** The same tokenizer as a registered plugin name and its file (recorded in the folder's index; what worker threads open). */
   tokenizerSpec: { name: string; path?: string };
+  /**
+   * Plugin modules (package names resolved from the working directory, paths or `file:` URLs) whose `plugins` a worker
+   * thread registers to look `tokenizerSpec.name` up in its own registry. Default: `@yuan/tokenizer` (`bytes`,
+   * `sentencepiece`).
+   */
+  plugins?: readonly string[];
   validFraction: number;
   /** Worker threads for tokenization (1: this thread). Output is byte-identical for any count. Default 1. */
   workers?: number;
@@ -77,12 +85,33 @@ function workerScript(): URL {
   throw new YuanError('usage', 'tokenizing on worker threads needs the built @yuan/data (dist/prepare-worker.js is missing) or --workers 1');
 }
 
+/** What a tokenizing worker thread gets: the plugin module files to register and the tokenizer to open from them. */
+export interface TokenizerWorkerData {
+  modules: string[];
+  tokenizer: { name: string; path?: string };
+}
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The worker threads' registry inputs: `o.plugins` (default `@yuan/tokenizer`, resolved from this package) as files.
+ * The same registry is built here first, so a name the modules do not provide fails before any worker starts.
+ */
+async function tokenizerWorkerData(o: PrepareOptions): Promise<TokenizerWorkerData> {
+  const modules = o.plugins ? o.plugins.map((spec) => resolvePluginModule(spec, process.cwd())) : [resolvePluginModule('@yuan/tokenizer', HERE)];
+  const registry = await registerPluginModules(new PluginRegistry(), modules);
+  if (!registry.has('tokenizer', o.tokenizerSpec.name)) {
+    throw new YuanError('usage', `tokenizer "${o.tokenizerSpec.name}" is not a plugin of the worker threads' modules (${registry.names('tokenizer').join(', ') || 'none'}): give its module in plugins, or use --workers 1`);
+  }
+  return { modules, tokenizer: { ...o.tokenizerSpec } };
+}
+
 /** Worker threads tokenizing batches; a failing or exiting worker fails its batches (an error, never a hang). */
 class TokenizePool {
   private readonly workers: { w: Worker; pending: Map<number, { resolve: (r: EncodedBatch) => void; reject: (e: Error) => void }> }[] = [];
   private failure?: Error;
 
-  constructor(n: number, spec: { name: string; path?: string }) {
+  constructor(n: number, spec: TokenizerWorkerData) {
     const script = workerScript();
     for (let i = 0; i < n; i++) {
       const slot = { w: new Worker(script, { workerData: spec }), pending: new Map() };
@@ -173,12 +202,10 @@ async function* samplesOf(file: string, format: SampleFormat, field: string, onS
 export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const workers = o.workers ?? 1;
   if (!Number.isInteger(workers) || workers < 1) throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
-  if (workers > 1 && o.tokenizerSpec.name !== 'bytes' && !(o.tokenizerSpec.name === 'sentencepiece' && o.tokenizerSpec.path)) {
-    throw new YuanError('usage', `tokenizer ${o.tokenizerSpec.name} cannot be loaded on worker threads: use --workers 1`);
-  }
+  const workerData = workers > 1 ? await tokenizerWorkerData(o) : undefined;
   const tok = o.tokenizer;
   const writer = await PackWriter.create(o.output, { tokenizer: o.tokenizerSpec, vocabSize: tok.vocabSize, special: tok.special, validFraction: o.validFraction, megatron: o.megatron });
-  const pool = workers > 1 ? new TokenizePool(workers, o.tokenizerSpec) : undefined;
+  const pool = workerData ? new TokenizePool(workers, workerData) : undefined;
   const bytesTotal = o.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const started = performance.now();
   let last = started;

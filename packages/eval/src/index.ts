@@ -23,13 +23,11 @@ export { PAPER_RESULTS } from './yuan/paper.js';
 export { mathPrompt, type MathProblem, type MathOptions } from './tasks/math-word.js';
 export { agiEvalEvaluator, loadAgiEval, AGIEVAL_SUBSETS, type AgiOptions, type AgiQuestion } from './tasks/agieval.js';
 export { perplexityEvaluator, chunkText, type PerplexityOptions } from './tasks/perplexity.js';
-export { evaluatorPlugins } from './tasks/registry.js';
 export { runEvaluation, getEvaluator, type RunEvaluationOptions, type RunEvaluationResult } from './run/run-evaluation.js';
 export { readSamplesFile } from './run/samples-file.js';
 export { formatResultTable } from './run/table.js';
 export { defaultDataDir } from './data/default-dir.js';
 export { OpenAIEndpointAdapter, openAIEndpointPlugin, type EndpointOptions } from './adapters/openai-endpoint.js';
-import { openAIEndpointPlugin as endpoint } from './adapters/openai-endpoint.js';
-import { evaluatorPlugins as evaluators } from './tasks/registry.js';
+import { evalPlugins } from './tasks/registry.js';
 /** The plugins this package provides (what `yuan` registers from it): the evaluators and the `openai` model adapter. */
-export const plugins = [...evaluators, endpoint];
+export const plugins = evalPlugins();

@@ -18,5 +18,16 @@ export {
   CHECKPOINT_MANIFEST,
   type CheckpointManifest,
 } from './run-folder.js';
+export { Decoder, type DecodeSequence, type DecodeItem } from './infer/decoder.js';
+export { loadInferenceModel, initInferenceModel, type InferenceLoadOptions } from './infer/load.js';
+export {
+  readInferenceWeights,
+  randomInferenceWeights,
+  inferenceWeightsFromFloat32,
+  dequantizedValues,
+  weightBytes,
+  type InferenceWeights,
+  type RandomWeightOptions,
+} from './infer/weights.js';
 export { LocalModelAdapter, type CompletionInfo } from './adapter.js';
 export { plugins, localModelAdapter, attentionLookup, resolveModelDir, type LocalAdapterOptions } from './plugins.js';

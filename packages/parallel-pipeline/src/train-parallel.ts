@@ -8,9 +8,18 @@ import { fileURLToPath } from 'node:url';
 import { loadPluginModule, PluginRegistry, resolvePluginModule, YuanError, type YuanConfig } from '@yuan/core';
 import { attentionLookup, modelParameters } from '@yuan/model';
 import { checkTrainingData, runTraining, singleProcessEngine, type EngineFactory, type RunOptions, type RunResult } from '@yuan/train';
-import { createProcessGroup, launchLocal, rankFromEnvironment, spawnThreadRanks, TRANSPORT_PLUGINS, type ProcessGroup, type RankInfo } from '@yuan/comm';
+import { createProcessGroup, launchLocal, rankFromEnvironment, spawnThreadRanks, type ProcessGroup, type RankInfo, type TransportPlugin } from '@yuan/comm';
 import { dataParallelEngine } from '@yuan/parallel-zero';
-import { fieldNames, parallelLayout, planPipeline, SCHEDULE_PLUGINS, withParallelLayout, type LayoutNaming, type ParallelLayout } from '@yuan/plan';
+import {
+  fieldNames,
+  groupParameters,
+  parallelLayout,
+  partitionLayers,
+  planPipeline,
+  withParallelLayout,
+  type LayoutNaming,
+  type ParallelLayout,
+} from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 import { pipelineEngine } from './runtime/engine.js';
 import { pipelineRankEngine } from './runtime/rank.js';
@@ -21,6 +30,13 @@ export interface PluginModuleRef {
   spec: string;
   /** The module's file, resolved where the registry was built. */
   file: string;
+}
+
+/** The sources (registry `sourceOf`) of the attention and backend plugins the stage workers of a run use, known ones only. */
+function stageModuleSources(registry: PluginRegistry, attention: string, backend: string | undefined): string[] {
+  const used: [string, string | undefined][] = [['attention', attention], ['backend', backend]];
+  const sources = used.filter(([kind, name]) => name !== undefined && registry.has(kind, name)).map(([kind, name]) => registry.sourceOf(kind, name!));
+  return [...new Set(sources)].filter((s) => s !== 'unknown');
 }
 
 /** Options of `parallelEngine`. */
@@ -36,8 +52,9 @@ export interface ParallelEngineOptions {
   /** Receives notes (M < P: the pipeline never fills). */
   onNote?: (text: string) => void;
   /**
-   * Module files whose attention plugins the stage worker threads import (P > 1 without a world; `mha` is always
-   * there). Default: the module the registry has the config's attention plugin from, resolved from the working directory.
+   * Plugin module files the stage worker threads register (P > 1 without a world; `@yuan/model` and `@yuan/tensor` are
+   * always there). Default: the modules the registry has the config's attention plugin and the setup's backend from,
+   * resolved from the working directory.
    */
   plugins?: string[];
   /** Milliseconds a stage or rank waits for a silent peer before failing, naming it. Default: the engine's (600 s for stage threads). */
@@ -62,36 +79,50 @@ export function parallelEngine(layout: ParallelLayout, registry: PluginRegistry,
     }
     if (!world && dp > 1) throw new YuanError('usage', `${names.label('dp', dp)} needs ${pp * dp} ranks: start them with trainParallel, yuan launch, torchrun, srun or an indexed Job`);
     if (pp === 1) return world ? dataParallelEngine({ group: world, zero: layout.zero })(setup) : singleProcessEngine(setup);
-    const schedules = [...new Set([...registry.names('schedule'), ...SCHEDULE_PLUGINS.map((s) => s.name)])].sort();
-    if (!schedules.includes(layout.schedule)) throw new YuanError('usage', `unknown schedule "${layout.schedule}" (schedules: ${schedules.join(', ')})`);
+    if (!registry.has('schedule', layout.schedule)) throw new YuanError('usage', `unknown schedule "${layout.schedule}" (schedules: ${registry.names('schedule').join(', ') || 'none registered'})`);
     const layers = setup.config.model.numLayers;
     if (pp > layers) throw new YuanError('usage', `${names.label('pp', pp)} has more stages than the model's ${layers} layers`);
-    const plan = planPipeline({
-      model: setup.config.model,
-      parameters: modelParameters(setup.config, setup.attention),
-      attention: setup.config.attention,
-      stages: pp,
-      microbatches: m,
-      microBatchSize: setup.train.microBatchSize,
-      seqLength: setup.train.seqLength,
-      partition: layout.partition,
-      schedule: layout.schedule,
-      recompute: layout.recompute,
-      registry,
-    });
+    const parameters = modelParameters(setup.config, setup.attention);
+    let blocks: number[];
+    if (setup.attention.activation) {
+      blocks = planPipeline({
+        model: setup.config.model,
+        parameters,
+        attention: { plugin: setup.attention, options: setup.config.attention.options },
+        stages: pp,
+        microbatches: m,
+        microBatchSize: setup.train.microBatchSize,
+        seqLength: setup.train.seqLength,
+        partition: layout.partition,
+        schedule: layout.schedule,
+        recompute: layout.recompute,
+        registry,
+      }).blocks;
+    } else {
+      // an attention plugin without activation terms: the partitions that need no memory model still work
+      if (layout.partition === 'memory') {
+        throw new YuanError('usage', `partition "memory" needs the memory model, but attention plugin "${setup.attention.name}" does not describe its activation memory (no activation() descriptor)`);
+      }
+      const groups = groupParameters(parameters, layers);
+      const ctx = { layers, stages: pp, layerParameters: groups.layers, firstStageParameters: groups.embedding, lastStageParameters: groups.head + groups.embedding };
+      blocks = partitionLayers(layout.partition, ctx, registry);
+    }
     if (m < pp) options.onNote?.(`note: ${names.label('microbatches', m)} < ${names.label('pp', pp)}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
-    const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: plan.blocks, recompute: layout.recompute };
+    const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: blocks, recompute: layout.recompute };
     if (world) return pipelineRankEngine({ ...common, world, dataParallel: dp, zero: layout.zero })(setup);
-    // the stage workers import the attention plugin's module themselves (a plugin object cannot cross threads)
-    const source = registry.sourceOf('attention', setup.config.attention.name);
-    const plugins = options.plugins ?? (source === 'unknown' ? [] : [resolvePluginModule(source, process.cwd())]);
+    // the stage workers import the modules of the plugins they use themselves (a plugin object cannot cross threads)
+    const plugins = options.plugins ?? stageModuleSources(registry, setup.config.attention.name, setup.backend).map((source) => resolvePluginModule(source, process.cwd()));
     return pipelineEngine({ ...common, plugins, timeoutMs: options.timeoutMs })(setup);
   };
 }
 
 /** What `trainParallel` is asked to do: a training run (`runTraining`'s options) under the config's `parallel` layout. */
 export interface ParallelTrainOptions extends Omit<RunOptions, 'engine' | 'lookup'> {
-  /** The frozen plugin registry of this process. */
+  /**
+   * The frozen plugin registry of this process: every name the run chooses (attention, schedule, partition, transport,
+   * tensor backend) is looked up in it, so it must hold the packages that provide them (`@yuan/model`, `@yuan/plan`,
+   * `@yuan/comm`, `@yuan/tensor`, ...), registered as any plugin package is.
+   */
   registry: PluginRegistry;
   /** How thread and process ranks rebuild the registry. Default: every plugin source of `registry`, resolved from the working directory. */
   modules?: readonly PluginModuleRef[];
@@ -150,6 +181,7 @@ export function pluginModulesOf(registry: PluginRegistry, baseDir = process.cwd(
   return [...specs].map((spec) => ({ spec, file: resolvePluginModule(spec, baseDir) }));
 }
 
+/** The registry a thread or process rank rebuilds: each module imported from its file, its plugins registered under its spec. */
 async function registryFromModules(modules: readonly PluginModuleRef[]): Promise<PluginRegistry> {
   const registry = new PluginRegistry();
   for (const m of modules) for (const p of await loadPluginModule(m.file)) registry.register(p as never, m.spec);
@@ -191,7 +223,7 @@ interface RankCallbacks {
 export async function runRankPayload(payload: unknown, rank: RankInfo | undefined, callbacks: RankCallbacks, registry?: PluginRegistry): Promise<RunResult> {
   const p = payload as RankPayload;
   const reg = registry ?? (await registryFromModules(p.modules));
-  const backend = await initBackend(p.run.backend);
+  const backend = await initBackend(p.run.backend, reg);
   const group = await createProcessGroup({
     transport: p.transport,
     registry: reg,
@@ -227,9 +259,10 @@ function forward(event: RankEvent, callbacks: RankCallbacks): void {
 /**
  * Trains under the config's `parallel` layout, whatever it is — what `yuan train` does for every layout:
  * - P = D = 1: the single-process trainer in this process;
- * - P > 1, D = 1, transport `threads`: one process, one worker thread per stage;
+ * - P > 1, D = 1, a transport whose ranks are threads (`threads`): one process, one worker thread per stage;
  * - otherwise P × D ranks, each one stage of the grid (Megatron's order: global rank r is stage ⌊r / D⌋, data-parallel
- *   rank r mod D), started here as worker threads (`threads`) or as local processes over another transport (`tcp`);
+ *   rank r mod D), started here as worker threads (a transport whose `ranks` are `threads`, such as `threads`) or as
+ *   local processes (any other transport, such as `tcp` or a third-party one); the transport is looked up in `registry`;
  * - in a launched job (torchrun, `yuan launch`, srun, an indexed Job: detected once, from `env`) this process is one
  *   rank; D defaults to WORLD_SIZE / P and the world must be P × D.
  * Ranks get the resolved config and layout serialised, never flags; they rebuild the registry from `modules`. Rank 0
@@ -244,22 +277,30 @@ export async function trainParallel(options: ParallelTrainOptions): Promise<Para
   const layout = parallelLayout(options.config, { worldSize: launched?.worldSize, naming });
   const config = withParallelLayout(options.config, layout);
   const worldSize = launched ? launched.worldSize : layout.pp * layout.dp;
-  const stageThreads = !launched && layout.dp === 1 && layout.pp > 1 && layout.transport === 'threads';
+  // the transport is a registry lookup; where its ranks run is the plugin's own description (`ranks`), never its name
+  const transportPlugin = (name: string): TransportPlugin => {
+    if (!registry.has('transport', name)) {
+      throw new YuanError('usage', `${names.field('transport')} "${name}" is not a registered transport (transports: ${registry.names('transport').join(', ') || 'none registered'})`);
+    }
+    return registry.get('transport', name);
+  };
+  const stageThreads = !launched && layout.dp === 1 && layout.pp > 1 && transportPlugin(layout.transport).ranks === 'threads';
   if (worldSize === 1 && !launched && options.timeoutSeconds !== undefined) {
     throw new YuanError('usage', `${names.field('timeout')} applies to parallel runs: ${names.hint('dp', 'D')} or ${names.hint('pp', 'P').replace(/^add /, '')}`);
   }
   const run = { data: options.data, steps: options.steps, out: options.out, seed: options.seed, metrics: options.metrics, resume: options.resume, test: options.test, testBatches: options.testBatches, backend: options.backend, label: options.label };
   if (!launched && (worldSize === 1 || stageThreads)) {
-    const backend = await initBackend(options.backend);
-    const plugins = options.modules?.find((m) => m.spec === registry.sourceOf('attention', config.attention.name))?.file;
+    const backend = await initBackend(options.backend, registry);
+    const sources = stageModuleSources(registry, config.attention.name, backend.name);
+    const plugins = options.modules && sources.map((spec) => options.modules!.find((m) => m.spec === spec)?.file).filter((f): f is string => f !== undefined);
     const timeoutMs = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
-    const engine = parallelEngine(layout, registry, { naming, onNote, timeoutMs, plugins: plugins ? [plugins] : undefined });
+    const engine = parallelEngine(layout, registry, { naming, onNote, timeoutMs, plugins });
     const r = await runTraining({ ...run, config, lookup: attentionLookup(registry), backend: backend.name, engine, onStep, onNote });
     return { ...r, rank: 0, worldSize: 1, layout };
   }
-  const transport = launched && layout.transport === 'threads' ? 'tcp' : layout.transport;
-  const transports = [...new Set([...registry.names('transport'), ...TRANSPORT_PLUGINS.map((t) => t.name)])].sort();
-  if (!transports.includes(transport)) throw new YuanError('usage', `${names.field('transport')} "${transport}" is not a registered transport (transports: ${transports.join(', ')})`);
+  // a launched job's ranks are processes: a transport between threads of one process cannot join them, so they talk tcp
+  const transport = launched && transportPlugin(layout.transport).ranks === 'threads' ? 'tcp' : layout.transport;
+  const plugin = transportPlugin(transport);
   const payload: RankPayload = {
     config,
     layout,
@@ -278,7 +319,7 @@ export async function trainParallel(options: ParallelTrainOptions): Promise<Para
   checkTrainingData(config, options.data);
   const env = { ...process.env, YUAN_NATIVE_THREADS: process.env.YUAN_NATIVE_THREADS ?? '1' };
   const callbacks = { onStep, onNote };
-  if (transport === 'threads') {
+  if (plugin.ranks === 'threads') {
     try {
       const results = await spawnThreadRanks(rankEntry(), worldSize, payload, {
         timeoutMs: payload.timeoutMs,

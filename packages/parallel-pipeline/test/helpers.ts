@@ -1,9 +1,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
-import { mhaAttention } from '@yuan/model';
+import { attentionNamed } from '../../model/test/attention.js';
 import { singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 
@@ -34,7 +33,7 @@ export function setupOf(config: YuanConfig, data: string, totalSteps: number, re
   return {
     config: c,
     train: trainConfig(c as YuanConfig),
-    attention: (config.attention.name === 'lfa' ? lfaAttention : mhaAttention) as never,
+    attention: attentionNamed(config.attention.name),
     data,
     seed: 3,
     totalSteps,

@@ -25,7 +25,7 @@ describe('pipeline memory: measured against yuan plan', () => {
       const plan = planPipeline({
         model: config.model,
         parameters: modelParameters(config, lfaAttention as never),
-        attention: config.attention,
+        attention: { plugin: lfaAttention, options: config.attention.options },
         stages: 4,
         microbatches: 8,
         microBatchSize: 1,

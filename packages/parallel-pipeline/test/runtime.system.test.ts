@@ -85,7 +85,7 @@ describe('bad input', () => {
   it('partitions and options give one-line errors', async () => {
     const setup = setupOf(tinyConfig('mha'), data, STEPS);
     await expect(pipelineEngine({ stages: 2, microbatches: 0, partition: [2, 2] })(setup)).rejects.toThrow(/^--microbatches must be at least 1, got 0$/);
-    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup)).rejects.toThrow(/^unknown schedule "zigzag" \(schedules: 1f1b, gpipe\)$/);
+    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup)).rejects.toThrow(/^unknown schedule "zigzag" \(registered: 1f1b, gpipe\)$/);
     // the runtime runs the planner's instructions, checked by the schedule simulator first: a third-party schedule
     // whose stages never send their activations is an error before any worker starts, not a hang
     const registry = new PluginRegistry();

@@ -4,9 +4,10 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PluginRegistry, registerPluginModules, type JsonObject, type YuanConfig } from '@yuan/core';
-import type { EngineSetup } from '@yuan/model';
+import type { EngineSetup } from '@yuan/train';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parallelEngine, parallelLayout, trainParallel } from '../src/index.js';
+import { parallelLayout } from '@yuan/plan';
+import { parallelEngine, trainParallel } from '../src/index.js';
 import { packedData, relDiff, tinyConfig, tmp } from './helpers.js';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,8 +17,8 @@ let registry: PluginRegistry;
 beforeAll(async () => {
   data = await packedData();
   registry = new PluginRegistry();
-  // as a user's project would: packages by name (resolved from here), this package by its built entry
-  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/parallel-zero', path.join(pkg, 'dist/index.js')], pkg);
+  // as a user's project would: the packages whose plugins the run names (attention, schedules, transports, backends)
+  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/plan', '@yuan/comm', '@yuan/tensor'], pkg);
   registry.freeze();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

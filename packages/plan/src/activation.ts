@@ -7,7 +7,17 @@
  * gradient tensor produced on the way back (one per differentiable op output, plus the input's) also lives until the
  * call ends. So the working set of one backward over a segment = saved tensors + gradient buffers + fresh parameter
  * gradients of that segment. Views (reshape, identity clones of saved tensors) share buffers and are not counted.
+ * The attention block's terms are its plugin's (`AttentionPlugin.activation` of @yuan/core); this file has the rest.
  */
+import {
+  joinActivation,
+  opActivation,
+  rmsNormActivation,
+  sumTerms,
+  type ActivationTerm as CoreActivationTerm,
+  type ActivationTerms,
+  type AttentionShape,
+} from '@yuan/core';
 
 /** The sizes the formula needs. */
 export interface ActivationShape {
@@ -23,112 +33,48 @@ export interface ActivationShape {
   ffn: number;
   /** Vocabulary size V (logits [B, S, V]). */
   vocab: number;
-  /** Attention plugin: `lfa` (with `lfa` options) or `mha`; any other name is counted as `mha` (see notes). */
-  attention: string;
-  /** LFA options (YUAN 2.0 default: two convs of kernel 2, hidden → hidden/2 → hidden, with RMSNorm). */
-  lfa?: { convs?: number; kernel?: number; norm?: boolean };
   /** Whether RMSNorm and the SwiGLU activation are single fused kernels (the `native` backend) or composed ops. */
   fusedKernels: boolean;
+  /** Whether the attention core is the fused kernel (`attentionCoreActivation` of @yuan/core). Default: `fusedKernels`. */
+  fusedAttention?: boolean;
 }
 
 /** One named contribution, in elements. */
-export interface ActivationTerm {
-  name: string;
-  elements: number;
-}
+export type ActivationTerm = CoreActivationTerm;
 
-/** A segment's memory: what its forward keeps for backward and the gradient buffers its backward creates. */
-export interface SegmentActivation {
-  /** Tensors kept by forward ops for their gradients (element counts). */
-  saved: ActivationTerm[];
-  /** Gradient buffers alive at the end of the segment's backward (element counts). */
-  gradients: ActivationTerm[];
-}
+/** A segment's memory: what its forward keeps for backward (`saved`) and the gradient buffers its backward creates (`gradients`). */
+export type SegmentActivation = ActivationTerms;
 
-/** Sum of a term list, in elements. */
-export function sumTerms(terms: readonly ActivationTerm[]): number {
-  return terms.reduce((n, t) => n + t.elements, 0);
-}
+/** Sum of a term list, in elements (`sumTerms` of @yuan/core). */
+export { sumTerms };
 
-/** RMSNorm over [B,S,H]: composed = x², x·rsqrt(mean+eps), ·w (three [B,S,H]) + three [B,S]; fused = output + rstd [B,S]. */
-function norm(name: string, bsh: number, bs: number, fused: boolean): SegmentActivation {
-  return fused
-    ? { saved: [{ name: `${name} (fused): output + rstd`, elements: bsh + bs }], gradients: [{ name: `${name} (fused): d output`, elements: bsh }] }
-    : {
-        saved: [{ name: `${name}: x², x·r, output + mean, mean+eps, rsqrt`, elements: 3 * bsh + 3 * bs }],
-        gradients: [{ name: `${name}: d of x², x·r, output, mean, mean+eps, rsqrt`, elements: 3 * bsh + 3 * bs }],
-      };
+/** The shape an attention plugin's `activation` and `flops` descriptors are given for this micro-batch. */
+export function attentionShape(x: ActivationShape): AttentionShape {
+  return { batch: x.batch, seq: x.seq, hidden: x.hidden, heads: x.heads, headDim: x.hidden / x.heads, fusedKernels: x.fusedKernels, fusedAttention: x.fusedAttention ?? x.fusedKernels };
 }
 
 /**
- * Causal conv over time (`causalConv1d`): zeros history [B,K−1,Cin], concat [B,S+K−1,Cin], K shifted slices and
- * their stack (K·[B,S,Cin] each), the matMul [B,S,Cout] and the bias add [B,S,Cout]. K = 1 is one slice, no history.
+ * One decoder layer (packages/model `YuanModel.forward`): input RMSNorm → the attention block (`attention`: its
+ * plugin's `activation` terms, from the normed input through the output projection) → residual → post-attention
+ * RMSNorm → SwiGLU with the fused up/gate [.., 2F] → residual. The layer's input itself is not included (the caller
+ * keeps it as the checkpoint).
  */
-function conv(name: string, b: number, s: number, cin: number, cout: number, k: number): SegmentActivation {
-  const bs = b * s;
-  const outs = 2 * bs * cout;
-  if (k === 1) {
-    const e = bs * cin + outs;
-    return { saved: [{ name: `${name}: slice + matMul + bias`, elements: e }], gradients: [{ name: `${name}: d slice, matMul, bias`, elements: e }] };
-  }
-  const shifted = b * (s + k - 1) * cin + 2 * k * bs * cin; // concat + K slices + stack
-  return {
-    saved: [{ name: `${name}: history, concat, ${k} slices, stack, matMul, bias`, elements: b * (k - 1) * cin + shifted + outs }],
-    gradients: [{ name: `${name}: d concat, slices, stack, matMul, bias`, elements: shifted + outs }],
-  };
-}
-
-function join(...parts: SegmentActivation[]): SegmentActivation {
-  return { saved: parts.flatMap((p) => p.saved), gradients: parts.flatMap((p) => p.gradients) };
-}
-
-function same(name: string, elements: number): SegmentActivation {
-  return { saved: [{ name, elements }], gradients: [{ name: `d ${name}`, elements }] };
-}
-
-/**
- * One decoder layer (packages/model `YuanModel.forward`): input RMSNorm → attention (LFA: two causal convs +
- * residual + RMSNorm for the Q/K input; fused QK and V projections; RoPE on Q and K; causal softmax over [B,A,S,S];
- * output projection) → residual → post-attention RMSNorm → SwiGLU with the fused up/gate [.., 2F] → residual.
- * The layer's input itself is not included (the caller keeps it as the checkpoint).
- */
-export function layerActivation(x: ActivationShape): SegmentActivation {
-  const { batch: b, seq: s, hidden: h, heads: a, ffn: f } = x;
+export function layerActivation(x: ActivationShape, attention: SegmentActivation): SegmentActivation {
+  const { batch: b, seq: s, hidden: h, ffn: f } = x;
   const bs = b * s;
   const bsh = bs * h;
   const bsf = bs * f;
-  const scores = b * a * s * s;
-  const parts: SegmentActivation[] = [norm('input RMSNorm', bsh, bs, x.fusedKernels)];
-  if (x.attention === 'lfa') {
-    const convs = x.lfa?.convs ?? 2;
-    const k = x.lfa?.kernel ?? 2;
-    const mid = convs === 2 ? h / 2 : h;
-    parts.push(conv('LFA conv1', b, s, h, mid, k));
-    if (convs === 2) parts.push(conv('LFA conv2', b, s, mid, h, k));
-    parts.push(same('LFA residual conv(x) + x', bsh));
-    if (x.lfa?.norm ?? true) parts.push(norm('LFA RMSNorm', bsh, bs, x.fusedKernels));
-    parts.push(same('fused QK projection [B,S,2H] + its split into Q, K', 4 * bsh));
-    parts.push(same('V projection', bsh));
-  } else {
-    parts.push(same('Q, K, V projections', 3 * bsh));
-  }
-  // RoPE on Q and K: saved = half split, neg, concat, x·cos, rot·sin (4 [B,S,H]); gradients add the other half and the sum
-  parts.push({ saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }], gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }] });
-  parts.push(same('Q, K, V transposed to [B,A,S,d]', 3 * bsh));
-  parts.push({
-    saved: [{ name: 'attention scores QKᵀ, scaled, softmax probabilities [B,A,S,S]', elements: 3 * scores }],
-    gradients: [{ name: 'd scores, scaled, masked, probabilities [B,A,S,S]', elements: 4 * scores }],
-  });
-  parts.push({ saved: [{ name: 'attention output transposed back', elements: bsh }], gradients: [{ name: 'd probabilities·V and its transpose', elements: 2 * bsh }] });
-  parts.push(same('output projection', bsh));
-  parts.push(same('residual after attention', bsh));
-  parts.push(norm('post-attention RMSNorm', bsh, bs, x.fusedKernels));
-  parts.push(same('fused up/gate projection [B,S,2F]', 2 * bsf));
-  parts.push(x.fusedKernels ? same('SwiGLU activation (fused) [B,S,F]', bsf) : same('SwiGLU: split into up and gate, sigmoid, up·σ, ·gate', 5 * bsf));
-  parts.push(same('down projection', bsh));
-  parts.push(same('residual after MLP (the layer output)', bsh));
-  parts.push({ saved: [], gradients: [{ name: 'd layer input (sent to the previous layer)', elements: bsh }] });
-  return join(...parts);
+  return joinActivation(
+    rmsNormActivation('input RMSNorm', bs, h, x.fusedKernels),
+    attention,
+    opActivation('residual after attention', bsh),
+    rmsNormActivation('post-attention RMSNorm', bs, h, x.fusedKernels),
+    opActivation('fused up/gate projection [B,S,2F]', 2 * bsf),
+    x.fusedKernels ? opActivation('SwiGLU activation (fused) [B,S,F]', bsf) : opActivation('SwiGLU: split into up and gate, sigmoid, up·σ, ·gate', 5 * bsf),
+    opActivation('down projection', bsh),
+    opActivation('residual after MLP (the layer output)', bsh),
+    { saved: [], gradients: [{ name: 'd layer input (sent to the previous layer)', elements: bsh }] },
+  );
 }
 
 /**
@@ -140,8 +86,8 @@ export function layerActivation(x: ActivationShape): SegmentActivation {
 export function headActivation(x: ActivationShape): SegmentActivation {
   const bs = x.batch * x.seq;
   const bsv = bs * x.vocab;
-  return join(
-    norm('final RMSNorm', bs * x.hidden, bs, x.fusedKernels),
+  return joinActivation(
+    rmsNormActivation('final RMSNorm', bs, x.hidden, x.fusedKernels),
     {
       // the loss gathers the target logits (no one-hot [B·S, V]; @yuan/model crossEntropy); measured on TF.js cpu
       saved: [{ name: 'logits [B,S,V], logits − max, exp(logits − max) of the logSumExp', elements: 3 * bsv }],

@@ -3,9 +3,7 @@
  * instruction lists with a simulator), the per-stage memory plan (weights, gradients, optimizer, activations, bubble)
  * and the paper's step-time model. It depends on `@yuan/core` only: no tensors, no workers, no TensorFlow.js.
  */
-import type { PluginRegistry } from '@yuan/core';
-import { PARTITION_PLUGINS } from './partition.js';
-import { SCHEDULE_PLUGINS } from './schedule.js';
+import { planPlugins } from './own.js';
 
 export type { PartitionContext, PartitionPlugin, SchedulePlugin } from './plugins.js';
 export type { Instruction, ScheduleOptions } from './instructions.js';
@@ -18,10 +16,10 @@ export {
   uniformPartition,
   parametersPartition,
   memoryPartition,
-  PARTITION_PLUGINS,
 } from './partition.js';
-export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, SCHEDULE_PLUGINS, type SimulationResult } from './schedule.js';
+export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, type SimulationResult } from './schedule.js';
 export {
+  attentionShape,
   layerActivation,
   headActivation,
   embeddingActivation,
@@ -34,10 +32,12 @@ export {
 export { groupParameters, type ParameterGroups } from './parameters.js';
 export {
   planPipeline,
+  plannedOptions,
   bytesPerParameter,
   parseRecompute,
   RECOMPUTE_NOTE,
   type PipelinePlanInput,
+  type PlannedAttention,
   type PipelinePlan,
   type StagePlan,
   type BytesPerParameter,
@@ -62,9 +62,5 @@ export {
 } from './layout.js';
 export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
 
-/** Registers the built-in partitioners (`uniform`, `parameters`, `memory`) and schedules (`gpipe`, `1f1b`) in `registry`. */
-export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistry {
-  for (const p of PARTITION_PLUGINS) registry.register(p, '@yuan/plan');
-  for (const s of SCHEDULE_PLUGINS) registry.register(s, '@yuan/plan');
-  return registry;
-}
+/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`; schedules `gpipe`, `1f1b`. */
+export const plugins = planPlugins();

@@ -1,6 +1,7 @@
-import { PluginRegistry } from '@yuan/core';
+import { PluginRegistry, registerModule } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
-import { formatBlocks, parseBlocks, partitionLayers, registerPipelinePlugins } from './index.js';
+import * as plan from './index.js';
+import { formatBlocks, parseBlocks, partitionLayers } from './index.js';
 
 describe('partitionLayers', () => {
   it('uniform gives the remainder to the first stages (DeepSpeed)', () => {
@@ -58,12 +59,16 @@ describe('partitionLayers', () => {
   });
 
   it('looks partitioners up in a registry, including third-party ones', () => {
-    const registry = registerPipelinePlugins(new PluginRegistry());
+    const registry = registerModule(new PluginRegistry(), plan, '@yuan/plan');
     registry.register({ kind: 'partition', name: 'last-heavy', description: 'test', defaults: {}, partition: ({ layers, stages }) => [...new Array(stages - 1).fill(1), layers - stages + 1] });
     expect(partitionLayers('last-heavy', { layers: 6, stages: 3 }, registry)).toEqual([1, 1, 4]);
     expect(() => partitionLayers('nope', { layers: 6, stages: 3 }, registry)).toThrow(/registered: last-heavy, memory, parameters, uniform/);
     registry.register({ kind: 'partition', name: 'broken', description: 'test', defaults: {}, partition: () => [1, 1] });
     expect(() => partitionLayers('broken', { layers: 6, stages: 3 }, registry)).toThrow(/^partition "broken" returned blocks 1,1 give 2 stage/);
     expect(registry.names('schedule')).toEqual(['1f1b', 'gpipe']);
+    // only the registry given is asked: one without the package's partitioners does not find them
+    const other = new PluginRegistry().register({ kind: 'partition', name: 'last-heavy', description: 'test', defaults: {}, partition: () => [1, 1, 4] });
+    expect(() => partitionLayers('uniform', { layers: 6, stages: 3 }, other)).toThrow('unknown partition "uniform" (registered: last-heavy; or give blocks such as 2,2,3,3)');
+    expect(partitionLayers('uniform', { layers: 6, stages: 3 })).toEqual([2, 2, 2]); // no registry: the package's own
   });
 });

@@ -1,4 +1,5 @@
 import { YuanError, type PluginRegistry } from '@yuan/core';
+import { planRegistry } from './own.js';
 import type { PartitionContext, PartitionPlugin } from './plugins.js';
 
 const BLOCKS_SYNTAX = 'comma-separated layer counts such as 2,2,3,3 or repeats such as 2x10,3x20,2x2';
@@ -149,17 +150,14 @@ export const memoryPartition: PartitionPlugin = {
   },
 };
 
-/** The built-in partitioners. */
-export const PARTITION_PLUGINS: readonly PartitionPlugin[] = [uniformPartition, parametersPartition, memoryPartition];
-
 /**
  * Layers per stage for `spec`: explicit blocks (`2,2,3,3`, `2x10,3x20,2x2`, or an array) or the name of a
- * registered partitioner (`uniform`, `parameters`, `memory`, or a plugin in `registry`). The result has length P,
+ * partitioner in `registry` (kind `partition`; default: a registry of this package's `uniform`, `parameters` and `memory`). The result has length P,
  * sums to L and gives every stage at least one layer. One-line errors: more stages than layers, blocks that do not
  * sum to L or do not count P, malformed blocks, an unknown partitioner (listing the registered names), a partitioner
  * missing the inputs it needs.
  */
-export function partitionLayers(spec: string | readonly number[], ctx: PartitionContext, registry?: PluginRegistry): number[] {
+export function partitionLayers(spec: string | readonly number[], ctx: PartitionContext, registry: PluginRegistry = planRegistry()): number[] {
   checkShape(ctx);
   if (typeof spec !== 'string' || isBlocksSpec(spec)) {
     const blocks = typeof spec === 'string' ? parseBlocks(spec) : [...spec];
@@ -167,14 +165,10 @@ export function partitionLayers(spec: string | readonly number[], ctx: Partition
     return blocks;
   }
   const name = spec.trim();
-  let plugin: PartitionPlugin | undefined;
-  if (registry) plugin = registry.has('partition', name) ? registry.get('partition', name) : undefined;
-  else plugin = PARTITION_PLUGINS.find((p) => p.name === name);
-  if (!plugin) {
-    const known = registry ? registry.names('partition') : PARTITION_PLUGINS.map((p) => p.name).sort();
-    throw new YuanError('not-found', `unknown partition "${name}" (registered: ${known.join(', ') || 'none'}; or give blocks such as 2,2,3,3)`);
+  if (!registry.has('partition', name)) {
+    throw new YuanError('not-found', `unknown partition "${name}" (registered: ${registry.names('partition').join(', ') || 'none'}; or give blocks such as 2,2,3,3)`);
   }
-  const blocks = plugin.partition(ctx);
+  const blocks = registry.get('partition', name).partition(ctx);
   checkBlocks(blocks, ctx.layers, ctx.stages, `partition "${name}" returned blocks`);
   return blocks;
 }

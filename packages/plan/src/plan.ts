@@ -1,5 +1,6 @@
-import { microbatchesPerRank, YuanError, type ParameterSpec, type PluginRegistry } from '@yuan/core';
+import { microbatchesPerRank, YuanError, type AttentionDescription, type ParameterSpec, type PluginRegistry } from '@yuan/core';
 import {
+  attentionShape,
   embeddingActivation,
   headActivation,
   layerActivation,
@@ -23,8 +24,12 @@ export interface PipelinePlanInput {
   model: { vocabSize: number; hiddenSize: number; numLayers: number; numHeads: number; ffnSize: number };
   /** The model's parameter list, `modelParameters(config, attention)` of @yuan/model, so counts agree with the model. */
   parameters: readonly ParameterSpec[];
-  /** The attention plugin and its options (the activation terms differ for `lfa` and `mha`). Default `lfa` with YUAN's options. */
-  attention?: { name: string; options?: Record<string, unknown> };
+  /**
+   * The attention plugin (looked up by its name in the run's registry) and the config's options for it, merged here
+   * over the plugin's defaults and validated by it. The plugin's `activation` gives the attention block's terms; a
+   * plugin without one is a one-line error.
+   */
+  attention: PlannedAttention;
   /** Pipeline stages P ≥ 1. */
   stages: number;
   /** Data-parallel ranks D ≥ 1 (default 1); they split the step's micro-batches and, with ZeRO, the optimizer. */
@@ -47,12 +52,33 @@ export interface PipelinePlanInput {
   zero?: number;
   /** Memory per device in bytes; when given the plan says whether every stage fits. */
   memoryBytes?: number;
-  /** RMSNorm and SwiGLU as fused kernels (the `native` backend). Default true. */
+  /** RMSNorm, SwiGLU and the attention core as fused kernels (the `native` backend). Default true. */
   fusedKernels?: boolean;
   /** Word embedding tied to the output projection (YUAN: yes), so the last stage (P > 1) holds a copy. Default true. */
   tiedEmbeddings?: boolean;
-  /** Registry to look partitioners and schedules up in (default: the built-ins). */
+  /** Registry to look partitioners and schedules up in. Default: a registry of this package's own (`@yuan/plan`'s `plugins`). */
   registry?: PluginRegistry;
+}
+
+/**
+ * An attention plugin (or its description without tensor code, such as `lfaDescription` of
+ * `@yuan/attention-lfa/describe`) and the config's options for it, merged over its defaults and validated by the planner.
+ */
+export interface PlannedAttention {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  plugin: AttentionDescription<any>;
+  options?: Record<string, unknown>;
+}
+
+/** The plugin's options: the given ones over its defaults, through its `validate`; a bad one is a one-line error. */
+export function plannedOptions(attention: PlannedAttention): unknown {
+  const { plugin } = attention;
+  const merged = { ...(plugin.defaults as Record<string, unknown>), ...attention.options };
+  try {
+    return plugin.validate ? plugin.validate(merged) : merged;
+  } catch (e) {
+    throw new YuanError('config', `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`);
+  }
 }
 
 /** Per-parameter bytes of weights, gradients and optimizer states (Megatron's accounting, docs/distrib_optimizer.md). */
@@ -167,8 +193,9 @@ export function parseRecompute(v: string | undefined): Recompute {
 /**
  * Plans a pipeline: layers per stage, parameters, weight/gradient/optimizer bytes, in-flight micro-batches, activation
  * and peak bytes per stage, the binding stage, the bubble fraction and (with `memoryBytes`) whether it fits. The
- * activation terms are `layerActivation`/`headActivation` (README "Activation memory"). One-line errors for bad
- * input: P, D, M, B, S below 1, M not divisible by D, P > L, bad blocks, unknown partition/schedule/recompute/
+ * activation terms are `layerActivation` (around the attention plugin's own `activation` terms)/`headActivation`
+ * (README "Activation memory"). One-line errors for bad input: an attention plugin without `activation`, bad options,
+ * P, D, M, B, S below 1, M not divisible by D, P > L, bad blocks, unknown partition/schedule/recompute/
  * precision, ZeRO outside 0..2. M/D < P is allowed (a warning: the pipeline never fills).
  */
 export function planPipeline(input: PipelinePlanInput): PipelinePlan {
@@ -192,7 +219,6 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const headParams = groups.head + (tied && P > 1 ? groups.embedding : 0);
   const e = precision === 'bf16' ? 2 : 4;
   const bpp = bytesPerParameter(precision, zero, D);
-  const attention = input.attention?.name ?? 'lfa';
   const shape: ActivationShape = {
     batch: B,
     seq: S,
@@ -200,12 +226,15 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     heads: m.numHeads,
     ffn: m.ffnSize,
     vocab: m.vocabSize,
-    attention,
-    lfa: attention === 'lfa' ? (input.attention?.options as ActivationShape['lfa']) : undefined,
     fusedKernels: input.fusedKernels ?? true,
   };
+  const plugin = input.attention?.plugin;
+  if (!plugin) throw new YuanError('usage', 'planPipeline needs the attention plugin (input.attention.plugin)');
+  if (!plugin.activation) {
+    throw new YuanError('usage', `attention plugin "${plugin.name}" does not describe its activation memory (no activation() descriptor), so the planner cannot count its layers`);
+  }
   const total = (a: SegmentActivation) => sumTerms(a.saved) + sumTerms(a.gradients);
-  const layerElems = total(layerActivation(shape));
+  const layerElems = total(layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention))));
   const headElems = total(headActivation(shape));
   const embedElems = total(embeddingActivation(shape));
   const rope = ropeTablesElements(shape);
@@ -291,7 +320,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   }
   if (zero > 0 && D === 1) warnings.push(`--zero ${zero} with --dp 1 shards nothing`);
   const notes = [
-    `activations: TensorFlow.js autodiff working set of our ${attention === 'lfa' || attention === 'mha' ? attention : `mha-like (no terms for "${attention}")`} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU kernels`,
+    `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
     RECOMPUTE_NOTE,
   ];

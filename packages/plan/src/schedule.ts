@@ -1,5 +1,6 @@
 import { YuanError, type PluginRegistry } from '@yuan/core';
 import type { Instruction, ScheduleOptions } from './instructions.js';
+import { planRegistry } from './own.js';
 import type { SchedulePlugin } from './plugins.js';
 
 /** Checks P, M and the stage index; throws a one-line YuanError naming the bad value. */
@@ -81,20 +82,20 @@ export const oneFOneBSchedule: SchedulePlugin = {
   inFlight: (stage, stages, microbatches) => Math.min(microbatches, stages - stage),
 };
 
-/** The built-in schedules. */
-export const SCHEDULE_PLUGINS: readonly SchedulePlugin[] = [gpipeSchedule, oneFOneBSchedule];
-
-/** The schedule of that name from `registry` (or the built-ins); an unknown name lists the registered ones. */
-export function getSchedule(name: string, registry?: PluginRegistry): SchedulePlugin {
-  if (registry?.has('schedule', name)) return registry.get('schedule', name);
-  const builtin = SCHEDULE_PLUGINS.find((s) => s.name === name);
-  if (!registry && builtin) return builtin;
-  const known = registry ? registry.names('schedule') : SCHEDULE_PLUGINS.map((s) => s.name).sort();
-  throw new YuanError('not-found', `unknown schedule "${name}" (registered: ${known.length ? known.join(', ') : 'none'})`);
+/**
+ * The schedule of that name in `registry` (kind `schedule`; default: a registry of this package's schedules, `gpipe`
+ * and `1f1b`); an unknown name lists the registered ones.
+ */
+export function getSchedule(name: string, registry: PluginRegistry = planRegistry()): SchedulePlugin {
+  if (!registry.has('schedule', name)) {
+    const known = registry.names('schedule');
+    throw new YuanError('not-found', `unknown schedule "${name}" (registered: ${known.length ? known.join(', ') : 'none'})`);
+  }
+  return registry.get('schedule', name);
 }
 
 /**
- * The instruction list of one stage under the named schedule (`gpipe`, `1f1b` or a registered plugin). Throws a
+ * The instruction list of one stage under the named schedule (`gpipe`, `1f1b` or another in `registry`, see `getSchedule`). Throws a
  * one-line error for an unknown schedule, P < 1, M < 1 or a stage outside 0..P−1.
  */
 export function buildSchedule(name: string, options: ScheduleOptions, registry?: PluginRegistry): Instruction[] {

@@ -1,12 +1,18 @@
 import { YuanError } from '@yuan/core';
+import { plannedOptions, type PlannedAttention } from './plan.js';
 
 /** Inputs of the paper's time model (YUAN 2.0 §3.4, appendix C–D; spec §5.3). Bandwidths in bytes/s, FLOP/s per chip. */
 export interface TimeModelInput {
-  /** Layers L, hidden H, sequence S, vocabulary V. */
+  /** Layers L, hidden H, attention heads, SwiGLU inner size F, sequence S. */
   layers: number;
   hidden: number;
+  heads: number;
+  ffn: number;
   seqLength: number;
-  vocab: number;
+  /** Parameters of the whole model (`modelParameters` of @yuan/model counted): the gradient and optimizer traffic terms. */
+  parameters: number;
+  /** The attention plugin and the config's options for it; its `flops` gives the attention block's count (a plugin without one is an error). */
+  attention: PlannedAttention;
   /** Micro-batch size B. */
   microBatchSize: number;
   /** Micro-batches per step for the whole job; each data-parallel replica accumulates A = M/D of them. */
@@ -27,8 +33,6 @@ export interface TimeModelInput {
   netBandwidth?: number;
   /** NICs per node n_net (default 2, appendix D: 2 × 195 Gb/s). */
   nics?: number;
-  /** `lfa`: Eq. 2/4 (128 and 16LH² forms, YUAN 2.0 with LFA and SwiGLU); `gpt`: Eq. 1/3 (96 and 12LH²). Default `lfa`. */
-  formula?: 'lfa' | 'gpt';
 }
 
 /** One term of the model. */
@@ -79,19 +83,25 @@ function pos(name: string, v: number): number {
 /**
  * The paper's time model of one training step for Method 1 (tensor + pipeline + data parallelism, Eq. 1/2) and YUAN's
  * Method 2 (pipeline + data + optimizer parallelism without tensor parallelism, Eq. 3/4):
- * T0 compute = c·A·B·L·S·H²·(1 + S/(kH)) / (P·T·F), T1 bubble = T0·(P − 1)/A, T2 pipeline p2p = 8·A·B·S·H / BW,
- * T3 tensor-parallel all-reduce = t·L·(T − 1)/(P·T·BW_link)·A·B·S·H (Method 1) or the optimizer-parallel
- * gather/scatter of the stage's parameters 8(D − 1)/D (Method 2), T4 data-parallel gradient reduction 4(D − 1)/D.
- * Convention (it reproduces Table 6): BW_link is one direction of the P2P link at `linkEfficiency`, i.e.
- * 0.85 × P2P / 2; Method 1's stage boundaries cross the network, YUAN's stay on the node. Eq. 1's printed 1/(6H) is
- * read as S/(6H) (Megatron's FLOP count). One-line errors for non-positive inputs, N not divisible by P, P not by T,
- * M not by D.
+ * T0 compute = 4·A·L·(forward FLOPs of a layer for one micro-batch) / (P·T·F), T1 bubble = T0·(P − 1)/A,
+ * T2 pipeline p2p = 8·A·B·S·H / BW, T3 tensor-parallel all-reduce = t·L·(T − 1)/(P·T·BW_link)·A·B·S·H (Method 1) or
+ * the optimizer-parallel gather/scatter of the stage's parameters 8(D − 1)/D (Method 2), T4 data-parallel gradient
+ * reduction 4(D − 1)/D of them. A layer's forward FLOPs are the attention plugin's `flops` (projections and core; its
+ * `other` work is left out, as the paper leaves out LFA's convolutions) plus the SwiGLU MLP's 6·B·S·H·F; 4 passes are
+ * the forward, its recompute and a backward of twice the forward. t = 2 × the layer's dense FLOPs per token / H² (Eq.
+ * 1's 48 for 24·H², Eq. 2's 64 for 32·H²). With projections of 8·H² and F = 4H (YUAN 2.0) this is Eq. 2's
+ * 128·A·B·L·S·H²·(1 + S/(8H)). The parameters are the model's own count (Eq. 2's 16LH²(…) form is that count without
+ * the final norm). Convention (it reproduces Table 6): BW_link is one direction of the P2P link at `linkEfficiency`,
+ * i.e. 0.85 × P2P / 2; Method 1's stage boundaries cross the network, YUAN's stay on the node. One-line errors for
+ * non-positive inputs, an attention plugin without `flops`, N not divisible by P, P not by T, M not by D.
  */
 export function planTime(input: TimeModelInput): TimePlan {
   const L = int('layers', input.layers, 1);
   const H = int('hidden size', input.hidden, 1);
   const S = int('sequence length', input.seqLength, 1);
-  const V = int('vocabulary', input.vocab, 1);
+  const heads = int('attention heads', input.heads, 1);
+  const ffn = int('ffn size', input.ffn, 1);
+  const params = pos('parameters', input.parameters);
   const B = int('micro-batch size', input.microBatchSize, 1);
   const N = int('--chips', input.chips, 1);
   const P = int('--pp', input.pipeline, 1);
@@ -106,14 +116,16 @@ export function planTime(input: TimeModelInput): TimePlan {
   const eff = pos('link efficiency', input.linkEfficiency ?? 0.85);
   const link = (eff * pos('--p2p-bw', input.p2pBandwidth)) / 2;
   const net = pos('--nics', input.nics ?? 2) * pos('--net-bw', input.netBandwidth ?? 24.375e9);
-  const lfa = (input.formula ?? 'lfa') === 'lfa';
-  const flopConst = lfa ? 128 : 96;
-  const attnFactor = lfa ? 1 + S / (8 * H) : 1 + S / (6 * H);
-  const tpConst = lfa ? 64 : 48;
-  // parameters of the model in the paper's approximation: 16LH²(1 + (1+S)/(4H) + S/(16H²) + V/(16LH)) or 12LH²(1 + 13/(12H) + V/(12LH))
-  const params = lfa
-    ? 16 * L * H * H * (1 + (1 + S) / (4 * H) + S / (16 * H * H) + V / (16 * L * H))
-    : 12 * L * H * H * (1 + 13 / (12 * H) + V / (12 * L * H));
+  const plugin = input.attention?.plugin;
+  if (!plugin) throw new YuanError('usage', 'planTime needs the attention plugin (input.attention.plugin)');
+  if (!plugin.flops) {
+    throw new YuanError('usage', `attention plugin "${plugin.name}" does not describe its FLOPs (no flops() descriptor), so the time model cannot count its layers`);
+  }
+  const attn = plugin.flops({ batch: B, seq: S, hidden: H, heads, headDim: H / heads, fusedKernels: true }, plannedOptions(input.attention));
+  const mlp = 6 * B * S * H * ffn; // SwiGLU: fused up/gate [2F, H] and down [H, F]
+  const dense = attn.projections + mlp;
+  const layerFlops = dense + attn.core;
+  const tpConst = (2 * dense) / (B * S * H * H);
   const absh = A * B * S * H;
   const dpShare = (D - 1) / D;
 
@@ -131,7 +143,7 @@ export function planTime(input: TimeModelInput): TimePlan {
   };
 
   const p1 = P / T;
-  const m1T0 = (flopConst * A * B * L * S * H * H * attnFactor) / (p1 * T * F);
+  const m1T0 = (4 * A * L * layerFlops) / (p1 * T * F);
   const method1 = finish('Method 1: TP + PP + DP', T, p1, [
     ['T0', 'compute', m1T0],
     ['T1', 'pipeline bubble', (m1T0 * (p1 - 1)) / A],
@@ -139,7 +151,7 @@ export function planTime(input: TimeModelInput): TimePlan {
     ['T3', 'tensor-parallel all-reduce (P2P link)', ((tpConst * L * (T - 1)) / (p1 * T * link)) * absh],
     ['T4', 'data-parallel gradient all-reduce (network)', (params * 4 * dpShare) / (p1 * net)],
   ]);
-  const m2T0 = (flopConst * A * B * L * S * H * H * attnFactor) / (P * F);
+  const m2T0 = (4 * A * L * layerFlops) / (P * F);
   const yuan = finish('YUAN: PP + DP + optimizer parallel', 1, P, [
     ['T0', 'compute', m2T0],
     ['T1', 'pipeline bubble', (m2T0 * (P - 1)) / A],
@@ -154,8 +166,13 @@ export function planTime(input: TimeModelInput): TimePlan {
     networkBandwidth: net,
     flops: F,
     notes: [
-      `Eq. ${lfa ? '2 and 4 (LFA + SwiGLU: 128, 16LH²)' : '1 and 3 (GPT: 96, 12LH²)'}; F = ${(F / 1e12).toFixed(1)} TFLOP/s per chip; Method 1 TP = ${T}, PP = ${p1}; YUAN PP = ${P}; DP = ${D}; A = ${A}`,
+      `compute: 4 passes of a layer's forward per token ${round(dense / (B * S * H * H))}·H² (attention "${plugin.name}" projections ${round(attn.projections / (B * S * H * H))}·H² + SwiGLU ${round(mlp / (B * S * H * H))}·H²) + core ${round(attn.core / (B * S * S * H))}·S·H (YUAN 2.0's Eq. 2: 32·H² + 4·S·H); F = ${(F / 1e12).toFixed(1)} TFLOP/s per chip; Method 1 TP = ${T}, PP = ${p1}; YUAN PP = ${P}; DP = ${D}; A = ${A}`,
       `intra-node link: ${eff} × P2P / 2 per direction = ${(link / 1e9).toFixed(1)} GB/s; network: ${(net / 1e9).toFixed(2)} GB/s per node`,
+      ...(attn.other ? [`not counted, as in the paper: attention "${plugin.name}"'s other forward FLOPs (${(100 * attn.other / (layerFlops + attn.other)).toFixed(1)}% of the layer's)`] : []),
     ],
   };
+}
+
+function round(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(2);
 }

@@ -1,6 +1,6 @@
-import { Rng, YuanError, type Tokenizer } from '@yuan/core';
+import { Rng, YuanError, type CacheEntrySpec, type Tokenizer } from '@yuan/core';
 import { tf, type AttentionCache } from '@yuan/tensor';
-import { disposeCache, sampleToken, type ModelCache, type YuanModel } from '@yuan/model';
+import { attentionOptions, attentionSpec, disposeCache, sampleToken, type ModelCache, type YuanModel } from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 
 /** A request content error (HTTP 400): `param` names the request field at fault (`prompt`, `max_tokens`, ...). */
@@ -111,6 +111,11 @@ function rowLogprobs(row: Float32Array, id: number, k: number): { logprob: numbe
   return { logprob: row[id] - lse, top: top.map(([i, v]) => [i, v - lse]) };
 }
 
+/** `t` with `n` zero steps in front along `axis`. */
+function padFront(t: tf.Tensor, axis: number, n: number): tf.Tensor {
+  return tf.pad(t, t.shape.map((_, i): [number, number] => (i === axis ? [n, 0] : [0, 0])));
+}
+
 /** One choice being generated. */
 interface Row {
   seq: Sequence;
@@ -143,10 +148,12 @@ interface Sequence {
 /**
  * Serves generation requests on one local model with continuous batching: each new request is prefilled alone, then
  * its choices join the running batch, which is decoded one token per step for all rows together (each row with its
- * own cache length: K/V caches are left-padded to a common length and the padding is masked out of attention, rows
- * get their own RoPE positions; per-row state such as LFA's convolution history is stacked). Rows leave as soon as
- * they finish. The tokens each request gets are those it gets when served alone (greedy ids identical; logits equal
- * up to float summation order).
+ * own cache length and RoPE positions). The attention plugin's `cache` descriptor says how: an entry with a time axis
+ * (K and V) is left-padded along it to a common length, the padding masked out of attention (`keyBias`) and trimmed
+ * when rows leave; an entry of fixed size (LFA's convolution history) is stacked per row. A plugin without `cache`
+ * is served one request at a time (its choices still decode together). Rows leave as soon as they finish. The tokens
+ * each request gets are those it gets when served alone (greedy ids identical; logits equal up to float summation
+ * order). A cache entry the descriptor does not list, or of another size than it says, is a one-line error.
  *
  * Text is built with `CompletionText` (exact decoding in context, stop strings cut exactly, incomplete characters
  * held back). `prepare` throws `ServeInputError` for requests the model cannot serve, before anything is generated.
@@ -154,9 +161,11 @@ interface Sequence {
 export class ServingEngine {
   private readonly maxBatch: number;
   private readonly pending: Row[][] = [];
+  /** Each layer's cache entries by name (the attention plugin's `cache`); undefined when the plugin has none. */
+  private readonly layout: Map<string, CacheEntrySpec>[] | undefined;
   private rows: Row[] = [];
   private cache: ModelCache | undefined;
-  /** Left padding of each row in the batched K/V cache. */
+  /** Left padding of each row along the time axes of the batched cache. */
   private pads: number[] = [];
   private running = false;
 
@@ -167,6 +176,31 @@ export class ServingEngine {
   ) {
     this.maxBatch = options.maxBatch ?? 8;
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new YuanError('config', `maxBatch must be a positive integer, got ${options.maxBatch}`);
+    const plugin = model.attention;
+    if (plugin.cache) {
+      const options = attentionOptions(model.config, plugin);
+      this.layout = [];
+      for (let l = model.part.firstLayer; l < model.part.endLayer; l++) {
+        this.layout.push(new Map(plugin.cache(attentionSpec(model.config, l), options).map((e) => [e.name, e])));
+      }
+    }
+  }
+
+  /** How layer `l`'s cache entry `key` batches; checks a batch-1 tensor of it against the descriptor when given. */
+  private entry(l: number, key: string, t?: tf.Tensor): CacheEntrySpec | undefined {
+    if (!this.layout) return undefined;
+    const name = this.model.attention.name;
+    const spec = this.layout[l]?.get(key);
+    if (!spec) {
+      throw new YuanError('model', `attention plugin "${name}" returned cache entry "${key}", which its cache() descriptor does not list (${[...(this.layout[l]?.keys() ?? [])].join(', ') || 'none'})`);
+    }
+    if (t) {
+      const per = t.size / t.shape[0] / (spec.timeAxis === undefined ? 1 : (t.shape[spec.timeAxis] ?? NaN));
+      if (per !== spec.elements) {
+        throw new YuanError('model', `attention plugin "${name}": cache entry "${key}" [${t.shape}] has ${per} elements per ${spec.timeAxis === undefined ? 'sequence' : 'token'}; its cache() descriptor says ${spec.elements}${spec.timeAxis === undefined ? '' : ` (time axis ${spec.timeAxis})`}`);
+      }
+    }
+    return spec;
   }
 
   /** Number of rows decoding now (for tests and metrics). */
@@ -232,7 +266,9 @@ export class ServingEngine {
     this.running = true;
     try {
       while (this.pending.length > 0 || this.rows.length > 0) {
-        while (this.pending.length > 0 && (this.rows.length === 0 || this.rows.length + this.pending[0].length <= this.maxBatch)) {
+        // a plugin without a cache descriptor cannot be padded into a batch: its requests take turns
+        const room = (n: number) => this.rows.length === 0 || (this.layout !== undefined && this.rows.length + n <= this.maxBatch);
+        while (this.pending.length > 0 && room(this.pending[0].length)) {
           const rows = this.pending.shift()!;
           try {
             this.admit(rows);
@@ -365,15 +401,15 @@ export class ServingEngine {
       cache.layers.map((layer, l) => {
         const out: AttentionCache = {};
         for (const [key, t] of Object.entries(layer)) {
-          const timed = key === 'k' || key === 'v';
-          let mine: tf.Tensor = timed && target > length ? tf.pad(t, [[0, 0], [0, 0], [target - length, 0], [0, 0]]) : t;
+          const axis = this.entry(l, key, t)?.timeAxis;
+          let mine: tf.Tensor = axis !== undefined && target > length ? padFront(t, axis, target - length) : t;
           mine = rows.length > 1 ? tf.concat(Array(rows.length).fill(mine), 0) : tf.clone(mine);
           const old = this.cache?.layers[l]?.[key];
           if (!old) {
             out[key] = mine;
             continue;
           }
-          const grown = timed && target > current ? tf.pad(old, [[0, 0], [0, 0], [target - current, 0], [0, 0]]) : old;
+          const grown = axis !== undefined && target > current ? padFront(old, axis, target - current) : old;
           if (grown.shape.slice(1).join() !== mine.shape.slice(1).join()) {
             throw new YuanError('model', `cannot batch attention cache "${key}" of shapes [${grown.shape}] and [${mine.shape}]`);
           }
@@ -430,12 +466,13 @@ export class ServingEngine {
       const trim = Math.min(...pads);
       const old = this.cache!;
       const layers = tf.tidy(() =>
-        old.layers.map((layer) => {
+        old.layers.map((layer, l) => {
           const out: AttentionCache = {};
           const index = tf.tensor1d(keep, 'int32');
           for (const [key, t] of Object.entries(layer)) {
             let kept: tf.Tensor = tf.gather(t, index, 0);
-            if ((key === 'k' || key === 'v') && trim > 0) kept = tf.slice(kept, [0, 0, trim, 0], [-1, -1, -1, -1]);
+            const axis = this.entry(l, key)?.timeAxis;
+            if (axis !== undefined && trim > 0) kept = tf.slice(kept, kept.shape.map((_, i) => (i === axis ? trim : 0)), kept.shape.map(() => -1));
             out[key] = kept;
           }
           return out;

@@ -1,12 +1,13 @@
-import { lfaAttention } from '@yuan/attention-lfa';
-import { resolveConfig } from '@yuan/core';
-import { initBackend, tf } from '@yuan/tensor';
+import { PluginRegistry, resolveConfig } from '@yuan/core';
+import { initBackend, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ByteTokenizer, SentencePieceTokenizer } from '@yuan/tokenizer';
 // the tokenizer package's test helper (a tiny SentencePiece model built in memory)
 import { makeModel } from '../../tokenizer/src/testing.js';
 import { ServeInputError, ServingEngine, type ServeRequest, type ServeResult } from '../src/index.js';
-import { generate, mhaAttention, YuanModel } from '@yuan/model';
+import { attentionLookup, generate, mhaAttention, YuanModel } from '@yuan/model';
+// the model package's test helper: the built-in attention plugins in a registry
+import { builtinAttentions } from '../../model/test/attention.js';
 
 const tok = new ByteTokenizer();
 
@@ -14,12 +15,50 @@ beforeAll(async () => {
   await initBackend('cpu');
 });
 
-function model(attention: 'mha' | 'lfa', maxPositions = 64): YuanModel {
+/**
+ * A third-party attention whose cache is not `ropeAttention`'s: basic attention's K stored as `keys` [B, T, heads, d]
+ * (time on axis 1) and V as `values` [B, heads, T, d] (axis 2), plus `seen` [B, H], the sum of every input so far (a
+ * fixed-size state), of which the output gets 0.05 × the running sum at each position.
+ */
+const stateful: TensorAttentionPlugin<Record<string, never>> = {
+  ...mhaAttention,
+  name: 'stateful',
+  description: 'basic attention with renamed, re-laid-out K/V and a running sum of the inputs (test plugin)',
+  cache: (spec) => [
+    { name: 'keys', timeAxis: 1, elements: spec.hiddenSize },
+    { name: 'values', timeAxis: 2, elements: spec.hiddenSize },
+    { name: 'seen', elements: spec.hiddenSize },
+  ],
+  create(spec, options, param) {
+    const inner = mhaAttention.create(spec, options, param);
+    return {
+      forward(x, ctx) {
+        const prev = ctx.cache;
+        const r = inner.forward(x, { ...ctx, cache: prev && { k: tf.transpose(prev.keys, [0, 2, 1, 3]), v: prev.values } });
+        const before = prev?.seen ?? tf.zeros([x.shape[0], x.shape[2]]);
+        const out = tf.add(r.out, tf.mul(tf.add(tf.cumsum(x, 1), tf.expandDims(before, 1)), 0.05)) as tf.Tensor3D;
+        if (!r.cache) return { out };
+        return { out, cache: { keys: tf.transpose(r.cache.k, [0, 2, 1, 3]), values: r.cache.v, seen: tf.add(before, tf.sum(x, 1)) } };
+      },
+    };
+  },
+};
+
+/** The same layer with a cache descriptor that forgets `seen`, and one without a cache descriptor. */
+const undescribed: TensorAttentionPlugin<Record<string, never>> = { ...stateful, name: 'undescribed', cache: (spec) => stateful.cache!(spec, {}).slice(0, 2) };
+const { cache: _, ...withoutCache } = stateful;
+const opaque: TensorAttentionPlugin<Record<string, never>> = { ...withoutCache, name: 'opaque' };
+
+const registry = new PluginRegistry();
+for (const p of [...builtinAttentions.list('attention'), stateful, undescribed, opaque]) registry.register(p as never);
+const lookup = attentionLookup(registry);
+
+function model(attention: string, maxPositions = 64): YuanModel {
   const config = resolveConfig(
     { model: { vocabSize: 264, hiddenSize: 32, numLayers: 2, numHeads: 4, ffnSize: 64, maxPositions, initStd: 0.5 } },
     { attention: { name: attention, options: {} } },
   );
-  return YuanModel.init(config, (attention === 'lfa' ? lfaAttention : mhaAttention) as never, 3);
+  return YuanModel.init(config, lookup(attention), 3);
 }
 
 const requests: ServeRequest[] = [
@@ -35,7 +74,7 @@ function strip(r: ServeResult) {
 }
 
 describe('ServingEngine: continuous batching', () => {
-  for (const attention of ['lfa', 'mha'] as const) {
+  for (const attention of ['lfa', 'mha', 'stateful']) {
     it(`${attention}: concurrent requests (different prompt lengths, joining mid-way) get what each gets alone`, async () => {
       const m = model(attention);
       const alone = new ServingEngine(m, tok, { maxBatch: 1 });
@@ -70,6 +109,26 @@ describe('ServingEngine: continuous batching', () => {
       m.dispose();
     });
   }
+
+  it('a cache entry the descriptor does not list is a one-line error; without a descriptor requests take turns', async () => {
+    const bad = model('undescribed');
+    const engine = new ServingEngine(bad, tok);
+    await expect(engine.generate(engine.prepare({ prompt: 'ab', maxNewTokens: 3 }))).rejects.toThrow(
+      /^attention plugin "undescribed" returned cache entry "seen", which its cache\(\) descriptor does not list \(keys, values\)$/,
+    );
+    bad.dispose();
+
+    const m = model('opaque');
+    const alone = new ServingEngine(m, tok, { maxBatch: 1 });
+    const single: ServeResult[] = [];
+    for (const r of requests) single.push(await alone.generate(alone.prepare(r)));
+    const engine2 = new ServingEngine(m, tok, { maxBatch: 8 });
+    let widest = 0;
+    const batched = await Promise.all(requests.map((r) => engine2.generate(engine2.prepare(r), () => (widest = Math.max(widest, engine2.batchSize)))));
+    expect(batched.map(strip)).toEqual(single.map(strip));
+    expect(widest).toBe(3); // the three choices of one request, never two requests
+    m.dispose();
+  });
 
   it('SentencePiece: the text is the new ids decoded in context (a first ▁piece keeps its space), streamed and not', async () => {
     const sp = new SentencePieceTokenizer(makeModel([['\u2581', 5], ['\u2581is', 4], ['\u2581the', 3], ['is', 2], ['e', 1]], { byteFallback: false }), { addedTokens: ['<eod>'] });

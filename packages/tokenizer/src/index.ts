@@ -5,7 +5,10 @@
  */
 export { SentencePieceTokenizer, loadSentencePiece, YUAN_ADDED_TOKENS, type SentencePieceOptions } from './sentencepiece.js';
 export { ByteTokenizer, BYTE_SPECIAL_TOKENS } from './bytes.js';
-export { tokenizerPlugins } from './plugins.js';
 export { parseSpModel, PieceType, ModelType, type SpModel, type SpPiece, type SpTrainerSpec, type SpNormalizerSpec } from './sp-model.js';
 export { encodeSpModel } from './sp-writer.js';
 export { CompletionText, firstStop, type TextStep } from './completion-text.js';
+
+import { tokenizerPlugins } from './plugins.js';
+/** The plugins @yuan/tokenizer provides (what `yuan` registers from it): the tokenizers `bytes` and `sentencepiece`. */
+export const plugins = tokenizerPlugins;

@@ -3,12 +3,12 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { YuanError } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
-import { ByteTokenizer, SentencePieceTokenizer, tokenizerPlugins } from './index.js';
+import { ByteTokenizer, plugins as tokenizerPlugins, SentencePieceTokenizer } from './index.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const model = join(resolve(repoRoot, '..', 'shared'), 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 
-describe('tokenizerPlugins', () => {
+describe('the tokenizer plugins (the package\'s `plugins` export)', () => {
   const byName = (name: string) => {
     const p = tokenizerPlugins.find((x) => x.name === name);
     if (!p) throw new Error(`no plugin ${name}`);

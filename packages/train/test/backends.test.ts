@@ -1,9 +1,10 @@
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig, Rng } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { AdamW } from '../src/index.js';
-import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
+// the model package's test helper: the built-in attention plugins in a registry
+import { attentionNamed } from '../../model/test/attention.js';
 
 const nativeBuilt = await initBackend('native').then(
   () => true,
@@ -14,7 +15,7 @@ const nativeBuilt = await initBackend('native').then(
 async function losses(backend: string, preset: string): Promise<number[]> {
   await initBackend(backend);
   const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, ffnSize: 128 } });
-  const model = YuanModel.init(config, (config.attention.name === 'lfa' ? lfaAttention : mhaAttention) as never, 11);
+  const model = YuanModel.init(config, attentionNamed(config.attention.name), 11);
   const rng = new Rng(5);
   const ids = tf.tensor2d(Int32Array.from({ length: 2 * 17 }, () => rng.int(256)), [2, 17], 'int32');
   const inputs = ids.slice([0, 0], [2, 16]) as tf.Tensor2D;

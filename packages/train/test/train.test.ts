@@ -16,9 +16,11 @@ import {
 } from '../src/index.js';
 import { listCheckpoints, mhaAttention, modelParameters, YuanModel } from '@yuan/model';
 import { BatchLoader, PackedSplit, PackWriter, positionResetId, readPackedIndex } from '@yuan/data';
+// the model package's test helper: the built-in attention plugins in a registry
+import { attentionNamed } from '../../model/test/attention.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-train-'));
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const special = { eod: 256, sep: 257, pad: 258 };
 const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
 

@@ -1,4 +1,4 @@
-import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
+import { countParameters, resolveConfig, YuanError, type AttentionDescription, type JsonObject, type YuanConfig } from '@yuan/core';
 import { parallelLayout, planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
@@ -9,8 +9,8 @@ const GiB = 2 ** 30;
 const SHAPE_FLAGS: Record<string, string> = { layers: 'numLayers', hidden: 'hiddenSize', ffn: 'ffnSize', heads: 'numHeads', vocab: 'vocabSize' };
 
 /** The config of --preset/--config/--set with --layers/--hidden/--ffn/--heads/--vocab/--attention over it. */
-function planConfig(values: Record<string, unknown>): YuanConfig {
-  const base = loadConfig(values);
+async function planConfig(values: Record<string, unknown>): Promise<YuanConfig> {
+  const base = await loadConfig(values);
   const model: JsonObject = {};
   for (const [flag, field] of Object.entries(SHAPE_FLAGS)) {
     if (values[flag] !== undefined) model[field] = numberOption(values, flag, 0, { int: true, min: 1 });
@@ -21,6 +21,22 @@ function planConfig(values: Record<string, unknown>): YuanConfig {
 }
 
 const gib = (b: number) => (b / GiB).toFixed(2);
+
+/** The built-in packages' entries that describe their attention plugins (all but `create`) without TensorFlow.js. */
+const DESCRIBE_ENTRIES = ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe'];
+
+/**
+ * The configured attention plugin's description for `--time`: a built-in one from the `describe` entries, so the
+ * step-time model loads no TensorFlow.js; any other from the run's registry (its plugin module loads tensor code).
+ */
+async function describedAttention(values: Record<string, unknown>, config: YuanConfig): Promise<AttentionDescription<unknown>> {
+  const name = config.attention.name;
+  for (const spec of DESCRIBE_ENTRIES) {
+    const found = Object.values(await import(spec)).find((v) => (v as { kind?: unknown }).kind === 'attention' && (v as { name?: unknown }).name === name);
+    if (found) return found as AttentionDescription<unknown>;
+  }
+  return (await loadRegistry(values, config)).get('attention', name) as AttentionDescription<unknown>;
+}
 
 function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   const rows = plan.stages.map((s) => [
@@ -70,7 +86,7 @@ export const planCommand: Command = {
   path: ['plan'],
   summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model',
   usage:
-    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention lfa|mha]) [--config F] [--set k=v ...]\n' +
+    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
     '  [--schedule 1f1b|gpipe] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
@@ -105,7 +121,7 @@ export const planCommand: Command = {
     if (values.microbatches !== undefined && Number(values.microbatches) < 1) {
       throw new YuanError('usage', `--microbatches ${values.microbatches}: need at least 1 micro-batch per step`);
     }
-    const flagged = await withParallelFlags(planConfig(values), values);
+    const flagged = await withParallelFlags(await planConfig(values), values);
     // a plan without a step's micro-batches anywhere assumes M = P (the pipeline just fills)
     const section = (flagged.config.parallel ?? {}) as { pp?: unknown; microbatches?: unknown };
     const accumulation = (flagged.config.train as { gradAccumulation?: unknown } | undefined)?.gradAccumulation;
@@ -120,11 +136,16 @@ export const planCommand: Command = {
     const microBatchSize = numberOption(values, 'micro-batch-size', train.microBatchSize ?? 1, { int: true, min: 1 });
     const seqLength = numberOption(values, 'seq', train.seqLength ?? m.maxPositions, { int: true, min: 1 });
     if (values.time) {
+      const attention = await describedAttention(values, config);
+      const { modelParameters } = await import('@yuan/model/describe');
       const t = planTime({
         layers: m.numLayers,
         hidden: m.hiddenSize,
+        heads: m.numHeads,
+        ffn: m.ffnSize,
         seqLength,
-        vocab: m.vocabSize,
+        parameters: countParameters(modelParameters(config, attention)),
+        attention: { plugin: attention, options: config.attention.options },
         microBatchSize,
         microbatches,
         chips: numberOption(values, 'chips', pp * layout.dp, { int: true, min: 1 }),
@@ -134,13 +155,12 @@ export const planCommand: Command = {
         p2pBandwidth: numberOption(values, 'p2p-bw', 400, { min: 0 }) * 1e9,
         netBandwidth: numberOption(values, 'net-bw', 24.375, { min: 0 }) * 1e9,
         nics: numberOption(values, 'nics', 2, { min: 0 }),
-        formula: config.attention.name === 'lfa' ? 'lfa' : 'gpt',
       });
       io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
       return;
     }
-    // the parameter list comes from the attention plugins, which are tensor code: the model (and TensorFlow.js) load
-    // here, so `yuan plan --help` and `--time` load only the planner
+    // the memory plan counts the model's parameters with the run's attention plugin: the model and TensorFlow.js load
+    // here, so `yuan plan --help` and `--time` (a built-in attention's `describe` entry) load only the planner
     const registry = await loadRegistry(values, config);
     const { attentionLookup, modelParameters } = await import('@yuan/model');
     const attention = attentionLookup(registry)(config.attention.name);
@@ -150,7 +170,7 @@ export const planCommand: Command = {
     const plan = planPipeline({
       model: m,
       parameters: modelParameters(config, attention),
-      attention: { name: config.attention.name, options: { ...(attention.defaults as Record<string, unknown>), ...config.attention.options } },
+      attention: { plugin: attention, options: config.attention.options },
       stages: pp,
       dataParallel: layout.dp,
       microbatches,

@@ -42,7 +42,7 @@ export const trainCommand: Command = {
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR|PREFIX --steps N --out DIR [--eod-id N] [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
     '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
-    '  [--dp D --zero 0|1|2 [--transport threads|tcp] [--timeout SECONDS]]\n' +
+    '  [--dp D --zero 0|1|2 [--transport threads|tcp|NAME] [--timeout SECONDS]]\n' +
     '  The layout flags set the config\'s parallel section (parallel.pp, .dp, .zero, .partition, .schedule, .recompute, .transport,\n' +
     '  .microbatches; a preset such as tiny-pp2dp2 or yuan2-102b, a --config file or --set parallel.pp=2 set it too; flags win).\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences;\n' +
@@ -76,7 +76,7 @@ export const trainCommand: Command = {
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
-    const { config, naming } = await withParallelFlags(withEodId(withPluginFlags(loadConfig(values, 'tiny-lfa'), values), values), values);
+    const { config, naming } = await withParallelFlags(withEodId(withPluginFlags(await loadConfig(values, 'tiny-lfa'), values), values), values);
     const timeoutSeconds = values.timeout === undefined ? undefined : numberOption(values, 'timeout', 60, { min: 0.1 });
     const registry = await loadRegistry({}, config);
     // the library runs every layout: one process, stage threads, P × D ranks it starts, or this process as a launched rank

@@ -23,16 +23,17 @@ export interface PipelineOptions {
   microbatches: number;
   /** `1f1b` (default) or `gpipe`. */
   schedule?: string;
-  /** Where to look the schedule up (kind `schedule`); default the built-ins `1f1b` and `gpipe`. */
+  /** Where to look the schedule up (kind `schedule`). Default: `@yuan/plan`'s own schedules (`1f1b`, `gpipe`). */
   registry?: PluginRegistry;
   /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
   partition: number[];
   /** Activation checkpointing: `full` (default, one layer per checkpoint) or `stage`. */
   recompute?: Recompute;
   /**
-   * Module URLs or absolute paths whose exported attention plugins the stage workers can use (a worker cannot receive
-   * the plugin object itself); `mha` is always available. Resolve them where the package is a dependency, e.g.
-   * `import.meta.resolve('@yuan/attention-lfa')`.
+   * Plugin modules (file URLs or absolute paths) each stage worker registers in its own registry, where it looks the
+   * config's attention plugin and the setup's backend up (a worker cannot receive plugin objects). `@yuan/model` (`mha`)
+   * and `@yuan/tensor` (the built-in backends) are always registered. Resolve the others where the package is a
+   * dependency, e.g. `import.meta.resolve('@yuan/attention-lfa')`.
    */
   plugins?: string[];
   /** OpenBLAS threads per stage on the `native` backend (YUAN_NATIVE_THREADS in the worker). Default 1. */

@@ -15,7 +15,7 @@ export interface StageInit {
   train: TrainConfig;
   seed: number;
   backend?: string;
-  /** Module URLs / paths whose exported attention plugins the worker may use (mha is always there). */
+  /** Plugin modules (file URLs / paths) the worker registers besides @yuan/model and @yuan/tensor (see PipelineOptions.plugins). */
   plugins: string[];
   /** This stage's instruction list for one optimizer step (from the schedule plugin, built by the coordinator). */
   program: Instruction[];

@@ -1,5 +1,5 @@
-import { YuanError, type PluginRegistry } from '@yuan/core';
-import { SCHEDULE_PLUGINS, simulateSchedule, type Instruction, type SchedulePlugin } from '@yuan/plan';
+import { getSchedule, simulateSchedule, type Instruction } from '@yuan/plan';
+import type { PluginRegistry } from '@yuan/core';
 
 /**
  * The stage programs of a schedule plugin (`1f1b`, `gpipe` or a registered third-party one): for each stage its
@@ -7,18 +7,13 @@ import { SCHEDULE_PLUGINS, simulateSchedule, type Instruction, type SchedulePlug
  * The lists are executed together by `simulateSchedule` first, so a schedule that would deadlock or skip a
  * micro-batch is an error here instead of a hang. The interpreter accumulates gradients in the order the backwards
  * come; the built-in schedules run them in micro-batch order, as the single-process trainer.
- * Errors: an unknown schedule (YuanError 'usage', listing the registered ones), bad sizes, a broken schedule
+ * The name is looked up in `registry` (`getSchedule`; default: `@yuan/plan`'s own schedules).
+ * Errors: an unknown schedule (listing the registered ones), bad sizes, a broken schedule
  * (YuanError 'schedule' naming the stage and instruction).
  */
 export function stagePrograms(name: string, stages: number, microbatches: number, registry?: PluginRegistry): Instruction[][] {
-  let plugin: SchedulePlugin | undefined;
-  if (registry?.has('schedule', name)) plugin = registry.get('schedule', name);
-  else plugin = SCHEDULE_PLUGINS.find((s) => s.name === name);
-  if (!plugin) {
-    const known = new Set([...SCHEDULE_PLUGINS.map((s) => s.name), ...(registry?.names('schedule') ?? [])]);
-    throw new YuanError('usage', `unknown schedule "${name}" (schedules: ${[...known].sort().join(', ')})`);
-  }
-  const programs = Array.from({ length: stages }, (_, stage) => plugin!.instructions({ stages, microbatches, stage }));
+  const plugin = getSchedule(name, registry);
+  const programs = Array.from({ length: stages }, (_, stage) => plugin.instructions({ stages, microbatches, stage }));
   simulateSchedule(programs);
   return programs;
 }
