@@ -1,6 +1,21 @@
 /** @yuan/model: the YUAN-style decoder, the `mha` attention plugin, loss, generation with caches and HF checkpoints. */
-export { YuanModel, disposeCache, wholeModel, partParameters, parameterSeed, type ModelCache, type ForwardOptions, type ModelPart, type PartForwardOptions } from './model.js';
+export { YuanModel, disposeCache, wholeModel, partParameters, parameterSeed, type AttachableAdapter, type ModelCache, type ForwardOptions, type ModelPart, type PartForwardOptions } from './model.js';
 export { mhaAttention } from './mha.js';
+export { loraAdapter, parseLoraOptions, loraScale, LORA_DEFAULTS, type LoraOptions } from './adapter/lora.js';
+export { AdapterModule, adapterOptions } from './adapter/module.js';
+export {
+  ADAPTER_CONFIG,
+  ADAPTER_WEIGHTS,
+  adapterLookup,
+  writeAdapterFiles,
+  saveAdapter,
+  readAdapterFiles,
+  adapterFromFiles,
+  resolveAdapterDir,
+  loadAdapter,
+  type AdapterLookup,
+  type AdapterFiles,
+} from './adapter/peft.js';
 export { modelParameters, attentionSpec, attentionOptions } from './parameters.js';
 export { crossEntropy, nextTokenLoss } from './loss.js';
 export { sampleToken, type SamplingOptions } from './sampling.js';

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { ConfigError, openTokenizer, PluginRegistry, YuanError, type JsonObject, type ModelAdapterPlugin, type PluginBase } from '@yuan/core';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
+import { loraAdapter } from './adapter/lora.js';
+import { adapterLookup, loadAdapter } from './adapter/peft.js';
 import { loadCheckpoint, type AttentionLookup } from './checkpoint.js';
 import { mhaAttention } from './mha.js';
 import { tokenizerPlugins } from './tokenizer/index.js';
@@ -32,13 +34,15 @@ export interface LocalAdapterOptions {
   overrides?: JsonObject;
   /** Display name; default the folder's name. */
   name?: string;
+  /** A PEFT adapter folder (or run folder of adapter checkpoints) applied over the model (`--peft`). */
+  peft?: string;
 }
 
 /** The `local` model adapter: a checkpoint on this machine, generation with the KV and LFA caches. */
 export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   kind: 'model-adapter',
   name: 'local',
-  description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend)',
+  description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend, peft)',
   defaults: { path: '' },
   validate(options) {
     if (typeof options.path !== 'string' || !options.path) throw new ConfigError('model-adapter local: options.path must name a checkpoint folder');
@@ -52,6 +56,7 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
       onIgnored: (note) => context.note?.(note),
     });
     try {
+      if (options.peft) await loadAdapter(model, options.peft, adapterLookup(registry));
       const ref = model.config.tokenizer;
       const spec = options.tokenizer ?? (ref.name === 'bytes' || ref.path ? ref : undefined);
       if (!spec) throw new YuanError('usage', `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`);
@@ -64,5 +69,5 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   },
 };
 
-/** Every plugin @yuan/model provides: attention `mha`, tokenizers `bytes` and `sentencepiece`, model adapter `local`. */
-export const plugins: PluginBase<string, unknown>[] = [mhaAttention, ...tokenizerPlugins, localModelAdapter] as PluginBase<string, unknown>[];
+/** Every plugin @yuan/model provides: attention `mha`, tokenizers `bytes` and `sentencepiece`, model adapter `local`, adapter `lora`. */
+export const plugins: PluginBase<string, unknown>[] = [mhaAttention, ...tokenizerPlugins, localModelAdapter, loraAdapter] as PluginBase<string, unknown>[];
