@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   applySet,
+  deepMerge,
   getPreset,
   openTokenizer as openRegisteredTokenizer,
   PluginRegistry,
@@ -40,6 +41,9 @@ export const PLUGIN_OPTION: OptionSpec = { plugin: { type: 'string', multiple: t
 /** The `--backend` option. */
 export const BACKEND_OPTION: OptionSpec = { backend: { type: 'string' } };
 
+/** The `--peft DIR` option: a PEFT adapter folder (or a run folder of adapter checkpoints) applied over the model. */
+export const PEFT_OPTION: OptionSpec = { peft: { type: 'string' } };
+
 /** The --set assignments of parsed options as one config layer. */
 export function setLayer(values: Record<string, unknown>): JsonObject {
   return ((values.set as string[] | undefined) ?? []).reduce<JsonObject>((acc, s) => applySet(acc, s), {});
@@ -52,6 +56,11 @@ function configFileLayer(file: string): JsonObject {
     layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p));
   }
   return layer;
+}
+
+/** The --config file and --set assignments as one layer (merged over a checkpoint's own config). */
+export function overrideLayer(values: Record<string, unknown>): JsonObject {
+  return deepMerge(values.config ? configFileLayer(values.config as string) : {}, setLayer(values));
 }
 
 /** Resolves defaults < --preset < --config < --set into a validated config. */
@@ -107,21 +116,53 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
 }
 
 /**
+ * The base model folder of a PEFT adapter (`base_model_name_or_path` in its adapter_config.json) when it names a
+ * folder on this machine; otherwise a usage error asking for --model.
+ */
+async function adapterBase(peft: string): Promise<string> {
+  const { ADAPTER_CONFIG, resolveAdapterDir } = await import('@yuan/model');
+  const file = path.join(resolveAdapterDir(peft), ADAPTER_CONFIG);
+  let base: unknown;
+  try {
+    base = (JSON.parse(readFileSync(file, 'utf8')) as { base_model_name_or_path?: unknown }).base_model_name_or_path;
+  } catch {
+    base = undefined;
+  }
+  if (typeof base === 'string' && existsSync(path.join(base, 'config.json'))) return base;
+  const named = typeof base === 'string' ? ` (its base_model_name_or_path ${JSON.stringify(base)} is not a model folder here)` : '';
+  throw new YuanError('usage', `give --model DIR, the base model of the adapter ${peft}${named}`);
+}
+
+/**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
- * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr).
+ * With `--peft DIR` a PEFT adapter is read and attached (the model then owns it); without --model or --preset its
+ * base is the adapter's `base_model_name_or_path`. `note` gets the one-line note naming checkpoint tensors the model
+ * does not use (default: stderr).
  */
 export async function openModel(values: Record<string, unknown>, registry: PluginRegistry, note: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<YuanModel> {
-  const { attentionLookup, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
+  const { adapterLookup, attentionLookup, loadAdapter, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
-  const dir = values.model as string | undefined;
+  const peft = values.peft as string | undefined;
+  const dir = (values.model as string | undefined) ?? (peft && !values.preset && !values.config ? await adapterBase(peft) : undefined);
+  let model: YuanModel;
   if (dir) {
-    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+    model = await loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
+  } else {
+    if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
+    const config = loadConfig(values);
+    model = YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
   }
-  if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
-  const config = loadConfig(values);
-  return YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
+  if (peft) {
+    try {
+      await loadAdapter(model, peft, adapterLookup(registry));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return model;
 }
 
 /**

@@ -5,6 +5,7 @@ import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, pluginModuleF
 import type { PluginRegistry } from '@yuan/core';
 import type { ProcessGroup, ZeroStage } from '@yuan/parallel-zero';
 import type { RankPayload } from '../training/data-parallel.js';
+import { ADAPTER_TRAIN_OPTIONS, ADAPTER_TRAIN_USAGE, adapterRequested, trainAdapter } from '../training/adapter.js';
 
 /** What `yuan train --json` prints (and what rank 0 of a multi-process run hands back). */
 interface TrainSummary {
@@ -113,7 +114,8 @@ export const trainCommand: Command = {
     '  --eod-id N: the id that ends each document (positions restart after it; sets train.eodId); default the <eod> of the\n' +
     '  data\'s index.json; a Megatron PREFIX with no index.json beside it needs it. Token ids are checked against the vocabulary first.\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
-    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints',
+    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints\n' +
+    ADAPTER_TRAIN_USAGE,
   options: {
     ...CONFIG_OPTIONS,
     ...BACKEND_OPTION,
@@ -134,8 +136,10 @@ export const trainCommand: Command = {
     zero: { type: 'string' },
     transport: { type: 'string' },
     timeout: { type: 'string' },
+    ...ADAPTER_TRAIN_OPTIONS,
   },
   async run(values, _pos, io) {
+    if (adapterRequested(values)) return trainAdapter(values, io, trainCommand);
     const data = requireString(values, 'data', trainCommand);
     const out = requireString(values, 'out', trainCommand);
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
