@@ -63,14 +63,14 @@ export function overrideLayer(values: Record<string, unknown>): JsonObject {
   return deepMerge(values.config ? configFileLayer(values.config as string) : {}, setLayer(values));
 }
 
-/** Resolves defaults < --preset < --config < --set into a validated config. */
-export function loadConfig(values: Record<string, unknown>, fallbackPreset?: string): YuanConfig {
+/** Resolves defaults < --preset < --config < --set (< `flags`, layers a command makes of its flags) into a validated config. */
+export function loadConfig(values: Record<string, unknown>, fallbackPreset?: string, ...flags: JsonObject[]): YuanConfig {
   const presetName = (values.preset as string | undefined) ?? fallbackPreset;
   const layers: JsonObject[] = [];
   if (presetName) layers.push(getPreset(presetName).config);
   if (values.config) layers.push(configFileLayer(values.config as string));
   layers.push(setLayer(values));
-  return resolveConfig(...layers);
+  return resolveConfig(...layers, ...flags);
 }
 
 /** The plugin modules a checkpoint's config.json records (`yuan.plugins`), so a model trained with a plugin reloads with it. */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ConfigError, YuanError, type PluginRegistry, type YuanConfig } from '@yuan/core';
+import { ConfigError, deepMerge, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import type { TensorAdapterPlugin } from '@yuan/tensor';
 import { numberOption, requireString, type Command, type CommandIO, type OptionSpec } from '../command.js';
 import { loadConfig, loadRegistry, overrideLayer, withPluginFlags } from '../context.js';
@@ -28,14 +28,15 @@ export const ADAPTER_TRAIN_USAGE =
 const LORA_FLAGS = ['lora', 'lora-rank', 'lora-alpha', 'lora-dropout', 'lora-targets'] as const;
 
 /**
- * The --lora flags as the config's `adapter` section (`{name: 'lora', options: {...}}`, over the options a --config file
- * or --set gave). A flag for another adapter than the config's, or a bad number, is a usage error naming the flag.
+ * The --lora flags as a config layer: `{adapter: {name: 'lora', options: {...}}}`, merged over what a --config file or
+ * --set gave (so `--lora --set adapter.options.dropout=0.1` works); undefined without such flags. `prior` is the adapter
+ * name the config file or --set chose: another than lora is a usage error naming the flag, as is a bad number.
  */
-export function withLoraFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
+export function loraLayer(values: Record<string, unknown>, prior?: unknown): JsonObject | undefined {
   const given = LORA_FLAGS.filter((f) => values[f] !== undefined && values[f] !== false);
-  if (given.length === 0) return config;
-  if (config.adapter && config.adapter.name !== 'lora') throw new YuanError('usage', `--${given[0]} sets a lora adapter, but the config's adapter is ${JSON.stringify(config.adapter.name)}`);
-  const options: Record<string, unknown> = { ...(config.adapter?.options ?? {}) };
+  if (given.length === 0) return undefined;
+  if (prior !== undefined && prior !== 'lora') throw new YuanError('usage', `--${given[0]} sets a lora adapter, but the config's adapter is ${JSON.stringify(prior)}`);
+  const options: JsonObject = {};
   if (values['lora-rank'] !== undefined) options.rank = numberOption(values, 'lora-rank', 8, { int: true, min: 1 });
   if (values['lora-alpha'] !== undefined) options.alpha = numberOption(values, 'lora-alpha', 8, { min: 0 });
   if (values['lora-dropout'] !== undefined) options.dropout = numberOption(values, 'lora-dropout', 0, { min: 0 });
@@ -45,7 +46,7 @@ export function withLoraFlags(config: YuanConfig, values: Record<string, unknown
     if (list.length === 0) throw new YuanError('usage', `--lora-targets ${JSON.stringify(raw)} names no module (e.g. q_proj,v_proj or all-linear)`);
     options.targets = list.length === 1 && (list[0] === 'all-linear' || !/^\w+$/.test(list[0])) ? list[0] : list;
   }
-  return { ...config, adapter: { name: 'lora', options } };
+  return { adapter: { name: 'lora', options } };
 }
 
 /** Whether `yuan train` was asked for an adapter run: --model, a --lora flag, or an adapter section in the config. */
@@ -86,17 +87,22 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   let registry: PluginRegistry | undefined;
   let baseWeights: Map<string, Float32Array> | undefined;
   const { initBackend } = await import('@yuan/tensor');
+  const overrides = overrideLayer(values);
+  const flags = loraLayer(values, (overrides.adapter as { name?: unknown } | undefined)?.name);
+  if (baseDir !== undefined && !flags && overrides.adapter === undefined) {
+    throw new YuanError('usage', '--model trains an adapter over the base: add --lora (or --lora-rank R, or an adapter section in --config)');
+  }
   if (baseDir !== undefined) {
     registry = await loadRegistry({ ...values, model: baseDir });
-    const read = await model.readCheckpoint(baseDir, model.attentionLookup(registry), overrideLayer(values));
+    const read = await model.readCheckpoint(baseDir, model.attentionLookup(registry), flags ? deepMerge(overrides, flags) : overrides);
     if (read.ignored.length) io.err(model.ignoredTensorsNote(baseDir, read.ignored));
     config = read.config;
     baseWeights = read.weights;
   } else {
-    config = loadConfig(values, 'tiny-lfa');
+    config = flags ? loadConfig(values, 'tiny-lfa', flags) : loadConfig(values, 'tiny-lfa');
   }
-  config = withTrainFlags(withLoraFlags(withPluginFlags(config, values), values), values);
-  if (!config.adapter) throw new YuanError('usage', '--model trains an adapter over the base: add --lora (or --lora-rank R, or an adapter section in --config)');
+  config = withTrainFlags(withPluginFlags(config, values), values);
+  if (!config.adapter) throw new YuanError('usage', 'an adapter run needs an adapter: add --lora (or --lora-rank R, or an adapter section in --config)');
   const parallelSection = config.parallel as { pp?: number; dp?: number } | undefined;
   if ((parallelSection?.pp ?? 1) > 1 || (parallelSection?.dp ?? 1) > 1) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process; the config\'s parallel section asks for more');
   registry ??= await loadRegistry({}, config);
