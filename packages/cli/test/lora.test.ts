@@ -57,7 +57,7 @@ describe('yuan train --lora and --peft', () => {
     expect(t.code, t.err).toBe(0);
     const base = path.join(full, readdirSync(full).filter((d) => d.startsWith('checkpoint-')).sort().pop()!);
     const out = path.join(tmp, 'on-checkpoint');
-    const r = await yuan('train', '--model', full, '--lora', '--lora-targets', 'all-linear', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.lr=5e-2', '--set', 'train.warmupSteps=1', '--data', data, '--steps', '2', '--out', out, '--json');
+    const r = await yuan('train', '--model', full, '--lora', '--lora-targets', 'all-linear', '--recompute', 'full', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.lr=5e-2', '--set', 'train.warmupSteps=1', '--data', data, '--steps', '2', '--out', out, '--json');
     expect(r.code, r.err).toBe(0);
     const adapter = path.join(out, readdirSync(out).filter((d) => d.startsWith('checkpoint-')).sort().pop()!);
     expect(JSON.parse(readFileSync(path.join(adapter, 'adapter_config.json'), 'utf8'))).toMatchObject({ base_model_name_or_path: path.resolve(base), r: 8, lora_alpha: 8, target_modules: 'all-linear' });
@@ -95,6 +95,7 @@ describe('yuan train --lora and --peft', () => {
     await expectError(['--lora-targets', 'x_proj'], 1, /invalid config: adapter\.options\.targets: "x_proj" matches no linear layer of this model \(its linear layers: q_proj, k_proj, v_proj, o_proj, up_proj, gate_proj, down_proj\)/);
     await expectError(['--lora', '--set', 'adapter.options.dropout=2'], 1, /invalid config: adapter\.options\.dropout = 2; expected a number >= 0 <= 0\.999999/);
     await expectError(['--lora', '--pp', '2'], 2, /--pp: an adapter \(LoRA\) run trains in one process/);
+    await expectError(['--lora', '--recompute', 'stage'], 2, /--recompute "stage": an adapter run takes none \(keep every activation\) or full/);
     await expectError(['--set', 'adapter.name=ia3', '--lora-rank', '2'], 2, /--lora-rank sets a lora adapter, but the config's adapter is "ia3"/);
     await expectError(['--set', 'adapter.name=ia3'], 1, /unknown adapter plugin "ia3" \(registered: lora\)/);
     await expectError(['--model', path.join(tmp, 'nowhere'), '--lora'], 2, /--model \(the base checkpoint, whose config\.json gives the model\) and --preset exclude each other/);

@@ -49,12 +49,12 @@ const base = async (config: YuanConfig) => {
   return w;
 };
 
-function training(config: YuanConfig): AdapterTraining {
-  return { plugin: loraAdapter as never, options: config.adapter!.options!, base: () => base(config), baseDir: '/models/base' };
+function training(config: YuanConfig, recompute = false): AdapterTraining {
+  return { plugin: loraAdapter as never, options: config.adapter!.options!, base: () => base(config), baseDir: '/models/base', recompute };
 }
 
-async function run(config: YuanConfig, out: string, steps: number, resume?: string) {
-  const t = training(config);
+async function run(config: YuanConfig, out: string, steps: number, resume?: string, recompute = false) {
+  const t = training(config, recompute);
   return runTraining({ config, lookup, data, steps, out, seed: 3, engine: adapterEngine(t), weightFiles: adapterWeightFiles(t, config, lfa), resume });
 }
 
@@ -121,6 +121,12 @@ describe('training a LoRA adapter over a frozen base', () => {
     // without dropout the losses differ from the run with it (the masks were applied)
     const noDropout = await run(tinyConfig({ ...options, dropout: 0 }), path.join(tmp, 'plain'), 2);
     expect(Math.abs(noDropout.history[1].loss - whole.history[1].loss)).toBeGreaterThan(1e-6);
+    // recomputing each layer in the backward (the masks redrawn alike) gives the same losses; resumed, too
+    const recomputed = await run(config, path.join(tmp, 'recomputed'), 4, undefined, true);
+    for (const [i, m] of recomputed.history.entries()) expect(m.loss, `step ${i + 1}`).toBeCloseTo(whole.history[i].loss, 5);
+    expect(recomputed.validLoss).toBeCloseTo(whole.validLoss, 5);
+    const mixed = await run(config, half, 4, path.join(half, 'checkpoint-00000002'), true);
+    for (const [i, m] of mixed.history.entries()) expect(m.loss).toBeCloseTo(whole.history[i + 2].loss, 5);
     const other = tinyConfig({ ...options, rank: 2 });
     await expect(run(other, path.join(tmp, 'other'), 4, half)).rejects.toThrow(/holds another model \(.*adapter lora \{"rank":4,.*\) than this run's config \(.*adapter lora \{"rank":2,/);
   });

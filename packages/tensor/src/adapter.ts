@@ -12,8 +12,9 @@ export interface AdapterLayer {
    */
   delta(name: string): tf.Tensor2D;
   /**
-   * Training behaviour: with a seed, dropout is on, its masks drawn from the seed and a count of hook calls (so a step
-   * is reproducible, resumed or not); with undefined (the default) dropout is off.
+   * Training behaviour: with a seed, dropout is on, each mask drawn from the seed, the weight and how many times its
+   * hook ran since this call (so a step is reproducible, resumed or not, and calling `training` again with the same
+   * seed before recomputing a layer redraws the forward's masks); with undefined (the default) dropout is off.
    */
   training(seed: number | undefined): void;
 }

@@ -22,7 +22,9 @@ export const ADAPTER_TRAIN_OPTIONS: OptionSpec = {
 export const ADAPTER_TRAIN_USAGE =
   '  LoRA fine-tuning (the config\'s adapter section: adapter.name lora, adapter.options.rank/alpha/dropout/targets/rslora):\n' +
   '  [--model BASE_DIR] --lora | --lora-rank R [--lora-alpha A] [--lora-dropout P] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear]\n' +
-  '  trains only the adapter over the frozen base (--model, else the preset initialised from --seed); checkpoints are PEFT\n' +
+  '  [--recompute none|full] trains only the adapter over the frozen base (--model, else the preset initialised from --seed);\n' +
+  '  --recompute full keeps only each layer\'s input and recomputes the layer in the backward (far less memory, one more\n' +
+  '  forward per step); one process (no --pp/--dp). Checkpoints are PEFT\n' +
   '  adapter folders (adapter_config.json + adapter_model.safetensors) for generate/serve/eval/forward --peft and yuan adapter merge.';
 
 const LORA_FLAGS = ['lora', 'lora-rank', 'lora-alpha', 'lora-dropout', 'lora-targets'] as const;
@@ -64,7 +66,7 @@ function withTrainFlags(config: YuanConfig, values: Record<string, unknown>): Yu
   return { ...config, train };
 }
 
-const PARALLEL_FLAGS = ['pp', 'dp', 'zero', 'transport', 'timeout', 'schedule', 'partition', 'recompute'];
+const PARALLEL_FLAGS = ['pp', 'dp', 'zero', 'transport', 'timeout', 'schedule', 'partition'];
 
 /**
  * An adapter run of `yuan train` (LoRA fine-tuning): the config is the base checkpoint's (`--model`; --config and --set
@@ -80,6 +82,8 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
   const parallel = PARALLEL_FLAGS.filter((f) => values[f] !== undefined);
   if (parallel.length) throw new YuanError('usage', `--${parallel[0]}: an adapter (LoRA) run trains in one process; leave out the parallel layout flags`);
+  const recompute = (values.recompute as string | undefined) ?? 'none';
+  if (recompute !== 'none' && recompute !== 'full') throw new YuanError('usage', `--recompute ${JSON.stringify(recompute)}: an adapter run takes none (keep every activation) or full (recompute each layer in the backward)`);
   if (values.model !== undefined && values.preset !== undefined) throw new YuanError('usage', '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other');
   const model = await import('@yuan/model');
   const baseDir = values.model !== undefined ? model.resolveModelDir(values.model as string) : undefined;
@@ -120,6 +124,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     plugin,
     options,
     baseDir: baseDir === undefined ? null : path.resolve(baseDir),
+    recompute: recompute === 'full',
     ...(held ? { base: async () => { const w = held!; held = undefined; return w; } } : {}),
   };
   await initBackend(values.backend as string | undefined);

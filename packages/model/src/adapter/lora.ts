@@ -101,6 +101,13 @@ function targetedModules(specs: readonly ParameterSpec[], o: LoraOptions): Linea
   return chosen;
 }
 
+/** FNV-1a of a name (a weight's part of its dropout seeds). */
+function hashName(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 /** A 32-bit mix of two integers (the dropout seed of one hook call). */
 function mix(a: number, b: number): number {
   let h = Math.imul((a ^ 0x9e3779b9) >>> 0, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35);
@@ -146,17 +153,22 @@ export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
       });
       weights.set(s.name, { out: s.shape[0], in: s.shape[1], rows, blocks });
     }
+    // dropout masks: from the training seed, the weight's name, the count of its hook's calls since `training` and the
+    // block, so a pass that runs again after `training(sameSeed)` (a recomputed layer) draws the same masks
     let seed: number | undefined;
-    let calls = 0;
+    const calls = new Map<string, number>();
     const hooks = new Map<string, LinearHook>();
     for (const [name, w] of weights) {
+      const nameHash = hashName(name);
       hooks.set(name, (x, base) => {
         const lead = x.shape.slice(0, -1);
         const x2 = tf.reshape(x, [-1, w.in]) as tf.Tensor2D;
         const n = x2.shape[0];
-        const updates = w.blocks.map((ab) => {
+        const call = calls.get(name) ?? 0;
+        calls.set(name, call + 1);
+        const updates = w.blocks.map((ab, block) => {
           if (!ab) return tf.zeros([n, w.rows]);
-          const input = seed !== undefined && o.dropout > 0 ? tf.dropout(x2, o.dropout, undefined, mix(seed, calls++)) : x2;
+          const input = seed !== undefined && o.dropout > 0 ? tf.dropout(x2, o.dropout, undefined, mix(mix(seed, nameHash), call * 8 + block)) : x2;
           return tf.matMul(tf.mul(tf.matMul(input, ab.a, false, true), scale), ab.b, false, true);
         });
         const update = updates.length === 1 ? updates[0] : tf.concat(updates, 1);
@@ -175,7 +187,7 @@ export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
       },
       training(s) {
         seed = s;
-        calls = 0;
+        calls.clear();
       },
     };
   },
