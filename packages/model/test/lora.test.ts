@@ -193,6 +193,7 @@ describe('the lora adapter', () => {
       'invalid config: adapter.options.targets: "x_proj" matches no linear layer of this model (its linear layers: q_proj, k_proj, v_proj, o_proj, up_proj, gate_proj, down_proj)',
     );
     expect(() => v({ targets: 'nothing.*' })).toThrow(/targets = "nothing\.\*" matches no linear layer/);
+    expect(() => v({ targets: 'q_proj' })).toThrow(/a string is a regular expression over full module names, as in PEFT: give a list, \["q_proj"\], for modules named q_proj$/);
     expect(() => v({ targets: '(' })).toThrow(/is not a regular expression/);
     expect(loraScale({ ...loraAdapter.defaults, rank: 16, alpha: 32 })).toBe(2);
     expect(loraScale({ ...loraAdapter.defaults, rank: 16, alpha: 32, rslora: true })).toBe(8);

@@ -82,6 +82,8 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
   const parallel = PARALLEL_FLAGS.filter((f) => values[f] !== undefined);
   if (parallel.length) throw new YuanError('usage', `--${parallel[0]}: an adapter (LoRA) run trains in one process; leave out the parallel layout flags`);
+  const { launchedAsRank } = await import('./data-parallel.js');
+  if (launchedAsRank()) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process: start it without yuan launch, srun or an indexed Job');
   const recompute = (values.recompute as string | undefined) ?? 'none';
   if (recompute !== 'none' && recompute !== 'full') throw new YuanError('usage', `--recompute ${JSON.stringify(recompute)}: an adapter run takes none (keep every activation) or full (recompute each layer in the backward)`);
   if (values.model !== undefined && values.preset !== undefined) throw new YuanError('usage', '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other');

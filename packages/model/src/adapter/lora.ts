@@ -96,7 +96,8 @@ function targetedModules(specs: readonly ParameterSpec[], o: LoraOptions): Linea
   const re = new RegExp(`^(?:${targets})$`);
   const chosen = all.filter((m) => re.test(m.module));
   if (chosen.length === 0) {
-    throw new ConfigError(`invalid config: adapter.options.targets = ${JSON.stringify(targets)} matches no linear layer of this model (its linear layers: ${names.join(', ')})`);
+    const hint = /^\w+$/.test(targets) ? `; a string is a regular expression over full module names, as in PEFT: give a list, ["${targets}"], for modules named ${targets}` : '';
+    throw new ConfigError(`invalid config: adapter.options.targets = ${JSON.stringify(targets)} matches no linear layer of this model (its linear layers: ${names.join(', ')})${hint}`);
   }
   return chosen;
 }
