@@ -3,7 +3,8 @@
 // (transformers' LlamaForCausalLM with yuan2-2b's sizes, random init, fp32 base; bench/lora_torch.py), in one run.
 // Each side runs in its own process, one after the other (their peak resident memory is each process's ru_maxrss), on
 // the same number of threads; a step is forward + backward + AdamW on batch × seq random tokens; the first step is a
-// warm-up and the median of the others is reported. yuan's model has YUAN 2.0's LFA (two causal convolutions per
+// warm-up and the median of the others is reported, in wall seconds and in CPU seconds of the process (all its
+// threads; less sensitive to other jobs on a shared machine, though BLAS threads that spin count too). yuan's model has YUAN 2.0's LFA (two causal convolutions per
 // layer: 2.09 B parameters against the LLaMA twin's 1.89 B at the yuan2-2b shape, about 10% more work per token). The frozen base's values are tiled from a random block (the
 // speed does not depend on them; seeded per-parameter initialisation of 2B values takes minutes).
 // Usage: node bench/lora.mjs [--preset yuan2-2b] [--layers N] [--seq 512] [--batch 1] [--rank 16] [--alpha 32]
@@ -100,10 +101,14 @@ async function yuanWorker() {
   const loadSeconds = (performance.now() - t0) / 1000;
   const loadedRss = process.memoryUsage().rss;
   const seconds = [];
+  const cpuSeconds = [];
   const losses = [];
   try {
     for (let s = 0; s <= steps; s++) {
+      const c0 = process.cpuUsage();
       const m = await engine.trainStep();
+      const c = process.cpuUsage(c0);
+      cpuSeconds.push((c.user + c.system) / 1e6);
       seconds.push(m.seconds);
       losses.push(m.loss);
     }
@@ -123,6 +128,7 @@ async function yuanWorker() {
       loadSeconds,
       loadedRssBytes: loadedRss,
       seconds,
+      cpuSeconds,
       losses,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
     }),
@@ -166,9 +172,10 @@ if (values.worker) {
       `median of ${Math.max(1, steps)} step(s) after 1 warm-up; ${threads} threads; yuan --recompute ${yuan.recompute ? 'full' : 'none'}, ` +
       `torch ${values['torch-checkpointing'] ? 'with' : 'without'} gradient checkpointing`,
   );
-  const row = (name, sec, rss, base, trainable, extra = '') =>
-    console.log(`${name.padEnd(34)} ${sec.toFixed(2).padStart(8)} s/step ${(rss / GiB).toFixed(2).padStart(7)} GiB peak RSS  base ${base.toLocaleString('en-US')}, trainable ${trainable.toLocaleString('en-US')}${extra}`);
-  row(`yuan (${yuan.backend}, ${yuan.attention})`, ySec, yuan.peakRssBytes, yuan.baseParameters, yuan.trainable, `; ${(yuan.loadedRssBytes / GiB).toFixed(2)} GiB after loading`);
+  const row = (name, sec, cpu, rss, base, trainable, extra = '') =>
+    console.log(`${name.padEnd(34)} ${sec.toFixed(2).padStart(8)} s/step (${cpu.toFixed(1)} CPU s) ${(rss / GiB).toFixed(2).padStart(7)} GiB peak RSS  base ${base.toLocaleString('en-US')}, trainable ${trainable.toLocaleString('en-US')}${extra}`);
+  const yCpu = median(measured(yuan.cpuSeconds));
+  row(`yuan (${yuan.backend}, ${yuan.attention})`, ySec, yCpu, yuan.peakRssBytes, yuan.baseParameters, yuan.trainable, `; ${(yuan.loadedRssBytes / GiB).toFixed(2)} GiB after loading`);
   const py = findPython();
   if (py.skipped) {
     console.log(`torch + peft: skipped (${py.skipped})`);
@@ -177,7 +184,8 @@ if (values.worker) {
     if (values['torch-checkpointing']) args.push('--checkpointing');
     const torch = jsonChild(py.python, args, env);
     const tSec = median(measured(torch.seconds));
-    row(`torch ${torch.torch.split('+')[0]} + peft ${torch.peft} (llama)`, tSec, torch.peakRssBytes, torch.baseParameters, torch.trainable);
-    console.log(`ratio yuan / torch+peft: step time ${(ySec / tSec).toFixed(2)}x, peak RSS ${(yuan.peakRssBytes / torch.peakRssBytes).toFixed(2)}x`);
+    const tCpu = median(measured(torch.cpuSeconds));
+    row(`torch ${torch.torch.split('+')[0]} + peft ${torch.peft} (llama)`, tSec, tCpu, torch.peakRssBytes, torch.baseParameters, torch.trainable);
+    console.log(`ratio yuan / torch+peft: step time ${(ySec / tSec).toFixed(2)}x, peak RSS ${(yuan.peakRssBytes / torch.peakRssBytes).toFixed(2)}x, CPU time ${(yCpu / tCpu).toFixed(2)}x`);
   }
 }

@@ -3,7 +3,7 @@
 transformers' LlamaForCausalLM (tied embeddings, random init, fp32 base) wrapped by peft's get_peft_model with a
 LoraConfig (rank, alpha, dropout, target modules); AdamW (torch.optim, β 0.9/0.95, eps 1e-8, weight decay 0.1) over the
 trainable parameters only; each step is forward + backward + optimizer step on `--batch` sequences of `--seq` random
-tokens (with --checkpointing, transformers' gradient checkpointing recomputes each layer in the backward). Prints one JSON line: parameter counts, the seconds of each step (the first is a warm-up) and the peak
+tokens (with --checkpointing, transformers' gradient checkpointing recomputes each layer in the backward). Prints one JSON line: parameter counts, the wall and CPU seconds of each step (the first is a warm-up) and the peak
 resident memory of this process (ru_maxrss), with the torch, transformers and peft versions.
 """
 
@@ -65,16 +65,18 @@ trainable = [t for t in model.parameters() if t.requires_grad]
 opt = torch.optim.AdamW(trainable, lr=1e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 gen = torch.Generator().manual_seed(1)
 ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1), generator=gen)
-seconds, losses = [], []
+seconds, cpu, losses = [], [], []
 for _ in range(args.steps + 1):
     t0 = time.perf_counter()
+    c0 = time.process_time()
     logits = model(input_ids=ids[:, :-1], use_cache=False).logits
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, args.vocab).float(), ids[:, 1:].reshape(-1))
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    losses.append(float(loss))
+    losses.append(float(loss.detach()))
     seconds.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
     del logits, loss
 json.dump(
     {
@@ -84,6 +86,7 @@ json.dump(
         "baseParameters": base_params,
         "trainable": sum(t.numel() for t in trainable),
         "seconds": seconds,
+        "cpuSeconds": cpu,
         "losses": losses,
         "peakRssBytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     },
