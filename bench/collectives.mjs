@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
   createProcessGroup, isThreadRank, launchLocal, spawnThreadRanks, threadRank,
-} from '@yuan/parallel-zero';
+} from '@yuan/comm';
 
 const OPS = ['allReduce', 'reduceScatter', 'allGather'];
 

@@ -2,10 +2,10 @@
 // Usage: node bench/generate.mjs [--preset tiny-lfa] [--tokens 64] [--prompt 16] [--backend wasm]
 // --smoke: 8 new tokens after a 4-token prompt, to check that the benchmark runs (the test suite does this).
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { generate, mhaAttention, YuanModel } from '@yuan/model';
+import { generate, YuanModel } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
@@ -13,7 +13,7 @@ const { values } = parseArgs({
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
-const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
 const prompt = Array.from({ length: Number(values.prompt) }, (_, i) => (i * 31) % config.model.vocabSize);
 const maxNewTokens = Number(values.tokens);
 

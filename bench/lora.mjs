@@ -55,9 +55,11 @@ async function yuanWorker() {
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { lfaAttention } = await import('@yuan/attention-lfa');
-  const { getPreset, resolveConfig } = await import('@yuan/core');
-  const { adapterEngine, loraAdapter, mhaAttention, modelParameters, PackWriter, trainConfig } = await import('@yuan/model');
-  const { initBackend, Rng } = await import('@yuan/tensor');
+  const { getPreset, resolveConfig, Rng } = await import('@yuan/core');
+  const { PackWriter } = await import('@yuan/data');
+  const { loraAdapter, mhaAttention, modelParameters } = await import('@yuan/model');
+  const { initBackend } = await import('@yuan/tensor');
+  const { adapterEngine, trainConfig } = await import('@yuan/train');
   const backend = await initBackend(values.backend);
   const preset = getPreset(values.preset).config;
   const config = resolveConfig(preset, {

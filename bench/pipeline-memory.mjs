@@ -9,8 +9,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
-import { modelParameters, PackWriter, trainConfig } from '@yuan/model';
-import { pipelineEngine, planPipeline } from '@yuan/parallel-pipeline';
+import { modelParameters } from '@yuan/model';
+import { trainConfig } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { planPipeline } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
@@ -30,7 +33,7 @@ const config = resolveConfig({
 });
 const MiB = (b) => (b / 2 ** 20).toFixed(3);
 for (const partition of smoke ? ['memory'] : ['uniform', 'memory']) {
-  const plan = planPipeline({ model: config.model, parameters: modelParameters(config, lfaAttention), attention: config.attention, stages: P, microbatches: M, microBatchSize: B, seqLength: S, partition, recompute: 'full', schedule: '1f1b', fusedKernels: o.backend === 'native' });
+  const plan = planPipeline({ model: config.model, parameters: modelParameters(config, lfaAttention), attention: { plugin: lfaAttention, options: config.attention.options }, stages: P, microbatches: M, microBatchSize: B, seqLength: S, partition, recompute: 'full', schedule: '1f1b', fusedKernels: o.backend === 'native' });
   const engine = await pipelineEngine({ stages: P, microbatches: M, schedule: '1f1b', partition: plan.blocks, recompute: 'full', plugins: [import.meta.resolve('@yuan/attention-lfa')] })({ config, train: trainConfig(config), attention: lfaAttention, data: path.join(dir, 'data'), seed: 1, totalSteps: 2, backend: o.backend });
   await engine.trainStep();
   await engine.trainStep();

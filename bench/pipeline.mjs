@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { resolveConfig } from '@yuan/core';
-import { PackWriter, singleProcessEngine, trainConfig } from '@yuan/model';
-import { partitionLayers, pipelineEngine } from '@yuan/parallel-pipeline';
-import { initBackend, Rng } from '@yuan/tensor';
+import { resolveConfig, Rng } from '@yuan/core';
+import { singleProcessEngine, trainConfig } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
+import { pipelineEngine } from '@yuan/parallel-pipeline';
+import { partitionLayers } from '@yuan/plan';
+import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({

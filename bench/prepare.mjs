@@ -1,9 +1,9 @@
-// Tokenization throughput: YUAN's SentencePiece model in @yuan/model against the Python `sentencepiece` package on
+// Tokenization throughput: YUAN's SentencePiece model in @yuan/tokenizer against the Python `sentencepiece` package on
 // the same lines (both plain SentencePiece EncodeAsIds, one thread), and `prepareData` (yuan data prepare) with
 // 1 and WORKERS (default 2) worker threads, each in a fresh `node` process as a `yuan data prepare` run is (in this
 // process the tokenizer is already compiled, which would favour one thread). Ratios are against baselines measured
 // in this run.
-// Run after building packages/model: `node bench/prepare.mjs [MB]`. Python: PYTHON, else the first of .venv-clients
+// Run after building packages/data: `node bench/prepare.mjs [MB]`. Python: PYTHON, else the first of .venv-clients
 // (made by .ci/run), bench/.venv and python3 that imports `sentencepiece`, else bench/.venv created with it installed;
 // the comparison is skipped when none can import it.
 // --smoke: 0.05 MB, one run each, and no install of sentencepiece (the comparison is skipped without it), to check that
@@ -13,7 +13,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadSentencePiece, prepareData } from '@yuan/model';
+import { prepareData } from '@yuan/data';
+import { loadSentencePiece } from '@yuan/tokenizer';
 
 // `--child WORKERS INPUT OUT`: one timed prepareData run in this fresh process, printed as JSON.
 if (process.argv[2] === '--child') {
@@ -90,7 +91,7 @@ try {
     for (const id of ids) check = (Math.imul(check, 31) + id) >>> 0;
   }
   const ours = (performance.now() - t0) / 1000;
-  console.log(`@yuan/model SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
+  console.log(`@yuan/tokenizer SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
 
   const python = process.env.PYTHON ?? benchPython(!smoke);
   const script = [
@@ -112,7 +113,7 @@ try {
     const [n, s, version, pyCheck] = py.stdout.trim().split(' ');
     const pyRate = Number(n) / Number(s);
     console.log(`Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(pyCheck) === check ? ', the same ids' : `, IDS DIFFER (count ${tokens})`})`);
-    console.log(`ratio @yuan/model / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
+    console.log(`ratio @yuan/tokenizer / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
   } else {
     console.log(`Python sentencepiece: skipped (${python}: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()})`);
   }

@@ -3,10 +3,12 @@
 // Usage: node bench/serve.mjs [--preset tiny-lfa] [--tokens 32] [--requests 2] [--backend native]
 // --smoke: 4 new tokens, 1 request per client, 1 and 4 clients, to check that the benchmark runs (the test suite does this).
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { ByteTokenizer, mhaAttention, ServingEngine, YuanModel } from '@yuan/model';
+import { YuanModel } from '@yuan/model';
+import { ServingEngine } from '@yuan/serve';
+import { ByteTokenizer } from '@yuan/tokenizer';
 import { initBackend } from '@yuan/tensor';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
@@ -20,7 +22,7 @@ const { values } = parseArgs({
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
-const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
 const tokenizer = new ByteTokenizer();
 const tokens = Number(values.tokens);
 const perClient = Number(values.requests);

@@ -12,6 +12,7 @@ const shared = path.resolve(here, '..', '..', 'shared');
 
 /** Modules in bench/ that are not benchmarks, with what they are. */
 const NOT_BENCHES = {
+  'attention-plugins.mjs': 'the built-in attention plugins in a frozen registry, which the benchmarks look up by name',
   'filter-corpus.mjs': 'the corpus that filter.mjs and filter-equivalence.mjs share',
   'vitest.config.mjs': 'the config of these smoke runs',
 };
@@ -25,6 +26,10 @@ const re = (source) => new RegExp(source.replaceAll('NUM', num), 'm');
  * reason, when one is missing.
  */
 const BENCHES = {
+  'attention.mjs': {
+    // torch (TORCH_PYTHON, .venv-clients, bench/.venv or python3 with torch) is optional: without it a one-line skip
+    expect: [re(String.raw`^ +200 +yuan +NUM +NUM +NUM +NUM +\d+ +\d+$`), re(String.raw`(^ +S 200: time NUMx, peak RSS NUMx|^torch: skipped \(.+\)$)`)],
+  },
   'collectives.mjs': {
     expect: [re(String.raw`^threads +allReduce +1 +NUM +NUM +NUM +NUM$`), re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`)],
   },
@@ -40,6 +45,7 @@ const BENCHES = {
     expect: [re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`), re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`)],
     shared: ['datasets'],
   },
+  'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
   'humaneval-sandbox.mjs': {
     expect: [

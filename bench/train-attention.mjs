@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
-import { lpaAttention } from '@yuan/attention-lpa';
-import { getPreset, resolveConfig } from '@yuan/core';
-import { BatchLoader, mhaAttention, PackedSplit, PackWriter, readPackedIndex, trainConfig, Trainer, YuanModel } from '@yuan/model';
-import { initBackend, Rng } from '@yuan/tensor';
+import { getPreset, resolveConfig, Rng } from '@yuan/core';
+import { YuanModel } from '@yuan/model';
+import { trainConfig, Trainer } from '@yuan/train';
+import { BatchLoader, PackedSplit, PackWriter, readPackedIndex } from '@yuan/data';
+import { initBackend } from '@yuan/tensor';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
@@ -25,7 +26,6 @@ const { values } = parseArgs({
   },
 });
 const backend = await initBackend(values.backend);
-const plugins = { mha: mhaAttention, lfa: lfaAttention, lpa: lpaAttention };
 const rounds = Number(values.rounds);
 
 // synthetic byte documents (the speed does not depend on the text)
@@ -39,7 +39,7 @@ const index = readPackedIndex(dir);
 const runs = values.presets.split(',').map((name) => {
   const config = resolveConfig(getPreset(name).config, { train: { seqLength: Number(values.seq), microBatchSize: Number(values.batch), warmupSteps: 1 } });
   const tc = trainConfig(config);
-  const model = YuanModel.init(config, plugins[config.attention.name], 0);
+  const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
   const split = PackedSplit.open(dir, index, 'train');
   return { name, model, split, trainer: new Trainer(model, tc, rounds + 1, new BatchLoader(split, tc.seqLength, tc.microBatchSize, 0, 256)), times: [], tokens: 0 };
 });

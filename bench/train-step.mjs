@@ -20,10 +20,10 @@ import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
 import { adamwStep, initBackend, tf } from '@yuan/tensor';
+import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const DEFAULT_BACKENDS = smoke ? 'native,wasm' : 'native,wasm,cpu';
@@ -112,7 +112,7 @@ async function fusedAdam(model) {
 async function yuanEngine(name) {
   const backend = name === 'native-fused' ? 'native' : name;
   const report = await initBackend(backend);
-  const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 0);
+  const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
   const opt = tf.train.adam(3e-4);
   const apply = name === 'native-fused' ? await fusedAdam(model) : (grads) => opt.applyGradients(grads);
   const ids = tf.tensor2d(idsData, [batch, seq], 'int32');

@@ -4,8 +4,7 @@ import { defineConfig } from 'tsup';
 const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string };
 
 export default defineConfig({
-  // the rank worker is its own entry: `yuan train --dp D` starts it on worker threads
-  entry: { index: 'src/index.ts', bin: 'src/bin.ts', 'training/rank-worker': 'src/training/rank-worker.ts' },
+  entry: { index: 'src/index.ts', bin: 'src/bin.ts' },
   format: ['esm'],
   dts: { entry: { index: 'src/index.ts' } },
   clean: true,

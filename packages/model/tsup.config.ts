@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'prepare-worker': 'src/train/prepare-worker.ts' },
+  // `describe`: mha without its tensor code and the parameter list, an entry that loads no TensorFlow.js
+  entry: { index: 'src/index.ts', describe: 'src/describe.ts' },
   format: ['esm'],
   dts: true,
   clean: true,

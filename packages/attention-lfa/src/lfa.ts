@@ -1,14 +1,7 @@
-import type { AttentionSpec, ParameterSpec } from '@yuan/core';
-import { causalConv1d, linear, rmsNorm, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
-import { LFA_DEFAULTS, parseLfaOptions, type LfaOptions } from './options.js';
-
-function convParams(name: string, cout: number, cin: number, kernel: number): ParameterSpec[] {
-  const bound = 1 / Math.sqrt(cin * kernel); // PyTorch Conv2d default (kaiming-uniform, a = sqrt(5))
-  return [
-    { name: `lf_gate.${name}.weight`, shape: [cout, cin, kernel, 1], init: { kind: 'uniform', bound } },
-    { name: `lf_gate.${name}.bias`, shape: [cout], init: { kind: 'uniform', bound } },
-  ];
-}
+import { causalConv1d, linear, rmsNorm, ropeAttention, tf, type DecodingAttentionPlugin } from '@yuan/tensor';
+import { createLfaDecoder } from './decode.js';
+import { lfaDescription } from './describe.js';
+import type { LfaOptions } from './options.js';
 
 /** The last `keep` time steps of history ++ x ([B, T, C]), zero-padded in front when there are fewer. */
 function lastSteps(history: tf.Tensor3D | undefined, x: tf.Tensor3D, keep: number): tf.Tensor3D {
@@ -17,34 +10,15 @@ function lastSteps(history: tf.Tensor3D | undefined, x: tf.Tensor3D, keep: numbe
   return tf.slice(all, [0, all.shape[1] - keep, 0], [b, keep, c]);
 }
 
-/** The parameter list of LFA with the given options (names relative to `self_attn.`). */
-function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
-  const h = spec.hiddenSize;
-  const init = { kind: 'normal', std: spec.initStd } as const;
-  const mid = o.convs === 2 ? h / 2 : h;
-  return [
-    { name: 'qk_proj.weight', shape: [2 * h, h], init, parts: ['q_proj.weight', 'k_proj.weight'] },
-    { name: 'v_proj.weight', shape: [h, h], init },
-    { name: 'o_proj.weight', shape: [h, h], init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } },
-    ...convParams('conv1', mid, h, o.kernel),
-    ...(o.convs === 2 ? convParams('conv2', h, mid, o.kernel) : []),
-    ...(o.norm ? [{ name: 'lf_gate.output_layernorm.weight', shape: [h], init: { kind: 'ones' } } as ParameterSpec] : []),
-  ];
-}
-
 /**
  * Localized Filtering-based Attention (YUAN 2.0, arXiv 2311.15786): Q and K come from
  * RMSNorm(conv2(conv1(x)) + x), two causal convolutions over time, V from the unfiltered x. The fused QK weight is
  * grouped per head ([Q_h | K_h]); it is exchanged as HF `q_proj` (rows 0..H) and `k_proj` (rows H..2H). The generation
- * cache holds the last kernel−1 inputs of each convolution besides K and V.
+ * cache holds the last kernel−1 inputs of each convolution besides K and V. All but `create` is `lfaDescription`.
  */
-export const lfaAttention: TensorAttentionPlugin<LfaOptions> = {
-  kind: 'attention',
-  name: 'lfa',
-  description: 'YUAN 2.0 Localized Filtering-based Attention: causal convs + RMSNorm filter the input of Q and K',
-  defaults: LFA_DEFAULTS,
-  validate: parseLfaOptions,
-  parameters: lfaParameters,
+export const lfaAttention: DecodingAttentionPlugin<LfaOptions> = {
+  ...lfaDescription,
+  createDecoder: createLfaDecoder,
   create(spec, o, param) {
     const [wqk, wv, wo] = ['qk_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const w1 = param('lf_gate.conv1.weight');

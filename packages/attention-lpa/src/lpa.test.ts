@@ -1,5 +1,5 @@
-import { countParameters, type AttentionSpec } from '@yuan/core';
-import { initBackend, initValues, linear, ropeAttention, ropeTables, Rng, tf } from '@yuan/tensor';
+import { countParameters, Rng, type AttentionSpec } from '@yuan/core';
+import { initBackend, initValues, linear, ropeAttention, ropeTables, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lpaAttention } from './index.js';
 

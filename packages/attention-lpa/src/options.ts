@@ -1,5 +1,8 @@
 import { ConfigError, num, obj, optional } from '@yuan/core';
 
+/** The four projections of the attention layer, each a low-rank product up·down. */
+export const PROJECTIONS = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
+
 /** LPA options. */
 export interface LpaOptions {
   /** Rank r of every projection (d×r · r×d); default hidden/4 (rounded down, at least 1). */

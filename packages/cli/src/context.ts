@@ -7,6 +7,7 @@ import {
   getPreset,
   openTokenizer as openRegisteredTokenizer,
   PluginRegistry,
+  pluginSource,
   readConfigFile,
   registerPluginModules,
   resolvePluginModule,
@@ -20,10 +21,22 @@ import type { YuanModel } from '@yuan/model';
 import { numberOption, type OptionSpec } from './command.js';
 
 /**
- * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
- * plugin objects registered under the package's name), resolved from the CLI's own installation.
+ * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (the `plugins`
+ * each one exports, registered under the package's name), resolved from the CLI's own installation. `tensors` marks
+ * the ones that load TensorFlow.js: config resolution (presets) loads only the others.
  */
-const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/parallel-pipeline', '@yuan/parallel-zero'];
+const BUILTIN_PLUGIN_PACKAGES: readonly { spec: string; tensors?: true }[] = [
+  { spec: '@yuan/core' }, // presets
+  { spec: '@yuan/tokenizer' },
+  { spec: '@yuan/plan' }, // partitioners, schedules
+  { spec: '@yuan/comm' }, // transports
+  { spec: '@yuan/eval' }, // evaluators, the openai model adapter
+  { spec: '@yuan/data-filter' },
+  { spec: '@yuan/tensor', tensors: true }, // backends (with @yuan/tensor-native's where installed)
+  { spec: '@yuan/model', tensors: true }, // attention mha, the local model adapter
+  { spec: '@yuan/attention-lfa', tensors: true },
+  { spec: '@yuan/attention-lpa', tensors: true },
+];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -63,14 +76,50 @@ export function overrideLayer(values: Record<string, unknown>): JsonObject {
   return deepMerge(values.config ? configFileLayer(values.config as string) : {}, setLayer(values));
 }
 
-/** Resolves defaults < --preset < --config < --set (< `flags`, layers a command makes of its flags) into a validated config. */
-export function loadConfig(values: Record<string, unknown>, fallbackPreset?: string, ...flags: JsonObject[]): YuanConfig {
+/**
+ * Resolves defaults < --preset < --config < --set (< `flags`, layers a command makes of its flags) into a validated
+ * config. The preset is a registry lookup (kind `preset`) in a registry of the built-in packages that load no
+ * TensorFlow.js (core's presets among them) and the plugin modules named by `--plugin` and by the file's or `--set`'s
+ * `plugins:`, so a plugin package can ship presets.
+ * Errors: an unknown preset (listing the registered ones), a plugin module that fails to load, an invalid config.
+ */
+export async function loadConfig(values: Record<string, unknown>, fallbackPreset?: string, ...flags: JsonObject[]): Promise<YuanConfig> {
   const presetName = (values.preset as string | undefined) ?? fallbackPreset;
+  const file = values.config ? configFileLayer(values.config as string) : undefined;
+  const set = setLayer(values);
   const layers: JsonObject[] = [];
-  if (presetName) layers.push(getPreset(presetName).config);
-  if (values.config) layers.push(configFileLayer(values.config as string));
-  layers.push(setLayer(values));
+  if (presetName) {
+    const named = [file?.plugins, set.plugins].flatMap((p) => (Array.isArray(p) ? p.filter((s): s is string => typeof s === 'string') : []));
+    const { registry } = await buildRegistry([...named, ...pluginFlags(values)], { tensors: false });
+    layers.push(getPreset(presetName, registry).config);
+  }
+  if (file) layers.push(file);
+  layers.push(set);
   return resolveConfig(...layers, ...flags);
+}
+
+/** The `--plugin` flags. */
+function pluginFlags(values: Record<string, unknown>): string[] {
+  return (values.plugin as string[] | undefined) ?? [];
+}
+
+/**
+ * A frozen registry of the built-in packages (`tensors: false`: those that load no TensorFlow.js) and the plugin
+ * modules `specs` (package names resolved from the working directory, paths), with the modules it was built from. A
+ * module reached twice (by name and by path) registers once.
+ */
+async function buildRegistry(specs: readonly string[], options: { tensors: boolean }): Promise<{ registry: PluginRegistry; modules: { spec: string; file: string }[] }> {
+  const registry = new PluginRegistry();
+  const modules: { spec: string; file: string }[] = [];
+  const add = async (spec: string, baseDir: string) => {
+    const file = resolvePluginModule(spec, baseDir);
+    if (modules.some((m) => m.file === file)) return;
+    await registerPluginModules(registry, [spec], baseDir);
+    modules.push({ spec: pluginSource(spec, baseDir), file });
+  };
+  for (const builtin of BUILTIN_PLUGIN_PACKAGES) if (options.tensors || !builtin.tensors) await add(builtin.spec, CLI_DIR);
+  for (const spec of specs) await add(spec, process.cwd());
+  return { registry: registry.freeze(), modules };
 }
 
 /** The plugin modules a checkpoint's config.json records (`yuan.plugins`), so a model trained with a plugin reloads with it. */
@@ -84,35 +133,29 @@ function checkpointPlugins(configFile: string): string[] {
   }
 }
 
-function isMissingOptional(spec: string, e: unknown): boolean {
-  return spec.startsWith('@yuan/parallel-') && /is not installed/.test((e as Error).message);
+/** The plugin modules each registry `loadRegistry` built was loaded from (spec and file), for ranks that rebuild it. */
+const registryModuleFiles = new WeakMap<PluginRegistry, { spec: string; file: string }[]>();
+
+/**
+ * The plugin modules `loadRegistry` loaded into `registry`, as specifier (the plugins' source) and resolved file: what
+ * thread and process ranks import to rebuild it (`modules` of `trainParallel`).
+ */
+export function registryModules(registry: PluginRegistry): { spec: string; file: string }[] {
+  return registryModuleFiles.get(registry) ?? [];
 }
 
 /**
  * The plugin registry of a run: the built-in packages, then the plugin modules named by the config's `plugins:`, by a
  * checkpoint's recorded plugins (`--model DIR`) and by `--plugin` flags; frozen, so the run's plan cannot change.
- * Errors: a module that cannot be found or loaded, exports no plugin, or registers a name twice (one line each).
+ * Every choice the command makes by name (attention, tokenizer, backend, transport, ...) is a lookup in it.
+ * Errors: a module that cannot be found or loaded, has no well-formed `plugins` export, or registers a name twice.
  */
 export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig): Promise<PluginRegistry> {
-  const registry = new PluginRegistry();
-  for (const spec of BUILTIN_PLUGIN_PACKAGES) {
-    try {
-      await registerPluginModules(registry, [spec], CLI_DIR);
-    } catch (e) {
-      if (!isMissingOptional(spec, e)) throw e; // the parallel packages are optional beside the CLI
-    }
-  }
   const modelDir = values.model as string | undefined;
   const recorded = modelDir ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json')) : [];
-  const specs = [...(config?.plugins ?? []), ...recorded, ...((values.plugin as string[] | undefined) ?? [])];
-  const seen = new Set<string>();
-  for (const spec of specs) {
-    const key = spec.startsWith('.') ? path.resolve(spec) : spec;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    await registerPluginModules(registry, [spec], process.cwd());
-  }
-  return registry.freeze();
+  const { registry, modules } = await buildRegistry([...(config?.plugins ?? []), ...recorded, ...pluginFlags(values)], { tensors: true });
+  registryModuleFiles.set(registry, modules);
+  return registry;
 }
 
 /**
@@ -135,25 +178,44 @@ async function adapterBase(peft: string): Promise<string> {
 
 /**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
- * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend first.
- * With `--peft DIR` a PEFT adapter is read and attached (the model then owns it); without --model or --preset its
- * base is the adapter's `base_model_name_or_path`. `note` gets the one-line note naming checkpoint tensors the model
- * does not use (default: stderr).
+ * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend (a backend
+ * plugin of `registry`) first.
+ * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
+ * (generation), weights stay in their stored formats and decode natively where the backend allows (`loadInferenceModel`);
+ * a preset's random weights are then made in `--weights FORMAT` (default fp32). With `--peft DIR` a PEFT adapter is
+ * read and attached (the model then owns it, and runs on TensorFlow.js: the native decoder runs no adapters); without
+ * --model or --preset its base is the adapter's `base_model_name_or_path`.
  */
-export async function openModel(values: Record<string, unknown>, registry: PluginRegistry, note: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<YuanModel> {
-  const { adapterLookup, attentionLookup, loadAdapter, loadCheckpoint, resolveModelDir, YuanModel } = await import('@yuan/model');
+export async function openModel(
+  values: Record<string, unknown>,
+  registry: PluginRegistry,
+  note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  inference = false,
+): Promise<YuanModel> {
+  const { adapterLookup, attentionLookup, loadAdapter, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
-  await initBackend(values.backend as string | undefined);
+  await initBackend(values.backend as string | undefined, registry);
   const peft = values.peft as string | undefined;
   const dir = (values.model as string | undefined) ?? (peft && !values.preset && !values.config ? await adapterBase(peft) : undefined);
-  let model: YuanModel;
-  if (dir) {
-    model = await loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
-  } else {
+  const format = values.weights as string | undefined;
+  if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
+  const open = async (): Promise<YuanModel> => {
+    if (dir) {
+      const onIgnored = (line: string) => note(line);
+      // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
+      const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
+      if (inference) return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored, formats });
+      return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
+    }
     if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
-    const config = loadConfig(values);
-    model = YuanModel.init(config, attentionLookup(registry)(config.attention.name), numberOption(values, 'seed', 0, { int: true }));
-  }
+    const config = await loadConfig(values);
+    const attention = attentionLookup(registry)(config.attention.name);
+    const seed = numberOption(values, 'seed', 0, { int: true });
+    if (!inference) return YuanModel.init(config, attention, seed);
+    const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+    return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
+  };
+  const model = await open();
   if (peft) {
     try {
       await loadAdapter(model, peft, adapterLookup(registry));
@@ -171,7 +233,8 @@ export async function openModel(values: Record<string, unknown>, registry: Plugi
  */
 export async function openTokenizer(registry: PluginRegistry, flag: string | undefined, config?: YuanConfig): Promise<Tokenizer> {
   if (flag) return openRegisteredTokenizer(registry, flag);
-  if (config && (config.tokenizer.path || !registry.list('tokenizer').some((p) => p.name === config.tokenizer.name && (p as { fileExtensions?: unknown }).fileExtensions))) {
+  // the model's own tokenizer opens without a flag when the config gives its file, or when its plugin reads no file
+  if (config && (config.tokenizer.path || !registry.get('tokenizer', config.tokenizer.name).fileExtensions)) {
     return openRegisteredTokenizer(registry, config.tokenizer);
   }
   throw new YuanError('usage', 'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)');
@@ -183,8 +246,8 @@ export function withPluginFlags(config: YuanConfig, values: Record<string, unkno
   return extra.length ? { ...config, plugins: [...new Set([...config.plugins, ...extra])] } : config;
 }
 
-/** The file of the module a registered plugin came from (for workers that must import it themselves). */
-export function pluginModuleFile(registry: PluginRegistry, kind: string, name: string): string {
+/** The file of the module a registered plugin came from (for workers that must import it themselves); undefined for one registered without a module. */
+export function pluginModuleFile(registry: PluginRegistry, kind: string, name: string): string | undefined {
   const source = registry.sourceOf(kind, name);
-  return resolvePluginModule(source, source.startsWith('@yuan/') ? CLI_DIR : process.cwd());
+  return registryModules(registry).find((m) => m.spec === source)?.file;
 }

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IndexedDataset } from '@yuan/model';
+import { IndexedDataset } from '@yuan/data';
 import { shared, yuan } from './run.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-data-'));

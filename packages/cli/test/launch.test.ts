@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot, yuan } from './run.js';
 
-const rankScript = path.join(repoRoot, 'packages/parallel-zero/test/fixtures/tcp-rank.mjs');
+const rankScript = path.join(repoRoot, 'packages/comm/test/fixtures/tcp-rank.mjs');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {

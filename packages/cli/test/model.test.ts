@@ -92,7 +92,7 @@ describe('fresh presets from the CLI', () => {
     const r = yuanProcess('generate', '--preset', 'nope', '--prompt-ids', '1', '--max-new-tokens', '1');
     expect(r.code).toBe(1);
     expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(/unknown preset "nope"/);
+    expect(r.err).toMatch(/unknown preset plugin "nope"/);
     const u = yuanProcess('generate', '--preset', 'tiny-lfa', '--max-new-tokens', 'ten', '--prompt-ids', '1');
     expect(u.code).toBe(2);
     expect(u.err.trim()).toBe('error: --max-new-tokens "ten" is not an integer >= 0');

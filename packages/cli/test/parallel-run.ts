@@ -1,5 +1,6 @@
 // Helpers of the parallel-training CLI tests: read a run's metrics and final weights, compare them with a reference.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -91,9 +92,29 @@ export function rankPid(marker: string, rank: number, variable = 'RANK'): number
   return pid === undefined ? undefined : Number(pid);
 }
 
-/** This process's environment for a test's ranks: one BLAS thread each, and no rank identity or fault hook of its own. */
+/** This process's environment for a test's ranks: one BLAS thread each, and no rank identity of its own. */
 export function rankFreeEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env, YUAN_NATIVE_THREADS: '1' };
-  for (const k of ['RANK', 'WORLD_SIZE', 'YUAN_PIPELINE_FAULT', 'SLURM_PROCID', 'JOB_COMPLETION_INDEX']) delete env[k];
+  for (const k of ['RANK', 'WORLD_SIZE', 'SLURM_PROCID', 'JOB_COMPLETION_INDEX']) delete env[k];
   return env;
+}
+
+/** A fault for a pipeline stage of a `yuan train` child process (the test-only `injectStageFault` of @yuan/parallel-pipeline). */
+export interface StageFault {
+  stage: number;
+  step: number;
+  kind: 'throw' | 'exit' | 'oom';
+  dataRank?: number;
+}
+
+/**
+ * The environment that makes a `yuan train` child process inject `fault`: NODE_OPTIONS preloads a module (written into
+ * a new folder under `dir`) that calls the test-only entry `dist/testing.js` of @yuan/parallel-pipeline, in the process, its
+ * worker threads and the rank processes it starts. Shipped code reads no variable for it.
+ */
+export function stageFaultEnv(dir: string, fault: StageFault): Record<string, string> {
+  const testing = pathToFileURL(path.join(repoRoot, 'packages/parallel-pipeline/dist/testing.js')).href;
+  const preload = path.join(mkdtempSync(path.join(dir, 'fault-')), 'fault.mjs');
+  writeFileSync(preload, `import { injectStageFault } from ${JSON.stringify(testing)};\ninjectStageFault(${JSON.stringify(fault)});\n`);
+  return { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(preload).href}`].filter(Boolean).join(' ') };
 }

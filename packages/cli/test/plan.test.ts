@@ -14,6 +14,18 @@ describe('yuan plan', () => {
     expect(r.out).toMatch(/102,577,954,816 parameters/);
   });
 
+  it('--preset yuan2-102b carries the released layout: the same table as its flags, with no layout flag', async () => {
+    const bare = await yuan('plan', '--preset', 'yuan2-102b');
+    expect(bare.code, bare.err).toBe(0);
+    expect(bare.out).toMatch(/^pipeline: P = 32, D = 3, M = 1152 \(384 per pipeline\), B = 1, S = 4096, schedule 1f1b, recompute full, fp32, ZeRO-1$/m);
+    expect(bare.out).toMatch(/^partition 2x10,3x20,2x2: (2,){10}(3,){20}2,2$/m);
+    const flags = await yuan('plan', '--preset', 'yuan2-102b', '--pp', '32', '--dp', '3', '--zero', '1', '--microbatches', '1152', '--partition', '2x10,3x20,2x2', '--schedule', '1f1b', '--recompute', 'full');
+    expect(bare.out).toBe(flags.out);
+    // flags still win over the preset's layout; 51B carries its PP 16 block split
+    expect((await yuan('plan', '--preset', 'yuan2-102b', '--pp', '4', '--partition', 'uniform', '--dp', '1', '--zero', '0')).out).toMatch(/P = 4, D = 1, M = 1152 .*ZeRO-0/);
+    expect((await yuan('plan', '--preset', 'yuan2-51b')).out).toMatch(/P = 16, D = 1, M = 1152[^]*^partition 2x5,3x10,2: (2,){5}(3,){10}2$/m);
+  });
+
   it('--json gives stages with layers, parameters and peakBytes; shape flags work without a preset', async () => {
     const r = await yuan('plan', '--layers', '8', '--hidden', '256', '--ffn', '1024', '--heads', '4', '--vocab', '1000', '--pp', '4', '--microbatches', '8', '--seq', '64', '--partition', 'memory', '--json');
     expect(r.code).toBe(0);

@@ -39,6 +39,7 @@ export const nonEmpty = {
     return { task: 'non-empty', metrics: { nonEmpty: hits / options.prompts }, count: options.prompts };
   },
 };
+export const plugins = [nonEmpty];
 `;
 
 const FILTER = `
@@ -52,6 +53,7 @@ export const noMarker = {
     return { apply: (doc) => (doc.text.includes(options.marker) ? { keep: false, reason: 'marker', detail: options.marker } : { keep: true }) };
   },
 };
+export const plugins = [noMarker];
 `;
 
 describe('third-party plugins from outside the workspace, through the yuan CLI', () => {
@@ -102,6 +104,29 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     const list = JSON.parse(run('plugins', 'list', '--config', 'mqa.yaml', '--json').out) as { kind: string; name: string; source: string; options: unknown }[];
     expect(list.find((p) => p.name === 'mqa')).toEqual(expect.objectContaining({ kind: 'attention', source: 'yuan-attention-mqa', options: { kvHeads: 1 } }));
     expect(list.find((p) => p.name === 'non-empty')?.source).toBe(path.join(project, 'plugins/evaluator.js'));
+  });
+
+  it('yuan plan counts the plugin from its own descriptors (activation terms, FLOPs), and imports its HF weights', () => {
+    const plan = run('plan', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, '--pp', '2', '--json');
+    expect(plan.code, plan.err).toBe(0);
+    const mqa = JSON.parse(plan.out);
+    expect(mqa.notes[0]).toMatch(/working set of our mqa layer/);
+    const mha = JSON.parse(run('plan', '--preset', 'tiny-mha', ...tiny, '--pp', '2', '--json').out);
+    // one K/V head of 8: K and V projections [B,S,8] (kept and their gradients) on top of basic attention's terms, as
+    // the copies for every head replace its K, V projections; 2·(32·32 − 8·32) fewer fresh parameter gradients
+    const bs = 2 * 16;
+    expect(mqa.stages[0].workingBytes - mha.stages[0].workingBytes).toBe(4 * (4 * bs * 8 - 2 * (32 * 32 - 8 * 32)));
+    const time = run('plan', '--time', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, '--chips', '8', '--pp', '8', '--tp', '1', '--microbatches', '8');
+    expect(time.code, time.err).toBe(0);
+    expect(time.out).toMatch(/attention "mqa" projections 5·H²/); // 2·H·(2H + 2·8) per token, H = 32
+    // a checkpoint without yuan's section (as a Hugging Face export) is recognized as mqa with its kvHeads
+    const hf = path.join(project, 'run-hf');
+    cpSync(path.join(project, 'run/checkpoint-00000003'), hf, { recursive: true });
+    const config = JSON.parse(readFileSync(path.join(hf, 'config.json'), 'utf8'));
+    delete config.yuan;
+    writeFileSync(path.join(hf, 'config.json'), JSON.stringify(config));
+    const gen = run('generate', '--model', 'run-hf', '--plugin', 'yuan-attention-mqa', '--tokenizer', 'bytes', '--prompt', 'Line', '--max-new-tokens', '3', '--json');
+    expect(gen.code, gen.err).toBe(0);
   });
 
   it('an evaluator plugin runs under yuan eval with the flags it declares', () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IndexedDatasetWriter } from '@yuan/model';
+import { IndexedDatasetWriter } from '@yuan/data';
 import { repoRoot, yuan, yuanProcess } from './run.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-cli-data-check-'));

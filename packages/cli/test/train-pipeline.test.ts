@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stageFaultEnv } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
@@ -40,7 +41,7 @@ describe('yuan train --pp', () => {
 
   it('a stage that throws stops the run: non-zero exit, a one-line message naming stage and step, no partial checkpoint', () => {
     const out = path.join(tmp, 'fault');
-    const r = cli(['--steps', '4', '--pp', '2', '--microbatches', '1', '--set', 'train.checkpointEvery=2', '--out', out], { YUAN_PIPELINE_FAULT: '1:3:throw' });
+    const r = cli(['--steps', '4', '--pp', '2', '--microbatches', '1', '--set', 'train.checkpointEvery=2', '--out', out], stageFaultEnv(tmp, { stage: 1, step: 3, kind: 'throw' }));
     expect(r.code).not.toBe(0);
     expect(r.err).toMatch(/note: --microbatches 1 < --pp 2: the pipeline never fills/);
     expect(r.err).toMatch(/^error: pipeline stage 1 failed at step 3: injected fault in stage 1$/m);

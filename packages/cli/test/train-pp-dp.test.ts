@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectClose, maxDiff, metrics, series, weights, tinyRun, rankFreeEnv } from './parallel-run.js';
+import { expectClose, maxDiff, metrics, series, weights, tinyRun, rankFreeEnv, stageFaultEnv } from './parallel-run.js';
 import { repoRoot, yuan } from './run.js';
 
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
@@ -81,10 +81,10 @@ describe('yuan train --pp 2 --dp 2', () => {
 
   it('a stage that dies on one rank is a one-line error naming the stage and the rank (threads and tcp), never a hang', () => {
     // each rank (thread or process) runs one stage: global rank r is stage ⌊r / 2⌋, data-parallel rank r mod 2
-    const threads = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-threads'), '--pp', '2', '--dp', '2', '--zero', '1', '--timeout', '20'], { YUAN_PIPELINE_FAULT: '1:2:exit:1' });
+    const threads = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-threads'), '--pp', '2', '--dp', '2', '--zero', '1', '--timeout', '20'], stageFaultEnv(tmp, { stage: 1, step: 2, kind: 'exit', dataRank: 1 }));
     expect(threads.code).not.toBe(0);
     expect(threads.err).toMatch(/^error: rank 3 \(pipeline stage 1, data-parallel rank 1\) failed: worker thread exited with code 3$/m);
-    const tcp = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-tcp'), '--pp', '2', '--dp', '2', '--zero', '0', '--transport', 'tcp', '--timeout', '20'], { YUAN_PIPELINE_FAULT: '0:3:exit:0' });
+    const tcp = train(['--steps', '4', '--microbatches', '4', '--out', path.join(tmp, 'dead-tcp'), '--pp', '2', '--dp', '2', '--zero', '0', '--transport', 'tcp', '--timeout', '20'], stageFaultEnv(tmp, { stage: 0, step: 3, kind: 'exit', dataRank: 0 }));
     expect(tcp.code).not.toBe(0);
     expect(tcp.err).toMatch(/^error: rank 0 \(pipeline stage 0, data-parallel rank 0\) failed: exited with code 3/m);
     // every other rank names the lost rank 0 (directly, or relayed by the rank that noticed first); a rank may still be

@@ -115,7 +115,7 @@ describe('yuan experiment ablation', () => {
     expect(rows.every((x) => Number.isFinite(x.testLoss) && x.testLoss > 0)).toBe(true);
     expect(readFileSync(path.join(out, 'ablation.md'), 'utf8')).toMatch(/^\| variant \| attention \| params \|.*\n.*\n\| mha \| mha \| [\d,]+ \| — \|/);
     const bad = await yuan('experiment', 'ablation', '--data', data, '--steps', '1', '--variants', 'mha,flash');
-    expect(bad.err).toMatch(/^error: unknown variant "flash" \(registered attention plugins: lfa, lpa, mha; shorthands lfa-nonorm, lfa-kN, lpa-rN/);
+    expect(bad.err).toMatch(/^error: unknown variant "flash" \(registered attention plugins: lfa, lpa, mha; named variants NAME-SUFFIX of lfa, lpa; options as NAME:key=value/);
   });
 });
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { resolveConfig } from './config.js';
 import { applySet } from './merge.js';
 import { getPreset, PRESETS } from './presets.js';
+import { registerModule } from './plugin-loader.js';
+import { PluginRegistry } from './registry.js';
 
 describe('config', () => {
   it('merges preset, file and --set in precedence order', () => {
@@ -43,7 +45,18 @@ describe('config', () => {
   it('has the real YUAN 2.0 shapes and unknown presets list the known ones', () => {
     const b102 = resolveConfig(getPreset('yuan2-102b').config).model;
     expect([b102.numLayers, b102.hiddenSize, b102.numHeads, b102.ffnSize, b102.vocabSize]).toEqual([84, 8192, 64, 32768, 135040]);
-    expect(PRESETS.map((p) => p.name)).toEqual(['yuan2-2b', 'yuan2-51b', 'yuan2-102b', 'tiny-mha', 'tiny-lfa', 'tiny-lpa']);
-    expect(() => getPreset('huge')).toThrow('unknown preset "huge" (presets: yuan2-2b, yuan2-51b, yuan2-102b, tiny-mha, tiny-lfa, tiny-lpa)');
+    expect(PRESETS.map((p) => p.name)).toEqual(['yuan2-2b', 'yuan2-51b', 'yuan2-102b', 'tiny-mha', 'tiny-lfa', 'tiny-lpa', 'tiny-pp2dp2']);
+    expect(() => getPreset('huge')).toThrow('unknown preset plugin "huge" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan2-102b, yuan2-2b, yuan2-51b)');
+  });
+
+  it('presets are plugins of kind preset: a registry with another package\'s preset finds it, and only the registry is asked', () => {
+    const registry = new PluginRegistry();
+    registerModule(registry, { plugins: PRESETS }, '@yuan/core');
+    registerModule(registry, { plugins: [{ kind: 'preset', name: 'tiny-mine', description: 'a plugin preset', defaults: {}, config: { model: { numLayers: 1 } } }] }, 'my-plugin');
+    expect(resolveConfig(getPreset('tiny-mine', registry).config).model.numLayers).toBe(1);
+    expect(registry.sourceOf('preset', 'tiny-mine')).toBe('my-plugin');
+    expect(getPreset('tiny-lfa', registry)).toBe(getPreset('tiny-lfa'));
+    expect(() => getPreset('tiny-mine')).toThrow(/unknown preset plugin "tiny-mine"/); // core's own registry has only its presets
+    expect(() => getPreset('tiny-lfa', new PluginRegistry())).toThrow('unknown preset plugin "tiny-lfa" (registered: none)');
   });
 });

@@ -39,7 +39,7 @@ export interface YuanConfig {
   plugins: string[];
   /** A weight adapter to train over the frozen model (`{name: 'lora', options: {rank, alpha, ...}}`); absent: none. */
   adapter?: { name: string; options?: Record<string, unknown> };
-  /** Sections owned by other packages (e.g. `train`), validated by them. */
+  /** Sections owned by other packages, validated by them: `train` (@yuan/model), `parallel` (the layout: @yuan/parallel-pipeline with @yuan/parallel-zero). */
   [section: string]: unknown;
 }
 

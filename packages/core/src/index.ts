@@ -2,6 +2,7 @@
 
 export { YuanError, ConfigError, NotFoundError } from './errors.js';
 export { escapeRegExp } from './text.js';
+export { Rng } from './rng.js';
 export { threadsForInput } from './threads.js';
 export { PluginRegistry, type PluginBase, type PluginKinds } from './registry.js';
 export { num, str, bool, optional, arrayOf, record, obj, type Schema } from './schema.js';
@@ -20,15 +21,44 @@ export {
 export { PRESETS, getPreset, type Preset } from './presets.js';
 export {
   countParameters,
+  sumTerms,
+  joinActivation,
+  opActivation,
+  rmsNormActivation,
+  ropeAttentionActivation,
+  attentionCoreActivation,
+  ropeAttentionFlops,
+  ropeAttentionCache,
+  recognizeAttention,
   type AttentionPlugin,
+  type AttentionDescription,
   type AttentionSpec,
+  type AttentionShape,
+  type AttentionFlops,
+  type ActivationTerm,
+  type ActivationTerms,
+  type CacheEntrySpec,
   type ParameterSpec,
   type ParameterInit,
 } from './attention.js';
-export { openTokenizer, type Tokenizer, type TokenizerPlugin, type TokenizerOptions, type SpecialIds } from './tokenizer.js';
+export { openTokenizer, tokenizerRef, type Tokenizer, type TokenizerPlugin, type TokenizerOptions, type SpecialIds } from './tokenizer.js';
+export type { WeightFormatPlugin } from './weight-format.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { AdapterPlugin } from './adapter-plugin.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
 export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
 export { writeAtomic, commitStaged, writeFileAtomic, writeFileAtomicSync, fsyncPath, stagingPath, isStaleStagingName, removeStaleStaging } from './atomic.js';
-export { loadPluginModule, registerPluginModules, resolvePluginModule } from './plugin-loader.js';
+export {
+  loadPluginModule,
+  registerPluginModules,
+  registerModule,
+  moduleRegistry,
+  modulePlugins,
+  pluginSource,
+  resolvePluginModule,
+  PLUGINS_EXPORT,
+} from './plugin-loader.js';
+
+import { PRESETS } from './presets.js';
+/** The plugins @yuan/core provides (what `yuan` registers from it): the built-in presets (kind `preset`). */
+export const plugins = PRESETS;

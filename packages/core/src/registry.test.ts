@@ -16,6 +16,10 @@ describe('PluginRegistry', () => {
     const r = new PluginRegistry().register(plugin('a'), 'pkg-one');
     expect(() => r.register(plugin('a'), 'pkg-two')).toThrow(/^plugin thing:a from pkg-two is already registered from pkg-one \(registered thing plugins: a\)$/);
     expect(r.sourceOf('thing', 'a')).toBe('pkg-one');
+    // the same object again (a module reached as a package name and as a path) is no second plugin
+    const same = plugin('s');
+    r.register(same, 'pkg-one').register(same, '/abs/pkg-one/index.js');
+    expect([r.names('thing'), r.sourceOf('thing', 's')]).toEqual([['a', 's'], 'pkg-one']);
   });
 
   it('unknown names list the registered ones', () => {

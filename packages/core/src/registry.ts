@@ -4,7 +4,9 @@ import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin } from './filter.js';
+import type { Preset } from './presets.js';
 import type { TokenizerPlugin } from './tokenizer.js';
+import type { WeightFormatPlugin } from './weight-format.js';
 
 /** Everything a plugin of any kind has: its kind, its name, a description and JSON-serialisable default options. */
 export interface PluginBase<Kind extends string = string, Options = Record<string, unknown>> {
@@ -29,6 +31,8 @@ export interface PluginKinds {
   filter: FilterPlugin<any>;
   evaluator: EvaluatorPlugin<any>;
   adapter: AdapterPlugin<any, any, any>;
+  preset: Preset;
+  'weight-format': WeightFormatPlugin<any, any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
@@ -43,7 +47,8 @@ export class PluginRegistry {
 
   /**
    * Adds a plugin; `source` names where it came from (a package name or a file path; shown by `yuan plugins list`).
-   * A duplicate kind:name (naming both sources) or a registration after `freeze()` is an error.
+   * Registering the very same object again (one module reached under two specifiers) changes nothing; another plugin
+   * under a registered kind:name (naming both sources) or a registration after `freeze()` is an error.
    */
   register<K extends string>(plugin: PluginOf<K> & PluginBase<K, unknown>, source = 'unknown'): this {
     if (typeof plugin?.kind !== 'string' || typeof plugin.name !== 'string' || !plugin.name) {
@@ -57,6 +62,7 @@ export class PluginRegistry {
       byName = new Map();
       this.plugins.set(plugin.kind, byName);
     }
+    if (byName.get(plugin.name) === plugin) return this;
     if (byName.has(plugin.name)) {
       throw new YuanError(
         'registry',

@@ -35,22 +35,29 @@ export interface TokenizerPlugin extends PluginBase<'tokenizer', TokenizerOption
 }
 
 /**
- * Opens the tokenizer `spec` names through the registry: a registered tokenizer name (`bytes`), `NAME:PATH`, a file
- * whose extension a tokenizer plugin claims (`tokenizer.model` → `sentencepiece`), or a config's `{name, path}`.
+ * The registered tokenizer and options `spec` names: a registered tokenizer name (`bytes`), `NAME:PATH`, a file whose
+ * extension a tokenizer plugin claims (`tokenizer.model` → `sentencepiece`), or a config's `{name, path}`; paths are
+ * made absolute. What a worker thread needs to open the same tokenizer from its own registry.
  * Errors: an unknown name or an unclaimed file extension, naming what is registered.
  */
-export async function openTokenizer(registry: PluginRegistry, spec: string | { name: string; path?: string }): Promise<Tokenizer> {
+export function tokenizerRef(registry: PluginRegistry, spec: string | { name: string; path?: string }): { name: string; path?: string } {
   if (typeof spec !== 'string') {
-    const plugin = registry.get('tokenizer', spec.name);
-    return plugin.load(spec.path ? { path: path.resolve(spec.path) } : {});
+    registry.get('tokenizer', spec.name);
+    return spec.path ? { name: spec.name, path: path.resolve(spec.path) } : { name: spec.name };
   }
-  if (registry.has('tokenizer', spec)) return registry.get('tokenizer', spec).load({});
+  if (registry.has('tokenizer', spec)) return { name: spec };
   const colon = /^([A-Za-z][\w-]*):(.+)$/.exec(spec);
-  if (colon && registry.has('tokenizer', colon[1])) return registry.get('tokenizer', colon[1]).load({ path: path.resolve(colon[2]) });
+  if (colon && registry.has('tokenizer', colon[1])) return { name: colon[1], path: path.resolve(colon[2]) };
   const ext = path.extname(spec).toLowerCase();
-  const claim = registry.list('tokenizer').find((p) => (p as TokenizerPlugin).fileExtensions?.includes(ext)) as TokenizerPlugin | undefined;
+  const claim = registry.list('tokenizer').find((p) => (p as TokenizerPlugin).fileExtensions?.includes(ext));
   if (!claim) {
     throw new YuanError('usage', `--tokenizer ${JSON.stringify(spec)} is neither a registered tokenizer (${registry.names('tokenizer').join(', ')}) nor a file type one reads`);
   }
-  return claim.load({ path: path.resolve(spec) });
+  return { name: claim.name, path: path.resolve(spec) };
+}
+
+/** Opens the tokenizer `spec` names (see `tokenizerRef`) through the registry. Errors: those of `tokenizerRef` and of the plugin's `load`. */
+export async function openTokenizer(registry: PluginRegistry, spec: string | { name: string; path?: string }): Promise<Tokenizer> {
+  const ref = tokenizerRef(registry, spec);
+  return registry.get('tokenizer', ref.name).load(ref.path ? { path: ref.path } : {});
 }

@@ -2,7 +2,6 @@
 export { runFilter, DEFAULT_WORKERS, workersForInput, type RunFilterOptions, type FilterProgress } from './run.js';
 export { FilterPipeline, type PipelineResult } from './pipeline.js';
 export { buildFilterRegistry } from './plugins.js';
-export { BUILTIN_FILTERS } from './filters/index.js';
 export { FILTER_PRESETS, type FilterPreset, type FilterStep } from './presets.js';
 export { resolveFilterConfig, getFilterPreset, CONFIG_DEFAULTS, type FilterConfig } from './config.js';
 export { detectLanguage, type LanguageGuess } from './lang/detect.js';
@@ -15,4 +14,4 @@ export { createPlan, readPlan, selectTasks, printPlan, splitDedup, STAGES, STAGE
 export { runStage, planStatus, type StageResult } from './stages/run.js';
 import { BUILTIN_FILTERS as builtins } from './filters/index.js';
 /** The plugins this package provides (what `yuan` registers from it): the built-in filters. */
-export const plugins = [...builtins];
+export const plugins = builtins;

@@ -1,9 +1,9 @@
-import { PluginRegistry, registerPluginModules, type FilterPlugin } from '@yuan/core';
+import { PluginRegistry, registerModule, registerPluginModules, type FilterPlugin } from '@yuan/core';
 import { BUILTIN_FILTERS } from './filters/index.js';
 
 /**
- * A frozen registry for a filter run: the built-in filters, `extra` plugins and the plugins exported by `modules`
- * (paths or package names, loaded the same way as every yuan plugin module: `registerPluginModules` of @yuan/core).
+ * A frozen registry for a filter run: this package's filters (its `plugins`, registered as every plugin module is:
+ * `registerModule` of @yuan/core), `extra` plugin objects and the `plugins` of `modules` (paths or package names).
  * Errors: a module that cannot be loaded or a duplicate name.
  */
 export async function buildFilterRegistry(
@@ -12,7 +12,7 @@ export async function buildFilterRegistry(
   modules: readonly string[] = [],
 ): Promise<PluginRegistry> {
   const registry = new PluginRegistry();
-  for (const p of BUILTIN_FILTERS) registry.register(p, '@yuan/data-filter');
+  registerModule(registry, { plugins: BUILTIN_FILTERS }, '@yuan/data-filter');
   for (const p of extra) registry.register(p, 'runFilter options');
   await registerPluginModules(registry, modules);
   return registry.freeze();

@@ -1,4 +1,4 @@
-/** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter and server, result tables. */
+/** @yuan/eval: evaluators, the HumanEval sandbox, the OpenAI-compatible endpoint adapter, result tables. */
 export { isolationNote, Sandbox, type SandboxOptions, type SandboxResult, type RunOptions, type Isolation } from './sandbox/sandbox.js';
 export { DEFAULT_LIMITS, type SandboxLimits } from './sandbox/limits.js';
 export { passAtK } from './metrics/pass-at-k.js';
@@ -23,25 +23,11 @@ export { PAPER_RESULTS } from './yuan/paper.js';
 export { mathPrompt, type MathProblem, type MathOptions } from './tasks/math-word.js';
 export { agiEvalEvaluator, loadAgiEval, AGIEVAL_SUBSETS, type AgiOptions, type AgiQuestion } from './tasks/agieval.js';
 export { perplexityEvaluator, chunkText, type PerplexityOptions } from './tasks/perplexity.js';
-export { evaluatorPlugins } from './tasks/registry.js';
 export { runEvaluation, getEvaluator, type RunEvaluationOptions, type RunEvaluationResult } from './run/run-evaluation.js';
 export { readSamplesFile } from './run/samples-file.js';
 export { formatResultTable } from './run/table.js';
 export { defaultDataDir } from './data/default-dir.js';
 export { OpenAIEndpointAdapter, openAIEndpointPlugin, type EndpointOptions } from './adapters/openai-endpoint.js';
-export { createOpenAIServer, type OpenAIServerOptions } from './server/openai-server.js';
-export { servedFromAdapter } from './server/adapter-served.js';
-export {
-  defaultChatPrompt,
-  type ServedModel,
-  type ServedCompletion,
-  type ServedRequest,
-  type ServedLogprob,
-  type ServedListener,
-  type ChatMessage,
-} from './server/served-model.js';
-export { DEFAULT_REQUEST_LIMITS, type RequestLimits } from './server/validate.js';
-import { openAIEndpointPlugin as endpoint } from './adapters/openai-endpoint.js';
-import { evaluatorPlugins as evaluators } from './tasks/registry.js';
+import { evalPlugins } from './tasks/registry.js';
 /** The plugins this package provides (what `yuan` registers from it): the evaluators and the `openai` model adapter. */
-export const plugins = [...evaluators, endpoint];
+export const plugins = evalPlugins();

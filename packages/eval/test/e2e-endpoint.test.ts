@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOpenAIServer, OpenAIEndpointAdapter, runEvaluation } from '../src/index.js';
+import { OpenAIEndpointAdapter, runEvaluation } from '../src/index.js';
+import { createOpenAIServer } from '@yuan/serve';
 import { dataDir, hasData, noData } from './shared.js';
 import { ToyServedModel } from './toy-model.js';
 

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOpenAIServer, OpenAIEndpointAdapter } from '../src/index.js';
+import { OpenAIEndpointAdapter } from '../src/index.js';
+import { createOpenAIServer } from '@yuan/serve';
 import { ToyServedModel } from './toy-model.js';
 
 const toy = new ToyServedModel();

@@ -1,5 +1,5 @@
 import type { ModelAdapter } from '@yuan/core';
-import type { ServedCompletion, ServedListener, ServedModel, ServedRequest } from '../src/index.js';
+import type { ServedCompletion, ServedListener, ServedModel, ServedRequest } from '@yuan/serve';
 
 /** A content error of the toy (the server answers 400 naming `param`). */
 class ToyParamError extends Error {
@@ -10,7 +10,7 @@ class ToyParamError extends Error {
 
 /**
  * TEST DOUBLE, not a model: a deterministic text function standing in for a served model so the server, the endpoint
- * adapter and the evaluation plumbing can be tested without the model package. Its "completion" of a prompt is
+ * adapter and the evaluation plumbing can be tested without a checkpoint. Its "completion" of a prompt is
  * ` The answer is L.` where L is the prompt's length mod 97, cut to `maxNewTokens` words and at stop strings.
  * Prompts of token ids count one character per id; a prompt over 1000 characters is refused (its "context").
  */

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createOpenAIServer } from '@yuan/eval';
+import { createOpenAIServer } from '@yuan/serve';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The eval package's test double (a deterministic text function behind the OpenAI-compatible server), shared as is.
 import { ToyServedModel } from '../../eval/test/toy-model.js';

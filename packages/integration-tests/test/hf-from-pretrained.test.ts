@@ -9,10 +9,10 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lfaAttention } from '@yuan/attention-lfa';
-import { loadCheckpoint, mhaAttention, saveCheckpoint } from '@yuan/model';
+import { loadCheckpoint, saveCheckpoint } from '@yuan/model';
 import { initBackend, openSafetensors, writeSafetensors } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { attentionNamed } from '../../model/test/attention.js';
 import { repoRoot, shared, yuanProcess } from './helpers.js';
 
 /** The Python with torch and transformers (.ci/run installs them into `.venv-clients`; YUAN_TORCH_PYTHON overrides). */
@@ -33,7 +33,7 @@ const noOfficial = official ? undefined : "YUAN_OFFICIAL_MODELING is not set (th
 const skipped = (why: string | undefined): string => (why ? ` (skipped: ${why})` : '');
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-hf-load-'));
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 
 type Logits = number[][][];
 interface Loaded {

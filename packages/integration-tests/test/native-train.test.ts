@@ -2,10 +2,11 @@
 // scenario, so it lives here rather than in tensor-native (whose dev-dependency on the model made a workspace cycle).
 import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
-import { crossEntropy, mhaAttention, YuanModel } from '@yuan/model';
+import { crossEntropy, YuanModel } from '@yuan/model';
 import { tf } from '@yuan/tensor';
 import { registerNativeBackend, type NativeBackendInfo } from '@yuan/tensor-native';
 import { describe, expect, it } from 'vitest';
+import { attentionNamed } from '../../model/test/attention.js';
 
 /** The native backend if its addon is built, else why not (the tests skip with that one line). */
 const native: { info?: NativeBackendInfo; skip?: string } = (() => {
@@ -33,7 +34,7 @@ function values(n: number, seed: number): Float32Array {
 async function train(backend: string, preset: string, steps: number, batch: number, seq: number): Promise<number[]> {
   await tf.setBackend(backend);
   const config = resolveConfig(getPreset(preset).config, {});
-  const model = YuanModel.init(config, config.attention.name === 'lfa' ? lfaAttention : mhaAttention, 7);
+  const model = YuanModel.init(config, attentionNamed(config.attention.name), 7);
   const tokens = (seed: number) => Int32Array.from(values(batch * seq, seed), (v) => Math.floor((v + 1) * 128));
   const ids = tf.tensor2d(tokens(1), [batch, seq], 'int32');
   const targets = tf.tensor2d(tokens(2), [batch, seq], 'int32');

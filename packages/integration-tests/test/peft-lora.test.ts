@@ -11,10 +11,10 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lfaAttention } from '@yuan/attention-lfa';
-import { loadCheckpoint, mhaAttention, saveCheckpoint } from '@yuan/model';
+import { loadCheckpoint, saveCheckpoint } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { attentionNamed } from '../../model/test/attention.js';
 import { repoRoot, shared, yuanProcess } from './helpers.js';
 
 /** The Python with torch, transformers and peft (.ci/run installs them into `.venv-clients`; YUAN_TORCH_PYTHON overrides). */
@@ -36,7 +36,7 @@ const why = noPeft ?? noFixture;
 const skipped = (reason: string | undefined): string => (reason ? ` (skipped: ${reason})` : '');
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-peft-'));
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'up_proj', 'gate_proj', 'down_proj'];
 
 type Logits = number[][][];

@@ -2,7 +2,7 @@ import { YuanError, type GenerationRequest, type ModelAdapter, type Tokenizer } 
 import { tf } from '@yuan/tensor';
 import { generateTokens } from './generate.js';
 import type { YuanModel } from './model.js';
-import { CompletionText } from './serve/completion-text.js';
+import { CompletionText } from '@yuan/tokenizer';
 
 /** Token ids of `continuation` after `context`, tokenized together so the boundary is what the model would see. */
 function continuationIds(tokenizer: Tokenizer, context: string, continuation: string): { context: number[]; continuation: number[] } {

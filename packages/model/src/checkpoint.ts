@@ -1,13 +1,16 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, resolveConfig, writeAtomic, YuanError, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import { ConfigError, recognizeAttention, resolveConfig, writeAtomic, YuanError, type AttentionSpec, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin, type TensorToWrite } from '@yuan/tensor';
 import { YuanModel } from './model.js';
 import { modelParameters } from './parameters.js';
 
-/** Resolves an attention plugin by name (the registry's `get('attention', name)`). */
-export type AttentionLookup = (name: string) => TensorAttentionPlugin<unknown>;
+/**
+ * Resolves an attention plugin by name (the registry's `get('attention', name)`); `all`, when given, lists every
+ * registered one, which checkpoint import asks to `recognize` the weights of a checkpoint whose config names none.
+ */
+export type AttentionLookup = ((name: string) => TensorAttentionPlugin<unknown>) & { readonly all?: () => readonly TensorAttentionPlugin<unknown>[] };
 
 function need(hf: JsonObject, key: string, file: string): number {
   const v = hf[key];
@@ -17,26 +20,42 @@ function need(hf: JsonObject, key: string, file: string): number {
   return v;
 }
 
-/** Maps a Hugging Face YUAN `config.json` (plus our `yuan` section, if any) to a yuan config. */
-export function configFromHf(hf: JsonObject, file: string, weightNames: readonly string[]): YuanConfig {
+/**
+ * Maps a Hugging Face YUAN `config.json` (plus our `yuan` section, if any) to a yuan config. Without a recorded
+ * `yuan.attention`, `recognize` names the attention plugin from the first layer's spec (see `recognizeAttention` of
+ * @yuan/core); without either it is a one-line error.
+ */
+export function configFromHf(hf: JsonObject, file: string, recognize?: (spec: AttentionSpec) => { name: string; options: Record<string, unknown> }): YuanConfig {
   const yuan = (hf.yuan ?? {}) as JsonObject;
-  const attention = (yuan.attention as JsonObject | undefined) ?? {
-    name: weightNames.some((n) => n.includes('.lf_gate.')) ? 'lfa' : 'mha',
-    options: {},
+  const model = {
+    vocabSize: need(hf, 'vocab_size', file),
+    hiddenSize: need(hf, 'hidden_size', file),
+    numLayers: need(hf, 'num_hidden_layers', file),
+    numHeads: need(hf, 'num_attention_heads', file),
+    ffnSize: need(hf, 'intermediate_size', file),
+    maxPositions: hf.max_position_embeddings ?? hf.model_max_length ?? 8192,
+    rmsNormEps: hf.rms_norm_eps ?? 1e-6,
+    ropeBase: hf.rope_theta ?? 10000,
+    initStd: hf.initializer_range ?? 0.02,
   };
+  const spec: AttentionSpec = {
+    hiddenSize: model.hiddenSize,
+    numHeads: model.numHeads,
+    headDim: model.hiddenSize / model.numHeads,
+    layerIndex: 0,
+    numLayers: model.numLayers,
+    ropeBase: model.ropeBase as number,
+    rmsNormEps: model.rmsNormEps as number,
+    initStd: model.initStd as number,
+  };
+  let attention = yuan.attention as JsonObject | undefined;
+  if (!attention) {
+    if (!recognize) throw new ConfigError(`${file}: names no attention plugin (no yuan.attention); set attention.name`);
+    attention = recognize(spec) as unknown as JsonObject;
+  }
   return resolveConfig({
     preset: (yuan.preset as string) ?? 'custom',
-    model: {
-      vocabSize: need(hf, 'vocab_size', file),
-      hiddenSize: need(hf, 'hidden_size', file),
-      numLayers: need(hf, 'num_hidden_layers', file),
-      numHeads: need(hf, 'num_attention_heads', file),
-      ffnSize: need(hf, 'intermediate_size', file),
-      maxPositions: hf.max_position_embeddings ?? hf.model_max_length ?? 8192,
-      rmsNormEps: hf.rms_norm_eps ?? 1e-6,
-      ropeBase: hf.rope_theta ?? 10000,
-      initStd: hf.initializer_range ?? 0.02,
-    },
+    model,
     attention,
     tokenizer: (yuan.tokenizer as JsonObject | undefined) ?? { name: 'sentencepiece' },
     ...(Array.isArray(yuan.plugins) ? { plugins: yuan.plugins } : {}),
@@ -248,8 +267,18 @@ export async function readCheckpoint(
   }
   const files = await openWeightFiles(dir);
   try {
-    const names = files.flatMap((f) => [...f.entries.keys()]);
-    let config = configFromHf(hf, cfgPath, names);
+    // the first layer's attention tensors, for the registered plugins to recognize when config.json names none
+    const layer0 = new Map<string, readonly number[]>();
+    for (const f of files) {
+      for (const [name, entry] of f.entries) {
+        const m = /^model\.layers\.0\.self_attn\.(.+)$/.exec(name);
+        if (m) layer0.set(m[1], entry.shape);
+      }
+    }
+    const named = (overrides.attention as JsonObject | undefined)?.name;
+    let config = configFromHf(hf, cfgPath, (spec) =>
+      typeof named === 'string' ? { name: named, options: {} } : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+    );
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);
     const { weights, ignored } = await readWeights(files, modelParameters(config, attention), dir);

@@ -1,5 +1,5 @@
-import { YuanError } from '@yuan/core';
-import { Rng, tf } from '@yuan/tensor';
+import { Rng, YuanError } from '@yuan/core';
+import { tf } from '@yuan/tensor';
 import { disposeCache, type ModelCache, type YuanModel } from './model.js';
 import { sampleToken } from './sampling.js';
 
@@ -39,6 +39,19 @@ export function* generateTokens(model: YuanModel, prompt: readonly number[], opt
   const rng = new Rng(options.seed ?? 0);
   const stop = new Set(options.stopIds ?? []);
   const useCache = options.useCache ?? true;
+  const decoder = useCache ? model.decoder : undefined;
+  if (decoder) {
+    // the native decoder over stored weights: the prompt in one call, then one token per call
+    const sequence = decoder.newSequence();
+    let tokens: number[] = [...prompt];
+    for (let i = 0; i < options.maxNewTokens; i++) {
+      const next = sampleToken(decoder.forward([{ sequence, tokens }]), sampling, rng);
+      yield next;
+      if (stop.has(next)) return;
+      tokens = [next];
+    }
+    return;
+  }
   const seq = [...prompt];
   let cache: ModelCache | undefined;
   try {

@@ -1,28 +1,14 @@
-import type { AttentionSpec, ParameterSpec } from '@yuan/core';
-import { linear, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { linear, ropeAttention, tf, type DecodingAttentionPlugin } from '@yuan/tensor';
+import { createMhaDecoder } from './infer/mha-decode.js';
+import { mhaDescription } from './mha-describe.js';
 
-/** The baseline multi-head attention ("Attention (basic)" of the YUAN 2.0 ablation): Q, K, V from the same input, RoPE, causal softmax. */
-export const mhaAttention: TensorAttentionPlugin<Record<string, never>> = {
-  kind: 'attention',
-  name: 'mha',
-  description: 'basic multi-head attention (LLaMA style): q/k/v/o projections, RoPE, causal softmax',
-  defaults: {},
-  validate(options) {
-    const extra = Object.keys(options);
-    if (extra.length) throw new Error(`attention mha takes no options (got ${extra.join(', ')})`);
-    return {};
-  },
-  parameters(spec: AttentionSpec): ParameterSpec[] {
-    const h = spec.hiddenSize;
-    const init = { kind: 'normal', std: spec.initStd } as const;
-    const out = { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } as const;
-    return [
-      { name: 'q_proj.weight', shape: [h, h], init },
-      { name: 'k_proj.weight', shape: [h, h], init },
-      { name: 'v_proj.weight', shape: [h, h], init },
-      { name: 'o_proj.weight', shape: [h, h], init: out },
-    ];
-  },
+/**
+ * The baseline multi-head attention ("Attention (basic)" of the YUAN 2.0 ablation): Q, K, V from the same input,
+ * RoPE, causal softmax. All but `create` and `createDecoder` is `mhaDescription`.
+ */
+export const mhaAttention: DecodingAttentionPlugin<Record<string, never>> = {
+  ...mhaDescription,
+  createDecoder: createMhaDecoder,
   create(spec, _options, param) {
     const [wq, wk, wv, wo] = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'].map(param);
     const heads = (x: tf.Tensor) => {

@@ -1,10 +1,9 @@
-import { countParameters, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import { countParameters, Rng, YuanError, type ParameterSpec, type YuanConfig } from '@yuan/core';
 import {
   initValues,
   linear,
   rmsNorm,
   ropeTables,
-  Rng,
   swiglu,
   tf,
   withLinearHooks,
@@ -14,6 +13,7 @@ import {
   type LinearHook,
   type TensorAttentionPlugin,
 } from '@yuan/tensor';
+import type { Decoder } from './infer/decoder.js';
 import { attentionOptions, attentionSpec, modelParameters } from './parameters.js';
 
 /** What generation keeps between steps: the number of tokens seen and each layer's attention cache. */
@@ -99,13 +99,18 @@ export interface PartForwardOptions {
  * separately, and together they are exactly `forward`.
  */
 export class YuanModel {
-  /** Trainable parameters by full name, in definition order (only this part's). */
-  readonly params: Map<string, tf.Variable>;
   /** The parameter specs this part holds (names, shapes, inits, fused parts). */
   readonly specs: ParameterSpec[];
   /** The part of the model this instance holds. */
   readonly part: ModelPart;
-  private readonly blocks: Layer[];
+  /**
+   * The native decoder over the weights in their stored formats (models from `loadInferenceModel` on the native
+   * backend): generation and full-sequence logits use it; the tfjs parameters are then made only if something asks.
+   */
+  decoder?: Decoder;
+  private paramMap?: Map<string, tf.Variable>;
+  private values?: (spec: ParameterSpec) => Float32Array;
+  private blockList?: Layer[];
   private attached?: { adapter: AttachableAdapter; hooks: Map<tf.Tensor, LinearHook>; unused: Set<string> };
 
   private constructor(
@@ -113,6 +118,7 @@ export class YuanModel {
     readonly attention: TensorAttentionPlugin<unknown>,
     values: (spec: ParameterSpec) => Float32Array,
     part: ModelPart | undefined,
+    lazy = false,
   ) {
     this.part = part ?? wholeModel(config);
     const { firstLayer, endLayer } = this.part;
@@ -120,12 +126,28 @@ export class YuanModel {
       throw new YuanError('model', `model part layers [${firstLayer}, ${endLayer}) are not a range of the model's ${config.model.numLayers} layers`);
     }
     this.specs = partParameters(modelParameters(config, attention), this.part);
-    this.params = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
+    this.values = values;
+    if (!lazy) void this.blocks;
+  }
+
+  /** Trainable parameters by full name, in definition order (only this part's); made on first use for a lazy model. */
+  get params(): Map<string, tf.Variable> {
+    if (!this.paramMap) {
+      const values = this.values!;
+      this.paramMap = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
+      this.values = undefined; // the source arrays are not kept once the variables hold the values
+    }
+    return this.paramMap;
+  }
+
+  private get blocks(): Layer[] {
+    if (this.blockList) return this.blockList;
+    const { config, attention } = this;
     const options = attentionOptions(config, attention);
-    this.blocks = [];
-    for (let l = firstLayer; l < endLayer; l++) {
+    const blocks: Layer[] = [];
+    for (let l = this.part.firstLayer; l < this.part.endLayer; l++) {
       const p = (n: string) => this.param(`model.layers.${l}.${n}`);
-      this.blocks.push({
+      blocks.push({
         attention: attention.create(attentionSpec(config, l), options, (n) => p(`self_attn.${n}`)),
         inputNorm: p('input_layernorm.weight'),
         postNorm: p('post_attention_layernorm.weight'),
@@ -133,6 +155,17 @@ export class YuanModel {
         down: p('mlp.down_proj.weight'),
       });
     }
+    return (this.blockList = blocks);
+  }
+
+  /**
+   * A whole model whose tfjs parameters are made only when first used, from `values` (by spec); `decoder` (optional)
+   * serves generation meanwhile. Used by `loadInferenceModel`.
+   */
+  static lazy(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, values: (spec: ParameterSpec) => Float32Array, decoder?: Decoder): YuanModel {
+    const m = new YuanModel(config, attention, values, undefined, true);
+    if (decoder) m.decoder = decoder;
+    return m;
   }
 
   /**
@@ -237,9 +270,11 @@ export class YuanModel {
    * Runs this part's linear layers through `adapter` from now on (its hooks replace the plain products of the weights
    * it adapts that this part holds) and makes the model own it: `dispose` frees it, `attachAdapter` again replaces
    * (and frees) it. A whole model must hold every weight the adapter names; a weight that the attention plugin does
-   * not compute through `linear` is found at the first pass, a YuanError 'adapter' naming it.
+   * not compute through `linear` is found at the first pass, a YuanError 'adapter' naming it. The native `decoder`
+   * (which does not run adapters) is dropped: the model then runs on its tfjs parameters.
    */
   attachAdapter(adapter: AttachableAdapter): void {
+    this.decoder = undefined;
     const hooks = new Map<tf.Tensor, LinearHook>();
     const unused = new Set<string>();
     for (const [name, hook] of adapter.layer.hooks) {
@@ -278,6 +313,15 @@ export class YuanModel {
       throw new YuanError('input', `sequence of ${seen + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
     }
     type Out = { logits: tf.Tensor3D; cache?: ModelCache };
+    if (this.decoder && !this.paramMap && !options.cache && !options.useCache && !options.positions && !options.keyBias) {
+      // inference over stored weights: each row through the native decoder, all positions (or the last) as logits
+      const ids2 = ids.arraySync();
+      const rows = ids2.map((r) => this.decoder!.forward([{ sequence: this.decoder!.newSequence(), tokens: r }], !options.lastOnly));
+      const tt = options.lastOnly ? 1 : t;
+      const flat = new Float32Array(b * tt * this.config.model.vocabSize);
+      rows.forEach((r, i) => flat.set(r, i * r.length));
+      return { logits: tf.tensor3d(flat, [b, tt, this.config.model.vocabSize]) };
+    }
     return tf.tidy(() => {
       const r = this.layers(this.embed(ids), { positions: options.positions, cache: options.cache, useCache: options.useCache, keyBias: options.keyBias });
       let h = r.hidden;
@@ -296,7 +340,7 @@ export class YuanModel {
 
   /** Frees every parameter, and the attached adapter. */
   dispose(): void {
-    for (const v of this.params.values()) v.dispose();
+    for (const v of this.paramMap?.values() ?? []) v.dispose();
     this.attached?.adapter.dispose();
     this.attached = undefined;
   }

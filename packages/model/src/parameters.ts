@@ -1,5 +1,4 @@
-import { YuanError, type AttentionSpec, type ParameterSpec, type YuanConfig } from '@yuan/core';
-import type { TensorAttentionPlugin } from '@yuan/tensor';
+import { YuanError, type AttentionDescription, type AttentionSpec, type ParameterSpec, type YuanConfig } from '@yuan/core';
 
 /** The attention spec of layer `layerIndex` of a config. */
 export function attentionSpec(config: YuanConfig, layerIndex: number): AttentionSpec {
@@ -17,7 +16,7 @@ export function attentionSpec(config: YuanConfig, layerIndex: number): Attention
 }
 
 /** Merges a config's attention options over the plugin defaults and validates them. */
-export function attentionOptions(config: YuanConfig, plugin: TensorAttentionPlugin<unknown>): unknown {
+export function attentionOptions(config: YuanConfig, plugin: AttentionDescription<unknown>): unknown {
   const merged = { ...(plugin.defaults as Record<string, unknown>), ...config.attention.options };
   try {
     return plugin.validate ? plugin.validate(merged) : merged;
@@ -31,7 +30,7 @@ export function attentionOptions(config: YuanConfig, plugin: TensorAttentionPlug
  * listed with their parts), PyTorch-layout shape and init. Embeddings are tied: there is no `lm_head.weight` parameter
  * (exports write a copy of the embeddings under that name, see `writeModelFiles`).
  */
-export function modelParameters(config: YuanConfig, plugin: TensorAttentionPlugin<unknown>): ParameterSpec[] {
+export function modelParameters(config: YuanConfig, plugin: AttentionDescription<unknown>): ParameterSpec[] {
   const { vocabSize: v, hiddenSize: h, ffnSize: f, numLayers, initStd } = config.model;
   const options = attentionOptions(config, plugin);
   const ones = { kind: 'ones' } as const;

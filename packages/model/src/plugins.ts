@@ -1,18 +1,20 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, openTokenizer, PluginRegistry, YuanError, type JsonObject, type ModelAdapterPlugin, type PluginBase } from '@yuan/core';
-import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { initBackend, weightFormatPlugins, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
 import { loraAdapter } from './adapter/lora.js';
 import { adapterLookup, loadAdapter } from './adapter/peft.js';
-import { loadCheckpoint, type AttentionLookup } from './checkpoint.js';
+import type { AttentionLookup } from './checkpoint.js';
+import { loadInferenceModel } from './infer/load.js';
 import { mhaAttention } from './mha.js';
-import { tokenizerPlugins } from './tokenizer/index.js';
-import { listCheckpoints } from './train/index.js';
+import { listCheckpoints } from './run-folder.js';
 
-/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones). */
+/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones); `all` lists them. */
 export function attentionLookup(registry: PluginRegistry): AttentionLookup {
-  return (name) => registry.get('attention', name) as TensorAttentionPlugin<unknown>;
+  return Object.assign((name: string) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, {
+    all: () => registry.list('attention') as TensorAttentionPlugin<unknown>[],
+  });
 }
 
 /** A checkpoint folder, or for a training run folder (no config.json, checkpoint-N inside) its newest complete checkpoint. */
@@ -28,7 +30,7 @@ export interface LocalAdapterOptions {
   path: string;
   /** A tokenizer spec (`bytes`, `FILE.model`, `NAME:PATH`); default: the one the checkpoint's config names. */
   tokenizer?: string;
-  /** The tensor backend (default: the best that loads). */
+  /** The tensor backend, a backend plugin in the registry (default: the highest priority that loads). */
   backend?: string;
   /** Config overrides merged over the checkpoint's (e.g. attention options). */
   overrides?: JsonObject;
@@ -38,7 +40,7 @@ export interface LocalAdapterOptions {
   peft?: string;
 }
 
-/** The `local` model adapter: a checkpoint on this machine, generation with the KV and LFA caches. */
+/** The `local` model adapter: a checkpoint on this machine, generation with its attention plugin's caches. */
 export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   kind: 'model-adapter',
   name: 'local',
@@ -51,14 +53,15 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   async open(options, context) {
     const registry = context?.registry;
     if (!registry) throw new YuanError('usage', 'the local model adapter needs the plugin registry (attention and tokenizer plugins)');
-    await initBackend(options.backend);
-    const model = await loadCheckpoint(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {}, {
+    await initBackend(options.backend, registry);
+    const model = await loadInferenceModel(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {}, {
       onIgnored: (note) => context.note?.(note),
     });
     try {
       if (options.peft) await loadAdapter(model, options.peft, adapterLookup(registry));
       const ref = model.config.tokenizer;
-      const spec = options.tokenizer ?? (ref.name === 'bytes' || ref.path ? ref : undefined);
+      // the checkpoint's own tokenizer opens without a flag when it has a file, or when its plugin reads none
+      const spec = options.tokenizer ?? (ref.path || !registry.get('tokenizer', ref.name).fileExtensions ? ref : undefined);
       if (!spec) throw new YuanError('usage', `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`);
       const tokenizer = await openTokenizer(registry, spec);
       return new LocalModelAdapter(model, tokenizer, options.name ?? path.basename(path.resolve(options.path)));
@@ -69,5 +72,8 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   },
 };
 
-/** Every plugin @yuan/model provides: attention `mha`, tokenizers `bytes` and `sentencepiece`, model adapter `local`, adapter `lora`. */
-export const plugins: PluginBase<string, unknown>[] = [mhaAttention, ...tokenizerPlugins, localModelAdapter, loraAdapter] as PluginBase<string, unknown>[];
+/**
+ * Every plugin @yuan/model provides: attention `mha`, model adapter `local`, adapter `lora`, and the built-in weight
+ * formats of @yuan/tensor (`fp32`, `bf16`, `int8`, `int4`); the tokenizers are `@yuan/tokenizer`'s.
+ */
+export const plugins: PluginBase<string, unknown>[] = [mhaAttention, localModelAdapter, loraAdapter, ...weightFormatPlugins] as PluginBase<string, unknown>[];

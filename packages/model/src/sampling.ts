@@ -1,4 +1,4 @@
-import type { Rng } from '@yuan/tensor';
+import type { Rng } from '@yuan/core';
 
 /** How the next token is chosen. temperature 0 = greedy (argmax, first index on ties); topK 0 and topP 1 = no filtering. */
 export interface SamplingOptions {

@@ -2,7 +2,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ByteTokenizer, generate, LocalModelAdapter, YuanModel } from '../src/index.js';
+import { ByteTokenizer } from '@yuan/tokenizer';
+import { generate, LocalModelAdapter, YuanModel } from '../src/index.js';
 
 let adapter: LocalModelAdapter;
 beforeAll(async () => {

@@ -5,9 +5,10 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { initBackend, openSafetensors, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint, mhaAttention, saveCheckpoint, YuanModel } from '../src/index.js';
+import { loadCheckpoint, saveCheckpoint, YuanModel } from '../src/index.js';
+import { attentionNamed } from './attention.js';
 
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-ckpt-'));
 const config = resolveConfig({ model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 } });
 

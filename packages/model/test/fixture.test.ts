@@ -1,12 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generate, loadCheckpoint, mhaAttention, nextTokenLoss } from '../src/index.js';
+import { generate, loadCheckpoint, nextTokenLoss } from '../src/index.js';
+import { attentionNamed } from './attention.js';
 
 const fixtures = path.resolve(__dirname, '../../../../shared/fixtures/yuan2-tiny');
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 
 describe.skipIf(!existsSync(fixtures))('yuan2-tiny fixture (needs ../shared, which CI has)', () => {
   const expected = existsSync(fixtures) ? JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8')) : undefined;

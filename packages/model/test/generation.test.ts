@@ -1,8 +1,8 @@
-import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig } from '@yuan/core';
 import { initBackend, liveTensorCount, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generate, mhaAttention, YuanModel } from '../src/index.js';
+import { generate, YuanModel } from '../src/index.js';
+import { attentionNamed } from './attention.js';
 
 const base = { model: { vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, ffnSize: 64, maxPositions: 64, initStd: 0.5 } };
 
@@ -12,7 +12,7 @@ beforeAll(async () => {
 
 function model(attention: string, options: Record<string, unknown> = {}, seed = 1): YuanModel {
   const config = resolveConfig(base, { attention: { name: attention, options } });
-  return YuanModel.init(config, (attention === 'lfa' ? lfaAttention : mhaAttention) as never, seed);
+  return YuanModel.init(config, attentionNamed(attention), seed);
 }
 
 describe('generation with caches equals full recompute', () => {

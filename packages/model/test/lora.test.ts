@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { PluginRegistry, resolveConfig, type YuanConfig } from '@yuan/core';
-import { initBackend, linear, liveTensorCount, openSafetensors, ropeAttention, Rng, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { PluginRegistry, resolveConfig, Rng, type YuanConfig } from '@yuan/core';
+import { initBackend, linear, liveTensorCount, openSafetensors, ropeAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   AdapterModule,
@@ -221,6 +221,16 @@ describe('the lora adapter', () => {
     expect(() => logitsOf(model)).toThrow(
       'the mha-direct attention does not compute model.layers.0.self_attn.q_proj.weight, model.layers.1.self_attn.q_proj.weight through linear(), so the adapter cannot change it: leave it out of the adapter\'s targets',
     );
+    model.dispose();
+  });
+
+  it('a model served by the native decoder (which runs no adapters) drops it when an adapter is attached', async () => {
+    const cfg = config('mha');
+    const weights = await YuanModel.init(cfg, mha, 3).weights();
+    const model = YuanModel.lazy(cfg, mha, (s) => weights.get(s.name)!, {} as never);
+    expect(model.decoder).toBeDefined();
+    model.attachAdapter(AdapterModule.init(loraAdapter as never, { rank: 2 }, modelParameters(cfg, mha), 1));
+    expect(model.decoder).toBeUndefined();
     model.dispose();
   });
 

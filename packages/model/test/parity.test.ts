@@ -1,14 +1,14 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { initBackend, openSafetensors, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generate, loadCheckpoint, mhaAttention } from '../src/index.js';
+import { generate, loadCheckpoint } from '../src/index.js';
 import { writeRandomCheckpoint } from './random-checkpoint.js';
 import { referenceGreedy, referenceLogits, type RefConfig, type Weights } from './reference.js';
+import { attentionNamed } from './attention.js';
 
-const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
+const lookup = attentionNamed;
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-parity-'));
 
 function maxAbsDiff(a: number[][], b: number[][]): number {

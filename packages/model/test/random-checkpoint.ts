@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Rng, writeSafetensors } from '@yuan/tensor';
+import { Rng } from '@yuan/core';
+import { writeSafetensors } from '@yuan/tensor';
 import type { RefConfig, Weights } from './reference.js';
 
 /** Writes a random YUAN 2.0 checkpoint in the Hugging Face layout (as the fixture was made) and returns its weights. */

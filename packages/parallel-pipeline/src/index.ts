@@ -1,57 +1,10 @@
 /**
- * @yuan/parallel-pipeline: non-uniform pipeline parallelism — partitioners, GPipe/1F1B schedules as instruction lists,
- * the stage runtime on worker threads with activation checkpointing, the memory planner and the paper's time model.
+ * @yuan/parallel-pipeline: the non-uniform pipeline runtime — P stages on worker threads (or on the ranks of a launched
+ * job, P × D with ZeRO inside each stage) running the schedules of `@yuan/plan` with activation checkpointing, as a
+ * training engine for `runTraining`; `trainParallel` runs any layout of the config's `parallel` section (P × D with ZeRO). The planner itself (partitioners, schedules, memory and time model) is `@yuan/plan`.
  */
-import type { PluginRegistry } from '@yuan/core';
-import { PARTITION_PLUGINS } from './partition.js';
-import { SCHEDULE_PLUGINS } from './schedule.js';
-
-export type { PartitionContext, PartitionPlugin, SchedulePlugin } from './plugins.js';
-export type { Instruction, ScheduleOptions } from './instructions.js';
-export {
-  partitionLayers,
-  parseBlocks,
-  formatBlocks,
-  checkBlocks,
-  minMaxSplit,
-  uniformPartition,
-  parametersPartition,
-  memoryPartition,
-  PARTITION_PLUGINS,
-} from './partition.js';
-export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, SCHEDULE_PLUGINS, type SimulationResult } from './schedule.js';
-export {
-  layerActivation,
-  headActivation,
-  embeddingActivation,
-  ropeTablesElements,
-  sumTerms,
-  type ActivationShape,
-  type ActivationTerm,
-  type SegmentActivation,
-} from './activation.js';
-export { groupParameters, type ParameterGroups } from './parameters.js';
-export {
-  planPipeline,
-  bytesPerParameter,
-  parseRecompute,
-  RECOMPUTE_NOTE,
-  type PipelinePlanInput,
-  type PipelinePlan,
-  type StagePlan,
-  type BytesPerParameter,
-  type Recompute,
-  type Precision,
-} from './plan.js';
-export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
-
-/** Registers the built-in partitioners (`uniform`, `parameters`, `memory`) and schedules (`gpipe`, `1f1b`) in `registry`. */
-export function registerPipelinePlugins(registry: PluginRegistry): PluginRegistry {
-  for (const p of PARTITION_PLUGINS) registry.register(p, '@yuan/parallel-pipeline');
-  for (const s of SCHEDULE_PLUGINS) registry.register(s, '@yuan/parallel-pipeline');
-  return registry;
-}
 export { pipelineEngine, type PipelineOptions, type PipelineEngine } from './runtime/engine.js';
 export { pipelineRankEngine, type PipelineRankOptions } from './runtime/rank.js';
 export { assembleCheckpoint, gatherCheckpointToWriter, encodeStageState, decodeStageState, type StageState } from './runtime/checkpoint.js';
-export type { StageStepReport, InjectedFault } from './runtime/protocol.js';
+export type { StageStepReport } from './runtime/protocol.js';
+export { parallelEngine, trainParallel, pluginModulesOf, type ParallelEngineOptions, type ParallelTrainOptions, type ParallelRunResult, type PluginModuleRef } from './train-parallel.js';

@@ -1,9 +1,9 @@
 import { resolveConfig } from '@yuan/core';
-import { lfaAttention } from '@yuan/attention-lfa';
+import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
 import { crossEntropy, YuanModel } from '@yuan/model';
 import { initBackend, tf } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { headActivation, layerActivation, sumTerms, type ActivationShape } from './index.js';
+import { attentionShape, headActivation, layerActivation, sumTerms, type ActivationShape } from '@yuan/plan';
 
 /**
  * Peak bytes of distinct data buffers during one value-and-gradients call of the whole model (TF.js keeps every
@@ -59,16 +59,40 @@ describe('the activation formula against TensorFlow.js (cpu backend, composed ke
     await initBackend('cpu');
     const dims = [1, 32, 64, 4, 256, 512];
     const [B, S, H, A, F, V] = dims;
-    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, attention: 'lfa', fusedKernels: false };
+    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, fusedKernels: false };
     const one = peakBuffers(1, dims);
     const two = peakBuffers(2, dims);
     const layerParams = 18 * H * H + 4.5 * H;
-    const layer = layerActivation(x);
+    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
     // a layer inside one gradient call: its saved tensors, its gradient buffers and its fresh parameter gradients
     const predictedLayer = 4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + layerParams);
     expect(Math.abs((two - one) / predictedLayer - 1)).toBeLessThan(0.1);
     // what the one-layer model adds besides its layer: embedding input, head and loss, and three [V,H] gradients
     // (gather, tied projection, their sum) since both uses sit in the same gradient call
+    const head = headActivation(x);
+    const predictedRest = 4 * (B * S * H * 2 + sumTerms(head.saved) + sumTerms(head.gradients) + 3 * V * H + H);
+    expect(Math.abs((one - (two - one)) / predictedRest - 1)).toBeLessThan(0.1);
+  });
+});
+
+const nativeBuilt = await initBackend('native').then(
+  () => true,
+  (e: Error) => (console.warn(`fused-kernel activation test skipped: ${e.message.split('\n')[0]}`), false),
+);
+
+describe.skipIf(!nativeBuilt)('the activation formula against TensorFlow.js (native backend, fused kernels and attention)', () => {
+  it('one layer and the head match measured peak buffer bytes within 10%, and the layer holds no [S, S] buffer', async () => {
+    await initBackend('native');
+    const dims = [1, 512, 64, 4, 256, 512];
+    const [B, S, H, A, F, V] = dims;
+    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, fusedKernels: true };
+    const one = peakBuffers(1, dims);
+    const two = peakBuffers(2, dims);
+    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
+    const predictedLayer = 4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + 18 * H * H + 4.5 * H);
+    expect(Math.abs((two - one) / predictedLayer - 1)).toBeLessThan(0.1);
+    // the composed attention core alone would hold 7 score-sized buffers (29 MiB here): twice the whole measured layer
+    expect(two - one).toBeLessThan(4 * 7 * B * A * S * S);
     const head = headActivation(x);
     const predictedRest = 4 * (B * S * H * 2 + sumTerms(head.saved) + sumTerms(head.gradients) + 3 * V * H + H);
     expect(Math.abs((one - (two - one)) / predictedRest - 1)).toBeLessThan(0.1);

@@ -1,9 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { lfaAttention } from '@yuan/attention-lfa';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
-import { mhaAttention, PackWriter, singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/model';
+import { attentionNamed } from '../../model/test/attention.js';
+import { singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/train';
+import { PackWriter } from '@yuan/data';
 
 /** The built attention-lfa module, for the stage workers. */
 export const LFA_MODULE = new URL('../../attention-lfa/dist/index.js', import.meta.url).href;
@@ -32,7 +33,7 @@ export function setupOf(config: YuanConfig, data: string, totalSteps: number, re
   return {
     config: c,
     train: trainConfig(c as YuanConfig),
-    attention: (config.attention.name === 'lfa' ? lfaAttention : mhaAttention) as never,
+    attention: attentionNamed(config.attention.name),
     data,
     seed: 3,
     totalSteps,

@@ -6,7 +6,8 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { modelParameters } from '@yuan/model';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipelineEngine, planPipeline, type PipelineEngine } from '../src/index.js';
+import { planPipeline } from '@yuan/plan';
+import { pipelineEngine, type PipelineEngine } from '../src/index.js';
 import { LFA_MODULE, packedData, setupOf, tinyConfig, tmp } from './helpers.js';
 
 let data: string;
@@ -24,7 +25,7 @@ describe('pipeline memory: measured against yuan plan', () => {
       const plan = planPipeline({
         model: config.model,
         parameters: modelParameters(config, lfaAttention as never),
-        attention: config.attention,
+        attention: { plugin: lfaAttention, options: config.attention.options },
         stages: 4,
         microbatches: 8,
         microBatchSize: 1,

@@ -1,7 +1,10 @@
 import { rmSync } from 'node:fs';
+import { PluginRegistry } from '@yuan/core';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { partitionLayers, pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
+import { gpipeSchedule, partitionLayers } from '@yuan/plan';
+import { pipelineEngine, type PipelineEngine, type PipelineOptions } from '../src/index.js';
+import { injectStageFault } from '../src/testing.js';
 import { LFA_MODULE, maxWeightDiff, packedData, relDiff, run, setupOf, single, tinyConfig, tmp } from './helpers.js';
 
 let data: string;
@@ -63,7 +66,9 @@ describe('resume across pipeline shapes', () => {
 describe('faults stop the whole pipeline with a message naming the stage and the step', () => {
   for (const kind of ['throw', 'exit', 'oom'] as const) {
     it(`a stage that ${kind === 'oom' ? 'runs out of memory' : kind + 's'}`, async () => {
-      const engine = await pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], fault: { stage: 1, step: 2, kind } })(setupOf(tinyConfig('mha'), data, STEPS));
+      // the test-only entry installs the fault in this thread; pipelineEngine carries it to its stage workers
+      const remove = injectStageFault({ stage: 1, step: 2, kind });
+      const engine = await pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2] })(setupOf(tinyConfig('mha'), data, STEPS)).finally(remove);
       try {
         await engine.trainStep();
         const why = { throw: /injected fault in stage 1/, exit: /its worker exited with code 3/, oom: /ran out of memory/ }[kind];
@@ -80,6 +85,11 @@ describe('bad input', () => {
   it('partitions and options give one-line errors', async () => {
     const setup = setupOf(tinyConfig('mha'), data, STEPS);
     await expect(pipelineEngine({ stages: 2, microbatches: 0, partition: [2, 2] })(setup)).rejects.toThrow(/^--microbatches must be at least 1, got 0$/);
-    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup)).rejects.toThrow(/^unknown schedule "zigzag" \(schedules: 1f1b, gpipe\)$/);
+    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup)).rejects.toThrow(/^unknown schedule "zigzag" \(registered: 1f1b, gpipe\)$/);
+    // the runtime runs the planner's instructions, checked by the schedule simulator first: a third-party schedule
+    // whose stages never send their activations is an error before any worker starts, not a hang
+    const registry = new PluginRegistry();
+    registry.register({ ...gpipeSchedule, name: 'no-sends', instructions: (o) => gpipeSchedule.instructions(o).filter((i) => i.op !== 'sendActivation') }, 'test');
+    await expect(pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'no-sends', registry })(setup)).rejects.toThrow(/^deadlock: .*stage 1 at recvActivation microbatch=0 from=0$/);
   });
 });

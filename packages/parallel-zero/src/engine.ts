@@ -1,33 +1,13 @@
 import { microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  accumulateGrads,
-  AdamW,
-  BatchLoader,
-  batchLoss,
-  disposeGrads,
-  assertFiniteStep,
-  clipScale,
-  stepLearningRate,
-  microBatchGrads,
-  PackedSplit,
-  LayeredModel,
-  layerwiseBackward,
-  writeOptimizerShard,
-  positionResetId,
-  readPackedIndex,
   YuanModel,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type GradMap,
-  type OptimizerState,
-  type StepMetrics,
-  type TrainConfig,
-  type TrainingEngine,
 } from '@yuan/model';
+import { accumulateGrads, AdamW, batchLoss, disposeGrads, assertFiniteStep, clipScale, stepLearningRate, microBatchGrads, LayeredModel, layerwiseBackward, writeOptimizerShard, type CheckpointContents, type EngineFactory, type GradMap, type OptimizerState, type StepMetrics, type TrainConfig, type TrainingEngine } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import { tf } from '@yuan/tensor';
-import type { ProcessGroup } from './group.js';
-import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, ShardedAdamW, type FlatSlot, type GradientBucket } from './sharded.js';
+import type { ProcessGroup } from '@yuan/comm';
+import { ShardedAdamW } from './sharded.js';
+import { GradientSpace } from './space.js';
 
 /** ZeRO stage: 0 replicated optimizer (gradient all-reduce); 1 optimizer states sharded; 2 gradients sharded too. */
 export type ZeroStage = 0 | 1 | 2;
@@ -91,38 +71,13 @@ const EMBEDDING = 'model.embed_tokens.weight';
 const FINAL_NORM = 'model.norm.weight';
 
 /**
- * ZeRO 2: how many parameter groups' reduce-scatters may run while the backward computes the next layer (2: one being
- * reduced, one just produced — DeepSpeed's double-buffered `overlap_comm`). Bounds the unreduced gradient bytes.
+ * ZeRO 2's buckets: the final norm, the tied embedding, then one per layer (the order in which the layer-by-layer
+ * backward completes them, head first), so the head's, each layer's and the embedding lookup's gradients are each a
+ * union of whole buckets (the head's: the norm's and the embedding's bucket; the lookup's: the embedding's again).
  */
-const ZERO2_GROUPS_IN_FLIGHT = 2;
-
-/**
- * ZeRO 2's flat space and buckets: the final norm, the tied embedding, then each layer's parameters (the order in which
- * the layer-by-layer backward completes them, head first); one bucket per parameter group, so the head's, each layer's
- * and the embedding lookup's gradients are each a union of whole buckets.
- */
-function layeredLayout(model: LayeredModel): { entries: Array<{ name: string; shape: number[] }>; groups: Map<string, GradientBucket[]>; buckets: GradientBucket[] } {
-  const entries: Array<{ name: string; shape: number[] }> = [];
-  const groups = new Map<string, GradientBucket[]>();
-  const buckets: GradientBucket[] = [];
-  let at = 0;
-  const unit = (names: string[]): GradientBucket => {
-    const start = at;
-    for (const name of names) {
-      const shape = model.params.get(name)!.shape;
-      entries.push({ name, shape });
-      at += shape.reduce((a, b) => a * b, 1);
-    }
-    const b = { start, length: at - start };
-    buckets.push(b);
-    return b;
-  };
-  const norm = unit([FINAL_NORM]);
-  const embedding = unit([EMBEDDING]);
-  groups.set('head', [norm, embedding]);
-  groups.set('embedding', [embedding]);
-  model.layers.forEach((layer, l) => groups.set(`layer:${l}`, [unit([...layer.params.keys()])]));
-  return { entries, groups, buckets };
+function layeredBuckets(model: LayeredModel): Array<Array<{ name: string; shape: number[] }>> {
+  const entry = (name: string) => ({ name, shape: model.params.get(name)!.shape });
+  return [[entry(FINAL_NORM)], [entry(EMBEDDING)], ...model.layers.map((layer) => [...layer.params.keys()].map(entry))];
 }
 
 class DataParallelEngine implements TrainingEngine {
@@ -132,21 +87,12 @@ class DataParallelEngine implements TrainingEngine {
   private split!: PackedSplit;
   private loader!: BatchLoader;
   private resetPositions = true;
-  private slots: FlatSlot[] = [];
-  /** The slots by parameter name. */
-  private slotOf = new Map<string, FlatSlot>();
-  private total = 0;
-  /** ZeRO 1: the whole space; ZeRO 2: one per parameter group (see layeredLayout). */
-  private buckets: GradientBucket[] = [];
-  /** ZeRO 2: the buckets of each backward group (`head`, `layer:<l>`, `embedding`). */
-  private groupBuckets = new Map<string, GradientBucket[]>();
-  /** Where each bucket's owned piece sits in the shard buffer (ZeRO 1/2). */
-  private bucketAt = new Map<GradientBucket, number>();
+  /** The flat gradient space: ZeRO 0/1 one bucket (the whole model); ZeRO 2 one per parameter group (`layeredBuckets`). */
+  private space!: GradientSpace;
   private sharded?: ShardedAdamW;
   private replicated?: AdamW;
   private optimizerStep = 0;
   private peakGradientBytes = 0;
-  private peakInFlightBytes = 0;
 
   constructor(
     private readonly options: DataParallelOptions,
@@ -176,35 +122,19 @@ class DataParallelEngine implements TrainingEngine {
     this.split = PackedSplit.open(setup.data, index, 'train');
     this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, positionResetId(index, setup.train, setup.data));
     const reset = this.resetPositions;
-    let entries: Iterable<{ name: string; shape: readonly number[] }>;
     if (this.options.zero === 2) {
       const layered = setup.resume ? LayeredModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : LayeredModel.init(setup.config, setup.attention, setup.seed);
       this.layered = layered;
       this.model = { params: layered.params, parameterCount: layered.parameterCount, loss: (b) => layered.loss(b, reset), weights: () => layered.weights(), dispose: () => layered.dispose() };
-      const layout = layeredLayout(layered);
-      entries = layout.entries;
-      this.buckets = layout.buckets;
-      this.groupBuckets = layout.groups;
+      this.space = new GradientSpace(this.group, layeredBuckets(layered));
     } else {
       const whole = setup.resume ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : YuanModel.init(setup.config, setup.attention, setup.seed);
       this.model = { params: whole.params, parameterCount: whole.parameterCount, loss: (b) => batchLoss(whole, b, reset), weights: () => whole.weights(), dispose: () => whole.dispose() };
-      entries = whole.specs;
+      this.space = new GradientSpace(this.group, [whole.specs]);
     }
-    ({ slots: this.slots, total: this.total } = flatLayout(entries));
-    this.slotOf = new Map(this.slots.map((s) => [s.name, s]));
     const adam = { beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: this.train.weightDecay };
-    if (this.options.zero === 0) {
-      this.replicated = new AdamW(adam);
-    } else {
-      if (this.options.zero === 1) this.buckets = [{ start: 0, length: this.total }];
-      const ranges = ownedRanges(this.buckets, d, this.group.rank);
-      let at = 0;
-      for (const [i, b] of this.buckets.entries()) {
-        this.bucketAt.set(b, at);
-        at += ranges[i][1];
-      }
-      this.sharded = new ShardedAdamW(this.slots, this.total, ranges, adam);
-    }
+    if (this.options.zero === 0) this.replicated = new AdamW(adam);
+    else this.sharded = new ShardedAdamW(this.space.slots, this.space.total, this.space.ranges, adam);
     if (setup.resume) this.restore(setup.resume);
   }
 
@@ -221,8 +151,9 @@ class DataParallelEngine implements TrainingEngine {
 
   /** Bytes of optimizer moments and of the gradient buffers this rank holds. */
   memory(): DataParallelMemory {
-    const optimizerBytes = this.replicated ? 8 * this.total : this.sharded!.optimizerBytes;
-    return { optimizerBytes, gradientBytes: this.peakGradientBytes, gradientInFlightBytes: this.peakInFlightBytes };
+    const optimizerBytes = this.replicated ? 8 * this.space.total : this.sharded!.optimizerBytes;
+    const gradientInFlightBytes = this.options.zero === 2 ? this.space.peakInFlightBytes : this.peakGradientBytes;
+    return { optimizerBytes, gradientBytes: this.peakGradientBytes, gradientInFlightBytes };
   }
 
   private nextLr(): number {
@@ -230,58 +161,20 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   /**
-   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are copied out, freed, and
-   * reduce-scattered bucket by bucket as soon as they exist, while the backward goes on to the next layer (DeepSpeed's
-   * `overlap_comm`): at most `ZERO2_GROUPS_IN_FLIGHT` groups are being reduced at once, and this rank's pieces are added
-   * to `gradShard` in the order the groups were produced (deterministic sums). Returns the micro-batch's loss.
+   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are handed to the gradient space
+   * as soon as they exist, which reduce-scatters them while the backward goes on to the next layer (DeepSpeed's
+   * `overlap_comm`, at most `GROUPS_IN_FLIGHT` groups at once) and adds this rank's pieces to its shard in the order the
+   * groups were produced (deterministic sums). Returns the micro-batch's loss.
    */
-  private async bucketedBackward(batch: Batch, gradShard: Float32Array): Promise<number> {
+  private async bucketedBackward(batch: Batch): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
-    const inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
-    let added = Promise.resolve();
-    const settle = async () => {
-      const oldest = inFlight.shift()!;
-      await oldest.done;
-    };
     try {
-      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, async (g, grads) => {
-        const key = g.kind === 'layer' ? `layer:${g.layer}` : g.kind;
-        const flats: Array<[GradientBucket, Float32Array]> = [];
-        try {
-          for (const b of this.groupBuckets.get(key)!) {
-            const flat = new Float32Array(b.length);
-            for (const [name, t] of grads) {
-              const slot = this.slotOf.get(name)!;
-              if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
-            }
-            for (let k = 0; k < flat.length; k++) flat[k] *= weight;
-            flats.push([b, flat]);
-          }
-        } finally {
-          disposeGrads(grads);
-        }
-        // start every bucket's reduce-scatter now; add the pieces in production order
-        const pieces = flats.map(([, flat]) => {
-          const reduced = this.group.reduceScatter(flat);
-          // consumed by the chain below; when an earlier group already failed the chain never reads it (no unhandled rejection)
-          reduced.catch(() => {});
-          return reduced;
-        });
-        const done = (added = added.then(async () => {
-          for (const [i, piece] of (await Promise.all(pieces)).entries()) {
-            const at = this.bucketAt.get(flats[i][0])!;
-            for (let k = 0; k < piece.length; k++) gradShard[at + k] += piece[k];
-          }
-        }));
-        done.catch(() => {}); // awaited below; a failure surfaces there
-        inFlight.push({ done, bytes: flats.reduce((a, [b]) => a + 4 * b.length, 0) });
-        this.peakInFlightBytes = Math.max(this.peakInFlightBytes, inFlight.reduce((a, f) => a + f.bytes, 0));
-        while (inFlight.length >= ZERO2_GROUPS_IN_FLIGHT) await settle();
-      });
-      while (inFlight.length) await settle();
+      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, (_, grads) => this.space.reduceGroup(grads, weight));
+      await this.space.drain();
       return loss;
-    } finally {
-      await added.catch(() => {});
+    } catch (e) {
+      await this.space.settle();
+      throw e;
     }
   }
 
@@ -293,7 +186,7 @@ class DataParallelEngine implements TrainingEngine {
     const first = this.group.rank * mine;
     const zero = this.options.zero;
     let local: GradMap | undefined;
-    let gradShard: Float32Array | undefined = zero === 2 ? new Float32Array(this.sharded!.length) : undefined;
+    let gradShard: Float32Array | undefined;
     let loss = 0;
     let tokens = 0;
     for (let i = 0; i < mTotal; i++) {
@@ -301,8 +194,8 @@ class DataParallelEngine implements TrainingEngine {
       tokens += batch.rows * batch.seqLength;
       if (i < first || i >= first + mine) continue;
       if (zero === 2) {
-        loss += (await this.bucketedBackward(batch, gradShard!)) / mTotal;
-        this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * gradShard!.length);
+        loss += (await this.bucketedBackward(batch)) / mTotal;
+        this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * this.space.shardLength);
         continue;
       }
       const r = microBatchGrads(this.model.params, () => this.model.loss(batch));
@@ -311,13 +204,15 @@ class DataParallelEngine implements TrainingEngine {
       local = accumulateGrads(local, r.grads, 1 / mTotal);
     }
     let full: Float32Array | undefined;
-    if (zero !== 2) {
-      const flat = flattenGrads(local!, this.slots, this.total);
-      disposeGrads(local);
-      this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * flat.length);
-      this.peakInFlightBytes = this.peakGradientBytes;
-      if (zero === 0) full = await this.group.allReduce(flat);
-      else gradShard = new Float32Array(await this.group.reduceScatter(flat));
+    if (zero === 2) gradShard = this.space.takeShard();
+    else {
+      this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * this.space.total);
+      try {
+        if (zero === 0) full = await this.space.reduceAll(local!, 'allReduce');
+        else gradShard = await this.space.reduceAll(local!, 'reduceScatter');
+      } finally {
+        disposeGrads(local);
+      }
     }
     // the loss and the squared gradient norm, reduced before any rank updates
     const own = full ?? gradShard!;
@@ -339,7 +234,7 @@ class DataParallelEngine implements TrainingEngine {
 
   private updateReplicated(full: Float32Array, scale: number, lr: number): void {
     const grads: GradMap = new Map();
-    for (const slot of this.slots) {
+    for (const slot of this.space.slots) {
       const g = full.subarray(slot.offset, slot.offset + slot.size);
       grads.set(slot.name, tf.tidy(() => (scale === 1 ? tf.tensor(g, slot.shape) : tf.mul(tf.tensor(g, slot.shape), scale))));
     }
@@ -352,10 +247,10 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   private async updateShard(gradShard: Float32Array, scale: number, lr: number): Promise<void> {
-    const all = new Float32Array(this.total);
+    const all = new Float32Array(this.space.total);
     await this.sharded!.update(this.model.params, gradShard, scale, lr, all);
     this.optimizerStep = this.sharded!.step;
-    await allGatherParameters(this.group, all, this.slots, this.model.params, this.buckets);
+    await this.space.gather(all, this.model.params);
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -379,7 +274,7 @@ class DataParallelEngine implements TrainingEngine {
     } else {
       // each rank writes its own shard; the barrier makes them all durable before rank 0 commits
       const { ranges, m, v } = await this.sharded!.shardState();
-      await writeOptimizerShard(shardDir, { index: this.group.rank, count: this.group.size, slots: this.slots.map((s) => ({ name: s.name, size: s.size })), ranges, m, v });
+      await writeOptimizerShard(shardDir, { index: this.group.rank, count: this.group.size, slots: this.space.slots.map((s) => ({ name: s.name, size: s.size })), ranges, m, v });
       await this.group.barrier();
       optimizer = { step: this.optimizerStep, moments: new Map(), shards: this.group.size };
     }

@@ -1,7 +1,7 @@
 import { YuanError } from '@yuan/core';
-import type { GradMap } from '@yuan/model';
+import type { GradMap } from '@yuan/train';
 import { adamwStep, tf } from '@yuan/tensor';
-import { shardRange, type ProcessGroup } from './group.js';
+import { shardRange, type ProcessGroup } from '@yuan/comm';
 
 /** One parameter's place in a flat parameter space [0, N) (float32 elements, in the order given). */
 export interface FlatSlot {

@@ -9,6 +9,8 @@
 
 #include "kernels.h"
 
+bool registerWeightFunctions(napi_env env, napi_value exports);
+
 namespace {
 
 #define NAPI_OK(call)                                           \
@@ -21,8 +23,8 @@ namespace {
 
 struct Args {
   napi_env env;
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 24;
+  napi_value argv[24];
   bool ok = true;
 
   Args(napi_env e, napi_callback_info info) : env(e) {
@@ -44,6 +46,21 @@ struct Args {
     return static_cast<T*>(data);
   }
   float* f32(size_t i, size_t* length = nullptr) { return array<float>(i, napi_float32_array, length); }
+  // A Float32Array, or null for null/undefined (optional inputs).
+  float* optF32(size_t i, size_t* length = nullptr) {
+    napi_valuetype t = napi_undefined;
+    if (ok && i < argc && napi_typeof(env, argv[i], &t) != napi_ok) t = napi_undefined;
+    if (ok && (i >= argc || t == napi_null || t == napi_undefined)) {
+      if (length) *length = 0;
+      return nullptr;
+    }
+    return f32(i, length);
+  }
+  double real(size_t i) {
+    double v = 0;
+    if (!ok || i >= argc || napi_get_value_double(env, argv[i], &v) != napi_ok) fail("expected a number argument");
+    return v;
+  }
   int32_t* i32(size_t i, size_t* length = nullptr) { return array<int32_t>(i, napi_int32_array, length); }
   int64_t num(size_t i) {
     int64_t v = 0;
@@ -330,6 +347,72 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The attention shape from arguments first..first+5 (bh, heads, sq, sk, d, scale), checked against the array lengths.
+bool attentionShape(Args& a, size_t first, size_t qLen, size_t kLen, size_t vLen, size_t biasLen, bool hasBias,
+                    ynk::AttentionShape* sh) {
+  sh->bh = a.num(first);
+  sh->heads = a.num(first + 1);
+  sh->sq = a.num(first + 2);
+  sh->sk = a.num(first + 3);
+  sh->d = a.num(first + 4);
+  sh->scale = float(a.real(first + 5));
+  if (!a.ok) return false;
+  if (sh->bh < 1 || sh->heads < 1 || sh->bh % sh->heads != 0 || sh->sq < 1 || sh->sq > sh->sk || sh->d < 1) {
+    a.fail("attention: expected bh >= 1 divisible by heads, 1 <= sq <= sk, d >= 1");
+    return false;
+  }
+  if (qLen != size_t(sh->bh * sh->sq * sh->d) || kLen != size_t(sh->bh * sh->sk * sh->d) || vLen != kLen ||
+      (hasBias && biasLen != size_t(sh->bh / sh->heads * sh->sk))) {
+    a.fail("attention: q [bh, sq, d], k and v [bh, sk, d], bias [bh / heads, sk] do not match the shape arguments");
+    return false;
+  }
+  return true;
+}
+
+napi_value AttentionForward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t nq = 0, nk = 0, nv = 0, nb = 0, no = 0, nl = 0;
+  const float* q = a.f32(0, &nq);
+  const float* k = a.f32(1, &nk);
+  const float* v = a.f32(2, &nv);
+  const float* bias = a.optF32(3, &nb);
+  float* o = a.f32(4, &no);
+  float* lse = a.f32(5, &nl);
+  ynk::AttentionShape sh{};
+  if (!a.ok || !attentionShape(a, 6, nq, nk, nv, nb, bias != nullptr, &sh)) return nullptr;
+  if (no != nq || nl != size_t(sh.bh * sh.sq)) {
+    a.fail("attention: o must be [bh, sq, d] and lse [bh, sq]");
+    return nullptr;
+  }
+  ynk::attentionForward(q, k, v, bias, o, lse, sh, ynk::threads());
+  return nullptr;
+}
+
+napi_value AttentionBackward(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t nq = 0, nk = 0, nv = 0, nb = 0, no = 0, nl = 0, ng = 0, ndq = 0, ndk = 0, ndv = 0, ndb = 0;
+  const float* q = a.f32(0, &nq);
+  const float* k = a.f32(1, &nk);
+  const float* v = a.f32(2, &nv);
+  const float* bias = a.optF32(3, &nb);
+  const float* o = a.f32(4, &no);
+  const float* lse = a.f32(5, &nl);
+  const float* dout = a.f32(6, &ng);
+  float* dq = a.f32(7, &ndq);
+  float* dk = a.f32(8, &ndk);
+  float* dv = a.f32(9, &ndv);
+  float* dbias = a.optF32(10, &ndb);
+  ynk::AttentionShape sh{};
+  if (!a.ok || !attentionShape(a, 11, nq, nk, nv, nb, bias != nullptr, &sh)) return nullptr;
+  if (no != nq || ng != nq || ndq != nq || ndk != nk || ndv != nk || nl != size_t(sh.bh * sh.sq) ||
+      (dbias && (!bias || ndb != size_t(sh.bh * sh.sk)))) {
+    a.fail("attentionGrad: o, dout and dq must be [bh, sq, d], dk and dv [bh, sk, d], lse [bh, sq], dbias [bh, sk] with a bias");
+    return nullptr;
+  }
+  ynk::attentionBackward(q, k, v, bias, o, lse, dout, dq, dk, dv, dbias, sh, ynk::threads());
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int64_t blas = a.num(0), kernels = a.num(1);
@@ -366,10 +449,13 @@ napi_value Init(napi_env env, napi_value exports) {
       {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluGrad", nullptr, SwigluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attention", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attentionGrad", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;
+  if (!registerWeightFunctions(env, exports)) return nullptr;
   return exports;
 }
 

@@ -56,6 +56,22 @@ struct AdamWParams {
 void adamw(const float* p, const float* g, const float* m, const float* v, float* po, float* mo, float* vo, int64_t n,
            const AdamWParams& h);
 
+// Causal attention over bh = B·A heads: q [bh, sq, d], k and v [bh, sk, d], sq <= sk; query row r sits at position
+// sk − sq + r and sees keys 0..that position. `bias` [B, sk] (or null) is added to the scaled scores of every head of a
+// batch row (heads = A). Tiled FlashAttention-2 (attention.cc); nothing of size sq x sk is allocated.
+struct AttentionShape {
+  int64_t bh, heads, sq, sk, d;
+  float scale;
+};
+// o [bh, sq, d] and the log-sum-exp of each row's scaled scores, lse [bh, sq].
+void attentionForward(const float* q, const float* k, const float* v, const float* bias, float* o, float* lse,
+                      const AttentionShape& shape, int threads);
+// dq, dk, dv from dout [bh, sq, d] and the forward's o and lse (scores recomputed tile by tile); dbias [bh, sk]
+// (per head; the caller sums over heads) when bias and dbias are given.
+void attentionBackward(const float* q, const float* k, const float* v, const float* bias, const float* o,
+                       const float* lse, const float* dout, float* dq, float* dk, float* dv, float* dbias,
+                       const AttentionShape& shape, int threads);
+
 void setThreads(int n);
 int threads();
 

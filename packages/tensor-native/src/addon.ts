@@ -22,6 +22,13 @@ export interface NativeAddon {
   swiglu(u: Float32Array, out: Float32Array, f: number): void;
   swigluGrad(u: Float32Array, dy: Float32Array, du: Float32Array, f: number): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, po: Float32Array, mo: Float32Array, vo: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number): void;
+  /**
+   * Causal attention over bh = B·A heads: q [bh, sq, d], k and v [bh, sk, d], bias [B, sk] or null (heads = A);
+   * writes o [bh, sq, d] and the rows' log-sum-exp lse [bh, sq]. Runs on the OpenBLAS thread count.
+   */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array | null, o: Float32Array, lse: Float32Array, bh: number, heads: number, sq: number, sk: number, d: number, scale: number): void;
+  /** The gradients dq, dk, dv (and dbias [bh, sk] per head when a bias is given) from dy and the forward's o and lse. */
+  attentionGrad(q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array | null, o: Float32Array, lse: Float32Array, dy: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, dbias: Float32Array | null, bh: number, heads: number, sq: number, sk: number, d: number, scale: number): void;
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;

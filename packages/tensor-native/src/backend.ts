@@ -1,6 +1,7 @@
 import { tf } from './tf.js';
 import type { NativeAddon } from './addon.js';
 import { adamwKernels } from './fused/adamw.js';
+import { attentionKernels } from './fused/attention.js';
 import { rmsNormKernels } from './fused/rmsnorm.js';
 import { swigluKernels } from './fused/swiglu.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
@@ -41,7 +42,7 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
     tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
   }
   // Fused kernels have no cpu version: they exist on this backend only, called by the fused ops.
-  for (const [kernelName, kernel] of Object.entries({ ...rmsNormKernels, ...swigluKernels, ...adamwKernels })) {
+  for (const [kernelName, kernel] of Object.entries({ ...rmsNormKernels, ...swigluKernels, ...adamwKernels, ...attentionKernels })) {
     tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc: (args) => kernel(args as unknown as KernelArgs, addon)! });
   }
   // The storage is the cpu backend's (tensors stay in JS typed arrays), with reuse of native outputs.

@@ -1,10 +1,17 @@
 import { cpus } from 'node:os';
 import { loadAddon } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
+import { adamwUpdate } from './fused/adamw.js';
+import { causalAttention } from './fused/attention.js';
+import { rmsNorm } from './fused/rmsnorm.js';
+import { swigluActivation } from './fused/swiglu.js';
+import { tf } from './tf.js';
 
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
+export { causalAttention } from './fused/attention.js';
 export { rmsNorm } from './fused/rmsnorm.js';
 export { swigluActivation } from './fused/swiglu.js';
+export { weightKernels, type WeightKernels } from './weights.js';
 
 /** What `registerNativeBackend` set up. */
 export interface NativeBackendInfo {
@@ -16,8 +23,11 @@ export interface NativeBackendInfo {
   kernels: string[];
 }
 
+/** The priority "native" registers with: above tfjs's wasm (2) and cpu (1), below tfjs-node (3). */
+export const NATIVE_PRIORITY = 2.5;
+
 /**
- * Loads the OpenBLAS addon and registers the tfjs backend "native" (priority 2.5: above wasm and cpu, below tfjs-node).
+ * Loads the OpenBLAS addon and registers the tfjs backend "native" (priority `NATIVE_PRIORITY`, 2.5).
  * BLAS threads: `threads`, else `YUAN_NATIVE_THREADS`, else the number of cores. Throws a one-line error if the addon is
  * not built (no OpenBLAS at install time).
  */
@@ -27,6 +37,32 @@ export function registerNativeBackend(options: { threads?: number; priority?: nu
   // The elementwise kernels are memory-bound and run on one thread unless YUAN_NATIVE_KERNEL_THREADS says otherwise:
   // on a busy machine a second thread that is not scheduled in time makes every parallel loop wait for it.
   addon.setThreads(threads, Number(process.env.YUAN_NATIVE_KERNEL_THREADS) || 1);
-  registerBackend(addon, options.priority ?? 2.5);
+  registerBackend(addon, options.priority ?? NATIVE_PRIORITY);
   return { name: NATIVE_BACKEND, threads: addon.threads(), kernels: nativeKernelNames() };
 }
+
+/**
+ * The `native` backend as a yuan plugin (registry kind `backend`, declared by `@yuan/tensor`; this package does not
+ * depend on it, the object has the kind's shape): activating it loads the addon, registers the tfjs backend with its
+ * priority (`registerNativeBackend`), selects it and hands yuan the fused RMSNorm, SwiGLU, AdamW and causal-attention kernels.
+ */
+export const nativeBackend = {
+  kind: 'backend' as const,
+  name: NATIVE_BACKEND,
+  description: 'OpenBLAS addon (@yuan/tensor-native): multi-threaded BLAS matMul and native kernels',
+  defaults: {},
+  priority: NATIVE_PRIORITY,
+  async activate(): Promise<{ threads: number; fused: { rmsNorm: typeof rmsNorm; swigluActivation: typeof swigluActivation; adamwUpdate: typeof adamwUpdate; causalAttention: typeof causalAttention } }> {
+    let info: NativeBackendInfo;
+    try {
+      info = registerNativeBackend();
+    } catch (e) {
+      throw new Error(`native failed: ${(e as Error).message.split('\n')[0]}`);
+    }
+    if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('native backend did not initialise');
+    return { threads: info.threads, fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention } };
+  },
+};
+
+/** The plugins @yuan/tensor-native provides: the `native` tensor backend. */
+export const plugins = [nativeBackend];

@@ -16,6 +16,8 @@ export interface FusedOps {
   rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor;
   swigluActivation(u: tf.Tensor): tf.Tensor;
   adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: AdamWHyper): [tf.Tensor, tf.Tensor, tf.Tensor];
+  /** Causal attention as one kernel forward and one backward (q [B, A, Sq, d], k and v [B, A, Sk, d]); optional. */
+  causalAttention?(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: { scale: number; keyBias?: tf.Tensor4D }): tf.Tensor4D;
 }
 
 let fused: FusedOps | undefined;
@@ -23,6 +25,24 @@ let fused: FusedOps | undefined;
 /** Installs a backend's fused ops (called by backend selection, e.g. for `native`). */
 export function useFusedOps(ops: FusedOps): void {
   fused = ops;
+}
+
+let attentionFused = process.env.YUAN_FUSED_ATTENTION !== '0';
+
+/**
+ * Whether `causalAttention` uses the backend's fused attention kernel where there is one (default true, or false when
+ * the environment variable `YUAN_FUSED_ATTENTION` is `0`); false runs the op-by-op attention on every backend, for
+ * comparisons. Returns the previous setting.
+ */
+export function setFusedAttention(enabled: boolean): boolean {
+  const previous = attentionFused;
+  attentionFused = enabled;
+  return previous;
+}
+
+/** The fused attention op for float32 q on the active backend, unless turned off by `setFusedAttention(false)`. */
+export function fusedAttentionFor(q: tf.Tensor): FusedOps['causalAttention'] {
+  return attentionFused ? fusedFor(q)?.causalAttention : undefined;
 }
 
 /** The fused ops to use for a float32 tensor on the active backend, if that backend supplied them. */

@@ -1,12 +1,11 @@
-/** @yuan/tensor: TensorFlow.js backend selection, missing kernels and gradients, nn blocks, init and safetensors. */
+/** @yuan/tensor: TensorFlow.js backends as plugins and their selection, missing kernels and gradients, nn blocks, init and safetensors. */
 export { tf } from './tf.js';
-export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
+export { initBackend, backendReport, type BackendName, type BackendReport, type BackendAttempt, type BackendPlugin, type BackendActivation } from './backend.js';
 export { withLinearHooks, type LinearHook } from './linear-hooks.js';
 export type { AdapterLayer, TensorAdapterPlugin } from './adapter.js';
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
-export { Rng } from './rng.js';
 export { adamwStep } from './optim.js';
-export type { AdamWHyper } from './fused.js';
+export { setFusedAttention, type AdamWHyper } from './fused.js';
 export { initValues } from './init.js';
 export {
   openSafetensors,
@@ -24,3 +23,37 @@ export {
   type AttentionCache,
   type TensorAttentionPlugin,
 } from './attention.js';
+export {
+  weightFormatPlugins,
+  fp32Format,
+  bf16Format,
+  int8Format,
+  int4Format,
+  toBf16Weight,
+  toFp32Weight,
+  gptqWeight,
+  normalInitTable,
+  fillFromTable,
+  type StoredWeight,
+  type GptqData,
+  type TensorWeightFormat,
+} from './weights/formats.js';
+export { openWeightSource, type WeightSource, type SourceTensor } from './weights/source.js';
+export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/kernels.js';
+export {
+  DecodeOps,
+  KvCache,
+  canDecode,
+  type DecodeRow,
+  type DecodeWeights,
+  type AttentionDecodeLayer,
+  type DecodingAttentionPlugin,
+} from './weights/decode.js';
+
+import { backendPlugins } from './backend.js';
+/**
+ * The plugins @yuan/tensor provides (what `yuan` registers from it): the tensor backends `tensorflow-gpu`, `tensorflow`,
+ * `wasm`, `cpu`, and `@yuan/tensor-native`'s `native` where that optional dependency is installed. (Its weight formats
+ * are registered through `@yuan/model`'s `plugins`.)
+ */
+export const plugins = backendPlugins;

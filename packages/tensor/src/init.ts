@@ -1,5 +1,5 @@
 import type { ParameterInit } from '@yuan/core';
-import type { Rng } from './rng.js';
+import type { Rng } from '@yuan/core';
 
 /** Fills a new Float32Array of `size` values as `init` says, drawing from `rng`. */
 export function initValues(size: number, init: ParameterInit, rng: Rng): Float32Array {

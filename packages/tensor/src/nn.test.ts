@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyRope, causalAttention, causalConv1d, ropeTables } from './nn.js';
-import { Rng } from './rng.js';
+import { Rng } from '@yuan/core';
 import { tf } from './tf.js';
 
 function rand(shape: number[], seed: number): tf.Tensor {

@@ -1,4 +1,4 @@
-import { fusedFor } from './fused.js';
+import { fusedAttentionFor, fusedFor } from './fused.js';
 import { linearHookOf } from './linear-hooks.js';
 import { tf } from './tf.js';
 
@@ -80,10 +80,15 @@ function causalMask(queries: number, keys: number, offset: number): tf.Tensor2D 
 }
 
 /**
- * Causal scaled dot-product attention. q [B, heads, Tq, d]; k, v [B, heads, Tk, d]; query i sits at absolute position
- * `Tk − Tq + i` and sees keys 0..that position. `keyBias` [B, 1, 1, Tk] (optional) is added to the scores (padding masks). Returns [B, heads, Tq, d].
+ * Causal scaled dot-product attention, the one entry every attention plugin's core goes through. q [B, heads, Tq, d];
+ * k, v [B, heads, Tk, d]; query i sits at absolute position `Tk − Tq + i` and sees keys 0..that position. `keyBias`
+ * [B, 1, 1, Tk] (optional) is added to the scores (padding masks). Returns [B, heads, Tq, d]. On a backend with a fused
+ * kernel (`native`: FlashAttention-2, memory linear in T) it runs as one kernel forward and one backward; elsewhere,
+ * or after `setFusedAttention(false)`, as tfjs ops that hold the [B, heads, Tq, Tk] scores (the reference).
  */
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyBias?: tf.Tensor4D): tf.Tensor4D {
+  const fused = fusedAttentionFor(q);
+  if (fused) return fused(q, k, v, { scale: 1 / Math.sqrt(q.shape[3]), keyBias });
   return tf.tidy(() => {
     const [, , tq, d] = q.shape;
     const tk = k.shape[2];

@@ -1,10 +1,10 @@
 import { access, constants } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { YuanError, type Tokenizer } from '@yuan/core';
-import { prepareData, prepareWorkersForInput, type PrepareProgress } from '@yuan/model';
+import { openTokenizer, tokenizerRef, YuanError } from '@yuan/core';
+import { prepareData, prepareWorkersForInput, type PrepareProgress } from '@yuan/data';
 import { numberOption, type Command, type CommandIO } from '../command.js';
-import { loadRegistry, openTokenizer, PLUGIN_OPTION } from '../context.js';
+import { loadRegistry, PLUGIN_OPTION, pluginModuleFile } from '../context.js';
 
 async function checkReadable(files: string[]): Promise<void> {
   if (files.length === 0) throw new YuanError('usage', `missing --input FILE\nusage: ${dataPrepare.usage}`);
@@ -67,9 +67,10 @@ export const dataPrepare: Command = {
     const workers = values.workers === undefined ? prepareWorkersForInput(inputs, availableParallelism()) : numberOption(values, 'workers', 1, { int: true, min: 1 });
     await checkReadable(inputs);
     const registry = await loadRegistry(values);
-    const spec = values.tokenizer as string;
-    const tokenizer: Tokenizer = await openTokenizer(registry, spec);
-    const tokenizerSpec = registry.has('tokenizer', spec) ? { name: spec } : { name: tokenizer.name, path: path.resolve(spec.replace(/^[A-Za-z][\w-]*:/, '')) };
+    // the tokenizer plugin and file the spec names; worker threads open the same one from its module in their own registry
+    const tokenizerSpec = tokenizerRef(registry, values.tokenizer as string);
+    const tokenizer = await openTokenizer(registry, tokenizerSpec);
+    const module = pluginModuleFile(registry, 'tokenizer', tokenizerSpec.name);
     const r = await prepareData({
       inputs,
       output,
@@ -77,6 +78,7 @@ export const dataPrepare: Command = {
       textField: (values['text-field'] as string | undefined) ?? 'text',
       tokenizer,
       tokenizerSpec,
+      plugins: module ? [module] : undefined,
       validFraction,
       workers,
       megatron: !values['no-megatron'],

@@ -6,8 +6,8 @@ import { numberOption, type Command, type OptionSpec } from '../command.js';
 import { BACKEND_OPTION, loadConfig, loadRegistry, setLayer } from '../context.js';
 
 /** The registry for an eval run: built-ins, `--config` plugins, a checkpoint's recorded plugins, `--plugin` modules. */
-function registryFor(values: Record<string, unknown>): Promise<PluginRegistry> {
-  return loadRegistry(values, values.config ? loadConfig(values) : undefined);
+async function registryFor(values: Record<string, unknown>): Promise<PluginRegistry> {
+  return loadRegistry(values, values.config ? await loadConfig(values) : undefined);
 }
 
 /** The evaluator TASK names, with the registered ones listed when it is unknown. */

@@ -2,26 +2,28 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { attentionLookup, checkTrainingData } from '@yuan/model';
+import { attentionLookup } from '@yuan/model';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
-import { lineChartSvg, smooth, type RunResult, type Series } from '@yuan/model';
+import { checkTrainingData, lineChartSvg, smooth, type RunResult, type Series } from '@yuan/train';
 import { trainWithProgress } from '../training/run.js';
 import { EOD_ID_OPTION, withEodId } from './train.js';
 
 /**
  * An ablation variant: any registered attention plugin by name (`mha`, `lfa`, a third-party one), optionally with
- * options as `NAME:key=value,key=value`, or the paper's Table 1 shorthands `lfa-nonorm`, `lfa-kN` (one conv of kernel
- * N, no norm) and `lpa-rN` (rank N).
+ * options as `NAME:key=value,key=value`, or a plugin's named option set as `NAME-SUFFIX` (its `variant` descriptor:
+ * the paper's Table 1 shorthands `lfa-nonorm`, `lfa-kN` and `lpa-rN`).
  */
 function variantAttention(name: string, registry: PluginRegistry): { name: string; options: JsonObject } {
-  if (name === 'lfa-nonorm') return { name: 'lfa', options: { convs: 2, kernel: 2, norm: false } };
-  const k = /^lfa-k(\d+)$/.exec(name);
-  if (k) return { name: 'lfa', options: { convs: 1, kernel: Number(k[1]), norm: false } };
-  const r = /^lpa-r(\d+)$/.exec(name);
-  if (r) return { name: 'lpa', options: { rank: Number(r[1]) } };
+  const dash = name.indexOf('-');
+  if (!name.includes(':') && dash > 0 && registry.has('attention', name.slice(0, dash))) {
+    const plugin = registry.get('attention', name.slice(0, dash));
+    const options = plugin.variant?.(name.slice(dash + 1));
+    if (options) return { name: plugin.name, options: options as JsonObject };
+  }
   const [plugin, rest] = name.split(':', 2) as [string, string | undefined];
   if (!registry.has('attention', plugin)) {
-    throw new YuanError('usage', `unknown variant "${name}" (registered attention plugins: ${registry.names('attention').join(', ')}; shorthands lfa-nonorm, lfa-kN, lpa-rN; options as NAME:key=value,...)`);
+    const named = registry.names('attention').filter((n) => registry.get('attention', n).variant);
+    throw new YuanError('usage', `unknown variant "${name}" (registered attention plugins: ${registry.names('attention').join(', ')}; named variants NAME-SUFFIX of ${named.join(', ') || 'none'}; options as NAME:key=value,...)`);
   }
   const options = (rest ?? '').split(',').filter(Boolean).reduce<JsonObject>((acc, kv) => applySet(acc, kv), {});
   return { name: plugin, options };
@@ -83,7 +85,7 @@ export const experimentAblation: Command = {
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
     const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
-    const base = withEodId(withPluginFlags(loadConfig(values, 'tiny-mha'), values), values);
+    const base = withEodId(withPluginFlags(await loadConfig(values, 'tiny-mha'), values), values);
     const registry = await loadRegistry({}, base);
     const variants = names.map((n) => ({ name: n, attention: variantAttention(n, registry) }));
     const out = (values.out as string | undefined) ?? 'ablation';
@@ -97,7 +99,7 @@ export const experimentAblation: Command = {
     let backend = '';
     for (const [i, v] of variants.entries()) {
       io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
-      const r: RunResult & { backend: string } = await trainWithProgress(io, {
+      const r: RunResult & { backend: string } = await trainWithProgress(io, registry, {
         config: configs[i],
         lookup: attentionLookup(registry),
         data,

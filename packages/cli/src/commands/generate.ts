@@ -1,5 +1,6 @@
 import { YuanError } from '@yuan/core';
-import { CompletionText, generateTokens } from '@yuan/model';
+import { generateTokens } from '@yuan/model';
+import { CompletionText } from '@yuan/tokenizer';
 import { idListOption, numberOption, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
 
@@ -8,12 +9,13 @@ export const generateCommand: Command = {
   path: ['generate'],
   summary: 'generate text or ids from a checkpoint (--model) or a fresh preset (--preset)',
   usage:
-    'yuan generate (--model DIR | --preset NAME [--seed S]) [--peft ADAPTER_DIR] (--prompt TEXT [--tokenizer FILE.model|bytes] | --prompt-ids 1,2,3) ' +
+    'yuan generate (--model DIR | --preset NAME [--seed S] [--weights fp32|bf16|int8|int4]) [--peft ADAPTER_DIR] (--prompt TEXT [--tokenizer FILE.model|bytes] | --prompt-ids 1,2,3) ' +
     '--max-new-tokens N [--temperature T --top-k K --top-p P --sample-seed S] [--stop TEXT ...] [--stop-ids 1,2] [--no-cache] [--json]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
     seed: { type: 'string' },
+    weights: { type: 'string' },
     prompt: { type: 'string' },
     'prompt-ids': { type: 'string' },
     tokenizer: { type: 'string' },
@@ -42,8 +44,8 @@ export const generateCommand: Command = {
       seed: numberOption(values, 'sample-seed', 0, { int: true }),
       useCache: !values['no-cache'],
     };
-    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? loadConfig(values) : values.config ? loadConfig(values) : undefined);
-    const model = await openModel(values, registry, io.err);
+    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? await loadConfig(values) : values.config ? await loadConfig(values) : undefined);
+    const model = await openModel(values, registry, io.err, true);
     const stops = (values.stop as string[] | undefined) ?? [];
     const tokenizer = values.prompt !== undefined || stops.length > 0 ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
     const prompt = values.prompt !== undefined ? tokenizer!.encode(values.prompt as string) : idListOption(values['prompt-ids'] as string, 'prompt-ids');

@@ -7,8 +7,8 @@ import type { CommandEntry } from '../command.js';
  * checks).
  */
 export const COMMANDS: CommandEntry[] = [
-  { path: ['env'], summary: 'show the tensor backend chosen and why, versions and threads', load: async () => (await import('./env.js')).envCommand },
-  { path: ['presets', 'list'], summary: 'list the presets with their shapes and parameter counts', load: async () => (await import('./presets.js')).presetsList },
+  { path: ['env'], summary: 'show the tensor backends by priority, the one chosen and why, versions and threads', load: async () => (await import('./env.js')).envCommand },
+  { path: ['presets', 'list'], summary: 'list the presets (built in and from --plugin packages) with their shapes and parameter counts', load: async () => (await import('./presets.js')).presetsList },
   { path: ['presets', 'show'], summary: 'show a preset resolved (with --config/--set applied) and its parameter count', load: async () => (await import('./presets.js')).presetsShow },
   { path: ['forward'], summary: 'run a checkpoint on {"input_ids": [[...]]} and write {"logits", "loss"}', load: async () => (await import('./forward.js')).forwardCommand },
   { path: ['generate'], summary: 'generate text or ids from a checkpoint (--model) or a fresh preset (--preset)', load: async () => (await import('./generate.js')).generateCommand },

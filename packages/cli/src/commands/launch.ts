@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { YuanError } from '@yuan/core';
-import { kubernetesManifest, launchLocal, slurmScript } from '@yuan/parallel-zero';
+import { kubernetesManifest, launchLocal, slurmScript } from '@yuan/comm';
 import { numberOption, type Command } from '../command.js';
 
 /** `yuan launch`: start the local ranks of a multi-process job (torchrun's role), or print a SLURM / Kubernetes job. */

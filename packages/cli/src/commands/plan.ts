@@ -1,16 +1,16 @@
-import { resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
-import { attentionLookup, modelParameters } from '@yuan/model';
-import { planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/parallel-pipeline';
+import { countParameters, resolveConfig, YuanError, type AttentionDescription, type JsonObject, type YuanConfig } from '@yuan/core';
+import { parallelLayout, planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
+import { PARALLEL_OPTIONS, withParallelFlags } from '../parallel-flags.js';
 
 const GiB = 2 ** 30;
 
 const SHAPE_FLAGS: Record<string, string> = { layers: 'numLayers', hidden: 'hiddenSize', ffn: 'ffnSize', heads: 'numHeads', vocab: 'vocabSize' };
 
 /** The config of --preset/--config/--set with --layers/--hidden/--ffn/--heads/--vocab/--attention over it. */
-function planConfig(values: Record<string, unknown>): YuanConfig {
-  const base = loadConfig(values);
+async function planConfig(values: Record<string, unknown>): Promise<YuanConfig> {
+  const base = await loadConfig(values);
   const model: JsonObject = {};
   for (const [flag, field] of Object.entries(SHAPE_FLAGS)) {
     if (values[flag] !== undefined) model[field] = numberOption(values, flag, 0, { int: true, min: 1 });
@@ -21,6 +21,22 @@ function planConfig(values: Record<string, unknown>): YuanConfig {
 }
 
 const gib = (b: number) => (b / GiB).toFixed(2);
+
+/** The built-in packages' entries that describe their attention plugins (all but `create`) without TensorFlow.js. */
+const DESCRIBE_ENTRIES = ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe'];
+
+/**
+ * The configured attention plugin's description for `--time`: a built-in one from the `describe` entries, so the
+ * step-time model loads no TensorFlow.js; any other from the run's registry (its plugin module loads tensor code).
+ */
+async function describedAttention(values: Record<string, unknown>, config: YuanConfig): Promise<AttentionDescription<unknown>> {
+  const name = config.attention.name;
+  for (const spec of DESCRIBE_ENTRIES) {
+    const found = Object.values(await import(spec)).find((v) => (v as { kind?: unknown }).kind === 'attention' && (v as { name?: unknown }).name === name);
+    if (found) return found as AttentionDescription<unknown>;
+  }
+  return (await loadRegistry(values, config)).get('attention', name) as AttentionDescription<unknown>;
+}
 
 function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   const rows = plan.stages.map((s) => [
@@ -70,29 +86,25 @@ export const planCommand: Command = {
   path: ['plan'],
   summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model',
   usage:
-    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention lfa|mha]) [--config F] [--set k=v ...]\n' +
+    'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
     '  [--schedule 1f1b|gpipe] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
-    '  yuan plan --time --preset NAME --chips N --pp P [--tp T] --microbatches M [--micro-batch-size B] [--seq S]\n' +
-    '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]',
+    '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
+    '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
+    '  The layout is the config\'s parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n' +
+    '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
     ...CONFIG_OPTIONS,
+    ...PARALLEL_OPTIONS,
     layers: { type: 'string' },
     hidden: { type: 'string' },
     ffn: { type: 'string' },
     heads: { type: 'string' },
     vocab: { type: 'string' },
     attention: { type: 'string' },
-    pp: { type: 'string' },
-    dp: { type: 'string' },
-    microbatches: { type: 'string' },
     'micro-batch-size': { type: 'string' },
     seq: { type: 'string' },
-    partition: { type: 'string' },
-    schedule: { type: 'string' },
-    recompute: { type: 'string' },
     precision: { type: 'string' },
-    zero: { type: 'string' },
     kernels: { type: 'string' },
     memory: { type: 'string' },
     json: { type: 'boolean' },
@@ -105,38 +117,52 @@ export const planCommand: Command = {
     flops: { type: 'string' },
   },
   async run(values, _pos, io) {
-    const config = planConfig(values);
-    const m = config.model;
-    const pp = numberOption(values, 'pp', 1, { int: true, min: 1 });
     // --microbatches below 1 must be its own one-line error, not a generic number error
     if (values.microbatches !== undefined && Number(values.microbatches) < 1) {
       throw new YuanError('usage', `--microbatches ${values.microbatches}: need at least 1 micro-batch per step`);
     }
-    const microbatches = numberOption(values, 'microbatches', pp, { int: true, min: 1 });
+    const flagged = await withParallelFlags(await planConfig(values), values);
+    // a plan without a step's micro-batches anywhere assumes M = P (the pipeline just fills)
+    const section = (flagged.config.parallel ?? {}) as { pp?: unknown; microbatches?: unknown };
+    const accumulation = (flagged.config.train as { gradAccumulation?: unknown } | undefined)?.gradAccumulation;
+    const config =
+      section.microbatches === undefined && accumulation === undefined
+        ? { ...flagged.config, parallel: { ...section, microbatches: typeof section.pp === 'number' ? section.pp : 1 } }
+        : flagged.config;
+    const layout = parallelLayout(config, { naming: flagged.naming, rejectIgnored: false });
+    const m = config.model;
+    const { pp, microbatches } = layout;
     const train = (config.train ?? {}) as { microBatchSize?: number; seqLength?: number };
     const microBatchSize = numberOption(values, 'micro-batch-size', train.microBatchSize ?? 1, { int: true, min: 1 });
     const seqLength = numberOption(values, 'seq', train.seqLength ?? m.maxPositions, { int: true, min: 1 });
     if (values.time) {
+      const attention = await describedAttention(values, config);
+      const { modelParameters } = await import('@yuan/model/describe');
       const t = planTime({
         layers: m.numLayers,
         hidden: m.hiddenSize,
+        heads: m.numHeads,
+        ffn: m.ffnSize,
         seqLength,
-        vocab: m.vocabSize,
+        parameters: countParameters(modelParameters(config, attention)),
+        attention: { plugin: attention, options: config.attention.options },
         microBatchSize,
         microbatches,
-        chips: numberOption(values, 'chips', pp, { int: true, min: 1 }),
+        chips: numberOption(values, 'chips', pp * layout.dp, { int: true, min: 1 }),
         pipeline: pp,
         tensorParallel: numberOption(values, 'tp', 8, { int: true, min: 1 }),
         flops: numberOption(values, 'flops', 172.8, { min: 0 }) * 1e12,
         p2pBandwidth: numberOption(values, 'p2p-bw', 400, { min: 0 }) * 1e9,
         netBandwidth: numberOption(values, 'net-bw', 24.375, { min: 0 }) * 1e9,
         nics: numberOption(values, 'nics', 2, { min: 0 }),
-        formula: config.attention.name === 'lfa' ? 'lfa' : 'gpt',
       });
       io.out(values.json ? JSON.stringify(t, null, 2) : timeTable(t).join('\n'));
       return;
     }
+    // the memory plan counts the model's parameters with the run's attention plugin: the model and TensorFlow.js load
+    // here, so `yuan plan --help` and `--time` (a built-in attention's `describe` entry) load only the planner
     const registry = await loadRegistry(values, config);
+    const { attentionLookup, modelParameters } = await import('@yuan/model');
     const attention = attentionLookup(registry)(config.attention.name);
     const kernels = (values.kernels as string | undefined) ?? 'fused';
     if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
@@ -144,17 +170,17 @@ export const planCommand: Command = {
     const plan = planPipeline({
       model: m,
       parameters: modelParameters(config, attention),
-      attention: { name: config.attention.name, options: { ...(attention.defaults as Record<string, unknown>), ...config.attention.options } },
+      attention: { plugin: attention, options: config.attention.options },
       stages: pp,
-      dataParallel: numberOption(values, 'dp', 1, { int: true, min: 1 }),
+      dataParallel: layout.dp,
       microbatches,
       microBatchSize,
       seqLength,
-      partition: (values.partition as string | undefined) ?? 'uniform',
-      schedule: (values.schedule as string | undefined) ?? '1f1b',
-      recompute: values.recompute as string | undefined,
+      partition: layout.partition,
+      schedule: layout.schedule,
+      recompute: layout.recompute,
       precision: values.precision as string | undefined,
-      zero: numberOption(values, 'zero', 0, { int: true, min: 0 }),
+      zero: layout.zero,
       memoryBytes: memory,
       fusedKernels: kernels === 'fused',
       registry,

@@ -8,7 +8,7 @@ export const pluginsList: Command = {
   usage: 'yuan plugins list [--kind KIND] [--plugin PKG|PATH ...] [--config F] [--json]',
   options: { kind: { type: 'string' }, json: { type: 'boolean' }, ...CONFIG_OPTIONS },
   async run(values, _pos, io) {
-    const registry = await loadRegistry(values, values.config ? loadConfig(values) : undefined);
+    const registry = await loadRegistry(values, values.config ? await loadConfig(values) : undefined);
     const kind = values.kind as string | undefined;
     if (kind && !registry.kinds().includes(kind)) {
       io.err(`error: no plugins of kind "${kind}" (kinds: ${registry.kinds().join(', ')})`);
@@ -21,6 +21,8 @@ export const pluginsList: Command = {
       description: p.description,
       options: p.defaults ?? {},
       ...((p as { flags?: unknown }).flags ? { flags: (p as { flags?: unknown }).flags } : {}),
+      // a backend's selection order (TensorFlow.js's registerBackend priority: higher is tried first)
+      ...(typeof (p as { priority?: unknown }).priority === 'number' ? { priority: (p as unknown as { priority: number }).priority } : {}),
     }));
     if (values.json) {
       io.out(JSON.stringify(rows, null, 2));
@@ -31,7 +33,7 @@ export const pluginsList: Command = {
     io.out(`${'kind'.padEnd(wk)}  ${'name'.padEnd(wn)}  ${'source'.padEnd(ws)}  description; options (defaults)`);
     for (const r of rows) {
       const opts = JSON.stringify(r.options);
-      io.out(`${r.kind.padEnd(wk)}  ${r.name.padEnd(wn)}  ${r.source.padEnd(ws)}  ${r.description}${opts !== '{}' ? `; ${opts}` : ''}`);
+      io.out(`${r.kind.padEnd(wk)}  ${r.name.padEnd(wn)}  ${r.source.padEnd(ws)}  ${r.description}${r.priority !== undefined ? `; priority ${r.priority}` : ''}${opts !== '{}' ? `; ${opts}` : ''}`);
     }
   },
 };

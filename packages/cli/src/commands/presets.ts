@@ -1,24 +1,24 @@
-import { countParameters, getPreset, PRESETS, resolveConfig, YuanError, type PluginRegistry } from '@yuan/core';
+import { countParameters, getPreset, resolveConfig, YuanError, type PluginRegistry } from '@yuan/core';
 import { attentionLookup, modelParameters } from '@yuan/model';
 import type { Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 
 function describe(registry: PluginRegistry, name: string) {
-  const config = resolveConfig(getPreset(name).config);
+  const config = resolveConfig(getPreset(name, registry).config);
   return { config, parameters: countParameters(modelParameters(config, attentionLookup(registry)(config.attention.name))) };
 }
 
-/** `yuan presets list`: every preset with its shape and parameter count. */
+/** `yuan presets list`: every registered preset (core's and those of loaded plugin packages) with its shape and parameter count. */
 export const presetsList: Command = {
   path: ['presets', 'list'],
-  summary: 'list the presets with their shapes and parameter counts',
-  usage: 'yuan presets list [--json]',
+  summary: 'list the presets (built in and from --plugin packages) with their shapes and parameter counts',
+  usage: 'yuan presets list [--plugin PKG|PATH ...] [--json]',
   options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } },
   async run(values, _pos, io) {
     const registry = await loadRegistry(values);
-    const rows = PRESETS.map((p) => ({ name: p.name, description: p.description, ...describe(registry, p.name) }));
+    const rows = registry.list('preset').map((p) => ({ name: p.name, description: p.description, source: registry.sourceOf('preset', p.name), ...describe(registry, p.name) }));
     if (values.json) {
-      io.out(JSON.stringify(rows.map((r) => ({ name: r.name, parameters: r.parameters, model: r.config.model, attention: r.config.attention })), null, 2));
+      io.out(JSON.stringify(rows.map((r) => ({ name: r.name, source: r.source, parameters: r.parameters, model: r.config.model, attention: r.config.attention })), null, 2));
       return;
     }
     io.out(`${'preset'.padEnd(12)} ${'attention'.padEnd(9)} ${'layers'.padStart(6)} ${'hidden'.padStart(6)} ${'heads'.padStart(5)} ${'ffn'.padStart(6)} ${'vocab'.padStart(7)} ${'parameters'.padStart(15)}`);
@@ -40,13 +40,14 @@ export const presetsShow: Command = {
   async run(values, positionals, io) {
     const name = positionals[0] ?? (values.preset as string | undefined);
     if (!name) throw new YuanError('usage', `missing preset NAME\nusage: ${presetsShow.usage}`);
-    const config = loadConfig({ ...values, preset: name });
-    const parameters = countParameters(modelParameters(config, attentionLookup(await loadRegistry(values, config))(config.attention.name)));
+    const config = await loadConfig({ ...values, preset: name });
+    const registry = await loadRegistry(values, config);
+    const parameters = countParameters(modelParameters(config, attentionLookup(registry)(config.attention.name)));
     if (values.json) {
       io.out(JSON.stringify({ config, parameters }, null, 2));
       return;
     }
-    io.out(`${name}: ${getPreset(name).description}`);
+    io.out(`${name}: ${getPreset(name, registry).description}`);
     io.out(`parameters: ${parameters.toLocaleString('en-US')}`);
     io.out(JSON.stringify(config, null, 2));
   },

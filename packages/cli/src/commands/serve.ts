@@ -1,5 +1,4 @@
-import { createOpenAIServer, type ChatMessage, type ServedModel } from '@yuan/eval';
-import { ServingEngine, type PreparedRequest } from '@yuan/model';
+import { createOpenAIServer, ServingEngine, type ChatMessage, type PreparedRequest, type ServedModel } from '@yuan/serve';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
@@ -57,7 +56,7 @@ export const serveCommand: Command = {
     const port = numberOption(values, 'port', 8000, { int: true, min: 0 });
     const maxBatch = numberOption(values, 'max-batch', 8, { int: true, min: 1 });
     const host = (values.host as string | undefined) ?? '127.0.0.1';
-    const registry = await loadRegistry(values, values.preset || values.config ? loadConfig(values) : undefined);
+    const registry = await loadRegistry(values, values.preset || values.config ? await loadConfig(values) : undefined);
     const model = await openModel(values, registry, io.err);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
     const name = (values.name as string | undefined) ?? path.basename(path.resolve((values.model ?? values.preset ?? values.peft) as string));

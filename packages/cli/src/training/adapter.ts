@@ -52,10 +52,10 @@ export function loraLayer(values: Record<string, unknown>, prior?: unknown): Jso
 }
 
 /** Whether `yuan train` was asked for an adapter run: --model, a --lora flag, or an adapter section in the config. */
-export function adapterRequested(values: Record<string, unknown>): boolean {
+export async function adapterRequested(values: Record<string, unknown>): Promise<boolean> {
   if (values.model !== undefined || LORA_FLAGS.some((f) => values[f] !== undefined && values[f] !== false)) return true;
   if (values.preset === undefined && values.config === undefined && values.set === undefined) return false;
-  return loadConfig(values, 'tiny-lfa').adapter !== undefined;
+  return (await loadConfig(values, 'tiny-lfa')).adapter !== undefined;
 }
 
 /** `train.*` set by the flags `yuan train` maps (--microbatches M, --eod-id N), winning over the config's. */
@@ -82,12 +82,13 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
   const parallel = PARALLEL_FLAGS.filter((f) => values[f] !== undefined);
   if (parallel.length) throw new YuanError('usage', `--${parallel[0]}: an adapter (LoRA) run trains in one process; leave out the parallel layout flags`);
-  const { launchedAsRank } = await import('./data-parallel.js');
-  if (launchedAsRank()) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process: start it without yuan launch, srun or an indexed Job');
+  const { rankFromEnvironment } = await import('@yuan/comm');
+  if (rankFromEnvironment().worldSize > 1) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process: start it without yuan launch, srun or an indexed Job');
   const recompute = (values.recompute as string | undefined) ?? 'none';
   if (recompute !== 'none' && recompute !== 'full') throw new YuanError('usage', `--recompute ${JSON.stringify(recompute)}: an adapter run takes none (keep every activation) or full (recompute each layer in the backward)`);
   if (values.model !== undefined && values.preset !== undefined) throw new YuanError('usage', '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other');
   const model = await import('@yuan/model');
+  const train = await import('@yuan/train');
   const baseDir = values.model !== undefined ? model.resolveModelDir(values.model as string) : undefined;
   let config: YuanConfig;
   let registry: PluginRegistry | undefined;
@@ -105,7 +106,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     config = read.config;
     baseWeights = read.weights;
   } else {
-    config = flags ? loadConfig(values, 'tiny-lfa', flags) : loadConfig(values, 'tiny-lfa');
+    config = flags ? await loadConfig(values, 'tiny-lfa', flags) : await loadConfig(values, 'tiny-lfa');
   }
   config = withTrainFlags(withPluginFlags(config, values), values);
   if (!config.adapter) throw new YuanError('usage', 'an adapter run needs an adapter: add --lora (or --lora-rank R, or an adapter section in --config)');
@@ -129,13 +130,13 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     recompute: recompute === 'full',
     ...(held ? { base: async () => { const w = held!; held = undefined; return w; } } : {}),
   };
-  await initBackend(values.backend as string | undefined);
+  await initBackend(values.backend as string | undefined, registry);
   const { trainWithProgress } = await import('./run.js');
   io.err(`${plugin.name} adapter: ${adapterParams.toLocaleString('en-US')} trainable parameters over a frozen base of ${baseParameters.toLocaleString('en-US')} (${baseDir ?? `${config.preset} initialised from seed ${seed}`})`);
-  const r = await trainWithProgress(io, {
+  const r = await trainWithProgress(io, registry, {
     config,
-    engine: model.adapterEngine(training),
-    weightFiles: model.adapterWeightFiles(training, config, attention),
+    engine: train.adapterEngine(training),
+    weightFiles: train.adapterWeightFiles(training, config, attention),
     lookup: model.attentionLookup(registry),
     data,
     steps,

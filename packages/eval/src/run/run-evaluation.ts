@@ -1,13 +1,15 @@
 import path from 'node:path';
-import { NotFoundError, type EvalResult, type EvalSettings, type EvaluatorPlugin, type ModelAdapter } from '@yuan/core';
+import type { EvalResult, EvalSettings, EvaluatorPlugin, ModelAdapter, PluginRegistry } from '@yuan/core';
 import { defaultDataDir } from '../data/default-dir.js';
-import { evaluatorPlugins } from '../tasks/registry.js';
+import { evalRegistry } from '../tasks/registry.js';
 import { AtomicJsonLines, writeFileAtomic } from './atomic.js';
 
 /** One evaluation run. Settings default to n 1, k [1], temperature 0, workers 2 and the shared data folder. */
 export interface RunEvaluationOptions {
-  /** An evaluator name (`humaneval`, `gsm8k`, ...) or a plugin. */
+  /** An evaluator plugin, or its name (`humaneval`, `gsm8k`, ...) looked up in `registry`. */
   evaluator: string | EvaluatorPlugin;
+  /** Where an evaluator name is looked up (kind `evaluator`). Default: a registry of this package's plugins. */
+  registry?: PluginRegistry;
   /** Evaluator options merged over its defaults. */
   options?: Record<string, unknown>;
   settings?: Partial<EvalSettings>;
@@ -26,16 +28,15 @@ export interface RunEvaluationResult {
   records: number;
 }
 
-/** The built-in evaluator of a name; an unknown name lists the known ones. */
-export function getEvaluator(name: string): EvaluatorPlugin {
-  const found = evaluatorPlugins.find((e) => e.name === name);
-  if (!found) throw new NotFoundError(`unknown evaluation "${name}" (known: ${evaluatorPlugins.map((e) => e.name).join(', ')})`);
-  return found;
+/** The evaluator of that name in `registry` (default: a registry of this package's plugins); an unknown name lists the registered ones. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function getEvaluator(name: string, registry: PluginRegistry = evalRegistry()): EvaluatorPlugin<any> {
+  return registry.get('evaluator', name);
 }
 
 /** Runs an evaluator, writing the per-sample log and the summary atomically when `outputDir` is given. */
 export async function runEvaluation(opts: RunEvaluationOptions): Promise<RunEvaluationResult> {
-  const plugin = typeof opts.evaluator === 'string' ? getEvaluator(opts.evaluator) : opts.evaluator;
+  const plugin = typeof opts.evaluator === 'string' ? getEvaluator(opts.evaluator, opts.registry) : opts.evaluator;
   const merged = { ...(plugin.defaults as Record<string, unknown>), ...(opts.options ?? {}) };
   const options = plugin.validate ? plugin.validate(merged) : merged;
   const settings: EvalSettings = { n: 1, k: [1], temperature: 0, workers: 2, dataDir: defaultDataDir(), ...opts.settings };

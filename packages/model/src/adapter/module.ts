@@ -1,5 +1,5 @@
-import { countParameters, YuanError, type ParameterSpec } from '@yuan/core';
-import { initValues, Rng, tf, type AdapterLayer, type TensorAdapterPlugin } from '@yuan/tensor';
+import { countParameters, Rng, YuanError, type ParameterSpec } from '@yuan/core';
+import { initValues, tf, type AdapterLayer, type TensorAdapterPlugin } from '@yuan/tensor';
 import { parameterSeed } from '../model.js';
 
 /**

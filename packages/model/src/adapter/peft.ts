@@ -5,7 +5,7 @@ import { ConfigError, writeAtomic, YuanError, type ParameterSpec, type PluginReg
 import { openSafetensors, writeSafetensors, type FloatDType, type TensorAdapterPlugin } from '@yuan/tensor';
 import type { YuanModel } from '../model.js';
 import { modelParameters } from '../parameters.js';
-import { listCheckpoints } from '../train/index.js';
+import { listCheckpoints } from '../run-folder.js';
 import { AdapterModule } from './module.js';
 
 /** PEFT's adapter files: the config, the weights, and the prefix of every tensor name (a PeftModel over a causal LM). */

@@ -2,8 +2,9 @@
 // the whole model in rank 0's hands; under ZeRO 1/2 each rank writes its own optimizer shard file instead.
 // Kept apart from the engines so that the checkpoint format can change in one place.
 import { YuanError } from '@yuan/core';
-import { modelParameters, type CheckpointContents, type EngineSetup } from '@yuan/model';
-import type { ProcessGroup } from '@yuan/parallel-zero';
+import { modelParameters } from '@yuan/model';
+import type { CheckpointContents, EngineSetup } from '@yuan/train';
+import type { ProcessGroup } from '@yuan/comm';
 
 /** One stage's state: weights and moments (`m.<name>`, `v.<name>`) by parameter name, and AdamW's step. */
 export interface StageState {

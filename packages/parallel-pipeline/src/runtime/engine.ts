@@ -3,25 +3,16 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
 import {
-  BatchLoader,
-  assertFiniteStep,
-  stepLearningRate,
   modelParameters,
-  PackedSplit,
   partParameters,
-  positionResetId,
-  readPackedIndex,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type EngineSetup,
-  type StepMetrics,
-  type TrainingEngine,
 } from '@yuan/model';
-import type { FromStage, InjectedFault, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
+import { assertFiniteStep, stepLearningRate, type CheckpointContents, type EngineFactory, type EngineSetup, type StepMetrics, type TrainingEngine } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
+import type { FromStage, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
+import { installedStageHooks } from './hooks.js';
 import { stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
-import { threadWorld } from '@yuan/parallel-zero';
+import { threadWorld } from '@yuan/comm';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
 
 /** Options of the pipeline engine. */
@@ -32,24 +23,23 @@ export interface PipelineOptions {
   microbatches: number;
   /** `1f1b` (default) or `gpipe`. */
   schedule?: string;
-  /** Where to look the schedule up (kind `schedule`); default the built-ins `1f1b` and `gpipe`. */
+  /** Where to look the schedule up (kind `schedule`). Default: `@yuan/plan`'s own schedules (`1f1b`, `gpipe`). */
   registry?: PluginRegistry;
   /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
   partition: number[];
   /** Activation checkpointing: `full` (default, one layer per checkpoint) or `stage`. */
   recompute?: Recompute;
   /**
-   * Module URLs or absolute paths whose exported attention plugins the stage workers can use (a worker cannot receive
-   * the plugin object itself); `mha` is always available. Resolve them where the package is a dependency, e.g.
-   * `import.meta.resolve('@yuan/attention-lfa')`.
+   * Plugin modules (file URLs or absolute paths) each stage worker registers in its own registry, where it looks the
+   * config's attention plugin and the setup's backend up (a worker cannot receive plugin objects). `@yuan/model` (`mha`)
+   * and `@yuan/tensor` (the built-in backends) are always registered. Resolve the others where the package is a
+   * dependency, e.g. `import.meta.resolve('@yuan/attention-lfa')`.
    */
   plugins?: string[];
   /** OpenBLAS threads per stage on the `native` backend (YUAN_NATIVE_THREADS in the worker). Default 1. */
   threadsPerStage?: number;
   /** Measure activation peaks with tf.profile (kernel-level high-water mark; slower). Default false: sampled per layer. */
   profileMemory?: boolean;
-  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
-  fault?: InjectedFault;
   /**
    * Milliseconds a stage waits for a silent neighbour stage before failing, naming it (a worker that dies is noticed
    * at once, without this). Default 600 000.
@@ -63,12 +53,6 @@ export interface PipelineEngine extends TrainingEngine {
   readonly stageReports: StageStepReport[];
   /** Layers per stage. */
   readonly partition: number[];
-}
-
-/** The fault YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] asks for, if set. */
-export function faultFromEnv(): InjectedFault | undefined {
-  const m = /^(\d+):(\d+):(throw|exit|oom)(?::(\d+))?$/.exec(process.env.YUAN_PIPELINE_FAULT ?? '');
-  return m ? { stage: Number(m[1]), step: Number(m[2]), kind: m[3] as InjectedFault['kind'], dataRank: m[4] === undefined ? undefined : Number(m[4]) } : undefined;
 }
 
 /** Where the built worker entry is (dist/stage-worker.js beside dist/index.js; from source, the package's dist). */
@@ -294,9 +278,8 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
     }
     const url = workerUrl();
-    const wanted = options.fault ?? faultFromEnv();
-    // a fault for one data-parallel rank only (the 4th field of YUAN_PIPELINE_FAULT) never fires here (D = 1 … rank 0)
-    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === 0) ? wanted : undefined;
+    // test seam: hooks a test installed in this thread (the test-only `testing` entry) go to the workers too
+    const hooks = installedStageHooks();
     const index = readPackedIndex(setup.data);
     const eod = positionResetId(index, setup.train, setup.data);
     const split = PackedSplit.open(setup.data, index, 'train');
@@ -326,7 +309,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         microbatches: m,
         globalMicrobatches: m,
         profileMemory: options.profileMemory ?? false,
-        fault,
+        hooks: hooks?.carry,
         timeoutMs: options.timeoutMs ?? 600_000,
       };
       first += partition[s];
@@ -334,7 +317,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         workerData: { ...init, ...world[s].workerData },
         transferList: world[s].transferList,
         env: { ...process.env, YUAN_NATIVE_THREADS: String(options.threadsPerStage ?? 1) },
-        resourceLimits: fault?.kind === 'oom' && fault.stage === s ? { maxOldGenerationSizeMb: 64 } : undefined,
+        resourceLimits: hooks?.workerLimits?.(s),
       });
       handles.push(new StageHandle(s, worker, (st, r) => onFailure(st, r)));
     }

@@ -1,18 +1,9 @@
-import type { Instruction } from './schedule.js';
+import type { Instruction } from '@yuan/plan';
 import type { YuanConfig } from '@yuan/core';
-import type { TrainConfig } from '@yuan/model';
+import type { TrainConfig } from '@yuan/train';
 
 /** Activation checkpointing of a stage: `full` keeps each layer's input, `stage` keeps only the stage input. */
 export type Recompute = 'full' | 'stage';
-
-/** A fault a test asks a stage to raise (after the forwards of that step have started). */
-export interface InjectedFault {
-  stage: number;
-  step: number;
-  kind: 'throw' | 'exit' | 'oom';
-  /** Only on this data-parallel rank (default: every rank). */
-  dataRank?: number;
-}
 
 /** What a stage worker starts from (`workerData`). */
 export interface StageInit {
@@ -24,7 +15,7 @@ export interface StageInit {
   train: TrainConfig;
   seed: number;
   backend?: string;
-  /** Module URLs / paths whose exported attention plugins the worker may use (mha is always there). */
+  /** Plugin modules (file URLs / paths) the worker registers besides @yuan/model and @yuan/tensor (see PipelineOptions.plugins). */
   plugins: string[];
   /** This stage's instruction list for one optimizer step (from the schedule plugin, built by the coordinator). */
   program: Instruction[];
@@ -36,7 +27,8 @@ export interface StageInit {
   /** This stage's data-parallel group (the same stage of every data-parallel rank), if D > 1. */
   dataParallel?: StageDataParallel;
   profileMemory: boolean;
-  fault?: InjectedFault;
+  /** Test seam: the hooks the coordinator's thread had installed, for the worker to install (`StageHooks.carry`). */
+  hooks?: { module: string; options: unknown };
   /** Milliseconds a stage waits for a silent neighbour before failing, naming it (a dead worker is noticed at once). */
   timeoutMs: number;
 }

@@ -1,26 +1,19 @@
 import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
 import {
-  assertFiniteStep,
-  BatchLoader,
   modelParameters,
-  PackedSplit,
   partParameters,
-  positionResetId,
-  readPackedIndex,
-  stepLearningRate,
-  writeOptimizerShard,
-  type Batch,
-  type CheckpointContents,
-  type EngineFactory,
-  type StepMetrics,
 } from '@yuan/model';
-import { gridPosition, type GridPosition, type ProcessGroup, type ZeroStage } from '@yuan/parallel-zero';
+import { assertFiniteStep, stepLearningRate, writeOptimizerShard, type CheckpointContents, type EngineFactory, type StepMetrics } from '@yuan/train';
+import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
+import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
+import type { ZeroStage } from '@yuan/parallel-zero';
 import type { PluginRegistry } from '@yuan/core';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { gatherCheckpointToWriter } from './checkpoint.js';
-import { faultFromEnv, microInput, type PipelineEngine } from './engine.js';
+import { microInput, type PipelineEngine } from './engine.js';
+import { installedStageHooks } from './hooks.js';
 import { StageLinks } from './links.js';
-import type { InjectedFault, Recompute, StageInit, StageStepReport } from './protocol.js';
+import type { Recompute, StageInit, StageStepReport } from './protocol.js';
 import { stagePrograms } from './schedule.js';
 import { Stage, type StageDecision } from './stage.js';
 
@@ -43,8 +36,6 @@ export interface PipelineRankOptions {
   recompute?: Recompute;
   /** ZeRO stage inside each stage's data-parallel group (D > 1): 0, 1 or 2. Default 0. */
   zero?: ZeroStage;
-  /** Test hook: make one stage fail at one step. Default: YUAN_PIPELINE_FAULT=stage:step:throw|exit|oom[:dataRank] if set. */
-  fault?: InjectedFault;
   /** Measure activation peaks with tf.profile. Default false. */
   profileMemory?: boolean;
 }
@@ -89,8 +80,6 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     const pos = gridPosition(world.rank, p, d);
     const local = m / d;
     const program = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry)[pos.stage];
-    const wanted = options.fault ?? faultFromEnv();
-    const fault = wanted && (wanted.dataRank === undefined || wanted.dataRank === pos.dataRank) ? wanted : undefined;
     const zero = options.zero ?? 0;
     const firstLayer = partition.slice(0, pos.stage).reduce((a, b) => a + b, 0);
     const init: StageInit = {
@@ -110,7 +99,6 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       // the group is given (a subgroup of the world); the tcp fields are the worker path's and unused here
       dataParallel: d > 1 ? { rank: pos.dataRank, size: d, zero } : undefined,
       profileMemory: options.profileMemory ?? false,
-      fault,
       timeoutMs: 0,
     };
     const specs = modelParameters(setup.config, setup.attention);
@@ -127,7 +115,7 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     }
     const pipe = world.subgroup(pos.pipelineRanks);
     const dataGroup = d > 1 ? world.subgroup(pos.dataParallelRanks) : undefined;
-    const stage = new Stage(init, setup.attention as TensorAttentionPlugin<unknown>, p > 1 ? new StageLinks(pipe, pos.stage, p) : undefined, weights, dataGroup);
+    const stage = new Stage(init, setup.attention as TensorAttentionPlugin<unknown>, p > 1 ? new StageLinks(pipe, pos.stage, p) : undefined, weights, dataGroup, installedStageHooks());
     if (setup.resume) {
       const moments = new Map([...weights!.keys()].flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`)).filter((k) => setup.resume!.optimizer.moments.has(k)).map((k) => [k, setup.resume!.optimizer.moments.get(k)!]));
       stage.restore(moments, setup.resume.optimizer.step);

@@ -1,48 +1,19 @@
-import { YuanError, type PluginRegistry } from '@yuan/core';
-import type { SchedulePlugin } from '../plugins.js';
-import { SCHEDULE_PLUGINS } from '../schedule.js';
-
-/**
- * One instruction of a stage's per-step program (DeepSpeed's `PipeInstruction` stream; Megatron's
- * `forward_backward_pipelining_without_interleaving` written out). `mb` is the micro-batch index 0..M−1.
- */
-export type Instruction =
-  | { kind: 'loadMicroBatch'; mb: number }
-  | { kind: 'recvActivation'; mb: number }
-  | { kind: 'forward'; mb: number }
-  | { kind: 'sendActivation'; mb: number }
-  | { kind: 'recvGradient'; mb: number }
-  | { kind: 'backward'; mb: number }
-  | { kind: 'sendGradient'; mb: number }
-  | { kind: 'reduceTiedGradients' }
-  | { kind: 'optimizerStep' };
+import { getSchedule, simulateSchedule, type Instruction } from '@yuan/plan';
+import type { PluginRegistry } from '@yuan/core';
 
 /**
  * The stage programs of a schedule plugin (`1f1b`, `gpipe` or a registered third-party one): for each stage its
- * instruction list for one optimizer step, in the form the stage interpreter runs. The interpreter accumulates
- * gradients in the order the backwards come; the built-in schedules run them in micro-batch order, as the
- * single-process trainer. Errors: an unknown schedule (listing the registered ones), bad sizes.
+ * instruction list for one optimizer step — the planner's `Instruction`s, which the stage interpreter runs as they are.
+ * The lists are executed together by `simulateSchedule` first, so a schedule that would deadlock or skip a
+ * micro-batch is an error here instead of a hang. The interpreter accumulates gradients in the order the backwards
+ * come; the built-in schedules run them in micro-batch order, as the single-process trainer.
+ * The name is looked up in `registry` (`getSchedule`; default: `@yuan/plan`'s own schedules).
+ * Errors: an unknown schedule (listing the registered ones), bad sizes, a broken schedule
+ * (YuanError 'schedule' naming the stage and instruction).
  */
 export function stagePrograms(name: string, stages: number, microbatches: number, registry?: PluginRegistry): Instruction[][] {
-  let plugin: SchedulePlugin | undefined;
-  if (registry?.has('schedule', name)) plugin = registry.get('schedule', name);
-  else plugin = SCHEDULE_PLUGINS.find((s) => s.name === name);
-  if (!plugin) {
-    const known = new Set([...SCHEDULE_PLUGINS.map((s) => s.name), ...(registry?.names('schedule') ?? [])]);
-    throw new YuanError('usage', `unknown schedule "${name}" (schedules: ${[...known].sort().join(', ')})`);
-  }
-  return Array.from({ length: stages }, (_, stage) =>
-    plugin!.instructions({ stages, microbatches, stage }).map((ins): Instruction => {
-      switch (ins.op) {
-        case 'load':
-          return { kind: 'loadMicroBatch', mb: ins.microbatch };
-        case 'reduceTiedGradients':
-          return { kind: 'reduceTiedGradients' };
-        case 'optimizerStep':
-          return { kind: 'optimizerStep' };
-        default:
-          return { kind: ins.op, mb: ins.microbatch };
-      }
-    }),
-  );
+  const plugin = getSchedule(name, registry);
+  const programs = Array.from({ length: stages }, (_, stage) => plugin.instructions({ stages, microbatches, stage }));
+  simulateSchedule(programs);
+  return programs;
 }

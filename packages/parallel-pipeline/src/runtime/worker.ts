@@ -4,10 +4,13 @@
 // Control (step, update, eval, state) comes from the coordinator on the parent port. Any failure is reported to the
 // coordinator as a one-line `failed` message; the thread then exits non-zero.
 import { parentPort, workerData } from 'node:worker_threads';
-import { mhaAttention } from '@yuan/model';
+import { PluginRegistry, registerModule, registerPluginModules } from '@yuan/core';
+import * as model from '@yuan/model';
+import * as tensor from '@yuan/tensor';
 import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
-import { createProcessGroup, isThreadWorldMessage } from '@yuan/parallel-zero';
+import { createProcessGroup, isThreadWorldMessage, threadsTransport } from '@yuan/comm';
 import { StageLinks } from './links.js';
+import { installedStageHooks } from './hooks.js';
 import type { FromStage, StageInit, ToStage } from './protocol.js';
 import { Stage } from './stage.js';
 
@@ -15,17 +18,13 @@ const init = workerData as StageInit;
 const port = parentPort!;
 const post = (m: FromStage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
-async function attentionPlugin(): Promise<TensorAttentionPlugin<unknown>> {
-  const found: TensorAttentionPlugin<unknown>[] = [mhaAttention as TensorAttentionPlugin<unknown>];
-  for (const spec of init.plugins) {
-    const mod = (await import(spec)) as Record<string, unknown>;
-    for (const v of Object.values(mod)) {
-      if (v && typeof v === 'object' && (v as { kind?: unknown }).kind === 'attention') found.push(v as TensorAttentionPlugin<unknown>);
-    }
-  }
-  const p = found.find((f) => f.name === init.config.attention.name);
-  if (!p) throw new Error(`attention plugin "${init.config.attention.name}" is not in the stage's plugin modules (${found.map((f) => f.name).join(', ')})`);
-  return p;
+/**
+ * This stage's plugin registry (a plugin object cannot cross threads): the packages this worker is built on,
+ * `@yuan/model` (attention `mha`) and `@yuan/tensor` (the built-in backends), then the coordinator's plugin modules.
+ */
+async function stageRegistry(): Promise<PluginRegistry> {
+  const registry = registerModule(registerModule(new PluginRegistry(), model, '@yuan/model'), tensor, '@yuan/tensor');
+  return (await registerPluginModules(registry, init.plugins)).freeze();
 }
 
 // Messages from the coordinator, consumed in order by the main loop below.
@@ -43,13 +42,16 @@ async function nextMessage(): Promise<ToStage> {
 }
 
 async function main(): Promise<void> {
-  const backend = await initBackend(init.backend);
-  const attention = await attentionPlugin();
+  const registry = await stageRegistry();
+  const backend = await initBackend(init.backend, registry);
+  const attention = registry.get('attention', init.config.attention.name) as TensorAttentionPlugin<unknown>;
   const first = await nextMessage();
   if (first.type !== 'init') throw new Error(`expected init, got ${first.type}`);
   // the pipeline's threads world: one rank per stage
-  const pipe = await createProcessGroup({ transport: 'threads', timeoutMs: init.timeoutMs });
-  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights));
+  const pipe = await createProcessGroup({ transport: threadsTransport, timeoutMs: init.timeoutMs });
+  // test seam: the hooks the coordinator's test installed (only the test-only `testing` entry sets them)
+  if (init.hooks) ((await import(init.hooks.module)) as { installStageHooks(options: unknown): void }).installStageHooks(init.hooks.options);
+  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights), undefined, installedStageHooks());
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {

@@ -1,0 +1,97 @@
+import type { AttentionSpec } from '@yuan/core';
+import { KvCache, type AttentionDecodeLayer, type DecodeOps, type DecodeRow, type DecodeWeights } from '@yuan/tensor';
+import type { LfaOptions } from './options.js';
+
+/** Per-sequence state of one LFA layer: K/V, and the last kernel−1 inputs of each convolution (zeros before the first). */
+interface LfaState {
+  kv: KvCache;
+  x: Float32Array;
+  u: Float32Array;
+}
+
+/**
+ * The causal convolution over the rows of one run (consecutive positions of one sequence): inputs [m, c] after the
+ * `history` (kernel−1 rows, oldest first), stacked per channel as [m, c·K] (tap k of channel c at c·K + k, the layout
+ * of the Conv2d weight viewed as [out, in·K]); the history is advanced in place.
+ */
+function stackRun(x: Float32Array, start: number, m: number, c: number, kernel: number, history: Float32Array, out: Float32Array, outRow: number): void {
+  const h = kernel - 1;
+  const at = (t: number, ch: number) => (t < h ? history[t * c + ch] : x[(start + t - h) * c + ch]);
+  for (let j = 0; j < m; j++) {
+    const o = (outRow + j) * c * kernel;
+    for (let ch = 0; ch < c; ch++) for (let k = 0; k < kernel; k++) out[o + ch * kernel + k] = at(j + k, ch);
+  }
+  if (h > 0) {
+    const next = new Float32Array(h * c);
+    for (let t = 0; t < h; t++) for (let ch = 0; ch < c; ch++) next[t * c + ch] = at(m + t, ch);
+    history.set(next);
+  }
+}
+
+/** Runs of consecutive rows that share a state: [first row, count]. */
+function runs(rows: readonly DecodeRow[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0 && rows[i].state === rows[i - 1].state) out[out.length - 1][1]++;
+    else out.push([i, 1]);
+  }
+  return out;
+}
+
+/** LFA's decode layer over stored weights (see `lfaAttention`): the same math as its tensor forward, on plain arrays. */
+export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: DecodeWeights): AttentionDecodeLayer {
+  const { hiddenSize: hs, numHeads: heads, headDim: d } = spec;
+  const mid = o.convs === 2 ? hs / 2 : hs;
+  const wq = weights.linear('q_proj');
+  const wk = weights.linear('k_proj');
+  const wv = weights.linear('v_proj');
+  const wo = weights.linear('o_proj');
+  const w1 = weights.linear('lf_gate.conv1');
+  const b1 = weights.vector('lf_gate.conv1.bias');
+  const w2 = o.convs === 2 ? weights.linear('lf_gate.conv2') : undefined;
+  const b2 = o.convs === 2 ? weights.vector('lf_gate.conv2.bias') : undefined;
+  const wn = o.norm ? weights.vector('lf_gate.output_layernorm.weight') : undefined;
+  const conv = (ops: DecodeOps, input: Float32Array, c: number, w: typeof w1, bias: Float32Array, rows: readonly DecodeRow[], pick: (s: LfaState) => Float32Array) => {
+    const stacked = new Float32Array(rows.length * c * o.kernel);
+    for (const [first, m] of runs(rows)) stackRun(input, first, m, c, o.kernel, pick(rows[first].state as LfaState), stacked, first);
+    const y = ops.linear(w, stacked, rows.length);
+    for (let r = 0; r < rows.length; r++) for (let j = 0; j < w.out; j++) y[r * w.out + j] += bias[j];
+    return y;
+  };
+  return {
+    newState: (): LfaState => ({ kv: new KvCache(hs), x: new Float32Array((o.kernel - 1) * hs), u: new Float32Array((o.kernel - 1) * mid) }),
+    forward(x, rows, ops) {
+      const n = rows.length;
+      const u = conv(ops, x, hs, w1, b1, rows, (s) => s.x);
+      const filtered = w2 ? conv(ops, u, mid, w2, b2!, rows, (s) => s.u) : u;
+      for (let i = 0; i < filtered.length; i++) filtered[i] += x[i];
+      const z = wn ? ops.rmsNorm(filtered, wn, spec.rmsNormEps) : filtered;
+      // the fused QK output [q_proj(z) | k_proj(z)] viewed as [heads, 2d]: head h's query is its first d, key its last d
+      const qo = ops.linear(wq, z, n);
+      const ko = ops.linear(wk, z, n);
+      const q = new Float32Array(n * hs);
+      const k = new Float32Array(n * hs);
+      for (let r = 0; r < n; r++) {
+        for (let h = 0; h < heads; h++) {
+          for (let j = 0; j < 2 * d; j++) {
+            const idx = h * 2 * d + j;
+            const val = idx < hs ? qo[r * hs + idx] : ko[r * hs + idx - hs];
+            if (j < d) q[r * hs + h * d + j] = val;
+            else k[r * hs + h * d + j - d] = val;
+          }
+        }
+      }
+      const v = ops.linear(wv, x, n);
+      const pos = Int32Array.from(rows, (r) => r.position);
+      ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
+      ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
+      const att = new Float32Array(n * hs);
+      for (const [first, m] of runs(rows)) {
+        const kv = (rows[first].state as LfaState).kv;
+        for (let j = 0; j < m; j++) kv.append(k, v, first + j, hs, 0, hs, 0);
+        att.set(kv.attend(ops, q.subarray(first * hs, (first + m) * hs), m, hs, heads, d), first * hs);
+      }
+      return ops.linear(wo, att, n);
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { spawnThreadRanks } from '@yuan/comm';
+
+const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+const worker = pathToFileURL(path.join(fixtures, 'space-rank.mjs'));
+
+// four buckets; the groups come as a layer-by-layer backward hands them over: single buckets, then a two-bucket group
+// (the head's: final norm + embedding), then one of those buckets again (the embedding lookup's share)
+const shapes = { a: [3], b: [2, 2], c: [5], d: [1], e: [4] };
+const codes = { a: 1, b: 2, c: 3, d: 4, e: 5 };
+const payload = { shapes, codes, buckets: [['a'], ['b'], ['c'], ['d', 'e']], groups: [['c'], ['d', 'e'], ['a', 'b'], ['b']], weight: 0.5 };
+
+type Result = { rank: number; ranges: [number, number][]; slots: { name: string; offset: number; size: number }[]; shard: number[]; full: number[]; active: number[]; peakInFlightBytes: number; tensors: number };
+
+describe('GradientSpace: group-by-group reduction with two groups in flight', () => {
+  it('sums every group into the shard, reduces the next group while one is in flight, and counts the unreduced bytes', async () => {
+    const d = 2;
+    const results = (await spawnThreadRanks(worker, d, payload)) as Result[];
+    const ranks = (d * (d + 1)) / 2; // sum of (r + 1) over the ranks
+    for (const r of results) {
+      // the whole space of the summed gradients: weight × (each group's contribution; b comes twice)
+      const want = new Float32Array(17);
+      const whole = new Float32Array(17);
+      for (const s of r.slots) {
+        const times = payload.groups.filter((gr) => gr.includes(s.name)).length;
+        for (let i = 0; i < s.size; i++) {
+          whole[s.offset + i] = ranks * (i + 1) * codes[s.name as keyof typeof codes];
+          want[s.offset + i] = payload.weight * times * whole[s.offset + i];
+        }
+      }
+      expect(r.slots.map((s) => s.name)).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(r.full).toEqual([...whole]);
+      expect(r.shard).toEqual(r.ranges.flatMap(([start, length]) => [...want.subarray(start, start + length)]));
+      // the second group's reduce-scatter started while the first one's was still running (overlap), and never more
+      // than the buckets of two consecutive groups (here [d, e] then [a, b]: 3) were in flight
+      expect(r.active[1]).toBe(2);
+      expect(Math.max(...r.active)).toBeLessThanOrEqual(3);
+      // the most unreduced bytes at once: [d, e] (5 floats) in flight while [a, b] (7) is handed over
+      expect(r.peakInFlightBytes).toBe(4 * (5 + 7));
+    }
+    expect(results.map((r) => r.tensors)).toEqual([0, 0]);
+  });
+});

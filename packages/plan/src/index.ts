@@ -1,0 +1,66 @@
+/**
+ * @yuan/plan: the pipeline planner as plain arithmetic — partitioners and GPipe/1F1B schedules (plugins, schedules as
+ * instruction lists with a simulator), the per-stage memory plan (weights, gradients, optimizer, activations, bubble)
+ * and the paper's step-time model. It depends on `@yuan/core` only: no tensors, no workers, no TensorFlow.js.
+ */
+import { planPlugins } from './own.js';
+
+export type { PartitionContext, PartitionPlugin, SchedulePlugin } from './plugins.js';
+export type { Instruction, ScheduleOptions } from './instructions.js';
+export {
+  partitionLayers,
+  parseBlocks,
+  formatBlocks,
+  checkBlocks,
+  minMaxSplit,
+  uniformPartition,
+  parametersPartition,
+  memoryPartition,
+} from './partition.js';
+export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, type SimulationResult } from './schedule.js';
+export {
+  attentionShape,
+  layerActivation,
+  headActivation,
+  embeddingActivation,
+  ropeTablesElements,
+  sumTerms,
+  type ActivationShape,
+  type ActivationTerm,
+  type SegmentActivation,
+} from './activation.js';
+export { groupParameters, type ParameterGroups } from './parameters.js';
+export {
+  planPipeline,
+  plannedOptions,
+  bytesPerParameter,
+  parseRecompute,
+  RECOMPUTE_NOTE,
+  type PipelinePlanInput,
+  type PlannedAttention,
+  type PipelinePlan,
+  type StagePlan,
+  type BytesPerParameter,
+  type Recompute,
+  type Precision,
+} from './plan.js';
+export {
+  parallelLayout,
+  withParallelLayout,
+  fieldNames,
+  PARALLEL_SCHEMA,
+  PIPELINE_FIELDS,
+  PARALLEL_DEFAULTS,
+  DATA_PARALLEL_FIELDS,
+  DATA_PARALLEL_DEFAULTS,
+  type ZeroStage,
+  type ParallelLayout,
+  type ParallelField,
+  type LayoutNaming,
+  type LayoutOptions,
+  type FieldNames,
+} from './layout.js';
+export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
+
+/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`; schedules `gpipe`, `1f1b`. */
+export const plugins = planPlugins();

@@ -1,0 +1,16 @@
+import { moduleRegistry, type PluginRegistry } from '@yuan/core';
+import { memoryPartition, parametersPartition, uniformPartition } from './partition.js';
+import type { PartitionPlugin, SchedulePlugin } from './plugins.js';
+import { gpipeSchedule, oneFOneBSchedule } from './schedule.js';
+
+/** This package's plugins: the partitioners `uniform`, `parameters`, `memory` and the schedules `gpipe`, `1f1b`. */
+export function planPlugins(): (PartitionPlugin | SchedulePlugin)[] {
+  return [uniformPartition, parametersPartition, memoryPartition, gpipeSchedule, oneFOneBSchedule];
+}
+
+let own: PluginRegistry | undefined;
+
+/** A frozen registry of this package's plugins: where names are looked up when the caller gives no registry. */
+export function planRegistry(): PluginRegistry {
+  return (own ??= moduleRegistry({ plugins: planPlugins() }, '@yuan/plan'));
+}

@@ -1,0 +1,197 @@
+import { joinActivation, resolveConfig, type AttentionDescription, type JsonObject } from '@yuan/core';
+import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
+import { mhaAttention, modelParameters } from '@yuan/model';
+import { describe, expect, it } from 'vitest';
+import { attentionShape, bytesPerParameter, headActivation, layerActivation, planPipeline, sumTerms, type ActivationShape, type PipelinePlanInput } from './index.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function model(shape: JsonObject, plugin: AttentionDescription<any> = lfaAttention) {
+  const config = resolveConfig({ model: { maxPositions: 8192, ...shape }, attention: { name: plugin.name, options: {} } });
+  return { model: config.model, parameters: modelParameters(config, plugin), attention: { plugin } };
+}
+
+const yuan2b = model({ vocabSize: 135040, hiddenSize: 2048, numLayers: 24, numHeads: 32, ffnSize: 8192 });
+const tiny = model({ vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512 });
+
+describe('planPipeline', () => {
+  it('counts parameters from the model list: yuan2-2b has 2,088,724,480; the last stage adds the tied head copy', () => {
+    const one = planPipeline({ ...yuan2b, stages: 1, microbatches: 1, microBatchSize: 1, seqLength: 128 });
+    expect(one.stages[0].parameters).toBe(2088724480);
+    expect(one.modelParameters).toBe(2088724480);
+    const four = planPipeline({ ...yuan2b, stages: 4, microbatches: 8, microBatchSize: 1, seqLength: 128 });
+    expect(four.stages.reduce((n, s) => n + s.parameters, 0)).toBe(2088724480 + 135040 * 2048);
+    const perLayer = 75506688; // spec §3
+    expect(four.stages[1].parameters).toBe(6 * perLayer);
+    expect(four.stages[0].parameters).toBe(6 * perLayer + 135040 * 2048);
+    expect(four.stages[3].parameters).toBe(6 * perLayer + 135040 * 2048 + 2048);
+  });
+
+  it('Megatron bytes per parameter: 16 fp32, 18 bf16, 6 + 12/D with the distributed optimizer', () => {
+    expect(bytesPerParameter('fp32', 0, 8).total).toBe(16);
+    expect(bytesPerParameter('bf16', 0, 8).total).toBe(18);
+    expect(bytesPerParameter('bf16', 1, 8).total).toBe(6 + 12 / 8);
+    expect(bytesPerParameter('fp32', 1, 4).total).toBe(8 + 8 / 4);
+    expect(bytesPerParameter('bf16', 2, 4).total).toBe(2 + 16 / 4);
+    const p = planPipeline({ ...yuan2b, stages: 2, dataParallel: 4, microbatches: 8, microBatchSize: 1, seqLength: 64, precision: 'bf16', zero: 1 });
+    expect(p.stages[1].weightBytes + p.stages[1].gradientBytes + p.stages[1].optimizerBytes).toBe(p.stages[1].parameters * 9);
+  });
+
+  it('the layer formula: hand-computed element counts for YUAN LFA with fused kernels', () => {
+    const x: ActivationShape = { batch: 2, seq: 16, hidden: 128, heads: 4, ffn: 512, vocab: 264, fusedKernels: true };
+    const [B, S, H, A, F, V] = [2, 16, 128, 4, 512, 264];
+    const terms = (y: ActivationShape) => layerActivation(y, lfaAttention.activation!(attentionShape(y), LFA_DEFAULTS));
+    const layer = terms(x);
+    // the fused attention core keeps O [B,A,S,d] and the log-sum-exp [B,A,S]; its backward's workspace is two 128² tiles and [S]
+    expect(sumTerms(layer.saved)).toBe(36.5 * B * S * H + 3 * B * S * F + B * A * S + 3 * B * S + 3 * B * H);
+    expect(sumTerms(layer.gradients)).toBe(40.5 * B * S * H + 3 * B * S * F + 2 * 128 * 128 + S + 1.5 * B * H);
+    const composed = terms({ ...x, fusedKernels: false, fusedAttention: true });
+    expect(sumTerms(composed.saved) - sumTerms(layer.saved)).toBe(3 * 2 * B * S * H + 3 * 2 * B * S + 4 * B * S * F);
+    // the op-by-op attention core: QKᵀ, scaled, probabilities [B,A,S,S] kept, 4 score-sized gradients
+    const ops = terms({ ...x, fusedAttention: false });
+    expect(sumTerms(ops.saved) - sumTerms(layer.saved)).toBe(3 * B * A * S * S - B * S * H - B * A * S);
+    expect(sumTerms(ops.gradients) - sumTerms(layer.gradients)).toBe(4 * B * A * S * S - 2 * 128 * 128 - S);
+    const head = headActivation(x);
+    expect(sumTerms(head.saved) + sumTerms(head.gradients)).toBe(8 * B * S * V + 3 * B * S * H + B * S);
+  });
+
+  it('full recompute keeps each layer input per in-flight micro-batch; stage keeps only the stage input', () => {
+    const base: PipelinePlanInput = { ...tiny, stages: 2, microbatches: 4, microBatchSize: 2, seqLength: 16 };
+    const bsh = 2 * 16 * 128;
+    const full = planPipeline(base);
+    expect(full.stages.map((s) => s.inFlight)).toEqual([2, 1]);
+    expect(full.stages[0].checkpointBytes).toBe(2 * 2 * bsh * 4); // in-flight 2 × 2 layers × [B,S,H] × 4 bytes
+    expect(full.stages[1].checkpointBytes).toBe(1 * 2 * bsh * 4);
+    const stage = planPipeline({ ...base, recompute: 'stage' });
+    expect(stage.stages[0].checkpointBytes).toBe(2 * 2 * 16 * 4); // int32 token ids only
+    expect(stage.stages[1].checkpointBytes).toBe(1 * bsh * 4);
+    const gpipe = planPipeline({ ...base, schedule: 'gpipe' });
+    expect(gpipe.stages.map((s) => s.inFlight)).toEqual([4, 4]);
+    for (const p of [full, stage, gpipe]) {
+      for (const s of p.stages) {
+        expect(s.activationBytes).toBe(s.checkpointBytes + s.workingBytes);
+        expect(s.peakBytes).toBe(s.weightBytes + s.gradientBytes + s.optimizerBytes + s.activationBytes);
+      }
+    }
+    expect(full.bubbleFraction).toBeCloseTo(1 / 5, 12);
+    expect(full.warnings).toEqual([]);
+  });
+
+  it('the paper example: 2,2,3,3,4,4,4,2 relieves the first stage that binds under uniform (op-by-op attention)', () => {
+    const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
+    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16', fusedKernels: false };
+    const uniform = planPipeline(input);
+    const blocks = planPipeline({ ...input, partition: '2,2,3,3,4,4,4,2' });
+    expect(uniform.bindingStage).toBe(0);
+    expect(blocks.stages[0].peakBytes).toBeLessThan(uniform.stages[0].peakBytes);
+    expect(blocks.peakBytes).toBeLessThan(uniform.peakBytes);
+    const memory = planPipeline({ ...input, partition: 'memory' });
+    expect(memory.peakBytes).toBeLessThanOrEqual(blocks.peakBytes);
+  });
+
+  it('the paper example with the fused attention core: lower peaks, and 2,2,3,3,4,4,4,2 saves more against uniform', () => {
+    const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
+    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16' };
+    const saving = (fusedKernels: boolean) => {
+      const uniform = planPipeline({ ...input, fusedKernels });
+      const blocks = planPipeline({ ...input, fusedKernels, partition: '2,2,3,3,4,4,4,2' });
+      return { uniform: uniform.peakBytes, saving: 1 - blocks.peakBytes / uniform.peakBytes };
+    };
+    const fused = saving(true);
+    const ops = saving(false);
+    expect(fused.uniform).toBeLessThan(ops.uniform);
+    expect(fused.saving).toBeGreaterThan(ops.saving);
+  });
+
+  it('M < P warns (bubble) but plans; bad input is a one-line error', () => {
+    const p = planPipeline({ ...tiny, stages: 4, microbatches: 2, microBatchSize: 1, seqLength: 8 });
+    expect(p.warnings).toEqual(['M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)']);
+    const base = { ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 };
+    expect(() => planPipeline({ ...base, microbatches: 0 })).toThrow(/^micro-batches \(--microbatches\) must be an integer >= 1 \(got 0\)$/);
+    expect(() => planPipeline({ ...base, stages: 5 })).toThrow(/^more pipeline stages \(5\) than layers \(4\)/);
+    expect(() => planPipeline({ ...base, partition: '1,2' })).toThrow(/^partition blocks 1,2 sum to 3 layers; the model has 4$/);
+    expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(/^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/);
+    expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(/^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/);
+    expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(/^--dp 3 does not divide the step's 4 micro-batches/);
+    expect(() => planPipeline({ ...base, zero: 3 })).toThrow(/^--zero 3 is not 0, 1 or 2$/);
+  });
+
+  it('says whether the plan fits the given memory', () => {
+    const p = planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 });
+    expect(planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8, memoryBytes: p.peakBytes }).fits).toBe(true);
+    expect(planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8, memoryBytes: p.peakBytes - 1 }).fits).toBe(false);
+  });
+});
+
+describe('a third-party attention plugin describes its own activation terms', () => {
+  // basic attention's parameters and core, plus a scratch buffer [B,S,4H] kept for backward and a [B,S,2H] one of gradients
+  const mha = mhaAttention;
+  const scratch: AttentionDescription<Record<string, never>> = {
+    ...mha,
+    name: 'scratch',
+    description: 'basic attention with extra buffers (test plugin)',
+    activation: (shape, options) =>
+      joinActivation(mha.activation!(shape, options), {
+        saved: [{ name: 'scratch [B,S,4H]', elements: 4 * shape.batch * shape.seq * shape.hidden }],
+        gradients: [{ name: 'd scratch [B,S,2H]', elements: 2 * shape.batch * shape.seq * shape.hidden }],
+      }),
+  };
+
+  it('the plan counts its terms: the working set grows by exactly them; the note names the plugin', () => {
+    const [B, S, H] = [2, 16, 128];
+    const tinyMha = model({ vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512 }, mhaAttention);
+    const base: PipelinePlanInput = { ...tinyMha, stages: 2, microbatches: 4, microBatchSize: B, seqLength: S };
+    const withMha = planPipeline({ ...base, attention: { plugin: mha } });
+    const withScratch = planPipeline({ ...base, attention: { plugin: scratch } });
+    // the layer is the largest segment of every stage here (vocab 264), so the working set differs by the extra terms
+    for (const [a, b] of withMha.stages.map((s, i) => [s, withScratch.stages[i]])) {
+      expect(b.workingBytes - a.workingBytes).toBe(4 * (4 + 2) * B * S * H);
+      expect(b.checkpointBytes).toBe(a.checkpointBytes);
+    }
+    // and in full: the layer formula around the plugin's terms, + the largest layer's fresh gradients, + RoPE tables
+    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: 4, ffn: 512, vocab: 264, fusedKernels: true };
+    const layer = layerActivation(x, scratch.activation!(attentionShape(x), {}));
+    const perLayer = 4 * H * H + 3 * 512 * H + 2 * H; // q, k, v, o + up/gate [2F,H] + down [H,F] + two norms
+    expect(withScratch.stages[1].workingBytes).toBe(4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + perLayer + 3.5 * B * S * (H / 4)));
+    expect(withScratch.notes[0]).toMatch(/^activations: TensorFlow.js autodiff working set of our scratch layer/);
+  });
+
+  it('a plugin without an activation descriptor is a one-line error, not an MHA plan', () => {
+    const { activation: _, ...silent } = scratch;
+    expect(() => planPipeline({ ...tiny, attention: { plugin: { ...silent, name: 'silent' } }, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 })).toThrow(
+      /^attention plugin "silent" does not describe its activation memory \(no activation\(\) descriptor\), so the planner cannot count its layers$/,
+    );
+  });
+});
+
+describe('memory partitioning (property over random shapes)', () => {
+  it('never predicts a higher peak than uniform or parameters', () => {
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const cache = new Map<string, ReturnType<typeof model>>();
+    for (let i = 0; i < 150; i++) {
+      const layers = 2 + rand(23);
+      const hidden = [64, 128, 256][rand(3)];
+      const att = rand(2) ? lfaAttention : mhaAttention;
+      const key = `${layers}:${hidden}:${att.name}`;
+      const vocab = [100, 1000, 32000][rand(3)];
+      if (!cache.has(key + vocab)) cache.set(key + vocab, model({ vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: 4, ffnSize: 4 * hidden }, att));
+      const stages = 1 + rand(Math.min(layers, 8));
+      const input: PipelinePlanInput = {
+        ...cache.get(key + vocab)!,
+        stages,
+        microbatches: 1 + rand(16),
+        microBatchSize: 1 + rand(4),
+        seqLength: [16, 128, 512][rand(3)],
+        schedule: rand(2) ? '1f1b' : 'gpipe',
+        recompute: rand(2) ? 'full' : 'stage',
+        precision: rand(2) ? 'fp32' : 'bf16',
+      };
+      const memory = planPipeline({ ...input, partition: 'memory' }).peakBytes;
+      expect(memory).toBeLessThanOrEqual(planPipeline({ ...input, partition: 'uniform' }).peakBytes);
+      expect(memory).toBeLessThanOrEqual(planPipeline({ ...input, partition: 'parameters' }).peakBytes);
+    }
+  });
+});

@@ -1,0 +1,361 @@
+import { microbatchesPerRank, YuanError, type AttentionDescription, type ParameterSpec, type PluginRegistry } from '@yuan/core';
+import {
+  attentionShape,
+  embeddingActivation,
+  headActivation,
+  layerActivation,
+  ropeTablesElements,
+  sumTerms,
+  type ActivationShape,
+  type SegmentActivation,
+} from './activation.js';
+import { groupParameters } from './parameters.js';
+import { partitionLayers } from './partition.js';
+import { getSchedule } from './schedule.js';
+
+/** Activation checkpointing: `full` (every layer's input kept, one layer recomputed at a time) or `stage` (only the stage input kept). */
+export type Recompute = 'full' | 'stage';
+/** Training precision for the byte accounting: `fp32` (what TensorFlow.js runs) or `bf16` mixed (Megatron's). */
+export type Precision = 'fp32' | 'bf16';
+
+/** Everything `planPipeline` needs. Defaults are stated per field. */
+export interface PipelinePlanInput {
+  /** The model's shape (a resolved config's `model`). */
+  model: { vocabSize: number; hiddenSize: number; numLayers: number; numHeads: number; ffnSize: number };
+  /** The model's parameter list, `modelParameters(config, attention)` of @yuan/model, so counts agree with the model. */
+  parameters: readonly ParameterSpec[];
+  /**
+   * The attention plugin (looked up by its name in the run's registry) and the config's options for it, merged here
+   * over the plugin's defaults and validated by it. The plugin's `activation` gives the attention block's terms; a
+   * plugin without one is a one-line error.
+   */
+  attention: PlannedAttention;
+  /** Pipeline stages P ≥ 1. */
+  stages: number;
+  /** Data-parallel ranks D ≥ 1 (default 1); they split the step's micro-batches and, with ZeRO, the optimizer. */
+  dataParallel?: number;
+  /** Micro-batches per optimizer step for the whole job, M ≥ 1; each data-parallel rank runs M/D of them. */
+  microbatches: number;
+  /** Sequences per micro-batch B ≥ 1. */
+  microBatchSize: number;
+  /** Tokens per sequence S ≥ 1. */
+  seqLength: number;
+  /** A partitioner name (`uniform`, `parameters`, `memory`, a plugin) or explicit blocks. Default `uniform`. */
+  partition?: string | readonly number[];
+  /** Schedule name (`1f1b`, `gpipe`, a plugin). Default `1f1b`. */
+  schedule?: string;
+  /** Default `full`. `none` and `block` are errors (TensorFlow.js keeps no tape across calls). */
+  recompute?: string;
+  /** Default `fp32`. */
+  precision?: string;
+  /** ZeRO stage over the data-parallel group: 0 replicated, 1 optimizer states sharded, 2 gradients too. Default 0. */
+  zero?: number;
+  /** Memory per device in bytes; when given the plan says whether every stage fits. */
+  memoryBytes?: number;
+  /** RMSNorm, SwiGLU and the attention core as fused kernels (the `native` backend). Default true. */
+  fusedKernels?: boolean;
+  /** Word embedding tied to the output projection (YUAN: yes), so the last stage (P > 1) holds a copy. Default true. */
+  tiedEmbeddings?: boolean;
+  /** Registry to look partitioners and schedules up in. Default: a registry of this package's own (`@yuan/plan`'s `plugins`). */
+  registry?: PluginRegistry;
+}
+
+/**
+ * An attention plugin (or its description without tensor code, such as `lfaDescription` of
+ * `@yuan/attention-lfa/describe`) and the config's options for it, merged over its defaults and validated by the planner.
+ */
+export interface PlannedAttention {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  plugin: AttentionDescription<any>;
+  options?: Record<string, unknown>;
+}
+
+/** The plugin's options: the given ones over its defaults, through its `validate`; a bad one is a one-line error. */
+export function plannedOptions(attention: PlannedAttention): unknown {
+  const { plugin } = attention;
+  const merged = { ...(plugin.defaults as Record<string, unknown>), ...attention.options };
+  try {
+    return plugin.validate ? plugin.validate(merged) : merged;
+  } catch (e) {
+    throw new YuanError('config', `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`);
+  }
+}
+
+/** Per-parameter bytes of weights, gradients and optimizer states (Megatron's accounting, docs/distrib_optimizer.md). */
+export interface BytesPerParameter {
+  weight: number;
+  gradient: number;
+  optimizer: number;
+  total: number;
+}
+
+/** One stage of the plan. All sizes in bytes. */
+export interface StagePlan {
+  stage: number;
+  /** Layers this stage holds and the first one's index. */
+  layers: number;
+  firstLayer: number;
+  /** Parameters held (embedding on the first stage; final norm and the tied head copy on the last). */
+  parameters: number;
+  weightBytes: number;
+  /** Gradient state kept across a step: all the stage's gradients, or their 1/D shard under ZeRO 2. */
+  gradientBytes: number;
+  /**
+   * The most not-yet-reduced gradients alive at once during a backward (fp32): the stage's whole set, except under ZeRO 2:
+   * the layer-by-layer backward hands each group to the gradient space as it produces it — with one stage each layer's
+   * (or the head's: final norm + tied embedding, or the embedding lookup's), with P > 1 each layer's (or the last
+   * stage's final norm; the tied embedding is summed with the other end first and kept whole) — and two consecutive
+   * groups are reduced at a time (the larger such pair); with `stage` recompute (P > 1) one backward produces the whole
+   * stage's groups at once.
+   * Held beside `gradientBytes`, not part of `peakBytes`'s sum (the working set already counts fresh gradients).
+   */
+  gradientInFlightBytes: number;
+  optimizerBytes: number;
+  /** Micro-batches whose activations the stage holds at once under the schedule. */
+  inFlight: number;
+  /** Kept between forward and backward: layer inputs (`full`) or the stage input (`stage`) per in-flight micro-batch. */
+  checkpointBytes: number;
+  /** The largest backward working set (recomputed activations, their gradients, fresh parameter gradients). */
+  workingBytes: number;
+  /** checkpointBytes + workingBytes. */
+  activationBytes: number;
+  /** weight + gradient + optimizer + activation bytes. */
+  peakBytes: number;
+  /** Whether this stage has the largest peak. */
+  binding: boolean;
+}
+
+/** The memory plan of a pipeline. */
+export interface PipelinePlan {
+  stages: StagePlan[];
+  /** Layers per stage. */
+  blocks: number[];
+  /** The stage with the largest peak (the first such). */
+  bindingStage: number;
+  /** Largest stage peak, bytes. */
+  peakBytes: number;
+  /** (P − 1) / (M/D + P − 1): the share of a step a stage idles in the pipeline fill and drain. */
+  bubbleFraction: number;
+  /** Whether every stage's peak fits `memoryBytes` (only when given). */
+  fits?: boolean;
+  memoryBytes?: number;
+  bytesPerParameter: BytesPerParameter;
+  /** Parameters of the model (each counted once). */
+  modelParameters: number;
+  schedule: string;
+  partition: string;
+  recompute: Recompute;
+  precision: Precision;
+  zero: number;
+  dataParallel: number;
+  microbatches: number;
+  /** Micro-batches each data-parallel rank pushes through the pipeline per step (M/D). */
+  microbatchesPerRank: number;
+  microBatchSize: number;
+  seqLength: number;
+  /** Input that is allowed but worth saying (M/D < P: the pipeline never fills). */
+  warnings: string[];
+  /** Assumptions the numbers rest on. */
+  notes: string[];
+}
+
+/** The note `yuan plan` prints about recompute settings TensorFlow.js cannot offer. */
+export const RECOMPUTE_NOTE =
+  'recompute none/block (keep activations between a forward and a later backward) is not available: TensorFlow.js keeps no autodiff tape across calls';
+
+/**
+ * Bytes per parameter for weights, gradients and optimizer (Adam m, v) by precision and ZeRO stage over D ranks
+ * (Megatron docs/distrib_optimizer.md): fp32 16 (4 + 4 + 8), ZeRO-1 8 + 8/D, ZeRO-2 4 + 12/D; bf16 mixed 18
+ * (2 bf16 weight + 4 fp32 grad + 12 fp32 master, m, v), ZeRO-1 6 + 12/D (Megatron's distributed optimizer),
+ * ZeRO-2 2 + 16/D.
+ */
+export function bytesPerParameter(precision: Precision, zero: number, dataParallel: number): BytesPerParameter {
+  const d = dataParallel;
+  const [weight, grad, opt] = precision === 'bf16' ? [2, 4, 12] : [4, 4, 8];
+  const optimizer = zero >= 1 ? opt / d : opt;
+  const gradient = zero >= 2 ? grad / d : grad;
+  return { weight, gradient, optimizer, total: weight + gradient + optimizer };
+}
+
+function int(name: string, v: number | undefined, min: number): number {
+  if (v === undefined || !Number.isInteger(v) || v < min) throw new YuanError('usage', `${name} must be an integer >= ${min} (got ${v})`);
+  return v;
+}
+
+/** Parses the recompute setting; `none`/`block` get the TensorFlow.js explanation. */
+export function parseRecompute(v: string | undefined): Recompute {
+  const r = v ?? 'full';
+  if (r === 'full' || r === 'stage') return r;
+  if (r === 'none' || r === 'block') throw new YuanError('usage', `recompute "${r}" is not available: TensorFlow.js keeps no autodiff tape across calls (use full or stage)`);
+  throw new YuanError('usage', `unknown recompute "${r}" (expected full or stage)`);
+}
+
+/**
+ * Plans a pipeline: layers per stage, parameters, weight/gradient/optimizer bytes, in-flight micro-batches, activation
+ * and peak bytes per stage, the binding stage, the bubble fraction and (with `memoryBytes`) whether it fits. The
+ * activation terms are `layerActivation` (around the attention plugin's own `activation` terms)/`headActivation`
+ * (README "Activation memory"). One-line errors for bad input: an attention plugin without `activation`, bad options,
+ * P, D, M, B, S below 1, M not divisible by D, P > L, bad blocks, unknown partition/schedule/recompute/
+ * precision, ZeRO outside 0..2. M/D < P is allowed (a warning: the pipeline never fills).
+ */
+export function planPipeline(input: PipelinePlanInput): PipelinePlan {
+  const m = input.model;
+  const P = int('pipeline stages (--pp)', input.stages, 1);
+  const D = int('data-parallel size (--dp)', input.dataParallel ?? 1, 1);
+  const M = int('micro-batches (--microbatches)', input.microbatches, 1);
+  const B = int('micro-batch size', input.microBatchSize, 1);
+  const S = int('sequence length', input.seqLength, 1);
+  const Mr = microbatchesPerRank(M, D);
+  const recompute = parseRecompute(input.recompute);
+  const precision = input.precision ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new YuanError('usage', `unknown precision "${precision}" (expected fp32 or bf16)`);
+  const zero = input.zero ?? 0;
+  if (![0, 1, 2].includes(zero)) throw new YuanError('usage', `--zero ${zero} is not 0, 1 or 2`);
+  const scheduleName = input.schedule ?? '1f1b';
+  const schedule = getSchedule(scheduleName, input.registry);
+  const tied = input.tiedEmbeddings ?? true;
+  const L = m.numLayers;
+  const groups = groupParameters(input.parameters, L);
+  const headParams = groups.head + (tied && P > 1 ? groups.embedding : 0);
+  const e = precision === 'bf16' ? 2 : 4;
+  const bpp = bytesPerParameter(precision, zero, D);
+  const shape: ActivationShape = {
+    batch: B,
+    seq: S,
+    hidden: m.hiddenSize,
+    heads: m.numHeads,
+    ffn: m.ffnSize,
+    vocab: m.vocabSize,
+    fusedKernels: input.fusedKernels ?? true,
+  };
+  const plugin = input.attention?.plugin;
+  if (!plugin) throw new YuanError('usage', 'planPipeline needs the attention plugin (input.attention.plugin)');
+  if (!plugin.activation) {
+    throw new YuanError('usage', `attention plugin "${plugin.name}" does not describe its activation memory (no activation() descriptor), so the planner cannot count its layers`);
+  }
+  const total = (a: SegmentActivation) => sumTerms(a.saved) + sumTerms(a.gradients);
+  const layerElems = total(layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention))));
+  const headElems = total(headActivation(shape));
+  const embedElems = total(embeddingActivation(shape));
+  const rope = ropeTablesElements(shape);
+  const bsh = B * S * m.hiddenSize;
+  const prefix = [0];
+  for (const n of groups.layers) prefix.push(prefix[prefix.length - 1] + n);
+  const maxLayer = (first: number, count: number) => Math.max(...groups.layers.slice(first, first + count));
+
+  const stageMemory = (i: number, first: number, count: number) => {
+    const isFirst = i === 0;
+    const isLast = i === P - 1;
+    const parameters = prefix[first + count] - prefix[first] + (isFirst ? groups.embedding : 0) + (isLast ? headParams : 0);
+    const inFlight = schedule.inFlight(i, P, Mr);
+    // fresh parameter gradients exist beside the accumulated ones while a segment's backward runs (TF.js returns new tensors)
+    const headFresh = isLast ? groups.head + (tied ? groups.embedding : 0) : 0;
+    let checkpoint: number;
+    let working: number;
+    if (recompute === 'full') {
+      checkpoint = inFlight * count * bsh * e;
+      const segments = [layerElems + maxLayer(first, count)];
+      if (isLast) segments.push(headElems + headFresh);
+      if (isFirst) segments.push(embedElems + groups.embedding);
+      working = (Math.max(...segments) + rope) * e;
+    } else {
+      checkpoint = inFlight * (isFirst ? B * S * 4 : bsh * e); // the first stage keeps only the int32 token ids
+      const params = prefix[first + count] - prefix[first];
+      working =
+        (count * layerElems + params + (isLast ? headElems + headFresh : 0) + (isFirst ? embedElems + bsh + groups.embedding : 0) + rope) * e;
+    }
+    const weightBytes = parameters * bpp.weight;
+    const gradientBytes = parameters * bpp.gradient;
+    const optimizerBytes = parameters * bpp.optimizer;
+    const activationBytes = checkpoint + working;
+    // ZeRO 2: the groups in the order the backward produces them, two reduced at once (overlap). One stage: head, layer
+    // L−1 … 0, embedding. P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
+    // summed with the other end first and kept whole); with `stage` recompute all of them at once
+    const layersDown = groups.layers.slice(first, first + count).reverse();
+    const order = P === 1 ? [groups.head + groups.embedding, ...layersDown, groups.embedding] : [...(isLast ? [groups.head] : []), ...layersDown];
+    const twoInFlight = Math.max(...order.map((n, i) => n + (i > 0 ? order[i - 1] : 0)));
+    const bucketed = zero !== 2 ? parameters : P > 1 && recompute === 'stage' ? order.reduce((a, b) => a + b, 0) : twoInFlight;
+    return {
+      parameters,
+      inFlight,
+      weightBytes,
+      gradientBytes,
+      gradientInFlightBytes: 4 * bucketed,
+      optimizerBytes,
+      checkpointBytes: checkpoint,
+      workingBytes: working,
+      activationBytes,
+      peakBytes: weightBytes + gradientBytes + optimizerBytes + activationBytes,
+    };
+  };
+
+  const spec = input.partition ?? 'uniform';
+  const blocks = partitionLayers(
+    spec,
+    {
+      layers: L,
+      stages: P,
+      layerParameters: groups.layers,
+      firstStageParameters: groups.embedding,
+      lastStageParameters: headParams,
+      stagePeakBytes: (i, first, count) => stageMemory(i, first, count).peakBytes,
+    },
+    input.registry,
+  );
+  let first = 0;
+  const stages: StagePlan[] = blocks.map((count, i) => {
+    const s = { stage: i, layers: count, firstLayer: first, ...stageMemory(i, first, count), binding: false };
+    first += count;
+    return s;
+  });
+  const peakBytes = Math.max(...stages.map((s) => s.peakBytes));
+  const bindingStage = stages.findIndex((s) => s.peakBytes === peakBytes);
+  stages[bindingStage].binding = true;
+  const warnings: string[] = [];
+  const bubbleFraction = (P - 1) / (Mr + P - 1);
+  if (Mr < P) {
+    warnings.push(
+      `${D > 1 ? `M/D = ${Mr}` : `M = ${Mr}`} micro-batches < P = ${P} stages: the pipeline never fills (bubble ${(100 * bubbleFraction).toFixed(1)}% of the step)`,
+    );
+  }
+  if (zero > 0 && D === 1) warnings.push(`--zero ${zero} with --dp 1 shards nothing`);
+  const notes = [
+    `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
+    `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
+    RECOMPUTE_NOTE,
+  ];
+  if (zero === 2 && D > 1) {
+    const inFlight = Math.max(...stages.map((st) => st.gradientInFlightBytes));
+    notes.push(
+      P === 1
+        ? `ZeRO-2 reduce-scatters gradients bucket by bucket during the layer-by-layer backward: at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced at once (two consecutive layer or head groups, fp32) beside the 1/D shard`
+        : `ZeRO-2 reduce-scatters each layer's gradients as its backward finishes, two layers in flight (${recompute === 'stage' ? 'with stage recompute: the whole stage at once' : 'full recompute'}): at most ${(inFlight / 2 ** 30).toFixed(2)} GiB unreduced per stage (fp32) beside the 1/D shard`,
+    );
+  }
+  return {
+    stages,
+    blocks,
+    bindingStage,
+    peakBytes,
+    bubbleFraction,
+    ...(input.memoryBytes !== undefined ? { fits: peakBytes <= input.memoryBytes, memoryBytes: input.memoryBytes } : {}),
+    bytesPerParameter: bpp,
+    modelParameters: prefix[L] + groups.embedding + groups.head,
+    schedule: scheduleName,
+    partition: typeof spec === 'string' ? spec : spec.join(','),
+    recompute,
+    precision,
+    zero,
+    dataParallel: D,
+    microbatches: M,
+    microbatchesPerRank: Mr,
+    microBatchSize: B,
+    seqLength: S,
+    warnings,
+    notes,
+  };
+}
+
+function round(x: number): string {
+  return Number.isInteger(x) ? String(x) : x.toFixed(3);
+}

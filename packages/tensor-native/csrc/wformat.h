@@ -1,0 +1,52 @@
+// Products with weights kept in their storage format (fp32, bf16, GPTQ-packed int8/int4), and the decode helpers that
+// run between them (RoPE, attention over a K/V cache, random weights). Every array is caller-owned.
+#pragma once
+#include <cstdint>
+
+namespace ynk {
+
+// A GPTQ-layout weight of logical shape [out, in] (Hugging Face's layout of AutoGPTQ checkpoints):
+//   qweight [in·bits/32, out] int32: 32/bits consecutive input rows of one output column per word, lowest bits first;
+//   qzeros [groups, ceil(out·bits/32)] int32: zero points packed along the output dim the same way;
+//   scales [groups, out] fp16; group g covers input rows [g·group, (g+1)·group) (rows already in group order: a
+//   checkpoint with act-order is permuted at load, and `perm` then says which input feeds row k: x'[k] = x[perm[k]]).
+// w[k][c] = (q[k][c] − (z[g][c] + zeroOffset)) · s[g][c] (zeroOffset 1 for AutoGPTQ's "gptq" checkpoint format, 0 for v2).
+struct Gptq {
+  const int32_t* qweight;
+  const int32_t* qzeros;
+  const uint16_t* scales;
+  const int32_t* perm;  // nullptr: identity
+  int bits;             // 4 or 8
+  int64_t group;        // rows per group (>= 1; −1 resolved by the caller to `in`)
+  int64_t in, out;
+  int zeroOffset;
+};
+
+// y[n, out] = x[n, in] · Wᵀ for W [out, in] in fp32 / bf16 (raw bfloat16 bits) row-major, fp32 accumulation.
+void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads);
+void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads);
+// y[n, out] = x[n, in] · W for a GPTQ weight. For n < 16 the activations are quantized per row in chunks of at most
+// 32 inputs inside one group (int8 codes for 4-bit weights, int16 codes for 8-bit weights; scale = max|x|/127 or
+// /32767, round to nearest even) and multiplied with integer dot products; the chunks are summed in fp32. From 16 rows
+// on, tiles of W are dequantized to fp32 and multiplied by BLAS (exact fp32 activations).
+void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads);
+// W's fp32 values for columns [c0, c1), written as wt[k][c − c0] ([in, c1 − c0], row stride c1 − c0).
+void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt);
+// bf16 bits → fp32, and fp32 → bf16 bits (round to nearest even, NaN kept quiet).
+void bf16ToF32(const uint16_t* src, float* dst, int64_t n);
+void f32ToBf16(const float* src, uint16_t* dst, int64_t n);
+
+// Rotary embedding in place on x [n, heads, d] (rows of `stride` floats, heads·d of them used), rotate-half layout:
+// for i < d/2, angle = pos[row]·base^(−2i/d): (x_i, x_{i+d/2}) → (x_i·cos − x_{i+d/2}·sin, x_{i+d/2}·cos + x_i·sin).
+void rope(float* x, int64_t n, int64_t stride, int64_t heads, int64_t d, const int32_t* pos, float base);
+// Causal attention of n queries q [n, qStride] (head h at h·d) at positions start..start+n−1 over cached keys and
+// values k, v [len, kvStride] (len = start + n, head h at h·d): out [n, heads·d] = softmax(q·kᵀ/√d) · v per head.
+void attend(const float* q, int64_t n, int64_t qStride, const float* k, const float* v, int64_t kvStride, int64_t start,
+            int64_t heads, int64_t d, float* out, int threads);
+// Fills out[i] = table[h(seed, i) & 0xffff] (a counter-based hash: the value depends on seed and i only).
+void randomTable(float* out, int64_t n, uint64_t seed, const float* table, int threads);
+void randomTableBf16(uint16_t* out, int64_t n, uint64_t seed, const float* table, int threads);
+// Fills out with hashed random 32-bit words (any seed and index give the same word on every machine).
+void randomWords(uint32_t* out, int64_t n, uint64_t seed, int threads);
+
+}  // namespace ynk

@@ -1,0 +1,334 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { native, values } from './test-util.js';
+import { tf } from './tf.js';
+import { weightKernels } from './weights.js';
+
+// The weight-format kernels against references computed here: weights packed by hand in the GPTQ layout, dequantized
+// in JS, multiplied with tfjs's matMul on the cpu backend.
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+function toBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+function fromBf16(b: number): number {
+  u32[0] = b << 16;
+  return f32[0];
+}
+function toHalf(v: number): number {
+  // exact for the scales used here (powers of two times small integers)
+  if (v === 0) return 0;
+  const sign = v < 0 ? 0x8000 : 0;
+  const a = Math.abs(v);
+  const e = Math.floor(Math.log2(a));
+  const m = Math.round((a / 2 ** e - 1) * 1024);
+  return sign | ((e + 15) << 10) | m;
+}
+function fromHalf(h: number): number {
+  const e = (h >> 10) & 31;
+  const m = h & 1023;
+  const v = e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15);
+  return h & 0x8000 ? -v : v;
+}
+
+/** A GPTQ weight built from explicit codes q [in][out], zeros z [groups][out] (as stored) and scales s [groups][out]. */
+interface Hand {
+  bits: number;
+  group: number;
+  inF: number;
+  out: number;
+  q: number[][];
+  z: number[][];
+  s: number[][];
+}
+
+function pack(h: Hand): { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array } {
+  const per = 32 / h.bits;
+  const groups = Math.ceil(h.inF / h.group);
+  const qweight = new Int32Array((h.inF / per) * h.out);
+  for (let k = 0; k < h.inF; k++) for (let c = 0; c < h.out; c++) qweight[Math.floor(k / per) * h.out + c] |= h.q[k][c] << (h.bits * (k % per));
+  const words = Math.ceil((h.out * h.bits) / 32);
+  const qzeros = new Int32Array(groups * words);
+  for (let g = 0; g < groups; g++) for (let c = 0; c < h.out; c++) qzeros[g * words + Math.floor(c / per)] |= h.z[g][c] << (h.bits * (c % per));
+  const scales = new Uint16Array(groups * h.out);
+  for (let g = 0; g < groups; g++) for (let c = 0; c < h.out; c++) scales[g * h.out + c] = toHalf(h.s[g][c]);
+  return { qweight, qzeros, scales };
+}
+
+/** Dequantized W as [in, out] from the hand-made codes. */
+function dequant(h: Hand, offset: number): Float32Array {
+  const w = new Float32Array(h.inF * h.out);
+  for (let k = 0; k < h.inF; k++) {
+    const g = Math.floor(k / h.group);
+    for (let c = 0; c < h.out; c++) w[k * h.out + c] = Math.fround((h.q[k][c] - (h.z[g][c] + offset)) * fromHalf(toHalf(h.s[g][c])));
+  }
+  return w;
+}
+
+function randomHand(bits: number, group: number, inF: number, out: number, seed: number): Hand {
+  const groups = Math.ceil(inF / group);
+  const r = values(inF * out + 2 * groups * out, seed);
+  let i = 0;
+  const top = 2 ** bits;
+  const next = () => (r[i++] + 1) / 2;
+  const q = Array.from({ length: inF }, () => Array.from({ length: out }, () => Math.min(top - 1, Math.floor(next() * top))));
+  const z = Array.from({ length: groups }, () => Array.from({ length: out }, () => Math.min(top - 2, Math.floor(next() * (top - 1)))));
+  const s = Array.from({ length: groups }, () => Array.from({ length: out }, () => (1 + Math.floor(next() * 15)) / 64));
+  return { bits, group, inF, out, q, z, s };
+}
+
+/** x [n, in] · w [in, out] by tfjs on the cpu backend. */
+function reference(x: Float32Array, n: number, w: Float32Array, inF: number, out: number): Float32Array {
+  void tf.setBackend('cpu');
+  return tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, inF]), tf.tensor2d(w, [inF, out])).dataSync() as Float32Array);
+}
+
+/** The activations as the register kernels quantize them (chunks of ≤ 32 inside a group, scale max|x|/top). */
+function quantizedX(x: Float32Array, n: number, inF: number, group: number, bits: number): { xq: Float32Array; dx: Float32Array } {
+  const top = bits === 4 ? 127 : 32767;
+  const xq = new Float32Array(x.length);
+  const dx = new Float32Array(x.length);
+  for (let r = 0; r < n; r++) {
+    for (let g0 = 0; g0 < inF; g0 += group) {
+      for (let c0 = g0; c0 < Math.min(inF, g0 + group); c0 += 32) {
+        const c1 = Math.min(inF, g0 + group, c0 + 32);
+        let m = 0;
+        for (let k = c0; k < c1; k++) m = Math.max(m, Math.abs(x[r * inF + k]));
+        const d = Math.fround(m / top);
+        const inv = m > 0 ? Math.fround(top / m) : 0;
+        for (let k = c0; k < c1; k++) {
+          const v = Math.fround(x[r * inF + k] * inv);
+          let c = Math.round(v);
+          if (Math.abs(v - Math.trunc(v)) === 0.5 && c % 2 !== 0) c -= 1; // half to even
+          xq[r * inF + k] = c * d;
+          dx[r * inF + k] = d;
+        }
+      }
+    }
+  }
+  return { xq, dx };
+}
+
+function expectNear(actual: Float32Array, expected: Float32Array, tol: Float32Array | number, what: string): void {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < actual.length; i++) {
+    const t = typeof tol === 'number' ? tol : tol[i];
+    if (!(Math.abs(actual[i] - expected[i]) <= t)) throw new Error(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} ± ${t}`);
+  }
+}
+
+describe.skipIf(!native.info)('weight-format kernels', () => {
+  const k = native.info ? weightKernels() : undefined!;
+
+  it('unpacks a hand-made 4-bit and 8-bit GPTQ weight (nibble and byte order, zero offset, group of each row)', () => {
+    // q[k][c] = (k + 3c) mod 16 over 16 inputs × 8 outputs, group 8: zeros stored 7 (group 0) and 3 (group 1),
+    // scales 0.5 and 0.25 → W[k][c] = (q − (z + 1))·s with AutoGPTQ's offset of 1.
+    const h: Hand = {
+      bits: 4, group: 8, inF: 16, out: 8,
+      q: Array.from({ length: 16 }, (_, r) => Array.from({ length: 8 }, (_, c) => (r + 3 * c) % 16)),
+      z: [Array(8).fill(7), Array(8).fill(3)],
+      s: [Array(8).fill(0.5), Array(8).fill(0.25)],
+    };
+    const p = pack(h);
+    // column 0 of packed row 0 holds q[0..7][0] = 0..7, lowest nibble first
+    expect(p.qweight[0]).toBe(0x76543210);
+    // zeros of 8 columns in one word
+    expect(p.qzeros[0]).toBe(0x77777777);
+    const wt = new Float32Array(16 * 8);
+    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 1, 0, 8, wt);
+    expect(wt[0 * 8 + 0]).toBe((0 - 8) * 0.5);
+    expect(wt[5 * 8 + 2]).toBe((11 - 8) * 0.5);
+    expect(wt[9 * 8 + 1]).toBe((12 - 4) * 0.25);
+    expect(Array.from(wt)).toEqual(Array.from(dequant(h, 1)));
+    const v2 = new Float32Array(16 * 3);
+    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 0, 2, 5, v2);
+    expect(v2[9 * 3 + 0]).toBe((((9 + 6) % 16) - 3) * 0.25);
+
+    const h8: Hand = { ...h, bits: 8, q: h.q.map((row, r) => row.map((v, c) => (v * 16 + r + c) % 256)), z: [Array(8).fill(127), Array(8).fill(120)] };
+    const p8 = pack(h8);
+    expect(p8.qweight[0] >>> 0).toBe(((h8.q[3][0] << 24) | (h8.q[2][0] << 16) | (h8.q[1][0] << 8) | h8.q[0][0]) >>> 0);
+    const w8 = new Float32Array(16 * 8);
+    k.dequantGptq(p8.qweight, p8.qzeros, p8.scales, null, 8, 8, 16, 8, 1, 0, 8, w8);
+    expect(w8[13 * 8 + 6]).toBe((h8.q[13][6] - 121) * 0.25);
+    expect(Array.from(w8)).toEqual(Array.from(dequant(h8, 1)));
+  });
+
+  const dense: [number, number, number][] = [
+    [1, 1, 1], [1, 7, 5], [3, 33, 17], [4, 16, 32], [5, 9, 31], [2, 3, 64], [1, 64, 1000], [17, 20, 40], [20, 70, 33],
+  ];
+  it.each(dense)('fp32 and bf16 linear, n %i, out %i, in %i', (n, out, inF) => {
+    const x = values(n * inF, 1);
+    const wf = values(out * inF, 2);
+    const bits = new Uint16Array(wf.length);
+    for (let i = 0; i < wf.length; i++) bits[i] = toBf16(wf[i]);
+    const wb = Float32Array.from(bits, fromBf16);
+    const t = (w: Float32Array) => {
+      const m = new Float32Array(inF * out);
+      for (let o = 0; o < out; o++) for (let i = 0; i < inF; i++) m[i * out + o] = w[o * inF + i];
+      return m;
+    };
+    const tol = 1e-5 * inF;
+    const y = new Float32Array(n * out);
+    k.linearF32(x, n, wf, out, inF, y);
+    expectNear(y, reference(x, n, t(wf), inF, out), tol, 'fp32');
+    k.linearBf16(x, n, bits, out, inF, y);
+    expectNear(y, reference(x, n, t(wb), inF, out), tol, 'bf16');
+    const back = new Float32Array(bits.length);
+    k.bf16ToF32(bits, back);
+    expect(back).toEqual(wb);
+    const again = new Uint16Array(bits.length);
+    k.f32ToBf16(wf, again);
+    expect(again).toEqual(bits);
+  });
+
+  // bits, group, in, out, n, act-order permutation, zero offset
+  const gptq: [number, number, number, number, number, boolean, number][] = [
+    [4, 32, 64, 8, 1, false, 1],
+    [4, 32, 72, 13, 1, false, 1], // a partial last group, and 5 tail columns
+    [4, 16, 48, 24, 3, true, 0],
+    [4, 64, 256, 40, 5, false, 1],
+    [4, 256, 256, 16, 2, false, 1], // one group (per channel), chunks of 32
+    [4, 8, 40, 9, 4, false, 1],
+    [8, 32, 64, 8, 1, false, 1],
+    [8, 4, 36, 11, 2, true, 1],
+    [8, 128, 200, 17, 4, false, 0], // partial group of 72 rows
+    [8, 512, 512, 8, 1, false, 1], // per channel
+    [4, 32, 96, 20, 17, true, 1], // 17 rows: the dequantize-and-BLAS path
+    [8, 32, 64, 70, 20, false, 1],
+  ];
+  it.each(gptq)('GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i', (bits, group, inF, out, n, act, offset) => {
+    const h = randomHand(bits, group, inF, out, bits * 1000 + inF + out);
+    const p = pack(h);
+    const x = values(n * inF, 5);
+    let perm: Int32Array | null = null;
+    let xs = x;
+    if (act) {
+      // packed row k reads input perm[k]: the reference multiplies the permuted activations
+      perm = Int32Array.from({ length: inF }, (_, i) => (i * 7 + 3) % inF);
+      expect(new Set(perm).size).toBe(inF);
+      xs = new Float32Array(x.length);
+      for (let r = 0; r < n; r++) for (let i = 0; i < inF; i++) xs[r * inF + i] = x[r * inF + perm[i]];
+    }
+    const w = dequant(h, offset);
+    const y = new Float32Array(n * out);
+    k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, y);
+    const exact = reference(xs, n, w, inF, out);
+    const absW = w.map(Math.abs);
+    if (n >= 16) {
+      const scale = reference(xs.map(Math.abs), n, absW, inF, out);
+      expectNear(y, exact, scale.map((v) => 1e-5 * v + 1e-6), 'dequantized product');
+      return;
+    }
+    // register path: exactly W · x̂ (up to fp32 rounding), and within Σ|w|·dx/2 of W · x
+    const { xq, dx } = quantizedX(xs, n, inF, group, bits);
+    const onQuantized = reference(xq, n, w, inF, out);
+    const size = reference(xq.map(Math.abs), n, absW, inF, out);
+    expectNear(y, onQuantized, size.map((v) => 2e-6 * v + 1e-6), 'product with the quantized activations');
+    const bound = reference(dx.map((d) => d / 2), n, absW, inF, out);
+    expectNear(y, exact, bound.map((b, i) => b * 1.001 + 2e-6 * size[i] + 1e-6), 'error bound of activation quantization');
+  });
+
+  it('rejects a misshapen GPTQ weight with a one-line error naming the argument', () => {
+    const x = new Float32Array(64);
+    const y = new Float32Array(8);
+    const q = new Int32Array(8 * 8);
+    const z = new Int32Array(2);
+    const s = new Uint16Array(16);
+    expect(() => k.linearGptq(x, 1, q, z, s, null, 4, 32, 64, 8, 1, y)).not.toThrow();
+    expect(() => k.linearGptq(x, 1, q.subarray(1), z, s, null, 4, 32, 64, 8, 1, y)).toThrow('linearGptq: qweight must be [in·bits/32, out]');
+    expect(() => k.linearGptq(x, 1, q, z, s, null, 3, 32, 64, 8, 1, y)).toThrow('linearGptq: bits must be 4 or 8');
+    expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, y)).toThrow('perm has an index outside');
+    expect(() => k.linearBf16(x, 1, new Uint16Array(7), 8, 8, y)).toThrow('linearBf16: x [n, in], w [out, in] and y [n, out] do not match');
+  });
+
+  it('rope rotates each head like the rotate-half formula', () => {
+    const n = 3, heads = 2, d = 8, stride = 20;
+    const x = values(n * stride, 9);
+    const pos = Int32Array.from([0, 5, 1000]);
+    const y = x.slice();
+    k.rope(y, n, stride, heads, d, pos, 10000);
+    for (let r = 0; r < n; r++) {
+      for (let h = 0; h < heads; h++) {
+        for (let i = 0; i < d / 2; i++) {
+          const a = Math.fround(pos[r] * Math.fround(1 / 10000 ** ((2 * i) / d)));
+          const [c, s] = [Math.cos(a), Math.sin(a)];
+          const o = r * stride + h * d;
+          expect(y[o + i]).toBeCloseTo(x[o + i] * c - x[o + i + d / 2] * s, 5);
+          expect(y[o + i + d / 2]).toBeCloseTo(x[o + i + d / 2] * c + x[o + i] * s, 5);
+        }
+      }
+      for (let j = heads * d; j < stride; j++) expect(y[r * stride + j]).toBe(x[r * stride + j]);
+    }
+  });
+
+  it('attend is causal softmax attention over the cache, per head', () => {
+    const heads = 3, d = 4, start = 5, n = 2, kvs = 14;
+    const q = values(n * heads * d, 1).map((v) => v * 3);
+    const kk = values((start + n) * kvs, 2);
+    const vv = values((start + n) * kvs, 3);
+    const out = new Float32Array(n * heads * d);
+    k.attend(q, n, heads * d, kk, vv, kvs, start, heads, d, out);
+    for (let i = 0; i < n; i++) {
+      for (let h = 0; h < heads; h++) {
+        const seen = start + i + 1;
+        const sc = Array.from({ length: seen }, (_, j) => {
+          let s = 0;
+          for (let t = 0; t < d; t++) s += q[i * heads * d + h * d + t] * kk[j * kvs + h * d + t];
+          return s / Math.sqrt(d);
+        });
+        const m = Math.max(...sc);
+        const e = sc.map((s) => Math.exp(s - m));
+        const sum = e.reduce((a, b) => a + b, 0);
+        for (let t = 0; t < d; t++) {
+          let o = 0;
+          for (let j = 0; j < seen; j++) o += (e[j] / sum) * vv[j * kvs + h * d + t];
+          expect(out[i * heads * d + h * d + t]).toBeCloseTo(o, 5);
+        }
+      }
+    }
+  });
+
+  it('random tables and words depend on the seed and the index only', () => {
+    const table = Float32Array.from({ length: 65536 }, (_, i) => i);
+    const a = new Float32Array(1001);
+    k.randomTable(a, 7, table);
+    const b = new Float32Array(2000);
+    k.randomTable(b, 7, table);
+    expect(Array.from(b.subarray(0, 1001))).toEqual(Array.from(a));
+    const c = new Float32Array(1001);
+    k.randomTable(c, 8, table);
+    expect(c).not.toEqual(a);
+    // roughly uniform indices
+    const mean = b.reduce((s, v) => s + v, 0) / b.length;
+    expect(Math.abs(mean - 32767.5)).toBeLessThan(2000);
+    const bits = new Uint16Array(1001);
+    k.randomTable(bits, 7, Float32Array.from(table, (v) => v / 1024));
+    expect(Array.from(bits, fromBf16)).toEqual(Array.from(a, (v) => fromBf16(toBf16(v / 1024))));
+    const w1 = new Int32Array(5);
+    const w2 = new Int32Array(9);
+    k.randomWords(w1, 3);
+    k.randomWords(w2, 3);
+    expect(Array.from(w2.subarray(0, 5))).toEqual(Array.from(w1));
+    expect(() => k.randomWords(w1, -1)).toThrow('randomWords: seed must be a non-negative safe integer');
+  });
+
+  it('maps a file read-only-by-copy: its bytes, and writes stay private', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'yuan-map-'));
+    try {
+      const file = path.join(dir, 'f.bin');
+      writeFileSync(file, Buffer.from([1, 2, 3, 4, 5]));
+      const buf = k.mapFile(file);
+      expect(Array.from(new Uint8Array(buf))).toEqual([1, 2, 3, 4, 5]);
+      new Uint8Array(buf)[0] = 9;
+      expect(Array.from(new Uint8Array(k.mapFile(file)))).toEqual([1, 2, 3, 4, 5]);
+      expect(() => k.mapFile(path.join(dir, 'missing'))).toThrow(/mapFile: cannot open .*missing/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

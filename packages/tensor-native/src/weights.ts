@@ -1,0 +1,69 @@
+import { loadAddon } from './addon.js';
+
+/**
+ * The addon's kernels for weights kept in their storage format, on plain typed arrays (no tfjs). Shapes are row-major;
+ * a linear weight is [out, in] as PyTorch stores it (GPTQ: see `linearGptq`). Every result goes into a caller array.
+ * Wrong array types or sizes throw one-line TypeErrors naming the argument.
+ */
+export interface WeightKernels {
+  /** y [n, out] = x [n, in] · wᵀ for fp32 w [out, in] (OpenBLAS). */
+  linearF32(x: Float32Array, n: number, w: Float32Array, out: number, inFeatures: number, y: Float32Array): void;
+  /** y [n, out] = x [n, in] · wᵀ for w [out, in] as raw bfloat16 bits, converted in registers, fp32 accumulation. */
+  linearBf16(x: Float32Array, n: number, w: Uint16Array, out: number, inFeatures: number, y: Float32Array): void;
+  /**
+   * y [n, out] = x [n, in] · W for a GPTQ-layout weight (Hugging Face / AutoGPTQ): qweight [in·bits/32, out] int32 packed
+   * along the input dim (lowest bits = first row), qzeros [groups, ceil(out·bits/32)] packed along the output dim, scales
+   * [groups, out] fp16 bits; W[k][c] = (q − (z + zeroOffset))·s of group floor(k/group). `perm` (or null): the input
+   * feeding packed row k is x[perm[k]] (act-order checkpoints, rows sorted by group at load). Below 16 rows the
+   * activations are quantized per chunk of ≤ 32 inputs (int8 codes for 4-bit, int16 for 8-bit weights, scale
+   * max|x|/127 or /32767, round half to even) and multiplied with integer dot products, summed in fp32; from 16 rows on,
+   * tiles of W are dequantized and multiplied in fp32 by OpenBLAS.
+   */
+  linearGptq(
+    x: Float32Array, n: number, qweight: Int32Array, qzeros: Int32Array, scales: Uint16Array, perm: Int32Array | null,
+    bits: number, group: number, inFeatures: number, out: number, zeroOffset: number, y: Float32Array,
+  ): void;
+  /** W's fp32 values for columns [c0, c1) of a GPTQ weight, as wt [in, c1 − c0]. */
+  dequantGptq(
+    qweight: Int32Array, qzeros: Int32Array, scales: Uint16Array, perm: null, bits: number, group: number,
+    inFeatures: number, out: number, zeroOffset: number, c0: number, c1: number, wt: Float32Array,
+  ): void;
+  /** bfloat16 bits → float32 (exact). */
+  bf16ToF32(src: Uint16Array, dst: Float32Array): void;
+  /** float32 → bfloat16 bits, round to nearest even. */
+  f32ToBf16(src: Float32Array, dst: Uint16Array): void;
+  /** Rotary embedding (rotate-half) in place on x [n, stride] whose first heads·d floats are the heads, at positions pos [n]. */
+  rope(x: Float32Array, n: number, stride: number, heads: number, d: number, pos: Int32Array, base: number): void;
+  /**
+   * Causal attention of q [n, qStride] (queries at positions start..start+n−1) over k, v [start + n, kvStride] (head h at
+   * h·d in each row): out [n, heads·d] = softmax(q·kᵀ/√d)·v per head.
+   */
+  attend(q: Float32Array, n: number, qStride: number, k: Float32Array, v: Float32Array, kvStride: number, start: number, heads: number, d: number, out: Float32Array): void;
+  /** out[i] = table[h(seed, i) mod 65536] for a counter-based 64-bit hash; a Uint16Array receives the values as bf16. */
+  randomTable(out: Float32Array | Uint16Array, seed: number, table: Float32Array): void;
+  /** Random 32-bit words from the same hash. */
+  randomWords(out: Int32Array | Uint32Array, seed: number): void;
+  /** The whole file as an ArrayBuffer over a private copy-on-write memory mapping (pages are read on first touch). */
+  mapFile(path: string): ArrayBuffer;
+  /** out = silu(a)·g elementwise (SwiGLU with its two halves in separate arrays). */
+  swigluSplit(a: Float32Array, g: Float32Array, out: Float32Array): void;
+  /** RMSNorm of x [rows, d] with weight [d]: out = x·inv·w, inv [rows] = 1/sqrt(mean(x²) + eps). */
+  rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
+  /** The sum of x read by every decode thread (whole 4096-float blocks only): times a STREAM-like read of memory. */
+  readAll(x: Float32Array): number;
+  /** Threads of these kernels (default: the number of cores); returns the setting. */
+  setDecodeThreads(threads: number): number;
+}
+
+/** The weight kernels of the native addon; throws the one-line reason when the addon is not built. */
+export function weightKernels(): WeightKernels {
+  const k = loadAddon() as unknown as WeightKernels;
+  if (!configured) {
+    configured = true;
+    const threads = Number(process.env.YUAN_NATIVE_THREADS);
+    if (Number.isInteger(threads) && threads > 0) k.setDecodeThreads(threads);
+  }
+  return k;
+}
+
+let configured = false;

@@ -1,0 +1,60 @@
+import type { YuanConfig } from '@yuan/core';
+import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { wholeModel, YuanModel } from '@yuan/model';
+import type { Batch } from '@yuan/data';
+import { LayerRange, type GradientSink, type KeptActivations } from './layer-range.js';
+
+/**
+ * The whole model as one layer range (`LayerRange`): one part per layer plus one part with the embedding and the head,
+ * so that a backward pass can run one layer at a time (the per-parameter initialisation gives the same weights as
+ * `YuanModel.init`). `params` holds every variable by fused name.
+ */
+export class LayeredModel extends LayerRange {
+  /** Freshly initialised (the weights `YuanModel.init(config, attention, seed)` has). */
+  static override init(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed: number): LayeredModel {
+    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) => YuanModel.init(config, attention, seed, part));
+    return new LayeredModel(ends, layers);
+  }
+
+  /** Over given weights (fused names); a missing or misshapen weight is YuanError 'checkpoint'. */
+  static override fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>): LayeredModel {
+    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) => YuanModel.fromWeights(config, attention, weights, part));
+    return new LayeredModel(ends, layers);
+  }
+
+  /** Mean masked loss of a batch (nats/token), as `batchLoss` of the whole model gives it. */
+  loss(batch: Batch, resetPositions: boolean): tf.Scalar {
+    return tf.tidy(() => this.forward(batchTensors(batch, resetPositions)) as tf.Scalar);
+  }
+}
+
+function batchTensors(batch: Batch, resetPositions: boolean) {
+  const shape: [number, number] = [batch.rows, batch.seqLength];
+  return {
+    ids: tf.tensor2d(batch.ids, shape, 'int32'),
+    positions: resetPositions ? tf.tensor2d(batch.positions, shape, 'int32') : undefined,
+    targets: tf.tensor2d(batch.targets, shape, 'int32'),
+    mask: tf.tensor2d(batch.mask, shape),
+  };
+}
+
+/**
+ * One micro-batch's loss and gradients computed layer by layer over the whole model (`LayerRange.backward` from the
+ * loss), with full activation recomputation (only each layer's input [B, T, H] is kept from the forward; a layer's
+ * forward runs again inside its backward, as Megatron's `--recompute-granularity full`). `onGrads` receives each group
+ * of gradients as soon as it exists and owns (must dispose) them: first the head's (`model.norm.weight` and the
+ * projection's share of the tied `model.embed_tokens.weight`), then layer L−1 … 0 (that layer's parameters), last the
+ * embedding lookup's share of `model.embed_tokens.weight` — the two shares of the tied embedding add up to its
+ * gradient. So at most one group's gradients are alive at a time (what lets ZeRO 2 reduce-scatter bucket by bucket
+ * during the backward). Returns the loss (nats/token).
+ */
+export async function layerwiseBackward(model: LayeredModel, batch: Batch, resetPositions: boolean, onGrads: GradientSink): Promise<number> {
+  const tensors = batchTensors(batch, resetPositions);
+  let kept: KeptActivations | undefined;
+  try {
+    kept = model.forwardKeeping(tensors);
+    return (await model.backward(tensors, kept, undefined, onGrads)).loss!;
+  } finally {
+    tf.dispose([...(kept ? [...kept.inputs, kept.output!] : []), ...Object.values(tensors).filter((t): t is tf.Tensor2D => t !== undefined)]);
+  }
+}
