@@ -69,7 +69,7 @@ const BENCHES = {
   'prepare.mjs': {
     expect: [
       // with Python sentencepiece the ids must be the same; without it, a one-line skip
-      re(String.raw`(\(\d+ tokens, the same ids\)\nratio @yuan/model / Python sentencepiece: NUMx$|^Python sentencepiece: skipped \(.+\)$)`),
+      re(String.raw`(\(\d+ tokens, the same ids\)\nratio @yuan/tokenizer / Python sentencepiece: NUMx$|^Python sentencepiece: skipped \(.+\)$)`),
       re(String.raw`^yuan data prepare --format yuan, 2 workers: .*\(NUMx 1 worker, limit 2x\), byte-identical$`),
     ],
     shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets'],
