@@ -56,6 +56,10 @@ const BENCHES = {
     shared: ['datasets/humaneval'],
     commands: ['python3'],
   },
+  'lora.mjs': {
+    // torch + peft (TORCH_PYTHON, --python, .venv-clients or python3) is optional: without it a one-line skip and no ratio
+    expect: [re(String.raw`^yuan \(\w+, lfa\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`), re(String.raw`(^ratio yuan / torch\+peft: step time NUMx, peak RSS NUMx, CPU time NUMx$|^torch \+ peft: skipped \(.+\)$)`)],
+  },
   'pipeline-memory.mjs': {
     expect: [re(String.raw`^--partition memory: blocks [\d,]+\n`), re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`)],
   },

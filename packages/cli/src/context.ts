@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   applySet,
+  deepMerge,
   getPreset,
   openTokenizer as openRegisteredTokenizer,
   PluginRegistry,
@@ -53,6 +54,9 @@ export const PLUGIN_OPTION: OptionSpec = { plugin: { type: 'string', multiple: t
 /** The `--backend` option. */
 export const BACKEND_OPTION: OptionSpec = { backend: { type: 'string' } };
 
+/** The `--peft DIR` option: a PEFT adapter folder (or a run folder of adapter checkpoints) applied over the model. */
+export const PEFT_OPTION: OptionSpec = { peft: { type: 'string' } };
+
 /** The --set assignments of parsed options as one config layer. */
 export function setLayer(values: Record<string, unknown>): JsonObject {
   return ((values.set as string[] | undefined) ?? []).reduce<JsonObject>((acc, s) => applySet(acc, s), {});
@@ -67,13 +71,19 @@ function configFileLayer(file: string): JsonObject {
   return layer;
 }
 
+/** The --config file and --set assignments as one layer (merged over a checkpoint's own config). */
+export function overrideLayer(values: Record<string, unknown>): JsonObject {
+  return deepMerge(values.config ? configFileLayer(values.config as string) : {}, setLayer(values));
+}
+
 /**
- * Resolves defaults < --preset < --config < --set into a validated config. The preset is a registry lookup (kind
- * `preset`) in a registry of the built-in packages that load no TensorFlow.js (core's presets among them) and the
- * plugin modules named by `--plugin` and by the file's or `--set`'s `plugins:`, so a plugin package can ship presets.
+ * Resolves defaults < --preset < --config < --set (< `flags`, layers a command makes of its flags) into a validated
+ * config. The preset is a registry lookup (kind `preset`) in a registry of the built-in packages that load no
+ * TensorFlow.js (core's presets among them) and the plugin modules named by `--plugin` and by the file's or `--set`'s
+ * `plugins:`, so a plugin package can ship presets.
  * Errors: an unknown preset (listing the registered ones), a plugin module that fails to load, an invalid config.
  */
-export async function loadConfig(values: Record<string, unknown>, fallbackPreset?: string): Promise<YuanConfig> {
+export async function loadConfig(values: Record<string, unknown>, fallbackPreset?: string, ...flags: JsonObject[]): Promise<YuanConfig> {
   const presetName = (values.preset as string | undefined) ?? fallbackPreset;
   const file = values.config ? configFileLayer(values.config as string) : undefined;
   const set = setLayer(values);
@@ -85,7 +95,7 @@ export async function loadConfig(values: Record<string, unknown>, fallbackPreset
   }
   if (file) layers.push(file);
   layers.push(set);
-  return resolveConfig(...layers);
+  return resolveConfig(...layers, ...flags);
 }
 
 /** The `--plugin` flags. */
@@ -149,12 +159,32 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
 }
 
 /**
+ * The base model folder of a PEFT adapter (`base_model_name_or_path` in its adapter_config.json) when it names a
+ * folder on this machine; otherwise a usage error asking for --model.
+ */
+async function adapterBase(peft: string): Promise<string> {
+  const { ADAPTER_CONFIG, resolveAdapterDir } = await import('@yuan/model');
+  const file = path.join(resolveAdapterDir(peft), ADAPTER_CONFIG);
+  let base: unknown;
+  try {
+    base = (JSON.parse(readFileSync(file, 'utf8')) as { base_model_name_or_path?: unknown }).base_model_name_or_path;
+  } catch {
+    base = undefined;
+  }
+  if (typeof base === 'string' && existsSync(path.join(base, 'config.json'))) return base;
+  const named = typeof base === 'string' ? ` (its base_model_name_or_path ${JSON.stringify(base)} is not a model folder here)` : '';
+  throw new YuanError('usage', `give --model DIR, the base model of the adapter ${peft}${named}`);
+}
+
+/**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend (a backend
  * plugin of `registry`) first.
  * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
  * (generation), weights stay in their stored formats and decode natively where the backend allows (`loadInferenceModel`);
- * a preset's random weights are then made in `--weights FORMAT` (default fp32).
+ * a preset's random weights are then made in `--weights FORMAT` (default fp32). With `--peft DIR` a PEFT adapter is
+ * read and attached (the model then owns it, and runs on TensorFlow.js: the native decoder runs no adapters); without
+ * --model or --preset its base is the adapter's `base_model_name_or_path`.
  */
 export async function openModel(
   values: Record<string, unknown>,
@@ -162,26 +192,39 @@ export async function openModel(
   note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
   inference = false,
 ): Promise<YuanModel> {
-  const { attentionLookup, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
+  const { adapterLookup, attentionLookup, loadAdapter, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined, registry);
-  const dir = values.model as string | undefined;
+  const peft = values.peft as string | undefined;
+  const dir = (values.model as string | undefined) ?? (peft && !values.preset && !values.config ? await adapterBase(peft) : undefined);
   const format = values.weights as string | undefined;
   if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
-  if (dir) {
-    const onIgnored = (line: string) => note(line);
-    // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
-    const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
-    if (inference) return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored, formats });
-    return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
+  const open = async (): Promise<YuanModel> => {
+    if (dir) {
+      const onIgnored = (line: string) => note(line);
+      // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
+      const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
+      if (inference) return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored, formats });
+      return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
+    }
+    if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
+    const config = await loadConfig(values);
+    const attention = attentionLookup(registry)(config.attention.name);
+    const seed = numberOption(values, 'seed', 0, { int: true });
+    if (!inference) return YuanModel.init(config, attention, seed);
+    const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+    return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
+  };
+  const model = await open();
+  if (peft) {
+    try {
+      await loadAdapter(model, peft, adapterLookup(registry));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
   }
-  if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
-  const config = await loadConfig(values);
-  const attention = attentionLookup(registry)(config.attention.name);
-  const seed = numberOption(values, 'seed', 0, { int: true });
-  if (!inference) return YuanModel.init(config, attention, seed);
-  const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
-  return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
+  return model;
 }
 
 /**

@@ -26,6 +26,14 @@ describe('config', () => {
     expect(() => resolveConfig({ model: { hiddenSize: 12, numHeads: 4 } })).toThrow(/expected an even number/);
   });
 
+  it('keeps an optional adapter section (a plugin name and options), absent unless given', () => {
+    expect('adapter' in resolveConfig({})).toBe(false);
+    expect(resolveConfig(applySet(applySet({}, 'adapter.name=lora'), 'adapter.options.rank=16')).adapter).toEqual({ name: 'lora', options: { rank: 16 } });
+    expect(resolveConfig({ adapter: { name: 'lora' } }).adapter).toEqual({ name: 'lora' });
+    expect(() => resolveConfig({ adapter: { options: { rank: 4 } } })).toThrow('invalid config: adapter.name = undefined (missing); expected a string');
+    expect(() => resolveConfig({ adapter: { name: 'lora', rank: 4 } })).toThrow('invalid config: unknown field adapter.rank; known fields: name, options');
+  });
+
   it('parses --set values as JSON where they look like JSON', () => {
     expect(applySet({}, 'a.b=1e-3')).toEqual({ a: { b: 0.001 } });
     expect(applySet({}, 'a=true')).toEqual({ a: true });

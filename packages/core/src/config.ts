@@ -37,6 +37,8 @@ export interface YuanConfig {
   tokenizer: TokenizerRef;
   /** Third-party plugin packages or paths to load before the registry is frozen. */
   plugins: string[];
+  /** A weight adapter to train over the frozen model (`{name: 'lora', options: {rank, alpha, ...}}`); absent: none. */
+  adapter?: { name: string; options?: Record<string, unknown> };
   /** Sections owned by other packages, validated by them: `train` (@yuan/model), `parallel` (the layout: @yuan/parallel-pipeline with @yuan/parallel-zero). */
   [section: string]: unknown;
 }
@@ -80,15 +82,21 @@ const knownSections: Record<string, Schema<unknown>> = {
   attention: pluginRefSchema,
   tokenizer: obj({ name: str(), path: optional(str()) }),
   plugins: arrayOf(str()),
+  adapter: optional(obj({ name: str(), options: optional(record()) })),
 };
 
 /**
- * Validates a whole config: the core sections strictly (a bad field is named with its value and what was expected)
- * and that the hidden size splits into heads of even size (RoPE rotates halves). Other sections pass through.
+ * Validates a whole config: the core sections strictly (a bad field is named with its value and what was expected;
+ * the optional `adapter` section's options are checked by its plugin when a run looks it up) and that the hidden size
+ * splits into heads of even size (RoPE rotates halves). Other sections pass through.
  */
 export function validateConfig(raw: JsonObject): YuanConfig {
   const out: JsonObject = { ...raw };
-  for (const [key, schema] of Object.entries(knownSections)) out[key] = schema.parse(raw[key], key);
+  for (const [key, schema] of Object.entries(knownSections)) {
+    const value = schema.parse(raw[key], key);
+    if (value === undefined) delete out[key];
+    else out[key] = value;
+  }
   const cfg = out as YuanConfig;
   const { hiddenSize, numHeads } = cfg.model;
   if (hiddenSize % numHeads !== 0) {

@@ -1,4 +1,5 @@
 import type { ModelAdapterPlugin } from './adapter.js';
+import type { AdapterPlugin } from './adapter-plugin.js';
 import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
@@ -29,6 +30,7 @@ export interface PluginKinds {
   'model-adapter': ModelAdapterPlugin<any>;
   filter: FilterPlugin<any>;
   evaluator: EvaluatorPlugin<any>;
+  adapter: AdapterPlugin<any, any, any>;
   preset: Preset;
   'weight-format': WeightFormatPlugin<any, any>;
 }

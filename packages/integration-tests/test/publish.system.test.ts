@@ -266,7 +266,7 @@ describe('publishing every package to a local registry and installing from it wi
         .map((f) => readFileSync(path.join(where, 'dist', f), 'utf8'))
         .join('\n');
       for (const shared of SHARED) {
-        const imports = new RegExp(`["']${shared}["']`).test(dist);
+        const imports = name !== shared && new RegExp(`(?:\\bfrom\\s*|\\bimport\\s*\\(\\s*|\\brequire\\s*\\(\\s*)["']${shared}(?:/[^"']*)?["']`).test(dist);
         if (name === '@yuan/cli') continue;
         expect(json.dependencies?.[shared], `${name}: ${shared} is a peer, not a dependency`).toBeUndefined();
         if (imports) {

@@ -6,8 +6,11 @@ import {
   ropeTables,
   swiglu,
   tf,
+  withLinearHooks,
+  type AdapterLayer,
   type AttentionCache,
   type AttentionLayer,
+  type LinearHook,
   type TensorAttentionPlugin,
 } from '@yuan/tensor';
 import type { Decoder } from './infer/decoder.js';
@@ -108,6 +111,7 @@ export class YuanModel {
   private paramMap?: Map<string, tf.Variable>;
   private values?: (spec: ParameterSpec) => Float32Array;
   private blockList?: Layer[];
+  private attached?: { adapter: AttachableAdapter; hooks: Map<tf.Tensor, LinearHook>; unused: Set<string> };
 
   private constructor(
     readonly config: YuanConfig,
@@ -232,7 +236,7 @@ export class YuanModel {
     const [b, t] = h.shape;
     const past = options.cache?.length ?? 0;
     const { rmsNormEps: eps, numHeads, hiddenSize, ropeBase } = this.config.model;
-    return tf.tidy(() => {
+    const run = () => tf.tidy(() => {
       const positions = options.positions ?? (tf.tile(tf.range(past, past + t, 1, 'int32').expandDims(0), [b, 1]) as tf.Tensor2D);
       const { cos, sin } = ropeTables(positions, hiddenSize / numHeads, ropeBase);
       const caches: AttentionCache[] = [];
@@ -251,6 +255,47 @@ export class YuanModel {
       });
       return (options.useCache ? { hidden: x, cache: { length: past + t, layers: caches } } : { hidden: x }) as unknown as tf.TensorContainer;
     }) as unknown as { hidden: tf.Tensor3D; cache?: ModelCache };
+    const attached = this.attached;
+    if (!attached) return run();
+    const out = withLinearHooks(attached.hooks, run);
+    if (attached.unused.size) {
+      tf.dispose(out as unknown as tf.TensorContainer);
+      const names = [...attached.unused];
+      throw new YuanError('adapter', `the ${this.attention.name} attention does not compute ${names.slice(0, 2).join(', ')}${names.length > 2 ? ` (+${names.length - 2} more)` : ''} through linear(), so the adapter cannot change it: leave it out of the adapter's targets`);
+    }
+    return out;
+  }
+
+  /**
+   * Runs this part's linear layers through `adapter` from now on (its hooks replace the plain products of the weights
+   * it adapts that this part holds) and makes the model own it: `dispose` frees it, `attachAdapter` again replaces
+   * (and frees) it. A whole model must hold every weight the adapter names; a weight that the attention plugin does
+   * not compute through `linear` is found at the first pass, a YuanError 'adapter' naming it. The native `decoder`
+   * (which does not run adapters) is dropped: the model then runs on its tfjs parameters.
+   */
+  attachAdapter(adapter: AttachableAdapter): void {
+    this.decoder = undefined;
+    const hooks = new Map<tf.Tensor, LinearHook>();
+    const unused = new Set<string>();
+    for (const [name, hook] of adapter.layer.hooks) {
+      const weight = this.params.get(name);
+      if (!weight) {
+        if (this.isWhole) throw new YuanError('adapter', `the adapter adapts ${name}, which this model does not have`);
+        continue;
+      }
+      unused.add(name);
+      hooks.set(weight, (x, base) => {
+        unused.delete(name);
+        return hook(x, base);
+      });
+    }
+    this.attached?.adapter.dispose();
+    this.attached = { adapter, hooks, unused };
+  }
+
+  /** The adapter attached with `attachAdapter`, if any. */
+  get adapter(): AttachableAdapter | undefined {
+    return this.attached?.adapter;
   }
 
   /** Logits [B, T, V] of hidden states [B, T, H]: final RMSNorm and the tied output projection. Needs the head. */
@@ -293,10 +338,18 @@ export class YuanModel {
     return out;
   }
 
-  /** Frees every parameter. */
+  /** Frees every parameter, and the attached adapter. */
   dispose(): void {
     for (const v of this.paramMap?.values() ?? []) v.dispose();
+    this.attached?.adapter.dispose();
+    this.attached = undefined;
   }
+}
+
+/** What `YuanModel.attachAdapter` takes: an adapter's layer (its linear hooks) and how to free it (`AdapterModule` is one). */
+export interface AttachableAdapter {
+  readonly layer: AdapterLayer;
+  dispose(): void;
 }
 
 /** Frees the tensors of a generation cache, except those that `next` (the cache that replaces it) still holds. */

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { ConfigError, openTokenizer, PluginRegistry, YuanError, type JsonObject, type ModelAdapterPlugin, type PluginBase } from '@yuan/core';
 import { initBackend, weightFormatPlugins, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
+import { loraAdapter } from './adapter/lora.js';
+import { adapterLookup, loadAdapter } from './adapter/peft.js';
 import type { AttentionLookup } from './checkpoint.js';
 import { loadInferenceModel } from './infer/load.js';
 import { mhaAttention } from './mha.js';
@@ -34,13 +36,15 @@ export interface LocalAdapterOptions {
   overrides?: JsonObject;
   /** Display name; default the folder's name. */
   name?: string;
+  /** A PEFT adapter folder (or run folder of adapter checkpoints) applied over the model (`--peft`). */
+  peft?: string;
 }
 
 /** The `local` model adapter: a checkpoint on this machine, generation with its attention plugin's caches. */
 export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   kind: 'model-adapter',
   name: 'local',
-  description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend)',
+  description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend, peft)',
   defaults: { path: '' },
   validate(options) {
     if (typeof options.path !== 'string' || !options.path) throw new ConfigError('model-adapter local: options.path must name a checkpoint folder');
@@ -54,6 +58,7 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
       onIgnored: (note) => context.note?.(note),
     });
     try {
+      if (options.peft) await loadAdapter(model, options.peft, adapterLookup(registry));
       const ref = model.config.tokenizer;
       // the checkpoint's own tokenizer opens without a flag when it has a file, or when its plugin reads none
       const spec = options.tokenizer ?? (ref.path || !registry.get('tokenizer', ref.name).fileExtensions ? ref : undefined);
@@ -68,7 +73,7 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
 };
 
 /**
- * Every plugin @yuan/model provides: attention `mha`, model adapter `local`, and the built-in weight formats of
- * @yuan/tensor (`fp32`, `bf16`, `int8`, `int4`); the tokenizers are `@yuan/tokenizer`'s.
+ * Every plugin @yuan/model provides: attention `mha`, model adapter `local`, adapter `lora`, and the built-in weight
+ * formats of @yuan/tensor (`fp32`, `bf16`, `int8`, `int4`); the tokenizers are `@yuan/tokenizer`'s.
  */
-export const plugins: PluginBase<string, unknown>[] = [mhaAttention, localModelAdapter, ...weightFormatPlugins] as PluginBase<string, unknown>[];
+export const plugins: PluginBase<string, unknown>[] = [mhaAttention, localModelAdapter, loraAdapter, ...weightFormatPlugins] as PluginBase<string, unknown>[];

@@ -1,8 +1,17 @@
 import { fusedAttentionFor, fusedFor } from './fused.js';
+import { linearHookOf } from './linear-hooks.js';
 import { tf } from './tf.js';
 
-/** x · Wᵀ for x [..., in] and a PyTorch-layout weight W [out, in] (no bias). */
+/**
+ * x · Wᵀ for x [..., in] and a PyTorch-layout weight W [out, in] (no bias); inside `withLinearHooks`, a weight's hook
+ * (an adapter) computes the output instead, with this product as its `base`.
+ */
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
+  const hook = linearHookOf(weight);
+  return hook ? hook(x, (v) => plainLinear(v, weight)) : plainLinear(x, weight);
+}
+
+function plainLinear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   const inner = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
   const y = tf.matMul(x.reshape([-1, inner]), weight as tf.Tensor2D, false, true);

@@ -7,7 +7,7 @@ import { trainConfig, type TrainConfig } from './config.js';
 import { evalBatches, PackedSplit, positionResetId, readPackedIndex, type Batch, type PackedIndex } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
-import { loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint } from './state.js';
+import { loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint, type WeightFiles } from './state.js';
 import { singleProcessEngine } from './trainer.js';
 
 /** What a training run is asked to do. */
@@ -39,6 +39,8 @@ export interface RunOptions {
   onNote?(text: string): void;
   /** Prefix of status lines (the variant name in an experiment). */
   label?: string;
+  /** How checkpoints hold the trained weights (default: the whole model's Hugging Face files; an adapter run's PEFT files). */
+  weightFiles?: WeightFiles;
 }
 
 /** What a finished run reports. */
@@ -198,7 +200,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   const passedOver: string[] = [];
   if (o.resume) {
     resumeDir = resolveResumeDir(o.resume, (skipped, problem) => passedOver.push(`${o.label ?? ''}note: passing over ${skipped}: ${problem}`));
-    resume = (await loadTrainCheckpoint(resumeDir, o.config, o.lookup)).contents;
+    resume = (await loadTrainCheckpoint(resumeDir, o.config, o.lookup, o.weightFiles)).contents;
     if (resume.step >= o.steps) throw new YuanError('usage', `${resumeDir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`);
   }
   const factory = o.engine ?? singleProcessEngine;
@@ -246,7 +248,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       if (writer) o.onStep?.(m.step, o.steps, `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`);
       if ((tc.checkpointEvery > 0 && m.step % tc.checkpointEvery === 0) || last) {
         const contents = await engine.checkpoint(optimizerShardDir(o.out, m.step));
-        if (writer) await saveTrainCheckpoint(o.out, contents, { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints });
+        if (writer) await saveTrainCheckpoint(o.out, contents, { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints, files: o.weightFiles });
       }
     }
     const measured = history.length > 1 ? history.slice(1) : history;

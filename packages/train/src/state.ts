@@ -174,6 +174,17 @@ async function sha256(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * How checkpoints hold the trained weights. The default is the whole model as a Hugging Face YUAN folder
+ * (config.json + model.safetensors); a run that trains an adapter over a frozen model writes PEFT's adapter files.
+ */
+export interface WeightFiles {
+  /** Writes `weights` (the engine's checkpoint weights) into a checkpoint's staging folder. */
+  write(folder: string, weights: Map<string, Float32Array>): Promise<void>;
+  /** Reads them back from a complete checkpoint folder (errors name the file). */
+  read(folder: string): Promise<Map<string, Float32Array>>;
+}
+
 /** What `saveTrainCheckpoint` records besides the engine's contents. */
 export interface CheckpointMeta {
   config: YuanConfig;
@@ -183,6 +194,8 @@ export interface CheckpointMeta {
   totalSteps: number;
   /** Complete checkpoints kept in the run folder (older ones are removed after this one is committed). */
   keep: number;
+  /** How the weights are written (default: the whole model's Hugging Face files). */
+  files?: WeightFiles;
 }
 
 /**
@@ -200,7 +213,8 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
   await removeStaleStaging(runDir);
   await writeAtomic(final, async (tmp) => {
     await mkdir(tmp, { recursive: true });
-    await writeModelFiles(tmp, meta.config, meta.specs, contents.weights);
+    if (meta.files) await meta.files.write(tmp, contents.weights);
+    else await writeModelFiles(tmp, meta.config, meta.specs, contents.weights);
     const shards = contents.optimizer.shards;
     if (shards) {
       // every rank wrote its shard and passed a barrier before this: hard-link them in (the same filesystem), so a
@@ -277,12 +291,13 @@ export async function readTrainState(dir: string): Promise<TrainState> {
 
 function describe(c: YuanConfig): string {
   const m = c.model;
-  return `vocab ${m.vocabSize}, hidden ${m.hiddenSize}, layers ${m.numLayers}, heads ${m.numHeads}, ffn ${m.ffnSize}, attention ${c.attention.name} ${JSON.stringify(c.attention.options)}`;
+  const adapter = c.adapter ? `, adapter ${c.adapter.name} ${JSON.stringify(c.adapter.options ?? {})}` : '';
+  return `vocab ${m.vocabSize}, hidden ${m.hiddenSize}, layers ${m.numLayers}, heads ${m.numHeads}, ffn ${m.ffnSize}, attention ${c.attention.name} ${JSON.stringify(c.attention.options)}${adapter}`;
 }
 
-/** Throws a clear error if a checkpoint's model differs in shape or attention from the config of this run. */
+/** Throws a clear error if a checkpoint's model differs in shape, attention or adapter from the config of this run. */
 export function checkSameModel(saved: YuanConfig, wanted: YuanConfig, dir: string): void {
-  const key = (c: YuanConfig) => JSON.stringify([c.model, c.attention.name, c.attention.options]);
+  const key = (c: YuanConfig) => JSON.stringify([c.model, c.attention.name, c.attention.options, c.adapter ?? null]);
   if (key(saved) !== key(wanted)) {
     throw new YuanError('checkpoint', `${dir} holds another model (${describe(saved)}) than this run's config (${describe(wanted)})`);
   }
@@ -290,13 +305,14 @@ export function checkSameModel(saved: YuanConfig, wanted: YuanConfig, dir: strin
 
 /**
  * Loads a complete training checkpoint for `config`: every file is checked against the manifest's SHA-256, the model
- * must have this run's shape, and the optimizer state must hold both moments of every parameter (a missing one is an
+ * must have this run's shape (and adapter; `files` reads the weights when they are not the whole model's), and the optimizer state must hold both moments of every parameter (a missing one is an
  * error, never silently zero). The contents are layout-free, so any engine (P × D) can resume from them.
  */
 export async function loadTrainCheckpoint(
   dir: string,
   config: YuanConfig,
   lookup: AttentionLookup,
+  files?: WeightFiles,
 ): Promise<{ state: TrainState; contents: CheckpointContents }> {
   const manifest = readManifest(dir);
   if (typeof manifest === 'string') throw new YuanError('checkpoint', `cannot resume: ${manifest}`);
@@ -305,7 +321,7 @@ export async function loadTrainCheckpoint(
   }
   const state = await readTrainState(dir);
   checkSameModel(state.config, config, dir);
-  const { weights } = await readCheckpoint(dir, lookup);
+  const weights = files ? await files.read(dir) : (await readCheckpoint(dir, lookup)).weights;
   const file = path.join(dir, 'optimizer.safetensors');
   const shardFiles = Object.keys(manifest.files).filter((f) => SHARD_FILE.test(f)).sort();
   if (!existsSync(file) && shardFiles.length) {

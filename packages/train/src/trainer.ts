@@ -21,7 +21,17 @@ export function batchLoss(model: YuanModel, batch: Batch, resetPositions: boolea
 }
 
 /**
- * The single-process trainer: AdamW over all parameters, warmup + cosine schedule, clipping, gradient accumulation.
+ * What a trainer optimizes: the variables by name, their values for a checkpoint, and their scalar count. A model is
+ * one (all its parameters); an adapter over a frozen model (`AdapterModule`) is another.
+ */
+export interface TrainableSet {
+  readonly params: Map<string, tf.Variable>;
+  weights(): Promise<Map<string, Float32Array>>;
+  readonly parameterCount: number;
+}
+
+/**
+ * The single-process trainer: AdamW over all parameters (or over `trainable`, the rest frozen), warmup + cosine schedule, clipping, gradient accumulation.
  * A step is built from separable parts (micro-batch gradients, accumulation, clipping, optimizer update), so a
  * parallel trainer can recombine them.
  */
@@ -38,6 +48,8 @@ export class Trainer implements TrainingEngine {
     /** Total steps of the run (the cosine decays to `minLr` here unless `decaySteps` is set). */
     readonly totalSteps: number,
     readonly loader: BatchLoader,
+    /** What the optimizer updates, checkpoints hold and `parameterCount` counts; default the whole model. */
+    readonly trainable: TrainableSet = model,
   ) {
     this.optimizer = new AdamW({ beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay });
   }
@@ -55,7 +67,7 @@ export class Trainer implements TrainingEngine {
     let tokens = 0;
     for (let i = 0; i < k; i++) {
       const batch = this.loader.next();
-      const r = microBatchGrads(this.model.params, () => batchLoss(this.model, batch, this.config.resetPositionIds));
+      const r = microBatchGrads(this.trainable.params, () => batchLoss(this.model, batch, this.config.resetPositionIds));
       loss += (await r.loss.data())[0] / k;
       r.loss.dispose();
       grads = accumulateGrads(grads, r.grads, 1 / k);
@@ -77,7 +89,7 @@ export class Trainer implements TrainingEngine {
       assertFiniteStep(loss, norm, step);
       clipGrads(grads, norm, this.config.gradClip);
       const lr = this.nextLr();
-      this.optimizer.update(this.model.params, grads, lr);
+      this.optimizer.update(this.trainable.params, grads, lr);
       this.step = step;
       const seconds = (performance.now() - t0) / 1000;
       return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
@@ -98,19 +110,19 @@ export class Trainer implements TrainingEngine {
     return sum / batches.length;
   }
 
-  /** Scalar parameters of the model. */
+  /** Scalar parameters trained (the model's, or the trainable set's). */
   get parameterCount(): number {
-    return this.model.parameterCount;
+    return this.trainable.parameterCount;
   }
 
-  /** The model's weights, the AdamW state and the data position. */
+  /** The trained weights, the AdamW state and the data position. */
   async checkpoint(): Promise<CheckpointContents> {
-    return { step: this.step, weights: await this.model.weights(), optimizer: await this.optimizer.exportState(), data: this.loader.position() };
+    return { step: this.step, weights: await this.trainable.weights(), optimizer: await this.optimizer.exportState(), data: this.loader.position() };
   }
 
   /** Restores weights-independent state from a checkpoint: optimizer moments (strict), step and data position. */
   restore(contents: CheckpointContents): void {
-    this.optimizer.importState(this.model.params, contents.optimizer);
+    this.optimizer.importState(this.trainable.params, contents.optimizer);
     this.step = contents.step;
     this.loader.seek(contents.data);
   }

@@ -60,7 +60,7 @@ export const evalCommand: Command = {
   path: ['eval'],
   summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples',
   usage:
-    'yuan eval TASK (--model DIR [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
+    'yuan eval TASK (--model DIR [--peft ADAPTER_DIR] [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
     '[--adapter NAME] [--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
     '[--option KEY=VALUE ...] [--plugin PKG|PATH ...] [--config F] [the flags TASK declares, e.g. humaneval: --timeout SECONDS --memory-mb MB ' +
     '--isolation auto|namespaces|plain --completion raw|code-block; gsm8k/svamp: --prompt-style qa|yuan; agieval: --subsets a,b --method auto|loglik|extract; ' +
@@ -96,6 +96,7 @@ export const evalCommand: Command = {
     config: { type: 'string' },
     set: { type: 'string', multiple: true },
     adapter: { type: 'string' },
+    peft: { type: 'string' },
   },
   async resolveOptions(argv) {
     const task = argv[0];
@@ -112,6 +113,7 @@ export const evalCommand: Command = {
     if (sources.length !== 1) throw new YuanError('usage', `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`);
     const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout', 'logprobs'].filter((f) => values[f] !== undefined);
     if (values.endpoint === undefined && endpointFlags.length) throw new YuanError('usage', `--${endpointFlags[0]} only applies with --endpoint`);
+    if (values.peft !== undefined && values.model === undefined) throw new YuanError('usage', '--peft (an adapter over the local model) only applies with --model');
     const n = numberOption(values, 'n', 1, { int: true, min: 1 });
     const k = kList(values.k as string | undefined);
     const settings = {
@@ -157,7 +159,7 @@ export const evalCommand: Command = {
     } else {
       const dir = path.resolve(values.model as string);
       model = await adapter((values.adapter as string | undefined) ?? 'local').open(
-        { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir) },
+        { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir), ...(values.peft !== undefined ? { peft: path.resolve(values.peft as string) } : {}) },
         { registry, note: io.err },
       );
     }

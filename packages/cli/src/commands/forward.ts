@@ -2,7 +2,7 @@ import { YuanError } from '@yuan/core';
 import { nextTokenLoss } from '@yuan/model';
 import { tf } from '@yuan/tensor';
 import { requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, loadRegistry, PLUGIN_OPTION, openModel } from '../context.js';
+import { BACKEND_OPTION, loadRegistry, PEFT_OPTION, PLUGIN_OPTION, openModel } from '../context.js';
 import { writeFileAtomic } from '@yuan/core';
 import { readJsonFile } from '../io.js';
 
@@ -20,10 +20,10 @@ function parseInput(raw: unknown, file: string): number[][] {
 export const forwardCommand: Command = {
   path: ['forward'],
   summary: 'run a checkpoint on {"input_ids": [[...]]} and write {"logits", "loss"}',
-  usage: 'yuan forward --model DIR --input IN.json [--output OUT.json] [--backend NAME]',
-  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, set: { type: 'string', multiple: true }, ...PLUGIN_OPTION, ...BACKEND_OPTION },
+  usage: 'yuan forward --model DIR [--peft ADAPTER_DIR] --input IN.json [--output OUT.json] [--backend NAME]',
+  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, set: { type: 'string', multiple: true }, ...PLUGIN_OPTION, ...BACKEND_OPTION, ...PEFT_OPTION },
   async run(values, _pos, io) {
-    requireString(values, 'model', forwardCommand);
+    if (!values.peft) requireString(values, 'model', forwardCommand);
     const inputFile = requireString(values, 'input', forwardCommand);
     const ids = parseInput(readJsonFile(inputFile), inputFile);
     const model = await openModel(values, await loadRegistry(values), io.err);

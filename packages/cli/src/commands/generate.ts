@@ -2,14 +2,14 @@ import { YuanError } from '@yuan/core';
 import { generateTokens } from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 import { idListOption, numberOption, type Command } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
 
 /** `yuan generate`: continue a prompt with a checkpoint or a freshly initialised preset, using the KV + LF caches. */
 export const generateCommand: Command = {
   path: ['generate'],
   summary: 'generate text or ids from a checkpoint (--model) or a fresh preset (--preset)',
   usage:
-    'yuan generate (--model DIR | --preset NAME [--seed S] [--weights fp32|bf16|int8|int4]) (--prompt TEXT [--tokenizer FILE.model|bytes] | --prompt-ids 1,2,3) ' +
+    'yuan generate (--model DIR | --preset NAME [--seed S] [--weights fp32|bf16|int8|int4]) [--peft ADAPTER_DIR] (--prompt TEXT [--tokenizer FILE.model|bytes] | --prompt-ids 1,2,3) ' +
     '--max-new-tokens N [--temperature T --top-k K --top-p P --sample-seed S] [--stop TEXT ...] [--stop-ids 1,2] [--no-cache] [--json]',
   options: {
     model: { type: 'string' },
@@ -29,6 +29,7 @@ export const generateCommand: Command = {
     'no-cache': { type: 'boolean' },
     json: { type: 'boolean' },
     ...BACKEND_OPTION,
+    ...PEFT_OPTION,
   },
   async run(values, _pos, io) {
     if ((values.prompt === undefined) === (values['prompt-ids'] === undefined)) {

@@ -23,5 +23,6 @@ export const COMMANDS: CommandEntry[] = [
   { path: ['serve'], summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API', load: async () => (await import('./serve.js')).serveCommand },
   { path: ['plugins', 'list'], summary: 'list the registered plugins (built-in and loaded with --plugin or a config\'s plugins:) with kind, source and options', load: async () => (await import('./plugins.js')).pluginsList },
   { path: ['launch'], summary: 'start N local ranks of a command with RANK/WORLD_SIZE/MASTER_* set, or print a SLURM or Kubernetes job for it', load: async () => (await import('./launch.js')).launchCommand },
+  { path: ['adapter', 'merge'], summary: 'merge a PEFT adapter (LoRA) into its base checkpoint\'s weights and write a plain checkpoint (no adapter needed to run it)', load: async () => (await import('./adapter.js')).adapterMerge },
   { path: ['plan'], summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model', load: async () => (await import('./plan.js')).planCommand },
 ];

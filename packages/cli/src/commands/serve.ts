@@ -1,7 +1,7 @@
 import { createOpenAIServer, ServingEngine, type ChatMessage, type PreparedRequest, type ServedModel } from '@yuan/serve';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer } from '../context.js';
+import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
 
 /** YUAN's chat format: the turns' text joined by newlines, then `<sep>` (the model answers and ends with `<eod>`). */
 function yuanChat(messages: ChatMessage[]): string {
@@ -39,7 +39,7 @@ export function servedLocal(engine: ServingEngine, modelName: string): ServedMod
 export const serveCommand: Command = {
   path: ['serve'],
   summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API',
-  usage: 'yuan serve (--model DIR | --preset NAME) [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
+  usage: 'yuan serve (--model DIR | --preset NAME) [--peft ADAPTER_DIR] [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
@@ -49,16 +49,17 @@ export const serveCommand: Command = {
     name: { type: 'string' },
     'max-batch': { type: 'string' },
     ...BACKEND_OPTION,
+    ...PEFT_OPTION,
   },
   async run(values, _pos, io) {
-    if (!values.model) requireString(values, 'preset', serveCommand);
+    if (!values.model && !values.peft) requireString(values, 'preset', serveCommand);
     const port = numberOption(values, 'port', 8000, { int: true, min: 0 });
     const maxBatch = numberOption(values, 'max-batch', 8, { int: true, min: 1 });
     const host = (values.host as string | undefined) ?? '127.0.0.1';
     const registry = await loadRegistry(values, values.preset || values.config ? await loadConfig(values) : undefined);
     const model = await openModel(values, registry, io.err);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
-    const name = (values.name as string | undefined) ?? (values.model ? path.basename(path.resolve(values.model as string)) : (values.preset as string));
+    const name = (values.name as string | undefined) ?? path.basename(path.resolve((values.model ?? values.preset ?? values.peft) as string));
     const server = createOpenAIServer(servedLocal(new ServingEngine(model, tokenizer, { maxBatch }), name));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -3,6 +3,7 @@ import type { RunResult } from '@yuan/train';
 import { numberOption, requireString, YUAN_VERSION, type Command, type OptionSpec } from '../command.js';
 import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, registryModules, withPluginFlags } from '../context.js';
 import { PARALLEL_OPTIONS, withParallelFlags } from '../parallel-flags.js';
+import { ADAPTER_TRAIN_OPTIONS, ADAPTER_TRAIN_USAGE, adapterRequested, trainAdapter } from '../training/adapter.js';
 
 /** What `yuan train --json` prints. */
 interface TrainSummary {
@@ -55,7 +56,8 @@ export const trainCommand: Command = {
     '  --eod-id N: the id that ends each document (positions restart after it; sets train.eodId); default the <eod> of the\n' +
     '  data\'s index.json; a Megatron PREFIX with no index.json beside it needs it. Token ids are checked against the vocabulary first.\n' +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
-    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints',
+    '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints\n' +
+    ADAPTER_TRAIN_USAGE,
   options: {
     ...CONFIG_OPTIONS,
     ...BACKEND_OPTION,
@@ -69,8 +71,10 @@ export const trainCommand: Command = {
     seed: { type: 'string' },
     json: { type: 'boolean' },
     timeout: { type: 'string' },
+    ...ADAPTER_TRAIN_OPTIONS,
   },
   async run(values, _pos, io) {
+    if (await adapterRequested(values)) return trainAdapter(values, io, trainCommand);
     const data = requireString(values, 'data', trainCommand);
     const out = requireString(values, 'out', trainCommand);
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
