@@ -15,11 +15,17 @@ export const SYSTEM_TEST = '.system.test.ts';
 export function testFiles(mode: string, root: string): { include: string[]; exclude: string[] } {
   const dirs = ['src', 'test'];
   const system = dirs.flatMap((dir) => systemTests(root, dir));
-  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { name?: string; scripts?: Record<string, string> };
+  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    name?: string;
+    scripts?: Record<string, string>;
+  };
   if (system.length > 0 && !pkg.scripts?.['test:system']) {
-    throw new Error(`${pkg.name}: ${system[0]} is a system test, but package.json has no "test:system" script to run it`);
+    throw new Error(
+      `${pkg.name}: ${system[0]} is a system test, but package.json has no "test:system" script to run it`,
+    );
   }
-  if (mode === 'system') return { include: dirs.map((d) => `${d}/**/*${SYSTEM_TEST}`), exclude: [...configDefaults.exclude] };
+  if (mode === 'system')
+    return { include: dirs.map((d) => `${d}/**/*${SYSTEM_TEST}`), exclude: [...configDefaults.exclude] };
   return { include: dirs.map((d) => `${d}/**/*.test.ts`), exclude: [...configDefaults.exclude, `**/*${SYSTEM_TEST}`] };
 }
 

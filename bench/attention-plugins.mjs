@@ -7,5 +7,9 @@ import { attentionLookup, mhaAttention } from '@yuan/model';
 
 /** The attention plugin of that name (an unknown name lists the registered ones). */
 export const attentionNamed = attentionLookup(
-  new PluginRegistry().register(mhaAttention, '@yuan/model').register(lfaAttention, '@yuan/attention-lfa').register(lpaAttention, '@yuan/attention-lpa').freeze(),
+  new PluginRegistry()
+    .register(mhaAttention, '@yuan/model')
+    .register(lfaAttention, '@yuan/attention-lfa')
+    .register(lpaAttention, '@yuan/attention-lpa')
+    .freeze(),
 );

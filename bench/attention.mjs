@@ -75,10 +75,18 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
   },
 });
-const [batch, heads, headDim, threads, rounds] = [values.batch, values.heads, values['head-dim'], values.threads, values.rounds].map(Number);
+const [batch, heads, headDim, threads, rounds] = [
+  values.batch,
+  values.heads,
+  values['head-dim'],
+  values.threads,
+  values.rounds,
+].map(Number);
 const seqs = values.seqs.split(',').map(Number);
 const engines = values.engines.split(',');
-for (const e of engines) if (!['yuan', 'torch', 'ops'].includes(e)) throw new Error(`bench/attention: unknown engine "${e}" (engines: yuan, torch, ops)`);
+for (const e of engines)
+  if (!['yuan', 'torch', 'ops'].includes(e))
+    throw new Error(`bench/attention: unknown engine "${e}" (engines: yuan, torch, ops)`);
 const torchScript = path.join(here, 'attention_torch.py');
 
 /**
@@ -89,17 +97,24 @@ function torchPython(given, install) {
   const probe = (p) => spawnSync(p, ['-c', 'import torch'], { encoding: 'utf8' });
   if (given) {
     const r = probe(given);
-    return r.status === 0 ? { python: given } : { skipped: `${given} cannot import torch: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+    return r.status === 0
+      ? { python: given }
+      : { skipped: `${given} cannot import torch: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
   }
   const venv = path.join(here, '.venv');
   const py = path.join(venv, 'bin', 'python');
   const found = [path.join(root, '.venv-clients', 'bin', 'python'), py, 'python3'].find((p) => probe(p).status === 0);
   if (found) return { python: found };
-  if (!install) return { skipped: 'no Python imports torch (give --python or TORCH_PYTHON; the full run installs torch into bench/.venv)' };
+  if (!install)
+    return {
+      skipped: 'no Python imports torch (give --python or TORCH_PYTHON; the full run installs torch into bench/.venv)',
+    };
   console.log('installing torch into bench/.venv for the comparison ...');
   if (!existsSync(py)) spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
   if (existsSync(py)) spawnSync(py, ['-m', 'pip', 'install', '-q', 'torch'], { stdio: 'ignore', timeout: 1_800_000 });
-  return probe(py).status === 0 ? { python: py } : { skipped: 'torch could not be installed into bench/.venv (pip install torch failed)' };
+  return probe(py).status === 0
+    ? { python: py }
+    : { skipped: 'torch could not be installed into bench/.venv (pip install torch failed)' };
 }
 
 const torch = engines.includes('torch') ? torchPython(values.python, !smoke) : { skipped: 'not asked for (--engines)' };
@@ -110,7 +125,10 @@ async function start(engine, s) {
   const child =
     engine === 'torch'
       ? spawn(torch.python, [torchScript, ...dims, String(threads)], { env, stdio: ['pipe', 'pipe', 'inherit'] })
-      : spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', engine, ...dims], { env, stdio: ['pipe', 'pipe', 'inherit'] });
+      : spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', engine, ...dims], {
+          env,
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async (command) => {
     if (command) child.stdin.write(`${command}\n`);
@@ -124,9 +142,13 @@ async function start(engine, s) {
 const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const active = engines.filter((e) => e !== 'torch' || torch.python);
 
-console.log(`causal attention forward + backward, B ${batch}, ${heads} heads, head dim ${headDim}, float32, ${threads} threads; ${rounds} timed round(s) each after 1 warm-up, the engines alternating round by round`);
+console.log(
+  `causal attention forward + backward, B ${batch}, ${heads} heads, head dim ${headDim}, float32, ${threads} threads; ${rounds} timed round(s) each after 1 warm-up, the engines alternating round by round`,
+);
 if (!torch.python) console.log(`torch: skipped (${torch.skipped})`);
-console.log(`${'S'.padStart(5)}  ${'engine'.padEnd(6)} ${'fwd s'.padStart(7)} ${'bwd s'.padStart(7)} ${'total s'.padStart(8)} ${'GFLOP/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'attention MiB'.padStart(14)}`);
+console.log(
+  `${'S'.padStart(5)}  ${'engine'.padEnd(6)} ${'fwd s'.padStart(7)} ${'bwd s'.padStart(7)} ${'total s'.padStart(8)} ${'GFLOP/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'attention MiB'.padStart(14)}`,
+);
 const ratios = [];
 for (const s of seqs) {
   const results = Object.fromEntries(active.map((e) => [e, { fwd: [], bwd: [] }]));
@@ -156,7 +178,9 @@ for (const s of seqs) {
   if (results.yuan && results.torch) {
     const y = results.yuan;
     const t = results.torch;
-    ratios.push(`S ${s}: time ${(y.total / t.total).toFixed(2)}x, peak RSS ${(y.peak / t.peak).toFixed(2)}x, attention memory ${(y.own / Math.max(t.own, 1)).toFixed(2)}x`);
+    ratios.push(
+      `S ${s}: time ${(y.total / t.total).toFixed(2)}x, peak RSS ${(y.peak / t.peak).toFixed(2)}x, attention memory ${(y.own / Math.max(t.own, 1)).toFixed(2)}x`,
+    );
   }
 }
 if (ratios.length) {

@@ -5,9 +5,7 @@
 // rate (buffer bytes / time) and the ratio of the op's time to one memcpy of the buffer (TypedArray.set) on rank 0.
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import {
-  createProcessGroup, isThreadRank, launchLocal, spawnThreadRanks, threadRank,
-} from '@yuan/comm';
+import { createProcessGroup, isThreadRank, launchLocal, spawnThreadRanks, threadRank } from '@yuan/comm';
 
 const OPS = ['allReduce', 'reduceScatter', 'allGather'];
 
@@ -47,12 +45,22 @@ if (isThreadRank()) {
   if (g.rank === 0) console.log(`ROWS ${JSON.stringify(rows)}`);
   await g.close();
 } else {
-  const { values } = parseArgs({ args: argv, options: { smoke: { type: 'boolean', default: false }, ranks: { type: 'string', default: '2' }, 'max-mb': { type: 'string', default: argv.includes('--smoke') ? '1' : '256' }, transports: { type: 'string', default: 'threads,tcp' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: 'boolean', default: false },
+      ranks: { type: 'string', default: '2' },
+      'max-mb': { type: 'string', default: argv.includes('--smoke') ? '1' : '256' },
+      transports: { type: 'string', default: 'threads,tcp' },
+    },
+  });
   const ranks = Number(values.ranks);
   const sizes = [];
   for (let mb = 1; mb <= Number(values['max-mb']); mb *= 4) sizes.push(mb);
   const self = fileURLToPath(import.meta.url);
-  console.log(`collectives over ${ranks} ranks; ratio = op time / time of one copy of the same bytes (lower is better)`);
+  console.log(
+    `collectives over ${ranks} ranks; ratio = op time / time of one copy of the same bytes (lower is better)`,
+  );
   console.log('transport  op             MB    ms/call   GB/s   copy GB/s   ratio');
   for (const transport of values.transports.split(',')) {
     let rows;
@@ -60,14 +68,24 @@ if (isThreadRank()) {
       rows = (await spawnThreadRanks(new URL(import.meta.url), ranks, { sizes }, { timeoutMs: 600_000 }))[0];
     } else if (transport === 'tcp') {
       let out = '';
-      const res = await launchLocal({ nproc: ranks, masterPort: 29000 + (process.pid % 1000), command: [process.execPath, self, '--rank', JSON.stringify(sizes)], onLine: (r, s, l) => { if (l.startsWith('ROWS ')) out = l.slice(5); else if (s === 'stderr') console.error(`[rank ${r}] ${l}`); } });
+      const res = await launchLocal({
+        nproc: ranks,
+        masterPort: 29000 + (process.pid % 1000),
+        command: [process.execPath, self, '--rank', JSON.stringify(sizes)],
+        onLine: (r, s, l) => {
+          if (l.startsWith('ROWS ')) out = l.slice(5);
+          else if (s === 'stderr') console.error(`[rank ${r}] ${l}`);
+        },
+      });
       if (res.code !== 0) throw new Error(`tcp ranks failed: ${JSON.stringify(res.failures)}`);
       rows = JSON.parse(out);
     } else throw new Error(`unknown transport ${transport}`);
     for (const r of rows) {
-      const gbs = (r.mb / 1024) / (r.ms / 1000);
-      const copyGbs = (r.mb / 1024) / (r.copyMs / 1000);
-      console.log(`${transport.padEnd(10)} ${r.op.padEnd(14)} ${String(r.mb).padStart(4)} ${r.ms.toFixed(2).padStart(10)} ${gbs.toFixed(2).padStart(6)} ${copyGbs.toFixed(2).padStart(11)} ${(r.ms / r.copyMs).toFixed(1).padStart(7)}`);
+      const gbs = r.mb / 1024 / (r.ms / 1000);
+      const copyGbs = r.mb / 1024 / (r.copyMs / 1000);
+      console.log(
+        `${transport.padEnd(10)} ${r.op.padEnd(14)} ${String(r.mb).padStart(4)} ${r.ms.toFixed(2).padStart(10)} ${gbs.toFixed(2).padStart(6)} ${copyGbs.toFixed(2).padStart(11)} ${(r.ms / r.copyMs).toFixed(1).padStart(7)}`,
+      );
     }
   }
 }

@@ -11,11 +11,27 @@ import { parseArgs } from 'node:util';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, steps: { type: 'string', default: smoke ? '2' : '6' }, dp: { type: 'string', default: '2' }, zero: { type: 'string', default: '1' }, transport: { type: 'string', default: 'threads' }, hidden: { type: 'string', default: smoke ? '32' : '128' }, layers: { type: 'string', default: smoke ? '2' : '4' }, seq: { type: 'string', default: smoke ? '32' : '128' } },
+  options: {
+    smoke: { type: 'boolean', default: false },
+    steps: { type: 'string', default: smoke ? '2' : '6' },
+    dp: { type: 'string', default: '2' },
+    zero: { type: 'string', default: '1' },
+    transport: { type: 'string', default: 'threads' },
+    hidden: { type: 'string', default: smoke ? '32' : '128' },
+    layers: { type: 'string', default: smoke ? '2' : '4' },
+    seq: { type: 'string', default: smoke ? '32' : '128' },
+  },
 });
 const bin = path.resolve(import.meta.dirname, '../packages/cli/dist/bin.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-bench-dp-'));
-writeFileSync(path.join(tmp, 'text.txt'), Array.from({ length: smoke ? 400 : 4000 }, (_, i) => `Line ${i}: data parallel ranks each take a share of the global batch; ${i * 17} tokens later the gradients meet.`).join('\n'));
+writeFileSync(
+  path.join(tmp, 'text.txt'),
+  Array.from(
+    { length: smoke ? 400 : 4000 },
+    (_, i) =>
+      `Line ${i}: data parallel ranks each take a share of the global batch; ${i * 17} tokens later the gradients meet.`,
+  ).join('\n'),
+);
 const run = (args, env = {}) => {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   if (r.status !== 0) throw new Error(`yuan ${args.join(' ')} failed: ${r.stderr}`);
@@ -23,11 +39,53 @@ const run = (args, env = {}) => {
 };
 run(['data', 'prepare', path.join(tmp, 'text.txt'), '--tokenizer', 'bytes', '--output', path.join(tmp, 'data')]);
 const dp = Number(values.dp);
-const common = ['train', '--preset', 'tiny-lfa', '--set', `model.hiddenSize=${values.hidden}`, '--set', `model.numLayers=${values.layers}`, '--set', `train.seqLength=${values.seq}`, '--set', 'train.microBatchSize=4', '--set', 'train.validEvery=0', '--set', 'train.checkpointEvery=0', '--data', path.join(tmp, 'data'), '--steps', values.steps, '--microbatches', String(2 * dp), '--json'];
+const common = [
+  'train',
+  '--preset',
+  'tiny-lfa',
+  '--set',
+  `model.hiddenSize=${values.hidden}`,
+  '--set',
+  `model.numLayers=${values.layers}`,
+  '--set',
+  `train.seqLength=${values.seq}`,
+  '--set',
+  'train.microBatchSize=4',
+  '--set',
+  'train.validEvery=0',
+  '--set',
+  'train.checkpointEvery=0',
+  '--data',
+  path.join(tmp, 'data'),
+  '--steps',
+  values.steps,
+  '--microbatches',
+  String(2 * dp),
+  '--json',
+];
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const tps = (out) => JSON.parse(out.trim().split('\n').pop()).tokensPerSecond;
 const single = tps(run([...common, '--out', path.join(tmp, 'single')], { YUAN_NATIVE_THREADS: String(cpus().length) }));
-const parallel = tps(run([...common, '--out', path.join(tmp, 'dp'), '--dp', String(dp), '--zero', values.zero, '--transport', values.transport], { YUAN_NATIVE_THREADS: '1' }));
+const parallel = tps(
+  run(
+    [
+      ...common,
+      '--out',
+      path.join(tmp, 'dp'),
+      '--dp',
+      String(dp),
+      '--zero',
+      values.zero,
+      '--transport',
+      values.transport,
+    ],
+    { YUAN_NATIVE_THREADS: '1' },
+  ),
+);
 console.log(`one process, ${cpus().length} BLAS threads: ${single.toFixed(0)} tokens/s`);
-console.log(`--dp ${dp} --zero ${values.zero} (${values.transport}, 1 BLAS thread per rank): ${parallel.toFixed(0)} tokens/s`);
-console.log(`ratio --dp ${dp} / one process: ${(parallel / single).toFixed(2)}× (limit on this ${cpus().length}-core machine: ${Math.min(dp, cpus().length)}×)`);
+console.log(
+  `--dp ${dp} --zero ${values.zero} (${values.transport}, 1 BLAS thread per rank): ${parallel.toFixed(0)} tokens/s`,
+);
+console.log(
+  `ratio --dp ${dp} / one process: ${(parallel / single).toFixed(2)}× (limit on this ${cpus().length}-core machine: ${Math.min(dp, cpus().length)}×)`,
+);

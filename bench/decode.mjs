@@ -37,9 +37,11 @@ const { values: opt } = parseArgs({
 });
 const smoke = Boolean(opt.smoke);
 const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
-const shape = opt.shape ? JSON.parse(opt.shape) : smoke
-  ? { vocab: 512, hidden: 128, layers: 2, heads: 4, ffn: 512 }
-  : { vocab: 135040, hidden: 2048, layers: 24, heads: 32, ffn: 8192 };
+const shape = opt.shape
+  ? JSON.parse(opt.shape)
+  : smoke
+    ? { vocab: 512, hidden: 128, layers: 2, heads: 4, ffn: 512 }
+    : { vocab: 135040, hidden: 2048, layers: 24, heads: 32, ffn: 8192 };
 const tokens = Number(opt.tokens ?? (smoke ? 4 : 32));
 const prompt = Number(opt.prompt ?? (smoke ? 4 : 8));
 for (const [k, v] of Object.entries({ tokens, prompt, rounds: Number(opt.rounds ?? 1) })) {
@@ -60,7 +62,13 @@ if (opt.child === 'yuan') {
   await initBackend('native');
   const format = weightFormatPlugins.find((f) => f.name === opt.file);
   const config = resolveConfig(getPreset('yuan2-2b').config, {
-    model: { vocabSize: shape.vocab, hiddenSize: shape.hidden, numLayers: shape.layers, numHeads: shape.heads, ffnSize: shape.ffn },
+    model: {
+      vocabSize: shape.vocab,
+      hiddenSize: shape.hidden,
+      numLayers: shape.layers,
+      numHeads: shape.heads,
+      ffnSize: shape.ffn,
+    },
   });
   const t0 = performance.now();
   const model = await initInferenceModel(config, lfaAttention, 0, { format });
@@ -72,18 +80,30 @@ if (opt.child === 'yuan') {
   const t1 = performance.now();
   for (let i = 0; i < tokens; i++) logits = dec.forward([{ sequence: seq, tokens: [argmax(logits)] }]);
   const dt = (performance.now() - t1) / 1000;
-  console.log(JSON.stringify({ tokensPerSecond: tokens / dt, bytes: weightBytes(dec.weights), rssMB: rssMB(), startSeconds: start }));
+  console.log(
+    JSON.stringify({
+      tokensPerSecond: tokens / dt,
+      bytes: weightBytes(dec.weights),
+      rssMB: rssMB(),
+      startSeconds: start,
+    }),
+  );
   process.exit(0);
 }
 if (opt.child === 'llama') {
-  const { getLlama } = await import(pathToFileURL(path.join(here, '.llama', 'node_modules', 'node-llama-cpp', 'dist', 'index.js')).href);
+  const { getLlama } = await import(
+    pathToFileURL(path.join(here, '.llama', 'node_modules', 'node-llama-cpp', 'dist', 'index.js')).href
+  );
   const llama = await getLlama({ gpu: false, build: 'never', progressLogs: false, logLevel: 'error' });
   const model = await llama.loadModel({ modelPath: opt.file, gpuLayers: 0, useMmap: true });
   const context = await model.createContext({ contextSize: 512, threads, batchSize: 64 });
   const sequence = context.getSequence();
   let n = 0;
   let t1 = 0;
-  for await (const _ of sequence.evaluate(Array.from({ length: prompt }, (_, i) => 300 + i), { temperature: 0 })) {
+  for await (const _ of sequence.evaluate(
+    Array.from({ length: prompt }, (_, i) => 300 + i),
+    { temperature: 0 },
+  )) {
     if (n === 0) t1 = performance.now(); // the first token ends the prompt; time the next `tokens`
     if (++n > tokens) break;
   }
@@ -114,24 +134,39 @@ function bandwidth() {
 }
 
 function run(args, what) {
-  const r = spawnSync(args[0], args.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, YUAN_NATIVE_THREADS: String(threads) } });
+  const r = spawnSync(args[0], args.slice(1), {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    env: { ...process.env, YUAN_NATIVE_THREADS: String(threads) },
+  });
   const line = (r.stdout ?? '').trim().split('\n').pop();
   try {
     return JSON.parse(line);
   } catch {
-    return { error: `${what} failed (exit ${r.status}): ${((r.stderr || r.stdout || '').trim().split('\n').slice(-2).join(' ')).slice(0, 300)}` };
+    return {
+      error: `${what} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().split('\n').slice(-2).join(' ').slice(0, 300)}`,
+    };
   }
 }
 
 function pythonWith(modules) {
-  const ok = (py) => py && existsSync(py) && spawnSync(py, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' }).status === 0;
-  const candidates = [opt.python, process.env.TORCH_PYTHON, path.join(root, '.venv-clients', 'bin', 'python'), path.join(here, '.venv', 'bin', 'python')];
+  const ok = (py) =>
+    py && existsSync(py) && spawnSync(py, ['-c', `import ${modules.join(', ')}`], { stdio: 'ignore' }).status === 0;
+  const candidates = [
+    opt.python,
+    process.env.TORCH_PYTHON,
+    path.join(root, '.venv-clients', 'bin', 'python'),
+    path.join(here, '.venv', 'bin', 'python'),
+  ];
   const found = candidates.find(ok);
   if (found || smoke) return found;
   const venv = path.join(here, '.venv');
   console.log(`installing ${modules.join(', ')} into bench/.venv for the comparison ...`);
   if (!existsSync(path.join(venv, 'bin', 'python'))) spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
-  spawnSync(path.join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '-q', ...modules], { stdio: 'ignore', timeout: 1_200_000 });
+  spawnSync(path.join(venv, 'bin', 'python'), ['-m', 'pip', 'install', '-q', ...modules], {
+    stdio: 'ignore',
+    timeout: 1_200_000,
+  });
   return ok(path.join(venv, 'bin', 'python')) ? path.join(venv, 'bin', 'python') : undefined;
 }
 
@@ -140,8 +175,13 @@ function llamaModule() {
   if (existsSync(entry) || smoke) return existsSync(entry) ? entry : undefined;
   console.log('installing node-llama-cpp@3.21.1 into bench/.llama for the comparison ...');
   mkdirSync(path.join(here, '.llama'), { recursive: true });
-  if (!existsSync(path.join(here, '.llama', 'package.json'))) writeFileSync(path.join(here, '.llama', 'package.json'), '{"private": true}\n');
-  spawnSync('npm', ['install', '--no-audit', '--no-fund', 'node-llama-cpp@3.21.1'], { cwd: path.join(here, '.llama'), stdio: 'ignore', timeout: 1_200_000 });
+  if (!existsSync(path.join(here, '.llama', 'package.json')))
+    writeFileSync(path.join(here, '.llama', 'package.json'), '{"private": true}\n');
+  spawnSync('npm', ['install', '--no-audit', '--no-fund', 'node-llama-cpp@3.21.1'], {
+    cwd: path.join(here, '.llama'),
+    stdio: 'ignore',
+    timeout: 1_200_000,
+  });
   return existsSync(entry) ? entry : undefined;
 }
 
@@ -153,11 +193,31 @@ const llamaBytes = (perWeight) => (params.embed + shape.layers * params.layer) *
 
 const bw = bandwidth();
 const formats = (opt.formats ?? 'fp32,bf16,int8,int4').split(',');
-const engines = formats.map((f) => ({ name: `yuan ${f}`, args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f] }));
+const engines = formats.map((f) => ({
+  name: `yuan ${f}`,
+  args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
+}));
 const py = opt['no-torch'] ? undefined : pythonWith(['torch', 'transformers']);
 if (opt['no-torch']) console.log('PyTorch: skipped (--no-torch)');
 else if (!py) console.log('PyTorch: skipped (no Python with torch and transformers: give --python or TORCH_PYTHON)');
-else for (const dtype of ['fp32', 'bf16']) engines.push({ name: `torch ${dtype}`, args: [py, path.join(here, 'decode_torch.py'), '--dtype', dtype, '--threads', String(threads), '--tokens', String(tokens), '--prompt', String(prompt), ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)])] });
+else
+  for (const dtype of ['fp32', 'bf16'])
+    engines.push({
+      name: `torch ${dtype}`,
+      args: [
+        py,
+        path.join(here, 'decode_torch.py'),
+        '--dtype',
+        dtype,
+        '--threads',
+        String(threads),
+        '--tokens',
+        String(tokens),
+        '--prompt',
+        String(prompt),
+        ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)]),
+      ],
+    });
 const work = mkdtempSync(path.join(tmpdir(), 'yuan-bench-decode-'));
 const gguf = opt['no-llama'] ? undefined : pythonWith(['gguf', 'numpy']);
 const llama = opt['no-llama'] ? undefined : llamaModule();
@@ -165,12 +225,28 @@ if (opt['no-llama']) console.log('llama.cpp: skipped (--no-llama)');
 else if (!llama) console.log('llama.cpp: skipped (node-llama-cpp is not installed in bench/.llama)');
 else if (!gguf) console.log('llama.cpp: skipped (no Python with the gguf package to write the model)');
 else {
-  for (const [type, perWeight] of [['F16', 2], ['Q8_0', 34 / 32], ['Q4_0', 18 / 32]]) {
-    engines.push({ name: `llama.cpp ${type}`, type, bytes: llamaBytes(perWeight), file: path.join(work, `${type}.gguf`) });
+  for (const [type, perWeight] of [
+    ['F16', 2],
+    ['Q8_0', 34 / 32],
+    ['Q4_0', 18 / 32],
+  ]) {
+    engines.push({
+      name: `llama.cpp ${type}`,
+      type,
+      bytes: llamaBytes(perWeight),
+      file: path.join(work, `${type}.gguf`),
+    });
   }
 }
 
-console.log(`shape: vocab ${shape.vocab}, hidden ${shape.hidden}, ${shape.layers} layers, ${shape.heads} heads, ffn ${shape.ffn}; ${tokens} tokens after a ${prompt}-token prompt, ${threads} threads; load average ${(await import('node:os')).loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+console.log(
+  `shape: vocab ${shape.vocab}, hidden ${shape.hidden}, ${shape.layers} layers, ${shape.heads} heads, ffn ${shape.ffn}; ${tokens} tokens after a ${prompt}-token prompt, ${threads} threads; load average ${(
+    await import('node:os')
+  )
+    .loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ')}`,
+);
 console.log(`memory bandwidth (read, ${threads} threads): ${bw.toFixed(1)} GB/s`);
 const results = new Map();
 try {
@@ -179,13 +255,47 @@ try {
       let r;
       if (e.type) {
         if (!existsSync(e.file)) {
-          const w = spawnSync(gguf, [path.join(here, 'decode_gguf.py'), e.file, '--type', e.type, ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)])], { encoding: 'utf8' });
+          const w = spawnSync(
+            gguf,
+            [
+              path.join(here, 'decode_gguf.py'),
+              e.file,
+              '--type',
+              e.type,
+              ...Object.entries(shape).flatMap(([k, v]) => [`--${k}`, String(v)]),
+            ],
+            { encoding: 'utf8' },
+          );
           if (w.status !== 0) r = { error: `writing the GGUF failed: ${w.stderr.trim().split('\n').pop()}` };
         }
-        r ??= run([process.execPath, fileURLToPath(import.meta.url), '--child', 'llama', '--file', e.file, '--tokens', String(tokens), '--prompt', String(prompt)], e.name);
+        r ??= run(
+          [
+            process.execPath,
+            fileURLToPath(import.meta.url),
+            '--child',
+            'llama',
+            '--file',
+            e.file,
+            '--tokens',
+            String(tokens),
+            '--prompt',
+            String(prompt),
+          ],
+          e.name,
+        );
         if (!r.error) r.bytes = e.bytes;
       } else {
-        r = run([...e.args, '--tokens', String(tokens), '--prompt', String(prompt), ...(e.name.startsWith('yuan') ? ['--shape', JSON.stringify(shape)] : [])], e.name);
+        r = run(
+          [
+            ...e.args,
+            '--tokens',
+            String(tokens),
+            '--prompt',
+            String(prompt),
+            ...(e.name.startsWith('yuan') ? ['--shape', JSON.stringify(shape)] : []),
+          ],
+          e.name,
+        );
       }
       const prev = results.get(e.name);
       if (!prev || prev.error || (!r.error && r.tokensPerSecond > prev.tokensPerSecond)) results.set(e.name, r);
@@ -197,7 +307,9 @@ try {
 }
 
 const pad = (s, n) => String(s).padEnd(n);
-console.log(`${pad('engine', 16)} ${pad('tokens/s', 9)} ${pad('GB/token', 9)} ${pad('limit t/s', 10)} ${pad('of limit', 9)} ${pad('RSS MB', 8)} start s`);
+console.log(
+  `${pad('engine', 16)} ${pad('tokens/s', 9)} ${pad('GB/token', 9)} ${pad('limit t/s', 10)} ${pad('of limit', 9)} ${pad('RSS MB', 8)} start s`,
+);
 for (const [name, r] of results) {
   if (r.error) {
     console.log(`${pad(name, 16)} skipped (${r.error})`);
@@ -208,5 +320,10 @@ for (const [name, r] of results) {
     `${pad(name, 16)} ${pad(r.tokensPerSecond.toFixed(2), 9)} ${pad((r.bytes / 1e9).toFixed(2), 9)} ${pad(limit.toFixed(1), 10)} ${pad(`${((100 * r.tokensPerSecond) / limit).toFixed(0)}%`, 9)} ${pad(r.rssMB.toFixed(0), 8)} ${r.startSeconds?.toFixed(1) ?? '-'}`,
   );
 }
-const ratio = (a, b) => (results.get(a)?.tokensPerSecond && results.get(b)?.tokensPerSecond ? `${(results.get(a).tokensPerSecond / results.get(b).tokensPerSecond).toFixed(2)}x` : 'n/a');
-console.log(`ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`);
+const ratio = (a, b) =>
+  results.get(a)?.tokensPerSecond && results.get(b)?.tokensPerSecond
+    ? `${(results.get(a).tokensPerSecond / results.get(b).tokensPerSecond).toFixed(2)}x`
+    : 'n/a';
+console.log(
+  `ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`,
+);

@@ -7,19 +7,30 @@ import path from 'node:path';
 export function benchTexts(datasets) {
   const texts = [];
   if (existsSync(datasets)) {
-    for (const l of readFileSync(path.join(datasets, 'wikitext-2', 'test.txt'), 'utf8').split('\n')) if (l.length > 200) texts.push(l.trim());
-    for (const l of readFileSync(path.join(datasets, 'gsm8k', 'train.jsonl'), 'utf8').trim().split('\n')) {
+    for (const l of readFileSync(path.join(datasets, 'wikitext-2', 'test.txt'), 'utf8').split('\n'))
+      if (l.length > 200) texts.push(l.trim());
+    for (const l of readFileSync(path.join(datasets, 'gsm8k', 'train.jsonl'), 'utf8')
+      .trim()
+      .split('\n')) {
       const g = JSON.parse(l);
       texts.push(`${g.question}\n${g.answer}`);
     }
-    for (const l of readFileSync(path.join(datasets, 'agieval', 'gaokao-chinese.jsonl'), 'utf8').trim().split('\n')) {
+    for (const l of readFileSync(path.join(datasets, 'agieval', 'gaokao-chinese.jsonl'), 'utf8')
+      .trim()
+      .split('\n')) {
       const p = JSON.parse(l).passage;
       if (p) texts.push(p);
     }
   } else {
     console.log(`datasets not found at ${datasets}: using generated text`);
-    const w = 'the of and to in is was for on that with as by at from his her which were are this be have an it not or their had'.split(' ');
-    for (let i = 0; i < 5000; i++) texts.push(Array.from({ length: 150 }, (_, j) => w[(i * 31 + j * 17 + (j * j) % 7) % w.length]).join(' ') + '.');
+    const w =
+      'the of and to in is was for on that with as by at from his her which were are this be have an it not or their had'.split(
+        ' ',
+      );
+    for (let i = 0; i < 5000; i++)
+      texts.push(
+        Array.from({ length: 150 }, (_, j) => w[(i * 31 + j * 17 + ((j * j) % 7)) % w.length]).join(' ') + '.',
+      );
   }
   return texts;
 }

@@ -37,11 +37,26 @@ async function child(mode, input, output, workers) {
   const { runFilter } = await import('@yuan/data-filter');
   const report = await runFilter({ inputs: [input], output, preset: 'yuan-zh-en', workers });
   const seconds = (performance.now() - t) / 1000;
-  console.log(JSON.stringify({ seconds, documents: report.input.documents, kept: report.result.kept, filters: report.filters.map((s) => [s.label, s.seconds]) }));
+  console.log(
+    JSON.stringify({
+      seconds,
+      documents: report.input.documents,
+      kept: report.result.kept,
+      filters: report.filters.map((s) => [s.label, s.seconds]),
+    }),
+  );
 }
 
 async function main() {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string' }, child: { type: 'string' }, workers: { type: 'string' }, smoke: { type: 'boolean', default: false } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      repeat: { type: 'string' },
+      child: { type: 'string' },
+      workers: { type: 'string' },
+      smoke: { type: 'boolean', default: false },
+    },
+  });
   if (values.child) return child(values.child, positionals[0], positionals[1], Number(values.workers ?? 1));
   const smoke = values.smoke;
   const targetMB = Number(positionals[0] ?? (smoke ? 0.5 : 100));
@@ -61,24 +76,45 @@ async function main() {
     const input = path.join(dir, 'in.jsonl');
     const documents = await writeBenchCorpus(input, targetMB, texts);
     const mb = statSync(input).size / 1e6;
-    console.log(`input: ${documents} documents, ${mb.toFixed(1)} MB; ${availableParallelism()} cores, load ${loadavg().map((x) => x.toFixed(1)).join(' ')}; best of ${repeat} interleaved fresh-process runs`);
+    console.log(
+      `input: ${documents} documents, ${mb.toFixed(1)} MB; ${availableParallelism()} cores, load ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}; best of ${repeat} interleaved fresh-process runs`,
+    );
 
-    const run = (mode, output, w = 1) => JSON.parse(execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', mode, '--workers', String(w), input, path.join(dir, output)], { encoding: 'utf8' }));
+    const run = (mode, output, w = 1) =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [fileURLToPath(import.meta.url), '--child', mode, '--workers', String(w), input, path.join(dir, output)],
+          { encoding: 'utf8' },
+        ),
+      );
     const runs = { floor: [], one: [], many: [] };
     for (let r = 0; r < repeat; r++) {
       runs.floor.push(run('floor', 'floor.jsonl'));
       runs.one.push(run('filter', 'one.jsonl', 1));
       runs.many.push(run('filter', 'many.jsonl', workers));
-      if (!readFileSync(path.join(dir, 'one.jsonl')).equals(readFileSync(path.join(dir, 'many.jsonl')))) throw new Error(`--workers ${workers} output differs from --workers 1`);
+      if (!readFileSync(path.join(dir, 'one.jsonl')).equals(readFileSync(path.join(dir, 'many.jsonl'))))
+        throw new Error(`--workers ${workers} output differs from --workers 1`);
     }
     const best = (list) => list.reduce((a, b) => (b.seconds < a.seconds ? b : a));
     const [f, one, many] = [best(runs.floor), best(runs.one), best(runs.many)];
     const all = (list) => list.map((x) => x.seconds.toFixed(2)).join(', ');
     const rate = (s) => mb / s;
-    console.log(`floor (readline + JSON.parse + JSON.stringify + write): ${rate(f.seconds).toFixed(1)} MB/s  (runs ${all(runs.floor)} s)`);
-    console.log(`preset yuan-zh-en, --workers 1:  ${rate(one.seconds).toFixed(1)} MB/s  ${(f.seconds / one.seconds).toFixed(3)}x floor, ${Math.round(one.documents / one.seconds)} docs/s, kept ${one.kept}/${one.documents}  (runs ${all(runs.one)} s)`);
-    console.log(`preset yuan-zh-en, --workers ${workers}:  ${rate(many.seconds).toFixed(1)} MB/s  ${(f.seconds / many.seconds).toFixed(3)}x floor; ${(one.seconds / many.seconds).toFixed(2)}x --workers 1 (limit ${workers}x), byte-identical output  (runs ${all(runs.many)} s)`);
-    console.log('time per filter, --workers 1 (s):', one.filters.map(([label, s]) => `${label} ${s.toFixed(2)}`).join(', '));
+    console.log(
+      `floor (readline + JSON.parse + JSON.stringify + write): ${rate(f.seconds).toFixed(1)} MB/s  (runs ${all(runs.floor)} s)`,
+    );
+    console.log(
+      `preset yuan-zh-en, --workers 1:  ${rate(one.seconds).toFixed(1)} MB/s  ${(f.seconds / one.seconds).toFixed(3)}x floor, ${Math.round(one.documents / one.seconds)} docs/s, kept ${one.kept}/${one.documents}  (runs ${all(runs.one)} s)`,
+    );
+    console.log(
+      `preset yuan-zh-en, --workers ${workers}:  ${rate(many.seconds).toFixed(1)} MB/s  ${(f.seconds / many.seconds).toFixed(3)}x floor; ${(one.seconds / many.seconds).toFixed(2)}x --workers 1 (limit ${workers}x), byte-identical output  (runs ${all(runs.many)} s)`,
+    );
+    console.log(
+      'time per filter, --workers 1 (s):',
+      one.filters.map(([label, s]) => `${label} ${s.toFixed(2)}`).join(', '),
+    );
 
     const { bands, rows } = chooseBands(0.75, 128);
     const hasher = new MinHasher({ ngram: 5, numPerm: bands * rows, bands, rows, seed: 1 });
@@ -89,7 +125,9 @@ async function main() {
     let _sink = 0; // keeps each signature's result alive
     for (let rep = 0; rep < reps; rep++) for (const t of sample) _sink ^= hasher.bandKeys(hasher.signature(t))[0];
     const seconds = (performance.now() - t0) / 1000;
-    console.log(`MinHash (${bands * rows} permutations, 5-token shingles, texts of <= 1000 chars, mean ${((sampleMB * 1e6) / sample.length).toFixed(0)} bytes): ${Math.round((reps * sample.length) / seconds)} signatures/s (${((reps * sampleMB) / seconds).toFixed(1)} MB/s)`);
+    console.log(
+      `MinHash (${bands * rows} permutations, 5-token shingles, texts of <= 1000 chars, mean ${((sampleMB * 1e6) / sample.length).toFixed(0)} bytes): ${Math.round((reps * sample.length) / seconds)} signatures/s (${((reps * sampleMB) / seconds).toFixed(1)} MB/s)`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,7 +9,13 @@ import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const { values } = parseArgs({
-  options: { preset: { type: 'string', default: 'tiny-lfa' }, tokens: { type: 'string', default: smoke ? '8' : '64' }, prompt: { type: 'string', default: smoke ? '4' : '16' }, backend: { type: 'string' }, smoke: { type: 'boolean', default: false } },
+  options: {
+    preset: { type: 'string', default: 'tiny-lfa' },
+    tokens: { type: 'string', default: smoke ? '8' : '64' },
+    prompt: { type: 'string', default: smoke ? '4' : '16' },
+    backend: { type: 'string' },
+    smoke: { type: 'boolean', default: false },
+  },
 });
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
@@ -28,7 +34,9 @@ function time(useCache) {
 const cached = time(true);
 const full = time(false);
 if (cached.ids.join() !== full.ids.join()) throw new Error('cache and no-cache generations differ');
-console.log(`preset ${values.preset}, backend ${backend.name}, prompt ${prompt.length} tokens, ${maxNewTokens} new tokens`);
+console.log(
+  `preset ${values.preset}, backend ${backend.name}, prompt ${prompt.length} tokens, ${maxNewTokens} new tokens`,
+);
 console.log(`with cache   ${cached.tokensPerSecond.toFixed(1)} tokens/s`);
 console.log(`no cache     ${full.tokensPerSecond.toFixed(1)} tokens/s`);
 console.log(`ratio        ${(cached.tokensPerSecond / full.tokensPerSecond).toFixed(2)}x (cache / no-cache)`);

@@ -63,16 +63,34 @@ async function yuanWorker() {
   const backend = await initBackend(values.backend);
   const preset = getPreset(values.preset).config;
   const config = resolveConfig(preset, {
-    model: { ...(values.layers ? { numLayers: Number(values.layers) } : {}), maxPositions: Math.max(seq, preset.model?.maxPositions ?? 0) },
-    train: { seqLength: seq, microBatchSize: batch, gradAccumulation: 1, warmupSteps: 0, lr: 1e-4, minLr: 1e-5, resetPositionIds: false, validEvery: 0 },
+    model: {
+      ...(values.layers ? { numLayers: Number(values.layers) } : {}),
+      maxPositions: Math.max(seq, preset.model?.maxPositions ?? 0),
+    },
+    train: {
+      seqLength: seq,
+      microBatchSize: batch,
+      gradAccumulation: 1,
+      warmupSteps: 0,
+      lr: 1e-4,
+      minLr: 1e-5,
+      resetPositionIds: false,
+      validEvery: 0,
+    },
   });
   const attention = config.attention.name === 'lfa' ? lfaAttention : mhaAttention;
   const rng = new Rng(1);
   // random tokens, packed as `yuan data prepare` packs data, enough for the steps
   const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-lora-'));
   const vocab = config.model.vocabSize;
-  const w = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: vocab, special: { eod: vocab - 1, sep: vocab - 2, pad: vocab - 3 }, validFraction: 0 });
-  for (let d = 0; d < steps + 2; d++) await w.addDocument(Array.from({ length: batch * (seq + 1) }, () => rng.nextUint32() % (vocab - 3)));
+  const w = await PackWriter.create(dir, {
+    tokenizer: { name: 'bytes' },
+    vocabSize: vocab,
+    special: { eod: vocab - 1, sep: vocab - 2, pad: vocab - 3 },
+    validFraction: 0,
+  });
+  for (let d = 0; d < steps + 2; d++)
+    await w.addDocument(Array.from({ length: batch * (seq + 1) }, () => rng.nextUint32() % (vocab - 3)));
   await w.finish();
   // the frozen base: each weight made when the model asks for it, tiled from one random block, and let go at once
   const specs = modelParameters(config, attention);
@@ -84,13 +102,19 @@ async function yuanWorker() {
       const out = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
       if (s.init.kind === 'ones') return out.fill(1);
       const scale = s.init.kind === 'normal' ? s.init.std : s.init.kind === 'uniform' ? s.init.bound / 2 : 0;
-      for (let i = 0; i < out.length; i += block.length) out.set(block.subarray(0, Math.min(block.length, out.length - i)), i);
+      for (let i = 0; i < out.length; i += block.length)
+        out.set(block.subarray(0, Math.min(block.length, out.length - i)), i);
       for (let i = 0; i < out.length; i++) out[i] *= scale;
       return out;
     }
   }
   const t0 = performance.now();
-  const options = { rank: Number(values.rank), alpha: Number(values.alpha), dropout: Number(values.dropout), targets: values.targets.split(',') };
+  const options = {
+    rank: Number(values.rank),
+    alpha: Number(values.alpha),
+    dropout: Number(values.dropout),
+    targets: values.targets.split(','),
+  };
   const recompute = values.recompute === 'full';
   const engine = await adapterEngine({ plugin: loraAdapter, options, base: async () => new Tiled(), recompute })({
     config,
@@ -140,18 +164,28 @@ async function yuanWorker() {
 /** Runs a child and parses the JSON line it prints last; a failure is an error with its stderr's tail. */
 function jsonChild(command, args, env) {
   const r = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`bench/lora: ${command} ${args.slice(0, 2).join(' ')} exited ${r.status ?? r.signal}:\n${(r.stderr ?? '').trim().split('\n').slice(-12).join('\n')}`);
+  if (r.status !== 0)
+    throw new Error(
+      `bench/lora: ${command} ${args.slice(0, 2).join(' ')} exited ${r.status ?? r.signal}:\n${(r.stderr ?? '').trim().split('\n').slice(-12).join('\n')}`,
+    );
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
 
 /** The Python with torch, transformers and peft, or the one-line reason there is none. */
 function findPython() {
-  const candidates = [values.python, process.env.TORCH_PYTHON, path.join(here, '..', '.venv-clients', 'bin', 'python'), 'python3'].filter(Boolean);
+  const candidates = [
+    values.python,
+    process.env.TORCH_PYTHON,
+    path.join(here, '..', '.venv-clients', 'bin', 'python'),
+    'python3',
+  ].filter(Boolean);
   const python = candidates.find((c) => !c.includes('/') || existsSync(c));
   const probe = spawnSync(python, ['-c', 'import torch, transformers, peft'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split('\n').pop();
-    return { skipped: `${python} cannot import torch, transformers and peft (${why}); give --python, or run .ci/run's install into .venv-clients` };
+    return {
+      skipped: `${python} cannot import torch, transformers and peft (${why}); give --python, or run .ci/run's install into .venv-clients`,
+    };
   }
   return { python };
 }
@@ -164,7 +198,11 @@ if (values.worker) {
   const threads = values.threads;
   const env = { OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads, YUAN_NATIVE_THREADS: threads };
   const passed = process.argv.slice(2).filter((a) => a !== '--smoke');
-  const yuan = jsonChild(process.execPath, [fileURLToPath(import.meta.url), ...(smoke ? ['--smoke'] : []), ...passed, '--worker'], env);
+  const yuan = jsonChild(
+    process.execPath,
+    [fileURLToPath(import.meta.url), ...(smoke ? ['--smoke'] : []), ...passed, '--worker'],
+    env,
+  );
   const m = yuan.shape;
   const measured = (xs) => (xs.length > 1 ? xs.slice(1) : xs);
   const ySec = median(measured(yuan.seconds));
@@ -175,19 +213,66 @@ if (values.worker) {
       `torch ${values['torch-checkpointing'] ? 'with' : 'without'} gradient checkpointing`,
   );
   const row = (name, sec, cpu, rss, base, trainable, extra = '') =>
-    console.log(`${name.padEnd(34)} ${sec.toFixed(2).padStart(8)} s/step (${cpu.toFixed(1)} CPU s) ${(rss / GiB).toFixed(2).padStart(7)} GiB peak RSS  base ${base.toLocaleString('en-US')}, trainable ${trainable.toLocaleString('en-US')}${extra}`);
+    console.log(
+      `${name.padEnd(34)} ${sec.toFixed(2).padStart(8)} s/step (${cpu.toFixed(1)} CPU s) ${(rss / GiB).toFixed(2).padStart(7)} GiB peak RSS  base ${base.toLocaleString('en-US')}, trainable ${trainable.toLocaleString('en-US')}${extra}`,
+    );
   const yCpu = median(measured(yuan.cpuSeconds));
-  row(`yuan (${yuan.backend}, ${yuan.attention})`, ySec, yCpu, yuan.peakRssBytes, yuan.baseParameters, yuan.trainable, `; ${(yuan.loadedRssBytes / GiB).toFixed(2)} GiB after loading`);
+  row(
+    `yuan (${yuan.backend}, ${yuan.attention})`,
+    ySec,
+    yCpu,
+    yuan.peakRssBytes,
+    yuan.baseParameters,
+    yuan.trainable,
+    `; ${(yuan.loadedRssBytes / GiB).toFixed(2)} GiB after loading`,
+  );
   const py = findPython();
   if (py.skipped) {
     console.log(`torch + peft: skipped (${py.skipped})`);
   } else {
-    const args = [path.join(here, 'lora_torch.py'), '--vocab', m.vocabSize, '--hidden', m.hiddenSize, '--layers', m.numLayers, '--heads', m.numHeads, '--ffn', m.ffnSize, '--seq', seq, '--batch', batch, '--rank', values.rank, '--alpha', values.alpha, '--dropout', values.dropout, '--targets', values.targets, '--steps', steps, '--threads', threads].map(String);
+    const args = [
+      path.join(here, 'lora_torch.py'),
+      '--vocab',
+      m.vocabSize,
+      '--hidden',
+      m.hiddenSize,
+      '--layers',
+      m.numLayers,
+      '--heads',
+      m.numHeads,
+      '--ffn',
+      m.ffnSize,
+      '--seq',
+      seq,
+      '--batch',
+      batch,
+      '--rank',
+      values.rank,
+      '--alpha',
+      values.alpha,
+      '--dropout',
+      values.dropout,
+      '--targets',
+      values.targets,
+      '--steps',
+      steps,
+      '--threads',
+      threads,
+    ].map(String);
     if (values['torch-checkpointing']) args.push('--checkpointing');
     const torch = jsonChild(py.python, args, env);
     const tSec = median(measured(torch.seconds));
     const tCpu = median(measured(torch.cpuSeconds));
-    row(`torch ${torch.torch.split('+')[0]} + peft ${torch.peft} (llama)`, tSec, tCpu, torch.peakRssBytes, torch.baseParameters, torch.trainable);
-    console.log(`ratio yuan / torch+peft: step time ${(ySec / tSec).toFixed(2)}x, peak RSS ${(yuan.peakRssBytes / torch.peakRssBytes).toFixed(2)}x, CPU time ${(yCpu / tCpu).toFixed(2)}x`);
+    row(
+      `torch ${torch.torch.split('+')[0]} + peft ${torch.peft} (llama)`,
+      tSec,
+      tCpu,
+      torch.peakRssBytes,
+      torch.baseParameters,
+      torch.trainable,
+    );
+    console.log(
+      `ratio yuan / torch+peft: step time ${(ySec / tSec).toFixed(2)}x, peak RSS ${(yuan.peakRssBytes / torch.peakRssBytes).toFixed(2)}x, CPU time ${(yCpu / tCpu).toFixed(2)}x`,
+    );
   }
 }

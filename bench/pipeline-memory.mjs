@@ -18,13 +18,28 @@ import { initBackend } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
 const { values: o } = parseArgs({
-  options: { smoke: { type: 'boolean', default: false }, pp: { type: 'string', default: smoke ? '2' : '4' }, layers: { type: 'string', default: smoke ? '4' : '12' }, hidden: { type: 'string', default: '16' }, seq: { type: 'string', default: '8' }, batch: { type: 'string', default: '1' }, microbatches: { type: 'string', default: smoke ? '2' : '8' }, backend: { type: 'string', default: 'cpu' } },
+  options: {
+    smoke: { type: 'boolean', default: false },
+    pp: { type: 'string', default: smoke ? '2' : '4' },
+    layers: { type: 'string', default: smoke ? '4' : '12' },
+    hidden: { type: 'string', default: '16' },
+    seq: { type: 'string', default: '8' },
+    batch: { type: 'string', default: '1' },
+    microbatches: { type: 'string', default: smoke ? '2' : '8' },
+    backend: { type: 'string', default: 'cpu' },
+  },
 });
 const [P, L, H, S, B, M] = [o.pp, o.layers, o.hidden, o.seq, o.batch, o.microbatches].map(Number);
 await initBackend(o.backend);
 const dir = mkdtempSync(path.join(tmpdir(), 'yuan-bench-ppmem-'));
-const w = await PackWriter.create(path.join(dir, 'data'), { tokenizer: { name: 'bytes' }, vocabSize: 264, special: { eod: 256, sep: 257, pad: 258 }, validFraction: 0 });
-for (let i = 0; i < (smoke ? 100 : 400); i++) await w.addDocument([...Buffer.from(`document ${i}: some text for a pipeline, ${i * 31}`)]);
+const w = await PackWriter.create(path.join(dir, 'data'), {
+  tokenizer: { name: 'bytes' },
+  vocabSize: 264,
+  special: { eod: 256, sep: 257, pad: 258 },
+  validFraction: 0,
+});
+for (let i = 0; i < (smoke ? 100 : 400); i++)
+  await w.addDocument([...Buffer.from(`document ${i}: some text for a pipeline, ${i * 31}`)]);
 await w.finish();
 const config = resolveConfig({
   model: { vocabSize: 264, hiddenSize: H, numLayers: L, numHeads: 2, ffnSize: 2 * H, maxPositions: Math.max(32, S) },
@@ -33,8 +48,35 @@ const config = resolveConfig({
 });
 const MiB = (b) => (b / 2 ** 20).toFixed(3);
 for (const partition of smoke ? ['memory'] : ['uniform', 'memory']) {
-  const plan = planPipeline({ model: config.model, parameters: modelParameters(config, lfaAttention), attention: { plugin: lfaAttention, options: config.attention.options }, stages: P, microbatches: M, microBatchSize: B, seqLength: S, partition, recompute: 'full', schedule: '1f1b', fusedKernels: o.backend === 'native' });
-  const engine = await pipelineEngine({ stages: P, microbatches: M, schedule: '1f1b', partition: plan.blocks, recompute: 'full', plugins: [import.meta.resolve('@yuan/attention-lfa')] })({ config, train: trainConfig(config), attention: lfaAttention, data: path.join(dir, 'data'), seed: 1, totalSteps: 2, backend: o.backend });
+  const plan = planPipeline({
+    model: config.model,
+    parameters: modelParameters(config, lfaAttention),
+    attention: { plugin: lfaAttention, options: config.attention.options },
+    stages: P,
+    microbatches: M,
+    microBatchSize: B,
+    seqLength: S,
+    partition,
+    recompute: 'full',
+    schedule: '1f1b',
+    fusedKernels: o.backend === 'native',
+  });
+  const engine = await pipelineEngine({
+    stages: P,
+    microbatches: M,
+    schedule: '1f1b',
+    partition: plan.blocks,
+    recompute: 'full',
+    plugins: [import.meta.resolve('@yuan/attention-lfa')],
+  })({
+    config,
+    train: trainConfig(config),
+    attention: lfaAttention,
+    data: path.join(dir, 'data'),
+    seed: 1,
+    totalSteps: 2,
+    backend: o.backend,
+  });
   await engine.trainStep();
   await engine.trainStep();
   const measured = engine.stageReports.map((r) => r.activationPeakBytes);
@@ -45,7 +87,9 @@ for (const partition of smoke ? ['memory'] : ['uniform', 'memory']) {
   for (const [s, st] of plan.stages.entries()) {
     const static_ = st.weightBytes + st.gradientBytes + st.optimizerBytes;
     worst = Math.max(worst, static_ + measured[s]);
-    console.log(`${String(s).padStart(5)}  ${MiB(st.activationBytes).padStart(15)}  ${MiB(measured[s]).padStart(16)}  ${(measured[s] / st.activationBytes).toFixed(2).padStart(5)}  ${MiB(st.peakBytes).padStart(16)}  ${MiB(static_ + measured[s]).padStart(17)}${st.binding ? '  <- binds' : ''}`);
+    console.log(
+      `${String(s).padStart(5)}  ${MiB(st.activationBytes).padStart(15)}  ${MiB(measured[s]).padStart(16)}  ${(measured[s] / st.activationBytes).toFixed(2).padStart(5)}  ${MiB(st.peakBytes).padStart(16)}  ${MiB(static_ + measured[s]).padStart(17)}${st.binding ? '  <- binds' : ''}`,
+    );
   }
   console.log(`binding peak: planned ${MiB(plan.peakBytes)} MiB, measured ${MiB(worst)} MiB\n`);
 }

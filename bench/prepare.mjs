@@ -21,7 +21,15 @@ if (process.argv[2] === '--child') {
   const [workers, input, out, model] = process.argv.slice(3);
   const t0 = performance.now();
   const tok = await loadSentencePiece(model);
-  const r = await prepareData({ inputs: [input], output: out, format: 'yuan', tokenizer: tok, tokenizerSpec: { name: 'sentencepiece', path: model }, validFraction: 0.01, workers: Number(workers) });
+  const r = await prepareData({
+    inputs: [input],
+    output: out,
+    format: 'yuan',
+    tokenizer: tok,
+    tokenizerSpec: { name: 'sentencepiece', path: model },
+    validFraction: 0.01,
+    workers: Number(workers),
+  });
   console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000, tokens: r.tokens }));
   process.exit(0);
 }
@@ -41,7 +49,8 @@ function benchPython(install) {
   if (found || !install) return found;
   console.log('installing sentencepiece into bench/.venv for the comparison ...');
   if (!existsSync(py)) spawnSync('python3', ['-m', 'venv', venv], { stdio: 'ignore' });
-  if (existsSync(py)) spawnSync(py, ['-m', 'pip', 'install', '-q', 'sentencepiece'], { stdio: 'ignore', timeout: 300_000 });
+  if (existsSync(py))
+    spawnSync(py, ['-m', 'pip', 'install', '-q', 'sentencepiece'], { stdio: 'ignore', timeout: 300_000 });
   return has(py) ? py : undefined;
 }
 const smoke = process.argv.includes('--smoke');
@@ -56,13 +65,19 @@ if (!existsSync(model)) {
 
 // Distinct real text, no line repeated (a repeated line would flatter a tokenizer that caches words).
 const texts = new Set();
-for (const f of ['valid.txt', 'test.txt']) for (const l of readFileSync(path.join(shared, 'datasets', 'wikitext-2', f), 'utf8').split('\n')) if (l.trim().length > 80) texts.add(l.trim());
-for (const l of readFileSync(path.join(shared, 'datasets', 'gsm8k', 'train.jsonl'), 'utf8').trim().split('\n')) {
+for (const f of ['valid.txt', 'test.txt'])
+  for (const l of readFileSync(path.join(shared, 'datasets', 'wikitext-2', f), 'utf8').split('\n'))
+    if (l.trim().length > 80) texts.add(l.trim());
+for (const l of readFileSync(path.join(shared, 'datasets', 'gsm8k', 'train.jsonl'), 'utf8')
+  .trim()
+  .split('\n')) {
   const g = JSON.parse(l);
   texts.add(`${g.question} ${g.answer}`.replace(/\n/g, ' '));
 }
 for (const f of readdirSync(path.join(shared, 'datasets', 'agieval')).filter((x) => x.endsWith('.jsonl'))) {
-  for (const l of readFileSync(path.join(shared, 'datasets', 'agieval', f), 'utf8').trim().split('\n')) {
+  for (const l of readFileSync(path.join(shared, 'datasets', 'agieval', f), 'utf8')
+    .trim()
+    .split('\n')) {
     const r = JSON.parse(l);
     for (const t of [r.passage, r.question]) if (t && t.length > 40) texts.add(t.replace(/\n/g, ' '));
   }
@@ -79,7 +94,9 @@ try {
   const file = path.join(dir, 'lines.txt');
   writeFileSync(file, `${lines.join('\n')}\n`);
   const mb = bytes / 1e6;
-  console.log(`input: ${lines.length} distinct lines (WikiText-2, GSM8K, AGIEval incl. gaokao Chinese), ${mb.toFixed(smoke ? 2 : 1)} MB`);
+  console.log(
+    `input: ${lines.length} distinct lines (WikiText-2, GSM8K, AGIEval incl. gaokao Chinese), ${mb.toFixed(smoke ? 2 : 1)} MB`,
+  );
 
   const tok = await loadSentencePiece(model);
   const t0 = performance.now();
@@ -91,7 +108,9 @@ try {
     for (const id of ids) check = (Math.imul(check, 31) + id) >>> 0;
   }
   const ours = (performance.now() - t0) / 1000;
-  console.log(`@yuan/tokenizer SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`);
+  console.log(
+    `@yuan/tokenizer SentencePiece (1 thread):   ${Math.round(tokens / ours).toLocaleString('en-US')} tokens/s, ${(mb / ours).toFixed(2)} MB/s (${tokens} tokens)`,
+  );
 
   const python = process.env.PYTHON ?? benchPython(!smoke);
   const script = [
@@ -108,14 +127,20 @@ try {
   ].join('\n');
   const py = python ? spawnSync(python, ['-c', script, model, file], { encoding: 'utf8' }) : undefined;
   if (!py) {
-    console.log(`Python sentencepiece: skipped (no Python imports sentencepiece: set PYTHON, or .ci/run installs it into .venv-clients)`);
+    console.log(
+      `Python sentencepiece: skipped (no Python imports sentencepiece: set PYTHON, or .ci/run installs it into .venv-clients)`,
+    );
   } else if (py.status === 0) {
     const [n, s, version, pyCheck] = py.stdout.trim().split(' ');
     const pyRate = Number(n) / Number(s);
-    console.log(`Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(pyCheck) === check ? ', the same ids' : `, IDS DIFFER (count ${tokens})`})`);
+    console.log(
+      `Python sentencepiece ${version} (1 thread):   ${Math.round(pyRate).toLocaleString('en-US')} tokens/s, ${(mb / Number(s)).toFixed(2)} MB/s (${n} tokens${Number(pyCheck) === check ? ', the same ids' : `, IDS DIFFER (count ${tokens})`})`,
+    );
     console.log(`ratio @yuan/tokenizer / Python sentencepiece: ${(tokens / ours / pyRate).toFixed(2)}x`);
   } else {
-    console.log(`Python sentencepiece: skipped (${python}: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()})`);
+    console.log(
+      `Python sentencepiece: skipped (${python}: ${(py.stderr || py.error?.message || '').trim().split('\n').pop()})`,
+    );
   }
 
   const workers = Number(process.env.WORKERS ?? 2);
@@ -125,7 +150,14 @@ try {
   const run = (w) => {
     const out = path.join(dir, `out-${w}`);
     rmSync(out, { recursive: true, force: true });
-    return { ...JSON.parse(execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(w), big, out, model], { encoding: 'utf8' })), out };
+    return {
+      ...JSON.parse(
+        execFileSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(w), big, out, model], {
+          encoding: 'utf8',
+        }),
+      ),
+      out,
+    };
   };
   // Interleaved, best of two (the machine is shared); one each with --smoke.
   const best = (a, b) => (b.seconds < a.seconds ? b : a);
@@ -135,9 +167,15 @@ try {
     one = best(one, run(1));
     many = best(many, run(workers));
   }
-  const same = readdirSync(one.out).every((f) => readFileSync(path.join(one.out, f)).equals(readFileSync(path.join(many.out, f))));
-  console.log(`yuan data prepare --format yuan, 1 worker:  ${Math.round(one.tokens / one.seconds).toLocaleString('en-US')} tokens/s, ${((3 * mb) / one.seconds).toFixed(2)} MB/s (${(3 * mb).toFixed(smoke ? 2 : 1)} MB; folder + Megatron .bin/.idx)`);
-  console.log(`yuan data prepare --format yuan, ${workers} workers: ${Math.round(many.tokens / many.seconds).toLocaleString('en-US')} tokens/s (${(one.seconds / many.seconds).toFixed(2)}x 1 worker, limit ${workers}x), ${same ? 'byte-identical' : 'OUTPUT DIFFERS'}`);
+  const same = readdirSync(one.out).every((f) =>
+    readFileSync(path.join(one.out, f)).equals(readFileSync(path.join(many.out, f))),
+  );
+  console.log(
+    `yuan data prepare --format yuan, 1 worker:  ${Math.round(one.tokens / one.seconds).toLocaleString('en-US')} tokens/s, ${((3 * mb) / one.seconds).toFixed(2)} MB/s (${(3 * mb).toFixed(smoke ? 2 : 1)} MB; folder + Megatron .bin/.idx)`,
+  );
+  console.log(
+    `yuan data prepare --format yuan, ${workers} workers: ${Math.round(many.tokens / many.seconds).toLocaleString('en-US')} tokens/s (${(one.seconds / many.seconds).toFixed(2)}x 1 worker, limit ${workers}x), ${same ? 'byte-identical' : 'OUTPUT DIFFERS'}`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -38,9 +38,12 @@ async function run(engine, clients) {
         const prompt = 'x'.repeat(8 + ((c * 7 + r * 13) % 33));
         const sent = performance.now();
         let first = -1;
-        const res = await engine.generate(engine.prepare({ prompt, maxNewTokens: tokens, ignoreEod: true, temperature: 0 }), () => {
-          if (first < 0) first = performance.now() - sent;
-        });
+        const res = await engine.generate(
+          engine.prepare({ prompt, maxNewTokens: tokens, ignoreEod: true, temperature: 0 }),
+          () => {
+            if (first < 0) first = performance.now() - sent;
+          },
+        );
         firsts.push(first);
         generated += res.choices[0].completionTokens;
       }
@@ -52,7 +55,9 @@ async function run(engine, clients) {
 }
 
 await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), 1); // warm-up
-console.log(`preset ${values.preset}, backend ${backend.name}, ${tokens} new tokens per request, ${perClient} requests per client`);
+console.log(
+  `preset ${values.preset}, backend ${backend.name}, ${tokens} new tokens per request, ${perClient} requests per client`,
+);
 console.log('clients  one-at-a-time tok/s  batched tok/s  ratio  median time to first text (one-at-a-time / batched)');
 for (const clients of smoke ? [1, 4] : [1, 4, 16]) {
   const serial = await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), clients);

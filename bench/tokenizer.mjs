@@ -33,6 +33,13 @@ const warm = time(() => tok.encode(text));
 const dec = time(() => tok.decode(cold.r));
 if (dec.r !== text) throw new Error('decode(encode(text)) differs from the text');
 console.log(`tinyshakespeare${text === full ? '' : ' (start)'} ${mb.toFixed(2)} MB -> ${cold.r.length} tokens`);
-for (const [name, s] of [['TextEncoder (floor)', floor], ['encode, cold memo', cold.s], ['encode, warm memo', warm.s], ['decode', dec.s]]) {
-  console.log(`${name.padEnd(20)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${(s / floor).toFixed(1).padStart(7)}x the floor's time`);
+for (const [name, s] of [
+  ['TextEncoder (floor)', floor],
+  ['encode, cold memo', cold.s],
+  ['encode, warm memo', warm.s],
+  ['decode', dec.s],
+]) {
+  console.log(
+    `${name.padEnd(20)} ${(mb / s).toFixed(1).padStart(8)} MB/s  ${(s / floor).toFixed(1).padStart(7)}x the floor's time`,
+  );
 }

@@ -31,17 +31,32 @@ const rounds = Number(values.rounds);
 // synthetic byte documents (the speed does not depend on the text)
 const dir = path.join(mkdtempSync(path.join(tmpdir(), 'yuan-bench-')), 'data');
 const rng = new Rng(1);
-const writer = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 264, special: { eod: 256, sep: 257, pad: 258 }, validFraction: 0 });
-for (let d = 0; d < (smoke ? 20 : 200); d++) await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
+const writer = await PackWriter.create(dir, {
+  tokenizer: { name: 'bytes' },
+  vocabSize: 264,
+  special: { eod: 256, sep: 257, pad: 258 },
+  validFraction: 0,
+});
+for (let d = 0; d < (smoke ? 20 : 200); d++)
+  await writer.addDocument(Array.from({ length: 200 + rng.int(800) }, () => 32 + rng.int(90)));
 await writer.finish();
 const index = readPackedIndex(dir);
 
 const runs = values.presets.split(',').map((name) => {
-  const config = resolveConfig(getPreset(name).config, { train: { seqLength: Number(values.seq), microBatchSize: Number(values.batch), warmupSteps: 1 } });
+  const config = resolveConfig(getPreset(name).config, {
+    train: { seqLength: Number(values.seq), microBatchSize: Number(values.batch), warmupSteps: 1 },
+  });
   const tc = trainConfig(config);
   const model = YuanModel.init(config, attentionNamed(config.attention.name), 0);
   const split = PackedSplit.open(dir, index, 'train');
-  return { name, model, split, trainer: new Trainer(model, tc, rounds + 1, new BatchLoader(split, tc.seqLength, tc.microBatchSize, 0, 256)), times: [], tokens: 0 };
+  return {
+    name,
+    model,
+    split,
+    trainer: new Trainer(model, tc, rounds + 1, new BatchLoader(split, tc.seqLength, tc.microBatchSize, 0, 256)),
+    times: [],
+    tokens: 0,
+  };
 });
 
 for (const r of runs) await r.trainer.trainStep(); // warm-up: kernels, optimizer state
@@ -54,13 +69,22 @@ for (let i = 0; i < rounds; i++) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = runs[0];
-console.log(`backend ${backend.name}, batch ${values.batch} x ${values.seq} tokens, ${rounds} interleaved steps each after 1 warm-up, median step time`);
-console.log(`${'preset'.padEnd(10)} ${'params'.padStart(10)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)}  vs ${base.name}`);
+console.log(
+  `backend ${backend.name}, batch ${values.batch} x ${values.seq} tokens, ${rounds} interleaved steps each after 1 warm-up, median step time`,
+);
+console.log(
+  `${'preset'.padEnd(10)} ${'params'.padStart(10)} ${'ms/step'.padStart(9)} ${'tokens/s'.padStart(9)}  vs ${base.name}`,
+);
 for (const r of runs) {
   const s = median(r.times);
   const ratio = s / median(base.times);
-  const rel = r === base ? 'baseline' : `time/step ${ratio.toFixed(3)}x (${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(1)}%), params ${(r.model.parameterCount / base.model.parameterCount).toFixed(3)}x`;
-  console.log(`${r.name.padEnd(10)} ${r.model.parameterCount.toLocaleString('en-US').padStart(10)} ${(s * 1000).toFixed(0).padStart(9)} ${(r.tokens / s).toFixed(0).padStart(9)}  ${rel}`);
+  const rel =
+    r === base
+      ? 'baseline'
+      : `time/step ${ratio.toFixed(3)}x (${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(1)}%), params ${(r.model.parameterCount / base.model.parameterCount).toFixed(3)}x`;
+  console.log(
+    `${r.name.padEnd(10)} ${r.model.parameterCount.toLocaleString('en-US').padStart(10)} ${(s * 1000).toFixed(0).padStart(9)} ${(r.tokens / s).toFixed(0).padStart(9)}  ${rel}`,
+  );
 }
 for (const r of runs) {
   r.trainer.dispose();

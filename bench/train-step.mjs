@@ -48,16 +48,25 @@ const seq = Number(values.seq);
 const rounds = Number(values.rounds);
 const steps = Number(values.steps);
 const config = resolveConfig(getPreset(values.preset).config, {});
-if (config.attention.name !== 'lfa' && config.attention.name !== 'mha') throw new Error(`bench/train-step: preset ${values.preset} uses ${config.attention.name}; only lfa and mha presets have a torch twin`);
+if (config.attention.name !== 'lfa' && config.attention.name !== 'mha')
+  throw new Error(
+    `bench/train-step: preset ${values.preset} uses ${config.attention.name}; only lfa and mha presets have a torch twin`,
+  );
 const m = config.model;
 // matMul shapes [M, K, N] timed on native and in torch, and the repeats of each
-const MATMUL = smoke ? [[256, 128, 256]] : [[1024, 128, 512], [512, 512, 512], [1024, 1024, 1024]];
+const MATMUL = smoke
+  ? [[256, 128, 256]]
+  : [
+      [1024, 128, 512],
+      [512, 512, 512],
+      [1024, 1024, 1024],
+    ];
 const MATMUL_REPS = smoke ? 2 : 20;
 
 // Deterministic tokens (the speed does not depend on them).
 let seed = 12345;
 // The high bits of the LCG: its low 8 bits repeat every 256 draws, which would make targets equal ids.
-const token = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24);
+const token = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) >>> 24;
 const idsData = Int32Array.from({ length: batch * seq }, token);
 const targetData = Int32Array.from({ length: batch * seq }, token);
 
@@ -66,17 +75,45 @@ function torchProcess() {
   const probe = spawnSync(values.python, ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     const why = (probe.stderr || probe.error?.message || `exit ${probe.status}`).trim().split('\n').pop();
-    return { skipped: `${values.python} cannot import torch (${why}); give --python with torch, e.g. Debian's python3-torch` };
+    return {
+      skipped: `${values.python} cannot import torch (${why}); give --python with torch, e.g. Debian's python3-torch`,
+    };
   }
   const script = fileURLToPath(new URL('./train_step_torch.py', import.meta.url));
   const matmul = MATMUL.map((s) => s.join('x')).join(',');
-  const args = [script, '--vocab', m.vocabSize, '--hidden', m.hiddenSize, '--layers', m.numLayers, '--heads', m.numHeads, '--ffn', m.ffnSize, '--batch', batch, '--seq', seq, '--matmul', matmul, '--matmul-reps', MATMUL_REPS].map(String);
+  const args = [
+    script,
+    '--vocab',
+    m.vocabSize,
+    '--hidden',
+    m.hiddenSize,
+    '--layers',
+    m.numLayers,
+    '--heads',
+    m.numHeads,
+    '--ffn',
+    m.ffnSize,
+    '--batch',
+    batch,
+    '--seq',
+    seq,
+    '--matmul',
+    matmul,
+    '--matmul-reps',
+    MATMUL_REPS,
+  ].map(String);
   if (config.attention.name !== 'lfa') throw new Error('bench/train-step: the torch twin implements tiny-lfa only');
-  const child = spawn(values.python, args, { env: { ...process.env, OPENBLAS_NUM_THREADS: values['blas-threads'] }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(values.python, args, {
+    env: { ...process.env, OPENBLAS_NUM_THREADS: values['blas-threads'] },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => {
     const { value, done } = await lines.next();
-    if (done) throw new Error(`bench/train-step: ${values.python} ${script} exited (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread)`);
+    if (done)
+      throw new Error(
+        `bench/train-step: ${values.python} ${script} exited (is python3-torch installed? apt-get install -y python3-torch libopenblas0-pthread)`,
+      );
     return JSON.parse(value);
   };
   return {
@@ -93,14 +130,26 @@ function torchProcess() {
 async function fusedAdam(model) {
   // tf.variableGrads keys gradients by the variables' own (generated) names.
   const params = new Map([...model.params.values()].map((p) => [p.name, p]));
-  const moments = new Map([...params].map(([n, p]) => [n, { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) }]));
+  const moments = new Map(
+    [...params].map(([n, p]) => [
+      n,
+      { m: tf.variable(tf.zerosLike(p), false), v: tf.variable(tf.zerosLike(p), false) },
+    ]),
+  );
   let step = 0;
   return (grads) => {
     step += 1;
     for (const [name, g] of Object.entries(grads)) {
       const p = params.get(name);
       const s = moments.get(name);
-      const [p2, m2, v2] = adamwStep(p, g, s.m, s.v, { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-7, weightDecay: 0, step });
+      const [p2, m2, v2] = adamwStep(p, g, s.m, s.v, {
+        lr: 3e-4,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-7,
+        weightDecay: 0,
+        step,
+      });
       p.assign(p2);
       s.m.assign(m2);
       s.v.assign(v2);
@@ -191,23 +240,39 @@ for (let r = 0; r < rounds; r++) {
 if (hello) torch.close();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = hello ? median(torchRun.times) : undefined;
-console.log(`${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`);
-if (hello) console.log(`yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`);
+console.log(
+  `${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`,
+);
+if (hello)
+  console.log(
+    `yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`,
+  );
 else console.log(`torch: skipped (${torch.skipped})`);
-console.log(`${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`);
-if (hello) console.log(`${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`);
+console.log(
+  `${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`,
+);
+if (hello)
+  console.log(
+    `${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`,
+  );
 for (const e of engines) {
   const s = median(e.times);
-  console.log(`${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${(base ? `${(s / base).toFixed(2)}x` : 'skipped').padStart(9)}  ${e.losses[0].toFixed(4)}`);
+  console.log(
+    `${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${(base ? `${(s / base).toFixed(2)}x` : 'skipped').padStart(9)}  ${e.losses[0].toFixed(4)}`,
+  );
 }
 if (engines.some((e) => e.name.startsWith('native'))) {
   const ghz = Number(cpus()[0]?.model.match(/@\s*([\d.]+)GHz/)?.[1] ?? 0);
   // Nominal peak: cores x GHz x 2 AVX-512 FMA units x 16 float lanes x 2 flops (override with --peak-gflops).
   const peak = Number(values['peak-gflops']) || cpus().length * ghz * 2 * 16 * 2;
   const mm = await nativeMatMul();
-  console.log(`matMul GFLOP/s (${peak ? `peak ${peak.toFixed(0)} = ${values['peak-gflops'] ? '--peak-gflops' : `${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512`}` : 'peak unknown: the CPU model names no GHz, give --peak-gflops'}):`);
+  console.log(
+    `matMul GFLOP/s (${peak ? `peak ${peak.toFixed(0)} = ${values['peak-gflops'] ? '--peak-gflops' : `${cpus().length} cores x ${ghz} GHz x 64 flop/cycle AVX-512`}` : 'peak unknown: the CPU model names no GHz, give --peak-gflops'}):`,
+  );
   for (const key of Object.keys(mm)) {
-    console.log(`  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${peak ? `${((100 * mm[key]) / peak).toFixed(0)}%` : '?%'} of peak)   torch ${hello ? hello.matmul[key].toFixed(1).padStart(6) : 'skipped'}`);
+    console.log(
+      `  ${key.padEnd(15)} native ${mm[key].toFixed(1).padStart(6)} (${peak ? `${((100 * mm[key]) / peak).toFixed(0)}%` : '?%'} of peak)   torch ${hello ? hello.matmul[key].toFixed(1).padStart(6) : 'skipped'}`,
+    );
   }
 }
 const leakSteps = Number(values['leak-steps']);
@@ -215,11 +280,13 @@ if (leakSteps > 0 && engines.length > 0) {
   const e = engines[0];
   const mem = (step) => {
     const m = tf.memory();
-    console.log(`  step ${String(step).padStart(5)}: ${m.numTensors} tensors, ${(m.numBytes / 2 ** 20).toFixed(1)} MiB in tensors, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `  step ${String(step).padStart(5)}: ${m.numTensors} tensors, ${(m.numBytes / 2 ** 20).toFixed(1)} MiB in tensors, RSS ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    );
   };
   console.log(`${e.name}: memory over ${leakSteps} more steps`);
   mem(0);
-  for (let done = 0; done < leakSteps; ) {
+  for (let done = 0; done < leakSteps;) {
     const n = Math.min(leakSteps - done, done < 20 ? 20 : 100);
     await e.run(n);
     done += n;

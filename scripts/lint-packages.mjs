@@ -54,7 +54,10 @@ async function lint({ dir, json }) {
   const file = path.join(dest, tarball);
   const problems = [];
   const data = readFileSync(file);
-  const { messages, pkg } = await publint({ pack: { tarball: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }, strict: true });
+  const { messages, pkg } = await publint({
+    pack: { tarball: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) },
+    strict: true,
+  });
   for (const m of messages) {
     const line = `publint ${m.type}: ${formatMessage(m, pkg, { color: false }) ?? m.code}`;
     if (m.type === 'suggestion') console.log(`${json.name}: ${line} (not a failure)`);

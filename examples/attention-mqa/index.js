@@ -3,7 +3,13 @@
 // the generation cache is numHeads times smaller. A yuan attention plugin written outside the yuan repository: it uses
 // only the public entries of @yuan/core (the descriptor helpers) and @yuan/tensor (tf, linear, ropeAttention), as
 // peer dependencies.
-import { joinActivation, opActivation, ropeAttentionActivation, ropeAttentionCache, ropeAttentionFlops } from '@yuan/core';
+import {
+  joinActivation,
+  opActivation,
+  ropeAttentionActivation,
+  ropeAttentionCache,
+  ropeAttentionFlops,
+} from '@yuan/core';
 import { linear, ropeAttention, tf } from '@yuan/tensor';
 
 /** Options: `kvHeads` shared key/value heads (1 = multi-query; numHeads would be plain multi-head). Default 1. */
@@ -19,11 +25,13 @@ export const mqaAttention = {
     const extra = Object.keys(options).filter((k) => !(k in DEFAULTS));
     if (extra.length) throw new Error(`attention mqa: unknown option ${extra.join(', ')} (options: kvHeads)`);
     const kvHeads = options.kvHeads ?? DEFAULTS.kvHeads;
-    if (!Number.isInteger(kvHeads) || kvHeads < 1) throw new Error(`attention mqa: options.kvHeads = ${JSON.stringify(kvHeads)}; expected a positive integer`);
+    if (!Number.isInteger(kvHeads) || kvHeads < 1)
+      throw new Error(`attention mqa: options.kvHeads = ${JSON.stringify(kvHeads)}; expected a positive integer`);
     return { kvHeads };
   },
   parameters(spec, options) {
-    if (spec.numHeads % options.kvHeads !== 0) throw new Error(`attention mqa: numHeads ${spec.numHeads} is not a multiple of kvHeads ${options.kvHeads}`);
+    if (spec.numHeads % options.kvHeads !== 0)
+      throw new Error(`attention mqa: numHeads ${spec.numHeads} is not a multiple of kvHeads ${options.kvHeads}`);
     const h = spec.hiddenSize;
     const kv = options.kvHeads * spec.headDim;
     const init = { kind: 'normal', std: spec.initStd };
@@ -31,7 +39,11 @@ export const mqaAttention = {
       { name: 'q_proj.weight', shape: [h, h], init },
       { name: 'k_proj.weight', shape: [kv, h], init },
       { name: 'v_proj.weight', shape: [kv, h], init },
-      { name: 'o_proj.weight', shape: [h, h], init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } },
+      {
+        name: 'o_proj.weight',
+        shape: [h, h],
+        init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) },
+      },
     ];
   },
   // What the planner, the step-time model, serving and checkpoint import need to know, as plain arithmetic.
@@ -43,7 +55,9 @@ export const mqaAttention = {
     return joinActivation(
       opActivation('Q projection', bsh),
       opActivation('K, V projections [B,S,kvHeads·d]', 2 * kv),
-      options.kvHeads < shape.heads ? opActivation('K, V gathered for every query head', 2 * bsh) : { saved: [], gradients: [] },
+      options.kvHeads < shape.heads
+        ? opActivation('K, V gathered for every query head', 2 * bsh)
+        : { saved: [], gradients: [] },
       ropeAttentionActivation(shape),
       opActivation('output projection', bsh),
     );
@@ -51,7 +65,10 @@ export const mqaAttention = {
   /** 2·H·(2H + 2·kvHeads·d) per token for the projections; the core as every softmax attention. */
   flops(shape, options) {
     const h = shape.hidden;
-    return { projections: 2 * shape.batch * shape.seq * h * (2 * h + 2 * options.kvHeads * shape.headDim), core: ropeAttentionFlops(shape) };
+    return {
+      projections: 2 * shape.batch * shape.seq * h * (2 * h + 2 * options.kvHeads * shape.headDim),
+      core: ropeAttentionFlops(shape),
+    };
   },
   /** The K/V cache of `ropeAttention`; this example caches the heads after sharing them, so it is as large as basic attention's. */
   cache(spec) {
@@ -61,7 +78,15 @@ export const mqaAttention = {
   recognize(weights, spec) {
     const q = weights.get('q_proj.weight');
     const k = weights.get('k_proj.weight');
-    if (!q || !k || !weights.has('v_proj.weight') || !weights.has('o_proj.weight') || k[0] >= q[0] || k[0] % spec.headDim !== 0) return undefined;
+    if (
+      !q ||
+      !k ||
+      !weights.has('v_proj.weight') ||
+      !weights.has('o_proj.weight') ||
+      k[0] >= q[0] ||
+      k[0] % spec.headDim !== 0
+    )
+      return undefined;
     return { kvHeads: k[0] / spec.headDim };
   },
   create(spec, options, param) {
@@ -73,7 +98,12 @@ export const mqaAttention = {
     const share = (x) => (group === 1 ? x : tf.gather(x, owner, 2));
     return {
       forward(x, ctx) {
-        const r = ropeAttention(split(linear(x, wq), spec.numHeads), share(split(linear(x, wk), options.kvHeads)), share(split(linear(x, wv), options.kvHeads)), ctx);
+        const r = ropeAttention(
+          split(linear(x, wq), spec.numHeads),
+          share(split(linear(x, wk), options.kvHeads)),
+          share(split(linear(x, wv), options.kvHeads)),
+          ctx,
+        );
         return { out: linear(r.out, wo), cache: r.cache };
       },
     };

@@ -14,7 +14,16 @@ interface LfaState {
  * `history` (kernel−1 rows, oldest first), stacked per channel as [m, c·K] (tap k of channel c at c·K + k, the layout
  * of the Conv2d weight viewed as [out, in·K]); the history is advanced in place.
  */
-function stackRun(x: Float32Array, start: number, m: number, c: number, kernel: number, history: Float32Array, out: Float32Array, outRow: number): void {
+function stackRun(
+  x: Float32Array,
+  start: number,
+  m: number,
+  c: number,
+  kernel: number,
+  history: Float32Array,
+  out: Float32Array,
+  outRow: number,
+): void {
   const h = kernel - 1;
   const at = (t: number, ch: number) => (t < h ? history[t * c + ch] : x[(start + t - h) * c + ch]);
   for (let j = 0; j < m; j++) {
@@ -51,15 +60,28 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
   const w2 = o.convs === 2 ? weights.linear('lf_gate.conv2') : undefined;
   const b2 = o.convs === 2 ? weights.vector('lf_gate.conv2.bias') : undefined;
   const wn = o.norm ? weights.vector('lf_gate.output_layernorm.weight') : undefined;
-  const conv = (ops: DecodeOps, input: Float32Array, c: number, w: typeof w1, bias: Float32Array, rows: readonly DecodeRow[], pick: (s: LfaState) => Float32Array) => {
+  const conv = (
+    ops: DecodeOps,
+    input: Float32Array,
+    c: number,
+    w: typeof w1,
+    bias: Float32Array,
+    rows: readonly DecodeRow[],
+    pick: (s: LfaState) => Float32Array,
+  ) => {
     const stacked = new Float32Array(rows.length * c * o.kernel);
-    for (const [first, m] of runs(rows)) stackRun(input, first, m, c, o.kernel, pick(rows[first].state as LfaState), stacked, first);
+    for (const [first, m] of runs(rows))
+      stackRun(input, first, m, c, o.kernel, pick(rows[first].state as LfaState), stacked, first);
     const y = ops.linear(w, stacked, rows.length);
     for (let r = 0; r < rows.length; r++) for (let j = 0; j < w.out; j++) y[r * w.out + j] += bias[j];
     return y;
   };
   return {
-    newState: (): LfaState => ({ kv: new KvCache(hs), x: new Float32Array((o.kernel - 1) * hs), u: new Float32Array((o.kernel - 1) * mid) }),
+    newState: (): LfaState => ({
+      kv: new KvCache(hs),
+      x: new Float32Array((o.kernel - 1) * hs),
+      u: new Float32Array((o.kernel - 1) * mid),
+    }),
     forward(x, rows, ops) {
       const n = rows.length;
       const u = conv(ops, x, hs, w1, b1, rows, (s) => s.x);

@@ -36,10 +36,16 @@ function lfaParameters(spec: AttentionSpec, o: LfaOptions): ParameterSpec[] {
   return [
     { name: 'qk_proj.weight', shape: [2 * h, h], init, parts: ['q_proj.weight', 'k_proj.weight'] },
     { name: 'v_proj.weight', shape: [h, h], init },
-    { name: 'o_proj.weight', shape: [h, h], init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) } },
+    {
+      name: 'o_proj.weight',
+      shape: [h, h],
+      init: { kind: 'normal', std: spec.initStd / Math.sqrt(2 * spec.numLayers) },
+    },
     ...convParams('conv1', mid, h, o.kernel),
     ...(o.convs === 2 ? convParams('conv2', h, mid, o.kernel) : []),
-    ...(o.norm ? [{ name: 'lf_gate.output_layernorm.weight', shape: [h], init: { kind: 'ones' } } as ParameterSpec] : []),
+    ...(o.norm
+      ? [{ name: 'lf_gate.output_layernorm.weight', shape: [h], init: { kind: 'ones' } } as ParameterSpec]
+      : []),
   ];
 }
 
@@ -53,11 +59,19 @@ function convActivation(name: string, b: number, s: number, cin: number, cout: n
   const outs = 2 * bs * cout;
   if (k === 1) {
     const e = bs * cin + outs;
-    return { saved: [{ name: `${name}: slice + matMul + bias`, elements: e }], gradients: [{ name: `${name}: d slice, matMul, bias`, elements: e }] };
+    return {
+      saved: [{ name: `${name}: slice + matMul + bias`, elements: e }],
+      gradients: [{ name: `${name}: d slice, matMul, bias`, elements: e }],
+    };
   }
   const shifted = b * (s + k - 1) * cin + 2 * k * bs * cin; // concat + K slices + stack
   return {
-    saved: [{ name: `${name}: history, concat, ${k} slices, stack, matMul, bias`, elements: b * (k - 1) * cin + shifted + outs }],
+    saved: [
+      {
+        name: `${name}: history, concat, ${k} slices, stack, matMul, bias`,
+        elements: b * (k - 1) * cin + shifted + outs,
+      },
+    ],
     gradients: [{ name: `${name}: d concat, slices, stack, matMul, bias`, elements: shifted + outs }],
   };
 }
@@ -105,9 +119,15 @@ const lfaDescriptors = {
     const conv1 = weights.get('lf_gate.conv1.weight');
     const projections = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.weight'];
     if (!conv1 || conv1.length !== 4 || !projections.every((n) => weights.has(n))) return undefined;
-    const found: LfaOptions = { convs: weights.has('lf_gate.conv2.weight') ? 2 : 1, kernel: conv1[2], norm: weights.has('lf_gate.output_layernorm.weight') };
+    const found: LfaOptions = {
+      convs: weights.has('lf_gate.conv2.weight') ? 2 : 1,
+      kernel: conv1[2],
+      norm: weights.has('lf_gate.output_layernorm.weight'),
+    };
     // only what differs from YUAN 2.0's defaults, so a YUAN checkpoint's config keeps `options: {}`
-    return Object.fromEntries(Object.entries(found).filter(([k, v]) => LFA_DEFAULTS[k as keyof LfaOptions] !== v)) as Partial<LfaOptions>;
+    return Object.fromEntries(
+      Object.entries(found).filter(([k, v]) => LFA_DEFAULTS[k as keyof LfaOptions] !== v),
+    ) as Partial<LfaOptions>;
   },
   /** The paper's Table 1 ablations: `nonorm` (two convs of kernel 2, no RMSNorm), `kN` (one conv of kernel N, no RMSNorm). */
   variant(suffix: string): Partial<LfaOptions> | undefined {

@@ -3,7 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { lfaAttention } from './lfa.js';
 import { LFA_DEFAULTS } from './options.js';
 
-const spec = { hiddenSize: 2048, numHeads: 32, headDim: 64, layerIndex: 0, numLayers: 24, ropeBase: 10000, rmsNormEps: 1e-6, initStd: 0.02 };
+const spec = {
+  hiddenSize: 2048,
+  numHeads: 32,
+  headDim: 64,
+  layerIndex: 0,
+  numLayers: 24,
+  ropeBase: 10000,
+  rmsNormEps: 1e-6,
+  initStd: 0.02,
+};
 const options = (o: Record<string, unknown> = {}) => lfaAttention.validate!({ ...LFA_DEFAULTS, ...o });
 
 describe('lfa plugin', () => {
@@ -21,12 +30,16 @@ describe('lfa plugin', () => {
     const h = spec.hiddenSize;
     const base = 4 * h * h;
     for (const kernel of [1, 2, 3, 7]) {
-      expect(countParameters(lfaAttention.parameters(spec, options({ convs: 1, kernel, norm: false })))).toBe(base + kernel * h * h + h);
+      expect(countParameters(lfaAttention.parameters(spec, options({ convs: 1, kernel, norm: false })))).toBe(
+        base + kernel * h * h + h,
+      );
     }
   });
 
   it('rejects bad options naming the field', () => {
-    expect(() => options({ convs: 3 })).toThrow('invalid config: attention.options.convs = 3; expected an integer >= 1 <= 2');
+    expect(() => options({ convs: 3 })).toThrow(
+      'invalid config: attention.options.convs = 3; expected an integer >= 1 <= 2',
+    );
     expect(() => options({ kernel: 'big' })).toThrow(/attention.options.kernel = "big"/);
     expect(() => options({ norm: 1 })).toThrow(/attention.options.norm = 1; expected true or false/);
     expect(() => options({ gate: true })).toThrow(/unknown field attention.options.gate/);

@@ -13,7 +13,11 @@ export interface LfaOptions {
 /** YUAN 2.0's LFA. */
 export const LFA_DEFAULTS: LfaOptions = { convs: 2, kernel: 2, norm: true };
 
-const schema = obj({ convs: num({ int: true, min: 1, max: 2 }), kernel: num({ int: true, min: 1, max: 64 }), norm: bool() });
+const schema = obj({
+  convs: num({ int: true, min: 1, max: 2 }),
+  kernel: num({ int: true, min: 1, max: 64 }),
+  norm: bool(),
+});
 
 /** Validates LFA options (merged over the defaults); a bad one is named with its value. */
 export function parseLfaOptions(options: Record<string, unknown>): LfaOptions {

@@ -31,7 +31,6 @@ function lpaParameters(spec: AttentionSpec, o: LpaOptions): ParameterSpec[] {
   });
 }
 
-
 /**
  * What `lpa` tells the planner, the step-time model, serving, checkpoint import and `yuan experiment ablation`
  * (pure arithmetic, no tensors). Activation: each of the Q, K, V and output projections is two matMuls, down
@@ -50,14 +49,22 @@ const lpaDescriptors = {
     );
   },
   flops(shape: AttentionShape, o: LpaOptions): AttentionFlops {
-    return { projections: 16 * shape.batch * shape.seq * shape.hidden * lpaRank(shape.hidden, o), core: ropeAttentionFlops(shape) };
+    return {
+      projections: 16 * shape.batch * shape.seq * shape.hidden * lpaRank(shape.hidden, o),
+      core: ropeAttentionFlops(shape),
+    };
   },
   cache(spec: AttentionSpec): CacheEntrySpec[] {
     return ropeAttentionCache(spec);
   },
   recognize(weights: ReadonlyMap<string, readonly number[]>, spec: AttentionSpec): Partial<LpaOptions> | undefined {
     const down = weights.get('q_proj.down.weight');
-    if (!down || down.length !== 2 || !PROJECTIONS.every((p) => weights.has(`${p}.down.weight`) && weights.has(`${p}.up.weight`))) return undefined;
+    if (
+      !down ||
+      down.length !== 2 ||
+      !PROJECTIONS.every((p) => weights.has(`${p}.down.weight`) && weights.has(`${p}.up.weight`))
+    )
+      return undefined;
     const r = down[0];
     return r === lpaRank(spec.hiddenSize, {}) ? {} : { rank: r };
   },

@@ -10,14 +10,20 @@ import { PROJECTIONS, type LpaOptions } from './options.js';
 export const lpaAttention: TensorAttentionPlugin<LpaOptions> = {
   ...lpaDescription,
   create(spec, _o, param) {
-    const project = (x: tf.Tensor, p: (typeof PROJECTIONS)[number]) => linear(linear(x, param(`${p}.down.weight`)), param(`${p}.up.weight`));
+    const project = (x: tf.Tensor, p: (typeof PROJECTIONS)[number]) =>
+      linear(linear(x, param(`${p}.down.weight`)), param(`${p}.up.weight`));
     const heads = (x: tf.Tensor) => {
       const [b, t] = x.shape;
       return tf.reshape(x, [b, t, spec.numHeads, spec.headDim]) as tf.Tensor4D;
     };
     return {
       forward(x, ctx) {
-        const r = ropeAttention(heads(project(x, 'q_proj')), heads(project(x, 'k_proj')), heads(project(x, 'v_proj')), ctx);
+        const r = ropeAttention(
+          heads(project(x, 'q_proj')),
+          heads(project(x, 'k_proj')),
+          heads(project(x, 'v_proj')),
+          ctx,
+        );
         return { out: project(r.out, 'o_proj') as tf.Tensor3D, cache: r.cache };
       },
     };

@@ -22,6 +22,7 @@ export function parseLpaOptions(options: Record<string, unknown>): LpaOptions {
 /** The rank LPA uses for a hidden size (the option, else hidden/4); a rank above the hidden size is an error. */
 export function lpaRank(hidden: number, o: LpaOptions): number {
   const r = o.rank ?? Math.max(1, Math.floor(hidden / 4));
-  if (r > hidden) throw new ConfigError(`invalid config: attention.options.rank = ${r} exceeds model.hiddenSize = ${hidden}`);
+  if (r > hidden)
+    throw new ConfigError(`invalid config: attention.options.rank = ${r} exceeds model.hiddenSize = ${hidden}`);
   return r;
 }

@@ -53,11 +53,22 @@ export function requireString(values: Record<string, unknown>, name: string, cmd
 }
 
 /** Parses a numeric option; a value that is not a number (or below `min`) is a usage error naming the flag. */
-export function numberOption(values: Record<string, unknown>, name: string, fallback: number, opts: { int?: boolean; min?: number } = {}): number {
+export function numberOption(
+  values: Record<string, unknown>,
+  name: string,
+  fallback: number,
+  opts: { int?: boolean; min?: number } = {},
+): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min)) {
+  if (
+    typeof raw !== 'string' ||
+    raw.trim() === '' ||
+    !Number.isFinite(n) ||
+    (opts.int && !Number.isInteger(n)) ||
+    (opts.min !== undefined && n < opts.min)
+  ) {
     const what = `${opts.int ? 'an integer' : 'a number'}${opts.min !== undefined ? ` >= ${opts.min}` : ''}`;
     throw new YuanError('usage', `--${name} ${JSON.stringify(raw)} is not ${what}`);
   }
@@ -66,7 +77,10 @@ export function numberOption(values: Record<string, unknown>, name: string, fall
 
 /** Parses a comma-separated list of integers such as `1,2,3`; anything else is a usage error naming the flag. */
 export function idListOption(raw: string, name: string): number[] {
-  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const parts = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   const ids = parts.map(Number);
   if (parts.length === 0 || ids.some((n) => !Number.isInteger(n) || n < 0)) {
     throw new YuanError('usage', `--${name} "${raw}" must be a comma-separated list of non-negative integers`);

@@ -66,7 +66,9 @@ export function setLayer(values: Record<string, unknown>): JsonObject {
 function configFileLayer(file: string): JsonObject {
   const layer = readConfigFile(file);
   if (Array.isArray(layer.plugins)) {
-    layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p));
+    layer.plugins = layer.plugins.map((p) =>
+      typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p,
+    );
   }
   return layer;
 }
@@ -83,13 +85,19 @@ export function overrideLayer(values: Record<string, unknown>): JsonObject {
  * `plugins:`, so a plugin package can ship presets.
  * Errors: an unknown preset (listing the registered ones), a plugin module that fails to load, an invalid config.
  */
-export async function loadConfig(values: Record<string, unknown>, fallbackPreset?: string, ...flags: JsonObject[]): Promise<YuanConfig> {
+export async function loadConfig(
+  values: Record<string, unknown>,
+  fallbackPreset?: string,
+  ...flags: JsonObject[]
+): Promise<YuanConfig> {
   const presetName = (values.preset as string | undefined) ?? fallbackPreset;
   const file = values.config ? configFileLayer(values.config as string) : undefined;
   const set = setLayer(values);
   const layers: JsonObject[] = [];
   if (presetName) {
-    const named = [file?.plugins, set.plugins].flatMap((p) => (Array.isArray(p) ? p.filter((s): s is string => typeof s === 'string') : []));
+    const named = [file?.plugins, set.plugins].flatMap((p) =>
+      Array.isArray(p) ? p.filter((s): s is string => typeof s === 'string') : [],
+    );
     const { registry } = await buildRegistry([...named, ...pluginFlags(values)], { tensors: false });
     layers.push(getPreset(presetName, registry).config);
   }
@@ -108,7 +116,10 @@ function pluginFlags(values: Record<string, unknown>): string[] {
  * modules `specs` (package names resolved from the working directory, paths), with the modules it was built from. A
  * module reached twice (by name and by path) registers once.
  */
-async function buildRegistry(specs: readonly string[], options: { tensors: boolean }): Promise<{ registry: PluginRegistry; modules: { spec: string; file: string }[] }> {
+async function buildRegistry(
+  specs: readonly string[],
+  options: { tensors: boolean },
+): Promise<{ registry: PluginRegistry; modules: { spec: string; file: string }[] }> {
   const registry = new PluginRegistry();
   const modules: { spec: string; file: string }[] = [];
   const add = async (spec: string, baseDir: string) => {
@@ -117,7 +128,8 @@ async function buildRegistry(specs: readonly string[], options: { tensors: boole
     await registerPluginModules(registry, [spec], baseDir);
     modules.push({ spec: pluginSource(spec, baseDir), file });
   };
-  for (const builtin of BUILTIN_PLUGIN_PACKAGES) if (options.tensors || !builtin.tensors) await add(builtin.spec, CLI_DIR);
+  for (const builtin of BUILTIN_PLUGIN_PACKAGES)
+    if (options.tensors || !builtin.tensors) await add(builtin.spec, CLI_DIR);
   for (const spec of specs) await add(spec, process.cwd());
   return { registry: registry.freeze(), modules };
 }
@@ -152,8 +164,12 @@ export function registryModules(registry: PluginRegistry): { spec: string; file:
  */
 export async function loadRegistry(values: Record<string, unknown>, config?: YuanConfig): Promise<PluginRegistry> {
   const modelDir = values.model as string | undefined;
-  const recorded = modelDir ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json')) : [];
-  const { registry, modules } = await buildRegistry([...(config?.plugins ?? []), ...recorded, ...pluginFlags(values)], { tensors: true });
+  const recorded = modelDir
+    ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json'))
+    : [];
+  const { registry, modules } = await buildRegistry([...(config?.plugins ?? []), ...recorded, ...pluginFlags(values)], {
+    tensors: true,
+  });
   registryModuleFiles.set(registry, modules);
   return registry;
 }
@@ -172,7 +188,8 @@ async function adapterBase(peft: string): Promise<string> {
     base = undefined;
   }
   if (typeof base === 'string' && existsSync(path.join(base, 'config.json'))) return base;
-  const named = typeof base === 'string' ? ` (its base_model_name_or_path ${JSON.stringify(base)} is not a model folder here)` : '';
+  const named =
+    typeof base === 'string' ? ` (its base_model_name_or_path ${JSON.stringify(base)} is not a model folder here)` : '';
   throw new YuanError('usage', `give --model DIR, the base model of the adapter ${peft}${named}`);
 }
 
@@ -192,27 +209,50 @@ export async function openModel(
   note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
   inference = false,
 ): Promise<YuanModel> {
-  const { adapterLookup, attentionLookup, loadAdapter, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
+  const {
+    adapterLookup,
+    attentionLookup,
+    loadAdapter,
+    loadCheckpoint,
+    loadInferenceModel,
+    initInferenceModel,
+    resolveModelDir,
+    YuanModel,
+  } = await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined, registry);
   const peft = values.peft as string | undefined;
-  const dir = (values.model as string | undefined) ?? (peft && !values.preset && !values.config ? await adapterBase(peft) : undefined);
+  const dir =
+    (values.model as string | undefined) ??
+    (peft && !values.preset && !values.config ? await adapterBase(peft) : undefined);
   const format = values.weights as string | undefined;
-  if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
+  if (format !== undefined && (!inference || dir))
+    throw new YuanError(
+      'usage',
+      '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)',
+    );
   const open = async (): Promise<YuanModel> => {
     if (dir) {
       const onIgnored = (line: string) => note(line);
       // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
       const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
-      if (inference) return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored, formats });
+      if (inference)
+        return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), {
+          onIgnored,
+          formats,
+        });
       return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
     }
-    if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
+    if (!values.preset && !values.config)
+      throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
     const config = await loadConfig(values);
     const attention = attentionLookup(registry)(config.attention.name);
     const seed = numberOption(values, 'seed', 0, { int: true });
     if (!inference) return YuanModel.init(config, attention, seed);
-    const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+    const plugin =
+      format === undefined
+        ? undefined
+        : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
     return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
   };
   const model = await open();
@@ -231,18 +271,27 @@ export async function openModel(
  * The tokenizer of `--tokenizer SPEC` (a registered name such as `bytes`, `NAME:PATH`, or a file a tokenizer plugin
  * reads, such as `tokenizer.model`), else the one the model's config names.
  */
-export async function openTokenizer(registry: PluginRegistry, flag: string | undefined, config?: YuanConfig): Promise<Tokenizer> {
+export async function openTokenizer(
+  registry: PluginRegistry,
+  flag: string | undefined,
+  config?: YuanConfig,
+): Promise<Tokenizer> {
   if (flag) return openRegisteredTokenizer(registry, flag);
   // the model's own tokenizer opens without a flag when the config gives its file, or when its plugin reads no file
   if (config && (config.tokenizer.path || !registry.get('tokenizer', config.tokenizer.name).fileExtensions)) {
     return openRegisteredTokenizer(registry, config.tokenizer);
   }
-  throw new YuanError('usage', 'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)');
+  throw new YuanError(
+    'usage',
+    'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)',
+  );
 }
 
 /** The config with `--plugin` modules added to its `plugins:` (absolute paths), so a checkpoint records every plugin it needs. */
 export function withPluginFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
-  const extra = ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p));
+  const extra = ((values.plugin as string[] | undefined) ?? []).map((p) =>
+    p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p,
+  );
   return extra.length ? { ...config, plugins: [...new Set([...config.plugins, ...extra])] } : config;
 }
 

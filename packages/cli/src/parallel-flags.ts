@@ -14,7 +14,16 @@ export const PARALLEL_OPTIONS: OptionSpec = {
   microbatches: { type: 'string' },
 };
 
-const FIELDS: readonly ParallelField[] = ['pp', 'dp', 'zero', 'partition', 'schedule', 'recompute', 'transport', 'microbatches'];
+const FIELDS: readonly ParallelField[] = [
+  'pp',
+  'dp',
+  'zero',
+  'partition',
+  'schedule',
+  'recompute',
+  'transport',
+  'microbatches',
+];
 
 /**
  * The config with the layout flags given in `values` laid over its `parallel` section (flags win over presets, files
@@ -22,9 +31,13 @@ const FIELDS: readonly ParallelField[] = ['pp', 'dp', 'zero', 'partition', 'sche
  * not declare are absent from `values` and change nothing. Flag values are parsed here (a one-line usage error naming
  * the flag); the section as a whole is validated by `parallelLayout` of @yuan/plan.
  */
-export async function withParallelFlags(config: YuanConfig, values: Record<string, unknown>): Promise<{ config: YuanConfig; naming: LayoutNaming }> {
+export async function withParallelFlags(
+  config: YuanConfig,
+  values: Record<string, unknown>,
+): Promise<{ config: YuanConfig; naming: LayoutNaming }> {
   const layer: JsonObject = {};
-  for (const f of ['pp', 'dp', 'microbatches'] as const) if (values[f] !== undefined) layer[f] = numberOption(values, f, 1, { int: true, min: 1 });
+  for (const f of ['pp', 'dp', 'microbatches'] as const)
+    if (values[f] !== undefined) layer[f] = numberOption(values, f, 1, { int: true, min: 1 });
   if (values.zero !== undefined) {
     const zero = numberOption(values, 'zero', 0, { int: true, min: 0 });
     if (zero > 2) throw new YuanError('usage', `--zero ${zero} must be 0, 1 or 2`);
@@ -35,10 +48,13 @@ export async function withParallelFlags(config: YuanConfig, values: Record<strin
     const { parseRecompute } = await import('@yuan/plan');
     layer.recompute = parseRecompute(values.recompute as string);
   }
-  for (const f of ['partition', 'schedule', 'transport'] as const) if (values[f] !== undefined) layer[f] = values[f] as string;
+  for (const f of ['partition', 'schedule', 'transport'] as const)
+    if (values[f] !== undefined) layer[f] = values[f] as string;
   const given: (ParallelField | 'timeout')[] = FIELDS.filter((f) => values[f] !== undefined);
   if (values.timeout !== undefined) given.push('timeout');
   const flags = Object.fromEntries([...FIELDS, 'timeout'].map((f) => [f, `--${f}`]));
-  const merged = Object.keys(layer).length ? resolveConfig(config as unknown as JsonObject, { parallel: layer }) : config;
+  const merged = Object.keys(layer).length
+    ? resolveConfig(config as unknown as JsonObject, { parallel: layer })
+    : config;
   return { config: merged, naming: { flags, given } };
 }

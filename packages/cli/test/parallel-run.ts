@@ -8,23 +8,42 @@ import { afterAll, expect } from 'vitest';
 import { repoRoot } from './run.js';
 
 /** One line of a run's metrics.jsonl. */
-export type Metric = { step: number; loss?: number; gradNorm?: number; validLoss?: number; optimizerBytes?: number; gradientBytes?: number; gradientInFlightBytes?: number };
+export type Metric = {
+  step: number;
+  loss?: number;
+  gradNorm?: number;
+  validLoss?: number;
+  optimizerBytes?: number;
+  gradientBytes?: number;
+  gradientInFlightBytes?: number;
+};
 
 /** Every line of OUT/metrics.jsonl. */
-export const metrics = (dir: string): Metric[] => readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+export const metrics = (dir: string): Metric[] =>
+  readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 /** The values of one metric in step order (the lines that have it). */
-export const series = (dir: string, key: 'loss' | 'gradNorm' | 'validLoss'): number[] => metrics(dir).filter((m) => m[key] !== undefined).map((m) => m[key]!);
+export const series = (dir: string, key: 'loss' | 'gradNorm' | 'validLoss'): number[] =>
+  metrics(dir)
+    .filter((m) => m[key] !== undefined)
+    .map((m) => m[key]!);
 
 /** Asserts `got` equals `want` element by element within 1e-4 relative (the issue's tolerance for parallel runs). */
 export function expectClose(got: number[], want: number[]): void {
   expect(got).toHaveLength(want.length);
-  for (const [i, w] of want.entries()) expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
+  for (const [i, w] of want.entries())
+    expect(Math.abs(got[i] - w), `step ${i + 1}: ${got[i]} vs ${w}`).toBeLessThanOrEqual(1e-4 * Math.abs(w));
 }
 
 /** The final weights of a run (the newest checkpoint's model.safetensors), as one flat array in file order. */
 export function weights(dir: string): Float32Array {
-  const ckpt = readdirSync(dir).filter((d) => d.startsWith('checkpoint-')).sort().pop()!;
+  const ckpt = readdirSync(dir)
+    .filter((d) => d.startsWith('checkpoint-'))
+    .sort()
+    .pop()!;
   const buf = readFileSync(path.join(dir, ckpt, 'model.safetensors'));
   const n = Number(buf.readBigUInt64LE(0));
   return new Float32Array(buf.buffer.slice(buf.byteOffset + 8 + n, buf.byteOffset + buf.length));
@@ -56,22 +75,52 @@ export function freePort(): Promise<number> {
 export function slurmCluster(name: string): { conf?: string; reason?: string } {
   const dir = `/tmp/yuan-slurm-${name}-${process.pid}`;
   let up: { conf?: string; reason?: string };
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) up = { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
+  if (process.platform !== 'linux' || process.getuid?.() !== 0)
+    up = { reason: 'SLURM test needs Linux and root to start slurmctld/slurmd' };
   else {
-    const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: dir }, timeout: 600_000 });
+    const r = spawnSync(path.join(repoRoot, '.ci/slurm-up.sh'), [], {
+      encoding: 'utf8',
+      env: { ...process.env, YUAN_SLURM_DIR: dir },
+      timeout: 600_000,
+    });
     const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
-    up = r.status === 0 && conf ? { conf } : { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
+    up =
+      r.status === 0 && conf
+        ? { conf }
+        : { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
   }
   if (up.reason) console.warn(`skipped: ${up.reason}`);
   afterAll(() => {
-    if (up.conf) spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: dir } });
+    if (up.conf)
+      spawnSync(path.join(repoRoot, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: dir } });
   });
   return up;
 }
 
 /** The arguments of the parallel CLI tests' tiny run (2 layers, hidden 32, 16-token sequences) over the data folder `data`. */
 export function tinyRun(data: string): string[] {
-  return ['--preset', 'tiny-lfa', '--set', 'model.hiddenSize=32', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=2', '--set', 'train.validEvery=2', '--data', data, '--seed', '3'];
+  return [
+    '--preset',
+    'tiny-lfa',
+    '--set',
+    'model.hiddenSize=32',
+    '--set',
+    'model.numLayers=2',
+    '--set',
+    'model.ffnSize=64',
+    '--set',
+    'train.seqLength=16',
+    '--set',
+    'train.microBatchSize=2',
+    '--set',
+    'train.warmupSteps=2',
+    '--set',
+    'train.validEvery=2',
+    '--data',
+    data,
+    '--seed',
+    '3',
+  ];
 }
 
 /**
@@ -84,7 +133,11 @@ export function rankPid(marker: string, rank: number, variable = 'RANK'): number
     .find((p) => {
       try {
         const argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return argv[0] === process.execPath && argv.some((a) => a.includes(marker)) && readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`${variable}=${rank}`);
+        return (
+          argv[0] === process.execPath &&
+          argv.some((a) => a.includes(marker)) &&
+          readFileSync(`/proc/${p}/environ`, 'utf8').split('\0').includes(`${variable}=${rank}`)
+        );
       } catch {
         return false;
       }
@@ -115,6 +168,11 @@ export interface StageFault {
 export function stageFaultEnv(dir: string, fault: StageFault): Record<string, string> {
   const testing = pathToFileURL(path.join(repoRoot, 'packages/parallel-pipeline/dist/testing.js')).href;
   const preload = path.join(mkdtempSync(path.join(dir, 'fault-')), 'fault.mjs');
-  writeFileSync(preload, `import { injectStageFault } from ${JSON.stringify(testing)};\ninjectStageFault(${JSON.stringify(fault)});\n`);
-  return { NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(preload).href}`].filter(Boolean).join(' ') };
+  writeFileSync(
+    preload,
+    `import { injectStageFault } from ${JSON.stringify(testing)};\ninjectStageFault(${JSON.stringify(fault)});\n`,
+  );
+  return {
+    NODE_OPTIONS: [process.env.NODE_OPTIONS, `--import=${pathToFileURL(preload).href}`].filter(Boolean).join(' '),
+  };
 }

@@ -5,7 +5,29 @@ import { repoRoot, yuan, yuanProcess } from './run.js';
 
 describe('yuan plan', () => {
   it('prints the per-stage table, marks the binding stage and says whether it fits', async () => {
-    const r = await yuan('plan', '--preset', 'yuan2-102b', '--pp', '32', '--dp', '3', '--microbatches', '1152', '--micro-batch-size', '1', '--seq', '4096', '--partition', '2x10,3x20,2x2', '--precision', 'bf16', '--zero', '1', '--memory', '80');
+    const r = await yuan(
+      'plan',
+      '--preset',
+      'yuan2-102b',
+      '--pp',
+      '32',
+      '--dp',
+      '3',
+      '--microbatches',
+      '1152',
+      '--micro-batch-size',
+      '1',
+      '--seq',
+      '4096',
+      '--partition',
+      '2x10,3x20,2x2',
+      '--precision',
+      'bf16',
+      '--zero',
+      '1',
+      '--memory',
+      '80',
+    );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/partition 2x10,3x20,2x2: 2,2,2,2,2,2,2,2,2,2,3,3/);
     expect(r.out.split('\n').filter((l) => l.endsWith('<- binds'))).toHaveLength(1);
@@ -17,29 +39,82 @@ describe('yuan plan', () => {
   it('--preset yuan2-102b carries the released layout: the same table as its flags, with no layout flag', async () => {
     const bare = await yuan('plan', '--preset', 'yuan2-102b');
     expect(bare.code, bare.err).toBe(0);
-    expect(bare.out).toMatch(/^pipeline: P = 32, D = 3, M = 1152 \(384 per pipeline\), B = 1, S = 4096, schedule 1f1b, recompute full, fp32, ZeRO-1$/m);
+    expect(bare.out).toMatch(
+      /^pipeline: P = 32, D = 3, M = 1152 \(384 per pipeline\), B = 1, S = 4096, schedule 1f1b, recompute full, fp32, ZeRO-1$/m,
+    );
     expect(bare.out).toMatch(/^partition 2x10,3x20,2x2: (2,){10}(3,){20}2,2$/m);
-    const flags = await yuan('plan', '--preset', 'yuan2-102b', '--pp', '32', '--dp', '3', '--zero', '1', '--microbatches', '1152', '--partition', '2x10,3x20,2x2', '--schedule', '1f1b', '--recompute', 'full');
+    const flags = await yuan(
+      'plan',
+      '--preset',
+      'yuan2-102b',
+      '--pp',
+      '32',
+      '--dp',
+      '3',
+      '--zero',
+      '1',
+      '--microbatches',
+      '1152',
+      '--partition',
+      '2x10,3x20,2x2',
+      '--schedule',
+      '1f1b',
+      '--recompute',
+      'full',
+    );
     expect(bare.out).toBe(flags.out);
     // flags still win over the preset's layout; 51B carries its PP 16 block split
-    expect((await yuan('plan', '--preset', 'yuan2-102b', '--pp', '4', '--partition', 'uniform', '--dp', '1', '--zero', '0')).out).toMatch(/P = 4, D = 1, M = 1152 .*ZeRO-0/);
-    expect((await yuan('plan', '--preset', 'yuan2-51b')).out).toMatch(/P = 16, D = 1, M = 1152[^]*^partition 2x5,3x10,2: (2,){5}(3,){10}2$/m);
+    expect(
+      (await yuan('plan', '--preset', 'yuan2-102b', '--pp', '4', '--partition', 'uniform', '--dp', '1', '--zero', '0'))
+        .out,
+    ).toMatch(/P = 4, D = 1, M = 1152 .*ZeRO-0/);
+    expect((await yuan('plan', '--preset', 'yuan2-51b')).out).toMatch(
+      /P = 16, D = 1, M = 1152[^]*^partition 2x5,3x10,2: (2,){5}(3,){10}2$/m,
+    );
   });
 
   it('--json gives stages with layers, parameters and peakBytes; shape flags work without a preset', async () => {
-    const r = await yuan('plan', '--layers', '8', '--hidden', '256', '--ffn', '1024', '--heads', '4', '--vocab', '1000', '--pp', '4', '--microbatches', '8', '--seq', '64', '--partition', 'memory', '--json');
+    const r = await yuan(
+      'plan',
+      '--layers',
+      '8',
+      '--hidden',
+      '256',
+      '--ffn',
+      '1024',
+      '--heads',
+      '4',
+      '--vocab',
+      '1000',
+      '--pp',
+      '4',
+      '--microbatches',
+      '8',
+      '--seq',
+      '64',
+      '--partition',
+      'memory',
+      '--json',
+    );
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.out);
     expect(plan.stages).toHaveLength(4);
     expect(plan.stages.reduce((n: number, s: { layers: number }) => n + s.layers, 0)).toBe(8);
-    for (const s of plan.stages) expect(s).toMatchObject({ layers: expect.any(Number), parameters: expect.any(Number), peakBytes: expect.any(Number) });
+    for (const s of plan.stages)
+      expect(s).toMatchObject({
+        layers: expect.any(Number),
+        parameters: expect.any(Number),
+        peakBytes: expect.any(Number),
+      });
     expect(plan.bubbleFraction).toBeCloseTo(3 / 11, 12);
   });
 
   it('M < P warns but works', async () => {
     const r = await yuan('plan', '--preset', 'tiny-lfa', '--pp', '4', '--microbatches', '2');
     expect(r.code).toBe(0);
-    expect(r.err).toBe('warning: M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)');
+    expect(r.err).toBe(
+      'warning: M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)',
+    );
   });
 
   it('bad input is a one-line error', async () => {
@@ -47,9 +122,18 @@ describe('yuan plan', () => {
       [['--pp', '3', '--partition', '1,1,1'], /^error: partition blocks 1,1,1 sum to 3 layers; the model has 4$/],
       [['--pp', '5'], /^error: more pipeline stages \(5\) than layers \(4\): every stage needs at least one layer$/],
       [['--pp', '2', '--microbatches', '0'], /^error: --microbatches 0: need at least 1 micro-batch per step$/],
-      [['--pp', '2', '--partition', 'balanced'], /^error: unknown partition "balanced" \(registered: memory, parameters, uniform; or give blocks such as 2,2,3,3\)$/],
-      [['--pp', '2', '--schedule', 'interleaved'], /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe\)$/],
-      [['--pp', '2', '--recompute', 'block'], /^error: recompute "block" is not available: TensorFlow.js keeps no autodiff tape across calls \(use full or stage\)$/],
+      [
+        ['--pp', '2', '--partition', 'balanced'],
+        /^error: unknown partition "balanced" \(registered: memory, parameters, uniform; or give blocks such as 2,2,3,3\)$/,
+      ],
+      [
+        ['--pp', '2', '--schedule', 'interleaved'],
+        /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe\)$/,
+      ],
+      [
+        ['--pp', '2', '--recompute', 'block'],
+        /^error: recompute "block" is not available: TensorFlow.js keeps no autodiff tape across calls \(use full or stage\)$/,
+      ],
     ];
     for (const [args, want] of cases) {
       const r = await yuan('plan', '--preset', 'tiny-lfa', ...args);
@@ -59,12 +143,41 @@ describe('yuan plan', () => {
   });
 
   it('--time prints both methods with each term and share', async () => {
-    const r = await yuan('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096', '--p2p-bw', '100', '--json');
+    const r = await yuan(
+      'plan',
+      '--time',
+      '--preset',
+      'yuan2-102b',
+      '--chips',
+      '96',
+      '--pp',
+      '32',
+      '--microbatches',
+      '1152',
+      '--seq',
+      '4096',
+      '--p2p-bw',
+      '100',
+      '--json',
+    );
     expect(r.code).toBe(0);
     const t = JSON.parse(r.out);
     expect(t.method1.total).toBeGreaterThan(2 * t.yuan.total);
     expect(t.yuan.terms.map((x: { name: string }) => x.name)).toEqual(['T0', 'T1', 'T2', 'T3', 'T4']);
-    const text = await yuan('plan', '--time', '--preset', 'yuan2-102b', '--chips', '96', '--pp', '32', '--microbatches', '1152', '--seq', '4096');
+    const text = await yuan(
+      'plan',
+      '--time',
+      '--preset',
+      'yuan2-102b',
+      '--chips',
+      '96',
+      '--pp',
+      '32',
+      '--microbatches',
+      '1152',
+      '--seq',
+      '4096',
+    );
     expect(text.out).toMatch(/T3 tensor-parallel all-reduce/);
   });
 

@@ -10,7 +10,22 @@ import { repoRoot } from './run.js';
 // model or cli knows any of them.
 const project = mkdtempSync(path.join(tmpdir(), 'yuan-plugin-project-'));
 const bin = path.join(repoRoot, 'packages/cli/dist/bin.js');
-const tiny = ['--set', 'model.hiddenSize=32', '--set', 'model.numHeads=4', '--set', 'model.numLayers=2', '--set', 'model.ffnSize=64', '--set', 'train.seqLength=16', '--set', 'train.microBatchSize=2', '--set', 'train.warmupSteps=1'];
+const tiny = [
+  '--set',
+  'model.hiddenSize=32',
+  '--set',
+  'model.numHeads=4',
+  '--set',
+  'model.numLayers=2',
+  '--set',
+  'model.ffnSize=64',
+  '--set',
+  'train.seqLength=16',
+  '--set',
+  'train.microBatchSize=2',
+  '--set',
+  'train.warmupSteps=1',
+];
 
 function run(...args: string[]): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd: project, encoding: 'utf8' });
@@ -63,23 +78,57 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     symlinkSync(path.join(repoRoot, 'packages/core'), path.join(nm, '@yuan/core'));
     symlinkSync(path.join(repoRoot, 'packages/tensor'), path.join(nm, '@yuan/tensor'));
     // the package as published: its files, not the workspace's links to its peers
-    cpSync(path.join(repoRoot, 'examples/attention-mqa'), path.join(nm, 'yuan-attention-mqa'), { recursive: true, filter: (src) => !src.includes('node_modules') });
+    cpSync(path.join(repoRoot, 'examples/attention-mqa'), path.join(nm, 'yuan-attention-mqa'), {
+      recursive: true,
+      filter: (src) => !src.includes('node_modules'),
+    });
     mkdirSync(path.join(project, 'plugins'));
     writeFileSync(path.join(project, 'plugins/evaluator.js'), EVALUATOR);
     writeFileSync(path.join(project, 'plugins/filter.js'), FILTER);
-    writeFileSync(path.join(project, 'mqa.yaml'), 'plugins: [yuan-attention-mqa, ./plugins/evaluator.js]\nattention: { name: mqa, options: { kvHeads: 1 } }\n');
-    writeFileSync(path.join(project, 'text.txt'), Array.from({ length: 60 }, (_, i) => `Line ${i}: the plugin trains, saves and reloads.`).join('\n'));
+    writeFileSync(
+      path.join(project, 'mqa.yaml'),
+      'plugins: [yuan-attention-mqa, ./plugins/evaluator.js]\nattention: { name: mqa, options: { kvHeads: 1 } }\n',
+    );
+    writeFileSync(
+      path.join(project, 'text.txt'),
+      Array.from({ length: 60 }, (_, i) => `Line ${i}: the plugin trains, saves and reloads.`).join('\n'),
+    );
   });
 
   it('without the plugin, the name is a one-line error listing the registered attention plugins', () => {
-    const r = run('train', '--preset', 'tiny-mha', '--set', 'attention.name=mqa', '--data', 'nowhere', '--steps', '1', '--out', 'x');
+    const r = run(
+      'train',
+      '--preset',
+      'tiny-mha',
+      '--set',
+      'attention.name=mqa',
+      '--data',
+      'nowhere',
+      '--steps',
+      '1',
+      '--out',
+      'x',
+    );
     expect(r.code).toBe(1);
     expect(r.err.trim()).toMatch(/^error: unknown attention plugin "mqa" \(registered: lfa, lpa, mha\)$/);
   });
 
   it('an attention plugin package named in a config trains, generates and evaluates perplexity; plugins list shows it', () => {
     expect(run('data', 'prepare', 'text.txt', '--tokenizer', 'bytes', '--output', 'data').code).toBe(0);
-    const train = run('train', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, '--data', 'data', '--steps', '3', '--out', 'run');
+    const train = run(
+      'train',
+      '--preset',
+      'tiny-mha',
+      '--config',
+      'mqa.yaml',
+      ...tiny,
+      '--data',
+      'data',
+      '--steps',
+      '3',
+      '--out',
+      'run',
+    );
     expect(train.err).not.toMatch(/error/);
     expect(train.code).toBe(0);
     const ckpt = path.join(project, 'run/checkpoint-00000003');
@@ -101,8 +150,15 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     expect(result.metrics.perplexity).toBeCloseTo(Math.exp(result.metrics.loss), 6);
     expect(result.metrics.loss).toBeGreaterThan(1);
 
-    const list = JSON.parse(run('plugins', 'list', '--config', 'mqa.yaml', '--json').out) as { kind: string; name: string; source: string; options: unknown }[];
-    expect(list.find((p) => p.name === 'mqa')).toEqual(expect.objectContaining({ kind: 'attention', source: 'yuan-attention-mqa', options: { kvHeads: 1 } }));
+    const list = JSON.parse(run('plugins', 'list', '--config', 'mqa.yaml', '--json').out) as {
+      kind: string;
+      name: string;
+      source: string;
+      options: unknown;
+    }[];
+    expect(list.find((p) => p.name === 'mqa')).toEqual(
+      expect.objectContaining({ kind: 'attention', source: 'yuan-attention-mqa', options: { kvHeads: 1 } }),
+    );
     expect(list.find((p) => p.name === 'non-empty')?.source).toBe(path.join(project, 'plugins/evaluator.js'));
   });
 
@@ -116,7 +172,23 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     // the copies for every head replace its K, V projections; 2·(32·32 − 8·32) fewer fresh parameter gradients
     const bs = 2 * 16;
     expect(mqa.stages[0].workingBytes - mha.stages[0].workingBytes).toBe(4 * (4 * bs * 8 - 2 * (32 * 32 - 8 * 32)));
-    const time = run('plan', '--time', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, '--chips', '8', '--pp', '8', '--tp', '1', '--microbatches', '8');
+    const time = run(
+      'plan',
+      '--time',
+      '--preset',
+      'tiny-mha',
+      '--config',
+      'mqa.yaml',
+      ...tiny,
+      '--chips',
+      '8',
+      '--pp',
+      '8',
+      '--tp',
+      '1',
+      '--microbatches',
+      '8',
+    );
     expect(time.code, time.err).toBe(0);
     expect(time.out).toMatch(/attention "mqa" projections 5·H²/); // 2·H·(2H + 2·8) per token, H = 32
     // a checkpoint without yuan's section (as a Hugging Face export) is recognized as mqa with its kvHeads
@@ -125,12 +197,37 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
     const config = JSON.parse(readFileSync(path.join(hf, 'config.json'), 'utf8'));
     delete config.yuan;
     writeFileSync(path.join(hf, 'config.json'), JSON.stringify(config));
-    const gen = run('generate', '--model', 'run-hf', '--plugin', 'yuan-attention-mqa', '--tokenizer', 'bytes', '--prompt', 'Line', '--max-new-tokens', '3', '--json');
+    const gen = run(
+      'generate',
+      '--model',
+      'run-hf',
+      '--plugin',
+      'yuan-attention-mqa',
+      '--tokenizer',
+      'bytes',
+      '--prompt',
+      'Line',
+      '--max-new-tokens',
+      '3',
+      '--json',
+    );
     expect(gen.code, gen.err).toBe(0);
   });
 
   it('an evaluator plugin runs under yuan eval with the flags it declares', () => {
-    const r = run('eval', 'non-empty', '--plugin', './plugins/evaluator.js', '--model', 'run', '--prompts', '2', '--output', 'ne', '--json');
+    const r = run(
+      'eval',
+      'non-empty',
+      '--plugin',
+      './plugins/evaluator.js',
+      '--model',
+      'run',
+      '--prompts',
+      '2',
+      '--output',
+      'ne',
+      '--json',
+    );
     expect(r.code, r.err).toBe(0);
     const result = JSON.parse(r.out);
     expect(result.task).toBe('non-empty');
@@ -142,11 +239,30 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
   });
 
   it('a filter plugin runs under yuan filter', () => {
-    writeFileSync(path.join(project, 'docs.jsonl'), ['clean text one', 'SPAM inside', 'clean text two'].map((t, i) => JSON.stringify({ id: String(i), text: t })).join('\n') + '\n');
+    writeFileSync(
+      path.join(project, 'docs.jsonl'),
+      ['clean text one', 'SPAM inside', 'clean text two']
+        .map((t, i) => JSON.stringify({ id: String(i), text: t }))
+        .join('\n') + '\n',
+    );
     writeFileSync(path.join(project, 'filter.yaml'), 'filters: [{ name: no-marker, options: { marker: SPAM } }]\n');
-    const r = run('filter', '--input', 'docs.jsonl', '--output', 'kept.jsonl', '--config', 'filter.yaml', '--plugin', './plugins/filter.js', '--json');
+    const r = run(
+      'filter',
+      '--input',
+      'docs.jsonl',
+      '--output',
+      'kept.jsonl',
+      '--config',
+      'filter.yaml',
+      '--plugin',
+      './plugins/filter.js',
+      '--json',
+    );
     expect(r.code, r.err).toBe(0);
-    const kept = readFileSync(path.join(project, 'kept.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).id);
+    const kept = readFileSync(path.join(project, 'kept.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).id);
     expect(kept).toEqual(['0', '2']);
   });
 });

@@ -22,7 +22,9 @@ describe('yuan presets', () => {
   it('unknown presets and plugins are one-line errors that list what exists', async () => {
     const p = await yuan('presets', 'show', 'yuan3');
     expect(p.code).not.toBe(0);
-    expect(p.err).toBe('error: unknown preset plugin "yuan3" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan2-102b, yuan2-2b, yuan2-51b)');
+    expect(p.err).toBe(
+      'error: unknown preset plugin "yuan3" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan2-102b, yuan2-2b, yuan2-51b)',
+    );
     const a = await yuan('presets', 'show', 'tiny-lfa', '--set', 'attention.name=flash');
     expect(a.code).not.toBe(0);
     expect(a.err).toMatch(/^error: unknown attention plugin "flash" \(registered: lfa, lpa, mha\)$/);

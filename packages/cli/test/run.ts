@@ -16,6 +16,8 @@ export async function yuan(...argv: string[]): Promise<{ code: number; out: stri
 
 /** Runs the built CLI (packages/cli/dist/bin.js) as a child process. */
 export function yuanProcess(...argv: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'packages/cli/dist/bin.js'), ...argv], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'packages/cli/dist/bin.js'), ...argv], {
+    encoding: 'utf8',
+  });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }

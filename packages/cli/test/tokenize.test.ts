@@ -5,20 +5,23 @@ import { shared, yuan } from './run.js';
 
 const dir = path.join(shared, 'fixtures/yuan2-tokenizer');
 
-describe.skipIf(!existsSync(dir))('yuan tokenize with the real YUAN 2.0 tokenizer (needs ../shared, which CI has)', () => {
-  const model = path.join(dir, 'tokenizer.model');
-  it('gives the golden ids and decodes back', async () => {
-    const golden = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8'));
-    const cases = Array.isArray(golden) ? golden : golden.cases;
-    for (const c of cases) {
-      const r = await yuan('tokenize', '--tokenizer', model, '--text', c.text, '--json');
-      expect(r.code).toBe(0);
-      expect(JSON.parse(r.out).ids).toEqual(c.ids);
-      const d = await yuan('tokenize', '--tokenizer', model, '--decode', c.ids.join(','), '--json');
-      expect(JSON.parse(d.out).text).toBe(c.decoded ?? c.text);
-    }
-  });
-});
+describe.skipIf(!existsSync(dir))(
+  'yuan tokenize with the real YUAN 2.0 tokenizer (needs ../shared, which CI has)',
+  () => {
+    const model = path.join(dir, 'tokenizer.model');
+    it('gives the golden ids and decodes back', async () => {
+      const golden = JSON.parse(readFileSync(path.join(dir, 'golden.json'), 'utf8'));
+      const cases = Array.isArray(golden) ? golden : golden.cases;
+      for (const c of cases) {
+        const r = await yuan('tokenize', '--tokenizer', model, '--text', c.text, '--json');
+        expect(r.code).toBe(0);
+        expect(JSON.parse(r.out).ids).toEqual(c.ids);
+        const d = await yuan('tokenize', '--tokenizer', model, '--decode', c.ids.join(','), '--json');
+        expect(JSON.parse(d.out).text).toBe(c.decoded ?? c.text);
+      }
+    });
+  },
+);
 
 describe('yuan tokenize with the byte tokenizer', () => {
   it('encodes special tokens as single ids and round-trips', async () => {

@@ -7,24 +7,73 @@ import { shared, yuan } from './run.js';
 const fixture = path.join(shared, 'fixtures/yuan2-tiny');
 const native = existsSync(path.resolve(__dirname, '../../tensor-native/build/Release/yuan_native.node'));
 
-describe.skipIf(!existsSync(fixture) || !native)('yuan generate with weight formats (needs ../shared and the native addon)', () => {
-  it('--model on the fixture folder gives its greedy continuation on the native decoder', async () => {
-    const expected = JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8'));
-    const g = expected.generations[2];
-    const r = await yuan('generate', '--model', fixture, '--backend', 'native', '--prompt-ids', g.prompt.join(','), '--max-new-tokens', String(g.greedy.length), '--json');
-    expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out).ids).toEqual(g.greedy);
-  });
+describe.skipIf(!existsSync(fixture) || !native)(
+  'yuan generate with weight formats (needs ../shared and the native addon)',
+  () => {
+    it('--model on the fixture folder gives its greedy continuation on the native decoder', async () => {
+      const expected = JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8'));
+      const g = expected.generations[2];
+      const r = await yuan(
+        'generate',
+        '--model',
+        fixture,
+        '--backend',
+        'native',
+        '--prompt-ids',
+        g.prompt.join(','),
+        '--max-new-tokens',
+        String(g.greedy.length),
+        '--json',
+      );
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out).ids).toEqual(g.greedy);
+    });
 
-  it('--preset with --weights int4 decodes a random model in that format; bad uses are one-line errors', async () => {
-    const r = await yuan('generate', '--preset', 'tiny-lfa', '--weights', 'int4', '--backend', 'native', '--prompt-ids', '1,2', '--max-new-tokens', '3', '--json');
-    expect(r.code, r.err).toBe(0);
-    expect(JSON.parse(r.out).ids).toHaveLength(3);
-    const bad = await yuan('generate', '--preset', 'tiny-lfa', '--weights', 'int3', '--backend', 'native', '--prompt-ids', '1', '--max-new-tokens', '1');
-    expect(bad.code).not.toBe(0);
-    expect(bad.err).toMatch(/unknown weight-format plugin "int3" \(registered: bf16, fp32, int4, int8\)/);
-    const model = await yuan('generate', '--model', fixture, '--weights', 'bf16', '--prompt-ids', '1', '--max-new-tokens', '1');
-    expect(model.code).toBe(2);
-    expect(model.err).toMatch(/--weights FORMAT applies to a --preset model/);
-  });
-});
+    it('--preset with --weights int4 decodes a random model in that format; bad uses are one-line errors', async () => {
+      const r = await yuan(
+        'generate',
+        '--preset',
+        'tiny-lfa',
+        '--weights',
+        'int4',
+        '--backend',
+        'native',
+        '--prompt-ids',
+        '1,2',
+        '--max-new-tokens',
+        '3',
+        '--json',
+      );
+      expect(r.code, r.err).toBe(0);
+      expect(JSON.parse(r.out).ids).toHaveLength(3);
+      const bad = await yuan(
+        'generate',
+        '--preset',
+        'tiny-lfa',
+        '--weights',
+        'int3',
+        '--backend',
+        'native',
+        '--prompt-ids',
+        '1',
+        '--max-new-tokens',
+        '1',
+      );
+      expect(bad.code).not.toBe(0);
+      expect(bad.err).toMatch(/unknown weight-format plugin "int3" \(registered: bf16, fp32, int4, int8\)/);
+      const model = await yuan(
+        'generate',
+        '--model',
+        fixture,
+        '--weights',
+        'bf16',
+        '--prompt-ids',
+        '1',
+        '--max-new-tokens',
+        '1',
+      );
+      expect(model.code).toBe(2);
+      expect(model.err).toMatch(/--weights FORMAT applies to a --preset model/);
+    });
+  },
+);

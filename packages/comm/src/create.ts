@@ -10,7 +10,9 @@ import { BaseTransport, type ConnectOptions, type Transport, type TransportPlugi
  * This package's version, read from its package.json (one folder above both `src/` and `dist/`), so a release bumps it
  * with the package; ranks exchange it at start-up as the default code version.
  */
-export const COMM_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const COMM_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 /** The plugins @yuan/comm provides (what `yuan` registers from it): the transports `threads` and `tcp`. */
 export const plugins: readonly TransportPlugin[] = [threadsTransport, tcpTransport];
@@ -44,11 +46,17 @@ class SoloTransport extends BaseTransport {
   }
 }
 
-function findTransport(t: string | TransportPlugin | undefined, registry: PluginRegistry = commRegistry()): TransportPlugin {
+function findTransport(
+  t: string | TransportPlugin | undefined,
+  registry: PluginRegistry = commRegistry(),
+): TransportPlugin {
   if (t && typeof t === 'object') return t;
   const name = t ?? 'tcp';
   if (!registry.has('transport', name)) {
-    throw new YuanError('config', `unknown transport "${name}" (registered: ${registry.names('transport').join(', ') || 'none'})`);
+    throw new YuanError(
+      'config',
+      `unknown transport "${name}" (registered: ${registry.names('transport').join(', ') || 'none'})`,
+    );
   }
   return registry.get('transport', name);
 }
@@ -78,16 +86,22 @@ export async function createProcessGroup(opts: ProcessGroupOptions = {}): Promis
     masterAddr ??= info.masterAddr;
     masterPort ??= info.masterPort;
   }
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new YuanError('config', `world size ${worldSize} is not a positive integer`);
-  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize) throw new YuanError('config', `rank ${rank} is not in 0..${worldSize - 1}`);
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new YuanError('config', `world size ${worldSize} is not a positive integer`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= worldSize)
+    throw new YuanError('config', `rank ${rank} is not in 0..${worldSize - 1}`);
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  if (!(timeoutMs > 0)) throw new YuanError('config', `timeoutMs ${timeoutMs} is not a positive number of milliseconds`);
+  if (!(timeoutMs > 0))
+    throw new YuanError('config', `timeoutMs ${timeoutMs} is not a positive number of milliseconds`);
   const collective: CollectiveOptions = {
     bucketBytes: opts.bucketBytes ?? COLLECTIVE_DEFAULTS.bucketBytes,
     inflight: opts.inflight ?? COLLECTIVE_DEFAULTS.inflight,
   };
   if (!(collective.bucketBytes >= 4) || !Number.isInteger(collective.inflight) || collective.inflight < 1) {
-    throw new YuanError('config', `bucketBytes ${collective.bucketBytes} must be >= 4 and inflight ${collective.inflight} a positive integer`);
+    throw new YuanError(
+      'config',
+      `bucketBytes ${collective.bucketBytes} must be >= 4 and inflight ${collective.inflight} a positive integer`,
+    );
   }
   const connect: ConnectOptions = {
     rank,
@@ -101,8 +115,14 @@ export async function createProcessGroup(opts: ProcessGroupOptions = {}): Promis
     bindAddr: opts.bindAddr ?? '0.0.0.0',
   };
   // a thread world of one is still joined (its worker data and port are the transport's); any other world of one needs no peers
-  const transport: Transport = worldSize === 1 && plugin.ranks !== 'threads' ? new SoloTransport(0, 1, timeoutMs) : await plugin.connect(connect);
-  return new RingGroup(transport, Array.from({ length: worldSize }, (_, i) => i), collective, true);
+  const transport: Transport =
+    worldSize === 1 && plugin.ranks !== 'threads' ? new SoloTransport(0, 1, timeoutMs) : await plugin.connect(connect);
+  return new RingGroup(
+    transport,
+    Array.from({ length: worldSize }, (_, i) => i),
+    collective,
+    true,
+  );
 }
 
 /** A rank's place in a P × D grid (Megatron's layout without tensor parallelism: data-parallel groups inside each stage). */
@@ -123,8 +143,10 @@ export interface GridPosition {
  * with `world.subgroup(pos.dataParallelRanks)` and `world.subgroup(pos.pipelineRanks)`.
  */
 export function gridPosition(rank: number, pp: number, dp: number): GridPosition {
-  if (!Number.isInteger(pp) || pp < 1 || !Number.isInteger(dp) || dp < 1) throw new RangeError(`grid ${pp} × ${dp} needs positive integers`);
-  if (!Number.isInteger(rank) || rank < 0 || rank >= pp * dp) throw new RangeError(`rank ${rank} is not in a ${pp} × ${dp} grid (0..${pp * dp - 1})`);
+  if (!Number.isInteger(pp) || pp < 1 || !Number.isInteger(dp) || dp < 1)
+    throw new RangeError(`grid ${pp} × ${dp} needs positive integers`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= pp * dp)
+    throw new RangeError(`rank ${rank} is not in a ${pp} × ${dp} grid (0..${pp * dp - 1})`);
   const stage = Math.floor(rank / dp);
   const dataRank = rank % dp;
   return {

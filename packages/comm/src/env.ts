@@ -28,7 +28,10 @@ function int(env: Env, name: string, min: number): number {
   const raw = env[name];
   const n = Number(raw);
   if (raw === undefined || raw.trim() === '' || !Number.isInteger(n) || n < min) {
-    throw new YuanError('config', `environment variable ${name}=${JSON.stringify(raw ?? null)} is not an integer >= ${min}`);
+    throw new YuanError(
+      'config',
+      `environment variable ${name}=${JSON.stringify(raw ?? null)} is not an integer >= ${min}`,
+    );
   }
   return n;
 }
@@ -92,7 +95,8 @@ function expandOne(item: string, whole: string): string[] {
     const lo = Number(m[1]);
     const hi = m[2] === undefined ? lo : Number(m[2]);
     if (hi < lo) throw new YuanError('config', `node list ${JSON.stringify(whole)} has a descending range "${range}"`);
-    if (hi - lo > 100_000) throw new YuanError('config', `node list ${JSON.stringify(whole)} has a range of over 100000 hosts`);
+    if (hi - lo > 100_000)
+      throw new YuanError('config', `node list ${JSON.stringify(whole)} has a range of over 100000 hosts`);
     const width = m[1]!.length;
     for (let v = lo; v <= hi; v++) values.push(String(v).padStart(width, '0'));
   }
@@ -113,24 +117,37 @@ function expandOne(item: string, whole: string): string[] {
  */
 export function rankFromEnvironment(env: Env = process.env): RankInfo {
   if (env.RANK !== undefined && env.RANK !== '') {
-    if (env.WORLD_SIZE === undefined) throw new YuanError('config', 'RANK is set but WORLD_SIZE is not (torchrun-style launch needs both)');
+    if (env.WORLD_SIZE === undefined)
+      throw new YuanError('config', 'RANK is set but WORLD_SIZE is not (torchrun-style launch needs both)');
     const rank = int(env, 'RANK', 0);
     const worldSize = int(env, 'WORLD_SIZE', 1);
     checkRank(rank, worldSize, 'RANK', 'WORLD_SIZE');
     const localRank = env.LOCAL_RANK === undefined || env.LOCAL_RANK === '' ? 0 : int(env, 'LOCAL_RANK', 0);
-    return { rank, worldSize, localRank, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: port(env, DEFAULT_MASTER_PORT), source: 'torchrun' };
+    return {
+      rank,
+      worldSize,
+      localRank,
+      masterAddr: env.MASTER_ADDR || '127.0.0.1',
+      masterPort: port(env, DEFAULT_MASTER_PORT),
+      source: 'torchrun',
+    };
   }
   if (env.SLURM_PROCID !== undefined && env.SLURM_PROCID !== '') {
     const rank = int(env, 'SLURM_PROCID', 0);
     const sizeVar = env.SLURM_NTASKS !== undefined ? 'SLURM_NTASKS' : 'SLURM_NPROCS';
-    if (env[sizeVar] === undefined) throw new YuanError('config', 'SLURM_PROCID is set but SLURM_NTASKS is not (run the ranks with srun -n N)');
+    if (env[sizeVar] === undefined)
+      throw new YuanError('config', 'SLURM_PROCID is set but SLURM_NTASKS is not (run the ranks with srun -n N)');
     const worldSize = int(env, sizeVar, 1);
     checkRank(rank, worldSize, 'SLURM_PROCID', sizeVar);
     const localRank = env.SLURM_LOCALID === undefined ? 0 : int(env, 'SLURM_LOCALID', 0);
     let masterAddr = env.MASTER_ADDR;
     if (!masterAddr) {
       const list = env.SLURM_STEP_NODELIST || env.SLURM_JOB_NODELIST || env.SLURM_NODELIST;
-      if (!list) throw new YuanError('config', 'SLURM rank without MASTER_ADDR, SLURM_STEP_NODELIST or SLURM_JOB_NODELIST: cannot tell where rank 0 runs');
+      if (!list)
+        throw new YuanError(
+          'config',
+          'SLURM rank without MASTER_ADDR, SLURM_STEP_NODELIST or SLURM_JOB_NODELIST: cannot tell where rank 0 runs',
+        );
       masterAddr = expandNodelist(list)[0]!;
     }
     const jobId = Number(env.SLURM_JOB_ID ?? env.SLURM_JOBID);
@@ -139,16 +156,38 @@ export function rankFromEnvironment(env: Env = process.env): RankInfo {
   }
   if (env.JOB_COMPLETION_INDEX !== undefined && env.JOB_COMPLETION_INDEX !== '') {
     const rank = int(env, 'JOB_COMPLETION_INDEX', 0);
-    if (env.WORLD_SIZE === undefined) throw new YuanError('config', 'JOB_COMPLETION_INDEX is set but WORLD_SIZE is not (set it to the Job\'s completions)');
+    if (env.WORLD_SIZE === undefined)
+      throw new YuanError(
+        'config',
+        "JOB_COMPLETION_INDEX is set but WORLD_SIZE is not (set it to the Job's completions)",
+      );
     const worldSize = int(env, 'WORLD_SIZE', 1);
     checkRank(rank, worldSize, 'JOB_COMPLETION_INDEX', 'WORLD_SIZE');
     let masterAddr = env.MASTER_ADDR;
     if (!masterAddr) {
       const m = /^(.*)-\d+$/.exec(env.HOSTNAME ?? '');
-      if (!m) throw new YuanError('config', `Kubernetes rank without MASTER_ADDR, and HOSTNAME ${JSON.stringify(env.HOSTNAME ?? null)} is not <job>-<index>`);
+      if (!m)
+        throw new YuanError(
+          'config',
+          `Kubernetes rank without MASTER_ADDR, and HOSTNAME ${JSON.stringify(env.HOSTNAME ?? null)} is not <job>-<index>`,
+        );
       masterAddr = `${m[1]}-0${env.YUAN_HEADLESS_SERVICE ? `.${env.YUAN_HEADLESS_SERVICE}` : ''}`;
     }
-    return { rank, worldSize, localRank: 0, masterAddr, masterPort: port(env, DEFAULT_MASTER_PORT), source: 'kubernetes' };
+    return {
+      rank,
+      worldSize,
+      localRank: 0,
+      masterAddr,
+      masterPort: port(env, DEFAULT_MASTER_PORT),
+      source: 'kubernetes',
+    };
   }
-  return { rank: 0, worldSize: 1, localRank: 0, masterAddr: env.MASTER_ADDR || '127.0.0.1', masterPort: port(env, DEFAULT_MASTER_PORT), source: 'none' };
+  return {
+    rank: 0,
+    worldSize: 1,
+    localRank: 0,
+    masterAddr: env.MASTER_ADDR || '127.0.0.1',
+    masterPort: port(env, DEFAULT_MASTER_PORT),
+    source: 'none',
+  };
 }

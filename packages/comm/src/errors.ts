@@ -61,9 +61,14 @@ export function rootCauseFirst<F extends { rank: number; message: string }>(fail
     // a relayed report ("rank 2 is lost: worker threw: rank 1 is lost: …") blames its innermost lost rank, the one
     // that failed first; a report without "is lost" blames the rank its first timeout or closed connection names
     const m =
-      [...f.message.matchAll(/rank (\d+) is lost/g)].pop() ?? /rank (\d+) (?:sent nothing|did not take data|closed|stopped)/.exec(f.message) ?? undefined;
+      [...f.message.matchAll(/rank (\d+) is lost/g)].pop() ??
+      /rank (\d+) (?:sent nothing|did not take data|closed|stopped)/.exec(f.message) ??
+      undefined;
     if (m && Number(m[1]) !== f.rank) blamed.set(Number(m[1]), (blamed.get(Number(m[1])) ?? 0) + 1);
   }
   const score = (f: F) => blamed.get(f.rank) ?? 0;
-  return failures.map((f, i) => [f, i] as const).sort((a, b) => score(b[0]) - score(a[0]) || a[1] - b[1]).map(([f]) => f);
+  return failures
+    .map((f, i) => [f, i] as const)
+    .sort((a, b) => score(b[0]) - score(a[0]) || a[1] - b[1])
+    .map(([f]) => f);
 }

@@ -61,7 +61,12 @@ export interface ProcessGroup {
    * `data.buffer` instead of copying. Do not change `data` before the promise resolves. Rejects with PeerLostError /
    * PeerTimeoutError naming the global rank.
    */
-  send(peer: number, data: Float32Array | Uint8Array, tag?: number | string, opts?: { transfer?: boolean }): Promise<void>;
+  send(
+    peer: number,
+    data: Float32Array | Uint8Array,
+    tag?: number | string,
+    opts?: { transfer?: boolean },
+  ): Promise<void>;
   /** The next Float32Array sent by group rank `peer` under `tag`; rejects after the transport's timeout without data from it. */
   recv(peer: number, tag?: number | string): Promise<Float32Array>;
   /** The next message from `peer` under `tag`, as bytes. */
@@ -162,11 +167,13 @@ export class RingGroup implements ProcessGroup {
   }
 
   private checkBuf(buf: unknown, what: string): asserts buf is Float32Array {
-    if (!(buf instanceof Float32Array)) throw new TypeError(`${what} needs a Float32Array, got ${Object.prototype.toString.call(buf)}`);
+    if (!(buf instanceof Float32Array))
+      throw new TypeError(`${what} needs a Float32Array, got ${Object.prototype.toString.call(buf)}`);
   }
 
   private checkRank(r: number, what: string): void {
-    if (!Number.isInteger(r) || r < 0 || r >= this.size) throw new RangeError(`${what} ${r} is not a rank of this group (0..${this.size - 1})`);
+    if (!Number.isInteger(r) || r < 0 || r >= this.size)
+      throw new RangeError(`${what} ${r} is not a rank of this group (0..${this.size - 1})`);
   }
 
   /** Chunk j of bucket b: piece b of shard j. */
@@ -184,7 +191,12 @@ export class RingGroup implements ProcessGroup {
     };
   }
 
-  private async ringReduceScatter(buf: Float32Array, tag: string, chunk: (j: number) => [number, number], op: ReduceOp): Promise<void> {
+  private async ringReduceScatter(
+    buf: Float32Array,
+    tag: string,
+    chunk: (j: number) => [number, number],
+    op: ReduceOp,
+  ): Promise<void> {
     const d = this.size;
     const me = this.rank;
     const next = this.g(me + 1);
@@ -228,7 +240,8 @@ export class RingGroup implements ProcessGroup {
 
   async allReduce(buf: Float32Array, op: ReduceOp = 'sum'): Promise<Float32Array> {
     this.checkBuf(buf, 'allReduce');
-    if (op !== 'sum' && op !== 'max' && op !== 'min') throw new RangeError(`allReduce op "${String(op)}" is not sum, max or min`);
+    if (op !== 'sum' && op !== 'max' && op !== 'min')
+      throw new RangeError(`allReduce op "${String(op)}" is not sum, max or min`);
     if (this.size === 1) return buf;
     const tag = `allReduce#${this.key}#${this.nextSeq()}`;
     const { count, chunk } = this.buckets(buf.length);
@@ -245,7 +258,9 @@ export class RingGroup implements ProcessGroup {
     if (this.size > 1) {
       const tag = `reduceScatter#${this.key}#${this.nextSeq()}`;
       const { count, chunk } = this.buckets(buf.length);
-      await windowed(count, this.opts.inflight, (b) => this.ringReduceScatter(buf, `${tag}#${b}`, (j) => chunk(b, j), 'sum'));
+      await windowed(count, this.opts.inflight, (b) =>
+        this.ringReduceScatter(buf, `${tag}#${b}`, (j) => chunk(b, j), 'sum'),
+      );
     }
     return buf.subarray(lo, lo + len);
   }
@@ -329,10 +344,16 @@ export class RingGroup implements ProcessGroup {
     this.t.abort(error);
   }
 
-  async send(peer: number, data: Float32Array | Uint8Array, tag: number | string = 0, opts: { transfer?: boolean } = {}): Promise<void> {
+  async send(
+    peer: number,
+    data: Float32Array | Uint8Array,
+    tag: number | string = 0,
+    opts: { transfer?: boolean } = {},
+  ): Promise<void> {
     this.checkRank(peer, 'send peer');
     if (peer === this.rank) throw new RangeError(`send peer ${peer} is this rank`);
-    if (!(data instanceof Float32Array) && !(data instanceof Uint8Array)) throw new TypeError('send needs a Float32Array or Uint8Array');
+    if (!(data instanceof Float32Array) && !(data instanceof Uint8Array))
+      throw new TypeError('send needs a Float32Array or Uint8Array');
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     await this.t.send(this.ranks[peer]!, this.p2pTag(tag), bytes, opts);
   }
@@ -345,7 +366,8 @@ export class RingGroup implements ProcessGroup {
 
   async recv(peer: number, tag: number | string = 0): Promise<Float32Array> {
     const data = await this.recvBytes(peer, tag);
-    if (data.byteLength % 4 !== 0) throw new RangeError(`rank ${this.ranks[peer]} sent ${data.byteLength} bytes, not a whole number of float32`);
+    if (data.byteLength % 4 !== 0)
+      throw new RangeError(`rank ${this.ranks[peer]} sent ${data.byteLength} bytes, not a whole number of float32`);
     return floatsOf(data);
   }
 
@@ -357,8 +379,16 @@ export class RingGroup implements ProcessGroup {
       if (seen.has(r)) throw new RangeError(`subgroup rank ${r} is listed twice`);
       seen.add(r);
     }
-    if (!seen.has(this.rank)) throw new RangeError(`rank ${this.rank} is not in subgroup [${ranks.join(', ')}]; only members create a subgroup`);
-    return new RingGroup(this.t, ranks.map((r) => this.ranks[r]!), this.opts, false);
+    if (!seen.has(this.rank))
+      throw new RangeError(
+        `rank ${this.rank} is not in subgroup [${ranks.join(', ')}]; only members create a subgroup`,
+      );
+    return new RingGroup(
+      this.t,
+      ranks.map((r) => this.ranks[r]!),
+      this.opts,
+      false,
+    );
   }
 
   async close(): Promise<void> {

@@ -34,19 +34,41 @@ export interface LaunchResult {
   failures: { rank: number; message: string }[];
 }
 
-const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15, SIGABRT: 6 };
+const SIGNALS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGKILL: 9,
+  SIGSEGV: 11,
+  SIGPIPE: 13,
+  SIGTERM: 15,
+  SIGABRT: 6,
+};
 
 /** Checks launch options; a bad one is a usage error naming it. */
 function checkLaunch(o: LaunchOptions): Required<Omit<LaunchOptions, 'env' | 'onLine'>> {
   const nnodes = o.nnodes ?? 1;
   const nodeRank = o.nodeRank ?? 0;
   const masterPort = o.masterPort ?? DEFAULT_MASTER_PORT;
-  if (!Number.isInteger(o.nproc) || o.nproc < 1) throw new YuanError('usage', `--nproc ${o.nproc} is not a positive integer`);
-  if (!Number.isInteger(nnodes) || nnodes < 1) throw new YuanError('usage', `--nnodes ${nnodes} is not a positive integer`);
-  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes) throw new YuanError('usage', `--node-rank ${nodeRank} is not in 0..${nnodes - 1}`);
-  if (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535) throw new YuanError('usage', `--master-port ${masterPort} is not a port (1..65535)`);
-  if (!Array.isArray(o.command) || o.command.length === 0) throw new YuanError('usage', 'no command to launch (give it after --)');
-  return { nproc: o.nproc, nnodes, nodeRank, masterAddr: o.masterAddr ?? '127.0.0.1', masterPort, command: o.command, graceMs: o.graceMs ?? 10_000 };
+  if (!Number.isInteger(o.nproc) || o.nproc < 1)
+    throw new YuanError('usage', `--nproc ${o.nproc} is not a positive integer`);
+  if (!Number.isInteger(nnodes) || nnodes < 1)
+    throw new YuanError('usage', `--nnodes ${nnodes} is not a positive integer`);
+  if (!Number.isInteger(nodeRank) || nodeRank < 0 || nodeRank >= nnodes)
+    throw new YuanError('usage', `--node-rank ${nodeRank} is not in 0..${nnodes - 1}`);
+  if (!Number.isInteger(masterPort) || masterPort < 1 || masterPort > 65535)
+    throw new YuanError('usage', `--master-port ${masterPort} is not a port (1..65535)`);
+  if (!Array.isArray(o.command) || o.command.length === 0)
+    throw new YuanError('usage', 'no command to launch (give it after --)');
+  return {
+    nproc: o.nproc,
+    nnodes,
+    nodeRank,
+    masterAddr: o.masterAddr ?? '127.0.0.1',
+    masterPort,
+    command: o.command,
+    graceMs: o.graceMs ?? 10_000,
+  };
 }
 
 /** A stderr line that says why a process failed: `error: …`, `TypeError: …`, `ValueError: …`, `fatal …`, `panic: …`. */
@@ -64,7 +86,8 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
   const worldSize = o.nproc * o.nnodes;
   const onLine =
     opts.onLine ??
-    ((rank: number, stream: 'stdout' | 'stderr', line: string) => (stream === 'stdout' ? process.stdout : process.stderr).write(`[rank ${rank}] ${line}\n`));
+    ((rank: number, stream: 'stdout' | 'stderr', line: string) =>
+      (stream === 'stdout' ? process.stdout : process.stderr).write(`[rank ${rank}] ${line}\n`));
   return new Promise((resolve) => {
     const children = new Map<number, ChildProcess>();
     const lastErr = new Map<number, string>();
@@ -98,7 +121,10 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
       clearTimeout(stopTimer);
       clearTimeout(killTimer);
       const ordered = rootCauseFirst(failures);
-      resolve({ code: ordered.length ? Math.max(1, ordered[0]!.code) : 0, failures: ordered.map(({ rank, message }) => ({ rank, message })) });
+      resolve({
+        code: ordered.length ? Math.max(1, ordered[0]!.code) : 0,
+        failures: ordered.map(({ rank, message }) => ({ rank, message })),
+      });
     };
     let running = o.nproc;
     for (let local = 0; local < o.nproc; local++) {
@@ -121,7 +147,11 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
           // the reason a rank gives: its last `error: …` line on stderr, else its last line that reads like a failure
           // (an exception, a fatal message); progress lines are never a reason
           const t = line.trim();
-          if (stream === 'stderr' && (/^error\b/i.test(t) || (FAILURE_LINE.test(t) && !/^error\b/i.test(lastErr.get(rank) ?? '')))) lastErr.set(rank, t);
+          if (
+            stream === 'stderr' &&
+            (/^error\b/i.test(t) || (FAILURE_LINE.test(t) && !/^error\b/i.test(lastErr.get(rank) ?? '')))
+          )
+            lastErr.set(rank, t);
           onLine(rank, stream, line);
         });
         return new Promise<void>((r) => rl.once('close', () => r()));
@@ -143,7 +173,11 @@ export function launchLocal(opts: LaunchOptions): Promise<LaunchResult> {
             // a rank this launcher stopped had no say: its last output line is not the reason (a rank that died of its own
             // signal, SIGABRT or SIGSEGV, may have said why)
             const last = stoppedByUs.has(rank) ? undefined : lastErr.get(rank);
-            failures.push({ rank, message: last && !spawnError ? `${how}: ${last}` : how, code: signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 1) });
+            failures.push({
+              rank,
+              message: last && !spawnError ? `${how}: ${last}` : how,
+              code: signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 1),
+            });
             startStopping();
           }
           if (--running === 0) finish();
@@ -190,7 +224,8 @@ const SLURM_GRACE_S = 60;
 export function slurmScript(o: JobFileOptions): string {
   checkLaunch({ nproc: o.nproc, nnodes: o.nnodes, masterPort: o.masterPort, command: o.command });
   const grace = o.graceSeconds ?? SLURM_GRACE_S;
-  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) throw new YuanError('usage', `--grace ${grace} is not a number of seconds >= 0`);
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0)
+    throw new YuanError('usage', `--grace ${grace} is not a number of seconds >= 0`);
   const name = o.name ?? 'yuan';
   // Why not `srun --kill-on-bad-exit=1`: at the first bad exit srun cancels the step, SIGTERM to every other task at
   // once (SIGKILL after the cluster's KillWait), and SIGTERM ends a Node.js rank on the spot, silently. A rank that was
@@ -230,18 +265,27 @@ export function slurmScript(o: JobFileOptions): string {
 export function kubernetesManifest(o: JobFileOptions): string {
   checkLaunch({ nproc: o.nproc, nnodes: o.nnodes, masterPort: o.masterPort, command: o.command });
   const name = o.name ?? 'yuan';
-  if (!o.image) throw new YuanError('usage', '--print k8s needs --image IMAGE: a container image with yuan installed (its command runs `yuan …`)');
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) throw new YuanError('usage', `--name "${name}" is not a Kubernetes name (lower-case letters, digits, "-")`);
+  if (!o.image)
+    throw new YuanError(
+      'usage',
+      '--print k8s needs --image IMAGE: a container image with yuan installed (its command runs `yuan …`)',
+    );
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name))
+    throw new YuanError('usage', `--name "${name}" is not a Kubernetes name (lower-case letters, digits, "-")`);
   const port = o.masterPort ?? DEFAULT_MASTER_PORT;
   const master = `${name}-0.${name}`;
   const cmd =
     o.nproc === 1
       ? o.command
-      : ['sh', '-c', `exec yuan launch --nproc ${o.nproc} --nnodes ${o.nnodes} --node-rank "$JOB_COMPLETION_INDEX" --master-addr ${master} --master-port ${port} -- ${o.command.map(shq).join(' ')}`];
+      : [
+          'sh',
+          '-c',
+          `exec yuan launch --nproc ${o.nproc} --nnodes ${o.nnodes} --node-rank "$JOB_COMPLETION_INDEX" --master-addr ${master} --master-port ${port} -- ${o.command.map(shq).join(' ')}`,
+        ];
   const y = (s: string) => JSON.stringify(s);
   return [
     '# Written by `yuan launch --print k8s`: a headless Service so pods resolve each other, and an indexed Job.',
-    '# Checkpoints: every rank writes its optimizer shard under the command\'s --out, so mount one volume that all pods',
+    "# Checkpoints: every rank writes its optimizer shard under the command's --out, so mount one volume that all pods",
     '# share there (a ReadWriteMany PersistentVolumeClaim under volumes: and volumeMounts:) before applying this.',
     'apiVersion: v1',
     'kind: Service',

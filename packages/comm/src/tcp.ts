@@ -1,7 +1,14 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { PeerLostError, RendezvousError } from './errors.js';
-import { BaseTransport, abortFromPeer, abortNotice, type ConnectOptions, type Transport, type TransportPlugin } from './transport.js';
+import {
+  BaseTransport,
+  abortFromPeer,
+  abortNotice,
+  type ConnectOptions,
+  type Transport,
+  type TransportPlugin,
+} from './transport.js';
 
 /** Frame types. A frame is an 8-byte header (type u8, 0 u8, tag length u16 BE, body length u32 BE), tag, body. */
 const HELLO = 1;
@@ -29,7 +36,10 @@ class FrameReader {
   private tag = '';
   identified = false;
 
-  constructor(private readonly onFrame: FrameHandler, private readonly onBad: (why: string) => void) {}
+  constructor(
+    private readonly onFrame: FrameHandler,
+    private readonly onBad: (why: string) => void,
+  ) {}
 
   push(chunk: Buffer): void {
     let off = 0;
@@ -63,7 +73,12 @@ class FrameReader {
       this.type = this.head[0]!;
       const tagLen = this.head.readUInt16BE(2);
       const bodyLen = this.head.readUInt32BE(4);
-      if (this.type < HELLO || this.type > ABORT || this.head[1] !== 0 || (!this.identified && (bodyLen > MAX_CONTROL || this.type === DATA))) {
+      if (
+        this.type < HELLO ||
+        this.type > ABORT ||
+        this.head[1] !== 0 ||
+        (!this.identified && (bodyLen > MAX_CONTROL || this.type === DATA))
+      ) {
         this.onBad('received bytes that are not a frame of the yuan tcp transport');
         return;
       }
@@ -93,8 +108,15 @@ class FrameReader {
   }
 }
 
-function writeFrame(sock: net.Socket, type: number, tag: string, body: Uint8Array, done?: (err?: Error | null) => void): void {
-  if (body.byteLength > 0xffffffff) throw new RangeError(`a message of ${body.byteLength} bytes is over the 4 GiB frame limit`);
+function writeFrame(
+  sock: net.Socket,
+  type: number,
+  tag: string,
+  body: Uint8Array,
+  done?: (err?: Error | null) => void,
+): void {
+  if (body.byteLength > 0xffffffff)
+    throw new RangeError(`a message of ${body.byteLength} bytes is over the 4 GiB frame limit`);
   const tagBytes = Buffer.from(tag, 'utf8');
   const head = Buffer.alloc(8 + tagBytes.length);
   head[0] = type;
@@ -140,7 +162,12 @@ class TcpTransport extends BaseTransport {
     sock.on('close', () => {
       if (this.links[peer] === sock) this.links[peer] = undefined;
       if (this.closed || this.hasLeft(peer)) return;
-      this.abort(new PeerLostError(peer, `rank ${peer} is lost: its connection to rank ${this.rank} closed without a goodbye (process killed, crashed or network down)`));
+      this.abort(
+        new PeerLostError(
+          peer,
+          `rank ${peer} is lost: its connection to rank ${this.rank} closed without a goodbye (process killed, crashed or network down)`,
+        ),
+      );
     });
   }
 
@@ -161,7 +188,11 @@ class TcpTransport extends BaseTransport {
       return Promise.reject(new PeerLostError(peer, `rank ${peer} is lost: no open connection from rank ${this.rank}`));
     }
     return new Promise((resolve, reject) => {
-      writeFrame(sock, DATA, tag, data, (err) => (err ? reject(new PeerLostError(peer, `rank ${peer} is lost: writing to it failed (${err.message})`)) : resolve()));
+      writeFrame(sock, DATA, tag, data, (err) =>
+        err
+          ? reject(new PeerLostError(peer, `rank ${peer} is lost: writing to it failed (${err.message})`))
+          : resolve(),
+      );
     });
   }
 
@@ -233,14 +264,20 @@ async function connectRetry(host: string, port: number, deadline: number, what: 
   let wait = 50;
   for (;;) {
     const left = deadline - Date.now();
-    if (left <= 0) throw new RendezvousError(`${what} at ${host}:${port} did not accept a connection in time (${lastErr || 'no answer'})`);
+    if (left <= 0)
+      throw new RendezvousError(
+        `${what} at ${host}:${port} did not accept a connection in time (${lastErr || 'no answer'})`,
+      );
     try {
       return await new Promise<net.Socket>((resolve, reject) => {
         const sock = net.connect({ host, port });
-        const t = setTimeout(() => {
-          sock.destroy();
-          reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
-        }, Math.min(left, 5000));
+        const t = setTimeout(
+          () => {
+            sock.destroy();
+            reject(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' }));
+          },
+          Math.min(left, 5000),
+        );
         sock.once('connect', () => {
           clearTimeout(t);
           sock.removeAllListeners('error');
@@ -283,7 +320,9 @@ async function rendezvousMaster(o: ConnectOptions): Promise<TcpTransport> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new RendezvousError(`MASTER_PORT ${o.masterPort} is already in use on rank 0's host (${o.bindAddr}:${o.masterPort}); pick a free port (--master-port / MASTER_PORT)`);
+      throw new RendezvousError(
+        `MASTER_PORT ${o.masterPort} is already in use on rank 0's host (${o.bindAddr}:${o.masterPort}); pick a free port (--master-port / MASTER_PORT)`,
+      );
     }
     throw new RendezvousError(`rank 0 cannot listen on ${o.bindAddr}:${o.masterPort}: ${(e as Error).message}`);
   }
@@ -295,7 +334,9 @@ async function rendezvousMaster(o: ConnectOptions): Promise<TcpTransport> {
     const timer = setTimeout(() => {
       const missing = [];
       for (let r = 1; r < o.worldSize; r++) if (!joined.has(r)) missing.push(r);
-      fail(`rendezvous timed out after ${secs(o.rendezvousTimeoutMs)}: rank(s) ${rankList(missing)} of ${o.worldSize} never joined rank 0 at ${o.masterAddr}:${o.masterPort}`);
+      fail(
+        `rendezvous timed out after ${secs(o.rendezvousTimeoutMs)}: rank(s) ${rankList(missing)} of ${o.worldSize} never joined rank 0 at ${o.masterAddr}:${o.masterPort}`,
+      );
     }, o.rendezvousTimeoutMs);
     const fail = (message: string) => {
       if (done) return;
@@ -330,14 +371,29 @@ async function rendezvousMaster(o: ConnectOptions): Promise<TcpTransport> {
           const h = parseJson(body) as Partial<Hello> | undefined;
           if (!h || h.magic !== MAGIC) return sock.destroy();
           const r = h.rank as number;
-          if (h.worldSize !== o.worldSize) return fail(`world size mismatch: rank ${r} has WORLD_SIZE=${h.worldSize}, rank 0 has WORLD_SIZE=${o.worldSize}`);
-          if (!Number.isInteger(r) || r < 1 || r >= o.worldSize) return fail(`a process joined as rank ${r}, outside 1..${o.worldSize - 1} (WORLD_SIZE=${o.worldSize})`);
-          if (joined.has(r)) return fail(`two processes joined as rank ${r} (from ${joined.get(r)!.host} and ${sock.remoteAddress})`);
-          if (h.codeVersion !== o.codeVersion) return fail(`code version mismatch: rank ${r} runs ${JSON.stringify(h.codeVersion)}, rank 0 runs ${JSON.stringify(o.codeVersion)}`);
-          if (h.configHash !== o.configHash) return fail(`config mismatch: rank ${r} has config hash ${JSON.stringify(h.configHash)}, rank 0 has ${JSON.stringify(o.configHash)}`);
+          if (h.worldSize !== o.worldSize)
+            return fail(
+              `world size mismatch: rank ${r} has WORLD_SIZE=${h.worldSize}, rank 0 has WORLD_SIZE=${o.worldSize}`,
+            );
+          if (!Number.isInteger(r) || r < 1 || r >= o.worldSize)
+            return fail(`a process joined as rank ${r}, outside 1..${o.worldSize - 1} (WORLD_SIZE=${o.worldSize})`);
+          if (joined.has(r))
+            return fail(`two processes joined as rank ${r} (from ${joined.get(r)!.host} and ${sock.remoteAddress})`);
+          if (h.codeVersion !== o.codeVersion)
+            return fail(
+              `code version mismatch: rank ${r} runs ${JSON.stringify(h.codeVersion)}, rank 0 runs ${JSON.stringify(o.codeVersion)}`,
+            );
+          if (h.configHash !== o.configHash)
+            return fail(
+              `config mismatch: rank ${r} has config hash ${JSON.stringify(h.configHash)}, rank 0 has ${JSON.stringify(o.configHash)}`,
+            );
           peer = r;
           reader.identified = true;
-          joined.set(r, { sock, host: (sock.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''), port: h.port as number });
+          joined.set(r, {
+            sock,
+            host: (sock.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, ''),
+            port: h.port as number,
+          });
           if (joined.size < o.worldSize - 1) return;
           done = true;
           clearTimeout(timer);
@@ -405,7 +461,8 @@ async function rendezvousWorker(o: ConnectOptions): Promise<TcpTransport> {
       resolve(t);
     };
     const acceptPeer = (p: (typeof pendingPeers)[number]) => {
-      if (p.session !== table!.session || p.rank <= o.rank || p.rank >= o.worldSize || t.links[p.rank]) return p.sock.destroy();
+      if (p.session !== table!.session || p.rank <= o.rank || p.rank >= o.worldSize || t.links[p.rank])
+        return p.sock.destroy();
       p.reader.identified = true;
       t.adopt(p.rank, p.sock);
       checkDone();
@@ -453,7 +510,9 @@ async function rendezvousWorker(o: ConnectOptions): Promise<TcpTransport> {
           const m = parseJson(body);
           if (type === ERROR && m) return fail(String(m.message));
           if (type !== TABLE || !m || !Array.isArray(m.peers) || typeof m.session !== 'string') {
-            return fail(`rank 0 at ${o.masterAddr}:${o.masterPort} answered with something that is not a yuan rendezvous`);
+            return fail(
+              `rank 0 at ${o.masterAddr}:${o.masterPort} answered with something that is not a yuan rendezvous`,
+            );
           }
           identified = true;
           reader.identified = true;
@@ -467,7 +526,10 @@ async function rendezvousWorker(o: ConnectOptions): Promise<TcpTransport> {
                 if (done) return sock.destroy();
                 prepare(sock);
                 sockets.add(sock);
-                const pr = new FrameReader((ty, tg, b) => t.onFrame(r, ty, tg, b), () => sock.destroy());
+                const pr = new FrameReader(
+                  (ty, tg, b) => t.onFrame(r, ty, tg, b),
+                  () => sock.destroy(),
+                );
                 pr.identified = true;
                 sock.on('data', (c: Buffer) => {
                   t.onBytes(r);
@@ -491,9 +553,19 @@ async function rendezvousWorker(o: ConnectOptions): Promise<TcpTransport> {
       });
       master.on('error', () => {});
       master.on('close', () => {
-        if (!identified) fail(`rank 0 at ${o.masterAddr}:${o.masterPort} closed the connection during the rendezvous (is that port used by something else?)`);
+        if (!identified)
+          fail(
+            `rank 0 at ${o.masterAddr}:${o.masterPort} closed the connection during the rendezvous (is that port used by something else?)`,
+          );
       });
-      const hello: Hello = { magic: MAGIC, rank: o.rank, worldSize: o.worldSize, configHash: o.configHash, codeVersion: o.codeVersion, port: myPort };
+      const hello: Hello = {
+        magic: MAGIC,
+        rank: o.rank,
+        worldSize: o.worldSize,
+        configHash: o.configHash,
+        codeVersion: o.codeVersion,
+        port: myPort,
+      };
       writeJson(master, HELLO, hello);
     })();
   });
@@ -503,7 +575,8 @@ async function rendezvousWorker(o: ConnectOptions): Promise<TcpTransport> {
 export const tcpTransport: TransportPlugin = {
   kind: 'transport',
   name: 'tcp',
-  description: 'TCP sockets (node:net), a full mesh after a rendezvous at MASTER_ADDR:MASTER_PORT; length-prefixed frames, Nagle off',
+  description:
+    'TCP sockets (node:net), a full mesh after a rendezvous at MASTER_ADDR:MASTER_PORT; length-prefixed frames, Nagle off',
   defaults: {},
   ranks: 'processes',
   async connect(o: ConnectOptions): Promise<Transport> {

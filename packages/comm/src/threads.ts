@@ -3,7 +3,14 @@ import { pathToFileURL } from 'node:url';
 import { isAbsolute } from 'node:path';
 import { YuanError } from '@yuan/core';
 import { PeerLostError, RankFailedError } from './errors.js';
-import { BaseTransport, abortFromPeer, abortNotice, type ConnectOptions, type Transport, type TransportPlugin } from './transport.js';
+import {
+  BaseTransport,
+  abortFromPeer,
+  abortNotice,
+  type ConnectOptions,
+  type Transport,
+  type TransportPlugin,
+} from './transport.js';
 
 const KEY = '__yuanThreadRank';
 
@@ -26,11 +33,18 @@ class ThreadsTransport extends BaseTransport {
   private readonly onParent = (m: unknown) => {
     const msg = m as Record<string, unknown> | null;
     if (msg && msg[KEY] === 'lost') {
-      this.failFromPeer(new PeerLostError(msg.rank as number, `rank ${msg.rank as number} is lost: ${msg.reason as string}`));
+      this.failFromPeer(
+        new PeerLostError(msg.rank as number, `rank ${msg.rank as number} is lost: ${msg.reason as string}`),
+      );
     }
   };
 
-  constructor(rank: number, worldSize: number, timeoutMs: number, private readonly ports: (MessagePort | null)[]) {
+  constructor(
+    rank: number,
+    worldSize: number,
+    timeoutMs: number,
+    private readonly ports: (MessagePort | null)[],
+  ) {
     super(rank, worldSize, timeoutMs);
     ports.forEach((port, peer) => {
       if (!port) return;
@@ -41,7 +55,9 @@ class ThreadsTransport extends BaseTransport {
       });
       port.on('close', () => {
         if (!this.closed && !this.hasLeft(peer)) {
-          this.abort(new PeerLostError(peer, `rank ${peer} is lost: its worker thread ended without closing its process group`));
+          this.abort(
+            new PeerLostError(peer, `rank ${peer} is lost: its worker thread ended without closing its process group`),
+          );
         }
       });
     });
@@ -141,9 +157,16 @@ export const threadsTransport: TransportPlugin = {
   async connect(opts: ConnectOptions): Promise<Transport> {
     const d = threadRankData();
     if (opts.rank !== d.rank || opts.worldSize !== d.worldSize) {
-      throw new YuanError('usage', `threads transport: rank ${opts.rank} of ${opts.worldSize} asked, but this worker is rank ${d.rank} of ${d.worldSize}`);
+      throw new YuanError(
+        'usage',
+        `threads transport: rank ${opts.rank} of ${opts.worldSize} asked, but this worker is rank ${d.rank} of ${d.worldSize}`,
+      );
     }
-    if (joined) throw new YuanError('usage', `threads transport: rank ${d.rank} already joined its thread group (join once per worker)`);
+    if (joined)
+      throw new YuanError(
+        'usage',
+        `threads transport: rank ${d.rank} already joined its thread group (join once per worker)`,
+      );
     joined = true;
     return new ThreadsTransport(d.rank, d.worldSize, opts.timeoutMs, d.ports);
   },
@@ -177,7 +200,8 @@ function portMesh(worldSize: number): (MessagePort | null)[][] {
  * message the starter posts to the other workers when one dies, so their pending calls reject naming it at once.
  */
 export function threadWorld(worldSize: number, payload?: unknown, timeoutMs = 60_000): ThreadWorldMember[] {
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
   const ports = portMesh(worldSize);
   return ports.map((mine, rank) => ({
     workerData: { [KEY]: { rank, worldSize, ports: mine, payload, timeoutMs } satisfies ThreadRankData },
@@ -214,9 +238,16 @@ export interface SpawnThreadOptions {
  * rank throws or exits non-zero, the others are told it is lost (their collectives reject naming it), get
  * `graceMs` to stop, are then terminated, and the promise rejects with RankFailedError naming the first failed rank.
  */
-export function spawnThreadRanks(moduleUrl: string | URL, worldSize: number, payload?: unknown, opts: SpawnThreadOptions = {}): Promise<unknown[]> {
-  if (!Number.isInteger(worldSize) || worldSize < 1) throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
-  const url = moduleUrl instanceof URL ? moduleUrl : isAbsolute(moduleUrl) ? pathToFileURL(moduleUrl) : new URL(moduleUrl);
+export function spawnThreadRanks(
+  moduleUrl: string | URL,
+  worldSize: number,
+  payload?: unknown,
+  opts: SpawnThreadOptions = {},
+): Promise<unknown[]> {
+  if (!Number.isInteger(worldSize) || worldSize < 1)
+    throw new RangeError(`worldSize ${worldSize} is not a positive integer`);
+  const url =
+    moduleUrl instanceof URL ? moduleUrl : isAbsolute(moduleUrl) ? pathToFileURL(moduleUrl) : new URL(moduleUrl);
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const graceMs = opts.graceMs ?? 10_000;
   const ports = portMesh(worldSize);

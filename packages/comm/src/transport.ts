@@ -142,7 +142,12 @@ export abstract class BaseTransport implements Transport {
       this.waiters.delete(key);
       for (const w of ws) {
         if (w.timer) clearTimeout(w.timer);
-        w.reject(new PeerLostError(peer, `rank ${peer} closed its process group while rank ${this.rank} still waited for ${describeTag(w.tag)}`));
+        w.reject(
+          new PeerLostError(
+            peer,
+            `rank ${peer} closed its process group while rank ${this.rank} still waited for ${describeTag(w.tag)}`,
+          ),
+        );
       }
     }
   }
@@ -157,13 +162,23 @@ export abstract class BaseTransport implements Transport {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error(`rank ${this.rank}: send on a closed process group`));
     if (this.goneGracefully.has(peer)) {
-      return Promise.reject(new PeerLostError(peer, `rank ${peer} closed its process group; rank ${this.rank} cannot send ${describeTag(tag)} to it`));
+      return Promise.reject(
+        new PeerLostError(
+          peer,
+          `rank ${peer} closed its process group; rank ${this.rank} cannot send ${describeTag(tag)} to it`,
+        ),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       const entry = { reject };
       this.pendingSends.add(entry);
       const timer = setTimeout(() => {
-        this.abort(new PeerTimeoutError(peer, `rank ${peer} did not take data from rank ${this.rank} for ${this.timeoutMs / 1000} s (${describeTag(tag)}); it is hung or gone`));
+        this.abort(
+          new PeerTimeoutError(
+            peer,
+            `rank ${peer} did not take data from rank ${this.rank} for ${this.timeoutMs / 1000} s (${describeTag(tag)}); it is hung or gone`,
+          ),
+        );
       }, this.timeoutMs);
       this.sendRaw(peer, tag, data, opts.transfer ?? false).then(
         () => {
@@ -192,7 +207,12 @@ export abstract class BaseTransport implements Transport {
     }
     if (this.closed) return Promise.reject(new Error(`rank ${this.rank}: receive on a closed process group`));
     if (this.goneGracefully.has(peer)) {
-      return Promise.reject(new PeerLostError(peer, `rank ${peer} closed its process group while rank ${this.rank} still waited for ${describeTag(tag)}`));
+      return Promise.reject(
+        new PeerLostError(
+          peer,
+          `rank ${peer} closed its process group while rank ${this.rank} still waited for ${describeTag(tag)}`,
+        ),
+      );
     }
     return new Promise<Uint8Array>((resolve, reject) => {
       const w: Waiter = { peer, tag, since: Date.now(), resolve, reject };
@@ -200,7 +220,12 @@ export abstract class BaseTransport implements Transport {
         w.timer = setTimeout(() => {
           const quietFor = Date.now() - Math.max(w.since, this.lastActivity[peer]!);
           if (quietFor < this.timeoutMs) return arm(this.timeoutMs - quietFor);
-          this.abort(new PeerTimeoutError(peer, `rank ${peer} sent nothing to rank ${this.rank} for ${this.timeoutMs / 1000} s (waiting for ${describeTag(tag)}); it is hung, gone or out of step`));
+          this.abort(
+            new PeerTimeoutError(
+              peer,
+              `rank ${peer} sent nothing to rank ${this.rank} for ${this.timeoutMs / 1000} s (waiting for ${describeTag(tag)}); it is hung, gone or out of step`,
+            ),
+          );
         }, ms);
       };
       arm(this.timeoutMs);
@@ -243,7 +268,9 @@ export abstract class BaseTransport implements Transport {
 
   private checkPeer(peer: number): void {
     if (!Number.isInteger(peer) || peer < 0 || peer >= this.worldSize || peer === this.rank) {
-      throw new RangeError(`peer rank ${peer} is not another rank of 0..${this.worldSize - 1} (this is rank ${this.rank})`);
+      throw new RangeError(
+        `peer rank ${peer} is not another rank of 0..${this.worldSize - 1} (this is rank ${this.rank})`,
+      );
     }
   }
 }

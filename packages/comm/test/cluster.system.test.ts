@@ -14,7 +14,11 @@ const isRoot = process.getuid?.() === 0;
 function slurmUp(): { conf?: string; reason?: string } {
   if (process.platform !== 'linux') return { reason: 'SLURM test needs Linux' };
   if (!isRoot) return { reason: 'SLURM test needs root to install and start slurmctld/slurmd' };
-  const r = spawnSync(path.join(repo, '.ci/slurm-up.sh'), [], { encoding: 'utf8', env: { ...process.env, YUAN_SLURM_DIR: slurmDir }, timeout: 600_000 });
+  const r = spawnSync(path.join(repo, '.ci/slurm-up.sh'), [], {
+    encoding: 'utf8',
+    env: { ...process.env, YUAN_SLURM_DIR: slurmDir },
+    timeout: 600_000,
+  });
   const conf = /SLURM_CONF=(\S+)/.exec(r.stdout ?? '')?.[1];
   if (r.status === 0 && conf) return { conf };
   return { reason: `SLURM could not be started: ${(r.stderr ?? '').trim().split('\n').pop() || `exit ${r.status}`}` };
@@ -26,7 +30,8 @@ if (slurm.reason) console.warn(`skipped: ${slurm.reason}`);
 
 const jobDir = mkdtempSync(path.join(tmpdir(), 'yuan-sbatch-'));
 afterAll(() => {
-  if (slurm.conf) spawnSync(path.join(repo, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
+  if (slurm.conf)
+    spawnSync(path.join(repo, '.ci/slurm-down.sh'), [], { env: { ...process.env, YUAN_SLURM_DIR: slurmDir } });
   rmSync(jobDir, { recursive: true, force: true });
 });
 
@@ -49,53 +54,90 @@ async function sbatch(script: string, file: string): Promise<{ state: string; ou
   let state = '';
   // a hang guard, not a timing test
   while (Date.now() - started < 90_000) {
-    state = /JobState=(\S+)/.exec(spawnSync('scontrol', ['show', 'job', '-o', id], { env, encoding: 'utf8' }).stdout)?.[1] ?? '';
+    state =
+      /JobState=(\S+)/.exec(spawnSync('scontrol', ['show', 'job', '-o', id], { env, encoding: 'utf8' }).stdout)?.[1] ??
+      '';
     if (ENDED.test(state)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   if (!ENDED.test(state)) spawnSync('scancel', [id], { env });
   const name = /^#SBATCH --job-name=(\S+)$/m.exec(script)![1];
-  return { state, output: readFileSync(path.join(jobDir, `${name}-${id}.out`), 'utf8'), seconds: (Date.now() - started) / 1000 };
+  return {
+    state,
+    output: readFileSync(path.join(jobDir, `${name}-${id}.out`), 'utf8'),
+    seconds: (Date.now() - started) / 1000,
+  };
 }
 
 describe('real SLURM (one-node cluster on this machine)', () => {
-  it.skipIf(!!slurm.reason)(`srun -n 2 runs an all-reduce over tcp with ranks from SLURM's variables${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
-    const port = await freePort();
-    const e = await run('srun', ['-n', '2', '--time=2', process.execPath, tcpRank, 'collectives', JSON.stringify({ n: 1003, bucketBytes: 256 })], {
-      SLURM_CONF: slurm.conf,
-      MASTER_PORT: String(port),
-      // srun must not hand its own rank variables from an outer launcher to the tasks
-      RANK: undefined,
-      WORLD_SIZE: undefined,
-    });
-    expect(e.code, e.err).toBe(0);
-    const lines = e.out.split('\n').filter((l) => l.startsWith('RESULT '));
-    expect(lines).toHaveLength(2);
-    const results = lines.map((l) => JSON.parse(l.slice(7)));
-    expect(results.map((r) => r.rank).sort()).toEqual([0, 1]);
-    for (const r of results) expect(r).toMatchObject({ size: 2, errors: [], source: 'slurm' });
-  });
+  it.skipIf(!!slurm.reason)(
+    `srun -n 2 runs an all-reduce over tcp with ranks from SLURM's variables${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`,
+    async () => {
+      const port = await freePort();
+      const e = await run(
+        'srun',
+        [
+          '-n',
+          '2',
+          '--time=2',
+          process.execPath,
+          tcpRank,
+          'collectives',
+          JSON.stringify({ n: 1003, bucketBytes: 256 }),
+        ],
+        {
+          SLURM_CONF: slurm.conf,
+          MASTER_PORT: String(port),
+          // srun must not hand its own rank variables from an outer launcher to the tasks
+          RANK: undefined,
+          WORLD_SIZE: undefined,
+        },
+      );
+      expect(e.code, e.err).toBe(0);
+      const lines = e.out.split('\n').filter((l) => l.startsWith('RESULT '));
+      expect(lines).toHaveLength(2);
+      const results = lines.map((l) => JSON.parse(l.slice(7)));
+      expect(results.map((r) => r.rank).sort()).toEqual([0, 1]);
+      for (const r of results) expect(r).toMatchObject({ size: 2, errors: [], source: 'slurm' });
+    },
+  );
 
-  it.skipIf(!!slurm.reason)(`the sbatch script of slurmScript: a rank SIGKILLed while the other is inside a 3 s computation; the survivor's reason reaches the job's output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
-    // with srun --kill-on-bad-exit=1, SLURM stopped the busy survivor before it could read the news
-    const script = slurmScript({ nproc: 2, nnodes: 1, masterPort: await freePort(), name: 'die', command: [process.execPath, tcpRank, 'die', JSON.stringify({ victim: 1, busyMs: 3000 })] });
-    const job = await sbatch(script, 'die.sh');
-    expect(job.state, job.output).toBe('FAILED');
-    expect(job.output).toMatch(/^error: rank 1 is lost: its connection to rank 0 closed without a goodbye/m);
-    expect(job.output).toMatch(/task 1: Killed/);
-    // the survivor ended by itself: srun did not have to stop it
-    expect(job.output).not.toMatch(/First task exited/);
-    expect(job.seconds).toBeLessThan(60);
-  });
+  it.skipIf(!!slurm.reason)(
+    `the sbatch script of slurmScript: a rank SIGKILLed while the other is inside a 3 s computation; the survivor's reason reaches the job's output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`,
+    async () => {
+      // with srun --kill-on-bad-exit=1, SLURM stopped the busy survivor before it could read the news
+      const script = slurmScript({
+        nproc: 2,
+        nnodes: 1,
+        masterPort: await freePort(),
+        name: 'die',
+        command: [process.execPath, tcpRank, 'die', JSON.stringify({ victim: 1, busyMs: 3000 })],
+      });
+      const job = await sbatch(script, 'die.sh');
+      expect(job.state, job.output).toBe('FAILED');
+      expect(job.output).toMatch(/^error: rank 1 is lost: its connection to rank 0 closed without a goodbye/m);
+      expect(job.output).toMatch(/task 1: Killed/);
+      // the survivor ended by itself: srun did not have to stop it
+      expect(job.output).not.toMatch(/First task exited/);
+      expect(job.seconds).toBeLessThan(60);
+    },
+  );
 
-  it.skipIf(!!slurm.reason)(`a rank that never notices the failure is killed --grace seconds after the first rank ended; the failed rank's own error is in the output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`, async () => {
-    const body = "if (process.env.SLURM_PROCID === '0') { console.error('error: rank 0 could not read its data'); process.exit(2) } else setInterval(() => {}, 1000)";
-    const job = await sbatch(slurmScript({ nproc: 2, nnodes: 1, name: 'stuck', graceSeconds: 2, command: [process.execPath, '-e', body] }), 'stuck.sh');
-    expect(job.state, job.output).toBe('FAILED');
-    expect(job.output).toMatch(/^error: rank 0 could not read its data$/m);
-    expect(job.output).toMatch(/First task exited 2s ago/);
-    expect(job.seconds).toBeLessThan(60);
-  });
+  it.skipIf(!!slurm.reason)(
+    `a rank that never notices the failure is killed --grace seconds after the first rank ended; the failed rank's own error is in the output${slurm.reason ? ` (skipped: ${slurm.reason})` : ''}`,
+    async () => {
+      const body =
+        "if (process.env.SLURM_PROCID === '0') { console.error('error: rank 0 could not read its data'); process.exit(2) } else setInterval(() => {}, 1000)";
+      const job = await sbatch(
+        slurmScript({ nproc: 2, nnodes: 1, name: 'stuck', graceSeconds: 2, command: [process.execPath, '-e', body] }),
+        'stuck.sh',
+      );
+      expect(job.state, job.output).toBe('FAILED');
+      expect(job.output).toMatch(/^error: rank 0 could not read its data$/m);
+      expect(job.output).toMatch(/First task exited 2s ago/);
+      expect(job.seconds).toBeLessThan(60);
+    },
+  );
 });
 
 function netnsReason(): string | undefined {
@@ -112,34 +154,51 @@ const netns = netnsReason();
 if (netns) console.warn(`skipped: ${netns}`);
 
 describe('ranks in separate network namespaces', () => {
-  it.skipIf(!!netns)(`two ranks with their own addresses over a veth pair${netns ? ` (skipped: ${netns})` : ''}`, async () => {
-    const tag = (process.pid % 10000).toString();
-    const ns = [`yuanpz-a${tag}`, `yuanpz-b${tag}`];
-    const addr = ['10.231.77.1', '10.231.77.2'];
-    const sh = (cmd: string) => {
-      const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr.trim()}`);
-    };
-    try {
-      sh(`ip netns add ${ns[0]} && ip netns add ${ns[1]}`);
-      sh(`ip link add va${tag} netns ${ns[0]} type veth peer name vb${tag} netns ${ns[1]}`);
-      for (let i = 0; i < 2; i++) {
-        const dev = i === 0 ? `va${tag}` : `vb${tag}`;
-        sh(`ip -n ${ns[i]} addr add ${addr[i]}/24 dev ${dev} && ip -n ${ns[i]} link set ${dev} up && ip -n ${ns[i]} link set lo up`);
+  it.skipIf(!!netns)(
+    `two ranks with their own addresses over a veth pair${netns ? ` (skipped: ${netns})` : ''}`,
+    async () => {
+      const tag = (process.pid % 10000).toString();
+      const ns = [`yuanpz-a${tag}`, `yuanpz-b${tag}`];
+      const addr = ['10.231.77.1', '10.231.77.2'];
+      const sh = (cmd: string) => {
+        const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr.trim()}`);
+      };
+      try {
+        sh(`ip netns add ${ns[0]} && ip netns add ${ns[1]}`);
+        sh(`ip link add va${tag} netns ${ns[0]} type veth peer name vb${tag} netns ${ns[1]}`);
+        for (let i = 0; i < 2; i++) {
+          const dev = i === 0 ? `va${tag}` : `vb${tag}`;
+          sh(
+            `ip -n ${ns[i]} addr add ${addr[i]}/24 dev ${dev} && ip -n ${ns[i]} link set ${dev} up && ip -n ${ns[i]} link set lo up`,
+          );
+        }
+        const exits = await Promise.all(
+          [0, 1].map((rank) =>
+            run(
+              'ip',
+              [
+                'netns',
+                'exec',
+                ns[rank]!,
+                process.execPath,
+                tcpRank,
+                'collectives',
+                JSON.stringify({ n: 1003, bucketBytes: 256 }),
+              ],
+              {
+                RANK: String(rank),
+                WORLD_SIZE: '2',
+                MASTER_ADDR: addr[0],
+                MASTER_PORT: '29555',
+              },
+            ),
+          ),
+        );
+        for (const e of exits) expect(result(e)).toMatchObject({ size: 2, errors: [], masterAddr: addr[0] });
+      } finally {
+        spawnSync('sh', ['-c', `ip netns del ${ns[0]}; ip netns del ${ns[1]}`]);
       }
-      const exits = await Promise.all(
-        [0, 1].map((rank) =>
-          run('ip', ['netns', 'exec', ns[rank]!, process.execPath, tcpRank, 'collectives', JSON.stringify({ n: 1003, bucketBytes: 256 })], {
-            RANK: String(rank),
-            WORLD_SIZE: '2',
-            MASTER_ADDR: addr[0],
-            MASTER_PORT: '29555',
-          }),
-        ),
-      );
-      for (const e of exits) expect(result(e)).toMatchObject({ size: 2, errors: [], masterAddr: addr[0] });
-    } finally {
-      spawnSync('sh', ['-c', `ip netns del ${ns[0]}; ip netns del ${ns[1]}`]);
-    }
-  });
+    },
+  );
 });

@@ -25,7 +25,12 @@ export interface Exit {
 }
 
 /** Runs a command to its end (killed after `limitMs`), collecting output. */
-export function run(cmd: string, args: string[], env: Record<string, string | undefined> = {}, limitMs = 60_000): Promise<Exit> {
+export function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  limitMs = 60_000,
+): Promise<Exit> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -41,10 +46,20 @@ export function run(cmd: string, args: string[], env: Record<string, string | un
 }
 
 /** Starts `world` tcp ranks of a scenario with torchrun variables; `env(rank)` adds or overrides variables. */
-export function runRanks(world: number, scenario: string, args: object, env: (rank: number) => Record<string, string | undefined>): Promise<Exit[]> {
+export function runRanks(
+  world: number,
+  scenario: string,
+  args: object,
+  env: (rank: number) => Record<string, string | undefined>,
+): Promise<Exit[]> {
   return Promise.all(
     Array.from({ length: world }, (_, rank) =>
-      run(process.execPath, [tcpRank, scenario, JSON.stringify(args)], { RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', ...env(rank) }),
+      run(process.execPath, [tcpRank, scenario, JSON.stringify(args)], {
+        RANK: String(rank),
+        WORLD_SIZE: String(world),
+        MASTER_ADDR: '127.0.0.1',
+        ...env(rank),
+      }),
     ),
   );
 }

@@ -5,7 +5,18 @@ import { freePort } from './helpers.js';
 
 async function world(n: number): Promise<ProcessGroup[]> {
   const port = await freePort();
-  return Promise.all(Array.from({ length: n }, (_, rank) => createProcessGroup({ transport: 'tcp', rank, worldSize: n, masterAddr: '127.0.0.1', masterPort: port, timeoutMs: 5000 })));
+  return Promise.all(
+    Array.from({ length: n }, (_, rank) =>
+      createProcessGroup({
+        transport: 'tcp',
+        rank,
+        worldSize: n,
+        masterAddr: '127.0.0.1',
+        masterPort: port,
+        timeoutMs: 5000,
+      }),
+    ),
+  );
 }
 
 describe('point-to-point over tcp', () => {

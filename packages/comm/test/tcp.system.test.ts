@@ -30,7 +30,10 @@ describe('tcp transport (processes on loopback)', () => {
 
   it('a config hash that differs is the same one-line error on every rank', async () => {
     const port = await freePort();
-    const exits = await runRanks(2, 'collectives', {}, (r) => ({ MASTER_PORT: String(port), TEST_CONFIG_HASH: r === 0 ? 'aaa' : 'bbb' }));
+    const exits = await runRanks(2, 'collectives', {}, (r) => ({
+      MASTER_PORT: String(port),
+      TEST_CONFIG_HASH: r === 0 ? 'aaa' : 'bbb',
+    }));
     for (const e of exits) {
       expect(e.code).toBe(1);
       expect(e.err.trim()).toBe('error: config mismatch: rank 1 has config hash "bbb", rank 0 has "aaa"');
@@ -39,7 +42,10 @@ describe('tcp transport (processes on loopback)', () => {
 
   it('a rank running another code version is the same one-line error on every rank', async () => {
     const port = await freePort();
-    const exits = await runRanks(2, 'collectives', {}, (r) => ({ MASTER_PORT: String(port), TEST_CODE_VERSION: r === 0 ? 'yuan 0.1.0' : 'yuan 0.2.0' }));
+    const exits = await runRanks(2, 'collectives', {}, (r) => ({
+      MASTER_PORT: String(port),
+      TEST_CODE_VERSION: r === 0 ? 'yuan 0.1.0' : 'yuan 0.2.0',
+    }));
     for (const e of exits) {
       expect(e.code).toBe(1);
       expect(e.err.trim()).toBe('error: code version mismatch: rank 1 runs "yuan 0.2.0", rank 0 runs "yuan 0.1.0"');
@@ -48,14 +54,24 @@ describe('tcp transport (processes on loopback)', () => {
 
   it('world sizes that differ are a one-line error on every rank', async () => {
     const port = await freePort();
-    const exits = await runRanks(2, 'collectives', {}, (r) => ({ MASTER_PORT: String(port), WORLD_SIZE: r === 0 ? '2' : '3' }));
-    for (const e of exits) expect(e.err.trim()).toBe('error: world size mismatch: rank 1 has WORLD_SIZE=3, rank 0 has WORLD_SIZE=2');
+    const exits = await runRanks(2, 'collectives', {}, (r) => ({
+      MASTER_PORT: String(port),
+      WORLD_SIZE: r === 0 ? '2' : '3',
+    }));
+    for (const e of exits)
+      expect(e.err.trim()).toBe('error: world size mismatch: rank 1 has WORLD_SIZE=3, rank 0 has WORLD_SIZE=2');
   });
 
   it('a rendezvous missing a rank names it', async () => {
     const port = await freePort();
-    const exits = await runRanks(2, 'collectives', { rendezvousTimeoutMs: 1000 }, () => ({ MASTER_PORT: String(port), WORLD_SIZE: '3' }));
-    for (const e of exits) expect(e.err.trim()).toBe(`error: rendezvous timed out after 1 s: rank(s) 2 of 3 never joined rank 0 at 127.0.0.1:${port}`);
+    const exits = await runRanks(2, 'collectives', { rendezvousTimeoutMs: 1000 }, () => ({
+      MASTER_PORT: String(port),
+      WORLD_SIZE: '3',
+    }));
+    for (const e of exits)
+      expect(e.err.trim()).toBe(
+        `error: rendezvous timed out after 1 s: rank(s) 2 of 3 never joined rank 0 at 127.0.0.1:${port}`,
+      );
   });
 
   it('a master port in use is a one-line error', async () => {

@@ -11,7 +11,11 @@ import type { PluginBase } from './registry.js';
  * `Adapter` and `Tensor` are the tensor package's types. Files are Hugging Face PEFT's: `peftType` is the
  * `peft_type` of adapter_config.json this plugin reads and writes.
  */
-export interface AdapterPlugin<Options = Record<string, unknown>, Adapter = unknown, Tensor = unknown> extends PluginBase<'adapter', Options> {
+export interface AdapterPlugin<
+  Options = Record<string, unknown>,
+  Adapter = unknown,
+  Tensor = unknown,
+> extends PluginBase<'adapter', Options> {
   /** PEFT's `peft_type` in adapter_config.json (e.g. `LORA`). */
   readonly peftType: string;
   /** The adapter's parameters for a base model of these specs; a target that matches no linear weight is a ConfigError. */

@@ -40,7 +40,8 @@ export function isStaleStagingName(name: string): boolean {
 /** Removes the staging files and folders in `dir` left by dead writers on this host (never a live writer's). */
 export async function removeStaleStaging(dir: string): Promise<void> {
   if (!existsSync(dir)) return;
-  for (const name of await readdir(dir)) if (isStaleStagingName(name)) await rm(path.join(dir, name), { recursive: true, force: true });
+  for (const name of await readdir(dir))
+    if (isStaleStagingName(name)) await rm(path.join(dir, name), { recursive: true, force: true });
 }
 
 /** fsync of a file or a folder (a folder's fsync makes the names in it durable; where the platform refuses it, nothing). */

@@ -15,10 +15,7 @@ export interface AttentionSpec {
 
 /** How a parameter starts: normal(0, std), uniform(−bound, bound), zeros or ones. */
 export type ParameterInit =
-  | { kind: 'normal'; std: number }
-  | { kind: 'uniform'; bound: number }
-  | { kind: 'zeros' }
-  | { kind: 'ones' };
+  { kind: 'normal'; std: number } | { kind: 'uniform'; bound: number } | { kind: 'zeros' } | { kind: 'ones' };
 
 /** A parameter a module owns: its name (relative to the module), shape (PyTorch layout: linear weights are [out, in]) and init. */
 export interface ParameterSpec {
@@ -107,8 +104,11 @@ export interface CacheEntrySpec {
  *   config names no attention plugin (Hugging Face ones).
  * - `variant`: option sets by a short name (`lfa` `k7`), used as `NAME-SUFFIX` by `yuan experiment ablation`.
  */
-export interface AttentionPlugin<Options = Record<string, unknown>, Layer = unknown, Tensor = unknown>
-  extends PluginBase<'attention', Options> {
+export interface AttentionPlugin<
+  Options = Record<string, unknown>,
+  Layer = unknown,
+  Tensor = unknown,
+> extends PluginBase<'attention', Options> {
   parameters(spec: AttentionSpec, options: Options): ParameterSpec[];
   create(spec: AttentionSpec, options: Options, param: (name: string) => Tensor): Layer;
   /** The attention block's memory terms for one micro-batch, from the normed input [B,S,H] to the output projection. */
@@ -161,7 +161,10 @@ export function opActivation(name: string, elements: number): ActivationTerms {
 export function rmsNormActivation(name: string, rows: number, width: number, fused: boolean): ActivationTerms {
   const x = rows * width;
   return fused
-    ? { saved: [{ name: `${name} (fused): output + rstd`, elements: x + rows }], gradients: [{ name: `${name} (fused): d output`, elements: x }] }
+    ? {
+        saved: [{ name: `${name} (fused): output + rstd`, elements: x + rows }],
+        gradients: [{ name: `${name} (fused): d output`, elements: x }],
+      }
     : {
         saved: [{ name: `${name}: x², x·r, output + mean, mean+eps, rsqrt`, elements: 3 * x + 3 * rows }],
         gradients: [{ name: `${name}: d of x², x·r, output, mean, mean+eps, rsqrt`, elements: 3 * x + 3 * rows }],
@@ -191,7 +194,12 @@ export function attentionCoreActivation(shape: AttentionShape): ActivationTerms 
   }
   return {
     saved: [{ name: 'fused attention: output O [B,A,S,d] and log-sum-exp [B,A,S]', elements: b * s * h + b * a * s }],
-    gradients: [{ name: 'fused attention backward workspace (one worker thread: two 128 × 128 tiles and [S])', elements: 2 * 128 * 128 + s }],
+    gradients: [
+      {
+        name: 'fused attention backward workspace (one worker thread: two 128 × 128 tiles and [S])',
+        elements: 2 * 128 * 128 + s,
+      },
+    ],
   };
 }
 
@@ -205,10 +213,16 @@ export function attentionCoreActivation(shape: AttentionShape): ActivationTerms 
 export function ropeAttentionActivation(shape: AttentionShape): ActivationTerms {
   const bsh = shape.batch * shape.seq * shape.hidden;
   return joinActivation(
-    { saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }], gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }] },
+    {
+      saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }],
+      gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }],
+    },
     opActivation('Q, K, V transposed to [B,A,S,d]', 3 * bsh),
     attentionCoreActivation(shape),
-    { saved: [{ name: 'attention output transposed back', elements: bsh }], gradients: [{ name: 'd probabilities·V and its transpose', elements: 2 * bsh }] },
+    {
+      saved: [{ name: 'attention output transposed back', elements: bsh }],
+      gradients: [{ name: 'd probabilities·V and its transpose', elements: 2 * bsh }],
+    },
   );
 }
 
@@ -246,7 +260,13 @@ export function recognizeAttention(
   const names = plugins.map((p) => p.name).sort();
   const tensors = [...weights.keys()].sort().join(', ') || 'none';
   if (found.length === 0) {
-    throw new YuanError('checkpoint', `${where}: no registered attention plugin recognizes the attention tensors (${tensors}; registered: ${names.join(', ') || 'none'}); set attention.name`);
+    throw new YuanError(
+      'checkpoint',
+      `${where}: no registered attention plugin recognizes the attention tensors (${tensors}; registered: ${names.join(', ') || 'none'}); set attention.name`,
+    );
   }
-  throw new YuanError('checkpoint', `${where}: the attention tensors (${tensors}) fit several attention plugins (${found.map((f) => f.name).join(', ')}); set attention.name`);
+  throw new YuanError(
+    'checkpoint',
+    `${where}: the attention tensors (${tensors}) fit several attention plugins (${found.map((f) => f.name).join(', ')}); set attention.name`,
+  );
 }

@@ -114,7 +114,9 @@ export function validateConfig(raw: JsonObject): YuanConfig {
 
 /** Merges layers in precedence order (defaults < preset < file < --set) and validates the result. */
 export function resolveConfig(...layers: JsonObject[]): YuanConfig {
-  return validateConfig(layers.reduce<JsonObject>((acc, l) => deepMerge(acc, l), DEFAULT_CONFIG as unknown as JsonObject));
+  return validateConfig(
+    layers.reduce<JsonObject>((acc, l) => deepMerge(acc, l), DEFAULT_CONFIG as unknown as JsonObject),
+  );
 }
 
 /**
@@ -122,7 +124,11 @@ export function resolveConfig(...layers: JsonObject[]): YuanConfig {
  * whatever the layout, as Megatron's global batch = micro-batch × accumulation × D). Throws YuanError 'usage' naming
  * the flags when D does not divide M; `ranks` words D when it came from the launcher rather than `--dp`.
  */
-export function microbatchesPerRank(microbatches: number, dataParallel: number, ranks = `--dp ${dataParallel}`): number {
+export function microbatchesPerRank(
+  microbatches: number,
+  dataParallel: number,
+  ranks = `--dp ${dataParallel}`,
+): number {
   if (microbatches % dataParallel === 0) return microbatches / dataParallel;
   const m = `${microbatches} micro-batch${microbatches === 1 ? '' : 'es'}`;
   throw new YuanError(

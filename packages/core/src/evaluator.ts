@@ -63,4 +63,3 @@ export interface EvaluatorPlugin<Options = Record<string, unknown>> extends Plug
   readonly flags?: Readonly<Record<string, EvaluatorFlag>>;
   evaluate(ctx: EvalContext, options: Options): Promise<EvalResult>;
 }
-

@@ -16,8 +16,7 @@ export interface FilterDocument {
 
 /** What a filter decided: keep (optionally with counted edits) or drop with a reason and a detail. */
 export type FilterDecision =
-  | { keep: true; edits?: Record<string, number> }
-  | { keep: false; reason: string; detail?: string };
+  { keep: true; edits?: Record<string, number> } | { keep: false; reason: string; detail?: string };
 
 /** A built filter instance: decides on one document at a time, in input order. */
 export interface DocumentFilter {
@@ -31,4 +30,3 @@ export interface DocumentFilter {
 export interface FilterPlugin<Options = Record<string, unknown>> extends PluginBase<'filter', Options> {
   create(options: Options): DocumentFilter;
 }
-

@@ -17,7 +17,8 @@ function thrown(fn: () => unknown): Error {
   throw new Error('expected an error, none was thrown');
 }
 
-const polluted = () => ({} as Record<string, unknown>).x !== undefined || ({} as Record<string, unknown>).polluted !== undefined;
+const polluted = () =>
+  (({}) as Record<string, unknown>).x !== undefined || ({} as Record<string, unknown>).polluted !== undefined;
 
 describe('prototype-polluting config keys', () => {
   afterEach(() => {
@@ -26,20 +27,29 @@ describe('prototype-polluting config keys', () => {
     delete (Object.prototype as Record<string, unknown>).polluted;
   });
 
-  it.each(['__proto__.x=1', '__proto__.polluted=1', 'constructor.x=1', 'prototype.x=1', 'attention.options.__proto__.x=1', 'a.constructor.prototype.x=1', 'model.constructor=1'])(
-    '--set %s is a one-line ConfigError and pollutes nothing',
-    (assignment) => {
-      const e = thrown(() => applySet({}, assignment));
-      expect(e).toBeInstanceOf(ConfigError);
-      expect(e.message).toMatch(/^invalid --set ".*": "(__proto__|constructor|prototype)" is not allowed \(__proto__, constructor and prototype cannot be config keys\)$/);
-      expect(polluted()).toBe(false);
-    },
-  );
+  it.each([
+    '__proto__.x=1',
+    '__proto__.polluted=1',
+    'constructor.x=1',
+    'prototype.x=1',
+    'attention.options.__proto__.x=1',
+    'a.constructor.prototype.x=1',
+    'model.constructor=1',
+  ])('--set %s is a one-line ConfigError and pollutes nothing', (assignment) => {
+    const e = thrown(() => applySet({}, assignment));
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toMatch(
+      /^invalid --set ".*": "(__proto__|constructor|prototype)" is not allowed \(__proto__, constructor and prototype cannot be config keys\)$/,
+    );
+    expect(polluted()).toBe(false);
+  });
 
   it('rejects the keys inside a --set JSON value too', () => {
     const e = thrown(() => applySet({}, 'attention.options={"__proto__":{"x":1}}'));
     expect(e).toBeInstanceOf(ConfigError);
-    expect(e.message).toBe('invalid --set "attention.options={"__proto__":{"x":1}}": "__proto__" is not allowed (__proto__, constructor and prototype cannot be config keys)');
+    expect(e.message).toBe(
+      'invalid --set "attention.options={"__proto__":{"x":1}}": "__proto__" is not allowed (__proto__, constructor and prototype cannot be config keys)',
+    );
     expect(polluted()).toBe(false);
   });
 
@@ -47,8 +57,12 @@ describe('prototype-polluting config keys', () => {
     const layer = JSON.parse('{"attention": {"options": {"__proto__": {"x": 1}}}}');
     const e = thrown(() => resolveConfig(layer));
     expect(e).toBeInstanceOf(ConfigError);
-    expect(e.message).toBe('invalid config: "attention.options.__proto__" is not allowed (__proto__, constructor and prototype cannot be config keys)');
-    expect(() => deepMerge({}, { list: [{ constructor: { prototype: { x: 1 } } }] })).toThrow('"list[0].constructor" is not allowed');
+    expect(e.message).toBe(
+      'invalid config: "attention.options.__proto__" is not allowed (__proto__, constructor and prototype cannot be config keys)',
+    );
+    expect(() => deepMerge({}, { list: [{ constructor: { prototype: { x: 1 } } }] })).toThrow(
+      '"list[0].constructor" is not allowed',
+    );
     expect(polluted()).toBe(false);
   });
 
@@ -63,7 +77,9 @@ describe('prototype-polluting config keys', () => {
       writeFileSync(file, text);
       const e = thrown(() => readConfigFile(file));
       expect(e).toBeInstanceOf(ConfigError);
-      expect(e.message).toBe(`${file}: "${key}" is not allowed (__proto__, constructor and prototype cannot be config keys)`);
+      expect(e.message).toBe(
+        `${file}: "${key}" is not allowed (__proto__, constructor and prototype cannot be config keys)`,
+      );
       expect(e.message.split('\n')).toHaveLength(1);
       expect(polluted()).toBe(false);
     } finally {

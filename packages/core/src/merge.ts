@@ -28,7 +28,10 @@ function forbiddenKeyPath(value: unknown, at: string[] = []): string | undefined
  */
 export function assertSafeConfigKeys(layer: unknown, where: string): void {
   const bad = forbiddenKeyPath(layer);
-  if (bad) throw new ConfigError(`${where}: "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`);
+  if (bad)
+    throw new ConfigError(
+      `${where}: "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`,
+    );
 }
 
 /** Deep-merges `over` onto `base` (objects merge, everything else replaces); neither input is modified. */
@@ -62,7 +65,10 @@ export function applySet(config: JsonObject, assignment: string): JsonObject {
   const path = assignment.slice(0, eq).trim().split('.');
   if (path.some((p) => p === '')) throw new ConfigError(`invalid --set "${assignment}": empty segment in key path`);
   const bad = path.find((p) => FORBIDDEN_KEYS.has(p));
-  if (bad) throw new ConfigError(`invalid --set "${assignment}": "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`);
+  if (bad)
+    throw new ConfigError(
+      `invalid --set "${assignment}": "${bad}" is not allowed (__proto__, constructor and prototype cannot be config keys)`,
+    );
   const value = parseSetValue(assignment.slice(eq + 1));
   assertSafeConfigKeys(value, `invalid --set "${assignment}"`);
   const out = structuredClone(config);

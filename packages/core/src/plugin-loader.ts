@@ -26,11 +26,27 @@ function isPlugin(v: unknown): v is PluginBase<string, unknown> {
  */
 export function modulePlugins(mod: unknown, where: string): PluginBase<string, unknown>[] {
   const list = mod && typeof mod === 'object' ? (mod as Record<string, unknown>)[PLUGINS_EXPORT] : undefined;
-  if (list === undefined) throw new YuanError('config', `plugin module ${where} has no \`${PLUGINS_EXPORT}\` export (declare them as: export const ${PLUGINS_EXPORT} = [plugin, ...])`);
-  if (!Array.isArray(list)) throw new YuanError('config', `plugin module ${where}: its \`${PLUGINS_EXPORT}\` export is ${typeof list}, not an array of plugins`);
-  if (list.length === 0) throw new YuanError('config', `plugin module ${where} declares no plugin (its \`${PLUGINS_EXPORT}\` array is empty)`);
+  if (list === undefined)
+    throw new YuanError(
+      'config',
+      `plugin module ${where} has no \`${PLUGINS_EXPORT}\` export (declare them as: export const ${PLUGINS_EXPORT} = [plugin, ...])`,
+    );
+  if (!Array.isArray(list))
+    throw new YuanError(
+      'config',
+      `plugin module ${where}: its \`${PLUGINS_EXPORT}\` export is ${typeof list}, not an array of plugins`,
+    );
+  if (list.length === 0)
+    throw new YuanError(
+      'config',
+      `plugin module ${where} declares no plugin (its \`${PLUGINS_EXPORT}\` array is empty)`,
+    );
   list.forEach((p, i) => {
-    if (!isPlugin(p)) throw new YuanError('config', `plugin module ${where}: ${PLUGINS_EXPORT}[${i}] is not a plugin (an object with a string kind, name and description, and defaults)`);
+    if (!isPlugin(p))
+      throw new YuanError(
+        'config',
+        `plugin module ${where}: ${PLUGINS_EXPORT}[${i}] is not a plugin (an object with a string kind, name and description, and defaults)`,
+      );
   });
   return list as PluginBase<string, unknown>[];
 }
@@ -55,7 +71,11 @@ export function moduleRegistry(mod: unknown, source: string): PluginRegistry {
 }
 
 function entryOfPackage(dir: string): string | undefined {
-  const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { exports?: unknown; module?: string; main?: string };
+  const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+    exports?: unknown;
+    module?: string;
+    main?: string;
+  };
   let e: unknown = pkg.exports;
   if (e && typeof e === 'object' && '.' in (e as object)) e = (e as Record<string, unknown>)['.'];
   while (e && typeof e === 'object') {
@@ -98,7 +118,10 @@ export function resolvePluginModule(spec: string, baseDir: string): string {
   try {
     return createRequire(import.meta.url).resolve(spec);
   } catch {
-    throw new YuanError('config', `plugin package "${spec}" is not installed (looked in node_modules from ${baseDir} upwards)`);
+    throw new YuanError(
+      'config',
+      `plugin package "${spec}" is not installed (looked in node_modules from ${baseDir} upwards)`,
+    );
   }
 }
 
@@ -107,7 +130,10 @@ async function importModule(spec: string, baseDir: string): Promise<unknown> {
   try {
     return await import(pathToFileURL(file).href);
   } catch (e) {
-    throw new YuanError('config', `cannot load plugin module "${spec}" (${file}): ${(e as Error).message.split('\n')[0]}`);
+    throw new YuanError(
+      'config',
+      `cannot load plugin module "${spec}" (${file}): ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -130,7 +156,11 @@ export function pluginSource(spec: string, baseDir = process.cwd()): string {
  * Imports plugin modules and registers each one's `plugins` (`registerModule`) under its source (`pluginSource`).
  * Errors: those of `loadPluginModule` and `registerModule`, one line each, naming the module.
  */
-export async function registerPluginModules(registry: PluginRegistry, specs: readonly string[], baseDir = process.cwd()): Promise<PluginRegistry> {
+export async function registerPluginModules(
+  registry: PluginRegistry,
+  specs: readonly string[],
+  baseDir = process.cwd(),
+): Promise<PluginRegistry> {
   for (const spec of specs) registerModule(registry, await importModule(spec, baseDir), pluginSource(spec, baseDir));
   return registry;
 }

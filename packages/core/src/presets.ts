@@ -13,7 +13,15 @@ export interface Preset extends PluginBase<'preset', Record<string, never>> {
 
 const YUAN_VOCAB = 135040; // 134,953 SentencePiece pieces padded to a multiple of 128
 
-function yuan(name: string, description: string, numLayers: number, hiddenSize: number, numHeads: number, maxPositions: number, parallel?: JsonObject): Preset {
+function yuan(
+  name: string,
+  description: string,
+  numLayers: number,
+  hiddenSize: number,
+  numHeads: number,
+  maxPositions: number,
+  parallel?: JsonObject,
+): Preset {
   return {
     kind: 'preset',
     name,
@@ -53,8 +61,22 @@ function tiny(name: string, attention: string, description: string, parallel?: J
  * the released distributed optimizer; ZeRO over D = 1 would shard nothing). Recompute is `full` (every layer's input kept),
  * the nearest to the scripts' `--recompute-granularity full --recompute-method block`, which TensorFlow.js cannot do.
  */
-const YUAN2_51B_LAYOUT: JsonObject = { pp: 16, partition: '2x5,3x10,2', schedule: '1f1b', recompute: 'full', microbatches: 1152 };
-const YUAN2_102B_LAYOUT: JsonObject = { pp: 32, dp: 3, zero: 1, partition: '2x10,3x20,2x2', schedule: '1f1b', recompute: 'full', microbatches: 1152 };
+const YUAN2_51B_LAYOUT: JsonObject = {
+  pp: 16,
+  partition: '2x5,3x10,2',
+  schedule: '1f1b',
+  recompute: 'full',
+  microbatches: 1152,
+};
+const YUAN2_102B_LAYOUT: JsonObject = {
+  pp: 32,
+  dp: 3,
+  zero: 1,
+  partition: '2x10,3x20,2x2',
+  schedule: '1f1b',
+  recompute: 'full',
+  microbatches: 1152,
+};
 
 /**
  * The built-in presets: the released YUAN 2.0 shapes (arXiv 2311.15786; 51B and 102B with their training layouts in
@@ -62,12 +84,37 @@ const YUAN2_102B_LAYOUT: JsonObject = { pp: 32, dp: 3, zero: 1, partition: '2x10
  */
 export const PRESETS: readonly Preset[] = [
   yuan('yuan2-2b', 'YUAN 2.0-2B: 24 layers, hidden 2048, 32 heads, LFA, seq 8192', 24, 2048, 32, 8192),
-  yuan('yuan2-51b', 'YUAN 2.0-51B: 42 layers, hidden 8192, 64 heads, LFA, seq 4096; released layout PP 16 (blocks 2x5,3x10,2), 1F1B, M 1152 (its DP follows the node count)', 42, 8192, 64, 4096, YUAN2_51B_LAYOUT),
-  yuan('yuan2-102b', 'YUAN 2.0-102B: 84 layers, hidden 8192, 64 heads, LFA, seq 4096; released layout PP 32 × DP 3 (blocks 2x10,3x20,2x2), ZeRO-1, 1F1B, M 1152', 84, 8192, 64, 4096, YUAN2_102B_LAYOUT),
+  yuan(
+    'yuan2-51b',
+    'YUAN 2.0-51B: 42 layers, hidden 8192, 64 heads, LFA, seq 4096; released layout PP 16 (blocks 2x5,3x10,2), 1F1B, M 1152 (its DP follows the node count)',
+    42,
+    8192,
+    64,
+    4096,
+    YUAN2_51B_LAYOUT,
+  ),
+  yuan(
+    'yuan2-102b',
+    'YUAN 2.0-102B: 84 layers, hidden 8192, 64 heads, LFA, seq 4096; released layout PP 32 × DP 3 (blocks 2x10,3x20,2x2), ZeRO-1, 1F1B, M 1152',
+    84,
+    8192,
+    64,
+    4096,
+    YUAN2_102B_LAYOUT,
+  ),
   tiny('tiny-mha', 'mha', 'tiny byte-level model with basic multi-head attention (4 layers, hidden 128)'),
   tiny('tiny-lfa', 'lfa', 'tiny byte-level model with YUAN 2.0 LFA (4 layers, hidden 128)'),
-  tiny('tiny-lpa', 'lpa', 'tiny byte-level model with Low-dimensional Projected Attention, rank hidden/4 (4 layers, hidden 128)'),
-  tiny('tiny-pp2dp2', 'lfa', 'tiny-lfa as 2 pipeline stages × 2 data-parallel ranks with ZeRO-1 (4 thread ranks), 4 micro-batches per step', { pp: 2, dp: 2, zero: 1, microbatches: 4 }),
+  tiny(
+    'tiny-lpa',
+    'lpa',
+    'tiny byte-level model with Low-dimensional Projected Attention, rank hidden/4 (4 layers, hidden 128)',
+  ),
+  tiny(
+    'tiny-pp2dp2',
+    'lfa',
+    'tiny-lfa as 2 pipeline stages × 2 data-parallel ranks with ZeRO-1 (4 thread ranks), 4 micro-batches per step',
+    { pp: 2, dp: 2, zero: 1, microbatches: 4 },
+  ),
 ];
 
 let builtins: PluginRegistry | undefined;
@@ -76,6 +123,9 @@ let builtins: PluginRegistry | undefined;
  * The preset of that name in `registry` (kind `preset`; default: a registry of core's built-in presets, as the CLI
  * registers them). An unknown name is an error that lists the registered presets.
  */
-export function getPreset(name: string, registry: PluginRegistry = (builtins ??= moduleRegistry({ plugins: PRESETS }, '@yuan/core'))): Preset {
+export function getPreset(
+  name: string,
+  registry: PluginRegistry = (builtins ??= moduleRegistry({ plugins: PRESETS }, '@yuan/core')),
+): Preset {
   return registry.get('preset', name);
 }

@@ -14,7 +14,9 @@ describe('PluginRegistry', () => {
 
   it('rejects duplicate names, naming the plugin and what exists', () => {
     const r = new PluginRegistry().register(plugin('a'), 'pkg-one');
-    expect(() => r.register(plugin('a'), 'pkg-two')).toThrow(/^plugin thing:a from pkg-two is already registered from pkg-one \(registered thing plugins: a\)$/);
+    expect(() => r.register(plugin('a'), 'pkg-two')).toThrow(
+      /^plugin thing:a from pkg-two is already registered from pkg-one \(registered thing plugins: a\)$/,
+    );
     expect(r.sourceOf('thing', 'a')).toBe('pkg-one');
     // the same object again (a module reached as a package name and as a path) is no second plugin
     const same = plugin('s');

@@ -6,7 +6,12 @@ import { statSync } from 'node:fs';
  * 1. For work whose threads each pay a start-up cost (loading a model, compiling the code) that small inputs do not
  * repay. Files that cannot be read count as empty: the caller reports them.
  */
-export function threadsForInput(inputs: readonly string[], cores: number, bytesPerThread: number, weight: (file: string) => number = () => 1): number {
+export function threadsForInput(
+  inputs: readonly string[],
+  cores: number,
+  bytesPerThread: number,
+  weight: (file: string) => number = () => 1,
+): number {
   let bytes = 0;
   for (const f of inputs) {
     try {

@@ -40,7 +40,10 @@ export interface TokenizerPlugin extends PluginBase<'tokenizer', TokenizerOption
  * made absolute. What a worker thread needs to open the same tokenizer from its own registry.
  * Errors: an unknown name or an unclaimed file extension, naming what is registered.
  */
-export function tokenizerRef(registry: PluginRegistry, spec: string | { name: string; path?: string }): { name: string; path?: string } {
+export function tokenizerRef(
+  registry: PluginRegistry,
+  spec: string | { name: string; path?: string },
+): { name: string; path?: string } {
   if (typeof spec !== 'string') {
     registry.get('tokenizer', spec.name);
     return spec.path ? { name: spec.name, path: path.resolve(spec.path) } : { name: spec.name };
@@ -51,13 +54,19 @@ export function tokenizerRef(registry: PluginRegistry, spec: string | { name: st
   const ext = path.extname(spec).toLowerCase();
   const claim = registry.list('tokenizer').find((p) => (p as TokenizerPlugin).fileExtensions?.includes(ext));
   if (!claim) {
-    throw new YuanError('usage', `--tokenizer ${JSON.stringify(spec)} is neither a registered tokenizer (${registry.names('tokenizer').join(', ')}) nor a file type one reads`);
+    throw new YuanError(
+      'usage',
+      `--tokenizer ${JSON.stringify(spec)} is neither a registered tokenizer (${registry.names('tokenizer').join(', ')}) nor a file type one reads`,
+    );
   }
   return { name: claim.name, path: path.resolve(spec) };
 }
 
 /** Opens the tokenizer `spec` names (see `tokenizerRef`) through the registry. Errors: those of `tokenizerRef` and of the plugin's `load`. */
-export async function openTokenizer(registry: PluginRegistry, spec: string | { name: string; path?: string }): Promise<Tokenizer> {
+export async function openTokenizer(
+  registry: PluginRegistry,
+  spec: string | { name: string; path?: string },
+): Promise<Tokenizer> {
   const ref = tokenizerRef(registry, spec);
   return registry.get('tokenizer', ref.name).load(ref.path ? { path: ref.path } : {});
 }

@@ -6,7 +6,10 @@ import type { PluginBase } from './registry.js';
  * AutoGPTQ layout). `Weight` (the in-memory form) and `Source` (a checkpoint's tensors) are the tensor package's types;
  * a weight keeps its format's storage, and the kernels compute with it.
  */
-export interface WeightFormatPlugin<Weight = unknown, Source = unknown> extends PluginBase<'weight-format', Record<string, never>> {
+export interface WeightFormatPlugin<Weight = unknown, Source = unknown> extends PluginBase<
+  'weight-format',
+  Record<string, never>
+> {
   /** Storage bits per weight, without scales or zero points (32, 16, 8, 4). */
   readonly bits: number;
   /** The weight `base` (a tensor name without `.weight`) from a checkpoint when it is stored in this format, else undefined. */

@@ -1,5 +1,17 @@
 import path from 'node:path';
-import { ConfigError, NotFoundError, arrayOf, bool, num, obj, optional, readConfigFile as readCoreConfigFile, record, str, type JsonObject } from '@yuan/core';
+import {
+  ConfigError,
+  NotFoundError,
+  arrayOf,
+  bool,
+  num,
+  obj,
+  optional,
+  readConfigFile as readCoreConfigFile,
+  record,
+  str,
+  type JsonObject,
+} from '@yuan/core';
 import { FILTER_PRESETS, type FilterPreset, type FilterStep } from './presets.js';
 
 /** A resolved filter run configuration. */
@@ -21,7 +33,13 @@ export interface FilterConfig {
 }
 
 /** Defaults of the run-level fields. */
-export const CONFIG_DEFAULTS = { textField: 'text', idField: 'id', maxLineBytes: 16 * 1024 * 1024, annotate: false, examples: 3 };
+export const CONFIG_DEFAULTS = {
+  textField: 'text',
+  idField: 'id',
+  maxLineBytes: 16 * 1024 * 1024,
+  annotate: false,
+  examples: 3,
+};
 
 const stepSchema = {
   expected: 'a filter name or an object with fields name, label, options',
@@ -47,7 +65,9 @@ const fileSchema = obj({
 export function readConfigFile(file: string): JsonObject {
   const layer = readCoreConfigFile(file);
   if (Array.isArray(layer.plugins)) {
-    layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && (p.startsWith('.') || p.startsWith('/')) ? path.resolve(path.dirname(file), p) : p));
+    layer.plugins = layer.plugins.map((p) =>
+      typeof p === 'string' && (p.startsWith('.') || p.startsWith('/')) ? path.resolve(path.dirname(file), p) : p,
+    );
   }
   return layer;
 }
@@ -55,7 +75,10 @@ export function readConfigFile(file: string): JsonObject {
 /** The preset of that name; an unknown one is an error listing the presets. */
 export function getFilterPreset(name: string): FilterPreset {
   const preset = FILTER_PRESETS.find((p) => p.name === name);
-  if (!preset) throw new NotFoundError(`unknown filter preset "${name}" (presets: ${FILTER_PRESETS.map((p) => p.name).join(', ')})`);
+  if (!preset)
+    throw new NotFoundError(
+      `unknown filter preset "${name}" (presets: ${FILTER_PRESETS.map((p) => p.name).join(', ')})`,
+    );
   return preset;
 }
 
@@ -67,16 +90,24 @@ export function resolveFilterConfig(layer: JsonObject, fallbackPreset = 'yuan-zh
   const parsed = fileSchema.parse(layer, '');
   let steps: FilterStep[];
   if (parsed.filters) steps = parsed.filters.map((s) => ({ ...s }));
-  else steps = getFilterPreset(parsed.preset ?? fallbackPreset).filters.map((s) => ({ ...s, options: { ...(s.options ?? {}) } }));
+  else
+    steps = getFilterPreset(parsed.preset ?? fallbackPreset).filters.map((s) => ({
+      ...s,
+      options: { ...(s.options ?? {}) },
+    }));
   const labels = new Set<string>();
   for (const s of steps) {
     const label = s.label ?? s.name;
-    if (labels.has(label)) throw new ConfigError(`invalid config: two filters are labelled "${label}"; give one a distinct label`);
+    if (labels.has(label))
+      throw new ConfigError(`invalid config: two filters are labelled "${label}"; give one a distinct label`);
     labels.add(label);
   }
   for (const [key, opts] of Object.entries(parsed.options ?? {})) {
     const step = steps.find((s) => (s.label ?? s.name) === key);
-    if (!step) throw new ConfigError(`invalid config: options.${key} names no filter of the pipeline (filters: ${[...labels].join(', ')})`);
+    if (!step)
+      throw new ConfigError(
+        `invalid config: options.${key} names no filter of the pipeline (filters: ${[...labels].join(', ')})`,
+      );
     record().parse(opts, `options.${key}`);
     step.options = { ...(step.options ?? {}), ...(opts as JsonObject) };
   }

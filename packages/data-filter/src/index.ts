@@ -10,7 +10,20 @@ export { chooseBands, candidateProbability } from './dedup/bands.js';
 export { parseShard, type Shard } from './shard.js';
 export type { FilterReport, FilterStats, ReasonStats, ReasonExample } from './report.js';
 export { resolveConfig, type ConfigLayers } from './run.js';
-export { createPlan, readPlan, selectTasks, printPlan, splitDedup, STAGES, STAGE_DOC, type FilterPlan, type StageName, type StageTask, type CreatePlanOptions, type PrintOptions } from './stages/plan.js';
+export {
+  createPlan,
+  readPlan,
+  selectTasks,
+  printPlan,
+  splitDedup,
+  STAGES,
+  STAGE_DOC,
+  type FilterPlan,
+  type StageName,
+  type StageTask,
+  type CreatePlanOptions,
+  type PrintOptions,
+} from './stages/plan.js';
 export { runStage, planStatus, type StageResult } from './stages/run.js';
 import { BUILTIN_FILTERS as builtins } from './filters/index.js';
 /** The plugins this package provides (what `yuan` registers from it): the built-in filters. */

@@ -1,4 +1,11 @@
-import { ConfigError, deepMerge, type DocumentFilter, type FilterDecision, type FilterDocument, type PluginRegistry } from '@yuan/core';
+import {
+  ConfigError,
+  deepMerge,
+  type DocumentFilter,
+  type FilterDecision,
+  type FilterDocument,
+  type PluginRegistry,
+} from '@yuan/core';
 import type { FilterStep } from './presets.js';
 import { countReason, snippet, type FilterStats, type ReasonExample } from './report.js';
 
@@ -40,7 +47,10 @@ interface Stage {
 }
 
 /** Numeric per-stage counters (everything of FilterStats that adds up across threads). */
-export type StageCounters = Pick<FilterStats, 'seen' | 'kept' | 'dropped' | 'modified' | 'bytesIn' | 'bytesKept' | 'bytesDropped' | 'edits' | 'seconds'>;
+export type StageCounters = Pick<
+  FilterStats,
+  'seen' | 'kept' | 'dropped' | 'modified' | 'bytesIn' | 'bytesKept' | 'bytesDropped' | 'edits' | 'seconds'
+>;
 
 /** An ordered list of built filters with per-filter counters. */
 export class FilterPipeline {
@@ -59,7 +69,10 @@ export class FilterPipeline {
       try {
         options = plugin.validate ? plugin.validate(merged) : merged;
       } catch (e) {
-        if (e instanceof ConfigError) throw new ConfigError(`filters[${i}] (${step.label ?? step.name}): ${e.message.replace(/^invalid config: /, '')}`);
+        if (e instanceof ConfigError)
+          throw new ConfigError(
+            `filters[${i}] (${step.label ?? step.name}): ${e.message.replace(/^invalid config: /, '')}`,
+          );
         throw e;
       }
       const label = step.label ?? step.name;
@@ -108,7 +121,12 @@ export class FilterPipeline {
   apply(doc: FilterDocument, source: string): PipelineResult {
     const drop = this.applyRange(doc, 0, this.stages.length);
     if (!drop) return { keep: true };
-    this.countDrop(drop.stage, drop.reason, drop.bytes, () => ({ id: doc.id, source, detail: drop.detail, snippet: snippet(drop.textIn) }));
+    this.countDrop(drop.stage, drop.reason, drop.bytes, () => ({
+      id: doc.id,
+      source,
+      detail: drop.detail,
+      snippet: snippet(drop.textIn),
+    }));
     return { keep: false, filter: drop.filter, reason: drop.reason, detail: drop.detail };
   }
 
@@ -117,7 +135,14 @@ export class FilterPipeline {
    * reason (the caller counts it with `countDrop`, in input order, so that report examples do not depend on threads).
    * `keys` (with `keyOffsets` per stage) carries precomputed keys of keyed stages.
    */
-  applyRange(doc: FilterDocument, from: number, to: number, keys?: Uint32Array, keyOffsets?: number[], textBytes?: number): StageDrop | undefined {
+  applyRange(
+    doc: FilterDocument,
+    from: number,
+    to: number,
+    keys?: Uint32Array,
+    keyOffsets?: number[],
+    textBytes?: number,
+  ): StageDrop | undefined {
     let bytesText = textBytes === undefined ? '' : doc.text;
     let bytes = textBytes ?? 0;
     // One clock reading per stage: a stage's time runs from the previous reading (its bookkeeping included).
@@ -132,7 +157,10 @@ export class FilterPipeline {
       s.seen++;
       s.bytesIn += bytes;
       const textIn = doc.text;
-      const d = keys && keyOffsets && keyOffsets[i] >= 0 ? (stage.filter as KeyedFilter).applyKeys(keys, keyOffsets[i]) : stage.filter.apply(doc);
+      const d =
+        keys && keyOffsets && keyOffsets[i] >= 0
+          ? (stage.filter as KeyedFilter).applyKeys(keys, keyOffsets[i])
+          : stage.filter.apply(doc);
       const now = performance.now();
       s.seconds += (now - clock) / 1000;
       clock = now;
@@ -165,7 +193,17 @@ export class FilterPipeline {
 
   /** Numeric counters of every stage (to be merged into another pipeline with `addCounters`). */
   counters(): StageCounters[] {
-    return this.stages.map(({ stats: s }) => ({ seen: s.seen, kept: s.kept, dropped: s.dropped, modified: s.modified, bytesIn: s.bytesIn, bytesKept: s.bytesKept, bytesDropped: s.bytesDropped, edits: { ...s.edits }, seconds: s.seconds }));
+    return this.stages.map(({ stats: s }) => ({
+      seen: s.seen,
+      kept: s.kept,
+      dropped: s.dropped,
+      modified: s.modified,
+      bytesIn: s.bytesIn,
+      bytesKept: s.bytesKept,
+      bytesDropped: s.bytesDropped,
+      edits: { ...s.edits },
+      seconds: s.seconds,
+    }));
   }
 
   /** Adds counters of the same pipeline built elsewhere (a worker thread). */

@@ -16,7 +16,8 @@ export interface FilterPreset {
 export const FILTER_PRESETS: readonly FilterPreset[] = [
   {
     name: 'yuan-zh-en',
-    description: 'Chinese + English + code: normalise, length, language id, code rules, Gopher repetition and quality, C4, FineWeb, exact and MinHash dedup',
+    description:
+      'Chinese + English + code: normalise, length, language id, code rules, Gopher repetition and quality, C4, FineWeb, exact and MinHash dedup',
     filters: [
       { name: 'normalize' },
       { name: 'length' },

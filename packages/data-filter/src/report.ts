@@ -41,7 +41,13 @@ export interface FilterReport {
   output: string;
   rejects?: string;
   shard: { index: number; count: number };
-  config: { textField: string; idField: string; maxLineBytes: number; annotate: boolean; filters: { label: string; plugin: string }[] };
+  config: {
+    textField: string;
+    idField: string;
+    maxLineBytes: number;
+    annotate: boolean;
+    filters: { label: string; plugin: string }[];
+  };
   input: {
     /** Lines of this shard (blank ones included). */
     lines: number;
@@ -79,6 +85,9 @@ export function countReason(
 
 /** The first characters of a text, on one line. */
 export function snippet(text: string): string {
-  const t = text.slice(0, SNIPPET * 2).replace(/\s+/g, ' ').trim();
+  const t = text
+    .slice(0, SNIPPET * 2)
+    .replace(/\s+/g, ' ')
+    .trim();
   return t.length > SNIPPET ? `${t.slice(0, SNIPPET - 1)}…` : t;
 }

@@ -1,11 +1,29 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { applySet, deepMerge, threadsForInput, writeFileAtomic, YuanError, type FilterDocument, type FilterPlugin, type JsonObject } from '@yuan/core';
+import {
+  applySet,
+  deepMerge,
+  threadsForInput,
+  writeFileAtomic,
+  YuanError,
+  type FilterDocument,
+  type FilterPlugin,
+  type JsonObject,
+} from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
 import { WorkerPool } from './parallel/pool.js';
-import { BatchProcessor, keptLine, planTail, rejectLine, textOfKeptLine, type BatchResult, type LineBatch, type WorkInit } from './parallel/work.js';
+import {
+  BatchProcessor,
+  keptLine,
+  planTail,
+  rejectLine,
+  textOfKeptLine,
+  type BatchResult,
+  type LineBatch,
+  type WorkInit,
+} from './parallel/work.js';
 import { AtomicWriter } from './io/writer.js';
 import { FilterPipeline, type StageDrop } from './pipeline.js';
 import { buildFilterRegistry } from './plugins.js';
@@ -75,7 +93,8 @@ function addBadwords(config: FilterConfig, specs: string[]): void {
   const files: Record<string, string> = {};
   for (const spec of specs) {
     const eq = spec.indexOf('=');
-    if (eq <= 0 || eq === spec.length - 1) throw new YuanError('usage', `--badwords "${spec}" must be LANG=FILE, e.g. zh=words-zh.txt (LANG * for all)`);
+    if (eq <= 0 || eq === spec.length - 1)
+      throw new YuanError('usage', `--badwords "${spec}" must be LANG=FILE, e.g. zh=words-zh.txt (LANG * for all)`);
     files[spec.slice(0, eq)] = spec.slice(eq + 1);
   }
   const existing = config.filters.find((s) => s.name === 'badwords');
@@ -114,13 +133,17 @@ function checkPaths(options: RunFilterOptions): void {
     ['report', options.report],
   ];
   const outs = named.filter((o): o is [string, string] => !!o[1]);
-  if (new Set(outs.map(([, p]) => path.resolve(p))).size !== outs.length) throw new YuanError('usage', 'output, rejects and report must be different files');
-  for (const [role, p] of outs) if (options.inputs.some((i) => path.resolve(i) === path.resolve(p))) throw new YuanError('usage', `${role} file ${path.resolve(p)} is also an input`);
+  if (new Set(outs.map(([, p]) => path.resolve(p))).size !== outs.length)
+    throw new YuanError('usage', 'output, rejects and report must be different files');
+  for (const [role, p] of outs)
+    if (options.inputs.some((i) => path.resolve(i) === path.resolve(p)))
+      throw new YuanError('usage', `${role} file ${path.resolve(p)} is also an input`);
 }
 
 /** The snippet a worker sent with a repeat for a report example (it sends one while a repeat may become one). */
 function exampleSnippet(sent: string | undefined, file: string, lineNo: number): string {
-  if (sent === undefined) throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
+  if (sent === undefined)
+    throw new YuanError('internal', `${file}:${lineNo}: a report example came without its snippet`);
   return sent;
 }
 
@@ -145,7 +168,9 @@ const GZIP_EXPANSION = 4;
  */
 export function workersForInput(inputs: readonly string[], cores: number, shard?: string | Shard): number {
   // A shard 1/N filters 1/N of the lines: one thread per N × 16 MB of files.
-  return threadsForInput(inputs, cores, parseShard(shard).count * BYTES_PER_THREAD, (f) => (f.endsWith('.gz') ? GZIP_EXPANSION : 1));
+  return threadsForInput(inputs, cores, parseShard(shard).count * BYTES_PER_THREAD, (f) =>
+    f.endsWith('.gz') ? GZIP_EXPANSION : 1,
+  );
 }
 
 /** A batch of lines ends after this many bytes or lines (small enough that threads share the work evenly). */
@@ -165,11 +190,17 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   const shard = parseShard(options.shard);
   const resolved = resolveConfig(options);
   // `--plugin` modules join the config's, so worker threads load them too
-  const config = options.pluginModules?.length ? { ...resolved, plugins: [...resolved.plugins, ...options.pluginModules] } : resolved;
+  const config = options.pluginModules?.length
+    ? { ...resolved, plugins: [...resolved.plugins, ...options.pluginModules] }
+    : resolved;
   const workers = options.workers ?? DEFAULT_WORKERS;
-  if (!Number.isInteger(workers) || workers < 1) throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
   if (workers > 1 && options.plugins?.length) {
-    throw new YuanError('usage', 'filter plugins given as objects cannot run on worker threads: list their modules under `plugins:` in the config, or use workers: 1');
+    throw new YuanError(
+      'usage',
+      'filter plugins given as objects cannot run on worker threads: list their modules under `plugins:` in the config, or use workers: 1',
+    );
   }
   const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins);
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
@@ -208,7 +239,12 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
   };
   const malformed = (reason: string, detail: string, file: string, lineNo: number, bytes: number, raw: string) => {
     c.malformed++;
-    countReason(inputReasons, reason, bytes, config.examples, () => ({ id: `${path.basename(file)}:${lineNo}`, source: `${file}:${lineNo}`, detail, snippet: snippet(raw) }));
+    countReason(inputReasons, reason, bytes, config.examples, () => ({
+      id: `${path.basename(file)}:${lineNo}`,
+      source: `${file}:${lineNo}`,
+      detail,
+      snippet: snippet(raw),
+    }));
   };
 
   // Batches of lines in flight, handled strictly in the order they were read.
@@ -232,7 +268,13 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       at += p.length;
       ends[i] = at;
     });
-    const batch: LineBatch = { seq: seq++, data, ends, files: Int32Array.from(files), lineNos: Int32Array.from(lineNos) };
+    const batch: LineBatch = {
+      seq: seq++,
+      data,
+      ends,
+      files: Int32Array.from(files),
+      lineNos: Int32Array.from(lineNos),
+    };
     parts = [];
     partBytes = 0;
     files = [];
@@ -261,22 +303,44 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       if (l.k === 2) {
         c.dropped++;
         pipeline.countDrop(l.stage, l.reason, l.bytes, () => {
-          return { id: l.id!, source: `${file}:${lineNo}`, detail: l.detail, snippet: exampleSnippet(l.snippet, file, lineNo) };
+          return {
+            id: l.id!,
+            source: `${file}:${lineNo}`,
+            detail: l.detail,
+            snippet: exampleSnippet(l.snippet, file, lineNo),
+          };
         });
         if (l.reject) rejects?.write(l.reject);
         return;
       }
       let out = l.out;
-      const doc: FilterDocument = { id: l.id, text: l.text ?? '', lang: l.lang, langScore: l.langScore, record: tail.keyed ? {} : JSON.parse(l.recordJson!) };
+      const doc: FilterDocument = {
+        id: l.id,
+        text: l.text ?? '',
+        lang: l.lang,
+        langScore: l.langScore,
+        record: tail.keyed ? {} : JSON.parse(l.recordJson!),
+      };
       if (l.lang === undefined) delete doc.lang;
       if (l.langScore === undefined) delete doc.langScore;
       let drop: StageDrop | undefined;
       if (tail.head < pipeline.length) {
         if (tail.keyed) {
-          drop = pipeline.applyRange(doc, tail.head, pipeline.length, r.keys.subarray(keyAt, keyAt + tail.keyWidth), tail.offsets, l.bytes);
+          drop = pipeline.applyRange(
+            doc,
+            tail.head,
+            pipeline.length,
+            r.keys.subarray(keyAt, keyAt + tail.keyWidth),
+            tail.offsets,
+            l.bytes,
+          );
           keyAt += tail.keyWidth;
           // A document whose later keys were skipped repeats an earlier one: the first dedup stage must have dropped it.
-          if (l.partial && drop?.stage !== tail.head) throw new YuanError('internal', `${file}:${lineNo}: a repeated document was not dropped by its first dedup stage`);
+          if (l.partial && drop?.stage !== tail.head)
+            throw new YuanError(
+              'internal',
+              `${file}:${lineNo}: a repeated document was not dropped by its first dedup stage`,
+            );
         } else {
           drop = pipeline.applyRange(doc, tail.head, pipeline.length);
           if (!drop && doc.text !== l.text) out = keptLine(doc, config);
@@ -289,7 +353,18 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       }
       c.dropped++;
       const d = drop;
-      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({ id: l.id, source: `${file}:${lineNo}`, detail: d.detail, snippet: !tail.keyed ? snippet(d.textIn) : l.doc ? snippet(l.doc.text) : l.out ? snippet(textOfKeptLine(l.out, config)) : exampleSnippet(l.snippet, file, lineNo) }));
+      pipeline.countDrop(d.stage, d.reason, d.bytes, () => ({
+        id: l.id,
+        source: `${file}:${lineNo}`,
+        detail: d.detail,
+        snippet: !tail.keyed
+          ? snippet(d.textIn)
+          : l.doc
+            ? snippet(l.doc.text)
+            : l.out
+              ? snippet(textOfKeptLine(l.out, config))
+              : exampleSnippet(l.snippet, file, lineNo),
+      }));
       if (rejects) rejects.write(rejectLine(`${d.filter}:${d.reason}`, d.detail, file, lineNo, l.id, l.recordJson!));
     });
   };
@@ -327,7 +402,9 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
           await settle(0);
           const decoder = new StringDecoder('utf8');
           long = { file, lineNo, head: new StringDecoder('utf8').write(head.subarray(0, 1024)), decoder };
-          rejects?.write(`{"reason":"input:line-too-long","detail":"longer than maxLineBytes (${config.maxLineBytes})","file":${JSON.stringify(file)},"line":${lineNo},"raw":"`);
+          rejects?.write(
+            `{"reason":"input:line-too-long","detail":"longer than maxLineBytes (${config.maxLineBytes})","file":${JSON.stringify(file)},"line":${lineNo},"raw":"`,
+          );
           rejects?.write(jsonInner(decoder.write(head)));
         },
         longChunk(bytes) {
@@ -336,7 +413,14 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
         longEnd(total) {
           c.bytes += total + 1;
           rejects?.write(`${jsonInner(long!.decoder.end())}","bytes":${total}}\n`);
-          malformed('line-too-long', `${total} bytes > maxLineBytes ${config.maxLineBytes}`, long!.file, long!.lineNo, total, long!.head);
+          malformed(
+            'line-too-long',
+            `${total} bytes > maxLineBytes ${config.maxLineBytes}`,
+            long!.file,
+            long!.lineNo,
+            total,
+            long!.head,
+          );
           long = undefined;
         },
         async pause(raw) {
@@ -363,7 +447,8 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
     await output.abort();
     await rejects?.abort();
     const err = e as NodeJS.ErrnoException;
-    if (err?.code === 'Z_DATA_ERROR' || err?.code === 'Z_BUF_ERROR') throw new YuanError('input', `cannot decompress input: ${err.message}`);
+    if (err?.code === 'Z_DATA_ERROR' || err?.code === 'Z_BUF_ERROR')
+      throw new YuanError('input', `cannot decompress input: ${err.message}`);
     throw e;
   }
   bytesRead = bytesTotal;
@@ -381,7 +466,14 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       annotate: config.annotate,
       filters: config.filters.map((s) => ({ label: s.label ?? s.name, plugin: s.name })),
     },
-    input: { lines: c.lines, blank: c.blank, documents: c.documents, malformed: c.malformed, bytes: c.bytes, reasons: inputReasons },
+    input: {
+      lines: c.lines,
+      blank: c.blank,
+      documents: c.documents,
+      malformed: c.malformed,
+      bytes: c.bytes,
+      reasons: inputReasons,
+    },
     result: { kept: c.kept, dropped: c.dropped, bytes: output.bytes },
     filters: pipeline.stats(),
     threads: workers,

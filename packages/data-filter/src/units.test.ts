@@ -31,7 +31,13 @@ describe('LSH bands', () => {
 
   it('gives the same signatures with the SIMD kernel as with the scalar loop (any permutation count, long texts)', () => {
     const words = Array.from({ length: 30000 }, (_, i) => `w${(i * 7919) % 5003}`);
-    const texts = [words.join(' '), words.slice(0, 3).join(' '), '', 'Σίσυφος ΣΑΣ 中文文本 mixed', words.slice(0, 400).join(' ')];
+    const texts = [
+      words.join(' '),
+      words.slice(0, 3).join(' '),
+      '',
+      'Σίσυφος ΣΑΣ 中文文本 mixed',
+      words.slice(0, 400).join(' '),
+    ];
     for (const numPerm of [1, 7, 8, 121, 200]) {
       const simd = new MinHasher({ ngram: 5, numPerm, bands: 1, rows: 1, seed: 9 });
       const scalar = new MinHasher({ ngram: 5, numPerm, bands: 1, rows: 1, seed: 9 }, { simd: false });
@@ -53,12 +59,24 @@ describe('KeySet', () => {
 
 describe('language id', () => {
   it('tells Chinese, English, French, code and symbol soup apart', () => {
-    expect(detectLanguage('历史地理学的起源至少可以追溯到我国最早的地理学著作《禹贡》。这篇托名大禹的著作实际产生在战国后期。').lang).toBe('zh');
-    const en = detectLanguage('The committee met on Tuesday and agreed that the library should stay open in the evening for all of the students.');
+    expect(
+      detectLanguage(
+        '历史地理学的起源至少可以追溯到我国最早的地理学著作《禹贡》。这篇托名大禹的著作实际产生在战国后期。',
+      ).lang,
+    ).toBe('zh');
+    const en = detectLanguage(
+      'The committee met on Tuesday and agreed that the library should stay open in the evening for all of the students.',
+    );
     expect(en.lang).toBe('en');
     expect(en.score).toBeGreaterThan(0.8);
-    expect(detectLanguage('Le comité a décidé que la bibliothèque restera ouverte le soir pour les étudiants et les professeurs de la ville.').lang).toBe('fr');
-    expect(detectLanguage('def add(a, b):\n    """Add."""\n    return a + b\n\nx = add(1, 2)\nprint(x)\n').lang).toBe('code');
+    expect(
+      detectLanguage(
+        'Le comité a décidé que la bibliothèque restera ouverte le soir pour les étudiants et les professeurs de la ville.',
+      ).lang,
+    ).toBe('fr');
+    expect(detectLanguage('def add(a, b):\n    """Add."""\n    return a + b\n\nx = add(1, 2)\nprint(x)\n').lang).toBe(
+      'code',
+    );
     expect(detectLanguage('#$%^ &*() {}[] ;:<> ?/~ @!=').lang).toBe('other');
   });
 
@@ -69,7 +87,9 @@ describe('language id', () => {
 
 describe('filters', () => {
   it('normalize applies NFKC, removes control characters and collapses spaces but keeps indentation', () => {
-    const f = normalizeFilter.create(normalizeFilter.validate!(normalizeFilter.defaults as unknown as Record<string, unknown>));
+    const f = normalizeFilter.create(
+      normalizeFilter.validate!(normalizeFilter.defaults as unknown as Record<string, unknown>),
+    );
     const d = doc('ＡＢＣ１２３\u0007  x   y \r\n\r\n\r\n\r\n    indented  line\u200b');
     expect(f.apply(d)).toEqual({ keep: true, edits: { changed: 1 } });
     expect(d.text).toBe('ABC123 x y\n\n    indented line');
@@ -78,14 +98,22 @@ describe('filters', () => {
 
   it('code strips a licence header but keeps the shebang, and drops minified lines', () => {
     const f = codeFilter.create(codeFilter.defaults);
-    const d = doc('#!/usr/bin/env python\n# Copyright 2020 X\n# Licensed under Apache-2.0\n\nimport os\nprint(os.name)\n', 'code');
+    const d = doc(
+      '#!/usr/bin/env python\n# Copyright 2020 X\n# Licensed under Apache-2.0\n\nimport os\nprint(os.name)\n',
+      'code',
+    );
     expect(f.apply(d)).toEqual({ keep: true, edits: { 'license-header': 1 } });
     expect(d.text).toBe('#!/usr/bin/env python\nimport os\nprint(os.name)\n');
-    expect(f.apply(doc(`var a=${'1+'.repeat(800)}1;`, 'code'))).toMatchObject({ keep: false, reason: 'max-line-length' });
+    expect(f.apply(doc(`var a=${'1+'.repeat(800)}1;`, 'code'))).toMatchObject({
+      keep: false,
+      reason: 'max-line-length',
+    });
   });
 
   it('badwords matches whole words in English and substrings in Chinese', () => {
-    const f = badwordsFilter.create(badwordsFilter.validate!({ words: { en: ['darn'], zh: ['坏词'] }, files: {}, maxMatches: 0 }));
+    const f = badwordsFilter.create(
+      badwordsFilter.validate!({ words: { en: ['darn'], zh: ['坏词'] }, files: {}, maxMatches: 0 }),
+    );
     expect(f.apply(doc('well darn it', 'en'))).toMatchObject({ keep: false, reason: 'badwords:en', detail: 'darn' });
     expect(f.apply(doc('a darning needle', 'en'))).toEqual({ keep: true });
     expect(f.apply(doc('这是一个坏词的例子', 'zh'))).toMatchObject({ keep: false, reason: 'badwords:zh' });

@@ -46,13 +46,17 @@ export function wikiArticles(limit: number): Doc[] {
 export function shakespeare(limit: number): Doc[] {
   const lines = readFileSync(path.join(datasets, 'tinyshakespeare', 'input.txt'), 'utf8').split('\n');
   const out: Doc[] = [];
-  for (let i = 0; i + 40 <= lines.length && out.length < limit; i += 40) out.push({ id: `shak-${i}`, src: 'shak', text: lines.slice(i, i + 40).join('\n') });
+  for (let i = 0; i + 40 <= lines.length && out.length < limit; i += 40)
+    out.push({ id: `shak-${i}`, src: 'shak', text: lines.slice(i, i + 40).join('\n') });
   return out;
 }
 
 /** GSM8K test problems with their worked answers. */
 export function gsm8k(limit: number): Doc[] {
-  return readFileSync(path.join(datasets, 'gsm8k', 'test.jsonl'), 'utf8').trim().split('\n').slice(0, limit)
+  return readFileSync(path.join(datasets, 'gsm8k', 'test.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, limit)
     .map((l) => JSON.parse(l) as { question: string; answer: string })
     .map((g, i) => ({ id: `gsm-${i}`, src: 'gsm', text: `${g.question}\n${g.answer}` }));
 }
@@ -62,7 +66,9 @@ export function gaokaoPassages(subsets: string[]): Doc[] {
   const seen = new Set<string>();
   const out: Doc[] = [];
   for (const s of subsets) {
-    for (const l of readFileSync(path.join(datasets, 'agieval', `gaokao-${s}.jsonl`), 'utf8').trim().split('\n')) {
+    for (const l of readFileSync(path.join(datasets, 'agieval', `gaokao-${s}.jsonl`), 'utf8')
+      .trim()
+      .split('\n')) {
       const r = JSON.parse(l) as { passage: string | null };
       const t = r.passage ?? '';
       if (t.length < 100 || seen.has(t)) continue;
@@ -77,7 +83,9 @@ export function gaokaoPassages(subsets: string[]): Doc[] {
 export function gaokaoQuestions(subsets: string[], limit: number): Doc[] {
   const out: Doc[] = [];
   for (const s of subsets) {
-    for (const l of readFileSync(path.join(datasets, 'agieval', `gaokao-${s}.jsonl`), 'utf8').trim().split('\n')) {
+    for (const l of readFileSync(path.join(datasets, 'agieval', `gaokao-${s}.jsonl`), 'utf8')
+      .trim()
+      .split('\n')) {
       const r = JSON.parse(l) as { question: string; options: string[] | null };
       if (out.length >= limit) return out;
       out.push({ id: `gq-${s}-${out.length}`, src: `gq-${s}`, text: `${r.question}\n${(r.options ?? []).join('\n')}` });
@@ -89,14 +97,19 @@ export function gaokaoQuestions(subsets: string[], limit: number): Doc[] {
 /** HumanEval problems (prompt + canonical solution) as Python files. */
 export function humaneval(limit: number): Doc[] {
   const text = gunzipSync(readFileSync(path.join(datasets, 'humaneval', 'HumanEval.jsonl.gz'))).toString('utf8');
-  return text.trim().split('\n').slice(0, limit)
+  return text
+    .trim()
+    .split('\n')
+    .slice(0, limit)
     .map((l) => JSON.parse(l) as { task_id: string; prompt: string; canonical_solution: string })
     .map((p) => ({ id: p.task_id, src: 'humaneval', text: p.prompt + p.canonical_solution }));
 }
 
 /** Lists the gaokao subsets present. */
 export function gaokaoSubsets(): string[] {
-  return readdirSync(path.join(datasets, 'agieval')).filter((f) => f.startsWith('gaokao-')).map((f) => f.slice(7, -6));
+  return readdirSync(path.join(datasets, 'agieval'))
+    .filter((f) => f.startsWith('gaokao-'))
+    .map((f) => f.slice(7, -6));
 }
 
 const TOKEN = /\p{Script=Han}|[\p{L}\p{N}]+/gu;
@@ -147,20 +160,60 @@ export function junk(prose: string[], rand: () => number): (Doc & { expect: RegE
   const symbols = '#$%^&*()_+{}[]|\\:;"<>,.?/~`@!=-';
   for (let i = 0; i < 10; i++) {
     out.push({
-      id: `junk-boiler-${i}`, src: 'junk-boilerplate', expect: /^c4:(no-lines-left|too-few-sentences)$|^gopher-quality:too-few-words$/,
-      text: ['Home | About us | Contact | Blog', 'This website uses cookies to improve your experience. By continuing you agree to our Cookie Policy.', 'Please enable JavaScript in your browser to view this page.', 'Privacy Policy | Terms of Use', `Copyright ${2000 + i} Example Inc. All rights reserved.`, 'Accept all cookies', 'Sign in', 'Subscribe to our newsletter for the latest updates and offers from us and our partners.'].join('\n'),
+      id: `junk-boiler-${i}`,
+      src: 'junk-boilerplate',
+      expect: /^c4:(no-lines-left|too-few-sentences)$|^gopher-quality:too-few-words$/,
+      text: [
+        'Home | About us | Contact | Blog',
+        'This website uses cookies to improve your experience. By continuing you agree to our Cookie Policy.',
+        'Please enable JavaScript in your browser to view this page.',
+        'Privacy Policy | Terms of Use',
+        `Copyright ${2000 + i} Example Inc. All rights reserved.`,
+        'Accept all cookies',
+        'Sign in',
+        'Subscribe to our newsletter for the latest updates and offers from us and our partners.',
+      ].join('\n'),
     });
-    const line = pick().split('\n').find((l) => l.split(' ').length > 8) ?? pick().slice(0, 120);
-    out.push({ id: `junk-repeat-${i}`, src: 'junk-repeat', expect: /^gopher-repetition:|^fineweb:dup-line-chars$/, text: `${pick().slice(0, 300)}\n${Array(15 + i).fill(line).join('\n')}` });
+    const line =
+      pick()
+        .split('\n')
+        .find((l) => l.split(' ').length > 8) ?? pick().slice(0, 120);
+    out.push({
+      id: `junk-repeat-${i}`,
+      src: 'junk-repeat',
+      expect: /^gopher-repetition:|^fineweb:dup-line-chars$/,
+      text: `${pick().slice(0, 300)}\n${Array(15 + i)
+        .fill(line)
+        .join('\n')}`,
+    });
     let soup = '';
     for (let j = 0; j < 600; j++) soup += rand() < 0.15 ? ' ' : symbols[Math.floor(rand() * symbols.length)];
     out.push({ id: `junk-soup-${i}`, src: 'junk-soup', expect: /^langid:language:other$/, text: soup });
     const words = pick().split(/\s+/).slice(0, 200);
     for (let j = 0; j < words.length; j += 3) words[j] = `### ${words[j]} ...`;
-    out.push({ id: `junk-symbols-${i}`, src: 'junk-symbols', expect: /^gopher-quality:symbol-ratio$/, text: words.join(' ') });
-    const lorem = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.';
-    out.push({ id: `junk-lorem-${i}`, src: 'junk-lorem', expect: /^langid:(low-score:\w+|language:\w+)$/, text: Array(4).fill(lorem).join(' ').replace(/Ut enim/, `Ut enim ${i}`) });
-    out.push({ id: `junk-lorem-prose-${i}`, src: 'junk-lorem-prose', expect: /^c4:lorem-ipsum$/, text: `${pick()}\n${lorem}` });
+    out.push({
+      id: `junk-symbols-${i}`,
+      src: 'junk-symbols',
+      expect: /^gopher-quality:symbol-ratio$/,
+      text: words.join(' '),
+    });
+    const lorem =
+      'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.';
+    out.push({
+      id: `junk-lorem-${i}`,
+      src: 'junk-lorem',
+      expect: /^langid:(low-score:\w+|language:\w+)$/,
+      text: Array(4)
+        .fill(lorem)
+        .join(' ')
+        .replace(/Ut enim/, `Ut enim ${i}`),
+    });
+    out.push({
+      id: `junk-lorem-prose-${i}`,
+      src: 'junk-lorem-prose',
+      expect: /^c4:lorem-ipsum$/,
+      text: `${pick()}\n${lorem}`,
+    });
   }
   return out;
 }
@@ -189,12 +242,156 @@ export function wikiParagraphs(minWords = 120): Doc[] {
   return out;
 }
 
-const CYRILLIC: Record<string, string> = { a: 'а', b: 'б', c: 'ц', d: 'д', e: 'е', f: 'ф', g: 'г', h: 'х', i: 'и', j: 'й', k: 'к', l: 'л', m: 'м', n: 'н', o: 'о', p: 'п', q: 'к', r: 'р', s: 'с', t: 'т', u: 'у', v: 'в', w: 'ш', x: 'кс', y: 'ы', z: 'з' };
-const GREEK: Record<string, string> = { a: 'α', b: 'β', c: 'κ', d: 'δ', e: 'ε', f: 'φ', g: 'γ', h: 'η', i: 'ι', j: 'ξ', k: 'κ', l: 'λ', m: 'μ', n: 'ν', o: 'ο', p: 'π', q: 'θ', r: 'ρ', s: 'σ', t: 'τ', u: 'υ', v: 'β', w: 'ω', x: 'χ', y: 'ψ', z: 'ζ' };
+const CYRILLIC: Record<string, string> = {
+  a: 'а',
+  b: 'б',
+  c: 'ц',
+  d: 'д',
+  e: 'е',
+  f: 'ф',
+  g: 'г',
+  h: 'х',
+  i: 'и',
+  j: 'й',
+  k: 'к',
+  l: 'л',
+  m: 'м',
+  n: 'н',
+  o: 'о',
+  p: 'п',
+  q: 'к',
+  r: 'р',
+  s: 'с',
+  t: 'т',
+  u: 'у',
+  v: 'в',
+  w: 'ш',
+  x: 'кс',
+  y: 'ы',
+  z: 'з',
+};
+const GREEK: Record<string, string> = {
+  a: 'α',
+  b: 'β',
+  c: 'κ',
+  d: 'δ',
+  e: 'ε',
+  f: 'φ',
+  g: 'γ',
+  h: 'η',
+  i: 'ι',
+  j: 'ξ',
+  k: 'κ',
+  l: 'λ',
+  m: 'μ',
+  n: 'ν',
+  o: 'ο',
+  p: 'π',
+  q: 'θ',
+  r: 'ρ',
+  s: 'σ',
+  t: 'τ',
+  u: 'υ',
+  v: 'β',
+  w: 'ω',
+  x: 'χ',
+  y: 'ψ',
+  z: 'ζ',
+};
 const FUNCTION_WORDS: Record<string, Record<string, string>> = {
-  fr: { the: 'le', of: 'de', and: 'et', to: 'à', in: 'dans', a: 'un', is: 'est', was: 'était', that: 'que', for: 'pour', on: 'sur', with: 'avec', as: 'comme', by: 'par', his: 'son', he: 'il', it: 'il', at: 'à', from: 'de', which: 'qui', were: 'étaient', an: 'une', are: 'sont', not: 'pas', this: 'ce', had: 'avait', their: 'leur', they: 'ils', be: 'être' },
-  de: { the: 'der', of: 'von', and: 'und', to: 'zu', in: 'im', a: 'ein', is: 'ist', was: 'war', that: 'dass', for: 'für', on: 'auf', with: 'mit', as: 'als', by: 'durch', his: 'sein', he: 'er', it: 'es', at: 'bei', from: 'aus', which: 'die', were: 'waren', an: 'eine', are: 'sind', not: 'nicht', this: 'dies', had: 'hatte', their: 'ihre', they: 'sie', be: 'sein' },
-  es: { the: 'el', of: 'de', and: 'y', to: 'a', in: 'en', a: 'un', is: 'es', was: 'fue', that: 'que', for: 'para', on: 'sobre', with: 'con', as: 'como', by: 'por', his: 'su', he: 'él', it: 'lo', at: 'en', from: 'desde', which: 'cual', were: 'eran', an: 'una', are: 'son', not: 'no', this: 'este', had: 'había', their: 'sus', they: 'ellos', be: 'ser' },
+  fr: {
+    the: 'le',
+    of: 'de',
+    and: 'et',
+    to: 'à',
+    in: 'dans',
+    a: 'un',
+    is: 'est',
+    was: 'était',
+    that: 'que',
+    for: 'pour',
+    on: 'sur',
+    with: 'avec',
+    as: 'comme',
+    by: 'par',
+    his: 'son',
+    he: 'il',
+    it: 'il',
+    at: 'à',
+    from: 'de',
+    which: 'qui',
+    were: 'étaient',
+    an: 'une',
+    are: 'sont',
+    not: 'pas',
+    this: 'ce',
+    had: 'avait',
+    their: 'leur',
+    they: 'ils',
+    be: 'être',
+  },
+  de: {
+    the: 'der',
+    of: 'von',
+    and: 'und',
+    to: 'zu',
+    in: 'im',
+    a: 'ein',
+    is: 'ist',
+    was: 'war',
+    that: 'dass',
+    for: 'für',
+    on: 'auf',
+    with: 'mit',
+    as: 'als',
+    by: 'durch',
+    his: 'sein',
+    he: 'er',
+    it: 'es',
+    at: 'bei',
+    from: 'aus',
+    which: 'die',
+    were: 'waren',
+    an: 'eine',
+    are: 'sind',
+    not: 'nicht',
+    this: 'dies',
+    had: 'hatte',
+    their: 'ihre',
+    they: 'sie',
+    be: 'sein',
+  },
+  es: {
+    the: 'el',
+    of: 'de',
+    and: 'y',
+    to: 'a',
+    in: 'en',
+    a: 'un',
+    is: 'es',
+    was: 'fue',
+    that: 'que',
+    for: 'para',
+    on: 'sobre',
+    with: 'con',
+    as: 'como',
+    by: 'por',
+    his: 'su',
+    he: 'él',
+    it: 'lo',
+    at: 'en',
+    from: 'desde',
+    which: 'cual',
+    were: 'eran',
+    an: 'una',
+    are: 'son',
+    not: 'no',
+    this: 'este',
+    had: 'había',
+    their: 'sus',
+    they: 'ellos',
+    be: 'ser',
+  },
 };
 
 /**
@@ -227,14 +424,59 @@ export function otherLanguages(prose: Doc[]): (Doc & { lang: string })[] {
 
 /** Web boilerplate pages in English and Chinese: navigation, cookie and legal notices, link lists, ads. */
 export function boilerplate(n: number, rand: () => number): Doc[] {
-  const en = ['Home', 'About us', 'Contact', 'Blog', 'Careers', 'Press', 'Sign in', 'Register', 'Cart (0)', 'Search', 'FAQ', 'Help center', 'Shipping & returns', 'Gift cards', 'Store locator'];
-  const zh = ['首页', '关于我们', '联系我们', '新闻中心', '产品中心', '加入我们', '登录', '注册', '购物车', '网站地图', '帮助中心', '在线客服'];
+  const en = [
+    'Home',
+    'About us',
+    'Contact',
+    'Blog',
+    'Careers',
+    'Press',
+    'Sign in',
+    'Register',
+    'Cart (0)',
+    'Search',
+    'FAQ',
+    'Help center',
+    'Shipping & returns',
+    'Gift cards',
+    'Store locator',
+  ];
+  const zh = [
+    '首页',
+    '关于我们',
+    '联系我们',
+    '新闻中心',
+    '产品中心',
+    '加入我们',
+    '登录',
+    '注册',
+    '购物车',
+    '网站地图',
+    '帮助中心',
+    '在线客服',
+  ];
   const out: Doc[] = [];
   for (let i = 0; i < n; i++) {
     const pick = (xs: string[], k: number) => Array.from({ length: k }, () => xs[Math.floor(rand() * xs.length)]);
-    const lines = i % 2 === 0
-      ? [pick(en, 6).join(' | '), ...pick(en, 12), 'This site uses cookies to give you the best experience. By continuing to browse you agree to our use of cookies.', `© ${2001 + i} Example Media Group. All rights reserved. Privacy Policy | Terms of Use`, 'Follow us on Facebook Twitter Instagram', 'Subscribe', 'Back to top']
-      : [pick(zh, 6).join(' | '), ...pick(zh, 12), '本网站使用cookie以提升您的浏览体验，继续浏览即表示您同意我们的隐私政策。', `版权所有 © ${2001 + i} 某某科技有限公司 保留所有权利 隐私政策 | 使用条款`, `京ICP备${10000000 + i}号`, '返回顶部'];
+    const lines =
+      i % 2 === 0
+        ? [
+            pick(en, 6).join(' | '),
+            ...pick(en, 12),
+            'This site uses cookies to give you the best experience. By continuing to browse you agree to our use of cookies.',
+            `© ${2001 + i} Example Media Group. All rights reserved. Privacy Policy | Terms of Use`,
+            'Follow us on Facebook Twitter Instagram',
+            'Subscribe',
+            'Back to top',
+          ]
+        : [
+            pick(zh, 6).join(' | '),
+            ...pick(zh, 12),
+            '本网站使用cookie以提升您的浏览体验，继续浏览即表示您同意我们的隐私政策。',
+            `版权所有 © ${2001 + i} 某某科技有限公司 保留所有权利 隐私政策 | 使用条款`,
+            `京ICP备${10000000 + i}号`,
+            '返回顶部',
+          ];
     out.push({ id: `boiler-${i}`, src: 'boilerplate', text: lines.join('\n') });
   }
   return out;

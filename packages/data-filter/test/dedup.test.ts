@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { buildFilterRegistry, FilterPipeline } from '../src/index.js';
-import { gaokaoPassages, gsm8k, haveDatasets, jaccard, mutate, mutateChars, rng, shingles, skipReason, wikiArticles, type Doc } from './corpus.js';
+import {
+  gaokaoPassages,
+  gsm8k,
+  haveDatasets,
+  jaccard,
+  mutate,
+  mutateChars,
+  rng,
+  shingles,
+  skipReason,
+  wikiArticles,
+  type Doc,
+} from './corpus.js';
 
 if (!haveDatasets) console.warn(`skipping dedup tests: ${skipReason}`);
 
@@ -13,8 +25,15 @@ async function keptIds(docs: Doc[], dedup = 'minhash'): Promise<Set<string>> {
 }
 
 function bases(): Doc[] {
-  const paragraphs = wikiArticles(60).flatMap((a) => a.text.split('\n').filter((l) => l.split(' ').length >= 120).map((text, i) => ({ id: `${a.id}-p${i}`, src: 'wiki', text })));
-  const gsm = gsm8k(400).filter((d) => d.text.split(/\s+/).length >= 120).map((d) => ({ ...d }));
+  const paragraphs = wikiArticles(60).flatMap((a) =>
+    a.text
+      .split('\n')
+      .filter((l) => l.split(' ').length >= 120)
+      .map((text, i) => ({ id: `${a.id}-p${i}`, src: 'wiki', text })),
+  );
+  const gsm = gsm8k(400)
+    .filter((d) => d.text.split(/\s+/).length >= 120)
+    .map((d) => ({ ...d }));
   const zh = gaokaoPassages(['chinese']).filter((d) => d.text.length >= 300);
   return [...paragraphs.slice(0, 150), ...gsm.slice(0, 50), ...zh];
 }

@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILTER_PRESETS, runFilter, workersForInput } from '../src/index.js';
-import { gaokaoPassages, gsm8k, haveDatasets, jsonl, rng, shakespeare, skipReason, wikiArticles, junk } from './corpus.js';
+import {
+  gaokaoPassages,
+  gsm8k,
+  haveDatasets,
+  jsonl,
+  rng,
+  shakespeare,
+  skipReason,
+  wikiArticles,
+  junk,
+} from './corpus.js';
 
 if (!haveDatasets) console.warn(`skipping determinism tests: ${skipReason}`);
 
@@ -14,7 +24,16 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'yuan-filter-det-'));
     input = path.join(dir, 'in.jsonl');
     const shak = shakespeare(40);
-    const docs = [...wikiArticles(20), ...shak, ...gsm8k(60), ...gaokaoPassages(['chinese']).slice(0, 40), ...junk(shak.map((d) => d.text), rng(3))];
+    const docs = [
+      ...wikiArticles(20),
+      ...shak,
+      ...gsm8k(60),
+      ...gaokaoPassages(['chinese']).slice(0, 40),
+      ...junk(
+        shak.map((d) => d.text),
+        rng(3),
+      ),
+    ];
     // Duplicates, to show dedup at work in the single run.
     writeFileSync(input, jsonl([...docs, ...docs.slice(0, 15).map((d) => ({ ...d, id: `${d.id}-dup` }))]));
   });
@@ -40,10 +59,31 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
     writeFileSync(mixed, `${body.join('\n')}\n`);
     const run = async (workers: number) => {
       const tag = `w${workers}`;
-      const report = await runFilter({ inputs: [mixed, input], output: path.join(dir, `${tag}.jsonl`), rejects: path.join(dir, `${tag}-rej.jsonl`), workers, configObject: { maxLineBytes: 4096, annotate: true } });
+      const report = await runFilter({
+        inputs: [mixed, input],
+        output: path.join(dir, `${tag}.jsonl`),
+        rejects: path.join(dir, `${tag}-rej.jsonl`),
+        workers,
+        configObject: { maxLineBytes: 4096, annotate: true },
+      });
       expect(report.threads).toBe(workers);
-      const strip = (r: typeof report) => JSON.stringify({ ...r, output: '', rejects: '', threads: 0, seconds: 0, documentsPerSecond: 0, megabytesPerSecond: 0, filters: r.filters.map((f) => ({ ...f, seconds: 0 })) });
-      return { out: readFileSync(path.join(dir, `${tag}.jsonl`)), rej: readFileSync(path.join(dir, `${tag}-rej.jsonl`)), report: strip(report), kept: report.result.kept };
+      const strip = (r: typeof report) =>
+        JSON.stringify({
+          ...r,
+          output: '',
+          rejects: '',
+          threads: 0,
+          seconds: 0,
+          documentsPerSecond: 0,
+          megabytesPerSecond: 0,
+          filters: r.filters.map((f) => ({ ...f, seconds: 0 })),
+        });
+      return {
+        out: readFileSync(path.join(dir, `${tag}.jsonl`)),
+        rej: readFileSync(path.join(dir, `${tag}-rej.jsonl`)),
+        report: strip(report),
+        kept: report.result.kept,
+      };
     };
     const one = await run(1);
     const three = await run(3);
@@ -74,7 +114,9 @@ describe.skipIf(!haveDatasets)('determinism and sharding', () => {
   it('with dedup, each shard deduplicates only within itself', async () => {
     const one = await runFilter({ inputs: [input], output: path.join(dir, 'd1.jsonl') });
     let kept = 0;
-    for (let i = 0; i < 3; i++) kept += (await runFilter({ inputs: [input], output: path.join(dir, `d-${i}.jsonl`), shard: `${i}/3` })).result.kept;
+    for (let i = 0; i < 3; i++)
+      kept += (await runFilter({ inputs: [input], output: path.join(dir, `d-${i}.jsonl`), shard: `${i}/3` })).result
+        .kept;
     // Copies whose original fell in another shard survive there: more documents are kept in all than by one run.
     expect(kept).toBeGreaterThan(one.result.kept);
   });

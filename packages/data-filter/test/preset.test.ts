@@ -3,7 +3,22 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFilter, type FilterReport } from '../src/index.js';
-import { gaokaoPassages, gsm8k, haveDatasets, humaneval, jaccard, jsonl, junk, mutate, rng, shakespeare, shingles, skipReason, wikiArticles, type Doc } from './corpus.js';
+import {
+  gaokaoPassages,
+  gsm8k,
+  haveDatasets,
+  humaneval,
+  jaccard,
+  jsonl,
+  junk,
+  mutate,
+  rng,
+  shakespeare,
+  shingles,
+  skipReason,
+  wikiArticles,
+  type Doc,
+} from './corpus.js';
 
 if (!haveDatasets) console.warn(`skipping preset tests: ${skipReason}`);
 
@@ -24,9 +39,17 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
     const gsm = gsm8k(120);
     const zh = gaokaoPassages(['chinese']);
     const zhQ = gaokaoPassages(['english']);
-    const code = humaneval(20).map((d, i) => (i % 2 ? d : { ...d, text: `# Copyright (c) 2021 Example Corp.\n# Licensed under the MIT License.\n\n${d.text}` }));
+    const code = humaneval(20).map((d, i) =>
+      i % 2 ? d : { ...d, text: `# Copyright (c) 2021 Example Corp.\n# Licensed under the MIT License.\n\n${d.text}` },
+    );
     const base = [...wiki, ...shak, ...gsm, ...zh, ...zhQ, ...code];
-    docs.push(...base, ...junk(shak.map((d) => d.text), rand));
+    docs.push(
+      ...base,
+      ...junk(
+        shak.map((d) => d.text),
+        rand,
+      ),
+    );
     // Planted exact duplicates (whitespace differences only) and near-duplicates of English prose.
     for (const d of [...wiki.slice(0, 10), ...shak.slice(0, 10), ...zh.slice(0, 10)]) {
       const id = `${d.id}-exact`;
@@ -39,7 +62,12 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
       docs.push({ id: `${d.id}-near`, src: 'near', text });
     }
     writeFileSync(path.join(dir, 'in.jsonl'), jsonl(docs.map(({ expect: _e, ...d }) => d)));
-    report = await runFilter({ inputs: [path.join(dir, 'in.jsonl')], output: path.join(dir, 'out.jsonl'), rejects: path.join(dir, 'rej.jsonl'), report: path.join(dir, 'report.json') });
+    report = await runFilter({
+      inputs: [path.join(dir, 'in.jsonl')],
+      output: path.join(dir, 'out.jsonl'),
+      rejects: path.join(dir, 'rej.jsonl'),
+      report: path.join(dir, 'report.json'),
+    });
     for (const l of readFileSync(path.join(dir, 'out.jsonl'), 'utf8').trim().split('\n')) {
       const r = JSON.parse(l);
       kept.set(r.id, r);
@@ -70,9 +98,12 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
   });
 
   it('does not drop Chinese prose with English-only rules', () => {
-    const englishOnly = /^(langid:|gopher-quality:(mean-word-length|stop-words|too-few-words|alpha-words)|fineweb:short-lines|c4:)/;
+    const englishOnly =
+      /^(langid:|gopher-quality:(mean-word-length|stop-words|too-few-words|alpha-words)|fineweb:short-lines|c4:)/;
     const zh = docs.filter((d) => d.src === 'gk-chinese');
-    const bad = zh.filter((d) => englishOnly.test(rejected.get(d.id)?.reason ?? '')).map((d) => `${d.id}: ${rejected.get(d.id)!.reason}`);
+    const bad = zh
+      .filter((d) => englishOnly.test(rejected.get(d.id)?.reason ?? ''))
+      .map((d) => `${d.id}: ${rejected.get(d.id)!.reason}`);
     expect(bad).toEqual([]);
     for (const d of zh.filter((x) => kept.has(x.id))) expect(kept.get(d.id)!.text).toMatch(/[。，]/);
   });
@@ -81,7 +112,8 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
     for (const id of exactCopies) {
       expect(kept.has(id), id).toBe(false);
       const original = id.replace(/-exact$/, '');
-      if (kept.has(original)) expect(rejected.get(id)!.reason).toMatch(/^(exact-dedup:duplicate|minhash:near-duplicate)$/);
+      if (kept.has(original))
+        expect(rejected.get(id)!.reason).toMatch(/^(exact-dedup:duplicate|minhash:near-duplicate)$/);
       else expect(rejected.get(id)!.reason).toBe(rejected.get(original)!.reason);
     }
     expect(exactCopies.filter((id) => kept.has(id.replace(/-exact$/, ''))).length).toBeGreaterThan(20);
@@ -95,7 +127,10 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
   });
 
   it('drops the junk with the expected reasons', () => {
-    const wrong = docs.filter((d) => d.expect).filter((d) => !d.expect!.test(rejected.get(d.id)?.reason ?? 'kept')).map((d) => `${d.id}: ${rejected.get(d.id)?.reason ?? 'kept'}`);
+    const wrong = docs
+      .filter((d) => d.expect)
+      .filter((d) => !d.expect!.test(rejected.get(d.id)?.reason ?? 'kept'))
+      .map((d) => `${d.id}: ${rejected.get(d.id)?.reason ?? 'kept'}`);
     expect(wrong).toEqual([]);
   });
 
@@ -103,7 +138,9 @@ describe.skipIf(!haveDatasets)('preset yuan-zh-en on real text, junk and planted
     const code = docs.filter((d) => d.src === 'humaneval');
     expect(code.filter((d) => kept.has(d.id)).length).toBeGreaterThanOrEqual(18);
     for (const d of code.filter((x) => kept.has(x.id))) expect(kept.get(d.id)!.text).not.toMatch(/Copyright|Licensed/);
-    expect(report.filters.find((f) => f.label === 'code')!.edits['license-header']).toBe(code.filter((d, i) => i % 2 === 0 && kept.has(d.id)).length);
+    expect(report.filters.find((f) => f.label === 'code')!.edits['license-header']).toBe(
+      code.filter((d, i) => i % 2 === 0 && kept.has(d.id)).length,
+    );
   });
 
   it('reports per-filter counts, bytes and examples', () => {

@@ -5,7 +5,30 @@
  * Depends on `@yuan/core` and `@yuan/tokenizer`.
  */
 export { PackWriter, type PackedIndex, type SplitInfo, type SplitName } from './pack.js';
-export { PackedSplit, BatchLoader, readPackedIndex, positionResetId, evalBatches, YUAN_SPECIAL_IDS, type Batch, type DataPosition } from './loader.js';
-export { IndexedDataset, IndexedDatasetWriter, bestFittingDtype, MEGATRON_DTYPES, MMIDIDX_MAGIC, type IndexedHeader } from './megatron.js';
-export { prepareData, prepareWorkersForInput, type PrepareOptions, type PrepareProgress, type PrepareResult, type SampleFormat } from './prepare.js';
+export {
+  PackedSplit,
+  BatchLoader,
+  readPackedIndex,
+  positionResetId,
+  evalBatches,
+  YUAN_SPECIAL_IDS,
+  type Batch,
+  type DataPosition,
+} from './loader.js';
+export {
+  IndexedDataset,
+  IndexedDatasetWriter,
+  bestFittingDtype,
+  MEGATRON_DTYPES,
+  MMIDIDX_MAGIC,
+  type IndexedHeader,
+} from './megatron.js';
+export {
+  prepareData,
+  prepareWorkersForInput,
+  type PrepareOptions,
+  type PrepareProgress,
+  type PrepareResult,
+  type SampleFormat,
+} from './prepare.js';
 export { yuanLine, type Sample } from './prepare-items.js';

@@ -63,7 +63,8 @@ class FolderSource implements TokenSource {
     for (let start = 0; start < end; start += items) {
       const n = Math.min(items, end - start);
       const got = readSync(this.fdIds, bytes, 0, n * 4, start * 4);
-      if (got !== n * 4) throw new YuanError('input', `${this.file}: short read at token ${start} (file changed while reading?)`);
+      if (got !== n * 4)
+        throw new YuanError('input', `${this.file}: short read at token ${start} (file changed while reading?)`);
       if (each(start, view, n)) return;
     }
   }
@@ -137,14 +138,19 @@ export class PackedSplit {
     }
     const ids = path.join(dir, info.file);
     const mask = path.join(dir, info.mask);
-    for (const f of [ids, mask]) if (!existsSync(f)) throw new YuanError('input', `${dir}: missing ${path.basename(f)} (not a complete packed data folder)`);
+    for (const f of [ids, mask])
+      if (!existsSync(f))
+        throw new YuanError('input', `${dir}: missing ${path.basename(f)} (not a complete packed data folder)`);
     const fdIds = openSync(ids, 'r');
     const fdMask = openSync(mask, 'r');
     const tokens = fstatSync(fdIds).size / 4;
     if (tokens !== info.tokens || fstatSync(fdMask).size !== info.tokens) {
       closeSync(fdIds);
       closeSync(fdMask);
-      throw new YuanError('input', `${dir}: ${name} files hold ${tokens} tokens but index.json says ${info.tokens} (truncated or foreign data)`);
+      throw new YuanError(
+        'input',
+        `${dir}: ${name} files hold ${tokens} tokens but index.json says ${info.tokens} (truncated or foreign data)`,
+      );
     }
     return new PackedSplit(name, tokens, new FolderSource(tokens, ids, fdIds, fdMask, index.special?.eod));
   }
@@ -216,12 +222,16 @@ function megatronIndex(prefix: string): PackedIndex {
   const tokens = ds.tokens;
   const documents = ds.header.sequences;
   ds.close();
-  let meta: Pick<PackedIndex, 'tokenizer' | 'vocabSize' | 'special'> = { tokenizer: { name: 'unknown (Megatron dataset)' }, vocabSize: 0 };
+  let meta: Pick<PackedIndex, 'tokenizer' | 'vocabSize' | 'special'> = {
+    tokenizer: { name: 'unknown (Megatron dataset)' },
+    vocabSize: 0,
+  };
   const beside = path.join(path.dirname(prefix), 'index.json');
   if (existsSync(beside)) {
     try {
       const idx = JSON.parse(readFileSync(beside, 'utf8')) as PackedIndex;
-      if (idx.format === 'yuan-packed-1') meta = { tokenizer: idx.tokenizer, vocabSize: idx.vocabSize, special: idx.special };
+      if (idx.format === 'yuan-packed-1')
+        meta = { tokenizer: idx.tokenizer, vocabSize: idx.vocabSize, special: idx.special };
     } catch {
       // not ours: keep the defaults
     }
@@ -230,7 +240,10 @@ function megatronIndex(prefix: string): PackedIndex {
   return {
     format: 'megatron-mmidx',
     ...meta,
-    splits: { train: { tokens, documents, file: `${prefix}.bin`, mask: '' }, valid: { tokens: 0, documents: 0, file: '', mask: '' } },
+    splits: {
+      train: { tokens, documents, file: `${prefix}.bin`, mask: '' },
+      valid: { tokens: 0, documents: 0, file: '', mask: '' },
+    },
     sftPairs: 0,
   };
 }
@@ -241,7 +254,11 @@ function megatronIndex(prefix: string): PackedIndex {
  * `index.json`. A Megatron dataset with no `index.json` beside it and no `eodId` is a usage error: its end-of-document
  * id is unknown and guessing one would leave positions unreset at every real document end.
  */
-export function positionResetId(index: PackedIndex, train: { resetPositionIds: boolean; eodId?: number }, data: string): number | undefined {
+export function positionResetId(
+  index: PackedIndex,
+  train: { resetPositionIds: boolean; eodId?: number },
+  data: string,
+): number | undefined {
   if (!train.resetPositionIds) return undefined;
   const eod = train.eodId ?? index.special?.eod;
   if (eod === undefined) {
@@ -268,14 +285,22 @@ export function readPackedIndex(dir: string): PackedIndex {
   } catch (e) {
     throw new YuanError('input', `${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (index.format !== 'yuan-packed-1') throw new YuanError('input', `${file}: format ${JSON.stringify(index.format)}; expected "yuan-packed-1"`);
+  if (index.format !== 'yuan-packed-1')
+    throw new YuanError('input', `${file}: format ${JSON.stringify(index.format)}; expected "yuan-packed-1"`);
   if (!(index.splits?.train?.tokens > 0)) throw new YuanError('input', `${dir}: the train split is empty`);
   return index;
 }
 
 function emptyBatch(rows: number, seqLength: number): Batch {
   const n = rows * seqLength;
-  return { rows, seqLength, ids: new Int32Array(n), targets: new Int32Array(n), mask: new Float32Array(n), positions: new Int32Array(n) };
+  return {
+    rows,
+    seqLength,
+    ids: new Int32Array(n),
+    targets: new Int32Array(n),
+    mask: new Float32Array(n),
+    positions: new Int32Array(n),
+  };
 }
 
 /**
@@ -296,7 +321,10 @@ export class BatchLoader {
   ) {
     const n = split.windows(seqLength);
     if (n < 1) {
-      throw new YuanError('input', `sequence length ${seqLength} is larger than the data: the ${split.name} split has ${split.tokens} tokens (need at least ${seqLength + 1})`);
+      throw new YuanError(
+        'input',
+        `sequence length ${seqLength} is larger than the data: the ${split.name} split has ${split.tokens} tokens (need at least ${seqLength + 1})`,
+      );
     }
     this.rng = new Rng(seed);
     this.pos = { epoch: 0, cursor: 0, epochRng: this.rng.state() };
@@ -343,7 +371,13 @@ export class BatchLoader {
 }
 
 /** The fixed evaluation batches of a split: its first `count × rows` windows in order (wrapping if there are fewer). */
-export function evalBatches(split: PackedSplit, seqLength: number, rows: number, count: number, resetAfter?: number): Batch[] {
+export function evalBatches(
+  split: PackedSplit,
+  seqLength: number,
+  rows: number,
+  count: number,
+  resetAfter?: number,
+): Batch[] {
   const n = split.windows(seqLength);
   if (n < 1) return [];
   const out: Batch[] = [];

@@ -1,4 +1,14 @@
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { YuanError } from '@yuan/core';
 
@@ -84,11 +94,19 @@ export class IndexedDatasetWriter {
     readonly dtype: number,
   ) {
     const t = MEGATRON_DTYPES[dtype];
-    if (!t) throw new YuanError('usage', `Megatron dtype code ${dtype} is not an integer type (codes ${Object.keys(MEGATRON_DTYPES).join(', ')})`);
+    if (!t)
+      throw new YuanError(
+        'usage',
+        `Megatron dtype code ${dtype} is not an integer type (codes ${Object.keys(MEGATRON_DTYPES).join(', ')})`,
+      );
     this.itemBytes = t.bytes;
     const dir = path.dirname(path.resolve(prefix));
     const base = path.basename(prefix);
-    this.tmp = { bin: path.join(dir, `.${base}.bin.tmp-${process.pid}`), sizes: path.join(dir, `.${base}.sizes.tmp-${process.pid}`), idx: path.join(dir, `.${base}.idx.tmp-${process.pid}`) };
+    this.tmp = {
+      bin: path.join(dir, `.${base}.bin.tmp-${process.pid}`),
+      sizes: path.join(dir, `.${base}.sizes.tmp-${process.pid}`),
+      idx: path.join(dir, `.${base}.idx.tmp-${process.pid}`),
+    };
     this.bin = new Buffered(openSync(this.tmp.bin, 'w'));
     this.sizes = new Buffered(openSync(this.tmp.sizes, 'w+'));
   }
@@ -103,13 +121,37 @@ export class IndexedDatasetWriter {
 
   /** Appends one sequence (one document). An id that does not fit the dtype is an error. */
   add(ids: ArrayLike<number>): void {
-    const max = this.dtype === 8 ? 0xffff : this.dtype === 1 ? 0xff : this.dtype === 3 ? 0x7fff : this.dtype === 2 ? 0x7f : 0x7fffffff;
+    const max =
+      this.dtype === 8
+        ? 0xffff
+        : this.dtype === 1
+          ? 0xff
+          : this.dtype === 3
+            ? 0x7fff
+            : this.dtype === 2
+              ? 0x7f
+              : 0x7fffffff;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!(id >= 0 && id <= max)) throw new YuanError('input', `token id ${id} does not fit the Megatron dtype ${MEGATRON_DTYPES[this.dtype].name}`);
+      if (!(id >= 0 && id <= max))
+        throw new YuanError(
+          'input',
+          `token id ${id} does not fit the Megatron dtype ${MEGATRON_DTYPES[this.dtype].name}`,
+        );
     }
     // Little-endian typed arrays (Node runs on little-endian platforms only), as numpy writes them on x86/ARM.
-    const arr = this.dtype === 8 ? Uint16Array.from(ids) : this.dtype === 4 ? Int32Array.from(ids) : this.dtype === 3 ? Int16Array.from(ids) : this.dtype === 1 ? Uint8Array.from(ids) : this.dtype === 2 ? Int8Array.from(ids) : BigInt64Array.from(Array.from(ids, (x) => BigInt(x)));
+    const arr =
+      this.dtype === 8
+        ? Uint16Array.from(ids)
+        : this.dtype === 4
+          ? Int32Array.from(ids)
+          : this.dtype === 3
+            ? Int16Array.from(ids)
+            : this.dtype === 1
+              ? Uint8Array.from(ids)
+              : this.dtype === 2
+                ? Int8Array.from(ids)
+                : BigInt64Array.from(Array.from(ids, (x) => BigInt(x)));
     this.bin.write(Buffer.from(arr.buffer, arr.byteOffset, arr.byteLength));
     const s = Buffer.allocUnsafe(4);
     s.writeInt32LE(ids.length, 0);
@@ -200,23 +242,34 @@ export class IndexedDataset {
   static open(prefix: string): IndexedDataset {
     const idxFile = `${prefix}.idx`;
     const binFile = `${prefix}.bin`;
-    for (const f of [idxFile, binFile]) if (!existsSync(f)) throw new YuanError('input', `${f} not found (a Megatron indexed dataset is PREFIX.bin + PREFIX.idx)`);
+    for (const f of [idxFile, binFile])
+      if (!existsSync(f))
+        throw new YuanError('input', `${f} not found (a Megatron indexed dataset is PREFIX.bin + PREFIX.idx)`);
     const fdIdx = openSync(idxFile, 'r');
     const fdBin = openSync(binFile, 'r');
     try {
       const size = fstatSync(fdIdx).size;
       const head = Buffer.alloc(HEADER_BYTES);
       const got = readSync(fdIdx, head, 0, HEADER_BYTES, 0);
-      if (got < HEADER_BYTES || !head.subarray(0, 9).equals(MMIDIDX_MAGIC)) throw new YuanError('input', `${idxFile} is not a Megatron MMIDIDX index (bad magic)`);
+      if (got < HEADER_BYTES || !head.subarray(0, 9).equals(MMIDIDX_MAGIC))
+        throw new YuanError('input', `${idxFile} is not a Megatron MMIDIDX index (bad magic)`);
       const version = head.readBigUInt64LE(9);
       if (version !== 1n) throw new YuanError('input', `${idxFile}: index version ${version}; only version 1 is known`);
       const dtype = head.readUInt8(17);
       const t = MEGATRON_DTYPES[dtype];
-      if (!t) throw new YuanError('input', `${idxFile}: dtype code ${dtype} is not an integer token type (codes ${Object.keys(MEGATRON_DTYPES).join(', ')})`);
+      if (!t)
+        throw new YuanError(
+          'input',
+          `${idxFile}: dtype code ${dtype} is not an integer token type (codes ${Object.keys(MEGATRON_DTYPES).join(', ')})`,
+        );
       const n = Number(head.readBigUInt64LE(18));
       const d = Number(head.readBigUInt64LE(26));
       const expected = HEADER_BYTES + n * 12 + d * 8;
-      if (size !== expected) throw new YuanError('input', `${idxFile}: ${size} bytes, but ${n} sequences and ${d} documents need ${expected} (truncated or corrupt)`);
+      if (size !== expected)
+        throw new YuanError(
+          'input',
+          `${idxFile}: ${size} bytes, but ${n} sequences and ${d} documents need ${expected} (truncated or corrupt)`,
+        );
       // Stream sizes and pointers: every pointer must be the running byte offset.
       let total = 0;
       const sz = Buffer.allocUnsafe(CHUNK * 4);
@@ -229,13 +282,20 @@ export class IndexedDataset {
           const s = sz.readInt32LE(j * 4);
           const p = Number(pt.readBigInt64LE(j * 8));
           if (s < 0) throw new YuanError('input', `${idxFile}: sequence ${i + j} has negative size ${s}`);
-          if (p !== total * t.bytes) throw new YuanError('input', `${idxFile}: sequence ${i + j} starts at byte ${p}, not ${total * t.bytes}: only contiguous datasets are supported`);
+          if (p !== total * t.bytes)
+            throw new YuanError(
+              'input',
+              `${idxFile}: sequence ${i + j} starts at byte ${p}, not ${total * t.bytes}: only contiguous datasets are supported`,
+            );
           total += s;
         }
       }
       const binSize = fstatSync(fdBin).size;
       if (binSize !== total * t.bytes) {
-        throw new YuanError('input', `${binFile}: ${binSize} bytes, but ${idxFile} describes ${total} tokens of ${t.bytes} bytes (${total * t.bytes} bytes): truncated or from another index`);
+        throw new YuanError(
+          'input',
+          `${binFile}: ${binSize} bytes, but ${idxFile} describes ${total} tokens of ${t.bytes} bytes (${total * t.bytes} bytes): truncated or from another index`,
+        );
       }
       return new IndexedDataset(prefix, { dtype, itemBytes: t.bytes, sequences: n, documents: d }, total, fdIdx, fdBin);
     } catch (e) {
@@ -250,7 +310,8 @@ export class IndexedDataset {
     const b = this.header.itemBytes;
     const buf = Buffer.allocUnsafe(count * b);
     const got = readSync(this.fdBin, buf, 0, buf.length, start * b);
-    if (got !== buf.length) throw new YuanError('input', `${this.prefix}.bin: short read at token ${start} (file changed while training?)`);
+    if (got !== buf.length)
+      throw new YuanError('input', `${this.prefix}.bin: short read at token ${start} (file changed while training?)`);
     for (let i = 0; i < count; i++) out[at + i] = readItem(buf, i, this.header.dtype);
   }
 
@@ -276,7 +337,8 @@ export class IndexedDataset {
    */
   firstIdOutside(limit: number): { token: number; id: number } | undefined {
     const b = this.header.itemBytes;
-    const signed = this.header.dtype === 2 || this.header.dtype === 3 || this.header.dtype === 4 || this.header.dtype === 5;
+    const signed =
+      this.header.dtype === 2 || this.header.dtype === 3 || this.header.dtype === 4 || this.header.dtype === 5;
     const items = Math.floor(SCAN_BYTES / b);
     const buf = new ArrayBuffer(items * b);
     const bytes = new Uint8Array(buf);
@@ -284,10 +346,17 @@ export class IndexedDataset {
     for (let start = 0; start < this.tokens; start += items) {
       const n = Math.min(items, this.tokens - start);
       const got = readSync(this.fdBin, bytes, 0, n * b, start * b);
-      if (got !== n * b) throw new YuanError('input', `${this.prefix}.bin: short read at token ${start} (file changed while reading?)`);
-      const at = this.header.dtype === 5 ? firstInt64Outside(view as Int32Array, n, limit) : firstOutside(view, n, limit, signed);
+      if (got !== n * b)
+        throw new YuanError('input', `${this.prefix}.bin: short read at token ${start} (file changed while reading?)`);
+      const at =
+        this.header.dtype === 5
+          ? firstInt64Outside(view as Int32Array, n, limit)
+          : firstOutside(view, n, limit, signed);
       if (at >= 0) {
-        const id = this.header.dtype === 5 ? (view as Int32Array)[2 * at + 1] * 2 ** 32 + ((view as Int32Array)[2 * at] >>> 0) : view[at];
+        const id =
+          this.header.dtype === 5
+            ? (view as Int32Array)[2 * at + 1] * 2 ** 32 + ((view as Int32Array)[2 * at] >>> 0)
+            : view[at];
         return { token: start + at, id };
       }
     }
@@ -333,7 +402,8 @@ export class IndexedDataset {
   /** The tokens of sequence `i`. */
   sequence(i: number): number[] {
     const n = this.header.sequences;
-    if (!(Number.isInteger(i) && i >= 0 && i < n)) throw new YuanError('usage', `sequence ${i} is out of range (0..${n - 1})`);
+    if (!(Number.isInteger(i) && i >= 0 && i < n))
+      throw new YuanError('usage', `sequence ${i} is out of range (0..${n - 1})`);
     const p = Buffer.allocUnsafe(8);
     readSync(this.fdIdx, p, 0, 8, HEADER_BYTES + n * 4 + i * 8);
     const size = this.sizes(i, 1)[0];

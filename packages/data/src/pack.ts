@@ -68,7 +68,11 @@ class SplitWriter {
   }
 
   async close(): Promise<SplitInfo> {
-    await Promise.all([this.ids, this.mask].map((s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())))));
+    await Promise.all(
+      [this.ids, this.mask].map(
+        (s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res()))),
+      ),
+    );
     return { ...this.info, tokens: this.tokens, documents: this.documents };
   }
 }
@@ -106,7 +110,10 @@ export class PackWriter {
     const w = new PackWriter(dir, meta);
     await rm(w.tmp, { recursive: true, force: true });
     await mkdir(w.tmp, { recursive: true });
-    const mm = (split: SplitName) => (meta.megatron === false ? undefined : new IndexedDatasetWriter(path.join(w.tmp, `${split}_text_document`), bestFittingDtype(meta.vocabSize)));
+    const mm = (split: SplitName) =>
+      meta.megatron === false
+        ? undefined
+        : new IndexedDatasetWriter(path.join(w.tmp, `${split}_text_document`), bestFittingDtype(meta.vocabSize));
     w.writers = {
       train: new SplitWriter(w.tmp, { file: 'train.bin', mask: 'train.mask' }, mm('train')),
       valid: new SplitWriter(w.tmp, { file: 'valid.bin', mask: 'valid.mask' }, mm('valid')),
@@ -132,7 +139,8 @@ export class PackWriter {
   /** Adds an SFT pair as `prompt<sep>answer<eod>`; predicting prompt tokens is masked, `<sep>`, the answer and `<eod>` count. */
   async addPair(prompt: ArrayLike<number>, answer: ArrayLike<number>): Promise<void> {
     const sep = this.meta.special.sep;
-    if (sep === undefined) throw new YuanError('input', 'this tokenizer has no <sep> token; it cannot pack prompt/answer pairs');
+    if (sep === undefined)
+      throw new YuanError('input', 'this tokenizer has no <sep> token; it cannot pack prompt/answer pairs');
     const all = new Uint32Array(prompt.length + answer.length + 2);
     all.set(prompt);
     all[prompt.length] = sep;

@@ -1,7 +1,8 @@
 import type { Tokenizer } from '@yuan/core';
 
 /** One sample to tokenize: a document, a prompt/answer pair, or a YUAN line (a pair when it holds `<sep>`). */
-export type Sample = { k: 'doc'; text: string } | { k: 'pair'; prompt: string; answer: string } | { k: 'line'; text: string };
+export type Sample =
+  { k: 'doc'; text: string } | { k: 'pair'; prompt: string; answer: string } | { k: 'line'; text: string };
 
 /** Tokenized samples of a batch: ids back to back, `ends[i]` the end of sample i, `splits[i]` where its answer starts (-1: a document). */
 export interface EncodedBatch {

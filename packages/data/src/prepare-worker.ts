@@ -20,7 +20,12 @@ async function main(): Promise<void> {
     }
     try {
       const r = encodeSamples(tok, m.seq, m.samples);
-      port.postMessage({ type: 'result', result: r }, [r.ids.buffer as ArrayBuffer, r.ends.buffer as ArrayBuffer, r.splits.buffer as ArrayBuffer, r.skips.buffer as ArrayBuffer]);
+      port.postMessage({ type: 'result', result: r }, [
+        r.ids.buffer as ArrayBuffer,
+        r.ends.buffer as ArrayBuffer,
+        r.splits.buffer as ArrayBuffer,
+        r.skips.buffer as ArrayBuffer,
+      ]);
     } catch (e) {
       port.postMessage({ type: 'error', message: (e as Error).message });
     }

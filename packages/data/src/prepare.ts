@@ -3,7 +3,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
-import { PluginRegistry, registerPluginModules, resolvePluginModule, threadsForInput, YuanError, type Tokenizer } from '@yuan/core';
+import {
+  PluginRegistry,
+  registerPluginModules,
+  resolvePluginModule,
+  threadsForInput,
+  YuanError,
+  type Tokenizer,
+} from '@yuan/core';
 import { PackWriter, type PackedIndex } from './pack.js';
 import { encodeSamples, yuanLine, type EncodedBatch, type Sample } from './prepare-items.js';
 
@@ -82,7 +89,10 @@ function workerScript(): URL {
     const url = new URL(rel, import.meta.url);
     if (existsSync(fileURLToPath(url))) return url;
   }
-  throw new YuanError('usage', 'tokenizing on worker threads needs the built @yuan/data (dist/prepare-worker.js is missing) or --workers 1');
+  throw new YuanError(
+    'usage',
+    'tokenizing on worker threads needs the built @yuan/data (dist/prepare-worker.js is missing) or --workers 1',
+  );
 }
 
 /** What a tokenizing worker thread gets: the plugin module files to register and the tokenizer to open from them. */
@@ -98,17 +108,25 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
  * The same registry is built here first, so a name the modules do not provide fails before any worker starts.
  */
 async function tokenizerWorkerData(o: PrepareOptions): Promise<TokenizerWorkerData> {
-  const modules = o.plugins ? o.plugins.map((spec) => resolvePluginModule(spec, process.cwd())) : [resolvePluginModule('@yuan/tokenizer', HERE)];
+  const modules = o.plugins
+    ? o.plugins.map((spec) => resolvePluginModule(spec, process.cwd()))
+    : [resolvePluginModule('@yuan/tokenizer', HERE)];
   const registry = await registerPluginModules(new PluginRegistry(), modules);
   if (!registry.has('tokenizer', o.tokenizerSpec.name)) {
-    throw new YuanError('usage', `tokenizer "${o.tokenizerSpec.name}" is not a plugin of the worker threads' modules (${registry.names('tokenizer').join(', ') || 'none'}): give its module in plugins, or use --workers 1`);
+    throw new YuanError(
+      'usage',
+      `tokenizer "${o.tokenizerSpec.name}" is not a plugin of the worker threads' modules (${registry.names('tokenizer').join(', ') || 'none'}): give its module in plugins, or use --workers 1`,
+    );
   }
   return { modules, tokenizer: { ...o.tokenizerSpec } };
 }
 
 /** Worker threads tokenizing batches; a failing or exiting worker fails its batches (an error, never a hang). */
 class TokenizePool {
-  private readonly workers: { w: Worker; pending: Map<number, { resolve: (r: EncodedBatch) => void; reject: (e: Error) => void }> }[] = [];
+  private readonly workers: {
+    w: Worker;
+    pending: Map<number, { resolve: (r: EncodedBatch) => void; reject: (e: Error) => void }>;
+  }[] = [];
   private failure?: Error;
 
   constructor(n: number, spec: TokenizerWorkerData) {
@@ -128,7 +146,8 @@ class TokenizePool {
       });
       slot.w.on('error', (e) => fail(new YuanError('tokenizer', `tokenizer worker failed: ${e.message}`)));
       slot.w.on('exit', (code) => {
-        if (slot.pending.size > 0) fail(new YuanError('tokenizer', `tokenizer worker exited with code ${code} while it held work`));
+        if (slot.pending.size > 0)
+          fail(new YuanError('tokenizer', `tokenizer worker exited with code ${code} while it held work`));
       });
       this.workers.push(slot);
     }
@@ -160,7 +179,12 @@ async function* linesOf(file: string, onStream: (s: ReadStream) => void): AsyncG
 }
 
 /** The samples of a file, in order. Malformed JSONL is an error naming the file and line. */
-async function* samplesOf(file: string, format: SampleFormat, field: string, onStream: (s: ReadStream) => void): AsyncGenerator<Sample> {
+async function* samplesOf(
+  file: string,
+  format: SampleFormat,
+  field: string,
+  onStream: (s: ReadStream) => void,
+): AsyncGenerator<Sample> {
   if (format === 'text') {
     let block: string[] = [];
     for await (const line of linesOf(file, onStream)) {
@@ -188,8 +212,13 @@ async function* samplesOf(file: string, format: SampleFormat, field: string, onS
       throw new YuanError('input', `${file}:${n}: not valid JSON (${(e as Error).message})`);
     }
     if (typeof rec?.[field] === 'string') yield { k: 'doc', text: rec[field] as string };
-    else if (typeof rec?.prompt === 'string' && typeof rec?.answer === 'string') yield { k: 'pair', prompt: rec.prompt, answer: rec.answer };
-    else throw new YuanError('input', `${file}:${n}: expected a string field "${field}" or string fields "prompt" and "answer"`);
+    else if (typeof rec?.prompt === 'string' && typeof rec?.answer === 'string')
+      yield { k: 'pair', prompt: rec.prompt, answer: rec.answer };
+    else
+      throw new YuanError(
+        'input',
+        `${file}:${n}: expected a string field "${field}" or string fields "prompt" and "answer"`,
+      );
   }
 }
 
@@ -201,10 +230,17 @@ async function* samplesOf(file: string, format: SampleFormat, field: string, onS
  */
 export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const workers = o.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
   const workerData = workers > 1 ? await tokenizerWorkerData(o) : undefined;
   const tok = o.tokenizer;
-  const writer = await PackWriter.create(o.output, { tokenizer: o.tokenizerSpec, vocabSize: tok.vocabSize, special: tok.special, validFraction: o.validFraction, megatron: o.megatron });
+  const writer = await PackWriter.create(o.output, {
+    tokenizer: o.tokenizerSpec,
+    vocabSize: tok.vocabSize,
+    special: tok.special,
+    validFraction: o.validFraction,
+    megatron: o.megatron,
+  });
   const pool = workerData ? new TokenizePool(workers, workerData) : undefined;
   const bytesTotal = o.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const started = performance.now();
@@ -214,7 +250,17 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const progress = (done: boolean) => {
     const seconds = (performance.now() - started) / 1000;
     const bytesRead = done ? bytesTotal : c.bytesDone + (stream?.bytesRead ?? 0);
-    o.onProgress?.({ samples: c.samples, tokens: c.tokens, bytesRead, bytesTotal, seconds, samplesPerSecond: c.samples / seconds, tokensPerSecond: c.tokens / seconds, megabytesPerSecond: bytesRead / 1e6 / seconds, done });
+    o.onProgress?.({
+      samples: c.samples,
+      tokens: c.tokens,
+      bytesRead,
+      bytesTotal,
+      seconds,
+      samplesPerSecond: c.samples / seconds,
+      tokensPerSecond: c.tokens / seconds,
+      megabytesPerSecond: bytesRead / 1e6 / seconds,
+      done,
+    });
   };
   const queue: Promise<EncodedBatch>[] = [];
   let seq = 0;

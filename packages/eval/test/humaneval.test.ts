@@ -16,8 +16,17 @@ describe.skipIf(!have)(have ? 'humaneval' : noData('humaneval/HumanEval.jsonl.gz
   it('scores the 164 canonical solutions pass@1 = 1.0 and logs every sample', async () => {
     expect(problems).toHaveLength(164);
     const completions = new Map(problems.map((p) => [p.id, [p.canonicalSolution]]));
-    const { result, samplesFile, summaryFile } = await runEvaluation({ evaluator: 'humaneval', settings, completions, outputDir: out });
-    const failed = readFileSync(samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => !r.passed);
+    const { result, samplesFile, summaryFile } = await runEvaluation({
+      evaluator: 'humaneval',
+      settings,
+      completions,
+      outputDir: out,
+    });
+    const failed = readFileSync(samplesFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => !r.passed);
     expect(failed.map((r) => `${r.task_id}: ${r.stderr_tail}`)).toEqual([]);
     expect(result.metrics['pass@1']).toBe(1);
     expect(result.count).toBe(164);
@@ -29,17 +38,29 @@ describe.skipIf(!have)(have ? 'humaneval' : noData('humaneval/HumanEval.jsonl.gz
   it('scores empty and wrong completions 0', async () => {
     const empty = new Map(problems.slice(0, 25).map((p) => [p.id, ['']]));
     const wrong = new Map(problems.slice(0, 25).map((p) => [p.id, ['    return None\n']]));
-    expect((await runEvaluation({ evaluator: 'humaneval', settings, completions: empty })).result.metrics['pass@1']).toBe(0);
-    expect((await runEvaluation({ evaluator: 'humaneval', settings, completions: wrong })).result.metrics['pass@1']).toBe(0);
+    expect(
+      (await runEvaluation({ evaluator: 'humaneval', settings, completions: empty })).result.metrics['pass@1'],
+    ).toBe(0);
+    expect(
+      (await runEvaluation({ evaluator: 'humaneval', settings, completions: wrong })).result.metrics['pass@1'],
+    ).toBe(0);
   });
 
   it('computes pass@k over several samples and refuses k > n', async () => {
-    const mixed = new Map(problems.slice(0, 6).map((p) => [p.id, ['    raise ValueError()\n', p.canonicalSolution, '']]));
-    const { result } = await runEvaluation({ evaluator: 'humaneval', settings: { ...settings, k: [1, 2, 3] }, completions: mixed });
+    const mixed = new Map(
+      problems.slice(0, 6).map((p) => [p.id, ['    raise ValueError()\n', p.canonicalSolution, '']]),
+    );
+    const { result } = await runEvaluation({
+      evaluator: 'humaneval',
+      settings: { ...settings, k: [1, 2, 3] },
+      completions: mixed,
+    });
     expect(result.metrics['pass@1']).toBeCloseTo(1 / 3, 12);
     expect(result.metrics['pass@2']).toBeCloseTo(2 / 3, 12);
     expect(result.metrics['pass@3']).toBe(1);
-    await expect(runEvaluation({ evaluator: 'humaneval', settings: { ...settings, k: [10] }, completions: mixed })).rejects.toThrow(/pass@10 needs at least 10/);
+    await expect(
+      runEvaluation({ evaluator: 'humaneval', settings: { ...settings, k: [10] }, completions: mixed }),
+    ).rejects.toThrow(/pass@10 needs at least 10/);
   });
 
   it('keeps going through hostile completions and counts only the honest one', async () => {
@@ -78,7 +99,11 @@ describe.skipIf(!have)(have ? 'humaneval' : noData('humaneval/HumanEval.jsonl.gz
       completions: new Map([[p.id, samples.map(([c]) => c)]]),
       outputDir: out,
     });
-    const records = readFileSync(samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).sort((a, b) => a.sample - b.sample);
+    const records = readFileSync(samplesFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .sort((a, b) => a.sample - b.sample);
     expect(records.map((r) => r.result)).toEqual(samples.map(([, verdict]) => verdict));
     expect(records.map((r) => r.passed)).toEqual(samples.map(([, verdict]) => verdict === 'passed'));
     expect(result.metrics['pass@1']).toBeCloseTo(2 / 7, 12);
@@ -89,12 +114,15 @@ describe.skipIf(!have)(have ? 'humaneval' : noData('humaneval/HumanEval.jsonl.gz
     const chat = `Here you go:\n\`\`\`python\ndef ${p.entryPoint}(number: float) -> float:\n    return number % 1.0\n\`\`\`\nDone.`;
     const completions = new Map([[p.id, [chat]]]);
     expect((await runEvaluation({ evaluator: 'humaneval', settings, completions })).result.metrics['pass@1']).toBe(0);
-    expect((await runEvaluation({ evaluator: 'humaneval', options: { completion: 'code-block' }, settings, completions })).result.metrics['pass@1']).toBe(1);
+    expect(
+      (await runEvaluation({ evaluator: 'humaneval', options: { completion: 'code-block' }, settings, completions }))
+        .result.metrics['pass@1'],
+    ).toBe(1);
   });
 
   it('rejects samples for unknown tasks with a clear error', async () => {
-    await expect(runEvaluation({ evaluator: 'humaneval', settings, completions: new Map([['HumanEval/999', ['x']]]) })).rejects.toThrow(
-      /samples name task "HumanEval\/999"/,
-    );
+    await expect(
+      runEvaluation({ evaluator: 'humaneval', settings, completions: new Map([['HumanEval/999', ['x']]]) }),
+    ).rejects.toThrow(/samples name task "HumanEval\/999"/);
   });
 });

@@ -20,7 +20,9 @@ describe.skipIf(!gsm)(gsm ? 'gsm8k' : noData('gsm8k/test.jsonl'), () => {
   it('scores the reference reasoning without its #### line by its last number, and a wrong number 0', async () => {
     const some = problems.slice(0, 50);
     const stripped = new Map(some.map((p) => [p.id, [`${p.solution!.split('#### ')[0]}The answer is ${p.gold}.`]]));
-    expect((await runEvaluation({ evaluator: 'gsm8k', settings, completions: stripped })).result.metrics.accuracy).toBe(1);
+    expect((await runEvaluation({ evaluator: 'gsm8k', settings, completions: stripped })).result.metrics.accuracy).toBe(
+      1,
+    );
     const wrong = new Map(some.map((p) => [p.id, [`The answer is ${Number(p.gold) + 1}.`]]));
     expect((await runEvaluation({ evaluator: 'gsm8k', settings, completions: wrong })).result.metrics.accuracy).toBe(0);
   });
@@ -36,17 +38,25 @@ describe.skipIf(!gsm)(gsm ? 'gsm8k' : noData('gsm8k/test.jsonl'), () => {
       // a tie in the first 4 goes to the earlier answer (right), maj@5 breaks it for the wrong one
       [c!.id, [say(c!.gold), say(9999), say(9999), say(c!.gold), say(9999)]],
     ]);
-    const { result } = await runEvaluation({ evaluator: 'gsm8k', settings: { ...settings, n: 5, k: [1, 3, 4, 5] }, completions });
+    const { result } = await runEvaluation({
+      evaluator: 'gsm8k',
+      settings: { ...settings, n: 5, k: [1, 3, 4, 5] },
+      completions,
+    });
     expect(result.metrics.accuracy).toBeCloseTo(2 / 3, 12);
     expect(result.metrics['maj@3']).toBeCloseTo(1 / 3, 12);
     expect(result.metrics['maj@4']).toBeCloseTo(2 / 3, 12);
     expect(result.metrics['maj@5']).toBeCloseTo(1 / 3, 12);
     expect(result.metrics.mean_accuracy).toBeCloseTo(6 / 15, 12);
-    await expect(runEvaluation({ evaluator: 'gsm8k', settings: { ...settings, k: [8] }, completions })).rejects.toThrow(/maj@8 needs at least 8/);
+    await expect(runEvaluation({ evaluator: 'gsm8k', settings: { ...settings, k: [8] }, completions })).rejects.toThrow(
+      /maj@8 needs at least 8/,
+    );
   });
 
   it('accepts samples keyed by index or question_id and rejects unknown ids', async () => {
-    await expect(runEvaluation({ evaluator: 'gsm8k', settings, completions: new Map([['99999', ['1']]]) })).rejects.toThrow(/task "99999"/);
+    await expect(
+      runEvaluation({ evaluator: 'gsm8k', settings, completions: new Map([['99999', ['1']]]) }),
+    ).rejects.toThrow(/task "99999"/);
   });
 });
 
@@ -55,6 +65,8 @@ describe.skipIf(!svamp)(svamp ? 'svamp' : noData('svamp/SVAMP.json'), () => {
     const problems = loadSvamp(dataDir);
     expect(problems).toHaveLength(1000);
     const completions = new Map(problems.map((p) => [p.id, [`The answer is ${p.gold}`]]));
-    expect((await runEvaluation({ evaluator: 'svamp', settings: { dataDir }, completions })).result.metrics.accuracy).toBe(1);
+    expect(
+      (await runEvaluation({ evaluator: 'svamp', settings: { dataDir }, completions })).result.metrics.accuracy,
+    ).toBe(1);
   });
 });

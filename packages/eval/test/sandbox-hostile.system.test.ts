@@ -72,12 +72,16 @@ const hostile: Record<string, () => string> = {
       `assert ${JSON.stringify(secret.slice(0, 6))} + ${JSON.stringify(secret.slice(6))} in found`,
       'print(found)',
     ].join('\n'),
-  'kill the parent': () => `import os, signal\nos.kill(${process.pid}, signal.SIGKILL)\nos.kill(os.getppid(), signal.SIGKILL)\n`,
+  'kill the parent': () =>
+    `import os, signal\nos.kill(${process.pid}, signal.SIGKILL)\nos.kill(os.getppid(), signal.SIGKILL)\n`,
   'flood the output': () => 'import sys\nwhile True:\n    sys.stdout.write("x" * 65536)\n',
   // rebinding the guard's state (its module globals; os.path and builtins it calls), then writing outside and connecting
-  'rebind the audit hook globals, then write and connect': () => attackAfter('import __main__\n__main__._DENY = frozenset()\n__main__.WORKDIR = "/"\n'),
-  'replace os.path.realpath under the audit hook, then write': () => attackAfter('import os.path\nos.path.realpath = lambda p: os.getcwd() + "/x"\n'),
-  'replace builtins under the audit hook, then write': () => attackAfter('import builtins\nbuiltins.isinstance = lambda *a: True\n'),
+  'rebind the audit hook globals, then write and connect': () =>
+    attackAfter('import __main__\n__main__._DENY = frozenset()\n__main__.WORKDIR = "/"\n'),
+  'replace os.path.realpath under the audit hook, then write': () =>
+    attackAfter('import os.path\nos.path.realpath = lambda p: os.getcwd() + "/x"\n'),
+  'replace builtins under the audit hook, then write': () =>
+    attackAfter('import builtins\nbuiltins.isinstance = lambda *a: True\n'),
   'write outside through a directory descriptor': () =>
     `import os\nfd = os.open("/tmp", os.O_RDONLY)\nos.close(os.open("yuan-sandbox-escape-${process.pid}", os.O_WRONLY | os.O_CREAT, dir_fd=fd))\n`,
   'look for the audit hook with trace and profile functions, then write and connect': () =>
@@ -174,17 +178,28 @@ const STEAL = [
  * (`completed` of the program, then `checks`); `guard`: only with the audit hook on (without it a program can read its
  * own memory: the documented limit of the token's secrecy).
  */
-const forgers: Record<string, { program: string; checks?: string[]; completed: boolean; passedChecks?: boolean[]; guard?: true }> = {
-  'print a pass and exit 0': { program: 'print("passed")\nprint("__yuan_tests_passed__ 99")\nimport os\nos._exit(0)\n', completed: false },
+const forgers: Record<
+  string,
+  { program: string; checks?: string[]; completed: boolean; passedChecks?: boolean[]; guard?: true }
+> = {
+  'print a pass and exit 0': {
+    program: 'print("passed")\nprint("__yuan_tests_passed__ 99")\nimport os\nos._exit(0)\n',
+    completed: false,
+  },
   'write junk on every descriptor, then exit 0': {
-    program: 'import os\nfor fd in range(64):\n    try:\n        os.write(fd, b"0" * 32 + b"\\n" + os.urandom(64))\n    except OSError:\n        pass\nraise SystemExit(0)\n',
+    program:
+      'import os\nfor fd in range(64):\n    try:\n        os.write(fd, b"0" * 32 + b"\\n" + os.urandom(64))\n    except OSError:\n        pass\nraise SystemExit(0)\n',
     completed: false,
   },
   'read the token pipe, then exit 0': {
-    program: 'import os\nfor fd in range(3, 64):\n    try:\n        os.set_blocking(fd, False)\n        data = os.read(fd, 4096)\n        for dst in range(3, 64):\n            os.write(dst, data)\n    except OSError:\n        pass\nos._exit(0)\n',
+    program:
+      'import os\nfor fd in range(3, 64):\n    try:\n        os.set_blocking(fd, False)\n        data = os.read(fd, 4096)\n        for dst in range(3, 64):\n            os.write(dst, data)\n    except OSError:\n        pass\nos._exit(0)\n',
     completed: false,
   },
-  "search the runner's frames for tokens, then exit 0": { program: `${STEAL}\nsteal()\nos._exit(0)\n`, completed: false },
+  "search the runner's frames for tokens, then exit 0": {
+    program: `${STEAL}\nsteal()\nos._exit(0)\n`,
+    completed: false,
+  },
   "search the runner's frames from checks that exit early": {
     program: `${STEAL}\n`,
     checks: ['steal()\nraise SystemExit(0)', 'steal()\nos._exit(0)'],
@@ -249,12 +264,18 @@ const forgers: Record<string, { program: string; checks?: string[]; completed: b
 /** Correct programs the guard must leave as they are: each must run to its end (as a module that is not `__main__`). */
 const correct: Record<string, string> = {
   'doctest.testmod() at module level': 'import doctest\ndoctest.testmod()\nassert doctest.testmod().failed == 0\n',
-  'a trace and a profile function': 'import sys\ncalls = []\nsys.settrace(lambda f, e, a: calls.append(e))\ndef g():\n    return 1\ng()\nsys.settrace(None)\nsys.setprofile(lambda f, e, a: None)\nsys.setprofile(None)\nassert calls\n',
-  'an if __name__ == "__main__" block (not run)': 'def f():\n    return 1\nif __name__ == "__main__":\n    input()\n    raise RuntimeError("run as a script")\nassert __name__ != "__main__"\n',
-  'pickle a class it defines': 'import pickle\nclass Point:\n    def __init__(self, x):\n        self.x = x\nassert pickle.loads(pickle.dumps(Point(3))).x == 3\n',
-  'dataclasses and type hints': 'from __future__ import annotations\nimport dataclasses, typing\n@dataclasses.dataclass\nclass P:\n    x: int\ndef f(p: P) -> int:\n    return p.x\nassert typing.get_type_hints(f)["p"] is P\n',
-  'files and folders in the work dir (fwalk, rmtree, temp files)': 'import os, shutil, tempfile\nos.makedirs("a/b")\nopen("a/b/f", "w").write("x")\nassert [d for d, _, _, _ in os.fwalk("a")] == ["a", "a/b"]\nshutil.rmtree("a")\nwith tempfile.TemporaryFile() as f:\n    f.write(b"x")\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, "f"), "w").write("x")\n',
-  'megabytes of output': 'import sys\nfor _ in range(8):\n    print("x" * (1 << 20))\n    sys.stderr.write("y" * (1 << 20))\n',
+  'a trace and a profile function':
+    'import sys\ncalls = []\nsys.settrace(lambda f, e, a: calls.append(e))\ndef g():\n    return 1\ng()\nsys.settrace(None)\nsys.setprofile(lambda f, e, a: None)\nsys.setprofile(None)\nassert calls\n',
+  'an if __name__ == "__main__" block (not run)':
+    'def f():\n    return 1\nif __name__ == "__main__":\n    input()\n    raise RuntimeError("run as a script")\nassert __name__ != "__main__"\n',
+  'pickle a class it defines':
+    'import pickle\nclass Point:\n    def __init__(self, x):\n        self.x = x\nassert pickle.loads(pickle.dumps(Point(3))).x == 3\n',
+  'dataclasses and type hints':
+    'from __future__ import annotations\nimport dataclasses, typing\n@dataclasses.dataclass\nclass P:\n    x: int\ndef f(p: P) -> int:\n    return p.x\nassert typing.get_type_hints(f)["p"] is P\n',
+  'files and folders in the work dir (fwalk, rmtree, temp files)':
+    'import os, shutil, tempfile\nos.makedirs("a/b")\nopen("a/b/f", "w").write("x")\nassert [d for d, _, _, _ in os.fwalk("a")] == ["a", "a/b"]\nshutil.rmtree("a")\nwith tempfile.TemporaryFile() as f:\n    f.write(b"x")\nwith tempfile.TemporaryDirectory() as d:\n    open(os.path.join(d, "f"), "w").write("x")\n',
+  'megabytes of output':
+    'import sys\nfor _ in range(8):\n    print("x" * (1 << 20))\n    sys.stderr.write("y" * (1 << 20))\n',
 };
 
 function strayProcesses(marker: string): string[] {
@@ -331,10 +352,12 @@ function crossProgram(sandbox: Sandbox, tmpRoot: string, serverProcesses: () => 
       `import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nassert libc.shmget(${SHM_KEY}, 4096, 0o1000 | 0o666) >= 0, ctypes.get_errno()\nprint("made")\n`,
     );
     expect(attack.stdout.trim(), attack.stderr).toBe('made');
-    const probe = await sandbox.run(`import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint("dirty" if libc.shmget(${SHM_KEY}, 0, 0) >= 0 else "clean")\n`);
+    const probe = await sandbox.run(
+      `import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint("dirty" if libc.shmget(${SHM_KEY}, 0, 0) >= 0 else "clean")\n`,
+    );
     expect(probe.stdout.trim(), probe.stderr).toBe('clean');
   });
-  it("killing the server and writing fake replies into every descriptor cannot change the next verdicts", async () => {
+  it('killing the server and writing fake replies into every descriptor cannot change the next verdicts', async () => {
     const fake = '{"code": 0, "signal": null, "timedOut": false, "truncated": false, "stdout": "NDUK", "stderr": ""}';
     const attack = await sandbox.run(
       [
@@ -400,14 +423,18 @@ function crossProgram(sandbox: Sandbox, tmpRoot: string, serverProcesses: () => 
 async function suite(label: string, options: SandboxOptions, required?: 'namespaces', warm = 0, servers = 0) {
   const tmpRoot = mkdtempSync(path.join(os.tmpdir(), 'yuan-hostile-'));
   chmodSync(tmpRoot, 0o755); // the sandbox drops to nobody when the tests run as root
-  const sandbox = (await Sandbox.create({ ...options, tmpRoot, limits: { timeoutMs: 2000 } })).warm(warm).serve(servers);
+  const sandbox = (await Sandbox.create({ ...options, tmpRoot, limits: { timeoutMs: 2000 } }))
+    .warm(warm)
+    .serve(servers);
   // with a warm pool, the prepared (idle) sandboxes' folders and launchers are expected; nothing else may remain
   const prepared = () => new Set(readdirSync(tmpRoot).map((d) => path.join(tmpRoot, d)));
   // a fork server's children carry its command line: there, exactly the servers' own processes may remain
   let serverProcesses = 0;
   const leftovers = () =>
     servers > 0
-      ? strayProcesses(tmpRoot).length === serverProcesses ? [] : strayProcesses(tmpRoot)
+      ? strayProcesses(tmpRoot).length === serverProcesses
+        ? []
+        : strayProcesses(tmpRoot)
       : strayProcesses(tmpRoot).filter((p) => ![...prepared()].some((d) => p.includes(`${d} `) || p.includes(`${d}/`)));
   const skip = required === 'namespaces' && sandbox.isolation !== 'namespaces';
   describe.skipIf(skip)(`${label} (isolation ${sandbox.isolation})`, () => {
@@ -474,10 +501,26 @@ async function suite(label: string, options: SandboxOptions, required?: 'namespa
   });
 }
 
-await suite('kernel layer alone: namespaces and limits, no Python guard', { isolation: 'namespaces', guard: false }, 'namespaces');
+await suite(
+  'kernel layer alone: namespaces and limits, no Python guard',
+  { isolation: 'namespaces', guard: false },
+  'namespaces',
+);
 await suite('Python guard and limits, no namespaces', { isolation: 'plain', guard: true });
 await suite('default sandbox', {});
 await suite('warm pool of prepared sandboxes (namespaces and guard)', {}, 'namespaces', 2);
-await suite('fork server, kernel layer alone: namespaces and limits, no Python guard', { isolation: 'namespaces', guard: false }, 'namespaces', 0, 1);
-await suite('fork server, Python guard and limits, no namespaces', { isolation: 'plain', guard: true }, undefined, 0, 1);
+await suite(
+  'fork server, kernel layer alone: namespaces and limits, no Python guard',
+  { isolation: 'namespaces', guard: false },
+  'namespaces',
+  0,
+  1,
+);
+await suite(
+  'fork server, Python guard and limits, no namespaces',
+  { isolation: 'plain', guard: true },
+  undefined,
+  0,
+  1,
+);
 await suite('fork servers (namespaces and guard)', {}, 'namespaces', 0, 2);

@@ -15,9 +15,23 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 async function post(path: string, body: unknown, raw = false) {
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw ? (body as string) : JSON.stringify(body) });
+  const res = await fetch(`${base}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ? (body as string) : JSON.stringify(body),
+  });
   const text = await res.text();
-  return { status: res.status, text, json: (() => { try { return JSON.parse(text); } catch { return undefined; } })() };
+  return {
+    status: res.status,
+    text,
+    json: (() => {
+      try {
+        return JSON.parse(text);
+      } catch {
+        return undefined;
+      }
+    })(),
+  };
 }
 
 function events(text: string): unknown[] {
@@ -33,7 +47,14 @@ describe('OpenAI-compatible server', () => {
   });
 
   it('answers completions with n choices, stop strings and usage', async () => {
-    const r = await post('/v1/completions', { model: 'toy-test-double', prompt: 'abc', max_tokens: 10, n: 2, temperature: 0.5, stop: ['is'] });
+    const r = await post('/v1/completions', {
+      model: 'toy-test-double',
+      prompt: 'abc',
+      max_tokens: 10,
+      n: 2,
+      temperature: 0.5,
+      stop: ['is'],
+    });
     expect(r.status).toBe(200);
     expect(r.json.object).toBe('text_completion');
     expect(r.json.choices.map((c: { text: string }) => c.text)).toEqual([' The answer ', ' The answer ']);
@@ -46,15 +67,27 @@ describe('OpenAI-compatible server', () => {
   it('answers chat completions, streamed and not', async () => {
     const r = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 20 });
     expect(r.json.object).toBe('chat.completion');
-    expect(r.json.choices[0].message).toEqual({ role: 'assistant', content: ` The answer is ${'user: hi\nassistant:'.length % 97}.` });
-    const s = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 20, stream: true });
-    const chunks = events(s.text) as { object: string; choices: { delta: { content?: string }; finish_reason: string | null }[] }[];
+    expect(r.json.choices[0].message).toEqual({
+      role: 'assistant',
+      content: ` The answer is ${'user: hi\nassistant:'.length % 97}.`,
+    });
+    const s = await post('/v1/chat/completions', {
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 20,
+      stream: true,
+    });
+    const chunks = events(s.text) as {
+      object: string;
+      choices: { delta: { content?: string }; finish_reason: string | null }[];
+    }[];
     expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true);
     expect(chunks.length).toBeGreaterThan(3);
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(r.json.choices[0].message.content);
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop');
     const c = await post('/v1/completions', { prompt: 'xyz', max_tokens: 20, stream: true });
-    expect((events(c.text) as { choices: { text: string }[] }[]).map((e) => e.choices[0]!.text).join('')).toBe(' The answer is 3.');
+    expect((events(c.text) as { choices: { text: string }[] }[]).map((e) => e.choices[0]!.text).join('')).toBe(
+      ' The answer is 3.',
+    );
   });
 
   it.each([
@@ -88,7 +121,10 @@ describe('OpenAI-compatible server', () => {
   it('takes prompts as strings, token ids and arrays of either, one choice block per prompt', async () => {
     const r = await post('/v1/completions', { prompt: ['ab', 'abcd'], max_tokens: 50, n: 2, temperature: 0.5 });
     expect(r.json.choices.map((c: { index: number; text: string }) => [c.index, c.text])).toEqual([
-      [0, ' The answer is 2.'], [1, ' The answer is 3.'], [2, ' The answer is 4.'], [3, ' The answer is 5.'],
+      [0, ' The answer is 2.'],
+      [1, ' The answer is 3.'],
+      [2, ' The answer is 4.'],
+      [3, ' The answer is 5.'],
     ]);
     expect(r.json.usage.prompt_tokens).toBe(6);
     const ids = await post('/v1/completions', { prompt: [1, 2, 3], max_tokens: 50 });
@@ -100,9 +136,17 @@ describe('OpenAI-compatible server', () => {
   it('chat without max_tokens is not cut at 16 tokens; stream_options.include_usage ends with a usage chunk', async () => {
     const toyLong = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }] });
     expect(toyLong.json.choices[0].finish_reason).toBe('stop');
-    const s = await post('/v1/completions', { prompt: 'xyz', max_tokens: 20, stream: true, stream_options: { include_usage: true } });
+    const s = await post('/v1/completions', {
+      prompt: 'xyz',
+      max_tokens: 20,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks = events(s.text) as { choices: unknown[]; usage: unknown }[];
-    expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } });
+    expect(chunks.at(-1)).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    });
     expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
   });
 
@@ -110,15 +154,22 @@ describe('OpenAI-compatible server', () => {
     const r = await post('/v1/completions', { prompt: 'x'.repeat(1001), stream: true });
     expect(r.status).toBe(400);
     expect(r.json.error).toMatchObject({ param: 'prompt', type: 'invalid_request_error' });
-    const c = await post('/v1/chat/completions', { messages: [{ role: 'user', content: 'x'.repeat(1001) }], stream: true });
+    const c = await post('/v1/chat/completions', {
+      messages: [{ role: 'user', content: 'x'.repeat(1001) }],
+      stream: true,
+    });
     expect(c.status).toBe(400);
     expect(c.json.error.param).toBe('messages');
   });
 
   it('refuses bad chat messages, unknown routes and wrong methods', async () => {
     expect((await post('/v1/chat/completions', { messages: [] })).json.error.message).toMatch(/non-empty array/);
-    expect((await post('/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] })).json.error.message).toMatch(/role/);
-    expect((await post('/v1/chat/completions', { messages: [{ role: 'user', content: 7 }] })).json.error.message).toMatch(/content must be a string/);
+    expect(
+      (await post('/v1/chat/completions', { messages: [{ role: 'wizard', content: 'x' }] })).json.error.message,
+    ).toMatch(/role/);
+    expect(
+      (await post('/v1/chat/completions', { messages: [{ role: 'user', content: 7 }] })).json.error.message,
+    ).toMatch(/content must be a string/);
     expect((await post('/v2/everything', {})).status).toBe(404);
     expect((await fetch(`${base}/v1/completions`)).status).toBe(405);
   });
@@ -144,9 +195,13 @@ describe('OpenAI-compatible server', () => {
 describe('OpenAI endpoint adapter', () => {
   it('generates through the server, completions and chat', async () => {
     const adapter = new OpenAIEndpointAdapter({ endpoint: base, model: 'toy-test-double' });
-    expect(await adapter.generate({ prompt: 'abcd', maxNewTokens: 50, n: 3 })).toEqual(Array(3).fill(' The answer is 4.'));
+    expect(await adapter.generate({ prompt: 'abcd', maxNewTokens: 50, n: 3 })).toEqual(
+      Array(3).fill(' The answer is 4.'),
+    );
     const chat = new OpenAIEndpointAdapter({ endpoint: `${base}/v1/`, model: 'toy-test-double', chat: true });
-    expect(await chat.generate({ prompt: 'hi', maxNewTokens: 50 })).toEqual([` The answer is ${'user: hi\nassistant:'.length % 97}.`]);
+    expect(await chat.generate({ prompt: 'hi', maxNewTokens: 50 })).toEqual([
+      ` The answer is ${'user: hi\nassistant:'.length % 97}.`,
+    ]);
   });
 
   it('retries server errors with backoff, gives up on client errors at once', async () => {
@@ -157,10 +212,14 @@ describe('OpenAI endpoint adapter', () => {
     expect(toy.calls - before).toBe(3);
     const wrongName = new OpenAIEndpointAdapter({ endpoint: base, model: 'nope', retries: 3, backoffMs: 5 });
     const calls = toy.calls;
-    await expect(wrongName.generate({ prompt: 'ab', maxNewTokens: 5 })).rejects.toThrow(/HTTP 404: model "nope" does not exist/);
+    await expect(wrongName.generate({ prompt: 'ab', maxNewTokens: 5 })).rejects.toThrow(
+      /HTTP 404: model "nope" does not exist/,
+    );
     expect(toy.calls).toBe(calls);
     toy.failNext = 10;
-    await expect(adapter.generate({ prompt: 'ab', maxNewTokens: 5 })).rejects.toThrow(/failed after 4 attempts \(last: HTTP 500/);
+    await expect(adapter.generate({ prompt: 'ab', maxNewTokens: 5 })).rejects.toThrow(
+      /failed after 4 attempts \(last: HTTP 500/,
+    );
     toy.failNext = 0;
   });
 

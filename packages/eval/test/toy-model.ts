@@ -3,7 +3,10 @@ import type { ServedCompletion, ServedListener, ServedModel, ServedRequest } fro
 
 /** A content error of the toy (the server answers 400 naming `param`). */
 class ToyParamError extends Error {
-  constructor(readonly param: string, message: string) {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -36,12 +39,17 @@ export class ToyServedModel implements ServedModel<ServedRequest> {
   }
 
   prepare(req: ServedRequest, param: string): ServedRequest {
-    if (req.prompt.length > 1000) throw new ToyParamError(param, `the prompt has ${req.prompt.length} tokens; the context is 1000`);
+    if (req.prompt.length > 1000)
+      throw new ToyParamError(param, `the prompt has ${req.prompt.length} tokens; the context is 1000`);
     if (req.logprobs !== undefined || req.echo) throw new ToyParamError('logprobs', 'the toy has no logprobs');
     return req;
   }
 
-  async generate(req: ServedRequest, onText: ServedListener | undefined, signal: AbortSignal): Promise<ServedCompletion[]> {
+  async generate(
+    req: ServedRequest,
+    onText: ServedListener | undefined,
+    signal: AbortSignal,
+  ): Promise<ServedCompletion[]> {
     this.calls++;
     if (this.failNext > 0) {
       this.failNext--;
@@ -68,6 +76,9 @@ export function toyAdapter(prefer: (context: string) => string): ModelAdapter {
     name: 'toy-adapter',
     generate: async (req) => Array.from({ length: req.n ?? 1 }, () => ''),
     logLikelihood: async (context, continuation) => (continuation === prefer(context) ? -1 : -5 - continuation.length),
-    tokenLosses: async (text) => ({ nll: (Buffer.byteLength(text) - 1) * Math.log(256), tokens: Buffer.byteLength(text) - 1 }),
+    tokenLosses: async (text) => ({
+      nll: (Buffer.byteLength(text) - 1) * Math.log(256),
+      tokens: Buffer.byteLength(text) - 1,
+    }),
   };
 }

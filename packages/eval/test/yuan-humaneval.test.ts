@@ -13,10 +13,16 @@ afterAll(() => rmSync(out, { recursive: true, force: true }));
 describe('YUAN HumanEval post-processing', () => {
   it('takes the code after the first ```python and cuts at the spec markers', () => {
     const prompt = '问题描述：加一。\n代码如下：\n```python\ndef inc(x):\n';
-    expect(yuanHumanEvalCode(prompt, '    return x + 1\n```\n\n这段代码把 x 加一。')).toBe('\ndef inc(x):\n    return x + 1');
+    expect(yuanHumanEvalCode(prompt, '    return x + 1\n```\n\n这段代码把 x 加一。')).toBe(
+      '\ndef inc(x):\n    return x + 1',
+    );
     expect(yuanHumanEvalCode(prompt, '    return x + 1<n><n>print(inc(1))')).toBe('\ndef inc(x):\n    return x + 1\n');
-    expect(yuanHumanEvalCode(prompt, '    """加一"""\n    return x + 1\n# 测试\nassert inc(1) == 2')).toBe('\ndef inc(x):\n    \n    return x + 1');
-    expect(yuanHumanEvalCode(prompt, '    return x + 1\nif __name__ == "__main__":\n    pass')).toBe('\ndef inc(x):\n    return x + 1');
+    expect(yuanHumanEvalCode(prompt, '    """加一"""\n    return x + 1\n# 测试\nassert inc(1) == 2')).toBe(
+      '\ndef inc(x):\n    \n    return x + 1',
+    );
+    expect(yuanHumanEvalCode(prompt, '    return x + 1\nif __name__ == "__main__":\n    pass')).toBe(
+      '\ndef inc(x):\n    return x + 1',
+    );
   });
 });
 
@@ -48,15 +54,29 @@ describe.skipIf(!have)(have ? 'humaneval --protocol yuan' : noData('yuan-eval/Hu
     // the answer continues the prompt's open ```python block, closes it and may explain; some use <n> for newlines.
     // Blank lines before the body are dropped (HumanEval/81's canonical starts with one): YUAN's post-processing ends a
     // function at its first blank line, and a model's answer does not open with one.
-    const answer = (p: (typeof problems)[number]) => `${p.canonicalSolution.replace(/^\s*\n/, '')}\n\`\`\`\n\n以上代码实现了该函数。`;
+    const answer = (p: (typeof problems)[number]) =>
+      `${p.canonicalSolution.replace(/^\s*\n/, '')}\n\`\`\`\n\n以上代码实现了该函数。`;
     const completions = new Map(problems.map((p, i) => [String(i), [answer(p).replace(/\n/g, i % 2 ? '<n>' : '\n')]]));
-    const { result, samplesFile } = await runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan' }, settings, completions, outputDir: out });
-    const failed = readFileSync(samplesFile!, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => !r.passed);
+    const { result, samplesFile } = await runEvaluation({
+      evaluator: 'humaneval',
+      options: { protocol: 'yuan' },
+      settings,
+      completions,
+      outputDir: out,
+    });
+    const failed = readFileSync(samplesFile!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => !r.passed);
     expect(failed.map((r) => `${r.task_id}: ${r.stderr_tail}`)).toEqual([]);
     expect(result.metrics['pass@1']).toBe(1);
     expect(result.details?.paper).toMatchObject({ protocol: 'yuan', reported: { '102B': 67.1 } });
     const wrong = new Map(problems.slice(0, 10).map((p, i) => [String(i), ['    return None\n```']]));
-    expect((await runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan' }, settings, completions: wrong })).result.metrics['pass@1']).toBe(0);
+    expect(
+      (await runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan' }, settings, completions: wrong }))
+        .result.metrics['pass@1'],
+    ).toBe(0);
   });
 
   it('selects by generated tests: the candidate passing most model-written tests wins over wrong ones', async () => {
@@ -105,6 +125,8 @@ describe.skipIf(!have)(have ? 'humaneval --protocol yuan' : noData('yuan-eval/Hu
 
   it('refuses selection by tests without a model to write them', async () => {
     const completions = new Map([['0', ['    return None']]]);
-    await expect(runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan', select: 'tests' }, settings, completions })).rejects.toThrow(/needs --model or --endpoint/);
+    await expect(
+      runEvaluation({ evaluator: 'humaneval', options: { protocol: 'yuan', select: 'tests' }, settings, completions }),
+    ).rejects.toThrow(/needs --model or --endpoint/);
   });
 });

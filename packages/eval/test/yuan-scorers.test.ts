@@ -103,7 +103,11 @@ describe.skipIf(!yuan)(yuan ? 'scorers against the gold of every YUAN file' : no
       const gold = mathqaGold(r.answer);
       expect(gold.length).toBeGreaterThan(0);
       const letters = gold.join(i % 2 ? '、' : '');
-      const says = [`解析：由题意……<n>故选${letters}。`, `分析……<n>所以正确答案为${letters}`, `……<n>故选：$\\rm{${gold.join('')}}$`][i % 3]!;
+      const says = [
+        `解析：由题意……<n>故选${letters}。`,
+        `分析……<n>所以正确答案为${letters}`,
+        `……<n>故选：$\\rm{${gold.join('')}}$`,
+      ][i % 3]!;
       expect(extractYuanChoice(says, r.question), r.id).toEqual(gold);
       const other = 'ABCD'.split('').find((l) => !gold.includes(l))!;
       expect(extractYuanChoice(`解析……<n>故选${other}。`, r.question)).not.toEqual(gold);
@@ -116,8 +120,13 @@ describe.skipIf(!yuan)(yuan ? 'scorers against the gold of every YUAN file' : no
     expect(bad).toEqual([]);
     items.forEach((r, i) => {
       const parts = r.answer.split(';');
-      const says = i % 2 ? `解：……<n>故答案为：${parts.map((p) => `$${p}$`).join('；')}。` : `解：……<n>所以 ${parts.map((p) => `\\boxed{${p}}`).join('，')}`;
-      expect(mathClozeEqual(extractYuanCloze(says), r.answer), `${r.id}: ${says} → ${extractYuanCloze(says)}`).toBe(true);
+      const says =
+        i % 2
+          ? `解：……<n>故答案为：${parts.map((p) => `$${p}$`).join('；')}。`
+          : `解：……<n>所以 ${parts.map((p) => `\\boxed{${p}}`).join('，')}`;
+      expect(mathClozeEqual(extractYuanCloze(says), r.answer), `${r.id}: ${says} → ${extractYuanCloze(says)}`).toBe(
+        true,
+      );
       const wrong = parts.map((p, j) => (j === parts.length - 1 ? `${p}+1` : p)).join(';');
       expect(mathClozeEqual(wrong, r.answer), `${r.id} wrong: ${wrong}`).toBe(false);
     });

@@ -50,7 +50,12 @@ function packedBatch(): { ids: tf.Tensor2D; targets: tf.Tensor2D; positions: tf.
       positions[b * SEQ + i] = pos++;
     }
   }
-  return { ids: tf.tensor2d(ids, [BATCH, SEQ], 'int32'), targets: tf.tensor2d(targets, [BATCH, SEQ], 'int32'), positions: tf.tensor2d(positions, [BATCH, SEQ], 'int32'), resets };
+  return {
+    ids: tf.tensor2d(ids, [BATCH, SEQ], 'int32'),
+    targets: tf.tensor2d(targets, [BATCH, SEQ], 'int32'),
+    positions: tf.tensor2d(positions, [BATCH, SEQ], 'int32'),
+    resets,
+  };
 }
 
 /** [name, preset, plugin, attention options] of every attention plugin: the built-ins and the example third-party one. */
@@ -62,11 +67,20 @@ const PLUGINS: [string, string, TensorAttentionPlugin<never>, Record<string, unk
 ];
 
 /** The loss, every parameter's gradient and then the losses of `steps` Adam steps, with the fused kernel on or off. */
-function train(preset: string, plugin: TensorAttentionPlugin<never>, options: Record<string, unknown>, fused: boolean, steps: number) {
+function train(
+  preset: string,
+  plugin: TensorAttentionPlugin<never>,
+  options: Record<string, unknown>,
+  fused: boolean,
+  steps: number,
+) {
   const previous = setFusedAttention(fused);
   try {
     const attention = { name: plugin.name, options };
-    const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 }, attention });
+    const config = resolveConfig(getPreset(preset).config, {
+      model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 },
+      attention,
+    });
     const model = YuanModel.init(config, plugin, 17);
     const { ids, targets, positions } = packedBatch();
     const loss = () => crossEntropy(model.forward(ids, { positions }).logits, targets);
@@ -99,10 +113,18 @@ function train(preset: string, plugin: TensorAttentionPlugin<never>, options: Re
  * and 4 decode steps (one query against every cached key) under a padding key bias that masks the first 3 keys of row 0
  * (as batched serving masks left padding), with the fused kernel on or off.
  */
-function generate(preset: string, plugin: TensorAttentionPlugin<never>, options: Record<string, unknown>, fused: boolean): Float32Array[] {
+function generate(
+  preset: string,
+  plugin: TensorAttentionPlugin<never>,
+  options: Record<string, unknown>,
+  fused: boolean,
+): Float32Array[] {
   const previous = setFusedAttention(fused);
   try {
-    const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 }, attention: { name: plugin.name, options } });
+    const config = resolveConfig(getPreset(preset).config, {
+      model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 },
+      attention: { name: plugin.name, options },
+    });
     const model = YuanModel.init(config, plugin, 23);
     const { ids } = packedBatch();
     const out: Float32Array[] = [];
@@ -138,58 +160,87 @@ describe.skipIf(skip !== undefined)('fused attention inside every attention plug
     tf.dispose([b.ids, b.targets, b.positions]);
   });
 
-  it.each(PLUGINS)('%s: a training step runs the fused kernels (forward and backward), and no softmax; op by op when turned off', async (_, preset, plugin, options) => {
-    const kernels = async (fused: boolean) => {
-      const previous = setFusedAttention(fused);
-      try {
-        const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 }, attention: { name: plugin.name, options } });
-        const model = YuanModel.init(config, plugin, 17);
-        const { ids, targets, positions } = packedBatch();
-        const profile = await tf.profile(() => {
-          const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids, { positions }).logits, targets));
-          tf.dispose([value, grads]);
-        });
-        model.dispose();
-        tf.dispose([ids, targets, positions]);
-        return profile.kernels.map((k) => k.name);
-      } finally {
-        setFusedAttention(previous);
+  it.each(PLUGINS)(
+    '%s: a training step runs the fused kernels (forward and backward), and no softmax; op by op when turned off',
+    async (_, preset, plugin, options) => {
+      const kernels = async (fused: boolean) => {
+        const previous = setFusedAttention(fused);
+        try {
+          const config = resolveConfig(getPreset(preset).config, {
+            model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 },
+            attention: { name: plugin.name, options },
+          });
+          const model = YuanModel.init(config, plugin, 17);
+          const { ids, targets, positions } = packedBatch();
+          const profile = await tf.profile(() => {
+            const { value, grads } = tf.variableGrads(() =>
+              crossEntropy(model.forward(ids, { positions }).logits, targets),
+            );
+            tf.dispose([value, grads]);
+          });
+          model.dispose();
+          tf.dispose([ids, targets, positions]);
+          return profile.kernels.map((k) => k.name);
+        } finally {
+          setFusedAttention(previous);
+        }
+      };
+      const fused = await kernels(true);
+      expect(fused.filter((n) => n.startsWith('YuanCausalAttention')).sort()).toEqual([
+        'YuanCausalAttention',
+        'YuanCausalAttention',
+        'YuanCausalAttentionGrad',
+        'YuanCausalAttentionGrad',
+      ]);
+      expect(fused).not.toContain('Softmax');
+      const ops = await kernels(false);
+      expect(ops.filter((n) => n.startsWith('YuanCausalAttention'))).toEqual([]);
+      expect(ops).toContain('Softmax');
+    },
+  );
+
+  it.each(PLUGINS)(
+    '%s: loss, every parameter gradient and 5 Adam steps match the op-by-op attention',
+    (_, preset, plugin, options) => {
+      const op = train(preset, plugin, options, false, 5);
+      const fused = train(preset, plugin, options, true, 5);
+      expect(fused.leaked, 'tensors left behind by steps 2-5').toBe(0);
+      expect(fused.grads.size).toBe(op.grads.size);
+      for (const [name, ref] of op.grads) {
+        const got = fused.grads.get(name)!;
+        let scale = 0;
+        for (const x of ref) scale = Math.max(scale, Math.abs(x));
+        expect(scale, `${name}: a zero gradient would compare trivially`).toBeGreaterThan(0);
+        let worst = 0;
+        for (let i = 0; i < ref.length; i++)
+          worst = Math.max(worst, Math.abs(got[i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
+        expect(
+          worst / scale,
+          `${name}: largest difference beyond 1e-4 relative, over the gradient's largest magnitude`,
+        ).toBeLessThanOrEqual(1e-4);
       }
-    };
-    const fused = await kernels(true);
-    expect(fused.filter((n) => n.startsWith('YuanCausalAttention')).sort()).toEqual(['YuanCausalAttention', 'YuanCausalAttention', 'YuanCausalAttentionGrad', 'YuanCausalAttentionGrad']);
-    expect(fused).not.toContain('Softmax');
-    const ops = await kernels(false);
-    expect(ops.filter((n) => n.startsWith('YuanCausalAttention'))).toEqual([]);
-    expect(ops).toContain('Softmax');
-  });
+      expect(op.losses[5]).toBeLessThan(op.losses[0] - 0.1); // it does learn the batch
+      fused.losses.forEach((l, i) =>
+        expect(
+          Math.abs(l - op.losses[i]) / op.losses[i],
+          `step ${i}: fused ${l}, op-by-op ${op.losses[i]}`,
+        ).toBeLessThanOrEqual(1e-5),
+      );
+    },
+  );
 
-  it.each(PLUGINS)('%s: loss, every parameter gradient and 5 Adam steps match the op-by-op attention', (_, preset, plugin, options) => {
-    const op = train(preset, plugin, options, false, 5);
-    const fused = train(preset, plugin, options, true, 5);
-    expect(fused.leaked, 'tensors left behind by steps 2-5').toBe(0);
-    expect(fused.grads.size).toBe(op.grads.size);
-    for (const [name, ref] of op.grads) {
-      const got = fused.grads.get(name)!;
-      let scale = 0;
-      for (const x of ref) scale = Math.max(scale, Math.abs(x));
-      expect(scale, `${name}: a zero gradient would compare trivially`).toBeGreaterThan(0);
-      let worst = 0;
-      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
-      expect(worst / scale, `${name}: largest difference beyond 1e-4 relative, over the gradient's largest magnitude`).toBeLessThanOrEqual(1e-4);
-    }
-    expect(op.losses[5]).toBeLessThan(op.losses[0] - 0.1); // it does learn the batch
-    fused.losses.forEach((l, i) => expect(Math.abs(l - op.losses[i]) / op.losses[i], `step ${i}: fused ${l}, op-by-op ${op.losses[i]}`).toBeLessThanOrEqual(1e-5));
-  });
-
-  it.each(PLUGINS)('%s: generation with caches (prefill, a chunk after cached keys, decode steps with a key bias) gives the op-by-op logits', (_, preset, plugin, options) => {
-    const op = generate(preset, plugin, options, false);
-    const fused = generate(preset, plugin, options, true);
-    expect(fused.map((l) => l.length)).toEqual(op.map((l) => l.length));
-    op.forEach((ref, call) => {
-      let worst = 0;
-      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(fused[call][i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
-      expect(worst, `call ${call}: largest logit difference beyond 1e-4 relative`).toBeLessThanOrEqual(1e-4);
-    });
-  });
+  it.each(PLUGINS)(
+    '%s: generation with caches (prefill, a chunk after cached keys, decode steps with a key bias) gives the op-by-op logits',
+    (_, preset, plugin, options) => {
+      const op = generate(preset, plugin, options, false);
+      const fused = generate(preset, plugin, options, true);
+      expect(fused.map((l) => l.length)).toEqual(op.map((l) => l.length));
+      op.forEach((ref, call) => {
+        let worst = 0;
+        for (let i = 0; i < ref.length; i++)
+          worst = Math.max(worst, Math.abs(fused[call][i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
+        expect(worst, `call ${call}: largest logit difference beyond 1e-4 relative`).toBeLessThanOrEqual(1e-4);
+      });
+    },
+  );
 });

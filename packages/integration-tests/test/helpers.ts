@@ -15,12 +15,16 @@ export const cliBin = path.join(repoRoot, 'packages', 'cli', 'dist', 'bin.js');
  * that builds it.
  */
 export function builtCli(): string {
-  if (!existsSync(cliBin)) throw new Error(`${cliBin} is not built: run \`pnpm build\` (or \`pnpm test\`, which builds first)`);
+  if (!existsSync(cliBin))
+    throw new Error(`${cliBin} is not built: run \`pnpm build\` (or \`pnpm test\`, which builds first)`);
   return cliBin;
 }
 
 /** Runs the built CLI as a child process: exit code, stdout and stderr. */
-export function yuanProcess(argv: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): { code: number; out: string; err: string } {
+export function yuanProcess(
+  argv: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { code: number; out: string; err: string } {
   const r = spawnSync(process.execPath, [builtCli(), ...argv], { encoding: 'utf8', ...opts });
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }

@@ -23,13 +23,18 @@ const official = process.env.YUAN_OFFICIAL_MODELING;
 
 /** Why the Python side cannot run here, in one line; undefined when it can (found, not imported: that takes long). */
 const noTorch = ((): string | undefined => {
-  if (!existsSync(python)) return `no Python at ${python} (set YUAN_TORCH_PYTHON; .ci/run installs torch and transformers into .venv-clients)`;
-  const find = "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('torch', 'transformers', 'safetensors')))";
-  if (spawnSync(python, ['-c', find]).status !== 0) return `${python} lacks torch, transformers or safetensors (.ci/run installs them into .venv-clients)`;
+  if (!existsSync(python))
+    return `no Python at ${python} (set YUAN_TORCH_PYTHON; .ci/run installs torch and transformers into .venv-clients)`;
+  const find =
+    "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('torch', 'transformers', 'safetensors')))";
+  if (spawnSync(python, ['-c', find]).status !== 0)
+    return `${python} lacks torch, transformers or safetensors (.ci/run installs them into .venv-clients)`;
   return undefined;
 })();
 const noFixture = existsSync(fixture) ? undefined : `no ${fixture} (CI places ../shared beside the repository)`;
-const noOfficial = official ? undefined : "YUAN_OFFICIAL_MODELING is not set (the path of a copy of YUAN's yuan_hf_model.py)";
+const noOfficial = official
+  ? undefined
+  : "YUAN_OFFICIAL_MODELING is not set (the path of a copy of YUAN's yuan_hf_model.py)";
 const skipped = (why: string | undefined): string => (why ? ` (skipped: ${why})` : '');
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-hf-load-'));
@@ -65,7 +70,17 @@ const loads = new Map<string, Record<string, Loaded>>();
 function hfLoad(dir: string, input: string): Record<string, Loaded> {
   if (!loads.has(dir)) {
     const output = path.join(tmp, `hf-${loads.size}.json`);
-    const args = [loader, '--model', dir, '--input', input, '--output', output, '--variants', noOfficial ? 'yuan,declared' : 'yuan,declared,official'];
+    const args = [
+      loader,
+      '--model',
+      dir,
+      '--input',
+      input,
+      '--output',
+      output,
+      '--variants',
+      noOfficial ? 'yuan,declared' : 'yuan,declared,official',
+    ];
     const r = spawnSync(python, noOfficial ? args : [...args, '--official', official!], { encoding: 'utf8' });
     expect(r.status, `${python} ${path.basename(loader)} failed:\n${r.stderr.slice(-3000)}`).toBe(0);
     loads.set(dir, JSON.parse(readFileSync(output, 'utf8')).variants);
@@ -96,7 +111,9 @@ function expectSame(loaded: Loaded, want: Logits, what: string): void {
   expect(loaded.error, what).toBeUndefined();
   const c = compare(want, loaded.logits);
   const missing = loaded.missing.length ? `; missing from the folder: ${loaded.missing.join(', ')}` : '';
-  expect(c.maxAbs, `${what}: max |logit difference| (argmax agreement ${c.agree}/${c.total}${missing})`).toBeLessThan(1e-4);
+  expect(c.maxAbs, `${what}: max |logit difference| (argmax agreement ${c.agree}/${c.total}${missing})`).toBeLessThan(
+    1e-4,
+  );
   expect(c.agree, `${what}: argmax agreement`).toBe(c.total);
   expect({ missing: loaded.missing, unexpected: loaded.unexpected }, what).toEqual({ missing: [], unexpected: [] });
 }
@@ -108,7 +125,8 @@ async function without(dir: string, drop: string): Promise<string> {
   writeFileSync(path.join(out, 'config.json'), readFileSync(path.join(dir, 'config.json')));
   const st = await openSafetensors(path.join(dir, 'model.safetensors'));
   const tensors = [];
-  for (const [name, entry] of st.entries) if (name !== drop) tensors.push({ name, shape: entry.shape, data: await st.read(name) });
+  for (const [name, entry] of st.entries)
+    if (name !== drop) tensors.push({ name, shape: entry.shape, data: await st.read(name) });
   await st.close();
   await writeSafetensors(path.join(out, 'model.safetensors'), tensors, { metadata: { format: 'pt' } });
   return out;
@@ -127,7 +145,10 @@ describe.skipIf(!!noTorch)(`exported checkpoints through transformers' from_pret
       const model = await loadCheckpoint(fixture, lookup);
       await saveCheckpoint(exported, model);
       model.dispose();
-      writeFileSync(fixtureInput, JSON.stringify({ input_ids: JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8')).input_ids }));
+      writeFileSync(
+        fixtureInput,
+        JSON.stringify({ input_ids: JSON.parse(readFileSync(path.join(fixture, 'expected.json'), 'utf8')).input_ids }),
+      );
     }
     // two training steps with the CLI, RoPE base 500000: YUAN's modeling file ignores rope_theta and uses the
     // checkpoint's inv_freq buffers, so only an export that writes them gives the right logits there
@@ -136,25 +157,56 @@ describe.skipIf(!!noTorch)(`exported checkpoints through transformers' from_pret
     const data = path.join(tmp, 'data');
     const prep = yuanProcess(['data', 'prepare', text, '--tokenizer', 'bytes', '--output', data]);
     expect(prep.code, prep.err).toBe(0);
-    const set = ['model.numLayers=2', 'model.hiddenSize=32', 'model.ffnSize=64', 'model.ropeBase=500000', 'model.initStd=0.2', 'train.seqLength=16', 'train.microBatchSize=2'];
+    const set = [
+      'model.numLayers=2',
+      'model.hiddenSize=32',
+      'model.ffnSize=64',
+      'model.ropeBase=500000',
+      'model.initStd=0.2',
+      'train.seqLength=16',
+      'train.microBatchSize=2',
+    ];
     const run = path.join(tmp, 'run');
-    const r = yuanProcess(['train', '--preset', 'tiny-lfa', ...set.flatMap((s) => ['--set', s]), '--data', data, '--steps', '2', '--out', run, '--json']);
+    const r = yuanProcess([
+      'train',
+      '--preset',
+      'tiny-lfa',
+      ...set.flatMap((s) => ['--set', s]),
+      '--data',
+      data,
+      '--steps',
+      '2',
+      '--out',
+      run,
+      '--json',
+    ]);
     expect(r.code, r.err).toBe(0);
-    trained = path.join(run, readdirSync(run).filter((f) => f.startsWith('checkpoint-')).sort().pop()!);
-    const ids = Array.from({ length: 2 }, (_, b) => Array.from(Buffer.from(b ? 'YUAN 2.0 in Node.js' : 'Line 3 of a tiny co')).slice(0, 16));
+    trained = path.join(
+      run,
+      readdirSync(run)
+        .filter((f) => f.startsWith('checkpoint-'))
+        .sort()
+        .pop()!,
+    );
+    const ids = Array.from({ length: 2 }, (_, b) =>
+      Array.from(Buffer.from(b ? 'YUAN 2.0 in Node.js' : 'Line 3 of a tiny co')).slice(0, 16),
+    );
     writeFileSync(trainedInput, JSON.stringify({ input_ids: ids }));
   });
 
-  it.skipIf(!!noFixture)(`the exported fixture gives yuan forward's logits, with YUAN's head declaration and with transformers'${skipped(noFixture)}`, () => {
-    const want = yuanForward(exported, fixtureInput);
-    const got = hfLoad(exported, fixtureInput);
-    expectSame(got.yuan, want, 'YUAN-style (no _tied_weights_keys)');
-    expect(got.yuan.tied).toBe(false);
-    expectSame(got.declared, want, 'declared _tied_weights_keys');
-    expect(got.declared.tied).toBe(true);
-  });
+  it.skipIf(!!noFixture)(
+    `the exported fixture gives yuan forward's logits, with YUAN's head declaration and with transformers'${skipped(noFixture)}`,
+    () => {
+      const want = yuanForward(exported, fixtureInput);
+      const got = hfLoad(exported, fixtureInput);
+      expectSame(got.yuan, want, 'YUAN-style (no _tied_weights_keys)');
+      expect(got.yuan.tied).toBe(false);
+      expectSame(got.declared, want, 'declared _tied_weights_keys');
+      expect(got.declared.tied).toBe(true);
+    },
+  );
 
-  it('a checkpoint trained with the CLI (RoPE base 500000) gives yuan forward\'s logits', () => {
+  it("a checkpoint trained with the CLI (RoPE base 500000) gives yuan forward's logits", () => {
     const want = yuanForward(trained, trainedInput);
     const got = hfLoad(trained, trainedInput);
     expectSame(got.yuan, want, 'YUAN-style (no _tied_weights_keys)');
@@ -176,9 +228,13 @@ describe.skipIf(!!noTorch)(`exported checkpoints through transformers' from_pret
     }
   });
 
-  it.skipIf(!!noOfficial)(`YUAN's own yuan_hf_model.py (YUAN_OFFICIAL_MODELING) gives yuan forward's logits${skipped(noOfficial)}`, () => {
-    const folders: Array<[string, string]> = [[trained, trainedInput]];
-    if (!noFixture) folders.push([exported, fixtureInput]);
-    for (const [dir, input] of folders) expectSame(hfLoad(dir, input).official, yuanForward(dir, input), `${official} on ${dir}`);
-  });
+  it.skipIf(!!noOfficial)(
+    `YUAN's own yuan_hf_model.py (YUAN_OFFICIAL_MODELING) gives yuan forward's logits${skipped(noOfficial)}`,
+    () => {
+      const folders: Array<[string, string]> = [[trained, trainedInput]];
+      if (!noFixture) folders.push([exported, fixtureInput]);
+      for (const [dir, input] of folders)
+        expectSame(hfLoad(dir, input).official, yuanForward(dir, input), `${official} on ${dir}`);
+    },
+  );
 });

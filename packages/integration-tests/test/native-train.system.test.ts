@@ -53,18 +53,30 @@ async function train(backend: string, preset: string, steps: number, batch: numb
 }
 
 describe.skipIf(!native.info)('training on the native backend', () => {
-  it.each(['tiny-lfa', 'tiny-mha'])('%s: 20 Adam steps give the cpu backend losses within 1e-4 relative', async (preset) => {
-    const cpu = await train('cpu', preset, 20, 2, 16);
-    const nat = await train('native', preset, 20, 2, 16);
-    expect(cpu[19]).toBeLessThan(cpu[0] - 0.2); // it does learn the fixed batch
-    nat.forEach((l, i) => expect(Math.abs(l - cpu[i]) / Math.abs(cpu[i]), `step ${i}: native ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(1e-4));
-  }, 300_000); // the cpu backend takes about a minute for the 20 steps
+  it.each(['tiny-lfa', 'tiny-mha'])(
+    '%s: 20 Adam steps give the cpu backend losses within 1e-4 relative',
+    async (preset) => {
+      const cpu = await train('cpu', preset, 20, 2, 16);
+      const nat = await train('native', preset, 20, 2, 16);
+      expect(cpu[19]).toBeLessThan(cpu[0] - 0.2); // it does learn the fixed batch
+      nat.forEach((l, i) =>
+        expect(Math.abs(l - cpu[i]) / Math.abs(cpu[i]), `step ${i}: native ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(
+          1e-4,
+        ),
+      );
+    },
+    300_000,
+  ); // the cpu backend takes about a minute for the 20 steps
 
   it('keeps the tensor count, tensor bytes and RSS flat over 1300 steps', async () => {
     await tf.setBackend('native');
     const config = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 1 } });
     const model = YuanModel.init(config, lfaAttention, 3);
-    const ids = tf.tensor2d(Int32Array.from(values(16, 3), (v) => Math.floor((v + 1) * 100)), [2, 8], 'int32');
+    const ids = tf.tensor2d(
+      Int32Array.from(values(16, 3), (v) => Math.floor((v + 1) * 100)),
+      [2, 8],
+      'int32',
+    );
     const opt = tf.train.adam(1e-3);
     const step = () => {
       const { value, grads } = tf.variableGrads(() => crossEntropy(model.forward(ids).logits, ids));
@@ -91,7 +103,10 @@ describe.skipIf(!native.info)('training on the native backend', () => {
     // increments. A leak of one activation per step (60 KiB) adds about 9 MiB to every block; noise and a single jump
     // leave the median near zero.
     const increments = samples.slice(1).map((x, i) => x.rss - samples[i].rss);
-    expect(median(increments), `RSS per 150 steps ${increments.join(', ')} (samples ${samples.map((x) => x.rss).join(', ')})`).toBeLessThan(4 * 2 ** 20);
+    expect(
+      median(increments),
+      `RSS per 150 steps ${increments.join(', ')} (samples ${samples.map((x) => x.rss).join(', ')})`,
+    ).toBeLessThan(4 * 2 ** 20);
     opt.dispose();
     model.dispose();
     ids.dispose();

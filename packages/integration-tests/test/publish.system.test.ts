@@ -37,15 +37,22 @@ const copy = path.join(tmp, 'workspace');
 
 // The environment of a user's shell: none of the npm_config_*, pnpm or NODE_PATH settings of the `pnpm test` running us
 // (pnpm's bin shims put the workspace's whole virtual store on NODE_PATH, which would hide a missing dependency).
-const userEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(npm_|pnpm_|NODE_OPTIONS$|NODE_PATH$|VITEST|NX_)/i.test(k)));
+const userEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^(npm_|pnpm_|NODE_OPTIONS$|NODE_PATH$|VITEST|NX_)/i.test(k)),
+);
 
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
   return spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...userEnv, ...env }, timeout: 540_000 });
 }
 const output = (r: SpawnSyncReturns<string>) => `${r.stdout}\n${r.stderr}${r.error ? `\n${r.error.message}` : ''}`;
-const firstLine = (text: string, re: RegExp) => text.split('\n').find((l) => re.test(l))?.trim() ?? text.trim().split('\n').pop();
+const firstLine = (text: string, re: RegExp) =>
+  text
+    .split('\n')
+    .find((l) => re.test(l))
+    ?.trim() ?? text.trim().split('\n').pop();
 
-const NETWORK = /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREACH|network|socket hang up|request to .* failed/i;
+const NETWORK =
+  /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ECONNREFUSED|ECONNRESET|ENETUNREACH|network|socket hang up|request to .* failed/i;
 
 /** Why the registry tests cannot run (verdaccio not installable or not starting), or undefined. */
 let skipReason: string | undefined;
@@ -74,7 +81,11 @@ function httpGet(url: string): Promise<Buffer> {
     get(url, { agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => (res.statusCode && res.statusCode < 300 ? resolve(Buffer.concat(chunks)) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode && res.statusCode < 300
+          ? resolve(Buffer.concat(chunks))
+          : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`)),
+      );
       res.on('error', reject);
     }).on('error', reject);
   });
@@ -85,9 +96,17 @@ async function startVerdaccio(): Promise<string | undefined> {
   const bin = path.join(verdaccioDir, 'node_modules', 'verdaccio', 'bin', 'verdaccio');
   if (!existsSync(bin)) {
     mkdirSync(verdaccioDir, { recursive: true });
-    writeFileSync(path.join(verdaccioDir, 'package.json'), JSON.stringify({ name: 'yuan-test-verdaccio', private: true }));
-    const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', `verdaccio@${VERDACCIO}`], verdaccioDir);
-    if (r.status !== 0 || !existsSync(bin)) return `verdaccio@${VERDACCIO} could not be installed: ${firstLine(output(r), /ERR|error/)}`;
+    writeFileSync(
+      path.join(verdaccioDir, 'package.json'),
+      JSON.stringify({ name: 'yuan-test-verdaccio', private: true }),
+    );
+    const r = run(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', `verdaccio@${VERDACCIO}`],
+      verdaccioDir,
+    );
+    if (r.status !== 0 || !existsSync(bin))
+      return `verdaccio@${VERDACCIO} could not be installed: ${firstLine(output(r), /ERR|error/)}`;
   }
   // A loopback address of its own per run, so npm's cache (shared with the user's, for --prefer-offline) never holds
   // package documents of an earlier run's registry under the same URL.
@@ -119,13 +138,19 @@ async function startVerdaccio(): Promise<string | undefined> {
     ].join('\n'),
   );
   let log = '';
-  verdaccio = spawn(process.execPath, [bin, '--config', path.join(dir, 'config.yaml'), '--listen', `${host}:${port}`], { cwd: dir, env: userEnv });
+  verdaccio = spawn(process.execPath, [bin, '--config', path.join(dir, 'config.yaml'), '--listen', `${host}:${port}`], {
+    cwd: dir,
+    env: userEnv,
+  });
   verdaccio.stdout!.on('data', (d) => (log += d));
   verdaccio.stderr!.on('data', (d) => (log += d));
   registry = `http://${host}:${port}/`;
   for (let i = 0; i < 120; i++) {
     if (verdaccio.exitCode !== null) return `verdaccio exited at start: ${firstLine(log, /error|fatal/i)}`;
-    const ok = await fetch(`${registry}-/ping`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${registry}-/ping`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (i === 119) return `verdaccio did not answer on ${registry} within 60 s`;
     await new Promise((r) => setTimeout(r, 500));
@@ -188,7 +213,9 @@ function copiesOf(dir: string, name: string): string[] {
     if (existsSync(path.join(nm, name, 'package.json'))) found.push(path.join(nm, name));
     for (const entry of readdirSync(nm)) {
       if (entry.startsWith('.')) continue;
-      const pkgs = entry.startsWith('@') ? readdirSync(path.join(nm, entry)).map((e) => path.join(nm, entry, e)) : [path.join(nm, entry)];
+      const pkgs = entry.startsWith('@')
+        ? readdirSync(path.join(nm, entry)).map((e) => path.join(nm, entry, e))
+        : [path.join(nm, entry)];
       for (const p of pkgs) walk(path.join(p, 'node_modules'), depth + 1);
     }
   };
@@ -201,9 +228,15 @@ function npmInstall(dir: string, specs: string[], env: NodeJS.ProcessEnv = {}): 
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'a-yuan-user', private: true, type: 'module' }));
   writeFileSync(path.join(dir, '.npmrc'), `@yuan:registry=${registry}\n`);
-  const r = run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...specs], dir, env);
+  const r = run(
+    'npm',
+    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--foreground-scripts', ...specs],
+    dir,
+    env,
+  );
   const out = output(r);
-  if (r.status !== 0 && NETWORK.test(out) && !out.includes(registry)) return { offline: `npm registry not reachable: ${firstLine(out, NETWORK)}`, out };
+  if (r.status !== 0 && NETWORK.test(out) && !out.includes(registry))
+    return { offline: `npm registry not reachable: ${firstLine(out, NETWORK)}`, out };
   expect(r.status, out).toBe(0);
   return { out };
 }
@@ -249,12 +282,23 @@ describe('publishing every package to a local registry and installing from it wi
       const where = path.join(packagesDir, dir);
       const name = json.name as string;
       for (const entry of [json.main, json.types, ...Object.values(json.bin ?? {})]) {
-        if (entry) expect(existsSync(path.join(where, entry as string)), `${name}: ${entry} is not built (run \`pnpm build\`)`).toBe(true);
+        if (entry)
+          expect(
+            existsSync(path.join(where, entry as string)),
+            `${name}: ${entry} is not built (run \`pnpm build\`)`,
+          ).toBe(true);
       }
-      const readme = existsSync(path.join(where, 'README.md')) ? readFileSync(path.join(where, 'README.md'), 'utf8') : '';
-      expect(readme, `${name}: README.md with an install line`).toMatch(new RegExp(`npm install [^\\n]*${name.replace('/', '\\/')}(\\s|$)`));
+      const readme = existsSync(path.join(where, 'README.md'))
+        ? readFileSync(path.join(where, 'README.md'), 'utf8')
+        : '';
+      expect(readme, `${name}: README.md with an install line`).toMatch(
+        new RegExp(`npm install [^\\n]*${name.replace('/', '\\/')}(\\s|$)`),
+      );
       expect(readme, `${name}: README.md with an example`).toMatch(/```(ts|js|sh)\n/);
-      expect(existsSync(path.join(where, 'LICENSE')) && readFileSync(path.join(where, 'LICENSE'), 'utf8'), `${name}: LICENSE`).toBe(license);
+      expect(
+        existsSync(path.join(where, 'LICENSE')) && readFileSync(path.join(where, 'LICENSE'), 'utf8'),
+        `${name}: LICENSE`,
+      ).toBe(license);
       expect(json.license, name).toBe('Apache-2.0');
       expect(json.engines?.node, `${name}: engines.node`).toBe('>=20');
       expect(json.repository?.directory, `${name}: repository.directory`).toBe(`packages/${dir}`);
@@ -266,12 +310,19 @@ describe('publishing every package to a local registry and installing from it wi
         .map((f) => readFileSync(path.join(where, 'dist', f), 'utf8'))
         .join('\n');
       for (const shared of SHARED) {
-        const imports = name !== shared && new RegExp(`(?:\\bfrom\\s*|\\bimport\\s*\\(\\s*|\\brequire\\s*\\(\\s*)["']${shared}(?:/[^"']*)?["']`).test(dist);
+        const imports =
+          name !== shared &&
+          new RegExp(`(?:\\bfrom\\s*|\\bimport\\s*\\(\\s*|\\brequire\\s*\\(\\s*)["']${shared}(?:/[^"']*)?["']`).test(
+            dist,
+          );
         if (name === '@yuan/cli') continue;
         expect(json.dependencies?.[shared], `${name}: ${shared} is a peer, not a dependency`).toBeUndefined();
         if (imports) {
           expect(json.peerDependencies?.[shared], `${name} imports ${shared}: a peer dependency`).toBeDefined();
-          expect(json.devDependencies?.[shared], `${name}: ${shared} as a dev dependency in the workspace`).toBeDefined();
+          expect(
+            json.devDependencies?.[shared],
+            `${name}: ${shared} as a dev dependency in the workspace`,
+          ).toBeDefined();
         }
       }
       // Exact pins between our packages would force a release of every dependent for every release of a dependency.
@@ -295,7 +346,9 @@ describe('publishing every package to a local registry and installing from it wi
       const src = path.join(packagesDir, dir, 'src');
       for (const f of readdirSync(src, { recursive: true }) as string[]) {
         if (!/\.ts$/.test(f) || /\.test\.ts$/.test(f)) continue;
-        expect(readFileSync(path.join(src, f), 'utf8'), `packages/${dir}/src/${f}`).not.toMatch(/_VERSION\s*(:\s*string\s*)?=\s*['"]\d+\.\d+\.\d+/);
+        expect(readFileSync(path.join(src, f), 'utf8'), `packages/${dir}/src/${f}`).not.toMatch(
+          /_VERSION\s*(:\s*string\s*)?=\s*['"]\d+\.\d+\.\d+/,
+        );
       }
     }
   });
@@ -305,13 +358,15 @@ describe('publishing every package to a local registry and installing from it wi
     // What `pnpm publish` needs: the workspace files, the changesets, and each package as built (without node_modules,
     // sources, tests or the native build folder).
     mkdirSync(copy);
-    for (const f of ['package.json', 'pnpm-workspace.yaml', 'LICENSE']) cpSync(path.join(repoRoot, f), path.join(copy, f));
+    for (const f of ['package.json', 'pnpm-workspace.yaml', 'LICENSE'])
+      cpSync(path.join(repoRoot, f), path.join(copy, f));
     cpSync(path.join(repoRoot, '.changeset'), path.join(copy, '.changeset'), { recursive: true });
     for (const { dir } of publishable) {
       const from = path.join(packagesDir, dir);
       cpSync(from, path.join(copy, 'packages', dir), {
         recursive: true,
-        filter: (src) => !['node_modules', 'src', 'test', 'build'].includes(path.relative(from, src).split(path.sep)[0]),
+        filter: (src) =>
+          !['node_modules', 'src', 'test', 'build'].includes(path.relative(from, src).split(path.sep)[0]),
       });
     }
     const before = Object.fromEntries(publishable.map((p) => [p.json.name, p.json.version as string]));
@@ -319,7 +374,13 @@ describe('publishing every package to a local registry and installing from it wi
     expect(bumps.size, 'pending changesets').toBeGreaterThan(0);
     const r = run(changesetBin, ['version'], copy);
     expect(r.status, output(r)).toBe(0);
-    const after = () => Object.fromEntries(publishable.map((p) => [p.json.name, readJson(path.join(copy, 'packages', p.dir, 'package.json')).version as string]));
+    const after = () =>
+      Object.fromEntries(
+        publishable.map((p) => [
+          p.json.name,
+          readJson(path.join(copy, 'packages', p.dir, 'package.json')).version as string,
+        ]),
+      );
     const first = after();
     for (const name of names) {
       const own = bumps.get(name);
@@ -327,10 +388,16 @@ describe('publishing every package to a local registry and installing from it wi
       if (own) expect(first[name], `${name}: ${before[name]} + ${own}`).toBe(inc(before[name], own));
       else expect([before[name], inc(before[name], 'patch')], name).toContain(first[name]);
     }
-    expect(readdirSync(path.join(copy, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md'), 'changesets consumed').toEqual([]);
+    expect(
+      readdirSync(path.join(copy, '.changeset')).filter((f) => f.endsWith('.md') && f !== 'README.md'),
+      'changesets consumed',
+    ).toEqual([]);
     expect(existsSync(path.join(copy, 'packages/core/CHANGELOG.md'))).toBe(true);
     // A later patch of the tokenizer alone releases it and its dependents, and leaves @yuan/core where it is.
-    writeFileSync(path.join(copy, '.changeset/tokenizer-patch.md'), "---\n'@yuan/tokenizer': patch\n---\n\nA patch of the tokenizer alone.\n");
+    writeFileSync(
+      path.join(copy, '.changeset/tokenizer-patch.md'),
+      "---\n'@yuan/tokenizer': patch\n---\n\nA patch of the tokenizer alone.\n",
+    );
     const again = run(changesetBin, ['version'], copy);
     expect(again.status, output(again)).toBe(0);
     Object.assign(released, after());
@@ -338,7 +405,8 @@ describe('publishing every package to a local registry and installing from it wi
     expect(released['@yuan/core'], 'core is not versioned in lockstep').toBe(first['@yuan/core']);
     expect(released['@yuan/comm'], 'comm does not use the tokenizer').toBe(first['@yuan/comm']);
     // the repository itself is untouched
-    for (const p of publishable) expect(readJson(path.join(packagesDir, p.dir, 'package.json')).version).toBe(before[p.json.name]);
+    for (const p of publishable)
+      expect(readJson(path.join(packagesDir, p.dir, 'package.json')).version).toBe(before[p.json.name]);
   }, 300_000);
 
   it('publint and attw pass for every package as it will be published', (ctx) => {
@@ -362,7 +430,15 @@ describe('publishing every package to a local registry and installing from it wi
       const name = json.name as string;
       const doc = JSON.parse((await httpGet(`${registry}${name.replace('/', '%2f')}`)).toString('utf8')) as {
         'dist-tags': { latest: string };
-        versions: Record<string, { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string>; peerDependencies?: Record<string, string>; dist: { tarball: string } }>;
+        versions: Record<
+          string,
+          {
+            dependencies?: Record<string, string>;
+            optionalDependencies?: Record<string, string>;
+            peerDependencies?: Record<string, string>;
+            dist: { tarball: string };
+          }
+        >;
       };
       expect(doc['dist-tags']?.latest, `${name} on the registry`).toBe(released[name]);
       const manifest = doc.versions[released[name]];
@@ -376,7 +452,8 @@ describe('publishing every package to a local registry and installing from it wi
       const tgz = path.join(tmp, `${dir}.tgz`);
       writeFileSync(tgz, await httpGet(manifest.dist.tarball));
       const listing = run('tar', ['-tzf', tgz], tmp).stdout;
-      for (const f of ['package.json', 'README.md', 'LICENSE', String(json.main).replace(/^\.\//, '')]) expect(listing, `${name}: ${f} in the tarball`).toContain(`package/${f}`);
+      for (const f of ['package.json', 'README.md', 'LICENSE', String(json.main).replace(/^\.\//, '')])
+        expect(listing, `${name}: ${f} in the tarball`).toContain(`package/${f}`);
       expect(listing, `${name} publishes its sources or tests`).not.toMatch(/package\/(src|test)\//);
     }
     // the peers as published: core and tensor over the 0.x line, TensorFlow.js from 4.22
@@ -399,7 +476,11 @@ describe('publishing every package to a local registry and installing from it wi
     if (offline) return ctx.skip(offline);
     expect(installedYuan(dir), 'its peer @yuan/core comes with it').toEqual(['core', 'data-filter']);
     expect(existsSync(path.join(dir, 'node_modules/@tensorflow')), 'no TensorFlow.js is installed').toBe(false);
-    expect(runFixture(dir, 'data-filter-alone.mjs')).toEqual({ documents: 4, kept: ['a'], dropped: ['b:minhash', 'a-again:exact-dedup', 'short:length'] });
+    expect(runFixture(dir, 'data-filter-alone.mjs')).toEqual({
+      documents: 4,
+      kept: ['a'],
+      dropped: ['b:minhash', 'a-again:exact-dedup', 'short:length'],
+    });
   }, 600_000);
 
   it('@yuan/tokenizer installs alone, with no TensorFlow.js, and tokenizes', (ctx) => {
@@ -409,8 +490,16 @@ describe('publishing every package to a local registry and installing from it wi
     if (offline) return ctx.skip(offline);
     expect(installedYuan(dir)).toEqual(['core', 'tokenizer']);
     expect(existsSync(path.join(dir, 'node_modules/@tensorflow')), 'no TensorFlow.js is installed').toBe(false);
-    expect(readJson(path.join(dir, 'node_modules/@yuan/tokenizer/package.json')).version).toBe(released['@yuan/tokenizer']);
-    expect(runFixture(dir, 'tokenizer-alone.mjs')).toEqual({ ids: 11, eod: true, decoded: '元 héllo<eod>', text: '2 + 2 = 4 ✓', stopped: true });
+    expect(readJson(path.join(dir, 'node_modules/@yuan/tokenizer/package.json')).version).toBe(
+      released['@yuan/tokenizer'],
+    );
+    expect(runFixture(dir, 'tokenizer-alone.mjs')).toEqual({
+      ids: 11,
+      eod: true,
+      decoded: '元 héllo<eod>',
+      text: '2 + 2 = 4 ✓',
+      stopped: true,
+    });
   }, 600_000);
 
   it('@yuan/data, @yuan/comm and @yuan/plan install without TensorFlow.js and work', (ctx) => {
@@ -434,13 +523,23 @@ describe('publishing every package to a local registry and installing from it wi
     needsPublished(ctx);
     const dir = path.join(tmp, 'library-user');
     // the README's install line; without the OpenBLAS addon this user runs on the WebAssembly backend
-    const { offline } = npmInstall(dir, ['@yuan/attention-lfa', '@yuan/core', '@yuan/tensor', '@tensorflow/tfjs'], { YUAN_NATIVE_SKIP: '1' });
+    const { offline } = npmInstall(dir, ['@yuan/attention-lfa', '@yuan/core', '@yuan/tensor', '@tensorflow/tfjs'], {
+      YUAN_NATIVE_SKIP: '1',
+    });
     if (offline) return ctx.skip(offline);
     expect(installedYuan(dir)).toEqual(['attention-lfa', 'core', 'tensor', 'tensor-native']);
-    for (const shared of ['@yuan/core', '@yuan/tensor', '@tensorflow/tfjs', '@tensorflow/tfjs-core']) expect(copiesOf(dir, shared), shared).toHaveLength(1);
+    for (const shared of ['@yuan/core', '@yuan/tensor', '@tensorflow/tfjs', '@tensorflow/tfjs-core'])
+      expect(copiesOf(dir, shared), shared).toHaveLength(1);
     const out = runFixture(dir, 'lfa-layer.mjs');
     // LFA at hidden 32: attention 4H² plus convs 2H², conv biases 1.5H and the RMSNorm H
-    expect(out).toEqual({ backend: 'wasm', shape: [1, 6, 32], parameters: 4 * 32 * 32 + 2 * 32 * 32 + 48 + 32, finite: true, causal: true, lastChanged: true });
+    expect(out).toEqual({
+      backend: 'wasm',
+      shape: [1, 6, 32],
+      parameters: 4 * 32 * 32 + 2 * 32 * 32 + 48 + 32,
+      finite: true,
+      causal: true,
+      lastChanged: true,
+    });
   }, 600_000);
 
   it('@yuan/cli installs with npm (building the native addon) and `yuan train` runs a tiny preset', (ctx) => {
@@ -452,25 +551,43 @@ describe('publishing every package to a local registry and installing from it wi
     // where the workspace's own install built it, npm's must too
     expect(out).toMatch(/@yuan\/tensor-native: (built the OpenBLAS addon|native addon skipped)/);
     if (existsSync(path.join(packagesDir, 'tensor-native/build/Release/yuan_native.node'))) {
-      expect(out, 'the OpenBLAS addon builds in an npm install as in the workspace').toMatch(/@yuan\/tensor-native: built the OpenBLAS addon/);
+      expect(out, 'the OpenBLAS addon builds in an npm install as in the workspace').toMatch(
+        /@yuan\/tensor-native: built the OpenBLAS addon/,
+      );
       expect(existsSync(path.join(dir, 'node_modules/@yuan/tensor-native/build/Release/yuan_native.node'))).toBe(true);
     }
-    for (const shared of ['@yuan/core', '@yuan/tensor', '@tensorflow/tfjs-core']) expect(copiesOf(dir, shared), shared).toHaveLength(1);
+    for (const shared of ['@yuan/core', '@yuan/tensor', '@tensorflow/tfjs-core'])
+      expect(copiesOf(dir, shared), shared).toHaveLength(1);
     // the optional peers are not installed for npm users (they would download libtensorflow)
     expect(existsSync(path.join(dir, 'node_modules/@tensorflow/tfjs-node'))).toBe(false);
     expect(existsSync(path.join(dir, 'node_modules/@tensorflow/tfjs-node-gpu'))).toBe(false);
     const yuan = path.join(dir, 'node_modules/.bin/yuan');
-    writeFileSync(path.join(dir, 'corpus.txt'), Array.from({ length: 40 }, (_, i) => `Line ${i}: a tiny corpus for a tiny model, written by a user.`).join('\n'));
+    writeFileSync(
+      path.join(dir, 'corpus.txt'),
+      Array.from({ length: 40 }, (_, i) => `Line ${i}: a tiny corpus for a tiny model, written by a user.`).join('\n'),
+    );
     const prep = run(yuan, ['data', 'prepare', 'corpus.txt', '--tokenizer', 'bytes', '--output', 'data'], dir);
     expect(prep.status, output(prep)).toBe(0);
-    const tiny = ['model.numLayers=1', 'model.hiddenSize=32', 'model.ffnSize=64', 'train.seqLength=32', 'train.microBatchSize=2'].flatMap((s) => ['--set', s]);
-    const train = run(yuan, ['train', '--preset', 'tiny-lfa', ...tiny, '--data', 'data', '--steps', '2', '--out', 'run', '--json'], dir);
+    const tiny = [
+      'model.numLayers=1',
+      'model.hiddenSize=32',
+      'model.ffnSize=64',
+      'train.seqLength=32',
+      'train.microBatchSize=2',
+    ].flatMap((s) => ['--set', s]);
+    const train = run(
+      yuan,
+      ['train', '--preset', 'tiny-lfa', ...tiny, '--data', 'data', '--steps', '2', '--out', 'run', '--json'],
+      dir,
+    );
     expect(train.status, output(train)).toBe(0);
     const result = JSON.parse(train.stdout.trim().split('\n').pop()!);
     expect(result.steps).toBe(2);
     expect(Number.isFinite(result.loss)).toBe(true);
     expect(readdirSync(path.join(dir, 'run')).filter((f) => f.startsWith('checkpoint-'))).toHaveLength(1);
-    expect(readFileSync(path.join(dir, 'run/metrics.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(2);
+    expect(readFileSync(path.join(dir, 'run/metrics.jsonl'), 'utf8').trim().split('\n').length).toBeGreaterThanOrEqual(
+      2,
+    );
     const env = run(yuan, ['env'], dir);
     expect(env.status, output(env)).toBe(0);
     expect(env.stdout).toMatch(/@tensorflow\/tfjs-node is not installed \(an optional peer dependency/);

@@ -5,7 +5,11 @@ import type { YuanModel } from './model.js';
 import { CompletionText } from '@yuan/tokenizer';
 
 /** Token ids of `continuation` after `context`, tokenized together so the boundary is what the model would see. */
-function continuationIds(tokenizer: Tokenizer, context: string, continuation: string): { context: number[]; continuation: number[] } {
+function continuationIds(
+  tokenizer: Tokenizer,
+  context: string,
+  continuation: string,
+): { context: number[]; continuation: number[] } {
   const whole = tokenizer.encode(context + continuation);
   const ctx = tokenizer.encode(context);
   const shared = ctx.every((id, i) => whole[i] === id) ? ctx.length : 0;
@@ -37,10 +41,18 @@ export class LocalModelAdapter implements ModelAdapter {
   async *stream(request: GenerationRequest, index = 0, signal?: AbortSignal): AsyncGenerator<string, CompletionInfo> {
     const prompt = this.tokenizer.encode(request.prompt);
     const room = this.model.config.model.maxPositions - prompt.length;
-    if (room <= 0) throw new YuanError('input', `prompt of ${prompt.length} tokens leaves no room below maxPositions ${this.model.config.model.maxPositions}`);
+    if (room <= 0)
+      throw new YuanError(
+        'input',
+        `prompt of ${prompt.length} tokens leaves no room below maxPositions ${this.model.config.model.maxPositions}`,
+      );
     const text = new CompletionText(this.tokenizer, prompt, request.stop ?? []);
     const eod = this.tokenizer.special.eod;
-    const info = (finishReason: 'stop' | 'length'): CompletionInfo => ({ finishReason, promptTokens: prompt.length, completionTokens: text.tokens });
+    const info = (finishReason: 'stop' | 'length'): CompletionInfo => ({
+      finishReason,
+      promptTokens: prompt.length,
+      completionTokens: text.tokens,
+    });
     let ended: 'stop' | 'length' = 'length';
     for (const id of generateTokens(this.model, prompt, {
       maxNewTokens: Math.min(request.maxNewTokens, room),
@@ -103,7 +115,9 @@ export class LocalModelAdapter implements ModelAdapter {
       const chunk = ids.slice(start, start + window + 1);
       const input = chunk.slice(0, -1);
       nll += tf.tidy(() => {
-        const logits = this.model.forward(tf.tensor2d([input], [1, input.length], 'int32')).logits.squeeze([0]) as tf.Tensor2D;
+        const logits = this.model
+          .forward(tf.tensor2d([input], [1, input.length], 'int32'))
+          .logits.squeeze([0]) as tf.Tensor2D;
         const logp = tf.logSoftmax(logits);
         return -tf.sum(tf.mul(logp, tf.oneHot(tf.tensor1d(chunk.slice(1), 'int32'), logp.shape[1]))).dataSync()[0];
       });

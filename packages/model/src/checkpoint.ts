@@ -1,8 +1,25 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ConfigError, recognizeAttention, resolveConfig, writeAtomic, YuanError, type AttentionSpec, type JsonObject, type ParameterSpec, type YuanConfig } from '@yuan/core';
-import { openSafetensors, writeSafetensors, type FloatDType, type SafetensorsFile, type TensorAttentionPlugin, type TensorToWrite } from '@yuan/tensor';
+import {
+  ConfigError,
+  recognizeAttention,
+  resolveConfig,
+  writeAtomic,
+  YuanError,
+  type AttentionSpec,
+  type JsonObject,
+  type ParameterSpec,
+  type YuanConfig,
+} from '@yuan/core';
+import {
+  openSafetensors,
+  writeSafetensors,
+  type FloatDType,
+  type SafetensorsFile,
+  type TensorAttentionPlugin,
+  type TensorToWrite,
+} from '@yuan/tensor';
 import { YuanModel } from './model.js';
 import { modelParameters } from './parameters.js';
 
@@ -10,7 +27,9 @@ import { modelParameters } from './parameters.js';
  * Resolves an attention plugin by name (the registry's `get('attention', name)`); `all`, when given, lists every
  * registered one, which checkpoint import asks to `recognize` the weights of a checkpoint whose config names none.
  */
-export type AttentionLookup = ((name: string) => TensorAttentionPlugin<unknown>) & { readonly all?: () => readonly TensorAttentionPlugin<unknown>[] };
+export type AttentionLookup = ((name: string) => TensorAttentionPlugin<unknown>) & {
+  readonly all?: () => readonly TensorAttentionPlugin<unknown>[];
+};
 
 function need(hf: JsonObject, key: string, file: string): number {
   const v = hf[key];
@@ -25,7 +44,11 @@ function need(hf: JsonObject, key: string, file: string): number {
  * `yuan.attention`, `recognize` names the attention plugin from the first layer's spec (see `recognizeAttention` of
  * @yuan/core); without either it is a one-line error.
  */
-export function configFromHf(hf: JsonObject, file: string, recognize?: (spec: AttentionSpec) => { name: string; options: Record<string, unknown> }): YuanConfig {
+export function configFromHf(
+  hf: JsonObject,
+  file: string,
+  recognize?: (spec: AttentionSpec) => { name: string; options: Record<string, unknown> },
+): YuanConfig {
   const yuan = (hf.yuan ?? {}) as JsonObject;
   const model = {
     vocabSize: need(hf, 'vocab_size', file),
@@ -94,7 +117,12 @@ export function configToHf(config: YuanConfig): JsonObject {
     eod_token: null,
     sep_token: null,
     torch_dtype: 'float32',
-    yuan: { preset: config.preset, attention: config.attention, tokenizer: config.tokenizer, ...(config.plugins.length ? { plugins: config.plugins } : {}) },
+    yuan: {
+      preset: config.preset,
+      attention: config.attention,
+      tokenizer: config.tokenizer,
+      ...(config.plugins.length ? { plugins: config.plugins } : {}),
+    },
   };
 }
 
@@ -114,7 +142,8 @@ async function openWeightFiles(dir: string): Promise<SafetensorsFile[]> {
     files = ['model.safetensors'];
   } else {
     files = (await readdir(dir)).filter((f) => /^model-.*\.safetensors$/.test(f)).sort();
-    if (files.length === 0) throw new YuanError('checkpoint', `${dir}: no model.safetensors, model-*.safetensors or index found`);
+    if (files.length === 0)
+      throw new YuanError('checkpoint', `${dir}: no model.safetensors, model-*.safetensors or index found`);
   }
   const opened: SafetensorsFile[] = [];
   try {
@@ -152,12 +181,23 @@ async function readWeights(
     for (const [i, name] of parts.entries()) {
       expected.add(name);
       const file = where.get(name);
-      if (!file) throw new YuanError('checkpoint', `config does not match the weights: ${dir} has no tensor ${name} (expected shape [${partShape}])`);
+      if (!file)
+        throw new YuanError(
+          'checkpoint',
+          `config does not match the weights: ${dir} has no tensor ${name} (expected shape [${partShape}])`,
+        );
       const entry = file.entries.get(name)!;
       if (entry.shape.join(',') !== partShape.join(',')) {
-        throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${partShape}]`);
+        throw new YuanError(
+          'checkpoint',
+          `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${partShape}]`,
+        );
       }
-      if (!entry.readable) throw new YuanError('checkpoint', `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
+      if (!entry.readable)
+        throw new YuanError(
+          'checkpoint',
+          `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`,
+        );
       data.set(await file.read(name), i * sizeOf(partShape));
     }
     out.set(spec.name, data);
@@ -194,9 +234,16 @@ async function checkDerivedTensors(
     const file = where.get(name)!;
     const entry = file.entries.get(name)!;
     if (entry.shape.join(',') !== shape.join(',')) {
-      throw new YuanError('checkpoint', `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${shape}]`);
+      throw new YuanError(
+        'checkpoint',
+        `config does not match the weights: ${name} has shape [${entry.shape}] but the config implies [${shape}]`,
+      );
     }
-    if (!entry.readable) throw new YuanError('checkpoint', `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
+    if (!entry.readable)
+      throw new YuanError(
+        'checkpoint',
+        `${file.path}: tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`,
+      );
     return file.read(name);
   };
   const { vocabSize, hiddenSize, numHeads, numLayers, ropeBase } = config.model;
@@ -226,7 +273,10 @@ async function checkDerivedTensors(
     if (!where.has(name)) continue;
     const got = await read(name, [headDim / 2]);
     if (got.some((v, i) => !(Math.abs(v - want[i]) <= 1e-2 * want[i]))) {
-      const implied = got.length > 1 && got[1] > 0 ? ` (it implies a base of ${Number(Math.pow(got[1], -headDim / 2).toPrecision(4))})` : '';
+      const implied =
+        got.length > 1 && got[1] > 0
+          ? ` (it implies a base of ${Number(Math.pow(got[1], -headDim / 2).toPrecision(4))})`
+          : '';
       throw new YuanError(
         'checkpoint',
         `config does not match the weights: ${name} is not RoPE with rope_theta ${ropeBase}${implied}; set rope_theta in config.json to the base the model was trained with`,
@@ -255,10 +305,16 @@ export async function readCheckpoint(
   dir: string,
   lookup: AttentionLookup,
   overrides: JsonObject = {},
-): Promise<{ config: YuanConfig; attention: TensorAttentionPlugin<unknown>; weights: Map<string, Float32Array>; ignored: string[] }> {
+): Promise<{
+  config: YuanConfig;
+  attention: TensorAttentionPlugin<unknown>;
+  weights: Map<string, Float32Array>;
+  ignored: string[];
+}> {
   const cfgPath = path.join(dir, 'config.json');
   if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
-  if (!existsSync(cfgPath)) throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
+  if (!existsSync(cfgPath))
+    throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
   let hf: JsonObject;
   try {
     hf = JSON.parse(await readFile(cfgPath, 'utf8'));
@@ -277,7 +333,9 @@ export async function readCheckpoint(
     }
     const named = (overrides.attention as JsonObject | undefined)?.name;
     let config = configFromHf(hf, cfgPath, (spec) =>
-      typeof named === 'string' ? { name: named, options: {} } : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+      typeof named === 'string'
+        ? { name: named, options: {} }
+        : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
     );
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);
@@ -334,7 +392,8 @@ export async function writeModelFiles(
   const embed = tensors.find((t) => t.name === EMBED);
   if (embed) tensors.push({ name: LM_HEAD, shape: [vocabSize, hiddenSize], data: embed.data });
   const invFreq = ropeInvFreq(hiddenSize / numHeads, ropeBase);
-  for (let l = 0; l < numLayers; l++) tensors.push({ name: invFreqName(l), shape: [invFreq.length], data: invFreq, dtype: 'F32' });
+  for (let l = 0; l < numLayers; l++)
+    tensors.push({ name: invFreqName(l), shape: [invFreq.length], data: invFreq, dtype: 'F32' });
   await writeFile(path.join(folder, 'config.json'), `${JSON.stringify(configToHf(config), null, 2)}\n`);
   await writeSafetensors(path.join(folder, 'model.safetensors'), tensors, { dtype, metadata: { format: 'pt' } });
 }
@@ -343,7 +402,11 @@ export async function writeModelFiles(
  * Writes a whole model as a Hugging Face YUAN 2.0 checkpoint folder (see `writeModelFiles`), atomically and durably:
  * an existing checkpoint is replaced whole or not at all.
  */
-export async function saveCheckpoint(dir: string, model: YuanModel, options: { dtype?: FloatDType; extraFiles?: Record<string, string> } = {}): Promise<void> {
+export async function saveCheckpoint(
+  dir: string,
+  model: YuanModel,
+  options: { dtype?: FloatDType; extraFiles?: Record<string, string> } = {},
+): Promise<void> {
   if (!model.isWhole) throw new YuanError('checkpoint', 'saveCheckpoint needs the whole model, not a part');
   const weights = await model.weights();
   await writeAtomic(dir.replace(/\/+$/, ''), async (tmp) => {

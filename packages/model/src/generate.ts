@@ -20,20 +20,29 @@ function checkOptions(o: GenerateOptions): void {
   const bad = (what: string) => {
     throw new YuanError('input', what);
   };
-  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0) bad(`max new tokens must be a non-negative integer, got ${o.maxNewTokens}`);
+  if (!Number.isInteger(o.maxNewTokens) || o.maxNewTokens < 0)
+    bad(`max new tokens must be a non-negative integer, got ${o.maxNewTokens}`);
   if (o.temperature !== undefined && !(o.temperature >= 0)) bad(`temperature must be >= 0, got ${o.temperature}`);
-  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0)) bad(`top-k must be a non-negative integer, got ${o.topK}`);
+  if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK >= 0))
+    bad(`top-k must be a non-negative integer, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad(`top-p must be in (0, 1], got ${o.topP}`);
 }
 
 /** Yields new token ids one at a time for a single prompt; stops after maxNewTokens or a stop id. */
-export function* generateTokens(model: YuanModel, prompt: readonly number[], options: GenerateOptions): Generator<number> {
+export function* generateTokens(
+  model: YuanModel,
+  prompt: readonly number[],
+  options: GenerateOptions,
+): Generator<number> {
   checkOptions(options);
   if (prompt.length === 0) throw new YuanError('input', 'the prompt is empty: give at least one token');
   model.checkIds(prompt);
   const max = model.config.model.maxPositions;
   if (prompt.length + options.maxNewTokens > max) {
-    throw new YuanError('input', `prompt (${prompt.length} tokens) + max new tokens (${options.maxNewTokens}) exceeds maxPositions ${max}`);
+    throw new YuanError(
+      'input',
+      `prompt (${prompt.length} tokens) + max new tokens (${options.maxNewTokens}) exceeds maxPositions ${max}`,
+    );
   }
   const sampling = { temperature: options.temperature ?? 0, topK: options.topK ?? 0, topP: options.topP ?? 1 };
   const rng = new Rng(options.seed ?? 0);

@@ -3,7 +3,18 @@
  * merging), loss, sampling and generation with caches, Hugging Face checkpoints, the run folder's checkpoint manifest
  * and the `local` model adapter.
  */
-export { YuanModel, disposeCache, wholeModel, partParameters, parameterSeed, type AttachableAdapter, type ModelCache, type ForwardOptions, type ModelPart, type PartForwardOptions } from './model.js';
+export {
+  YuanModel,
+  disposeCache,
+  wholeModel,
+  partParameters,
+  parameterSeed,
+  type AttachableAdapter,
+  type ModelCache,
+  type ForwardOptions,
+  type ModelPart,
+  type PartForwardOptions,
+} from './model.js';
 export { mhaAttention } from './mha.js';
 export { loraAdapter, parseLoraOptions, loraScale, LORA_DEFAULTS, type LoraOptions } from './adapter/lora.js';
 export { AdapterModule, adapterOptions } from './adapter/module.js';
@@ -24,7 +35,17 @@ export { modelParameters, attentionSpec, attentionOptions } from './parameters.j
 export { crossEntropy, nextTokenLoss } from './loss.js';
 export { sampleToken, type SamplingOptions } from './sampling.js';
 export { generate, generateTokens, type GenerateOptions } from './generate.js';
-export { loadCheckpoint, readCheckpoint, saveCheckpoint, writeModelFiles, configFromHf, configToHf, ignoredTensorsNote, type AttentionLookup, type LoadCheckpointOptions } from './checkpoint.js';
+export {
+  loadCheckpoint,
+  readCheckpoint,
+  saveCheckpoint,
+  writeModelFiles,
+  configFromHf,
+  configToHf,
+  ignoredTensorsNote,
+  type AttentionLookup,
+  type LoadCheckpointOptions,
+} from './checkpoint.js';
 export {
   listCheckpoints,
   checkpointProblem,

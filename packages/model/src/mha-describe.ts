@@ -24,7 +24,11 @@ const MHA_WEIGHTS = ['q_proj.weight', 'k_proj.weight', 'v_proj.weight', 'o_proj.
 const mhaDescriptors = {
   activation(shape: AttentionShape): ActivationTerms {
     const bsh = shape.batch * shape.seq * shape.hidden;
-    return joinActivation(opActivation('Q, K, V projections', 3 * bsh), ropeAttentionActivation(shape), opActivation('output projection', bsh));
+    return joinActivation(
+      opActivation('Q, K, V projections', 3 * bsh),
+      ropeAttentionActivation(shape),
+      opActivation('output projection', bsh),
+    );
   },
   flops(shape: AttentionShape): AttentionFlops {
     return { projections: 8 * shape.batch * shape.seq * shape.hidden * shape.hidden, core: ropeAttentionFlops(shape) };

@@ -1,4 +1,10 @@
-import { YuanError, type AttentionDescription, type AttentionSpec, type ParameterSpec, type YuanConfig } from '@yuan/core';
+import {
+  YuanError,
+  type AttentionDescription,
+  type AttentionSpec,
+  type ParameterSpec,
+  type YuanConfig,
+} from '@yuan/core';
 
 /** The attention spec of layer `layerIndex` of a config. */
 export function attentionSpec(config: YuanConfig, layerIndex: number): AttentionSpec {
@@ -21,7 +27,10 @@ export function attentionOptions(config: YuanConfig, plugin: AttentionDescriptio
   try {
     return plugin.validate ? plugin.validate(merged) : merged;
   } catch (e) {
-    throw new YuanError('config', `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`);
+    throw new YuanError(
+      'config',
+      `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`,
+    );
   }
 }
 
@@ -34,7 +43,9 @@ export function modelParameters(config: YuanConfig, plugin: AttentionDescription
   const { vocabSize: v, hiddenSize: h, ffnSize: f, numLayers, initStd } = config.model;
   const options = attentionOptions(config, plugin);
   const ones = { kind: 'ones' } as const;
-  const specs: ParameterSpec[] = [{ name: 'model.embed_tokens.weight', shape: [v, h], init: { kind: 'normal', std: initStd } }];
+  const specs: ParameterSpec[] = [
+    { name: 'model.embed_tokens.weight', shape: [v, h], init: { kind: 'normal', std: initStd } },
+  ];
   for (let l = 0; l < numLayers; l++) {
     const p = `model.layers.${l}.`;
     specs.push({ name: `${p}input_layernorm.weight`, shape: [h], init: ones });
@@ -48,7 +59,11 @@ export function modelParameters(config: YuanConfig, plugin: AttentionDescription
       init: { kind: 'normal', std: initStd },
       parts: [`${p}mlp.up_proj.weight`, `${p}mlp.gate_proj.weight`],
     });
-    specs.push({ name: `${p}mlp.down_proj.weight`, shape: [h, f], init: { kind: 'normal', std: initStd / Math.sqrt(2 * numLayers) } });
+    specs.push({
+      name: `${p}mlp.down_proj.weight`,
+      shape: [h, f],
+      init: { kind: 'normal', std: initStd / Math.sqrt(2 * numLayers) },
+    });
   }
   specs.push({ name: 'model.norm.weight', shape: [h], init: ones });
   return specs;

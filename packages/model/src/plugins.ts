@@ -1,6 +1,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, openTokenizer, PluginRegistry, YuanError, type JsonObject, type ModelAdapterPlugin, type PluginBase } from '@yuan/core';
+import {
+  ConfigError,
+  openTokenizer,
+  PluginRegistry,
+  YuanError,
+  type JsonObject,
+  type ModelAdapterPlugin,
+  type PluginBase,
+} from '@yuan/core';
 import { initBackend, weightFormatPlugins, type TensorAttentionPlugin } from '@yuan/tensor';
 import { LocalModelAdapter } from './adapter.js';
 import { loraAdapter } from './adapter/lora.js';
@@ -47,22 +55,37 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
   description: 'a YUAN checkpoint or training run folder on this machine (options: path, tokenizer, backend, peft)',
   defaults: { path: '' },
   validate(options) {
-    if (typeof options.path !== 'string' || !options.path) throw new ConfigError('model-adapter local: options.path must name a checkpoint folder');
+    if (typeof options.path !== 'string' || !options.path)
+      throw new ConfigError('model-adapter local: options.path must name a checkpoint folder');
     return options as unknown as LocalAdapterOptions;
   },
   async open(options, context) {
     const registry = context?.registry;
-    if (!registry) throw new YuanError('usage', 'the local model adapter needs the plugin registry (attention and tokenizer plugins)');
+    if (!registry)
+      throw new YuanError(
+        'usage',
+        'the local model adapter needs the plugin registry (attention and tokenizer plugins)',
+      );
     await initBackend(options.backend, registry);
-    const model = await loadInferenceModel(resolveModelDir(options.path), attentionLookup(registry), options.overrides ?? {}, {
-      onIgnored: (note) => context.note?.(note),
-    });
+    const model = await loadInferenceModel(
+      resolveModelDir(options.path),
+      attentionLookup(registry),
+      options.overrides ?? {},
+      {
+        onIgnored: (note) => context.note?.(note),
+      },
+    );
     try {
       if (options.peft) await loadAdapter(model, options.peft, adapterLookup(registry));
       const ref = model.config.tokenizer;
       // the checkpoint's own tokenizer opens without a flag when it has a file, or when its plugin reads none
-      const spec = options.tokenizer ?? (ref.path || !registry.get('tokenizer', ref.name).fileExtensions ? ref : undefined);
-      if (!spec) throw new YuanError('usage', `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`);
+      const spec =
+        options.tokenizer ?? (ref.path || !registry.get('tokenizer', ref.name).fileExtensions ? ref : undefined);
+      if (!spec)
+        throw new YuanError(
+          'usage',
+          `${options.path}: the checkpoint names no tokenizer file; give --tokenizer FILE.model`,
+        );
       const tokenizer = await openTokenizer(registry, spec);
       return new LocalModelAdapter(model, tokenizer, options.name ?? path.basename(path.resolve(options.path)));
     } catch (e) {
@@ -76,4 +99,9 @@ export const localModelAdapter: ModelAdapterPlugin<LocalAdapterOptions> = {
  * Every plugin @yuan/model provides: attention `mha`, model adapter `local`, adapter `lora`, and the built-in weight
  * formats of @yuan/tensor (`fp32`, `bf16`, `int8`, `int4`); the tokenizers are `@yuan/tokenizer`'s.
  */
-export const plugins: PluginBase<string, unknown>[] = [mhaAttention, localModelAdapter, loraAdapter, ...weightFormatPlugins] as PluginBase<string, unknown>[];
+export const plugins: PluginBase<string, unknown>[] = [
+  mhaAttention,
+  localModelAdapter,
+  loraAdapter,
+  ...weightFormatPlugins,
+] as PluginBase<string, unknown>[];

@@ -40,7 +40,8 @@ export function readCheckpointManifest(dir: string): CheckpointManifest | string
   } catch (e) {
     return `${file}: not valid JSON (${(e as Error).message})`;
   }
-  if (m?.format !== 'yuan-checkpoint-1' || typeof m.files !== 'object') return `${file}: not a yuan checkpoint manifest`;
+  if (m?.format !== 'yuan-checkpoint-1' || typeof m.files !== 'object')
+    return `${file}: not a yuan checkpoint manifest`;
   for (const [name, f] of Object.entries(m.files)) {
     const p = path.join(dir, name);
     if (!existsSync(p)) return `${dir}: ${name} is missing`;

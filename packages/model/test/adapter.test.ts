@@ -8,14 +8,18 @@ import { generate, LocalModelAdapter, YuanModel } from '../src/index.js';
 let adapter: LocalModelAdapter;
 beforeAll(async () => {
   await initBackend('cpu');
-  const config = resolveConfig(getPreset('tiny-lfa').config, { model: { numLayers: 1, hiddenSize: 32, ffnSize: 64, initStd: 0.3 } });
+  const config = resolveConfig(getPreset('tiny-lfa').config, {
+    model: { numLayers: 1, hiddenSize: 32, ffnSize: 64, initStd: 0.3 },
+  });
   adapter = new LocalModelAdapter(YuanModel.init(config, lfaAttention as never, 5), new ByteTokenizer());
 });
 
 describe('LocalModelAdapter', () => {
   it('generates the same text as the model, cut before a stop string', async () => {
     const tok = adapter.tokenizer;
-    const ids = generate(adapter.model, tok.encode('ab'), { maxNewTokens: 12, stopIds: [tok.special.eod] }).filter((i) => i !== tok.special.eod);
+    const ids = generate(adapter.model, tok.encode('ab'), { maxNewTokens: 12, stopIds: [tok.special.eod] }).filter(
+      (i) => i !== tok.special.eod,
+    );
     const text = tok.decode(ids);
     const [full] = await adapter.generate({ prompt: 'ab', maxNewTokens: 12 });
     expect(full).toBe(text);
@@ -31,7 +35,11 @@ describe('LocalModelAdapter', () => {
     const ll = await adapter.logLikelihood('hello', ' world');
     const ids = adapter.tokenizer.encode('hello world');
     const expected = tf.tidy(() => {
-      const logp = tf.logSoftmax(adapter.model.forward(tf.tensor2d([ids.slice(0, -1)], undefined, 'int32')).logits.squeeze([0]) as tf.Tensor2D).arraySync();
+      const logp = tf
+        .logSoftmax(
+          adapter.model.forward(tf.tensor2d([ids.slice(0, -1)], undefined, 'int32')).logits.squeeze([0]) as tf.Tensor2D,
+        )
+        .arraySync();
       return ids.slice(5).reduce((s, id, i) => s + logp[4 + i][id], 0);
     });
     expect(ll).toBeCloseTo(expected, 4);

@@ -10,7 +10,9 @@ import { attentionNamed } from './attention.js';
 
 const lookup = attentionNamed;
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-ckpt-extras-'));
-const config = resolveConfig({ model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 } });
+const config = resolveConfig({
+  model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 },
+});
 
 interface Entry {
   dtype: string;
@@ -34,7 +36,11 @@ function join(file: string, header: Record<string, unknown>, data: Buffer): void
 }
 
 /** A copy of the good checkpoint whose model.safetensors has `extra` tensors appended (raw bytes) and `edit` applied. */
-function variant(name: string, extra: Array<[string, string, number[], Uint8Array]>, edit?: (h: Record<string, Entry>) => void): string {
+function variant(
+  name: string,
+  extra: Array<[string, string, number[], Uint8Array]>,
+  edit?: (h: Record<string, Entry>) => void,
+): string {
   const dir = path.join(tmp, name);
   cpSync(good, dir, { recursive: true });
   const file = path.join(dir, 'model.safetensors');
@@ -74,9 +80,16 @@ describe('checkpoint tensors the model does not use are ignored and named, as Hu
     ]);
     const notes: string[] = [];
     let names: readonly string[] = [];
-    const back = await loadCheckpoint(dir, lookup, {}, { onIgnored: (note, ignored) => (notes.push(note), (names = ignored)) });
+    const back = await loadCheckpoint(
+      dir,
+      lookup,
+      {},
+      { onIgnored: (note, ignored) => (notes.push(note), (names = ignored)) },
+    );
     expect(names).toEqual(['logit_scale', 'model.empty_buffer', 'model.position_ids', 'model.quantized_state']);
-    expect(notes).toEqual([`${dir}: ignored 4 tensors the model does not use: logit_scale, model.empty_buffer, model.position_ids, model.quantized_state`]);
+    expect(notes).toEqual([
+      `${dir}: ignored 4 tensors the model does not use: logit_scale, model.empty_buffer, model.position_ids, model.quantized_state`,
+    ]);
     expect(back.forward(ids()).logits.arraySync()).toEqual(model.forward(ids()).logits.arraySync());
     back.dispose();
   });
@@ -99,7 +112,7 @@ describe('the tied head and RoPE buffers an export writes for Hugging Face loade
   const head = 'lm_head.weight';
   const invFreq = (l: number): string => `model.layers.${l}.self_attn.rotary_emb.inv_freq`;
 
-  it('load without a note, and a folder without them (the PyTorch fixture\'s layout) loads to the same logits', async () => {
+  it("load without a note, and a folder without them (the PyTorch fixture's layout) loads to the same logits", async () => {
     const { header } = split(path.join(good, 'model.safetensors'));
     expect(Object.keys(header)).toEqual(expect.arrayContaining([head, invFreq(0), invFreq(1)]));
     const bare = variant('bare', [], (h) => [head, invFreq(0), invFreq(1)].forEach((n) => delete h[n]));
@@ -116,7 +129,9 @@ describe('the tied head and RoPE buffers an export writes for Hugging Face loade
     const untied = variant('untied', [[head, 'F32', [48, 16], f32(48 * 16)]]);
     const e1 = await loadCheckpoint(untied, lookup).catch((e: Error) => e);
     expect((e1 as Error).message).toMatch(
-      new RegExp(`^${path.join(untied, 'model.safetensors')}: lm_head.weight differs from model.embed_tokens.weight in \\d+ values \\(max \\|difference\\| [0-9.e-]+\\); yuan ties the output head to the embeddings and cannot load an untied head$`),
+      new RegExp(
+        `^${path.join(untied, 'model.safetensors')}: lm_head.weight differs from model.embed_tokens.weight in \\d+ values \\(max \\|difference\\| [0-9.e-]+\\); yuan ties the output head to the embeddings and cannot load an untied head$`,
+      ),
     );
     const base = 500000;
     const other = Float32Array.from({ length: 4 }, (_, i) => 1 / Math.pow(base, (2 * i) / 8));
@@ -144,23 +159,37 @@ describe('what the model needs stays strict: one-line errors naming the file and
 
   it('a missing needed tensor', async () => {
     const dir = variant('missing', [], (h) => delete h[needed]);
-    expect(await failure(dir)).toBe(`config does not match the weights: ${dir} has no tensor ${needed} (expected shape [16,32])`);
+    expect(await failure(dir)).toBe(
+      `config does not match the weights: ${dir} has no tensor ${needed} (expected shape [16,32])`,
+    );
   });
 
   it('a needed tensor of a dtype yuan does not read (I32, unknown)', async () => {
     for (const dtype of ['I32', 'X7']) {
       const dir = variant(`needed-${dtype}`, [], (h) => (h[needed].dtype = dtype));
-      expect(await failure(dir)).toBe(`${path.join(dir, 'model.safetensors')}: tensor ${needed} has dtype ${dtype}; yuan reads weights as F32, F16 or BF16`);
+      expect(await failure(dir)).toBe(
+        `${path.join(dir, 'model.safetensors')}: tensor ${needed} has dtype ${dtype}; yuan reads weights as F32, F16 or BF16`,
+      );
     }
   });
 
   it('a needed tensor without data_offsets, with overlapping offsets, or with a shape that does not match its bytes', async () => {
     const file = (dir: string): string => path.join(dir, 'model.safetensors');
     const noOffsets = variant('no-offsets', [], (h) => delete (h[needed] as Partial<Entry>).data_offsets);
-    expect(await failure(noOffsets)).toBe(`${file(noOffsets)}: header entry for tensor "${needed}" has no data_offsets`);
-    const overlap = variant('overlap', [['model.alias', 'F32', [2], f32(2)]], (h) => (h['model.alias'].data_offsets = [0, 8]));
-    expect(await failure(overlap)).toMatch(new RegExp(`^${file(overlap)}: tensors .* and model.alias \\[0,8\\] overlap in the data section$`));
+    expect(await failure(noOffsets)).toBe(
+      `${file(noOffsets)}: header entry for tensor "${needed}" has no data_offsets`,
+    );
+    const overlap = variant(
+      'overlap',
+      [['model.alias', 'F32', [2], f32(2)]],
+      (h) => (h['model.alias'].data_offsets = [0, 8]),
+    );
+    expect(await failure(overlap)).toMatch(
+      new RegExp(`^${file(overlap)}: tensors .* and model.alias \\[0,8\\] overlap in the data section$`),
+    );
     const shape = variant('bad-shape', [], (h) => (h[needed].shape = [16, 31]));
-    expect(await failure(shape)).toMatch(new RegExp(`^${file(shape)}: tensor ${needed}: shape \\[16,31\\] F32 needs 1984 bytes but data_offsets`));
+    expect(await failure(shape)).toMatch(
+      new RegExp(`^${file(shape)}: tensor ${needed}: shape \\[16,31\\] F32 needs 1984 bytes but data_offsets`),
+    );
   });
 });

@@ -10,7 +10,9 @@ import { attentionNamed } from './attention.js';
 
 const lookup = attentionNamed;
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-ckpt-'));
-const config = resolveConfig({ model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 } });
+const config = resolveConfig({
+  model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 },
+});
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -33,16 +35,31 @@ describe('HF checkpoints', () => {
     // when the modeling file declares no tied weights, as YUAN's does): the tied head as a copy, RoPE's inv_freq in F32
     expect(await st.read('lm_head.weight')).toEqual(await st.read('model.embed_tokens.weight'));
     for (const l of [0, 1]) {
-      expect(st.entries.get(`model.layers.${l}.self_attn.rotary_emb.inv_freq`)).toMatchObject({ dtype: 'F32', shape: [4] });
-      expect(Array.from(await st.read(`model.layers.${l}.self_attn.rotary_emb.inv_freq`))).toEqual([1, 0.1, 0.01, 0.001].map(Math.fround));
+      expect(st.entries.get(`model.layers.${l}.self_attn.rotary_emb.inv_freq`)).toMatchObject({
+        dtype: 'F32',
+        shape: [4],
+      });
+      expect(Array.from(await st.read(`model.layers.${l}.self_attn.rotary_emb.inv_freq`))).toEqual(
+        [1, 0.1, 0.01, 0.001].map(Math.fround),
+      );
     }
     await st.close();
     const hf = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
-    expect(hf).toMatchObject({ model_type: 'yuan', hidden_size: 16, intermediate_size: 32, tie_word_embeddings: true, reset_position_ids: false, use_loss_mask: false });
+    expect(hf).toMatchObject({
+      model_type: 'yuan',
+      hidden_size: 16,
+      intermediate_size: 32,
+      tie_word_embeddings: true,
+      reset_position_ids: false,
+      use_loss_mask: false,
+    });
     const bf16 = path.join(tmp, 'export-bf16');
     await saveCheckpoint(bf16, model, { dtype: 'BF16' });
     const half = await openSafetensors(path.join(bf16, 'model.safetensors'));
-    expect([half.entries.get('lm_head.weight')?.dtype, half.entries.get('model.layers.0.self_attn.rotary_emb.inv_freq')?.dtype]).toEqual(['BF16', 'F32']);
+    expect([
+      half.entries.get('lm_head.weight')?.dtype,
+      half.entries.get('model.layers.0.self_attn.rotary_emb.inv_freq')?.dtype,
+    ]).toEqual(['BF16', 'F32']);
     await half.close();
     (await loadCheckpoint(bf16, lookup)).dispose();
     const back = await loadCheckpoint(dir, lookup);
@@ -64,7 +81,9 @@ describe('HF checkpoints', () => {
     const noWeights = path.join(tmp, 'noweights');
     cpSync(good, noWeights, { recursive: true });
     rmSync(path.join(noWeights, 'model.safetensors'));
-    await expect(loadCheckpoint(noWeights, lookup)).rejects.toThrow(/no model.safetensors, model-\*.safetensors or index found/);
+    await expect(loadCheckpoint(noWeights, lookup)).rejects.toThrow(
+      /no model.safetensors, model-\*.safetensors or index found/,
+    );
 
     const cut = path.join(tmp, 'cut');
     cpSync(good, cut, { recursive: true });

@@ -21,7 +21,10 @@ const variants: JsonObject[] = [
 describe('the built-in attention plugins describe themselves truthfully', () => {
   for (const attention of variants) {
     it(`${attention.name} ${JSON.stringify(attention.options)}: the cache descriptor matches the cache; FLOPs are 2 per weight per token`, () => {
-      const config = resolveConfig({ model: { vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 }, attention });
+      const config = resolveConfig({
+        model: { vocabSize: 40, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 },
+        attention,
+      });
       const plugin = attentionNamed(config.attention.name);
       const options = attentionOptions(config, plugin);
       const model = YuanModel.init(config, plugin, 1);
@@ -49,7 +52,8 @@ describe('the built-in attention plugins describe themselves truthfully', () => 
       expect(flops.core).toBe(4 * 3 * 11 * 11 * 16);
       first.logits.dispose();
       next.logits.dispose();
-      for (const c of [first.cache!, next.cache!]) for (const layer of c.layers) for (const t of Object.values(layer)) if (!t.isDisposed) t.dispose();
+      for (const c of [first.cache!, next.cache!])
+        for (const layer of c.layers) for (const t of Object.values(layer)) if (!t.isDisposed) t.dispose();
       model.dispose();
     });
   }

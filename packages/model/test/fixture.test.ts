@@ -9,7 +9,9 @@ const fixtures = path.resolve(__dirname, '../../../../shared/fixtures/yuan2-tiny
 const lookup = attentionNamed;
 
 describe.skipIf(!existsSync(fixtures))('yuan2-tiny fixture (needs ../shared, which CI has)', () => {
-  const expected = existsSync(fixtures) ? JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8')) : undefined;
+  const expected = existsSync(fixtures)
+    ? JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'))
+    : undefined;
   beforeAll(async () => {
     await initBackend('cpu');
   });
@@ -20,7 +22,9 @@ describe.skipIf(!existsSync(fixtures))('yuan2-tiny fixture (needs ../shared, whi
     const { logits } = model.forward(ids);
     const got = logits.arraySync();
     let maxDiff = 0;
-    got.forEach((b, i) => b.forEach((t, j) => t.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(v - expected.logits[i][j][k]))))));
+    got.forEach((b, i) =>
+      b.forEach((t, j) => t.forEach((v, k) => (maxDiff = Math.max(maxDiff, Math.abs(v - expected.logits[i][j][k]))))),
+    );
     expect(maxDiff).toBeLessThan(expected.tolerance.logits_abs);
     const loss = nextTokenLoss(logits, ids).dataSync()[0];
     expect(Math.abs(loss - expected.loss)).toBeLessThan(expected.tolerance.loss_abs);

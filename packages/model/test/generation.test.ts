@@ -4,7 +4,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generate, YuanModel } from '../src/index.js';
 import { attentionNamed } from './attention.js';
 
-const base = { model: { vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, ffnSize: 64, maxPositions: 64, initStd: 0.5 } };
+const base = {
+  model: { vocabSize: 64, hiddenSize: 32, numLayers: 2, numHeads: 4, ffnSize: 64, maxPositions: 64, initStd: 0.5 },
+};
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -45,14 +47,18 @@ describe('sampling', () => {
     const opts = { maxNewTokens: 16, temperature: 1.5, seed: 7 };
     expect(generate(m, [3], opts)).toEqual(generate(m, [3], opts));
     expect(generate(m, [3], { ...opts, seed: 8 })).not.toEqual(generate(m, [3], opts));
-    expect(generate(m, [3], { maxNewTokens: 16, temperature: 1.5, topK: 1 })).toEqual(generate(m, [3], { maxNewTokens: 16 }));
+    expect(generate(m, [3], { maxNewTokens: 16, temperature: 1.5, topK: 1 })).toEqual(
+      generate(m, [3], { maxNewTokens: 16 }),
+    );
     m.dispose();
   });
 
   it('stops at a stop id (included) and rejects bad settings with a clear message', () => {
     const m = model('lfa');
     const free = generate(m, [3], { maxNewTokens: 10 });
-    expect(generate(m, [3], { maxNewTokens: 10, stopIds: [free[2]] })).toEqual(free.slice(0, free.indexOf(free[2]) + 1));
+    expect(generate(m, [3], { maxNewTokens: 10, stopIds: [free[2]] })).toEqual(
+      free.slice(0, free.indexOf(free[2]) + 1),
+    );
     expect(() => generate(m, [64], { maxNewTokens: 2 })).toThrow('token id 64 is outside the vocabulary (0..63)');
     expect(() => generate(m, [], { maxNewTokens: 2 })).toThrow(/prompt is empty/);
     expect(() => generate(m, [1], { maxNewTokens: 100 })).toThrow(/exceeds maxPositions 64/);

@@ -24,17 +24,32 @@ export function writeRawSafetensors(file: string, tensors: readonly RawTensor[])
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  writeFileSync(file, Buffer.concat([len, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]));
+  writeFileSync(
+    file,
+    Buffer.concat([
+      len,
+      Buffer.from(json),
+      ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+    ]),
+  );
 }
 
 /** Reads every tensor of a safetensors file as raw bytes. */
 export function readRawSafetensors(file: string): RawTensor[] {
   const buf = readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: RawTensor['dtype']; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: RawTensor['dtype']; shape: number[]; data_offsets: [number, number] }
+  >;
   return Object.entries(header)
     .filter(([k]) => k !== '__metadata__')
-    .map(([name, e]) => ({ name, dtype: e.dtype, shape: e.shape, data: new Uint8Array(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])) }));
+    .map(([name, e]) => ({
+      name,
+      dtype: e.dtype,
+      shape: e.shape,
+      data: new Uint8Array(buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1])),
+    }));
 }
 
 const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -44,7 +59,14 @@ const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.b
  * group and column (fp16), zero = round(−min/scale), q = clamp(round(w/scale) + zero); stored zeros are zero − 1
  * (AutoGPTQ's "gptq" checkpoint format). Returns the four GPTQ tensors (trivial g_idx).
  */
-export function rtnGptq(w: Float32Array, out: number, inF: number, bits: 4 | 8, group: number, actOrder = false): { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array } {
+export function rtnGptq(
+  w: Float32Array,
+  out: number,
+  inF: number,
+  bits: 4 | 8,
+  group: number,
+  actOrder = false,
+): { qweight: Int32Array; qzeros: Int32Array; scales: Uint16Array; gIdx: Int32Array } {
   // act-order: groups are formed over the inputs in a scrambled order (GPTQ orders them by Hessian diagonal); rows stay
   // in their original order and g_idx names each row's group
   const order = Array.from({ length: inF }, (_, k) => (actOrder ? (k * 5 + 3) % inF : k));
@@ -84,7 +106,15 @@ export function rtnGptq(w: Float32Array, out: number, inF: number, bits: 4 | 8, 
 }
 
 /** The linear layers a GPTQ checkpoint quantizes (per decoder layer). */
-export const QUANTIZED = ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.up_proj', 'mlp.gate_proj', 'mlp.down_proj'];
+export const QUANTIZED = [
+  'self_attn.q_proj',
+  'self_attn.k_proj',
+  'self_attn.v_proj',
+  'self_attn.o_proj',
+  'mlp.up_proj',
+  'mlp.gate_proj',
+  'mlp.down_proj',
+];
 
 /**
  * Copies an fp32 checkpoint folder (config.json + model.safetensors) into `out` with its decoder layers' linear weights

@@ -21,7 +21,11 @@ import { quantizeFolder, readRawSafetensors, writeRawSafetensors } from './gptq-
 const fixtures = path.resolve(__dirname, '../../../../shared/fixtures/yuan2-tiny');
 const lookup = attentionNamed;
 const native = await loadDecodeKernels();
-const skip = !native.kernels ? `native kernels unavailable: ${native.reason}` : !existsSync(fixtures) ? `${fixtures} missing` : undefined;
+const skip = !native.kernels
+  ? `native kernels unavailable: ${native.reason}`
+  : !existsSync(fixtures)
+    ? `${fixtures} missing`
+    : undefined;
 
 /** Logits [B, T, V] of ids on a model, flat. */
 function logitsOf(model: YuanModel, ids: number[][]): Float32Array {
@@ -35,7 +39,9 @@ function maxDiff(a: Float32Array, b: Float32Array | number[]): number {
 }
 
 describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${skip})` : ''}`, () => {
-  const expected = existsSync(fixtures) ? JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8')) : undefined;
+  const expected = existsSync(fixtures)
+    ? JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'))
+    : undefined;
   const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-infer-'));
   const folder = (name: string) => {
     const d = path.join(tmp, name);
@@ -62,7 +68,9 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
     expect(model.decoder).toBeDefined();
     const logits = logitsOf(model, expected.input_ids);
     expect(maxDiff(logits, expected.logits.flat(2))).toBeLessThan(expected.tolerance.logits_abs);
-    const ours = expected.generations.map((g: { prompt: number[]; greedy: number[] }) => generate(model, g.prompt, { maxNewTokens: 24 }));
+    const ours = expected.generations.map((g: { prompt: number[]; greedy: number[] }) =>
+      generate(model, g.prompt, { maxNewTokens: 24 }),
+    );
     // nothing made tfjs parameters
     expect(tf.memory().numTensors).toBe(before);
     expected.generations.forEach((g: { prompt: number[]; greedy: number[] }, i: number) => {
@@ -85,10 +93,14 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
     const seqs = prompts.map(() => dec.newSequence());
     const first = dec.forward(prompts.map((p, i) => ({ sequence: seqs[i], tokens: p })));
     const vocab = 512;
-    prompts.forEach((_, i) => expect(maxDiff(first.subarray(i * vocab, (i + 1) * vocab), alone[i][0])).toBeLessThan(1e-4));
+    prompts.forEach((_, i) =>
+      expect(maxDiff(first.subarray(i * vocab, (i + 1) * vocab), alone[i][0])).toBeLessThan(1e-4),
+    );
     for (let t = 0; t < 5; t++) {
       const step = dec.forward(seqs.map((sequence) => ({ sequence, tokens: [t + 3] })));
-      prompts.forEach((_, i) => expect(maxDiff(step.subarray(i * vocab, (i + 1) * vocab), alone[i][t + 1])).toBeLessThan(1e-4));
+      prompts.forEach((_, i) =>
+        expect(maxDiff(step.subarray(i * vocab, (i + 1) * vocab), alone[i][t + 1])).toBeLessThan(1e-4),
+      );
     }
     model.dispose();
   });
@@ -104,15 +116,23 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
     // the reference: the same bf16 values widened to fp32, on the tfjs path
     const rounded = await loadCheckpoint(dir, lookup);
     expect(maxDiff(logitsOf(model, expected.input_ids), logitsOf(rounded, expected.input_ids))).toBeLessThan(2e-4);
-    for (const g of expected.generations) expect(generate(model, g.prompt, { maxNewTokens: 24 })).toEqual(generate(rounded, g.prompt, { maxNewTokens: 24 }));
+    for (const g of expected.generations)
+      expect(generate(model, g.prompt, { maxNewTokens: 24 })).toEqual(
+        generate(rounded, g.prompt, { maxNewTokens: 24 }),
+      );
     // sharded with an index, as Hugging Face publishes larger models
     const shards = folder('bf16-sharded');
     const all = readRawSafetensors(path.join(dir, 'model.safetensors'));
     const half = Math.ceil(all.length / 2);
     writeRawSafetensors(path.join(shards, 'model-00001-of-00002.safetensors'), all.slice(0, half));
     writeRawSafetensors(path.join(shards, 'model-00002-of-00002.safetensors'), all.slice(half));
-    const weightMap = Object.fromEntries(all.map((t, i) => [t.name, `model-0000${i < half ? 1 : 2}-of-00002.safetensors`]));
-    writeFileSync(path.join(shards, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const weightMap = Object.fromEntries(
+      all.map((t, i) => [t.name, `model-0000${i < half ? 1 : 2}-of-00002.safetensors`]),
+    );
+    writeFileSync(
+      path.join(shards, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: {}, weight_map: weightMap }),
+    );
     writeFileSync(path.join(shards, 'config.json'), readFileSync(path.join(dir, 'config.json')));
     const sharded = await loadInferenceModel(shards, lookup);
     expect(maxDiff(logitsOf(sharded, expected.input_ids), logitsOf(model, expected.input_ids))).toBe(0);
@@ -128,40 +148,48 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
     ['int4', 4, 32, 1.5, 0.15, false],
     ['int4 act-order', 4, 32, 1.5, 0.15, true],
   ];
-  it.each(quantized)('%s: GPTQ weights stay packed; logits within the stated tolerances', async (name, bits, group, vsFp32, vsDequantized, actOrder) => {
-    const dir = folder(name.replace(' ', '-'));
-    quantizeFolder(fixtures, dir, bits, group, actOrder);
-    const model = await loadInferenceModel(dir, lookup);
-    const w = model.decoder!.weights.linears.get('model.layers.1.mlp.down_proj')!;
-    expect(w.format).toBe(bits === 8 ? int8Format : int4Format);
-    expect(w.gptq!.qweight).toBeInstanceOf(Int32Array);
-    expect(w.gptq!.perm !== null).toBe(actOrder);
-    const logits = logitsOf(model, expected.input_ids);
-    expect(maxDiff(logits, refLogits)).toBeLessThan(vsFp32);
-    // the same checkpoint on the cpu backend: dequantized to fp32 tfjs parameters
-    await initBackend('cpu');
-    const dequantized = await loadInferenceModel(dir, lookup);
-    await initBackend('native');
-    expect(dequantized.decoder).toBeUndefined();
-    const full = logitsOf(dequantized, expected.input_ids);
-    expect(maxDiff(logits, full)).toBeLessThan(1e-4);
-    // one token per call: the register kernels with quantized activations
-    const dec = model.decoder!;
-    const seq = dec.newSequence();
-    const row: number[] = expected.input_ids[0];
-    const steps = new Float32Array(row.length * 512);
-    row.forEach((id, t) => steps.set(dec.forward([{ sequence: seq, tokens: [id] }]), t * 512));
-    const diff = maxDiff(steps, full.subarray(0, row.length * 512));
-    expect(diff).toBeLessThan(vsDequantized);
-    expect(diff).toBeGreaterThan(0); // the activations were quantized
-    // stored bytes: packed codes plus fp16 scales, well under fp32's
-    expect(weightBytes(model.decoder!.weights)).toBeLessThan(weightBytes((await loadInferenceModel(fixtures, lookup)).decoder!.weights) * (bits === 8 ? 0.6 : 0.5));
-    model.dispose();
-    dequantized.dispose();
-  });
+  it.each(quantized)(
+    '%s: GPTQ weights stay packed; logits within the stated tolerances',
+    async (name, bits, group, vsFp32, vsDequantized, actOrder) => {
+      const dir = folder(name.replace(' ', '-'));
+      quantizeFolder(fixtures, dir, bits, group, actOrder);
+      const model = await loadInferenceModel(dir, lookup);
+      const w = model.decoder!.weights.linears.get('model.layers.1.mlp.down_proj')!;
+      expect(w.format).toBe(bits === 8 ? int8Format : int4Format);
+      expect(w.gptq!.qweight).toBeInstanceOf(Int32Array);
+      expect(w.gptq!.perm !== null).toBe(actOrder);
+      const logits = logitsOf(model, expected.input_ids);
+      expect(maxDiff(logits, refLogits)).toBeLessThan(vsFp32);
+      // the same checkpoint on the cpu backend: dequantized to fp32 tfjs parameters
+      await initBackend('cpu');
+      const dequantized = await loadInferenceModel(dir, lookup);
+      await initBackend('native');
+      expect(dequantized.decoder).toBeUndefined();
+      const full = logitsOf(dequantized, expected.input_ids);
+      expect(maxDiff(logits, full)).toBeLessThan(1e-4);
+      // one token per call: the register kernels with quantized activations
+      const dec = model.decoder!;
+      const seq = dec.newSequence();
+      const row: number[] = expected.input_ids[0];
+      const steps = new Float32Array(row.length * 512);
+      row.forEach((id, t) => steps.set(dec.forward([{ sequence: seq, tokens: [id] }]), t * 512));
+      const diff = maxDiff(steps, full.subarray(0, row.length * 512));
+      expect(diff).toBeLessThan(vsDequantized);
+      expect(diff).toBeGreaterThan(0); // the activations were quantized
+      // stored bytes: packed codes plus fp16 scales, well under fp32's
+      expect(weightBytes(model.decoder!.weights)).toBeLessThan(
+        weightBytes((await loadInferenceModel(fixtures, lookup)).decoder!.weights) * (bits === 8 ? 0.6 : 0.5),
+      );
+      model.dispose();
+      dequantized.dispose();
+    },
+  );
 
   it('random presets: weights made in their format, reproducible by seed', async () => {
-    const config = resolveConfig({ model: { vocabSize: 300, hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 256, maxPositions: 64 } }, { attention: { name: 'lfa', options: {} } });
+    const config = resolveConfig(
+      { model: { vocabSize: 300, hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 256, maxPositions: 64 } },
+      { attention: { name: 'lfa', options: {} } },
+    );
     for (const format of [undefined, bf16Format, int8Format, int4Format]) {
       const a = await initInferenceModel(config, lfaAttention as never, 3, { format });
       const b = await initInferenceModel(config, lfaAttention as never, 3, { format });

@@ -29,37 +29,50 @@ const nativeBuilt = await initBackend('native').then(
   () => false,
 );
 
-describe.each(nativeBuilt ? ['cpu', 'wasm', 'native'] : ['cpu', 'wasm'])('parity with an independent reference on random HF-layout checkpoints (%s backend)', (backend) => {
-  beforeAll(async () => {
-    await initBackend(backend);
-  });
-  shapes.forEach((c, n) => {
-    it(`hidden ${c.hidden}, ${c.heads} heads, ${c.layers} layers, prompt of ${c.prompt.length}`, async () => {
-      const dir = path.join(tmp, `ckpt-${n}`);
-      const weights = await writeRandomCheckpoint(dir, c, 100 + n);
-      const model = await loadCheckpoint(dir, lookup);
-      expect(model.config.attention.name).toBe('lfa');
-      const ids = Array.from({ length: 12 }, (_, i) => (i * 7 + n) % c.vocab);
-      const got = tf.tidy(() => model.forward(tf.tensor2d([ids], undefined, 'int32')).logits.arraySync()[0]);
-      expect(maxAbsDiff(got, referenceLogits(weights, c, ids))).toBeLessThan(2e-4);
-      const want = referenceGreedy(weights, c, c.prompt, 10);
-      expect(generate(model, c.prompt, { maxNewTokens: 10 })).toEqual(want);
-      expect(generate(model, c.prompt, { maxNewTokens: 10, useCache: false })).toEqual(want);
-      model.dispose();
+describe.each(nativeBuilt ? ['cpu', 'wasm', 'native'] : ['cpu', 'wasm'])(
+  'parity with an independent reference on random HF-layout checkpoints (%s backend)',
+  (backend) => {
+    beforeAll(async () => {
+      await initBackend(backend);
     });
-  });
-});
+    shapes.forEach((c, n) => {
+      it(`hidden ${c.hidden}, ${c.heads} heads, ${c.layers} layers, prompt of ${c.prompt.length}`, async () => {
+        const dir = path.join(tmp, `ckpt-${n}`);
+        const weights = await writeRandomCheckpoint(dir, c, 100 + n);
+        const model = await loadCheckpoint(dir, lookup);
+        expect(model.config.attention.name).toBe('lfa');
+        const ids = Array.from({ length: 12 }, (_, i) => (i * 7 + n) % c.vocab);
+        const got = tf.tidy(() => model.forward(tf.tensor2d([ids], undefined, 'int32')).logits.arraySync()[0]);
+        expect(maxAbsDiff(got, referenceLogits(weights, c, ids))).toBeLessThan(2e-4);
+        const want = referenceGreedy(weights, c, c.prompt, 10);
+        expect(generate(model, c.prompt, { maxNewTokens: 10 })).toEqual(want);
+        expect(generate(model, c.prompt, { maxNewTokens: 10, useCache: false })).toEqual(want);
+        model.dispose();
+      });
+    });
+  },
+);
 
 const fixtures = path.resolve(__dirname, '../../../../shared/fixtures/yuan2-tiny');
-describe.skipIf(!existsSync(fixtures))('the reference itself matches the PyTorch fixture (needs ../shared, which CI has)', () => {
-  it('reference logits within tolerance', async () => {
-    const expected = JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'));
-    const cfg = JSON.parse(readFileSync(path.join(fixtures, 'config.json'), 'utf8'));
-    const st = await openSafetensors(path.join(fixtures, 'model.safetensors'));
-    const w: Weights = new Map();
-    for (const [name, e] of st.entries) w.set(name, { shape: e.shape, data: await st.read(name) });
-    await st.close();
-    const c = { hidden: cfg.hidden_size, heads: cfg.num_attention_heads, layers: cfg.num_hidden_layers, vocab: cfg.vocab_size, ffn: cfg.intermediate_size, eps: 1e-6 };
-    expect(maxAbsDiff(referenceLogits(w, c, expected.input_ids[0]), expected.logits[0])).toBeLessThan(2e-4);
-  });
-});
+describe.skipIf(!existsSync(fixtures))(
+  'the reference itself matches the PyTorch fixture (needs ../shared, which CI has)',
+  () => {
+    it('reference logits within tolerance', async () => {
+      const expected = JSON.parse(readFileSync(path.join(fixtures, 'expected.json'), 'utf8'));
+      const cfg = JSON.parse(readFileSync(path.join(fixtures, 'config.json'), 'utf8'));
+      const st = await openSafetensors(path.join(fixtures, 'model.safetensors'));
+      const w: Weights = new Map();
+      for (const [name, e] of st.entries) w.set(name, { shape: e.shape, data: await st.read(name) });
+      await st.close();
+      const c = {
+        hidden: cfg.hidden_size,
+        heads: cfg.num_attention_heads,
+        layers: cfg.num_hidden_layers,
+        vocab: cfg.vocab_size,
+        ffn: cfg.intermediate_size,
+        eps: 1e-6,
+      };
+      expect(maxAbsDiff(referenceLogits(w, c, expected.input_ids[0]), expected.logits[0])).toBeLessThan(2e-4);
+    });
+  },
+);

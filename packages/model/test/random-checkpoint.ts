@@ -44,6 +44,9 @@ export async function writeRandomCheckpoint(dir: string, c: RefConfig, seed: num
       tie_word_embeddings: true,
     }),
   );
-  await writeSafetensors(path.join(dir, 'model.safetensors'), [...w].map(([name, t]) => ({ name, shape: t.shape, data: t.data })));
+  await writeSafetensors(
+    path.join(dir, 'model.safetensors'),
+    [...w].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+  );
   return w;
 }

@@ -12,7 +12,10 @@ const ids = (): tf.Tensor2D => tf.tensor2d([[1, 5, 9, 2, 7]], undefined, 'int32'
 
 /** A checkpoint of `attention` saved as a Hugging Face one would be: config.json without yuan's `yuan` section. */
 async function hfCheckpoint(name: string, attention: JsonObject): Promise<{ dir: string; model: YuanModel }> {
-  const config = resolveConfig({ model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 }, attention });
+  const config = resolveConfig({
+    model: { vocabSize: 48, hiddenSize: 16, numLayers: 2, numHeads: 2, ffnSize: 32, maxPositions: 32 },
+    attention,
+  });
   const model = YuanModel.init(config, attentionNamed(config.attention.name), 5);
   const dir = path.join(tmp, name);
   await saveCheckpoint(dir, model);
@@ -54,7 +57,9 @@ describe('checkpoint import asks each registered attention plugin whether it wro
     for (const p of [...builtinAttentions.list('attention'), twin]) registry.register(p as never);
     // (the listed tensors include buffers such as rotary_emb.inv_freq, which no plugin owns)
     await expect(loadCheckpoint(dir, attentionLookup(registry))).rejects.toThrow(
-      new RegExp(`^${escapeRegExp(dir)}: the attention tensors \\(k_proj\\.weight, o_proj\\.weight, q_proj\\.weight, [^)]*v_proj\\.weight\\) fit several attention plugins \\(mha, twin\\); set attention\\.name$`),
+      new RegExp(
+        `^${escapeRegExp(dir)}: the attention tensors \\(k_proj\\.weight, o_proj\\.weight, q_proj\\.weight, [^)]*v_proj\\.weight\\) fit several attention plugins \\(mha, twin\\); set attention\\.name$`,
+      ),
     );
     const named = await loadCheckpoint(dir, attentionLookup(registry), { attention: { name: 'twin' } });
     expect(named.config.attention.name).toBe('twin');
@@ -62,7 +67,9 @@ describe('checkpoint import asks each registered attention plugin whether it wro
     // only plugins that do not recognize basic attention's tensors
     const others = new PluginRegistry().register(builtinAttentions.get('attention', 'lfa') as never);
     await expect(loadCheckpoint(dir, attentionLookup(others))).rejects.toThrow(
-      new RegExp(`^${escapeRegExp(dir)}: no registered attention plugin recognizes the attention tensors \\(k_proj\\.weight, o_proj\\.weight, q_proj\\.weight, [^)]*v_proj\\.weight; registered: lfa\\); set attention\\.name$`),
+      new RegExp(
+        `^${escapeRegExp(dir)}: no registered attention plugin recognizes the attention tensors \\(k_proj\\.weight, o_proj\\.weight, q_proj\\.weight, [^)]*v_proj\\.weight; registered: lfa\\); set attention\\.name$`,
+      ),
     );
   });
 });

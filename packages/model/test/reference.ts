@@ -52,7 +52,7 @@ function conv(w: { shape: number[]; data: Float32Array }, b: Float32Array, xs: V
       const xk = padded[t + kk];
       for (let o = 0; o < out; o++) {
         let s = 0;
-        for (let i = 0; i < inn; i++) s += w.data[((o * inn + i) * k + kk)] * xk[i];
+        for (let i = 0; i < inn; i++) s += w.data[(o * inn + i) * k + kk] * xk[i];
         y[o] += s;
       }
     }
@@ -82,12 +82,21 @@ export function referenceLogits(w: Weights, c: RefConfig, ids: number[]): number
     const xs = hs.map((h) => rms(h, get(w, `${p}input_layernorm.weight`).data, c.eps));
     const u = conv(get(w, `${p}self_attn.lf_gate.conv1.weight`), get(w, `${p}self_attn.lf_gate.conv1.bias`).data, xs);
     const v2 = conv(get(w, `${p}self_attn.lf_gate.conv2.weight`), get(w, `${p}self_attn.lf_gate.conv2.bias`).data, u);
-    const zs = v2.map((v, t) => rms(v.map((a, i) => a + xs[t][i]), get(w, `${p}self_attn.lf_gate.output_layernorm.weight`).data, c.eps));
+    const zs = v2.map((v, t) =>
+      rms(
+        v.map((a, i) => a + xs[t][i]),
+        get(w, `${p}self_attn.lf_gate.output_layernorm.weight`).data,
+        c.eps,
+      ),
+    );
     const qs: Vec[][] = [];
     const ks: Vec[][] = [];
     const vs: Vec[][] = [];
     zs.forEach((z, t) => {
-      const qk = new Float64Array([...matvec(get(w, `${p}self_attn.q_proj.weight`), z), ...matvec(get(w, `${p}self_attn.k_proj.weight`), z)]);
+      const qk = new Float64Array([
+        ...matvec(get(w, `${p}self_attn.q_proj.weight`), z),
+        ...matvec(get(w, `${p}self_attn.k_proj.weight`), z),
+      ]);
       const val = matvec(get(w, `${p}self_attn.v_proj.weight`), xs[t]);
       qs.push([]);
       ks.push([]);
@@ -101,7 +110,10 @@ export function referenceLogits(w: Weights, c: RefConfig, ids: number[]): number
     const attn = hs.map((_, t) => {
       const o = new Float64Array(c.hidden);
       for (let h = 0; h < c.heads; h++) {
-        const scores = Array.from({ length: t + 1 }, (_, j) => qs[t][h].reduce((s, q, i) => s + q * ks[j][h][i], 0) / Math.sqrt(d));
+        const scores = Array.from(
+          { length: t + 1 },
+          (_, j) => qs[t][h].reduce((s, q, i) => s + q * ks[j][h][i], 0) / Math.sqrt(d),
+        );
         const m = Math.max(...scores);
         const e = scores.map((s) => Math.exp(s - m));
         const z = e.reduce((a, b) => a + b, 0);

@@ -5,6 +5,20 @@
  */
 export { pipelineEngine, type PipelineOptions, type PipelineEngine } from './runtime/engine.js';
 export { pipelineRankEngine, type PipelineRankOptions } from './runtime/rank.js';
-export { assembleCheckpoint, gatherCheckpointToWriter, encodeStageState, decodeStageState, type StageState } from './runtime/checkpoint.js';
+export {
+  assembleCheckpoint,
+  gatherCheckpointToWriter,
+  encodeStageState,
+  decodeStageState,
+  type StageState,
+} from './runtime/checkpoint.js';
 export type { StageStepReport } from './runtime/protocol.js';
-export { parallelEngine, trainParallel, pluginModulesOf, type ParallelEngineOptions, type ParallelTrainOptions, type ParallelRunResult, type PluginModuleRef } from './train-parallel.js';
+export {
+  parallelEngine,
+  trainParallel,
+  pluginModulesOf,
+  type ParallelEngineOptions,
+  type ParallelTrainOptions,
+  type ParallelRunResult,
+  type PluginModuleRef,
+} from './train-parallel.js';

@@ -16,7 +16,9 @@ function peakBuffers(numLayers: number, [B, S, H, A, F, V]: number[]): number {
     removeDataId(d: object, b: unknown): void;
     state: { tensorInfo: WeakMap<object, { bytes: number; backend: unknown }> };
   };
-  const config = resolveConfig({ model: { vocabSize: V, hiddenSize: H, numLayers, numHeads: A, ffnSize: F, maxPositions: 512 } });
+  const config = resolveConfig({
+    model: { vocabSize: V, hiddenSize: H, numLayers, numHeads: A, ffnSize: F, maxPositions: 512 },
+  });
   const model = YuanModel.init(config, lfaAttention, 1);
   const ids = tf.randomUniform([B, S], 0, V, 'int32') as tf.Tensor2D;
   const targets = tf.randomUniform([B, S], 0, V, 'int32') as tf.Tensor2D;
@@ -80,21 +82,24 @@ const nativeBuilt = await initBackend('native').then(
   (e: Error) => (console.warn(`fused-kernel activation test skipped: ${e.message.split('\n')[0]}`), false),
 );
 
-describe.skipIf(!nativeBuilt)('the activation formula against TensorFlow.js (native backend, fused kernels and attention)', () => {
-  it('one layer and the head match measured peak buffer bytes within 10%, and the layer holds no [S, S] buffer', async () => {
-    await initBackend('native');
-    const dims = [1, 512, 64, 4, 256, 512];
-    const [B, S, H, A, F, V] = dims;
-    const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, fusedKernels: true };
-    const one = peakBuffers(1, dims);
-    const two = peakBuffers(2, dims);
-    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
-    const predictedLayer = 4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + 18 * H * H + 4.5 * H);
-    expect(Math.abs((two - one) / predictedLayer - 1)).toBeLessThan(0.1);
-    // the composed attention core alone would hold 7 score-sized buffers (29 MiB here): twice the whole measured layer
-    expect(two - one).toBeLessThan(4 * 7 * B * A * S * S);
-    const head = headActivation(x);
-    const predictedRest = 4 * (B * S * H * 2 + sumTerms(head.saved) + sumTerms(head.gradients) + 3 * V * H + H);
-    expect(Math.abs((one - (two - one)) / predictedRest - 1)).toBeLessThan(0.1);
-  });
-});
+describe.skipIf(!nativeBuilt)(
+  'the activation formula against TensorFlow.js (native backend, fused kernels and attention)',
+  () => {
+    it('one layer and the head match measured peak buffer bytes within 10%, and the layer holds no [S, S] buffer', async () => {
+      await initBackend('native');
+      const dims = [1, 512, 64, 4, 256, 512];
+      const [B, S, H, A, F, V] = dims;
+      const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: A, ffn: F, vocab: V, fusedKernels: true };
+      const one = peakBuffers(1, dims);
+      const two = peakBuffers(2, dims);
+      const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
+      const predictedLayer = 4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + 18 * H * H + 4.5 * H);
+      expect(Math.abs((two - one) / predictedLayer - 1)).toBeLessThan(0.1);
+      // the composed attention core alone would hold 7 score-sized buffers (29 MiB here): twice the whole measured layer
+      expect(two - one).toBeLessThan(4 * 7 * B * A * S * S);
+      const head = headActivation(x);
+      const predictedRest = 4 * (B * S * H * 2 + sumTerms(head.saved) + sumTerms(head.gradients) + 3 * V * H + H);
+      expect(Math.abs((one - (two - one)) / predictedRest - 1)).toBeLessThan(0.1);
+    });
+  },
+);

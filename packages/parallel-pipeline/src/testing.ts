@@ -33,7 +33,13 @@ function builtUrl(): string {
 
 function check(f: InjectedFault): void {
   const int = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
-  if (!f || !int(f.stage) || !int(f.step) || !['throw', 'exit', 'oom'].includes(f.kind) || !(f.dataRank === undefined || int(f.dataRank))) {
+  if (
+    !f ||
+    !int(f.stage) ||
+    !int(f.step) ||
+    !['throw', 'exit', 'oom'].includes(f.kind) ||
+    !(f.dataRank === undefined || int(f.dataRank))
+  ) {
     throw new Error(`bad injected fault ${JSON.stringify(f)}: want {stage, step, kind: throw|exit|oom, dataRank?}`);
   }
 }
@@ -41,14 +47,17 @@ function check(f: InjectedFault): void {
 function hooksFor(fault: InjectedFault, carry?: StageHooks['carry']): StageHooks {
   return {
     beforeForward({ stage, dataRank, step }) {
-      if (stage !== fault.stage || step !== fault.step || (fault.dataRank !== undefined && dataRank !== fault.dataRank)) return;
+      if (stage !== fault.stage || step !== fault.step || (fault.dataRank !== undefined && dataRank !== fault.dataRank))
+        return;
       if (fault.kind === 'throw') throw new Error(`injected fault in stage ${stage}`);
       if (fault.kind === 'exit') process.exit(3);
-      if (isMainThread || !(resourceLimits.maxOldGenerationSizeMb! > 0)) throw new Error(`injected oom fault in stage ${stage} needs a stage worker with a heap limit`);
+      if (isMainThread || !(resourceLimits.maxOldGenerationSizeMb! > 0))
+        throw new Error(`injected oom fault in stage ${stage} needs a stage worker with a heap limit`);
       const hog: number[][] = [];
       for (;;) hog.push(new Array(1 << 20).fill(hog.length));
     },
-    workerLimits: (stage) => (fault.kind === 'oom' && stage === fault.stage ? { maxOldGenerationSizeMb: 64 } : undefined),
+    workerLimits: (stage) =>
+      fault.kind === 'oom' && stage === fault.stage ? { maxOldGenerationSizeMb: 64 } : undefined,
     carry,
   };
 }

@@ -7,8 +7,23 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPluginModule, PluginRegistry, resolvePluginModule, YuanError, type YuanConfig } from '@yuan/core';
 import { attentionLookup, modelParameters } from '@yuan/model';
-import { checkTrainingData, runTraining, singleProcessEngine, type EngineFactory, type RunOptions, type RunResult } from '@yuan/train';
-import { createProcessGroup, launchLocal, rankFromEnvironment, spawnThreadRanks, type ProcessGroup, type RankInfo, type TransportPlugin } from '@yuan/comm';
+import {
+  checkTrainingData,
+  runTraining,
+  singleProcessEngine,
+  type EngineFactory,
+  type RunOptions,
+  type RunResult,
+} from '@yuan/train';
+import {
+  createProcessGroup,
+  launchLocal,
+  rankFromEnvironment,
+  spawnThreadRanks,
+  type ProcessGroup,
+  type RankInfo,
+  type TransportPlugin,
+} from '@yuan/comm';
 import { dataParallelEngine } from '@yuan/parallel-zero';
 import {
   fieldNames,
@@ -34,8 +49,13 @@ export interface PluginModuleRef {
 
 /** The sources (registry `sourceOf`) of the attention and backend plugins the stage workers of a run use, known ones only. */
 function stageModuleSources(registry: PluginRegistry, attention: string, backend: string | undefined): string[] {
-  const used: [string, string | undefined][] = [['attention', attention], ['backend', backend]];
-  const sources = used.filter(([kind, name]) => name !== undefined && registry.has(kind, name)).map(([kind, name]) => registry.sourceOf(kind, name!));
+  const used: [string, string | undefined][] = [
+    ['attention', attention],
+    ['backend', backend],
+  ];
+  const sources = used
+    .filter(([kind, name]) => name !== undefined && registry.has(kind, name))
+    .map(([kind, name]) => registry.sourceOf(kind, name!));
   return [...new Set(sources)].filter((s) => s !== 'unknown');
 }
 
@@ -69,19 +89,36 @@ export interface ParallelEngineOptions {
  * (`planPipeline`). One-line errors: P above the model's layers, an unknown schedule or partition, bad blocks, a world
  * that is not P × D, D > 1 without a world. A note when M < P (the pipeline never fills).
  */
-export function parallelEngine(layout: ParallelLayout, registry: PluginRegistry, options: ParallelEngineOptions = {}): EngineFactory {
+export function parallelEngine(
+  layout: ParallelLayout,
+  registry: PluginRegistry,
+  options: ParallelEngineOptions = {},
+): EngineFactory {
   return async (setup) => {
     const names = fieldNames(options.naming);
     const { pp, dp, microbatches: m } = layout;
     const world = options.world;
     if (world && world.size !== pp * dp) {
-      throw new YuanError('usage', `the world has ${world.size} ranks but ${names.label('pp', pp)} × ${names.label('dp', dp)} needs ${pp * dp}: WORLD_SIZE must be P × D`);
+      throw new YuanError(
+        'usage',
+        `the world has ${world.size} ranks but ${names.label('pp', pp)} × ${names.label('dp', dp)} needs ${pp * dp}: WORLD_SIZE must be P × D`,
+      );
     }
-    if (!world && dp > 1) throw new YuanError('usage', `${names.label('dp', dp)} needs ${pp * dp} ranks: start them with trainParallel, yuan launch, torchrun, srun or an indexed Job`);
-    if (pp === 1) return world ? dataParallelEngine({ group: world, zero: layout.zero })(setup) : singleProcessEngine(setup);
-    if (!registry.has('schedule', layout.schedule)) throw new YuanError('usage', `unknown schedule "${layout.schedule}" (schedules: ${registry.names('schedule').join(', ') || 'none registered'})`);
+    if (!world && dp > 1)
+      throw new YuanError(
+        'usage',
+        `${names.label('dp', dp)} needs ${pp * dp} ranks: start them with trainParallel, yuan launch, torchrun, srun or an indexed Job`,
+      );
+    if (pp === 1)
+      return world ? dataParallelEngine({ group: world, zero: layout.zero })(setup) : singleProcessEngine(setup);
+    if (!registry.has('schedule', layout.schedule))
+      throw new YuanError(
+        'usage',
+        `unknown schedule "${layout.schedule}" (schedules: ${registry.names('schedule').join(', ') || 'none registered'})`,
+      );
     const layers = setup.config.model.numLayers;
-    if (pp > layers) throw new YuanError('usage', `${names.label('pp', pp)} has more stages than the model's ${layers} layers`);
+    if (pp > layers)
+      throw new YuanError('usage', `${names.label('pp', pp)} has more stages than the model's ${layers} layers`);
     const parameters = modelParameters(setup.config, setup.attention);
     let blocks: number[];
     if (setup.attention.activation) {
@@ -101,17 +138,40 @@ export function parallelEngine(layout: ParallelLayout, registry: PluginRegistry,
     } else {
       // an attention plugin without activation terms: the partitions that need no memory model still work
       if (layout.partition === 'memory') {
-        throw new YuanError('usage', `partition "memory" needs the memory model, but attention plugin "${setup.attention.name}" does not describe its activation memory (no activation() descriptor)`);
+        throw new YuanError(
+          'usage',
+          `partition "memory" needs the memory model, but attention plugin "${setup.attention.name}" does not describe its activation memory (no activation() descriptor)`,
+        );
       }
       const groups = groupParameters(parameters, layers);
-      const ctx = { layers, stages: pp, layerParameters: groups.layers, firstStageParameters: groups.embedding, lastStageParameters: groups.head + groups.embedding };
+      const ctx = {
+        layers,
+        stages: pp,
+        layerParameters: groups.layers,
+        firstStageParameters: groups.embedding,
+        lastStageParameters: groups.head + groups.embedding,
+      };
       blocks = partitionLayers(layout.partition, ctx, registry);
     }
-    if (m < pp) options.onNote?.(`note: ${names.label('microbatches', m)} < ${names.label('pp', pp)}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`);
-    const common = { stages: pp, microbatches: m, schedule: layout.schedule, registry, partition: blocks, recompute: layout.recompute };
+    if (m < pp)
+      options.onNote?.(
+        `note: ${names.label('microbatches', m)} < ${names.label('pp', pp)}: the pipeline never fills (bubble ${(((pp - 1) / (m + pp - 1)) * 100).toFixed(0)}% of each step)`,
+      );
+    const common = {
+      stages: pp,
+      microbatches: m,
+      schedule: layout.schedule,
+      registry,
+      partition: blocks,
+      recompute: layout.recompute,
+    };
     if (world) return pipelineRankEngine({ ...common, world, dataParallel: dp, zero: layout.zero })(setup);
     // the stage workers import the modules of the plugins they use themselves (a plugin object cannot cross threads)
-    const plugins = options.plugins ?? stageModuleSources(registry, setup.config.attention.name, setup.backend).map((source) => resolvePluginModule(source, process.cwd()));
+    const plugins =
+      options.plugins ??
+      stageModuleSources(registry, setup.config.attention.name, setup.backend).map((source) =>
+        resolvePluginModule(source, process.cwd()),
+      );
     return pipelineEngine({ ...common, plugins, timeoutMs: options.timeoutMs })(setup);
   };
 }
@@ -151,7 +211,10 @@ interface RankPayload {
   config: YuanConfig;
   layout: ParallelLayout;
   naming?: LayoutNaming;
-  run: Pick<RunOptions, 'data' | 'steps' | 'out' | 'seed' | 'metrics' | 'resume' | 'test' | 'testBatches' | 'backend' | 'label'>;
+  run: Pick<
+    RunOptions,
+    'data' | 'steps' | 'out' | 'seed' | 'metrics' | 'resume' | 'test' | 'testBatches' | 'backend' | 'label'
+  >;
   modules: PluginModuleRef[];
   transport: string;
   timeoutMs: number;
@@ -159,7 +222,10 @@ interface RankPayload {
 }
 
 /** A progress event of rank 0, posted to the thread or process that started the ranks. */
-export type RankEvent = { yuanRankEvent: 'step'; step: number; total: number; status: string } | { yuanRankEvent: 'note'; text: string } | { yuanRankEvent: 'result'; result: RunResult };
+export type RankEvent =
+  | { yuanRankEvent: 'step'; step: number; total: number; status: string }
+  | { yuanRankEvent: 'note'; text: string }
+  | { yuanRankEvent: 'result'; result: RunResult };
 
 /**
  * This process's rank when the environment makes it one rank of a launched job (torchrun or `yuan launch`: RANK and
@@ -176,7 +242,8 @@ function launchedRank(env: Record<string, string | undefined>): RankInfo | undef
 /** Every plugin source of `registry` (except plugins registered without one) with its module file resolved from `baseDir`. */
 export function pluginModulesOf(registry: PluginRegistry, baseDir = process.cwd()): PluginModuleRef[] {
   const specs = new Set<string>();
-  for (const kind of registry.kinds()) for (const name of registry.names(kind)) specs.add(registry.sourceOf(kind, name));
+  for (const kind of registry.kinds())
+    for (const name of registry.names(kind)) specs.add(registry.sourceOf(kind, name));
   specs.delete('unknown');
   return [...specs].map((spec) => ({ spec, file: resolvePluginModule(spec, baseDir) }));
 }
@@ -191,13 +258,18 @@ async function registryFromModules(modules: readonly PluginModuleRef[]): Promise
 /** `rank 3 (pipeline stage 1, data-parallel rank 1)` with a pipeline, else `data-parallel rank 3`. */
 function rankName(layout: ParallelLayout, rank: number | string): string {
   if (layout.pp === 1) return `data-parallel rank ${rank}`;
-  return typeof rank === 'number' ? `rank ${rank} (pipeline stage ${Math.floor(rank / layout.dp)}, data-parallel rank ${rank % layout.dp})` : `rank ${rank}`;
+  return typeof rank === 'number'
+    ? `rank ${rank} (pipeline stage ${Math.floor(rank / layout.dp)}, data-parallel rank ${rank % layout.dp})`
+    : `rank ${rank}`;
 }
 
 /** A hash of everything the ranks must agree on (the config with its layout, the data, steps, seed); exchanged at start-up. */
 function configHash(p: RankPayload): string {
   const { config, run } = p;
-  return createHash('sha256').update(JSON.stringify({ config, data: path.resolve(run.data), steps: run.steps, seed: run.seed })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ config, data: path.resolve(run.data), steps: run.steps, seed: run.seed }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Where the built rank entry is (dist/rank-worker.js beside dist/index.js; from source, the package's dist). */
@@ -206,7 +278,10 @@ function rankEntry(): string {
     const f = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(f)) return f;
   }
-  throw new YuanError('pipeline', 'the rank entry (dist/rank-worker.js) is missing: build @yuan/parallel-pipeline first');
+  throw new YuanError(
+    'pipeline',
+    'the rank entry (dist/rank-worker.js) is missing: build @yuan/parallel-pipeline first',
+  );
 }
 
 /** Callbacks of one rank's run. */
@@ -220,7 +295,12 @@ interface RankCallbacks {
  * data; otherwise `rank`, or the environment), builds this rank's engine (`parallelEngine` with the world) and runs the
  * training loop; rank 0 writes. Used by launched processes in-process, and by the rank entry in threads and processes.
  */
-export async function runRankPayload(payload: unknown, rank: RankInfo | undefined, callbacks: RankCallbacks, registry?: PluginRegistry): Promise<RunResult> {
+export async function runRankPayload(
+  payload: unknown,
+  rank: RankInfo | undefined,
+  callbacks: RankCallbacks,
+  registry?: PluginRegistry,
+): Promise<RunResult> {
   const p = payload as RankPayload;
   const reg = registry ?? (await registryFromModules(p.modules));
   const backend = await initBackend(p.run.backend, reg);
@@ -230,11 +310,25 @@ export async function runRankPayload(payload: unknown, rank: RankInfo | undefine
     configHash: configHash(p),
     codeVersion: p.codeVersion,
     timeoutMs: p.timeoutMs,
-    ...(rank ? { rank: rank.rank, worldSize: rank.worldSize, masterAddr: rank.masterAddr, masterPort: rank.masterPort } : {}),
+    ...(rank
+      ? { rank: rank.rank, worldSize: rank.worldSize, masterAddr: rank.masterAddr, masterPort: rank.masterPort }
+      : {}),
   });
   try {
-    const engine = parallelEngine(p.layout, reg, { world: group, naming: p.naming, onNote: group.rank === 0 ? callbacks.onNote : undefined });
-    return await runTraining({ ...p.run, config: p.config, lookup: attentionLookup(reg), backend: backend.name, engine, onStep: callbacks.onStep, onNote: callbacks.onNote });
+    const engine = parallelEngine(p.layout, reg, {
+      world: group,
+      naming: p.naming,
+      onNote: group.rank === 0 ? callbacks.onNote : undefined,
+    });
+    return await runTraining({
+      ...p.run,
+      config: p.config,
+      lookup: attentionLookup(reg),
+      backend: backend.name,
+      engine,
+      onStep: callbacks.onStep,
+      onNote: callbacks.onNote,
+    });
   } finally {
     await group.close();
   }
@@ -280,22 +374,52 @@ export async function trainParallel(options: ParallelTrainOptions): Promise<Para
   // the transport is a registry lookup; where its ranks run is the plugin's own description (`ranks`), never its name
   const transportPlugin = (name: string): TransportPlugin => {
     if (!registry.has('transport', name)) {
-      throw new YuanError('usage', `${names.field('transport')} "${name}" is not a registered transport (transports: ${registry.names('transport').join(', ') || 'none registered'})`);
+      throw new YuanError(
+        'usage',
+        `${names.field('transport')} "${name}" is not a registered transport (transports: ${registry.names('transport').join(', ') || 'none registered'})`,
+      );
     }
     return registry.get('transport', name);
   };
-  const stageThreads = !launched && layout.dp === 1 && layout.pp > 1 && transportPlugin(layout.transport).ranks === 'threads';
+  const stageThreads =
+    !launched && layout.dp === 1 && layout.pp > 1 && transportPlugin(layout.transport).ranks === 'threads';
   if (worldSize === 1 && !launched && options.timeoutSeconds !== undefined) {
-    throw new YuanError('usage', `${names.field('timeout')} applies to parallel runs: ${names.hint('dp', 'D')} or ${names.hint('pp', 'P').replace(/^add /, '')}`);
+    throw new YuanError(
+      'usage',
+      `${names.field('timeout')} applies to parallel runs: ${names.hint('dp', 'D')} or ${names.hint('pp', 'P').replace(/^add /, '')}`,
+    );
   }
-  const run = { data: options.data, steps: options.steps, out: options.out, seed: options.seed, metrics: options.metrics, resume: options.resume, test: options.test, testBatches: options.testBatches, backend: options.backend, label: options.label };
+  const run = {
+    data: options.data,
+    steps: options.steps,
+    out: options.out,
+    seed: options.seed,
+    metrics: options.metrics,
+    resume: options.resume,
+    test: options.test,
+    testBatches: options.testBatches,
+    backend: options.backend,
+    label: options.label,
+  };
   if (!launched && (worldSize === 1 || stageThreads)) {
     const backend = await initBackend(options.backend, registry);
     const sources = stageModuleSources(registry, config.attention.name, backend.name);
-    const plugins = options.modules && sources.map((spec) => options.modules!.find((m) => m.spec === spec)?.file).filter((f): f is string => f !== undefined);
+    const plugins =
+      options.modules &&
+      sources
+        .map((spec) => options.modules!.find((m) => m.spec === spec)?.file)
+        .filter((f): f is string => f !== undefined);
     const timeoutMs = options.timeoutSeconds === undefined ? undefined : options.timeoutSeconds * 1000;
     const engine = parallelEngine(layout, registry, { naming, onNote, timeoutMs, plugins });
-    const r = await runTraining({ ...run, config, lookup: attentionLookup(registry), backend: backend.name, engine, onStep, onNote });
+    const r = await runTraining({
+      ...run,
+      config,
+      lookup: attentionLookup(registry),
+      backend: backend.name,
+      engine,
+      onStep,
+      onNote,
+    });
     return { ...r, rank: 0, worldSize: 1, layout };
   }
   // a launched job's ranks are processes: a transport between threads of one process cannot join them, so they talk tcp
@@ -351,12 +475,16 @@ export async function trainParallel(options: ParallelTrainOptions): Promise<Para
           const event = JSON.parse(line) as RankEvent;
           if (event.yuanRankEvent === 'result') result = event.result;
           else forward(event, callbacks);
-        } else if (stream === 'stderr' && (rank === 0 || /error/i.test(line))) onNote?.(rank === 0 ? line : `[rank ${rank}] ${line}`);
+        } else if (stream === 'stderr' && (rank === 0 || /error/i.test(line)))
+          onNote?.(rank === 0 ? line : `[rank ${rank}] ${line}`);
       },
     });
     if (r.code !== 0) {
       const first = r.failures[0];
-      throw new YuanError('rank', `${rankName(layout, first?.rank ?? '?')} failed: ${first?.message ?? `exit code ${r.code}`}`);
+      throw new YuanError(
+        'rank',
+        `${rankName(layout, first?.rank ?? '?')} failed: ${first?.message ?? `exit code ${r.code}`}`,
+      );
     }
     if (!result) throw new YuanError('rank', 'rank 0 reported no result');
     return { ...result, rank: 0, worldSize, layout };
@@ -364,4 +492,3 @@ export async function trainParallel(options: ParallelTrainOptions): Promise<Para
     await rm(dir, { recursive: true, force: true });
   }
 }
-

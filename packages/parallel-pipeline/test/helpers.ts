@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig, type YuanConfig } from '@yuan/core';
 import { attentionNamed } from '../../model/test/attention.js';
-import { singleProcessEngine, trainConfig, type CheckpointContents, type EngineFactory, type EngineSetup, type TrainingEngine } from '@yuan/train';
+import {
+  singleProcessEngine,
+  trainConfig,
+  type CheckpointContents,
+  type EngineFactory,
+  type EngineSetup,
+  type TrainingEngine,
+} from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 
 /** The built attention-lfa module, for the stage workers. */
@@ -23,12 +30,19 @@ export function tinyConfig(attention: 'lfa' | 'mha', layers = 4, train: Record<s
 export async function packedData(): Promise<string> {
   const dir = path.join(tmp, 'data');
   const w = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 264, special, validFraction: 0.2 });
-  for (let i = 0; i < 30; i++) await w.addDocument([...Buffer.from(`Doc ${i}: pipelines pass activations forward and gradients back ${i * 11}.`)]);
+  for (let i = 0; i < 30; i++)
+    await w.addDocument([...Buffer.from(`Doc ${i}: pipelines pass activations forward and gradients back ${i * 11}.`)]);
   await w.finish();
   return dir;
 }
 
-export function setupOf(config: YuanConfig, data: string, totalSteps: number, resume?: CheckpointContents, gradAccumulation?: number): EngineSetup {
+export function setupOf(
+  config: YuanConfig,
+  data: string,
+  totalSteps: number,
+  resume?: CheckpointContents,
+  gradAccumulation?: number,
+): EngineSetup {
   const c = gradAccumulation ? { ...config, train: { ...(config.train ?? {}), gradAccumulation } } : config;
   return {
     config: c,
@@ -43,7 +57,11 @@ export function setupOf(config: YuanConfig, data: string, totalSteps: number, re
 }
 
 /** Runs `steps` steps of an engine; returns the losses and the final checkpoint contents; disposes it. */
-export async function run(factory: EngineFactory, setup: EngineSetup, steps: number): Promise<{ losses: number[]; contents: CheckpointContents; engine: TrainingEngine }> {
+export async function run(
+  factory: EngineFactory,
+  setup: EngineSetup,
+  steps: number,
+): Promise<{ losses: number[]; contents: CheckpointContents; engine: TrainingEngine }> {
   const engine = await factory(setup);
   try {
     const losses: number[] = [];

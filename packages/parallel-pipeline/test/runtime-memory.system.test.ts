@@ -35,9 +35,14 @@ describe('pipeline memory: measured against yuan plan', () => {
         recompute: 'full',
         fusedKernels: false, // the cpu backend runs RMSNorm and SwiGLU as composed ops
       });
-      const engine = (await pipelineEngine({ stages: 4, microbatches: 8, schedule: '1f1b', partition: plan.blocks, recompute: 'full', plugins: [LFA_MODULE] })(
-        setupOf(config, data, 2, undefined, 8),
-      )) as PipelineEngine;
+      const engine = (await pipelineEngine({
+        stages: 4,
+        microbatches: 8,
+        schedule: '1f1b',
+        partition: plan.blocks,
+        recompute: 'full',
+        plugins: [LFA_MODULE],
+      })(setupOf(config, data, 2, undefined, 8))) as PipelineEngine;
       try {
         await engine.trainStep();
         await engine.trainStep();
@@ -61,7 +66,8 @@ describe('pipeline memory: measured against yuan plan', () => {
     }
     // the binding stage's whole peak: parameters, gradients and AdamW moments are exact (16 B per parameter in fp32),
     // the activations measured
-    const peak = (r: typeof uniform) => Math.max(...r.plan.stages.map((s, i) => s.weightBytes + s.gradientBytes + s.optimizerBytes + r.measured[i]));
+    const peak = (r: typeof uniform) =>
+      Math.max(...r.plan.stages.map((s, i) => s.weightBytes + s.gradientBytes + s.optimizerBytes + r.measured[i]));
     expect(memory.plan.peakBytes).toBeLessThan(uniform.plan.peakBytes);
     expect(peak(memory)).toBeLessThan(peak(uniform));
     expect(peak(memory) / memory.plan.peakBytes).toBeGreaterThan(0.75);

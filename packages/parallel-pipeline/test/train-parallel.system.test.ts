@@ -18,14 +18,27 @@ beforeAll(async () => {
   data = await packedData();
   registry = new PluginRegistry();
   // as a user's project would: the packages whose plugins the run names (attention, schedules, transports, backends)
-  await registerPluginModules(registry, ['@yuan/model', '@yuan/attention-lfa', '@yuan/plan', '@yuan/comm', '@yuan/tensor'], pkg);
+  await registerPluginModules(
+    registry,
+    ['@yuan/model', '@yuan/attention-lfa', '@yuan/plan', '@yuan/comm', '@yuan/tensor'],
+    pkg,
+  );
   registry.freeze();
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const withLayout = (parallel: JsonObject): YuanConfig => ({ ...tinyConfig('lfa'), parallel });
 const run = (parallel: JsonObject, out: string) =>
-  trainParallel({ config: withLayout(parallel), registry, data, steps: 3, out: path.join(tmp, out), seed: 3, backend: 'cpu', env: {} });
+  trainParallel({
+    config: withLayout(parallel),
+    registry,
+    data,
+    steps: 3,
+    out: path.join(tmp, out),
+    seed: 3,
+    backend: 'cpu',
+    env: {},
+  });
 
 describe('trainParallel', () => {
   it('runs parallel: {pp: 2, dp: 2, zero: 1} as 4 thread ranks with the single-process losses', async () => {
@@ -35,16 +48,27 @@ describe('trainParallel', () => {
     expect([grid.rank, grid.worldSize]).toEqual([0, 4]);
     expect(grid.layout).toMatchObject({ pp: 2, dp: 2, zero: 1, microbatches: 4, transport: 'threads' });
     expect(grid.history).toHaveLength(3);
-    expect(relDiff(grid.history.map((m) => m.loss), single.history.map((m) => m.loss))).toBeLessThan(1e-4);
+    expect(
+      relDiff(
+        grid.history.map((m) => m.loss),
+        single.history.map((m) => m.loss),
+      ),
+    ).toBeLessThan(1e-4);
   });
 
   it('refuses a bad layout before starting anything, naming the field', async () => {
-    await expect(run({ pp: 2, dp: 3, microbatches: 4 }, 'bad')).rejects.toThrow(/^parallel\.dp = 3 does not divide the step's 4 micro-batches/);
-    await expect(run({ dp: 2, microbatches: 2, transport: 'carrier-pigeon' }, 'bad')).rejects.toThrow('parallel.transport "carrier-pigeon" is not a registered transport (transports: tcp, threads)');
+    await expect(run({ pp: 2, dp: 3, microbatches: 4 }, 'bad')).rejects.toThrow(
+      /^parallel\.dp = 3 does not divide the step's 4 micro-batches/,
+    );
+    await expect(run({ dp: 2, microbatches: 2, transport: 'carrier-pigeon' }, 'bad')).rejects.toThrow(
+      'parallel.transport "carrier-pigeon" is not a registered transport (transports: tcp, threads)',
+    );
   });
 
   it('parallelEngine alone: D > 1 needs a world of ranks', async () => {
     const setup = { config: tinyConfig('lfa') } as EngineSetup;
-    await expect(parallelEngine(parallelLayout(withLayout({ dp: 2, microbatches: 2 })), registry)(setup)).rejects.toThrow('parallel.dp = 2 needs 2 ranks');
+    await expect(
+      parallelEngine(parallelLayout(withLayout({ dp: 2, microbatches: 2 })), registry)(setup),
+    ).rejects.toThrow('parallel.dp = 2 needs 2 ranks');
   });
 });

@@ -1,8 +1,25 @@
 import { microbatchesPerRank, YuanError } from '@yuan/core';
+import { YuanModel } from '@yuan/model';
 import {
-  YuanModel,
-} from '@yuan/model';
-import { accumulateGrads, AdamW, batchLoss, disposeGrads, assertFiniteStep, clipScale, stepLearningRate, microBatchGrads, LayeredModel, layerwiseBackward, writeOptimizerShard, type CheckpointContents, type EngineFactory, type GradMap, type OptimizerState, type StepMetrics, type TrainConfig, type TrainingEngine } from '@yuan/train';
+  accumulateGrads,
+  AdamW,
+  batchLoss,
+  disposeGrads,
+  assertFiniteStep,
+  clipScale,
+  stepLearningRate,
+  microBatchGrads,
+  LayeredModel,
+  layerwiseBackward,
+  writeOptimizerShard,
+  type CheckpointContents,
+  type EngineFactory,
+  type GradMap,
+  type OptimizerState,
+  type StepMetrics,
+  type TrainConfig,
+  type TrainingEngine,
+} from '@yuan/train';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import { tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
@@ -120,19 +137,46 @@ class DataParallelEngine implements TrainingEngine {
     const index = readPackedIndex(setup.data);
     this.resetPositions = setup.train.resetPositionIds;
     this.split = PackedSplit.open(setup.data, index, 'train');
-    this.loader = new BatchLoader(this.split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, positionResetId(index, setup.train, setup.data));
+    this.loader = new BatchLoader(
+      this.split,
+      setup.train.seqLength,
+      setup.train.microBatchSize,
+      setup.seed,
+      positionResetId(index, setup.train, setup.data),
+    );
     const reset = this.resetPositions;
     if (this.options.zero === 2) {
-      const layered = setup.resume ? LayeredModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : LayeredModel.init(setup.config, setup.attention, setup.seed);
+      const layered = setup.resume
+        ? LayeredModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
+        : LayeredModel.init(setup.config, setup.attention, setup.seed);
       this.layered = layered;
-      this.model = { params: layered.params, parameterCount: layered.parameterCount, loss: (b) => layered.loss(b, reset), weights: () => layered.weights(), dispose: () => layered.dispose() };
+      this.model = {
+        params: layered.params,
+        parameterCount: layered.parameterCount,
+        loss: (b) => layered.loss(b, reset),
+        weights: () => layered.weights(),
+        dispose: () => layered.dispose(),
+      };
       this.space = new GradientSpace(this.group, layeredBuckets(layered));
     } else {
-      const whole = setup.resume ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights) : YuanModel.init(setup.config, setup.attention, setup.seed);
-      this.model = { params: whole.params, parameterCount: whole.parameterCount, loss: (b) => batchLoss(whole, b, reset), weights: () => whole.weights(), dispose: () => whole.dispose() };
+      const whole = setup.resume
+        ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
+        : YuanModel.init(setup.config, setup.attention, setup.seed);
+      this.model = {
+        params: whole.params,
+        parameterCount: whole.parameterCount,
+        loss: (b) => batchLoss(whole, b, reset),
+        weights: () => whole.weights(),
+        dispose: () => whole.dispose(),
+      };
       this.space = new GradientSpace(this.group, [whole.specs]);
     }
-    const adam = { beta1: this.train.beta1, beta2: this.train.beta2, eps: this.train.eps, weightDecay: this.train.weightDecay };
+    const adam = {
+      beta1: this.train.beta1,
+      beta2: this.train.beta2,
+      eps: this.train.eps,
+      weightDecay: this.train.weightDecay,
+    };
     if (this.options.zero === 0) this.replicated = new AdamW(adam);
     else this.sharded = new ShardedAdamW(this.space.slots, this.space.total, this.space.ranges, adam);
     if (setup.resume) this.restore(setup.resume);
@@ -169,7 +213,9 @@ class DataParallelEngine implements TrainingEngine {
   private async bucketedBackward(batch: Batch): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
     try {
-      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, (_, grads) => this.space.reduceGroup(grads, weight));
+      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, (_, grads) =>
+        this.space.reduceGroup(grads, weight),
+      );
       await this.space.drain();
       return loss;
     } catch (e) {
@@ -229,14 +275,26 @@ class DataParallelEngine implements TrainingEngine {
     else await this.updateShard(gradShard!, scale, lr);
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    return { step, loss: globalLoss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory: { ...this.memory() } };
+    return {
+      step,
+      loss: globalLoss,
+      lr,
+      gradNorm: norm,
+      tokens,
+      tokensPerSecond: tokens / seconds,
+      seconds,
+      memory: { ...this.memory() },
+    };
   }
 
   private updateReplicated(full: Float32Array, scale: number, lr: number): void {
     const grads: GradMap = new Map();
     for (const slot of this.space.slots) {
       const g = full.subarray(slot.offset, slot.offset + slot.size);
-      grads.set(slot.name, tf.tidy(() => (scale === 1 ? tf.tensor(g, slot.shape) : tf.mul(tf.tensor(g, slot.shape), scale))));
+      grads.set(
+        slot.name,
+        tf.tidy(() => (scale === 1 ? tf.tensor(g, slot.shape) : tf.mul(tf.tensor(g, slot.shape), scale))),
+      );
     }
     try {
       this.replicated!.update(this.model.params, grads, lr);
@@ -274,7 +332,14 @@ class DataParallelEngine implements TrainingEngine {
     } else {
       // each rank writes its own shard; the barrier makes them all durable before rank 0 commits
       const { ranges, m, v } = await this.sharded!.shardState();
-      await writeOptimizerShard(shardDir, { index: this.group.rank, count: this.group.size, slots: this.space.slots.map((s) => ({ name: s.name, size: s.size })), ranges, m, v });
+      await writeOptimizerShard(shardDir, {
+        index: this.group.rank,
+        count: this.group.size,
+        slots: this.space.slots.map((s) => ({ name: s.name, size: s.size })),
+        ranges,
+        m,
+        v,
+      });
       await this.group.barrier();
       optimizer = { step: this.optimizerStep, moments: new Map(), shards: this.group.size };
     }
@@ -285,7 +350,8 @@ class DataParallelEngine implements TrainingEngine {
     // the run failed outside the engine (e.g. rank 0 could not write a checkpoint): the peers learn it now, not after
     // waiting out the timeout in the next collective
     // (a no-op when the transport already failed, e.g. because a peer was lost)
-    if (failure) this.group.abort(new YuanError('rank', `rank ${this.group.rank} stopped: ${failure.message.split('\n')[0]}`));
+    if (failure)
+      this.group.abort(new YuanError('rank', `rank ${this.group.rank} stopped: ${failure.message.split('\n')[0]}`));
     this.replicated?.dispose();
     this.sharded?.dispose();
     this.model?.dispose();

@@ -4,4 +4,13 @@
  */
 export { dataParallelEngine, type DataParallelOptions, type DataParallelMemory, type ZeroStage } from './engine.js';
 export { GradientSpace, GROUPS_IN_FLIGHT } from './space.js';
-export { ShardedAdamW, flatLayout, flattenGrads, allGatherParameters, ownedRanges, type FlatSlot, type ShardedAdamWOptions, type GradientBucket } from './sharded.js';
+export {
+  ShardedAdamW,
+  flatLayout,
+  flattenGrads,
+  allGatherParameters,
+  ownedRanges,
+  type FlatSlot,
+  type ShardedAdamWOptions,
+  type GradientBucket,
+} from './sharded.js';

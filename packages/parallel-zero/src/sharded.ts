@@ -16,7 +16,10 @@ export interface FlatSlot {
 }
 
 /** The flat layout of parameters `[name, shape]` in the order given: slots and the total element count N. */
-export function flatLayout(params: Iterable<{ name: string; shape: readonly number[] }>): { slots: FlatSlot[]; total: number } {
+export function flatLayout(params: Iterable<{ name: string; shape: readonly number[] }>): {
+  slots: FlatSlot[];
+  total: number;
+} {
   const slots: FlatSlot[] = [];
   let offset = 0;
   for (const p of params) {
@@ -86,7 +89,14 @@ export class ShardedAdamW {
         const from = Math.max(start, slot.offset);
         const to = Math.min(start + length, slot.offset + slot.size);
         if (to <= from) continue;
-        this.segments.push({ slot, from: from - slot.offset, length: to - from, at: at + from - start, m: tf.variable(tf.zeros([to - from]), false), v: tf.variable(tf.zeros([to - from]), false) });
+        this.segments.push({
+          slot,
+          from: from - slot.offset,
+          length: to - from,
+          at: at + from - start,
+          m: tf.variable(tf.zeros([to - from]), false),
+          v: tf.variable(tf.zeros([to - from]), false),
+        });
       }
       at += length;
     }
@@ -102,9 +112,16 @@ export class ShardedAdamW {
   restore(moments: ReadonlyMap<string, Float32Array>, step: number): void {
     this.step = step;
     for (const seg of this.segments) {
-      for (const [which, target] of [['m', seg.m], ['v', seg.v]] as const) {
+      for (const [which, target] of [
+        ['m', seg.m],
+        ['v', seg.v],
+      ] as const) {
         const full = moments.get(`${which}.${seg.slot.name}`);
-        if (!full || full.length !== seg.slot.size) throw new YuanError('checkpoint', `the optimizer state has no ${which} moment of ${seg.slot.name} with ${seg.slot.size} values`);
+        if (!full || full.length !== seg.slot.size)
+          throw new YuanError(
+            'checkpoint',
+            `the optimizer state has no ${which} moment of ${seg.slot.name} with ${seg.slot.size} values`,
+          );
         const t = tf.tensor1d(full.subarray(seg.from, seg.from + seg.length));
         target.assign(t);
         t.dispose();
@@ -117,7 +134,13 @@ export class ShardedAdamW {
    * learning rate `lr`. Writes the updated parameter values into `out` [N] at the shard's place (the rest of `out` is
    * left alone) for the all-gather; the parameters themselves are not assigned here.
    */
-  async update(params: ReadonlyMap<string, tf.Variable>, gradShard: Float32Array, scale: number, lr: number, out: Float32Array): Promise<void> {
+  async update(
+    params: ReadonlyMap<string, tf.Variable>,
+    gradShard: Float32Array,
+    scale: number,
+    lr: number,
+    out: Float32Array,
+  ): Promise<void> {
     this.step += 1;
     for (const seg of this.segments) {
       const variable = params.get(seg.slot.name);
@@ -127,7 +150,14 @@ export class ShardedAdamW {
         let g: tf.Tensor = tf.tensor1d(gradShard.subarray(seg.at, seg.at + seg.length));
         if (scale !== 1) g = tf.mul(g, scale);
         const wd = seg.slot.decay ? this.options.weightDecay : 0;
-        return adamwStep(p, g, seg.m, seg.v, { lr, beta1: this.options.beta1, beta2: this.options.beta2, eps: this.options.eps, weightDecay: wd, step: this.step });
+        return adamwStep(p, g, seg.m, seg.v, {
+          lr,
+          beta1: this.options.beta1,
+          beta2: this.options.beta2,
+          eps: this.options.eps,
+          weightDecay: wd,
+          step: this.step,
+        });
       });
       seg.m.assign(m2);
       seg.v.assign(v2);
@@ -181,7 +211,13 @@ export function ownedRanges(buckets: readonly GradientBucket[], d: number, rank:
  * All-gathers the flat parameters `all` [N] over `group` (bucket by bucket when `buckets` are given, else the whole
  * space as one bucket) and assigns every slot's values to its variable in `params`.
  */
-export async function allGatherParameters(group: ProcessGroup, all: Float32Array, slots: readonly FlatSlot[], params: ReadonlyMap<string, tf.Variable>, buckets?: readonly GradientBucket[]): Promise<void> {
+export async function allGatherParameters(
+  group: ProcessGroup,
+  all: Float32Array,
+  slots: readonly FlatSlot[],
+  params: ReadonlyMap<string, tf.Variable>,
+  buckets?: readonly GradientBucket[],
+): Promise<void> {
   if (buckets) for (const b of buckets) await group.allGather(all.subarray(b.start, b.start + b.length));
   else await group.allGather(all);
   for (const slot of slots) {

@@ -2,7 +2,14 @@ import { YuanError } from '@yuan/core';
 import { disposeGrads, type GradMap } from '@yuan/train';
 import type { tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
-import { allGatherParameters, flatLayout, flattenGrads, ownedRanges, type FlatSlot, type GradientBucket } from './sharded.js';
+import {
+  allGatherParameters,
+  flatLayout,
+  flattenGrads,
+  ownedRanges,
+  type FlatSlot,
+  type GradientBucket,
+} from './sharded.js';
 
 /**
  * How many groups of buckets may be being reduced while the backward computes the next group (2: one being reduced,
@@ -103,7 +110,8 @@ export class GradientSpace {
         const flat = new Float32Array(b.length);
         for (const [name, t] of grads) {
           const slot = this.slotOf.get(name)!;
-          if (slot.offset >= b.start && slot.offset < b.start + b.length) flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
+          if (slot.offset >= b.start && slot.offset < b.start + b.length)
+            flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
         }
         for (let k = 0; k < flat.length; k++) flat[k] *= weight;
         flats.push([i, flat]);

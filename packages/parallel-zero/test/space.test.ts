@@ -11,9 +11,24 @@ const worker = pathToFileURL(path.join(fixtures, 'space-rank.mjs'));
 // (the head's: final norm + embedding), then one of those buckets again (the embedding lookup's share)
 const shapes = { a: [3], b: [2, 2], c: [5], d: [1], e: [4] };
 const codes = { a: 1, b: 2, c: 3, d: 4, e: 5 };
-const payload = { shapes, codes, buckets: [['a'], ['b'], ['c'], ['d', 'e']], groups: [['c'], ['d', 'e'], ['a', 'b'], ['b']], weight: 0.5 };
+const payload = {
+  shapes,
+  codes,
+  buckets: [['a'], ['b'], ['c'], ['d', 'e']],
+  groups: [['c'], ['d', 'e'], ['a', 'b'], ['b']],
+  weight: 0.5,
+};
 
-type Result = { rank: number; ranges: [number, number][]; slots: { name: string; offset: number; size: number }[]; shard: number[]; full: number[]; active: number[]; peakInFlightBytes: number; tensors: number };
+type Result = {
+  rank: number;
+  ranges: [number, number][];
+  slots: { name: string; offset: number; size: number }[];
+  shard: number[];
+  full: number[];
+  active: number[];
+  peakInFlightBytes: number;
+  tensors: number;
+};
 
 describe('GradientSpace: group-by-group reduction with two groups in flight', () => {
   it('sums every group into the shard, reduces the next group while one is in flight, and counts the unreduced bytes', async () => {

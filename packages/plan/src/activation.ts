@@ -50,7 +50,15 @@ export { sumTerms };
 
 /** The shape an attention plugin's `activation` and `flops` descriptors are given for this micro-batch. */
 export function attentionShape(x: ActivationShape): AttentionShape {
-  return { batch: x.batch, seq: x.seq, hidden: x.hidden, heads: x.heads, headDim: x.hidden / x.heads, fusedKernels: x.fusedKernels, fusedAttention: x.fusedAttention ?? x.fusedKernels };
+  return {
+    batch: x.batch,
+    seq: x.seq,
+    hidden: x.hidden,
+    heads: x.heads,
+    headDim: x.hidden / x.heads,
+    fusedKernels: x.fusedKernels,
+    fusedAttention: x.fusedAttention ?? x.fusedKernels,
+  };
 }
 
 /**
@@ -70,7 +78,9 @@ export function layerActivation(x: ActivationShape, attention: SegmentActivation
     opActivation('residual after attention', bsh),
     rmsNormActivation('post-attention RMSNorm', bs, h, x.fusedKernels),
     opActivation('fused up/gate projection [B,S,2F]', 2 * bsf),
-    x.fusedKernels ? opActivation('SwiGLU activation (fused) [B,S,F]', bsf) : opActivation('SwiGLU: split into up and gate, sigmoid, up·σ, ·gate', 5 * bsf),
+    x.fusedKernels
+      ? opActivation('SwiGLU activation (fused) [B,S,F]', bsf)
+      : opActivation('SwiGLU: split into up and gate, sigmoid, up·σ, ·gate', 5 * bsf),
     opActivation('down projection', bsh),
     opActivation('residual after MLP (the layer output)', bsh),
     { saved: [], gradients: [{ name: 'd layer input (sent to the previous layer)', elements: bsh }] },
@@ -91,7 +101,12 @@ export function headActivation(x: ActivationShape): SegmentActivation {
     {
       // the loss gathers the target logits (no one-hot [B·S, V]; @yuan/model crossEntropy); measured on TF.js cpu
       saved: [{ name: 'logits [B,S,V], logits − max, exp(logits − max) of the logSumExp', elements: 3 * bsv }],
-      gradients: [{ name: 'logSumExp and target-gather gradients (5 × [B,S,V]: d exp, d shifted, the gather\'s dense scatter, d logits and their sum)', elements: 5 * bsv }],
+      gradients: [
+        {
+          name: "logSumExp and target-gather gradients (5 × [B,S,V]: d exp, d shifted, the gather's dense scatter, d logits and their sum)",
+          elements: 5 * bsv,
+        },
+      ],
     },
     { saved: [], gradients: [{ name: 'd final hidden states', elements: bs * x.hidden }] },
   );

@@ -17,7 +17,14 @@ export {
   parametersPartition,
   memoryPartition,
 } from './partition.js';
-export { buildSchedule, getSchedule, simulateSchedule, gpipeSchedule, oneFOneBSchedule, type SimulationResult } from './schedule.js';
+export {
+  buildSchedule,
+  getSchedule,
+  simulateSchedule,
+  gpipeSchedule,
+  oneFOneBSchedule,
+  type SimulationResult,
+} from './schedule.js';
 export {
   attentionShape,
   layerActivation,

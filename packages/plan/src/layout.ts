@@ -1,4 +1,14 @@
-import { ConfigError, microbatchesPerRank, num, obj, optional, str, YuanError, type Schema, type YuanConfig } from '@yuan/core';
+import {
+  ConfigError,
+  microbatchesPerRank,
+  num,
+  obj,
+  optional,
+  str,
+  YuanError,
+  type Schema,
+  type YuanConfig,
+} from '@yuan/core';
 import { isBlocksSpec, parseBlocks } from './partition.js';
 import type { Recompute } from './plan.js';
 
@@ -72,24 +82,35 @@ function invalid(path: string, value: unknown, expected: string): never {
   throw new ConfigError(`invalid config: ${path} = ${JSON.stringify(value)}; expected ${expected}`);
 }
 
-const RECOMPUTE_EXPECTED = '"full" or "stage" (Megatron\'s none/block would keep activations between a forward and a later backward: TensorFlow.js keeps no autodiff tape across calls)';
+const RECOMPUTE_EXPECTED =
+  '"full" or "stage" (Megatron\'s none/block would keep activations between a forward and a later backward: TensorFlow.js keeps no autodiff tape across calls)';
 const recomputeSchema: Schema<Recompute> = {
   expected: RECOMPUTE_EXPECTED,
   parse: (value, path) => (value === 'full' || value === 'stage' ? value : invalid(path, value, RECOMPUTE_EXPECTED)),
 };
 
-const PARTITION_EXPECTED = 'a partitioner name (uniform, parameters, memory, a plugin) or blocks such as "2,2,3,3" or "2x10,3x20,2x2"';
+const PARTITION_EXPECTED =
+  'a partitioner name (uniform, parameters, memory, a plugin) or blocks such as "2,2,3,3" or "2x10,3x20,2x2"';
 /** A partitioner name or blocks; blocks may also be written as a number (one stage) or an array of layer counts. */
 const partitionSchema: Schema<string> = {
   expected: PARTITION_EXPECTED,
   parse(value, path) {
-    const spec = typeof value === 'number' ? String(value) : Array.isArray(value) && value.every((n) => typeof n === 'number') ? value.join(',') : value;
+    const spec =
+      typeof value === 'number'
+        ? String(value)
+        : Array.isArray(value) && value.every((n) => typeof n === 'number')
+          ? value.join(',')
+          : value;
     if (typeof spec !== 'string' || spec.trim() === '') invalid(path, value, PARTITION_EXPECTED);
     if (!isBlocksSpec(spec)) return spec.trim();
     try {
       parseBlocks(spec);
     } catch {
-      invalid(path, value, 'blocks of comma-separated layer counts, each at least 1, such as "2,2,3,3" or "2x10,3x20,2x2"');
+      invalid(
+        path,
+        value,
+        'blocks of comma-separated layer counts, each at least 1, such as "2,2,3,3" or "2x10,3x20,2x2"',
+      );
     }
     return spec.trim();
   },
@@ -119,7 +140,10 @@ export const PIPELINE_FIELDS: {
  * `transport`), all optional. An unknown field, or a value of the wrong type or range, is a ConfigError naming
  * `parallel.<field>`, the value and what was expected.
  */
-export const PARALLEL_SCHEMA: Schema<Partial<ParallelLayout>> = obj({ ...PIPELINE_FIELDS, ...DATA_PARALLEL_FIELDS }) as Schema<Partial<ParallelLayout>>;
+export const PARALLEL_SCHEMA: Schema<Partial<ParallelLayout>> = obj({
+  ...PIPELINE_FIELDS,
+  ...DATA_PARALLEL_FIELDS,
+}) as Schema<Partial<ParallelLayout>>;
 
 /** How errors name the layout's fields: by a command-line flag where the value came from one, else as `parallel.<field>`. */
 export interface LayoutNaming {
@@ -146,7 +170,8 @@ export interface FieldNames {
 /** The FieldNames of a naming (default: every field as `parallel.<field>`). */
 export function fieldNames(naming: LayoutNaming = {}): FieldNames {
   const given = new Set(naming.given ?? []);
-  const field = (f: ParallelField | 'timeout') => (given.has(f) && naming.flags?.[f] ? naming.flags[f]! : f === 'timeout' ? 'timeoutSeconds' : `parallel.${f}`);
+  const field = (f: ParallelField | 'timeout') =>
+    given.has(f) && naming.flags?.[f] ? naming.flags[f]! : f === 'timeout' ? 'timeoutSeconds' : `parallel.${f}`;
   return {
     field,
     label: (f, v) => (field(f).startsWith('-') ? `${field(f)} ${v}` : `${field(f)} = ${v}`),
@@ -180,7 +205,11 @@ export function parallelLayout(config: YuanConfig, options: LayoutOptions = {}):
   let dp = raw.dp ?? 1;
   if (world !== undefined) {
     if (raw.dp === undefined) {
-      if (world % pp !== 0) throw new YuanError('usage', `the world has ${world} ranks, not a multiple of ${names.label('pp', pp)}: WORLD_SIZE must be P × D`);
+      if (world % pp !== 0)
+        throw new YuanError(
+          'usage',
+          `the world has ${world} ranks, not a multiple of ${names.label('pp', pp)}: WORLD_SIZE must be P × D`,
+        );
       dp = world / pp;
     } else if (world !== pp * dp) {
       throw new YuanError(
@@ -193,19 +222,37 @@ export function parallelLayout(config: YuanConfig, options: LayoutOptions = {}):
   }
   const accumulation = (config.train as { gradAccumulation?: unknown } | undefined)?.gradAccumulation;
   if (raw.microbatches !== undefined && typeof accumulation === 'number' && accumulation !== raw.microbatches) {
-    throw new YuanError('usage', `${names.label('microbatches', raw.microbatches)} and train.gradAccumulation = ${accumulation} disagree: both are the micro-batches of one optimizer step; set one of them`);
+    throw new YuanError(
+      'usage',
+      `${names.label('microbatches', raw.microbatches)} and train.gradAccumulation = ${accumulation} disagree: both are the micro-batches of one optimizer step; set one of them`,
+    );
   }
   const microbatches = raw.microbatches ?? (typeof accumulation === 'number' ? accumulation : 1);
-  microbatchesPerRank(microbatches, dp, world !== undefined && raw.dp === undefined ? `the world's ${dp} data-parallel ranks (WORLD_SIZE / ${names.field('pp')})` : names.label('dp', dp));
+  microbatchesPerRank(
+    microbatches,
+    dp,
+    world !== undefined && raw.dp === undefined
+      ? `the world's ${dp} data-parallel ranks (WORLD_SIZE / ${names.field('pp')})`
+      : names.label('dp', dp),
+  );
   if (pp === 1) {
     const ignored = (['partition', 'schedule', 'recompute'] as const).find((f) => given.has(f));
-    if (ignored) throw new YuanError('usage', `${names.field(ignored)} applies to a pipeline: ${names.hint('pp', 'P')} (P > 1)`);
+    if (ignored)
+      throw new YuanError('usage', `${names.field(ignored)} applies to a pipeline: ${names.hint('pp', 'P')} (P > 1)`);
   }
   if (world === undefined && raw.dp === undefined) {
     // the same rule for flags as before: --zero without --dp, --transport without --dp or --pp, outside a launched world
     const launchHint = '(or start the ranks with yuan launch, torchrun, srun or an indexed Job)';
-    if (given.has('zero')) throw new YuanError('usage', `${names.field('zero')} applies to data parallelism: ${names.hint('dp', 'D')} ${launchHint}`);
-    if (given.has('transport') && pp === 1) throw new YuanError('usage', `${names.field('transport')} applies to parallel runs: ${names.hint('dp', 'D')} or ${names.hint('pp', 'P').replace(/^add /, '')} ${launchHint}`);
+    if (given.has('zero'))
+      throw new YuanError(
+        'usage',
+        `${names.field('zero')} applies to data parallelism: ${names.hint('dp', 'D')} ${launchHint}`,
+      );
+    if (given.has('transport') && pp === 1)
+      throw new YuanError(
+        'usage',
+        `${names.field('transport')} applies to parallel runs: ${names.hint('dp', 'D')} or ${names.hint('pp', 'P').replace(/^add /, '')} ${launchHint}`,
+      );
   }
   return {
     pp,
@@ -224,5 +271,9 @@ export function parallelLayout(config: YuanConfig, options: LayoutOptions = {}):
  * (what the engines read). This is what crosses to the ranks, and what their start-up hash compares.
  */
 export function withParallelLayout(config: YuanConfig, layout: ParallelLayout): YuanConfig {
-  return { ...config, parallel: { ...layout }, train: { ...((config.train as object | undefined) ?? {}), gradAccumulation: layout.microbatches } };
+  return {
+    ...config,
+    parallel: { ...layout },
+    train: { ...((config.train as object | undefined) ?? {}), gradAccumulation: layout.microbatches },
+  };
 }

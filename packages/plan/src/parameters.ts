@@ -23,12 +23,17 @@ export function groupParameters(specs: readonly ParameterSpec[], numLayers: numb
     const m = /^model\.layers\.(\d+)\./.exec(spec.name);
     if (m) {
       const l = Number(m[1]);
-      if (l >= numLayers) throw new YuanError('config', `parameter ${spec.name} belongs to layer ${l}, but the model has ${numLayers} layers`);
+      if (l >= numLayers)
+        throw new YuanError(
+          'config',
+          `parameter ${spec.name} belongs to layer ${l}, but the model has ${numLayers} layers`,
+        );
       layers[l] += n;
     } else if (spec.name === 'model.embed_tokens.weight') embedding += n;
     else head += n;
   }
   const empty = layers.findIndex((n) => n === 0);
-  if (empty >= 0) throw new YuanError('config', `the parameter list has no parameters for layer ${empty} of ${numLayers}`);
+  if (empty >= 0)
+    throw new YuanError('config', `the parameter list has no parameters for layer ${empty} of ${numLayers}`);
   return { layers, embedding, head };
 }

@@ -21,7 +21,11 @@ export function parseBlocks(spec: string): number[] {
     if (!m) throw new YuanError('usage', `partition blocks "${spec}" are not valid: expected ${BLOCKS_SYNTAX}`);
     const layers = Number(m[1]);
     const repeat = m[2] === undefined ? 1 : Number(m[2]);
-    if (layers < 1) throw new YuanError('usage', `partition blocks "${spec}" give a stage 0 layers; every stage needs at least one layer`);
+    if (layers < 1)
+      throw new YuanError(
+        'usage',
+        `partition blocks "${spec}" give a stage 0 layers; every stage needs at least one layer`,
+      );
     if (repeat < 1) throw new YuanError('usage', `partition blocks "${spec}" repeat a block 0 times`);
     for (let i = 0; i < repeat; i++) out.push(layers);
   }
@@ -31,7 +35,7 @@ export function parseBlocks(spec: string): number[] {
 /** Formats blocks compactly with repeats, e.g. [2,2,3,3,3] → `2x2,3x3`. */
 export function formatBlocks(blocks: readonly number[]): string {
   const parts: string[] = [];
-  for (let i = 0; i < blocks.length; ) {
+  for (let i = 0; i < blocks.length;) {
     let j = i;
     while (j < blocks.length && blocks[j] === blocks[i]) j++;
     parts.push(j - i > 1 ? `${blocks[i]}x${j - i}` : String(blocks[i]));
@@ -41,7 +45,12 @@ export function formatBlocks(blocks: readonly number[]): string {
 }
 
 /** Checks a split against L and P exactly as the Megatron fork does (sum = L, count = P), plus ≥ 1 layer each. */
-export function checkBlocks(blocks: readonly number[], layers: number, stages: number, what = 'partition blocks'): void {
+export function checkBlocks(
+  blocks: readonly number[],
+  layers: number,
+  stages: number,
+  what = 'partition blocks',
+): void {
   const shown = blocks.join(',');
   if (blocks.length !== stages) {
     throw new YuanError('usage', `${what} ${shown} give ${blocks.length} stage(s); the pipeline has ${stages} (--pp)`);
@@ -55,10 +64,15 @@ export function checkBlocks(blocks: readonly number[], layers: number, stages: n
 
 function checkShape(ctx: PartitionContext): void {
   const { layers, stages } = ctx;
-  if (!Number.isInteger(layers) || layers < 1) throw new YuanError('usage', `layers must be an integer >= 1 (got ${layers})`);
-  if (!Number.isInteger(stages) || stages < 1) throw new YuanError('usage', `pipeline stages must be an integer >= 1 (got ${stages})`);
+  if (!Number.isInteger(layers) || layers < 1)
+    throw new YuanError('usage', `layers must be an integer >= 1 (got ${layers})`);
+  if (!Number.isInteger(stages) || stages < 1)
+    throw new YuanError('usage', `pipeline stages must be an integer >= 1 (got ${stages})`);
   if (stages > layers) {
-    throw new YuanError('usage', `more pipeline stages (${stages}) than layers (${layers}): every stage needs at least one layer`);
+    throw new YuanError(
+      'usage',
+      `more pipeline stages (${stages}) than layers (${layers}): every stage needs at least one layer`,
+    );
   }
 }
 
@@ -67,10 +81,16 @@ function checkShape(ctx: PartitionContext): void {
  * firstLayer, count)`, ties broken by the smaller sum of costs. Exact, by dynamic programming over (stage, layers
  * used): O(P·L²) cost evaluations.
  */
-export function minMaxSplit(layers: number, stages: number, cost: (stage: number, first: number, count: number) => number): number[] {
+export function minMaxSplit(
+  layers: number,
+  stages: number,
+  cost: (stage: number, first: number, count: number) => number,
+): number[] {
   const INF = Number.POSITIVE_INFINITY;
   // best[i][j]: the best [max, sum] for stages 0..i−1 covering layers 0..j−1; from[i][j]: where stage i−1 starts
-  const best: [number, number][][] = Array.from({ length: stages + 1 }, () => Array.from({ length: layers + 1 }, () => [INF, INF] as [number, number]));
+  const best: [number, number][][] = Array.from({ length: stages + 1 }, () =>
+    Array.from({ length: layers + 1 }, () => [INF, INF] as [number, number]),
+  );
   const from: number[][] = Array.from({ length: stages + 1 }, () => new Array<number>(layers + 1).fill(-1));
   best[0][0] = [Number.NEGATIVE_INFINITY, 0];
   for (let i = 1; i <= stages; i++) {
@@ -123,12 +143,21 @@ export const parametersPartition: PartitionPlugin = {
   partition(ctx) {
     const per = ctx.layerParameters;
     if (!per || per.length !== ctx.layers) {
-      throw new YuanError('usage', 'partition "parameters" needs the per-layer parameter counts of the model (give a model shape or preset)');
+      throw new YuanError(
+        'usage',
+        'partition "parameters" needs the per-layer parameter counts of the model (give a model shape or preset)',
+      );
     }
     const prefix = [0];
     for (const p of per) prefix.push(prefix[prefix.length - 1] + p);
-    return minMaxSplit(ctx.layers, ctx.stages, (stage, first, count) =>
-      prefix[first + count] - prefix[first] + (stage === 0 ? ctx.firstStageParameters ?? 0 : 0) + (stage === ctx.stages - 1 ? ctx.lastStageParameters ?? 0 : 0),
+    return minMaxSplit(
+      ctx.layers,
+      ctx.stages,
+      (stage, first, count) =>
+        prefix[first + count] -
+        prefix[first] +
+        (stage === 0 ? (ctx.firstStageParameters ?? 0) : 0) +
+        (stage === ctx.stages - 1 ? (ctx.lastStageParameters ?? 0) : 0),
     );
   },
 };
@@ -140,11 +169,15 @@ export const parametersPartition: PartitionPlugin = {
 export const memoryPartition: PartitionPlugin = {
   kind: 'partition',
   name: 'memory',
-  description: 'minimises the largest predicted stage peak memory under the schedule, recompute and micro-batches (exact search)',
+  description:
+    'minimises the largest predicted stage peak memory under the schedule, recompute and micro-batches (exact search)',
   defaults: {},
   partition(ctx) {
     if (!ctx.stagePeakBytes) {
-      throw new YuanError('usage', 'partition "memory" needs the memory model (model shape, micro-batches, schedule, recompute): use it through planPipeline or `yuan plan`');
+      throw new YuanError(
+        'usage',
+        'partition "memory" needs the memory model (model shape, micro-batches, schedule, recompute): use it through planPipeline or `yuan plan`',
+      );
     }
     return minMaxSplit(ctx.layers, ctx.stages, ctx.stagePeakBytes);
   },
@@ -157,7 +190,11 @@ export const memoryPartition: PartitionPlugin = {
  * sum to L or do not count P, malformed blocks, an unknown partitioner (listing the registered names), a partitioner
  * missing the inputs it needs.
  */
-export function partitionLayers(spec: string | readonly number[], ctx: PartitionContext, registry: PluginRegistry = planRegistry()): number[] {
+export function partitionLayers(
+  spec: string | readonly number[],
+  ctx: PartitionContext,
+  registry: PluginRegistry = planRegistry(),
+): number[] {
   checkShape(ctx);
   if (typeof spec !== 'string' || isBlocksSpec(spec)) {
     const blocks = typeof spec === 'string' ? parseBlocks(spec) : [...spec];
@@ -166,7 +203,10 @@ export function partitionLayers(spec: string | readonly number[], ctx: Partition
   }
   const name = spec.trim();
   if (!registry.has('partition', name)) {
-    throw new YuanError('not-found', `unknown partition "${name}" (registered: ${registry.names('partition').join(', ') || 'none'}; or give blocks such as 2,2,3,3)`);
+    throw new YuanError(
+      'not-found',
+      `unknown partition "${name}" (registered: ${registry.names('partition').join(', ') || 'none'}; or give blocks such as 2,2,3,3)`,
+    );
   }
   const blocks = registry.get('partition', name).partition(ctx);
   checkBlocks(blocks, ctx.layers, ctx.stages, `partition "${name}" returned blocks`);

@@ -2,11 +2,23 @@ import { joinActivation, resolveConfig, type AttentionDescription, type JsonObje
 import { LFA_DEFAULTS, lfaAttention } from '@yuan/attention-lfa';
 import { mhaAttention, modelParameters } from '@yuan/model';
 import { describe, expect, it } from 'vitest';
-import { attentionShape, bytesPerParameter, headActivation, layerActivation, planPipeline, sumTerms, type ActivationShape, type PipelinePlanInput } from './index.js';
+import {
+  attentionShape,
+  bytesPerParameter,
+  headActivation,
+  layerActivation,
+  planPipeline,
+  sumTerms,
+  type ActivationShape,
+  type PipelinePlanInput,
+} from './index.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function model(shape: JsonObject, plugin: AttentionDescription<any> = lfaAttention) {
-  const config = resolveConfig({ model: { maxPositions: 8192, ...shape }, attention: { name: plugin.name, options: {} } });
+  const config = resolveConfig({
+    model: { maxPositions: 8192, ...shape },
+    attention: { name: plugin.name, options: {} },
+  });
   return { model: config.model, parameters: modelParameters(config, plugin), attention: { plugin } };
 }
 
@@ -32,8 +44,19 @@ describe('planPipeline', () => {
     expect(bytesPerParameter('bf16', 1, 8).total).toBe(6 + 12 / 8);
     expect(bytesPerParameter('fp32', 1, 4).total).toBe(8 + 8 / 4);
     expect(bytesPerParameter('bf16', 2, 4).total).toBe(2 + 16 / 4);
-    const p = planPipeline({ ...yuan2b, stages: 2, dataParallel: 4, microbatches: 8, microBatchSize: 1, seqLength: 64, precision: 'bf16', zero: 1 });
-    expect(p.stages[1].weightBytes + p.stages[1].gradientBytes + p.stages[1].optimizerBytes).toBe(p.stages[1].parameters * 9);
+    const p = planPipeline({
+      ...yuan2b,
+      stages: 2,
+      dataParallel: 4,
+      microbatches: 8,
+      microBatchSize: 1,
+      seqLength: 64,
+      precision: 'bf16',
+      zero: 1,
+    });
+    expect(p.stages[1].weightBytes + p.stages[1].gradientBytes + p.stages[1].optimizerBytes).toBe(
+      p.stages[1].parameters * 9,
+    );
   });
 
   it('the layer formula: hand-computed element counts for YUAN LFA with fused kernels', () => {
@@ -78,7 +101,15 @@ describe('planPipeline', () => {
 
   it('the paper example: 2,2,3,3,4,4,4,2 relieves the first stage that binds under uniform (op-by-op attention)', () => {
     const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
-    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16', fusedKernels: false };
+    const input: PipelinePlanInput = {
+      ...ex,
+      stages: 8,
+      microbatches: 16,
+      microBatchSize: 1,
+      seqLength: 4096,
+      precision: 'bf16',
+      fusedKernels: false,
+    };
     const uniform = planPipeline(input);
     const blocks = planPipeline({ ...input, partition: '2,2,3,3,4,4,4,2' });
     expect(uniform.bindingStage).toBe(0);
@@ -90,7 +121,14 @@ describe('planPipeline', () => {
 
   it('the paper example with the fused attention core: lower peaks, and 2,2,3,3,4,4,4,2 saves more against uniform', () => {
     const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
-    const input: PipelinePlanInput = { ...ex, stages: 8, microbatches: 16, microBatchSize: 1, seqLength: 4096, precision: 'bf16' };
+    const input: PipelinePlanInput = {
+      ...ex,
+      stages: 8,
+      microbatches: 16,
+      microBatchSize: 1,
+      seqLength: 4096,
+      precision: 'bf16',
+    };
     const saving = (fusedKernels: boolean) => {
       const uniform = planPipeline({ ...input, fusedKernels });
       const blocks = planPipeline({ ...input, fusedKernels, partition: '2,2,3,3,4,4,4,2' });
@@ -104,21 +142,45 @@ describe('planPipeline', () => {
 
   it('M < P warns (bubble) but plans; bad input is a one-line error', () => {
     const p = planPipeline({ ...tiny, stages: 4, microbatches: 2, microBatchSize: 1, seqLength: 8 });
-    expect(p.warnings).toEqual(['M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)']);
+    expect(p.warnings).toEqual([
+      'M = 2 micro-batches < P = 4 stages: the pipeline never fills (bubble 60.0% of the step)',
+    ]);
     const base = { ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 };
-    expect(() => planPipeline({ ...base, microbatches: 0 })).toThrow(/^micro-batches \(--microbatches\) must be an integer >= 1 \(got 0\)$/);
+    expect(() => planPipeline({ ...base, microbatches: 0 })).toThrow(
+      /^micro-batches \(--microbatches\) must be an integer >= 1 \(got 0\)$/,
+    );
     expect(() => planPipeline({ ...base, stages: 5 })).toThrow(/^more pipeline stages \(5\) than layers \(4\)/);
-    expect(() => planPipeline({ ...base, partition: '1,2' })).toThrow(/^partition blocks 1,2 sum to 3 layers; the model has 4$/);
-    expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(/^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/);
-    expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(/^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/);
-    expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(/^--dp 3 does not divide the step's 4 micro-batches/);
+    expect(() => planPipeline({ ...base, partition: '1,2' })).toThrow(
+      /^partition blocks 1,2 sum to 3 layers; the model has 4$/,
+    );
+    expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
+      /^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/,
+    );
+    expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(
+      /^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/,
+    );
+    expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(
+      /^--dp 3 does not divide the step's 4 micro-batches/,
+    );
     expect(() => planPipeline({ ...base, zero: 3 })).toThrow(/^--zero 3 is not 0, 1 or 2$/);
   });
 
   it('says whether the plan fits the given memory', () => {
     const p = planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 });
-    expect(planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8, memoryBytes: p.peakBytes }).fits).toBe(true);
-    expect(planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8, memoryBytes: p.peakBytes - 1 }).fits).toBe(false);
+    expect(
+      planPipeline({ ...tiny, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8, memoryBytes: p.peakBytes })
+        .fits,
+    ).toBe(true);
+    expect(
+      planPipeline({
+        ...tiny,
+        stages: 2,
+        microbatches: 4,
+        microBatchSize: 1,
+        seqLength: 8,
+        memoryBytes: p.peakBytes - 1,
+      }).fits,
+    ).toBe(false);
   });
 });
 
@@ -151,13 +213,24 @@ describe('a third-party attention plugin describes its own activation terms', ()
     const x: ActivationShape = { batch: B, seq: S, hidden: H, heads: 4, ffn: 512, vocab: 264, fusedKernels: true };
     const layer = layerActivation(x, scratch.activation!(attentionShape(x), {}));
     const perLayer = 4 * H * H + 3 * 512 * H + 2 * H; // q, k, v, o + up/gate [2F,H] + down [H,F] + two norms
-    expect(withScratch.stages[1].workingBytes).toBe(4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + perLayer + 3.5 * B * S * (H / 4)));
+    expect(withScratch.stages[1].workingBytes).toBe(
+      4 * (sumTerms(layer.saved) + sumTerms(layer.gradients) + perLayer + 3.5 * B * S * (H / 4)),
+    );
     expect(withScratch.notes[0]).toMatch(/^activations: TensorFlow.js autodiff working set of our scratch layer/);
   });
 
   it('a plugin without an activation descriptor is a one-line error, not an MHA plan', () => {
     const { activation: _, ...silent } = scratch;
-    expect(() => planPipeline({ ...tiny, attention: { plugin: { ...silent, name: 'silent' } }, stages: 2, microbatches: 4, microBatchSize: 1, seqLength: 8 })).toThrow(
+    expect(() =>
+      planPipeline({
+        ...tiny,
+        attention: { plugin: { ...silent, name: 'silent' } },
+        stages: 2,
+        microbatches: 4,
+        microBatchSize: 1,
+        seqLength: 8,
+      }),
+    ).toThrow(
       /^attention plugin "silent" does not describe its activation memory \(no activation\(\) descriptor\), so the planner cannot count its layers$/,
     );
   });
@@ -177,7 +250,11 @@ describe('memory partitioning (property over random shapes)', () => {
       const att = rand(2) ? lfaAttention : mhaAttention;
       const key = `${layers}:${hidden}:${att.name}`;
       const vocab = [100, 1000, 32000][rand(3)];
-      if (!cache.has(key + vocab)) cache.set(key + vocab, model({ vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: 4, ffnSize: 4 * hidden }, att));
+      if (!cache.has(key + vocab))
+        cache.set(
+          key + vocab,
+          model({ vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: 4, ffnSize: 4 * hidden }, att),
+        );
       const stages = 1 + rand(Math.min(layers, 8));
       const input: PipelinePlanInput = {
         ...cache.get(key + vocab)!,

@@ -1,4 +1,10 @@
-import { microbatchesPerRank, YuanError, type AttentionDescription, type ParameterSpec, type PluginRegistry } from '@yuan/core';
+import {
+  microbatchesPerRank,
+  YuanError,
+  type AttentionDescription,
+  type ParameterSpec,
+  type PluginRegistry,
+} from '@yuan/core';
 import {
   attentionShape,
   embeddingActivation,
@@ -77,7 +83,10 @@ export function plannedOptions(attention: PlannedAttention): unknown {
   try {
     return plugin.validate ? plugin.validate(merged) : merged;
   } catch (e) {
-    throw new YuanError('config', `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`);
+    throw new YuanError(
+      'config',
+      `invalid config: attention.options for "${plugin.name}": ${(e as Error).message.replace(/^invalid config: /, '')}`,
+    );
   }
 }
 
@@ -178,7 +187,8 @@ export function bytesPerParameter(precision: Precision, zero: number, dataParall
 }
 
 function int(name: string, v: number | undefined, min: number): number {
-  if (v === undefined || !Number.isInteger(v) || v < min) throw new YuanError('usage', `${name} must be an integer >= ${min} (got ${v})`);
+  if (v === undefined || !Number.isInteger(v) || v < min)
+    throw new YuanError('usage', `${name} must be an integer >= ${min} (got ${v})`);
   return v;
 }
 
@@ -186,7 +196,11 @@ function int(name: string, v: number | undefined, min: number): number {
 export function parseRecompute(v: string | undefined): Recompute {
   const r = v ?? 'full';
   if (r === 'full' || r === 'stage') return r;
-  if (r === 'none' || r === 'block') throw new YuanError('usage', `recompute "${r}" is not available: TensorFlow.js keeps no autodiff tape across calls (use full or stage)`);
+  if (r === 'none' || r === 'block')
+    throw new YuanError(
+      'usage',
+      `recompute "${r}" is not available: TensorFlow.js keeps no autodiff tape across calls (use full or stage)`,
+    );
   throw new YuanError('usage', `unknown recompute "${r}" (expected full or stage)`);
 }
 
@@ -208,7 +222,8 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const Mr = microbatchesPerRank(M, D);
   const recompute = parseRecompute(input.recompute);
   const precision = input.precision ?? 'fp32';
-  if (precision !== 'fp32' && precision !== 'bf16') throw new YuanError('usage', `unknown precision "${precision}" (expected fp32 or bf16)`);
+  if (precision !== 'fp32' && precision !== 'bf16')
+    throw new YuanError('usage', `unknown precision "${precision}" (expected fp32 or bf16)`);
   const zero = input.zero ?? 0;
   if (![0, 1, 2].includes(zero)) throw new YuanError('usage', `--zero ${zero} is not 0, 1 or 2`);
   const scheduleName = input.schedule ?? '1f1b';
@@ -231,10 +246,15 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const plugin = input.attention?.plugin;
   if (!plugin) throw new YuanError('usage', 'planPipeline needs the attention plugin (input.attention.plugin)');
   if (!plugin.activation) {
-    throw new YuanError('usage', `attention plugin "${plugin.name}" does not describe its activation memory (no activation() descriptor), so the planner cannot count its layers`);
+    throw new YuanError(
+      'usage',
+      `attention plugin "${plugin.name}" does not describe its activation memory (no activation() descriptor), so the planner cannot count its layers`,
+    );
   }
   const total = (a: SegmentActivation) => sumTerms(a.saved) + sumTerms(a.gradients);
-  const layerElems = total(layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention))));
+  const layerElems = total(
+    layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention))),
+  );
   const headElems = total(headActivation(shape));
   const embedElems = total(embeddingActivation(shape));
   const rope = ropeTablesElements(shape);
@@ -246,7 +266,8 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const stageMemory = (i: number, first: number, count: number) => {
     const isFirst = i === 0;
     const isLast = i === P - 1;
-    const parameters = prefix[first + count] - prefix[first] + (isFirst ? groups.embedding : 0) + (isLast ? headParams : 0);
+    const parameters =
+      prefix[first + count] - prefix[first] + (isFirst ? groups.embedding : 0) + (isLast ? headParams : 0);
     const inFlight = schedule.inFlight(i, P, Mr);
     // fresh parameter gradients exist beside the accumulated ones while a segment's backward runs (TF.js returns new tensors)
     const headFresh = isLast ? groups.head + (tied ? groups.embedding : 0) : 0;
@@ -262,7 +283,12 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
       checkpoint = inFlight * (isFirst ? B * S * 4 : bsh * e); // the first stage keeps only the int32 token ids
       const params = prefix[first + count] - prefix[first];
       working =
-        (count * layerElems + params + (isLast ? headElems + headFresh : 0) + (isFirst ? embedElems + bsh + groups.embedding : 0) + rope) * e;
+        (count * layerElems +
+          params +
+          (isLast ? headElems + headFresh : 0) +
+          (isFirst ? embedElems + bsh + groups.embedding : 0) +
+          rope) *
+        e;
     }
     const weightBytes = parameters * bpp.weight;
     const gradientBytes = parameters * bpp.gradient;
@@ -272,9 +298,13 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     // L−1 … 0, embedding. P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
     // summed with the other end first and kept whole); with `stage` recompute all of them at once
     const layersDown = groups.layers.slice(first, first + count).reverse();
-    const order = P === 1 ? [groups.head + groups.embedding, ...layersDown, groups.embedding] : [...(isLast ? [groups.head] : []), ...layersDown];
+    const order =
+      P === 1
+        ? [groups.head + groups.embedding, ...layersDown, groups.embedding]
+        : [...(isLast ? [groups.head] : []), ...layersDown];
     const twoInFlight = Math.max(...order.map((n, i) => n + (i > 0 ? order[i - 1] : 0)));
-    const bucketed = zero !== 2 ? parameters : P > 1 && recompute === 'stage' ? order.reduce((a, b) => a + b, 0) : twoInFlight;
+    const bucketed =
+      zero !== 2 ? parameters : P > 1 && recompute === 'stage' ? order.reduce((a, b) => a + b, 0) : twoInFlight;
     return {
       parameters,
       inFlight,
@@ -338,7 +368,9 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     bindingStage,
     peakBytes,
     bubbleFraction,
-    ...(input.memoryBytes !== undefined ? { fits: peakBytes <= input.memoryBytes, memoryBytes: input.memoryBytes } : {}),
+    ...(input.memoryBytes !== undefined
+      ? { fits: peakBytes <= input.memoryBytes, memoryBytes: input.memoryBytes }
+      : {}),
     bytesPerParameter: bpp,
     modelParameters: prefix[L] + groups.embedding + groups.head,
     schedule: scheduleName,

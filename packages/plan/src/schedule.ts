@@ -5,7 +5,8 @@ import type { SchedulePlugin } from './plugins.js';
 
 /** Checks P, M and the stage index; throws a one-line YuanError naming the bad value. */
 export function checkScheduleOptions(o: ScheduleOptions): void {
-  if (!Number.isInteger(o.stages) || o.stages < 1) throw new YuanError('pipeline', `pipeline stages must be an integer >= 1 (got ${o.stages})`);
+  if (!Number.isInteger(o.stages) || o.stages < 1)
+    throw new YuanError('pipeline', `pipeline stages must be an integer >= 1 (got ${o.stages})`);
   if (!Number.isInteger(o.microbatches) || o.microbatches < 1) {
     throw new YuanError('pipeline', `micro-batches must be an integer >= 1 (got ${o.microbatches})`);
   }
@@ -63,7 +64,8 @@ export const gpipeSchedule: SchedulePlugin = {
 export const oneFOneBSchedule: SchedulePlugin = {
   kind: 'schedule',
   name: '1f1b',
-  description: '1F1B: warm-up min(P - stage - 1, M) forwards, then one forward one backward; stage i holds min(M, P - i)',
+  description:
+    '1F1B: warm-up min(P - stage - 1, M) forwards, then one forward one backward; stage i holds min(M, P - i)',
   defaults: {},
   instructions(o) {
     checkScheduleOptions(o);
@@ -89,7 +91,10 @@ export const oneFOneBSchedule: SchedulePlugin = {
 export function getSchedule(name: string, registry: PluginRegistry = planRegistry()): SchedulePlugin {
   if (!registry.has('schedule', name)) {
     const known = registry.names('schedule');
-    throw new YuanError('not-found', `unknown schedule "${name}" (registered: ${known.length ? known.join(', ') : 'none'})`);
+    throw new YuanError(
+      'not-found',
+      `unknown schedule "${name}" (registered: ${known.length ? known.join(', ') : 'none'})`,
+    );
   }
   return registry.get('schedule', name);
 }
@@ -136,7 +141,13 @@ export function simulateSchedule(
   const clock = new Array<number>(P).fill(0);
   const busy = new Array<number>(P).fill(0);
   const maxInFlight = new Array<number>(P).fill(0);
-  const state = lists.map(() => ({ forwarded: new Set<number>(), backwarded: new Set<number>(), haveInput: new Set<number>(), haveGrad: new Set<number>(), loadedTargets: new Set<number>() }));
+  const state = lists.map(() => ({
+    forwarded: new Set<number>(),
+    backwarded: new Set<number>(),
+    haveInput: new Set<number>(),
+    haveGrad: new Set<number>(),
+    loadedTargets: new Set<number>(),
+  }));
   const channels = new Map<string, { microbatch: number; time: number }[]>();
   const key = (kind: string, from: number, to: number) => `${kind}:${from}->${to}`;
   const fail = (s: number, what: string): never => {
@@ -159,7 +170,8 @@ export function simulateSchedule(
         const q = channels.get(key(ins.op === 'recvActivation' ? 'act' : 'grad', ins.from, s));
         if (!q || q.length === 0) return false; // blocked
         const msg = q.shift()!;
-        if (msg.microbatch !== ins.microbatch) fail(s, `expected micro-batch ${ins.microbatch} but stage ${ins.from} sent ${msg.microbatch} first`);
+        if (msg.microbatch !== ins.microbatch)
+          fail(s, `expected micro-batch ${ins.microbatch} but stage ${ins.from} sent ${msg.microbatch} first`);
         clock[s] = Math.max(clock[s], msg.time);
         (ins.op === 'recvActivation' ? st.haveInput : st.haveGrad).add(ins.microbatch);
         break;
@@ -167,7 +179,8 @@ export function simulateSchedule(
       case 'sendActivation':
       case 'sendGradient': {
         if (ins.to < 0 || ins.to >= P || ins.to === s) fail(s, `sends to stage ${ins.to}, which is not another stage`);
-        const ready = ins.op === 'sendActivation' ? st.forwarded.has(ins.microbatch) : st.backwarded.has(ins.microbatch);
+        const ready =
+          ins.op === 'sendActivation' ? st.forwarded.has(ins.microbatch) : st.backwarded.has(ins.microbatch);
         if (!ready) fail(s, `sends a ${ins.op === 'sendActivation' ? 'activation' : 'gradient'} it has not computed`);
         const k = key(ins.op === 'sendActivation' ? 'act' : 'grad', s, ins.to);
         if (!channels.has(k)) channels.set(k, []);
@@ -177,7 +190,8 @@ export function simulateSchedule(
       case 'forward':
         if (!st.haveInput.has(ins.microbatch)) fail(s, 'forward without its input (load or recvActivation)');
         if (st.forwarded.has(ins.microbatch)) fail(s, 'forwards a micro-batch twice');
-        if (last && !st.loadedTargets.has(ins.microbatch)) fail(s, 'the last stage forwards without the targets loaded');
+        if (last && !st.loadedTargets.has(ins.microbatch))
+          fail(s, 'the last stage forwards without the targets loaded');
         st.forwarded.add(ins.microbatch);
         clock[s] += fc;
         busy[s] += fc;
@@ -223,20 +237,35 @@ export function simulateSchedule(
         done = false;
         const ins = lists[s][pc[s]];
         // a stage already counted at a collective stays parked until the last member arrives
-        if (ins.op === 'reduceTiedGradients' && atCollective.get([...new Set(ins.stages)].sort((a, b) => a - b).join(','))?.has(s)) break;
+        if (
+          ins.op === 'reduceTiedGradients' &&
+          atCollective.get([...new Set(ins.stages)].sort((a, b) => a - b).join(','))?.has(s)
+        )
+          break;
         if (!tryStep(s)) break;
         progressed = true;
       }
     }
     if (done || lists.every((l, s) => pc[s] >= l.length)) break;
     if (!progressed) {
-      const blocked = lists.map((l, s) => (pc[s] < l.length ? `stage ${s} at ${describe(l[pc[s]])}` : undefined)).filter(Boolean);
+      const blocked = lists
+        .map((l, s) => (pc[s] < l.length ? `stage ${s} at ${describe(l[pc[s]])}` : undefined))
+        .filter(Boolean);
       throw new YuanError('schedule', `deadlock: ${blocked.join('; ')}`);
     }
   }
-  for (const [k, q] of channels) if (q.length) throw new YuanError('schedule', `unreceived message(s) on ${k}: micro-batch ${q.map((m) => m.microbatch).join(', ')}`);
+  for (const [k, q] of channels)
+    if (q.length)
+      throw new YuanError(
+        'schedule',
+        `unreceived message(s) on ${k}: micro-batch ${q.map((m) => m.microbatch).join(', ')}`,
+      );
   state.forEach((st, s) => {
-    if (st.forwarded.size !== st.backwarded.size) throw new YuanError('schedule', `stage ${s} forwarded ${st.forwarded.size} micro-batches but backwarded ${st.backwarded.size}`);
+    if (st.forwarded.size !== st.backwarded.size)
+      throw new YuanError(
+        'schedule',
+        `stage ${s} forwarded ${st.forwarded.size} micro-batches but backwarded ${st.backwarded.size}`,
+      );
   });
   const makespan = Math.max(...clock);
   return {

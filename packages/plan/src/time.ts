@@ -76,7 +76,8 @@ function int(name: string, v: number, min: number): number {
 }
 
 function pos(name: string, v: number): number {
-  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new YuanError('usage', `${name} must be a number > 0 (got ${v})`);
+  if (!(typeof v === 'number' && Number.isFinite(v) && v > 0))
+    throw new YuanError('usage', `${name} must be a number > 0 (got ${v})`);
   return v;
 }
 
@@ -109,8 +110,10 @@ export function planTime(input: TimeModelInput): TimePlan {
   const M = int('--microbatches', input.microbatches, 1);
   if (N % P !== 0) throw new YuanError('usage', `--chips ${N} is not divisible by --pp ${P}`);
   const D = N / P;
-  if (P % T !== 0) throw new YuanError('usage', `--pp ${P} is not divisible by --tp ${T} (Method 1 uses P/T stages of T chips)`);
-  if (M % D !== 0) throw new YuanError('usage', `--microbatches ${M} is not divisible by the data-parallel size ${D} = chips/pp`);
+  if (P % T !== 0)
+    throw new YuanError('usage', `--pp ${P} is not divisible by --tp ${T} (Method 1 uses P/T stages of T chips)`);
+  if (M % D !== 0)
+    throw new YuanError('usage', `--microbatches ${M} is not divisible by the data-parallel size ${D} = chips/pp`);
   const A = M / D;
   const F = pos('--flops', input.flops ?? 172.8e12);
   const eff = pos('link efficiency', input.linkEfficiency ?? 0.85);
@@ -119,9 +122,15 @@ export function planTime(input: TimeModelInput): TimePlan {
   const plugin = input.attention?.plugin;
   if (!plugin) throw new YuanError('usage', 'planTime needs the attention plugin (input.attention.plugin)');
   if (!plugin.flops) {
-    throw new YuanError('usage', `attention plugin "${plugin.name}" does not describe its FLOPs (no flops() descriptor), so the time model cannot count its layers`);
+    throw new YuanError(
+      'usage',
+      `attention plugin "${plugin.name}" does not describe its FLOPs (no flops() descriptor), so the time model cannot count its layers`,
+    );
   }
-  const attn = plugin.flops({ batch: B, seq: S, hidden: H, heads, headDim: H / heads, fusedKernels: true }, plannedOptions(input.attention));
+  const attn = plugin.flops(
+    { batch: B, seq: S, hidden: H, heads, headDim: H / heads, fusedKernels: true },
+    plannedOptions(input.attention),
+  );
   const mlp = 6 * B * S * H * ffn; // SwiGLU: fused up/gate [2F, H] and down [H, F]
   const dense = attn.projections + mlp;
   const layerFlops = dense + attn.core;
@@ -168,7 +177,11 @@ export function planTime(input: TimeModelInput): TimePlan {
     notes: [
       `compute: 4 passes of a layer's forward per token ${round(dense / (B * S * H * H))}·H² (attention "${plugin.name}" projections ${round(attn.projections / (B * S * H * H))}·H² + SwiGLU ${round(mlp / (B * S * H * H))}·H²) + core ${round(attn.core / (B * S * S * H))}·S·H (YUAN 2.0's Eq. 2: 32·H² + 4·S·H); F = ${(F / 1e12).toFixed(1)} TFLOP/s per chip; Method 1 TP = ${T}, PP = ${p1}; YUAN PP = ${P}; DP = ${D}; A = ${A}`,
       `intra-node link: ${eff} × P2P / 2 per direction = ${(link / 1e9).toFixed(1)} GB/s; network: ${(net / 1e9).toFixed(2)} GB/s per node`,
-      ...(attn.other ? [`not counted, as in the paper: attention "${plugin.name}"'s other forward FLOPs (${(100 * attn.other / (layerFlops + attn.other)).toFixed(1)}% of the layer's)`] : []),
+      ...(attn.other
+        ? [
+            `not counted, as in the paper: attention "${plugin.name}"'s other forward FLOPs (${((100 * attn.other) / (layerFlops + attn.other)).toFixed(1)}% of the layer's)`,
+          ]
+        : []),
     ],
   };
 }

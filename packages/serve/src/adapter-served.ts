@@ -3,7 +3,10 @@ import type { ServedCompletion, ServedModel, ServedRequest } from './served-mode
 
 /** A content error of a request (HTTP 400 naming `param`). */
 class ParamError extends Error {
-  constructor(readonly param: string, message: string) {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -23,7 +26,11 @@ export function servedFromAdapter(adapter: ModelAdapter, modelName: string = ada
       return req;
     },
     async generate(req, onText): Promise<ServedCompletion[]> {
-      const texts = await adapter.generate({ ...req, prompt: req.prompt as string, maxNewTokens: req.maxNewTokens ?? 256 });
+      const texts = await adapter.generate({
+        ...req,
+        prompt: req.prompt as string,
+        maxNewTokens: req.maxNewTokens ?? 256,
+      });
       texts.forEach((t, i) => onText?.(i, t, []));
       return texts.map((text) => ({ text, finishReason: 'stop' as const }));
     },

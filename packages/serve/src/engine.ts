@@ -1,11 +1,21 @@
 import { Rng, YuanError, type CacheEntrySpec, type Tokenizer } from '@yuan/core';
 import { tf, type AttentionCache } from '@yuan/tensor';
-import { attentionOptions, attentionSpec, disposeCache, sampleToken, type ModelCache, type YuanModel } from '@yuan/model';
+import {
+  attentionOptions,
+  attentionSpec,
+  disposeCache,
+  sampleToken,
+  type ModelCache,
+  type YuanModel,
+} from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 
 /** A request content error (HTTP 400): `param` names the request field at fault (`prompt`, `max_tokens`, ...). */
 export class ServeInputError extends YuanError {
-  constructor(readonly param: string, message: string) {
+  constructor(
+    readonly param: string,
+    message: string,
+  ) {
     super('input', message);
     this.name = 'ServeInputError';
   }
@@ -113,7 +123,10 @@ function rowLogprobs(row: Float32Array, id: number, k: number): { logprob: numbe
 
 /** `t` with `n` zero steps in front along `axis`. */
 function padFront(t: tf.Tensor, axis: number, n: number): tf.Tensor {
-  return tf.pad(t, t.shape.map((_, i): [number, number] => (i === axis ? [n, 0] : [0, 0])));
+  return tf.pad(
+    t,
+    t.shape.map((_, i): [number, number] => (i === axis ? [n, 0] : [0, 0])),
+  );
 }
 
 /** One choice being generated. */
@@ -175,7 +188,8 @@ export class ServingEngine {
     options: ServingEngineOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 8;
-    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new YuanError('config', `maxBatch must be a positive integer, got ${options.maxBatch}`);
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1)
+      throw new YuanError('config', `maxBatch must be a positive integer, got ${options.maxBatch}`);
     const plugin = model.attention;
     if (plugin.cache) {
       const options = attentionOptions(model.config, plugin);
@@ -192,12 +206,18 @@ export class ServingEngine {
     const name = this.model.attention.name;
     const spec = this.layout[l]?.get(key);
     if (!spec) {
-      throw new YuanError('model', `attention plugin "${name}" returned cache entry "${key}", which its cache() descriptor does not list (${[...(this.layout[l]?.keys() ?? [])].join(', ') || 'none'})`);
+      throw new YuanError(
+        'model',
+        `attention plugin "${name}" returned cache entry "${key}", which its cache() descriptor does not list (${[...(this.layout[l]?.keys() ?? [])].join(', ') || 'none'})`,
+      );
     }
     if (t) {
       const per = t.size / t.shape[0] / (spec.timeAxis === undefined ? 1 : (t.shape[spec.timeAxis] ?? NaN));
       if (per !== spec.elements) {
-        throw new YuanError('model', `attention plugin "${name}": cache entry "${key}" [${t.shape}] has ${per} elements per ${spec.timeAxis === undefined ? 'sequence' : 'token'}; its cache() descriptor says ${spec.elements}${spec.timeAxis === undefined ? '' : ` (time axis ${spec.timeAxis})`}`);
+        throw new YuanError(
+          'model',
+          `attention plugin "${name}": cache entry "${key}" [${t.shape}] has ${per} elements per ${spec.timeAxis === undefined ? 'sequence' : 'token'}; its cache() descriptor says ${spec.elements}${spec.timeAxis === undefined ? '' : ` (time axis ${spec.timeAxis})`}`,
+        );
       }
     }
     return spec;
@@ -216,23 +236,38 @@ export class ServingEngine {
     if (typeof request.prompt === 'string') {
       ids = this.tokenizer.encode(request.prompt);
       const bad = ids.find((id) => id >= this.model.config.model.vocabSize);
-      if (bad !== undefined) throw new ServeInputError(promptParam, `the prompt encodes to token ${bad}, outside the model's vocabulary of ${this.model.config.model.vocabSize}`);
+      if (bad !== undefined)
+        throw new ServeInputError(
+          promptParam,
+          `the prompt encodes to token ${bad}, outside the model's vocabulary of ${this.model.config.model.vocabSize}`,
+        );
     } else {
       ids = [...request.prompt];
       const bad = ids.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
-      if (bad !== undefined) throw new ServeInputError(promptParam, `token id ${bad} in the prompt is outside the vocabulary (0..${vocab - 1})`);
+      if (bad !== undefined)
+        throw new ServeInputError(
+          promptParam,
+          `token id ${bad} in the prompt is outside the vocabulary (0..${vocab - 1})`,
+        );
     }
     if (ids.length === 0) ids = [this.tokenizer.special.eod];
     if (ids.length > max) {
-      throw new ServeInputError(promptParam, `this model's maximum context length is ${max} tokens; the prompt has ${ids.length} tokens`);
+      throw new ServeInputError(
+        promptParam,
+        `this model's maximum context length is ${max} tokens; the prompt has ${ids.length} tokens`,
+      );
     }
     const room = max - ids.length;
     const asked = request.maxNewTokens ?? room;
     if (asked > 0 && room === 0 && !request.echo) {
-      throw new ServeInputError(promptParam, `this model's maximum context length is ${max} tokens; the prompt has ${ids.length} tokens, leaving no room for new tokens`);
+      throw new ServeInputError(
+        promptParam,
+        `this model's maximum context length is ${max} tokens; the prompt has ${ids.length} tokens, leaving no room for new tokens`,
+      );
     }
     const lp = request.logprobs;
-    if (lp !== undefined && !(Number.isInteger(lp) && lp >= 0 && lp <= 20)) throw new ServeInputError('logprobs', `logprobs must be an integer from 0 to 20, got ${lp}`);
+    if (lp !== undefined && !(Number.isInteger(lp) && lp >= 0 && lp <= 20))
+      throw new ServeInputError('logprobs', `logprobs must be an integer from 0 to 20, got ${lp}`);
     return { request, promptIds: ids, maxNewTokens: Math.min(asked, room) };
   }
 
@@ -241,7 +276,15 @@ export class ServingEngine {
     return new Promise<ServeResult>((resolve, reject) => {
       const req = prepared.request;
       const n = req.n ?? 1;
-      const seq: Sequence = { prepared, listener, signal, choices: new Array(n).fill(undefined), echoText: '', resolve, reject };
+      const seq: Sequence = {
+        prepared,
+        listener,
+        signal,
+        choices: new Array(n).fill(undefined),
+        echoText: '',
+        resolve,
+        reject,
+      };
       const rows = Array.from({ length: n }, (_, index): Row => {
         const text = new CompletionText(this.tokenizer, prepared.promptIds, req.stop ?? []);
         return {
@@ -267,7 +310,8 @@ export class ServingEngine {
     try {
       while (this.pending.length > 0 || this.rows.length > 0) {
         // a plugin without a cache descriptor cannot be padded into a batch: its requests take turns
-        const room = (n: number) => this.rows.length === 0 || (this.layout !== undefined && this.rows.length + n <= this.maxBatch);
+        const room = (n: number) =>
+          this.rows.length === 0 || (this.layout !== undefined && this.rows.length + n <= this.maxBatch);
         while (this.pending.length > 0 && room(this.pending[0].length)) {
           const rows = this.pending.shift()!;
           try {
@@ -332,7 +376,12 @@ export class ServingEngine {
       const row = rowT.dataSync() as Float32Array;
       rowT.dispose();
       const { logprob, top } = rowLogprobs(row, ids[i], k);
-      out.push({ token: tokenString(this.tokenizer, ids[i]), logprob, top: top.map(([id, v]) => [tokenString(this.tokenizer, id), v]), offset: text.sentLength });
+      out.push({
+        token: tokenString(this.tokenizer, ids[i]),
+        logprob,
+        top: top.map(([id, v]) => [tokenString(this.tokenizer, id), v]),
+        offset: text.sentLength,
+      });
       text.push(ids[i]);
     }
     return out;
@@ -341,7 +390,11 @@ export class ServingEngine {
   /** Samples a row's next token from its logits, updates its text and decides whether it is finished. */
   private accept(x: Row, logits: Float32Array): void {
     const req = x.seq.prepared.request;
-    const id = sampleToken(logits, { temperature: req.temperature ?? 0, topK: req.topK ?? 0, topP: req.topP ?? 1 }, x.rng);
+    const id = sampleToken(
+      logits,
+      { temperature: req.temperature ?? 0, topK: req.topK ?? 0, topP: req.topP ?? 1 },
+      x.rng,
+    );
     x.generated++;
     x.last = id;
     if (x.logprobs) {
@@ -389,7 +442,8 @@ export class ServingEngine {
       completionTokens: x.generated,
       ...(logprobs ? { logprobs } : {}),
     };
-    if (seq.choices.every((c) => c !== undefined)) seq.resolve({ promptTokens: seq.prepared.promptIds.length, choices: seq.choices as ServeChoice[] });
+    if (seq.choices.every((c) => c !== undefined))
+      seq.resolve({ promptTokens: seq.prepared.promptIds.length, choices: seq.choices as ServeChoice[] });
   }
 
   /** Adds rows (all sharing `cache`, a batch-1 cache of their prompt) to the running batch. */
@@ -411,7 +465,10 @@ export class ServingEngine {
           }
           const grown = axis !== undefined && target > current ? padFront(old, axis, target - current) : old;
           if (grown.shape.slice(1).join() !== mine.shape.slice(1).join()) {
-            throw new YuanError('model', `cannot batch attention cache "${key}" of shapes [${grown.shape}] and [${mine.shape}]`);
+            throw new YuanError(
+              'model',
+              `cannot batch attention cache "${key}" of shapes [${grown.shape}] and [${mine.shape}]`,
+            );
           }
           out[key] = tf.concat([grown, mine], 0);
         }
@@ -428,8 +485,16 @@ export class ServingEngine {
   private step(): void {
     const b = this.rows.length;
     const s = this.cache!.length;
-    const ids = tf.tensor2d(this.rows.map((r) => [r.last]), [b, 1], 'int32');
-    const positions = tf.tensor2d(this.rows.map((r) => [r.length]), [b, 1], 'int32');
+    const ids = tf.tensor2d(
+      this.rows.map((r) => [r.last]),
+      [b, 1],
+      'int32',
+    );
+    const positions = tf.tensor2d(
+      this.rows.map((r) => [r.length]),
+      [b, 1],
+      'int32',
+    );
     const biasValues = new Float32Array(b * (s + 1));
     this.pads.forEach((p, i) => biasValues.fill(-1e9, i * (s + 1), i * (s + 1) + p));
     const keyBias = tf.tensor4d(biasValues, [b, 1, 1, s + 1]);
@@ -472,7 +537,12 @@ export class ServingEngine {
           for (const [key, t] of Object.entries(layer)) {
             let kept: tf.Tensor = tf.gather(t, index, 0);
             const axis = this.entry(l, key)?.timeAxis;
-            if (axis !== undefined && trim > 0) kept = tf.slice(kept, kept.shape.map((_, i) => (i === axis ? trim : 0)), kept.shape.map(() => -1));
+            if (axis !== undefined && trim > 0)
+              kept = tf.slice(
+                kept,
+                kept.shape.map((_, i) => (i === axis ? trim : 0)),
+                kept.shape.map(() => -1),
+              );
             out[key] = kept;
           }
           return out;

@@ -1,7 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { defaultChatPrompt, type ServedCompletion, type ServedLogprob, type ServedModel } from './served-model.js';
-import { DEFAULT_REQUEST_LIMITS, parseChatRequest, parseCompletionRequest, RequestError, type ParsedRequest, type RequestLimits } from './validate.js';
+import {
+  DEFAULT_REQUEST_LIMITS,
+  parseChatRequest,
+  parseCompletionRequest,
+  RequestError,
+  type ParsedRequest,
+  type RequestLimits,
+} from './validate.js';
 
 /** Options of the server. Defaults: DEFAULT_REQUEST_LIMITS, at most 64 requests in flight, no request log. */
 export interface OpenAIServerOptions {
@@ -52,7 +59,8 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<Record<string
         reject(new RequestError(400, `the body is not valid JSON (${(e as Error).message})`));
         return;
       }
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) reject(new RequestError(400, 'the body must be a JSON object'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+        reject(new RequestError(400, 'the body must be a JSON object'));
       else resolve(parsed as Record<string, unknown>);
     });
   });
@@ -109,14 +117,23 @@ function chatLogprobs(entries: ServedLogprob[]): Record<string, unknown> {
  * Returns the unstarted server: call `listen(port, host)`.
  */
 export function createOpenAIServer(model: ServedModel, options: OpenAIServerOptions = {}): http.Server {
-  const limits: RequestLimits = { ...DEFAULT_REQUEST_LIMITS, ...(model.maxNewTokens ? { maxNewTokens: model.maxNewTokens } : {}), ...options.limits };
+  const limits: RequestLimits = {
+    ...DEFAULT_REQUEST_LIMITS,
+    ...(model.maxNewTokens ? { maxNewTokens: model.maxNewTokens } : {}),
+    ...options.limits,
+  };
   const admission = new Admission(options.maxQueue ?? 64);
   const created = Math.floor(Date.now() / 1000);
   const format = model.formatChat?.bind(model) ?? defaultChatPrompt;
 
   const checkModel = (name: string | undefined) => {
     if (name !== undefined && name !== model.modelName) {
-      throw new RequestError(404, `model "${name}" does not exist here; this server serves "${model.modelName}"`, 'model', 'model_not_found');
+      throw new RequestError(
+        404,
+        `model "${name}" does not exist here; this server serves "${model.modelName}"`,
+        'model',
+        'model_not_found',
+      );
     }
   };
 
@@ -144,7 +161,13 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
     if (tok && (route === '/tokenizer_info' || route === '/tokenize' || route === '/detokenize')) {
       if (route === '/tokenizer_info') {
         if (req.method !== 'GET') throw new RequestError(405, `${req.method} is not allowed on ${route}; use GET`);
-        sendJson(res, 200, { eos_token: tok.eosToken, bos_token: null, pad_token: null, model_max_length: tok.contextLength, vocab_size: tok.vocabSize });
+        sendJson(res, 200, {
+          eos_token: tok.eosToken,
+          bos_token: null,
+          pad_token: null,
+          model_max_length: tok.contextLength,
+          vocab_size: tok.vocabSize,
+        });
         return 200;
       }
       if (req.method !== 'POST') throw new RequestError(405, `${req.method} is not allowed on ${route}; use POST`);
@@ -163,7 +186,13 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
       return 200;
     }
     const chat = route === '/v1/chat/completions';
-    if (!chat && route !== '/v1/completions') throw new RequestError(404, `no route ${route} (try /v1/models, /v1/completions, /v1/chat/completions)`, null, 'not_found');
+    if (!chat && route !== '/v1/completions')
+      throw new RequestError(
+        404,
+        `no route ${route} (try /v1/models, /v1/completions, /v1/chat/completions)`,
+        null,
+        'not_found',
+      );
     if (req.method !== 'POST') throw new RequestError(405, `${req.method} is not allowed on ${route}; use POST`);
     const body = await readBody(req, limits.maxBodyBytes);
     const parsed = chat ? parseChatRequest(body, limits, format) : parseCompletionRequest(body, limits);
@@ -182,18 +211,41 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
         completions.map((c, i) => {
           const index = p * n + i;
           if (chat) {
-            return { index, message: { role: 'assistant', content: c.text }, finish_reason: c.finishReason, logprobs: c.logprobs && parsed.chatLogprobs ? chatLogprobs(c.logprobs) : null };
+            return {
+              index,
+              message: { role: 'assistant', content: c.text },
+              finish_reason: c.finishReason,
+              logprobs: c.logprobs && parsed.chatLogprobs ? chatLogprobs(c.logprobs) : null,
+            };
           }
-          return { index, text: c.text, finish_reason: c.finishReason, logprobs: c.logprobs ? completionLogprobs(c.logprobs) : null };
+          return {
+            index,
+            text: c.text,
+            finish_reason: c.finishReason,
+            logprobs: c.logprobs ? completionLogprobs(c.logprobs) : null,
+          };
         }),
       );
       const usage = usageOf(results);
-      sendJson(res, 200, { ...head, object: chat ? 'chat.completion' : 'text_completion', choices, ...(usage ? { usage } : {}) });
+      sendJson(res, 200, {
+        ...head,
+        object: chat ? 'chat.completion' : 'text_completion',
+        choices,
+        ...(usage ? { usage } : {}),
+      });
       return 200;
     });
   };
 
-  const stream = async (res: ServerResponse, prepared: unknown[], parsed: ParsedRequest, chat: boolean, n: number, head: Record<string, unknown>, abort: AbortSignal) => {
+  const stream = async (
+    res: ServerResponse,
+    prepared: unknown[],
+    parsed: ParsedRequest,
+    chat: boolean,
+    n: number,
+    head: Record<string, unknown>,
+    abort: AbortSignal,
+  ) => {
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
     const usageField = parsed.includeUsage ? { usage: null } : {};
     const write = (payload: Record<string, unknown>) => {
@@ -201,17 +253,39 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
     };
     const send = (choice: Record<string, unknown>) => write({ ...head, object, choices: [choice], ...usageField });
     const piece = (index: number, text: string, lp: ServedLogprob[]) => {
-      if (chat) send({ index, delta: { content: text }, finish_reason: null, logprobs: parsed.chatLogprobs && lp.length ? chatLogprobs(lp) : null });
-      else send({ index, text, finish_reason: null, logprobs: parsed.requests[0]!.logprobs !== undefined ? completionLogprobs(lp) : null });
+      if (chat)
+        send({
+          index,
+          delta: { content: text },
+          finish_reason: null,
+          logprobs: parsed.chatLogprobs && lp.length ? chatLogprobs(lp) : null,
+        });
+      else
+        send({
+          index,
+          text,
+          finish_reason: null,
+          logprobs: parsed.requests[0]!.logprobs !== undefined ? completionLogprobs(lp) : null,
+        });
     };
     const finish = (index: number, reason: string) =>
-      send(chat ? { index, delta: {}, finish_reason: reason, logprobs: null } : { index, text: '', finish_reason: reason, logprobs: null });
+      send(
+        chat
+          ? { index, delta: {}, finish_reason: reason, logprobs: null }
+          : { index, text: '', finish_reason: reason, logprobs: null },
+      );
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     try {
-      if (chat) for (let i = 0; i < prepared.length * n; i++) send({ index: i, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null });
+      if (chat)
+        for (let i = 0; i < prepared.length * n; i++)
+          send({ index: i, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null });
       const results = await Promise.all(
         prepared.map(async (p, k) => {
-          const done = await model.generate(p, (i, delta, lp) => (delta || lp.length ? piece(k * n + i, delta, lp) : undefined), abort);
+          const done = await model.generate(
+            p,
+            (i, delta, lp) => (delta || lp.length ? piece(k * n + i, delta, lp) : undefined),
+            abort,
+          );
           done.forEach((c, i) => finish(k * n + i, c.finishReason));
           return done;
         }),
@@ -219,7 +293,9 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
       const usage = usageOf(results);
       if (parsed.includeUsage) write({ ...head, object, choices: [], usage: usage ?? null });
     } catch (e) {
-      write({ error: { message: `generation failed: ${(e as Error).message}`, type: 'server_error', param: null, code: null } });
+      write({
+        error: { message: `generation failed: ${(e as Error).message}`, type: 'server_error', param: null, code: null },
+      });
     }
     if (!res.writableEnded && !res.destroyed) res.end('data: [DONE]\n\n');
   };
@@ -236,10 +312,19 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
           sendJson(res, e.status, { error: { message: e.message, type: e.type, param: e.param, code: null } });
           return e.status;
         }
-        sendJson(res, 500, { error: { message: `the model failed: ${(e as Error)?.message ?? String(e)}`, type: 'server_error', param: null, code: null } });
+        sendJson(res, 500, {
+          error: {
+            message: `the model failed: ${(e as Error)?.message ?? String(e)}`,
+            type: 'server_error',
+            param: null,
+            code: null,
+          },
+        });
         return 500;
       })
-      .then((status) => options.log?.(`${req.method} ${req.url} ${status} ${(performance.now() - started).toFixed(0)} ms`))
+      .then((status) =>
+        options.log?.(`${req.method} ${req.url} ${status} ${(performance.now() - started).toFixed(0)} ms`),
+      )
       .catch(() => undefined);
   });
   server.on('clientError', (_err, socket) => {
@@ -251,7 +336,8 @@ export function createOpenAIServer(model: ServedModel, options: OpenAIServerOpti
 
 function usageOf(results: ServedCompletion[][]): Record<string, number> | undefined {
   const all = results.flat();
-  if (all.some((c) => c.completionTokens === undefined) || results.some((r) => r[0]?.promptTokens === undefined)) return undefined;
+  if (all.some((c) => c.completionTokens === undefined) || results.some((r) => r[0]?.promptTokens === undefined))
+    return undefined;
   const prompt = results.reduce((a, r) => a + r[0]!.promptTokens!, 0);
   const completion = all.reduce((a, c) => a + c.completionTokens!, 0);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };

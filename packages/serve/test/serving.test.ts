@@ -34,18 +34,28 @@ const stateful: TensorAttentionPlugin<Record<string, never>> = {
     return {
       forward(x, ctx) {
         const prev = ctx.cache;
-        const r = inner.forward(x, { ...ctx, cache: prev && { k: tf.transpose(prev.keys, [0, 2, 1, 3]), v: prev.values } });
+        const r = inner.forward(x, {
+          ...ctx,
+          cache: prev && { k: tf.transpose(prev.keys, [0, 2, 1, 3]), v: prev.values },
+        });
         const before = prev?.seen ?? tf.zeros([x.shape[0], x.shape[2]]);
         const out = tf.add(r.out, tf.mul(tf.add(tf.cumsum(x, 1), tf.expandDims(before, 1)), 0.05)) as tf.Tensor3D;
         if (!r.cache) return { out };
-        return { out, cache: { keys: tf.transpose(r.cache.k, [0, 2, 1, 3]), values: r.cache.v, seen: tf.add(before, tf.sum(x, 1)) } };
+        return {
+          out,
+          cache: { keys: tf.transpose(r.cache.k, [0, 2, 1, 3]), values: r.cache.v, seen: tf.add(before, tf.sum(x, 1)) },
+        };
       },
     };
   },
 };
 
 /** The same layer with a cache descriptor that forgets `seen`, and one without a cache descriptor. */
-const undescribed: TensorAttentionPlugin<Record<string, never>> = { ...stateful, name: 'undescribed', cache: (spec) => stateful.cache!(spec, {}).slice(0, 2) };
+const undescribed: TensorAttentionPlugin<Record<string, never>> = {
+  ...stateful,
+  name: 'undescribed',
+  cache: (spec) => stateful.cache!(spec, {}).slice(0, 2),
+};
 const { cache: _, ...withoutCache } = stateful;
 const opaque: TensorAttentionPlugin<Record<string, never>> = { ...withoutCache, name: 'opaque' };
 
@@ -70,7 +80,12 @@ const requests: ServeRequest[] = [
 ];
 
 function strip(r: ServeResult) {
-  return r.choices.map((c) => ({ text: c.text, finish: c.finishReason, n: c.completionTokens, lp: c.logprobs?.map((l) => l.token) }));
+  return r.choices.map((c) => ({
+    text: c.text,
+    finish: c.finishReason,
+    n: c.completionTokens,
+    lp: c.logprobs?.map((l) => l.token),
+  }));
 }
 
 describe('ServingEngine: continuous batching', () => {
@@ -124,16 +139,40 @@ describe('ServingEngine: continuous batching', () => {
     for (const r of requests) single.push(await alone.generate(alone.prepare(r)));
     const engine2 = new ServingEngine(m, tok, { maxBatch: 8 });
     let widest = 0;
-    const batched = await Promise.all(requests.map((r) => engine2.generate(engine2.prepare(r), () => (widest = Math.max(widest, engine2.batchSize)))));
+    const batched = await Promise.all(
+      requests.map((r) => engine2.generate(engine2.prepare(r), () => (widest = Math.max(widest, engine2.batchSize)))),
+    );
     expect(batched.map(strip)).toEqual(single.map(strip));
     expect(widest).toBe(3); // the three choices of one request, never two requests
     m.dispose();
   });
 
   it('SentencePiece: the text is the new ids decoded in context (a first ▁piece keeps its space), streamed and not', async () => {
-    const sp = new SentencePieceTokenizer(makeModel([['\u2581', 5], ['\u2581is', 4], ['\u2581the', 3], ['is', 2], ['e', 1]], { byteFallback: false }), { addedTokens: ['<eod>'] });
+    const sp = new SentencePieceTokenizer(
+      makeModel(
+        [
+          ['\u2581', 5],
+          ['\u2581is', 4],
+          ['\u2581the', 3],
+          ['is', 2],
+          ['e', 1],
+        ],
+        { byteFallback: false },
+      ),
+      { addedTokens: ['<eod>'] },
+    );
     const config = resolveConfig(
-      { model: { vocabSize: sp.vocabSize, hiddenSize: 32, numLayers: 1, numHeads: 4, ffnSize: 64, maxPositions: 64, initStd: 0.5 } },
+      {
+        model: {
+          vocabSize: sp.vocabSize,
+          hiddenSize: 32,
+          numLayers: 1,
+          numHeads: 4,
+          ffnSize: 64,
+          maxPositions: 64,
+          initStd: 0.5,
+        },
+      },
       { attention: { name: 'mha', options: {} } },
     );
     const m = YuanModel.init(config, mhaAttention as never, 11);
@@ -167,7 +206,10 @@ describe('ServingEngine: continuous batching', () => {
       expect(l.logprob!).toBeLessThanOrEqual(l.top![0][1] + 1e-9);
     }
     // log-likelihood of the prompt equals the model's own scoring through a full forward pass
-    const full = tf.tidy(() => tf.logSoftmax(m.forward(tf.tensor2d([[97, 98, 99, 100]], [1, 4], 'int32')).logits).arraySync() as number[][][]);
+    const full = tf.tidy(
+      () =>
+        tf.logSoftmax(m.forward(tf.tensor2d([[97, 98, 99, 100]], [1, 4], 'int32')).logits).arraySync() as number[][][],
+    );
     expect(c.logprobs![2].logprob!).toBeCloseTo(full[0][1][99], 4);
     const zero = await engine.generate(engine.prepare({ prompt: 'abcd', maxNewTokens: 0, echo: true, logprobs: 0 }));
     expect(zero.choices[0]).toMatchObject({ text: 'abcd', finishReason: 'length', completionTokens: 0 });
@@ -178,7 +220,9 @@ describe('ServingEngine: continuous batching', () => {
     const m = model('mha', 16);
     const engine = new ServingEngine(m, tok);
     expect(() => engine.prepare({ prompt: 'x'.repeat(17) })).toThrow(ServeInputError);
-    expect(() => engine.prepare({ prompt: 'x'.repeat(17) })).toThrow(/maximum context length is 16 tokens; the prompt has 17/);
+    expect(() => engine.prepare({ prompt: 'x'.repeat(17) })).toThrow(
+      /maximum context length is 16 tokens; the prompt has 17/,
+    );
     expect(() => engine.prepare({ prompt: 'x'.repeat(16), maxNewTokens: 1 })).toThrow(/no room/);
     expect(() => engine.prepare({ prompt: [1, 2, 999] })).toThrow(/token id 999/);
     expect(engine.prepare({ prompt: 'x'.repeat(10), maxNewTokens: 100 }).maxNewTokens).toBe(6);

@@ -4,31 +4,119 @@ import { fileURLToPath } from 'node:url';
 
 /** The functions of the compiled addon (csrc/addon.cc); every output array is allocated by the caller. */
 export interface NativeAddon {
-  gemm(a: Float32Array, b: Float32Array, out: Float32Array, aIdx: Int32Array, bIdx: Int32Array, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
-  binary(op: number, a: Float32Array, b: Float32Array, out: Float32Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
-  compare(op: number, a: Float32Array, b: Float32Array, out: Uint8Array, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    aIdx: Int32Array,
+    bIdx: Int32Array,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    shape: Int32Array,
+    aStrides: Int32Array,
+    bStrides: Int32Array,
+  ): void;
+  compare(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Uint8Array,
+    shape: Int32Array,
+    aStrides: Int32Array,
+    bStrides: Int32Array,
+  ): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
   /** Reduces x [outer, inner] over inner (out [outer]), or over outer when `leading` (out [inner]). */
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, inner: number, leading?: boolean): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
-  copyBox(src: Float32Array, srcShape: Int32Array, srcBegin: Int32Array, dst: Float32Array, dstShape: Int32Array, dstBegin: Int32Array, size: Int32Array): void;
+  copyBox(
+    src: Float32Array,
+    srcShape: Int32Array,
+    srcBegin: Int32Array,
+    dst: Float32Array,
+    dstShape: Int32Array,
+    dstBegin: Int32Array,
+    size: Int32Array,
+  ): void;
   fill(out: Float32Array, value: number): void;
   gather(x: Float32Array, idx: Int32Array, out: Float32Array, outer: number, n: number, inner: number): boolean;
   segmentSum(x: Float32Array, seg: Int32Array, out: Float32Array, segments: number, inner: number): void;
   addN(xs: Float32Array[], out: Float32Array): void;
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
-  rmsNormGrad(x: Float32Array, w: Float32Array, inv: Float32Array, dy: Float32Array, dx: Float32Array, dw: Float32Array): void;
+  rmsNormGrad(
+    x: Float32Array,
+    w: Float32Array,
+    inv: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dw: Float32Array,
+  ): void;
   swiglu(u: Float32Array, out: Float32Array, f: number): void;
   swigluGrad(u: Float32Array, dy: Float32Array, du: Float32Array, f: number): void;
-  adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, po: Float32Array, mo: Float32Array, vo: Float32Array, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, c1: number, c2: number): void;
+  adamw(
+    p: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    po: Float32Array,
+    mo: Float32Array,
+    vo: Float32Array,
+    lr: number,
+    beta1: number,
+    beta2: number,
+    eps: number,
+    weightDecay: number,
+    c1: number,
+    c2: number,
+  ): void;
   /**
    * Causal attention over bh = B·A heads: q [bh, sq, d], k and v [bh, sk, d], bias [B, sk] or null (heads = A);
    * writes o [bh, sq, d] and the rows' log-sum-exp lse [bh, sq]. Runs on the OpenBLAS thread count.
    */
-  attention(q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array | null, o: Float32Array, lse: Float32Array, bh: number, heads: number, sq: number, sk: number, d: number, scale: number): void;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    bias: Float32Array | null,
+    o: Float32Array,
+    lse: Float32Array,
+    bh: number,
+    heads: number,
+    sq: number,
+    sk: number,
+    d: number,
+    scale: number,
+  ): void;
   /** The gradients dq, dk, dv (and dbias [bh, sk] per head when a bias is given) from dy and the forward's o and lse. */
-  attentionGrad(q: Float32Array, k: Float32Array, v: Float32Array, bias: Float32Array | null, o: Float32Array, lse: Float32Array, dy: Float32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array, dbias: Float32Array | null, bh: number, heads: number, sq: number, sk: number, d: number, scale: number): void;
+  attentionGrad(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    bias: Float32Array | null,
+    o: Float32Array,
+    lse: Float32Array,
+    dy: Float32Array,
+    dq: Float32Array,
+    dk: Float32Array,
+    dv: Float32Array,
+    dbias: Float32Array | null,
+    bh: number,
+    heads: number,
+    sq: number,
+    sk: number,
+    d: number,
+    scale: number,
+  ): void;
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;

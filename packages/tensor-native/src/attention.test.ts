@@ -48,8 +48,17 @@ function run(c: Case, useFused: boolean): tf.Tensor[] {
   const scale = 1 / Math.sqrt(c.d);
   const attend = (...t: tf.Tensor[]) =>
     useFused
-      ? fused(t[0] as tf.Tensor4D, t[1] as tf.Tensor4D, t[2] as tf.Tensor4D, { scale, keyBias: t[3] as tf.Tensor4D | undefined })
-      : reference(t[0] as tf.Tensor4D, t[1] as tf.Tensor4D, t[2] as tf.Tensor4D, scale, t[3] as tf.Tensor4D | undefined);
+      ? fused(t[0] as tf.Tensor4D, t[1] as tf.Tensor4D, t[2] as tf.Tensor4D, {
+          scale,
+          keyBias: t[3] as tf.Tensor4D | undefined,
+        })
+      : reference(
+          t[0] as tf.Tensor4D,
+          t[1] as tf.Tensor4D,
+          t[2] as tf.Tensor4D,
+          scale,
+          t[3] as tf.Tensor4D | undefined,
+        );
   const xs = bias ? [q, k, v, bias] : [q, k, v];
   const { value, grads } = tf.valueAndGrads((...t: tf.Tensor[]) => tf.sum(tf.mul(attend(...t), w)))(xs);
   value.dispose();
@@ -104,13 +113,17 @@ describe.skipIf(!native.info)('fused causal attention', () => {
     const names: string[] = [];
     const profile = await tf.profile(() => tf.tidy(() => run(c, true)));
     for (const k of profile.kernels) names.push(k.name);
-    expect(names.filter((n) => n.startsWith('YuanCausalAttention')).sort()).toEqual(['YuanCausalAttention', 'YuanCausalAttention', 'YuanCausalAttentionGrad']);
+    expect(names.filter((n) => n.startsWith('YuanCausalAttention')).sort()).toEqual([
+      'YuanCausalAttention',
+      'YuanCausalAttention',
+      'YuanCausalAttentionGrad',
+    ]);
     expect(names).not.toContain('Softmax');
     // inputs, w, outputs and gradients are [1, 1, 2048, 16] (128 KiB each); one score matrix alone would be 16 MiB
     expect(profile.peakBytes).toBeLessThan(4 * 2 ** 20);
     const ref = await tf.profile(() => tf.tidy(() => run(c, false)));
     expect(ref.peakBytes).toBeGreaterThan(16 * 2 ** 20);
-    tf.dispose([...profile.result as tf.Tensor[], ...ref.result as tf.Tensor[]]);
+    tf.dispose([...(profile.result as tf.Tensor[]), ...(ref.result as tf.Tensor[])]);
   });
 
   it('rejects inputs that do not fit with one line naming them', async () => {
@@ -120,7 +133,9 @@ describe.skipIf(!native.info)('fused causal attention', () => {
     const k2 = tf.zeros([1, 3, 5, 8]) as tf.Tensor4D;
     expect(() => fused(q, k, k, { scale: 1 })).toThrow(/^causalAttention: q has 5 positions but k only 4/);
     expect(() => fused(q, k2, k2, { scale: 1 })).toThrow(/^causalAttention: k and v must be \[1, 2, Sk, 8\]/);
-    expect(() => fused(q, q, q, { scale: 1, keyBias: tf.zeros([1, 5]) as unknown as tf.Tensor4D })).toThrow(/keyBias must be \[1, 1, 1, 5\]/);
+    expect(() => fused(q, q, q, { scale: 1, keyBias: tf.zeros([1, 5]) as unknown as tf.Tensor4D })).toThrow(
+      /keyBias must be \[1, 1, 1, 5\]/,
+    );
     tf.dispose([q, k, k2]);
   });
 });

@@ -14,7 +14,6 @@ import { PooledCpuBackend } from './pool.js';
 /** The tfjs backend name. */
 export const NATIVE_BACKEND = 'native';
 
-
 const NATIVE_KERNELS: Record<string, NativeKernel> = {
   BatchMatMul: batchMatMul,
   ...elementwiseKernels,
@@ -42,8 +41,17 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
     tf.registerKernel({ ...config, backendName: NATIVE_BACKEND, kernelFunc });
   }
   // Fused kernels have no cpu version: they exist on this backend only, called by the fused ops.
-  for (const [kernelName, kernel] of Object.entries({ ...rmsNormKernels, ...swigluKernels, ...adamwKernels, ...attentionKernels })) {
-    tf.registerKernel({ kernelName, backendName: NATIVE_BACKEND, kernelFunc: (args) => kernel(args as unknown as KernelArgs, addon)! });
+  for (const [kernelName, kernel] of Object.entries({
+    ...rmsNormKernels,
+    ...swigluKernels,
+    ...adamwKernels,
+    ...attentionKernels,
+  })) {
+    tf.registerKernel({
+      kernelName,
+      backendName: NATIVE_BACKEND,
+      kernelFunc: (args) => kernel(args as unknown as KernelArgs, addon)!,
+    });
   }
   // The storage is the cpu backend's (tensors stay in JS typed arrays), with reuse of native outputs.
   tf.registerBackend(NATIVE_BACKEND, () => new PooledCpuBackend(), priority);

@@ -7,7 +7,9 @@ import { tf } from './tf.js';
 // the formulas @yuan/tensor composes; tensor-native itself only runs the native kernels).
 const onNative = () => tf.getBackend() === 'native';
 const rmsNorm = (x: tf.Tensor, w: tf.Tensor, eps: number) =>
-  onNative() ? fusedRmsNorm(x, w, eps) : tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w));
+  onNative()
+    ? fusedRmsNorm(x, w, eps)
+    : tf.tidy(() => tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w));
 const swigluActivation = (u: tf.Tensor) =>
   onNative()
     ? fusedSwiglu(u)
@@ -16,37 +18,52 @@ const swigluActivation = (u: tf.Tensor) =>
         return tf.mul(tf.mul(a, tf.sigmoid(a)), g);
       });
 type Hyper = Parameters<typeof fusedAdamw>[4];
-const adamwUpdate = (p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: Hyper): [tf.Tensor, tf.Tensor, tf.Tensor] =>
+const adamwUpdate = (
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: Hyper,
+): [tf.Tensor, tf.Tensor, tf.Tensor] =>
   onNative()
     ? fusedAdamw(p, g, m, v, h)
     : tf.tidy(() => {
         const m2 = tf.add(tf.mul(m, h.beta1), tf.mul(g, 1 - h.beta1));
         const v2 = tf.add(tf.mul(v, h.beta2), tf.mul(tf.square(g), 1 - h.beta2));
-        const update = tf.div(tf.div(m2, 1 - h.beta1 ** h.step), tf.add(tf.sqrt(tf.div(v2, 1 - h.beta2 ** h.step)), h.eps));
+        const update = tf.div(
+          tf.div(m2, 1 - h.beta1 ** h.step),
+          tf.add(tf.sqrt(tf.div(v2, 1 - h.beta2 ** h.step)), h.eps),
+        );
         const decayed = h.weightDecay > 0 ? tf.add(update, tf.mul(p, h.weightDecay)) : update;
         return [tf.sub(p, tf.mul(decayed, h.lr)), m2, v2] as [tf.Tensor, tf.Tensor, tf.Tensor];
       });
 describe.skipIf(!native.info)('fused ops', () => {
-  it.each([[[2, 5, 7]], [[33, 128]], [[1, 1, 4]]])('rmsNorm %j forward and gradients match the composite on cpu', async (shape) => {
-    const r = await onBoth(() => {
-      const d = shape[shape.length - 1];
-      const x = tf.mul(rand(shape, 30), 2);
-      const w = tf.add(rand([d], 31), 1);
-      const dy = rand(shape, 32);
-      const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy));
-      return [rmsNorm(x, w, 1e-6), ...tf.grads(f)([x, w])];
-    });
-    expectClose(r);
-  });
+  it.each([[[2, 5, 7]], [[33, 128]], [[1, 1, 4]]])(
+    'rmsNorm %j forward and gradients match the composite on cpu',
+    async (shape) => {
+      const r = await onBoth(() => {
+        const d = shape[shape.length - 1];
+        const x = tf.mul(rand(shape, 30), 2);
+        const w = tf.add(rand([d], 31), 1);
+        const dy = rand(shape, 32);
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(rmsNorm(a, b, 1e-6), dy));
+        return [rmsNorm(x, w, 1e-6), ...tf.grads(f)([x, w])];
+      });
+      expectClose(r);
+    },
+  );
 
-  it.each([[[2, 3, 10]], [[64, 1024]]])('swigluActivation %j forward and gradient match the composite on cpu', async (shape) => {
-    const r = await onBoth(() => {
-      const u = tf.mul(rand(shape, 35), 4);
-      const dy = rand([...shape.slice(0, -1), shape[shape.length - 1] / 2], 36);
-      return [swigluActivation(u), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(swigluActivation(a), dy)))(u)];
-    });
-    expectClose(r);
-  });
+  it.each([[[2, 3, 10]], [[64, 1024]]])(
+    'swigluActivation %j forward and gradient match the composite on cpu',
+    async (shape) => {
+      const r = await onBoth(() => {
+        const u = tf.mul(rand(shape, 35), 4);
+        const dy = rand([...shape.slice(0, -1), shape[shape.length - 1] / 2], 36);
+        return [swigluActivation(u), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(swigluActivation(a), dy)))(u)];
+      });
+      expectClose(r);
+    },
+  );
 
   it.each([0, 0.1])('adamwUpdate (weight decay %s) over 3 steps matches the composite on cpu', async (weightDecay) => {
     const r = await onBoth(() => {
@@ -65,7 +82,9 @@ describe.skipIf(!native.info)('fused ops', () => {
     const x = rand([4, 8], 33);
     const w = rand([8], 34);
     const names: string[] = [];
-    const profile = await tf.profile(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(rmsNorm(a, b, 1e-5)))([x, w]));
+    const profile = await tf.profile(() =>
+      tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(rmsNorm(a, b, 1e-5)))([x, w]),
+    );
     for (const k of profile.kernels) names.push(k.name);
     expect(names.filter((n) => n.startsWith('YuanRmsNorm'))).toEqual(['YuanRmsNorm', 'YuanRmsNormGrad']);
     expect(names).not.toContain('Rsqrt');

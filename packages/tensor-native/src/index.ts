@@ -52,7 +52,15 @@ export const nativeBackend = {
   description: 'OpenBLAS addon (@yuan/tensor-native): multi-threaded BLAS matMul and native kernels',
   defaults: {},
   priority: NATIVE_PRIORITY,
-  async activate(): Promise<{ threads: number; fused: { rmsNorm: typeof rmsNorm; swigluActivation: typeof swigluActivation; adamwUpdate: typeof adamwUpdate; causalAttention: typeof causalAttention } }> {
+  async activate(): Promise<{
+    threads: number;
+    fused: {
+      rmsNorm: typeof rmsNorm;
+      swigluActivation: typeof swigluActivation;
+      adamwUpdate: typeof adamwUpdate;
+      causalAttention: typeof causalAttention;
+    };
+  }> {
     let info: NativeBackendInfo;
     try {
       info = registerNativeBackend();

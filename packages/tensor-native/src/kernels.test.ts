@@ -40,12 +40,21 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
 
   const binaryOps = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'squaredDifference'] as const;
   const shapes: [number[], number[]][] = [
-    [[2, 3, 4], [2, 3, 4]],
+    [
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
     [[2, 3, 4], [4]],
-    [[2, 1, 4], [3, 1]],
+    [
+      [2, 1, 4],
+      [3, 1],
+    ],
     [[5], []],
     [[], [3, 2]],
-    [[8, 1, 2, 6], [8, 5, 1, 6]],
+    [
+      [8, 1, 2, 6],
+      [8, 5, 1, 6],
+    ],
   ];
   for (const op of binaryOps) {
     it.each(shapes)(`${op} %j with %j and its gradients`, async (sa, sb) => {
@@ -64,7 +73,21 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     });
   }
 
-  const unaryOps = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'square', 'sigmoid', 'tanh', 'relu', 'reciprocal', 'abs', 'cos', 'sin'] as const;
+  const unaryOps = [
+    'neg',
+    'exp',
+    'log',
+    'sqrt',
+    'rsqrt',
+    'square',
+    'sigmoid',
+    'tanh',
+    'relu',
+    'reciprocal',
+    'abs',
+    'cos',
+    'sin',
+  ] as const;
   it.each(unaryOps)('%s and its gradient', async (op) => {
     const positive = ['log', 'sqrt', 'rsqrt', 'reciprocal'].includes(op);
     const r = await onBoth(() => {
@@ -131,14 +154,28 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
       const out: tf.Tensor[] = [];
       for (const axis of [0, 1, 2, 3]) {
         const f = (x: tf.Tensor, y: tf.Tensor) => tf.stack([x, y, x], axis);
-        out.push(f(a, b), ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), rand(f(a, b).shape, 24))))([a, b]));
+        out.push(
+          f(a, b),
+          ...tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(f(x, y), rand(f(a, b).shape, 24))))([a, b]),
+        );
       }
       for (const axis of [0, 1, 2]) {
-        out.push(tf.concat([a, tf.slice(b, [0, 0, 0], [axis === 0 ? 1 : 3, axis === 1 ? 1 : 4, axis === 2 ? 1 : 2]), a], axis));
+        out.push(
+          tf.concat([a, tf.slice(b, [0, 0, 0], [axis === 0 ? 1 : 3, axis === 1 ? 1 : 4, axis === 2 ? 1 : 2]), a], axis),
+        );
         const parts = tf.unstack(a, axis);
         out.push(...parts, tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.unstack(x, axis)[1], parts[0])))(a));
       }
-      const p = (x: tf.Tensor) => tf.pad(x, [[1, 0], [0, 2], [3, 1]], 0.5);
+      const p = (x: tf.Tensor) =>
+        tf.pad(
+          x,
+          [
+            [1, 0],
+            [0, 2],
+            [3, 1],
+          ],
+          0.5,
+        );
       out.push(p(a), tf.grad((x: tf.Tensor) => tf.sum(tf.mul(p(x), rand([4, 6, 6], 25))))(a));
       return out;
     });
@@ -160,7 +197,14 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     const r = await onBoth(() => {
       const a = tf.round(tf.mul(rand([4, 1, 6], 26), 2));
       const b = tf.round(tf.mul(rand([3, 1], 27), 2));
-      return [tf.equal(a, b), tf.notEqual(a, b), tf.less(a, b), tf.lessEqual(a, b), tf.greater(a, b), tf.greaterEqual(a, b)];
+      return [
+        tf.equal(a, b),
+        tf.notEqual(a, b),
+        tf.less(a, b),
+        tf.lessEqual(a, b),
+        tf.greater(a, b),
+        tf.greaterEqual(a, b),
+      ];
     });
     expectClose(r, 0, 0);
   });

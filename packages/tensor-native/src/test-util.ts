@@ -26,7 +26,13 @@ export function values(n: number, seed: number): Float32Array {
 
 /** A float32 tensor of that shape with `values(seed)`. */
 export function rand(shape: number[], seed: number): tf.Tensor {
-  return tf.tensor(values(shape.reduce((a, b) => a * b, 1), seed), shape);
+  return tf.tensor(
+    values(
+      shape.reduce((a, b) => a * b, 1),
+      seed,
+    ),
+    shape,
+  );
 }
 
 /** A tensor's values read back: shape, dtype and a flat copy of the data. */
@@ -45,7 +51,11 @@ export async function onBoth(fn: () => tf.Tensor | tf.Tensor[]): Promise<{ cpu: 
       const r = fn();
       return Array.isArray(r) ? r : [r];
     });
-    const copies = out.map((t) => ({ shape: t.shape, dtype: t.dtype, data: Array.from(t.dataSync() as ArrayLike<number>) }));
+    const copies = out.map((t) => ({
+      shape: t.shape,
+      dtype: t.dtype,
+      data: Array.from(t.dataSync() as ArrayLike<number>),
+    }));
     tf.dispose(out);
     expect(tf.memory().numTensors).toBe(before);
     return copies;

@@ -51,10 +51,12 @@ function pack(h: Hand): { qweight: Int32Array; qzeros: Int32Array; scales: Uint1
   const per = 32 / h.bits;
   const groups = Math.ceil(h.inF / h.group);
   const qweight = new Int32Array((h.inF / per) * h.out);
-  for (let k = 0; k < h.inF; k++) for (let c = 0; c < h.out; c++) qweight[Math.floor(k / per) * h.out + c] |= h.q[k][c] << (h.bits * (k % per));
+  for (let k = 0; k < h.inF; k++)
+    for (let c = 0; c < h.out; c++) qweight[Math.floor(k / per) * h.out + c] |= h.q[k][c] << (h.bits * (k % per));
   const words = Math.ceil((h.out * h.bits) / 32);
   const qzeros = new Int32Array(groups * words);
-  for (let g = 0; g < groups; g++) for (let c = 0; c < h.out; c++) qzeros[g * words + Math.floor(c / per)] |= h.z[g][c] << (h.bits * (c % per));
+  for (let g = 0; g < groups; g++)
+    for (let c = 0; c < h.out; c++) qzeros[g * words + Math.floor(c / per)] |= h.z[g][c] << (h.bits * (c % per));
   const scales = new Uint16Array(groups * h.out);
   for (let g = 0; g < groups; g++) for (let c = 0; c < h.out; c++) scales[g * h.out + c] = toHalf(h.s[g][c]);
   return { qweight, qzeros, scales };
@@ -65,7 +67,8 @@ function dequant(h: Hand, offset: number): Float32Array {
   const w = new Float32Array(h.inF * h.out);
   for (let k = 0; k < h.inF; k++) {
     const g = Math.floor(k / h.group);
-    for (let c = 0; c < h.out; c++) w[k * h.out + c] = Math.fround((h.q[k][c] - (h.z[g][c] + offset)) * fromHalf(toHalf(h.s[g][c])));
+    for (let c = 0; c < h.out; c++)
+      w[k * h.out + c] = Math.fround((h.q[k][c] - (h.z[g][c] + offset)) * fromHalf(toHalf(h.s[g][c])));
   }
   return w;
 }
@@ -76,8 +79,12 @@ function randomHand(bits: number, group: number, inF: number, out: number, seed:
   let i = 0;
   const top = 2 ** bits;
   const next = () => (r[i++] + 1) / 2;
-  const q = Array.from({ length: inF }, () => Array.from({ length: out }, () => Math.min(top - 1, Math.floor(next() * top))));
-  const z = Array.from({ length: groups }, () => Array.from({ length: out }, () => Math.min(top - 2, Math.floor(next() * (top - 1)))));
+  const q = Array.from({ length: inF }, () =>
+    Array.from({ length: out }, () => Math.min(top - 1, Math.floor(next() * top))),
+  );
+  const z = Array.from({ length: groups }, () =>
+    Array.from({ length: out }, () => Math.min(top - 2, Math.floor(next() * (top - 1)))),
+  );
   const s = Array.from({ length: groups }, () => Array.from({ length: out }, () => (1 + Math.floor(next() * 15)) / 64));
   return { bits, group, inF, out, q, z, s };
 }
@@ -89,7 +96,13 @@ function reference(x: Float32Array, n: number, w: Float32Array, inF: number, out
 }
 
 /** The activations as the register kernels quantize them (chunks of ≤ 32 inside a group, scale max|x|/top). */
-function quantizedX(x: Float32Array, n: number, inF: number, group: number, bits: number): { xq: Float32Array; dx: Float32Array } {
+function quantizedX(
+  x: Float32Array,
+  n: number,
+  inF: number,
+  group: number,
+  bits: number,
+): { xq: Float32Array; dx: Float32Array } {
   const top = bits === 4 ? 127 : 32767;
   const xq = new Float32Array(x.length);
   const dx = new Float32Array(x.length);
@@ -118,7 +131,8 @@ function expectNear(actual: Float32Array, expected: Float32Array, tol: Float32Ar
   expect(actual.length).toBe(expected.length);
   for (let i = 0; i < actual.length; i++) {
     const t = typeof tol === 'number' ? tol : tol[i];
-    if (!(Math.abs(actual[i] - expected[i]) <= t)) throw new Error(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} ± ${t}`);
+    if (!(Math.abs(actual[i] - expected[i]) <= t))
+      throw new Error(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]} ± ${t}`);
   }
 }
 
@@ -129,7 +143,10 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     // q[k][c] = (k + 3c) mod 16 over 16 inputs × 8 outputs, group 8: zeros stored 7 (group 0) and 3 (group 1),
     // scales 0.5 and 0.25 → W[k][c] = (q − (z + 1))·s with AutoGPTQ's offset of 1.
     const h: Hand = {
-      bits: 4, group: 8, inF: 16, out: 8,
+      bits: 4,
+      group: 8,
+      inF: 16,
+      out: 8,
       q: Array.from({ length: 16 }, (_, r) => Array.from({ length: 8 }, (_, c) => (r + 3 * c) % 16)),
       z: [Array(8).fill(7), Array(8).fill(3)],
       s: [Array(8).fill(0.5), Array(8).fill(0.25)],
@@ -149,7 +166,12 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 0, 2, 5, v2);
     expect(v2[9 * 3 + 0]).toBe((((9 + 6) % 16) - 3) * 0.25);
 
-    const h8: Hand = { ...h, bits: 8, q: h.q.map((row, r) => row.map((v, c) => (v * 16 + r + c) % 256)), z: [Array(8).fill(127), Array(8).fill(120)] };
+    const h8: Hand = {
+      ...h,
+      bits: 8,
+      q: h.q.map((row, r) => row.map((v, c) => (v * 16 + r + c) % 256)),
+      z: [Array(8).fill(127), Array(8).fill(120)],
+    };
     const p8 = pack(h8);
     expect(p8.qweight[0] >>> 0).toBe(((h8.q[3][0] << 24) | (h8.q[2][0] << 16) | (h8.q[1][0] << 8) | h8.q[0][0]) >>> 0);
     const w8 = new Float32Array(16 * 8);
@@ -159,7 +181,15 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
   });
 
   const dense: [number, number, number][] = [
-    [1, 1, 1], [1, 7, 5], [3, 33, 17], [4, 16, 32], [5, 9, 31], [2, 3, 64], [1, 64, 1000], [17, 20, 40], [20, 70, 33],
+    [1, 1, 1],
+    [1, 7, 5],
+    [3, 33, 17],
+    [4, 16, 32],
+    [5, 9, 31],
+    [2, 3, 64],
+    [1, 64, 1000],
+    [17, 20, 40],
+    [20, 70, 33],
   ];
   it.each(dense)('fp32 and bf16 linear, n %i, out %i, in %i', (n, out, inF) => {
     const x = values(n * inF, 1);
@@ -201,37 +231,61 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [4, 32, 96, 20, 17, true, 1], // 17 rows: the dequantize-and-BLAS path
     [8, 32, 64, 70, 20, false, 1],
   ];
-  it.each(gptq)('GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i', (bits, group, inF, out, n, act, offset) => {
-    const h = randomHand(bits, group, inF, out, bits * 1000 + inF + out);
-    const p = pack(h);
-    const x = values(n * inF, 5);
-    let perm: Int32Array | null = null;
-    let xs = x;
-    if (act) {
-      // packed row k reads input perm[k]: the reference multiplies the permuted activations
-      perm = Int32Array.from({ length: inF }, (_, i) => (i * 7 + 3) % inF);
-      expect(new Set(perm).size).toBe(inF);
-      xs = new Float32Array(x.length);
-      for (let r = 0; r < n; r++) for (let i = 0; i < inF; i++) xs[r * inF + i] = x[r * inF + perm[i]];
-    }
-    const w = dequant(h, offset);
-    const y = new Float32Array(n * out);
-    k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, y);
-    const exact = reference(xs, n, w, inF, out);
-    const absW = w.map(Math.abs);
-    if (n >= 16) {
-      const scale = reference(xs.map(Math.abs), n, absW, inF, out);
-      expectNear(y, exact, scale.map((v) => 1e-5 * v + 1e-6), 'dequantized product');
-      return;
-    }
-    // register path: exactly W · x̂ (up to fp32 rounding), and within Σ|w|·dx/2 of W · x
-    const { xq, dx } = quantizedX(xs, n, inF, group, bits);
-    const onQuantized = reference(xq, n, w, inF, out);
-    const size = reference(xq.map(Math.abs), n, absW, inF, out);
-    expectNear(y, onQuantized, size.map((v) => 2e-6 * v + 1e-6), 'product with the quantized activations');
-    const bound = reference(dx.map((d) => d / 2), n, absW, inF, out);
-    expectNear(y, exact, bound.map((b, i) => b * 1.001 + 2e-6 * size[i] + 1e-6), 'error bound of activation quantization');
-  });
+  it.each(gptq)(
+    'GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i',
+    (bits, group, inF, out, n, act, offset) => {
+      const h = randomHand(bits, group, inF, out, bits * 1000 + inF + out);
+      const p = pack(h);
+      const x = values(n * inF, 5);
+      let perm: Int32Array | null = null;
+      let xs = x;
+      if (act) {
+        // packed row k reads input perm[k]: the reference multiplies the permuted activations
+        perm = Int32Array.from({ length: inF }, (_, i) => (i * 7 + 3) % inF);
+        expect(new Set(perm).size).toBe(inF);
+        xs = new Float32Array(x.length);
+        for (let r = 0; r < n; r++) for (let i = 0; i < inF; i++) xs[r * inF + i] = x[r * inF + perm[i]];
+      }
+      const w = dequant(h, offset);
+      const y = new Float32Array(n * out);
+      k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, y);
+      const exact = reference(xs, n, w, inF, out);
+      const absW = w.map(Math.abs);
+      if (n >= 16) {
+        const scale = reference(xs.map(Math.abs), n, absW, inF, out);
+        expectNear(
+          y,
+          exact,
+          scale.map((v) => 1e-5 * v + 1e-6),
+          'dequantized product',
+        );
+        return;
+      }
+      // register path: exactly W · x̂ (up to fp32 rounding), and within Σ|w|·dx/2 of W · x
+      const { xq, dx } = quantizedX(xs, n, inF, group, bits);
+      const onQuantized = reference(xq, n, w, inF, out);
+      const size = reference(xq.map(Math.abs), n, absW, inF, out);
+      expectNear(
+        y,
+        onQuantized,
+        size.map((v) => 2e-6 * v + 1e-6),
+        'product with the quantized activations',
+      );
+      const bound = reference(
+        dx.map((d) => d / 2),
+        n,
+        absW,
+        inF,
+        out,
+      );
+      expectNear(
+        y,
+        exact,
+        bound.map((b, i) => b * 1.001 + 2e-6 * size[i] + 1e-6),
+        'error bound of activation quantization',
+      );
+    },
+  );
 
   it('rejects a misshapen GPTQ weight with a one-line error naming the argument', () => {
     const x = new Float32Array(64);
@@ -240,14 +294,23 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     const z = new Int32Array(2);
     const s = new Uint16Array(16);
     expect(() => k.linearGptq(x, 1, q, z, s, null, 4, 32, 64, 8, 1, y)).not.toThrow();
-    expect(() => k.linearGptq(x, 1, q.subarray(1), z, s, null, 4, 32, 64, 8, 1, y)).toThrow('linearGptq: qweight must be [in·bits/32, out]');
+    expect(() => k.linearGptq(x, 1, q.subarray(1), z, s, null, 4, 32, 64, 8, 1, y)).toThrow(
+      'linearGptq: qweight must be [in·bits/32, out]',
+    );
     expect(() => k.linearGptq(x, 1, q, z, s, null, 3, 32, 64, 8, 1, y)).toThrow('linearGptq: bits must be 4 or 8');
-    expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, y)).toThrow('perm has an index outside');
-    expect(() => k.linearBf16(x, 1, new Uint16Array(7), 8, 8, y)).toThrow('linearBf16: x [n, in], w [out, in] and y [n, out] do not match');
+    expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, y)).toThrow(
+      'perm has an index outside',
+    );
+    expect(() => k.linearBf16(x, 1, new Uint16Array(7), 8, 8, y)).toThrow(
+      'linearBf16: x [n, in], w [out, in] and y [n, out] do not match',
+    );
   });
 
   it('rope rotates each head like the rotate-half formula', () => {
-    const n = 3, heads = 2, d = 8, stride = 20;
+    const n = 3,
+      heads = 2,
+      d = 8,
+      stride = 20;
     const x = values(n * stride, 9);
     const pos = Int32Array.from([0, 5, 1000]);
     const y = x.slice();
@@ -267,7 +330,11 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
   });
 
   it('attend is causal softmax attention over the cache, per head', () => {
-    const heads = 3, d = 4, start = 5, n = 2, kvs = 14;
+    const heads = 3,
+      d = 4,
+      start = 5,
+      n = 2,
+      kvs = 14;
     const q = values(n * heads * d, 1).map((v) => v * 3);
     const kk = values((start + n) * kvs, 2);
     const vv = values((start + n) * kvs, 3);
@@ -307,7 +374,11 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     const mean = b.reduce((s, v) => s + v, 0) / b.length;
     expect(Math.abs(mean - 32767.5)).toBeLessThan(2000);
     const bits = new Uint16Array(1001);
-    k.randomTable(bits, 7, Float32Array.from(table, (v) => v / 1024));
+    k.randomTable(
+      bits,
+      7,
+      Float32Array.from(table, (v) => v / 1024),
+    );
     expect(Array.from(bits, fromBf16)).toEqual(Array.from(a, (v) => fromBf16(toBf16(v / 1024))));
     const w1 = new Int32Array(5);
     const w2 = new Int32Array(9);

@@ -20,13 +20,33 @@ export interface WeightKernels {
    * tiles of W are dequantized and multiplied in fp32 by OpenBLAS.
    */
   linearGptq(
-    x: Float32Array, n: number, qweight: Int32Array, qzeros: Int32Array, scales: Uint16Array, perm: Int32Array | null,
-    bits: number, group: number, inFeatures: number, out: number, zeroOffset: number, y: Float32Array,
+    x: Float32Array,
+    n: number,
+    qweight: Int32Array,
+    qzeros: Int32Array,
+    scales: Uint16Array,
+    perm: Int32Array | null,
+    bits: number,
+    group: number,
+    inFeatures: number,
+    out: number,
+    zeroOffset: number,
+    y: Float32Array,
   ): void;
   /** W's fp32 values for columns [c0, c1) of a GPTQ weight, as wt [in, c1 − c0]. */
   dequantGptq(
-    qweight: Int32Array, qzeros: Int32Array, scales: Uint16Array, perm: null, bits: number, group: number,
-    inFeatures: number, out: number, zeroOffset: number, c0: number, c1: number, wt: Float32Array,
+    qweight: Int32Array,
+    qzeros: Int32Array,
+    scales: Uint16Array,
+    perm: null,
+    bits: number,
+    group: number,
+    inFeatures: number,
+    out: number,
+    zeroOffset: number,
+    c0: number,
+    c1: number,
+    wt: Float32Array,
   ): void;
   /** bfloat16 bits → float32 (exact). */
   bf16ToF32(src: Uint16Array, dst: Float32Array): void;
@@ -38,7 +58,18 @@ export interface WeightKernels {
    * Causal attention of q [n, qStride] (queries at positions start..start+n−1) over k, v [start + n, kvStride] (head h at
    * h·d in each row): out [n, heads·d] = softmax(q·kᵀ/√d)·v per head.
    */
-  attend(q: Float32Array, n: number, qStride: number, k: Float32Array, v: Float32Array, kvStride: number, start: number, heads: number, d: number, out: Float32Array): void;
+  attend(
+    q: Float32Array,
+    n: number,
+    qStride: number,
+    k: Float32Array,
+    v: Float32Array,
+    kvStride: number,
+    start: number,
+    heads: number,
+    d: number,
+    out: Float32Array,
+  ): void;
   /** out[i] = table[h(seed, i) mod 65536] for a counter-based 64-bit hash; a Uint16Array receives the values as bf16. */
   randomTable(out: Float32Array | Uint16Array, seed: number, table: Float32Array): void;
   /** Random 32-bit words from the same hash. */

@@ -27,7 +27,11 @@ export interface AttentionLayer {
 }
 
 /** An attention plugin whose layers run on TensorFlow.js tensors. */
-export type TensorAttentionPlugin<Options = Record<string, unknown>> = AttentionPlugin<Options, AttentionLayer, tf.Tensor>;
+export type TensorAttentionPlugin<Options = Record<string, unknown>> = AttentionPlugin<
+  Options,
+  AttentionLayer,
+  tf.Tensor
+>;
 
 /**
  * The attention core shared by the variants: RoPE on q and k ([B, T, heads, d]), append k and v to the cache,

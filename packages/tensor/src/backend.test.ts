@@ -10,9 +10,16 @@ describe('initBackend', () => {
     expect(['tensorflow-gpu', 'tensorflow', 'native', 'wasm', 'cpu']).toContain(report.name);
     expect(report.attempts.at(-1)).toMatchObject({ name: report.name, ok: true });
     for (const a of report.attempts.slice(0, -1)) expect(a.detail).toMatch(/tfjs-node|native|wasm/);
-    expect(report.attempts.map((a) => a.priority)).toEqual([...report.attempts.map((a) => a.priority)].sort((a, b) => b - a));
+    expect(report.attempts.map((a) => a.priority)).toEqual(
+      [...report.attempts.map((a) => a.priority)].sort((a, b) => b - a),
+    );
     // tfjs's own priorities for the backends it defines; native registers 2.5 where it is installed
-    expect(Object.fromEntries(report.registered.map((b) => [b.name, b.priority]))).toMatchObject({ 'tensorflow-gpu': 4, tensorflow: 3, wasm: 2, cpu: 1 });
+    expect(Object.fromEntries(report.registered.map((b) => [b.name, b.priority]))).toMatchObject({
+      'tensorflow-gpu': 4,
+      tensorflow: 3,
+      wasm: 2,
+      cpu: 1,
+    });
     expect(tf.getBackend()).toBe(report.name === 'tensorflow-gpu' ? 'tensorflow' : report.name);
   });
 
@@ -38,14 +45,26 @@ describe('initBackend', () => {
         return { threads: 7 };
       },
     });
-    const registry = new PluginRegistry().register(backend('slow', 0.5)).register(backend('broken', 9, 'no such device')).register(backend('fast', 8)).freeze();
+    const registry = new PluginRegistry()
+      .register(backend('slow', 0.5))
+      .register(backend('broken', 9, 'no such device'))
+      .register(backend('fast', 8))
+      .freeze();
     const chosen = await initBackend('', registry);
-    expect([chosen.name, chosen.threads, chosen.reason]).toEqual(['fast', 7, 'highest priority that loads: test backend fast']);
+    expect([chosen.name, chosen.threads, chosen.reason]).toEqual([
+      'fast',
+      7,
+      'highest priority that loads: test backend fast',
+    ]);
     expect(chosen.attempts).toEqual([
       { name: 'broken', priority: 9, ok: false, detail: 'no such device' },
       { name: 'fast', priority: 8, ok: true, detail: 'test backend fast' },
     ]);
-    expect(chosen.registered.map((b) => [b.name, b.priority])).toEqual([['broken', 9], ['fast', 8], ['slow', 0.5]]);
+    expect(chosen.registered.map((b) => [b.name, b.priority])).toEqual([
+      ['broken', 9],
+      ['fast', 8],
+      ['slow', 0.5],
+    ]);
     expect((await initBackend('slow', registry)).reason).toBe('requested (test backend slow)');
     await expect(initBackend('broken', registry)).rejects.toThrow('backend "broken" is not available: no such device');
     await expect(initBackend('cpu', registry)).rejects.toThrow('unknown backend "cpu" (backends: broken, fast, slow)');
@@ -84,11 +103,17 @@ describe('wasm patches', () => {
     const r = await onBoth(() =>
       tf.tidy(() => {
         const table = tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]);
-        const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d([2, 0, 2], 'int32')), tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]))));
+        const g = tf.grad((t: tf.Tensor) =>
+          tf.sum(tf.mul(tf.gather(t, tf.tensor1d([2, 0, 2], 'int32')), tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2]))),
+        );
         return g(table).arraySync();
       }),
     );
-    expect(r.wasm).toEqual([[3, 4], [0, 0], [6, 8]]);
+    expect(r.wasm).toEqual([
+      [3, 4],
+      [0, 0],
+      [6, 8],
+    ]);
     expect(r.cpu).toEqual(r.wasm);
   });
 });

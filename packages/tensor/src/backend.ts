@@ -76,7 +76,9 @@ function nativeAddonPresent(pkg: string): string | undefined {
   }
   const lib = path.join(root, 'lib');
   const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(path.join(lib, d, 'tfjs_binding.node')));
-  return found ? undefined : `${pkg} is installed but its native addon was not built (its install script did not run, as in this repository where pnpm's allowBuilds turns it off, or it could not download libtensorflow)`;
+  return found
+    ? undefined
+    : `${pkg} is installed but its native addon was not built (its install script did not run, as in this repository where pnpm's allowBuilds turns it off, or it could not download libtensorflow)`;
 }
 
 /** A backend of TensorFlow.js's Node bindings (`@tensorflow/tfjs-node[-gpu]`, optional peers): libtensorflow. */
@@ -102,7 +104,12 @@ function tfjsNode(name: string, pkg: string, priority: number, description: stri
 }
 
 /** `tensorflow-gpu`: libtensorflow with CUDA; above tfjs-node's priority 3 (both register tfjs's `tensorflow`). */
-const tensorflowGpuBackend = tfjsNode('tensorflow-gpu', '@tensorflow/tfjs-node-gpu', 4, 'libtensorflow with CUDA (fastest)');
+const tensorflowGpuBackend = tfjsNode(
+  'tensorflow-gpu',
+  '@tensorflow/tfjs-node-gpu',
+  4,
+  'libtensorflow with CUDA (fastest)',
+);
 /** `tensorflow`: libtensorflow on the CPU, tfjs-node's priority 3. */
 const tensorflowBackend = tfjsNode('tensorflow', '@tensorflow/tfjs-node', 3, 'native libtensorflow on the CPU');
 
@@ -151,7 +158,13 @@ const nativePlugins: PluginBase<string, unknown>[] = await import(NATIVE_PACKAGE
  * `@tensorflow/tfjs-node[-gpu]` peer is installed, `wasm` (2), `cpu` (1), and the plugins of `@yuan/tensor-native`
  * (its `native`, 2.5) where that optional dependency is installed.
  */
-export const backendPlugins: readonly PluginBase<string, unknown>[] = [tensorflowGpuBackend, tensorflowBackend, ...nativePlugins, wasmBackend, cpuBackend];
+export const backendPlugins: readonly PluginBase<string, unknown>[] = [
+  tensorflowGpuBackend,
+  tensorflowBackend,
+  ...nativePlugins,
+  wasmBackend,
+  cpuBackend,
+];
 
 let own: PluginRegistry | undefined;
 
@@ -163,7 +176,11 @@ function isBackend(p: PluginBase<string, unknown>): p is BackendPlugin {
 function byPriority(registry: PluginRegistry): BackendPlugin[] {
   const list = registry.list('backend');
   for (const p of list) {
-    if (!isBackend(p)) throw new YuanError('backend', `backend plugin "${p.name}" (from ${registry.sourceOf('backend', p.name)}) needs a numeric priority and an activate() method`);
+    if (!isBackend(p))
+      throw new YuanError(
+        'backend',
+        `backend plugin "${p.name}" (from ${registry.sourceOf('backend', p.name)}) needs a numeric priority and an activate() method`,
+      );
   }
   return (list as BackendPlugin[]).sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
 }
@@ -174,12 +191,18 @@ function byPriority(registry: PluginRegistry): BackendPlugin[] {
  * else the highest priority that loads. Idempotent: the same name, or no name and the same registry, keeps the backend. Errors: an unknown name (listing the registered backends by
  * priority), a requested backend that does not load (with its reason), none that loads.
  */
-export async function initBackend(prefer: string | undefined = process.env.YUAN_BACKEND, registry?: PluginRegistry): Promise<BackendReport> {
+export async function initBackend(
+  prefer: string | undefined = process.env.YUAN_BACKEND,
+  registry?: PluginRegistry,
+): Promise<BackendReport> {
   const from = registry ?? (own ??= moduleRegistry({ plugins: backendPlugins }, '@yuan/tensor'));
   const backends = byPriority(from);
   const wanted = prefer?.trim() || undefined;
   if (wanted && !backends.some((b) => b.name === wanted)) {
-    throw new YuanError('backend', `unknown backend "${wanted}" (backends: ${backends.map((b) => b.name).join(', ') || 'none registered'})`);
+    throw new YuanError(
+      'backend',
+      `unknown backend "${wanted}" (backends: ${backends.map((b) => b.name).join(', ') || 'none registered'})`,
+    );
   }
   if (current && (wanted ? current.name === wanted : currentFrom === from)) return current;
   const attempts: BackendAttempt[] = [];
@@ -188,7 +211,12 @@ export async function initBackend(prefer: string | undefined = process.env.YUAN_
     try {
       activation = await plugin.activate();
     } catch (e) {
-      attempts.push({ name: plugin.name, priority: plugin.priority, ok: false, detail: (e as Error).message.split('\n')[0] });
+      attempts.push({
+        name: plugin.name,
+        priority: plugin.priority,
+        ok: false,
+        detail: (e as Error).message.split('\n')[0],
+      });
       continue;
     }
     if (activation.fused) useFusedOps({ backend: tf.getBackend(), ...activation.fused });
@@ -204,8 +232,12 @@ export async function initBackend(prefer: string | undefined = process.env.YUAN_
     currentFrom = from;
     return current;
   }
-  if (wanted) throw new YuanError('backend', `backend "${wanted}" is not available: ${attempts[attempts.length - 1]?.detail}`);
-  throw new YuanError('backend', `no backend loads (${attempts.map((a) => `${a.name}: ${a.detail}`).join('; ') || 'none registered'})`);
+  if (wanted)
+    throw new YuanError('backend', `backend "${wanted}" is not available: ${attempts[attempts.length - 1]?.detail}`);
+  throw new YuanError(
+    'backend',
+    `no backend loads (${attempts.map((a) => `${a.name}: ${a.detail}`).join('; ') || 'none registered'})`,
+  );
 }
 
 /** The report of the selected backend, or undefined before `initBackend`. */

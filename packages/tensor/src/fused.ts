@@ -17,7 +17,12 @@ export interface FusedOps {
   swigluActivation(u: tf.Tensor): tf.Tensor;
   adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: AdamWHyper): [tf.Tensor, tf.Tensor, tf.Tensor];
   /** Causal attention as one kernel forward and one backward (q [B, A, Sq, d], k and v [B, A, Sk, d]); optional. */
-  causalAttention?(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: { scale: number; keyBias?: tf.Tensor4D }): tf.Tensor4D;
+  causalAttention?(
+    q: tf.Tensor4D,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    options: { scale: number; keyBias?: tf.Tensor4D },
+  ): tf.Tensor4D;
 }
 
 let fused: FusedOps | undefined;

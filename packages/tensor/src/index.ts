@@ -1,6 +1,14 @@
 /** @yuan/tensor: TensorFlow.js backends as plugins and their selection, missing kernels and gradients, nn blocks, init and safetensors. */
 export { tf } from './tf.js';
-export { initBackend, backendReport, type BackendName, type BackendReport, type BackendAttempt, type BackendPlugin, type BackendActivation } from './backend.js';
+export {
+  initBackend,
+  backendReport,
+  type BackendName,
+  type BackendReport,
+  type BackendAttempt,
+  type BackendPlugin,
+  type BackendActivation,
+} from './backend.js';
 export { withLinearHooks, type LinearHook } from './linear-hooks.js';
 export type { AdapterLayer, TensorAdapterPlugin } from './adapter.js';
 export { linear, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';

@@ -10,8 +10,15 @@ describe('linear hooks', () => {
   });
 
   it('replace linear(x, w) of the hooked weight inside withLinearHooks only, with the plain product as base; inner maps win', () => {
-    const w = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
-    const other = tf.tensor2d([[1, 0], [0, 1]]);
+    const w = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+    const other = tf.tensor2d([
+      [1, 0],
+      [0, 1],
+    ]);
     const x = tf.tensor2d([[1, 1]]);
     const plus = (k: number) => (v: tf.Tensor, base: (v: tf.Tensor) => tf.Tensor) => tf.add(base(v), k);
     expect(linear(x, w).arraySync()).toEqual([[3, 7, 11]]);
@@ -24,7 +31,19 @@ describe('linear hooks', () => {
       });
       withLinearHooks(new Map([[w, plus(100)]]), () => expect(linear(x, w).arraySync()).toEqual([[103, 107, 111]]));
     });
-    expect(() => withLinearHooks(new Map([[w, () => { throw new Error('boom'); }]]), () => linear(x, w))).toThrow('boom');
+    expect(() =>
+      withLinearHooks(
+        new Map([
+          [
+            w,
+            () => {
+              throw new Error('boom');
+            },
+          ],
+        ]),
+        () => linear(x, w),
+      ),
+    ).toThrow('boom');
     expect(linear(x, w).arraySync()).toEqual([[3, 7, 11]]);
     tf.dispose([w, other, x]);
   });

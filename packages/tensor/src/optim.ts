@@ -6,7 +6,13 @@ import { tf } from './tf.js';
  * p' = p − lr·((m'/(1−β1^step)) / (√(v'/(1−β2^step)) + eps) + wd·p). Returns the new p, m and v (the caller assigns
  * them); one kernel where the backend supplies a fused AdamW, the same ops elsewhere.
  */
-export function adamwStep(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: AdamWHyper): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamwStep(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: AdamWHyper,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const f = fusedFor(p);
   if (f && g.dtype === 'float32') return f.adamwUpdate(p, g, m, v, h);
   const c1 = 1 - h.beta1 ** h.step;

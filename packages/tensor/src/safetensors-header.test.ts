@@ -35,30 +35,91 @@ async function failure(file: string): Promise<string> {
 describe('safetensors header: every malformed header is a one-line error naming the file and the tensor', () => {
   const cases: Array<[string, unknown, Uint8Array, RegExp, number?]> = [
     ['no data_offsets', { w: { dtype: 'F32', shape: [2] } }, f32(1, 2), /tensor "w" has no data_offsets/],
-    ['data_offsets not a pair', { w: { dtype: 'F32', shape: [2], data_offsets: [8] } }, f32(1, 2), /tensor "w" has data_offsets \[8\], not \[begin, end\]/],
-    ['negative offset', { w: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } }, f32(1, 2), /tensor "w" has data_offsets \[-8,0\]/],
-    ['fractional offset', { w: { dtype: 'F32', shape: [2], data_offsets: [0, 7.5] } }, f32(1, 2), /tensor "w" has data_offsets \[0,7.5\]/],
-    ['string offsets', { w: { dtype: 'F32', shape: [2], data_offsets: '0-8' } }, f32(1, 2), /tensor "w" has data_offsets "0-8"/],
-    ['end before begin', { w: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } }, f32(1, 2), /tensor "w" has data_offsets \[8, 0\]: the end is before the begin/],
-    ['offsets past the file', { w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, f32(1, 2), /truncated: tensor w ends at byte \d+ but the file has \d+/],
+    [
+      'data_offsets not a pair',
+      { w: { dtype: 'F32', shape: [2], data_offsets: [8] } },
+      f32(1, 2),
+      /tensor "w" has data_offsets \[8\], not \[begin, end\]/,
+    ],
+    [
+      'negative offset',
+      { w: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } },
+      f32(1, 2),
+      /tensor "w" has data_offsets \[-8,0\]/,
+    ],
+    [
+      'fractional offset',
+      { w: { dtype: 'F32', shape: [2], data_offsets: [0, 7.5] } },
+      f32(1, 2),
+      /tensor "w" has data_offsets \[0,7.5\]/,
+    ],
+    [
+      'string offsets',
+      { w: { dtype: 'F32', shape: [2], data_offsets: '0-8' } },
+      f32(1, 2),
+      /tensor "w" has data_offsets "0-8"/,
+    ],
+    [
+      'end before begin',
+      { w: { dtype: 'F32', shape: [0], data_offsets: [8, 0] } },
+      f32(1, 2),
+      /tensor "w" has data_offsets \[8, 0\]: the end is before the begin/,
+    ],
+    [
+      'offsets past the file',
+      { w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } },
+      f32(1, 2),
+      /truncated: tensor w ends at byte \d+ but the file has \d+/,
+    ],
     [
       'overlapping offsets',
       { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
       f32(1, 2, 3),
       /tensors a \[0,8\] and b \[4,12\] overlap/,
     ],
-    ['shape not matching the byte size', { w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, f32(1, 2), /tensor w: shape \[3\] F32 needs 12 bytes but data_offsets \[0, 8\] span 8/],
-    ['I64 shape not matching', { ids: { dtype: 'I64', shape: [2], data_offsets: [0, 8] } }, f32(1, 2), /tensor ids: shape \[2\] I64 needs 16 bytes/],
+    [
+      'shape not matching the byte size',
+      { w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } },
+      f32(1, 2),
+      /tensor w: shape \[3\] F32 needs 12 bytes but data_offsets \[0, 8\] span 8/,
+    ],
+    [
+      'I64 shape not matching',
+      { ids: { dtype: 'I64', shape: [2], data_offsets: [0, 8] } },
+      f32(1, 2),
+      /tensor ids: shape \[2\] I64 needs 16 bytes/,
+    ],
     ['no shape', { w: { dtype: 'F32', data_offsets: [0, 8] } }, f32(1, 2), /tensor "w" has no shape/],
-    ['negative dimension', { w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } }, f32(1, 2), /tensor "w" has shape \[-2\], not a list of non-negative integers/],
+    [
+      'negative dimension',
+      { w: { dtype: 'F32', shape: [-2], data_offsets: [0, 8] } },
+      f32(1, 2),
+      /tensor "w" has shape \[-2\], not a list of non-negative integers/,
+    ],
     ['no dtype', { w: { shape: [2], data_offsets: [0, 8] } }, f32(1, 2), /tensor "w" has no dtype/],
-    ['dtype not a string', { w: { dtype: 4, shape: [2], data_offsets: [0, 8] } }, f32(1, 2), /tensor "w" has dtype 4, not a string/],
+    [
+      'dtype not a string',
+      { w: { dtype: 4, shape: [2], data_offsets: [0, 8] } },
+      f32(1, 2),
+      /tensor "w" has dtype 4, not a string/,
+    ],
     ['entry not an object', { w: null }, f32(1, 2), /header entry for tensor "w" is null, not an object/],
     ['entry a number', { w: 7 }, f32(1, 2), /header entry for tensor "w" is 7, not an object/],
-    ['metadata not strings', { __metadata__: { format: 1 }, w }, f32(1, 2), /__metadata__ is \{"format":1\}; expected an object of strings/],
+    [
+      'metadata not strings',
+      { __metadata__: { format: 1 }, w },
+      f32(1, 2),
+      /__metadata__ is \{"format":1\}; expected an object of strings/,
+    ],
     ['header a JSON array', [w], f32(1, 2), /header is not a JSON object of tensors/],
     ['header not JSON', '{"w": {"dtype": "F32",', f32(1, 2), /header is not valid JSON/],
-    ['header length past the file', { w }, f32(1, 2), /not a safetensors file or truncated \(header length 4096, file size \d+\)/, 4096],
+    [
+      'header length past the file',
+      { w },
+      f32(1, 2),
+      /not a safetensors file or truncated \(header length 4096, file size \d+\)/,
+      4096,
+    ],
   ];
   it.each(cases)('%s', async (name, header, data, expected, headerLen) => {
     const message = await failure(build(name.replaceAll(' ', '-'), header, data, headerLen));
@@ -70,15 +131,19 @@ describe('safetensors header: tensors yuan does not read are listed, not refused
   it('opens a file with a 0-rank scalar, a 0-size tensor, an I64 buffer, an F64 and an unknown dtype beside a float tensor', async () => {
     const ids = new Uint8Array(new BigInt64Array([0n, 1n, 2n]).buffer);
     const data = Buffer.concat([f32(1.5, -2), f32(7), ids, new Uint8Array(8), new Uint8Array(3)]);
-    const file = build('extras', {
-      __metadata__: { format: 'pt' },
-      w,
-      scalar: { dtype: 'F32', shape: [], data_offsets: [8, 12] },
-      empty: { dtype: 'F32', shape: [0, 4], data_offsets: [12, 12] },
-      position_ids: { dtype: 'I64', shape: [1, 3], data_offsets: [12, 36] },
-      double: { dtype: 'F64', shape: [1], data_offsets: [36, 44] },
-      packed: { dtype: 'Q4_K', shape: [6], data_offsets: [44, 47] },
-    }, data);
+    const file = build(
+      'extras',
+      {
+        __metadata__: { format: 'pt' },
+        w,
+        scalar: { dtype: 'F32', shape: [], data_offsets: [8, 12] },
+        empty: { dtype: 'F32', shape: [0, 4], data_offsets: [12, 12] },
+        position_ids: { dtype: 'I64', shape: [1, 3], data_offsets: [12, 36] },
+        double: { dtype: 'F64', shape: [1], data_offsets: [36, 44] },
+        packed: { dtype: 'Q4_K', shape: [6], data_offsets: [44, 47] },
+      },
+      data,
+    );
     const st = await openSafetensors(file);
     try {
       expect([...st.entries.keys()].sort()).toEqual(['double', 'empty', 'packed', 'position_ids', 'scalar', 'w']);
@@ -87,7 +152,9 @@ describe('safetensors header: tensors yuan does not read are listed, not refused
       expect([...(await st.read('empty'))]).toEqual([]);
       expect(st.entries.get('position_ids')).toMatchObject({ dtype: 'I64', shape: [1, 3], readable: false });
       expect(st.entries.get('packed')).toMatchObject({ dtype: 'Q4_K', readable: false });
-      await expect(st.read('position_ids')).rejects.toThrow(`${file}: tensor position_ids has dtype I64; yuan reads weights as F32, F16 or BF16`);
+      await expect(st.read('position_ids')).rejects.toThrow(
+        `${file}: tensor position_ids has dtype I64; yuan reads weights as F32, F16 or BF16`,
+      );
       await expect(st.read('packed')).rejects.toThrow(/tensor packed has dtype Q4_K/);
     } finally {
       await st.close();

@@ -70,7 +70,11 @@ function patchBatchMatMul(): void {
         const shapeKey = t.shape.join(',');
         const hit = transposed.get(t.dataId)?.get(shapeKey);
         if (hit) return hit;
-        const out = runTranspose({ inputs: { x: t }, backend, attrs: { perm: swapLastTwo(t.shape.length) } }) as tf.TensorInfo;
+        const out = runTranspose({
+          inputs: { x: t },
+          backend,
+          attrs: { perm: swapLastTwo(t.shape.length) },
+        }) as tf.TensorInfo;
         const key = t.dataId as object;
         if (seen.has(key) && transposed.size < MAX_CACHED) {
           if (!transposed.has(t.dataId)) transposed.set(t.dataId, new Map());

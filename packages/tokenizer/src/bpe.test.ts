@@ -6,8 +6,20 @@ import { PieceType, parseSpModel } from './sp-model.js';
 import { encodeSpModel } from './sp-writer.js';
 
 const BASE: Array<[string, number, number?]> = [
-  ['\u2581', -1e9], ['a', -100], ['b', -100], ['c', -100], ['d', -100],
-  ['ab', -1], ['bc', -1], ['abc', -2], ['\u2581a', -3], ['\u2581ab', -4], ['\u2581\u2581', -1e9], ['cd', -1], ['dd', -5], ['ddd', -0.5],
+  ['\u2581', -1e9],
+  ['a', -100],
+  ['b', -100],
+  ['c', -100],
+  ['d', -100],
+  ['ab', -1],
+  ['bc', -1],
+  ['abc', -2],
+  ['\u2581a', -3],
+  ['\u2581ab', -4],
+  ['\u2581\u2581', -1e9],
+  ['cd', -1],
+  ['dd', -5],
+  ['ddd', -0.5],
 ];
 
 describe('SentencePiece BPE on a synthetic model', () => {
@@ -58,7 +70,17 @@ describe('SentencePiece BPE on a synthetic model', () => {
   });
 
   it('splits UNUSED pieces back into the pieces they were merged from', () => {
-    const m = makeModel([['a', -10], ['b', -10], ['c', -10], ['x', -10], ['ab', -1, PieceType.UNUSED], ['abc', -2]], { dummy: false });
+    const m = makeModel(
+      [
+        ['a', -10],
+        ['b', -10],
+        ['c', -10],
+        ['x', -10],
+        ['ab', -1, PieceType.UNUSED],
+        ['abc', -2],
+      ],
+      { dummy: false },
+    );
     const t = new SentencePieceTokenizer(m, { addedTokens: [] });
     expect(t.pieces(t.encode('abc'))).toEqual(['abc']);
     expect(t.pieces(t.encode('abx'))).toEqual(['a', 'b', 'x']);
@@ -67,7 +89,12 @@ describe('SentencePiece BPE on a synthetic model', () => {
   it('without byte fallback reports a run of unknown characters as one <unk>', () => {
     const m = makeModel(BASE, { byteFallback: false });
     const t = new SentencePieceTokenizer(m, { addedTokens: [] });
-    expect(t.encode('a\u00e9\u00e8 b')).toEqual([m.pieces.findIndex((p) => p.piece === '\u2581a'), 0, m.pieces.findIndex((p) => p.piece === '\u2581'), m.pieces.findIndex((p) => p.piece === 'b')]);
+    expect(t.encode('a\u00e9\u00e8 b')).toEqual([
+      m.pieces.findIndex((p) => p.piece === '\u2581a'),
+      0,
+      m.pieces.findIndex((p) => p.piece === '\u2581'),
+      m.pieces.findIndex((p) => p.piece === 'b'),
+    ]);
     expect(t.decode(t.encode('a\u00e9'))).toBe('a \u2047 ');
   });
 
@@ -79,7 +106,10 @@ describe('SentencePiece BPE on a synthetic model', () => {
     // the space after the added token 'abc' is stripped, as transformers 4.30 did
     expect(t.pieces(ids)).toEqual(['\u2581ab', '<eod>', 'abc', '\u2581', 'd']);
     expect(t.decode(ids)).toBe('ab<eod>abcd');
-    const keep = new SentencePieceTokenizer(model, { addedTokens: ['<eod>', 'abc', '<sep>'], stripAroundAddedTokens: false });
+    const keep = new SentencePieceTokenizer(model, {
+      addedTokens: ['<eod>', 'abc', '<sep>'],
+      stripAroundAddedTokens: false,
+    });
     expect(keep.decode(keep.encode('ab<eod>abc d'))).toBe('ab<eod>abc d');
   });
 

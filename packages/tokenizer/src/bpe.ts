@@ -118,7 +118,8 @@ export class BpeEncoder {
     this.hasUnused = hasUnused;
     this.cutBeforeSpace = !spaceAfterChar;
     for (let c = 0; c < 65536; c++) this.isolated[c] = inMerged[c] || (c >= 0xd800 && c <= 0xdfff) ? 0 : 1;
-    for (let b = 0; b < 256; b++) this.byteIds[b] = this.pieceId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? this.unkId;
+    for (let b = 0; b < 256; b++)
+      this.byteIds[b] = this.pieceId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? this.unkId;
   }
 
   /**
@@ -162,7 +163,14 @@ export class BpeEncoder {
   }
 
   /** Appends the ids of text[begin, end), from the memo when possible; `hash` is the FNV-1a hash of the chunk. */
-  private encodeChunk(text: string, begin: number, end: number, hash: number, escapeSpaces: boolean, out: number[]): void {
+  private encodeChunk(
+    text: string,
+    begin: number,
+    end: number,
+    hash: number,
+    escapeSpaces: boolean,
+    out: number[],
+  ): void {
     const len = end - begin;
     if (len > CACHE_MAX_CHUNK) {
       this.segment(chunkText(text, begin, end, escapeSpaces), out);
@@ -188,7 +196,7 @@ export class BpeEncoder {
     let n = 0;
     this.reserve(s.length);
     const { start, end, prev, next, frozen, hash, pow } = this;
-    for (let i = 0; i < s.length; ) {
+    for (let i = 0; i < s.length;) {
       let m = 0;
       let f = 0;
       if (this.maxUserLen > 0 && this.userFirst.has(s.charCodeAt(i))) {

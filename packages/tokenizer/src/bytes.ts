@@ -4,7 +4,14 @@ import { utf8Bytes } from './utf8.js';
 
 /** The special tokens of ByteTokenizer, ids 256.. in this order. */
 export const BYTE_SPECIAL_TOKENS: readonly string[] = [
-  '<eod>', '<sep>', '<pad>', '<FIM_PREFIX>', '<FIM_MIDDLE>', '<FIM_SUFFIX>', '<mask>', '<predict>',
+  '<eod>',
+  '<sep>',
+  '<pad>',
+  '<FIM_PREFIX>',
+  '<FIM_MIDDLE>',
+  '<FIM_SUFFIX>',
+  '<mask>',
+  '<predict>',
 ];
 
 const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
@@ -61,7 +68,10 @@ export class ByteTokenizer implements Tokenizer {
 
   private check(id: number): number {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new YuanError('tokenizer', `token id ${id} is out of range for the byte tokenizer (vocabulary size ${this.vocabSize})`);
+      throw new YuanError(
+        'tokenizer',
+        `token id ${id} is out of range for the byte tokenizer (vocabulary size ${this.vocabSize})`,
+      );
     }
     return id;
   }

@@ -19,7 +19,12 @@ function expected(tok: Tokenizer, prompt: number[], gen: number[]): string {
 }
 
 /** Streams `gen` through CompletionText; checks every step emits only final text; returns the whole text. */
-function stream(tok: Tokenizer, prompt: number[], gen: number[], stops: string[] = []): { text: string; stopped: boolean; deltas: string[] } {
+function stream(
+  tok: Tokenizer,
+  prompt: number[],
+  gen: number[],
+  stops: string[] = [],
+): { text: string; stopped: boolean; deltas: string[] } {
   const ct = new CompletionText(tok, prompt, stops);
   const deltas: string[] = [];
   let stopped = false;
@@ -60,7 +65,11 @@ function checkProperty(tok: Tokenizer, pools: number[][], seed: number, cases: n
     let soFar = '';
     for (let k = 0; k < got.deltas.length - 1; k++) {
       soFar += got.deltas[k];
-      for (let later = k + 1; later <= gen.length; later++) expect(expected(tok, prompt, gen.slice(0, later)).startsWith(soFar), `prompt ${prompt} gen ${gen} step ${k}`).toBe(true);
+      for (let later = k + 1; later <= gen.length; later++)
+        expect(
+          expected(tok, prompt, gen.slice(0, later)).startsWith(soFar),
+          `prompt ${prompt} gen ${gen} step ${k}`,
+        ).toBe(true);
     }
   }
 }
@@ -84,7 +93,16 @@ describe('CompletionText: the text is decode(prompt + generated) − decode(prom
 
   const sp = new SentencePieceTokenizer(
     makeModel([
-      ['\u2581', 5], ['\u2581\u2581', 4], ['\u2581is', 3], ['\u2581the', 3], ['is', 2], ['e', 1], ['t', 1], ['h', 1], ['\u2581t', 2], ['中', 1],
+      ['\u2581', 5],
+      ['\u2581\u2581', 4],
+      ['\u2581is', 3],
+      ['\u2581the', 3],
+      ['is', 2],
+      ['e', 1],
+      ['t', 1],
+      ['h', 1],
+      ['\u2581t', 2],
+      ['中', 1],
     ]),
     { addedTokens: ['<eod>', '<sep>'] },
   );
@@ -98,25 +116,48 @@ describe('CompletionText: the text is decode(prompt + generated) − decode(prom
 
   it('SentencePiece: byte-fallback pieces of an emoji stream as the emoji', () => {
     const prompt = sp.encode('x');
-    const r = stream(sp, prompt, [0xf0, 0x9f, 0x98, 0x80].map((b) => id(`<0x${b.toString(16).toUpperCase()}>`)));
+    const r = stream(
+      sp,
+      prompt,
+      [0xf0, 0x9f, 0x98, 0x80].map((b) => id(`<0x${b.toString(16).toUpperCase()}>`)),
+    );
     expect(r.text).toBe('😀');
     expect(r.deltas.join('')).not.toContain('\uFFFD');
   });
 
   it('SentencePiece: property over random ids (byte pieces, multi-byte characters, control and added tokens, ▁ runs)', () => {
-    const bytePieces = [...utf8('é😀中'), 0x80, 0xff, 0x41, 0x0a].map((b) => id(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`));
+    const bytePieces = [...utf8('é😀中'), 0x80, 0xff, 0x41, 0x0a].map((b) =>
+      id(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+    );
     const words = ['\u2581', '\u2581\u2581', '\u2581is', '\u2581the', 'is', 'e', '中'].map(id);
     checkProperty(sp, [bytePieces, words, [0, 1, 2, id('<eod>'), id('<sep>')]], 2, 400);
   });
 
-  it.skipIf(!existsSync(fixture))('YUAN 2.0 tokenizer: property over random ids (needs ../shared, which CI has)', async () => {
-    const yuan = await loadSentencePiece(fixture);
-    const rng = new Rng(3);
-    const bytePieces = Array.from({ length: 256 }, (_, b) => yuan.pieceToId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)!);
-    const any = Array.from({ length: 200 }, () => Math.floor(rng.next() * yuan.vocabSize));
-    const spaces = ['\u2581', '\u2581\u2581', '\u2581\u2581\u2581\u2581'].map((p) => yuan.pieceToId(p)).filter((x): x is number => x !== undefined);
-    checkProperty(yuan, [bytePieces.filter((_, b) => b >= 0x80 || b === 0x20), any, spaces, [yuan.special.eod, yuan.special.sep!, 0, 1, 2]], 4, 150);
-  });
+  it.skipIf(!existsSync(fixture))(
+    'YUAN 2.0 tokenizer: property over random ids (needs ../shared, which CI has)',
+    async () => {
+      const yuan = await loadSentencePiece(fixture);
+      const rng = new Rng(3);
+      const bytePieces = Array.from({ length: 256 }, (_, b) =>
+        yuan.pieceToId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)!,
+      );
+      const any = Array.from({ length: 200 }, () => Math.floor(rng.next() * yuan.vocabSize));
+      const spaces = ['\u2581', '\u2581\u2581', '\u2581\u2581\u2581\u2581']
+        .map((p) => yuan.pieceToId(p))
+        .filter((x): x is number => x !== undefined);
+      checkProperty(
+        yuan,
+        [
+          bytePieces.filter((_, b) => b >= 0x80 || b === 0x20),
+          any,
+          spaces,
+          [yuan.special.eod, yuan.special.sep!, 0, 1, 2],
+        ],
+        4,
+        150,
+      );
+    },
+  );
 });
 
 describe('CompletionText: stop strings', () => {
@@ -167,7 +208,8 @@ describe('CompletionText: stop strings', () => {
           if (i >= 0 && (cut < 0 || i < cut)) cut = i;
         }
       }
-      if (cut < 0) for (const s of stops) if (whole.includes(s) && (cut < 0 || whole.indexOf(s) < cut)) cut = whole.indexOf(s);
+      if (cut < 0)
+        for (const s of stops) if (whole.includes(s) && (cut < 0 || whole.indexOf(s) < cut)) cut = whole.indexOf(s);
       const r = stream(bytes, [65], gen, stops);
       expect(r.text, `${JSON.stringify(whole)} ${JSON.stringify(stops)}`).toBe(cut < 0 ? whole : whole.slice(0, cut));
     }

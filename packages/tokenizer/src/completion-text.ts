@@ -104,7 +104,8 @@ export class CompletionText {
     this.ids.push(id);
     this.tokens++;
     this.full = this.tokenizer.decode(this.ids);
-    if (!this.full.startsWith(this.promptText)) this.base = Math.min(this.base, commonPrefix(this.full, this.promptText));
+    if (!this.full.startsWith(this.promptText))
+      this.base = Math.min(this.base, commonPrefix(this.full, this.promptText));
     const c = this.completion();
     let stable = c.length;
     while (stable > this.sent && c.charCodeAt(stable - 1) === 0xfffd) stable--;

@@ -4,7 +4,10 @@ import type { SpNormalizerSpec } from './sp-model.js';
 export const SPACE_SYMBOL = '\u2581';
 
 /** The normalizer options that apply when the model has no precompiled character map. */
-export interface NormalizeOptions extends Pick<SpNormalizerSpec, 'addDummyPrefix' | 'removeExtraWhitespaces' | 'escapeWhitespaces'> {
+export interface NormalizeOptions extends Pick<
+  SpNormalizerSpec,
+  'addDummyPrefix' | 'removeExtraWhitespaces' | 'escapeWhitespaces'
+> {
   treatWhitespaceAsSuffix: boolean;
 }
 

@@ -8,7 +8,7 @@ import { ByteTokenizer, plugins as tokenizerPlugins, SentencePieceTokenizer } fr
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
 const model = join(resolve(repoRoot, '..', 'shared'), 'fixtures', 'yuan2-tokenizer', 'tokenizer.model');
 
-describe('the tokenizer plugins (the package\'s `plugins` export)', () => {
+describe("the tokenizer plugins (the package's `plugins` export)", () => {
   const byName = (name: string) => {
     const p = tokenizerPlugins.find((x) => x.name === name);
     if (!p) throw new Error(`no plugin ${name}`);
@@ -28,7 +28,9 @@ describe('the tokenizer plugins (the package\'s `plugins` export)', () => {
   });
 
   it('asks for the path of the SentencePiece model', async () => {
-    const err = await byName('sentencepiece').load({}).catch((e: unknown) => e);
+    const err = await byName('sentencepiece')
+      .load({})
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(YuanError);
     expect((err as Error).message).toMatch(/needs a path: set tokenizer\.path/);
     expect(() => byName('sentencepiece').validate?.({ path: 3 })).toThrow(/options\.path must be a non-empty string/);

@@ -7,7 +7,9 @@ function validatePath(plugin: string, options: Record<string, unknown>): Tokeniz
   const path = options.path;
   if (path === undefined || path === null) return {};
   if (typeof path !== 'string' || path.length === 0) {
-    throw new ConfigError(`tokenizer '${plugin}': options.path must be a non-empty string, got ${JSON.stringify(path)}`);
+    throw new ConfigError(
+      `tokenizer '${plugin}': options.path must be a non-empty string, got ${JSON.stringify(path)}`,
+    );
   }
   return { path };
 }
@@ -17,7 +19,8 @@ export const tokenizerPlugins: TokenizerPlugin[] = [
   {
     kind: 'tokenizer',
     name: 'bytes',
-    description: 'UTF-8 bytes as ids 0..255 plus 8 special tokens (<eod>=256, <sep>=257, <pad>=258, FIM, mask, predict)',
+    description:
+      'UTF-8 bytes as ids 0..255 plus 8 special tokens (<eod>=256, <sep>=257, <pad>=258, FIM, mask, predict)',
     defaults: {},
     validate: (options) => validatePath('bytes', options),
     async load() {

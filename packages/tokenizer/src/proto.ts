@@ -11,7 +11,6 @@ export class ProtoFormatError extends Error {
   }
 }
 
-
 /** A forward-only reader over one protobuf message: call `next()`, then read or `skip()` the field. */
 export class ProtoReader {
   /** Field number of the current field (valid after `next()` returned true). */

@@ -31,8 +31,21 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
 
   it('reads the model proto', () => {
     expect(tok.model.pieces.length).toBe(134953);
-    expect(tok.model.trainer).toMatchObject({ modelType: 2, byteFallback: true, splitDigits: true, unkId: 0, bosId: 1, eosId: 2, padId: -1 });
-    expect(tok.model.normalizer).toMatchObject({ name: 'identity', addDummyPrefix: true, removeExtraWhitespaces: false, escapeWhitespaces: true });
+    expect(tok.model.trainer).toMatchObject({
+      modelType: 2,
+      byteFallback: true,
+      splitDigits: true,
+      unkId: 0,
+      bosId: 1,
+      eosId: 2,
+      padId: -1,
+    });
+    expect(tok.model.normalizer).toMatchObject({
+      name: 'identity',
+      addDummyPrefix: true,
+      removeExtraWhitespaces: false,
+      escapeWhitespaces: true,
+    });
     expect(tok.model.pieces[13]).toEqual({ piece: '<0x0A>', score: 0, type: 6 });
     expect(tok.model.pieces[1]).toEqual({ piece: '<s>', score: 0, type: 3 });
     expect(tok.vocabSize).toBe(134958);
@@ -50,16 +63,28 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
   });
 
   it('splits digits as the spec shows', () => {
-    expect(tok.encode('12345 + 678')).toEqual([29871, 29896, 29906, 29941, 29946, 29945, 718, 29871, 29953, 29955, 29947]);
+    expect(tok.encode('12345 + 678')).toEqual([
+      29871, 29896, 29906, 29941, 29946, 29945, 718, 29871, 29953, 29955, 29947,
+    ]);
   });
 
   it('matches the HF special tokens as single ids', () => {
     expect(tok.encode('<eod>')).toEqual([77185]);
     expect(tok.encode('Hello<sep>world<pad>')).toEqual([15043, 77187, 3186, 77188]);
-    expect(tok.encode('<mask><predict><FIM_SUFFIX><FIM_PREFIX><FIM_MIDDLE>')).toEqual([134953, 134954, 134955, 134956, 134957]);
+    expect(tok.encode('<mask><predict><FIM_SUFFIX><FIM_PREFIX><FIM_MIDDLE>')).toEqual([
+      134953, 134954, 134955, 134956, 134957,
+    ]);
     expect(tok.pieces([134953, 134957, 77187])).toEqual(['<mask>', '<FIM_MIDDLE>', '<sep>']);
-    const code = ['<jupyter_start>', '<jupyter_text>', '<jupyter_code>', '<jupyter_output>', '<empty_output>',
-      '<commit_before>', '<commit_msg>', '<commit_after>'];
+    const code = [
+      '<jupyter_start>',
+      '<jupyter_text>',
+      '<jupyter_code>',
+      '<jupyter_output>',
+      '<empty_output>',
+      '<commit_before>',
+      '<commit_msg>',
+      '<commit_after>',
+    ];
     expect(tok.encode(code.join(''))).toEqual(code.map((_, i) => 96630 + i));
     // pieces in the vocabulary that the reference does not add as special tokens are split like any text
     expect(tok.encode('<filename>')).toEqual(tok.encodeSentencePiece('<filename>'));
@@ -86,7 +111,10 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
     const cases: Array<[string, string[]]> = [
       ['Hello <sep> world', ['\u2581Hello', '<sep>', '\u2581world']],
       ['<sep> is a literal here', ['<sep>', '\u2581is', '\u2581a', '\u2581literal', '\u2581here']],
-      ['Q: 2+2? [x] <sep>\n 4 <pad>', ['\u2581Q', ':', '\u2581', '2', '+', '2', '?', '\u2581[', 'x', ']', '<sep>', '\u2581', '4', '<pad>']],
+      [
+        'Q: 2+2? [x] <sep>\n 4 <pad>',
+        ['\u2581Q', ':', '\u2581', '2', '+', '2', '?', '\u2581[', 'x', ']', '<sep>', '\u2581', '4', '<pad>'],
+      ],
       ['<sep>\n', ['<sep>']],
       ['a <mask>\u3000b', ['\u2581a', '<mask>', '\u2581b']],
       // bos/eos/unk were AddedToken(lstrip=False, rstrip=False) in LlamaTokenizer: their neighbours keep the spaces
@@ -107,7 +135,10 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
   it('agrees with a naive BPE and round-trips on real text', () => {
     // a literal ▁ reads as a space in SentencePiece, so it cannot round-trip
     const text = readFileSync(join(shared, 'YUAN2-SPEC.md'), 'utf8').replaceAll('\u2581', '_');
-    const paras = text.split('\n').filter((l) => l.length > 0 && l.length < 400).slice(0, 120);
+    const paras = text
+      .split('\n')
+      .filter((l) => l.length > 0 && l.length < 400)
+      .slice(0, 120);
     const naive = naiveBpe(tok.model);
     for (const p of paras) {
       const expected = naive(normalizeSp(p, { ...tok.model.normalizer, treatWhitespaceAsSuffix: false }));
@@ -119,13 +150,16 @@ describe.skipIf(!hasShared)('YUAN 2.0 SentencePiece tokenizer', () => {
   });
 
   // Speed is a benchmark (`node bench/tokenizer.mjs`), not a test.
-  it.skipIf(!existsSync(shakespeare))('encodes tinyshakespeare the same with a cold and a warm memo and decodes it back', () => {
-    const text = readFileSync(shakespeare, 'utf8');
-    const ids = tok.encode(text);
-    expect(ids.length).toBeGreaterThan(0);
-    expect(tok.encode(text)).toEqual(ids);
-    expect(tok.decode(ids)).toBe(text);
-  });
+  it.skipIf(!existsSync(shakespeare))(
+    'encodes tinyshakespeare the same with a cold and a warm memo and decodes it back',
+    () => {
+      const text = readFileSync(shakespeare, 'utf8');
+      const ids = tok.encode(text);
+      expect(ids.length).toBeGreaterThan(0);
+      expect(tok.encode(text)).toEqual(ids);
+      expect(tok.decode(ids)).toBe(text);
+    },
+  );
 
   it('says a truncated model file is not a SentencePiece model', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'yuan-sp-'));

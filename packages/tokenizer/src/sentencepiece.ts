@@ -17,11 +17,24 @@ import { wellFormed } from './utf8.js';
  * spelling them is split by SentencePiece as the reference does.
  */
 export const YUAN_ADDED_TOKENS: readonly string[] = [
-  '<eod>', '<sep>', '<pad>',
-  '<mask>', '<predict>', '<FIM_SUFFIX>', '<FIM_PREFIX>', '<FIM_MIDDLE>',
-  '<commit_before>', '<commit_msg>', '<commit_after>',
-  '<jupyter_start>', '<jupyter_text>', '<jupyter_code>', '<jupyter_output>', '<empty_output>',
-  '<s>', '<unk>',
+  '<eod>',
+  '<sep>',
+  '<pad>',
+  '<mask>',
+  '<predict>',
+  '<FIM_SUFFIX>',
+  '<FIM_PREFIX>',
+  '<FIM_MIDDLE>',
+  '<commit_before>',
+  '<commit_msg>',
+  '<commit_after>',
+  '<jupyter_start>',
+  '<jupyter_text>',
+  '<jupyter_code>',
+  '<jupyter_output>',
+  '<empty_output>',
+  '<s>',
+  '<unk>',
 ];
 
 /**
@@ -57,13 +70,21 @@ const MODEL_TYPE_NAMES: Record<number, string> = { 1: 'UNIGRAM', 2: 'BPE', 3: 'W
 
 /** Throws a YuanError unless this tokenizer can encode with the model exactly as SentencePiece does. */
 function checkSupported(model: SpModel, source: string): void {
-  if (model.pieces.length === 0) throw new YuanError('tokenizer', `${source} is not a SentencePiece model: it has no pieces`);
+  if (model.pieces.length === 0)
+    throw new YuanError('tokenizer', `${source} is not a SentencePiece model: it has no pieces`);
   const bad = model.pieces.findIndex((p) => p.type < 1 || p.type > 6);
-  if (bad >= 0) throw new YuanError('tokenizer', `${source} is not a SentencePiece model: piece ${bad} has type ${model.pieces[bad].type}`);
+  if (bad >= 0)
+    throw new YuanError(
+      'tokenizer',
+      `${source} is not a SentencePiece model: piece ${bad} has type ${model.pieces[bad].type}`,
+    );
   const t = model.trainer.modelType;
   if (t !== ModelType.BPE) {
     const name = MODEL_TYPE_NAMES[t] ?? `unknown (${t})`;
-    throw new YuanError('tokenizer', `${source}: SentencePiece model type ${name} is not supported; only BPE models can be loaded`);
+    throw new YuanError(
+      'tokenizer',
+      `${source}: SentencePiece model type ${name} is not supported; only BPE models can be loaded`,
+    );
   }
   const n = model.normalizer;
   if (n.precompiledCharsmap.length > 0) {
@@ -73,7 +94,10 @@ function checkSupported(model: SpModel, source: string): void {
     );
   }
   if (model.trainer.treatWhitespaceAsSuffix) {
-    throw new YuanError('tokenizer', `${source}: SentencePiece models with treat_whitespace_as_suffix are not supported`);
+    throw new YuanError(
+      'tokenizer',
+      `${source}: SentencePiece models with treat_whitespace_as_suffix are not supported`,
+    );
   }
 }
 
@@ -133,7 +157,11 @@ export class SentencePieceTokenizer implements Tokenizer {
   encode(text: string): number[] {
     const out: number[] = [];
     const parts: (string | number)[] = [];
-    this.matcher.split(wellFormed(text), (part) => parts.push(part), (id) => parts.push(id));
+    this.matcher.split(
+      wellFormed(text),
+      (part) => parts.push(part),
+      (id) => parts.push(id),
+    );
     for (let i = 0; i < parts.length; i++) {
       let p = parts[i];
       if (typeof p === 'number') {
@@ -184,19 +212,26 @@ export class SentencePieceTokenizer implements Tokenizer {
 
   private check(id: number): number {
     if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new YuanError('tokenizer', `token id ${id} is out of range for this SentencePiece tokenizer (vocabulary size ${this.vocabSize})`);
+      throw new YuanError(
+        'tokenizer',
+        `token id ${id} is out of range for this SentencePiece tokenizer (vocabulary size ${this.vocabSize})`,
+      );
     }
     return id;
   }
 }
 
 /** Reads and checks a SentencePiece `.model` file (a directory holding `tokenizer.model` also works). */
-export async function loadSentencePiece(path: string, options: Omit<SentencePieceOptions, 'source'> = {}): Promise<SentencePieceTokenizer> {
+export async function loadSentencePiece(
+  path: string,
+  options: Omit<SentencePieceOptions, 'source'> = {},
+): Promise<SentencePieceTokenizer> {
   let file = path;
   try {
     if ((await stat(path)).isDirectory()) file = join(path, 'tokenizer.model');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new YuanError('tokenizer', `SentencePiece model not found: ${path}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new YuanError('tokenizer', `SentencePiece model not found: ${path}`);
     throw new YuanError('tokenizer', `cannot read SentencePiece model ${path}: ${(e as Error).message}`);
   }
   let bytes: Uint8Array;
@@ -212,7 +247,8 @@ export async function loadSentencePiece(path: string, options: Omit<SentencePiec
   try {
     model = parseSpModel(bytes);
   } catch (e) {
-    if (e instanceof ProtoFormatError) throw new YuanError('tokenizer', `${file} is not a SentencePiece model: ${e.message}`);
+    if (e instanceof ProtoFormatError)
+      throw new YuanError('tokenizer', `${file} is not a SentencePiece model: ${e.message}`);
     throw e;
   }
   return new SentencePieceTokenizer(model, { ...options, source: file });

@@ -72,15 +72,33 @@ function parseTrainer(r: ProtoReader): SpTrainerSpec {
   while (r.next()) {
     if (r.wire === WIRE.VARINT) {
       switch (r.field) {
-        case 3: t.modelType = r.int32(); continue;
-        case 4: t.vocabSize = r.int32(); continue;
-        case 24: t.treatWhitespaceAsSuffix = r.bool(); continue;
-        case 25: t.splitDigits = r.bool(); continue;
-        case 35: t.byteFallback = r.bool(); continue;
-        case 40: t.unkId = r.int32(); continue;
-        case 41: t.bosId = r.int32(); continue;
-        case 42: t.eosId = r.int32(); continue;
-        case 43: t.padId = r.int32(); continue;
+        case 3:
+          t.modelType = r.int32();
+          continue;
+        case 4:
+          t.vocabSize = r.int32();
+          continue;
+        case 24:
+          t.treatWhitespaceAsSuffix = r.bool();
+          continue;
+        case 25:
+          t.splitDigits = r.bool();
+          continue;
+        case 35:
+          t.byteFallback = r.bool();
+          continue;
+        case 40:
+          t.unkId = r.int32();
+          continue;
+        case 41:
+          t.bosId = r.int32();
+          continue;
+        case 42:
+          t.eosId = r.int32();
+          continue;
+        case 43:
+          t.padId = r.int32();
+          continue;
       }
     } else if (r.field === 44 && r.wire === WIRE.LEN) {
       t.unkSurface = r.string();
@@ -122,7 +140,11 @@ function parseNormalizer(r: ProtoReader): SpNormalizerSpec {
  */
 export function parseSpModel(buf: Uint8Array): SpModel {
   const r = new ProtoReader(buf);
-  const model: SpModel = { pieces: [], trainer: parseTrainer(new ProtoReader(new Uint8Array(0))), normalizer: defaultNormalizer() };
+  const model: SpModel = {
+    pieces: [],
+    trainer: parseTrainer(new ProtoReader(new Uint8Array(0))),
+    normalizer: defaultNormalizer(),
+  };
   while (r.next()) {
     if (r.field === 1 && r.wire === WIRE.LEN) model.pieces.push(parsePiece(r.message()));
     else if (r.field === 2 && r.wire === WIRE.LEN) model.trainer = parseTrainer(r.message());

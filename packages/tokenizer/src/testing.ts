@@ -1,7 +1,10 @@
 import { ModelType, PieceType, type SpModel, type SpPiece } from './sp-model.js';
 
 /** Test helper: a small BPE model of <unk>, <s>, </s>, the 256 byte pieces (with byte fallback), then `extra`. */
-export function makeModel(extra: Array<[string, number, number?]>, o: { byteFallback?: boolean; dummy?: boolean } = {}): SpModel {
+export function makeModel(
+  extra: Array<[string, number, number?]>,
+  o: { byteFallback?: boolean; dummy?: boolean } = {},
+): SpModel {
   const pieces: SpPiece[] = [
     { piece: '<unk>', score: 0, type: PieceType.UNKNOWN },
     { piece: '<s>', score: 0, type: PieceType.CONTROL },
@@ -14,12 +17,24 @@ export function makeModel(extra: Array<[string, number, number?]>, o: { byteFall
   return {
     pieces,
     trainer: {
-      modelType: ModelType.BPE, vocabSize: pieces.length, splitDigits: false, treatWhitespaceAsSuffix: false,
-      byteFallback: o.byteFallback ?? true, unkId: 0, bosId: 1, eosId: 2, padId: -1, unkSurface: ' \u2047 ',
+      modelType: ModelType.BPE,
+      vocabSize: pieces.length,
+      splitDigits: false,
+      treatWhitespaceAsSuffix: false,
+      byteFallback: o.byteFallback ?? true,
+      unkId: 0,
+      bosId: 1,
+      eosId: 2,
+      padId: -1,
+      unkSurface: ' \u2047 ',
     },
     normalizer: {
-      name: 'identity', precompiledCharsmap: new Uint8Array(0), addDummyPrefix: o.dummy ?? true,
-      removeExtraWhitespaces: false, escapeWhitespaces: true, normalizationRuleTsv: '',
+      name: 'identity',
+      precompiledCharsmap: new Uint8Array(0),
+      addDummyPrefix: o.dummy ?? true,
+      removeExtraWhitespaces: false,
+      escapeWhitespaces: true,
+      normalizationRuleTsv: '',
     },
   };
 }

@@ -33,16 +33,23 @@ function rawPieces(buf: Uint8Array): Uint8Array[] {
       const tag = readVarint(at);
       const field = Math.floor(tag / 8);
       switch (tag % 8) {
-        case 0: readVarint(at); break;
-        case 1: at.i += 8; break;
-        case 5: at.i += 4; break;
+        case 0:
+          readVarint(at);
+          break;
+        case 1:
+          at.i += 8;
+          break;
+        case 5:
+          at.i += 4;
+          break;
         case 2: {
           const len = readVarint(at);
           onLen(field, at.i, at.i + len);
           at.i += len;
           break;
         }
-        default: throw new Error(`wire type ${tag % 8} at ${at.i}`);
+        default:
+          throw new Error(`wire type ${tag % 8} at ${at.i}`);
       }
       if (at.i > end) throw new Error('field past the end of its message');
     }
@@ -64,7 +71,11 @@ const utf8 = (s: string): Buffer => Buffer.from(s, 'utf8');
 
 describe('piece strings are read byte-exact', () => {
   it('keeps a leading U+FEFF (which a TextDecoder drops as a byte-order mark) and round-trips invalid UTF-8 bytes', () => {
-    const pieces: Array<[string, number]> = [['\ufeff', -1], ['\ufeffx', -2], ['a\ufeff', -3]];
+    const pieces: Array<[string, number]> = [
+      ['\ufeff', -1],
+      ['\ufeffx', -2],
+      ['a\ufeff', -3],
+    ];
     const model = makeModel(pieces);
     const parsed = parseSpModel(encodeSpModel(model));
     expect(parsed.pieces.slice(-3).map((p) => p.piece)).toEqual(['\ufeff', '\ufeffx', 'a\ufeff']);
@@ -74,11 +85,19 @@ describe('piece strings are read byte-exact', () => {
     const file = Uint8Array.from([0x0a, pieceMsg.length, ...pieceMsg]);
     const odd = parseSpModel(file).pieces[0].piece;
     expect(odd).toBe('a\udcff\udcc3b');
-    expect(rawPieces(encodeSpModel({ ...parseSpModel(file), pieces: [{ piece: odd, score: 0, type: 1 }] }))).toEqual([raw]);
+    expect(rawPieces(encodeSpModel({ ...parseSpModel(file), pieces: [{ piece: odd, score: 0, type: 1 }] }))).toEqual([
+      raw,
+    ]);
   });
 
   it('encodes text holding a U+FEFF piece with that piece, not with byte fallback', () => {
-    const tok = new SentencePieceTokenizer(makeModel([['\ufeff', -1], ['\u2581a', -2]]), { addedTokens: [] });
+    const tok = new SentencePieceTokenizer(
+      makeModel([
+        ['\ufeff', -1],
+        ['\u2581a', -2],
+      ]),
+      { addedTokens: [] },
+    );
     const bom = tok.pieceToId('\ufeff');
     expect(bom).toBe(259);
     expect(tok.encodeSentencePiece('a\ufeff')).toEqual([260, bom]);
@@ -91,7 +110,8 @@ describe('piece strings are read byte-exact', () => {
   });
 });
 
-if (!hasShared) it.skip('the YUAN 2.0 vocabulary comparison needs ../shared/fixtures/yuan2-tokenizer (CI has it)', () => {});
+if (!hasShared)
+  it.skip('the YUAN 2.0 vocabulary comparison needs ../shared/fixtures/yuan2-tokenizer (CI has it)', () => {});
 
 describe.skipIf(!hasShared)('YUAN 2.0 vocabulary against the .model file', () => {
   let tok: SentencePieceTokenizer;
@@ -107,7 +127,8 @@ describe.skipIf(!hasShared)('YUAN 2.0 vocabulary against the .model file', () =>
     const wrong: string[] = [];
     raw.forEach((bytes, id) => {
       const ours = utf8(tok.model.pieces[id].piece);
-      if (!ours.equals(Buffer.from(bytes))) wrong.push(`${id}: file ${Buffer.from(bytes).toString('hex')} read ${ours.toString('hex')}`);
+      if (!ours.equals(Buffer.from(bytes)))
+        wrong.push(`${id}: file ${Buffer.from(bytes).toString('hex')} read ${ours.toString('hex')}`);
     });
     expect(wrong).toEqual([]);
   });
@@ -119,16 +140,31 @@ describe.skipIf(!hasShared)('YUAN 2.0 vocabulary against the .model file', () =>
   });
 
   // Python SentencePiece, where installed (.ci/run puts it into .venv-clients; SENTENCEPIECE_PYTHON overrides)
-  const candidates = [process.env.SENTENCEPIECE_PYTHON, join(repoRoot, '.venv-clients', 'bin', 'python'), 'python3'].filter(
-    (p): p is string => !!p && (p === 'python3' || existsSync(p)),
-  );
+  const candidates = [
+    process.env.SENTENCEPIECE_PYTHON,
+    join(repoRoot, '.venv-clients', 'bin', 'python'),
+    'python3',
+  ].filter((p): p is string => !!p && (p === 'python3' || existsSync(p)));
   const python = candidates.find((p) => spawnSync(p, ['-c', 'import sentencepiece'], { stdio: 'ignore' }).status === 0);
-  const texts = ['\ufeff', 'a\ufeffb', '\ufeffhello world', ' \ufeff ', 'x\ufeff\ufeff\ufeffy', '\ufeff<eod>\ufeff', 'Hello, world! 12345', '你好\ufeff世界'];
+  const texts = [
+    '\ufeff',
+    'a\ufeffb',
+    '\ufeffhello world',
+    ' \ufeff ',
+    'x\ufeff\ufeff\ufeffy',
+    '\ufeff<eod>\ufeff',
+    'Hello, world! 12345',
+    '你好\ufeff世界',
+  ];
   it.skipIf(!python)(
     `ids equal Python SentencePiece's on texts holding the previously broken piece${python ? '' : ' (skipped: no Python with the sentencepiece package; .ci/run installs it into .venv-clients)'}`,
     () => {
-      const script = 'import sys, json, sentencepiece as s\np = s.SentencePieceProcessor(model_file=sys.argv[1])\nprint(json.dumps([p.encode(t) for t in json.loads(sys.stdin.read())]))';
-      const r = spawnSync(python as string, ['-c', script, modelFile], { input: JSON.stringify(texts), encoding: 'utf8' });
+      const script =
+        'import sys, json, sentencepiece as s\np = s.SentencePieceProcessor(model_file=sys.argv[1])\nprint(json.dumps([p.encode(t) for t in json.loads(sys.stdin.read())]))';
+      const r = spawnSync(python as string, ['-c', script, modelFile], {
+        input: JSON.stringify(texts),
+        encoding: 'utf8',
+      });
       expect(r.status, r.stderr).toBe(0);
       const expected = JSON.parse(r.stdout) as number[][];
       expect(texts.map((t) => tok.encodeSentencePiece(t))).toEqual(expected);

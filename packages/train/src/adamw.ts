@@ -75,8 +75,15 @@ export class AdamW {
       const m = state.moments.get(`m.${name}`);
       const v = state.moments.get(`v.${name}`);
       if (!m || !v) throw new YuanError('checkpoint', `the optimizer state has no moments for ${name}`);
-      if (m.length !== p.size || v.length !== p.size) throw new YuanError('checkpoint', `the optimizer moments of ${name} have ${m.length} values; the parameter has ${p.size}`);
-      this.state.set(name, { m: tf.variable(tf.tensor(m, p.shape), false), v: tf.variable(tf.tensor(v, p.shape), false) });
+      if (m.length !== p.size || v.length !== p.size)
+        throw new YuanError(
+          'checkpoint',
+          `the optimizer moments of ${name} have ${m.length} values; the parameter has ${p.size}`,
+        );
+      this.state.set(name, {
+        m: tf.variable(tf.tensor(m, p.shape), false),
+        v: tf.variable(tf.tensor(v, p.shape), false),
+      });
     }
   }
 

@@ -66,7 +66,12 @@ function mix(a: number, b: number): number {
  * resuming, gives the same losses).
  */
 class AdapterTrainer extends Trainer {
-  constructor(model: YuanModel, setup: Parameters<EngineFactory>[0], loader: BatchLoader, readonly adapter: AdapterModule) {
+  constructor(
+    model: YuanModel,
+    setup: Parameters<EngineFactory>[0],
+    loader: BatchLoader,
+    readonly adapter: AdapterModule,
+  ) {
     super(model, setup.train, setup.totalSteps, loader, adapter);
     this.runSeed = setup.seed;
   }
@@ -112,7 +117,13 @@ class AdapterTrainer extends Trainer {
  * its forward again under the tape (`redraw` first, so dropout draws the forward's masks) and the gradients of its
  * input and of the adapter's parameters in that layer. The frozen base gets no gradient anywhere.
  */
-function layerwiseAdapterGrads(layered: LayeredModel, batch: Batch, resetPositions: boolean, byLayer: Array<Array<[string, tf.Variable]>>, redraw: () => void): { loss: number; grads: GradMap } {
+function layerwiseAdapterGrads(
+  layered: LayeredModel,
+  batch: Batch,
+  resetPositions: boolean,
+  byLayer: Array<Array<[string, tf.Variable]>>,
+  redraw: () => void,
+): { loss: number; grads: GradMap } {
   const shape: [number, number] = [batch.rows, batch.seqLength];
   const ids = tf.tensor2d(batch.ids, shape, 'int32');
   const positions = resetPositions ? tf.tensor2d(batch.positions, shape, 'int32') : undefined;
@@ -139,7 +150,14 @@ function layerwiseAdapterGrads(layered: LayeredModel, batch: Batch, resetPositio
       const vars = byLayer[l];
       const upstream: tf.Tensor = dy;
       const input = inputs[l];
-      const r: { value: tf.Tensor; grads: tf.Tensor[] } = tf.engine().gradients(() => layered.layers[l].layers(input, { positions }).hidden, [input, ...vars.map(([, v]) => v)], upstream, true);
+      const r: { value: tf.Tensor; grads: tf.Tensor[] } = tf
+        .engine()
+        .gradients(
+          () => layered.layers[l].layers(input, { positions }).hidden,
+          [input, ...vars.map(([, v]) => v)],
+          upstream,
+          true,
+        );
       r.value.dispose();
       upstream.dispose();
       dy = r.grads[0];
@@ -159,13 +177,22 @@ function layerwiseAdapterGrads(layered: LayeredModel, batch: Batch, resetPositio
 class RecomputingAdapterTrainer extends AdapterTrainer {
   private readonly byLayer: Array<Array<[string, tf.Variable]>>;
 
-  constructor(readonly layered: LayeredModel, setup: Parameters<EngineFactory>[0], loader: BatchLoader, adapter: AdapterModule) {
+  constructor(
+    readonly layered: LayeredModel,
+    setup: Parameters<EngineFactory>[0],
+    loader: BatchLoader,
+    adapter: AdapterModule,
+  ) {
     super(layered.ends!, setup, loader, adapter);
-    this.byLayer = layered.layers.map((_, l) => [...adapter.params].filter(([n]) => n.startsWith(`model.layers.${l}.`)));
+    this.byLayer = layered.layers.map((_, l) =>
+      [...adapter.params].filter(([n]) => n.startsWith(`model.layers.${l}.`)),
+    );
   }
 
   protected override microBatch(batch: Batch, seed: number): { loss: number; grads: GradMap } {
-    return layerwiseAdapterGrads(this.layered, batch, this.config.resetPositionIds, this.byLayer, () => this.adapter.layer.training(seed));
+    return layerwiseAdapterGrads(this.layered, batch, this.config.resetPositionIds, this.byLayer, () =>
+      this.adapter.layer.training(seed),
+    );
   }
 
   override async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -202,19 +229,23 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
       const { config, attention, seed } = setup;
       const specs = modelParameters(config, attention);
       adapter = setup.resume
-        ? AdapterModule.fromWeights(t.plugin, options, specs, setup.resume.weights, 'the checkpoint\'s adapter')
+        ? AdapterModule.fromWeights(t.plugin, options, specs, setup.resume.weights, "the checkpoint's adapter")
         : AdapterModule.init(t.plugin, options, specs, seed);
       const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, seed, eod);
       let trainer: AdapterTrainer;
       if (t.recompute) {
-        const layered = weights ? LayeredModel.fromWeights(config, attention, weights) : LayeredModel.init(config, attention, seed);
+        const layered = weights
+          ? LayeredModel.fromWeights(config, attention, weights)
+          : LayeredModel.init(config, attention, seed);
         model = layered;
         // every part runs its layers through the adapter; the engine, not the parts, owns it
         const view = { layer: adapter.layer, dispose() {} };
         for (const part of [layered.ends!, ...layered.layers]) part.attachAdapter(view);
         trainer = new RecomputingAdapterTrainer(layered, setup, loader, adapter);
       } else {
-        const whole = weights ? YuanModel.fromWeights(config, attention, weights) : YuanModel.init(config, attention, seed);
+        const whole = weights
+          ? YuanModel.fromWeights(config, attention, weights)
+          : YuanModel.init(config, attention, seed);
         model = whole;
         whole.attachAdapter({ layer: adapter.layer, dispose() {} });
         trainer = new AdapterTrainer(whole, setup, loader, adapter);
@@ -242,7 +273,11 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
  * folder is itself an adapter that `generate --peft`, `yuan adapter merge` and PEFT load). Reading checks that the
  * checkpoint's adapter has this run's options (a YuanError 'checkpoint' naming the difference otherwise).
  */
-export function adapterWeightFiles(t: AdapterTraining, config: YuanConfig, attention: TensorAttentionPlugin<unknown>): WeightFiles {
+export function adapterWeightFiles(
+  t: AdapterTraining,
+  config: YuanConfig,
+  attention: TensorAttentionPlugin<unknown>,
+): WeightFiles {
   const options = adapterOptions(t.plugin, t.options);
   const specs = modelParameters(config, attention);
   const adapterSpecs = t.plugin.parameters(specs, options);
@@ -252,12 +287,19 @@ export function adapterWeightFiles(t: AdapterTraining, config: YuanConfig, atten
     },
     async read(folder) {
       const files = await readAdapterFiles(folder, (type) => {
-        if (type !== t.plugin.peftType) throw new YuanError('checkpoint', `${path.join(folder, ADAPTER_CONFIG)}: peft_type ${type}; this run trains a ${t.plugin.peftType} adapter (${t.plugin.name})`);
+        if (type !== t.plugin.peftType)
+          throw new YuanError(
+            'checkpoint',
+            `${path.join(folder, ADAPTER_CONFIG)}: peft_type ${type}; this run trains a ${t.plugin.peftType} adapter (${t.plugin.name})`,
+          );
         return t.plugin;
       });
       const saved = adapterOptions(t.plugin, files.options);
       if (JSON.stringify(saved) !== JSON.stringify(options)) {
-        throw new YuanError('checkpoint', `${folder} holds a ${t.plugin.name} adapter with options ${JSON.stringify(saved)}; this run's are ${JSON.stringify(options)}`);
+        throw new YuanError(
+          'checkpoint',
+          `${folder} holds a ${t.plugin.name} adapter with options ${JSON.stringify(saved)}; this run's are ${JSON.stringify(options)}`,
+        );
       }
       const adapter = adapterFromFiles(files, specs, path.join(folder, ADAPTER_CONFIG));
       try {

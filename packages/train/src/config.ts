@@ -89,9 +89,12 @@ const schema = obj({
 export function trainConfig(config: YuanConfig): TrainConfig {
   const raw = (config.train ?? {}) as Record<string, unknown>;
   const parsed = schema.parse({ ...TRAIN_DEFAULTS, ...raw }, 'train') as TrainConfig;
-  if (parsed.minLr > parsed.lr) throw new ConfigError(`invalid config: train.minLr = ${parsed.minLr} is above train.lr = ${parsed.lr}`);
+  if (parsed.minLr > parsed.lr)
+    throw new ConfigError(`invalid config: train.minLr = ${parsed.minLr} is above train.lr = ${parsed.lr}`);
   if (parsed.seqLength > config.model.maxPositions) {
-    throw new ConfigError(`invalid config: train.seqLength = ${parsed.seqLength} exceeds model.maxPositions = ${config.model.maxPositions}`);
+    throw new ConfigError(
+      `invalid config: train.seqLength = ${parsed.seqLength} exceeds model.maxPositions = ${config.model.maxPositions}`,
+    );
   }
   return parsed;
 }

@@ -8,7 +8,10 @@ export type GradMap = Map<string, tf.Tensor>;
  * Loss and gradients of one micro-batch: `lossFn` runs the forward pass; gradients are taken with respect to every
  * variable in `params`. Intermediate tensors are freed; the caller owns the returned loss and gradients.
  */
-export function microBatchGrads(params: Map<string, tf.Variable>, lossFn: () => tf.Scalar): { loss: tf.Scalar; grads: GradMap } {
+export function microBatchGrads(
+  params: Map<string, tf.Variable>,
+  lossFn: () => tf.Scalar,
+): { loss: tf.Scalar; grads: GradMap } {
   const names = [...params.keys()];
   const vars = names.map((n) => params.get(n)!);
   const { value, grads } = tf.variableGrads(lossFn, vars);
@@ -25,7 +28,11 @@ export function accumulateGrads(into: GradMap | undefined, grads: GradMap, weigh
   const out: GradMap = new Map();
   for (const [name, g] of grads) {
     const prev = into?.get(name);
-    const next = prev ? tf.tidy(() => tf.add(prev, weight === 1 ? g : tf.mul(g, weight))) : weight === 1 ? g : tf.mul(g, weight);
+    const next = prev
+      ? tf.tidy(() => tf.add(prev, weight === 1 ? g : tf.mul(g, weight)))
+      : weight === 1
+        ? g
+        : tf.mul(g, weight);
     if (prev) prev.dispose();
     if (next !== g) g.dispose();
     out.set(name, next);

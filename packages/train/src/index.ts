@@ -7,11 +7,28 @@
 export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
 export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
 export { AdamW, type AdamWOptions } from './adamw.js';
-export { microBatchGrads, accumulateGrads, gradNorm, clipGrads, clipScale, assertFiniteStep, disposeGrads, type GradMap } from './grads.js';
+export {
+  microBatchGrads,
+  accumulateGrads,
+  gradNorm,
+  clipGrads,
+  clipScale,
+  assertFiniteStep,
+  disposeGrads,
+  type GradMap,
+} from './grads.js';
 export { Trainer, batchLoss, singleProcessEngine, type TrainableSet } from './trainer.js';
 export { adapterEngine, adapterWeightFiles, type AdapterTraining } from './adapter-engine.js';
 export { LayeredModel, layerwiseBackward } from './layerwise.js';
-export { LayerRange, type LayerwiseGroup, type RangeBatch, type KeptActivations, type GradientSink, type GradientStep, type StepWrapper } from './layer-range.js';
+export {
+  LayerRange,
+  type LayerwiseGroup,
+  type RangeBatch,
+  type KeptActivations,
+  type GradientSink,
+  type GradientStep,
+  type StepWrapper,
+} from './layer-range.js';
 export type { TrainingEngine, EngineFactory, EngineSetup, StepMetrics } from './engine.js';
 export { runTraining, checkTrainingData, writeLossPlot, type RunOptions, type RunResult } from './loop.js';
 export { lineChartSvg, smooth, type Series } from './plot.js';

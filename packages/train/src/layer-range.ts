@@ -22,7 +22,8 @@ export interface RangeBatch {
  * the tied embedding), one layer's (`layer` is the model's layer index), the embedding lookup's share of the tied
  * embedding, or — one tape over the whole range (`backwardWhole`) — every parameter's at once.
  */
-export type LayerwiseGroup = { kind: 'head' } | { kind: 'layer'; layer: number } | { kind: 'embedding' } | { kind: 'range' };
+export type LayerwiseGroup =
+  { kind: 'head' } | { kind: 'layer'; layer: number } | { kind: 'embedding' } | { kind: 'range' };
 
 /** Receives each group of gradients as soon as it exists; owns (must dispose) the tensors. */
 export type GradientSink = (group: LayerwiseGroup, grads: GradMap) => Promise<void>;
@@ -71,22 +72,39 @@ export class LayerRange {
   }
 
   /** Freshly initialised: the part `part` of the weights `YuanModel.init(config, attention, seed)` has. */
-  static init(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed: number, part: ModelPart): LayerRange {
+  static init(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    seed: number,
+    part: ModelPart,
+  ): LayerRange {
     const { ends, layers } = LayerRange.parts(part, (p) => YuanModel.init(config, attention, seed, p));
     return new LayerRange(ends, layers);
   }
 
   /** The part `part` over given weights (fused names; others are ignored); a missing or misshapen weight is YuanError 'checkpoint'. */
-  static fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>, part: ModelPart): LayerRange {
+  static fromWeights(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    weights: Map<string, Float32Array>,
+    part: ModelPart,
+  ): LayerRange {
     const { ends, layers } = LayerRange.parts(part, (p) => YuanModel.fromWeights(config, attention, weights, p));
     return new LayerRange(ends, layers);
   }
 
   /** The sub-parts of `part`: its embedding/head (when it has either) and one per layer. */
-  protected static parts(part: ModelPart, make: (part: ModelPart) => YuanModel): { ends?: YuanModel; layers: YuanModel[] } {
-    const ends = part.embedding || part.head ? make({ embedding: part.embedding, head: part.head, firstLayer: 0, endLayer: 0 }) : undefined;
+  protected static parts(
+    part: ModelPart,
+    make: (part: ModelPart) => YuanModel,
+  ): { ends?: YuanModel; layers: YuanModel[] } {
+    const ends =
+      part.embedding || part.head
+        ? make({ embedding: part.embedding, head: part.head, firstLayer: 0, endLayer: 0 })
+        : undefined;
     const layers: YuanModel[] = [];
-    for (let l = part.firstLayer; l < part.endLayer; l++) layers.push(make({ embedding: false, head: false, firstLayer: l, endLayer: l + 1 }));
+    for (let l = part.firstLayer; l < part.endLayer; l++)
+      layers.push(make({ embedding: false, head: false, firstLayer: l, endLayer: l + 1 }));
     return { ends, layers };
   }
 
@@ -114,7 +132,8 @@ export class LayerRange {
 
   /** The mean masked loss (nats/token) of the head over the last layer's output `h` [B, T, H]. Needs the head. */
   headLoss(h: tf.Tensor3D, batch: RangeBatch): tf.Scalar {
-    if (!this.head || !batch.targets) throw new YuanError('internal', 'the loss needs a range with the head and the targets');
+    if (!this.head || !batch.targets)
+      throw new YuanError('internal', 'the loss needs a range with the head and the targets');
     const { targets, mask } = batch;
     return tf.tidy(() => crossEntropy(this.ends!.head(h), targets, mask));
   }
@@ -165,8 +184,20 @@ export class LayerRange {
    * Resolves with the loss (a range with the head, nats/token) and dL/d(input) [B, T, H] (a range without the
    * embedding; the caller owns it). The kept tensors stay the caller's.
    */
-  async backward(batch: RangeBatch, kept: KeptActivations, dy: tf.Tensor3D | undefined, onGrads: GradientSink, step: StepWrapper = identity): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
-    if (this.head === (dy !== undefined)) throw new YuanError('internal', this.head ? 'a range with the head starts its backward from the loss' : 'a range without the head needs the upstream gradient');
+  async backward(
+    batch: RangeBatch,
+    kept: KeptActivations,
+    dy: tf.Tensor3D | undefined,
+    onGrads: GradientSink,
+    step: StepWrapper = identity,
+  ): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
+    if (this.head === (dy !== undefined))
+      throw new YuanError(
+        'internal',
+        this.head
+          ? 'a range with the head starts its backward from the loss'
+          : 'a range without the head needs the upstream gradient',
+      );
     // the gradient flowing down, once this backward made it (the caller's dy is never disposed here)
     let owned: tf.Tensor3D | undefined;
     let loss: number | undefined;
@@ -185,7 +216,15 @@ export class LayerRange {
         const layer = this.layers[l];
         const input = kept.inputs[l];
         const upstream = owned ?? dy;
-        const r = await step(() => gradientsOf(() => layer.layers(input, { positions: batch.positions }).hidden, input, layer.params, [...layer.params.keys()], upstream));
+        const r = await step(() =>
+          gradientsOf(
+            () => layer.layers(input, { positions: batch.positions }).hidden,
+            input,
+            layer.params,
+            [...layer.params.keys()],
+            upstream,
+          ),
+        );
         r.value.dispose();
         owned?.dispose();
         owned = r.dx;
@@ -216,8 +255,20 @@ export class LayerRange {
    * as group `range`. The top is the loss (a range with the head) or `dy` [B, T, H]. Resolves with dL/d(input) (a
    * range without the embedding; the caller owns it).
    */
-  async backwardWhole(batch: RangeBatch, input: tf.Tensor3D | undefined, dy: tf.Tensor3D | undefined, onGrads: GradientSink, step: StepWrapper = identity): Promise<{ dx?: tf.Tensor3D }> {
-    if (this.head === (dy !== undefined)) throw new YuanError('internal', this.head ? 'a range with the head starts its backward from the loss' : 'a range without the head needs the upstream gradient');
+  async backwardWhole(
+    batch: RangeBatch,
+    input: tf.Tensor3D | undefined,
+    dy: tf.Tensor3D | undefined,
+    onGrads: GradientSink,
+    step: StepWrapper = identity,
+  ): Promise<{ dx?: tf.Tensor3D }> {
+    if (this.head === (dy !== undefined))
+      throw new YuanError(
+        'internal',
+        this.head
+          ? 'a range with the head starts its backward from the loss'
+          : 'a range without the head needs the upstream gradient',
+      );
     const x = this.embedding ? undefined : input;
     const r = await step(() => gradientsOf(() => this.forward(batch, x), x, this.params, [...this.params.keys()], dy));
     r.value.dispose();
@@ -241,7 +292,13 @@ export class LayerRange {
  * The value of `f` and its gradients for `x` (when given) and the named variables of `params`, with upstream gradient
  * `dy` (default: ones, for a scalar loss); a variable `f` does not reach gets zeros.
  */
-function gradientsOf(f: () => tf.Tensor, x: tf.Tensor3D | undefined, params: ReadonlyMap<string, tf.Variable>, names: string[], dy?: tf.Tensor): GradientStep {
+function gradientsOf(
+  f: () => tf.Tensor,
+  x: tf.Tensor3D | undefined,
+  params: ReadonlyMap<string, tf.Variable>,
+  names: string[],
+  dy?: tf.Tensor,
+): GradientStep {
   const vars = names.map((n) => params.get(n)!);
   const xs = x ? [x, ...vars] : vars;
   const { value, grads } = tf.engine().gradients(f, xs, dy as never, true);

@@ -12,13 +12,21 @@ import { LayerRange, type GradientSink, type KeptActivations } from './layer-ran
 export class LayeredModel extends LayerRange {
   /** Freshly initialised (the weights `YuanModel.init(config, attention, seed)` has). */
   static override init(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed: number): LayeredModel {
-    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) => YuanModel.init(config, attention, seed, part));
+    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) =>
+      YuanModel.init(config, attention, seed, part),
+    );
     return new LayeredModel(ends, layers);
   }
 
   /** Over given weights (fused names); a missing or misshapen weight is YuanError 'checkpoint'. */
-  static override fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>): LayeredModel {
-    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) => YuanModel.fromWeights(config, attention, weights, part));
+  static override fromWeights(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    weights: Map<string, Float32Array>,
+  ): LayeredModel {
+    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) =>
+      YuanModel.fromWeights(config, attention, weights, part),
+    );
     return new LayeredModel(ends, layers);
   }
 
@@ -48,13 +56,21 @@ function batchTensors(batch: Batch, resetPositions: boolean) {
  * gradient. So at most one group's gradients are alive at a time (what lets ZeRO 2 reduce-scatter bucket by bucket
  * during the backward). Returns the loss (nats/token).
  */
-export async function layerwiseBackward(model: LayeredModel, batch: Batch, resetPositions: boolean, onGrads: GradientSink): Promise<number> {
+export async function layerwiseBackward(
+  model: LayeredModel,
+  batch: Batch,
+  resetPositions: boolean,
+  onGrads: GradientSink,
+): Promise<number> {
   const tensors = batchTensors(batch, resetPositions);
   let kept: KeptActivations | undefined;
   try {
     kept = model.forwardKeeping(tensors);
     return (await model.backward(tensors, kept, undefined, onGrads)).loss!;
   } finally {
-    tf.dispose([...(kept ? [...kept.inputs, kept.output!] : []), ...Object.values(tensors).filter((t): t is tf.Tensor2D => t !== undefined)]);
+    tf.dispose([
+      ...(kept ? [...kept.inputs, kept.output!] : []),
+      ...Object.values(tensors).filter((t): t is tf.Tensor2D => t !== undefined),
+    ]);
   }
 }

@@ -7,7 +7,13 @@ import { trainConfig, type TrainConfig } from './config.js';
 import { evalBatches, PackedSplit, positionResetId, readPackedIndex, type Batch, type PackedIndex } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import { lineChartSvg, smooth } from './plot.js';
-import { loadTrainCheckpoint, optimizerShardDir, resolveResumeDir, saveTrainCheckpoint, type WeightFiles } from './state.js';
+import {
+  loadTrainCheckpoint,
+  optimizerShardDir,
+  resolveResumeDir,
+  saveTrainCheckpoint,
+  type WeightFiles,
+} from './state.js';
 import { singleProcessEngine } from './trainer.js';
 
 /** What a training run is asked to do. */
@@ -66,21 +72,32 @@ export interface RunResult {
 function checkData(index: PackedIndex, config: YuanConfig, tc: TrainConfig, dir: string): number | undefined {
   const vocab = config.model.vocabSize;
   if (index.vocabSize > vocab) {
-    throw new YuanError('input', `${dir} was tokenized with ${index.tokenizer.name} (vocabulary ${index.vocabSize}) but the model's vocabulary is ${vocab}`);
+    throw new YuanError(
+      'input',
+      `${dir} was tokenized with ${index.tokenizer.name} (vocabulary ${index.vocabSize}) but the model's vocabulary is ${vocab}`,
+    );
   }
   const eod = positionResetId(index, tc, dir);
   const checked = tc.eodId ?? eod;
   const given = tc.eodId !== undefined;
-  const what = given ? `the end-of-document id ${checked} (--eod-id, train.eodId)` : `the <eod> id ${checked} of ${dir}'s index.json`;
+  const what = given
+    ? `the end-of-document id ${checked} (--eod-id, train.eodId)`
+    : `the <eod> id ${checked} of ${dir}'s index.json`;
   if (checked !== undefined && checked >= vocab) {
-    throw new YuanError(given ? 'usage' : 'input', `${what} is outside the model's vocabulary of ${vocab} (ids 0..${vocab - 1})`);
+    throw new YuanError(
+      given ? 'usage' : 'input',
+      `${what} is outside the model's vocabulary of ${vocab} (ids 0..${vocab - 1})`,
+    );
   }
   for (const name of ['train', 'valid'] as const) {
     if (index.splits[name].tokens === 0) continue;
     const split = PackedSplit.open(dir, index, name);
     try {
       if (checked !== undefined && checked > split.idType.max) {
-        throw new YuanError(given ? 'usage' : 'input', `${what} cannot occur in ${split.file}: its ${split.idType.name} ids are 0..${split.idType.max}`);
+        throw new YuanError(
+          given ? 'usage' : 'input',
+          `${what} cannot occur in ${split.file}: its ${split.idType.name} ids are 0..${split.idType.max}`,
+        );
       }
       split.checkIds(vocab);
     } finally {
@@ -150,7 +167,10 @@ async function setAsideEarlierRun(out: string, metricsFile: string): Promise<str
   if (names.length === 0) return undefined;
   const dest = path.join(out, `previous-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '')}`);
   await mkdir(dest, { recursive: true });
-  const files = path.resolve(path.dirname(metricsFile)) === path.resolve(out) ? [path.basename(metricsFile), 'loss.svg'] : ['loss.svg'];
+  const files =
+    path.resolve(path.dirname(metricsFile)) === path.resolve(out)
+      ? [path.basename(metricsFile), 'loss.svg']
+      : ['loss.svg'];
   for (const name of [...names, ...files]) {
     if (existsSync(path.join(out, name))) await rename(path.join(out, name), path.join(dest, name));
   }
@@ -169,7 +189,8 @@ function testBatchesOf(dir: string, config: YuanConfig, tc: TrainConfig, count: 
     split.close();
     if (out.length >= count) break;
   }
-  if (out.length === 0) throw new YuanError('input', `test data ${dir} has fewer than ${seqLength + 1} tokens: no test window`);
+  if (out.length === 0)
+    throw new YuanError('input', `test data ${dir} has fewer than ${seqLength + 1} tokens: no test window`);
   return out;
 }
 
@@ -199,12 +220,27 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let resumeDir: string | undefined;
   const passedOver: string[] = [];
   if (o.resume) {
-    resumeDir = resolveResumeDir(o.resume, (skipped, problem) => passedOver.push(`${o.label ?? ''}note: passing over ${skipped}: ${problem}`));
+    resumeDir = resolveResumeDir(o.resume, (skipped, problem) =>
+      passedOver.push(`${o.label ?? ''}note: passing over ${skipped}: ${problem}`),
+    );
     resume = (await loadTrainCheckpoint(resumeDir, o.config, o.lookup, o.weightFiles)).contents;
-    if (resume.step >= o.steps) throw new YuanError('usage', `${resumeDir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`);
+    if (resume.step >= o.steps)
+      throw new YuanError(
+        'usage',
+        `${resumeDir} is at step ${resume.step}; --steps ${o.steps} leaves nothing to train`,
+      );
   }
   const factory = o.engine ?? singleProcessEngine;
-  const engine: TrainingEngine = await factory({ config: o.config, train: tc, attention, data: o.data, seed: o.seed, totalSteps: o.steps, resume, backend: o.backend });
+  const engine: TrainingEngine = await factory({
+    config: o.config,
+    train: tc,
+    attention,
+    data: o.data,
+    seed: o.seed,
+    totalSteps: o.steps,
+    resume,
+    backend: o.backend,
+  });
   const writer = engine.writer !== false;
   try {
     if (!writer) {
@@ -215,7 +251,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
       o.onNote?.(`${o.label ?? ''}resumed from ${resumeDir} at step ${resume.step}`);
     } else {
       const moved = await setAsideEarlierRun(o.out, metricsFile);
-      if (moved) o.onNote?.(`${o.label ?? ''}${o.out} held an earlier run: moved its checkpoints and metrics to ${moved} (give --resume ${o.out} to continue a run instead)`);
+      if (moved)
+        o.onNote?.(
+          `${o.label ?? ''}${o.out} held an earlier run: moved its checkpoints and metrics to ${moved} (give --resume ${o.out} to continue a run instead)`,
+        );
       await writeFile(metricsFile, '');
     }
   } catch (e) {
@@ -235,7 +274,16 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     while (engine.step < o.steps) {
       const m = await engine.trainStep();
       history.push(m);
-      await log({ step: m.step, loss: m.loss, lr: m.lr, gradNorm: m.gradNorm, tokensPerSecond: Math.round(m.tokensPerSecond), seconds: m.seconds, tokens: m.tokens, ...(m.memory ?? {}) });
+      await log({
+        step: m.step,
+        loss: m.loss,
+        lr: m.lr,
+        gradNorm: m.gradNorm,
+        tokensPerSecond: Math.round(m.tokensPerSecond),
+        seconds: m.seconds,
+        tokens: m.tokens,
+        ...(m.memory ?? {}),
+      });
       const last = m.step === o.steps;
       if ((tc.validEvery > 0 && m.step % tc.validEvery === 0) || last) {
         validLoss = await engine.evaluate(validBatches);
@@ -245,10 +293,23 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         }
       }
       const vl = Number.isFinite(validLoss) ? ` valid ${validLoss.toFixed(4)}` : '';
-      if (writer) o.onStep?.(m.step, o.steps, `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`);
+      if (writer)
+        o.onStep?.(
+          m.step,
+          o.steps,
+          `${o.label ?? ''}loss ${m.loss.toFixed(4)}${vl} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${Math.round(m.tokensPerSecond)} tok/s`,
+        );
       if ((tc.checkpointEvery > 0 && m.step % tc.checkpointEvery === 0) || last) {
         const contents = await engine.checkpoint(optimizerShardDir(o.out, m.step));
-        if (writer) await saveTrainCheckpoint(o.out, contents, { config: o.config, specs, seed: o.seed, totalSteps: o.steps, keep: tc.keepCheckpoints, files: o.weightFiles });
+        if (writer)
+          await saveTrainCheckpoint(o.out, contents, {
+            config: o.config,
+            specs,
+            seed: o.seed,
+            totalSteps: o.steps,
+            keep: tc.keepCheckpoints,
+            files: o.weightFiles,
+          });
       }
     }
     const measured = history.length > 1 ? history.slice(1) : history;
@@ -256,7 +317,11 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     const testLoss = testBatches ? await engine.evaluate(testBatches) : undefined;
     if (testLoss !== undefined) await log({ step: engine.step, testLoss });
     if (writer) {
-      const plot = await writeLossPlot(metricsFile, o.out, `${o.config.preset} · ${o.config.attention.name} · ${engine.parameterCount.toLocaleString('en-US')} params`);
+      const plot = await writeLossPlot(
+        metricsFile,
+        o.out,
+        `${o.config.preset} · ${o.config.attention.name} · ${engine.parameterCount.toLocaleString('en-US')} params`,
+      );
       o.onNote?.(`${o.label ?? ''}wrote ${plot}, metrics ${metricsFile}, checkpoint in ${o.out}`);
     }
     return {
@@ -274,7 +339,10 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
     failure = e instanceof Error ? e : new Error(String(e));
     if (e instanceof YuanError && e.code === 'nan') {
       const kept = listCheckpoints(o.out);
-      throw new YuanError('nan', `${e.message}; ${kept.length ? `the last good checkpoint is ${kept[kept.length - 1]}` : 'no checkpoint was written yet'}`);
+      throw new YuanError(
+        'nan',
+        `${e.message}; ${kept.length ? `the last good checkpoint is ${kept[kept.length - 1]}` : 'no checkpoint was written yet'}`,
+      );
     }
     throw e;
   } finally {

@@ -35,7 +35,12 @@ export function smooth(points: [number, number][], alpha = 0.1): [number, number
 
 /** A self-contained SVG line chart with axes, ticks, a grid and a legend. Series colours repeat by index (faint ones share their successor's colour). */
 export function lineChartSvg(title: string, xLabel: string, yLabel: string, series: Series[]): string {
-  const W = 760, H = 440, L = 70, R = 190, T = 40, B = 50;
+  const W = 760,
+    H = 440,
+    L = 70,
+    R = 190,
+    T = 40,
+    B = 50;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const xs = all.map((p) => p[0]);
   const ys = all.map((p) => p[1]);
@@ -71,15 +76,20 @@ export function lineChartSvg(title: string, xLabel: string, yLabel: string, seri
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length === 0) return;
     if (s.markers) {
-      for (const [x, y] of pts) out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3.5" fill="${c}" stroke="white"/>`);
+      for (const [x, y] of pts)
+        out.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3.5" fill="${c}" stroke="white"/>`);
     } else {
       const d = pts.map(([x, y], i) => `${i ? 'L' : 'M'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join('');
-      out.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="${s.faint ? 1 : 2}" stroke-opacity="${s.faint ? 0.3 : 1}"/>`);
+      out.push(
+        `<path d="${d}" fill="none" stroke="${c}" stroke-width="${s.faint ? 1 : 2}" stroke-opacity="${s.faint ? 0.3 : 1}"/>`,
+      );
     }
     if (s.faint) return;
-    out.push(s.markers
-      ? `<circle cx="${W - R + 22}" cy="${legendY - 4}" r="3.5" fill="${c}"/>`
-      : `<line x1="${W - R + 12}" x2="${W - R + 32}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${c}" stroke-width="2"/>`);
+    out.push(
+      s.markers
+        ? `<circle cx="${W - R + 22}" cy="${legendY - 4}" r="3.5" fill="${c}"/>`
+        : `<line x1="${W - R + 12}" x2="${W - R + 32}" y1="${legendY - 4}" y2="${legendY - 4}" stroke="${c}" stroke-width="2"/>`,
+    );
     out.push(`<text x="${W - R + 38}" y="${legendY}">${esc(s.label)}</text>`);
     legendY += 18;
   });

@@ -19,6 +19,15 @@ export function learningRate(step: number, s: LrSchedule): number {
  * The learning rate of optimizer step `step` (1-based) for a run's `train` settings: `learningRate` with the cosine
  * ending at `train.decaySteps`, or at the run's `totalSteps` when unset. Every engine computes its step's lr here.
  */
-export function stepLearningRate(train: { lr: number; minLr: number; warmupSteps: number; decaySteps?: number }, step: number, totalSteps: number): number {
-  return learningRate(step, { lr: train.lr, minLr: train.minLr, warmupSteps: train.warmupSteps, decaySteps: train.decaySteps ?? totalSteps });
+export function stepLearningRate(
+  train: { lr: number; minLr: number; warmupSteps: number; decaySteps?: number },
+  step: number,
+  totalSteps: number,
+): number {
+  return learningRate(step, {
+    lr: train.lr,
+    minLr: train.minLr,
+    warmupSteps: train.warmupSteps,
+    decaySteps: train.decaySteps ?? totalSteps,
+  });
 }

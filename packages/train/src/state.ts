@@ -80,8 +80,15 @@ export function optimizerShardDir(runDir: string, step: number): string {
 export async function writeOptimizerShard(dir: string, shard: OptimizerShard): Promise<void> {
   const total = shard.slots.reduce((a, s) => a + s.size, 0);
   const length = shard.ranges.reduce((a, [, l]) => a + l, 0);
-  if (shard.ranges.some(([s, l]) => s < 0 || l < 0 || s + l > total) || shard.m.length !== length || shard.v.length !== length) {
-    throw new YuanError('internal', `optimizer shard ${shard.index} of ${shard.count}: ranges and moments do not fit a space of ${total} values`);
+  if (
+    shard.ranges.some(([s, l]) => s < 0 || l < 0 || s + l > total) ||
+    shard.m.length !== length ||
+    shard.v.length !== length
+  ) {
+    throw new YuanError(
+      'internal',
+      `optimizer shard ${shard.index} of ${shard.count}: ranges and moments do not fit a space of ${total} values`,
+    );
   }
   await mkdir(dir, { recursive: true });
   const layout = JSON.stringify({ slots: shard.slots.map((s) => [s.name, s.size]), ranges: shard.ranges });
@@ -98,12 +105,19 @@ export async function writeOptimizerShard(dir: string, shard: OptimizerShard): P
 }
 
 /** Whole moments `m.<name>`/`v.<name>` for `weights` from the shard files `files` of checkpoint `dir`; every value must be covered. */
-async function assembleShards(dir: string, files: string[], weights: ReadonlyMap<string, Float32Array>): Promise<Map<string, Float32Array>> {
+async function assembleShards(
+  dir: string,
+  files: string[],
+  weights: ReadonlyMap<string, Float32Array>,
+): Promise<Map<string, Float32Array>> {
   const counts = new Set(files.map((f) => Number(SHARD_FILE.exec(f)![2])));
   const n = [...counts][0];
   const indices = new Set(files.map((f) => Number(SHARD_FILE.exec(f)![1])));
   if (counts.size !== 1 || indices.size !== n || [...indices].some((k) => k >= n)) {
-    throw new YuanError('checkpoint', `${dir}: the optimizer shard files (${files.join(', ')}) are not one complete set of optimizer-<k>-of-<n>`);
+    throw new YuanError(
+      'checkpoint',
+      `${dir}: the optimizer shard files (${files.join(', ')}) are not one complete set of optimizer-<k>-of-<n>`,
+    );
   }
   const moments = new Map<string, Float32Array>();
   const covered = new Map<string, Uint8Array>();
@@ -128,13 +142,18 @@ async function assembleShards(dir: string, files: string[], weights: ReadonlyMap
       let total = 0;
       for (const [name, size] of layout.slots) {
         const w = weights.get(name);
-        if (!w || w.length !== size) throw new YuanError('checkpoint', `${file}: ${name} (${size} values) is not a parameter of this model`);
+        if (!w || w.length !== size)
+          throw new YuanError('checkpoint', `${file}: ${name} (${size} values) is not a parameter of this model`);
         offsets.push(total);
         total += size;
       }
       let at = 0;
       for (const [start, length] of layout.ranges) {
-        if (start < 0 || start + length > total || at + length > m.length || m.length !== v.length) throw new YuanError('checkpoint', `${file}: range [${start}, ${start + length}) does not fit its layout or moments`);
+        if (start < 0 || start + length > total || at + length > m.length || m.length !== v.length)
+          throw new YuanError(
+            'checkpoint',
+            `${file}: range [${start}, ${start + length}) does not fit its layout or moments`,
+          );
         for (const [i, [name, size]] of layout.slots.entries()) {
           const from = Math.max(start, offsets[i]);
           const to = Math.min(start + length, offsets[i] + size);
@@ -152,7 +171,11 @@ async function assembleShards(dir: string, files: string[], weights: ReadonlyMap
   }
   for (const [name, c] of covered) {
     const gap = c.indexOf(0);
-    if (gap >= 0) throw new YuanError('checkpoint', `${dir}: the optimizer shards do not cover ${name} (value ${gap} is missing): the optimizer state is incomplete`);
+    if (gap >= 0)
+      throw new YuanError(
+        'checkpoint',
+        `${dir}: the optimizer shards do not cover ${name} (value ${gap} is missing): the optimizer state is incomplete`,
+      );
   }
   return moments;
 }
@@ -206,7 +229,11 @@ export interface CheckpointMeta {
  * fsynced, and it is renamed into place; staging folders of dead writers are removed, a live writer's never. Returns
  * the folder.
  */
-export async function saveTrainCheckpoint(runDir: string, contents: CheckpointContents, meta: CheckpointMeta): Promise<string> {
+export async function saveTrainCheckpoint(
+  runDir: string,
+  contents: CheckpointContents,
+  meta: CheckpointMeta,
+): Promise<string> {
   const final = path.join(runDir, checkpointName(contents.step));
   const shardDir = optimizerShardDir(runDir, contents.step);
   await mkdir(runDir, { recursive: true });
@@ -221,7 +248,11 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
       // commit that fails later leaves the shards where they were; the shard folder goes only after the commit
       for (let k = 0; k < shards; k++) {
         const name = shardFileName(k, shards);
-        if (!existsSync(path.join(shardDir, name))) throw new YuanError('checkpoint', `${shardDir}: ${name} is missing (a rank did not write its optimizer shard, or --out is not on a filesystem every rank shares)`);
+        if (!existsSync(path.join(shardDir, name)))
+          throw new YuanError(
+            'checkpoint',
+            `${shardDir}: ${name} is missing (a rank did not write its optimizer shard, or --out is not on a filesystem every rank shares)`,
+          );
         await link(path.join(shardDir, name), path.join(tmp, name));
       }
     } else {
@@ -258,7 +289,11 @@ export async function saveTrainCheckpoint(runDir: string, contents: CheckpointCo
  */
 export function resolveResumeDir(dir: string, onSkip?: (checkpoint: string, problem: string) => void): string {
   if (!existsSync(dir)) throw new YuanError('checkpoint', `resume folder not found: ${dir}`);
-  if (existsSync(path.join(dir, 'trainer.json')) || existsSync(path.join(dir, MANIFEST)) || isCheckpointFolderName(path.basename(dir))) {
+  if (
+    existsSync(path.join(dir, 'trainer.json')) ||
+    existsSync(path.join(dir, MANIFEST)) ||
+    isCheckpointFolderName(path.basename(dir))
+  ) {
     const problem = checkpointProblem(dir);
     if (problem) throw new YuanError('checkpoint', `cannot resume: ${problem}`);
     return dir;
@@ -266,11 +301,16 @@ export function resolveResumeDir(dir: string, onSkip?: (checkpoint: string, prob
   const all = listCheckpoints(dir);
   if (all.length > 0 && onSkip) {
     const chosen = path.basename(all[all.length - 1]);
-    for (const d of readdirSync(dir).filter((x) => isCheckpointFolderName(x) && x > chosen).sort()) onSkip(path.join(dir, d), checkpointProblem(path.join(dir, d)) ?? 'incomplete');
+    for (const d of readdirSync(dir)
+      .filter((x) => isCheckpointFolderName(x) && x > chosen)
+      .sort())
+      onSkip(path.join(dir, d), checkpointProblem(path.join(dir, d)) ?? 'incomplete');
   }
   if (all.length === 0) {
     const broken = existsSync(dir) ? readdirSync(dir).filter((d) => isCheckpointFolderName(d)) : [];
-    const why = broken.length ? ` (incomplete: ${broken.map((d) => checkpointProblem(path.join(dir, d))).join('; ')})` : '';
+    const why = broken.length
+      ? ` (incomplete: ${broken.map((d) => checkpointProblem(path.join(dir, d))).join('; ')})`
+      : '';
     throw new YuanError('checkpoint', `${dir}: no complete checkpoint to resume from${why}`);
   }
   return all[all.length - 1];
@@ -299,7 +339,10 @@ function describe(c: YuanConfig): string {
 export function checkSameModel(saved: YuanConfig, wanted: YuanConfig, dir: string): void {
   const key = (c: YuanConfig) => JSON.stringify([c.model, c.attention.name, c.attention.options, c.adapter ?? null]);
   if (key(saved) !== key(wanted)) {
-    throw new YuanError('checkpoint', `${dir} holds another model (${describe(saved)}) than this run's config (${describe(wanted)})`);
+    throw new YuanError(
+      'checkpoint',
+      `${dir} holds another model (${describe(saved)}) than this run's config (${describe(wanted)})`,
+    );
   }
 }
 
@@ -317,30 +360,44 @@ export async function loadTrainCheckpoint(
   const manifest = readManifest(dir);
   if (typeof manifest === 'string') throw new YuanError('checkpoint', `cannot resume: ${manifest}`);
   for (const [name, f] of Object.entries(manifest.files)) {
-    if ((await sha256(path.join(dir, name))) !== f.sha256) throw new YuanError('checkpoint', `cannot resume: ${path.join(dir, name)} does not match its SHA-256 in the manifest (damaged)`);
+    if ((await sha256(path.join(dir, name))) !== f.sha256)
+      throw new YuanError(
+        'checkpoint',
+        `cannot resume: ${path.join(dir, name)} does not match its SHA-256 in the manifest (damaged)`,
+      );
   }
   const state = await readTrainState(dir);
   checkSameModel(state.config, config, dir);
   const weights = files ? await files.read(dir) : (await readCheckpoint(dir, lookup)).weights;
   const file = path.join(dir, 'optimizer.safetensors');
-  const shardFiles = Object.keys(manifest.files).filter((f) => SHARD_FILE.test(f)).sort();
+  const shardFiles = Object.keys(manifest.files)
+    .filter((f) => SHARD_FILE.test(f))
+    .sort();
   if (!existsSync(file) && shardFiles.length) {
     const moments = await assembleShards(dir, shardFiles, weights);
-    return { state, contents: { step: state.step, weights, optimizer: { step: state.optimizerStep, moments }, data: state.data } };
+    return {
+      state,
+      contents: { step: state.step, weights, optimizer: { step: state.optimizerStep, moments }, data: state.data },
+    };
   }
   const opt = await openSafetensors(file);
   const moments = new Map<string, Float32Array>();
   try {
     for (const [name, w] of weights) {
       for (const key of [`m.${name}`, `v.${name}`]) {
-        if (!opt.entries.has(key)) throw new YuanError('checkpoint', `${file} has no ${key}: the optimizer state is incomplete`);
+        if (!opt.entries.has(key))
+          throw new YuanError('checkpoint', `${file} has no ${key}: the optimizer state is incomplete`);
         const data = await opt.read(key);
-        if (data.length !== w.length) throw new YuanError('checkpoint', `${file}: ${key} has ${data.length} values; ${name} has ${w.length}`);
+        if (data.length !== w.length)
+          throw new YuanError('checkpoint', `${file}: ${key} has ${data.length} values; ${name} has ${w.length}`);
         moments.set(key, data);
       }
     }
   } finally {
     await opt.close();
   }
-  return { state, contents: { step: state.step, weights, optimizer: { step: state.optimizerStep, moments }, data: state.data } };
+  return {
+    state,
+    contents: { step: state.step, weights, optimizer: { step: state.optimizerStep, moments }, data: state.data },
+  };
 }

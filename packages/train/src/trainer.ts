@@ -5,9 +5,16 @@ import type { TrainConfig } from './config.js';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { EngineFactory, StepMetrics, TrainingEngine } from './engine.js';
 import type { CheckpointContents } from './state.js';
-import { accumulateGrads, assertFiniteStep, clipGrads, disposeGrads, gradNorm, microBatchGrads, type GradMap } from './grads.js';
+import {
+  accumulateGrads,
+  assertFiniteStep,
+  clipGrads,
+  disposeGrads,
+  gradNorm,
+  microBatchGrads,
+  type GradMap,
+} from './grads.js';
 import { stepLearningRate } from './schedule.js';
-
 
 /** The masked next-token loss of a batch (a scalar; the caller disposes it). */
 export function batchLoss(model: YuanModel, batch: Batch, resetPositions: boolean): tf.Scalar {
@@ -51,7 +58,12 @@ export class Trainer implements TrainingEngine {
     /** What the optimizer updates, checkpoints hold and `parameterCount` counts; default the whole model. */
     readonly trainable: TrainableSet = model,
   ) {
-    this.optimizer = new AdamW({ beta1: config.beta1, beta2: config.beta2, eps: config.eps, weightDecay: config.weightDecay });
+    this.optimizer = new AdamW({
+      beta1: config.beta1,
+      beta2: config.beta2,
+      eps: config.eps,
+      weightDecay: config.weightDecay,
+    });
   }
 
   /** The learning rate of the next step. */
@@ -67,7 +79,9 @@ export class Trainer implements TrainingEngine {
     let tokens = 0;
     for (let i = 0; i < k; i++) {
       const batch = this.loader.next();
-      const r = microBatchGrads(this.trainable.params, () => batchLoss(this.model, batch, this.config.resetPositionIds));
+      const r = microBatchGrads(this.trainable.params, () =>
+        batchLoss(this.model, batch, this.config.resetPositionIds),
+      );
       loss += (await r.loss.data())[0] / k;
       r.loss.dispose();
       grads = accumulateGrads(grads, r.grads, 1 / k);
@@ -117,7 +131,12 @@ export class Trainer implements TrainingEngine {
 
   /** The trained weights, the AdamW state and the data position. */
   async checkpoint(): Promise<CheckpointContents> {
-    return { step: this.step, weights: await this.trainable.weights(), optimizer: await this.optimizer.exportState(), data: this.loader.position() };
+    return {
+      step: this.step,
+      weights: await this.trainable.weights(),
+      optimizer: await this.optimizer.exportState(),
+      data: this.loader.position(),
+    };
   }
 
   /** Restores weights-independent state from a checkpoint: optimizer moments (strict), step and data position. */
@@ -147,7 +166,12 @@ export const singleProcessEngine: EngineFactory = async (setup) => {
     model = setup.resume
       ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
       : YuanModel.init(setup.config, setup.attention, setup.seed);
-    const trainer = new Trainer(model, setup.train, setup.totalSteps, new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, eod));
+    const trainer = new Trainer(
+      model,
+      setup.train,
+      setup.totalSteps,
+      new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, eod),
+    );
     const owned = model;
     trainer.onDispose = () => {
       owned.dispose();

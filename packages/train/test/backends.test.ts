@@ -17,7 +17,11 @@ async function losses(backend: string, preset: string): Promise<number[]> {
   const config = resolveConfig(getPreset(preset).config, { model: { numLayers: 2, hiddenSize: 64, ffnSize: 128 } });
   const model = YuanModel.init(config, attentionNamed(config.attention.name), 11);
   const rng = new Rng(5);
-  const ids = tf.tensor2d(Int32Array.from({ length: 2 * 17 }, () => rng.int(256)), [2, 17], 'int32');
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: 2 * 17 }, () => rng.int(256)),
+    [2, 17],
+    'int32',
+  );
   const inputs = ids.slice([0, 0], [2, 16]) as tf.Tensor2D;
   const targets = ids.slice([0, 1], [2, 16]) as tf.Tensor2D;
   const opt = new AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }); // the trainer's optimizer (fused on native)
@@ -46,6 +50,8 @@ describe.each(nativeBuilt ? ['wasm', 'native'] : ['wasm'])('training on %s gives
     const cpu = await cpuLosses(preset);
     const other = await losses(backend, preset);
     expect(cpu[19]).toBeLessThan(cpu[0] - 0.2);
-    other.forEach((l, i) => expect(Math.abs(l - cpu[i]) / cpu[i], `step ${i}: ${backend} ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(1e-4));
+    other.forEach((l, i) =>
+      expect(Math.abs(l - cpu[i]) / cpu[i], `step ${i}: ${backend} ${l}, cpu ${cpu[i]}`).toBeLessThanOrEqual(1e-4),
+    );
   });
 });

@@ -1,10 +1,26 @@
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  existsSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig } from '@yuan/core';
 import { initBackend } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadTrainCheckpoint, resolveResumeDir, saveTrainCheckpoint, AdamW, type CheckpointContents } from '../src/index.js';
+import {
+  loadTrainCheckpoint,
+  resolveResumeDir,
+  saveTrainCheckpoint,
+  AdamW,
+  type CheckpointContents,
+} from '../src/index.js';
 import { listCheckpoints, mhaAttention, modelParameters, YuanModel } from '@yuan/model';
 
 const config = resolveConfig({
@@ -19,7 +35,12 @@ async function contents(step: number): Promise<CheckpointContents> {
   const opt = new AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const grads = new Map([...model.params].map(([n, p]) => [n, p.clone()]));
   opt.update(model.params, grads, 1e-3);
-  const c = { step, weights: await model.weights(), optimizer: await opt.exportState(), data: { epoch: 0, cursor: step } as never };
+  const c = {
+    step,
+    weights: await model.weights(),
+    optimizer: await opt.exportState(),
+    data: { epoch: 0, cursor: step } as never,
+  };
   for (const g of grads.values()) g.dispose();
   opt.dispose();
   model.dispose();
@@ -39,7 +60,13 @@ describe('training checkpoints survive a crash at any point', () => {
 
   it('a damaged newest checkpoint (each file truncated or deleted in turn) is never loaded: resume takes the one before', async () => {
     const files = readdirSync(path.join(template, 'checkpoint-00000004'));
-    expect(files.sort()).toEqual(['config.json', 'manifest.json', 'model.safetensors', 'optimizer.safetensors', 'trainer.json']);
+    expect(files.sort()).toEqual([
+      'config.json',
+      'manifest.json',
+      'model.safetensors',
+      'optimizer.safetensors',
+      'trainer.json',
+    ]);
     for (const file of files) {
       for (const damage of ['truncate', 'delete'] as const) {
         const run = path.join(root, `${file}-${damage}`);
@@ -70,16 +97,20 @@ describe('training checkpoints survive a crash at any point', () => {
     const bytes = readFileSync(target);
     bytes[bytes.length - 3] ^= 0xff;
     writeFileSync(target, bytes);
-    await expect(loadTrainCheckpoint(resolveResumeDir(run), config, lookup)).rejects.toThrow(/^cannot resume: .*model\.safetensors does not match its SHA-256/);
+    await expect(loadTrainCheckpoint(resolveResumeDir(run), config, lookup)).rejects.toThrow(
+      /^cannot resume: .*model\.safetensors does not match its SHA-256/,
+    );
 
     const c = await contents(6);
     c.optimizer.moments.delete('v.model.norm.weight');
     const run2 = path.join(root, 'no-moment');
     await saveTrainCheckpoint(run2, c, meta);
-    await expect(loadTrainCheckpoint(resolveResumeDir(run2), config, lookup)).rejects.toThrow(/optimizer\.safetensors has no v\.model\.norm\.weight: the optimizer state is incomplete/);
+    await expect(loadTrainCheckpoint(resolveResumeDir(run2), config, lookup)).rejects.toThrow(
+      /optimizer\.safetensors has no v\.model\.norm\.weight: the optimizer state is incomplete/,
+    );
   });
 
-  it('a save removes staging folders of dead writers only, never a live writer\'s', async () => {
+  it("a save removes staging folders of dead writers only, never a live writer's", async () => {
     const run = path.join(root, 'shared');
     mkdirSync(run, { recursive: true });
     const host = hostname().replace(/[^A-Za-z0-9_]/g, '_');

@@ -3,7 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { resolveConfig, YuanError, type YuanConfig } from '@yuan/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BatchLoader, IndexedDatasetWriter, PackedSplit, PackWriter, positionResetId, readPackedIndex } from '@yuan/data';
+import {
+  BatchLoader,
+  IndexedDatasetWriter,
+  PackedSplit,
+  PackWriter,
+  positionResetId,
+  readPackedIndex,
+} from '@yuan/data';
 import { checkTrainingData, trainConfig } from '../src/index.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-data-check-'));
@@ -38,7 +45,8 @@ function failure(f: () => unknown): { code: string; message: string } {
   throw new Error('expected a YuanError, got none');
 }
 
-const docs = (n: number, len: number) => Array.from({ length: n }, (_, d) => Array.from({ length: len }, (_, i) => (d * 13 + i * 7) % 250));
+const docs = (n: number, len: number) =>
+  Array.from({ length: n }, (_, d) => Array.from({ length: len }, (_, i) => (d * 13 + i * 7) % 250));
 
 describe('token ids are checked against the vocabulary before training', () => {
   it('a Megatron prefix: names the .bin, the document, the sequence and the id (int32 as YUAN writes it)', () => {
@@ -46,7 +54,10 @@ describe('token ids are checked against the vocabulary before training', () => {
     bad[4][3] = 77185;
     const prefix = megatron('yuan', 4, bad);
     const e = failure(() => checkTrainingData(config(264, { eodId: 249 }), prefix));
-    expect(e).toEqual({ code: 'input', message: `${prefix}.bin: document 4 (sequence 4, token 43) holds token id 77185, outside the model's vocabulary of 264 (ids 0..263): the data was tokenized for another vocabulary or is corrupt` });
+    expect(e).toEqual({
+      code: 'input',
+      message: `${prefix}.bin: document 4 (sequence 4, token 43) holds token id 77185, outside the model's vocabulary of 264 (ids 0..263): the data was tokenized for another vocabulary or is corrupt`,
+    });
     // the same data fits a model with YUAN's vocabulary
     expect(() => checkTrainingData(config(135040, { eodId: 77185 }), prefix)).not.toThrow();
   });
@@ -62,7 +73,9 @@ describe('token ids are checked against the vocabulary before training', () => {
     grouped.writeBigUInt64LE(3n, 26);
     [0, 2, 5].forEach((v, i) => grouped.writeBigInt64LE(BigInt(v), head + i * 8));
     writeFileSync(`${prefix}.idx`, grouped);
-    expect(failure(() => checkTrainingData(config(264, { eodId: 0 }), prefix)).message).toMatch(/grouped\.bin: document 1 \(sequence 3, token 13\) holds token id 300,/);
+    expect(failure(() => checkTrainingData(config(264, { eodId: 0 }), prefix)).message).toMatch(
+      /grouped\.bin: document 1 \(sequence 3, token 13\) holds token id 300,/,
+    );
   });
 
   it('negative ids of signed dtypes and ids of int64 files are found too', () => {
@@ -71,11 +84,15 @@ describe('token ids are checked against the vocabulary before training', () => {
     const bin = readFileSync(`${p16}.bin`);
     bin.writeInt16LE(-3, 10 * 2);
     writeFileSync(`${p16}.bin`, bin);
-    expect(failure(() => checkTrainingData(config(264, { resetPositionIds: false }), p16)).message).toMatch(/neg\.bin: document 2 \(sequence 2, token 10\) holds token id -3, outside/);
+    expect(failure(() => checkTrainingData(config(264, { resetPositionIds: false }), p16)).message).toMatch(
+      /neg\.bin: document 2 \(sequence 2, token 10\) holds token id -3, outside/,
+    );
     const big = docs(3, 5);
     big[1][4] = 264;
     const p64 = megatron('i64', 5, big);
-    expect(failure(() => checkTrainingData(config(264, { resetPositionIds: false }), p64)).message).toMatch(/i64\.bin: document 1 \(sequence 1, token 9\) holds token id 264, outside the model's vocabulary of 264 \(ids 0\.\.263\)/);
+    expect(failure(() => checkTrainingData(config(264, { resetPositionIds: false }), p64)).message).toMatch(
+      /i64\.bin: document 1 \(sequence 1, token 9\) holds token id 264, outside the model's vocabulary of 264 \(ids 0\.\.263\)/,
+    );
     big[1][4] = 263;
     expect(() => checkTrainingData(config(264, { resetPositionIds: false }), megatron('i64ok', 5, big))).not.toThrow();
   });
@@ -83,7 +100,13 @@ describe('token ids are checked against the vocabulary before training', () => {
   it("yuan's packed folder: the document is counted by its <eod> separators, in either split", async () => {
     const dir = path.join(tmp, 'packed');
     const special = { eod: 256, sep: 257, pad: 258 };
-    const w = await PackWriter.create(dir, { tokenizer: { name: 'bytes' }, vocabSize: 264, special, validFraction: 0.25, megatron: false });
+    const w = await PackWriter.create(dir, {
+      tokenizer: { name: 'bytes' },
+      vocabSize: 264,
+      special,
+      validFraction: 0.25,
+      megatron: false,
+    });
     for (const d of docs(8, 5)) await w.addDocument(d);
     const index = await w.finish();
     expect(index.splits.train.documents).toBe(6);
@@ -102,7 +125,9 @@ describe('token ids are checked against the vocabulary before training', () => {
     poke(path.join(dir, 'train.bin'), 6 * 3 + 2, 7);
     // a uint32 above 2^31 (a negative int32 once read) is reported as the stored value
     poke(path.join(dir, 'valid.bin'), 6 + 1, 0xfffffffe);
-    expect(failure(() => checkTrainingData(config(), dir)).message).toMatch(/valid\.bin: document 1 \(token 7\) holds token id 4294967294, outside/);
+    expect(failure(() => checkTrainingData(config(), dir)).message).toMatch(
+      /valid\.bin: document 1 \(token 7\) holds token id 4294967294, outside/,
+    );
   });
 });
 
@@ -113,7 +138,10 @@ describe('the end-of-document id of a Megatron dataset is asked for, never guess
     const index = readPackedIndex(prefix);
     expect(index.special).toBeUndefined();
     const want = `${prefix}: a Megatron dataset with no index.json beside it does not say which id ends a document: pass --eod-id N (--set train.eodId=N; YUAN 2.0's <eod> is 77185), or --set train.resetPositionIds=false`;
-    expect(failure(() => positionResetId(index, trainConfig(config()), prefix))).toEqual({ code: 'usage', message: want });
+    expect(failure(() => positionResetId(index, trainConfig(config()), prefix))).toEqual({
+      code: 'usage',
+      message: want,
+    });
     expect(failure(() => checkTrainingData(config(), prefix))).toEqual({ code: 'usage', message: want });
     // without position resets no end-of-document id is needed
     expect(positionResetId(index, trainConfig(config(264, { resetPositionIds: false })), prefix)).toBeUndefined();
@@ -121,7 +149,11 @@ describe('the end-of-document id of a Megatron dataset is asked for, never guess
   });
 
   it('with --eod-id (train.eodId) positions restart after that id', () => {
-    const p = megatron('eod', 8, [[10, 11, 12, 200], [13, 14, 200], [15, 16, 17, 18]]);
+    const p = megatron('eod', 8, [
+      [10, 11, 12, 200],
+      [13, 14, 200],
+      [15, 16, 17, 18],
+    ]);
     const index = readPackedIndex(p);
     const tc = trainConfig(config(264, { eodId: 200, seqLength: 10 }));
     expect(() => checkTrainingData(config(264, { eodId: 200 }), p)).not.toThrow();
@@ -145,7 +177,8 @@ describe('the end-of-document id of a Megatron dataset is asked for, never guess
     });
     expect(failure(() => checkTrainingData(config(264, { eodId: 77185 }), prefix))).toEqual({
       code: 'usage',
-      message: "the end-of-document id 77185 (--eod-id, train.eodId) is outside the model's vocabulary of 264 (ids 0..263)",
+      message:
+        "the end-of-document id 77185 (--eod-id, train.eodId) is outside the model's vocabulary of 264 (ids 0..263)",
     });
     expect(() => checkTrainingData(config(264, { eodId: 263 }), prefix)).not.toThrow();
     expect(() => trainConfig(config(264, { eodId: -1 }))).toThrow(/train\.eodId = -1/);

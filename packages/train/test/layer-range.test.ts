@@ -3,7 +3,14 @@ import { resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Batch } from '@yuan/data';
-import { LayeredModel, LayerRange, layerwiseBackward, type GradMap, type LayerwiseGroup, type RangeBatch } from '../src/index.js';
+import {
+  LayeredModel,
+  LayerRange,
+  layerwiseBackward,
+  type GradMap,
+  type LayerwiseGroup,
+  type RangeBatch,
+} from '../src/index.js';
 
 const config = resolveConfig({
   model: { vocabSize: 50, hiddenSize: 16, numLayers: 3, numHeads: 2, ffnSize: 24, maxPositions: 32 },
@@ -23,7 +30,12 @@ function batch(): Batch {
 
 function tensors(b: Batch): Required<RangeBatch> {
   const shape: [number, number] = [b.rows, b.seqLength];
-  return { ids: tf.tensor2d(b.ids, shape, 'int32'), positions: tf.tensor2d(b.positions, shape, 'int32'), targets: tf.tensor2d(b.targets, shape, 'int32'), mask: tf.tensor2d(b.mask, shape) };
+  return {
+    ids: tf.tensor2d(b.ids, shape, 'int32'),
+    positions: tf.tensor2d(b.positions, shape, 'int32'),
+    targets: tf.tensor2d(b.targets, shape, 'int32'),
+    mask: tf.tensor2d(b.mask, shape),
+  };
 }
 
 /** A sink that sums every gradient it receives into plain arrays (the tied embedding's two shares add up) and records the groups. */

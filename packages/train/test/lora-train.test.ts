@@ -7,20 +7,39 @@ import { evalBatches, PackedSplit, PackWriter, positionResetId, readPackedIndex 
 import { AdapterModule, listCheckpoints, loraAdapter, mhaAttention, modelParameters, YuanModel } from '@yuan/model';
 import { initBackend, openSafetensors, type TensorAttentionPlugin } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adapterEngine, adapterWeightFiles, batchLoss, runTraining, trainConfig, type AdapterTraining } from '../src/index.js';
+import {
+  adapterEngine,
+  adapterWeightFiles,
+  batchLoss,
+  runTraining,
+  trainConfig,
+  type AdapterTraining,
+} from '../src/index.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-lora-train-'));
 const lookup = (name: string) => (name === 'lfa' ? lfaAttention : mhaAttention) as never;
 const lfa = lfaAttention as unknown as TensorAttentionPlugin<unknown>;
 const special = { eod: 256, sep: 257, pad: 258 };
-const corpus = Array.from({ length: 24 }, (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog ${i * 7} times.`);
+const corpus = Array.from(
+  { length: 24 },
+  (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog ${i * 7} times.`,
+);
 let data: string;
 
 function tinyConfig(adapter: Record<string, unknown>): YuanConfig {
   return resolveConfig({
     model: { vocabSize: 264, hiddenSize: 32, numLayers: 2, numHeads: 2, ffnSize: 64, maxPositions: 64 },
     attention: { name: 'lfa', options: {} },
-    train: { seqLength: 16, microBatchSize: 2, gradAccumulation: 2, warmupSteps: 1, decaySteps: 4, lr: 2e-2, checkpointEvery: 2, validEvery: 0 },
+    train: {
+      seqLength: 16,
+      microBatchSize: 2,
+      gradAccumulation: 2,
+      warmupSteps: 1,
+      decaySteps: 4,
+      lr: 2e-2,
+      checkpointEvery: 2,
+      validEvery: 0,
+    },
     adapter: { name: 'lora', options: adapter },
   });
 }
@@ -34,17 +53,38 @@ const base = async (config: YuanConfig) => {
 };
 
 function training(config: YuanConfig, recompute = false): AdapterTraining {
-  return { plugin: loraAdapter as never, options: config.adapter!.options!, base: () => base(config), baseDir: '/models/base', recompute };
+  return {
+    plugin: loraAdapter as never,
+    options: config.adapter!.options!,
+    base: () => base(config),
+    baseDir: '/models/base',
+    recompute,
+  };
 }
 
 async function run(config: YuanConfig, out: string, steps: number, resume?: string, recompute = false) {
   const t = training(config, recompute);
-  return runTraining({ config, lookup, data, steps, out, seed: 3, engine: adapterEngine(t), weightFiles: adapterWeightFiles(t, config, lfa), resume });
+  return runTraining({
+    config,
+    lookup,
+    data,
+    steps,
+    out,
+    seed: 3,
+    engine: adapterEngine(t),
+    weightFiles: adapterWeightFiles(t, config, lfa),
+    resume,
+  });
 }
 
 beforeAll(async () => {
   await initBackend('cpu');
-  const w = await PackWriter.create(path.join(tmp, 'data'), { tokenizer: { name: 'bytes' }, vocabSize: 264, special, validFraction: 0.25 });
+  const w = await PackWriter.create(path.join(tmp, 'data'), {
+    tokenizer: { name: 'bytes' },
+    vocabSize: 264,
+    special,
+    validFraction: 0.25,
+  });
   for (const d of corpus) await w.addDocument([...Buffer.from(d, 'utf8')]);
   await w.finish();
   data = path.join(tmp, 'data');
@@ -58,22 +98,42 @@ describe('training a LoRA adapter over a frozen base', () => {
     const config = tinyConfig(options);
     const out = path.join(tmp, 'run');
     const r = await run(config, out, 4);
-    const adapterParams = loraAdapter.parameters(modelParameters(config, lfa), loraAdapter.validate!({ ...loraAdapter.defaults, ...options }));
+    const adapterParams = loraAdapter.parameters(
+      modelParameters(config, lfa),
+      loraAdapter.validate!({ ...loraAdapter.defaults, ...options }),
+    );
     expect(r.parameters).toBe(adapterParams.reduce((a, s) => a + s.shape[0] * s.shape[1], 0));
     const last = listCheckpoints(out).pop()!;
-    expect(readdirSync(last).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'manifest.json', 'optimizer.safetensors', 'trainer.json']);
+    expect(readdirSync(last).sort()).toEqual([
+      'adapter_config.json',
+      'adapter_model.safetensors',
+      'manifest.json',
+      'optimizer.safetensors',
+      'trainer.json',
+    ]);
     const opt = await openSafetensors(path.join(last, 'optimizer.safetensors'));
     expect([...opt.entries.keys()].sort()).toEqual(adapterParams.flatMap((s) => [`m.${s.name}`, `v.${s.name}`]).sort());
     await opt.close();
     // the trained adapter on the untouched base gives the run's final validation loss: the base did not move
     const model = YuanModel.fromWeights(config, lfa, await base(config));
     const files = adapterWeightFiles(training(config), config, lfa);
-    const adapter = AdapterModule.fromWeights(loraAdapter as never, options, modelParameters(config, lfa), await files.read(last));
+    const adapter = AdapterModule.fromWeights(
+      loraAdapter as never,
+      options,
+      modelParameters(config, lfa),
+      await files.read(last),
+    );
     model.attachAdapter(adapter);
     const tc = trainConfig(config);
     const index = readPackedIndex(data);
     const split = PackedSplit.open(data, index, 'valid');
-    const batches = evalBatches(split, tc.seqLength, tc.microBatchSize, tc.validBatches, positionResetId(index, tc, data));
+    const batches = evalBatches(
+      split,
+      tc.seqLength,
+      tc.microBatchSize,
+      tc.validBatches,
+      positionResetId(index, tc, data),
+    );
     split.close();
     let sum = 0;
     for (const b of batches) {
@@ -107,11 +167,14 @@ describe('training a LoRA adapter over a frozen base', () => {
     expect(Math.abs(noDropout.history[1].loss - whole.history[1].loss)).toBeGreaterThan(1e-6);
     // recomputing each layer in the backward (the masks redrawn alike) gives the same losses; resumed, too
     const recomputed = await run(config, path.join(tmp, 'recomputed'), 4, undefined, true);
-    for (const [i, m] of recomputed.history.entries()) expect(m.loss, `step ${i + 1}`).toBeCloseTo(whole.history[i].loss, 5);
+    for (const [i, m] of recomputed.history.entries())
+      expect(m.loss, `step ${i + 1}`).toBeCloseTo(whole.history[i].loss, 5);
     expect(recomputed.validLoss).toBeCloseTo(whole.validLoss, 5);
     const mixed = await run(config, half, 4, path.join(half, 'checkpoint-00000002'), true);
     for (const [i, m] of mixed.history.entries()) expect(m.loss).toBeCloseTo(whole.history[i + 2].loss, 5);
     const other = tinyConfig({ ...options, rank: 2 });
-    await expect(run(other, path.join(tmp, 'other'), 4, half)).rejects.toThrow(/holds another model \(.*adapter lora \{"rank":4,.*\) than this run's config \(.*adapter lora \{"rank":2,/);
+    await expect(run(other, path.join(tmp, 'other'), 4, half)).rejects.toThrow(
+      /holds another model \(.*adapter lora \{"rank":4,.*\) than this run's config \(.*adapter lora \{"rank":2,/,
+    );
   });
 });

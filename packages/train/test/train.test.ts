@@ -39,14 +39,22 @@ async function packText(dir: string, docs: string[], validFraction = 0.25): Prom
   return dir;
 }
 
-const corpus = Array.from({ length: 24 }, (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog ${i * 7} times.`);
+const corpus = Array.from(
+  { length: 24 },
+  (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog ${i * 7} times.`,
+);
 let dataDir: string;
 
 function makeTrainer(config: YuanConfig, model: YuanModel, steps: number, seed = 1): Trainer {
   const tc = trainConfig(config);
   const index = readPackedIndex(dataDir);
   const split = PackedSplit.open(dataDir, index, 'train');
-  return new Trainer(model, tc, steps, new BatchLoader(split, tc.seqLength, tc.microBatchSize, seed, positionResetId(index, tc, dataDir)));
+  return new Trainer(
+    model,
+    tc,
+    steps,
+    new BatchLoader(split, tc.seqLength, tc.microBatchSize, seed, positionResetId(index, tc, dataDir)),
+  );
 }
 
 async function losses(trainer: Trainer, n: number): Promise<number[]> {
@@ -81,9 +89,15 @@ describe('schedule and optimizer', () => {
     const ref = { w: [0.5, -1], b: [0.5] } as Record<string, number[]>;
     const m: Record<string, number[]> = { w: [0, 0], b: [0] };
     const v: Record<string, number[]> = { w: [0, 0], b: [0] };
-    const gs = [{ w: [0.2, -0.4], b: [1] }, { w: [-0.1, 0.3], b: [2] }] as Record<string, number[]>[];
+    const gs = [
+      { w: [0.2, -0.4], b: [1] },
+      { w: [-0.1, 0.3], b: [2] },
+    ] as Record<string, number[]>[];
     gs.forEach((g, t) => {
-      const grads = new Map([['w', tf.tensor2d([g.w])], ['b', tf.tensor1d(g.b)]]);
+      const grads = new Map([
+        ['w', tf.tensor2d([g.w])],
+        ['b', tf.tensor1d(g.b)],
+      ]);
       opt.update(params, grads, 0.01);
       grads.forEach((x) => x.dispose());
       for (const k of ['w', 'b']) {
@@ -130,14 +144,18 @@ describe('packed data', () => {
     const small = await packText(path.join(tmp, 'small'), ['tiny'], 0);
     const index = readPackedIndex(small);
     const split = PackedSplit.open(small, index, 'train');
-    expect(() => new BatchLoader(split, 16, 2, 0)).toThrow(/sequence length 16 is larger than the data: the train split has 5 tokens/);
+    expect(() => new BatchLoader(split, 16, 2, 0)).toThrow(
+      /sequence length 16 is larger than the data: the train split has 5 tokens/,
+    );
     split.close();
     expect(() => readPackedIndex(path.join(tmp, 'nope'))).toThrow(/data folder not found/);
   });
 
   it('a learning rate that is not a number is a config error naming the field', () => {
     expect(() => trainConfig(tinyConfig('mha', { lr: 'fast' }))).toThrow(/train\.lr = "fast"; expected a number > 0/);
-    expect(() => trainConfig(tinyConfig('mha', { seqLength: 100 }))).toThrow(/train\.seqLength = 100 exceeds model\.maxPositions = 64/);
+    expect(() => trainConfig(tinyConfig('mha', { seqLength: 100 }))).toThrow(
+      /train\.seqLength = 100 exceeds model\.maxPositions = 64/,
+    );
   });
 });
 
@@ -188,7 +206,13 @@ describe('trainer', () => {
     const full = makeTrainer(config, model, 8);
     const first = await losses(full, 4);
     const run = path.join(tmp, 'run');
-    const meta = (keep: number) => ({ config, specs: modelParameters(config, lfaAttention as never), seed: 1, totalSteps: 8, keep });
+    const meta = (keep: number) => ({
+      config,
+      specs: modelParameters(config, lfaAttention as never),
+      seed: 1,
+      totalSteps: 8,
+      keep,
+    });
     await saveTrainCheckpoint(run, await full.checkpoint(), meta(2));
     const rest = await losses(full, 4);
     await full.dispose();
@@ -209,7 +233,9 @@ describe('trainer', () => {
     await trainer.dispose();
     trainer.model.dispose();
     const other = tinyConfig('mha');
-    await expect(loadTrainCheckpoint(resolveResumeDir(run), other, lookup)).rejects.toThrow(/holds another model .*attention lfa.* than this run's config .*attention mha/);
+    await expect(loadTrainCheckpoint(resolveResumeDir(run), other, lookup)).rejects.toThrow(
+      /holds another model .*attention lfa.* than this run's config .*attention mha/,
+    );
   });
 
   it('stops on a NaN loss naming the step, without changing the parameters', async () => {
@@ -220,7 +246,9 @@ describe('trainer', () => {
     const norm = model.param('model.norm.weight');
     norm.assign(tf.fill(norm.shape, Number.NaN));
     const before = (await model.weights()).get('model.embed_tokens.weight')!.slice();
-    await expect(t.trainStep()).rejects.toThrow(/^loss is NaN at step 2: training stopped; parameters were not updated$/);
+    await expect(t.trainStep()).rejects.toThrow(
+      /^loss is NaN at step 2: training stopped; parameters were not updated$/,
+    );
     expect((await model.weights()).get('model.embed_tokens.weight')).toEqual(before);
     t.dispose();
     model.dispose();

@@ -38,7 +38,8 @@ function progressPrinter(io: CommandIO): (p: PrepareProgress) => void {
 /** `yuan data prepare`: tokenizes text, JSONL or YUAN-format files into a packed data folder (+ Megatron .bin/.idx). */
 export const dataPrepare: Command = {
   path: ['data', 'prepare'],
-  summary: 'tokenize text, .jsonl (text or prompt/answer) or YUAN-format lines into a packed folder with a train/valid split and Megatron .bin/.idx',
+  summary:
+    'tokenize text, .jsonl (text or prompt/answer) or YUAN-format lines into a packed folder with a train/valid split and Megatron .bin/.idx',
   usage:
     'yuan data prepare --input FILE [--input FILE ...] --tokenizer FILE.model|bytes --output DIR [--format auto|text|jsonl|yuan] [--valid-fraction 0.05] ' +
     '[--text-field text] [--workers N] [--no-megatron]',
@@ -57,14 +58,19 @@ export const dataPrepare: Command = {
     const inputs = [...((values.input as string[] | undefined) ?? []), ...positionals];
     const output = values.output as string | undefined;
     if (!output) throw new YuanError('usage', `missing --output DIR\nusage: ${dataPrepare.usage}`);
-    if (!values.tokenizer) throw new YuanError('usage', `missing --tokenizer (FILE.model or bytes)\nusage: ${dataPrepare.usage}`);
+    if (!values.tokenizer)
+      throw new YuanError('usage', `missing --tokenizer (FILE.model or bytes)\nusage: ${dataPrepare.usage}`);
     const validFraction = numberOption(values, 'valid-fraction', 0.05, { min: 0 });
     if (validFraction >= 1) throw new YuanError('usage', `--valid-fraction ${validFraction} must be below 1`);
     const format = (values.format as string | undefined) ?? 'auto';
-    if (!['auto', 'text', 'jsonl', 'yuan'].includes(format)) throw new YuanError('usage', `--format "${format}" must be auto, text, jsonl or yuan`);
+    if (!['auto', 'text', 'jsonl', 'yuan'].includes(format))
+      throw new YuanError('usage', `--format "${format}" must be auto, text, jsonl or yuan`);
     // Without --workers: the cores, but one thread per 8 MB of input at most (a worker thread's start-up costs more
     // than it gains on small inputs).
-    const workers = values.workers === undefined ? prepareWorkersForInput(inputs, availableParallelism()) : numberOption(values, 'workers', 1, { int: true, min: 1 });
+    const workers =
+      values.workers === undefined
+        ? prepareWorkersForInput(inputs, availableParallelism())
+        : numberOption(values, 'workers', 1, { int: true, min: 1 });
     await checkReadable(inputs);
     const registry = await loadRegistry(values);
     // the tokenizer plugin and file the spec names; worker threads open the same one from its module in their own registry
@@ -90,6 +96,11 @@ export const dataPrepare: Command = {
       `packed ${train.documents + valid.documents} documents (${index.sftPairs} prompt/answer pairs), ${train.tokens + valid.tokens} tokens into ${output}: ` +
         `train ${train.documents} documents / ${train.tokens} tokens, valid ${valid.documents} documents / ${valid.tokens} tokens`,
     );
-    if (index.megatron) io.err(`Megatron indexed datasets: ${Object.values(index.megatron.prefixes).map((p) => path.join(output, p!)).join(', ')} (train with --data PREFIX)`);
+    if (index.megatron)
+      io.err(
+        `Megatron indexed datasets: ${Object.values(index.megatron.prefixes)
+          .map((p) => path.join(output, p!))
+          .join(', ')} (train with --data PREFIX)`,
+      );
   },
 };

@@ -16,7 +16,13 @@ export const envCommand: Command = {
     const backends = report.registered.map((b) => {
       const a = tried.get(b.name);
       const status = a?.ok ? 'chosen' : a ? 'failed' : 'not tried';
-      return { name: b.name, priority: b.priority, source: registry.sourceOf('backend', b.name), status, detail: a && !a.ok ? a.detail : b.description };
+      return {
+        name: b.name,
+        priority: b.priority,
+        source: registry.sourceOf('backend', b.name),
+        status,
+        detail: a && !a.ok ? a.detail : b.description,
+      };
     });
     const info = {
       backend: report.name,
@@ -35,7 +41,8 @@ export const envCommand: Command = {
     io.out(`backend   ${info.backend} (${info.reason})`);
     const w = Math.max(...backends.map((b) => b.name.length));
     io.out(`  ${'status'.padEnd(9)} ${'name'.padEnd(w)} priority  source`);
-    for (const b of backends) io.out(`  ${b.status.padEnd(9)} ${b.name.padEnd(w)} ${String(b.priority).padStart(8)}  ${b.source}: ${b.detail}`);
+    for (const b of backends)
+      io.out(`  ${b.status.padEnd(9)} ${b.name.padEnd(w)} ${String(b.priority).padStart(8)}  ${b.source}: ${b.detail}`);
     io.out(`threads   ${info.threads} of ${info.cpus} CPUs, ${info.memoryGiB} GiB memory`);
     io.out(`versions  node ${info.versions.node}, tfjs ${info.versions.tfjs}`);
   },

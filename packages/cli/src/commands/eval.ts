@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseSetValue, YuanError, type EvaluatorPlugin, type ModelAdapter, type ModelAdapterPlugin, type PluginRegistry } from '@yuan/core';
+import {
+  parseSetValue,
+  YuanError,
+  type EvaluatorPlugin,
+  type ModelAdapter,
+  type ModelAdapterPlugin,
+  type PluginRegistry,
+} from '@yuan/core';
 import { defaultDataDir, formatResultTable, readSamplesFile, runEvaluation } from '@yuan/eval';
 import { numberOption, type Command, type OptionSpec } from '../command.js';
 import { BACKEND_OPTION, loadConfig, loadRegistry, setLayer } from '../context.js';
@@ -18,7 +25,8 @@ function evaluatorOf(registry: PluginRegistry, task: string): EvaluatorPlugin {
 /** parseArgs options for the flags an evaluator declares. */
 function flagOptions(evaluator: EvaluatorPlugin): OptionSpec {
   const out: OptionSpec = {};
-  for (const [flag, f] of Object.entries(evaluator.flags ?? {})) out[flag] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
+  for (const [flag, f] of Object.entries(evaluator.flags ?? {}))
+    out[flag] = { type: f.type === 'boolean' ? 'boolean' : 'string' };
   return out;
 }
 
@@ -30,13 +38,18 @@ function evaluatorOptions(evaluator: EvaluatorPlugin, values: Record<string, unk
     if (f.type === 'string' || f.type === 'boolean') options[f.option] = values[flag];
     else if (f.type === 'seconds') options[f.option] = Math.round(numberOption(values, flag, 0, { min: 0.001 }) * 1000);
     else if (f.type === 'integer') options[f.option] = numberOption(values, flag, 0, { int: true });
-    else options[f.option] = numberOption(values, flag, 0, { int: f.type === 'int', min: f.type === 'int' ? 1 : undefined });
+    else
+      options[f.option] = numberOption(values, flag, 0, {
+        int: f.type === 'int',
+        min: f.type === 'int' ? 1 : undefined,
+      });
   }
   for (const kv of (values.option as string[] | undefined) ?? []) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new YuanError('usage', `--option ${JSON.stringify(kv)} must be KEY=VALUE`);
     const key = kv.slice(0, eq);
-    if (['__proto__', 'constructor', 'prototype'].includes(key)) throw new YuanError('usage', `--option ${key} is not an option name`);
+    if (['__proto__', 'constructor', 'prototype'].includes(key))
+      throw new YuanError('usage', `--option ${key} is not an option name`);
     options[key] = parseSetValue(kv.slice(eq + 1));
   }
   return options;
@@ -44,21 +57,28 @@ function evaluatorOptions(evaluator: EvaluatorPlugin, values: Record<string, unk
 
 /** Scans raw arguments for the options that decide the plugins (before the evaluator's own flags are known). */
 function prescan(argv: string[]): Record<string, unknown> {
-  const { values } = parseArgs({ args: argv, options: { plugin: { type: 'string', multiple: true }, config: { type: 'string' }, model: { type: 'string' } }, allowPositionals: true, strict: false });
+  const { values } = parseArgs({
+    args: argv,
+    options: { plugin: { type: 'string', multiple: true }, config: { type: 'string' }, model: { type: 'string' } },
+    allowPositionals: true,
+    strict: false,
+  });
   return values;
 }
 
 function kList(raw: string | undefined): number[] {
   if (raw === undefined) return [1];
   const ks = raw.split(',').map((s) => Number(s.trim()));
-  if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) throw new YuanError('usage', `--k "${raw}" must be a comma-separated list of positive integers, e.g. 1,10`);
+  if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1))
+    throw new YuanError('usage', `--k "${raw}" must be a comma-separated list of positive integers, e.g. 1,10`);
   return [...new Set(ks)].sort((a, b) => a - b);
 }
 
 /** `yuan eval TASK`: runs an evaluation on a local model, an OpenAI-compatible endpoint or supplied samples. */
 export const evalCommand: Command = {
   path: ['eval'],
-  summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples',
+  summary:
+    'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples',
   usage:
     'yuan eval TASK (--model DIR [--peft ADAPTER_DIR] [--tokenizer F] [--backend B] | --endpoint URL --api-model NAME [--chat] [--api-key-env VAR] | --samples FILE.jsonl) ' +
     '[--adapter NAME] [--n N --k 1,10 --temperature T --top-p P --max-new-tokens M --seed S --limit L --workers W] [--output DIR] [--data-dir DIR] [--json] ' +
@@ -105,15 +125,33 @@ export const evalCommand: Command = {
     return { ...evalCommand.options, ...flagOptions(evaluator) };
   },
   async run(values, positionals, io) {
-    if (positionals.length !== 1) throw new YuanError('usage', `give exactly one TASK (yuan plugins list --kind evaluator lists them)\nusage: ${evalCommand.usage}`);
+    if (positionals.length !== 1)
+      throw new YuanError(
+        'usage',
+        `give exactly one TASK (yuan plugins list --kind evaluator lists them)\nusage: ${evalCommand.usage}`,
+      );
     const task = positionals[0]!;
     const registry = await registryFor(values);
     const evaluator = evaluatorOf(registry, task);
     const sources = ['model', 'endpoint', 'samples'].filter((s) => values[s] !== undefined);
-    if (sources.length !== 1) throw new YuanError('usage', `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`);
-    const endpointFlags = ['api-model', 'api-key-env', 'chat', 'concurrency', 'retries', 'request-timeout', 'logprobs'].filter((f) => values[f] !== undefined);
-    if (values.endpoint === undefined && endpointFlags.length) throw new YuanError('usage', `--${endpointFlags[0]} only applies with --endpoint`);
-    if (values.peft !== undefined && values.model === undefined) throw new YuanError('usage', '--peft (an adapter over the local model) only applies with --model');
+    if (sources.length !== 1)
+      throw new YuanError(
+        'usage',
+        `give exactly one of --model DIR, --endpoint URL or --samples FILE.jsonl\nusage: ${evalCommand.usage}`,
+      );
+    const endpointFlags = [
+      'api-model',
+      'api-key-env',
+      'chat',
+      'concurrency',
+      'retries',
+      'request-timeout',
+      'logprobs',
+    ].filter((f) => values[f] !== undefined);
+    if (values.endpoint === undefined && endpointFlags.length)
+      throw new YuanError('usage', `--${endpointFlags[0]} only applies with --endpoint`);
+    if (values.peft !== undefined && values.model === undefined)
+      throw new YuanError('usage', '--peft (an adapter over the local model) only applies with --model');
     const n = numberOption(values, 'n', 1, { int: true, min: 1 });
     const k = kList(values.k as string | undefined);
     const settings = {
@@ -123,7 +161,9 @@ export const evalCommand: Command = {
       workers: numberOption(values, 'workers', 2, { int: true, min: 1 }),
       dataDir: path.resolve((values['data-dir'] as string | undefined) ?? defaultDataDir()),
       ...(values['top-p'] !== undefined ? { topP: numberOption(values, 'top-p', 1, { min: 0 }) } : {}),
-      ...(values['max-new-tokens'] !== undefined ? { maxNewTokens: numberOption(values, 'max-new-tokens', 0, { int: true, min: 1 }) } : {}),
+      ...(values['max-new-tokens'] !== undefined
+        ? { maxNewTokens: numberOption(values, 'max-new-tokens', 0, { int: true, min: 1 }) }
+        : {}),
       ...(values.seed !== undefined ? { seed: numberOption(values, 'seed', 0, { int: true }) } : {}),
       ...(values.limit !== undefined ? { limit: numberOption(values, 'limit', 0, { int: true, min: 1 }) } : {}),
     };
@@ -145,21 +185,32 @@ export const evalCommand: Command = {
       const counts = new Set([...completions.values()].map((c) => c.length));
       if (values.n === undefined && counts.size === 1) settings.n = [...counts][0]!;
     } else if (values.endpoint !== undefined) {
-      if (values['api-model'] === undefined) throw new YuanError('usage', `--endpoint needs --api-model NAME (the model name the server expects)`);
-      model = await adapter((values.adapter as string | undefined) ?? 'openai').open({
-        endpoint: values.endpoint as string,
-        model: values['api-model'] as string,
-        chat: Boolean(values.chat),
-        logprobs: Boolean(values.logprobs),
-        ...(values['api-key-env'] ? { apiKeyEnv: values['api-key-env'] as string } : {}),
-        concurrency: numberOption(values, 'concurrency', settings.workers, { int: true, min: 1 }),
-        retries: numberOption(values, 'retries', 3, { int: true, min: 0 }),
-        timeoutMs: Math.round(numberOption(values, 'request-timeout', 120, { min: 0.001 }) * 1000),
-      }, { registry });
+      if (values['api-model'] === undefined)
+        throw new YuanError('usage', `--endpoint needs --api-model NAME (the model name the server expects)`);
+      model = await adapter((values.adapter as string | undefined) ?? 'openai').open(
+        {
+          endpoint: values.endpoint as string,
+          model: values['api-model'] as string,
+          chat: Boolean(values.chat),
+          logprobs: Boolean(values.logprobs),
+          ...(values['api-key-env'] ? { apiKeyEnv: values['api-key-env'] as string } : {}),
+          concurrency: numberOption(values, 'concurrency', settings.workers, { int: true, min: 1 }),
+          retries: numberOption(values, 'retries', 3, { int: true, min: 0 }),
+          timeoutMs: Math.round(numberOption(values, 'request-timeout', 120, { min: 0.001 }) * 1000),
+        },
+        { registry },
+      );
     } else {
       const dir = path.resolve(values.model as string);
       model = await adapter((values.adapter as string | undefined) ?? 'local').open(
-        { path: dir, tokenizer: values.tokenizer, backend: values.backend, overrides: setLayer(values), name: path.basename(dir), ...(values.peft !== undefined ? { peft: path.resolve(values.peft as string) } : {}) },
+        {
+          path: dir,
+          tokenizer: values.tokenizer,
+          backend: values.backend,
+          overrides: setLayer(values),
+          name: path.basename(dir),
+          ...(values.peft !== undefined ? { peft: path.resolve(values.peft as string) } : {}),
+        },
         { registry, note: io.err },
       );
     }
@@ -181,7 +232,8 @@ export const evalCommand: Command = {
           }
         },
       });
-      if (values.json) io.out(JSON.stringify({ ...run.result, samplesFile: run.samplesFile, summaryFile: run.summaryFile }));
+      if (values.json)
+        io.out(JSON.stringify({ ...run.result, samplesFile: run.samplesFile, summaryFile: run.summaryFile }));
       else {
         io.out(formatResultTable(run.result));
         io.out(`per-sample log: ${run.samplesFile}\nsummary: ${run.summaryFile}`);

@@ -23,9 +23,15 @@ function variantAttention(name: string, registry: PluginRegistry): { name: strin
   const [plugin, rest] = name.split(':', 2) as [string, string | undefined];
   if (!registry.has('attention', plugin)) {
     const named = registry.names('attention').filter((n) => registry.get('attention', n).variant);
-    throw new YuanError('usage', `unknown variant "${name}" (registered attention plugins: ${registry.names('attention').join(', ')}; named variants NAME-SUFFIX of ${named.join(', ') || 'none'}; options as NAME:key=value,...)`);
+    throw new YuanError(
+      'usage',
+      `unknown variant "${name}" (registered attention plugins: ${registry.names('attention').join(', ')}; named variants NAME-SUFFIX of ${named.join(', ') || 'none'}; options as NAME:key=value,...)`,
+    );
   }
-  const options = (rest ?? '').split(',').filter(Boolean).reduce<JsonObject>((acc, kv) => applySet(acc, kv), {});
+  const options = (rest ?? '')
+    .split(',')
+    .filter(Boolean)
+    .reduce<JsonObject>((acc, kv) => applySet(acc, kv), {});
   return { name: plugin, options };
 }
 
@@ -62,7 +68,8 @@ export function ablationTable(rows: Row[]): string {
 /** `yuan experiment ablation`: trains each attention variant with the same seed, data order and schedule and tabulates them. */
 export const experimentAblation: Command = {
   path: ['experiment', 'ablation'],
-  summary: 'train attention variants (mha, lfa, lfa-kN, lpa, ...) with equal seed, tokens and schedule; print params, time/step, test loss',
+  summary:
+    'train attention variants (mha, lfa, lfa-kN, lpa, ...) with equal seed, tokens and schedule; print params, time/step, test loss',
   usage:
     'yuan experiment ablation --data DIR --steps N [--variants mha,lfa,lfa-k7,lpa] [--test DIR] [--test-batches 16] [--preset NAME] [--config F] [--set k=v ...] [--out DIR] [--seed S] [--backend NAME] [--eod-id N]',
   options: {
@@ -84,13 +91,18 @@ export const experimentAblation: Command = {
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
     const testBatches = numberOption(values, 'test-batches', 16, { int: true, min: 1 });
-    const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa').split(',').map((s) => s.trim()).filter(Boolean);
+    const names = ((values.variants as string | undefined) ?? 'mha,lfa,lfa-k7,lpa')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const base = withEodId(withPluginFlags(await loadConfig(values, 'tiny-mha'), values), values);
     const registry = await loadRegistry({}, base);
     const variants = names.map((n) => ({ name: n, attention: variantAttention(n, registry) }));
     const out = (values.out as string | undefined) ?? 'ablation';
     await mkdir(out, { recursive: true });
-    const configs: YuanConfig[] = variants.map((v) => resolveConfig({ ...(base as unknown as JsonObject), attention: v.attention }));
+    const configs: YuanConfig[] = variants.map((v) =>
+      resolveConfig({ ...(base as unknown as JsonObject), attention: v.attention }),
+    );
     for (const c of configs) registry.get('attention', c.attention.name); // unknown plugins fail before any training
     // bad data (ids outside the vocabulary, an unknown or impossible --eod-id) fails once, before the first variant
     for (const dir of [data, ...(values.test ? [values.test as string] : [])]) checkTrainingData(base, dir);
@@ -125,10 +137,23 @@ export const experimentAblation: Command = {
       curves.push({ label: v.name, points: smooth(r.history.map((m) => [m.step, m.loss] as [number, number])) });
     }
     const table = ablationTable(rows);
-    const testNote = values.test ? `test loss on ${testBatches} batches of ${values.test}` : `test loss = valid split of ${data}`;
-    await writeFile(path.join(out, 'ablation.md'), `${table}\n\n${testNote}; ${steps} steps, seed ${seed}, preset ${base.preset}, backend ${backend}\n`);
-    await writeFile(path.join(out, 'ablation.json'), `${JSON.stringify({ steps, seed, preset: base.preset, backend, data, test: values.test ?? null, rows }, null, 2)}\n`);
-    await writeFile(path.join(out, 'ablation.svg'), lineChartSvg(`ablation: training loss (smoothed), ${steps} steps`, 'step', 'train loss', curves));
-    io.out(values.json ? JSON.stringify(rows) : `${table}\n\n${testNote}; backend ${backend}; tables and curves in ${out}`);
+    const testNote = values.test
+      ? `test loss on ${testBatches} batches of ${values.test}`
+      : `test loss = valid split of ${data}`;
+    await writeFile(
+      path.join(out, 'ablation.md'),
+      `${table}\n\n${testNote}; ${steps} steps, seed ${seed}, preset ${base.preset}, backend ${backend}\n`,
+    );
+    await writeFile(
+      path.join(out, 'ablation.json'),
+      `${JSON.stringify({ steps, seed, preset: base.preset, backend, data, test: values.test ?? null, rows }, null, 2)}\n`,
+    );
+    await writeFile(
+      path.join(out, 'ablation.svg'),
+      lineChartSvg(`ablation: training loss (smoothed), ${steps} steps`, 'step', 'train loss', curves),
+    );
+    io.out(
+      values.json ? JSON.stringify(rows) : `${table}\n\n${testNote}; backend ${backend}; tables and curves in ${out}`,
+    );
   },
 };

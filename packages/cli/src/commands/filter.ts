@@ -1,6 +1,17 @@
 import { availableParallelism } from 'node:os';
 import { YuanError } from '@yuan/core';
-import { createPlan, printPlan, runFilter, runStage, STAGE_DOC, STAGES, workersForInput, type FilterProgress, type FilterReport, type StageName } from '@yuan/data-filter';
+import {
+  createPlan,
+  printPlan,
+  runFilter,
+  runStage,
+  STAGE_DOC,
+  STAGES,
+  workersForInput,
+  type FilterProgress,
+  type FilterReport,
+  type StageName,
+} from '@yuan/data-filter';
 import { numberOption, requireString, type Command, type CommandIO } from '../command.js';
 import path from 'node:path';
 
@@ -30,14 +41,25 @@ function progressPrinter(io: CommandIO): (p: FilterProgress) => void {
 
 function summary(r: FilterReport): string[] {
   const threads = r.threads === 1 ? 'on the main thread' : `on ${r.threads} worker threads`;
-  const rows = [`${r.input.documents} documents in (${r.input.malformed} malformed lines, ${r.input.blank} blank), ${r.result.kept} kept, ${r.result.dropped} dropped; ${r.megabytesPerSecond} MB/s, ${r.documentsPerSecond} docs/s, ${threads}`];
+  const rows = [
+    `${r.input.documents} documents in (${r.input.malformed} malformed lines, ${r.input.blank} blank), ${r.result.kept} kept, ${r.result.dropped} dropped; ${r.megabytesPerSecond} MB/s, ${r.documentsPerSecond} docs/s, ${threads}`,
+  ];
   const width = Math.max(...r.filters.map((f) => f.label.length), 5);
   rows.push(`${'filter'.padEnd(width)} ${'seen'.padStart(9)} ${'dropped'.padStart(9)}  reasons`);
   if (r.input.malformed) {
-    rows.push(`${'input'.padEnd(width)} ${String(r.input.lines).padStart(9)} ${String(r.input.malformed).padStart(9)}  ${Object.entries(r.input.reasons).map(([k, v]) => `${k} ${v.count}`).join(', ')}`);
+    rows.push(
+      `${'input'.padEnd(width)} ${String(r.input.lines).padStart(9)} ${String(r.input.malformed).padStart(9)}  ${Object.entries(
+        r.input.reasons,
+      )
+        .map(([k, v]) => `${k} ${v.count}`)
+        .join(', ')}`,
+    );
   }
   for (const f of r.filters) {
-    const reasons = Object.entries(f.reasons).sort((a, b) => b[1].count - a[1].count).map(([k, v]) => `${k} ${v.count}`).join(', ');
+    const reasons = Object.entries(f.reasons)
+      .sort((a, b) => b[1].count - a[1].count)
+      .map(([k, v]) => `${k} ${v.count}`)
+      .join(', ');
     rows.push(`${f.label.padEnd(width)} ${String(f.seen).padStart(9)} ${String(f.dropped).padStart(9)}  ${reasons}`);
   }
   return rows;
@@ -90,7 +112,9 @@ export const filterCommand: Command = {
       badwords: values.badwords as string[] | undefined,
       shard: values.shard as string | undefined,
       workers: workersOption(values, inputs),
-      pluginModules: ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p)),
+      pluginModules: ((values.plugin as string[] | undefined) ?? []).map((p) =>
+        p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p,
+      ),
       onProgress: progressPrinter(io),
     });
     if (values.json) io.out(JSON.stringify(report, null, 2));
@@ -125,10 +149,13 @@ export const filterPlanCommand: Command = {
   },
   async run(values, positionals, io) {
     const inputs = [...((values.input as string[] | undefined) ?? []), ...positionals];
-    if (inputs.length === 0) throw new YuanError('usage', `missing --input\nusage: ${filterPlanCommand.usage.split('\n')[0]}`);
+    if (inputs.length === 0)
+      throw new YuanError('usage', `missing --input\nusage: ${filterPlanCommand.usage.split('\n')[0]}`);
     const print = values.print as string | undefined;
-    if (print !== undefined && print !== 'slurm' && print !== 'k8s') throw new YuanError('usage', `--print "${print}" must be slurm or k8s`);
-    const int = (name: string) => (values[name] === undefined ? undefined : numberOption(values, name, 1, { int: true, min: 1 }));
+    if (print !== undefined && print !== 'slurm' && print !== 'k8s')
+      throw new YuanError('usage', `--print "${print}" must be slurm or k8s`);
+    const int = (name: string) =>
+      values[name] === undefined ? undefined : numberOption(values, name, 1, { int: true, min: 1 });
     const plan = createPlan({
       inputs,
       work: requireString(values, 'work', filterPlanCommand),
@@ -142,10 +169,21 @@ export const filterPlanCommand: Command = {
       set: values.set as string[] | undefined,
       badwords: values.badwords as string[] | undefined,
     });
-    if (print) io.out(printPlan(plan, print, { yuan: values.yuan as string | undefined, image: values.image as string | undefined, claim: values.claim as string | undefined }).trimEnd());
+    if (print)
+      io.out(
+        printPlan(plan, print, {
+          yuan: values.yuan as string | undefined,
+          image: values.image as string | undefined,
+          claim: values.claim as string | undefined,
+        }).trimEnd(),
+      );
     else {
-      io.out(`wrote ${plan.work}/plan.json: ${plan.inputs.length} shards; tasks per stage ${STAGES.map((s) => `${s} ${plan.tasks[s]}`).join(', ')}`);
-      io.out(`run each stage in order: ${STAGES.map((s) => `yuan filter stage ${s} --work ${plan.work}`).join(' && ')}`);
+      io.out(
+        `wrote ${plan.work}/plan.json: ${plan.inputs.length} shards; tasks per stage ${STAGES.map((s) => `${s} ${plan.tasks[s]}`).join(', ')}`,
+      );
+      io.out(
+        `run each stage in order: ${STAGES.map((s) => `yuan filter stage ${s} --work ${plan.work}`).join(' && ')}`,
+      );
     }
   },
 };
@@ -153,14 +191,24 @@ export const filterPlanCommand: Command = {
 /** `yuan filter stage NAME`: runs task(s) of one stage of a plan (from --task, SLURM or Kubernetes variables, or all). */
 export const filterStageCommand: Command = {
   path: ['filter', 'stage'],
-  summary: 'run task(s) of one stage of a `yuan filter plan` (resumable; --task I/N, SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)',
+  summary:
+    'run task(s) of one stage of a `yuan filter plan` (resumable; --task I/N, SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)',
   usage: `yuan filter stage ${STAGES.join('|')} --work SHARED_DIR [--task I/N|all] [--json]`,
   options: { work: { type: 'string' }, task: { type: 'string' }, json: { type: 'boolean' } },
   async run(values, positionals, io) {
     const stage = positionals[0];
-    if (!stage || !(STAGES as readonly string[]).includes(stage)) throw new YuanError('usage', `stage "${stage ?? ''}" must be one of ${STAGES.join(', ')}\nusage: ${filterStageCommand.usage}`);
-    if (positionals.length > 1) throw new YuanError('usage', `unexpected argument "${positionals[1]}"\nusage: ${filterStageCommand.usage}`);
-    const result = await runStage(requireString(values, 'work', filterStageCommand), stage as StageName, values.task as string | undefined);
+    if (!stage || !(STAGES as readonly string[]).includes(stage))
+      throw new YuanError(
+        'usage',
+        `stage "${stage ?? ''}" must be one of ${STAGES.join(', ')}\nusage: ${filterStageCommand.usage}`,
+      );
+    if (positionals.length > 1)
+      throw new YuanError('usage', `unexpected argument "${positionals[1]}"\nusage: ${filterStageCommand.usage}`);
+    const result = await runStage(
+      requireString(values, 'work', filterStageCommand),
+      stage as StageName,
+      values.task as string | undefined,
+    );
     if (values.json) io.out(JSON.stringify(result, null, 2));
     else for (const m of result.messages) io.out(m);
   },

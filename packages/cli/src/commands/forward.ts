@@ -11,8 +11,18 @@ function parseInput(raw: unknown, file: string): number[][] {
   const ok =
     Array.isArray(ids) &&
     ids.length > 0 &&
-    ids.every((row) => Array.isArray(row) && row.length > 0 && row.length === (ids[0] as unknown[]).length && row.every((v) => Number.isInteger(v)));
-  if (!ok) throw new YuanError('input', `${file}: expected {"input_ids": number[][]} with non-empty rows of equal length of integers`);
+    ids.every(
+      (row) =>
+        Array.isArray(row) &&
+        row.length > 0 &&
+        row.length === (ids[0] as unknown[]).length &&
+        row.every((v) => Number.isInteger(v)),
+    );
+  if (!ok)
+    throw new YuanError(
+      'input',
+      `${file}: expected {"input_ids": number[][]} with non-empty rows of equal length of integers`,
+    );
   return ids as number[][];
 }
 
@@ -21,7 +31,15 @@ export const forwardCommand: Command = {
   path: ['forward'],
   summary: 'run a checkpoint on {"input_ids": [[...]]} and write {"logits", "loss"}',
   usage: 'yuan forward --model DIR [--peft ADAPTER_DIR] --input IN.json [--output OUT.json] [--backend NAME]',
-  options: { model: { type: 'string' }, input: { type: 'string' }, output: { type: 'string' }, set: { type: 'string', multiple: true }, ...PLUGIN_OPTION, ...BACKEND_OPTION, ...PEFT_OPTION },
+  options: {
+    model: { type: 'string' },
+    input: { type: 'string' },
+    output: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    ...PLUGIN_OPTION,
+    ...BACKEND_OPTION,
+    ...PEFT_OPTION,
+  },
   async run(values, _pos, io) {
     if (!values.peft) requireString(values, 'model', forwardCommand);
     const inputFile = requireString(values, 'input', forwardCommand);
@@ -37,7 +55,9 @@ export const forwardCommand: Command = {
     const text = JSON.stringify(result);
     if (values.output) {
       await writeFileAtomic(values.output as string, text);
-      io.err(`wrote logits [${ids.length}, ${ids[0].length}, ${model.config.model.vocabSize}] and loss ${result.loss} to ${values.output}`);
+      io.err(
+        `wrote logits [${ids.length}, ${ids[0].length}, ${model.config.model.vocabSize}] and loss ${result.loss} to ${values.output}`,
+      );
     } else io.out(text);
   },
 };

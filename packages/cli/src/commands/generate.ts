@@ -2,7 +2,15 @@ import { YuanError } from '@yuan/core';
 import { generateTokens } from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 import { idListOption, numberOption, type Command } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
+import {
+  BACKEND_OPTION,
+  CONFIG_OPTIONS,
+  loadConfig,
+  loadRegistry,
+  openModel,
+  openTokenizer,
+  PEFT_OPTION,
+} from '../context.js';
 
 /** `yuan generate`: continue a prompt with a checkpoint or a freshly initialised preset, using the KV + LF caches. */
 export const generateCommand: Command = {
@@ -33,7 +41,10 @@ export const generateCommand: Command = {
   },
   async run(values, _pos, io) {
     if ((values.prompt === undefined) === (values['prompt-ids'] === undefined)) {
-      throw new YuanError('usage', `give exactly one of --prompt TEXT or --prompt-ids 1,2,3\nusage: ${generateCommand.usage}`);
+      throw new YuanError(
+        'usage',
+        `give exactly one of --prompt TEXT or --prompt-ids 1,2,3\nusage: ${generateCommand.usage}`,
+      );
     }
     const maxNewTokens = numberOption(values, 'max-new-tokens', 32, { int: true, min: 0 });
     const options = {
@@ -44,12 +55,29 @@ export const generateCommand: Command = {
       seed: numberOption(values, 'sample-seed', 0, { int: true }),
       useCache: !values['no-cache'],
     };
-    const registry = await loadRegistry(values, values.model === undefined && (values.preset || values.config) ? await loadConfig(values) : values.config ? await loadConfig(values) : undefined);
+    const registry = await loadRegistry(
+      values,
+      values.model === undefined && (values.preset || values.config)
+        ? await loadConfig(values)
+        : values.config
+          ? await loadConfig(values)
+          : undefined,
+    );
     const model = await openModel(values, registry, io.err, true);
     const stops = (values.stop as string[] | undefined) ?? [];
-    const tokenizer = values.prompt !== undefined || stops.length > 0 ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config) : undefined;
-    const prompt = values.prompt !== undefined ? tokenizer!.encode(values.prompt as string) : idListOption(values['prompt-ids'] as string, 'prompt-ids');
-    const stopIds = values['stop-ids'] ? idListOption(values['stop-ids'] as string, 'stop-ids') : tokenizer ? [tokenizer.special.eod] : [];
+    const tokenizer =
+      values.prompt !== undefined || stops.length > 0
+        ? await openTokenizer(registry, values.tokenizer as string | undefined, model.config)
+        : undefined;
+    const prompt =
+      values.prompt !== undefined
+        ? tokenizer!.encode(values.prompt as string)
+        : idListOption(values['prompt-ids'] as string, 'prompt-ids');
+    const stopIds = values['stop-ids']
+      ? idListOption(values['stop-ids'] as string, 'stop-ids')
+      : tokenizer
+        ? [tokenizer.special.eod]
+        : [];
     const ids: number[] = [];
     const started = performance.now();
     // the text is the new ids decoded in context (decode(prompt + new) − decode(prompt)), cut before the first --stop
@@ -67,9 +95,14 @@ export const generateCommand: Command = {
     model.dispose();
     const tail = completion?.finish();
     const text = completion?.text;
-    if (values.json) io.out(JSON.stringify(text === undefined ? { ids } : { ids, text, ...(completion!.stopped ? { stopped: true } : {}) }));
+    if (values.json)
+      io.out(
+        JSON.stringify(text === undefined ? { ids } : { ids, text, ...(completion!.stopped ? { stopped: true } : {}) }),
+      );
     else if (live) io.out(tail!.delta);
     else io.out(text ?? ids.join(','));
-    io.err(`${ids.length} tokens in ${seconds.toFixed(2)} s (${(ids.length / seconds).toFixed(1)} tokens/s, cache ${options.useCache ? 'on' : 'off'})`);
+    io.err(
+      `${ids.length} tokens in ${seconds.toFixed(2)} s (${(ids.length / seconds).toFixed(1)} tokens/s, cache ${options.useCache ? 'on' : 'off'})`,
+    );
   },
 };

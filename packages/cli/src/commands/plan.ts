@@ -1,4 +1,11 @@
-import { countParameters, resolveConfig, YuanError, type AttentionDescription, type JsonObject, type YuanConfig } from '@yuan/core';
+import {
+  countParameters,
+  resolveConfig,
+  YuanError,
+  type AttentionDescription,
+  type JsonObject,
+  type YuanConfig,
+} from '@yuan/core';
 import { parallelLayout, planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
@@ -6,7 +13,13 @@ import { PARALLEL_OPTIONS, withParallelFlags } from '../parallel-flags.js';
 
 const GiB = 2 ** 30;
 
-const SHAPE_FLAGS: Record<string, string> = { layers: 'numLayers', hidden: 'hiddenSize', ffn: 'ffnSize', heads: 'numHeads', vocab: 'vocabSize' };
+const SHAPE_FLAGS: Record<string, string> = {
+  layers: 'numLayers',
+  hidden: 'hiddenSize',
+  ffn: 'ffnSize',
+  heads: 'numHeads',
+  vocab: 'vocabSize',
+};
 
 /** The config of --preset/--config/--set with --layers/--hidden/--ffn/--heads/--vocab/--attention over it. */
 async function planConfig(values: Record<string, unknown>): Promise<YuanConfig> {
@@ -29,10 +42,15 @@ const DESCRIBE_ENTRIES = ['@yuan/model/describe', '@yuan/attention-lfa/describe'
  * The configured attention plugin's description for `--time`: a built-in one from the `describe` entries, so the
  * step-time model loads no TensorFlow.js; any other from the run's registry (its plugin module loads tensor code).
  */
-async function describedAttention(values: Record<string, unknown>, config: YuanConfig): Promise<AttentionDescription<unknown>> {
+async function describedAttention(
+  values: Record<string, unknown>,
+  config: YuanConfig,
+): Promise<AttentionDescription<unknown>> {
   const name = config.attention.name;
   for (const spec of DESCRIBE_ENTRIES) {
-    const found = Object.values(await import(spec)).find((v) => (v as { kind?: unknown }).kind === 'attention' && (v as { name?: unknown }).name === name);
+    const found = Object.values(await import(spec)).find(
+      (v) => (v as { kind?: unknown }).kind === 'attention' && (v as { name?: unknown }).name === name,
+    );
     if (found) return found as AttentionDescription<unknown>;
   }
   return (await loadRegistry(values, config)).get('attention', name) as AttentionDescription<unknown>;
@@ -52,9 +70,25 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
     gib(s.peakBytes),
     s.binding ? '<- binds' : '',
   ]);
-  const head = ['stage', 'layers', 'range', 'parameters', 'w+g+opt GiB', 'in-flight', 'kept GiB', 'working GiB', 'activ. GiB', 'peak GiB', ''];
+  const head = [
+    'stage',
+    'layers',
+    'range',
+    'parameters',
+    'w+g+opt GiB',
+    'in-flight',
+    'kept GiB',
+    'working GiB',
+    'activ. GiB',
+    'peak GiB',
+    '',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padStart(widths[i]))).join('  ').trimEnd();
+  const fmt = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   const m = config.model;
   const out = [
     `plan: ${config.preset}, ${m.numLayers} layers, hidden ${m.hiddenSize}, heads ${m.numHeads}, ffn ${m.ffnSize}, vocab ${m.vocabSize}, attention ${config.attention.name}; ${plan.modelParameters.toLocaleString('en-US')} parameters`,
@@ -65,7 +99,11 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
     `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (P - 1)/(M/D + P - 1) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
   ];
   if (plan.memoryBytes !== undefined) {
-    out.push(plan.fits ? `fits in ${gib(plan.memoryBytes)} GiB per device` : `does NOT fit in ${gib(plan.memoryBytes)} GiB: stage ${plan.bindingStage} needs ${gib(plan.peakBytes)} GiB`);
+    out.push(
+      plan.fits
+        ? `fits in ${gib(plan.memoryBytes)} GiB per device`
+        : `does NOT fit in ${gib(plan.memoryBytes)} GiB: stage ${plan.bindingStage} needs ${gib(plan.peakBytes)} GiB`,
+    );
   }
   out.push(...plan.notes.map((n) => `note: ${n}`));
   return out;
@@ -74,8 +112,13 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
 function timeTable(t: TimePlan): string[] {
   const out: string[] = [];
   for (const m of [t.method1, t.yuan]) {
-    out.push(`${m.method} (TP ${m.tensorParallel}, PP ${m.pipeline}, DP ${m.dataParallel}, A = ${m.accumulation}): ${m.total.toFixed(2)} s per step`);
-    for (const term of m.terms) out.push(`  ${term.name} ${term.what.padEnd(44)} ${term.seconds.toFixed(3).padStart(10)} s  ${(100 * term.share).toFixed(2).padStart(6)}%`);
+    out.push(
+      `${m.method} (TP ${m.tensorParallel}, PP ${m.pipeline}, DP ${m.dataParallel}, A = ${m.accumulation}): ${m.total.toFixed(2)} s per step`,
+    );
+    for (const term of m.terms)
+      out.push(
+        `  ${term.name} ${term.what.padEnd(44)} ${term.seconds.toFixed(3).padStart(10)} s  ${(100 * term.share).toFixed(2).padStart(6)}%`,
+      );
   }
   out.push(...t.notes.map((n) => `note: ${n}`));
   return out;
@@ -84,14 +127,14 @@ function timeTable(t: TimePlan): string[] {
 /** `yuan plan`: the per-stage memory plan of a pipeline (and with --time the paper's step-time model). */
 export const planCommand: Command = {
   path: ['plan'],
-  summary: 'plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper\'s step-time model',
+  summary: "plan a pipeline: layers, parameters, memory per stage, bubble; --time: the paper's step-time model",
   usage:
     'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
     '  [--schedule 1f1b|gpipe] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
-    '  The layout is the config\'s parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n' +
+    "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
     '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
     ...CONFIG_OPTIONS,
@@ -165,7 +208,8 @@ export const planCommand: Command = {
     const { attentionLookup, modelParameters } = await import('@yuan/model');
     const attention = attentionLookup(registry)(config.attention.name);
     const kernels = (values.kernels as string | undefined) ?? 'fused';
-    if (kernels !== 'fused' && kernels !== 'composed') throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
+    if (kernels !== 'fused' && kernels !== 'composed')
+      throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
     const memory = values.memory === undefined ? undefined : numberOption(values, 'memory', 0, { min: 0 }) * GiB;
     const plan = planPipeline({
       model: m,

@@ -5,7 +5,10 @@ import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 
 function describe(registry: PluginRegistry, name: string) {
   const config = resolveConfig(getPreset(name, registry).config);
-  return { config, parameters: countParameters(modelParameters(config, attentionLookup(registry)(config.attention.name))) };
+  return {
+    config,
+    parameters: countParameters(modelParameters(config, attentionLookup(registry)(config.attention.name))),
+  };
 }
 
 /** `yuan presets list`: every registered preset (core's and those of loaded plugin packages) with its shape and parameter count. */
@@ -16,12 +19,33 @@ export const presetsList: Command = {
   options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } },
   async run(values, _pos, io) {
     const registry = await loadRegistry(values);
-    const rows = registry.list('preset').map((p) => ({ name: p.name, description: p.description, source: registry.sourceOf('preset', p.name), ...describe(registry, p.name) }));
+    const rows = registry
+      .list('preset')
+      .map((p) => ({
+        name: p.name,
+        description: p.description,
+        source: registry.sourceOf('preset', p.name),
+        ...describe(registry, p.name),
+      }));
     if (values.json) {
-      io.out(JSON.stringify(rows.map((r) => ({ name: r.name, source: r.source, parameters: r.parameters, model: r.config.model, attention: r.config.attention })), null, 2));
+      io.out(
+        JSON.stringify(
+          rows.map((r) => ({
+            name: r.name,
+            source: r.source,
+            parameters: r.parameters,
+            model: r.config.model,
+            attention: r.config.attention,
+          })),
+          null,
+          2,
+        ),
+      );
       return;
     }
-    io.out(`${'preset'.padEnd(12)} ${'attention'.padEnd(9)} ${'layers'.padStart(6)} ${'hidden'.padStart(6)} ${'heads'.padStart(5)} ${'ffn'.padStart(6)} ${'vocab'.padStart(7)} ${'parameters'.padStart(15)}`);
+    io.out(
+      `${'preset'.padEnd(12)} ${'attention'.padEnd(9)} ${'layers'.padStart(6)} ${'hidden'.padStart(6)} ${'heads'.padStart(5)} ${'ffn'.padStart(6)} ${'vocab'.padStart(7)} ${'parameters'.padStart(15)}`,
+    );
     for (const r of rows) {
       const m = r.config.model;
       io.out(

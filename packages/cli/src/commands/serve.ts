@@ -1,7 +1,21 @@
-import { createOpenAIServer, ServingEngine, type ChatMessage, type PreparedRequest, type ServedModel } from '@yuan/serve';
+import {
+  createOpenAIServer,
+  ServingEngine,
+  type ChatMessage,
+  type PreparedRequest,
+  type ServedModel,
+} from '@yuan/serve';
 import path from 'node:path';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, openModel, openTokenizer, PEFT_OPTION } from '../context.js';
+import {
+  BACKEND_OPTION,
+  CONFIG_OPTIONS,
+  loadConfig,
+  loadRegistry,
+  openModel,
+  openTokenizer,
+  PEFT_OPTION,
+} from '../context.js';
 
 /** YUAN's chat format: the turns' text joined by newlines, then `<sep>` (the model answers and ends with `<eod>`). */
 function yuanChat(messages: ChatMessage[]): string {
@@ -39,7 +53,8 @@ export function servedLocal(engine: ServingEngine, modelName: string): ServedMod
 export const serveCommand: Command = {
   path: ['serve'],
   summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API',
-  usage: 'yuan serve (--model DIR | --preset NAME) [--peft ADAPTER_DIR] [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
+  usage:
+    'yuan serve (--model DIR | --preset NAME) [--peft ADAPTER_DIR] [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
@@ -59,7 +74,9 @@ export const serveCommand: Command = {
     const registry = await loadRegistry(values, values.preset || values.config ? await loadConfig(values) : undefined);
     const model = await openModel(values, registry, io.err);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
-    const name = (values.name as string | undefined) ?? path.basename(path.resolve((values.model ?? values.preset ?? values.peft) as string));
+    const name =
+      (values.name as string | undefined) ??
+      path.basename(path.resolve((values.model ?? values.preset ?? values.peft) as string));
     const server = createOpenAIServer(servedLocal(new ServingEngine(model, tokenizer, { maxBatch }), name));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -67,7 +84,9 @@ export const serveCommand: Command = {
     });
     const address = server.address();
     const actual = typeof address === 'object' && address ? address.port : port;
-    io.out(`serving "${name}" on http://${host}:${actual}/v1 (completions, chat/completions, models; batches up to ${maxBatch}); Ctrl-C to stop`);
+    io.out(
+      `serving "${name}" on http://${host}:${actual}/v1 (completions, chat/completions, models; batches up to ${maxBatch}); Ctrl-C to stop`,
+    );
     await new Promise<void>((resolve) => {
       const stop = () => server.close(() => resolve());
       process.once('SIGINT', stop);

@@ -1,7 +1,14 @@
 import { YuanError, type YuanConfig } from '@yuan/core';
 import type { RunResult } from '@yuan/train';
 import { numberOption, requireString, YUAN_VERSION, type Command, type OptionSpec } from '../command.js';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, registryModules, withPluginFlags } from '../context.js';
+import {
+  BACKEND_OPTION,
+  CONFIG_OPTIONS,
+  loadConfig,
+  loadRegistry,
+  registryModules,
+  withPluginFlags,
+} from '../context.js';
 import { PARALLEL_OPTIONS, withParallelFlags } from '../parallel-flags.js';
 import { ADAPTER_TRAIN_OPTIONS, ADAPTER_TRAIN_USAGE, adapterRequested, trainAdapter } from '../training/adapter.js';
 
@@ -20,7 +27,16 @@ interface TrainSummary {
 }
 
 function summaryOf(r: RunResult, out: string): TrainSummary {
-  return { steps: r.steps, trainedSteps: r.history.length, parameters: r.parameters, loss: r.finalLoss, validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null, secondsPerStep: r.secondsPerStep, tokensPerSecond: r.tokensPerSecond, out };
+  return {
+    steps: r.steps,
+    trainedSteps: r.history.length,
+    parameters: r.parameters,
+    loss: r.finalLoss,
+    validLoss: Number.isFinite(r.validLoss) ? r.validLoss : null,
+    secondsPerStep: r.secondsPerStep,
+    tokensPerSecond: r.tokensPerSecond,
+    out,
+  };
 }
 
 /**
@@ -39,12 +55,13 @@ export const EOD_ID_OPTION: OptionSpec = { 'eod-id': { type: 'string' } };
 /** `yuan train`: pretrain or fine-tune a model on a packed data folder, with checkpoints, metrics and a loss plot. */
 export const trainCommand: Command = {
   path: ['train'],
-  summary: 'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
+  summary:
+    'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR|PREFIX --steps N --out DIR [--eod-id N] [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
     '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
     '  [--dp D --zero 0|1|2 [--transport threads|tcp|NAME] [--timeout SECONDS]]\n' +
-    '  The layout flags set the config\'s parallel section (parallel.pp, .dp, .zero, .partition, .schedule, .recompute, .transport,\n' +
+    "  The layout flags set the config's parallel section (parallel.pp, .dp, .zero, .partition, .schedule, .recompute, .transport,\n" +
     '  .microbatches; a preset such as tiny-pp2dp2 or yuan2-102b, a --config file or --set parallel.pp=2 set it too; flags win).\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences;\n' +
     '  train.gradAccumulation is the same M: give one of them);\n' +
@@ -54,7 +71,7 @@ export const trainCommand: Command = {
     '  rank (process or thread) runs one stage of a P × D grid, WORLD_SIZE = P × D (Megatron layout: stage s = ranks s·D … s·D+D-1);\n' +
     '  --timeout SECONDS: how long a rank waits for a silent peer before failing, naming it (default 60).\n' +
     '  --eod-id N: the id that ends each document (positions restart after it; sets train.eodId); default the <eod> of the\n' +
-    '  data\'s index.json; a Megatron PREFIX with no index.json beside it needs it. Token ids are checked against the vocabulary first.\n' +
+    "  data's index.json; a Megatron PREFIX with no index.json beside it needs it. Token ids are checked against the vocabulary first.\n" +
     '  train.* settings (--set train.lr=3e-4): seqLength, microBatchSize, gradAccumulation, lr, minLr, warmupSteps, decaySteps,\n' +
     '  beta1, beta2, eps, weightDecay, gradClip, resetPositionIds, eodId, validEvery, validBatches, checkpointEvery, keepCheckpoints\n' +
     ADAPTER_TRAIN_USAGE,
@@ -80,11 +97,17 @@ export const trainCommand: Command = {
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);
     const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
     const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
-    const { config, naming } = await withParallelFlags(withEodId(withPluginFlags(await loadConfig(values, 'tiny-lfa'), values), values), values);
+    const { config, naming } = await withParallelFlags(
+      withEodId(withPluginFlags(await loadConfig(values, 'tiny-lfa'), values), values),
+      values,
+    );
     const timeoutSeconds = values.timeout === undefined ? undefined : numberOption(values, 'timeout', 60, { min: 0.1 });
     const registry = await loadRegistry({}, config);
     // the library runs every layout: one process, stage threads, P × D ranks it starts, or this process as a launched rank
-    const [{ trainParallel }, { Progress }] = await Promise.all([import('@yuan/parallel-pipeline'), import('../training/progress.js')]);
+    const [{ trainParallel }, { Progress }] = await Promise.all([
+      import('@yuan/parallel-pipeline'),
+      import('../training/progress.js'),
+    ]);
     let progress: InstanceType<typeof Progress> | undefined;
     const r = await trainParallel({
       config,

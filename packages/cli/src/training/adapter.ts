@@ -20,10 +20,10 @@ export const ADAPTER_TRAIN_OPTIONS: OptionSpec = {
 
 /** The usage lines of the adapter flags. */
 export const ADAPTER_TRAIN_USAGE =
-  '  LoRA fine-tuning (the config\'s adapter section: adapter.name lora, adapter.options.rank/alpha/dropout/targets/rslora):\n' +
+  "  LoRA fine-tuning (the config's adapter section: adapter.name lora, adapter.options.rank/alpha/dropout/targets/rslora):\n" +
   '  [--model BASE_DIR] --lora | --lora-rank R [--lora-alpha A] [--lora-dropout P] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear]\n' +
   '  [--recompute none|full] trains only the adapter over the frozen base (--model, else the preset initialised from --seed);\n' +
-  '  --recompute full keeps only each layer\'s input and recomputes the layer in the backward (far less memory, one more\n' +
+  "  --recompute full keeps only each layer's input and recomputes the layer in the backward (far less memory, one more\n" +
   '  forward per step); one process (no --pp/--dp). Checkpoints are PEFT\n' +
   '  adapter folders (adapter_config.json + adapter_model.safetensors) for generate/serve/eval/forward --peft and yuan adapter merge.';
 
@@ -37,15 +37,26 @@ const LORA_FLAGS = ['lora', 'lora-rank', 'lora-alpha', 'lora-dropout', 'lora-tar
 export function loraLayer(values: Record<string, unknown>, prior?: unknown): JsonObject | undefined {
   const given = LORA_FLAGS.filter((f) => values[f] !== undefined && values[f] !== false);
   if (given.length === 0) return undefined;
-  if (prior !== undefined && prior !== 'lora') throw new YuanError('usage', `--${given[0]} sets a lora adapter, but the config's adapter is ${JSON.stringify(prior)}`);
+  if (prior !== undefined && prior !== 'lora')
+    throw new YuanError(
+      'usage',
+      `--${given[0]} sets a lora adapter, but the config's adapter is ${JSON.stringify(prior)}`,
+    );
   const options: JsonObject = {};
   if (values['lora-rank'] !== undefined) options.rank = numberOption(values, 'lora-rank', 8, { int: true, min: 1 });
   if (values['lora-alpha'] !== undefined) options.alpha = numberOption(values, 'lora-alpha', 8, { min: 0 });
   if (values['lora-dropout'] !== undefined) options.dropout = numberOption(values, 'lora-dropout', 0, { min: 0 });
   if (values['lora-targets'] !== undefined) {
     const raw = values['lora-targets'] as string;
-    const list = raw.split(',').map((t) => t.trim()).filter(Boolean);
-    if (list.length === 0) throw new YuanError('usage', `--lora-targets ${JSON.stringify(raw)} names no module (e.g. q_proj,v_proj or all-linear)`);
+    const list = raw
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
+    if (list.length === 0)
+      throw new YuanError(
+        'usage',
+        `--lora-targets ${JSON.stringify(raw)} names no module (e.g. q_proj,v_proj or all-linear)`,
+      );
     options.targets = list.length === 1 && (list[0] === 'all-linear' || !/^\w+$/.test(list[0])) ? list[0] : list;
   }
   return { adapter: { name: 'lora', options } };
@@ -61,7 +72,8 @@ export async function adapterRequested(values: Record<string, unknown>): Promise
 /** `train.*` set by the flags `yuan train` maps (--microbatches M, --eod-id N), winning over the config's. */
 function withTrainFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
   const train = { ...((config.train as object | undefined) ?? {}) } as Record<string, unknown>;
-  if (values.microbatches !== undefined) train.gradAccumulation = numberOption(values, 'microbatches', 1, { int: true, min: 1 });
+  if (values.microbatches !== undefined)
+    train.gradAccumulation = numberOption(values, 'microbatches', 1, { int: true, min: 1 });
   if (values['eod-id'] !== undefined) train.eodId = numberOption(values, 'eod-id', 0, { int: true, min: 0 });
   return { ...config, train };
 }
@@ -81,12 +93,28 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   const steps = numberOption(values, 'steps', 0, { int: true, min: 1 });
   const seed = numberOption(values, 'seed', 0, { int: true, min: 0 });
   const parallel = PARALLEL_FLAGS.filter((f) => values[f] !== undefined);
-  if (parallel.length) throw new YuanError('usage', `--${parallel[0]}: an adapter (LoRA) run trains in one process; leave out the parallel layout flags`);
+  if (parallel.length)
+    throw new YuanError(
+      'usage',
+      `--${parallel[0]}: an adapter (LoRA) run trains in one process; leave out the parallel layout flags`,
+    );
   const { rankFromEnvironment } = await import('@yuan/comm');
-  if (rankFromEnvironment().worldSize > 1) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process: start it without yuan launch, srun or an indexed Job');
+  if (rankFromEnvironment().worldSize > 1)
+    throw new YuanError(
+      'usage',
+      'an adapter (LoRA) run trains in one process: start it without yuan launch, srun or an indexed Job',
+    );
   const recompute = (values.recompute as string | undefined) ?? 'none';
-  if (recompute !== 'none' && recompute !== 'full') throw new YuanError('usage', `--recompute ${JSON.stringify(recompute)}: an adapter run takes none (keep every activation) or full (recompute each layer in the backward)`);
-  if (values.model !== undefined && values.preset !== undefined) throw new YuanError('usage', '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other');
+  if (recompute !== 'none' && recompute !== 'full')
+    throw new YuanError(
+      'usage',
+      `--recompute ${JSON.stringify(recompute)}: an adapter run takes none (keep every activation) or full (recompute each layer in the backward)`,
+    );
+  if (values.model !== undefined && values.preset !== undefined)
+    throw new YuanError(
+      'usage',
+      '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other',
+    );
   const model = await import('@yuan/model');
   const train = await import('@yuan/train');
   const baseDir = values.model !== undefined ? model.resolveModelDir(values.model as string) : undefined;
@@ -97,11 +125,18 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   const overrides = overrideLayer(values);
   const flags = loraLayer(values, (overrides.adapter as { name?: unknown } | undefined)?.name);
   if (baseDir !== undefined && !flags && overrides.adapter === undefined) {
-    throw new YuanError('usage', '--model trains an adapter over the base: add --lora (or --lora-rank R, or an adapter section in --config)');
+    throw new YuanError(
+      'usage',
+      '--model trains an adapter over the base: add --lora (or --lora-rank R, or an adapter section in --config)',
+    );
   }
   if (baseDir !== undefined) {
     registry = await loadRegistry({ ...values, model: baseDir });
-    const read = await model.readCheckpoint(baseDir, model.attentionLookup(registry), flags ? deepMerge(overrides, flags) : overrides);
+    const read = await model.readCheckpoint(
+      baseDir,
+      model.attentionLookup(registry),
+      flags ? deepMerge(overrides, flags) : overrides,
+    );
     if (read.ignored.length) io.err(model.ignoredTensorsNote(baseDir, read.ignored));
     config = read.config;
     baseWeights = read.weights;
@@ -109,17 +144,28 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     config = flags ? await loadConfig(values, 'tiny-lfa', flags) : await loadConfig(values, 'tiny-lfa');
   }
   config = withTrainFlags(withPluginFlags(config, values), values);
-  if (!config.adapter) throw new YuanError('usage', 'an adapter run needs an adapter: add --lora (or --lora-rank R, or an adapter section in --config)');
+  if (!config.adapter)
+    throw new YuanError(
+      'usage',
+      'an adapter run needs an adapter: add --lora (or --lora-rank R, or an adapter section in --config)',
+    );
   const parallelSection = config.parallel as { pp?: number; dp?: number } | undefined;
-  if ((parallelSection?.pp ?? 1) > 1 || (parallelSection?.dp ?? 1) > 1) throw new YuanError('usage', 'an adapter (LoRA) run trains in one process; the config\'s parallel section asks for more');
+  if ((parallelSection?.pp ?? 1) > 1 || (parallelSection?.dp ?? 1) > 1)
+    throw new YuanError(
+      'usage',
+      "an adapter (LoRA) run trains in one process; the config's parallel section asks for more",
+    );
   registry ??= await loadRegistry({}, config);
   const plugin = registry.get('adapter', config.adapter.name) as unknown as TensorAdapterPlugin<unknown>;
   const attention = model.attentionLookup(registry)(config.attention.name);
   const options = config.adapter.options ?? {};
   // the options and targets are checked against this model before the data or the backend is touched
   const specs = model.modelParameters(config, attention);
-  const adapterParams = plugin.parameters(specs, model.adapterOptions(plugin, options)).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
-  if (adapterParams === 0) throw new ConfigError(`invalid config: the ${plugin.name} adapter with these options has no parameters`);
+  const adapterParams = plugin
+    .parameters(specs, model.adapterOptions(plugin, options))
+    .reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  if (adapterParams === 0)
+    throw new ConfigError(`invalid config: the ${plugin.name} adapter with these options has no parameters`);
   const baseParameters = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   let held = baseWeights;
   baseWeights = undefined;
@@ -128,11 +174,21 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     options,
     baseDir: baseDir === undefined ? null : path.resolve(baseDir),
     recompute: recompute === 'full',
-    ...(held ? { base: async () => { const w = held!; held = undefined; return w; } } : {}),
+    ...(held
+      ? {
+          base: async () => {
+            const w = held!;
+            held = undefined;
+            return w;
+          },
+        }
+      : {}),
   };
   await initBackend(values.backend as string | undefined, registry);
   const { trainWithProgress } = await import('./run.js');
-  io.err(`${plugin.name} adapter: ${adapterParams.toLocaleString('en-US')} trainable parameters over a frozen base of ${baseParameters.toLocaleString('en-US')} (${baseDir ?? `${config.preset} initialised from seed ${seed}`})`);
+  io.err(
+    `${plugin.name} adapter: ${adapterParams.toLocaleString('en-US')} trainable parameters over a frozen base of ${baseParameters.toLocaleString('en-US')} (${baseDir ?? `${config.preset} initialised from seed ${seed}`})`,
+  );
   const r = await trainWithProgress(io, registry, {
     config,
     engine: train.adapterEngine(training),
@@ -158,7 +214,10 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     adapter: plugin.name,
     baseParameters,
   };
-  const trained = summary.trainedSteps === summary.steps ? `${summary.steps} steps` : `steps ${summary.steps - summary.trainedSteps + 1}–${summary.steps} (${summary.trainedSteps} after the resume)`;
+  const trained =
+    summary.trainedSteps === summary.steps
+      ? `${summary.steps} steps`
+      : `steps ${summary.steps - summary.trainedSteps + 1}–${summary.steps} (${summary.trainedSteps} after the resume)`;
   io.out(
     values.json
       ? JSON.stringify(summary)

@@ -4,7 +4,11 @@ import type { CommandIO } from '../command.js';
 export class Progress {
   private last = '';
 
-  constructor(private readonly io: CommandIO, private readonly total: number, private readonly every: number) {}
+  constructor(
+    private readonly io: CommandIO,
+    private readonly total: number,
+    private readonly every: number,
+  ) {}
 
   /** Reports that `done` of `total` units are finished, with a status text. */
   update(done: number, text: string): void {

@@ -9,7 +9,11 @@ import { Progress } from './progress.js';
  * selecting the tensor backend (`options.backend`, a backend plugin of `registry`, else the highest priority that loads).
  * Returns the run's result and the backend's name.
  */
-export async function trainWithProgress(io: CommandIO, registry: PluginRegistry, options: Omit<RunOptions, 'onStep' | 'onNote'>): Promise<RunResult & { backend: string }> {
+export async function trainWithProgress(
+  io: CommandIO,
+  registry: PluginRegistry,
+  options: Omit<RunOptions, 'onStep' | 'onNote'>,
+): Promise<RunResult & { backend: string }> {
   const backend = await initBackend(options.backend, registry);
   let progress: Progress | undefined;
   const result = await runTraining({

@@ -107,7 +107,10 @@ export class MinHasher {
   private readonly kernel?: SignatureKernel;
 
   /** `simd: false` always uses the scalar loop (the SIMD kernel, when available, gives the same signatures). */
-  constructor(readonly params: MinHashParams, options: { simd?: boolean } = {}) {
+  constructor(
+    readonly params: MinHashParams,
+    options: { simd?: boolean } = {},
+  ) {
     this.permSeeds = new Uint32Array(params.numPerm);
     for (let i = 0; i < params.numPerm; i++) this.permSeeds[i] = fmix32((params.seed + 0x9e3779b9 * (i + 1)) >>> 0);
     if (options.simd !== false) this.kernel = simdMinHash(this.permSeeds);
@@ -133,7 +136,9 @@ export class MinHasher {
   bandKeysOfDoc(doc: FilterDocument): Uint32Array {
     const a = analyze(doc);
     this.sigScratch ??= new Uint32Array(this.params.numPerm);
-    return this.bandKeys(this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a), this.sigScratch));
+    return this.bandKeys(
+      this.signatureOf(shingleHashes(a.text, this.params.ngram, this.params.seed, a), this.sigScratch),
+    );
   }
 
   private sigScratch?: Uint32Array;

@@ -21,9 +21,14 @@ function loadList(file: string, path: string): string[] {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new ConfigError(`invalid config: ${path} = ${JSON.stringify(file)}; cannot read the word list (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    throw new ConfigError(
+      `invalid config: ${path} = ${JSON.stringify(file)}; cannot read the word list (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+    );
   }
-  return text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /**
@@ -41,13 +46,18 @@ export const badwordsFilter = defineFilter<BadWordsOptions>({
       const words: Record<string, string[]> = {};
       for (const [lang, list] of Object.entries(o.words)) {
         if (!Array.isArray(list) || list.some((w) => typeof w !== 'string')) {
-          throw new ConfigError(`invalid config: ${path}.words.${lang} = ${JSON.stringify(list)?.slice(0, 60)}; expected an array of strings`);
+          throw new ConfigError(
+            `invalid config: ${path}.words.${lang} = ${JSON.stringify(list)?.slice(0, 60)}; expected an array of strings`,
+          );
         }
         words[lang] = list as string[];
       }
       const files: Record<string, string> = {};
       for (const [lang, file] of Object.entries(o.files)) {
-        if (typeof file !== 'string') throw new ConfigError(`invalid config: ${path}.files.${lang} = ${JSON.stringify(file)}; expected a file path`);
+        if (typeof file !== 'string')
+          throw new ConfigError(
+            `invalid config: ${path}.files.${lang} = ${JSON.stringify(file)}; expected a file path`,
+          );
         files[lang] = file;
       }
       return { words, files, maxMatches: o.maxMatches };
@@ -56,9 +66,11 @@ export const badwordsFilter = defineFilter<BadWordsOptions>({
   create(o) {
     const lists = new Map<string, string[]>();
     for (const [lang, list] of Object.entries(o.words)) lists.set(lang, [...(lists.get(lang) ?? []), ...list]);
-    for (const [lang, file] of Object.entries(o.files)) lists.set(lang, [...(lists.get(lang) ?? []), ...loadList(file, `badwords.options.files.${lang}`)]);
+    for (const [lang, file] of Object.entries(o.files))
+      lists.set(lang, [...(lists.get(lang) ?? []), ...loadList(file, `badwords.options.files.${lang}`)]);
     const matchers = new Map<string, PatternMatcher>();
-    for (const [lang, list] of lists) matchers.set(lang, new PatternMatcher([...new Set(list.map((w) => w.toLowerCase()).filter((w) => w !== ''))]));
+    for (const [lang, list] of lists)
+      matchers.set(lang, new PatternMatcher([...new Set(list.map((w) => w.toLowerCase()).filter((w) => w !== ''))]));
     return {
       apply(doc) {
         const lang = doc.lang ?? '*';
@@ -69,7 +81,8 @@ export const badwordsFilter = defineFilter<BadWordsOptions>({
           if (!m) continue;
           const bounded = !WORDLESS.has(lang) && !(lang === '*' && /[\u3040-\u30ff\u4e00-\u9fff]/.test(lower));
           m.scan(lower, (p, start, end) => {
-            if (bounded && ((start > 0 && isAlnum(lower[start - 1])) || (end < lower.length && isAlnum(lower[end])))) return;
+            if (bounded && ((start > 0 && isAlnum(lower[start - 1])) || (end < lower.length && isAlnum(lower[end]))))
+              return;
             found.push(m.patterns[p]);
             return found.length <= o.maxMatches;
           });

@@ -45,11 +45,22 @@ let parts = new Int32Array(768);
  * newlines with runs of 3 or more newlines made 2) from the analysis `a` of the text it was cut from, without scanning
  * it again (see adoptLinesAnalysis). `keptInfo` describes the `count` kept lines.
  */
-function reuseAnalysis(doc: FilterDocument, a: TextAnalysis, squashed: string, text: string, count: number, cjkChars: number): void {
+function reuseAnalysis(
+  doc: FilterDocument,
+  a: TextAnalysis,
+  squashed: string,
+  text: string,
+  count: number,
+  cjkChars: number,
+): void {
   const lead = squashed.length - squashed.trimStart().length;
   const tail = squashed.length - lead - text.length;
   // trim() removes U+FEFF, which does not separate word tokens: then the tokens at the two ends may change.
-  if ((lead > 0 && squashed.slice(0, lead).includes('\ufeff')) || (tail > 0 && squashed.slice(squashed.length - tail).includes('\ufeff'))) return;
+  if (
+    (lead > 0 && squashed.slice(0, lead).includes('\ufeff')) ||
+    (tail > 0 && squashed.slice(squashed.length - tail).includes('\ufeff'))
+  )
+    return;
   if (parts.length < 3 * count) parts = new Int32Array(Math.max(3 * count, 2 * parts.length));
   let n = 0;
   let pos = 0;
@@ -74,11 +85,24 @@ function reuseAnalysis(doc: FilterDocument, a: TextAnalysis, squashed: string, t
 /** C4 rules: line-level removal of boilerplate, then lorem-ipsum, curly-bracket and sentence-count checks; skips code. */
 export const c4Filter = defineFilter<C4Options>({
   name: 'c4',
-  description: 'C4 rules: removes javascript/policy/short lines, drops lorem ipsum and documents with too few sentences',
+  description:
+    'C4 rules: removes javascript/policy/short lines, drops lorem ipsum and documents with too few sentences',
   defaults: {
     removeJavascriptLines: true,
     removePolicyLines: true,
-    policyPhrases: ['terms of use', 'privacy policy', 'cookie policy', 'uses cookies', 'use of cookies', 'use cookies', '隐私政策', '使用条款', '服务条款', '使用cookie', 'cookie政策'],
+    policyPhrases: [
+      'terms of use',
+      'privacy policy',
+      'cookie policy',
+      'uses cookies',
+      'use of cookies',
+      'use cookies',
+      '隐私政策',
+      '使用条款',
+      '服务条款',
+      '使用cookie',
+      'cookie政策',
+    ],
     removeNoTerminalPunctLines: false,
     minWordsPerLine: 3,
     maxWordLength: 1000,
@@ -105,7 +129,11 @@ export const c4Filter = defineFilter<C4Options>({
   }),
   create(o) {
     const phrases = o.policyPhrases.map((p) => p.toLowerCase());
-    const searched = new LowerCasePhrases([...(o.dropLoremIpsum ? ['lorem ipsum'] : []), ...(o.removeJavascriptLines ? ['javascript'] : []), ...(o.removePolicyLines ? phrases : [])]);
+    const searched = new LowerCasePhrases([
+      ...(o.dropLoremIpsum ? ['lorem ipsum'] : []),
+      ...(o.removeJavascriptLines ? ['javascript'] : []),
+      ...(o.removePolicyLines ? phrases : []),
+    ]);
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
@@ -119,14 +147,17 @@ export const c4Filter = defineFilter<C4Options>({
         let keptLines = 0;
         // A line's lower-case form is its part of the text's (lower-casing does not look across a newline), so when the
         // whole text has no JavaScript or policy phrase, no line has one.
-        const lineChecks = (o.removeJavascriptLines && lower.includes('javascript')) || (o.removePolicyLines && phrases.some((p) => lower.includes(p)));
+        const lineChecks =
+          (o.removeJavascriptLines && lower.includes('javascript')) ||
+          (o.removePolicyLines && phrases.some((p) => lower.includes(p)));
         // Word tokens never cross a newline: each line's words are the text's tokens inside it.
         const a = analyze(doc);
         const { ids, starts, ends } = a;
         let t = 0;
         let lineStart = 0;
         const lines = a.lines;
-        if (keptInfo.length < 4 * lines.length) keptInfo = new Int32Array(Math.max(4 * lines.length, 2 * keptInfo.length));
+        if (keptInfo.length < 4 * lines.length)
+          keptInfo = new Int32Array(Math.max(4 * lines.length, 2 * keptInfo.length));
         const info = keptInfo;
         for (const line of lines) {
           const lineEnd = lineStart + line.length;
@@ -166,8 +197,7 @@ export const c4Filter = defineFilter<C4Options>({
           if (why) {
             edits ??= {};
             edits[why] = (edits[why] ?? 0) + 1;
-          }
-          else {
+          } else {
             info[4 * kept.length] = line.length;
             info[4 * kept.length + 1] = lineEnd - line.length;
             info[4 * kept.length + 2] = t;
@@ -180,7 +210,8 @@ export const c4Filter = defineFilter<C4Options>({
         const squashed = joined.includes('\n\n\n') ? joined.replace(/\n{3,}/g, '\n\n') : joined;
         const text = squashed.trim();
         if (text === '') return { keep: false, reason: 'no-lines-left' };
-        const cjk = doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
+        const cjk =
+          doc.lang === 'zh' || doc.lang === 'ja' || (doc.lang === undefined && words > 0 && cjkChars / words >= 0.5);
         const min = keptLines < o.pageMinLines ? o.paragraphMinSentences : cjk ? o.cjkMinSentences : o.minSentences;
         const sentences = countSentences(text, min);
         if (sentences < min) return { keep: false, reason: 'too-few-sentences', detail: `${sentences} < ${min}` };

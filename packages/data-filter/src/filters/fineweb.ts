@@ -25,12 +25,20 @@ export interface FineWebOptions {
   minLinesForLineRules: number;
 }
 
-
 /** FineWeb rules: terminal-punctuation lines, short lines, duplicated-line characters, newlines per word; skips code. */
 export const finewebFilter = defineFilter<FineWebOptions>({
   name: 'fineweb',
-  description: 'FineWeb rules: share of lines with terminal punctuation, short lines, duplicated-line characters, newlines per word',
-  defaults: { minTerminalPunctLines: 0.12, maxShortLines: 0.67, shortLineChars: 30, cjkShortLineChars: 15, maxDupLineChars: 0.01, maxNewlinesPerWord: 0.3, minLinesForLineRules: 3 },
+  description:
+    'FineWeb rules: share of lines with terminal punctuation, short lines, duplicated-line characters, newlines per word',
+  defaults: {
+    minTerminalPunctLines: 0.12,
+    maxShortLines: 0.67,
+    shortLineChars: 30,
+    cjkShortLineChars: 15,
+    maxDupLineChars: 0.01,
+    maxNewlinesPerWord: 0.3,
+    minLinesForLineRules: 3,
+  },
   schema: obj({
     minTerminalPunctLines: num({ min: 0, max: 1 }),
     maxShortLines: num({ min: 0, max: 1 }),
@@ -51,18 +59,26 @@ export const finewebFilter = defineFilter<FineWebOptions>({
           let terminal = 0;
           for (const l of lines) if (endsWithTerminal(l)) terminal++;
           const punct = terminal / lines.length;
-          if (punct < o.minTerminalPunctLines) return { keep: false, reason: 'terminal-punct-lines', detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}` };
+          if (punct < o.minTerminalPunctLines)
+            return {
+              keep: false,
+              reason: 'terminal-punct-lines',
+              detail: `${punct.toFixed(3)} < ${o.minTerminalPunctLines}`,
+            };
           const shortLen = a.cjk ? o.cjkShortLineChars : o.shortLineChars;
           let shortLines = 0;
           for (const l of lines) if (codePointCount(l) <= shortLen) shortLines++;
           const short = shortLines / lines.length;
-          if (short > o.maxShortLines) return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
+          if (short > o.maxShortLines)
+            return { keep: false, reason: 'short-lines', detail: `${short.toFixed(3)} > ${o.maxShortLines}` };
         }
         const dup = a.lineDuplicates.chars;
-        if (dup > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${dup.toFixed(3)} > ${o.maxDupLineChars}` };
+        if (dup > o.maxDupLineChars)
+          return { keep: false, reason: 'dup-line-chars', detail: `${dup.toFixed(3)} > ${o.maxDupLineChars}` };
         const newlines = a.lines.length - 1;
         const ratio = a.ids.length ? newlines / a.ids.length : 0;
-        if (ratio > o.maxNewlinesPerWord) return { keep: false, reason: 'newlines-per-word', detail: `${ratio.toFixed(3)} > ${o.maxNewlinesPerWord}` };
+        if (ratio > o.maxNewlinesPerWord)
+          return { keep: false, reason: 'newlines-per-word', detail: `${ratio.toFixed(3)} > ${o.maxNewlinesPerWord}` };
         return { keep: true };
       },
     };

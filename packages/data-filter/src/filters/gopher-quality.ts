@@ -66,7 +66,9 @@ function stopWordNumbers(list: string[], byCore: boolean): WordNumbers {
   let table = stopWordTables.get(key);
   if (!table) {
     const set = new Set(byCore ? list.map((w) => w.toLowerCase()) : list);
-    table = byCore ? new WordNumbers((_, id) => (set.has(coreLowerOfWord.get(id)) ? 1 : 0)) : new WordNumbers((w) => (set.has(w) ? 1 : 0));
+    table = byCore
+      ? new WordNumbers((_, id) => (set.has(coreLowerOfWord.get(id)) ? 1 : 0))
+      : new WordNumbers((w) => (set.has(w) ? 1 : 0));
     stopWordTables.set(key, table);
   }
   return table;
@@ -82,7 +84,8 @@ function occurrences(text: string, sep: string): number {
 /** Gopher document-quality rules, CJK-aware: counts characters for Chinese, uses Chinese function words, skips code. */
 export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
   name: 'gopher-quality',
-  description: 'Gopher quality rules: word count, mean word length, symbol ratio, bullets, ellipses, alphabetic words, stop words',
+  description:
+    'Gopher quality rules: word count, mean word length, symbol ratio, bullets, ellipses, alphabetic words, stop words',
   defaults: {
     minWords: 50,
     maxWords: 100_000,
@@ -94,7 +97,27 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
     minAlphaWords: 0.8,
     minStopWords: 2,
     stopWords: ['the', 'be', 'to', 'of', 'and', 'that', 'have', 'with'],
-    cjkStopWords: ['的', '了', '是', '在', '和', '有', '不', '这', '也', '就', '与', '而', '之', '我', '他', '们', '中', '为', '以'],
+    cjkStopWords: [
+      '的',
+      '了',
+      '是',
+      '在',
+      '和',
+      '有',
+      '不',
+      '这',
+      '也',
+      '就',
+      '与',
+      '而',
+      '之',
+      '我',
+      '他',
+      '们',
+      '中',
+      '为',
+      '以',
+    ],
   },
   schema: obj({
     minWords: num({ int: true, min: 0 }),
@@ -134,13 +157,18 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
           }
           const mean = counted ? letters / counted : 0;
           if (mean < o.minMeanWordLength || mean > o.maxMeanWordLength) {
-            return { keep: false, reason: 'mean-word-length', detail: `${mean.toFixed(2)} outside [${o.minMeanWordLength}, ${o.maxMeanWordLength}]` };
+            return {
+              keep: false,
+              reason: 'mean-word-length',
+              detail: `${mean.toFixed(2)} outside [${o.minMeanWordLength}, ${o.maxMeanWordLength}]`,
+            };
           }
         }
         const hashes = occurrences(a.text, '#');
         const ellipses = occurrences(a.text, '...') + occurrences(a.text, '…');
         const symbolRatio = (hashes + ellipses) / n;
-        if (symbolRatio > o.maxSymbolWordRatio) return { keep: false, reason: 'symbol-ratio', detail: `${symbolRatio.toFixed(3)} > ${o.maxSymbolWordRatio}` };
+        if (symbolRatio > o.maxSymbolWordRatio)
+          return { keep: false, reason: 'symbol-ratio', detail: `${symbolRatio.toFixed(3)} > ${o.maxSymbolWordRatio}` };
         // The non-blank lines, trimmed (a bullet may follow leading space, an ellipsis trailing space: same tests).
         const lines = a.trimmedLines;
         if (lines.length > 0) {
@@ -151,14 +179,21 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
             if (endsWithEllipsis(l)) ellipsisEnds++;
           }
           const bullets = bulletLines / lines.length;
-          if (bullets > o.maxBulletLines) return { keep: false, reason: 'bullet-lines', detail: `${bullets.toFixed(3)} > ${o.maxBulletLines}` };
+          if (bullets > o.maxBulletLines)
+            return { keep: false, reason: 'bullet-lines', detail: `${bullets.toFixed(3)} > ${o.maxBulletLines}` };
           const ellipsisLines = ellipsisEnds / lines.length;
-          if (ellipsisLines > o.maxEllipsisLines) return { keep: false, reason: 'ellipsis-lines', detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}` };
+          if (ellipsisLines > o.maxEllipsisLines)
+            return {
+              keep: false,
+              reason: 'ellipsis-lines',
+              detail: `${ellipsisLines.toFixed(3)} > ${o.maxEllipsisLines}`,
+            };
         }
         let alpha = 0;
         for (let i = 0; i < n; i++) if (facts[ids[i] * WORD_ROW + column] >> 30) alpha++;
         const alphaShare = alpha / n;
-        if (alphaShare < o.minAlphaWords) return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
+        if (alphaShare < o.minAlphaWords)
+          return { keep: false, reason: 'alpha-words', detail: `${alphaShare.toFixed(3)} < ${o.minAlphaWords}` };
         if (a.cjk || doc.lang === 'en' || doc.lang === undefined) {
           let hits = 0;
           const stop = a.cjk ? isCjkStop : isStop;
@@ -169,7 +204,12 @@ export const gopherQualityFilter = defineFilter<GopherQualityOptions>({
               if (++hits >= o.minStopWords) break;
             }
           }
-          if (hits < o.minStopWords) return { keep: false, reason: 'stop-words', detail: `${hits} < ${o.minStopWords} ${a.cjk ? 'CJK ' : ''}stop words` };
+          if (hits < o.minStopWords)
+            return {
+              keep: false,
+              reason: 'stop-words',
+              detail: `${hits} < ${o.minStopWords} ${a.cjk ? 'CJK ' : ''}stop words`,
+            };
         }
         return { keep: true };
       },

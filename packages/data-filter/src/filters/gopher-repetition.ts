@@ -37,7 +37,8 @@ const PARAGRAPH_BREAK = /\n\s*\n/;
 /** Gopher repetition rules over lines, paragraphs and word n-grams (character n-grams for CJK text); skips code. */
 export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
   name: 'gopher-repetition',
-  description: 'Gopher repetition rules: duplicate lines and paragraphs (count and characters), top and duplicate n-gram shares',
+  description:
+    'Gopher repetition rules: duplicate lines and paragraphs (count and characters), top and duplicate n-gram shares',
   defaults: {
     maxDupLines: 0.3,
     maxDupParagraphs: 0.3,
@@ -59,14 +60,25 @@ export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
         dupNgrams: record(),
         cjkNgramScale: num({ int: true, min: 1 }),
       }).parse(value, path);
-      return { ...o, topNgrams: ngramTable(o.topNgrams, `${path}.topNgrams`), dupNgrams: ngramTable(o.dupNgrams, `${path}.dupNgrams`) };
+      return {
+        ...o,
+        topNgrams: ngramTable(o.topNgrams, `${path}.topNgrams`),
+        dupNgrams: ngramTable(o.dupNgrams, `${path}.dupNgrams`),
+      };
     },
   },
   create(o) {
-    const top = Object.entries(o.topNgrams).map(([n, max]) => [Number(n), max] as const).sort((a, b) => a[0] - b[0]);
-    const dup = Object.entries(o.dupNgrams).map(([n, max]) => [Number(n), max] as const).sort((a, b) => a[0] - b[0]);
+    const top = Object.entries(o.topNgrams)
+      .map(([n, max]) => [Number(n), max] as const)
+      .sort((a, b) => a[0] - b[0]);
+    const dup = Object.entries(o.dupNgrams)
+      .map(([n, max]) => [Number(n), max] as const)
+      .sort((a, b) => a[0] - b[0]);
     // One pass over n = 1, 2, ...: each check at its n (top checks first when both kinds name the same n).
-    const checks = [...top.map(([n, m]) => [n, m, 'top'] as const), ...dup.map(([n, m]) => [n, m, 'dup'] as const)].sort((a, b) => a[0] - b[0] || (a[2] < b[2] ? 1 : -1));
+    const checks = [
+      ...top.map(([n, m]) => [n, m, 'top'] as const),
+      ...dup.map(([n, m]) => [n, m, 'dup'] as const),
+    ].sort((a, b) => a[0] - b[0] || (a[2] < b[2] ? 1 : -1));
     return {
       apply(doc) {
         if (doc.lang === 'code') return { keep: true };
@@ -74,12 +86,28 @@ export const gopherRepetitionFilter = defineFilter<GopherRepetitionOptions>({
         // A paragraph break needs two newlines: with fewer, or none with only white space between, there is at most one
         // paragraph and no repeat.
         const nl = a.text.indexOf('\n');
-        const pd = nl < 0 || a.text.indexOf('\n', nl + 1) < 0 || !PARAGRAPH_BREAK.test(a.text) ? NO_REPEATS : duplicateShares(a.text.split(/\n\s*\n/).map((p) => p.trim()).filter((p) => p !== ''));
-        if (pd.items > o.maxDupParagraphs) return { keep: false, reason: 'dup-paragraphs', detail: `${pd.items.toFixed(3)} > ${o.maxDupParagraphs}` };
-        if (pd.chars > o.maxDupParagraphChars) return { keep: false, reason: 'dup-paragraph-chars', detail: `${pd.chars.toFixed(3)} > ${o.maxDupParagraphChars}` };
+        const pd =
+          nl < 0 || a.text.indexOf('\n', nl + 1) < 0 || !PARAGRAPH_BREAK.test(a.text)
+            ? NO_REPEATS
+            : duplicateShares(
+                a.text
+                  .split(/\n\s*\n/)
+                  .map((p) => p.trim())
+                  .filter((p) => p !== ''),
+              );
+        if (pd.items > o.maxDupParagraphs)
+          return { keep: false, reason: 'dup-paragraphs', detail: `${pd.items.toFixed(3)} > ${o.maxDupParagraphs}` };
+        if (pd.chars > o.maxDupParagraphChars)
+          return {
+            keep: false,
+            reason: 'dup-paragraph-chars',
+            detail: `${pd.chars.toFixed(3)} > ${o.maxDupParagraphChars}`,
+          };
         const ld = a.lineDuplicates;
-        if (ld.items > o.maxDupLines) return { keep: false, reason: 'dup-lines', detail: `${ld.items.toFixed(3)} > ${o.maxDupLines}` };
-        if (ld.chars > o.maxDupLineChars) return { keep: false, reason: 'dup-line-chars', detail: `${ld.chars.toFixed(3)} > ${o.maxDupLineChars}` };
+        if (ld.items > o.maxDupLines)
+          return { keep: false, reason: 'dup-lines', detail: `${ld.items.toFixed(3)} > ${o.maxDupLines}` };
+        if (ld.chars > o.maxDupLineChars)
+          return { keep: false, reason: 'dup-line-chars', detail: `${ld.chars.toFixed(3)} > ${o.maxDupLineChars}` };
         const scale = a.cjk ? o.cjkNgramScale : 1;
         const w = wordIdsOfScan(a.ids, a.starts, a.ends);
         const keys = new NgramCandidates(w, w.distinct);

@@ -22,7 +22,8 @@ const KEEP = { keep: true } as const;
 /** Labels each document with a language and score, and drops languages not listed or scores under the threshold. */
 export const langidFilter = defineFilter<LangIdOptions>({
   name: 'langid',
-  description: 'language identification (zh, ja, ko, en, fr, de, es, it, pt, nl, ru, ..., code, other) with a score threshold',
+  description:
+    'language identification (zh, ja, ko, en, fr, de, es, it, pt, nl, ru, ..., code, other) with a score threshold',
   defaults: { languages: ['zh', 'en', 'code'], threshold: 0.5, codeThreshold: 0.5, sampleChars: 20000 },
   schema: {
     expected: 'langid options',
@@ -35,7 +36,8 @@ export const langidFilter = defineFilter<LangIdOptions>({
         sampleChars: num({ int: true, min: 1 }),
       }).parse(value, path);
       const thresholds: Record<string, number> = {};
-      for (const [k, v] of Object.entries(o.thresholds ?? {})) thresholds[k] = num({ min: 0, max: 1 }).parse(v, `${path}.thresholds.${k}`);
+      for (const [k, v] of Object.entries(o.thresholds ?? {}))
+        thresholds[k] = num({ min: 0, max: 1 }).parse(v, `${path}.thresholds.${k}`);
       return { ...o, thresholds };
     },
   },
@@ -46,9 +48,15 @@ export const langidFilter = defineFilter<LangIdOptions>({
         const guess = detectLanguage(doc.text, o, doc.text.length <= o.sampleChars ? analyze(doc) : undefined);
         doc.lang = guess.lang;
         doc.langScore = Math.round(guess.score * 1e4) / 1e4;
-        if (!keep.has(guess.lang)) return { keep: false, reason: `language:${guess.lang}`, detail: `${guess.lang} ${doc.langScore.toFixed(3)}` };
+        if (!keep.has(guess.lang))
+          return { keep: false, reason: `language:${guess.lang}`, detail: `${guess.lang} ${doc.langScore.toFixed(3)}` };
         const min = o.thresholds?.[guess.lang] ?? o.threshold;
-        if (guess.score < min) return { keep: false, reason: `low-score:${guess.lang}`, detail: `${guess.lang} ${doc.langScore.toFixed(3)} < ${min}` };
+        if (guess.score < min)
+          return {
+            keep: false,
+            reason: `low-score:${guess.lang}`,
+            detail: `${guess.lang} ${doc.langScore.toFixed(3)} < ${min}`,
+          };
         return KEEP;
       },
     };

@@ -27,7 +27,8 @@ export interface MinHashOptions {
  */
 export const minhashFilter = defineFilter<MinHashOptions>({
   name: 'minhash',
-  description: 'near-duplicate removal with MinHash-LSH (bands × rows from a Jaccard threshold); keeps the first of each cluster',
+  description:
+    'near-duplicate removal with MinHash-LSH (bands × rows from a Jaccard threshold); keeps the first of each cluster',
   defaults: { threshold: 0.75, numPerm: 128, ngram: 5, seed: 1 },
   schema: {
     expected: 'minhash options',
@@ -41,12 +42,17 @@ export const minhashFilter = defineFilter<MinHashOptions>({
         seed: num({ int: true, min: 0 }),
       }).parse(value, path);
       check((o.bands === undefined) === (o.rows === undefined), `${path}: give both bands and rows, or neither`);
-      if (o.bands !== undefined) check(o.bands * o.rows! <= o.numPerm, `${path}: bands × rows (${o.bands} × ${o.rows}) exceeds numPerm (${o.numPerm})`);
+      if (o.bands !== undefined)
+        check(
+          o.bands * o.rows! <= o.numPerm,
+          `${path}: bands × rows (${o.bands} × ${o.rows}) exceeds numPerm (${o.numPerm})`,
+        );
       return o;
     },
   },
   create(o) {
-    const { bands, rows } = o.bands !== undefined ? { bands: o.bands, rows: o.rows! } : chooseBands(o.threshold, o.numPerm);
+    const { bands, rows } =
+      o.bands !== undefined ? { bands: o.bands, rows: o.rows! } : chooseBands(o.threshold, o.numPerm);
     const hasher = new MinHasher({ ngram: o.ngram, numPerm: bands * rows, bands, rows, seed: o.seed });
     const buckets = new KeySet(2, 1 << 16);
     let docs = 0;
@@ -65,7 +71,14 @@ export const minhashFilter = defineFilter<MinHashOptions>({
       apply(doc) {
         return f.applyKeys(f.keys(doc), 0);
       },
-      stateInfo: () => ({ documents: docs, nearDuplicates: dropped, bands, rows, buckets: buckets.size, bytes: buckets.bytes }),
+      stateInfo: () => ({
+        documents: docs,
+        nearDuplicates: dropped,
+        bands,
+        rows,
+        buckets: buckets.size,
+        bytes: buckets.bytes,
+      }),
     };
     return f;
   },

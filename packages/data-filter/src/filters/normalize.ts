@@ -28,7 +28,8 @@ const ASCII_PRINTABLE = /^[\n\x20-\x7e]*$/;
  * full-width punctuation. A text without one is unchanged by NFC, and by NFKC keeping the full-width punctuation: each
  * of those characters is its own normal form and none combines with another.
  */
-const NOT_NORMAL_SAFE = /[^\n\x20-\x7e\u4e00-\u9fff\u3001\u3002\u300a-\u3011\u2018\u2019\u201c\u201d\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]/;
+const NOT_NORMAL_SAFE =
+  /[^\n\x20-\x7e\u4e00-\u9fff\u3001\u3002\u300a-\u3011\u2018\u2019\u201c\u201d\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]/;
 /** What `collapseLine` may change in a line with non-ASCII text: a tab or Unicode space, two spaces, white space at a line end. */
 const NEEDS_COLLAPSE_UNICODE = /[\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]| {2}|[^\S\n]\n|[^\S\n]$/;
 
@@ -42,7 +43,10 @@ export function collapseLine(line: string): string {
   let i = 0;
   while (i < line.length && (line[i] === ' ' || line[i] === '\t')) i++;
   const indent = line.slice(0, i);
-  const body = line.slice(i).replace(/[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/g, ' ').trimEnd();
+  const body = line
+    .slice(i)
+    .replace(/[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+/g, ' ')
+    .trimEnd();
   return body === '' ? '' : indent + body;
 }
 
@@ -80,13 +84,17 @@ export const normalizeFilter = defineFilter<NormalizeOptions>({
           t = (t as string & { toWellFormed(): string }).toWellFormed();
           if (o.form !== 'none' && (o.form === 'NFC' || o.keepFullWidthPunct) && !NOT_NORMAL_SAFE.test(t)) {
             // already in normal form
-          } else if (o.form === 'NFKC' && o.keepFullWidthPunct && FULLWIDTH_PUNCT.test(t)) t = t.replace(NOT_FULLWIDTH_PUNCT, (run) => run.normalize('NFKC'));
+          } else if (o.form === 'NFKC' && o.keepFullWidthPunct && FULLWIDTH_PUNCT.test(t))
+            t = t.replace(NOT_FULLWIDTH_PUNCT, (run) => run.normalize('NFKC'));
           else if (o.form !== 'none') t = t.normalize(o.form);
           if (o.removeControl) t = t.replace(CONTROL, '');
         }
         if (o.collapseSpaces && (ascii ? needsCollapseAscii(t) : NEEDS_COLLAPSE_UNICODE.test(t))) {
           // A printable ASCII line without two spaces in a row or a trailing space is its own collapsed form.
-          t = t.split('\n').map(ascii ? collapseAsciiLine : collapseLine).join('\n');
+          t = t
+            .split('\n')
+            .map(ascii ? collapseAsciiLine : collapseLine)
+            .join('\n');
         }
         if (t.includes(blankRunText)) t = t.replace(blankRun, blankJoin);
         if (t.charCodeAt(0) === 10 || t.charCodeAt(t.length - 1) === 10) t = t.replace(/^\n+|\n+$/g, '');

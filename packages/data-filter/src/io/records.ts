@@ -31,11 +31,23 @@ export function withField(record: Record<string, unknown>, dotted: string, value
   const [key, ...rest] = dotted.split('.');
   if (rest.length === 0) return { ...record, [key]: value };
   const inner = record[key];
-  return { ...record, [key]: withField(typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : {}, rest.join('.'), value) };
+  return {
+    ...record,
+    [key]: withField(
+      typeof inner === 'object' && inner !== null ? (inner as Record<string, unknown>) : {},
+      rest.join('.'),
+      value,
+    ),
+  };
 }
 
 /** Parses one input line into a document, `'blank'` for an empty line, or the reason it is malformed. */
-export function parseRecord(bytes: Buffer, file: string, lineNo: number, fields: RecordFields): FilterDocument | Malformed | 'blank' {
+export function parseRecord(
+  bytes: Buffer,
+  file: string,
+  lineNo: number,
+  fields: RecordFields,
+): FilterDocument | Malformed | 'blank' {
   if (!isUtf8(bytes)) return { reason: 'invalid-utf8', detail: 'the line is not valid UTF-8' };
   let line = bytes.toString('utf8');
   if (line.endsWith('\r')) line = line.slice(0, -1);
@@ -47,13 +59,21 @@ export function parseRecord(bytes: Buffer, file: string, lineNo: number, fields:
     return { reason: 'invalid-json', detail: (e as Error).message.slice(0, 200) };
   }
   if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-    return { reason: 'not-an-object', detail: `the line is JSON ${Array.isArray(record) ? 'array' : record === null ? 'null' : typeof record}, not an object` };
+    return {
+      reason: 'not-an-object',
+      detail: `the line is JSON ${Array.isArray(record) ? 'array' : record === null ? 'null' : typeof record}, not an object`,
+    };
   }
   const rec = record as Record<string, unknown>;
   const text = getField(rec, fields.textField);
   if (text === undefined) return { reason: 'missing-text-field', detail: `no field "${fields.textField}"` };
-  if (typeof text !== 'string') return { reason: 'text-not-string', detail: `field "${fields.textField}" is ${text === null ? 'null' : typeof text}` };
+  if (typeof text !== 'string')
+    return {
+      reason: 'text-not-string',
+      detail: `field "${fields.textField}" is ${text === null ? 'null' : typeof text}`,
+    };
   const rawId = getField(rec, fields.idField);
-  const id = typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : `${path.basename(file)}:${lineNo}`;
+  const id =
+    typeof rawId === 'string' || typeof rawId === 'number' ? String(rawId) : `${path.basename(file)}:${lineNo}`;
   return { id, text, record: rec };
 }

@@ -12,11 +12,25 @@ function lineEvidence(line: string): number {
   const t = line.trim();
   const last = t.charCodeAt(t.length - 1);
   // Fast path for prose: no '=', no code-like last character, not indented: only a leading keyword can make it code.
-  if (!t.includes('=') && !CODE_LAST.has(last) && line.charCodeAt(0) !== 32 && line.charCodeAt(0) !== 9 && !t.startsWith('/')) {
+  if (
+    !t.includes('=') &&
+    !CODE_LAST.has(last) &&
+    line.charCodeAt(0) !== 32 &&
+    line.charCodeAt(0) !== 9 &&
+    !t.startsWith('/')
+  ) {
     return KEYWORD_START.test(t) ? 1 : 0;
   }
   if (t.startsWith('>>> ') || t.startsWith('//') || t.startsWith('/*')) return 1;
-  if (KEYWORD_START.test(t) || CONTROL.test(t) || CODE_END.test(t) || ASSIGNMENT.test(t) || CALL.test(t) || CLOSERS.test(t)) return 1;
+  if (
+    KEYWORD_START.test(t) ||
+    CONTROL.test(t) ||
+    CODE_END.test(t) ||
+    ASSIGNMENT.test(t) ||
+    CALL.test(t) ||
+    CLOSERS.test(t)
+  )
+    return 1;
   if (/^(\t| {2,})\S/.test(line)) return 0.5;
   return 0;
 }

@@ -19,13 +19,22 @@ export interface DetectOptions {
 
 type Script = 'latin' | 'cyrillic' | 'greek' | 'arabic' | 'hebrew' | 'hangul' | 'devanagari' | 'thai' | 'other';
 const SCRIPT_LANG: Record<Script, string> = {
-  latin: 'other', cyrillic: 'ru', greek: 'el', arabic: 'ar', hebrew: 'he', hangul: 'ko', devanagari: 'hi', thai: 'th', other: 'other',
+  latin: 'other',
+  cyrillic: 'ru',
+  greek: 'el',
+  arabic: 'ar',
+  hebrew: 'he',
+  hangul: 'ko',
+  devanagari: 'hi',
+  thai: 'th',
+  other: 'other',
 };
 
 function scriptOf(word: string): Script | undefined {
   for (let i = 0; i < word.length; i++) {
     const c = word.charCodeAt(i);
-    if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 0xc0 && c <= 0x24f && c !== 0xd7 && c !== 0xf7)) return 'latin';
+    if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 0xc0 && c <= 0x24f && c !== 0xd7 && c !== 0xf7))
+      return 'latin';
     if (c < 0x370) continue;
     if (c >= 0x400 && c <= 0x52f) return 'cyrillic';
     if (c >= 0x370 && c <= 0x3ff) return 'greek';
@@ -42,7 +51,17 @@ function scriptOf(word: string): Script | undefined {
 const STOP_INDEX = new Map<string, string>();
 for (const [lang, words] of Object.entries(LATIN_STOPWORDS)) for (const w of words) STOP_INDEX.set(w, lang);
 
-const SCRIPTS: readonly Script[] = ['latin', 'cyrillic', 'greek', 'arabic', 'hebrew', 'hangul', 'devanagari', 'thai', 'other'];
+const SCRIPTS: readonly Script[] = [
+  'latin',
+  'cyrillic',
+  'greek',
+  'arabic',
+  'hebrew',
+  'hangul',
+  'devanagari',
+  'thai',
+  'other',
+];
 /** Scripts in name order: ties in the count of words go to the first. */
 const SCRIPTS_BY_NAME = SCRIPTS.map((_, i) => i).sort((a, b) => (SCRIPTS[a] < SCRIPTS[b] ? -1 : 1));
 const HAN = -1;

@@ -11,7 +11,10 @@ function workerScript(): URL {
     const url = new URL(rel, import.meta.url);
     if (existsSync(fileURLToPath(url))) return url;
   }
-  throw new YuanError('usage', 'worker threads need the built @yuan/data-filter (dist/worker.js is missing: run `npx tsup` in packages/data-filter) or --workers 1');
+  throw new YuanError(
+    'usage',
+    'worker threads need the built @yuan/data-filter (dist/worker.js is missing: run `npx tsup` in packages/data-filter) or --workers 1',
+  );
 }
 
 interface Slot {
@@ -50,7 +53,8 @@ export class WorkerPool {
       });
       slot.worker.on('error', (e) => fail(new YuanError('input', `filter worker failed: ${e.message}`)));
       slot.worker.on('exit', (code) => {
-        if (slot.pending.size > 0 || (code !== 0 && !slot.counters)) fail(new YuanError('input', `filter worker exited with code ${code} while it held work`));
+        if (slot.pending.size > 0 || (code !== 0 && !slot.counters))
+          fail(new YuanError('input', `filter worker exited with code ${code} while it held work`));
       });
       this.slots.push(slot);
     }
@@ -74,7 +78,9 @@ export class WorkerPool {
           new Promise<StageCounters[]>((resolve, reject) => {
             if (this.failure) return reject(this.failure);
             s.counters = resolve;
-            s.worker.once('exit', () => reject(this.failure ?? new YuanError('input', 'filter worker exited before reporting')));
+            s.worker.once('exit', () =>
+              reject(this.failure ?? new YuanError('input', 'filter worker exited before reporting')),
+            );
             s.worker.postMessage({ type: 'finish' });
           }),
       ),

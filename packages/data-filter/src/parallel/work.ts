@@ -65,14 +65,24 @@ export interface BatchResult {
 }
 
 /** Messages from a worker thread. */
-export type WorkerMessage = { type: 'result'; result: BatchResult } | { type: 'counters'; counters: StageCounters[] } | { type: 'error'; message: string; code?: string };
+export type WorkerMessage =
+  | { type: 'result'; result: BatchResult }
+  | { type: 'counters'; counters: StageCounters[] }
+  | { type: 'error'; message: string; code?: string };
 
 const J = JSON.stringify;
 /** Keys kept by a processor's cache of the first dedup stage before it starts over (≤ 16 B each for exact dedup). */
 const SEEN_LIMIT = 1 << 20;
 
 /** A rejected document, exactly as `JSON.stringify({reason, detail, file, line, id, record})` writes it. */
-export function rejectLine(reason: string, detail: string | undefined, file: string, line: number, id: string, recordJson: string): string {
+export function rejectLine(
+  reason: string,
+  detail: string | undefined,
+  file: string,
+  line: number,
+  id: string,
+  recordJson: string,
+): string {
   return `{"reason":${J(reason)}${detail === undefined ? '' : `,"detail":${J(detail)}`},"file":${J(file)},"line":${line},"id":${J(id)},"record":${recordJson}}\n`;
 }
 
@@ -144,7 +154,8 @@ export class BatchProcessor {
     private readonly inProcess = false,
   ) {
     this.tail = planTail(pipeline);
-    if (this.tail.keyed && this.tail.head < pipeline.length) this.seen = new KeySet((pipeline.filter(this.tail.head) as KeyedFilter).keyWidth, 1 << 12);
+    if (this.tail.keyed && this.tail.head < pipeline.length)
+      this.seen = new KeySet((pipeline.filter(this.tail.head) as KeyedFilter).keyWidth, 1 << 12);
   }
 
   /** Processes one batch. */
@@ -173,7 +184,14 @@ export class BatchProcessor {
           const extra = r.reason === 'invalid-utf8' ? { rawBase64: bytes.toString('base64') } : {};
           reject = `${J({ reason: `input:${r.reason}`, detail: r.detail, file, line: lineNo, raw, ...extra })}\n`;
         }
-        lines.push({ k: 1, reason: r.reason, detail: r.detail, bytes: bytes.length, raw: raw.length > 2048 ? raw.slice(0, 2048) : raw, reject });
+        lines.push({
+          k: 1,
+          reason: r.reason,
+          detail: r.detail,
+          bytes: bytes.length,
+          raw: raw.length > 2048 ? raw.slice(0, 2048) : raw,
+          reject,
+        });
         continue;
       }
       const drop = this.pipeline.applyRange(r, 0, this.tail.head);
@@ -188,7 +206,8 @@ export class BatchProcessor {
           if (detail !== undefined) res.detail = detail;
           res.snippet = snippet(drop.textIn);
         }
-        if (withRejects) res.reject = rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record));
+        if (withRejects)
+          res.reject = rejectLine(`${drop.filter}:${drop.reason}`, detail, file, lineNo, r.id, J(r.record));
         lines.push(res);
         continue;
       }

@@ -15,7 +15,8 @@ export type StageName = (typeof STAGES)[number];
 export const STAGE_DOC: Record<StageName, string> = {
   filter: 'per-document filters (everything but dedup) on each input shard → filtered/part-J.jsonl',
   signatures: 'exact (MD5) and MinHash band keys of every filtered document → signatures/part-J.bin',
-  buckets: 'task b owns the keys ≡ b (mod tasks); the first document of each key is kept, the others are listed → buckets/bucket-B.bin',
+  buckets:
+    'task b owns the keys ≡ b (mod tasks); the first document of each key is kept, the others are listed → buckets/bucket-B.bin',
   removals: 'the duplicates of each shard gathered from every bucket → removals/part-J.bin',
   apply: 'each filtered shard without its removed documents → OUTPUT/part-J.jsonl (+ rejects)',
 };
@@ -62,11 +63,17 @@ export function splitDedup(filters: FilterStep[]): { head: FilterStep[]; dedup: 
   const head = first < 0 ? filters : filters.slice(0, first);
   const dedup = first < 0 ? [] : filters.slice(first);
   if (dedup.some((s) => !DEDUP.has(s.name))) {
-    throw new YuanError('config', `staged dedup needs exact-dedup and minhash at the end of the pipeline; found ${dedup.map((s) => s.label ?? s.name).join(', ')}`);
+    throw new YuanError(
+      'config',
+      `staged dedup needs exact-dedup and minhash at the end of the pipeline; found ${dedup.map((s) => s.label ?? s.name).join(', ')}`,
+    );
   }
   const names = dedup.map((s) => s.name).join(',');
   if (!['', 'exact-dedup', 'minhash', 'exact-dedup,minhash'].includes(names)) {
-    throw new YuanError('config', `staged dedup supports exact-dedup, minhash or exact-dedup then minhash; the pipeline has ${names}`);
+    throw new YuanError(
+      'config',
+      `staged dedup supports exact-dedup, minhash or exact-dedup then minhash; the pipeline has ${names}`,
+    );
   }
   return { head, dedup };
 }
@@ -82,7 +89,11 @@ export function createPlan(o: CreatePlanOptions): FilterPlan {
   const { head, dedup } = splitDedup(config.filters);
   const n = o.tasks ?? Math.min(64, o.inputs.length);
   const m = o.buckets ?? n;
-  for (const [k, v] of [['--tasks', n], ['--buckets', m], ['--workers', o.workers ?? 1]] as const) {
+  for (const [k, v] of [
+    ['--tasks', n],
+    ['--buckets', m],
+    ['--workers', o.workers ?? 1],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new YuanError('usage', `${k} ${v} must be a whole number >= 1`);
   }
   const plan: FilterPlan = {
@@ -104,14 +115,19 @@ export function createPlan(o: CreatePlanOptions): FilterPlan {
 /** Reads `WORK/plan.json`; a missing or foreign file is a one-line error. */
 export function readPlan(work: string): FilterPlan {
   const file = path.join(work, 'plan.json');
-  if (!existsSync(file)) throw new YuanError('not-found', `${file} not found: create it with \`yuan filter plan --input ... --work ${work} --output DIR\``);
+  if (!existsSync(file))
+    throw new YuanError(
+      'not-found',
+      `${file} not found: create it with \`yuan filter plan --input ... --work ${work} --output DIR\``,
+    );
   let plan: FilterPlan;
   try {
     plan = JSON.parse(readFileSync(file, 'utf8')) as FilterPlan;
   } catch (e) {
     throw new YuanError('input', `${file}: not valid JSON (${(e as Error).message})`);
   }
-  if (plan?.format !== 'yuan-filter-plan-1') throw new YuanError('input', `${file}: format ${JSON.stringify(plan?.format)}; expected "yuan-filter-plan-1"`);
+  if (plan?.format !== 'yuan-filter-plan-1')
+    throw new YuanError('input', `${file}: format ${JSON.stringify(plan?.format)}; expected "yuan-filter-plan-1"`);
   return plan;
 }
 
@@ -126,7 +142,12 @@ export interface StageTask {
  * Kubernetes indexed Job's `JOB_COMPLETION_INDEX`, else all tasks of the stage in turn. A count that differs from the
  * plan's is an error (a job launched with the wrong array size would silently skip or repeat shards).
  */
-export function selectTasks(plan: FilterPlan, stage: StageName, task: string | undefined, env: NodeJS.ProcessEnv = process.env): StageTask[] {
+export function selectTasks(
+  plan: FilterPlan,
+  stage: StageName,
+  task: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): StageTask[] {
   const count = plan.tasks[stage];
   let index: number | undefined;
   let given: number | undefined;

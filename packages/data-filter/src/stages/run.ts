@@ -121,7 +121,11 @@ async function taskBuckets(plan: FilterPlan, t: StageTask): Promise<string> {
     const file = need(path.join(stageDir(plan, 'signatures'), `${part(j)}.bin`), 'signatures', plan, j);
     const sig = words(readFileSync(file));
     if (width === 0) continue;
-    if (sig.length % width !== 0) throw new YuanError('input', `${file}: ${sig.length * 4} bytes is not a whole number of ${width * 4}-byte signatures (truncated?)`);
+    if (sig.length % width !== 0)
+      throw new YuanError(
+        'input',
+        `${file}: ${sig.length * 4} bytes is not a whole number of ${width * 4}-byte signatures (truncated?)`,
+      );
     const n = sig.length / width;
     for (let k = 0; k < n; k++) {
       const base = k * width;
@@ -129,12 +133,16 @@ async function taskBuckets(plan: FilterPlan, t: StageTask): Promise<string> {
       // Keys are hashes: a key belongs to the task of its first word modulo the task count.
       if (exact && sig[base] % t.count === t.index && !exactSeen.add(sig, base)) flags |= FLAG_EXACT;
       if (near) {
-        for (let b = ew; b < width; b += 2) if (sig[base + b] % t.count === t.index && !nearSeen.add(sig, base + b)) flags |= FLAG_NEAR;
+        for (let b = ew; b < width; b += 2)
+          if (sig[base + b] % t.count === t.index && !nearSeen.add(sig, base + b)) flags |= FLAG_NEAR;
       }
       if (flags) out.push(j, k, flags);
     }
   }
-  writeFileAtomic(path.join(stageDir(plan, 'buckets'), `bucket-${String(t.index).padStart(5, '0')}.bin`), new Uint8Array(Uint32Array.from(out).buffer));
+  writeFileAtomic(
+    path.join(stageDir(plan, 'buckets'), `bucket-${String(t.index).padStart(5, '0')}.bin`),
+    new Uint8Array(Uint32Array.from(out).buffer),
+  );
   return `${out.length / 3} duplicate entries (exact keys ${exactSeen.size}, band keys ${nearSeen.size})`;
 }
 
@@ -143,9 +151,11 @@ async function taskRemovals(plan: FilterPlan, t: StageTask): Promise<string> {
   const buckets = plan.tasks.buckets;
   for (let b = 0; b < buckets; b++) {
     const file = path.join(stageDir(plan, 'buckets'), `bucket-${String(b).padStart(5, '0')}.bin`);
-    if (!existsSync(file)) throw new YuanError('input', `missing stage output ${file}: run stage buckets (task ${b}/${buckets}) first`);
+    if (!existsSync(file))
+      throw new YuanError('input', `missing stage output ${file}: run stage buckets (task ${b}/${buckets}) first`);
     const w = words(readFileSync(file));
-    if (w.length % 3 !== 0) throw new YuanError('input', `${file}: truncated (${w.length * 4} bytes is not a whole number of entries)`);
+    if (w.length % 3 !== 0)
+      throw new YuanError('input', `${file}: truncated (${w.length * 4} bytes is not a whole number of entries)`);
     for (let i = 0; i < w.length; i += 3) {
       const m = mine.get(w[i]);
       if (m) m.set(w[i + 1], (m.get(w[i + 1]) ?? 0) | w[i + 2]);
@@ -192,7 +202,16 @@ async function taskApply(plan: FilterPlan, t: StageTask): Promise<string> {
             const reason = `${step.label ?? step.name}:${f & FLAG_EXACT ? 'duplicate' : 'near-duplicate'}`;
             const rec = JSON.parse(line) as Record<string, unknown>;
             const id = getField(rec, plan.config.idField);
-            rejects.write(rejectLine(reason, undefined, input, k, typeof id === 'string' || typeof id === 'number' ? String(id) : `${part(j)}:${k}`, line));
+            rejects.write(
+              rejectLine(
+                reason,
+                undefined,
+                input,
+                k,
+                typeof id === 'string' || typeof id === 'number' ? String(id) : `${part(j)}:${k}`,
+                line,
+              ),
+            );
           }
         }
         await out.drain();
@@ -222,7 +241,12 @@ const TASKS: Record<StageName, (plan: FilterPlan, t: StageTask) => Promise<strin
  * completion marker exists is skipped, so a stage can be rerun after a crash; outputs are written atomically, and a
  * task that needs an earlier stage's missing output fails with a one-line error naming it.
  */
-export async function runStage(work: string, stage: StageName, task?: string, env: NodeJS.ProcessEnv = process.env): Promise<StageResult> {
+export async function runStage(
+  work: string,
+  stage: StageName,
+  task?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<StageResult> {
   const plan = readPlan(work);
   const result: StageResult = { stage, ran: [], skipped: [], messages: [] };
   for (const t of selectTasks(plan, stage, task, env)) {
@@ -239,7 +263,10 @@ export async function runStage(work: string, stage: StageName, task?: string, en
     if (stage === 'apply') removeStaleTemps(plan.output, mine);
     const started = performance.now();
     const what = await TASKS[stage](plan, t);
-    writeFileAtomic(done, `${JSON.stringify({ stage, task: t.index, of: t.count, seconds: (performance.now() - started) / 1000, summary: what })}\n`);
+    writeFileAtomic(
+      done,
+      `${JSON.stringify({ stage, task: t.index, of: t.count, seconds: (performance.now() - started) / 1000, summary: what })}\n`,
+    );
     result.ran.push(t.index);
     result.messages.push(`${stage} task ${t.index}/${t.count}: ${what}`);
   }
@@ -252,9 +279,10 @@ export function planStatus(work: string): Record<StageName, { done: number; task
   const out = {} as Record<StageName, { done: number; tasks: number }>;
   for (const s of Object.keys(plan.tasks) as StageName[]) {
     const dir = stageDir(plan, s);
-    const done = existsSync(dir) ? readdirSync(dir).filter((f) => new RegExp(`^task-\\d+-of-${plan.tasks[s]}\\.done$`).test(f)).length : 0;
+    const done = existsSync(dir)
+      ? readdirSync(dir).filter((f) => new RegExp(`^task-\\d+-of-${plan.tasks[s]}\\.done$`).test(f)).length
+      : 0;
     out[s] = { done, tasks: plan.tasks[s] };
   }
   return out;
 }
-

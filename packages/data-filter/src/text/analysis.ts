@@ -118,7 +118,14 @@ let tEnds = new Int32Array(1024);
  * The caller must make sure that `text` is exactly those lines with only white space (other than U+FEFF) between and
  * around them; `cjkChars` is the number of Han and kana tokens among them.
  */
-export function adoptLinesAnalysis(doc: FilterDocument, before: TextAnalysis, text: string, parts: Int32Array, n: number, cjkChars: number): void {
+export function adoptLinesAnalysis(
+  doc: FilterDocument,
+  before: TextAnalysis,
+  text: string,
+  parts: Int32Array,
+  n: number,
+  cjkChars: number,
+): void {
   if (before.generation !== wordGeneration()) return;
   let count = 0;
   for (let j = 0; j < n; j++) count += parts[3 * j + 1] - parts[3 * j];

@@ -22,12 +22,31 @@ export function isCjkWordChar(cp: number): boolean {
 
 /** CJK punctuation and full-width forms that separate words like spaces do (、。「」『』【】《》〈〉…). */
 export function isCjkPunct(cp: number): boolean {
-  return (cp >= 0x3000 && cp <= 0x303f) || (cp >= 0xff01 && cp <= 0xff0f) || (cp >= 0xff1a && cp <= 0xff20) || cp === 0x2026 || cp === 0x2014 || (cp >= 0x2018 && cp <= 0x201f);
+  return (
+    (cp >= 0x3000 && cp <= 0x303f) ||
+    (cp >= 0xff01 && cp <= 0xff0f) ||
+    (cp >= 0xff1a && cp <= 0xff20) ||
+    cp === 0x2026 ||
+    cp === 0x2014 ||
+    (cp >= 0x2018 && cp <= 0x201f)
+  );
 }
 
 /** White space (ASCII and Unicode space separators, ideographic space). */
 export function isSpace(cp: number): boolean {
-  return cp === 32 || (cp >= 9 && cp <= 13) || cp === 0xa0 || cp === 0x3000 || (cp >= 0x2000 && cp <= 0x200a) || cp === 0x2028 || cp === 0x2029 || cp === 0x202f || cp === 0x205f || cp === 0x1680 || cp === 0x85;
+  return (
+    cp === 32 ||
+    (cp >= 9 && cp <= 13) ||
+    cp === 0xa0 ||
+    cp === 0x3000 ||
+    (cp >= 0x2000 && cp <= 0x200a) ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
+    cp === 0x202f ||
+    cp === 0x205f ||
+    cp === 0x1680 ||
+    cp === 0x85
+  );
 }
 
 const LETTER = /\p{L}/u;

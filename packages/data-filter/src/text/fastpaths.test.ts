@@ -14,10 +14,55 @@ function rng(seed: number): () => number {
 }
 
 const PIECES = [
-  'the', 'cat', 'sat', 'on', 'a', 'mat.', 'It', 'was', 'happy!', 'x', '42', '—', '...', '(12)', 'javascript', 'privacy policy',
-  '中', '文', '的', '了', '。', '，', 'カ', 'ナ', '😀', '\ufeff', '\u200b', 'İ', 'Σ', 'w\ufeffx', ' ', '  ', '\t', '\u3000', '\u00a0', '\u2028', '\u0085',
+  'the',
+  'cat',
+  'sat',
+  'on',
+  'a',
+  'mat.',
+  'It',
+  'was',
+  'happy!',
+  'x',
+  '42',
+  '—',
+  '...',
+  '(12)',
+  'javascript',
+  'privacy policy',
+  '中',
+  '文',
+  '的',
+  '了',
+  '。',
+  '，',
+  'カ',
+  'ナ',
+  '😀',
+  '\ufeff',
+  '\u200b',
+  'İ',
+  'Σ',
+  'w\ufeffx',
+  ' ',
+  '  ',
+  '\t',
+  '\u3000',
+  '\u00a0',
+  '\u2028',
+  '\u0085',
 ];
-const LINES = ['', ' ', '\t ', '\ufeff', '\u3000', 'ok', '\ufeff a b c d', 'a b c d \ufeff', 'Please enable JavaScript now.'];
+const LINES = [
+  '',
+  ' ',
+  '\t ',
+  '\ufeff',
+  '\u3000',
+  'ok',
+  '\ufeff a b c d',
+  'a b c d \ufeff',
+  'Please enable JavaScript now.',
+];
 
 function fuzzText(r: () => number): string {
   const lines: string[] = [];
@@ -32,7 +77,11 @@ function fuzzText(r: () => number): string {
     for (let i = 0; i < n; i++) parts.push(PIECES[Math.floor(r() * PIECES.length)]);
     lines.push(parts.join(r() < 0.8 ? ' ' : ''));
   }
-  return (r() < 0.2 ? '\ufeff\n ' : r() < 0.2 ? '\n\n\n' : '') + lines.join('\n') + (r() < 0.2 ? ' \n\ufeff' : r() < 0.2 ? '\n\n\n\n' : '');
+  return (
+    (r() < 0.2 ? '\ufeff\n ' : r() < 0.2 ? '\n\n\n' : '') +
+    lines.join('\n') +
+    (r() < 0.2 ? ' \n\ufeff' : r() < 0.2 ? '\n\n\n\n' : '')
+  );
 }
 
 describe('c4 hands its line-cut text the analysis of the text it was cut from', () => {
@@ -49,7 +98,12 @@ describe('c4 hands its line-cut text the analysis of the text it was cut from', 
       const reused = analyze(doc);
       const fresh = analyze({ id: 'fresh', text: doc.text, lang, record: {} });
       expect(reused.text).toBe(doc.text);
-      expect({ ids: Array.from(reused.ids), starts: Array.from(reused.starts), ends: Array.from(reused.ends), cjk: reused.cjkChars }).toEqual({
+      expect({
+        ids: Array.from(reused.ids),
+        starts: Array.from(reused.starts),
+        ends: Array.from(reused.ends),
+        cjk: reused.cjkChars,
+      }).toEqual({
         ids: Array.from(fresh.ids),
         starts: Array.from(fresh.starts),
         ends: Array.from(fresh.ends),
@@ -64,7 +118,50 @@ describe('punctuation tests are the regular expressions they replace', () => {
   const TERMINAL = /[.!?。！？．…](?:["'”’」』》〉】）)\]]*)$/;
   const ELLIPSIS = /(?:\.\.\.|…)(?:["'”’」』）)\]]*)$/;
   const BULLET = /^\s*(?:[•●○◦▪▫■□‣⁃·◆◇▶►✓✔➢→]|[-*–—](?=\s))/;
-  const ALPHABET = ['a', 'Z', '中', '.', '.', '!', '?', '。', '！', '？', '．', '…', '"', "'", '”', '’', '」', '』', '》', '〉', '】', '）', ')', ']', '•', '·', '→', '-', '*', '–', '—', ' ', ' ', '\t', '\n', '\u00a0', '\u3000', '\ufeff', '\u2028', '\u0085', '\u200b', '😀'];
+  const ALPHABET = [
+    'a',
+    'Z',
+    '中',
+    '.',
+    '.',
+    '!',
+    '?',
+    '。',
+    '！',
+    '？',
+    '．',
+    '…',
+    '"',
+    "'",
+    '”',
+    '’',
+    '」',
+    '』',
+    '》',
+    '〉',
+    '】',
+    '）',
+    ')',
+    ']',
+    '•',
+    '·',
+    '→',
+    '-',
+    '*',
+    '–',
+    '—',
+    ' ',
+    ' ',
+    '\t',
+    '\n',
+    '\u00a0',
+    '\u3000',
+    '\ufeff',
+    '\u2028',
+    '\u0085',
+    '\u200b',
+    '😀',
+  ];
 
   it('agree on fuzzed lines and texts', () => {
     const r = rng(11);
@@ -87,7 +184,12 @@ describe('NgramCandidates gives the shares of the plain n-gram keys', () => {
       const vocab = 1 + Math.floor(r() * 12);
       const len = Math.floor(r() * 80);
       const words: string[] = [];
-      for (let i = 0; i < len; i++) words.push(r() < 0.2 && words.length > 6 ? words[words.length - 6] : `w${Math.floor(r() * vocab)}${'x'.repeat(Math.floor(r() * 3))}`);
+      for (let i = 0; i < len; i++)
+        words.push(
+          r() < 0.2 && words.length > 6
+            ? words[words.length - 6]
+            : `w${Math.floor(r() * vocab)}${'x'.repeat(Math.floor(r() * 3))}`,
+        );
       const w = wordIds(words);
       const plain = new NgramKeys(w);
       const fast = new NgramCandidates(w, new Set(words).size);
@@ -125,7 +227,31 @@ describe('LowerCasePhrases lower-cases only texts that may contain a phrase', ()
   it('finds every phrase that text.toLowerCase().includes finds (fuzzed texts with İ, Σ, K, ſ and mixed case)', () => {
     const phrases = ['javascript', 'privacy policy', 'lorem ipsum', 'hi', 'kelvin', 'σς', 'ss', 'i̇', 'cookie政策'];
     const search = new LowerCasePhrases(phrases);
-    const pieces = ['JavaScript', 'JAVASCRİPT', 'Privacy Policy', 'LOREM', 'IPSUM', 'lorem', 'H', 'İ', 'I', 'ı', 'K', 'ELVIN', 'ΣΣ', 'Σ', 'ς', 'ſ', 'S', 'ß', 'COOKIE', '政策', ' ', '\n', 'x'];
+    const pieces = [
+      'JavaScript',
+      'JAVASCRİPT',
+      'Privacy Policy',
+      'LOREM',
+      'IPSUM',
+      'lorem',
+      'H',
+      'İ',
+      'I',
+      'ı',
+      'K',
+      'ELVIN',
+      'ΣΣ',
+      'Σ',
+      'ς',
+      'ſ',
+      'S',
+      'ß',
+      'COOKIE',
+      '政策',
+      ' ',
+      '\n',
+      'x',
+    ];
     const r = rng(11);
     let found = 0;
     for (let i = 0; i < 20000; i++) {

@@ -11,7 +11,8 @@ export class LowerCasePhrases {
   private readonly any?: RegExp;
 
   constructor(phrases: readonly string[]) {
-    this.any = phrases.length > 0 ? new RegExp(phrases.map((p) => escapeRegExp(p.toLowerCase())).join('|'), 'iu') : undefined;
+    this.any =
+      phrases.length > 0 ? new RegExp(phrases.map((p) => escapeRegExp(p.toLowerCase())).join('|'), 'iu') : undefined;
   }
 
   /** `text.toLowerCase()` when it may contain one of the phrases, else '' (which contains none, unless one is ''). */

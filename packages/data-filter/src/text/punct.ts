@@ -19,7 +19,10 @@ const mark = (chars: string, bit: number) => {
   for (const ch of chars) CLASS[ch.charCodeAt(0)] |= bit;
 };
 // `\s` of a regular expression, which is also what trim() removes.
-mark('\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff', SPACE);
+mark(
+  '\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff',
+  SPACE,
+);
 mark('.!?。！？．…', TERMINAL);
 mark('"\'”’」』》〉】）)]', TERMINAL_CLOSER);
 mark('"\'”’」』）)]', ELLIPSIS_CLOSER);

@@ -305,7 +305,8 @@ export class NgramCandidates {
     let byKey: Uint32Array | undefined;
     if (this.n === 1 && !this.counted) {
       // Words: count by id, no hash table (all positions are still candidates at n = 1).
-      if (countScratch.length < this.distinct) countScratch = new Uint32Array(Math.max(this.distinct, 2 * countScratch.length));
+      if (countScratch.length < this.distinct)
+        countScratch = new Uint32Array(Math.max(this.distinct, 2 * countScratch.length));
       byWord = countScratch;
       byWord.fill(0, 0, this.distinct);
       for (let j = 0; j < this.size; j++) byWord[ids[this.pos[j]]]++;

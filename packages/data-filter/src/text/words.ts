@@ -214,7 +214,13 @@ function reserve(n: number): number {
 /** Keeps the `count` tokens written at `at` (from `reserve`) and returns them as a scan. */
 function commit(at: number, count: number, cjkChars: number): WordScan {
   slabUsed = at + count;
-  return { ids: slabIds.subarray(at, at + count), starts: slabStarts.subarray(at, at + count), ends: slabEnds.subarray(at, at + count), cjkChars, generation };
+  return {
+    ids: slabIds.subarray(at, at + count),
+    starts: slabStarts.subarray(at, at + count),
+    ends: slabEnds.subarray(at, at + count),
+    cjkChars,
+    generation,
+  };
 }
 
 /**
@@ -311,7 +317,13 @@ export function scanWords(text: string): WordScan {
  * A word scan of tokens given by the caller (ids with offsets, `count` of them): copies into a slab as `scanWords`
  * returns them. For a text built from another text's lines, whose tokens are known (see `analysisFromLines`).
  */
-export function scanOf(ids: Int32Array, starts: Int32Array, ends: Int32Array, count: number, cjkChars: number): WordScan {
+export function scanOf(
+  ids: Int32Array,
+  starts: Int32Array,
+  ends: Int32Array,
+  count: number,
+  cjkChars: number,
+): WordScan {
   const at = reserve(count);
   slabIds.set(ids.subarray(0, count), at);
   slabStarts.set(starts.subarray(0, count), at);

@@ -16,12 +16,24 @@ export interface LogprobTarget {
  * (`endpoint`) naming what was missing when the server refuses echo or returns no logprobs.
  */
 export async function echoLogLikelihood(target: LogprobTarget, context: string, continuation: string): Promise<number> {
-  const payload = JSON.stringify({ model: target.model, prompt: context + continuation, max_tokens: 0, echo: true, logprobs: 1, temperature: 0 });
+  const payload = JSON.stringify({
+    model: target.model,
+    prompt: context + continuation,
+    max_tokens: 0,
+    echo: true,
+    logprobs: 1,
+    temperature: 0,
+  });
   let last = '';
   for (let attempt = 0; attempt <= target.retries; attempt++) {
     let res: Response;
     try {
-      res = await fetch(`${target.url}/completions`, { method: 'POST', headers: target.headers, body: payload, signal: AbortSignal.timeout(target.timeoutMs) });
+      res = await fetch(`${target.url}/completions`, {
+        method: 'POST',
+        headers: target.headers,
+        body: payload,
+        signal: AbortSignal.timeout(target.timeoutMs),
+      });
     } catch (e) {
       last = (e as Error).message;
       continue;
@@ -40,8 +52,16 @@ export async function echoLogLikelihood(target: LogprobTarget, context: string, 
     }
     const logprobs = lp?.token_logprobs;
     const offsets = lp?.text_offset;
-    if (!Array.isArray(logprobs) || !Array.isArray(offsets) || logprobs.length !== offsets.length || logprobs.length === 0) {
-      throw new YuanError('endpoint', `${target.url}/completions returned no token logprobs with text offsets for an echo request`);
+    if (
+      !Array.isArray(logprobs) ||
+      !Array.isArray(offsets) ||
+      logprobs.length !== offsets.length ||
+      logprobs.length === 0
+    ) {
+      throw new YuanError(
+        'endpoint',
+        `${target.url}/completions returned no token logprobs with text offsets for an echo request`,
+      );
     }
     let sum = 0;
     let counted = 0;
@@ -51,8 +71,12 @@ export async function echoLogLikelihood(target: LogprobTarget, context: string, 
         counted++;
       }
     });
-    if (counted === 0) throw new YuanError('endpoint', `${target.url}/completions: no token of the continuation in the echoed logprobs`);
+    if (counted === 0)
+      throw new YuanError('endpoint', `${target.url}/completions: no token of the continuation in the echoed logprobs`);
     return sum;
   }
-  throw new YuanError('endpoint', `${target.url}/completions: failed after ${target.retries + 1} attempts (last: ${last})`);
+  throw new YuanError(
+    'endpoint',
+    `${target.url}/completions: failed after ${target.retries + 1} attempts (last: ${last})`,
+  );
 }

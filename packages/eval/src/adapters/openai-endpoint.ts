@@ -46,7 +46,8 @@ function baseUrl(endpoint: string): string {
   } catch {
     throw new ConfigError(`--endpoint "${endpoint}" is not a URL (expected e.g. http://127.0.0.1:8000)`);
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`--endpoint "${endpoint}": expected http:// or https://`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ConfigError(`--endpoint "${endpoint}": expected http:// or https://`);
   const trimmed = url.href.replace(/\/+$/, '');
   return /\/v1$/.test(trimmed) ? trimmed : `${trimmed}/v1`;
 }
@@ -54,9 +55,11 @@ function baseUrl(endpoint: string): string {
 function validate(options: Record<string, unknown>): EndpointOptions {
   const o = { ...DEFAULTS, ...options } as EndpointOptions;
   baseUrl(o.endpoint);
-  if (typeof o.model !== 'string' || o.model === '') throw new ConfigError('an endpoint needs a model name (--api-model NAME)');
+  if (typeof o.model !== 'string' || o.model === '')
+    throw new ConfigError('an endpoint needs a model name (--api-model NAME)');
   for (const key of ['concurrency', 'retries', 'backoffMs', 'timeoutMs'] as const) {
-    if (!Number.isInteger(o[key]) || o[key] < (key === 'retries' ? 0 : 1)) throw new ConfigError(`endpoint option ${key} = ${JSON.stringify(o[key])}: expected a positive integer`);
+    if (!Number.isInteger(o[key]) || o[key] < (key === 'retries' ? 0 : 1))
+      throw new ConfigError(`endpoint option ${key} = ${JSON.stringify(o[key])}: expected a positive integer`);
   }
   return o;
 }
@@ -85,7 +88,8 @@ export class OpenAIEndpointAdapter implements ModelAdapter {
         timeoutMs: this.options.timeoutMs,
         retries: this.options.retries,
       };
-      this.logLikelihood = (context, continuation) => this.semaphore.use(() => echoLogLikelihood(target, context, continuation));
+      this.logLikelihood = (context, continuation) =>
+        this.semaphore.use(() => echoLogLikelihood(target, context, continuation));
     }
   }
 
@@ -134,7 +138,10 @@ export class OpenAIEndpointAdapter implements ModelAdapter {
         res = await fetch(target, { method: 'POST', headers, body: payload, signal: AbortSignal.timeout(timeoutMs) });
       } catch (e) {
         const err = e as Error;
-        last = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${err.message}${(err.cause as Error | undefined)?.message ? ` (${(err.cause as Error).message})` : ''}`;
+        last =
+          err.name === 'TimeoutError'
+            ? `no answer within ${timeoutMs} ms`
+            : `${err.message}${(err.cause as Error | undefined)?.message ? ` (${(err.cause as Error).message})` : ''}`;
         continue;
       }
       const text = await res.text().catch(() => '');
@@ -172,7 +179,8 @@ function parseChoices(text: string, chat: boolean, target: string): string[] {
     .sort((a, b) => (a.index ?? 0) - (b.index ?? 0))
     .map((c) => {
       const value = chat ? c.message?.content : c.text;
-      if (typeof value !== 'string') throw new YuanError('endpoint', `${target}: a choice has no ${chat ? 'message.content' : 'text'} string`);
+      if (typeof value !== 'string')
+        throw new YuanError('endpoint', `${target}: a choice has no ${chat ? 'message.content' : 'text'} string`);
       return value;
     });
 }

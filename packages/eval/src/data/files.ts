@@ -7,7 +7,9 @@ import { NotFoundError, YuanError } from '@yuan/core';
 export function readDataFile(dataDir: string, relative: string): string {
   const file = path.resolve(dataDir, relative);
   if (!existsSync(file)) {
-    throw new NotFoundError(`data set file not found: ${file} (give --data-dir DIR, the folder holding humaneval/, gsm8k/, agieval/ ...)`);
+    throw new NotFoundError(
+      `data set file not found: ${file} (give --data-dir DIR, the folder holding humaneval/, gsm8k/, agieval/ ...)`,
+    );
   }
   const bytes = readFileSync(file);
   return (file.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');

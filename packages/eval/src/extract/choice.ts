@@ -1,4 +1,5 @@
-const CUE = /(?:答案(?:是|为|应该是|选)?\s*[:：]?|故选|应选|选择|answer is|answer:|correct (?:answer|option|choice) is)\s*[:：]?\s*/gi;
+const CUE =
+  /(?:答案(?:是|为|应该是|选)?\s*[:：]?|故选|应选|选择|answer is|answer:|correct (?:answer|option|choice) is)\s*[:：]?\s*/gi;
 const RUN = /^[\s(（]*([A-J](?:[\s,，、和and()（）]*[A-J](?![a-z]))*)/;
 
 function letters(run: string, allowed: string): string[] {

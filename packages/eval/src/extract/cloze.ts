@@ -10,7 +10,10 @@ function clean(part: string): string {
 
 /** The answer parts of a cloze gold or prediction (`a;b` for several blanks), each without `$`, spaces or `\left`. */
 export function clozeParts(text: string): string[] {
-  return text.split(/[;；]/).map(clean).filter((p) => p !== '');
+  return text
+    .split(/[;；]/)
+    .map(clean)
+    .filter((p) => p !== '');
 }
 
 /** The cloze answer of a completion: the last `\boxed{}`, else the text after the last answer cue, else its last line. */
@@ -20,7 +23,7 @@ export function extractCloze(completion: string): string {
   const cue = /(?:answer is|answer:|答案(?:是|为)?\s*[:：]?)\s*/gi;
   const cues = [...completion.matchAll(cue)];
   const last = cues[cues.length - 1];
-  const tail = last ? completion.slice(last.index! + last[0].length) : completion.trim().split('\n').pop() ?? '';
+  const tail = last ? completion.slice(last.index! + last[0].length) : (completion.trim().split('\n').pop() ?? '');
   return tail.split('\n')[0]!.trim();
 }
 

@@ -9,7 +9,15 @@ const NUMBER =
 const SPACE_SEP = String.raw`(?:\\[,;: ]|~|[\u00a0\u2007\u2009\u200a\u202f])`;
 const SPACE_THOUSANDS = new RegExp(String.raw`(?<![\d.])(\d{1,3})((?:${SPACE_SEP}\d{3})+)(?![\d])`, 'g');
 const WRAPPERS = /\\(?:text|textrm|textbf|textit|textnormal|mathrm|mathbf|mathit|mathsf|mbox|operatorname|rm|bf)\s*\{/g;
-const FULL_WIDTH: Record<string, string> = { '％': '%', '＄': '$', '￥': '¥', '－': '-', '−': '-', '．': '.', '⁄': '/' };
+const FULL_WIDTH: Record<string, string> = {
+  '％': '%',
+  '＄': '$',
+  '￥': '¥',
+  '－': '-',
+  '−': '-',
+  '．': '.',
+  '⁄': '/',
+};
 
 /** Index of the brace closing the one opened at `open` (balanced), or -1. */
 function closingBrace(text: string, open: number): number {
@@ -73,7 +81,10 @@ function fractions(text: string): string {
     const den = b && valueOf(plainMathText(b.value));
     if (!a || !b || num === null || den === null || den === 0) {
       // not a fraction of numbers: keep its parts readable as `(a)/(b)` and go on
-      text = text.slice(0, m.index) + (a && b ? `(${a.value})/(${b.value})` : '') + text.slice(a && b ? b.end : m.index + m[0].length);
+      text =
+        text.slice(0, m.index) +
+        (a && b ? `(${a.value})/(${b.value})` : '') +
+        text.slice(a && b ? b.end : m.index + m[0].length);
       continue;
     }
     let start = m.index;
@@ -107,7 +118,10 @@ export function plainMathText(text: string): string {
     .replace(/\\\$/g, '$')
     .replace(/-\s*\$/g, '-');
   t = unwrap(t);
-  t = t.replace(SPACE_THOUSANDS, (_, head: string, rest: string) => head + rest.replace(new RegExp(SPACE_SEP, 'g'), ','));
+  t = t.replace(
+    SPACE_THOUSANDS,
+    (_, head: string, rest: string) => head + rest.replace(new RegExp(SPACE_SEP, 'g'), ','),
+  );
   t = fractions(t);
   return t.replace(/\$/g, ' ').replace(/\\[,;: ]|[\u00a0\u2007\u2009\u200a\u202f]/g, ' ');
 }
@@ -178,8 +192,16 @@ export function extractNumericAnswer(completion: string): string | null {
   const said = [...text.matchAll(ANSWER_IS)];
   for (let k = said.length - 1; k >= 0; k--) {
     // the words after the cue up to the first Latin letter; of an equation there, its right-hand side
-    const rest = text.slice(said[k]!.index! + said[k]![0].length).split('\n')[0]!.split(/[A-Za-z]/)[0]!;
-    const n = numbersIn(rest.split('=').filter((side) => /\d/.test(side)).pop() ?? '')[0];
+    const rest = text
+      .slice(said[k]!.index! + said[k]![0].length)
+      .split('\n')[0]!
+      .split(/[A-Za-z]/)[0]!;
+    const n = numbersIn(
+      rest
+        .split('=')
+        .filter((side) => /\d/.test(side))
+        .pop() ?? '',
+    )[0];
     if (n !== undefined) return n;
   }
   const hashes = text.lastIndexOf('#### ');

@@ -22,10 +22,12 @@ export async function collectCompletions<T extends { id: string }>(
   if (ctx.completions) {
     const known = new Set(allTasks.map((t) => t.id));
     for (const id of ctx.completions.keys()) {
-      if (!known.has(id)) throw new YuanError('input', `samples name task "${id}", which this evaluation does not have`);
+      if (!known.has(id))
+        throw new YuanError('input', `samples name task "${id}", which this evaluation does not have`);
     }
     const chosen = tasks.filter((t) => (ctx.completions!.get(t.id)?.length ?? 0) > 0);
-    if (chosen.length === 0) throw new YuanError('input', 'no supplied sample matches a task of this evaluation (check the ids and --limit)');
+    if (chosen.length === 0)
+      throw new YuanError('input', 'no supplied sample matches a task of this evaluation (check the ids and --limit)');
     return chosen.map((task) => ({ task, completions: ctx.completions!.get(task.id)! }));
   }
   const model = ctx.model;
@@ -42,7 +44,10 @@ export async function collectCompletions<T extends { id: string }>(
     };
     const completions = await model.generate(req);
     if (completions.length !== settings.n) {
-      throw new YuanError('model', `${model.name} returned ${completions.length} completions for task ${task.id}; ${settings.n} were asked for`);
+      throw new YuanError(
+        'model',
+        `${model.name} returned ${completions.length} completions for task ${task.id}; ${settings.n} were asked for`,
+      );
     }
     ctx.progress?.(++done, tasks.length);
     return { task, completions };

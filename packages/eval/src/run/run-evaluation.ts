@@ -39,7 +39,14 @@ export async function runEvaluation(opts: RunEvaluationOptions): Promise<RunEval
   const plugin = typeof opts.evaluator === 'string' ? getEvaluator(opts.evaluator, opts.registry) : opts.evaluator;
   const merged = { ...(plugin.defaults as Record<string, unknown>), ...(opts.options ?? {}) };
   const options = plugin.validate ? plugin.validate(merged) : merged;
-  const settings: EvalSettings = { n: 1, k: [1], temperature: 0, workers: 2, dataDir: defaultDataDir(), ...opts.settings };
+  const settings: EvalSettings = {
+    n: 1,
+    k: [1],
+    temperature: 0,
+    workers: 2,
+    dataDir: defaultDataDir(),
+    ...opts.settings,
+  };
   let log: AtomicJsonLines | undefined;
   let samplesFile: string | undefined;
   let summaryFile: string | undefined;

@@ -15,7 +15,8 @@ export function readSamplesFile(file: string): Map<string, string[]> {
     if (typeof id !== 'string' && typeof id !== 'number') {
       throw new YuanError('input', `${file}:${i + 1}: needs "task_id", "question_id" or "index" (a string or number)`);
     }
-    if (typeof row.completion !== 'string') throw new YuanError('input', `${file}:${i + 1}: "completion" must be a string`);
+    if (typeof row.completion !== 'string')
+      throw new YuanError('input', `${file}:${i + 1}: "completion" must be a string`);
     const key = String(id);
     if (!out.has(key)) out.set(key, []);
     out.get(key)!.push(row.completion);

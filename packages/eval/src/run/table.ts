@@ -10,7 +10,9 @@ function paperBlock(paper: Record<string, unknown>): string[] {
   const reported = (paper.reported ?? {}) as Record<string, number>;
   const ours = (paper.ours ?? {}) as Record<string, number>;
   const cols = Object.keys(reported);
-  const oursText = Object.entries(ours).map(([k, v]) => `${k} ${Number.isFinite(v) ? (v * 100).toFixed(1) : '-'}`).join(', ');
+  const oursText = Object.entries(ours)
+    .map(([k, v]) => `${k} ${Number.isFinite(v) ? (v * 100).toFixed(1) : '-'}`)
+    .join(', ');
   return [
     `protocol ${String(paper.protocol)}; the YUAN 2.0 paper's ${String(paper.metric)} in % (${String(paper.paper_data)}):`,
     `  ${''.padEnd(6)}${cols.map((c) => c.padStart(9)).join('')}`,
@@ -30,5 +32,12 @@ export function formatResultTable(result: EvalResult): string {
   const { paper, ...rest } = result.details ?? {};
   const details = Object.entries(rest).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   const comparison = paper && typeof paper === 'object' ? paperBlock(paper as Record<string, unknown>) : [];
-  return [`${result.task} (${result.count} tasks)`, `${'metric'.padEnd(width)}  ${'value'.padStart(valueWidth)}`, line, ...body, ...details, ...comparison].join('\n');
+  return [
+    `${result.task} (${result.count} tasks)`,
+    `${'metric'.padEnd(width)}  ${'value'.padStart(valueWidth)}`,
+    line,
+    ...body,
+    ...details,
+    ...comparison,
+  ].join('\n');
 }

@@ -19,7 +19,10 @@ function read(name: PythonFile): string {
     try {
       text = readFileSync(url, 'utf8');
     } catch (e) {
-      throw new YuanError('sandbox', `cannot read the sandbox's ${fileURLToPath(url)} (${(e as Error).message}); the package ships it beside its code`);
+      throw new YuanError(
+        'sandbox',
+        `cannot read the sandbox's ${fileURLToPath(url)} (${(e as Error).message}); the package ships it beside its code`,
+      );
     }
     texts.set(name, text);
   }

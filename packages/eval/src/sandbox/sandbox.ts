@@ -166,13 +166,20 @@ export class Sandbox {
         // null when namespaces work, else why not
         probe = new Sandbox('namespaces', limits, false, python, os.tmpdir())
           .run('print("sandbox-probe-ok")')
-          .then((r) => (r.status === 'ok' && r.stdout.trim() === 'sandbox-probe-ok' ? null : `${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}`))
+          .then((r) =>
+            r.status === 'ok' && r.stdout.trim() === 'sandbox-probe-ok'
+              ? null
+              : `${r.status}: ${r.stderr.trim().split('\n').pop() ?? ''}`,
+          )
           .catch((e: Error) => e.message);
         probes.set(python, probe);
       }
       const failure = await probe;
       if (failure !== null && wanted === 'namespaces') {
-        throw new YuanError('sandbox', `namespace isolation is unavailable here (unshare --user --net --pid --mount: ${failure})`);
+        throw new YuanError(
+          'sandbox',
+          `namespace isolation is unavailable here (unshare --user --net --pid --mount: ${failure})`,
+        );
       }
       if (failure === null) isolation = 'namespaces';
     }
@@ -185,7 +192,8 @@ export class Sandbox {
    * default) prepares each sandbox when its run starts. Prepared sandboxes do not keep Node alive; `close()` ends them.
    */
   warm(count: number): this {
-    if (!Number.isInteger(count) || count < 0) throw new ConfigError(`sandbox warm pool size ${count}: expected an integer >= 0`);
+    if (!Number.isInteger(count) || count < 0)
+      throw new ConfigError(`sandbox warm pool size ${count}: expected an integer >= 0`);
     this.poolSize = count;
     this.refill();
     return this;
@@ -201,10 +209,12 @@ export class Sandbox {
     await Promise.all(servers.map((s) => s.close()));
     const idle = this.ready.splice(0);
     const pending = [...this.preparing];
-    await Promise.all([...idle, ...pending.map((p) => p.catch(() => undefined))].map(async (slot) => {
-      const s = await slot;
-      if (s) await s.discard();
-    }));
+    await Promise.all(
+      [...idle, ...pending.map((p) => p.catch(() => undefined))].map(async (slot) => {
+        const s = await slot;
+        if (s) await s.discard();
+      }),
+    );
   }
 
   /**
@@ -215,7 +225,8 @@ export class Sandbox {
    * 0 turns the servers off (one fresh sandbox per program). Idle servers do not keep Node alive; `close()` ends them.
    */
   serve(count: number): this {
-    if (!Number.isInteger(count) || count < 0) throw new ConfigError(`sandbox fork servers ${count}: expected an integer >= 0`);
+    if (!Number.isInteger(count) || count < 0)
+      throw new ConfigError(`sandbox fork servers ${count}: expected an integer >= 0`);
     this.serverCount = count;
     while (this.servers.size < count) this.idleServers.push(this.startServer());
     return this;
@@ -301,8 +312,7 @@ export class Sandbox {
             slot.setRef(false);
             trackIdle(slot.workdir);
             this.ready.push(slot);
-          }
-          else void slot.discard();
+          } else void slot.discard();
         },
         () => this.preparing.delete(p),
       );
@@ -334,10 +344,32 @@ export class Sandbox {
         for (const f of ['', 'guard.py']) await chown(path.join(workdir, f), NOBODY, NOBODY);
       }
       const pyLimits = JSON.stringify({ ...launcherLimits(limits), guard: this.guard });
-      const launcher = [this.python, '-I', '-B', '-c', launcherPy(), this.isolation === 'namespaces' ? 'ns' : 'plain', workdir, pyLimits];
+      const launcher = [
+        this.python,
+        '-I',
+        '-B',
+        '-c',
+        launcherPy(),
+        this.isolation === 'namespaces' ? 'ns' : 'plain',
+        workdir,
+        pyLimits,
+      ];
       const [command, ...args] =
         this.isolation === 'namespaces'
-          ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
+          ? [
+              'unshare',
+              '--user',
+              '--map-root-user',
+              '--net',
+              '--pid',
+              '--fork',
+              '--kill-child',
+              '--mount',
+              '--mount-proc',
+              '--ipc',
+              '--uts',
+              ...launcher,
+            ]
           : launcher;
       return await Slot.spawn(command!, args, workdir, root, this.limits, this.isolation);
     } catch (e) {
@@ -350,7 +382,12 @@ export class Sandbox {
 /** One prepared sandbox: a launcher process waiting on stdin for the one program it will run. */
 class Slot {
   exited = false;
-  private readonly out = { stdout: [] as Buffer[], stderr: [] as Buffer[], kept: { stdout: 0, stderr: 0 }, truncated: false };
+  private readonly out = {
+    stdout: [] as Buffer[],
+    stderr: [] as Buffer[],
+    kept: { stdout: 0, stderr: 0 },
+    truncated: false,
+  };
   /** What came back on the verdict pipe (descriptor 3 of the launcher and of the program's Python). */
   private verdict: Buffer[] = [];
   private verdictBytes = 0;
@@ -364,7 +401,14 @@ class Slot {
     private readonly isolation: Isolation,
   ) {}
 
-  static spawn(command: string, args: string[], cwd: string, root: boolean, limits: SandboxLimits, isolation: Isolation): Promise<Slot> {
+  static spawn(
+    command: string,
+    args: string[],
+    cwd: string,
+    root: boolean,
+    limits: SandboxLimits,
+    isolation: Isolation,
+  ): Promise<Slot> {
     return new Promise((resolve, reject) => {
       const child = spawn(command, args, {
         cwd,
@@ -425,7 +469,7 @@ class Slot {
     setTimeout(() => {
       this.child.stdout?.destroy();
       this.child.stderr?.destroy();
-      (this.child.stdio[3] as NodeJS.ReadableStream & { destroy(): void } | null)?.destroy();
+      (this.child.stdio[3] as (NodeJS.ReadableStream & { destroy(): void }) | null)?.destroy();
     }, 500).unref();
   }
 
@@ -522,7 +566,20 @@ class ForkServer {
     const ns = isolation === 'namespaces';
     const launcher = [python, '-I', '-B', '-c', serverPy(), ns ? 'ns-serve' : 'plain-serve', this.workdir, pyLimits];
     const [command, ...args] = ns
-      ? ['unshare', '--user', '--map-root-user', '--net', '--pid', '--fork', '--kill-child', '--mount', '--mount-proc', '--ipc', '--uts', ...launcher]
+      ? [
+          'unshare',
+          '--user',
+          '--map-root-user',
+          '--net',
+          '--pid',
+          '--fork',
+          '--kill-child',
+          '--mount',
+          '--mount-proc',
+          '--ipc',
+          '--uts',
+          ...launcher,
+        ]
       : launcher;
     this.child = spawn(command!, args, {
       cwd: this.workdir,
@@ -541,7 +598,12 @@ class ForkServer {
         if (this.dead && !this.waiting) return done();
         this.dead = true;
         this.killGroup();
-        this.waiting?.reject(new YuanError('sandbox', `fork server ${why}${this.errors ? `: ${this.errors.trim().split('\n').pop()}` : ''}`));
+        this.waiting?.reject(
+          new YuanError(
+            'sandbox',
+            `fork server ${why}${this.errors ? `: ${this.errors.trim().split('\n').pop()}` : ''}`,
+          ),
+        );
         this.waiting = undefined;
         done();
       };

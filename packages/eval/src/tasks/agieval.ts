@@ -9,8 +9,19 @@ import { checkOptions } from './options.js';
 
 /** The AGIEval subsets read from `agieval/NAME.jsonl` (Chinese gaokao-*, English sat-math, aqua-rat, lsat-ar, math). */
 export const AGIEVAL_SUBSETS = [
-  'gaokao-chinese', 'gaokao-english', 'gaokao-geography', 'gaokao-history', 'gaokao-biology', 'gaokao-chemistry',
-  'gaokao-physics', 'gaokao-mathqa', 'gaokao-mathcloze', 'sat-math', 'aqua-rat', 'lsat-ar', 'math',
+  'gaokao-chinese',
+  'gaokao-english',
+  'gaokao-geography',
+  'gaokao-history',
+  'gaokao-biology',
+  'gaokao-chemistry',
+  'gaokao-physics',
+  'gaokao-mathqa',
+  'gaokao-mathcloze',
+  'sat-math',
+  'aqua-rat',
+  'lsat-ar',
+  'math',
 ] as const;
 
 /** One AGIEval question: multiple choice (`options`, gold letters) or cloze (gold answer text). */
@@ -47,19 +58,32 @@ export function loadAgiEval(dataDir: string, subset: string): AgiQuestion[] {
   return parseJsonLines(readDataFile(dataDir, file), file).map((row, i) => {
     const options = Array.isArray(row.options) && row.options.length > 0 ? (row.options as string[]) : null;
     // a label is a letter, a list of letters or a string of several letters ("AD", "A B D")
-    const raw = Array.isArray(row.label) ? (row.label as unknown[]).map(String) : String(row.label ?? '').split(/[\s,]*/);
+    const raw = Array.isArray(row.label)
+      ? (row.label as unknown[]).map(String)
+      : String(row.label ?? '').split(/[\s,]*/);
     const labels = options ? [...new Set(raw.map((l) => l.trim()).filter((l) => l !== ''))].sort() : [];
-    if (options && (labels.length === 0 || labels.some((l) => !/^[A-J]$/.test(l)))) throw new YuanError('input', `${file} row ${i}: label ${JSON.stringify(row.label)} is not an option letter`);
-    if (!options && (row.answer === null || row.answer === undefined)) throw new YuanError('input', `${file} row ${i}: neither options nor an answer`);
-    return { id: `${subset}/${i}`, subset, prompt: buildPrompt(row, zh), options, labels, answer: options ? null : String(row.answer) };
+    if (options && (labels.length === 0 || labels.some((l) => !/^[A-J]$/.test(l))))
+      throw new YuanError('input', `${file} row ${i}: label ${JSON.stringify(row.label)} is not an option letter`);
+    if (!options && (row.answer === null || row.answer === undefined))
+      throw new YuanError('input', `${file} row ${i}: neither options nor an answer`);
+    return {
+      id: `${subset}/${i}`,
+      subset,
+      prompt: buildPrompt(row, zh),
+      options,
+      labels,
+      answer: options ? null : String(row.answer),
+    };
   });
 }
 
 function validate(options: Record<string, unknown>): AgiOptions {
   const o = checkOptions('agieval', DEFAULTS, options);
-  if (!['auto', 'loglik', 'extract'].includes(o.method)) throw new ConfigError(`agieval: method "${o.method}": expected auto, loglik or extract`);
+  if (!['auto', 'loglik', 'extract'].includes(o.method))
+    throw new ConfigError(`agieval: method "${o.method}": expected auto, loglik or extract`);
   for (const s of o.subsets.split(',')) {
-    if (!(AGIEVAL_SUBSETS as readonly string[]).includes(s)) throw new ConfigError(`agieval: unknown subset "${s}" (known: ${AGIEVAL_SUBSETS.join(', ')})`);
+    if (!(AGIEVAL_SUBSETS as readonly string[]).includes(s))
+      throw new ConfigError(`agieval: unknown subset "${s}" (known: ${AGIEVAL_SUBSETS.join(', ')})`);
   }
   return o;
 }
@@ -70,7 +94,9 @@ async function evaluate(ctx: EvalContext, raw: AgiOptions): Promise<EvalResult> 
   const options = validate(raw as unknown as Record<string, unknown>);
   const canLoglik = !ctx.completions && typeof ctx.model?.logLikelihood === 'function';
   if (options.method === 'loglik' && !canLoglik) {
-    throw new ConfigError('agieval: method loglik needs a model with log-likelihoods (a local --model), not an endpoint or --samples');
+    throw new ConfigError(
+      'agieval: method loglik needs a model with log-likelihoods (a local --model), not an endpoint or --samples',
+    );
   }
   const useLoglik = options.method === 'loglik' || (options.method === 'auto' && canLoglik);
   const subsets = options.subsets.split(',');
@@ -101,7 +127,11 @@ async function evaluate(ctx: EvalContext, raw: AgiOptions): Promise<EvalResult> 
   const generative = useLoglik ? cloze : questions;
   if (generative.length > 0) {
     const ctxOne = { ...ctx, settings: { ...ctx.settings, limit: undefined, n: ctx.completions ? ctx.settings.n : 1 } };
-    const sets = await collectCompletions(ctxOne, generative, (q) => ({ prompt: q.prompt, maxNewTokens: options.maxNewTokens, stop: ['\n\n\n'] }));
+    const sets = await collectCompletions(ctxOne, generative, (q) => ({
+      prompt: q.prompt,
+      maxNewTokens: options.maxNewTokens,
+      stop: ['\n\n\n'],
+    }));
     for (const { task: q, completions } of sets) {
       const completion = completions[0]!;
       if (q.options) {
@@ -127,7 +157,12 @@ async function evaluate(ctx: EvalContext, raw: AgiOptions): Promise<EvalResult> 
   }
   metrics.accuracy = mean(all);
   metrics.subset_mean = mean([...bySubset.values()].map(mean));
-  return { task: 'agieval', metrics, count: all.length, details: { method: useLoglik ? 'loglik (choices), generation (cloze)' : 'generation + extraction', subsets } };
+  return {
+    task: 'agieval',
+    metrics,
+    count: all.length,
+    details: { method: useLoglik ? 'loglik (choices), generation (cloze)' : 'generation + extraction', subsets },
+  };
 }
 
 /** AGIEval: multiple choice by option log-likelihood (local models) or letter extraction (endpoints), and cloze. */

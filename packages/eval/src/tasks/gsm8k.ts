@@ -67,12 +67,21 @@ export const gsm8kEvaluator: EvaluatorPlugin<Gsm8kOptions> = {
   name: 'gsm8k',
   description: 'GSM8K accuracy and maj@k self-consistency (--protocol yuan: the YUAN 2.0 files, prompt and scorer)',
   defaults: GSM8K_DEFAULTS,
-  flags: { 'prompt-style': { option: 'prompt', type: 'string', help: 'qa|yuan' }, protocol: { option: 'protocol', type: 'string', help: 'default|yuan (the YUAN 2.0 paper\'s files, prompts and scorers)' }, lang: { option: 'lang', type: 'string', help: 'zh|en' } },
+  flags: {
+    'prompt-style': { option: 'prompt', type: 'string', help: 'qa|yuan' },
+    protocol: {
+      option: 'protocol',
+      type: 'string',
+      help: "default|yuan (the YUAN 2.0 paper's files, prompts and scorers)",
+    },
+    lang: { option: 'lang', type: 'string', help: 'zh|en' },
+  },
   validate: validateGsm8k,
   async evaluate(ctx, raw) {
     const o = validateGsm8k(raw as unknown as Record<string, unknown>);
     const { protocol, lang } = resolveProtocol('gsm8k', o.protocol, o.lang, { yuan: ['zh', 'en'], default: ['en'] });
-    if (protocol === 'default') return gsm8kDefault.evaluate(ctx, { prompt: o.prompt, maxNewTokens: o.maxNewTokens || 512 });
+    if (protocol === 'default')
+      return gsm8kDefault.evaluate(ctx, { prompt: o.prompt, maxNewTokens: o.maxNewTokens || 512 });
     const file = lang === 'zh' ? 'gsm8k_Cn.txt' : 'gsm8k_En.txt';
     const { items, bad } = loadSepFile(ctx.settings.dataDir, file);
     return runGenerative(ctx, {
@@ -88,7 +97,9 @@ export const gsm8kEvaluator: EvaluatorPlugin<Gsm8kOptions> = {
       gold: (r) => r.answer,
       maxNewTokens: o.maxNewTokens || 1024,
       details: { lang },
-      ...(lang === 'en' ? { paperNote: 'paper numbers are for the Chinese file (gsm8k_Cn.txt); this run used English' } : {}),
+      ...(lang === 'en'
+        ? { paperNote: 'paper numbers are for the Chinese file (gsm8k_Cn.txt); this run used English' }
+        : {}),
     });
   },
 };

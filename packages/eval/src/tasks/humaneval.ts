@@ -5,7 +5,14 @@ import { passAtK } from '../metrics/pass-at-k.js';
 import { mapLimit } from '../run/pool.js';
 import { collectCompletions } from '../run/completions.js';
 import { Sandbox } from '../sandbox/sandbox.js';
-import { completionCode, HUMANEVAL_MODULE, humanEvalProgram, humanEvalVerdict, type CompletionStyle, type HumanEvalProblem } from './humaneval-program.js';
+import {
+  completionCode,
+  HUMANEVAL_MODULE,
+  humanEvalProgram,
+  humanEvalVerdict,
+  type CompletionStyle,
+  type HumanEvalProblem,
+} from './humaneval-program.js';
 import { yuanCheckProgram, yuanHumanEvalCode } from '../yuan/humaneval-yuan.js';
 import { YUAN_DIR } from '../yuan/files.js';
 import { paperComparison } from '../yuan/paper.js';
@@ -62,17 +69,22 @@ export function loadHumanEval(dataDir: string, file = DEFAULTS.file): HumanEvalP
 
 function validate(options: Record<string, unknown>): HumanEvalOptions {
   const o = checkOptions('humaneval', DEFAULTS, options);
-  if (!['raw', 'code-block'].includes(o.completion)) throw new ConfigError(`humaneval: completion "${o.completion}": expected raw or code-block`);
+  if (!['raw', 'code-block'].includes(o.completion))
+    throw new ConfigError(`humaneval: completion "${o.completion}": expected raw or code-block`);
   resolveProtocol('humaneval', o.protocol, '', { yuan: ['zh'], default: ['en'] });
-  if (!['none', 'tests'].includes(o.select)) throw new ConfigError(`humaneval: select "${o.select}": expected none or tests`);
-  if (!Number.isInteger(o.testSamples) || o.testSamples < 1) throw new ConfigError(`humaneval: testSamples ${o.testSamples}: expected a positive integer`);
+  if (!['none', 'tests'].includes(o.select))
+    throw new ConfigError(`humaneval: select "${o.select}": expected none or tests`);
+  if (!Number.isInteger(o.testSamples) || o.testSamples < 1)
+    throw new ConfigError(`humaneval: testSamples ${o.testSamples}: expected a positive integer`);
   return o;
 }
 
 /** Replaces each problem's prompt by YUAN's Chinese text prompt (yuan-eval/HumanEval-textprompts.jsonl, matched by task_id). */
 export function withYuanPrompts(dataDir: string, problems: HumanEvalProblem[]): HumanEvalProblem[] {
   const file = `${YUAN_DIR}/HumanEval-textprompts.jsonl`;
-  const prompts = new Map(parseJsonLines(readDataFile(dataDir, file), file).map((r) => [String(r.task_id), String(r.prompt)]));
+  const prompts = new Map(
+    parseJsonLines(readDataFile(dataDir, file), file).map((r) => [String(r.task_id), String(r.prompt)]),
+  );
   return problems.map((p) => {
     const prompt = prompts.get(p.id);
     if (prompt === undefined) throw new YuanError('input', `${file}: no prompt for ${p.id}`);
@@ -84,7 +96,10 @@ async function evaluate(rawCtx: EvalContext, raw: HumanEvalOptions): Promise<Eva
   const options = validate(raw as unknown as Record<string, unknown>);
   const ctx = withIdPrefix(rawCtx, 'HumanEval');
   if (options.select === 'tests' && !ctx.model) {
-    throw new YuanError('usage', 'humaneval select tests: the model writes the unit tests, so it needs --model or --endpoint (not --samples)');
+    throw new YuanError(
+      'usage',
+      'humaneval select tests: the model writes the unit tests, so it needs --model or --endpoint (not --samples)',
+    );
   }
   const sandbox = await Sandbox.create({
     isolation: options.isolation,
@@ -103,14 +118,25 @@ async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandb
   const english = loadHumanEval(ctx.settings.dataDir, options.file);
   const problems = yuan ? withYuanPrompts(ctx.settings.dataDir, english) : english;
   // YUAN's model answers after the prompt's opened ```python block; the closing fence ends the code
-  const sets = await collectCompletions(ctx, problems, (p) => ({ prompt: p.prompt, maxNewTokens: options.maxNewTokens, stop: yuan ? ['\n```', '<eod>'] : STOPS }));
-  const codeOf = (p: HumanEvalProblem, completion: string) => (yuan ? yuanHumanEvalCode(p.prompt, completion) : completionCode(completion, options.completion));
-  const programOf = (p: HumanEvalProblem, code: string) => (yuan ? yuanCheckProgram(code, p.test, p.entryPoint) : humanEvalProgram(p, code));
+  const sets = await collectCompletions(ctx, problems, (p) => ({
+    prompt: p.prompt,
+    maxNewTokens: options.maxNewTokens,
+    stop: yuan ? ['\n```', '<eod>'] : STOPS,
+  }));
+  const codeOf = (p: HumanEvalProblem, completion: string) =>
+    yuan ? yuanHumanEvalCode(p.prompt, completion) : completionCode(completion, options.completion);
+  const programOf = (p: HumanEvalProblem, code: string) =>
+    yuan ? yuanCheckProgram(code, p.test, p.entryPoint) : humanEvalProgram(p, code);
   for (const k of ctx.settings.k) {
     const short = sets.find((s) => s.completions.length < k);
-    if (short) throw new ConfigError(`pass@${k} needs at least ${k} completions per task; ${short.task.id} has ${short.completions.length} (raise --n or lower --k)`);
+    if (short)
+      throw new ConfigError(
+        `pass@${k} needs at least ${k} completions per task; ${short.task.id} has ${short.completions.length} (raise --n or lower --k)`,
+      );
   }
-  const jobs = sets.flatMap((s) => s.completions.map((completion, sample) => ({ problem: s.task, completion, sample })));
+  const jobs = sets.flatMap((s) =>
+    s.completions.map((completion, sample) => ({ problem: s.task, completion, sample })),
+  );
   const passed = await mapLimit(jobs, ctx.settings.workers, async (job) => {
     const code = codeOf(job.problem, job.completion);
     const r = await sandbox.run(programOf(job.problem, code), { module: HUMANEVAL_MODULE });
@@ -148,15 +174,31 @@ async function scoreHumanEval(ctx: EvalContext, options: HumanEvalOptions, sandb
     const selected = await selectByGeneratedTests(ctx, options, sandbox, sets, (p, c) => codeOf(p, c));
     metrics['pass@1_selected'] = mean(selected.map((s, i) => (passed[offsets[i]! + s] ? 1 : 0)));
   }
-  const paper = yuan ? paperComparison('humaneval', metrics, 'paper: greedy pass@1; SC = the candidate passing most model-written tests', options.select === 'tests' ? 'pass@1_selected' : undefined) : undefined;
+  const paper = yuan
+    ? paperComparison(
+        'humaneval',
+        metrics,
+        'paper: greedy pass@1; SC = the candidate passing most model-written tests',
+        options.select === 'tests' ? 'pass@1_selected' : undefined,
+      )
+    : undefined;
   return {
     task: 'humaneval',
     metrics,
     count: sets.length,
     details: {
       protocol: options.protocol,
-      ...(yuan ? { prompts: 'yuan-eval/HumanEval-textprompts.jsonl (Chinese)', check: 'YUAN post-processing; check program without the prompt' } : {}),
-      ...(options.select === 'tests' ? { select: `generated tests (${options.testSamples} generation(s) per task); pass@1_selected is the pass rate of the chosen candidate` } : {}),
+      ...(yuan
+        ? {
+            prompts: 'yuan-eval/HumanEval-textprompts.jsonl (Chinese)',
+            check: 'YUAN post-processing; check program without the prompt',
+          }
+        : {}),
+      ...(options.select === 'tests'
+        ? {
+            select: `generated tests (${options.testSamples} generation(s) per task); pass@1_selected is the pass rate of the chosen candidate`,
+          }
+        : {}),
       samples: jobs.length,
       isolation: sandbox.isolation,
       isolation_note: sandbox.note,
@@ -194,7 +236,9 @@ async function selectByGeneratedTests(
     const tests = parseGeneratedTests(generations.join('\n'));
     const counts: number[] = [];
     for (const completion of completions) {
-      const r = tests.length ? await sandbox.run(codeOf(task, completion), { module: HUMANEVAL_MODULE, checks: tests }) : undefined;
+      const r = tests.length
+        ? await sandbox.run(codeOf(task, completion), { module: HUMANEVAL_MODULE, checks: tests })
+        : undefined;
       counts.push(r ? r.checks.filter(Boolean).length : 0);
     }
     const chosen = counts.indexOf(Math.max(...counts));

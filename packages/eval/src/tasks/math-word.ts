@@ -27,7 +27,9 @@ const DEFAULTS: MathOptions = { prompt: 'qa', maxNewTokens: 512 };
 
 /** The prompt for a question in a style. */
 export function mathPrompt(question: string, style: MathPromptStyle): string {
-  return style === 'yuan' ? `详细分析并求解以下数学问题。\n${question}<sep>` : `Question: ${question}\nAnswer: Let's think step by step.`;
+  return style === 'yuan'
+    ? `详细分析并求解以下数学问题。\n${question}<sep>`
+    : `Question: ${question}\nAnswer: Let's think step by step.`;
 }
 
 function validate(name: string) {
@@ -43,7 +45,12 @@ function validate(name: string) {
  * (greedy) accuracy, `mean_accuracy` the accuracy over all samples, and `maj@k` the accuracy of the majority vote over
  * the first k samples (self-consistency, take-first-k) for every requested k > 1.
  */
-async function scoreMath(name: string, ctx: EvalContext, options: MathOptions, problems: MathProblem[]): Promise<EvalResult> {
+async function scoreMath(
+  name: string,
+  ctx: EvalContext,
+  options: MathOptions,
+  problems: MathProblem[],
+): Promise<EvalResult> {
   const sets = await collectCompletions(ctx, problems, (p) => ({
     prompt: mathPrompt(p.question, options.prompt),
     maxNewTokens: options.maxNewTokens,
@@ -52,7 +59,10 @@ async function scoreMath(name: string, ctx: EvalContext, options: MathOptions, p
   const ks = ctx.settings.k.filter((k) => k > 1);
   for (const k of ks) {
     const short = sets.find((s) => s.completions.length < k);
-    if (short) throw new ConfigError(`maj@${k} needs at least ${k} completions per question; ${short.task.id} has ${short.completions.length}`);
+    if (short)
+      throw new ConfigError(
+        `maj@${k} needs at least ${k} completions per question; ${short.task.id} has ${short.completions.length}`,
+      );
   }
   const first: number[] = [];
   const all: number[] = [];
@@ -63,7 +73,14 @@ async function scoreMath(name: string, ctx: EvalContext, options: MathOptions, p
       const correct = sameNumber(answer, task.gold);
       all.push(correct ? 1 : 0);
       if (sample === 0) first.push(correct ? 1 : 0);
-      ctx.log({ question_id: task.id, sample, completion: completions[sample], extracted: answer, gold: task.gold, correct });
+      ctx.log({
+        question_id: task.id,
+        sample,
+        completion: completions[sample],
+        extracted: answer,
+        gold: task.gold,
+        correct,
+      });
     });
     for (const k of ks) {
       const vote = majorityAtK(answers, k);
@@ -90,7 +107,8 @@ export function mathEvaluator(
     defaults: DEFAULTS,
     flags: { 'prompt-style': { option: 'prompt', type: 'string', help: 'qa|yuan' } },
     validate: validate(name),
-    evaluate: (ctx, options) => scoreMath(name, ctx, validate(name)(options as unknown as Record<string, unknown>), load(ctx.settings.dataDir)),
+    evaluate: (ctx, options) =>
+      scoreMath(name, ctx, validate(name)(options as unknown as Record<string, unknown>), load(ctx.settings.dataDir)),
   };
 }
 

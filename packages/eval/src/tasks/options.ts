@@ -5,7 +5,9 @@ export function checkOptions<O extends object>(evaluator: string, defaults: O, g
   const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
   for (const [key, value] of Object.entries(given)) {
     if (!(key in defaults)) {
-      throw new ConfigError(`${evaluator}: unknown option "${key}" (known: ${Object.keys(defaults).join(', ') || 'none'})`);
+      throw new ConfigError(
+        `${evaluator}: unknown option "${key}" (known: ${Object.keys(defaults).join(', ') || 'none'})`,
+      );
     }
     const expected = (defaults as Record<string, unknown>)[key];
     if (expected !== undefined && expected !== null && typeof value !== typeof expected) {

@@ -1,6 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, NotFoundError, YuanError, type EvalContext, type EvalResult, type EvaluatorPlugin } from '@yuan/core';
+import {
+  ConfigError,
+  NotFoundError,
+  YuanError,
+  type EvalContext,
+  type EvalResult,
+  type EvaluatorPlugin,
+} from '@yuan/core';
 import { checkOptions } from './options.js';
 
 /** Options of `perplexity`. Defaults: no file (required), chunks of at most 8192 characters cut at line ends. */
@@ -30,16 +37,21 @@ export function chunkText(text: string, max: number): string[] {
 function validate(options: Record<string, unknown>): PerplexityOptions {
   const o = checkOptions('perplexity', DEFAULTS, options);
   if (!o.file) throw new ConfigError('perplexity: give the text file (--file FILE)');
-  if (!Number.isInteger(o.chunkChars) || o.chunkChars < 1) throw new ConfigError(`perplexity: chunkChars ${o.chunkChars}: expected a positive integer`);
+  if (!Number.isInteger(o.chunkChars) || o.chunkChars < 1)
+    throw new ConfigError(`perplexity: chunkChars ${o.chunkChars}: expected a positive integer`);
   return o;
 }
 
 async function evaluate(ctx: EvalContext, raw: PerplexityOptions): Promise<EvalResult> {
   const options = validate(raw as unknown as Record<string, unknown>);
   const model = ctx.model;
-  if (ctx.completions || !model) throw new YuanError('usage', 'perplexity scores a model on a text: give --model (it cannot use --samples)');
+  if (ctx.completions || !model)
+    throw new YuanError('usage', 'perplexity scores a model on a text: give --model (it cannot use --samples)');
   if (!model.tokenLosses && !model.logLikelihood) {
-    throw new YuanError('usage', `perplexity: ${model.name} exposes no token losses or log-likelihoods (an endpoint cannot be scored this way)`);
+    throw new YuanError(
+      'usage',
+      `perplexity: ${model.name} exposes no token losses or log-likelihoods (an endpoint cannot be scored this way)`,
+    );
   }
   const file = path.resolve(options.file);
   if (!existsSync(file)) throw new NotFoundError(`perplexity: file not found: ${file}`);

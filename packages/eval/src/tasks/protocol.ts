@@ -9,10 +9,23 @@ import { paperComparison } from '../yuan/paper.js';
 export type Protocol = 'default' | 'yuan';
 
 /** Checks `protocol` and resolves `lang` ('' = the protocol's default: zh under yuan, en otherwise). */
-export function resolveProtocol(task: string, protocol: string, lang: string, langs: { yuan: string[]; default: string[] }): { protocol: Protocol; lang: 'zh' | 'en' } {
-  if (protocol !== 'default' && protocol !== 'yuan') throw new ConfigError(`${task}: protocol "${protocol}": expected yuan or default`);
+export function resolveProtocol(
+  task: string,
+  protocol: string,
+  lang: string,
+  langs: { yuan: string[]; default: string[] },
+): { protocol: Protocol; lang: 'zh' | 'en' } {
+  if (protocol !== 'default' && protocol !== 'yuan')
+    throw new ConfigError(`${task}: protocol "${protocol}": expected yuan or default`);
   const allowed = langs[protocol];
-  const chosen = lang === '' ? (allowed.includes(protocol === 'yuan' ? 'zh' : 'en') ? (protocol === 'yuan' ? 'zh' : 'en') : allowed[0]!) : lang;
+  const chosen =
+    lang === ''
+      ? allowed.includes(protocol === 'yuan' ? 'zh' : 'en')
+        ? protocol === 'yuan'
+          ? 'zh'
+          : 'en'
+        : allowed[0]!
+      : lang;
   if (!allowed.includes(chosen)) {
     throw new ConfigError(`${task}: lang "${lang}" under the ${protocol} protocol: expected ${allowed.join(' or ')}`);
   }
@@ -47,14 +60,25 @@ export interface GenerativeTask<T extends { id: string }> {
  * the first k samples' answers, ties to the answer seen first) for every k > 1 of `--k`. Skipped data lines are
  * logged and counted in the details, never fatal.
  */
-export async function runGenerative<T extends { id: string }>(ctx: EvalContext, task: GenerativeTask<T>): Promise<EvalResult> {
+export async function runGenerative<T extends { id: string }>(
+  ctx: EvalContext,
+  task: GenerativeTask<T>,
+): Promise<EvalResult> {
   for (const b of task.bad) ctx.log({ question_id: String(b.index), skipped: b.reason });
-  if (task.items.length === 0) throw new YuanError('input', `${task.file}: no usable record (${task.bad.length} skipped)`);
-  const sets = await collectCompletions(ctx, task.items, (item) => ({ prompt: task.prompt(item), maxNewTokens: task.maxNewTokens, stop: ['<eod>'] }));
+  if (task.items.length === 0)
+    throw new YuanError('input', `${task.file}: no usable record (${task.bad.length} skipped)`);
+  const sets = await collectCompletions(ctx, task.items, (item) => ({
+    prompt: task.prompt(item),
+    maxNewTokens: task.maxNewTokens,
+    stop: ['<eod>'],
+  }));
   const ks = ctx.settings.k.filter((k) => k > 1);
   for (const k of ks) {
     const short = sets.find((s) => s.completions.length < k);
-    if (short) throw new ConfigError(`maj@${k} needs at least ${k} completions per question; ${short.task.id} has ${short.completions.length} (raise --n)`);
+    if (short)
+      throw new ConfigError(
+        `maj@${k} needs at least ${k} completions per question; ${short.task.id} has ${short.completions.length} (raise --n)`,
+      );
   }
   const first: number[] = [];
   const all: number[] = [];
@@ -64,7 +88,15 @@ export async function runGenerative<T extends { id: string }>(ctx: EvalContext, 
     verdicts.forEach((v, sample) => {
       all.push(v.correct ? 1 : 0);
       if (sample === 0) first.push(v.correct ? 1 : 0);
-      ctx.log({ question_id: item.id, sample, completion: completions[sample], extracted: v.answer, gold: task.gold(item), correct: v.correct, ...v.extra });
+      ctx.log({
+        question_id: item.id,
+        sample,
+        completion: completions[sample],
+        extracted: v.answer,
+        gold: task.gold(item),
+        correct: v.correct,
+        ...v.extra,
+      });
     });
     for (const k of ks) {
       const vote = majorityVote(verdicts.slice(0, k).map((v) => v.answer));
@@ -76,12 +108,24 @@ export async function runGenerative<T extends { id: string }>(ctx: EvalContext, 
   const metrics: Record<string, number> = { accuracy: mean(first), mean_accuracy: mean(all) };
   for (const k of ks) metrics[`maj@${k}`] = mean(maj.get(k)!);
   const sc = ks.length ? `maj@${ks[ks.length - 1]}` : undefined;
-  const paper = paperComparison(task.name, metrics, task.paperNote ?? 'paper: greedy (TOP_K=1); SC = majority vote', sc);
+  const paper = paperComparison(
+    task.name,
+    metrics,
+    task.paperNote ?? 'paper: greedy (TOP_K=1); SC = majority vote',
+    sc,
+  );
   return {
     task: task.name,
     metrics,
     count: sets.length,
-    details: { protocol: 'yuan', file: task.file, samples: all.length, ...task.details, ...badSummary(task.file, task.bad), ...(paper ? { paper } : {}) },
+    details: {
+      protocol: 'yuan',
+      file: task.file,
+      samples: all.length,
+      ...task.details,
+      ...badSummary(task.file, task.bad),
+      ...(paper ? { paper } : {}),
+    },
   };
 }
 

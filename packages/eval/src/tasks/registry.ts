@@ -8,7 +8,16 @@ import { mathclozeEvaluator, mathqaEvaluator, truthfulQaEvaluator } from './yuan
 
 /** The built-in evaluators: humaneval, gsm8k, svamp, agieval, perplexity, mathqa, mathcloze, truthfulqa. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const evaluatorPlugins: EvaluatorPlugin<any>[] = [humanEvalEvaluator, gsm8kEvaluator, svampEvaluator, agiEvalEvaluator, perplexityEvaluator, mathqaEvaluator, mathclozeEvaluator, truthfulQaEvaluator];
+export const evaluatorPlugins: EvaluatorPlugin<any>[] = [
+  humanEvalEvaluator,
+  gsm8kEvaluator,
+  svampEvaluator,
+  agiEvalEvaluator,
+  perplexityEvaluator,
+  mathqaEvaluator,
+  mathclozeEvaluator,
+  truthfulQaEvaluator,
+];
 
 /** This package's plugins: the evaluators and the `openai` model adapter (its `plugins` export). */
 export function evalPlugins(): PluginBase<string, unknown>[] {

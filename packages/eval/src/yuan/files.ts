@@ -65,7 +65,10 @@ export function loadSepFile(dataDir: string, file: string): Loaded<SepRecord> {
  * Reads a file of one Python-literal dict per line (TruthfulQA_CN.json: single-quoted strings), parsed as JSON5,
  * which accepts Python's quoting of strings; a line that does not parse to an object is skipped into `bad`.
  */
-export function loadPythonDictLines(dataDir: string, file: string): Loaded<{ id: string; row: Record<string, unknown> }> {
+export function loadPythonDictLines(
+  dataDir: string,
+  file: string,
+): Loaded<{ id: string; row: Record<string, unknown> }> {
   const lines = readDataFile(dataDir, `${YUAN_DIR}/${file}`).split('\n');
   if (lines.length > 0 && lines[lines.length - 1]!.trim() === '') lines.pop();
   const items: { id: string; row: Record<string, unknown> }[] = [];
@@ -90,5 +93,11 @@ export function loadPythonDictLines(dataDir: string, file: string): Loaded<{ id:
 /** A short report of skipped lines for a result's details: the count and the first five. */
 export function badSummary(file: string, bad: BadLine[]): Record<string, unknown> {
   if (bad.length === 0) return {};
-  return { skipped_lines: bad.length, skipped: `${file}: ${bad.slice(0, 5).map((b) => `record ${b.index}: ${b.reason}`).join('; ')}${bad.length > 5 ? '; ...' : ''}` };
+  return {
+    skipped_lines: bad.length,
+    skipped: `${file}: ${bad
+      .slice(0, 5)
+      .map((b) => `record ${b.index}: ${b.reason}`)
+      .join('; ')}${bad.length > 5 ? '; ...' : ''}`,
+  };
 }

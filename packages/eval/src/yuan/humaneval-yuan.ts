@@ -46,22 +46,31 @@ export function yuanHumanEvalCode(prompt: string, completion: string): string {
   const at = response.indexOf('```python');
   let x = at >= 0 ? response.slice(at + 9) : response;
   x = x
-    .split('\nFIX = """\nAdd more test cases.\n"""').join('')
-    .split('\n\n\ndef').join('\ndef')
-    .split('\n    \n\n    ').join('\n    \n    ')
-    .split('\n\n    ').join('\n    ')
-    .split('\n\n\n').join('\n\n')
-    .split('"""\n        ').join('"""\n    ')
-    .split('\n```python').join('');
+    .split('\nFIX = """\nAdd more test cases.\n"""')
+    .join('')
+    .split('\n\n\ndef')
+    .join('\ndef')
+    .split('\n    \n\n    ')
+    .join('\n    \n    ')
+    .split('\n\n    ')
+    .join('\n    ')
+    .split('\n\n\n')
+    .join('\n\n')
+    .split('"""\n        ')
+    .join('"""\n    ')
+    .split('\n```python')
+    .join('');
   x = dropFirstDocstring(x);
   const fenced = /```python\n([\s\S]*?)\n```/.exec(x)?.[1] ?? firstFunction(x);
-  let code = fenced !== null && fenced !== undefined ? x.slice(0, Math.max(0, x.indexOf(fenced.slice(0, 10)))) + fenced : x;
+  let code =
+    fenced !== null && fenced !== undefined ? x.slice(0, Math.max(0, x.indexOf(fenced.slice(0, 10)))) + fenced : x;
   const count = (s: string) => code.split(s).length - 1;
   if (count('\ndef') > 1 && count('\n```') < 1 && count('\n#') < 1 && count('\nif') < 1) {
     const second = code.indexOf('\ndef', code.indexOf('\ndef') + 1);
     code = code.split(code.slice(second)).join('\n');
   }
-  for (const marker of ['\nprint', '\n# 示例', '\n```', '\n# 测试', '\n# 单元测试', '\n#', '\nif']) code = cutAt(code, marker);
+  for (const marker of ['\nprint', '\n# 示例', '\n```', '\n# 测试', '\n# 单元测试', '\n#', '\nif'])
+    code = cutAt(code, marker);
   return code;
 }
 

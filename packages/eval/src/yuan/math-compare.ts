@@ -130,7 +130,12 @@ function samePart(pred: string, gold: string): boolean {
       if (!gi || !pi || gi.length !== pi.length) return false;
       return gi.every((x, i) => {
         const y = pi[i]!;
-        return x.open === y.open && x.close === y.close && x.ends.length === y.ends.length && x.ends.every((e, j) => samePart(y.ends[j]!, e));
+        return (
+          x.open === y.open &&
+          x.close === y.close &&
+          x.ends.length === y.ends.length &&
+          x.ends.every((e, j) => samePart(y.ends[j]!, e))
+        );
       });
     }
     const ge = equation(g);
@@ -151,7 +156,10 @@ function samePart(pred: string, gold: string): boolean {
 
 /** The parts of a cloze answer: several blanks are joined by `;` (or `；`). */
 export function clozeAnswerParts(text: string): string[] {
-  return fromYuanText(text).split(/[;；]/).map((s) => s.trim()).filter((s) => s !== '');
+  return fromYuanText(text)
+    .split(/[;；]/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /**
@@ -188,6 +196,10 @@ export function extractYuanCloze(completion: string): string {
   }
   const cues = [...text.matchAll(/(?:故答案[为是]|答案[为是]|故填|答案[:：])\s*[:：]?\s*/g)];
   const last = cues[cues.length - 1];
-  const tail = last ? text.slice(last.index! + last[0].length) : text.split('\n').pop() ?? '';
-  return tail.split('\n')[0]!.replace(/[。．]\s*$/, '').replace(/\$/g, '').trim();
+  const tail = last ? text.slice(last.index! + last[0].length) : (text.split('\n').pop() ?? '');
+  return tail
+    .split('\n')[0]!
+    .replace(/[。．]\s*$/, '')
+    .replace(/\$/g, '')
+    .trim();
 }

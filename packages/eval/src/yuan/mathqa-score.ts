@@ -5,10 +5,22 @@ const OPEN = '[:：\\(（]*?';
 // Cue groups in the order YUAN's score_mathqa.py tries them; the last match of the first group that matches wins.
 const CUE_GROUPS: RegExp[] = [
   new RegExp(`故选${OPEN}(${L})`, 'g'),
-  new RegExp(`(?:故答案[为是][：:（\\(]?|故本题选择|故答案应选|答案选项[为是]|正确选项[为是]|正确答案[为是]|正确说法[为是]|答案[是为]选项)${OPEN}(${L})`, 'g'),
-  new RegExp(`(?:故填[：:（\\(]|答案[为是]|故选择|答案[：:（\\(]|故应选|所以选|本题选|因此选|答案选)${OPEN}(${L})`, 'g'),
-  new RegExp(`(?:故本题选|故选项[为是]|答案选[：:（\\(]|故应选[：:（\\(]|故答案选|故此题选|故选答案|[此本]题选择|答案选择|答案应为)${OPEN}(${L})`, 'g'),
-  new RegExp(`(?:本题应选择：|本题的答案选|正确的选项[为是]|正确的说法[为是]|正确的叙述[为是]|正确的表述[是为]|正确的做法[是为]|正确的陈述[是为])${OPEN}(${L})`, 'g'),
+  new RegExp(
+    `(?:故答案[为是][：:（\\(]?|故本题选择|故答案应选|答案选项[为是]|正确选项[为是]|正确答案[为是]|正确说法[为是]|答案[是为]选项)${OPEN}(${L})`,
+    'g',
+  ),
+  new RegExp(
+    `(?:故填[：:（\\(]|答案[为是]|故选择|答案[：:（\\(]|故应选|所以选|本题选|因此选|答案选)${OPEN}(${L})`,
+    'g',
+  ),
+  new RegExp(
+    `(?:故本题选|故选项[为是]|答案选[：:（\\(]|故应选[：:（\\(]|故答案选|故此题选|故选答案|[此本]题选择|答案选择|答案应为)${OPEN}(${L})`,
+    'g',
+  ),
+  new RegExp(
+    `(?:本题应选择：|本题的答案选|正确的选项[为是]|正确的说法[为是]|正确的叙述[为是]|正确的表述[是为]|正确的做法[是为]|正确的陈述[是为])${OPEN}(${L})`,
+    'g',
+  ),
   new RegExp(`故(${L})[选项]?符合题意`, 'g'),
   new RegExp(`故(${L})入选`, 'g'),
   new RegExp(`选项(${L})符合`, 'g'),
@@ -52,7 +64,9 @@ export function extractYuanChoice(completion: string, question = ''): string[] {
   const verdict = asksWrong ? '错误' : '正确';
   const lines = a.split('<n>');
   for (const line of lines.slice(-2).reverse()) {
-    const said = [...line.matchAll(new RegExp(`(?:故|选项)?[:：\\(（]*?([ABCDEF]+)[\\)）]?[是为选项]?${verdict}`, 'g'))];
+    const said = [
+      ...line.matchAll(new RegExp(`(?:故|选项)?[:：\\(（]*?([ABCDEF]+)[\\)）]?[是为选项]?${verdict}`, 'g')),
+    ];
     if (said.length) return sortedLetters(said.map((m) => m[1]).join(''));
   }
   const mentions = [...`<n>${a}`.matchAll(/选项([ABCD])|（([ABCD])）/g)].map((m) => m[1] ?? m[2]!);

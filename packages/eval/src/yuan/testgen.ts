@@ -7,11 +7,21 @@ export const TESTGEN_INSTRUCTION = '根据以下问题描述与示例，生成�
 const SHOTS = [
   {
     task: '问题描述：返回列表中所有偶数之和。\n示例：\n>>> sum_even([1, 2, 3, 4])\n6',
-    tests: ['assert sum_even([1, 2, 3, 4]) == 6', 'assert sum_even([]) == 0', 'assert sum_even([1, 3, 5]) == 0', 'assert sum_even([-2, 2, 10]) == 10'],
+    tests: [
+      'assert sum_even([1, 2, 3, 4]) == 6',
+      'assert sum_even([]) == 0',
+      'assert sum_even([1, 3, 5]) == 0',
+      'assert sum_even([-2, 2, 10]) == 10',
+    ],
   },
   {
     task: "问题描述：把字符串中每个单词的首字母改为大写，单词之间以一个空格分隔。\n示例：\n>>> title_words('hello world')\n'Hello World'",
-    tests: ["assert title_words('hello world') == 'Hello World'", "assert title_words('') == ''", "assert title_words('a') == 'A'", "assert title_words('abc DEF') == 'Abc DEF'"],
+    tests: [
+      "assert title_words('hello world') == 'Hello World'",
+      "assert title_words('') == ''",
+      "assert title_words('a') == 'A'",
+      "assert title_words('abc DEF') == 'Abc DEF'",
+    ],
   },
 ];
 
@@ -27,7 +37,8 @@ export function taskDescription(textPrompt: string): string {
  * and an opened block for the model to continue.
  */
 export function testGenerationPrompt(textPrompt: string): string {
-  const shot = (task: string, tests: string[] | null) => `${task}\n单元测试：\n\`\`\`python\n${tests ? `${tests.join('\n')}\n\`\`\`\n\n` : ''}`;
+  const shot = (task: string, tests: string[] | null) =>
+    `${task}\n单元测试：\n\`\`\`python\n${tests ? `${tests.join('\n')}\n\`\`\`\n\n` : ''}`;
   return `${TESTGEN_INSTRUCTION}\n\n${SHOTS.map((s) => shot(s.task, s.tests)).join('')}${shot(taskDescription(textPrompt), null)}`;
 }
 

@@ -56,7 +56,12 @@ export function loadTruthfulZh(dataDir: string, shuffleSeed: number | null): Loa
       .filter((k) => /^ans\d+$/.test(k))
       .sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)))
       .map((k) => row[k]);
-    if (typeof row.query !== 'string' || typeof row.ans1 !== 'string' || answers.length < 2 || answers.some((a) => typeof a !== 'string')) {
+    if (
+      typeof row.query !== 'string' ||
+      typeof row.ans1 !== 'string' ||
+      answers.length < 2 ||
+      answers.some((a) => typeof a !== 'string')
+    ) {
       more.push({ index: Number(id), reason: 'needs a string query, ans1 and at least one more answer' });
       continue;
     }
@@ -64,8 +69,14 @@ export function loadTruthfulZh(dataDir: string, shuffleSeed: number | null): Loa
       more.push({ index: Number(id), reason: `${answers.length} answers, more than ${LETTERS.length} letters` });
       continue;
     }
-    const order = shuffleSeed === null ? answers.map((_, i) => i) : seededPermutation(answers.length, shuffleSeed + Number(id));
-    out.push({ id, query: row.query, options: order.map((i) => answers[i] as string), gold: LETTERS[order.indexOf(0)]! });
+    const order =
+      shuffleSeed === null ? answers.map((_, i) => i) : seededPermutation(answers.length, shuffleSeed + Number(id));
+    out.push({
+      id,
+      query: row.query,
+      options: order.map((i) => answers[i] as string),
+      gold: LETTERS[order.indexOf(0)]!,
+    });
   }
   return { items: out, bad: more.sort((a, b) => a.index - b.index) };
 }
@@ -97,7 +108,9 @@ export interface TruthfulEn {
 
 function targets(value: unknown): { text: string; label: 0 | 1 }[] | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-  const out = Object.entries(value as Record<string, unknown>).map(([text, label]) => ({ text, label: label === 1 ? 1 : 0 }) as const);
+  const out = Object.entries(value as Record<string, unknown>).map(
+    ([text, label]) => ({ text, label: label === 1 ? 1 : 0 }) as const,
+  );
   return out.length >= 2 && out.some((t) => t.label === 1) && out.some((t) => t.label === 0) ? out : null;
 }
 

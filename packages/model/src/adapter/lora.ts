@@ -21,15 +21,27 @@ export interface LoraOptions {
 }
 
 /** PEFT's `LoraConfig` defaults: r 8, alpha 8, no dropout, q_proj and v_proj. */
-export const LORA_DEFAULTS: LoraOptions = { rank: 8, alpha: 8, dropout: 0, targets: ['q_proj', 'v_proj'], rslora: false };
+export const LORA_DEFAULTS: LoraOptions = {
+  rank: 8,
+  alpha: 8,
+  dropout: 0,
+  targets: ['q_proj', 'v_proj'],
+  rslora: false,
+};
 
-const scalars = obj({ rank: num({ int: true, min: 1 }), alpha: num({ gt: 0 }), dropout: num({ min: 0, max: 0.999999 }), rslora: bool() });
+const scalars = obj({
+  rank: num({ int: true, min: 1 }),
+  alpha: num({ gt: 0 }),
+  dropout: num({ min: 0, max: 0.999999 }),
+  rslora: bool(),
+});
 
 /** Validates LoRA options (merged over the defaults); a bad one is named with its value (`adapter.options.<field>`). */
 export function parseLoraOptions(options: Record<string, unknown>): LoraOptions {
   const { targets, ...rest } = options;
   const parsed = scalars.parse(rest, 'adapter.options') as Omit<LoraOptions, 'targets'>;
-  const list = Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === 'string' && /^[\w.]+$/.test(t));
+  const list =
+    Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === 'string' && /^[\w.]+$/.test(t));
   if (!list && !(typeof targets === 'string' && targets.length > 0)) {
     throw new ConfigError(
       `invalid config: adapter.options.targets = ${JSON.stringify(targets)}; expected a non-empty list of module names (e.g. ["q_proj", "v_proj"]), "all-linear" or a regular expression`,
@@ -39,7 +51,9 @@ export function parseLoraOptions(options: Record<string, unknown>): LoraOptions 
     try {
       new RegExp(targets);
     } catch (e) {
-      throw new ConfigError(`invalid config: adapter.options.targets = ${JSON.stringify(targets)} is not a regular expression (${(e as Error).message})`);
+      throw new ConfigError(
+        `invalid config: adapter.options.targets = ${JSON.stringify(targets)} is not a regular expression (${(e as Error).message})`,
+      );
     }
   }
   return { ...parsed, targets: targets as string[] | string };
@@ -68,7 +82,9 @@ function linearModules(specs: readonly ParameterSpec[]): LinearModule[] {
     if (s.shape.length !== 2 || !s.name.startsWith('model.layers.') || !s.name.endsWith('.weight')) continue;
     const parts = s.parts ?? [s.name];
     const rows = s.shape[0] / parts.length;
-    parts.forEach((p, i) => out.push({ module: p.slice(0, -'.weight'.length), weight: s.name, row: i * rows, out: rows, in: s.shape[1] }));
+    parts.forEach((p, i) =>
+      out.push({ module: p.slice(0, -'.weight'.length), weight: s.name, row: i * rows, out: rows, in: s.shape[1] }),
+    );
   }
   return out;
 }
@@ -96,8 +112,12 @@ function targetedModules(specs: readonly ParameterSpec[], o: LoraOptions): Linea
   const re = new RegExp(`^(?:${targets})$`);
   const chosen = all.filter((m) => re.test(m.module));
   if (chosen.length === 0) {
-    const hint = /^\w+$/.test(targets) ? `; a string is a regular expression over full module names, as in PEFT: give a list, ["${targets}"], for modules named ${targets}` : '';
-    throw new ConfigError(`invalid config: adapter.options.targets = ${JSON.stringify(targets)} matches no linear layer of this model (its linear layers: ${names.join(', ')})${hint}`);
+    const hint = /^\w+$/.test(targets)
+      ? `; a string is a regular expression over full module names, as in PEFT: give a list, ["${targets}"], for modules named ${targets}`
+      : '';
+    throw new ConfigError(
+      `invalid config: adapter.options.targets = ${JSON.stringify(targets)} matches no linear layer of this model (its linear layers: ${names.join(', ')})${hint}`,
+    );
   }
   return chosen;
 }
@@ -127,7 +147,8 @@ function mix(a: number, b: number): number {
 export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
   kind: 'adapter',
   name: 'lora',
-  description: 'LoRA: low-rank updates B·A (rank, alpha, dropout) on chosen linear layers of a frozen base; Hugging Face PEFT files',
+  description:
+    'LoRA: low-rank updates B·A (rank, alpha, dropout) on chosen linear layers of a frozen base; Hugging Face PEFT files',
   defaults: LORA_DEFAULTS,
   peftType: 'LORA',
   validate: parseLoraOptions,
@@ -142,7 +163,10 @@ export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
     const scale = loraScale(o);
     const targeted = targetedModules(specs, o);
     // per adapted stored weight: its row blocks (one, or one per fused part), each with its A and B or none
-    const weights = new Map<string, { out: number; in: number; rows: number; blocks: Array<{ a: tf.Tensor2D; b: tf.Tensor2D } | undefined> }>();
+    const weights = new Map<
+      string,
+      { out: number; in: number; rows: number; blocks: Array<{ a: tf.Tensor2D; b: tf.Tensor2D } | undefined> }
+    >();
     for (const s of specs) {
       const mods = targeted.filter((m) => m.weight === s.name);
       if (mods.length === 0) continue;
@@ -150,7 +174,12 @@ export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
       const rows = s.shape[0] / count;
       const blocks = Array.from({ length: count }, (_, i) => {
         const m = mods.find((x) => x.row === i * rows);
-        return m ? { a: param(`${m.module}.lora_A.weight`) as tf.Tensor2D, b: param(`${m.module}.lora_B.weight`) as tf.Tensor2D } : undefined;
+        return m
+          ? {
+              a: param(`${m.module}.lora_A.weight`) as tf.Tensor2D,
+              b: param(`${m.module}.lora_B.weight`) as tf.Tensor2D,
+            }
+          : undefined;
       });
       weights.set(s.name, { out: s.shape[0], in: s.shape[1], rows, blocks });
     }
@@ -169,7 +198,10 @@ export const loraAdapter: TensorAdapterPlugin<LoraOptions> = {
         calls.set(name, call + 1);
         const updates = w.blocks.map((ab, block) => {
           if (!ab) return tf.zeros([n, w.rows]);
-          const input = seed !== undefined && o.dropout > 0 ? tf.dropout(x2, o.dropout, undefined, mix(mix(seed, nameHash), call * 8 + block)) : x2;
+          const input =
+            seed !== undefined && o.dropout > 0
+              ? tf.dropout(x2, o.dropout, undefined, mix(mix(seed, nameHash), call * 8 + block))
+              : x2;
           return tf.matMul(tf.mul(tf.matMul(input, ab.a, false, true), scale), ab.b, false, true);
         });
         const update = updates.length === 1 ? updates[0] : tf.concat(updates, 1);
@@ -250,12 +282,18 @@ function isOff(value: unknown, off: unknown): boolean {
 
 /** LoRA options from PEFT's adapter_config.json (`peft_type` LORA); a setting yuan does not implement is a YuanError naming it. */
 function loraFromPeft(json: Record<string, unknown>, file: string): LoraOptions {
-  if (json.peft_type !== 'LORA') throw new YuanError('adapter', `${file}: peft_type is ${JSON.stringify(json.peft_type)}, not "LORA"`);
+  if (json.peft_type !== 'LORA')
+    throw new YuanError('adapter', `${file}: peft_type is ${JSON.stringify(json.peft_type)}, not "LORA"`);
   for (const [key, off] of UNSUPPORTED) {
-    if (!isOff(json[key], off)) throw new YuanError('adapter', `${file}: ${key} = ${JSON.stringify(json[key])} is a PEFT LoRA setting yuan does not implement (it needs ${JSON.stringify(off)})`);
+    if (!isOff(json[key], off))
+      throw new YuanError(
+        'adapter',
+        `${file}: ${key} = ${JSON.stringify(json[key])} is a PEFT LoRA setting yuan does not implement (it needs ${JSON.stringify(off)})`,
+      );
   }
   const targets = json.target_modules;
-  if (targets === null || targets === undefined) throw new YuanError('adapter', `${file}: target_modules is not set; yuan needs the adapted module names`);
+  if (targets === null || targets === undefined)
+    throw new YuanError('adapter', `${file}: target_modules is not set; yuan needs the adapted module names`);
   try {
     return parseLoraOptions({
       rank: json.r ?? LORA_DEFAULTS.rank,
@@ -266,6 +304,13 @@ function loraFromPeft(json: Record<string, unknown>, file: string): LoraOptions 
     });
   } catch (e) {
     const m = (e as Error).message.replace(/^invalid config: adapter\.options\./, '');
-    throw new YuanError('adapter', `${file}: ${m.replace(/^rank/, 'r').replace(/^alpha/, 'lora_alpha').replace(/^dropout/, 'lora_dropout').replace(/^targets/, 'target_modules')}`);
+    throw new YuanError(
+      'adapter',
+      `${file}: ${m
+        .replace(/^rank/, 'r')
+        .replace(/^alpha/, 'lora_alpha')
+        .replace(/^dropout/, 'lora_dropout')
+        .replace(/^targets/, 'target_modules')}`,
+    );
   }
 }

@@ -38,7 +38,11 @@ export class AdapterModule {
     this.params = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
     this.layer = plugin.create(baseSpecs, options, (name) => {
       const v = this.params.get(name);
-      if (!v) throw new YuanError('adapter', `the ${plugin.name} adapter asked for ${name}, which it did not list as a parameter`);
+      if (!v)
+        throw new YuanError(
+          'adapter',
+          `the ${plugin.name} adapter asked for ${name}, which it did not list as a parameter`,
+        );
       return v;
     });
   }
@@ -48,27 +52,51 @@ export class AdapterModule {
    * (`parameterSeed(seed, name)`), so the same seed gives the same adapter on every backend. `options` are merged over
    * the plugin's defaults and validated (a ConfigError naming the field).
    */
-  static init(plugin: TensorAdapterPlugin<unknown>, options: Record<string, unknown>, baseSpecs: readonly ParameterSpec[], seed = 0): AdapterModule {
-    return new AdapterModule(plugin, options, baseSpecs, (s) => initValues(s.shape.reduce((a, b) => a * b, 1), s.init, new Rng(parameterSeed(seed, s.name))));
+  static init(
+    plugin: TensorAdapterPlugin<unknown>,
+    options: Record<string, unknown>,
+    baseSpecs: readonly ParameterSpec[],
+    seed = 0,
+  ): AdapterModule {
+    return new AdapterModule(plugin, options, baseSpecs, (s) =>
+      initValues(
+        s.shape.reduce((a, b) => a * b, 1),
+        s.init,
+        new Rng(parameterSeed(seed, s.name)),
+      ),
+    );
   }
 
   /**
    * An adapter over given weights (by the names `plugin.parameters` lists): a missing or misshapen weight, or a weight
    * the adapter has no place for, is a YuanError 'adapter' naming it and `source`.
    */
-  static fromWeights(plugin: TensorAdapterPlugin<unknown>, options: Record<string, unknown>, baseSpecs: readonly ParameterSpec[], weights: ReadonlyMap<string, Float32Array>, source = 'the adapter weights'): AdapterModule {
+  static fromWeights(
+    plugin: TensorAdapterPlugin<unknown>,
+    options: Record<string, unknown>,
+    baseSpecs: readonly ParameterSpec[],
+    weights: ReadonlyMap<string, Float32Array>,
+    source = 'the adapter weights',
+  ): AdapterModule {
     const specs = plugin.parameters(baseSpecs, adapterOptions(plugin, options));
     const known = new Set(specs.map((s) => s.name));
     const extra = [...weights.keys()].filter((n) => !known.has(n));
     if (extra.length) {
       const shown = `${extra.slice(0, 3).join(', ')}${extra.length > 3 ? ` (+${extra.length - 3} more)` : ''}`;
-      throw new YuanError('adapter', `${source} holds tensor${extra.length === 1 ? '' : 's'} ${shown} that the ${plugin.name} adapter with these options does not have (its options or the base model differ)`);
+      throw new YuanError(
+        'adapter',
+        `${source} holds tensor${extra.length === 1 ? '' : 's'} ${shown} that the ${plugin.name} adapter with these options does not have (its options or the base model differ)`,
+      );
     }
     return new AdapterModule(plugin, options, baseSpecs, (s) => {
       const w = weights.get(s.name);
       const size = s.shape.reduce((a, b) => a * b, 1);
       if (!w) throw new YuanError('adapter', `${source} have no ${s.name} (shape [${s.shape}])`);
-      if (w.length !== size) throw new YuanError('adapter', `${source}: ${s.name} has ${w.length} values; the base model and options imply [${s.shape}] = ${size}`);
+      if (w.length !== size)
+        throw new YuanError(
+          'adapter',
+          `${source}: ${s.name} has ${w.length} values; the base model and options imply [${s.shape}] = ${size}`,
+        );
       return w;
     });
   }
@@ -98,7 +126,11 @@ export class AdapterModule {
       const delta = this.layer.delta(name);
       const d = delta.dataSync() as Float32Array;
       delta.dispose();
-      if (d.length !== w.length) throw new YuanError('adapter', `cannot merge: ${name} has ${w.length} values, the adapter's update ${d.length}`);
+      if (d.length !== w.length)
+        throw new YuanError(
+          'adapter',
+          `cannot merge: ${name} has ${w.length} values, the adapter's update ${d.length}`,
+        );
       const merged = new Float32Array(w.length);
       for (let i = 0; i < w.length; i++) merged[i] = w[i] + d[i];
       out.set(name, merged);

@@ -24,7 +24,10 @@ export function adapterLookup(registry: PluginRegistry): AdapterLookup {
     const found = all.find((p) => p.peftType === peftType);
     if (!found) {
       const known = all.map((p) => `${p.peftType} (${p.name})`).join(', ') || 'none';
-      throw new YuanError('adapter', `no adapter plugin reads PEFT peft_type ${JSON.stringify(peftType)} (registered: ${known})`);
+      throw new YuanError(
+        'adapter',
+        `no adapter plugin reads PEFT peft_type ${JSON.stringify(peftType)} (registered: ${known})`,
+      );
     }
     return found;
   };
@@ -49,12 +52,20 @@ export async function writeAdapterFiles(
     if (!data) throw new YuanError('adapter', `cannot write the adapter: no weights for ${s.name}`);
     return { name: `${PREFIX}${s.name}`, shape: s.shape, data };
   });
-  await writeFile(path.join(folder, ADAPTER_CONFIG), `${JSON.stringify(plugin.toPeftConfig(options, base), null, 2)}\n`);
+  await writeFile(
+    path.join(folder, ADAPTER_CONFIG),
+    `${JSON.stringify(plugin.toPeftConfig(options, base), null, 2)}\n`,
+  );
   await writeSafetensors(path.join(folder, ADAPTER_WEIGHTS), tensors, { dtype, metadata: { format: 'pt' } });
 }
 
 /** Writes an adapter as a PEFT folder (see `writeAdapterFiles`), atomically: an existing folder is replaced whole or not at all. */
-export async function saveAdapter(dir: string, adapter: AdapterModule, base: string | null, dtype?: FloatDType): Promise<void> {
+export async function saveAdapter(
+  dir: string,
+  adapter: AdapterModule,
+  base: string | null,
+  dtype?: FloatDType,
+): Promise<void> {
   const weights = await adapter.weights();
   await writeAtomic(dir.replace(/\/+$/, ''), async (tmp) => {
     await mkdir(tmp, { recursive: true });
@@ -83,20 +94,27 @@ export interface AdapterFiles {
 export async function readAdapterFiles(dir: string, lookup: AdapterLookup): Promise<AdapterFiles> {
   if (!existsSync(dir)) throw new YuanError('adapter', `adapter folder not found: ${dir}`);
   const cfgFile = path.join(dir, ADAPTER_CONFIG);
-  if (!existsSync(cfgFile)) throw new YuanError('adapter', `${dir}: no ${ADAPTER_CONFIG} (expected a PEFT adapter folder, or a training run folder with adapter checkpoints)`);
+  if (!existsSync(cfgFile))
+    throw new YuanError(
+      'adapter',
+      `${dir}: no ${ADAPTER_CONFIG} (expected a PEFT adapter folder, or a training run folder with adapter checkpoints)`,
+    );
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(await readFile(cfgFile, 'utf8'));
   } catch (e) {
     throw new YuanError('adapter', `${cfgFile}: not valid JSON (${(e as Error).message})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new YuanError('adapter', `${cfgFile}: not a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new YuanError('adapter', `${cfgFile}: not a JSON object`);
   if (typeof json.peft_type !== 'string') throw new YuanError('adapter', `${cfgFile}: has no peft_type`);
   const plugin = lookup(json.peft_type);
   const options = plugin.fromPeftConfig(json, cfgFile) as Record<string, unknown>;
   const file = path.join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(file)) {
-    const bin = existsSync(path.join(dir, 'adapter_model.bin')) ? ' (adapter_model.bin is a pickle, which yuan does not read: save with safe_serialization=True)' : '';
+    const bin = existsSync(path.join(dir, 'adapter_model.bin'))
+      ? ' (adapter_model.bin is a pickle, which yuan does not read: save with safe_serialization=True)'
+      : '';
     throw new YuanError('adapter', `${dir}: no ${ADAPTER_WEIGHTS}${bin}`);
   }
   const st = await openSafetensors(file);
@@ -104,34 +122,56 @@ export async function readAdapterFiles(dir: string, lookup: AdapterLookup): Prom
   const shapes = new Map<string, number[]>();
   try {
     for (const [name, entry] of st.entries) {
-      if (!name.startsWith(PREFIX)) throw new YuanError('adapter', `${file}: tensor ${name} does not start with PEFT's ${PREFIX} (not a PEFT adapter of a causal LM)`);
-      if (!entry.readable) throw new YuanError('adapter', `${file}: tensor ${name} has dtype ${entry.dtype}; yuan reads adapters as F32, F16 or BF16`);
+      if (!name.startsWith(PREFIX))
+        throw new YuanError(
+          'adapter',
+          `${file}: tensor ${name} does not start with PEFT's ${PREFIX} (not a PEFT adapter of a causal LM)`,
+        );
+      if (!entry.readable)
+        throw new YuanError(
+          'adapter',
+          `${file}: tensor ${name} has dtype ${entry.dtype}; yuan reads adapters as F32, F16 or BF16`,
+        );
       weights.set(name.slice(PREFIX.length), await st.read(name));
       shapes.set(name.slice(PREFIX.length), entry.shape);
     }
   } finally {
     await st.close();
   }
-  return { plugin, options, weights, shapes, ...(typeof json.base_model_name_or_path === 'string' ? { base: json.base_model_name_or_path } : {}) };
+  return {
+    plugin,
+    options,
+    weights,
+    shapes,
+    ...(typeof json.base_model_name_or_path === 'string' ? { base: json.base_model_name_or_path } : {}),
+  };
 }
 
 /**
  * The adapter of a PEFT folder for a base model of `baseSpecs`: every tensor must be one the plugin lists for this base
  * and these options, with its exact shape (a YuanError 'adapter' naming the tensor otherwise).
  */
-export function adapterFromFiles(files: AdapterFiles, baseSpecs: readonly ParameterSpec[], source: string): AdapterModule {
+export function adapterFromFiles(
+  files: AdapterFiles,
+  baseSpecs: readonly ParameterSpec[],
+  source: string,
+): AdapterModule {
   let adapter: AdapterModule;
   try {
     adapter = AdapterModule.fromWeights(files.plugin, files.options, baseSpecs, files.weights, source);
   } catch (e) {
-    if (e instanceof ConfigError) throw new YuanError('adapter', `${source}: ${e.message.replace(/^invalid config: /, '')}`);
+    if (e instanceof ConfigError)
+      throw new YuanError('adapter', `${source}: ${e.message.replace(/^invalid config: /, '')}`);
     throw e;
   }
   for (const s of adapter.specs) {
     const shape = files.shapes.get(s.name);
     if (shape && shape.join(',') !== s.shape.join(',')) {
       adapter.dispose();
-      throw new YuanError('adapter', `${source}: ${s.name} has shape [${shape}] but this base model implies [${s.shape}]`);
+      throw new YuanError(
+        'adapter',
+        `${source}: ${s.name} has shape [${shape}] but this base model implies [${s.shape}]`,
+      );
     }
   }
   return adapter;
@@ -152,7 +192,11 @@ export function resolveAdapterDir(dir: string): string {
 export async function loadAdapter(model: YuanModel, dir: string, lookup: AdapterLookup): Promise<AdapterModule> {
   const folder = resolveAdapterDir(dir);
   const files = await readAdapterFiles(folder, lookup);
-  const adapter = adapterFromFiles(files, modelParameters(model.config, model.attention), path.join(folder, ADAPTER_WEIGHTS));
+  const adapter = adapterFromFiles(
+    files,
+    modelParameters(model.config, model.attention),
+    path.join(folder, ADAPTER_WEIGHTS),
+  );
   try {
     model.attachAdapter(adapter);
   } catch (e) {

@@ -1,5 +1,13 @@
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { canDecode, DecodeOps, type AttentionDecodeLayer, type DecodeKernels, type DecodeRow, type StoredWeight, type TensorAttentionPlugin } from '@yuan/tensor';
+import {
+  canDecode,
+  DecodeOps,
+  type AttentionDecodeLayer,
+  type DecodeKernels,
+  type DecodeRow,
+  type StoredWeight,
+  type TensorAttentionPlugin,
+} from '@yuan/tensor';
 import { attentionOptions, attentionSpec } from '../parameters.js';
 import type { InferenceWeights } from './weights.js';
 
@@ -41,7 +49,8 @@ export class Decoder {
     readonly weights: InferenceWeights,
     kernels: DecodeKernels,
   ) {
-    if (!canDecode(attention)) throw new YuanError('model', `attention plugin "${attention.name}" has no native decoder (createDecoder)`);
+    if (!canDecode(attention))
+      throw new YuanError('model', `attention plugin "${attention.name}" has no native decoder (createDecoder)`);
     this.ops = new DecodeOps(kernels);
     const linear = (name: string) => {
       const w = weights.linears.get(name);
@@ -87,9 +96,14 @@ export class Decoder {
     items.forEach((it, i) => {
       if (it.tokens.length === 0) throw new YuanError('input', 'a decode item has no tokens');
       if (it.sequence.length + it.tokens.length > maxPositions) {
-        throw new YuanError('input', `sequence of ${it.sequence.length + it.tokens.length} tokens exceeds the model's maxPositions ${maxPositions}`);
+        throw new YuanError(
+          'input',
+          `sequence of ${it.sequence.length + it.tokens.length} tokens exceeds the model's maxPositions ${maxPositions}`,
+        );
       }
-      for (const id of it.tokens) if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new YuanError('input', `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
+      for (const id of it.tokens)
+        if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
+          throw new YuanError('input', `token id ${id} is outside the vocabulary (0..${vocabSize - 1})`);
       it.tokens.forEach((_, j) => rowsOf.push({ item: i, position: it.sequence.length + j }));
     });
     const n = rowsOf.length;

@@ -2,11 +2,24 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { recognizeAttention, resolveConfig, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
-import { canDecode, loadDecodeKernels, openWeightSource, tf, type TensorAttentionPlugin, type TensorWeightFormat } from '@yuan/tensor';
+import {
+  canDecode,
+  loadDecodeKernels,
+  openWeightSource,
+  tf,
+  type TensorAttentionPlugin,
+  type TensorWeightFormat,
+} from '@yuan/tensor';
 import { configFromHf, ignoredTensorsNote, type AttentionLookup } from '../checkpoint.js';
 import { YuanModel } from '../model.js';
 import { Decoder } from './decoder.js';
-import { dequantizedValues, randomInferenceWeights, readInferenceWeights, type InferenceWeights, type RandomWeightOptions } from './weights.js';
+import {
+  dequantizedValues,
+  randomInferenceWeights,
+  readInferenceWeights,
+  type InferenceWeights,
+  type RandomWeightOptions,
+} from './weights.js';
 
 /** Options of `loadInferenceModel`. */
 export interface InferenceLoadOptions {
@@ -30,7 +43,8 @@ async function weightFiles(dir: string): Promise<string[]> {
   }
   if (existsSync(path.join(dir, 'model.safetensors'))) return [path.join(dir, 'model.safetensors')];
   const shards = (await readdir(dir)).filter((f) => /^model-.*\.safetensors$/.test(f)).sort();
-  if (shards.length === 0) throw new YuanError('checkpoint', `${dir}: no model.safetensors, model-*.safetensors or index found`);
+  if (shards.length === 0)
+    throw new YuanError('checkpoint', `${dir}: no model.safetensors, model-*.safetensors or index found`);
   return shards.map((f) => path.join(dir, f));
 }
 
@@ -40,7 +54,12 @@ async function nativeDecoding(attention: TensorAttentionPlugin<unknown>) {
   return kernels && tf.getBackend() === 'native' && canDecode(attention) ? kernels : undefined;
 }
 
-function modelOver(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: InferenceWeights, decoder: Decoder | undefined): YuanModel {
+function modelOver(
+  config: YuanConfig,
+  attention: TensorAttentionPlugin<unknown>,
+  weights: InferenceWeights,
+  decoder: Decoder | undefined,
+): YuanModel {
   const model = YuanModel.lazy(config, attention, (spec) => dequantizedValues(weights, spec), decoder);
   if (!decoder) void model.params; // the tfjs path: fp32 parameters now, as loadCheckpoint makes them
   return model;
@@ -53,10 +72,16 @@ function modelOver(config: YuanConfig, attention: TensorAttentionPlugin<unknown>
  * generation and logits run on the native `Decoder` and the tfjs parameters are made only if something asks for them
  * (training, a forward with caches). On other backends the weights are dequantized to fp32 tfjs parameters at load.
  */
-export async function loadInferenceModel(dir: string, lookup: AttentionLookup, overrides: JsonObject = {}, options: InferenceLoadOptions = {}): Promise<YuanModel> {
+export async function loadInferenceModel(
+  dir: string,
+  lookup: AttentionLookup,
+  overrides: JsonObject = {},
+  options: InferenceLoadOptions = {},
+): Promise<YuanModel> {
   const cfgPath = path.join(dir, 'config.json');
   if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
-  if (!existsSync(cfgPath)) throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
+  if (!existsSync(cfgPath))
+    throw new YuanError('checkpoint', `${dir}: no config.json (expected a Hugging Face YUAN checkpoint folder)`);
   let hf: JsonObject;
   try {
     hf = JSON.parse(await readFile(cfgPath, 'utf8'));
@@ -76,14 +101,18 @@ export async function loadInferenceModel(dir: string, lookup: AttentionLookup, o
   }
   const named = (overrides.attention as JsonObject | undefined)?.name;
   let config = configFromHf(hf, cfgPath, (spec) =>
-    typeof named === 'string' ? { name: named, options: {} } : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+    typeof named === 'string'
+      ? { name: named, options: {} }
+      : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
   );
   if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
   const attention = lookup(config.attention.name);
   const weights = readInferenceWeights(source, config, attention, options.formats);
-  const used = (n: string) => weights.vectors.has(n) || weights.linears.has(n.replace(/\.(weight|qweight|qzeros|scales|g_idx)$/, ''));
+  const used = (n: string) =>
+    weights.vectors.has(n) || weights.linears.has(n.replace(/\.(weight|qweight|qzeros|scales|g_idx)$/, ''));
   // what an export derives from other weights (the tied head's copy, RoPE's inv_freq buffers) is not unused
-  const derived = (n: string) => n === 'lm_head.weight' || /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(n);
+  const derived = (n: string) =>
+    n === 'lm_head.weight' || /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(n);
   const ignored = names.filter((n) => !used(n) && !derived(n)).sort();
   if (ignored.length) options.onIgnored?.(ignoredTensorsNote(dir, ignored), ignored);
   const kernels = await nativeDecoding(attention);
@@ -96,10 +125,19 @@ export async function loadInferenceModel(dir: string, lookup: AttentionLookup, o
  * `randomInferenceWeights` and served by the native decoder; elsewhere it is `YuanModel.init` (the training
  * initialisation, another random stream of the same distributions).
  */
-export async function initInferenceModel(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed = 0, options: RandomWeightOptions = {}): Promise<YuanModel> {
+export async function initInferenceModel(
+  config: YuanConfig,
+  attention: TensorAttentionPlugin<unknown>,
+  seed = 0,
+  options: RandomWeightOptions = {},
+): Promise<YuanModel> {
   const kernels = await nativeDecoding(attention);
   if (!kernels) {
-    if (options.format && options.format.name !== 'fp32') throw new YuanError('usage', `weights in ${options.format.name} need the native backend (this run uses ${tf.getBackend()})`);
+    if (options.format && options.format.name !== 'fp32')
+      throw new YuanError(
+        'usage',
+        `weights in ${options.format.name} need the native backend (this run uses ${tf.getBackend()})`,
+      );
     return YuanModel.init(config, attention, seed);
   }
   const weights = randomInferenceWeights(config, attention, seed, options);

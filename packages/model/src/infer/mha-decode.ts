@@ -16,7 +16,7 @@ export function createMhaDecoder(spec: AttentionSpec, _options: unknown, weights
       ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
       ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
       const att = new Float32Array(n * hs);
-      for (let first = 0; first < n; ) {
+      for (let first = 0; first < n;) {
         let m = 1;
         while (first + m < n && rows[first + m].state === rows[first].state) m++;
         const kv = rows[first].state as KvCache;

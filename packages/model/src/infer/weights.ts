@@ -66,9 +66,16 @@ export function readInferenceWeights(
   for (const p of pieces(modelParameters(config, attention))) {
     if (!p.shape) {
       const t = source.tensors.get(p.name);
-      if (!t) throw new YuanError('checkpoint', `config does not match the weights: the checkpoint has no tensor ${p.name} (expected shape [${p.spec.shape}])`);
+      if (!t)
+        throw new YuanError(
+          'checkpoint',
+          `config does not match the weights: the checkpoint has no tensor ${p.name} (expected shape [${p.spec.shape}])`,
+        );
       if (t.shape.join(',') !== p.spec.shape.join(',')) {
-        throw new YuanError('checkpoint', `config does not match the weights: ${p.name} has shape [${t.shape}] but the config implies [${p.spec.shape}]`);
+        throw new YuanError(
+          'checkpoint',
+          `config does not match the weights: ${p.name} has shape [${t.shape}] but the config implies [${p.spec.shape}]`,
+        );
       }
       vectors.set(p.name, source.floats(p.name));
       continue;
@@ -77,8 +84,15 @@ export function readInferenceWeights(
     for (const f of formats) if ((w = f.read(source, p.name, p.shape))) break;
     if (!w) {
       const t = source.tensors.get(`${p.name}.weight`) ?? source.tensors.get(`${p.name}.qweight`);
-      if (!t) throw new YuanError('checkpoint', `config does not match the weights: the checkpoint has no tensor ${p.name}.weight (expected shape [${p.shape}])`);
-      throw new YuanError('checkpoint', `no weight format reads ${t.name} (dtype ${t.dtype}; formats: ${formats.map((f) => f.name).join(', ')})`);
+      if (!t)
+        throw new YuanError(
+          'checkpoint',
+          `config does not match the weights: the checkpoint has no tensor ${p.name}.weight (expected shape [${p.shape}])`,
+        );
+      throw new YuanError(
+        'checkpoint',
+        `no weight format reads ${t.name} (dtype ${t.dtype}; formats: ${formats.map((f) => f.name).join(', ')})`,
+      );
     }
     linears.set(p.name, w);
   }
@@ -101,14 +115,20 @@ export interface RandomWeightOptions {
  * (native, two threads), uniform ones likewise, norms 1. Not the training initialisation's stream (`YuanModel.init`),
  * but the same distributions.
  */
-export function randomInferenceWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, seed = 0, options: RandomWeightOptions = {}): InferenceWeights {
+export function randomInferenceWeights(
+  config: YuanConfig,
+  attention: TensorAttentionPlugin<unknown>,
+  seed = 0,
+  options: RandomWeightOptions = {},
+): InferenceWeights {
   const format = options.format ?? fp32Format;
   const dense = format === fp32Format || format === bf16Format;
   const embedFormat = options.embedFormat ?? (dense ? format : bf16Format);
   const convFormat = options.convFormat ?? embedFormat;
   const linears = new Map<string, StoredWeight>();
   const vectors = new Map<string, Float32Array>();
-  const uniformTable = (bound: number) => Float32Array.from({ length: 65536 }, (_, i) => (((i + 0.5) / 65536) * 2 - 1) * bound);
+  const uniformTable = (bound: number) =>
+    Float32Array.from({ length: 65536 }, (_, i) => (((i + 0.5) / 65536) * 2 - 1) * bound);
   for (const p of pieces(modelParameters(config, attention))) {
     const s = parameterSeed(seed, p.name);
     const init = p.spec.init;
@@ -154,7 +174,11 @@ export function dequantizedValues(w: InferenceWeights, spec: ParameterSpec): Flo
 }
 
 /** Stored fp32 weights over a float32 weight map by fused name (a trained model's `weights()`; not copied). */
-export function inferenceWeightsFromFloat32(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>): InferenceWeights {
+export function inferenceWeightsFromFloat32(
+  config: YuanConfig,
+  attention: TensorAttentionPlugin<unknown>,
+  weights: Map<string, Float32Array>,
+): InferenceWeights {
   const linears = new Map<string, StoredWeight>();
   const vectors = new Map<string, Float32Array>();
   for (const spec of modelParameters(config, attention)) {
@@ -167,7 +191,12 @@ export function inferenceWeightsFromFloat32(config: YuanConfig, attention: Tenso
     const parts = spec.parts ?? [spec.name];
     const rows = spec.shape[0] / parts.length;
     const cols = spec.shape.slice(1).reduce((a, b) => a * b, 1);
-    parts.forEach((p, i) => linears.set(p.replace(/\.weight$/, ''), toFp32Weight(data.subarray(i * rows * cols, (i + 1) * rows * cols), rows, cols)));
+    parts.forEach((p, i) =>
+      linears.set(
+        p.replace(/\.weight$/, ''),
+        toFp32Weight(data.subarray(i * rows * cols, (i + 1) * rows * cols), rows, cols),
+      ),
+    );
   }
   return { linears, vectors };
 }

@@ -17,7 +17,12 @@ export interface StageState {
  * The whole model's checkpoint from the states of stages 0 … P − 1 (index = stage): weights and moments in
  * whole-model order (`modelParameters`), the tied embedding from the first stage (the last stage's copy is identical).
  */
-export function assembleCheckpoint(setup: Pick<EngineSetup, 'config' | 'attention'>, states: readonly StageState[], step: number, data: CheckpointContents['data']): CheckpointContents {
+export function assembleCheckpoint(
+  setup: Pick<EngineSetup, 'config' | 'attention'>,
+  states: readonly StageState[],
+  step: number,
+  data: CheckpointContents['data'],
+): CheckpointContents {
   const specs = modelParameters(setup.config, setup.attention);
   const weights = new Map<string, Float32Array>();
   const moments = new Map<string, Float32Array>();
@@ -32,14 +37,22 @@ export function assembleCheckpoint(setup: Pick<EngineSetup, 'config' | 'attentio
     ordered.set(sp.name, w);
   }
   const orderedMoments = new Map<string, Float32Array>();
-  for (const sp of specs) for (const k of ['m', 'v']) if (moments.has(`${k}.${sp.name}`)) orderedMoments.set(`${k}.${sp.name}`, moments.get(`${k}.${sp.name}`)!);
+  for (const sp of specs)
+    for (const k of ['m', 'v'])
+      if (moments.has(`${k}.${sp.name}`)) orderedMoments.set(`${k}.${sp.name}`, moments.get(`${k}.${sp.name}`)!);
   return { step, weights: ordered, optimizer: { step: states[0].optimizerStep, moments: orderedMoments }, data };
 }
 
 /** A stage state as bytes: u32 LE header length, a JSON header (names, lengths, step), padding to 4, the float32 values. */
 export function encodeStageState(s: StageState): Uint8Array {
   const entries = [...s.weights, ...s.moments];
-  const header = new TextEncoder().encode(JSON.stringify({ weights: s.weights.map(([n, a]) => [n, a.length]), moments: s.moments.map(([n, a]) => [n, a.length]), optimizerStep: s.optimizerStep }));
+  const header = new TextEncoder().encode(
+    JSON.stringify({
+      weights: s.weights.map(([n, a]) => [n, a.length]),
+      moments: s.moments.map(([n, a]) => [n, a.length]),
+      optimizerStep: s.optimizerStep,
+    }),
+  );
   const start = Math.ceil((4 + header.length) / 4) * 4;
   const total = entries.reduce((a, [, v]) => a + v.length, 0);
   const out = new Uint8Array(start + 4 * total);
@@ -56,7 +69,8 @@ export function encodeStageState(s: StageState): Uint8Array {
 
 /** The inverse of `encodeStageState`; a short or malformed message is YuanError 'checkpoint' naming `from`. */
 export function decodeStageState(bytes: Uint8Array, from: string): StageState {
-  const bad = () => new YuanError('checkpoint', `the stage state from ${from} is malformed (${bytes.byteLength} bytes)`);
+  const bad = () =>
+    new YuanError('checkpoint', `the stage state from ${from} is malformed (${bytes.byteLength} bytes)`);
   if (bytes.byteLength < 4) throw bad();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = view.getUint32(0, true);
@@ -100,7 +114,8 @@ export async function gatherCheckpointToWriter(
   const tag = `ckpt:${step}`;
   if (world.rank === 0) {
     const states: StageState[] = [mine];
-    for (let s = 1; s < stageRanks.length; s++) states.push(decodeStageState(await world.recvBytes(stageRanks[s], tag), `rank ${stageRanks[s]} (stage ${s})`));
+    for (let s = 1; s < stageRanks.length; s++)
+      states.push(decodeStageState(await world.recvBytes(stageRanks[s], tag), `rank ${stageRanks[s]} (stage ${s})`));
     return assembleCheckpoint(setup, states, step, data);
   }
   const s = stageRanks.indexOf(world.rank);

@@ -2,11 +2,16 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { countParameters, YuanError } from '@yuan/core';
+import { modelParameters, partParameters } from '@yuan/model';
 import {
-  modelParameters,
-  partParameters,
-} from '@yuan/model';
-import { assertFiniteStep, stepLearningRate, type CheckpointContents, type EngineFactory, type EngineSetup, type StepMetrics, type TrainingEngine } from '@yuan/train';
+  assertFiniteStep,
+  stepLearningRate,
+  type CheckpointContents,
+  type EngineFactory,
+  type EngineSetup,
+  type StepMetrics,
+  type TrainingEngine,
+} from '@yuan/train';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { installedStageHooks } from './hooks.js';
@@ -61,7 +66,10 @@ function workerUrl(): URL {
     const u = new URL(rel, import.meta.url);
     if (existsSync(fileURLToPath(u))) return u;
   }
-  throw new YuanError('pipeline', 'the stage worker (dist/stage-worker.js) is missing: build @yuan/parallel-pipeline first');
+  throw new YuanError(
+    'pipeline',
+    'the stage worker (dist/stage-worker.js) is missing: build @yuan/parallel-pipeline first',
+  );
 }
 
 /** One stage worker and its message queues; every wait also rejects when the worker fails or exits. */
@@ -111,7 +119,9 @@ class StageHandle {
     if (this.failure) return Promise.reject(this.failure);
     const q = this.queues.get(type);
     if (q?.length) return Promise.resolve(q.shift() as Extract<FromStage, { type: T }>);
-    return new Promise((resolve, reject) => this.waiters.set(type, { resolve: resolve as (m: FromStage) => void, reject }));
+    return new Promise((resolve, reject) =>
+      this.waiters.set(type, { resolve: resolve as (m: FromStage) => void, reject }),
+    );
   }
 
   fail(e: Error): void {
@@ -136,7 +146,9 @@ export function microInput(b: Batch, stage: number, stages: number): MicroInput 
 }
 
 function transfers(inputs: MicroInput[]): ArrayBuffer[] {
-  return inputs.flatMap((i) => [i.positions, i.ids, i.targets, i.mask].filter((a) => a !== undefined).map((a) => a!.buffer as ArrayBuffer));
+  return inputs.flatMap((i) =>
+    [i.positions, i.ids, i.targets, i.mask].filter((a) => a !== undefined).map((a) => a!.buffer as ArrayBuffer),
+  );
 }
 
 class Pipeline implements PipelineEngine {
@@ -274,8 +286,15 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
     const programs = stagePrograms(schedule, p, m, options.registry);
-    if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
-      throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
+    if (
+      partition.length !== p ||
+      partition.some((n) => !(Number.isInteger(n) && n >= 1)) ||
+      partition.reduce((a, b) => a + b, 0) !== layers
+    ) {
+      throw new YuanError(
+        'usage',
+        `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`,
+      );
     }
     const url = workerUrl();
     // test seam: hooks a test installed in this thread (the test-only `testing` entry) go to the workers too
@@ -289,7 +308,13 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     const handles: StageHandle[] = [];
     let engine: Pipeline | undefined;
     let early: { stage: number; reason: string } | undefined;
-    const onFailure = (stage: number, reason: string) => (engine ? engine.fail(stage, reason) : ((early ??= { stage, reason }), handles.forEach((h) => h.fail(new YuanError('pipeline', `pipeline stage ${stage} failed at startup: ${reason}`)))));
+    const onFailure = (stage: number, reason: string) =>
+      engine
+        ? engine.fail(stage, reason)
+        : ((early ??= { stage, reason }),
+          handles.forEach((h) =>
+            h.fail(new YuanError('pipeline', `pipeline stage ${stage} failed at startup: ${reason}`)),
+          ));
     // the stages are the P ranks of one threads world: activations and gradients go over its tagged send/recv
     const world = threadWorld(p);
     let first = 0;
@@ -332,8 +357,14 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
           if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${n}`);
           return [n, w.slice()] as [string, Float32Array];
         });
-        const moments = names.flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`)).filter((k) => setup.resume!.optimizer.moments.has(k)).map((k) => [k, setup.resume!.optimizer.moments.get(k)!.slice()] as [string, Float32Array]);
-        h.post({ type: 'init', weights, moments, optimizerStep: setup.resume.optimizer.step }, [...weights, ...moments].map(([, a]) => a.buffer as ArrayBuffer));
+        const moments = names
+          .flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`))
+          .filter((k) => setup.resume!.optimizer.moments.has(k))
+          .map((k) => [k, setup.resume!.optimizer.moments.get(k)!.slice()] as [string, Float32Array]);
+        h.post(
+          { type: 'init', weights, moments, optimizerStep: setup.resume.optimizer.step },
+          [...weights, ...moments].map(([, a]) => a.buffer as ArrayBuffer),
+        );
       } else h.post({ type: 'init' });
     }
     try {
@@ -343,7 +374,15 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       split.close();
       throw e;
     }
-    engine = new Pipeline(handles, countParameters(specs), partition, setup, { microbatches: m, stages: p }, loader, () => split.close());
+    engine = new Pipeline(
+      handles,
+      countParameters(specs),
+      partition,
+      setup,
+      { microbatches: m, stages: p },
+      loader,
+      () => split.close(),
+    );
     if (setup.resume) engine.step = setup.resume.step;
     engine.step = setup.resume?.step ?? 0;
     void early;

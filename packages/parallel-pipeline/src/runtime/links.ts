@@ -43,7 +43,10 @@ export class StageLinks {
     const shape = Array.from(msg.subarray(1, 1 + rank));
     const size = shape.reduce((a, b) => a * b, 1);
     if (!Number.isInteger(rank) || msg.length !== 1 + rank + size) {
-      throw new YuanError('pipeline', `stage ${this.stage}: message ${tag} from stage ${from} has ${msg.length} values, not a tensor of shape [${shape.join(', ')}]`);
+      throw new YuanError(
+        'pipeline',
+        `stage ${this.stage}: message ${tag} from stage ${from} has ${msg.length} values, not a tensor of shape [${shape.join(', ')}]`,
+      );
     }
     return tf.tensor(msg.subarray(1 + rank), shape, 'float32');
   }

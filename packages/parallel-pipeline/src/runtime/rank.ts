@@ -1,9 +1,13 @@
 import { countParameters, microbatchesPerRank, YuanError } from '@yuan/core';
+import { modelParameters, partParameters } from '@yuan/model';
 import {
-  modelParameters,
-  partParameters,
-} from '@yuan/model';
-import { assertFiniteStep, stepLearningRate, writeOptimizerShard, type CheckpointContents, type EngineFactory, type StepMetrics } from '@yuan/train';
+  assertFiniteStep,
+  stepLearningRate,
+  writeOptimizerShard,
+  type CheckpointContents,
+  type EngineFactory,
+  type StepMetrics,
+} from '@yuan/train';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
 import type { ZeroStage } from '@yuan/parallel-zero';
@@ -70,12 +74,22 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     const d = options.dataParallel ?? world.size / p;
     if (!Number.isInteger(d) || d < 1 || p * d !== world.size) {
-      throw new YuanError('usage', `the world has ${world.size} ranks but --pp ${p} × --dp ${options.dataParallel ?? '?'} needs ${options.dataParallel ? p * options.dataParallel : `a multiple of ${p}`}: WORLD_SIZE must be P × D`);
+      throw new YuanError(
+        'usage',
+        `the world has ${world.size} ranks but --pp ${p} × --dp ${options.dataParallel ?? '?'} needs ${options.dataParallel ? p * options.dataParallel : `a multiple of ${p}`}: WORLD_SIZE must be P × D`,
+      );
     }
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
     microbatchesPerRank(m, d);
-    if (partition.length !== p || partition.some((n) => !(Number.isInteger(n) && n >= 1)) || partition.reduce((a, b) => a + b, 0) !== layers) {
-      throw new YuanError('usage', `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`);
+    if (
+      partition.length !== p ||
+      partition.some((n) => !(Number.isInteger(n) && n >= 1)) ||
+      partition.reduce((a, b) => a + b, 0) !== layers
+    ) {
+      throw new YuanError(
+        'usage',
+        `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`,
+      );
     }
     const pos = gridPosition(world.rank, p, d);
     const local = m / d;
@@ -102,7 +116,12 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       timeoutMs: 0,
     };
     const specs = modelParameters(setup.config, setup.attention);
-    const part = { embedding: pos.stage === 0, head: pos.stage === p - 1, firstLayer, endLayer: firstLayer + partition[pos.stage] };
+    const part = {
+      embedding: pos.stage === 0,
+      head: pos.stage === p - 1,
+      firstLayer,
+      endLayer: firstLayer + partition[pos.stage],
+    };
     let weights: Map<string, Float32Array> | undefined;
     if (setup.resume) {
       weights = new Map(
@@ -115,16 +134,46 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     }
     const pipe = world.subgroup(pos.pipelineRanks);
     const dataGroup = d > 1 ? world.subgroup(pos.dataParallelRanks) : undefined;
-    const stage = new Stage(init, setup.attention as TensorAttentionPlugin<unknown>, p > 1 ? new StageLinks(pipe, pos.stage, p) : undefined, weights, dataGroup, installedStageHooks());
+    const stage = new Stage(
+      init,
+      setup.attention as TensorAttentionPlugin<unknown>,
+      p > 1 ? new StageLinks(pipe, pos.stage, p) : undefined,
+      weights,
+      dataGroup,
+      installedStageHooks(),
+    );
     if (setup.resume) {
-      const moments = new Map([...weights!.keys()].flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`)).filter((k) => setup.resume!.optimizer.moments.has(k)).map((k) => [k, setup.resume!.optimizer.moments.get(k)!]));
+      const moments = new Map(
+        [...weights!.keys()]
+          .flatMap((n) => ['m', 'v'].map((k) => `${k}.${n}`))
+          .filter((k) => setup.resume!.optimizer.moments.has(k))
+          .map((k) => [k, setup.resume!.optimizer.moments.get(k)!]),
+      );
       stage.restore(moments, setup.resume.optimizer.step);
     }
     const index = readPackedIndex(setup.data);
     const split = PackedSplit.open(setup.data, index, 'train');
-    const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, setup.seed, positionResetId(index, setup.train, setup.data));
+    const loader = new BatchLoader(
+      split,
+      setup.train.seqLength,
+      setup.train.microBatchSize,
+      setup.seed,
+      positionResetId(index, setup.train, setup.data),
+    );
     if (setup.resume) loader.seek(setup.resume.data);
-    const engine = new PipelineRank(world, pos, p, d, m, stage, loader, () => split.close(), setup, partition, countParameters(specs));
+    const engine = new PipelineRank(
+      world,
+      pos,
+      p,
+      d,
+      m,
+      stage,
+      loader,
+      () => split.close(),
+      setup,
+      partition,
+      countParameters(specs),
+    );
     engine.step = setup.resume?.step ?? 0;
     return engine;
   };
@@ -180,7 +229,9 @@ class PipelineRank implements PipelineEngine {
     const all: Batch[] = Array.from({ length: this.m }, () => this.loader.next());
     const tokens = all.reduce((a, b) => a + b.rows * b.seqLength, 0);
     const local = this.m / this.d;
-    const inputs = all.slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local).map((b) => microInput(b, this.pos.stage, this.p));
+    const inputs = all
+      .slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local)
+      .map((b) => microInput(b, this.pos.stage, this.p));
     let loss = Number.NaN;
     let norm = Number.NaN;
     let lr = 0;
@@ -203,7 +254,12 @@ class PipelineRank implements PipelineEngine {
     const seconds = (performance.now() - t0) / 1000;
     const r = this.stage.lastReport;
     // this rank's own stage (rank 0 writes the metrics: stage 0 of data rank 0)
-    const memory = { optimizerBytes: r.optimizerBytes, gradientBytes: r.gradientBytes, ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}), activationPeakBytes: r.activationPeakBytes };
+    const memory = {
+      optimizerBytes: r.optimizerBytes,
+      gradientBytes: r.gradientBytes,
+      ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}),
+      activationPeakBytes: r.activationPeakBytes,
+    };
     return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory };
   }
 
@@ -211,7 +267,9 @@ class PipelineRank implements PipelineEngine {
     if (batches.length === 0) return Number.NaN;
     this.phase = `in evaluation after step ${this.step}`;
     const id = ++this.evalId;
-    const mine = batches.filter((_, i) => i % this.d === this.pos.dataRank).map((b) => microInput(b, this.pos.stage, this.p));
+    const mine = batches
+      .filter((_, i) => i % this.d === this.pos.dataRank)
+      .map((b) => microInput(b, this.pos.stage, this.p));
     return this.guard(async () => {
       const losses = await this.stage.evaluate(id, mine);
       const sum = (losses ?? []).reduce((a, b) => a + b, 0);
@@ -232,10 +290,24 @@ class PipelineRank implements PipelineEngine {
       }
       const state = await this.stage.state(); // weights (and, unsharded, the moments)
       const stageRanks = Array.from({ length: this.p }, (_, s) => s * this.d);
-      const whole = await gatherCheckpointToWriter(this.world, stageRanks, state, this.setup, this.step, this.loader.position());
+      const whole = await gatherCheckpointToWriter(
+        this.world,
+        stageRanks,
+        state,
+        this.setup,
+        this.step,
+        this.loader.position(),
+      );
       if (whole && sharded) whole.optimizer.shards = this.world.size;
       // not the writer: the loop saves nothing here, so the contents carry no weights
-      return whole ?? { step: this.step, weights: new Map(), optimizer: { step: state.optimizerStep, moments: new Map() }, data: this.loader.position() };
+      return (
+        whole ?? {
+          step: this.step,
+          weights: new Map(),
+          optimizer: { step: state.optimizerStep, moments: new Map() },
+          data: this.loader.position(),
+        }
+      );
     });
   }
 

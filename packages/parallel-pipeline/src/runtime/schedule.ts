@@ -11,7 +11,12 @@ import type { PluginRegistry } from '@yuan/core';
  * Errors: an unknown schedule (listing the registered ones), bad sizes, a broken schedule
  * (YuanError 'schedule' naming the stage and instruction).
  */
-export function stagePrograms(name: string, stages: number, microbatches: number, registry?: PluginRegistry): Instruction[][] {
+export function stagePrograms(
+  name: string,
+  stages: number,
+  microbatches: number,
+  registry?: PluginRegistry,
+): Instruction[][] {
   const plugin = getSchedule(name, registry);
   const programs = Array.from({ length: stages }, (_, stage) => plugin.instructions({ stages, microbatches, stage }));
   simulateSchedule(programs);

@@ -1,5 +1,16 @@
 import { YuanError } from '@yuan/core';
-import { accumulateGrads, AdamW, clipGrads, clipScale, disposeGrads, LayerRange, type GradMap, type GradientStep, type LayerwiseGroup, type RangeBatch } from '@yuan/train';
+import {
+  accumulateGrads,
+  AdamW,
+  clipGrads,
+  clipScale,
+  disposeGrads,
+  LayerRange,
+  type GradMap,
+  type GradientStep,
+  type LayerwiseGroup,
+  type RangeBatch,
+} from '@yuan/train';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import { GradientSpace, ShardedAdamW } from '@yuan/parallel-zero';
@@ -57,7 +68,9 @@ interface StepRun {
 }
 
 /** The interpreter's handler of each instruction kind. */
-type Handlers = { [K in Instruction['op']]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void };
+type Handlers = {
+  [K in Instruction['op']]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
+};
 
 /** What a stage reports before its optimizer step: its part of the squared gradient norm, and (last stage) its loss. */
 export interface StageNorm {
@@ -106,7 +119,9 @@ export class Stage {
     this.first = stage === 0;
     this.last = stage === stages - 1;
     const part = { embedding: this.first, head: this.last, firstLayer, endLayer };
-    this.range = weights ? LayerRange.fromWeights(config, attention, weights, part) : LayerRange.init(config, attention, seed, part);
+    this.range = weights
+      ? LayerRange.fromWeights(config, attention, weights, part)
+      : LayerRange.init(config, attention, seed, part);
     this.params = this.range.params;
     const t = init.train;
     const adam = { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay };
@@ -196,7 +211,9 @@ export class Stage {
 
   private freeMicro(m: Micro): void {
     const { positions, ids, targets, mask } = m.batch;
-    tf.dispose([positions, ids, targets, mask, m.output, m.dy, ...m.kept].filter((t) => t !== undefined) as tf.Tensor[]);
+    tf.dispose(
+      [positions, ids, targets, mask, m.output, m.dy, ...m.kept].filter((t) => t !== undefined) as tf.Tensor[],
+    );
   }
 
   /** Micro-batch `mb` of the step, its tensors made on first use. */
@@ -204,7 +221,11 @@ export class Stage {
     let m = this.micro.get(mb);
     if (!m) {
       const input = run.inputs[mb];
-      if (!input) throw new YuanError('pipeline', `stage ${this.init.stage}: the schedule names micro-batch ${mb}, but the step has ${run.inputs.length}`);
+      if (!input)
+        throw new YuanError(
+          'pipeline',
+          `stage ${this.init.stage}: the schedule names micro-batch ${mb}, but the step has ${run.inputs.length}`,
+        );
       m = this.tensors(input);
       this.micro.set(mb, m);
     }
@@ -234,7 +255,8 @@ export class Stage {
     const scale = 1 / this.init.globalMicrobatches;
     // this micro-batch's gradients of the parameters accumulated as whole tensors
     const g: GradMap = new Map();
-    const gradBytes = (fresh: GradMap) => this.accumulatorBytes() + this.bytesOf(g.values()) + this.bytesOf(fresh.values());
+    const gradBytes = (fresh: GradMap) =>
+      this.accumulatorBytes() + this.bytesOf(g.values()) + this.bytesOf(fresh.values());
     const step = (compute: () => GradientStep) => this.track(compute, (r) => gradBytes(r.grads));
     const onGrads = async (_group: LayerwiseGroup, grads: GradMap) => {
       const toReduce = new Map<GradientSpace, GradMap>();
@@ -253,7 +275,8 @@ export class Stage {
     let dx: tf.Tensor3D | undefined;
     try {
       const dy = this.last ? undefined : m.dy;
-      if (this.init.recompute === 'stage') dx = (await this.range.backwardWhole(m.batch, this.first ? undefined : m.kept[0], dy, onGrads, step)).dx;
+      if (this.init.recompute === 'stage')
+        dx = (await this.range.backwardWhole(m.batch, this.first ? undefined : m.kept[0], dy, onGrads, step)).dx;
       else dx = (await this.range.backward(m.batch, { inputs: m.kept, output: m.output }, dy, onGrads, step)).dx;
       for (const sp of this.spaces) if (sp.perMicro) await sp.space.drain();
     } catch (e) {
@@ -289,10 +312,18 @@ export class Stage {
     forward: async (ins, run) => {
       const mb = ins.microbatch;
       const m = this.microOf(mb, run);
-      this.hooks?.beforeForward?.({ stage: this.init.stage, dataRank: this.init.dataParallel?.rank ?? 0, step: run.step, microbatch: mb });
+      this.hooks?.beforeForward?.({
+        stage: this.init.stage,
+        dataRank: this.init.dataParallel?.rank ?? 0,
+        step: run.step,
+        microbatch: mb,
+      });
       const r = run.received.get(mb);
       run.received.delete(mb);
-      const out = await this.track(() => this.forward(m, r), () => this.accumulatorBytes());
+      const out = await this.track(
+        () => this.forward(m, r),
+        () => this.accumulatorBytes(),
+      );
       this.report.maxInFlight = Math.max(this.report.maxInFlight, this.micro.size);
       if (this.last) {
         this.lossSum += out.dataSync()[0] / this.init.globalMicrobatches;
@@ -326,7 +357,10 @@ export class Stage {
       // both copies get the same update (a + b = b + a exactly in IEEE arithmetic)
       const others = [...new Set(ins.stages)].filter((s) => s !== this.init.stage);
       if (others.length !== 1 || !ins.stages.includes(this.init.stage)) {
-        throw new YuanError('pipeline', `stage ${this.init.stage}: reduceTiedGradients over stages ${ins.stages.join(', ')} is not this stage and one other`);
+        throw new YuanError(
+          'pipeline',
+          `stage ${this.init.stage}: reduceTiedGradients over stages ${ins.stages.join(', ')} is not this stage and one other`,
+        );
       }
       const mine = this.grads!.get(TIED)!;
       await this.links!.send(others[0], this.tag('tied', 0), mine);
@@ -362,15 +396,38 @@ export class Stage {
    * optimizer step it hands its StageNorm to `decide` (a coordinator's answer, or an all-reduce across the ranks) and
    * updates or discards as told.
    */
-  async trainStep(step: number, inputs: MicroInput[], decide: (norm: StageNorm) => Promise<StageDecision>): Promise<void> {
+  async trainStep(
+    step: number,
+    inputs: MicroInput[],
+    decide: (norm: StageNorm) => Promise<StageDecision>,
+  ): Promise<void> {
     this.currentStep = step;
-    const run: StepRun = { step, t0: performance.now(), inputs, decide, received: new Map(), outputs: new Map(), dxs: new Map() };
+    const run: StepRun = {
+      step,
+      t0: performance.now(),
+      inputs,
+      decide,
+      received: new Map(),
+      outputs: new Map(),
+      dxs: new Map(),
+    };
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
     this.meter.start();
     this.lossSum = 0;
     for (const sp of this.spaces) sp.space.peakInFlightBytes = 0;
-    this.report = { stage: this.init.stage, activationPeakBytes: 0, staticBytes: this.staticBytes, tensors: tf.memory().numTensors, gradientBytes: this.parameterCount * 4, gradientInFlightBytes: 0, optimizerBytes: this.optimizerBytes, maxInFlight: 0, stepMs: 0, waitMs: 0 };
+    this.report = {
+      stage: this.init.stage,
+      activationPeakBytes: 0,
+      staticBytes: this.staticBytes,
+      tensors: tf.memory().numTensors,
+      gradientBytes: this.parameterCount * 4,
+      gradientInFlightBytes: 0,
+      optimizerBytes: this.optimizerBytes,
+      maxInFlight: 0,
+      stepMs: 0,
+      waitMs: 0,
+    };
     try {
       for (const ins of this.init.program) {
         const handle = this.handlers[ins.op] as (ins: Instruction, run: StepRun) => Promise<void> | void;
@@ -402,13 +459,17 @@ export class Stage {
     let squaredNorm = 0;
     for (const sp of this.spaces) {
       const { space } = sp;
-      sp.reduced = sp.perMicro ? space.takeShard() : await space.reduceAll(this.grads!, zero === 0 ? 'allReduce' : 'reduceScatter');
+      sp.reduced = sp.perMicro
+        ? space.takeShard()
+        : await space.reduceAll(this.grads!, zero === 0 ? 'allReduce' : 'reduceScatter');
       if (!sp.counted) continue;
       // each rank counts its own shard (ZeRO 0: its part of the all-reduced space), so the world's sum is the norm
-      const own = zero === 0 ? space.ranges.map(([start, length]) => sp.reduced!.subarray(start, start + length)) : [sp.reduced];
+      const own =
+        zero === 0 ? space.ranges.map(([start, length]) => sp.reduced!.subarray(start, start + length)) : [sp.reduced];
       for (const part of own) for (let k = 0; k < part.length; k++) squaredNorm += part[k] * part[k];
     }
-    this.report.gradientBytes = 4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.space.shardLength : sp.space.total), 0);
+    this.report.gradientBytes =
+      4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.space.shardLength : sp.space.total), 0);
     disposeGrads(this.grads);
     this.grads = undefined;
     const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
@@ -419,7 +480,10 @@ export class Stage {
       for (const sp of this.spaces) {
         for (const sl of sp.space.slots) {
           const g = sp.reduced!.subarray(sl.offset, sl.offset + sl.size);
-          grads.set(sl.name, tf.tidy(() => (scale === 1 ? tf.tensor(g, sl.shape) : tf.mul(tf.tensor(g, sl.shape), scale))));
+          grads.set(
+            sl.name,
+            tf.tidy(() => (scale === 1 ? tf.tensor(g, sl.shape) : tf.mul(tf.tensor(g, sl.shape), scale))),
+          );
         }
       }
       try {
@@ -473,7 +537,12 @@ export class Stage {
    * This rank's optimizer shard for a checkpoint shard file (ZeRO 1/2): the stage's spaces as one flat space (slots of
    * each space in turn), its owned ranges there, and m and v over them (concatenated in range order).
    */
-  async shardState(): Promise<{ slots: Array<{ name: string; size: number }>; ranges: Array<[number, number]>; m: Float32Array; v: Float32Array }> {
+  async shardState(): Promise<{
+    slots: Array<{ name: string; size: number }>;
+    ranges: Array<[number, number]>;
+    m: Float32Array;
+    v: Float32Array;
+  }> {
     const slots: Array<{ name: string; size: number }> = [];
     const ranges: Array<[number, number]> = [];
     const ms: Float32Array[] = [];
@@ -500,7 +569,11 @@ export class Stage {
   }
 
   /** Weights and (unless sharded: see `shardState`) AdamW moments by name, for a checkpoint. */
-  async state(): Promise<{ weights: [string, Float32Array][]; moments: [string, Float32Array][]; optimizerStep: number }> {
+  async state(): Promise<{
+    weights: [string, Float32Array][];
+    moments: [string, Float32Array][];
+    optimizerStep: number;
+  }> {
     const weights: [string, Float32Array][] = [];
     for (const [n, v] of this.params) weights.push([n, new Float32Array((await v.data()) as Float32Array)]);
     if (this.sharded) return { weights, moments: [], optimizerStep: this.spaces[0].sharded!.step };

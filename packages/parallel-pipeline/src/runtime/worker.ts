@@ -50,8 +50,18 @@ async function main(): Promise<void> {
   // the pipeline's threads world: one rank per stage
   const pipe = await createProcessGroup({ transport: threadsTransport, timeoutMs: init.timeoutMs });
   // test seam: the hooks the coordinator's test installed (only the test-only `testing` entry sets them)
-  if (init.hooks) ((await import(init.hooks.module)) as { installStageHooks(options: unknown): void }).installStageHooks(init.hooks.options);
-  const stage = new Stage(init, attention, new StageLinks(pipe, init.stage, init.stages), first.weights && new Map(first.weights), undefined, installedStageHooks());
+  if (init.hooks)
+    ((await import(init.hooks.module)) as { installStageHooks(options: unknown): void }).installStageHooks(
+      init.hooks.options,
+    );
+  const stage = new Stage(
+    init,
+    attention,
+    new StageLinks(pipe, init.stage, init.stages),
+    first.weights && new Map(first.weights),
+    undefined,
+    installedStageHooks(),
+  );
   if (first.moments) stage.restore(new Map(first.moments), first.optimizerStep ?? 0);
   post({ type: 'ready', parameters: stage.parameterCount, backend: backend.name });
   for (;;) {
@@ -68,7 +78,10 @@ async function main(): Promise<void> {
       post({ type: 'evalDone', id: m.id, losses: await stage.evaluate(m.id, m.inputs) });
     } else if (m.type === 'state') {
       const s = await stage.state();
-      post({ type: 'state', ...s }, [...s.weights, ...s.moments].map(([, a]) => a.buffer as ArrayBuffer));
+      post(
+        { type: 'state', ...s },
+        [...s.weights, ...s.moments].map(([, a]) => a.buffer as ArrayBuffer),
+      );
     } else {
       throw new Error(`unexpected message ${m.type}`);
     }

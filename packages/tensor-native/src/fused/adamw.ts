@@ -34,10 +34,19 @@ export const adamwKernels: Record<string, NativeKernel> = { [KERNEL]: kernel };
  * v (the caller assigns them): one native kernel instead of 12 tfjs ops. The composite lives once, in @yuan/tensor's
  * `adamwStep`, which calls this only while the native backend is active. Throws on another backend or dtype.
  */
-export function adamwUpdate(p: tf.Tensor, g: tf.Tensor, m: tf.Tensor, v: tf.Tensor, h: AdamWStep): [tf.Tensor, tf.Tensor, tf.Tensor] {
+export function adamwUpdate(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  h: AdamWStep,
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
   const c1 = 1 - h.beta1 ** h.step;
   const c2 = 1 - h.beta2 ** h.step;
-  if (tf.getBackend() !== 'native' || ![p, g, m, v].every((t) => t.dtype === 'float32')) throw new Error('adamwUpdate needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
+  if (tf.getBackend() !== 'native' || ![p, g, m, v].every((t) => t.dtype === 'float32'))
+    throw new Error(
+      'adamwUpdate needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)',
+    );
   const attrs = { lr: h.lr, beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay, c1, c2 };
   return tf.engine().runKernel(KERNEL, { p, g, m, v }, attrs) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
 }

@@ -42,7 +42,11 @@ const backward: NativeKernel = (args, addon: NativeAddon) => {
   const [dq, dk, dv] = [qv.length, kv.length, kv.length].map((n) => backend.alloc(n));
   const dbias = bv ? backend.alloc(b * a * sk) : null;
   addon.attentionGrad(qv, kv, vv, bv, ov, lv, gv, dq, dk, dv, dbias, b * a, a, sq, sk, d, Number(args.attrs.scale));
-  const grads = [backend.makeTensorInfo(q.shape, 'float32', dq), backend.makeTensorInfo(k.shape, 'float32', dk), backend.makeTensorInfo(k.shape, 'float32', dv)];
+  const grads = [
+    backend.makeTensorInfo(q.shape, 'float32', dq),
+    backend.makeTensorInfo(k.shape, 'float32', dk),
+    backend.makeTensorInfo(k.shape, 'float32', dv),
+  ];
   // the bias gradient per head [B, A, Sk]; the op sums it over the heads
   if (dbias) grads.push(backend.makeTensorInfo([b, a, sk], 'float32', dbias));
   return grads;
@@ -53,14 +57,16 @@ export const attentionKernels: Record<string, NativeKernel> = { [FORWARD]: forwa
 
 /** A one-line description of what is wrong with the attention inputs, or undefined when they fit. */
 function checkInputs(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, keyBias: tf.Tensor | undefined): string | undefined {
-  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) return `q, k and v must be [B, heads, S, d] (got [${q.shape}], [${k.shape}], [${v.shape}])`;
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
+    return `q, k and v must be [B, heads, S, d] (got [${q.shape}], [${k.shape}], [${v.shape}])`;
   const [b, a, sq, d] = q.shape;
   const sk = k.shape[2] as number;
   if (k.shape[0] !== b || k.shape[1] !== a || k.shape[3] !== d || v.shape.join() !== k.shape.join()) {
     return `k and v must be [${b}, ${a}, Sk, ${d}] like q [${q.shape}] (got [${k.shape}] and [${v.shape}])`;
   }
   if (sq > sk) return `q has ${sq} positions but k only ${sk} (the queries are the last Sq of the Sk positions)`;
-  if (keyBias && keyBias.shape.join() !== [b, 1, 1, sk].join()) return `keyBias must be [${b}, 1, 1, ${sk}] (got [${keyBias.shape}])`;
+  if (keyBias && keyBias.shape.join() !== [b, 1, 1, sk].join())
+    return `keyBias must be [${b}, 1, 1, ${sk}] (got [${keyBias.shape}])`;
   if ([q, k, v, keyBias].some((t) => t && t.dtype !== 'float32')) return 'q, k, v and keyBias must be float32';
   if (b * a * sq * d === 0 || sk === 0) return `empty attention input (q [${q.shape}], k [${k.shape}])`;
   return undefined;
@@ -76,11 +82,18 @@ function checkInputs(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, keyBias: tf.Tenso
  * calls this only while the native backend is active. Throws a one-line error on another backend or for shapes
  * that do not fit.
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, options: { scale: number; keyBias?: tf.Tensor4D }): tf.Tensor4D {
-  if (tf.getBackend() !== 'native') throw new Error('causalAttention needs the native backend (@yuan/tensor falls back to its own ops elsewhere)');
+export function causalAttention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  options: { scale: number; keyBias?: tf.Tensor4D },
+): tf.Tensor4D {
+  if (tf.getBackend() !== 'native')
+    throw new Error('causalAttention needs the native backend (@yuan/tensor falls back to its own ops elsewhere)');
   const bad = checkInputs(q, k, v, options.keyBias);
   if (bad) throw new Error(`causalAttention: ${bad}`);
-  if (!Number.isFinite(options.scale)) throw new Error(`causalAttention: scale must be a finite number (got ${options.scale})`);
+  if (!Number.isFinite(options.scale))
+    throw new Error(`causalAttention: scale must be a finite number (got ${options.scale})`);
   const attrs = { scale: options.scale };
   const withBias = options.keyBias !== undefined;
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -93,7 +106,13 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
       value: o,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sq, sk, sv, so, slse, sb] = saved;
-        const grads = tf.engine().runKernel(BACKWARD, { q: sq, k: sk, v: sv, o: so, lse: slse, dy, ...(sb ? { bias: sb } : {}) }, attrs) as tf.Tensor[];
+        const grads = tf
+          .engine()
+          .runKernel(
+            BACKWARD,
+            { q: sq, k: sk, v: sv, o: so, lse: slse, dy, ...(sb ? { bias: sb } : {}) },
+            attrs,
+          ) as tf.Tensor[];
         if (!sb) return grads;
         const [dq, dk, dv, dbias] = grads;
         const summed = tf.reshape(tf.sum(dbias, 1), sb.shape);

@@ -11,11 +11,15 @@ const forward: NativeKernel = ({ inputs, backend, attrs }, addon: NativeAddon) =
   const xv = f32(backend, x);
   const wv = f32(backend, weight);
   const d = x.shape[x.shape.length - 1];
-  if (!xv || !wv || wv.length !== d) throw new Error(`${FORWARD}: x [..., d] and weight [d] must be float32 (got [${x.shape}] and [${weight.shape}])`);
+  if (!xv || !wv || wv.length !== d)
+    throw new Error(`${FORWARD}: x [..., d] and weight [d] must be float32 (got [${x.shape}] and [${weight.shape}])`);
   const out = backend.alloc(xv.length);
   const inv = backend.alloc(xv.length / d);
   addon.rmsNorm(xv, wv, Number(attrs.eps), out, inv);
-  return [backend.makeTensorInfo(x.shape, 'float32', out), backend.makeTensorInfo(x.shape.slice(0, -1), 'float32', inv)];
+  return [
+    backend.makeTensorInfo(x.shape, 'float32', out),
+    backend.makeTensorInfo(x.shape.slice(0, -1), 'float32', inv),
+  ];
 };
 
 const backward: NativeKernel = ({ inputs, backend }, addon: NativeAddon) => {
@@ -37,7 +41,10 @@ export const rmsNormKernels: Record<string, NativeKernel> = { [FORWARD]: forward
  * which calls this only while the native backend is active. Throws on another backend or dtype.
  */
 export function rmsNorm(x: tf.Tensor, weight: tf.Tensor, eps: number): tf.Tensor {
-  if (tf.getBackend() !== 'native' || x.dtype !== 'float32') throw new Error('rmsNorm needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
+  if (tf.getBackend() !== 'native' || x.dtype !== 'float32')
+    throw new Error(
+      'rmsNorm needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)',
+    );
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xs, w, save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const [y, inv] = tf.engine().runKernel(FORWARD, { x: xs, weight: w }, { eps }) as tf.Tensor[];

@@ -10,7 +10,8 @@ const forward: NativeKernel = ({ inputs, backend }, addon: NativeAddon) => {
   const u = inputs.u;
   const uv = f32(backend, u);
   const f = u.shape[u.shape.length - 1] / 2;
-  if (!uv || !Number.isInteger(f) || f === 0) throw new Error(`${FORWARD}: u [..., 2f] must be float32 with an even last dim (got [${u.shape}])`);
+  if (!uv || !Number.isInteger(f) || f === 0)
+    throw new Error(`${FORWARD}: u [..., 2f] must be float32 with an even last dim (got [${u.shape}])`);
   const out = backend.alloc(uv.length / 2);
   addon.swiglu(uv, out, f);
   return backend.makeTensorInfo([...u.shape.slice(0, -1), f], 'float32', out);
@@ -36,13 +37,18 @@ export const swigluKernels: Record<string, NativeKernel> = { [FORWARD]: forward,
  * Throws on another backend or dtype.
  */
 export function swigluActivation(u: tf.Tensor): tf.Tensor {
-  if (tf.getBackend() !== 'native' || u.dtype !== 'float32') throw new Error('swigluActivation needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)');
+  if (tf.getBackend() !== 'native' || u.dtype !== 'float32')
+    throw new Error(
+      'swigluActivation needs the native backend with float32 tensors (@yuan/tensor falls back to its own ops elsewhere)',
+    );
   const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor, tf.GradSaveFunc];
     save([x]);
     return {
       value: tf.engine().runKernel(FORWARD, { u: x }) as tf.Tensor,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.engine().runKernel(BACKWARD, { u: saved[0], dy }) as tf.Tensor],
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [
+        tf.engine().runKernel(BACKWARD, { u: saved[0], dy }) as tf.Tensor,
+      ],
     };
   });
   return op(u);

@@ -5,7 +5,21 @@ import { f32, sizeOf, stridesOf } from './util.js';
 // Op codes of csrc/kernels.h.
 const BINARY = { Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6 } as const;
 const COMPARE = { Equal: 0, NotEqual: 1, Less: 2, LessEqual: 3, Greater: 4, GreaterEqual: 5 } as const;
-const UNARY = { Neg: 0, Exp: 1, Log: 2, Sqrt: 3, Rsqrt: 4, Square: 5, Sigmoid: 6, Tanh: 7, Relu: 8, Reciprocal: 9, Abs: 10, Cos: 11, Sin: 12 } as const;
+const UNARY = {
+  Neg: 0,
+  Exp: 1,
+  Log: 2,
+  Sqrt: 3,
+  Rsqrt: 4,
+  Square: 5,
+  Sigmoid: 6,
+  Tanh: 7,
+  Relu: 8,
+  Reciprocal: 9,
+  Abs: 10,
+  Cos: 11,
+  Sin: 12,
+} as const;
 
 /** Per-output-dim element strides of an operand broadcast to `out` (0 on broadcast dims). */
 function broadcastStrides(shape: readonly number[], out: readonly number[]): number[] {

@@ -10,23 +10,57 @@ const transpose: NativeKernel = ({ inputs, backend, attrs }, addon) => {
   const perm = attrs.perm as number[];
   const out = backend.alloc(xv.length);
   if (out.length > 0) addon.transpose(xv, out, Int32Array.from(x.shape), Int32Array.from(perm));
-  return backend.makeTensorInfo(perm.map((p) => x.shape[p]), 'float32', out);
+  return backend.makeTensorInfo(
+    perm.map((p) => x.shape[p]),
+    'float32',
+    out,
+  );
 };
 
 /** Copies the box `size` at srcBegin of src into dst at dstBegin. */
-function copy(addon: NativeAddon, src: Float32Array, srcShape: number[], srcBegin: number[], dst: Float32Array, dstShape: number[], dstBegin: number[], size: number[]): void {
+function copy(
+  addon: NativeAddon,
+  src: Float32Array,
+  srcShape: number[],
+  srcBegin: number[],
+  dst: Float32Array,
+  dstShape: number[],
+  dstBegin: number[],
+  size: number[],
+): void {
   if (sizeOf(size) === 0) return;
-  addon.copyBox(src, Int32Array.from(srcShape), Int32Array.from(srcBegin), dst, Int32Array.from(dstShape), Int32Array.from(dstBegin), Int32Array.from(size));
+  addon.copyBox(
+    src,
+    Int32Array.from(srcShape),
+    Int32Array.from(srcBegin),
+    dst,
+    Int32Array.from(dstShape),
+    Int32Array.from(dstBegin),
+    Int32Array.from(size),
+  );
 }
 
 const slice: NativeKernel = ({ inputs, backend, attrs }, addon) => {
   const x = inputs.x;
   const xv = f32(backend, x);
   if (!xv || x.shape.length === 0 || x.shape.length > 8) return undefined;
-  const [begin, size] = slice_util.parseSliceParams(x, attrs.begin as number | number[], attrs.size as number | number[]);
+  const [begin, size] = slice_util.parseSliceParams(
+    x,
+    attrs.begin as number | number[],
+    attrs.size as number | number[],
+  );
   slice_util.assertParamsValid(x, begin, size);
   const out = backend.alloc(sizeOf(size));
-  copy(addon, xv, x.shape, begin, out, size, size.map(() => 0), size);
+  copy(
+    addon,
+    xv,
+    x.shape,
+    begin,
+    out,
+    size,
+    size.map(() => 0),
+    size,
+  );
   return backend.makeTensorInfo(size, 'float32', out);
 };
 
@@ -42,7 +76,16 @@ const splitV: NativeKernel = ({ inputs, backend, attrs }, addon) => {
     shape[axis] = n;
     const out = backend.alloc(sizeOf(shape));
     const begin = x.shape.map((_, d) => (d === axis ? offset : 0));
-    copy(addon, xv, x.shape, begin, out, shape, shape.map(() => 0), shape);
+    copy(
+      addon,
+      xv,
+      x.shape,
+      begin,
+      out,
+      shape,
+      shape.map(() => 0),
+      shape,
+    );
     offset += n;
     return backend.makeTensorInfo(shape, 'float32', out);
   });
@@ -58,24 +101,53 @@ const unpack: NativeKernel = ({ inputs, backend, attrs }, addon) => {
   const outShape = value.shape.filter((_, d) => d !== axis);
   return Array.from({ length: value.shape[axis] }, (_, i) => {
     const out = backend.alloc(sizeOf(outShape));
-    copy(addon, xv, value.shape, value.shape.map((_, d) => (d === axis ? i : 0)), out, box, box.map(() => 0), box);
+    copy(
+      addon,
+      xv,
+      value.shape,
+      value.shape.map((_, d) => (d === axis ? i : 0)),
+      out,
+      box,
+      box.map(() => 0),
+      box,
+    );
     return backend.makeTensorInfo(outShape, 'float32', out);
   });
 };
 
 /** Concatenation along `axis` of float32 tensors of equal rank; `expand` inserts a unit axis first (Pack). */
-function join(backend: KernelArgs['backend'], addon: NativeAddon, tensors: TensorInfo[], axis: number, expand: boolean): TensorInfo | undefined {
+function join(
+  backend: KernelArgs['backend'],
+  addon: NativeAddon,
+  tensors: TensorInfo[],
+  axis: number,
+  expand: boolean,
+): TensorInfo | undefined {
   const arrays = tensors.map((t) => f32(backend, t));
   if (tensors.length === 0 || arrays.some((a) => !a)) return undefined;
   const shapes = tensors.map((t) => (expand ? [...t.shape.slice(0, axis), 1, ...t.shape.slice(axis)] : t.shape));
   const rank = shapes[0].length;
-  if (rank === 0 || rank > 8 || shapes.some((s) => s.length !== rank || s.some((d, i) => i !== axis && d !== shapes[0][i]))) return undefined;
+  if (
+    rank === 0 ||
+    rank > 8 ||
+    shapes.some((s) => s.length !== rank || s.some((d, i) => i !== axis && d !== shapes[0][i]))
+  )
+    return undefined;
   const outShape = shapes[0].slice();
   outShape[axis] = shapes.reduce((n, s) => n + s[axis], 0);
   const out = backend.alloc(sizeOf(outShape));
   let offset = 0;
   shapes.forEach((s, i) => {
-    copy(addon, arrays[i]!, s, s.map(() => 0), out, outShape, outShape.map((_, d) => (d === axis ? offset : 0)), s);
+    copy(
+      addon,
+      arrays[i]!,
+      s,
+      s.map(() => 0),
+      out,
+      outShape,
+      outShape.map((_, d) => (d === axis ? offset : 0)),
+      s,
+    );
     offset += s[axis];
   });
   return backend.makeTensorInfo(outShape, 'float32', out);
@@ -104,7 +176,16 @@ const padV2: NativeKernel = ({ inputs, backend, attrs }, addon) => {
   const value = Number(attrs.constantValue ?? 0);
   const out = backend.alloc(sizeOf(outShape), value === 0);
   if (value !== 0) addon.fill(out, value);
-  copy(addon, xv, x.shape, x.shape.map(() => 0), out, outShape, paddings.map((p) => p[0]), x.shape);
+  copy(
+    addon,
+    xv,
+    x.shape,
+    x.shape.map(() => 0),
+    out,
+    outShape,
+    paddings.map((p) => p[0]),
+    x.shape,
+  );
   return backend.makeTensorInfo(outShape, 'float32', out);
 };
 

@@ -38,6 +38,18 @@ export const batchMatMul: NativeKernel = ({ inputs, backend, attrs }, addon) => 
   const batchB = b.shape.slice(0, -2);
   const outBatch = backend_util.assertAndGetBroadcastShape(batchA, batchB);
   const out = backend.alloc(sizeOf(outBatch) * m * n, k === 0);
-  if (out.length > 0 && k > 0) addon.gemm(av, bv, out, batchIndices(batchA, outBatch), batchIndices(batchB, outBatch), m, n, k, transposeA, transposeB);
+  if (out.length > 0 && k > 0)
+    addon.gemm(
+      av,
+      bv,
+      out,
+      batchIndices(batchA, outBatch),
+      batchIndices(batchB, outBatch),
+      m,
+      n,
+      k,
+      transposeA,
+      transposeB,
+    );
   return backend.makeTensorInfo([...outBatch, m, n], 'float32', out);
 };

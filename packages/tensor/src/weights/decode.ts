@@ -66,7 +66,15 @@ export class DecodeOps {
   }
 
   /** Rotary embedding in place on the heads of x [n, stride] at the rows' positions. */
-  rope(x: Float32Array, n: number, stride: number, heads: number, d: number, positions: Int32Array, base: number): void {
+  rope(
+    x: Float32Array,
+    n: number,
+    stride: number,
+    heads: number,
+    d: number,
+    positions: Int32Array,
+    base: number,
+  ): void {
     this.kernels.rope(x, n, stride, heads, d, positions, base);
   }
 }
@@ -80,13 +88,24 @@ export class KvCache {
   v: Float32Array;
   length = 0;
 
-  constructor(readonly width: number, capacity = 16) {
+  constructor(
+    readonly width: number,
+    capacity = 16,
+  ) {
     this.k = new Float32Array(capacity * width);
     this.v = new Float32Array(capacity * width);
   }
 
   /** Appends row `r` of k and v (rows of `stride` floats starting at `offset`, `width` of them used). */
-  append(k: Float32Array, v: Float32Array, r: number, kStride: number, kOffset: number, vStride: number, vOffset: number): void {
+  append(
+    k: Float32Array,
+    v: Float32Array,
+    r: number,
+    kStride: number,
+    kOffset: number,
+    vStride: number,
+    vOffset: number,
+  ): void {
     if ((this.length + 1) * this.width > this.k.length) {
       const grow = (a: Float32Array) => {
         const b = new Float32Array(a.length * 2);

@@ -45,10 +45,18 @@ export interface TensorWeightFormat extends WeightFormatPlugin<StoredWeight, Wei
 }
 
 function shapeError(base: string, tensor: string, got: readonly number[], want: readonly number[]): never {
-  throw new YuanError('checkpoint', `config does not match the weights: ${base}.${tensor} has shape [${got}] but the config implies [${want}]`);
+  throw new YuanError(
+    'checkpoint',
+    `config does not match the weights: ${base}.${tensor} has shape [${got}] but the config implies [${want}]`,
+  );
 }
 
-function dense(format: TensorWeightFormat, out: number, inF: number, data: { f32?: Float32Array; bf16?: Uint16Array }): StoredWeight {
+function dense(
+  format: TensorWeightFormat,
+  out: number,
+  inF: number,
+  data: { f32?: Float32Array; bf16?: Uint16Array },
+): StoredWeight {
   const bytes = data.f32 ? data.f32.byteLength : data.bf16!.byteLength;
   return { format, out, in: inF, bytes, ...data };
 }
@@ -88,7 +96,8 @@ function jsRandomTable(out: Float32Array, seed: number, table: Float32Array): vo
   };
   for (let b = 0; b < Math.ceil(out.length / 4); b++) {
     const h = mix((BigInt(seed) * 0x9e3779b97f4a7c15n + BigInt(b + 1) * 0xd1b54a32d192ed03n) & M);
-    for (let j = 0; j < 4 && 4 * b + j < out.length; j++) out[4 * b + j] = table[Number((h >> BigInt(16 * j)) & 0xffffn)];
+    for (let j = 0; j < 4 && 4 * b + j < out.length; j++)
+      out[4 * b + j] = table[Number((h >> BigInt(16 * j)) & 0xffffn)];
   }
 }
 
@@ -131,7 +140,8 @@ export const fp32Format: TensorWeightFormat = {
 export const bf16Format: TensorWeightFormat = {
   kind: 'weight-format',
   name: 'bf16',
-  description: 'bfloat16 weights [out, in] as stored (memory-mapped); converted to fp32 in registers, fp32 accumulation',
+  description:
+    'bfloat16 weights [out, in] as stored (memory-mapped); converted to fp32 in registers, fp32 accumulation',
   defaults: {},
   bits: 16,
   read(source, base, [out, inF]) {
@@ -170,7 +180,8 @@ export const bf16Format: TensorWeightFormat = {
 
 /** A bf16 weight from float32 values (round to nearest even): a cast, not a quantizer. */
 export function toBf16Weight(values: Float32Array, out: number, inF: number): StoredWeight {
-  if (values.length !== out * inF) throw new YuanError('input', `toBf16Weight: ${values.length} values do not make [${out}, ${inF}]`);
+  if (values.length !== out * inF)
+    throw new YuanError('input', `toBf16Weight: ${values.length} values do not make [${out}, ${inF}]`);
   const bf16 = new Uint16Array(values.length);
   const k = decodeKernels();
   if (k) k.f32ToBf16(values, bf16);
@@ -180,7 +191,8 @@ export function toBf16Weight(values: Float32Array, out: number, inF: number): St
 
 /** A fp32 weight over float32 values [out, in] (not copied). */
 export function toFp32Weight(values: Float32Array, out: number, inF: number): StoredWeight {
-  if (values.length !== out * inF) throw new YuanError('input', `toFp32Weight: ${values.length} values do not make [${out}, ${inF}]`);
+  if (values.length !== out * inF)
+    throw new YuanError('input', `toFp32Weight: ${values.length} values do not make [${out}, ${inF}]`);
   return dense(fp32Format, out, inF, { f32: values });
 }
 
@@ -200,12 +212,15 @@ function gptqConfig(q: Record<string, unknown>): { bits: number; group: number; 
   const bad = (what: string) => {
     throw new YuanError('checkpoint', `config.json quantization_config: ${what}`);
   };
-  if (q.quant_method !== 'gptq') bad(`quant_method ${JSON.stringify(q.quant_method)} is not supported (yuan reads "gptq")`);
+  if (q.quant_method !== 'gptq')
+    bad(`quant_method ${JSON.stringify(q.quant_method)} is not supported (yuan reads "gptq")`);
   if (q.bits !== 4 && q.bits !== 8) bad(`bits ${JSON.stringify(q.bits)}: yuan reads 4 or 8`);
   const group = q.group_size ?? 128;
-  if (!(Number.isInteger(group) && ((group as number) > 0 || group === -1))) bad(`group_size ${JSON.stringify(group)}: expected a positive integer or -1`);
+  if (!(Number.isInteger(group) && ((group as number) > 0 || group === -1)))
+    bad(`group_size ${JSON.stringify(group)}: expected a positive integer or -1`);
   const fmt = q.checkpoint_format ?? 'gptq';
-  if (fmt !== 'gptq' && fmt !== 'gptq_v2') bad(`checkpoint_format ${JSON.stringify(fmt)}: expected "gptq" or "gptq_v2"`);
+  if (fmt !== 'gptq' && fmt !== 'gptq_v2')
+    bad(`checkpoint_format ${JSON.stringify(fmt)}: expected "gptq" or "gptq_v2"`);
   return { bits: q.bits as number, group: group as number, zeroOffset: fmt === 'gptq_v2' ? 0 : 1 };
 }
 
@@ -213,18 +228,30 @@ function gptqConfig(q: Record<string, unknown>): { bits: number; group: number; 
  * Reads a GPTQ weight: qweight, qzeros, scales and g_idx as Hugging Face stores them. An act-order g_idx is applied at
  * load: rows are sorted by group (repacked) and `perm` records which input feeds each row.
  */
-function readGptq(format: TensorWeightFormat, bits: 4 | 8, source: WeightSource, base: string, out: number, inF: number): StoredWeight | undefined {
+function readGptq(
+  format: TensorWeightFormat,
+  bits: 4 | 8,
+  source: WeightSource,
+  base: string,
+  out: number,
+  inF: number,
+): StoredWeight | undefined {
   if (!source.tensors.has(`${base}.qweight`) || !source.quantization) return undefined;
   const cfg = gptqConfig(source.quantization);
   if (cfg.bits !== bits) return undefined;
   const per = 32 / bits;
   const group = cfg.group === -1 ? inF : cfg.group;
-  if (inF % per !== 0 || group % per !== 0) throw new YuanError('checkpoint', `${base}: in ${inF} and group ${group} must be multiples of ${per} for ${bits}-bit GPTQ`);
+  if (inF % per !== 0 || group % per !== 0)
+    throw new YuanError(
+      'checkpoint',
+      `${base}: in ${inF} and group ${group} must be multiples of ${per} for ${bits}-bit GPTQ`,
+    );
   const groups = Math.ceil(inF / group);
   const words = Math.ceil((out * bits) / 32);
   const need = (suffix: string, dtype: string, shape: number[]) => {
     const t = source.get(`${base}.${suffix}`);
-    if (t.dtype !== dtype) throw new YuanError('checkpoint', `${base}.${suffix} has dtype ${t.dtype}; GPTQ stores ${dtype}`);
+    if (t.dtype !== dtype)
+      throw new YuanError('checkpoint', `${base}.${suffix} has dtype ${t.dtype}; GPTQ stores ${dtype}`);
     if (t.shape.join(',') !== shape.join(',')) shapeError(base, suffix, t.shape, shape);
     return t.bytes();
   };
@@ -237,7 +264,11 @@ function readGptq(format: TensorWeightFormat, bits: 4 | 8, source: WeightSource,
     if (gIdx.some((g, k) => g !== Math.floor(k / group))) {
       const order = Array.from({ length: inF }, (_, k) => k).sort((a, b) => gIdx[a] - gIdx[b] || a - b);
       order.forEach((k, i) => {
-        if (gIdx[k] !== Math.floor(i / group)) throw new YuanError('checkpoint', `${base}.g_idx: group ${gIdx[k]} does not hold ${group} rows (act-order needs full groups)`);
+        if (gIdx[k] !== Math.floor(i / group))
+          throw new YuanError(
+            'checkpoint',
+            `${base}.g_idx: group ${gIdx[k]} does not hold ${group} rows (act-order needs full groups)`,
+          );
       });
       perm = Int32Array.from(order);
       const packed = new Int32Array(qweight.length);
@@ -274,7 +305,9 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
       for (let k = 0; k < w.in; k++) {
         const g = Math.floor(k / d.group);
         const col = d.perm ? d.perm[k] : k;
-        for (let c = 0; c < w.out; c++) out[c * w.in + col] = (gptqWord(d, w.out, k, c) - gptqZero(d, w.out, g, c)) * halfToFloat(d.scales[g * w.out + c]);
+        for (let c = 0; c < w.out; c++)
+          out[c * w.in + col] =
+            (gptqWord(d, w.out, k, c) - gptqZero(d, w.out, g, c)) * halfToFloat(d.scales[g * w.out + c]);
       }
       return out;
     },
@@ -283,7 +316,9 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
       const d = w.gptq!;
       for (let k = 0; k < w.in; k++) {
         const g = Math.floor(k / d.group);
-        out[d.perm ? d.perm[k] : k] = Math.fround((gptqWord(d, w.out, k, index) - gptqZero(d, w.out, g, index)) * halfToFloat(d.scales[g * w.out + index]));
+        out[d.perm ? d.perm[k] : k] = Math.fround(
+          (gptqWord(d, w.out, k, index) - gptqZero(d, w.out, g, index)) * halfToFloat(d.scales[g * w.out + index]),
+        );
       }
     },
     matmul(w, x, n, y, k) {
@@ -292,7 +327,8 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
     },
     random(out, inF, seed, std) {
       const per = 32 / bits;
-      if (inF % per !== 0) throw new YuanError('config', `int${bits} weights need an input size that is a multiple of ${per}, got ${inF}`);
+      if (inF % per !== 0)
+        throw new YuanError('config', `int${bits} weights need an input size that is a multiple of ${per}, got ${inF}`);
       const group = inF % 128 === 0 ? 128 : inF;
       const groups = inF / group;
       const qweight = new Int32Array((inF / per) * out);
@@ -326,9 +362,22 @@ export function gptqWeight(data: GptqData, out: number, inF: number): StoredWeig
   const per = 32 / data.bits;
   const groups = Math.ceil(inF / data.group);
   const words = Math.ceil((out * data.bits) / 32);
-  if (data.qweight.length !== (inF / per) * out || data.qzeros.length !== groups * words || data.scales.length !== groups * out) {
-    throw new YuanError('input', `gptqWeight: qweight, qzeros and scales do not match [${out}, ${inF}] with ${data.bits} bits and group ${data.group}`);
+  if (
+    data.qweight.length !== (inF / per) * out ||
+    data.qzeros.length !== groups * words ||
+    data.scales.length !== groups * out
+  ) {
+    throw new YuanError(
+      'input',
+      `gptqWeight: qweight, qzeros and scales do not match [${out}, ${inF}] with ${data.bits} bits and group ${data.group}`,
+    );
   }
   const format = data.bits === 8 ? int8Format : int4Format;
-  return { format, out, in: inF, bytes: data.qweight.byteLength + data.qzeros.byteLength + data.scales.byteLength, gptq: data };
+  return {
+    format,
+    out,
+    in: inF,
+    bytes: data.qweight.byteLength + data.qzeros.byteLength + data.scales.byteLength,
+    gptq: data,
+  };
 }

@@ -3,13 +3,34 @@ export interface DecodeKernels {
   linearF32(x: Float32Array, n: number, w: Float32Array, out: number, inFeatures: number, y: Float32Array): void;
   linearBf16(x: Float32Array, n: number, w: Uint16Array, out: number, inFeatures: number, y: Float32Array): void;
   linearGptq(
-    x: Float32Array, n: number, qweight: Int32Array, qzeros: Int32Array, scales: Uint16Array, perm: Int32Array | null,
-    bits: number, group: number, inFeatures: number, out: number, zeroOffset: number, y: Float32Array,
+    x: Float32Array,
+    n: number,
+    qweight: Int32Array,
+    qzeros: Int32Array,
+    scales: Uint16Array,
+    perm: Int32Array | null,
+    bits: number,
+    group: number,
+    inFeatures: number,
+    out: number,
+    zeroOffset: number,
+    y: Float32Array,
   ): void;
   bf16ToF32(src: Uint16Array, dst: Float32Array): void;
   f32ToBf16(src: Float32Array, dst: Uint16Array): void;
   rope(x: Float32Array, n: number, stride: number, heads: number, d: number, pos: Int32Array, base: number): void;
-  attend(q: Float32Array, n: number, qStride: number, k: Float32Array, v: Float32Array, kvStride: number, start: number, heads: number, d: number, out: Float32Array): void;
+  attend(
+    q: Float32Array,
+    n: number,
+    qStride: number,
+    k: Float32Array,
+    v: Float32Array,
+    kvStride: number,
+    start: number,
+    heads: number,
+    d: number,
+    out: Float32Array,
+  ): void;
   randomTable(out: Float32Array | Uint16Array, seed: number, table: Float32Array): void;
   randomWords(out: Int32Array | Uint32Array, seed: number): void;
   mapFile(path: string): ArrayBuffer;

@@ -50,7 +50,8 @@ export async function openWeightSource(files: readonly string[], quantization?: 
       readSync(fd, buf, 0, end - b, dataStart + b);
       return buf;
     };
-    for (const [name, e] of st.entries) tensors.set(name, { name, dtype: e.dtype, shape: e.shape, bytes: () => read(e) });
+    for (const [name, e] of st.entries)
+      tensors.set(name, { name, dtype: e.dtype, shape: e.shape, bytes: () => read(e) });
   }
   const get = (name: string): SourceTensor => {
     const t = tensors.get(name);
@@ -65,7 +66,8 @@ export async function openWeightSource(files: readonly string[], quantization?: 
       const t = get(name);
       const b = t.bytes();
       if (t.dtype === 'F32') return new Float32Array(copyOf(b).buffer);
-      if (t.dtype !== 'F16' && t.dtype !== 'BF16') throw new YuanError('checkpoint', `tensor ${name} has dtype ${t.dtype}; expected F32, F16 or BF16`);
+      if (t.dtype !== 'F16' && t.dtype !== 'BF16')
+        throw new YuanError('checkpoint', `tensor ${name} has dtype ${t.dtype}; expected F32, F16 or BF16`);
       const u = new Uint16Array(copyOf(b).buffer);
       const out = new Float32Array(u.length);
       const convert = t.dtype === 'F16' ? halfToFloat : bf16ToFloat;
@@ -82,7 +84,10 @@ function copyOf(b: Uint8Array): Uint8Array {
 }
 
 /** A typed view of a tensor's bytes: no copy when aligned, a copy otherwise. */
-export function viewAs<T extends Uint16Array | Int32Array | Float32Array>(b: Uint8Array, Type: { new (buffer: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number }): T {
+export function viewAs<T extends Uint16Array | Int32Array | Float32Array>(
+  b: Uint8Array,
+  Type: { new (buffer: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number },
+): T {
   const w = Type.BYTES_PER_ELEMENT;
   if (b.byteOffset % w === 0) return new Type(b.buffer, b.byteOffset, b.byteLength / w);
   return new Type(copyOf(b).buffer, 0, b.byteLength / w);
