@@ -30,3 +30,19 @@ export interface DocumentFilter {
 export interface FilterPlugin<Options = Record<string, unknown>> extends PluginBase<'filter', Options> {
   create(options: Options): DocumentFilter;
 }
+
+/** One entry of a filter pipeline: a filter plugin's name, its options, and an optional label (default: the name). */
+export interface FilterStep {
+  name: string;
+  label?: string;
+  options?: Record<string, unknown>;
+}
+
+/**
+ * A named filter pipeline (kind `filter-preset`) that a run takes with no config (`yuan data filter --preset NAME`,
+ * `preset:` in a filter config). A plugin package exports presets in its `plugins` like any other plugin; the steps
+ * name filter plugins, which are looked up when the run builds its pipeline.
+ */
+export interface FilterPresetPlugin extends PluginBase<'filter-preset', Record<string, never>> {
+  readonly filters: readonly FilterStep[];
+}

@@ -52,7 +52,14 @@ export {
 export type { WeightFormatPlugin } from './weight-format.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { AdapterPlugin } from './adapter-plugin.js';
-export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
+export type {
+  FilterDocument,
+  FilterDecision,
+  DocumentFilter,
+  FilterPlugin,
+  FilterPresetPlugin,
+  FilterStep,
+} from './filter.js';
 export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
 export {
   writeAtomic,

@@ -3,7 +3,7 @@ import type { AdapterPlugin } from './adapter-plugin.js';
 import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
-import type { FilterPlugin } from './filter.js';
+import type { FilterPlugin, FilterPresetPlugin } from './filter.js';
 import type { Preset } from './presets.js';
 import type { TokenizerPlugin } from './tokenizer.js';
 import type { WeightFormatPlugin } from './weight-format.js';
@@ -29,6 +29,7 @@ export interface PluginKinds {
   tokenizer: TokenizerPlugin;
   'model-adapter': ModelAdapterPlugin<any>;
   filter: FilterPlugin<any>;
+  'filter-preset': FilterPresetPlugin;
   evaluator: EvaluatorPlugin<any>;
   adapter: AdapterPlugin<any, any, any>;
   preset: Preset;

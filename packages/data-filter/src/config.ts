@@ -11,8 +11,9 @@ import {
   record,
   str,
   type JsonObject,
+  type PluginRegistry,
 } from '@yuan/core';
-import { FILTER_PRESETS, type FilterPreset, type FilterStep } from './presets.js';
+import type { FilterPreset, FilterStep } from './presets.js';
 
 /** A resolved filter run configuration. */
 export interface FilterConfig {
@@ -72,26 +73,33 @@ export function readConfigFile(file: string): JsonObject {
   return layer;
 }
 
-/** The preset of that name; an unknown one is an error listing the presets. */
-export function getFilterPreset(name: string): FilterPreset {
-  const preset = FILTER_PRESETS.find((p) => p.name === name);
-  if (!preset)
+/**
+ * The filter preset of that name from `registry` (kind `filter-preset`: this package's presets and those of any plugin
+ * module the run loads). Errors: NotFoundError for an unknown name, listing the registered presets.
+ */
+export function getFilterPreset(name: string, registry: PluginRegistry): FilterPreset {
+  if (!registry.has('filter-preset', name))
     throw new NotFoundError(
-      `unknown filter preset "${name}" (presets: ${FILTER_PRESETS.map((p) => p.name).join(', ')})`,
+      `unknown filter preset "${name}" (presets: ${registry.names('filter-preset').join(', ') || 'none registered'})`,
     );
-  return preset;
+  return registry.get('filter-preset', name);
 }
 
 /**
- * Resolves a config layer (from a file, with any --set applied) over a preset: `filters` replaces the preset's list,
- * `options` (label or name → options) is merged over the options of matching steps.
+ * Resolves a config layer (from a file, with any --set applied) over a preset looked up in `registry`: `filters`
+ * replaces the preset's list, `options` (label or name → options) is merged over the options of matching steps.
+ * Errors: ConfigError naming the bad field, NotFoundError for an unknown preset.
  */
-export function resolveFilterConfig(layer: JsonObject, fallbackPreset = 'yuan-zh-en'): FilterConfig {
+export function resolveFilterConfig(
+  layer: JsonObject,
+  registry: PluginRegistry,
+  fallbackPreset = 'yuan-zh-en',
+): FilterConfig {
   const parsed = fileSchema.parse(layer, '');
   let steps: FilterStep[];
   if (parsed.filters) steps = parsed.filters.map((s) => ({ ...s }));
   else
-    steps = getFilterPreset(parsed.preset ?? fallbackPreset).filters.map((s) => ({
+    steps = getFilterPreset(parsed.preset ?? fallbackPreset, registry).filters.map((s) => ({
       ...s,
       options: { ...(s.options ?? {}) },
     }));

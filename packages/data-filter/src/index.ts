@@ -25,6 +25,6 @@ export {
   type PrintOptions,
 } from './stages/plan.js';
 export { runStage, planStatus, type StageResult } from './stages/run.js';
-import { BUILTIN_FILTERS as builtins } from './filters/index.js';
-/** The plugins this package provides (what `yuan` registers from it): the built-in filters. */
-export const plugins = builtins;
+import { BUILTIN_PLUGINS } from './plugins.js';
+/** The plugins this package provides (what `yuan` registers from it): the built-in filters and filter presets. */
+export const plugins = BUILTIN_PLUGINS;

@@ -1,21 +1,17 @@
-/** One entry of a pipeline: a filter plugin name, its options, and an optional label (defaults to the name). */
-export interface FilterStep {
-  name: string;
-  label?: string;
-  options?: Record<string, unknown>;
-}
+import type { FilterPresetPlugin, FilterStep } from '@yuan/core';
 
-/** A named pipeline that runs with no config. */
-export interface FilterPreset {
-  name: string;
-  description: string;
-  filters: FilterStep[];
-}
+/** One entry of a pipeline (the type lives in @yuan/core, beside the `filter-preset` plugin kind). */
+export type { FilterStep };
+
+/** A named pipeline that runs with no config: a plugin of kind `filter-preset`. */
+export type FilterPreset = FilterPresetPlugin;
 
 /** Built-in presets. `yuan-zh-en`: Chinese, English and code, every built-in filter at its default thresholds. */
 export const FILTER_PRESETS: readonly FilterPreset[] = [
   {
+    kind: 'filter-preset',
     name: 'yuan-zh-en',
+    defaults: {},
     description:
       'Chinese + English + code: normalise, length, language id, code rules, Gopher repetition and quality, C4, FineWeb, exact and MinHash dedup',
     filters: [

@@ -10,6 +10,7 @@ import {
   type FilterDocument,
   type FilterPlugin,
   type JsonObject,
+  type PluginRegistry,
 } from '@yuan/core';
 import { readConfigFile, resolveFilterConfig, type FilterConfig } from './config.js';
 import { readLines } from './io/lines.js';
@@ -110,15 +111,33 @@ function addBadwords(config: FilterConfig, specs: string[]): void {
 /** The config layers of a run: preset < config file < config object < `set` (< `badwords`). */
 export type ConfigLayers = Pick<RunFilterOptions, 'preset' | 'config' | 'configObject' | 'set' | 'badwords'>;
 
-/** Resolves the config layers of a run into one validated config. */
-export function resolveConfig(options: ConfigLayers): FilterConfig {
+/**
+ * Resolves the config layers of a run into one validated config. The preset is looked up in the run's registry: this
+ * package's presets, `plugins` objects, and the presets of the config's `plugins:` modules and `pluginModules`.
+ * Errors: ConfigError naming the bad field, NotFoundError for an unknown preset or a module that cannot be loaded.
+ */
+export async function resolveConfig(
+  options: ConfigLayers & Pick<RunFilterOptions, 'plugins' | 'pluginModules'>,
+): Promise<FilterConfig> {
+  return (await resolveRun(options)).config;
+}
+
+/** The resolved config (the `pluginModules` joined to the config's `plugins:`) and the frozen registry of the run. */
+async function resolveRun(
+  options: ConfigLayers & Pick<RunFilterOptions, 'plugins' | 'pluginModules'>,
+): Promise<{ config: FilterConfig; registry: PluginRegistry }> {
   let layer: JsonObject = options.preset ? { preset: options.preset } : {};
   if (options.config) layer = deepMerge(layer, readConfigFile(options.config));
   if (options.configObject) layer = deepMerge(layer, options.configObject);
   for (const s of options.set ?? []) layer = applySet(layer, s);
-  const config = resolveFilterConfig(layer);
+  // the modules load before the preset is resolved, so that a plugin package can bring presets; a malformed
+  // `plugins:` field is reported by resolveFilterConfig's schema
+  const listed = Array.isArray(layer.plugins) ? layer.plugins.filter((m): m is string => typeof m === 'string') : [];
+  const modules = [...listed, ...(options.pluginModules ?? [])];
+  const registry = await buildFilterRegistry(options.plugins ?? [], modules);
+  const config = { ...resolveFilterConfig(layer, registry), plugins: modules };
   if (options.badwords?.length) addBadwords(config, options.badwords);
-  return config;
+  return { config, registry };
 }
 
 function checkPaths(options: RunFilterOptions): void {
@@ -188,11 +207,8 @@ const BATCH_LINES = 1000;
 export async function runFilter(options: RunFilterOptions): Promise<FilterReport> {
   checkPaths(options);
   const shard = parseShard(options.shard);
-  const resolved = resolveConfig(options);
   // `--plugin` modules join the config's, so worker threads load them too
-  const config = options.pluginModules?.length
-    ? { ...resolved, plugins: [...resolved.plugins, ...options.pluginModules] }
-    : resolved;
+  const { config, registry } = await resolveRun(options);
   const workers = options.workers ?? DEFAULT_WORKERS;
   if (!Number.isInteger(workers) || workers < 1)
     throw new YuanError('usage', `--workers ${workers} must be a whole number >= 1`);
@@ -202,7 +218,6 @@ export async function runFilter(options: RunFilterOptions): Promise<FilterReport
       'filter plugins given as objects cannot run on worker threads: list their modules under `plugins:` in the config, or use workers: 1',
     );
   }
-  const registry = await buildFilterRegistry(options.plugins ?? [], config.plugins);
   const pipeline = new FilterPipeline(registry, config.filters, config.examples);
   const bytesTotal = options.inputs.reduce((n, f) => n + statSync(f).size, 0);
   const init: WorkInit = { config, inputs: options.inputs, withRejects: !!options.rejects };

@@ -8,6 +8,7 @@ import { codeFilter } from './filters/code.js';
 import { normalizeFilter } from './filters/normalize.js';
 import { KeySet } from './hash/keyset.js';
 import { resolveFilterConfig } from './config.js';
+import { buildFilterRegistry } from './plugins.js';
 import { splitWords } from './text/analysis.js';
 
 const doc = (text: string, lang?: string): FilterDocument => ({ id: 'd', text, lang, record: {} });
@@ -121,11 +122,16 @@ describe('filters', () => {
 });
 
 describe('config', () => {
-  it('merges options over the preset and names bad fields', () => {
-    const c = resolveFilterConfig({ options: { minhash: { threshold: 0.8 } } });
+  it('merges options over the preset and names bad fields', async () => {
+    const registry = await buildFilterRegistry();
+    const c = resolveFilterConfig({ options: { minhash: { threshold: 0.8 } } }, registry);
     expect(c.filters.find((s) => s.name === 'minhash')!.options).toEqual({ threshold: 0.8 });
-    expect(() => resolveFilterConfig({ options: { nothere: {} } })).toThrow(/options.nothere names no filter/);
-    expect(() => resolveFilterConfig({ textfield: 'x' })).toThrow(/unknown field textfield/);
-    expect(() => resolveFilterConfig({ preset: 'nope' })).toThrow(/unknown filter preset "nope"/);
+    expect(() => resolveFilterConfig({ options: { nothere: {} } }, registry)).toThrow(
+      /options.nothere names no filter/,
+    );
+    expect(() => resolveFilterConfig({ textfield: 'x' }, registry)).toThrow(/unknown field textfield/);
+    expect(() => resolveFilterConfig({ preset: 'nope' }, registry)).toThrow(
+      /unknown filter preset "nope" \(presets: yuan-zh-en\)/,
+    );
   });
 });

@@ -145,6 +145,35 @@ describe('malformed input', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.includes('.partial-'))).toEqual([]);
   });
 
+  it('takes a preset from a plugin module (kind filter-preset), with its steps looked up in the registry', async () => {
+    const mod = path.join(dir, 'short-only.mjs');
+    writeFileSync(
+      mod,
+      [
+        'export const plugins = [',
+        "  { kind: 'filter', name: 'drop-item-2', description: 'drops one id', defaults: {},",
+        "    create: () => ({ apply: (d) => (d.id === 'ok-2' ? { keep: false, reason: 'item-2' } : { keep: true }) }) },",
+        "  { kind: 'filter-preset', name: 'mine', description: 'length, then drop-item-2', defaults: {},",
+        "    filters: [{ name: 'length' }, { name: 'drop-item-2' }] },",
+        '];',
+      ].join('\n'),
+    );
+    const clean = path.join(dir, 'clean.jsonl');
+    writeFileSync(clean, [0, 1, 2, 3].map(valid).join('\n') + '\n');
+    const out = path.join(dir, 'preset-out.jsonl');
+    const report = await runFilter({ inputs: [clean], output: out, preset: 'mine', pluginModules: [mod] });
+    expect(report.config.filters.map((s) => s.plugin)).toEqual(['length', 'drop-item-2']);
+    expect(
+      readFileSync(out, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).id),
+    ).toEqual(['ok-0', 'ok-1', 'ok-3']);
+    await expect(runFilter({ inputs: [clean], output: out, preset: 'mine' })).rejects.toThrow(
+      /unknown filter preset "mine" \(presets: yuan-zh-en\)/,
+    );
+  });
+
   it('rejects bad options with a message naming the field', async () => {
     const out = path.join(dir, 'x.jsonl');
     await expect(runFilter({ inputs: [input], output: out, set: ['options.minhash.numPerm=0'] })).rejects.toThrow(

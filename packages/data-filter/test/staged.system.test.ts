@@ -51,7 +51,7 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
   it('gives exactly the output of one single-process run, with a crashed task rerun', async () => {
     const work = path.join(dir, 'work');
     const out = path.join(dir, 'out');
-    const plan = createPlan({ inputs: shards, work, output: out, tasks: 2, buckets: 3 });
+    const plan = await createPlan({ inputs: shards, work, output: out, tasks: 2, buckets: 3 });
     expect(plan.tasks).toEqual({ filter: 2, signatures: 2, buckets: 3, removals: 2, apply: 2 });
     await runStage(work, 'filter');
     await runStage(work, 'signatures', '0/2');
@@ -102,7 +102,7 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
         writeFileSync(g, readFileSync(f, 'utf8').repeat(4));
         return g;
       });
-      createPlan({ inputs: big, work, output: out, tasks: 1 });
+      await createPlan({ inputs: big, work, output: out, tasks: 1 });
       const fdir = path.join(work, 'filter');
       const killed = await new Promise<string | null>((resolve) => {
         const child = spawn(process.execPath, [bin, 'filter', 'stage', 'filter', '--work', work, '--task', '0/1'], {
@@ -135,7 +135,7 @@ describe.skipIf(!haveDatasets)('staged dedup across shards (signatures → bucke
 
   it('one-line errors: mismatched task counts, a missing plan; the plan prints as SLURM and Kubernetes jobs', async () => {
     const work = path.join(dir, 'work2');
-    const plan = createPlan({ inputs: shards, work, output: path.join(dir, 'out2'), tasks: 4 });
+    const plan = await createPlan({ inputs: shards, work, output: path.join(dir, 'out2'), tasks: 4 });
     expect(() => selectTasks(plan, 'buckets', '1/3')).toThrow(
       /^--task: 3 tasks given but the plan has 4 tasks for stage buckets$/,
     );

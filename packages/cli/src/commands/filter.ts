@@ -156,7 +156,7 @@ export const filterPlanCommand: Command = {
       throw new YuanError('usage', `--print "${print}" must be slurm or k8s`);
     const int = (name: string) =>
       values[name] === undefined ? undefined : numberOption(values, name, 1, { int: true, min: 1 });
-    const plan = createPlan({
+    const plan = await createPlan({
       inputs,
       work: requireString(values, 'work', filterPlanCommand),
       output: requireString(values, 'output', filterPlanCommand),

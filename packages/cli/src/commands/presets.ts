@@ -19,14 +19,12 @@ export const presetsList: Command = {
   options: { json: { type: 'boolean' }, plugin: { type: 'string', multiple: true } },
   async run(values, _pos, io) {
     const registry = await loadRegistry(values);
-    const rows = registry
-      .list('preset')
-      .map((p) => ({
-        name: p.name,
-        description: p.description,
-        source: registry.sourceOf('preset', p.name),
-        ...describe(registry, p.name),
-      }));
+    const rows = registry.list('preset').map((p) => ({
+      name: p.name,
+      description: p.description,
+      source: registry.sourceOf('preset', p.name),
+      ...describe(registry, p.name),
+    }));
     if (values.json) {
       io.out(
         JSON.stringify(

@@ -79,13 +79,13 @@ export function splitDedup(filters: FilterStep[]): { head: FilterStep[]; dedup: 
 }
 
 /** Resolves the config, checks the inputs, and writes `WORK/plan.json` (atomically). Returns the plan. */
-export function createPlan(o: CreatePlanOptions): FilterPlan {
+export async function createPlan(o: CreatePlanOptions): Promise<FilterPlan> {
   if (o.inputs.length === 0) throw new YuanError('usage', 'no input files given');
   for (const f of o.inputs) {
     if (!existsSync(f)) throw new YuanError('not-found', `input file not found: ${f}`);
     if (!statSync(f).isFile()) throw new YuanError('usage', `input is not a file: ${f}`);
   }
-  const config = resolveConfig(o);
+  const config = await resolveConfig(o);
   const { head, dedup } = splitDedup(config.filters);
   const n = o.tasks ?? Math.min(64, o.inputs.length);
   const m = o.buckets ?? n;
