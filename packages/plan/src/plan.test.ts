@@ -154,7 +154,7 @@ describe('planPipeline', () => {
       /^partition blocks 1,2 sum to 3 layers; the model has 4$/,
     );
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
-      /^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/,
+      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
     );
     expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(
       /^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/,
