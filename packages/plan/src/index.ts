@@ -56,6 +56,7 @@ export {
 export { groupParameters, type ParameterGroups } from './parameters.js';
 export {
   planPipeline,
+  planSchedules,
   plannedOptions,
   bytesPerParameter,
   parseRecompute,
@@ -63,6 +64,8 @@ export {
   type PipelinePlanInput,
   type PlannedAttention,
   type PipelinePlan,
+  type ScheduleChoice,
+  type ScheduleChoiceRow,
   type StagePlan,
   type BytesPerParameter,
   type Recompute,

@@ -15,8 +15,9 @@ import {
   type ActivationShape,
   type SegmentActivation,
 } from './activation.js';
+import { planRegistry } from './own.js';
 import { groupParameters } from './parameters.js';
-import { partitionLayers } from './partition.js';
+import { isBlocksSpec, parseBlocks, partitionLayers } from './partition.js';
 import { lowerActions, type ScheduleActions } from './actions.js';
 import type { PassCosts } from './instructions.js';
 import { getSchedule, simulateSchedule, type SimulationResult } from './schedule.js';
@@ -375,7 +376,19 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     };
   };
 
-  const spec = input.partition ?? 'uniform';
+  const given = input.partition ?? 'uniform';
+  const rankBlocks = typeof given !== 'string' ? [...given] : isBlocksSpec(given) ? parseBlocks(given) : undefined;
+  // blocks given per rank under a schedule with virtual stages: each rank's layers split over its chunks (the earlier
+  // chunk takes the extra layer), keeping the given non-uniform split between ranks
+  const spreadBlocks =
+    V > P && rankBlocks?.length === P
+      ? placement.map((r, v) => {
+          const mine = placement.flatMap((x, u) => (x === r ? [u] : []));
+          const k = mine.indexOf(v);
+          return Math.floor(rankBlocks[r] / chunks) + (k < rankBlocks[r] % chunks ? 1 : 0);
+        })
+      : undefined;
+  const spec = spreadBlocks ?? given;
   const blocks = partitionLayers(
     spec,
     {
@@ -415,6 +428,9 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   }
   if (zero > 0 && D === 1) warnings.push(`--zero ${zero} with --dp 1 shards nothing`);
   const notes = [
+    ...(spreadBlocks
+      ? [`${chunks} virtual stages per rank: each rank's layers split over them (${blocks.join(',')})`]
+      : []),
     `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
     RECOMPUTE_NOTE,
@@ -440,7 +456,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     bytesPerParameter: bpp,
     modelParameters: prefix[L] + groups.embedding + groups.head,
     schedule: scheduleName,
-    partition: typeof spec === 'string' ? spec : spec.join(','),
+    partition: typeof given === 'string' ? given : given.join(','),
     recompute,
     precision,
     zero,
@@ -456,4 +472,59 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
 
 function round(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toFixed(3);
+}
+
+/** One schedule's line in `planSchedules`' comparison. */
+export interface ScheduleChoiceRow {
+  schedule: string;
+  /** The plan under this schedule, or why there is none (one line, e.g. more virtual stages than layers). */
+  plan?: PipelinePlan;
+  error?: string;
+  /** Simulated step time in `passCosts` units and its idle share (the bubble), peak bytes; undefined with `error`. */
+  makespan?: number;
+  bubbleFraction?: number;
+  peakBytes?: number;
+  /** Whether its peak fits `memoryBytes` (true when no cap is given). */
+  fits: boolean;
+}
+
+/** `planSchedules`' answer: every schedule's row and the choice (the fastest that fits; undefined when none fits). */
+export interface ScheduleChoice {
+  rows: ScheduleChoiceRow[];
+  choice?: string;
+  /** The chosen schedule's plan. */
+  plan?: PipelinePlan;
+}
+
+/**
+ * `--schedule auto`: plans the layout under each schedule (`names`, default every schedule in the registry) with the
+ * given pass times (`passCosts`, measured or modelled) and memory cap (`memoryBytes`), and chooses the one with the
+ * shortest simulated step among those whose peak fits, the first listed on a tie. A schedule that cannot plan the
+ * layout (an error of its own, such as interleaved 1F1B's micro-batch rounds) is a row with the error, not a failure;
+ * errors of the layout itself (bad sizes, unknown partition) are thrown as `planPipeline` throws them.
+ */
+export function planSchedules(input: PipelinePlanInput, names?: readonly string[]): ScheduleChoice {
+  const registry = input.registry ?? planRegistry();
+  const list = names ?? registry.names('schedule');
+  // the layout's own errors come from the default schedule
+  planPipeline({ ...input, schedule: '1f1b', registry });
+  const rows: ScheduleChoiceRow[] = list.map((schedule) => {
+    try {
+      const plan = planPipeline({ ...input, schedule, registry });
+      return {
+        schedule,
+        plan,
+        makespan: plan.makespan,
+        bubbleFraction: plan.bubbleFraction,
+        peakBytes: plan.peakBytes,
+        fits: plan.fits ?? true,
+      };
+    } catch (e) {
+      return { schedule, error: (e as Error).message, fits: false };
+    }
+  });
+  let best: ScheduleChoiceRow | undefined;
+  for (const r of rows)
+    if (r.fits && r.makespan !== undefined && (!best || r.makespan < best.makespan! - 1e-12)) best = r;
+  return { rows, ...(best ? { choice: best.schedule, plan: best.plan } : {}) };
 }
