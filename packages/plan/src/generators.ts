@@ -101,8 +101,14 @@ export function zbvActions(P: number, M: number): ScheduleActions {
     const IW0 = () => out.push({ stage: s0, type: 'I', microbatch: i0 }, { stage: s0, type: 'W', microbatch: i0++ });
     const IW1 = () => out.push({ stage: s1, type: 'I', microbatch: i1 }, { stage: s1, type: 'W', microbatch: i1++ });
     for (let k = 0; k < 2 * (P - r) - 1; k++) F0();
-    for (let k = 0; k < r; k++) (F1(), F0());
-    for (let k = 0; k < P - r; k++) (F1(), IW1());
+    for (let k = 0; k < r; k++) {
+      F1();
+      F0();
+    }
+    for (let k = 0; k < P - r; k++) {
+      F1();
+      IW1();
+    }
     while (f1 < f0 || f0 < n) {
       if (f0 < n) F0();
       IW0();
