@@ -3,6 +3,7 @@ import type { AttentionPlugin } from './attention.js';
 import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin } from './filter.js';
+import type { QuantizerPlugin } from './quantizer.js';
 import type { TokenizerPlugin } from './tokenizer.js';
 import type { WeightFormatPlugin } from './weight-format.js';
 
@@ -29,6 +30,7 @@ export interface PluginKinds {
   filter: FilterPlugin<any>;
   evaluator: EvaluatorPlugin<any>;
   'weight-format': WeightFormatPlugin<any, any>;
+  quantizer: QuantizerPlugin<any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

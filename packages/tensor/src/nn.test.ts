@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRope, causalAttention, causalConv1d, ropeTables } from './nn.js';
+import { applyRope, causalAttention, causalConv1d, linear, observeLinear, ropeTables } from './nn.js';
 import { Rng } from '@yuan/core';
 import { tf } from './tf.js';
 
@@ -23,6 +23,26 @@ describe('nn blocks', () => {
         expect(y[t][0][i + 2]).toBeCloseTo(b * Math.cos(th) + a * Math.sin(th), 5);
       }
     });
+  });
+
+  it('observeLinear sees each linear\'s own weight and its input rows, and is removed afterwards (also after a throw)', () => {
+    const w = rand([3, 4], 5);
+    const x = rand([2, 5, 4], 6);
+    const seen: { weight: tf.Tensor; shape: number[]; values: number[] }[] = [];
+    const y = observeLinear((weight, input) => seen.push({ weight, shape: input.shape, values: [...input.dataSync()] }), () => linear(x, w));
+    expect(y.shape).toEqual([2, 5, 3]);
+    expect(seen).toHaveLength(1);
+    expect(seen[0].weight).toBe(w);
+    expect(seen[0].shape).toEqual([10, 4]);
+    expect(seen[0].values).toEqual([...x.dataSync()]);
+    linear(x, w).dispose();
+    expect(seen).toHaveLength(1);
+    expect(() => observeLinear(() => seen.push(seen[0]), () => {
+      throw new Error('boom');
+    })).toThrow('boom');
+    linear(x, w).dispose();
+    expect(seen).toHaveLength(1);
+    tf.dispose([w, x, y]);
   });
 
   it('causal attention: the last rows of a full pass equal a pass over those queries only', () => {

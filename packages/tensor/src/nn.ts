@@ -5,8 +5,32 @@ import { tf } from './tf.js';
 export function linear(x: tf.Tensor, weight: tf.Tensor): tf.Tensor {
   const inner = x.shape[x.shape.length - 1];
   const lead = x.shape.slice(0, -1);
-  const y = tf.matMul(x.reshape([-1, inner]), weight as tf.Tensor2D, false, true);
+  const x2 = x.reshape([-1, inner]) as tf.Tensor2D;
+  linearObserver?.(weight, x2);
+  const y = tf.matMul(x2, weight as tf.Tensor2D, false, true);
   return y.reshape([...lead, weight.shape[0]]);
+}
+
+/**
+ * Sees every `linear` call while installed: the weight tensor (the very tensor passed, so a caller can recognise its
+ * parameters) and the input as rows [N, in]. It must not dispose or keep the input (it is freed by the caller's tidy).
+ */
+export type LinearObserver = (weight: tf.Tensor, input: tf.Tensor2D) => void;
+
+let linearObserver: LinearObserver | undefined;
+
+/**
+ * Runs `fn` with `observer` called on the inputs of every `linear` it makes (calibration statistics for quantizers
+ * such as GPTQ), then restores the observer that was installed before, also when `fn` throws. Synchronous only.
+ */
+export function observeLinear<T>(observer: LinearObserver, fn: () => T): T {
+  const before = linearObserver;
+  linearObserver = observer;
+  try {
+    return fn();
+  } finally {
+    linearObserver = before;
+  }
 }
 
 /** RMSNorm over the last axis: w ⊙ x / sqrt(mean(x²) + eps). */
