@@ -22,7 +22,7 @@ import { numberOption, type OptionSpec } from './command.js';
  * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
  * plugin objects registered under the package's name), resolved from the CLI's own installation.
  */
-const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/tokenizer', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/plan', '@yuan/comm'];
+const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/tokenizer', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/quantize', '@yuan/plan', '@yuan/comm'];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 

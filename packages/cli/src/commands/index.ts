@@ -20,6 +20,7 @@ export const COMMANDS: CommandEntry[] = [
   { path: ['filter', 'plan'], summary: 'plan a corpus-scale filter + cross-shard dedup run (stages as SLURM array jobs or Kubernetes indexed Jobs)', load: async () => (await import('./filter.js')).filterPlanCommand },
   { path: ['filter', 'stage'], summary: 'run task(s) of one stage of a `yuan filter plan` (resumable; --task I/N, SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)', load: async () => (await import('./filter.js')).filterStageCommand },
   { path: ['eval'], summary: 'evaluate a model (humaneval, gsm8k, svamp, agieval, mathqa, mathcloze, truthfulqa, perplexity): local --model, --endpoint, or --samples', load: async () => (await import('./eval.js')).evalCommand },
+  { path: ['quantize'], summary: 'quantize a checkpoint\'s linears to 8 or 4 bits (rtn, gptq with calibration data) in the Hugging Face GPTQ layout', load: async () => (await import('./quantize.js')).quantizeCommand },
   { path: ['serve'], summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API', load: async () => (await import('./serve.js')).serveCommand },
   { path: ['plugins', 'list'], summary: 'list the registered plugins (built-in and loaded with --plugin or a config\'s plugins:) with kind, source and options', load: async () => (await import('./plugins.js')).pluginsList },
   { path: ['launch'], summary: 'start N local ranks of a command with RANK/WORLD_SIZE/MASTER_* set, or print a SLURM or Kubernetes job for it', load: async () => (await import('./launch.js')).launchCommand },
