@@ -8,7 +8,8 @@ import { initBackend, openSafetensors, tf, type TensorAttentionPlugin } from '@y
 import { beforeAll, describe, expect, it } from 'vitest';
 import { calibrationWindows } from './calibration.js';
 import { loadQuantizedModel, readQuantizedCheckpoint } from './layout.js';
-import { GPTQ_DEFAULTS, gptqQuantizer, RTN_DEFAULTS, rtnQuantizer } from './plugins.js';
+import type { QuantizeGrid, QuantizerPlugin } from '@yuan/core';
+import { dequantizeLinear, GPTQ_DEFAULTS, gptqQuantizer, packLinear, RTN_DEFAULTS, rtnQuantizer } from './plugins.js';
 import { quantizeCheckpoint } from './run.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -98,6 +99,34 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     expect(gIdx).toHaveLength(256);
     expect([...gIdx].some((g, i) => g !== Math.floor(i / 32))).toBe(true); // act-order: groups follow the permutation
     expect(await logitGap(fixture, out)).toBeLessThan(0.5);
+  });
+
+  it('the Hessian of each linear comes from inputs computed with the linears before it already quantized', async () => {
+    // a calibrated quantizer plugin that records its Hessians and, when asked, quantizes every weight to 0
+    const hessians = new Map<string, Float64Array>();
+    const recorder = (zero: boolean): QuantizerPlugin<QuantizeGrid> => ({
+      kind: 'quantizer',
+      name: 'recorder',
+      description: 'test',
+      defaults: RTN_DEFAULTS,
+      calibrated: true,
+      async quantize(l, o) {
+        hessians.set(l.name, l.hessian!);
+        const groups = Math.ceil(l.cols / 128);
+        const q = new Uint8Array(l.rows * l.cols).fill(zero ? 1 : 0);
+        return packLinear({ q, scales: new Float32Array(groups * l.rows).fill(1), zeros: new Int32Array(groups * l.rows).fill(1), gIdx: new Int32Array(l.cols), groups }, l.rows, l.cols, o);
+      },
+      dequantize: dequantizeLinear,
+    });
+    const calibration = Array.from({ length: 4 }, (_, k) => Int32Array.from({ length: 16 }, (_, i) => (k * 37 + i * 11) % 512));
+    const energy = (name: string) => hessians.get(name)!.reduce((a, v) => a + Math.abs(v), 0);
+    const names = ['model.layers.0.self_attn.o_proj.weight', 'model.layers.0.mlp.down_proj.weight', 'model.layers.1.self_attn.o_proj.weight', 'model.layers.1.mlp.down_proj.weight'];
+    await quantizeCheckpoint({ model: fixture, out: path.join(tmp, 'rec'), quantizer: recorder(false), options: RTN_DEFAULTS, lookup, calibration });
+    for (const n of names) expect(energy(n), n).toBeGreaterThan(0);
+    // V quantized to 0 → the attention output, o_proj's input, is 0; up and gate to 0 → down_proj's input is 0
+    await quantizeCheckpoint({ model: fixture, out: path.join(tmp, 'rec'), quantizer: recorder(true), options: RTN_DEFAULTS, lookup, calibration });
+    for (const n of names) expect(energy(n), n).toBe(0);
+    expect(energy('model.layers.1.self_attn.v_proj.weight')).toBeGreaterThan(0);
   });
 
   it('a run leaves no tensors behind', async () => {
