@@ -56,6 +56,7 @@ describe('packed packages installed with npm outside the workspace', () => {
         '@yuan/parallel-pipeline',
         '@yuan/parallel-zero',
         '@yuan/plan',
+        '@yuan/quantize',
         '@yuan/serve',
         '@yuan/tensor',
         '@yuan/tensor-native',

@@ -61,6 +61,19 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     }
     expect(entry(`${p}q_proj.weight`)).toBeUndefined();
     await st.close();
+    // a fused parameter is quantized whole and its rows split: each part equals the part quantized on its own
+    const source = await openSafetensors(path.join(fixture, 'model.safetensors'));
+    const ckpt = await readQuantizedCheckpoint(out);
+    for (const part of [`${p}k_proj`, 'model.layers.0.mlp.gate_proj']) {
+      const w = await source.read(`${part}.weight`);
+      const [rows, cols] = source.entries.get(`${part}.weight`)!.shape;
+      const alone = await rtnQuantizer.quantize({ name: part, weight: w, rows, cols }, { ...RTN_DEFAULTS, bits: 8, groupSize: 32 });
+      const split = ckpt.linears.get(part)!;
+      expect([...split.qweight], part).toEqual([...alone.qweight]);
+      expect([...split.qzeros], part).toEqual([...alone.qzeros]);
+      expect([...split.scales], part).toEqual([...alone.scales]);
+    }
+    await source.close();
     // 8-bit groups of 32: the dequantized model's logits stay close to the float model's
     expect(await logitGap(fixture, out)).toBeLessThan(0.02);
   });

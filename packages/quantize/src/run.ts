@@ -66,6 +66,32 @@ function floatDtypeOf(hf: JsonObject): FloatDType {
   return hf.torch_dtype === 'bfloat16' ? 'BF16' : hf.torch_dtype === 'float16' ? 'F16' : 'F32';
 }
 
+/**
+ * Splits a quantized linear into `parts` equal blocks of output rows (the Hugging Face parts of a fused parameter):
+ * qweight, qzeros and scales are cut along the output dimension, g_idx is shared. Rows per part must fill whole int32
+ * words of qzeros.
+ */
+function splitRows(q: QuantizedLinear, parts: number, name: string): QuantizedLinear[] {
+  if (parts === 1) return [q];
+  const pack = 32 / q.bits;
+  const rows = q.rows / parts;
+  if (!Number.isInteger(rows) || rows % pack !== 0) throw new YuanError('quantize', `${name}: ${q.rows} rows do not split into ${parts} parts of whole ${pack}-value words`);
+  const groups = q.scales.length / q.rows;
+  const words = q.qweight.length / q.rows;
+  const cut = <T extends Int32Array | Float32Array>(a: T, lines: number, width: number, k: number): T => {
+    const out = new (a.constructor as new (n: number) => T)(lines * (width / parts));
+    for (let i = 0; i < lines; i++) out.set(a.subarray(i * width + (k * width) / parts, i * width + ((k + 1) * width) / parts), (i * width) / parts);
+    return out;
+  };
+  return Array.from({ length: parts }, (_, k) => ({
+    ...q,
+    rows,
+    qweight: cut(q.qweight, words, q.rows, k),
+    qzeros: cut(q.qzeros, groups, q.rows / pack, k),
+    scales: cut(q.scales, groups, q.rows, k),
+  }));
+}
+
 /** The fused names of the 2-D parameters that layer `part` passes to `linear`, in the order its forward uses them. */
 function discoverLinears(part: YuanModel, byTensor: Map<tf.Tensor, string>, hidden: number): string[] {
   const seen: string[] = [];
@@ -172,22 +198,17 @@ export async function quantizeCheckpoint(o: QuantizeCheckpointOptions): Promise<
           const variable = part.param(name);
           const hessian = calibrated ? collectHessian(part, hidden, variable, cols) : undefined;
           const parts = spec.parts ?? [spec.name];
-          const partRows = rows / parts.length;
-          const w = weights.get(name)!;
-          const back = new Float32Array(rows * cols);
-          const qs: QuantizedLinear[] = [];
-          for (const [i, partName] of parts.entries()) {
-            const slice = w.subarray(i * partRows * cols, (i + 1) * partRows * cols);
-            let q: QuantizedLinear;
-            try {
-              q = await o.quantizer.quantize({ name: partName, weight: slice, rows: partRows, cols, hessian }, o.options);
-            } catch (e) {
-              if (e instanceof YuanError && !(e as Error).message.includes(partName)) throw new YuanError(e.code, `${partName}: ${(e as Error).message}`);
-              throw e;
-            }
-            qs.push(q);
-            back.set(o.quantizer.dequantize(q), i * partRows * cols);
+          // a fused parameter (LFA's q|k, the MLP's up|gate) is quantized as one matrix, so GPTQ factorises its Hessian
+          // once; its rows are then split into the Hugging Face parts (the layout's values are per output row)
+          let q: QuantizedLinear;
+          try {
+            q = await o.quantizer.quantize({ name, weight: weights.get(name)!, rows, cols, hessian }, o.options);
+          } catch (e) {
+            if (e instanceof YuanError && !(e as Error).message.includes(name)) throw new YuanError(e.code, `${name}: ${(e as Error).message}`);
+            throw e;
           }
+          const back = o.quantizer.dequantize(q);
+          const qs = splitRows(q, parts.length, name);
           quantized.set(name, qs);
           if (calibrated) {
             const value = tf.tensor(back, spec.shape);
