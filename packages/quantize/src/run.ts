@@ -21,14 +21,14 @@ export interface QuantizeProgress {
 }
 
 /** Options of `quantizeCheckpoint`. */
-export interface QuantizeCheckpointOptions {
+export interface QuantizeCheckpointOptions<O extends QuantizeGrid = QuantizeGrid> {
   /** The source: a Hugging Face YUAN checkpoint folder (or a training run folder: its newest checkpoint). */
   model: string;
   /** The output folder (created, or an existing checkpoint folder replaced whole); must differ from the source. */
   out: string;
-  quantizer: QuantizerPlugin<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  /** The quantizer's options, merged over its defaults and validated (`validate`). */
-  options: QuantizeGrid & Record<string, unknown>;
+  quantizer: QuantizerPlugin<O>;
+  /** The quantizer's options (the grid and its own), merged over its defaults and validated (`validate`). */
+  options: O;
   /** Resolves the checkpoint's attention plugin by name. */
   lookup: AttentionLookup;
   /** Calibration windows (token ids, equal lengths); needed when the quantizer is `calibrated`. */
@@ -108,26 +108,38 @@ function discoverLinears(part: YuanModel, byTensor: Map<tf.Tensor, string>, hidd
   return seen;
 }
 
-/** H = 2/N·XᵀX of the inputs that reach `target` over every batch of hidden states (one forward of the layer per batch). */
+/**
+ * H = 2/N·XᵀX of the inputs that reach `target` over every batch of hidden states (one forward of the layer per batch),
+ * summed in float32 on the backend and read out once as Float64.
+ */
 function collectHessian(part: YuanModel, hidden: tf.Tensor3D[], target: tf.Tensor, cols: number): Float64Array {
-  const h = new Float64Array(cols * cols);
+  let sum: tf.Tensor | undefined;
   let rows = 0;
-  for (const x of hidden) {
-    tf.tidy(() => {
-      observeLinear(
-        (weight, input) => {
-          if (weight !== target) return;
-          const xtx = tf.matMul(input, input, true, false).dataSync();
-          for (let k = 0; k < xtx.length; k++) h[k] += xtx[k];
-          rows += input.shape[0];
-        },
-        () => part.layers(x),
-      );
-    });
+  try {
+    for (const x of hidden) {
+      tf.tidy(() => {
+        observeLinear(
+          (weight, input) => {
+            if (weight !== target) return;
+            const xtx = tf.matMul(input, input, true, false);
+            const next = tf.keep(sum ? tf.add(sum, xtx) : xtx);
+            sum?.dispose();
+            sum = next;
+            rows += input.shape[0];
+          },
+          () => part.layers(x),
+        );
+      });
+    }
+    const h = new Float64Array(cols * cols);
+    if (!sum) return h;
+    const data = sum.dataSync();
+    const scale = 2 / rows;
+    for (let k = 0; k < h.length; k++) h[k] = data[k] * scale;
+    return h;
+  } finally {
+    sum?.dispose();
   }
-  const scale = 2 / Math.max(rows, 1);
-  for (let k = 0; k < h.length; k++) h[k] *= scale;
-  return h;
 }
 
 /**
@@ -144,7 +156,7 @@ function collectHessian(part: YuanModel, hidden: tf.Tensor3D[], target: tf.Tenso
  * Errors (one line): an unreadable source, a calibrated quantizer without calibration data, ids outside the vocabulary,
  * windows longer than the model's positions, a linear whose sizes the layout cannot pack, `out` equal to the source.
  */
-export async function quantizeCheckpoint(o: QuantizeCheckpointOptions): Promise<QuantizeSummary> {
+export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeCheckpointOptions<O>): Promise<QuantizeSummary> {
   const started = performance.now();
   const source = resolveModelDir(o.model);
   const out = path.resolve(o.out).replace(/\/+$/, '');
