@@ -147,8 +147,9 @@ function collectHessian(part: YuanModel, hidden: tf.Tensor3D[], target: tf.Tenso
  * GPTQ layout (see the package README): `<name>.qweight/.qzeros/.scales/.g_idx` per linear, embeddings, norms and
  * LFA convolutions as floats, config.json with `quantization_config`, and the source's other files (tokenizer, ...)
  * copied. The linears are the 2-D parameters a layer's forward passes to `linear` (found by running it once), so any
- * attention plugin's projections are covered. Fused parameters are written as their Hugging Face parts (q_proj and
- * k_proj, up_proj and gate_proj), each quantized on its own (per-row quantizers give the same values either way).
+ * attention plugin's projections are covered. A fused parameter is quantized as one matrix and written as its Hugging
+ * Face parts (q_proj and k_proj, up_proj and gate_proj), its output rows split; for quantizers whose values are per
+ * output row (rtn, gptq: the parts share their inputs) that equals quantizing each part alone.
  *
  * A calibrated quantizer (GPTQ) runs the calibration windows through the model layer by layer, as the paper does:
  * each layer gets the outputs of the already quantized layers before it, and inside a layer each linear, in forward
