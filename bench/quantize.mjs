@@ -1,5 +1,5 @@
 // Quantization quality: perplexity on WikiText-2 test of a model in fp32 and quantized by `yuan quantize` (int8 RTN,
-// int4 RTN, int4 GPTQ at group 128, and group 32 on the tiny model), side by side, for two models trained here by
+// int4 RTN, int4 GPTQ without and with act-order at group 128, and group 32 on the tiny model), side by side, for two models trained here by
 // `yuan train` on WikiText-2 valid with the byte tokenizer: tiny-lfa (1.2M parameters) and a larger LFA model (default
 // hidden 256, 4 layers, SwiGLU 1024: 4.8M parameters, what a loaded 2-core machine trains in half an hour;
 // `--large-hidden 512 --large-layers 6 --large-ffn 1536 --large-heads 8` gives 24M).
@@ -7,7 +7,7 @@
 // The quantized folders are read back with @yuan/quantize's loadQuantizedModel (dequantized to float32).
 // Trained runs are cached (--cache, default $TMPDIR/yuan-bench-quantize) and reused when the same settings ask again.
 // Usage: node bench/quantize.mjs [--steps 300] [--large-steps 200] [--large-hidden 256 --large-layers 4 --large-ffn 1024
-//   --large-heads 4] [--no-large] [--seq 128] [--batch 4] [--eval-bytes 65536] [--samples 128] [--cache DIR] [--backend B]
+//   --large-heads 4] [--no-large] [--seq 128] [--batch 4] [--eval-bytes 262144] [--samples 128] [--cache DIR] [--backend B]
 // --smoke: a 1-layer and a 2-layer model at hidden 32/64, a few steps, a few thousand bytes (checks that it runs).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,7 +38,7 @@ const { values } = parseArgs({
     'no-large': { type: 'boolean', default: false },
     seq: { type: 'string', default: smoke ? '32' : '128' },
     batch: { type: 'string', default: smoke ? '2' : '4' },
-    'eval-bytes': { type: 'string', default: smoke ? '4096' : '65536' },
+    'eval-bytes': { type: 'string', default: smoke ? '4096' : '262144' },
     samples: { type: 'string', default: smoke ? '4' : '128' },
     cache: { type: 'string', default: path.join(tmpdir(), smoke ? 'yuan-bench-quantize-smoke' : 'yuan-bench-quantize') },
     backend: { type: 'string' },
@@ -108,8 +108,10 @@ const VARIANTS = [
   { label: 'int8 rtn g128', args: ['--method', 'rtn', '--bits', '8', '--group', '128'] },
   { label: 'int4 rtn g128', args: ['--method', 'rtn', '--bits', '4', '--group', '128'] },
   { label: 'int4 gptq g128', args: ['--method', 'gptq', '--bits', '4', '--group', '128', ...calibration] },
+  { label: 'int4 gptq-ao g128', args: ['--method', 'gptq', '--bits', '4', '--group', '128', '--act-order', ...calibration] },
   { label: 'int4 rtn g32', args: ['--method', 'rtn', '--bits', '4', '--group', '32'], tinyOnly: true },
   { label: 'int4 gptq g32', args: ['--method', 'gptq', '--bits', '4', '--group', '32', ...calibration], tinyOnly: true },
+  { label: 'int4 gptq-ao g32', args: ['--method', 'gptq', '--bits', '4', '--group', '32', '--act-order', ...calibration], tinyOnly: true },
 ];
 
 const models = [
@@ -141,7 +143,7 @@ const labels = ['fp32', ...VARIANTS.map((v) => v.label)];
 const cell = (r, l) => {
   const p = r.ppl[l];
   if (p === undefined) return '—';
-  return l === 'fp32' ? p.toFixed(4) : `${p.toFixed(4)} (${(((p - r.ppl.fp32) / r.ppl.fp32) * 100).toFixed(2).replace(/^(?!-)/, '+')}%)`;
+  return l === 'fp32' ? p.toFixed(4) : `${p.toFixed(4)} (${(((p - r.ppl.fp32) / r.ppl.fp32) * 100).toFixed(3).replace(/^(?!-)/, '+')}%)`;
 };
 console.log(`WikiText-2 test, first ${ids.length.toLocaleString('en-US')} bytes in ${windows.length} windows of ${seq}, byte tokenizer; perplexity per byte (backend ${backend.name})`);
 console.log(`models trained by yuan train on WikiText-2 valid (seq ${seq}, batch ${values.batch}, seed 1); GPTQ calibrated on ${values.samples} windows of valid.txt`);
@@ -152,15 +154,17 @@ for (const r of results) console.log(`${r.name} quantize seconds: ${Object.entri
 const pct = (a, b) => ((a - b) / b) * 100;
 const int8 = results.map((r) => {
   const d = pct(r.ppl['int8 rtn g128'], r.ppl.fp32);
-  return `${r.name} ${d >= 0 ? '+' : ''}${d.toFixed(2)}% ${d <= 1 ? 'met' : 'NOT met'}`;
+  return `${r.name} ${d >= 0 ? '+' : ''}${d.toFixed(3)}% ${d <= 1 ? 'met' : 'NOT met'}`;
 });
 console.log(`target int8 RTN within +1% of fp32: ${int8.join('; ')}`);
-const gptq = results.flatMap((r) =>
-  ['g128', 'g32']
-    .filter((g) => r.ppl[`int4 gptq ${g}`] !== undefined)
-    .map((g) => {
-      const [q, n] = [r.ppl[`int4 gptq ${g}`], r.ppl[`int4 rtn ${g}`]];
-      return `${r.name} ${g} ${q.toFixed(4)} vs ${n.toFixed(4)} ${q < n ? 'met' : 'NOT met'}`;
-    }),
-);
-console.log(`target GPTQ int4 below RTN int4 at the same group: ${gptq.join('; ')}`);
+for (const method of ['gptq', 'gptq-ao']) {
+  const lines = results.flatMap((r) =>
+    ['g128', 'g32']
+      .filter((g) => r.ppl[`int4 ${method} ${g}`] !== undefined)
+      .map((g) => {
+        const [q, n] = [r.ppl[`int4 ${method} ${g}`], r.ppl[`int4 rtn ${g}`]];
+        return `${r.name} ${g} ${q.toFixed(4)} vs ${n.toFixed(4)} ${q < n ? 'met' : 'NOT met'}`;
+      }),
+  );
+  console.log(`target ${method === 'gptq' ? 'GPTQ' : 'GPTQ with act-order'} int4 below RTN int4 at the same group: ${lines.join('; ')}`);
+}
