@@ -17,9 +17,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { ByteTokenizer, loadCheckpoint, mhaAttention, nextTokenLoss, resolveModelDir } from '@yuan/model';
+import { loadCheckpoint, mhaAttention, nextTokenLoss, resolveModelDir } from '@yuan/model';
 import { loadQuantizedModel } from '@yuan/quantize';
 import { initBackend, tf } from '@yuan/tensor';
+import { ByteTokenizer } from '@yuan/tokenizer';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.dirname(here);

@@ -1,8 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { YuanError, type Tokenizer } from '@yuan/core';
-import { PackedSplit, readPackedIndex, type Batch } from '@yuan/model';
-import { Rng } from '@yuan/tensor';
+import { Rng, YuanError, type Tokenizer } from '@yuan/core';
+import { PackedSplit, readPackedIndex, type Batch } from '@yuan/data';
 
 /** How many calibration windows to draw and how long. Defaults (the CLI's): 256 samples of 512 tokens, seed 0. */
 export interface CalibrationOptions {

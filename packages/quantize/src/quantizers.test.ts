@@ -1,4 +1,4 @@
-import { Rng } from '@yuan/tensor';
+import { Rng } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
 import { halfCeil } from './grid.js';
 import { dequantizeLinear, gptqQuantizer, GPTQ_DEFAULTS, rtnQuantizer } from './plugins.js';

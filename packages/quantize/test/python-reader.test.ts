@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { initBackend, Rng, type TensorAttentionPlugin } from '@yuan/tensor';
+import { Rng } from '@yuan/core';
+import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { dequantizedWeights, GPTQ_DEFAULTS, gptqQuantizer, quantizeCheckpoint, readQuantizedCheckpoint, RTN_DEFAULTS, rtnQuantizer } from '../src/index.js';
 
