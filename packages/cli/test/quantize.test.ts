@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { mhaAttention } from '@yuan/model';
+import { generateTokens, mhaAttention } from '@yuan/model';
 import { loadQuantizedModel, readQuantizedCheckpoint } from '@yuan/quantize';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
-import { shared, yuan } from './run.js';
+import { shared, yuan, yuanProcess } from './run.js';
 
 const fixture = path.join(shared, 'fixtures/yuan2-tiny');
 const wikitext = path.join(shared, 'datasets/wikitext-2/valid.txt');
@@ -47,6 +47,20 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
     expect(r.code, r.err).toBe(0);
     ckpt = await readQuantizedCheckpoint(out);
     expect(ckpt.hf.quantization_config).toMatchObject({ group_size: 128, desc_act: false, yuan: { calibration: { source: path.resolve(data), samples: 4, seqLength: 32 } } });
+  });
+
+  it('yuan generate opens the quantized folder like any model: the greedy ids of the dequantized model', async () => {
+    const out = path.join(tmp, 'gptq4-ao');
+    let r = await yuan('quantize', '--model', fixture, '--method', 'gptq', '--group', '32', '--act-order', '--calibration', text, '--tokenizer', 'bytes', '--samples', '8', '--seq', '64', '--out', out);
+    expect(r.code, r.err).toBe(0);
+    const model = await loadQuantizedModel(out, lookup);
+    const expected = [...generateTokens(model, [5, 77, 300, 12, 9], { maxNewTokens: 12 })];
+    model.dispose();
+    // the cpu backend computes with the dequantized weights (the native kernels use their own arithmetic); a child
+    // process, since one process keeps the backend it started with
+    r = yuanProcess('generate', '--model', out, '--prompt-ids', '5,77,300,12,9', '--max-new-tokens', '12', '--json', '--backend', 'cpu');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out).ids).toEqual(expected);
   });
 
   it('bad flags are one-line errors', async () => {
