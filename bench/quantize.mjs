@@ -41,7 +41,10 @@ const { values } = parseArgs({
     batch: { type: 'string', default: smoke ? '2' : '4' },
     'eval-bytes': { type: 'string', default: smoke ? '4096' : '262144' },
     samples: { type: 'string', default: smoke ? '4' : '128' },
-    cache: { type: 'string', default: path.join(tmpdir(), smoke ? 'yuan-bench-quantize-smoke' : 'yuan-bench-quantize') },
+    cache: {
+      type: 'string',
+      default: path.join(tmpdir(), smoke ? 'yuan-bench-quantize-smoke' : 'yuan-bench-quantize'),
+    },
     backend: { type: 'string' },
     smoke: { type: 'boolean', default: false },
   },
@@ -58,31 +61,61 @@ mkdirSync(cache, { recursive: true });
 /** Runs the built CLI; stderr (progress) passes through, stdout is returned; a failure stops the bench. */
 function yuan(...args) {
   const withBackend = values.backend && args[0] !== 'data' ? ['--backend', values.backend] : [];
-  const r = spawnSync(process.execPath, [bin, ...args, ...withBackend], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [bin, ...args, ...withBackend], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+  });
   if (r.status !== 0) throw new Error(`yuan ${args.join(' ')} exited ${r.status}\n${r.stdout}`);
   return r.stdout;
 }
 
 // the training data: WikiText-2 valid, byte tokenizer, packed once
 const data = path.join(cache, 'wikitext-2-valid-bytes');
-if (!existsSync(path.join(data, 'index.json'))) yuan('data', 'prepare', path.join(wikitext, 'valid.txt'), '--tokenizer', 'bytes', '--output', data);
+if (!existsSync(path.join(data, 'index.json')))
+  yuan('data', 'prepare', path.join(wikitext, 'valid.txt'), '--tokenizer', 'bytes', '--output', data);
 
 /** Trains a model (or reuses the cached run with the same settings); returns its checkpoint folder. */
 function trained(name, sets, steps) {
-  const settings = [...sets, `train.seqLength=${seq}`, `train.microBatchSize=${values.batch}`, 'train.validEvery=0', `train.warmupSteps=${Math.min(20, Math.ceil(steps / 10))}`];
-  const key = createHash('sha256').update(JSON.stringify({ settings, steps, seed: 1 })).digest('hex').slice(0, 12);
+  const settings = [
+    ...sets,
+    `train.seqLength=${seq}`,
+    `train.microBatchSize=${values.batch}`,
+    'train.validEvery=0',
+    `train.warmupSteps=${Math.min(20, Math.ceil(steps / 10))}`,
+  ];
+  const key = createHash('sha256')
+    .update(JSON.stringify({ settings, steps, seed: 1 }))
+    .digest('hex')
+    .slice(0, 12);
   const run = path.join(cache, `${name}-${key}`);
   if (!existsSync(path.join(run, 'bench-done.json'))) {
     rmSync(run, { recursive: true, force: true });
     console.error(`training ${name} for ${steps} steps (${run})`);
-    yuan('train', '--preset', 'tiny-lfa', ...settings.flatMap((s) => ['--set', s]), '--data', data, '--steps', String(steps), '--seed', '1', '--out', run, '--json');
+    yuan(
+      'train',
+      '--preset',
+      'tiny-lfa',
+      ...settings.flatMap((s) => ['--set', s]),
+      '--data',
+      data,
+      '--steps',
+      String(steps),
+      '--seed',
+      '1',
+      '--out',
+      run,
+      '--json',
+    );
     writeFileSync(path.join(run, 'bench-done.json'), JSON.stringify({ settings, steps }));
   }
   return resolveModelDir(run);
 }
 
 // the evaluation text: the start of WikiText-2 test as bytes, cut into windows of seq tokens
-const testText = readFileSync(path.join(wikitext, 'test.txt')).subarray(0, Number(values['eval-bytes'])).toString('utf8');
+const testText = readFileSync(path.join(wikitext, 'test.txt'))
+  .subarray(0, Number(values['eval-bytes']))
+  .toString('utf8');
 const ids = new ByteTokenizer().encode(testText);
 const windows = [];
 for (let at = 0; at + seq <= ids.length; at += seq) windows.push(ids.slice(at, at + seq));
@@ -104,23 +137,53 @@ async function perplexity(model) {
   return Math.exp(sum / windows.length);
 }
 
-const calibration = ['--calibration', path.join(wikitext, 'valid.txt'), '--tokenizer', 'bytes', '--samples', values.samples, '--seq', String(seq)];
+const calibration = [
+  '--calibration',
+  path.join(wikitext, 'valid.txt'),
+  '--tokenizer',
+  'bytes',
+  '--samples',
+  values.samples,
+  '--seq',
+  String(seq),
+];
 const VARIANTS = [
   { label: 'int8 rtn g128', args: ['--method', 'rtn', '--bits', '8', '--group', '128'] },
   { label: 'int4 rtn g128', args: ['--method', 'rtn', '--bits', '4', '--group', '128'] },
   { label: 'int4 gptq g128', args: ['--method', 'gptq', '--bits', '4', '--group', '128', ...calibration] },
-  { label: 'int4 gptq-ao g128', args: ['--method', 'gptq', '--bits', '4', '--group', '128', '--act-order', ...calibration] },
+  {
+    label: 'int4 gptq-ao g128',
+    args: ['--method', 'gptq', '--bits', '4', '--group', '128', '--act-order', ...calibration],
+  },
   { label: 'int4 rtn g32', args: ['--method', 'rtn', '--bits', '4', '--group', '32'], tinyOnly: true },
-  { label: 'int4 gptq g32', args: ['--method', 'gptq', '--bits', '4', '--group', '32', ...calibration], tinyOnly: true },
-  { label: 'int4 gptq-ao g32', args: ['--method', 'gptq', '--bits', '4', '--group', '32', '--act-order', ...calibration], tinyOnly: true },
+  {
+    label: 'int4 gptq g32',
+    args: ['--method', 'gptq', '--bits', '4', '--group', '32', ...calibration],
+    tinyOnly: true,
+  },
+  {
+    label: 'int4 gptq-ao g32',
+    args: ['--method', 'gptq', '--bits', '4', '--group', '32', '--act-order', ...calibration],
+    tinyOnly: true,
+  },
 ];
 
 const models = [
-  { name: 'tiny-lfa', sets: smoke ? ['model.hiddenSize=32', 'model.numLayers=1', 'model.numHeads=2', 'model.ffnSize=64'] : [], steps: Number(values.steps), tiny: true },
+  {
+    name: 'tiny-lfa',
+    sets: smoke ? ['model.hiddenSize=32', 'model.numLayers=1', 'model.numHeads=2', 'model.ffnSize=64'] : [],
+    steps: Number(values.steps),
+    tiny: true,
+  },
 ];
 if (!values['no-large']) {
   const [h, l, f, heads] = ['large-hidden', 'large-layers', 'large-ffn', 'large-heads'].map((k) => values[k]);
-  models.push({ name: `lfa-h${h}-l${l}`, sets: [`model.hiddenSize=${h}`, `model.numLayers=${l}`, `model.ffnSize=${f}`, `model.numHeads=${heads}`], steps: Number(values['large-steps']), tiny: false });
+  models.push({
+    name: `lfa-h${h}-l${l}`,
+    sets: [`model.hiddenSize=${h}`, `model.numLayers=${l}`, `model.ffnSize=${f}`, `model.numHeads=${heads}`],
+    steps: Number(values['large-steps']),
+    tiny: false,
+  });
 }
 
 const results = [];
@@ -144,14 +207,28 @@ const labels = ['fp32', ...VARIANTS.map((v) => v.label)];
 const cell = (r, l) => {
   const p = r.ppl[l];
   if (p === undefined) return '—';
-  return l === 'fp32' ? p.toFixed(4) : `${p.toFixed(4)} (${(((p - r.ppl.fp32) / r.ppl.fp32) * 100).toFixed(3).replace(/^(?!-)/, '+')}%)`;
+  return l === 'fp32'
+    ? p.toFixed(4)
+    : `${p.toFixed(4)} (${(((p - r.ppl.fp32) / r.ppl.fp32) * 100).toFixed(3).replace(/^(?!-)/, '+')}%)`;
 };
-console.log(`WikiText-2 test, first ${ids.length.toLocaleString('en-US')} bytes in ${windows.length} windows of ${seq}, byte tokenizer; perplexity per byte (backend ${backend.name})`);
-console.log(`models trained by yuan train on WikiText-2 valid (seq ${seq}, batch ${values.batch}, seed 1); GPTQ calibrated on ${values.samples} windows of valid.txt`);
+console.log(
+  `WikiText-2 test, first ${ids.length.toLocaleString('en-US')} bytes in ${windows.length} windows of ${seq}, byte tokenizer; perplexity per byte (backend ${backend.name})`,
+);
+console.log(
+  `models trained by yuan train on WikiText-2 valid (seq ${seq}, batch ${values.batch}, seed 1); GPTQ calibrated on ${values.samples} windows of valid.txt`,
+);
 const width = Math.max(...results.map((r) => `${r.name} (${(r.params / 1e6).toFixed(2)}M, ${r.steps} steps)`.length));
 console.log(`${'model'.padEnd(width)}  ${labels.map((l) => l.padEnd(18)).join('  ')}`);
-for (const r of results) console.log(`${`${r.name} (${(r.params / 1e6).toFixed(2)}M, ${r.steps} steps)`.padEnd(width)}  ${labels.map((l) => cell(r, l).padEnd(18)).join('  ')}`);
-for (const r of results) console.log(`${r.name} quantize seconds: ${Object.entries(r.seconds).map(([l, s]) => `${l} ${s.toFixed(1)}`).join(', ')}`);
+for (const r of results)
+  console.log(
+    `${`${r.name} (${(r.params / 1e6).toFixed(2)}M, ${r.steps} steps)`.padEnd(width)}  ${labels.map((l) => cell(r, l).padEnd(18)).join('  ')}`,
+  );
+for (const r of results)
+  console.log(
+    `${r.name} quantize seconds: ${Object.entries(r.seconds)
+      .map(([l, s]) => `${l} ${s.toFixed(1)}`)
+      .join(', ')}`,
+  );
 const pct = (a, b) => ((a - b) / b) * 100;
 const int8 = results.map((r) => {
   const d = pct(r.ppl['int8 rtn g128'], r.ppl.fp32);
@@ -167,5 +244,7 @@ for (const method of ['gptq', 'gptq-ao']) {
         return `${r.name} ${g} ${q.toFixed(4)} vs ${n.toFixed(4)} ${q < n ? 'met' : 'NOT met'}`;
       }),
   );
-  console.log(`target ${method === 'gptq' ? 'GPTQ' : 'GPTQ with act-order'} int4 below RTN int4 at the same group: ${lines.join('; ')}`);
+  console.log(
+    `target ${method === 'gptq' ? 'GPTQ' : 'GPTQ with act-order'} int4 below RTN int4 at the same group: ${lines.join('; ')}`,
+  );
 }

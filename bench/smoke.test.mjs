@@ -26,18 +26,26 @@ const re = (source) => new RegExp(source.replaceAll('NUM', num), 'm');
  */
 const BENCHES = {
   'collectives.mjs': {
-    expect: [re(String.raw`^threads +allReduce +1 +NUM +NUM +NUM +NUM$`), re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`)],
+    expect: [
+      re(String.raw`^threads +allReduce +1 +NUM +NUM +NUM +NUM$`),
+      re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`),
+    ],
   },
   'data-parallel.mjs': { expect: [re(String.raw`^ratio --dp 2 / one process: NUM×`)] },
   'filter.mjs': {
     expect: [
       re(String.raw`^preset yuan-zh-en, --workers 1: +NUM MB/s +NUMx floor`),
-      re(String.raw`^preset yuan-zh-en, --workers \d+: +NUM MB/s +NUMx floor; NUMx --workers 1 .*byte-identical output`),
+      re(
+        String.raw`^preset yuan-zh-en, --workers \d+: +NUM MB/s +NUMx floor; NUMx --workers 1 .*byte-identical output`,
+      ),
       re(String.raw`^MinHash .*: \d+ signatures/s`),
     ],
   },
   'filter-equivalence.mjs': {
-    expect: [re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`), re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`)],
+    expect: [
+      re(String.raw`^mixed\.jsonl \(NUM MB\), 1 thread: identical output, rejects and report`),
+      re(String.raw`^mixed\.jsonl \(NUM MB\), 2 threads, annotate: identical output, rejects and report`),
+    ],
     shared: ['datasets'],
   },
   'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
@@ -52,15 +60,23 @@ const BENCHES = {
     commands: ['python3'],
   },
   'pipeline-memory.mjs': {
-    expect: [re(String.raw`^--partition memory: blocks [\d,]+\n`), re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`)],
+    expect: [
+      re(String.raw`^--partition memory: blocks [\d,]+\n`),
+      re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`),
+    ],
   },
   'pipeline.mjs': {
-    expect: [re(String.raw`^ +M +2: bubble NUM% +measured idle stage 0 NUM%, stage 1 NUM%$`), re(String.raw`--pp 2 \d+: ratio NUMx$`)],
+    expect: [
+      re(String.raw`^ +M +2: bubble NUM% +measured idle stage 0 NUM%, stage 1 NUM%$`),
+      re(String.raw`--pp 2 \d+: ratio NUMx$`),
+    ],
   },
   'prepare.mjs': {
     expect: [
       // with Python sentencepiece the ids must be the same; without it, a one-line skip
-      re(String.raw`(\(\d+ tokens, the same ids\)\nratio @yuan/model / Python sentencepiece: NUMx$|^Python sentencepiece: skipped \(.+\)$)`),
+      re(
+        String.raw`(\(\d+ tokens, the same ids\)\nratio @yuan/model / Python sentencepiece: NUMx$|^Python sentencepiece: skipped \(.+\)$)`,
+      ),
       re(String.raw`^yuan data prepare --format yuan, 2 workers: .*\(NUMx 1 worker, limit 2x\), byte-identical$`),
     ],
     shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets'],
@@ -74,15 +90,25 @@ const BENCHES = {
     shared: ['datasets/wikitext-2'],
   },
   'serve.mjs': { expect: [re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms$`)] },
-  'startup.mjs': { expect: [re(String.raw`^yuan --help +NUM +NUMx$`), re(String.raw`^yuan filter --help +NUM +NUMx$`)] },
+  'startup.mjs': {
+    expect: [re(String.raw`^yuan --help +NUM +NUMx$`), re(String.raw`^yuan filter --help +NUM +NUMx$`)],
+  },
   'tokenizer.mjs': {
-    expect: [re(String.raw`^encode, warm memo +NUM MB/s +NUMx the floor's time$`), re(String.raw`^decode +NUM MB/s +NUMx the floor's time$`)],
+    expect: [
+      re(String.raw`^encode, warm memo +NUM MB/s +NUMx the floor's time$`),
+      re(String.raw`^decode +NUM MB/s +NUMx the floor's time$`),
+    ],
     shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets/tinyshakespeare'],
   },
-  'train-attention.mjs': { expect: [re(String.raw`^tiny-lfa .* time/step NUMx`), re(String.raw`^tiny-lpa .* time/step NUMx`)] },
+  'train-attention.mjs': {
+    expect: [re(String.raw`^tiny-lfa .* time/step NUMx`), re(String.raw`^tiny-lpa .* time/step NUMx`)],
+  },
   'train-step.mjs': {
     // torch (TORCH_PYTHON or /usr/bin/python3 with torch) is optional: without it a one-line skip and no ratio
-    expect: [re(String.raw`^(torch +\d+ +NUM +1\.00x +NUM|torch: skipped \(.+\))$`), re(String.raw`^wasm +1 +NUM +(NUMx|skipped) +NUM$`)],
+    expect: [
+      re(String.raw`^(torch +\d+ +NUM +1\.00x +NUM|torch: skipped \(.+\))$`),
+      re(String.raw`^wasm +1 +NUM +(NUMx|skipped) +NUM$`),
+    ],
   },
 };
 
@@ -98,20 +124,37 @@ function missing(spec) {
 
 describe('bench/*.mjs smoke runs', () => {
   it('every bench/*.mjs has a smoke entry (or is listed as a helper module)', () => {
-    const scripts = readdirSync(here).filter((f) => f.endsWith('.mjs') && !f.endsWith('.test.mjs') && !(f in NOT_BENCHES));
-    expect(scripts.filter((f) => !(f in BENCHES)), 'benchmarks without a smoke entry in bench/smoke.test.mjs').toEqual([]);
-    expect(Object.keys(BENCHES).filter((f) => !scripts.includes(f)), 'smoke entries without a benchmark').toEqual([]);
+    const scripts = readdirSync(here).filter(
+      (f) => f.endsWith('.mjs') && !f.endsWith('.test.mjs') && !(f in NOT_BENCHES),
+    );
+    expect(
+      scripts.filter((f) => !(f in BENCHES)),
+      'benchmarks without a smoke entry in bench/smoke.test.mjs',
+    ).toEqual([]);
+    expect(
+      Object.keys(BENCHES).filter((f) => !scripts.includes(f)),
+      'smoke entries without a benchmark',
+    ).toEqual([]);
   });
 
   for (const [script, spec] of Object.entries(BENCHES)) {
     const why = missing(spec);
     it.skipIf(why)(`${script} --smoke runs and prints its result line${why ? ` (skipped: ${why})` : ''}`, () => {
       const args = [path.join(here, script), '--smoke', ...(spec.args ?? [])];
-      const r = spawnSync(process.execPath, args, { cwd: path.dirname(here), encoding: 'utf8', timeout: 300_000, maxBuffer: 64 << 20 });
+      const r = spawnSync(process.execPath, args, {
+        cwd: path.dirname(here),
+        encoding: 'utf8',
+        timeout: 300_000,
+        maxBuffer: 64 << 20,
+      });
       const tail = (s) => (s ?? '').trim().split('\n').slice(-15).join('\n');
       expect(r.error, `node ${args.join(' ')}`).toBeUndefined();
-      expect(r.status, `node bench/${script} --smoke exited ${r.status} (signal ${r.signal})\nstdout:\n${tail(r.stdout)}\nstderr:\n${tail(r.stderr)}`).toBe(0);
-      for (const line of spec.expect) expect(r.stdout, `node bench/${script} --smoke prints no line matching ${line}`).toMatch(line);
+      expect(
+        r.status,
+        `node bench/${script} --smoke exited ${r.status} (signal ${r.signal})\nstdout:\n${tail(r.stdout)}\nstderr:\n${tail(r.stderr)}`,
+      ).toBe(0);
+      for (const line of spec.expect)
+        expect(r.stdout, `node bench/${script} --smoke prints no line matching ${line}`).toMatch(line);
     });
   }
 });

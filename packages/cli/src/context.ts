@@ -22,7 +22,17 @@ import { numberOption, type OptionSpec } from './command.js';
  * The packages whose plugins are built in. They are loaded exactly as a third-party plugin package is (its exported
  * plugin objects registered under the package's name), resolved from the CLI's own installation.
  */
-const BUILTIN_PLUGIN_PACKAGES = ['@yuan/model', '@yuan/tokenizer', '@yuan/attention-lfa', '@yuan/attention-lpa', '@yuan/eval', '@yuan/data-filter', '@yuan/quantize', '@yuan/plan', '@yuan/comm'];
+const BUILTIN_PLUGIN_PACKAGES = [
+  '@yuan/model',
+  '@yuan/tokenizer',
+  '@yuan/attention-lfa',
+  '@yuan/attention-lpa',
+  '@yuan/eval',
+  '@yuan/data-filter',
+  '@yuan/quantize',
+  '@yuan/plan',
+  '@yuan/comm',
+];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -49,7 +59,9 @@ export function setLayer(values: Record<string, unknown>): JsonObject {
 function configFileLayer(file: string): JsonObject {
   const layer = readConfigFile(file);
   if (Array.isArray(layer.plugins)) {
-    layer.plugins = layer.plugins.map((p) => (typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p));
+    layer.plugins = layer.plugins.map((p) =>
+      typeof p === 'string' && p.startsWith('.') ? path.resolve(path.dirname(file), p) : p,
+    );
   }
   return layer;
 }
@@ -107,7 +119,9 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
     }
   }
   const modelDir = values.model as string | undefined;
-  const recorded = modelDir ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json')) : [];
+  const recorded = modelDir
+    ? checkpointPlugins(path.join((await import('@yuan/model')).resolveModelDir(modelDir), 'config.json'))
+    : [];
   const specs = [...(config?.plugins ?? []), ...recorded, ...((values.plugin as string[] | undefined) ?? [])];
   const seen = new Set<string>();
   for (const spec of specs) {
@@ -115,7 +129,10 @@ export async function loadRegistry(values: Record<string, unknown>, config?: Yua
     if (seen.has(key)) continue;
     seen.add(key);
     await registerPluginModules(registry, [spec], process.cwd());
-    modules.push({ spec: spec.startsWith('.') || path.isAbsolute(spec) ? path.resolve(spec) : spec, file: resolvePluginModule(spec, process.cwd()) });
+    modules.push({
+      spec: spec.startsWith('.') || path.isAbsolute(spec) ? path.resolve(spec) : spec,
+      file: resolvePluginModule(spec, process.cwd()),
+    });
   }
   registryModuleFiles.set(registry, modules);
   return registry.freeze();
@@ -134,22 +151,31 @@ export async function openModel(
   note: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
   inference = false,
 ): Promise<YuanModel> {
-  const { attentionLookup, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } = await import('@yuan/model');
+  const { attentionLookup, loadCheckpoint, loadInferenceModel, initInferenceModel, resolveModelDir, YuanModel } =
+    await import('@yuan/model');
   const { initBackend } = await import('@yuan/tensor');
   await initBackend(values.backend as string | undefined);
   const dir = values.model as string | undefined;
   const format = values.weights as string | undefined;
-  if (format !== undefined && (!inference || dir)) throw new YuanError('usage', '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)');
+  if (format !== undefined && (!inference || dir))
+    throw new YuanError(
+      'usage',
+      '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)',
+    );
   if (dir) {
     const load = inference ? loadInferenceModel : loadCheckpoint;
     return load(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored: (line) => note(line) });
   }
-  if (!values.preset && !values.config) throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
+  if (!values.preset && !values.config)
+    throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
   const config = loadConfig(values);
   const attention = attentionLookup(registry)(config.attention.name);
   const seed = numberOption(values, 'seed', 0, { int: true });
   if (!inference) return YuanModel.init(config, attention, seed);
-  const plugin = format === undefined ? undefined : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
+  const plugin =
+    format === undefined
+      ? undefined
+      : (registry.get('weight-format', format) as unknown as import('@yuan/tensor').TensorWeightFormat);
   return initInferenceModel(config, attention, seed, plugin ? { format: plugin } : {});
 }
 
@@ -157,17 +183,32 @@ export async function openModel(
  * The tokenizer of `--tokenizer SPEC` (a registered name such as `bytes`, `NAME:PATH`, or a file a tokenizer plugin
  * reads, such as `tokenizer.model`), else the one the model's config names.
  */
-export async function openTokenizer(registry: PluginRegistry, flag: string | undefined, config?: YuanConfig): Promise<Tokenizer> {
+export async function openTokenizer(
+  registry: PluginRegistry,
+  flag: string | undefined,
+  config?: YuanConfig,
+): Promise<Tokenizer> {
   if (flag) return openRegisteredTokenizer(registry, flag);
-  if (config && (config.tokenizer.path || !registry.list('tokenizer').some((p) => p.name === config.tokenizer.name && (p as { fileExtensions?: unknown }).fileExtensions))) {
+  if (
+    config &&
+    (config.tokenizer.path ||
+      !registry
+        .list('tokenizer')
+        .some((p) => p.name === config.tokenizer.name && (p as { fileExtensions?: unknown }).fileExtensions))
+  ) {
     return openRegisteredTokenizer(registry, config.tokenizer);
   }
-  throw new YuanError('usage', 'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)');
+  throw new YuanError(
+    'usage',
+    'this model has no built-in tokenizer: give --tokenizer FILE.model (or use --prompt-ids)',
+  );
 }
 
 /** The config with `--plugin` modules added to its `plugins:` (absolute paths), so a checkpoint records every plugin it needs. */
 export function withPluginFlags(config: YuanConfig, values: Record<string, unknown>): YuanConfig {
-  const extra = ((values.plugin as string[] | undefined) ?? []).map((p) => (p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p));
+  const extra = ((values.plugin as string[] | undefined) ?? []).map((p) =>
+    p.startsWith('.') || path.isAbsolute(p) ? path.resolve(p) : p,
+  );
   return extra.length ? { ...config, plugins: [...new Set([...config.plugins, ...extra])] } : config;
 }
 

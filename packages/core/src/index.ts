@@ -26,11 +26,26 @@ export {
   type ParameterSpec,
   type ParameterInit,
 } from './attention.js';
-export { openTokenizer, type Tokenizer, type TokenizerPlugin, type TokenizerOptions, type SpecialIds } from './tokenizer.js';
+export {
+  openTokenizer,
+  type Tokenizer,
+  type TokenizerPlugin,
+  type TokenizerOptions,
+  type SpecialIds,
+} from './tokenizer.js';
 export type { WeightFormatPlugin } from './weight-format.js';
 export type { ModelAdapter, ModelAdapterPlugin, GenerationRequest } from './adapter.js';
 export type { FilterDocument, FilterDecision, DocumentFilter, FilterPlugin } from './filter.js';
 export type { QuantizerPlugin, QuantizeGrid, LinearToQuantize, QuantizedLinear } from './quantizer.js';
 export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
-export { writeAtomic, commitStaged, writeFileAtomic, writeFileAtomicSync, fsyncPath, stagingPath, isStaleStagingName, removeStaleStaging } from './atomic.js';
+export {
+  writeAtomic,
+  commitStaged,
+  writeFileAtomic,
+  writeFileAtomicSync,
+  fsyncPath,
+  stagingPath,
+  isStaleStagingName,
+  removeStaleStaging,
+} from './atomic.js';
 export { loadPluginModule, registerPluginModules, resolvePluginModule } from './plugin-loader.js';

@@ -118,8 +118,17 @@ export class YuanModel {
   ) {
     this.part = part ?? wholeModel(config);
     const { firstLayer, endLayer } = this.part;
-    if (!(Number.isInteger(firstLayer) && Number.isInteger(endLayer) && firstLayer >= 0 && endLayer >= firstLayer && endLayer <= config.model.numLayers)) {
-      throw new YuanError('model', `model part layers [${firstLayer}, ${endLayer}) are not a range of the model's ${config.model.numLayers} layers`);
+    if (!(
+      Number.isInteger(firstLayer) &&
+      Number.isInteger(endLayer) &&
+      firstLayer >= 0 &&
+      endLayer >= firstLayer &&
+      endLayer <= config.model.numLayers
+    )) {
+      throw new YuanError(
+        'model',
+        `model part layers [${firstLayer}, ${endLayer}) are not a range of the model's ${config.model.numLayers} layers`,
+      );
     }
     this.specs = partParameters(modelParameters(config, attention), this.part);
     this.values = values;
@@ -166,7 +175,12 @@ export class YuanModel {
    * A whole model whose tfjs parameters are made only when first used, from `values` (by spec); `decoder` (optional)
    * serves generation meanwhile. Used by `loadInferenceModel`.
    */
-  static lazy(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, values: (spec: ParameterSpec) => Float32Array, decoder?: Decoder): YuanModel {
+  static lazy(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    values: (spec: ParameterSpec) => Float32Array,
+    decoder?: Decoder,
+  ): YuanModel {
     const m = new YuanModel(config, attention, values, undefined, true);
     if (decoder) m.decoder = decoder;
     return m;
@@ -180,13 +194,23 @@ export class YuanModel {
     return new YuanModel(
       config,
       attention,
-      (s) => initValues(s.shape.reduce((a, b) => a * b, 1), s.init, new Rng(parameterSeed(seed, s.name))),
+      (s) =>
+        initValues(
+          s.shape.reduce((a, b) => a * b, 1),
+          s.init,
+          new Rng(parameterSeed(seed, s.name)),
+        ),
       part,
     );
   }
 
   /** A model (or part) over given weights (fused names, PyTorch layout); a missing or misshapen weight is an error. */
-  static fromWeights(config: YuanConfig, attention: TensorAttentionPlugin<unknown>, weights: Map<string, Float32Array>, part?: ModelPart): YuanModel {
+  static fromWeights(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    weights: Map<string, Float32Array>,
+    part?: ModelPart,
+  ): YuanModel {
     return new YuanModel(
       config,
       attention,
@@ -194,7 +218,11 @@ export class YuanModel {
         const w = weights.get(s.name);
         const size = s.shape.reduce((a, b) => a * b, 1);
         if (!w) throw new YuanError('checkpoint', `weights have no ${s.name}`);
-        if (w.length !== size) throw new YuanError('checkpoint', `${s.name} has ${w.length} values; the config implies [${s.shape}] = ${size}`);
+        if (w.length !== size)
+          throw new YuanError(
+            'checkpoint',
+            `${s.name} has ${w.length} values; the config implies [${s.shape}] = ${size}`,
+          );
         return w;
       },
       part,
@@ -236,12 +264,16 @@ export class YuanModel {
    * This part's layers over hidden states [B, T, H] → [B, T, H]. `positions` [B, T] default to 0..T−1 (or follow the
    * cache); `cache` holds one entry per layer of this part.
    */
-  layers(h: tf.Tensor3D, options: PartForwardOptions & { cache?: ModelCache; useCache?: boolean; keyBias?: tf.Tensor4D } = {}): { hidden: tf.Tensor3D; cache?: ModelCache } {
+  layers(
+    h: tf.Tensor3D,
+    options: PartForwardOptions & { cache?: ModelCache; useCache?: boolean; keyBias?: tf.Tensor4D } = {},
+  ): { hidden: tf.Tensor3D; cache?: ModelCache } {
     const [b, t] = h.shape;
     const past = options.cache?.length ?? 0;
     const { rmsNormEps: eps, numHeads, hiddenSize, ropeBase } = this.config.model;
     return tf.tidy(() => {
-      const positions = options.positions ?? (tf.tile(tf.range(past, past + t, 1, 'int32').expandDims(0), [b, 1]) as tf.Tensor2D);
+      const positions =
+        options.positions ?? (tf.tile(tf.range(past, past + t, 1, 'int32').expandDims(0), [b, 1]) as tf.Tensor2D);
       const { cos, sin } = ropeTables(positions, hiddenSize / numHeads, ropeBase);
       const caches: AttentionCache[] = [];
       let x = h;
@@ -257,14 +289,22 @@ export class YuanModel {
         x = tf.add(x, r.out);
         x = tf.add(x, swiglu(rmsNorm(x, layer.postNorm, eps), layer.upGate, layer.down));
       });
-      return (options.useCache ? { hidden: x, cache: { length: past + t, layers: caches } } : { hidden: x }) as unknown as tf.TensorContainer;
+      return (options.useCache
+        ? { hidden: x, cache: { length: past + t, layers: caches } }
+        : { hidden: x }) as unknown as tf.TensorContainer;
     }) as unknown as { hidden: tf.Tensor3D; cache?: ModelCache };
   }
 
   /** Logits [B, T, V] of hidden states [B, T, H]: final RMSNorm and the tied output projection. Needs the head. */
   head(h: tf.Tensor3D): tf.Tensor3D {
     if (!this.part.head) throw new YuanError('model', 'this model part has no head');
-    return tf.tidy(() => linear(rmsNorm(h, this.param('model.norm.weight'), this.config.model.rmsNormEps), this.param('model.embed_tokens.weight')) as tf.Tensor3D);
+    return tf.tidy(
+      () =>
+        linear(
+          rmsNorm(h, this.param('model.norm.weight'), this.config.model.rmsNormEps),
+          this.param('model.embed_tokens.weight'),
+        ) as tf.Tensor3D,
+    );
   }
 
   /** Logits [B, T (or 1 with lastOnly), vocab] for int32 ids [B, T], and the cache for the next call if asked. Needs the whole model. */
@@ -273,20 +313,37 @@ export class YuanModel {
     const [b, t] = ids.shape;
     const seen = options.seen ?? options.cache?.length ?? 0;
     if (seen + t > this.config.model.maxPositions) {
-      throw new YuanError('input', `sequence of ${seen + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`);
+      throw new YuanError(
+        'input',
+        `sequence of ${seen + t} tokens exceeds the model's maxPositions ${this.config.model.maxPositions}`,
+      );
     }
     type Out = { logits: tf.Tensor3D; cache?: ModelCache };
-    if (this.decoder && !this.paramMap && !options.cache && !options.useCache && !options.positions && !options.keyBias) {
+    if (
+      this.decoder &&
+      !this.paramMap &&
+      !options.cache &&
+      !options.useCache &&
+      !options.positions &&
+      !options.keyBias
+    ) {
       // inference over stored weights: each row through the native decoder, all positions (or the last) as logits
       const ids2 = ids.arraySync();
-      const rows = ids2.map((r) => this.decoder!.forward([{ sequence: this.decoder!.newSequence(), tokens: r }], !options.lastOnly));
+      const rows = ids2.map((r) =>
+        this.decoder!.forward([{ sequence: this.decoder!.newSequence(), tokens: r }], !options.lastOnly),
+      );
       const tt = options.lastOnly ? 1 : t;
       const flat = new Float32Array(b * tt * this.config.model.vocabSize);
       rows.forEach((r, i) => flat.set(r, i * r.length));
       return { logits: tf.tensor3d(flat, [b, tt, this.config.model.vocabSize]) };
     }
     return tf.tidy(() => {
-      const r = this.layers(this.embed(ids), { positions: options.positions, cache: options.cache, useCache: options.useCache, keyBias: options.keyBias });
+      const r = this.layers(this.embed(ids), {
+        positions: options.positions,
+        cache: options.cache,
+        useCache: options.useCache,
+        keyBias: options.keyBias,
+      });
       let h = r.hidden;
       if (options.lastOnly) h = tf.slice(h, [0, t - 1, 0], [b, 1, this.config.model.hiddenSize]);
       const logits = this.head(h);

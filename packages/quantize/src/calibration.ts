@@ -23,14 +23,25 @@ export const CALIBRATION_TEXT_BYTES = 64 << 20;
  * than samples, windows repeat). A source shorter than one window, a missing file or a text source without a tokenizer
  * is a one-line error.
  */
-export async function calibrationWindows(source: string, tokenizer: Tokenizer | undefined, o: CalibrationOptions): Promise<Int32Array[]> {
-  if (!(Number.isInteger(o.samples) && o.samples > 0)) throw new YuanError('usage', `calibration samples ${o.samples}: expected a positive integer`);
-  if (!(Number.isInteger(o.seqLength) && o.seqLength > 1)) throw new YuanError('usage', `calibration sequence length ${o.seqLength}: expected an integer above 1`);
+export async function calibrationWindows(
+  source: string,
+  tokenizer: Tokenizer | undefined,
+  o: CalibrationOptions,
+): Promise<Int32Array[]> {
+  if (!(Number.isInteger(o.samples) && o.samples > 0))
+    throw new YuanError('usage', `calibration samples ${o.samples}: expected a positive integer`);
+  if (!(Number.isInteger(o.seqLength) && o.seqLength > 1))
+    throw new YuanError('usage', `calibration sequence length ${o.seqLength}: expected an integer above 1`);
   const rng = new Rng(o.seed);
-  const isPacked = (existsSync(source) && statSync(source).isDirectory()) || (!existsSync(source) && existsSync(`${source}.idx`));
+  const isPacked =
+    (existsSync(source) && statSync(source).isDirectory()) || (!existsSync(source) && existsSync(`${source}.idx`));
   if (isPacked) return packedWindows(source, o, rng);
   if (!existsSync(source)) throw new YuanError('input', `calibration file not found: ${source}`);
-  if (!tokenizer) throw new YuanError('usage', `calibration text ${source} needs a tokenizer: the model names none, give --tokenizer FILE.model|bytes`);
+  if (!tokenizer)
+    throw new YuanError(
+      'usage',
+      `calibration text ${source} needs a tokenizer: the model names none, give --tokenizer FILE.model|bytes`,
+    );
   const fh = await open(source, 'r');
   let text: string;
   try {
@@ -43,7 +54,10 @@ export async function calibrationWindows(source: string, tokenizer: Tokenizer | 
   }
   const ids = tokenizer.encode(text);
   if (ids.length < o.seqLength) {
-    throw new YuanError('input', `calibration text ${source} has ${ids.length} tokens, fewer than one window of ${o.seqLength} (lower --seq)`);
+    throw new YuanError(
+      'input',
+      `calibration text ${source} has ${ids.length} tokens, fewer than one window of ${o.seqLength} (lower --seq)`,
+    );
   }
   const windows: Int32Array[] = [];
   for (let s = 0; s < o.samples; s++) {
@@ -58,7 +72,11 @@ function packedWindows(dir: string, o: CalibrationOptions, rng: Rng): Int32Array
   const split = PackedSplit.open(dir, index, 'train');
   try {
     const count = split.windows(o.seqLength);
-    if (count < 1) throw new YuanError('input', `calibration data ${dir} has ${split.tokens} tokens, fewer than one window of ${o.seqLength} (lower --seq)`);
+    if (count < 1)
+      throw new YuanError(
+        'input',
+        `calibration data ${dir} has ${split.tokens} tokens, fewer than one window of ${o.seqLength} (lower --seq)`,
+      );
     // distinct windows while there are enough (a partial Fisher–Yates shuffle), else with repeats
     const order = Array.from({ length: count }, (_, i) => i);
     const picks: number[] = [];
@@ -69,7 +87,14 @@ function packedWindows(dir: string, o: CalibrationOptions, rng: Rng): Int32Array
       picks.push(order[k]);
     }
     const t = o.seqLength;
-    const batch: Batch = { rows: 1, seqLength: t, ids: new Int32Array(t), targets: new Int32Array(t), mask: new Float32Array(t), positions: new Int32Array(t) };
+    const batch: Batch = {
+      rows: 1,
+      seqLength: t,
+      ids: new Int32Array(t),
+      targets: new Int32Array(t),
+      mask: new Float32Array(t),
+      positions: new Int32Array(t),
+    };
     return picks.map((w) => {
       split.readWindow(w, batch, 0);
       return Int32Array.from(batch.ids);

@@ -21,8 +21,16 @@ export interface GptqOptions extends QuantizeGrid {
  * batched update when the block ends. A group's grid is taken from its current (already updated) weights when its
  * first column comes up. All arithmetic is Float64.
  */
-export function gptqValues(weight: Float32Array, rows: number, cols: number, hessian: Float64Array, o: GptqOptions, name = 'the layer'): QuantizedValues {
-  if (hessian.length !== cols * cols) throw new YuanError('quantize', `${name}: the Hessian has ${hessian.length} values; [${cols}, ${cols}] expected`);
+export function gptqValues(
+  weight: Float32Array,
+  rows: number,
+  cols: number,
+  hessian: Float64Array,
+  o: GptqOptions,
+  name = 'the layer',
+): QuantizedValues {
+  if (hessian.length !== cols * cols)
+    throw new YuanError('quantize', `${name}: the Hessian has ${hessian.length} values; [${cols}, ${cols}] expected`);
   const maxq = 2 ** o.bits - 1;
   const h = Float64Array.from(hessian);
   // W transposed: wt[c * rows + r] = W[r, c], so that a column is contiguous
@@ -48,7 +56,11 @@ export function gptqValues(weight: Float32Array, rows: number, cols: number, hes
   const lambda = (o.damp * diagSum) / cols;
   for (let i = 0; i < cols; i++) hp[i * cols + i] += lambda;
   const u = inverseUpperCholesky(hp, cols);
-  if (!u) throw new YuanError('quantize', `${name}: the damped Hessian is not positive definite (raise damp above ${o.damp})`);
+  if (!u)
+    throw new YuanError(
+      'quantize',
+      `${name}: the damped Hessian is not positive definite (raise damp above ${o.damp})`,
+    );
 
   const g = o.groupSize === -1 ? cols : o.groupSize;
   const groups = Math.ceil(cols / g);

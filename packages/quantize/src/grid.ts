@@ -11,7 +11,11 @@ export function halfCeil(v: number): number {
   else if (2 ** (e + 1) <= v) e++;
   const quantum = 2 ** (Math.max(e, -14) - 10);
   const h = Math.ceil(v / quantum) * quantum;
-  if (h > 65504) throw new YuanError('quantize', `scale ${v} does not fit float16 (weights of magnitude ${v.toExponential(2)}·levels)`);
+  if (h > 65504)
+    throw new YuanError(
+      'quantize',
+      `scale ${v} does not fit float16 (weights of magnitude ${v.toExponential(2)}·levels)`,
+    );
   return h;
 }
 
@@ -66,9 +70,14 @@ export interface QuantizedValues {
 
 /** Checks a grid's fields (bits 4 or 8, groupSize −1 or a positive integer, sym boolean); names the bad one. */
 export function checkGrid(grid: QuantizeGrid, who: string): void {
-  if (grid.bits !== 4 && grid.bits !== 8) throw new YuanError('config', `${who}: bits ${JSON.stringify(grid.bits)}; expected 4 or 8`);
+  if (grid.bits !== 4 && grid.bits !== 8)
+    throw new YuanError('config', `${who}: bits ${JSON.stringify(grid.bits)}; expected 4 or 8`);
   if (!(grid.groupSize === -1 || (Number.isInteger(grid.groupSize) && grid.groupSize > 0))) {
-    throw new YuanError('config', `${who}: groupSize ${JSON.stringify(grid.groupSize)}; expected a positive integer or -1 (per channel)`);
+    throw new YuanError(
+      'config',
+      `${who}: groupSize ${JSON.stringify(grid.groupSize)}; expected a positive integer or -1 (per channel)`,
+    );
   }
-  if (typeof grid.sym !== 'boolean') throw new YuanError('config', `${who}: sym ${JSON.stringify(grid.sym)}; expected true or false`);
+  if (typeof grid.sym !== 'boolean')
+    throw new YuanError('config', `${who}: sym ${JSON.stringify(grid.sym)}; expected true or false`);
 }

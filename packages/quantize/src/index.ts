@@ -2,7 +2,15 @@
  * @yuan/quantize: weight quantization as plugins (`rtn`, `gptq`) and the Hugging Face GPTQ layout they write and that
  * `readQuantizedCheckpoint` / `loadQuantizedModel` read back.
  */
-export { rtnQuantizer, gptqQuantizer, quantizerPlugins, dequantizeLinear, packLinear, RTN_DEFAULTS, GPTQ_DEFAULTS } from './plugins.js';
+export {
+  rtnQuantizer,
+  gptqQuantizer,
+  quantizerPlugins,
+  dequantizeLinear,
+  packLinear,
+  RTN_DEFAULTS,
+  GPTQ_DEFAULTS,
+} from './plugins.js';
 export type { GptqOptions } from './gptq.js';
 export { packQWeight, unpackQWeight, packQZeros, unpackQZeros, packFactor } from './pack.js';
 export { groupGrid, halfCeil, type GroupGrid, type QuantizedValues } from './grid.js';
@@ -17,4 +25,9 @@ export {
   type QuantizedCheckpoint,
   type YuanQuantizationInfo,
 } from './layout.js';
-export { quantizeCheckpoint, type QuantizeCheckpointOptions, type QuantizeProgress, type QuantizeSummary } from './run.js';
+export {
+  quantizeCheckpoint,
+  type QuantizeCheckpointOptions,
+  type QuantizeProgress,
+  type QuantizeSummary,
+} from './run.js';

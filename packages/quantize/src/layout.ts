@@ -24,7 +24,10 @@ export interface YuanQuantizationInfo {
  * channel), desc_act (act-order), sym, checkpoint_format "gptq" (AutoGPTQ v1: qzeros store zero − 1), true_sequential,
  * and yuan's own record (`yuan`: the method, its options and the calibration data).
  */
-export function quantizationConfig(grid: QuantizeGrid & { actOrder?: boolean; damp?: number }, info: YuanQuantizationInfo): JsonObject {
+export function quantizationConfig(
+  grid: QuantizeGrid & { actOrder?: boolean; damp?: number },
+  info: YuanQuantizationInfo,
+): JsonObject {
   return {
     quant_method: 'gptq',
     bits: grid.bits,
@@ -77,7 +80,8 @@ async function weightFiles(dir: string): Promise<SafetensorsFile[]> {
     }
     if (!map || typeof map !== 'object') throw new YuanError('checkpoint', `${index}: has no weight_map`);
     files = [...new Set(Object.values(map as Record<string, string>))].sort();
-  } else if (!existsSync(path.join(dir, files[0]))) throw new YuanError('checkpoint', `${dir}: no model.safetensors or model.safetensors.index.json`);
+  } else if (!existsSync(path.join(dir, files[0])))
+    throw new YuanError('checkpoint', `${dir}: no model.safetensors or model.safetensors.index.json`);
   const opened: SafetensorsFile[] = [];
   try {
     for (const f of files) opened.push(await openSafetensors(path.join(dir, f)));
@@ -109,13 +113,26 @@ export async function readQuantizedCheckpoint(dir: string): Promise<QuantizedChe
     throw new YuanError('checkpoint', `${cfgPath}: not valid JSON (${(e as Error).message})`);
   }
   const qc = hf.quantization_config as JsonObject | undefined;
-  if (!qc || typeof qc !== 'object') throw new YuanError('checkpoint', `${cfgPath}: no quantization_config (not a quantized checkpoint)`);
-  if (qc.quant_method !== 'gptq') throw new YuanError('checkpoint', `${cfgPath}: quantization_config.quant_method ${JSON.stringify(qc.quant_method)}; yuan reads "gptq"`);
+  if (!qc || typeof qc !== 'object')
+    throw new YuanError('checkpoint', `${cfgPath}: no quantization_config (not a quantized checkpoint)`);
+  if (qc.quant_method !== 'gptq')
+    throw new YuanError(
+      'checkpoint',
+      `${cfgPath}: quantization_config.quant_method ${JSON.stringify(qc.quant_method)}; yuan reads "gptq"`,
+    );
   const bits = qc.bits as number;
-  if (bits !== 2 && bits !== 4 && bits !== 8) throw new YuanError('checkpoint', `${cfgPath}: quantization_config.bits ${JSON.stringify(bits)}; yuan reads 2, 4 or 8`);
+  if (bits !== 2 && bits !== 4 && bits !== 8)
+    throw new YuanError(
+      'checkpoint',
+      `${cfgPath}: quantization_config.bits ${JSON.stringify(bits)}; yuan reads 2, 4 or 8`,
+    );
   const groupSize = (qc.group_size as number | undefined) ?? -1;
   const format = (qc.checkpoint_format as string | undefined) ?? 'gptq';
-  if (format !== 'gptq' && format !== 'gptq_v2') throw new YuanError('checkpoint', `${cfgPath}: quantization_config.checkpoint_format ${JSON.stringify(format)}; yuan reads gptq or gptq_v2`);
+  if (format !== 'gptq' && format !== 'gptq_v2')
+    throw new YuanError(
+      'checkpoint',
+      `${cfgPath}: quantization_config.checkpoint_format ${JSON.stringify(format)}; yuan reads gptq or gptq_v2`,
+    );
   const files = await weightFiles(dir);
   try {
     const where = new Map<string, SafetensorsFile>();
@@ -142,13 +159,17 @@ export async function readQuantizedCheckpoint(dir: string): Promise<QuantizedChe
       const cols = words * pack;
       const groups = sc.e.shape[0];
       const bad = (what: string) => new YuanError('checkpoint', `${dir}: ${base}: ${what}`);
-      if (qw.e.dtype !== 'I32' || qz.e.dtype !== 'I32') throw bad(`qweight and qzeros must be I32 (got ${qw.e.dtype}, ${qz.e.dtype})`);
-      if (sc.e.shape.length !== 2 || sc.e.shape[1] !== rows || !sc.e.readable) throw bad(`scales [${sc.e.shape}] ${sc.e.dtype} is not a float [groups, ${rows}]`);
-      if (qz.e.shape.join() !== `${groups},${rows / pack}`) throw bad(`qzeros [${qz.e.shape}] is not [${groups}, ${rows / pack}]`);
+      if (qw.e.dtype !== 'I32' || qz.e.dtype !== 'I32')
+        throw bad(`qweight and qzeros must be I32 (got ${qw.e.dtype}, ${qz.e.dtype})`);
+      if (sc.e.shape.length !== 2 || sc.e.shape[1] !== rows || !sc.e.readable)
+        throw bad(`scales [${sc.e.shape}] ${sc.e.dtype} is not a float [groups, ${rows}]`);
+      if (qz.e.shape.join() !== `${groups},${rows / pack}`)
+        throw bad(`qzeros [${qz.e.shape}] is not [${groups}, ${rows / pack}]`);
       let gIdx: Int32Array;
       if (where.has(`${base}.g_idx`)) {
         const gi = entry('g_idx');
-        if (gi.e.dtype !== 'I32' || gi.e.shape.join() !== `${cols}`) throw bad(`g_idx [${gi.e.shape}] ${gi.e.dtype} is not I32 [${cols}]`);
+        if (gi.e.dtype !== 'I32' || gi.e.shape.join() !== `${cols}`)
+          throw bad(`g_idx [${gi.e.shape}] ${gi.e.dtype} is not I32 [${cols}]`);
         gIdx = int32s(await gi.f.readBytes(`${base}.g_idx`));
       } else {
         const g = groupSize === -1 ? cols : groupSize;
@@ -197,7 +218,11 @@ export async function loadQuantizedModel(dir: string, lookup: AttentionLookup): 
     parts.forEach((name, i) => {
       const w = hfWeights.get(name);
       if (!w) throw new YuanError('checkpoint', `${dir}: no tensor ${name} (neither float nor quantized)`);
-      if (w.length !== size / parts.length) throw new YuanError('checkpoint', `${dir}: ${name} has ${w.length} values; the config implies ${size / parts.length}`);
+      if (w.length !== size / parts.length)
+        throw new YuanError(
+          'checkpoint',
+          `${dir}: ${name} has ${w.length} values; the config implies ${size / parts.length}`,
+        );
       data.set(w, (i * size) / parts.length);
     });
     fused.set(spec.name, data);

@@ -6,20 +6,23 @@ function randomSpd(n: number, seed: number): Float64Array {
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
   const b = Float64Array.from({ length: n * n }, rnd);
   const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let v = i === j ? 0.1 : 0;
-    for (let k = 0; k < n; k++) v += b[i * n + k] * b[j * n + k];
-    a[i * n + j] = v;
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let v = i === j ? 0.1 : 0;
+      for (let k = 0; k < n; k++) v += b[i * n + k] * b[j * n + k];
+      a[i * n + j] = v;
+    }
   return a;
 }
 
 const matmul = (a: Float64Array, b: Float64Array, n: number) => {
   const c = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j] += a[i * n + k] * b[k * n + j];
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j] += a[i * n + k] * b[k * n + j];
   return c;
 };
-const transpose = (a: Float64Array, n: number) => Float64Array.from({ length: n * n }, (_, x) => a[(x % n) * n + Math.floor(x / n)]);
+const transpose = (a: Float64Array, n: number) =>
+  Float64Array.from({ length: n * n }, (_, x) => a[(x % n) * n + Math.floor(x / n)]);
 
 describe('Float64 linear algebra for GPTQ', () => {
   const n = 17;
@@ -46,7 +49,9 @@ describe('Float64 linear algebra for GPTQ', () => {
       expect(u[i * n + i]).toBeGreaterThan(0);
       for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
     }
-    matmul(matmul(transpose(u, n), u, n), h, n).forEach((v, x) => expect(v).toBeCloseTo(Math.floor(x / n) === x % n ? 1 : 0, 8));
+    matmul(matmul(transpose(u, n), u, n), h, n).forEach((v, x) =>
+      expect(v).toBeCloseTo(Math.floor(x / n) === x % n ? 1 : 0, 8),
+    );
   });
 
   it('a matrix that is not positive definite is reported, not factorised', () => {

@@ -37,7 +37,9 @@ describe('GPTQ bit packing (AutoGPTQ order: the first value in the lowest bits)'
   });
 
   it('refuses what the layout cannot hold: a zero point of 0 in v1, sizes that are not whole words', () => {
-    expect(() => packQZeros(Int32Array.from([0, 1, 1, 1, 1, 1, 1, 1]), 1, 8, 4, 1)).toThrow(/zero point 0 cannot be stored with offset 1 in 4 bits/);
+    expect(() => packQZeros(Int32Array.from([0, 1, 1, 1, 1, 1, 1, 1]), 1, 8, 4, 1)).toThrow(
+      /zero point 0 cannot be stored with offset 1 in 4 bits/,
+    );
     expect(() => packQWeight(new Uint8Array(12), 1, 12, 4)).toThrow(/input size 12 is not a multiple of 8/);
     expect(() => packQZeros(new Int32Array(6).fill(1), 1, 6, 8, 1)).toThrow(/output size 6 is not a multiple of 4/);
     expect(() => packQWeight(new Uint8Array(8), 1, 8, 3)).toThrow(/bits 3: the packed layout takes 2, 4 or 8/);

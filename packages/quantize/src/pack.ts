@@ -8,12 +8,14 @@ import { YuanError } from '@yuan/core';
 
 /** Values per int32 word for `bits` (2, 4 or 8); anything else is an error. */
 export function packFactor(bits: number): number {
-  if (bits !== 2 && bits !== 4 && bits !== 8) throw new YuanError('quantize', `bits ${bits}: the packed layout takes 2, 4 or 8`);
+  if (bits !== 2 && bits !== 4 && bits !== 8)
+    throw new YuanError('quantize', `bits ${bits}: the packed layout takes 2, 4 or 8`);
   return 32 / bits;
 }
 
 function checkMultiple(n: number, pack: number, what: string): void {
-  if (n % pack !== 0) throw new YuanError('quantize', `${what} ${n} is not a multiple of ${pack} (the values one int32 holds)`);
+  if (n % pack !== 0)
+    throw new YuanError('quantize', `${what} ${n} is not a multiple of ${pack} (the values one int32 holds)`);
 }
 
 /** Packs integer weights q [rows, cols] (row-major, each in [0, 2^bits)) into qweight [cols/pack, rows]. */
@@ -33,7 +35,8 @@ export function packQWeight(q: Uint8Array, rows: number, cols: number, bits: num
 export function unpackQWeight(qweight: Int32Array, rows: number, cols: number, bits: number): Uint8Array {
   const pack = packFactor(bits);
   checkMultiple(cols, pack, 'input size');
-  if (qweight.length !== (cols / pack) * rows) throw new YuanError('quantize', `qweight holds ${qweight.length} words; [${cols / pack}, ${rows}] expected`);
+  if (qweight.length !== (cols / pack) * rows)
+    throw new YuanError('quantize', `qweight holds ${qweight.length} words; [${cols / pack}, ${rows}] expected`);
   const mask = (1 << bits) - 1;
   const out = new Uint8Array(rows * cols);
   for (let i = 0; i < cols; i++) {
@@ -56,7 +59,11 @@ export function packQZeros(zeros: Int32Array, groups: number, rows: number, bits
   for (let g = 0; g < groups; g++) {
     for (let o = 0; o < rows; o++) {
       const stored = zeros[g * rows + o] - offset;
-      if (stored < 0 || stored > maxq) throw new YuanError('quantize', `zero point ${zeros[g * rows + o]} cannot be stored with offset ${offset} in ${bits} bits`);
+      if (stored < 0 || stored > maxq)
+        throw new YuanError(
+          'quantize',
+          `zero point ${zeros[g * rows + o]} cannot be stored with offset ${offset} in ${bits} bits`,
+        );
       out[g * (rows / pack) + ((o / pack) | 0)] |= stored << (bits * (o % pack));
     }
   }
@@ -64,14 +71,22 @@ export function packQZeros(zeros: Int32Array, groups: number, rows: number, bits
 }
 
 /** Unpacks qzeros [groups, rows/pack] into zero points [groups, rows] (stored value + `offset`). */
-export function unpackQZeros(qzeros: Int32Array, groups: number, rows: number, bits: number, offset: number): Int32Array {
+export function unpackQZeros(
+  qzeros: Int32Array,
+  groups: number,
+  rows: number,
+  bits: number,
+  offset: number,
+): Int32Array {
   const pack = packFactor(bits);
   checkMultiple(rows, pack, 'output size');
-  if (qzeros.length !== groups * (rows / pack)) throw new YuanError('quantize', `qzeros holds ${qzeros.length} words; [${groups}, ${rows / pack}] expected`);
+  if (qzeros.length !== groups * (rows / pack))
+    throw new YuanError('quantize', `qzeros holds ${qzeros.length} words; [${groups}, ${rows / pack}] expected`);
   const mask = (1 << bits) - 1;
   const out = new Int32Array(groups * rows);
   for (let g = 0; g < groups; g++) {
-    for (let o = 0; o < rows; o++) out[g * rows + o] = ((qzeros[g * (rows / pack) + ((o / pack) | 0)] >>> (bits * (o % pack))) & mask) + offset;
+    for (let o = 0; o < rows; o++)
+      out[g * rows + o] = ((qzeros[g * (rows / pack) + ((o / pack) | 0)] >>> (bits * (o % pack))) & mask) + offset;
   }
   return out;
 }

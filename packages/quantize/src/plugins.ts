@@ -1,4 +1,11 @@
-import { ConfigError, YuanError, type LinearToQuantize, type QuantizedLinear, type QuantizeGrid, type QuantizerPlugin } from '@yuan/core';
+import {
+  ConfigError,
+  YuanError,
+  type LinearToQuantize,
+  type QuantizedLinear,
+  type QuantizeGrid,
+  type QuantizerPlugin,
+} from '@yuan/core';
 import { checkGrid, type QuantizedValues } from './grid.js';
 import { gptqValues, type GptqOptions } from './gptq.js';
 import { packQWeight, packQZeros, unpackQWeight, unpackQZeros } from './pack.js';
@@ -27,8 +34,10 @@ export function packLinear(v: QuantizedValues, rows: number, cols: number, grid:
 export function dequantizeLinear(ql: QuantizedLinear): Float32Array {
   const { rows, cols, bits } = ql;
   const groups = ql.scales.length / rows;
-  if (!Number.isInteger(groups) || groups < 1) throw new YuanError('quantize', `scales hold ${ql.scales.length} values, not [groups, ${rows}]`);
-  if (ql.gIdx.length !== cols) throw new YuanError('quantize', `g_idx holds ${ql.gIdx.length} values; ${cols} expected`);
+  if (!Number.isInteger(groups) || groups < 1)
+    throw new YuanError('quantize', `scales hold ${ql.scales.length} values, not [groups, ${rows}]`);
+  if (ql.gIdx.length !== cols)
+    throw new YuanError('quantize', `g_idx holds ${ql.gIdx.length} values; ${cols} expected`);
   const q = unpackQWeight(ql.qweight, rows, cols, bits);
   const zeros = unpackQZeros(ql.qzeros, groups, rows, bits, ql.checkpointFormat === 'gptq' ? 1 : 0);
   const out = new Float32Array(rows * cols);
@@ -44,7 +53,8 @@ export function dequantizeLinear(ql: QuantizedLinear): Float32Array {
 /** Merged options checked against the known keys and types; an unknown key or bad value names itself. */
 function checkOptions<T extends object>(who: string, defaults: T, options: Record<string, unknown>): T {
   for (const k of Object.keys(options)) {
-    if (!(k in defaults)) throw new ConfigError(`quantizer ${who}: unknown option "${k}" (options: ${Object.keys(defaults).join(', ')})`);
+    if (!(k in defaults))
+      throw new ConfigError(`quantizer ${who}: unknown option "${k}" (options: ${Object.keys(defaults).join(', ')})`);
   }
   const o = { ...defaults, ...options } as T;
   checkGrid(o as unknown as QuantizeGrid, `quantizer ${who}`);
@@ -52,7 +62,10 @@ function checkOptions<T extends object>(who: string, defaults: T, options: Recor
 }
 
 function checkLinear(l: LinearToQuantize): void {
-  if (!(Number.isInteger(l.rows) && Number.isInteger(l.cols) && l.rows > 0 && l.cols > 0) || l.weight.length !== l.rows * l.cols) {
+  if (
+    !(Number.isInteger(l.rows) && Number.isInteger(l.cols) && l.rows > 0 && l.cols > 0) ||
+    l.weight.length !== l.rows * l.cols
+  ) {
     throw new YuanError('quantize', `${l.name}: weight of ${l.weight.length} values is not [${l.rows}, ${l.cols}]`);
   }
 }
@@ -80,9 +93,12 @@ export const rtnQuantizer: QuantizerPlugin<QuantizeGrid> = {
 export const GPTQ_DEFAULTS: GptqOptions = { ...RTN_DEFAULTS, actOrder: false, damp: 0.01, blockSize: 128 };
 
 function checkGptq(o: GptqOptions): GptqOptions {
-  if (typeof o.actOrder !== 'boolean') throw new ConfigError(`quantizer gptq: actOrder ${JSON.stringify(o.actOrder)}; expected true or false`);
-  if (!(typeof o.damp === 'number' && o.damp >= 0 && Number.isFinite(o.damp))) throw new ConfigError(`quantizer gptq: damp ${JSON.stringify(o.damp)}; expected a number >= 0`);
-  if (!(Number.isInteger(o.blockSize) && o.blockSize > 0)) throw new ConfigError(`quantizer gptq: blockSize ${JSON.stringify(o.blockSize)}; expected a positive integer`);
+  if (typeof o.actOrder !== 'boolean')
+    throw new ConfigError(`quantizer gptq: actOrder ${JSON.stringify(o.actOrder)}; expected true or false`);
+  if (!(typeof o.damp === 'number' && o.damp >= 0 && Number.isFinite(o.damp)))
+    throw new ConfigError(`quantizer gptq: damp ${JSON.stringify(o.damp)}; expected a number >= 0`);
+  if (!(Number.isInteger(o.blockSize) && o.blockSize > 0))
+    throw new ConfigError(`quantizer gptq: blockSize ${JSON.stringify(o.blockSize)}; expected a positive integer`);
   return o;
 }
 
@@ -93,7 +109,8 @@ function checkGptq(o: GptqOptions): GptqOptions {
 export const gptqQuantizer: QuantizerPlugin<GptqOptions> = {
   kind: 'quantizer',
   name: 'gptq',
-  description: 'GPTQ: per-column error compensation with the inverse Hessian of calibration inputs (options: actOrder, damp, blockSize)',
+  description:
+    'GPTQ: per-column error compensation with the inverse Hessian of calibration inputs (options: actOrder, damp, blockSize)',
   defaults: GPTQ_DEFAULTS,
   calibrated: true,
   validate: (options) => checkGptq(checkOptions('gptq', GPTQ_DEFAULTS, options)),
@@ -101,8 +118,14 @@ export const gptqQuantizer: QuantizerPlugin<GptqOptions> = {
     checkLinear(linear);
     checkGrid(options, 'quantizer gptq');
     checkGptq(options);
-    if (!linear.hessian) throw new YuanError('quantize', `${linear.name}: gptq needs the Hessian of the layer's calibration inputs`);
-    return packLinear(gptqValues(linear.weight, linear.rows, linear.cols, linear.hessian, options, linear.name), linear.rows, linear.cols, options);
+    if (!linear.hessian)
+      throw new YuanError('quantize', `${linear.name}: gptq needs the Hessian of the layer's calibration inputs`);
+    return packLinear(
+      gptqValues(linear.weight, linear.rows, linear.cols, linear.hessian, options, linear.name),
+      linear.rows,
+      linear.cols,
+      options,
+    );
   },
   dequantize: dequantizeLinear,
 };

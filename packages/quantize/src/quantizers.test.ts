@@ -25,7 +25,14 @@ function randn(n: number, rng: Rng, std = 1): Float32Array {
 }
 
 /** ‖X·Wᵀ − X·Ŵᵀ‖² for X [n, cols]. */
-function outputError(x: Float32Array, n: number, w: Float32Array, wq: Float32Array, rows: number, cols: number): number {
+function outputError(
+  x: Float32Array,
+  n: number,
+  w: Float32Array,
+  wq: Float32Array,
+  rows: number,
+  cols: number,
+): number {
   let sum = 0;
   for (let t = 0; t < n; t++) {
     for (let o = 0; o < rows; o++) {
@@ -39,17 +46,27 @@ function outputError(x: Float32Array, n: number, w: Float32Array, wq: Float32Arr
 
 function hessianOf(x: Float32Array, n: number, cols: number): Float64Array {
   const h = new Float64Array(cols * cols);
-  for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] += (2 / n) * x[t * cols + i] * x[t * cols + j];
+  for (let t = 0; t < n; t++)
+    for (let i = 0; i < cols; i++)
+      for (let j = 0; j < cols; j++) h[i * cols + j] += (2 / n) * x[t * cols + i] * x[t * cols + j];
   return h;
 }
 
 describe('rtn', () => {
-  for (const [bits, group] of [[4, 32], [4, -1], [8, 128], [8, -1]] as const) {
+  for (const [bits, group] of [
+    [4, 32],
+    [4, -1],
+    [8, 128],
+    [8, -1],
+  ] as const) {
     it(`a weight already on the grid comes back exactly (${bits} bits, group ${group})`, async () => {
       const rows = 8;
       const cols = 256;
       const w = onGrid(rows, cols, group === -1 ? cols : group, bits, new Rng(bits * 1000 + group));
-      const q = await rtnQuantizer.quantize({ name: 'w', weight: w, rows, cols }, { bits, groupSize: group, sym: false });
+      const q = await rtnQuantizer.quantize(
+        { name: 'w', weight: w, rows, cols },
+        { bits, groupSize: group, sym: false },
+      );
       expect(q.scales.length).toBe((group === -1 ? 1 : cols / group) * rows);
       expect([...rtnQuantizer.dequantize(q)]).toEqual([...w]);
     });
@@ -62,10 +79,11 @@ describe('rtn', () => {
     for (const sym of [false, true]) {
       const q = await rtnQuantizer.quantize({ name: 'w', weight: w, rows, cols }, { bits: 4, groupSize: 16, sym });
       const back = dequantizeLinear(q);
-      for (let o = 0; o < rows; o++) for (let i = 0; i < cols; i++) {
-        const scale = q.scales[Math.floor(i / 16) * rows + o];
-        expect(Math.abs(back[o * cols + i] - w[o * cols + i])).toBeLessThanOrEqual(sym ? scale : scale / 2 + 1e-9);
-      }
+      for (let o = 0; o < rows; o++)
+        for (let i = 0; i < cols; i++) {
+          const scale = q.scales[Math.floor(i / 16) * rows + o];
+          expect(Math.abs(back[o * cols + i] - w[o * cols + i])).toBeLessThanOrEqual(sym ? scale : scale / 2 + 1e-9);
+        }
       if (sym) expect([...q.qzeros]).toEqual(new Array(4).fill(0x77777777)); // 4 groups × 8 rows, each stored 8 − 1
       q.scales.forEach((s) => expect(halfCeil(s)).toBe(s)); // float16 values
     }
@@ -91,16 +109,23 @@ describe('gptq', () => {
   const mix = randn(sources * cols, rng);
   const colScale = Float32Array.from({ length: cols }, () => 0.2 + 2 * rng.next());
   const x = new Float32Array(n * cols);
-  for (let t = 0; t < n; t++) for (let i = 0; i < cols; i++) {
-    let v = 0.1 * rng.normal();
-    for (let k = 0; k < sources; k++) v += z[t * sources + k] * mix[k * cols + i];
-    x[t * cols + i] = v * colScale[i];
-  }
+  for (let t = 0; t < n; t++)
+    for (let i = 0; i < cols; i++) {
+      let v = 0.1 * rng.normal();
+      for (let k = 0; k < sources; k++) v += z[t * sources + k] * mix[k * cols + i];
+      x[t * cols + i] = v * colScale[i];
+    }
   const w = randn(rows * cols, rng, 0.05);
   const hessian = hessianOf(x, n, cols);
   const layer = { name: 'layer', weight: w, rows, cols, hessian };
 
-  for (const [bits, group, actOrder] of [[4, 32, false], [4, 32, true], [4, -1, false], [4, 128, true], [8, 128, false]] as const) {
+  for (const [bits, group, actOrder] of [
+    [4, 32, false],
+    [4, 32, true],
+    [4, -1, false],
+    [4, 128, true],
+    [8, 128, false],
+  ] as const) {
     it(`lowers the layer's output error ‖XWᵀ − XŴᵀ‖ below RTN's at the same grid (${bits} bits, group ${group}${actOrder ? ', act-order' : ''})`, async () => {
       const grid = { bits, groupSize: group, sym: false };
       const rtn = dequantizeLinear(await rtnQuantizer.quantize(layer, grid));
@@ -123,14 +148,19 @@ describe('gptq', () => {
     for (let i = 0; i < cols; i++) eye[i * cols + i] = 3;
     const grid = { bits: 4, groupSize: 32, sym: false };
     const rtn = await rtnQuantizer.quantize(layer, grid);
-    const gptq = await gptqQuantizer.quantize({ ...layer, hessian: eye }, { ...GPTQ_DEFAULTS, ...grid, actOrder: true });
+    const gptq = await gptqQuantizer.quantize(
+      { ...layer, hessian: eye },
+      { ...GPTQ_DEFAULTS, ...grid, actOrder: true },
+    );
     expect([...gptq.qweight]).toEqual([...rtn.qweight]);
     expect([...gptq.scales]).toEqual([...rtn.scales]);
     expect([...gptq.gIdx]).toEqual([...rtn.gIdx]);
   });
 
   it('needs the Hessian, and a dead input (H_ii = 0) gets weight 0', async () => {
-    await expect(gptqQuantizer.quantize({ name: 'x.weight', weight: w, rows, cols }, GPTQ_DEFAULTS)).rejects.toThrow(/x.weight: gptq needs the Hessian/);
+    await expect(gptqQuantizer.quantize({ name: 'x.weight', weight: w, rows, cols }, GPTQ_DEFAULTS)).rejects.toThrow(
+      /x.weight: gptq needs the Hessian/,
+    );
     const dead = Float64Array.from(hessian);
     for (let j = 0; j < cols; j++) dead[5 * cols + j] = dead[j * cols + 5] = 0;
     const back = dequantizeLinear(await gptqQuantizer.quantize({ ...layer, hessian: dead }, GPTQ_DEFAULTS));

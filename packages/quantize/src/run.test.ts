@@ -40,10 +40,24 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
 
   it('rtn writes the GPTQ layout: packed linears (q_proj and k_proj apart), float embeddings, norms and LFA convs', async () => {
     const out = path.join(tmp, 'rtn8');
-    const summary = await quantizeCheckpoint({ model: fixture, out, quantizer: rtnQuantizer, options: { ...RTN_DEFAULTS, bits: 8, groupSize: 32 }, lookup });
+    const summary = await quantizeCheckpoint({
+      model: fixture,
+      out,
+      quantizer: rtnQuantizer,
+      options: { ...RTN_DEFAULTS, bits: 8, groupSize: 32 },
+      lookup,
+    });
     expect(summary).toMatchObject({ method: 'rtn', layers: 2, linears: 2 * 7 });
     const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
-    expect(config.quantization_config).toMatchObject({ quant_method: 'gptq', bits: 8, group_size: 32, desc_act: false, sym: false, checkpoint_format: 'gptq', yuan: { method: 'rtn' } });
+    expect(config.quantization_config).toMatchObject({
+      quant_method: 'gptq',
+      bits: 8,
+      group_size: 32,
+      desc_act: false,
+      sym: false,
+      checkpoint_format: 'gptq',
+      yuan: { method: 'rtn' },
+    });
     expect(config.hidden_size).toBe(64);
     const st = await openSafetensors(path.join(out, 'model.safetensors'));
     const entry = (n: string) => {
@@ -57,7 +71,13 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     expect(entry(`${p}k_proj.g_idx`)).toEqual(['I32', [64]]);
     expect(entry('model.layers.1.mlp.down_proj.qweight')).toEqual(['I32', [64, 64]]);
     expect(entry('model.layers.1.mlp.gate_proj.scales')).toEqual(['F16', [2, 256]]);
-    for (const f of ['model.embed_tokens.weight', `${p}lf_gate.conv1.weight`, `${p}lf_gate.conv2.bias`, 'model.layers.1.input_layernorm.weight', 'model.norm.weight']) {
+    for (const f of [
+      'model.embed_tokens.weight',
+      `${p}lf_gate.conv1.weight`,
+      `${p}lf_gate.conv2.bias`,
+      'model.layers.1.input_layernorm.weight',
+      'model.norm.weight',
+    ]) {
       expect(entry(f)?.[0], f).toBe('F32');
     }
     expect(entry(`${p}q_proj.weight`)).toBeUndefined();
@@ -68,7 +88,10 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     for (const part of [`${p}k_proj`, 'model.layers.0.mlp.gate_proj']) {
       const w = await source.read(`${part}.weight`);
       const [rows, cols] = source.entries.get(`${part}.weight`)!.shape;
-      const alone = await rtnQuantizer.quantize({ name: part, weight: w, rows, cols }, { ...RTN_DEFAULTS, bits: 8, groupSize: 32 });
+      const alone = await rtnQuantizer.quantize(
+        { name: part, weight: w, rows, cols },
+        { ...RTN_DEFAULTS, bits: 8, groupSize: 32 },
+      );
       const split = ckpt.linears.get(part)!;
       expect([...split.qweight], part).toEqual([...alone.qweight]);
       expect([...split.qzeros], part).toEqual([...alone.qzeros]);
@@ -107,7 +130,13 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       '5/10 model.layers.0.mlp.down_proj.weight',
     ]);
     const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
-    expect(config.quantization_config).toMatchObject({ bits: 4, group_size: 32, desc_act: true, damp_percent: 0.01, yuan: { method: 'gptq', calibration: { samples: 16 } } });
+    expect(config.quantization_config).toMatchObject({
+      bits: 4,
+      group_size: 32,
+      desc_act: true,
+      damp_percent: 0.01,
+      yuan: { method: 'gptq', calibration: { samples: 16 } },
+    });
     const ckpt = await readQuantizedCheckpoint(out);
     const gIdx = ckpt.linears.get('model.layers.0.mlp.down_proj')!.gIdx;
     expect(gIdx).toHaveLength(256);
@@ -128,24 +157,67 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
         hessians.set(l.name, l.hessian!);
         const groups = Math.ceil(l.cols / 128);
         const q = new Uint8Array(l.rows * l.cols).fill(zero ? 1 : 0);
-        return packLinear({ q, scales: new Float32Array(groups * l.rows).fill(1), zeros: new Int32Array(groups * l.rows).fill(1), gIdx: new Int32Array(l.cols), groups }, l.rows, l.cols, o);
+        return packLinear(
+          {
+            q,
+            scales: new Float32Array(groups * l.rows).fill(1),
+            zeros: new Int32Array(groups * l.rows).fill(1),
+            gIdx: new Int32Array(l.cols),
+            groups,
+          },
+          l.rows,
+          l.cols,
+          o,
+        );
       },
       dequantize: dequantizeLinear,
     });
-    const calibration = Array.from({ length: 4 }, (_, k) => Int32Array.from({ length: 16 }, (_, i) => (k * 37 + i * 11) % 512));
+    const calibration = Array.from({ length: 4 }, (_, k) =>
+      Int32Array.from({ length: 16 }, (_, i) => (k * 37 + i * 11) % 512),
+    );
     const energy = (name: string) => hessians.get(name)!.reduce((a, v) => a + Math.abs(v), 0);
-    const names = ['model.layers.0.self_attn.o_proj.weight', 'model.layers.0.mlp.down_proj.weight', 'model.layers.1.self_attn.o_proj.weight', 'model.layers.1.mlp.down_proj.weight'];
-    await quantizeCheckpoint({ model: fixture, out: path.join(tmp, 'rec'), quantizer: recorder(false), options: RTN_DEFAULTS, lookup, calibration });
+    const names = [
+      'model.layers.0.self_attn.o_proj.weight',
+      'model.layers.0.mlp.down_proj.weight',
+      'model.layers.1.self_attn.o_proj.weight',
+      'model.layers.1.mlp.down_proj.weight',
+    ];
+    await quantizeCheckpoint({
+      model: fixture,
+      out: path.join(tmp, 'rec'),
+      quantizer: recorder(false),
+      options: RTN_DEFAULTS,
+      lookup,
+      calibration,
+    });
     for (const n of names) expect(energy(n), n).toBeGreaterThan(0);
     // V quantized to 0 → the attention output, o_proj's input, is 0; up and gate to 0 → down_proj's input is 0
-    await quantizeCheckpoint({ model: fixture, out: path.join(tmp, 'rec'), quantizer: recorder(true), options: RTN_DEFAULTS, lookup, calibration });
+    await quantizeCheckpoint({
+      model: fixture,
+      out: path.join(tmp, 'rec'),
+      quantizer: recorder(true),
+      options: RTN_DEFAULTS,
+      lookup,
+      calibration,
+    });
     for (const n of names) expect(energy(n), n).toBe(0);
     expect(energy('model.layers.1.self_attn.v_proj.weight')).toBeGreaterThan(0);
   });
 
   it('a run leaves no tensors behind', async () => {
-    const calibration = Array.from({ length: 4 }, (_, k) => Int32Array.from({ length: 8 }, (_, i) => (k * 8 + i) % 256));
-    const run = () => quantizeCheckpoint({ model: fixture, out: path.join(tmp, 'leak'), quantizer: gptqQuantizer, options: GPTQ_DEFAULTS, lookup, calibration, batchSize: 2 });
+    const calibration = Array.from({ length: 4 }, (_, k) =>
+      Int32Array.from({ length: 8 }, (_, i) => (k * 8 + i) % 256),
+    );
+    const run = () =>
+      quantizeCheckpoint({
+        model: fixture,
+        out: path.join(tmp, 'leak'),
+        quantizer: gptqQuantizer,
+        options: GPTQ_DEFAULTS,
+        lookup,
+        calibration,
+        batchSize: 2,
+      });
     await run(); // the first run may fill backend caches
     const before = tf.memory().numTensors;
     await run();
@@ -154,10 +226,19 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
 
   it('refuses a calibrated quantizer without data, windows longer than the model, and --out on the source', async () => {
     const base = { model: fixture, lookup, options: GPTQ_DEFAULTS };
-    await expect(quantizeCheckpoint({ ...base, out: path.join(tmp, 'x'), quantizer: gptqQuantizer })).rejects.toThrow('quantizer gptq needs calibration data (--calibration FILE|DIR)');
-    await expect(quantizeCheckpoint({ ...base, out: path.join(tmp, 'x'), quantizer: gptqQuantizer, calibration: [new Int32Array(300)] })).rejects.toThrow(
-      "calibration windows of 300 tokens exceed the model's maxPositions 256 (lower --seq)",
+    await expect(quantizeCheckpoint({ ...base, out: path.join(tmp, 'x'), quantizer: gptqQuantizer })).rejects.toThrow(
+      'quantizer gptq needs calibration data (--calibration FILE|DIR)',
     );
-    await expect(quantizeCheckpoint({ ...base, out: fixture, quantizer: rtnQuantizer, options: RTN_DEFAULTS })).rejects.toThrow(/is the source model folder/);
+    await expect(
+      quantizeCheckpoint({
+        ...base,
+        out: path.join(tmp, 'x'),
+        quantizer: gptqQuantizer,
+        calibration: [new Int32Array(300)],
+      }),
+    ).rejects.toThrow("calibration windows of 300 tokens exceed the model's maxPositions 256 (lower --seq)");
+    await expect(
+      quantizeCheckpoint({ ...base, out: fixture, quantizer: rtnQuantizer, options: RTN_DEFAULTS }),
+    ).rejects.toThrow(/is the source model folder/);
   });
 });

@@ -1,7 +1,15 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { writeAtomic, YuanError, type JsonObject, type ParameterSpec, type QuantizedLinear, type QuantizeGrid, type QuantizerPlugin } from '@yuan/core';
+import {
+  writeAtomic,
+  YuanError,
+  type JsonObject,
+  type ParameterSpec,
+  type QuantizedLinear,
+  type QuantizeGrid,
+  type QuantizerPlugin,
+} from '@yuan/core';
 import { modelParameters, readCheckpoint, resolveModelDir, YuanModel, type AttentionLookup } from '@yuan/model';
 import { observeLinear, tf, writeSafetensors, type FloatDType, type TensorToWrite } from '@yuan/tensor';
 import { linearTensors, quantizationConfig } from './layout.js';
@@ -75,12 +83,17 @@ function splitRows(q: QuantizedLinear, parts: number, name: string): QuantizedLi
   if (parts === 1) return [q];
   const pack = 32 / q.bits;
   const rows = q.rows / parts;
-  if (!Number.isInteger(rows) || rows % pack !== 0) throw new YuanError('quantize', `${name}: ${q.rows} rows do not split into ${parts} parts of whole ${pack}-value words`);
+  if (!Number.isInteger(rows) || rows % pack !== 0)
+    throw new YuanError(
+      'quantize',
+      `${name}: ${q.rows} rows do not split into ${parts} parts of whole ${pack}-value words`,
+    );
   const groups = q.scales.length / q.rows;
   const words = q.qweight.length / q.rows;
   const cut = <T extends Int32Array | Float32Array>(a: T, lines: number, width: number, k: number): T => {
     const out = new (a.constructor as new (n: number) => T)(lines * (width / parts));
-    for (let i = 0; i < lines; i++) out.set(a.subarray(i * width + (k * width) / parts, i * width + ((k + 1) * width) / parts), (i * width) / parts);
+    for (let i = 0; i < lines; i++)
+      out.set(a.subarray(i * width + (k * width) / parts, i * width + ((k + 1) * width) / parts), (i * width) / parts);
     return out;
   };
   return Array.from({ length: parts }, (_, k) => ({
@@ -157,26 +170,39 @@ function collectHessian(part: YuanModel, hidden: tf.Tensor3D[], target: tf.Tenso
  * Errors (one line): an unreadable source, a calibrated quantizer without calibration data, ids outside the vocabulary,
  * windows longer than the model's positions, a linear whose sizes the layout cannot pack, `out` equal to the source.
  */
-export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeCheckpointOptions<O>): Promise<QuantizeSummary> {
+export async function quantizeCheckpoint<O extends QuantizeGrid>(
+  o: QuantizeCheckpointOptions<O>,
+): Promise<QuantizeSummary> {
   const started = performance.now();
   const source = resolveModelDir(o.model);
   const out = path.resolve(o.out).replace(/\/+$/, '');
-  if (out === path.resolve(source)) throw new YuanError('usage', `--out ${o.out} is the source model folder; write the quantized model elsewhere`);
+  if (out === path.resolve(source))
+    throw new YuanError('usage', `--out ${o.out} is the source model folder; write the quantized model elsewhere`);
   if (existsSync(out) && readdirSync(out).length > 0 && !existsSync(path.join(out, 'config.json'))) {
     throw new YuanError('usage', `--out ${o.out} exists and is not a model folder; refusing to replace it`);
   }
   const calibrated = o.quantizer.calibrated;
-  if (calibrated && !o.calibration?.length) throw new YuanError('usage', `quantizer ${o.quantizer.name} needs calibration data (--calibration FILE|DIR)`);
+  if (calibrated && !o.calibration?.length)
+    throw new YuanError('usage', `quantizer ${o.quantizer.name} needs calibration data (--calibration FILE|DIR)`);
   const hf = JSON.parse(await readFile(path.join(source, 'config.json'), 'utf8')) as JsonObject;
   const { config, attention, weights } = await readCheckpoint(source, o.lookup);
   const { numLayers, hiddenSize, maxPositions, vocabSize } = config.model;
   if (calibrated) {
     const t = o.calibration![0].length;
-    if (o.calibration!.some((w) => w.length !== t)) throw new YuanError('usage', 'calibration windows must all have the same length');
-    if (t > maxPositions) throw new YuanError('usage', `calibration windows of ${t} tokens exceed the model's maxPositions ${maxPositions} (lower --seq)`);
+    if (o.calibration!.some((w) => w.length !== t))
+      throw new YuanError('usage', 'calibration windows must all have the same length');
+    if (t > maxPositions)
+      throw new YuanError(
+        'usage',
+        `calibration windows of ${t} tokens exceed the model's maxPositions ${maxPositions} (lower --seq)`,
+      );
     for (const w of o.calibration!) {
       const bad = w.find((id) => id < 0 || id >= vocabSize);
-      if (bad !== undefined) throw new YuanError('input', `calibration token id ${bad} is outside the model's vocabulary (0..${vocabSize - 1}): the data was tokenized for another model`);
+      if (bad !== undefined)
+        throw new YuanError(
+          'input',
+          `calibration token id ${bad} is outside the model's vocabulary (0..${vocabSize - 1}): the data was tokenized for another model`,
+        );
     }
   }
   const specs = modelParameters(config, attention);
@@ -186,10 +212,19 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
 
   let hidden: tf.Tensor3D[] = [];
   if (calibrated) {
-    const embedding = YuanModel.fromWeights(config, attention, weights, { embedding: true, firstLayer: 0, endLayer: 0, head: false });
+    const embedding = YuanModel.fromWeights(config, attention, weights, {
+      embedding: true,
+      firstLayer: 0,
+      endLayer: 0,
+      head: false,
+    });
     for (let b = 0; b < o.calibration!.length; b += batchSize) {
       const rows = o.calibration!.slice(b, b + batchSize);
-      const ids = tf.tensor2d(rows.flatMap((r) => [...r]), [rows.length, rows[0].length], 'int32');
+      const ids = tf.tensor2d(
+        rows.flatMap((r) => [...r]),
+        [rows.length, rows[0].length],
+        'int32',
+      );
       hidden.push(embedding.embed(ids));
       ids.dispose();
     }
@@ -200,7 +235,12 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
   let total = 0;
   try {
     for (let l = 0; l < numLayers; l++) {
-      const part = YuanModel.fromWeights(config, attention, weights, { embedding: false, firstLayer: l, endLayer: l + 1, head: false });
+      const part = YuanModel.fromWeights(config, attention, weights, {
+        embedding: false,
+        firstLayer: l,
+        endLayer: l + 1,
+        head: false,
+      });
       try {
         const byTensor = new Map<tf.Tensor, string>([...part.params].map(([name, v]) => [v, name]));
         const names = discoverLinears(part, byTensor, hiddenSize);
@@ -217,7 +257,8 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
           try {
             q = await o.quantizer.quantize({ name, weight: weights.get(name)!, rows, cols, hessian }, o.options);
           } catch (e) {
-            if (e instanceof YuanError && !(e as Error).message.includes(name)) throw new YuanError(e.code, `${name}: ${(e as Error).message}`);
+            if (e instanceof YuanError && !(e as Error).message.includes(name))
+              throw new YuanError(e.code, `${name}: ${(e as Error).message}`);
             throw e;
           }
           const back = o.quantizer.dequantize(q);
@@ -229,7 +270,14 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
             value.dispose();
           }
           done++;
-          o.onProgress?.({ layer: l, layers: numLayers, name, done, total, seconds: (performance.now() - started) / 1000 });
+          o.onProgress?.({
+            layer: l,
+            layers: numLayers,
+            name,
+            done,
+            total,
+            seconds: (performance.now() - started) / 1000,
+          });
         }
         if (calibrated) {
           const next = hidden.map((x) => part.layers(x).hidden);
@@ -260,7 +308,12 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
         quantizedParameters += n;
         linears++;
       } else {
-        tensors.push({ name, shape: partShape, data: weights.get(spec.name)!.subarray(i * n, (i + 1) * n), dtype: floatDtype });
+        tensors.push({
+          name,
+          shape: partShape,
+          data: weights.get(spec.name)!.subarray(i * n, (i + 1) * n),
+          dtype: floatDtype,
+        });
         floatParameters += n;
       }
     }
@@ -270,15 +323,22 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(o: QuantizeChec
     ...hf,
     quantization_config: quantizationConfig(
       { ...o.options, actOrder, damp },
-      { method: o.quantizer.name, options: o.options as unknown as JsonObject, ...(o.calibrationInfo ? { calibration: o.calibrationInfo } : {}) },
+      {
+        method: o.quantizer.name,
+        options: o.options as unknown as JsonObject,
+        ...(o.calibrationInfo ? { calibration: o.calibrationInfo } : {}),
+      },
     ),
   };
   await writeAtomic(out, async (tmp) => {
     await mkdir(tmp, { recursive: true });
-    await writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, { metadata: { format: 'pt', quantized_by: `yuan quantize --method ${o.quantizer.name}` } });
+    await writeSafetensors(path.join(tmp, 'model.safetensors'), tensors, {
+      metadata: { format: 'pt', quantized_by: `yuan quantize --method ${o.quantizer.name}` },
+    });
     await writeFile(path.join(tmp, 'config.json'), `${JSON.stringify(outConfig, null, 2)}\n`);
     for (const entry of await readdir(source, { withFileTypes: true })) {
-      if (entry.isFile() && !NOT_COPIED.test(entry.name)) await copyFile(path.join(source, entry.name), path.join(tmp, entry.name));
+      if (entry.isFile() && !NOT_COPIED.test(entry.name))
+        await copyFile(path.join(source, entry.name), path.join(tmp, entry.name));
     }
   });
   return {

@@ -1,7 +1,24 @@
 /** @yuan/tensor: TensorFlow.js backend selection, missing kernels and gradients, nn blocks, init and safetensors. */
 export { tf } from './tf.js';
-export { initBackend, backendReport, BACKEND_ORDER, type BackendName, type BackendReport, type BackendAttempt } from './backend.js';
-export { linear, observeLinear, type LinearObserver, rmsNorm, swiglu, ropeTables, applyRope, causalAttention, causalConv1d } from './nn.js';
+export {
+  initBackend,
+  backendReport,
+  BACKEND_ORDER,
+  type BackendName,
+  type BackendReport,
+  type BackendAttempt,
+} from './backend.js';
+export {
+  linear,
+  observeLinear,
+  type LinearObserver,
+  rmsNorm,
+  swiglu,
+  ropeTables,
+  applyRope,
+  causalAttention,
+  causalConv1d,
+} from './nn.js';
 export { adamwStep } from './optim.js';
 export type { AdamWHyper } from './fused.js';
 export { initValues } from './init.js';

@@ -6,7 +6,10 @@ import { tf } from './tf.js';
 function rand(shape: number[], seed: number): tf.Tensor {
   const rng = new Rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => rng.normal()), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => rng.normal()),
+    shape,
+  );
 }
 
 describe('nn blocks', () => {
@@ -25,11 +28,14 @@ describe('nn blocks', () => {
     });
   });
 
-  it('observeLinear sees each linear\'s own weight and its input rows, and is removed afterwards (also after a throw)', () => {
+  it("observeLinear sees each linear's own weight and its input rows, and is removed afterwards (also after a throw)", () => {
     const w = rand([3, 4], 5);
     const x = rand([2, 5, 4], 6);
     const seen: { weight: tf.Tensor; shape: number[]; values: number[] }[] = [];
-    const y = observeLinear((weight, input) => seen.push({ weight, shape: input.shape, values: [...input.dataSync()] }), () => linear(x, w));
+    const y = observeLinear(
+      (weight, input) => seen.push({ weight, shape: input.shape, values: [...input.dataSync()] }),
+      () => linear(x, w),
+    );
     expect(y.shape).toEqual([2, 5, 3]);
     expect(seen).toHaveLength(1);
     expect(seen[0].weight).toBe(w);
@@ -37,9 +43,14 @@ describe('nn blocks', () => {
     expect(seen[0].values).toEqual([...x.dataSync()]);
     linear(x, w).dispose();
     expect(seen).toHaveLength(1);
-    expect(() => observeLinear(() => seen.push(seen[0]), () => {
-      throw new Error('boom');
-    })).toThrow('boom');
+    expect(() =>
+      observeLinear(
+        () => seen.push(seen[0]),
+        () => {
+          throw new Error('boom');
+        },
+      ),
+    ).toThrow('boom');
     linear(x, w).dispose();
     expect(seen).toHaveLength(1);
     tf.dispose([w, x, y]);
@@ -53,7 +64,9 @@ describe('nn blocks', () => {
     const tail = causalAttention(q.slice([0, 0, 3, 0], [2, 2, 2, 4]), k, v);
     expect(tf.max(tf.abs(tf.sub(full.slice([0, 0, 3, 0], [2, 2, 2, 4]), tail))).dataSync()[0]).toBeLessThan(1e-6);
     // the first query sees only the first key
-    expect(tf.max(tf.abs(tf.sub(full.slice([0, 0, 0, 0], [2, 2, 1, 4]), v.slice([0, 0, 0, 0], [2, 2, 1, 4])))).dataSync()[0]).toBeLessThan(1e-6);
+    expect(
+      tf.max(tf.abs(tf.sub(full.slice([0, 0, 0, 0], [2, 2, 1, 4]), v.slice([0, 0, 0, 0], [2, 2, 1, 4])))).dataSync()[0],
+    ).toBeLessThan(1e-6);
   });
 
   it('causal conv with history equals the full-sequence conv (incremental decoding)', () => {
@@ -66,6 +79,8 @@ describe('nn blocks', () => {
     // y_0 = W_2·x_0 + b (zero history)
     const w2 = w.slice([0, 0, 2, 0], [4, 3, 1, 1]).reshape([4, 3]);
     const y0 = tf.add(tf.matMul(x.slice([0, 0, 0], [1, 1, 3]).reshape([1, 3]), w2, false, true), b);
-    expect(tf.max(tf.abs(tf.sub(full.slice([0, 0, 0], [1, 1, 4]).reshape([1, 4]), y0))).dataSync()[0]).toBeLessThan(1e-5);
+    expect(tf.max(tf.abs(tf.sub(full.slice([0, 0, 0], [1, 1, 4]).reshape([1, 4]), y0))).dataSync()[0]).toBeLessThan(
+      1e-5,
+    );
   });
 });

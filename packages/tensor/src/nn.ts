@@ -55,7 +55,11 @@ export function swiglu(x: tf.Tensor, upGate: tf.Tensor, down: tf.Tensor): tf.Ten
 }
 
 /** Cosine and sine tables of rotary embeddings for positions [B, T], each [B, T, 1, headDim] (rotate-half layout). */
-export function ropeTables(positions: tf.Tensor2D, headDim: number, base: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+export function ropeTables(
+  positions: tf.Tensor2D,
+  headDim: number,
+  base: number,
+): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
   return tf.tidy(() => {
     const half = headDim / 2;
     const inv = new Float32Array(half);
@@ -115,7 +119,12 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
  * x is [B, T, in]; `history` [B, K−1, in] holds the states before x (zeros when absent, as in training). Computed as one
  * matMul of the K shifted inputs interleaved per channel ([B, T, in·K]) with the weight viewed as [out, in·K].
  */
-export function causalConv1d(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | undefined, history?: tf.Tensor3D): tf.Tensor3D {
+export function causalConv1d(
+  x: tf.Tensor3D,
+  weight: tf.Tensor,
+  bias: tf.Tensor | undefined,
+  history?: tf.Tensor3D,
+): tf.Tensor3D {
   return tf.tidy(() => {
     const [b, t, cin] = x.shape;
     const [cout, , kernel] = weight.shape;

@@ -24,7 +24,14 @@ describe('safetensors', () => {
 
   it("a tensor's own dtype overrides the file's (an exact F32 buffer in a BF16 file)", async () => {
     const file = path.join(dir, 'mixed.safetensors');
-    await writeSafetensors(file, [{ name: 'w', shape: [8], data }, { name: 'inv_freq', shape: [8], data, dtype: 'F32' }], { dtype: 'BF16' });
+    await writeSafetensors(
+      file,
+      [
+        { name: 'w', shape: [8], data },
+        { name: 'inv_freq', shape: [8], data, dtype: 'F32' },
+      ],
+      { dtype: 'BF16' },
+    );
     const st = await openSafetensors(file);
     expect(st.entries.get('w')?.dtype).toBe('BF16');
     expect(st.entries.get('inv_freq')?.dtype).toBe('F32');
@@ -42,9 +49,15 @@ describe('safetensors', () => {
       { name: 'f', shape: [1], data: Float32Array.from([1 / 3]) },
     ]);
     const st = await openSafetensors(file);
-    expect([...st.entries].map(([n, e]) => [n, e.dtype, e.readable])).toEqual([['q', 'I32', false], ['s', 'F16', true], ['f', 'F32', true]]);
+    expect([...st.entries].map(([n, e]) => [n, e.dtype, e.readable])).toEqual([
+      ['q', 'I32', false],
+      ['s', 'F16', true],
+      ['f', 'F32', true],
+    ]);
     const bytes = await st.readBytes('q');
-    expect([...new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))]).toEqual([...ints]);
+    expect([...new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))]).toEqual([
+      ...ints,
+    ]);
     expect([...(await st.read('s'))]).toEqual([0.5, -3]);
     expect([...new Uint16Array((await st.readBytes('s')).slice().buffer)]).toEqual([0x3800, 0xc200]);
     expect((await st.read('f'))[0]).toBe(Math.fround(1 / 3));
@@ -58,9 +71,13 @@ describe('safetensors', () => {
   it('names the problem for truncated, missing and foreign files', async () => {
     const good = readFileSync(path.join(dir, 'F32.safetensors'));
     writeFileSync(path.join(dir, 'cut.safetensors'), good.subarray(0, good.length - 5));
-    await expect(openSafetensors(path.join(dir, 'cut.safetensors'))).rejects.toThrow(/truncated: tensor w ends at byte/);
+    await expect(openSafetensors(path.join(dir, 'cut.safetensors'))).rejects.toThrow(
+      /truncated: tensor w ends at byte/,
+    );
     await expect(openSafetensors(path.join(dir, 'none.safetensors'))).rejects.toThrow(/safetensors file not found/);
     writeFileSync(path.join(dir, 'text.safetensors'), 'hello world, not a tensor file at all');
-    await expect(openSafetensors(path.join(dir, 'text.safetensors'))).rejects.toThrow(/not a safetensors file or truncated/);
+    await expect(openSafetensors(path.join(dir, 'text.safetensors'))).rejects.toThrow(
+      /not a safetensors file or truncated/,
+    );
   });
 });

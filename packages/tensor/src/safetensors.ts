@@ -9,8 +9,21 @@ const BYTES: Record<FloatDType, number> = { F32: 4, F16: 2, BF16: 2 };
 
 /** Bytes per element of every dtype the safetensors format defines (yuan reads only the float ones as weights). */
 const FORMAT_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 
 /** One tensor's header entry. */
@@ -48,11 +61,16 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 /** Checks one header entry's structure (a malformed one is a one-line error naming the file and the tensor). */
 function parseEntry(path: string, name: string, raw: unknown, dataStart: number, fileSize: number): SafetensorsEntry {
   const what = `header entry for tensor ${JSON.stringify(name)}`;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad(path, `${what} is ${JSON.stringify(raw)}, not an object with dtype, shape and data_offsets`);
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    bad(path, `${what} is ${JSON.stringify(raw)}, not an object with dtype, shape and data_offsets`);
   const e = raw as Record<string, unknown>;
-  if (typeof e.dtype !== 'string') bad(path, `${what} has ${e.dtype === undefined ? 'no dtype' : `dtype ${JSON.stringify(e.dtype)}, not a string`}`);
+  if (typeof e.dtype !== 'string')
+    bad(path, `${what} has ${e.dtype === undefined ? 'no dtype' : `dtype ${JSON.stringify(e.dtype)}, not a string`}`);
   if (!Array.isArray(e.shape) || !e.shape.every(isCount)) {
-    bad(path, `${what} has ${e.shape === undefined ? 'no shape' : `shape ${JSON.stringify(e.shape)}, not a list of non-negative integers`}`);
+    bad(
+      path,
+      `${what} has ${e.shape === undefined ? 'no shape' : `shape ${JSON.stringify(e.shape)}, not a list of non-negative integers`}`,
+    );
   }
   const off = e.data_offsets;
   if (off === undefined) bad(path, `${what} has no data_offsets`);
@@ -61,13 +79,17 @@ function parseEntry(path: string, name: string, raw: unknown, dataStart: number,
   }
   const [begin, end] = off as [number, number];
   if (end < begin) bad(path, `${what} has data_offsets [${begin}, ${end}]: the end is before the begin`);
-  if (dataStart + end > fileSize) bad(path, `truncated: tensor ${name} ends at byte ${dataStart + end} but the file has ${fileSize}`);
+  if (dataStart + end > fileSize)
+    bad(path, `truncated: tensor ${name} ends at byte ${dataStart + end} but the file has ${fileSize}`);
   const shape = e.shape as number[];
   const width = FORMAT_BYTES[e.dtype];
   if (width !== undefined) {
     const count = shape.reduce((a, b) => a * b, 1);
     if (end - begin !== count * width) {
-      bad(path, `tensor ${name}: shape [${shape}] ${e.dtype} needs ${count * width} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      bad(
+        path,
+        `tensor ${name}: shape [${shape}] ${e.dtype} needs ${count * width} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     }
   }
   return { dtype: e.dtype, shape, offsets: [begin, end], readable: e.dtype in BYTES };
@@ -103,13 +125,19 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     } catch (e) {
       bad(path, `header is not valid JSON (not a safetensors file, or corrupted): ${(e as Error).message}`);
     }
-    if (!header || typeof header !== 'object' || Array.isArray(header)) bad(path, 'header is not a JSON object of tensors (not a safetensors file)');
+    if (!header || typeof header !== 'object' || Array.isArray(header))
+      bad(path, 'header is not a JSON object of tensors (not a safetensors file)');
     const dataStart = 8 + headerLen;
     const entries = new Map<string, SafetensorsEntry>();
     let metadata: Record<string, string> = {};
     for (const [name, raw] of Object.entries(header)) {
       if (name === '__metadata__') {
-        if (!raw || typeof raw !== 'object' || Array.isArray(raw) || !Object.values(raw).every((v) => typeof v === 'string')) {
+        if (
+          !raw ||
+          typeof raw !== 'object' ||
+          Array.isArray(raw) ||
+          !Object.values(raw).every((v) => typeof v === 'string')
+        ) {
           bad(path, `__metadata__ is ${JSON.stringify(raw)}; expected an object of strings`);
         }
         metadata = raw as Record<string, string>;
@@ -117,7 +145,9 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
       }
       entries.set(name, parseEntry(path, name, raw, dataStart, size));
     }
-    const byStart = [...entries].filter(([, e]) => e.offsets[1] > e.offsets[0]).sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
+    const byStart = [...entries]
+      .filter(([, e]) => e.offsets[1] > e.offsets[0])
+      .sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
     for (let i = 1; i < byStart.length; i++) {
       const [prevName, prev] = byStart[i - 1];
       const [name, e] = byStart[i];
@@ -132,7 +162,8 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
       async read(name) {
         const entry = entries.get(name);
         if (!entry) bad(path, `no tensor named ${name}`);
-        if (!entry.readable) bad(path, `tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
+        if (!entry.readable)
+          bad(path, `tensor ${name} has dtype ${entry.dtype}; yuan reads weights as F32, F16 or BF16`);
         const [begin, end] = entry.offsets;
         const buf = Buffer.alloc(end - begin);
         await fh.read(buf, 0, end - begin, dataStart + begin);
@@ -199,7 +230,8 @@ export async function writeSafetensors(
   let offset = 0;
   for (const t of tensors) {
     const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new YuanError('checkpoint', `tensor ${t.name}: shape [${t.shape}] does not hold ${t.data.length} values`);
+    if (count !== t.data.length)
+      throw new YuanError('checkpoint', `tensor ${t.name}: shape [${t.shape}] does not hold ${t.data.length} values`);
     const dtype = t.data instanceof Int32Array ? 'I32' : dtypeOf(t);
     const bytes = count * (dtype === 'I32' ? 4 : BYTES[dtype]);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
@@ -217,7 +249,9 @@ export async function writeSafetensors(
       await fh.write(headerBuf);
       for (const t of tensors) {
         const d = t.data;
-        await fh.write(d instanceof Int32Array ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : encode(d, dtypeOf(t)));
+        await fh.write(
+          d instanceof Int32Array ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : encode(d, dtypeOf(t)),
+        );
       }
     } finally {
       await fh.close();
