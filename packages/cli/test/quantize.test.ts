@@ -2,16 +2,21 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { generateTokens, mhaAttention } from '@yuan/model';
+import { PluginRegistry } from '@yuan/core';
+import { attentionLookup, generateTokens, mhaAttention } from '@yuan/model';
 import { loadQuantizedModel, readQuantizedCheckpoint } from '@yuan/quantize';
-import type { TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { shared, yuan, yuanProcess } from './run.js';
 
 const fixture = path.join(shared, 'fixtures/yuan2-tiny');
 const wikitext = path.join(shared, 'datasets/wikitext-2/valid.txt');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-quantize-cli-'));
-const lookup = (name: string) => ({ lfa: lfaAttention, mha: mhaAttention })[name] as TensorAttentionPlugin<unknown>;
+const lookup = attentionLookup(
+  new PluginRegistry()
+    .register(mhaAttention, '@yuan/model')
+    .register(lfaAttention as never, '@yuan/attention-lfa')
+    .freeze(),
+);
 
 describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (needs ../shared)', () => {
   const text = path.join(tmp, 'calibration.txt');

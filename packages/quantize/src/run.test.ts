@@ -3,20 +3,25 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { loadCheckpoint, mhaAttention } from '@yuan/model';
+import { attentionLookup, loadCheckpoint, mhaAttention } from '@yuan/model';
 import { ByteTokenizer } from '@yuan/tokenizer';
-import { initBackend, openSafetensors, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { initBackend, openSafetensors, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { calibrationWindows } from './calibration.js';
 import { loadQuantizedModel, readQuantizedCheckpoint } from './layout.js';
-import type { QuantizeGrid, QuantizerPlugin } from '@yuan/core';
+import { PluginRegistry, type QuantizeGrid, type QuantizerPlugin } from '@yuan/core';
 import { dequantizeLinear, GPTQ_DEFAULTS, gptqQuantizer, packLinear, RTN_DEFAULTS, rtnQuantizer } from './plugins.js';
 import { quantizeCheckpoint } from './run.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixture = path.resolve(here, '../../../../shared/fixtures/yuan2-tiny');
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-quantize-'));
-const lookup = (name: string) => ({ lfa: lfaAttention, mha: mhaAttention })[name] as TensorAttentionPlugin<unknown>;
+const lookup = attentionLookup(
+  new PluginRegistry()
+    .register(mhaAttention, '@yuan/model')
+    .register(lfaAttention as never, '@yuan/attention-lfa')
+    .freeze(),
+);
 
 /** ‖a − b‖ / ‖a‖ over the logits of the fixture's input ids (float model a, quantized b). */
 async function logitGap(a: string, quantized: string): Promise<number> {

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { Rng } from '@yuan/core';
-import { initBackend, type TensorAttentionPlugin } from '@yuan/tensor';
+import { PluginRegistry, Rng } from '@yuan/core';
+import { attentionLookup } from '@yuan/model';
+import { initBackend } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import {
   dequantizedWeights,
@@ -29,7 +30,7 @@ const python = candidates.find(
   (p) => spawnSync(p, ['-c', 'import array, struct, json'], { stdio: 'ignore' }).status === 0,
 );
 const tmp = mkdtempSync(path.join(tmpdir(), 'yuan-quantize-py-'));
-const lookup = () => lfaAttention as TensorAttentionPlugin<unknown>;
+const lookup = attentionLookup(new PluginRegistry().register(lfaAttention as never, '@yuan/attention-lfa').freeze());
 
 const why = !existsSync(fixture)
   ? `needs ${fixture}`
