@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { gptqKernels } from './gptq.js';
 import { choleskyLower, inverseUpperCholesky, invertLower } from './linalg.js';
 
 function randomSpd(n: number, seed: number): Float64Array {
@@ -61,3 +62,55 @@ describe('Float64 linear algebra for GPTQ', () => {
     expect(choleskyLower(Float64Array.from([1, 2, 2, 1]), 2)).toBe(false);
   });
 });
+
+// The native Float64 kernels (OpenBLAS, blocked by 96): the same factor as the plain loops, on sizes that end inside a
+// block, span several and are below one.
+const kernels = await gptqKernels();
+describe.skipIf(!kernels)(
+  `native Float64 kernels${kernels ? '' : ' (skipped: the @yuan/tensor-native addon is not built)'}`,
+  () => {
+    for (const size of [5, 96, 200]) {
+      it(`inverseUpperCholesky agrees with the plain loops (n = ${size})`, () => {
+        const a = randomSpd(size, 3 + size);
+        const plain = inverseUpperCholesky(a, size)!;
+        const native = Float64Array.from(a);
+        expect(kernels!.inverseUpperCholesky(native, size)).toBe(true);
+        let scale = 0;
+        let diff = 0;
+        for (let i = 0; i < size * size; i++) {
+          scale = Math.max(scale, Math.abs(plain[i]));
+          diff = Math.max(diff, Math.abs(native[i] - plain[i]));
+        }
+        expect(diff).toBeLessThan(1e-9 * scale);
+      });
+    }
+
+    it('inverseUpperCholesky reports a matrix that is not positive definite, and checks its size', () => {
+      const bad = randomSpd(130, 5);
+      bad[120 * 130 + 120] = -1;
+      expect(kernels!.inverseUpperCholesky(bad, 130)).toBe(false);
+      expect(() => kernels!.inverseUpperCholesky(new Float64Array(8), 3)).toThrow(/h must hold n·n values/);
+    });
+
+    it('gemmSub64 subtracts op(a)·b from a block of c (plain and transposed a, subarray views)', () => {
+      const [m, n, k] = [7, 5, 3];
+      const a = randomSpd(9, 1); // a [m, k] at offset 2 with row stride 9; its transpose [k, m] at offset 1
+      const b = randomSpd(6, 2); // b [k, n], row stride 6
+      for (const trans of [false, true]) {
+        const c = randomSpd(8, 3); // c [m, n] at offset 8 + 1, row stride 8
+        const want = Float64Array.from(c);
+        for (let i = 0; i < m; i++)
+          for (let j = 0; j < n; j++) {
+            let s = 0;
+            for (let p = 0; p < k; p++) s += (trans ? a[1 + p * 9 + i] : a[2 + i * 9 + p]) * b[p * 6 + j];
+            want[9 + i * 8 + j] -= s;
+          }
+        kernels!.gemmSub64(trans, m, n, k, a.subarray(trans ? 1 : 2), 9, b, 6, c.subarray(9), 8);
+        c.forEach((v, x) => expect(v).toBeCloseTo(want[x], 12));
+      }
+      expect(() => kernels!.gemmSub64(false, 7, 5, 3, new Float64Array(4), 3, b, 6, new Float64Array(64), 8)).toThrow(
+        /a is shorter than its matrix/,
+      );
+    });
+  },
+);

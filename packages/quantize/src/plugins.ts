@@ -7,7 +7,7 @@ import {
   type QuantizerPlugin,
 } from '@yuan/core';
 import { checkGrid, type QuantizedValues } from './grid.js';
-import { gptqValues, type GptqOptions } from './gptq.js';
+import { gptqKernels, gptqValues, type GptqOptions } from './gptq.js';
 import { packQWeight, packQZeros, unpackQWeight, unpackQZeros } from './pack.js';
 import { rtnValues } from './rtn.js';
 
@@ -121,7 +121,7 @@ export const gptqQuantizer: QuantizerPlugin<GptqOptions> = {
     if (!linear.hessian)
       throw new YuanError('quantize', `${linear.name}: gptq needs the Hessian of the layer's calibration inputs`);
     return packLinear(
-      gptqValues(linear.weight, linear.rows, linear.cols, linear.hessian, options, linear.name),
+      gptqValues(linear.weight, linear.rows, linear.cols, linear.hessian, options, linear.name, await gptqKernels()),
       linear.rows,
       linear.cols,
       options,

@@ -1,7 +1,10 @@
 import { Rng } from '@yuan/core';
 import { describe, expect, it } from 'vitest';
 import { halfCeil } from './grid.js';
-import { dequantizeLinear, gptqQuantizer, GPTQ_DEFAULTS, rtnQuantizer } from './plugins.js';
+import { gptqKernels, gptqValues } from './gptq.js';
+import { dequantizeLinear, gptqQuantizer, GPTQ_DEFAULTS, packLinear, rtnQuantizer } from './plugins.js';
+
+const kernels = await gptqKernels();
 
 /** Weights already on a grid: per row and group a power-of-two scale, a zero point in [1, maxq], levels 0 and maxq used. */
 function onGrid(rows: number, cols: number, group: number, bits: number, rng: Rng): Float32Array {
@@ -166,4 +169,112 @@ describe('gptq', () => {
     const back = dequantizeLinear(await gptqQuantizer.quantize({ ...layer, hessian: dead }, GPTQ_DEFAULTS));
     for (let o = 0; o < rows; o++) expect(Math.abs(back[o * cols + 5])).toBeLessThan(1e-3);
   });
+});
+
+/**
+ * GPTQ written the plain way (Frantar et al., eq. 2–3, as in OBQ): H⁻¹ by Gauss–Jordan; for each column q in order,
+ * round it, spread its error over the later columns with row q of H⁻¹, and remove q from H⁻¹ (one Gaussian elimination
+ * step). No Cholesky, no blocks. Grid: per row, the group's current min/max, as GPTQ takes it.
+ */
+function plainGptq(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  h: Float64Array,
+  bits: number,
+  group: number,
+  damp: number,
+): Float32Array {
+  const maxq = 2 ** bits - 1;
+  const a = Float64Array.from(h);
+  let mean = 0;
+  for (let i = 0; i < cols; i++) mean += a[i * cols + i] / cols;
+  for (let i = 0; i < cols; i++) a[i * cols + i] += damp * mean;
+  // Gauss–Jordan inverse
+  const inv = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) inv[i * cols + i] = 1;
+  for (let p = 0; p < cols; p++) {
+    const d = a[p * cols + p];
+    for (let j = 0; j < cols; j++) {
+      a[p * cols + j] /= d;
+      inv[p * cols + j] /= d;
+    }
+    for (let i = 0; i < cols; i++) {
+      if (i === p) continue;
+      const f = a[i * cols + p];
+      for (let j = 0; j < cols; j++) {
+        a[i * cols + j] -= f * a[p * cols + j];
+        inv[i * cols + j] -= f * inv[p * cols + j];
+      }
+    }
+  }
+  const wk = Float64Array.from(w);
+  const out = new Float32Array(rows * cols);
+  const scale = new Float64Array(rows);
+  const zero = new Float64Array(rows);
+  for (let q = 0; q < cols; q++) {
+    if (q % group === 0) {
+      for (let r = 0; r < rows; r++) {
+        let lo = 0;
+        let hi = 0;
+        for (let c = q; c < q + group; c++) {
+          lo = Math.min(lo, wk[r * cols + c]);
+          hi = Math.max(hi, wk[r * cols + c]);
+        }
+        scale[r] = halfCeil((hi - lo) / maxq);
+        zero[r] = Math.round(-lo / scale[r]);
+        if (zero[r] < 1) [scale[r], zero[r]] = [halfCeil(hi / (maxq - 1)), 1];
+      }
+    }
+    const d = inv[q * cols + q];
+    for (let r = 0; r < rows; r++) {
+      const v = wk[r * cols + q];
+      const level = Math.min(maxq, Math.max(0, Math.round(v / scale[r]) + zero[r]));
+      const back = scale[r] * (level - zero[r]);
+      out[r * cols + q] = back;
+      const e = (v - back) / d;
+      for (let c = q + 1; c < cols; c++) wk[r * cols + c] -= e * inv[q * cols + c];
+    }
+    // remove q: H⁻¹ ← H⁻¹ − H⁻¹[:, q]·H⁻¹[q, :] / H⁻¹[q, q]
+    for (let i = q + 1; i < cols; i++) {
+      const f = inv[i * cols + q] / d;
+      for (let j = q + 1; j < cols; j++) inv[i * cols + j] -= f * inv[q * cols + j];
+    }
+  }
+  return out;
+}
+
+describe('gptq against a plain reference', () => {
+  const rows = 16;
+  const cols = 64;
+  const n = 256;
+  const rng = new Rng(23);
+  const x = new Float32Array(n * cols);
+  const base = randn(n * 8, rng);
+  for (let t = 0; t < n; t++)
+    for (let i = 0; i < cols; i++) x[t * cols + i] = base[t * 8 + (i % 8)] * (1 + (i % 5)) + 0.3 * rng.normal();
+  const w = randn(rows * cols, rng, 0.05);
+  const hessian = hessianOf(x, n, cols);
+
+  for (const [bits, group, blockSize] of [
+    [4, 16, 128],
+    [4, 16, 32],
+    [8, 32, 16],
+  ] as const) {
+    for (const path of ['plain loops', 'native BLAS'] as const) {
+      it.skipIf(path === 'native BLAS' && !kernels)(
+        `the blocked Cholesky form gives the plain algorithm's weights (${bits} bits, group ${group}, blocks of ${blockSize}; ${path})`,
+        () => {
+          const want = plainGptq(w, rows, cols, hessian, bits, group, 0.01);
+          const options = { ...GPTQ_DEFAULTS, bits, groupSize: group, blockSize };
+          const v = gptqValues(w, rows, cols, hessian, options, 'layer', path === 'native BLAS' ? kernels : undefined);
+          const got = dequantizeLinear(packLinear(v, rows, cols, options));
+          // the same levels up to float rounding: allow a rare level flip at a rounding tie, nothing more
+          let differ = 0;
+          for (let i = 0; i < rows * cols; i++) if (Math.abs(got[i] - want[i]) > 1e-6) differ++;
+          expect(differ).toBeLessThanOrEqual(2);
+        },
+      );
+    }
+  }
 });
