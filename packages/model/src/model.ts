@@ -143,7 +143,15 @@ export class YuanModel {
   get params(): Map<string, tf.Variable> {
     if (!this.paramMap) {
       const values = this.values!;
-      this.paramMap = new Map(this.specs.map((s) => [s.name, tf.variable(tf.tensor(values(s), s.shape), true)]));
+      this.paramMap = new Map(
+        this.specs.map((s) => {
+          // tf.variable shares the initial tensor's data and leaves that tensor alive: free it, or it pins the weights
+          const initial = tf.tensor(values(s), s.shape);
+          const v = tf.variable(initial, true);
+          initial.dispose();
+          return [s.name, v];
+        }),
+      );
       this.values = undefined; // the source arrays are not kept once the variables hold the values
     }
     return this.paramMap;
