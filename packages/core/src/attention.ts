@@ -103,6 +103,7 @@ export interface CacheEntrySpec {
  * - `recognize`: whether a checkpoint's tensors are this plugin's, and under which options, for checkpoints whose
  *   config names no attention plugin (Hugging Face ones).
  * - `variant`: option sets by a short name (`lfa` `k7`), used as `NAME-SUFFIX` by `yuan experiment ablation`.
+ * - `convert`: a layer of another plugin's checkpoint as this plugin's, with the same outputs (`yuan convert --to NAME`).
  */
 export interface AttentionPlugin<
   Options = Record<string, unknown>,
@@ -125,6 +126,17 @@ export interface AttentionPlugin<
   recognize?(weights: ReadonlyMap<string, readonly number[]>, spec: AttentionSpec): Partial<Options> | undefined;
   /** The options a short name stands for (`yuan experiment ablation --variants NAME-SUFFIX`), or undefined for an unknown one. */
   variant?(suffix: string): Partial<Options> | undefined;
+  /**
+   * One layer of a checkpoint written with another attention plugin (`from`: its name and options), as this plugin's
+   * options and weights (names relative to `self_attn.`, PyTorch layout, row-major) that give the same outputs
+   * (`yuan convert --to NAME`). `weights`: that layer's tensors under `self_attn.`. Throws a one-line error for a
+   * source it cannot convert exactly.
+   */
+  convert?(
+    from: { name: string; options: Record<string, unknown> },
+    spec: AttentionSpec,
+    weights: ReadonlyMap<string, Float32Array>,
+  ): { options: Partial<Options>; weights: Map<string, Float32Array> };
 }
 
 /**

@@ -1,0 +1,90 @@
+import { countParameters, type JsonObject } from '@yuan/core';
+import { attentionOptions, attentionSpec, generate } from '@yuan/model';
+import { initBackend, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cachedLogits, fullLogits, maxDiff, modelOf, tinyConfig } from './fixture.js';
+import { plugins } from './index.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+const named = (n: string) => plugins.find((p) => p.name === n)! as unknown as TensorAttentionPlugin<never>;
+
+// every plugin with its default options and with others (LFA's filter among them)
+const variants: [string, JsonObject][] = [
+  ['gqa', {}],
+  ['gqa', { kvHeads: 2, filter: true }],
+  ['mla', {}],
+  ['mla', { qRank: 12, nopeDim: 4, ropeDim: 4, vDim: 6, kvRank: 10, ropeHeads: 2, filter: true }],
+];
+
+describe('every attention of the family', () => {
+  for (const [name, options] of variants) {
+    describe(`${name} ${JSON.stringify(options)}`, () => {
+      it('decodes with its cache exactly as full recompute (logits and greedy tokens); the cache is as described', () => {
+        const config = tinyConfig(name, options);
+        const plugin = named(name);
+        const model = modelOf(plugin, config);
+        const ids = [3, 9, 1, 22, 7, 5, 30, 2, 11, 4, 8, 19, 6, 25, 13, 17, 21, 12, 14, 16, 18, 20, 23, 24];
+        const o = attentionOptions(config, plugin) as never;
+        const entries = plugin.cache!(attentionSpec(config, 0), o);
+        let seen = 0;
+        const cached = cachedLogits(model, ids, 5, (cache) => {
+          seen++;
+          const length = cache.length;
+          for (const layer of cache.layers) {
+            expect(Object.keys(layer).sort()).toEqual(entries.map((e) => e.name).sort());
+            for (const e of entries) {
+              const t = layer[e.name];
+              const per = e.timeAxis === undefined ? t.size : t.size / t.shape[e.timeAxis];
+              if (e.timeAxis !== undefined) expect(t.shape[e.timeAxis], e.name).toBe(length);
+              expect(per, e.name).toBe(e.elements);
+            }
+          }
+        });
+        expect(seen).toBe(ids.length - 4);
+        const full = fullLogits(model, ids);
+        expect(maxDiff(cached, full)).toBeLessThan(1e-4);
+        expect(Math.max(...full.flat().map(Math.abs))).toBeGreaterThan(1e-3);
+        const withCache = generate(model, [1, 2, 3], { maxNewTokens: 12 });
+        expect(withCache).toEqual(generate(model, [1, 2, 3], { maxNewTokens: 12, useCache: false }));
+        model.dispose();
+      });
+
+      it('its FLOPs are 2 per projection weight per token', () => {
+        const config = tinyConfig(name, options);
+        const plugin = named(name);
+        const o = attentionOptions(config, plugin) as never;
+        const weights = plugin.parameters(attentionSpec(config, 0), o).filter((p) => p.shape.length > 1);
+        const flops = plugin.flops!({ batch: 3, seq: 11, hidden: 32, heads: 4, headDim: 8, fusedKernels: true }, o);
+        expect(flops.projections + (flops.other ?? 0)).toBe(2 * 3 * 11 * countParameters(weights));
+        expect(flops.core).toBeGreaterThan(0);
+        const act = plugin.activation!({ batch: 3, seq: 11, hidden: 32, heads: 4, headDim: 8, fusedKernels: true }, o);
+        expect(act.saved.length).toBeGreaterThan(0);
+      });
+
+      it('its checkpoint tensors are recognized as its own with its options', () => {
+        const config = tinyConfig(name, options);
+        const plugin = named(name);
+        const spec = attentionSpec(config, 0);
+        const o = attentionOptions(config, plugin) as Record<string, unknown>;
+        const shapes = new Map(plugin.parameters(spec, o as never).map((p) => [p.name, p.shape]));
+        const found = plugins.filter((p) => p.recognize?.(shapes, spec));
+        expect(found.map((p) => p.name)).toEqual([name]);
+        const again = { ...plugin.defaults, ...found[0].recognize!(shapes, spec) } as Record<string, unknown>;
+        expect(plugin.parameters(spec, again as never)).toEqual(plugin.parameters(spec, o as never));
+      });
+    });
+  }
+  it('frees what it allocates: no tensors left after a cached generation', () => {
+    for (const name of ['gqa', 'mla']) {
+      const model = modelOf(named(name), tinyConfig(name, { filter: true }));
+      generate(model, [1, 2], { maxNewTokens: 2 });
+      const before = tf.memory().numTensors;
+      generate(model, [1, 2, 3], { maxNewTokens: 4 });
+      expect(tf.memory().numTensors, name).toBe(before);
+      model.dispose();
+    }
+  });
+});
