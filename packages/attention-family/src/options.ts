@@ -80,7 +80,7 @@ export function parseMlaOptions(o: Record<string, unknown>): MlaOptions {
 
 /** Validates `based` options. */
 export function parseBasedOptions(o: Record<string, unknown>): BasedOptions {
-  return obj({ featureDim: count(1), window: count(1), filter: bool() }).parse(o, 'attention.options') as BasedOptions;
+  return obj({ featureDim: count(1), window: count(2), filter: bool() }).parse(o, 'attention.options') as BasedOptions;
 }
 
 /** Validates `landmark` options. */
