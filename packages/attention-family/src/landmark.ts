@@ -97,7 +97,12 @@ export const landmarkAttention: TensorAttentionPlugin<LandmarkOptions> = {
         const total = tf.add(tf.sum(el, -1, true), tf.sum(eg, -1, true));
         const ep = tf.exp(tf.sub(sp, tf.max(sp, -1, true)));
         const blockSum = tf.matMul(tf.matMul(ep, ind), ind, false, true); // each token's block total
-        const within = tf.div(ep, tf.add(blockSum, 1e-30));
+        // tokens of blocks a query may not see get 0 from `ep`; divide them by 1 more (an epsilon would make the gradient 0/0)
+        const hidden = tf.tensor4d(
+          past.map((m) => (m === 0 ? 0 : 1)),
+          [b, 1, t, s],
+        );
+        const within = tf.div(ep, tf.add(blockSum, hidden));
         const weights = tf.div(tf.add(el, tf.mul(tf.matMul(eg, ind, false, true), within)), total);
         const out = linear(mergeHeads(tf.matMul(weights, v) as tf.Tensor4D), wo) as tf.Tensor3D;
         return ctx.useCache ? { out, cache: { k, v, ...f?.state } } : { out };

@@ -36,6 +36,7 @@ const BUILTIN_PLUGIN_PACKAGES: readonly { spec: string; tensors?: true }[] = [
   { spec: '@yuan/model', tensors: true }, // attention mha, the local model adapter
   { spec: '@yuan/attention-lfa', tensors: true },
   { spec: '@yuan/attention-lpa', tensors: true },
+  { spec: '@yuan/attention-family', tensors: true }, // gqa, mla, based, landmark
 ];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));

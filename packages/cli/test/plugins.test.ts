@@ -110,7 +110,9 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
       'x',
     );
     expect(r.code).toBe(1);
-    expect(r.err.trim()).toMatch(/^error: unknown attention plugin "mqa" \(registered: lfa, lpa, mha\)$/);
+    expect(r.err.trim()).toMatch(
+      /^error: unknown attention plugin "mqa" \(registered: based, gqa, landmark, lfa, lpa, mha, mla\)$/,
+    );
   });
 
   it('an attention plugin package named in a config trains, generates and evaluates perplexity; plugins list shows it', () => {
