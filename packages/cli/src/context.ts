@@ -39,6 +39,12 @@ const BUILTIN_PLUGIN_PACKAGES: readonly { spec: string; tensors?: true }[] = [
   { spec: '@yuan/attention-family', tensors: true }, // gqa, mla, based, landmark
 ];
 
+/**
+ * The sources (`PluginRegistry.sourceOf`) of the built-in plugin packages. `attentionLookup` prefers the attention
+ * plugins from any other source (the ones the user named) when recognizing a checkpoint whose config names none.
+ */
+export const BUILTIN_SOURCES: readonly string[] = BUILTIN_PLUGIN_PACKAGES.map((b) => b.spec);
+
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** Options shared by commands that build a config: --preset, --config, --set (repeatable), --plugin (repeatable). */
@@ -238,16 +244,18 @@ export async function openModel(
       // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
       const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
       if (inference)
-        return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), {
+        return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry, BUILTIN_SOURCES), setLayer(values), {
           onIgnored,
           formats,
         });
-      return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
+      return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry, BUILTIN_SOURCES), setLayer(values), {
+        onIgnored,
+      });
     }
     if (!values.preset && !values.config)
       throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
     const config = await loadConfig(values);
-    const attention = attentionLookup(registry)(config.attention.name);
+    const attention = attentionLookup(registry, BUILTIN_SOURCES)(config.attention.name);
     const seed = numberOption(values, 'seed', 0, { int: true });
     if (!inference) return YuanModel.init(config, attention, seed);
     const plugin =

@@ -255,19 +255,24 @@ export function ropeAttentionCache(spec: AttentionSpec): CacheEntrySpec[] {
 /**
  * Which attention plugin wrote a checkpoint whose config names none: the one plugin whose `recognize` accepts the
  * first layer's attention tensors (`weights`, names relative to `self_attn.`), with the options it read from them.
- * Throws a one-line error when none or several do; `where` names the checkpoint in it.
+ * `preferred` names the plugins asked first (those the user named, e.g. by `--plugin`, over the built-in ones): when
+ * exactly one of them recognizes the tensors it wins even if others do too; when none of them does, all are asked.
+ * Throws a one-line error when none or several (of the same preference) do; `where` names the checkpoint in it.
  */
 export function recognizeAttention(
   plugins: readonly AttentionDescription<any>[], // eslint-disable-line @typescript-eslint/no-explicit-any
   weights: ReadonlyMap<string, readonly number[]>,
   spec: AttentionSpec,
   where: string,
+  preferred: ReadonlySet<string> = new Set(),
 ): { name: string; options: Record<string, unknown> } {
-  const found: { name: string; options: Record<string, unknown> }[] = [];
+  const all: { name: string; options: Record<string, unknown> }[] = [];
   for (const p of plugins) {
     const options = p.recognize?.(weights, spec);
-    if (options) found.push({ name: p.name, options: options as Record<string, unknown> });
+    if (options) all.push({ name: p.name, options: options as Record<string, unknown> });
   }
+  const first = all.filter((f) => preferred.has(f.name));
+  const found = first.length ? first : all;
   if (found.length === 1) return found[0];
   const names = plugins.map((p) => p.name).sort();
   const tensors = [...weights.keys()].sort().join(', ') || 'none';

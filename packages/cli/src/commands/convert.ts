@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic, YuanError, type JsonObject, type YuanConfig } from '@yuan/core';
 import { requireString, type Command } from '../command.js';
-import { loadRegistry, PLUGIN_OPTION, setLayer } from '../context.js';
+import { BUILTIN_SOURCES, loadRegistry, PLUGIN_OPTION, setLayer } from '../context.js';
 
 /** Files of the source folder that the converted folder gets as they are (tokenizer, generation config). */
 const COPIED =
@@ -42,7 +42,7 @@ export const convertCommand: Command = {
     const base = model.resolveModelDir(values.model as string);
     const { config, attention, weights } = await model.readCheckpoint(
       base,
-      model.attentionLookup(registry),
+      model.attentionLookup(registry, BUILTIN_SOURCES),
       setLayer(values),
     );
     const from = {
