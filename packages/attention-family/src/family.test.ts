@@ -56,6 +56,29 @@ describe('every attention of the family', () => {
         model.dispose();
       });
 
+      it('rows of a batch do not mix: a left-padded batch (as batched serving makes) gives each row its logits alone', () => {
+        const model = modelOf(named(name), tinyConfig(name, options));
+        const short = [3, 9, 1, 22, 7, 5, 30, 2];
+        const long = [6, 25, 13, 17, 21, 12, 14, 16, 18, 20, 23, 24];
+        // based and LFA's filter read no keyBias (serving prefills each request alone; their state has no time axis):
+        // their short row is padded on the right instead, where causality keeps the padding out
+        const left = name === 'based' || options.filter ? 0 : 4;
+        const row0 = [...Array(left).fill(0), ...short, ...Array(4 - left).fill(0)];
+        const r = model.forward(tf.tensor2d([row0, long], undefined, 'int32'), {
+          positions: tf.tensor2d(
+            [row0.map((_, j) => Math.max(0, j - left)), long.map((_, j) => j)],
+            undefined,
+            'int32',
+          ),
+          keyBias: tf.tensor4d(new Float32Array(24).fill(-1e9, 0, left), [2, 1, 1, 12]),
+        });
+        const [batched0, batched1] = r.logits.arraySync() as number[][][];
+        r.logits.dispose();
+        expect(maxDiff(batched0.slice(left, left + 8), fullLogits(model, short))).toBeLessThan(1e-4);
+        expect(maxDiff(batched1, fullLogits(model, long))).toBeLessThan(1e-4);
+        model.dispose();
+      });
+
       it('its FLOPs are 2 per projection weight per token', () => {
         const config = tinyConfig(name, options);
         const plugin = named(name);

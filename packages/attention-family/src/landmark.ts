@@ -81,15 +81,19 @@ export const landmarkAttention: TensorAttentionPlugin<LandmarkOptions> = {
             for (let n = 0; n < bi; n++) gate[(r * t + i) * blocks + n] = 0;
           }
         }
-        const ind = tf.tensor4d(member, [b, 1, s, blocks]);
-        const landmarks = tf.matMul(tf.tensor4d(mean, [b, 1, blocks, s]), k); // [B,A,N,d]
+        // per-row tables, broadcast over the heads here: TF.js's matMul pairs flattened batch dims modulo, which would
+        // mix rows for [B,1] against [B,A] when B > 1
+        const ind = tf.broadcastTo(tf.tensor4d(member, [b, 1, s, blocks]), [b, a, s, blocks]);
+        const landmarks = tf.matMul(tf.broadcastTo(tf.tensor4d(mean, [b, 1, blocks, s]), [b, a, blocks, s]), k); // [B,A,N,d]
         const scale = 1 / Math.sqrt(d);
         const sl = tf.add(tf.mul(tf.matMul(qLocal, k, false, true), scale), tf.tensor4d(local, [b, 1, t, s]));
         const sp = tf.add(tf.mul(tf.matMul(qPast, k, false, true), scale), tf.tensor4d(past, [b, 1, t, s]));
         let g = tf.add(tf.mul(tf.matMul(qPast, landmarks, false, true), scale), tf.tensor4d(gate, [b, 1, t, blocks]));
         if (o.topK > 0 && blocks > o.topK) {
-          const kth = tf.slice(tf.topk(g, o.topK).values, [0, 0, 0, o.topK - 1], [b, a, t, 1]);
-          g = tf.where(tf.greaterEqual(g, kth), g, tf.fill(g.shape, NEG));
+          // the selection is a constant for the gradient (TF.js has no gradient for topk): taken from a copy of g
+          const scores = tf.tensor4d(g.dataSync(), [b, a, t, blocks]);
+          const kth = tf.slice(tf.topk(scores, o.topK).values, [0, 0, 0, o.topK - 1], [b, a, t, 1]);
+          g = tf.where(tf.greaterEqual(scores, kth), g, tf.fill(g.shape, NEG));
         }
         const m = tf.maximum(tf.max(sl, -1, true), tf.max(g, -1, true));
         const el = tf.exp(tf.sub(sl, m));
