@@ -99,7 +99,15 @@ export const landmarkAttention: TensorAttentionPlugin<LandmarkOptions> = {
         const el = tf.exp(tf.sub(sl, m));
         const eg = tf.exp(tf.sub(g, m));
         const total = tf.add(tf.sum(el, -1, true), tf.sum(eg, -1, true));
-        const ep = tf.exp(tf.sub(sp, tf.max(sp, -1, true)));
+        // softmax within each past block, stabilised by that block's own max: with the max over all past tokens a
+        // block far below it underflows to 0/0 (NaN in training). Blocks a query may not see get finite values here
+        // and weight 0 from `eg`
+        const outside = tf.tensor(
+          member.map((x) => (x ? 0 : NEG)),
+          [b, 1, 1, s, blocks],
+        );
+        const blockMax = tf.max(tf.add(tf.expandDims(sp, -1), outside), 3) as tf.Tensor4D; // [B,A,T,N]
+        const ep = tf.exp(tf.sub(sp, tf.matMul(blockMax, ind, false, true)));
         const blockSum = tf.matMul(tf.matMul(ep, ind), ind, false, true); // each token's block total
         // tokens of blocks a query may not see get 0 from `ep`; divide them by 1 more (an epsilon would make the gradient 0/0)
         const hidden = tf.tensor4d(
