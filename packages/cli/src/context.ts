@@ -36,8 +36,15 @@ const BUILTIN_PLUGIN_PACKAGES: readonly { spec: string; tensors?: true }[] = [
   { spec: '@yuan/model', tensors: true }, // attention mha, the local model adapter
   { spec: '@yuan/attention-lfa', tensors: true },
   { spec: '@yuan/attention-lpa', tensors: true },
+  { spec: '@yuan/attention-family', tensors: true }, // gqa, mla, based, landmark
   { spec: '@yuan/quantize', tensors: true }, // quantizers (rtn, gptq)
 ];
+
+/**
+ * The sources (`PluginRegistry.sourceOf`) of the built-in plugin packages. `attentionLookup` prefers the attention
+ * plugins from any other source (the ones the user named) when recognizing a checkpoint whose config names none.
+ */
+export const BUILTIN_SOURCES: readonly string[] = BUILTIN_PLUGIN_PACKAGES.map((b) => b.spec);
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
 
@@ -252,16 +259,16 @@ export async function openModel(
       // weight-format loader, whose tfjs parameters (forward with caches, serving) are its dequantized weights
       const folder = resolveModelDir(dir);
       if (inference || isQuantizedFolder(folder))
-        return loadInferenceModel(folder, attentionLookup(registry), setLayer(values), {
+        return loadInferenceModel(folder, attentionLookup(registry, BUILTIN_SOURCES), setLayer(values), {
           onIgnored,
           formats,
         });
-      return loadCheckpoint(folder, attentionLookup(registry), setLayer(values), { onIgnored });
+      return loadCheckpoint(folder, attentionLookup(registry, BUILTIN_SOURCES), setLayer(values), { onIgnored });
     }
     if (!values.preset && !values.config)
       throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');
     const config = await loadConfig(values);
-    const attention = attentionLookup(registry)(config.attention.name);
+    const attention = attentionLookup(registry, BUILTIN_SOURCES)(config.attention.name);
     const seed = numberOption(values, 'seed', 0, { int: true });
     if (!inference) return YuanModel.init(config, attention, seed);
     const plugin =

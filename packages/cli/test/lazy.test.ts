@@ -92,14 +92,21 @@ describe('command modules load lazily', () => {
     // the attention plugin (its FLOPs) and the parameter count come from the `describe` entries, which hold no tensor code
     expect(
       urls.filter((u) =>
-        /@tensorflow|\/packages\/tensor\/|\/packages\/(model|attention-l[fp]a)\/dist\/index\.js$/.test(u),
+        /@tensorflow|\/packages\/tensor\/|\/packages\/(model|attention-l[fp]a|attention-family)\/dist\/index\.js$/.test(
+          u,
+        ),
       ),
     ).toEqual([]);
     expect(new Set(urls.filter((u) => /\/(attention-lfa|model)\/dist\/describe\.js$/.test(u))).size).toBe(2);
   });
 
   it("the attention packages' `describe` entries load only @yuan/core besides their own files", () => {
-    for (const entry of ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe']) {
+    for (const entry of [
+      '@yuan/model/describe',
+      '@yuan/attention-lfa/describe',
+      '@yuan/attention-lpa/describe',
+      '@yuan/attention-family/describe',
+    ]) {
       const log = path.join(dir, `${entry.replace(/\W/g, '')}.log`);
       writeFileSync(log, '');
       const r = spawnSync(

@@ -110,7 +110,9 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
       'x',
     );
     expect(r.code).toBe(1);
-    expect(r.err.trim()).toMatch(/^error: unknown attention plugin "mqa" \(registered: lfa, lpa, mha\)$/);
+    expect(r.err.trim()).toMatch(
+      /^error: unknown attention plugin "mqa" \(registered: based, gqa, landmark, lfa, lpa, mha, mla\)$/,
+    );
   });
 
   it('an attention plugin package named in a config trains, generates and evaluates perplexity; plugins list shows it', () => {
@@ -212,6 +214,20 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
       '--json',
     );
     expect(gen.code, gen.err).toBe(0);
+    // the plugin named (--plugin) wins over the built-in gqa, which recognizes the same tensors; without the flag the
+    // checkpoint loads as gqa with one key/value head, giving the same logits
+    writeFileSync(path.join(project, 'ids.json'), JSON.stringify({ input_ids: [[76, 105, 110, 101, 32]] }));
+    const logits = (...flags: string[]): number[] => {
+      const r = run('forward', '--model', 'run-hf', '--input', 'ids.json', ...flags);
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out).logits as number[][][]).flat(2);
+    };
+    const mine = logits('--plugin', 'yuan-attention-mqa');
+    const builtin = logits();
+    expect(builtin.length).toBe(mine.length);
+    builtin.forEach((v, i) => expect(v).toBeCloseTo(mine[i], 4));
+    const asMqa = run('convert', '--model', 'run-hf', '--plugin', 'yuan-attention-mqa', '--to', 'mla', '--out', 'x');
+    expect(asMqa.err).toMatch(/cannot convert from "mqa"/);
   });
 
   it('an evaluator plugin runs under yuan eval with the flags it declares', () => {

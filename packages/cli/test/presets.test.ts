@@ -27,7 +27,9 @@ describe('yuan presets', () => {
     );
     const a = await yuan('presets', 'show', 'tiny-lfa', '--set', 'attention.name=flash');
     expect(a.code).not.toBe(0);
-    expect(a.err).toMatch(/^error: unknown attention plugin "flash" \(registered: lfa, lpa, mha\)$/);
+    expect(a.err).toMatch(
+      /^error: unknown attention plugin "flash" \(registered: based, gqa, landmark, lfa, lpa, mha, mla\)$/,
+    );
     const v = await yuan('presets', 'show', 'tiny-lfa', '--set', 'model.numLayers=two');
     expect(v.err).toBe('error: invalid config: model.numLayers = "two"; expected an integer >= 1');
   });

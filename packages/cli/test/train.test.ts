@@ -226,7 +226,7 @@ describe('yuan experiment ablation', () => {
     );
     const bad = await yuan('experiment', 'ablation', '--data', data, '--steps', '1', '--variants', 'mha,flash');
     expect(bad.err).toMatch(
-      /^error: unknown variant "flash" \(registered attention plugins: lfa, lpa, mha; named variants NAME-SUFFIX of lfa, lpa; options as NAME:key=value/,
+      /^error: unknown variant "flash" \(registered attention plugins: based, gqa, landmark, lfa, lpa, mha, mla; named variants NAME-SUFFIX of based, gqa, landmark, lfa, lpa, mla; options as NAME:key=value/,
     );
   });
 });

@@ -103,6 +103,7 @@ export interface CacheEntrySpec {
  * - `recognize`: whether a checkpoint's tensors are this plugin's, and under which options, for checkpoints whose
  *   config names no attention plugin (Hugging Face ones).
  * - `variant`: option sets by a short name (`lfa` `k7`), used as `NAME-SUFFIX` by `yuan experiment ablation`.
+ * - `convert`: a layer of another plugin's checkpoint as this plugin's, with the same outputs (`yuan convert --to NAME`).
  */
 export interface AttentionPlugin<
   Options = Record<string, unknown>,
@@ -125,6 +126,17 @@ export interface AttentionPlugin<
   recognize?(weights: ReadonlyMap<string, readonly number[]>, spec: AttentionSpec): Partial<Options> | undefined;
   /** The options a short name stands for (`yuan experiment ablation --variants NAME-SUFFIX`), or undefined for an unknown one. */
   variant?(suffix: string): Partial<Options> | undefined;
+  /**
+   * One layer of a checkpoint written with another attention plugin (`from`: its name and options), as this plugin's
+   * options and weights (names relative to `self_attn.`, PyTorch layout, row-major) that give the same outputs
+   * (`yuan convert --to NAME`). `weights`: that layer's tensors under `self_attn.`. Throws a one-line error for a
+   * source it cannot convert exactly.
+   */
+  convert?(
+    from: { name: string; options: Record<string, unknown> },
+    spec: AttentionSpec,
+    weights: ReadonlyMap<string, Float32Array>,
+  ): { options: Partial<Options>; weights: Map<string, Float32Array> };
 }
 
 /**
@@ -243,19 +255,24 @@ export function ropeAttentionCache(spec: AttentionSpec): CacheEntrySpec[] {
 /**
  * Which attention plugin wrote a checkpoint whose config names none: the one plugin whose `recognize` accepts the
  * first layer's attention tensors (`weights`, names relative to `self_attn.`), with the options it read from them.
- * Throws a one-line error when none or several do; `where` names the checkpoint in it.
+ * `preferred` names the plugins asked first (those the user named, e.g. by `--plugin`, over the built-in ones): when
+ * exactly one of them recognizes the tensors it wins even if others do too; when none of them does, all are asked.
+ * Throws a one-line error when none or several (of the same preference) do; `where` names the checkpoint in it.
  */
 export function recognizeAttention(
   plugins: readonly AttentionDescription<any>[], // eslint-disable-line @typescript-eslint/no-explicit-any
   weights: ReadonlyMap<string, readonly number[]>,
   spec: AttentionSpec,
   where: string,
+  preferred: ReadonlySet<string> = new Set(),
 ): { name: string; options: Record<string, unknown> } {
-  const found: { name: string; options: Record<string, unknown> }[] = [];
+  const all: { name: string; options: Record<string, unknown> }[] = [];
   for (const p of plugins) {
     const options = p.recognize?.(weights, spec);
-    if (options) found.push({ name: p.name, options: options as Record<string, unknown> });
+    if (options) all.push({ name: p.name, options: options as Record<string, unknown> });
   }
+  const first = all.filter((f) => preferred.has(f.name));
+  const found = first.length ? first : all;
   if (found.length === 1) return found[0];
   const names = plugins.map((p) => p.name).sort();
   const tensors = [...weights.keys()].sort().join(', ') || 'none';

@@ -257,6 +257,7 @@ describe('publishing every package to a local registry and installing from it wi
 
   it('every publishable package is set up to be published on its own', () => {
     expect(names).toEqual([
+      '@yuan/attention-family',
       '@yuan/attention-lfa',
       '@yuan/attention-lpa',
       '@yuan/cli',

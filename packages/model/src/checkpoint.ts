@@ -25,10 +25,12 @@ import { modelParameters } from './parameters.js';
 
 /**
  * Resolves an attention plugin by name (the registry's `get('attention', name)`); `all`, when given, lists every
- * registered one, which checkpoint import asks to `recognize` the weights of a checkpoint whose config names none.
+ * registered one, which checkpoint import asks to `recognize` the weights of a checkpoint whose config names none;
+ * `preferred`, when given, names those asked first (the user's plugins over the built-in ones; `recognizeAttention`).
  */
 export type AttentionLookup = ((name: string) => TensorAttentionPlugin<unknown>) & {
   readonly all?: () => readonly TensorAttentionPlugin<unknown>[];
+  readonly preferred?: () => ReadonlySet<string>;
 };
 
 function need(hf: JsonObject, key: string, file: string): number {
@@ -335,7 +337,7 @@ export async function readCheckpoint(
     let config = configFromHf(hf, cfgPath, (spec) =>
       typeof named === 'string'
         ? { name: named, options: {} }
-        : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+        : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir, lookup.preferred?.()),
     );
     if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
     const attention = lookup(config.attention.name);

@@ -18,10 +18,17 @@ import { loadInferenceModel } from './infer/load.js';
 import { mhaAttention } from './mha.js';
 import { listCheckpoints } from './run-folder.js';
 
-/** Looks attention plugins up by name in a registry (an unknown name lists the registered ones); `all` lists them. */
-export function attentionLookup(registry: PluginRegistry): AttentionLookup {
+/**
+ * Looks attention plugins up by name in a registry (an unknown name lists the registered ones); `all` lists them.
+ * `builtins`: the sources (`registry.sourceOf`) of the built-in plugin packages; the plugins from any other source
+ * (the ones the user named) are `preferred` when recognizing a checkpoint whose config names no attention plugin.
+ */
+export function attentionLookup(registry: PluginRegistry, builtins: readonly string[] = []): AttentionLookup {
+  const all = () => registry.list('attention') as TensorAttentionPlugin<unknown>[];
   return Object.assign((name: string) => registry.get('attention', name) as TensorAttentionPlugin<unknown>, {
-    all: () => registry.list('attention') as TensorAttentionPlugin<unknown>[],
+    all,
+    preferred: () =>
+      new Set(all().flatMap((p) => (builtins.includes(registry.sourceOf('attention', p.name)) ? [] : [p.name]))),
   });
 }
 

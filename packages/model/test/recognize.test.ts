@@ -61,6 +61,17 @@ describe('checkpoint import asks each registered attention plugin whether it wro
         `^${escapeRegExp(dir)}: the attention tensors \\(k_proj\\.weight, o_proj\\.weight, q_proj\\.weight, [^)]*v_proj\\.weight\\) fit several attention plugins \\(mha, twin\\); set attention\\.name$`,
       ),
     );
+    // the plugins the user named (any source but the built-in packages') are asked first: one of them recognizing wins
+    const preferred = new PluginRegistry();
+    for (const p of builtinAttentions.list('attention')) preferred.register(p as never, '@yuan/model');
+    preferred.register(twin as never, 'yuan-attention-twin');
+    const mine = await loadCheckpoint(dir, attentionLookup(preferred, ['@yuan/model']));
+    expect(mine.config.attention.name).toBe('twin');
+    mine.dispose();
+    // ... and several of them recognizing is still the error
+    await expect(loadCheckpoint(dir, attentionLookup(preferred, []))).rejects.toThrow(
+      /fit several attention plugins \(mha, twin\)/,
+    );
     const named = await loadCheckpoint(dir, attentionLookup(registry), { attention: { name: 'twin' } });
     expect(named.config.attention.name).toBe('twin');
     named.dispose();

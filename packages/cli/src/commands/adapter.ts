@@ -2,7 +2,7 @@ import { copyFile, mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeAtomic, YuanError } from '@yuan/core';
 import { requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, loadRegistry, PEFT_OPTION, PLUGIN_OPTION, setLayer } from '../context.js';
+import { BACKEND_OPTION, BUILTIN_SOURCES, loadRegistry, PEFT_OPTION, PLUGIN_OPTION, setLayer } from '../context.js';
 
 /** Files of a base folder that the merged folder gets as they are: the tokenizer's, the generation config, modeling code. */
 const COPIED =
@@ -42,7 +42,7 @@ export const adapterMerge: Command = {
     const base = model.resolveModelDir(values.model as string);
     const { config, attention, weights, ignored } = await model.readCheckpoint(
       base,
-      model.attentionLookup(registry),
+      model.attentionLookup(registry, BUILTIN_SOURCES),
       setLayer(values),
     );
     if (ignored.length) io.err(model.ignoredTensorsNote(base, ignored));

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { applySet, resolveConfig, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
 import { attentionLookup } from '@yuan/model';
-import { BACKEND_OPTION, CONFIG_OPTIONS, loadConfig, loadRegistry, withPluginFlags } from '../context.js';
+import {
+  BACKEND_OPTION,
+  BUILTIN_SOURCES,
+  CONFIG_OPTIONS,
+  loadConfig,
+  loadRegistry,
+  withPluginFlags,
+} from '../context.js';
 import { checkTrainingData, lineChartSvg, smooth, type RunResult, type Series } from '@yuan/train';
 import { trainWithProgress } from '../training/run.js';
 import { EOD_ID_OPTION, withEodId } from './train.js';
@@ -113,7 +120,7 @@ export const experimentAblation: Command = {
       io.err(`[${i + 1}/${variants.length}] ${v.name}: ${JSON.stringify(v.attention)}`);
       const r: RunResult & { backend: string } = await trainWithProgress(io, registry, {
         config: configs[i],
-        lookup: attentionLookup(registry),
+        lookup: attentionLookup(registry, BUILTIN_SOURCES),
         data,
         steps,
         out: path.join(out, v.name),

@@ -102,6 +102,12 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./launch.js')).launchCommand,
   },
   {
+    path: ['convert'],
+    summary:
+      "rewrite a checkpoint's attention for another attention plugin with the same outputs (--to mla: TransMLA from gqa/mha)",
+    load: async () => (await import('./convert.js')).convertCommand,
+  },
+  {
     path: ['adapter', 'merge'],
     summary:
       "merge a PEFT adapter (LoRA) into its base checkpoint's weights and write a plain checkpoint (no adapter needed to run it)",

@@ -45,7 +45,12 @@ async function planConfig(values: Record<string, unknown>): Promise<YuanConfig> 
 const gib = (b: number) => (b / GiB).toFixed(2);
 
 /** The built-in packages' entries that describe their attention plugins (all but `create`) without TensorFlow.js. */
-const DESCRIBE_ENTRIES = ['@yuan/model/describe', '@yuan/attention-lfa/describe', '@yuan/attention-lpa/describe'];
+const DESCRIBE_ENTRIES = [
+  '@yuan/model/describe',
+  '@yuan/attention-lfa/describe',
+  '@yuan/attention-lpa/describe',
+  '@yuan/attention-family/describe',
+];
 
 /**
  * The configured attention plugin's description for `--time`: a built-in one from the `describe` entries, so the

@@ -10,7 +10,7 @@ import {
   type Tokenizer,
 } from '@yuan/core';
 import { numberOption, requireString, type Command } from '../command.js';
-import { BACKEND_OPTION, loadRegistry, PLUGIN_OPTION } from '../context.js';
+import { BACKEND_OPTION, BUILTIN_SOURCES, loadRegistry, PLUGIN_OPTION } from '../context.js';
 import { Progress } from '../training/progress.js';
 
 /** Defaults of the calibration flags: 256 windows of 512 tokens (at most the model's positions), seed 0, 8 per batch. */
@@ -178,7 +178,7 @@ export const quantizeCommand: Command = {
       out,
       quantizer,
       options,
-      lookup: attentionLookup(registry),
+      lookup: attentionLookup(registry, BUILTIN_SOURCES),
       calibration,
       calibrationInfo,
       batchSize: batch,

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { ConfigError, deepMerge, YuanError, type JsonObject, type PluginRegistry, type YuanConfig } from '@yuan/core';
 import type { TensorAdapterPlugin } from '@yuan/tensor';
 import { numberOption, requireString, type Command, type CommandIO, type OptionSpec } from '../command.js';
-import { loadConfig, loadRegistry, overrideLayer, withPluginFlags } from '../context.js';
+import { BUILTIN_SOURCES, loadConfig, loadRegistry, overrideLayer, withPluginFlags } from '../context.js';
 
 /**
  * `yuan train`'s adapter flags: `--model DIR` (the frozen base, a checkpoint or run folder; default: the preset
@@ -134,7 +134,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     registry = await loadRegistry({ ...values, model: baseDir });
     const read = await model.readCheckpoint(
       baseDir,
-      model.attentionLookup(registry),
+      model.attentionLookup(registry, BUILTIN_SOURCES),
       flags ? deepMerge(overrides, flags) : overrides,
     );
     if (read.ignored.length) io.err(model.ignoredTensorsNote(baseDir, read.ignored));
@@ -157,7 +157,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     );
   registry ??= await loadRegistry({}, config);
   const plugin = registry.get('adapter', config.adapter.name) as unknown as TensorAdapterPlugin<unknown>;
-  const attention = model.attentionLookup(registry)(config.attention.name);
+  const attention = model.attentionLookup(registry, BUILTIN_SOURCES)(config.attention.name);
   const options = config.adapter.options ?? {};
   // the options and targets are checked against this model before the data or the backend is touched
   const specs = model.modelParameters(config, attention);
@@ -193,7 +193,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
     config,
     engine: train.adapterEngine(training),
     weightFiles: train.adapterWeightFiles(training, config, attention),
-    lookup: model.attentionLookup(registry),
+    lookup: model.attentionLookup(registry, BUILTIN_SOURCES),
     data,
     steps,
     out,

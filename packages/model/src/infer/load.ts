@@ -103,7 +103,7 @@ export async function loadInferenceModel(
   let config = configFromHf(hf, cfgPath, (spec) =>
     typeof named === 'string'
       ? { name: named, options: {} }
-      : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir),
+      : recognizeAttention(lookup.all?.() ?? [], layer0, spec, dir, lookup.preferred?.()),
   );
   if (Object.keys(overrides).length) config = resolveConfig(config as unknown as JsonObject, overrides);
   const attention = lookup(config.attention.name);
