@@ -102,16 +102,15 @@ export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, 
  * backward (Megatron's `--recompute-granularity selective`), so no [B, heads, Tq, Tk] tensor lives between them.
  */
 function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
-  const op = tf.customGrad((qi, ki, vi, save) => {
+  const core = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+    composedAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[3] as tf.GradSaveFunc;
+    const [qi, ki, vi] = args.slice(0, 3) as tf.Tensor[];
     save([qi, ki, vi]);
     return {
-      value: composedAttention(qi as tf.Tensor4D, ki as tf.Tensor4D, vi as tf.Tensor4D),
-      gradFunc: (dy, saved) => {
-        const [sq, sk, sv] = saved as tf.Tensor4D[];
-        return tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
-          composedAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D),
-        )([sq, sk, sv], dy as tf.Tensor);
-      },
+      value: core(qi, ki, vi),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.grads(core)(saved, dy),
     };
   });
   return op(q, k, v) as tf.Tensor4D;
