@@ -14,6 +14,7 @@ import {
   type EngineFactory,
   type RunOptions,
   type RunResult,
+  type LayerRecompute,
 } from '@yuan/train';
 import {
   createProcessGroup,
@@ -110,7 +111,9 @@ export function parallelEngine(
         `${names.label('dp', dp)} needs ${pp * dp} ranks: start them with trainParallel, yuan launch, torchrun, srun or an indexed Job`,
       );
     if (pp === 1)
-      return world ? dataParallelEngine({ group: world, zero: layout.zero })(setup) : singleProcessEngine(setup);
+      return world
+        ? dataParallelEngine({ group: world, zero: layout.zero, recompute: layout.recompute as LayerRecompute })(setup)
+        : singleProcessEngine(setup);
     if (!registry.has('schedule', layout.schedule))
       throw new YuanError(
         'usage',

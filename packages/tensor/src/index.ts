@@ -24,6 +24,7 @@ export {
   type FloatDType,
 } from './safetensors.js';
 export { liveTensorCount, BufferMeter } from './memory.js';
+export { recordTape, KeptTape, type RecordOptions, type BackwardOptions } from './tape.js';
 export {
   ropeAttention,
   type AttentionLayer,

@@ -118,11 +118,13 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   return out;
 }
 
-/** The default pass times of `--schedule auto`: F = 1, I = 2 (full recompute: the layer forward again, then dX), W = 1. */
-const MODELLED: PassCosts = { forward: 1, backwardInput: 2, backwardWeight: 1 };
-
-function parsePassTimes(v: unknown): PassCosts {
-  if (v === undefined) return MODELLED;
+/**
+ * The default pass times: F = I = W = 1 with kept tapes (`none`/`selective`); I = 2 with `full`/`stage` recompute
+ * (the forward again, then dX).
+ */
+function parsePassTimes(v: unknown, recompute: string | undefined): PassCosts {
+  if (v === undefined)
+    return { forward: 1, backwardInput: recompute === 'full' || recompute === 'stage' ? 2 : 1, backwardWeight: 1 };
   const parts = String(v).split(',').map(Number);
   if (parts.length !== 3 || parts.some((x) => !(Number.isFinite(x) && x > 0)))
     throw new YuanError('usage', `--pass-times "${String(v)}" is not three numbers > 0 (F,I,W)`);
@@ -177,11 +179,11 @@ export const planCommand: Command = {
   usage:
     'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
-    '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|auto] [--pass-times F,I,W] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
+    '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|auto] [--pass-times F,I,W] [--recompute none|selective|full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
     "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory;\n" +
-    '  --pass-times F,I,W gives measured per-stage pass times (default 1,2,1: full recompute redoes the forward in I).\n' +
+    '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 with recompute full|stage, whose I redoes the forward).\n' +
     "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
     '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
@@ -277,7 +279,7 @@ export const planCommand: Command = {
       memoryBytes: memory,
       fusedKernels: kernels === 'fused',
       registry,
-      passCosts: parsePassTimes(values['pass-times']),
+      passCosts: parsePassTimes(values['pass-times'], layout.recompute),
     };
     if (layout.schedule === 'auto') {
       const choice = planSchedules(input);

@@ -32,7 +32,7 @@ export interface PipelineOptions {
   registry?: PluginRegistry;
   /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
   partition: number[];
-  /** Activation checkpointing: `full` (default, one layer per checkpoint) or `stage`. */
+  /** What a stage keeps between a forward and its backward (`Recompute`): `none` (default), `selective`, `full` or `stage`. */
   recompute?: Recompute;
   /**
    * Plugin modules (file URLs or absolute paths) each stage worker registers in its own registry, where it looks the
@@ -228,7 +228,8 @@ class Pipeline implements PipelineEngine {
     this.stageReports = (await this.all('stepDone')).map((d) => d.report);
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+    const layerForwards = this.stageReports.reduce((a, r) => a + r.layerForwards, 0);
+    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, layerForwards };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -330,7 +331,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
         backend: setup.backend,
         plugins: options.plugins ?? [],
         program: programs[s],
-        recompute: options.recompute ?? 'full',
+        recompute: options.recompute ?? 'none',
         microbatches: m,
         globalMicrobatches: m,
         profileMemory: options.profileMemory ?? false,

@@ -2,8 +2,12 @@ import type { Instruction } from '@yuan/plan';
 import type { YuanConfig } from '@yuan/core';
 import type { TrainConfig } from '@yuan/train';
 
-/** Activation checkpointing of a stage: `full` keeps each layer's input, `stage` keeps only the stage input. */
-export type Recompute = 'full' | 'stage';
+/**
+ * What a stage keeps between a micro-batch's forward and its backward (`Recompute` of @yuan/plan): `none` each
+ * sub-part's autodiff tape (no forward runs twice), `selective` the same with the op-by-op attention core recomputed,
+ * `full` each layer's input (each layer recomputed), `stage` only the stage input (the whole stage recomputed).
+ */
+export type Recompute = 'none' | 'selective' | 'full' | 'stage';
 
 /** What a stage worker starts from (`workerData`). */
 export interface StageInit {
@@ -69,6 +73,8 @@ export interface StageStepReport {
   tensors: number;
   /** Most micro-batches whose saved activations the stage held at once. */
   maxInFlight: number;
+  /** Decoder-layer forwards the stage ran in the step, recomputed ones included (`LayerRange.layerForwards`). */
+  layerForwards: number;
   /** Milliseconds from the step's start to its optimizer step, and of that, waiting on a neighbour. */
   stepMs: number;
   waitMs: number;

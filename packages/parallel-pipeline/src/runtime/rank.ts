@@ -36,7 +36,7 @@ export interface PipelineRankOptions {
   /** `1f1b` (default) or `gpipe` (or one in `registry`, kind `schedule`). */
   schedule?: string;
   registry?: PluginRegistry;
-  /** Activation checkpointing: `full` (default) or `stage`. */
+  /** What a stage keeps between a forward and its backward (`Recompute`): `none` (default), `selective`, `full` or `stage`. */
   recompute?: Recompute;
   /** ZeRO stage inside each stage's data-parallel group (D > 1): 0, 1 or 2. Default 0. */
   zero?: ZeroStage;
@@ -107,7 +107,7 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       backend: setup.backend,
       plugins: [],
       program,
-      recompute: options.recompute ?? 'full',
+      recompute: options.recompute ?? 'none',
       microbatches: local,
       globalMicrobatches: m,
       // the group is given (a subgroup of the world); the tcp fields are the worker path's and unused here
@@ -235,12 +235,16 @@ class PipelineRank implements PipelineEngine {
     let loss = Number.NaN;
     let norm = Number.NaN;
     let lr = 0;
+    let layerForwards = 0;
     await this.guard(() =>
       this.stage.trainStep(step, inputs, async (mine): Promise<StageDecision> => {
         // every rank's loss part (last stages) and squared norm part, summed over the world before any update
-        const r = await this.world.allReduce(new Float32Array([mine.loss ?? 0, mine.squaredNorm]));
+        const r = await this.world.allReduce(
+          new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
+        );
         loss = r[0];
         norm = Math.sqrt(r[1]);
+        layerForwards = Math.round(r[2]);
         if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
         lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
         return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
@@ -260,7 +264,17 @@ class PipelineRank implements PipelineEngine {
       ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}),
       activationPeakBytes: r.activationPeakBytes,
     };
-    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory };
+    return {
+      step,
+      loss,
+      lr,
+      gradNorm: norm,
+      tokens,
+      tokensPerSecond: tokens / seconds,
+      seconds,
+      layerForwards,
+      memory,
+    };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {

@@ -8,6 +8,7 @@ import {
   LayerRange,
   type GradMap,
   type GradientStep,
+  type KeptActivations,
   type LayerwiseGroup,
   type RangeBatch,
 } from '@yuan/train';
@@ -47,10 +48,10 @@ interface StageSpace {
 interface Micro {
   input: MicroInput;
   batch: RangeBatch & { positions: tf.Tensor2D };
-  /** `full`: each layer's input; `stage`: the stage input (none on the first stage). */
-  kept: tf.Tensor3D[];
-  /** `full`, last stage: the last layer's output (the head's input). */
-  output?: tf.Tensor3D;
+  /** `none`/`selective`/`full`: what the range's forward kept for the backward (`LayerRange.forwardKeeping`). */
+  kept?: KeptActivations;
+  /** The received stage input (none on the first stage): `full` keeps it as layer 0's input, `stage` recomputes from it. */
+  received?: tf.Tensor3D;
   dy?: tf.Tensor3D;
 }
 
@@ -66,6 +67,8 @@ interface StepRun {
   outputs: Map<number, tf.Tensor>;
   /** dL/d(input) computed and not yet sent. */
   dxs: Map<number, tf.Tensor3D>;
+  /** The range's layer-forward count when the step started. */
+  forwardsBefore: number;
 }
 
 /** The interpreter's handler of each instruction kind it runs (`stagePrograms` refuses split backwards). */
@@ -79,6 +82,8 @@ export interface StageNorm {
   squaredNorm: number;
   /** Last stage: the mean loss of its micro-batches, each weighted 1/M of the global step (nats/token). */
   loss?: number;
+  /** Decoder-layer forwards the stage ran in the step so far (its forwards and backwards are done by then). */
+  layerForwards?: number;
 }
 
 /** The step's decision, made from every stage's (and data-parallel rank's) StageNorm: update with lr, or discard. */
@@ -86,9 +91,10 @@ export type StageDecision = { type: 'update'; lr: number; norm: number; clip: nu
 
 /**
  * One pipeline stage (on a worker thread, or the main thread of a pipeline rank): its layers as a `LayerRange` of
- * `@yuan/model` (one sub-part per layer, so a layer can be recomputed alone, plus the embedding and/or head), whose
- * forward keeps each layer's input and whose backward runs layer by layer from the upstream gradient [B, T, H] (or the
- * loss on the last stage); under data parallelism the gradients go into `GradientSpace`s of `@yuan/parallel-zero`
+ * `@yuan/train` (one sub-part per layer, plus the embedding and/or head), whose forward keeps what the recompute
+ * setting says (`none`/`selective`: each sub-part's autodiff tape; `full`: each layer's input, the layer recomputed in
+ * the backward; `stage`: the stage input) and whose backward runs layer by layer from the upstream gradient [B, T, H]
+ * (or the loss on the last stage); under data parallelism the gradients go into `GradientSpace`s of `@yuan/parallel-zero`
  * (ZeRO 2: reduce-scattered group by group while the backward goes on, two groups in flight); AdamW over its own
  * parameters (sharded under ZeRO 1/2); and an interpreter of the schedule's instruction list (the planner's
  * `Instruction`s), dispatching each instruction to its handler in a table.
@@ -206,15 +212,13 @@ export class Stage {
         targets: input.targets && tf.tensor2d(input.targets, shape, 'int32'),
         mask: input.mask && tf.tensor2d(input.mask, shape, 'float32'),
       },
-      kept: [],
     };
   }
 
   private freeMicro(m: Micro): void {
     const { positions, ids, targets, mask } = m.batch;
-    tf.dispose(
-      [positions, ids, targets, mask, m.output, m.dy, ...m.kept].filter((t) => t !== undefined) as tf.Tensor[],
-    );
+    if (m.kept) this.range.release(m.kept, m.received);
+    tf.dispose([positions, ids, targets, mask, m.received, m.dy].filter((t) => t !== undefined) as tf.Tensor[]);
   }
 
   /** Micro-batch `mb` of the step, its tensors made on first use. */
@@ -235,19 +239,22 @@ export class Stage {
 
   /** The forward of one micro-batch: the output [B, T, H] to send, or (last stage) the loss. */
   private forward(m: Micro, received: tf.Tensor3D | undefined): tf.Tensor {
-    if (this.init.recompute === 'stage') {
-      if (received) m.kept.push(received);
+    const mode = this.init.recompute;
+    if (mode === 'stage') {
+      m.received = received;
       return this.range.forward(m.batch, received);
     }
-    const { inputs, output } = this.range.forwardKeeping(m.batch, received);
-    m.kept.push(...inputs);
-    if (!this.last) return output;
-    m.output = output;
-    return tf.tidy(() => this.range.headLoss(output, m.batch));
+    const { result, ...kept } = this.range.forwardKeeping(m.batch, received, mode);
+    m.kept = kept;
+    // `full` keeps the received input as layer 0's; the tapes hold what their backward reads of it
+    if (mode === 'full') m.received = received;
+    else received?.dispose();
+    return result;
   }
 
   /**
-   * Backward of one micro-batch through the range (layer by layer under `full`, one tape under `stage`), from the
+   * Backward of one micro-batch through the range (layer by layer over the kept tapes under `none`/`selective`, with
+   * each layer recomputed under `full`, one recomputed tape under `stage`), from the
    * received dL/d(output) or the loss: the gradients of the accumulated parameters are summed into the step's (× 1/M,
    * in micro-batch order: the single-process trainer's accumulation); under ZeRO 2 the others go to their gradient
    * space as each group is produced, reduce-scattered while the backward goes on. Returns dL/d(input) unless first.
@@ -277,8 +284,8 @@ export class Stage {
     try {
       const dy = this.last ? undefined : m.dy;
       if (this.init.recompute === 'stage')
-        dx = (await this.range.backwardWhole(m.batch, this.first ? undefined : m.kept[0], dy, onGrads, step)).dx;
-      else dx = (await this.range.backward(m.batch, { inputs: m.kept, output: m.output }, dy, onGrads, step)).dx;
+        dx = (await this.range.backwardWhole(m.batch, m.received, dy, onGrads, step)).dx;
+      else dx = (await this.range.backward(m.batch, m.kept!, dy, onGrads, step)).dx;
       for (const sp of this.spaces) if (sp.perMicro) await sp.space.drain();
     } catch (e) {
       dx?.dispose();
@@ -371,7 +378,7 @@ export class Stage {
     },
     optimizerStep: async (_ins, run) => {
       if (this.group) {
-        await this.dataParallelStep(run.step, run.decide);
+        await this.dataParallelStep(run.step, run.decide, this.range.layerForwards - run.forwardsBefore);
         this.report.stepMs = performance.now() - run.t0;
         return;
       }
@@ -381,7 +388,11 @@ export class Stage {
       const sq = counted.length ? tf.tidy(() => tf.addN(counted.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0);
       const squaredNorm = sq.dataSync()[0];
       sq.dispose();
-      const d = await run.decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
+      const d = await run.decide({
+        squaredNorm,
+        loss: this.last ? this.lossSum : undefined,
+        layerForwards: this.range.layerForwards - run.forwardsBefore,
+      });
       if (d.type === 'update') {
         clipGrads(this.grads!, d.norm, d.clip);
         this.optimizer.update(this.params, this.grads!, d.lr);
@@ -411,6 +422,7 @@ export class Stage {
       received: new Map(),
       outputs: new Map(),
       dxs: new Map(),
+      forwardsBefore: this.range.layerForwards,
     };
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
@@ -426,6 +438,7 @@ export class Stage {
       gradientInFlightBytes: 0,
       optimizerBytes: this.optimizerBytes,
       maxInFlight: 0,
+      layerForwards: 0,
       stepMs: 0,
       waitMs: 0,
     };
@@ -447,6 +460,7 @@ export class Stage {
     }
     this.meter.stop();
     this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
+    this.report.layerForwards = this.range.layerForwards - run.forwardsBefore;
   }
 
   /**
@@ -455,7 +469,11 @@ export class Stage {
    * squared norm of this rank's shard goes to the coordinator, which sums it over stages and ranks; on `update` every
    * rank clips with the same global norm and updates (ZeRO 0: replicated AdamW; 1/2: its shard, then all-gather).
    */
-  private async dataParallelStep(step: number, decide: (norm: StageNorm) => Promise<StageDecision>): Promise<void> {
+  private async dataParallelStep(
+    step: number,
+    decide: (norm: StageNorm) => Promise<StageDecision>,
+    layerForwards: number,
+  ): Promise<void> {
     const zero = this.init.dataParallel!.zero;
     let squaredNorm = 0;
     for (const sp of this.spaces) {
@@ -473,7 +491,7 @@ export class Stage {
       4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.space.shardLength : sp.space.total), 0);
     disposeGrads(this.grads);
     this.grads = undefined;
-    const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
+    const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined, layerForwards });
     if (d.type !== 'update') return;
     const scale = clipScale(d.norm, d.clip);
     if (zero === 0) {
