@@ -27,6 +27,7 @@ export {
   type KeptActivations,
   type KeptForward,
   type KeptTapes,
+  type DeferredWeights,
   type LayerRecompute,
   type GradientSink,
   type GradientStep,

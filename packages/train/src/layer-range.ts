@@ -79,6 +79,15 @@ export interface KeptForward extends KeptActivations {
   result: tf.Tensor;
 }
 
+/**
+ * One micro-batch's queue of weight-gradient work left by `LayerRange.backwardInput` (the zero-bubble code's
+ * `WeightGradStore`): per group (head, each layer from the last, embedding; or the whole range) a tape whose parameter
+ * gradients were put off, with the upstream gradients and saved tensors they read. Run by `backwardWeights`.
+ */
+export interface DeferredWeights {
+  work: Array<{ group: LayerwiseGroup; tape: KeptTape; names: string[]; offset: number }>;
+}
+
 const identity: StepWrapper = async (compute) => compute();
 
 /**
@@ -256,6 +265,7 @@ export class LayerRange {
   release(kept: KeptActivations, input?: tf.Tensor3D): void {
     tf.dispose([...kept.inputs, ...(kept.output ? [kept.output] : [])].filter((t) => t !== input));
     const t = kept.tapes;
+    // tapes a split backward moved into its weight-gradient queue are no longer here
     if (t) for (const tape of [t.embedding, ...t.layers, t.head]) tape?.dispose();
   }
 
@@ -418,6 +428,155 @@ export class LayerRange {
       throw e;
     }
     return { dx: r.dx };
+  }
+
+  /**
+   * The input half of a split backward (zero-bubble `I`): dL/d(input) [B, T, H] of one micro-batch now, every
+   * parameter gradient put off into the returned `DeferredWeights` (the micro-batch's queue of weight-gradient work,
+   * as the zero-bubble code's `WeightGradStore`), which `backwardWeights` runs later. Under `none`/`selective` the kept
+   * tapes are backpropagated with their parameters deferred (`KeptTape.backward(dy, { defer })`: no forward runs
+   * again); under `full` (kept `inputs`) each layer's forward is recorded again from its kept input and backpropagated
+   * the same way; with `stage` recompute (`kept` undefined, `input` the range's input) one tape over the whole range is.
+   * `dy`, the top and the result are `backward`'s (the loss is the forward's result, not returned); kept tapes move into
+   * the queue (the caller's `kept` must not be released for them: `release` skips moved tapes), kept inputs stay the
+   * caller's. `backwardInput` then `backwardWeights` gives `backward`'s gradients exactly (the same ops, split).
+   */
+  async backwardInput(
+    batch: RangeBatch,
+    kept: KeptActivations | undefined,
+    input: tf.Tensor3D | undefined,
+    dy: tf.Tensor3D | undefined,
+    step: StepWrapper = identity,
+  ): Promise<{ dx?: tf.Tensor3D; deferred: DeferredWeights }> {
+    if (this.head === (dy !== undefined))
+      throw new YuanError(
+        'internal',
+        this.head
+          ? 'a range with the head starts its backward from the loss'
+          : 'a range without the head needs the upstream gradient',
+      );
+    const deferred: DeferredWeights = { work: [] };
+    // backpropagates `tape` now for its first x (the input) when `withInput`, its parameters put off
+    const split = (tape: KeptTape, group: LayerwiseGroup, names: string[], withInput: boolean, upstream?: tf.Tensor) =>
+      step(() => {
+        const off = withInput ? 1 : 0;
+        const grads = tape.backward(upstream, { defer: names.map((_, i) => i + off) });
+        deferred.work.push({ group, tape, names, offset: off });
+        const dx = withInput ? ((grads[0] as tf.Tensor | undefined) ?? tf.zeros(tape.value.shape)) : undefined;
+        return { dx: dx as tf.Tensor3D | undefined, grads: new Map() };
+      });
+    let owned: tf.Tensor3D | undefined;
+    // under `full`/`stage`: the tapes recorded here, and their values (the loss's is read by its backward)
+    const values: tf.Tensor[] = [];
+    const record = (f: () => tf.Tensor, xs: tf.Tensor[]) => {
+      const tape = recordTape(f, xs);
+      values.push(tape.value);
+      return tape;
+    };
+    try {
+      if (!kept) {
+        const x = this.embedding ? undefined : input;
+        if (!this.embedding && !x) throw new YuanError('internal', 'a range without the embedding needs its input');
+        const names = [...this.params.keys()];
+        const tape = record(() => this.forward(batch, x), [...(x ? [x] : []), ...this.params.values()]);
+        owned = (await split(tape, { kind: 'range' }, names, x !== undefined, dy)).dx;
+      } else {
+        const tapes = kept.tapes ?? {
+          layers: [] as KeptTape[],
+          head: undefined as KeptTape | undefined,
+          embedding: undefined as KeptTape | undefined,
+        };
+        const taped = kept.tapes !== undefined;
+        if (this.head) {
+          const ends = this.ends!;
+          let tape = tapes.head;
+          if (!taped) {
+            const h = kept.output;
+            if (!h) throw new YuanError('internal', "a range with the head needs the last layer's output kept");
+            tape = record(() => this.headLoss(h, batch), [h, ...ends.params.values()]);
+          }
+          owned = (await split(tape!, { kind: 'head' }, [...ends.params.keys()], true)).dx;
+          if (taped) tapes.head = undefined;
+        }
+        for (let l = this.layers.length - 1; l >= 0; l--) {
+          const layer = this.layers[l];
+          let tape = tapes.layers[l];
+          if (!taped) {
+            const x = kept.inputs[l];
+            tape = record(() => this.layerForward(layer, x, batch), [x, ...layer.params.values()]);
+          }
+          const r = await split(
+            tape,
+            { kind: 'layer', layer: layer.part.firstLayer },
+            [...layer.params.keys()],
+            true,
+            owned ?? dy,
+          );
+          if (taped) tapes.layers[l] = undefined as unknown as KeptTape;
+          owned?.dispose();
+          owned = r.dx;
+        }
+        if (this.embedding) {
+          const ends = this.ends!;
+          let tape = tapes.embedding;
+          if (!taped) {
+            const ids = batch.ids!;
+            tape = record(() => ends.embed(ids), [ends.params.get(EMBEDDING)!]);
+          }
+          await split(tape!, { kind: 'embedding' }, [EMBEDDING], false, owned ?? dy);
+          if (taped) tapes.embedding = undefined;
+          owned?.dispose();
+          owned = undefined;
+          return { deferred };
+        }
+      }
+      if (this.embedding) {
+        owned?.dispose();
+        owned = undefined;
+        return { deferred };
+      }
+      const dx = owned ?? (dy && tf.clone(dy));
+      owned = undefined;
+      return { dx, deferred };
+    } catch (e) {
+      this.releaseDeferred(deferred);
+      throw e;
+    } finally {
+      owned?.dispose();
+      tf.dispose(values);
+    }
+  }
+
+  /**
+   * The weight half of a split backward (zero-bubble `W`): runs the queue `backwardInput` left, in `backward`'s group
+   * order (head, layers from the last, embedding; `range` under stage recompute), handing each group's parameter
+   * gradients to `onGrads` (which owns them; a parameter not reached gets zeros). Frees the queue.
+   */
+  async backwardWeights(deferred: DeferredWeights, onGrads: GradientSink, step: StepWrapper = identity): Promise<void> {
+    const work = deferred.work;
+    deferred.work = [];
+    try {
+      while (work.length) {
+        const { group, tape, names, offset } = work[0];
+        const r = await step(() => {
+          const grads = tape.backwardDeferred();
+          tape.dispose();
+          const out: GradMap = new Map();
+          for (const [i, n] of names.entries()) out.set(n, grads[i + offset] ?? tf.zerosLike(this.params.get(n)!));
+          return { grads: out };
+        });
+        work.shift();
+        await onGrads(group, r.grads);
+      }
+    } finally {
+      for (const w of work) w.tape.dispose();
+    }
+  }
+
+  /** Frees a weight-gradient queue that will not run (a failed step). */
+  releaseDeferred(deferred: DeferredWeights): void {
+    for (const w of deferred.work) w.tape.dispose();
+    deferred.work = [];
   }
 
   /** Frees every parameter. */

@@ -149,6 +149,50 @@ describe('layer ranges: a pipeline split of the model gives the whole model back
     });
   }
 
+  for (const recompute of ['none', 'selective', 'full', 'stage'] as const) {
+    it(`recompute ${recompute}: the split backward (I now, W later) gives the full backward's gradients exactly`, async () => {
+      const b = batch();
+      const t = tensors(b);
+      const a = LayerRange.init(config, attention, 5, { embedding: true, head: false, firstLayer: 0, endLayer: 2 });
+      const z = LayerRange.init(config, attention, 5, { embedding: false, head: true, firstLayer: 2, endLayer: 3 });
+      tf.dispose(z.forward(t, a.forward(t) as tf.Tensor3D)); // constant tables on first use
+      const mode = recompute === 'stage' ? 'full' : recompute;
+      // the reference: the full backward of both ranges
+      const ref = collector();
+      {
+        const ka = a.forwardKeeping(t, undefined, mode);
+        const kz = z.forwardKeeping(t, ka.result as tf.Tensor3D, mode);
+        const top = await z.backward(t, kz, undefined, ref.sink);
+        await a.backward(t, ka, top.dx, ref.sink);
+        tf.dispose([top.dx!, ka.result, kz.result]);
+        a.release(ka);
+        z.release(kz, ka.result as tf.Tensor3D);
+      }
+      const before = tf.memory().numTensors;
+      const got = collector();
+      const ka = a.forwardKeeping(t, undefined, mode);
+      const kz = z.forwardKeeping(t, ka.result as tf.Tensor3D, mode);
+      const whole = recompute === 'stage';
+      // I of both ranges (top first), then another forward in between, then W in the zero-bubble order
+      const iz = await z.backwardInput(t, whole ? undefined : kz, ka.result as tf.Tensor3D, undefined);
+      const ia = await a.backwardInput(t, whole ? undefined : ka, undefined, iz.dx);
+      expect(ia.dx).toBeUndefined();
+      expect(got.groups).toEqual([]);
+      tf.dispose(a.forward(t));
+      await a.backwardWeights(ia.deferred, got.sink);
+      await z.backwardWeights(iz.deferred, got.sink);
+      expect(got.groups).toEqual(whole ? ['range', 'range'] : ['layer 1', 'layer 0', 'embedding', 'head', 'layer 2']);
+      expect(worstDiff(got.sums, ref.sums)).toBe(0);
+      tf.dispose([iz.dx!, ka.result, kz.result]);
+      a.release(ka);
+      z.release(kz, ka.result as tf.Tensor3D);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose(Object.values(t));
+      a.dispose();
+      z.dispose();
+    });
+  }
+
   it('a range needs the upstream gradient exactly when it has no head', async () => {
     const mid = LayerRange.init(config, attention, 5, { embedding: false, head: false, firstLayer: 1, endLayer: 2 });
     const t = tensors(batch());
