@@ -149,7 +149,8 @@ export function parallelEngine(
       const groups = groupParameters(parameters, layers);
       const ctx = {
         layers,
-        stages: pp,
+        // a schedule with virtual stages partitions the layers over all of them
+        stages: pp * (getSchedule(layout.schedule, registry).chunks ?? 1),
         layerParameters: groups.layers,
         firstStageParameters: groups.embedding,
         lastStageParameters: groups.head + groups.embedding,

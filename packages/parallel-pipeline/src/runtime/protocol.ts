@@ -11,10 +11,19 @@ export type Recompute = 'none' | 'selective' | 'full' | 'stage';
 
 /** What a stage worker starts from (`workerData`). */
 export interface StageInit {
+  /** This rank's index in the pipeline (0 … P − 1). */
   stage: number;
+  /** Pipeline ranks P. */
   stages: number;
-  firstLayer: number;
-  endLayer: number;
+  /**
+   * The (virtual) stages this rank holds, ascending: one (`stage` itself) under a schedule without virtual stages,
+   * several (model chunks) under interleaved 1F1B or ZB-V; each with its layers [firstLayer, endLayer).
+   */
+  chunks: StageChunk[];
+  /** Virtual stages V of the pipeline (P without virtual stages): chunk 0 has the embedding, chunk V − 1 the head. */
+  virtualStages: number;
+  /** The rank holding each virtual stage (length V; `v` itself without virtual stages). */
+  placement: number[];
   config: YuanConfig;
   train: TrainConfig;
   seed: number;
@@ -35,6 +44,13 @@ export interface StageInit {
   hooks?: { module: string; options: unknown };
   /** Milliseconds a stage waits for a silent neighbour before failing, naming it (a dead worker is noticed at once). */
   timeoutMs: number;
+}
+
+/** One (virtual) stage a rank holds: its global index 0 … V − 1 and its layers [firstLayer, endLayer). */
+export interface StageChunk {
+  stage: number;
+  firstLayer: number;
+  endLayer: number;
 }
 
 /** A stage's place in its data-parallel group (the same stage of every data-parallel rank; `pipelineRankEngine`). */

@@ -18,7 +18,7 @@ import { microInput, type PipelineEngine } from './engine.js';
 import { installedStageHooks } from './hooks.js';
 import { StageLinks } from './links.js';
 import type { Recompute, StageInit, StageStepReport } from './protocol.js';
-import { stagePrograms } from './schedule.js';
+import { chunksOf, stagePrograms } from './schedule.js';
 import { Stage, type StageDecision } from './stage.js';
 
 /** Options of `pipelineRankEngine`. */
@@ -81,26 +81,19 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     }
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
     microbatchesPerRank(m, d);
-    if (
-      partition.length !== p ||
-      partition.some((n) => !(Number.isInteger(n) && n >= 1)) ||
-      partition.reduce((a, b) => a + b, 0) !== layers
-    ) {
-      throw new YuanError(
-        'usage',
-        `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`,
-      );
-    }
     const pos = gridPosition(world.rank, p, d);
     const local = m / d;
-    const program = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry)[pos.stage];
+    const { programs, placement } = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry);
+    const program = programs[pos.stage];
+    const chunks = chunksOf(partition, placement, pos.stage, layers);
+    const V = placement.length;
     const zero = options.zero ?? 0;
-    const firstLayer = partition.slice(0, pos.stage).reduce((a, b) => a + b, 0);
     const init: StageInit = {
       stage: pos.stage,
       stages: p,
-      firstLayer,
-      endLayer: firstLayer + partition[pos.stage],
+      chunks,
+      virtualStages: V,
+      placement,
       config: setup.config,
       train: setup.train,
       seed: setup.seed,
@@ -116,20 +109,22 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       timeoutMs: 0,
     };
     const specs = modelParameters(setup.config, setup.attention);
-    const part = {
-      embedding: pos.stage === 0,
-      head: pos.stage === p - 1,
-      firstLayer,
-      endLayer: firstLayer + partition[pos.stage],
-    };
+    const parts = chunks.map((c) => ({
+      embedding: c.stage === 0,
+      head: c.stage === V - 1,
+      firstLayer: c.firstLayer,
+      endLayer: c.endLayer,
+    }));
     let weights: Map<string, Float32Array> | undefined;
     if (setup.resume) {
       weights = new Map(
-        partParameters(specs, part).map((x) => {
-          const w = setup.resume!.weights.get(x.name);
-          if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${x.name}`);
-          return [x.name, w];
-        }),
+        parts
+          .flatMap((part) => partParameters(specs, part))
+          .map((x) => {
+            const w = setup.resume!.weights.get(x.name);
+            if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${x.name}`);
+            return [x.name, w];
+          }),
       );
     }
     const pipe = world.subgroup(pos.pipelineRanks);
@@ -173,6 +168,8 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       setup,
       partition,
       countParameters(specs),
+      placement[0] === pos.stage,
+      placement[V - 1] === pos.stage,
     );
     engine.step = setup.resume?.step ?? 0;
     return engine;
@@ -198,6 +195,9 @@ class PipelineRank implements PipelineEngine {
     private readonly setup: Parameters<EngineFactory>[0],
     readonly partition: number[],
     readonly parameterCount: number,
+    /** Whether this rank holds the first / the last (virtual) stage: it reads the ids / the targets. */
+    private readonly holdsFirst: boolean,
+    private readonly holdsLast: boolean,
   ) {}
 
   /** Global rank 0 (stage 0, data rank 0) writes metrics and checkpoints. */
@@ -231,7 +231,7 @@ class PipelineRank implements PipelineEngine {
     const local = this.m / this.d;
     const inputs = all
       .slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local)
-      .map((b) => microInput(b, this.pos.stage, this.p));
+      .map((b) => microInput(b, this.holdsFirst, this.holdsLast));
     let loss = Number.NaN;
     let norm = Number.NaN;
     let lr = 0;
@@ -283,7 +283,7 @@ class PipelineRank implements PipelineEngine {
     const id = ++this.evalId;
     const mine = batches
       .filter((_, i) => i % this.d === this.pos.dataRank)
-      .map((b) => microInput(b, this.pos.stage, this.p));
+      .map((b) => microInput(b, this.holdsFirst, this.holdsLast));
     return this.guard(async () => {
       const losses = await this.stage.evaluate(id, mine);
       const sum = (losses ?? []).reduce((a, b) => a + b, 0);
