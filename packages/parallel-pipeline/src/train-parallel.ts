@@ -28,6 +28,7 @@ import {
 import { dataParallelEngine } from '@yuan/parallel-zero';
 import {
   fieldNames,
+  getSchedule,
   groupParameters,
   parallelLayout,
   partitionLayers,

@@ -94,6 +94,22 @@ export interface StageStepReport {
   /** Milliseconds from the step's start to its optimizer step, and of that, waiting on a neighbour. */
   stepMs: number;
   waitMs: number;
+  /**
+   * Milliseconds of compute in the step per (virtual) stage the rank holds and pass kind (F, B, I, W), summed over the
+   * micro-batches: what a simulation of the schedule from measured pass times takes.
+   */
+  passMs: StagePassTimes[];
+}
+
+/** One (virtual) stage's compute milliseconds in a step by pass kind, and the passes run. */
+export interface StagePassTimes {
+  stage: number;
+  forward: number;
+  backward: number;
+  backwardInput: number;
+  backwardWeight: number;
+  /** Forwards run (micro-batches). */
+  count: number;
 }
 
 /** Coordinator → stage. */

@@ -90,6 +90,14 @@ type Handlers = {
   [K in Instruction['op']]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
 };
 
+/** The compute instructions, timed per (virtual) stage in the step report. */
+const PASSES: Partial<Record<Instruction['op'], 'forward' | 'backward' | 'backwardInput' | 'backwardWeight'>> = {
+  forward: 'forward',
+  backward: 'backward',
+  backwardInput: 'backwardInput',
+  backwardWeight: 'backwardWeight',
+};
+
 /** The maps' key of (virtual) stage `stage`'s micro-batch `mb`. */
 const key = (stage: number, mb: number) => `${stage}:${mb}`;
 
@@ -608,11 +616,26 @@ export class Stage {
       layerForwards: 0,
       stepMs: 0,
       waitMs: 0,
+      passMs: this.chunks.map((c) => ({
+        stage: c.stage,
+        forward: 0,
+        backward: 0,
+        backwardInput: 0,
+        backwardWeight: 0,
+        count: 0,
+      })),
     };
     try {
       for (const ins of this.init.program) {
         const handle = this.handlers[ins.op] as (ins: Instruction, run: StepRun) => Promise<void> | void;
+        const pass = PASSES[ins.op];
+        const t0 = pass ? performance.now() : 0;
         await handle(ins, run);
+        if (pass) {
+          const row = this.report.passMs[this.chunks.indexOf(this.chunkOf((ins as { stage?: number }).stage))];
+          row[pass] += performance.now() - t0;
+          if (pass === 'forward') row.count++;
+        }
       }
     } finally {
       for (const sp of this.spaces) {
