@@ -91,6 +91,11 @@ const BENCHES = {
     expect: [
       re(String.raw`^ +M +2: bubble NUM% +measured idle stage 0 NUM%, stage 1 NUM%$`),
       re(String.raw`--pp 2 \d+: ratio NUMx$`),
+      re(String.raw`^ +zb-v +predicted P=2 NUM%, P=4 NUM%, P=8 NUM%; formula NUM%/NUM%/NUM%; measured P=2: not run`),
+      re(String.raw`^ +1f1b +predicted P=2 NUM%.*measured P=2: NUM% \(predicted P=2 NUM%, off by NUM points\)$`),
+      re(
+        String.raw`^target \(P = 4, M = 2, simulated from measured times\): zb-v NUM% idle against 1f1b's NUM%: ratio NUM$`,
+      ),
     ],
   },
   'prepare.mjs': {

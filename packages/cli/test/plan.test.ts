@@ -109,6 +109,25 @@ describe('yuan plan', () => {
     expect(plan.bubbleFraction).toBeCloseTo(3 / 11, 12);
   });
 
+  it('--schedule auto on yuan2-102b prints every schedule and the choice; --memory rules out what does not fit', async () => {
+    const r = await yuan('plan', '--preset', 'yuan2-102b', '--schedule', 'auto', '--memory', '80');
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.split('\n');
+    expect(lines[0]).toBe('schedules (simulated with F = 1, I = 2, W = 1 per stage; memory cap 80.00 GiB):');
+    for (const name of ['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'])
+      expect(lines.some((l) => l.startsWith(`${name} `))).toBe(true);
+    expect(lines.find((l) => l.startsWith('gpipe '))).toMatch(/does not fit$/);
+    expect(lines.find((l) => l.startsWith('zb-v '))).toMatch(/<- chosen\s+fits$/);
+    expect(r.out).toContain('choice: zb-v (the shortest simulated step that fits)');
+    expect(r.out).toContain('schedule zb-v, recompute full');
+    const j = await yuan('plan', '--preset', 'yuan2-102b', '--schedule', 'auto', '--pass-times', '1,1,1', '--json');
+    const parsed = JSON.parse(j.out);
+    expect(parsed.schedules).toHaveLength(6);
+    expect(parsed.plan.schedule).toBe(parsed.choice);
+    const bad = await yuan('plan', '--preset', 'tiny-lfa', '--schedule', 'auto', '--pass-times', '1,2');
+    expect(bad.err.trim()).toBe('error: --pass-times "1,2" is not three numbers > 0 (F,I,W)');
+  });
+
   it('M < P warns but works', async () => {
     const r = await yuan('plan', '--preset', 'tiny-lfa', '--pp', '4', '--microbatches', '2');
     expect(r.code).toBe(0);
@@ -128,7 +147,7 @@ describe('yuan plan', () => {
       ],
       [
         ['--pp', '2', '--schedule', 'interleaved'],
-        /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe\)$/,
+        /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
       ],
       [
         ['--pp', '2', '--recompute', 'block'],

@@ -6,7 +6,19 @@
 import { planPlugins } from './own.js';
 
 export type { PartitionContext, PartitionPlugin, SchedulePlugin } from './plugins.js';
-export type { Instruction, ScheduleOptions } from './instructions.js';
+export type { Instruction, ScheduleOptions, PassCosts } from './instructions.js';
+export type { ActionOptions } from './plugins.js';
+export {
+  formatAction,
+  parseAction,
+  formatActionLists,
+  parseActionLists,
+  actionsOf,
+  lowerActions,
+  type Action,
+  type ActionType,
+  type ScheduleActions,
+} from './actions.js';
 export {
   partitionLayers,
   parseBlocks,
@@ -23,7 +35,12 @@ export {
   simulateSchedule,
   gpipeSchedule,
   oneFOneBSchedule,
+  interleavedSchedule,
+  zbH1Schedule,
+  zbH2Schedule,
+  zbvSchedule,
   type SimulationResult,
+  type SimulationCosts,
 } from './schedule.js';
 export {
   attentionShape,
@@ -39,12 +56,15 @@ export {
 export { groupParameters, type ParameterGroups } from './parameters.js';
 export {
   planPipeline,
+  planSchedules,
   plannedOptions,
   bytesPerParameter,
   parseRecompute,
   type PipelinePlanInput,
   type PlannedAttention,
   type PipelinePlan,
+  type ScheduleChoice,
+  type ScheduleChoiceRow,
   type StagePlan,
   type BytesPerParameter,
   type Recompute,
@@ -68,5 +88,5 @@ export {
 } from './layout.js';
 export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
 
-/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`; schedules `gpipe`, `1f1b`. */
+/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`; schedules `gpipe`, `1f1b`, `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`. */
 export const plugins = planPlugins();

@@ -102,7 +102,7 @@ describe('partitionLayers', () => {
     expect(() => partitionLayers('broken', { layers: 6, stages: 3 }, registry)).toThrow(
       /^partition "broken" returned blocks 1,1 give 2 stage/,
     );
-    expect(registry.names('schedule')).toEqual(['1f1b', 'gpipe']);
+    expect(registry.names('schedule')).toEqual(['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v']);
     // only the registry given is asked: one without the package's partitioners does not find them
     const other = new PluginRegistry().register({
       kind: 'partition',

@@ -8,6 +8,7 @@ import {
   headActivation,
   layerActivation,
   planPipeline,
+  planSchedules,
   sumTerms,
   type ActivationShape,
   type PipelinePlanInput,
@@ -209,7 +210,7 @@ describe('planPipeline', () => {
       /^partition blocks 1,2 sum to 3 layers; the model has 4$/,
     );
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
-      /^unknown schedule "zb" \(registered: 1f1b, gpipe\)$/,
+      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
     );
     expect(() => planPipeline({ ...base, recompute: 'block' })).toThrow(/^recompute "block" .* is not offered/);
     expect(() => planPipeline({ ...base, recompute: 'some' })).toThrow(
@@ -333,5 +334,45 @@ describe('memory partitioning (property over random shapes)', () => {
       expect(memory).toBeLessThanOrEqual(planPipeline({ ...input, partition: 'uniform' }).peakBytes);
       expect(memory).toBeLessThanOrEqual(planPipeline({ ...input, partition: 'parameters' }).peakBytes);
     }
+  });
+});
+
+describe('planSchedules', () => {
+  const base = { ...yuan2b, stages: 4, microbatches: 8, microBatchSize: 1, seqLength: 128 };
+  it('plans every schedule and picks the fastest that fits the memory cap', () => {
+    const all = planSchedules(base);
+    expect(all.rows.map((r) => r.schedule)).toEqual(['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v']);
+    const row = (name: string) => all.rows.find((r) => r.schedule === name)!;
+    expect(row('1f1b').bubbleFraction).toBeCloseTo(3 / 11, 12);
+    expect(row('zb-v').bubbleFraction!).toBeLessThan(row('zb-h1').bubbleFraction!);
+    expect(row('zb-h1').bubbleFraction!).toBeLessThan(row('1f1b').bubbleFraction!);
+    expect(all.choice).toBe('zb-v'); // the shortest simulated step (F = I = W = 1)
+    // ZB-V holds each rank's layers in two chunks (rank 0: the first and the last), as many held as 1F1B's stage 0
+    const v = row('zb-v').plan!;
+    expect(v.stages[0].chunks).toEqual([
+      { stage: 0, layers: 3, firstLayer: 0 },
+      { stage: 7, layers: 3, firstLayer: 21 },
+    ]);
+    // a cap between 1F1B's peak and ZB-H2's: the choice is a schedule that fits, never one that does not
+    const cap = (row('1f1b').peakBytes! + row('zb-h2').peakBytes!) / 2;
+    const capped = planSchedules({ ...base, memoryBytes: cap });
+    expect(capped.rows.find((r) => r.schedule === 'zb-h2')!.fits).toBe(false);
+    expect(capped.rows.find((r) => r.schedule === capped.choice)!.peakBytes!).toBeLessThanOrEqual(cap);
+    expect(capped.choice).not.toBe('1f1b');
+    // nothing fits a tiny cap
+    expect(planSchedules({ ...base, memoryBytes: 1 }).choice).toBeUndefined();
+  });
+
+  it('splits per-rank blocks over virtual stages, and reports what a schedule cannot plan', () => {
+    const plan = planPipeline({ ...base, schedule: 'zb-v', partition: [5, 7, 7, 5] });
+    expect(plan.blocks).toEqual([3, 4, 4, 3, 2, 3, 3, 2]);
+    expect(plan.stages.map((s) => s.layers)).toEqual([5, 7, 7, 5]);
+    const odd = planSchedules({ ...base, microbatches: 6, stages: 4 }); // one round of 6: interleaved plans it
+    expect(odd.rows.every((r) => r.error === undefined)).toBe(true);
+    const tooMany = planSchedules({ ...tiny, stages: 4, microbatches: 4, microBatchSize: 1, seqLength: 16 });
+    expect(tooMany.rows.find((r) => r.schedule === 'zb-v')!.error).toMatch(
+      /needs 8 virtual stages \(2 per rank\) but the model has 4 layers/,
+    );
+    expect(() => planPipeline({ ...base, schedule: 'auto' })).toThrow(/use planSchedules/);
   });
 });

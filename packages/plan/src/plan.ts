@@ -16,9 +16,12 @@ import {
   type ActivationShape,
   type SegmentActivation,
 } from './activation.js';
+import { planRegistry } from './own.js';
 import { groupParameters } from './parameters.js';
-import { partitionLayers } from './partition.js';
-import { getSchedule } from './schedule.js';
+import { isBlocksSpec, parseBlocks, partitionLayers } from './partition.js';
+import { lowerActions, type ScheduleActions } from './actions.js';
+import type { PassCosts } from './instructions.js';
+import { getSchedule, simulateSchedule, type SimulationResult } from './schedule.js';
 
 /**
  * What a stage keeps between a micro-batch's forward and its backward (Megatron's `--recompute-granularity`, plus
@@ -55,8 +58,16 @@ export interface PipelinePlanInput {
   seqLength: number;
   /** A partitioner name (`uniform`, `parameters`, `memory`, a plugin) or explicit blocks. Default `uniform`. */
   partition?: string | readonly number[];
-  /** Schedule name (`1f1b`, `gpipe`, a plugin). Default `1f1b`. */
+  /**
+   * Schedule name (`1f1b`, `gpipe`, `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`, a plugin). Default `1f1b`. `auto` is
+   * `planSchedules`' choice, not a schedule: pass it there.
+   */
   schedule?: string;
+  /**
+   * Per-stage pass times (measured or modelled, any unit) for the simulated bubble; default F = 1, I = W = 1 (a
+   * backward twice a forward). A schedule with V virtual stages over P ranks runs each chunk in P/V of them.
+   */
+  passCosts?: PassCosts;
   /** `none` (default), `selective`, `full` or `stage` (`Recompute`); Megatron's `block` is an error. */
   recompute?: string;
   /** Default `fp32`. */
@@ -127,8 +138,13 @@ export interface StagePlan {
    */
   gradientInFlightBytes: number;
   optimizerBytes: number;
-  /** Micro-batches whose activations the stage holds at once under the schedule. */
+  /**
+   * Micro-batches whose activations the stage holds at once under the schedule (simulated; with virtual stages in units
+   * of the rank's layers, a pending weight backward counted twice under full recompute: it keeps each layer's output gradient).
+   */
   inFlight: number;
+  /** The virtual stages (model chunks) this rank holds, with their layers, when the schedule has more than one per rank. */
+  chunks?: { stage: number; layers: number; firstLayer: number }[];
   /** Kept between forward and backward per in-flight micro-batch: the layers' tapes (`none`/`selective`), layer inputs (`full`) or the stage input (`stage`). */
   checkpointBytes: number;
   /** The largest backward working set (recomputed activations under `full`/`stage`, gradient buffers, fresh parameter gradients). */
@@ -150,8 +166,13 @@ export interface PipelinePlan {
   bindingStage: number;
   /** Largest stage peak, bytes. */
   peakBytes: number;
-  /** (P − 1) / (M/D + P − 1): the share of a step a stage idles in the pipeline fill and drain. */
+  /**
+   * The share of a step the busiest-idling rank idles (simulated with `passCosts`; 1F1B and GPipe with B = 2F:
+   * (P − 1) / (M/D + P − 1)).
+   */
   bubbleFraction: number;
+  /** The simulated step time in the units of `passCosts` (compute only, free communication). */
+  makespan: number;
   /** Whether every stage's peak fits `memoryBytes` (only when given). */
   fits?: boolean;
   memoryBytes?: number;
@@ -230,9 +251,30 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   const zero = input.zero ?? 0;
   if (![0, 1, 2].includes(zero)) throw new YuanError('usage', `--zero ${zero} is not 0, 1 or 2`);
   const scheduleName = input.schedule ?? '1f1b';
+  if (scheduleName === 'auto')
+    throw new YuanError(
+      'usage',
+      'schedule "auto" is a choice among schedules: use planSchedules (yuan plan --schedule auto)',
+    );
   const schedule = getSchedule(scheduleName, input.registry);
+  const chunks = schedule.chunks ?? 1;
+  const V = chunks * P;
+  const pc = input.passCosts ?? { forward: 1, backwardInput: 1, backwardWeight: 1 };
+  const actions: ScheduleActions | undefined = schedule.actions?.({ stages: P, microbatches: Mr, costs: pc });
+  const placement = actions?.placement ?? Array.from({ length: V }, (_, v) => v % P);
+  const programs = Array.from({ length: P }, (_, r) =>
+    actions
+      ? lowerActions(actions, r, input.tiedEmbeddings ?? true)
+      : schedule.instructions({ stages: P, microbatches: Mr, stage: r, tiedEmbeddings: input.tiedEmbeddings }),
+  );
   const tied = input.tiedEmbeddings ?? true;
   const L = m.numLayers;
+  if (V > L && chunks > 1) {
+    throw new YuanError(
+      'usage',
+      `schedule "${scheduleName}" needs ${V} virtual stages (${chunks} per rank) but the model has ${L} layers`,
+    );
+  }
   const groups = groupParameters(input.parameters, L);
   const headParams = groups.head + (tied && P > 1 ? groups.embedding : 0);
   const e = precision === 'bf16' ? 2 : 4;
@@ -273,12 +315,26 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   for (const n of groups.layers) prefix.push(prefix[prefix.length - 1] + n);
   const maxLayer = (first: number, count: number) => Math.max(...groups.layers.slice(first, first + count));
 
-  const stageMemory = (i: number, first: number, count: number) => {
-    const isFirst = i === 0;
-    const isLast = i === P - 1;
-    const parameters =
-      prefix[first + count] - prefix[first] + (isFirst ? groups.embedding : 0) + (isLast ? headParams : 0);
-    const inFlight = schedule.inFlight(i, P, Mr);
+  const simulate = (blocks?: readonly number[]): SimulationResult => {
+    const share = (v: number) =>
+      blocks ? blocks[v] / placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0) : 1 / chunks;
+    const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
+    return simulateSchedule(programs, {
+      forwardCost: per(pc.forward),
+      backwardInputCost: per(pc.backwardInput),
+      backwardWeightCost: per(pc.backwardWeight),
+      stageWeights: placement.map((_, v) => share(v)),
+      pendingWeightFactor: recompute === 'full' ? 2 : 1,
+    });
+  };
+  const flat = simulate();
+  /** Memory of rank `i` holding the segments (virtual stage, first layer, count), `inFlight` micro-batches held. */
+  const rankMemory = (i: number, segs: readonly { v: number; first: number; count: number }[], inFlight: number) => {
+    const isFirst = segs.some((g) => g.v === 0);
+    const isLast = segs.some((g) => g.v === V - 1);
+    const count = segs.reduce((a, g) => a + g.count, 0);
+    const own = segs.reduce((a, g) => a + prefix[g.first + g.count] - prefix[g.first], 0);
+    const parameters = own + (isFirst ? groups.embedding : 0) + (isLast ? headParams : 0);
     // fresh parameter gradients exist beside the accumulated ones while a segment's backward runs (TF.js returns new tensors)
     const headFresh = isLast ? groups.head + (tied ? groups.embedding : 0) : 0;
     let checkpoint: number;
@@ -289,19 +345,22 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
       const kept =
         count * layerKept + (isLast ? sumTerms(headTerms.saved) : 0) + (isFirst ? sumTerms(embedTerms.saved) : 0);
       checkpoint = inFlight * (kept + rope) * e;
-      const segments = [sumTerms(layerTerms.gradients) + coreSaved + maxLayer(first, count)];
+      const segments = [
+        sumTerms(layerTerms.gradients) + coreSaved + Math.max(...segs.map((g) => maxLayer(g.first, g.count))),
+      ];
       if (isLast) segments.push(sumTerms(headTerms.gradients) + headFresh);
       if (isFirst) segments.push(sumTerms(embedTerms.gradients) + groups.embedding);
       working = Math.max(...segments) * e;
     } else if (recompute === 'full') {
       checkpoint = inFlight * count * bsh * e;
-      const segments = [layerElems + maxLayer(first, count)];
+      const segments = [layerElems + Math.max(...segs.map((g) => maxLayer(g.first, g.count)))];
       if (isLast) segments.push(headElems + headFresh);
       if (isFirst) segments.push(embedElems + groups.embedding);
       working = (Math.max(...segments) + rope) * e;
     } else {
-      checkpoint = inFlight * (isFirst ? B * S * 4 : bsh * e); // the first stage keeps only the int32 token ids
-      const params = prefix[first + count] - prefix[first];
+      // each chunk keeps its input; the first stage keeps only the int32 token ids
+      checkpoint = inFlight * (isFirst && segs.length === 1 ? B * S * 4 : segs.length * bsh * e);
+      const params = own;
       working =
         (count * layerElems +
           params +
@@ -317,7 +376,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     // ZeRO 2: the groups in the order the backward produces them, two reduced at once (overlap). One stage: head, layer
     // L−1 … 0, embedding. P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
     // summed with the other end first and kept whole); with `stage` recompute all of them at once
-    const layersDown = groups.layers.slice(first, first + count).reverse();
+    const layersDown = [...segs].reverse().flatMap((g) => groups.layers.slice(g.first, g.first + g.count).reverse());
     const order =
       P === 1
         ? [groups.head + groups.embedding, ...layersDown, groups.embedding]
@@ -339,30 +398,51 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     };
   };
 
-  const spec = input.partition ?? 'uniform';
+  const given = input.partition ?? 'uniform';
+  const rankBlocks = typeof given !== 'string' ? [...given] : isBlocksSpec(given) ? parseBlocks(given) : undefined;
+  // blocks given per rank under a schedule with virtual stages: each rank's layers split over its chunks (the earlier
+  // chunk takes the extra layer), keeping the given non-uniform split between ranks
+  const spreadBlocks =
+    V > P && rankBlocks?.length === P
+      ? placement.map((r, v) => {
+          const mine = placement.flatMap((x, u) => (x === r ? [u] : []));
+          const k = mine.indexOf(v);
+          return Math.floor(rankBlocks[r] / chunks) + (k < rankBlocks[r] % chunks ? 1 : 0);
+        })
+      : undefined;
+  const spec = spreadBlocks ?? given;
   const blocks = partitionLayers(
     spec,
     {
       layers: L,
-      stages: P,
+      stages: V,
       layerParameters: groups.layers,
       firstStageParameters: groups.embedding,
       lastStageParameters: headParams,
-      stagePeakBytes: (i, first, count) => stageMemory(i, first, count).peakBytes,
+      stagePeakBytes: (v, first, count) =>
+        rankMemory(placement[v], [{ v, first, count }], flat.maxInFlight[placement[v]]).peakBytes,
     },
     input.registry,
   );
-  let first = 0;
-  const stages: StagePlan[] = blocks.map((count, i) => {
-    const s = { stage: i, layers: count, firstLayer: first, ...stageMemory(i, first, count), binding: false };
-    first += count;
-    return s;
+  const starts = blocks.map((_, v) => blocks.slice(0, v).reduce((a, b) => a + b, 0));
+  const sim = V > P ? simulate(blocks) : flat;
+  const stages: StagePlan[] = Array.from({ length: P }, (_, i) => {
+    const segs = blocks.map((count, v) => ({ v, first: starts[v], count })).filter((g) => placement[g.v] === i);
+    const layers = segs.reduce((a, g) => a + g.count, 0);
+    return {
+      stage: i,
+      layers,
+      firstLayer: segs[0].first,
+      ...(V > P ? { chunks: segs.map((g) => ({ stage: g.v, layers: g.count, firstLayer: g.first })) } : {}),
+      ...rankMemory(i, segs, sim.maxInFlight[i]),
+      binding: false,
+    };
   });
   const peakBytes = Math.max(...stages.map((s) => s.peakBytes));
   const bindingStage = stages.findIndex((s) => s.peakBytes === peakBytes);
   stages[bindingStage].binding = true;
   const warnings: string[] = [];
-  const bubbleFraction = (P - 1) / (Mr + P - 1);
+  const bubbleFraction = Math.max(...sim.idleFraction);
   if (Mr < P) {
     warnings.push(
       `${D > 1 ? `M/D = ${Mr}` : `M = ${Mr}`} micro-batches < P = ${P} stages: the pipeline never fills (bubble ${(100 * bubbleFraction).toFixed(1)}% of the step)`,
@@ -370,6 +450,9 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   }
   if (zero > 0 && D === 1) warnings.push(`--zero ${zero} with --dp 1 shards nothing`);
   const notes = [
+    ...(spreadBlocks
+      ? [`${chunks} virtual stages per rank: each rank's layers split over them (${blocks.join(',')})`]
+      : []),
     `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
     recomputeNote(recompute, shape),
@@ -388,13 +471,14 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     bindingStage,
     peakBytes,
     bubbleFraction,
+    makespan: sim.makespan,
     ...(input.memoryBytes !== undefined
       ? { fits: peakBytes <= input.memoryBytes, memoryBytes: input.memoryBytes }
       : {}),
     bytesPerParameter: bpp,
     modelParameters: prefix[L] + groups.embedding + groups.head,
     schedule: scheduleName,
-    partition: typeof spec === 'string' ? spec : spec.join(','),
+    partition: typeof given === 'string' ? given : given.join(','),
     recompute,
     precision,
     zero,
@@ -426,4 +510,59 @@ function recomputeNote(recompute: Recompute, shape: ActivationShape): string {
 
 function round(x: number): string {
   return Number.isInteger(x) ? String(x) : x.toFixed(3);
+}
+
+/** One schedule's line in `planSchedules`' comparison. */
+export interface ScheduleChoiceRow {
+  schedule: string;
+  /** The plan under this schedule, or why there is none (one line, e.g. more virtual stages than layers). */
+  plan?: PipelinePlan;
+  error?: string;
+  /** Simulated step time in `passCosts` units and its idle share (the bubble), peak bytes; undefined with `error`. */
+  makespan?: number;
+  bubbleFraction?: number;
+  peakBytes?: number;
+  /** Whether its peak fits `memoryBytes` (true when no cap is given). */
+  fits: boolean;
+}
+
+/** `planSchedules`' answer: every schedule's row and the choice (the fastest that fits; undefined when none fits). */
+export interface ScheduleChoice {
+  rows: ScheduleChoiceRow[];
+  choice?: string;
+  /** The chosen schedule's plan. */
+  plan?: PipelinePlan;
+}
+
+/**
+ * `--schedule auto`: plans the layout under each schedule (`names`, default every schedule in the registry) with the
+ * given pass times (`passCosts`, measured or modelled) and memory cap (`memoryBytes`), and chooses the one with the
+ * shortest simulated step among those whose peak fits, the first listed on a tie. A schedule that cannot plan the
+ * layout (an error of its own, such as interleaved 1F1B's micro-batch rounds) is a row with the error, not a failure;
+ * errors of the layout itself (bad sizes, unknown partition) are thrown as `planPipeline` throws them.
+ */
+export function planSchedules(input: PipelinePlanInput, names?: readonly string[]): ScheduleChoice {
+  const registry = input.registry ?? planRegistry();
+  const list = names ?? registry.names('schedule');
+  // the layout's own errors come from the default schedule
+  planPipeline({ ...input, schedule: '1f1b', registry });
+  const rows: ScheduleChoiceRow[] = list.map((schedule) => {
+    try {
+      const plan = planPipeline({ ...input, schedule, registry });
+      return {
+        schedule,
+        plan,
+        makespan: plan.makespan,
+        bubbleFraction: plan.bubbleFraction,
+        peakBytes: plan.peakBytes,
+        fits: plan.fits ?? true,
+      };
+    } catch (e) {
+      return { schedule, error: (e as Error).message, fits: false };
+    }
+  });
+  let best: ScheduleChoiceRow | undefined;
+  for (const r of rows)
+    if (r.fits && r.makespan !== undefined && (!best || r.makespan < best.makespan! - 1e-12)) best = r;
+  return { rows, ...(best ? { choice: best.schedule, plan: best.plan } : {}) };
 }

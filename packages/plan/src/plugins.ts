@@ -1,5 +1,6 @@
 import type { PluginBase } from '@yuan/core';
-import type { Instruction, ScheduleOptions } from './instructions.js';
+import type { ScheduleActions } from './actions.js';
+import type { Instruction, PassCosts, ScheduleOptions } from './instructions.js';
 
 /**
  * What a partitioner is told. `layers` and `stages` are always given; the cost inputs are given by the planner
@@ -25,12 +26,22 @@ export interface PartitionPlugin extends PluginBase<'partition', Record<string, 
   partition(ctx: PartitionContext): number[];
 }
 
-/** A pipeline schedule (registry kind `schedule`): one stage's instruction list, and how many micro-batches a stage holds. */
+/** What a schedule generator is asked for: P ranks, M micro-batches, optionally pass times (`ScheduleOptions`). */
+export type ActionOptions = Omit<ScheduleOptions, 'stage' | 'tiedEmbeddings'> & { costs?: PassCosts };
+
+/**
+ * A pipeline schedule (registry kind `schedule`): one rank's instruction list; a built-in one also gives its compute
+ * actions (`F`/`B`/`I`/`W` per rank, PyTorch's action strings) and where its virtual stages live.
+ */
 export interface SchedulePlugin extends PluginBase<'schedule', Record<string, never>> {
-  /** The instructions of one stage for one optimizer step. */
+  /** The instructions of one rank for one optimizer step. */
   instructions(options: ScheduleOptions): Instruction[];
-  /** The most micro-batches whose activations stage `stage` holds at once (forwarded, not yet backwarded). */
-  inFlight(stage: number, stages: number, microbatches: number): number;
+  /** Virtual stages (model chunks) per rank (default 1): the partition has chunks × P blocks. */
+  chunks?: number;
+  /** The compute actions of every rank and the rank of each virtual stage. */
+  actions?(options: ActionOptions): ScheduleActions;
+  /** The most micro-batches whose activations stage `stage` holds at once, where a formula gives it (informational; the planner simulates). */
+  inFlight?(stage: number, stages: number, microbatches: number): number;
 }
 
 declare module '@yuan/core' {

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { buildSchedule, simulateSchedule, type Instruction } from './index.js';
+import {
+  actionsOf,
+  buildSchedule,
+  formatAction,
+  formatActionLists,
+  getSchedule,
+  parseAction,
+  parseActionLists,
+  simulateSchedule,
+  type Instruction,
+} from './index.js';
+
+const ALL = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'];
 
 const lists = (name: string, P: number, M: number) =>
   Array.from({ length: P }, (_, s) => buildSchedule(name, { stages: P, microbatches: M, stage: s }));
@@ -93,9 +105,90 @@ describe('schedules', () => {
     );
     expect(() => buildSchedule('1f1b', { stages: 4, microbatches: 2, stage: 4 })).toThrow(/^stage 4 is outside 0..3$/);
     expect(() => buildSchedule('interleaved', { stages: 4, microbatches: 2, stage: 0 })).toThrow(
-      /^unknown schedule "interleaved" \(registered: 1f1b, gpipe\)$/,
+      /^unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
     );
     // M < P is allowed: the pipeline never fills
     expect(simulateSchedule(lists('1f1b', 8, 2)).maxInFlight).toEqual([2, 2, 2, 2, 2, 2, 2, 1]);
+  });
+
+  it('writes and reads PyTorch action strings', () => {
+    expect(parseAction('2F0')).toEqual({ stage: 2, type: 'F', microbatch: 0 });
+    expect(formatAction({ stage: 1, type: 'I', microbatch: 3 })).toBe('1I3');
+    expect(() => parseAction('0X1')).toThrow(
+      /^bad action "0X1" \(expected <stage><F\|B\|I\|W><micro-batch>, e\.g\. 2F0\)$/,
+    );
+    const { ranks } = getSchedule('zb-v').actions!({ stages: 2, microbatches: 4 });
+    expect(parseActionLists(formatActionLists(ranks))).toEqual(ranks);
+    // the instruction lists carry the same actions
+    const l = lists('zb-v', 2, 4);
+    expect(l.map((x, r) => actionsOf(x, r))).toEqual(ranks);
+    expect(formatActionLists(ranks).split('\n')[1].split(' ').slice(0, 6)).toEqual([
+      '1F0',
+      '2F0',
+      '1F1',
+      '2F1',
+      '2I0',
+      '2W0',
+    ]);
+  });
+
+  it('every schedule passes the simulator (each micro-batch F then B or I then W on every stage) for P <= 8, M <= 16', () => {
+    for (const name of ALL) {
+      const chunks = getSchedule(name).chunks ?? 1;
+      for (let P = 1; P <= 8; P++) {
+        for (let M = 1; M <= 16; M++) {
+          if (name === 'interleaved-1f1b' && M % Math.max(1, Math.floor(M / P)) !== 0) {
+            expect(() => lists(name, P, M)).toThrow(/multiple of the rounds/);
+            continue;
+          }
+          const l = lists(name, P, M);
+          const r = simulateSchedule(l);
+          expect(r.placement.length).toBe(chunks * P);
+          for (let s = 0; s < P; s++) {
+            const acts = actionsOf(l[s], s);
+            for (const v of r.placement.flatMap((x, v) => (x === s ? [v] : []))) {
+              for (const t of name.startsWith('zb') ? ['F', 'I', 'W'] : ['F', 'B']) {
+                const mbs = acts.filter((a) => a.stage === v && a.type === t).map((a) => a.microbatch);
+                expect([...mbs].sort((x, y) => x - y)).toEqual([...Array(M).keys()]);
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+
+  it("bubbles: ZB-H1 is the paper's (P − 1)(F + I − W), ZB-V and ZB-H2 below it, all below 1F1B; peaks as designed", () => {
+    for (const [P, M] of [
+      [2, 4],
+      [4, 8],
+      [8, 16],
+    ]) {
+      const idle = (name: string) => {
+        const c = 1 / (getSchedule(name).chunks ?? 1);
+        return simulateSchedule(lists(name, P, M), { forwardCost: c, backwardInputCost: c, backwardWeightCost: c });
+      };
+      const h1 = idle('zb-h1');
+      for (const x of h1.idleFraction) expect(x).toBeCloseTo((P - 1) / (3 * M + P - 1), 10);
+      expect(h1.maxInFlight).toEqual(new Array(P).fill(P));
+      const one = idle('1f1b').idleFraction[0];
+      expect(Math.max(...idle('zb-v').idleFraction)).toBeLessThan(Math.max(...h1.idleFraction));
+      expect(Math.max(...idle('zb-h2').idleFraction)).toBeLessThanOrEqual(Math.max(...h1.idleFraction) + 1e-12);
+      expect(Math.max(...idle('interleaved-1f1b').idleFraction)).toBeLessThan(one);
+      expect(Math.max(...idle('zb-h2').maxInFlight)).toBe(Math.min(M, 2 * P - 1));
+      expect(Math.max(...idle('zb-v').maxInFlight)).toBeLessThanOrEqual(P);
+    }
+  });
+
+  it('detects a weight backward before its input backward, and a second one', () => {
+    const good = lists('zb-h1', 2, 2);
+    const i = good[1].findIndex((x) => x.op === 'backwardWeight');
+    const early = [...good[1]];
+    const [w] = early.splice(i, 1);
+    early.unshift(w);
+    expect(() => simulateSchedule([good[0], early])).toThrow(/weight backward before its input backward/);
+    const twice = [...good[1]];
+    twice.splice(i, 0, w);
+    expect(() => simulateSchedule([good[0], twice])).toThrow(/weight backward of a micro-batch twice/);
   });
 });

@@ -54,6 +54,62 @@ export class AdamW {
     }
   }
 
+  /**
+   * Post-validation (Qi et al. 2024, §5, "bypassing optimizer synchronizations"): applies the update with the gradients
+   * as they are before the global gradient norm is known, then awaits `norm` and keeps the update when the norm is
+   * finite and at most `clip` (or `clip` ≤ 0); otherwise it restores the parameters, moments and step it changed and,
+   * for a finite norm over `clip`, redoes the update with the gradients scaled by clip / (norm + 1e-6) — the same
+   * parameters as clipping first (`clipGrads`, Megatron's semantics). A non-finite norm leaves everything as before
+   * and resolves with `rolledBack` and `applied: false`; the caller decides (the trainer stops, as without the option).
+   */
+  async postValidatedUpdate(
+    params: Map<string, tf.Variable>,
+    grads: GradMap,
+    lr: number,
+    norm: Promise<number> | number,
+    clip: number,
+  ): Promise<{ norm: number; rolledBack: boolean; applied: boolean }> {
+    const touched = [...grads.keys()].filter((n) => params.has(n));
+    const saved = touched.map((name) => {
+      const had = this.state.get(name);
+      return {
+        name,
+        p: tf.clone(params.get(name)!),
+        moments: had ? { m: tf.clone(had.m), v: tf.clone(had.v) } : undefined,
+      };
+    });
+    const step = this.step;
+    try {
+      this.update(params, grads, lr);
+      const n = await norm;
+      if (Number.isFinite(n) && !(clip > 0 && n > clip)) return { norm: n, rolledBack: false, applied: true };
+      for (const sv of saved) {
+        params.get(sv.name)!.assign(sv.p);
+        const now = this.state.get(sv.name)!;
+        if (sv.moments) {
+          now.m.assign(sv.moments.m);
+          now.v.assign(sv.moments.v);
+        } else {
+          now.m.dispose();
+          now.v.dispose();
+          this.state.delete(sv.name);
+        }
+      }
+      this.step = step;
+      if (!Number.isFinite(n)) return { norm: n, rolledBack: true, applied: false };
+      const scale = clip / (n + 1e-6);
+      const scaled: GradMap = new Map([...grads].map(([name, g]) => [name, tf.mul(g, scale)]));
+      try {
+        this.update(params, scaled, lr);
+      } finally {
+        for (const g of scaled.values()) g.dispose();
+      }
+      return { norm: n, rolledBack: true, applied: true };
+    } finally {
+      for (const sv of saved) tf.dispose([sv.p, ...(sv.moments ? [sv.moments.m, sv.moments.v] : [])]);
+    }
+  }
+
   /** The moments by name (`m.<param>` and `v.<param>`, flat float32) and the bias-correction step, for a checkpoint. */
   async exportState(): Promise<OptimizerState> {
     const moments = new Map<string, Float32Array>();

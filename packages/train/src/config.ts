@@ -26,6 +26,11 @@ export interface TrainConfig {
   weightDecay: number;
   /** Global gradient-norm clip; 0 disables. Default 1.0. */
   gradClip: number;
+  /**
+   * Optimizer post-validation (zero-bubble paper §5): step before the global gradient norm is known, roll back on a
+   * non-finite norm or one over `gradClip` (then redo the step clipped, as clipping first would). Default false.
+   */
+  postValidate: boolean;
   /** Restart RoPE positions after each `<eod>` inside a packed sequence (Megatron's --reset-position-ids). Default true. */
   resetPositionIds: boolean;
   /**
@@ -57,6 +62,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   eps: 1e-8,
   weightDecay: 0.1,
   gradClip: 1.0,
+  postValidate: false,
   resetPositionIds: true,
   validEvery: 50,
   validBatches: 4,
@@ -77,6 +83,7 @@ const schema = obj({
   eps: num({ gt: 0 }),
   weightDecay: num({ min: 0 }),
   gradClip: num({ min: 0 }),
+  postValidate: bool(),
   resetPositionIds: bool(),
   eodId: optional(num({ int: true, min: 0 })),
   validEvery: num({ int: true, min: 0 }),

@@ -99,11 +99,26 @@ export class Trainer implements TrainingEngine {
     const { loss, grads, tokens } = await this.accumulatedGrads();
     const step = this.step + 1;
     try {
-      const norm = await gradNorm(grads);
-      assertFiniteStep(loss, norm, step);
-      clipGrads(grads, norm, this.config.gradClip);
+      let norm: number;
       const lr = this.nextLr();
-      this.optimizer.update(this.trainable.params, grads, lr);
+      if (this.config.postValidate) {
+        // step first, check the norm after (rolled back when it is not finite or over the clip)
+        assertFiniteStep(loss, 0, step);
+        const r = await this.optimizer.postValidatedUpdate(
+          this.trainable.params,
+          grads,
+          lr,
+          gradNorm(grads),
+          this.config.gradClip,
+        );
+        norm = r.norm;
+        assertFiniteStep(loss, norm, step);
+      } else {
+        norm = await gradNorm(grads);
+        assertFiniteStep(loss, norm, step);
+        clipGrads(grads, norm, this.config.gradClip);
+        this.optimizer.update(this.trainable.params, grads, lr);
+      }
       this.step = step;
       const seconds = (performance.now() - t0) / 1000;
       return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };

@@ -253,4 +253,47 @@ describe('trainer', () => {
     t.dispose();
     model.dispose();
   });
+
+  it('post-validation (step, then roll back on a norm over the clip or not finite) gives the same losses and weights', async () => {
+    for (const gradClip of [0.05, 100]) {
+      const runs: { losses: number[]; weights: Map<string, Float32Array> }[] = [];
+      for (const postValidate of [false, true]) {
+        const config = tinyConfig('mha', { gradClip, postValidate });
+        const model = YuanModel.init(config, mhaAttention as never, 5);
+        const t = makeTrainer(config, model, 4);
+        runs.push({ losses: await losses(t, 4), weights: await model.weights() });
+        t.dispose();
+        model.dispose();
+      }
+      expect(runs[1].losses).toEqual(runs[0].losses);
+      for (const [name, w] of runs[0].weights) expect(runs[1].weights.get(name), name).toEqual(w);
+    }
+  });
+
+  it('post-validation rolls a step back on a non-finite norm: parameters, moments and step as before', async () => {
+    const p = tf.variable(tf.tensor2d([[1, 2]]));
+    const params = new Map([['w', p]]);
+    const opt = new AdamW({ beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
+    const g = new Map([['w', tf.tensor2d([[0.5, -1]])]]);
+    opt.update(params, g, 0.1);
+    const state = await opt.exportState();
+    const before = await p.data();
+    const r = await opt.postValidatedUpdate(params, g, 0.1, Promise.resolve(Number.NaN), 1);
+    expect(r).toEqual({ norm: Number.NaN, rolledBack: true, applied: false });
+    expect(await p.data()).toEqual(before);
+    expect(await opt.exportState()).toEqual(state);
+    // over the clip: the same as clipping first
+    const clipped = new AdamW(opt.options);
+    const q = tf.variable(tf.tensor2d([[1, 2]]));
+    clipped.update(new Map([['w', q]]), g, 0.1);
+    const norm = Math.hypot(0.5, 1);
+    const scaled = new Map([['w', tf.mul(g.get('w')!, 0.5 / (norm + 1e-6))]]);
+    clipped.update(new Map([['w', q]]), scaled as never, 0.1);
+    const r2 = await opt.postValidatedUpdate(params, g, 0.1, norm, 0.5);
+    expect(r2).toEqual({ norm, rolledBack: true, applied: true });
+    expect(await p.data()).toEqual(await q.data());
+    tf.dispose([p, q, g.get('w')!, scaled.get('w')!]);
+    opt.dispose();
+    clipped.dispose();
+  });
 });

@@ -6,7 +6,16 @@ import {
   type JsonObject,
   type YuanConfig,
 } from '@yuan/core';
-import { parallelLayout, planPipeline, planTime, type PipelinePlan, type TimePlan } from '@yuan/plan';
+import {
+  parallelLayout,
+  planPipeline,
+  planSchedules,
+  planTime,
+  type PassCosts,
+  type PipelinePlan,
+  type ScheduleChoice,
+  type TimePlan,
+} from '@yuan/plan';
 import { numberOption, type Command } from '../command.js';
 import { CONFIG_OPTIONS, loadConfig, loadRegistry } from '../context.js';
 import { PARALLEL_OPTIONS, withParallelFlags } from '../parallel-flags.js';
@@ -96,7 +105,7 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
     `partition ${plan.partition}: ${plan.blocks.join(',')}`,
     fmt(head),
     ...rows.map(fmt),
-    `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (P - 1)/(M/D + P - 1) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
+    `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (simulated${plan.schedule === '1f1b' || plan.schedule === 'gpipe' ? ', (P - 1)/(M/D + P - 1) with B = 2F' : ''}) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
   ];
   if (plan.memoryBytes !== undefined) {
     out.push(
@@ -107,6 +116,50 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   }
   out.push(...plan.notes.map((n) => `note: ${n}`));
   return out;
+}
+
+/**
+ * The default pass times of `--schedule auto`: F = 1, W = 1, and I = 2 under full or stage recompute (the layer forward
+ * again, then dX), I = 1 under none or selective (dX from the kept tape; selective's recomputed scores are small).
+ */
+const modelled = (recompute: string): PassCosts => ({
+  forward: 1,
+  backwardInput: recompute === 'full' || recompute === 'stage' ? 2 : 1,
+  backwardWeight: 1,
+});
+
+function parsePassTimes(v: unknown, recompute: string): PassCosts {
+  if (v === undefined) return modelled(recompute);
+  const parts = String(v).split(',').map(Number);
+  if (parts.length !== 3 || parts.some((x) => !(Number.isFinite(x) && x > 0)))
+    throw new YuanError('usage', `--pass-times "${String(v)}" is not three numbers > 0 (F,I,W)`);
+  return { forward: parts[0], backwardInput: parts[1], backwardWeight: parts[2] };
+}
+
+function choiceTable(c: ScheduleChoice, costs: PassCosts, memory: number | undefined): string[] {
+  const rows = c.rows.map((r) => [
+    r.schedule,
+    r.error ? '-' : `${(100 * r.bubbleFraction!).toFixed(1)}%`,
+    r.error ? '-' : r.makespan!.toFixed(2),
+    r.error ? '-' : gib(r.peakBytes!),
+    r.schedule === c.choice ? '<- chosen' : '',
+    r.error ? `cannot: ${r.error}` : r.fits ? 'fits' : 'does not fit',
+  ]);
+  const head = ['schedule', 'bubble', 'step', 'peak GiB', '', 'memory'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) =>
+    r
+      .map((x, i) => (i >= 4 ? x.padEnd(widths[i]) : i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [
+    `schedules (simulated with F = ${costs.forward}, I = ${costs.backwardInput}, W = ${costs.backwardWeight} per stage${memory === undefined ? '' : `; memory cap ${gib(memory)} GiB`}):`,
+    fmt(head),
+    ...rows.map(fmt),
+    c.choice
+      ? `choice: ${c.choice} (the shortest simulated step that fits)`
+      : 'choice: none — no schedule fits the memory cap',
+  ];
 }
 
 function timeTable(t: TimePlan): string[] {
@@ -131,9 +184,12 @@ export const planCommand: Command = {
   usage:
     'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
-    '  [--schedule 1f1b|gpipe] [--recompute none|selective|full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
+    '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|auto] [--pass-times F,I,W] [--recompute none|selective|full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
+    "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory;\n" +
+    '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 under full or stage recompute, which\n' +
+    '  redoes the forward in I).\n' +
     "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
     '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
@@ -150,6 +206,7 @@ export const planCommand: Command = {
     precision: { type: 'string' },
     kernels: { type: 'string' },
     memory: { type: 'string' },
+    'pass-times': { type: 'string' },
     json: { type: 'boolean' },
     time: { type: 'boolean' },
     chips: { type: 'string' },
@@ -211,7 +268,7 @@ export const planCommand: Command = {
     if (kernels !== 'fused' && kernels !== 'composed')
       throw new YuanError('usage', `--kernels "${kernels}" is not fused or composed`);
     const memory = values.memory === undefined ? undefined : numberOption(values, 'memory', 0, { min: 0 }) * GiB;
-    const plan = planPipeline({
+    const input = {
       model: m,
       parameters: modelParameters(config, attention),
       attention: { plugin: attention, options: config.attention.options },
@@ -228,7 +285,24 @@ export const planCommand: Command = {
       memoryBytes: memory,
       fusedKernels: kernels === 'fused',
       registry,
-    });
+      passCosts: parsePassTimes(values['pass-times'], layout.recompute),
+    };
+    if (layout.schedule === 'auto') {
+      const choice = planSchedules(input);
+      if (values.json) {
+        const rows = choice.rows.map(({ plan: _plan, ...r }) => r);
+        io.out(JSON.stringify({ schedules: rows, choice: choice.choice ?? null, plan: choice.plan ?? null }, null, 2));
+        return;
+      }
+      const lines = choiceTable(choice, input.passCosts, memory);
+      if (choice.plan) {
+        for (const w of choice.plan.warnings) io.err(`warning: ${w}`);
+        lines.push('', ...planTable(choice.plan, config));
+      }
+      io.out(lines.join('\n'));
+      return;
+    }
+    const plan = planPipeline(input);
     for (const w of plan.warnings) io.err(`warning: ${w}`);
     io.out(values.json ? JSON.stringify(plan, null, 2) : planTable(plan, config).join('\n'));
   },

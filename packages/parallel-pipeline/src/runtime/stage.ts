@@ -16,6 +16,7 @@ import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import { GradientSpace, ShardedAdamW } from '@yuan/parallel-zero';
 import type { Instruction } from '@yuan/plan';
+import type { RuntimeOp } from './schedule.js';
 import type { StageHooks } from './hooks.js';
 import type { MicroInput, StageInit, StageStepReport } from './protocol.js';
 import type { StageLinks } from './links.js';
@@ -70,9 +71,9 @@ interface StepRun {
   forwardsBefore: number;
 }
 
-/** The interpreter's handler of each instruction kind. */
+/** The interpreter's handler of each instruction kind it runs (`stagePrograms` refuses split backwards). */
 type Handlers = {
-  [K in Instruction['op']]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
+  [K in RuntimeOp]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
 };
 
 /** What a stage reports before its optimizer step: its part of the squared gradient norm, and (last stage) its loss. */
@@ -443,7 +444,7 @@ export class Stage {
     };
     try {
       for (const ins of this.init.program) {
-        const handle = this.handlers[ins.op] as (ins: Instruction, run: StepRun) => Promise<void> | void;
+        const handle = this.handlers[ins.op as RuntimeOp] as (ins: Instruction, run: StepRun) => Promise<void> | void;
         await handle(ins, run);
       }
     } finally {
