@@ -83,8 +83,9 @@ const BENCHES = {
   },
   'pipeline-memory.mjs': {
     expect: [
-      re(String.raw`^--partition memory: blocks [\d,]+\n`),
+      re(String.raw`^--recompute none --partition memory: blocks [\d,]+\n`),
       re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`),
+      re(String.raw`^recompute full, partition memory: every stage's activations within NUM% of the plan`),
     ],
   },
   'pipeline.mjs': {
