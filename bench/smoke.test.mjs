@@ -39,7 +39,12 @@ const BENCHES = {
       re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`),
     ],
   },
-  'data-parallel.mjs': { expect: [re(String.raw`^ratio --dp 2 / one process: NUM×`)] },
+  'data-parallel.mjs': {
+    expect: [
+      re(String.raw`^ratio --dp 2 / one process: NUM×`),
+      re(String.raw`^ratio --zero 2 --recompute none / --zero 1: NUM×`),
+    ],
+  },
   'filter.mjs': {
     expect: [
       re(String.raw`^preset yuan-zh-en, --workers 1: +NUM MB/s +NUMx floor`),
@@ -78,8 +83,9 @@ const BENCHES = {
   },
   'pipeline-memory.mjs': {
     expect: [
-      re(String.raw`^--partition memory: blocks [\d,]+\n`),
+      re(String.raw`^--recompute none --partition memory: blocks [\d,]+\n`),
       re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`),
+      re(String.raw`^recompute full, partition memory: every stage's activations within NUM% of the plan`),
     ],
   },
   'pipeline.mjs': {

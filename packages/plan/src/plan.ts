@@ -340,15 +340,17 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     let checkpoint: number;
     let working: number;
     if (recompute === 'none' || recompute === 'selective') {
-      // every layer's tape (and the head's) per in-flight micro-batch; a backward holds one segment's gradient
-      // buffers (the tape frees each op's saved tensors and gradients as it goes) plus its fresh parameter gradients
-      const kept =
-        count * layerKept + (isLast ? sumTerms(headTerms.saved) : 0) + (isFirst ? sumTerms(embedTerms.saved) : 0);
+      // every layer's tape (and the head's) per in-flight micro-batch. Calibrated on the kept tapes' distinct buffers
+      // (`KeptTape`, TF.js cpu, bench/pipeline-memory.mjs): a layer keeps its `saved` terms; the head keeps the final
+      // norm's, the normed hidden states and two [B,S,V] (logits and exp(logits − max); the shifted logits are a
+      // transient). The tape's backward frees each op's saved tensors and upstream gradients as it goes, so its working
+      // set is a few live gradients, not the whole `gradients` list: about 4 [B,S,H] in a layer (plus the attention
+      // scores recomputed under selective), 2 [B,S,V] in the head, beside the fresh parameter gradients
+      const headKept = sumTerms(headTerms.saved) - B * S * m.vocabSize + bsh;
+      const kept = count * layerKept + (isLast ? headKept : 0) + (isFirst ? sumTerms(embedTerms.saved) : 0);
       checkpoint = inFlight * (kept + rope) * e;
-      const segments = [
-        sumTerms(layerTerms.gradients) + coreSaved + Math.max(...segs.map((g) => maxLayer(g.first, g.count))),
-      ];
-      if (isLast) segments.push(sumTerms(headTerms.gradients) + headFresh);
+      const segments = [4 * bsh + coreSaved + Math.max(...segs.map((g) => maxLayer(g.first, g.count)))];
+      if (isLast) segments.push(2 * B * S * m.vocabSize + headFresh);
       if (isFirst) segments.push(sumTerms(embedTerms.gradients) + groups.embedding);
       working = Math.max(...segments) * e;
     } else if (recompute === 'full') {

@@ -119,12 +119,17 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
 }
 
 /**
- * The default pass times: F = I = W = 1 with kept tapes (`none`/`selective`); I = 2 with `full`/`stage` recompute
- * (the forward again, then dX).
+ * The default pass times of `--schedule auto`: F = 1, W = 1, and I = 2 under full or stage recompute (the layer forward
+ * again, then dX), I = 1 under none or selective (dX from the kept tape; selective's recomputed scores are small).
  */
-function parsePassTimes(v: unknown, recompute: string | undefined): PassCosts {
-  if (v === undefined)
-    return { forward: 1, backwardInput: recompute === 'full' || recompute === 'stage' ? 2 : 1, backwardWeight: 1 };
+const modelled = (recompute: string): PassCosts => ({
+  forward: 1,
+  backwardInput: recompute === 'full' || recompute === 'stage' ? 2 : 1,
+  backwardWeight: 1,
+});
+
+function parsePassTimes(v: unknown, recompute: string): PassCosts {
+  if (v === undefined) return modelled(recompute);
   const parts = String(v).split(',').map(Number);
   if (parts.length !== 3 || parts.some((x) => !(Number.isFinite(x) && x > 0)))
     throw new YuanError('usage', `--pass-times "${String(v)}" is not three numbers > 0 (F,I,W)`);
@@ -183,7 +188,8 @@ export const planCommand: Command = {
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
     "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory;\n" +
-    '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 with recompute full|stage, whose I redoes the forward).\n' +
+    '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 under full or stage recompute, which\n' +
+    '  redoes the forward in I).\n' +
     "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
     '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
