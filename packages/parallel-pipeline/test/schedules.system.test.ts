@@ -67,6 +67,38 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
     });
   }
 
+  it('post-validation in the stages (zb-v): update first, roll back and redo clipped over the clip — the clip-first weights', async () => {
+    const config = tinyConfig('lfa', LAYERS);
+    reference ??= run(single, setupOf(config, data, STEPS, undefined, 4), STEPS);
+    const ref = await reference;
+    const post = tinyConfig('lfa', LAYERS, { postValidate: true });
+    const engine = await pipelineEngine({
+      stages: 2,
+      microbatches: 4,
+      plugins: [LFA_MODULE],
+      schedule: 'zb-v',
+      recompute: 'none',
+      partition: [2, 1, 1, 2],
+    })(setupOf(post, data, STEPS));
+    try {
+      const norms: number[] = [];
+      const losses: number[] = [];
+      for (let i = 0; i < STEPS; i++) {
+        const m = await engine.trainStep();
+        norms.push(m.gradNorm);
+        losses.push(m.loss);
+      }
+      // the clip (0.5) binds: those steps were rolled back and redone clipped
+      expect(norms.some((n) => n > 0.5)).toBe(true);
+      expect(relDiff(losses, ref.losses)).toBeLessThan(1e-4);
+      const contents = await engine.checkpoint();
+      expect(maxWeightDiff(contents.weights, ref.contents.weights)).toBeLessThan(1e-4);
+      expect(maxWeightDiff(contents.optimizer.moments, ref.contents.optimizer.moments)).toBeLessThan(1e-4);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   const tcpRun = (parallel: JsonObject, out: string) =>
     trainParallel({
       config: { ...tinyConfig('lfa', LAYERS), parallel },

@@ -212,7 +212,10 @@ class Pipeline implements PipelineEngine {
     const pl = this.placement;
     for (const [s, h] of this.handles.entries()) {
       const inputs = batches.map((b) => microInput(b, pl[0] === s, pl[pl.length - 1] === s));
-      h.post({ type: 'step', step, inputs }, transfers(inputs));
+      h.post(
+        { type: 'step', step, inputs, lr: stepLearningRate(this.setup.train, step, this.setup.totalSteps) },
+        transfers(inputs),
+      );
     }
     const norms = await this.all('norm');
     void p;

@@ -115,7 +115,8 @@ export interface StagePassTimes {
 /** Coordinator → stage. */
 export type ToStage =
   | { type: 'init'; weights?: [string, Float32Array][]; moments?: [string, Float32Array][]; optimizerStep?: number }
-  | { type: 'step'; step: number; inputs: MicroInput[] }
+  /** `lr`: the step's learning rate, known before the norm (what a post-validated update applies first). */
+  | { type: 'step'; step: number; inputs: MicroInput[]; lr: number }
   | { type: 'update'; lr: number; norm: number; clip: number }
   | { type: 'discard' }
   | { type: 'eval'; id: number; inputs: MicroInput[] }

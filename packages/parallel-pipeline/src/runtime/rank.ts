@@ -237,18 +237,23 @@ class PipelineRank implements PipelineEngine {
     let lr = 0;
     let layerForwards = 0;
     await this.guard(() =>
-      this.stage.trainStep(step, inputs, async (mine): Promise<StageDecision> => {
-        // every rank's loss part (last stages) and squared norm part, summed over the world before any update
-        const r = await this.world.allReduce(
-          new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
-        );
-        loss = r[0];
-        norm = Math.sqrt(r[1]);
-        layerForwards = Math.round(r[2]);
-        if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
-        lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
-        return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
-      }),
+      this.stage.trainStep(
+        step,
+        inputs,
+        stepLearningRate(this.setup.train, step, this.setup.totalSteps),
+        async (mine): Promise<StageDecision> => {
+          // every rank's loss part (last stages) and squared norm part, summed over the world before any update
+          const r = await this.world.allReduce(
+            new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
+          );
+          loss = r[0];
+          norm = Math.sqrt(r[1]);
+          layerForwards = Math.round(r[2]);
+          if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
+          lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
+          return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
+        },
+      ),
     );
     assertFiniteStep(loss, norm, step);
     // this rank holds only its own stage's report (index = stage; the other entries are empty)

@@ -72,6 +72,8 @@ interface Micro {
 /** What one optimizer step's program works with besides the stage's own state. */
 interface StepRun {
   step: number;
+  /** The step's learning rate (the decision's, known before it: a post-validated update applies it first). */
+  lr: number;
   t0: number;
   inputs: MicroInput[];
   decide: (norm: StageNorm) => Promise<StageDecision>;
@@ -140,6 +142,8 @@ export class Stage {
   private step = 0;
   private currentStep = 0;
   private readonly spaces: StageSpace[] = [];
+  /** The last step's post-validation outcome (`train.postValidate` without data parallelism); test seam. */
+  postValidation?: { rolledBack: boolean; applied: boolean };
 
   constructor(
     readonly init: StageInit,
@@ -562,11 +566,40 @@ export class Stage {
       const sq = counted.length ? tf.tidy(() => tf.addN(counted.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0);
       const squaredNorm = sq.dataSync()[0];
       sq.dispose();
-      const d = await run.decide({
+      const mine = {
         squaredNorm,
         loss: this.last ? this.lossSum : undefined,
         layerForwards: this.layerForwards - run.forwardsBefore,
-      });
+      };
+      if (this.init.train.postValidate) {
+        // post-validation (zero-bubble §5): update with the step's lr before the global norm is known, then keep it,
+        // roll it back (a discarded step: non-finite norm) or redo it clipped (a norm over the clip), as AdamW's
+        // postValidatedUpdate does; the decision arrives while (or after) the update runs
+        const decided = run.decide(mine);
+        const norm = decided.then((d) => (d.type === 'update' ? d.norm : Number.NaN));
+        const r = await this.optimizer.postValidatedUpdate(
+          this.params,
+          this.grads!,
+          run.lr,
+          norm,
+          this.init.train.gradClip,
+        );
+        const d = await decided;
+        if (d.type === 'update' && d.lr !== run.lr)
+          throw new YuanError(
+            'pipeline',
+            `stage ${this.init.stage}: step ${run.step}'s lr ${d.lr} is not the ${run.lr} it updated with`,
+          );
+        if (r.applied) {
+          this.syncMirror();
+          this.step = run.step;
+        }
+        this.postValidation = { rolledBack: r.rolledBack, applied: r.applied };
+        disposeGrads(this.grads);
+        this.grads = undefined;
+        return;
+      }
+      const d = await run.decide(mine);
       if (d.type === 'update') {
         clipGrads(this.grads!, d.norm, d.clip);
         this.optimizer.update(this.params, this.grads!, d.lr);
@@ -586,10 +619,12 @@ export class Stage {
   async trainStep(
     step: number,
     inputs: MicroInput[],
+    lr: number,
     decide: (norm: StageNorm) => Promise<StageDecision>,
   ): Promise<void> {
     this.currentStep = step;
     const run: StepRun = {
+      lr,
       step,
       t0: performance.now(),
       inputs,
