@@ -7,6 +7,7 @@
 // split backward computes them, with kept tapes (I: dL/d(input), the weight gradients queued; W: the queue) and, for
 // comparison, under full recompute (I records each layer's forward again); B is the full backward.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
+// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes)
 // --smoke: tiny shapes (4 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
 // for the tokens/s ratio) to check that the benchmark runs (the test suite does this); its numbers mean nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     batch: { type: 'string', default: smoke ? '1' : '4' },
     backend: { type: 'string' },
     smoke: { type: 'boolean', default: false },
+    'sim-only': { type: 'boolean', default: false },
   },
 });
 const backend = await initBackend(values.backend);
@@ -104,9 +106,10 @@ async function measure(factory, m) {
 console.log(
   `backend ${backend.name}; ${Number(values.layers)} layers, hidden ${H}, ${values.batch} × ${values.seq} tokens per micro-batch; ${steps} measured steps`,
 );
-console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
+const simOnly = values['sim-only'];
 const uniform = (stages) => partitionLayers('uniform', { layers: Number(values.layers), stages });
-for (const m of smoke ? [2] : [1, 4, 16]) {
+if (!simOnly) console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
+for (const m of simOnly ? [] : smoke ? [2] : [1, 4, 16]) {
   const { reports } = await measure(
     pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: uniform(P), plugins }),
     m,
@@ -121,14 +124,23 @@ for (const m of smoke ? [2] : [1, 4, 16]) {
 }
 
 const M = smoke ? 2 : 8;
-const base = await measure(singleProcessEngine, M);
-const pipe = await measure(
-  pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: uniform(2), plugins, threadsPerStage: 1 }),
-  M,
-);
-console.log(
-  `\ntokens/s, global batch ${M} micro-batches: single process ${base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`,
-);
+if (!simOnly) {
+  const base = await measure(singleProcessEngine, M);
+  const pipe = await measure(
+    pipelineEngine({
+      stages: 2,
+      microbatches: M,
+      schedule: '1f1b',
+      partition: uniform(2),
+      plugins,
+      threadsPerStage: 1,
+    }),
+    M,
+  );
+  console.log(
+    `\ntokens/s, global batch ${M} micro-batches: single process ${base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`,
+  );
+}
 
 // (3) schedules: F, I, W of one stage's layers (L/2 of them, a middle stage: no embedding, no head), median of R, as
 // the runtime computes them: with kept tapes (recompute none: F records each layer's tape, I backpropagates dL/d(input)
@@ -254,18 +266,28 @@ console.log(
 );
 const rows = [];
 for (const name of SCHEDULES) {
-  const V = 2 * (getSchedule(name).chunks ?? 1);
-  const { reports } = await measure(
-    pipelineEngine({ stages: 2, microbatches: MS, schedule: name, partition: uniform(V), plugins, recompute: 'none' }),
-    MS,
-  );
-  const idle = [0, 1].map(
-    (st) => reports.reduce((a, r) => a + r[st].waitMs, 0) / reports.reduce((a, r) => a + r[st].stepMs, 0),
-  );
-  const m = Math.max(...idle);
-  const fromRun = predictFromRun(name, reports);
-  const off = Math.abs(m - fromRun.idle);
-  const measured = `${(100 * m).toFixed(1)}% (simulated from this run ${(100 * fromRun.idle).toFixed(1)}%, off by ${(100 * off).toFixed(1)} points${off <= 0.1 ? '' : ', outside ±10'}; per-stage compute per micro-batch ${fromRun.perStage.map((x) => x.toFixed(1)).join('/')} ms)`;
+  let measured = 'not run (--sim-only)';
+  if (!simOnly) {
+    const V = 2 * (getSchedule(name).chunks ?? 1);
+    const { reports } = await measure(
+      pipelineEngine({
+        stages: 2,
+        microbatches: MS,
+        schedule: name,
+        partition: uniform(V),
+        plugins,
+        recompute: 'none',
+      }),
+      MS,
+    );
+    const idle = [0, 1].map(
+      (st) => reports.reduce((a, r) => a + r[st].waitMs, 0) / reports.reduce((a, r) => a + r[st].stepMs, 0),
+    );
+    const m = Math.max(...idle);
+    const fromRun = predictFromRun(name, reports);
+    const off = Math.abs(m - fromRun.idle);
+    measured = `${(100 * m).toFixed(1)}% (simulated from this run ${(100 * fromRun.idle).toFixed(1)}%, off by ${(100 * off).toFixed(1)} points${off <= 0.1 ? '' : ', outside ±10'}; per-stage compute per micro-batch ${fromRun.perStage.map((x) => x.toFixed(1)).join('/')} ms)`;
+  }
   const [f, b, i, w] = [Fms, Bms, Ims, Wms];
   const pred = [2, 4, 8].map((P) => `P=${P} ${(100 * predict(name, P)).toFixed(1)}%`).join(', ');
   const form = [2, 4, 8].map((P) => `${(100 * formula[name](P, MS, f, b, i, w)).toFixed(1)}%`).join('/');
