@@ -295,6 +295,12 @@ for (const name of SCHEDULES) {
   console.log(`  ${name.padEnd(17)} predicted ${pred}; formula ${form}; measured P=2: ${measured}`);
 }
 const p4 = Object.fromEntries(rows.map((r) => [r.name, r.p4]));
+// no schedule beats the wait of the rank that starts last: P − 1 chunk forwards before its first input (half a stage's
+// F each with two chunks), against M (F + I + W) of work per rank
+const floor = (3 * Fms) / 2 / ((3 * Fms) / 2 + MS * (Fms + Ims + Wms));
+console.log(
+  `lower bound of any two-chunk schedule's idle at P = 4, M = ${MS} from these times (the last rank waits 3 chunk forwards): ${(100 * floor).toFixed(1)}%`,
+);
 console.log(
   `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle (target ≤ 5%) against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
 );
