@@ -74,8 +74,9 @@ const BENCHES = {
   },
   'lora.mjs': {
     // torch + peft (TORCH_PYTHON, --python, .venv-clients or python3) is optional: without it a one-line skip and no ratio
+    args: ['--weights', 'int8'], // the QLoRA-style packed base (the fp32 base is the default run)
     expect: [
-      re(String.raw`^yuan \(\w+, lfa\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
+      re(String.raw`^yuan \(\w+, lfa, int8 base\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
       re(
         String.raw`(^ratio yuan / torch\+peft: step time NUMx, peak RSS NUMx, CPU time NUMx$|^torch \+ peft: skipped \(.+\)$)`,
       ),
