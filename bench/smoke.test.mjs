@@ -110,6 +110,14 @@ const BENCHES = {
     ],
     shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets'],
   },
+  'quantize.mjs': {
+    expect: [
+      re(String.raw`^tiny-lfa \(NUMM, \d+ steps\) +NUM +NUM \([+-]NUM%\)`),
+      re(String.raw`^target int8 RTN within \+1% of fp32: tiny-lfa [+-]NUM% (met|NOT met)`),
+      re(String.raw`^target GPTQ int4 below RTN int4 at the same group: tiny-lfa g128 NUM vs NUM`),
+    ],
+    shared: ['datasets/wikitext-2'],
+  },
   'serve.mjs': { expect: [re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms$`)] },
   'startup.mjs': {
     expect: [re(String.raw`^yuan --help +NUM +NUMx$`), re(String.raw`^yuan filter --help +NUM +NUMx$`)],

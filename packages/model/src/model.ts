@@ -153,10 +153,13 @@ export class YuanModel {
       const values = this.values!;
       const standIns = this.standIns;
       this.paramMap = new Map(
-        this.specs.map((s) => [
-          s.name,
-          standIns?.has(s.name) ? tf.variable(tf.zeros([0]), false) : tf.variable(tf.tensor(values(s), s.shape), true),
-        ]),
+        this.specs.map((s) => {
+          // tf.variable shares the initial tensor's data and leaves that tensor alive: free it, or it pins the weights
+          const initial = standIns?.has(s.name) ? tf.zeros([0]) : tf.tensor(values(s), s.shape);
+          const v = tf.variable(initial, !standIns?.has(s.name));
+          initial.dispose();
+          return [s.name, v];
+        }),
       );
       this.values = undefined; // the source arrays are not kept once the variables hold the values
     }
