@@ -74,8 +74,9 @@ const BENCHES = {
   },
   'lora.mjs': {
     // torch + peft (TORCH_PYTHON, --python, .venv-clients or python3) is optional: without it a one-line skip and no ratio
+    args: ['--weights', 'int8'], // the QLoRA-style packed base (the fp32 base is the default run)
     expect: [
-      re(String.raw`^yuan \(\w+, lfa\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
+      re(String.raw`^yuan \(\w+, lfa, int8 base\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
       re(
         String.raw`(^ratio yuan / torch\+peft: step time NUMx, peak RSS NUMx, CPU time NUMx$|^torch \+ peft: skipped \(.+\)$)`,
       ),
@@ -113,6 +114,14 @@ const BENCHES = {
       re(String.raw`^yuan data prepare --format yuan, 2 workers: .*\(NUMx 1 worker, limit 2x\), byte-identical$`),
     ],
     shared: ['fixtures/yuan2-tokenizer/tokenizer.model', 'datasets'],
+  },
+  'quantize.mjs': {
+    expect: [
+      re(String.raw`^tiny-lfa \(NUMM, \d+ steps\) +NUM +NUM \([+-]NUM%\)`),
+      re(String.raw`^target int8 RTN within \+1% of fp32: tiny-lfa [+-]NUM% (met|NOT met)`),
+      re(String.raw`^target GPTQ int4 below RTN int4 at the same group: tiny-lfa g128 NUM vs NUM`),
+    ],
+    shared: ['datasets/wikitext-2'],
   },
   'serve.mjs': { expect: [re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms$`)] },
   'startup.mjs': {

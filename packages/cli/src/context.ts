@@ -36,6 +36,7 @@ const BUILTIN_PLUGIN_PACKAGES: readonly { spec: string; tensors?: true }[] = [
   { spec: '@yuan/model', tensors: true }, // attention mha, the local model adapter
   { spec: '@yuan/attention-lfa', tensors: true },
   { spec: '@yuan/attention-lpa', tensors: true },
+  { spec: '@yuan/quantize', tensors: true }, // quantizers (rtn, gptq)
 ];
 
 const CLI_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -193,12 +194,23 @@ async function adapterBase(peft: string): Promise<string> {
   throw new YuanError('usage', `give --model DIR, the base model of the adapter ${peft}${named}`);
 }
 
+/** Whether a checkpoint folder's config.json declares a `quantization_config` (weights in the GPTQ layout). */
+function isQuantizedFolder(dir: string): boolean {
+  try {
+    const hf = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as { quantization_config?: unknown };
+    return typeof hf.quantization_config === 'object' && hf.quantization_config !== null;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The model a command runs: a checkpoint or training-run folder (`--model DIR`, with --set overrides of e.g. attention
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend (a backend
  * plugin of `registry`) first.
  * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
- * (generation), weights stay in their stored formats and decode natively where the backend allows (`loadInferenceModel`);
+ * (generation), and always for a quantized folder, weights stay in their stored formats and decode natively where the
+ * backend allows (`loadInferenceModel`);
  * a preset's random weights are then made in `--weights FORMAT` (default fp32). With `--peft DIR` a PEFT adapter is
  * read and attached (the model then owns it, and runs on TensorFlow.js: the native decoder runs no adapters); without
  * --model or --preset its base is the adapter's `base_model_name_or_path`.
@@ -236,12 +248,15 @@ export async function openModel(
       const onIgnored = (line: string) => note(line);
       // the weight formats tried on each stored weight are the registry's (built-in and plugins), not a list of its own
       const formats = registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[];
-      if (inference)
-        return loadInferenceModel(resolveModelDir(dir), attentionLookup(registry), setLayer(values), {
+      // a quantized folder (GPTQ layout) has no float weights to train or serve from: it always opens through the
+      // weight-format loader, whose tfjs parameters (forward with caches, serving) are its dequantized weights
+      const folder = resolveModelDir(dir);
+      if (inference || isQuantizedFolder(folder))
+        return loadInferenceModel(folder, attentionLookup(registry), setLayer(values), {
           onIgnored,
           formats,
         });
-      return loadCheckpoint(resolveModelDir(dir), attentionLookup(registry), setLayer(values), { onIgnored });
+      return loadCheckpoint(folder, attentionLookup(registry), setLayer(values), { onIgnored });
     }
     if (!values.preset && !values.config)
       throw new YuanError('usage', 'give --model DIR (a checkpoint) or --preset NAME (a freshly initialised model)');

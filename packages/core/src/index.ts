@@ -60,6 +60,7 @@ export type {
   FilterPresetPlugin,
   FilterStep,
 } from './filter.js';
+export type { QuantizerPlugin, QuantizeGrid, LinearToQuantize, QuantizedLinear } from './quantizer.js';
 export type { EvaluatorPlugin, EvaluatorFlag, EvalContext, EvalResult, EvalSettings } from './evaluator.js';
 export {
   writeAtomic,

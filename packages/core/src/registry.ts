@@ -5,6 +5,7 @@ import { NotFoundError, YuanError } from './errors.js';
 import type { EvaluatorPlugin } from './evaluator.js';
 import type { FilterPlugin, FilterPresetPlugin } from './filter.js';
 import type { Preset } from './presets.js';
+import type { QuantizerPlugin } from './quantizer.js';
 import type { TokenizerPlugin } from './tokenizer.js';
 import type { WeightFormatPlugin } from './weight-format.js';
 
@@ -34,6 +35,7 @@ export interface PluginKinds {
   adapter: AdapterPlugin<any, any, any>;
   preset: Preset;
   'weight-format': WeightFormatPlugin<any, any>;
+  quantizer: QuantizerPlugin<any>;
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

@@ -269,6 +269,7 @@ describe('publishing every package to a local registry and installing from it wi
       '@yuan/parallel-pipeline',
       '@yuan/parallel-zero',
       '@yuan/plan',
+      '@yuan/quantize',
       '@yuan/serve',
       '@yuan/tensor',
       '@yuan/tensor-native',

@@ -334,6 +334,43 @@ napi_value SetDecodeThreads(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// inverseUpperCholesky(h, n): in place, U with H⁻¹ = Uᵀ·U; returns false when h is not positive definite.
+napi_value InverseUpperCholesky(napi_env env, napi_callback_info info) {
+  In a(env, info, "inverseUpperCholesky");
+  size_t nh = 0;
+  double* h = a.arr<double>(0, napi_float64_array, "h", &nh);
+  const int64_t n = a.num(1, "n");
+  a.need(n > 0 && nh == size_t(n * n), "h must hold n·n values");
+  if (!a.ok) return nullptr;
+  napi_value r;
+  napi_get_boolean(env, ynk::inverseUpperCholesky(h, n), &r);
+  return r;
+}
+
+// gemmSub64(transA, m, n, k, a, lda, b, ldb, c, ldc): c −= op(a)·b in Float64 (cblas_dgemm).
+napi_value GemmSub64(napi_env env, napi_callback_info info) {
+  In a(env, info, "gemmSub64");
+  bool trans = false;
+  if (a.argc < 1 || napi_get_value_bool(env, a.argv[0], &trans) != napi_ok) a.fail("transA must be a boolean");
+  const int64_t m = a.num(1, "m"), n = a.num(2, "n"), k = a.num(3, "k");
+  size_t na = 0, nb = 0, nc = 0;
+  const double* x = a.arr<double>(4, napi_float64_array, "a", &na);
+  const int64_t lda = a.num(5, "lda");
+  const double* y = a.arr<double>(6, napi_float64_array, "b", &nb);
+  const int64_t ldb = a.num(7, "ldb");
+  double* z = a.arr<double>(8, napi_float64_array, "c", &nc);
+  const int64_t ldc = a.num(9, "ldc");
+  a.need(m > 0 && n > 0 && k > 0, "m, n and k must be positive");
+  const int64_t aRows = trans ? k : m, aCols = trans ? m : k;
+  a.need(lda >= aCols && ldb >= n && ldc >= n, "a leading dimension is below its matrix's width");
+  a.need(na >= size_t((aRows - 1) * lda + aCols), "a is shorter than its matrix");
+  a.need(nb >= size_t((k - 1) * ldb + n), "b is shorter than its matrix");
+  a.need(nc >= size_t((m - 1) * ldc + n), "c is shorter than its matrix");
+  if (!a.ok) return nullptr;
+  ynk::gemmSub64(trans, m, n, k, x, lda, y, ldb, z, ldc);
+  return nullptr;
+}
+
 }  // namespace
 
 // Adds the weight-format functions to the addon's exports (called from Init in addon.cc).
@@ -353,6 +390,8 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"swigluSplit", nullptr, SwigluSplit, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"readAll", nullptr, ReadAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setDecodeThreads", nullptr, SetDecodeThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"inverseUpperCholesky", nullptr, InverseUpperCholesky, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"gemmSub64", nullptr, GemmSub64, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;
 }

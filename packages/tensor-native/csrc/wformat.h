@@ -49,4 +49,17 @@ void randomTableBf16(uint16_t* out, int64_t n, uint64_t seed, const float* table
 // Fills out with hashed random 32-bit words (any seed and index give the same word on every machine).
 void randomWords(uint32_t* out, int64_t n, uint64_t seed, int threads);
 
+// Float64 linear algebra for quantizers (linalg.cc), row-major n×n, blocked over CBLAS level-3 routines.
+// In place: the lower Cholesky factor L of a symmetric positive definite a (A = L·Lᵀ; only the lower triangle is
+// read; the strict upper triangle is set to 0). False (a partly overwritten) when a is not positive definite.
+bool choleskyLower(double* a, int64_t n);
+// In place: the inverse of a lower triangular a with a nonzero diagonal (lower triangular).
+void invertLower(double* a, int64_t n);
+// In place: the upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ·U) of a symmetric positive definite h, as J·L'⁻¹·J with
+// J·H·J = L'·L'ᵀ (J the reversal); n³/3 + n³/3 multiply-adds. False when h is not positive definite.
+bool inverseUpperCholesky(double* h, int64_t n);
+// c [m, n] (row stride ldc) −= op(a) · b: op(a) [m, k] is a [m, k] (row stride lda) or, transposed, a [k, m]; b [k, n].
+void gemmSub64(bool transA, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda, const double* b, int64_t ldb,
+               double* c, int64_t ldc);
+
 }  // namespace ynk

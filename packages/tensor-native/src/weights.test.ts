@@ -403,3 +403,55 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     }
   });
 });
+
+describe.skipIf(!native.info)('Float64 linear algebra kernels', () => {
+  const k = native.info ? weightKernels() : undefined!;
+
+  it('inverseUpperCholesky: Uᵀ·U = H⁻¹ with U upper triangular, for a size spanning several blocks', () => {
+    const n = 200;
+    // H = I + B·Bᵀ/n with a fixed B
+    const b = Float64Array.from({ length: n * n }, (_, i) => Math.sin(i * 0.37) + Math.cos(i * 0.011));
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        let s = i === j ? 1 : 0;
+        for (let p = 0; p < n; p++) s += (b[i * n + p] * b[j * n + p]) / n;
+        h[i * n + j] = s;
+      }
+    const u = Float64Array.from(h);
+    expect(k.inverseUpperCholesky(u, n)).toBe(true);
+    // (Uᵀ·U)·H = I: check with M = U·H, then Uᵀ·M
+    const m = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let p = i; p < n; p++) {
+        const f = u[i * n + p];
+        for (let j = 0; j < n; j++) m[i * n + j] += f * h[p * n + j];
+      }
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p <= i; p++) s += u[p * n + i] * m[p * n + j];
+        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-9);
+    const bad = Float64Array.from(h);
+    bad[150 * n + 150] = -5;
+    expect(k.inverseUpperCholesky(bad, n)).toBe(false);
+  });
+
+  it('gemmSub64: c −= op(a)·b', () => {
+    const a = Float64Array.from([1, 2, 3, 4, 5, 6]); // [2, 3]
+    const b = Float64Array.from([1, 0, 0, 1, 1, 1]); // [3, 2]
+    const c = Float64Array.from([10, 10, 10, 10]);
+    k.gemmSub64(false, 2, 2, 3, a, 3, b, 2, c, 2);
+    expect([...c]).toEqual([10 - 4, 10 - 5, 10 - 10, 10 - 11]);
+    const t = Float64Array.from([1, 4, 2, 5, 3, 6]); // aᵀ [3, 2]
+    const c2 = Float64Array.from([10, 10, 10, 10]);
+    k.gemmSub64(true, 2, 2, 3, t, 2, b, 2, c2, 2);
+    expect([...c2]).toEqual([...c]);
+    expect(() => k.gemmSub64(false, 2, 2, 3, a, 3, b, 2, new Float64Array(3), 2)).toThrow(/c is shorter/);
+  });
+});

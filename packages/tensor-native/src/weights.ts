@@ -84,6 +84,28 @@ export interface WeightKernels {
   readAll(x: Float32Array): number;
   /** Threads of these kernels (default: the number of cores); returns the setting. */
   setDecodeThreads(threads: number): number;
+  /**
+   * In place, Float64: the upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ·U, strict lower triangle 0) of a symmetric positive
+   * definite h [n, n] (GPTQ's inverse-Hessian factor), blocked over OpenBLAS (dsyrk, dtrsm, dtrmm); about 2n³/3
+   * multiply-adds. Returns false (h partly overwritten) when h is not positive definite.
+   */
+  inverseUpperCholesky(h: Float64Array, n: number): boolean;
+  /**
+   * c [m, n] (row stride ldc) −= op(a) · b in Float64 (OpenBLAS dgemm): op(a) [m, k] is a [m, k] (row stride lda), or
+   * with `transA` the transpose of a [k, m]; b [k, n] (row stride ldb). Pass subarrays to start inside a matrix.
+   */
+  gemmSub64(
+    transA: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float64Array,
+    lda: number,
+    b: Float64Array,
+    ldb: number,
+    c: Float64Array,
+    ldc: number,
+  ): void;
 }
 
 /** The weight kernels of the native addon; throws the one-line reason when the addon is not built. */

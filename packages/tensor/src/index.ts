@@ -49,6 +49,7 @@ export {
 } from './weights/formats.js';
 export { openWeightSource, type WeightSource, type SourceTensor } from './weights/source.js';
 export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/kernels.js';
+export { packedLinear } from './weights/packed-linear.js';
 export {
   DecodeOps,
   KvCache,

@@ -40,6 +40,30 @@ describe('safetensors', () => {
     await st.close();
   });
 
+  it('writes int32 tensors as I32 (packed quantized weights) beside float ones; readBytes gives the stored bytes', async () => {
+    const file = path.join(dir, 'ints.safetensors');
+    const ints = Int32Array.from([0, -1, 0x12345678, -0x80000000]);
+    await writeSafetensors(file, [
+      { name: 'q', shape: [2, 2], data: ints },
+      { name: 's', shape: [2], data: Float32Array.from([0.5, -3]), dtype: 'F16' },
+      { name: 'f', shape: [1], data: Float32Array.from([1 / 3]) },
+    ]);
+    const st = await openSafetensors(file);
+    expect([...st.entries].map(([n, e]) => [n, e.dtype, e.readable])).toEqual([
+      ['q', 'I32', false],
+      ['s', 'F16', true],
+      ['f', 'F32', true],
+    ]);
+    const bytes = await st.readBytes('q');
+    expect([...new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))]).toEqual([
+      ...ints,
+    ]);
+    expect([...(await st.read('s'))]).toEqual([0.5, -3]);
+    expect([...new Uint16Array((await st.readBytes('s')).slice().buffer)]).toEqual([0x3800, 0xc200]);
+    expect((await st.read('f'))[0]).toBe(Math.fround(1 / 3));
+    await st.close();
+  });
+
   it('leaves no temporary files behind', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });

@@ -47,6 +47,8 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
   /** Reads one tensor, converted to float32; a tensor that is not F32, F16 or BF16 is a one-line error. */
   read(name: string): Promise<Float32Array>;
+  /** Reads one tensor of any dtype as its stored little-endian bytes (for I32 packed weights, say). */
+  readBytes(name: string): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
@@ -167,6 +169,14 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
         await fh.read(buf, 0, end - begin, dataStart + begin);
         return decode(buf, entry.dtype as FloatDType);
       },
+      async readBytes(name) {
+        const entry = entries.get(name);
+        if (!entry) bad(path, `no tensor named ${name}`);
+        const [begin, end] = entry.offsets;
+        const buf = Buffer.alloc(end - begin);
+        await fh.read(buf, 0, end - begin, dataStart + begin);
+        return buf;
+      },
       close: () => fh.close(),
     };
   } catch (e) {
@@ -196,12 +206,12 @@ function encode(data: Float32Array, dtype: FloatDType): Uint8Array {
   return out;
 }
 
-/** A tensor to write. */
+/** A tensor to write: float32 values, stored in `dtype` (default: the file's), or int32 values, stored as I32. */
 export interface TensorToWrite {
   name: string;
   shape: number[];
-  data: Float32Array;
-  /** Stored dtype of this tensor; defaults to the `dtype` option of `writeSafetensors` (e.g. F32 buffers in a BF16 file). */
+  data: Float32Array | Int32Array;
+  /** Stored float dtype of this tensor (ignored for Int32Array data, stored as I32); defaults to the `dtype` option of `writeSafetensors` (e.g. F32 buffers in a BF16 file). */
   dtype?: FloatDType;
 }
 
@@ -222,8 +232,8 @@ export async function writeSafetensors(
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length)
       throw new YuanError('checkpoint', `tensor ${t.name}: shape [${t.shape}] does not hold ${t.data.length} values`);
-    const dtype = dtypeOf(t);
-    const bytes = count * BYTES[dtype];
+    const dtype = t.data instanceof Int32Array ? 'I32' : dtypeOf(t);
+    const bytes = count * (dtype === 'I32' ? 4 : BYTES[dtype]);
     header[t.name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -237,7 +247,12 @@ export async function writeSafetensors(
     try {
       await fh.write(lenBuf);
       await fh.write(headerBuf);
-      for (const t of tensors) await fh.write(encode(t.data, dtypeOf(t)));
+      for (const t of tensors) {
+        const d = t.data;
+        await fh.write(
+          d instanceof Int32Array ? new Uint8Array(d.buffer, d.byteOffset, d.byteLength) : encode(d, dtypeOf(t)),
+        );
+      }
     } finally {
       await fh.close();
     }

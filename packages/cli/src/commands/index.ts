@@ -79,6 +79,12 @@ export const COMMANDS: CommandEntry[] = [
     load: async () => (await import('./eval.js')).evalCommand,
   },
   {
+    path: ['quantize'],
+    summary:
+      "quantize a checkpoint's linears to 8 or 4 bits (rtn, gptq with calibration data) in the Hugging Face GPTQ layout",
+    load: async () => (await import('./quantize.js')).quantizeCommand,
+  },
+  {
     path: ['serve'],
     summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API',
     load: async () => (await import('./serve.js')).serveCommand,

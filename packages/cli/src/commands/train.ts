@@ -94,6 +94,11 @@ export const trainCommand: Command = {
   },
   async run(values, _pos, io) {
     if (await adapterRequested(values)) return trainAdapter(values, io, trainCommand);
+    if (values.weights !== undefined)
+      throw new YuanError(
+        'usage',
+        `--weights ${String(values.weights)} is the frozen base's format of an adapter run: add --lora (or --lora-rank R)`,
+      );
     const data = requireString(values, 'data', trainCommand);
     const out = requireString(values, 'out', trainCommand);
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);

@@ -38,6 +38,21 @@ export interface DecodeKernels {
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
   readAll(x: Float32Array): number;
   setDecodeThreads(threads: number): number;
+  /** In place, Float64: U with H⁻¹ = Uᵀ·U of a symmetric positive definite h [n, n]; false when h is not. */
+  inverseUpperCholesky(h: Float64Array, n: number): boolean;
+  /** c [m, n] (row stride ldc) −= op(a)·b in Float64: op(a) = a [m, k] (stride lda) or, with transA, a [k, m]ᵀ. */
+  gemmSub64(
+    transA: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float64Array,
+    lda: number,
+    b: Float64Array,
+    ldb: number,
+    c: Float64Array,
+    ldc: number,
+  ): void;
 }
 
 // The optional native package, imported by a computed name (as backend.ts does).
