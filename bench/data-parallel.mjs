@@ -1,6 +1,10 @@
 // Training tokens/s of `yuan train --dp D` (D ranks, one BLAS thread each) against one process using every core,
 // same model, data and global batch, in one run. On a 2-core machine the limit for D = 2 is 2× (no other overlap).
-// Usage: node bench/data-parallel.mjs [--steps 6 --dp 2 --zero 1 --transport threads --hidden 128 --layers 4 --seq 128]
+// Then the same D with ZeRO 2 (gradients reduce-scattered bucket by bucket during a layer-by-layer backward) under
+// `--recompute` (default none: each layer's tape kept, no forward twice) against the ZeRO 1 run: the issue's target is
+// ZeRO 2 ≥ 0.95× ZeRO 1 tokens/s with recompute none.
+// Usage: node bench/data-parallel.mjs [--steps 6 --dp 2 --zero 1 --recompute none --transport threads --hidden 128
+// --layers 4 --seq 128]
 // --smoke: 2 steps of a 2-layer model at hidden 32, sequence 32, on 400 lines, to check that the benchmark runs (the
 // test suite does this).
 import { spawnSync } from 'node:child_process';
@@ -16,6 +20,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: smoke ? '2' : '6' },
     dp: { type: 'string', default: '2' },
     zero: { type: 'string', default: '1' },
+    recompute: { type: 'string', default: 'none' },
     transport: { type: 'string', default: 'threads' },
     hidden: { type: 'string', default: smoke ? '32' : '128' },
     layers: { type: 'string', default: smoke ? '2' : '4' },
@@ -66,22 +71,25 @@ const common = [
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 const tps = (out) => JSON.parse(out.trim().split('\n').pop()).tokensPerSecond;
 const single = tps(run([...common, '--out', path.join(tmp, 'single')], { YUAN_NATIVE_THREADS: String(cpus().length) }));
-const parallel = tps(
-  run(
-    [
-      ...common,
-      '--out',
-      path.join(tmp, 'dp'),
-      '--dp',
-      String(dp),
-      '--zero',
-      values.zero,
-      '--transport',
-      values.transport,
-    ],
-    { YUAN_NATIVE_THREADS: '1' },
-  ),
-);
+const dpRun = (zero, extra = []) =>
+  tps(
+    run(
+      [
+        ...common,
+        '--out',
+        path.join(tmp, `dp-z${zero}`),
+        '--dp',
+        String(dp),
+        '--zero',
+        zero,
+        '--transport',
+        values.transport,
+        ...extra,
+      ],
+      { YUAN_NATIVE_THREADS: '1' },
+    ),
+  );
+const parallel = dpRun(values.zero);
 console.log(`one process, ${cpus().length} BLAS threads: ${single.toFixed(0)} tokens/s`);
 console.log(
   `--dp ${dp} --zero ${values.zero} (${values.transport}, 1 BLAS thread per rank): ${parallel.toFixed(0)} tokens/s`,
@@ -89,3 +97,10 @@ console.log(
 console.log(
   `ratio --dp ${dp} / one process: ${(parallel / single).toFixed(2)}× (limit on this ${cpus().length}-core machine: ${Math.min(dp, cpus().length)}×)`,
 );
+if (values.zero !== '2') {
+  const zero2 = dpRun('2', ['--recompute', values.recompute]);
+  console.log(`--dp ${dp} --zero 2 --recompute ${values.recompute}: ${zero2.toFixed(0)} tokens/s`);
+  console.log(
+    `ratio --zero 2 --recompute ${values.recompute} / --zero ${values.zero}: ${(zero2 / parallel).toFixed(2)}× (target >= 0.95× with recompute none)`,
+  );
+}

@@ -9,7 +9,9 @@
 // speed does not depend on them; seeded per-parameter initialisation of 2B values takes minutes).
 // Usage: node bench/lora.mjs [--preset yuan2-2b] [--layers N] [--seq 512] [--batch 1] [--rank 16] [--alpha 32]
 //        [--dropout 0.05] [--targets q_proj,k_proj,v_proj,o_proj] [--steps 3] [--threads 2] [--backend native]
-//        [--recompute full|none (yuan: recompute each layer in the backward; default full)] [--torch-checkpointing]
+//        [--recompute full|none (yuan: recompute each layer in the backward; default full, none with --weights)]
+//        [--weights fp32|bf16|int8|int4 (yuan's frozen base in that weight format, QLoRA-style: its linears stay packed
+//        and their products run on the packed data; torch's base is bf16 for bf16, else fp32)] [--torch-checkpointing]
 //        [--python PY (else TORCH_PYTHON, else .venv-clients/bin/python, else python3)]
 // Memory: the 2B's fp32 base is 8.4 GB on each side, so the two never run at once. Every activation the backward needs
 // kept through a step (yuan --recompute none) is about 0.75 GB a layer on yuan's TensorFlow.js tape at seq 512, which
@@ -40,7 +42,8 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     backend: { type: 'string' },
     python: { type: 'string' },
-    recompute: { type: 'string', default: 'full' },
+    recompute: { type: 'string' },
+    weights: { type: 'string', default: 'fp32' },
     'torch-checkpointing': { type: 'boolean', default: false },
   },
 });
@@ -48,6 +51,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const seq = Number(values.seq);
 const batch = Number(values.batch);
 const steps = Number(values.steps);
+// a packed base trains without recompute (the adapter engine's storedBase)
+values.recompute ??= values.weights === 'fp32' ? 'full' : 'none';
 const GiB = 2 ** 30;
 
 /** The yuan side, in this (fresh) process: the library's adapter engine on packed random tokens; prints one JSON line. */
@@ -57,8 +62,8 @@ async function yuanWorker() {
   const { lfaAttention } = await import('@yuan/attention-lfa');
   const { getPreset, resolveConfig, Rng } = await import('@yuan/core');
   const { PackWriter } = await import('@yuan/data');
-  const { loraAdapter, mhaAttention, modelParameters } = await import('@yuan/model');
-  const { initBackend } = await import('@yuan/tensor');
+  const { loraAdapter, mhaAttention, modelParameters, randomInferenceWeights } = await import('@yuan/model');
+  const { initBackend, loadDecodeKernels, weightFormatPlugins } = await import('@yuan/tensor');
   const { adapterEngine, trainConfig } = await import('@yuan/train');
   const backend = await initBackend(values.backend);
   const preset = getPreset(values.preset).config;
@@ -116,7 +121,15 @@ async function yuanWorker() {
     targets: values.targets.split(','),
   };
   const recompute = values.recompute === 'full';
-  const engine = await adapterEngine({ plugin: loraAdapter, options, base: async () => new Tiled(), recompute })({
+  const format = weightFormatPlugins.find((f) => f.name === values.weights);
+  if (!format) throw new Error(`--weights ${values.weights}: expected fp32, bf16, int8 or int4`);
+  await loadDecodeKernels();
+  // fp32: the tiled float32 base; another format: random weights drawn in it (native, seconds for 2B)
+  const base =
+    values.weights === 'fp32'
+      ? { base: async () => new Tiled() }
+      : { storedBase: async () => randomInferenceWeights(config, attention, 0, { format }) };
+  const engine = await adapterEngine({ plugin: loraAdapter, options, ...base, recompute })({
     config,
     train: trainConfig(config),
     attention,
@@ -149,6 +162,7 @@ async function yuanWorker() {
       attention: config.attention.name,
       shape: config.model,
       recompute,
+      weights: values.weights,
       baseParameters: specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0),
       trainable: engine.parameterCount,
       loadSeconds,
@@ -208,7 +222,7 @@ if (values.worker) {
   const ySec = median(measured(yuan.seconds));
   console.log(
     `${values.preset}${values.layers ? ` (${m.numLayers} layers)` : ''} shape: hidden ${m.hiddenSize}, ${m.numLayers} layers, ${m.numHeads} heads, ffn ${m.ffnSize}, vocab ${m.vocabSize}; ` +
-      `LoRA rank ${values.rank}, alpha ${values.alpha}, dropout ${values.dropout} on ${values.targets}; frozen fp32 base; batch ${batch} x ${seq} tokens; ` +
+      `LoRA rank ${values.rank}, alpha ${values.alpha}, dropout ${values.dropout} on ${values.targets}; frozen ${values.weights} base (torch ${values.weights === 'bf16' ? 'bf16' : 'fp32'}); batch ${batch} x ${seq} tokens; ` +
       `median of ${Math.max(1, steps)} step(s) after 1 warm-up; ${threads} threads; yuan --recompute ${yuan.recompute ? 'full' : 'none'}, ` +
       `torch ${values['torch-checkpointing'] ? 'with' : 'without'} gradient checkpointing`,
   );
@@ -218,7 +232,7 @@ if (values.worker) {
     );
   const yCpu = median(measured(yuan.cpuSeconds));
   row(
-    `yuan (${yuan.backend}, ${yuan.attention})`,
+    `yuan (${yuan.backend}, ${yuan.attention}${yuan.weights === 'fp32' ? '' : `, ${yuan.weights} base`})`,
     ySec,
     yCpu,
     yuan.peakRssBytes,
@@ -260,6 +274,7 @@ if (values.worker) {
       threads,
     ].map(String);
     if (values['torch-checkpointing']) args.push('--checkpointing');
+    if (values.weights === 'bf16') args.push('--base-dtype', 'bf16');
     const torch = jsonChild(py.python, args, env);
     const tSec = median(measured(torch.seconds));
     const tCpu = median(measured(torch.cpuSeconds));

@@ -29,6 +29,7 @@ p.add_argument("--dropout", type=float, default=0.05)
 p.add_argument("--targets", default="q_proj,k_proj,v_proj,o_proj")
 p.add_argument("--steps", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
+p.add_argument("--base-dtype", choices=["fp32", "bf16"], default="fp32", help="the frozen base's dtype (LoRA weights stay fp32)")
 p.add_argument("--checkpointing", action="store_true", help="transformers' gradient checkpointing (recompute each layer)")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
@@ -52,11 +53,17 @@ config = LlamaConfig(
 )
 with torch.no_grad():
     base = LlamaForCausalLM(config).float()
+    if args.base_dtype == "bf16":
+        base = base.to(torch.bfloat16)
 base_params = sum(t.numel() for t in base.parameters())
 model = get_peft_model(
     base,
     LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=args.dropout, target_modules=args.targets.split(","), task_type="CAUSAL_LM"),
 )
+if args.base_dtype == "bf16":
+    for t in model.parameters():
+        if t.requires_grad:
+            t.data = t.data.float()  # the adapter trains in fp32 over the bf16 base
 if args.checkpointing:
     base.gradient_checkpointing_enable()
     base.enable_input_require_grads()  # the frozen embedding's output must carry a gradient into the checkpointed layers

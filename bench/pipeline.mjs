@@ -1,12 +1,14 @@
 // Pipeline parallelism: (1) each stage's idle time (waiting on a neighbour, as a fraction of the step up to the
 // optimizer update) against the bubble (P − 1)/(M + P − 1) for M = 1, 4, 16 under 1F1B; (2) training tokens/s of
 // --pp 2 against the single-process trainer with the same global batch, measured in the same run; (3) per schedule
-// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v): the measured idle on real workers (P = 2; the schedules the
-// runtime runs), the simulator's prediction from the measured F, I, W of a stage's layers for P = 2, 4, 8 (M = 8), and
-// the formula. I and W are measured as our split backward computes them under full recompute: I recomputes each layer's
-// forward and takes dL/d(input) only, W recomputes it and takes the weight gradients only; B is the full backward.
+// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v): the measured idle on real workers (P = 2, kept tapes) beside
+// the simulation of the same lists from that run's per-stage pass times, the simulator's prediction from the measured
+// F, I, W of a middle stage's layers for P = 2, 4, 8 (M = 8), and the formula. F, I, W are measured as the runtime's
+// split backward computes them, with kept tapes (I: dL/d(input), the weight gradients queued; W: the queue) and, for
+// comparison, under full recompute (I records each layer's forward again); B is the full backward.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
-// --smoke: tiny shapes (2 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
+// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes)
+// --smoke: tiny shapes (4 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
 // for the tokens/s ratio) to check that the benchmark runs (the test suite does this); its numbers mean nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,12 +27,13 @@ const { values } = parseArgs({
   options: {
     pp: { type: 'string', default: '2' },
     steps: { type: 'string', default: smoke ? '1' : '4' },
-    layers: { type: 'string', default: smoke ? '2' : '4' },
+    layers: { type: 'string', default: '4' },
     hidden: { type: 'string', default: smoke ? '16' : '64' },
     seq: { type: 'string', default: smoke ? '16' : '64' },
     batch: { type: 'string', default: smoke ? '1' : '4' },
     backend: { type: 'string' },
     smoke: { type: 'boolean', default: false },
+    'sim-only': { type: 'boolean', default: false },
   },
 });
 const backend = await initBackend(values.backend);
@@ -103,9 +106,10 @@ async function measure(factory, m) {
 console.log(
   `backend ${backend.name}; ${Number(values.layers)} layers, hidden ${H}, ${values.batch} × ${values.seq} tokens per micro-batch; ${steps} measured steps`,
 );
-console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
+const simOnly = values['sim-only'];
 const uniform = (stages) => partitionLayers('uniform', { layers: Number(values.layers), stages });
-for (const m of smoke ? [2] : [1, 4, 16]) {
+if (!simOnly) console.log(`\nidle time per stage (1f1b, --pp ${P}) against the bubble (P − 1)/(M + P − 1):`);
+for (const m of simOnly ? [] : smoke ? [2] : [1, 4, 16]) {
   const { reports } = await measure(
     pipelineEngine({ stages: P, microbatches: m, schedule: '1f1b', partition: uniform(P), plugins }),
     m,
@@ -120,16 +124,28 @@ for (const m of smoke ? [2] : [1, 4, 16]) {
 }
 
 const M = smoke ? 2 : 8;
-const base = await measure(singleProcessEngine, M);
-const pipe = await measure(
-  pipelineEngine({ stages: 2, microbatches: M, schedule: '1f1b', partition: uniform(2), plugins, threadsPerStage: 1 }),
-  M,
-);
-console.log(
-  `\ntokens/s, global batch ${M} micro-batches: single process ${base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`,
-);
+if (!simOnly) {
+  const base = await measure(singleProcessEngine, M);
+  const pipe = await measure(
+    pipelineEngine({
+      stages: 2,
+      microbatches: M,
+      schedule: '1f1b',
+      partition: uniform(2),
+      plugins,
+      threadsPerStage: 1,
+    }),
+    M,
+  );
+  console.log(
+    `\ntokens/s, global batch ${M} micro-batches: single process ${base.tokensPerSecond.toFixed(0)}, --pp 2 ${pipe.tokensPerSecond.toFixed(0)}: ratio ${(pipe.tokensPerSecond / base.tokensPerSecond).toFixed(2)}x`,
+  );
+}
 
-// (3) schedules: F, I, W of one stage's layers (L/2 of them, a middle stage: no embedding, no head), median of R
+// (3) schedules: F, I, W of one stage's layers (L/2 of them, a middle stage: no embedding, no head), median of R, as
+// the runtime computes them: with kept tapes (recompute none: F records each layer's tape, I backpropagates dL/d(input)
+// with the weight gradients put off, W runs the queue) and under full recompute (I records each layer again from its
+// kept input); B is the full backward
 const R = smoke ? 1 : 5;
 const half = Math.max(1, Math.floor(Number(values.layers) / 2));
 const range = LayerRange.init(config(1), lfaAttention, 0, {
@@ -142,66 +158,52 @@ const shape = [Number(values.batch), Number(values.seq), H];
 const x0 = tf.randomNormal(shape);
 const dy = tf.randomNormal(shape);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const timed = async (fn) => {
-  const t = [];
-  await fn(); // warm-up
-  for (let i = 0; i < R; i++) {
-    const t0 = performance.now();
-    await fn();
-    t.push(performance.now() - t0);
+const sink = async (_g, grads) => {
+  for (const g of grads.values()) {
+    await g.data();
+    g.dispose();
   }
-  return median(t);
 };
-const layerOf = (layer) => (x) => layer.layers(x, {}).hidden;
-const fwd = () => {
-  const kept = range.forwardKeeping({}, x0);
-  return kept;
-};
-const Fms = await timed(async () => {
-  const kept = fwd();
-  await kept.output.data();
-  for (const t of kept.inputs.slice(1)) t.dispose();
-  kept.output.dispose();
-});
-const kept = fwd();
-const Bms = await timed(async () => {
-  const r = await range.backward({}, kept, dy, async (_g, grads) => {
-    for (const g of grads.values()) g.dispose();
-  });
-  await r.dx.data();
-  r.dx.dispose();
-});
-const Ims = await timed(async () => {
-  let up = dy;
-  for (let l = range.layers.length - 1; l >= 0; l--) {
-    const dx = tf.grad(layerOf(range.layers[l]))(kept.inputs[l], up);
-    if (up !== dy) up.dispose();
-    up = dx;
+/** F, B, I, W (ms, medians of R after a warm-up) of the range with `mode` kept between the forward and the backward. */
+async function passTimes(mode) {
+  const t = { F: [], B: [], I: [], W: [] };
+  for (let k = 0; k <= R; k++) {
+    let t0 = performance.now();
+    let kept = range.forwardKeeping({}, x0, mode);
+    await kept.result.data();
+    const f = performance.now() - t0;
+    t0 = performance.now();
+    const r = await range.backwardInput({}, kept, x0, dy);
+    await r.dx.data();
+    const i = performance.now() - t0;
+    t0 = performance.now();
+    await range.backwardWeights(r.deferred, sink);
+    const w = performance.now() - t0;
+    r.dx.dispose();
+    range.release(kept, x0);
+    kept.result.dispose();
+    kept = range.forwardKeeping({}, x0, mode);
+    t0 = performance.now();
+    const b = await range.backward({}, kept, dy, sink);
+    await b.dx.data();
+    const bt = performance.now() - t0;
+    b.dx.dispose();
+    range.release(kept, x0);
+    kept.result.dispose();
+    if (k > 0) [t.F, t.I, t.W, t.B].forEach((a, j) => a.push([f, i, w, bt][j]));
   }
-  await up.data();
-  up.dispose();
-});
-const Wms = await timed(async () => {
-  for (let l = range.layers.length - 1; l >= 0; l--) {
-    const layer = range.layers[l];
-    const { value, grads } = tf.variableGrads(
-      () => tf.tidy(() => tf.sum(tf.mul(layerOf(layer)(kept.inputs[l]), dy))),
-      [...layer.params.values()],
-    );
-    value.dispose();
-    for (const g of Object.values(grads)) {
-      await g.data();
-      g.dispose();
-    }
-  }
-});
-for (const t of kept.inputs.slice(1)) t.dispose();
-kept.output.dispose();
+  return { F: median(t.F), B: median(t.B), I: median(t.I), W: median(t.W) };
+}
+const full = await passTimes('full');
+const keptT = await passTimes('none');
 x0.dispose();
 dy.dispose();
-console.log(
-  `\nschedules: a stage of ${half} layer(s), median of ${R}: F ${Fms.toFixed(2)} ms, B ${Bms.toFixed(2)} ms, I ${Ims.toFixed(2)} ms, W ${Wms.toFixed(2)} ms (B/F ${(Bms / Fms).toFixed(2)}, I/F ${(Ims / Fms).toFixed(2)}, W/F ${(Wms / Fms).toFixed(2)})`,
-);
+const fmt = (t) =>
+  `F ${t.F.toFixed(2)} ms, B ${t.B.toFixed(2)} ms, I ${t.I.toFixed(2)} ms, W ${t.W.toFixed(2)} ms (I/F ${(t.I / t.F).toFixed(2)}, W/F ${(t.W / t.F).toFixed(2)}, (I+W)/(B+F) ${((t.I + t.W) / (t.B + t.F)).toFixed(2)})`;
+console.log(`\nschedules: a stage of ${half} layer(s), median of ${R}:`);
+console.log(`  kept tapes (recompute none): ${fmt(keptT)}`);
+console.log(`  recompute full:              ${fmt(full)}`);
+const { F: Fms, B: Bms, I: Ims, W: Wms } = keptT;
 const SCHEDULES = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'];
 const MS = smoke ? 2 : 8;
 /** The formula of each schedule's idle share of a step (per-stage F, B = I + W; Qi et al. 2024 Table 1/§6). */
@@ -217,36 +219,74 @@ const formula = {
     Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2) / (M * (f + i + w) + Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2)),
 };
 const costs = { forward: Fms, backwardInput: Ims, backwardWeight: Wms };
+/** The simulated idle share (the busiest-idling rank) of `name` over P ranks from the middle stage's measured times. */
 const predict = (name, P) => {
   const chunks = getSchedule(name).chunks ?? 1;
   const lists = Array.from({ length: P }, (_, s) =>
     buildSchedule(name, { stages: P, microbatches: MS, stage: s, costs }),
   );
-  const split = name.startsWith('zb');
   const r = simulateSchedule(lists, {
     forwardCost: Fms / chunks,
     backwardInputCost: Ims / chunks,
     backwardWeightCost: Wms / chunks,
-    ...(split ? {} : { backwardCost: Bms / chunks }),
+    backwardCost: Bms / chunks,
   });
   return Math.max(...r.idleFraction);
 };
+/**
+ * The simulated idle share of the lists the runtime ran, from that run's own per-stage pass times (each virtual
+ * stage's mean F, B, I, W per micro-batch over the measured steps: the embedding and the head included, which the
+ * middle-stage prediction leaves out).
+ */
+const predictFromRun = (name, reports) => {
+  const lists = Array.from({ length: 2 }, (_, s) => buildSchedule(name, { stages: 2, microbatches: MS, stage: s }));
+  const rows = new Map();
+  for (const step of reports)
+    for (const rep of step)
+      for (const row of rep.passMs) {
+        const a = rows.get(row.stage) ?? { forward: 0, backward: 0, backwardInput: 0, backwardWeight: 0, count: 0 };
+        for (const k of Object.keys(a)) a[k] += row[k];
+        rows.set(row.stage, a);
+      }
+  const V = rows.size;
+  const per = (k) => Array.from({ length: V }, (_, v) => rows.get(v)[k] / rows.get(v).count);
+  const r = simulateSchedule(lists, {
+    forwardCost: per('forward'),
+    backwardCost: per('backward'),
+    backwardInputCost: per('backwardInput'),
+    backwardWeightCost: per('backwardWeight'),
+  });
+  return {
+    idle: Math.max(...r.idleFraction),
+    perStage: per('forward').map((f, v) => f + per('backward')[v] + per('backwardInput')[v] + per('backwardWeight')[v]),
+  };
+};
 console.log(
-  `idle share of a step per schedule, M = ${MS} (predicted: simulated from the measured F, I, W; B for unsplit schedules):`,
+  `idle share of a step per schedule, M = ${MS} (predicted: simulated from the kept-tape F, I, W of a middle stage; B for unsplit schedules). measured P=2: real workers (recompute none), against the simulation of the same lists from that run's own per-stage pass times:`,
 );
 const rows = [];
 for (const name of SCHEDULES) {
-  let measured = 'not run (the runtime runs gpipe and 1f1b)';
-  if (name === 'gpipe' || name === '1f1b') {
+  let measured = 'not run (--sim-only)';
+  if (!simOnly) {
+    const V = 2 * (getSchedule(name).chunks ?? 1);
     const { reports } = await measure(
-      pipelineEngine({ stages: 2, microbatches: MS, schedule: name, partition: uniform(2), plugins }),
+      pipelineEngine({
+        stages: 2,
+        microbatches: MS,
+        schedule: name,
+        partition: uniform(V),
+        plugins,
+        recompute: 'none',
+      }),
       MS,
     );
     const idle = [0, 1].map(
       (st) => reports.reduce((a, r) => a + r[st].waitMs, 0) / reports.reduce((a, r) => a + r[st].stepMs, 0),
     );
     const m = Math.max(...idle);
-    measured = `${(100 * m).toFixed(1)}% (predicted P=2 ${(100 * predict(name, 2)).toFixed(1)}%, off by ${(100 * Math.abs(m - predict(name, 2))).toFixed(1)} points)`;
+    const fromRun = predictFromRun(name, reports);
+    const off = Math.abs(m - fromRun.idle);
+    measured = `${(100 * m).toFixed(1)}% (simulated from this run ${(100 * fromRun.idle).toFixed(1)}%, off by ${(100 * off).toFixed(1)} points${off <= 0.1 ? '' : ', outside ±10'}; per-stage compute per micro-batch ${fromRun.perStage.map((x) => x.toFixed(1)).join('/')} ms)`;
   }
   const [f, b, i, w] = [Fms, Bms, Ims, Wms];
   const pred = [2, 4, 8].map((P) => `P=${P} ${(100 * predict(name, P)).toFixed(1)}%`).join(', ');
@@ -255,7 +295,13 @@ for (const name of SCHEDULES) {
   console.log(`  ${name.padEnd(17)} predicted ${pred}; formula ${form}; measured P=2: ${measured}`);
 }
 const p4 = Object.fromEntries(rows.map((r) => [r.name, r.p4]));
+// no schedule beats the wait of the rank that starts last: P − 1 chunk forwards before its first input (half a stage's
+// F each with two chunks), against M (F + I + W) of work per rank
+const floor = (3 * Fms) / 2 / ((3 * Fms) / 2 + MS * (Fms + Ims + Wms));
 console.log(
-  `target (P = 4, M = ${MS}, simulated from measured times): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
+  `lower bound of any two-chunk schedule's idle at P = 4, M = ${MS} from these times (the last rank waits 3 chunk forwards): ${(100 * floor).toFixed(1)}%`,
+);
+console.log(
+  `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle (target ≤ 5%) against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
 );
 rmSync(tmp, { recursive: true, force: true });

@@ -39,7 +39,12 @@ const BENCHES = {
       re(String.raw`^tcp +allGather +1 +NUM +NUM +NUM +NUM$`),
     ],
   },
-  'data-parallel.mjs': { expect: [re(String.raw`^ratio --dp 2 / one process: NUM×`)] },
+  'data-parallel.mjs': {
+    expect: [
+      re(String.raw`^ratio --dp 2 / one process: NUM×`),
+      re(String.raw`^ratio --zero 2 --recompute none / --zero 1: NUM×`),
+    ],
+  },
   'filter.mjs': {
     expect: [
       re(String.raw`^preset yuan-zh-en, --workers 1: +NUM MB/s +NUMx floor`),
@@ -69,8 +74,9 @@ const BENCHES = {
   },
   'lora.mjs': {
     // torch + peft (TORCH_PYTHON, --python, .venv-clients or python3) is optional: without it a one-line skip and no ratio
+    args: ['--weights', 'int8'], // the QLoRA-style packed base (the fp32 base is the default run)
     expect: [
-      re(String.raw`^yuan \(\w+, lfa\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
+      re(String.raw`^yuan \(\w+, lfa, int8 base\) +NUM s/step \(NUM CPU s\) +NUM GiB peak RSS`),
       re(
         String.raw`(^ratio yuan / torch\+peft: step time NUMx, peak RSS NUMx, CPU time NUMx$|^torch \+ peft: skipped \(.+\)$)`,
       ),
@@ -78,18 +84,24 @@ const BENCHES = {
   },
   'pipeline-memory.mjs': {
     expect: [
-      re(String.raw`^--partition memory: blocks [\d,]+\n`),
+      re(String.raw`^--recompute none --partition memory: blocks [\d,]+\n`),
       re(String.raw`^binding peak: planned NUM MiB, measured NUM MiB$`),
+      re(String.raw`^recompute full, partition memory: every stage's activations within NUM% of the plan`),
     ],
   },
   'pipeline.mjs': {
     expect: [
       re(String.raw`^ +M +2: bubble NUM% +measured idle stage 0 NUM%, stage 1 NUM%$`),
       re(String.raw`--pp 2 \d+: ratio NUMx$`),
-      re(String.raw`^ +zb-v +predicted P=2 NUM%, P=4 NUM%, P=8 NUM%; formula NUM%/NUM%/NUM%; measured P=2: not run`),
-      re(String.raw`^ +1f1b +predicted P=2 NUM%.*measured P=2: NUM% \(predicted P=2 NUM%, off by NUM points\)$`),
+      re(String.raw`^  kept tapes \(recompute none\): F NUM ms, B NUM ms, I NUM ms, W NUM ms`),
       re(
-        String.raw`^target \(P = 4, M = 2, simulated from measured times\): zb-v NUM% idle against 1f1b's NUM%: ratio NUM$`,
+        String.raw`^ +zb-v +predicted P=2 NUM%, P=4 NUM%, P=8 NUM%; formula NUM%/NUM%/NUM%; measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,
+      ),
+      re(
+        String.raw`^ +gpipe +predicted P=2 NUM%.*measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,
+      ),
+      re(
+        String.raw`^target \(P = 4, M = 2, simulated from measured times with kept activations\): zb-v NUM% idle \(target ≤ 5%\) against 1f1b's NUM%: ratio NUM$`,
       ),
     ],
   },

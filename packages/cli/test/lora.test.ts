@@ -226,6 +226,39 @@ describe('yuan train --lora and --peft', () => {
     expect(maxDiff(await logits('--model', path.join(tmp, 'merged-bf16')), withAdapter)).toBeLessThan(0.1);
   });
 
+  it('--weights int8|int4|bf16 trains the adapter over a packed frozen base (QLoRA-style)', async () => {
+    for (const format of ['int8', 'int4', 'bf16']) {
+      const out = path.join(tmp, `packed-${format}`);
+      const r = await yuan(
+        'train',
+        ...tiny,
+        '--lora-rank',
+        '2',
+        '--lora-targets',
+        'all-linear',
+        '--weights',
+        format,
+        '--data',
+        data,
+        '--steps',
+        '4',
+        '--out',
+        out,
+        '--json',
+      );
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toMatch(new RegExp(`lora adapter: [\\d,]+ trainable parameters over a frozen ${format} base of`));
+      const losses = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { loss?: number })
+        .filter((m) => m.loss !== undefined)
+        .map((m) => m.loss!);
+      expect(losses).toHaveLength(4);
+      expect(losses[3], `${format}: the adapter learns over the packed base`).toBeLessThan(losses[0]);
+    }
+  });
+
   it('bad adapter settings stop before training with one line naming them', async () => {
     const run = (...extra: string[]) =>
       yuan('train', ...tiny, '--data', data, '--steps', '1', '--out', path.join(tmp, 'bad'), ...extra);
@@ -246,6 +279,16 @@ describe('yuan train --lora and --peft', () => {
       /invalid config: adapter\.options\.dropout = 2; expected a number >= 0 <= 0\.999999/,
     );
     await expectError(['--lora', '--pp', '2'], 2, /--pp: an adapter \(LoRA\) run trains in one process/);
+    await expectError(
+      ['--weights', 'int8'],
+      2,
+      /--weights int8 is the frozen base's format of an adapter run: add --lora/,
+    );
+    await expectError(
+      ['--lora', '--weights', 'int8', '--recompute', 'full'],
+      2,
+      /--weights int8: a base in a weight format trains without recompute/,
+    );
     await expectError(
       ['--lora', '--recompute', 'stage'],
       2,

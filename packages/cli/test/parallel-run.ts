@@ -16,6 +16,8 @@ export type Metric = {
   optimizerBytes?: number;
   gradientBytes?: number;
   gradientInFlightBytes?: number;
+  /** Decoder-layer forwards of the step, summed over the ranks (each recomputed layer counts again). */
+  layerForwards?: number;
 };
 
 /** Every line of OUT/metrics.jsonl. */

@@ -32,7 +32,7 @@ describe('yuan plan', () => {
     expect(r.out).toMatch(/partition 2x10,3x20,2x2: 2,2,2,2,2,2,2,2,2,2,3,3/);
     expect(r.out.split('\n').filter((l) => l.endsWith('<- binds'))).toHaveLength(1);
     expect(r.out).toMatch(/fits in 80\.00 GiB|does NOT fit in 80\.00 GiB/);
-    expect(r.out).toMatch(/recompute none\/block .* not available: TensorFlow.js keeps no autodiff tape across calls/);
+    expect(r.out).toMatch(/recompute full: each layer's input kept per in-flight micro-batch/);
     expect(r.out).toMatch(/102,577,954,816 parameters/);
   });
 
@@ -151,7 +151,7 @@ describe('yuan plan', () => {
       ],
       [
         ['--pp', '2', '--recompute', 'block'],
-        /^error: recompute "block" is not available: TensorFlow.js keeps no autodiff tape across calls \(use full or stage\)$/,
+        /^error: recompute "block" \(Megatron's recompute of the first N layers of a stage\) is not offered: use none, selective, full or stage$/,
       ],
     ];
     for (const [args, want] of cases) {

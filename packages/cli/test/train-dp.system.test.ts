@@ -92,6 +92,36 @@ describe('yuan train --dp', () => {
     expect(maxDiff(weights(out), singleWeights)).toBeLessThan(1e-5);
   });
 
+  it.each(['none', 'selective', 'full'])(
+    '--dp 2 --zero 2 --recompute %s gives the single-process losses; only full runs a layer forward twice',
+    (recompute) => {
+      const out = path.join(tmp, `z2-recompute-${recompute}`);
+      const r = train([
+        '--steps',
+        '4',
+        '--microbatches',
+        '4',
+        '--out',
+        out,
+        '--dp',
+        '2',
+        '--zero',
+        '2',
+        '--recompute',
+        recompute,
+      ]);
+      expect(r.code, r.err).toBe(0);
+      expectClose(losses(out), single);
+      expectClose(norms(out), singleNorms);
+      expect(maxDiff(weights(out), singleWeights)).toBeLessThan(1e-5);
+      // 4 micro-batches × 2 layers per step over both ranks; full recompute runs each layer again in its backward
+      const forwards = metrics(out)
+        .filter((m) => m.loss !== undefined)
+        .map((m) => m.layerForwards);
+      expect(forwards).toEqual(Array(4).fill(recompute === 'full' ? 16 : 8));
+    },
+  );
+
   it('ZeRO 1 holds 1/D of the Adam states and ZeRO 2 1/D of the gradients too, as yuan plan predicts', async () => {
     const n = 33344; // parameters of this tiny model
     const byStage = (zero: number, dp: number) => {

@@ -99,7 +99,7 @@ describe('the parallel layout from a preset, a YAML file, --set and flags', () =
       zero: 1,
       partition: 'uniform',
       schedule: '1f1b',
-      recompute: 'full',
+      recompute: 'none', // the default: every activation kept, no layer forward twice
       transport: 'threads',
       microbatches: 4,
     };

@@ -58,8 +58,8 @@ function tiny(name: string, attention: string, description: string, parallel?: J
  * block split under 1F1B with Megatron's distributed optimizer (ZeRO-1) and a global batch of 1152 sequences of
  * micro-batch 1 (M = 1152 for the whole job). 102B: PP 32 × DP 3 (Appendix D: 96 GPUs) with ZeRO-1. 51B: PP 16; its
  * DP is not fixed by the script (it follows the node count), so D and ZeRO are left to the run (`--dp D --zero 1` gives
- * the released distributed optimizer; ZeRO over D = 1 would shard nothing). Recompute is `full` (every layer's input kept),
- * the nearest to the scripts' `--recompute-granularity full --recompute-method block`, which TensorFlow.js cannot do.
+ * the released distributed optimizer; ZeRO over D = 1 would shard nothing). Recompute is `full` (every layer's input kept,
+ * each layer recomputed), as the scripts' `--recompute-granularity full` (their `--recompute-method block` is not offered).
  */
 const YUAN2_51B_LAYOUT: JsonObject = {
   pp: 16,

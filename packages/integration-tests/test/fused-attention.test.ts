@@ -7,7 +7,7 @@ import { lfaAttention } from '@yuan/attention-lfa';
 import { lpaAttention } from '@yuan/attention-lpa';
 import { getPreset, resolveConfig } from '@yuan/core';
 import { crossEntropy, disposeCache, mhaAttention, YuanModel, type ModelCache } from '@yuan/model';
-import { initBackend, setFusedAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { initBackend, recordTape, setFusedAttention, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { describe, expect, it } from 'vitest';
 import { mqaAttention } from 'yuan-attention-mqa';
 
@@ -241,6 +241,67 @@ describe.skipIf(skip !== undefined)('fused attention inside every attention plug
           worst = Math.max(worst, Math.abs(fused[call][i] - ref[i]) - 1e-4 * Math.abs(ref[i]));
         expect(worst, `call ${call}: largest logit difference beyond 1e-4 relative`).toBeLessThanOrEqual(1e-4);
       });
+    },
+  );
+  it.each(PLUGINS)(
+    '%s: a kept tape (recompute none/selective) backpropagates later through the fused kernel, as variableGrads at once',
+    async (_, preset, plugin, options) => {
+      const previous = setFusedAttention(true);
+      try {
+        const config = resolveConfig(getPreset(preset).config, {
+          model: { numLayers: 2, hiddenSize: 64, numHeads: 4, ffnSize: 128 },
+          attention: { name: plugin.name, options },
+        });
+        const model = YuanModel.init(config, plugin, 17);
+        const { ids, targets, positions } = packedBatch();
+        const loss = () => crossEntropy(model.forward(ids, { positions }).logits, targets);
+        const vars = [...model.params.values()];
+        const paramNames = [...model.params.keys()];
+        const ref = tf.variableGrads(loss);
+        const kept: number[] = [];
+        for (const selective of [false, true]) {
+          const before = tf.memory().numTensors;
+          let tape: ReturnType<typeof recordTape> | undefined;
+          const forward = await tf.profile(() => {
+            tape = recordTape(loss, vars, { selective });
+          });
+          expect(forward.kernels.filter((k) => k.name === 'YuanCausalAttention')).toHaveLength(2);
+          kept.push(tape!.keptBytes);
+          // another micro-batch's forward and backward in between
+          tf.dispose(Object.values(tf.variableGrads(loss)));
+          let grads: Array<tf.Tensor | undefined> = [];
+          const backward = await tf.profile(() => {
+            grads = tape!.backward();
+          });
+          const names = backward.kernels.map((k) => k.name);
+          // the fused kernel's own backward, from what the kept tape saved: no forward again, no softmax
+          expect(names.filter((n) => n === 'YuanCausalAttentionGrad')).toHaveLength(2);
+          expect(names).not.toContain('YuanCausalAttention');
+          expect(names).not.toContain('Softmax');
+          expect(tape!.value.dataSync()[0]).toBeCloseTo(ref.value.dataSync()[0], 5);
+          for (const [i, v] of vars.entries()) {
+            const want = ref.grads[v.name].dataSync();
+            const got = grads[i]!.dataSync();
+            let scale = 0;
+            let worst = 0;
+            for (let k = 0; k < want.length; k++) {
+              scale = Math.max(scale, Math.abs(want[k]));
+              worst = Math.max(worst, Math.abs(got[k] - want[k]));
+            }
+            expect(worst / scale, `${paramNames[i]} (${selective ? 'selective' : 'none'})`).toBeLessThanOrEqual(1e-5);
+          }
+          tf.dispose([tape!.value, ...grads.filter((g) => g !== undefined)]);
+          tape!.dispose();
+          expect(tf.memory().numTensors, 'tensors left by the kept tape').toBe(before);
+        }
+        // the fused kernel keeps only its output and row log-sum-exp: selective has nothing more to drop
+        expect(kept[1]).toBe(kept[0]);
+        tf.dispose([ref.value, ...Object.values(ref.grads)]);
+        model.dispose();
+        tf.dispose([ids, targets, positions]);
+      } finally {
+        setFusedAttention(previous);
+      }
     },
   );
 });

@@ -56,7 +56,7 @@ export {
   type CheckpointManifest,
 } from './run-folder.js';
 export { Decoder, type DecodeSequence, type DecodeItem } from './infer/decoder.js';
-export { loadInferenceModel, initInferenceModel, type InferenceLoadOptions } from './infer/load.js';
+export { loadInferenceModel, initInferenceModel, readStoredModel, type InferenceLoadOptions } from './infer/load.js';
 export {
   readInferenceWeights,
   randomInferenceWeights,

@@ -6,14 +6,17 @@ import {
   ropeTables,
   swiglu,
   tf,
+  packedLinear,
   withLinearHooks,
   type AdapterLayer,
   type AttentionCache,
   type AttentionLayer,
   type LinearHook,
+  type StoredWeight,
   type TensorAttentionPlugin,
 } from '@yuan/tensor';
 import type { Decoder } from './infer/decoder.js';
+import { dequantizedValues, type InferenceWeights } from './infer/weights.js';
 import { attentionOptions, attentionSpec, modelParameters } from './parameters.js';
 
 /** What generation keeps between steps: the number of tokens seen and each layer's attention cache. */
@@ -112,6 +115,11 @@ export class YuanModel {
   private values?: (spec: ParameterSpec) => Float32Array;
   private blockList?: Layer[];
   private attached?: { adapter: AttachableAdapter; hooks: Map<tf.Tensor, LinearHook>; unused: Set<string> };
+  /** `fromStoredWeights`: the names of the frozen linears held packed (their parameters are empty stand-ins). */
+  private standIns?: Set<string>;
+  /** `fromStoredWeights`: each stand-in parameter's stored parts, computed by `packedLinear`. */
+  private packed?: Map<tf.Tensor, StoredWeight[]>;
+  private hookCache?: ReadonlyMap<tf.Tensor, LinearHook>;
 
   private constructor(
     readonly config: YuanConfig,
@@ -143,11 +151,12 @@ export class YuanModel {
   get params(): Map<string, tf.Variable> {
     if (!this.paramMap) {
       const values = this.values!;
+      const standIns = this.standIns;
       this.paramMap = new Map(
         this.specs.map((s) => {
           // tf.variable shares the initial tensor's data and leaves that tensor alive: free it, or it pins the weights
-          const initial = tf.tensor(values(s), s.shape);
-          const v = tf.variable(initial, true);
+          const initial = standIns?.has(s.name) ? tf.zeros([0]) : tf.tensor(values(s), s.shape);
+          const v = tf.variable(initial, !standIns?.has(s.name));
           initial.dispose();
           return [s.name, v];
         }),
@@ -233,6 +242,54 @@ export class YuanModel {
     );
   }
 
+  /**
+   * A frozen model or part over weights in their storage formats (QLoRA's base for adapter training): every 2-D
+   * weight but the embedding (the decoder layers' linears; fused ones as their stored parts) stays packed and runs
+   * through `packedLinear` (its product on the packed data, an fp32 gradient for its input, none for itself), while the
+   * embedding (tied head), the norms and the convolutions are float32 parameters dequantized once. The packed linears'
+   * entries in `params` are empty stand-ins, so `weights()` is an error; the others are frozen as usual by the caller.
+   * A stored weight missing for a parameter is YuanError 'checkpoint' naming it.
+   */
+  static fromStoredWeights(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    stored: InferenceWeights,
+    part?: ModelPart,
+  ): YuanModel {
+    const m = new YuanModel(config, attention, (s) => dequantizedValues(stored, s), part, true);
+    const packedSpecs = m.specs.filter((s) => s.shape.length === 2 && s.name !== 'model.embed_tokens.weight');
+    m.standIns = new Set(packedSpecs.map((s) => s.name));
+    const packed = new Map<tf.Tensor, StoredWeight[]>();
+    for (const spec of packedSpecs) {
+      const parts = (spec.parts ?? [spec.name]).map((p) => {
+        const name = p.replace(/\.weight$/, '');
+        const w = stored.linears.get(name);
+        if (!w) throw new YuanError('checkpoint', `weights have no ${name}`);
+        return w;
+      });
+      packed.set(m.param(spec.name), parts);
+    }
+    m.packed = packed;
+    void m.blocks;
+    return m;
+  }
+
+  /** The linear hooks in effect in `layers`: the packed base's products, with the attached adapter's hooks over them. */
+  private linearHooks(): ReadonlyMap<tf.Tensor, LinearHook> | undefined {
+    if (!this.packed) return this.attached?.hooks;
+    if (!this.hookCache) {
+      const adapter = this.attached?.hooks;
+      const all = new Map<tf.Tensor, LinearHook>(adapter ?? []);
+      for (const [weight, parts] of this.packed) {
+        const hook = adapter?.get(weight);
+        const base = (v: tf.Tensor) => packedLinear(v, parts);
+        all.set(weight, hook ? (x) => hook(x, base) : (x) => base(x));
+      }
+      this.hookCache = all;
+    }
+    return this.hookCache;
+  }
+
   /** The parameter of that full name. */
   param(name: string): tf.Variable {
     const v = this.params.get(name);
@@ -298,10 +355,11 @@ export class YuanModel {
           ? { hidden: x, cache: { length: past + t, layers: caches } }
           : { hidden: x }) as unknown as tf.TensorContainer;
       }) as unknown as { hidden: tf.Tensor3D; cache?: ModelCache };
+    const hooks = this.linearHooks();
+    if (!hooks) return run();
+    const out = withLinearHooks(hooks, run);
     const attached = this.attached;
-    if (!attached) return run();
-    const out = withLinearHooks(attached.hooks, run);
-    if (attached.unused.size) {
+    if (attached?.unused.size) {
       tf.dispose(out as unknown as tf.TensorContainer);
       const names = [...attached.unused];
       throw new YuanError(
@@ -337,6 +395,7 @@ export class YuanModel {
     }
     this.attached?.adapter.dispose();
     this.attached = { adapter, hooks, unused };
+    this.hookCache = undefined;
   }
 
   /** The adapter attached with `attachAdapter`, if any. */
@@ -402,6 +461,11 @@ export class YuanModel {
 
   /** Current weights of this part as float32 arrays by fused name. */
   async weights(): Promise<Map<string, Float32Array>> {
+    if (this.standIns)
+      throw new YuanError(
+        'model',
+        'a model over packed weights (fromStoredWeights) holds no float32 copy of its linears',
+      );
     const out = new Map<string, Float32Array>();
     for (const [name, v] of this.params) out.set(name, (await v.data()) as Float32Array);
     return out;

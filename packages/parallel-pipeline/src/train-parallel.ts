@@ -14,6 +14,7 @@ import {
   type EngineFactory,
   type RunOptions,
   type RunResult,
+  type LayerRecompute,
 } from '@yuan/train';
 import {
   createProcessGroup,
@@ -27,6 +28,7 @@ import {
 import { dataParallelEngine } from '@yuan/parallel-zero';
 import {
   fieldNames,
+  getSchedule,
   groupParameters,
   parallelLayout,
   partitionLayers,
@@ -110,7 +112,9 @@ export function parallelEngine(
         `${names.label('dp', dp)} needs ${pp * dp} ranks: start them with trainParallel, yuan launch, torchrun, srun or an indexed Job`,
       );
     if (pp === 1)
-      return world ? dataParallelEngine({ group: world, zero: layout.zero })(setup) : singleProcessEngine(setup);
+      return world
+        ? dataParallelEngine({ group: world, zero: layout.zero, recompute: layout.recompute as LayerRecompute })(setup)
+        : singleProcessEngine(setup);
     if (!registry.has('schedule', layout.schedule))
       throw new YuanError(
         'usage',
@@ -146,7 +150,8 @@ export function parallelEngine(
       const groups = groupParameters(parameters, layers);
       const ctx = {
         layers,
-        stages: pp,
+        // a schedule with virtual stages partitions the layers over all of them
+        stages: pp * (getSchedule(layout.schedule, registry).chunks ?? 1),
         layerParameters: groups.layers,
         firstStageParameters: groups.embedding,
         lastStageParameters: groups.head + groups.embedding,

@@ -56,17 +56,22 @@ export function setupOf(
   };
 }
 
-/** Runs `steps` steps of an engine; returns the losses and the final checkpoint contents; disposes it. */
+/** Runs `steps` steps of an engine; returns the losses, each step's layer-forward count and the final checkpoint contents; disposes it. */
 export async function run(
   factory: EngineFactory,
   setup: EngineSetup,
   steps: number,
-): Promise<{ losses: number[]; contents: CheckpointContents; engine: TrainingEngine }> {
+): Promise<{ losses: number[]; contents: CheckpointContents; engine: TrainingEngine; layerForwards: number[] }> {
   const engine = await factory(setup);
   try {
     const losses: number[] = [];
-    for (let i = 0; i < steps; i++) losses.push((await engine.trainStep()).loss);
-    return { losses, contents: await engine.checkpoint(), engine };
+    const layerForwards: number[] = [];
+    for (let i = 0; i < steps; i++) {
+      const m = await engine.trainStep();
+      losses.push(m.loss);
+      layerForwards.push(m.layerForwards ?? Number.NaN);
+    }
+    return { losses, contents: await engine.checkpoint(), engine, layerForwards };
   } finally {
     await engine.dispose();
   }

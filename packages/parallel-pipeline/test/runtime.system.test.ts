@@ -16,9 +16,31 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const STEPS = 4;
 
-// A compact matrix: every P (2, 3 uneven, 4), both schedules, both recompute settings, both attentions, an explicit
+// A compact matrix: every P (2, 3 uneven, 4), both schedules, every recompute setting, both attentions, an explicit
 // uneven split, and M below P (a bubble-heavy pipeline still computes the same step).
 const cases: { name: string; attention: 'lfa' | 'mha'; options: Omit<PipelineOptions, 'plugins'> }[] = [
+  {
+    name: 'lfa pp 2 uniform, 1f1b, none, M 4',
+    attention: 'lfa',
+    options: {
+      stages: 2,
+      microbatches: 4,
+      schedule: '1f1b',
+      recompute: 'none',
+      partition: partitionLayers('uniform', { layers: 4, stages: 2 }),
+    },
+  },
+  {
+    name: 'mha pp 2 explicit 1,3, gpipe, selective (op-by-op attention scores recomputed), M 3',
+    attention: 'mha',
+    options: {
+      stages: 2,
+      microbatches: 3,
+      schedule: 'gpipe',
+      recompute: 'selective',
+      partition: partitionLayers('1,3', { layers: 4, stages: 2 }),
+    },
+  },
   {
     name: 'lfa pp 2 uniform, 1f1b, full, M 4',
     attention: 'lfa',
@@ -76,6 +98,10 @@ describe('pipeline runtime: the same losses and parameters as the single-process
         STEPS,
       );
       expect(relDiff(pipe.losses, ref.losses)).toBeLessThan(1e-4);
+      // no forward twice without recompute: each micro-batch through each of the 4 layers once (twice when recomputed)
+      const once = c.options.microbatches * 4;
+      const recomputed = c.options.recompute === 'full' || c.options.recompute === 'stage';
+      expect(pipe.layerForwards).toEqual(Array(STEPS).fill(recomputed ? 2 * once : once));
       expect(maxWeightDiff(pipe.contents.weights, ref.contents.weights)).toBeLessThan(1e-4);
       expect(maxWeightDiff(pipe.contents.optimizer.moments, ref.contents.optimizer.moments)).toBeLessThan(1e-4);
       expect([...pipe.contents.weights.keys()]).toEqual([...ref.contents.weights.keys()]);

@@ -15,6 +15,7 @@ import {
   type CheckpointContents,
   type EngineFactory,
   type GradMap,
+  type LayerRecompute,
   type OptimizerState,
   type StepMetrics,
   type TrainConfig,
@@ -34,6 +35,13 @@ export interface DataParallelOptions {
   /** The data-parallel group (D ranks); this process is `group.rank`. */
   group: ProcessGroup;
   zero: ZeroStage;
+  /**
+   * What ZeRO 2's layer-by-layer forward keeps for its backward (`LayerRecompute` of @yuan/train): `none` (default)
+   * each layer's autodiff tape, so no forward runs twice; `selective` the same but the op-by-op attention core's scores
+   * are recomputed; `full` only each layer's input, the layer's forward run again in the backward. ZeRO 0/1 run one
+   * backward over the whole model, which keeps everything (`none`).
+   */
+  recompute?: LayerRecompute;
 }
 
 /** Bytes held by the engine's optimizer and gradient buffers, per rank (for the memory accounting tests and `yuan plan`). */
@@ -56,7 +64,7 @@ export interface DataParallelMemory {
  * al. 2020). Every rank holds the whole model; each step's M micro-batches (`train.gradAccumulation`, the global batch)
  * are split so rank r computes micro-batches r·M/D … (r+1)·M/D − 1, in the order the single process draws them.
  * Gradients (weighted 1/M) are all-reduced (ZeRO 0) or reduce-scattered (ZeRO 1: once per step over the whole space;
- * ZeRO 2: bucket by bucket during a layer-by-layer backward with activation recomputation — the head's gradients, then
+ * ZeRO 2: bucket by bucket during a layer-by-layer backward over kept per-layer tapes, or with recomputation — the head's gradients, then
  * each layer's from the last, then the embedding's — each group's reduce-scatter overlapping the next layer's backward,
  * so besides its 1/D shard a rank holds at most two groups of unreduced gradients; DeepSpeed ZeRO-2's `reduce_scatter`
  * with `overlap_comm`). The loss
@@ -110,6 +118,7 @@ class DataParallelEngine implements TrainingEngine {
   private replicated?: AdamW;
   private optimizerStep = 0;
   private peakGradientBytes = 0;
+  private layerCount = 0;
 
   constructor(
     private readonly options: DataParallelOptions,
@@ -145,6 +154,7 @@ class DataParallelEngine implements TrainingEngine {
       positionResetId(index, setup.train, setup.data),
     );
     const reset = this.resetPositions;
+    this.layerCount = setup.config.model.numLayers;
     if (this.options.zero === 2) {
       const layered = setup.resume
         ? LayeredModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
@@ -213,8 +223,12 @@ class DataParallelEngine implements TrainingEngine {
   private async bucketedBackward(batch: Batch): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
     try {
-      const loss = await layerwiseBackward(this.layered!, batch, this.resetPositions, (_, grads) =>
-        this.space.reduceGroup(grads, weight),
+      const loss = await layerwiseBackward(
+        this.layered!,
+        batch,
+        this.resetPositions,
+        (_, grads) => this.space.reduceGroup(grads, weight),
+        this.options.recompute ?? 'none',
       );
       await this.space.drain();
       return loss;
@@ -235,6 +249,7 @@ class DataParallelEngine implements TrainingEngine {
     let gradShard: Float32Array | undefined;
     let loss = 0;
     let tokens = 0;
+    const forwardsBefore = this.layered?.layerForwards ?? 0;
     for (let i = 0; i < mTotal; i++) {
       const batch = this.loader.next();
       tokens += batch.rows * batch.seqLength;
@@ -264,7 +279,9 @@ class DataParallelEngine implements TrainingEngine {
     const own = full ?? gradShard!;
     let sq = 0;
     for (let k = 0; k < own.length; k++) sq += own[k] * own[k];
-    const reduced = await this.group.allReduce(new Float32Array([loss, zero === 0 ? 0 : sq]));
+    // ZeRO 0/1: one tape over the whole model per micro-batch, each layer's forward once
+    const forwards = this.layered ? this.layered.layerForwards - forwardsBefore : mine * this.layerCount;
+    const reduced = await this.group.allReduce(new Float32Array([loss, zero === 0 ? 0 : sq, forwards]));
     const globalLoss = reduced[0];
     const norm = Math.sqrt(zero === 0 ? sq : reduced[1]);
     const step = this.step + 1;
@@ -275,6 +292,7 @@ class DataParallelEngine implements TrainingEngine {
     else await this.updateShard(gradShard!, scale, lr);
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
+    const layerForwards = Math.round(reduced[2]);
     return {
       step,
       loss: globalLoss,
@@ -283,6 +301,7 @@ class DataParallelEngine implements TrainingEngine {
       tokens,
       tokensPerSecond: tokens / seconds,
       seconds,
+      layerForwards,
       memory: { ...this.memory() },
     };
   }

@@ -60,7 +60,6 @@ export {
   plannedOptions,
   bytesPerParameter,
   parseRecompute,
-  RECOMPUTE_NOTE,
   type PipelinePlanInput,
   type PlannedAttention,
   type PipelinePlan,

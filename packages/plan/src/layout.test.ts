@@ -23,7 +23,7 @@ describe('parallelLayout', () => {
       zero: 0,
       partition: 'uniform',
       schedule: '1f1b',
-      recompute: 'full',
+      recompute: 'none',
       transport: 'threads',
       microbatches: 1,
     });
@@ -73,7 +73,7 @@ describe('parallelLayout', () => {
     for (const [section, message] of cases)
       expect(() => parallelLayout(config(section)), JSON.stringify(section)).toThrow(message);
     expect(() => parallelLayout(config({ recompute: 'block' }))).toThrow(
-      /^invalid config: parallel\.recompute = "block"; expected "full" or "stage" .*TensorFlow\.js keeps no autodiff tape/,
+      /^invalid config: parallel\.recompute = "block"; expected "none", "selective", "full" or "stage"$/,
     );
   });
 
@@ -133,7 +133,7 @@ describe('parallelLayout', () => {
       zero: 1,
       partition: 'uniform',
       schedule: '1f1b',
-      recompute: 'full',
+      recompute: 'none',
       transport: 'threads',
       microbatches: 4,
     });

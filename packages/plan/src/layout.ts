@@ -54,7 +54,11 @@ export interface ParallelLayout {
   partition: string;
   /** Pipeline schedule (`1f1b`, `gpipe`, a plugin). Default `1f1b`. */
   schedule: string;
-  /** Activation checkpointing: `full` (every layer's input kept) or `stage` (only the stage input). Default `full`. */
+  /**
+   * What a pipeline stage, or a ZeRO-2 rank's layer-by-layer backward, keeps between a forward and its backward
+   * (`Recompute`): `none` (everything the backward reads; no forward runs twice), `selective` (the attention scores
+   * recomputed), `full` (each layer's input; each layer recomputed), `stage` (a pipeline stage's input only). Default `none`.
+   */
   recompute: Recompute;
   /**
    * Transport between ranks (a registered transport plugin). Default `threads`: ranks this process starts are its
@@ -74,7 +78,7 @@ export const PARALLEL_DEFAULTS: Omit<ParallelLayout, 'dp' | 'microbatches'> = {
   zero: DATA_PARALLEL_DEFAULTS.zero,
   partition: 'uniform',
   schedule: '1f1b',
-  recompute: 'full',
+  recompute: 'none',
   transport: DATA_PARALLEL_DEFAULTS.transport,
 };
 
@@ -82,11 +86,12 @@ function invalid(path: string, value: unknown, expected: string): never {
   throw new ConfigError(`invalid config: ${path} = ${JSON.stringify(value)}; expected ${expected}`);
 }
 
-const RECOMPUTE_EXPECTED =
-  '"full" or "stage" (Megatron\'s none/block would keep activations between a forward and a later backward: TensorFlow.js keeps no autodiff tape across calls)';
+const RECOMPUTE_EXPECTED = '"none", "selective", "full" or "stage"';
+const RECOMPUTES: readonly unknown[] = ['none', 'selective', 'full', 'stage'];
 const recomputeSchema: Schema<Recompute> = {
   expected: RECOMPUTE_EXPECTED,
-  parse: (value, path) => (value === 'full' || value === 'stage' ? value : invalid(path, value, RECOMPUTE_EXPECTED)),
+  parse: (value, path) =>
+    RECOMPUTES.includes(value) ? (value as Recompute) : invalid(path, value, RECOMPUTE_EXPECTED),
 };
 
 const PARTITION_EXPECTED =
@@ -236,9 +241,21 @@ export function parallelLayout(config: YuanConfig, options: LayoutOptions = {}):
       : names.label('dp', dp),
   );
   if (pp === 1) {
-    const ignored = (['partition', 'schedule', 'recompute'] as const).find((f) => given.has(f));
+    const ignored = (['partition', 'schedule'] as const).find((f) => given.has(f));
     if (ignored)
       throw new YuanError('usage', `${names.field(ignored)} applies to a pipeline: ${names.hint('pp', 'P')} (P > 1)`);
+    // one process or ZeRO 0/1 runs one backward over the whole model (keeping everything); ZeRO 2 runs it layer by layer
+    const zero2 = (raw.zero ?? 0) === 2;
+    if (given.has('recompute') && !zero2)
+      throw new YuanError(
+        'usage',
+        `${names.field('recompute')} applies to a pipeline or to ZeRO 2's layer-by-layer backward: ${names.hint('pp', 'P')} (P > 1) or ${names.hint('zero', '2').replace(/^add /, '')}`,
+      );
+    if (raw.recompute === 'stage' && zero2)
+      throw new YuanError(
+        'usage',
+        `${names.label('recompute', 'stage')} applies to a pipeline stage: ZeRO 2 without a pipeline takes none, selective or full`,
+      );
   }
   if (world === undefined && raw.dp === undefined) {
     // the same rule for flags as before: --zero without --dp, --transport without --dp or --pp, outside a launched world

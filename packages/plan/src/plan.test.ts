@@ -79,7 +79,14 @@ describe('planPipeline', () => {
   });
 
   it('full recompute keeps each layer input per in-flight micro-batch; stage keeps only the stage input', () => {
-    const base: PipelinePlanInput = { ...tiny, stages: 2, microbatches: 4, microBatchSize: 2, seqLength: 16 };
+    const base: PipelinePlanInput = {
+      ...tiny,
+      stages: 2,
+      microbatches: 4,
+      microBatchSize: 2,
+      seqLength: 16,
+      recompute: 'full',
+    };
     const bsh = 2 * 16 * 128;
     const full = planPipeline(base);
     expect(full.stages.map((s) => s.inFlight)).toEqual([2, 1]);
@@ -129,6 +136,7 @@ describe('planPipeline', () => {
       microBatchSize: 1,
       seqLength: 4096,
       precision: 'bf16',
+      recompute: 'full',
     };
     const saving = (fusedKernels: boolean) => {
       const uniform = planPipeline({ ...input, fusedKernels });
@@ -139,6 +147,53 @@ describe('planPipeline', () => {
     const ops = saving(false);
     expect(fused.uniform).toBeLessThan(ops.uniform);
     expect(fused.saving).toBeGreaterThan(ops.saving);
+  });
+
+  it("Fig. 3: 24 layers, hidden 6144, PP 8, 1F1B, full recompute: 2,2,3,3,4,4,4,2 saves 10–45% of uniform's peak", () => {
+    const ex = model({ vocabSize: 135040, hiddenSize: 6144, numLayers: 24, numHeads: 48, ffnSize: 24576 });
+    const input: PipelinePlanInput = {
+      ...ex,
+      stages: 8,
+      microbatches: 16,
+      microBatchSize: 1,
+      seqLength: 4096,
+      precision: 'bf16',
+      schedule: '1f1b',
+      recompute: 'full',
+    };
+    const uniform = planPipeline(input);
+    const blocks = planPipeline({ ...input, partition: '2,2,3,3,4,4,4,2' });
+    // the checkpoints the paper counts: 8·3 = 24 layer inputs on the first stage under uniform, at most 18 with the blocks
+    const inputs = (p: typeof uniform) => p.stages.map((s) => s.inFlight * s.layers);
+    expect(Math.max(...inputs(uniform))).toBe(24);
+    expect(Math.max(...inputs(blocks))).toBe(18);
+    const saving = 1 - blocks.peakBytes / uniform.peakBytes;
+    expect(saving).toBeGreaterThan(0.1);
+    expect(saving).toBeLessThan(0.45);
+  });
+
+  it('none keeps every layer tape per in-flight micro-batch (more than full), selective drops the op-by-op scores', () => {
+    const base: PipelinePlanInput = { ...tiny, stages: 2, microbatches: 4, microBatchSize: 2, seqLength: 16 };
+    const x: ActivationShape = { batch: 2, seq: 16, hidden: 128, heads: 4, ffn: 512, vocab: 264, fusedKernels: false };
+    const layer = layerActivation(x, lfaAttention.activation!(attentionShape(x), LFA_DEFAULTS));
+    const none = planPipeline({ ...base, fusedKernels: false });
+    expect(none.recompute).toBe('none');
+    const rope = 3.5 * 2 * 16 * 32;
+    // the middle of a two-stage tiny model: stage 0 has the embedding (no saved terms), 2 layers, 2 in flight
+    expect(none.stages[0].checkpointBytes).toBe(2 * (2 * sumTerms(layer.saved) + rope) * 4);
+    const full = planPipeline({ ...base, fusedKernels: false, recompute: 'full' });
+    for (const [n, f] of none.stages.map((s, i) => [s, full.stages[i]])) {
+      expect(n.checkpointBytes).toBeGreaterThan(f.checkpointBytes);
+      expect(n.workingBytes).toBeLessThan(f.workingBytes);
+    }
+    const selective = planPipeline({ ...base, fusedKernels: false, recompute: 'selective' });
+    const scores = 3 * 2 * 4 * 16 * 16; // QKᵀ, scaled, probabilities [B,A,S,S]
+    expect(none.stages[0].checkpointBytes - selective.stages[0].checkpointBytes).toBe(2 * 2 * scores * 4);
+    // with the fused attention kernel selective is none
+    const fusedNone = planPipeline(base);
+    const fusedSelective = planPipeline({ ...base, recompute: 'selective' });
+    expect(fusedSelective.stages).toEqual(fusedNone.stages);
+    expect(fusedSelective.notes.join('\n')).toMatch(/recompute selective: as none/);
   });
 
   it('M < P warns (bubble) but plans; bad input is a one-line error', () => {
@@ -157,8 +212,9 @@ describe('planPipeline', () => {
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
       /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
     );
-    expect(() => planPipeline({ ...base, recompute: 'none' })).toThrow(
-      /^recompute "none" is not available: TensorFlow.js keeps no autodiff tape across calls/,
+    expect(() => planPipeline({ ...base, recompute: 'block' })).toThrow(/^recompute "block" .* is not offered/);
+    expect(() => planPipeline({ ...base, recompute: 'some' })).toThrow(
+      /^unknown recompute "some" \(expected none, selective, full or stage\)$/,
     );
     expect(() => planPipeline({ ...base, dataParallel: 3 })).toThrow(
       /^--dp 3 does not divide the step's 4 micro-batches/,
@@ -202,7 +258,14 @@ describe('a third-party attention plugin describes its own activation terms', ()
   it('the plan counts its terms: the working set grows by exactly them; the note names the plugin', () => {
     const [B, S, H] = [2, 16, 128];
     const tinyMha = model({ vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512 }, mhaAttention);
-    const base: PipelinePlanInput = { ...tinyMha, stages: 2, microbatches: 4, microBatchSize: B, seqLength: S };
+    const base: PipelinePlanInput = {
+      ...tinyMha,
+      stages: 2,
+      microbatches: 4,
+      microBatchSize: B,
+      seqLength: S,
+      recompute: 'full',
+    };
     const withMha = planPipeline({ ...base, attention: { plugin: mha } });
     const withScratch = planPipeline({ ...base, attention: { plugin: scratch } });
     // the layer is the largest segment of every stage here (vocab 264), so the working set differs by the extra terms

@@ -1,4 +1,5 @@
 import {
+  attentionCoreActivation,
   microbatchesPerRank,
   YuanError,
   type AttentionDescription,
@@ -22,8 +23,14 @@ import { lowerActions, type ScheduleActions } from './actions.js';
 import type { PassCosts } from './instructions.js';
 import { getSchedule, simulateSchedule, type SimulationResult } from './schedule.js';
 
-/** Activation checkpointing: `full` (every layer's input kept, one layer recomputed at a time) or `stage` (only the stage input kept). */
-export type Recompute = 'full' | 'stage';
+/**
+ * What a stage keeps between a micro-batch's forward and its backward (Megatron's `--recompute-granularity`, plus
+ * `stage`): `none` every tensor the backward reads (each layer's autodiff tape; no forward runs twice), `selective`
+ * the same but the op-by-op attention core's score-sized tensors, recomputed in the backward (with the fused attention
+ * kernel this is `none`), `full` every layer's input (one layer recomputed at a time), `stage` only the stage input
+ * (the whole stage recomputed in one tape).
+ */
+export type Recompute = 'none' | 'selective' | 'full' | 'stage';
 /** Training precision for the byte accounting: `fp32` (what TensorFlow.js runs) or `bf16` mixed (Megatron's). */
 export type Precision = 'fp32' | 'bf16';
 
@@ -61,7 +68,7 @@ export interface PipelinePlanInput {
    * backward twice a forward). A schedule with V virtual stages over P ranks runs each chunk in P/V of them.
    */
   passCosts?: PassCosts;
-  /** Default `full`. `none` and `block` are errors (TensorFlow.js keeps no tape across calls). */
+  /** `none` (default), `selective`, `full` or `stage` (`Recompute`); Megatron's `block` is an error. */
   recompute?: string;
   /** Default `fp32`. */
   precision?: string;
@@ -138,9 +145,9 @@ export interface StagePlan {
   inFlight: number;
   /** The virtual stages (model chunks) this rank holds, with their layers, when the schedule has more than one per rank. */
   chunks?: { stage: number; layers: number; firstLayer: number }[];
-  /** Kept between forward and backward: layer inputs (`full`) or the stage input (`stage`) per in-flight micro-batch. */
+  /** Kept between forward and backward per in-flight micro-batch: the layers' tapes (`none`/`selective`), layer inputs (`full`) or the stage input (`stage`). */
   checkpointBytes: number;
-  /** The largest backward working set (recomputed activations, their gradients, fresh parameter gradients). */
+  /** The largest backward working set (recomputed activations under `full`/`stage`, gradient buffers, fresh parameter gradients). */
   workingBytes: number;
   /** checkpointBytes + workingBytes. */
   activationBytes: number;
@@ -189,10 +196,6 @@ export interface PipelinePlan {
   notes: string[];
 }
 
-/** The note `yuan plan` prints about recompute settings TensorFlow.js cannot offer. */
-export const RECOMPUTE_NOTE =
-  'recompute none/block (keep activations between a forward and a later backward) is not available: TensorFlow.js keeps no autodiff tape across calls';
-
 /**
  * Bytes per parameter for weights, gradients and optimizer (Adam m, v) by precision and ZeRO stage over D ranks
  * (Megatron docs/distrib_optimizer.md): fp32 16 (4 + 4 + 8), ZeRO-1 8 + 8/D, ZeRO-2 4 + 12/D; bf16 mixed 18
@@ -213,16 +216,16 @@ function int(name: string, v: number | undefined, min: number): number {
   return v;
 }
 
-/** Parses the recompute setting; `none`/`block` get the TensorFlow.js explanation. */
+/** Parses the recompute setting (default `none`); an unknown one is a one-line error listing the four. */
 export function parseRecompute(v: string | undefined): Recompute {
-  const r = v ?? 'full';
-  if (r === 'full' || r === 'stage') return r;
-  if (r === 'none' || r === 'block')
+  const r = v ?? 'none';
+  if (r === 'none' || r === 'selective' || r === 'full' || r === 'stage') return r;
+  if (r === 'block')
     throw new YuanError(
       'usage',
-      `recompute "${r}" is not available: TensorFlow.js keeps no autodiff tape across calls (use full or stage)`,
+      'recompute "block" (Megatron\'s recompute of the first N layers of a stage) is not offered: use none, selective, full or stage',
     );
-  throw new YuanError('usage', `unknown recompute "${r}" (expected full or stage)`);
+  throw new YuanError('usage', `unknown recompute "${r}" (expected none, selective, full or stage)`);
 }
 
 /**
@@ -294,11 +297,18 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     );
   }
   const total = (a: SegmentActivation) => sumTerms(a.saved) + sumTerms(a.gradients);
-  const layerElems = total(
-    layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention))),
-  );
-  const headElems = total(headActivation(shape));
-  const embedElems = total(embeddingActivation(shape));
+  const layerTerms = layerActivation(shape, plugin.activation(attentionShape(shape), plannedOptions(input.attention)));
+  const layerElems = total(layerTerms);
+  const headTerms = headActivation(shape);
+  const headElems = total(headTerms);
+  const embedTerms = embeddingActivation(shape);
+  const embedElems = total(embedTerms);
+  // `selective` with the op-by-op attention core: its score-sized saved tensors are recomputed in the backward
+  // instead of kept (the fused kernel keeps only O and the log-sum-exp already, so there it changes nothing)
+  const fusedAttention = shape.fusedAttention ?? shape.fusedKernels;
+  const coreSaved =
+    recompute === 'selective' && !fusedAttention ? sumTerms(attentionCoreActivation(attentionShape(shape)).saved) : 0;
+  const layerKept = sumTerms(layerTerms.saved) - coreSaved;
   const rope = ropeTablesElements(shape);
   const bsh = B * S * m.hiddenSize;
   const prefix = [0];
@@ -329,7 +339,21 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const headFresh = isLast ? groups.head + (tied ? groups.embedding : 0) : 0;
     let checkpoint: number;
     let working: number;
-    if (recompute === 'full') {
+    if (recompute === 'none' || recompute === 'selective') {
+      // every layer's tape (and the head's) per in-flight micro-batch. Calibrated on the kept tapes' distinct buffers
+      // (`KeptTape`, TF.js cpu, bench/pipeline-memory.mjs): a layer keeps its `saved` terms; the head keeps the final
+      // norm's, the normed hidden states and two [B,S,V] (logits and exp(logits − max); the shifted logits are a
+      // transient). The tape's backward frees each op's saved tensors and upstream gradients as it goes, so its working
+      // set is a few live gradients, not the whole `gradients` list: about 4 [B,S,H] in a layer (plus the attention
+      // scores recomputed under selective), 2 [B,S,V] in the head, beside the fresh parameter gradients
+      const headKept = sumTerms(headTerms.saved) - B * S * m.vocabSize + bsh;
+      const kept = count * layerKept + (isLast ? headKept : 0) + (isFirst ? sumTerms(embedTerms.saved) : 0);
+      checkpoint = inFlight * (kept + rope) * e;
+      const segments = [4 * bsh + coreSaved + Math.max(...segs.map((g) => maxLayer(g.first, g.count)))];
+      if (isLast) segments.push(2 * B * S * m.vocabSize + headFresh);
+      if (isFirst) segments.push(sumTerms(embedTerms.gradients) + groups.embedding);
+      working = Math.max(...segments) * e;
+    } else if (recompute === 'full') {
       checkpoint = inFlight * count * bsh * e;
       const segments = [layerElems + Math.max(...segs.map((g) => maxLayer(g.first, g.count)))];
       if (isLast) segments.push(headElems + headFresh);
@@ -433,7 +457,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
       : []),
     `activations: TensorFlow.js autodiff working set of our ${plugin.name} layer, ${e}-byte elements, ${shape.fusedKernels ? 'fused' : 'composed'} RMSNorm/SwiGLU/attention kernels`,
     `state: ${bpp.total} bytes/parameter (${precision}${zero ? `, ZeRO-${zero} over D = ${D}` : ''}: weight ${bpp.weight} + gradient ${round(bpp.gradient)} + optimizer ${round(bpp.optimizer)})`,
-    RECOMPUTE_NOTE,
+    recomputeNote(recompute, shape),
   ];
   if (zero === 2 && D > 1) {
     const inFlight = Math.max(...stages.map((st) => st.gradientInFlightBytes));
@@ -468,6 +492,22 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     warnings,
     notes,
   };
+}
+
+/** What `yuan plan` says about the recompute mode: what a stage keeps between a forward and its backward. */
+function recomputeNote(recompute: Recompute, shape: ActivationShape): string {
+  switch (recompute) {
+    case 'none':
+      return 'recompute none: each layer keeps its autodiff tape (what its backward reads) per in-flight micro-batch; no forward runs twice';
+    case 'selective':
+      return (shape.fusedAttention ?? shape.fusedKernels)
+        ? 'recompute selective: as none (the fused attention kernel already recomputes its score tiles in the backward)'
+        : 'recompute selective: as none, but the attention scores [B,A,S,S] are recomputed in the backward instead of kept';
+    case 'full':
+      return "recompute full: each layer's input kept per in-flight micro-batch, one layer's forward run again in its backward";
+    case 'stage':
+      return 'recompute stage: only the stage input kept per in-flight micro-batch, the whole stage run again in one backward';
+  }
 }
 
 function round(x: number): string {

@@ -54,3 +54,20 @@ export function fusedAttentionFor(q: tf.Tensor): FusedOps['causalAttention'] {
 export function fusedFor(x: tf.Tensor): FusedOps | undefined {
   return fused && x.dtype === 'float32' && tf.getBackend() === fused.backend ? fused : undefined;
 }
+
+let attentionCoreRecompute = false;
+
+/**
+ * Sets whether the op-by-op attention core keeps only Q, K, V and recomputes its scores in the backward (selective
+ * recompute, set by `recordTape` while it records); returns the previous setting.
+ */
+export function setAttentionCoreRecompute(enabled: boolean): boolean {
+  const previous = attentionCoreRecompute;
+  attentionCoreRecompute = enabled;
+  return previous;
+}
+
+/** Whether the op-by-op attention core recomputes its scores in the backward now (`setAttentionCoreRecompute`). */
+export function attentionCoreRecomputes(): boolean {
+  return attentionCoreRecompute;
+}

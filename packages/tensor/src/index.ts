@@ -24,6 +24,7 @@ export {
   type FloatDType,
 } from './safetensors.js';
 export { liveTensorCount, BufferMeter } from './memory.js';
+export { recordTape, KeptTape, type RecordOptions, type BackwardOptions } from './tape.js';
 export {
   ropeAttention,
   type AttentionLayer,
@@ -48,6 +49,7 @@ export {
 } from './weights/formats.js';
 export { openWeightSource, type WeightSource, type SourceTensor } from './weights/source.js';
 export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/kernels.js';
+export { packedLinear } from './weights/packed-linear.js';
 export {
   DecodeOps,
   KvCache,

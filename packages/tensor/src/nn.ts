@@ -1,4 +1,4 @@
-import { fusedAttentionFor, fusedFor } from './fused.js';
+import { attentionCoreRecomputes, fusedAttentionFor, fusedFor } from './fused.js';
 import { linearHookOf } from './linear-hooks.js';
 import { tf } from './tf.js';
 
@@ -93,6 +93,30 @@ function causalMask(queries: number, keys: number, offset: number): tf.Tensor2D 
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyBias?: tf.Tensor4D): tf.Tensor4D {
   const fused = fusedAttentionFor(q);
   if (fused) return fused(q, k, v, { scale: 1 / Math.sqrt(q.shape[3]), keyBias });
+  if (attentionCoreRecomputes() && !keyBias) return recomputedAttention(q, k, v);
+  return composedAttention(q, k, v, keyBias);
+}
+
+/**
+ * The op-by-op attention core under selective recompute: keeps only q, k, v and runs the core again inside its
+ * backward (Megatron's `--recompute-granularity selective`), so no [B, heads, Tq, Tk] tensor lives between them.
+ */
+function recomputedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D): tf.Tensor4D {
+  const core = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+    composedAttention(a as tf.Tensor4D, b as tf.Tensor4D, c as tf.Tensor4D);
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args[3] as tf.GradSaveFunc;
+    const [qi, ki, vi] = args.slice(0, 3) as tf.Tensor[];
+    save([qi, ki, vi]);
+    return {
+      value: core(qi, ki, vi),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.grads(core)(saved, dy),
+    };
+  });
+  return op(q, k, v) as tf.Tensor4D;
+}
+
+function composedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyBias?: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     const [, , tq, d] = q.shape;
     const tk = k.shape[2];

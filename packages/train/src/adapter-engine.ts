@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { tf, type TensorAdapterPlugin, type TensorAttentionPlugin } from '@yuan/tensor';
+import { loadDecodeKernels, tf, type TensorAdapterPlugin, type TensorAttentionPlugin } from '@yuan/tensor';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import {
   ADAPTER_CONFIG,
@@ -12,6 +12,7 @@ import {
   readAdapterFiles,
   writeAdapterFiles,
   YuanModel,
+  type InferenceWeights,
 } from '@yuan/model';
 import type { EngineFactory } from './engine.js';
 import { accumulateGrads, disposeGrads, microBatchGrads, type GradMap } from './grads.js';
@@ -30,6 +31,12 @@ export interface AdapterTraining {
    * held twice. Default: the model initialised from the run's seed.
    */
   base?: () => Promise<Map<string, Float32Array>>;
+  /**
+   * The frozen base in its weight formats instead (QLoRA-style: bf16, int8 or int4 linears stay packed and their
+   * products run on the packed data, `YuanModel.fromStoredWeights`; the embedding, norms and convolutions are float32).
+   * Excludes `base` and `recompute`.
+   */
+  storedBase?: () => Promise<InferenceWeights>;
   /** The base model's folder, recorded in adapter_config.json as `base_model_name_or_path` (null: none). */
   baseDir?: string | null;
   /**
@@ -224,6 +231,13 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
     let model: { params: Map<string, tf.Variable>; dispose(): void } | undefined;
     let adapter: AdapterModule | undefined;
     try {
+      if (t.storedBase && (t.base || t.recompute))
+        throw new YuanError(
+          'usage',
+          t.base
+            ? 'an adapter run takes its base as float32 weights or in its weight formats, not both'
+            : 'a base in a weight format trains without recompute (each layer keeps its activations)',
+        );
       // each base array is let go once the model's tensor holds it, so the base is not held twice while it loads
       const weights = t.base ? new TakingMap(await t.base()) : undefined;
       const { config, attention, seed } = setup;
@@ -233,7 +247,13 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
         : AdapterModule.init(t.plugin, options, specs, seed);
       const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, seed, eod);
       let trainer: AdapterTrainer;
-      if (t.recompute) {
+      if (t.storedBase) {
+        await loadDecodeKernels(); // the packed products use the native weight kernels where they are built
+        const whole = YuanModel.fromStoredWeights(config, attention, await t.storedBase());
+        model = whole;
+        whole.attachAdapter({ layer: adapter.layer, dispose() {} });
+        trainer = new AdapterTrainer(whole, setup, loader, adapter);
+      } else if (t.recompute) {
         const layered = weights
           ? LayeredModel.fromWeights(config, attention, weights)
           : LayeredModel.init(config, attention, seed);

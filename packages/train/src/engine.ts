@@ -16,6 +16,11 @@ export interface StepMetrics {
   tokens: number;
   tokensPerSecond: number;
   seconds: number;
+  /**
+   * Decoder-layer forwards this step ran (this rank's micro-batches; every stage of its pipeline): one per micro-batch
+   * and layer, and one more for each layer a backward recomputed (`recompute: full`). Absent where not counted.
+   */
+  layerForwards?: number;
   /** Bytes this rank holds by kind (e.g. `optimizerBytes`, `gradientBytes`), where the engine measures them; logged to the metrics. */
   memory?: Record<string, number>;
 }

@@ -1,5 +1,5 @@
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
+import { recordTape, tf, type KeptTape, type TensorAttentionPlugin } from '@yuan/tensor';
 import { crossEntropy, YuanModel, type ModelPart } from '@yuan/model';
 import type { GradMap } from './grads.js';
 
@@ -28,9 +28,18 @@ export type LayerwiseGroup =
 /** Receives each group of gradients as soon as it exists; owns (must dispose) the tensors. */
 export type GradientSink = (group: LayerwiseGroup, grads: GradMap) => Promise<void>;
 
-/** One gradient computation of a backward: the function's value, dL/d(input) [B, T, H] when asked, the parameters' gradients. */
+/**
+ * What a range's forward keeps for its backward (Megatron's `--recompute-granularity`): `full` keeps each layer's input
+ * [B, T, H] and runs each layer's forward again inside its backward; `none` keeps each sub-part's autodiff tape (the
+ * tensors its ops' gradients read: `recordTape` of @yuan/tensor), so no forward runs twice; `selective` is `none` except
+ * that the op-by-op attention core keeps only Q, K, V and recomputes its [B, A, S, S] scores in the backward (with the
+ * fused attention kernel, which keeps only its output and row log-sum-exp, it is `none`).
+ */
+export type LayerRecompute = 'none' | 'selective' | 'full';
+
+/** One gradient computation of a backward: the function's value (when computed), dL/d(input) [B, T, H] when asked, the parameters' gradients. */
 export interface GradientStep {
-  value: tf.Tensor;
+  value?: tf.Tensor;
   dx?: tf.Tensor3D;
   grads: GradMap;
 }
@@ -41,12 +50,42 @@ export interface GradientStep {
  */
 export type StepWrapper = (compute: () => GradientStep) => Promise<GradientStep>;
 
-/** What a forward keeps for its layer-by-layer backward: each layer's input, and the last layer's output [B, T, H]. */
+/**
+ * What a forward keeps for its layer-by-layer backward: under `full` each layer's input and the last layer's output
+ * [B, T, H]; under `none`/`selective` the tapes of the embedding, each layer and the head.
+ */
 export interface KeptActivations {
-  /** `inputs[i]`: the input [B, T, H] of the range's layer i (the embedding's output, or the range's input). */
+  /** `full`: `inputs[i]` is the input [B, T, H] of the range's layer i (the embedding's output, or the range's input); else empty. */
   inputs: tf.Tensor3D[];
-  /** The last layer's output: the range's output, or the head's input (which `backward` needs) in a range with the head. */
+  /** `full`: the last layer's output: the range's output, or the head's input (which `backward` needs) in a range with the head. */
   output?: tf.Tensor3D;
+  /** `none`/`selective`: each sub-part's recorded forward, kept until its backward. */
+  tapes?: KeptTapes;
+}
+
+/** The tapes of one micro-batch's forward through a range (`LayerRange.forwardKeeping` under `none`/`selective`). */
+export interface KeptTapes {
+  /** The embedding lookup (a range with the embedding): xs = [the tied embedding]. */
+  embedding?: KeptTape;
+  /** Layer i of the range: xs = [its input, ...its parameters in `params` order]. */
+  layers: KeptTape[];
+  /** The head and loss (a range with the head): xs = [the last layer's output, ...the head's parameters]. */
+  head?: KeptTape;
+}
+
+/** What `forwardKeeping` returns: the kept activations and the forward's result (the caller owns both). */
+export interface KeptForward extends KeptActivations {
+  /** The range's output [B, T, H], or in a range with the head the mean masked loss (a scalar). */
+  result: tf.Tensor;
+}
+
+/**
+ * One micro-batch's queue of weight-gradient work left by `LayerRange.backwardInput` (the zero-bubble code's
+ * `WeightGradStore`): per group (head, each layer from the last, embedding; or the whole range) a tape whose parameter
+ * gradients were put off, with the upstream gradients and saved tensors they read. Run by `backwardWeights`.
+ */
+export interface DeferredWeights {
+  work: Array<{ group: LayerwiseGroup; tape: KeptTape; names: string[]; offset: number }>;
 }
 
 const identity: StepWrapper = async (compute) => compute();
@@ -155,23 +194,79 @@ export class LayerRange {
   forward(batch: RangeBatch, input?: tf.Tensor3D): tf.Tensor {
     return tf.tidy(() => {
       let x = this.start(batch, input);
-      for (const layer of this.layers) x = layer.layers(x, { positions: batch.positions }).hidden;
+      for (const layer of this.layers) x = this.layerForward(layer, x, batch);
       return this.head ? this.headLoss(x, batch) : x;
     });
   }
 
   /**
-   * The forward keeping what `backward` needs (Megatron's full recomputation: only each layer's input). The caller owns
-   * every kept tensor; `inputs[0]` is `input` itself in a range without the embedding.
+   * Decoder-layer forwards run so far (one per micro-batch per layer, another for each layer recomputed in a backward):
+   * a step's difference is its forward work, which `recompute: none` keeps at one per layer and micro-batch.
    */
-  forwardKeeping(batch: RangeBatch, input?: tf.Tensor3D): Required<KeptActivations> {
+  layerForwards = 0;
+
+  private layerForward(layer: YuanModel, x: tf.Tensor3D, batch: RangeBatch): tf.Tensor3D {
+    this.layerForwards++;
+    return layer.layers(x, { positions: batch.positions }).hidden;
+  }
+
+  /**
+   * The forward keeping what `backward` needs under `recompute` (default `full`: only each layer's input, Megatron's
+   * full recomputation; `none`/`selective`: each sub-part's tape, `LayerRecompute`). The caller owns every kept tensor
+   * (free them with `release`) and the result; under `full` `inputs[0]` is `input` itself in a range without the
+   * embedding, and in a range with the head the head's forward runs again in the backward.
+   */
+  forwardKeeping(batch: RangeBatch, input?: tf.Tensor3D, recompute: LayerRecompute = 'full'): KeptForward {
+    if (recompute !== 'full') return this.forwardTaped(batch, input, recompute === 'selective');
     const inputs: tf.Tensor3D[] = [];
     let x = this.start(batch, input);
     for (const layer of this.layers) {
       inputs.push(x);
-      x = layer.layers(x, { positions: batch.positions }).hidden;
+      x = this.layerForward(layer, x, batch);
     }
-    return { inputs, output: x };
+    if (!this.head) return { inputs, result: x };
+    return { inputs, output: x, result: this.headLoss(x, batch) };
+  }
+
+  /** `none`/`selective`: records one tape per sub-part; each layer's output is the next one's recorded input. */
+  private forwardTaped(batch: RangeBatch, input: tf.Tensor3D | undefined, selective: boolean): KeptForward {
+    const tapes: KeptTapes = { layers: [] };
+    const options = { selective };
+    let x: tf.Tensor3D;
+    try {
+      if (this.embedding) {
+        const ends = this.ends!;
+        if (!batch.ids) throw new YuanError('internal', 'a range with the embedding needs the token ids');
+        const ids = batch.ids;
+        tapes.embedding = recordTape(() => ends.embed(ids), [ends.params.get(EMBEDDING)!], options);
+        x = tapes.embedding.value as tf.Tensor3D;
+      } else x = this.start(batch, input);
+      for (const layer of this.layers) {
+        const from = x;
+        const tape = recordTape(() => this.layerForward(layer, from, batch), [from, ...layer.params.values()], options);
+        tapes.layers.push(tape);
+        x = tape.value as tf.Tensor3D;
+        // the tape holds what its backward reads; the previous output is not the caller's (unless it is `input`)
+        if (from !== input) from.dispose();
+      }
+      if (!this.head) return { inputs: [], tapes, result: x };
+      const ends = this.ends!;
+      const h = x;
+      tapes.head = recordTape(() => this.headLoss(h, batch), [h, ...ends.params.values()], options);
+      if (h !== input) h.dispose();
+      return { inputs: [], tapes, result: tapes.head.value };
+    } catch (e) {
+      this.release({ inputs: [], tapes });
+      throw e;
+    }
+  }
+
+  /** Frees what a forward kept (not the range's input a caller passed in, which stays the caller's). */
+  release(kept: KeptActivations, input?: tf.Tensor3D): void {
+    tf.dispose([...kept.inputs, ...(kept.output ? [kept.output] : [])].filter((t) => t !== input));
+    const t = kept.tapes;
+    // tapes a split backward moved into its weight-gradient queue are no longer here
+    if (t) for (const tape of [t.embedding, ...t.layers, t.head]) tape?.dispose();
   }
 
   /**
@@ -181,8 +276,9 @@ export class LayerRange {
    * as soon as it exists and owns them: the head's, then each layer's from the last, then (a range with the embedding)
    * the lookup's share of the tied embedding — so at most one group's fresh gradients are alive at a time, which lets a
    * data-parallel runtime reduce them bucket by bucket during the backward. `step` wraps every gradient computation.
-   * Resolves with the loss (a range with the head, nats/token) and dL/d(input) [B, T, H] (a range without the
-   * embedding; the caller owns it). The kept tensors stay the caller's.
+   * Resolves with the loss (a range with the head under `full`, nats/token; under `none`/`selective` the loss is the
+   * forward's result) and dL/d(input) [B, T, H] (a range without the embedding; the caller owns it). Kept inputs stay the
+   * caller's; kept tapes are used up (freed) by the backward.
    */
   async backward(
     batch: RangeBatch,
@@ -198,6 +294,7 @@ export class LayerRange {
           ? 'a range with the head starts its backward from the loss'
           : 'a range without the head needs the upstream gradient',
       );
+    if (kept.tapes) return this.backwardTaped(kept.tapes, dy, onGrads, step);
     // the gradient flowing down, once this backward made it (the caller's dy is never disposed here)
     let owned: tf.Tensor3D | undefined;
     let loss: number | undefined;
@@ -207,8 +304,8 @@ export class LayerRange {
         const h = kept.output;
         if (!h) throw new YuanError('internal', "a range with the head needs the last layer's output kept");
         const r = await step(() => gradientsOf(() => this.headLoss(h, batch), h, ends.params, [...ends.params.keys()]));
-        loss = (await r.value.data())[0];
-        r.value.dispose();
+        loss = (await r.value!.data())[0];
+        r.value!.dispose();
         owned = r.dx;
         await onGrads({ kind: 'head' }, r.grads);
       }
@@ -218,14 +315,14 @@ export class LayerRange {
         const upstream = owned ?? dy;
         const r = await step(() =>
           gradientsOf(
-            () => layer.layers(input, { positions: batch.positions }).hidden,
+            () => this.layerForward(layer, input, batch),
             input,
             layer.params,
             [...layer.params.keys()],
             upstream,
           ),
         );
-        r.value.dispose();
+        r.value?.dispose();
         owned?.dispose();
         owned = r.dx;
         await onGrads({ kind: 'layer', layer: layer.part.firstLayer }, r.grads);
@@ -235,7 +332,7 @@ export class LayerRange {
         const upstream = owned ?? dy;
         const ids = batch.ids!;
         const r = await step(() => gradientsOf(() => ends.embed(ids), undefined, ends.params, [EMBEDDING], upstream));
-        r.value.dispose();
+        r.value?.dispose();
         owned?.dispose();
         owned = undefined;
         await onGrads({ kind: 'embedding' }, r.grads);
@@ -246,6 +343,58 @@ export class LayerRange {
       return { loss, dx };
     } finally {
       owned?.dispose();
+    }
+  }
+
+  /**
+   * `backward` under `none`/`selective`: each kept tape backpropagated in turn (head, layers from the last, embedding),
+   * no forward run again; the groups, their order and ownership are `backward`'s. Each tape is freed once used.
+   */
+  private async backwardTaped(
+    tapes: KeptTapes,
+    dy: tf.Tensor3D | undefined,
+    onGrads: GradientSink,
+    step: StepWrapper,
+  ): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
+    let owned: tf.Tensor3D | undefined;
+    const run = (tape: KeptTape, names: string[], withInput: boolean, upstream: tf.Tensor | undefined) =>
+      step(() => {
+        const vars = names.map((n) => this.params.get(n)!);
+        const grads = tape.backward(upstream);
+        tape.dispose();
+        const out: GradMap = new Map();
+        const off = withInput ? 1 : 0;
+        for (const [i, n] of names.entries()) out.set(n, grads[i + off] ?? tf.zerosLike(vars[i]));
+        const dx = withInput ? ((grads[0] as tf.Tensor | undefined) ?? tf.zeros(tape.value.shape)) : undefined;
+        return { dx: dx as tf.Tensor3D | undefined, grads: out };
+      });
+    try {
+      if (tapes.head) {
+        const names = [...this.ends!.params.keys()];
+        const r = await run(tapes.head, names, true, undefined);
+        owned = r.dx;
+        await onGrads({ kind: 'head' }, r.grads);
+      }
+      for (let l = this.layers.length - 1; l >= 0; l--) {
+        const layer = this.layers[l];
+        const r = await run(tapes.layers[l], [...layer.params.keys()], true, owned ?? dy);
+        owned?.dispose();
+        owned = r.dx;
+        await onGrads({ kind: 'layer', layer: layer.part.firstLayer }, r.grads);
+      }
+      if (tapes.embedding) {
+        const r = await run(tapes.embedding, [EMBEDDING], false, owned ?? dy);
+        owned?.dispose();
+        owned = undefined;
+        await onGrads({ kind: 'embedding' }, r.grads);
+        return {};
+      }
+      const dx = owned ?? (dy && tf.clone(dy));
+      owned = undefined;
+      return { dx };
+    } finally {
+      owned?.dispose();
+      for (const tape of [tapes.embedding, ...tapes.layers, tapes.head]) tape?.dispose();
     }
   }
 
@@ -271,7 +420,7 @@ export class LayerRange {
       );
     const x = this.embedding ? undefined : input;
     const r = await step(() => gradientsOf(() => this.forward(batch, x), x, this.params, [...this.params.keys()], dy));
-    r.value.dispose();
+    r.value?.dispose();
     try {
       await onGrads({ kind: 'range' }, r.grads);
     } catch (e) {
@@ -279,6 +428,155 @@ export class LayerRange {
       throw e;
     }
     return { dx: r.dx };
+  }
+
+  /**
+   * The input half of a split backward (zero-bubble `I`): dL/d(input) [B, T, H] of one micro-batch now, every
+   * parameter gradient put off into the returned `DeferredWeights` (the micro-batch's queue of weight-gradient work,
+   * as the zero-bubble code's `WeightGradStore`), which `backwardWeights` runs later. Under `none`/`selective` the kept
+   * tapes are backpropagated with their parameters deferred (`KeptTape.backward(dy, { defer })`: no forward runs
+   * again); under `full` (kept `inputs`) each layer's forward is recorded again from its kept input and backpropagated
+   * the same way; with `stage` recompute (`kept` undefined, `input` the range's input) one tape over the whole range is.
+   * `dy`, the top and the result are `backward`'s (the loss is the forward's result, not returned); kept tapes move into
+   * the queue (the caller's `kept` must not be released for them: `release` skips moved tapes), kept inputs stay the
+   * caller's. `backwardInput` then `backwardWeights` gives `backward`'s gradients exactly (the same ops, split).
+   */
+  async backwardInput(
+    batch: RangeBatch,
+    kept: KeptActivations | undefined,
+    input: tf.Tensor3D | undefined,
+    dy: tf.Tensor3D | undefined,
+    step: StepWrapper = identity,
+  ): Promise<{ dx?: tf.Tensor3D; deferred: DeferredWeights }> {
+    if (this.head === (dy !== undefined))
+      throw new YuanError(
+        'internal',
+        this.head
+          ? 'a range with the head starts its backward from the loss'
+          : 'a range without the head needs the upstream gradient',
+      );
+    const deferred: DeferredWeights = { work: [] };
+    // backpropagates `tape` now for its first x (the input) when `withInput`, its parameters put off
+    const split = (tape: KeptTape, group: LayerwiseGroup, names: string[], withInput: boolean, upstream?: tf.Tensor) =>
+      step(() => {
+        const off = withInput ? 1 : 0;
+        const grads = tape.backward(upstream, { defer: names.map((_, i) => i + off) });
+        deferred.work.push({ group, tape, names, offset: off });
+        const dx = withInput ? ((grads[0] as tf.Tensor | undefined) ?? tf.zeros(tape.value.shape)) : undefined;
+        return { dx: dx as tf.Tensor3D | undefined, grads: new Map() };
+      });
+    let owned: tf.Tensor3D | undefined;
+    // under `full`/`stage`: the tapes recorded here, and their values (the loss's is read by its backward)
+    const values: tf.Tensor[] = [];
+    const record = (f: () => tf.Tensor, xs: tf.Tensor[]) => {
+      const tape = recordTape(f, xs);
+      values.push(tape.value);
+      return tape;
+    };
+    try {
+      if (!kept) {
+        const x = this.embedding ? undefined : input;
+        if (!this.embedding && !x) throw new YuanError('internal', 'a range without the embedding needs its input');
+        const names = [...this.params.keys()];
+        const tape = record(() => this.forward(batch, x), [...(x ? [x] : []), ...this.params.values()]);
+        owned = (await split(tape, { kind: 'range' }, names, x !== undefined, dy)).dx;
+      } else {
+        const tapes = kept.tapes ?? {
+          layers: [] as KeptTape[],
+          head: undefined as KeptTape | undefined,
+          embedding: undefined as KeptTape | undefined,
+        };
+        const taped = kept.tapes !== undefined;
+        if (this.head) {
+          const ends = this.ends!;
+          let tape = tapes.head;
+          if (!taped) {
+            const h = kept.output;
+            if (!h) throw new YuanError('internal', "a range with the head needs the last layer's output kept");
+            tape = record(() => this.headLoss(h, batch), [h, ...ends.params.values()]);
+          }
+          owned = (await split(tape!, { kind: 'head' }, [...ends.params.keys()], true)).dx;
+          if (taped) tapes.head = undefined;
+        }
+        for (let l = this.layers.length - 1; l >= 0; l--) {
+          const layer = this.layers[l];
+          let tape = tapes.layers[l];
+          if (!taped) {
+            const x = kept.inputs[l];
+            tape = record(() => this.layerForward(layer, x, batch), [x, ...layer.params.values()]);
+          }
+          const r = await split(
+            tape,
+            { kind: 'layer', layer: layer.part.firstLayer },
+            [...layer.params.keys()],
+            true,
+            owned ?? dy,
+          );
+          if (taped) tapes.layers[l] = undefined as unknown as KeptTape;
+          owned?.dispose();
+          owned = r.dx;
+        }
+        if (this.embedding) {
+          const ends = this.ends!;
+          let tape = tapes.embedding;
+          if (!taped) {
+            const ids = batch.ids!;
+            tape = record(() => ends.embed(ids), [ends.params.get(EMBEDDING)!]);
+          }
+          await split(tape!, { kind: 'embedding' }, [EMBEDDING], false, owned ?? dy);
+          if (taped) tapes.embedding = undefined;
+          owned?.dispose();
+          owned = undefined;
+          return { deferred };
+        }
+      }
+      if (this.embedding) {
+        owned?.dispose();
+        owned = undefined;
+        return { deferred };
+      }
+      const dx = owned ?? (dy && tf.clone(dy));
+      owned = undefined;
+      return { dx, deferred };
+    } catch (e) {
+      this.releaseDeferred(deferred);
+      throw e;
+    } finally {
+      owned?.dispose();
+      tf.dispose(values);
+    }
+  }
+
+  /**
+   * The weight half of a split backward (zero-bubble `W`): runs the queue `backwardInput` left, in `backward`'s group
+   * order (head, layers from the last, embedding; `range` under stage recompute), handing each group's parameter
+   * gradients to `onGrads` (which owns them; a parameter not reached gets zeros). Frees the queue.
+   */
+  async backwardWeights(deferred: DeferredWeights, onGrads: GradientSink, step: StepWrapper = identity): Promise<void> {
+    const work = deferred.work;
+    deferred.work = [];
+    try {
+      while (work.length) {
+        const { group, tape, names, offset } = work[0];
+        const r = await step(() => {
+          const grads = tape.backwardDeferred();
+          tape.dispose();
+          const out: GradMap = new Map();
+          for (const [i, n] of names.entries()) out.set(n, grads[i + offset] ?? tf.zerosLike(this.params.get(n)!));
+          return { grads: out };
+        });
+        work.shift();
+        await onGrads(group, r.grads);
+      }
+    } finally {
+      for (const w of work) w.tape.dispose();
+    }
+  }
+
+  /** Frees a weight-gradient queue that will not run (a failed step). */
+  releaseDeferred(deferred: DeferredWeights): void {
+    for (const w of deferred.work) w.tape.dispose();
+    deferred.work = [];
   }
 
   /** Frees every parameter. */

@@ -2,7 +2,7 @@ import type { YuanConfig } from '@yuan/core';
 import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import { wholeModel, YuanModel } from '@yuan/model';
 import type { Batch } from '@yuan/data';
-import { LayerRange, type GradientSink, type KeptActivations } from './layer-range.js';
+import { LayerRange, type GradientSink, type KeptForward, type LayerRecompute } from './layer-range.js';
 
 /**
  * The whole model as one layer range (`LayerRange`): one part per layer plus one part with the embedding and the head,
@@ -48,29 +48,34 @@ function batchTensors(batch: Batch, resetPositions: boolean) {
 
 /**
  * One micro-batch's loss and gradients computed layer by layer over the whole model (`LayerRange.backward` from the
- * loss), with full activation recomputation (only each layer's input [B, T, H] is kept from the forward; a layer's
- * forward runs again inside its backward, as Megatron's `--recompute-granularity full`). `onGrads` receives each group
- * of gradients as soon as it exists and owns (must dispose) them: first the head's (`model.norm.weight` and the
- * projection's share of the tied `model.embed_tokens.weight`), then layer L−1 … 0 (that layer's parameters), last the
- * embedding lookup's share of `model.embed_tokens.weight` — the two shares of the tied embedding add up to its
- * gradient. So at most one group's gradients are alive at a time (what lets ZeRO 2 reduce-scatter bucket by bucket
- * during the backward). Returns the loss (nats/token).
+ * loss). `recompute` (default `full`) says what the forward keeps: `full` only each layer's input [B, T, H] (a layer's
+ * forward runs again inside its backward, as Megatron's `--recompute-granularity full`); `none`/`selective` each
+ * layer's autodiff tape, so no forward runs twice (`LayerRecompute`). `onGrads` receives each group of gradients as
+ * soon as it exists and owns (must dispose) them: first the head's (`model.norm.weight` and the projection's share of
+ * the tied `model.embed_tokens.weight`), then layer L−1 … 0 (that layer's parameters), last the embedding lookup's
+ * share of `model.embed_tokens.weight` — the two shares of the tied embedding add up to its gradient. So at most one
+ * group's gradients are alive at a time (what lets ZeRO 2 reduce-scatter bucket by bucket during the backward).
+ * Returns the loss (nats/token).
  */
 export async function layerwiseBackward(
   model: LayeredModel,
   batch: Batch,
   resetPositions: boolean,
   onGrads: GradientSink,
+  recompute: LayerRecompute = 'full',
 ): Promise<number> {
   const tensors = batchTensors(batch, resetPositions);
-  let kept: KeptActivations | undefined;
+  let kept: KeptForward | undefined;
   try {
-    kept = model.forwardKeeping(tensors);
-    return (await model.backward(tensors, kept, undefined, onGrads)).loss!;
+    kept = model.forwardKeeping(tensors, undefined, recompute);
+    const loss = (await kept.result.data())[0];
+    await model.backward(tensors, kept, undefined, onGrads);
+    return loss;
   } finally {
-    tf.dispose([
-      ...(kept ? [...kept.inputs, kept.output!] : []),
-      ...Object.values(tensors).filter((t): t is tf.Tensor2D => t !== undefined),
-    ]);
+    if (kept) {
+      model.release(kept);
+      kept.result.dispose();
+    }
+    tf.dispose(Object.values(tensors).filter((t): t is tf.Tensor2D => t !== undefined));
   }
 }

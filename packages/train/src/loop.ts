@@ -282,6 +282,7 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
         tokensPerSecond: Math.round(m.tokensPerSecond),
         seconds: m.seconds,
         tokens: m.tokens,
+        ...(m.layerForwards !== undefined ? { layerForwards: m.layerForwards } : {}),
         ...(m.memory ?? {}),
       });
       const last = m.step === o.steps;

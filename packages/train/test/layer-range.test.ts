@@ -84,8 +84,8 @@ describe('layer ranges: a pipeline split of the model gives the whole model back
     tf.dispose(z.forward(t, a.forward(t) as tf.Tensor3D)); // a part makes its constant tables on first use
     const before = tf.memory().numTensors;
     const keptA = a.forwardKeeping(t);
-    const keptZ = z.forwardKeeping(t, keptA.output);
-    const lossZ = z.headLoss(keptZ.output, t);
+    const keptZ = z.forwardKeeping(t, keptA.result as tf.Tensor3D);
+    const lossZ = z.headLoss(keptZ.output!, t);
     expect(Math.abs((await lossZ.data())[0] - refLoss)).toBeLessThan(1e-6);
     const got = collector();
     const top = await z.backward(t, keptZ, undefined, got.sink);
@@ -96,12 +96,12 @@ describe('layer ranges: a pipeline split of the model gives the whole model back
     expect(worstDiff(got.sums, ref.sums)).toBeLessThan(1e-5);
     // the one-tape variant (stage recompute) of each range gives the same gradients
     const once = collector();
-    const zw = await z.backwardWhole(t, keptA.output, undefined, once.sink);
+    const zw = await z.backwardWhole(t, keptA.result as tf.Tensor3D, undefined, once.sink);
     const aw = await a.backwardWhole(t, undefined, zw.dx, once.sink);
     expect(aw.dx).toBeUndefined();
     expect(once.groups).toEqual(['range', 'range']);
     expect(worstDiff(once.sums, ref.sums)).toBeLessThan(1e-5);
-    tf.dispose([lossZ, top.dx!, zw.dx!, ...keptA.inputs, keptA.output, ...keptZ.inputs, keptZ.output]);
+    tf.dispose([lossZ, top.dx!, zw.dx!, ...keptA.inputs, keptA.result, ...keptZ.inputs, keptZ.output!, keptZ.result]);
     // nothing of the forwards and backwards is left behind
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose(Object.values(t));
@@ -109,6 +109,89 @@ describe('layer ranges: a pipeline split of the model gives the whole model back
     z.dispose();
     whole.dispose();
   });
+
+  for (const recompute of ['none', 'selective'] as const) {
+    it(`recompute ${recompute}: kept tapes give full recompute's loss and gradients with each layer's forward once`, async () => {
+      const b = batch();
+      const whole = LayeredModel.init(config, attention, 5);
+      const ref = collector();
+      const refLoss = await layerwiseBackward(whole, b, true, ref.sink, 'full');
+      // full: 3 layers forward, then each again in its backward
+      expect(whole.layerForwards).toBe(6);
+      const before = tf.memory().numTensors;
+      const got = collector();
+      const loss = await layerwiseBackward(whole, b, true, got.sink, recompute);
+      expect(whole.layerForwards).toBe(9);
+      expect(Math.abs(loss - refLoss)).toBeLessThan(1e-6);
+      expect(got.groups).toEqual(['head', 'layer 2', 'layer 1', 'layer 0', 'embedding']);
+      expect(worstDiff(got.sums, ref.sums)).toBeLessThan(1e-5);
+      expect(tf.memory().numTensors).toBe(before);
+
+      // a pipeline split over tapes: stage 0's forward, then stage 1's forward and backward, then stage 0's backward
+      const a = LayerRange.init(config, attention, 5, { embedding: true, head: false, firstLayer: 0, endLayer: 2 });
+      const z = LayerRange.init(config, attention, 5, { embedding: false, head: true, firstLayer: 2, endLayer: 3 });
+      const t = tensors(b);
+      const keptA = a.forwardKeeping(t, undefined, recompute);
+      expect(keptA.tapes?.layers.length).toBe(2);
+      const keptZ = z.forwardKeeping(t, keptA.result as tf.Tensor3D, recompute);
+      expect(Math.abs((await keptZ.result.data())[0] - refLoss)).toBeLessThan(1e-6);
+      const split = collector();
+      const top = await z.backward(t, keptZ, undefined, split.sink);
+      await a.backward(t, keptA, top.dx, split.sink);
+      expect(worstDiff(split.sums, ref.sums)).toBeLessThan(1e-5);
+      expect(a.layerForwards + z.layerForwards).toBe(3);
+      tf.dispose([top.dx!, keptA.result, keptZ.result, ...Object.values(t)]);
+      a.release(keptA);
+      z.release(keptZ);
+      a.dispose();
+      z.dispose();
+      whole.dispose();
+    });
+  }
+
+  for (const recompute of ['none', 'selective', 'full', 'stage'] as const) {
+    it(`recompute ${recompute}: the split backward (I now, W later) gives the full backward's gradients exactly`, async () => {
+      const b = batch();
+      const t = tensors(b);
+      const a = LayerRange.init(config, attention, 5, { embedding: true, head: false, firstLayer: 0, endLayer: 2 });
+      const z = LayerRange.init(config, attention, 5, { embedding: false, head: true, firstLayer: 2, endLayer: 3 });
+      tf.dispose(z.forward(t, a.forward(t) as tf.Tensor3D)); // constant tables on first use
+      const mode = recompute === 'stage' ? 'full' : recompute;
+      // the reference: the full backward of both ranges
+      const ref = collector();
+      {
+        const ka = a.forwardKeeping(t, undefined, mode);
+        const kz = z.forwardKeeping(t, ka.result as tf.Tensor3D, mode);
+        const top = await z.backward(t, kz, undefined, ref.sink);
+        await a.backward(t, ka, top.dx, ref.sink);
+        tf.dispose([top.dx!, ka.result, kz.result]);
+        a.release(ka);
+        z.release(kz, ka.result as tf.Tensor3D);
+      }
+      const before = tf.memory().numTensors;
+      const got = collector();
+      const ka = a.forwardKeeping(t, undefined, mode);
+      const kz = z.forwardKeeping(t, ka.result as tf.Tensor3D, mode);
+      const whole = recompute === 'stage';
+      // I of both ranges (top first), then another forward in between, then W in the zero-bubble order
+      const iz = await z.backwardInput(t, whole ? undefined : kz, ka.result as tf.Tensor3D, undefined);
+      const ia = await a.backwardInput(t, whole ? undefined : ka, undefined, iz.dx);
+      expect(ia.dx).toBeUndefined();
+      expect(got.groups).toEqual([]);
+      tf.dispose(a.forward(t));
+      await a.backwardWeights(ia.deferred, got.sink);
+      await z.backwardWeights(iz.deferred, got.sink);
+      expect(got.groups).toEqual(whole ? ['range', 'range'] : ['layer 1', 'layer 0', 'embedding', 'head', 'layer 2']);
+      expect(worstDiff(got.sums, ref.sums)).toBe(0);
+      tf.dispose([iz.dx!, ka.result, kz.result]);
+      a.release(ka);
+      z.release(kz, ka.result as tf.Tensor3D);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose(Object.values(t));
+      a.dispose();
+      z.dispose();
+    });
+  }
 
   it('a range needs the upstream gradient exactly when it has no head', async () => {
     const mid = LayerRange.init(config, attention, 5, { embedding: false, head: false, firstLayer: 1, endLayer: 2 });

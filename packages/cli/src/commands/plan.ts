@@ -123,11 +123,18 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
   return out;
 }
 
-/** The default pass times of `--schedule auto`: F = 1, I = 2 (full recompute: the layer forward again, then dX), W = 1. */
-const MODELLED: PassCosts = { forward: 1, backwardInput: 2, backwardWeight: 1 };
+/**
+ * The default pass times of `--schedule auto`: F = 1, W = 1, and I = 2 under full or stage recompute (the layer forward
+ * again, then dX), I = 1 under none or selective (dX from the kept tape; selective's recomputed scores are small).
+ */
+const modelled = (recompute: string): PassCosts => ({
+  forward: 1,
+  backwardInput: recompute === 'full' || recompute === 'stage' ? 2 : 1,
+  backwardWeight: 1,
+});
 
-function parsePassTimes(v: unknown): PassCosts {
-  if (v === undefined) return MODELLED;
+function parsePassTimes(v: unknown, recompute: string): PassCosts {
+  if (v === undefined) return modelled(recompute);
   const parts = String(v).split(',').map(Number);
   if (parts.length !== 3 || parts.some((x) => !(Number.isFinite(x) && x > 0)))
     throw new YuanError('usage', `--pass-times "${String(v)}" is not three numbers > 0 (F,I,W)`);
@@ -182,11 +189,12 @@ export const planCommand: Command = {
   usage:
     'yuan plan (--preset NAME | --layers L --hidden H --ffn F --heads A --vocab V [--attention NAME]) [--config F] [--set k=v ...]\n' +
     '  [--pp P] [--dp D] [--microbatches M] [--micro-batch-size B] [--seq S] [--partition uniform|parameters|memory|BLOCKS]\n' +
-    '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|auto] [--pass-times F,I,W] [--recompute full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
+    '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|auto] [--pass-times F,I,W] [--recompute none|selective|full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
     "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory;\n" +
-    '  --pass-times F,I,W gives measured per-stage pass times (default 1,2,1: full recompute redoes the forward in I).\n' +
+    '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 under full or stage recompute, which\n' +
+    '  redoes the forward in I).\n' +
     "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
     '  override its fields. M defaults to parallel.microbatches, else train.gradAccumulation, else P; --chips to P × D.',
   options: {
@@ -282,7 +290,7 @@ export const planCommand: Command = {
       memoryBytes: memory,
       fusedKernels: kernels === 'fused',
       registry,
-      passCosts: parsePassTimes(values['pass-times']),
+      passCosts: parsePassTimes(values['pass-times'], layout.recompute),
     };
     if (layout.schedule === 'auto') {
       const choice = planSchedules(input);

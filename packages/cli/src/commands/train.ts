@@ -59,8 +59,10 @@ export const trainCommand: Command = {
     'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR|PREFIX --steps N --out DIR [--eod-id N] [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
-    '  [--microbatches M] [--pp P --schedule 1f1b|gpipe --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute full|stage]\n' +
+    '  [--microbatches M] [--pp P --schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute none|selective|full|stage]\n' +
     '  [--dp D --zero 0|1|2 [--transport threads|tcp|NAME] [--timeout SECONDS]]\n' +
+    '  --recompute (a pipeline, or --zero 2): none (default) keeps what each backward reads, no forward runs twice; selective\n' +
+    "  recomputes the op-by-op attention scores; full keeps each layer's input and reruns it; stage keeps only a stage's input.\n" +
     "  The layout flags set the config's parallel section (parallel.pp, .dp, .zero, .partition, .schedule, .recompute, .transport,\n" +
     '  .microbatches; a preset such as tiny-pp2dp2 or yuan2-102b, a --config file or --set parallel.pp=2 set it too; flags win).\n' +
     '  --microbatches M: micro-batches per optimizer step for the whole job (global batch = M × train.microBatchSize sequences;\n' +
@@ -92,6 +94,11 @@ export const trainCommand: Command = {
   },
   async run(values, _pos, io) {
     if (await adapterRequested(values)) return trainAdapter(values, io, trainCommand);
+    if (values.weights !== undefined)
+      throw new YuanError(
+        'usage',
+        `--weights ${String(values.weights)} is the frozen base's format of an adapter run: add --lora (or --lora-rank R)`,
+      );
     const data = requireString(values, 'data', trainCommand);
     const out = requireString(values, 'out', trainCommand);
     if (values.steps === undefined) throw new YuanError('usage', `missing --steps\nusage: ${trainCommand.usage}`);

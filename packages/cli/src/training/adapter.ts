@@ -16,6 +16,7 @@ export const ADAPTER_TRAIN_OPTIONS: OptionSpec = {
   'lora-alpha': { type: 'string' },
   'lora-dropout': { type: 'string' },
   'lora-targets': { type: 'string' },
+  weights: { type: 'string' },
 };
 
 /** The usage lines of the adapter flags. */
@@ -24,7 +25,9 @@ export const ADAPTER_TRAIN_USAGE =
   '  [--model BASE_DIR] --lora | --lora-rank R [--lora-alpha A] [--lora-dropout P] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear]\n' +
   '  [--recompute none|full] trains only the adapter over the frozen base (--model, else the preset initialised from --seed);\n' +
   "  --recompute full keeps only each layer's input and recomputes the layer in the backward (far less memory, one more\n" +
-  '  forward per step); one process (no --pp/--dp). Checkpoints are PEFT\n' +
+  "  forward per step); one process (no --pp/--dp). --weights bf16|int8|int4 keeps the frozen base's linears in that format\n" +
+  '  (QLoRA-style: products on the packed weights, no float32 copy): a --preset base is drawn in it, a --model folder must\n' +
+  '  store it (bf16 may also come from fp32; int8/int4 are GPTQ folders). Checkpoints are PEFT\n' +
   '  adapter folders (adapter_config.json + adapter_model.safetensors) for generate/serve/eval/forward --peft and yuan adapter merge.';
 
 const LORA_FLAGS = ['lora', 'lora-rank', 'lora-alpha', 'lora-dropout', 'lora-targets'] as const;
@@ -115,6 +118,12 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
       'usage',
       '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other',
     );
+  const weightsFormat = values.weights as string | undefined;
+  if (weightsFormat !== undefined && recompute === 'full')
+    throw new YuanError(
+      'usage',
+      `--weights ${weightsFormat}: a base in a weight format trains without recompute (leave out --recompute full)`,
+    );
   const model = await import('@yuan/model');
   const train = await import('@yuan/train');
   const baseDir = values.model !== undefined ? model.resolveModelDir(values.model as string) : undefined;
@@ -130,7 +139,21 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
       '--model trains an adapter over the base: add --lora (or --lora-rank R, or an adapter section in --config)',
     );
   }
-  if (baseDir !== undefined) {
+  let stored: import('@yuan/model').InferenceWeights | undefined;
+  if (baseDir !== undefined && weightsFormat !== undefined) {
+    registry = await loadRegistry({ ...values, model: baseDir });
+    const read = await model.readStoredModel(
+      baseDir,
+      model.attentionLookup(registry),
+      flags ? deepMerge(overrides, flags) : overrides,
+      {
+        onIgnored: (line) => io.err(line),
+        formats: registry.list('weight-format') as unknown as import('@yuan/tensor').TensorWeightFormat[],
+      },
+    );
+    config = read.config;
+    stored = await packedAs(read.weights, weightsFormat, baseDir);
+  } else if (baseDir !== undefined) {
     registry = await loadRegistry({ ...values, model: baseDir });
     const read = await model.readCheckpoint(
       baseDir,
@@ -167,13 +190,30 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   if (adapterParams === 0)
     throw new ConfigError(`invalid config: the ${plugin.name} adapter with these options has no parameters`);
   const baseParameters = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  if (weightsFormat !== undefined && !stored) {
+    // a preset's base drawn in the format (the same distributions as the training initialisation, another stream)
+    const format = registry.get('weight-format', weightsFormat) as unknown as import('@yuan/tensor').TensorWeightFormat;
+    await (await import('@yuan/tensor')).loadDecodeKernels();
+    stored = model.randomInferenceWeights(config, attention, seed, { format });
+  }
   let held = baseWeights;
   baseWeights = undefined;
+  let packed = stored;
+  stored = undefined;
   const training = {
     plugin,
     options,
     baseDir: baseDir === undefined ? null : path.resolve(baseDir),
     recompute: recompute === 'full',
+    ...(packed
+      ? {
+          storedBase: async () => {
+            const w = packed!;
+            packed = undefined;
+            return w;
+          },
+        }
+      : {}),
     ...(held
       ? {
           base: async () => {
@@ -187,7 +227,7 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
   await initBackend(values.backend as string | undefined, registry);
   const { trainWithProgress } = await import('./run.js');
   io.err(
-    `${plugin.name} adapter: ${adapterParams.toLocaleString('en-US')} trainable parameters over a frozen base of ${baseParameters.toLocaleString('en-US')} (${baseDir ?? `${config.preset} initialised from seed ${seed}`})`,
+    `${plugin.name} adapter: ${adapterParams.toLocaleString('en-US')} trainable parameters over a frozen ${weightsFormat ? `${weightsFormat} ` : ''}base of ${baseParameters.toLocaleString('en-US')} (${baseDir ?? `${config.preset} initialised from seed ${seed}`})`,
   );
   const r = await trainWithProgress(io, registry, {
     config,
@@ -223,4 +263,31 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
       ? JSON.stringify(summary)
       : `trained ${trained} of a ${plugin.name} adapter (${summary.parameters.toLocaleString('en-US')} parameters; base frozen): loss ${summary.loss.toFixed(4)}, valid ${summary.validLoss === null ? 'n/a' : summary.validLoss.toFixed(4)}, ${summary.tokensPerSecond.toFixed(0)} tokens/s; adapter checkpoints in ${out}`,
   );
+}
+
+/**
+ * The stored base with its decoder linears in `format` (`--weights`): each must be stored so, except that fp32 ones
+ * become bf16 when bf16 is asked; anything else is a usage error naming the weight, its format and the folder.
+ */
+async function packedAs(
+  weights: import('@yuan/model').InferenceWeights,
+  format: string,
+  dir: string,
+): Promise<import('@yuan/model').InferenceWeights> {
+  const { toBf16Weight } = await import('@yuan/tensor');
+  const linears = new Map(weights.linears);
+  for (const [name, w] of weights.linears) {
+    if (name === 'model.embed_tokens' || w.format.name === format) continue;
+    if (format === 'bf16' && w.format.name === 'fp32') {
+      linears.set(name, toBf16Weight(w.f32!, w.out, w.in));
+      continue;
+    }
+    // LFA's convolutions are stored like linears but stay float32 parameters: any format is fine for them
+    if (/\.conv\d+$/.test(name)) continue;
+    throw new YuanError(
+      'usage',
+      `--weights ${format}: ${dir} stores ${name} as ${w.format.name} (int8/int4 need a GPTQ folder; bf16 can come from fp32)`,
+    );
+  }
+  return { linears, vectors: weights.vectors };
 }

@@ -78,6 +78,21 @@ export async function loadInferenceModel(
   overrides: JsonObject = {},
   options: InferenceLoadOptions = {},
 ): Promise<YuanModel> {
+  const { config, attention, weights } = await readStoredModel(dir, lookup, overrides, options);
+  const kernels = await nativeDecoding(attention);
+  return modelOver(config, attention, weights, kernels ? new Decoder(config, attention, weights, kernels) : undefined);
+}
+
+/**
+ * A Hugging Face YUAN 2.0 folder's config and weights in their stored formats (what `loadInferenceModel` builds its
+ * model from; `YuanModel.fromStoredWeights` trains an adapter over them). Errors as `loadInferenceModel`'s.
+ */
+export async function readStoredModel(
+  dir: string,
+  lookup: AttentionLookup,
+  overrides: JsonObject = {},
+  options: InferenceLoadOptions = {},
+): Promise<{ config: YuanConfig; attention: TensorAttentionPlugin<unknown>; weights: InferenceWeights }> {
   const cfgPath = path.join(dir, 'config.json');
   if (!existsSync(dir)) throw new YuanError('checkpoint', `model folder not found: ${dir}`);
   if (!existsSync(cfgPath))
@@ -115,8 +130,7 @@ export async function loadInferenceModel(
     n === 'lm_head.weight' || /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/.test(n);
   const ignored = names.filter((n) => !used(n) && !derived(n)).sort();
   if (ignored.length) options.onIgnored?.(ignoredTensorsNote(dir, ignored), ignored);
-  const kernels = await nativeDecoding(attention);
-  return modelOver(config, attention, weights, kernels ? new Decoder(config, attention, weights, kernels) : undefined);
+  return { config, attention, weights };
 }
 
 /**

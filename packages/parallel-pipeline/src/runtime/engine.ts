@@ -15,7 +15,7 @@ import {
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { installedStageHooks } from './hooks.js';
-import { stagePrograms } from './schedule.js';
+import { chunksOf, stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
 import { threadWorld } from '@yuan/comm';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
@@ -32,7 +32,7 @@ export interface PipelineOptions {
   registry?: PluginRegistry;
   /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
   partition: number[];
-  /** Activation checkpointing: `full` (default, one layer per checkpoint) or `stage`. */
+  /** What a stage keeps between a forward and its backward (`Recompute`): `none` (default), `selective`, `full` or `stage`. */
   recompute?: Recompute;
   /**
    * Plugin modules (file URLs or absolute paths) each stage worker registers in its own registry, where it looks the
@@ -131,10 +131,8 @@ class StageHandle {
   }
 }
 
-/** Stage `stage`'s fields of micro-batch `b`: positions always, ids on the first stage, targets and mask on the last. */
-export function microInput(b: Batch, stage: number, stages: number): MicroInput {
-  const first = stage === 0;
-  const last = stage === stages - 1;
+/** A rank's fields of micro-batch `b`: positions always, ids where it holds the first stage, targets and mask where the last. */
+export function microInput(b: Batch, first: boolean, last: boolean): MicroInput {
   return {
     rows: b.rows,
     seqLength: b.seqLength,
@@ -165,6 +163,8 @@ class Pipeline implements PipelineEngine {
     readonly partition: number[],
     private readonly setup: EngineSetup,
     private readonly options: Required<Pick<PipelineOptions, 'microbatches' | 'stages'>>,
+    /** The rank holding each virtual stage. */
+    private readonly placement: number[],
     private readonly loader: BatchLoader,
     private readonly closeData: () => void,
   ) {}
@@ -209,12 +209,17 @@ class Pipeline implements PipelineEngine {
     // the single process's data order: the step's M micro-batches
     const batches = Array.from({ length: m }, () => this.loader.next());
     const tokens = batches.reduce((a, b) => a + b.rows * b.seqLength, 0);
+    const pl = this.placement;
     for (const [s, h] of this.handles.entries()) {
-      const inputs = batches.map((b) => microInput(b, s, p));
-      h.post({ type: 'step', step, inputs }, transfers(inputs));
+      const inputs = batches.map((b) => microInput(b, pl[0] === s, pl[pl.length - 1] === s));
+      h.post(
+        { type: 'step', step, inputs, lr: stepLearningRate(this.setup.train, step, this.setup.totalSteps) },
+        transfers(inputs),
+      );
     }
     const norms = await this.all('norm');
-    const loss = norms[p - 1].loss!;
+    void p;
+    const loss = norms[pl[pl.length - 1]].loss!;
     const squared = norms.reduce((a, n) => a + n.squaredNorm, 0);
     const norm = Math.sqrt(squared);
     if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
@@ -228,7 +233,8 @@ class Pipeline implements PipelineEngine {
     this.stageReports = (await this.all('stepDone')).map((d) => d.report);
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds };
+    const layerForwards = this.stageReports.reduce((a, r) => a + r.layerForwards, 0);
+    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, layerForwards };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -236,13 +242,13 @@ class Pipeline implements PipelineEngine {
     if (batches.length === 0) return Number.NaN;
     this.phase = `in evaluation after step ${this.step}`;
     const id = ++this.evalId;
-    const p = this.options.stages;
+    const pl = this.placement;
     for (const [s, h] of this.handles.entries()) {
-      const inputs = batches.map((b) => microInput(b, s, p));
+      const inputs = batches.map((b) => microInput(b, pl[0] === s, pl[pl.length - 1] === s));
       h.post({ type: 'eval', id, inputs }, transfers(inputs));
     }
     const done = await this.all('evalDone');
-    const losses = done[p - 1].losses!;
+    const losses = done[pl[pl.length - 1]].losses!;
     return losses.reduce((a, b) => a + b, 0) / losses.length;
   }
 
@@ -285,17 +291,8 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
-    const programs = stagePrograms(schedule, p, m, options.registry);
-    if (
-      partition.length !== p ||
-      partition.some((n) => !(Number.isInteger(n) && n >= 1)) ||
-      partition.reduce((a, b) => a + b, 0) !== layers
-    ) {
-      throw new YuanError(
-        'usage',
-        `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`,
-      );
-    }
+    const { programs, placement } = stagePrograms(schedule, p, m, options.registry);
+    const chunks = Array.from({ length: p }, (_, s) => chunksOf(partition, placement, s, layers));
     const url = workerUrl();
     // test seam: hooks a test installed in this thread (the test-only `testing` entry) go to the workers too
     const hooks = installedStageHooks();
@@ -317,27 +314,26 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
           ));
     // the stages are the P ranks of one threads world: activations and gradients go over its tagged send/recv
     const world = threadWorld(p);
-    let first = 0;
     for (let s = 0; s < p; s++) {
       const init: StageInit = {
         stage: s,
         stages: p,
-        firstLayer: first,
-        endLayer: first + partition[s],
+        chunks: chunks[s],
+        virtualStages: placement.length,
+        placement,
         config: setup.config,
         train: setup.train,
         seed: setup.seed,
         backend: setup.backend,
         plugins: options.plugins ?? [],
         program: programs[s],
-        recompute: options.recompute ?? 'full',
+        recompute: options.recompute ?? 'none',
         microbatches: m,
         globalMicrobatches: m,
         profileMemory: options.profileMemory ?? false,
         hooks: hooks?.carry,
         timeoutMs: options.timeoutMs ?? 600_000,
       };
-      first += partition[s];
       const worker = new Worker(url, {
         workerData: { ...init, ...world[s].workerData },
         transferList: world[s].transferList,
@@ -346,12 +342,21 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       });
       handles.push(new StageHandle(s, worker, (st, r) => onFailure(st, r)));
     }
-    let first2 = 0;
+    const V = placement.length;
     for (const [s, h] of handles.entries()) {
-      const part = { embedding: s === 0, head: s === p - 1, firstLayer: first2, endLayer: first2 + partition[s] };
-      first2 += partition[s];
       if (setup.resume) {
-        const names = partParameters(specs, part).map((x) => x.name);
+        const names = [
+          ...new Set(
+            chunks[s].flatMap((c) =>
+              partParameters(specs, {
+                embedding: c.stage === 0,
+                head: c.stage === V - 1,
+                firstLayer: c.firstLayer,
+                endLayer: c.endLayer,
+              }).map((x) => x.name),
+            ),
+          ),
+        ];
         const weights = names.map((n) => {
           const w = setup.resume!.weights.get(n);
           if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${n}`);
@@ -380,6 +385,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
       partition,
       setup,
       { microbatches: m, stages: p },
+      placement,
       loader,
       () => split.close(),
     );

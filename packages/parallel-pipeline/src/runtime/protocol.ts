@@ -2,15 +2,28 @@ import type { Instruction } from '@yuan/plan';
 import type { YuanConfig } from '@yuan/core';
 import type { TrainConfig } from '@yuan/train';
 
-/** Activation checkpointing of a stage: `full` keeps each layer's input, `stage` keeps only the stage input. */
-export type Recompute = 'full' | 'stage';
+/**
+ * What a stage keeps between a micro-batch's forward and its backward (`Recompute` of @yuan/plan): `none` each
+ * sub-part's autodiff tape (no forward runs twice), `selective` the same with the op-by-op attention core recomputed,
+ * `full` each layer's input (each layer recomputed), `stage` only the stage input (the whole stage recomputed).
+ */
+export type Recompute = 'none' | 'selective' | 'full' | 'stage';
 
 /** What a stage worker starts from (`workerData`). */
 export interface StageInit {
+  /** This rank's index in the pipeline (0 … P − 1). */
   stage: number;
+  /** Pipeline ranks P. */
   stages: number;
-  firstLayer: number;
-  endLayer: number;
+  /**
+   * The (virtual) stages this rank holds, ascending: one (`stage` itself) under a schedule without virtual stages,
+   * several (model chunks) under interleaved 1F1B or ZB-V; each with its layers [firstLayer, endLayer).
+   */
+  chunks: StageChunk[];
+  /** Virtual stages V of the pipeline (P without virtual stages): chunk 0 has the embedding, chunk V − 1 the head. */
+  virtualStages: number;
+  /** The rank holding each virtual stage (length V; `v` itself without virtual stages). */
+  placement: number[];
   config: YuanConfig;
   train: TrainConfig;
   seed: number;
@@ -31,6 +44,13 @@ export interface StageInit {
   hooks?: { module: string; options: unknown };
   /** Milliseconds a stage waits for a silent neighbour before failing, naming it (a dead worker is noticed at once). */
   timeoutMs: number;
+}
+
+/** One (virtual) stage a rank holds: its global index 0 … V − 1 and its layers [firstLayer, endLayer). */
+export interface StageChunk {
+  stage: number;
+  firstLayer: number;
+  endLayer: number;
 }
 
 /** A stage's place in its data-parallel group (the same stage of every data-parallel rank; `pipelineRankEngine`). */
@@ -69,15 +89,34 @@ export interface StageStepReport {
   tensors: number;
   /** Most micro-batches whose saved activations the stage held at once. */
   maxInFlight: number;
+  /** Decoder-layer forwards the stage ran in the step, recomputed ones included (`LayerRange.layerForwards`). */
+  layerForwards: number;
   /** Milliseconds from the step's start to its optimizer step, and of that, waiting on a neighbour. */
   stepMs: number;
   waitMs: number;
+  /**
+   * Milliseconds of compute in the step per (virtual) stage the rank holds and pass kind (F, B, I, W), summed over the
+   * micro-batches: what a simulation of the schedule from measured pass times takes.
+   */
+  passMs: StagePassTimes[];
+}
+
+/** One (virtual) stage's compute milliseconds in a step by pass kind, and the passes run. */
+export interface StagePassTimes {
+  stage: number;
+  forward: number;
+  backward: number;
+  backwardInput: number;
+  backwardWeight: number;
+  /** Forwards run (micro-batches). */
+  count: number;
 }
 
 /** Coordinator → stage. */
 export type ToStage =
   | { type: 'init'; weights?: [string, Float32Array][]; moments?: [string, Float32Array][]; optimizerStep?: number }
-  | { type: 'step'; step: number; inputs: MicroInput[] }
+  /** `lr`: the step's learning rate, known before the norm (what a post-validated update applies first). */
+  | { type: 'step'; step: number; inputs: MicroInput[]; lr: number }
   | { type: 'update'; lr: number; norm: number; clip: number }
   | { type: 'discard' }
   | { type: 'eval'; id: number; inputs: MicroInput[] }

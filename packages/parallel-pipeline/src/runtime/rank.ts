@@ -18,7 +18,7 @@ import { microInput, type PipelineEngine } from './engine.js';
 import { installedStageHooks } from './hooks.js';
 import { StageLinks } from './links.js';
 import type { Recompute, StageInit, StageStepReport } from './protocol.js';
-import { stagePrograms } from './schedule.js';
+import { chunksOf, stagePrograms } from './schedule.js';
 import { Stage, type StageDecision } from './stage.js';
 
 /** Options of `pipelineRankEngine`. */
@@ -36,7 +36,7 @@ export interface PipelineRankOptions {
   /** `1f1b` (default) or `gpipe` (or one in `registry`, kind `schedule`). */
   schedule?: string;
   registry?: PluginRegistry;
-  /** Activation checkpointing: `full` (default) or `stage`. */
+  /** What a stage keeps between a forward and its backward (`Recompute`): `none` (default), `selective`, `full` or `stage`. */
   recompute?: Recompute;
   /** ZeRO stage inside each stage's data-parallel group (D > 1): 0, 1 or 2. Default 0. */
   zero?: ZeroStage;
@@ -81,33 +81,26 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     }
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
     microbatchesPerRank(m, d);
-    if (
-      partition.length !== p ||
-      partition.some((n) => !(Number.isInteger(n) && n >= 1)) ||
-      partition.reduce((a, b) => a + b, 0) !== layers
-    ) {
-      throw new YuanError(
-        'usage',
-        `partition ${partition.join(',')} is not ${p} positive layer counts summing to ${layers}`,
-      );
-    }
     const pos = gridPosition(world.rank, p, d);
     const local = m / d;
-    const program = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry)[pos.stage];
+    const { programs, placement } = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry);
+    const program = programs[pos.stage];
+    const chunks = chunksOf(partition, placement, pos.stage, layers);
+    const V = placement.length;
     const zero = options.zero ?? 0;
-    const firstLayer = partition.slice(0, pos.stage).reduce((a, b) => a + b, 0);
     const init: StageInit = {
       stage: pos.stage,
       stages: p,
-      firstLayer,
-      endLayer: firstLayer + partition[pos.stage],
+      chunks,
+      virtualStages: V,
+      placement,
       config: setup.config,
       train: setup.train,
       seed: setup.seed,
       backend: setup.backend,
       plugins: [],
       program,
-      recompute: options.recompute ?? 'full',
+      recompute: options.recompute ?? 'none',
       microbatches: local,
       globalMicrobatches: m,
       // the group is given (a subgroup of the world); the tcp fields are the worker path's and unused here
@@ -116,20 +109,22 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       timeoutMs: 0,
     };
     const specs = modelParameters(setup.config, setup.attention);
-    const part = {
-      embedding: pos.stage === 0,
-      head: pos.stage === p - 1,
-      firstLayer,
-      endLayer: firstLayer + partition[pos.stage],
-    };
+    const parts = chunks.map((c) => ({
+      embedding: c.stage === 0,
+      head: c.stage === V - 1,
+      firstLayer: c.firstLayer,
+      endLayer: c.endLayer,
+    }));
     let weights: Map<string, Float32Array> | undefined;
     if (setup.resume) {
       weights = new Map(
-        partParameters(specs, part).map((x) => {
-          const w = setup.resume!.weights.get(x.name);
-          if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${x.name}`);
-          return [x.name, w];
-        }),
+        parts
+          .flatMap((part) => partParameters(specs, part))
+          .map((x) => {
+            const w = setup.resume!.weights.get(x.name);
+            if (!w) throw new YuanError('checkpoint', `the checkpoint has no ${x.name}`);
+            return [x.name, w];
+          }),
       );
     }
     const pipe = world.subgroup(pos.pipelineRanks);
@@ -173,6 +168,8 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
       setup,
       partition,
       countParameters(specs),
+      placement[0] === pos.stage,
+      placement[V - 1] === pos.stage,
     );
     engine.step = setup.resume?.step ?? 0;
     return engine;
@@ -198,6 +195,9 @@ class PipelineRank implements PipelineEngine {
     private readonly setup: Parameters<EngineFactory>[0],
     readonly partition: number[],
     readonly parameterCount: number,
+    /** Whether this rank holds the first / the last (virtual) stage: it reads the ids / the targets. */
+    private readonly holdsFirst: boolean,
+    private readonly holdsLast: boolean,
   ) {}
 
   /** Global rank 0 (stage 0, data rank 0) writes metrics and checkpoints. */
@@ -231,20 +231,29 @@ class PipelineRank implements PipelineEngine {
     const local = this.m / this.d;
     const inputs = all
       .slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local)
-      .map((b) => microInput(b, this.pos.stage, this.p));
+      .map((b) => microInput(b, this.holdsFirst, this.holdsLast));
     let loss = Number.NaN;
     let norm = Number.NaN;
     let lr = 0;
+    let layerForwards = 0;
     await this.guard(() =>
-      this.stage.trainStep(step, inputs, async (mine): Promise<StageDecision> => {
-        // every rank's loss part (last stages) and squared norm part, summed over the world before any update
-        const r = await this.world.allReduce(new Float32Array([mine.loss ?? 0, mine.squaredNorm]));
-        loss = r[0];
-        norm = Math.sqrt(r[1]);
-        if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
-        lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
-        return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
-      }),
+      this.stage.trainStep(
+        step,
+        inputs,
+        stepLearningRate(this.setup.train, step, this.setup.totalSteps),
+        async (mine): Promise<StageDecision> => {
+          // every rank's loss part (last stages) and squared norm part, summed over the world before any update
+          const r = await this.world.allReduce(
+            new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
+          );
+          loss = r[0];
+          norm = Math.sqrt(r[1]);
+          layerForwards = Math.round(r[2]);
+          if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
+          lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
+          return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
+        },
+      ),
     );
     assertFiniteStep(loss, norm, step);
     // this rank holds only its own stage's report (index = stage; the other entries are empty)
@@ -260,7 +269,17 @@ class PipelineRank implements PipelineEngine {
       ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}),
       activationPeakBytes: r.activationPeakBytes,
     };
-    return { step, loss, lr, gradNorm: norm, tokens, tokensPerSecond: tokens / seconds, seconds, memory };
+    return {
+      step,
+      loss,
+      lr,
+      gradNorm: norm,
+      tokens,
+      tokensPerSecond: tokens / seconds,
+      seconds,
+      layerForwards,
+      memory,
+    };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
@@ -269,7 +288,7 @@ class PipelineRank implements PipelineEngine {
     const id = ++this.evalId;
     const mine = batches
       .filter((_, i) => i % this.d === this.pos.dataRank)
-      .map((b) => microInput(b, this.pos.stage, this.p));
+      .map((b) => microInput(b, this.holdsFirst, this.holdsLast));
     return this.guard(async () => {
       const losses = await this.stage.evaluate(id, mine);
       const sum = (losses ?? []).reduce((a, b) => a + b, 0);

@@ -1,12 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { stagePrograms } from './schedule.js';
+import { chunksOf, stagePrograms } from './schedule.js';
 
 describe('stagePrograms', () => {
-  it('runs gpipe and 1f1b, and refuses split-backward and virtual-stage schedules on one line', () => {
-    expect(stagePrograms('1f1b', 2, 4)).toHaveLength(2);
-    expect(() => stagePrograms('zb-h1', 2, 4)).toThrow(
-      /^schedule "zb-h1" uses a split backward \(I\/W\), which the pipeline runtime does not run yet/,
+  it('gives every schedule with its placement: one stage per rank, or virtual stages (interleaved, ZB-V)', () => {
+    expect(stagePrograms('1f1b', 2, 4).placement).toEqual([0, 1]);
+    expect(
+      stagePrograms('zb-h1', 2, 4)
+        .programs.flat()
+        .some((i) => i.op === 'backwardWeight'),
+    ).toBe(true);
+    expect(stagePrograms('interleaved-1f1b', 2, 4).placement).toEqual([0, 1, 0, 1]);
+    expect(stagePrograms('zb-v', 2, 4).placement).toEqual([0, 1, 1, 0]);
+  });
+
+  it('lays a partition over the virtual stages onto the ranks, and names a partition of the wrong length', () => {
+    expect(chunksOf([1, 2, 1, 2], [0, 1, 1, 0], 0, 6)).toEqual([
+      { stage: 0, firstLayer: 0, endLayer: 1 },
+      { stage: 3, firstLayer: 4, endLayer: 6 },
+    ]);
+    expect(() => chunksOf([3, 3], [0, 1, 1, 0], 0, 6)).toThrow(
+      /^partition 3,3 is not 4 positive layer counts summing to 6 \(the schedule has 4 virtual stages\)$/,
     );
-    expect(() => stagePrograms('interleaved-1f1b', 2, 4)).toThrow(/^schedule "interleaved-1f1b" uses virtual stages/);
   });
 });

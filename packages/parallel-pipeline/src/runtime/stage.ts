@@ -6,8 +6,10 @@ import {
   clipScale,
   disposeGrads,
   LayerRange,
+  type DeferredWeights,
   type GradMap,
   type GradientStep,
+  type KeptActivations,
   type LayerwiseGroup,
   type RangeBatch,
 } from '@yuan/train';
@@ -15,7 +17,6 @@ import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import { GradientSpace, ShardedAdamW } from '@yuan/parallel-zero';
 import type { Instruction } from '@yuan/plan';
-import type { RuntimeOp } from './schedule.js';
 import type { StageHooks } from './hooks.js';
 import type { MicroInput, StageInit, StageStepReport } from './protocol.js';
 import type { StageLinks } from './links.js';
@@ -43,35 +44,64 @@ interface StageSpace {
   reduced?: Float32Array;
 }
 
-/** Per-micro-batch tensors of the step in flight. */
+/** One model chunk of the rank: a (virtual) stage's layer range; the rank's only one without virtual stages. */
+interface Chunk {
+  /** The virtual stage 0 … V − 1 (the rank's index without virtual stages). */
+  stage: number;
+  range: LayerRange;
+  /** Virtual stage 0: it has the embedding. */
+  first: boolean;
+  /** Virtual stage V − 1: it has the head and the loss. */
+  last: boolean;
+}
+
+/** Per-micro-batch tensors of the step in flight (one per chunk and micro-batch). */
 interface Micro {
+  chunk: Chunk;
   input: MicroInput;
   batch: RangeBatch & { positions: tf.Tensor2D };
-  /** `full`: each layer's input; `stage`: the stage input (none on the first stage). */
-  kept: tf.Tensor3D[];
-  /** `full`, last stage: the last layer's output (the head's input). */
-  output?: tf.Tensor3D;
+  /** `none`/`selective`/`full`: what the range's forward kept for the backward (`LayerRange.forwardKeeping`). */
+  kept?: KeptActivations;
+  /** The received stage input (none on the first stage): `full` keeps it as layer 0's input, `stage` recomputes from it. */
+  received?: tf.Tensor3D;
   dy?: tf.Tensor3D;
+  /** After a split backward's input half: the micro-batch's queue of weight-gradient work, for `backwardWeight`. */
+  deferred?: DeferredWeights;
 }
 
 /** What one optimizer step's program works with besides the stage's own state. */
 interface StepRun {
   step: number;
+  /** The step's learning rate (the decision's, known before it: a post-validated update applies it first). */
+  lr: number;
   t0: number;
   inputs: MicroInput[];
   decide: (norm: StageNorm) => Promise<StageDecision>;
-  /** Activations received and not yet forwarded, by micro-batch. */
-  received: Map<number, tf.Tensor3D>;
-  /** Outputs forwarded and not yet sent. */
-  outputs: Map<number, tf.Tensor>;
-  /** dL/d(input) computed and not yet sent. */
-  dxs: Map<number, tf.Tensor3D>;
+  /** Activations received and not yet forwarded, by `key(stage, micro-batch)`. */
+  received: Map<string, tf.Tensor3D>;
+  /** Outputs forwarded and not yet sent (or taken by the next chunk on this rank). */
+  outputs: Map<string, tf.Tensor>;
+  /** dL/d(input) computed and not yet sent (or taken by the previous chunk on this rank). */
+  dxs: Map<string, tf.Tensor3D>;
+  /** The range's layer-forward count when the step started. */
+  forwardsBefore: number;
 }
 
-/** The interpreter's handler of each instruction kind it runs (`stagePrograms` refuses split backwards). */
+/** The interpreter's handler of each instruction kind. */
 type Handlers = {
-  [K in RuntimeOp]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
+  [K in Instruction['op']]: (ins: Extract<Instruction, { op: K }>, run: StepRun) => Promise<void> | void;
 };
+
+/** The compute instructions, timed per (virtual) stage in the step report. */
+const PASSES: Partial<Record<Instruction['op'], 'forward' | 'backward' | 'backwardInput' | 'backwardWeight'>> = {
+  forward: 'forward',
+  backward: 'backward',
+  backwardInput: 'backwardInput',
+  backwardWeight: 'backwardWeight',
+};
+
+/** The maps' key of (virtual) stage `stage`'s micro-batch `mb`. */
+const key = (stage: number, mb: number) => `${stage}:${mb}`;
 
 /** What a stage reports before its optimizer step: its part of the squared gradient norm, and (last stage) its loss. */
 export interface StageNorm {
@@ -79,6 +109,8 @@ export interface StageNorm {
   squaredNorm: number;
   /** Last stage: the mean loss of its micro-batches, each weighted 1/M of the global step (nats/token). */
   loss?: number;
+  /** Decoder-layer forwards the stage ran in the step so far (its forwards and backwards are done by then). */
+  layerForwards?: number;
 }
 
 /** The step's decision, made from every stage's (and data-parallel rank's) StageNorm: update with lr, or discard. */
@@ -86,26 +118,32 @@ export type StageDecision = { type: 'update'; lr: number; norm: number; clip: nu
 
 /**
  * One pipeline stage (on a worker thread, or the main thread of a pipeline rank): its layers as a `LayerRange` of
- * `@yuan/model` (one sub-part per layer, so a layer can be recomputed alone, plus the embedding and/or head), whose
- * forward keeps each layer's input and whose backward runs layer by layer from the upstream gradient [B, T, H] (or the
- * loss on the last stage); under data parallelism the gradients go into `GradientSpace`s of `@yuan/parallel-zero`
+ * `@yuan/train` (one sub-part per layer, plus the embedding and/or head), whose forward keeps what the recompute
+ * setting says (`none`/`selective`: each sub-part's autodiff tape; `full`: each layer's input, the layer recomputed in
+ * the backward; `stage`: the stage input) and whose backward runs layer by layer from the upstream gradient [B, T, H]
+ * (or the loss on the last stage); under data parallelism the gradients go into `GradientSpace`s of `@yuan/parallel-zero`
  * (ZeRO 2: reduce-scattered group by group while the backward goes on, two groups in flight); AdamW over its own
  * parameters (sharded under ZeRO 1/2); and an interpreter of the schedule's instruction list (the planner's
  * `Instruction`s), dispatching each instruction to its handler in a table.
  */
 export class Stage {
-  readonly range: LayerRange;
+  /** The rank's model chunks (one per virtual stage it holds, ascending). */
+  private readonly chunks: Chunk[];
   readonly params: Map<string, tf.Variable>;
+  /** The head chunk's copy of the tied embedding when this rank holds both ends (kept equal to `params`' after updates). */
+  private readonly mirror?: tf.Variable;
   readonly optimizer: AdamW;
   private readonly first: boolean;
   private readonly last: boolean;
-  private readonly micro = new Map<number, Micro>();
+  private readonly micro = new Map<string, Micro>();
   private grads?: GradMap;
   private lossSum = 0;
   private report!: StageStepReport;
   private step = 0;
   private currentStep = 0;
   private readonly spaces: StageSpace[] = [];
+  /** The last step's post-validation outcome (`train.postValidate` without data parallelism); test seam. */
+  postValidation?: { rolledBack: boolean; applied: boolean };
 
   constructor(
     readonly init: StageInit,
@@ -116,23 +154,41 @@ export class Stage {
     /** Test seam (`StageHooks`): installed only by the test-only `testing` entry. */
     private readonly hooks?: StageHooks,
   ) {
-    const { config, seed, stage, stages, firstLayer, endLayer } = init;
-    this.first = stage === 0;
-    this.last = stage === stages - 1;
-    const part = { embedding: this.first, head: this.last, firstLayer, endLayer };
-    this.range = weights
-      ? LayerRange.fromWeights(config, attention, weights, part)
-      : LayerRange.init(config, attention, seed, part);
-    this.params = this.range.params;
+    const { config, seed, chunks, virtualStages: V } = init;
+    if (!chunks.length) throw new YuanError('pipeline', `stage ${init.stage} holds no (virtual) stage`);
+    this.chunks = chunks.map((c) => {
+      const part = {
+        embedding: c.stage === 0,
+        head: c.stage === V - 1,
+        firstLayer: c.firstLayer,
+        endLayer: c.endLayer,
+      };
+      const range = weights
+        ? LayerRange.fromWeights(config, attention, weights, part)
+        : LayerRange.init(config, attention, seed, part);
+      return { stage: c.stage, range, first: part.embedding, last: part.head };
+    });
+    this.first = this.chunks.some((c) => c.first);
+    this.last = this.chunks.some((c) => c.last);
+    // the chunks' parameters by name; the tied embedding twice when the rank holds both ends: the head's copy mirrors
+    const params = new Map<string, tf.Variable>();
+    for (const c of this.chunks) {
+      for (const [n, v] of c.range.params) {
+        if (params.has(n)) this.mirror = v;
+        else params.set(n, v);
+      }
+    }
+    this.params = params;
     const t = init.train;
     const adam = { beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay };
     this.optimizer = new AdamW(adam);
     const dp = init.dataParallel;
     if (group && dp) {
-      const separate = stages > 1 && this.params.has(TIED);
+      const separate = V > 1 && this.params.has(TIED);
       const entry = (name: string) => ({ name, shape: this.params.get(name)!.shape });
-      // the sub-parts in params order (embedding/head first, then layer by layer): each one's parameters are contiguous
-      const parts = [...(this.range.ends ? [this.range.ends] : []), ...this.range.layers]
+      // the sub-parts in params order (per chunk: embedding/head first, then layer by layer): each one's parameters are contiguous
+      const parts = this.chunks
+        .flatMap((c) => [...(c.range.ends ? [c.range.ends] : []), ...c.range.layers])
         .map((p) => [...p.params.keys()].filter((n) => !(separate && n === TIED)).map(entry))
         .filter((b) => b.length > 0);
       const make = (buckets: ReturnType<typeof entry>[][], counted: boolean, perMicro: boolean) => {
@@ -151,7 +207,28 @@ export class Stage {
   }
 
   get parameterCount(): number {
-    return this.range.parameterCount;
+    let n = 0;
+    for (const v of this.params.values()) n += v.size;
+    return n;
+  }
+
+  /** Decoder-layer forwards the rank's chunks ran so far. */
+  private get layerForwards(): number {
+    return this.chunks.reduce((a, c) => a + c.range.layerForwards, 0);
+  }
+
+  /** After an update: the head chunk's tied copy takes the updated embedding (both ends on this rank). */
+  private syncMirror(): void {
+    if (this.mirror) this.mirror.assign(this.params.get(TIED)!);
+  }
+
+  /** The chunk of (virtual) stage `stage` (default: the rank's own, without virtual stages). */
+  private chunkOf(stage: number | undefined): Chunk {
+    const v = stage ?? this.init.stage;
+    const c = this.chunks.find((x) => x.stage === v);
+    if (!c)
+      throw new YuanError('pipeline', `rank ${this.init.stage}: the schedule names stage ${v}, which it does not hold`);
+    return c;
   }
 
   private bytesOf(tensors: Iterable<tf.Tensor>): number {
@@ -196,9 +273,10 @@ export class Stage {
     return out;
   }
 
-  private tensors(input: MicroInput): Micro {
+  private tensors(input: MicroInput, chunk: Chunk): Micro {
     const shape: [number, number] = [input.rows, input.seqLength];
     return {
+      chunk,
       input,
       batch: {
         positions: tf.tensor2d(input.positions, shape, 'int32'),
@@ -206,20 +284,20 @@ export class Stage {
         targets: input.targets && tf.tensor2d(input.targets, shape, 'int32'),
         mask: input.mask && tf.tensor2d(input.mask, shape, 'float32'),
       },
-      kept: [],
     };
   }
 
   private freeMicro(m: Micro): void {
     const { positions, ids, targets, mask } = m.batch;
-    tf.dispose(
-      [positions, ids, targets, mask, m.output, m.dy, ...m.kept].filter((t) => t !== undefined) as tf.Tensor[],
-    );
+    if (m.kept) m.chunk.range.release(m.kept, m.received);
+    if (m.deferred) m.chunk.range.releaseDeferred(m.deferred);
+    tf.dispose([positions, ids, targets, mask, m.received, m.dy].filter((t) => t !== undefined) as tf.Tensor[]);
   }
 
-  /** Micro-batch `mb` of the step, its tensors made on first use. */
-  private microOf(mb: number, run: StepRun): Micro {
-    let m = this.micro.get(mb);
+  /** Micro-batch `mb` of (virtual) stage `stage` in the step, its tensors made on first use. */
+  private microOf(stage: number | undefined, mb: number, run: StepRun): Micro {
+    const chunk = this.chunkOf(stage);
+    let m = this.micro.get(key(chunk.stage, mb));
     if (!m) {
       const input = run.inputs[mb];
       if (!input)
@@ -227,32 +305,99 @@ export class Stage {
           'pipeline',
           `stage ${this.init.stage}: the schedule names micro-batch ${mb}, but the step has ${run.inputs.length}`,
         );
-      m = this.tensors(input);
-      this.micro.set(mb, m);
+      m = this.tensors(input, chunk);
+      this.micro.set(key(chunk.stage, mb), m);
     }
     return m;
   }
 
   /** The forward of one micro-batch: the output [B, T, H] to send, or (last stage) the loss. */
   private forward(m: Micro, received: tf.Tensor3D | undefined): tf.Tensor {
-    if (this.init.recompute === 'stage') {
-      if (received) m.kept.push(received);
-      return this.range.forward(m.batch, received);
+    const mode = this.init.recompute;
+    const range = m.chunk.range;
+    if (mode === 'stage') {
+      m.received = received;
+      return range.forward(m.batch, received);
     }
-    const { inputs, output } = this.range.forwardKeeping(m.batch, received);
-    m.kept.push(...inputs);
-    if (!this.last) return output;
-    m.output = output;
-    return tf.tidy(() => this.range.headLoss(output, m.batch));
+    const { result, ...kept } = range.forwardKeeping(m.batch, received, mode);
+    m.kept = kept;
+    // `full` keeps the received input as layer 0's; the tapes hold what their backward reads of it
+    if (mode === 'full') m.received = received;
+    else received?.dispose();
+    return result;
   }
 
   /**
-   * Backward of one micro-batch through the range (layer by layer under `full`, one tape under `stage`), from the
+   * Backward of one micro-batch through the range (layer by layer over the kept tapes under `none`/`selective`, with
+   * each layer recomputed under `full`, one recomputed tape under `stage`), from the
    * received dL/d(output) or the loss: the gradients of the accumulated parameters are summed into the step's (× 1/M,
    * in micro-batch order: the single-process trainer's accumulation); under ZeRO 2 the others go to their gradient
    * space as each group is produced, reduce-scattered while the backward goes on. Returns dL/d(input) unless first.
    */
   private async backward(m: Micro): Promise<tf.Tensor3D | undefined> {
+    const sink = this.sink();
+    const range = m.chunk.range;
+    let dx: tf.Tensor3D | undefined;
+    try {
+      const dy = m.chunk.last ? undefined : m.dy;
+      if (this.init.recompute === 'stage')
+        dx = (await range.backwardWhole(m.batch, m.received, dy, sink.onGrads, sink.step)).dx;
+      else dx = (await range.backward(m.batch, m.kept!, dy, sink.onGrads, sink.step)).dx;
+      await sink.finish();
+    } catch (e) {
+      dx?.dispose();
+      await sink.abort();
+      throw e;
+    }
+    return dx;
+  }
+
+  /**
+   * The input half of a split backward (`I`): dL/d(input) of the micro-batch (unless the chunk is the first), its
+   * weight-gradient work queued in `m.deferred` (`LayerRange.backwardInput`); what the forward kept is freed (the
+   * queue holds what the weight gradients read).
+   */
+  private async backwardInput(m: Micro): Promise<tf.Tensor3D | undefined> {
+    const { step } = this.sink();
+    const range = m.chunk.range;
+    const dy = m.chunk.last ? undefined : m.dy;
+    const stage = this.init.recompute === 'stage';
+    const r = await range.backwardInput(m.batch, stage ? undefined : m.kept, m.received, dy, step);
+    m.deferred = r.deferred;
+    if (m.kept) range.release(m.kept, m.received);
+    m.kept = undefined;
+    tf.dispose([m.received, m.dy].filter((t) => t !== undefined) as tf.Tensor[]);
+    m.received = undefined;
+    m.dy = undefined;
+    return r.dx;
+  }
+
+  /** The weight half (`W`): runs the micro-batch's queued weight-gradient work, its gradients summed as `backward`'s. */
+  private async backwardWeight(m: Micro): Promise<void> {
+    if (!m.deferred)
+      throw new YuanError(
+        'pipeline',
+        `stage ${m.chunk.stage}: a weight backward before the input backward of a micro-batch (the schedule's W precedes its I)`,
+      );
+    const sink = this.sink();
+    const deferred = m.deferred;
+    m.deferred = undefined;
+    try {
+      await m.chunk.range.backwardWeights(deferred, sink.onGrads, sink.step);
+      await sink.finish();
+    } catch (e) {
+      await sink.abort();
+      throw e;
+    }
+  }
+
+  /**
+   * Where one backward's (or weight backward's) gradients go: the gradients of the accumulated parameters are summed
+   * into the step's (× 1/M, in the order the backwards come: the built-in schedules' micro-batch order, the
+   * single-process trainer's accumulation); under ZeRO 2 the others go to their gradient space as each group is
+   * produced, reduce-scattered while the backward goes on. `step` measures each gradient computation's memory.
+   */
+  private sink() {
     const scale = 1 / this.init.globalMicrobatches;
     // this micro-batch's gradients of the parameters accumulated as whole tensors
     const g: GradMap = new Map();
@@ -265,7 +410,7 @@ export class Stage {
         const space = this.perMicroSpace(n);
         if (space) toReduce.set(space, (toReduce.get(space) ?? new Map()).set(n, t));
         else {
-          // a gradient that comes twice (the tied embedding with one stage: head, then lookup) is summed
+          // a gradient that comes twice (the tied embedding with both ends on this rank: head, then lookup) is summed
           const prev = g.get(n);
           g.set(n, prev ? tf.add(prev, t) : t);
           if (prev) tf.dispose([prev, t]);
@@ -273,26 +418,26 @@ export class Stage {
       }
       for (const [space, part] of toReduce) await space.reduceGroup(part, scale);
     };
-    let dx: tf.Tensor3D | undefined;
-    try {
-      const dy = this.last ? undefined : m.dy;
-      if (this.init.recompute === 'stage')
-        dx = (await this.range.backwardWhole(m.batch, this.first ? undefined : m.kept[0], dy, onGrads, step)).dx;
-      else dx = (await this.range.backward(m.batch, { inputs: m.kept, output: m.output }, dy, onGrads, step)).dx;
+    const finish = async () => {
       for (const sp of this.spaces) if (sp.perMicro) await sp.space.drain();
-    } catch (e) {
-      dx?.dispose();
+      const ordered: GradMap = new Map([...this.params.keys()].filter((n) => g.has(n)).map((n) => [n, g.get(n)!]));
+      if (!ordered.size) return;
+      const prev = this.grads;
+      const acc = accumulateGrads(prev, ordered, scale);
+      // one chunk's backward (or weight backward) gives only its parameters' gradients: the others stay as they are
+      if (prev) for (const [n, t] of prev) if (!acc.has(n)) acc.set(n, t);
+      this.grads = new Map([...this.params.keys()].filter((n) => acc.has(n)).map((n) => [n, acc.get(n)!]));
+    };
+    const abort = async () => {
       disposeGrads(g);
       for (const sp of this.spaces) if (sp.perMicro) await sp.space.settle();
-      throw e;
-    }
-    const ordered: GradMap = new Map([...this.params.keys()].filter((n) => g.has(n)).map((n) => [n, g.get(n)!]));
-    if (ordered.size) this.grads = accumulateGrads(this.grads, ordered, scale);
-    return dx;
+    };
+    return { step, onGrads, finish, abort };
   }
 
-  private tag(kind: string, mb: number): string {
-    return `${this.currentStep}:${kind}:${mb}`;
+  /** A message tag: the step, the kind, the (virtual) stage that produced the tensor, the micro-batch. */
+  private tag(kind: string, stage: number, mb: number): string {
+    return `${this.currentStep}:${kind}:${stage}:${mb}`;
   }
 
   private async recv(from: number, tag: string): Promise<tf.Tensor3D> {
@@ -302,61 +447,101 @@ export class Stage {
     return t as tf.Tensor3D;
   }
 
+  /** `m` with its upstream gradient: received (`recvGradient`), or the next chunk's dL/d(input) on this rank. */
+  private upstream(m: Micro, mb: number, run: StepRun): Micro {
+    if (m.chunk.last || m.dy) return m;
+    const at = key(m.chunk.stage + 1, mb);
+    m.dy = run.dxs.get(at);
+    run.dxs.delete(at);
+    if (!m.dy)
+      throw new YuanError(
+        'pipeline',
+        `stage ${m.chunk.stage}: the backward of micro-batch ${mb} has no upstream gradient`,
+      );
+    return m;
+  }
+
   /** The interpreter: one handler per instruction kind (the planner's `Instruction`). */
   private readonly handlers: Handlers = {
     load: (ins, run) => {
-      this.microOf(ins.microbatch, run);
+      this.microOf(ins.stage, ins.microbatch, run);
     },
     recvActivation: async (ins, run) => {
-      run.received.set(ins.microbatch, await this.recv(ins.from, this.tag('act', ins.microbatch)));
+      const v = this.chunkOf(ins.stage).stage;
+      run.received.set(key(v, ins.microbatch), await this.recv(ins.from, this.tag('act', v - 1, ins.microbatch)));
     },
     forward: async (ins, run) => {
       const mb = ins.microbatch;
-      const m = this.microOf(mb, run);
+      const m = this.microOf(ins.stage, mb, run);
+      const v = m.chunk.stage;
       this.hooks?.beforeForward?.({
         stage: this.init.stage,
         dataRank: this.init.dataParallel?.rank ?? 0,
         step: run.step,
         microbatch: mb,
       });
-      const r = run.received.get(mb);
-      run.received.delete(mb);
+      // the input: received, or the previous chunk's output on this rank (no message between them)
+      const from = run.received.has(key(v, mb)) ? run.received : run.outputs;
+      const at = from === run.received ? key(v, mb) : key(v - 1, mb);
+      const r = m.chunk.first ? undefined : (from.get(at) as tf.Tensor3D | undefined);
+      if (!m.chunk.first && !r)
+        throw new YuanError(
+          'pipeline',
+          `stage ${v}: the forward of micro-batch ${mb} has no input (received or local)`,
+        );
+      from.delete(at);
       const out = await this.track(
         () => this.forward(m, r),
         () => this.accumulatorBytes(),
       );
       this.report.maxInFlight = Math.max(this.report.maxInFlight, this.micro.size);
-      if (this.last) {
+      if (m.chunk.last) {
         this.lossSum += out.dataSync()[0] / this.init.globalMicrobatches;
         out.dispose();
-      } else run.outputs.set(mb, out);
+      } else run.outputs.set(key(v, mb), out);
     },
     sendActivation: async (ins, run) => {
-      const y = run.outputs.get(ins.microbatch)!;
-      await this.links!.send(ins.to, this.tag('act', ins.microbatch), y);
+      const v = this.chunkOf(ins.stage).stage;
+      const y = run.outputs.get(key(v, ins.microbatch))!;
+      await this.links!.send(ins.to, this.tag('act', v, ins.microbatch), y);
       y.dispose();
-      run.outputs.delete(ins.microbatch);
+      run.outputs.delete(key(v, ins.microbatch));
     },
     recvGradient: async (ins, run) => {
-      this.microOf(ins.microbatch, run).dy = await this.recv(ins.from, this.tag('grad', ins.microbatch));
+      const m = this.microOf(ins.stage, ins.microbatch, run);
+      m.dy = await this.recv(ins.from, this.tag('grad', m.chunk.stage + 1, ins.microbatch));
     },
     backward: async (ins, run) => {
-      const m = this.microOf(ins.microbatch, run);
+      const m = this.upstream(this.microOf(ins.stage, ins.microbatch, run), ins.microbatch, run);
       const dx = await this.backward(m);
-      if (dx) run.dxs.set(ins.microbatch, dx);
+      if (dx) run.dxs.set(key(m.chunk.stage, ins.microbatch), dx);
       this.freeMicro(m);
-      this.micro.delete(ins.microbatch);
+      this.micro.delete(key(m.chunk.stage, ins.microbatch));
+    },
+    backwardInput: async (ins, run) => {
+      const m = this.upstream(this.microOf(ins.stage, ins.microbatch, run), ins.microbatch, run);
+      const dx = await this.backwardInput(m);
+      if (dx) run.dxs.set(key(m.chunk.stage, ins.microbatch), dx);
+    },
+    backwardWeight: async (ins, run) => {
+      const m = this.microOf(ins.stage, ins.microbatch, run);
+      await this.backwardWeight(m);
+      this.freeMicro(m);
+      this.micro.delete(key(m.chunk.stage, ins.microbatch));
     },
     sendGradient: async (ins, run) => {
-      const dx = run.dxs.get(ins.microbatch)!;
-      await this.links!.send(ins.to, this.tag('grad', ins.microbatch), dx);
+      const v = this.chunkOf(ins.stage).stage;
+      const dx = run.dxs.get(key(v, ins.microbatch))!;
+      await this.links!.send(ins.to, this.tag('grad', v, ins.microbatch), dx);
       dx.dispose();
-      run.dxs.delete(ins.microbatch);
+      run.dxs.delete(key(v, ins.microbatch));
     },
     reduceTiedGradients: async (ins) => {
       // Megatron `_allreduce_word_embedding_grads`: the first and last stage add each other's embedding gradient, so
       // both copies get the same update (a + b = b + a exactly in IEEE arithmetic)
       const others = [...new Set(ins.stages)].filter((s) => s !== this.init.stage);
+      // one rank holding both ends (ZB-V's rank 0) summed both shares into one gradient already
+      if (others.length === 0 && this.first && this.last) return;
       if (others.length !== 1 || !ins.stages.includes(this.init.stage)) {
         throw new YuanError(
           'pipeline',
@@ -364,14 +549,14 @@ export class Stage {
         );
       }
       const mine = this.grads!.get(TIED)!;
-      await this.links!.send(others[0], this.tag('tied', 0), mine);
-      const other = await this.recv(others[0], this.tag('tied', 0));
+      await this.links!.send(others[0], this.tag('tied', 0, 0), mine);
+      const other = await this.recv(others[0], this.tag('tied', 0, 0));
       this.grads!.set(TIED, tf.add(mine, other));
       tf.dispose([mine, other]);
     },
     optimizerStep: async (_ins, run) => {
       if (this.group) {
-        await this.dataParallelStep(run.step, run.decide);
+        await this.dataParallelStep(run.step, run.decide, this.layerForwards - run.forwardsBefore);
         this.report.stepMs = performance.now() - run.t0;
         return;
       }
@@ -381,10 +566,44 @@ export class Stage {
       const sq = counted.length ? tf.tidy(() => tf.addN(counted.map((g) => tf.sum(tf.square(g))))) : tf.scalar(0);
       const squaredNorm = sq.dataSync()[0];
       sq.dispose();
-      const d = await run.decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
+      const mine = {
+        squaredNorm,
+        loss: this.last ? this.lossSum : undefined,
+        layerForwards: this.layerForwards - run.forwardsBefore,
+      };
+      if (this.init.train.postValidate) {
+        // post-validation (zero-bubble §5): update with the step's lr before the global norm is known, then keep it,
+        // roll it back (a discarded step: non-finite norm) or redo it clipped (a norm over the clip), as AdamW's
+        // postValidatedUpdate does; the decision arrives while (or after) the update runs
+        const decided = run.decide(mine);
+        const norm = decided.then((d) => (d.type === 'update' ? d.norm : Number.NaN));
+        const r = await this.optimizer.postValidatedUpdate(
+          this.params,
+          this.grads!,
+          run.lr,
+          norm,
+          this.init.train.gradClip,
+        );
+        const d = await decided;
+        if (d.type === 'update' && d.lr !== run.lr)
+          throw new YuanError(
+            'pipeline',
+            `stage ${this.init.stage}: step ${run.step}'s lr ${d.lr} is not the ${run.lr} it updated with`,
+          );
+        if (r.applied) {
+          this.syncMirror();
+          this.step = run.step;
+        }
+        this.postValidation = { rolledBack: r.rolledBack, applied: r.applied };
+        disposeGrads(this.grads);
+        this.grads = undefined;
+        return;
+      }
+      const d = await run.decide(mine);
       if (d.type === 'update') {
         clipGrads(this.grads!, d.norm, d.clip);
         this.optimizer.update(this.params, this.grads!, d.lr);
+        this.syncMirror();
         this.step = run.step;
       }
       disposeGrads(this.grads);
@@ -400,10 +619,12 @@ export class Stage {
   async trainStep(
     step: number,
     inputs: MicroInput[],
+    lr: number,
     decide: (norm: StageNorm) => Promise<StageDecision>,
   ): Promise<void> {
     this.currentStep = step;
     const run: StepRun = {
+      lr,
       step,
       t0: performance.now(),
       inputs,
@@ -411,6 +632,7 @@ export class Stage {
       received: new Map(),
       outputs: new Map(),
       dxs: new Map(),
+      forwardsBefore: this.layerForwards,
     };
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
@@ -426,13 +648,29 @@ export class Stage {
       gradientInFlightBytes: 0,
       optimizerBytes: this.optimizerBytes,
       maxInFlight: 0,
+      layerForwards: 0,
       stepMs: 0,
       waitMs: 0,
+      passMs: this.chunks.map((c) => ({
+        stage: c.stage,
+        forward: 0,
+        backward: 0,
+        backwardInput: 0,
+        backwardWeight: 0,
+        count: 0,
+      })),
     };
     try {
       for (const ins of this.init.program) {
-        const handle = this.handlers[ins.op as RuntimeOp] as (ins: Instruction, run: StepRun) => Promise<void> | void;
+        const handle = this.handlers[ins.op] as (ins: Instruction, run: StepRun) => Promise<void> | void;
+        const pass = PASSES[ins.op];
+        const t0 = pass ? performance.now() : 0;
         await handle(ins, run);
+        if (pass) {
+          const row = this.report.passMs[this.chunks.indexOf(this.chunkOf((ins as { stage?: number }).stage))];
+          row[pass] += performance.now() - t0;
+          if (pass === 'forward') row.count++;
+        }
       }
     } finally {
       for (const sp of this.spaces) {
@@ -447,6 +685,7 @@ export class Stage {
     }
     this.meter.stop();
     this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
+    this.report.layerForwards = this.layerForwards - run.forwardsBefore;
   }
 
   /**
@@ -455,7 +694,11 @@ export class Stage {
    * squared norm of this rank's shard goes to the coordinator, which sums it over stages and ranks; on `update` every
    * rank clips with the same global norm and updates (ZeRO 0: replicated AdamW; 1/2: its shard, then all-gather).
    */
-  private async dataParallelStep(step: number, decide: (norm: StageNorm) => Promise<StageDecision>): Promise<void> {
+  private async dataParallelStep(
+    step: number,
+    decide: (norm: StageNorm) => Promise<StageDecision>,
+    layerForwards: number,
+  ): Promise<void> {
     const zero = this.init.dataParallel!.zero;
     let squaredNorm = 0;
     for (const sp of this.spaces) {
@@ -473,7 +716,7 @@ export class Stage {
       4 * this.spaces.reduce((a, sp) => a + (sp.perMicro ? sp.space.shardLength : sp.space.total), 0);
     disposeGrads(this.grads);
     this.grads = undefined;
-    const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined });
+    const d = await decide({ squaredNorm, loss: this.last ? this.lossSum : undefined, layerForwards });
     if (d.type !== 'update') return;
     const scale = clipScale(d.norm, d.clip);
     if (zero === 0) {
@@ -499,6 +742,7 @@ export class Stage {
         await sp.space.gather(all, this.params);
       }
     }
+    this.syncMirror();
     this.step = step;
   }
 
@@ -507,19 +751,39 @@ export class Stage {
     return this.report;
   }
 
-  /** Forward-only losses of evaluation batches (the last stage returns them). */
+  /**
+   * Forward-only losses of evaluation batches (the rank holding the last stage returns them): per batch, the rank's
+   * chunks in stage order, each from the previous stage's output (received, or local on this rank).
+   */
   async evaluate(id: number, inputs: MicroInput[]): Promise<number[] | undefined> {
     const losses: number[] = [];
-    const { stage } = this.init;
+    const { stage: rank, placement } = this.init;
+    const tag = (v: number, i: number) => `eval${id}:act:${v}:${i}`;
     for (const [i, input] of inputs.entries()) {
-      const m = this.tensors(input);
-      const tag = `eval${id}:act:${i}`;
-      const h = this.first ? undefined : ((await this.links!.recv(stage - 1, tag)) as tf.Tensor3D);
-      const out = this.range.forward(m.batch, h);
-      if (this.last) losses.push(out.dataSync()[0]);
-      else await this.links!.send(stage + 1, tag, out);
-      tf.dispose([out, ...(h ? [h] : [])]);
-      this.freeMicro(m);
+      let local: tf.Tensor3D | undefined;
+      for (const c of this.chunks) {
+        const m = this.tensors(input, c);
+        const prev = c.first ? undefined : placement[c.stage - 1];
+        const h =
+          prev === undefined
+            ? undefined
+            : prev === rank
+              ? local
+              : ((await this.links!.recv(prev, tag(c.stage - 1, i))) as tf.Tensor3D);
+        local = undefined;
+        const out = c.range.forward(m.batch, h);
+        h?.dispose();
+        this.freeMicro(m);
+        if (c.last) {
+          losses.push(out.dataSync()[0]);
+          out.dispose();
+        } else if (placement[c.stage + 1] === rank) local = out as tf.Tensor3D;
+        else {
+          await this.links!.send(placement[c.stage + 1], tag(c.stage, i), out);
+          out.dispose();
+        }
+      }
+      local?.dispose();
     }
     return this.last ? losses : undefined;
   }
@@ -587,11 +851,12 @@ export class Stage {
     if (this.spaces[0]?.sharded) {
       for (const sp of this.spaces) sp.sharded!.restore(moments, optimizerStep);
     } else this.optimizer.importState(this.params, { step: optimizerStep, moments });
+    this.syncMirror();
   }
 
   dispose(): void {
     this.optimizer.dispose();
     for (const sp of this.spaces) sp.sharded?.dispose();
-    this.range.dispose();
+    for (const c of this.chunks) c.range.dispose();
   }
 }

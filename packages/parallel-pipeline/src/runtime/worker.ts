@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   for (;;) {
     const m = await nextMessage();
     if (m.type === 'step') {
-      await stage.trainStep(m.step, m.inputs, async (norm) => {
+      await stage.trainStep(m.step, m.inputs, m.lr, async (norm) => {
         post({ type: 'norm', step: m.step, ...norm });
         const d = await nextMessage();
         if (d.type !== 'update' && d.type !== 'discard') throw new Error(`expected update or discard, got ${d.type}`);
