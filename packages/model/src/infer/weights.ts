@@ -103,9 +103,12 @@ export function readInferenceWeights(
 export interface RandomWeightOptions {
   /** Format of the linear weights (default fp32). */
   format?: TensorWeightFormat;
-  /** Format of the embedding / tied head (default: the linears' format for fp32 and bf16, bf16 for int formats). */
+  /**
+   * Format of the embedding / tied head (default: the linears' format, as llama.cpp's GGUFs of one type quantize
+   * `token_embd` too; the head is a fifth of the 2B model's bytes per token in int4, two fifths if kept in bf16).
+   */
   embedFormat?: TensorWeightFormat;
-  /** Format of the LFA convolutions (default: as the embedding; GPTQ quantizes linear layers only). */
+  /** Format of the LFA convolutions (default: the linears' format for fp32 and bf16, bf16 for int formats). */
   convFormat?: TensorWeightFormat;
 }
 
@@ -123,8 +126,8 @@ export function randomInferenceWeights(
 ): InferenceWeights {
   const format = options.format ?? fp32Format;
   const dense = format === fp32Format || format === bf16Format;
-  const embedFormat = options.embedFormat ?? (dense ? format : bf16Format);
-  const convFormat = options.convFormat ?? embedFormat;
+  const embedFormat = options.embedFormat ?? format;
+  const convFormat = options.convFormat ?? (dense ? format : bf16Format);
   const linears = new Map<string, StoredWeight>();
   const vectors = new Map<string, Float32Array>();
   const uniformTable = (bound: number) =>
