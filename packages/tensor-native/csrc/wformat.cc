@@ -108,8 +108,8 @@ void bf16Block(const float* const* xe, const float* const* xo, const float* cons
   for (; o < r1; o++) bf16Rows<R, 1>(xe, xo, x, w, in, o, out, y);
 }
 
-// fp32 rows [o0, o0 + W) of W with R rows of x (2 ≤ n < 16: BLAS's GEMM is slow for so few rows, and GEMV would read
-// W once per row); two accumulators per pair, as for bf16.
+// fp32 rows [o0, o0 + W) of W with R rows of x (n < 16: BLAS's GEMM is slow for so few rows, and GEMV would read W once
+// per row; one kernel for 1..15 rows also gives each row the same sums whatever the batch); two accumulators per pair.
 template <int R, int W>
 void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int64_t out, float* y) {
   int64_t i = 0;
@@ -147,8 +147,9 @@ void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int6
 
 template <int R>
 void f32Block(const float* const* x, const float* w, int64_t in, int64_t r0, int64_t r1, int64_t out, float* y) {
+  constexpr int W = R == 1 ? 4 : 2;
   int64_t o = r0;
-  for (; o + 2 <= r1; o += 2) f32Rows<R, 2>(x, w, in, o, out, y);
+  for (; o + W <= r1; o += W) f32Rows<R, W>(x, w, in, o, out, y);
   for (; o < r1; o++) f32Rows<R, 1>(x, w, in, o, out, y);
 }
 
@@ -404,10 +405,6 @@ void f32ToBf16(const float* src, uint16_t* dst, int64_t n) {
 }
 
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads) {
-  if (n == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, int(out), int(in), 1.0f, w, int(in), x, 1, 0.0f, y, 1);
-    return;
-  }
   if (n >= kTileRows) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.0f, x, int(in), w, int(in), 0.0f, y,
                 int(out));

@@ -23,7 +23,8 @@ struct Gptq {
 };
 
 // y[n, out] = x[n, in] · Wᵀ for W [out, in] in fp32 / bf16 (raw bfloat16 bits) row-major, fp32 accumulation. Below 16
-// rows W is read once for all rows (register kernels; fp32 with one row: BLAS GEMV); from 16 on, BLAS GEMM.
+// rows W is read once for all rows by a register kernel (a row's result does not depend on the other rows); from 16 on,
+// BLAS GEMM.
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads);
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads);
 // y[n, out] = x[n, in] · W for a GPTQ weight. For n < 16 the activations are quantized per row in chunks of at most

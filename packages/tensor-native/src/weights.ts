@@ -6,7 +6,10 @@ import { loadAddon } from './addon.js';
  * Wrong array types or sizes throw one-line TypeErrors naming the argument.
  */
 export interface WeightKernels {
-  /** y [n, out] = x [n, in] · wᵀ for fp32 w [out, in] (OpenBLAS GEMV for one row and GEMM from 16; between, a register kernel that reads w once). */
+  /**
+   * y [n, out] = x [n, in] · wᵀ for fp32 w [out, in]: below 16 rows a register kernel that reads w once for all rows
+   * (each row's sums independent of the others), from 16 on OpenBLAS GEMM.
+   */
   linearF32(x: Float32Array, n: number, w: Float32Array, out: number, inFeatures: number, y: Float32Array): void;
   /** y [n, out] = x [n, in] · wᵀ for w [out, in] as raw bfloat16 bits, converted in registers, fp32 accumulation. */
   linearBf16(x: Float32Array, n: number, w: Uint16Array, out: number, inFeatures: number, y: Float32Array): void;
