@@ -2,6 +2,8 @@
 // registers; prefill (many rows) converts tiles of the weight to fp32 and hands them to BLAS.
 #include "wformat.h"
 
+#include "kernels.h"
+
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -14,7 +16,13 @@ namespace ynk {
 
 namespace {
 
-constexpr int64_t kTileRows = 16;  // rows of x from which the BLAS path pays off
+// Rows of x from which the BLAS path pays off (a prompt); below it the register kernels read W once per 4 rows, and a
+// row's result does not depend on the other rows (a batched decode step gives each sequence what it gets alone).
+constexpr int64_t kTileRows = 32;
+
+// Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
+// than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
+inline int threadsFor(int threads, int64_t macs) { return macs < (int64_t(1) << 18) ? 1 : threads; }
 
 inline float bf16(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;
@@ -405,9 +413,17 @@ void f32ToBf16(const float* src, uint16_t* dst, int64_t n) {
 }
 
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads) {
+  threads = threadsFor(threads, n * out * in);
   if (n >= kTileRows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.0f, x, int(in), w, int(in), 0.0f, y,
-                int(out));
+    // blocks of output rows on our threads, OpenBLAS single-threaded in each (its own pool would spin beside them)
+    SingleThreadedBlas single(threads > 1);
+    const int64_t rows = 256, blocks = (out + rows - 1) / rows;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; b++) {
+      const int64_t r0 = b * rows, m = std::min(rows, out - r0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), w + r0 * in,
+                  int(in), 0.0f, y + r0, int(out));
+    }
     return;
   }
   std::vector<const float*> xr(n);
@@ -431,15 +447,21 @@ void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t i
 }
 
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads) {
+  threads = threadsFor(threads, n * out * in);
   if (n >= kTileRows) {
-    const int64_t rows = 64;
-    std::vector<float> tile(rows * in);
-    for (int64_t r0 = 0; r0 < out; r0 += rows) {
-      const int64_t m = std::min(rows, out - r0);
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t r = 0; r < m; r++) bf16ToF32(w + (r0 + r) * in, tile.data() + r * in, in);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), tile.data(), int(in),
-                  0.0f, y + r0, int(out));
+    // blocks of 64 rows of W converted to fp32 and multiplied by BLAS (single-threaded) on our threads
+    SingleThreadedBlas single(threads > 1);
+    const int64_t rows = 64, blocks = (out + rows - 1) / rows;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> tile(rows * in);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * rows, m = std::min(rows, out - r0);
+        bf16ToF32(w + r0 * in, tile.data(), m * in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), tile.data(),
+                    int(in), 0.0f, y + r0, int(out));
+      }
     }
     return;
   }
@@ -485,6 +507,7 @@ void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt) {
 }
 
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
+  threads = threadsFor(threads, n * q.out * q.in);
   std::vector<float> permuted;
   if (q.perm) {
     permuted.resize(n * q.in);
@@ -493,22 +516,19 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
     x = permuted.data();
   }
   if (n >= kTileRows) {
-    const int64_t cols = 64;
-    std::vector<float> tile(q.in * cols);
-    for (int64_t c0 = 0; c0 < q.out; c0 += cols) {
-      const int64_t c1 = std::min(q.out, c0 + cols);
-      const int64_t width = c1 - c0;
-      const int64_t parts = 8, step = (q.in + parts - 1) / parts;
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t part = 0; part < parts; part++) {
-        const int64_t k0 = part * step, k1 = std::min(q.in, k0 + step);
-        for (int64_t k = k0; k < k1; k++) {
-          const int64_t g = k / q.group;
-          for (int64_t c = c0; c < c1; c++) tile[k * width + c - c0] = (float(qAt(q, k, c)) - zeroAt(q, g, c)) * half(q.scales[g * q.out + c]);
-        }
+    // tiles of 64 columns of W dequantized to fp32 and multiplied by BLAS (single-threaded) on our threads
+    SingleThreadedBlas single(threads > 1);
+    const int64_t cols = 64, tiles = (q.out + cols - 1) / cols;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> tile(q.in * cols);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tiles; t++) {
+        const int64_t c0 = t * cols, c1 = std::min(q.out, c0 + cols);
+        dequantGptq(q, c0, c1, tile.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(c1 - c0), int(q.in), 1.0f, x, int(q.in),
+                    tile.data(), int(c1 - c0), 0.0f, y + c0, int(q.out));
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(width), int(q.in), 1.0f, x, int(q.in), tile.data(),
-                  int(width), 0.0f, y + c0, int(q.out));
     }
     return;
   }
