@@ -67,7 +67,9 @@ inline float hsum(__m256 v) {
 
 // Dot products of W rows [o0, o0 + W) with R rows of x, given x split into even and odd inputs (xe, xo of length in/2
 // per row; a 32-bit word of W holds one even and one odd bf16: even = word << 16, odd = word & 0xffff0000). Even and odd
-// products accumulate separately, so that W·R·2 FMA chains run side by side (one chain per row is latency-bound).
+// products accumulate separately (2·R·W FMA chains side by side; one chain per row is latency-bound), and W shrinks
+// as R grows so that the chains fit in the 16 registers. Every (row of W, row of x) sum is formed the same way
+// whatever R and W, so a row's result does not depend on the batch.
 template <int R, int W>
 void bf16Rows(const float* const* xe, const float* const* xo, const float* const* x, const uint16_t* w, int64_t in,
               int64_t o0, int64_t out, float* y) {
@@ -110,14 +112,14 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
 template <int R>
 void bf16Block(const float* const* xe, const float* const* xo, const float* const* x, const uint16_t* w, int64_t in,
                int64_t r0, int64_t r1, int64_t out, float* y) {
-  constexpr int W = R == 1 ? 4 : 2;
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   int64_t o = r0;
   for (; o + W <= r1; o += W) bf16Rows<R, W>(xe, xo, x, w, in, o, out, y);
   for (; o < r1; o++) bf16Rows<R, 1>(xe, xo, x, w, in, o, out, y);
 }
 
 // fp32 rows [o0, o0 + W) of W with R rows of x (n < 16: BLAS's GEMM is slow for so few rows, and GEMV would read W once
-// per row; one kernel for 1..15 rows also gives each row the same sums whatever the batch); two accumulators per pair.
+// per row; one kernel for 1..31 rows also gives each row the same sums whatever the batch); accumulators as for bf16.
 template <int R, int W>
 void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int64_t out, float* y) {
   int64_t i = 0;
@@ -155,7 +157,7 @@ void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int6
 
 template <int R>
 void f32Block(const float* const* x, const float* w, int64_t in, int64_t r0, int64_t r1, int64_t out, float* y) {
-  constexpr int W = R == 1 ? 4 : 2;
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   int64_t o = r0;
   for (; o + W <= r1; o += W) f32Rows<R, W>(x, w, in, o, out, y);
   for (; o < r1; o++) f32Rows<R, 1>(x, w, in, o, out, y);
