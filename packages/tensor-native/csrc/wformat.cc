@@ -19,6 +19,9 @@ namespace {
 // Rows of x from which the BLAS path pays off (a prompt); below it the register kernels read W once per 4 rows, and a
 // row's result does not depend on the other rows (a batched decode step gives each sequence what it gets alone).
 constexpr int64_t kTileRows = 32;
+// GPTQ's register path quantizes the activations: from 16 rows (prompts) the exact fp32 activations go through BLAS
+// on dequantized tiles instead (batched decode steps of up to 15 rows keep the register path).
+constexpr int64_t kGptqTileRows = 16;
 
 // Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
 // than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
@@ -517,7 +520,7 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
       for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
     x = permuted.data();
   }
-  if (n >= kTileRows) {
+  if (n >= kGptqTileRows) {
     // tiles of 64 columns of W dequantized to fp32 and multiplied by BLAS (single-threaded) on our threads
     SingleThreadedBlas single(threads > 1);
     const int64_t cols = 64, tiles = (q.out + cols - 1) / cols;
