@@ -58,6 +58,12 @@ const BENCHES = {
   },
   'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
+  'gemv.mjs': {
+    expect: [
+      re(String.raw`^int4 +512x256 +4 +NUM +NUM +NUM +NUMx$`),
+      re(String.raw`^bf16 +256x256 +1 +NUM +NUM +NUM +NUMx$`),
+    ],
+  },
   'humaneval-sandbox.mjs': {
     expect: [
       re(String.raw`^workers +2 +NUM samples/s +xNUM vs 1 worker`),
