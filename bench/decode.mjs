@@ -78,11 +78,14 @@ if (opt.child === 'yuan') {
   let logits = dec.forward([{ sequence: seq, tokens: Array.from({ length: prompt }, (_, i) => i + 1) }]);
   const argmax = (row) => row.reduce((b, v, i) => (v > row[b] ? i : b), 0);
   const t1 = performance.now();
+  const c1 = process.cpuUsage();
   for (let i = 0; i < tokens; i++) logits = dec.forward([{ sequence: seq, tokens: [argmax(logits)] }]);
   const dt = (performance.now() - t1) / 1000;
+  const cpu = process.cpuUsage(c1);
   console.log(
     JSON.stringify({
       tokensPerSecond: tokens / dt,
+      tokensPerCpuSecond: tokens / ((cpu.user + cpu.system) / 1e6),
       bytes: weightBytes(dec.weights),
       rssMB: rssMB(),
       startSeconds: start,
@@ -100,15 +103,26 @@ if (opt.child === 'llama') {
   const sequence = context.getSequence();
   let n = 0;
   let t1 = 0;
+  let c1;
   for await (const _ of sequence.evaluate(
     Array.from({ length: prompt }, (_, i) => 300 + i),
     { temperature: 0 },
   )) {
-    if (n === 0) t1 = performance.now(); // the first token ends the prompt; time the next `tokens`
+    if (n === 0) {
+      t1 = performance.now(); // the first token ends the prompt; time the next `tokens`
+      c1 = process.cpuUsage();
+    }
     if (++n > tokens) break;
   }
   const dt = (performance.now() - t1) / 1000;
-  console.log(JSON.stringify({ tokensPerSecond: tokens / dt, rssMB: rssMB() }));
+  const cpu = process.cpuUsage(c1);
+  console.log(
+    JSON.stringify({
+      tokensPerSecond: tokens / dt,
+      tokensPerCpuSecond: tokens / ((cpu.user + cpu.system) / 1e6),
+      rssMB: rssMB(),
+    }),
+  );
   process.exit(0);
 }
 
@@ -308,7 +322,7 @@ try {
 
 const pad = (s, n) => String(s).padEnd(n);
 console.log(
-  `${pad('engine', 16)} ${pad('tokens/s', 9)} ${pad('GB/token', 9)} ${pad('limit t/s', 10)} ${pad('of limit', 9)} ${pad('RSS MB', 8)} start s`,
+  `${pad('engine', 16)} ${pad('tokens/s', 9)} ${pad('GB/token', 9)} ${pad('limit t/s', 10)} ${pad('of limit', 9)} ${pad('RSS MB', 8)} ${pad('start s', 8)} tokens per CPU-second`,
 );
 for (const [name, r] of results) {
   if (r.error) {
@@ -317,13 +331,20 @@ for (const [name, r] of results) {
   }
   const limit = (bw * 1e9) / r.bytes;
   console.log(
-    `${pad(name, 16)} ${pad(r.tokensPerSecond.toFixed(2), 9)} ${pad((r.bytes / 1e9).toFixed(2), 9)} ${pad(limit.toFixed(1), 10)} ${pad(`${((100 * r.tokensPerSecond) / limit).toFixed(0)}%`, 9)} ${pad(r.rssMB.toFixed(0), 8)} ${r.startSeconds?.toFixed(1) ?? '-'}`,
+    `${pad(name, 16)} ${pad(r.tokensPerSecond.toFixed(2), 9)} ${pad((r.bytes / 1e9).toFixed(2), 9)} ${pad(limit.toFixed(1), 10)} ${pad(`${((100 * r.tokensPerSecond) / limit).toFixed(0)}%`, 9)} ${pad(r.rssMB.toFixed(0), 8)} ${pad(r.startSeconds?.toFixed(1) ?? '-', 8)} ${r.tokensPerCpuSecond?.toFixed(2) ?? '-'}`,
   );
 }
 const ratio = (a, b) =>
   results.get(a)?.tokensPerSecond && results.get(b)?.tokensPerSecond
     ? `${(results.get(a).tokensPerSecond / results.get(b).tokensPerSecond).toFixed(2)}x`
     : 'n/a';
+const cpuRatio = (a, b) =>
+  results.get(a)?.tokensPerCpuSecond && results.get(b)?.tokensPerCpuSecond
+    ? `${(results.get(a).tokensPerCpuSecond / results.get(b).tokensPerCpuSecond).toFixed(2)}x`
+    : 'n/a';
+console.log(
+  `per CPU-second (all threads' time; what a loaded machine does not distort): bf16 / llama.cpp F16 ${cpuRatio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${cpuRatio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${cpuRatio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${cpuRatio('yuan bf16', 'torch bf16')}`,
+);
 console.log(
   `ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`,
 );

@@ -63,6 +63,12 @@ const BENCHES = {
   },
   'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
+  'gemv.mjs': {
+    expect: [
+      re(String.raw`^int4 +512x256 +4 +NUM +NUM +NUM +NUMx$`),
+      re(String.raw`^bf16 +256x256 +1 +NUM +NUM +NUM +NUMx$`),
+    ],
+  },
   'humaneval-sandbox.mjs': {
     expect: [
       re(String.raw`^workers +2 +NUM samples/s +xNUM vs 1 worker`),
@@ -123,7 +129,13 @@ const BENCHES = {
     ],
     shared: ['datasets/wikitext-2'],
   },
-  'serve.mjs': { expect: [re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms$`)] },
+  'serve.mjs': {
+    // the TensorFlow.js model, then int4 weights on the native decoder (a one-line skip without the native backend)
+    expect: [
+      re(String.raw`^ +4 +NUM +NUM +NUMx +\d+ ms / \d+ ms +NUM / NUM, NUMx$`),
+      re(String.raw`(native decoder, int4 weights, .*\n.*\n.*\n +4 +NUM +NUM +NUMx|^int4: skipped \(.+\)$)`),
+    ],
+  },
   'startup.mjs': {
     expect: [re(String.raw`^yuan --help +NUM +NUMx$`), re(String.raw`^yuan filter --help +NUM +NUMx$`)],
   },

@@ -216,8 +216,8 @@ function isQuantizedFolder(dir: string): boolean {
  * options) or a freshly initialised preset (`--preset NAME`, seeded by --seed). Selects the tensor backend (a backend
  * plugin of `registry`) first.
  * `note` gets the one-line note naming checkpoint tensors the model does not use (default: stderr). With `inference`
- * (generation), and always for a quantized folder, weights stay in their stored formats and decode natively where the
- * backend allows (`loadInferenceModel`);
+ * (generation, serving), and always for a quantized folder, weights stay in their stored formats and decode natively
+ * where the backend allows (`loadInferenceModel`);
  * a preset's random weights are then made in `--weights FORMAT` (default fp32). With `--peft DIR` a PEFT adapter is
  * read and attached (the model then owns it, and runs on TensorFlow.js: the native decoder runs no adapters); without
  * --model or --preset its base is the adapter's `base_model_name_or_path`.
@@ -248,7 +248,7 @@ export async function openModel(
   if (format !== undefined && (!inference || dir))
     throw new YuanError(
       'usage',
-      '--weights FORMAT applies to a --preset model in yuan generate (a checkpoint keeps its stored format)',
+      '--weights FORMAT applies to a --preset model in yuan generate and yuan serve (a checkpoint keeps its stored format)',
     );
   const open = async (): Promise<YuanModel> => {
     if (dir) {

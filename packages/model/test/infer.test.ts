@@ -195,6 +195,7 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
       const b = await initInferenceModel(config, lfaAttention as never, 3, { format });
       const c = await initInferenceModel(config, lfaAttention as never, 4, { format });
       expect(a.decoder!.weights.linears.get('model.layers.0.mlp.up_proj')!.format.name).toBe(format?.name ?? 'fp32');
+      expect(a.decoder!.weights.linears.get('model.embed_tokens')!.format.name).toBe(format?.name ?? 'fp32');
       const ids = [[1, 2, 3, 4]];
       const la = logitsOf(a, ids);
       expect(la.every(Number.isFinite)).toBe(true);

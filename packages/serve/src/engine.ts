@@ -5,6 +5,8 @@ import {
   attentionSpec,
   disposeCache,
   sampleToken,
+  type Decoder,
+  type DecodeSequence,
   type ModelCache,
   type YuanModel,
 } from '@yuan/model';
@@ -141,6 +143,8 @@ interface Row {
   last: number;
   /** Tokens in the cache (the position of `last`). */
   length: number;
+  /** The row's own sequence on the native decoder (its attention plugin's per-layer states). */
+  state?: DecodeSequence;
   logprobs?: TokenLogprob[];
   pendingLogprobs: TokenLogprob[];
   finish?: 'stop' | 'length';
@@ -164,7 +168,11 @@ interface Sequence {
  * own cache length and RoPE positions). The attention plugin's `cache` descriptor says how: an entry with a time axis
  * (K and V) is left-padded along it to a common length, the padding masked out of attention (`keyBias`) and trimmed
  * when rows leave; an entry of fixed size (LFA's convolution history) is stacked per row. A plugin without `cache`
- * is served one request at a time (its choices still decode together). Rows leave as soon as they finish. The tokens
+ * is served one request at a time (its choices still decode together). A model with a native `decoder` (weights in
+ * their stored format: fp32, bf16, int8, int4) decodes on it instead: every row keeps its own sequence (each layer's
+ * state as the attention plugin's decode layer makes it: its K/V cache, LFA's convolution inputs), and one step is one
+ * `Decoder.forward` over all rows, whose linear layers read each weight once for the whole batch; rows join and leave
+ * without copying caches. Rows leave as soon as they finish. The tokens
  * each request gets are those it gets when served alone (greedy ids identical; logits equal up to float summation
  * order). A cache entry the descriptor does not list, or of another size than it says, is a one-line error.
  *
@@ -178,6 +186,8 @@ export class ServingEngine {
   private readonly layout: Map<string, CacheEntrySpec>[] | undefined;
   private rows: Row[] = [];
   private cache: ModelCache | undefined;
+  /** The native decoder when the model has one (then `cache` and `pads` stay unused). */
+  private readonly decoder: Decoder | undefined;
   /** Left padding of each row along the time axes of the batched cache. */
   private pads: number[] = [];
   private running = false;
@@ -191,7 +201,8 @@ export class ServingEngine {
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1)
       throw new YuanError('config', `maxBatch must be a positive integer, got ${options.maxBatch}`);
     const plugin = model.attention;
-    if (plugin.cache) {
+    this.decoder = model.decoder;
+    if (plugin.cache && !this.decoder) {
       const options = attentionOptions(model.config, plugin);
       this.layout = [];
       for (let l = model.part.firstLayer; l < model.part.endLayer; l++) {
@@ -226,6 +237,11 @@ export class ServingEngine {
   /** Number of rows decoding now (for tests and metrics). */
   get batchSize(): number {
     return this.rows.length;
+  }
+
+  /** Whether steps run on the model's native decoder (batched over stored weights) rather than on tfjs. */
+  get native(): boolean {
+    return this.decoder !== undefined;
   }
 
   /** Checks and tokenizes a request; throws ServeInputError (a 400) when the model cannot serve it. */
@@ -311,18 +327,21 @@ export class ServingEngine {
       while (this.pending.length > 0 || this.rows.length > 0) {
         // a plugin without a cache descriptor cannot be padded into a batch: its requests take turns
         const room = (n: number) =>
-          this.rows.length === 0 || (this.layout !== undefined && this.rows.length + n <= this.maxBatch);
+          this.rows.length === 0 ||
+          ((this.layout !== undefined || this.decoder !== undefined) && this.rows.length + n <= this.maxBatch);
         while (this.pending.length > 0 && room(this.pending[0].length)) {
           const rows = this.pending.shift()!;
           try {
-            this.admit(rows);
+            if (this.decoder) this.admitNative(rows, this.decoder);
+            else this.admit(rows);
           } catch (e) {
             rows[0].seq.reject(e);
           }
         }
         if (this.rows.length > 0) {
           try {
-            this.step();
+            if (this.decoder) this.stepNative(this.decoder);
+            else this.step();
           } catch (e) {
             const failed = new Set(this.rows.map((r) => r.seq));
             this.clear();
@@ -347,7 +366,15 @@ export class ServingEngine {
     ids.dispose();
     try {
       if (request.echo) seq.echoText = rows[0].text.promptPart;
-      if (wantPrompt) seq.promptLogprobs = this.promptLogprobs(r.logits, promptIds, k);
+      if (wantPrompt) {
+        const logits = r.logits;
+        seq.promptLogprobs = this.promptLogprobs(logits.shape[1], promptIds, k, (i) => {
+          const rowT = tf.tidy(() => logits.slice([0, i, 0], [1, 1, -1]).reshape([-1]));
+          const row = rowT.dataSync() as Float32Array;
+          rowT.dispose();
+          return row;
+        });
+      }
       const last = tf.tidy(() => r.logits.slice([0, r.logits.shape[1] - 1, 0], [1, 1, -1]).reshape([-1]));
       const row = last.dataSync() as Float32Array;
       last.dispose();
@@ -365,17 +392,73 @@ export class ServingEngine {
     }
   }
 
-  /** Log-probabilities of the prompt's tokens (the first has none) and the top-k at each position. */
-  private promptLogprobs(logits: tf.Tensor3D, ids: readonly number[], k: number): TokenLogprob[] {
+  /**
+   * `admit` on the native decoder: each choice prefills its own sequence of the prompt (the same computation, so the
+   * same state and first logits), samples its first token and joins the batch.
+   */
+  private admitNative(rows: Row[], decoder: Decoder): void {
+    const seq = rows[0].seq;
+    const { promptIds, maxNewTokens, request } = seq.prepared;
+    const k = request.logprobs;
+    const wantPrompt = request.echo === true && k !== undefined;
+    const vocab = this.model.config.model.vocabSize;
+    const joining: Row[] = [];
+    for (const [i, x] of rows.entries()) {
+      const state = decoder.newSequence();
+      const logits = decoder.forward([{ sequence: state, tokens: promptIds }], wantPrompt && i === 0);
+      if (i === 0) {
+        if (request.echo) seq.echoText = x.text.promptPart;
+        if (wantPrompt)
+          seq.promptLogprobs = this.promptLogprobs(promptIds.length, promptIds, k, (j) =>
+            logits.subarray(j * vocab, (j + 1) * vocab),
+          );
+      }
+      if (maxNewTokens === 0) x.finish = 'length';
+      else this.accept(x, logits.subarray(logits.length - vocab));
+      if (x.finish) this.complete(x);
+      else {
+        x.state = state;
+        joining.push(x);
+      }
+    }
+    this.rows.push(...joining);
+  }
+
+  /** `step` on the native decoder: one `forward` of every row's last token, each on its own sequence. */
+  private stepNative(decoder: Decoder): void {
+    const b = this.rows.length;
+    const all = decoder.forward(this.rows.map((x) => ({ sequence: x.state!, tokens: [x.last] })));
+    const v = all.length / b;
+    for (let i = 0; i < b; i++) {
+      const x = this.rows[i];
+      x.length++;
+      this.accept(x, all.subarray(i * v, (i + 1) * v));
+    }
+    const done = this.rows.map((x) => x.finish !== undefined);
+    if (!done.some(Boolean)) return;
+    const finished = this.rows.filter((_, i) => done[i]);
+    this.rows = this.rows.filter((_, i) => !done[i]);
+    for (const x of finished) {
+      x.state = undefined;
+      this.complete(x);
+    }
+  }
+
+  /**
+   * Log-probabilities of the prompt's tokens (the first has none) and the top-k at each position, from `rows` rows of
+   * logits (`logitsAt(i)`: the logits after prompt token i).
+   */
+  private promptLogprobs(
+    rows: number,
+    ids: readonly number[],
+    k: number,
+    logitsAt: (i: number) => Float32Array,
+  ): TokenLogprob[] {
     const text = new CompletionText(this.tokenizer, []);
     const out: TokenLogprob[] = [{ token: tokenString(this.tokenizer, ids[0]), logprob: null, top: null, offset: 0 }];
     text.push(ids[0]);
-    const rows = logits.shape[1];
     for (let i = 1; i < ids.length && i < rows + 1; i++) {
-      const rowT = tf.tidy(() => logits.slice([0, i - 1, 0], [1, 1, -1]).reshape([-1]));
-      const row = rowT.dataSync() as Float32Array;
-      rowT.dispose();
-      const { logprob, top } = rowLogprobs(row, ids[i], k);
+      const { logprob, top } = rowLogprobs(logitsAt(i - 1), ids[i], k);
       out.push({
         token: tokenString(this.tokenizer, ids[i]),
         logprob,

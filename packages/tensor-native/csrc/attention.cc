@@ -22,6 +22,31 @@
 
 namespace ynk {
 
+// OpenBLAS runs single-threaded inside kernels that split the work over their own threads (attention's workers, the
+// weight formats' BLAS tiles). Its OpenMP build does that by itself inside a parallel region; its pthreads build is set
+// to one thread while any such call runs (several Node worker threads may run one at once) and gets its thread count
+// back after the last.
+namespace {
+std::mutex blasMutex;
+int blasUsers = 0;
+int blasSaved = 0;
+}  // namespace
+
+SingleThreadedBlas::SingleThreadedBlas(bool active) : active_(active && openblas_get_parallel() == 1) {
+  if (!active_) return;
+  std::lock_guard<std::mutex> lock(blasMutex);
+  if (blasUsers++ == 0) {
+    blasSaved = openblas_get_num_threads();
+    if (blasSaved > 1) openblas_set_num_threads(1);
+  }
+}
+
+SingleThreadedBlas::~SingleThreadedBlas() {
+  if (!active_) return;
+  std::lock_guard<std::mutex> lock(blasMutex);
+  if (--blasUsers == 0 && blasSaved > 1) openblas_set_num_threads(blasSaved);
+}
+
 namespace {
 
 constexpr int64_t kTileQ = 128;   // query rows per tile
@@ -29,34 +54,6 @@ constexpr int64_t kTileK = 128;   // keys per tile in the backward
 constexpr int64_t kTileKF = 256;  // keys per tile in the forward (measured ~6% faster than 128 there)
 constexpr float kNegInf = -INFINITY;
 
-// OpenBLAS runs single-threaded inside the workers (each worker is one thread of the attention kernel). Its OpenMP
-// build does that by itself inside a parallel region; its pthreads build is set to one thread while any attention
-// call runs (several Node worker threads may run one at once) and gets its thread count back after the last.
-std::mutex blasMutex;
-int blasUsers = 0;
-int blasSaved = 0;
-
-class SingleThreadedBlas {
- public:
-  explicit SingleThreadedBlas(bool active) : active_(active && openblas_get_parallel() == 1) {
-    if (!active_) return;
-    std::lock_guard<std::mutex> lock(blasMutex);
-    if (blasUsers++ == 0) {
-      blasSaved = openblas_get_num_threads();
-      if (blasSaved > 1) openblas_set_num_threads(1);
-    }
-  }
-  ~SingleThreadedBlas() {
-    if (!active_) return;
-    std::lock_guard<std::mutex> lock(blasMutex);
-    if (--blasUsers == 0 && blasSaved > 1) openblas_set_num_threads(blasSaved);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  bool active_;
-};
 
 // The scores of query rows [r0, r0+nr) against keys [c0, c0+nk), scaled, plus the key bias, with the keys a row may
 // not see (key > offset + row) set to -inf. s is [nr, ldS].

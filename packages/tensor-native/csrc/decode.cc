@@ -35,6 +35,8 @@ void attend(const float* q, int64_t n, int64_t qStride, const float* k, const fl
             int64_t heads, int64_t d, float* out, int threads) {
   const float scale = 1.0f / std::sqrt(float(d));
   const int64_t len = start + n;
+  // one thread for small work (see threadsFor in wformat.cc): about n·len·heads·d·2 multiply-adds
+  if (n * len * heads * d * 2 < (int64_t(1) << 18)) threads = 1;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> p(len);

@@ -4,6 +4,19 @@
 
 namespace ynk {
 
+// While alive (and `active`), OpenBLAS's pthreads build runs on one thread: for kernels that call BLAS from their own
+// threads (a BLAS thread pool spinning beside them would take their cores). Nests across threads; see attention.cc.
+class SingleThreadedBlas {
+ public:
+  explicit SingleThreadedBlas(bool active);
+  ~SingleThreadedBlas();
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  bool active_;
+};
+
 enum BinaryOp { ADD = 0, SUB, MUL, DIV, MAXIMUM, MINIMUM, SQUARED_DIFF };
 enum UnaryOp { NEG = 0, EXP, LOG, SQRT, RSQRT, SQUARE, SIGMOID, TANH, RELU, RECIPROCAL, ABS, COS, SIN };
 enum CompareOp { EQUAL = 0, NOT_EQUAL, LESS, LESS_EQUAL, GREATER, GREATER_EQUAL };

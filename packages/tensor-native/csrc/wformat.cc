@@ -2,6 +2,8 @@
 // registers; prefill (many rows) converts tiles of the weight to fp32 and hands them to BLAS.
 #include "wformat.h"
 
+#include "kernels.h"
+
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -14,7 +16,16 @@ namespace ynk {
 
 namespace {
 
-constexpr int64_t kTileRows = 16;  // rows of x from which the BLAS path pays off
+// Rows of x from which the BLAS path pays off (a prompt); below it the register kernels read W once per 4 rows, and a
+// row's result does not depend on the other rows (a batched decode step gives each sequence what it gets alone).
+constexpr int64_t kTileRows = 32;
+// GPTQ's register path quantizes the activations: from 16 rows (prompts) the exact fp32 activations go through BLAS
+// on dequantized tiles instead (batched decode steps of up to 15 rows keep the register path).
+constexpr int64_t kGptqTileRows = 16;
+
+// Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
+// than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
+inline int threadsFor(int threads, int64_t macs) { return macs < (int64_t(1) << 18) ? 1 : threads; }
 
 inline float bf16(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;
@@ -57,8 +68,11 @@ inline float hsum(__m256 v) {
 }
 #endif
 
-// Dot products of W rows [o0, o0 + 2) (or 1) with R rows of x, given x split into even and odd inputs (xe, xo of
-// length in/2 per row; a 32-bit word of W holds one even and one odd bf16: even = word << 16, odd = word & 0xffff0000).
+// Dot products of W rows [o0, o0 + W) with R rows of x, given x split into even and odd inputs (xe, xo of length in/2
+// per row; a 32-bit word of W holds one even and one odd bf16: even = word << 16, odd = word & 0xffff0000). Even and odd
+// products accumulate separately (2·R·W FMA chains side by side; one chain per row is latency-bound), and W shrinks
+// as R grows so that the chains fit in the 16 registers. Every (row of W, row of x) sum is formed the same way
+// whatever R and W, so a row's result does not depend on the batch.
 template <int R, int W>
 void bf16Rows(const float* const* xe, const float* const* xo, const float* const* x, const uint16_t* w, int64_t in,
               int64_t o0, int64_t out, float* y) {
@@ -66,9 +80,9 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
   int64_t i = 0;
   float acc[W][R] = {};
 #ifdef __AVX2__
-  __m256 a[W][R];
+  __m256 a[W][R], b[W][R];
   for (int u = 0; u < W; u++)
-    for (int r = 0; r < R; r++) a[u][r] = _mm256_setzero_ps();
+    for (int r = 0; r < R; r++) a[u][r] = b[u][r] = _mm256_setzero_ps();
   const __m256i hi = _mm256_set1_epi32(int(0xffff0000u));
   for (; i + 8 <= pairs; i += 8) {
     __m256 e[W], o[W];
@@ -79,11 +93,14 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
     }
     for (int r = 0; r < R; r++) {
       const __m256 xe8 = _mm256_loadu_ps(xe[r] + i), xo8 = _mm256_loadu_ps(xo[r] + i);
-      for (int u = 0; u < W; u++) a[u][r] = _mm256_fmadd_ps(o[u], xo8, _mm256_fmadd_ps(e[u], xe8, a[u][r]));
+      for (int u = 0; u < W; u++) {
+        a[u][r] = _mm256_fmadd_ps(e[u], xe8, a[u][r]);
+        b[u][r] = _mm256_fmadd_ps(o[u], xo8, b[u][r]);
+      }
     }
   }
   for (int u = 0; u < W; u++)
-    for (int r = 0; r < R; r++) acc[u][r] = hsum(a[u][r]);
+    for (int r = 0; r < R; r++) acc[u][r] = hsum(_mm256_add_ps(a[u][r], b[u][r]));
 #endif
   for (int u = 0; u < W; u++) {
     const uint16_t* row = w + (o0 + u) * in;
@@ -98,9 +115,55 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
 template <int R>
 void bf16Block(const float* const* xe, const float* const* xo, const float* const* x, const uint16_t* w, int64_t in,
                int64_t r0, int64_t r1, int64_t out, float* y) {
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   int64_t o = r0;
-  for (; o + 2 <= r1; o += 2) bf16Rows<R, 2>(xe, xo, x, w, in, o, out, y);
+  for (; o + W <= r1; o += W) bf16Rows<R, W>(xe, xo, x, w, in, o, out, y);
   for (; o < r1; o++) bf16Rows<R, 1>(xe, xo, x, w, in, o, out, y);
+}
+
+// fp32 rows [o0, o0 + W) of W with R rows of x (n < 16: BLAS's GEMM is slow for so few rows, and GEMV would read W once
+// per row; one kernel for 1..31 rows also gives each row the same sums whatever the batch); accumulators as for bf16.
+template <int R, int W>
+void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int64_t out, float* y) {
+  int64_t i = 0;
+  float acc[W][R] = {};
+#ifdef __AVX2__
+  __m256 a[W][R], b[W][R];
+  for (int u = 0; u < W; u++)
+    for (int r = 0; r < R; r++) a[u][r] = b[u][r] = _mm256_setzero_ps();
+  for (; i + 16 <= in; i += 16) {
+    __m256 p[W], q[W];
+    for (int u = 0; u < W; u++) {
+      p[u] = _mm256_loadu_ps(w + (o0 + u) * in + i);
+      q[u] = _mm256_loadu_ps(w + (o0 + u) * in + i + 8);
+    }
+    for (int r = 0; r < R; r++) {
+      const __m256 x0 = _mm256_loadu_ps(x[r] + i), x1 = _mm256_loadu_ps(x[r] + i + 8);
+      for (int u = 0; u < W; u++) {
+        a[u][r] = _mm256_fmadd_ps(p[u], x0, a[u][r]);
+        b[u][r] = _mm256_fmadd_ps(q[u], x1, b[u][r]);
+      }
+    }
+  }
+  for (int u = 0; u < W; u++)
+    for (int r = 0; r < R; r++) acc[u][r] = hsum(_mm256_add_ps(a[u][r], b[u][r]));
+#endif
+  for (int u = 0; u < W; u++) {
+    const float* row = w + (o0 + u) * in;
+    for (int r = 0; r < R; r++) {
+      float s = acc[u][r];
+      for (int64_t j = i; j < in; j++) s += row[j] * x[r][j];
+      y[r * out + o0 + u] = s;
+    }
+  }
+}
+
+template <int R>
+void f32Block(const float* const* x, const float* w, int64_t in, int64_t r0, int64_t r1, int64_t out, float* y) {
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
+  int64_t o = r0;
+  for (; o + W <= r1; o += W) f32Rows<R, W>(x, w, in, o, out, y);
+  for (; o < r1; o++) f32Rows<R, 1>(x, w, in, o, out, y);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -108,7 +171,7 @@ void bf16Block(const float* const* xe, const float* const* xo, const float* cons
 
 struct QuantRow {
   std::vector<int16_t> codes;  // [in]: int8-range codes for 4-bit weights, int16 for 8-bit
-  std::vector<int32_t> pack;   // 4-bit: per packed row, the even and the odd inputs' codes as 4 bytes each
+  std::vector<int32_t> pack;   // per packed row: 4-bit, the even and odd inputs' codes as 4 bytes each; 8-bit, see below
   std::vector<float> dx;       // per chunk
   std::vector<float> sx;       // per group: the sum of the dequantized activations
 };
@@ -151,6 +214,15 @@ void quantizeRow(const float* x, const Gptq& q, QuantRow& r) {
       }
       r.pack[2 * p] = int32_t(e);
       r.pack[2 * p + 1] = int32_t(o);
+    }
+  } else {
+    // per packed row of 4 inputs: inputs 0 and 2, and inputs 1 and 3, as two int16 pairs (the even and odd bytes of a
+    // weight word widen to the same int16 lanes)
+    r.pack.assign(q.in / 2, 0);
+    for (int64_t p = 0; p < q.in / 4; p++) {
+      const int16_t* c = &r.codes[p * 4];
+      r.pack[2 * p] = int32_t(uint32_t(uint16_t(c[0])) | (uint32_t(uint16_t(c[2])) << 16));
+      r.pack[2 * p + 1] = int32_t(uint32_t(uint16_t(c[1])) | (uint32_t(uint16_t(c[3])) << 16));
     }
   }
 }
@@ -205,106 +277,127 @@ inline __m256 zeros8(const Gptq& q, int64_t g, int64_t c0) {
   return _mm256_cvtepi32_ps(_mm256_add_epi32(z, _mm256_set1_epi32(q.zeroOffset)));
 }
 
-// Eight output columns [c0, c0 + 8) of R rows of 4-bit weights: per packed row, the low nibbles (inputs 0, 2, 4, 6)
-// and the high nibbles (1, 3, 5, 7) are multiplied with the matching int8 activation bytes (vpmaddubsw: u8 × s8, pairs
-// summed to int16; at most 4 packed rows = 8 products of |15·127·2| per int16 lane before widening).
+// The register path streams W chunk by chunk: for a chunk of packed rows [p, pe) (at most 32 inputs, inside one group)
+// it walks the task's columns left to right, so the few rows of a chunk are read as contiguous streams (not one column
+// block down all rows, whose stride of `out` words defeats the prefetchers), and the next chunk's rows are prefetched.
+// facc [R][width] holds each column's fp32 sum of the group's chunks; at the group's end it is folded into y with the
+// scale and zero point. Per column the arithmetic is the same whatever the loop order, so results do not depend on it.
+
+inline void prefetchRows(const int32_t* base, int64_t rows, int64_t stride) {
+  for (int64_t j = 0; j < rows; j++) _mm_prefetch(reinterpret_cast<const char*>(base + j * stride), _MM_HINT_T0);
+}
+
+// One chunk of 4-bit packed rows [p, pe) (pe − p ≤ 4), columns [c0, c0 + 8·vectors): per packed row, the low nibbles
+// (inputs 0, 2, 4, 6) and the high nibbles (1, 3, 5, 7) are multiplied with the matching int8 activation bytes
+// (vpmaddubsw: u8 × s8, pairs summed to int16; at most 4 packed rows = 8 products of |15·127·2| per int16 lane).
 template <int R>
-void gptq4Block(const Gptq& q, const QuantRow* xs, int64_t c0, float* y) {
-  const int64_t groups = groupsOf(q);
+void gptq4Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_t chunk, int64_t c0, int64_t vectors,
+                int64_t next, float* facc, int64_t width) {
   const __m256i nib = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
-  int64_t chunk = 0;
-  for (int64_t g = 0; g < groups; g++) {
-    const int64_t p0 = g * q.group / 8, p1 = std::min(q.in, (g + 1) * q.group) / 8;
-    __m256 facc[R];
-    for (int r = 0; r < R; r++) facc[r] = _mm256_setzero_ps();
-    for (int64_t p = p0; p < p1; p += 4, chunk++) {
-      const int64_t pe = std::min(p1, p + 4);
-      __m256i acc[R];
-      for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
-      for (int64_t j = p; j < pe; j++) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qweight + j * q.out + c0));
-        const __m256i lo = _mm256_and_si256(v, nib);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(v, 4), nib);
-        for (int r = 0; r < R; r++) {
-          const __m256i e = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xs[r].pack[2 * j]));
-          const __m256i o = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xs[r].pack[2 * j + 1]));
-          acc[r] = _mm256_add_epi16(acc[r], _mm256_add_epi16(e, o));
-        }
-      }
+  __m256 dx[R];
+  for (int r = 0; r < R; r++) dx[r] = _mm256_set1_ps(xs[r].dx[chunk]);
+  const int32_t* base = q.qweight + p * q.out + c0;
+  for (int64_t v = 0; v < vectors; v++) {
+    if ((v & 1) == 0 && next > 0) prefetchRows(base + (pe - p) * q.out + 8 * v, next, q.out);
+    __m256i acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
+    for (int64_t j = p; j < pe; j++) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + (j - p) * q.out + 8 * v));
+      const __m256i lo = _mm256_and_si256(w, nib);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(w, 4), nib);
       for (int r = 0; r < R; r++) {
-        const __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));
-        facc[r] = _mm256_fmadd_ps(d, _mm256_set1_ps(xs[r].dx[chunk]), facc[r]);
+        const __m256i e = _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xs[r].pack[2 * j]));
+        const __m256i o = _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xs[r].pack[2 * j + 1]));
+        acc[r] = _mm256_add_epi16(acc[r], _mm256_add_epi16(e, o));
       }
     }
-    const __m256 s = scales8(q, g, c0), z = zeros8(q, g, c0);
     for (int r = 0; r < R; r++) {
-      float* yr = y + r * q.out + c0;
-      const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), facc[r]);
-      _mm256_storeu_ps(yr, _mm256_fmadd_ps(s, t, _mm256_loadu_ps(yr)));
+      float* f = facc + r * width + 8 * v;
+      const __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(acc[r], ones));
+      _mm256_storeu_ps(f, _mm256_fmadd_ps(d, dx[r], _mm256_loadu_ps(f)));
     }
   }
 }
 
-// Eight output columns of R rows of 8-bit weights: bytes widened to int16 and multiplied with int16 activation codes
-// (vpmaddwd); columns 0-3 and 4-7 accumulate separately and are folded per chunk of at most 8 packed rows.
+// One chunk of 8-bit packed rows [p, pe) (pe − p ≤ 8): a weight word's bytes 0 and 2, and 1 and 3, masked into int16
+// lanes and multiplied with the matching int16 activation pairs (vpmaddwd), so each 32-bit lane sums one column (no
+// shuffles); |255·32767·2| per product pair, 8 rows stay far inside int32.
 template <int R>
-void gptq8Block(const Gptq& q, const QuantRow* xs, int64_t c0, float* y) {
+void gptq8Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_t chunk, int64_t c0, int64_t vectors,
+                int64_t next, float* facc, int64_t width) {
+  const __m256i bytes = _mm256_set1_epi32(0x00ff00ff);
+  __m256 dx[R];
+  for (int r = 0; r < R; r++) dx[r] = _mm256_set1_ps(xs[r].dx[chunk]);
+  const int32_t* base = q.qweight + p * q.out + c0;
+  for (int64_t v = 0; v < vectors; v++) {
+    if ((v & 1) == 0 && next > 0) prefetchRows(base + (pe - p) * q.out + 8 * v, next, q.out);
+    __m256i a[R];
+    for (int r = 0; r < R; r++) a[r] = _mm256_setzero_si256();
+    for (int64_t j = p; j < pe; j++) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + (j - p) * q.out + 8 * v));
+      const __m256i even = _mm256_and_si256(w, bytes);
+      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(w, 8), bytes);
+      for (int r = 0; r < R; r++) {
+        const __m256i e = _mm256_madd_epi16(even, _mm256_set1_epi32(xs[r].pack[2 * j]));
+        const __m256i o = _mm256_madd_epi16(odd, _mm256_set1_epi32(xs[r].pack[2 * j + 1]));
+        a[r] = _mm256_add_epi32(a[r], _mm256_add_epi32(e, o));
+      }
+    }
+    for (int r = 0; r < R; r++) {
+      float* f = facc + r * width + 8 * v;
+      _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[r]), dx[r], _mm256_loadu_ps(f)));
+    }
+  }
+}
+
+// Columns [c0, c0 + 8·vectors) of R rows, all groups: y[r][c] = Σ_g s[g][c]·(facc_g[r][c] − z[g][c]·sx[r][g]).
+template <int R>
+void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, float* facc, float* y) {
   const int64_t groups = groupsOf(q);
+  const int per = 32 / q.bits;
+  const int64_t rowsPerChunk = 32 / per;  // packed rows of 32 inputs
+  const int64_t width = 8 * vectors;
+  const int64_t packedRows = q.in / per;
   int64_t chunk = 0;
+  for (int r = 0; r < R; r++) std::fill(y + r * q.out + c0, y + r * q.out + c0 + width, 0.0f);
   for (int64_t g = 0; g < groups; g++) {
-    const int64_t p0 = g * q.group / 4, p1 = std::min(q.in, (g + 1) * q.group) / 4;
-    __m256 facc[R];
-    for (int r = 0; r < R; r++) facc[r] = _mm256_setzero_ps();
-    for (int64_t p = p0; p < p1; p += 8, chunk++) {
-      const int64_t pe = std::min(p1, p + 8);
-      __m256i a[R], b[R];
-      for (int r = 0; r < R; r++) a[r] = b[r] = _mm256_setzero_si256();
-      for (int64_t j = p; j < pe; j++) {
-        const int32_t* src = q.qweight + j * q.out + c0;
-        const __m256i v0 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
-        const __m256i v1 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4)));
-        for (int r = 0; r < R; r++) {
-          int64_t x4;
-          std::memcpy(&x4, &xs[r].codes[4 * j], 8);
-          const __m256i xb = _mm256_set1_epi64x(x4);
-          a[r] = _mm256_add_epi32(a[r], _mm256_madd_epi16(v0, xb));
-          b[r] = _mm256_add_epi32(b[r], _mm256_madd_epi16(v1, xb));
-        }
-      }
-      for (int r = 0; r < R; r++) {
-        const __m256i h = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[r], b[r]), 0xD8);
-        facc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), _mm256_set1_ps(xs[r].dx[chunk]), facc[r]);
-      }
+    std::fill(facc, facc + R * width, 0.0f);
+    const int64_t p0 = g * q.group / per, p1 = std::min(q.in, (g + 1) * q.group) / per;
+    for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
+      const int64_t pe = std::min(p1, p + rowsPerChunk);
+      const int64_t next = std::min(packedRows - pe, rowsPerChunk);
+      if (q.bits == 4) gptq4Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
+      else gptq8Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
     }
-    const __m256 s = scales8(q, g, c0), z = zeros8(q, g, c0);
-    for (int r = 0; r < R; r++) {
-      float* yr = y + r * q.out + c0;
-      const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), facc[r]);
-      _mm256_storeu_ps(yr, _mm256_fmadd_ps(s, t, _mm256_loadu_ps(yr)));
+    for (int64_t v = 0; v < vectors; v++) {
+      const int64_t c = c0 + 8 * v;
+      const __m256 s = scales8(q, g, c), z = zeros8(q, g, c);
+      for (int r = 0; r < R; r++) {
+        float* yr = y + r * q.out + c;
+        const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), _mm256_loadu_ps(facc + r * width + 8 * v));
+        _mm256_storeu_ps(yr, _mm256_fmadd_ps(s, t, _mm256_loadu_ps(yr)));
+      }
     }
   }
-}
-
-template <int R>
-void gptqBlock(const Gptq& q, const QuantRow* xs, int64_t c0, float* y) {
-  if (q.bits == 4) gptq4Block<R>(q, xs, c0, y);
-  else gptq8Block<R>(q, xs, c0, y);
 }
 #endif
 
-void gptqColumns(const Gptq& q, const QuantRow* xs, int R, int64_t c0, int64_t c1, float* y) {
+// Columns [c0, c1) of R rows (R ≤ 4); facc has room for R × (c1 − c0) floats.
+void gptqColumns(const Gptq& q, const QuantRow* xs, int R, int64_t c0, int64_t c1, float* facc, float* y) {
   int64_t c = c0;
 #ifdef __AVX2__
-  for (; c + 8 <= c1; c += 8) {
-    for (int r = 0; r < R; r++) std::fill(y + r * q.out + c, y + r * q.out + c + 8, 0.0f);
+  const int64_t vectors = (c1 - c0) / 8;
+  if (vectors > 0) {
     switch (R) {
-      case 1: gptqBlock<1>(q, xs, c, y); break;
-      case 2: gptqBlock<2>(q, xs, c, y); break;
-      case 3: gptqBlock<3>(q, xs, c, y); break;
-      default: gptqBlock<4>(q, xs, c, y); break;
+      case 1: gptqStripe<1>(q, xs, c, vectors, facc, y); break;
+      case 2: gptqStripe<2>(q, xs, c, vectors, facc, y); break;
+      case 3: gptqStripe<3>(q, xs, c, vectors, facc, y); break;
+      default: gptqStripe<4>(q, xs, c, vectors, facc, y); break;
     }
+    c += 8 * vectors;
   }
 #endif
+  (void)facc;
   for (; c < c1; c++) gptqColumn(q, xs, R, c, y);
 }
 
@@ -325,21 +418,55 @@ void f32ToBf16(const float* src, uint16_t* dst, int64_t n) {
 }
 
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads) {
-  (void)threads;  // OpenBLAS threads
-  if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, int(out), int(in), 1.0f, w, int(in), x, 1, 0.0f, y, 1);
-  else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(out), int(in), 1.0f, x, int(in), w, int(in), 0.0f, y, int(out));
+  threads = threadsFor(threads, n * out * in);
+  if (n >= kTileRows) {
+    // blocks of output rows on our threads, OpenBLAS single-threaded in each (its own pool would spin beside them)
+    SingleThreadedBlas single(threads > 1);
+    const int64_t rows = 256, blocks = (out + rows - 1) / rows;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; b++) {
+      const int64_t r0 = b * rows, m = std::min(rows, out - r0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), w + r0 * in,
+                  int(in), 0.0f, y + r0, int(out));
+    }
+    return;
+  }
+  std::vector<const float*> xr(n);
+  for (int64_t r = 0; r < n; r++) xr[r] = x + r * in;
+  const int64_t chunk = 16;
+  const int64_t tasks = (out + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t t = 0; t < tasks; t++) {
+    const int64_t r0 = t * chunk, r1 = std::min(out, r0 + chunk);
+    for (int64_t b = 0; b < n; b += 4) {
+      const int R = int(std::min<int64_t>(4, n - b));
+      float* yb = y + b * out;
+      switch (R) {
+        case 1: f32Block<1>(&xr[b], w, in, r0, r1, out, yb); break;
+        case 2: f32Block<2>(&xr[b], w, in, r0, r1, out, yb); break;
+        case 3: f32Block<3>(&xr[b], w, in, r0, r1, out, yb); break;
+        default: f32Block<4>(&xr[b], w, in, r0, r1, out, yb); break;
+      }
+    }
+  }
 }
 
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads) {
+  threads = threadsFor(threads, n * out * in);
   if (n >= kTileRows) {
-    const int64_t rows = 64;
-    std::vector<float> tile(rows * in);
-    for (int64_t r0 = 0; r0 < out; r0 += rows) {
-      const int64_t m = std::min(rows, out - r0);
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t r = 0; r < m; r++) bf16ToF32(w + (r0 + r) * in, tile.data() + r * in, in);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), tile.data(), int(in),
-                  0.0f, y + r0, int(out));
+    // blocks of 64 rows of W converted to fp32 and multiplied by BLAS (single-threaded) on our threads
+    SingleThreadedBlas single(threads > 1);
+    const int64_t rows = 64, blocks = (out + rows - 1) / rows;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> tile(rows * in);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < blocks; b++) {
+        const int64_t r0 = b * rows, m = std::min(rows, out - r0);
+        bf16ToF32(w + r0 * in, tile.data(), m * in);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(in), 1.0f, x, int(in), tile.data(),
+                    int(in), 0.0f, y + r0, int(out));
+      }
     }
     return;
   }
@@ -385,6 +512,7 @@ void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt) {
 }
 
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
+  threads = threadsFor(threads, n * q.out * q.in);
   std::vector<float> permuted;
   if (q.perm) {
     permuted.resize(n * q.in);
@@ -392,36 +520,40 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
       for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
     x = permuted.data();
   }
-  if (n >= kTileRows) {
-    const int64_t cols = 64;
-    std::vector<float> tile(q.in * cols);
-    for (int64_t c0 = 0; c0 < q.out; c0 += cols) {
-      const int64_t c1 = std::min(q.out, c0 + cols);
-      const int64_t width = c1 - c0;
-      const int64_t parts = 8, step = (q.in + parts - 1) / parts;
-#pragma omp parallel for num_threads(threads) schedule(static)
-      for (int64_t part = 0; part < parts; part++) {
-        const int64_t k0 = part * step, k1 = std::min(q.in, k0 + step);
-        for (int64_t k = k0; k < k1; k++) {
-          const int64_t g = k / q.group;
-          for (int64_t c = c0; c < c1; c++) tile[k * width + c - c0] = (float(qAt(q, k, c)) - zeroAt(q, g, c)) * half(q.scales[g * q.out + c]);
-        }
+  if (n >= kGptqTileRows) {
+    // tiles of 64 columns of W dequantized to fp32 and multiplied by BLAS (single-threaded) on our threads
+    SingleThreadedBlas single(threads > 1);
+    const int64_t cols = 64, tiles = (q.out + cols - 1) / cols;
+#pragma omp parallel num_threads(threads)
+    {
+      std::vector<float> tile(q.in * cols);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t t = 0; t < tiles; t++) {
+        const int64_t c0 = t * cols, c1 = std::min(q.out, c0 + cols);
+        dequantGptq(q, c0, c1, tile.data());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(c1 - c0), int(q.in), 1.0f, x, int(q.in),
+                    tile.data(), int(c1 - c0), 0.0f, y + c0, int(q.out));
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(width), int(q.in), 1.0f, x, int(q.in), tile.data(),
-                  int(width), 0.0f, y + c0, int(q.out));
     }
     return;
   }
   std::vector<QuantRow> xs(n);
   for (int64_t r = 0; r < n; r++) quantizeRow(x + r * q.in, q, xs[r]);
-  const int64_t chunk = 128;
-  const int64_t tasks = (q.out + chunk - 1) / chunk;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int64_t c0 = t * chunk, c1 = std::min(q.out, c0 + chunk);
-    for (int64_t b = 0; b < n; b += 4) {
-      const int R = int(std::min<int64_t>(4, n - b));
-      gptqColumns(q, &xs[b], R, c0, c1, y + b * q.out);
+  // column stripes (a multiple of 8 wide) of up to 4096 columns, a multiple of `threads` of them: each chunk row is
+  // read as a run of up to 16 KB (narrow stripes, whose runs are short, read at half the speed), taken dynamically
+  const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * 4096 - 1) / (int64_t(threads) * 4096));
+  const int64_t width = std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
+  const int64_t tasks = (q.out + width - 1) / width;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> facc(4 * width);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) {
+      const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
+      for (int64_t b = 0; b < n; b += 4) {
+        const int R = int(std::min<int64_t>(4, n - b));
+        gptqColumns(q, &xs[b], R, c0, c1, facc.data(), y + b * q.out);
+      }
     }
   }
 }

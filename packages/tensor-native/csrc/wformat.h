@@ -22,7 +22,9 @@ struct Gptq {
   int zeroOffset;
 };
 
-// y[n, out] = x[n, in] · Wᵀ for W [out, in] in fp32 / bf16 (raw bfloat16 bits) row-major, fp32 accumulation.
+// y[n, out] = x[n, in] · Wᵀ for W [out, in] in fp32 / bf16 (raw bfloat16 bits) row-major, fp32 accumulation. Below 32
+// rows W is read once per 4 rows by a register kernel (a row's result does not depend on the other rows); from 32 on,
+// BLAS GEMM. Products under 2^18 multiply-adds run on one thread.
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads);
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads);
 // y[n, out] = x[n, in] · W for a GPTQ weight. For n < 16 the activations are quantized per row in chunks of at most

@@ -190,6 +190,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [1, 64, 1000],
     [17, 20, 40],
     [20, 70, 33],
+    [33, 20, 40], // from 32 rows: BLAS
+    [6, 37, 80], // the fp32 small-batch kernel: 4 + 2 rows, an odd row tail
   ];
   it.each(dense)('fp32 and bf16 linear, n %i, out %i, in %i', (n, out, inF) => {
     const x = values(n * inF, 1);
@@ -228,8 +230,14 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 4, 36, 11, 2, true, 1],
     [8, 128, 200, 17, 4, false, 0], // partial group of 72 rows
     [8, 512, 512, 8, 1, false, 1], // per channel
+    [4, 32, 96, 20, 15, true, 1], // 15 rows: 3 register passes and a tail of 3
     [4, 32, 96, 20, 17, true, 1], // 17 rows: the dequantize-and-BLAS path
     [8, 32, 64, 70, 20, false, 1],
+    [8, 32, 64, 70, 40, false, 1],
+    [4, 128, 512, 300, 1, false, 1], // a stripe of 37 vectors and 4 tail columns
+    [8, 64, 256, 203, 6, false, 0], // 4 + 2 rows, 3 tail columns
+    [4, 32, 128, 8200, 2, false, 1], // several stripes (and one chunk's prefetch past the last row)
+    [8, 128, 256, 4104, 3, true, 1],
   ];
   it.each(gptq)(
     'GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i',

@@ -6,7 +6,10 @@ import { loadAddon } from './addon.js';
  * Wrong array types or sizes throw one-line TypeErrors naming the argument.
  */
 export interface WeightKernels {
-  /** y [n, out] = x [n, in] · wᵀ for fp32 w [out, in] (OpenBLAS). */
+  /**
+   * y [n, out] = x [n, in] · wᵀ for fp32 w [out, in]: below 32 rows a register kernel that reads w once per 4 rows
+   * (each row's sums independent of the others), from 32 on OpenBLAS GEMM.
+   */
   linearF32(x: Float32Array, n: number, w: Float32Array, out: number, inFeatures: number, y: Float32Array): void;
   /** y [n, out] = x [n, in] · wᵀ for w [out, in] as raw bfloat16 bits, converted in registers, fp32 accumulation. */
   linearBf16(x: Float32Array, n: number, w: Uint16Array, out: number, inFeatures: number, y: Float32Array): void;

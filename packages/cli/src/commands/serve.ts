@@ -54,7 +54,7 @@ export const serveCommand: Command = {
   path: ['serve'],
   summary: 'serve a checkpoint (or fresh preset) over an OpenAI-compatible HTTP API',
   usage:
-    'yuan serve (--model DIR | --preset NAME) [--peft ADAPTER_DIR] [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
+    'yuan serve (--model DIR | --preset NAME [--seed S] [--weights fp32|bf16|int8|int4]) [--peft ADAPTER_DIR] [--tokenizer F] [--port 8000] [--host 127.0.0.1] [--name NAME] [--max-batch 8] [--backend B]',
   options: {
     model: { type: 'string' },
     ...CONFIG_OPTIONS,
@@ -63,6 +63,8 @@ export const serveCommand: Command = {
     host: { type: 'string' },
     name: { type: 'string' },
     'max-batch': { type: 'string' },
+    seed: { type: 'string' },
+    weights: { type: 'string' },
     ...BACKEND_OPTION,
     ...PEFT_OPTION,
   },
@@ -72,7 +74,8 @@ export const serveCommand: Command = {
     const maxBatch = numberOption(values, 'max-batch', 8, { int: true, min: 1 });
     const host = (values.host as string | undefined) ?? '127.0.0.1';
     const registry = await loadRegistry(values, values.preset || values.config ? await loadConfig(values) : undefined);
-    const model = await openModel(values, registry, io.err);
+    // inference: weights stay in their stored format and, on the native backend, decode batched on the native decoder
+    const model = await openModel(values, registry, io.err, true);
     const tokenizer = await openTokenizer(registry, values.tokenizer as string | undefined, model.config);
     const name =
       (values.name as string | undefined) ??

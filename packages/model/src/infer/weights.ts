@@ -103,9 +103,12 @@ export function readInferenceWeights(
 export interface RandomWeightOptions {
   /** Format of the linear weights (default fp32). */
   format?: TensorWeightFormat;
-  /** Format of the embedding / tied head (default: the linears' format for fp32 and bf16, bf16 for int formats). */
+  /**
+   * Format of the embedding / tied head (default: the linears' format, as llama.cpp's GGUFs of one type quantize
+   * `token_embd` too; the head is a fifth of the 2B model's bytes per token in int4, two fifths if kept in bf16).
+   */
   embedFormat?: TensorWeightFormat;
-  /** Format of the LFA convolutions (default: as the embedding; GPTQ quantizes linear layers only). */
+  /** Format of the LFA convolutions (default: the linears' format for fp32 and bf16, bf16 for int formats). */
   convFormat?: TensorWeightFormat;
 }
 
@@ -123,12 +126,23 @@ export function randomInferenceWeights(
 ): InferenceWeights {
   const format = options.format ?? fp32Format;
   const dense = format === fp32Format || format === bf16Format;
-  const embedFormat = options.embedFormat ?? (dense ? format : bf16Format);
-  const convFormat = options.convFormat ?? embedFormat;
+  const embedFormat = options.embedFormat ?? format;
+  const convFormat = options.convFormat ?? (dense ? format : bf16Format);
   const linears = new Map<string, StoredWeight>();
   const vectors = new Map<string, Float32Array>();
-  const uniformTable = (bound: number) =>
-    Float32Array.from({ length: 65536 }, (_, i) => (((i + 0.5) / 65536) * 2 - 1) * bound);
+  // one table per bound, and one scratch array for the float values of weights stored in another format (the LFA
+  // convolutions of the 2B shape are 192 M values: a fresh array per weight cost seconds of allocation and GC)
+  const tables = new Map<number, Float32Array>();
+  const uniformTable = (bound: number) => {
+    let t = tables.get(bound);
+    if (!t) {
+      t = new Float32Array(65536);
+      for (let i = 0; i < 65536; i++) t[i] = (((i + 0.5) / 65536) * 2 - 1) * bound;
+      tables.set(bound, t);
+    }
+    return t;
+  };
+  let scratch = new Float32Array(0);
   for (const p of pieces(modelParameters(config, attention))) {
     const s = parameterSeed(seed, p.name);
     const init = p.spec.init;
@@ -144,10 +158,12 @@ export function randomInferenceWeights(
     const f = p.name === 'model.embed_tokens' ? embedFormat : p.spec.shape.length > 2 ? convFormat : format;
     if (init.kind === 'normal') linears.set(p.name, f.random(out, inF, s, init.std));
     else {
-      const values = new Float32Array(out * inF);
+      const fp32 = f !== bf16Format;
+      if (!fp32 && scratch.length < out * inF) scratch = new Float32Array(out * inF);
+      const values = fp32 ? new Float32Array(out * inF) : scratch.subarray(0, out * inF);
       if (init.kind === 'uniform') fillFromTable(values, s, uniformTable(init.bound));
-      else if (init.kind === 'ones') values.fill(1);
-      linears.set(p.name, f === bf16Format ? toBf16Weight(values, out, inF) : toFp32Weight(values, out, inF));
+      else values.fill(init.kind === 'ones' ? 1 : 0);
+      linears.set(p.name, fp32 ? toFp32Weight(values, out, inF) : toBf16Weight(values, out, inF));
     }
   }
   return { linears, vectors };

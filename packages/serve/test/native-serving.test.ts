@@ -1,0 +1,81 @@
+import { lfaAttention } from '@yuan/attention-lfa';
+import { resolveConfig } from '@yuan/core';
+import { generate, initInferenceModel, mhaAttention, type YuanModel } from '@yuan/model';
+import { initBackend, int4Format, int8Format, loadDecodeKernels, type TensorWeightFormat } from '@yuan/tensor';
+import { ByteTokenizer } from '@yuan/tokenizer';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ServingEngine, type ServeRequest, type ServeResult } from '../src/index.js';
+
+// Serving on the native decoder (weights in their stored format): one batched `Decoder.forward` per step.
+const native = await loadDecodeKernels();
+const skip = native.kernels ? undefined : `native kernels unavailable: ${native.reason}`;
+const tok = new ByteTokenizer();
+
+const requests: ServeRequest[] = [
+  { prompt: 'a', maxNewTokens: 9 },
+  { prompt: 'hello there, general', maxNewTokens: 14, logprobs: 2 },
+  { prompt: 'xyz', maxNewTokens: 6, temperature: 0.9, seed: 5, n: 3 },
+  { prompt: [65, 66, 67, 68, 69, 70, 71], maxNewTokens: 11, stop: ['zz'] },
+  { prompt: 'The quick brown fox', maxNewTokens: 4, echo: true, logprobs: 1 },
+  { prompt: 'ok', maxNewTokens: 0, echo: true },
+];
+
+function strip(r: ServeResult) {
+  return r.choices.map((c) => ({
+    text: c.text,
+    finish: c.finishReason,
+    n: c.completionTokens,
+    lp: c.logprobs?.map((l) => l.token),
+    top: c.logprobs?.map((l) => l.top?.map(([t]) => t)),
+  }));
+}
+
+async function model(attention: 'lfa' | 'mha', format?: TensorWeightFormat): Promise<YuanModel> {
+  const config = resolveConfig(
+    { model: { vocabSize: 264, hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 128, maxPositions: 64 } },
+    { attention: { name: attention, options: {} } },
+  );
+  return initInferenceModel(config, (attention === 'lfa' ? lfaAttention : mhaAttention) as never, 7, { format });
+}
+
+describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  beforeAll(async () => {
+    await initBackend('native');
+  });
+
+  for (const [attention, format] of [
+    ['lfa', undefined],
+    ['lfa', int4Format],
+    ['mha', int8Format],
+  ] as const) {
+    it(`${attention}, ${format?.name ?? 'fp32'}: batched requests (joining mid-way) get what each gets alone`, async () => {
+      const m = await model(attention, format);
+      expect(m.decoder).toBeDefined();
+      const alone = new ServingEngine(m, tok, { maxBatch: 1 });
+      expect(alone.native).toBe(true);
+      const single: ServeResult[] = [];
+      for (const r of requests) single.push(await alone.generate(alone.prepare(r)));
+      // the engine alone agrees with the model's own generator (also the native decoder)
+      expect(tok.decode(generate(m, tok.encode('a'), { maxNewTokens: 9 }))).toBe(single[0].choices[0].text);
+
+      const engine = new ServingEngine(m, tok, { maxBatch: 8 });
+      let widest = 0;
+      const listener = () => {
+        widest = Math.max(widest, engine.batchSize);
+      };
+      const first = requests.slice(0, 3).map((r) => engine.generate(engine.prepare(r), listener));
+      await new Promise((r) => setTimeout(r, 5));
+      const later = requests.slice(3).map((r) => engine.generate(engine.prepare(r), listener));
+      const batched = await Promise.all([...first, ...later]);
+      expect(widest).toBeGreaterThan(3);
+      expect(batched.map(strip)).toEqual(single.map(strip));
+      // below 16 rows each row's products do not depend on the other rows: the same logprobs to the bit
+      batched.forEach((b, i) => b.choices.forEach((c, j) => expect(c.logprobs).toEqual(single[i].choices[j].logprobs)));
+      expect(batched[4].choices[0].logprobs![0].logprob).toBeNull();
+      expect(batched[4].choices[0].logprobs!).toHaveLength(4 + tok.encode('The quick brown fox').length);
+      expect(batched[5].choices[0]).toMatchObject({ text: 'ok', finishReason: 'length', completionTokens: 0 });
+      expect(engine.batchSize).toBe(0);
+      m.dispose();
+    });
+  }
+});
