@@ -77,7 +77,7 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
     `${s.firstLayer}-${s.firstLayer + s.layers - 1}`,
     s.parameters.toLocaleString('en-US'),
     gib(s.weightBytes + s.gradientBytes + s.optimizerBytes),
-    String(s.inFlight),
+    Number.isInteger(s.inFlight) ? String(s.inFlight) : s.inFlight.toFixed(1),
     gib(s.checkpointBytes),
     gib(s.workingBytes),
     gib(s.activationBytes),
