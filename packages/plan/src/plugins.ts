@@ -42,6 +42,8 @@ export interface SchedulePlugin extends PluginBase<'schedule', Record<string, ne
   actions?(options: ActionOptions): ScheduleActions;
   /** The most micro-batches whose activations stage `stage` holds at once, where a formula gives it (informational; the planner simulates). */
   inFlight?(stage: number, stages: number, microbatches: number): number;
+  /** The bubble's closed form where one exists, for printing beside the simulated bubble (e.g. 1F1B's). */
+  bubbleFormula?: string;
 }
 
 declare module '@yuan/core' {

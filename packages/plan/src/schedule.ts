@@ -59,27 +59,36 @@ function actionSchedule(
   };
 }
 
+/** The bubble of GPipe and 1F1B with D data-parallel pipelines sharing M micro-batches (Narayanan et al. 2021 §2.2). */
+const FLUSH_BUBBLE = '(P - 1)/(M/D + P - 1) with B = 2F';
+
 /** GPipe: all forwards then all backwards; every stage holds all M micro-batches' activations. */
-export const gpipeSchedule: SchedulePlugin = actionSchedule(
-  'gpipe',
-  'GPipe: all forwards then all backwards; each stage holds M micro-batches (Huang et al. 2019)',
-  1,
-  (P, M) => gpipeActions(P, M),
-  (_stage, _stages, microbatches) => microbatches,
-);
+export const gpipeSchedule: SchedulePlugin = {
+  ...actionSchedule(
+    'gpipe',
+    'GPipe: all forwards then all backwards; each stage holds M micro-batches (Huang et al. 2019)',
+    1,
+    (P, M) => gpipeActions(P, M),
+    (_stage, _stages, microbatches) => microbatches,
+  ),
+  bubbleFormula: FLUSH_BUBBLE,
+};
 
 /**
  * 1F1B (PipeDream-flush, Megatron's `forward_backward_pipelining_without_interleaving`): stage i runs
  * min(P − i − 1, M) warm-up forwards, then alternates one forward and one backward, then drains the remaining
  * backwards; it holds at most min(M, P − i) micro-batches.
  */
-export const oneFOneBSchedule: SchedulePlugin = actionSchedule(
-  '1f1b',
-  '1F1B: warm-up min(P - stage - 1, M) forwards, then one forward one backward; stage i holds min(M, P - i)',
-  1,
-  (P, M) => oneFOneBActions(P, M),
-  (stage, stages, microbatches) => Math.min(microbatches, stages - stage),
-);
+export const oneFOneBSchedule: SchedulePlugin = {
+  ...actionSchedule(
+    '1f1b',
+    '1F1B: warm-up min(P - stage - 1, M) forwards, then one forward one backward; stage i holds min(M, P - i)',
+    1,
+    (P, M) => oneFOneBActions(P, M),
+    (stage, stages, microbatches) => Math.min(microbatches, stages - stage),
+  ),
+  bubbleFormula: FLUSH_BUBBLE,
+};
 
 /** Interleaved 1F1B with two virtual stages per rank (rank r: stages r and r + P); see `interleavedActions`. */
 export const interleavedSchedule: SchedulePlugin = actionSchedule(

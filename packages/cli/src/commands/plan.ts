@@ -7,6 +7,7 @@ import {
   type YuanConfig,
 } from '@yuan/core';
 import {
+  getSchedule,
   parallelLayout,
   planPipeline,
   planSchedules,
@@ -70,7 +71,7 @@ async function describedAttention(
   return (await loadRegistry(values, config)).get('attention', name) as AttentionDescription<unknown>;
 }
 
-function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
+function planTable(plan: PipelinePlan, config: YuanConfig, bubbleFormula: string | undefined): string[] {
   const rows = plan.stages.map((s) => [
     String(s.stage),
     String(s.layers),
@@ -110,7 +111,7 @@ function planTable(plan: PipelinePlan, config: YuanConfig): string[] {
     `partition ${plan.partition}: ${plan.blocks.join(',')}`,
     fmt(head),
     ...rows.map(fmt),
-    `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (simulated${plan.schedule === '1f1b' || plan.schedule === 'gpipe' ? ', (P - 1)/(M/D + P - 1) with B = 2F' : ''}) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
+    `binding stage ${plan.bindingStage}: peak ${gib(plan.peakBytes)} GiB; bubble (simulated${bubbleFormula ? `, ${bubbleFormula}` : ''}) = ${(100 * plan.bubbleFraction).toFixed(1)}%`,
   ];
   if (plan.memoryBytes !== undefined) {
     out.push(
@@ -302,13 +303,17 @@ export const planCommand: Command = {
       const lines = choiceTable(choice, input.passCosts, memory);
       if (choice.plan) {
         for (const w of choice.plan.warnings) io.err(`warning: ${w}`);
-        lines.push('', ...planTable(choice.plan, config));
+        lines.push('', ...planTable(choice.plan, config, getSchedule(choice.plan.schedule, registry).bubbleFormula));
       }
       io.out(lines.join('\n'));
       return;
     }
     const plan = planPipeline(input);
     for (const w of plan.warnings) io.err(`warning: ${w}`);
-    io.out(values.json ? JSON.stringify(plan, null, 2) : planTable(plan, config).join('\n'));
+    io.out(
+      values.json
+        ? JSON.stringify(plan, null, 2)
+        : planTable(plan, config, getSchedule(plan.schedule, registry).bubbleFormula).join('\n'),
+    );
   },
 };
