@@ -191,8 +191,9 @@ export function rmsNormActivation(name: string, rows: number, width: number, fus
  * - fused (the `native` backend's FlashAttention-2 kernel, @yuan/tensor-native `csrc/attention.cc`): the forward
  *   allocates the output O [B, A, S, d] and the rows' log-sum-exp [B, A, S], both kept for the backward; the backward
  *   allocates only dQ, dK, dV (the gradients of the transposed Q, K, V, counted with them) plus, while it runs, a
- *   workspace per worker thread of two 128 × 128 score tiles and a row vector [S] (and a private dQ [S, d] when the
- *   B·A heads are fewer than the threads; the forward's one 128 × 256 tile is no larger), counted for one thread.
+ *   workspace per worker thread of two min(128, S) × 128 score tiles (query rows × keys: a tile never has more query
+ *   rows than S) and a row vector [S] (and a private dQ [S, d] when the B·A heads are fewer than the threads; the
+ *   forward's one min(128, S) × 256 tile is no larger), counted for one thread.
  *   Nothing is of size S × S.
  */
 export function attentionCoreActivation(shape: AttentionShape): ActivationTerms {
@@ -208,8 +209,8 @@ export function attentionCoreActivation(shape: AttentionShape): ActivationTerms 
     saved: [{ name: 'fused attention: output O [B,A,S,d] and log-sum-exp [B,A,S]', elements: b * s * h + b * a * s }],
     gradients: [
       {
-        name: 'fused attention backward workspace (one worker thread: two 128 × 128 tiles and [S])',
-        elements: 2 * 128 * 128 + s,
+        name: 'fused attention backward workspace (one worker thread: two min(128, S) × 128 tiles and [S])',
+        elements: 2 * Math.min(128, s) * 128 + s,
       },
     ],
   };
