@@ -9,7 +9,7 @@
 // speed does not depend on them; seeded per-parameter initialisation of 2B values takes minutes).
 // Usage: node bench/lora.mjs [--preset yuan2-2b] [--layers N] [--seq 512] [--batch 1] [--rank 16] [--alpha 32]
 //        [--dropout 0.05] [--targets q_proj,k_proj,v_proj,o_proj] [--steps 3] [--threads 2] [--backend native]
-//        [--recompute full|none (yuan: recompute each layer in the backward; default full, none with --weights)]
+//        [--recompute full|none (yuan: recompute each layer in the backward; default full)]
 //        [--weights fp32|bf16|int8|int4 (yuan's frozen base in that weight format, QLoRA-style: its linears stay packed
 //        and their products run on the packed data; torch's base is bf16 for bf16, else fp32)] [--torch-checkpointing]
 //        [--python PY (else TORCH_PYTHON, else .venv-clients/bin/python, else python3)]
@@ -51,8 +51,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const seq = Number(values.seq);
 const batch = Number(values.batch);
 const steps = Number(values.steps);
-// a packed base trains without recompute (the adapter engine's storedBase)
-values.recompute ??= values.weights === 'fp32' ? 'full' : 'none';
+values.recompute ??= 'full';
 const GiB = 2 ** 30;
 
 /** The yuan side, in this (fresh) process: the library's adapter engine on packed random tokens; prints one JSON line. */

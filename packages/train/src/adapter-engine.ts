@@ -34,7 +34,7 @@ export interface AdapterTraining {
   /**
    * The frozen base in its weight formats instead (QLoRA-style: bf16, int8 or int4 linears stay packed and their
    * products run on the packed data, `YuanModel.fromStoredWeights`; the embedding, norms and convolutions are float32).
-   * Excludes `base` and `recompute`.
+   * Excludes `base`; with `recompute` the packed base is held one part per layer (`LayeredModel.fromStoredWeights`).
    */
   storedBase?: () => Promise<InferenceWeights>;
   /** The base model's folder, recorded in adapter_config.json as `base_model_name_or_path` (null: none). */
@@ -231,12 +231,10 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
     let model: { params: Map<string, tf.Variable>; dispose(): void } | undefined;
     let adapter: AdapterModule | undefined;
     try {
-      if (t.storedBase && (t.base || t.recompute))
+      if (t.storedBase && t.base)
         throw new YuanError(
           'usage',
-          t.base
-            ? 'an adapter run takes its base as float32 weights or in its weight formats, not both'
-            : 'a base in a weight format trains without recompute (each layer keeps its activations)',
+          'an adapter run takes its base as float32 weights or in its weight formats, not both',
         );
       // each base array is let go once the model's tensor holds it, so the base is not held twice while it loads
       const weights = t.base ? new TakingMap(await t.base()) : undefined;
@@ -247,16 +245,18 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
         : AdapterModule.init(t.plugin, options, specs, seed);
       const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, seed, eod);
       let trainer: AdapterTrainer;
-      if (t.storedBase) {
-        await loadDecodeKernels(); // the packed products use the native weight kernels where they are built
+      if (t.storedBase) await loadDecodeKernels(); // the packed products use the native weight kernels where built
+      if (t.storedBase && !t.recompute) {
         const whole = YuanModel.fromStoredWeights(config, attention, await t.storedBase());
         model = whole;
         whole.attachAdapter({ layer: adapter.layer, dispose() {} });
         trainer = new AdapterTrainer(whole, setup, loader, adapter);
       } else if (t.recompute) {
-        const layered = weights
-          ? LayeredModel.fromWeights(config, attention, weights)
-          : LayeredModel.init(config, attention, seed);
+        const layered = t.storedBase
+          ? LayeredModel.fromStoredWeights(config, attention, await t.storedBase())
+          : weights
+            ? LayeredModel.fromWeights(config, attention, weights)
+            : LayeredModel.init(config, attention, seed);
         model = layered;
         // every part runs its layers through the adapter; the engine, not the parts, owns it
         const view = { layer: adapter.layer, dispose() {} };

@@ -1,6 +1,6 @@
 import type { YuanConfig } from '@yuan/core';
 import { tf, type TensorAttentionPlugin } from '@yuan/tensor';
-import { wholeModel, YuanModel } from '@yuan/model';
+import { wholeModel, YuanModel, type InferenceWeights } from '@yuan/model';
 import type { Batch } from '@yuan/data';
 import { LayerRange, type GradientSink, type KeptForward, type LayerRecompute } from './layer-range.js';
 
@@ -26,6 +26,22 @@ export class LayeredModel extends LayerRange {
   ): LayeredModel {
     const { ends, layers } = LayerRange.parts(wholeModel(config), (part) =>
       YuanModel.fromWeights(config, attention, weights, part),
+    );
+    return new LayeredModel(ends, layers);
+  }
+
+  /**
+   * Over a base held in its weight formats (`YuanModel.fromStoredWeights` per part: the decoder's linears stay packed,
+   * bf16/int8/int4, and their products run on the stored weights), for a frozen base that recomputes layer by layer.
+   * A missing weight is YuanError 'checkpoint'.
+   */
+  static fromStoredWeights(
+    config: YuanConfig,
+    attention: TensorAttentionPlugin<unknown>,
+    stored: InferenceWeights,
+  ): LayeredModel {
+    const { ends, layers } = LayerRange.parts(wholeModel(config), (part) =>
+      YuanModel.fromStoredWeights(config, attention, stored, part),
     );
     return new LayeredModel(ends, layers);
   }

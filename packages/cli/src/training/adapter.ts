@@ -27,7 +27,7 @@ export const ADAPTER_TRAIN_USAGE =
   "  --recompute full keeps only each layer's input and recomputes the layer in the backward (far less memory, one more\n" +
   "  forward per step); one process (no --pp/--dp). --weights bf16|int8|int4 keeps the frozen base's linears in that format\n" +
   '  (QLoRA-style: products on the packed weights, no float32 copy): a --preset base is drawn in it, a --model folder must\n' +
-  '  store it (bf16 may also come from fp32; int8/int4 are GPTQ folders). Checkpoints are PEFT\n' +
+  '  store it (bf16 may also come from fp32; int8/int4 are GPTQ folders); it combines with --recompute full. Checkpoints are PEFT\n' +
   '  adapter folders (adapter_config.json + adapter_model.safetensors) for generate/serve/eval/forward --peft and yuan adapter merge.';
 
 const LORA_FLAGS = ['lora', 'lora-rank', 'lora-alpha', 'lora-dropout', 'lora-targets'] as const;
@@ -119,11 +119,6 @@ export async function trainAdapter(values: Record<string, unknown>, io: CommandI
       '--model (the base checkpoint, whose config.json gives the model) and --preset exclude each other',
     );
   const weightsFormat = values.weights as string | undefined;
-  if (weightsFormat !== undefined && recompute === 'full')
-    throw new YuanError(
-      'usage',
-      `--weights ${weightsFormat}: a base in a weight format trains without recompute (leave out --recompute full)`,
-    );
   const model = await import('@yuan/model');
   const train = await import('@yuan/train');
   const baseDir = values.model !== undefined ? model.resolveModelDir(values.model as string) : undefined;
