@@ -210,7 +210,7 @@ describe('planPipeline', () => {
       /^partition blocks 1,2 sum to 3 layers; the model has 4$/,
     );
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
-      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
+      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)$/,
     );
     expect(() => planPipeline({ ...base, recompute: 'block' })).toThrow(/^recompute "block" .* is not offered/);
     expect(() => planPipeline({ ...base, recompute: 'some' })).toThrow(
@@ -341,7 +341,15 @@ describe('planSchedules', () => {
   const base = { ...yuan2b, stages: 4, microbatches: 8, microBatchSize: 1, seqLength: 128 };
   it('plans every schedule and picks the fastest that fits the memory cap', () => {
     const all = planSchedules(base);
-    expect(all.rows.map((r) => r.schedule)).toEqual(['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v']);
+    expect(all.rows.map((r) => r.schedule)).toEqual([
+      '1f1b',
+      'gpipe',
+      'interleaved-1f1b',
+      'zb-h1',
+      'zb-h2',
+      'zb-v',
+      'zb-v-auto',
+    ]);
     const row = (name: string) => all.rows.find((r) => r.schedule === name)!;
     expect(row('1f1b').bubbleFraction).toBeCloseTo(3 / 11, 12);
     expect(row('zb-v').bubbleFraction!).toBeLessThan(row('zb-h1').bubbleFraction!);
