@@ -19,7 +19,15 @@ import { resolveConfig, Rng } from '@yuan/core';
 import { LayerRange, singleProcessEngine, trainConfig } from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 import { pipelineEngine } from '@yuan/parallel-pipeline';
-import { buildSchedule, getSchedule, partitionLayers, simulateSchedule } from '@yuan/plan';
+import {
+  buildSchedule,
+  formatBlocks,
+  getSchedule,
+  partitionLayers,
+  simulateSchedule,
+  vShapePartition,
+  vShapeStep,
+} from '@yuan/plan';
 import { initBackend, tf } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
@@ -34,6 +42,7 @@ const { values } = parseArgs({
     backend: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     'sim-only': { type: 'boolean', default: false },
+    'sim-layers': { type: 'string', default: '16' },
   },
 });
 const backend = await initBackend(values.backend);
@@ -303,5 +312,71 @@ console.log(
 );
 console.log(
   `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle (target ≤ 5%) against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
+);
+
+// (4) the cost-aware ZB-V (zb-v-auto) at P = 4, M = 8 on a model of --sim-layers layers (default 16: 2 per virtual
+// stage when uniform) from the measured per-layer F, I, W (the middle stage's over its layers), with the layout the
+// v-shape partitioner chooses, beside the uniform V and 1F1B. Idle = the step's bubble 1 − work / (P × makespan) (with
+// unequal work per rank the lightest rank's own idle is larger by design; the max over ranks is printed too); held =
+// the peak micro-batches in flight in units of an average rank's (1F1B's stage 0 holds P = 4)
+const SL = Number(values['sim-layers']);
+const layer = { forward: Fms / half, backwardInput: Ims / half, backwardWeight: Wms / half };
+const vIn = { layers: SL, ranks: 4, microbatches: MS, layerCosts: layer };
+const show = (label, r) => {
+  const work = r.busy.reduce((a, b) => a + b, 0);
+  const bubble = 1 - work / (r.busy.length * r.makespan);
+  console.log(
+    `  ${label.padEnd(44)} idle ${(100 * bubble).toFixed(1)}% (max over ranks ${(100 * Math.max(...r.idleFraction)).toFixed(1)}%), step ${r.makespan.toFixed(0)} ms, held ${Math.max(...r.maxInFlight).toFixed(2)}`,
+  );
+  return bubble;
+};
+console.log(
+  `\ncost-aware ZB-V, P = 4, M = ${MS}, ${SL} layers of F ${layer.forward.toFixed(1)}, I ${layer.backwardInput.toFixed(1)}, W ${layer.backwardWeight.toFixed(1)} ms (embedding and head not measured: with vocabulary 264 the output projection is a few % of a layer):`,
+);
+const oneF = simulateSchedule(
+  Array.from({ length: 4 }, (_, s) => buildSchedule('1f1b', { stages: 4, microbatches: MS, stage: s })),
+  { forwardCost: (layer.forward * SL) / 4, backwardCost: (Bms / half) * (SL / 4) },
+);
+const b1 = show('1f1b, uniform', oneF);
+const uniformV = partitionLayers('uniform', { layers: SL, stages: 8 });
+const handLists = Array.from({ length: 4 }, (_, s) => buildSchedule('zb-v', { stages: 4, microbatches: MS, stage: s }));
+const uc = uniformV.map((n) => ({
+  forward: n * layer.forward,
+  backwardInput: n * layer.backwardInput,
+  backwardWeight: n * layer.backwardWeight,
+}));
+const bv = show(
+  `zb-v, uniform ${formatBlocks(uniformV)}`,
+  simulateSchedule(handLists, {
+    forwardCost: uc.map((c) => c.forward),
+    backwardInputCost: uc.map((c) => c.backwardInput),
+    backwardWeightCost: uc.map((c) => c.backwardWeight),
+  }),
+);
+show(`zb-v-auto, uniform ${formatBlocks(uniformV)}`, vShapeStep(vIn, uniformV).sim);
+const t0 = performance.now();
+const chosen = vShapePartition(vIn);
+const ba = show(`zb-v-auto, v-shape ${chosen.join(',')}`, vShapeStep(vIn, chosen).sim);
+const searchMs = performance.now() - t0;
+// the memory that buys the bound: 1.5 × 1F1B's peak on the rank that turns the V
+const vIn15 = { ...vIn, memory: 1.5 };
+const chosen15 = vShapePartition(vIn15);
+const b15 = show(`zb-v-auto, v-shape ${chosen15.join(',')}, 1.5x memory`, vShapeStep(vIn15, chosen15).sim);
+// bounds: rank 3 starts after the chunk-0 forwards of ranks 0..2 (c0 layers in all) and, holding P micro-batches,
+// waits again unless its own P − 1 forwards cover a micro-batch's way back (its chunk-1 successors' F and I)
+const perRank = (SL / 4) * MS * (layer.forward + layer.backwardInput + layer.backwardWeight);
+const ownF = (SL / 4) * layer.forward;
+const bound = (c0) => {
+  const back = (3 * (SL / 4) - c0) * (layer.forward + layer.backwardInput);
+  const wait = c0 * layer.forward + Math.max(0, back + ownF - 4 * ownF);
+  return wait / (wait + perRank);
+};
+let best = { c0: 0, b: 1 };
+for (let c0 = 3; c0 <= (3 * SL) / 4 - 3; c0++) if (bound(c0) < best.b) best = { c0, b: bound(c0) };
+console.log(
+  `  bound at 1F1B's memory, equal work per rank: ${(100 * best.b).toFixed(1)}% (${best.c0} layers in the chunk-0 stages of ranks 0..2; uniform ${(100 * bound((3 * SL) / 8)).toFixed(1)}%); v-shape search ${searchMs.toFixed(0)} ms`,
+);
+console.log(
+  `target (P = 4, M = ${MS}): zb-v-auto ${(100 * ba).toFixed(1)}% idle at 1F1B's memory (target ≤ 5%; zb-v ${(100 * bv).toFixed(1)}%, 1f1b ${(100 * b1).toFixed(1)}%: ratio ${(ba / b1).toFixed(2)}); ${(100 * b15).toFixed(1)}% with 1.5x its memory`,
 );
 rmSync(tmp, { recursive: true, force: true });

@@ -266,7 +266,8 @@ export function vShapeStep(input: VShapeInput, blocks: readonly number[]) {
 
 /**
  * Layers per virtual stage of a V (length 2P, in model order; rank r holds blocks r and 2P − 1 − r) for the cost-aware
- * ZB-V (`costAwareZbvActions`): a local search from the uniform split that moves one layer at a time between two
+ * ZB-V (`costAwareZbvActions`): a local search from the better of the uniform split and one with lighter chunk-0
+ * stages on ranks 0..P − 2, that moves one layer at a time between two
  * virtual stages while the simulated step gets shorter (all pairs up to P = 8, else neighbours in model order and the
  * two chunks of a rank), every block keeping ≥ 1 layer. Why not uniform: rank r starts only after the chunk-0
  * forwards of ranks < r, so lighter early chunks start the last ranks sooner, and a rank with less work may hold more
@@ -284,8 +285,18 @@ export function vShapePartition(input: VShapeInput): number[] {
   if (Array.isArray(input.layerCosts) && input.layerCosts.length !== L)
     throw new YuanError('usage', `per-layer pass costs: ${input.layerCosts.length} given for ${L} layers`);
   const base = Math.floor(L / V);
-  let blocks = Array.from({ length: V }, (_, v) => base + (v < L % V ? 1 : 0));
+  // two starts: the uniform split, and one with a layer moved from each chunk 0 of ranks 0..P−2 to its chunk 1
+  const uniform = Array.from({ length: V }, (_, v) => base + (v < L % V ? 1 : 0));
+  const early = uniform.map((n, v) =>
+    v < P - 1 && n > 1 ? n - 1 : v >= V - P + 1 && uniform[V - 1 - v] > 1 ? n + 1 : n,
+  );
+  let blocks = uniform;
   let best = vShapeStep(input, blocks).makespan;
+  const t = vShapeStep(input, early).makespan;
+  if (t < best * (1 - 1e-9)) {
+    blocks = early;
+    best = t;
+  }
   const pairs: [number, number][] = [];
   for (let a = 0; a < V; a++)
     for (let b = 0; b < V; b++) if (a !== b && (P <= 8 || Math.abs(a - b) === 1 || a + b === V - 1)) pairs.push([a, b]);
