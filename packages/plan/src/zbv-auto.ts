@@ -187,7 +187,7 @@ export function costAwareZbvActions(
   const candidates: ScheduleActions[] = [zbvActions(P, M)];
   for (const rule of ['later-stage', 'older-input'] as const)
     for (const reserve of [0, 1])
-      for (const lag of [0, 1, 2]) {
+      for (const lag of [0, 1, 2, Infinity]) {
         try {
           candidates.push(greedyV(P, M, c, weights, cap, rule, reserve, lag).actions);
         } catch {
