@@ -7,7 +7,8 @@
 // split backward computes them, with kept tapes (I: dL/d(input), the weight gradients queued; W: the queue) and, for
 // comparison, under full recompute (I records each layer's forward again); B is the full backward.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
-// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes)
+// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes) [--sim-layers 16]
+// (the model of (4): the cost-aware ZB-V at P = 4, M = 8 from the measured per-layer times, embedding and head)
 // --smoke: tiny shapes (4 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
 // for the tokens/s ratio) to check that the benchmark runs (the test suite does this); its numbers mean nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { LayerRange, singleProcessEngine, trainConfig } from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 import { pipelineEngine } from '@yuan/parallel-pipeline';
 import {
+  blockCosts,
   buildSchedule,
   formatBlocks,
   getSchedule,
@@ -205,6 +207,50 @@ async function passTimes(mode) {
 }
 const full = await passTimes('full');
 const keptT = await passTimes('none');
+// the two ends, which the V puts on rank 0: the embedding (virtual stage 0) and the final norm, output projection and
+// loss (virtual stage 2P − 1), F, I, W with kept tapes (medians of R after a warm-up), no layers of their own
+const L0 = Number(values.layers);
+const tokens = () => tf.randomUniform([Number(values.batch), Number(values.seq)], 0, 256, 'int32');
+const ends = {
+  ids: tokens(),
+  targets: tokens(),
+  mask: tf.ones([Number(values.batch), Number(values.seq)]),
+};
+async function endTimes(part, batch, input, up) {
+  const r = LayerRange.init(config(1), lfaAttention, 0, part);
+  const t = { F: [], I: [], W: [] };
+  for (let k = 0; k <= R; k++) {
+    let t0 = performance.now();
+    const kept = r.forwardKeeping(batch, input, 'none');
+    await kept.result.data();
+    const f = performance.now() - t0;
+    t0 = performance.now();
+    const b = await r.backwardInput(batch, kept, input, up);
+    if (b.dx) await b.dx.data();
+    const i = performance.now() - t0;
+    t0 = performance.now();
+    await r.backwardWeights(b.deferred, sink);
+    const w = performance.now() - t0;
+    b.dx?.dispose();
+    r.release(kept, input);
+    kept.result.dispose();
+    if (k > 0) [t.F, t.I, t.W].forEach((a, j) => a.push([f, i, w][j]));
+  }
+  return { forward: median(t.F), backwardInput: median(t.I), backwardWeight: median(t.W) };
+}
+const embedT = await endTimes(
+  { embedding: true, head: false, firstLayer: 0, endLayer: 0 },
+  { ids: ends.ids },
+  undefined,
+  dy,
+);
+const headT = await endTimes(
+  { embedding: false, head: true, firstLayer: L0, endLayer: L0 },
+  { targets: ends.targets, mask: ends.mask },
+  x0,
+  undefined,
+);
+tf.dispose(Object.values(ends));
 x0.dispose();
 dy.dispose();
 const fmt = (t) =>
@@ -315,13 +361,13 @@ console.log(
 );
 
 // (4) the cost-aware ZB-V (zb-v-auto) at P = 4, M = 8 on a model of --sim-layers layers (default 16: 2 per virtual
-// stage when uniform) from the measured per-layer F, I, W (the middle stage's over its layers), with the layout the
-// v-shape partitioner chooses, beside the uniform V and 1F1B. Idle = the step's bubble 1 − work / (P × makespan) (with
+// stage when uniform) from the measured per-layer F, I, W (the middle stage's over its layers) and the measured
+// embedding and head + loss on rank 0's two chunks, with the layout the v-shape partitioner chooses, beside the uniform V and 1F1B. Idle = the step's bubble 1 − work / (P × makespan) (with
 // unequal work per rank the lightest rank's own idle is larger by design; the max over ranks is printed too); held =
 // the peak micro-batches in flight in units of an average rank's (1F1B's stage 0 holds P = 4)
 const SL = Number(values['sim-layers']);
 const layer = { forward: Fms / half, backwardInput: Ims / half, backwardWeight: Wms / half };
-const vIn = { layers: SL, ranks: 4, microbatches: MS, layerCosts: layer };
+const vIn = { layers: SL, ranks: 4, microbatches: MS, layerCosts: layer, firstCosts: embedT, lastCosts: headT };
 const show = (label, r) => {
   const work = r.busy.reduce((a, b) => a + b, 0);
   const bubble = 1 - work / (r.busy.length * r.makespan);
@@ -331,20 +377,22 @@ const show = (label, r) => {
   return bubble;
 };
 console.log(
-  `\ncost-aware ZB-V, P = 4, M = ${MS}, ${SL} layers of F ${layer.forward.toFixed(1)}, I ${layer.backwardInput.toFixed(1)}, W ${layer.backwardWeight.toFixed(1)} ms (embedding and head not measured: with vocabulary 264 the output projection is a few % of a layer):`,
+  `\ncost-aware ZB-V, P = 4, M = ${MS}, ${SL} layers of F ${layer.forward.toFixed(1)}, I ${layer.backwardInput.toFixed(1)}, W ${layer.backwardWeight.toFixed(1)} ms per layer; embedding F ${embedT.forward.toFixed(1)}, I ${embedT.backwardInput.toFixed(1)}, W ${embedT.backwardWeight.toFixed(1)} ms on virtual stage 0, head and loss F ${headT.forward.toFixed(1)}, I ${headT.backwardInput.toFixed(1)}, W ${headT.backwardWeight.toFixed(1)} ms on 7):`,
 );
+const endF = (st, k) => (st === 0 ? embedT[k] : 0) + (st === 3 ? headT[k] : 0);
 const oneF = simulateSchedule(
-  Array.from({ length: 4 }, (_, s) => buildSchedule('1f1b', { stages: 4, microbatches: MS, stage: s })),
-  { forwardCost: (layer.forward * SL) / 4, backwardCost: (Bms / half) * (SL / 4) },
+  Array.from({ length: 4 }, (_, st) => buildSchedule('1f1b', { stages: 4, microbatches: MS, stage: st })),
+  {
+    forwardCost: [0, 1, 2, 3].map((st) => (layer.forward * SL) / 4 + endF(st, 'forward')),
+    backwardCost: [0, 1, 2, 3].map(
+      (st) => ((Bms / half) * SL) / 4 + endF(st, 'backwardInput') + endF(st, 'backwardWeight'),
+    ),
+  },
 );
 const b1 = show('1f1b, uniform', oneF);
 const uniformV = partitionLayers('uniform', { layers: SL, stages: 8 });
 const handLists = Array.from({ length: 4 }, (_, s) => buildSchedule('zb-v', { stages: 4, microbatches: MS, stage: s }));
-const uc = uniformV.map((n) => ({
-  forward: n * layer.forward,
-  backwardInput: n * layer.backwardInput,
-  backwardWeight: n * layer.backwardWeight,
-}));
+const uc = blockCosts(vIn, uniformV);
 const bv = show(
   `zb-v, uniform ${formatBlocks(uniformV)}`,
   simulateSchedule(handLists, {
