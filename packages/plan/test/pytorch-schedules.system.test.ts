@@ -28,7 +28,8 @@ const PAIRS: [string, string][] = [
   ['1f1b', 'Schedule1F1B'],
   ['interleaved-1f1b', 'ScheduleInterleaved1F1B'],
   ['zb-v', 'ScheduleZBVZeroBubble'],
-  // the cost-aware variant with equal costs (no costs given) keeps the handcrafted order
+  // the cost-aware variant with equal costs (no costs given) keeps the handcrafted order where the pipeline fills
+  // (M >= 2P - 1); below that a greedy order simulates shorter and is kept (checked in src/zbv-auto.test.ts)
   ['zb-v-auto', 'ScheduleZBVZeroBubble'],
 ];
 
@@ -47,6 +48,7 @@ describe.skipIf(why)(`our schedules against PyTorch's${why ? ` (skipped: ${why})
   for (const [P, M] of SIZES) {
     it(`P = ${P}, M = ${M}`, () => {
       for (const [ours, cls] of PAIRS) {
+        if (ours === 'zb-v-auto' && M < 2 * P - 1) continue;
         const mine = getSchedule(ours).actions!({ stages: P, microbatches: M }).ranks.map((l) => l.map(formatAction));
         const expected = theirs[`${P}x${M}`][cls];
         if (ours === '1f1b') {
