@@ -187,7 +187,8 @@ export const memoryPartition: PartitionPlugin = {
 /**
  * `v-shape`: layers per virtual stage of a V (`stages` = 2P blocks, rank r holding r and 2P − 1 − r) for the
  * cost-aware ZB-V (`zb-v-auto`), chosen by simulating it from the per-layer pass times and the embedding / head
- * extra times (`vShapePartition`). Needs `layerCosts` and `microbatches` (the planner gives them) and an even stage count.
+ * extra times (`vShapePartition`). Needs `layerCosts`, `microbatches` and `ranks` = stages / 2 (the planner gives
+ * them under a two-chunk schedule).
  */
 export const vShapePartitionPlugin: PartitionPlugin = {
   kind: 'partition',
@@ -201,14 +202,15 @@ export const vShapePartitionPlugin: PartitionPlugin = {
         'usage',
         'partition "v-shape" needs per-layer pass times and the micro-batches: use it through planPipeline or `yuan plan`',
       );
-    if (ctx.stages % 2 !== 0)
+    const ranks = ctx.ranks ?? ctx.stages;
+    if (ctx.stages !== 2 * ranks)
       throw new YuanError(
         'usage',
-        `partition "v-shape" splits a V of 2 chunks per rank: it needs an even number of virtual stages (got ${ctx.stages}); use it with zb-v-auto or zb-v`,
+        `partition "v-shape" splits a V of 2 chunks per rank, but the schedule has ${ctx.stages} stage(s) on ${ranks} rank(s): use it with zb-v-auto or zb-v`,
       );
     return vShapePartition({
       layers: ctx.layers,
-      ranks: ctx.stages / 2,
+      ranks,
       microbatches: ctx.microbatches,
       layerCosts: ctx.layerCosts,
       ...(ctx.firstStageCosts ? { firstCosts: ctx.firstStageCosts } : {}),

@@ -383,4 +383,16 @@ describe('planSchedules', () => {
     );
     expect(() => planPipeline({ ...base, schedule: 'auto' })).toThrow(/use planSchedules/);
   });
+
+  it('zb-v-auto with the v-shape partition: 2P blocks from the pass times, never slower than zb-v; v-shape needs a V', () => {
+    const passCosts = { forward: 1, backwardInput: 1.14, backwardWeight: 0.78 };
+    const auto = planPipeline({ ...base, schedule: 'zb-v-auto', partition: 'v-shape', passCosts });
+    expect(auto.blocks).toHaveLength(8);
+    expect(auto.blocks.reduce((a, b) => a + b, 0)).toBe(24);
+    const hand = planPipeline({ ...base, schedule: 'zb-v', passCosts });
+    expect(auto.makespan).toBeLessThanOrEqual(hand.makespan + 1e-9);
+    expect(() => planPipeline({ ...base, schedule: '1f1b', partition: 'v-shape', passCosts })).toThrow(
+      /^partition "v-shape" splits a V of 2 chunks per rank, but the schedule has 4 stage\(s\) on 4 rank\(s\)/,
+    );
+  });
 });

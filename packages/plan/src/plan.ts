@@ -315,19 +315,15 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   for (const n of groups.layers) prefix.push(prefix[prefix.length - 1] + n);
   const maxLayer = (first: number, count: number) => Math.max(...groups.layers.slice(first, first + count));
 
-  const simulate = (blocks?: readonly number[]): SimulationResult => {
-    const share = (v: number) =>
-      blocks ? blocks[v] / placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0) : 1 / chunks;
-    const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
-    return simulateSchedule(programs, {
-      forwardCost: per(pc.forward),
-      backwardInputCost: per(pc.backwardInput),
-      backwardWeightCost: per(pc.backwardWeight),
-      stageWeights: placement.map((_, v) => share(v)),
-      pendingWeightFactor: recompute === 'full' ? 2 : 1,
-    });
-  };
-  const flat = simulate();
+  // equal chunks (the layout's memory partitioner needs the in-flight counts before the blocks exist)
+  const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
+  const flat: SimulationResult = simulateSchedule(programs, {
+    forwardCost: per(pc.forward),
+    backwardInputCost: per(pc.backwardInput),
+    backwardWeightCost: per(pc.backwardWeight),
+    stageWeights: placement.map(() => 1 / chunks),
+    pendingWeightFactor: recompute === 'full' ? 2 : 1,
+  });
   const simulateChunks = (acts: ScheduleActions | undefined, c: PassCosts[], blocks: readonly number[]) => {
     const lists = acts ? acts.ranks.map((_, r) => lowerActions(acts, r, input.tiedEmbeddings ?? true)) : programs;
     const rankLayers = (v: number) => placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0);
@@ -432,6 +428,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
       layerParameters: groups.layers,
       firstStageParameters: groups.embedding,
       lastStageParameters: headParams,
+      ranks: P,
       microbatches: Mr,
       // a rank's pass times spread over its L/P layers (the v-shape partitioner simulates zb-v-auto from them)
       layerCosts: {

@@ -108,10 +108,12 @@ describe('v-shape partition', () => {
     expect(() => partitionLayers('v-shape', { layers: 8, stages: 4 })).toThrow(
       /^partition "v-shape" needs per-layer pass times and the micro-batches/,
     );
-    expect(() => partitionLayers('v-shape', { layers: 8, stages: 3, layerCosts: LAYER, microbatches: 4 })).toThrow(
-      /even number of virtual stages \(got 3\)/,
+    expect(() => partitionLayers('v-shape', { layers: 8, stages: 4, layerCosts: LAYER, microbatches: 4 })).toThrow(
+      /^partition "v-shape" splits a V of 2 chunks per rank, but the schedule has 4 stage\(s\) on 4 rank\(s\): use it with zb-v-auto or zb-v$/,
     );
-    expect(partitionLayers('v-shape', { layers: 8, stages: 4, layerCosts: LAYER, microbatches: 4 })).toHaveLength(4);
+    expect(
+      partitionLayers('v-shape', { layers: 8, stages: 4, ranks: 2, layerCosts: LAYER, microbatches: 4 }),
+    ).toHaveLength(4);
     expect(() => vShapePartition({ layers: 6, ranks: 4, microbatches: 8, layerCosts: LAYER })).toThrow(
       /^a V over 4 ranks needs at least 8 layers \(got 6\)$/,
     );

@@ -160,14 +160,15 @@ function timed(actions: ScheduleActions, costs: readonly PassCosts[], weights: n
 /**
  * Cost-aware ZB-V: the order of a V's 2P virtual stages (rank r: stages r and 2P − 1 − r, split backward) built from
  * each virtual stage's own F, I, W (`stageCosts`, length 2P; default the rank's `costs` halved per chunk) by a greedy
- * list scheduler, in the spirit of the zero-bubble authors' automatic ZB-V (Qi et al. 2024, §6): whenever a rank is
- * free it runs the ready I whose gradient came first, else a ready forward while it holds fewer than P micro-batches
- * (each chunk counted by its share of the rank's forward time, so the peak is ZB-V's and 1F1B's first stage's), else
- * its oldest pending W. Two forward rules (the later chunk first; the older input first) are scheduled and the
- * handcrafted ZB-V order (`zbvActions`) is a third candidate; the one with the shortest simulated step is returned
- * (the handcrafted one on a tie, so equal costs keep PyTorch's lists wherever the greedy is no shorter). `memory`
- * (default 1) scales the in-flight limit: `memory` × P micro-batches of an average rank. Errors: a cost list that is
- * not 2P costs > 0, memory < 1.
+ * list scheduler, in the spirit of the zero-bubble authors' automatic ZB-V (Qi et al. 2024, §6; our construction):
+ * whenever a rank is free it runs the ready I whose gradient came first, else a ready forward while it holds fewer
+ * than `memory` × P micro-batches (each chunk counted by its share of an average rank's forward time, so at memory 1
+ * the peak is ZB-V's and 1F1B's first stage's, and a rank with less work may hold more micro-batches), else its oldest
+ * pending W. Sixteen rule variants are scheduled (`greedyV`: which chunk's forward first; W right after its I,
+ * deferred by 1 or 2, or only when memory forces it; with or without room kept for chunk-1 forwards), the handcrafted
+ * ZB-V order (`zbvActions`) is one more candidate, and the one with the shortest simulated step within the limit is
+ * returned (the handcrafted one on a tie: equal costs with M ≥ 2P − 1 keep PyTorch's lists). Errors: a cost list that
+ * is not 2P costs > 0, memory < 1.
  */
 export function costAwareZbvActions(
   P: number,
