@@ -15,7 +15,7 @@ import {
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { installedStageHooks } from './hooks.js';
-import { chunksOf, stagePrograms } from './schedule.js';
+import { chunksOf, partitionCosts, stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
 import type { PassCosts } from '@yuan/plan';
 import { threadWorld } from '@yuan/comm';
@@ -298,14 +298,7 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
-    const lc = options.layerCosts;
-    const stageCosts = lc
-      ? partition.map((n) => ({
-          forward: n * lc.forward,
-          backwardInput: n * lc.backwardInput,
-          backwardWeight: n * lc.backwardWeight,
-        }))
-      : undefined;
+    const stageCosts = partitionCosts(partition, options.layerCosts);
     const { programs, placement } = stagePrograms(schedule, p, m, options.registry, stageCosts);
     const chunks = Array.from({ length: p }, (_, s) => chunksOf(partition, placement, s, layers));
     const url = workerUrl();

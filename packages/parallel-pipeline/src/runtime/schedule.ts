@@ -37,6 +37,19 @@ export function stagePrograms(
 }
 
 /**
+ * Per virtual stage pass times for `stagePrograms` from one layer's (`layerCosts`) and the layers per virtual stage
+ * (`partition`): stage v runs `partition[v]` times them; undefined without `layerCosts`.
+ */
+export function partitionCosts(partition: readonly number[], layerCosts?: PassCosts): PassCosts[] | undefined {
+  if (!layerCosts) return undefined;
+  return partition.map((n) => ({
+    forward: n * layerCosts.forward,
+    backwardInput: n * layerCosts.backwardInput,
+    backwardWeight: n * layerCosts.backwardWeight,
+  }));
+}
+
+/**
  * The chunks of rank `rank` from a partition over the V virtual stages (`partition[v]` layers, in model order) and
  * their placement: the stages on the rank, ascending, each with its layer range. Errors (YuanError 'usage'): a
  * partition that is not V positive layer counts summing to `layers` (V = P without virtual stages).
