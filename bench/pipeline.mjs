@@ -1,9 +1,10 @@
 // Pipeline parallelism: (1) each stage's idle time (waiting on a neighbour, as a fraction of the step up to the
 // optimizer update) against the bubble (P − 1)/(M + P − 1) for M = 1, 4, 16 under 1F1B; (2) training tokens/s of
 // --pp 2 against the single-process trainer with the same global batch, measured in the same run; (3) per schedule
-// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v): the measured idle on real workers (P = 2, kept tapes) beside
-// the simulation of the same lists from that run's per-stage pass times, the simulator's prediction from the measured
-// F, I, W of a middle stage's layers for P = 2, 4, 8 (M = 8), and the formula. F, I, W are measured as the runtime's
+// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto): the measured idle on real workers (P = 2, kept
+// tapes) beside the simulation of the same lists from that run's per-stage pass times, the simulator's prediction from
+// the measured F, I, W of a middle stage's layers for P = 2, 4, 8 (M = 8), and the formula; (4) the cost-aware ZB-V
+// at P = 4, M = 8 with the v-shape layout. F, I, W are measured as the runtime's
 // split backward computes them, with kept tapes (I: dL/d(input), the weight gradients queued; W: the queue) and, for
 // comparison, under full recompute (I records each layer's forward again); B is the full backward.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
@@ -259,7 +260,7 @@ console.log(`\nschedules: a stage of ${half} layer(s), median of ${R}:`);
 console.log(`  kept tapes (recompute none): ${fmt(keptT)}`);
 console.log(`  recompute full:              ${fmt(full)}`);
 const { F: Fms, B: Bms, I: Ims, W: Wms } = keptT;
-const SCHEDULES = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'];
+const SCHEDULES = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v', 'zb-v-auto'];
 const MS = smoke ? 2 : 8;
 /** The formula of each schedule's idle share of a step (per-stage F, B = I + W; Qi et al. 2024 Table 1/§6). */
 const formula = {
@@ -273,6 +274,7 @@ const formula = {
   'zb-v': (P, M, f, _b, i, w) =>
     Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2) / (M * (f + i + w) + Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2)),
 };
+formula['zb-v-auto'] = formula['zb-v']; // never slower than zb-v: the same closed form bounds it
 const costs = { forward: Fms, backwardInput: Ims, backwardWeight: Wms };
 /** The simulated idle share (the busiest-idling rank) of `name` over P ranks from the middle stage's measured times. */
 const predict = (name, P) => {
