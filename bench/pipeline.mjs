@@ -1,13 +1,15 @@
 // Pipeline parallelism: (1) each stage's idle time (waiting on a neighbour, as a fraction of the step up to the
 // optimizer update) against the bubble (P − 1)/(M + P − 1) for M = 1, 4, 16 under 1F1B; (2) training tokens/s of
 // --pp 2 against the single-process trainer with the same global batch, measured in the same run; (3) per schedule
-// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v): the measured idle on real workers (P = 2, kept tapes) beside
-// the simulation of the same lists from that run's per-stage pass times, the simulator's prediction from the measured
-// F, I, W of a middle stage's layers for P = 2, 4, 8 (M = 8), and the formula. F, I, W are measured as the runtime's
+// (gpipe, 1f1b, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto): the measured idle on real workers (P = 2, kept
+// tapes) beside the simulation of the same lists from that run's per-stage pass times, the simulator's prediction from
+// the measured F, I, W of a middle stage's layers for P = 2, 4, 8 (M = 8), and the formula; (4) the cost-aware ZB-V
+// at P = 4, M = 8 with the v-shape layout. F, I, W are measured as the runtime's
 // split backward computes them, with kept tapes (I: dL/d(input), the weight gradients queued; W: the queue) and, for
 // comparison, under full recompute (I records each layer's forward again); B is the full backward.
 // Usage: node bench/pipeline.mjs [--pp 2] [--steps 4] [--layers 4] [--hidden 64] [--seq 64] [--batch 4] [--backend NAME]
-// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes)
+// [--sim-only] (only (3)'s measured F, I, W and the simulations: no workers, quick at larger shapes) [--sim-layers 16]
+// (the model of (4): the cost-aware ZB-V at P = 4, M = 8 from the measured per-layer times, embedding and head)
 // --smoke: tiny shapes (4 layers, hidden 16, 1 × 16 tokens, 1 measured step, idle time for M = 2 only; 2 micro-batches
 // for the tokens/s ratio) to check that the benchmark runs (the test suite does this); its numbers mean nothing.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -19,7 +21,16 @@ import { resolveConfig, Rng } from '@yuan/core';
 import { LayerRange, singleProcessEngine, trainConfig } from '@yuan/train';
 import { PackWriter } from '@yuan/data';
 import { pipelineEngine } from '@yuan/parallel-pipeline';
-import { buildSchedule, getSchedule, partitionLayers, simulateSchedule } from '@yuan/plan';
+import {
+  blockCosts,
+  buildSchedule,
+  formatBlocks,
+  getSchedule,
+  partitionLayers,
+  simulateSchedule,
+  vShapePartition,
+  vShapeStep,
+} from '@yuan/plan';
 import { initBackend, tf } from '@yuan/tensor';
 
 const smoke = process.argv.includes('--smoke');
@@ -34,6 +45,7 @@ const { values } = parseArgs({
     backend: { type: 'string' },
     smoke: { type: 'boolean', default: false },
     'sim-only': { type: 'boolean', default: false },
+    'sim-layers': { type: 'string', default: '16' },
   },
 });
 const backend = await initBackend(values.backend);
@@ -196,6 +208,50 @@ async function passTimes(mode) {
 }
 const full = await passTimes('full');
 const keptT = await passTimes('none');
+// the two ends, which the V puts on rank 0: the embedding (virtual stage 0) and the final norm, output projection and
+// loss (virtual stage 2P − 1), F, I, W with kept tapes (medians of R after a warm-up), no layers of their own
+const L0 = Number(values.layers);
+const tokens = () => tf.randomUniform([Number(values.batch), Number(values.seq)], 0, 256, 'int32');
+const ends = {
+  ids: tokens(),
+  targets: tokens(),
+  mask: tf.ones([Number(values.batch), Number(values.seq)]),
+};
+async function endTimes(part, batch, input, up) {
+  const r = LayerRange.init(config(1), lfaAttention, 0, part);
+  const t = { F: [], I: [], W: [] };
+  for (let k = 0; k <= R; k++) {
+    let t0 = performance.now();
+    const kept = r.forwardKeeping(batch, input, 'none');
+    await kept.result.data();
+    const f = performance.now() - t0;
+    t0 = performance.now();
+    const b = await r.backwardInput(batch, kept, input, up);
+    if (b.dx) await b.dx.data();
+    const i = performance.now() - t0;
+    t0 = performance.now();
+    await r.backwardWeights(b.deferred, sink);
+    const w = performance.now() - t0;
+    b.dx?.dispose();
+    r.release(kept, input);
+    kept.result.dispose();
+    if (k > 0) [t.F, t.I, t.W].forEach((a, j) => a.push([f, i, w][j]));
+  }
+  return { forward: median(t.F), backwardInput: median(t.I), backwardWeight: median(t.W) };
+}
+const embedT = await endTimes(
+  { embedding: true, head: false, firstLayer: 0, endLayer: 0 },
+  { ids: ends.ids },
+  undefined,
+  dy,
+);
+const headT = await endTimes(
+  { embedding: false, head: true, firstLayer: L0, endLayer: L0 },
+  { targets: ends.targets, mask: ends.mask },
+  x0,
+  undefined,
+);
+tf.dispose(Object.values(ends));
 x0.dispose();
 dy.dispose();
 const fmt = (t) =>
@@ -204,7 +260,7 @@ console.log(`\nschedules: a stage of ${half} layer(s), median of ${R}:`);
 console.log(`  kept tapes (recompute none): ${fmt(keptT)}`);
 console.log(`  recompute full:              ${fmt(full)}`);
 const { F: Fms, B: Bms, I: Ims, W: Wms } = keptT;
-const SCHEDULES = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'];
+const SCHEDULES = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v', 'zb-v-auto'];
 const MS = smoke ? 2 : 8;
 /** The formula of each schedule's idle share of a step (per-stage F, B = I + W; Qi et al. 2024 Table 1/§6). */
 const formula = {
@@ -218,6 +274,7 @@ const formula = {
   'zb-v': (P, M, f, _b, i, w) =>
     Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2) / (M * (f + i + w) + Math.max(0, ((P - 1) * (f + i - 2 * w)) / 2)),
 };
+formula['zb-v-auto'] = formula['zb-v']; // never slower than zb-v: the same closed form bounds it
 const costs = { forward: Fms, backwardInput: Ims, backwardWeight: Wms };
 /** The simulated idle share (the busiest-idling rank) of `name` over P ranks from the middle stage's measured times. */
 const predict = (name, P) => {
@@ -303,5 +360,78 @@ console.log(
 );
 console.log(
   `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle (target ≤ 5%) against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
+);
+
+// (4) the cost-aware ZB-V (zb-v-auto) at P = 4, M = 8 on a model of --sim-layers layers (default 16: 2 per virtual
+// stage when uniform) from the measured per-layer F, I, W (the middle stage's over its layers) and the measured
+// embedding and head + loss on rank 0's two chunks, with the layout the v-shape partitioner chooses, beside the uniform V and 1F1B. Idle = the step's bubble 1 − work / (P × makespan) (with
+// unequal work per rank the lightest rank's own idle is larger by design; the max over ranks is printed too); held =
+// the peak micro-batches in flight in units of an average rank's (1F1B's stage 0 holds P = 4)
+const SL = Number(values['sim-layers']);
+const layer = { forward: Fms / half, backwardInput: Ims / half, backwardWeight: Wms / half };
+const vIn = { layers: SL, ranks: 4, microbatches: MS, layerCosts: layer, firstCosts: embedT, lastCosts: headT };
+const show = (label, r) => {
+  const work = r.busy.reduce((a, b) => a + b, 0);
+  const bubble = 1 - work / (r.busy.length * r.makespan);
+  console.log(
+    `  ${label.padEnd(44)} idle ${(100 * bubble).toFixed(1)}% (max over ranks ${(100 * Math.max(...r.idleFraction)).toFixed(1)}%), step ${r.makespan.toFixed(0)} ms, held ${Math.max(...r.maxInFlight).toFixed(2)}`,
+  );
+  return bubble;
+};
+console.log(
+  `\ncost-aware ZB-V, P = 4, M = ${MS}, ${SL} layers of F ${layer.forward.toFixed(1)}, I ${layer.backwardInput.toFixed(1)}, W ${layer.backwardWeight.toFixed(1)} ms per layer; embedding F ${embedT.forward.toFixed(1)}, I ${embedT.backwardInput.toFixed(1)}, W ${embedT.backwardWeight.toFixed(1)} ms on virtual stage 0, head and loss F ${headT.forward.toFixed(1)}, I ${headT.backwardInput.toFixed(1)}, W ${headT.backwardWeight.toFixed(1)} ms on 7):`,
+);
+const endF = (st, k) => (st === 0 ? embedT[k] : 0) + (st === 3 ? headT[k] : 0);
+const oneF = simulateSchedule(
+  Array.from({ length: 4 }, (_, st) => buildSchedule('1f1b', { stages: 4, microbatches: MS, stage: st })),
+  {
+    forwardCost: [0, 1, 2, 3].map((st) => (layer.forward * SL) / 4 + endF(st, 'forward')),
+    backwardCost: [0, 1, 2, 3].map(
+      (st) => ((Bms / half) * SL) / 4 + endF(st, 'backwardInput') + endF(st, 'backwardWeight'),
+    ),
+  },
+);
+const b1 = show('1f1b, uniform', oneF);
+const uniformV = partitionLayers('uniform', { layers: SL, stages: 8 });
+const handLists = Array.from({ length: 4 }, (_, s) => buildSchedule('zb-v', { stages: 4, microbatches: MS, stage: s }));
+const uc = blockCosts(vIn, uniformV);
+const bv = show(
+  `zb-v, uniform ${formatBlocks(uniformV)}`,
+  simulateSchedule(handLists, {
+    forwardCost: uc.map((c) => c.forward),
+    backwardInputCost: uc.map((c) => c.backwardInput),
+    backwardWeightCost: uc.map((c) => c.backwardWeight),
+  }),
+);
+show(`zb-v-auto, uniform ${formatBlocks(uniformV)}`, vShapeStep(vIn, uniformV).sim);
+const t0 = performance.now();
+const chosen = vShapePartition(vIn);
+const ba = show(`zb-v-auto, v-shape ${chosen.join(',')}`, vShapeStep(vIn, chosen).sim);
+const searchMs = performance.now() - t0;
+// more memory than 1F1B's peak lets the ranks that turn the V hold the micro-batches that cover the way back
+const more = [1.25, 1.5].map((memory) => {
+  const input = { ...vIn, memory };
+  const blocks = vShapePartition(input);
+  return {
+    memory,
+    idle: show(`zb-v-auto, v-shape ${blocks.join(',')}, ${memory}x memory`, vShapeStep(input, blocks).sim),
+  };
+});
+// bounds: rank 3 starts after the chunk-0 forwards of ranks 0..2 (c0 layers in all) and, holding P micro-batches,
+// waits again unless its own P − 1 forwards cover a micro-batch's way back (its chunk-1 successors' F and I)
+const perRank = (SL / 4) * MS * (layer.forward + layer.backwardInput + layer.backwardWeight);
+const ownF = (SL / 4) * layer.forward;
+const bound = (c0) => {
+  const back = (3 * (SL / 4) - c0) * (layer.forward + layer.backwardInput);
+  const wait = c0 * layer.forward + Math.max(0, back + ownF - 4 * ownF);
+  return wait / (wait + perRank);
+};
+let best = { c0: 0, b: 1 };
+for (let c0 = 3; c0 <= (3 * SL) / 4 - 3; c0++) if (bound(c0) < best.b) best = { c0, b: bound(c0) };
+console.log(
+  `  bound at 1F1B's memory, equal work per rank: ${(100 * best.b).toFixed(1)}% (${best.c0} layers in the chunk-0 stages of ranks 0..2; uniform ${(100 * bound((3 * SL) / 8)).toFixed(1)}%); v-shape search ${searchMs.toFixed(0)} ms`,
+);
+console.log(
+  `target (P = 4, M = ${MS}): zb-v-auto ${(100 * ba).toFixed(1)}% idle at 1F1B's memory (target ≤ 5%; zb-v ${(100 * bv).toFixed(1)}%, 1f1b ${(100 * b1).toFixed(1)}%: ratio ${(ba / b1).toFixed(2)}); ${more.map((x) => `${(100 * x.idle).toFixed(1)}% with ${x.memory}x`).join(', ')} its memory`,
 );
 rmSync(tmp, { recursive: true, force: true });

@@ -109,6 +109,10 @@ const BENCHES = {
       re(
         String.raw`^target \(P = 4, M = 2, simulated from measured times with kept activations\): zb-v NUM% idle \(target ≤ 5%\) against 1f1b's NUM%: ratio NUM$`,
       ),
+      re(String.raw`^  zb-v-auto, v-shape [\d,]+ +idle NUM% \(max over ranks NUM%\), step NUM ms, held NUM$`),
+      re(
+        String.raw`^target \(P = 4, M = 2\): zb-v-auto NUM% idle at 1F1B's memory \(target ≤ 5%; zb-v NUM%, 1f1b NUM%: ratio NUM\); NUM% with 1.25x, NUM% with 1.5x its memory$`,
+      ),
     ],
   },
   'prepare.mjs': {

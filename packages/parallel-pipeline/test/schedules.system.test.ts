@@ -5,6 +5,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PluginRegistry, registerPluginModules, type JsonObject } from '@yuan/core';
+import { formatActionLists, getSchedule } from '@yuan/plan';
 import { initBackend } from '@yuan/tensor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pipelineEngine, trainParallel, type PipelineOptions } from '../src/index.js';
@@ -29,8 +30,16 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const STEPS = 3;
 const LAYERS = 6;
 
+/** Per-layer F, I, W under which zb-v-auto orders the V [1, 2, 1, 2] at P = 2, M = 4 differently from zb-v. */
+const ZBV_AUTO_COSTS = { forward: 1, backwardInput: 1.2, backwardWeight: 0.8 };
+
 // P = 2, M = 4; partitions over the virtual stages (4 of them under interleaved 1F1B and ZB-V) are uneven
-const cases: { schedule: string; recompute: PipelineOptions['recompute']; partition: number[] }[] = [
+const cases: {
+  schedule: string;
+  recompute: PipelineOptions['recompute'];
+  partition: number[];
+  layerCosts?: PipelineOptions['layerCosts'];
+}[] = [
   { schedule: 'gpipe', recompute: 'none', partition: [2, 4] },
   { schedule: '1f1b', recompute: 'selective', partition: [4, 2] },
   { schedule: 'zb-h1', recompute: 'none', partition: [2, 4] },
@@ -41,9 +50,23 @@ const cases: { schedule: string; recompute: PipelineOptions['recompute']; partit
   { schedule: 'zb-v', recompute: 'none', partition: [2, 1, 1, 2] },
   { schedule: 'zb-v', recompute: 'full', partition: [1, 2, 2, 1] },
   { schedule: 'zb-v', recompute: 'stage', partition: [1, 1, 3, 1] },
+  // the cost-aware ZB-V's own order on uneven chunks (its lists differ from zb-v's, checked below)
+  { schedule: 'zb-v-auto', recompute: 'none', partition: [1, 2, 1, 2], layerCosts: ZBV_AUTO_COSTS },
+  { schedule: 'zb-v-auto', recompute: 'full', partition: [1, 2, 1, 2], layerCosts: ZBV_AUTO_COSTS },
 ];
 
 describe('schedules on the pipeline runtime: the single-process losses and weights', () => {
+  it('zb-v-auto on 1,2,1,2 with its layer costs is a new list shape (not zb-v)', () => {
+    const stageCosts = [1, 2, 1, 2].map((n) => ({
+      forward: n * ZBV_AUTO_COSTS.forward,
+      backwardInput: n * ZBV_AUTO_COSTS.backwardInput,
+      backwardWeight: n * ZBV_AUTO_COSTS.backwardWeight,
+    }));
+    const auto = getSchedule('zb-v-auto').actions!({ stages: 2, microbatches: 4, stageCosts });
+    const hand = getSchedule('zb-v').actions!({ stages: 2, microbatches: 4 });
+    expect(formatActionLists(auto.ranks)).not.toBe(formatActionLists(hand.ranks));
+  });
+
   // the single-process trainer's run, once for every case (the same model, data and M = 4)
   let reference: ReturnType<typeof run> | undefined;
   for (const c of cases) {

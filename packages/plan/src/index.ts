@@ -28,7 +28,16 @@ export {
   uniformPartition,
   parametersPartition,
   memoryPartition,
+  vShapePartitionPlugin,
 } from './partition.js';
+export {
+  costAwareZbvActions,
+  vShapePartition,
+  vShapeStep,
+  blockCosts,
+  vPlacement,
+  type VShapeInput,
+} from './zbv-auto.js';
 export {
   buildSchedule,
   getSchedule,
@@ -39,6 +48,7 @@ export {
   zbH1Schedule,
   zbH2Schedule,
   zbvSchedule,
+  zbvAutoSchedule,
   type SimulationResult,
   type SimulationCosts,
 } from './schedule.js';
@@ -88,5 +98,5 @@ export {
 } from './layout.js';
 export { planTime, type TimeModelInput, type TimePlan, type MethodTime, type TimeTerm } from './time.js';
 
-/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`; schedules `gpipe`, `1f1b`, `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`. */
+/** The plugins @yuan/plan provides (what `yuan` registers from it): partitioners `uniform`, `parameters`, `memory`, `v-shape`; schedules `gpipe`, `1f1b`, `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`, `zb-v-auto`. */
 export const plugins = planPlugins();

@@ -61,4 +61,9 @@ export interface ScheduleOptions {
    * F = I = W = 1. The same times must be given for every rank's list.
    */
   costs?: PassCosts;
+  /**
+   * Pass times per virtual stage (length chunks × P, in model order), for a schedule that places work by each chunk's
+   * own time (`zb-v-auto`); it takes precedence over `costs` there, and the other schedules ignore it.
+   */
+  stageCosts?: readonly PassCosts[];
 }

@@ -1,5 +1,5 @@
 import { moduleRegistry, type PluginRegistry } from '@yuan/core';
-import { memoryPartition, parametersPartition, uniformPartition } from './partition.js';
+import { memoryPartition, parametersPartition, uniformPartition, vShapePartitionPlugin } from './partition.js';
 import type { PartitionPlugin, SchedulePlugin } from './plugins.js';
 import {
   gpipeSchedule,
@@ -7,24 +7,27 @@ import {
   oneFOneBSchedule,
   zbH1Schedule,
   zbH2Schedule,
+  zbvAutoSchedule,
   zbvSchedule,
 } from './schedule.js';
 
 /**
- * This package's plugins: the partitioners `uniform`, `parameters`, `memory` and the schedules `gpipe`, `1f1b`,
- * `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`.
+ * This package's plugins: the partitioners `uniform`, `parameters`, `memory`, `v-shape` and the schedules `gpipe`,
+ * `1f1b`, `interleaved-1f1b`, `zb-h1`, `zb-h2`, `zb-v`, `zb-v-auto`.
  */
 export function planPlugins(): (PartitionPlugin | SchedulePlugin)[] {
   return [
     uniformPartition,
     parametersPartition,
     memoryPartition,
+    vShapePartitionPlugin,
     gpipeSchedule,
     oneFOneBSchedule,
     interleavedSchedule,
     zbH1Schedule,
     zbH2Schedule,
     zbvSchedule,
+    zbvAutoSchedule,
   ];
 }
 

@@ -32,7 +32,7 @@ describe('partitionLayers', () => {
     expect(() => partitionLayers('2,0,6', { layers: 8, stages: 3 })).toThrow(/at least one layer/);
     expect(() => partitionLayers('2,a', { layers: 8, stages: 2 })).toThrow(/not valid: expected comma-separated/);
     expect(() => partitionLayers('balanced', { layers: 8, stages: 2 })).toThrow(
-      /^unknown partition "balanced" \(registered: memory, parameters, uniform; or give blocks such as 2,2,3,3\)$/,
+      /^unknown partition "balanced" \(registered: memory, parameters, uniform, v-shape; or give blocks such as 2,2,3,3\)$/,
     );
     for (const f of [
       () => partitionLayers('2,2,3', { layers: 8, stages: 3 }),
@@ -90,7 +90,7 @@ describe('partitionLayers', () => {
     });
     expect(partitionLayers('last-heavy', { layers: 6, stages: 3 }, registry)).toEqual([1, 1, 4]);
     expect(() => partitionLayers('nope', { layers: 6, stages: 3 }, registry)).toThrow(
-      /registered: last-heavy, memory, parameters, uniform/,
+      /registered: last-heavy, memory, parameters, uniform, v-shape/,
     );
     registry.register({
       kind: 'partition',
@@ -102,7 +102,15 @@ describe('partitionLayers', () => {
     expect(() => partitionLayers('broken', { layers: 6, stages: 3 }, registry)).toThrow(
       /^partition "broken" returned blocks 1,1 give 2 stage/,
     );
-    expect(registry.names('schedule')).toEqual(['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v']);
+    expect(registry.names('schedule')).toEqual([
+      '1f1b',
+      'gpipe',
+      'interleaved-1f1b',
+      'zb-h1',
+      'zb-h2',
+      'zb-v',
+      'zb-v-auto',
+    ]);
     // only the registry given is asked: one without the package's partitioners does not find them
     const other = new PluginRegistry().register({
       kind: 'partition',

@@ -1,6 +1,7 @@
 import { YuanError, type PluginRegistry } from '@yuan/core';
 import { planRegistry } from './own.js';
 import type { PartitionContext, PartitionPlugin } from './plugins.js';
+import { vShapePartition } from './zbv-auto.js';
 
 const BLOCKS_SYNTAX = 'comma-separated layer counts such as 2,2,3,3 or repeats such as 2x10,3x20,2x2';
 
@@ -180,6 +181,41 @@ export const memoryPartition: PartitionPlugin = {
       );
     }
     return minMaxSplit(ctx.layers, ctx.stages, ctx.stagePeakBytes);
+  },
+};
+
+/**
+ * `v-shape`: layers per virtual stage of a V (`stages` = 2P blocks, rank r holding r and 2P − 1 − r) for the
+ * cost-aware ZB-V (`zb-v-auto`), chosen by simulating it from the per-layer pass times and the embedding / head
+ * extra times (`vShapePartition`). Needs `layerCosts`, `microbatches` and `ranks` = stages / 2 (the planner gives
+ * them under a two-chunk schedule).
+ */
+export const vShapePartitionPlugin: PartitionPlugin = {
+  kind: 'partition',
+  name: 'v-shape',
+  description:
+    'layers per virtual stage of a V, chosen by simulating zb-v-auto from per-layer F, I, W (and embedding/head)',
+  defaults: {},
+  partition(ctx) {
+    if (!ctx.layerCosts || !ctx.microbatches)
+      throw new YuanError(
+        'usage',
+        'partition "v-shape" needs per-layer pass times and the micro-batches: use it through planPipeline or `yuan plan`',
+      );
+    const ranks = ctx.ranks ?? ctx.stages;
+    if (ctx.stages !== 2 * ranks)
+      throw new YuanError(
+        'usage',
+        `partition "v-shape" splits a V of 2 chunks per rank, but the schedule has ${ctx.stages} stage(s) on ${ranks} rank(s): use it with zb-v-auto or zb-v`,
+      );
+    return vShapePartition({
+      layers: ctx.layers,
+      ranks,
+      microbatches: ctx.microbatches,
+      layerCosts: ctx.layerCosts,
+      ...(ctx.firstStageCosts ? { firstCosts: ctx.firstStageCosts } : {}),
+      ...(ctx.lastStageCosts ? { lastCosts: ctx.lastStageCosts } : {}),
+    });
   },
 };
 

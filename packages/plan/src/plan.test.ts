@@ -210,7 +210,7 @@ describe('planPipeline', () => {
       /^partition blocks 1,2 sum to 3 layers; the model has 4$/,
     );
     expect(() => planPipeline({ ...base, schedule: 'zb' })).toThrow(
-      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
+      /^unknown schedule "zb" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)$/,
     );
     expect(() => planPipeline({ ...base, recompute: 'block' })).toThrow(/^recompute "block" .* is not offered/);
     expect(() => planPipeline({ ...base, recompute: 'some' })).toThrow(
@@ -341,7 +341,15 @@ describe('planSchedules', () => {
   const base = { ...yuan2b, stages: 4, microbatches: 8, microBatchSize: 1, seqLength: 128 };
   it('plans every schedule and picks the fastest that fits the memory cap', () => {
     const all = planSchedules(base);
-    expect(all.rows.map((r) => r.schedule)).toEqual(['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v']);
+    expect(all.rows.map((r) => r.schedule)).toEqual([
+      '1f1b',
+      'gpipe',
+      'interleaved-1f1b',
+      'zb-h1',
+      'zb-h2',
+      'zb-v',
+      'zb-v-auto',
+    ]);
     const row = (name: string) => all.rows.find((r) => r.schedule === name)!;
     expect(row('1f1b').bubbleFraction).toBeCloseTo(3 / 11, 12);
     expect(row('zb-v').bubbleFraction!).toBeLessThan(row('zb-h1').bubbleFraction!);
@@ -374,5 +382,17 @@ describe('planSchedules', () => {
       /needs 8 virtual stages \(2 per rank\) but the model has 4 layers/,
     );
     expect(() => planPipeline({ ...base, schedule: 'auto' })).toThrow(/use planSchedules/);
+  });
+
+  it('zb-v-auto with the v-shape partition: 2P blocks from the pass times, never slower than zb-v; v-shape needs a V', () => {
+    const passCosts = { forward: 1, backwardInput: 1.14, backwardWeight: 0.78 };
+    const auto = planPipeline({ ...base, schedule: 'zb-v-auto', partition: 'v-shape', passCosts });
+    expect(auto.blocks).toHaveLength(8);
+    expect(auto.blocks.reduce((a, b) => a + b, 0)).toBe(24);
+    const hand = planPipeline({ ...base, schedule: 'zb-v', passCosts });
+    expect(auto.makespan).toBeLessThanOrEqual(hand.makespan + 1e-9);
+    expect(() => planPipeline({ ...base, schedule: '1f1b', partition: 'v-shape', passCosts })).toThrow(
+      /^partition "v-shape" splits a V of 2 chunks per rank, but the schedule has 4 stage\(s\) on 4 rank\(s\)/,
+    );
   });
 });

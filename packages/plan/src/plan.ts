@@ -315,19 +315,26 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
   for (const n of groups.layers) prefix.push(prefix[prefix.length - 1] + n);
   const maxLayer = (first: number, count: number) => Math.max(...groups.layers.slice(first, first + count));
 
-  const simulate = (blocks?: readonly number[]): SimulationResult => {
-    const share = (v: number) =>
-      blocks ? blocks[v] / placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0) : 1 / chunks;
-    const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
-    return simulateSchedule(programs, {
-      forwardCost: per(pc.forward),
-      backwardInputCost: per(pc.backwardInput),
-      backwardWeightCost: per(pc.backwardWeight),
-      stageWeights: placement.map((_, v) => share(v)),
+  // equal chunks (the layout's memory partitioner needs the in-flight counts before the blocks exist)
+  const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
+  const flat: SimulationResult = simulateSchedule(programs, {
+    forwardCost: per(pc.forward),
+    backwardInputCost: per(pc.backwardInput),
+    backwardWeightCost: per(pc.backwardWeight),
+    stageWeights: placement.map(() => 1 / chunks),
+    pendingWeightFactor: recompute === 'full' ? 2 : 1,
+  });
+  const simulateChunks = (acts: ScheduleActions | undefined, c: PassCosts[], blocks: readonly number[]) => {
+    const lists = acts ? acts.ranks.map((_, r) => lowerActions(acts, r, input.tiedEmbeddings ?? true)) : programs;
+    const rankLayers = (v: number) => placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0);
+    return simulateSchedule(lists, {
+      forwardCost: c.map((x) => x.forward),
+      backwardInputCost: c.map((x) => x.backwardInput),
+      backwardWeightCost: c.map((x) => x.backwardWeight),
+      stageWeights: placement.map((_, v) => blocks[v] / rankLayers(v)),
       pendingWeightFactor: recompute === 'full' ? 2 : 1,
     });
   };
-  const flat = simulate();
   /** Memory of rank `i` holding the segments (virtual stage, first layer, count), `inFlight` micro-batches held. */
   const rankMemory = (i: number, segs: readonly { v: number; first: number; count: number }[], inFlight: number) => {
     const isFirst = segs.some((g) => g.v === 0);
@@ -421,13 +428,35 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
       layerParameters: groups.layers,
       firstStageParameters: groups.embedding,
       lastStageParameters: headParams,
+      ranks: P,
+      microbatches: Mr,
+      // a rank's pass times spread over its L/P layers (the v-shape partitioner simulates zb-v-auto from them)
+      layerCosts: {
+        forward: (pc.forward * P) / L,
+        backwardInput: (pc.backwardInput * P) / L,
+        backwardWeight: (pc.backwardWeight * P) / L,
+      },
       stagePeakBytes: (v, first, count) =>
         rankMemory(placement[v], [{ v, first, count }], flat.maxInFlight[placement[v]]).peakBytes,
     },
     input.registry,
   );
   const starts = blocks.map((_, v) => blocks.slice(0, v).reduce((a, b) => a + b, 0));
-  const sim = V > P ? simulate(blocks) : flat;
+  // with virtual stages each chunk runs its layers' share of the rank's time; a schedule that orders by the chunks'
+  // own times (zb-v-auto) is generated again from them
+  const chunkCosts = blocks.map((n) => ({
+    forward: (pc.forward * P * n) / L,
+    backwardInput: (pc.backwardInput * P * n) / L,
+    backwardWeight: (pc.backwardWeight * P * n) / L,
+  }));
+  const sim =
+    V > P
+      ? simulateChunks(
+          schedule.actions?.({ stages: P, microbatches: Mr, costs: pc, stageCosts: chunkCosts }),
+          chunkCosts,
+          blocks,
+        )
+      : flat;
   const stages: StagePlan[] = Array.from({ length: P }, (_, i) => {
     const segs = blocks.map((count, v) => ({ v, first: starts[v], count })).filter((g) => placement[g.v] === i);
     const layers = segs.reduce((a, g) => a + g.count, 0);

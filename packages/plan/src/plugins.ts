@@ -19,6 +19,16 @@ export interface PartitionContext {
   lastStageParameters?: number;
   /** Predicted peak bytes of stage `stage` holding layers [firstLayer, firstLayer + count) (the memory planner). */
   stagePeakBytes?: (stage: number, firstLayer: number, count: number) => number;
+  /** Pipeline ranks when `stages` counts virtual stages (a schedule with several chunks per rank); default `stages`. */
+  ranks?: number;
+  /** Micro-batches per pipeline per step (for a partitioner that simulates the schedule). */
+  microbatches?: number;
+  /** One layer's pass times F, I, W (any unit), or one per layer (length L). */
+  layerCosts?: PassCosts | readonly PassCosts[];
+  /** Extra pass times of the first (virtual) stage: the embedding. */
+  firstStageCosts?: Partial<PassCosts>;
+  /** Extra pass times of the last (virtual) stage: final norm, output projection and loss. */
+  lastStageCosts?: Partial<PassCosts>;
 }
 
 /** A partitioner (registry kind `partition`): layers per stage, length P, each ≥ 1, summing to L. */

@@ -11,7 +11,7 @@ import {
   type Instruction,
 } from './index.js';
 
-const ALL = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'];
+const ALL = ['gpipe', '1f1b', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v', 'zb-v-auto'];
 
 const lists = (name: string, P: number, M: number) =>
   Array.from({ length: P }, (_, s) => buildSchedule(name, { stages: P, microbatches: M, stage: s }));
@@ -105,7 +105,7 @@ describe('schedules', () => {
     );
     expect(() => buildSchedule('1f1b', { stages: 4, microbatches: 2, stage: 4 })).toThrow(/^stage 4 is outside 0..3$/);
     expect(() => buildSchedule('interleaved', { stages: 4, microbatches: 2, stage: 0 })).toThrow(
-      /^unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
+      /^unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)$/,
     );
     // M < P is allowed: the pipeline never fills
     expect(simulateSchedule(lists('1f1b', 8, 2)).maxInFlight).toEqual([2, 2, 2, 2, 2, 2, 2, 1]);

@@ -9,6 +9,7 @@ import {
   zbvActions,
 } from './generators.js';
 import type { Instruction, ScheduleOptions } from './instructions.js';
+import { costAwareZbvActions } from './zbv-auto.js';
 import { planRegistry } from './own.js';
 import type { ActionOptions, SchedulePlugin } from './plugins.js';
 
@@ -40,7 +41,7 @@ function actionSchedule(
   let cached: { key: string; actions: ScheduleActions } | undefined;
   const actions = (o: ActionOptions): ScheduleActions => {
     checkSizes(o);
-    const key = JSON.stringify([o.stages, o.microbatches, o.costs ?? null]);
+    const key = JSON.stringify([o.stages, o.microbatches, o.costs ?? null, o.stageCosts ?? null]);
     if (cached?.key !== key) cached = { key, actions: generate(o.stages, o.microbatches, o) };
     return cached.actions;
   };
@@ -120,6 +121,18 @@ export const zbvSchedule: SchedulePlugin = actionSchedule(
   'ZB-V: 2 virtual stages per rank in a V (r, 2P - 1 - r), split backward, peak activations as 1F1B (Qi et al. 2024)',
   2,
   (P, M) => zbvActions(P, M),
+);
+
+/**
+ * Cost-aware ZB-V: the V of `zb-v` with its order built from each virtual stage's F, I, W (`stageCosts`, else
+ * `costs` halved per chunk) by a greedy list scheduler, kept only where it simulates shorter than the handcrafted
+ * order, at the same in-flight limit (1F1B's peak); see `costAwareZbvActions`.
+ */
+export const zbvAutoSchedule: SchedulePlugin = actionSchedule(
+  'zb-v-auto',
+  "ZB-V ordered from each chunk's own F, I, W (greedy list scheduler, the handcrafted order where that is faster), 1F1B's peak memory",
+  2,
+  (P, M, o) => costAwareZbvActions(P, M, o.stageCosts, o.costs),
 );
 
 /**

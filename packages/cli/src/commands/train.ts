@@ -59,7 +59,7 @@ export const trainCommand: Command = {
     'train a model on a packed data folder (checkpoints, metrics, loss.svg; --resume continues a run; --pp P pipeline, --dp D data parallelism with ZeRO)',
   usage:
     'yuan train --preset NAME [--config F] [--set k=v ...] --data DIR|PREFIX --steps N --out DIR [--eod-id N] [--metrics FILE.jsonl] [--resume DIR] [--seed S] [--backend NAME]\n' +
-    '  [--microbatches M] [--pp P --schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute none|selective|full|stage]\n' +
+    '  [--microbatches M] [--pp P --schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|zb-v-auto --partition uniform|parameters|memory|BLOCKS (2,2,3,3 or 2x10,3x20) --recompute none|selective|full|stage]\n' +
     '  [--dp D --zero 0|1|2 [--transport threads|tcp|NAME] [--timeout SECONDS]]\n' +
     '  --recompute (a pipeline, or --zero 2): none (default) keeps what each backward reads, no forward runs twice; selective\n' +
     "  recomputes the op-by-op attention scores; full keeps each layer's input and reruns it; stage keeps only a stage's input.\n" +

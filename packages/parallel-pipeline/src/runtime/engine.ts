@@ -15,8 +15,9 @@ import {
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import type { FromStage, MicroInput, Recompute, StageInit, StageStepReport, ToStage } from './protocol.js';
 import { installedStageHooks } from './hooks.js';
-import { chunksOf, stagePrograms } from './schedule.js';
+import { chunksOf, partitionCosts, stagePrograms } from './schedule.js';
 import type { PluginRegistry } from '@yuan/core';
+import type { PassCosts } from '@yuan/plan';
 import { threadWorld } from '@yuan/comm';
 import { assembleCheckpoint, type StageState } from './checkpoint.js';
 
@@ -32,6 +33,12 @@ export interface PipelineOptions {
   registry?: PluginRegistry;
   /** Layers per stage (length P, summing to the layer count); see `parsePartition`. */
   partition: number[];
+  /**
+   * One layer's pass times F, I, W (any unit, e.g. measured ms) for a schedule that orders work by each virtual stage's
+   * own times (`zb-v-auto`): virtual stage v gets `partition[v]` times them. Default none: the schedule's equal-chunk
+   * order.
+   */
+  layerCosts?: PassCosts;
   /** What a stage keeps between a forward and its backward (`Recompute`): `none` (default), `selective`, `full` or `stage`. */
   recompute?: Recompute;
   /**
@@ -291,7 +298,8 @@ export function pipelineEngine(options: PipelineOptions): EngineFactory {
     if (!(Number.isInteger(p) && p >= 1)) throw new YuanError('usage', `--pp must be a positive integer, got ${p}`);
     if (p > layers) throw new YuanError('usage', `--pp ${p} has more stages than the model's ${layers} layers`);
     if (!(Number.isInteger(m) && m >= 1)) throw new YuanError('usage', `--microbatches must be at least 1, got ${m}`);
-    const { programs, placement } = stagePrograms(schedule, p, m, options.registry);
+    const stageCosts = partitionCosts(partition, options.layerCosts);
+    const { programs, placement } = stagePrograms(schedule, p, m, options.registry, stageCosts);
     const chunks = Array.from({ length: p }, (_, s) => chunksOf(partition, placement, s, layers));
     const url = workerUrl();
     // test seam: hooks a test installed in this thread (the test-only `testing` entry) go to the workers too

@@ -13,16 +13,19 @@ import { gridPosition, type GridPosition, type ProcessGroup } from '@yuan/comm';
 import type { ZeroStage } from '@yuan/parallel-zero';
 import type { PluginRegistry } from '@yuan/core';
 import type { TensorAttentionPlugin } from '@yuan/tensor';
+import type { PassCosts } from '@yuan/plan';
 import { gatherCheckpointToWriter } from './checkpoint.js';
 import { microInput, type PipelineEngine } from './engine.js';
 import { installedStageHooks } from './hooks.js';
 import { StageLinks } from './links.js';
 import type { Recompute, StageInit, StageStepReport } from './protocol.js';
-import { chunksOf, stagePrograms } from './schedule.js';
+import { chunksOf, partitionCosts, stagePrograms } from './schedule.js';
 import { Stage, type StageDecision } from './stage.js';
 
 /** Options of `pipelineRankEngine`. */
 export interface PipelineRankOptions {
+  /** One layer's F, I, W for a schedule ordered by each virtual stage's times (`zb-v-auto`); see `PipelineOptions`. */
+  layerCosts?: PassCosts;
   /** The world: P × D ranks over one transport (`tcp` across processes and hosts, or `threads`). This process is `world.rank`. */
   world: ProcessGroup;
   /** Pipeline stages P. */
@@ -83,7 +86,13 @@ export function pipelineRankEngine(options: PipelineRankOptions): EngineFactory 
     microbatchesPerRank(m, d);
     const pos = gridPosition(world.rank, p, d);
     const local = m / d;
-    const { programs, placement } = stagePrograms(options.schedule ?? '1f1b', p, local, options.registry);
+    const { programs, placement } = stagePrograms(
+      options.schedule ?? '1f1b',
+      p,
+      local,
+      options.registry,
+      partitionCosts(partition, options.layerCosts),
+    );
     const program = programs[pos.stage];
     const chunks = chunksOf(partition, placement, pos.stage, layers);
     const V = placement.length;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chunksOf, stagePrograms } from './schedule.js';
+import { chunksOf, partitionCosts, stagePrograms } from './schedule.js';
 
 describe('stagePrograms', () => {
   it('gives every schedule with its placement: one stage per rank, or virtual stages (interleaved, ZB-V)', () => {
@@ -11,6 +11,17 @@ describe('stagePrograms', () => {
     ).toBe(true);
     expect(stagePrograms('interleaved-1f1b', 2, 4).placement).toEqual([0, 1, 0, 1]);
     expect(stagePrograms('zb-v', 2, 4).placement).toEqual([0, 1, 1, 0]);
+  });
+
+  it("passes per virtual stage costs from one layer's to a cost-ordered schedule (zb-v-auto)", () => {
+    const layer = { forward: 1, backwardInput: 1.2, backwardWeight: 0.8 };
+    expect(partitionCosts([1, 2], layer)).toEqual([layer, { forward: 2, backwardInput: 2.4, backwardWeight: 1.6 }]);
+    expect(partitionCosts([1, 2])).toBeUndefined();
+    const plain = stagePrograms('zb-v-auto', 2, 4).programs;
+    expect(plain).toEqual(stagePrograms('zb-v', 2, 4).programs);
+    expect(stagePrograms('zb-v-auto', 2, 4, undefined, partitionCosts([1, 2, 1, 2], layer)).programs).not.toEqual(
+      plain,
+    );
   });
 
   it('lays a partition over the virtual stages onto the ranks, and names a partition of the wrong length', () => {

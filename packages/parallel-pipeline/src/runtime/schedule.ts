@@ -1,4 +1,4 @@
-import { getSchedule, simulateSchedule, type Instruction } from '@yuan/plan';
+import { getSchedule, simulateSchedule, type Instruction, type PassCosts } from '@yuan/plan';
 import { YuanError, type PluginRegistry } from '@yuan/core';
 import type { StageChunk } from './protocol.js';
 
@@ -17,19 +17,36 @@ export interface StagePrograms {
  * chunks of one rank). The lists are executed together by `simulateSchedule` first, so a schedule that would
  * deadlock or skip a micro-batch is an error here instead of a hang. The interpreter accumulates gradients in the
  * order the (weight) backwards come. The name is looked up in `registry` (`getSchedule`; default: `@yuan/plan`'s
- * own schedules). Errors: an unknown schedule (listing the registered ones), bad sizes, a broken schedule (YuanError
- * 'schedule' naming the stage and instruction).
+ * own schedules). `stageCosts` (per virtual stage F, I, W) reach a schedule that orders by them (`zb-v-auto`).
+ * Errors: an unknown schedule (listing the registered ones), bad sizes, a broken schedule (YuanError 'schedule'
+ * naming the stage and instruction).
  */
 export function stagePrograms(
   name: string,
   stages: number,
   microbatches: number,
   registry?: PluginRegistry,
+  stageCosts?: readonly PassCosts[],
 ): StagePrograms {
   const plugin = getSchedule(name, registry);
-  const programs = Array.from({ length: stages }, (_, stage) => plugin.instructions({ stages, microbatches, stage }));
+  const programs = Array.from({ length: stages }, (_, stage) =>
+    plugin.instructions({ stages, microbatches, stage, ...(stageCosts ? { stageCosts } : {}) }),
+  );
   const { placement } = simulateSchedule(programs);
   return { programs, placement };
+}
+
+/**
+ * Per virtual stage pass times for `stagePrograms` from one layer's (`layerCosts`) and the layers per virtual stage
+ * (`partition`): stage v runs `partition[v]` times them; undefined without `layerCosts`.
+ */
+export function partitionCosts(partition: readonly number[], layerCosts?: PassCosts): PassCosts[] | undefined {
+  if (!layerCosts) return undefined;
+  return partition.map((n) => ({
+    forward: n * layerCosts.forward,
+    backwardInput: n * layerCosts.backwardInput,
+    backwardWeight: n * layerCosts.backwardWeight,
+  }));
 }
 
 /**
