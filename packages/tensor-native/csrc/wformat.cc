@@ -25,6 +25,8 @@ constexpr int64_t kTileRows = 32;
 constexpr int64_t kGptqTileRows = 32;
 // The multi-row GPTQ path's column stripes hold n × width fp32 chunk sums: at most this many (128 KB).
 constexpr int64_t kStripeFloats = 32768;
+// Floats between the rows' chunk sums beyond the stripe's width (64 bytes).
+constexpr int64_t kFaccPad = 16;
 
 // Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
 // than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
@@ -502,30 +504,33 @@ void gptqChunkRowsAny(const Gptq& q, const QuantRow* xs, int n, int64_t p, int64
   }
 }
 
-// gptqStripe for n rows (2..31): columns [c0, c0 + 8·vectors), facc [n][8·vectors].
+// gptqStripe for n rows (2..31): columns [c0, c0 + 8·vectors), facc [n][8·vectors + kFaccPad].
 void gptqStripeRows(const Gptq& q, const QuantRow* xs, int n, int64_t c0, int64_t vectors, float* facc, float* y) {
   const int64_t groups = groupsOf(q);
   const int per = 32 / q.bits;
   const int64_t rowsPerChunk = 32 / per;
   const int64_t width = 8 * vectors;
+  // facc rows 64 bytes past a multiple of 4 KB apart: a row's loads do not wait on the previous row's stores to the
+  // same 4 KB offset (store-to-load aliasing)
+  const int64_t stride = width + kFaccPad;
   const int64_t packedRows = q.in / per;
   int64_t chunk = 0;
   for (int r = 0; r < n; r++) std::fill(y + r * q.out + c0, y + r * q.out + c0 + width, 0.0f);
   for (int64_t g = 0; g < groups; g++) {
-    std::fill(facc, facc + n * width, 0.0f);
+    std::fill(facc, facc + n * stride, 0.0f);
     const int64_t p0 = g * q.group / per, p1 = std::min(q.in, (g + 1) * q.group) / per;
     for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
       const int64_t pe = std::min(p1, p + rowsPerChunk);
       const int64_t next = std::min(packedRows - pe, rowsPerChunk);
-      if (q.bits == 4) gptqChunkRowsAny<4>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, width);
-      else gptqChunkRowsAny<8>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, width);
+      if (q.bits == 4) gptqChunkRowsAny<4>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, stride);
+      else gptqChunkRowsAny<8>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, stride);
     }
     for (int64_t v = 0; v < vectors; v++) {
       const int64_t c = c0 + 8 * v;
       const __m256 s = scales8(q, g, c), z = zeros8(q, g, c);
       for (int r = 0; r < n; r++) {
         float* yr = y + r * q.out + c;
-        const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), _mm256_loadu_ps(facc + r * width + 8 * v));
+        const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), _mm256_loadu_ps(facc + r * stride + 8 * v));
         _mm256_storeu_ps(yr, _mm256_fmadd_ps(s, t, _mm256_loadu_ps(yr)));
       }
     }
@@ -552,7 +557,7 @@ void gptqColumns(const Gptq& q, const QuantRow* xs, int R, int64_t c0, int64_t c
   for (; c < c1; c++) gptqColumn(q, xs, R, c, y);
 }
 
-// Columns [c0, c1) of n rows (2..31) by the multi-row path; facc has room for n × (c1 − c0) floats.
+// Columns [c0, c1) of n rows (2..31) by the multi-row path; facc has room for n × (c1 − c0 + kFaccPad) floats.
 void gptqColumnsRows(const Gptq& q, const QuantRow* xs, int n, int64_t c0, int64_t c1, float* facc, float* y) {
   int64_t c = c0;
 #ifdef __AVX2__
@@ -713,7 +718,7 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   const int64_t tasks = (q.out + width - 1) / width;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> facc(n * width);
+    std::vector<float> facc(n * (width + kFaccPad));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
