@@ -20,13 +20,10 @@ namespace {
 // row's result does not depend on the other rows (a batched decode step gives each sequence what it gets alone).
 constexpr int64_t kTileRows = 32;
 // GPTQ's register path quantizes the activations: from 32 rows (prompts) the exact fp32 activations go through BLAS
-// on dequantized tiles instead (batched decode steps and batched short prompts of up to 31 rows keep the register
-// path, so that, as for fp32 and bf16, a row's result below 32 rows does not depend on the other rows).
+// on dequantized tiles instead. Batched decode steps and batched short prompts of up to 31 rows keep the register path,
+// so that, as for fp32 and bf16, a row's result below 32 rows does not depend on the other rows (a 16-row call on
+// dequantized tiles cost 10x the register path's CPU at the 2B shapes).
 constexpr int64_t kGptqTileRows = 32;
-// The multi-row GPTQ path's column stripes hold n × width fp32 chunk sums: at most this many (128 KB).
-constexpr int64_t kStripeFloats = 32768;
-// Floats between the rows' chunk sums beyond the stripe's width (64 bytes).
-constexpr int64_t kFaccPad = 16;
 
 // Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
 // than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
@@ -385,157 +382,6 @@ void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, 
     }
   }
 }
-
-// The multi-row path (2..31 rows, a batched decode step or a few short prompts): each chunk's packed weights are loaded
-// and unpacked into registers once and applied to every row, two rows at a time (two independent sums side by side).
-// Per (row, column) the arithmetic is the 1-row kernel's: the chunk's integer dot product (exact in any order: at most
-// 8 products of |15·127·2| per int16 lane, 8 of |255·32767·2| per int32 lane), folded into facc with one fma per
-// chunk in chunk order, and facc into y with the group's scale and zero point in group order, so a row's result is
-// bit for bit what it is alone.
-
-#if defined(__GNUC__)
-#define YNK_INLINE inline __attribute__((always_inline))
-#else
-#define YNK_INLINE inline
-#endif
-
-// Σ over J packed 4-bit rows of one row's int8 codes (pack: the row's words of the chunk's first packed row) with the
-// unpacked nibbles, as int32 per column (pairs of int16 lanes summed).
-template <int J>
-YNK_INLINE __m256i dot4(const __m256i* lo, const __m256i* hi, const int32_t* pack) {
-  __m256i s[J];
-  for (int j = 0; j < J; j++)
-    s[j] = _mm256_add_epi16(_mm256_maddubs_epi16(lo[j], _mm256_set1_epi32(pack[2 * j])),
-                            _mm256_maddubs_epi16(hi[j], _mm256_set1_epi32(pack[2 * j + 1])));
-  if (J >= 2) s[0] = _mm256_add_epi16(s[0], s[1]);
-  if (J >= 4) s[2] = _mm256_add_epi16(s[2], s[3]);
-  if (J >= 3) s[0] = _mm256_add_epi16(s[0], s[2]);
-  return _mm256_madd_epi16(s[0], _mm256_set1_epi16(1));
-}
-
-template <int J>
-YNK_INLINE __m256i dot8(const __m256i* even, const __m256i* odd, const int32_t* pack) {
-  __m256i s = _mm256_setzero_si256(), t = _mm256_setzero_si256();
-  for (int j = 0; j < J; j++) {
-    const __m256i e = _mm256_madd_epi16(even[j], _mm256_set1_epi32(pack[2 * j]));
-    const __m256i o = _mm256_madd_epi16(odd[j], _mm256_set1_epi32(pack[2 * j + 1]));
-    if (j & 1) t = _mm256_add_epi32(t, _mm256_add_epi32(e, o));
-    else s = _mm256_add_epi32(s, _mm256_add_epi32(e, o));
-  }
-  return _mm256_add_epi32(s, t);
-}
-
-// facc[c] += dot[c]·dx for one row's 8 columns.
-YNK_INLINE void foldChunk(__m256i dot, float dx, float* f) {
-  _mm256_storeu_ps(f, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(dx), _mm256_loadu_ps(f)));
-}
-
-// Unpacks J packed rows of one 8-column block: 4-bit, the low nibbles (inputs 0, 2, 4, 6) into a and the high
-// nibbles into b; 8-bit, bytes 0 and 2 into a's int16 lanes and bytes 1 and 3 into b's.
-template <int J, int Bits>
-YNK_INLINE void unpackRows(const int32_t* w, int64_t stride, __m256i* a, __m256i* b) {
-  for (int j = 0; j < J; j++) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j * stride));
-    const __m256i mask = Bits == 4 ? _mm256_set1_epi8(15) : _mm256_set1_epi32(0x00ff00ff);
-    a[j] = _mm256_and_si256(v, mask);
-    b[j] = _mm256_and_si256(_mm256_srli_epi32(v, Bits), mask);
-  }
-}
-
-// One chunk of J packed rows starting at p, columns [c0, c0 + 8·vectors), n rows; facc [n][width]. 8-bit chunks of
-// more than 4 packed rows are taken in two halves (16 unpacked registers would spill), the rows' first-half sums kept
-// in `part`.
-template <int J, int Bits>
-void gptqChunkRows(const Gptq& q, const QuantRow* xs, int n, int64_t p, int64_t chunk, int64_t c0, int64_t vectors,
-                   int64_t next, float* facc, int64_t width) {
-  constexpr int J1 = J > 4 ? 4 : J, J2 = J - J1;
-  const int32_t* base = q.qweight + p * q.out + c0;
-  alignas(32) __m256i part[kGptqTileRows - 1];
-  for (int64_t v = 0; v < vectors; v++) {
-    if ((v & 1) == 0 && next > 0) prefetchRows(base + J * q.out + 8 * v, next, q.out);
-    float* f = facc + 8 * v;
-    if constexpr (J2 > 0) {
-      __m256i a[J1], b[J1];
-      unpackRows<J1, Bits>(base + 8 * v, q.out, a, b);
-      for (int r = 0; r < n; r++) part[r] = dot8<J1>(a, b, xs[r].pack.data() + 2 * p);
-      __m256i c[J2], d[J2];
-      unpackRows<J2, Bits>(base + J1 * q.out + 8 * v, q.out, c, d);
-      for (int r = 0; r < n; r++) {
-        const __m256i s = _mm256_add_epi32(part[r], dot8<J2>(c, d, xs[r].pack.data() + 2 * (p + J1)));
-        foldChunk(s, xs[r].dx[chunk], f + r * width);
-      }
-      continue;
-    }
-    __m256i a[J1], b[J1];
-    unpackRows<J1, Bits>(base + 8 * v, q.out, a, b);
-    int r = 0;
-    for (; r + 2 <= n; r += 2) {
-      const int32_t* pa = xs[r].pack.data() + 2 * p;
-      const int32_t* pb = xs[r + 1].pack.data() + 2 * p;
-      const __m256i da = Bits == 4 ? dot4<J1>(a, b, pa) : dot8<J1>(a, b, pa);
-      const __m256i db = Bits == 4 ? dot4<J1>(a, b, pb) : dot8<J1>(a, b, pb);
-      foldChunk(da, xs[r].dx[chunk], f + r * width);
-      foldChunk(db, xs[r + 1].dx[chunk], f + (r + 1) * width);
-    }
-    if (r < n) {
-      const int32_t* pa = xs[r].pack.data() + 2 * p;
-      foldChunk(Bits == 4 ? dot4<J1>(a, b, pa) : dot8<J1>(a, b, pa), xs[r].dx[chunk], f + r * width);
-    }
-  }
-}
-
-template <int Bits>
-void gptqChunkRowsAny(const Gptq& q, const QuantRow* xs, int n, int64_t p, int64_t rows, int64_t chunk, int64_t c0,
-                      int64_t vectors, int64_t next, float* facc, int64_t width) {
-  switch (rows) {
-    case 1: gptqChunkRows<1, Bits>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-    case 2: gptqChunkRows<2, Bits>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-    case 3: gptqChunkRows<3, Bits>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-    case 4: gptqChunkRows<4, Bits>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-    default:
-      if constexpr (Bits == 8) {
-        switch (rows) {
-          case 5: gptqChunkRows<5, 8>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-          case 6: gptqChunkRows<6, 8>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-          case 7: gptqChunkRows<7, 8>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-          default: gptqChunkRows<8, 8>(q, xs, n, p, chunk, c0, vectors, next, facc, width); break;
-        }
-      }
-  }
-}
-
-// gptqStripe for n rows (2..31): columns [c0, c0 + 8·vectors), facc [n][8·vectors + kFaccPad].
-void gptqStripeRows(const Gptq& q, const QuantRow* xs, int n, int64_t c0, int64_t vectors, float* facc, float* y) {
-  const int64_t groups = groupsOf(q);
-  const int per = 32 / q.bits;
-  const int64_t rowsPerChunk = 32 / per;
-  const int64_t width = 8 * vectors;
-  // facc rows 64 bytes past a multiple of 4 KB apart: a row's loads do not wait on the previous row's stores to the
-  // same 4 KB offset (store-to-load aliasing)
-  const int64_t stride = width + kFaccPad;
-  const int64_t packedRows = q.in / per;
-  int64_t chunk = 0;
-  for (int r = 0; r < n; r++) std::fill(y + r * q.out + c0, y + r * q.out + c0 + width, 0.0f);
-  for (int64_t g = 0; g < groups; g++) {
-    std::fill(facc, facc + n * stride, 0.0f);
-    const int64_t p0 = g * q.group / per, p1 = std::min(q.in, (g + 1) * q.group) / per;
-    for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
-      const int64_t pe = std::min(p1, p + rowsPerChunk);
-      const int64_t next = std::min(packedRows - pe, rowsPerChunk);
-      if (q.bits == 4) gptqChunkRowsAny<4>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, stride);
-      else gptqChunkRowsAny<8>(q, xs, n, p, pe - p, chunk, c0, vectors, next, facc, stride);
-    }
-    for (int64_t v = 0; v < vectors; v++) {
-      const int64_t c = c0 + 8 * v;
-      const __m256 s = scales8(q, g, c), z = zeros8(q, g, c);
-      for (int r = 0; r < n; r++) {
-        float* yr = y + r * q.out + c;
-        const __m256 t = _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), _mm256_loadu_ps(facc + r * stride + 8 * v));
-        _mm256_storeu_ps(yr, _mm256_fmadd_ps(s, t, _mm256_loadu_ps(yr)));
-      }
-    }
-  }
-}
 #endif
 
 // Columns [c0, c1) of R rows (R ≤ 4); facc has room for R × (c1 − c0) floats.
@@ -555,20 +401,6 @@ void gptqColumns(const Gptq& q, const QuantRow* xs, int R, int64_t c0, int64_t c
 #endif
   (void)facc;
   for (; c < c1; c++) gptqColumn(q, xs, R, c, y);
-}
-
-// Columns [c0, c1) of n rows (2..31) by the multi-row path; facc has room for n × (c1 − c0 + kFaccPad) floats.
-void gptqColumnsRows(const Gptq& q, const QuantRow* xs, int n, int64_t c0, int64_t c1, float* facc, float* y) {
-  int64_t c = c0;
-#ifdef __AVX2__
-  const int64_t vectors = (c1 - c0) / 8;
-  if (vectors > 0) {
-    gptqStripeRows(q, xs, n, c, vectors, facc, y);
-    c += 8 * vectors;
-  }
-#endif
-  (void)facc;
-  for (; c < c1; c++) gptqColumn(q, xs, n, c, y);
 }
 
 }  // namespace
@@ -711,19 +543,19 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   for (int64_t r = 0; r < n; r++) quantizeRow(x + r * q.in, q, xs[r]);
   // column stripes (a multiple of 8 wide) of up to 4096 columns, a multiple of `threads` of them: each chunk row is
   // read as a run of up to 16 KB (narrow stripes, whose runs are short, read at half the speed), taken dynamically
-  // (several rows: stripes of at most kStripeFloats / n columns, so that the rows' chunk sums stay in the L2 cache)
-  const int64_t most = n == 1 ? 4096 : std::max<int64_t>(256, kStripeFloats / n);
-  const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * most - 1) / (int64_t(threads) * most));
+  const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * 4096 - 1) / (int64_t(threads) * 4096));
   const int64_t width = std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
   const int64_t tasks = (q.out + width - 1) / width;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> facc(n * (width + kFaccPad));
+    std::vector<float> facc(4 * width);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
       const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
-      if (n == 1) gptqColumns(q, xs.data(), 1, c0, c1, facc.data(), y);
-      else gptqColumnsRows(q, xs.data(), int(n), c0, c1, facc.data(), y);
+      for (int64_t b = 0; b < n; b += 4) {
+        const int R = int(std::min<int64_t>(4, n - b));
+        gptqColumns(q, &xs[b], R, c0, c1, facc.data(), y + b * q.out);
+      }
     }
   }
 }

@@ -231,7 +231,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 128, 200, 17, 4, false, 0], // partial group of 72 rows
     [8, 512, 512, 8, 1, false, 1], // per channel
     [4, 32, 96, 20, 15, true, 1], // 15 rows: 3 register passes and a tail of 3
-    [4, 32, 96, 20, 17, true, 1], // 17 rows: the multi-row register path (odd row count)
+    [4, 32, 96, 20, 17, true, 1], // 17 rows: the register path, 4 blocks of 4 rows and one row
     [8, 32, 64, 70, 20, false, 1],
     [4, 40, 120, 27, 31, false, 1], // 31 rows, the last register size; chunks of 32 and 8 inputs, 3 tail columns
     [8, 40, 120, 27, 31, true, 0], // the same in 8 bits: chunks of 8 and 2 packed rows
