@@ -446,12 +446,13 @@ export class ServingEngine {
    * prompts of requests that arrive together in one call), while the call stays within `STEP_ROWS` rows and the batch
    * within `maxBatch`; so a new request neither waits for a step of its own nor stalls the running rows. A request
    * that cannot ride along (a prompt longer than the rows left, or one asking for its prompt's logprobs, which need
-   * the logits of every position) is prefilled alone by `admitNative` when it is first in line, before the step, as
-   * before: the running rows wait one call. A failed call rejects every request in it.
+   * the logits of every position) is prefilled alone by `admitNative` when it is first in line, before the step (one
+   * such request per cycle): the running rows wait one call. A failed call rejects every request in it.
    */
   private cycleNative(decoder: Decoder): void {
     const fresh: Row[] = [];
     let size = this.rows.length;
+    let alone = false;
     while (this.pending.length > 0) {
       const next = this.pending[0];
       const taken = this.rows.length + fresh.length;
@@ -465,7 +466,8 @@ export class ServingEngine {
         size += rows;
         continue;
       }
-      if (fresh.length > 0) break; // first in line next cycle
+      if (fresh.length > 0 || alone) break; // first in line next cycle (at most one call before the step)
+      alone = true;
       this.pending.shift();
       try {
         this.admitNative(next, decoder);

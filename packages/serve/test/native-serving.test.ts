@@ -79,7 +79,7 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
     });
   }
 
-  it('prompts that arrive together are prefilled in one forward with the running rows (at most 31 rows); a long prompt alone', async () => {
+  it('prompts that arrive together are prefilled in one forward with the running rows (at most 31 rows); a long prompt alone, one per step', async () => {
     const m = await model('lfa', int4Format);
     const dec = m.decoder!;
     const calls: number[][] = []; // tokens per item of each Decoder.forward
@@ -96,6 +96,7 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
     ];
     const midway: ServeRequest = { prompt: 'hi', maxNewTokens: 4, n: 2 };
     const long: ServeRequest = { prompt: 'z'.repeat(40), maxNewTokens: 3 };
+    const long2: ServeRequest = { prompt: 'y'.repeat(36), maxNewTokens: 2 };
     const run = async (engine: ServingEngine, batched: boolean) => {
       const out: Promise<ServeResult>[] = [];
       let sent = false;
@@ -107,12 +108,13 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
           sent = true;
           submit(midway);
           submit(long);
+          submit(long2);
         }),
       );
       together.slice(1).forEach(submit);
       await Promise.all(out);
-      if (!batched) [midway, long].forEach(submit);
-      return Promise.all(out); // together[0..2], midway, long
+      if (!batched) [midway, long, long2].forEach(submit);
+      return Promise.all(out); // together[0..2], midway, long, long2
     };
     const alone = await run(new ServingEngine(m, tok, { maxBatch: 1 }), false);
     calls.length = 0;
@@ -126,6 +128,9 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
     expect(calls[2]).toEqual([40]);
     expect(calls[3]).toEqual(Array(calls[3].length).fill(1));
     expect(calls[3].length).toBeGreaterThan(4);
+    // the second long prompt waits for the next cycle: the running rows never wait more than one call
+    expect(calls[4]).toEqual([36]);
+    expect(calls[5]).toEqual(Array(calls[5].length).fill(1));
     expect(calls.every((c) => c.reduce((a, b) => a + b) <= 31 || c.length === 1)).toBe(true);
     m.dispose();
   });
