@@ -172,7 +172,7 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
     expect(JSON.parse(r.out).ids).toEqual(expected);
   });
 
-  // The native backend keeps the GPTQ weights packed and, below 16 rows, multiplies them with activations quantized to
+  // The native backend keeps the GPTQ weights packed and, below 32 rows, multiplies them with activations quantized to
   // int8 codes per chunk of 32 inputs (W4A8): its logits differ from the dequantized model's by up to 0.15 on this
   // fixture (measured 0.07–0.11 for rtn, gptq and gptq act-order alike), so greedy ids agree until the reference's top
   // two logits come within that. Act-order is no exception: its rows are regrouped at load (perm) and feed the same
@@ -205,7 +205,7 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
       const tolerance = 0.15;
       const prompt = [5, 77, 300, 12, 9];
       const model = await loadQuantizedModel(out, lookup);
-      // 15 positions: below 16 rows the forward runs the same W4A8 kernel as each decode step
+      // 15 positions: below 32 rows the forward runs the same W4A8 kernel as each decode step
       const expected = [...generateTokens(model, prompt, { maxNewTokens: 10 })];
       const sequence = [...prompt, ...expected];
       const vocab = model.config.model.vocabSize;

@@ -12,6 +12,14 @@ import {
 } from '@yuan/model';
 import { CompletionText } from '@yuan/tokenizer';
 
+/**
+ * Most rows (tokens) of one native step: the running rows' next tokens plus the prompts prefilled with them. Below 32
+ * rows every linear kernel of the native backend gives a row bit for bit what it gives that row alone (the register
+ * paths; from 32 rows fp32, bf16 and GPTQ weights go through BLAS), so a request's tokens do not depend on what it was
+ * batched with.
+ */
+const STEP_ROWS = 31;
+
 /** A request content error (HTTP 400): `param` names the request field at fault (`prompt`, `max_tokens`, ...). */
 export class ServeInputError extends YuanError {
   constructor(
@@ -172,7 +180,9 @@ interface Sequence {
  * their stored format: fp32, bf16, int8, int4) decodes on it instead: every row keeps its own sequence (each layer's
  * state as the attention plugin's decode layer makes it: its K/V cache, LFA's convolution inputs), and one step is one
  * `Decoder.forward` over all rows, whose linear layers read each weight once for the whole batch; rows join and leave
- * without copying caches. Rows leave as soon as they finish. The tokens
+ * without copying caches. There the prompts of requests that arrive together are prefilled together, in the same
+ * call as the running rows' next tokens (up to 31 rows per call; see `cycleNative`), so admitting a request does not
+ * stall the running rows. Rows leave as soon as they finish. The tokens
  * each request gets are those it gets when served alone (greedy ids identical; logits equal up to float summation
  * order). A cache entry the descriptor does not list, or of another size than it says, is a one-line error.
  *
@@ -324,7 +334,14 @@ export class ServingEngine {
   private async pump(): Promise<void> {
     this.running = true;
     try {
+      // start on the next turn of the event loop, so that requests sent together are admitted together
+      await new Promise((r) => setImmediate(r));
       while (this.pending.length > 0 || this.rows.length > 0) {
+        if (this.decoder) {
+          this.cycleNative(this.decoder);
+          await new Promise((r) => setImmediate(r)); // let the server read requests and write streams between steps
+          continue;
+        }
         // a plugin without a cache descriptor cannot be padded into a batch: its requests take turns
         const room = (n: number) =>
           this.rows.length === 0 ||
@@ -332,16 +349,14 @@ export class ServingEngine {
         while (this.pending.length > 0 && room(this.pending[0].length)) {
           const rows = this.pending.shift()!;
           try {
-            if (this.decoder) this.admitNative(rows, this.decoder);
-            else this.admit(rows);
+            this.admit(rows);
           } catch (e) {
             rows[0].seq.reject(e);
           }
         }
         if (this.rows.length > 0) {
           try {
-            if (this.decoder) this.stepNative(this.decoder);
-            else this.step();
+            this.step();
           } catch (e) {
             const failed = new Set(this.rows.map((r) => r.seq));
             this.clear();
@@ -393,8 +408,9 @@ export class ServingEngine {
   }
 
   /**
-   * `admit` on the native decoder: each choice prefills its own sequence of the prompt (the same computation, so the
-   * same state and first logits), samples its first token and joins the batch.
+   * `admit` on the native decoder, for a request whose prompt cannot ride along with a step (see `cycleNative`): each
+   * choice prefills its own sequence of the prompt (the same computation, so the same state and first logits), samples
+   * its first token and joins the batch.
    */
   private admitNative(rows: Row[], decoder: Decoder): void {
     const seq = rows[0].seq;
@@ -424,21 +440,75 @@ export class ServingEngine {
     this.rows.push(...joining);
   }
 
-  /** `step` on the native decoder: one `forward` of every row's last token, each on its own sequence. */
-  private stepNative(decoder: Decoder): void {
-    const b = this.rows.length;
-    const all = decoder.forward(this.rows.map((x) => ({ sequence: x.state!, tokens: [x.last] })));
-    const v = all.length / b;
-    for (let i = 0; i < b; i++) {
+  /**
+   * One scheduler cycle on the native decoder: waiting requests are admitted in arrival order and their prompts
+   * prefilled in the same `Decoder.forward` as the running rows' next tokens (each choice its own sequence, all
+   * prompts of requests that arrive together in one call), while the call stays within `STEP_ROWS` rows and the batch
+   * within `maxBatch`; so a new request neither waits for a step of its own nor stalls the running rows. A request
+   * that cannot ride along (a prompt longer than the rows left, or one asking for its prompt's logprobs, which need
+   * the logits of every position) is prefilled alone by `admitNative` when it is first in line, before the step (one
+   * such request per cycle): the running rows wait one call. A failed call rejects every request in it.
+   */
+  private cycleNative(decoder: Decoder): void {
+    const fresh: Row[] = [];
+    let size = this.rows.length;
+    let alone = false;
+    while (this.pending.length > 0) {
+      const next = this.pending[0];
+      const taken = this.rows.length + fresh.length;
+      if (taken > 0 && taken + next.length > this.maxBatch) break;
+      const { promptIds, request } = next[0].seq.prepared;
+      const wantPrompt = request.echo === true && request.logprobs !== undefined;
+      const rows = next.length * promptIds.length;
+      if (!wantPrompt && size + rows <= STEP_ROWS) {
+        this.pending.shift();
+        fresh.push(...next);
+        size += rows;
+        continue;
+      }
+      if (fresh.length > 0 || alone) break; // first in line next cycle (at most one call before the step)
+      alone = true;
+      this.pending.shift();
+      try {
+        this.admitNative(next, decoder);
+      } catch (e) {
+        next[0].seq.reject(e);
+      }
+      size = this.rows.length;
+    }
+    const running = this.rows.length;
+    if (running + fresh.length === 0) return;
+    const states = fresh.map(() => decoder.newSequence());
+    const items = [
+      ...this.rows.map((x) => ({ sequence: x.state!, tokens: [x.last] })),
+      ...fresh.map((x, i) => ({ sequence: states[i], tokens: x.seq.prepared.promptIds })),
+    ];
+    let all: Float32Array;
+    try {
+      all = decoder.forward(items);
+    } catch (e) {
+      const failed = new Set([...this.rows, ...fresh].map((r) => r.seq));
+      this.clear();
+      for (const s of failed) s.reject(e);
+      return;
+    }
+    const v = all.length / items.length;
+    for (let i = 0; i < running; i++) {
       const x = this.rows[i];
       x.length++;
       this.accept(x, all.subarray(i * v, (i + 1) * v));
     }
-    const done = this.rows.map((x) => x.finish !== undefined);
-    if (!done.some(Boolean)) return;
-    const finished = this.rows.filter((_, i) => done[i]);
-    this.rows = this.rows.filter((_, i) => !done[i]);
-    for (const x of finished) {
+    fresh.forEach((x, i) => {
+      const { request, maxNewTokens } = x.seq.prepared;
+      if (x.index === 0 && request.echo) x.seq.echoText = x.text.promptPart;
+      if (maxNewTokens === 0) x.finish = 'length';
+      else this.accept(x, all.subarray((running + i) * v, (running + i + 1) * v));
+      x.state = states[i];
+    });
+    const stepped = [...this.rows, ...fresh];
+    this.rows = stepped.filter((x) => x.finish === undefined);
+    for (const x of stepped) {
+      if (x.finish === undefined) continue;
       x.state = undefined;
       this.complete(x);
     }

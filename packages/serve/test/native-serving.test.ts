@@ -69,7 +69,7 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
       const batched = await Promise.all([...first, ...later]);
       expect(widest).toBeGreaterThan(3);
       expect(batched.map(strip)).toEqual(single.map(strip));
-      // below 16 rows each row's products do not depend on the other rows: the same logprobs to the bit
+      // below 32 rows each row's products do not depend on the other rows: the same logprobs to the bit
       batched.forEach((b, i) => b.choices.forEach((c, j) => expect(c.logprobs).toEqual(single[i].choices[j].logprobs)));
       expect(batched[4].choices[0].logprobs![0].logprob).toBeNull();
       expect(batched[4].choices[0].logprobs!).toHaveLength(4 + tok.encode('The quick brown fox').length);
@@ -78,4 +78,60 @@ describe.skipIf(skip)(`ServingEngine on the native decoder${skip ? ` (skipped: $
       m.dispose();
     });
   }
+
+  it('prompts that arrive together are prefilled in one forward with the running rows (at most 31 rows); a long prompt alone, one per step', async () => {
+    const m = await model('lfa', int4Format);
+    const dec = m.decoder!;
+    const calls: number[][] = []; // tokens per item of each Decoder.forward
+    const forward = dec.forward.bind(dec);
+    dec.forward = (items, all) => {
+      calls.push(items.map((it) => it.tokens.length));
+      return forward(items, all);
+    };
+    const twelve = 'abcdefghijkl';
+    const together: ServeRequest[] = [
+      { prompt: twelve, maxNewTokens: 6 },
+      { prompt: twelve.toUpperCase(), maxNewTokens: 3, temperature: 0.8, seed: 2 },
+      { prompt: 'mnopqrstuvwx', maxNewTokens: 5 }, // 36 rows with the first two: waits one step
+    ];
+    const midway: ServeRequest = { prompt: 'hi', maxNewTokens: 4, n: 2 };
+    const long: ServeRequest = { prompt: 'z'.repeat(40), maxNewTokens: 3 };
+    const long2: ServeRequest = { prompt: 'y'.repeat(36), maxNewTokens: 2 };
+    const run = async (engine: ServingEngine, batched: boolean) => {
+      const out: Promise<ServeResult>[] = [];
+      let sent = false;
+      const submit = (r: ServeRequest) => out.push(engine.generate(engine.prepare(r)));
+      out.push(
+        engine.generate(engine.prepare(together[0]), () => {
+          // when the first step's text arrives: one short and one long request join the running batch
+          if (sent || !batched) return;
+          sent = true;
+          submit(midway);
+          submit(long);
+          submit(long2);
+        }),
+      );
+      together.slice(1).forEach(submit);
+      await Promise.all(out);
+      if (!batched) [midway, long, long2].forEach(submit);
+      return Promise.all(out); // together[0..2], midway, long, long2
+    };
+    const alone = await run(new ServingEngine(m, tok, { maxBatch: 1 }), false);
+    calls.length = 0;
+    const batched = await run(new ServingEngine(m, tok, { maxBatch: 8 }), true);
+    expect(batched.map(strip)).toEqual(alone.map(strip));
+    // the first two prompts in one call; the third (12 more rows would make 36) waits one step and rides along with the
+    // two running rows and the short request that arrived meanwhile (two choices)
+    expect(calls[0]).toEqual([12, 12]);
+    expect(calls[1]).toEqual([1, 1, 12, 2, 2]);
+    // the long prompt (40 rows) cannot ride along: first in line, it is prefilled alone, then the step goes on
+    expect(calls[2]).toEqual([40]);
+    expect(calls[3]).toEqual(Array(calls[3].length).fill(1));
+    expect(calls[3].length).toBeGreaterThan(4);
+    // the second long prompt waits for the next cycle: the running rows never wait more than one call
+    expect(calls[4]).toEqual([36]);
+    expect(calls[5]).toEqual(Array(calls[5].length).fill(1));
+    expect(calls.every((c) => c.reduce((a, b) => a + b) <= 31 || c.length === 1)).toBe(true);
+    m.dispose();
+  });
 });

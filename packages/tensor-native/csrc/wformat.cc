@@ -19,9 +19,11 @@ namespace {
 // Rows of x from which the BLAS path pays off (a prompt); below it the register kernels read W once per 4 rows, and a
 // row's result does not depend on the other rows (a batched decode step gives each sequence what it gets alone).
 constexpr int64_t kTileRows = 32;
-// GPTQ's register path quantizes the activations: from 16 rows (prompts) the exact fp32 activations go through BLAS
-// on dequantized tiles instead (batched decode steps of up to 15 rows keep the register path).
-constexpr int64_t kGptqTileRows = 16;
+// GPTQ's register path quantizes the activations: from 32 rows (prompts) the exact fp32 activations go through BLAS
+// on dequantized tiles instead. Batched decode steps and batched short prompts of up to 31 rows keep the register path,
+// so that, as for fp32 and bf16, a row's result below 32 rows does not depend on the other rows (a 16-row call on
+// dequantized tiles cost 10x the register path's CPU at the 2B shapes).
+constexpr int64_t kGptqTileRows = 32;
 
 // Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
 // than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
@@ -504,10 +506,31 @@ void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64
 
 void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt) {
   const int64_t width = c1 - c0;
+  int64_t c = c0;
+#ifdef __AVX2__
+  // 8 columns at a time (a prompt's BLAS path dequantizes all of W per call): the same (q − z)·s in fp32 as below;
+  // the group's zero points and scales are converted once per group and 8 columns (from a column that is a multiple
+  // of 8: the zero points' words hold 8 or 4 columns)
+  const int per = 32 / q.bits;
+  const __m256i mask = _mm256_set1_epi32(int((1u << q.bits) - 1));
+  for (; c0 % 8 == 0 && c + 8 <= c1; c += 8) {
+    __m256 z = _mm256_setzero_ps(), s = z;
+    for (int64_t k = 0; k < q.in; k++) {
+      const int64_t g = k / q.group;
+      if (k % q.group == 0) {
+        z = zeros8(q, g, c);
+        s = scales8(q, g, c);
+      }
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qweight + (k / per) * q.out + c));
+      const __m256i v = _mm256_and_si256(_mm256_srl_epi32(w, _mm_cvtsi32_si128(q.bits * int(k % per))), mask);
+      _mm256_storeu_ps(wt + k * width + (c - c0), _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(v), z), s));
+    }
+  }
+#endif
   for (int64_t k = 0; k < q.in; k++) {
     const int64_t g = k / q.group;
     float* row = wt + k * width;
-    for (int64_t c = c0; c < c1; c++) row[c - c0] = (float(qAt(q, k, c)) - zeroAt(q, g, c)) * half(q.scales[g * q.out + c]);
+    for (int64_t j = c; j < c1; j++) row[j - c0] = (float(qAt(q, k, j)) - zeroAt(q, g, j)) * half(q.scales[g * q.out + j]);
   }
 }
 

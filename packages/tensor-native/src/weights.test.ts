@@ -231,8 +231,11 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 128, 200, 17, 4, false, 0], // partial group of 72 rows
     [8, 512, 512, 8, 1, false, 1], // per channel
     [4, 32, 96, 20, 15, true, 1], // 15 rows: 3 register passes and a tail of 3
-    [4, 32, 96, 20, 17, true, 1], // 17 rows: the dequantize-and-BLAS path
+    [4, 32, 96, 20, 17, true, 1], // 17 rows: the register path, 4 blocks of 4 rows and one row
     [8, 32, 64, 70, 20, false, 1],
+    [4, 40, 120, 27, 31, false, 1], // 31 rows, the last register size; chunks of 32 and 8 inputs, 3 tail columns
+    [8, 40, 120, 27, 31, true, 0], // the same in 8 bits: chunks of 8 and 2 packed rows
+    [4, 32, 96, 20, 32, true, 1], // from 32 rows: the dequantize-and-BLAS path
     [8, 32, 64, 70, 40, false, 1],
     [4, 128, 512, 300, 1, false, 1], // a stripe of 37 vectors and 4 tail columns
     [8, 64, 256, 203, 6, false, 0], // 4 + 2 rows, 3 tail columns
@@ -259,7 +262,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
       k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, y);
       const exact = reference(xs, n, w, inF, out);
       const absW = w.map(Math.abs);
-      if (n >= 16) {
+      if (n >= 32) {
         const scale = reference(xs.map(Math.abs), n, absW, inF, out);
         expectNear(
           y,
@@ -292,6 +295,71 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
         bound.map((b, i) => b * 1.001 + 2e-6 * size[i] + 1e-6),
         'error bound of activation quantization',
       );
+    },
+  );
+
+  // bits, group, in, out: partial groups, chunks of fewer than 32 inputs, column tails, several stripes
+  const rowShapes: [number, number, number, number][] = [
+    [4, 32, 72, 13],
+    [4, 64, 64, 64],
+    [4, 8, 40, 45],
+    [4, 48, 136, 203],
+    [8, 4, 36, 11],
+    [8, 40, 120, 83],
+    [8, 128, 256, 2056],
+  ];
+  it.each(rowShapes)(
+    'GPTQ %i-bit, group %i, in %i, out %i: each of n = 1..31 rows gets bit for bit its result alone',
+    (bits, group, inF, out) => {
+      const p = pack(randomHand(bits, group, inF, out, 7 * bits + inF + out));
+      const x = values(31 * inF, 9);
+      const alone = new Float32Array(31 * out);
+      for (let r = 0; r < 31; r++) {
+        k.linearGptq(
+          x.subarray(r * inF, (r + 1) * inF),
+          1,
+          p.qweight,
+          p.qzeros,
+          p.scales,
+          null,
+          bits,
+          group,
+          inF,
+          out,
+          1,
+          alone.subarray(r * out, (r + 1) * out),
+        );
+      }
+      const w = dequant(randomHand(bits, group, inF, out, 7 * bits + inF + out), 1);
+      for (let n = 2; n <= 31; n++) {
+        const y = new Float32Array(n * out);
+        k.linearGptq(x.subarray(0, n * inF), n, p.qweight, p.qzeros, p.scales, null, bits, group, inF, out, 1, y);
+        // bit patterns compared as words (toEqual is slow on long typed arrays)
+        const got = new Uint32Array(y.buffer);
+        const want = new Uint32Array(alone.buffer, 0, n * out);
+        const bad = got.findIndex((b, i) => b !== want[i]);
+        expect(bad, `n ${n}: first row·column differing from the row alone`).toBe(-1);
+        if (n <= 20 && inF * out < 50000) {
+          // and the product itself: within the activation quantization's bound of the exact one
+          const xs = x.subarray(0, n * inF);
+          const { dx } = quantizedX(xs, n, inF, group, bits);
+          const absW = w.map(Math.abs);
+          const bound = reference(
+            dx.map((d) => d / 2),
+            n,
+            absW,
+            inF,
+            out,
+          );
+          const size = reference(xs.map(Math.abs), n, absW, inF, out);
+          expectNear(
+            y,
+            reference(xs, n, w, inF, out),
+            bound.map((b, i) => b * 1.001 + 4e-6 * size[i] + 1e-6),
+            `n ${n}`,
+          );
+        }
+      }
     },
   );
 
