@@ -25,14 +25,21 @@ function stackRun(
   outRow: number,
 ): void {
   const h = kernel - 1;
-  const at = (t: number, ch: number) => (t < h ? history[t * c + ch] : x[(start + t - h) * c + ch]);
+  // row t of the run's window: a history row (t < h) or an input row; plain loops (no per-element closure), as this
+  // runs twice per layer per token between the native products
+  const src = (t: number) => (t < h ? history : x);
+  const base = (t: number) => (t < h ? t * c : (start + t - h) * c);
   for (let j = 0; j < m; j++) {
     const o = (outRow + j) * c * kernel;
-    for (let ch = 0; ch < c; ch++) for (let k = 0; k < kernel; k++) out[o + ch * kernel + k] = at(j + k, ch);
+    for (let k = 0; k < kernel; k++) {
+      const a = src(j + k);
+      const b = base(j + k);
+      for (let ch = 0; ch < c; ch++) out[o + ch * kernel + k] = a[b + ch];
+    }
   }
   if (h > 0) {
     const next = new Float32Array(h * c);
-    for (let t = 0; t < h; t++) for (let ch = 0; ch < c; ch++) next[t * c + ch] = at(m + t, ch);
+    for (let t = 0; t < h; t++) next.set(src(m + t).subarray(base(m + t), base(m + t) + c), t * c);
     history.set(next);
   }
 }
@@ -73,7 +80,8 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
     for (const [first, m] of runs(rows))
       stackRun(input, first, m, c, o.kernel, pick(rows[first].state as LfaState), stacked, first);
     const y = ops.linear(w, stacked, rows.length);
-    for (let r = 0; r < rows.length; r++) for (let j = 0; j < w.out; j++) y[r * w.out + j] += bias[j];
+    const out = w.out;
+    for (let r = 0; r < rows.length; r++) for (let j = 0; j < out; j++) y[r * out + j] += bias[j];
     return y;
   };
   return {
@@ -93,14 +101,17 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
       const ko = ops.linear(wk, z, n);
       const q = new Float32Array(n * hs);
       const k = new Float32Array(n * hs);
+      // d values from position `from` of row r of [qo | ko] into dst at `at` (one copy unless they straddle the two)
+      const take = (dst: Float32Array, at: number, r: number, from: number) => {
+        if (from + d <= hs) dst.set(qo.subarray(r * hs + from, r * hs + from + d), at);
+        else if (from >= hs) dst.set(ko.subarray(r * hs + from - hs, r * hs + from - hs + d), at);
+        else
+          for (let j = 0; j < d; j++) dst[at + j] = from + j < hs ? qo[r * hs + from + j] : ko[r * hs + from + j - hs];
+      };
       for (let r = 0; r < n; r++) {
         for (let h = 0; h < heads; h++) {
-          for (let j = 0; j < 2 * d; j++) {
-            const idx = h * 2 * d + j;
-            const val = idx < hs ? qo[r * hs + idx] : ko[r * hs + idx - hs];
-            if (j < d) q[r * hs + h * d + j] = val;
-            else k[r * hs + h * d + j - d] = val;
-          }
+          take(q, r * hs + h * d, r, h * 2 * d);
+          take(k, r * hs + h * d, r, h * 2 * d + d);
         }
       }
       const v = ops.linear(wv, x, n);

@@ -352,6 +352,82 @@ void gptq8Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_
   }
 }
 
+// One row, a full chunk of 4-bit packed rows (32 inputs: pe − p = 4): the arithmetic of gptq4Chunk<1> (the same int16
+// sums, so the same fp32 result bit for bit), with the chunk's 8 activation words broadcast once into registers instead
+// of once per column vector, the 4 rows unrolled and two column vectors per step (two independent int16 chains).
+void gptq4Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
+                 float* facc) {
+  const __m256i nib = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  const __m256 dx = _mm256_set1_ps(x.dx[chunk]);
+  const int32_t* pk = x.pack.data() + 2 * p;
+  const __m256i e0 = _mm256_set1_epi32(pk[0]), o0 = _mm256_set1_epi32(pk[1]);
+  const __m256i e1 = _mm256_set1_epi32(pk[2]), o1 = _mm256_set1_epi32(pk[3]);
+  const __m256i e2 = _mm256_set1_epi32(pk[4]), o2 = _mm256_set1_epi32(pk[5]);
+  const __m256i e3 = _mm256_set1_epi32(pk[6]), o3 = _mm256_set1_epi32(pk[7]);
+  const int64_t out = q.out;
+  const int32_t* r0 = q.qweight + p * out + c0;
+  const int32_t* r1 = r0 + out;
+  const int32_t* r2 = r1 + out;
+  const int32_t* r3 = r2 + out;
+  auto dot = [&](int64_t off) {
+    auto row = [&](const int32_t* r, __m256i e, __m256i o) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + off));
+      return _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w, nib), e),
+                              _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi32(w, 4), nib), o));
+    };
+    const __m256i a = _mm256_add_epi16(_mm256_add_epi16(row(r0, e0, o0), row(r1, e1, o1)),
+                                       _mm256_add_epi16(row(r2, e2, o2), row(r3, e3, o3)));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(a, ones));
+  };
+  int64_t v = 0;
+  for (; v + 2 <= vectors; v += 2) {
+    if (next > 0) prefetchRows(r0 + 4 * out + 8 * v, next, out);
+    const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
+    _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
+  }
+  for (; v < vectors; v++) {
+    if (next > 0) prefetchRows(r0 + 4 * out + 8 * v, next, out);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
+  }
+}
+
+// One row, a full chunk of 8-bit packed rows (32 inputs: pe − p = 8): gptq8Chunk<1>'s arithmetic (exact int32 sums, so
+// the same result), the 16 activation words broadcast once per chunk, the rows unrolled.
+void gptq8Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
+                 float* facc) {
+  const __m256i low = _mm256_set1_epi16(0x00ff);
+  const __m256 dx = _mm256_set1_ps(x.dx[chunk]);
+  const int32_t* pk = x.pack.data() + 2 * p;
+  const int64_t out = q.out;
+  const int32_t* base = q.qweight + p * out + c0;
+  // bytes 0 and 2 of a word are its 16-bit lanes' low bytes (masked), bytes 1 and 3 their high bytes (shifted down)
+  auto dot = [&](int64_t off) {
+    __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + j * out + off));
+      a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_and_si256(w, low), _mm256_set1_epi32(pk[2 * j])));
+      b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_srli_epi16(w, 8), _mm256_set1_epi32(pk[2 * j + 1])));
+    }
+    return _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
+  };
+  int64_t v = 0;
+  for (; v + 2 <= vectors; v += 2) {
+    if (next > 0) prefetchRows(base + 8 * out + 8 * v, next, out);
+    const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
+    _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
+  }
+  for (; v < vectors; v++) {
+    if (next > 0) prefetchRows(base + 8 * out + 8 * v, next, out);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
+  }
+}
+
 // Columns [c0, c0 + 8·vectors) of R rows, all groups: y[r][c] = Σ_g s[g][c]·(facc_g[r][c] − z[g][c]·sx[r][g]).
 template <int R>
 void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, float* facc, float* y) {
@@ -368,8 +444,14 @@ void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, 
     for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
       const int64_t pe = std::min(p1, p + rowsPerChunk);
       const int64_t next = std::min(packedRows - pe, rowsPerChunk);
-      if (q.bits == 4) gptq4Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
-      else gptq8Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
+      if (R == 1 && pe - p == rowsPerChunk) {
+        if (q.bits == 4) gptq4Chunk1(q, xs[0], p, chunk, c0, vectors, next, facc);
+        else gptq8Chunk1(q, xs[0], p, chunk, c0, vectors, next, facc);
+      } else if (q.bits == 4) {
+        gptq4Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
+      } else {
+        gptq8Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
+      }
     }
     for (int64_t v = 0; v < vectors; v++) {
       const int64_t c = c0 + 8 * v;
