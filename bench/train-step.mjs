@@ -1,14 +1,19 @@
 // Train-step speed of yuan on each TensorFlow.js backend against PyTorch, measured in the same run.
-// One step = forward + backward + Adam of a tiny preset (default tiny-lfa) on batch × seq random tokens, exactly as
-// bench/train_step_torch.py does it in PyTorch (Debian's python3-torch on OpenBLAS, one torch thread). Rounds are
-// interleaved (torch, native, wasm, ...) so that load from other work on the machine slows every engine alike; the
-// median step time of each is reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and
-// of torch against the machine's nominal peak.
-// On the native backend the model's RMSNorm and SwiGLU run as fused kernels. Engine "native-fused" also replaces
-// tf.train.adam's 12 ops per parameter with the trainer's adamwStep (one fused kernel on native; weight decay 0 and the
-// same betas and eps as tf.train.adam).
+// One step = forward + backward + Adam of an LFA or MHA preset (default tiny-lfa; yuan-25m is the ~25M-parameter shape
+// of issue 22's "≤ 1.0× PyTorch at sequence 512") on batch × seq random tokens, exactly as bench/train_step_torch.py
+// does it in PyTorch (OPENBLAS_NUM_THREADS=--blas-threads for Debian's OpenBLAS build; --torch-threads, default 1, is
+// torch.set_num_threads, which is what a pip (MKL) build uses). Rounds are interleaved (torch, native,
+// wasm, ...) so that load from other work on the machine slows every engine alike; the median step time of each is
+// reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and of torch against the
+// machine's nominal peak.
+// On the native backend the model's RMSNorm and SwiGLU run as fused kernels, and attention as the fused kernel. The
+// torch twin's attention is its op-by-op softmax(QKᵀ)V (`--torch-attention math`, default) or PyTorch's fused
+// scaled_dot_product_attention (`--torch-attention sdpa`). Engine "native-fused" also replaces tf.train.adam's 12 ops
+// per parameter with the trainer's adamwStep (one fused kernel on native; weight decay 0 and the same betas and eps as
+// tf.train.adam).
 // Usage: node bench/train-step.mjs [--backends native,native-fused,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
-//        [--batch 8] [--seq 128] [--peak-gflops N] [--python /usr/bin/python3 (or TORCH_PYTHON)]
+//        [--batch 8] [--seq 128] [--torch-attention math|sdpa] [--torch-threads 1] [--peak-gflops N] [--python /usr/bin/python3 (or TORCH_PYTHON)]
+// e.g. the 25M target: node bench/train-step.mjs --preset yuan-25m --seq 512 --batch 2 --backends native --rounds 3 --steps 1
 // cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
 // --leak-steps N then runs N more steps on the first backend, printing tensor count, tensor bytes and RSS.
 // Without torch in --python, the torch column says "skipped" and the yuan engines still run; a backend of the default
@@ -41,6 +46,8 @@ const { values } = parseArgs({
     'blas-threads': { type: 'string', default: '2' },
     'peak-gflops': { type: 'string' },
     'leak-steps': { type: 'string', default: '0' },
+    'torch-attention': { type: 'string', default: 'math' },
+    'torch-threads': { type: 'string', default: '1' },
   },
 });
 const batch = Number(values.batch);
@@ -53,6 +60,14 @@ if (config.attention.name !== 'lfa' && config.attention.name !== 'mha')
     `bench/train-step: preset ${values.preset} uses ${config.attention.name}; only lfa and mha presets have a torch twin`,
   );
 const m = config.model;
+if (config.attention.name === 'lfa' && Object.keys(config.attention.options ?? {}).length)
+  throw new Error(
+    `bench/train-step: preset ${values.preset} sets LFA options ${JSON.stringify(config.attention.options)}; the torch twin has YUAN 2.0's defaults only`,
+  );
+if (seq > m.maxPositions)
+  throw new Error(`bench/train-step: --seq ${seq} exceeds preset ${values.preset}'s maxPositions ${m.maxPositions}`);
+if (!['math', 'sdpa'].includes(values['torch-attention']))
+  throw new Error(`bench/train-step: --torch-attention ${values['torch-attention']}: expected math or sdpa`);
 // matMul shapes [M, K, N] timed on native and in torch, and the repeats of each
 const MATMUL = smoke
   ? [[256, 128, 256]]
@@ -101,8 +116,12 @@ function torchProcess() {
     matmul,
     '--matmul-reps',
     MATMUL_REPS,
+    '--attention',
+    values['torch-attention'],
+    '--threads',
+    values['torch-threads'],
   ].map(String);
-  if (config.attention.name !== 'lfa') throw new Error('bench/train-step: the torch twin implements tiny-lfa only');
+  if (config.attention.name !== 'lfa') throw new Error('bench/train-step: the torch twin implements LFA only');
   const child = spawn(values.python, args, {
     env: { ...process.env, OPENBLAS_NUM_THREADS: values['blas-threads'] },
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -245,15 +264,15 @@ console.log(
 );
 if (hello)
   console.log(
-    `yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, 1 torch thread)`,
+    `yuan ${engines[0]?.params.toLocaleString('en-US')} params, torch ${hello.params.toLocaleString('en-US')} params (torch ${hello.torch}, OPENBLAS_NUM_THREADS=${values['blas-threads']}, ${values['torch-threads']} torch thread(s), attention ${values['torch-attention']})`,
   );
 else console.log(`torch: skipped (${torch.skipped})`);
 console.log(
-  `${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln 264 = 5.58)`,
+  `${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln vocab)`,
 );
 if (hello)
   console.log(
-    `${'torch'.padEnd(12)} ${values['blas-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`,
+    `${'torch'.padEnd(12)} ${values['torch-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`,
   );
 for (const e of engines) {
   const s = median(e.times);

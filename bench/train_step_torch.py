@@ -1,7 +1,8 @@
-"""The baseline of bench/train-step.mjs: one forward + backward + Adam step of the tiny-lfa model in PyTorch.
+"""The baseline of bench/train-step.mjs: one forward + backward + Adam step of an LFA preset's model in PyTorch.
 
-Same architecture and sizes as yuan's tiny-lfa (tied embeddings, pre-RMSNorm, LFA with two causal convolutions of
-kernel 2 and RMSNorm, RoPE, causal softmax attention, SwiGLU). Runs under Debian's python3-torch with OpenBLAS;
+Same architecture as yuan's LFA presets with the sizes given (tiny-lfa's by default; tied embeddings, pre-RMSNorm, LFA with two causal convolutions of
+kernel 2 and RMSNorm, RoPE, causal softmax attention, SwiGLU). Attention is op by op (`--attention math`: QKᵀ, mask,
+softmax, ·V) or PyTorch's fused `scaled_dot_product_attention` (`--attention sdpa`). Runs under Debian's python3-torch with OpenBLAS;
 the caller sets OPENBLAS_NUM_THREADS. Protocol on stdin/stdout, one JSON line per answer, so that the caller can
 interleave rounds with its own: first a line with the parameter count and matMul GFLOP/s, then for each input line
 "steps N" the seconds of N steps and their losses (a warm-up step runs before the first answer).
@@ -24,6 +25,7 @@ p.add_argument("--ffn", type=int, default=512)
 p.add_argument("--batch", type=int, default=8)
 p.add_argument("--seq", type=int, default=128)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--attention", choices=["math", "sdpa"], default="math")
 p.add_argument("--matmul", default="1024x128x512,512x512x512,1024x1024x1024", help="matMul shapes MxKxN to time, comma-separated")
 p.add_argument("--matmul-reps", type=int, default=20)
 args = p.parse_args()
@@ -81,8 +83,11 @@ class Model(torch.nn.Module):
             q, k = (z @ l.qk.t()).view(b, t, NH, 2 * HD).chunk(2, -1)
             v = (x @ l.v.t()).view(b, t, NH, HD)
             q, k, v = (y.transpose(1, 2) for y in (rope(q, self.cos, self.sin), rope(k, self.cos, self.sin), v))
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD) + mask, -1)
-            h = h + ((att @ v).transpose(1, 2).reshape(b, t, H)) @ l.o.t()
+            if args.attention == "sdpa":
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                y = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(HD) + mask, -1) @ v
+            h = h + (y.transpose(1, 2).reshape(b, t, H)) @ l.o.t()
             a, g = (rms_norm(h, l.n2) @ l.up.t()).chunk(2, -1)
             h = h + (F.silu(a) * g) @ l.down.t()
         return rms_norm(h, self.norm) @ self.embed.t()

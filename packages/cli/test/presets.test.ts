@@ -23,7 +23,7 @@ describe('yuan presets', () => {
     const p = await yuan('presets', 'show', 'yuan3');
     expect(p.code).not.toBe(0);
     expect(p.err).toBe(
-      'error: unknown preset plugin "yuan3" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan2-102b, yuan2-2b, yuan2-51b)',
+      'error: unknown preset plugin "yuan3" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan-25m, yuan2-102b, yuan2-2b, yuan2-51b)',
     );
     const a = await yuan('presets', 'show', 'tiny-lfa', '--set', 'attention.name=flash');
     expect(a.code).not.toBe(0);

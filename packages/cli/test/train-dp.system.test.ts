@@ -185,11 +185,12 @@ describe('yuan train --dp', () => {
     expect((await plan(1, 2)).optimizerBytes).toBe(z1.optimizerBytes);
     expect((await plan(2, 4)).optimizerBytes).toBe(z2.optimizerBytes);
     expect((await plan(2, 4)).gradientBytes).toBe(z2.gradientBytes);
-    // during the backward: ZeRO 1 has every gradient unreduced at once; ZeRO 2 two consecutive bucket groups (one being
-    // reduced while the next is produced): here the two layers (the head's final norm + 264 × 32 embedding is smaller)
+    // during the backward: ZeRO 1 has every gradient unreduced at once; ZeRO 2 two buckets (one being reduced while the
+    // next is completed): here the buckets are [final norm, layer 1] and [layer 0] (a quarter of the layers' parameters
+    // fills a bucket), and the 264 × 32 embedding's own is smaller
     const layer = (n - 32 - 264 * 32) / 2;
     expect(z1.gradientInFlightBytes).toBe(4 * n);
-    expect(z2.gradientInFlightBytes).toBe(4 * 2 * layer);
+    expect(z2.gradientInFlightBytes).toBe(4 * (32 + 2 * layer));
     expect(z2.gradientInFlightBytes).toBeLessThan(z1.gradientInFlightBytes!);
     expect((await plan(2, 4)).gradientInFlightBytes).toBe(z2.gradientInFlightBytes);
   });

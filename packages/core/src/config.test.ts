@@ -64,9 +64,10 @@ describe('config', () => {
       'tiny-lfa',
       'tiny-lpa',
       'tiny-pp2dp2',
+      'yuan-25m',
     ]);
     expect(() => getPreset('huge')).toThrow(
-      'unknown preset plugin "huge" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan2-102b, yuan2-2b, yuan2-51b)',
+      'unknown preset plugin "huge" (registered: tiny-lfa, tiny-lpa, tiny-mha, tiny-pp2dp2, yuan-25m, yuan2-102b, yuan2-2b, yuan2-51b)',
     );
   });
 

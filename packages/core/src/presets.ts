@@ -37,7 +37,16 @@ function yuan(
   };
 }
 
-function tiny(name: string, attention: string, description: string, parallel?: JsonObject): Preset {
+/** The byte-level tokenizer's vocabulary (256 bytes and its special tokens, padded). */
+const BYTE_VOCAB = 264;
+
+function tiny(
+  name: string,
+  attention: string,
+  description: string,
+  parallel?: JsonObject,
+  model: JsonObject = { hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512, maxPositions: 512 },
+): Preset {
   return {
     kind: 'preset',
     name,
@@ -45,7 +54,7 @@ function tiny(name: string, attention: string, description: string, parallel?: J
     defaults: {},
     config: {
       preset: name,
-      model: { vocabSize: 264, hiddenSize: 128, numLayers: 4, numHeads: 4, ffnSize: 512, maxPositions: 512 },
+      model: { vocabSize: BYTE_VOCAB, ...model },
       attention: { name: attention, options: {} },
       tokenizer: { name: 'bytes' },
       ...(parallel ? { parallel } : {}),
@@ -80,7 +89,8 @@ const YUAN2_102B_LAYOUT: JsonObject = {
 
 /**
  * The built-in presets: the released YUAN 2.0 shapes (arXiv 2311.15786; 51B and 102B with their training layouts in
- * `parallel`) and tiny ones that train on a laptop (`tiny-pp2dp2`: a P × D layout with ZeRO-1).
+ * `parallel`), tiny ones that train on a laptop (`tiny-pp2dp2`: a P × D layout with ZeRO-1) and `yuan-25m`, a ~25M-parameter
+ * byte-level LFA model (the train-step benchmark's size at sequence 512).
  */
 export const PRESETS: readonly Preset[] = [
   yuan('yuan2-2b', 'YUAN 2.0-2B: 24 layers, hidden 2048, 32 heads, LFA, seq 8192', 24, 2048, 32, 8192),
@@ -114,6 +124,16 @@ export const PRESETS: readonly Preset[] = [
     'lfa',
     'tiny-lfa as 2 pipeline stages × 2 data-parallel ranks with ZeRO-1 (4 thread ranks), 4 micro-batches per step',
     { pp: 2, dp: 2, zero: 1, microbatches: 4 },
+  ),
+  // 8 layers × 3,148,032 (LFA: q/k 2H², v and o H² each, two kernel-2 convolutions H²/2 + H/2 and H²/2 + H, three
+  // RMSNorms 3H; SwiGLU 3·H·F) + the tied byte embedding 264 × 512 + the final norm 512 = 25,319,936 parameters,
+  // 99.5% of them in the layers (the real 135k vocabulary would add 69M in the embedding alone)
+  tiny(
+    'yuan-25m',
+    'lfa',
+    'about 25M parameters for speed work on a laptop: byte-level, YUAN 2.0 LFA, 8 layers, hidden 512, 8 heads, ffn 1024, seq up to 1024',
+    undefined,
+    { hiddenSize: 512, numLayers: 8, numHeads: 8, ffnSize: 1024, maxPositions: 1024 },
   ),
 ];
 

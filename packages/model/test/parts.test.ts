@@ -1,8 +1,8 @@
 import { lfaAttention } from '@yuan/attention-lfa';
-import { resolveConfig } from '@yuan/core';
+import { countParameters, getPreset, resolveConfig } from '@yuan/core';
 import { initBackend, tf } from '@yuan/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { crossEntropy, YuanModel } from '../src/index.js';
+import { crossEntropy, modelParameters, YuanModel } from '../src/index.js';
 
 const config = resolveConfig({
   model: { vocabSize: 50, hiddenSize: 16, numLayers: 4, numHeads: 2, ffnSize: 24, maxPositions: 32 },
@@ -87,5 +87,16 @@ describe('the model in parts', () => {
     expect(() =>
       YuanModel.init(config, attention, 1, { embedding: false, firstLayer: 3, endLayer: 5, head: false }),
     ).toThrow(/not a range of the model's 4 layers/);
+  });
+});
+
+describe('the yuan-25m preset', () => {
+  it('has 25,319,936 parameters, 99.5% of them in the layers (the count its description and bench/README give)', () => {
+    const specs = modelParameters(resolveConfig(getPreset('yuan-25m').config), lfaAttention as never);
+    const total = countParameters(specs);
+    const layers = countParameters(specs.filter((s) => s.name.startsWith('model.layers.')));
+    expect(total).toBe(25_319_936);
+    expect(layers).toBe(8 * 3_148_032);
+    expect(layers / total).toBeGreaterThan(0.99);
   });
 });

@@ -42,6 +42,13 @@ export interface DataParallelOptions {
    * backward over the whole model, which keeps everything (`none`).
    */
   recompute?: LayerRecompute;
+  /**
+   * ZeRO 2's gradient bucket size in elements (DeepSpeed's `reduce_bucket_size`): whole layers' gradients, the last
+   * layer's first, are summed into a flat bucket until it holds at least this many, then it is reduce-scattered while
+   * the backward goes on. Default: a quarter of the layers' parameters, at most 2^24. A positive integer, else
+   * YuanError 'usage'.
+   */
+  reduceBucketElements?: number;
 }
 
 /** Bytes held by the engine's optimizer and gradient buffers, per rank (for the memory accounting tests and `yuan plan`). */
@@ -52,9 +59,9 @@ export interface DataParallelMemory {
   gradientBytes: number;
   /**
    * The largest set of not yet reduced gradients alive at once during a backward (bytes): all N under ZeRO 0/1 (one
-   * backward over the whole model); under ZeRO 2 at most two consecutive bucket groups (a layer's parameters, or the
-   * head's: final norm + the tied embedding), since each is reduce-scattered as the layer-by-layer backward produces it
-   * while the next layer's backward runs.
+   * backward over the whole model); under ZeRO 2 the bucket being filled and the last one sent (`reduceBucketElements`
+   * each, about, or the tied embedding's; `yuan plan` simulates the same sequence), since each bucket is
+   * reduce-scattered as soon as the layer-by-layer backward completes it while the next layer's backward runs.
    */
   gradientInFlightBytes: number;
 }
@@ -64,10 +71,11 @@ export interface DataParallelMemory {
  * al. 2020). Every rank holds the whole model; each step's M micro-batches (`train.gradAccumulation`, the global batch)
  * are split so rank r computes micro-batches r·M/D … (r+1)·M/D − 1, in the order the single process draws them.
  * Gradients (weighted 1/M) are all-reduced (ZeRO 0) or reduce-scattered (ZeRO 1: once per step over the whole space;
- * ZeRO 2: bucket by bucket during a layer-by-layer backward over kept per-layer tapes, or with recomputation — the head's gradients, then
- * each layer's from the last, then the embedding's — each group's reduce-scatter overlapping the next layer's backward,
- * so besides its 1/D shard a rank holds at most two groups of unreduced gradients; DeepSpeed ZeRO-2's `reduce_scatter`
- * with `overlap_comm`). The loss
+ * ZeRO 2: during a layer-by-layer backward over kept per-layer tapes, or with recomputation — the head's gradients, then
+ * each layer's from the last, then the embedding's — summed into flat buckets of several layers
+ * (`reduceBucketElements`), each bucket reduce-scattered once full while the backward goes on, so besides its 1/D shard
+ * a rank holds a few buckets of unreduced gradients, never all of them; DeepSpeed ZeRO-2's `reduce_bucket_size`,
+ * `reduce_scatter` and `overlap_comm`). The loss
  * and the squared gradient norm are all-reduced before any rank updates, so a non-finite value stops every rank at the
  * same step; each rank updates its shard of the parameters with its shard of the AdamW moments (weight decay decided
  * by parameter name), and the parameters are all-gathered bucket by bucket. Checkpoints: under ZeRO 1/2 every rank
@@ -96,13 +104,42 @@ const EMBEDDING = 'model.embed_tokens.weight';
 const FINAL_NORM = 'model.norm.weight';
 
 /**
- * ZeRO 2's buckets: the final norm, the tied embedding, then one per layer (the order in which the layer-by-layer
- * backward completes them, head first), so the head's, each layer's and the embedding lookup's gradients are each a
- * union of whole buckets (the head's: the norm's and the embedding's bucket; the lookup's: the embedding's again).
+ * DeepSpeed's `reduce_bucket_size` for ZeRO 2 when `DataParallelOptions.reduceBucketElements` is not given: a quarter
+ * of the layers' parameters (so that the bucket being filled and the one being reduced never hold all the gradients at
+ * once), at most 2^24 elements (64 MiB of float32). `yuan plan` (@yuan/plan) uses the same rule.
  */
-function layeredBuckets(model: LayeredModel): Array<Array<{ name: string; shape: number[] }>> {
+function defaultBucketElements(model: LayeredModel): number {
+  const layers = model.layers.reduce((a, l) => a + l.parameterCount, 0);
+  return Math.min(2 ** 24, Math.max(1, Math.ceil(layers / 4)));
+}
+
+/**
+ * ZeRO 2's buckets, in the order the layer-by-layer backward completes them: the final norm and layers L−1 … 0 packed
+ * greedily (whole layers; a bucket is closed once it holds at least `elements` values), then the tied embedding alone
+ * (reduced twice a micro-batch, for the head's projection and for the lookup, so that its gradient is never held
+ * through the backward). So a micro-batch sends about (layers' parameters / `elements`) + 2 messages instead of one per
+ * layer + 3.
+ */
+function layeredBuckets(model: LayeredModel, elements: number): Array<Array<{ name: string; shape: number[] }>> {
   const entry = (name: string) => ({ name, shape: model.params.get(name)!.shape });
-  return [[entry(FINAL_NORM)], [entry(EMBEDDING)], ...model.layers.map((layer) => [...layer.params.keys()].map(entry))];
+  const groups = [[FINAL_NORM], ...[...model.layers].reverse().map((layer) => [...layer.params.keys()])];
+  const buckets: Array<Array<{ name: string; shape: number[] }>> = [];
+  let open: Array<{ name: string; shape: number[] }> = [];
+  let size = 0;
+  for (const names of groups) {
+    for (const n of names) {
+      open.push(entry(n));
+      size += model.params.get(n)!.size;
+    }
+    if (size >= elements) {
+      buckets.push(open);
+      open = [];
+      size = 0;
+    }
+  }
+  if (open.length) buckets.push(open);
+  buckets.push([entry(EMBEDDING)]);
+  return buckets;
 }
 
 class DataParallelEngine implements TrainingEngine {
@@ -167,7 +204,10 @@ class DataParallelEngine implements TrainingEngine {
         weights: () => layered.weights(),
         dispose: () => layered.dispose(),
       };
-      this.space = new GradientSpace(this.group, layeredBuckets(layered));
+      const elements = this.options.reduceBucketElements ?? defaultBucketElements(layered);
+      if (!Number.isInteger(elements) || elements < 1)
+        throw new YuanError('usage', `reduceBucketElements ${elements}: expected a positive integer`);
+      this.space = new GradientSpace(this.group, layeredBuckets(layered, elements));
     } else {
       const whole = setup.resume
         ? YuanModel.fromWeights(setup.config, setup.attention, setup.resume.weights)
@@ -215,7 +255,8 @@ class DataParallelEngine implements TrainingEngine {
   }
 
   /**
-   * ZeRO 2: one micro-batch's backward, layer by layer; each group's gradients (× 1/M) are handed to the gradient space
+   * ZeRO 2: one micro-batch's backward, layer by layer, from dL/d(loss) = 1/M (so the gradients come weighted); each
+   * group's gradients are handed to the gradient space
    * as soon as they exist, which reduce-scatters them while the backward goes on to the next layer (DeepSpeed's
    * `overlap_comm`, at most `GROUPS_IN_FLIGHT` groups at once) and adds this rank's pieces to its shard in the order the
    * groups were produced (deterministic sums). Returns the micro-batch's loss.
@@ -227,8 +268,9 @@ class DataParallelEngine implements TrainingEngine {
         this.layered!,
         batch,
         this.resetPositions,
-        (_, grads) => this.space.reduceGroup(grads, weight),
+        (_, grads) => this.space.reduceGroup(grads, 1),
         this.options.recompute ?? 'none',
+        weight,
       );
       await this.space.drain();
       return loss;

@@ -12,10 +12,17 @@ import {
 } from './sharded.js';
 
 /**
- * How many groups of buckets may be being reduced while the backward computes the next group (2: one being reduced,
- * one just produced — DeepSpeed's double-buffered `overlap_comm`). Bounds the unreduced gradient bytes.
+ * How many sends (the buckets one `reduceGroup` completed) may be being reduced while the backward computes the next
+ * group (2: one being reduced, one just produced — DeepSpeed's double-buffered `overlap_comm`). With the buckets being
+ * filled, bounds the unreduced gradient bytes.
  */
 export const GROUPS_IN_FLIGHT = 2;
+
+/** A bucket being filled by `reduceGroup`: its flat gradients so far and the parameters it still awaits. */
+interface PendingBucket {
+  flat: Float32Array;
+  waiting: Set<string>;
+}
 
 /**
  * One flat gradient space [0, N) reduced across a data-parallel group, shared by the data-parallel engine and by each
@@ -23,10 +30,13 @@ export const GROUPS_IN_FLIGHT = 2;
  * reduce-scatter and gathered by one all-gather; rank j of D owns `shardRange` of each, `ownedRanges`), in the order
  * given. Two ways to reduce:
  * - once per step over the whole space (`reduceAll`: ZeRO 0 all-reduce, ZeRO 1 reduce-scatter);
- * - ZeRO 2, group by group during the backward (`reduceGroup`): each group's buckets are reduce-scattered as soon as
- *   its gradients exist, while the backward goes on, with at most `GROUPS_IN_FLIGHT` groups in flight; this rank's
- *   pieces are added to the step's shard in the order the groups came (deterministic sums). `drain` waits for them.
- * Errors: a gradient that is not in the space is YuanError 'internal'; a lost or silent peer rejects from the group.
+ * - ZeRO 2, group by group during the backward (`reduceGroup`): each group's gradients are copied into their buckets,
+ *   and a bucket is reduce-scattered as soon as it holds all its parameters' gradients — DeepSpeed's
+ *   `reduce_bucket_size`: a bucket may span several groups, so a backward sends few large messages — while the
+ *   backward goes on, with at most `GROUPS_IN_FLIGHT` sends in flight; this rank's pieces are added to the
+ *   step's shard in the order the buckets were completed (deterministic sums). `drain` waits for them.
+ * Errors: a gradient that is not in the space, one that comes twice before its bucket is complete, or a bucket left
+ * incomplete at `drain`, is YuanError 'internal'; a lost or silent peer rejects from the group.
  */
 export class GradientSpace {
   /** Every parameter's place in the space. */
@@ -39,14 +49,21 @@ export class GradientSpace {
   /** Elements of the shard (the sum of the ranges' lengths). */
   readonly shardLength: number;
   /**
-   * The most not yet reduced gradient bytes held at once by `reduceGroup` (the groups in flight and the one handed
-   * over); set it to 0 to measure a new interval.
+   * The most not yet reduced gradient bytes held at once by `reduceGroup` (the buckets being filled, those in flight
+   * and those just completed); set it to 0 to measure a new interval.
    */
   peakInFlightBytes = 0;
   private readonly slotOf: Map<string, FlatSlot>;
+  /** The bucket index of each parameter. */
+  private readonly bucketOf: Map<string, number>;
+  /** The parameters of each bucket. */
+  private readonly names: string[][];
   /** Where each bucket's owned piece starts in the shard buffer. */
   private readonly bucketAt: number[];
   private shard?: Float32Array;
+  /** The buckets whose pieces are already in the step's shard. */
+  private written = new Set<number>();
+  private pending = new Map<number, PendingBucket>();
   private inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
   /** The chain that adds reduced pieces to the shard in production order. */
   private added: Promise<void> = Promise.resolve();
@@ -59,6 +76,8 @@ export class GradientSpace {
     if (buckets.some((b) => b.length === 0)) throw new YuanError('internal', 'a gradient bucket has no parameters');
     ({ slots: this.slots, total: this.total } = flatLayout(buckets.flat()));
     this.slotOf = new Map(this.slots.map((s) => [s.name, s]));
+    this.names = buckets.map((b) => b.map((p) => p.name));
+    this.bucketOf = new Map(this.names.flatMap((b, i) => b.map((n): [string, number] => [n, i])));
     this.buckets = [];
     let at = 0;
     for (const b of buckets) {
@@ -91,48 +110,69 @@ export class GradientSpace {
   }
 
   /**
-   * ZeRO 2: copies the group of gradients `grads` (× `weight`, in float32) into their buckets — every bucket that holds
-   * one of them; the bucket's other parameters count as zero — frees the tensors, and starts each bucket's
-   * reduce-scatter; resolves once fewer than `GROUPS_IN_FLIGHT` groups are still being reduced. This rank's pieces are
-   * added to the step's shard (`takeShard`) in the order the groups came.
+   * ZeRO 2: copies the group of gradients `grads` (× `weight`, in float32) into their buckets and frees the tensors;
+   * every bucket that now holds all its parameters' gradients is reduce-scattered at once, in completion order, and a
+   * later gradient of one of its parameters (the tied embedding's second share) starts the bucket anew. Resolves once
+   * fewer than `GROUPS_IN_FLIGHT` sends are still being reduced. This rank's pieces are added to the step's shard
+   * (`takeShard`) in the order the buckets were completed.
    */
   async reduceGroup(grads: GradMap, weight: number): Promise<void> {
-    const flats: Array<[number, Float32Array]> = [];
+    const complete: Array<[number, Float32Array]> = [];
     try {
-      const wanted = new Set<number>();
-      for (const name of grads.keys()) {
-        const slot = this.slotOf.get(name);
-        if (!slot) throw new YuanError('internal', `no gradient slot for ${name}`);
-        wanted.add(this.buckets.findIndex((b) => slot.offset >= b.start && slot.offset < b.start + b.length));
-      }
-      for (const i of [...wanted].sort((a, b) => a - b)) {
+      for (const name of grads.keys())
+        if (!this.slotOf.has(name)) throw new YuanError('internal', `no gradient slot for ${name}`);
+      for (const [name, t] of grads) {
+        const slot = this.slotOf.get(name)!;
+        const i = this.bucketOf.get(name)!;
         const b = this.buckets[i];
-        const flat = new Float32Array(b.length);
-        for (const [name, t] of grads) {
-          const slot = this.slotOf.get(name)!;
-          if (slot.offset >= b.start && slot.offset < b.start + b.length)
-            flat.set(t.dataSync() as Float32Array, slot.offset - b.start);
+        let p = this.pending.get(i);
+        if (!p) {
+          p = {
+            flat: new Float32Array(b.length),
+            waiting: new Set(this.names[i]),
+          };
+          this.pending.set(i, p);
         }
-        for (let k = 0; k < flat.length; k++) flat[k] *= weight;
-        flats.push([i, flat]);
+        if (!p.waiting.has(name))
+          throw new YuanError('internal', `a second gradient of ${name} came before its bucket was reduced`);
+        const values = t.dataSync() as Float32Array;
+        const flat = p.flat;
+        const at = slot.offset - b.start;
+        if (weight === 1) flat.set(values, at);
+        else for (let k = 0; k < values.length; k++) flat[at + k] = values[k] * weight;
+        p.waiting.delete(name);
+        if (p.waiting.size === 0) {
+          this.pending.delete(i);
+          complete.push([i, flat]);
+        }
       }
     } finally {
       disposeGrads(grads);
     }
-    const bytes = flats.reduce((a, [, flat]) => a + 4 * flat.length, 0);
-    this.peakInFlightBytes = Math.max(this.peakInFlightBytes, bytes + this.inFlight.reduce((a, f) => a + f.bytes, 0));
-    // start every bucket's reduce-scatter now; add the pieces in production order
-    const pieces = flats.map(([, flat]) => {
+    const pendingBytes = [...this.pending.values()].reduce((a, p) => a + 4 * p.flat.length, 0);
+    const bytes = complete.reduce((a, [, flat]) => a + 4 * flat.length, 0);
+    this.peakInFlightBytes = Math.max(
+      this.peakInFlightBytes,
+      pendingBytes + bytes + this.inFlight.reduce((a, f) => a + f.bytes, 0),
+    );
+    if (!complete.length) return;
+    // start every completed bucket's reduce-scatter now; add the pieces in completion order
+    const pieces = complete.map(([, flat]) => {
       const reduced = this.group.reduceScatter(flat);
       // consumed by the chain below; when an earlier group already failed the chain never reads it (no unhandled rejection)
       reduced.catch(() => {});
       return reduced;
     });
     const shard = (this.shard ??= new Float32Array(this.shardLength));
+    const written = this.written;
     const done = (this.added = this.added.then(async () => {
       for (const [k, piece] of (await Promise.all(pieces)).entries()) {
-        const at = this.bucketAt[flats[k][0]];
-        for (let j = 0; j < piece.length; j++) shard[at + j] += piece[j];
+        const i = complete[k][0];
+        const at = this.bucketAt[i];
+        // the step's first piece of a bucket is copied, later ones added
+        if (written.has(i)) for (let j = 0; j < piece.length; j++) shard[at + j] += piece[j];
+        else shard.set(piece, at);
+        written.add(i);
       }
     }));
     done.catch(() => {}); // awaited by drain; a failure surfaces there
@@ -143,20 +183,31 @@ export class GradientSpace {
   /** Waits until every group handed to `reduceGroup` is reduced and added to the shard; rejects with the first failure. */
   async drain(): Promise<void> {
     while (this.inFlight.length) await this.inFlight.shift()!.done;
+    if (this.pending.size) {
+      const [i, p] = this.pending.entries().next().value!;
+      this.pending.clear();
+      throw new YuanError(
+        'internal',
+        `gradient bucket ${i} was never complete: no gradient for ${[...p.waiting.keys()].join(', ')}`,
+      );
+    }
   }
 
   /** After a failure: waits for the reductions in flight to end either way, and forgets them and the step's shard. */
   async settle(): Promise<void> {
     this.inFlight = [];
+    this.pending.clear();
     await this.added.catch(() => {});
     this.added = Promise.resolve();
     this.shard = undefined;
+    this.written = new Set();
   }
 
   /** The step's reduced shard [shardLength] from `reduceGroup` (zeros when nothing was reduced); the next step starts a new one. Call after `drain`. */
   takeShard(): Float32Array {
     const s = this.shard ?? new Float32Array(this.shardLength);
     this.shard = undefined;
+    this.written = new Set();
     return s;
   }
 

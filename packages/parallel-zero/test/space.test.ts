@@ -20,6 +20,7 @@ const payload = {
 };
 
 type Result = {
+  errors: string[];
   rank: number;
   ranges: [number, number][];
   slots: { name: string; offset: number; size: number }[];
@@ -55,6 +56,41 @@ describe('GradientSpace: group-by-group reduction with two groups in flight', ()
       expect(Math.max(...r.active)).toBeLessThanOrEqual(3);
       // the most unreduced bytes at once: [d, e] (5 floats) in flight while [a, b] (7) is handed over
       expect(r.peakInFlightBytes).toBe(4 * (5 + 7));
+    }
+    expect(results.map((r) => r.tensors)).toEqual([0, 0]);
+  });
+});
+
+describe('GradientSpace: buckets of several groups (reduce_bucket_size)', () => {
+  // buckets span groups: [e, d] is complete after the second group, [c, a] after the fourth; b is its own bucket and
+  // comes twice (as the tied embedding: the head's share, then the lookup's), each time reduced at once
+  const bucketed = {
+    ...payload,
+    buckets: [['e', 'd'], ['c', 'a'], ['b']],
+    groups: [['e'], ['d', 'b'], ['c'], ['a'], ['b']],
+  };
+
+  it('sends one reduce-scatter per bucket once it holds all its gradients, and sums every send into the shard', async () => {
+    const d = 2;
+    const results = (await spawnThreadRanks(worker, d, bucketed)) as Result[];
+    const ranks = (d * (d + 1)) / 2;
+    for (const r of results) {
+      const want = new Float32Array(17);
+      for (const s of r.slots) {
+        const times = bucketed.groups.filter((gr) => gr.includes(s.name)).length;
+        for (let i = 0; i < s.size; i++)
+          want[s.offset + i] = bucketed.weight * times * ranks * (i + 1) * codes[s.name as keyof typeof codes];
+      }
+      expect(r.slots.map((s) => s.name)).toEqual(['e', 'd', 'c', 'a', 'b']);
+      expect(r.shard).toEqual(r.ranges.flatMap(([start, length]) => [...want.subarray(start, start + length)]));
+      // four sends for five groups: [e, d] and b together, [c, a], b
+      expect(r.active).toHaveLength(4);
+      // the most unreduced bytes at once: [c, a] being filled (8 floats) while [e, d] (5) and b (4) are reduced
+      expect(r.peakInFlightBytes).toBe(4 * (8 + 5 + 4));
+      expect(r.errors).toEqual([
+        'a second gradient of e came before its bucket was reduced',
+        'gradient bucket 0 was never complete: no gradient for d',
+      ]);
     }
     expect(results.map((r) => r.tensors)).toEqual([0, 0]);
   });

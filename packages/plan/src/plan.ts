@@ -383,7 +383,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     const optimizerBytes = parameters * bpp.optimizer;
     const activationBytes = checkpoint + working;
     // ZeRO 2: the groups in the order the backward produces them, two reduced at once (overlap). One stage: head, layer
-    // L−1 … 0, embedding. P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
+    // L−1 … 0, embedding, in buckets of several layers (`zero2InFlight`). P > 1: the last stage's final norm, then its layers from the last (the tied embedding is
     // summed with the other end first and kept whole); with `stage` recompute all of them at once
     const layersDown = [...segs].reverse().flatMap((g) => groups.layers.slice(g.first, g.first + g.count).reverse());
     const order =
@@ -392,7 +392,13 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
         : [...(isLast ? [groups.head] : []), ...layersDown];
     const twoInFlight = Math.max(...order.map((n, i) => n + (i > 0 ? order[i - 1] : 0)));
     const bucketed =
-      zero !== 2 ? parameters : P > 1 && recompute === 'stage' ? order.reduce((a, b) => a + b, 0) : twoInFlight;
+      zero !== 2
+        ? parameters
+        : P === 1
+          ? zero2InFlight(groups.head, layersDown, groups.embedding)
+          : recompute === 'stage'
+            ? order.reduce((a, b) => a + b, 0)
+            : twoInFlight;
     return {
       parameters,
       inFlight,
@@ -596,4 +602,60 @@ export function planSchedules(input: PipelinePlanInput, names?: readonly string[
   for (const r of rows)
     if (r.fits && r.makespan !== undefined && (!best || r.makespan < best.makespan! - 1e-12)) best = r;
   return { rows, ...(best ? { choice: best.schedule, plan: best.plan } : {}) };
+}
+
+/**
+ * The data-parallel engine's ZeRO 2 gradient buckets with one stage (@yuan/parallel-zero's default
+ * `reduceBucketElements`: a quarter of the layers' parameters, at most 2^24): the final norm (`head` elements) and the
+ * layers from the last (`layersDown`) packed greedily, a bucket closed once it holds that many, then the tied embedding
+ * alone. Replays one micro-batch's backward — the head's group (norm + the projection's share of the embedding), each
+ * layer's, the lookup's share — as its gradient space counts it: the buckets being filled (whole), those completed by
+ * the group, and the last send still counted in flight (two sends at once, `GROUPS_IN_FLIGHT`). Returns the most
+ * elements at once.
+ */
+function zero2InFlight(head: number, layersDown: readonly number[], embedding: number): number {
+  const limit = Math.min(2 ** 24, Math.max(1, Math.ceil(layersDown.reduce((a, b) => a + b, 0) / 4)));
+  // bucket of each unit: unit 0 the norm, unit k the k-th layer from the last; the embedding's bucket is the last
+  const units = [head, ...layersDown];
+  const bucketOf: number[] = [];
+  const size: number[] = [];
+  const count: number[] = [];
+  let open = 0;
+  for (const n of units) {
+    bucketOf.push(size.length);
+    open += n;
+    if (open >= limit) {
+      size.push(open);
+      open = 0;
+    }
+  }
+  if (bucketOf[bucketOf.length - 1] === size.length) size.push(open);
+  for (const b of bucketOf) count[b] = (count[b] ?? 0) + 1;
+  const emb = size.length;
+  size.push(embedding);
+  count.push(1);
+  const events = [[0, -1], ...layersDown.map((_, k) => [k + 1]), [-1]].map((g) =>
+    g.map((u) => (u < 0 ? emb : bucketOf[u])),
+  );
+  const got = new Map<number, number>();
+  let inFlight: number[] = [];
+  let peak = 0;
+  for (const buckets of events) {
+    const done: number[] = [];
+    for (const b of buckets) {
+      const n = (got.get(b) ?? 0) + 1;
+      if (n === count[b]) {
+        got.delete(b);
+        done.push(size[b]);
+      } else got.set(b, n);
+    }
+    const pending = [...got.keys()].reduce((a, b) => a + size[b], 0);
+    const sent = done.reduce((a, b) => a + b, 0);
+    peak = Math.max(peak, pending + sent + inFlight.reduce((a, b) => a + b, 0));
+    if (done.length) {
+      inFlight.push(sent);
+      while (inFlight.length >= 2) inFlight = inFlight.slice(1);
+    }
+  }
+  return peak;
 }

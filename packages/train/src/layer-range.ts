@@ -278,7 +278,9 @@ export class LayerRange {
    * data-parallel runtime reduce them bucket by bucket during the backward. `step` wraps every gradient computation.
    * Resolves with the loss (a range with the head under `full`, nats/token; under `none`/`selective` the loss is the
    * forward's result) and dL/d(input) [B, T, H] (a range without the embedding; the caller owns it). Kept inputs stay the
-   * caller's; kept tapes are used up (freed) by the backward.
+   * caller's; kept tapes are used up (freed) by the backward. `lossScale` (a range with the head; default 1) is
+   * dL/d(loss): every gradient comes multiplied by it (a data-parallel micro-batch's weight 1/M, applied once at the top
+   * instead of to each gradient afterwards).
    */
   async backward(
     batch: RangeBatch,
@@ -286,6 +288,7 @@ export class LayerRange {
     dy: tf.Tensor3D | undefined,
     onGrads: GradientSink,
     step: StepWrapper = identity,
+    lossScale = 1,
   ): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
     if (this.head === (dy !== undefined))
       throw new YuanError(
@@ -294,7 +297,25 @@ export class LayerRange {
           ? 'a range with the head starts its backward from the loss'
           : 'a range without the head needs the upstream gradient',
       );
-    if (kept.tapes) return this.backwardTaped(kept.tapes, dy, onGrads, step);
+    // the upstream gradient of the loss (undefined: ones); freed at the end
+    const top = this.head && lossScale !== 1 ? tf.scalar(lossScale) : undefined;
+    try {
+      if (kept.tapes) return await this.backwardTaped(kept.tapes, dy, onGrads, step, top);
+      return await this.backwardRecomputed(batch, kept, dy, onGrads, step, top);
+    } finally {
+      top?.dispose();
+    }
+  }
+
+  /** `backward` under `full`: each layer's forward run again from its kept input inside its gradient computation. */
+  private async backwardRecomputed(
+    batch: RangeBatch,
+    kept: KeptActivations,
+    dy: tf.Tensor3D | undefined,
+    onGrads: GradientSink,
+    step: StepWrapper,
+    top: tf.Scalar | undefined,
+  ): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
     // the gradient flowing down, once this backward made it (the caller's dy is never disposed here)
     let owned: tf.Tensor3D | undefined;
     let loss: number | undefined;
@@ -303,7 +324,9 @@ export class LayerRange {
         const ends = this.ends!;
         const h = kept.output;
         if (!h) throw new YuanError('internal', "a range with the head needs the last layer's output kept");
-        const r = await step(() => gradientsOf(() => this.headLoss(h, batch), h, ends.params, [...ends.params.keys()]));
+        const r = await step(() =>
+          gradientsOf(() => this.headLoss(h, batch), h, ends.params, [...ends.params.keys()], top),
+        );
         loss = (await r.value!.data())[0];
         r.value!.dispose();
         owned = r.dx;
@@ -355,6 +378,7 @@ export class LayerRange {
     dy: tf.Tensor3D | undefined,
     onGrads: GradientSink,
     step: StepWrapper,
+    top: tf.Scalar | undefined,
   ): Promise<{ loss?: number; dx?: tf.Tensor3D }> {
     let owned: tf.Tensor3D | undefined;
     const run = (tape: KeptTape, names: string[], withInput: boolean, upstream: tf.Tensor | undefined) =>
@@ -371,7 +395,7 @@ export class LayerRange {
     try {
       if (tapes.head) {
         const names = [...this.ends!.params.keys()];
-        const r = await run(tapes.head, names, true, undefined);
+        const r = await run(tapes.head, names, true, top);
         owned = r.dx;
         await onGrads({ kind: 'head' }, r.grads);
       }

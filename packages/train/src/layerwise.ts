@@ -71,7 +71,7 @@ function batchTensors(batch: Batch, resetPositions: boolean) {
  * the tied `model.embed_tokens.weight`), then layer L−1 … 0 (that layer's parameters), last the embedding lookup's
  * share of `model.embed_tokens.weight` — the two shares of the tied embedding add up to its gradient. So at most one
  * group's gradients are alive at a time (what lets ZeRO 2 reduce-scatter bucket by bucket during the backward).
- * Returns the loss (nats/token).
+ * `lossScale` (default 1) multiplies every gradient (dL/d(loss), `LayerRange.backward`). Returns the loss (nats/token).
  */
 export async function layerwiseBackward(
   model: LayeredModel,
@@ -79,13 +79,14 @@ export async function layerwiseBackward(
   resetPositions: boolean,
   onGrads: GradientSink,
   recompute: LayerRecompute = 'full',
+  lossScale = 1,
 ): Promise<number> {
   const tensors = batchTensors(batch, resetPositions);
   let kept: KeptForward | undefined;
   try {
     kept = model.forwardKeeping(tensors, undefined, recompute);
     const loss = (await kept.result.data())[0];
-    await model.backward(tensors, kept, undefined, onGrads);
+    await model.backward(tensors, kept, undefined, onGrads, undefined, lossScale);
     return loss;
   } finally {
     if (kept) {

@@ -76,4 +76,41 @@ describe('the layer-by-layer backward', () => {
     expect(new Set(counts).size, counts.join(', ')).toBe(1);
     layered.dispose();
   });
+
+  it.each(['full', 'none'] as const)(
+    'with recompute %s, lossScale multiplies every gradient (not the loss) and leaves no tensor behind',
+    async (recompute) => {
+      const layered = LayeredModel.init(config, attention, 5);
+      const b = batch();
+      const run = async (scale: number) => {
+        const got = new Map<string, Float32Array>();
+        const loss = await layerwiseBackward(
+          layered,
+          b,
+          true,
+          async (_, grads) => {
+            for (const [name, t] of grads) {
+              const v = (await t.data()) as Float32Array;
+              const prev = got.get(name);
+              got.set(name, prev ? prev.map((x, i) => x + v[i]) : v);
+              t.dispose();
+            }
+          },
+          recompute,
+          scale,
+        );
+        return { loss, got };
+      };
+      const plain = await run(1);
+      const before = tf.memory().numTensors;
+      const scaled = await run(0.25);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(scaled.loss).toBe(plain.loss);
+      for (const [name, g] of plain.got) {
+        // a power of two: the scaled backward is exact
+        expect([...scaled.got.get(name)!], name).toEqual([...g].map((x) => x * 0.25));
+      }
+      layered.dispose();
+    },
+  );
 });
