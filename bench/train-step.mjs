@@ -1,8 +1,9 @@
 // Train-step speed of yuan on each TensorFlow.js backend against PyTorch, measured in the same run.
 // One step = forward + backward + Adam of an LFA or MHA preset (default tiny-lfa; yuan-25m is the ~25M-parameter shape
 // of issue 22's "≤ 1.0× PyTorch at sequence 512") on batch × seq random tokens, exactly as bench/train_step_torch.py
-// does it in PyTorch (OPENBLAS_NUM_THREADS=--blas-threads for Debian's OpenBLAS build; --torch-threads, default 1, is
-// torch.set_num_threads, which is what a pip (MKL) build uses). Rounds are interleaved (torch, native,
+// does it in PyTorch (OPENBLAS_NUM_THREADS=--blas-threads for Debian's OpenBLAS build; --torch-threads, default
+// all cores as yuan's native backend uses them, is torch.set_num_threads, which is what a pip (MKL) build uses; until
+// this default the bench ran torch on 1 thread against yuan's 2). Rounds are interleaved (torch, native,
 // wasm, ...) so that load from other work on the machine slows every engine alike; the median step time of each is
 // reported with its ratio to torch. Also prints matMul GFLOP/s of the native backend and of torch against the
 // machine's nominal peak.
@@ -12,7 +13,7 @@
 // per parameter with the trainer's adamwStep (one fused kernel on native; weight decay 0 and the same betas and eps as
 // tf.train.adam).
 // Usage: node bench/train-step.mjs [--backends native,native-fused,wasm,cpu] [--rounds 5] [--steps 2] [--preset tiny-lfa]
-//        [--batch 8] [--seq 128] [--torch-attention math|sdpa] [--torch-threads 1] [--peak-gflops N] [--python /usr/bin/python3 (or TORCH_PYTHON)]
+//        [--batch 8] [--seq 128] [--torch-attention math|sdpa] [--torch-threads CORES] [--peak-gflops N] [--python /usr/bin/python3 (or TORCH_PYTHON)]
 // e.g. the 25M target: node bench/train-step.mjs --preset yuan-25m --seq 512 --batch 2 --backends native --rounds 3 --steps 1
 // cpu takes over 17 s a step: it runs one round unless --cpu-rounds says otherwise.
 // --leak-steps N then runs N more steps on the first backend, printing tensor count, tensor bytes and RSS.
@@ -47,7 +48,7 @@ const { values } = parseArgs({
     'peak-gflops': { type: 'string' },
     'leak-steps': { type: 'string', default: '0' },
     'torch-attention': { type: 'string', default: 'math' },
-    'torch-threads': { type: 'string', default: '1' },
+    'torch-threads': { type: 'string', default: String(cpus().length) },
   },
 });
 const batch = Number(values.batch);
