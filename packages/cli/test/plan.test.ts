@@ -114,7 +114,7 @@ describe('yuan plan', () => {
     expect(r.code, r.err).toBe(0);
     const lines = r.out.split('\n');
     expect(lines[0]).toBe('schedules (simulated with F = 1, I = 2, W = 1 per stage; memory cap 80.00 GiB):');
-    for (const name of ['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v'])
+    for (const name of ['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v', 'zb-v-auto'])
       expect(lines.some((l) => l.startsWith(`${name} `))).toBe(true);
     expect(lines.find((l) => l.startsWith('gpipe '))).toMatch(/does not fit$/);
     expect(lines.find((l) => l.startsWith('zb-v '))).toMatch(/<- chosen\s+fits$/);
@@ -122,7 +122,7 @@ describe('yuan plan', () => {
     expect(r.out).toContain('schedule zb-v, recompute full');
     const j = await yuan('plan', '--preset', 'yuan2-102b', '--schedule', 'auto', '--pass-times', '1,1,1', '--json');
     const parsed = JSON.parse(j.out);
-    expect(parsed.schedules).toHaveLength(6);
+    expect(parsed.schedules).toHaveLength(7);
     expect(parsed.plan.schedule).toBe(parsed.choice);
     const bad = await yuan('plan', '--preset', 'tiny-lfa', '--schedule', 'auto', '--pass-times', '1,2');
     expect(bad.err.trim()).toBe('error: --pass-times "1,2" is not three numbers > 0 (F,I,W)');
@@ -143,11 +143,11 @@ describe('yuan plan', () => {
       [['--pp', '2', '--microbatches', '0'], /^error: --microbatches 0: need at least 1 micro-batch per step$/],
       [
         ['--pp', '2', '--partition', 'balanced'],
-        /^error: unknown partition "balanced" \(registered: memory, parameters, uniform; or give blocks such as 2,2,3,3\)$/,
+        /^error: unknown partition "balanced" \(registered: memory, parameters, uniform, v-shape; or give blocks such as 2,2,3,3\)$/,
       ],
       [
         ['--pp', '2', '--schedule', 'interleaved'],
-        /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/,
+        /^error: unknown schedule "interleaved" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)$/,
       ],
       [
         ['--pp', '2', '--recompute', 'block'],

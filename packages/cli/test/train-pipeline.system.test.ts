@@ -145,7 +145,7 @@ describe('yuan train --pp', () => {
       /^error: --microbatches "0" is not an integer >= 1\n?$/,
     );
     expect(cli([...out, '--pp', '2', '--schedule', 'zigzag']).err).toMatch(
-      /^error: unknown schedule "zigzag" \(schedules: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)\n?$/,
+      /^error: unknown schedule "zigzag" \(schedules: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)\n?$/,
     );
   });
 });

@@ -171,7 +171,9 @@ describe('bad input', () => {
     );
     await expect(
       pipelineEngine({ stages: 2, microbatches: 2, partition: [2, 2], schedule: 'zigzag' as never })(setup),
-    ).rejects.toThrow(/^unknown schedule "zigzag" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v\)$/);
+    ).rejects.toThrow(
+      /^unknown schedule "zigzag" \(registered: 1f1b, gpipe, interleaved-1f1b, zb-h1, zb-h2, zb-v, zb-v-auto\)$/,
+    );
     // the runtime runs the planner's instructions, checked by the schedule simulator first: a third-party schedule
     // whose stages never send their activations is an error before any worker starts, not a hang
     const registry = new PluginRegistry();

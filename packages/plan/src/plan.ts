@@ -448,12 +448,14 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     input.registry,
   );
   const starts = blocks.map((_, v) => blocks.slice(0, v).reduce((a, b) => a + b, 0));
-  // with virtual stages each chunk runs its layers' share of the rank's time; a schedule that orders by the chunks'
-  // own times (zb-v-auto) is generated again from them
-  const chunkCosts = blocks.map((n) => ({
-    forward: (pc.forward * P * n) / L,
-    backwardInput: (pc.backwardInput * P * n) / L,
-    backwardWeight: (pc.backwardWeight * P * n) / L,
+  // with virtual stages each chunk runs its layers' share of its rank's pass times (every rank takes the given times,
+  // as every stage does without virtual stages, so the schedules compare on the same footing); a schedule that orders
+  // by the chunks' own times (zb-v-auto) is generated again from them
+  const layersOfRank = (v: number) => placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0);
+  const chunkCosts = blocks.map((n, v) => ({
+    forward: (pc.forward * n) / layersOfRank(v),
+    backwardInput: (pc.backwardInput * n) / layersOfRank(v),
+    backwardWeight: (pc.backwardWeight * n) / layersOfRank(v),
   }));
   const sim =
     V > P
