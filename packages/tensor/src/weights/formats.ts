@@ -302,12 +302,14 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
     dequantize(w) {
       const d = w.gptq!;
       const out = new Float32Array(w.out * w.in);
+      // the fp16 scales converted once ([groups, out]), not once per weight: this runs in every input gradient of a
+      // packed base (LoRA), where converting per weight took most of a step
+      const scales = Float32Array.from(d.scales, halfToFloat);
       for (let k = 0; k < w.in; k++) {
         const g = Math.floor(k / d.group);
         const col = d.perm ? d.perm[k] : k;
         for (let c = 0; c < w.out; c++)
-          out[c * w.in + col] =
-            (gptqWord(d, w.out, k, c) - gptqZero(d, w.out, g, c)) * halfToFloat(d.scales[g * w.out + c]);
+          out[c * w.in + col] = (gptqWord(d, w.out, k, c) - gptqZero(d, w.out, g, c)) * scales[g * w.out + c];
       }
       return out;
     },
