@@ -28,6 +28,7 @@ import {
   getSchedule,
   partitionLayers,
   simulateSchedule,
+  simulateSteps,
   vShapePartition,
   vShapeStep,
 } from '@yuan/plan';
@@ -95,16 +96,23 @@ const setup = (m) => ({
 });
 const plugins = [import.meta.resolve('@yuan/attention-lfa')];
 
-/** Runs one warm-up step and `steps` measured ones; returns tokens/s and the per-stage reports of the measured steps. */
-async function measure(factory, m) {
-  const engine = await factory(setup(m));
+/**
+ * Runs one warm-up step and `steps` measured ones; returns tokens/s and the per-stage reports of the measured steps.
+ * `overlap`: under post-validation, each step is started before the previous one's decision (`trainStep({ another })`).
+ */
+async function measure(factory, m, overlap = false) {
+  // overlapped: no gradient clipping, the stable-training regime post-validation is for (a clip that binds reruns
+  // the next step, which the reports count)
+  const engine = await factory(
+    overlap ? { ...setup(m), train: { ...setup(m).train, postValidate: true, gradClip: 0 } } : setup(m),
+  );
   try {
-    await engine.trainStep();
+    await engine.trainStep({ another: overlap });
     let tokens = 0;
     let seconds = 0;
     const reports = [];
     for (let i = 0; i < steps; i++) {
-      const r = await engine.trainStep();
+      const r = await engine.trainStep({ another: overlap && i < steps - 1 });
       tokens += r.tokens;
       seconds += r.seconds;
       if (engine.stageReports) reports.push(engine.stageReports);
@@ -282,20 +290,23 @@ const predict = (name, P) => {
   const lists = Array.from({ length: P }, (_, s) =>
     buildSchedule(name, { stages: P, microbatches: MS, stage: s, costs }),
   );
-  const r = simulateSchedule(lists, {
+  const c = {
     forwardCost: Fms / chunks,
     backwardInputCost: Ims / chunks,
     backwardWeightCost: Wms / chunks,
     backwardCost: Bms / chunks,
-  });
-  return Math.max(...r.idleFraction);
+  };
+  return {
+    one: Math.max(...simulateSchedule(lists, c).idleFraction),
+    steady: Math.max(...simulateSteps(lists, c).idleFraction),
+  };
 };
 /**
  * The simulated idle share of the lists the runtime ran, from that run's own per-stage pass times (each virtual
  * stage's mean F, B, I, W per micro-batch over the measured steps: the embedding and the head included, which the
  * middle-stage prediction leaves out).
  */
-const predictFromRun = (name, reports) => {
+const predictFromRun = (name, reports, overlap = false) => {
   const lists = Array.from({ length: 2 }, (_, s) => buildSchedule(name, { stages: 2, microbatches: MS, stage: s }));
   const rows = new Map();
   for (const step of reports)
@@ -307,51 +318,58 @@ const predictFromRun = (name, reports) => {
       }
   const V = rows.size;
   const per = (k) => Array.from({ length: V }, (_, v) => rows.get(v)[k] / rows.get(v).count);
-  const r = simulateSchedule(lists, {
+  const c = {
     forwardCost: per('forward'),
     backwardCost: per('backward'),
     backwardInputCost: per('backwardInput'),
     backwardWeightCost: per('backwardWeight'),
-  });
+  };
+  const r = overlap ? simulateSteps(lists, c) : simulateSchedule(lists, c);
   return {
     idle: Math.max(...r.idleFraction),
     perStage: per('forward').map((f, v) => f + per('backward')[v] + per('backwardInput')[v] + per('backwardWeight')[v]),
   };
 };
 console.log(
-  `idle share of a step per schedule, M = ${MS} (predicted: simulated from the kept-tape F, I, W of a middle stage; B for unsplit schedules). measured P=2: real workers (recompute none), against the simulation of the same lists from that run's own per-stage pass times:`,
+  `idle share of a step per schedule, M = ${MS} (predicted: simulated from the kept-tape F, I, W of a middle stage; B for unsplit schedules; "overlapped": steps run back to back under post-validation, no synchronisation between them, the idle share of the repeating period). measured P=2: real workers (recompute none), against the simulation of the same lists from that run's own per-stage pass times:`,
 );
+/** The measured idle share of the busiest-idling stage at P = 2 over `reports`, against the simulation of the run. */
+const measuredIdle = (name, reports, overlap) => {
+  const idle = [0, 1].map(
+    (st) => reports.reduce((a, r) => a + r[st].waitMs, 0) / reports.reduce((a, r) => a + r[st].stepMs, 0),
+  );
+  const m = Math.max(...idle);
+  const fromRun = predictFromRun(name, reports, overlap);
+  const off = Math.abs(m - fromRun.idle);
+  const extra = overlap
+    ? `; steps that started before the previous decision ${reports.filter((r) => r.some((x) => x.overlapped)).length}/${reports.length}, reruns ${reports.reduce((a, r) => a + Math.max(...r.map((x) => x.restarts)), 0)}`
+    : '';
+  return `${(100 * m).toFixed(1)}% (simulated from this run ${(100 * fromRun.idle).toFixed(1)}%, off by ${(100 * off).toFixed(1)} points${off <= 0.1 ? '' : ', outside ±10'}; per-stage compute per micro-batch ${fromRun.perStage.map((x) => x.toFixed(1)).join('/')} ms${extra})`;
+};
 const rows = [];
 for (const name of SCHEDULES) {
   let measured = 'not run (--sim-only)';
-  if (!simOnly) {
-    const V = 2 * (getSchedule(name).chunks ?? 1);
-    const { reports } = await measure(
-      pipelineEngine({
-        stages: 2,
-        microbatches: MS,
-        schedule: name,
-        partition: uniform(V),
-        plugins,
-        recompute: 'none',
-      }),
-      MS,
-    );
-    const idle = [0, 1].map(
-      (st) => reports.reduce((a, r) => a + r[st].waitMs, 0) / reports.reduce((a, r) => a + r[st].stepMs, 0),
-    );
-    const m = Math.max(...idle);
-    const fromRun = predictFromRun(name, reports);
-    const off = Math.abs(m - fromRun.idle);
-    measured = `${(100 * m).toFixed(1)}% (simulated from this run ${(100 * fromRun.idle).toFixed(1)}%, off by ${(100 * off).toFixed(1)} points${off <= 0.1 ? '' : ', outside ±10'}; per-stage compute per micro-batch ${fromRun.perStage.map((x) => x.toFixed(1)).join('/')} ms)`;
-  }
+  const V = 2 * (getSchedule(name).chunks ?? 1);
+  const engine = () =>
+    pipelineEngine({ stages: 2, microbatches: MS, schedule: name, partition: uniform(V), plugins, recompute: 'none' });
+  if (!simOnly) measured = measuredIdle(name, (await measure(engine(), MS)).reports, false);
   const [f, b, i, w] = [Fms, Bms, Ims, Wms];
-  const pred = [2, 4, 8].map((P) => `P=${P} ${(100 * predict(name, P)).toFixed(1)}%`).join(', ');
+  const pr = [2, 4, 8].map((P) => predict(name, P));
+  const pred = pr.map((x, k) => `P=${[2, 4, 8][k]} ${(100 * x.one).toFixed(1)}%`).join(', ');
+  const steady = pr.map((x) => `${(100 * x.steady).toFixed(1)}%`).join('/');
   const form = [2, 4, 8].map((P) => `${(100 * formula[name](P, MS, f, b, i, w)).toFixed(1)}%`).join('/');
-  rows.push({ name, p4: predict(name, 4) });
-  console.log(`  ${name.padEnd(17)} predicted ${pred}; formula ${form}; measured P=2: ${measured}`);
+  rows.push({ name, p4: pr[1].one, p4steady: pr[1].steady });
+  console.log(
+    `  ${name.padEnd(17)} predicted ${pred}; overlapped ${steady}; formula ${form}; measured P=2: ${measured}`,
+  );
+  // the V schedules' start-up fills the previous step's drain once steps overlap: measure that too
+  if (!simOnly && name.startsWith('zb-v'))
+    console.log(
+      `  ${''.padEnd(17)} overlapped steps (post-validation), measured P=2: ${measuredIdle(name, (await measure(engine(), MS, true)).reports, true)}`,
+    );
 }
 const p4 = Object.fromEntries(rows.map((r) => [r.name, r.p4]));
+const p4steady = Object.fromEntries(rows.map((r) => [r.name, r.p4steady]));
 // no schedule beats the wait of the rank that starts last: P − 1 chunk forwards before its first input (half a stage's
 // F each with two chunks), against M (F + I + W) of work per rank
 const floor = (3 * Fms) / 2 / ((3 * Fms) / 2 + MS * (Fms + Ims + Wms));
@@ -359,7 +377,7 @@ console.log(
   `lower bound of any two-chunk schedule's idle at P = 4, M = ${MS} from these times (the last rank waits 3 chunk forwards): ${(100 * floor).toFixed(1)}%`,
 );
 console.log(
-  `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle (target ≤ 5%) against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}%: ratio ${(p4['zb-v'] / p4['1f1b']).toFixed(2)}`,
+  `target (P = 4, M = ${MS}, simulated from measured times with kept activations): zb-v ${(100 * p4['zb-v']).toFixed(1)}% idle for one step alone, ${(100 * p4steady['zb-v']).toFixed(1)}% with steps overlapped under post-validation (target ≤ 5%), against 1f1b's ${(100 * p4['1f1b']).toFixed(1)}% (${(100 * p4steady['1f1b']).toFixed(1)}% overlapped): ratio ${(p4steady['zb-v'] / p4['1f1b']).toFixed(2)}`,
 );
 
 // (4) the cost-aware ZB-V (zb-v-auto) at P = 4, M = 8 on a model of --sim-layers layers (default 16: 2 per virtual
@@ -370,14 +388,19 @@ console.log(
 const SL = Number(values['sim-layers']);
 const layer = { forward: Fms / half, backwardInput: Ims / half, backwardWeight: Wms / half };
 const vIn = { layers: SL, ranks: 4, microbatches: MS, layerCosts: layer, firstCosts: embedT, lastCosts: headT };
-const show = (label, r) => {
+const show = (label, r, steady) => {
   const work = r.busy.reduce((a, b) => a + b, 0);
   const bubble = 1 - work / (r.busy.length * r.makespan);
+  const over = steady
+    ? `; overlapped steps: idle ${(100 * steady.bubble).toFixed(1)}%, period ${steady.period.toFixed(0)} ms`
+    : '';
   console.log(
-    `  ${label.padEnd(44)} idle ${(100 * bubble).toFixed(1)}% (max over ranks ${(100 * Math.max(...r.idleFraction)).toFixed(1)}%), step ${r.makespan.toFixed(0)} ms, held ${Math.max(...r.maxInFlight).toFixed(2)}`,
+    `  ${label.padEnd(44)} idle ${(100 * bubble).toFixed(1)}% (max over ranks ${(100 * Math.max(...r.idleFraction)).toFixed(1)}%), step ${r.makespan.toFixed(0)} ms, held ${Math.max(...r.maxInFlight).toFixed(2)}${over}`,
   );
-  return bubble;
+  return steady ? { bubble, steady: steady.bubble } : bubble;
 };
+/** `vShapeStep`'s result as `show` takes it. */
+const showV = (label, v) => show(label, v.sim, v.steady);
 console.log(
   `\ncost-aware ZB-V, P = 4, M = ${MS}, ${SL} layers of F ${layer.forward.toFixed(1)}, I ${layer.backwardInput.toFixed(1)}, W ${layer.backwardWeight.toFixed(1)} ms per layer; embedding F ${embedT.forward.toFixed(1)}, I ${embedT.backwardInput.toFixed(1)}, W ${embedT.backwardWeight.toFixed(1)} ms on virtual stage 0, head and loss F ${headT.forward.toFixed(1)}, I ${headT.backwardInput.toFixed(1)}, W ${headT.backwardWeight.toFixed(1)} ms on 7):`,
 );
@@ -395,18 +418,21 @@ const b1 = show('1f1b, uniform', oneF);
 const uniformV = partitionLayers('uniform', { layers: SL, stages: 8 });
 const handLists = Array.from({ length: 4 }, (_, s) => buildSchedule('zb-v', { stages: 4, microbatches: MS, stage: s }));
 const uc = blockCosts(vIn, uniformV);
-const bv = show(
-  `zb-v, uniform ${formatBlocks(uniformV)}`,
-  simulateSchedule(handLists, {
-    forwardCost: uc.map((c) => c.forward),
-    backwardInputCost: uc.map((c) => c.backwardInput),
-    backwardWeightCost: uc.map((c) => c.backwardWeight),
-  }),
-);
-show(`zb-v-auto, uniform ${formatBlocks(uniformV)}`, vShapeStep(vIn, uniformV).sim);
+const ucCosts = {
+  forwardCost: uc.map((c) => c.forward),
+  backwardInputCost: uc.map((c) => c.backwardInput),
+  backwardWeightCost: uc.map((c) => c.backwardWeight),
+};
+const handOne = simulateSchedule(handLists, ucCosts);
+const handSteady = simulateSteps(handLists, ucCosts);
+const bv = show(`zb-v, uniform ${formatBlocks(uniformV)}`, handOne, {
+  period: handSteady.period,
+  bubble: 1 - handOne.busy.reduce((a, b) => a + b, 0) / (4 * handSteady.period),
+});
+showV(`zb-v-auto, uniform ${formatBlocks(uniformV)}`, vShapeStep(vIn, uniformV));
 const t0 = performance.now();
 const chosen = vShapePartition(vIn);
-const ba = show(`zb-v-auto, v-shape ${chosen.join(',')}`, vShapeStep(vIn, chosen).sim);
+const ba = showV(`zb-v-auto, v-shape ${chosen.join(',')}`, vShapeStep(vIn, chosen));
 const searchMs = performance.now() - t0;
 // more memory than 1F1B's peak lets the ranks that turn the V hold the micro-batches that cover the way back
 const more = [1.25, 1.5].map((memory) => {
@@ -414,7 +440,7 @@ const more = [1.25, 1.5].map((memory) => {
   const blocks = vShapePartition(input);
   return {
     memory,
-    idle: show(`zb-v-auto, v-shape ${blocks.join(',')}, ${memory}x memory`, vShapeStep(input, blocks).sim),
+    idle: showV(`zb-v-auto, v-shape ${blocks.join(',')}, ${memory}x memory`, vShapeStep(input, blocks)).bubble,
   };
 });
 // bounds: rank 3 starts after the chunk-0 forwards of ranks 0..2 (c0 layers in all) and, holding P micro-batches,
@@ -432,6 +458,6 @@ console.log(
   `  bound at 1F1B's memory, equal work per rank: ${(100 * best.b).toFixed(1)}% (${best.c0} layers in the chunk-0 stages of ranks 0..2; uniform ${(100 * bound((3 * SL) / 8)).toFixed(1)}%); v-shape search ${searchMs.toFixed(0)} ms`,
 );
 console.log(
-  `target (P = 4, M = ${MS}): zb-v-auto ${(100 * ba).toFixed(1)}% idle at 1F1B's memory (target ≤ 5%; zb-v ${(100 * bv).toFixed(1)}%, 1f1b ${(100 * b1).toFixed(1)}%: ratio ${(ba / b1).toFixed(2)}); ${more.map((x) => `${(100 * x.idle).toFixed(1)}% with ${x.memory}x`).join(', ')} its memory`,
+  `target (P = 4, M = ${MS}): zb-v-auto ${(100 * ba.bubble).toFixed(1)}% idle at 1F1B's memory for one step alone, ${(100 * ba.steady).toFixed(1)}% with steps overlapped under post-validation (target ≤ 5%; zb-v ${(100 * bv.bubble).toFixed(1)}% / ${(100 * bv.steady).toFixed(1)}% overlapped, 1f1b ${(100 * b1).toFixed(1)}%: ratio ${(ba.steady / b1).toFixed(2)}); one step alone ${more.map((x) => `${(100 * x.idle).toFixed(1)}% with ${x.memory}x`).join(', ')} its memory`,
 );
 rmSync(tmp, { recursive: true, force: true });

@@ -113,17 +113,39 @@ describe('yuan plan', () => {
     const r = await yuan('plan', '--preset', 'yuan2-102b', '--schedule', 'auto', '--memory', '80');
     expect(r.code, r.err).toBe(0);
     const lines = r.out.split('\n');
-    expect(lines[0]).toBe('schedules (simulated with F = 1, I = 2, W = 1 per stage; memory cap 80.00 GiB):');
+    expect(lines[0]).toBe(
+      'schedules (simulated with F = 1, I = 2, W = 1 per stage; memory cap 80.00 GiB; overlapped: steps back to back under train.postValidate, bubble and period):',
+    );
+    expect(lines[1].split(/\s+/)).toEqual([
+      'schedule',
+      'bubble',
+      'step',
+      'overlapped',
+      'period',
+      'peak',
+      'GiB',
+      'memory',
+    ]);
     for (const name of ['1f1b', 'gpipe', 'interleaved-1f1b', 'zb-h1', 'zb-h2', 'zb-v', 'zb-v-auto'])
       expect(lines.some((l) => l.startsWith(`${name} `))).toBe(true);
     expect(lines.find((l) => l.startsWith('gpipe '))).toMatch(/does not fit$/);
     expect(lines.find((l) => l.startsWith('zb-v '))).toMatch(/<- chosen\s+fits$/);
     expect(r.out).toContain('choice: zb-v (the shortest simulated step that fits)');
     expect(r.out).toContain('schedule zb-v, recompute full');
+    // with post-validation the choice is by the period of steps run back to back
+    const post = await yuan(
+      'plan',
+      ...['--preset', 'tiny-lfa', '--pp', '2', '--microbatches', '4', '--schedule', 'auto'],
+      ...['--pass-times', '1,1,1', '--set', 'train.postValidate=true'],
+    );
+    expect(post.code, post.err).toBe(0);
+    expect(post.out).toContain('(the shortest simulated period of overlapped steps (train.postValidate) that fits)');
     const j = await yuan('plan', '--preset', 'yuan2-102b', '--schedule', 'auto', '--pass-times', '1,1,1', '--json');
     const parsed = JSON.parse(j.out);
     expect(parsed.schedules).toHaveLength(7);
     expect(parsed.plan.schedule).toBe(parsed.choice);
+    const zbv = parsed.schedules.find((x: { schedule: string }) => x.schedule === 'zb-v');
+    expect(zbv.overlappedPeriod).toBeLessThanOrEqual(zbv.makespan);
     const bad = await yuan('plan', '--preset', 'tiny-lfa', '--schedule', 'auto', '--pass-times', '1,2');
     expect(bad.err.trim()).toBe('error: --pass-times "1,2" is not three numbers > 0 (F,I,W)');
   });

@@ -122,6 +122,49 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
     }
   });
 
+  // post-validation overlaps steps: each stage starts step n + 1 after its own speculative update of step n, and a
+  // decision that rolls that update back reruns step n + 1 (a new try, its own message tags) with the settled weights
+  it.each([
+    { clip: 0.5, rerun: true },
+    { clip: 1e6, rerun: false },
+  ])(
+    'overlapped steps under post-validation (zb-v, clip $clip): the single-process losses and weights',
+    async ({ clip, rerun }) => {
+      const ref = await run(
+        single,
+        setupOf(tinyConfig('lfa', LAYERS, { gradClip: clip }), data, STEPS, undefined, 4),
+        STEPS,
+      );
+      const post = tinyConfig('lfa', LAYERS, { postValidate: true, gradClip: clip });
+      const engine = await pipelineEngine({
+        stages: 2,
+        microbatches: 4,
+        plugins: [LFA_MODULE],
+        schedule: 'zb-v',
+        recompute: 'none',
+        partition: [2, 1, 1, 2],
+      })(setupOf(post, data, STEPS));
+      try {
+        const losses: number[] = [];
+        const restarts: number[] = [];
+        for (let i = 0; i < STEPS; i++) {
+          const m = await engine.trainStep({ another: i < STEPS - 1 });
+          losses.push(m.loss);
+          restarts.push(Math.max(...engine.stageReports.map((r) => r.restarts)));
+        }
+        expect(relDiff(losses, ref.losses)).toBeLessThan(1e-4);
+        // the clip of 0.5 binds in these steps (rolled back, so the next step reran); a clip of 1e6 never does
+        expect(restarts.slice(1).some((r) => r > 0)).toBe(rerun);
+        expect(restarts[0]).toBe(0);
+        const contents = await engine.checkpoint();
+        expect(maxWeightDiff(contents.weights, ref.contents.weights)).toBeLessThan(1e-4);
+        expect(maxWeightDiff(contents.optimizer.moments, ref.contents.optimizer.moments)).toBeLessThan(1e-4);
+      } finally {
+        await engine.dispose();
+      }
+    },
+  );
+
   const tcpRun = (parallel: JsonObject, out: string) =>
     trainParallel({
       config: { ...tinyConfig('lfa', LAYERS), parallel },

@@ -42,6 +42,7 @@ export {
   buildSchedule,
   getSchedule,
   simulateSchedule,
+  simulateSteps,
   gpipeSchedule,
   oneFOneBSchedule,
   interleavedSchedule,
@@ -51,6 +52,7 @@ export {
   zbvAutoSchedule,
   type SimulationResult,
   type SimulationCosts,
+  type SteadyStateResult,
 } from './schedule.js';
 export {
   attentionShape,

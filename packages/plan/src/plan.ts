@@ -21,7 +21,7 @@ import { groupParameters } from './parameters.js';
 import { isBlocksSpec, parseBlocks, partitionLayers } from './partition.js';
 import { lowerActions, type ScheduleActions } from './actions.js';
 import type { PassCosts } from './instructions.js';
-import { getSchedule, simulateSchedule, type SimulationResult } from './schedule.js';
+import { getSchedule, simulateSchedule, stepsAfter, type SimulationResult } from './schedule.js';
 
 /**
  * What a stage keeps between a micro-batch's forward and its backward (Megatron's `--recompute-granularity`, plus
@@ -68,6 +68,11 @@ export interface PipelinePlanInput {
    * backward twice a forward). A schedule with V virtual stages over P ranks runs each chunk in P/V of them.
    */
   passCosts?: PassCosts;
+  /**
+   * Whether steps overlap (the training config's `train.postValidate`: no global synchronisation between steps, the
+   * zero-bubble paper's §5): `planSchedules` then chooses by the overlapped period instead of one step's time.
+   */
+  overlapSteps?: boolean;
   /** `none` (default), `selective`, `full` or `stage` (`Recompute`); Megatron's `block` is an error. */
   recompute?: string;
   /** Default `fp32`. */
@@ -173,6 +178,11 @@ export interface PipelinePlan {
   bubbleFraction: number;
   /** The simulated step time in the units of `passCosts` (compute only, free communication). */
   makespan: number;
+  /**
+   * Steps run back to back with no synchronisation between them, as under optimizer post-validation (`simulateSteps`,
+   * zero-bubble §5): the step period in `passCosts` units and the busiest-idling rank's idle share of it.
+   */
+  overlapped: { period: number; bubbleFraction: number };
   /** Whether every stage's peak fits `memoryBytes` (only when given). */
   fits?: boolean;
   memoryBytes?: number;
@@ -317,23 +327,25 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
 
   // equal chunks (the layout's memory partitioner needs the in-flight counts before the blocks exist)
   const per = (x: number) => (x * P) / V; // a chunk runs its share of the stage's time
-  const flat: SimulationResult = simulateSchedule(programs, {
+  const flatCosts = {
     forwardCost: per(pc.forward),
     backwardInputCost: per(pc.backwardInput),
     backwardWeightCost: per(pc.backwardWeight),
     stageWeights: placement.map(() => 1 / chunks),
     pendingWeightFactor: recompute === 'full' ? 2 : 1,
-  });
-  const simulateChunks = (acts: ScheduleActions | undefined, c: PassCosts[], blocks: readonly number[]) => {
+  };
+  const flat: SimulationResult = simulateSchedule(programs, flatCosts);
+  const chunkRun = (acts: ScheduleActions | undefined, c: PassCosts[], blocks: readonly number[]) => {
     const lists = acts ? acts.ranks.map((_, r) => lowerActions(acts, r, input.tiedEmbeddings ?? true)) : programs;
     const rankLayers = (v: number) => placement.reduce((a, r, u) => a + (r === placement[v] ? blocks[u] : 0), 0);
-    return simulateSchedule(lists, {
+    const costs = {
       forwardCost: c.map((x) => x.forward),
       backwardInputCost: c.map((x) => x.backwardInput),
       backwardWeightCost: c.map((x) => x.backwardWeight),
       stageWeights: placement.map((_, v) => blocks[v] / rankLayers(v)),
       pendingWeightFactor: recompute === 'full' ? 2 : 1,
-    });
+    };
+    return { lists, costs };
   };
   /** Memory of rank `i` holding the segments (virtual stage, first layer, count), `inFlight` micro-batches held. */
   const rankMemory = (i: number, segs: readonly { v: number; first: number; count: number }[], inFlight: number) => {
@@ -457,14 +469,18 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     backwardInput: (pc.backwardInput * n) / layersOfRank(v),
     backwardWeight: (pc.backwardWeight * n) / layersOfRank(v),
   }));
-  const sim =
+  const simulated =
     V > P
-      ? simulateChunks(
+      ? chunkRun(
           schedule.actions?.({ stages: P, microbatches: Mr, costs: pc, stageCosts: chunkCosts }),
           chunkCosts,
           blocks,
         )
-      : flat;
+      : { lists: programs, costs: flatCosts };
+  const sim = V > P ? simulateSchedule(simulated.lists, simulated.costs) : flat;
+  // steps back to back with no synchronisation between them (post-validation): the start-up of one fills the drain of
+  // the one before where the lists allow it (the V schedules; a tied-gradient exchange between ranks still syncs them)
+  const steady = stepsAfter(sim, simulated.lists, simulated.costs);
   const stages: StagePlan[] = Array.from({ length: P }, (_, i) => {
     const segs = blocks.map((count, v) => ({ v, first: starts[v], count })).filter((g) => placement[g.v] === i);
     const layers = segs.reduce((a, g) => a + g.count, 0);
@@ -511,6 +527,7 @@ export function planPipeline(input: PipelinePlanInput): PipelinePlan {
     peakBytes,
     bubbleFraction,
     makespan: sim.makespan,
+    overlapped: { period: steady.period, bubbleFraction: Math.max(...steady.idleFraction) },
     ...(input.memoryBytes !== undefined
       ? { fits: peakBytes <= input.memoryBytes, memoryBytes: input.memoryBytes }
       : {}),
@@ -560,6 +577,9 @@ export interface ScheduleChoiceRow {
   /** Simulated step time in `passCosts` units and its idle share (the bubble), peak bytes; undefined with `error`. */
   makespan?: number;
   bubbleFraction?: number;
+  /** With steps overlapped (`PipelinePlan.overlapped`): the period and its idle share. */
+  overlappedPeriod?: number;
+  overlappedBubbleFraction?: number;
   peakBytes?: number;
   /** Whether its peak fits `memoryBytes` (true when no cap is given). */
   fits: boolean;
@@ -576,7 +596,8 @@ export interface ScheduleChoice {
 /**
  * `--schedule auto`: plans the layout under each schedule (`names`, default every schedule in the registry) with the
  * given pass times (`passCosts`, measured or modelled) and memory cap (`memoryBytes`), and chooses the one with the
- * shortest simulated step among those whose peak fits, the first listed on a tie. A schedule that cannot plan the
+ * shortest simulated step among those whose peak fits (with `overlapSteps`, the shortest period of steps run back to
+ * back), the first listed on a tie. A schedule that cannot plan the
  * layout (an error of its own, such as interleaved 1F1B's micro-batch rounds) is a row with the error, not a failure;
  * errors of the layout itself (bad sizes, unknown partition) are thrown as `planPipeline` throws them.
  */
@@ -593,6 +614,8 @@ export function planSchedules(input: PipelinePlanInput, names?: readonly string[
         plan,
         makespan: plan.makespan,
         bubbleFraction: plan.bubbleFraction,
+        overlappedPeriod: plan.overlapped.period,
+        overlappedBubbleFraction: plan.overlapped.bubbleFraction,
         peakBytes: plan.peakBytes,
         fits: plan.fits ?? true,
       };
@@ -600,9 +623,10 @@ export function planSchedules(input: PipelinePlanInput, names?: readonly string[
       return { schedule, error: (e as Error).message, fits: false };
     }
   });
+  // one step alone, or the period when steps overlap (post-validation)
+  const time = (r: ScheduleChoiceRow) => (input.overlapSteps ? r.overlappedPeriod : r.makespan);
   let best: ScheduleChoiceRow | undefined;
-  for (const r of rows)
-    if (r.fits && r.makespan !== undefined && (!best || r.makespan < best.makespan! - 1e-12)) best = r;
+  for (const r of rows) if (r.fits && time(r) !== undefined && (!best || time(r)! < time(best)! - 1e-12)) best = r;
   return { rows, ...(best ? { choice: best.schedule, plan: best.plan } : {}) };
 }
 

@@ -8,6 +8,7 @@ import {
   parseAction,
   parseActionLists,
   simulateSchedule,
+  simulateSteps,
   type Instruction,
 } from './index.js';
 
@@ -190,5 +191,25 @@ describe('schedules', () => {
     const twice = [...good[1]];
     twice.splice(i, 0, w);
     expect(() => simulateSchedule([good[0], twice])).toThrow(/weight backward of a micro-batch twice/);
+  });
+});
+
+describe('steps back to back (post-validation)', () => {
+  const half = { forwardCost: 0.5, backwardInputCost: 0.5, backwardWeightCost: 0.5 };
+  it('ZB-V at P = 4, M = 8 (F = I = W): one step idles 3/51 of it, overlapped steps none (the parallelogram tiles)', () => {
+    const r = simulateSteps(lists('zb-v', 4, 8), half);
+    // one step: the last rank waits 3 chunk forwards (1.5) before 24 units of work
+    expect(r.single.makespan).toBeCloseTo(25.5, 9);
+    expect(Math.max(...r.single.idleFraction)).toBeCloseTo(1.5 / 25.5, 9);
+    expect(r.period).toBeCloseTo(24, 9);
+    expect(Math.max(...r.idleFraction)).toBeCloseTo(0, 9);
+  });
+  it("1F1B gains nothing: its ranks' idle is inside the step, and the tied-gradient sum syncs the ends", () => {
+    const r = simulateSteps(lists('1f1b', 4, 8));
+    expect(r.period).toBeCloseTo(r.single.makespan, 9);
+    expect(Math.max(...r.idleFraction)).toBeCloseTo(3 / 11, 9);
+  });
+  it('needs at least 2 steps', () => {
+    expect(() => simulateSteps(lists('zb-v', 2, 4), half, 1)).toThrow(/steady-state steps must be an integer >= 2/);
   });
 });

@@ -433,6 +433,58 @@ export function simulateSchedule(
   };
 }
 
+/** What running consecutive optimizer steps back to back gave (`simulateSteps`). Times are in units of the costs. */
+export interface SteadyStateResult {
+  /** One step alone (`simulateSchedule` of the lists): a step that waits for the previous one to end on every rank. */
+  single: SimulationResult;
+  /** The time between the ends of consecutive steps once the pipeline repeats (the marginal step time). */
+  period: number;
+  /** Per rank: 1 − (its busy time per step) / period, the bubble that remains when steps overlap. */
+  idleFraction: number[];
+}
+
+/**
+ * Simulates optimizer steps back to back with nothing between them but each rank's own optimizer step: a rank starts
+ * the next step's list as soon as it has finished its own part of the previous one. That is the pipeline under the
+ * zero-bubble paper's optimizer post-validation (Qi et al. 2024, §5: the all-reduce "breaks the parallelogram"), where
+ * no global synchronisation (gradient norm, non-finite check) separates the steps, and the start-up of one step fills
+ * the drain of the one before; collectives in the lists (the tied-gradient sum between the first and last rank) still
+ * synchronise their ranks. The period is the marginal time of a step after the first, (makespan of `steps` steps −
+ * makespan of one) / (steps − 1). Throws as `simulateSchedule` does; `steps` must be an integer ≥ 2 (default 3).
+ */
+export function simulateSteps(
+  lists: readonly (readonly Instruction[])[],
+  costs: SimulationCosts = {},
+  steps = 3,
+): SteadyStateResult {
+  return stepsAfter(simulateSchedule(lists, costs), lists, costs, steps);
+}
+
+/** `simulateSteps` given the simulation of one step (`single`, of the same lists and costs). */
+export function stepsAfter(
+  single: SimulationResult,
+  lists: readonly (readonly Instruction[])[],
+  costs: SimulationCosts,
+  steps = 3,
+): SteadyStateResult {
+  if (!Number.isInteger(steps) || steps < 2)
+    throw new YuanError('schedule', `steady-state steps must be an integer >= 2 (got ${steps})`);
+  // micro-batch ids of step k are offset by k·M so that every step's micro-batches stay distinct
+  let M = 1;
+  for (const l of lists) for (const ins of l) if ('microbatch' in ins) M = Math.max(M, ins.microbatch + 1);
+  const repeated = lists.map((l) =>
+    Array.from({ length: steps }, (_, j) =>
+      l.map((ins) => ('microbatch' in ins ? { ...ins, microbatch: ins.microbatch + j * M } : ins)),
+    ).flat(),
+  );
+  const period = (simulateSchedule(repeated, costs).makespan - single.makespan) / (steps - 1);
+  return {
+    single,
+    period,
+    idleFraction: single.busy.map((b) => (period > 0 ? Math.max(0, 1 - b / period) : 0)),
+  };
+}
+
 function describe(ins: Instruction | undefined): string {
   if (!ins) return 'end';
   const { op, ...rest } = ins;

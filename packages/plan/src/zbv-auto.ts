@@ -2,7 +2,7 @@ import { YuanError } from '@yuan/core';
 import { lowerActions, type Action, type ScheduleActions } from './actions.js';
 import { zbvActions } from './generators.js';
 import type { PassCosts } from './instructions.js';
-import { simulateSchedule } from './schedule.js';
+import { simulateSchedule, simulateSteps } from './schedule.js';
 
 /** Rank of each of the 2P virtual stages of a V: stage v on rank v (v < P), else on rank 2P − 1 − v. */
 export function vPlacement(P: number): number[] {
@@ -247,7 +247,11 @@ export function blockCosts(input: VShapeInput, blocks: readonly number[]): PassC
   });
 }
 
-/** The simulated step of the cost-aware ZB-V on `blocks`: makespan and the bubble share 1 − work / (P × makespan). */
+/**
+ * The simulated step of the cost-aware ZB-V on `blocks`: makespan and the bubble share 1 − work / (P × makespan) of one
+ * step alone, and `steady`: the same lists run step after step with no synchronisation between steps (`simulateSteps`,
+ * the pipeline under post-validation) — its period and bubble 1 − work / (P × period).
+ */
 export function vShapeStep(input: VShapeInput, blocks: readonly number[]) {
   const P = input.ranks;
   const c = blockCosts(input, blocks);
@@ -255,14 +259,22 @@ export function vShapeStep(input: VShapeInput, blocks: readonly number[]) {
   const totalF = c.reduce((a, x) => a + x.forward, 0);
   const weights = c.map((x) => (x.forward * P) / totalF);
   const lists = actions.ranks.map((_, r) => lowerActions(actions, r));
-  const sim = simulateSchedule(lists, {
+  const costs = {
     forwardCost: c.map((x) => x.forward),
     backwardInputCost: c.map((x) => x.backwardInput),
     backwardWeightCost: c.map((x) => x.backwardWeight),
     stageWeights: weights,
-  });
+  };
+  const sim = simulateSchedule(lists, costs);
   const work = sim.busy.reduce((a, b) => a + b, 0);
-  return { actions, sim, makespan: sim.makespan, bubble: 1 - work / (P * sim.makespan) };
+  const run = simulateSteps(lists, costs);
+  return {
+    actions,
+    sim,
+    makespan: sim.makespan,
+    bubble: 1 - work / (P * sim.makespan),
+    steady: { period: run.period, bubble: 1 - work / (P * run.period) },
+  };
 }
 
 /**

@@ -10,6 +10,20 @@ import type { GradMap } from './grads.js';
  */
 export type AdamWOptions = Omit<AdamWHyper, 'lr' | 'step'>;
 
+/**
+ * An AdamW update applied before the global gradient norm is known (`AdamW.speculativeUpdate`), waiting for
+ * `AdamW.settleUpdate`: what it changed, saved, and the gradients it used (for a clipped redo).
+ */
+export interface SpeculativeUpdate {
+  readonly params: Map<string, tf.Variable>;
+  readonly grads: GradMap;
+  readonly lr: number;
+  readonly saved: { name: string; p: tf.Tensor; moments?: { m: tf.Tensor; v: tf.Tensor } }[];
+  /** The optimizer's step before the update. */
+  readonly before: number;
+  settled: boolean;
+}
+
 /** One parameter's moment estimates. */
 interface Moments {
   m: tf.Variable;
@@ -56,11 +70,11 @@ export class AdamW {
 
   /**
    * Post-validation (Qi et al. 2024, §5, "bypassing optimizer synchronizations"): applies the update with the gradients
-   * as they are before the global gradient norm is known, then awaits `norm` and keeps the update when the norm is
-   * finite and at most `clip` (or `clip` ≤ 0); otherwise it restores the parameters, moments and step it changed and,
-   * for a finite norm over `clip`, redoes the update with the gradients scaled by clip / (norm + 1e-6) — the same
-   * parameters as clipping first (`clipGrads`, Megatron's semantics). A non-finite norm leaves everything as before
-   * and resolves with `rolledBack` and `applied: false`; the caller decides (the trainer stops, as without the option).
+   * as they are before the global gradient norm is known, then awaits `norm` and settles it (`settleUpdate`): kept when
+   * the norm is finite and at most `clip` (or `clip` ≤ 0), else restored and, for a finite norm over `clip`, redone
+   * with the gradients scaled by clip / (norm + 1e-6) — the same parameters as clipping first (`clipGrads`, Megatron's
+   * semantics). A non-finite norm leaves everything as before and resolves with `rolledBack` and `applied: false`; the
+   * caller decides (the trainer stops, as without the option).
    */
   async postValidatedUpdate(
     params: Map<string, tf.Variable>,
@@ -69,6 +83,24 @@ export class AdamW {
     norm: Promise<number> | number,
     clip: number,
   ): Promise<{ norm: number; rolledBack: boolean; applied: boolean }> {
+    const pending = this.speculativeUpdate(params, grads, lr);
+    let n: number;
+    try {
+      n = await norm;
+    } catch (e) {
+      this.settleUpdate(pending, Number.NaN, clip); // no norm: the state as before the update
+      throw e;
+    }
+    return { norm: n, ...this.settleUpdate(pending, n, clip) };
+  }
+
+  /**
+   * The first half of a post-validated update: saves what the update changes (parameters, moments, step), then
+   * applies it with `grads` unclipped. The caller must call `settleUpdate` with the global norm once it is known
+   * (the update may be undone until then), and keep `grads` alive until it has. Memory: a copy of the touched
+   * parameters and their moments (12 bytes per parameter in fp32) lives until the settle.
+   */
+  speculativeUpdate(params: Map<string, tf.Variable>, grads: GradMap, lr: number): SpeculativeUpdate {
     const touched = [...grads.keys()].filter((n) => params.has(n));
     const saved = touched.map((name) => {
       const had = this.state.get(name);
@@ -78,13 +110,25 @@ export class AdamW {
         moments: had ? { m: tf.clone(had.m), v: tf.clone(had.v) } : undefined,
       };
     });
-    const step = this.step;
+    const before = this.step;
+    this.update(params, grads, lr);
+    return { params, grads, lr, saved, before, settled: false };
+  }
+
+  /**
+   * Settles a `speculativeUpdate` with the global gradient norm: kept (`rolledBack: false`) when `norm` is finite and
+   * at most `clip` (or `clip` ≤ 0); else the saved parameters, moments and step are restored and, for a finite norm
+   * over `clip`, the update is redone with the gradients scaled by clip / (norm + 1e-6) (`applied: true`); a
+   * non-finite norm leaves the state as before the update (`applied: false`). Frees the saved copies; settling twice
+   * is a YuanError.
+   */
+  settleUpdate(u: SpeculativeUpdate, norm: number, clip: number): { rolledBack: boolean; applied: boolean } {
+    if (u.settled) throw new YuanError('usage', 'a speculative optimizer update was settled twice');
+    u.settled = true;
     try {
-      this.update(params, grads, lr);
-      const n = await norm;
-      if (Number.isFinite(n) && !(clip > 0 && n > clip)) return { norm: n, rolledBack: false, applied: true };
-      for (const sv of saved) {
-        params.get(sv.name)!.assign(sv.p);
+      if (Number.isFinite(norm) && !(clip > 0 && norm > clip)) return { rolledBack: false, applied: true };
+      for (const sv of u.saved) {
+        u.params.get(sv.name)!.assign(sv.p);
         const now = this.state.get(sv.name)!;
         if (sv.moments) {
           now.m.assign(sv.moments.m);
@@ -95,18 +139,18 @@ export class AdamW {
           this.state.delete(sv.name);
         }
       }
-      this.step = step;
-      if (!Number.isFinite(n)) return { norm: n, rolledBack: true, applied: false };
-      const scale = clip / (n + 1e-6);
-      const scaled: GradMap = new Map([...grads].map(([name, g]) => [name, tf.mul(g, scale)]));
+      this.step = u.before;
+      if (!Number.isFinite(norm)) return { rolledBack: true, applied: false };
+      const scale = clip / (norm + 1e-6);
+      const scaled: GradMap = new Map([...u.grads].map(([name, g]) => [name, tf.mul(g, scale)]));
       try {
-        this.update(params, scaled, lr);
+        this.update(u.params, scaled, u.lr);
       } finally {
         for (const g of scaled.values()) g.dispose();
       }
-      return { norm: n, rolledBack: true, applied: true };
+      return { rolledBack: true, applied: true };
     } finally {
-      for (const sv of saved) tf.dispose([sv.p, ...(sv.moments ? [sv.moments.m, sv.moments.v] : [])]);
+      for (const sv of u.saved) tf.dispose([sv.p, ...(sv.moments ? [sv.moments.m, sv.moments.v] : [])]);
     }
   }
 

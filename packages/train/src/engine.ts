@@ -40,8 +40,12 @@ export interface TrainingEngine {
    * does; the others still take part in `checkpoint()`, which may be collective.
    */
   readonly writer?: boolean;
-  /** One optimizer step over the global batch; a non-finite loss or gradient norm is an error naming the step. */
-  trainStep(): Promise<StepMetrics>;
+  /**
+   * One optimizer step over the global batch; a non-finite loss or gradient norm is an error naming the step.
+   * `next.another`: the caller calls `trainStep` again right after this one, with no `evaluate` or `checkpoint`
+   * between (the pipeline engine then starts that step before this one's global decision is in, under post-validation).
+   */
+  trainStep(next?: { another: boolean }): Promise<StepMetrics>;
   /** Mean loss over fixed evaluation batches (NaN when there are none). */
   evaluate(batches: readonly Batch[]): Promise<number>;
   /**

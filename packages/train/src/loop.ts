@@ -272,7 +272,13 @@ export async function runTraining(o: RunOptions): Promise<RunResult> {
   let failure: Error | undefined;
   try {
     while (engine.step < o.steps) {
-      const m = await engine.trainStep();
+      // the step after this one follows at once unless a validation or a checkpoint comes between (or it is the last)
+      const upcoming = engine.step + 1;
+      const pause =
+        upcoming >= o.steps ||
+        (tc.validEvery > 0 && upcoming % tc.validEvery === 0) ||
+        (tc.checkpointEvery > 0 && upcoming % tc.checkpointEvery === 0);
+      const m = await engine.trainStep({ another: !pause });
       history.push(m);
       await log({
         step: m.step,

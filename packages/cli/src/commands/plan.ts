@@ -142,28 +142,30 @@ function parsePassTimes(v: unknown, recompute: string): PassCosts {
   return { forward: parts[0], backwardInput: parts[1], backwardWeight: parts[2] };
 }
 
-function choiceTable(c: ScheduleChoice, costs: PassCosts, memory: number | undefined): string[] {
+function choiceTable(c: ScheduleChoice, costs: PassCosts, memory: number | undefined, overlap: boolean): string[] {
   const rows = c.rows.map((r) => [
     r.schedule,
     r.error ? '-' : `${(100 * r.bubbleFraction!).toFixed(1)}%`,
     r.error ? '-' : r.makespan!.toFixed(2),
+    r.error ? '-' : `${(100 * r.overlappedBubbleFraction!).toFixed(1)}%`,
+    r.error ? '-' : r.overlappedPeriod!.toFixed(2),
     r.error ? '-' : gib(r.peakBytes!),
     r.schedule === c.choice ? '<- chosen' : '',
     r.error ? `cannot: ${r.error}` : r.fits ? 'fits' : 'does not fit',
   ]);
-  const head = ['schedule', 'bubble', 'step', 'peak GiB', '', 'memory'];
+  const head = ['schedule', 'bubble', 'step', 'overlapped', 'period', 'peak GiB', '', 'memory'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) =>
     r
-      .map((x, i) => (i >= 4 ? x.padEnd(widths[i]) : i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i])))
+      .map((x, i) => (i >= 6 ? x.padEnd(widths[i]) : i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i])))
       .join('  ')
       .trimEnd();
   return [
-    `schedules (simulated with F = ${costs.forward}, I = ${costs.backwardInput}, W = ${costs.backwardWeight} per stage${memory === undefined ? '' : `; memory cap ${gib(memory)} GiB`}):`,
+    `schedules (simulated with F = ${costs.forward}, I = ${costs.backwardInput}, W = ${costs.backwardWeight} per stage${memory === undefined ? '' : `; memory cap ${gib(memory)} GiB`}; overlapped: steps back to back under train.postValidate, bubble and period):`,
     fmt(head),
     ...rows.map(fmt),
     c.choice
-      ? `choice: ${c.choice} (the shortest simulated step that fits)`
+      ? `choice: ${c.choice} (the shortest simulated ${overlap ? 'period of overlapped steps (train.postValidate)' : 'step'} that fits)`
       : 'choice: none — no schedule fits the memory cap',
   ];
 }
@@ -193,7 +195,8 @@ export const planCommand: Command = {
     '  [--schedule 1f1b|gpipe|interleaved-1f1b|zb-h1|zb-h2|zb-v|zb-v-auto|auto] [--pass-times F,I,W] [--recompute none|selective|full|stage] [--precision fp32|bf16] [--zero 0|1|2] [--kernels fused|composed] [--memory GiB] [--json]\n' +
     '  yuan plan --time --preset NAME [--chips N] [--pp P] [--tp T] [--microbatches M] [--micro-batch-size B] [--seq S]\n' +
     '  [--p2p-bw GB/s] [--net-bw GB/s] [--nics N] [--flops TFLOP/s] [--json]\n' +
-    "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory;\n" +
+    "  --schedule auto prints every schedule's simulated bubble, step and peak memory and picks the fastest that fits --memory\n" +
+    '  (with train.postValidate, e.g. --set train.postValidate=true, by the period of steps run back to back);\n' +
     '  --pass-times F,I,W gives measured per-stage pass times (default 1,1,1; 1,2,1 under full or stage recompute, which\n' +
     '  redoes the forward in I).\n' +
     "  The layout is the config's parallel section (yuan2-51b and yuan2-102b carry their released ones); the layout flags\n" +
@@ -292,6 +295,7 @@ export const planCommand: Command = {
       fusedKernels: kernels === 'fused',
       registry,
       passCosts: parsePassTimes(values['pass-times'], layout.recompute),
+      overlapSteps: (config.train as { postValidate?: unknown } | undefined)?.postValidate === true,
     };
     if (layout.schedule === 'auto') {
       const choice = planSchedules(input);
@@ -300,7 +304,7 @@ export const planCommand: Command = {
         io.out(JSON.stringify({ schedules: rows, choice: choice.choice ?? null, plan: choice.plan ?? null }, null, 2));
         return;
       }
-      const lines = choiceTable(choice, input.passCosts, memory);
+      const lines = choiceTable(choice, input.passCosts, memory, input.overlapSteps);
       if (choice.plan) {
         for (const w of choice.plan.warnings) io.err(`warning: ${w}`);
         lines.push('', ...planTable(choice.plan, config, getSchedule(choice.plan.schedule, registry).bubbleFormula));

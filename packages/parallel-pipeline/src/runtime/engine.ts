@@ -207,25 +207,41 @@ class Pipeline implements PipelineEngine {
     return Promise.all(this.handles.map((h) => h.expect(type)));
   }
 
-  async trainStep(): Promise<StepMetrics> {
+  /** Steps posted to the stages and not yet returned by `trainStep`: their token counts. */
+  private readonly launched = new Map<number, number>();
+
+  /**
+   * Posts step `step` to every stage: its M micro-batches in the single process's data order. Under post-validation a
+   * stage may return from it after its speculative update (`defer`), settling the decision later.
+   */
+  private launch(step: number): void {
+    const { microbatches: m } = this.options;
+    const batches = Array.from({ length: m }, () => this.loader.next());
+    this.launched.set(
+      step,
+      batches.reduce((a, b) => a + b.rows * b.seqLength, 0),
+    );
+    const pl = this.placement;
+    const lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
+    for (const [s, h] of this.handles.entries()) {
+      const inputs = batches.map((b) => microInput(b, pl[0] === s, pl[pl.length - 1] === s));
+      h.post({ type: 'step', step, inputs, lr, defer: this.setup.train.postValidate }, transfers(inputs));
+    }
+  }
+
+  async trainStep(next?: { another: boolean }): Promise<StepMetrics> {
     this.check();
     const t0 = performance.now();
     const step = this.step + 1;
     this.phase = `at step ${step}`;
-    const { microbatches: m, stages: p } = this.options;
-    // the single process's data order: the step's M micro-batches
-    const batches = Array.from({ length: m }, () => this.loader.next());
-    const tokens = batches.reduce((a, b) => a + b.rows * b.seqLength, 0);
+    if (!this.launched.has(step)) this.launch(step);
+    // post-validation: no global synchronisation between steps (zero-bubble §5), so the next step goes out now and each
+    // stage starts it as soon as it has done its own part of this one (the start of one step fills the other's drain)
+    if (next?.another && this.setup.train.postValidate && !this.launched.has(step + 1)) this.launch(step + 1);
+    const tokens = this.launched.get(step)!;
+    this.launched.delete(step);
     const pl = this.placement;
-    for (const [s, h] of this.handles.entries()) {
-      const inputs = batches.map((b) => microInput(b, pl[0] === s, pl[pl.length - 1] === s));
-      h.post(
-        { type: 'step', step, inputs, lr: stepLearningRate(this.setup.train, step, this.setup.totalSteps) },
-        transfers(inputs),
-      );
-    }
     const norms = await this.all('norm');
-    void p;
     const loss = norms[pl[pl.length - 1]].loss!;
     const squared = norms.reduce((a, n) => a + n.squaredNorm, 0);
     const norm = Math.sqrt(squared);

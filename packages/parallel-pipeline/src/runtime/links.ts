@@ -8,7 +8,7 @@ import type { ProcessGroup } from '@yuan/comm';
  * tied embedding's gradient between the first and the last stage. Every message
  * is one Float32Array: `[ndim, d0 … d(ndim−1), values…]` (a tensor of any rank; sizes are exact in float32 below 2^24),
  * sent with the transport's tagged `send`/`recv` (threads: the buffer is transferred; tcp: one frame). Tags are
- * `<step>:<kind>:<micro-batch>` (`eval<id>:act:<i>` in evaluation). Errors: a lost or silent neighbour rejects with
+ * `<step>.<try>:<kind>:<stage>:<micro-batch>` (`eval<id>:act:<stage>:<i>` in evaluation). Errors: a lost or silent neighbour rejects with
  * the transport's PeerLostError / PeerTimeoutError naming its global rank; a malformed message is YuanError 'pipeline'.
  */
 export class StageLinks {

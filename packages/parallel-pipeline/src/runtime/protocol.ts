@@ -95,6 +95,13 @@ export interface StageStepReport {
   stepMs: number;
   waitMs: number;
   /**
+   * Post-validation with overlapped steps: times this step was rerun because the decision of the step before it
+   * (settled at this step's optimizer step) rolled back the update its forwards had used (0 when it was kept).
+   */
+  restarts: number;
+  /** Post-validation: the step started before the decision of the step before it had arrived (the steps overlapped). */
+  overlapped: boolean;
+  /**
    * Milliseconds of compute in the step per (virtual) stage the rank holds and pass kind (F, B, I, W), summed over the
    * micro-batches: what a simulation of the schedule from measured pass times takes.
    */
@@ -116,7 +123,11 @@ export interface StagePassTimes {
 export type ToStage =
   | { type: 'init'; weights?: [string, Float32Array][]; moments?: [string, Float32Array][]; optimizerStep?: number }
   /** `lr`: the step's learning rate, known before the norm (what a post-validated update applies first). */
-  | { type: 'step'; step: number; inputs: MicroInput[]; lr: number }
+  /**
+   * `defer` (post-validation): the stage may return after its speculative update without waiting for the decision;
+   * the coordinator has posted (or will post) the next step right away.
+   */
+  | { type: 'step'; step: number; inputs: MicroInput[]; lr: number; defer?: boolean }
   | { type: 'update'; lr: number; norm: number; clip: number }
   | { type: 'discard' }
   | { type: 'eval'; id: number; inputs: MicroInput[] }

@@ -12,6 +12,7 @@ import {
   type KeptActivations,
   type LayerwiseGroup,
   type RangeBatch,
+  type SpeculativeUpdate,
 } from '@yuan/train';
 import { BufferMeter, tf, type TensorAttentionPlugin } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
@@ -85,7 +86,25 @@ interface StepRun {
   dxs: Map<string, tf.Tensor3D>;
   /** The range's layer-forward count when the step started. */
   forwardsBefore: number;
+  /**
+   * Post-validation: return after the speculative update without waiting for the step's decision (the next step may
+   * start; the decision is settled at its optimizer step, or by `settle`).
+   */
+  defer: boolean;
 }
+
+/** A post-validated update waiting for its step's decision while the next step may already run. */
+interface PendingValidation {
+  step: number;
+  lr: number;
+  update: SpeculativeUpdate;
+  decided: Promise<StageDecision>;
+  /** The decision, once it has arrived. */
+  outcome?: StageDecision;
+}
+
+/** Thrown inside a step whose forwards used a speculative update that its decision then changed: the step reruns. */
+class RestartStep extends Error {}
 
 /** The interpreter's handler of each instruction kind. */
 type Handlers = {
@@ -144,6 +163,10 @@ export class Stage {
   private readonly spaces: StageSpace[] = [];
   /** The last step's post-validation outcome (`train.postValidate` without data parallelism); test seam. */
   postValidation?: { rolledBack: boolean; applied: boolean };
+  /** Post-validation: the last step's update while its decision is not settled. */
+  private pending?: PendingValidation;
+  /** The try of the step in flight (0; 1 after a restart): part of every message tag, so a rerun's messages never meet the first try's. */
+  private attempt = 0;
 
   constructor(
     readonly init: StageInit,
@@ -437,7 +460,7 @@ export class Stage {
 
   /** A message tag: the step, the kind, the (virtual) stage that produced the tensor, the micro-batch. */
   private tag(kind: string, stage: number, mb: number): string {
-    return `${this.currentStep}:${kind}:${stage}:${mb}`;
+    return `${this.currentStep}.${this.attempt}:${kind}:${stage}:${mb}`;
   }
 
   private async recv(from: number, tag: string): Promise<tf.Tensor3D> {
@@ -572,31 +595,27 @@ export class Stage {
         layerForwards: this.layerForwards - run.forwardsBefore,
       };
       if (this.init.train.postValidate) {
-        // post-validation (zero-bubble §5): update with the step's lr before the global norm is known, then keep it,
-        // roll it back (a discarded step: non-finite norm) or redo it clipped (a norm over the clip), as AdamW's
-        // postValidatedUpdate does; the decision arrives while (or after) the update runs
+        // post-validation (zero-bubble §5): update with the step's lr before the global norm is known; the decision
+        // keeps it, rolls it back (a discarded step: non-finite norm) or redoes it clipped (a norm over the clip). With
+        // `defer` the step ends here and the next may start at once (no global synchronisation between steps, the
+        // paper's point); the decision is settled at that step's optimizer step, which reruns the step if the
+        // decision changed the weights its forwards ran with
+        const w0 = performance.now();
+        const rolledBack = await this.settlePending();
+        this.report.waitMs += performance.now() - w0; // waiting for the previous step's decision is idle time too
+        this.report.stepMs = performance.now() - run.t0;
+        if (rolledBack) throw new RestartStep();
         const decided = run.decide(mine);
-        const norm = decided.then((d) => (d.type === 'update' ? d.norm : Number.NaN));
-        const r = await this.optimizer.postValidatedUpdate(
-          this.params,
-          this.grads!,
-          run.lr,
-          norm,
-          this.init.train.gradClip,
+        const update = this.optimizer.speculativeUpdate(this.params, this.grads!, run.lr);
+        this.syncMirror();
+        const pending: PendingValidation = { step: run.step, lr: run.lr, update, decided };
+        decided.then(
+          (d) => (pending.outcome = d),
+          () => undefined, // a failed decision surfaces where it is awaited
         );
-        const d = await decided;
-        if (d.type === 'update' && d.lr !== run.lr)
-          throw new YuanError(
-            'pipeline',
-            `stage ${this.init.stage}: step ${run.step}'s lr ${d.lr} is not the ${run.lr} it updated with`,
-          );
-        if (r.applied) {
-          this.syncMirror();
-          this.step = run.step;
-        }
-        this.postValidation = { rolledBack: r.rolledBack, applied: r.applied };
-        disposeGrads(this.grads);
-        this.grads = undefined;
+        this.pending = pending;
+        this.grads = undefined; // the pending update holds them until it is settled
+        if (!run.defer) await this.settlePending();
         return;
       }
       const d = await run.decide(mine);
@@ -614,26 +633,91 @@ export class Stage {
   /**
    * Runs one optimizer step's instruction list over `inputs` (this stage's fields of each micro-batch); before the
    * optimizer step it hands its StageNorm to `decide` (a coordinator's answer, or an all-reduce across the ranks) and
-   * updates or discards as told.
+   * updates or discards as told. With `train.postValidate` (no data parallelism) and `defer`, it returns after the
+   * speculative update without waiting for the decision: the next `trainStep` may start at once, and settles the
+   * decision at its own optimizer step (rerunning itself, as a new try with its own message tags, when the decision
+   * rolled the update back); `settle` settles it before anything else reads the weights.
    */
   async trainStep(
     step: number,
     inputs: MicroInput[],
     lr: number,
     decide: (norm: StageNorm) => Promise<StageDecision>,
+    defer = false,
   ): Promise<void> {
     this.currentStep = step;
-    const run: StepRun = {
-      lr,
-      step,
-      t0: performance.now(),
-      inputs,
-      decide,
-      received: new Map(),
-      outputs: new Map(),
-      dxs: new Map(),
-      forwardsBefore: this.layerForwards,
-    };
+    const t0 = performance.now();
+    const forwardsBefore = this.layerForwards;
+    for (this.attempt = 0; ; this.attempt++) {
+      try {
+        await this.runProgram({
+          lr,
+          step,
+          t0,
+          inputs,
+          decide,
+          received: new Map(),
+          outputs: new Map(),
+          dxs: new Map(),
+          forwardsBefore,
+          defer,
+        });
+        return;
+      } catch (e) {
+        if (!(e instanceof RestartStep)) throw e;
+      }
+    }
+  }
+
+  /**
+   * Post-validation: settles the previous step's update with its decision (waiting for it) — kept, rolled back, or
+   * redone clipped. Returns whether the weights changed from what the speculative update left (a rollback).
+   */
+  private async settlePending(): Promise<boolean> {
+    const p = this.pending;
+    if (!p) return false;
+    const d = await p.decided;
+    this.pending = undefined;
+    if (d.type === 'update' && d.lr !== p.lr)
+      throw new YuanError(
+        'pipeline',
+        `stage ${this.init.stage}: step ${p.step}'s lr ${d.lr} is not the ${p.lr} it updated with`,
+      );
+    const r = this.optimizer.settleUpdate(
+      p.update,
+      d.type === 'update' ? d.norm : Number.NaN,
+      d.type === 'update' ? d.clip : 0,
+    );
+    if (r.rolledBack) this.syncMirror();
+    if (r.applied) this.step = p.step;
+    this.postValidation = r;
+    disposeGrads(p.update.grads);
+    return r.rolledBack;
+  }
+
+  /** Frees a kept speculative update as soon as its decision has arrived and keeps it (called between instructions). */
+  private settleIfKept(): void {
+    const p = this.pending;
+    const d = p?.outcome;
+    if (!p || !d || d.type !== 'update' || !Number.isFinite(d.norm) || (d.clip > 0 && d.norm > d.clip) || d.lr !== p.lr)
+      return;
+    this.pending = undefined;
+    this.postValidation = this.optimizer.settleUpdate(p.update, d.norm, d.clip);
+    this.step = p.step;
+    disposeGrads(p.update.grads);
+  }
+
+  /**
+   * Settles a deferred post-validated update (waiting for its decision) before anything reads the weights: evaluation,
+   * a checkpoint. A no-op without one.
+   */
+  async settle(): Promise<void> {
+    await this.settlePending();
+  }
+
+  /** One try of a step: the instruction list run once over `run.inputs` (see `trainStep`). */
+  private async runProgram(run: StepRun): Promise<void> {
+    const overlapped = this.pending !== undefined && this.pending.outcome === undefined;
     this.staticBytes = tf.memory().numBytes;
     this.peak = 0;
     this.meter.start();
@@ -651,6 +735,8 @@ export class Stage {
       layerForwards: 0,
       stepMs: 0,
       waitMs: 0,
+      restarts: this.attempt,
+      overlapped,
       passMs: this.chunks.map((c) => ({
         stage: c.stage,
         forward: 0,
@@ -663,6 +749,7 @@ export class Stage {
     try {
       for (const ins of this.init.program) {
         const handle = this.handlers[ins.op] as (ins: Instruction, run: StepRun) => Promise<void> | void;
+        this.settleIfKept();
         const pass = PASSES[ins.op];
         const t0 = pass ? performance.now() : 0;
         await handle(ins, run);
@@ -682,8 +769,8 @@ export class Stage {
       tf.dispose([...run.received.values(), ...run.outputs.values(), ...run.dxs.values()]);
       disposeGrads(this.grads);
       this.grads = undefined;
+      this.meter.stop();
     }
-    this.meter.stop();
     this.report.activationPeakBytes = Math.max(0, Math.round(this.peak));
     this.report.layerForwards = this.layerForwards - run.forwardsBefore;
   }
@@ -756,6 +843,7 @@ export class Stage {
    * chunks in stage order, each from the previous stage's output (received, or local on this rank).
    */
   async evaluate(id: number, inputs: MicroInput[]): Promise<number[] | undefined> {
+    await this.settlePending();
     const losses: number[] = [];
     const { stage: rank, placement } = this.init;
     const tag = (v: number, i: number) => `eval${id}:act:${v}:${i}`;
@@ -808,6 +896,7 @@ export class Stage {
     m: Float32Array;
     v: Float32Array;
   }> {
+    await this.settlePending();
     const slots: Array<{ name: string; size: number }> = [];
     const ranges: Array<[number, number]> = [];
     const ms: Float32Array[] = [];
@@ -839,6 +928,7 @@ export class Stage {
     moments: [string, Float32Array][];
     optimizerStep: number;
   }> {
+    await this.settlePending();
     const weights: [string, Float32Array][] = [];
     for (const [n, v] of this.params) weights.push([n, new Float32Array((await v.data()) as Float32Array)]);
     if (this.sharded) return { weights, moments: [], optimizerStep: this.spaces[0].sharded!.step };
@@ -855,6 +945,12 @@ export class Stage {
   }
 
   dispose(): void {
+    if (this.pending) {
+      for (const sv of this.pending.update.saved)
+        tf.dispose([sv.p, ...(sv.moments ? [sv.moments.m, sv.moments.v] : [])]);
+      disposeGrads(this.pending.update.grads);
+      this.pending = undefined;
+    }
     this.optimizer.dispose();
     for (const sp of this.spaces) sp.sharded?.dispose();
     for (const c of this.chunks) c.range.dispose();

@@ -27,14 +27,31 @@ async function stageRegistry(): Promise<PluginRegistry> {
   return (await registerPluginModules(registry, init.plugins)).freeze();
 }
 
-// Messages from the coordinator, consumed in order by the main loop below.
+// Messages from the coordinator, consumed in order by the main loop below; a step's decision (update or discard) goes
+// to the step that waits for it instead, which may be the one before the step the loop runs (post-validation overlap).
 const inbox: ToStage[] = [];
 let wake: (() => void) | undefined;
+type Decision = Extract<ToStage, { type: 'update' | 'discard' }>;
+const decisions: Decision[] = [];
+let decided: ((d: Decision) => void) | undefined;
 port.on('message', (m: ToStage) => {
   if (isThreadWorldMessage(m)) return; // the threads transport's own (a sibling stage is lost)
+  if (m.type === 'update' || m.type === 'discard') {
+    if (decided) {
+      const resolve = decided;
+      decided = undefined;
+      resolve(m);
+    } else decisions.push(m);
+    return;
+  }
   inbox.push(m);
   wake?.();
 });
+/** The next step decision from the coordinator (they come in step order, one per step). */
+function nextDecision(): Promise<Decision> {
+  if (decisions.length) return Promise.resolve(decisions.shift()!);
+  return new Promise((resolve) => (decided = resolve));
+}
 async function nextMessage(): Promise<ToStage> {
   while (inbox.length === 0) await new Promise<void>((r) => (wake = r));
   wake = undefined;
@@ -67,12 +84,16 @@ async function main(): Promise<void> {
   for (;;) {
     const m = await nextMessage();
     if (m.type === 'step') {
-      await stage.trainStep(m.step, m.inputs, m.lr, async (norm) => {
-        post({ type: 'norm', step: m.step, ...norm });
-        const d = await nextMessage();
-        if (d.type !== 'update' && d.type !== 'discard') throw new Error(`expected update or discard, got ${d.type}`);
-        return d;
-      });
+      await stage.trainStep(
+        m.step,
+        m.inputs,
+        m.lr,
+        (norm) => {
+          post({ type: 'norm', step: m.step, ...norm });
+          return nextDecision();
+        },
+        m.defer ?? false,
+      );
       post({ type: 'stepDone', step: m.step, report: stage.lastReport });
     } else if (m.type === 'eval') {
       post({ type: 'evalDone', id: m.id, losses: await stage.evaluate(m.id, m.inputs) });
