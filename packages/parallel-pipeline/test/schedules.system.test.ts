@@ -165,9 +165,9 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
     },
   );
 
-  const tcpRun = (parallel: JsonObject, out: string) =>
+  const tcpRun = (parallel: JsonObject, out: string, train: Record<string, unknown> = {}) =>
     trainParallel({
-      config: { ...tinyConfig('lfa', LAYERS), parallel },
+      config: { ...tinyConfig('lfa', LAYERS, train), parallel },
       registry,
       data,
       steps: STEPS,
@@ -188,6 +188,18 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
     expect(
       relDiff(
         zbv.history.map((m) => m.loss),
+        losses,
+      ),
+    ).toBeLessThan(1e-4);
+    // post-validation over tcp ranks: steps overlap (a clip that binds reruns the next step), the same losses
+    const post = await tcpRun(
+      { pp: 2, microbatches: 4, schedule: 'zb-v', partition: '2,1,2,1', transport: 'tcp' },
+      'tcp-zbv-post',
+      { postValidate: true },
+    );
+    expect(
+      relDiff(
+        post.history.map((m) => m.loss),
         losses,
       ),
     ).toBeLessThan(1e-4);

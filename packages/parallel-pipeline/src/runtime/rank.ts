@@ -230,10 +230,18 @@ class PipelineRank implements PipelineEngine {
     }
   }
 
-  async trainStep(): Promise<StepMetrics> {
-    const t0 = performance.now();
-    const step = this.step + 1;
-    this.phase = `at step ${step}`;
+  /** Steps started and not yet returned by `trainStep`: their metrics (a rejection is kept for that call). */
+  private readonly started = new Map<number, Promise<Omit<StepMetrics, 'seconds' | 'tokensPerSecond'>>>();
+  /** This rank's stage work: a step starts on the stage after the one before it has returned there. */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Starts step `step` on this rank's stage once the step before it has returned there: draws its micro-batches (the
+   * single process's order), runs the stage's instruction list and the all-reduce of loss and squared norm that decides
+   * the update. Under post-validation (no data parallelism) the stage returns after its speculative update, so the
+   * next step may start before this one's decision.
+   */
+  private begin(step: number): void {
     // the single process's data order: the step's M micro-batches, of which this data rank takes j·M/D … (j+1)·M/D − 1
     const all: Batch[] = Array.from({ length: this.m }, () => this.loader.next());
     const tokens = all.reduce((a, b) => a + b.rows * b.seqLength, 0);
@@ -241,54 +249,72 @@ class PipelineRank implements PipelineEngine {
     const inputs = all
       .slice(this.pos.dataRank * local, (this.pos.dataRank + 1) * local)
       .map((b) => microInput(b, this.holdsFirst, this.holdsLast));
+    const lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
     let loss = Number.NaN;
     let norm = Number.NaN;
-    let lr = 0;
     let layerForwards = 0;
-    await this.guard(() =>
-      this.stage.trainStep(
-        step,
-        inputs,
-        stepLearningRate(this.setup.train, step, this.setup.totalSteps),
-        async (mine): Promise<StageDecision> => {
-          // every rank's loss part (last stages) and squared norm part, summed over the world before any update
-          const r = await this.world.allReduce(
-            new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
-          );
-          loss = r[0];
-          norm = Math.sqrt(r[1]);
-          layerForwards = Math.round(r[2]);
-          if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
-          lr = stepLearningRate(this.setup.train, step, this.setup.totalSteps);
-          return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
-        },
-      ),
-    );
-    assertFiniteStep(loss, norm, step);
-    // this rank holds only its own stage's report (index = stage; the other entries are empty)
-    this.stageReports = [];
-    this.stageReports[this.pos.stage] = this.stage.lastReport;
+    let decided!: () => void;
+    const decision = new Promise<void>((resolve) => (decided = resolve));
+    const defer = this.setup.train.postValidate && this.d === 1;
+    const done = this.chain.then(() => {
+      this.phase = `at step ${step}`;
+      return this.guard(async () => {
+        await this.stage.trainStep(
+          step,
+          inputs,
+          lr,
+          async (mine): Promise<StageDecision> => {
+            // every rank's loss part (last stages) and squared norm part, summed over the world before any update
+            const r = await this.world.allReduce(
+              new Float32Array([mine.loss ?? 0, mine.squaredNorm, mine.layerForwards ?? 0]),
+            );
+            loss = r[0];
+            norm = Math.sqrt(r[1]);
+            layerForwards = Math.round(r[2]);
+            decided();
+            if (!Number.isFinite(loss) || !Number.isFinite(norm)) return { type: 'discard' };
+            return { type: 'update', lr, norm, clip: this.setup.train.gradClip };
+          },
+          defer,
+        );
+        // this step's report, before the next step on this stage replaces it
+        return this.stage.lastReport;
+      });
+    });
+    this.chain = done.catch(() => undefined);
+    const metrics = Promise.all([done, decision]).then(([report]) => {
+      assertFiniteStep(loss, norm, step);
+      // this rank's own stage (rank 0 writes the metrics: stage 0 of data rank 0)
+      const memory = {
+        optimizerBytes: report.optimizerBytes,
+        gradientBytes: report.gradientBytes,
+        ...(report.gradientInFlightBytes ? { gradientInFlightBytes: report.gradientInFlightBytes } : {}),
+        activationPeakBytes: report.activationPeakBytes,
+      };
+      // this rank holds only its own stage's report (index = stage; the other entries are empty)
+      this.stageReports = [];
+      this.stageReports[this.pos.stage] = report;
+      return { step, loss, lr, gradNorm: norm, tokens, layerForwards, memory };
+    });
+    metrics.catch(() => undefined); // awaited by this step's trainStep call; not an unhandled rejection meanwhile
+    this.started.set(step, metrics);
+  }
+
+  async trainStep(next?: { another: boolean }): Promise<StepMetrics> {
+    const t0 = performance.now();
+    const step = this.step + 1;
+    this.phase = `at step ${step}`;
+    if (!this.started.has(step)) this.begin(step);
+    // post-validation without data parallelism: no global synchronisation between steps (zero-bubble §5), so the next
+    // step starts on this stage as soon as this one's own part is done (the start-up of one fills the other's drain)
+    if (next?.another && this.setup.train.postValidate && this.d === 1 && !this.started.has(step + 1))
+      this.begin(step + 1);
+    const metrics = this.started.get(step)!;
+    this.started.delete(step);
+    const m = await metrics;
     this.step = step;
     const seconds = (performance.now() - t0) / 1000;
-    const r = this.stage.lastReport;
-    // this rank's own stage (rank 0 writes the metrics: stage 0 of data rank 0)
-    const memory = {
-      optimizerBytes: r.optimizerBytes,
-      gradientBytes: r.gradientBytes,
-      ...(r.gradientInFlightBytes ? { gradientInFlightBytes: r.gradientInFlightBytes } : {}),
-      activationPeakBytes: r.activationPeakBytes,
-    };
-    return {
-      step,
-      loss,
-      lr,
-      gradNorm: norm,
-      tokens,
-      tokensPerSecond: tokens / seconds,
-      seconds,
-      layerForwards,
-      memory,
-    };
+    return { ...m, seconds, tokensPerSecond: m.tokens / seconds };
   }
 
   async evaluate(batches: readonly Batch[]): Promise<number> {
