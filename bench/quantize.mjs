@@ -8,6 +8,10 @@
 // Trained runs are cached (--cache, default $TMPDIR/yuan-bench-quantize) and reused when the same settings ask again.
 // Usage: node bench/quantize.mjs [--steps 300] [--large-steps 200] [--large-hidden 256 --large-layers 4 --large-ffn 1024
 //   --large-heads 4] [--no-large] [--seq 128] [--batch 4] [--eval-bytes 262144] [--samples 128] [--cache DIR] [--backend B]
+//   [--decode-bytes 16384]
+// --decode-bytes N (0: off; native backend only): fp32, int8 RTN and int4 RTN (g128) again on the first N bytes through
+// the native decoder, one token per call, so every product is a decode step's: GPTQ weights multiplied with quantized
+// activations by the register kernels (the table above evaluates the quantized folders dequantized to fp32).
 // --smoke: a 1-layer and a 2-layer model at hidden 32/64, a few steps, a few thousand bytes (checks that it runs).
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -17,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lfaAttention } from '@yuan/attention-lfa';
-import { loadCheckpoint, mhaAttention, nextTokenLoss, resolveModelDir } from '@yuan/model';
+import { loadCheckpoint, loadInferenceModel, mhaAttention, nextTokenLoss, resolveModelDir } from '@yuan/model';
 import { loadQuantizedModel } from '@yuan/quantize';
 import { initBackend, tf } from '@yuan/tensor';
 import { ByteTokenizer } from '@yuan/tokenizer';
@@ -40,6 +44,7 @@ const { values } = parseArgs({
     seq: { type: 'string', default: smoke ? '32' : '128' },
     batch: { type: 'string', default: smoke ? '2' : '4' },
     'eval-bytes': { type: 'string', default: smoke ? '4096' : '262144' },
+    'decode-bytes': { type: 'string', default: smoke ? '256' : '16384' },
     samples: { type: 'string', default: smoke ? '4' : '128' },
     cache: {
       type: 'string',
@@ -137,6 +142,35 @@ async function perplexity(model) {
   return Math.exp(sum / windows.length);
 }
 
+/**
+ * Perplexity per byte through the native decoder (undefined without one: not the native backend): each window of the
+ * first `bytes` bytes a fresh sequence, fed one token per `Decoder.forward` call.
+ */
+async function decodePerplexity(dir, bytes) {
+  const model = await loadInferenceModel(dir, lookup);
+  const dec = model.decoder;
+  if (!dec) {
+    model.dispose();
+    return undefined;
+  }
+  let nll = 0;
+  let count = 0;
+  for (const w of windows.slice(0, Math.floor(bytes / seq))) {
+    const s = dec.newSequence();
+    for (let t = 0; t + 1 < w.length; t++) {
+      const logits = dec.forward([{ sequence: s, tokens: [w[t]] }]);
+      let m = -Infinity;
+      for (const v of logits) m = Math.max(m, v);
+      let z = 0;
+      for (const v of logits) z += Math.exp(v - m);
+      nll += m + Math.log(z) - logits[w[t + 1]];
+      count++;
+    }
+  }
+  model.dispose();
+  return count > 0 ? Math.exp(nll / count) : undefined;
+}
+
 const calibration = [
   '--calibration',
   path.join(wikitext, 'valid.txt'),
@@ -191,7 +225,9 @@ for (const m of models) {
   const dir = trained(m.name, m.sets, m.steps);
   const fp32 = await loadCheckpoint(dir, lookup);
   const params = fp32.parameterCount;
-  const row = { name: m.name, steps: m.steps, params, ppl: { fp32: await perplexity(fp32) }, seconds: {} };
+  const row = { name: m.name, steps: m.steps, params, ppl: { fp32: await perplexity(fp32) }, seconds: {}, decode: {} };
+  const decodeBytes = Number(values['decode-bytes']);
+  if (decodeBytes > 0) row.decode.fp32 = await decodePerplexity(dir, decodeBytes);
   for (const v of VARIANTS) {
     if (v.tinyOnly && !m.tiny) continue;
     const out = path.join(cache, `${path.basename(path.dirname(dir))}-${v.label.replace(/ /g, '-')}`);
@@ -199,6 +235,8 @@ for (const m of models) {
     yuan('quantize', '--model', dir, ...v.args, '--out', out, '--json');
     row.seconds[v.label] = (performance.now() - t0) / 1000;
     row.ppl[v.label] = await perplexity(await loadQuantizedModel(out, lookup));
+    if (row.decode.fp32 !== undefined && (v.label === 'int8 rtn g128' || v.label === 'int4 rtn g128'))
+      row.decode[v.label] = await decodePerplexity(out, decodeBytes);
   }
   results.push(row);
 }
@@ -235,6 +273,28 @@ const int8 = results.map((r) => {
   return `${r.name} ${d >= 0 ? '+' : ''}${d.toFixed(3)}% ${d <= 1 ? 'met' : 'NOT met'}`;
 });
 console.log(`target int8 RTN within +1% of fp32: ${int8.join('; ')}`);
+const decoded = results.filter((r) => r.decode['int8 rtn g128'] !== undefined);
+if (decoded.length > 0) {
+  const signed = (d) => `${d >= 0 ? '+' : ''}${d.toFixed(3)}%`;
+  console.log(
+    `decode kernels (native decoder, one token per call, first ${Math.floor(Number(values['decode-bytes']) / seq) * seq} bytes): ${decoded
+      .map(
+        (r) =>
+          `${r.name} fp32 ${r.decode.fp32.toFixed(4)}, int8 rtn g128 ${signed(pct(r.decode['int8 rtn g128'], r.decode.fp32))}, int4 rtn g128 ${signed(pct(r.decode['int4 rtn g128'], r.decode.fp32))}`,
+      )
+      .join('; ')}`,
+  );
+  console.log(
+    `target int8 RTN within +1% of fp32 through the decode kernels: ${decoded
+      .map((r) => {
+        const d = pct(r.decode['int8 rtn g128'], r.decode.fp32);
+        return `${r.name} ${signed(d)} ${d <= 1 ? 'met' : 'NOT met'}`;
+      })
+      .join('; ')}`,
+  );
+} else if (Number(values['decode-bytes']) > 0) {
+  console.log(`decode kernels: skipped (no native decoder on backend ${backend.name})`);
+}
 for (const method of ['gptq', 'gptq-ao']) {
   const lines = results.flatMap((r) =>
     ['g128', 'g32']

@@ -180,17 +180,26 @@ struct QuantRow {
 
 inline int64_t groupsOf(const Gptq& q) { return (q.in + q.group - 1) / q.group; }
 
-// Quantizes one row of activations (already permuted) in chunks of at most 32 inputs that do not cross a group.
+// Inputs per activation chunk (one scale each): 4 packed rows of W for either width, 32 inputs of 4-bit weights and 16
+// of 8-bit ones. A chunk's packed rows are read side by side, one stream each, at a stride of `out` words, which for
+// the usual power-of-two widths maps them all to one L1 set; with the next chunk's rows prefetched, 4 rows keep 8 lines
+// in that set (the L1's ways), where 8 rows of 8-bit weights (32 inputs) kept 16 and read W at 0.6–0.7 of memory
+// speed on one thread (bench/README.md, "int8 and the L1 sets").
+inline int64_t chunkInputs(const Gptq& q) { return q.bits == 4 ? 32 : 16; }
+
+// Quantizes one row of activations (already permuted) in chunks of at most chunkInputs(q) inputs that do not cross a
+// group.
 void quantizeRow(const float* x, const Gptq& q, QuantRow& r) {
   const int64_t groups = groupsOf(q);
   const float top = q.bits == 4 ? 127.0f : 32767.0f;
+  const int64_t size = chunkInputs(q);
   r.codes.assign(q.in, 0);
   r.dx.clear();
   r.sx.assign(groups, 0.0f);
   for (int64_t g = 0; g < groups; g++) {
     const int64_t k1 = std::min(q.in, (g + 1) * q.group);
-    for (int64_t c0 = g * q.group; c0 < k1; c0 += 32) {
-      const int64_t c1 = std::min(k1, c0 + 32);
+    for (int64_t c0 = g * q.group; c0 < k1; c0 += size) {
+      const int64_t c1 = std::min(k1, c0 + size);
       float m = 0;
       for (int64_t k = c0; k < c1; k++) m = std::max(m, std::fabs(x[k]));
       const float dx = m / top;
@@ -244,16 +253,16 @@ inline float zeroAt(const Gptq& q, int64_t g, int64_t c) {
 
 // One output column of R rows, scalar (column tails, and CPUs without AVX2).
 void gptqColumn(const Gptq& q, const QuantRow* xs, int R, int64_t c, float* y) {
-  const int64_t groups = groupsOf(q);
+  const int64_t groups = groupsOf(q), size = chunkInputs(q);
   for (int r = 0; r < R; r++) {
     int64_t chunk = 0;
     float total = 0;
     for (int64_t g = 0; g < groups; g++) {
       const int64_t k1 = std::min(q.in, (g + 1) * q.group);
       float acc = 0;
-      for (int64_t c0 = g * q.group; c0 < k1; c0 += 32, chunk++) {
+      for (int64_t c0 = g * q.group; c0 < k1; c0 += size, chunk++) {
         int32_t dot = 0;
-        for (int64_t k = c0; k < std::min(k1, c0 + 32); k++) dot += qAt(q, k, c) * xs[r].codes[k];
+        for (int64_t k = c0; k < std::min(k1, c0 + size); k++) dot += qAt(q, k, c) * xs[r].codes[k];
         acc += float(dot) * xs[r].dx[chunk];
       }
       total += half(q.scales[g * q.out + c]) * (acc - zeroAt(q, g, c) * xs[r].sx[g]);
@@ -279,7 +288,7 @@ inline __m256 zeros8(const Gptq& q, int64_t g, int64_t c0) {
   return _mm256_cvtepi32_ps(_mm256_add_epi32(z, _mm256_set1_epi32(q.zeroOffset)));
 }
 
-// The register path streams W chunk by chunk: for a chunk of packed rows [p, pe) (at most 32 inputs, inside one group)
+// The register path streams W chunk by chunk: for a chunk of packed rows [p, pe) (at most 4, inside one group)
 // it walks the task's columns left to right, so the few rows of a chunk are read as contiguous streams (not one column
 // block down all rows, whose stride of `out` words defeats the prefetchers), and the next chunk's rows are prefetched.
 // facc [R][width] holds each column's fp32 sum of the group's chunks; at the group's end it is folded into y with the
@@ -321,9 +330,9 @@ void gptq4Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_
   }
 }
 
-// One chunk of 8-bit packed rows [p, pe) (pe − p ≤ 8): a weight word's bytes 0 and 2, and 1 and 3, masked into int16
+// One chunk of 8-bit packed rows [p, pe) (pe − p ≤ 4): a weight word's bytes 0 and 2, and 1 and 3, masked into int16
 // lanes and multiplied with the matching int16 activation pairs (vpmaddwd), so each 32-bit lane sums one column (no
-// shuffles); |255·32767·2| per product pair, 8 rows stay far inside int32.
+// shuffles); |255·32767·2| per product pair, 4 rows stay far inside int32.
 template <int R>
 void gptq8Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_t chunk, int64_t c0, int64_t vectors,
                 int64_t next, float* facc, int64_t width) {
@@ -394,8 +403,8 @@ void gptq4Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
   }
 }
 
-// One row, a full chunk of 8-bit packed rows (32 inputs: pe − p = 8): gptq8Chunk<1>'s arithmetic (exact int32 sums, so
-// the same result), the 16 activation words broadcast once per chunk, the rows unrolled.
+// One row, a full chunk of 8-bit packed rows (16 inputs: pe − p = 4): gptq8Chunk<1>'s arithmetic (exact int32 sums, so
+// the same result), the 8 activation words broadcast once per chunk, the rows unrolled.
 void gptq8Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
                  float* facc) {
   const __m256i low = _mm256_set1_epi16(0x00ff);
@@ -406,7 +415,7 @@ void gptq8Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
   // bytes 0 and 2 of a word are its 16-bit lanes' low bytes (masked), bytes 1 and 3 their high bytes (shifted down)
   auto dot = [&](int64_t off) {
     __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < 4; j++) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + j * out + off));
       a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_and_si256(w, low), _mm256_set1_epi32(pk[2 * j])));
       b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_srli_epi16(w, 8), _mm256_set1_epi32(pk[2 * j + 1])));
@@ -415,14 +424,14 @@ void gptq8Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
   };
   int64_t v = 0;
   for (; v + 2 <= vectors; v += 2) {
-    if (next > 0) prefetchRows(base + 8 * out + 8 * v, next, out);
+    if (next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
     const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
     float* f = facc + 8 * v;
     _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
     _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
   }
   for (; v < vectors; v++) {
-    if (next > 0) prefetchRows(base + 8 * out + 8 * v, next, out);
+    if (next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
     float* f = facc + 8 * v;
     _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
   }
@@ -433,7 +442,7 @@ template <int R>
 void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, float* facc, float* y) {
   const int64_t groups = groupsOf(q);
   const int per = 32 / q.bits;
-  const int64_t rowsPerChunk = 32 / per;  // packed rows of 32 inputs
+  const int64_t rowsPerChunk = chunkInputs(q) / per;  // 4
   const int64_t width = 8 * vectors;
   const int64_t packedRows = q.in / per;
   int64_t chunk = 0;

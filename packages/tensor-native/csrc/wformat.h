@@ -27,9 +27,10 @@ struct Gptq {
 // BLAS GEMM. Products under 2^18 multiply-adds run on one thread.
 void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t in, float* y, int threads);
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads);
-// y[n, out] = x[n, in] · W for a GPTQ weight. For n < 32 the activations are quantized per row in chunks of at most
-// 32 inputs inside one group (int8 codes for 4-bit weights, int16 codes for 8-bit weights; scale = max|x|/127 or
-// /32767, round to nearest even) and multiplied with integer dot products; the chunks are summed in fp32. W is read
+// y[n, out] = x[n, in] · W for a GPTQ weight. For n < 32 the activations are quantized per row in chunks inside one
+// group, of at most 32 inputs with int8 codes for 4-bit weights and at most 16 inputs with int16 codes for 8-bit
+// weights (4 packed rows of W either way; scale = max|x|/127 or /32767, round to nearest even), and multiplied with
+// integer dot products; the chunks are summed in fp32. W is read
 // once per 4 rows, and a row's result is bit for bit its result alone (n = 1). From 32 rows on, tiles of W are
 // dequantized to fp32 and multiplied by BLAS (exact fp32 activations).
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads);

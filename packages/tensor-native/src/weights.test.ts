@@ -95,7 +95,10 @@ function reference(x: Float32Array, n: number, w: Float32Array, inF: number, out
   return tf.tidy(() => tf.matMul(tf.tensor2d(x, [n, inF]), tf.tensor2d(w, [inF, out])).dataSync() as Float32Array);
 }
 
-/** The activations as the register kernels quantize them (chunks of ≤ 32 inside a group, scale max|x|/top). */
+/**
+ * The activations as the register kernels quantize them (chunks of ≤ 32 inputs for 4-bit weights and ≤ 16 for 8-bit,
+ * inside a group; scale max|x|/top).
+ */
 function quantizedX(
   x: Float32Array,
   n: number,
@@ -104,12 +107,13 @@ function quantizedX(
   bits: number,
 ): { xq: Float32Array; dx: Float32Array } {
   const top = bits === 4 ? 127 : 32767;
+  const size = bits === 4 ? 32 : 16;
   const xq = new Float32Array(x.length);
   const dx = new Float32Array(x.length);
   for (let r = 0; r < n; r++) {
     for (let g0 = 0; g0 < inF; g0 += group) {
-      for (let c0 = g0; c0 < Math.min(inF, g0 + group); c0 += 32) {
-        const c1 = Math.min(inF, g0 + group, c0 + 32);
+      for (let c0 = g0; c0 < Math.min(inF, g0 + group); c0 += size) {
+        const c1 = Math.min(inF, g0 + group, c0 + size);
         let m = 0;
         for (let k = c0; k < c1; k++) m = Math.max(m, Math.abs(x[r * inF + k]));
         const d = Math.fround(m / top);
@@ -234,7 +238,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [4, 32, 96, 20, 17, true, 1], // 17 rows: the register path, 4 blocks of 4 rows and one row
     [8, 32, 64, 70, 20, false, 1],
     [4, 40, 120, 27, 31, false, 1], // 31 rows, the last register size; chunks of 32 and 8 inputs, 3 tail columns
-    [8, 40, 120, 27, 31, true, 0], // the same in 8 bits: chunks of 8 and 2 packed rows
+    [8, 40, 120, 27, 31, true, 0], // the same in 8 bits: chunks of 16 and 8 inputs (4 and 2 packed rows)
     [4, 32, 96, 20, 32, true, 1], // from 32 rows: the dequantize-and-BLAS path
     [8, 32, 64, 70, 40, false, 1],
     [4, 128, 512, 300, 1, false, 1], // a stripe of 37 vectors and 4 tail columns

@@ -18,10 +18,10 @@ export interface WeightKernels {
    * along the input dim (lowest bits = first row), qzeros [groups, ceil(out·bits/32)] packed along the output dim, scales
    * [groups, out] fp16 bits; W[k][c] = (q − (z + zeroOffset))·s of group floor(k/group). `perm` (or null): the input
    * feeding packed row k is x[perm[k]] (act-order checkpoints, rows sorted by group at load). Below 32 rows the
-   * activations are quantized per chunk of ≤ 32 inputs (int8 codes for 4-bit, int16 for 8-bit weights, scale
-   * max|x|/127 or /32767, round half to even) and multiplied with integer dot products, summed in fp32 (W read once
-   * per 4 rows; a row's result is bit for bit its result alone); from 32 rows on, tiles of W are dequantized and
-   * multiplied in fp32 by OpenBLAS.
+   * activations are quantized per chunk inside a group (≤ 32 inputs with int8 codes for 4-bit weights, ≤ 16 inputs with
+   * int16 codes for 8-bit weights; scale max|x|/127 or /32767, round half to even) and multiplied with integer dot
+   * products, summed in fp32 (W read once per 4 rows; a row's result is bit for bit its result alone); from 32 rows
+   * on, tiles of W are dequantized and multiplied in fp32 by OpenBLAS.
    */
   linearGptq(
     x: Float32Array,
