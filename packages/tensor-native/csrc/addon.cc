@@ -322,6 +322,49 @@ napi_value SwigluGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ropeHeads(x [B, T, H, d], cos, sin [cb, T, d], out [B, H, T, d], b, t, h, d): see ynk::ropeHeadsForward.
+napi_value RopeHeads(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t nx = 0, nc = 0, ns = 0, no = 0;
+  const float* x = a.f32(0, &nx);
+  const float* cs = a.f32(1, &nc);
+  const float* sn = a.f32(2, &ns);
+  float* out = a.f32(3, &no);
+  const int64_t b = a.num(4), t = a.num(5), h = a.num(6), d = a.num(7);
+  if (!a.ok) return nullptr;
+  const int64_t rows = t * d;
+  if (b <= 0 || t <= 0 || h <= 0 || d <= 0 || d % 2 != 0 || int64_t(nx) != b * t * h * d || no != nx || nc != ns ||
+      (int64_t(nc) != rows && int64_t(nc) != b * rows)) {
+    a.fail("ropeHeads: x and out [B, T, H, d] with d even, cos and sin [1 or B, T, d]");
+    return nullptr;
+  }
+  ynk::ropeHeadsForward(x, cs, sn, out, b, t, h, d, int64_t(nc) / rows);
+  return nullptr;
+}
+
+// ropeHeadsGrad(x, cos, sin, dy [B, H, T, d], dx [B, T, H, d], dcos, dsin [cb, T, d], b, t, h, d).
+napi_value RopeHeadsGrad(napi_env env, napi_callback_info info) {
+  Args a(env, info);
+  size_t nx = 0, nc = 0, ns = 0, ng = 0, ndx = 0, ndc = 0, nds = 0;
+  const float* x = a.f32(0, &nx);
+  const float* cs = a.f32(1, &nc);
+  const float* sn = a.f32(2, &ns);
+  const float* dy = a.f32(3, &ng);
+  float* dx = a.f32(4, &ndx);
+  float* dc = a.f32(5, &ndc);
+  float* ds = a.f32(6, &nds);
+  const int64_t b = a.num(7), t = a.num(8), h = a.num(9), d = a.num(10);
+  if (!a.ok) return nullptr;
+  const int64_t rows = t * d;
+  if (b <= 0 || t <= 0 || h <= 0 || d <= 0 || d % 2 != 0 || int64_t(nx) != b * t * h * d || ng != nx || ndx != nx ||
+      nc != ns || ndc != nc || nds != nc || (int64_t(nc) != rows && int64_t(nc) != b * rows)) {
+    a.fail("ropeHeadsGrad: x, dy, dx [B, T, H, d] with d even, cos, sin, dcos, dsin [1 or B, T, d]");
+    return nullptr;
+  }
+  ynk::ropeHeadsBackward(x, cs, sn, dy, dx, dc, ds, b, t, h, d, int64_t(nc) / rows);
+  return nullptr;
+}
+
 napi_value AdamW(napi_env env, napi_callback_info info) {
   Args a(env, info);
   size_t n = 0, n1 = 0, n2 = 0, n3 = 0, n4 = 0, n5 = 0, n6 = 0;
@@ -448,6 +491,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"rmsNormGrad", nullptr, RmsNormGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"swigluGrad", nullptr, SwigluGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"ropeHeads", nullptr, RopeHeads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"ropeHeadsGrad", nullptr, RopeHeadsGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attention", nullptr, AttentionForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attentionGrad", nullptr, AttentionBackward, nullptr, nullptr, nullptr, napi_default, nullptr},

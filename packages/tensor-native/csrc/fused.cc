@@ -1,4 +1,5 @@
 // Fused kernels with their own backward passes: one pass over memory where tfjs would run 6-20 small ops.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -38,6 +39,54 @@ void rmsNormBackward(const float* x, const float* w, const float* inv, const flo
     for (int64_t i = 0; i < d; i++) q[i] = iv * (g[i] * w[i] - p[i] * iv * m);
   }
   for (int64_t i = 0; i < d; i++) dw[i] = float(acc[i]);
+}
+
+void ropeHeadsForward(const float* x, const float* cos, const float* sin, float* out, int64_t b, int64_t t, int64_t h,
+                      int64_t d, int64_t cb) {
+  const int64_t half = d / 2;
+  for (int64_t bi = 0; bi < b; bi++)
+    for (int64_t ti = 0; ti < t; ti++) {
+      const float* c = cos + ((cb == 1 ? 0 : bi) * t + ti) * d;
+      const float* s = sin + ((cb == 1 ? 0 : bi) * t + ti) * d;
+      for (int64_t hi = 0; hi < h; hi++) {
+        const float* p = x + ((bi * t + ti) * h + hi) * d;
+        float* q = out + ((bi * h + hi) * t + ti) * d;
+#pragma omp simd
+        for (int64_t i = 0; i < half; i++) {
+          q[i] = p[i] * c[i] - p[i + half] * s[i];
+          q[i + half] = p[i + half] * c[i + half] + p[i] * s[i + half];
+        }
+      }
+    }
+}
+
+void ropeHeadsBackward(const float* x, const float* cos, const float* sin, const float* dy, float* dx, float* dcos,
+                       float* dsin, int64_t b, int64_t t, int64_t h, int64_t d, int64_t cb) {
+  const int64_t half = d / 2;
+  std::fill(dcos, dcos + cb * t * d, 0.0f);
+  std::fill(dsin, dsin + cb * t * d, 0.0f);
+  for (int64_t bi = 0; bi < b; bi++)
+    for (int64_t ti = 0; ti < t; ti++) {
+      const int64_t row = ((cb == 1 ? 0 : bi) * t + ti) * d;
+      const float* c = cos + row;
+      const float* s = sin + row;
+      float* gc = dcos + row;
+      float* gs = dsin + row;
+      for (int64_t hi = 0; hi < h; hi++) {
+        const float* p = x + ((bi * t + ti) * h + hi) * d;
+        const float* g = dy + ((bi * h + hi) * t + ti) * d;
+        float* q = dx + ((bi * t + ti) * h + hi) * d;
+#pragma omp simd
+        for (int64_t i = 0; i < half; i++) {
+          q[i] = g[i] * c[i] + g[i + half] * s[i + half];
+          q[i + half] = g[i + half] * c[i + half] - g[i] * s[i];
+          gc[i] += g[i] * p[i];
+          gc[i + half] += g[i + half] * p[i + half];
+          gs[i] -= g[i] * p[i + half];
+          gs[i + half] += g[i + half] * p[i];
+        }
+      }
+    }
 }
 
 void swigluForward(const float* u, float* out, int64_t rows, int64_t f) {

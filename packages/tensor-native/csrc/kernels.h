@@ -61,6 +61,16 @@ void rmsNormBackward(const float* x, const float* w, const float* inv, const flo
 void swigluForward(const float* u, float* out, int64_t rows, int64_t f);
 void swigluBackward(const float* u, const float* dy, float* du, int64_t rows, int64_t f);
 
+// Rotary embedding into head-major layout (rotate-half form, RoFormer arXiv 2104.09864 eq. 34):
+// out [B, H, T, d] = x ⊙ cos + rot(x) ⊙ sin with rot([x1 | x2]) = [−x2 | x1], for x [B, T, H, d] and cos, sin
+// [cb, T, d] (cb = B, or 1 shared by every batch row); d even.
+void ropeHeadsForward(const float* x, const float* cos, const float* sin, float* out, int64_t b, int64_t t, int64_t h,
+                      int64_t d, int64_t cb);
+// Its gradients from dy [B, H, T, d]: dx [B, T, H, d] = dy ⊙ cos + rotᵀ(dy ⊙ sin) with rotᵀ([z1 | z2]) = [z2 | −z1];
+// dcos, dsin [cb, T, d] = Σ over heads (and over batch rows when cb = 1) of dy ⊙ x and dy ⊙ rot(x).
+void ropeHeadsBackward(const float* x, const float* cos, const float* sin, const float* dy, float* dx, float* dcos,
+                       float* dsin, int64_t b, int64_t t, int64_t h, int64_t d, int64_t cb);
+
 // One AdamW step (decoupled weight decay) of parameter p with gradient g and moments m, v, into po, mo, vo:
 // m' = β1·m + (1−β1)·g, v' = β2·v + (1−β2)·g², p' = p − lr·((m'/c1)/(√(v'/c2) + eps) + wd·p), c = bias corrections.
 struct AdamWParams {

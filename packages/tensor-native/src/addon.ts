@@ -63,6 +63,31 @@ export interface NativeAddon {
   ): void;
   swiglu(u: Float32Array, out: Float32Array, f: number): void;
   swigluGrad(u: Float32Array, dy: Float32Array, du: Float32Array, f: number): void;
+  /** Rotary embedding of x [B, T, H, d] into out [B, H, T, d] with cos, sin [1 or B, T, d] (csrc/fused.cc). */
+  ropeHeads(
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    out: Float32Array,
+    b: number,
+    t: number,
+    h: number,
+    d: number,
+  ): void;
+  /** Its gradients dx [B, T, H, d], dcos and dsin [1 or B, T, d] from dy [B, H, T, d]. */
+  ropeHeadsGrad(
+    x: Float32Array,
+    cos: Float32Array,
+    sin: Float32Array,
+    dy: Float32Array,
+    dx: Float32Array,
+    dcos: Float32Array,
+    dsin: Float32Array,
+    b: number,
+    t: number,
+    h: number,
+    d: number,
+  ): void;
   adamw(
     p: Float32Array,
     g: Float32Array,

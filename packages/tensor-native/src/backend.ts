@@ -3,6 +3,7 @@ import type { NativeAddon } from './addon.js';
 import { adamwKernels } from './fused/adamw.js';
 import { attentionKernels } from './fused/attention.js';
 import { rmsNormKernels } from './fused/rmsnorm.js';
+import { ropeKernels } from './fused/rope.js';
 import { swigluKernels } from './fused/swiglu.js';
 import { elementwiseKernels } from './kernels/elementwise.js';
 import { layoutKernels } from './kernels/layout.js';
@@ -46,6 +47,7 @@ export function registerBackend(addon: NativeAddon, priority: number): void {
     ...swigluKernels,
     ...adamwKernels,
     ...attentionKernels,
+    ...ropeKernels,
   })) {
     tf.registerKernel({
       kernelName,

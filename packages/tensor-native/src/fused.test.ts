@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { adamwUpdate as fusedAdamw, rmsNorm as fusedRmsNorm, swigluActivation as fusedSwiglu } from './index.js';
+import {
+  adamwUpdate as fusedAdamw,
+  rmsNorm as fusedRmsNorm,
+  ropeHeads as fusedRopeHeads,
+  swigluActivation as fusedSwiglu,
+} from './index.js';
 import { expectClose, native, onBoth, rand } from './test-util.js';
 import { tf } from './tf.js';
 
@@ -16,6 +21,15 @@ const swigluActivation = (u: tf.Tensor) =>
     : tf.tidy(() => {
         const [a, g] = tf.split(u, 2, -1);
         return tf.mul(tf.mul(a, tf.sigmoid(a)), g);
+      });
+// rotate-half RoPE then the move to [B, H, T, d], as @yuan/tensor's applyRope and ropeAttention compose it
+const ropeHeads = (x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D) =>
+  onNative()
+    ? fusedRopeHeads(x, cos, sin)
+    : tf.tidy(() => {
+        const [x1, x2] = tf.split(x, 2, -1);
+        const rotated = tf.concat([tf.neg(x2), x1], -1);
+        return tf.transpose(tf.add(tf.mul(x, cos), tf.mul(rotated, sin)), [0, 2, 1, 3]) as tf.Tensor4D;
       });
 type Hyper = Parameters<typeof fusedAdamw>[4];
 const adamwUpdate = (
@@ -64,6 +78,47 @@ describe.skipIf(!native.info)('fused ops', () => {
       expectClose(r);
     },
   );
+
+  // [B, T, H, d] and the batch rows of the tables (1: shared by every row); odd T and H, d = 2 (one pair) and 66
+  it.each([
+    [[2, 5, 3, 8], 2],
+    [[3, 7, 1, 2], 1],
+    [[1, 129, 5, 66], 1],
+    [[2, 4, 4, 32], 2],
+  ])(
+    'ropeHeads %j (tables for %i batch rows) forward and gradients of x, cos, sin match the composite on cpu',
+    async (shape, cb) => {
+      const r = await onBoth(() => {
+        const [b, t, h, d] = shape;
+        const x = rand(shape, 40) as tf.Tensor4D;
+        // not a real rotary table: independent values, so that a swapped cos/sin or half shows
+        const cos = rand([cb, t, 1, d], 41) as tf.Tensor4D;
+        const sin = rand([cb, t, 1, d], 42) as tf.Tensor4D;
+        const dy = rand([b, h, t, d], 43);
+        const f = (a: tf.Tensor, c: tf.Tensor, s: tf.Tensor) =>
+          tf.sum(tf.mul(ropeHeads(a as tf.Tensor4D, c as tf.Tensor4D, s as tf.Tensor4D), dy));
+        return [ropeHeads(x, cos, sin), ...tf.grads(f)([x, cos, sin])];
+      });
+      expectClose(r);
+    },
+  );
+
+  it('ropeHeads runs as one kernel forward and one backward on native, and names wrong table shapes', async () => {
+    await tf.setBackend('native');
+    const x = rand([2, 3, 2, 4], 44) as tf.Tensor4D;
+    const cos = rand([2, 3, 1, 4], 45) as tf.Tensor4D;
+    const profile = await tf.profile(() =>
+      tf.grad((a: tf.Tensor) => tf.sum(fusedRopeHeads(a as tf.Tensor4D, cos, cos)))(x),
+    );
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.filter((n) => n.startsWith('YuanRope'))).toEqual(['YuanRopeHeads', 'YuanRopeHeadsGrad']);
+    expect(names).not.toContain('Transpose');
+    const wrong = rand([2, 3, 1, 2], 46) as tf.Tensor4D;
+    expect(() => fusedRopeHeads(x, wrong, wrong)).toThrow(
+      /YuanRopeHeads: x \[B, T, H, d\] with d even and cos, sin \[1 or B, T, 1, d\]/,
+    );
+    tf.dispose([x, cos, wrong]);
+  });
 
   it.each([0, 0.1])('adamwUpdate (weight decay %s) over 3 steps matches the composite on cpu', async (weightDecay) => {
     const r = await onBoth(() => {

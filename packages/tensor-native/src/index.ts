@@ -4,12 +4,14 @@ import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js
 import { adamwUpdate } from './fused/adamw.js';
 import { causalAttention } from './fused/attention.js';
 import { rmsNorm } from './fused/rmsnorm.js';
+import { ropeHeads } from './fused/rope.js';
 import { swigluActivation } from './fused/swiglu.js';
 import { tf } from './tf.js';
 
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { causalAttention } from './fused/attention.js';
 export { rmsNorm } from './fused/rmsnorm.js';
+export { ropeHeads } from './fused/rope.js';
 export { swigluActivation } from './fused/swiglu.js';
 export { weightKernels, type WeightKernels } from './weights.js';
 
@@ -44,7 +46,7 @@ export function registerNativeBackend(options: { threads?: number; priority?: nu
 /**
  * The `native` backend as a yuan plugin (registry kind `backend`, declared by `@yuan/tensor`; this package does not
  * depend on it, the object has the kind's shape): activating it loads the addon, registers the tfjs backend with its
- * priority (`registerNativeBackend`), selects it and hands yuan the fused RMSNorm, SwiGLU, AdamW and causal-attention kernels.
+ * priority (`registerNativeBackend`), selects it and hands yuan the fused RMSNorm, SwiGLU, AdamW, causal-attention and rotary-embedding kernels.
  */
 export const nativeBackend = {
   kind: 'backend' as const,
@@ -59,6 +61,7 @@ export const nativeBackend = {
       swigluActivation: typeof swigluActivation;
       adamwUpdate: typeof adamwUpdate;
       causalAttention: typeof causalAttention;
+      ropeHeads: typeof ropeHeads;
     };
   }> {
     let info: NativeBackendInfo;
@@ -68,7 +71,7 @@ export const nativeBackend = {
       throw new Error(`native failed: ${(e as Error).message.split('\n')[0]}`);
     }
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('native backend did not initialise');
-    return { threads: info.threads, fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention } };
+    return { threads: info.threads, fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention, ropeHeads } };
   },
 };
 

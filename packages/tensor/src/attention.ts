@@ -1,4 +1,5 @@
 import type { AttentionPlugin } from '@yuan/core';
+import { fusedFor } from './fused.js';
 import { applyRope, causalAttention } from './nn.js';
 import { tf } from './tf.js';
 
@@ -45,13 +46,23 @@ export function ropeAttention(
 ): { out: tf.Tensor3D; cache?: AttentionCache } {
   const [b, t, heads, d] = q.shape;
   const toHeads = (x: tf.Tensor4D) => tf.transpose(x, [0, 2, 1, 3]) as tf.Tensor4D; // [B, heads, T, d]
-  let kh = toHeads(applyRope(k, ctx.cos, ctx.sin));
+  // rotary embedding and the move to [B, heads, T, d]: one fused kernel where the backend has it
+  const [cb, ct, , cd] = ctx.cos.shape;
+  const tables =
+    (cb === 1 || cb === b) &&
+    ct === t &&
+    ctx.cos.shape[2] === 1 &&
+    cd === d &&
+    ctx.sin.shape.join() === ctx.cos.shape.join();
+  const rope = tables ? fusedFor(q)?.ropeHeads : undefined;
+  const ropeHeads = (x: tf.Tensor4D) => (rope ? rope(x, ctx.cos, ctx.sin) : toHeads(applyRope(x, ctx.cos, ctx.sin)));
+  let kh = ropeHeads(k);
   let vh = toHeads(v);
   if (ctx.cache?.k) {
     kh = tf.concat([ctx.cache.k as tf.Tensor4D, kh], 2);
     vh = tf.concat([ctx.cache.v as tf.Tensor4D, vh], 2);
   }
-  const o = causalAttention(toHeads(applyRope(q, ctx.cos, ctx.sin)), kh, vh, ctx.keyBias);
+  const o = causalAttention(ropeHeads(q), kh, vh, ctx.keyBias);
   const out = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [b, t, heads * d]) as tf.Tensor3D;
   return ctx.useCache ? { out, cache: { k: kh, v: vh } } : { out };
 }

@@ -23,6 +23,11 @@ export interface FusedOps {
     v: tf.Tensor4D,
     options: { scale: number; keyBias?: tf.Tensor4D },
   ): tf.Tensor4D;
+  /**
+   * Rotary embeddings of x [B, T, H, d] with tables cos, sin [1 or B, T, 1, d], returned head-major [B, H, T, d]
+   * (`applyRope` then a [0, 2, 1, 3] transpose) as one kernel forward and one backward; optional.
+   */
+  ropeHeads?(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D;
 }
 
 let fused: FusedOps | undefined;
