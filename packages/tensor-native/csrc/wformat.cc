@@ -616,6 +616,110 @@ void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt) {
   }
 }
 
+namespace {
+
+// Packed rows [p0, p1) of a GPTQ weight (inputs [p0·per, p1·per) in packed, i.e. group, order) dequantized as
+// wt [(p1 − p0)·per, out]: wt[k − p0·per][c] = (q[k][c] − z[g][c])·s[g][c], the same fp32 product as `dequantGptq`.
+// zf and sf [out] hold the current group's zero points and scales (a packed row never crosses a group: group is a
+// multiple of per); each packed word is loaded once for its `per` inputs.
+void dequantGptqRows(const Gptq& q, int64_t p0, int64_t p1, float* wt, float* zf, float* sf) {
+  const int per = 32 / q.bits;
+  const uint32_t mask = (1u << q.bits) - 1;
+  int64_t loaded = -1;
+  for (int64_t p = p0; p < p1; p++) {
+    const int64_t g = p * per / q.group;
+    if (g != loaded) {
+      for (int64_t c = 0; c < q.out; c++) {
+        zf[c] = zeroAt(q, g, c);
+        sf[c] = half(q.scales[g * q.out + c]);
+      }
+      loaded = g;
+    }
+    const int32_t* row = q.qweight + p * q.out;
+    float* dst = wt + (p - p0) * per * q.out;
+    int64_t c = 0;
+#ifdef __AVX2__
+    const __m256i m = _mm256_set1_epi32(int(mask));
+    for (; c + 8 <= q.out; c += 8) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c));
+      const __m256 z = _mm256_loadu_ps(zf + c), s = _mm256_loadu_ps(sf + c);
+      for (int j = 0; j < per; j++) {
+        const __m256i u = _mm256_and_si256(_mm256_srl_epi32(w, _mm_cvtsi32_si128(q.bits * j)), m);
+        _mm256_storeu_ps(dst + j * q.out + c, _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(u), z), s));
+      }
+    }
+#endif
+    for (; c < q.out; c++) {
+      const uint32_t w = uint32_t(row[c]);
+      for (int j = 0; j < per; j++)
+        dst[j * q.out + c] = (float(int32_t((w >> (q.bits * j)) & mask)) - zf[c]) * sf[c];
+    }
+  }
+}
+
+// Input-gradient tiles: inputs per tile of the GPTQ and bf16 kernels (a multiple of 8, so of every `per`). A tile of W
+// in fp32 is tile × out floats per thread (2 MB at out = 8192), never all of W.
+constexpr int64_t kGradTile = 64;
+
+}  // namespace
+
+void linearGptqGradInput(const float* dy, int64_t n, const Gptq& q, float* dx, int threads) {
+  threads = threadsFor(threads, n * q.out * q.in);
+  const int per = 32 / q.bits;
+  const int64_t tiles = (q.in + kGradTile - 1) / kGradTile;
+  SingleThreadedBlas single(threads > 1);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> tile(kGradTile * q.out), zf(q.out), sf(q.out);
+    std::vector<float> part(q.perm ? n * kGradTile : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t k0 = t * kGradTile, k1 = std::min(q.in, k0 + kGradTile), m = k1 - k0;
+      dequantGptqRows(q, k0 / per, k1 / per, tile.data(), zf.data(), sf.data());
+      // dx[:, k0:k1] (packed order) = dy [n, out] · tileᵀ; with act-order, into `part` and scattered to the inputs
+      float* dst = q.perm ? part.data() : dx + k0;
+      const int64_t ld = q.perm ? m : q.in;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(n), int(m), int(q.out), 1.0f, dy, int(q.out),
+                  tile.data(), int(q.out), 0.0f, dst, int(ld));
+      if (q.perm)
+        for (int64_t r = 0; r < n; r++)
+          for (int64_t j = 0; j < m; j++) dx[r * q.in + q.perm[k0 + j]] = part[r * m + j];
+    }
+  }
+}
+
+void linearBf16GradInput(const float* dy, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* dx,
+                         int threads) {
+  threads = threadsFor(threads, n * out * in);
+  const int64_t tiles = (in + kGradTile - 1) / kGradTile;
+  SingleThreadedBlas single(threads > 1);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> tile(out * kGradTile);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; t++) {
+      // columns [k0, k1) of W [out, in] widened to fp32 as tile [out, m]; dx[:, k0:k1] = dy [n, out] · tile
+      const int64_t k0 = t * kGradTile, m = std::min(in, k0 + kGradTile) - k0;
+      for (int64_t o = 0; o < out; o++) bf16ToF32(w + o * in + k0, tile.data() + o * m, m);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(m), int(out), 1.0f, dy, int(out), tile.data(),
+                  int(m), 0.0f, dx + k0, int(in));
+    }
+  }
+}
+
+void linearF32GradInput(const float* dy, int64_t n, const float* w, int64_t out, int64_t in, float* dx, int threads) {
+  threads = threadsFor(threads, n * out * in);
+  // column blocks of dx on our threads, OpenBLAS single-threaded in each (as linearF32)
+  const int64_t cols = 256, blocks = (in + cols - 1) / cols;
+  SingleThreadedBlas single(threads > 1);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t b = 0; b < blocks; b++) {
+    const int64_t k0 = b * cols, m = std::min(cols, in - k0);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(m), int(out), 1.0f, dy, int(out), w + k0,
+                int(in), 0.0f, dx + k0, int(in));
+  }
+}
+
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
   threads = threadsFor(threads, n * q.out * q.in);
   std::vector<float> permuted;
