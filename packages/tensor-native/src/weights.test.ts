@@ -192,7 +192,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [20, 70, 33],
     [33, 20, 40], // from 32 rows: BLAS
     [6, 37, 80], // the fp32 small-batch kernel: 4 + 2 rows, an odd row tail
-    [40, 70, 300], // input gradients: 4 bf16 tiles of 64 inputs and one of 44, fp32 blocks of 256 and 44; 2 threads
+    [40, 70, 300], // input gradients: fp32 blocks of 256 and 44 inputs on 2 threads
+    [33, 24, 1100], // input gradients: bf16 tiles of 512, 512 and 76 inputs
   ];
   it.each(dense)('fp32 and bf16 linear, n %i, out %i, in %i', (n, out, inF) => {
     const x = values(n * inF, 1);
@@ -251,6 +252,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 64, 256, 203, 6, false, 0], // 4 + 2 rows, 3 tail columns
     [4, 32, 128, 8200, 2, false, 1], // several stripes (and one chunk's prefetch past the last row)
     [8, 128, 256, 4104, 3, true, 1],
+    [8, 1024, 8192, 264, 33, true, 1], // the prompt path's tiles of 256 columns: one full, one of 8
   ];
   it.each(gptq)(
     'GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i',
@@ -308,8 +310,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     },
   );
 
-  // bits, group, in, out, n, act-order permutation, zero offset: tiles of 64 inputs with a partial last tile, partial
-  // groups, groups that end inside a tile, column tails (out not a multiple of 8), products big enough for 2 threads
+  // bits, group, in, out, n, act-order permutation, zero offset: tiles of 512 inputs with a partial last tile (in 520,
+  // 1100), partial groups, groups that end inside a tile, column tails (out not a multiple of 8), 2 threads
   const gradShapes: [number, number, number, number, number, boolean, number][] = [
     [4, 32, 72, 13, 1, false, 1],
     [4, 16, 48, 24, 3, true, 0],
@@ -319,6 +321,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [4, 128, 520, 300, 40, true, 1],
     [8, 64, 264, 2056, 33, true, 1],
     [4, 96, 392, 1003, 7, false, 0],
+    [8, 96, 1100, 24, 5, true, 1],
   ];
   it.each(gradShapes)(
     'GPTQ %i-bit input gradient, group %i, in %i, out %i, n %i, act-order %s, zero offset %i: dy · W',

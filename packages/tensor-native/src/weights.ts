@@ -50,8 +50,8 @@ export interface WeightKernels {
     dx: Float32Array,
   ): void;
   /**
-   * dx [n, in] = dy [n, out] · w for w [out, in] as raw bfloat16 bits (the input gradient of `linearBf16`): tiles of 64
-   * columns of w widened to fp32 (out × 64 floats per thread, never all of w) and multiplied by OpenBLAS.
+   * dx [n, in] = dy [n, out] · w for w [out, in] as raw bfloat16 bits (the input gradient of `linearBf16`): tiles of
+   * 64–512 columns of w widened to fp32 (at most 8 MB per thread, never all of w) and multiplied by OpenBLAS.
    */
   linearBf16GradInput(
     dy: Float32Array,
@@ -62,8 +62,8 @@ export interface WeightKernels {
     dx: Float32Array,
   ): void;
   /**
-   * dx [n, in] = dy [n, out] · W for a GPTQ weight laid out as in `linearGptq` (its input gradient): tiles of 64 packed
-   * input rows dequantized to fp32 (64 × out floats per thread; the values of `dequantGptq`, never all of W) and
+   * dx [n, in] = dy [n, out] · W for a GPTQ weight laid out as in `linearGptq` (its input gradient): tiles of 64–512
+   * packed input rows dequantized to fp32 (at most 8 MB per thread; the values of `dequantGptq`, never all of W) and
    * multiplied by OpenBLAS; with `perm`, packed row k's gradient goes to input perm[k].
    */
   linearGptqGradInput(
