@@ -132,6 +132,42 @@ napi_value LinearGptq(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// linearF32GradInput / linearBf16GradInput(dy, n, w, out, in, dx)
+napi_value DenseGradInput(napi_env env, napi_callback_info info, bool bf16) {
+  In a(env, info, bf16 ? "linearBf16GradInput" : "linearF32GradInput");
+  size_t ndy = 0, nw = 0, ndx = 0;
+  const float* dy = a.arr<float>(0, napi_float32_array, "dy", &ndy);
+  const int64_t n = a.num(1, "n");
+  const void* w = bf16 ? static_cast<const void*>(a.arr<uint16_t>(2, napi_uint16_array, "w", &nw))
+                       : static_cast<const void*>(a.arr<float>(2, napi_float32_array, "w", &nw));
+  const int64_t out = a.num(3, "out"), in = a.num(4, "in");
+  float* dx = a.arr<float>(5, napi_float32_array, "dx", &ndx);
+  a.need(n > 0 && out > 0 && in > 0, "n, out and in must be positive");
+  a.need(ndy == size_t(n * out) && nw == size_t(out * in) && ndx == size_t(n * in),
+         "dy [n, out], w [out, in] and dx [n, in] do not match");
+  if (!a.ok) return nullptr;
+  if (bf16) ynk::linearBf16GradInput(dy, n, static_cast<const uint16_t*>(w), out, in, dx, decodeThreads);
+  else ynk::linearF32GradInput(dy, n, static_cast<const float*>(w), out, in, dx, decodeThreads);
+  return nullptr;
+}
+napi_value LinearF32GradInput(napi_env env, napi_callback_info info) { return DenseGradInput(env, info, false); }
+napi_value LinearBf16GradInput(napi_env env, napi_callback_info info) { return DenseGradInput(env, info, true); }
+
+// linearGptqGradInput(dy, n, qweight, qzeros, scales, perm, bits, group, in, out, zeroOffset, dx)
+napi_value LinearGptqGradInput(napi_env env, napi_callback_info info) {
+  In a(env, info, "linearGptqGradInput");
+  size_t ndy = 0, ndx = 0;
+  const float* dy = a.arr<float>(0, napi_float32_array, "dy", &ndy);
+  const int64_t n = a.num(1, "n");
+  ynk::Gptq q{};
+  if (!gptqArgs(a, 2, q)) return nullptr;
+  float* dx = a.arr<float>(11, napi_float32_array, "dx", &ndx);
+  a.need(n > 0 && ndy == size_t(n * q.out) && ndx == size_t(n * q.in), "dy [n, out] and dx [n, in] do not match");
+  if (!a.ok) return nullptr;
+  ynk::linearGptqGradInput(dy, n, q, dx, decodeThreads);
+  return nullptr;
+}
+
 // dequantGptq(qweight, qzeros, scales, null, bits, group, in, out, zeroOffset, c0, c1, wt [in, c1-c0])
 napi_value DequantGptq(napi_env env, napi_callback_info info) {
   In a(env, info, "dequantGptq");
@@ -379,6 +415,9 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"linearF32", nullptr, LinearF32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearBf16", nullptr, LinearBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGptq", nullptr, LinearGptq, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearF32GradInput", nullptr, LinearF32GradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearBf16GradInput", nullptr, LinearBf16GradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearGptqGradInput", nullptr, LinearGptqGradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dequantGptq", nullptr, DequantGptq, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16ToF32", nullptr, Bf16ToF32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"f32ToBf16", nullptr, F32ToBf16, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -34,6 +34,15 @@ void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64
 // once per 4 rows, and a row's result is bit for bit its result alone (n = 1). From 32 rows on, tiles of W are
 // dequantized to fp32 and multiplied by BLAS (exact fp32 activations).
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads);
+// Input gradients of those products: dx[n, in] = dy[n, out] · W, W [out, in] as above. The weight is widened or
+// dequantized to fp32 in tiles of 64–512 inputs, 8 MB per thread at most (GPTQ: packed rows × out, the same values as
+// `dequantGptq`; bf16: columns × out), each multiplied by BLAS on one of `threads` threads, so no fp32 copy of all of W
+// is made; act-order
+// GPTQ results are scattered to the inputs (dx[:, perm[k]] gets packed row k's). fp32: column blocks of BLAS GEMM.
+void linearF32GradInput(const float* dy, int64_t n, const float* w, int64_t out, int64_t in, float* dx, int threads);
+void linearBf16GradInput(const float* dy, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* dx,
+                         int threads);
+void linearGptqGradInput(const float* dy, int64_t n, const Gptq& q, float* dx, int threads);
 // W's fp32 values for columns [c0, c1), written as wt[k][c − c0] ([in, c1 − c0], row stride c1 − c0).
 void dequantGptq(const Gptq& q, int64_t c0, int64_t c1, float* wt);
 // bf16 bits → fp32, and fp32 → bf16 bits (round to nearest even, NaN kept quiet).

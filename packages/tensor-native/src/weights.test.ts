@@ -196,6 +196,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [20, 70, 33],
     [33, 20, 40], // from 32 rows: BLAS
     [6, 37, 80], // the fp32 small-batch kernel: 4 + 2 rows, an odd row tail
+    [40, 70, 300], // input gradients: fp32 blocks of 256 and 44 inputs on 2 threads
+    [33, 24, 1100], // input gradients: bf16 tiles of 512, 512 and 76 inputs
   ];
   it.each(dense)('fp32 and bf16 linear, n %i, out %i, in %i', (n, out, inF) => {
     const x = values(n * inF, 1);
@@ -214,6 +216,15 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     expectNear(y, reference(x, n, t(wf), inF, out), tol, 'fp32');
     k.linearBf16(x, n, bits, out, inF, y);
     expectNear(y, reference(x, n, t(wb), inF, out), tol, 'bf16');
+    // input gradients: dx [n, in] = dy [n, out] · w
+    const dy = values(n * out, 3);
+    const dx = new Float32Array(n * inF);
+    const gtol = 1e-5 * out;
+    k.linearF32GradInput(dy, n, wf, out, inF, dx);
+    expectNear(dx, reference(dy, n, wf, out, inF), gtol, 'fp32 input gradient');
+    dx.fill(NaN);
+    k.linearBf16GradInput(dy, n, bits, out, inF, dx);
+    expectNear(dx, reference(dy, n, wb, out, inF), gtol, 'bf16 input gradient');
     const back = new Float32Array(bits.length);
     k.bf16ToF32(bits, back);
     expect(back).toEqual(wb);
@@ -245,6 +256,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 64, 256, 203, 6, false, 0], // 4 + 2 rows, 3 tail columns
     [4, 32, 128, 8200, 2, false, 1], // several stripes (and one chunk's prefetch past the last row)
     [8, 128, 256, 4104, 3, true, 1],
+    [8, 1024, 8192, 264, 33, true, 1], // the prompt path's tiles of 256 columns: one full, one of 8
   ];
   it.each(gptq)(
     'GPTQ %i-bit, group %i, in %i, out %i, n %i, act-order %s, zero offset %i',
@@ -298,6 +310,48 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
         exact,
         bound.map((b, i) => b * 1.001 + 2e-6 * size[i] + 1e-6),
         'error bound of activation quantization',
+      );
+    },
+  );
+
+  // bits, group, in, out, n, act-order permutation, zero offset: tiles of 512 inputs with a partial last tile (in 520,
+  // 1100), partial groups, groups that end inside a tile, column tails (out not a multiple of 8), 2 threads
+  const gradShapes: [number, number, number, number, number, boolean, number][] = [
+    [4, 32, 72, 13, 1, false, 1],
+    [4, 16, 48, 24, 3, true, 0],
+    [8, 4, 36, 11, 2, true, 1],
+    [8, 128, 200, 17, 40, false, 0],
+    [4, 40, 120, 27, 31, true, 1],
+    [4, 128, 520, 300, 40, true, 1],
+    [8, 64, 264, 2056, 33, true, 1],
+    [4, 96, 392, 1003, 7, false, 0],
+    [8, 96, 1100, 24, 5, true, 1],
+  ];
+  it.each(gradShapes)(
+    'GPTQ %i-bit input gradient, group %i, in %i, out %i, n %i, act-order %s, zero offset %i: dy · W',
+    (bits, group, inF, out, n, act, offset) => {
+      const h = randomHand(bits, group, inF, out, bits * 100 + inF + out);
+      const p = pack(h);
+      const dy = values(n * out, 6);
+      // W [out, in] from the codes ([in, out] transposed); with act-order packed row k is input perm[k]
+      const w = dequant(h, offset);
+      const perm = act ? Int32Array.from({ length: inF }, (_, i) => (i * 7 + 3) % inF) : null;
+      if (perm) expect(new Set(perm).size).toBe(inF);
+      const wOut = new Float32Array(out * inF);
+      const absOut = new Float32Array(out * inF);
+      for (let k0 = 0; k0 < inF; k0++)
+        for (let c = 0; c < out; c++) {
+          wOut[c * inF + (perm ? perm[k0] : k0)] = w[k0 * out + c];
+          absOut[c * inF + (perm ? perm[k0] : k0)] = Math.abs(w[k0 * out + c]);
+        }
+      const dx = new Float32Array(n * inF).fill(NaN);
+      k.linearGptqGradInput(dy, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, dx);
+      const scale = reference(dy.map(Math.abs), n, absOut, out, inF);
+      expectNear(
+        dx,
+        reference(dy, n, wOut, out, inF),
+        scale.map((v) => 1e-5 * v + 1e-6),
+        'input gradient',
       );
     },
   );
@@ -385,6 +439,12 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     expect(() => k.linearGptq(x, 1, q, z, s, null, 3, 32, 64, 8, 1, y)).toThrow('linearGptq: bits must be 4 or 8');
     expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, y)).toThrow(
       'perm has an index outside',
+    );
+    expect(() => k.linearGptqGradInput(y, 1, q, z, s, null, 4, 32, 64, 8, 1, x.subarray(1))).toThrow(
+      'linearGptqGradInput: dy [n, out] and dx [n, in] do not match',
+    );
+    expect(() => k.linearBf16GradInput(y, 1, new Uint16Array(7), 8, 8, x)).toThrow(
+      'linearBf16GradInput: dy [n, out], w [out, in] and dx [n, in] do not match',
     );
     expect(() => k.linearBf16(x, 1, new Uint16Array(7), 8, 8, y)).toThrow(
       'linearBf16: x [n, in], w [out, in] and y [n, out] do not match',

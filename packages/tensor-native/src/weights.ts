@@ -37,6 +37,49 @@ export interface WeightKernels {
     zeroOffset: number,
     y: Float32Array,
   ): void;
+  /**
+   * dx [n, in] = dy [n, out] · w for fp32 w [out, in] (the input gradient of `linearF32`): OpenBLAS GEMM on blocks of
+   * 256 columns of dx, one per thread.
+   */
+  linearF32GradInput(
+    dy: Float32Array,
+    n: number,
+    w: Float32Array,
+    out: number,
+    inFeatures: number,
+    dx: Float32Array,
+  ): void;
+  /**
+   * dx [n, in] = dy [n, out] · w for w [out, in] as raw bfloat16 bits (the input gradient of `linearBf16`): tiles of
+   * 64–512 columns of w widened to fp32 (at most 8 MB per thread, never all of w) and multiplied by OpenBLAS.
+   */
+  linearBf16GradInput(
+    dy: Float32Array,
+    n: number,
+    w: Uint16Array,
+    out: number,
+    inFeatures: number,
+    dx: Float32Array,
+  ): void;
+  /**
+   * dx [n, in] = dy [n, out] · W for a GPTQ weight laid out as in `linearGptq` (its input gradient): tiles of 64–512
+   * packed input rows dequantized to fp32 (at most 8 MB per thread; the values of `dequantGptq`, never all of W) and
+   * multiplied by OpenBLAS; with `perm`, packed row k's gradient goes to input perm[k].
+   */
+  linearGptqGradInput(
+    dy: Float32Array,
+    n: number,
+    qweight: Int32Array,
+    qzeros: Int32Array,
+    scales: Uint16Array,
+    perm: Int32Array | null,
+    bits: number,
+    group: number,
+    inFeatures: number,
+    out: number,
+    zeroOffset: number,
+    dx: Float32Array,
+  ): void;
   /** W's fp32 values for columns [c0, c1) of a GPTQ weight, as wt [in, c1 − c0]. */
   dequantGptq(
     qweight: Int32Array,

@@ -40,6 +40,11 @@ export interface TensorWeightFormat extends WeightFormatPlugin<StoredWeight, Wei
   row(w: StoredWeight, index: number, out: Float32Array): void;
   /** y [n, out] = x [n, in] · Wᵀ with the native kernels. */
   matmul(w: StoredWeight, x: Float32Array, n: number, y: Float32Array, kernels: DecodeKernels): void;
+  /**
+   * dx [n, in] = dy [n, out] · W with the native kernels (the input gradient of `matmul`; a frozen packed base's
+   * backward), without an fp32 copy of all of W. Optional: a format without it is dequantized for the product.
+   */
+  gradInput?(w: StoredWeight, dy: Float32Array, n: number, dx: Float32Array, kernels: DecodeKernels): void;
   /** Random weights in this format with the given standard deviation (see `randomWeight`). */
   random(out: number, inFeatures: number, seed: number, std: number): StoredWeight;
 }
@@ -129,6 +134,9 @@ export const fp32Format: TensorWeightFormat = {
   matmul(w, x, n, y, k) {
     k.linearF32(x, n, w.f32!, w.out, w.in, y);
   },
+  gradInput(w, dy, n, dx, k) {
+    k.linearF32GradInput(dy, n, w.f32!, w.out, w.in, dx);
+  },
   random(out, inF, seed, std) {
     const f32 = new Float32Array(out * inF);
     fillFromTable(f32, seed, normalInitTable(std));
@@ -164,6 +172,9 @@ export const bf16Format: TensorWeightFormat = {
   },
   matmul(w, x, n, y, k) {
     k.linearBf16(x, n, w.bf16!, w.out, w.in, y);
+  },
+  gradInput(w, dy, n, dx, k) {
+    k.linearBf16GradInput(dy, n, w.bf16!, w.out, w.in, dx);
   },
   random(out, inF, seed, std) {
     const bf16 = new Uint16Array(out * inF);
@@ -326,6 +337,23 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
     matmul(w, x, n, y, k) {
       const d = w.gptq!;
       k.linearGptq(x, n, d.qweight, d.qzeros, d.scales, d.perm, d.bits, d.group, w.in, w.out, d.zeroOffset, y);
+    },
+    gradInput(w, dy, n, dx, k) {
+      const d = w.gptq!;
+      k.linearGptqGradInput(
+        dy,
+        n,
+        d.qweight,
+        d.qzeros,
+        d.scales,
+        d.perm,
+        d.bits,
+        d.group,
+        w.in,
+        w.out,
+        d.zeroOffset,
+        dx,
+      );
     },
     random(out, inF, seed, std) {
       const per = 32 / bits;

@@ -16,6 +16,36 @@ export interface DecodeKernels {
     zeroOffset: number,
     y: Float32Array,
   ): void;
+  linearF32GradInput(
+    dy: Float32Array,
+    n: number,
+    w: Float32Array,
+    out: number,
+    inFeatures: number,
+    dx: Float32Array,
+  ): void;
+  linearBf16GradInput(
+    dy: Float32Array,
+    n: number,
+    w: Uint16Array,
+    out: number,
+    inFeatures: number,
+    dx: Float32Array,
+  ): void;
+  linearGptqGradInput(
+    dy: Float32Array,
+    n: number,
+    qweight: Int32Array,
+    qzeros: Int32Array,
+    scales: Uint16Array,
+    perm: Int32Array | null,
+    bits: number,
+    group: number,
+    inFeatures: number,
+    out: number,
+    zeroOffset: number,
+    dx: Float32Array,
+  ): void;
   bf16ToF32(src: Uint16Array, dst: Float32Array): void;
   f32ToBf16(src: Float32Array, dst: Uint16Array): void;
   rope(x: Float32Array, n: number, stride: number, heads: number, d: number, pos: Int32Array, base: number): void;
