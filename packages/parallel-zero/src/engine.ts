@@ -263,16 +263,24 @@ class DataParallelEngine implements TrainingEngine {
    */
   private async bucketedBackward(batch: Batch): Promise<number> {
     const weight = 1 / this.train.gradAccumulation;
+    let first = true;
     try {
       const loss = await layerwiseBackward(
         this.layered!,
         batch,
         this.resetPositions,
-        (_, grads) => this.space.reduceGroup(grads, 1),
+        async (_, grads) => {
+          // the previous micro-batch's last reductions went on under this one's forward; they end before this
+          // backward's first group goes out (one backward's groups in flight at a time)
+          if (first) await this.space.awaitInFlight();
+          first = false;
+          await this.space.reduceGroup(grads, 1);
+        },
         this.options.recompute ?? 'none',
         weight,
       );
-      await this.space.drain();
+      // no drain here: the last groups' reduce-scatters go on under the next micro-batch's forward (the ranks meet
+      // at most GROUPS_IN_FLIGHT groups behind, not at every micro-batch's end); `trainStep` drains before the shard
       return loss;
     } catch (e) {
       await this.space.settle();
@@ -307,8 +315,15 @@ class DataParallelEngine implements TrainingEngine {
       local = accumulateGrads(local, r.grads, 1 / mTotal);
     }
     let full: Float32Array | undefined;
-    if (zero === 2) gradShard = this.space.takeShard();
-    else {
+    if (zero === 2) {
+      try {
+        await this.space.drain();
+      } catch (e) {
+        await this.space.settle();
+        throw e;
+      }
+      gradShard = this.space.takeShard();
+    } else {
       this.peakGradientBytes = Math.max(this.peakGradientBytes, 4 * this.space.total);
       try {
         if (zero === 0) full = await this.space.reduceAll(local!, 'allReduce');

@@ -180,6 +180,16 @@ export class GradientSpace {
     while (this.inFlight.length >= GROUPS_IN_FLIGHT) await this.inFlight.shift()!.done;
   }
 
+  /**
+   * Waits until the groups in flight are reduced and added to the shard (rejects with the first failure), without
+   * `drain`'s check that every bucket is complete: a new backward calls it before its first group, so that the
+   * previous backward's last reductions overlap what came between (a send, the next forward) and the in-flight bytes
+   * stay those of one backward.
+   */
+  async awaitInFlight(): Promise<void> {
+    while (this.inFlight.length) await this.inFlight.shift()!.done;
+  }
+
   /** Waits until every group handed to `reduceGroup` is reduced and added to the shard; rejects with the first failure. */
   async drain(): Promise<void> {
     while (this.inFlight.length) await this.inFlight.shift()!.done;

@@ -427,7 +427,14 @@ export class Stage {
     const gradBytes = (fresh: GradMap) =>
       this.accumulatorBytes() + this.bytesOf(g.values()) + this.bytesOf(fresh.values());
     const step = (compute: () => GradientStep) => this.track(compute, (r) => gradBytes(r.grads));
+    let first = true;
     const onGrads = async (_group: LayerwiseGroup, grads: GradMap) => {
+      if (first) {
+        // the previous backward's last ZeRO 2 reductions went on under what came between (its input gradient's send,
+        // forwards); they end before this backward's first group goes out (one backward's groups in flight at a time)
+        for (const sp of this.spaces) if (sp.perMicro) await sp.space.awaitInFlight();
+        first = false;
+      }
       const toReduce = new Map<GradientSpace, GradMap>();
       for (const [n, t] of grads) {
         const space = this.perMicroSpace(n);
@@ -442,7 +449,8 @@ export class Stage {
       for (const [space, part] of toReduce) await space.reduceGroup(part, scale);
     };
     const finish = async () => {
-      for (const sp of this.spaces) if (sp.perMicro) await sp.space.drain();
+      // ZeRO 2's reduce-scatters of this backward go on under what comes next (the input gradient's send, the next
+      // micro-batch); `dataParallelStep` drains them before it takes the shard
       const ordered: GradMap = new Map([...this.params.keys()].filter((n) => g.has(n)).map((n) => [n, g.get(n)!]));
       if (!ordered.size) return;
       const prev = this.grads;
@@ -790,6 +798,7 @@ export class Stage {
     let squaredNorm = 0;
     for (const sp of this.spaces) {
       const { space } = sp;
+      if (sp.perMicro) await space.drain();
       sp.reduced = sp.perMicro
         ? space.takeShard()
         : await space.reduceAll(this.grads!, zero === 0 ? 'allReduce' : 'reduceScatter');
