@@ -221,16 +221,26 @@ export function attentionCoreActivation(shape: AttentionShape): ActivationTerms 
  * it, given Q, K, V [B, S, A, d]: RoPE on Q and K (half split, neg, concat, x·cos, rot·sin kept: 4·[B,S,H] each;
  * gradients add the other half and the sum), Q, K, V transposed to [B, A, S, d], the attention core
  * (`attentionCoreActivation`: the fused kernel, or scores, softmax probabilities [B, A, S, S] op by op), the output
- * transposed back to [B, S, H].
+ * transposed back to [B, S, H]. With `fusedKernels` (the native backend) RoPE is one kernel that writes Q and K
+ * head-major: nothing of its own is kept, and its backward makes dQ, dK.
  */
 export function ropeAttentionActivation(shape: AttentionShape): ActivationTerms {
   const bsh = shape.batch * shape.seq * shape.hidden;
+  // the native backend's fused RoPE kernel (`ropeHeads` of @yuan/tensor-native) reads Q and K as the projection's split
+  // left them (counted there) and writes them head-major [B,A,S,d] (counted with V's transpose below); its backward
+  // makes dQ, dK [B,S,H] from the head-major gradients
+  const rope = shape.fusedKernels
+    ? { saved: [], gradients: [{ name: 'd RoPE on Q and K (fused kernel): dQ, dK [B,S,H]', elements: 2 * bsh }] }
+    : {
+        saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }],
+        gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }],
+      };
   return joinActivation(
-    {
-      saved: [{ name: 'RoPE on Q and K (split half, neg, concat, x·cos, rot·sin)', elements: 8 * bsh }],
-      gradients: [{ name: 'd RoPE on Q and K', elements: 11 * bsh }],
-    },
-    opActivation('Q, K, V transposed to [B,A,S,d]', 3 * bsh),
+    rope,
+    opActivation(
+      shape.fusedKernels ? 'Q, K (RoPE kernel) and V (transposed) in [B,A,S,d]' : 'Q, K, V transposed to [B,A,S,d]',
+      3 * bsh,
+    ),
     attentionCoreActivation(shape),
     {
       saved: [{ name: 'attention output transposed back', elements: bsh }],
