@@ -107,14 +107,14 @@ describe('recordTape / KeptTape', () => {
     const bytes = (...ts: tf.Tensor[]) => ts.reduce((n, t) => n + t.size * 4, 0);
     const bound = bytes(w1, w2, x2, a, b) + 6 * 2 * 4; // + x·Aᵀ [6, 2]
     const before = tf.memory().numTensors;
-    const pruned = recordTape(() => f(x2, a, b), [x2, a, b]);
+    const pruned = recordTape(() => f(x2, a, b), [x2, a, b], { prune: true });
     expect(pruned.keptBytes).toBeLessThanOrEqual(bound);
     const grads = pruned.backward(dy2);
     for (const [i, r] of reference2.entries()) expectClose(grads[i], r);
     tf.dispose([pruned.value, ...grads.filter((t): t is tf.Tensor => t !== undefined)]);
     expect(tf.memory().numTensors).toBe(before);
     // what TensorFlow.js saves holds h [6, 16] (and shape-only inputs) besides
-    const whole = recordTape(() => f(x2, a, b), [x2, a, b], { prune: false });
+    const whole = recordTape(() => f(x2, a, b), [x2, a, b]);
     expect(whole.keptBytes).toBeGreaterThanOrEqual(bound + 6 * 16 * 4);
     whole.value.dispose();
     whole.dispose();

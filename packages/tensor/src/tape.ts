@@ -44,8 +44,9 @@ export interface RecordOptions {
   selective?: boolean;
   /**
    * Free, when recording ends, the saved tensors that the kept ops' gradients never read for the recorded xs
-   * (`SAVED_READS`: a frozen linear's input, tensors saved only for their shape). Default true; false keeps what
-   * TensorFlow.js saved (for measuring the difference).
+   * (`SAVED_READS`: a frozen linear's input, tensors saved only for their shape). Default false: keep what
+   * TensorFlow.js saved, which the pipeline planner's activation formula (@yuan/parallel-pipeline) models; an adapter
+   * run over a frozen base prunes.
    */
   prune?: boolean;
 }
@@ -289,7 +290,7 @@ export function recordTape(f: () => tf.Tensor, xs: readonly tf.Tensor[], options
     setAttentionCoreRecompute(previous);
   }
   if (!(value instanceof tf.Tensor)) throw new Error('recordTape: f must return a tensor');
-  const prune = options.prune ?? true;
+  const prune = options.prune ?? false;
   // the ops between the xs and the value: forward from the xs, then back from the value
   const fromX = new Set(xs.map((x) => x.id));
   const reached = tape.map((n) => {

@@ -170,6 +170,7 @@ function layerwiseAdapterGrads(
       const vars = byLayer[l].map(([, v]) => v);
       const tape = recordTape(() => layer.layers(from, { positions }).hidden, [from, ...vars], {
         selective: mode === 'selective',
+        prune: true,
       });
       tapes.push(tape);
       x = tape.value as tf.Tensor3D;
