@@ -15,9 +15,10 @@
 //        [--weights fp32|bf16|int8|int4 (yuan's frozen base in that weight format, QLoRA-style: its linears stay packed
 //        and their products run on the packed data; torch's base is bf16 for bf16, else fp32)] [--torch-checkpointing]
 //        [--python PY (else TORCH_PYTHON, else .venv-clients/bin/python, else python3)]
-// Memory: the 2B's fp32 base is 8.4 GB on each side, so the two never run at once. Every activation the backward needs
-// kept through a step (yuan --recompute none) is about 0.75 GB a layer on yuan's TensorFlow.js tape at seq 512, which
-// does not fit 24 layers in 24 GB: yuan recomputes each layer by default (only layer inputs are kept), and torch keeps
+// Memory: the 2B's fp32 base is 8.4 GB on each side, so the two never run at once. The whole model on one TensorFlow.js
+// tape (--recompute whole) keeps about 0.75 GB a layer at seq 512, which does not fit 24 layers in 24 GB; --recompute
+// none keeps each layer's tape pruned to what the adapter's gradients read (about 0.1 GB a layer, bench/README.md);
+// yuan recomputes each layer by default (only layer inputs are kept), and torch keeps
 // its activations unless --torch-checkpointing (transformers' gradient checkpointing, the same trade). Without torch, transformers or
 // peft in the Python, one `torch + peft: skipped (...)` line and the yuan part still runs.
 // --smoke: tiny-lfa, 32 tokens, rank 4, one step after the warm-up, to check that the benchmark runs (the test suite does this).
