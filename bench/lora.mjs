@@ -9,13 +9,16 @@
 // speed does not depend on them; seeded per-parameter initialisation of 2B values takes minutes).
 // Usage: node bench/lora.mjs [--preset yuan2-2b] [--layers N] [--seq 512] [--batch 1] [--rank 16] [--alpha 32]
 //        [--dropout 0.05] [--targets q_proj,k_proj,v_proj,o_proj] [--steps 3] [--threads 2] [--backend native]
-//        [--recompute full|none (yuan: recompute each layer in the backward; default full)]
+//        [--recompute full|none|selective|whole (yuan: full recomputes each layer in the backward (default); none
+//        records each layer once on a kept tape that holds only what the adapter's gradients read; whole is the
+//        whole model on one TensorFlow.js tape)]
 //        [--weights fp32|bf16|int8|int4 (yuan's frozen base in that weight format, QLoRA-style: its linears stay packed
 //        and their products run on the packed data; torch's base is bf16 for bf16, else fp32)] [--torch-checkpointing]
 //        [--python PY (else TORCH_PYTHON, else .venv-clients/bin/python, else python3)]
-// Memory: the 2B's fp32 base is 8.4 GB on each side, so the two never run at once. Every activation the backward needs
-// kept through a step (yuan --recompute none) is about 0.75 GB a layer on yuan's TensorFlow.js tape at seq 512, which
-// does not fit 24 layers in 24 GB: yuan recomputes each layer by default (only layer inputs are kept), and torch keeps
+// Memory: the 2B's fp32 base is 8.4 GB on each side, so the two never run at once. The whole model on one TensorFlow.js
+// tape (--recompute whole) keeps about 0.75 GB a layer at seq 512, which does not fit 24 layers in 24 GB; --recompute
+// none keeps each layer's tape pruned to what the adapter's gradients read (about 0.1 GB a layer, bench/README.md);
+// yuan recomputes each layer by default (only layer inputs are kept), and torch keeps
 // its activations unless --torch-checkpointing (transformers' gradient checkpointing, the same trade). Without torch, transformers or
 // peft in the Python, one `torch + peft: skipped (...)` line and the yuan part still runs.
 // --smoke: tiny-lfa, 32 tokens, rank 4, one step after the warm-up, to check that the benchmark runs (the test suite does this).
@@ -119,7 +122,10 @@ async function yuanWorker() {
     dropout: Number(values.dropout),
     targets: values.targets.split(','),
   };
-  const recompute = values.recompute === 'full';
+  const modes = { full: 'full', none: 'none', selective: 'selective', whole: false };
+  if (!(values.recompute in modes))
+    throw new Error(`--recompute ${values.recompute}: expected full, none, selective or whole`);
+  const recompute = modes[values.recompute];
   const format = weightFormatPlugins.find((f) => f.name === values.weights);
   if (!format) throw new Error(`--weights ${values.weights}: expected fp32, bf16, int8 or int4`);
   await loadDecodeKernels();
@@ -160,7 +166,7 @@ async function yuanWorker() {
       threads: backend.threads,
       attention: config.attention.name,
       shape: config.model,
-      recompute,
+      recompute: values.recompute,
       weights: values.weights,
       baseParameters: specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0),
       trainable: engine.parameterCount,
@@ -222,7 +228,7 @@ if (values.worker) {
   console.log(
     `${values.preset}${values.layers ? ` (${m.numLayers} layers)` : ''} shape: hidden ${m.hiddenSize}, ${m.numLayers} layers, ${m.numHeads} heads, ffn ${m.ffnSize}, vocab ${m.vocabSize}; ` +
       `LoRA rank ${values.rank}, alpha ${values.alpha}, dropout ${values.dropout} on ${values.targets}; frozen ${values.weights} base (torch ${values.weights === 'bf16' ? 'bf16' : 'fp32'}); batch ${batch} x ${seq} tokens; ` +
-      `median of ${Math.max(1, steps)} step(s) after 1 warm-up; ${threads} threads; yuan --recompute ${yuan.recompute ? 'full' : 'none'}, ` +
+      `median of ${Math.max(1, steps)} step(s) after 1 warm-up; ${threads} threads; yuan --recompute ${yuan.recompute}, ` +
       `torch ${values['torch-checkpointing'] ? 'with' : 'without'} gradient checkpointing`,
   );
   const row = (name, sec, cpu, rss, base, trainable, extra = '') =>

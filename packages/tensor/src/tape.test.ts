@@ -91,4 +91,33 @@ describe('recordTape / KeptTape', () => {
     dropped.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it("keeps no frozen linear's input: a LoRA-style branch over frozen weights keeps only what dx, dA and dB read", () => {
+    // y = (x·W1ᵀ)·W2ᵀ + (x·Aᵀ)·Bᵀ with W1 [16, 8], W2 [8, 16] frozen (not recorded xs) and A [2, 8], B [8, 2] trained:
+    // the backward reads W1, W2 (for dx), x (for dA), x·Aᵀ (for dB), A and B — never h = x·W1ᵀ, which only dW2 reads
+    const x2 = rand([6, 8], 5);
+    const w1 = rand([16, 8], 6);
+    const w2 = rand([8, 16], 7);
+    const a = rand([2, 8], 8);
+    const b = rand([8, 2], 9);
+    const dy2 = rand([6, 8], 10);
+    const f = (xi: tf.Tensor, ai: tf.Tensor, bi: tf.Tensor) =>
+      tf.add(linear(linear(xi, w1), w2), tf.reshape(linear(linear(xi, ai), bi), [6, 8]));
+    const reference2 = tf.grads(f)([x2, a, b], dy2);
+    const bytes = (...ts: tf.Tensor[]) => ts.reduce((n, t) => n + t.size * 4, 0);
+    const bound = bytes(w1, w2, x2, a, b) + 6 * 2 * 4; // + x·Aᵀ [6, 2]
+    const before = tf.memory().numTensors;
+    const pruned = recordTape(() => f(x2, a, b), [x2, a, b], { prune: true });
+    expect(pruned.keptBytes).toBeLessThanOrEqual(bound);
+    const grads = pruned.backward(dy2);
+    for (const [i, r] of reference2.entries()) expectClose(grads[i], r);
+    tf.dispose([pruned.value, ...grads.filter((t): t is tf.Tensor => t !== undefined)]);
+    expect(tf.memory().numTensors).toBe(before);
+    // what TensorFlow.js saves holds h [6, 16] (and shape-only inputs) besides
+    const whole = recordTape(() => f(x2, a, b), [x2, a, b]);
+    expect(whole.keptBytes).toBeGreaterThanOrEqual(bound + 6 * 16 * 4);
+    whole.value.dispose();
+    whole.dispose();
+    tf.dispose([x2, w1, w2, a, b, dy2, ...reference2]);
+  });
 });

@@ -42,6 +42,13 @@ export interface RecordOptions {
    * kernel already keeps only its output and row log-sum-exp, so on `native` this changes nothing. Default false.
    */
   selective?: boolean;
+  /**
+   * Free, when recording ends, the saved tensors that the kept ops' gradients never read for the recorded xs
+   * (`SAVED_READS`: a frozen linear's input, tensors saved only for their shape). Default false: keep what
+   * TensorFlow.js saved, which the pipeline planner's activation formula (@yuan/parallel-pipeline) models; an adapter
+   * run over a frozen base prunes.
+   */
+  prune?: boolean;
 }
 
 /** Options of `KeptTape.backward`. */
@@ -52,6 +59,35 @@ export interface BackwardOptions {
    * until then. Default: none.
    */
   defer?: readonly number[];
+}
+
+/**
+ * Which saved tensors a kernel's registered gradient (tfjs-core 4.22 `gradients/*_grad.ts`) reads for each input:
+ * the indices into its `saved`, by input name. Kernels not listed keep everything they saved. Shape-only gradients
+ * (Reshape, Slice, Concat, Pack, Add, Sub read only `shape`, which a disposed tensor still has) read none; a product's
+ * input gradient reads the other factor only (BatchMatMul `a: dy·b`, `b: a·dy`; Multiply `a: dy·b`, `b: dy·a`).
+ */
+const SAVED_READS: Record<string, (input: string) => readonly number[]> = {
+  Reshape: () => [],
+  Slice: () => [],
+  Concat: () => [],
+  Pack: () => [],
+  Add: () => [],
+  Sub: () => [],
+  BatchMatMul: (input) => (input === 'a' ? [1] : [0]),
+  Multiply: (input) => (input === 'a' ? [1] : [0]),
+};
+
+/**
+ * Frees the saved tensors of a kept op that the gradients of its kept inputs never read (`SAVED_READS`): e.g. the
+ * input x of a frozen linear x·Wᵀ (only dW reads it, and W gets no gradient when it is not a recorded x), or a
+ * reshape's input, saved for its shape. The saved array keeps its (disposed) entries, so indices still line up.
+ */
+function pruneSaved(node: Node, inputs: ReadonlyArray<[string, tf.Tensor]>): void {
+  const reads = SAVED_READS[node.kernelName];
+  if (!reads || !node.saved) return;
+  const needed = new Set(inputs.flatMap(([name]) => reads(name)));
+  for (const [i, t] of node.saved.entries()) if (!needed.has(i)) t.dispose();
 }
 
 const isTensorShape = (a: readonly number[], b: readonly number[]) =>
@@ -254,6 +290,7 @@ export function recordTape(f: () => tf.Tensor, xs: readonly tf.Tensor[], options
     setAttentionCoreRecompute(previous);
   }
   if (!(value instanceof tf.Tensor)) throw new Error('recordTape: f must return a tensor');
+  const prune = options.prune ?? false;
   // the ops between the xs and the value: forward from the xs, then back from the value
   const fromX = new Set(xs.map((x) => x.id));
   const reached = tape.map((n) => {
@@ -269,6 +306,7 @@ export function recordTape(f: () => tf.Tensor, xs: readonly tf.Tensor[], options
     if (leads) for (const t of Object.values(n.inputs)) if (t) toY.add(t.id);
     if (leads && reached[i]) {
       const inputs = Object.entries(n.inputs).filter(([, t]) => t && fromX.has(t.id));
+      if (prune) pruneSaved(n, inputs);
       kept.push({ node: n, inputs });
     } else tf.dispose(n.saved ?? []);
   }

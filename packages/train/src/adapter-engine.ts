@@ -1,6 +1,13 @@
 import path from 'node:path';
 import { YuanError, type YuanConfig } from '@yuan/core';
-import { loadDecodeKernels, tf, type TensorAdapterPlugin, type TensorAttentionPlugin } from '@yuan/tensor';
+import {
+  loadDecodeKernels,
+  recordTape,
+  tf,
+  type KeptTape,
+  type TensorAdapterPlugin,
+  type TensorAttentionPlugin,
+} from '@yuan/tensor';
 import { BatchLoader, PackedSplit, positionResetId, readPackedIndex, type Batch } from '@yuan/data';
 import {
   ADAPTER_CONFIG,
@@ -16,6 +23,7 @@ import {
 } from '@yuan/model';
 import type { EngineFactory } from './engine.js';
 import { accumulateGrads, disposeGrads, microBatchGrads, type GradMap } from './grads.js';
+import type { LayerRecompute } from './layer-range.js';
 import { LayeredModel } from './layerwise.js';
 import type { WeightFiles } from './state.js';
 import { batchLoss, Trainer } from './trainer.js';
@@ -40,11 +48,15 @@ export interface AdapterTraining {
   /** The base model's folder, recorded in adapter_config.json as `base_model_name_or_path` (null: none). */
   baseDir?: string | null;
   /**
-   * Recompute each layer's forward inside the backward (Megatron's full recompute): only each layer's input [B, T, H]
-   * is kept through a step instead of every activation the backward needs, for one more forward pass per step. The
-   * losses are the same (dropout masks are redrawn alike). Default false.
+   * What the forward keeps for the backward. `true` or `'full'`: recompute each layer's forward inside the backward
+   * (Megatron's full recompute): only each layer's input [B, T, H] is kept through a step, for one more forward pass per
+   * step. `'none'` (or `'selective'`, the same with the op-by-op attention core's scores recomputed): the model held one
+   * part per layer, each layer's forward recorded once on a kept tape (`recordTape` with the layer's input and adapter
+   * parameters as its xs, so a frozen linear keeps no input for a weight gradient it never gets) and backpropagated
+   * layer by layer; no forward runs twice. `false` (default): the whole model on one TensorFlow.js tape. The losses are
+   * the same in every mode (dropout masks are drawn alike).
    */
-  recompute?: boolean;
+  recompute?: boolean | LayerRecompute;
 }
 
 /** A view of a map whose `get` also removes the entry from it (the caller keeps what it took). */
@@ -119,10 +131,13 @@ class AdapterTrainer extends Trainer {
 }
 
 /**
- * A micro-batch's loss and the gradients of the adapter's parameters, layer by layer with full recomputation: the
- * forward keeps only each layer's input, then the head's gradient for the last hidden states, then for layer L−1 … 0
- * its forward again under the tape (`redraw` first, so dropout draws the forward's masks) and the gradients of its
- * input and of the adapter's parameters in that layer. The frozen base gets no gradient anywhere.
+ * A micro-batch's loss and the gradients of the adapter's parameters, layer by layer. Under `full` the forward keeps
+ * only each layer's input, then the head's gradient for the last hidden states, then for layer L−1 … 0 its forward
+ * again under the tape (`redraw` first, so dropout draws the forward's masks) and the gradients of its input and of
+ * the adapter's parameters in that layer. Under `none`/`selective` each layer's forward is recorded once on a kept
+ * tape whose xs are its input and its adapter parameters (`recordTape`), so the tape keeps only what those gradients
+ * read — no input of a frozen linear for a weight gradient — and the backward runs the tapes from the last layer.
+ * The frozen base gets no gradient anywhere.
  */
 function layerwiseAdapterGrads(
   layered: LayeredModel,
@@ -130,6 +145,7 @@ function layerwiseAdapterGrads(
   resetPositions: boolean,
   byLayer: Array<Array<[string, tf.Variable]>>,
   redraw: () => void,
+  mode: LayerRecompute,
 ): { loss: number; grads: GradMap } {
   const shape: [number, number] = [batch.rows, batch.seqLength];
   const ids = tf.tensor2d(batch.ids, shape, 'int32');
@@ -137,14 +153,28 @@ function layerwiseAdapterGrads(
   const targets = tf.tensor2d(batch.targets, shape, 'int32');
   const mask = tf.tensor2d(batch.mask, shape);
   const inputs: tf.Tensor3D[] = [];
+  const tapes: KeptTape[] = [];
   const grads: GradMap = new Map();
+  const kept = mode !== 'full';
   let dy: tf.Tensor | undefined;
   try {
     redraw();
     let x = layered.ends!.embed(ids);
-    for (const layer of layered.layers) {
-      inputs.push(x);
-      x = layer.layers(x, { positions }).hidden;
+    for (const [l, layer] of layered.layers.entries()) {
+      if (!kept) {
+        inputs.push(x);
+        x = layer.layers(x, { positions }).hidden;
+        continue;
+      }
+      const from = x;
+      const vars = byLayer[l].map(([, v]) => v);
+      const tape = recordTape(() => layer.layers(from, { positions }).hidden, [from, ...vars], {
+        selective: mode === 'selective',
+        prune: true,
+      });
+      tapes.push(tape);
+      x = tape.value as tf.Tensor3D;
+      from.dispose(); // the tape holds what its backward reads
     }
     inputs.push(x);
     const h = x;
@@ -153,22 +183,30 @@ function layerwiseAdapterGrads(
     head.value.dispose();
     dy = head.grads[0];
     for (let l = layered.layers.length - 1; l >= 0; l--) {
-      redraw();
       const vars = byLayer[l];
       const upstream: tf.Tensor = dy;
-      const input = inputs[l];
-      const r: { value: tf.Tensor; grads: tf.Tensor[] } = tf
-        .engine()
-        .gradients(
-          () => layered.layers[l].layers(input, { positions }).hidden,
-          [input, ...vars.map(([, v]) => v)],
-          upstream,
-          true,
-        );
-      r.value.dispose();
+      let r: Array<tf.Tensor | undefined>;
+      if (kept) {
+        r = tapes[l].backward(upstream);
+        tapes[l].dispose();
+        if (!r[0]) r[0] = tf.zeros(tapes[l].value.shape);
+      } else {
+        redraw();
+        const input = inputs[l];
+        const g: { value: tf.Tensor; grads: tf.Tensor[] } = tf
+          .engine()
+          .gradients(
+            () => layered.layers[l].layers(input, { positions }).hidden,
+            [input, ...vars.map(([, v]) => v)],
+            upstream,
+            true,
+          );
+        g.value.dispose();
+        r = g.grads;
+      }
       upstream.dispose();
-      dy = r.grads[0];
-      vars.forEach(([name, v], i) => grads.set(name, r.grads[i + 1] ?? tf.zerosLike(v)));
+      dy = r[0]!;
+      vars.forEach(([name, v], i) => grads.set(name, r[i + 1] ?? tf.zerosLike(v)));
     }
     return { loss, grads };
   } catch (e) {
@@ -176,11 +214,15 @@ function layerwiseAdapterGrads(
     throw e;
   } finally {
     dy?.dispose();
+    for (const t of tapes) t.dispose();
     tf.dispose([...inputs, ids, targets, mask, ...(positions ? [positions] : [])]);
   }
 }
 
-/** The adapter trainer over a model held one part per layer, recomputing each layer's forward in the backward. */
+/**
+ * The adapter trainer over a model held one part per layer: each layer's forward recomputed in the backward (`full`),
+ * or recorded once on a kept tape (`none`/`selective`).
+ */
 class RecomputingAdapterTrainer extends AdapterTrainer {
   private readonly byLayer: Array<Array<[string, tf.Variable]>>;
 
@@ -189,6 +231,7 @@ class RecomputingAdapterTrainer extends AdapterTrainer {
     setup: Parameters<EngineFactory>[0],
     loader: BatchLoader,
     adapter: AdapterModule,
+    private readonly mode: LayerRecompute,
   ) {
     super(layered.ends!, setup, loader, adapter);
     this.byLayer = layered.layers.map((_, l) =>
@@ -197,8 +240,13 @@ class RecomputingAdapterTrainer extends AdapterTrainer {
   }
 
   protected override microBatch(batch: Batch, seed: number): { loss: number; grads: GradMap } {
-    return layerwiseAdapterGrads(this.layered, batch, this.config.resetPositionIds, this.byLayer, () =>
-      this.adapter.layer.training(seed),
+    return layerwiseAdapterGrads(
+      this.layered,
+      batch,
+      this.config.resetPositionIds,
+      this.byLayer,
+      () => this.adapter.layer.training(seed),
+      this.mode,
     );
   }
 
@@ -246,12 +294,14 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
       const loader = new BatchLoader(split, setup.train.seqLength, setup.train.microBatchSize, seed, eod);
       let trainer: AdapterTrainer;
       if (t.storedBase) await loadDecodeKernels(); // the packed products use the native weight kernels where built
-      if (t.storedBase && !t.recompute) {
+      const mode: LayerRecompute | undefined =
+        t.recompute === true ? 'full' : t.recompute === false ? undefined : t.recompute;
+      if (t.storedBase && !mode) {
         const whole = YuanModel.fromStoredWeights(config, attention, await t.storedBase());
         model = whole;
         whole.attachAdapter({ layer: adapter.layer, dispose() {} });
         trainer = new AdapterTrainer(whole, setup, loader, adapter);
-      } else if (t.recompute) {
+      } else if (mode) {
         const layered = t.storedBase
           ? LayeredModel.fromStoredWeights(config, attention, await t.storedBase())
           : weights
@@ -261,7 +311,7 @@ export function adapterEngine(t: AdapterTraining): EngineFactory {
         // every part runs its layers through the adapter; the engine, not the parts, owns it
         const view = { layer: adapter.layer, dispose() {} };
         for (const part of [layered.ends!, ...layered.layers]) part.attachAdapter(view);
-        trainer = new RecomputingAdapterTrainer(layered, setup, loader, adapter);
+        trainer = new RecomputingAdapterTrainer(layered, setup, loader, adapter, mode);
       } else {
         const whole = weights
           ? YuanModel.fromWeights(config, attention, weights)

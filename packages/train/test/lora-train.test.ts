@@ -60,7 +60,7 @@ const base = async (config: YuanConfig) => {
   return w;
 };
 
-function training(config: YuanConfig, recompute = false): AdapterTraining {
+function training(config: YuanConfig, recompute: AdapterTraining['recompute'] = false): AdapterTraining {
   return {
     plugin: loraAdapter as never,
     options: config.adapter!.options!,
@@ -70,7 +70,14 @@ function training(config: YuanConfig, recompute = false): AdapterTraining {
   };
 }
 
-async function run(config: YuanConfig, out: string, steps: number, resume?: string, recompute = false, packed = false) {
+async function run(
+  config: YuanConfig,
+  out: string,
+  steps: number,
+  resume?: string,
+  recompute: AdapterTraining['recompute'] = false,
+  packed = false,
+) {
   const t = packed
     ? {
         ...training(config, recompute),
@@ -184,6 +191,9 @@ describe('training a LoRA adapter over a frozen base', () => {
     for (const [i, m] of recomputed.history.entries())
       expect(m.loss, `step ${i + 1}`).toBeCloseTo(whole.history[i].loss, 5);
     expect(recomputed.validLoss).toBeCloseTo(whole.validLoss, 5);
+    // each layer recorded once on a kept tape (pruned of what the adapter's gradients never read): the same losses
+    const taped = await run(config, path.join(tmp, 'taped'), 4, undefined, 'none');
+    for (const [i, m] of taped.history.entries()) expect(m.loss, `step ${i + 1}`).toBeCloseTo(whole.history[i].loss, 5);
     const mixed = await run(config, half, 4, path.join(half, 'checkpoint-00000002'), true);
     for (const [i, m] of mixed.history.entries()) expect(m.loss).toBeCloseTo(whole.history[i + 2].loss, 5);
     const other = tinyConfig({ ...options, rank: 2 });
@@ -192,7 +202,7 @@ describe('training a LoRA adapter over a frozen base', () => {
     );
   });
 
-  it('over a packed int8 base (QLoRA-style), recomputing each layer gives the losses of keeping every activation', async () => {
+  it('over a packed int8 base (QLoRA-style), recomputing each layer or keeping pruned layer tapes gives the losses of one whole tape', async () => {
     const config = tinyConfig({ ...options, dropout: 0 });
     const kept = await run(config, path.join(tmp, 'packed-kept'), 3, undefined, false, true);
     const recomputed = await run(config, path.join(tmp, 'packed-recomputed'), 3, undefined, true, true);
@@ -200,6 +210,8 @@ describe('training a LoRA adapter over a frozen base', () => {
     for (const [i, m] of recomputed.history.entries())
       expect(m.loss, `step ${i + 1}`).toBeCloseTo(kept.history[i].loss, 5);
     expect(recomputed.validLoss).toBeCloseTo(kept.validLoss, 5);
+    const taped = await run(config, path.join(tmp, 'packed-taped'), 3, undefined, 'none', true);
+    for (const [i, m] of taped.history.entries()) expect(m.loss, `step ${i + 1}`).toBeCloseTo(kept.history[i].loss, 5);
     // the adapter learns: the base differs from the float32 one the other tests use, so compare within this pair
     expect(kept.history[2].loss).not.toBe(kept.history[0].loss);
   });
