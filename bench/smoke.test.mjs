@@ -62,6 +62,12 @@ const BENCHES = {
     shared: ['datasets'],
   },
   'decode.mjs': { expect: [re(String.raw`^yuan int4 +NUM +NUM`), re(String.raw`^ratios: bf16 / llama\.cpp F16`)] },
+  'decode-profile.mjs': {
+    expect: [
+      re(String.raw`^per token: plain NUM ms`),
+      re(String.raw`^native calls NUM ms/token .*JavaScript between them`),
+    ],
+  },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
   'gemv.mjs': {
     expect: [

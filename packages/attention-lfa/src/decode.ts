@@ -76,7 +76,8 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
     rows: readonly DecodeRow[],
     pick: (s: LfaState) => Float32Array,
   ) => {
-    const stacked = new Float32Array(rows.length * c * o.kernel);
+    // every element is written by stackRun (scratch arrays come back with old contents)
+    const stacked = ops.scratch(rows.length * c * o.kernel);
     for (const [first, m] of runs(rows))
       stackRun(input, first, m, c, o.kernel, pick(rows[first].state as LfaState), stacked, first);
     const y = ops.linear(w, stacked, rows.length);
@@ -99,26 +100,28 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
       // the fused QK output [q_proj(z) | k_proj(z)] viewed as [heads, 2d]: head h's query is its first d, key its last d
       const qo = ops.linear(wq, z, n);
       const ko = ops.linear(wk, z, n);
-      const q = new Float32Array(n * hs);
-      const k = new Float32Array(n * hs);
-      // d values from position `from` of row r of [qo | ko] into dst at `at` (one copy unless they straddle the two)
-      const take = (dst: Float32Array, at: number, r: number, from: number) => {
-        if (from + d <= hs) dst.set(qo.subarray(r * hs + from, r * hs + from + d), at);
-        else if (from >= hs) dst.set(ko.subarray(r * hs + from - hs, r * hs + from - hs + d), at);
-        else
-          for (let j = 0; j < d; j++) dst[at + j] = from + j < hs ? qo[r * hs + from + j] : ko[r * hs + from + j - hs];
-      };
+      // every element of q and k is written below (scratch arrays come back with old contents)
+      const q = ops.scratch(n * hs);
+      const k = ops.scratch(n * hs);
+      // element j of [qo | ko] (row r): head h's query is elements [2hd, 2hd + d), its key [2hd + d, 2hd + 2d); plain
+      // loops, no subarray views (two per head per row were a third of this layer's JavaScript time)
       for (let r = 0; r < n; r++) {
+        const row = r * hs;
         for (let h = 0; h < heads; h++) {
-          take(q, r * hs + h * d, r, h * 2 * d);
-          take(k, r * hs + h * d, r, h * 2 * d + d);
+          const at = row + h * d;
+          for (let j = 0; j < d; j++) {
+            const fq = h * 2 * d + j;
+            const fk = fq + d;
+            q[at + j] = fq < hs ? qo[row + fq] : ko[row + fq - hs];
+            k[at + j] = fk < hs ? qo[row + fk] : ko[row + fk - hs];
+          }
         }
       }
       const v = ops.linear(wv, x, n);
       const pos = Int32Array.from(rows, (r) => r.position);
       ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
       ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
-      const att = new Float32Array(n * hs);
+      const att = ops.scratch(n * hs); // the runs cover every row
       for (const [first, m] of runs(rows)) {
         const kv = (rows[first].state as LfaState).kv;
         for (let j = 0; j < m; j++) kv.append(k, v, first + j, hs, 0, hs, 0);

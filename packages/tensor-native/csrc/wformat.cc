@@ -193,13 +193,42 @@ void quantizeRow(const float* x, const Gptq& q, QuantRow& r) {
   const int64_t groups = groupsOf(q);
   const float top = q.bits == 4 ? 127.0f : 32767.0f;
   const int64_t size = chunkInputs(q);
-  r.codes.assign(q.in, 0);
+  r.codes.resize(q.in);  // every code is written below
   r.dx.clear();
   r.sx.assign(groups, 0.0f);
   for (int64_t g = 0; g < groups; g++) {
     const int64_t k1 = std::min(q.in, (g + 1) * q.group);
     for (int64_t c0 = g * q.group; c0 < k1; c0 += size) {
       const int64_t c1 = std::min(k1, c0 + size);
+#ifdef __AVX2__
+      if (c1 - c0 == size) {
+        // a full chunk (16 or 32 inputs) in vectors, the same values as the scalar loop below: max|x| (a NaN input
+        // is skipped as std::max skips it), the codes rounded in the current mode (nearbyint), their exact int sum
+        const __m256 absMask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        __m256 mv = _mm256_setzero_ps();
+        for (int64_t k = c0; k < c1; k += 8) mv = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), absMask), mv);
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        const float m = _mm_cvtss_f32(h);
+        const float dx = m / top;
+        const __m256 inv = _mm256_set1_ps(m > 0 ? top / m : 0.0f);
+        __m256i sum = _mm256_setzero_si256();
+        for (int64_t k = c0; k < c1; k += 8) {
+          const __m256i c = _mm256_cvtps_epi32(
+              _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + k), inv), _MM_FROUND_CUR_DIRECTION));
+          sum = _mm256_add_epi32(sum, c);
+          const __m256i p = _mm256_permute4x64_epi64(_mm256_packs_epi32(c, c), 0x08);
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(&r.codes[k]), _mm256_castsi256_si128(p));
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        r.dx.push_back(dx);
+        r.sx[g] += dx * float(_mm_cvtsi128_si32(s4));
+        continue;
+      }
+#endif
       float m = 0;
       for (int64_t k = c0; k < c1; k++) m = std::max(m, std::fabs(x[k]));
       const float dx = m / top;
@@ -750,8 +779,12 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
     }
     return;
   }
-  std::vector<QuantRow> xs(n);
+  // kept between calls (decode calls this for every product of a token from one thread): no allocation per call
+  static thread_local std::vector<QuantRow> xs;
+  if (int64_t(xs.size()) < n) xs.resize(n);
   for (int64_t r = 0; r < n; r++) quantizeRow(x + r * q.in, q, xs[r]);
+  // the workers reach this thread's rows through a pointer (`xs` inside the region would name each worker's own)
+  const QuantRow* rows = xs.data();
   // column stripes (a multiple of 8 wide) of up to 4096 columns, a multiple of `threads` of them: each chunk row is
   // read as a run of up to 16 KB (narrow stripes, whose runs are short, read at half the speed), taken dynamically
   const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * 4096 - 1) / (int64_t(threads) * 4096));
@@ -765,7 +798,7 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
       const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
       for (int64_t b = 0; b < n; b += 4) {
         const int R = int(std::min<int64_t>(4, n - b));
-        gptqColumns(q, &xs[b], R, c0, c1, facc.data(), y + b * q.out);
+        gptqColumns(q, rows + b, R, c0, c1, facc.data(), y + b * q.out);
       }
     }
   }

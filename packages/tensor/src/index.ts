@@ -52,6 +52,7 @@ export { loadDecodeKernels, decodeKernels, type DecodeKernels } from './weights/
 export { packedLinear } from './weights/packed-linear.js';
 export {
   DecodeOps,
+  SCRATCH_MAX_FLOATS,
   KvCache,
   canDecode,
   type DecodeRow,

@@ -117,6 +117,8 @@ export class Decoder {
       }
     }
     for (const [l, b] of this.blocks.entries()) {
+      // the previous layer's scratch arrays are dead (x is the decoder's own): this layer's ops reuse them
+      this.ops.release();
       const rows: DecodeRow[] = rowsOf.map((q) => ({ state: items[q.item].sequence.states[l], position: q.position }));
       const a = b.attention.forward(this.ops.rmsNorm(x, b.inputNorm, eps), rows, this.ops);
       for (let i = 0; i < x.length; i++) x[i] += a[i];
@@ -135,6 +137,14 @@ export class Decoder {
       });
       x = last;
     }
-    return this.ops.linear(this.embed, this.ops.rmsNorm(x, this.finalNorm, eps), x.length / hs);
+    this.ops.release();
+    // the logits outlive this call: a fresh array, not scratch
+    const rowsOut = x.length / hs;
+    return this.ops.linear(
+      this.embed,
+      this.ops.rmsNorm(x, this.finalNorm, eps),
+      rowsOut,
+      new Float32Array(rowsOut * this.embed.out),
+    );
   }
 }

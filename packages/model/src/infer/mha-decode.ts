@@ -15,7 +15,7 @@ export function createMhaDecoder(spec: AttentionSpec, _options: unknown, weights
       const pos = Int32Array.from(rows, (r) => r.position);
       ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
       ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
-      const att = new Float32Array(n * hs);
+      const att = ops.scratch(n * hs); // the runs cover every row
       for (let first = 0; first < n;) {
         let m = 1;
         while (first + m < n && rows[first + m].state === rows[first].state) m++;

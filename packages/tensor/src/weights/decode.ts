@@ -40,27 +40,58 @@ export function canDecode(plugin: TensorAttentionPlugin<unknown>): plugin is Dec
   return typeof (plugin as Partial<DecodingAttentionPlugin<unknown>>).createDecoder === 'function';
 }
 
-/** The operations decode layers compose, on plain float32 arrays (row-major), each a native kernel. */
+/**
+ * Arrays up to this many floats (4 MiB) come from the scratch pool (`DecodeOps.scratch`); longer ones (long prompts)
+ * are allocated per call, so that the pool of a decoder stays one layer of a batched decode step.
+ */
+export const SCRATCH_MAX_FLOATS = 1 << 20;
+
+/**
+ * The operations decode layers compose, on plain float32 arrays (row-major), each a native kernel. The arrays they
+ * return are scratch: valid until the decoder's next `release()` (one per layer), then reused by the same calls of the
+ * next layer, so that a decode step does not allocate (a fresh Float32Array per op cost the 2B decoder about 5 MB of
+ * garbage per token, and V8's collections of it about a tenth of a token's CPU time; bench/README.md, "Where a decode
+ * token goes"). Keep what must outlive a layer in arrays of your own.
+ */
 export class DecodeOps {
+  private readonly pool: Float32Array[] = [];
+  private used = 0;
+
   constructor(readonly kernels: DecodeKernels) {}
 
-  /** y [n, out] = x [n, in] · Wᵀ in W's format. */
-  linear(w: StoredWeight, x: Float32Array, n: number): Float32Array {
-    const y = new Float32Array(n * w.out);
+  /** Makes every array handed out since the last release free for reuse (call where none of them is still read). */
+  release(): void {
+    this.used = 0;
+  }
+
+  /**
+   * A scratch array of `length` floats, contents undefined, valid until the next `release()`; calls in the same order
+   * after each release get the same arrays back. Above `SCRATCH_MAX_FLOATS` a fresh array.
+   */
+  scratch(length: number): Float32Array {
+    if (length > SCRATCH_MAX_FLOATS) return new Float32Array(length);
+    const i = this.used++;
+    if (this.pool[i]?.length !== length) this.pool[i] = new Float32Array(length);
+    return this.pool[i];
+  }
+
+  /** y [n, out] = x [n, in] · Wᵀ in W's format (a scratch array, or into `into` [n·out] when given). */
+  linear(w: StoredWeight, x: Float32Array, n: number, into?: Float32Array): Float32Array {
+    const y = into ?? this.scratch(n * w.out);
     w.format.matmul(w, x, n, y, this.kernels);
     return y;
   }
 
-  /** RMSNorm of x [n, d] with weight [d]. */
+  /** RMSNorm of x [n, d] with weight [d] (a scratch array). */
   rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
-    const out = new Float32Array(x.length);
-    this.kernels.rmsNorm(x, weight, eps, out, new Float32Array(x.length / weight.length));
+    const out = this.scratch(x.length);
+    this.kernels.rmsNorm(x, weight, eps, out, this.scratch(x.length / weight.length));
     return out;
   }
 
-  /** silu(a)·g elementwise. */
+  /** silu(a)·g elementwise (a scratch array). */
   swiglu(a: Float32Array, g: Float32Array): Float32Array {
-    const out = new Float32Array(a.length);
+    const out = this.scratch(a.length);
     this.kernels.swigluSplit(a, g, out);
     return out;
   }
@@ -128,10 +159,10 @@ export class KvCache {
 
   /**
    * Attention of n queries (rows of q [n, qStride], head h at qOffset + h·d) that are the last n positions of this cache;
-   * returns [n, heads·d].
+   * returns [n, heads·d] (an `ops` scratch array).
    */
   attend(ops: DecodeOps, q: Float32Array, n: number, qStride: number, heads: number, d: number): Float32Array {
-    const out = new Float32Array(n * heads * d);
+    const out = ops.scratch(n * heads * d);
     ops.kernels.attend(q, n, qStride, this.k, this.v, this.width, this.length - n, heads, d, out);
     return out;
   }

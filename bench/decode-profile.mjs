@@ -1,0 +1,230 @@
+// Where one generated token's time goes in the native decoder (yuan2-2b shape, random weights): every native call of
+// a decode step timed from JavaScript (wall and CPU, per kernel and shape, in the decoder's real order and thread
+// count), the JavaScript between the calls (the step's time less its native calls), the same native calls replayed
+// back to back without the decoder around them, each product alone on one and on all decode threads, the OpenMP
+// fork/join of an empty parallel call, and the bytes read per token against a read of memory on the same threads.
+//
+//   node bench/decode-profile.mjs [--format int4 --tokens 8 --prompt 8 --layers 24]
+//   node bench/decode-profile.mjs --smoke     # a tiny shape (the bench smoke test)
+//
+// Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs).
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+
+const { values: opt } = parseArgs({
+  options: {
+    smoke: { type: 'boolean' },
+    format: { type: 'string', default: 'int4' },
+    tokens: { type: 'string' },
+    prompt: { type: 'string', default: '8' },
+    layers: { type: 'string' },
+  },
+});
+const smoke = Boolean(opt.smoke);
+const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
+const tokens = Number(opt.tokens ?? (smoke ? 2 : 8));
+const shape = smoke
+  ? { vocab: 512, hidden: 128, layers: 2, heads: 4, ffn: 512 }
+  : { vocab: 135040, hidden: 2048, layers: Number(opt.layers ?? 24), heads: 32, ffn: 8192 };
+
+const { resolveConfig, getPreset } = await import('@yuan/core');
+const { lfaAttention } = await import('@yuan/attention-lfa');
+const { initInferenceModel, weightBytes } = await import('@yuan/model');
+const { initBackend, weightFormatPlugins, loadDecodeKernels } = await import('@yuan/tensor');
+const { kernels, reason } = await loadDecodeKernels();
+if (!kernels) {
+  console.log(`skipped (the native addon is not built: ${reason})`);
+  process.exit(0);
+}
+await initBackend('native');
+kernels.setDecodeThreads(threads);
+const format = weightFormatPlugins.find((f) => f.name === opt.format);
+if (!format) {
+  console.error(`error: unknown format ${opt.format}`);
+  process.exit(2);
+}
+const config = resolveConfig(getPreset('yuan2-2b').config, {
+  model: {
+    vocabSize: shape.vocab,
+    hiddenSize: shape.hidden,
+    numLayers: shape.layers,
+    numHeads: shape.heads,
+    ffnSize: shape.ffn,
+  },
+});
+const model = await initInferenceModel(config, lfaAttention, 0, { format });
+const dec = model.decoder;
+const ops = dec.ops; // the decoder's DecodeOps (private in TypeScript): its kernels are swapped for timed ones below
+const plain = ops.kernels;
+const cpuNow = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+
+// ---- timed kernels: per (kernel, shape) calls, wall ms, CPU ms; and the calls of one step recorded for the replay
+const stats = new Map();
+let record;
+const keyOf = (name, a) =>
+  name === 'linearGptq'
+    ? `${name} int${a[6]} ${a[9]}x${a[8]}`
+    : name === 'linearBf16' || name === 'linearF32'
+      ? `${name} ${a[3]}x${a[4]}`
+      : name;
+const timed = {};
+for (const name of Object.getOwnPropertyNames(plain)) {
+  const f = plain[name];
+  if (typeof f !== 'function') continue;
+  timed[name] = (...a) => {
+    if (record) record.push([name, [...a]]);
+    const c0 = cpuNow();
+    const t0 = performance.now();
+    const r = f(...a);
+    const dt = performance.now() - t0;
+    const dc = cpuNow() - c0;
+    const key = keyOf(name, a);
+    const s = stats.get(key) ?? { calls: 0, wall: 0, cpu: 0 };
+    s.calls++;
+    s.wall += dt;
+    s.cpu += dc;
+    stats.set(key, s);
+    return r;
+  };
+}
+
+const seq = dec.newSequence();
+const argmax = (row) => {
+  let b = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[b]) b = i;
+  return b;
+};
+let logits = dec.forward([{ sequence: seq, tokens: Array.from({ length: Number(opt.prompt) }, (_, i) => i + 1) }]);
+const step = () => (logits = dec.forward([{ sequence: seq, tokens: [argmax(logits)] }]));
+
+// 1. plain steps (no timers): wall and CPU per token
+step();
+let t0 = performance.now();
+let c0 = cpuNow();
+for (let i = 0; i < tokens; i++) step();
+const plainWall = (performance.now() - t0) / tokens;
+const plainCpu = (cpuNow() - c0) / tokens;
+
+// 2. timed steps: every native call
+ops.kernels = timed;
+record = [];
+step();
+const calls = record;
+record = undefined;
+stats.clear();
+t0 = performance.now();
+c0 = cpuNow();
+for (let i = 0; i < tokens; i++) step();
+const timedWall = (performance.now() - t0) / tokens;
+const timedCpu = (cpuNow() - c0) / tokens;
+ops.kernels = plain;
+
+// 3. the recorded step's native calls replayed back to back (the same arrays, the same order, no JavaScript between)
+const replay = () => {
+  for (const [name, a] of calls) plain[name](...a);
+};
+replay();
+t0 = performance.now();
+c0 = cpuNow();
+for (let i = 0; i < tokens; i++) replay();
+const replayWall = (performance.now() - t0) / tokens;
+const replayCpu = (cpuNow() - c0) / tokens;
+
+// 3b. the step with the products skipped (linear* return at once): the JavaScript, the small kernels and V8's
+// collections alone, free of the memory traffic that makes the products' CPU time vary on a shared machine
+const skip = Object.fromEntries(
+  Object.getOwnPropertyNames(plain)
+    .filter((n) => typeof plain[n] === 'function')
+    .map((n) => [n, n.startsWith('linear') ? () => {} : plain[n]]),
+);
+ops.kernels = skip;
+for (let i = 0; i < 4; i++) step();
+const skipTokens = 8 * tokens;
+t0 = performance.now();
+c0 = cpuNow();
+for (let i = 0; i < skipTokens; i++) step();
+const skipWall = (performance.now() - t0) / skipTokens;
+const skipCpu = (cpuNow() - c0) / skipTokens;
+ops.kernels = plain;
+
+// 4. fork/join: an empty-sized parallel call (readAll of 4096 floats) on all threads and on one
+const tiny = new Float32Array(4096).fill(1);
+const forkJoin = (th) => {
+  kernels.setDecodeThreads(th);
+  for (let i = 0; i < 100; i++) kernels.readAll(tiny);
+  const n = 2000;
+  const s = performance.now();
+  for (let i = 0; i < n; i++) kernels.readAll(tiny);
+  return ((performance.now() - s) / n) * 1000;
+};
+const fj1 = forkJoin(1);
+const fjN = forkJoin(threads);
+
+// 5. memory read on the decode threads (1 GiB, best of 3) → the bandwidth limit per token
+const big = new Float32Array((smoke ? 16 : 256) * 2 ** 20).fill(1);
+let best = Infinity;
+for (let i = 0; i < 3; i++) {
+  const s = performance.now();
+  kernels.readAll(big);
+  best = Math.min(best, performance.now() - s);
+}
+const bw = big.byteLength / (best / 1000) / 1e9;
+const bytes = weightBytes(dec.weights);
+
+console.log(
+  `${opt.format}, ${shape.layers} layers (hidden ${shape.hidden}, ffn ${shape.ffn}, vocab ${shape.vocab}), ${threads} threads, ${tokens} tokens; load average ${loadavg()
+    .map((v) => v.toFixed(1))
+    .join(' ')}`,
+);
+console.log(
+  `bytes per token ${(bytes / 1e9).toFixed(3)} GB; read ${bw.toFixed(1)} GB/s → limit ${((bytes / bw / 1e9) * 1000).toFixed(1)} ms/token (${((bw * 1e9) / bytes).toFixed(2)} tokens/s)`,
+);
+console.log(
+  `per token: plain ${plainWall.toFixed(1)} ms (${plainCpu.toFixed(1)} CPU ms); timed ${timedWall.toFixed(1)} ms (${timedCpu.toFixed(1)} CPU ms); native calls replayed ${replayWall.toFixed(1)} ms (${replayCpu.toFixed(1)} CPU ms)`,
+);
+console.log(
+  `per token with the products skipped: ${skipWall.toFixed(2)} ms (${skipCpu.toFixed(2)} CPU ms): JavaScript, small kernels, collections`,
+);
+console.log(`fork/join (readAll of 16 KB): ${fj1.toFixed(1)} µs on 1 thread, ${fjN.toFixed(1)} µs on ${threads}`);
+const rows = [...stats].sort((a, b) => b[1].wall - a[1].wall);
+let nativeWall = 0;
+let nativeCpu = 0;
+console.log('kernel (shape out×in)           calls/token  ms/token  CPU ms/token  µs/call  share of step');
+for (const [key, s] of rows) {
+  nativeWall += s.wall;
+  nativeCpu += s.cpu;
+  console.log(
+    `${key.padEnd(32)} ${(s.calls / tokens).toFixed(0).padStart(11)}  ${(s.wall / tokens).toFixed(2).padStart(8)}  ${(s.cpu / tokens).toFixed(2).padStart(12)}  ${((s.wall / s.calls) * 1000).toFixed(0).padStart(7)}  ${((100 * s.wall) / tokens / timedWall).toFixed(1).padStart(12)}%`,
+  );
+}
+console.log(
+  `native calls ${(nativeWall / tokens).toFixed(1)} ms/token (${(nativeCpu / tokens).toFixed(1)} CPU ms); JavaScript between them ${(timedWall - nativeWall / tokens).toFixed(1)} ms/token (${((100 * (timedWall - nativeWall / tokens)) / timedWall).toFixed(1)}%)`,
+);
+
+// 6. each product shape alone, as GB of weights per second on all threads and on one (the weights of the first
+// layer, called back to back; they fit no cache at the 2B shape except the small ones)
+const seen = new Set();
+console.log('product alone, back to back (first weight per shape)GB/s on 1 thread   GB/s on all');
+for (const [name, a] of calls) {
+  if (!name.startsWith('linear')) continue;
+  const key = keyOf(name, a);
+  if (seen.has(key)) continue;
+  seen.add(key);
+  const wBytes = name === 'linearGptq' ? a[2].byteLength + a[3].byteLength + a[4].byteLength : (a[2]?.byteLength ?? 0);
+  const rate = (th) => {
+    kernels.setDecodeThreads(th);
+    plain[name](...a);
+    let b = Infinity;
+    for (let i = 0; i < 5; i++) {
+      const s = performance.now();
+      plain[name](...a);
+      b = Math.min(b, performance.now() - s);
+    }
+    return wBytes / (b / 1000) / 1e9;
+  };
+  console.log(`${key.padEnd(44)} ${rate(1).toFixed(1).padStart(16)}   ${rate(threads).toFixed(1).padStart(11)}`);
+}
+kernels.setDecodeThreads(threads);
