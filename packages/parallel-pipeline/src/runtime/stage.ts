@@ -88,7 +88,7 @@ interface StepRun {
   forwardsBefore: number;
   /**
    * Post-validation: return after the speculative update without waiting for the step's decision (the next step may
-   * start; the decision is settled at its optimizer step, or by `settle`).
+   * start; the decision is settled at its optimizer step, or before evaluation or the checkpoint state).
    */
   defer: boolean;
 }
@@ -644,7 +644,7 @@ export class Stage {
    * updates or discards as told. With `train.postValidate` (no data parallelism) and `defer`, it returns after the
    * speculative update without waiting for the decision: the next `trainStep` may start at once, and settles the
    * decision at its own optimizer step (rerunning itself, as a new try with its own message tags, when the decision
-   * rolled the update back); `settle` settles it before anything else reads the weights.
+   * rolled the update back); evaluation and the checkpoint state settle it first.
    */
   async trainStep(
     step: number,
@@ -713,14 +713,6 @@ export class Stage {
     this.postValidation = this.optimizer.settleUpdate(p.update, d.norm, d.clip);
     this.step = p.step;
     disposeGrads(p.update.grads);
-  }
-
-  /**
-   * Settles a deferred post-validated update (waiting for its decision) before anything reads the weights: evaluation,
-   * a checkpoint. A no-op without one.
-   */
-  async settle(): Promise<void> {
-    await this.settlePending();
   }
 
   /** One try of a step: the instruction list run once over `run.inputs` (see `trainStep`). */
