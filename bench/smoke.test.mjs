@@ -107,17 +107,23 @@ const BENCHES = {
       re(String.raw`--pp 2 \d+: ratio NUMx$`),
       re(String.raw`^  kept tapes \(recompute none\): F NUM ms, B NUM ms, I NUM ms, W NUM ms`),
       re(
-        String.raw`^ +zb-v +predicted P=2 NUM%, P=4 NUM%, P=8 NUM%; formula NUM%/NUM%/NUM%; measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,
+        String.raw`^ +zb-v +predicted P=2 NUM%, P=4 NUM%, P=8 NUM%; overlapped NUM%/NUM%/NUM%; formula NUM%/NUM%/NUM%; measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,
+      ),
+      // zb-v with its steps overlapped under post-validation, measured on the same workers
+      re(
+        String.raw`^ +overlapped steps \(post-validation\), measured P=2: NUM% \(simulated from this run NUM%, off by NUM points.*; steps that started before the previous decision \d+/\d+, reruns \d+\)$`,
       ),
       re(
         String.raw`^ +gpipe +predicted P=2 NUM%.*measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,
       ),
       re(
-        String.raw`^target \(P = 4, M = 2, simulated from measured times with kept activations\): zb-v NUM% idle \(target ≤ 5%\) against 1f1b's NUM%: ratio NUM$`,
+        String.raw`^target \(P = 4, M = 2, simulated from measured times with kept activations\): zb-v NUM% idle for one step alone, NUM% with steps overlapped under post-validation \(target ≤ 5%\), against 1f1b's NUM% \(NUM% overlapped\): ratio NUM$`,
       ),
-      re(String.raw`^  zb-v-auto, v-shape [\d,]+ +idle NUM% \(max over ranks NUM%\), step NUM ms, held NUM$`),
       re(
-        String.raw`^target \(P = 4, M = 2\): zb-v-auto NUM% idle at 1F1B's memory \(target ≤ 5%; zb-v NUM%, 1f1b NUM%: ratio NUM\); NUM% with 1.25x, NUM% with 1.5x its memory$`,
+        String.raw`^  zb-v-auto, v-shape [\d,]+ +idle NUM% \(max over ranks NUM%\), step NUM ms, held NUM; overlapped steps: idle NUM%, period NUM ms$`,
+      ),
+      re(
+        String.raw`^target \(P = 4, M = 2\): zb-v-auto NUM% idle at 1F1B's memory for one step alone, NUM% with steps overlapped under post-validation \(target ≤ 5%; zb-v NUM% / NUM% overlapped, 1f1b NUM%: ratio NUM\); one step alone NUM% with 1.25x, NUM% with 1.5x its memory$`,
       ),
     ],
   },
