@@ -111,7 +111,7 @@ const BENCHES = {
       ),
       // zb-v with its steps overlapped under post-validation, measured on the same workers
       re(
-        String.raw`^ +overlapped steps \(post-validation\), measured P=2: NUM% \(simulated from this run NUM%, off by NUM points.*; steps that started before the previous decision \d+/\d+, reruns \d+\)$`,
+        String.raw`^ +overlapped steps \(post-validation\), measured P=2: NUM% \(simulated from this run NUM%, off by NUM points.*; steps that started before the previous decision \d+/\d+, reruns \d+\); tokens/s NUM against NUM one step at a time: NUMx$`,
       ),
       re(
         String.raw`^ +gpipe +predicted P=2 NUM%.*measured P=2: NUM% \(simulated from this run NUM%, off by NUM points`,

@@ -27,7 +27,10 @@ constexpr int64_t kGptqTileRows = 32;
 
 // Threads for a product of `macs` multiply-adds: one below 2^18 (a small layer; waking a second thread would cost more
 // than it saves, and much more on a loaded machine, where the sleeping OpenMP worker waits for a time slice).
-inline int threadsFor(int threads, int64_t macs) { return macs < (int64_t(1) << 18) ? 1 : threads; }
+// One thread below 2^21 multiply-adds (about 0.1 ms of one core's work): waking the second OpenMP thread (PASSIVE
+// waits) costs 10-65 us a region, so tiny-lfa's 16-row serving steps ran 1.8x slower on two threads than on one
+// at the old 2^18; the 2B shapes (4M+ per row) still split.
+inline int threadsFor(int threads, int64_t macs) { return macs < (int64_t(1) << 21) ? 1 : threads; }
 
 inline float bf16(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;
