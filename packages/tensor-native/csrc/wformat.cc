@@ -393,6 +393,27 @@ void gptq8Chunk(const Gptq& q, const QuantRow* xs, int64_t p, int64_t pe, int64_
   }
 }
 
+// The column loop of the one-row chunk kernels (gptq4Chunk1, gptq8Chunk1): facc[c] += dx · dot(c) for the 8·vectors
+// columns, two column vectors per step (two independent chains) and one at the tail, prefetching the next chunk's
+// `next` rows `out` apart from `rows` + 4·out.
+template <class Dot>
+inline void chunk1Stripe(const Dot& dot, const int32_t* rows, int64_t out, int64_t vectors, int64_t next, __m256 dx,
+                         float* facc) {
+  int64_t v = 0;
+  for (; v + 2 <= vectors; v += 2) {
+    if (next > 0) prefetchRows(rows + 4 * out + 8 * v, next, out);
+    const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
+    _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
+  }
+  for (; v < vectors; v++) {
+    if (next > 0) prefetchRows(rows + 4 * out + 8 * v, next, out);
+    float* f = facc + 8 * v;
+    _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
+  }
+}
+
 // One row, a full chunk of 4-bit packed rows (32 inputs: pe − p = 4): the arithmetic of gptq4Chunk<1> (the same int16
 // sums, so the same fp32 result bit for bit), with the chunk's 8 activation words broadcast once into registers instead
 // of once per column vector, the 4 rows unrolled and two column vectors per step (two independent int16 chains).
@@ -420,19 +441,7 @@ void gptq4Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
                                        _mm256_add_epi16(row(r2, e2, o2), row(r3, e3, o3)));
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(a, ones));
   };
-  int64_t v = 0;
-  for (; v + 2 <= vectors; v += 2) {
-    if (next > 0) prefetchRows(r0 + 4 * out + 8 * v, next, out);
-    const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
-    float* f = facc + 8 * v;
-    _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
-    _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
-  }
-  for (; v < vectors; v++) {
-    if (next > 0) prefetchRows(r0 + 4 * out + 8 * v, next, out);
-    float* f = facc + 8 * v;
-    _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
-  }
+  chunk1Stripe(dot, r0, out, vectors, next, dx, facc);
 }
 
 // One row, a full chunk of 8-bit packed rows (16 inputs: pe − p = 4): gptq8Chunk<1>'s arithmetic (exact int32 sums, so
@@ -454,19 +463,7 @@ void gptq8Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
     }
     return _mm256_cvtepi32_ps(_mm256_add_epi32(a, b));
   };
-  int64_t v = 0;
-  for (; v + 2 <= vectors; v += 2) {
-    if (next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
-    const __m256 d0 = dot(8 * v), d1 = dot(8 * v + 8);
-    float* f = facc + 8 * v;
-    _mm256_storeu_ps(f, _mm256_fmadd_ps(d0, dx, _mm256_loadu_ps(f)));
-    _mm256_storeu_ps(f + 8, _mm256_fmadd_ps(d1, dx, _mm256_loadu_ps(f + 8)));
-  }
-  for (; v < vectors; v++) {
-    if (next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
-    float* f = facc + 8 * v;
-    _mm256_storeu_ps(f, _mm256_fmadd_ps(dot(8 * v), dx, _mm256_loadu_ps(f)));
-  }
+  chunk1Stripe(dot, base, out, vectors, next, dx, facc);
 }
 
 // Columns [c0, c0 + 8·vectors) of R rows, all groups: y[r][c] = Σ_g s[g][c]·(facc_g[r][c] − z[g][c]·sx[r][g]).
