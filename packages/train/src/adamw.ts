@@ -24,6 +24,14 @@ export interface SpeculativeUpdate {
   settled: boolean;
 }
 
+/**
+ * Whether a post-validated update stands as applied (`AdamW.settleUpdate` keeps it): the global gradient norm is finite
+ * and at most `clip` (or `clip` ≤ 0, no clipping). Otherwise it is rolled back (and, for a finite norm, redone clipped).
+ */
+export function keepsUpdate(norm: number, clip: number): boolean {
+  return Number.isFinite(norm) && !(clip > 0 && norm > clip);
+}
+
 /** One parameter's moment estimates. */
 interface Moments {
   m: tf.Variable;
@@ -126,7 +134,7 @@ export class AdamW {
     if (u.settled) throw new YuanError('usage', 'a speculative optimizer update was settled twice');
     u.settled = true;
     try {
-      if (Number.isFinite(norm) && !(clip > 0 && norm > clip)) return { rolledBack: false, applied: true };
+      if (keepsUpdate(norm, clip)) return { rolledBack: false, applied: true };
       for (const sv of u.saved) {
         u.params.get(sv.name)!.assign(sv.p);
         const now = this.state.get(sv.name)!;

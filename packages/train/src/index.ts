@@ -6,7 +6,7 @@
  */
 export { TRAIN_DEFAULTS, trainConfig, type TrainConfig } from './config.js';
 export { learningRate, stepLearningRate, type LrSchedule } from './schedule.js';
-export { AdamW, type AdamWOptions, type SpeculativeUpdate } from './adamw.js';
+export { AdamW, keepsUpdate, type AdamWOptions, type SpeculativeUpdate } from './adamw.js';
 export {
   microBatchGrads,
   accumulateGrads,

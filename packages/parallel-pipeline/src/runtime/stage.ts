@@ -5,6 +5,7 @@ import {
   clipGrads,
   clipScale,
   disposeGrads,
+  keepsUpdate,
   LayerRange,
   type DeferredWeights,
   type GradMap,
@@ -683,8 +684,18 @@ export class Stage {
    */
   private async settlePending(): Promise<boolean> {
     const p = this.pending;
-    if (!p) return false;
-    const d = await p.decided;
+    return p ? this.settleWith(p, await p.decided) : false;
+  }
+
+  /** Frees a kept speculative update as soon as its decision has arrived and keeps it (called between instructions). */
+  private settleIfKept(): void {
+    const p = this.pending;
+    const d = p?.outcome;
+    if (p && d?.type === 'update' && d.lr === p.lr && keepsUpdate(d.norm, d.clip)) this.settleWith(p, d);
+  }
+
+  /** Settles `p` with its decision `d` (`AdamW.settleUpdate`); returns whether the update was rolled back. */
+  private settleWith(p: PendingValidation, d: StageDecision): boolean {
     this.pending = undefined;
     if (d.type === 'update' && d.lr !== p.lr)
       throw new YuanError(
@@ -701,18 +712,6 @@ export class Stage {
     this.postValidation = r;
     disposeGrads(p.update.grads);
     return r.rolledBack;
-  }
-
-  /** Frees a kept speculative update as soon as its decision has arrived and keeps it (called between instructions). */
-  private settleIfKept(): void {
-    const p = this.pending;
-    const d = p?.outcome;
-    if (!p || !d || d.type !== 'update' || !Number.isFinite(d.norm) || (d.clip > 0 && d.norm > d.clip) || d.lr !== p.lr)
-      return;
-    this.pending = undefined;
-    this.postValidation = this.optimizer.settleUpdate(p.update, d.norm, d.clip);
-    this.step = p.step;
-    disposeGrads(p.update.grads);
   }
 
   /** One try of a step: the instruction list run once over `run.inputs` (see `trainStep`). */
