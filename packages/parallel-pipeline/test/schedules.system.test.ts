@@ -90,19 +90,22 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
     });
   }
 
-  it('post-validation in the stages (zb-v): update first, roll back and redo clipped over the clip — the clip-first weights', async () => {
-    const config = tinyConfig('lfa', LAYERS);
-    reference ??= run(single, setupOf(config, data, STEPS, undefined, 4), STEPS);
-    const ref = await reference;
-    const post = tinyConfig('lfa', LAYERS, { postValidate: true });
-    const engine = await pipelineEngine({
+  /** A P = 2 ZB-V pipeline (uneven V 2,1,1,2, kept tapes) with `train.postValidate` and `train` over tinyConfig's. */
+  const postValidatedZbv = (train: Record<string, unknown>) =>
+    pipelineEngine({
       stages: 2,
       microbatches: 4,
       plugins: [LFA_MODULE],
       schedule: 'zb-v',
       recompute: 'none',
       partition: [2, 1, 1, 2],
-    })(setupOf(post, data, STEPS));
+    })(setupOf(tinyConfig('lfa', LAYERS, { postValidate: true, ...train }), data, STEPS));
+
+  it('post-validation in the stages (zb-v): update first, roll back and redo clipped over the clip — the clip-first weights', async () => {
+    const config = tinyConfig('lfa', LAYERS);
+    reference ??= run(single, setupOf(config, data, STEPS, undefined, 4), STEPS);
+    const ref = await reference;
+    const engine = await postValidatedZbv({});
     try {
       const norms: number[] = [];
       const losses: number[] = [];
@@ -135,15 +138,7 @@ describe('schedules on the pipeline runtime: the single-process losses and weigh
         setupOf(tinyConfig('lfa', LAYERS, { gradClip: clip }), data, STEPS, undefined, 4),
         STEPS,
       );
-      const post = tinyConfig('lfa', LAYERS, { postValidate: true, gradClip: clip });
-      const engine = await pipelineEngine({
-        stages: 2,
-        microbatches: 4,
-        plugins: [LFA_MODULE],
-        schedule: 'zb-v',
-        recompute: 'none',
-        partition: [2, 1, 1, 2],
-      })(setupOf(post, data, STEPS));
+      const engine = await postValidatedZbv({ gradClip: clip });
       try {
         const losses: number[] = [];
         const restarts: number[] = [];
