@@ -40,6 +40,7 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
       '--bits',
       '8',
       '--group=-1',
+      '--float-convs',
       '--out',
       out,
       '--json',
@@ -60,6 +61,8 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
       checkpoint_format: 'gptq',
       yuan: { method: 'rtn' },
     });
+    // --float-convs: the layout of linears only, LFA's convolutions stay float
+    expect(config.quantization_config.yuan.weightShapes).toBeUndefined();
     const model = await loadQuantizedModel(out, lookup);
     expect(model.config.model.hiddenSize).toBe(64);
     model.dispose();
@@ -89,9 +92,9 @@ describe.skipIf(!existsSync(fixture))('yuan quantize on the tiny YUAN fixture (n
     );
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(
-      /^quantized 14 linears \(131,072 parameters; 49,792 stay float\) with gptq 4-bit, group 32, act-order in [\d.]+ s: model.safetensors [\d.]+ MB \(float32: 0.7 MB\); output in /,
+      /^quantized 18 linears \(147,456 parameters; 33,408 stay float\) with gptq 4-bit, group 32, act-order in [\d.]+ s: model.safetensors [\d.]+ MB \(float32: 0.7 MB\); output in /,
     );
-    expect(r.err).toMatch(/^10\/10 layer 2\/2 mlp.down_proj.weight/m);
+    expect(r.err).toMatch(/^14\/14 layer 2\/2 mlp.down_proj.weight/m);
     let ckpt = await readQuantizedCheckpoint(out);
     expect(ckpt.hf.quantization_config).toMatchObject({
       bits: 4,

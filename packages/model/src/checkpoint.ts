@@ -289,6 +289,29 @@ async function checkDerivedTensors(
   return ignored.filter((n) => !checked.has(n));
 }
 
+/**
+ * The shape of the weight a GPTQ-layout `<base>.qweight` stands for, when it is not the linear's [out, in]: LFA's Conv2d
+ * weights are packed as [out, in·K] matrices, and `yuan quantize` records their shape ([out, in, K, 1]) in
+ * `quantization_config.yuan.weightShapes` by name inside a layer (`self_attn.lf_gate.conv1.weight`). `quantization` is
+ * config.json's `quantization_config`; `weight` the full name (`model.layers.3.self_attn.lf_gate.conv1.weight`).
+ * Undefined when nothing is recorded for it. A recorded shape whose size is not `size` values is a one-line error.
+ */
+export function packedWeightShape(
+  quantization: JsonObject | undefined,
+  weight: string,
+  size: number,
+): readonly number[] | undefined {
+  const shapes = (quantization?.yuan as JsonObject | undefined)?.weightShapes as JsonObject | undefined;
+  const shape = shapes?.[weight.replace(/^model\.layers\.\d+\./, '')];
+  if (shape === undefined) return undefined;
+  if (!Array.isArray(shape) || shape.reduce((a: number, b) => a * (b as number), 1) !== size)
+    throw new YuanError(
+      'checkpoint',
+      `quantization_config.yuan.weightShapes gives ${weight} the shape ${JSON.stringify(shape)}, which does not hold its ${size} packed values`,
+    );
+  return shape as number[];
+}
+
 /** The one-line note naming the tensors a checkpoint holds that the model does not use (empty when there are none). */
 export function ignoredTensorsNote(dir: string, ignored: readonly string[]): string {
   if (ignored.length === 0) return '';

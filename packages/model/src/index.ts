@@ -43,6 +43,7 @@ export {
   configFromHf,
   configToHf,
   ignoredTensorsNote,
+  packedWeightShape,
   type AttentionLookup,
   type LoadCheckpointOptions,
 } from './checkpoint.js';

@@ -118,20 +118,32 @@ export const QUANTIZED = [
 
 /**
  * Copies an fp32 checkpoint folder (config.json + model.safetensors) into `out` with its decoder layers' linear weights
- * RTN-quantized in the GPTQ layout, `quantization_config` added; embeddings, convolutions and norms stay F32.
+ * RTN-quantized in the GPTQ layout, `quantization_config` added; embeddings and norms stay F32, and so do LFA's
+ * convolutions unless `convs` (then packed as [out, in·K] with their shapes in `quantization_config.yuan.weightShapes`,
+ * as `yuan quantize` writes them).
  */
-export function quantizeFolder(src: string, out: string, bits: 4 | 8, group: number, actOrder = false): void {
+export function quantizeFolder(
+  src: string,
+  out: string,
+  bits: 4 | 8,
+  group: number,
+  actOrder = false,
+  convs = false,
+): void {
   const config = JSON.parse(readFileSync(path.join(src, 'config.json'), 'utf8'));
   config.quantization_config = { quant_method: 'gptq', bits, group_size: group, desc_act: actOrder, sym: false };
-  writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2));
+  const weightShapes: Record<string, number[]> = {};
   const tensors: RawTensor[] = [];
   for (const t of readRawSafetensors(path.join(src, 'model.safetensors'))) {
     const base = t.name.replace(/\.weight$/, '');
-    if (!QUANTIZED.some((q) => base.endsWith(q)) || t.dtype !== 'F32') {
+    const conv = convs && /lf_gate\.conv\d\.weight$/.test(t.name);
+    if ((!QUANTIZED.some((q) => base.endsWith(q)) && !conv) || t.dtype !== 'F32') {
       tensors.push(t);
       continue;
     }
-    const [o, i] = t.shape;
+    if (conv) weightShapes[t.name.replace(/^model\.layers\.\d+\./, '')] = t.shape;
+    const o = t.shape[0];
+    const i = t.shape.slice(1).reduce((a, b) => a * b, 1);
     const w = new Float32Array(t.data.slice().buffer);
     const q = rtnGptq(w, o, i, bits, group === -1 ? i : group, actOrder);
     const groups = Math.ceil(i / (group === -1 ? i : group));
@@ -142,6 +154,8 @@ export function quantizeFolder(src: string, out: string, bits: 4 | 8, group: num
       { name: `${base}.g_idx`, dtype: 'I32', shape: [i], data: bytes(q.gIdx) },
     );
   }
+  if (convs) config.quantization_config.yuan = { weightShapes };
+  writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2));
   writeRawSafetensors(path.join(out, 'model.safetensors'), tensors);
   for (const f of ['tokenizer.model']) {
     try {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { recognizeAttention, YuanError, type JsonObject, type QuantizedLinear, type QuantizeGrid } from '@yuan/core';
-import { configFromHf, modelParameters, YuanModel, type AttentionLookup } from '@yuan/model';
+import { configFromHf, modelParameters, packedWeightShape, YuanModel, type AttentionLookup } from '@yuan/model';
 import { openSafetensors, type SafetensorsFile, type TensorToWrite } from '@yuan/tensor';
 import { dequantizeLinear } from './plugins.js';
 
@@ -66,7 +66,10 @@ export interface QuantizedCheckpoint {
   floats: Map<string, Float32Array>;
   /** Quantized linears by base name (`model.layers.0.mlp.down_proj`). */
   linears: Map<string, QuantizedLinear>;
-  /** The shape of every float tensor and of every quantized linear's weight (`<base>.weight`: [rows, cols]). */
+  /**
+   * The shape of every float tensor and of every quantized linear's weight (`<base>.weight`: [rows, cols], or the
+   * Conv2d shape recorded in `quantization_config.yuan.weightShapes` for a packed LFA convolution).
+   */
   shapes: Map<string, readonly number[]>;
 }
 
@@ -182,7 +185,7 @@ export async function readQuantizedCheckpoint(dir: string): Promise<QuantizedChe
         const g = groupSize === -1 ? cols : groupSize;
         gIdx = Int32Array.from({ length: cols }, (_, i) => Math.floor(i / g));
       }
-      shapes.set(`${base}.weight`, [rows, cols]);
+      shapes.set(`${base}.weight`, packedWeightShape(qc, `${base}.weight`, rows * cols) ?? [rows, cols]);
       linears.set(base, {
         rows,
         cols,

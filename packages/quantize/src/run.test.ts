@@ -43,7 +43,7 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     await initBackend();
   });
 
-  it('rtn writes the GPTQ layout: packed linears (q_proj and k_proj apart), float embeddings, norms and LFA convs', async () => {
+  it('rtn writes the GPTQ layout: packed linears (q_proj and k_proj apart) and LFA convs, float embeddings, norms, biases', async () => {
     const out = path.join(tmp, 'rtn8');
     const summary = await quantizeCheckpoint({
       model: fixture,
@@ -52,7 +52,8 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       options: { ...RTN_DEFAULTS, bits: 8, groupSize: 32 },
       lookup,
     });
-    expect(summary).toMatchObject({ method: 'rtn', layers: 2, linears: 2 * 7 });
+    // per layer: q, k, v, o, up, gate, down and LFA's two convolutions
+    expect(summary).toMatchObject({ method: 'rtn', layers: 2, linears: 2 * 9 });
     const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(config.quantization_config).toMatchObject({
       quant_method: 'gptq',
@@ -61,7 +62,13 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       desc_act: false,
       sym: false,
       checkpoint_format: 'gptq',
-      yuan: { method: 'rtn' },
+      yuan: {
+        method: 'rtn',
+        weightShapes: {
+          'self_attn.lf_gate.conv1.weight': [32, 64, 2, 1],
+          'self_attn.lf_gate.conv2.weight': [64, 32, 2, 1],
+        },
+      },
     });
     expect(config.hidden_size).toBe(64);
     const st = await openSafetensors(path.join(out, 'model.safetensors'));
@@ -76,9 +83,12 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
     expect(entry(`${p}k_proj.g_idx`)).toEqual(['I32', [64]]);
     expect(entry('model.layers.1.mlp.down_proj.qweight')).toEqual(['I32', [64, 64]]);
     expect(entry('model.layers.1.mlp.gate_proj.scales')).toEqual(['F16', [2, 256]]);
+    expect(entry(`${p}lf_gate.conv1.qweight`)).toEqual(['I32', [32, 32]]); // [in·K·8/32, out]
+    expect(entry(`${p}lf_gate.conv2.scales`)).toEqual(['F16', [2, 64]]); // 64 in·K columns, groups of 32
+    expect(entry(`${p}lf_gate.conv1.weight`)).toBeUndefined();
     for (const f of [
       'model.embed_tokens.weight',
-      `${p}lf_gate.conv1.weight`,
+      `${p}lf_gate.conv1.bias`,
       `${p}lf_gate.conv2.bias`,
       'model.layers.1.input_layernorm.weight',
       'model.norm.weight',
@@ -103,7 +113,29 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       expect([...split.scales], part).toEqual([...alone.scales]);
     }
     await source.close();
+    // the Conv2d shape comes back from quantization_config.yuan.weightShapes
+    expect(ckpt.shapes.get(`${p}lf_gate.conv1.weight`)).toEqual([32, 64, 2, 1]);
     // 8-bit groups of 32: the dequantized model's logits stay close to the float model's
+    expect(await logitGap(fixture, out)).toBeLessThan(0.02);
+  });
+
+  it('--float-convs keeps the LFA convolutions float (the layout of linears only)', async () => {
+    const out = path.join(tmp, 'rtn8-float-convs');
+    const summary = await quantizeCheckpoint({
+      model: fixture,
+      out,
+      quantizer: rtnQuantizer,
+      options: { ...RTN_DEFAULTS, bits: 8, groupSize: 32 },
+      lookup,
+      floatConvs: true,
+    });
+    expect(summary.linears).toBe(2 * 7);
+    const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(config.quantization_config.yuan.weightShapes).toBeUndefined();
+    const st = await openSafetensors(path.join(out, 'model.safetensors'));
+    expect(st.entries.get('model.layers.0.self_attn.lf_gate.conv1.weight')?.dtype).toBe('F32');
+    expect(st.entries.has('model.layers.0.self_attn.lf_gate.conv1.qweight')).toBe(false);
+    await st.close();
     expect(await logitGap(fixture, out)).toBeLessThan(0.02);
   });
 
@@ -125,14 +157,16 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       batchSize: 4,
       onProgress: (p) => progress.push(`${p.done}/${p.total} ${p.name}`),
     });
-    expect(summary.linears).toBe(14);
-    // forward order inside a layer: LFA's fused QK (filtered input), V, O, then the MLP
-    expect(progress.slice(0, 5)).toEqual([
-      '1/10 model.layers.0.self_attn.qk_proj.weight',
-      '2/10 model.layers.0.self_attn.v_proj.weight',
-      '3/10 model.layers.0.self_attn.o_proj.weight',
-      '4/10 model.layers.0.mlp.up_gate_proj.weight',
-      '5/10 model.layers.0.mlp.down_proj.weight',
+    expect(summary.linears).toBe(18);
+    // forward order inside a layer: LFA's convolutions, its fused QK (filtered input), V, O, then the MLP
+    expect(progress.slice(0, 7)).toEqual([
+      '1/14 model.layers.0.self_attn.lf_gate.conv1.weight',
+      '2/14 model.layers.0.self_attn.lf_gate.conv2.weight',
+      '3/14 model.layers.0.self_attn.qk_proj.weight',
+      '4/14 model.layers.0.self_attn.v_proj.weight',
+      '5/14 model.layers.0.self_attn.o_proj.weight',
+      '6/14 model.layers.0.mlp.up_gate_proj.weight',
+      '7/14 model.layers.0.mlp.down_proj.weight',
     ]);
     const config = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
     expect(config.quantization_config).toMatchObject({
@@ -196,6 +230,9 @@ describe.skipIf(!existsSync(fixture))('quantizeCheckpoint on the tiny YUAN fixtu
       calibration,
     });
     for (const n of names) expect(energy(n), n).toBeGreaterThan(0);
+    // a convolution's Hessian is over its stacked input [in·K] (kernel 2: the previous and the current position)
+    expect(hessians.get('model.layers.0.self_attn.lf_gate.conv1.weight')).toHaveLength(128 * 128);
+    expect(energy('model.layers.0.self_attn.lf_gate.conv1.weight')).toBeGreaterThan(0);
     // V quantized to 0 → the attention output, o_proj's input, is 0; up and gate to 0 → down_proj's input is 0
     await quantizeCheckpoint({
       model: fixture,

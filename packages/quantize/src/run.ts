@@ -52,6 +52,11 @@ export interface QuantizeCheckpointOptions<O extends QuantizeGrid = QuantizeGrid
   calibrationInfo?: JsonObject;
   /** Calibration windows per forward pass. Default 8. */
   batchSize?: number;
+  /**
+   * Keep LFA's convolutions (Conv2d weights [out, in, K, 1]) float, as the GPTQ layout's linears-only readers expect.
+   * Default false: they are quantized like the linears, viewed as [out, in·K] (see the package README).
+   */
+  floatConvs?: boolean;
   /** Stored dtype of the tensors that stay float; default from config.json's torch_dtype (bfloat16, float16, else F32). */
   floatDtype?: FloatDType;
   onProgress?: (p: QuantizeProgress) => void;
@@ -112,12 +117,20 @@ function splitRows(q: QuantizedLinear, parts: number, name: string): QuantizedLi
   }));
 }
 
-/** The fused names of the 2-D parameters that layer `part` passes to `linear`, in the order its forward uses them. */
-function discoverLinears(part: YuanModel, byTensor: Map<tf.Tensor, string>, hidden: number): string[] {
+/**
+ * The fused names of the parameters that layer `part` passes to `linear` (2-D) or to `causalConv1d` (Conv2d weights,
+ * unless `floatConvs`), in the order its forward uses them.
+ */
+function discoverLinears(
+  part: YuanModel,
+  byTensor: Map<tf.Tensor, string>,
+  hidden: number,
+  floatConvs: boolean,
+): string[] {
   const seen: string[] = [];
   const hooks = new Map<tf.Tensor, LinearHook>();
   for (const [weight, name] of byTensor) {
-    if (weight.rank !== 2) continue;
+    if (weight.rank < 2 || (weight.rank > 2 && floatConvs)) continue;
     hooks.set(weight, (x, base) => {
       if (!seen.includes(name)) seen.push(name);
       return base(x);
@@ -171,9 +184,11 @@ function collectHessian(part: YuanModel, hidden: tf.Tensor3D[], target: tf.Tenso
 /**
  * Quantizes every linear of a YUAN checkpoint's decoder layers with a quantizer plugin and writes the Hugging Face
  * GPTQ layout (see the package README): `<name>.qweight/.qzeros/.scales/.g_idx` per linear, embeddings, norms and
- * LFA convolutions as floats, config.json with `quantization_config`, and the source's other files (tokenizer, ...)
- * copied. The linears are the 2-D parameters a layer's forward passes to `linear` (found by running it once), so any
- * attention plugin's projections are covered. A fused parameter is quantized as one matrix and written as its Hugging
+ * biases as floats, config.json with `quantization_config`, and the source's other files (tokenizer, ...) copied. The
+ * linears are the 2-D parameters a layer's forward passes to `linear` (found by running it once), so any attention
+ * plugin's projections are covered, and LFA's convolutions, which `causalConv1d` multiplies as [out, in·K] matrices
+ * (packed as such; `quantization_config.yuan.weightShapes` records their Conv2d shape by name inside a layer), unless
+ * `floatConvs` keeps them float. A fused parameter is quantized as one matrix and written as its Hugging
  * Face parts (q_proj and k_proj, up_proj and gate_proj), its output rows split; for quantizers whose values are per
  * output row (rtn, gptq: the parts share their inputs) that equals quantizing each part alone.
  *
@@ -256,11 +271,13 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(
       });
       try {
         const byTensor = new Map<tf.Tensor, string>([...part.params].map(([name, v]) => [v, name]));
-        const names = discoverLinears(part, byTensor, hiddenSize);
+        const names = discoverLinears(part, byTensor, hiddenSize, o.floatConvs ?? false);
         if (l === 0) total = names.length * numLayers;
         for (const name of names) {
           const spec = specOf.get(name) as ParameterSpec;
-          const [rows, cols] = spec.shape;
+          // a Conv2d weight [out, in, K, 1] is the matrix [out, in·K] that causalConv1d multiplies
+          const rows = spec.shape[0];
+          const cols = spec.shape.slice(1).reduce((a, b) => a * b, 1);
           const variable = part.param(name);
           const hessian = calibrated ? collectHessian(part, hidden, variable, cols) : undefined;
           const parts = spec.parts ?? [spec.name];
@@ -310,6 +327,8 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(
   let quantizedParameters = 0;
   let floatParameters = 0;
   let linears = 0;
+  // the shape each packed tensor stands for where it is not [out, in] (Conv2d weights), by name inside a layer
+  const weightShapes: JsonObject = {};
   for (const spec of specs) {
     const parts = spec.parts ?? [spec.name];
     const partShape = [spec.shape[0] / parts.length, ...spec.shape.slice(1)];
@@ -318,6 +337,7 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(
     for (const [i, name] of parts.entries()) {
       if (qs) {
         tensors.push(...linearTensors(name.replace(/\.weight$/, ''), qs[i]));
+        if (partShape.length > 2) weightShapes[name.replace(/^model\.layers\.\d+\./, '')] = partShape;
         quantizedParameters += n;
         linears++;
       } else {
@@ -340,6 +360,7 @@ export async function quantizeCheckpoint<O extends QuantizeGrid>(
         method: o.quantizer.name,
         options: o.options as unknown as JsonObject,
         ...(o.calibrationInfo ? { calibration: o.calibrationInfo } : {}),
+        ...(Object.keys(weightShapes).length ? { weightShapes } : {}),
       },
     ),
   };

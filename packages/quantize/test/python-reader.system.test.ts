@@ -59,7 +59,8 @@ describe.skipIf(why)(
         expect(r.status, r.stderr).toBe(0);
         const theirs = JSON.parse(r.stdout) as Record<string, { shape: number[]; values: number[] }>;
         const ours = dequantizedWeights(await readQuantizedCheckpoint(out));
-        expect(Object.keys(theirs)).toHaveLength(14);
+        // 7 linears and LFA's 2 convolutions (packed as [out, in·K]) per layer
+        expect(Object.keys(theirs)).toHaveLength(18);
         for (const [base, t] of Object.entries(theirs)) {
           const w = ours.get(`${base}.weight`)!;
           expect(w.length, base).toBe(t.shape[0] * t.shape[1]);

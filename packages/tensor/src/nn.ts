@@ -131,7 +131,8 @@ function composedAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, keyBi
 /**
  * Causal 1-D convolution over time with a PyTorch Conv2d weight [out, in, K, 1] and bias [out]: y_t = b + Σ_k W_k·x_{t−K+1+k}.
  * x is [B, T, in]; `history` [B, K−1, in] holds the states before x (zeros when absent, as in training). Computed as one
- * matMul of the K shifted inputs interleaved per channel ([B, T, in·K]) with the weight viewed as [out, in·K].
+ * matMul of the K shifted inputs interleaved per channel ([B, T, in·K]) with the weight viewed as [out, in·K]; inside
+ * `withLinearHooks`, a hook on `weight` (the 4-D tensor) computes that product instead, as `linear`'s hooks do.
  */
 export function causalConv1d(
   x: tf.Tensor3D,
@@ -146,7 +147,11 @@ export function causalConv1d(
     const padded = past ? tf.concat([past, x], 1) : x;
     const shifted = Array.from({ length: kernel }, (_, k) => tf.slice(padded, [0, k, 0], [b, t, cin]));
     const stacked = kernel === 1 ? shifted[0] : tf.reshape(tf.stack(shifted, 3), [b, t, cin * kernel]);
-    const y = linear(stacked, tf.reshape(weight, [cout, cin * kernel]));
+    // the product over the weight viewed as [out, in·K]; a hook on the Conv2d weight itself (GPTQ's calibration, a
+    // packed base) sees the stacked input [B, T, in·K]
+    const hook = linearHookOf(weight);
+    const product = (v: tf.Tensor) => plainLinear(v, tf.reshape(weight, [cout, cin * kernel]));
+    const y = hook ? hook(stacked, product) : product(stacked);
     return (bias ? tf.add(y, bias) : y) as tf.Tensor3D;
   });
 }

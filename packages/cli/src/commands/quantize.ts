@@ -85,13 +85,15 @@ export const quantizeCommand: Command = {
   summary:
     "quantize a checkpoint's linears to 8 or 4 bits (rtn, gptq with calibration data) in the Hugging Face GPTQ layout",
   usage:
-    'yuan quantize --model DIR --method rtn|gptq --out DIR [--bits 8|4] [--group 128|--group=-1] [--sym] [--act-order] [--damp 0.01]\n' +
+    'yuan quantize --model DIR --method rtn|gptq --out DIR [--bits 8|4] [--group 128|--group=-1] [--sym] [--act-order] [--damp 0.01] [--float-convs]\n' +
     '  [--calibration FILE.txt|DATA_DIR [--samples 256] [--seq 512] [--seed 0] [--batch 8] [--tokenizer FILE.model|bytes]]\n' +
     '  [--option KEY=VALUE ...] [--plugin PKG|PATH ...] [--backend NAME] [--json]\n' +
     '  --bits default 4, --group default 128 input columns per scale and zero point (-1 or channel: one per output row);\n' +
     '  --sym: zero point 2^(bits-1) instead of per-group min/max; --act-order, --damp: gptq only (desc_act, dampening λ);\n' +
     "  --calibration (gptq): a text file (tokenized with --tokenizer, else the model's own) or a `yuan data prepare` folder\n" +
-    "  (or Megatron PREFIX): --samples windows of --seq tokens (at most the model's positions) drawn with --seed",
+    "  (or Megatron PREFIX): --samples windows of --seq tokens (at most the model's positions) drawn with --seed;\n" +
+    "  LFA's convolutions are quantized too (packed as [out, in·K] matrices); --float-convs keeps them float, the strict\n" +
+    '  GPTQ layout of linears only',
   options: {
     model: { type: 'string' },
     method: { type: 'string' },
@@ -100,6 +102,7 @@ export const quantizeCommand: Command = {
     group: { type: 'string' },
     sym: { type: 'boolean' },
     'act-order': { type: 'boolean' },
+    'float-convs': { type: 'boolean' },
     damp: { type: 'string' },
     calibration: { type: 'string' },
     samples: { type: 'string' },
@@ -182,6 +185,7 @@ export const quantizeCommand: Command = {
       calibration,
       calibrationInfo,
       batchSize: batch,
+      floatConvs: values['float-convs'] === true,
       onProgress: (p) => {
         progress ??= new Progress(io, p.total, p.total / p.layers);
         progress.update(

@@ -10,7 +10,7 @@ import {
   type TensorAttentionPlugin,
   type TensorWeightFormat,
 } from '@yuan/tensor';
-import { configFromHf, ignoredTensorsNote, type AttentionLookup } from '../checkpoint.js';
+import { configFromHf, ignoredTensorsNote, packedWeightShape, type AttentionLookup } from '../checkpoint.js';
 import { YuanModel } from '../model.js';
 import { Decoder } from './decoder.js';
 import {
@@ -110,9 +110,16 @@ export async function readStoredModel(
   // the first layer's attention tensors (a GPTQ linear's `qweight` stands for its `weight`), for the registered plugins
   // to recognize when config.json names none
   const layer0 = new Map<string, readonly number[]>();
+  // (or, for a packed LFA convolution, the Conv2d shape `yuan quantize` recorded)
+  const bits = Number(source.quantization?.bits);
   for (const [name, t] of source.tensors) {
     const m = /^model\.layers\.0\.self_attn\.(.+)$/.exec(name);
-    if (m) layer0.set(m[1].replace(/\.qweight$/, '.weight'), t.shape);
+    if (!m) continue;
+    const weight = m[1].replace(/\.qweight$/, '.weight');
+    const values = (t.shape[0] * t.shape[1] * 32) / bits;
+    const full = `model.layers.0.self_attn.${weight}`;
+    const packed = weight !== m[1] && bits > 0 ? packedWeightShape(source.quantization, full, values) : undefined;
+    layer0.set(weight, packed ?? t.shape);
   }
   const named = (overrides.attention as JsonObject | undefined)?.name;
   let config = configFromHf(hf, cfgPath, (spec) =>

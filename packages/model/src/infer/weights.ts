@@ -108,7 +108,10 @@ export interface RandomWeightOptions {
    * `token_embd` too; the head is a fifth of the 2B model's bytes per token in int4, two fifths if kept in bf16).
    */
   embedFormat?: TensorWeightFormat;
-  /** Format of the LFA convolutions (default: the linears' format for fp32 and bf16, bf16 for int formats). */
+  /**
+   * Format of the LFA convolutions, viewed as [out, in·K] (default: the linears' format, as `yuan quantize` packs them;
+   * `bf16Format` gives a model quantized with `--float-convs` from a bf16 source).
+   */
   convFormat?: TensorWeightFormat;
 }
 
@@ -125,9 +128,8 @@ export function randomInferenceWeights(
   options: RandomWeightOptions = {},
 ): InferenceWeights {
   const format = options.format ?? fp32Format;
-  const dense = format === fp32Format || format === bf16Format;
   const embedFormat = options.embedFormat ?? format;
-  const convFormat = options.convFormat ?? (dense ? format : bf16Format);
+  const convFormat = options.convFormat ?? format;
   const linears = new Map<string, StoredWeight>();
   const vectors = new Map<string, Float32Array>();
   // one table per bound, and one scratch array for the float values of weights stored in another format (the LFA
@@ -157,7 +159,10 @@ export function randomInferenceWeights(
     const [out, inF] = p.shape;
     const f = p.name === 'model.embed_tokens' ? embedFormat : p.spec.shape.length > 2 ? convFormat : format;
     if (init.kind === 'normal') linears.set(p.name, f.random(out, inF, s, init.std));
-    else {
+    else if (init.kind === 'uniform' && f !== fp32Format && f !== bf16Format) {
+      // an int format's random codes are uniform already: uniform(−b, b) has the standard deviation b/√3
+      linears.set(p.name, f.random(out, inF, s, init.bound / Math.sqrt(3)));
+    } else {
       const fp32 = f !== bf16Format;
       if (!fp32 && scratch.length < out * inF) scratch = new Float32Array(out * inF);
       const values = fp32 ? new Float32Array(out * inF) : scratch.subarray(0, out * inF);
