@@ -31,12 +31,49 @@ void rope(float* x, int64_t n, int64_t stride, int64_t heads, int64_t d, const i
   }
 }
 
+namespace {
+
+// One (row, head) of causal attention: out[0, d) = softmax(qi·kᵀ·scale over positions [0, seen)) · v, for keys and
+// values of that head at k + j·kvStride, v + j·kvStride; p [seen] and acc [d] are the caller's buffers.
+inline void attendHead(const float* qi, const float* k, const float* v, int64_t kvStride, int64_t seen, int64_t d,
+                       float scale, float* p, float* acc, float* out) {
+  float m = -INFINITY;
+  for (int64_t j = 0; j < seen; j++) {
+    const float* kj = k + j * kvStride;
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t t = 0; t < d; t++) s += qi[t] * kj[t];
+    s *= scale;
+    p[j] = s;
+    m = std::max(m, s);
+  }
+  float sum = 0;
+  for (int64_t j = 0; j < seen; j++) {
+    p[j] = vexp(p[j] - m);
+    sum += p[j];
+  }
+  const float inv = 1.0f / sum;
+  std::fill(acc, acc + d, 0.0f);
+  for (int64_t j = 0; j < seen; j++) {
+    const float* vj = v + j * kvStride;
+    const float pj = p[j] * inv;
+#pragma omp simd
+    for (int64_t t = 0; t < d; t++) acc[t] += pj * vj[t];
+  }
+  std::memcpy(out, acc, d * sizeof(float));
+}
+
+// Attention's multiply-adds below which one thread does it (waking a second costs more; see threadsFor in wformat.cc).
+constexpr int64_t kAttendSerial = int64_t(1) << 18;
+
+}  // namespace
+
 void attend(const float* q, int64_t n, int64_t qStride, const float* k, const float* v, int64_t kvStride, int64_t start,
             int64_t heads, int64_t d, float* out, int threads) {
   const float scale = 1.0f / std::sqrt(float(d));
   const int64_t len = start + n;
-  // one thread for small work (see threadsFor in wformat.cc): about n·len·heads·d·2 multiply-adds
-  if (n * len * heads * d * 2 < (int64_t(1) << 18)) threads = 1;
+  // about n·len·heads·d·2 multiply-adds
+  if (n * len * heads * d * 2 < kAttendSerial) threads = 1;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> p(len);
@@ -44,32 +81,33 @@ void attend(const float* q, int64_t n, int64_t qStride, const float* k, const fl
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t h = 0; h < heads; h++) {
       for (int64_t i = 0; i < n; i++) {
-        const float* qi = q + i * qStride + h * d;
-        const int64_t seen = start + i + 1;
-        float m = -INFINITY;
-        for (int64_t j = 0; j < seen; j++) {
-          const float* kj = k + j * kvStride + h * d;
-          float s = 0;
-#pragma omp simd reduction(+ : s)
-          for (int64_t t = 0; t < d; t++) s += qi[t] * kj[t];
-          s *= scale;
-          p[j] = s;
-          m = std::max(m, s);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j < seen; j++) {
-          p[j] = vexp(p[j] - m);
-          sum += p[j];
-        }
-        const float inv = 1.0f / sum;
-        std::fill(acc.begin(), acc.end(), 0.0f);
-        for (int64_t j = 0; j < seen; j++) {
-          const float* vj = v + j * kvStride + h * d;
-          const float pj = p[j] * inv;
-#pragma omp simd
-          for (int64_t t = 0; t < d; t++) acc[t] += pj * vj[t];
-        }
-        std::memcpy(out + i * heads * d + h * d, acc.data(), d * sizeof(float));
+        attendHead(q + i * qStride + h * d, k + h * d, v + h * d, kvStride, start + i + 1, d, scale, p.data(),
+                   acc.data(), out + i * heads * d + h * d);
+      }
+    }
+  }
+}
+
+void attendRows(const float* q, int64_t n, int64_t qStride, const float* const* k, const float* const* v,
+                const int32_t* cache, const int32_t* seen, int64_t kvStride, int64_t heads, int64_t d, float* out,
+                int threads) {
+  const float scale = 1.0f / std::sqrt(float(d));
+  int64_t longest = 0, work = 0;
+  for (int64_t i = 0; i < n; i++) {
+    longest = std::max<int64_t>(longest, seen[i]);
+    work += int64_t(seen[i]) * heads * d * 2;
+  }
+  if (work < kAttendSerial) threads = 1;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> p(longest);
+    std::vector<float> acc(d);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t i = 0; i < n; i++) {
+      for (int64_t h = 0; h < heads; h++) {
+        const int32_t c = cache[i];
+        attendHead(q + i * qStride + h * d, k[c] + h * d, v[c] + h * d, kvStride, seen[i], d, scale, p.data(),
+                   acc.data(), out + i * heads * d + h * d);
       }
     }
   }
