@@ -507,7 +507,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
 
   // The pair products against the two single products they replace: bit for bit (compared as raw bits), every format,
   // widths that are not multiples of 8 or 16 (column tails), 1, 2 and 5 rows (register blocks of 1, 2 and 4 + 1) and 33
-  // (the prompt paths), on 1 and 2 threads (the last shapes are above the 2^21 multiply-adds from which 2 threads run).
+  // (the prompt paths), on 1 and 2 threads (the last shape's wider product is above the 2^21 multiply-adds from which 2 threads run).
   describe('pair products: bit for bit the two single products', () => {
     const bitsOf = (y: Float32Array) => new Uint32Array(y.buffer, y.byteOffset, y.length);
     /** Random packed GPTQ parts of [out, in] (any codes and zero points, scales (1..15)/64). */
@@ -527,7 +527,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
       [64, 13, 24],
       [96, 40, 9],
       [160, 203, 77],
-      [1024, 1032, 1100],
+      [1024, 2056, 1100],
     ];
     const cases = [1, 2].flatMap((threads) =>
       shapes.flatMap(([inF, outA, outB]) => [1, 2, 5, 33].map((n) => [threads, inF, outA, outB, n] as const)),
@@ -712,7 +712,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     });
 
     it.each([1, 2])('above the one-thread size: 16 sequences and a prompt, heads of 64 (%i threads)', (threads) => {
-      const lengths = Array.from({ length: 17 }, (_, c) => (c === 16 ? 9 : 1 + ((c * 37) % 101)));
+      // Σ seen · heads · d · 2 above 2^21 (about 4.4M): the rows are split between the threads
+      const lengths = Array.from({ length: 17 }, (_, c) => (c === 16 ? 9 : 100 + ((c * 37) % 301)));
       const runs: [number, number][] = lengths.map((_, c) => [c, c === 16 ? 9 : 1]);
       check(8, 64, 8 * 64, lengths, runs, threads);
     });

@@ -40,7 +40,7 @@ export interface WeightKernels {
   /**
    * Two products of one input x [n, in]: ya [n, outA] = x · waᵀ and yb [n, outB] = x · wbᵀ (fp32 [out, in]), each bit
    * for bit `linearF32`'s result. Below 32 rows one parallel region runs both products' tasks (one fork/join instead of
-   * two, threads chosen for the summed work); from 32 rows on, the two products in turn.
+   * two, on the threads the larger product alone would take); from 32 rows on, the two products in turn.
    */
   linearF32Pair(
     x: Float32Array,
@@ -179,7 +179,7 @@ export interface WeightKernels {
    * Attention of n rows, each over its own K/V cache (the rows of a batched decode step, several sequences in one call):
    * row i's query (q [n, qStride], head h at h·d) attends positions [0, seen[i]) of ks[cache[i]], vs[cache[i]]
    * ([len, kvStride], head h at h·d): out [n, heads·d] = softmax(q·kᵀ/√d)·v per head, each row bit for bit what `attend`
-   * gives it. One parallel region over rows × heads, one thread below 2^18 multiply-adds.
+   * gives it. One parallel region over rows × heads, one thread below 2^21 multiply-adds (Σ seen·heads·d·2).
    */
   attendRows(
     q: Float32Array,
