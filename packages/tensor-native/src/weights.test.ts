@@ -474,36 +474,40 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     }
   });
 
-  it('attend is causal softmax attention over the cache, per head', () => {
-    const heads = 3,
-      d = 4,
-      start = 5,
-      n = 2,
-      kvs = 14;
-    const q = values(n * heads * d, 1).map((v) => v * 3);
-    const kk = values((start + n) * kvs, 2);
-    const vv = values((start + n) * kvs, 3);
-    const out = new Float32Array(n * heads * d);
-    k.attend(q, n, heads * d, kk, vv, kvs, start, heads, d, out);
-    for (let i = 0; i < n; i++) {
-      for (let h = 0; h < heads; h++) {
-        const seen = start + i + 1;
-        const sc = Array.from({ length: seen }, (_, j) => {
-          let s = 0;
-          for (let t = 0; t < d; t++) s += q[i * heads * d + h * d + t] * kk[j * kvs + h * d + t];
-          return s / Math.sqrt(d);
-        });
-        const m = Math.max(...sc);
-        const e = sc.map((s) => Math.exp(s - m));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let t = 0; t < d; t++) {
-          let o = 0;
-          for (let j = 0; j < seen; j++) o += (e[j] / sum) * vv[j * kvs + h * d + t];
-          expect(out[i * heads * d + h * d + t]).toBeCloseTo(o, 5);
+  // heads, d, start, n, kvStride: d = 4 takes the scalar scores; d = 32 and 64 the AVX2 path (8 positions per step and
+  // a tail of seen mod 8 one by one: 13 + 1..3 and 21 + 1 positions)
+  it.each([
+    [3, 4, 5, 2, 14],
+    [2, 32, 13, 3, 70],
+    [1, 64, 21, 1, 64],
+  ])(
+    'attend is causal softmax attention over the cache, per head (heads %i, d %i, start %i, n %i)',
+    (heads, d, start, n, kvs) => {
+      const q = values(n * heads * d, 1).map((v) => v * 3);
+      const kk = values((start + n) * kvs, 2);
+      const vv = values((start + n) * kvs, 3);
+      const out = new Float32Array(n * heads * d);
+      k.attend(q, n, heads * d, kk, vv, kvs, start, heads, d, out);
+      for (let i = 0; i < n; i++) {
+        for (let h = 0; h < heads; h++) {
+          const seen = start + i + 1;
+          const sc = Array.from({ length: seen }, (_, j) => {
+            let s = 0;
+            for (let t = 0; t < d; t++) s += q[i * heads * d + h * d + t] * kk[j * kvs + h * d + t];
+            return s / Math.sqrt(d);
+          });
+          const m = Math.max(...sc);
+          const e = sc.map((s) => Math.exp(s - m));
+          const sum = e.reduce((a, b) => a + b, 0);
+          for (let t = 0; t < d; t++) {
+            let o = 0;
+            for (let j = 0; j < seen; j++) o += (e[j] / sum) * vv[j * kvs + h * d + t];
+            expect(out[i * heads * d + h * d + t]).toBeCloseTo(o, 5);
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   // The pair products against the two single products they replace: bit for bit (compared as raw bits), every format,
   // widths that are not multiples of 8 or 16 (column tails), 1, 2 and 5 rows (register blocks of 1, 2 and 4 + 1) and 33
