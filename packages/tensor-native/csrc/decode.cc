@@ -121,9 +121,10 @@ inline void attendHead(const float* qi, const float* k, const float* v, int64_t 
 // Attention's multiply-adds below which one thread does it (waking a second costs more; see threadsFor in wformat.cc).
 constexpr int64_t kAttendSerial = int64_t(1) << 18;
 // The same for attendRows, whose rows of many sequences add up: 2^21 as the products (threadsFor in wformat.cc). On
-// this loaded 2-core machine (measured with the one-position-at-a-time scores) two threads did not pay below it (16 rows of tiny-lfa at 150 positions, 2.3·2^18: 132 CPU
-// µs / 151 wall on one thread, 151 / 203 on two; one 2B row at 400 positions, 6.3·2^18: 435 / 566 against 603 / 675);
-// at 50·2^18 (16 2B rows at 200) two threads were level on the wall clock (8.5 against 8.8 ms).
+// this loaded 2-core machine (measured with the one-position-at-a-time scores) two threads did not pay below it: 16
+// rows of tiny-lfa at 150 positions, 2.3·2^18: 132 CPU µs / 151 wall on one thread, 151 / 203 on two; one 2B row at
+// 400 positions, 6.3·2^18: 435 / 566 against 603 / 675; at 50·2^18 (16 2B rows at 200) two threads were level on the
+// wall clock (8.5 against 8.8 ms).
 constexpr int64_t kAttendRowsSerial = int64_t(1) << 21;
 
 }  // namespace
