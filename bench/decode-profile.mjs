@@ -6,8 +6,16 @@
 //
 //   node bench/decode-profile.mjs [--format int4 --tokens 8 --prompt 8 --layers 24]
 //   node bench/decode-profile.mjs --smoke     # a tiny shape (the bench smoke test)
+//   node bench/decode-profile.mjs --preset tiny-lfa --format fp32 --rows 16 --ab-rounds 6   # a preset's shape, 16 sequences
 //
-// Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs).
+// --rows N: the step decodes one token for each of N sequences (a serving step; default 1). --ab-rounds R (default 3;
+// 0 skips it): last, steps of a decoder that makes one native call per shared input (q/k and up/gate pairs,
+// attendRows) and of one that makes the separate calls (YUAN_DECODE_UNFUSED), over the same weights in this process,
+// alternated R times: CPU and wall ms per step of each (bench/README.md, "One call per shared input").
+//
+// Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs). YUAN_DECODE_UNFUSED=1: the decoder
+// makes the separate calls that its pair products and batched attention replace (an A/B of one native call per shared
+// input; bench/README.md, "One call per shared input").
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -18,6 +26,9 @@ const { values: opt } = parseArgs({
     tokens: { type: 'string' },
     prompt: { type: 'string', default: '8' },
     layers: { type: 'string' },
+    preset: { type: 'string' },
+    rows: { type: 'string', default: '1' },
+    'ab-rounds': { type: 'string', default: '3' },
   },
 });
 const smoke = Boolean(opt.smoke);
@@ -43,15 +54,28 @@ if (!format) {
   console.error(`error: unknown format ${opt.format}`);
   process.exit(2);
 }
-const config = resolveConfig(getPreset('yuan2-2b').config, {
-  model: {
-    vocabSize: shape.vocab,
-    hiddenSize: shape.hidden,
-    numLayers: shape.layers,
-    numHeads: shape.heads,
-    ffnSize: shape.ffn,
-  },
-});
+const config = opt.preset
+  ? resolveConfig(getPreset(opt.preset).config)
+  : resolveConfig(getPreset('yuan2-2b').config, {
+      model: {
+        vocabSize: shape.vocab,
+        hiddenSize: shape.hidden,
+        numLayers: shape.layers,
+        numHeads: shape.heads,
+        ffnSize: shape.ffn,
+      },
+    });
+if (opt.preset) {
+  const m = config.model;
+  Object.assign(shape, {
+    vocab: m.vocabSize,
+    hidden: m.hiddenSize,
+    layers: m.numLayers,
+    heads: m.numHeads,
+    ffn: m.ffnSize,
+  });
+}
+const rowsPerStep = Number(opt.rows);
 const model = await initInferenceModel(config, lfaAttention, 0, { format });
 const dec = model.decoder;
 const ops = dec.ops; // the decoder's DecodeOps (private in TypeScript): its kernels are swapped for timed ones below
@@ -64,12 +88,26 @@ const cpuNow = () => {
 // ---- timed kernels: per (kernel, shape) calls, wall ms, CPU ms; and the calls of one step recorded for the replay
 const stats = new Map();
 let record;
+// pairs (two products of one input, one call): both outputs, as outA+outB x in
 const keyOf = (name, a) =>
   name === 'linearGptq'
     ? `${name} int${a[6]} ${a[9]}x${a[8]}`
-    : name === 'linearBf16' || name === 'linearF32'
-      ? `${name} ${a[3]}x${a[4]}`
-      : name;
+    : name === 'linearGptqPair'
+      ? `${name} int${a[6]} ${a[9]}+${a[18]}x${a[8]}`
+      : name === 'linearBf16' || name === 'linearF32'
+        ? `${name} ${a[3]}x${a[4]}`
+        : name === 'linearBf16Pair' || name === 'linearF32Pair'
+          ? `${name} ${a[3]}+${a[5]}x${a[6]}`
+          : name;
+// bytes of weight data a product call reads
+const weightBytesOf = (name, a) =>
+  name === 'linearGptq'
+    ? a[2].byteLength + a[3].byteLength + a[4].byteLength
+    : name === 'linearGptqPair'
+      ? [2, 3, 4, 11, 12, 13].reduce((t, i) => t + a[i].byteLength, 0)
+      : name.endsWith('Pair')
+        ? a[2].byteLength + a[4].byteLength
+        : (a[2]?.byteLength ?? 0);
 const timed = {};
 for (const name of Object.getOwnPropertyNames(plain)) {
   const f = plain[name];
@@ -91,14 +129,22 @@ for (const name of Object.getOwnPropertyNames(plain)) {
   };
 }
 
-const seq = dec.newSequence();
 const argmax = (row) => {
   let b = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[b]) b = i;
   return b;
 };
-let logits = dec.forward([{ sequence: seq, tokens: Array.from({ length: Number(opt.prompt) }, (_, i) => i + 1) }]);
-const step = () => (logits = dec.forward([{ sequence: seq, tokens: [argmax(logits)] }]));
+// `rowsPerStep` sequences, each given the prompt (shifted by its index), then a step decodes one token of each
+const stepper = (decoder) => {
+  const seqs = Array.from({ length: rowsPerStep }, () => decoder.newSequence());
+  const prompt = (i) => Array.from({ length: Number(opt.prompt) }, (_, j) => (i + j + 1) % shape.vocab);
+  let out = decoder.forward(seqs.map((sequence, i) => ({ sequence, tokens: prompt(i) })));
+  return () => {
+    const next = seqs.map((_, i) => argmax(out.subarray(i * shape.vocab, (i + 1) * shape.vocab)));
+    out = decoder.forward(seqs.map((sequence, i) => ({ sequence, tokens: [next[i]] })));
+  };
+};
+const step = stepper(dec);
 
 // 1. plain steps (no timers): wall and CPU per token
 step();
@@ -175,7 +221,7 @@ const bw = big.byteLength / (best / 1000) / 1e9;
 const bytes = weightBytes(dec.weights);
 
 console.log(
-  `${opt.format}, ${shape.layers} layers (hidden ${shape.hidden}, ffn ${shape.ffn}, vocab ${shape.vocab}), ${threads} threads, ${tokens} tokens; load average ${loadavg()
+  `${opt.format}, ${shape.layers} layers (hidden ${shape.hidden}, ffn ${shape.ffn}, vocab ${shape.vocab}), ${threads} threads, ${tokens} tokens${rowsPerStep > 1 ? ` of ${rowsPerStep} sequences per step (per token: per step)` : ''}; load average ${loadavg()
     .map((v) => v.toFixed(1))
     .join(' ')}`,
 );
@@ -213,7 +259,7 @@ for (const [name, a] of calls) {
   const key = keyOf(name, a);
   if (seen.has(key)) continue;
   seen.add(key);
-  const wBytes = name === 'linearGptq' ? a[2].byteLength + a[3].byteLength + a[4].byteLength : (a[2]?.byteLength ?? 0);
+  const wBytes = weightBytesOf(name, a);
   const rate = (th) => {
     kernels.setDecodeThreads(th);
     plain[name](...a);
@@ -228,3 +274,53 @@ for (const [name, a] of calls) {
   console.log(`${key.padEnd(44)} ${rate(1).toFixed(1).padStart(16)}   ${rate(threads).toFixed(1).padStart(11)}`);
 }
 kernels.setDecodeThreads(threads);
+
+// 7. A/B: one native call per shared input against the separate calls, two decoders over the same weights in this
+// process (the separate one built with YUAN_DECODE_UNFUSED=1), `tokens` steps each, alternated
+const abRounds = Number(opt['ab-rounds']);
+if (abRounds > 0) {
+  const { Decoder } = await import('@yuan/model');
+  const build = (unfused) => {
+    const before = process.env.YUAN_DECODE_UNFUSED;
+    if (unfused) process.env.YUAN_DECODE_UNFUSED = '1';
+    else delete process.env.YUAN_DECODE_UNFUSED;
+    try {
+      return new Decoder(config, lfaAttention, dec.weights, kernels);
+    } finally {
+      if (before === undefined) delete process.env.YUAN_DECODE_UNFUSED;
+      else process.env.YUAN_DECODE_UNFUSED = before;
+    }
+  };
+  const variants = [
+    ['separate calls', stepper(build(true))],
+    ['one call per shared input', stepper(build(false))],
+  ];
+  const got = variants.map(() => ({ cpu: [], wall: [] }));
+  for (const [, run] of variants) run();
+  // ABBA: the order flips every round, so that neither variant always runs after the other
+  for (let r = 0; r < abRounds; r++) {
+    const order = r % 2 === 0 ? [0, 1] : [1, 0];
+    order.forEach((v) => {
+      const run = variants[v][1];
+      const w0 = performance.now();
+      const u0 = cpuNow();
+      for (let i = 0; i < tokens; i++) run();
+      got[v].cpu.push((cpuNow() - u0) / tokens);
+      got[v].wall.push((performance.now() - w0) / tokens);
+    });
+  }
+  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  console.log(
+    `A/B per step (${rowsPerStep} row${rowsPerStep > 1 ? 's' : ''}, ${abRounds} rounds of ${tokens} steps alternated, ABBA; load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}): CPU ms median (rounds) | wall ms median`,
+  );
+  variants.forEach(([name], v) =>
+    console.log(
+      `  ${name.padEnd(26)} ${median(got[v].cpu).toFixed(2)} (${got[v].cpu.map((x) => x.toFixed(2)).join(', ')}) | ${median(got[v].wall).toFixed(2)}`,
+    ),
+  );
+  console.log(
+    `A/B ratio separate / one call: CPU ${(median(got[0].cpu) / median(got[1].cpu)).toFixed(3)}, wall ${(median(got[0].wall) / median(got[1].wall)).toFixed(3)}`,
+  );
+}

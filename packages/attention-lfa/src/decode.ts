@@ -98,8 +98,7 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
       for (let i = 0; i < filtered.length; i++) filtered[i] += x[i];
       const z = wn ? ops.rmsNorm(filtered, wn, spec.rmsNormEps) : filtered;
       // the fused QK output [q_proj(z) | k_proj(z)] viewed as [heads, 2d]: head h's query is its first d, key its last d
-      const qo = ops.linear(wq, z, n);
-      const ko = ops.linear(wk, z, n);
+      const [qo, ko] = ops.linearPair(wq, wk, z, n);
       // every element of q and k is written below (scratch arrays come back with old contents)
       const q = ops.scratch(n * hs);
       const k = ops.scratch(n * hs);
@@ -121,13 +120,10 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
       const pos = Int32Array.from(rows, (r) => r.position);
       ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
       ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
-      const att = ops.scratch(n * hs); // the runs cover every row
-      for (const [first, m] of runs(rows)) {
-        const kv = (rows[first].state as LfaState).kv;
-        for (let j = 0; j < m; j++) kv.append(k, v, first + j, hs, 0, hs, 0);
-        att.set(kv.attend(ops, q.subarray(first * hs, (first + m) * hs), m, hs, heads, d), first * hs);
-      }
-      return ops.linear(wo, att, n);
+      // every row's key and value into its sequence's cache, then one attention call for all rows
+      const caches = rows.map((r) => (r.state as LfaState).kv);
+      for (let r = 0; r < n; r++) caches[r].append(k, v, r, hs, 0, hs, 0);
+      return ops.linear(wo, ops.attendRows(q, n, hs, caches, heads, d), n);
     },
   };
 }

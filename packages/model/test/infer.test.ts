@@ -7,6 +7,7 @@ import { bf16Format, initBackend, int4Format, int8Format, loadDecodeKernels, tf 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attentionNamed } from './attention.js';
 import {
+  Decoder,
   generate,
   initInferenceModel,
   loadCheckpoint,
@@ -221,4 +222,53 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
       expect(generate(a, [5], { maxNewTokens: 6 })).toHaveLength(6);
     }
   });
+
+  // One native call per shared input (q/k and up/gate pairs) and per step's attention (attendRows) against the calls
+  // they replace (YUAN_DECODE_UNFUSED=1): the same logits bit for bit, on steps that mix a prompt with decode rows and
+  // a new sequence, every format, lfa and mha; hidden 96 and ffn 200 are not multiples of 16 (column tails).
+  it.each(['lfa', 'mha'])(
+    '%s: fused pairs and batched attention give the logits of the separate calls',
+    async (name) => {
+      const config = resolveConfig(
+        { model: { vocabSize: 120, hiddenSize: 96, numLayers: 2, numHeads: 4, ffnSize: 200, maxPositions: 64 } },
+        { attention: { name, options: {} } },
+      );
+      const attention = attentionNamed(name);
+      const kernels = native.kernels!;
+      for (const format of [undefined, bf16Format, int8Format, int4Format]) {
+        const model = await initInferenceModel(config, attention as never, 5, { format });
+        const decoders = [false, true].map((unfused) => {
+          if (unfused) process.env.YUAN_DECODE_UNFUSED = '1';
+          try {
+            return new Decoder(config, attention as never, model.decoder!.weights, kernels);
+          } finally {
+            delete process.env.YUAN_DECODE_UNFUSED;
+          }
+        });
+        const [fused, separate] = decoders.map((dec) => {
+          const [a, b, c] = [dec.newSequence(), dec.newSequence(), dec.newSequence()];
+          const steps = [
+            [
+              { sequence: a, tokens: [3, 9, 27] },
+              { sequence: b, tokens: [4] },
+            ],
+            [
+              { sequence: a, tokens: [81] },
+              { sequence: b, tokens: [5, 6] },
+              { sequence: c, tokens: [7, 8, 9, 10, 11] },
+            ],
+            [a, b, c].map((sequence, i) => ({ sequence, tokens: [12 + i] })),
+          ];
+          return steps.map((items) => dec.forward(items, true));
+        });
+        fused.forEach((logits, i) => {
+          expect(logits.every(Number.isFinite)).toBe(true);
+          expect(new Uint32Array(logits.buffer), `${format?.name ?? 'fp32'} step ${i}`).toEqual(
+            new Uint32Array(separate[i].buffer),
+          );
+        });
+        model.dispose();
+      }
+    },
+  );
 });

@@ -5,10 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "vexp.h"
 #include "wformat.h"
@@ -19,8 +21,8 @@ int decodeThreads = int(std::thread::hardware_concurrency() ? std::thread::hardw
 
 struct In {
   napi_env env;
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 24;
+  napi_value argv[24];
   bool ok = true;
   const char* fn;
 
@@ -132,6 +134,56 @@ napi_value LinearGptq(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// linearF32Pair / linearBf16Pair(x, n, wa, outA, wb, outB, in, ya, yb): two products of one input in one call.
+napi_value LinearDensePair(napi_env env, napi_callback_info info, bool bf16) {
+  In a(env, info, bf16 ? "linearBf16Pair" : "linearF32Pair");
+  size_t nx = 0, na = 0, nb = 0, nya = 0, nyb = 0;
+  const float* x = a.arr<float>(0, napi_float32_array, "x", &nx);
+  const int64_t n = a.num(1, "n");
+  auto weight = [&](size_t i, const char* name, size_t* len) {
+    return bf16 ? static_cast<const void*>(a.arr<uint16_t>(i, napi_uint16_array, name, len))
+                : static_cast<const void*>(a.arr<float>(i, napi_float32_array, name, len));
+  };
+  const void* wa = weight(2, "wa", &na);
+  const int64_t outA = a.num(3, "outA");
+  const void* wb = weight(4, "wb", &nb);
+  const int64_t outB = a.num(5, "outB"), in = a.num(6, "in");
+  float* ya = a.arr<float>(7, napi_float32_array, "ya", &nya);
+  float* yb = a.arr<float>(8, napi_float32_array, "yb", &nyb);
+  a.need(n > 0 && outA > 0 && outB > 0 && in > 0, "n, outA, outB and in must be positive");
+  a.need(nx == size_t(n * in) && na == size_t(outA * in) && nb == size_t(outB * in),
+         "x [n, in], wa [outA, in] and wb [outB, in] do not match");
+  a.need(nya == size_t(n * outA) && nyb == size_t(n * outB), "ya [n, outA] and yb [n, outB] do not match");
+  if (!a.ok) return nullptr;
+  if (bf16)
+    ynk::linearBf16Pair(x, n, static_cast<const uint16_t*>(wa), outA, static_cast<const uint16_t*>(wb), outB, in, ya, yb,
+                        decodeThreads);
+  else
+    ynk::linearF32Pair(x, n, static_cast<const float*>(wa), outA, static_cast<const float*>(wb), outB, in, ya, yb,
+                       decodeThreads);
+  return nullptr;
+}
+napi_value LinearF32Pair(napi_env env, napi_callback_info info) { return LinearDensePair(env, info, false); }
+napi_value LinearBf16Pair(napi_env env, napi_callback_info info) { return LinearDensePair(env, info, true); }
+
+// linearGptqPair(x, n, <9 GPTQ arguments of a>, <9 of b>, ya, yb): two products of one input in one call.
+napi_value LinearGptqPair(napi_env env, napi_callback_info info) {
+  In a(env, info, "linearGptqPair");
+  size_t nx = 0, nya = 0, nyb = 0;
+  const float* x = a.arr<float>(0, napi_float32_array, "x", &nx);
+  const int64_t n = a.num(1, "n");
+  ynk::Gptq qa{}, qb{};
+  if (!gptqArgs(a, 2, qa) || !gptqArgs(a, 11, qb)) return nullptr;
+  float* ya = a.arr<float>(20, napi_float32_array, "ya", &nya);
+  float* yb = a.arr<float>(21, napi_float32_array, "yb", &nyb);
+  a.need(qa.in == qb.in, "the two weights differ in input width");
+  a.need(n > 0 && nx == size_t(n * qa.in), "x [n, in] does not match the weights");
+  a.need(nya == size_t(n * qa.out) && nyb == size_t(n * qb.out), "ya [n, outA] and yb [n, outB] do not match");
+  if (!a.ok) return nullptr;
+  ynk::linearGptqPair(x, n, qa, qb, ya, yb, decodeThreads);
+  return nullptr;
+}
+
 // linearF32GradInput / linearBf16GradInput(dy, n, w, out, in, dx)
 napi_value DenseGradInput(napi_env env, napi_callback_info info, bool bf16) {
   In a(env, info, bf16 ? "linearBf16GradInput" : "linearF32GradInput");
@@ -232,6 +284,58 @@ napi_value Attend(napi_env env, napi_callback_info info) {
   a.need(nk >= (len - 1) * kvs + heads * d && nv >= (len - 1) * kvs + heads * d, "k and v hold fewer than start + n positions");
   a.need(no == size_t(n * heads * d), "out must be [n, heads·d]");
   if (a.ok) ynk::attend(q, n, qs, k, v, kvs, start, heads, d, out, decodeThreads);
+  return nullptr;
+}
+
+// attendRows(q, n, qStride, ks: Float32Array[], vs: Float32Array[], cache: Int32Array [n], seen: Int32Array [n],
+//            kvStride, heads, d, out): row i attends positions [0, seen[i]) of cache cache[i].
+napi_value AttendRows(napi_env env, napi_callback_info info) {
+  In a(env, info, "attendRows");
+  size_t nq = 0, nc = 0, ns = 0, no = 0;
+  const float* q = a.arr<float>(0, napi_float32_array, "q", &nq);
+  const int64_t n = a.num(1, "n"), qs = a.num(2, "qStride");
+  const int32_t* cache = a.arr<int32_t>(5, napi_int32_array, "cache", &nc);
+  const int32_t* seen = a.arr<int32_t>(6, napi_int32_array, "seen", &ns);
+  const int64_t kvs = a.num(7, "kvStride"), heads = a.num(8, "heads"), d = a.num(9, "d");
+  float* out = a.arr<float>(10, napi_float32_array, "out", &no);
+  if (!a.ok) return nullptr;
+  a.need(n > 0 && heads > 0 && d > 0 && qs >= heads * d && kvs >= heads * d, "bad sizes");
+  a.need(nq >= size_t((n - 1) * qs + heads * d), "q is shorter than [n, qStride]");
+  a.need(nc == size_t(n) && ns == size_t(n), "cache and seen must have n entries");
+  a.need(no == size_t(n * heads * d), "out must be [n, heads·d]");
+  uint32_t caches = 0, vCaches = 0;
+  bool isArray = false, vIsArray = false;
+  napi_is_array(env, a.argv[3], &isArray);
+  napi_is_array(env, a.argv[4], &vIsArray);
+  a.need(a.argc > 4 && isArray && vIsArray, "ks and vs must be arrays of Float32Arrays");
+  if (!a.ok) return nullptr;
+  napi_get_array_length(env, a.argv[3], &caches);
+  napi_get_array_length(env, a.argv[4], &vCaches);
+  a.need(caches == vCaches, "ks and vs differ in length");
+  std::vector<const float*> ks(caches), vs(caches);
+  std::vector<size_t> lengths(caches);
+  for (uint32_t c = 0; c < caches && a.ok; c++) {
+    napi_value kc, vc;
+    napi_typedarray_type tk, tv;
+    size_t lk = 0, lv = 0;
+    void *dk = nullptr, *dv = nullptr;
+    if (napi_get_element(env, a.argv[3], c, &kc) != napi_ok || napi_get_element(env, a.argv[4], c, &vc) != napi_ok ||
+        napi_get_typedarray_info(env, kc, &tk, &lk, &dk, nullptr, nullptr) != napi_ok ||
+        napi_get_typedarray_info(env, vc, &tv, &lv, &dv, nullptr, nullptr) != napi_ok || tk != napi_float32_array ||
+        tv != napi_float32_array) {
+      a.fail("ks and vs must be arrays of Float32Arrays");
+      break;
+    }
+    ks[c] = static_cast<const float*>(dk);
+    vs[c] = static_cast<const float*>(dv);
+    lengths[c] = std::min(lk, lv);
+  }
+  for (int64_t i = 0; i < n && a.ok; i++) {
+    if (cache[i] < 0 || uint32_t(cache[i]) >= caches) a.fail("cache has an index outside 0..ks.length-1");
+    else if (seen[i] < 1 || lengths[cache[i]] < size_t((seen[i] - 1) * kvs + heads * d))
+      a.fail("seen has an entry below 1 or beyond its cache's positions");
+  }
+  if (a.ok) ynk::attendRows(q, n, qs, ks.data(), vs.data(), cache, seen, kvs, heads, d, out, decodeThreads);
   return nullptr;
 }
 
@@ -415,6 +519,9 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"linearF32", nullptr, LinearF32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearBf16", nullptr, LinearBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGptq", nullptr, LinearGptq, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearF32Pair", nullptr, LinearF32Pair, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearBf16Pair", nullptr, LinearBf16Pair, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"linearGptqPair", nullptr, LinearGptqPair, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearF32GradInput", nullptr, LinearF32GradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearBf16GradInput", nullptr, LinearBf16GradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGptqGradInput", nullptr, LinearGptqGradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
@@ -423,6 +530,7 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"f32ToBf16", nullptr, F32ToBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rope", nullptr, Rope, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"attend", nullptr, Attend, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"attendRows", nullptr, AttendRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"randomTable", nullptr, RandomTable, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"randomWords", nullptr, RandomWords, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"mapFile", nullptr, MapFile, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -32,6 +32,13 @@ constexpr int64_t kGptqTileRows = 32;
 // at the old 2^18; the 2B shapes (4M+ per row) still split.
 inline int threadsFor(int threads, int64_t macs) { return macs < (int64_t(1) << 21) ? 1 : threads; }
 
+// Threads of a pair of products (linear*Pair): as many as the larger product alone would take. Deciding on the summed
+// work instead split tiny-lfa's 16-row serving steps (up and gate, 1M multiply-adds each) over two threads and cost
+// 10% more CPU a step on this loaded 2-core machine; the 2B shapes split either way.
+inline int pairThreads(int threads, int64_t n, int64_t outA, int64_t outB, int64_t in) {
+  return threadsFor(threads, n * std::max(outA, outB) * in);
+}
+
 inline float bf16(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;
   float f;
@@ -169,6 +176,63 @@ void f32Block(const float* const* x, const float* w, int64_t in, int64_t r0, int
   int64_t o = r0;
   for (; o + W <= r1; o += W) f32Rows<R, W>(x, w, in, o, out, y);
   for (; o < r1; o++) f32Rows<R, 1>(x, w, in, o, out, y);
+}
+
+// Output rows per task of the fp32 and bf16 register paths (taken dynamically by the threads).
+constexpr int64_t kDenseTask = 16;
+inline int64_t denseTasks(int64_t out) { return (out + kDenseTask - 1) / kDenseTask; }
+
+// Task t of the fp32 register path: output rows [16t, 16t + 16) of y [n, out] for every row of x (blocks of 4 rows).
+void f32Task(const float* const* xr, int64_t n, const float* w, int64_t out, int64_t in, int64_t t, float* y) {
+  const int64_t r0 = t * kDenseTask, r1 = std::min(out, r0 + kDenseTask);
+  for (int64_t b = 0; b < n; b += 4) {
+    const int R = int(std::min<int64_t>(4, n - b));
+    float* yb = y + b * out;
+    switch (R) {
+      case 1: f32Block<1>(xr + b, w, in, r0, r1, out, yb); break;
+      case 2: f32Block<2>(xr + b, w, in, r0, r1, out, yb); break;
+      case 3: f32Block<3>(xr + b, w, in, r0, r1, out, yb); break;
+      default: f32Block<4>(xr + b, w, in, r0, r1, out, yb); break;
+    }
+  }
+}
+
+// The rows of x [n, in] split into their even and odd inputs (in/2 each) for the bf16 register kernels.
+struct EvenOdd {
+  std::vector<float> split;
+  std::vector<const float*> e, o, x;
+  EvenOdd(const float* xs, int64_t n, int64_t in) : split(2 * n * (in / 2)), e(n), o(n), x(n) {
+    const int64_t half = in / 2;
+    for (int64_t r = 0; r < n; r++) {
+      float* er = split.data() + 2 * r * half;
+      float* od = er + half;
+      for (int64_t i = 0; i < half; i++) {
+        er[i] = xs[r * in + 2 * i];
+        od[i] = xs[r * in + 2 * i + 1];
+      }
+      e[r] = er;
+      o[r] = od;
+      x[r] = xs + r * in;
+    }
+  }
+};
+
+// Task t of the bf16 register path: output rows [16t, 16t + 16) of y [n, out] (blocks of 4 rows of x).
+void bf16Task(const EvenOdd& xs, int64_t n, const uint16_t* w, int64_t out, int64_t in, int64_t t, float* y) {
+  const int64_t r0 = t * kDenseTask, r1 = std::min(out, r0 + kDenseTask);
+  for (int64_t b = 0; b < n; b += 4) {
+    const int R = int(std::min<int64_t>(4, n - b));
+    float* yb = y + b * out;
+    const float* const* e = xs.e.data() + b;
+    const float* const* o = xs.o.data() + b;
+    const float* const* x = xs.x.data() + b;
+    switch (R) {
+      case 1: bf16Block<1>(e, o, x, w, in, r0, r1, out, yb); break;
+      case 2: bf16Block<2>(e, o, x, w, in, r0, r1, out, yb); break;
+      case 3: bf16Block<3>(e, o, x, w, in, r0, r1, out, yb); break;
+      default: bf16Block<4>(e, o, x, w, in, r0, r1, out, yb); break;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -555,22 +619,9 @@ void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t i
   }
   std::vector<const float*> xr(n);
   for (int64_t r = 0; r < n; r++) xr[r] = x + r * in;
-  const int64_t chunk = 16;
-  const int64_t tasks = (out + chunk - 1) / chunk;
+  const int64_t tasks = denseTasks(out);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int64_t r0 = t * chunk, r1 = std::min(out, r0 + chunk);
-    for (int64_t b = 0; b < n; b += 4) {
-      const int R = int(std::min<int64_t>(4, n - b));
-      float* yb = y + b * out;
-      switch (R) {
-        case 1: f32Block<1>(&xr[b], w, in, r0, r1, out, yb); break;
-        case 2: f32Block<2>(&xr[b], w, in, r0, r1, out, yb); break;
-        case 3: f32Block<3>(&xr[b], w, in, r0, r1, out, yb); break;
-        default: f32Block<4>(&xr[b], w, in, r0, r1, out, yb); break;
-      }
-    }
-  }
+  for (int64_t t = 0; t < tasks; t++) f32Task(xr.data(), n, w, out, in, t, y);
 }
 
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads) {
@@ -592,36 +643,10 @@ void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64
     }
     return;
   }
-  const int64_t half = in / 2;
-  std::vector<float> split(2 * n * half);
-  std::vector<const float*> xe(n), xo(n), xr(n);
-  for (int64_t r = 0; r < n; r++) {
-    float* e = split.data() + 2 * r * half;
-    float* o = e + half;
-    for (int64_t i = 0; i < half; i++) {
-      e[i] = x[r * in + 2 * i];
-      o[i] = x[r * in + 2 * i + 1];
-    }
-    xe[r] = e;
-    xo[r] = o;
-    xr[r] = x + r * in;
-  }
-  const int64_t chunk = 16;
-  const int64_t tasks = (out + chunk - 1) / chunk;
+  const EvenOdd xs(x, n, in);
+  const int64_t tasks = denseTasks(out);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) {
-    const int64_t r0 = t * chunk, r1 = std::min(out, r0 + chunk);
-    for (int64_t b = 0; b < n; b += 4) {
-      const int R = int(std::min<int64_t>(4, n - b));
-      float* yb = y + b * out;
-      switch (R) {
-        case 1: bf16Block<1>(&xe[b], &xo[b], &xr[b], w, in, r0, r1, out, yb); break;
-        case 2: bf16Block<2>(&xe[b], &xo[b], &xr[b], w, in, r0, r1, out, yb); break;
-        case 3: bf16Block<3>(&xe[b], &xo[b], &xr[b], w, in, r0, r1, out, yb); break;
-        default: bf16Block<4>(&xe[b], &xo[b], &xr[b], w, in, r0, r1, out, yb); break;
-      }
-    }
-  }
+  for (int64_t t = 0; t < tasks; t++) bf16Task(xs, n, w, out, in, t, y);
 }
 
 namespace {
@@ -753,53 +778,159 @@ void linearF32GradInput(const float* dy, int64_t n, const float* w, int64_t out,
   }
 }
 
-void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
-  threads = threadsFor(threads, n * q.out * q.in);
-  std::vector<float> permuted;
+namespace {
+
+// The activations of the GPTQ register path: x's rows (permuted by q.perm into `permuted` when it has one) quantized
+// into xs[0..n) for q's bits and groups.
+void quantizeRows(const float* x, int64_t n, const Gptq& q, std::vector<float>& permuted, std::vector<QuantRow>& xs) {
   if (q.perm) {
     permuted.resize(n * q.in);
     for (int64_t r = 0; r < n; r++)
       for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
     x = permuted.data();
   }
-  if (n >= kGptqTileRows) {
-    // tiles of columns of W dequantized to fp32 and multiplied by BLAS (single-threaded) on our threads
-    SingleThreadedBlas single(threads > 1);
-    const int64_t cols = promptTile(q.in), tiles = (q.out + cols - 1) / cols;
-#pragma omp parallel num_threads(threads)
-    {
-      std::vector<float> tile(q.in * cols), zf(cols), sf(cols);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t t = 0; t < tiles; t++) {
-        const int64_t c0 = t * cols, c1 = std::min(q.out, c0 + cols);
-        dequantGptqRows(q, 0, q.in / (32 / q.bits), c0, c1, tile.data(), c1 - c0, zf.data(), sf.data());
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(c1 - c0), int(q.in), 1.0f, x, int(q.in),
-                    tile.data(), int(c1 - c0), 0.0f, y + c0, int(q.out));
-      }
-    }
-    return;
-  }
-  // kept between calls (decode calls this for every product of a token from one thread): no allocation per call
-  static thread_local std::vector<QuantRow> xs;
   if (int64_t(xs.size()) < n) xs.resize(n);
   for (int64_t r = 0; r < n; r++) quantizeRow(x + r * q.in, q, xs[r]);
+}
+
+// Whether two GPTQ weights quantize the same input to the same codes: the same bits, input width, groups and
+// permutation (quantizeRow reads nothing else of q).
+bool sameActivations(const Gptq& a, const Gptq& b) {
+  if (a.bits != b.bits || a.in != b.in || a.group != b.group || !a.perm != !b.perm) return false;
+  return a.perm == b.perm || std::memcmp(a.perm, b.perm, size_t(a.in) * sizeof(int32_t)) == 0;
+}
+
+// Column stripes of the register path (a multiple of 8 wide) of up to 4096 columns, a multiple of `threads` of them:
+// each chunk row is read as a run of up to 16 KB (narrow stripes, whose runs are short, read at half the speed), taken
+// dynamically. A column's result does not depend on the stripe it is in (only the last out mod 8 columns take the
+// scalar path, whatever the width).
+int64_t stripeWidth(const Gptq& q, int threads) {
+  const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * 4096 - 1) / (int64_t(threads) * 4096));
+  return std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
+}
+
+// Stripe t (columns [t·width, t·width + width)) of y [n, out] for every row (blocks of 4 rows); facc holds 4·width.
+void gptqTask(const Gptq& q, const QuantRow* rows, int64_t n, int64_t width, int64_t t, float* facc, float* y) {
+  const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
+  for (int64_t b = 0; b < n; b += 4) {
+    const int R = int(std::min<int64_t>(4, n - b));
+    gptqColumns(q, rows + b, R, c0, c1, facc, y + b * q.out);
+  }
+}
+
+// The prompt path of linearGptq (n ≥ 32 rows): tiles of columns of W dequantized to fp32 and multiplied by BLAS
+// (single-threaded) on our threads; x already permuted.
+void gptqPrompt(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
+  SingleThreadedBlas single(threads > 1);
+  const int64_t cols = promptTile(q.in), tiles = (q.out + cols - 1) / cols;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> tile(q.in * cols), zf(cols), sf(cols);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; t++) {
+      const int64_t c0 = t * cols, c1 = std::min(q.out, c0 + cols);
+      dequantGptqRows(q, 0, q.in / (32 / q.bits), c0, c1, tile.data(), c1 - c0, zf.data(), sf.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(n), int(c1 - c0), int(q.in), 1.0f, x, int(q.in),
+                  tile.data(), int(c1 - c0), 0.0f, y + c0, int(q.out));
+    }
+  }
+}
+
+// The quantized activations of the register path, kept between calls (decode calls the products of a token from one
+// thread): no allocation per call. Two sets, for the two weights of a pair whose activations differ.
+std::vector<QuantRow>& quantBuffer(int which) {
+  static thread_local std::vector<QuantRow> xs[2];
+  return xs[which];
+}
+
+}  // namespace
+
+void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
+  threads = threadsFor(threads, n * q.out * q.in);
+  std::vector<float> permuted;
+  if (n >= kGptqTileRows) {
+    if (q.perm) {
+      permuted.resize(n * q.in);
+      for (int64_t r = 0; r < n; r++)
+        for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
+      x = permuted.data();
+    }
+    gptqPrompt(x, n, q, y, threads);
+    return;
+  }
+  std::vector<QuantRow>& xs = quantBuffer(0);
+  quantizeRows(x, n, q, permuted, xs);
   // the workers reach this thread's rows through a pointer (`xs` inside the region would name each worker's own)
   const QuantRow* rows = xs.data();
-  // column stripes (a multiple of 8 wide) of up to 4096 columns, a multiple of `threads` of them: each chunk row is
-  // read as a run of up to 16 KB (narrow stripes, whose runs are short, read at half the speed), taken dynamically
-  const int64_t per = int64_t(threads) * ((q.out + int64_t(threads) * 4096 - 1) / (int64_t(threads) * 4096));
-  const int64_t width = std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
+  const int64_t width = stripeWidth(q, threads);
   const int64_t tasks = (q.out + width - 1) / width;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> facc(4 * width);
 #pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tasks; t++) gptqTask(q, rows, n, width, t, facc.data(), y);
+  }
+}
+
+void linearF32Pair(const float* x, int64_t n, const float* wa, int64_t outA, const float* wb, int64_t outB, int64_t in,
+                   float* ya, float* yb, int threads) {
+  if (n >= kTileRows) {
+    linearF32(x, n, wa, outA, in, ya, threads);
+    linearF32(x, n, wb, outB, in, yb, threads);
+    return;
+  }
+  threads = pairThreads(threads, n, outA, outB, in);
+  std::vector<const float*> xr(n);
+  for (int64_t r = 0; r < n; r++) xr[r] = x + r * in;
+  const int64_t tasksA = denseTasks(outA), tasks = tasksA + denseTasks(outB);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t t = 0; t < tasks; t++) {
+    if (t < tasksA) f32Task(xr.data(), n, wa, outA, in, t, ya);
+    else f32Task(xr.data(), n, wb, outB, in, t - tasksA, yb);
+  }
+}
+
+void linearBf16Pair(const float* x, int64_t n, const uint16_t* wa, int64_t outA, const uint16_t* wb, int64_t outB,
+                    int64_t in, float* ya, float* yb, int threads) {
+  if (n >= kTileRows) {
+    linearBf16(x, n, wa, outA, in, ya, threads);
+    linearBf16(x, n, wb, outB, in, yb, threads);
+    return;
+  }
+  threads = pairThreads(threads, n, outA, outB, in);
+  const EvenOdd xs(x, n, in);
+  const int64_t tasksA = denseTasks(outA), tasks = tasksA + denseTasks(outB);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+  for (int64_t t = 0; t < tasks; t++) {
+    if (t < tasksA) bf16Task(xs, n, wa, outA, in, t, ya);
+    else bf16Task(xs, n, wb, outB, in, t - tasksA, yb);
+  }
+}
+
+void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, float* ya, float* yb, int threads) {
+  if (n >= kGptqTileRows) {
+    linearGptq(x, n, a, ya, threads);
+    linearGptq(x, n, b, yb, threads);
+    return;
+  }
+  threads = pairThreads(threads, n, a.out, b.out, a.in);
+  std::vector<float> permutedA, permutedB;
+  std::vector<QuantRow>& xa = quantBuffer(0);
+  quantizeRows(x, n, a, permutedA, xa);
+  const bool shared = sameActivations(a, b);
+  std::vector<QuantRow>& xb = shared ? xa : quantBuffer(1);
+  if (!shared) quantizeRows(x, n, b, permutedB, xb);
+  const QuantRow* rowsA = xa.data();
+  const QuantRow* rowsB = xb.data();
+  const int64_t widthA = stripeWidth(a, threads), widthB = stripeWidth(b, threads);
+  const int64_t tasksA = (a.out + widthA - 1) / widthA, tasks = tasksA + (b.out + widthB - 1) / widthB;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> facc(4 * std::max(widthA, widthB));
+#pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
-      const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
-      for (int64_t b = 0; b < n; b += 4) {
-        const int R = int(std::min<int64_t>(4, n - b));
-        gptqColumns(q, rows + b, R, c0, c1, facc.data(), y + b * q.out);
-      }
+      if (t < tasksA) gptqTask(a, rowsA, n, widthA, t, facc.data(), ya);
+      else gptqTask(b, rowsB, n, widthB, t - tasksA, facc.data(), yb);
     }
   }
 }

@@ -34,6 +34,16 @@ void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64
 // once per 4 rows, and a row's result is bit for bit its result alone (n = 1). From 32 rows on, tiles of W are
 // dequantized to fp32 and multiplied by BLAS (exact fp32 activations).
 void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads);
+// Two products of one input: ya [n, outA] = x · Waᵀ and yb [n, outB] = x · Wbᵀ (W [out, in], both of the same format
+// and input width), each bit for bit its result alone. Below 32 rows (the register paths) one parallel region runs both
+// products' column tasks (A's, then B's, taken dynamically), on the threads the larger product alone would take, and the
+// activations are prepared once: bf16's even/odd split, GPTQ's quantized rows (once when both weights have the same
+// bits, groups and permutation, else once per weight). From 32 rows on, the two single products in turn.
+void linearF32Pair(const float* x, int64_t n, const float* wa, int64_t outA, const float* wb, int64_t outB, int64_t in,
+                   float* ya, float* yb, int threads);
+void linearBf16Pair(const float* x, int64_t n, const uint16_t* wa, int64_t outA, const uint16_t* wb, int64_t outB,
+                    int64_t in, float* ya, float* yb, int threads);
+void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, float* ya, float* yb, int threads);
 // Input gradients of those products: dx[n, in] = dy[n, out] · W, W [out, in] as above. The weight is widened or
 // dequantized to fp32 in tiles of 64–512 inputs, 8 MB per thread at most (GPTQ: packed rows × out, the same values as
 // `dequantGptq`; bf16: columns × out), each multiplied by BLAS on one of `threads` threads, so no fp32 copy of all of W
@@ -56,6 +66,13 @@ void rope(float* x, int64_t n, int64_t stride, int64_t heads, int64_t d, const i
 // values k, v [len, kvStride] (len = start + n, head h at h·d): out [n, heads·d] = softmax(q·kᵀ/√d) · v per head.
 void attend(const float* q, int64_t n, int64_t qStride, const float* k, const float* v, int64_t kvStride, int64_t start,
             int64_t heads, int64_t d, float* out, int threads);
+// Attention of n rows, each over its own cache (rows of several sequences in one call): row i's query (q + i·qStride,
+// head h at h·d) attends positions [0, seen[i]) of cache c = cache[i], keys k[c] and values v[c] [len, kvStride] (head h
+// at h·d): out [n, heads·d] = softmax(q·kᵀ/√d) · v per head, each (row, head) the arithmetic of `attend` (so a row's
+// result is bit for bit what `attend` gives it). One region over rows × heads; one thread below 2^21 multiply-adds.
+void attendRows(const float* q, int64_t n, int64_t qStride, const float* const* k, const float* const* v,
+                const int32_t* cache, const int32_t* seen, int64_t kvStride, int64_t heads, int64_t d, float* out,
+                int threads);
 // Fills out[i] = table[h(seed, i) & 0xffff] (a counter-based hash: the value depends on seed and i only).
 void randomTable(float* out, int64_t n, uint64_t seed, const float* table, int threads);
 void randomTableBf16(uint16_t* out, int64_t n, uint64_t seed, const float* table, int threads);

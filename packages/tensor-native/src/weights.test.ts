@@ -474,35 +474,269 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     }
   });
 
-  it('attend is causal softmax attention over the cache, per head', () => {
-    const heads = 3,
-      d = 4,
-      start = 5,
-      n = 2,
-      kvs = 14;
-    const q = values(n * heads * d, 1).map((v) => v * 3);
-    const kk = values((start + n) * kvs, 2);
-    const vv = values((start + n) * kvs, 3);
-    const out = new Float32Array(n * heads * d);
-    k.attend(q, n, heads * d, kk, vv, kvs, start, heads, d, out);
-    for (let i = 0; i < n; i++) {
-      for (let h = 0; h < heads; h++) {
-        const seen = start + i + 1;
-        const sc = Array.from({ length: seen }, (_, j) => {
-          let s = 0;
-          for (let t = 0; t < d; t++) s += q[i * heads * d + h * d + t] * kk[j * kvs + h * d + t];
-          return s / Math.sqrt(d);
-        });
-        const m = Math.max(...sc);
-        const e = sc.map((s) => Math.exp(s - m));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let t = 0; t < d; t++) {
-          let o = 0;
-          for (let j = 0; j < seen; j++) o += (e[j] / sum) * vv[j * kvs + h * d + t];
-          expect(out[i * heads * d + h * d + t]).toBeCloseTo(o, 5);
+  // heads, d, start, n, kvStride: d = 4 takes the scalar scores; d = 32 and 64 the AVX2 path (8 positions per step and
+  // a tail of seen mod 8 one by one: 13 + 1..3 and 21 + 1 positions)
+  it.each([
+    [3, 4, 5, 2, 14],
+    [2, 32, 13, 3, 70],
+    [1, 64, 21, 1, 64],
+  ])(
+    'attend is causal softmax attention over the cache, per head (heads %i, d %i, start %i, n %i)',
+    (heads, d, start, n, kvs) => {
+      const q = values(n * heads * d, 1).map((v) => v * 3);
+      const kk = values((start + n) * kvs, 2);
+      const vv = values((start + n) * kvs, 3);
+      const out = new Float32Array(n * heads * d);
+      k.attend(q, n, heads * d, kk, vv, kvs, start, heads, d, out);
+      for (let i = 0; i < n; i++) {
+        for (let h = 0; h < heads; h++) {
+          const seen = start + i + 1;
+          const sc = Array.from({ length: seen }, (_, j) => {
+            let s = 0;
+            for (let t = 0; t < d; t++) s += q[i * heads * d + h * d + t] * kk[j * kvs + h * d + t];
+            return s / Math.sqrt(d);
+          });
+          const m = Math.max(...sc);
+          const e = sc.map((s) => Math.exp(s - m));
+          const sum = e.reduce((a, b) => a + b, 0);
+          for (let t = 0; t < d; t++) {
+            let o = 0;
+            for (let j = 0; j < seen; j++) o += (e[j] / sum) * vv[j * kvs + h * d + t];
+            expect(out[i * heads * d + h * d + t]).toBeCloseTo(o, 5);
+          }
         }
       }
-    }
+    },
+  );
+
+  // The pair products against the two single products they replace: bit for bit (compared as raw bits), every format,
+  // widths that are not multiples of 8 or 16 (column tails), 1, 2 and 5 rows (register blocks of 1, 2 and 4 + 1) and 33
+  // (the prompt paths), on 1 and 2 threads (the last shape's wider product is above the 2^21 multiply-adds from which 2 threads run).
+  describe('pair products: bit for bit the two single products', () => {
+    const bitsOf = (y: Float32Array) => new Uint32Array(y.buffer, y.byteOffset, y.length);
+    /** Random packed GPTQ parts of [out, in] (any codes and zero points, scales (1..15)/64). */
+    const packed = (bits: number, group: number, inF: number, out: number, seed: number) => {
+      const per = 32 / bits;
+      const groups = Math.ceil(inF / group);
+      const qweight = new Int32Array((inF / per) * out);
+      k.randomWords(qweight, seed);
+      const qzeros = new Int32Array(groups * Math.ceil((out * bits) / 32));
+      k.randomWords(qzeros, seed + 1);
+      const r = values(groups * out, seed + 2);
+      const scales = Uint16Array.from(r, (v) => toHalf((1 + Math.floor(((v + 1) / 2) * 15)) / 64));
+      return { qweight, qzeros, scales };
+    };
+    // in, outA, outB
+    const shapes: [number, number, number][] = [
+      [64, 13, 24],
+      [96, 40, 9],
+      [160, 203, 77],
+      [1024, 2056, 1100],
+    ];
+    const cases = [1, 2].flatMap((threads) =>
+      shapes.flatMap(([inF, outA, outB]) => [1, 2, 5, 33].map((n) => [threads, inF, outA, outB, n] as const)),
+    );
+    const threadsBefore = k.setDecodeThreads(2);
+
+    it.each(cases)('fp32 and bf16, %i threads, in %i, outs %i and %i, n %i', (threads, inF, outA, outB, n) => {
+      k.setDecodeThreads(threads);
+      const x = values(n * inF, 11);
+      const wa = values(outA * inF, 12);
+      const wb = values(outB * inF, 13);
+      const ya = new Float32Array(n * outA);
+      const yb = new Float32Array(n * outB);
+      const ra = new Float32Array(n * outA);
+      const rb = new Float32Array(n * outB);
+      k.linearF32(x, n, wa, outA, inF, ra);
+      k.linearF32(x, n, wb, outB, inF, rb);
+      k.linearF32Pair(x, n, wa, outA, wb, outB, inF, ya, yb);
+      expect(bitsOf(ya)).toEqual(bitsOf(ra));
+      expect(bitsOf(yb)).toEqual(bitsOf(rb));
+      const ba = Uint16Array.from(wa, toBf16);
+      const bb = Uint16Array.from(wb, toBf16);
+      k.linearBf16(x, n, ba, outA, inF, ra);
+      k.linearBf16(x, n, bb, outB, inF, rb);
+      ya.fill(NaN);
+      yb.fill(NaN);
+      k.linearBf16Pair(x, n, ba, outA, bb, outB, inF, ya, yb);
+      expect(bitsOf(ya)).toEqual(bitsOf(ra));
+      expect(bitsOf(yb)).toEqual(bitsOf(rb));
+      k.setDecodeThreads(threadsBefore);
+    });
+
+    // the second weight: the same activations (bits, group, permutation), or not (another group, another permutation,
+    // one permutation against none, another width)
+    const variants = ['same', 'group', 'perm', 'one perm', '8 and 4 bits'] as const;
+    it.each(cases.flatMap((c) => [4, 8].map((bits) => [...c, bits] as const)))(
+      'GPTQ, %i threads, in %i, outs %i and %i, n %i, %i-bit: every variant of the second weight',
+      (threads, inF, outA, outB, n, bits) => {
+        k.setDecodeThreads(threads);
+        const x = values(n * inF, 21);
+        const permOf = (step: number) => Int32Array.from({ length: inF }, (_, i) => (i * step + 3) % inF);
+        for (const variant of variants) {
+          const bitsB = variant === '8 and 4 bits' ? 12 - bits : bits;
+          const groupA = 32;
+          const groupB = variant === 'group' ? 16 : groupA;
+          const permA = variant === 'one perm' || variant === 'perm' ? permOf(7) : null;
+          const permB = variant === 'perm' ? permOf(5) : null;
+          const a = packed(bits, groupA, inF, outA, 31);
+          const b = packed(bitsB, groupB, inF, outB, 41);
+          const ra = new Float32Array(n * outA);
+          const rb = new Float32Array(n * outB);
+          k.linearGptq(x, n, a.qweight, a.qzeros, a.scales, permA, bits, groupA, inF, outA, 1, ra);
+          k.linearGptq(x, n, b.qweight, b.qzeros, b.scales, permB, bitsB, groupB, inF, outB, 0, rb);
+          const ya = new Float32Array(n * outA).fill(NaN);
+          const yb = new Float32Array(n * outB).fill(NaN);
+          k.linearGptqPair(
+            x,
+            n,
+            a.qweight,
+            a.qzeros,
+            a.scales,
+            permA,
+            bits,
+            groupA,
+            inF,
+            outA,
+            1,
+            b.qweight,
+            b.qzeros,
+            b.scales,
+            permB,
+            bitsB,
+            groupB,
+            inF,
+            outB,
+            0,
+            ya,
+            yb,
+          );
+          expect(bitsOf(ya), variant).toEqual(bitsOf(ra));
+          expect(bitsOf(yb), variant).toEqual(bitsOf(rb));
+        }
+        k.setDecodeThreads(threadsBefore);
+      },
+    );
+
+    it('rejects mismatched pairs with one-line errors naming what was wrong', () => {
+      const x = new Float32Array(64);
+      const w = new Float32Array(8 * 64);
+      const y = new Float32Array(8);
+      expect(() => k.linearF32Pair(x, 1, w, 8, w, 8, 64, y, y)).not.toThrow();
+      expect(() => k.linearF32Pair(x, 1, w, 8, w.subarray(1), 8, 64, y, y)).toThrow(
+        'linearF32Pair: x [n, in], wa [outA, in] and wb [outB, in] do not match',
+      );
+      expect(() =>
+        k.linearBf16Pair(x, 1, new Uint16Array(512), 8, new Uint16Array(512), 8, 64, y, y.subarray(1)),
+      ).toThrow('linearBf16Pair: ya [n, outA] and yb [n, outB] do not match');
+      const q = packed(4, 32, 64, 8, 1);
+      const q2 = packed(4, 32, 32, 8, 1);
+      expect(() =>
+        k.linearGptqPair(
+          x,
+          1,
+          q.qweight,
+          q.qzeros,
+          q.scales,
+          null,
+          4,
+          32,
+          64,
+          8,
+          1,
+          q2.qweight,
+          q2.qzeros,
+          q2.scales,
+          null,
+          4,
+          32,
+          32,
+          8,
+          1,
+          y,
+          y,
+        ),
+      ).toThrow('linearGptqPair: the two weights differ in input width');
+    });
+  });
+
+  describe('attendRows: each row over its own cache, bit for bit attend per sequence', () => {
+    /**
+     * Caches of the given lengths ([len, kvStride] keys and values) and rows attending them: `runs` [cache, m] puts m
+     * rows on a cache (its last m positions, as a prompt's rows); rows of one cache may also be apart.
+     */
+    const check = (
+      heads: number,
+      d: number,
+      kvs: number,
+      lengths: number[],
+      runs: [number, number][],
+      threads: number,
+    ) => {
+      const before = k.setDecodeThreads(threads);
+      const ks = lengths.map((len, c) => values(len * kvs, 100 + c));
+      const vs = lengths.map((len, c) => values(len * kvs, 200 + c));
+      const rows = runs.flatMap(([c, m]) => Array.from({ length: m }, (_, j) => ({ c, j, m })));
+      const n = rows.length;
+      const qs = heads * d + 3;
+      const q = values(n * qs, 7).map((v) => v * 2);
+      const cache = Int32Array.from(rows, (r) => r.c);
+      const seen = Int32Array.from(rows, (r) => lengths[r.c] - r.m + r.j + 1);
+      const out = new Float32Array(n * heads * d);
+      k.attendRows(q, n, qs, ks, vs, cache, seen, kvs, heads, d, out);
+      // each run alone through attend
+      let r0 = 0;
+      for (const [c, m] of runs) {
+        const alone = new Float32Array(m * heads * d);
+        k.attend(q.subarray(r0 * qs), m, qs, ks[c], vs[c], kvs, lengths[c] - m, heads, d, alone);
+        const got = out.subarray(r0 * heads * d, (r0 + m) * heads * d);
+        expect(new Uint32Array(got.slice().buffer)).toEqual(new Uint32Array(alone.buffer));
+        r0 += m;
+      }
+      k.setDecodeThreads(before);
+    };
+
+    it.each([1, 2])('small: contexts of 1 and odd lengths, a prompt run among decode rows (%i threads)', (threads) => {
+      // cache 0: a 3-row prompt (its first call); cache 1: context 1; cache 2: 7 positions; cache 3 twice, apart
+      check(
+        3,
+        4,
+        14,
+        [3, 1, 7, 5, 2],
+        [
+          [0, 3],
+          [1, 1],
+          [2, 1],
+          [3, 1],
+          [4, 2],
+          [3, 1],
+        ].map(([c, m]) => [c, m]) as [number, number][],
+        threads,
+      );
+    });
+
+    it.each([1, 2])('above the one-thread size: 16 sequences and a prompt, heads of 64 (%i threads)', (threads) => {
+      // Σ seen · heads · d · 2 above 2^21 (about 4.4M): the rows are split between the threads
+      const lengths = Array.from({ length: 17 }, (_, c) => (c === 16 ? 9 : 100 + ((c * 37) % 301)));
+      const runs: [number, number][] = lengths.map((_, c) => [c, c === 16 ? 9 : 1]);
+      check(8, 64, 8 * 64, lengths, runs, threads);
+    });
+
+    it('rejects rows outside their caches with one-line errors', () => {
+      const kv = [new Float32Array(3 * 8)];
+      const out = new Float32Array(8);
+      const q = new Float32Array(8);
+      expect(() => k.attendRows(q, 1, 8, kv, kv, Int32Array.of(0), Int32Array.of(3), 8, 2, 4, out)).not.toThrow();
+      expect(() => k.attendRows(q, 1, 8, kv, kv, Int32Array.of(1), Int32Array.of(3), 8, 2, 4, out)).toThrow(
+        'attendRows: cache has an index outside 0..ks.length-1',
+      );
+      expect(() => k.attendRows(q, 1, 8, kv, kv, Int32Array.of(0), Int32Array.of(4), 8, 2, 4, out)).toThrow(
+        'attendRows: seen has an entry below 1 or beyond its cache',
+      );
+      expect(() => k.attendRows(q, 1, 8, kv, [], Int32Array.of(0), Int32Array.of(1), 8, 2, 4, out)).toThrow(
+        'attendRows: ks and vs differ in length',
+      );
+    });
   });
 
   it('random tables and words depend on the seed and the index only', () => {

@@ -38,6 +38,64 @@ export interface WeightKernels {
     y: Float32Array,
   ): void;
   /**
+   * Two products of one input x [n, in]: ya [n, outA] = x · waᵀ and yb [n, outB] = x · wbᵀ (fp32 [out, in]), each bit
+   * for bit `linearF32`'s result. Below 32 rows one parallel region runs both products' tasks (one fork/join instead of
+   * two, on the threads the larger product alone would take); from 32 rows on, the two products in turn.
+   */
+  linearF32Pair(
+    x: Float32Array,
+    n: number,
+    wa: Float32Array,
+    outA: number,
+    wb: Float32Array,
+    outB: number,
+    inFeatures: number,
+    ya: Float32Array,
+    yb: Float32Array,
+  ): void;
+  /** `linearF32Pair` for bf16 weights (raw bits), each result bit for bit `linearBf16`'s; x is split into its even and odd inputs once. */
+  linearBf16Pair(
+    x: Float32Array,
+    n: number,
+    wa: Uint16Array,
+    outA: number,
+    wb: Uint16Array,
+    outB: number,
+    inFeatures: number,
+    ya: Float32Array,
+    yb: Float32Array,
+  ): void;
+  /**
+   * `linearF32Pair` for two GPTQ weights of the same input width (each as the 9 GPTQ arguments of `linearGptq`: qweight,
+   * qzeros, scales, perm, bits, group, in, out, zeroOffset), each result bit for bit `linearGptq`'s. Below 32 rows the
+   * activations are quantized once when both weights have the same bits, group and permutation (else once per weight)
+   * and one parallel region runs both weights' column stripes.
+   */
+  linearGptqPair(
+    x: Float32Array,
+    n: number,
+    qweightA: Int32Array,
+    qzerosA: Int32Array,
+    scalesA: Uint16Array,
+    permA: Int32Array | null,
+    bitsA: number,
+    groupA: number,
+    inA: number,
+    outA: number,
+    zeroOffsetA: number,
+    qweightB: Int32Array,
+    qzerosB: Int32Array,
+    scalesB: Uint16Array,
+    permB: Int32Array | null,
+    bitsB: number,
+    groupB: number,
+    inB: number,
+    outB: number,
+    zeroOffsetB: number,
+    ya: Float32Array,
+    yb: Float32Array,
+  ): void;
+  /**
    * dx [n, in] = dy [n, out] · w for fp32 w [out, in] (the input gradient of `linearF32`): OpenBLAS GEMM on blocks of
    * 256 columns of dx, one per thread.
    */
@@ -113,6 +171,25 @@ export interface WeightKernels {
     v: Float32Array,
     kvStride: number,
     start: number,
+    heads: number,
+    d: number,
+    out: Float32Array,
+  ): void;
+  /**
+   * Attention of n rows, each over its own K/V cache (the rows of a batched decode step, several sequences in one call):
+   * row i's query (q [n, qStride], head h at h·d) attends positions [0, seen[i]) of ks[cache[i]], vs[cache[i]]
+   * ([len, kvStride], head h at h·d): out [n, heads·d] = softmax(q·kᵀ/√d)·v per head, each row bit for bit what `attend`
+   * gives it. One parallel region over rows × heads, one thread below 2^21 multiply-adds (Σ seen·heads·d·2).
+   */
+  attendRows(
+    q: Float32Array,
+    n: number,
+    qStride: number,
+    ks: readonly Float32Array[],
+    vs: readonly Float32Array[],
+    cache: Int32Array,
+    seen: Int32Array,
+    kvStride: number,
     heads: number,
     d: number,
     out: Float32Array,

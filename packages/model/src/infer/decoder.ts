@@ -123,7 +123,8 @@ export class Decoder {
       const a = b.attention.forward(this.ops.rmsNorm(x, b.inputNorm, eps), rows, this.ops);
       for (let i = 0; i < x.length; i++) x[i] += a[i];
       const h = this.ops.rmsNorm(x, b.postNorm, eps);
-      const act = this.ops.swiglu(this.ops.linear(b.up, h, n), this.ops.linear(b.gate, h, n));
+      const [up, gate] = this.ops.linearPair(b.up, b.gate, h, n);
+      const act = this.ops.swiglu(up, gate);
       const m = this.ops.linear(b.down, act, n);
       for (let i = 0; i < x.length; i++) x[i] += m[i];
     }

@@ -9,22 +9,15 @@ export function createMhaDecoder(spec: AttentionSpec, _options: unknown, weights
     newState: () => new KvCache(hs),
     forward(x, rows, ops) {
       const n = rows.length;
-      const q = ops.linear(wq, x, n);
-      const k = ops.linear(wk, x, n);
+      const [q, k] = ops.linearPair(wq, wk, x, n);
       const v = ops.linear(wv, x, n);
       const pos = Int32Array.from(rows, (r) => r.position);
       ops.rope(q, n, hs, heads, d, pos, spec.ropeBase);
       ops.rope(k, n, hs, heads, d, pos, spec.ropeBase);
-      const att = ops.scratch(n * hs); // the runs cover every row
-      for (let first = 0; first < n;) {
-        let m = 1;
-        while (first + m < n && rows[first + m].state === rows[first].state) m++;
-        const kv = rows[first].state as KvCache;
-        for (let j = 0; j < m; j++) kv.append(k, v, first + j, hs, 0, hs, 0);
-        att.set(kv.attend(ops, q.subarray(first * hs, (first + m) * hs), m, hs, heads, d), first * hs);
-        first += m;
-      }
-      return ops.linear(wo, att, n);
+      // every row's key and value into its sequence's cache, then one attention call for all rows
+      const caches = rows.map((r) => r.state as KvCache);
+      for (let r = 0; r < n; r++) caches[r].append(k, v, r, hs, 0, hs, 0);
+      return ops.linear(wo, ops.attendRows(q, n, hs, caches, heads, d), n);
     },
   };
 }

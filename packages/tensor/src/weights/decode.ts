@@ -1,4 +1,4 @@
-import type { AttentionSpec } from '@yuan/core';
+import { YuanError, type AttentionSpec } from '@yuan/core';
 import type { TensorAttentionPlugin } from '../attention.js';
 import type { StoredWeight } from './formats.js';
 import type { DecodeKernels } from './kernels.js';
@@ -56,8 +56,19 @@ export const SCRATCH_MAX_FLOATS = 1 << 20;
 export class DecodeOps {
   private readonly pool: Float32Array[] = [];
   private used = 0;
+  /**
+   * Whether `linearPair` and `attendRows` make one native call (default), or, with `fused: false`, the calls they
+   * replace (one product per weight, one `attend` per sequence): the same results, kept to measure the difference
+   * (`YUAN_DECODE_UNFUSED=1` sets the default to false; bench/README.md, "One call per shared input").
+   */
+  readonly fused: boolean;
 
-  constructor(readonly kernels: DecodeKernels) {}
+  constructor(
+    readonly kernels: DecodeKernels,
+    options: { fused?: boolean } = {},
+  ) {
+    this.fused = options.fused ?? !process.env.YUAN_DECODE_UNFUSED;
+  }
 
   /** Makes every array handed out since the last release free for reuse (call where none of them is still read). */
   release(): void {
@@ -80,6 +91,82 @@ export class DecodeOps {
     const y = into ?? this.scratch(n * w.out);
     w.format.matmul(w, x, n, y, this.kernels);
     return y;
+  }
+
+  /**
+   * The two products of one input: [x · aᵀ [n, a.out], x · bᵀ [n, b.out]] (scratch arrays). Weights of one format and
+   * input width whose format has `matmulPair` go through it (one native call: one parallel region, the activations
+   * quantized once), bit for bit the two `linear` calls it replaces; otherwise (or with `fused` off) those two calls.
+   */
+  linearPair(a: StoredWeight, b: StoredWeight, x: Float32Array, n: number): [Float32Array, Float32Array] {
+    const ya = this.scratch(n * a.out);
+    const yb = this.scratch(n * b.out);
+    if (this.fused && a.format === b.format && a.in === b.in && a.format.matmulPair) {
+      a.format.matmulPair(a, b, x, n, ya, yb, this.kernels);
+    } else {
+      a.format.matmul(a, x, n, ya, this.kernels);
+      b.format.matmul(b, x, n, yb, this.kernels);
+    }
+    return [ya, yb];
+  }
+
+  /**
+   * Attention of n query rows (q [n, qStride], head h at h·d), row i against `caches[i]` (the cache of its sequence,
+   * already holding the row's own key and value): the rows of one cache are its last positions in their order (a
+   * prompt's rows, or one decode row), rows of different caches are independent. Returns [n, heads·d] (a scratch
+   * array). One native call for all rows (`attendRows`), equal to one `KvCache.attend` per run of rows, which is what
+   * it makes with `fused` off.
+   */
+  attendRows(
+    q: Float32Array,
+    n: number,
+    qStride: number,
+    caches: readonly KvCache[],
+    heads: number,
+    d: number,
+  ): Float32Array {
+    if (caches.length !== n) throw new YuanError('input', `attendRows: ${caches.length} caches for ${n} rows`);
+    const out = this.scratch(n * heads * d);
+    if (!this.fused) {
+      for (let first = 0; first < n;) {
+        let m = 1;
+        while (first + m < n && caches[first + m] === caches[first]) m++;
+        out.set(
+          caches[first].attend(this, q.subarray(first * qStride, (first + m) * qStride), m, qStride, heads, d),
+          first * heads * d,
+        );
+        first += m;
+      }
+      return out;
+    }
+    // the distinct caches in order of first use, each row's index among them, and how many of its rows come later
+    const index = new Map<KvCache, number>();
+    const ks: Float32Array[] = [];
+    const vs: Float32Array[] = [];
+    const left: number[] = [];
+    const cache = new Int32Array(n);
+    const seen = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let c = index.get(caches[i]);
+      if (c === undefined) {
+        c = ks.length;
+        index.set(caches[i], c);
+        ks.push(caches[i].k);
+        vs.push(caches[i].v);
+        left.push(0);
+      }
+      if (caches[i].width !== caches[0].width)
+        throw new YuanError('input', `attendRows: caches of widths ${caches[0].width} and ${caches[i].width}`);
+      cache[i] = c;
+      left[c]++;
+    }
+    for (let i = 0; i < n; i++) {
+      const c = cache[i];
+      seen[i] = caches[i].length - --left[c];
+      if (seen[i] < 1) throw new YuanError('input', `attendRows: a cache holds fewer positions than its rows`);
+    }
+    this.kernels.attendRows(q, n, qStride, ks, vs, cache, seen, caches[0].width, heads, d, out);
+    return out;
   }
 
   /** RMSNorm of x [n, d] with weight [d] (a scratch array). */

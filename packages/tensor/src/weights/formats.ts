@@ -41,6 +41,20 @@ export interface TensorWeightFormat extends WeightFormatPlugin<StoredWeight, Wei
   /** y [n, out] = x [n, in] · Wᵀ with the native kernels. */
   matmul(w: StoredWeight, x: Float32Array, n: number, y: Float32Array, kernels: DecodeKernels): void;
   /**
+   * ya [n, a.out] = x · Aᵀ and yb [n, b.out] = x · Bᵀ for two weights of this format with the same input width, in one
+   * native call (one parallel region, the activations prepared once), each result bit for bit `matmul`'s. Optional: a
+   * format without it makes two `matmul` calls.
+   */
+  matmulPair?(
+    a: StoredWeight,
+    b: StoredWeight,
+    x: Float32Array,
+    n: number,
+    ya: Float32Array,
+    yb: Float32Array,
+    kernels: DecodeKernels,
+  ): void;
+  /**
    * dx [n, in] = dy [n, out] · W with the native kernels (the input gradient of `matmul`; a frozen packed base's
    * backward), without an fp32 copy of all of W. Optional: a format without it is dequantized for the product.
    */
@@ -134,6 +148,9 @@ export const fp32Format: TensorWeightFormat = {
   matmul(w, x, n, y, k) {
     k.linearF32(x, n, w.f32!, w.out, w.in, y);
   },
+  matmulPair(a, b, x, n, ya, yb, k) {
+    k.linearF32Pair(x, n, a.f32!, a.out, b.f32!, b.out, a.in, ya, yb);
+  },
   gradInput(w, dy, n, dx, k) {
     k.linearF32GradInput(dy, n, w.f32!, w.out, w.in, dx);
   },
@@ -172,6 +189,9 @@ export const bf16Format: TensorWeightFormat = {
   },
   matmul(w, x, n, y, k) {
     k.linearBf16(x, n, w.bf16!, w.out, w.in, y);
+  },
+  matmulPair(a, b, x, n, ya, yb, k) {
+    k.linearBf16Pair(x, n, a.bf16!, a.out, b.bf16!, b.out, a.in, ya, yb);
   },
   gradInput(w, dy, n, dx, k) {
     k.linearBf16GradInput(dy, n, w.bf16!, w.out, w.in, dx);
@@ -337,6 +357,34 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
     matmul(w, x, n, y, k) {
       const d = w.gptq!;
       k.linearGptq(x, n, d.qweight, d.qzeros, d.scales, d.perm, d.bits, d.group, w.in, w.out, d.zeroOffset, y);
+    },
+    matmulPair(a, b, x, n, ya, yb, k) {
+      const p = a.gptq!;
+      const q = b.gptq!;
+      k.linearGptqPair(
+        x,
+        n,
+        p.qweight,
+        p.qzeros,
+        p.scales,
+        p.perm,
+        p.bits,
+        p.group,
+        a.in,
+        a.out,
+        p.zeroOffset,
+        q.qweight,
+        q.qzeros,
+        q.scales,
+        q.perm,
+        q.bits,
+        q.group,
+        b.in,
+        b.out,
+        q.zeroOffset,
+        ya,
+        yb,
+      );
     },
     gradInput(w, dy, n, dx, k) {
       const d = w.gptq!;
