@@ -32,12 +32,11 @@ if (!libDirs.some((d) => existsSync(path.join(d, 'libopenblas.so')))) {
 }
 
 // Which OpenBLAS build to link. Debian ships one per threading model behind the same soname; the default one
-// (libopenblas0-pthread) runs its own pool of pthreads beside the addon's OpenMP (libgomp) threads, and on a busy machine
-// each pool's waiting threads take the cores the other's need. Debian's OpenMP build (libopenblas0-openmp) runs its
-// products on the same libgomp pool as the addon's kernels, so where it is installed the addon links it by path (with
-// an rpath, so that the system's default build does not replace it at load time). YUAN_BLAS=system links the default
-// libopenblas instead (bench/README.md "Train step: one thread pool" has the measurements).
-const blasChoice = process.env.YUAN_BLAS ?? 'openmp';
+// (libopenblas0-pthread) runs its own pool of pthreads beside the addon's OpenMP (libgomp) threads. YUAN_BLAS=openmp links
+// Debian's OpenMP build (libopenblas0-openmp) by path instead, with an rpath so that the system's default build does not
+// replace it at load time: its products then run on the same libgomp pool as the addon's kernels. Measured on a busy
+// 2-core machine it was not a clear win (bench/README.md "Train step: one thread pool or two"), so it is opt-in.
+const blasChoice = process.env.YUAN_BLAS ?? 'system';
 if (blasChoice !== 'openmp' && blasChoice !== 'system') {
   console.error(`@yuan/tensor-native: YUAN_BLAS must be "openmp" or "system", not "${blasChoice}"`);
   process.exit(1);
