@@ -173,8 +173,8 @@ const BENCHES = {
   'train-step.mjs': {
     // torch (TORCH_PYTHON or /usr/bin/python3 with torch) is optional: without it a one-line skip and no ratio
     expect: [
-      re(String.raw`^(torch +\d+ +NUM +1\.00x +NUM|torch: skipped \(.+\))$`),
-      re(String.raw`^wasm +1 +NUM +(NUMx|skipped) +NUM$`),
+      re(String.raw`^(torch +\d+ +NUM +1\.00x +NUM +1\.00x +NUM|torch: skipped \(.+\))$`),
+      re(String.raw`^wasm +1 +NUM +(NUMx|skipped) +NUM +(NUMx|skipped) +NUM$`),
     ],
   },
 };

@@ -200,13 +200,17 @@ async function yuanEngine(name) {
     async run(n) {
       await initBackend(backend);
       const seconds = [];
+      const cpu = [];
       const losses = [];
       for (let i = 0; i < n; i++) {
         const t0 = performance.now();
+        const c0 = process.cpuUsage();
         losses.push(step());
         seconds.push((performance.now() - t0) / 1000);
+        const c = process.cpuUsage(c0);
+        cpu.push((c.user + c.system) / 1e6);
       }
-      return { seconds, losses };
+      return { seconds, cpu, losses };
     },
   };
 }
@@ -241,25 +245,30 @@ for (const name of (values.backends ?? DEFAULT_BACKENDS).split(',').filter(Boole
   }
   const warm = await e.run(1); // kernels, optimizer slots
   e.times = [];
+  e.cpu = [];
   e.losses = warm.losses;
   engines.push(e);
 }
-const torchRun = { name: 'torch', times: [], losses: [] };
+const torchRun = { name: 'torch', times: [], cpu: [], losses: [] };
 for (let r = 0; r < rounds; r++) {
   if (hello) {
     const t = await torch.run(steps);
     torchRun.times.push(...t.seconds);
+    torchRun.cpu.push(...t.cpu);
     if (r === 0) torchRun.losses = t.losses;
   }
   for (const e of engines) {
     if (e.name === 'cpu' && r >= Number(values['cpu-rounds'])) continue;
     const y = await e.run(e.name === 'cpu' ? 1 : steps);
     e.times.push(...y.seconds);
+    e.cpu.push(...y.cpu);
   }
 }
 if (hello) torch.close();
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const base = hello ? median(torchRun.times) : undefined;
+// CPU seconds of a step: the whole process's user + system time over all its threads (BLAS and OpenMP workers included).
+const baseCpu = hello ? median(torchRun.cpu) : undefined;
 console.log(
   `${values.preset}: batch ${batch} x ${seq} tokens, forward + backward + Adam; ${rounds} interleaved rounds of ${steps} steps after 1 warm-up; median`,
 );
@@ -269,16 +278,17 @@ if (hello)
   );
 else console.log(`torch: skipped (${torch.skipped})`);
 console.log(
-  `${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln vocab)`,
+  `${'engine'.padEnd(12)} ${'threads'.padStart(7)} ${'ms/step'.padStart(9)} ${'vs torch'.padStart(9)} ${'CPU ms'.padStart(8)} ${'vs torch'.padStart(9)}  first loss (random init and tokens, about ln vocab)`,
 );
 if (hello)
   console.log(
-    `${'torch'.padEnd(12)} ${values['torch-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`,
+    `${'torch'.padEnd(12)} ${values['torch-threads'].padStart(7)} ${(base * 1000).toFixed(1).padStart(9)} ${'1.00x'.padStart(9)} ${(baseCpu * 1000).toFixed(1).padStart(8)} ${'1.00x'.padStart(9)}  ${torchRun.losses[0].toFixed(4)}`,
   );
 for (const e of engines) {
   const s = median(e.times);
+  const c = median(e.cpu);
   console.log(
-    `${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${(base ? `${(s / base).toFixed(2)}x` : 'skipped').padStart(9)}  ${e.losses[0].toFixed(4)}`,
+    `${e.name.padEnd(12)} ${String(e.threads).padStart(7)} ${(s * 1000).toFixed(1).padStart(9)} ${(base ? `${(s / base).toFixed(2)}x` : 'skipped').padStart(9)} ${(c * 1000).toFixed(1).padStart(8)} ${(base ? `${(c / baseCpu).toFixed(2)}x` : 'skipped').padStart(9)}  ${e.losses[0].toFixed(4)}`,
   );
 }
 if (engines.some((e) => e.name.startsWith('native'))) {

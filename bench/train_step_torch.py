@@ -5,7 +5,7 @@ kernel 2 and RMSNorm, RoPE, causal softmax attention, SwiGLU). Attention is op b
 softmax, ·V) or PyTorch's fused `scaled_dot_product_attention` (`--attention sdpa`). Runs under Debian's python3-torch with OpenBLAS;
 the caller sets OPENBLAS_NUM_THREADS. Protocol on stdin/stdout, one JSON line per answer, so that the caller can
 interleave rounds with its own: first a line with the parameter count and matMul GFLOP/s, then for each input line
-"steps N" the seconds of N steps and their losses (a warm-up step runs before the first answer).
+"steps N" the seconds of N steps (wall, and "cpu": the process's CPU seconds, all threads), and their losses (a warm-up step runs before the first answer).
 """
 import sys
 import argparse
@@ -125,9 +125,10 @@ print(json.dumps({
 }), flush=True)
 for line in sys.stdin:
     n = int(line.split()[1])
-    seconds, losses = [], []
+    seconds, cpu, losses = [], [], []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(step())
         seconds.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": seconds, "losses": losses}), flush=True)
+        cpu.append(time.process_time() - c0)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "losses": losses}), flush=True)

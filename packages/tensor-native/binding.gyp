@@ -6,7 +6,7 @@
       "cflags_cc": ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-std=c++17"],
       "cflags_cc!": ["-fno-exceptions"],
       "include_dirs": ["<!(node -p \"process.env.YUAN_CBLAS_INCLUDE || '/usr/include/x86_64-linux-gnu'\")"],
-      "libraries": ["-lopenblas", "-fopenmp"],
+      "libraries": ["<!@(node -p \"process.env.YUAN_BLAS_LINK || '-lopenblas'\")", "-fopenmp"],
       "defines": ["NAPI_VERSION=8"]
     }
   ]

@@ -67,7 +67,7 @@ export const plugins = [{
   priority: 10,
   async activate() {
     if (!(await tf.setBackend('cpu'))) throw new Error('cpu did not initialise');
-    return { threads: 1 };
+    return { threads: 1, library: 'test BLAS 1.0 (serial)' };
   },
 }];
 `;
@@ -188,9 +188,13 @@ describe('plugins of every kind from outside the workspace', () => {
     expect(env.code, env.err).toBe(0);
     const info = JSON.parse(env.out) as {
       backend: string;
+      library?: string;
       backends: { name: string; priority: number; status: string; source: string }[];
     };
     expect(info.backend).toBe('test-cpu');
+    // the library the chosen backend's activation named (the native backend: its BLAS build)
+    expect(info.library).toBe('test BLAS 1.0 (serial)');
+    expect(run('env', '--plugin', './plugins/backend.js').out).toMatch(/^library +test BLAS 1\.0 \(serial\)$/m);
     expect(info.backends[0]).toEqual({
       name: 'test-cpu',
       priority: 10,
@@ -203,6 +207,7 @@ describe('plugins of every kind from outside the workspace', () => {
     );
     expect(info.backends.find((b) => b.name === 'cpu')).toMatchObject({ priority: 1, status: 'not tried' });
     const text = run('env', '--plugin', './plugins/backend.js', '--backend', 'cpu');
+    expect(text.out).not.toMatch(/^library/m); // the cpu backend names none
     expect(text.out).toMatch(/^\s+not tried\s+test-cpu\s+10\s+\S*backend\.js: the cpu backend under another name/m);
     expect(text.out).toMatch(/^\s+chosen\s+cpu\s+1\s+@yuan\/tensor: pure JavaScript/m);
     const list = JSON.parse(

@@ -460,11 +460,14 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   Args a(env, info);
   const int64_t blas = a.num(0), kernels = a.num(1);
   if (!a.ok) return nullptr;
-  ynk::setThreads(int(blas));
-#ifdef _OPENMP
-  omp_set_num_threads(int(kernels));
-#endif
+  ynk::setThreads(int(blas), int(kernels));
   return nullptr;
+}
+
+napi_value Blas(napi_env env, napi_callback_info) {
+  napi_value result;
+  NAPI_OK(napi_create_string_utf8(env, ynk::blasName(), NAPI_AUTO_LENGTH, &result));
+  return result;
 }
 
 napi_value Threads(napi_env env, napi_callback_info) {
@@ -476,6 +479,7 @@ napi_value Threads(napi_env env, napi_callback_info) {
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"blas", nullptr, Blas, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"compare", nullptr, Compare, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},

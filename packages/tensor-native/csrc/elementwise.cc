@@ -19,7 +19,7 @@ void binaryLoop(F f, const float* a, const float* b, T* out, int rank, const int
   const int64_t sa = rank ? as[rank - 1] : 0, sb = rank ? bs[rank - 1] : 0;
   int64_t outer = 1;
   for (int d = 0; d + 1 < rank; d++) outer *= shape[d];
-#pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (outer * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     int64_t rest = o, ia = 0, ib = 0;
     for (int d = rank - 2; d >= 0; d--) {
@@ -48,7 +48,7 @@ void binaryLoop(F f, const float* a, const float* b, T* out, int rank, const int
 template <typename F>
 void unaryLoop(F f, const float* x, float* out, int64_t n) {
   // simd: with -fno-math-errno GCC calls glibc's vector expf/tanhf/... (libmvec) on 16 lanes.
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+#pragma omp parallel for simd num_threads(kernelThreads()) schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; i++) out[i] = f(x[i]);
 }
 
@@ -102,7 +102,7 @@ void unary(int op, const float* x, float* out, int64_t n) {
 }
 
 void addN(const float* const* xs, int count, float* out, int64_t n) {
-#pragma omp parallel for schedule(static) if (n * count >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (n * count >= kParallelMin)
   for (int64_t i = 0; i < n; i++) {
     float s = 0;
     for (int j = 0; j < count; j++) s += xs[j][i];

@@ -95,7 +95,14 @@ void attentionBackward(const float* q, const float* k, const float* v, const flo
                        const float* lse, const float* dout, float* dq, float* dk, float* dv, float* dbias,
                        const AttentionShape& shape, int threads);
 
-void setThreads(int n);
+// Thread counts: `blas` for OpenBLAS's products (and the kernels that split work the way they do: attention), `kernels`
+// for the memory-bound elementwise, layout and reduction kernels (their OpenMP loops say num_threads(kernelThreads())).
+// The OpenMP default (omp_set_num_threads) is set to `blas`, because OpenBLAS's OpenMP build takes its thread count
+// from it at each call; its pthreads build keeps its own count, set here too.
+void setThreads(int blas, int kernels);
 int threads();
+int kernelThreads();
+// Which BLAS the addon runs on: OpenBLAS's build string and its threading ("pthreads", "openmp" or "serial").
+const char* blasName();
 
 }  // namespace ynk

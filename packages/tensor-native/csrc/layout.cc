@@ -24,7 +24,7 @@ void transpose(const float* x, float* out, int rank, const int32_t* shape, const
   const int64_t inner = rank ? outShape[rank - 1] : 1;
   const int64_t innerStride = rank ? srcStride[rank - 1] : 1;
   const int64_t outer = inner ? total / inner : 0;
-#pragma omp parallel for schedule(static) if (total >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (total >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     int64_t rest = o, src = 0;
     for (int d = rank - 2; d >= 0; d--) {
@@ -76,7 +76,7 @@ void copyBox(const float* src, const int32_t* srcShape, const int32_t* srcBegin,
   const int64_t si1 = r ? sst[r - 1] : 1, di1 = r ? dst_[r - 1] : 1;
   int64_t outer = 1;
   for (int d = 0; d + 1 < r; d++) outer *= n[d];
-#pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (outer * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     int64_t rest = o, si = s0, di = d0;
     for (int d = r - 2; d >= 0; d--) {
@@ -100,7 +100,7 @@ void fill(float* out, int64_t n, float value) {
 bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64_t n, int64_t m, int64_t inner) {
   for (int64_t j = 0; j < m; j++)
     if (idx[j] < 0 || idx[j] >= n) return false;
-#pragma omp parallel for schedule(static) if (outer * m * inner >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (outer * m * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     for (int64_t j = 0; j < m; j++) {
       std::memcpy(out + (o * m + j) * inner, x + (o * n + idx[j]) * inner, sizeof(float) * inner);
@@ -112,7 +112,7 @@ bool gather(const float* x, const int32_t* idx, float* out, int64_t outer, int64
 void segmentSum(const float* x, const int32_t* seg, float* out, int64_t n, int64_t segments, int64_t inner) {
   std::memset(out, 0, sizeof(float) * segments * inner);
   // Threads split the inner axis so that no two write the same output element.
-#pragma omp parallel for schedule(static) if (n * inner >= kParallelMin && inner >= 64)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (n * inner >= kParallelMin && inner >= 64)
   for (int64_t c0 = 0; c0 < inner; c0 += 32) {
     const int64_t c1 = c0 + 32 < inner ? c0 + 32 : inner;
     for (int64_t r = 0; r < n; r++) {

@@ -1,5 +1,11 @@
-// Batched matrix products on OpenBLAS's cblas_sgemm.
+// Batched matrix products on OpenBLAS's cblas_sgemm, and the thread counts of BLAS and of the other kernels.
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include <algorithm>
+#include <string>
 
 #include "kernels.h"
 
@@ -25,7 +31,32 @@ void batchedGemm(const float* a, const float* b, float* c, const int32_t* aIdx, 
   }
 }
 
-void setThreads(int n) { openblas_set_num_threads(n); }
-int threads() { return openblas_get_num_threads(); }
+namespace {
+int blasThreads = 1;
+int kernelThreadCount = 1;
+}  // namespace
+
+void setThreads(int blas, int kernels) {
+  blasThreads = std::max(1, blas);
+  kernelThreadCount = std::max(1, kernels);
+  openblas_set_num_threads(blasThreads);
+#ifdef _OPENMP
+  // After openblas_set_num_threads: OpenBLAS's OpenMP build sets the OpenMP default itself there, and reads it back at
+  // each product (a product from a thread whose default is 1 runs on one thread).
+  omp_set_num_threads(blasThreads);
+#endif
+}
+int threads() { return blasThreads; }
+int kernelThreads() { return kernelThreadCount; }
+
+const char* blasName() {
+  static std::string name;
+  if (name.empty()) {
+    const int parallel = openblas_get_parallel();
+    name = std::string(openblas_get_config()) + " (" +
+           (parallel == 2 ? "openmp" : parallel == 1 ? "pthreads" : "serial") + ")";
+  }
+  return name.c_str();
+}
 
 }  // namespace ynk

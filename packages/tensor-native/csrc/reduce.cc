@@ -12,7 +12,7 @@ constexpr int64_t kParallelMin = 1 << 16;
 }
 
 void reduceInner(int op, const float* x, float* out, int64_t outer, int64_t inner) {
-#pragma omp parallel for schedule(static) if (outer * inner >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (outer * inner >= kParallelMin)
   for (int64_t o = 0; o < outer; o++) {
     const float* p = x + o * inner;
     if (op == R_SUM || op == R_MEAN) {
@@ -52,7 +52,7 @@ void reduceOuter(int op, const float* x, float* out, int64_t outer, int64_t inne
 }
 
 void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
-#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMin)
+#pragma omp parallel for num_threads(kernelThreads()) schedule(static) if (rows * cols >= kParallelMin)
   for (int64_t r = 0; r < rows; r++) {
     const float* p = x + r * cols;
     float* q = out + r * cols;

@@ -145,6 +145,8 @@ export interface NativeAddon {
   /** Threads of OpenBLAS and of the OpenMP loops of the other kernels. */
   setThreads(blas: number, kernels: number): void;
   threads(): number;
+  /** The BLAS the addon is linked with: OpenBLAS's build string, then its threading in parentheses ("openmp", "pthreads" or "serial"). */
+  blas(): string;
 }
 
 // src/addon.ts and the bundled dist/index.js both sit one level below the package root.

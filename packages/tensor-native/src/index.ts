@@ -23,6 +23,11 @@ export interface NativeBackendInfo {
   threads: number;
   /** tfjs kernels that run natively; all other kernels are the cpu backend's. */
   kernels: string[];
+  /**
+   * The BLAS the addon runs on, as OpenBLAS reports it, e.g. "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY USE_OPENMP Zen
+   * MAX_THREADS=64 (openmp)": "(openmp)" when it shares the kernels' OpenMP thread pool, "(pthreads)" when it has its own.
+   */
+  blas: string;
 }
 
 /** The priority "native" registers with: above tfjs's wasm (2) and cpu (1), below tfjs-node (3). */
@@ -40,7 +45,7 @@ export function registerNativeBackend(options: { threads?: number; priority?: nu
   // on a busy machine a second thread that is not scheduled in time makes every parallel loop wait for it.
   addon.setThreads(threads, Number(process.env.YUAN_NATIVE_KERNEL_THREADS) || 1);
   registerBackend(addon, options.priority ?? NATIVE_PRIORITY);
-  return { name: NATIVE_BACKEND, threads: addon.threads(), kernels: nativeKernelNames() };
+  return { name: NATIVE_BACKEND, threads: addon.threads(), kernels: nativeKernelNames(), blas: addon.blas() };
 }
 
 /**
@@ -56,6 +61,7 @@ export const nativeBackend = {
   priority: NATIVE_PRIORITY,
   async activate(): Promise<{
     threads: number;
+    library: string;
     fused: {
       rmsNorm: typeof rmsNorm;
       swigluActivation: typeof swigluActivation;
@@ -71,7 +77,11 @@ export const nativeBackend = {
       throw new Error(`native failed: ${(e as Error).message.split('\n')[0]}`);
     }
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('native backend did not initialise');
-    return { threads: info.threads, fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention, ropeHeads } };
+    return {
+      threads: info.threads,
+      library: info.blas,
+      fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention, ropeHeads },
+    };
   },
 };
 

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { expectClose, native, onBoth, rand } from './test-util.js';
 import { tf } from './tf.js';
@@ -13,6 +14,22 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     expect(tf.getKernelsForBackend('cpu').filter((k) => !nativeNames.has(k.kernelName))).toEqual([]);
   });
 
+  it('reports the BLAS it is linked with: the OpenMP build when built with YUAN_BLAS=openmp and Debian has it', () => {
+    const blas = native.info!.blas;
+    expect(blas).toMatch(/^OpenBLAS \d+\.\d+.* \((openmp|pthreads|serial)\)$/);
+    const openmp = [
+      '/usr/lib/x86_64-linux-gnu',
+      '/usr/lib/aarch64-linux-gnu',
+      '/usr/lib64',
+      '/usr/lib',
+      '/usr/local/lib',
+    ].some((d) => existsSync(`${d}/openblas-openmp/libopenblas.so.0`));
+    // The test sees the build's YUAN_BLAS when both run under one environment (set it for install and test alike);
+    // LD_LIBRARY_PATH may swap the library at load time (bench/README.md's A/B does), and then it may differ.
+    if (openmp && process.env.YUAN_BLAS === 'openmp' && !process.env.LD_LIBRARY_PATH)
+      expect(blas).toMatch(/\(openmp\)$/);
+  });
+
   const matmulCases: [number[], number[], boolean, boolean][] = [
     [[7, 5], [5, 3], false, false],
     [[5, 7], [5, 3], true, false],
@@ -23,6 +40,9 @@ describe.skipIf(!native.info)('native kernels match the cpu backend', () => {
     [[4, 6, 4], [1, 4, 5], false, false], // shared right side: folded into one GEMM
     [[2, 4, 6], [2, 4, 5], true, false],
     [[33, 17], [17, 65], false, false],
+    // large enough for OpenBLAS to split it over its threads (odd sizes: edge tiles on every side)
+    [[257, 129], [129, 301], false, false],
+    [[129, 257], [301, 129], true, true],
   ];
   it.each(matmulCases)('matMul %j x %j (transposeA %s, transposeB %s) and its gradients', async (sa, sb, ta, tb) => {
     const r = await onBoth(() => {

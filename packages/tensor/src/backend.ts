@@ -11,6 +11,8 @@ import { patchWasmBackend } from './wasm-fixes.js';
 export interface BackendActivation {
   /** Threads the backend computes with. */
   threads: number;
+  /** The compute library under the backend where it names one (the native backend: which BLAS build it is linked with). */
+  library?: string;
   /** Single-kernel ops the backend supplies (RMSNorm, the SwiGLU activation, the AdamW update), used while it is active. */
   fused?: Omit<FusedOps, 'backend'>;
 }
@@ -60,6 +62,8 @@ export interface BackendReport {
   tfjsVersion: string;
   /** Threads the backend computes with. */
   threads: number;
+  /** The compute library under the backend, where its activation named one (e.g. the native backend's BLAS build). */
+  library?: string;
 }
 
 const require = createRequire(import.meta.url);
@@ -228,6 +232,7 @@ export async function initBackend(
       registered: backends.map((b) => ({ name: b.name, priority: b.priority, description: b.description })),
       tfjsVersion: tf.version.tfjs,
       threads: activation.threads,
+      ...(activation.library ? { library: activation.library } : {}),
     };
     currentFrom = from;
     return current;

@@ -30,6 +30,7 @@ export const envCommand: Command = {
       backends,
       attempts: report.attempts,
       threads: report.threads,
+      ...(report.library ? { library: report.library } : {}),
       versions: { node: process.versions.node, tfjs: tf.version.tfjs },
       cpus: cpus().length,
       memoryGiB: Math.round(totalmem() / 2 ** 30),
@@ -44,6 +45,7 @@ export const envCommand: Command = {
     for (const b of backends)
       io.out(`  ${b.status.padEnd(9)} ${b.name.padEnd(w)} ${String(b.priority).padStart(8)}  ${b.source}: ${b.detail}`);
     io.out(`threads   ${info.threads} of ${info.cpus} CPUs, ${info.memoryGiB} GiB memory`);
+    if (info.library) io.out(`library   ${info.library}`);
     io.out(`versions  node ${info.versions.node}, tfjs ${info.versions.tfjs}`);
   },
 };
