@@ -5,6 +5,7 @@
 // one after another (their weights would not fit together), `--rounds` times in turn; each prints its best round.
 //
 //   node bench/decode.mjs [--tokens 32 --prompt 8 --rounds 1 --formats fp32,bf16,int8,int4 --python PY --no-torch --no-llama]
+//                        [--spin N]   # each yuan format again with YUAN_THREAD_SPIN=N (workers spin before sleeping)
 //   node bench/decode.mjs --smoke        # a tiny shape, one round (the bench smoke test)
 //
 // PyTorch: --python, else TORCH_PYTHON, else .venv-clients/bin/python or bench/.venv/bin/python when they have torch
@@ -30,6 +31,7 @@ const { values: opt } = parseArgs({
     python: { type: 'string' },
     'no-torch': { type: 'boolean' },
     'no-llama': { type: 'boolean' },
+    spin: { type: 'string' },
     child: { type: 'string' },
     shape: { type: 'string' },
     file: { type: 'string' },
@@ -44,7 +46,13 @@ const shape = opt.shape
     : { vocab: 135040, hidden: 2048, layers: 24, heads: 32, ffn: 8192 };
 const tokens = Number(opt.tokens ?? (smoke ? 4 : 32));
 const prompt = Number(opt.prompt ?? (smoke ? 4 : 8));
-for (const [k, v] of Object.entries({ tokens, prompt, rounds: Number(opt.rounds ?? 1) })) {
+const spin = opt.spin === undefined ? undefined : Number(opt.spin);
+for (const [k, v] of Object.entries({
+  tokens,
+  prompt,
+  rounds: Number(opt.rounds ?? 1),
+  ...(opt.spin ? { spin } : {}),
+})) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`error: --${k} must be a positive integer`);
     process.exit(2);
@@ -153,11 +161,11 @@ function bandwidth() {
   return x.byteLength / (best / 1000) / 1e9;
 }
 
-function run(args, what) {
+function run(args, what, env = {}) {
   const r = spawnSync(args[0], args.slice(1), {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
-    env: { ...process.env, YUAN_NATIVE_THREADS: String(threads) },
+    env: { ...process.env, YUAN_NATIVE_THREADS: String(threads), ...env },
   });
   const line = (r.stdout ?? '').trim().split('\n').pop();
   try {
@@ -217,6 +225,15 @@ const engines = formats.map((f) => ({
   name: `yuan ${f}`,
   args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
 }));
+// --spin N: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN, for a
+// machine of its own; llama.cpp's threads spin too)
+if (spin !== undefined)
+  for (const f of formats)
+    engines.push({
+      name: `yuan ${f} spin`,
+      args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
+      env: { YUAN_THREAD_SPIN: String(spin) },
+    });
 const py = opt['no-torch'] ? undefined : pythonWith(['torch', 'transformers']);
 if (opt['no-torch']) console.log('PyTorch: skipped (--no-torch)');
 else if (!py) console.log('PyTorch: skipped (no Python with torch and transformers: give --python or TORCH_PYTHON)');
@@ -315,6 +332,7 @@ try {
             ...(e.name.startsWith('yuan') ? ['--shape', JSON.stringify(shape)] : []),
           ],
           e.name,
+          e.env,
         );
       }
       const prev = results.get(e.name);
@@ -351,6 +369,10 @@ const cpuRatio = (a, b) =>
 console.log(
   `per CPU-second (all threads' time; what a loaded machine does not distort): bf16 / llama.cpp F16 ${cpuRatio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${cpuRatio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${cpuRatio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${cpuRatio('yuan bf16', 'torch bf16')}`,
 );
+if (spin !== undefined)
+  console.log(
+    `with spinning workers (YUAN_THREAD_SPIN=${spin}): bf16 / llama.cpp F16 ${ratio('yuan bf16 spin', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8 spin', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4 spin', 'llama.cpp Q4_0')}; per CPU-second ${cpuRatio('yuan bf16 spin', 'llama.cpp F16')}, ${cpuRatio('yuan int8 spin', 'llama.cpp Q8_0')}, ${cpuRatio('yuan int4 spin', 'llama.cpp Q4_0')}`,
+  );
 console.log(
   `ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`,
 );

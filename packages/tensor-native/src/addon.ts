@@ -163,8 +163,16 @@ export function loadAddon(): NativeAddon {
     } else {
       try {
         // Idle OpenMP threads sleep instead of spinning: on a machine shared with other work, spinning threads
-        // steal the cores the other thread needs (libgomp reads this when the addon loads it).
-        process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+        // steal the cores the other thread needs (libgomp reads this when the addon loads it). YUAN_THREAD_SPIN=N,
+        // for a machine of its own, lets them spin N iterations first (GOMP_SPINCOUNT under libgomp's default
+        // policy; OMP_WAIT_POLICY=ACTIVE would spin for minutes), so that a decode step's next product finds its
+        // workers awake.
+        const spin = process.env.YUAN_THREAD_SPIN;
+        if (spin !== undefined && spin !== '') {
+          if (!/^\d+$/.test(spin))
+            throw new Error(`YUAN_THREAD_SPIN=${spin} must be a count of spin iterations (e.g. 30000)`);
+          process.env.GOMP_SPINCOUNT ??= spin;
+        } else process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
         // Likewise OpenBLAS's workers: spin only 2^4 cycles after a product instead of about 0.1 s, which would take
         // the second core from the kernels that run between products.
         process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
