@@ -155,9 +155,7 @@ export class YuanModel {
       this.paramMap = new Map(
         this.specs.map((s) => {
           // tf.variable shares the initial tensor's data and leaves that tensor alive: free it, or it pins the weights
-          // a stand-in holds no values; a convolution's keeps its leading dims, which causalConv1d reads
-          const empty = s.shape.length > 2 ? [...s.shape.slice(0, -1), 0] : [0];
-          const initial = standIns?.has(s.name) ? tf.zeros(empty) : tf.tensor(values(s), s.shape);
+          const initial = standIns?.has(s.name) ? tf.zeros([0]) : tf.tensor(values(s), s.shape);
           const v = tf.variable(initial, !standIns?.has(s.name));
           initial.dispose();
           return [s.name, v];
@@ -245,12 +243,11 @@ export class YuanModel {
   }
 
   /**
-   * A frozen model or part over weights in their storage formats (QLoRA's base for adapter training): every weight of
-   * two or more dimensions but the embedding (the decoder layers' linears, fused ones as their stored parts, and LFA's
-   * convolutions as their [out, in·K] matrices) stays packed and runs through `packedLinear` (its product on the packed
-   * data, an fp32 gradient for its input, none for itself), while the embedding (tied head), the norms and the biases
-   * are float32 parameters dequantized once. The packed weights' entries in `params` are empty stand-ins (a
-   * convolution's of shape [out, in, K, 0]), so `weights()` is an error; the others are frozen as usual by the caller.
+   * A frozen model or part over weights in their storage formats (QLoRA's base for adapter training): every 2-D
+   * weight but the embedding (the decoder layers' linears; fused ones as their stored parts) stays packed and runs
+   * through `packedLinear` (its product on the packed data, an fp32 gradient for its input, none for itself), while the
+   * embedding (tied head), the norms and the convolutions are float32 parameters dequantized once. The packed linears'
+   * entries in `params` are empty stand-ins, so `weights()` is an error; the others are frozen as usual by the caller.
    * A stored weight missing for a parameter is YuanError 'checkpoint' naming it.
    */
   static fromStoredWeights(
@@ -260,7 +257,7 @@ export class YuanModel {
     part?: ModelPart,
   ): YuanModel {
     const m = new YuanModel(config, attention, (s) => dequantizedValues(stored, s), part, true);
-    const packedSpecs = m.specs.filter((s) => s.shape.length >= 2 && s.name !== 'model.embed_tokens.weight');
+    const packedSpecs = m.specs.filter((s) => s.shape.length === 2 && s.name !== 'model.embed_tokens.weight');
     m.standIns = new Set(packedSpecs.map((s) => s.name));
     const packed = new Map<tf.Tensor, StoredWeight[]>();
     for (const spec of packedSpecs) {

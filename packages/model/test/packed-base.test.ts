@@ -84,10 +84,9 @@ describe('LoRA over a frozen base in a weight format', () => {
         const packedBytes = tf.memory().numBytes - before;
         const fp32 = YuanModel.fromWeights(cfg, lfa, new Map(specs.map((s) => [s.name, dequantizedValues(stored, s)])));
         const fp32Bytes = tf.memory().numBytes - before - packedBytes;
-        // the packed linears and convolutions hold no tensor memory: only the embedding, norms and biases are float32
+        // the packed linears hold no tensor memory: only the embedding, norms and convolutions are float32 tensors
         expect(packedBytes).toBeLessThan(0.5 * fp32Bytes);
         expect(packed.param('model.layers.0.mlp.up_gate_proj.weight').size).toBe(0);
-        expect(packed.param('model.layers.0.self_attn.lf_gate.conv1.weight').shape).toEqual([8, 16, 2, 0]);
         await expect(packed.weights()).rejects.toThrow(/packed weights/);
         const options = { rank: 2, targets: 'all-linear' };
         const init = AdapterModule.init(loraAdapter as never, options, specs, 2);
