@@ -780,15 +780,19 @@ void linearF32GradInput(const float* dy, int64_t n, const float* w, int64_t out,
 
 namespace {
 
+// x's rows [n, in] in q's packed-row order: gathered by q.perm into `permuted` (act-order), else x itself.
+const float* permutedRows(const float* x, int64_t n, const Gptq& q, std::vector<float>& permuted) {
+  if (!q.perm) return x;
+  permuted.resize(n * q.in);
+  for (int64_t r = 0; r < n; r++)
+    for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
+  return permuted.data();
+}
+
 // The activations of the GPTQ register path: x's rows (permuted by q.perm into `permuted` when it has one) quantized
 // into xs[0..n) for q's bits and groups.
 void quantizeRows(const float* x, int64_t n, const Gptq& q, std::vector<float>& permuted, std::vector<QuantRow>& xs) {
-  if (q.perm) {
-    permuted.resize(n * q.in);
-    for (int64_t r = 0; r < n; r++)
-      for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
-    x = permuted.data();
-  }
+  x = permutedRows(x, n, q, permuted);
   if (int64_t(xs.size()) < n) xs.resize(n);
   for (int64_t r = 0; r < n; r++) quantizeRow(x + r * q.in, q, xs[r]);
 }
@@ -849,13 +853,7 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   threads = threadsFor(threads, n * q.out * q.in);
   std::vector<float> permuted;
   if (n >= kGptqTileRows) {
-    if (q.perm) {
-      permuted.resize(n * q.in);
-      for (int64_t r = 0; r < n; r++)
-        for (int64_t k = 0; k < q.in; k++) permuted[r * q.in + k] = x[r * q.in + q.perm[k]];
-      x = permuted.data();
-    }
-    gptqPrompt(x, n, q, y, threads);
+    gptqPrompt(permutedRows(x, n, q, permuted), n, q, y, threads);
     return;
   }
   std::vector<QuantRow>& xs = quantBuffer(0);
