@@ -107,10 +107,9 @@ export async function readStoredModel(
   await loadDecodeKernels();
   const source = await openWeightSource(await weightFiles(dir), hf.quantization_config as JsonObject | undefined);
   const names = [...source.tensors.keys()];
-  // the first layer's attention tensors (a GPTQ linear's `qweight` stands for its `weight`), for the registered plugins
-  // to recognize when config.json names none
+  // the first layer's attention tensors, for the registered plugins to recognize when config.json names none: a GPTQ
+  // linear's `qweight` stands for its `weight` (a packed LFA convolution with the Conv2d shape `yuan quantize` recorded)
   const layer0 = new Map<string, readonly number[]>();
-  // (or, for a packed LFA convolution, the Conv2d shape `yuan quantize` recorded)
   const bits = Number(source.quantization?.bits);
   for (const [name, t] of source.tensors) {
     const m = /^model\.layers\.0\.self_attn\.(.+)$/.exec(name);
