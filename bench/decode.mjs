@@ -5,7 +5,7 @@
 // one after another (their weights would not fit together), `--rounds` times in turn; each prints its best round.
 //
 //   node bench/decode.mjs [--tokens 32 --prompt 8 --rounds 1 --formats fp32,bf16,int8,int4 --python PY --no-torch --no-llama]
-//                        [--spin N]   # each yuan format again with YUAN_THREAD_SPIN=N (workers spin before sleeping)
+//                        [--spin N]   # each yuan format again with YUAN_THREAD_SPIN=N (0: workers always sleep)
 //   node bench/decode.mjs --smoke        # a tiny shape, one round (the bench smoke test)
 //
 // PyTorch: --python, else TORCH_PYTHON, else .venv-clients/bin/python or bench/.venv/bin/python when they have torch
@@ -51,12 +51,15 @@ for (const [k, v] of Object.entries({
   tokens,
   prompt,
   rounds: Number(opt.rounds ?? 1),
-  ...(opt.spin ? { spin } : {}),
 })) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`error: --${k} must be a positive integer`);
     process.exit(2);
   }
+}
+if (spin !== undefined && !(Number.isInteger(spin) && spin >= 0)) {
+  console.error('error: --spin must be a count of spin iterations (0 or more)');
+  process.exit(2);
 }
 
 const rssMB = () => process.memoryUsage().rss / 2 ** 20;
@@ -67,7 +70,7 @@ if (opt.child === 'yuan') {
   const { lfaAttention } = await import('@yuan/attention-lfa');
   const { initInferenceModel, weightBytes } = await import('@yuan/model');
   const { initBackend, weightFormatPlugins } = await import('@yuan/tensor');
-  await initBackend('native');
+  const { library } = await initBackend('native');
   const format = weightFormatPlugins.find((f) => f.name === opt.file);
   const config = resolveConfig(getPreset('yuan2-2b').config, {
     model: {
@@ -103,6 +106,7 @@ if (opt.child === 'yuan') {
       bytes: weightBytes(dec.weights),
       rssMB: rssMB(),
       startSeconds: start,
+      workers: library?.split('; idle workers ')[1],
     }),
   );
   process.exit(0);
@@ -221,12 +225,15 @@ const llamaBytes = (perWeight) => (params.embed + shape.layers * params.layer) *
 
 const bw = bandwidth();
 const formats = (opt.formats ?? 'fp32,bf16,int8,int4').split(',');
+// each format as `yuan generate` runs it: YUAN_THREAD_SPIN=auto (workers spin when the machine is otherwise idle) unless
+// the environment says otherwise
 const engines = formats.map((f) => ({
   name: `yuan ${f}`,
   args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
+  env: { YUAN_THREAD_SPIN: process.env.YUAN_THREAD_SPIN ?? 'auto' },
 }));
-// --spin N: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN, for a
-// machine of its own; llama.cpp's threads spin too)
+// --spin N: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN=N; 0:
+// they always sleep, what the default was before `auto`; llama.cpp's threads spin)
 if (spin !== undefined)
   for (const f of formats)
     engines.push({
@@ -337,7 +344,9 @@ try {
       }
       const prev = results.get(e.name);
       if (!prev || prev.error || (!r.error && r.tokensPerSecond > prev.tokensPerSecond)) results.set(e.name, r);
-      console.log(`  round ${round + 1}: ${e.name}: ${r.error ?? `${r.tokensPerSecond.toFixed(2)} tokens/s`}`);
+      console.log(
+        `  round ${round + 1}: ${e.name}: ${r.error ?? `${r.tokensPerSecond.toFixed(2)} tokens/s`}${r.workers ? ` (idle workers ${r.workers})` : ''}`,
+      );
     }
   }
 } finally {

@@ -32,6 +32,8 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
   },
 });
+// the native decoder's idle workers as `yuan serve` sets them: spinning when the machine is otherwise idle
+process.env.YUAN_THREAD_SPIN ??= 'auto';
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
 const attention = attentionNamed(config.attention.name);
@@ -120,7 +122,7 @@ for (const kind of kinds) {
     });
   await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), 1); // warm-up
   console.log(
-    `preset ${values.preset}, backend ${backend.name}, ${kind === 'tfjs' ? 'TensorFlow.js model' : `native decoder, ${kind} weights`}, ${tokens} new tokens per request, ${perClient} requests per client; load average ${load()}`,
+    `preset ${values.preset}, backend ${backend.name}, ${kind === 'tfjs' ? 'TensorFlow.js model' : `native decoder, ${kind} weights`}, ${tokens} new tokens per request, ${perClient} requests per client; load average ${load()}${backend.library?.includes('; idle workers ') ? `; idle workers ${backend.library.split('; idle workers ')[1]}` : ''}`,
   );
   console.log(
     'clients  one-at-a-time tok/s  batched tok/s  ratio  median time to first text (one-at-a-time / batched)  tokens per CPU-second (one-at-a-time / batched, ratio)',

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -28,7 +28,29 @@ describe.skipIf(!existsSync(addon) || !existsSync(dist))('OpenMP waits of the ad
     expect(JSON.parse(loadWith({}).out)).toEqual({ policy: 'PASSIVE', spin: null });
     expect(JSON.parse(loadWith({ YUAN_THREAD_SPIN: '30000' }).out)).toEqual({ policy: null, spin: '30000' });
     expect(loadWith({ YUAN_THREAD_SPIN: 'fast' }).out).toBe(
-      'native addon failed to load: YUAN_THREAD_SPIN=fast must be a count of spin iterations (e.g. 30000)',
+      'native addon failed to load: YUAN_THREAD_SPIN=fast must be a count of spin iterations (e.g. 30000) or auto',
     );
+    // an explicit OpenMP setting wins
+    expect(JSON.parse(loadWith({ YUAN_THREAD_SPIN: '30000', OMP_WAIT_POLICY: 'ACTIVE' }).out)).toEqual({
+      policy: 'ACTIVE',
+      spin: null,
+    });
+  });
+
+  it('YUAN_THREAD_SPIN=auto spins on an idle machine and sleeps beside other work', async () => {
+    const auto = { YUAN_THREAD_SPIN: 'auto', YUAN_NATIVE_THREADS: '1' };
+    // one decode thread and no other work: spin (this test's own vitest process idles while it waits)
+    const idle = JSON.parse(loadWith(auto).out);
+    // two busy loops beside it: more than the cores minus the one decode thread
+    const hogs = Array.from({ length: 2 }, () =>
+      spawn(process.execPath, ['-e', 'const t = Date.now(); while (Date.now() - t < 3000);'], { stdio: 'ignore' }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    const busy = JSON.parse(loadWith(auto).out);
+    for (const h of hogs) h.kill();
+    expect(busy).toEqual({ policy: 'PASSIVE', spin: null });
+    // on a machine that CI shares the cores may be busy anyway: then both sleep, and the idle case says nothing
+    if (idle.spin !== null) expect(idle).toEqual({ policy: null, spin: '30000' });
+    else expect(idle).toEqual({ policy: 'PASSIVE', spin: null });
   });
 });

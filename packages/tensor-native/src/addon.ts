@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -149,6 +150,64 @@ export interface NativeAddon {
   blas(): string;
 }
 
+// Spin iterations of `YUAN_THREAD_SPIN=auto` on an idle machine: 3000 and 30000 ran int4 decode of the 2B 5–25% faster
+// than sleeping workers on quiet 2-core machines (bench/README.md, "Spinning decode workers"); at load average 5–8
+// spinning made it 2–3x slower, hence the check of the other work first.
+const AUTO_SPIN = 30000;
+
+/** How idle OpenMP workers wait, as chosen when the addon was loaded (for `yuan env`), e.g. "sleep" or "spin 30000". */
+export function workerWaitPolicy(): string {
+  return workerWaits;
+}
+let workerWaits = 'not loaded';
+
+// Cores busy with work other than this process's over `ms` milliseconds (/proc/stat, all CPUs), or undefined where
+// that file is not readable.
+function busyCores(ms: number): number | undefined {
+  const sample = (): [number, number] | undefined => {
+    try {
+      const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+      const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+      return [total, fields[3] + (fields[4] ?? 0)]; // idle + iowait
+    } catch {
+      return undefined;
+    }
+  };
+  const a = sample();
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const b = sample();
+  if (!a || !b || b[0] <= a[0]) return undefined;
+  return ((b[0] - a[0] - (b[1] - a[1])) / (b[0] - a[0])) * cpus().length;
+}
+
+// Sets libgomp's wait settings from YUAN_THREAD_SPIN (unset: sleep; N: spin N iterations; auto: spin AUTO_SPIN when the
+// other work leaves the decode threads their cores) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT are set already; returns
+// what it chose. Throws the one-line error for any other value.
+function chooseWorkerWaits(spin: string | undefined): string {
+  if (process.env.OMP_WAIT_POLICY || process.env.GOMP_SPINCOUNT)
+    return `as set (OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? ''}, GOMP_SPINCOUNT=${process.env.GOMP_SPINCOUNT ?? ''})`;
+  if (spin === undefined || spin === '') {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+    return 'sleep';
+  }
+  if (spin === 'auto') {
+    const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
+    const busy = busyCores(50);
+    const free = busy !== undefined && busy <= cpus().length - threads + 0.5;
+    const why = busy === undefined ? 'load unknown' : `${busy.toFixed(1)} of ${cpus().length} cores busy`;
+    if (!free) {
+      process.env.OMP_WAIT_POLICY = 'PASSIVE';
+      return `sleep (YUAN_THREAD_SPIN=auto: ${why})`;
+    }
+    process.env.GOMP_SPINCOUNT = String(AUTO_SPIN);
+    return `spin ${AUTO_SPIN} (YUAN_THREAD_SPIN=auto: ${why})`;
+  }
+  if (!/^\d+$/.test(spin))
+    throw new Error(`YUAN_THREAD_SPIN=${spin} must be a count of spin iterations (e.g. 30000) or auto`);
+  process.env.GOMP_SPINCOUNT = spin;
+  return `spin ${spin}`;
+}
+
 // src/addon.ts and the bundled dist/index.js both sit one level below the package root.
 const addonPath = fileURLToPath(new URL('../build/Release/yuan_native.node', import.meta.url));
 let loaded: NativeAddon | undefined;
@@ -166,13 +225,9 @@ export function loadAddon(): NativeAddon {
         // steal the cores the other thread needs (libgomp reads this when the addon loads it). YUAN_THREAD_SPIN=N,
         // for a machine of its own, lets them spin N iterations first (GOMP_SPINCOUNT under libgomp's default
         // policy; OMP_WAIT_POLICY=ACTIVE would spin for minutes), so that a decode step's next product finds its
-        // workers awake.
-        const spin = process.env.YUAN_THREAD_SPIN;
-        if (spin !== undefined && spin !== '') {
-          if (!/^\d+$/.test(spin))
-            throw new Error(`YUAN_THREAD_SPIN=${spin} must be a count of spin iterations (e.g. 30000)`);
-          process.env.GOMP_SPINCOUNT ??= spin;
-        } else process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+        // workers awake; `auto` (what `yuan generate|serve|eval` set) spins 30000 when the machine's other work
+        // leaves the decode threads their cores, measured now, and sleeps otherwise.
+        workerWaits = chooseWorkerWaits(process.env.YUAN_THREAD_SPIN);
         // Likewise OpenBLAS's workers: spin only 2^4 cycles after a product instead of about 0.1 s, which would take
         // the second core from the kernels that run between products.
         process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';

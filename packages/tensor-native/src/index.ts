@@ -1,5 +1,5 @@
 import { cpus } from 'node:os';
-import { loadAddon } from './addon.js';
+import { loadAddon, workerWaitPolicy } from './addon.js';
 import { NATIVE_BACKEND, nativeKernelNames, registerBackend } from './backend.js';
 import { adamwUpdate } from './fused/adamw.js';
 import { causalAttention } from './fused/attention.js';
@@ -28,6 +28,8 @@ export interface NativeBackendInfo {
    * MAX_THREADS=64 (openmp)": "(openmp)" when it shares the kernels' OpenMP thread pool, "(pthreads)" when it has its own.
    */
   blas: string;
+  /** How idle OpenMP workers wait between parallel regions: "sleep", "spin N", with why when YUAN_THREAD_SPIN=auto chose. */
+  workers: string;
 }
 
 /** The priority "native" registers with: above tfjs's wasm (2) and cpu (1), below tfjs-node (3). */
@@ -45,7 +47,13 @@ export function registerNativeBackend(options: { threads?: number; priority?: nu
   // on a busy machine a second thread that is not scheduled in time makes every parallel loop wait for it.
   addon.setThreads(threads, Number(process.env.YUAN_NATIVE_KERNEL_THREADS) || 1);
   registerBackend(addon, options.priority ?? NATIVE_PRIORITY);
-  return { name: NATIVE_BACKEND, threads: addon.threads(), kernels: nativeKernelNames(), blas: addon.blas() };
+  return {
+    name: NATIVE_BACKEND,
+    threads: addon.threads(),
+    kernels: nativeKernelNames(),
+    blas: addon.blas(),
+    workers: workerWaitPolicy(),
+  };
 }
 
 /**
@@ -79,7 +87,7 @@ export const nativeBackend = {
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('native backend did not initialise');
     return {
       threads: info.threads,
-      library: info.blas,
+      library: `${info.blas}; idle workers ${info.workers}`,
       fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention, ropeHeads },
     };
   },
