@@ -184,8 +184,8 @@ function busyCores(ms: number): number | undefined {
 // other work leaves the decode threads their cores) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT are set already; returns
 // what it chose. Throws the one-line error for any other value.
 function chooseWorkerWaits(spin: string | undefined): string {
-  if (process.env.OMP_WAIT_POLICY || process.env.GOMP_SPINCOUNT)
-    return `as set (OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY ?? ''}, GOMP_SPINCOUNT=${process.env.GOMP_SPINCOUNT ?? ''})`;
+  const set = ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'].filter((v) => process.env[v]);
+  if (set.length > 0) return `as set (${set.map((v) => `${v}=${process.env[v]}`).join(', ')})`;
   if (spin === undefined || spin === '') {
     process.env.OMP_WAIT_POLICY = 'PASSIVE';
     return 'sleep';
@@ -208,6 +208,9 @@ function chooseWorkerWaits(spin: string | undefined): string {
   return `spin ${spin}`;
 }
 
+// The environment variables the loader sets for the libraries the addon brings in (and puts back afterwards).
+const SETTINGS = ['OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'OPENBLAS_THREAD_TIMEOUT'] as const;
+
 // src/addon.ts and the bundled dist/index.js both sit one level below the package root.
 const addonPath = fileURLToPath(new URL('../build/Release/yuan_native.node', import.meta.url));
 let loaded: NativeAddon | undefined;
@@ -227,11 +230,21 @@ export function loadAddon(): NativeAddon {
         // policy; OMP_WAIT_POLICY=ACTIVE would spin for minutes), so that a decode step's next product finds its
         // workers awake; `auto` (what `yuan generate|serve|eval` set) spins 30000 when the machine's other work
         // leaves the decode threads their cores, measured now, and sleeps otherwise.
-        workerWaits = chooseWorkerWaits(process.env.YUAN_THREAD_SPIN);
-        // Likewise OpenBLAS's workers: spin only 2^4 cycles after a product instead of about 0.1 s, which would take
-        // the second core from the kernels that run between products.
-        process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
-        loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
+        // libgomp and OpenBLAS read these when the addon loads them; afterwards the environment is put back, so that
+        // the processes this one starts (ranks, the decode bench's engines, sandboxes) choose for themselves.
+        const before = Object.fromEntries(SETTINGS.map((v) => [v, process.env[v]]));
+        try {
+          workerWaits = chooseWorkerWaits(process.env.YUAN_THREAD_SPIN);
+          // Likewise OpenBLAS's workers: spin only 2^4 cycles after a product instead of about 0.1 s, which would take
+          // the second core from the kernels that run between products.
+          process.env.OPENBLAS_THREAD_TIMEOUT ??= '4';
+          loaded = createRequire(import.meta.url)(addonPath) as NativeAddon;
+        } finally {
+          for (const v of SETTINGS) {
+            if (before[v] === undefined) delete process.env[v];
+            else process.env[v] = before[v];
+          }
+        }
         return loaded;
       } catch (e) {
         failure = `native addon failed to load: ${(e as Error).message.split('\n')[0]}`;
