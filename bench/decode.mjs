@@ -237,7 +237,7 @@ const engines = formats.map((f) => ({
 if (spin !== undefined)
   for (const f of formats)
     engines.push({
-      name: `yuan ${f} spin`,
+      name: `yuan ${f} spin=${spin}`,
       args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
       env: { YUAN_THREAD_SPIN: String(spin) },
     });
@@ -380,7 +380,7 @@ console.log(
 );
 if (spin !== undefined)
   console.log(
-    `with spinning workers (YUAN_THREAD_SPIN=${spin}): bf16 / llama.cpp F16 ${ratio('yuan bf16 spin', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8 spin', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4 spin', 'llama.cpp Q4_0')}; per CPU-second ${cpuRatio('yuan bf16 spin', 'llama.cpp F16')}, ${cpuRatio('yuan int8 spin', 'llama.cpp Q8_0')}, ${cpuRatio('yuan int4 spin', 'llama.cpp Q4_0')}`,
+    `with YUAN_THREAD_SPIN=${spin}: bf16 / llama.cpp F16 ${ratio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, int8 / Q8_0 ${ratio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}; per CPU-second ${cpuRatio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, ${cpuRatio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, ${cpuRatio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}`,
   );
 console.log(
   `ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`,
