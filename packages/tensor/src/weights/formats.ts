@@ -457,10 +457,7 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
       for (let j = 0; j < per; j++) word |= zero << (bits * j);
       const qzeros = new Int32Array(groups * words).fill(word);
       const scales = new Uint16Array(groups * out).fill(floatToHalf((std * Math.sqrt(12)) / 2 ** bits));
-      // random words need no rearranging: with the native kernels they are taken as the decode layout's words (a
-      // copy of a 2B model's int4 words took 0.46 s of its start)
-      const tiled = k !== undefined && out % 16 === 0;
-      const gptq: GptqData = { qweight, qzeros, scales, perm: null, bits, group, zeroOffset: 1, tiled };
+      const gptq = decodeLayout({ qweight, qzeros, scales, perm: null, bits, group, zeroOffset: 1 }, out, inF);
       return { format, out, in: inF, bytes: qweight.byteLength + qzeros.byteLength + scales.byteLength, gptq };
     },
   };
