@@ -93,7 +93,7 @@ const keyOf = (name, a) =>
   name === 'linearGptq'
     ? `${name} int${a[6]} ${a[9]}x${a[8]}`
     : name === 'linearGptqPair'
-      ? `${name} int${a[6]} ${a[9]}+${a[19]}x${a[8]}`
+      ? `${name} int${a[6]} ${a[9]}+${a[18]}x${a[8]}`
       : name === 'linearBf16' || name === 'linearF32'
         ? `${name} ${a[3]}x${a[4]}`
         : name === 'linearBf16Pair' || name === 'linearF32Pair'
@@ -104,7 +104,7 @@ const weightBytesOf = (name, a) =>
   name === 'linearGptq'
     ? a[2].byteLength + a[3].byteLength + a[4].byteLength
     : name === 'linearGptqPair'
-      ? [2, 3, 4, 12, 13, 14].reduce((t, i) => t + a[i].byteLength, 0)
+      ? [2, 3, 4, 11, 12, 13].reduce((t, i) => t + a[i].byteLength, 0)
       : name.endsWith('Pair')
         ? a[2].byteLength + a[4].byteLength
         : (a[2]?.byteLength ?? 0);

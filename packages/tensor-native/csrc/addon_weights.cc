@@ -21,8 +21,8 @@ int decodeThreads = int(std::thread::hardware_concurrency() ? std::thread::hardw
 
 struct In {
   napi_env env;
-  size_t argc = 26;
-  napi_value argv[26];
+  size_t argc = 24;
+  napi_value argv[24];
   bool ok = true;
   const char* fn;
 
@@ -85,8 +85,7 @@ napi_value LinearDense(napi_env env, napi_callback_info info, bool bf16) {
 napi_value LinearF32(napi_env env, napi_callback_info info) { return LinearDense(env, info, false); }
 napi_value LinearBf16(napi_env env, napi_callback_info info) { return LinearDense(env, info, true); }
 
-// The GPTQ arguments at argv[i..i+9]: qweight, qzeros, scales, perm|null, bits, group, in, out, zeroOffset, tiled (qweight
-// in tileGptq's layout).
+// The GPTQ arguments at argv[i..i+8): qweight, qzeros, scales, perm|null, bits, group, in, out, zeroOffset.
 bool gptqArgs(In& a, size_t i, ynk::Gptq& q) {
   size_t nq = 0, nz = 0, ns = 0, np = 0;
   q.qweight = a.arr<int32_t>(i, napi_int32_array, "qweight", &nq);
@@ -98,9 +97,6 @@ bool gptqArgs(In& a, size_t i, ynk::Gptq& q) {
   q.in = a.num(i + 6, "in");
   q.out = a.num(i + 7, "out");
   q.zeroOffset = int(a.num(i + 8, "zeroOffset"));
-  bool tiled = false;
-  if (a.ok && (i + 9 >= a.argc || napi_get_value_bool(a.env, a.argv[i + 9], &tiled) != napi_ok)) a.fail("tiled must be a boolean");
-  q.tiled = tiled;
   if (!a.ok) return false;
   a.need(q.bits == 4 || q.bits == 8, "bits must be 4 or 8");
   a.need(q.in > 0 && q.out > 0 && q.group > 0, "in, out and group must be positive");
@@ -109,7 +105,6 @@ bool gptqArgs(In& a, size_t i, ynk::Gptq& q) {
   if (!a.ok) return false;
   const int64_t groups = (q.in + q.group - 1) / q.group;
   a.need(nq == size_t(q.in / per * q.out), "qweight must be [in·bits/32, out]");
-  a.need(!q.tiled || q.out % 16 == 0, "a tiled qweight needs out to be a multiple of 16");
   a.need(nz == size_t(groups * ((q.out * q.bits + 31) / 32)), "qzeros must be [groups, ceil(out·bits/32)]");
   a.need(ns == size_t(groups * q.out), "scales must be [groups, out]");
   a.need(!q.perm || np == size_t(q.in), "perm must have in entries");
@@ -124,7 +119,7 @@ bool gptqArgs(In& a, size_t i, ynk::Gptq& q) {
   return a.ok;
 }
 
-// linearGptq(x, n, qweight, qzeros, scales, perm, bits, group, in, out, zeroOffset, tiled, y)
+// linearGptq(x, n, qweight, qzeros, scales, perm, bits, group, in, out, zeroOffset, y)
 napi_value LinearGptq(napi_env env, napi_callback_info info) {
   In a(env, info, "linearGptq");
   size_t nx = 0, ny = 0;
@@ -132,7 +127,7 @@ napi_value LinearGptq(napi_env env, napi_callback_info info) {
   const int64_t n = a.num(1, "n");
   ynk::Gptq q{};
   if (!gptqArgs(a, 2, q)) return nullptr;
-  float* y = a.arr<float>(12, napi_float32_array, "y", &ny);
+  float* y = a.arr<float>(11, napi_float32_array, "y", &ny);
   a.need(n > 0 && nx == size_t(n * q.in) && ny == size_t(n * q.out), "x [n, in] and y [n, out] do not match");
   if (!a.ok) return nullptr;
   ynk::linearGptq(x, n, q, y, decodeThreads);
@@ -171,16 +166,16 @@ napi_value LinearDensePair(napi_env env, napi_callback_info info, bool bf16) {
 napi_value LinearF32Pair(napi_env env, napi_callback_info info) { return LinearDensePair(env, info, false); }
 napi_value LinearBf16Pair(napi_env env, napi_callback_info info) { return LinearDensePair(env, info, true); }
 
-// linearGptqPair(x, n, <10 GPTQ arguments of a>, <10 of b>, ya, yb): two products of one input in one call.
+// linearGptqPair(x, n, <9 GPTQ arguments of a>, <9 of b>, ya, yb): two products of one input in one call.
 napi_value LinearGptqPair(napi_env env, napi_callback_info info) {
   In a(env, info, "linearGptqPair");
   size_t nx = 0, nya = 0, nyb = 0;
   const float* x = a.arr<float>(0, napi_float32_array, "x", &nx);
   const int64_t n = a.num(1, "n");
   ynk::Gptq qa{}, qb{};
-  if (!gptqArgs(a, 2, qa) || !gptqArgs(a, 12, qb)) return nullptr;
-  float* ya = a.arr<float>(22, napi_float32_array, "ya", &nya);
-  float* yb = a.arr<float>(23, napi_float32_array, "yb", &nyb);
+  if (!gptqArgs(a, 2, qa) || !gptqArgs(a, 11, qb)) return nullptr;
+  float* ya = a.arr<float>(20, napi_float32_array, "ya", &nya);
+  float* yb = a.arr<float>(21, napi_float32_array, "yb", &nyb);
   a.need(qa.in == qb.in, "the two weights differ in input width");
   a.need(n > 0 && nx == size_t(n * qa.in), "x [n, in] does not match the weights");
   a.need(nya == size_t(n * qa.out) && nyb == size_t(n * qb.out), "ya [n, outA] and yb [n, outB] do not match");
@@ -210,7 +205,7 @@ napi_value DenseGradInput(napi_env env, napi_callback_info info, bool bf16) {
 napi_value LinearF32GradInput(napi_env env, napi_callback_info info) { return DenseGradInput(env, info, false); }
 napi_value LinearBf16GradInput(napi_env env, napi_callback_info info) { return DenseGradInput(env, info, true); }
 
-// linearGptqGradInput(dy, n, qweight, qzeros, scales, perm, bits, group, in, out, zeroOffset, tiled, dx)
+// linearGptqGradInput(dy, n, qweight, qzeros, scales, perm, bits, group, in, out, zeroOffset, dx)
 napi_value LinearGptqGradInput(napi_env env, napi_callback_info info) {
   In a(env, info, "linearGptqGradInput");
   size_t ndy = 0, ndx = 0;
@@ -218,40 +213,24 @@ napi_value LinearGptqGradInput(napi_env env, napi_callback_info info) {
   const int64_t n = a.num(1, "n");
   ynk::Gptq q{};
   if (!gptqArgs(a, 2, q)) return nullptr;
-  float* dx = a.arr<float>(12, napi_float32_array, "dx", &ndx);
+  float* dx = a.arr<float>(11, napi_float32_array, "dx", &ndx);
   a.need(n > 0 && ndy == size_t(n * q.out) && ndx == size_t(n * q.in), "dy [n, out] and dx [n, in] do not match");
   if (!a.ok) return nullptr;
   ynk::linearGptqGradInput(dy, n, q, dx, decodeThreads);
   return nullptr;
 }
 
-// dequantGptq(qweight, qzeros, scales, null, bits, group, in, out, zeroOffset, tiled, c0, c1, wt [in, c1-c0])
+// dequantGptq(qweight, qzeros, scales, null, bits, group, in, out, zeroOffset, c0, c1, wt [in, c1-c0])
 napi_value DequantGptq(napi_env env, napi_callback_info info) {
   In a(env, info, "dequantGptq");
   ynk::Gptq q{};
   if (!gptqArgs(a, 0, q)) return nullptr;
-  const int64_t c0 = a.num(10, "c0"), c1 = a.num(11, "c1");
+  const int64_t c0 = a.num(9, "c0"), c1 = a.num(10, "c1");
   size_t nw = 0;
-  float* wt = a.arr<float>(12, napi_float32_array, "wt", &nw);
+  float* wt = a.arr<float>(11, napi_float32_array, "wt", &nw);
   a.need(c0 >= 0 && c1 <= q.out && c0 < c1 && nw == size_t(q.in * (c1 - c0)), "wt must be [in, c1 - c0] for 0 <= c0 < c1 <= out");
   if (!a.ok) return nullptr;
   ynk::dequantGptq(q, c0, c1, wt);
-  return nullptr;
-}
-
-// tileGptq(qweight [in·bits/32, out], bits, in, out, dst): dst (the same length) in the decode layout (wformat.h).
-napi_value TileGptq(napi_env env, napi_callback_info info) {
-  In a(env, info, "tileGptq");
-  size_t ns = 0, nd = 0;
-  const int32_t* src = a.arr<int32_t>(0, napi_int32_array, "qweight", &ns);
-  const int64_t bits = a.num(1, "bits"), in = a.num(2, "in"), out = a.num(3, "out");
-  int32_t* dst = a.arr<int32_t>(4, napi_int32_array, "dst", &nd);
-  a.need(bits == 4 || bits == 8, "bits must be 4 or 8");
-  a.need(in > 0 && out > 0 && in % (32 / std::max<int64_t>(bits, 1)) == 0 && out % 16 == 0,
-         "in must be a positive multiple of 32/bits and out a positive multiple of 16");
-  a.need(ns == size_t(in / (32 / std::max<int64_t>(bits, 1)) * out) && nd == ns, "qweight and dst must be [in·bits/32, out]");
-  if (!a.ok) return nullptr;
-  ynk::tileGptq(src, int(bits), in, out, dst, decodeThreads);
   return nullptr;
 }
 
@@ -547,7 +526,6 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"linearBf16GradInput", nullptr, LinearBf16GradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"linearGptqGradInput", nullptr, LinearGptqGradInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"dequantGptq", nullptr, DequantGptq, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"tileGptq", nullptr, TileGptq, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"bf16ToF32", nullptr, Bf16ToF32, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"f32ToBf16", nullptr, F32ToBf16, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"rope", nullptr, Rope, nullptr, nullptr, nullptr, napi_default, nullptr},

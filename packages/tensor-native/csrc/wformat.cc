@@ -334,18 +334,9 @@ void quantizeRow(const float* x, const Gptq& q, QuantRow& r) {
   }
 }
 
-// Columns per block of the decode layout (tileGptq): one 64-byte line of a packed row.
-constexpr int64_t kBlock = 16;
-
-// The word of packed row p, column c, in either layout.
-inline const int32_t* wordAt(const Gptq& q, int64_t p, int64_t c) {
-  if (!q.tiled) return q.qweight + p * q.out + c;
-  return q.qweight + ((c / kBlock) * (q.in / (32 / q.bits)) + p) * kBlock + c % kBlock;
-}
-
 inline int32_t qAt(const Gptq& q, int64_t k, int64_t c) {
   const int per = 32 / q.bits;
-  const uint32_t word = uint32_t(*wordAt(q, k / per, c));
+  const uint32_t word = uint32_t(q.qweight[(k / per) * q.out + c]);
   return int32_t((word >> (q.bits * (k % per))) & ((1u << q.bits) - 1));
 }
 
@@ -596,195 +587,6 @@ void gptqColumns(const Gptq& q, const QuantRow* xs, int R, int64_t c0, int64_t c
   for (; c < c1; c++) gptqColumn(q, xs, R, c, y);
 }
 
-// ---------------------------------------------------------------------------------------------------------------
-// GPTQ in the decode layout (tileGptq): one block of 16 columns at a time, its packed rows read front to back. Per
-// column the arithmetic is the register path's above (the same integer sum of each chunk, then the same fp32 fmadd
-// chain over chunks and groups), so a tiled weight gives the GPTQ layout's results bit for bit; the sums of a chunk
-// and a group stay in registers instead of `facc`.
-
-#ifdef __AVX2__
-// The scales and zero points of a block sit `out` apart per group (one line of them serves 2 blocks of scales, 8 or 4 of
-// zeros), which no prefetcher follows: every group's lines for the block 2 ahead are prefetched when a block starts
-// (without it the tiled int4 products of a 2B token ran at 17–20 GB/s against 22 in a C++ loop on this machine).
-inline void prefetchGroupParams(const Gptq& q, int64_t cb) {
-  const int64_t c = (cb + 2) * kBlock;
-  if (c >= q.out) return;
-  const int64_t groups = groupsOf(q), words = (q.out * q.bits + 31) / 32;
-  for (int64_t g = 0; g < groups; g++) {
-    _mm_prefetch(reinterpret_cast<const char*>(q.scales + g * q.out + c), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(q.qzeros + g * words + c * q.bits / 32), _MM_HINT_T0);
-  }
-}
-
-#endif
-
-#if defined(__AVX512BW__) && defined(__AVX512VNNI__)
-// 16 columns in one register; the chunk's integer dot products by vpdpbusd (4-bit: u8 weights × s8 activations) and
-// vpdpwssd (8-bit: the weight bytes as int16 pairs × int16 activations), straight into int32 lanes.
-template <int R, int BITS>
-inline void tiledRow(const __m512i w, const QuantRow* xs, int64_t j, __m512i* a, __m512i* b) {
-  if (BITS == 4) {
-    const __m512i nib = _mm512_set1_epi8(15);
-    const __m512i lo = _mm512_and_si512(w, nib), hi = _mm512_and_si512(_mm512_srli_epi32(w, 4), nib);
-    for (int r = 0; r < R; r++) {
-      a[r] = _mm512_dpbusd_epi32(a[r], lo, _mm512_set1_epi32(xs[r].pack[2 * j]));
-      b[r] = _mm512_dpbusd_epi32(b[r], hi, _mm512_set1_epi32(xs[r].pack[2 * j + 1]));
-    }
-  } else {
-    const __m512i bytes = _mm512_set1_epi32(0x00ff00ff);
-    const __m512i even = _mm512_and_si512(w, bytes), odd = _mm512_and_si512(_mm512_srli_epi32(w, 8), bytes);
-    for (int r = 0; r < R; r++) {
-      a[r] = _mm512_dpwssd_epi32(a[r], even, _mm512_set1_epi32(xs[r].pack[2 * j]));
-      b[r] = _mm512_dpwssd_epi32(b[r], odd, _mm512_set1_epi32(xs[r].pack[2 * j + 1]));
-    }
-  }
-}
-
-template <int R, int BITS>
-void tiledBlock(const Gptq& q, const QuantRow* xs, int64_t cb, float* y) {
-  constexpr int per = 32 / BITS;
-  constexpr int64_t rowsPerChunk = (BITS == 4 ? 32 : 16) / per;  // chunkInputs / per = 4
-  const int64_t packedRows = q.in / per, groups = groupsOf(q);
-  const int32_t* base = q.qweight + cb * packedRows * kBlock;
-  const int64_t c0 = cb * kBlock, words = (q.out * BITS + 31) / 32;
-  prefetchGroupParams(q, cb);
-  __m512 yv[R];
-  for (int r = 0; r < R; r++) yv[r] = _mm512_setzero_ps();
-  int64_t chunk = 0;
-  for (int64_t g = 0; g < groups; g++) {
-    __m512 f[R];
-    for (int r = 0; r < R; r++) f[r] = _mm512_setzero_ps();
-    const int64_t p0 = g * q.group / per, p1 = std::min(q.in, (g + 1) * q.group) / per;
-    for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
-      _mm_prefetch(reinterpret_cast<const char*>(base + (p + 16) * kBlock), _MM_HINT_T0);
-      __m512i a[R], b[R];
-      for (int r = 0; r < R; r++) a[r] = b[r] = _mm512_setzero_si512();
-      if (p + rowsPerChunk <= p1) {
-        for (int64_t j = p; j < p + rowsPerChunk; j++) tiledRow<R, BITS>(_mm512_loadu_si512(base + j * kBlock), xs, j, a, b);
-      } else {
-        for (int64_t j = p; j < p1; j++) tiledRow<R, BITS>(_mm512_loadu_si512(base + j * kBlock), xs, j, a, b);
-      }
-      for (int r = 0; r < R; r++)
-        f[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a[r], b[r])), _mm512_set1_ps(xs[r].dx[chunk]), f[r]);
-    }
-    const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.scales + g * q.out + c0)));
-    __m512i z;
-    if (BITS == 4) {
-      const int32_t* zw = q.qzeros + g * words + c0 / 8;
-      const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(zw[0])), _mm256_set1_epi32(zw[1]), 1);
-      const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
-      z = _mm512_and_si512(_mm512_srlv_epi32(both, shifts), _mm512_set1_epi32(15));
-    } else {
-      z = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.qzeros + g * words + c0 / 4)));
-    }
-    const __m512 zf = _mm512_cvtepi32_ps(_mm512_add_epi32(z, _mm512_set1_epi32(q.zeroOffset)));
-    for (int r = 0; r < R; r++)
-      yv[r] = _mm512_fmadd_ps(s, _mm512_fnmadd_ps(zf, _mm512_set1_ps(xs[r].sx[g]), f[r]), yv[r]);
-  }
-  for (int r = 0; r < R; r++) _mm512_storeu_ps(y + r * q.out + c0, yv[r]);
-}
-#elif defined(__AVX2__)
-// The 16 columns as two halves of 8, each with the register path's AVX2 arithmetic (int16 sums of a 4-bit chunk widened
-// by vpmaddwd; int32 sums of an 8-bit one).
-template <int R, int BITS>
-inline void tiledRow(const int32_t* row, const QuantRow* xs, int64_t j, __m256i (*a)[2]) {
-  const __m256i mask = BITS == 4 ? _mm256_set1_epi8(15) : _mm256_set1_epi32(0x00ff00ff);
-  for (int h = 0; h < 2; h++) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 8 * h));
-    const __m256i lo = _mm256_and_si256(w, mask), hi = _mm256_and_si256(_mm256_srli_epi32(w, BITS == 4 ? 4 : 8), mask);
-    for (int r = 0; r < R; r++) {
-      const __m256i e = _mm256_set1_epi32(xs[r].pack[2 * j]), o = _mm256_set1_epi32(xs[r].pack[2 * j + 1]);
-      if (BITS == 4)
-        a[r][h] = _mm256_add_epi16(a[r][h], _mm256_add_epi16(_mm256_maddubs_epi16(lo, e), _mm256_maddubs_epi16(hi, o)));
-      else
-        a[r][h] = _mm256_add_epi32(a[r][h], _mm256_add_epi32(_mm256_madd_epi16(lo, e), _mm256_madd_epi16(hi, o)));
-    }
-  }
-}
-
-template <int R, int BITS>
-void tiledBlock(const Gptq& q, const QuantRow* xs, int64_t cb, float* y) {
-  constexpr int per = 32 / BITS;
-  constexpr int64_t rowsPerChunk = (BITS == 4 ? 32 : 16) / per;
-  const int64_t packedRows = q.in / per, groups = groupsOf(q);
-  const int32_t* base = q.qweight + cb * packedRows * kBlock;
-  const int64_t c0 = cb * kBlock;
-  const __m256i ones = _mm256_set1_epi16(1);
-  prefetchGroupParams(q, cb);
-  __m256 yv[R][2];
-  for (int r = 0; r < R; r++) yv[r][0] = yv[r][1] = _mm256_setzero_ps();
-  int64_t chunk = 0;
-  for (int64_t g = 0; g < groups; g++) {
-    __m256 f[R][2];
-    for (int r = 0; r < R; r++) f[r][0] = f[r][1] = _mm256_setzero_ps();
-    const int64_t p0 = g * q.group / per, p1 = std::min(q.in, (g + 1) * q.group) / per;
-    for (int64_t p = p0; p < p1; p += rowsPerChunk, chunk++) {
-      _mm_prefetch(reinterpret_cast<const char*>(base + (p + 16) * kBlock), _MM_HINT_T0);
-      __m256i a[R][2];
-      for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_si256();
-      if (p + rowsPerChunk <= p1) {
-        for (int64_t j = p; j < p + rowsPerChunk; j++) tiledRow<R, BITS>(base + j * kBlock, xs, j, a);
-      } else {
-        for (int64_t j = p; j < p1; j++) tiledRow<R, BITS>(base + j * kBlock, xs, j, a);
-      }
-      for (int r = 0; r < R; r++) {
-        const __m256 dx = _mm256_set1_ps(xs[r].dx[chunk]);
-        for (int h = 0; h < 2; h++) {
-          const __m256i d = BITS == 4 ? _mm256_madd_epi16(a[r][h], ones) : a[r][h];
-          f[r][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), dx, f[r][h]);
-        }
-      }
-    }
-    for (int h = 0; h < 2; h++) {
-      const __m256 s = scales8(q, g, c0 + 8 * h), z = zeros8(q, g, c0 + 8 * h);
-      for (int r = 0; r < R; r++)
-        yv[r][h] = _mm256_fmadd_ps(s, _mm256_fnmadd_ps(z, _mm256_set1_ps(xs[r].sx[g]), f[r][h]), yv[r][h]);
-    }
-  }
-  for (int r = 0; r < R; r++)
-    for (int h = 0; h < 2; h++) _mm256_storeu_ps(y + r * q.out + c0 + 8 * h, yv[r][h]);
-}
-#else
-template <int R, int BITS>
-void tiledBlock(const Gptq& q, const QuantRow* xs, int64_t cb, float* y) {
-  for (int64_t c = cb * kBlock; c < (cb + 1) * kBlock; c++) gptqColumn(q, xs, R, c, y);
-}
-#endif
-
-// Blocks [b0, b1) of a tiled weight for all n rows, 4 rows at a time per block (a block's words are read from the
-// caches again for rows 5 on).
-void tiledBlocks(const Gptq& q, const QuantRow* rows, int64_t n, int64_t b0, int64_t b1, float* y) {
-  for (int64_t cb = b0; cb < b1; cb++) {
-    for (int64_t b = 0; b < n; b += 4) {
-      float* yb = y + b * q.out;
-      const int64_t R = std::min<int64_t>(4, n - b);
-      if (q.bits == 4) {
-        switch (R) {
-          case 1: tiledBlock<1, 4>(q, rows + b, cb, yb); break;
-          case 2: tiledBlock<2, 4>(q, rows + b, cb, yb); break;
-          case 3: tiledBlock<3, 4>(q, rows + b, cb, yb); break;
-          default: tiledBlock<4, 4>(q, rows + b, cb, yb); break;
-        }
-      } else {
-        switch (R) {
-          case 1: tiledBlock<1, 8>(q, rows + b, cb, yb); break;
-          case 2: tiledBlock<2, 8>(q, rows + b, cb, yb); break;
-          case 3: tiledBlock<3, 8>(q, rows + b, cb, yb); break;
-          default: tiledBlock<4, 8>(q, rows + b, cb, yb); break;
-        }
-      }
-    }
-  }
-}
-
-// Blocks per task of a tiled product: a quarter of a thread's share, taken dynamically, so that a worker that wakes
-// late (sleeping OpenMP workers take 10–70 µs) takes fewer. In a C++ loop over a 2B token's int4 products (spinning
-// workers, medians of 12 rounds on a noisy machine) 4 tasks per thread were no slower than one or 16.
-inline int64_t tiledTaskBlocks(const Gptq& q, int threads) {
-  return std::max<int64_t>(1, q.out / kBlock / (4 * int64_t(threads)));
-}
-
-
 }  // namespace
 
 void bf16ToF32(const uint16_t* src, float* dst, int64_t n) {
@@ -869,13 +671,13 @@ void dequantGptqRows(const Gptq& q, int64_t p0, int64_t p1, int64_t c0, int64_t 
       }
       loaded = g;
     }
+    const int32_t* row = q.qweight + p * q.out + c0;
     float* dst = wt + (p - p0) * per * ld;
     int64_t c = 0;
 #ifdef __AVX2__
-    // 8 columns from c0 + c on are side by side in either layout when c0 is a multiple of 8
     const __m256i m = _mm256_set1_epi32(int(mask));
-    for (; c + 8 <= width && (!q.tiled || c0 % 8 == 0); c += 8) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wordAt(q, p, c0 + c)));
+    for (; c + 8 <= width; c += 8) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + c));
       const __m256 z = _mm256_loadu_ps(zf + c), s = _mm256_loadu_ps(sf + c);
       for (int j = 0; j < per; j++) {
         const __m256i u = _mm256_and_si256(_mm256_srl_epi32(w, _mm_cvtsi32_si128(q.bits * j)), m);
@@ -884,7 +686,7 @@ void dequantGptqRows(const Gptq& q, int64_t p0, int64_t p1, int64_t c0, int64_t 
     }
 #endif
     for (; c < width; c++) {
-      const uint32_t w = uint32_t(*wordAt(q, p, c0 + c));
+      const uint32_t w = uint32_t(row[c]);
       for (int j = 0; j < per; j++) dst[j * ld + c] = (float(int32_t((w >> (q.bits * j)) & mask)) - zf[c]) * sf[c];
     }
   }
@@ -1020,19 +822,6 @@ void gptqTask(const Gptq& q, const QuantRow* rows, int64_t n, int64_t width, int
   }
 }
 
-// The register path's tasks of one weight in either layout: `width` columns (GPTQ layout; facc holds 4·width) or
-// `width` blocks (tiled) per task.
-inline int64_t registerTaskWidth(const Gptq& q, int threads) {
-  return q.tiled ? tiledTaskBlocks(q, threads) : stripeWidth(q, threads);
-}
-inline int64_t registerTasks(const Gptq& q, int64_t width) {
-  return q.tiled ? (q.out / kBlock + width - 1) / width : (q.out + width - 1) / width;
-}
-void registerTask(const Gptq& q, const QuantRow* rows, int64_t n, int64_t width, int64_t t, float* facc, float* y) {
-  if (q.tiled) tiledBlocks(q, rows, n, t * width, std::min(q.out / kBlock, (t + 1) * width), y);
-  else gptqTask(q, rows, n, width, t, facc, y);
-}
-
 // The prompt path of linearGptq (n ≥ 32 rows): tiles of columns of W dequantized to fp32 and multiplied by BLAS
 // (single-threaded) on our threads; x already permuted.
 void gptqPrompt(const float* x, int64_t n, const Gptq& q, float* y, int threads) {
@@ -1071,13 +860,13 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   quantizeRows(x, n, q, permuted, xs);
   // the workers reach this thread's rows through a pointer (`xs` inside the region would name each worker's own)
   const QuantRow* rows = xs.data();
-  const int64_t width = registerTaskWidth(q, threads);
-  const int64_t tasks = registerTasks(q, width);
+  const int64_t width = stripeWidth(q, threads);
+  const int64_t tasks = (q.out + width - 1) / width;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> facc(q.tiled ? 0 : 4 * width);
+    std::vector<float> facc(4 * width);
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) registerTask(q, rows, n, width, t, facc.data(), y);
+    for (int64_t t = 0; t < tasks; t++) gptqTask(q, rows, n, width, t, facc.data(), y);
   }
 }
 
@@ -1131,26 +920,17 @@ void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, flo
   if (!shared) quantizeRows(x, n, b, permutedB, xb);
   const QuantRow* rowsA = xa.data();
   const QuantRow* rowsB = xb.data();
-  const int64_t widthA = registerTaskWidth(a, threads), widthB = registerTaskWidth(b, threads);
-  const int64_t tasksA = registerTasks(a, widthA), tasks = tasksA + registerTasks(b, widthB);
+  const int64_t widthA = stripeWidth(a, threads), widthB = stripeWidth(b, threads);
+  const int64_t tasksA = (a.out + widthA - 1) / widthA, tasks = tasksA + (b.out + widthB - 1) / widthB;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> facc(4 * std::max(a.tiled ? 0 : widthA, b.tiled ? 0 : widthB));
+    std::vector<float> facc(4 * std::max(widthA, widthB));
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
-      if (t < tasksA) registerTask(a, rowsA, n, widthA, t, facc.data(), ya);
-      else registerTask(b, rowsB, n, widthB, t - tasksA, facc.data(), yb);
+      if (t < tasksA) gptqTask(a, rowsA, n, widthA, t, facc.data(), ya);
+      else gptqTask(b, rowsB, n, widthB, t - tasksA, facc.data(), yb);
     }
   }
-}
-
-void tileGptq(const int32_t* src, int bits, int64_t in, int64_t out, int32_t* dst, int threads) {
-  const int64_t packedRows = in / (32 / bits), blocks = out / kBlock;
-  threads = threadsFor(threads, packedRows * out);
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t cb = 0; cb < blocks; cb++)
-    for (int64_t p = 0; p < packedRows; p++)
-      std::memcpy(dst + (cb * packedRows + p) * kBlock, src + p * out + cb * kBlock, kBlock * sizeof(int32_t));
 }
 
 }  // namespace ynk

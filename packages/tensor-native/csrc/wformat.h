@@ -11,7 +11,6 @@ namespace ynk {
 //   scales [groups, out] fp16; group g covers input rows [g·group, (g+1)·group) (rows already in group order: a
 //   checkpoint with act-order is permuted at load, and `perm` then says which input feeds row k: x'[k] = x[perm[k]]).
 // w[k][c] = (q[k][c] − (z[g][c] + zeroOffset)) · s[g][c] (zeroOffset 1 for AutoGPTQ's "gptq" checkpoint format, 0 for v2).
-// With `tiled` (out a multiple of 16; see tileGptq) qweight holds the same words in column blocks instead.
 struct Gptq {
   const int32_t* qweight;
   const int32_t* qzeros;
@@ -21,17 +20,7 @@ struct Gptq {
   int64_t group;        // rows per group (>= 1; −1 resolved by the caller to `in`)
   int64_t in, out;
   int zeroOffset;
-  bool tiled;  // qweight in tileGptq's layout
 };
-
-// The decode layout of a GPTQ qweight [in·bits/32, out] (out a multiple of 16): dst [out/16, in·bits/32, 16], i.e. each
-// block of 16 output columns holds its packed rows one after another, 16 words (one 64-byte line) each, so a block's
-// whole input dimension is one contiguous run. A product over a range of blocks reads memory front to back (the GPTQ
-// layout makes a few rows of every column stripe separate streams `out` words apart) and keeps a block's sums in
-// registers; with AVX-512 VNNI a block is one register (bench/README.md "The decode layout": batched int4 steps of the
-// 2B about 1.16x faster on a 2-core Zen 4, single rows level). The same words and values: every product gives the same
-// result bit for bit.
-void tileGptq(const int32_t* src, int bits, int64_t in, int64_t out, int32_t* dst, int threads);
 
 // y[n, out] = x[n, in] · Wᵀ for W [out, in] in fp32 / bf16 (raw bfloat16 bits) row-major, fp32 accumulation. Below 32
 // rows W is read once per 4 rows by a register kernel (a row's result does not depend on the other rows); from 32 on,

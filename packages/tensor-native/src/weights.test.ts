@@ -161,13 +161,13 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     // zeros of 8 columns in one word
     expect(p.qzeros[0]).toBe(0x77777777);
     const wt = new Float32Array(16 * 8);
-    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 1, false, 0, 8, wt);
+    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 1, 0, 8, wt);
     expect(wt[0 * 8 + 0]).toBe((0 - 8) * 0.5);
     expect(wt[5 * 8 + 2]).toBe((11 - 8) * 0.5);
     expect(wt[9 * 8 + 1]).toBe((12 - 4) * 0.25);
     expect(Array.from(wt)).toEqual(Array.from(dequant(h, 1)));
     const v2 = new Float32Array(16 * 3);
-    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 0, false, 2, 5, v2);
+    k.dequantGptq(p.qweight, p.qzeros, p.scales, null, 4, 8, 16, 8, 0, 2, 5, v2);
     expect(v2[9 * 3 + 0]).toBe((((9 + 6) % 16) - 3) * 0.25);
 
     const h8: Hand = {
@@ -179,7 +179,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     const p8 = pack(h8);
     expect(p8.qweight[0] >>> 0).toBe(((h8.q[3][0] << 24) | (h8.q[2][0] << 16) | (h8.q[1][0] << 8) | h8.q[0][0]) >>> 0);
     const w8 = new Float32Array(16 * 8);
-    k.dequantGptq(p8.qweight, p8.qzeros, p8.scales, null, 8, 8, 16, 8, 1, false, 0, 8, w8);
+    k.dequantGptq(p8.qweight, p8.qzeros, p8.scales, null, 8, 8, 16, 8, 1, 0, 8, w8);
     expect(w8[13 * 8 + 6]).toBe((h8.q[13][6] - 121) * 0.25);
     expect(Array.from(w8)).toEqual(Array.from(dequant(h8, 1)));
   });
@@ -275,7 +275,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
       }
       const w = dequant(h, offset);
       const y = new Float32Array(n * out);
-      k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, false, y);
+      k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, y);
       const exact = reference(xs, n, w, inF, out);
       const absW = w.map(Math.abs);
       if (n >= 32) {
@@ -345,7 +345,7 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
           absOut[c * inF + (perm ? perm[k0] : k0)] = Math.abs(w[k0 * out + c]);
         }
       const dx = new Float32Array(n * inF).fill(NaN);
-      k.linearGptqGradInput(dy, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, false, dx);
+      k.linearGptqGradInput(dy, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, offset, dx);
       const scale = reference(dy.map(Math.abs), n, absOut, out, inF);
       expectNear(
         dx,
@@ -390,28 +390,13 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
           inF,
           out,
           1,
-          false,
           alone.subarray(r * out, (r + 1) * out),
         );
       }
       const w = dequant(randomHand(bits, group, inF, out, 7 * bits + inF + out), 1);
       for (let n = 2; n <= 31; n++) {
         const y = new Float32Array(n * out);
-        k.linearGptq(
-          x.subarray(0, n * inF),
-          n,
-          p.qweight,
-          p.qzeros,
-          p.scales,
-          null,
-          bits,
-          group,
-          inF,
-          out,
-          1,
-          false,
-          y,
-        );
+        k.linearGptq(x.subarray(0, n * inF), n, p.qweight, p.qzeros, p.scales, null, bits, group, inF, out, 1, y);
         // bit patterns compared as words (toEqual is slow on long typed arrays)
         const got = new Uint32Array(y.buffer);
         const want = new Uint32Array(alone.buffer, 0, n * out);
@@ -447,17 +432,15 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     const q = new Int32Array(8 * 8);
     const z = new Int32Array(2);
     const s = new Uint16Array(16);
-    expect(() => k.linearGptq(x, 1, q, z, s, null, 4, 32, 64, 8, 1, false, y)).not.toThrow();
-    expect(() => k.linearGptq(x, 1, q.subarray(1), z, s, null, 4, 32, 64, 8, 1, false, y)).toThrow(
+    expect(() => k.linearGptq(x, 1, q, z, s, null, 4, 32, 64, 8, 1, y)).not.toThrow();
+    expect(() => k.linearGptq(x, 1, q.subarray(1), z, s, null, 4, 32, 64, 8, 1, y)).toThrow(
       'linearGptq: qweight must be [in·bits/32, out]',
     );
-    expect(() => k.linearGptq(x, 1, q, z, s, null, 3, 32, 64, 8, 1, false, y)).toThrow(
-      'linearGptq: bits must be 4 or 8',
-    );
-    expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, false, y)).toThrow(
+    expect(() => k.linearGptq(x, 1, q, z, s, null, 3, 32, 64, 8, 1, y)).toThrow('linearGptq: bits must be 4 or 8');
+    expect(() => k.linearGptq(x, 1, q, z, s, new Int32Array(64).fill(64), 4, 32, 64, 8, 1, y)).toThrow(
       'perm has an index outside',
     );
-    expect(() => k.linearGptqGradInput(y, 1, q, z, s, null, 4, 32, 64, 8, 1, false, x.subarray(1))).toThrow(
+    expect(() => k.linearGptqGradInput(y, 1, q, z, s, null, 4, 32, 64, 8, 1, x.subarray(1))).toThrow(
       'linearGptqGradInput: dy [n, out] and dx [n, in] do not match',
     );
     expect(() => k.linearBf16GradInput(y, 1, new Uint16Array(7), 8, 8, x)).toThrow(
@@ -529,21 +512,20 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
   // The pair products against the two single products they replace: bit for bit (compared as raw bits), every format,
   // widths that are not multiples of 8 or 16 (column tails), 1, 2 and 5 rows (register blocks of 1, 2 and 4 + 1) and 33
   // (the prompt paths), on 1 and 2 threads (the last shape's wider product is above the 2^21 multiply-adds from which 2 threads run).
-  const bitsOf = (y: Float32Array) => new Uint32Array(y.buffer, y.byteOffset, y.length);
-  /** Random packed GPTQ parts of [out, in] (any codes and zero points, scales (1..15)/64). */
-  const packed = (bits: number, group: number, inF: number, out: number, seed: number) => {
-    const per = 32 / bits;
-    const groups = Math.ceil(inF / group);
-    const qweight = new Int32Array((inF / per) * out);
-    k.randomWords(qweight, seed);
-    const qzeros = new Int32Array(groups * Math.ceil((out * bits) / 32));
-    k.randomWords(qzeros, seed + 1);
-    const r = values(groups * out, seed + 2);
-    const scales = Uint16Array.from(r, (v) => toHalf((1 + Math.floor(((v + 1) / 2) * 15)) / 64));
-    return { qweight, qzeros, scales };
-  };
-
   describe('pair products: bit for bit the two single products', () => {
+    const bitsOf = (y: Float32Array) => new Uint32Array(y.buffer, y.byteOffset, y.length);
+    /** Random packed GPTQ parts of [out, in] (any codes and zero points, scales (1..15)/64). */
+    const packed = (bits: number, group: number, inF: number, out: number, seed: number) => {
+      const per = 32 / bits;
+      const groups = Math.ceil(inF / group);
+      const qweight = new Int32Array((inF / per) * out);
+      k.randomWords(qweight, seed);
+      const qzeros = new Int32Array(groups * Math.ceil((out * bits) / 32));
+      k.randomWords(qzeros, seed + 1);
+      const r = values(groups * out, seed + 2);
+      const scales = Uint16Array.from(r, (v) => toHalf((1 + Math.floor(((v + 1) / 2) * 15)) / 64));
+      return { qweight, qzeros, scales };
+    };
     // in, outA, outB
     const shapes: [number, number, number][] = [
       [64, 13, 24],
@@ -601,8 +583,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
           const b = packed(bitsB, groupB, inF, outB, 41);
           const ra = new Float32Array(n * outA);
           const rb = new Float32Array(n * outB);
-          k.linearGptq(x, n, a.qweight, a.qzeros, a.scales, permA, bits, groupA, inF, outA, 1, false, ra);
-          k.linearGptq(x, n, b.qweight, b.qzeros, b.scales, permB, bitsB, groupB, inF, outB, 0, false, rb);
+          k.linearGptq(x, n, a.qweight, a.qzeros, a.scales, permA, bits, groupA, inF, outA, 1, ra);
+          k.linearGptq(x, n, b.qweight, b.qzeros, b.scales, permB, bitsB, groupB, inF, outB, 0, rb);
           const ya = new Float32Array(n * outA).fill(NaN);
           const yb = new Float32Array(n * outB).fill(NaN);
           k.linearGptqPair(
@@ -617,7 +599,6 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
             inF,
             outA,
             1,
-            false,
             b.qweight,
             b.qzeros,
             b.scales,
@@ -627,7 +608,6 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
             inF,
             outB,
             0,
-            false,
             ya,
             yb,
           );
@@ -664,7 +644,6 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
           64,
           8,
           1,
-          false,
           q2.qweight,
           q2.qzeros,
           q2.scales,
@@ -674,139 +653,10 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
           32,
           8,
           1,
-          false,
           y,
           y,
         ),
       ).toThrow('linearGptqPair: the two weights differ in input width');
-    });
-  });
-
-  // The decode layout against the GPTQ layout it is made from: the words where tileGptq says, and every product, input
-  // gradient and dequantized tile bit for bit the same (1 and 2 threads; one row, the 2- and 4-row blocks, 31 rows, the
-  // prompt path; partial chunks and groups, act-order, several tasks of blocks).
-  describe('the decode layout (tileGptq): the same words and results as the GPTQ layout', () => {
-    it('puts word (p, c) at ((c / 16)·P + p)·16 + c mod 16 and rejects a width that is not a multiple of 16', () => {
-      const rows = 3,
-        out = 32;
-      const q = Int32Array.from({ length: rows * out }, (_, i) => 1000 * Math.floor(i / out) + (i % out));
-      const t = new Int32Array(q.length);
-      k.tileGptq(q, 4, rows * 8, out, t);
-      for (let p = 0; p < rows; p++)
-        for (let c = 0; c < out; c++) expect(t[(Math.floor(c / 16) * rows + p) * 16 + (c % 16)]).toBe(1000 * p + c);
-      expect(() => k.tileGptq(new Int32Array(24), 4, 8, 24, new Int32Array(24))).toThrow(
-        'tileGptq: in must be a positive multiple of 32/bits and out a positive multiple of 16',
-      );
-      const z = new Int32Array(4),
-        sc = new Uint16Array(24);
-      expect(() =>
-        k.linearGptq(
-          new Float32Array(8),
-          1,
-          new Int32Array(24),
-          z,
-          sc,
-          null,
-          4,
-          8,
-          8,
-          24,
-          1,
-          true,
-          new Float32Array(24),
-        ),
-      ).toThrow('linearGptq: a tiled qweight needs out to be a multiple of 16');
-    });
-
-    // bits, group, in, out, act-order
-    const shapes: [number, number, number, number, boolean][] = [
-      [4, 32, 64, 16, false],
-      [4, 8, 40, 48, true],
-      [4, 32, 200, 48, true],
-      [8, 4, 36, 32, false],
-      [8, 40, 120, 80, true],
-      [4, 128, 1024, 512, false],
-      [8, 128, 512, 1024, true],
-      [4, 96, 392, 1008, false],
-    ];
-    const threadsBefore = k.setDecodeThreads(2);
-    /** The first index whose bits differ, or −1 (toEqual is slow on long typed arrays). */
-    const firstDifference = (got: Float32Array, want: Float32Array) => {
-      const g = bitsOf(got),
-        w = bitsOf(want);
-      return g.length === w.length ? g.findIndex((b, i) => b !== w[i]) : 0;
-    };
-    it.each(shapes)('%i-bit, group %i, in %i, out %i, act-order %s', (bits, group, inF, out, act) => {
-      const p = packed(bits, group, inF, out, bits + inF + out);
-      const tiled = new Int32Array(p.qweight.length);
-      k.tileGptq(p.qweight, bits, inF, out, tiled);
-      const perm = act ? Int32Array.from({ length: inF }, (_, i) => (i * 7 + 3) % inF) : null;
-      for (const threads of [1, 2]) {
-        k.setDecodeThreads(threads);
-        for (const n of [1, 2, 3, 4, 5, 9, 31, 33]) {
-          const x = values(n * inF, n + 3);
-          const want = new Float32Array(n * out);
-          const got = new Float32Array(n * out).fill(NaN);
-          k.linearGptq(x, n, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, 1, false, want);
-          k.linearGptq(x, n, tiled, p.qzeros, p.scales, perm, bits, group, inF, out, 1, true, got);
-          expect(firstDifference(got, want), `product, ${threads} threads, n ${n}`).toBe(-1);
-        }
-        const dy = values(3 * out, 5);
-        const want = new Float32Array(3 * inF);
-        const got = new Float32Array(3 * inF).fill(NaN);
-        k.linearGptqGradInput(dy, 3, p.qweight, p.qzeros, p.scales, perm, bits, group, inF, out, 0, false, want);
-        k.linearGptqGradInput(dy, 3, tiled, p.qzeros, p.scales, perm, bits, group, inF, out, 0, true, got);
-        expect(firstDifference(got, want), `input gradient, ${threads} threads`).toBe(-1);
-      }
-      // the tail of the pair's second weight in the other layout
-      const b = packed(bits, group, inF, 24, 77);
-      const x = values(2 * inF, 8);
-      const ya = new Float32Array(2 * out);
-      const yb = new Float32Array(2 * 24);
-      const ra = new Float32Array(2 * out);
-      const rb = new Float32Array(2 * 24);
-      k.linearGptq(x, 2, tiled, p.qzeros, p.scales, perm, bits, group, inF, out, 1, true, ra);
-      k.linearGptq(x, 2, b.qweight, b.qzeros, b.scales, perm, bits, group, inF, 24, 1, false, rb);
-      k.linearGptqPair(
-        x,
-        2,
-        tiled,
-        p.qzeros,
-        p.scales,
-        perm,
-        bits,
-        group,
-        inF,
-        out,
-        1,
-        true,
-        b.qweight,
-        b.qzeros,
-        b.scales,
-        perm,
-        bits,
-        group,
-        inF,
-        24,
-        1,
-        false,
-        ya,
-        yb,
-      );
-      expect(bitsOf(ya)).toEqual(bitsOf(ra));
-      expect(bitsOf(yb)).toEqual(bitsOf(rb));
-      // dequantized columns: aligned (vector path) and from an odd column (scalar path)
-      for (const [c0, c1] of [
-        [0, out],
-        [3, out - 2],
-      ]) {
-        const want = new Float32Array(inF * (c1 - c0));
-        const got = new Float32Array(inF * (c1 - c0)).fill(NaN);
-        k.dequantGptq(p.qweight, p.qzeros, p.scales, null, bits, group, inF, out, 1, false, c0, c1, want);
-        k.dequantGptq(tiled, p.qzeros, p.scales, null, bits, group, inF, out, 1, true, c0, c1, got);
-        expect(firstDifference(got, want), `dequantized columns ${c0}..${c1}`).toBe(-1);
-      }
-      k.setDecodeThreads(threadsBefore);
     });
   });
 

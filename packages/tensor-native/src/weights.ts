@@ -21,9 +21,7 @@ export interface WeightKernels {
    * activations are quantized per chunk inside a group (≤ 32 inputs with int8 codes for 4-bit weights, ≤ 16 inputs with
    * int16 codes for 8-bit weights; scale max|x|/127 or /32767, round half to even) and multiplied with integer dot
    * products, summed in fp32 (W read once per 4 rows; a row's result is bit for bit its result alone); from 32 rows
-   * on, tiles of W are dequantized and multiplied in fp32 by OpenBLAS. `tiled`: qweight is in `tileGptq`'s layout (the
-   * same results bit for bit, read front to back; out a multiple of 16). With AVX-512 VNNI (compiled for this CPU) the
-   * integer dot products are vpdpbusd / vpdpwssd, the same sums.
+   * on, tiles of W are dequantized and multiplied in fp32 by OpenBLAS.
    */
   linearGptq(
     x: Float32Array,
@@ -37,7 +35,6 @@ export interface WeightKernels {
     inFeatures: number,
     out: number,
     zeroOffset: number,
-    tiled: boolean,
     y: Float32Array,
   ): void;
   /**
@@ -86,7 +83,6 @@ export interface WeightKernels {
     inA: number,
     outA: number,
     zeroOffsetA: number,
-    tiledA: boolean,
     qweightB: Int32Array,
     qzerosB: Int32Array,
     scalesB: Uint16Array,
@@ -96,7 +92,6 @@ export interface WeightKernels {
     inB: number,
     outB: number,
     zeroOffsetB: number,
-    tiledB: boolean,
     ya: Float32Array,
     yb: Float32Array,
   ): void;
@@ -141,15 +136,8 @@ export interface WeightKernels {
     inFeatures: number,
     out: number,
     zeroOffset: number,
-    tiled: boolean,
     dx: Float32Array,
   ): void;
-  /**
-   * The decode layout of a GPTQ qweight [in·bits/32, out] (out a multiple of 16) into dst (the same length): blocks of
-   * 16 output columns, each holding its packed rows one after another (16 words each), so that a product over a range
-   * of columns reads one contiguous run. Products with `tiled` read it; values and results are unchanged.
-   */
-  tileGptq(qweight: Int32Array, bits: number, inFeatures: number, out: number, dst: Int32Array): void;
   /** W's fp32 values for columns [c0, c1) of a GPTQ weight, as wt [in, c1 − c0]. */
   dequantGptq(
     qweight: Int32Array,
@@ -161,7 +149,6 @@ export interface WeightKernels {
     inFeatures: number,
     out: number,
     zeroOffset: number,
-    tiled: boolean,
     c0: number,
     c1: number,
     wt: Float32Array,

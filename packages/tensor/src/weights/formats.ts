@@ -18,12 +18,6 @@ export interface GptqData {
   group: number;
   /** Added to the stored zero point: 1 for AutoGPTQ's `gptq` checkpoint format, 0 for `gptq_v2`. */
   zeroOffset: number;
-  /**
-   * qweight is in the native decode layout instead (`tileGptq` of @yuan/tensor-native: [out/16, in·bits/32, 16], each
-   * block of 16 columns one contiguous run): the same words, which the loaders choose when the native kernels are
-   * present and out is a multiple of 16. Every method of the format reads either layout.
-   */
-  tiled?: boolean;
 }
 
 /** A linear weight of logical shape [out, in] in its storage format. */
@@ -235,21 +229,7 @@ export function toFp32Weight(values: Float32Array, out: number, inF: number): St
 
 function gptqWord(d: GptqData, out: number, k: number, c: number): number {
   const per = 32 / d.bits;
-  const p = Math.floor(k / per);
-  const at = d.tiled ? ((c >> 4) * (d.qweight.length / out) + p) * 16 + (c & 15) : p * out + c;
-  return (d.qweight[at] >>> (d.bits * (k % per))) & ((1 << d.bits) - 1);
-}
-
-// The decode layout of d's qweight when the native kernels are loaded and out is a multiple of 16 (the products then
-// read each column block front to back: batched steps of the 2B in int4 ran about 1.16x faster on a 2-core AVX-512
-// machine, single rows level; bench/README.md "The decode layout"), else d as it is. A copy: the checkpoint's (mapped)
-// words are not kept.
-function decodeLayout(d: GptqData, out: number, inF: number): GptqData {
-  const k = decodeKernels();
-  if (!k || d.tiled || out % 16 !== 0) return d;
-  const tiled = new Int32Array(d.qweight.length);
-  k.tileGptq(d.qweight, d.bits, inF, out, tiled);
-  return { ...d, qweight: tiled, tiled: true };
+  return (d.qweight[Math.floor(k / per) * out + c] >>> (d.bits * (k % per))) & ((1 << d.bits) - 1);
 }
 
 function gptqZero(d: GptqData, out: number, g: number, c: number): number {
@@ -335,7 +315,7 @@ function readGptq(
       qweight = packed;
     }
   }
-  const gptq = decodeLayout({ qweight, qzeros, scales, perm, bits, group, zeroOffset: cfg.zeroOffset }, out, inF);
+  const gptq: GptqData = { qweight, qzeros, scales, perm, bits, group, zeroOffset: cfg.zeroOffset };
   return { format, out, in: inF, bytes: qweight.byteLength + qzeros.byteLength + scales.byteLength, gptq };
 }
 
@@ -376,21 +356,7 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
     },
     matmul(w, x, n, y, k) {
       const d = w.gptq!;
-      k.linearGptq(
-        x,
-        n,
-        d.qweight,
-        d.qzeros,
-        d.scales,
-        d.perm,
-        d.bits,
-        d.group,
-        w.in,
-        w.out,
-        d.zeroOffset,
-        !!d.tiled,
-        y,
-      );
+      k.linearGptq(x, n, d.qweight, d.qzeros, d.scales, d.perm, d.bits, d.group, w.in, w.out, d.zeroOffset, y);
     },
     matmulPair(a, b, x, n, ya, yb, k) {
       const p = a.gptq!;
@@ -407,7 +373,6 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
         a.in,
         a.out,
         p.zeroOffset,
-        !!p.tiled,
         q.qweight,
         q.qzeros,
         q.scales,
@@ -417,7 +382,6 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
         b.in,
         b.out,
         q.zeroOffset,
-        !!q.tiled,
         ya,
         yb,
       );
@@ -436,7 +400,6 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
         w.in,
         w.out,
         d.zeroOffset,
-        !!d.tiled,
         dx,
       );
     },
@@ -457,7 +420,7 @@ function gptqFormat(bits: 4 | 8): TensorWeightFormat {
       for (let j = 0; j < per; j++) word |= zero << (bits * j);
       const qzeros = new Int32Array(groups * words).fill(word);
       const scales = new Uint16Array(groups * out).fill(floatToHalf((std * Math.sqrt(12)) / 2 ** bits));
-      const gptq = decodeLayout({ qweight, qzeros, scales, perm: null, bits, group, zeroOffset: 1 }, out, inF);
+      const gptq: GptqData = { qweight, qzeros, scales, perm: null, bits, group, zeroOffset: 1 };
       return { format, out, in: inF, bytes: qweight.byteLength + qzeros.byteLength + scales.byteLength, gptq };
     },
   };

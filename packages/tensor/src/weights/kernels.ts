@@ -14,7 +14,6 @@ export interface DecodeKernels {
     inFeatures: number,
     out: number,
     zeroOffset: number,
-    tiled: boolean,
     y: Float32Array,
   ): void;
   linearF32Pair(
@@ -51,7 +50,6 @@ export interface DecodeKernels {
     inA: number,
     outA: number,
     zeroOffsetA: number,
-    tiledA: boolean,
     qweightB: Int32Array,
     qzerosB: Int32Array,
     scalesB: Uint16Array,
@@ -61,7 +59,6 @@ export interface DecodeKernels {
     inB: number,
     outB: number,
     zeroOffsetB: number,
-    tiledB: boolean,
     ya: Float32Array,
     yb: Float32Array,
   ): void;
@@ -93,7 +90,6 @@ export interface DecodeKernels {
     inFeatures: number,
     out: number,
     zeroOffset: number,
-    tiled: boolean,
     dx: Float32Array,
   ): void;
   bf16ToF32(src: Uint16Array, dst: Float32Array): void;
@@ -126,7 +122,6 @@ export interface DecodeKernels {
   ): void;
   randomTable(out: Float32Array | Uint16Array, seed: number, table: Float32Array): void;
   randomWords(out: Int32Array | Uint32Array, seed: number): void;
-  tileGptq(qweight: Int32Array, bits: number, inFeatures: number, out: number, dst: Int32Array): void;
   mapFile(path: string): ArrayBuffer;
   swigluSplit(a: Float32Array, g: Float32Array, out: Float32Array): void;
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
