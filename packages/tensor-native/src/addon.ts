@@ -150,9 +150,10 @@ export interface NativeAddon {
   blas(): string;
 }
 
-// Spin iterations of `YUAN_THREAD_SPIN=auto` on an idle machine: 3000 and 30000 ran int4 decode of the 2B 5–25% faster
-// than sleeping workers on quiet 2-core machines (bench/README.md, "Spinning decode workers"); at load average 5–8
-// spinning made it 2–3x slower, hence the check of the other work first.
+// Spin iterations of `YUAN_THREAD_SPIN=auto` on an idle machine: on stop 29's quiet 2-core AVX2 machine 3000 and 30000
+// ran int4 decode of the 2B 5–25% faster than sleeping workers, and an empty parallel region costs 1.3 µs instead of
+// 53–73 µs; at load average 5–8 spinning made decode 2–3x slower, hence the check of the other work first
+// (bench/README.md, "Spinning decode workers" and "Stop 30").
 const AUTO_SPIN = 30000;
 
 /** How idle OpenMP workers wait, as chosen when the addon was loaded (for `yuan env`), e.g. "sleep" or "spin 30000". */
@@ -161,8 +162,8 @@ export function workerWaitPolicy(): string {
 }
 let workerWaits = 'not loaded';
 
-// Cores busy with work other than this process's over `ms` milliseconds (/proc/stat, all CPUs), or undefined where
-// that file is not readable.
+// Cores busy (all CPUs, /proc/stat) over the next `ms` milliseconds while this thread waits, or undefined where that
+// file is not readable.
 function busyCores(ms: number): number | undefined {
   const sample = (): [number, number] | undefined => {
     try {
