@@ -100,11 +100,15 @@ console.log(
 );
 if (values.zero !== '2') {
   // ZeRO 2 against ZeRO 1 in alternating pairs (the first ZeRO 1 run is the one above), the median of the pairs'
-  // ratios: on a shared machine the load drifts between runs, and a pair's two runs are the closest in time
+  // ratios: on a shared machine the load drifts between runs, and a pair's two runs are the closest in time. From the
+  // second pair on, every other pair runs ZeRO 2 first: on some machines the second run of a pair is the faster one
+  // whatever it runs (bench/README.md, "Stop 30"), so a fixed order would favour ZeRO 2.
   const ratios = [];
   for (let i = 0; i < Number(values.repeats); i++) {
+    const zero2First = i % 2 === 1;
+    const early = zero2First ? dpRun('2', ['--recompute', values.recompute]) : undefined;
     const base = i === 0 ? parallel : dpRun(values.zero);
-    const zero2 = dpRun('2', ['--recompute', values.recompute]);
+    const zero2 = early ?? dpRun('2', ['--recompute', values.recompute]);
     ratios.push(zero2 / base);
     console.log(
       `--dp ${dp} --zero 2 --recompute ${values.recompute}: ${zero2.toFixed(0)} tokens/s (--zero ${values.zero} beside it: ${base.toFixed(0)})`,

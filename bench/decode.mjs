@@ -295,7 +295,9 @@ console.log(`memory bandwidth (read, ${threads} threads): ${bw.toFixed(1)} GB/s`
 const results = new Map();
 try {
   for (let round = 0; round < Number(opt.rounds ?? 1); round++) {
-    for (const e of engines) {
+    // every other round in reverse order, so that no engine always runs first or right after another (on some machines
+    // a process runs faster right after another one; bench/README.md, "Stop 30")
+    for (const e of round % 2 === 0 ? engines : [...engines].reverse()) {
       let r;
       if (e.type) {
         if (!existsSync(e.file)) {
