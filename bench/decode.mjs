@@ -5,7 +5,7 @@
 // one after another (their weights would not fit together), `--rounds` times in turn; each prints its best round.
 //
 //   node bench/decode.mjs [--tokens 32 --prompt 8 --rounds 1 --formats fp32,bf16,int8,int4 --python PY --no-torch --no-llama]
-//                        [--spin N]   # each yuan format again with YUAN_THREAD_SPIN=N (0: workers always sleep)
+//                        [--spin N|auto]   # each yuan format again with YUAN_THREAD_SPIN=N (workers spin N iterations)
 //   node bench/decode.mjs --smoke        # a tiny shape, one round (the bench smoke test)
 //
 // PyTorch: --python, else TORCH_PYTHON, else .venv-clients/bin/python or bench/.venv/bin/python when they have torch
@@ -46,7 +46,7 @@ const shape = opt.shape
     : { vocab: 135040, hidden: 2048, layers: 24, heads: 32, ffn: 8192 };
 const tokens = Number(opt.tokens ?? (smoke ? 4 : 32));
 const prompt = Number(opt.prompt ?? (smoke ? 4 : 8));
-const spin = opt.spin === undefined ? undefined : Number(opt.spin);
+const spin = opt.spin;
 for (const [k, v] of Object.entries({
   tokens,
   prompt,
@@ -57,8 +57,8 @@ for (const [k, v] of Object.entries({
     process.exit(2);
   }
 }
-if (spin !== undefined && !(Number.isInteger(spin) && spin >= 0)) {
-  console.error('error: --spin must be a count of spin iterations (0 or more)');
+if (spin !== undefined && spin !== 'auto' && !/^\d+$/.test(spin)) {
+  console.error('error: --spin must be a count of spin iterations or auto');
   process.exit(2);
 }
 
@@ -225,21 +225,19 @@ const llamaBytes = (perWeight) => (params.embed + shape.layers * params.layer) *
 
 const bw = bandwidth();
 const formats = (opt.formats ?? 'fp32,bf16,int8,int4').split(',');
-// each format as `yuan generate` runs it: YUAN_THREAD_SPIN=auto (workers spin when the machine is otherwise idle) unless
-// the environment says otherwise
+// each format as `yuan generate` runs it (idle workers as YUAN_THREAD_SPIN says: by default they sleep)
 const engines = formats.map((f) => ({
   name: `yuan ${f}`,
   args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
-  env: { YUAN_THREAD_SPIN: process.env.YUAN_THREAD_SPIN ?? 'auto' },
 }));
-// --spin N: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN=N; 0:
-// they always sleep, what the default was before `auto`; llama.cpp's threads spin)
+// --spin N|auto: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN;
+// llama.cpp's threads spin); alternate rounds change the order (--rounds 2), as the run after another can be faster
 if (spin !== undefined)
   for (const f of formats)
     engines.push({
       name: `yuan ${f} spin=${spin}`,
       args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
-      env: { YUAN_THREAD_SPIN: String(spin) },
+      env: { YUAN_THREAD_SPIN: spin },
     });
 const py = opt['no-torch'] ? undefined : pythonWith(['torch', 'transformers']);
 if (opt['no-torch']) console.log('PyTorch: skipped (--no-torch)');

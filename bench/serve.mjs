@@ -32,8 +32,6 @@ const { values } = parseArgs({
     smoke: { type: 'boolean', default: false },
   },
 });
-// the native decoder's idle workers as `yuan serve` sets them: spinning when the machine is otherwise idle
-process.env.YUAN_THREAD_SPIN ??= 'auto';
 const backend = await initBackend(values.backend);
 const config = resolveConfig(getPreset(values.preset).config);
 const attention = attentionNamed(config.attention.name);

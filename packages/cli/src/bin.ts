@@ -9,11 +9,6 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-// The commands that decode (one product after another, a few microseconds of JavaScript apart) let the native
-// addon's idle workers spin between products when the machine's other work leaves them their cores
-// (@yuan/tensor-native, YUAN_THREAD_SPIN=auto; a value the user sets wins). Training keeps them asleep.
-if (['generate', 'serve', 'eval'].includes(process.argv[2] ?? '')) process.env.YUAN_THREAD_SPIN ??= 'auto';
-
 const code = await main(process.argv.slice(2), {
   out: (t) => process.stdout.write(`${t}\n`),
   err: (t) => process.stderr.write(`${t}\n`),

@@ -229,8 +229,8 @@ export function loadAddon(): NativeAddon {
         // steal the cores the other thread needs (libgomp reads this when the addon loads it). YUAN_THREAD_SPIN=N,
         // for a machine of its own, lets them spin N iterations first (GOMP_SPINCOUNT under libgomp's default
         // policy; OMP_WAIT_POLICY=ACTIVE would spin for minutes), so that a decode step's next product finds its
-        // workers awake; `auto` (what `yuan generate|serve|eval` set) spins 30000 when the machine's other work
-        // leaves the decode threads their cores, measured now, and sleeps otherwise.
+        // workers awake; `auto` spins 30000 when the machine's other work leaves the decode threads their cores,
+        // measured now, and sleeps otherwise.
         // libgomp and OpenBLAS read these when the addon loads them; afterwards the environment is put back, so that
         // the processes this one starts (ranks, the decode bench's engines, sandboxes) choose for themselves.
         const before = Object.fromEntries(SETTINGS.map((v) => [v, process.env[v]]));
