@@ -9,9 +9,11 @@
 //   node bench/decode-profile.mjs --preset tiny-lfa --format fp32 --rows 16 --ab-rounds 6   # a preset's shape, 16 sequences
 //
 // --rows N: the step decodes one token for each of N sequences (a serving step; default 1). --ab-rounds R (default 3;
-// 0 skips it): last, steps of a decoder that makes one native call per shared input (q/k and up/gate pairs,
-// attendRows) and of one that makes the separate calls (YUAN_DECODE_UNFUSED), over the same weights in this process,
-// alternated R times: CPU and wall ms per step of each (bench/README.md, "One call per shared input").
+// 0 skips it): last, steps of two variants over the same weights in this process, alternated R times, CPU and wall ms
+// per step of each: `--ab spin` (default) idle decode workers that sleep at once against workers that spin (tensor-native
+// `setDecodeSpin`, default 200 µs or YUAN_DECODE_SPIN_US); `--ab fused` a decoder that makes one native call per shared
+// input (q/k and up/gate pairs, attendRows) against one that makes the separate calls (YUAN_DECODE_UNFUSED;
+// bench/README.md, "One call per shared input").
 //
 // Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs). YUAN_DECODE_UNFUSED=1: the decoder
 // makes the separate calls that its pair products and batched attention replace (an A/B of one native call per shared
@@ -29,9 +31,14 @@ const { values: opt } = parseArgs({
     preset: { type: 'string' },
     rows: { type: 'string', default: '1' },
     'ab-rounds': { type: 'string', default: '3' },
+    ab: { type: 'string', default: 'spin' },
   },
 });
 const smoke = Boolean(opt.smoke);
+if (opt.ab !== 'spin' && opt.ab !== 'fused') {
+  console.error(`error: --ab takes spin or fused, got ${opt.ab}`);
+  process.exit(2);
+}
 const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
 const tokens = Number(opt.tokens ?? (smoke ? 2 : 8));
 const shape = smoke
@@ -275,8 +282,10 @@ for (const [name, a] of calls) {
 }
 kernels.setDecodeThreads(threads);
 
-// 7. A/B: one native call per shared input against the separate calls, two decoders over the same weights in this
-// process (the separate one built with YUAN_DECODE_UNFUSED=1), `tokens` steps each, alternated
+// 7. A/B, two variants over the same weights in this process, `tokens` steps each, alternated. `--ab spin` (default):
+// idle decode workers that sleep at once (setDecodeSpin(0)) against workers that spin (the default, or
+// YUAN_DECODE_SPIN_US), one decoder. `--ab fused`: one native call per shared input against the separate calls, two
+// decoders (the separate one built with YUAN_DECODE_UNFUSED=1).
 const abRounds = Number(opt['ab-rounds']);
 if (abRounds > 0) {
   const { Decoder } = await import('@yuan/model');
@@ -291,17 +300,29 @@ if (abRounds > 0) {
       else process.env.YUAN_DECODE_UNFUSED = before;
     }
   };
-  const variants = [
-    ['separate calls', stepper(build(true))],
-    ['one call per shared input', stepper(build(false))],
-  ];
+  const spin = kernels.setDecodeSpin(-1);
+  const one = stepper(build(false));
+  const variants =
+    opt.ab === 'fused'
+      ? [
+          ['separate calls', stepper(build(true)), () => {}],
+          ['one call per shared input', one, () => {}],
+        ]
+      : [
+          ['workers sleep (spin 0 µs)', one, () => kernels.setDecodeSpin(0)],
+          [`workers spin ${spin} µs`, one, () => kernels.setDecodeSpin(spin)],
+        ];
   const got = variants.map(() => ({ cpu: [], wall: [] }));
-  for (const [, run] of variants) run();
+  for (const [, run, set] of variants) {
+    set();
+    run();
+  }
   // ABBA: the order flips every round, so that neither variant always runs after the other
   for (let r = 0; r < abRounds; r++) {
     const order = r % 2 === 0 ? [0, 1] : [1, 0];
     order.forEach((v) => {
-      const run = variants[v][1];
+      const [, run, set] = variants[v];
+      set();
       const w0 = performance.now();
       const u0 = cpuNow();
       for (let i = 0; i < tokens; i++) run();
@@ -321,6 +342,7 @@ if (abRounds > 0) {
     ),
   );
   console.log(
-    `A/B ratio separate / one call: CPU ${(median(got[0].cpu) / median(got[1].cpu)).toFixed(3)}, wall ${(median(got[0].wall) / median(got[1].wall)).toFixed(3)}`,
+    `A/B ratio ${opt.ab === 'fused' ? 'separate / one call' : 'sleep / spin'}: CPU ${(median(got[0].cpu) / median(got[1].cpu)).toFixed(3)}, wall ${(median(got[0].wall) / median(got[1].wall)).toFixed(3)}`,
   );
+  kernels.setDecodeSpin(spin);
 }

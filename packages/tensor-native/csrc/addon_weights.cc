@@ -14,6 +14,7 @@
 
 #include "vexp.h"
 #include "wformat.h"
+#include "pool.h"
 
 namespace {
 
@@ -445,20 +446,27 @@ napi_value ReadAll(napi_env env, napi_callback_info info) {
   size_t n = 0;
   const float* x = a.arr<float>(0, napi_float32_array, "x", &n);
   if (!a.ok) return nullptr;
-  double total = 0;
-#pragma omp parallel for num_threads(decodeThreads) schedule(static) reduction(+ : total)
-  for (int64_t b = 0; b < int64_t(n / 4096); b++) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    const float* p = x + b * 4096;
+  // one contiguous range of 16 KB blocks per decode thread, on the decode kernels' threads (pool.h)
+  const int64_t blocks = int64_t(n / 4096), parts = decodeThreads;
+  std::vector<double> partial(size_t(parts), 0.0);
+  ynk::parallelTasks(decodeThreads, parts, [&](int64_t t) {
+    double sum = 0;
+    for (int64_t b = blocks * t / parts; b < blocks * (t + 1) / parts; b++) {
+      float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      const float* p = x + b * 4096;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int i = 0; i < 1024; i++) {
-      s0 += p[i];
-      s1 += p[i + 1024];
-      s2 += p[i + 2048];
-      s3 += p[i + 3072];
+      for (int i = 0; i < 1024; i++) {
+        s0 += p[i];
+        s1 += p[i + 1024];
+        s2 += p[i + 2048];
+        s3 += p[i + 3072];
+      }
+      sum += double(s0) + s1 + s2 + s3;
     }
-    total += double(s0) + s1 + s2 + s3;
-  }
+    partial[size_t(t)] = sum;
+  });
+  double total = 0;
+  for (double v : partial) total += v;
   napi_value r;
   napi_create_double(env, total, &r);
   return r;
@@ -471,6 +479,18 @@ napi_value SetDecodeThreads(napi_env env, napi_callback_info info) {
   if (a.ok) decodeThreads = int(n);
   napi_value r;
   napi_create_int32(env, decodeThreads, &r);
+  return r;
+}
+
+// setDecodeSpin(micros): how long an idle decode worker spins before it sleeps (pool.h); returns the value in force.
+// A negative argument leaves it unchanged (a query).
+napi_value SetDecodeSpin(napi_env env, napi_callback_info info) {
+  In a(env, info, "setDecodeSpin");
+  const int64_t us = a.num(0, "micros");
+  a.need(us <= 10'000'000, "micros must be at most 10000000 (10 s)");
+  napi_value r;
+  if (!a.ok) return nullptr;
+  napi_create_int64(env, us < 0 ? ynk::decodeSpinMicros() : ynk::setDecodeSpinMicros(us), &r);
   return r;
 }
 
@@ -537,6 +557,7 @@ bool registerWeightFunctions(napi_env env, napi_value exports) {
       {"swigluSplit", nullptr, SwigluSplit, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"readAll", nullptr, ReadAll, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setDecodeThreads", nullptr, SetDecodeThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setDecodeSpin", nullptr, SetDecodeSpin, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"inverseUpperCholesky", nullptr, InverseUpperCholesky, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"gemmSub64", nullptr, GemmSub64, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -1,6 +1,7 @@
 // Linear layers over weights in their storage format. Decode (a few rows) reads every weight once and converts it in
 // registers; prefill (many rows) converts tiles of the weight to fp32 and hands them to BLAS.
 #include "wformat.h"
+#include "pool.h"
 
 #include "kernels.h"
 
@@ -641,9 +642,7 @@ void linearF32(const float* x, int64_t n, const float* w, int64_t out, int64_t i
   }
   std::vector<const float*> xr(n);
   for (int64_t r = 0; r < n; r++) xr[r] = x + r * in;
-  const int64_t tasks = denseTasks(out);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) f32Task(xr.data(), n, w, out, in, t, y);
+  parallelTasks(threads, denseTasks(out), [&](int64_t t) { f32Task(xr.data(), n, w, out, in, t, y); });
 }
 
 void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64_t in, float* y, int threads) {
@@ -666,9 +665,7 @@ void linearBf16(const float* x, int64_t n, const uint16_t* w, int64_t out, int64
     return;
   }
   const EvenOdd xs(x, n, in);
-  const int64_t tasks = denseTasks(out);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) bf16Task(xs, n, w, out, in, t, y);
+  parallelTasks(threads, denseTasks(out), [&](int64_t t) { bf16Task(xs, n, w, out, in, t, y); });
 }
 
 namespace {
@@ -835,6 +832,13 @@ int64_t stripeWidth(const Gptq& q, int threads) {
   return std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
 }
 
+// This thread's scratch of at least `floats` floats for a stripe's sums (kept between calls: no allocation per task).
+float* stripeScratch(int64_t floats) {
+  static thread_local std::vector<float> scratch;
+  if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
+  return scratch.data();
+}
+
 // Stripe t (columns [t·width, t·width + width)) of y [n, out] for every row (blocks of 4 rows); facc holds 4·width.
 void gptqTask(const Gptq& q, const QuantRow* rows, int64_t n, int64_t width, int64_t t, float* facc, float* y) {
   const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
@@ -883,13 +887,8 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   // the workers reach this thread's rows through a pointer (`xs` inside the region would name each worker's own)
   const QuantRow* rows = xs.data();
   const int64_t width = stripeWidth(q, threads);
-  const int64_t tasks = (q.out + width - 1) / width;
-#pragma omp parallel num_threads(threads)
-  {
-    std::vector<float> facc(4 * width);
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) gptqTask(q, rows, n, width, t, facc.data(), y);
-  }
+  parallelTasks(threads, (q.out + width - 1) / width,
+                [&](int64_t t) { gptqTask(q, rows, n, width, t, stripeScratch(4 * width), y); });
 }
 
 void linearF32Pair(const float* x, int64_t n, const float* wa, int64_t outA, const float* wb, int64_t outB, int64_t in,
@@ -903,11 +902,10 @@ void linearF32Pair(const float* x, int64_t n, const float* wa, int64_t outA, con
   std::vector<const float*> xr(n);
   for (int64_t r = 0; r < n; r++) xr[r] = x + r * in;
   const int64_t tasksA = denseTasks(outA), tasks = tasksA + denseTasks(outB);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) {
+  parallelTasks(threads, tasks, [&](int64_t t) {
     if (t < tasksA) f32Task(xr.data(), n, wa, outA, in, t, ya);
     else f32Task(xr.data(), n, wb, outB, in, t - tasksA, yb);
-  }
+  });
 }
 
 void linearBf16Pair(const float* x, int64_t n, const uint16_t* wa, int64_t outA, const uint16_t* wb, int64_t outB,
@@ -920,11 +918,10 @@ void linearBf16Pair(const float* x, int64_t n, const uint16_t* wa, int64_t outA,
   threads = pairThreads(threads, n, outA, outB, in);
   const EvenOdd xs(x, n, in);
   const int64_t tasksA = denseTasks(outA), tasks = tasksA + denseTasks(outB);
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t t = 0; t < tasks; t++) {
+  parallelTasks(threads, tasks, [&](int64_t t) {
     if (t < tasksA) bf16Task(xs, n, wa, outA, in, t, ya);
     else bf16Task(xs, n, wb, outB, in, t - tasksA, yb);
-  }
+  });
 }
 
 void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, float* ya, float* yb, int threads) {
@@ -944,15 +941,11 @@ void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, flo
   const QuantRow* rowsB = xb.data();
   const int64_t widthA = stripeWidth(a, threads), widthB = stripeWidth(b, threads);
   const int64_t tasksA = (a.out + widthA - 1) / widthA, tasks = tasksA + (b.out + widthB - 1) / widthB;
-#pragma omp parallel num_threads(threads)
-  {
-    std::vector<float> facc(4 * std::max(widthA, widthB));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t t = 0; t < tasks; t++) {
-      if (t < tasksA) gptqTask(a, rowsA, n, widthA, t, facc.data(), ya);
-      else gptqTask(b, rowsB, n, widthB, t - tasksA, facc.data(), yb);
-    }
-  }
+  parallelTasks(threads, tasks, [&](int64_t t) {
+    float* facc = stripeScratch(4 * std::max(widthA, widthB));
+    if (t < tasksA) gptqTask(a, rowsA, n, widthA, t, facc, ya);
+    else gptqTask(b, rowsB, n, widthB, t - tasksA, facc, yb);
+  });
 }
 
 }  // namespace ynk

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { native, values } from './test-util.js';
 import { tf } from './tf.js';
@@ -832,5 +833,97 @@ describe.skipIf(!native.info)('Float64 linear algebra kernels', () => {
     k.gemmSub64(true, 2, 2, 3, t, 2, b, 2, c2, 2);
     expect([...c2]).toEqual([...c]);
     expect(() => k.gemmSub64(false, 2, 2, 3, a, 3, b, 2, new Float64Array(3), 2)).toThrow(/c is shorter/);
+  });
+  describe('decode worker threads (csrc/pool.h): any thread count, spin and caller give the serial bits', () => {
+    const bitsOf = (y: Float32Array) => Array.from(new Uint32Array(y.buffer, y.byteOffset, y.length));
+    // big enough to run in parallel (2^21 multiply-adds or more), odd widths so that tasks differ in size
+    const inF = 1024;
+    const out = 2056;
+    const gptq = () => {
+      const qweight = new Int32Array((inF / 8) * out);
+      k.randomWords(qweight, 5);
+      const qzeros = new Int32Array((inF / 128) * Math.ceil(out / 8));
+      k.randomWords(qzeros, 6);
+      const scales = Uint16Array.from(values((inF / 128) * out, 7), (v) =>
+        toHalf((1 + Math.floor(((v + 1) / 2) * 15)) / 64),
+      );
+      return { qweight, qzeros, scales };
+    };
+
+    it('hundreds of back-to-back loops on 1 to 3 threads, workers sleeping or spinning', () => {
+      const w = gptq();
+      const wf = values(out * inF, 8);
+      const threadsBefore = k.setDecodeThreads(1);
+      const spinBefore = k.setDecodeSpin(-1);
+      try {
+        const runs = [1, 3, 4].map((n) => {
+          const x = values(n * inF, 9 + n);
+          const g = new Float32Array(n * out);
+          const f = new Float32Array(n * out);
+          const product = () => {
+            k.linearGptq(x, n, w.qweight, w.qzeros, w.scales, null, 4, 128, inF, out, 1, g);
+            k.linearF32(x, n, wf, out, inF, f);
+            return [...bitsOf(g), ...bitsOf(f)];
+          };
+          return { product, serial: product(), g, f };
+        });
+        for (let i = 0; i < 300; i++) {
+          if (i % 50 === 0) k.setDecodeSpin(i % 100 === 0 ? 0 : 200);
+          k.setDecodeThreads(1 + (i % 3));
+          const r = runs[i % runs.length];
+          r.g.fill(NaN);
+          r.f.fill(NaN);
+          const got = r.product();
+          if (got.some((b, j) => b !== r.serial[j])) expect(got).toEqual(r.serial);
+        }
+      } finally {
+        k.setDecodeThreads(threadsBefore);
+        k.setDecodeSpin(spinBefore);
+      }
+    });
+
+    it('a second JavaScript thread decoding at the same time gets the same bits', async () => {
+      const { Worker } = await import('node:worker_threads');
+      const w = gptq();
+      const n = 3;
+      const x = values(n * inF, 21);
+      const y = new Float32Array(n * out);
+      const threadsBefore = k.setDecodeThreads(2);
+      try {
+        k.linearGptq(x, n, w.qweight, w.qzeros, w.scales, null, 4, 128, inF, out, 1, y);
+        const serial = bitsOf(y);
+        const addon = fileURLToPath(new URL('../build/Release/yuan_native.node', import.meta.url));
+        const worker = new Worker(
+          `const { parentPort, workerData: d } = require('node:worker_threads');
+           const k = require(d.addon);
+           k.setDecodeThreads(2);
+           const y = new Float32Array(d.n * d.out);
+           let bad = 0;
+           for (let i = 0; i < 200; i++) {
+             y.fill(NaN);
+             k.linearGptq(d.x, d.n, d.qweight, d.qzeros, d.scales, null, 4, 128, d.inF, d.out, 1, y);
+             const b = new Uint32Array(y.buffer);
+             for (let j = 0; j < b.length; j++) if (b[j] !== d.serial[j]) { bad++; break; }
+           }
+           parentPort.postMessage(bad);`,
+          { eval: true, workerData: { addon, n, inF, out, x, ...w, serial: Uint32Array.from(serial) } },
+        );
+        const workerBad = new Promise<number>((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+        });
+        let bad = 0;
+        for (let i = 0; i < 200; i++) {
+          y.fill(NaN);
+          k.linearGptq(x, n, w.qweight, w.qzeros, w.scales, null, 4, 128, inF, out, 1, y);
+          if (bitsOf(y).some((b, j) => b !== serial[j])) bad++;
+        }
+        expect(bad).toBe(0);
+        expect(await workerBad).toBe(0);
+        await worker.terminate();
+      } finally {
+        k.setDecodeThreads(threadsBefore);
+      }
+    });
   });
 });

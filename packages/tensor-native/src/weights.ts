@@ -209,6 +209,14 @@ export interface WeightKernels {
   /** Threads of these kernels (default: the number of cores); returns the setting. */
   setDecodeThreads(threads: number): number;
   /**
+   * How long (µs, at most 10 s) an idle worker of these kernels spins before it sleeps; returns the setting (a negative
+   * argument only reads it). Default 0 (sleep at once), or `YUAN_DECODE_SPIN_US` at load. The register paths (fewer than
+   * 32 rows) and attention run on the addon's own worker threads, not OpenMP's: the calling thread never waits for a
+   * sleeping worker to wake (a late one finds the tasks taken), and training's kernels never wake them. Spinning made
+   * no difference to a 2B token's wall time on a 2-core VM and cost 4–8% more CPU (csrc/pool.h).
+   */
+  setDecodeSpin(micros: number): number;
+  /**
    * In place, Float64: the upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ·U, strict lower triangle 0) of a symmetric positive
    * definite h [n, n] (GPTQ's inverse-Hessian factor), blocked over OpenBLAS (dsyrk, dtrsm, dtrmm); about 2n³/3
    * multiply-adds. Returns false (h partly overwritten) when h is not positive definite.

@@ -127,6 +127,8 @@ export interface DecodeKernels {
   rmsNorm(x: Float32Array, w: Float32Array, eps: number, out: Float32Array, inv: Float32Array): void;
   readAll(x: Float32Array): number;
   setDecodeThreads(threads: number): number;
+  /** µs an idle decode worker spins before it sleeps (0: at once); returns the setting, a negative argument only reads it. */
+  setDecodeSpin(micros: number): number;
   /** In place, Float64: U with H⁻¹ = Uᵀ·U of a symmetric positive definite h [n, n]; false when h is not. */
   inverseUpperCholesky(h: Float64Array, n: number): boolean;
   /** c [m, n] (row stride ldc) −= op(a)·b in Float64: op(a) = a [m, k] (stride lda) or, with transA, a [k, m]ᵀ. */
