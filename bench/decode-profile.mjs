@@ -1,8 +1,9 @@
 // Where one generated token's time goes in the native decoder (yuan2-2b shape, random weights): every native call of
 // a decode step timed from JavaScript (wall and CPU, per kernel and shape, in the decoder's real order and thread
 // count), the JavaScript between the calls (the step's time less its native calls), the same native calls replayed
-// back to back without the decoder around them, each product alone on one and on all decode threads, the OpenMP
-// fork/join of an empty parallel call, and the bytes read per token against a read of memory on the same threads.
+// back to back without the decoder around them, each product alone on one and on all decode threads, the fork/join of
+// a tiny parallel call on the decode threads (tensor-native csrc/pool.h), and the bytes read per token against a read
+// of memory on the same threads.
 //
 //   node bench/decode-profile.mjs [--format int4 --tokens 8 --prompt 8 --layers 24]
 //   node bench/decode-profile.mjs --smoke     # a tiny shape (the bench smoke test)
@@ -13,12 +14,16 @@
 // per step of each: `--ab spin` (default) idle decode workers that sleep at once against workers that spin (tensor-native
 // `setDecodeSpin`, default 200 µs or YUAN_DECODE_SPIN_US); `--ab fused` a decoder that makes one native call per shared
 // input (q/k and up/gate pairs, attendRows) against one that makes the separate calls (YUAN_DECODE_UNFUSED;
-// bench/README.md, "One call per shared input").
+// bench/README.md, "One call per shared input"); `--ab addon --addon FILE.node` another build of the addon (say the
+// previous commit's, built in a scratch folder) against this one, a decoder each over the same weights: how builds
+// are compared on a machine whose separate processes differ by more than the change (bench/README.md, "Stop 31").
 //
 // Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs). YUAN_DECODE_UNFUSED=1: the decoder
 // makes the separate calls that its pair products and batched attention replace (an A/B of one native call per shared
 // input; bench/README.md, "One call per shared input").
 import { cpus, loadavg } from 'node:os';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values: opt } = parseArgs({
@@ -32,11 +37,12 @@ const { values: opt } = parseArgs({
     rows: { type: 'string', default: '1' },
     'ab-rounds': { type: 'string', default: '3' },
     ab: { type: 'string', default: 'spin' },
+    addon: { type: 'string' },
   },
 });
 const smoke = Boolean(opt.smoke);
-if (opt.ab !== 'spin' && opt.ab !== 'fused') {
-  console.error(`error: --ab takes spin or fused, got ${opt.ab}`);
+if (!['spin', 'fused', 'addon'].includes(opt.ab) || (opt.ab === 'addon') !== (opt.addon !== undefined)) {
+  console.error(`error: --ab takes spin, fused or addon (with --addon FILE.node), got ${opt.ab}`);
   process.exit(2);
 }
 const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
@@ -301,6 +307,13 @@ if (abRounds > 0) {
     }
   };
   const spin = kernels.setDecodeSpin(-1);
+  // another build of the addon (e.g. the previous commit's, built with node-gyp in a scratch folder), loaded beside
+  // this one: its own kernels and threads over the same weights
+  const other = () => {
+    const k = createRequire(import.meta.url)(path.resolve(opt.addon));
+    k.setDecodeThreads(threads);
+    return new Decoder(config, lfaAttention, dec.weights, k);
+  };
   const one = stepper(build(false));
   const variants =
     opt.ab === 'fused'
@@ -308,10 +321,15 @@ if (abRounds > 0) {
           ['separate calls', stepper(build(true)), () => {}],
           ['one call per shared input', one, () => {}],
         ]
-      : [
-          ['workers sleep (spin 0 µs)', one, () => kernels.setDecodeSpin(0)],
-          [`workers spin ${spin} µs`, one, () => kernels.setDecodeSpin(spin)],
-        ];
+      : opt.ab === 'addon'
+        ? [
+            ['the --addon build', stepper(other()), () => {}],
+            ['this build', one, () => {}],
+          ]
+        : [
+            ['workers sleep (spin 0 µs)', one, () => kernels.setDecodeSpin(0)],
+            [`workers spin ${spin} µs`, one, () => kernels.setDecodeSpin(spin)],
+          ];
   const got = variants.map(() => ({ cpu: [], wall: [] }));
   for (const [, run, set] of variants) {
     set();
@@ -342,7 +360,7 @@ if (abRounds > 0) {
     ),
   );
   console.log(
-    `A/B ratio ${opt.ab === 'fused' ? 'separate / one call' : 'sleep / spin'}: CPU ${(median(got[0].cpu) / median(got[1].cpu)).toFixed(3)}, wall ${(median(got[0].wall) / median(got[1].wall)).toFixed(3)}`,
+    `A/B ratio ${{ fused: 'separate / one call', spin: 'sleep / spin', addon: '--addon / this build' }[opt.ab]}: CPU ${(median(got[0].cpu) / median(got[1].cpu)).toFixed(3)}, wall ${(median(got[0].wall) / median(got[1].wall)).toFixed(3)}`,
   );
   kernels.setDecodeSpin(spin);
 }

@@ -5,7 +5,7 @@
 // one after another (their weights would not fit together), `--rounds` times in turn; each prints its best round.
 //
 //   node bench/decode.mjs [--tokens 32 --prompt 8 --rounds 1 --formats fp32,bf16,int8,int4 --python PY --no-torch --no-llama]
-//                        [--spin N|auto]   # each yuan format again with YUAN_THREAD_SPIN=N (workers spin N iterations)
+//                        [--spin N]   # each yuan format again with YUAN_DECODE_SPIN_US=N (idle decode workers spin N µs)
 //   node bench/decode.mjs --smoke        # a tiny shape, one round (the bench smoke test)
 //
 // PyTorch: --python, else TORCH_PYTHON, else .venv-clients/bin/python or bench/.venv/bin/python when they have torch
@@ -57,8 +57,8 @@ for (const [k, v] of Object.entries({
     process.exit(2);
   }
 }
-if (spin !== undefined && spin !== 'auto' && !/^\d+$/.test(spin)) {
-  console.error('error: --spin must be a count of spin iterations or auto');
+if (spin !== undefined && !/^\d+$/.test(spin)) {
+  console.error('error: --spin must be the microseconds an idle decode worker spins (e.g. 200)');
   process.exit(2);
 }
 
@@ -69,8 +69,9 @@ if (opt.child === 'yuan') {
   const { resolveConfig, getPreset } = await import('@yuan/core');
   const { lfaAttention } = await import('@yuan/attention-lfa');
   const { initInferenceModel, weightBytes } = await import('@yuan/model');
-  const { initBackend, weightFormatPlugins } = await import('@yuan/tensor');
-  const { library } = await initBackend('native');
+  const { initBackend, weightFormatPlugins, loadDecodeKernels } = await import('@yuan/tensor');
+  await initBackend('native');
+  const decodeSpin = (await loadDecodeKernels()).kernels.setDecodeSpin(-1);
   const format = weightFormatPlugins.find((f) => f.name === opt.file);
   const config = resolveConfig(getPreset('yuan2-2b').config, {
     model: {
@@ -106,7 +107,7 @@ if (opt.child === 'yuan') {
       bytes: weightBytes(dec.weights),
       rssMB: rssMB(),
       startSeconds: start,
-      workers: library?.split('; idle workers ')[1],
+      workers: decodeSpin === 0 ? 'sleep' : `spin ${decodeSpin} µs`,
     }),
   );
   process.exit(0);
@@ -225,19 +226,19 @@ const llamaBytes = (perWeight) => (params.embed + shape.layers * params.layer) *
 
 const bw = bandwidth();
 const formats = (opt.formats ?? 'fp32,bf16,int8,int4').split(',');
-// each format as `yuan generate` runs it (idle workers as YUAN_THREAD_SPIN says: by default they sleep)
+// each format as `yuan generate` runs it (idle decode workers as YUAN_DECODE_SPIN_US says: by default they sleep)
 const engines = formats.map((f) => ({
   name: `yuan ${f}`,
   args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
 }));
-// --spin N|auto: each format again with its OpenMP workers spinning N iterations before they sleep (YUAN_THREAD_SPIN;
+// --spin N: each format again with its idle decode workers spinning N µs before they sleep (YUAN_DECODE_SPIN_US;
 // llama.cpp's threads spin); alternate rounds change the order (--rounds 2), as the run after another can be faster
 if (spin !== undefined)
   for (const f of formats)
     engines.push({
       name: `yuan ${f} spin=${spin}`,
       args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],
-      env: { YUAN_THREAD_SPIN: spin },
+      env: { YUAN_DECODE_SPIN_US: spin },
     });
 const py = opt['no-torch'] ? undefined : pythonWith(['torch', 'transformers']);
 if (opt['no-torch']) console.log('PyTorch: skipped (--no-torch)');
@@ -345,7 +346,7 @@ try {
       const prev = results.get(e.name);
       if (!prev || prev.error || (!r.error && r.tokensPerSecond > prev.tokensPerSecond)) results.set(e.name, r);
       console.log(
-        `  round ${round + 1}: ${e.name}: ${r.error ?? `${r.tokensPerSecond.toFixed(2)} tokens/s`}${r.workers ? ` (idle workers ${r.workers})` : ''}`,
+        `  round ${round + 1}: ${e.name}: ${r.error ?? `${r.tokensPerSecond.toFixed(2)} tokens/s`}${r.workers ? ` (idle decode workers ${r.workers})` : ''}`,
       );
     }
   }
@@ -380,7 +381,7 @@ console.log(
 );
 if (spin !== undefined)
   console.log(
-    `with YUAN_THREAD_SPIN=${spin}: bf16 / llama.cpp F16 ${ratio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, int8 / Q8_0 ${ratio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}; per CPU-second ${cpuRatio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, ${cpuRatio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, ${cpuRatio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}`,
+    `with YUAN_DECODE_SPIN_US=${spin}: bf16 / llama.cpp F16 ${ratio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, int8 / Q8_0 ${ratio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}; per CPU-second ${cpuRatio(`yuan bf16 spin=${spin}`, 'llama.cpp F16')}, ${cpuRatio(`yuan int8 spin=${spin}`, 'llama.cpp Q8_0')}, ${cpuRatio(`yuan int4 spin=${spin}`, 'llama.cpp Q4_0')}`,
   );
 console.log(
   `ratios: bf16 / llama.cpp F16 ${ratio('yuan bf16', 'llama.cpp F16')}, int8 / Q8_0 ${ratio('yuan int8', 'llama.cpp Q8_0')}, int4 / Q4_0 ${ratio('yuan int4', 'llama.cpp Q4_0')}, bf16 / torch bf16 ${ratio('yuan bf16', 'torch bf16')}, fp32 / torch fp32 ${ratio('yuan fp32', 'torch fp32')}`,

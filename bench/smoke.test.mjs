@@ -66,7 +66,7 @@ const BENCHES = {
     expect: [
       re(String.raw`^per token: plain NUM ms`),
       re(String.raw`^native calls NUM ms/token .*JavaScript between them`),
-      re(String.raw`^A/B ratio separate / one call: CPU NUM, wall NUM`),
+      re(String.raw`^A/B ratio sleep / spin: CPU NUM, wall NUM`),
     ],
   },
   'generate.mjs': { expect: [re(String.raw`^ratio +NUMx \(cache / no-cache\)$`)] },
