@@ -25,22 +25,23 @@ function stackRun(
   outRow: number,
 ): void {
   const h = kernel - 1;
-  // row t of the run's window: a history row (t < h) or an input row; plain loops (no per-element closure), as this
-  // runs twice per layer per token between the native products
-  const src = (t: number) => (t < h ? history : x);
-  const base = (t: number) => (t < h ? t * c : (start + t - h) * c);
+  // row t of the run's window: history row t (t < h) or input row start + t − h; plain loops, no allocation (this runs
+  // twice per layer per token between the native products)
   for (let j = 0; j < m; j++) {
     const o = (outRow + j) * c * kernel;
     for (let k = 0; k < kernel; k++) {
-      const a = src(j + k);
-      const b = base(j + k);
-      for (let ch = 0; ch < c; ch++) out[o + ch * kernel + k] = a[b + ch];
+      const t = j + k;
+      const a = t < h ? history : x;
+      const b = t < h ? t * c : (start + t - h) * c;
+      for (let ch = 0, at = o + k; ch < c; ch++, at += kernel) out[at] = a[b + ch];
     }
   }
-  if (h > 0) {
-    const next = new Float32Array(h * c);
-    for (let t = 0; t < h; t++) next.set(src(m + t).subarray(base(m + t), base(m + t) + c), t * c);
-    history.set(next);
+  // the next history: the window's last h rows
+  if (h === 0) return;
+  if (m >= h) history.set(x.subarray((start + m - h) * c, (start + m) * c));
+  else {
+    history.copyWithin(0, m * c);
+    history.set(x.subarray(start * c, (start + m) * c), (h - m) * c);
   }
 }
 
@@ -102,17 +103,22 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
       // every element of q and k is written below (scratch arrays come back with old contents)
       const q = ops.scratch(n * hs);
       const k = ops.scratch(n * hs);
-      // element j of [qo | ko] (row r): head h's query is elements [2hd, 2hd + d), its key [2hd + d, 2hd + 2d); plain
-      // loops, no subarray views (two per head per row were a third of this layer's JavaScript time)
+      // [qo | ko] (row r) viewed as [heads, 2d]: head h's query is the d values from 2hd, its key the d from 2hd + d,
+      // each block inside qo or inside ko (hs is a multiple of d); plain loops, no subarray views (two per head per row
+      // were a third of this layer's JavaScript time)
       for (let r = 0; r < n; r++) {
         const row = r * hs;
         for (let h = 0; h < heads; h++) {
           const at = row + h * d;
+          const fq = 2 * h * d;
+          const fk = fq + d;
+          const sq = fq < hs ? qo : ko;
+          const sk = fk < hs ? qo : ko;
+          const oq = row + (fq < hs ? fq : fq - hs);
+          const ok = row + (fk < hs ? fk : fk - hs);
           for (let j = 0; j < d; j++) {
-            const fq = h * 2 * d + j;
-            const fk = fq + d;
-            q[at + j] = fq < hs ? qo[row + fq] : ko[row + fq - hs];
-            k[at + j] = fk < hs ? qo[row + fk] : ko[row + fk - hs];
+            q[at + j] = sq[oq + j];
+            k[at + j] = sk[ok + j];
           }
         }
       }

@@ -271,4 +271,42 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
       }
     },
   );
+  // LFA's convolution histories (the last kernel − 1 inputs of each convolution, per sequence): kernels of 1, 2 and 3
+  // and one convolution, decoded one token at a time and in prompts of several rows (a run shorter than the history
+  // keeps part of the old one), against the tfjs forward of the whole sequence over the same fp32 weights
+  it.each([
+    [1, 2],
+    [3, 2],
+    [3, 1],
+  ])(
+    'lfa kernel %i, %i convolution(s): token by token and in runs, the logits of the whole-sequence forward',
+    async (kernel, convs) => {
+      const config = resolveConfig(
+        { model: { vocabSize: 120, hiddenSize: 64, numLayers: 2, numHeads: 4, ffnSize: 96, maxPositions: 64 } },
+        { attention: { name: 'lfa', options: { kernel, convs } } },
+      );
+      const { YuanModel } = await import('../src/index.js');
+      const tfModel = YuanModel.init(config, lfaAttention, 3);
+      const dir = folder(`lfa-k${kernel}-c${convs}`);
+      await writeModelFiles(dir, config, tfModel.specs, await tfModel.weights());
+      const model = await loadInferenceModel(dir, lookup);
+      const ids = [5, 17, 33, 2, 90, 41, 7, 64, 12];
+      const whole = logitsOf(tfModel, [ids]);
+      const vocab = 120;
+      const dec = model.decoder!;
+      // runs of 1, 2, 1, 3, 1, 1 tokens
+      const s = dec.newSequence();
+      let at = 0;
+      for (const m of [1, 2, 1, 3, 1, 1]) {
+        const out = dec.forward([{ sequence: s, tokens: ids.slice(at, at + m) }], true);
+        expect(
+          maxDiff(out, whole.subarray(at * vocab, (at + m) * vocab)),
+          `positions ${at}..${at + m - 1}`,
+        ).toBeLessThan(1e-4);
+        at += m;
+      }
+      model.dispose();
+      tfModel.dispose();
+    },
+  );
 });
