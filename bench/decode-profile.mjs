@@ -12,7 +12,7 @@
 // --rows N: the step decodes one token for each of N sequences (a serving step; default 1). --ab-rounds R (default 3;
 // 0 skips it): last, steps of two variants over the same weights in this process, alternated R times, CPU and wall ms
 // per step of each: `--ab spin` (default) idle decode workers that sleep at once against workers that spin (tensor-native
-// `setDecodeSpin`, default 200 µs or YUAN_DECODE_SPIN_US); `--ab fused` a decoder that makes one native call per shared
+// `setDecodeSpin`, default 1000 µs or YUAN_DECODE_SPIN_US); `--ab fused` a decoder that makes one native call per shared
 // input (q/k and up/gate pairs, attendRows) against one that makes the separate calls (YUAN_DECODE_UNFUSED;
 // bench/README.md, "One call per shared input"); `--ab addon --addon FILE.node` another build of the addon (say the
 // previous commit's, built in a scratch folder) against this one, a decoder each over the same weights: how builds

@@ -226,7 +226,7 @@ const llamaBytes = (perWeight) => (params.embed + shape.layers * params.layer) *
 
 const bw = bandwidth();
 const formats = (opt.formats ?? 'fp32,bf16,int8,int4').split(',');
-// each format as `yuan generate` runs it (idle decode workers as YUAN_DECODE_SPIN_US says: by default they sleep)
+// each format as `yuan generate` runs it (idle decode workers as YUAN_DECODE_SPIN_US says: by default 1000 µs)
 const engines = formats.map((f) => ({
   name: `yuan ${f}`,
   args: [process.execPath, fileURLToPath(import.meta.url), '--child', 'yuan', '--file', f],

@@ -24,10 +24,10 @@ inline void relax() {
 
 int64_t spinFromEnv() {
   const char* s = std::getenv("YUAN_DECODE_SPIN_US");
-  if (!s || !*s) return 0;
+  if (!s || !*s) return 1000;
   char* end = nullptr;
   const long long v = std::strtoll(s, &end, 10);
-  return (end && *end == '\0' && v >= 0) ? std::min<long long>(v, 10'000'000) : 0;
+  return (end && *end == '\0' && v >= 0) ? std::min<long long>(v, 10'000'000) : 1000;
 }
 
 std::atomic<int64_t> spinMicros{spinFromEnv()};

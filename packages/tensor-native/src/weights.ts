@@ -210,10 +210,11 @@ export interface WeightKernels {
   setDecodeThreads(threads: number): number;
   /**
    * How long (µs, at most 10 s) an idle worker of these kernels spins before it sleeps; returns the setting (a negative
-   * argument only reads it). Default 0 (sleep at once), or `YUAN_DECODE_SPIN_US` at load. The register paths (fewer than
-   * 32 rows) and attention run on the addon's own worker threads, not OpenMP's: the calling thread never waits for a
-   * sleeping worker to wake (a late one finds the tasks taken), and training's kernels never wake them. Spinning made
-   * no difference to a 2B token's wall time on a 2-core VM and cost 4–8% more CPU (csrc/pool.h).
+   * argument only reads it). Default 1000, or `YUAN_DECODE_SPIN_US` at load; 0 sleeps at once. The register paths
+   * (fewer than 32 rows) and attention run on the addon's own worker threads, not OpenMP's: the calling thread never
+   * waits for a sleeping worker to wake (a late one finds the tasks taken), and training's kernels never wake them.
+   * On a 2-core VM spinning made a 4-sequence 2B step 7–10% faster and a one-sequence step no faster, for 6–9% more
+   * CPU (csrc/pool.h).
    */
   setDecodeSpin(micros: number): number;
   /**
