@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -18,7 +19,8 @@
 
 namespace {
 
-int decodeThreads = int(std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1);
+// read by every decode kernel call, set by setDecodeThreads, possibly from another JavaScript thread
+std::atomic<int> decodeThreads{int(std::thread::hardware_concurrency() ? std::thread::hardware_concurrency() : 1)};
 
 struct In {
   napi_env env;
@@ -447,9 +449,10 @@ napi_value ReadAll(napi_env env, napi_callback_info info) {
   const float* x = a.arr<float>(0, napi_float32_array, "x", &n);
   if (!a.ok) return nullptr;
   // one contiguous range of 16 KB blocks per decode thread, on the decode kernels' threads (pool.h)
-  const int64_t blocks = int64_t(n / 4096), parts = decodeThreads;
+  const int threads = decodeThreads;
+  const int64_t blocks = int64_t(n / 4096), parts = threads;
   std::vector<double> partial(size_t(parts), 0.0);
-  ynk::parallelTasks(decodeThreads, parts, [&](int64_t t) {
+  ynk::parallelTasks(threads, parts, [&](int64_t t) {
     double sum = 0;
     for (int64_t b = blocks * t / parts; b < blocks * (t + 1) / parts; b++) {
       float s0 = 0, s1 = 0, s2 = 0, s3 = 0;

@@ -42,8 +42,9 @@ class Pool {
 
   void run(int threads, int64_t tasks, void (*body)(void*, int64_t), void* ctx) {
     while (workers_ < threads - 1) {
-      const int id = ++workers_;
+      const int id = workers_ + 1;
       std::thread([this, id] { work(id); }).detach();
+      workers_ = id;
     }
     // a sequence lock on the loop's fields: `loop_` moves first, so a worker that read any of the new fields while it
     // still took them for the old loop's sees a `loop_` that no longer matches
@@ -80,11 +81,15 @@ class Pool {
 
   [[noreturn]] void work(int id) {
     uint64_t seen = generation_.load(std::memory_order_acquire);
+    // a worker left out of the last loop (the thread count went down since it started) sleeps at once instead of
+    // spinning beside the ones that take part
+    bool left = false;
     for (;;) {
       uint64_t g = generation_.load(std::memory_order_acquire);
       if (g == seen) {
-        const auto limit = std::chrono::steady_clock::now() + std::chrono::microseconds(spinMicros.load());
-        for (int i = 1; (g = generation_.load(std::memory_order_acquire)) == seen; i++) {
+        const auto limit =
+            std::chrono::steady_clock::now() + std::chrono::microseconds(left ? 0 : spinMicros.load());
+        for (uint32_t i = 1; (g = generation_.load(std::memory_order_acquire)) == seen; i++) {
           if ((i & 63) == 0 && std::chrono::steady_clock::now() >= limit) {
             std::unique_lock<std::mutex> lock(mutex_);
             sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -103,7 +108,9 @@ class Pool {
       const int64_t tasks = tasks_.load(std::memory_order_relaxed);
       const int active = active_.load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
-      if (loop_.load(std::memory_order_relaxed) != gen || id >= active) continue;
+      if (loop_.load(std::memory_order_relaxed) != gen) continue;
+      left = id >= active;
+      if (left) continue;
       int64_t mine = 0;
       for (int64_t t; (t = claim(gen, tasks)) >= 0; mine++) body(ctx, t);
       if (mine) done_.fetch_add(mine, std::memory_order_acq_rel);
@@ -140,8 +147,12 @@ void poolRun(int threads, int64_t tasks, void (*body)(void*, int64_t), void* ctx
     for (int64_t t = 0; t < tasks; t++) body(ctx, t);
     return;
   }
+  // released however `run` ends (a kernel that throws ends the process today, as it did under OpenMP)
+  struct Release {
+    Pool& p;
+    ~Release() { p.release(); }
+  } release{p};
   p.run(threads, tasks, body, ctx);
-  p.release();
 }
 
 int64_t setDecodeSpinMicros(int64_t micros) {

@@ -888,15 +888,21 @@ describe.skipIf(!native.info)('Float64 linear algebra kernels', () => {
       const n = 3;
       const x = values(n * inF, 21);
       const y = new Float32Array(n * out);
-      const threadsBefore = k.setDecodeThreads(2);
+      // the serial bits, then both JavaScript threads decode on two threads at once (the pool serves one; the other
+      // runs its tasks itself), starting together
+      const threadsBefore = k.setDecodeThreads(1);
       try {
         k.linearGptq(x, n, w.qweight, w.qzeros, w.scales, null, 4, 128, inF, out, 1, y);
         const serial = bitsOf(y);
+        k.setDecodeThreads(2);
         const addon = fileURLToPath(new URL('../build/Release/yuan_native.node', import.meta.url));
+        const start = new Int32Array(new SharedArrayBuffer(8));
         const worker = new Worker(
           `const { parentPort, workerData: d } = require('node:worker_threads');
            const k = require(d.addon);
-           k.setDecodeThreads(2);
+           Atomics.store(d.start, 0, 1);
+           Atomics.notify(d.start, 0);
+           Atomics.wait(d.start, 1, 0);
            const y = new Float32Array(d.n * d.out);
            let bad = 0;
            for (let i = 0; i < 200; i++) {
@@ -906,12 +912,15 @@ describe.skipIf(!native.info)('Float64 linear algebra kernels', () => {
              for (let j = 0; j < b.length; j++) if (b[j] !== d.serial[j]) { bad++; break; }
            }
            parentPort.postMessage(bad);`,
-          { eval: true, workerData: { addon, n, inF, out, x, ...w, serial: Uint32Array.from(serial) } },
+          { eval: true, workerData: { addon, start, n, inF, out, x, ...w, serial: Uint32Array.from(serial) } },
         );
         const workerBad = new Promise<number>((resolve, reject) => {
           worker.once('message', resolve);
           worker.once('error', reject);
         });
+        Atomics.wait(start, 0, 0, 30_000);
+        Atomics.store(start, 1, 1);
+        Atomics.notify(start, 1);
         let bad = 0;
         for (let i = 0; i < 200; i++) {
           y.fill(NaN);
