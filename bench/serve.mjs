@@ -17,7 +17,7 @@ import { getPreset, resolveConfig } from '@yuan/core';
 import { initInferenceModel, YuanModel } from '@yuan/model';
 import { ServingEngine } from '@yuan/serve';
 import { ByteTokenizer, loadSentencePiece } from '@yuan/tokenizer';
-import { initBackend, loadDecodeKernels, weightFormatPlugins } from '@yuan/tensor';
+import { initBackend, weightFormatPlugins } from '@yuan/tensor';
 import { attentionNamed } from './attention-plugins.mjs';
 
 const smoke = process.argv.includes('--smoke');
@@ -33,7 +33,6 @@ const { values } = parseArgs({
   },
 });
 const backend = await initBackend(values.backend);
-const decodeSpin = (await loadDecodeKernels()).kernels?.setDecodeSpin(-1);
 const config = resolveConfig(getPreset(values.preset).config);
 const attention = attentionNamed(config.attention.name);
 const clientCounts = values.clients.split(',').map(Number);
@@ -121,7 +120,7 @@ for (const kind of kinds) {
     });
   await run(new ServingEngine(model, tokenizer, { maxBatch: 1 }), 1); // warm-up
   console.log(
-    `preset ${values.preset}, backend ${backend.name}, ${kind === 'tfjs' ? 'TensorFlow.js model' : `native decoder, ${kind} weights`}, ${tokens} new tokens per request, ${perClient} requests per client; load average ${load()}${backend.library?.includes('; idle workers ') ? `; idle OpenMP workers ${backend.library.split('; idle workers ')[1]}` : ''}${decodeSpin === undefined ? '' : `; idle decode workers ${decodeSpin === 0 ? 'sleep' : `spin ${decodeSpin} µs`}`}`,
+    `preset ${values.preset}, backend ${backend.name}, ${kind === 'tfjs' ? 'TensorFlow.js model' : `native decoder, ${kind} weights`}, ${tokens} new tokens per request, ${perClient} requests per client; load average ${load()}${backend.library?.includes('; idle ') ? `; ${backend.library.split('; ').slice(1).join('; ')}` : ''}`,
   );
   console.log(
     'clients  one-at-a-time tok/s  batched tok/s  ratio  median time to first text (one-at-a-time / batched)  tokens per CPU-second (one-at-a-time / batched, ratio)',

@@ -3,8 +3,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <algorithm>
-#include <cstdlib>
 #include <mutex>
 #include <thread>
 #ifdef __x86_64__
@@ -22,15 +20,8 @@ inline void relax() {
 #endif
 }
 
-int64_t spinFromEnv() {
-  const char* s = std::getenv("YUAN_DECODE_SPIN_US");
-  if (!s || !*s) return 1000;
-  char* end = nullptr;
-  const long long v = std::strtoll(s, &end, 10);
-  return (end && *end == '\0' && v >= 0) ? std::min<long long>(v, 10'000'000) : 1000;
-}
-
-std::atomic<int64_t> spinMicros{spinFromEnv()};
+// YUAN_DECODE_SPIN_US is read (and checked) by weightKernels() in src/weights.ts
+std::atomic<int64_t> spinMicros{1000};
 
 // One loop at a time. `state` holds the loop's generation (high 32 bits) and its next unclaimed task (low 32 bits):
 // a worker claims a task with a compare-and-swap that fails once the caller has moved on to another loop, so a worker

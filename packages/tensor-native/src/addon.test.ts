@@ -10,15 +10,21 @@ const addon = fileURLToPath(new URL('../build/Release/yuan_native.node', import.
  * Loads the built package in a fresh process with `env` and prints how its idle workers wait and which OpenMP settings
  * it leaves in the environment afterwards (none of its own), or the error.
  */
-function loadWith(env: Record<string, string>): { out: string; err: string } {
+function loadWith(
+  env: Record<string, string>,
+  field: 'workers' | 'decodeWorkers' = 'workers',
+): { out: string; err: string } {
   const script =
     `const m = await import(${JSON.stringify(dist)});` +
-    'try { const { workers } = m.registerNativeBackend(); console.log(JSON.stringify({ workers, left: ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT"].filter((v) => process.env[v]) })); }' +
+    (field === 'workers'
+      ? 'try { const { workers } = m.registerNativeBackend(); console.log(JSON.stringify({ workers, left: ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OPENBLAS_THREAD_TIMEOUT"].filter((v) => process.env[v]) })); }'
+      : 'try { console.log(m.registerNativeBackend().decodeWorkers); }') +
     'catch (e) { console.log(e.message); }';
   const clean = { ...process.env };
   delete clean.OMP_WAIT_POLICY;
   delete clean.GOMP_SPINCOUNT;
   delete clean.YUAN_THREAD_SPIN;
+  delete clean.YUAN_DECODE_SPIN_US;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     encoding: 'utf8',
     env: { ...clean, ...env },
@@ -38,6 +44,15 @@ describe.skipIf(!existsSync(addon) || !existsSync(dist))('OpenMP waits of the ad
       workers: 'as set (OMP_WAIT_POLICY=ACTIVE)',
       left: ['OMP_WAIT_POLICY'],
     });
+  });
+
+  it('idle decode workers spin 1000 µs by default; YUAN_DECODE_SPIN_US sets it; a bad value is one line', () => {
+    expect(loadWith({}, 'decodeWorkers').out).toBe('spin 1000 µs, then sleep');
+    expect(loadWith({ YUAN_DECODE_SPIN_US: '0' }, 'decodeWorkers').out).toBe('sleep');
+    expect(loadWith({ YUAN_DECODE_SPIN_US: '250' }, 'decodeWorkers').out).toBe('spin 250 µs, then sleep');
+    expect(loadWith({ YUAN_DECODE_SPIN_US: '1ms' }, 'decodeWorkers').out).toBe(
+      'YUAN_DECODE_SPIN_US=1ms must be the microseconds (0 to 10000000) an idle decode worker spins before it sleeps',
+    );
   });
 
   it('YUAN_THREAD_SPIN=auto spins on an idle machine and sleeps beside other work', async () => {

@@ -7,6 +7,7 @@ import { rmsNorm } from './fused/rmsnorm.js';
 import { ropeHeads } from './fused/rope.js';
 import { swigluActivation } from './fused/swiglu.js';
 import { tf } from './tf.js';
+import { weightKernels } from './weights.js';
 
 export { adamwUpdate, type AdamWStep } from './fused/adamw.js';
 export { causalAttention } from './fused/attention.js';
@@ -30,6 +31,13 @@ export interface NativeBackendInfo {
   blas: string;
   /** How idle OpenMP workers wait between parallel regions: "sleep", "spin N", with why when YUAN_THREAD_SPIN=auto chose. */
   workers: string;
+  /** How the decode kernels' idle workers wait (csrc/pool.h): "spin N µs, then sleep" or "sleep" (YUAN_DECODE_SPIN_US). */
+  decodeWorkers: string;
+}
+
+function decodeWaitPolicy(): string {
+  const us = weightKernels().setDecodeSpin(-1);
+  return us > 0 ? `spin ${us} µs, then sleep` : 'sleep';
 }
 
 /** The priority "native" registers with: above tfjs's wasm (2) and cpu (1), below tfjs-node (3). */
@@ -53,6 +61,7 @@ export function registerNativeBackend(options: { threads?: number; priority?: nu
     kernels: nativeKernelNames(),
     blas: addon.blas(),
     workers: workerWaitPolicy(),
+    decodeWorkers: decodeWaitPolicy(),
   };
 }
 
@@ -87,7 +96,7 @@ export const nativeBackend = {
     if (!(await tf.setBackend(NATIVE_BACKEND))) throw new Error('native backend did not initialise');
     return {
       threads: info.threads,
-      library: `${info.blas}; idle workers ${info.workers}`,
+      library: `${info.blas}; idle OpenMP workers ${info.workers}; idle decode workers ${info.decodeWorkers}`,
       fused: { rmsNorm, swigluActivation, adamwUpdate, causalAttention, ropeHeads },
     };
   },

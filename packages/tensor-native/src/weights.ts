@@ -241,13 +241,25 @@ export interface WeightKernels {
   ): void;
 }
 
-/** The weight kernels of the native addon; throws the one-line reason when the addon is not built. */
+/**
+ * The weight kernels of the native addon, their threads and idle spin set from `YUAN_NATIVE_THREADS` and
+ * `YUAN_DECODE_SPIN_US` on first use; throws the one-line reason when the addon is not built or `YUAN_DECODE_SPIN_US`
+ * is not a whole number of microseconds up to 10 s.
+ */
 export function weightKernels(): WeightKernels {
   const k = loadAddon() as unknown as WeightKernels;
   if (!configured) {
-    configured = true;
     const threads = Number(process.env.YUAN_NATIVE_THREADS);
     if (Number.isInteger(threads) && threads > 0) k.setDecodeThreads(threads);
+    const spin = process.env.YUAN_DECODE_SPIN_US;
+    if (spin !== undefined && spin !== '') {
+      if (!/^\d+$/.test(spin) || Number(spin) > 10_000_000)
+        throw new Error(
+          `YUAN_DECODE_SPIN_US=${spin} must be the microseconds (0 to 10000000) an idle decode worker spins before it sleeps`,
+        );
+      k.setDecodeSpin(Number(spin));
+    }
+    configured = true;
   }
   return k;
 }
