@@ -568,6 +568,42 @@ void gptq4Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, in
     _mm256_storeu_ps(f1, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), dx1, _mm256_loadu_ps(f1)));
   }
 }
+
+// Two rows, a full chunk of 8-bit packed rows (16 inputs: pe − p = 4): gptq8Chunk<2>'s VNNI arithmetic (the same int32
+// sums), both rows' 16 activation words in registers for the whole chunk, as gptq4Chunk2.
+void gptq8Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
+                 float* facc, int64_t width, bool prefetch) {
+  const __m256i bytes = _mm256_set1_epi32(0x00ff00ff);
+  const __m256 dx0 = _mm256_set1_ps(xs[0].dx[chunk]), dx1 = _mm256_set1_ps(xs[1].dx[chunk]);
+  const int32_t* a = xs[0].pack.data() + 2 * p;
+  const int32_t* b = xs[1].pack.data() + 2 * p;
+  __m256i ea[4], oa[4], eb[4], ob[4];
+  for (int j = 0; j < 4; j++) {
+    ea[j] = _mm256_set1_epi32(a[2 * j]);
+    oa[j] = _mm256_set1_epi32(a[2 * j + 1]);
+    eb[j] = _mm256_set1_epi32(b[2 * j]);
+    ob[j] = _mm256_set1_epi32(b[2 * j + 1]);
+  }
+  const int64_t out = q.out;
+  const int32_t* base = q.qweight + p * out + c0;
+  for (int64_t v = 0; v < vectors; v++) {
+    if (prefetch && (v & 1) == 0 && next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + j * out + 8 * v));
+      const __m256i even = _mm256_and_si256(w, bytes);
+      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(w, 8), bytes);
+      s0 = _mm256_dpwssd_epi32(s0, even, ea[j]);
+      s0 = _mm256_dpwssd_epi32(s0, odd, oa[j]);
+      s1 = _mm256_dpwssd_epi32(s1, even, eb[j]);
+      s1 = _mm256_dpwssd_epi32(s1, odd, ob[j]);
+    }
+    float* f0 = facc + 8 * v;
+    float* f1 = facc + width + 8 * v;
+    _mm256_storeu_ps(f0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), dx0, _mm256_loadu_ps(f0)));
+    _mm256_storeu_ps(f1, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), dx1, _mm256_loadu_ps(f1)));
+  }
+}
 #endif
 
 // One row, a full chunk of 8-bit packed rows (16 inputs: pe − p = 4): gptq8Chunk<1>'s arithmetic (exact int32 sums, so
@@ -612,11 +648,14 @@ void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, 
         if (q.bits == 4) gptq4Chunk1(q, xs[0], p, chunk, c0, vectors, next, facc);
         else gptq8Chunk1(q, xs[0], p, chunk, c0, vectors, next, facc);
 #ifdef YNK_VNNI
-      } else if (R >= 2 && q.bits == 4 && pe - p == rowsPerChunk) {
+      } else if (R >= 2 && pe - p == rowsPerChunk) {
         // pairs of rows (a third row alone), the later ones over the chunk's columns while they are in L1
-        for (int r = 0; r + 1 < R; r += 2)
-          gptq4Chunk2(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
-        if (R == 3) gptq4Chunk1(q, xs[2], p, chunk, c0, vectors, 0, facc + 2 * width);
+        for (int r = 0; r + 1 < R; r += 2) {
+          if (q.bits == 4) gptq4Chunk2(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
+          else gptq8Chunk2(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
+        }
+        if (R == 3 && q.bits == 4) gptq4Chunk1(q, xs[2], p, chunk, c0, vectors, 0, facc + 2 * width);
+        if (R == 3 && q.bits == 8) gptq8Chunk1(q, xs[2], p, chunk, c0, vectors, 0, facc + 2 * width);
 #endif
       } else if (q.bits == 4) {
         gptq4Chunk<R>(q, xs, p, pe, chunk, c0, vectors, next, facc, width);
