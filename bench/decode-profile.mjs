@@ -21,6 +21,7 @@
 // Threads: YUAN_NATIVE_THREADS, else the number of cores (as bench/decode.mjs). YUAN_DECODE_UNFUSED=1: the decoder
 // makes the separate calls that its pair products and batched attention replace (an A/B of one native call per shared
 // input; bench/README.md, "One call per shared input").
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -43,6 +44,10 @@ const { values: opt } = parseArgs({
 const smoke = Boolean(opt.smoke);
 if (!['spin', 'fused', 'addon'].includes(opt.ab) || (opt.ab === 'addon') !== (opt.addon !== undefined)) {
   console.error(`error: --ab takes spin, fused or addon (with --addon FILE.node), got ${opt.ab}`);
+  process.exit(2);
+}
+if (opt.addon !== undefined && !existsSync(opt.addon)) {
+  console.error(`error: --addon ${opt.addon}: no such file (a built yuan_native.node)`);
   process.exit(2);
 }
 const threads = Number(process.env.YUAN_NATIVE_THREADS) || cpus().length;
@@ -291,7 +296,8 @@ kernels.setDecodeThreads(threads);
 // 7. A/B, two variants over the same weights in this process, `tokens` steps each, alternated. `--ab spin` (default):
 // idle decode workers that sleep at once (setDecodeSpin(0)) against workers that spin (the default, or
 // YUAN_DECODE_SPIN_US), one decoder. `--ab fused`: one native call per shared input against the separate calls, two
-// decoders (the separate one built with YUAN_DECODE_UNFUSED=1).
+// decoders (the separate one built with YUAN_DECODE_UNFUSED=1). `--ab addon`: a decoder on the --addon build's kernels
+// against one on this build's.
 const abRounds = Number(opt['ab-rounds']);
 if (abRounds > 0) {
   const { Decoder } = await import('@yuan/model');
