@@ -532,12 +532,15 @@ void gptq4Chunk1(const Gptq& q, const QuantRow& x, int64_t p, int64_t chunk, int
 }
 
 #ifdef YNK_VNNI
-// Two rows, a full chunk of 4-bit packed rows (32 inputs: pe − p = 4): gptq4Chunk<2>'s VNNI arithmetic (the same int32
-// sums, so the same results), with both rows' 16 activation words broadcast once per chunk into registers instead of
-// once per column vector. `prefetch` is false for a second pair of rows over the same chunk (its columns are in L1).
-void gptq4Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
-                 float* facc, int64_t width, bool prefetch) {
-  const __m256i nib = _mm256_set1_epi8(15);
+// Two rows, a full chunk of packed rows (pe − p = 4: 32 inputs at 4 bits, 16 at 8): gptq4Chunk<2>'s / gptq8Chunk<2>'s
+// VNNI arithmetic (the same int32 sums, so the same results), with both rows' 16 activation words broadcast once per
+// chunk into registers instead of once per column vector. Each weight word is split as those kernels split it (low and
+// high nibbles, `vpdpbusd`; bytes 0, 2 and 1, 3, `vpdpwssd`). `prefetch` is false for a second pair of rows over the
+// same chunk (its columns are in L1).
+template <int Bits>
+void gptqChunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
+                float* facc, int64_t width, bool prefetch) {
+  const __m256i mask = Bits == 4 ? _mm256_set1_epi8(15) : _mm256_set1_epi32(0x00ff00ff);
   const __m256 dx0 = _mm256_set1_ps(xs[0].dx[chunk]), dx1 = _mm256_set1_ps(xs[1].dx[chunk]);
   const int32_t* a = xs[0].pack.data() + 2 * p;
   const int32_t* b = xs[1].pack.data() + 2 * p;
@@ -548,6 +551,10 @@ void gptq4Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, in
     eb[j] = _mm256_set1_epi32(b[2 * j]);
     ob[j] = _mm256_set1_epi32(b[2 * j + 1]);
   }
+  const auto dot = [](__m256i acc, __m256i w, __m256i x) {
+    if constexpr (Bits == 4) return _mm256_dpbusd_epi32(acc, w, x);
+    else return _mm256_dpwssd_epi32(acc, w, x);
+  };
   const int64_t out = q.out;
   const int32_t* base = q.qweight + p * out + c0;
   for (int64_t v = 0; v < vectors; v++) {
@@ -555,48 +562,10 @@ void gptq4Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, in
     __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {
       const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + j * out + 8 * v));
-      const __m256i lo = _mm256_and_si256(w, nib);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi32(w, 4), nib);
-      s0 = _mm256_dpbusd_epi32(s0, lo, ea[j]);
-      s0 = _mm256_dpbusd_epi32(s0, hi, oa[j]);
-      s1 = _mm256_dpbusd_epi32(s1, lo, eb[j]);
-      s1 = _mm256_dpbusd_epi32(s1, hi, ob[j]);
-    }
-    float* f0 = facc + 8 * v;
-    float* f1 = facc + width + 8 * v;
-    _mm256_storeu_ps(f0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), dx0, _mm256_loadu_ps(f0)));
-    _mm256_storeu_ps(f1, _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), dx1, _mm256_loadu_ps(f1)));
-  }
-}
-
-// Two rows, a full chunk of 8-bit packed rows (16 inputs: pe − p = 4): gptq8Chunk<2>'s VNNI arithmetic (the same int32
-// sums), both rows' 16 activation words in registers for the whole chunk, as gptq4Chunk2.
-void gptq8Chunk2(const Gptq& q, const QuantRow* xs, int64_t p, int64_t chunk, int64_t c0, int64_t vectors, int64_t next,
-                 float* facc, int64_t width, bool prefetch) {
-  const __m256i bytes = _mm256_set1_epi32(0x00ff00ff);
-  const __m256 dx0 = _mm256_set1_ps(xs[0].dx[chunk]), dx1 = _mm256_set1_ps(xs[1].dx[chunk]);
-  const int32_t* a = xs[0].pack.data() + 2 * p;
-  const int32_t* b = xs[1].pack.data() + 2 * p;
-  __m256i ea[4], oa[4], eb[4], ob[4];
-  for (int j = 0; j < 4; j++) {
-    ea[j] = _mm256_set1_epi32(a[2 * j]);
-    oa[j] = _mm256_set1_epi32(a[2 * j + 1]);
-    eb[j] = _mm256_set1_epi32(b[2 * j]);
-    ob[j] = _mm256_set1_epi32(b[2 * j + 1]);
-  }
-  const int64_t out = q.out;
-  const int32_t* base = q.qweight + p * out + c0;
-  for (int64_t v = 0; v < vectors; v++) {
-    if (prefetch && (v & 1) == 0 && next > 0) prefetchRows(base + 4 * out + 8 * v, next, out);
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    for (int j = 0; j < 4; j++) {
-      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + j * out + 8 * v));
-      const __m256i even = _mm256_and_si256(w, bytes);
-      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(w, 8), bytes);
-      s0 = _mm256_dpwssd_epi32(s0, even, ea[j]);
-      s0 = _mm256_dpwssd_epi32(s0, odd, oa[j]);
-      s1 = _mm256_dpwssd_epi32(s1, even, eb[j]);
-      s1 = _mm256_dpwssd_epi32(s1, odd, ob[j]);
+      const __m256i even = _mm256_and_si256(w, mask);
+      const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(w, Bits), mask);
+      s0 = dot(dot(s0, even, ea[j]), odd, oa[j]);
+      s1 = dot(dot(s1, even, eb[j]), odd, ob[j]);
     }
     float* f0 = facc + 8 * v;
     float* f1 = facc + width + 8 * v;
@@ -651,8 +620,8 @@ void gptqStripe(const Gptq& q, const QuantRow* xs, int64_t c0, int64_t vectors, 
       } else if (R >= 2 && pe - p == rowsPerChunk) {
         // pairs of rows (a third row alone), the later ones over the chunk's columns while they are in L1
         for (int r = 0; r + 1 < R; r += 2) {
-          if (q.bits == 4) gptq4Chunk2(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
-          else gptq8Chunk2(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
+          if (q.bits == 4) gptqChunk2<4>(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
+          else gptqChunk2<8>(q, xs + r, p, chunk, c0, vectors, next, facc + r * width, width, r == 0);
         }
         if (R == 3 && q.bits == 4) gptq4Chunk1(q, xs[2], p, chunk, c0, vectors, 0, facc + 2 * width);
         if (R == 3 && q.bits == 8) gptq8Chunk1(q, xs[2], p, chunk, c0, vectors, 0, facc + 2 * width);
