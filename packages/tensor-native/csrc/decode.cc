@@ -119,13 +119,6 @@ inline void attendHead(const float* qi, const float* k, const float* v, int64_t 
   std::memcpy(out, acc, d * sizeof(float));
 }
 
-// This thread's scratch of at least `floats` floats for one (row, head): its scores, then its weighted sum of values.
-float* headScratch(int64_t floats) {
-  static thread_local std::vector<float> scratch;
-  if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
-  return scratch.data();
-}
-
 // Attention's multiply-adds below which one thread does it (waking a second costs more; see threadsFor in wformat.cc).
 constexpr int64_t kAttendSerial = int64_t(1) << 18;
 // The same for attendRows, whose rows of many sequences add up: 2^21 as the products (threadsFor in wformat.cc). On
@@ -143,10 +136,11 @@ void attend(const float* q, int64_t n, int64_t qStride, const float* k, const fl
   const int64_t len = start + n;
   // about n·len·heads·d·2 multiply-adds
   if (n * len * heads * d * 2 < kAttendSerial) threads = 1;
+  // a task's scratch: its scores [len], then (16-float aligned) its weighted sum of values [d]
+  const int64_t at = (len + 15) / 16 * 16;
   parallelTasks(threads, heads * n, [&](int64_t t) {
     const int64_t h = t / n, i = t % n;
-    const int64_t at = (len + 15) / 16 * 16;
-    float* p = headScratch(at + d);
+    float* p = taskScratch(at + d);
     attendHead(q + i * qStride + h * d, k + h * d, v + h * d, kvStride, start + i + 1, d, scale, p, p + at,
                out + i * heads * d + h * d);
   });
@@ -162,11 +156,12 @@ void attendRows(const float* q, int64_t n, int64_t qStride, const float* const* 
     work += int64_t(seen[i]) * heads * d * 2;
   }
   if (work < kAttendRowsSerial) threads = 1;
+  // a task's scratch: its scores [longest], then (16-float aligned) its weighted sum of values [d]
+  const int64_t at = (longest + 15) / 16 * 16;
   parallelTasks(threads, n * heads, [&](int64_t t) {
     const int64_t i = t / heads, h = t % heads;
     const int32_t c = cache[i];
-    const int64_t at = (longest + 15) / 16 * 16;
-    float* p = headScratch(at + d);
+    float* p = taskScratch(at + d);
     attendHead(q + i * qStride + h * d, k[c] + h * d, v[c] + h * d, kvStride, seen[i], d, scale, p, p + at,
                out + i * heads * d + h * d);
   });

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <vector>
 #ifdef __x86_64__
 #include <immintrin.h>
 #endif
@@ -144,6 +145,12 @@ void poolRun(int threads, int64_t tasks, void (*body)(void*, int64_t), void* ctx
     ~Release() { p.release(); }
   } release{p};
   p.run(threads, tasks, body, ctx);
+}
+
+float* taskScratch(int64_t floats) {
+  static thread_local std::vector<float> scratch;
+  if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
+  return scratch.data();
 }
 
 int64_t setDecodeSpinMicros(int64_t micros) {

@@ -33,6 +33,11 @@ void parallelTasks(int threads, int64_t tasks, F&& f) {
       threads, tasks, [](void* c, int64_t t) { (*static_cast<Fn*>(c))(t); }, static_cast<void*>(&f));
 }
 
+// This thread's scratch of at least `floats` floats for the task it is running (kept between calls: no allocation per
+// task; its contents are whatever the thread's last task left). Valid until the thread asks again: a task must not
+// run another parallel loop while it holds it.
+float* taskScratch(int64_t floats);
+
 // How long (microseconds, at most 10 s) an idle pool worker spins before it sleeps (default 1000); 0 sleeps at once.
 // Returns the value in force.
 int64_t setDecodeSpinMicros(int64_t micros);

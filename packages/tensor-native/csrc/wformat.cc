@@ -886,13 +886,6 @@ int64_t stripeWidth(const Gptq& q, int threads) {
   return std::max<int64_t>(8, (q.out + per - 1) / per + 7) / 8 * 8;
 }
 
-// This thread's scratch of at least `floats` floats for a stripe's sums (kept between calls: no allocation per task).
-float* stripeScratch(int64_t floats) {
-  static thread_local std::vector<float> scratch;
-  if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
-  return scratch.data();
-}
-
 // Stripe t (columns [t·width, t·width + width)) of y [n, out] for every row (blocks of 4 rows); facc holds 4·width.
 void gptqTask(const Gptq& q, const QuantRow* rows, int64_t n, int64_t width, int64_t t, float* facc, float* y) {
   const int64_t c0 = t * width, c1 = std::min(q.out, c0 + width);
@@ -942,7 +935,7 @@ void linearGptq(const float* x, int64_t n, const Gptq& q, float* y, int threads)
   const QuantRow* rows = xs.data();
   const int64_t width = stripeWidth(q, threads);
   parallelTasks(threads, (q.out + width - 1) / width,
-                [&](int64_t t) { gptqTask(q, rows, n, width, t, stripeScratch(4 * width), y); });
+                [&](int64_t t) { gptqTask(q, rows, n, width, t, taskScratch(4 * width), y); });
 }
 
 void linearF32Pair(const float* x, int64_t n, const float* wa, int64_t outA, const float* wb, int64_t outB, int64_t in,
@@ -996,7 +989,7 @@ void linearGptqPair(const float* x, int64_t n, const Gptq& a, const Gptq& b, flo
   const int64_t widthA = stripeWidth(a, threads), widthB = stripeWidth(b, threads);
   const int64_t tasksA = (a.out + widthA - 1) / widthA, tasks = tasksA + (b.out + widthB - 1) / widthB;
   parallelTasks(threads, tasks, [&](int64_t t) {
-    float* facc = stripeScratch(4 * std::max(widthA, widthB));
+    float* facc = taskScratch(4 * std::max(widthA, widthB));
     if (t < tasksA) gptqTask(a, rowsA, n, widthA, t, facc, ya);
     else gptqTask(b, rowsB, n, widthB, t - tasksA, facc, yb);
   });
