@@ -87,6 +87,30 @@ inline float hsum(__m256 v) {
 }
 #endif
 
+#ifdef __AVX512F__
+// The horizontal sums of 16 accumulators v[m] of 16 lanes at once, each summed as `hsum(lo256 + hi256)` sums it (the
+// same pairs in the same order, so the same bits as f32Rows): s[(m % 4)·4 + m / 4] = Σ v[m]. Four rounds of shuffles
+// and adds (45 instructions) instead of 16 separate reductions (about 110); a lane only ever meets lanes of its own
+// accumulator, so unused accumulators may hold anything.
+__attribute__((always_inline)) inline void hsum16(const __m512* v, float* s) {
+  __m512 c[8], e[4], g[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; k++)  // [A.lo256 + A.hi256 | B.lo256 + B.hi256]
+    c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++)  // 128-bit lane L: v[4k + L]'s lo128 + hi128
+    e[k] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0x88),
+                         _mm512_shuffle_f32x4(c[2 * k], c[2 * k + 1], 0xDD));
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; k++) {  // per lane [s0 + s2, s1 + s3] of e[2k], then of e[2k + 1]
+    const __m512d a = _mm512_castps_pd(e[2 * k]), b = _mm512_castps_pd(e[2 * k + 1]);
+    g[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)), _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+  }
+  _mm512_storeu_ps(s, _mm512_add_ps(_mm512_shuffle_ps(g[0], g[1], 0x88), _mm512_shuffle_ps(g[0], g[1], 0xDD)));
+}
+#endif
+
 // Dot products of W rows [o0, o0 + W) with R rows of x, given x split into even and odd inputs (xe, xo of length in/2
 // per row; a 32-bit word of W holds one even and one odd bf16: even = word << 16, odd = word & 0xffff0000). Even and odd
 // products accumulate separately (2·R·W FMA chains side by side; one chain per row is latency-bound), and W shrinks
@@ -131,11 +155,61 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
   }
 }
 
+#ifdef __AVX512F__
+// bf16 rows [o0, o0 + 4) of W with R = 2..4 rows of x on 16-lane registers, as f32Rows4Wide for fp32: a W vector is
+// 8 words (8 pairs) in both halves, lanes 0–7 their even bf16 and lanes 8–15 their odd ones, and xb holds each row's
+// pairs in blocks of 8 as [8 even | 8 odd] inputs, so lane l is bf16Rows's a (l < 8) or b chain and each row gets its
+// bits (hsum16, the same scalar tail).
 template <int R>
-void bf16Block(const float* const* xe, const float* const* xo, const float* const* x, const uint16_t* w, int64_t in,
-               int64_t r0, int64_t r1, int64_t out, float* y) {
-  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
+void bf16Rows4Wide(const float* const* xb, const float* const* x, const uint16_t* w, int64_t in, int64_t o0,
+                   int64_t out, float* y) {
+  const int64_t pairs = in / 2;
+  const __m512i hi = _mm512_set1_epi32(int(0xffff0000u));
+  __m512 v[16];
+#pragma GCC unroll 16
+  for (int m = 0; m < 16; m++) v[m] = _mm512_setzero_ps();
+  const uint16_t* w0 = w + o0 * in;
+  int64_t i = 0;
+  for (; i + 8 <= pairs; i += 8) {
+    __m512 p[4];
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++) {
+      const __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * in + 2 * i)));
+      p[u] = _mm512_castsi512_ps(_mm512_mask_and_epi32(_mm512_slli_epi32(t, 16), 0xFF00, t, hi));
+      asm("" : "+v"(p[u]));  // in registers (see f32Rows4Wide)
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      __m512 xv = _mm512_loadu_ps(xb[r] + 2 * i);
+      asm("" : "+v"(xv));
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) v[r * 4 + u] = _mm512_fmadd_ps(p[u], xv, v[r * 4 + u]);
+    }
+  }
+  alignas(64) float s[16];
+  hsum16(v, s);
+  for (int u = 0; u < 4; u++) {
+    const uint16_t* row = w0 + u * in;
+    for (int r = 0; r < R; r++) {
+      float t = s[u * 4 + r];
+      for (int64_t j = 2 * i; j < in; j++) t += bf16(row[j]) * x[r][j];
+      y[r * out + o0 + u] = t;
+    }
+  }
+}
+#endif
+
+template <int R>
+void bf16Block(const float* const* xe, const float* const* xo, const float* const* xb, const float* const* x,
+               const uint16_t* w, int64_t in, int64_t r0, int64_t r1, int64_t out, float* y) {
   int64_t o = r0;
+#ifdef __AVX512F__
+  if constexpr (R > 1)
+    for (; o + 4 <= r1; o += 4) bf16Rows4Wide<R>(xb, x, w, in, o, out, y);
+#else
+  (void)xb;
+#endif
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   for (; o + W <= r1; o += W) bf16Rows<R, W>(xe, xo, x, w, in, o, out, y);
   for (; o < r1; o++) bf16Rows<R, 1>(xe, xo, x, w, in, o, out, y);
 }
@@ -177,10 +251,54 @@ void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int6
   }
 }
 
+#ifdef __AVX512F__
+// fp32 rows [o0, o0 + 4) of W with R = 2..4 rows of x on 16-lane registers: 4·R accumulators, each W and x vector
+// loaded once per 16 inputs for R or 4 FMAs (f32Rows with R = 4 loads 10 vectors per 8 half-width FMAs and runs at
+// a third of the FMA rate). Lane l of an accumulator is f32Rows's a (l < 8) or b chain, so with hsum16 and the same
+// scalar tail each row gets f32Rows's bits.
+template <int R>
+void f32Rows4Wide(const float* const* x, const float* w, int64_t in, int64_t o0, int64_t out, float* y) {
+  __m512 v[16];
+#pragma GCC unroll 16
+  for (int m = 0; m < 16; m++) v[m] = _mm512_setzero_ps();
+  const float* w0 = w + o0 * in;
+  int64_t i = 0;
+  for (; i + 16 <= in; i += 16) {
+    __m512 p[4];
+    // in registers (GCC otherwise reloads each W vector for every FMA, and 16-lane loads, one a cycle, bound the loop)
+    for (int u = 0; u < 4; u++) {
+      p[u] = _mm512_loadu_ps(w0 + u * in + i);
+      asm("" : "+v"(p[u]));
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      __m512 xv = _mm512_loadu_ps(x[r] + i);
+      asm("" : "+v"(xv));
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; u++) v[r * 4 + u] = _mm512_fmadd_ps(p[u], xv, v[r * 4 + u]);
+    }
+  }
+  alignas(64) float s[16];
+  hsum16(v, s);
+  for (int u = 0; u < 4; u++) {
+    const float* row = w0 + u * in;
+    for (int r = 0; r < R; r++) {
+      float t = s[u * 4 + r];
+      for (int64_t j = i; j < in; j++) t += row[j] * x[r][j];
+      y[r * out + o0 + u] = t;
+    }
+  }
+}
+#endif
+
 template <int R>
 void f32Block(const float* const* x, const float* w, int64_t in, int64_t r0, int64_t r1, int64_t out, float* y) {
-  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   int64_t o = r0;
+#ifdef __AVX512F__
+  if constexpr (R > 1)
+    for (; o + 4 <= r1; o += 4) f32Rows4Wide<R>(x, w, in, o, out, y);
+#endif
+  constexpr int W = R == 1 ? 4 : R == 2 ? 2 : 1;
   for (; o + W <= r1; o += W) f32Rows<R, W>(x, w, in, o, out, y);
   for (; o < r1; o++) f32Rows<R, 1>(x, w, in, o, out, y);
 }
@@ -204,12 +322,17 @@ void f32Task(const float* const* xr, int64_t n, const float* w, int64_t out, int
   }
 }
 
-// The rows of x [n, in] split into their even and odd inputs (in/2 each) for the bf16 register kernels.
+// The rows of x [n, in] split into their even and odd inputs (in/2 each) for the bf16 register kernels, and for 2+
+// rows on AVX-512 (bf16Rows4Wide) also in blocks of 8 pairs as [8 even | 8 odd] (the pairs of whole blocks only).
 struct EvenOdd {
-  std::vector<float> split;
-  std::vector<const float*> e, o, x;
-  EvenOdd(const float* xs, int64_t n, int64_t in) : split(2 * n * (in / 2)), e(n), o(n), x(n) {
+  std::vector<float> split, blocked;
+  std::vector<const float*> e, o, b, x;
+  EvenOdd(const float* xs, int64_t n, int64_t in) : split(2 * n * (in / 2)), e(n), o(n), b(n), x(n) {
     const int64_t half = in / 2;
+#ifdef __AVX512F__
+    const int64_t whole = half / 8 * 8;
+    if (n > 1) blocked.resize(n * 2 * whole);
+#endif
     for (int64_t r = 0; r < n; r++) {
       float* er = split.data() + 2 * r * half;
       float* od = er + half;
@@ -220,6 +343,16 @@ struct EvenOdd {
       e[r] = er;
       o[r] = od;
       x[r] = xs + r * in;
+#ifdef __AVX512F__
+      if (n > 1) {
+        float* bl = blocked.data() + r * 2 * whole;
+        for (int64_t i = 0; i < whole; i++) {
+          bl[2 * (i / 8) * 8 + i % 8] = er[i];
+          bl[2 * (i / 8) * 8 + 8 + i % 8] = od[i];
+        }
+        b[r] = bl;
+      }
+#endif
     }
   }
 };
@@ -232,12 +365,13 @@ void bf16Task(const EvenOdd& xs, int64_t n, const uint16_t* w, int64_t out, int6
     float* yb = y + b * out;
     const float* const* e = xs.e.data() + b;
     const float* const* o = xs.o.data() + b;
+    const float* const* bl = xs.b.data() + b;
     const float* const* x = xs.x.data() + b;
     switch (R) {
-      case 1: bf16Block<1>(e, o, x, w, in, r0, r1, out, yb); break;
-      case 2: bf16Block<2>(e, o, x, w, in, r0, r1, out, yb); break;
-      case 3: bf16Block<3>(e, o, x, w, in, r0, r1, out, yb); break;
-      default: bf16Block<4>(e, o, x, w, in, r0, r1, out, yb); break;
+      case 1: bf16Block<1>(e, o, bl, x, w, in, r0, r1, out, yb); break;
+      case 2: bf16Block<2>(e, o, bl, x, w, in, r0, r1, out, yb); break;
+      case 3: bf16Block<3>(e, o, bl, x, w, in, r0, r1, out, yb); break;
+      default: bf16Block<4>(e, o, bl, x, w, in, r0, r1, out, yb); break;
     }
   }
 }

@@ -372,6 +372,34 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     [8, 40, 120, 83],
     [8, 128, 256, 2056],
   ];
+  // the fp32 and bf16 register paths: 1, 2, 3 and 4 rows per block, 4 output rows per block and a tail of outputs,
+  // inputs in vectors of 16 and a scalar tail (150 = 9·16 + 6), or none (128)
+  it.each([
+    [150, 37],
+    [128, 64],
+    [16, 5],
+  ])('fp32 and bf16, in %i, out %i: each of n = 1..31 rows gets bit for bit its result alone', (inF, out) => {
+    const x = values(31 * inF, 4);
+    const wf = values(out * inF, 5);
+    const wb = Uint16Array.from(wf, toBf16);
+    const products = [
+      ['fp32', (xs: Float32Array, n: number, y: Float32Array) => k.linearF32(xs, n, wf, out, inF, y)],
+      ['bf16', (xs: Float32Array, n: number, y: Float32Array) => k.linearBf16(xs, n, wb, out, inF, y)],
+    ] as const;
+    for (const [name, product] of products) {
+      const alone = new Float32Array(31 * out);
+      for (let r = 0; r < 31; r++) product(x.subarray(r * inF, (r + 1) * inF), 1, alone.subarray(r * out, (r + 1) * out));
+      for (let n = 2; n <= 31; n++) {
+        const y = new Float32Array(n * out);
+        product(x.subarray(0, n * inF), n, y);
+        const got = new Uint32Array(y.buffer);
+        const want = new Uint32Array(alone.buffer, 0, n * out);
+        const bad = got.findIndex((b, i) => b !== want[i]);
+        expect(bad, `${name}, n ${n}: first row·column differing from the row alone`).toBe(-1);
+      }
+    }
+  });
+
   it.each(rowShapes)(
     'GPTQ %i-bit, group %i, in %i, out %i: each of n = 1..31 rows gets bit for bit its result alone',
     (bits, group, inF, out) => {
