@@ -8,7 +8,7 @@
 // --smoke: 2 steps of a 2-layer model at hidden 32, sequence 32, on 400 lines, to check that the benchmark runs (the
 // test suite does this).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -70,26 +70,26 @@ const common = [
   '--json',
 ];
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-const tps = (out) => JSON.parse(out.trim().split('\n').pop()).tokensPerSecond;
-const single = tps(run([...common, '--out', path.join(tmp, 'single')], { YUAN_NATIVE_THREADS: String(cpus().length) }));
-const dpRun = (zero, extra = []) =>
-  tps(
-    run(
-      [
-        ...common,
-        '--out',
-        path.join(tmp, `dp-z${zero}`),
-        '--dp',
-        String(dp),
-        '--zero',
-        zero,
-        '--transport',
-        values.transport,
-        ...extra,
-      ],
-      { YUAN_NATIVE_THREADS: '1' },
-    ),
-  );
+// steady-state tokens/s from the run's metrics: the first step (JIT compilation, first allocations, the ranks' first
+// meeting) is a warm-up and left out; with 1 step, that step
+const tps = (outDir) => {
+  const steps = readFileSync(path.join(outDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  const kept = steps.length > 1 ? steps.slice(1) : steps;
+  return kept.reduce((a, m) => a + m.tokens, 0) / kept.reduce((a, m) => a + m.seconds, 0);
+};
+const singleDir = path.join(tmp, 'single');
+run([...common, '--out', singleDir], { YUAN_NATIVE_THREADS: String(cpus().length) });
+const single = tps(singleDir);
+const dpRun = (zero, extra = []) => {
+  const outDir = path.join(tmp, `dp-z${zero}`);
+  run([...common, '--out', outDir, '--dp', String(dp), '--zero', zero, '--transport', values.transport, ...extra], {
+    YUAN_NATIVE_THREADS: '1',
+  });
+  return tps(outDir);
+};
 const parallel = dpRun(values.zero);
 console.log(`one process, ${cpus().length} BLAS threads: ${single.toFixed(0)} tokens/s`);
 console.log(

@@ -1,6 +1,6 @@
 import { YuanError } from '@yuan/core';
 import type { GradMap } from '@yuan/train';
-import { adamwStep, tf } from '@yuan/tensor';
+import { adamwStep, copyTensorInto, tf } from '@yuan/tensor';
 import { shardRange, type ProcessGroup } from '@yuan/comm';
 
 /** One parameter's place in a flat parameter space [0, N) (float32 elements, in the order given). */
@@ -36,7 +36,7 @@ export function flattenGrads(grads: GradMap, slots: readonly FlatSlot[], total: 
   for (const slot of slots) {
     const g = grads.get(slot.name);
     if (!g) throw new YuanError('internal', `no gradient for ${slot.name}`);
-    flat.set(g.dataSync() as Float32Array, slot.offset);
+    copyTensorInto(g, flat, slot.offset);
   }
   return flat;
 }

@@ -1,6 +1,6 @@
 import { YuanError } from '@yuan/core';
 import { disposeGrads, type GradMap } from '@yuan/train';
-import type { tf } from '@yuan/tensor';
+import { copyTensorInto, type tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 import {
   allGatherParameters,
@@ -17,6 +17,11 @@ import {
  * filled, bounds the unreduced gradient bytes.
  */
 export const GROUPS_IN_FLIGHT = 2;
+
+/** dst[at + j] += src[j] for every j (a plain function, so that the loop is optimised wherever it is called from). */
+function addInto(dst: Float32Array, at: number, src: Float32Array): void {
+  for (let j = 0; j < src.length; j++) dst[at + j] += src[j];
+}
 
 /** A bucket being filled by `reduceGroup`: its flat gradients so far and the parameters it still awaits. */
 interface PendingBucket {
@@ -67,6 +72,12 @@ export class GradientSpace {
   private inFlight: Array<{ done: Promise<void>; bytes: number }> = [];
   /** The chain that adds reduced pieces to the shard in production order. */
   private added: Promise<void> = Promise.resolve();
+  /**
+   * Each bucket's flat arrays whose reduced piece is already in the shard, for its next micro-batch: every backward
+   * fills the same buckets, and fresh arrays (the whole gradient per micro-batch) made the garbage collector run about
+   * twice as often as ZeRO 1's once-a-step flattening (bench/README.md, "Stop 32").
+   */
+  private spare = new Map<number, Float32Array[]>();
 
   constructor(
     readonly group: ProcessGroup,
@@ -127,23 +138,22 @@ export class GradientSpace {
         const b = this.buckets[i];
         let p = this.pending.get(i);
         if (!p) {
+          // every element is written below before the bucket is complete (its parameters tile it); a spare whose
+          // buffer a transport transferred away (a piece that was the whole buffer) has length 0 and is not reused
+          const spare = this.spare.get(i)?.pop();
           p = {
-            flat: new Float32Array(b.length),
+            flat: spare?.length === b.length ? spare : new Float32Array(b.length),
             waiting: new Set(this.names[i]),
           };
           this.pending.set(i, p);
         }
         if (!p.waiting.has(name))
           throw new YuanError('internal', `a second gradient of ${name} came before its bucket was reduced`);
-        const values = t.dataSync() as Float32Array;
-        const flat = p.flat;
-        const at = slot.offset - b.start;
-        if (weight === 1) flat.set(values, at);
-        else for (let k = 0; k < values.length; k++) flat[at + k] = values[k] * weight;
+        copyTensorInto(t, p.flat, slot.offset - b.start, weight);
         p.waiting.delete(name);
         if (p.waiting.size === 0) {
           this.pending.delete(i);
-          complete.push([i, flat]);
+          complete.push([i, p.flat]);
         }
       }
     } finally {
@@ -170,9 +180,13 @@ export class GradientSpace {
         const i = complete[k][0];
         const at = this.bucketAt[i];
         // the step's first piece of a bucket is copied, later ones added
-        if (written.has(i)) for (let j = 0; j < piece.length; j++) shard[at + j] += piece[j];
+        if (written.has(i)) addInto(shard, at, piece);
         else shard.set(piece, at);
         written.add(i);
+        // the piece is a view of the flat array, which the next micro-batch may fill now
+        const spare = this.spare.get(i) ?? [];
+        spare.push(complete[k][1]);
+        this.spare.set(i, spare);
       }
     }));
     done.catch(() => {}); // awaited by drain; a failure surfaces there

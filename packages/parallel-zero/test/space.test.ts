@@ -61,6 +61,25 @@ describe('GradientSpace: group-by-group reduction with two groups in flight', ()
   });
 });
 
+describe('GradientSpace: several micro-batches into one shard', () => {
+  it('a later backward refills the buckets the earlier one reduced, and the shard holds both sums', async () => {
+    const d = 2;
+    const results = (await spawnThreadRanks(worker, d, { ...payload, backwards: 3 })) as Result[];
+    const ranks = (d * (d + 1)) / 2;
+    for (const r of results) {
+      const want = new Float32Array(17);
+      for (const s of r.slots) {
+        const times = payload.groups.filter((gr) => gr.includes(s.name)).length;
+        // micro-batch k's gradients are k × those of the first: 1 + 2 + 3
+        for (let i = 0; i < s.size; i++)
+          want[s.offset + i] = 6 * payload.weight * times * ranks * (i + 1) * codes[s.name as keyof typeof codes];
+      }
+      expect(r.shard).toEqual(r.ranges.flatMap(([start, length]) => [...want.subarray(start, start + length)]));
+    }
+    expect(results.map((r) => r.tensors)).toEqual([0, 0]);
+  });
+});
+
 describe('GradientSpace: buckets of several groups (reduce_bucket_size)', () => {
   // buckets span groups: [e, d] is complete after the second group, [c, a] after the fourth; b is its own bucket and
   // comes twice (as the tied embedding: the head's share, then the lookup's), each time reduced at once

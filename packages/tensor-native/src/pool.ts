@@ -83,6 +83,21 @@ export class PooledCpuBackend extends MathBackendCPU {
     return values instanceof Float32Array && this.owned.has(values.buffer) ? values.slice() : values;
   }
 
+  /**
+   * Copies the float32 values of `dataId` into `dst` from element `offset` (scaled by `scale` unless it is 1) without
+   * the intermediate copy a `readSync` of a pooled array makes; false (nothing written) for other dtypes or storage.
+   * Errors: RangeError when they do not fit in `dst`.
+   */
+  copyInto(dataId: DataId, dst: Float32Array, offset: number, scale = 1): boolean {
+    const values = super.readSync(dataId);
+    if (!(values instanceof Float32Array)) return false;
+    if (offset < 0 || offset + values.length > dst.length)
+      throw new RangeError(`copyInto: ${values.length} values do not fit at ${offset} in ${dst.length}`);
+    if (scale === 1) dst.set(values, offset);
+    else for (let k = 0; k < values.length; k++) dst[offset + k] = values[k] * scale;
+    return true;
+  }
+
   override readSync(dataId: DataId): backend_util.BackendValues {
     return this.copyIfOwned(super.readSync(dataId));
   }

@@ -23,7 +23,7 @@ export {
   type TensorToWrite,
   type FloatDType,
 } from './safetensors.js';
-export { liveTensorCount, BufferMeter } from './memory.js';
+export { liveTensorCount, BufferMeter, copyTensorInto } from './memory.js';
 export { recordTape, KeptTape, type RecordOptions, type BackwardOptions } from './tape.js';
 export {
   ropeAttention,

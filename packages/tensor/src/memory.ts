@@ -1,5 +1,28 @@
 import { tf } from './tf.js';
 
+/** A backend that can copy a tensor's float32 values straight into an array (tensor-native's pooled backend). */
+interface CopyingBackend {
+  copyInto(dataId: object, dst: Float32Array, offset: number, scale: number): boolean;
+}
+
+/**
+ * Writes the values of the float32 tensor `t` (× `scale`, default 1) into `dst` from element `offset`: one copy out of
+ * the backend's storage where the backend can (tensor-native), else from `dataSync()` (which on the native backend is
+ * itself a copy of a pooled array, so this saves an allocation of `t.size` floats per call — what gradient flattening
+ * does for every parameter every micro-batch). Errors: a non-float32 tensor or one that does not fit is a RangeError.
+ */
+export function copyTensorInto(t: tf.Tensor, dst: Float32Array, offset: number, scale = 1): void {
+  if (t.dtype !== 'float32') throw new RangeError(`copyTensorInto: tensor is ${t.dtype}, not float32`);
+  if (!Number.isInteger(offset) || offset < 0 || offset + t.size > dst.length)
+    throw new RangeError(`copyTensorInto: ${t.size} values do not fit at ${offset} in ${dst.length}`);
+  const eng = tf.engine() as unknown as EngineInternals;
+  const backend = eng.state.tensorInfo.get(t.dataId)?.backend as Partial<CopyingBackend> | undefined;
+  if (typeof backend?.copyInto === 'function' && backend.copyInto(t.dataId, dst, offset, scale)) return;
+  const values = t.dataSync() as Float32Array;
+  if (scale === 1) dst.set(values, offset);
+  else for (let k = 0; k < values.length; k++) dst[offset + k] = values[k] * scale;
+}
+
 /** Number of live tensors (for leak checks: it must not grow across steps). */
 export function liveTensorCount(): number {
   return tf.memory().numTensors;

@@ -1,5 +1,5 @@
 import { YuanError } from '@yuan/core';
-import { tf } from '@yuan/tensor';
+import { copyTensorInto, tf } from '@yuan/tensor';
 import type { ProcessGroup } from '@yuan/comm';
 
 /**
@@ -28,11 +28,10 @@ export class StageLinks {
 
   /** Sends a copy of `t`'s values and shape to stage `to` (the backend owns the tensor's storage; the copy is transferred). */
   async send(to: number, tag: string, t: tf.Tensor): Promise<void> {
-    const values = t.dataSync() as Float32Array;
-    const msg = new Float32Array(1 + t.rank + values.length);
+    const msg = new Float32Array(1 + t.rank + t.size);
     msg[0] = t.rank;
     msg.set(t.shape, 1);
-    msg.set(values, 1 + t.rank);
+    copyTensorInto(t, msg, 1 + t.rank);
     await this.group.send(this.peer(to), msg, tag, { transfer: true });
   }
 
