@@ -388,7 +388,8 @@ describe.skipIf(!native.info)('weight-format kernels', () => {
     ] as const;
     for (const [name, product] of products) {
       const alone = new Float32Array(31 * out);
-      for (let r = 0; r < 31; r++) product(x.subarray(r * inF, (r + 1) * inF), 1, alone.subarray(r * out, (r + 1) * out));
+      for (let r = 0; r < 31; r++)
+        product(x.subarray(r * inF, (r + 1) * inF), 1, alone.subarray(r * out, (r + 1) * out));
       for (let n = 2; n <= 31; n++) {
         const y = new Float32Array(n * out);
         product(x.subarray(0, n * inF), n, y);
