@@ -87,8 +87,8 @@ export function createLfaDecoder(spec: AttentionSpec, o: LfaOptions, weights: De
     return y;
   };
   return {
-    newState: (): LfaState => ({
-      kv: new KvCache(hs),
+    newState: (positions?: number): LfaState => ({
+      kv: KvCache.forPositions(hs, positions),
       x: new Float32Array((o.kernel - 1) * hs),
       u: new Float32Array((o.kernel - 1) * mid),
     }),

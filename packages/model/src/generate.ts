@@ -51,7 +51,7 @@ export function* generateTokens(
   const decoder = useCache ? model.decoder : undefined;
   if (decoder) {
     // the native decoder over stored weights: the prompt in one call, then one token per call
-    const sequence = decoder.newSequence();
+    const sequence = decoder.newSequence(prompt.length + options.maxNewTokens);
     let tokens: number[] = [...prompt];
     for (let i = 0; i < options.maxNewTokens; i++) {
       const next = sampleToken(decoder.forward([{ sequence, tokens }]), sampling, rng);

@@ -438,7 +438,7 @@ export class YuanModel {
       // inference over stored weights: each row through the native decoder, all positions (or the last) as logits
       const ids2 = ids.arraySync();
       const rows = ids2.map((r) =>
-        this.decoder!.forward([{ sequence: this.decoder!.newSequence(), tokens: r }], !options.lastOnly),
+        this.decoder!.forward([{ sequence: this.decoder!.newSequence(r.length), tokens: r }], !options.lastOnly),
       );
       const tt = options.lastOnly ? 1 : t;
       const flat = new Float32Array(b * tt * this.config.model.vocabSize);

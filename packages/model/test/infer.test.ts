@@ -91,7 +91,8 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
       for (let i = 0; i < 5; i++) rows.push(dec.forward([{ sequence: s, tokens: [i + 3] }]));
       return rows;
     });
-    const seqs = prompts.map(() => dec.newSequence());
+    // the batched sequences reserve their positions (prompt + 5 new tokens), the lone ones grow from the default
+    const seqs = prompts.map((p) => dec.newSequence(p.length + 5));
     const first = dec.forward(prompts.map((p, i) => ({ sequence: seqs[i], tokens: p })));
     const vocab = 512;
     prompts.forEach((_, i) =>
@@ -103,6 +104,10 @@ describe.skipIf(skip)(`native decoder over stored weights${skip ? ` (skipped: ${
         expect(maxDiff(step.subarray(i * vocab, (i + 1) * vocab), alone[i][t + 1])).toBeLessThan(1e-4),
       );
     }
+    // every layer's K/V cache was allocated once, for exactly the hinted positions
+    const capacities = seqs.map((s) => s.states.map((l) => (l as { kv: { k: Float32Array } }).kv.k.length));
+    const width = dec.config.model.hiddenSize;
+    prompts.forEach((p, i) => expect(new Set(capacities[i])).toEqual(new Set([(p.length + 5) * width])));
     model.dispose();
   });
 

@@ -420,7 +420,7 @@ export class ServingEngine {
     const vocab = this.model.config.model.vocabSize;
     const joining: Row[] = [];
     for (const [i, x] of rows.entries()) {
-      const state = decoder.newSequence();
+      const state = decoder.newSequence(promptIds.length + maxNewTokens);
       const logits = decoder.forward([{ sequence: state, tokens: promptIds }], wantPrompt && i === 0);
       if (i === 0) {
         if (request.echo) seq.echoText = x.text.promptPart;
@@ -478,7 +478,7 @@ export class ServingEngine {
     }
     const running = this.rows.length;
     if (running + fresh.length === 0) return;
-    const states = fresh.map(() => decoder.newSequence());
+    const states = fresh.map((x) => decoder.newSequence(x.seq.prepared.promptIds.length + x.seq.prepared.maxNewTokens));
     const items = [
       ...this.rows.map((x) => ({ sequence: x.state!, tokens: [x.last] })),
       ...fresh.map((x, i) => ({ sequence: states[i], tokens: x.seq.prepared.promptIds })),

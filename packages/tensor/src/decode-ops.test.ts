@@ -140,6 +140,17 @@ describe('DecodeOps one call per shared input', () => {
     expect(mixed.calls).toEqual(['linearF32 3', 'linearBf16']);
   });
 
+  it('KvCache.forPositions: the hinted capacity (at most 1024, else 16), doubling past it with the rows kept', () => {
+    const capacity = (positions?: number) => KvCache.forPositions(2, positions).k.length / 2;
+    expect([undefined, 24, 5000, 0, -3, NaN, 2.7].map(capacity)).toEqual([16, 24, 1024, 16, 16, 16, 2]);
+    const c = KvCache.forPositions(2, 3);
+    for (let i = 0; i < 4; i++) c.append(Float32Array.of(i, -i), Float32Array.of(10 + i, 0), 0, 2, 0, 2, 0);
+    expect(c.length).toBe(4);
+    expect(c.k.length).toBe(12);
+    expect(Array.from(c.k.subarray(0, 8))).toEqual([0, -0, 1, -1, 2, -2, 3, -3]);
+    expect(Array.from(c.v.subarray(0, 8))).toEqual([10, 0, 11, 0, 12, 0, 13, 0]);
+  });
+
   it('attendRows: each row sees its cache up to its own position; unfused, one attend per run', () => {
     const width = 4;
     const filled = (len: number) => {

@@ -81,9 +81,13 @@ export class Decoder {
     }
   }
 
-  /** A new, empty sequence. */
-  newSequence(): DecodeSequence {
-    return { length: 0, states: this.blocks.map((b) => b.attention.newState()) };
+  /**
+   * A new, empty sequence. `positions`: how many positions it will hold at most, when known (prompt + new tokens, at
+   * most maxPositions): the layers' K/V caches are allocated for them at once (`KvCache.forPositions`).
+   */
+  newSequence(positions?: number): DecodeSequence {
+    const hint = positions === undefined ? undefined : Math.min(positions, this.config.model.maxPositions);
+    return { length: 0, states: this.blocks.map((b) => b.attention.newState(hint)) };
   }
 
   /**

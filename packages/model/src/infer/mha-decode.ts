@@ -6,7 +6,7 @@ export function createMhaDecoder(spec: AttentionSpec, _options: unknown, weights
   const { hiddenSize: hs, numHeads: heads, headDim: d } = spec;
   const [wq, wk, wv, wo] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((n) => weights.linear(n));
   return {
-    newState: () => new KvCache(hs),
+    newState: (positions) => KvCache.forPositions(hs, positions),
     forward(x, rows, ops) {
       const n = rows.length;
       const [q, k] = ops.linearPair(wq, wk, x, n);

@@ -20,8 +20,12 @@ export interface DecodeWeights {
 
 /** An attention layer that decodes on plain arrays with the native kernels (no tfjs). */
 export interface AttentionDecodeLayer {
-  /** A fresh per-sequence state: its K/V cache and whatever else the variant keeps (LFA: the convolutions' inputs). */
-  newState(): unknown;
+  /**
+   * A fresh per-sequence state: its K/V cache and whatever else the variant keeps (LFA: the convolutions' inputs).
+   * `positions`, when known, is how many positions the sequence will hold at most (prompt + new tokens): the cache is
+   * allocated for them at once (`KvCache`'s capacity) instead of growing by copies as it fills.
+   */
+  newState(positions?: number): unknown;
   /**
    * Attention for x [rows, H] (the input-normed hidden states): rows of one sequence are consecutive positions in order
    * (a prompt), rows of different sequences are independent (a batched step). Appends to each row's state; returns
@@ -198,10 +202,27 @@ export class DecodeOps {
 }
 
 /**
+ * Most positions `KvCache.forPositions` reserves up front (past them the cache doubles as it fills): a request that
+ * asks for the whole context does not hold all of it before it is used.
+ */
+const KV_RESERVE_MAX = 1024;
+
+/**
  * A growing K/V cache of one sequence and one layer: K and V token-major [capacity, width] in fp32 (width = heads·d),
  * doubling when full. `attend` runs the shared attention kernel over it.
  */
 export class KvCache {
+  /**
+   * A cache for a sequence that will hold at most `positions` positions (the decode layer's `newState` hint): its
+   * capacity is `positions` (at most 1024), or 16 without a hint. Reserving what a request will use spares the copies
+   * of each doubling, which for a 2B model's 24 layers × 4 sequences took 90–300 ms a step at 16 and 32 positions
+   * (bench/README.md, "Stop 32").
+   */
+  static forPositions(width: number, positions?: number): KvCache {
+    const hint = positions !== undefined && Number.isFinite(positions) ? Math.floor(positions) : 0;
+    return new KvCache(width, hint >= 1 ? Math.min(hint, KV_RESERVE_MAX) : 16);
+  }
+
   k: Float32Array;
   v: Float32Array;
   length = 0;
