@@ -156,31 +156,28 @@ void bf16Rows(const float* const* xe, const float* const* xo, const float* const
 }
 
 #ifdef __AVX512F__
-// bf16 rows [o0, o0 + 4) of W with R = 2..4 rows of x on 16-lane registers, as f32Rows4Wide for fp32: a W vector is
-// 8 words (8 pairs) in both halves, lanes 0–7 their even bf16 and lanes 8–15 their odd ones, and xb holds each row's
-// pairs in blocks of 8 as [8 even | 8 odd] inputs, so lane l is bf16Rows's a (l < 8) or b chain and each row gets its
-// bits (hsum16, the same scalar tail).
-template <int R>
-void bf16Rows4Wide(const float* const* xb, const float* const* x, const uint16_t* w, int64_t in, int64_t o0,
-                   int64_t out, float* y) {
-  const int64_t pairs = in / 2;
-  const __m512i hi = _mm512_set1_epi32(int(0xffff0000u));
+// The loop of the 2–4-row kernels on 16-lane registers (f32Rows4Wide, bf16Rows4Wide): rows [o0, o0 + 4) of W with R
+// rows of x in 16 accumulators, `steps` steps of 16 inputs; `loadW(u, k)` gives step k of W row o0 + u and `xAt(r,
+// k)` the 16 inputs of x row r; every loaded vector is pinned in a register (GCC otherwise re-loads each W vector for
+// every FMA, and 16-lane loads, one a cycle on Zen 4, bound the loop at a third of the FMA rate). Then hsum16, and
+// `tail(u, r, sum)` adds the inputs past the last whole step. Lane l of an accumulator sums what the one-row kernel's
+// first (l < 8) or second 8-lane chain sums, so with the same tail each row gets that kernel's bits.
+template <int R, class LoadW, class XAt, class Tail>
+__attribute__((always_inline)) inline void rows4Wide(int64_t steps, const LoadW& loadW, const XAt& xAt,
+                                                      const Tail& tail, int64_t o0, int64_t out, float* y) {
   __m512 v[16];
 #pragma GCC unroll 16
   for (int m = 0; m < 16; m++) v[m] = _mm512_setzero_ps();
-  const uint16_t* w0 = w + o0 * in;
-  int64_t i = 0;
-  for (; i + 8 <= pairs; i += 8) {
+  for (int64_t k = 0; k < steps; k++) {
     __m512 p[4];
 #pragma GCC unroll 4
     for (int u = 0; u < 4; u++) {
-      const __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * in + 2 * i)));
-      p[u] = _mm512_castsi512_ps(_mm512_mask_and_epi32(_mm512_slli_epi32(t, 16), 0xFF00, t, hi));
-      asm("" : "+v"(p[u]));  // in registers (see f32Rows4Wide)
+      p[u] = loadW(u, k);
+      asm("" : "+v"(p[u]));
     }
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-      __m512 xv = _mm512_loadu_ps(xb[r] + 2 * i);
+      __m512 xv = _mm512_loadu_ps(xAt(r, k));
       asm("" : "+v"(xv));
 #pragma GCC unroll 4
       for (int u = 0; u < 4; u++) v[r * 4 + u] = _mm512_fmadd_ps(p[u], xv, v[r * 4 + u]);
@@ -188,14 +185,30 @@ void bf16Rows4Wide(const float* const* xb, const float* const* x, const uint16_t
   }
   alignas(64) float s[16];
   hsum16(v, s);
-  for (int u = 0; u < 4; u++) {
+  for (int u = 0; u < 4; u++)
+    for (int r = 0; r < R; r++) y[r * out + o0 + u] = tail(u, r, s[u * 4 + r]);
+}
+
+// bf16 rows [o0, o0 + 4) of W with R = 2..4 rows of x: a W vector is 8 words (8 pairs) in both halves, lanes 0–7
+// their even bf16 and lanes 8–15 their odd ones, and xb holds each row's pairs in blocks of 8 as [8 even | 8 odd]
+// inputs, so lane l is bf16Rows's a (l < 8) or b chain.
+template <int R>
+void bf16Rows4Wide(const float* const* xb, const float* const* x, const uint16_t* w, int64_t in, int64_t o0,
+                   int64_t out, float* y) {
+  const int64_t steps = in / 2 / 8;
+  const __m512i hi = _mm512_set1_epi32(int(0xffff0000u));
+  const uint16_t* w0 = w + o0 * in;
+  const auto loadW = [&](int u, int64_t k) {
+    const __m512i t = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + u * in + 16 * k)));
+    return _mm512_castsi512_ps(_mm512_mask_and_epi32(_mm512_slli_epi32(t, 16), 0xFF00, t, hi));
+  };
+  const auto xAt = [&](int r, int64_t k) { return xb[r] + 16 * k; };
+  const auto tail = [&](int u, int r, float t) {
     const uint16_t* row = w0 + u * in;
-    for (int r = 0; r < R; r++) {
-      float t = s[u * 4 + r];
-      for (int64_t j = 2 * i; j < in; j++) t += bf16(row[j]) * x[r][j];
-      y[r * out + o0 + u] = t;
-    }
-  }
+    for (int64_t j = 16 * steps; j < in; j++) t += bf16(row[j]) * x[r][j];
+    return t;
+  };
+  rows4Wide<R>(steps, loadW, xAt, tail, o0, out, y);
 }
 #endif
 
@@ -252,42 +265,19 @@ void f32Rows(const float* const* x, const float* w, int64_t in, int64_t o0, int6
 }
 
 #ifdef __AVX512F__
-// fp32 rows [o0, o0 + 4) of W with R = 2..4 rows of x on 16-lane registers: 4·R accumulators, each W and x vector
-// loaded once per 16 inputs for R or 4 FMAs (f32Rows with R = 4 loads 10 vectors per 8 half-width FMAs and runs at
-// a third of the FMA rate). Lane l of an accumulator is f32Rows's a (l < 8) or b chain, so with hsum16 and the same
-// scalar tail each row gets f32Rows's bits.
+// fp32 rows [o0, o0 + 4) of W with R = 2..4 rows of x (f32Rows with R = 4 loads 10 vectors per 8 half-width FMAs).
 template <int R>
 void f32Rows4Wide(const float* const* x, const float* w, int64_t in, int64_t o0, int64_t out, float* y) {
-  __m512 v[16];
-#pragma GCC unroll 16
-  for (int m = 0; m < 16; m++) v[m] = _mm512_setzero_ps();
+  const int64_t steps = in / 16;
   const float* w0 = w + o0 * in;
-  int64_t i = 0;
-  for (; i + 16 <= in; i += 16) {
-    __m512 p[4];
-    // in registers (GCC otherwise reloads each W vector for every FMA, and 16-lane loads, one a cycle, bound the loop)
-    for (int u = 0; u < 4; u++) {
-      p[u] = _mm512_loadu_ps(w0 + u * in + i);
-      asm("" : "+v"(p[u]));
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-      __m512 xv = _mm512_loadu_ps(x[r] + i);
-      asm("" : "+v"(xv));
-#pragma GCC unroll 4
-      for (int u = 0; u < 4; u++) v[r * 4 + u] = _mm512_fmadd_ps(p[u], xv, v[r * 4 + u]);
-    }
-  }
-  alignas(64) float s[16];
-  hsum16(v, s);
-  for (int u = 0; u < 4; u++) {
+  const auto loadW = [&](int u, int64_t k) { return _mm512_loadu_ps(w0 + u * in + 16 * k); };
+  const auto xAt = [&](int r, int64_t k) { return x[r] + 16 * k; };
+  const auto tail = [&](int u, int r, float t) {
     const float* row = w0 + u * in;
-    for (int r = 0; r < R; r++) {
-      float t = s[u * 4 + r];
-      for (int64_t j = i; j < in; j++) t += row[j] * x[r][j];
-      y[r * out + o0 + u] = t;
-    }
-  }
+    for (int64_t j = 16 * steps; j < in; j++) t += row[j] * x[r][j];
+    return t;
+  };
+  rows4Wide<R>(steps, loadW, xAt, tail, o0, out, y);
 }
 #endif
 
