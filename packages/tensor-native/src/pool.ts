@@ -84,18 +84,11 @@ export class PooledCpuBackend extends MathBackendCPU {
   }
 
   /**
-   * Copies the float32 values of `dataId` into `dst` from element `offset` (scaled by `scale` unless it is 1) without
-   * the intermediate copy a `readSync` of a pooled array makes; false (nothing written) for other dtypes or storage.
-   * Errors: RangeError when they do not fit in `dst`.
+   * The values of `dataId` as stored: a pooled array itself, not the copy `readSync` makes. Only for a caller that
+   * copies them at once and keeps no reference (`copyTensorInto` of @yuan/tensor); the array may be reused later.
    */
-  copyInto(dataId: DataId, dst: Float32Array, offset: number, scale = 1): boolean {
-    const values = super.readSync(dataId);
-    if (!(values instanceof Float32Array)) return false;
-    if (offset < 0 || offset + values.length > dst.length)
-      throw new RangeError(`copyInto: ${values.length} values do not fit at ${offset} in ${dst.length}`);
-    if (scale === 1) dst.set(values, offset);
-    else for (let k = 0; k < values.length; k++) dst[offset + k] = values[k] * scale;
-    return true;
+  storedValues(dataId: DataId): backend_util.BackendValues {
+    return super.readSync(dataId);
   }
 
   override readSync(dataId: DataId): backend_util.BackendValues {

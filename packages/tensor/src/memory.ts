@@ -1,8 +1,8 @@
 import { tf } from './tf.js';
 
-/** A backend that can copy a tensor's float32 values straight into an array (tensor-native's pooled backend). */
-interface CopyingBackend {
-  copyInto(dataId: object, dst: Float32Array, offset: number, scale: number): boolean;
+/** A backend that can hand out a tensor's stored values without copying them (tensor-native's pooled backend). */
+interface StoringBackend {
+  storedValues(dataId: object): unknown;
 }
 
 /**
@@ -16,9 +16,9 @@ export function copyTensorInto(t: tf.Tensor, dst: Float32Array, offset: number, 
   if (!Number.isInteger(offset) || offset < 0 || offset + t.size > dst.length)
     throw new RangeError(`copyTensorInto: ${t.size} values do not fit at ${offset} in ${dst.length}`);
   const eng = tf.engine() as unknown as EngineInternals;
-  const backend = eng.state.tensorInfo.get(t.dataId)?.backend as Partial<CopyingBackend> | undefined;
-  if (typeof backend?.copyInto === 'function' && backend.copyInto(t.dataId, dst, offset, scale)) return;
-  const values = t.dataSync() as Float32Array;
+  const backend = eng.state.tensorInfo.get(t.dataId)?.backend as Partial<StoringBackend> | undefined;
+  const stored = typeof backend?.storedValues === 'function' ? backend.storedValues(t.dataId) : undefined;
+  const values = stored instanceof Float32Array ? stored : (t.dataSync() as Float32Array);
   if (scale === 1) dst.set(values, offset);
   else for (let k = 0; k < values.length; k++) dst[offset + k] = values[k] * scale;
 }
